@@ -1,0 +1,61 @@
+//! `peerns bench ...`: performance goals live here, measured side by side in one run.
+
+mod signaling;
+
+use clap::Subcommand;
+
+use crate::Result;
+
+/// Benchmarks.
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Embedded signaling server vs the official PeerJS server: registrations/s, relay latency.
+    Signaling {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// OFFER relays timed per server.
+        #[arg(long, default_value_t = 1000)]
+        relays: usize,
+        /// ID registrations timed per server and round.
+        #[arg(long, default_value_t = 400)]
+        registrations: usize,
+        /// Alternating rounds (the median round counts).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+}
+
+/// Runs one benchmark.
+pub async fn run(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Signaling {
+            json,
+            relays,
+            registrations,
+            rounds,
+        } => signaling::run(json, relays, registrations, rounds).await,
+    }
+}
+
+/// The `p`-th percentile (0–100) of `samples` by nearest rank; sorts in place.
+pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * samples.len() as f64).ceil().max(1.0) as usize;
+    samples[rank.min(samples.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percentile_by_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).rev().collect();
+        assert_eq!(super::percentile(&mut v, 50.0), 50.0);
+        assert_eq!(super::percentile(&mut v, 99.0), 99.0);
+        assert_eq!(super::percentile(&mut v, 100.0), 100.0);
+        assert!(super::percentile(&mut [], 50.0).is_nan());
+    }
+}

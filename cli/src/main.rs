@@ -1,0 +1,137 @@
+//! `peerns`: the desktop/headless shell of PeerNS native (and the "home desktop" of the product).
+
+mod bench;
+mod demo;
+mod servers;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use peerns_core::signaling::server::{EmbeddedServer, ServerConfig};
+use peerns_core::store::Profile;
+
+#[derive(Parser)]
+#[command(
+    name = "peerns",
+    version,
+    about = "PeerNS native: serverless peer-to-peer messenger"
+)]
+struct Cli {
+    /// Profile folder (identity, database). Default: the platform data dir.
+    #[arg(long, global = true, env = "PEERNS_PROFILE")]
+    profile: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print this profile's identity (creating it on first use).
+    Id,
+    /// Run the embedded PeerJS-compatible signaling server.
+    Signal(SignalArgs),
+    /// Start a local signaling server and nodes in one process and show them talk.
+    Demo,
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCmd,
+    },
+}
+
+#[derive(clap::Args)]
+struct SignalArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Port to listen on (0 = any free port).
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
+    /// Mount path.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// API key clients must present.
+    #[arg(long, default_value = "peerjs")]
+    key: String,
+    /// Queued messages for an absent peer expire (EXPIRE to the sender) after this long.
+    #[arg(long, default_value_t = 5000)]
+    expire_timeout_ms: u64,
+    /// Clients silent (no HEARTBEAT) for this long are evicted.
+    #[arg(long, default_value_t = 60000)]
+    alive_timeout_ms: u64,
+    /// Most clients registered at once.
+    #[arg(long, default_value_t = 5000)]
+    concurrent_limit: usize,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PEERNS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Id => {
+            let dir = match cli.profile {
+                Some(d) => d,
+                None => Profile::default_dir().ok_or("no platform data dir; pass --profile")?,
+            };
+            let profile = Profile::open_desktop(&dir)?;
+            let id = profile.identity();
+            println!("fingerprint: {}", id.fingerprint().to_hex());
+            println!("short:       {}", id.fingerprint().short());
+            println!("peer id:     {}", id.peer_id());
+            Ok(())
+        }
+        Cmd::Signal(a) => signal(a).await,
+        Cmd::Demo => demo::run().await,
+        Cmd::Bench { what } => bench::run(what).await,
+    }
+}
+
+async fn signal(a: SignalArgs) -> Result<()> {
+    let config = ServerConfig {
+        host: a.host,
+        port: a.port,
+        path: a.path,
+        key: a.key,
+        expire_timeout: Duration::from_millis(a.expire_timeout_ms),
+        alive_timeout: Duration::from_millis(a.alive_timeout_ms),
+        concurrent_limit: a.concurrent_limit,
+        ..ServerConfig::default()
+    };
+    let server = EmbeddedServer::start(config).await?;
+    println!("PeerNS signaling server listening on {}", server.url());
+    shutdown_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

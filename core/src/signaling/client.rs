@@ -1,0 +1,788 @@
+//! The sans-IO signaling state machine: every PeerJS registration of one node (persistent ID,
+//! later discovery and router IDs) against one signaling server.
+//!
+//! Inputs are method calls carrying the current time; outputs are [`Output`]s drained with
+//! [`Signaling::poll_output`] and a wake-up time from [`Signaling::poll_timeout`]. No sockets, no
+//! clocks, no tasks: the tokio [`driver`](super::driver) does the I/O, and tests run on virtual time.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rand::{SeedableRng, rngs::SmallRng};
+
+use super::backoff::{Backoff, Debounce};
+use super::limiter::{LimiterConfig, RegistrationLimiter};
+use super::protocol::{Message, MessageType, PEERJS_VERSION, is_throttle_error};
+
+/// A signaling server address: `{ws|wss}://HOST:PORT{path}` plus the API key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerUrl {
+    /// `wss://` (TLS) rather than `ws://`.
+    pub secure: bool,
+    /// Host name or IP literal.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Mount path, always starting and ending with `/`.
+    pub path: String,
+    /// PeerJS API key.
+    pub key: String,
+}
+
+/// A server URL that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid signaling server URL {url:?}: {reason}")]
+pub struct BadServerUrl {
+    url: String,
+    reason: String,
+}
+
+impl ServerUrl {
+    /// The public PeerJS cloud: `wss://0.peerjs.com:443/`, key `peerjs`.
+    pub fn public_cloud() -> Self {
+        Self {
+            secure: true,
+            host: "0.peerjs.com".into(),
+            port: 443,
+            path: "/".into(),
+            key: "peerjs".into(),
+        }
+    }
+
+    /// Parses `ws://host:port/path?key=K` (also `wss://`, `http://`, `https://`); the key
+    /// defaults to `peerjs`, the port to 80/443.
+    pub fn parse(url: &str) -> Result<Self, BadServerUrl> {
+        let bad = |reason: &str| BadServerUrl {
+            url: url.into(),
+            reason: reason.into(),
+        };
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        let secure = match parsed.scheme() {
+            "ws" | "http" => false,
+            "wss" | "https" => true,
+            _ => return Err(bad("scheme must be ws, wss, http or https")),
+        };
+        let host = parsed.host_str().ok_or_else(|| bad("no host"))?.to_owned();
+        let port = parsed
+            .port_or_known_default()
+            .ok_or_else(|| bad("no port"))?;
+        let mut path = parsed.path().to_owned();
+        if !path.ends_with('/') {
+            path.push('/');
+        }
+        let key = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "key")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| "peerjs".into());
+        Ok(Self {
+            secure,
+            host,
+            port,
+            path,
+            key,
+        })
+    }
+
+    /// The WebSocket URL that registers `id` with `token`, exactly as peerjs 1.5.5 builds it.
+    pub fn socket_url(&self, id: &str, token: &str) -> String {
+        let scheme = if self.secure { "wss" } else { "ws" };
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        format!(
+            "{scheme}://{}:{}{}peerjs?key={}&id={}&token={}&version={PEERJS_VERSION}",
+            self.host,
+            self.port,
+            self.path,
+            enc(&self.key),
+            enc(id),
+            enc(token)
+        )
+    }
+
+    /// Canonical name of the server, used as the key for stored tokens.
+    pub fn label(&self) -> String {
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}:{}{}", self.host, self.port, self.path)
+    }
+}
+
+/// Timings and limits of the signaling layer.
+#[derive(Debug, Clone)]
+pub struct SignalingConfig {
+    /// The server to register with.
+    pub server: ServerUrl,
+    /// HEARTBEAT period while registered (PeerJS: 5 s).
+    pub heartbeat: Duration,
+    /// How long a registration may take from dialing to OPEN before it counts as failed.
+    pub open_timeout: Duration,
+    /// The stock `peer` server answers a re-attach (same ID and token while its old socket is
+    /// still registered) with silence instead of OPEN. A refusal always comes at once, so an
+    /// upgraded socket that stays quiet this long counts as re-attached.
+    pub reattach_grace: Duration,
+    /// Reconnect backoff.
+    pub backoff: Backoff,
+    /// How long `network_changed` waits for the network to settle before reconnecting.
+    pub debounce: Duration,
+    /// Node-wide registration limiter.
+    pub limiter: LimiterConfig,
+    /// Seed for backoff jitter (tests use fixed seeds; the driver draws one at random).
+    pub seed: u64,
+}
+
+impl SignalingConfig {
+    /// Defaults for `server`: 5 s heartbeat, 10 s open timeout, 1–30 s backoff, 300 ms debounce.
+    pub fn new(server: ServerUrl) -> Self {
+        Self {
+            server,
+            heartbeat: Duration::from_secs(5),
+            open_timeout: Duration::from_secs(10),
+            reattach_grace: Duration::from_secs(1),
+            backoff: Backoff::default(),
+            debounce: Duration::from_millis(300),
+            limiter: LimiterConfig::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// Identifies one registration inside a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegId(pub u64);
+
+/// Identifies one WebSocket attempt, so late events from a replaced socket are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// The answer to "may I have this ID?" — discovery uses `Taken` as its election result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimResult {
+    /// The server answered OPEN: the ID is ours.
+    Claimed,
+    /// Another client holds the ID (ID-TAKEN).
+    Taken,
+    /// The server refused for another reason (bad key, bad ID, ...).
+    Error(String),
+}
+
+/// What the UI shows about a registration. Rate-limited and offline are never confused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalingState {
+    /// First attempt in progress.
+    Connecting,
+    /// Registered (OPEN received).
+    Connected,
+    /// Lost or failed; retry number `attempt` starts in `next_in`.
+    Reconnecting {
+        /// 1 for the first retry.
+        attempt: u32,
+        /// Time until the retry.
+        next_in: Duration,
+    },
+    /// Held back by the limiter or the server's throttling until then.
+    RateLimited {
+        /// When registrations may resume.
+        until: Instant,
+    },
+    /// Not trying: no network, or a permanent refusal.
+    Offline {
+        /// Human-readable cause.
+        reason: String,
+    },
+}
+
+/// Why a WebSocket could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// HTTP 429 at the upgrade.
+    Throttled,
+    /// Anything else (DNS, TCP, TLS, HTTP status).
+    Other(String),
+}
+
+/// Something the signaling layer reports upward.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignalingEvent {
+    /// The outcome of a registration's claim (first answer, and every later ID-TAKEN/refusal).
+    Claim {
+        /// The registration.
+        reg: RegId,
+        /// The PeerJS ID it claimed.
+        id: String,
+        /// The outcome.
+        result: ClaimResult,
+    },
+    /// The registration's UI state changed.
+    State {
+        /// The registration.
+        reg: RegId,
+        /// The new state.
+        state: SignalingState,
+    },
+    /// A relayed message (OFFER, ANSWER, CANDIDATE, LEAVE, EXPIRE) arrived for a registration.
+    Message {
+        /// The registration whose socket received it.
+        reg: RegId,
+        /// The frame, `src` set by the server.
+        msg: Message,
+    },
+}
+
+/// An instruction for the I/O driver, or an event for the layer above.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Open a WebSocket to `url` for this registration attempt.
+    Connect {
+        /// The registration.
+        reg: RegId,
+        /// The attempt; report its events with this id.
+        conn: ConnId,
+        /// Full WebSocket URL with query.
+        url: String,
+    },
+    /// Send a text frame on the attempt's socket.
+    Transmit {
+        /// The attempt.
+        conn: ConnId,
+        /// The JSON text.
+        text: String,
+    },
+    /// Close the attempt's socket.
+    Disconnect {
+        /// The attempt.
+        conn: ConnId,
+    },
+    /// Report to the layer above.
+    Event(SignalingEvent),
+}
+
+/// Errors from calls into the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalingError {
+    /// No such registration.
+    #[error("unknown registration")]
+    UnknownRegistration,
+    /// The registration is not connected to the server right now.
+    #[error("not connected to the signaling server")]
+    NotConnected,
+    /// The ID is already registered by this node.
+    #[error("ID {0} is already registered by this node")]
+    Duplicate(String),
+}
+
+/// Counters for diagnostics; unknown or malformed frames are counted, never fatal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames received and understood.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Frames that did not parse.
+    pub malformed: u64,
+    /// Frames that parsed but made no sense in the current phase.
+    pub unexpected: u64,
+    /// WebSocket attempts started.
+    pub dials: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Phase {
+    /// Waiting for `not_before` (backoff) and then for the limiter.
+    Pending { not_before: Instant },
+    /// Dialing, or upgraded and waiting for OPEN (`reattach_at` is set once upgraded).
+    Dialing {
+        conn: ConnId,
+        deadline: Instant,
+        reattach_at: Option<Instant>,
+    },
+    /// Registered.
+    Open {
+        conn: ConnId,
+        next_heartbeat: Instant,
+    },
+    /// Not trying. `permanent` refusals are not revived by a network change.
+    Offline { permanent: bool },
+}
+
+#[derive(Debug, Clone)]
+struct Registration {
+    id: String,
+    token: String,
+    phase: Phase,
+    /// Failed attempts since the last OPEN.
+    failures: u32,
+    claimed_once: bool,
+    state: Option<SignalingState>,
+}
+
+/// All registrations of one node against one server.
+#[derive(Debug)]
+pub struct Signaling {
+    config: SignalingConfig,
+    regs: BTreeMap<RegId, Registration>,
+    limiter: RegistrationLimiter,
+    debounce: Debounce,
+    pending_online: bool,
+    online: bool,
+    next_conn: u64,
+    rng: SmallRng,
+    out: VecDeque<Output>,
+    stats: Stats,
+}
+
+impl Signaling {
+    /// A machine with no registrations.
+    pub fn new(config: SignalingConfig) -> Self {
+        Self {
+            limiter: RegistrationLimiter::new(config.limiter),
+            debounce: Debounce::new(config.debounce),
+            rng: SmallRng::seed_from_u64(config.seed),
+            config,
+            regs: BTreeMap::new(),
+            pending_online: true,
+            online: true,
+            next_conn: 0,
+            out: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SignalingConfig {
+        &self.config
+    }
+
+    /// Diagnostic counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// True while `conn` is the live socket of some registration (stale sockets must be closed).
+    pub fn is_current(&self, conn: ConnId) -> bool {
+        self.reg_of(conn).is_some()
+    }
+
+    /// Current UI state of a registration.
+    pub fn state(&self, reg: RegId) -> Option<&SignalingState> {
+        self.regs.get(&reg)?.state.as_ref()
+    }
+
+    /// Starts registering `id` with `token` (reuse the stored token to re-attach after a restart).
+    pub fn register(
+        &mut self,
+        now: Instant,
+        reg: RegId,
+        id: &str,
+        token: &str,
+    ) -> Result<(), SignalingError> {
+        if self.regs.contains_key(&reg) || self.regs.values().any(|r| r.id == id) {
+            return Err(SignalingError::Duplicate(id.into()));
+        }
+        let phase = if self.online {
+            Phase::Pending { not_before: now }
+        } else {
+            Phase::Offline { permanent: false }
+        };
+        self.regs.insert(
+            reg,
+            Registration {
+                id: id.into(),
+                token: token.into(),
+                phase,
+                failures: 0,
+                claimed_once: false,
+                state: None,
+            },
+        );
+        if self.online {
+            self.set_state(reg, SignalingState::Connecting);
+        } else {
+            self.set_state(reg, offline_no_network());
+        }
+        self.handle_timeout(now);
+        Ok(())
+    }
+
+    /// Releases the ID: a graceful LEAVE so the server frees it at once, then close.
+    pub fn unregister(&mut self, reg: RegId) -> Result<(), SignalingError> {
+        let r = self
+            .regs
+            .remove(&reg)
+            .ok_or(SignalingError::UnknownRegistration)?;
+        match r.phase {
+            Phase::Open { conn, .. } => {
+                self.transmit(conn, &Message::new(MessageType::Leave));
+                self.out.push_back(Output::Disconnect { conn });
+            }
+            Phase::Dialing { conn, .. } => self.out.push_back(Output::Disconnect { conn }),
+            Phase::Pending { .. } | Phase::Offline { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Sends a frame on a registered socket (OFFER, ANSWER, CANDIDATE, LEAVE to a peer).
+    pub fn send(&mut self, reg: RegId, msg: &Message) -> Result<(), SignalingError> {
+        let r = self
+            .regs
+            .get(&reg)
+            .ok_or(SignalingError::UnknownRegistration)?;
+        match r.phase {
+            Phase::Open { conn, .. } => {
+                self.transmit(conn, msg);
+                Ok(())
+            }
+            _ => Err(SignalingError::NotConnected),
+        }
+    }
+
+    /// The platform says the network changed (`online` = some network is usable). Debounced:
+    /// the reconnect happens once the network has been quiet for the debounce delay.
+    pub fn network_changed(&mut self, now: Instant, online: bool) {
+        self.pending_online = online;
+        self.debounce.trigger(now);
+    }
+
+    /// The WebSocket of `conn` could not be opened.
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId, failure: ConnectFailure) {
+        let Some(reg) = self.reg_of(conn) else { return };
+        match failure {
+            ConnectFailure::Throttled => self.throttled(now, reg),
+            ConnectFailure::Other(reason) => {
+                tracing::debug!(?reg, %reason, "signaling connect failed");
+                self.retry_later(now, reg);
+            }
+        }
+    }
+
+    /// The WebSocket of `conn` is open (HTTP upgrade done); the server's answer comes next.
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
+        let Some(reg) = self.reg_of(conn) else { return };
+        let grace = self.config.reattach_grace;
+        if let Phase::Dialing { reattach_at, .. } = &mut self.regs.get_mut(&reg).unwrap().phase {
+            *reattach_at = Some(now + grace);
+        }
+    }
+
+    /// The WebSocket of `conn` closed (or errored) after it was opened.
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        let Some(reg) = self.reg_of(conn) else { return };
+        self.retry_later(now, reg);
+    }
+
+    /// A text frame arrived on `conn`.
+    pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
+        let Some(reg) = self.reg_of(conn) else { return };
+        let msg = match Message::parse(text) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                tracing::warn!(?reg, error = %e, "ignoring bad signaling frame");
+                return;
+            }
+        };
+        self.stats.frames_in += 1;
+        let open = matches!(self.regs[&reg].phase, Phase::Open { .. });
+        match msg.kind {
+            MessageType::Open if !open => self.opened(now, reg, conn),
+            MessageType::IdTaken => self.refused(reg, conn, ClaimResult::Taken, "ID is taken"),
+            MessageType::InvalidKey => {
+                let result = ClaimResult::Error("Invalid key provided".into());
+                self.refused(reg, conn, result, "invalid API key")
+            }
+            MessageType::Error => self.server_error(now, reg, conn, msg.error_msg().unwrap_or("")),
+            kind if kind.is_relayed() && open => self
+                .out
+                .push_back(Output::Event(SignalingEvent::Message { reg, msg })),
+            _ => {
+                self.stats.unexpected += 1;
+                tracing::debug!(?reg, kind = ?msg.kind, "unexpected signaling frame");
+            }
+        }
+    }
+
+    /// Advances time: fires debounce, heartbeats, open timeouts and pending registrations.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.debounce.fire(now) {
+            self.apply_network(now);
+        }
+        let regs: Vec<RegId> = self.regs.keys().copied().collect();
+        for reg in regs {
+            match self.regs[&reg].phase {
+                Phase::Open {
+                    conn,
+                    next_heartbeat,
+                } if now >= next_heartbeat => {
+                    self.transmit(conn, &Message::new(MessageType::Heartbeat));
+                    let hb = now + self.config.heartbeat;
+                    self.regs.get_mut(&reg).unwrap().phase = Phase::Open {
+                        conn,
+                        next_heartbeat: hb,
+                    };
+                }
+                Phase::Dialing {
+                    conn,
+                    reattach_at: Some(t),
+                    ..
+                } if now >= t => {
+                    tracing::debug!(?reg, "no refusal after the upgrade: re-attached");
+                    self.opened(now, reg, conn);
+                }
+                Phase::Dialing { conn, deadline, .. } if now >= deadline => {
+                    tracing::debug!(?reg, "signaling open timed out");
+                    self.out.push_back(Output::Disconnect { conn });
+                    self.retry_later(now, reg);
+                }
+                _ => {}
+            }
+        }
+        self.dial_due(now);
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let mut next = self.debounce.deadline();
+        let mut earliest_pending: Option<Instant> = None;
+        for r in self.regs.values() {
+            let t = match r.phase {
+                Phase::Pending { not_before } => {
+                    earliest_pending =
+                        Some(earliest_pending.map_or(not_before, |e| e.min(not_before)));
+                    continue;
+                }
+                Phase::Dialing {
+                    deadline,
+                    reattach_at,
+                    ..
+                } => reattach_at.map_or(deadline, |r| r.min(deadline)),
+                Phase::Open { next_heartbeat, .. } => next_heartbeat,
+                Phase::Offline { .. } => continue,
+            };
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+        if let Some(p) = earliest_pending {
+            let t = self.limiter.check(p).map_or(p, |w| w.until().max(p));
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+        next
+    }
+
+    /// The next instruction or event, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn reg_of(&self, conn: ConnId) -> Option<RegId> {
+        self.regs.iter().find_map(|(id, r)| match r.phase {
+            Phase::Dialing { conn: c, .. } | Phase::Open { conn: c, .. } if c == conn => Some(*id),
+            _ => None,
+        })
+    }
+
+    fn transmit(&mut self, conn: ConnId, msg: &Message) {
+        self.stats.frames_out += 1;
+        self.out.push_back(Output::Transmit {
+            conn,
+            text: msg.to_text(),
+        });
+    }
+
+    fn set_state(&mut self, reg: RegId, state: SignalingState) {
+        let r = self
+            .regs
+            .get_mut(&reg)
+            .expect("state of a known registration");
+        if r.state.as_ref() != Some(&state) {
+            r.state = Some(state.clone());
+            self.out
+                .push_back(Output::Event(SignalingEvent::State { reg, state }));
+        }
+    }
+
+    fn claim(&mut self, reg: RegId, result: ClaimResult) {
+        let id = self.regs[&reg].id.clone();
+        self.out
+            .push_back(Output::Event(SignalingEvent::Claim { reg, id, result }));
+    }
+
+    fn opened(&mut self, now: Instant, reg: RegId, conn: ConnId) {
+        let r = self.regs.get_mut(&reg).unwrap();
+        r.phase = Phase::Open {
+            conn,
+            next_heartbeat: now + self.config.heartbeat,
+        };
+        r.failures = 0;
+        let first = !std::mem::replace(&mut r.claimed_once, true);
+        self.set_state(reg, SignalingState::Connected);
+        if first {
+            self.claim(reg, ClaimResult::Claimed);
+        }
+    }
+
+    fn refused(&mut self, reg: RegId, conn: ConnId, result: ClaimResult, reason: &str) {
+        self.out.push_back(Output::Disconnect { conn });
+        self.regs.get_mut(&reg).unwrap().phase = Phase::Offline { permanent: true };
+        self.set_state(
+            reg,
+            SignalingState::Offline {
+                reason: reason.into(),
+            },
+        );
+        self.claim(reg, result);
+    }
+
+    fn server_error(&mut self, now: Instant, reg: RegId, conn: ConnId, msg: &str) {
+        let open = matches!(self.regs[&reg].phase, Phase::Open { .. });
+        if is_throttle_error(msg) {
+            if !open {
+                self.out.push_back(Output::Disconnect { conn });
+                self.throttled(now, reg);
+            } else {
+                tracing::warn!(?reg, %msg, "signaling server throttles this socket");
+            }
+        } else if open {
+            tracing::warn!(?reg, %msg, "signaling server error");
+        } else {
+            let first = !self.regs[&reg].claimed_once;
+            self.refused(reg, conn, ClaimResult::Error(msg.into()), msg);
+            if !first {
+                tracing::warn!(?reg, %msg, "server refused a re-registration");
+            }
+        }
+    }
+
+    fn throttled(&mut self, now: Instant, reg: RegId) {
+        let until = self.limiter.throttled(now);
+        tracing::warn!(
+            ?reg,
+            "signaling server throttled us; holding registrations back"
+        );
+        let r = self.regs.get_mut(&reg).unwrap();
+        r.failures += 1;
+        r.phase = Phase::Pending { not_before: until };
+        self.set_state(reg, SignalingState::RateLimited { until });
+    }
+
+    fn retry_later(&mut self, now: Instant, reg: RegId) {
+        let r = self.regs.get_mut(&reg).unwrap();
+        if matches!(r.phase, Phase::Offline { .. }) {
+            return;
+        }
+        let delay = self.config.backoff.delay(r.failures, &mut self.rng);
+        r.failures += 1;
+        let attempt = r.failures;
+        r.phase = Phase::Pending {
+            not_before: now + delay,
+        };
+        self.set_state(
+            reg,
+            SignalingState::Reconnecting {
+                attempt,
+                next_in: delay,
+            },
+        );
+    }
+
+    fn dial_due(&mut self, now: Instant) {
+        let mut due: Vec<(Instant, RegId)> = self
+            .regs
+            .iter()
+            .filter_map(|(id, r)| match r.phase {
+                Phase::Pending { not_before } if not_before <= now => Some((not_before, *id)),
+                _ => None,
+            })
+            .collect();
+        due.sort();
+        for (_, reg) in due {
+            match self.limiter.check(now) {
+                None => self.dial(now, reg),
+                Some(wait) => {
+                    if wait.is_rate_limit() {
+                        let until = wait.until();
+                        for (_, r) in self.pending_regs() {
+                            self.set_state(r, SignalingState::RateLimited { until });
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    fn pending_regs(&self) -> Vec<(Instant, RegId)> {
+        self.regs
+            .iter()
+            .filter_map(|(id, r)| match r.phase {
+                Phase::Pending { not_before } => Some((not_before, *id)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn dial(&mut self, now: Instant, reg: RegId) {
+        self.limiter.record(now);
+        self.stats.dials += 1;
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        let r = self.regs.get_mut(&reg).unwrap();
+        r.phase = Phase::Dialing {
+            conn,
+            deadline: now + self.config.open_timeout,
+            reattach_at: None,
+        };
+        let url = self.config.server.socket_url(&r.id, &r.token);
+        let after_limit = matches!(r.state, Some(SignalingState::RateLimited { .. }));
+        let state = if r.claimed_once || r.failures > 0 {
+            SignalingState::Reconnecting {
+                attempt: r.failures.max(1),
+                next_in: Duration::ZERO,
+            }
+        } else {
+            SignalingState::Connecting
+        };
+        self.out.push_back(Output::Connect { reg, conn, url });
+        if after_limit {
+            self.set_state(reg, state);
+        }
+    }
+
+    fn apply_network(&mut self, now: Instant) {
+        self.online = self.pending_online;
+        let regs: Vec<RegId> = self.regs.keys().copied().collect();
+        for reg in regs {
+            let phase = self.regs[&reg].phase.clone();
+            if matches!(phase, Phase::Offline { permanent: true }) {
+                continue;
+            }
+            if let Phase::Dialing { conn, .. } | Phase::Open { conn, .. } = phase {
+                self.out.push_back(Output::Disconnect { conn });
+            }
+            let r = self.regs.get_mut(&reg).unwrap();
+            if self.online {
+                // A fresh network: retry at once (through the limiter), with a clean backoff.
+                r.failures = 0;
+                r.phase = Phase::Pending { not_before: now };
+                let state = if r.claimed_once {
+                    SignalingState::Reconnecting {
+                        attempt: 1,
+                        next_in: Duration::ZERO,
+                    }
+                } else {
+                    SignalingState::Connecting
+                };
+                self.set_state(reg, state);
+            } else {
+                r.phase = Phase::Offline { permanent: false };
+                self.set_state(reg, offline_no_network());
+            }
+        }
+    }
+}
+
+fn offline_no_network() -> SignalingState {
+    SignalingState::Offline {
+        reason: "no network".into(),
+    }
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

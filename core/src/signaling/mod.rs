@@ -1,0 +1,10 @@
+//! PeerJS-protocol signaling: the wire [`protocol`], the sans-IO registration state machine
+//! ([`client`]) with its [`backoff`] and node-wide [`limiter`], the tokio [`driver`] that binds it
+//! to WebSockets, and the embedded PeerJS-compatible [`server`].
+
+pub mod backoff;
+pub mod client;
+pub mod driver;
+pub mod limiter;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,73 @@
+//! Schema migrations: an ordered list of SQL scripts, with `PRAGMA user_version` holding how
+//! many have been applied. Append new scripts; never edit or reorder existing ones.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// Migration scripts, in order; script `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE identity (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        public_key    BLOB    NOT NULL,
+        sealed_secret BLOB    NOT NULL,
+        peer_id       TEXT    NOT NULL,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE peer_id_history (
+        peer_id    TEXT PRIMARY KEY,
+        first_used INTEGER,
+        retired_at INTEGER NULL
+    );
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE peerjs_tokens (
+        server     TEXT,
+        peer_id    TEXT,
+        token      TEXT NOT NULL,
+        updated_at INTEGER,
+        PRIMARY KEY (server, peer_id)
+    );
+"];
+
+/// Schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn user_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+/// Number of migrations already applied, or an error if this build cannot handle the schema.
+fn applied(version: i64) -> Result<usize, StoreError> {
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    usize::try_from(version).map_err(|_| StoreError::BadVersion(version))
+}
+
+/// Fails without writing anything if the database's schema is unknown to this build.
+pub(super) fn check_version(conn: &Connection) -> Result<(), StoreError> {
+    applied(user_version(conn)?).map(drop)
+}
+
+/// Applies pending migrations, each in its own transaction together with its version bump.
+/// The version is re-read inside each write transaction, so concurrent openers are safe.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    if applied(user_version(conn)?)? == MIGRATIONS.len() {
+        return Ok(());
+    }
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(script) = MIGRATIONS.get(applied(user_version(&tx)?)?) else {
+            return Ok(());
+        };
+        tx.execute_batch(script)?;
+        tx.pragma_update(None, "user_version", user_version(&tx)? + 1)?;
+        tx.commit()?;
+    }
+}

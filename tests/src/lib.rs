@@ -1,0 +1,192 @@
+//! Test harness for PeerNS native: starts real signaling servers — the official PeerJS server
+//! (npm `peer`, pinned in `peerjs/package.json`) and our embedded one (`peerns signal`) — as child
+//! processes on free loopback ports, so a test can SIGKILL and restart them like a real outage.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use peerns_core::signaling::client::{ServerUrl, SignalingConfig, SignalingEvent};
+use peerns_core::signaling::driver::SignalingHandle;
+use peerns_core::signaling::limiter::LimiterConfig;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Which signaling server implementation a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// The official PeerJS server, `peer` 1.0.2 on Node.
+    Peer,
+    /// Our embedded server, `peerns signal`.
+    Embedded,
+}
+
+/// Server timeouts a test may shorten.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerOpts {
+    /// Queued messages expire after this long (EXPIRE to the sender).
+    pub expire_timeout: Duration,
+    /// Clients silent for this long are evicted.
+    pub alive_timeout: Duration,
+}
+
+impl Default for ServerOpts {
+    fn default() -> Self {
+        Self {
+            expire_timeout: Duration::from_millis(5000),
+            alive_timeout: Duration::from_millis(60_000),
+        }
+    }
+}
+
+/// A signaling server running as a child process.
+pub struct TestServer {
+    kind: ServerKind,
+    opts: ServerOpts,
+    port: u16,
+    child: Option<Child>,
+}
+
+/// The folder holding the pinned npm packages (`tests/peerjs`).
+pub fn peerjs_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peerjs")
+}
+
+/// Path of the `peerns` binary: `$PEERNS_BIN`, else next to the test executable's target dir.
+pub fn peerns_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PEERNS_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test-binary> → target/<profile>/peerns
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("peerns")
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TestServer {
+    /// Starts a server of `kind` on a free port and waits until it accepts connections.
+    pub async fn start(kind: ServerKind, opts: ServerOpts) -> Self {
+        let mut s = Self {
+            kind,
+            opts,
+            port: free_port(),
+            child: None,
+        };
+        s.spawn().await;
+        s
+    }
+
+    /// The implementation under test.
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    /// Base URL, e.g. `ws://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/", self.port)
+    }
+
+    /// The server's TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    async fn spawn(&mut self) {
+        let expire = self.opts.expire_timeout.as_millis().to_string();
+        let alive = self.opts.alive_timeout.as_millis().to_string();
+        let port = self.port.to_string();
+        let mut cmd = match self.kind {
+            ServerKind::Peer => {
+                let mut c = Command::new("node");
+                c.arg(peerjs_dir().join("node_modules/peer/dist/bin/peerjs.js"));
+                c.args(["--host", "127.0.0.1", "--port", &port]);
+                c.args(["--expire_timeout", &expire, "--alive_timeout", &alive]);
+                c
+            }
+            ServerKind::Embedded => {
+                let mut c = Command::new(peerns_bin());
+                c.args(["signal", "--host", "127.0.0.1", "--port", &port]);
+                c.args(["--expire-timeout-ms", &expire, "--alive-timeout-ms", &alive]);
+                c
+            }
+        };
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?} server: {e}", self.kind));
+        self.child = Some(child);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{:?} server did not start on {addr}",
+                self.kind
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILLs the server process: every socket drops without a goodbye.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.start_kill().expect("kill server");
+            let _ = c.wait().await;
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+}
+
+/// Client settings for tests: no registration spacing, fast retries, fixed jitter seed.
+pub fn test_config(url: &str) -> SignalingConfig {
+    let mut c = SignalingConfig::new(ServerUrl::parse(url).expect("server url"));
+    c.limiter = LimiterConfig::local();
+    c.backoff.base = Duration::from_millis(100);
+    c.backoff.max = Duration::from_millis(1000);
+    c.reattach_grace = Duration::from_millis(500);
+    c.seed = 7;
+    c
+}
+
+/// A signaling client driver for `url` with [`test_config`].
+pub fn client(url: &str) -> SignalingHandle {
+    SignalingHandle::spawn(test_config(url))
+}
+
+/// Waits up to `timeout` for the first event matching `pred`, skipping others.
+pub async fn wait_for(
+    rx: &mut UnboundedReceiver<SignalingEvent>,
+    timeout: Duration,
+    mut pred: impl FnMut(&SignalingEvent) -> bool,
+) -> Option<SignalingEvent> {
+    tokio::time::timeout(timeout, async {
+        while let Some(ev) = rx.recv().await {
+            if pred(&ev) {
+                return Some(ev);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}

@@ -1,0 +1,85 @@
+//! The `peerns` binary end to end: demo, identity persistence, and a short signaling bench.
+
+use std::process::{Command, Output};
+
+use peerns_tests::peerns_bin;
+
+fn peerns(args: &[&str]) -> Output {
+    Command::new(peerns_bin())
+        .args(args)
+        .output()
+        .expect("run peerns")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn demo_exchanges_an_offer_and_exits_zero() {
+    let o = peerns(&["demo"]);
+    let out = stdout(&o);
+    assert!(
+        o.status.success(),
+        "demo failed: {out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("bob   ← OFFER from peerns2-"), "{out}");
+    assert!(out.contains("alice ← ANSWER from peerns2-"), "{out}");
+}
+
+#[test]
+fn identity_persists_and_a_corrupt_key_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().to_str().unwrap();
+    let first = peerns(&["id", "--profile", profile]);
+    assert!(first.status.success());
+    let fp = stdout(&first);
+    assert!(
+        fp.contains("fingerprint: ") && fp.contains("peer id:     peerns2-"),
+        "{fp}"
+    );
+    let again = peerns(&["id", "--profile", profile]);
+    assert_eq!(stdout(&again), fp, "same identity after a restart");
+
+    std::fs::write(dir.path().join("identity.key"), b"garbage").unwrap();
+    let bad = peerns(&["id", "--profile", profile]);
+    assert!(!bad.status.success(), "a corrupt key file must not start");
+    assert!(!String::from_utf8_lossy(&bad.stderr).is_empty());
+    std::fs::remove_file(dir.path().join("identity.key")).unwrap();
+    let missing = peerns(&["id", "--profile", profile]);
+    assert!(
+        !missing.status.success(),
+        "a missing key file must not make a new identity"
+    );
+}
+
+#[test]
+fn signaling_bench_reports_both_servers() {
+    let o = peerns(&[
+        "bench",
+        "signaling",
+        "--json",
+        "--relays",
+        "60",
+        "--registrations",
+        "30",
+        "--rounds",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    for key in [
+        "embedded_registrations_per_s",
+        "peer_registrations_per_s",
+        "embedded_relay_p50_ms",
+        "embedded_relay_p99_ms",
+        "peer_relay_p50_ms",
+        "peer_relay_p99_ms",
+    ] {
+        let x = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {v}"));
+        assert!(x > 0.0 && x.is_finite(), "{key} = {x}");
+    }
+}
