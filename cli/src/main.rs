@@ -63,6 +63,12 @@ struct SignalArgs {
     /// Most clients registered at once.
     #[arg(long, default_value_t = 5000)]
     concurrent_limit: usize,
+    /// Frames per second one socket may send on average (0 = no limit).
+    #[arg(long, default_value_t = 100)]
+    max_msgs_per_sec: u32,
+    /// Frames one socket may send in a burst.
+    #[arg(long, default_value_t = 200)]
+    burst: u32,
 }
 
 fn main() -> std::process::ExitCode {
@@ -118,7 +124,8 @@ async fn signal(a: SignalArgs) -> Result<()> {
         expire_timeout: Duration::from_millis(a.expire_timeout_ms),
         alive_timeout: Duration::from_millis(a.alive_timeout_ms),
         concurrent_limit: a.concurrent_limit,
-        ..ServerConfig::default()
+        max_msgs_per_sec: a.max_msgs_per_sec,
+        burst: a.burst,
     };
     let server = EmbeddedServer::start(config).await?;
     println!("PeerNS signaling server listening on {}", server.url());

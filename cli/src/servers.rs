@@ -22,11 +22,12 @@ impl ServerProcess {
         format!("ws://127.0.0.1:{}/", self.port)
     }
 
-    /// Starts `peerns signal` (this executable) on a free port.
-    pub async fn embedded() -> Result<Self> {
+    /// Starts `peerns signal` (this executable) on a free port with extra `args`.
+    pub async fn embedded(args: &[&str]) -> Result<Self> {
         let port = free_port()?;
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.args(["signal", "--host", "127.0.0.1", "--port", &port.to_string()]);
+        cmd.args(args);
         Self::spawn(cmd, port).await
     }
 
