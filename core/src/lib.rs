@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod identity;
 pub mod signaling;
 pub mod store;
+pub mod transport;
 
 /// Version of the core library.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use peerns_core::signaling::client::{ServerUrl, SignalingConfig, SignalingEvent};
+use peerns_core::signaling::client::{ClaimResult, ServerUrl, SignalingConfig, SignalingEvent};
 use peerns_core::signaling::driver::SignalingHandle;
 use peerns_core::signaling::limiter::LimiterConfig;
+use peerns_core::transport::{DataConnection, Transport, TransportConfig};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -189,4 +190,44 @@ pub async fn wait_for(
     .await
     .ok()
     .flatten()
+}
+
+/// A node for transport tests: a registered PeerJS ID with its signaling and transport.
+pub struct TestNode {
+    /// The node's PeerJS ID.
+    pub id: String,
+    /// Its signaling driver.
+    pub signaling: SignalingHandle,
+    /// Its data-connection layer.
+    pub transport: Transport,
+    /// Connections other peers opened to it.
+    pub incoming: UnboundedReceiver<DataConnection>,
+}
+
+/// Registers `id` at `url` and starts a loopback-only transport for it.
+pub async fn test_node(url: &str, id: &str) -> TestNode {
+    test_node_with(url, id, TransportConfig::loopback()).await
+}
+
+/// Like [`test_node`] with a given transport configuration.
+pub async fn test_node_with(url: &str, id: &str, config: TransportConfig) -> TestNode {
+    let signaling = client(url);
+    let (reg, result) = signaling.claim(id, "tok").await.expect("signaling");
+    assert_eq!(result, ClaimResult::Claimed, "claim {id}");
+    let (transport, incoming) =
+        Transport::start(signaling.clone(), reg, id.into(), config).expect("transport");
+    TestNode {
+        id: id.into(),
+        signaling,
+        transport,
+        incoming,
+    }
+}
+
+/// Waits for the next incoming connection.
+pub async fn accept(node: &mut TestNode) -> DataConnection {
+    tokio::time::timeout(Duration::from_secs(15), node.incoming.recv())
+        .await
+        .expect("incoming connection in time")
+        .expect("transport running")
 }

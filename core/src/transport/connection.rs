@@ -1,0 +1,242 @@
+//! A PeerJS-compatible data connection: send with back-pressure, receive size-bounded decoded
+//! messages, close. Dropping every handle closes the underlying peer connection (webrtc-rs keeps
+//! a connection and its sockets alive until `close()` is called).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::BytesMut;
+use serde_json::Value;
+use tokio::sync::{Mutex, mpsc};
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::peer_connection::PeerConnection;
+
+use super::codec::{Codec, CodecError, Payload};
+use super::payload::Serialization;
+
+/// Errors of data connections and the transport.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The peer's ID is not registered at the signaling server (EXPIRE).
+    #[error("peer {0} is not available")]
+    PeerUnavailable(String),
+    /// The channel did not open in time.
+    #[error("connecting to {0} timed out")]
+    Timeout(String),
+    /// The connection is closed.
+    #[error("connection closed")]
+    Closed,
+    /// The message cannot be sent on this connection.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Signaling refused or is down.
+    #[error("signaling: {0}")]
+    Signaling(String),
+    /// WebRTC failed.
+    #[error("webrtc: {0}")]
+    WebRtc(String),
+    /// The peer broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+/// Fixed facts about a connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionInfo {
+    /// The remote PeerJS ID.
+    pub peer: String,
+    /// PeerJS connection id (`dc_…`).
+    pub connection_id: String,
+    /// Message encoding.
+    pub serialization: Serialization,
+    /// Ordered, reliable channel.
+    pub reliable: bool,
+    /// Metadata the offerer attached.
+    pub metadata: Value,
+}
+
+pub(super) struct Shared {
+    pub info: ConnectionInfo,
+    pc: Arc<dyn PeerConnection>,
+    dc: Arc<dyn DataChannel>,
+    encoder: Mutex<Codec>,
+    closed: AtomicBool,
+    closed_tx: mpsc::UnboundedSender<String>,
+}
+
+impl Shared {
+    fn mark_closed(&self) -> bool {
+        !self.closed.swap(true, Ordering::SeqCst)
+    }
+
+    async fn close(&self) {
+        if self.mark_closed() {
+            let _ = self.dc.close().await;
+            let _ = self.pc.close().await;
+            let _ = self.closed_tx.send(self.info.connection_id.clone());
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.mark_closed() {
+            let (pc, dc) = (self.pc.clone(), self.dc.clone());
+            let _ = self.closed_tx.send(self.info.connection_id.clone());
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = dc.close().await;
+                    let _ = pc.close().await;
+                });
+            }
+        }
+    }
+}
+
+/// The sending half; cheap to clone, usable while another task receives.
+#[derive(Clone)]
+pub struct DataSender {
+    shared: Arc<Shared>,
+}
+
+impl DataSender {
+    /// Sends one message. Waits while the channel's buffer is above its limit, so a fast
+    /// sender never overruns the path.
+    pub async fn send(&self, payload: &Payload) -> Result<(), TransportError> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(TransportError::Closed);
+        }
+        // Held across the sends so the frames of chunked messages stay together, in order.
+        let mut encoder = self.shared.encoder.lock().await;
+        for frame in encoder.encode(payload)? {
+            self.shared
+                .dc
+                .send(BytesMut::from(&frame[..]))
+                .await
+                .map_err(|_| TransportError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// Facts about the connection.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.shared.info
+    }
+
+    /// Closes the connection (both directions).
+    pub async fn close(&self) {
+        self.shared.close().await;
+    }
+}
+
+/// One data connection to a peer.
+pub struct DataConnection {
+    sender: DataSender,
+    inbound: mpsc::Receiver<Result<Payload, CodecError>>,
+}
+
+impl DataConnection {
+    /// Facts about the connection.
+    pub fn info(&self) -> &ConnectionInfo {
+        self.sender.info()
+    }
+
+    /// The remote PeerJS ID.
+    pub fn peer(&self) -> &str {
+        &self.sender.info().peer
+    }
+
+    /// A sending handle for another task.
+    pub fn sender(&self) -> DataSender {
+        self.sender.clone()
+    }
+
+    /// Sends one message (see [`DataSender::send`]).
+    pub async fn send(&self, payload: &Payload) -> Result<(), TransportError> {
+        self.sender.send(payload).await
+    }
+
+    /// The next message, an error for a bad frame (the connection stays usable), or `None`
+    /// once the connection is closed.
+    pub async fn recv(&mut self) -> Option<Result<Payload, CodecError>> {
+        self.inbound.recv().await
+    }
+
+    /// Closes the connection.
+    pub async fn close(&self) {
+        self.sender.close().await;
+    }
+}
+
+/// Messages the reader passes to the transport.
+pub(super) enum ReaderEvent {
+    Open(String),
+    Closed(String),
+}
+
+/// Wires up a data channel: starts its reader and returns the connection handle. `events`
+/// learns when the channel opens and when it ends.
+pub(super) fn attach(
+    info: ConnectionInfo,
+    pc: Arc<dyn PeerConnection>,
+    dc: Arc<dyn DataChannel>,
+    inbound_queue: usize,
+    events: mpsc::UnboundedSender<ReaderEvent>,
+    closed_tx: mpsc::UnboundedSender<String>,
+) -> DataConnection {
+    let (tx, inbound) = mpsc::channel(inbound_queue);
+    let cid = info.connection_id.clone();
+    tokio::spawn(read_loop(
+        cid,
+        dc.clone(),
+        Codec::new(info.serialization),
+        tx,
+        events,
+    ));
+    let encoder = Mutex::new(Codec::new(info.serialization));
+    let shared = Arc::new(Shared {
+        info,
+        pc,
+        dc,
+        encoder,
+        closed: AtomicBool::new(false),
+        closed_tx,
+    });
+    DataConnection {
+        sender: DataSender { shared },
+        inbound,
+    }
+}
+
+async fn read_loop(
+    cid: String,
+    dc: Arc<dyn DataChannel>,
+    mut codec: Codec,
+    tx: mpsc::Sender<Result<Payload, CodecError>>,
+    events: mpsc::UnboundedSender<ReaderEvent>,
+) {
+    while let Some(ev) = dc.poll().await {
+        match ev {
+            DataChannelEvent::OnOpen => {
+                let _ = events.send(ReaderEvent::Open(cid.clone()));
+            }
+            DataChannelEvent::OnMessage(m) => {
+                let item = match codec.decode(&m.data) {
+                    Ok(Some(p)) => Ok(p),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::debug!(%cid, error = %e, "bad frame from peer");
+                        Err(e)
+                    }
+                };
+                // A full queue pauses reading: SCTP's window then throttles the sender.
+                if tx.send(item).await.is_err() {
+                    break; // nobody reads this connection any more
+                }
+            }
+            DataChannelEvent::OnClose => break,
+            _ => {}
+        }
+    }
+    let _ = events.send(ReaderEvent::Closed(cid));
+}

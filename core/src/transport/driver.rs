@@ -1,0 +1,669 @@
+//! The transport task: turns `connect()` calls and PeerJS signaling frames (OFFER / ANSWER /
+//! CANDIDATE / LEAVE / EXPIRE) into webrtc-rs peer connections and data channels, exactly as
+//! peerjs 1.5.5 negotiates them, so browsers and native nodes interoperate.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use webrtc::data_channel::{DataChannel, RTCDataChannelInit};
+use webrtc::peer_connection::{
+    PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription,
+};
+
+use super::config::TransportConfig;
+use super::connection::{ConnectionInfo, DataConnection, ReaderEvent, TransportError, attach};
+use super::payload::{
+    AnswerPayload, CandidateInit, CandidatePayload, ConnectionKind, OfferPayload, Sdp,
+    Serialization, new_connection_id, parse,
+};
+use super::peer::{PcEvent, PcEventKind, first_mid, new_peer_connection};
+use crate::signaling::client::{RegId, SignalingEvent};
+use crate::signaling::driver::SignalingHandle;
+use crate::signaling::protocol::{Message, MessageType};
+
+/// Metadata key that marks a connection between two PeerNS native nodes.
+pub const NATIVE_MARKER: &str = "peerns";
+/// Version of the native connection protocol announced in the metadata.
+pub const NATIVE_VERSION: u64 = 1;
+
+/// How to open a data connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectOptions {
+    /// Message encoding.
+    pub serialization: Serialization,
+    /// Ordered, reliable channel (PeerJS's default is `false`: unordered).
+    pub reliable: bool,
+    /// Data channel label; defaults to the connection id as in PeerJS.
+    pub label: Option<String>,
+    /// Metadata sent with the offer.
+    pub metadata: Value,
+}
+
+impl ConnectOptions {
+    /// Native↔native: raw envelope, reliable, marked so glare resolves deterministically.
+    pub fn native() -> Self {
+        Self {
+            serialization: Serialization::Raw,
+            reliable: true,
+            label: None,
+            metadata: json!({ NATIVE_MARKER: NATIVE_VERSION }),
+        }
+    }
+
+    /// To a PeerJS browser peer with the given serialization, reliable.
+    pub fn peerjs(serialization: Serialization) -> Self {
+        Self {
+            serialization,
+            reliable: true,
+            label: None,
+            metadata: Value::Null,
+        }
+    }
+}
+
+fn is_native(metadata: &Value) -> bool {
+    metadata.get(NATIVE_MARKER).is_some()
+}
+
+type Reply = oneshot::Sender<Result<DataConnection, TransportError>>;
+
+enum Command {
+    Connect {
+        peer: String,
+        opts: ConnectOptions,
+        reply: Reply,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A connection being negotiated, or open (then `pc` is only a weak link).
+struct Entry {
+    info: ConnectionInfo,
+    pc: Option<Arc<dyn PeerConnection>>,
+    weak_pc: Weak<dyn PeerConnection>,
+    remote_set: bool,
+    queued: Vec<RTCIceCandidateInit>,
+    mid: Option<String>,
+    /// The connection, before it is handed out (offerer: waits for OnOpen).
+    conn: Option<DataConnection>,
+    /// Who waits for it: a `connect()` caller (or, after glare, the caller of the abandoned one).
+    reply: Option<Reply>,
+    outgoing: bool,
+}
+
+/// Handle to the data-connection layer of one PeerJS registration.
+#[derive(Clone)]
+pub struct Transport {
+    cmd: mpsc::UnboundedSender<Command>,
+}
+
+impl Transport {
+    /// Starts the transport for registration `reg` (whose PeerJS ID is `local_id`). Incoming
+    /// connections arrive on the returned receiver once their channel is open.
+    pub fn start(
+        signaling: SignalingHandle,
+        reg: RegId,
+        local_id: String,
+        config: TransportConfig,
+    ) -> Result<(Transport, mpsc::UnboundedReceiver<DataConnection>), TransportError> {
+        let sig_events = signaling
+            .subscribe()
+            .map_err(|e| TransportError::Signaling(e.to_string()))?;
+        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming) = mpsc::unbounded_channel();
+        let (pc_tx, pc_rx) = mpsc::unbounded_channel();
+        let (reader_tx, reader_rx) = mpsc::unbounded_channel();
+        let (closed_tx, closed_rx) = mpsc::unbounded_channel();
+        let task = Task {
+            signaling,
+            reg,
+            local_id,
+            config,
+            entries: HashMap::new(),
+            incoming: incoming_tx,
+            pc_tx,
+            reader_tx,
+            closed_tx,
+        };
+        tokio::spawn(task.run(cmd_rx, sig_events, pc_rx, reader_rx, closed_rx));
+        Ok((Transport { cmd }, incoming))
+    }
+
+    /// Opens a data connection to `peer` and waits until its channel is open.
+    pub async fn connect(
+        &self,
+        peer: &str,
+        opts: ConnectOptions,
+    ) -> Result<DataConnection, TransportError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Connect {
+                peer: peer.into(),
+                opts,
+                reply,
+            })
+            .map_err(|_| TransportError::Closed)?;
+        rx.await.map_err(|_| TransportError::Closed)?
+    }
+
+    /// Closes every connection and stops the transport.
+    pub async fn shutdown(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.cmd.send(Command::Shutdown { done }).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+struct Task {
+    signaling: SignalingHandle,
+    reg: RegId,
+    local_id: String,
+    config: TransportConfig,
+    entries: HashMap<String, Entry>,
+    incoming: mpsc::UnboundedSender<DataConnection>,
+    pc_tx: mpsc::UnboundedSender<PcEvent>,
+    reader_tx: mpsc::UnboundedSender<ReaderEvent>,
+    closed_tx: mpsc::UnboundedSender<String>,
+}
+
+fn webrtc_err(e: impl std::fmt::Display) -> TransportError {
+    TransportError::WebRtc(e.to_string())
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut cmd_rx: mpsc::UnboundedReceiver<Command>,
+        mut sig_rx: mpsc::UnboundedReceiver<SignalingEvent>,
+        mut pc_rx: mpsc::UnboundedReceiver<PcEvent>,
+        mut reader_rx: mpsc::UnboundedReceiver<ReaderEvent>,
+        mut closed_rx: mpsc::UnboundedReceiver<String>,
+    ) {
+        let (timeout_tx, mut timeout_rx) = mpsc::unbounded_channel::<String>();
+        loop {
+            tokio::select! {
+                cmd = cmd_rx.recv() => match cmd {
+                    Some(Command::Connect { peer, opts, reply }) => {
+                        match self.connect(peer, opts, reply).await {
+                            Ok(cid) => {
+                                let (tx, t) = (timeout_tx.clone(), self.config.connect_timeout);
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(t).await;
+                                    let _ = tx.send(cid);
+                                });
+                            }
+                            Err((reply, e)) => { let _ = reply.send(Err(e)); }
+                        }
+                    }
+                    Some(Command::Shutdown { done }) => {
+                        self.close_all().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => { self.close_all().await; return; }
+                },
+                Some(ev) = sig_rx.recv() => {
+                    if let SignalingEvent::Message { reg, msg } = ev && reg == self.reg {
+                        self.signal(msg).await;
+                    }
+                }
+                Some(ev) = pc_rx.recv() => self.pc_event(ev).await,
+                Some(ev) = reader_rx.recv() => match ev {
+                    ReaderEvent::Open(cid) => self.opened(&cid),
+                    ReaderEvent::Closed(cid) => self.gone(&cid, false).await,
+                },
+                Some(cid) = closed_rx.recv() => self.gone(&cid, true).await,
+                Some(cid) = timeout_rx.recv() => {
+                    let peer = self.entries.get(&cid).filter(|e| e.reply.is_some()).map(|e| e.info.peer.clone());
+                    if let Some(peer) = peer {
+                        self.fail(&cid, TransportError::Timeout(peer)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_signal(&self, kind: MessageType, dst: &str, payload: Value) {
+        if let Err(e) = self
+            .signaling
+            .send(self.reg, Message::to(kind, dst, Some(payload)))
+            .await
+        {
+            tracing::debug!(error = %e, ?kind, "could not signal");
+        }
+    }
+
+    async fn connect(
+        &mut self,
+        peer: String,
+        opts: ConnectOptions,
+        reply: Reply,
+    ) -> Result<String, (Reply, TransportError)> {
+        if opts.serialization == Serialization::BinaryUtf8 {
+            return Err((
+                reply,
+                TransportError::Protocol("binary-utf8 is not supported".into()),
+            ));
+        }
+        let cid = new_connection_id();
+        let pc = match new_peer_connection(&self.config, &cid, self.pc_tx.clone()).await {
+            Ok(pc) => pc,
+            Err(e) => return Err((reply, webrtc_err(e))),
+        };
+        let label = opts.label.clone().unwrap_or_else(|| cid.clone());
+        let init = RTCDataChannelInit {
+            ordered: opts.reliable,
+            ..Default::default()
+        };
+        let setup = async {
+            let dc = pc.create_data_channel(&label, Some(init)).await?;
+            let offer = pc.create_offer(None).await?;
+            pc.set_local_description(offer.clone()).await?;
+            webrtc::error::Result::Ok((dc, offer))
+        };
+        let (dc, offer) = match setup.await {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = pc.close().await;
+                return Err((reply, webrtc_err(e)));
+            }
+        };
+        let info = ConnectionInfo {
+            peer: peer.clone(),
+            connection_id: cid.clone(),
+            serialization: opts.serialization,
+            reliable: opts.reliable,
+            metadata: opts.metadata.clone(),
+        };
+        let payload = OfferPayload {
+            sdp: Sdp {
+                kind: "offer".into(),
+                sdp: offer.sdp.clone(),
+            },
+            kind: ConnectionKind::Data,
+            connection_id: cid.clone(),
+            metadata: opts.metadata,
+            label: Some(label),
+            reliable: Some(opts.reliable),
+            serialization: Some(opts.serialization),
+        };
+        let conn = self.attach(info.clone(), pc.clone(), dc);
+        self.entries.insert(
+            cid.clone(),
+            Entry {
+                info,
+                weak_pc: Arc::downgrade(&pc),
+                pc: Some(pc),
+                remote_set: false,
+                queued: vec![],
+                mid: first_mid(&offer.sdp),
+                conn: Some(conn),
+                reply: Some(reply),
+                outgoing: true,
+            },
+        );
+        self.send_signal(
+            MessageType::Offer,
+            &peer,
+            serde_json::to_value(payload).expect("offer json"),
+        )
+        .await;
+        Ok(cid)
+    }
+
+    fn attach(
+        &self,
+        info: ConnectionInfo,
+        pc: Arc<dyn PeerConnection>,
+        dc: Arc<dyn DataChannel>,
+    ) -> DataConnection {
+        attach(
+            info,
+            pc,
+            dc,
+            self.config.inbound_queue,
+            self.reader_tx.clone(),
+            self.closed_tx.clone(),
+        )
+    }
+
+    async fn signal(&mut self, msg: Message) {
+        let Some(src) = msg.src.clone() else { return };
+        let result = match msg.kind {
+            MessageType::Offer => match parse::<OfferPayload>(msg.payload.as_ref()) {
+                Ok(p) => self.offer(src.clone(), p).await,
+                Err(e) => Err(TransportError::Protocol(e.to_string())),
+            },
+            MessageType::Answer => match parse::<AnswerPayload>(msg.payload.as_ref()) {
+                Ok(p) => self.answer(&src, p).await,
+                Err(e) => Err(TransportError::Protocol(e.to_string())),
+            },
+            MessageType::Candidate => match parse::<CandidatePayload>(msg.payload.as_ref()) {
+                Ok(p) => self.candidate(&src, p).await,
+                Err(e) => Err(TransportError::Protocol(e.to_string())),
+            },
+            MessageType::Leave => {
+                self.close_peer(&src).await;
+                Ok(())
+            }
+            MessageType::Expire => {
+                let waiting: Vec<String> = self
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.info.peer == src && e.reply.is_some())
+                    .map(|(cid, _)| cid.clone())
+                    .collect();
+                for cid in waiting {
+                    self.fail(&cid, TransportError::PeerUnavailable(src.clone()))
+                        .await;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(peer = %src, kind = ?msg.kind, error = %e, "signaling frame refused");
+        }
+    }
+
+    async fn offer(&mut self, peer: String, offer: OfferPayload) -> Result<(), TransportError> {
+        if offer.kind != ConnectionKind::Data {
+            return Err(TransportError::Protocol(
+                "media connections are not supported yet".into(),
+            ));
+        }
+        let serialization = offer.serialization.unwrap_or(Serialization::Binary);
+        if serialization == Serialization::BinaryUtf8 {
+            return Err(TransportError::Protocol(
+                "binary-utf8 is not supported".into(),
+            ));
+        }
+        if self.entries.contains_key(&offer.connection_id) {
+            return Err(TransportError::Protocol("duplicate connection id".into()));
+        }
+        let mut inherited_reply = None;
+        if is_native(&offer.metadata) {
+            // Glare: both sides offered at once. The offer of the lower ID wins on both sides.
+            let mine: Vec<String> = self
+                .entries
+                .iter()
+                .filter(|(_, e)| {
+                    e.outgoing
+                        && e.info.peer == peer
+                        && e.reply.is_some()
+                        && is_native(&e.info.metadata)
+                })
+                .map(|(cid, _)| cid.clone())
+                .collect();
+            if !mine.is_empty() {
+                if self.local_id.as_str() < peer.as_str() {
+                    tracing::debug!(%peer, "glare: keeping our offer");
+                    return Ok(());
+                }
+                tracing::debug!(%peer, "glare: taking the peer's offer");
+                for cid in mine {
+                    if let Some(mut e) = self.entries.remove(&cid) {
+                        inherited_reply = inherited_reply.or(e.reply.take());
+                        if let Some(pc) = e.pc.take() {
+                            let _ = pc.close().await;
+                        }
+                    }
+                }
+            }
+        }
+        let cid = offer.connection_id.clone();
+        let pc = new_peer_connection(&self.config, &cid, self.pc_tx.clone())
+            .await
+            .map_err(webrtc_err)?;
+        let remote = RTCSessionDescription::offer(offer.sdp.sdp.clone()).map_err(webrtc_err)?;
+        let setup = async {
+            pc.set_remote_description(remote).await?;
+            let answer = pc.create_answer(None).await?;
+            pc.set_local_description(answer.clone()).await?;
+            webrtc::error::Result::Ok(answer)
+        };
+        let answer = match setup.await {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = pc.close().await;
+                return Err(webrtc_err(e));
+            }
+        };
+        let info = ConnectionInfo {
+            peer: peer.clone(),
+            connection_id: cid.clone(),
+            serialization,
+            reliable: offer.reliable.unwrap_or(false),
+            metadata: offer.metadata,
+        };
+        self.entries.insert(
+            cid.clone(),
+            Entry {
+                info,
+                weak_pc: Arc::downgrade(&pc),
+                pc: Some(pc),
+                remote_set: true,
+                queued: vec![],
+                mid: first_mid(&answer.sdp),
+                conn: None,
+                reply: inherited_reply,
+                outgoing: false,
+            },
+        );
+        let payload = AnswerPayload {
+            sdp: Sdp {
+                kind: "answer".into(),
+                sdp: answer.sdp,
+            },
+            kind: ConnectionKind::Data,
+            connection_id: cid,
+        };
+        self.send_signal(
+            MessageType::Answer,
+            &peer,
+            serde_json::to_value(payload).expect("answer json"),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn answer(&mut self, peer: &str, answer: AnswerPayload) -> Result<(), TransportError> {
+        let Some(e) = self.entries.get_mut(&answer.connection_id) else {
+            return Ok(()); // abandoned (glare, timeout): nothing to do
+        };
+        if e.info.peer != peer || !e.outgoing || e.remote_set {
+            return Err(TransportError::Protocol("unexpected answer".into()));
+        }
+        let Some(pc) = e.pc.clone() else {
+            return Ok(());
+        };
+        let remote = RTCSessionDescription::answer(answer.sdp.sdp).map_err(webrtc_err)?;
+        pc.set_remote_description(remote)
+            .await
+            .map_err(webrtc_err)?;
+        e.remote_set = true;
+        for c in std::mem::take(&mut e.queued) {
+            if let Err(err) = pc.add_ice_candidate(c).await {
+                tracing::debug!(error = %err, "queued candidate refused");
+            }
+        }
+        Ok(())
+    }
+
+    async fn candidate(&mut self, peer: &str, c: CandidatePayload) -> Result<(), TransportError> {
+        let Some(e) = self.entries.get_mut(&c.connection_id) else {
+            return Ok(());
+        };
+        if e.info.peer != peer {
+            return Err(TransportError::Protocol(
+                "candidate from the wrong peer".into(),
+            ));
+        }
+        if c.candidate.candidate.is_empty() {
+            return Ok(()); // end of candidates
+        }
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate.candidate,
+            sdp_mid: c.candidate.sdp_mid,
+            sdp_mline_index: c.candidate.sdp_m_line_index,
+            username_fragment: c.candidate.username_fragment,
+            ..Default::default()
+        };
+        if !e.remote_set {
+            e.queued.push(init);
+            return Ok(());
+        }
+        if let Some(pc) = e.weak_pc.upgrade() {
+            pc.add_ice_candidate(init).await.map_err(webrtc_err)?;
+        }
+        Ok(())
+    }
+
+    async fn pc_event(&mut self, ev: PcEvent) {
+        match ev.kind {
+            PcEventKind::Candidate(c) => {
+                let Some(e) = self.entries.get(&ev.cid) else {
+                    return;
+                };
+                let payload = CandidatePayload {
+                    candidate: CandidateInit {
+                        candidate: c.candidate,
+                        sdp_mid: e.mid.clone().or(Some("0".into())),
+                        sdp_m_line_index: c.sdp_mline_index.or(Some(0)),
+                        username_fragment: c.username_fragment,
+                    },
+                    kind: ConnectionKind::Data,
+                    connection_id: ev.cid.clone(),
+                };
+                let peer = e.info.peer.clone();
+                self.send_signal(
+                    MessageType::Candidate,
+                    &peer,
+                    serde_json::to_value(payload).expect("candidate json"),
+                )
+                .await;
+            }
+            PcEventKind::DataChannel(dc) => {
+                // The answerer's channel: it is open when it is announced.
+                let Some(e) = self.entries.get_mut(&ev.cid) else {
+                    return;
+                };
+                if e.outgoing || e.conn.is_some() {
+                    return;
+                }
+                let Some(pc) = e.pc.clone() else { return };
+                let info = e.info.clone();
+                let conn = self.attach(info, pc, dc);
+                self.entries.get_mut(&ev.cid).expect("entry").conn = Some(conn);
+                self.opened(&ev.cid);
+            }
+            PcEventKind::State(state) => {
+                if matches!(
+                    state,
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+                ) {
+                    let waiting = self
+                        .entries
+                        .get(&ev.cid)
+                        .is_some_and(|e| e.reply.is_some() || e.pc.is_some());
+                    if waiting {
+                        self.fail(
+                            &ev.cid,
+                            TransportError::WebRtc(format!("connection {state}")),
+                        )
+                        .await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The channel of `cid` is open: hand the connection to whoever waits for it.
+    fn opened(&mut self, cid: &str) {
+        let Some(e) = self.entries.get_mut(cid) else {
+            return;
+        };
+        let Some(conn) = e.conn.take() else { return };
+        e.pc = None; // the connection handle owns it now
+        match e.reply.take() {
+            Some(reply) => {
+                if let Err(Ok(conn)) = reply.send(Ok(conn)) {
+                    // The caller gave up; the connection is still useful to the peer's side.
+                    let _ = self.incoming.send(conn);
+                }
+            }
+            None => {
+                let _ = self.incoming.send(conn);
+            }
+        }
+    }
+
+    /// Gives up on a connection that is still being negotiated.
+    async fn fail(&mut self, cid: &str, err: TransportError) {
+        let Some(mut e) = self.entries.remove(cid) else {
+            return;
+        };
+        if let Some(reply) = e.reply.take() {
+            let _ = reply.send(Err(err));
+        }
+        drop(e.conn.take()); // closes the peer connection through the handle's drop
+        if let Some(pc) = e.pc.take() {
+            let _ = pc.close().await;
+        }
+    }
+
+    /// A connection ended. When we closed the last connection to a peer, tell it with LEAVE,
+    /// as PeerJS does.
+    async fn gone(&mut self, cid: &str, closed_by_us: bool) {
+        let Some(e) = self.entries.remove(cid) else {
+            return;
+        };
+        if let Some(reply) = e.reply {
+            let _ = reply.send(Err(TransportError::Closed));
+        }
+        let peer = e.info.peer;
+        if closed_by_us && !self.entries.values().any(|o| o.info.peer == peer) {
+            self.send_signal_leave(&peer).await;
+        }
+    }
+
+    async fn send_signal_leave(&self, peer: &str) {
+        if let Err(e) = self
+            .signaling
+            .send(self.reg, Message::to(MessageType::Leave, peer, None))
+            .await
+        {
+            tracing::debug!(error = %e, "could not send LEAVE");
+        }
+    }
+
+    async fn close_peer(&mut self, peer: &str) {
+        let cids: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.info.peer == peer)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for cid in cids {
+            if let Some(pc) = self.entries.get(&cid).and_then(|e| e.weak_pc.upgrade()) {
+                let _ = pc.close().await;
+            }
+            self.fail(&cid, TransportError::Closed).await;
+        }
+    }
+
+    async fn close_all(&mut self) {
+        let cids: Vec<String> = self.entries.keys().cloned().collect();
+        for cid in cids {
+            if let Some(pc) = self.entries.get(&cid).and_then(|e| e.weak_pc.upgrade()) {
+                let _ = pc.close().await;
+            }
+            self.fail(&cid, TransportError::Closed).await;
+        }
+    }
+}
