@@ -20,7 +20,9 @@ apt_install() {
 
 # --- toolchains --------------------------------------------------------------------------------
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
-apt_install pkg-config
+# chromium: browser interop (peerjs in headless Chromium); coturn: TURN tests;
+# iproute2/util-linux: loopback-only network namespaces for the browser tests.
+apt_install pkg-config chromium coturn iproute2 util-linux procps
 if ! command -v cargo >/dev/null; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi

@@ -1,155 +1,127 @@
-//! `peerns demo`: an embedded signaling server and two nodes with fresh profiles in one process.
-//! They register their persistent IDs and exchange a PeerJS-shaped OFFER/ANSWER, printing a
-//! timeline. (Grows with the transport, discovery and stadium-mode work.)
+//! `peerns demo`: an embedded signaling server and four nodes with fresh profiles in one
+//! process. They register their persistent IDs, open WebRTC data connections to each other
+//! through the server and exchange messages; a timeline with timings is printed.
+//! (Grows with discovery and stadium mode.)
 
 use std::time::{Duration, Instant};
 
-use peerns_core::signaling::client::{
-    ClaimResult, RegId, ServerUrl, SignalingConfig, SignalingEvent,
-};
-use peerns_core::signaling::driver::SignalingHandle;
-use peerns_core::signaling::limiter::LimiterConfig;
-use peerns_core::signaling::protocol::{Message, MessageType};
+use peerns_core::signaling::client::ServerUrl;
 use peerns_core::signaling::server::{EmbeddedServer, ServerConfig};
 use peerns_core::store::Profile;
+use peerns_core::transport::{ConnectOptions, DataConnection, Payload, TransportConfig};
 use serde_json::json;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::Result;
+use crate::local_node::LocalNode;
 
-struct Node {
-    name: &'static str,
-    _dir: tempfile::TempDir,
-    profile: Profile,
-    signaling: SignalingHandle,
-    events: UnboundedReceiver<SignalingEvent>,
-    reg: Option<RegId>,
-}
+const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
 
 struct Timeline(Instant);
 
 impl Timeline {
     fn say(&self, line: impl AsRef<str>) {
-        println!(
-            "[{:>8.2} ms] {}",
-            self.0.elapsed().as_secs_f64() * 1000.0,
-            line.as_ref()
-        );
+        println!("[{:>8.2} ms] {}", self.0.elapsed().as_secs_f64() * 1000.0, line.as_ref());
     }
 }
 
-async fn node(name: &'static str, server: &ServerUrl) -> Result<Node> {
+struct DemoNode {
+    name: &'static str,
+    short_fp: String,
+    node: LocalNode,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_node(name: &'static str, url: &str) -> Result<DemoNode> {
     let dir = tempfile::tempdir()?;
     let profile = Profile::open_desktop(dir.path())?;
-    let mut config = SignalingConfig::new(server.clone());
-    config.limiter = LimiterConfig::local();
-    let signaling = SignalingHandle::spawn(config);
-    let events = signaling.subscribe()?;
-    Ok(Node {
-        name,
-        _dir: dir,
-        profile,
-        signaling,
-        events,
-        reg: None,
-    })
+    let id = profile.identity().peer_id().to_owned();
+    let server = ServerUrl::parse(url)?.label();
+    let token = profile.store().peerjs_token_or_create(&server, &id)?;
+    let node = LocalNode::start(url, &id, &token, TransportConfig::loopback()).await?;
+    let short_fp = profile.identity().fingerprint().short();
+    Ok(DemoNode { name, short_fp, node, _dir: dir })
 }
 
-impl Node {
-    fn peer_id(&self) -> String {
-        self.profile.identity().peer_id().to_owned()
+async fn recv(conn: &mut DataConnection) -> Result<Payload> {
+    match tokio::time::timeout(Duration::from_secs(10), conn.recv()).await {
+        Ok(Some(Ok(p))) => Ok(p),
+        other => Err(format!("no message from {}: {other:?}", conn.peer()).into()),
     }
+}
 
-    async fn register(&mut self, server: &ServerUrl) -> Result<()> {
-        let id = self.peer_id();
-        let token = self
-            .profile
-            .store()
-            .peerjs_token_or_create(&server.label(), &id)?;
-        match self.signaling.claim(&id, &token).await? {
-            (reg, ClaimResult::Claimed) => {
-                self.reg = Some(reg);
-                Ok(())
-            }
-            (_, other) => Err(format!("{}: could not claim {id}: {other:?}", self.name).into()),
-        }
-    }
-
-    async fn send(&self, kind: MessageType, dst: &str, payload: serde_json::Value) -> Result<()> {
-        let reg = self.reg.ok_or("not registered")?;
-        Ok(self
-            .signaling
-            .send(reg, Message::to(kind, dst, Some(payload)))
-            .await?)
-    }
-
-    async fn receive(&mut self, kind: MessageType) -> Result<Message> {
-        let wait = async {
-            while let Some(ev) = self.events.recv().await {
-                if let SignalingEvent::Message { msg, .. } = ev
-                    && msg.kind == kind
-                {
-                    return Some(msg);
+/// Answers every greeting on every incoming connection with the node's name and fingerprint.
+fn answer_greetings(mut n: DemoNode) {
+    tokio::spawn(async move {
+        while let Some(mut conn) = n.node.incoming.recv().await {
+            let (name, fp) = (n.name, n.short_fp.clone());
+            tokio::spawn(async move {
+                while let Some(Ok(Payload::Json(msg))) = conn.recv().await {
+                    let reply = json!({"from": name, "fingerprint": fp, "re": msg["text"]});
+                    if conn.send(&Payload::Json(reply)).await.is_err() {
+                        break;
+                    }
                 }
-            }
-            None
-        };
-        match tokio::time::timeout(Duration::from_secs(10), wait).await {
-            Ok(Some(m)) => Ok(m),
-            _ => Err(format!("{}: no {kind:?} arrived", self.name).into()),
+            });
         }
-    }
+    });
 }
 
 pub async fn run() -> Result<()> {
     let t = Timeline(Instant::now());
-    let server = EmbeddedServer::start(ServerConfig {
-        port: 0,
-        ..ServerConfig::default()
-    })
-    .await?;
-    let url = ServerUrl::parse(&server.url())?;
-    t.say(format!(
-        "embedded signaling server listening on {}",
-        server.url()
-    ));
-    let mut alice = node("alice", &url).await?;
-    let mut bob = node("bob", &url).await?;
-    for n in [&alice, &bob] {
-        let fp = n.profile.identity().fingerprint();
+    let server = EmbeddedServer::start(ServerConfig { port: 0, ..ServerConfig::default() }).await?;
+    let url = server.url();
+    t.say(format!("embedded signaling server listening on {url}"));
+
+    let mut nodes = Vec::new();
+    for name in NAMES {
+        let n = start_node(name, &url).await?;
+        t.say(format!("{name:<5} registered {} (fingerprint {})", n.node.id, n.short_fp));
+        nodes.push(n);
+    }
+    let alice = nodes.remove(0);
+    let others: Vec<(&'static str, String)> = nodes.iter().map(|n| (n.name, n.node.id.clone())).collect();
+    let mut handles = Vec::new();
+    for n in nodes {
+        handles.push(n.node.transport.clone());
+        answer_greetings(n);
+    }
+
+    // Alice opens data connections to everyone at once.
+    let (t, alice_ref) = (&t, &alice);
+    let connects = others.iter().map(|(name, id)| async move {
+        let started = Instant::now();
+        let conn = alice_ref.node.transport.connect(id, ConnectOptions::native()).await;
         t.say(format!(
-            "{:<5} identity {} (persistent id {})",
-            n.name,
-            fp.short(),
-            n.peer_id()
+            "alice ⇄ {name:<5} data channel open ({:.1} ms after connect())",
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+        conn.map(|c| (*name, c))
+    });
+    let mut conns = Vec::new();
+    for conn in futures_util::future::join_all(connects).await {
+        conns.push(conn?);
+    }
+    for (name, conn) in &mut conns {
+        let sent = Instant::now();
+        conn.send(&Payload::Json(json!({"text": format!("hello {name}, this is alice")}))).await?;
+        let reply = recv(conn).await?;
+        let Payload::Json(r) = reply else { return Err("unexpected bytes".into()) };
+        t.say(format!(
+            "alice ← {:<5} {:?} from {} (round trip {:.2} ms)",
+            r["from"].as_str().unwrap_or("?"),
+            r["re"].as_str().unwrap_or(""),
+            r["fingerprint"].as_str().unwrap_or("?"),
+            sent.elapsed().as_secs_f64() * 1000.0
         ));
     }
-    let (ra, rb) = tokio::join!(alice.register(&url), bob.register(&url));
-    ra?;
-    rb?;
-    t.say("alice and bob registered their persistent IDs (OPEN)");
-    let offer = json!({"sdp":{"type":"offer","sdp":"v=0\r\n"},"type":"data","connectionId":"dc_demo",
-        "metadata":null,"label":"dc_demo","reliable":true,"serialization":"raw"});
-    alice
-        .send(MessageType::Offer, &bob.peer_id(), offer)
-        .await?;
-    t.say("alice → bob  OFFER dc_demo");
-    let m = bob.receive(MessageType::Offer).await?;
-    t.say(format!(
-        "bob   ← OFFER from {} (src set by the server)",
-        m.src.unwrap_or_default()
-    ));
-    let answer =
-        json!({"sdp":{"type":"answer","sdp":"v=0\r\n"},"type":"data","connectionId":"dc_demo"});
-    bob.send(MessageType::Answer, &alice.peer_id(), answer)
-        .await?;
-    t.say("bob   → alice ANSWER dc_demo");
-    let m = alice.receive(MessageType::Answer).await?;
-    t.say(format!("alice ← ANSWER from {}", m.src.unwrap_or_default()));
-    for n in [&alice, &bob] {
-        n.signaling.shutdown().await;
+    for (_, conn) in &conns {
+        conn.close().await;
+    }
+    alice.node.stop().await;
+    for transport in handles {
+        transport.shutdown().await;
     }
     server.shutdown().await;
-    t.say("demo finished: signaling works end to end (WebRTC transport comes next)");
+    t.say("demo finished: 4 nodes, 3 WebRTC data connections, every greeting answered");
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod local_node;
 mod servers;
 
 use std::path::PathBuf;
@@ -76,7 +77,8 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PEERNS_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                // webrtc-rs warns about routine ICE/DTLS events; only its errors matter here.
+                .unwrap_or_else(|_| "warn,rtc=error,rtc_ice=error,rtc_dtls=error,webrtc=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -83,3 +83,51 @@ fn peer_server_script() -> Result<PathBuf> {
                 .into()
         })
 }
+
+/// coturn (`turnserver` from Debian) on a free loopback port, for TURN-relayed measurements.
+pub struct TurnProcess {
+    _child: Child,
+    port: u16,
+}
+
+/// TURN user and password the bench's coturn accepts.
+pub const TURN_USER: (&str, &str) = ("peerns", "bench-secret");
+
+impl TurnProcess {
+    /// Starts coturn, or `Ok(None)` when `turnserver` is not installed.
+    pub async fn start() -> Result<Option<Self>> {
+        let port = free_port()?;
+        let relay_base = 50_000 + (port % 100) * 100;
+        let mut cmd = Command::new("turnserver");
+        cmd.args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--no-cli", "--no-tls"])
+            .args(["--no-dtls", "--allow-loopback-peers", "--lt-cred-mech", "--realm=peerns.bench"])
+            .arg(format!("--listening-port={port}"))
+            .arg(format!("--min-port={relay_base}"))
+            .arg(format!("--max-port={}", relay_base + 99))
+            .arg(format!("--user={}:{}", TURN_USER.0, TURN_USER.1))
+            .args(["--log-file=stdout", "--simple-log"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // coturn also listens on TCP on the same port: wait for that.
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("turnserver did not start on {addr}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Some(Self { _child: child, port }))
+    }
+
+    /// `turn:127.0.0.1:PORT?transport=udp`.
+    pub fn url(&self) -> String {
+        format!("turn:127.0.0.1:{}?transport=udp", self.port)
+    }
+}

@@ -2,6 +2,9 @@
 //! (npm `peer`, pinned in `peerjs/package.json`) and our embedded one (`peerns signal`) — as child
 //! processes on free loopback ports, so a test can SIGKILL and restart them like a real outage.
 
+pub mod browser;
+pub mod turn;
+
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -1,6 +1,7 @@
 //! `peerns bench ...`: performance goals live here, measured side by side in one run.
 
 mod signaling;
+mod transport;
 
 use clap::Subcommand;
 
@@ -24,6 +25,21 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Data connections: connect time, RTT, throughput, TURN RTT, vs bare webrtc-rs.
+    Transport {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Connections timed (each side).
+        #[arg(long, default_value_t = 50)]
+        connects: usize,
+        /// Pings timed (each side).
+        #[arg(long, default_value_t = 1000)]
+        pings: usize,
+        /// Alternating throughput rounds (the median counts).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 /// Runs one benchmark.
@@ -35,6 +51,9 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             registrations,
             rounds,
         } => signaling::run(json, relays, registrations, rounds).await,
+        BenchCmd::Transport { json, connects, pings, rounds } => {
+            transport::run(json, connects, pings, rounds).await
+        }
     }
 }
 

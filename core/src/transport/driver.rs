@@ -215,9 +215,9 @@ impl Task {
                 Some(ev) = pc_rx.recv() => self.pc_event(ev).await,
                 Some(ev) = reader_rx.recv() => match ev {
                     ReaderEvent::Open(cid) => self.opened(&cid),
-                    ReaderEvent::Closed(cid) => self.gone(&cid, false).await,
+                    ReaderEvent::Closed(cid) => self.gone(&cid),
                 },
-                Some(cid) = closed_rx.recv() => self.gone(&cid, true).await,
+                Some(cid) = closed_rx.recv() => self.gone(&cid),
                 Some(cid) = timeout_rx.recv() => {
                     let peer = self.entries.get(&cid).filter(|e| e.reply.is_some()).map(|e| e.info.peer.clone());
                     if let Some(peer) = peer {
@@ -617,28 +617,14 @@ impl Task {
         }
     }
 
-    /// A connection ended. When we closed the last connection to a peer, tell it with LEAVE,
-    /// as PeerJS does.
-    async fn gone(&mut self, cid: &str, closed_by_us: bool) {
-        let Some(e) = self.entries.remove(cid) else {
-            return;
-        };
-        if let Some(reply) = e.reply {
-            let _ = reply.send(Err(TransportError::Closed));
-        }
-        let peer = e.info.peer;
-        if closed_by_us && !self.entries.values().any(|o| o.info.peer == peer) {
-            self.send_signal_leave(&peer).await;
-        }
-    }
-
-    async fn send_signal_leave(&self, peer: &str) {
-        if let Err(e) = self
-            .signaling
-            .send(self.reg, Message::to(MessageType::Leave, peer, None))
-            .await
+    /// A connection ended (closed by either side, or its last handle dropped). PeerJS clients
+    /// never send LEAVE for one connection (LEAVE drops every connection to the peer), and
+    /// neither do we: the DTLS/SCTP close tells the peer.
+    fn gone(&mut self, cid: &str) {
+        if let Some(e) = self.entries.remove(cid)
+            && let Some(reply) = e.reply
         {
-            tracing::debug!(error = %e, "could not send LEAVE");
+            let _ = reply.send(Err(TransportError::Closed));
         }
     }
 

@@ -13,7 +13,7 @@ pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod payload;
-mod peer;
+pub mod peer;
 
 pub use codec::Payload;
 pub use config::{IceServer, TransportConfig};

@@ -17,14 +17,19 @@ use webrtc::peer_connection::{
 use super::config::TransportConfig;
 
 /// Something a peer connection reported, tagged with its connection id.
-pub(super) struct PcEvent {
+pub struct PcEvent {
+    /// The connection id given to [`new_peer_connection`].
     pub cid: String,
+    /// What happened.
     pub kind: PcEventKind,
 }
 
-pub(super) enum PcEventKind {
+pub enum PcEventKind {
+    /// A local ICE candidate to trickle to the peer.
     Candidate(RTCIceCandidateInit),
+    /// The peer opened a data channel.
     DataChannel(Arc<dyn DataChannel>),
+    /// The connection state changed.
     State(RTCPeerConnectionState),
 }
 
@@ -60,8 +65,8 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// A new peer connection for connection `cid`, reporting to `events`.
-pub(super) async fn new_peer_connection(
+/// A new peer connection with our settings for connection `cid`, reporting to `events`.
+pub async fn new_peer_connection(
     config: &TransportConfig,
     cid: &str,
     events: UnboundedSender<PcEvent>,
