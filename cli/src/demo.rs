@@ -20,7 +20,11 @@ struct Timeline(Instant);
 
 impl Timeline {
     fn say(&self, line: impl AsRef<str>) {
-        println!("[{:>8.2} ms] {}", self.0.elapsed().as_secs_f64() * 1000.0, line.as_ref());
+        println!(
+            "[{:>8.2} ms] {}",
+            self.0.elapsed().as_secs_f64() * 1000.0,
+            line.as_ref()
+        );
     }
 }
 
@@ -39,7 +43,12 @@ async fn start_node(name: &'static str, url: &str) -> Result<DemoNode> {
     let token = profile.store().peerjs_token_or_create(&server, &id)?;
     let node = LocalNode::start(url, &id, &token, TransportConfig::loopback()).await?;
     let short_fp = profile.identity().fingerprint().short();
-    Ok(DemoNode { name, short_fp, node, _dir: dir })
+    Ok(DemoNode {
+        name,
+        short_fp,
+        node,
+        _dir: dir,
+    })
 }
 
 async fn recv(conn: &mut DataConnection) -> Result<Payload> {
@@ -68,18 +77,26 @@ fn answer_greetings(mut n: DemoNode) {
 
 pub async fn run() -> Result<()> {
     let t = Timeline(Instant::now());
-    let server = EmbeddedServer::start(ServerConfig { port: 0, ..ServerConfig::default() }).await?;
+    let server = EmbeddedServer::start(ServerConfig {
+        port: 0,
+        ..ServerConfig::default()
+    })
+    .await?;
     let url = server.url();
     t.say(format!("embedded signaling server listening on {url}"));
 
     let mut nodes = Vec::new();
     for name in NAMES {
         let n = start_node(name, &url).await?;
-        t.say(format!("{name:<5} registered {} (fingerprint {})", n.node.id, n.short_fp));
+        t.say(format!(
+            "{name:<5} registered {} (fingerprint {})",
+            n.node.id, n.short_fp
+        ));
         nodes.push(n);
     }
     let alice = nodes.remove(0);
-    let others: Vec<(&'static str, String)> = nodes.iter().map(|n| (n.name, n.node.id.clone())).collect();
+    let others: Vec<(&'static str, String)> =
+        nodes.iter().map(|n| (n.name, n.node.id.clone())).collect();
     let mut handles = Vec::new();
     for n in nodes {
         handles.push(n.node.transport.clone());
@@ -90,7 +107,11 @@ pub async fn run() -> Result<()> {
     let (t, alice_ref) = (&t, &alice);
     let connects = others.iter().map(|(name, id)| async move {
         let started = Instant::now();
-        let conn = alice_ref.node.transport.connect(id, ConnectOptions::native()).await;
+        let conn = alice_ref
+            .node
+            .transport
+            .connect(id, ConnectOptions::native())
+            .await;
         t.say(format!(
             "alice ⇄ {name:<5} data channel open ({:.1} ms after connect())",
             started.elapsed().as_secs_f64() * 1000.0
@@ -103,9 +124,14 @@ pub async fn run() -> Result<()> {
     }
     for (name, conn) in &mut conns {
         let sent = Instant::now();
-        conn.send(&Payload::Json(json!({"text": format!("hello {name}, this is alice")}))).await?;
+        conn.send(&Payload::Json(
+            json!({"text": format!("hello {name}, this is alice")}),
+        ))
+        .await?;
         let reply = recv(conn).await?;
-        let Payload::Json(r) = reply else { return Err("unexpected bytes".into()) };
+        let Payload::Json(r) = reply else {
+            return Err("unexpected bytes".into());
+        };
         t.say(format!(
             "alice ← {:<5} {:?} from {} (round trip {:.2} ms)",
             r["from"].as_str().unwrap_or("?"),

@@ -29,8 +29,14 @@ impl LocalNode {
         let signaling = SignalingHandle::spawn(sc);
         match signaling.claim(id, token).await? {
             (reg, ClaimResult::Claimed) => {
-                let (transport, incoming) = Transport::start(signaling.clone(), reg, id.into(), config)?;
-                Ok(Self { id: id.into(), signaling, transport, incoming })
+                let (transport, incoming) =
+                    Transport::start(signaling.clone(), reg, id.into(), config)?;
+                Ok(Self {
+                    id: id.into(),
+                    signaling,
+                    transport,
+                    incoming,
+                })
             }
             (_, other) => Err(format!("could not claim {id}: {other:?}").into()),
         }

@@ -78,7 +78,9 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PEERNS_LOG")
                 // webrtc-rs warns about routine ICE/DTLS events; only its errors matter here.
-                .unwrap_or_else(|_| "warn,rtc=error,rtc_ice=error,rtc_dtls=error,webrtc=error".into()),
+                .unwrap_or_else(|_| {
+                    "warn,rtc=error,rtc_ice=error,rtc_dtls=error,webrtc=error".into()
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -99,16 +99,27 @@ impl TurnProcess {
         let port = free_port()?;
         let relay_base = 50_000 + (port % 100) * 100;
         let mut cmd = Command::new("turnserver");
-        cmd.args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--no-cli", "--no-tls"])
-            .args(["--no-dtls", "--allow-loopback-peers", "--lt-cred-mech", "--realm=peerns.bench"])
-            .arg(format!("--listening-port={port}"))
-            .arg(format!("--min-port={relay_base}"))
-            .arg(format!("--max-port={}", relay_base + 99))
-            .arg(format!("--user={}:{}", TURN_USER.0, TURN_USER.1))
-            .args(["--log-file=stdout", "--simple-log"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
+        cmd.args([
+            "-n",
+            "--listening-ip=127.0.0.1",
+            "--relay-ip=127.0.0.1",
+            "--no-cli",
+            "--no-tls",
+        ])
+        .args([
+            "--no-dtls",
+            "--allow-loopback-peers",
+            "--lt-cred-mech",
+            "--realm=peerns.bench",
+        ])
+        .arg(format!("--listening-port={port}"))
+        .arg(format!("--min-port={relay_base}"))
+        .arg(format!("--max-port={}", relay_base + 99))
+        .arg(format!("--user={}:{}", TURN_USER.0, TURN_USER.1))
+        .args(["--log-file=stdout", "--simple-log"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
         let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -123,7 +134,10 @@ impl TurnProcess {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Some(Self { _child: child, port }))
+        Ok(Some(Self {
+            _child: child,
+            port,
+        }))
     }
 
     /// `turn:127.0.0.1:PORT?transport=udp`.

@@ -234,3 +234,22 @@ pub async fn accept(node: &mut TestNode) -> DataConnection {
         .expect("incoming connection in time")
         .expect("transport running")
 }
+
+/// Declares, for each async `fn name(kind: ServerKind)`, a module `name` with two tests: one
+/// against the official PeerJS server and one against ours.
+#[macro_export]
+macro_rules! against_both_servers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use $crate::ServerKind;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn peer_server() {
+                super::$name(ServerKind::Peer).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded_server() {
+                super::$name(ServerKind::Embedded).await
+            }
+        }
+    )*};
+}

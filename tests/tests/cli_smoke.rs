@@ -25,7 +25,10 @@ fn demo_connects_nodes_and_exits_zero() {
         String::from_utf8_lossy(&o.stderr)
     );
     for name in ["bob  ", "carol", "dave "] {
-        assert!(out.contains(&format!("alice ⇄ {name} data channel open")), "{out}");
+        assert!(
+            out.contains(&format!("alice ⇄ {name} data channel open")),
+            "{out}"
+        );
         assert!(out.contains(&format!("alice ← {name}")), "{out}");
     }
     assert!(out.contains("every greeting answered"), "{out}");
@@ -90,7 +93,15 @@ fn signaling_bench_reports_both_servers() {
 #[test]
 fn transport_bench_reports_every_figure() {
     let o = peerns(&[
-        "bench", "transport", "--json", "--connects", "5", "--pings", "100", "--rounds", "1",
+        "bench",
+        "transport",
+        "--json",
+        "--connects",
+        "5",
+        "--pings",
+        "100",
+        "--rounds",
+        "1",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
@@ -108,7 +119,9 @@ fn transport_bench_reports_every_figure() {
         keys.push("turn_rtt_p50_ms");
     }
     for key in keys {
-        let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {v}"));
+        let x = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {v}"));
         assert!(x > 0.0 && x.is_finite(), "{key} = {x}");
     }
 }

@@ -274,23 +274,7 @@ async fn recovers_after_server_restart(kind: ServerKind) {
     );
 }
 
-macro_rules! against_both_servers {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::ServerKind;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn peer_server() {
-                super::$name(ServerKind::Peer).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded_server() {
-                super::$name(ServerKind::Embedded).await
-            }
-        }
-    )*};
-}
-
-against_both_servers!(
+peerns_tests::against_both_servers!(
     open_and_state,
     id_taken_for_another_token,
     reattach_with_same_token,

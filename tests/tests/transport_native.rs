@@ -167,23 +167,7 @@ async fn glare_resolves_to_one_connection(kind: ServerKind) {
     assert_eq!(recv(&mut cb).await, Payload::Json(json!("hi")));
 }
 
-macro_rules! against_both_servers {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::ServerKind;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn peer_server() {
-                super::$name(ServerKind::Peer).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded_server() {
-                super::$name(ServerKind::Embedded).await
-            }
-        }
-    )*};
-}
-
-against_both_servers!(
+peerns_tests::against_both_servers!(
     exchange_and_bulk,
     unknown_peer_fails_fast,
     glare_resolves_to_one_connection

@@ -51,9 +51,12 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             registrations,
             rounds,
         } => signaling::run(json, relays, registrations, rounds).await,
-        BenchCmd::Transport { json, connects, pings, rounds } => {
-            transport::run(json, connects, pings, rounds).await
-        }
+        BenchCmd::Transport {
+            json,
+            connects,
+            pings,
+            rounds,
+        } => transport::run(json, connects, pings, rounds).await,
     }
 }
 

@@ -97,7 +97,10 @@ struct Bare {
     rx: Arc<dyn DataChannel>,
 }
 
-async fn forward_candidates(mut events: mpsc::UnboundedReceiver<PcEvent>, to: Arc<dyn PeerConnection>) -> mpsc::UnboundedReceiver<PcEvent> {
+async fn forward_candidates(
+    mut events: mpsc::UnboundedReceiver<PcEvent>,
+    to: Arc<dyn PeerConnection>,
+) -> mpsc::UnboundedReceiver<PcEvent> {
     // Both descriptions are set before this runs, so candidates can be added at once.
     let mut rest = Vec::new();
     while let Ok(ev) = events.try_recv() {
@@ -134,7 +137,15 @@ impl Bare {
         let (btx, brx) = mpsc::unbounded_channel();
         let a = new_peer_connection(config, "bare-a", atx).await?;
         let b = new_peer_connection(config, "bare-b", btx).await?;
-        let tx = a.create_data_channel("bench", Some(RTCDataChannelInit { ordered: true, ..Default::default() })).await?;
+        let tx = a
+            .create_data_channel(
+                "bench",
+                Some(RTCDataChannelInit {
+                    ordered: true,
+                    ..Default::default()
+                }),
+            )
+            .await?;
         let offer = a.create_offer(None).await?;
         a.set_local_description(offer.clone()).await?;
         b.set_remote_description(offer).await?;
@@ -153,12 +164,22 @@ impl Bare {
         let elapsed = t0.elapsed().as_secs_f64() * 1000.0;
         let rx = loop {
             match b_events.recv().await {
-                Some(PcEvent { kind: PcEventKind::DataChannel(dc), .. }) => break dc,
+                Some(PcEvent {
+                    kind: PcEventKind::DataChannel(dc),
+                    ..
+                }) => break dc,
                 Some(_) => {}
                 None => return Err("no remote channel".into()),
             }
         };
-        Ok((Self { pcs: [a, b], tx, rx }, elapsed))
+        Ok((
+            Self {
+                pcs: [a, b],
+                tx,
+                rx,
+            },
+            elapsed,
+        ))
     }
 
     async fn next_message(dc: &Arc<dyn DataChannel>) -> Result<BytesMut> {
@@ -265,17 +286,21 @@ pub async fn run(json_out: bool, connects: usize, pings: usize, rounds: usize) -
     }
     for _ in 0..rounds.max(1) {
         let mut echo = a.transport.connect(b_id, opts("echo")).await?;
-        ours.rtt_ms.extend(rtt_ours(&mut echo, pings / rounds.max(1)).await?);
+        ours.rtt_ms
+            .extend(rtt_ours(&mut echo, pings / rounds.max(1)).await?);
         echo.close().await;
         let mut sink = a.transport.connect(b_id, opts("sink")).await?;
-        ours.tp_1k.push(throughput_ours(&mut sink, 1024, total_1k).await?);
-        ours.tp_16k.push(throughput_ours(&mut sink, 16 * 1024, total_16k).await?);
+        ours.tp_1k
+            .push(throughput_ours(&mut sink, 1024, total_1k).await?);
+        ours.tp_16k
+            .push(throughput_ours(&mut sink, 16 * 1024, total_16k).await?);
         sink.close().await;
 
         let (pair, _) = Bare::connect(&config).await?;
         bare.rtt_ms.extend(pair.rtt(pings / rounds.max(1)).await?);
         bare.tp_1k.push(pair.throughput(1024, total_1k).await?);
-        bare.tp_16k.push(pair.throughput(16 * 1024, total_16k).await?);
+        bare.tp_16k
+            .push(pair.throughput(16 * 1024, total_16k).await?);
         pair.close().await;
     }
     a.stop().await;
@@ -290,7 +315,10 @@ pub async fn run(json_out: bool, connects: usize, pings: usize, rounds: usize) -
             };
             let a = node_pair(&url, "turn", relay).await?;
             let t0 = Instant::now();
-            let mut c = a.transport.connect("peerns2-bench-turn-b", opts("echo")).await?;
+            let mut c = a
+                .transport
+                .connect("peerns2-bench-turn-b", opts("echo"))
+                .await?;
             let connect = t0.elapsed().as_secs_f64() * 1000.0;
             let mut rtt = rtt_ours(&mut c, 200).await?;
             c.close().await;
@@ -304,10 +332,22 @@ pub async fn run(json_out: bool, connects: usize, pings: usize, rounds: usize) -
         eprintln!("connect samples (ms): {:?}", ours.connect_ms);
     }
     let r = |x: f64| (x * 1000.0).round() / 1000.0;
-    let (c50, c95) = (percentile(&mut ours.connect_ms, 50.0), percentile(&mut ours.connect_ms, 95.0));
-    let (b50, b95) = (percentile(&mut bare.connect_ms, 50.0), percentile(&mut bare.connect_ms, 95.0));
-    let (rtt50, rtt99) = (percentile(&mut ours.rtt_ms, 50.0), percentile(&mut ours.rtt_ms, 99.0));
-    let (brtt50, brtt99) = (percentile(&mut bare.rtt_ms, 50.0), percentile(&mut bare.rtt_ms, 99.0));
+    let (c50, c95) = (
+        percentile(&mut ours.connect_ms, 50.0),
+        percentile(&mut ours.connect_ms, 95.0),
+    );
+    let (b50, b95) = (
+        percentile(&mut bare.connect_ms, 50.0),
+        percentile(&mut bare.connect_ms, 95.0),
+    );
+    let (rtt50, rtt99) = (
+        percentile(&mut ours.rtt_ms, 50.0),
+        percentile(&mut ours.rtt_ms, 99.0),
+    );
+    let (brtt50, brtt99) = (
+        percentile(&mut bare.rtt_ms, 50.0),
+        percentile(&mut bare.rtt_ms, 99.0),
+    );
     let (t1, t16) = (median(&mut ours.tp_1k), median(&mut ours.tp_16k));
     let (bt1, bt16) = (median(&mut bare.tp_1k), median(&mut bare.tp_16k));
     let out = json!({
@@ -325,13 +365,29 @@ pub async fn run(json_out: bool, connects: usize, pings: usize, rounds: usize) -
         println!("{out}");
         return Ok(());
     }
-    let turn = |v: Option<f64>| v.map_or("n/a (coturn not installed)".to_string(), |x| format!("{x:.3}"));
+    let turn = |v: Option<f64>| {
+        v.map_or("n/a (coturn not installed)".to_string(), |x| {
+            format!("{x:.3}")
+        })
+    };
     println!("transport bench: {connects} connects, {pings} pings, {rounds} rounds (loopback)");
     println!("                          ours (PeerJS layer)   bare webrtc-rs   ratio");
     println!("connect p50 / p95 (ms)    {c50:>7.2} / {c95:<7.2}     {b50:>6.2} / {b95:<6.2}");
-    println!("rtt p50 / p99 (ms)        {rtt50:>7.3} / {rtt99:<7.3}     {brtt50:>6.3} / {brtt99:<6.3}");
-    println!("throughput 1 KiB (MB/s)   {t1:>17.1}   {bt1:>14.1}   {:.2}", t1 / bt1);
-    println!("throughput 16 KiB (MB/s)  {t16:>17.1}   {bt16:>14.1}   {:.2}", t16 / bt16);
-    println!("TURN relay: connect {} ms, rtt p50 {} ms", turn(turn_connect), turn(turn_rtt));
+    println!(
+        "rtt p50 / p99 (ms)        {rtt50:>7.3} / {rtt99:<7.3}     {brtt50:>6.3} / {brtt99:<6.3}"
+    );
+    println!(
+        "throughput 1 KiB (MB/s)   {t1:>17.1}   {bt1:>14.1}   {:.2}",
+        t1 / bt1
+    );
+    println!(
+        "throughput 16 KiB (MB/s)  {t16:>17.1}   {bt16:>14.1}   {:.2}",
+        t16 / bt16
+    );
+    println!(
+        "TURN relay: connect {} ms, rtt p50 {} ms",
+        turn(turn_connect),
+        turn(turn_rtt)
+    );
     Ok(())
 }

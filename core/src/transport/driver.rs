@@ -95,6 +95,29 @@ struct Entry {
     outgoing: bool,
 }
 
+impl Entry {
+    /// A connection under negotiation: an outgoing one waits for the ANSWER; an incoming one
+    /// has the remote description (the OFFER) already.
+    fn new(
+        info: ConnectionInfo,
+        pc: Arc<dyn PeerConnection>,
+        local_sdp: &str,
+        outgoing: bool,
+    ) -> Self {
+        Self {
+            info,
+            weak_pc: Arc::downgrade(&pc),
+            pc: Some(pc),
+            remote_set: !outgoing,
+            queued: vec![],
+            mid: first_mid(local_sdp),
+            conn: None,
+            reply: None,
+            outgoing,
+        }
+    }
+}
+
 /// Handle to the data-connection layer of one PeerJS registration.
 #[derive(Clone)]
 pub struct Transport {
@@ -293,20 +316,10 @@ impl Task {
             serialization: Some(opts.serialization),
         };
         let conn = self.attach(info.clone(), pc.clone(), dc);
-        self.entries.insert(
-            cid.clone(),
-            Entry {
-                info,
-                weak_pc: Arc::downgrade(&pc),
-                pc: Some(pc),
-                remote_set: false,
-                queued: vec![],
-                mid: first_mid(&offer.sdp),
-                conn: Some(conn),
-                reply: Some(reply),
-                outgoing: true,
-            },
-        );
+        let mut entry = Entry::new(info, pc, &offer.sdp, true);
+        entry.conn = Some(conn);
+        entry.reply = Some(reply);
+        self.entries.insert(cid.clone(), entry);
         self.send_signal(
             MessageType::Offer,
             &peer,
@@ -441,20 +454,9 @@ impl Task {
             reliable: offer.reliable.unwrap_or(false),
             metadata: offer.metadata,
         };
-        self.entries.insert(
-            cid.clone(),
-            Entry {
-                info,
-                weak_pc: Arc::downgrade(&pc),
-                pc: Some(pc),
-                remote_set: true,
-                queued: vec![],
-                mid: first_mid(&answer.sdp),
-                conn: None,
-                reply: inherited_reply,
-                outgoing: false,
-            },
-        );
+        let mut entry = Entry::new(info, pc, &answer.sdp, false);
+        entry.reply = inherited_reply;
+        self.entries.insert(cid.clone(), entry);
         let payload = AnswerPayload {
             sdp: Sdp {
                 kind: "answer".into(),
@@ -563,22 +565,19 @@ impl Task {
                 self.opened(&ev.cid);
             }
             PcEventKind::State(state) => {
-                if matches!(
+                if !matches!(
                     state,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
                 ) {
-                    let waiting = self
-                        .entries
-                        .get(&ev.cid)
-                        .is_some_and(|e| e.reply.is_some() || e.pc.is_some());
-                    if waiting {
-                        self.fail(
-                            &ev.cid,
-                            TransportError::WebRtc(format!("connection {state}")),
-                        )
-                        .await;
-                    }
+                    return;
                 }
+                // Open connections too: when ICE fails (peer gone without a goodbye) webrtc-rs
+                // does not end the channel's event stream by itself.
+                self.fail(
+                    &ev.cid,
+                    TransportError::WebRtc(format!("connection {state}")),
+                )
+                .await;
             }
         }
     }
@@ -603,7 +602,8 @@ impl Task {
         }
     }
 
-    /// Gives up on a connection that is still being negotiated.
+    /// Ends a connection, pending or open: a waiting caller gets `err`, and the peer
+    /// connection is closed, which also ends an open connection's reader and so its `recv()`.
     async fn fail(&mut self, cid: &str, err: TransportError) {
         let Some(mut e) = self.entries.remove(cid) else {
             return;
@@ -611,8 +611,8 @@ impl Task {
         if let Some(reply) = e.reply.take() {
             let _ = reply.send(Err(err));
         }
-        drop(e.conn.take()); // closes the peer connection through the handle's drop
-        if let Some(pc) = e.pc.take() {
+        drop(e.conn.take());
+        if let Some(pc) = e.pc.take().or_else(|| e.weak_pc.upgrade()) {
             let _ = pc.close().await;
         }
     }
@@ -636,9 +636,6 @@ impl Task {
             .map(|(c, _)| c.clone())
             .collect();
         for cid in cids {
-            if let Some(pc) = self.entries.get(&cid).and_then(|e| e.weak_pc.upgrade()) {
-                let _ = pc.close().await;
-            }
             self.fail(&cid, TransportError::Closed).await;
         }
     }
@@ -646,9 +643,6 @@ impl Task {
     async fn close_all(&mut self) {
         let cids: Vec<String> = self.entries.keys().cloned().collect();
         for cid in cids {
-            if let Some(pc) = self.entries.get(&cid).and_then(|e| e.weak_pc.upgrade()) {
-                let _ = pc.close().await;
-            }
             self.fail(&cid, TransportError::Closed).await;
         }
     }

@@ -1930,6 +1930,12 @@ where
     /// the driver stops, so the server frees them now rather than when their lifetime expires
     /// (webrtc#903). The sockets are about to go, so this is the last chance to send them.
     async fn release_turn_allocations(&mut self) {
+        // PATCH(turn-close): flush what close() queued (SCTP ABORT, DTLS close_notify) while the
+        // relay still exists; after turn_relayer.close() writes from a relay address are dropped
+        // and the peer never learns the connection is gone.
+        if let Err(err) = self.poll_writes().await {
+            error!("Failed to flush writes before releasing TURN allocations: {}", err);
+        }
         if let Err(err) = self.turn_relayer.close() {
             error!("Failed to close turn_relayer: {}", err);
         }
