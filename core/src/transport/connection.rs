@@ -20,9 +20,14 @@ pub enum TransportError {
     /// The peer's ID is not registered at the signaling server (EXPIRE).
     #[error("peer {0} is not available")]
     PeerUnavailable(String),
-    /// The channel did not open in time.
-    #[error("connecting to {0} timed out")]
-    Timeout(String),
+    /// The channel did not open in time; `stage` says how far negotiation got.
+    #[error("connecting to {peer} timed out ({stage})")]
+    Timeout {
+        /// The remote PeerJS ID.
+        peer: String,
+        /// Negotiation progress at the deadline, for diagnosis.
+        stage: String,
+    },
     /// The connection is closed.
     #[error("connection closed")]
     Closed,

@@ -93,6 +93,9 @@ struct Entry {
     /// Who waits for it: a `connect()` caller (or, after glare, the caller of the abandoned one).
     reply: Option<Reply>,
     outgoing: bool,
+    /// Last peer-connection state seen, and remote candidates received (for diagnostics).
+    state: RTCPeerConnectionState,
+    remote_candidates: usize,
 }
 
 impl Entry {
@@ -114,6 +117,8 @@ impl Entry {
             conn: None,
             reply: None,
             outgoing,
+            state: RTCPeerConnectionState::New,
+            remote_candidates: 0,
         }
     }
 }
@@ -242,9 +247,17 @@ impl Task {
                 },
                 Some(cid) = closed_rx.recv() => self.gone(&cid),
                 Some(cid) = timeout_rx.recv() => {
-                    let peer = self.entries.get(&cid).filter(|e| e.reply.is_some()).map(|e| e.info.peer.clone());
-                    if let Some(peer) = peer {
-                        self.fail(&cid, TransportError::Timeout(peer)).await;
+                    let timed_out = self.entries.get(&cid).filter(|e| e.reply.is_some()).map(|e| {
+                        let stage = format!(
+                            "remote description: {}, remote candidates: {}, state: {}, channel: {}",
+                            e.remote_set, e.remote_candidates, e.state,
+                            if e.conn.is_some() || !e.outgoing { "pending" } else { "open" }
+                        );
+                        TransportError::Timeout { peer: e.info.peer.clone(), stage }
+                    });
+                    if let Some(err) = timed_out {
+                        tracing::warn!(%cid, error = %err, "connect timed out");
+                        self.fail(&cid, err).await;
                     }
                 }
             }
@@ -516,6 +529,7 @@ impl Task {
             username_fragment: c.candidate.username_fragment,
             ..Default::default()
         };
+        e.remote_candidates += 1;
         if !e.remote_set {
             e.queued.push(init);
             return Ok(());
@@ -565,6 +579,9 @@ impl Task {
                 self.opened(&ev.cid);
             }
             PcEventKind::State(state) => {
+                if let Some(e) = self.entries.get_mut(&ev.cid) {
+                    e.state = state;
+                }
                 if !matches!(
                     state,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed

@@ -79,8 +79,9 @@ pub async fn new_peer_connection(
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         // The fallback tick for ICE checks (default 200 ms); our patched driver is event-driven,
-        // this only bounds the rare case it is not.
-        .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(100))
+        // this only bounds the rare case it is not. 250 attempts give a pair 5 s to answer
+        // (the default budget is 7 × 200 ms), so a loaded phone or CI box does not fail ICE.
+        .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(250))
         // A trickle race often makes the peer's first check peer-reflexive; browsers in a
         // loopback-only namespace always look so. The default 1 s wait would be paid in full.
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
