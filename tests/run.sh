@@ -31,6 +31,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install --quiet pytest
 
 # --- pinned real PeerJS components (server `peer`, browser client `peerjs`) ----------------------
 log "npm ci (tests/peerjs)"
@@ -50,9 +51,18 @@ export PEERNS_BIN="$ROOT/target/debug/peerns"
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
-set -e
+log "Python tests through the UniFFI bindings (bindings/tests/run_python.sh)"
+bindings/tests/run_python.sh 2>&1 | tee target/python-output.txt
+py_status=${PIPESTATUS[0]}
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' target/test-output.txt | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+py_passed=$(grep -Eo '[0-9]+ passed' target/python-output.txt | tail -1 | awk '{print $1+0}')
+py_failed=$(grep -Eo '[0-9]+ (failed|error)' target/python-output.txt | tail -1 | awk '{print $1+0}')
+passed=$((passed + ${py_passed:-0}))
+failed=$((failed + ${py_failed:-0}))
+if [ "$py_status" -ne 0 ] && [ "${py_failed:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
+set -e
 echo
 echo "tests: ${passed} passed, ${failed} failed"
-exit "$status"
+if [ "$status" -ne 0 ]; then exit "$status"; fi
+exit "$py_status"

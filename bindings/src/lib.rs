@@ -1,9 +1,461 @@
-//! UniFFI adapter crate for PeerNS native.
+//! UniFFI adapters for PeerNS native: they convert types between the core's node facade
+//! ([`peerns_core::node`]) and the foreign languages, and hold no logic.
 //!
-//! Placeholder until the FFI issue: it only re-exports the core version so the crate builds
-//! and the workspace layout is final. It will hold adapters only, never logic.
+//! All core work runs on one tokio runtime owned by this library, so it does not matter which
+//! executor (or thread) the foreign side calls from. The constructor is synchronous and does no
+//! I/O; [`PeernsNode::start`] is the async entry point.
 
-/// Version of the core library these bindings wrap.
-pub fn core_version() -> &'static str {
-    peerns_core::VERSION
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::Instant;
+
+use peerns_core::node::{self, Node, NodeError};
+use peerns_core::store::ProfileError;
+use peerns_core::transport::{IceServer, TransportConfig, TransportError};
+use tokio::runtime::Runtime;
+use tokio::task::AbortHandle;
+
+uniffi::setup_scaffolding!();
+
+/// The runtime every core task runs on.
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("peerns")
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime")
+});
+
+/// Runs `fut` on the library's runtime and waits for it from any executor.
+async fn on_runtime<T: Send + 'static>(
+    fut: impl Future<Output = T> + Send + 'static,
+) -> Result<T, PeernsError> {
+    RUNTIME
+        .spawn(fut)
+        .await
+        .map_err(|e| PeernsError::Internal { msg: e.to_string() })
+}
+
+/// The one error type of the bindings.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum PeernsError {
+    /// An argument was malformed, or the call does not fit the node's state.
+    #[error("invalid input: {msg}")]
+    InvalidInput {
+        /// What was wrong.
+        msg: String,
+    },
+    /// A connection to a peer failed or does not exist.
+    #[error("network: {msg}")]
+    Network {
+        /// What failed.
+        msg: String,
+    },
+    /// The signaling server refused or is unreachable.
+    #[error("signaling: {msg}")]
+    Signaling {
+        /// What failed.
+        msg: String,
+    },
+    /// The profile database failed.
+    #[error("storage: {msg}")]
+    Storage {
+        /// What failed.
+        msg: String,
+    },
+    /// The identity key could not be loaded or unsealed.
+    #[error("crypto: {msg}")]
+    Crypto {
+        /// What failed.
+        msg: String,
+    },
+    /// The node is not started or has stopped.
+    #[error("closed: {msg}")]
+    Closed {
+        /// What was closed.
+        msg: String,
+    },
+    /// A bug: a task panicked or was cancelled.
+    #[error("internal: {msg}")]
+    Internal {
+        /// What happened.
+        msg: String,
+    },
+}
+
+impl From<NodeError> for PeernsError {
+    fn from(e: NodeError) -> Self {
+        let msg = e.to_string();
+        match e {
+            NodeError::InvalidInput(_) => Self::InvalidInput { msg },
+            NodeError::Profile(ProfileError::Store(_) | ProfileError::CreateDir { .. })
+            | NodeError::Store(_) => Self::Storage { msg },
+            NodeError::Profile(_) => Self::Crypto { msg },
+            NodeError::Signaling(_) | NodeError::Transport(TransportError::Signaling(_)) => {
+                Self::Signaling { msg }
+            }
+            NodeError::Transport(TransportError::Closed) | NodeError::Stopped => {
+                Self::Closed { msg }
+            }
+            NodeError::Transport(_) | NodeError::NotConnected(_) => Self::Network { msg },
+        }
+    }
+}
+
+/// How to start a node.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct NodeConfig {
+    /// The profile directory (created if missing).
+    pub profile_dir: String,
+    /// PeerJS signaling server, e.g. `ws://127.0.0.1:9000/?key=peerjs`.
+    pub signaling_url: String,
+    /// `stun:` URLs, or `turn:` URLs written `turn:user:credential@host:port?transport=udp`.
+    pub ice_servers: Vec<String>,
+    /// Gather candidates on loopback only (tests, local demo).
+    pub loopback_only: bool,
+    /// Stored as the display name at start, if set.
+    pub display_name: Option<String>,
+}
+
+/// Who this node is.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Identity {
+    /// Identity key fingerprint, 64 lowercase hex characters.
+    pub fingerprint: String,
+    /// Short fingerprint for people to compare.
+    pub short: String,
+    /// The persistent PeerJS ID.
+    pub peer_id: String,
+    /// The user's chosen name.
+    pub display_name: Option<String>,
+}
+
+/// The state of the node's signaling registration, for the UI.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SignalingState {
+    /// Registered.
+    Connected,
+    /// First attempt in progress.
+    Connecting,
+    /// Lost; retry number `attempt` starts in `next_in_ms` milliseconds.
+    Reconnecting {
+        /// 1 for the first retry.
+        attempt: u32,
+        /// Milliseconds until the retry.
+        next_in_ms: u64,
+    },
+    /// Held back by rate limiting for `until_ms` more milliseconds (from when it was read).
+    RateLimited {
+        /// Milliseconds until registrations may resume.
+        until_ms: u64,
+    },
+    /// Not trying: no network, a permanent refusal, or the node is not running.
+    Offline {
+        /// Human-readable cause.
+        reason: String,
+    },
+}
+
+impl From<node::SignalingState> for SignalingState {
+    fn from(s: node::SignalingState) -> Self {
+        use node::SignalingState as S;
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        match s {
+            S::Connected => Self::Connected,
+            S::Connecting => Self::Connecting,
+            S::Reconnecting { attempt, next_in } => Self::Reconnecting {
+                attempt,
+                next_in_ms: ms(next_in),
+            },
+            S::RateLimited { until } => Self::RateLimited {
+                until_ms: ms(until.saturating_duration_since(Instant::now())),
+            },
+            S::Offline { reason } => Self::Offline { reason },
+        }
+    }
+}
+
+/// Something that happened at the node.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum NodeEvent {
+    /// The signaling registration changed state.
+    SignalingState {
+        /// The new state.
+        state: SignalingState,
+    },
+    /// The first connection to `peer` opened.
+    PeerConnected {
+        /// The remote PeerJS ID.
+        peer: String,
+    },
+    /// The last connection to `peer` closed.
+    PeerDisconnected {
+        /// The remote PeerJS ID.
+        peer: String,
+    },
+    /// `peer` sent `data`.
+    DataReceived {
+        /// The remote PeerJS ID.
+        peer: String,
+        /// The message.
+        data: Vec<u8>,
+    },
+}
+
+impl From<node::NodeEvent> for NodeEvent {
+    fn from(e: node::NodeEvent) -> Self {
+        match e {
+            node::NodeEvent::SignalingState(s) => Self::SignalingState { state: s.into() },
+            node::NodeEvent::PeerConnected { peer } => Self::PeerConnected { peer },
+            node::NodeEvent::PeerDisconnected { peer } => Self::PeerDisconnected { peer },
+            node::NodeEvent::DataReceived { peer, data } => Self::DataReceived { peer, data },
+        }
+    }
+}
+
+/// Receives node events, one at a time and in order, on a library thread.
+#[uniffi::export(with_foreign)]
+pub trait EventListener: Send + Sync {
+    /// One event.
+    fn on_event(&self, event: NodeEvent);
+}
+
+/// A running event delivery; it ends on [`Subscription::cancel`], when dropped, or when the
+/// node stops.
+#[derive(uniffi::Object)]
+pub struct Subscription {
+    task: AbortHandle,
+}
+
+#[uniffi::export]
+impl Subscription {
+    /// Stops delivering events.
+    pub fn cancel(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn ice_server(url: &str) -> Result<IceServer, PeernsError> {
+    let bad = || PeernsError::InvalidInput {
+        msg: format!("bad ICE server URL {url:?}"),
+    };
+    if url.starts_with("stun:") || url.starts_with("stuns:") {
+        return Ok(IceServer::stun(url));
+    }
+    let (scheme, rest) = url.split_once(':').ok_or_else(bad)?;
+    if scheme != "turn" && scheme != "turns" {
+        return Err(bad());
+    }
+    let (creds, host) = rest.rsplit_once('@').ok_or_else(bad)?;
+    let (user, credential) = creds.split_once(':').ok_or_else(bad)?;
+    Ok(IceServer::turn(
+        &format!("{scheme}:{host}"),
+        user,
+        credential,
+    ))
+}
+
+/// A PeerNS node: identity, signaling, connections to peers.
+#[derive(uniffi::Object)]
+pub struct PeernsNode {
+    config: node::NodeConfig,
+    node: Mutex<Option<Arc<Node>>>,
+}
+
+impl PeernsNode {
+    fn running(&self) -> Result<Arc<Node>, PeernsError> {
+        lock(&self.node).clone().ok_or_else(|| PeernsError::Closed {
+            msg: "node is not running".into(),
+        })
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl PeernsNode {
+    /// Checks the configuration; does no I/O. Call [`PeernsNode::start`] next.
+    #[uniffi::constructor]
+    pub fn new(config: NodeConfig) -> Result<Arc<Self>, PeernsError> {
+        if config.profile_dir.is_empty() {
+            return Err(PeernsError::InvalidInput {
+                msg: "profile_dir is empty".into(),
+            });
+        }
+        let transport = TransportConfig {
+            ice_servers: config
+                .ice_servers
+                .iter()
+                .map(String::as_str)
+                .map(ice_server)
+                .collect::<Result<_, _>>()?,
+            loopback_only: config.loopback_only,
+            ..TransportConfig::default()
+        };
+        Ok(Arc::new(Self {
+            config: node::NodeConfig {
+                profile_dir: PathBuf::from(config.profile_dir),
+                signaling_url: config.signaling_url,
+                transport,
+                display_name: config.display_name,
+            },
+            node: Mutex::new(None),
+        }))
+    }
+
+    /// Opens the profile, registers at the signaling server and starts accepting connections.
+    pub async fn start(&self) -> Result<(), PeernsError> {
+        if lock(&self.node).is_some() {
+            return Err(PeernsError::InvalidInput {
+                msg: "node is already running".into(),
+            });
+        }
+        let node = on_runtime(Node::start(self.config.clone())).await??;
+        let node = Arc::new(node);
+        let raced = {
+            let mut slot = lock(&self.node);
+            if slot.is_some() {
+                Some(node)
+            } else {
+                *slot = Some(node);
+                None
+            }
+        };
+        if let Some(node) = raced {
+            on_runtime(async move { node.stop().await }).await?;
+            return Err(PeernsError::InvalidInput {
+                msg: "node is already running".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Closes every connection and signaling; ends every subscription. The node can be
+    /// started again.
+    pub async fn stop(&self) -> Result<(), PeernsError> {
+        let node = lock(&self.node).take();
+        if let Some(node) = node {
+            on_runtime(async move { node.stop().await }).await?;
+        }
+        Ok(())
+    }
+
+    /// Fingerprint, persistent ID and display name.
+    pub fn identity(&self) -> Result<Identity, PeernsError> {
+        let id = self.running()?.identity();
+        Ok(Identity {
+            fingerprint: id.fingerprint,
+            short: id.short,
+            peer_id: id.peer_id,
+            display_name: id.display_name,
+        })
+    }
+
+    /// Changes and stores the display name.
+    pub async fn set_display_name(&self, name: String) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        Ok(on_runtime(async move { node.set_display_name(&name).await }).await??)
+    }
+
+    /// The signaling state (`Offline` when the node is not running).
+    pub fn signaling_state(&self) -> SignalingState {
+        match lock(&self.node).as_ref() {
+            Some(node) => node.signaling_state().into(),
+            None => SignalingState::Offline {
+                reason: "node is not running".into(),
+            },
+        }
+    }
+
+    /// Opens a data connection to `peer` (or reuses the open one).
+    pub async fn connect(&self, peer: String) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        Ok(on_runtime(async move { node.connect(&peer).await }).await??)
+    }
+
+    /// Sends `data` to `peer` over the open connection.
+    pub async fn send(&self, peer: String, data: Vec<u8>) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        Ok(on_runtime(async move { node.send(&peer, data).await }).await??)
+    }
+
+    /// The platform's network changed (`online` = a network is usable).
+    pub fn network_changed(&self, online: bool) -> Result<(), PeernsError> {
+        Ok(self.running()?.network_changed(online)?)
+    }
+
+    /// Delivers every event from now on to `listener`, in order, until the subscription is
+    /// cancelled or dropped or the node stops.
+    pub fn subscribe(
+        &self,
+        listener: Arc<dyn EventListener>,
+    ) -> Result<Arc<Subscription>, PeernsError> {
+        let mut events = self.running()?.subscribe();
+        let task = RUNTIME.spawn(async move {
+            while let Some(event) = events.recv().await {
+                let listener = listener.clone();
+                let event = NodeEvent::from(event);
+                // Foreign code may block; keep it off the async workers. Awaiting each call
+                // keeps the order.
+                if tokio::task::spawn_blocking(move || listener.on_event(event))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Arc::new(Subscription {
+            task: task.abort_handle(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_urls() {
+        assert_eq!(
+            ice_server("stun:stun.example.org:3478").unwrap(),
+            IceServer::stun("stun:stun.example.org:3478")
+        );
+        assert_eq!(
+            ice_server("turn:u:p@127.0.0.1:3478?transport=udp").unwrap(),
+            IceServer::turn("turn:127.0.0.1:3478?transport=udp", "u", "p")
+        );
+        assert!(ice_server("http://x").is_err());
+        assert!(ice_server("turn:127.0.0.1:3478").is_err());
+    }
+
+    #[test]
+    fn constructor_validates() {
+        let cfg = |dir: &str| NodeConfig {
+            profile_dir: dir.into(),
+            signaling_url: "ws://127.0.0.1:9000/".into(),
+            ice_servers: vec![],
+            loopback_only: true,
+            display_name: None,
+        };
+        assert!(matches!(
+            PeernsNode::new(cfg("")),
+            Err(PeernsError::InvalidInput { .. })
+        ));
+        let node = PeernsNode::new(cfg("/tmp/x")).unwrap();
+        assert!(matches!(
+            node.signaling_state(),
+            SignalingState::Offline { .. }
+        ));
+        assert!(matches!(node.identity(), Err(PeernsError::Closed { .. })));
+    }
 }

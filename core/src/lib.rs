@@ -1,11 +1,13 @@
 //! PeerNS native core.
 //!
 //! Layers, lowest first; a layer only uses the ones above it in this list:
-//! [`crypto`] → [`identity`] → [`store`] → [`signaling`]. Transport, discovery, contacts/chat,
-//! groups/calls, RPC and the node facade come later, in that order (see `docs/ARCHITECTURE.md`).
+//! [`crypto`] → [`identity`] → [`store`] → [`signaling`] → [`transport`] → [`node`] (the facade
+//! every shell uses). Discovery, contacts/chat, groups/calls and RPC will sit between transport
+//! and node, in that order (see `docs/ARCHITECTURE.md`).
 
 pub mod crypto;
 pub mod identity;
+pub mod node;
 pub mod signaling;
 pub mod store;
 pub mod transport;
