@@ -106,16 +106,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Loopback transport that may only use candidates relayed by `turn`.
+fn relay_only(turn: &TurnServer) -> TransportConfig {
+    TransportConfig {
+        ice_servers: vec![turn.ice_server()],
+        relay_only: true,
+        ..TransportConfig::loopback()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_only_round_trips_through_coturn() {
     let turn = TurnServer::start().await;
     let server = TestServer::start(ServerKind::Embedded, ServerOpts::default()).await;
-    let config = TransportConfig {
-        ice_servers: vec![turn.ice_server()],
-        relay_only: true,
-        loopback_only: true,
-        ..TransportConfig::loopback()
-    };
+    let config = relay_only(&turn);
     let a = test_node_with(&server.url(), "peerns-turn-a", config.clone()).await;
     let mut b = test_node_with(&server.url(), "peerns-turn-b", config).await;
     let mut seen_by_a = a.signaling.subscribe().expect("subscribe a");
@@ -251,17 +255,14 @@ async fn sees_end(conn: &mut DataConnection, t: Duration) -> bool {
 /// of the close keeps its peer connection, UDP socket, driver task and TURN allocation for as long
 /// as the application holds it — and an application holds it until `recv()` returns `None`.
 ///
-/// Known to fail (found while writing this suite): see the assertion message.
+/// This failed before two fixes: webrtc-rs released the TURN allocation before flushing the
+/// SCTP ABORT / DTLS close_notify (patched in `core/patched`), and the transport ignored a Failed
+/// state on open connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_through_turn_reaches_the_peer() {
     let turn = TurnServer::start().await;
     let server = TestServer::start(ServerKind::Embedded, ServerOpts::default()).await;
-    let config = TransportConfig {
-        ice_servers: vec![turn.ice_server()],
-        relay_only: true,
-        loopback_only: true,
-        ..TransportConfig::loopback()
-    };
+    let config = relay_only(&turn);
     let a = test_node_with(&server.url(), "peerns-turnclose-a", config.clone()).await;
     let mut b = test_node_with(&server.url(), "peerns-turnclose-b", config).await;
 
