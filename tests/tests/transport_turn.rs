@@ -9,8 +9,8 @@
 //! 3. when the connection closes, the allocations end and coturn's `peer usage` lines show it
 //!    relayed at least the bytes of the round trips.
 //!
-//! A second test checks that a `close()` through the relay reaches the other end (it does not
-//! always, yet: see `close_through_turn_reaches_the_peer`).
+//! A second test checks that a `close()` through the relay reaches the other end
+//! (`close_through_turn_reaches_the_peer`).
 //!
 //! Connect time and RTT are printed (`--nocapture`), not asserted: timing goals live in the
 //! benchmarks.
