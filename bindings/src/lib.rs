@@ -17,8 +17,17 @@ use tokio::task::AbortHandle;
 
 uniffi::setup_scaffolding!();
 
+mod logging;
+mod platform;
+
+pub use logging::{LogLevel, set_log_level};
+pub use platform::{
+    KeyStore, KeyStoreError, LocationFix, LocationProvider, LocationSink, Notification,
+    NotificationCategory, Notifier,
+};
+
 /// The runtime every core task runs on.
-static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+pub(crate) static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("peerns")
@@ -214,6 +223,21 @@ impl From<node::NodeEvent> for NodeEvent {
     }
 }
 
+/// The kind of the platform's default network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum NetworkKind {
+    /// No usable network.
+    None,
+    /// Wi-Fi.
+    Wifi,
+    /// Mobile data.
+    Cellular,
+    /// Wired.
+    Ethernet,
+    /// Anything else (VPN, Bluetooth tethering, ...).
+    Other,
+}
+
 /// Receives node events, one at a time and in order, on a library thread.
 #[uniffi::export(with_foreign)]
 pub trait EventListener: Send + Sync {
@@ -283,9 +307,18 @@ impl PeernsNode {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl PeernsNode {
-    /// Checks the configuration; does no I/O. Call [`PeernsNode::start`] next.
+    /// Checks the configuration; does no I/O. Call [`PeernsNode::start`] next. The platform
+    /// objects are optional: without a keystore the identity key wraps under a file in the
+    /// profile (desktop), without a notifier nothing is posted, without a location provider
+    /// stadium mode is unavailable. Installs the platform logger (level Info) if none is.
     #[uniffi::constructor]
-    pub fn new(config: NodeConfig) -> Result<Arc<Self>, PeernsError> {
+    pub fn new(
+        config: NodeConfig,
+        keystore: Option<Arc<dyn KeyStore>>,
+        notifier: Option<Arc<dyn Notifier>>,
+        location: Option<Arc<dyn LocationProvider>>,
+    ) -> Result<Arc<Self>, PeernsError> {
+        logging::init(LogLevel::Info);
         if config.profile_dir.is_empty() {
             return Err(PeernsError::InvalidInput {
                 msg: "profile_dir is empty".into(),
@@ -307,6 +340,18 @@ impl PeernsNode {
                 signaling_url: config.signaling_url,
                 transport,
                 display_name: config.display_name,
+                platform: node::Platform {
+                    keystore: keystore.map(|k| {
+                        Arc::new(platform::KeyStoreAdapter(k)) as Arc<dyn node::platform::KeyStore>
+                    }),
+                    notifier: notifier.map(|n| {
+                        Arc::new(platform::NotifierAdapter(n)) as Arc<dyn node::platform::Notifier>
+                    }),
+                    location: location.map(|l| {
+                        Arc::new(platform::LocationAdapter(l))
+                            as Arc<dyn node::platform::LocationProvider>
+                    }),
+                },
             },
             node: Mutex::new(None),
         }))
@@ -388,9 +433,10 @@ impl PeernsNode {
         Ok(on_runtime(async move { node.send(&peer, data).await }).await??)
     }
 
-    /// The platform's network changed (`online` = a network is usable).
-    pub fn network_changed(&self, online: bool) -> Result<(), PeernsError> {
-        Ok(self.running()?.network_changed(online)?)
+    /// The platform's default network changed (Android `NetworkCallback`, iOS
+    /// `NWPathMonitor`); `NetworkKind::None` means offline.
+    pub fn network_changed(&self, kind: NetworkKind) -> Result<(), PeernsError> {
+        Ok(self.running()?.network_changed(kind != NetworkKind::None)?)
     }
 
     /// Delivers every event from now on to `listener`, in order, until the subscription is
@@ -448,10 +494,10 @@ mod tests {
             display_name: None,
         };
         assert!(matches!(
-            PeernsNode::new(cfg("")),
+            PeernsNode::new(cfg(""), None, None, None),
             Err(PeernsError::InvalidInput { .. })
         ));
-        let node = PeernsNode::new(cfg("/tmp/x")).unwrap();
+        let node = PeernsNode::new(cfg("/tmp/x"), None, None, None).unwrap();
         assert!(matches!(
             node.signaling_state(),
             SignalingState::Offline { .. }

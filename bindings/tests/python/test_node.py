@@ -42,16 +42,53 @@ def data_from(events, peer):
     return [e.data for e in events if e.is_data_received() and e.peer == peer]
 
 
-def new_node(dir, name=None):
-    return p.PeernsNode(
-        p.NodeConfig(
-            profile_dir=dir,
-            signaling_url=URL,
-            ice_servers=[],
-            loopback_only=True,
-            display_name=name,
-        )
+def config(dir, name=None, url=URL, ice=()):
+    return p.NodeConfig(
+        profile_dir=dir,
+        signaling_url=url,
+        ice_servers=list(ice),
+        loopback_only=True,
+        display_name=name,
     )
+
+
+def new_node(dir, name=None, keystore=None, notifier=None):
+    return p.PeernsNode(config(dir, name), keystore, notifier, None)
+
+
+class MemoryKeyStore(p.KeyStore):
+    """A platform keystore in memory (a phone keeps this in its secure hardware)."""
+
+    def __init__(self):
+        self.key = None
+        self.calls = []
+
+    def load(self):
+        self.calls.append("load")
+        return self.key
+
+    def create(self):
+        self.calls.append("create")
+        if self.key is not None:
+            raise p.KeyStoreError.AlreadyExists()
+        self.key = os.urandom(32)
+        return self.key
+
+
+class BrokenKeyStore(p.KeyStore):
+    def load(self):
+        raise p.KeyStoreError.Unavailable("device locked")
+
+    def create(self):
+        raise p.KeyStoreError.Unavailable("device locked")
+
+
+class Notifications(p.Notifier):
+    def __init__(self):
+        self.posted = []
+
+    def notify(self, notification):
+        self.posted.append(notification)
 
 
 def test_two_nodes_exchange_bytes():
@@ -98,7 +135,7 @@ def test_two_nodes_exchange_bytes():
                 assert any(e.is_peer_connected() and e.peer == idb.peer_id for e in events)
 
                 sa.cancel()
-                b.network_changed(True)
+                b.network_changed(p.NetworkKind.WIFI)
             finally:
                 await asyncio.gather(a.stop(), b.stop())
             assert a.signaling_state().is_offline()
@@ -113,30 +150,79 @@ def test_constructor_rejects_bad_config():
     with pytest.raises(p.PeernsError.InvalidInput):
         new_node("")
     with pytest.raises(p.PeernsError.InvalidInput):
-        p.PeernsNode(
-            p.NodeConfig(
-                profile_dir="/tmp/unused",
-                signaling_url=URL,
-                ice_servers=["http://not-ice"],
-                loopback_only=True,
-                display_name=None,
-            )
-        )
+        p.PeernsNode(config("/tmp/unused", ice=["http://not-ice"]), None, None, None)
 
 
 def test_bad_signaling_url_fails_start():
     async def main():
         with tempfile.TemporaryDirectory() as d:
-            node = p.PeernsNode(
-                p.NodeConfig(
-                    profile_dir=d,
-                    signaling_url="ftp://nowhere",
-                    ice_servers=[],
-                    loopback_only=True,
-                    display_name=None,
-                )
-            )
+            node = p.PeernsNode(config(d, url="ftp://nowhere"), None, None, None)
             with pytest.raises(p.PeernsError.InvalidInput):
                 await node.start()
 
     asyncio.run(main())
+
+
+def test_platform_keystore_and_notifier():
+    """The identity key lives in the platform keystore; a message that no listener receives
+    becomes a notification."""
+
+    async def main():
+        with tempfile.TemporaryDirectory() as da, tempfile.TemporaryDirectory() as db:
+            keys, notes = MemoryKeyStore(), Notifications()
+            a, b = new_node(da), new_node(db, keystore=keys, notifier=notes)
+            await asyncio.gather(a.start(), b.start())
+            try:
+                assert keys.calls == ["load", "create"] and len(keys.key) == 32
+                assert not os.path.exists(os.path.join(db, "identity.key"))
+                idb = b.identity()
+                await a.connect(idb.peer_id)
+                await a.send(idb.peer_id, "hé, are you there?".encode())
+                for _ in range(500):
+                    if notes.posted:
+                        break
+                    await asyncio.sleep(0.02)
+                [n] = notes.posted
+                assert n.category == p.NotificationCategory.MESSAGE
+                assert n.title == a.identity().peer_id
+                assert n.body == "hé, are you there?"
+                assert n.conversation == a.identity().peer_id
+            finally:
+                await asyncio.gather(a.stop(), b.stop())
+
+            # The same platform key opens the same identity.
+            again = new_node(db, keystore=keys)
+            await again.start()
+            assert again.identity().fingerprint == idb.fingerprint
+            assert keys.calls[-1] == "load"
+            await again.stop()
+
+            # A keystore failure is a clear error, and no identity is made up.
+            with tempfile.TemporaryDirectory() as dc:
+                broken = new_node(dc, keystore=BrokenKeyStore())
+                with pytest.raises(p.PeernsError.Crypto, match="device locked"):
+                    await broken.start()
+
+    asyncio.run(main())
+
+
+def test_log_level_can_change_at_run_time(capfd):
+    """Core log lines reach stderr on the host (logcat / unified log on phones), filtered by a
+    level that can change while nodes run."""
+
+    async def cycle():
+        with tempfile.TemporaryDirectory() as d:
+            node = new_node(d)
+            await node.start()
+            await node.stop()
+
+    p.set_log_level(p.LogLevel.INFO)
+    asyncio.run(cycle())
+    err = capfd.readouterr().err
+    assert re.search(r"INFO peerns_core::node: node started peer_id=peerns2-", err), err
+    assert "node stopped" in err
+
+    p.set_log_level(p.LogLevel.ERROR)
+    asyncio.run(cycle())
+    assert "node started" not in capfd.readouterr().err
+    p.set_log_level(p.LogLevel.INFO)

@@ -44,6 +44,15 @@ impl Identity {
         }
     }
 
+    /// An identity from given secret bytes: for the deterministic simulator and tests, where
+    /// the same seed must give the same keys. Real identities come from [`Identity::generate`].
+    pub fn from_secret(secret: &[u8; 32], peer_id: &str) -> Self {
+        Self {
+            signing_key: SigningKey::from_bytes(secret),
+            peer_id: peer_id.to_owned(),
+        }
+    }
+
     /// The Ed25519 public key.
     pub fn public_key(&self) -> VerifyingKey {
         self.signing_key.verifying_key()

@@ -25,8 +25,12 @@ use crate::transport::{
 
 pub use crate::signaling::client::SignalingState;
 
+pub mod platform;
 #[cfg(test)]
 mod tests;
+
+pub use platform::Platform;
+use platform::{Notification, NotificationCategory, Notifier};
 
 /// Settings key of the user's display name.
 pub const DISPLAY_NAME_KEY: &str = "display_name";
@@ -42,6 +46,8 @@ pub struct NodeConfig {
     pub transport: TransportConfig,
     /// If set, stored as the display name at start; otherwise the stored one is used.
     pub display_name: Option<String>,
+    /// The phone's keystore, notifier and location provider.
+    pub platform: Platform,
 }
 
 /// Who this node is.
@@ -129,6 +135,8 @@ struct Inner {
     pending: Mutex<HashMap<String, Vec<ConnectWaiter>>>,
     /// `None` once stopped.
     subscribers: Mutex<Option<Vec<mpsc::UnboundedSender<NodeEvent>>>>,
+    /// Told about messages that no subscriber received (the app's screens are gone).
+    notifier: Option<Arc<dyn Notifier>>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -144,15 +152,19 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 impl Node {
-    /// Opens the profile with the desktop keystore, registers the persistent ID and starts
-    /// the transport. Must run inside a tokio runtime.
+    /// Opens the profile (with the platform keystore, or the desktop key file), registers the
+    /// persistent ID and starts the transport. Must run inside a tokio runtime.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let server = ServerUrl::parse(&config.signaling_url)
             .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
         let dir = config.profile_dir.clone();
-        let profile = tokio::task::spawn_blocking(move || Profile::open_desktop(&dir))
-            .await
-            .map_err(|e| NodeError::Store(StoreError::Task(e)))??;
+        let keystore = config.platform.keystore.clone();
+        let profile = tokio::task::spawn_blocking(move || match keystore {
+            Some(ks) => Profile::open(&dir, ks.as_ref()),
+            None => Profile::open_desktop(&dir),
+        })
+        .await
+        .map_err(|e| NodeError::Store(StoreError::Task(e)))??;
         Self::start_with_profile(profile, server, config).await
     }
 
@@ -229,12 +241,14 @@ impl Node {
             conns: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             subscribers: Mutex::new(Some(vec![])),
+            notifier: config.platform.notifier,
             tasks: Mutex::new(vec![]),
         });
         let weak = Arc::downgrade(&inner);
         let watch = tokio::spawn(watch_signaling(weak.clone(), reg, sig_events));
         let accept = tokio::spawn(accept(weak, incoming));
         lock(&inner.tasks).extend([watch.abort_handle(), accept.abort_handle()]);
+        tracing::info!(peer_id = %inner.peer_id, "node started");
         Ok(Node { inner })
     }
 
@@ -365,13 +379,38 @@ impl Node {
         lock(&self.inner.pending).clear();
         self.inner.transport.shutdown().await;
         self.inner.signaling.shutdown().await;
+        tracing::info!(peer_id = %self.inner.peer_id, "node stopped");
     }
 }
 
 impl Inner {
-    fn emit(&self, event: NodeEvent) {
-        if let Some(subs) = lock(&self.subscribers).as_mut() {
-            subs.retain(|tx| tx.send(event.clone()).is_ok());
+    /// Sends `event` to every subscriber; `false` if there was none.
+    fn emit(&self, event: NodeEvent) -> bool {
+        match lock(&self.subscribers).as_mut() {
+            Some(subs) => {
+                subs.retain(|tx| tx.send(event.clone()).is_ok());
+                !subs.is_empty()
+            }
+            None => false,
+        }
+    }
+
+    /// Delivers a received message, or posts a notification when no subscriber listens.
+    fn received(&self, peer: &str, data: Vec<u8>) {
+        let body = platform::message_preview(&data);
+        let event = NodeEvent::DataReceived {
+            peer: peer.to_owned(),
+            data,
+        };
+        if !self.emit(event)
+            && let Some(notifier) = &self.notifier
+        {
+            notifier.notify(Notification {
+                category: NotificationCategory::Message,
+                title: peer.to_owned(),
+                body,
+                conversation: Some(peer.to_owned()),
+            });
         }
     }
 
@@ -401,14 +440,8 @@ impl Inner {
             while let Some(msg) = conn.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
                 match msg {
-                    Ok(Payload::Bytes(data)) => inner.emit(NodeEvent::DataReceived {
-                        peer: peer.clone(),
-                        data,
-                    }),
-                    Ok(Payload::Json(v)) => inner.emit(NodeEvent::DataReceived {
-                        peer: peer.clone(),
-                        data: v.to_string().into_bytes(),
-                    }),
+                    Ok(Payload::Bytes(data)) => inner.received(&peer, data),
+                    Ok(Payload::Json(v)) => inner.received(&peer, v.to_string().into_bytes()),
                     Err(e) => tracing::debug!(%peer, error = %e, "dropped a bad frame"),
                 }
             }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::*;
+use crate::identity::KeyStore;
 use crate::signaling::server::{EmbeddedServer, ServerConfig};
 
 fn config(dir: &std::path::Path, url: &str, name: Option<&str>) -> NodeConfig {
@@ -13,6 +14,35 @@ fn config(dir: &std::path::Path, url: &str, name: Option<&str>) -> NodeConfig {
         signaling_url: url.to_owned(),
         transport: TransportConfig::loopback(),
         display_name: name.map(str::to_owned),
+        platform: Platform::default(),
+    }
+}
+
+/// A keystore in memory, as a phone's would be in its secure element.
+#[derive(Default)]
+struct MemoryKeyStore(Mutex<Option<[u8; 32]>>);
+
+impl KeyStore for MemoryKeyStore {
+    fn load(&self) -> Result<Option<zeroize::Zeroizing<[u8; 32]>>, platform::KeyStoreError> {
+        Ok(lock(&self.0).map(zeroize::Zeroizing::new))
+    }
+    fn create(&self) -> Result<zeroize::Zeroizing<[u8; 32]>, platform::KeyStoreError> {
+        let mut slot = lock(&self.0);
+        if slot.is_some() {
+            return Err(platform::KeyStoreError::AlreadyExists);
+        }
+        let key = [7u8; 32];
+        *slot = Some(key);
+        Ok(zeroize::Zeroizing::new(key))
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Notification>>);
+
+impl Notifier for Recorder {
+    fn notify(&self, n: Notification) {
+        lock(&self.0).push(n);
     }
 }
 
@@ -125,4 +155,70 @@ fn loopback_hosts() {
     assert!(is_loopback_host("[::1]"));
     assert!(is_loopback_host("localhost"));
     assert!(!is_loopback_host("0.peerjs.com"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_keystore_and_notifier() {
+    let server = EmbeddedServer::start(ServerConfig {
+        port: 0,
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let keystore = Arc::new(MemoryKeyStore::default());
+    let notes = Arc::new(Recorder::default());
+    let mut cfg = config(db.path(), &url, None);
+    cfg.platform.keystore = Some(keystore.clone());
+    cfg.platform.notifier = Some(notes.clone());
+    let b = Node::start(cfg.clone()).await.unwrap();
+    assert!(lock(&keystore.0).is_some(), "the key went to the platform");
+    assert!(
+        !db.path().join("identity.key").exists(),
+        "no desktop key file when the platform holds the key"
+    );
+    let a = Node::start(config(da.path(), &url, None)).await.unwrap();
+    let pb = b.identity().peer_id;
+
+    // While a subscriber listens, messages are events and nobody is notified.
+    let mut eb = b.subscribe();
+    a.connect(&pb).await.unwrap();
+    a.send(&pb, b"seen".to_vec()).await.unwrap();
+    loop {
+        if let NodeEvent::DataReceived { data, .. } = next(&mut eb).await {
+            assert_eq!(data, b"seen");
+            break;
+        }
+    }
+    assert!(lock(&notes.0).is_empty());
+
+    // With no subscriber left, a message becomes a notification.
+    drop(eb);
+    a.send(&pb, b"hello while away".to_vec()).await.unwrap();
+    let pa = a.identity().peer_id;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while lock(&notes.0).is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("no notification");
+    assert_eq!(
+        lock(&notes.0)[0],
+        Notification {
+            category: NotificationCategory::Message,
+            title: pa.clone(),
+            body: "hello while away".into(),
+            conversation: Some(pa),
+        }
+    );
+    b.stop().await;
+
+    // The same platform key opens the profile again: same identity.
+    let b2 = Node::start(cfg).await.unwrap();
+    assert_eq!(b2.identity().peer_id, pb);
+    b2.stop().await;
+    a.stop().await;
+    server.shutdown().await;
 }
