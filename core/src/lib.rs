@@ -6,6 +6,7 @@
 //! and node, in that order (see `docs/ARCHITECTURE.md`).
 
 pub mod crypto;
+pub mod discovery;
 pub mod identity;
 pub mod node;
 pub mod signaling;

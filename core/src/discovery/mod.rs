@@ -1,0 +1,13 @@
+//! Discovery: finding peers through namespaces with no server of our own (router election,
+//! signed presence registry, failover) and stadium mode's geohash cells.
+
+pub mod geo;
+pub mod msg;
+pub mod namespace;
+pub mod presence;
+pub mod sim;
+#[cfg(test)]
+mod sim_tests;
+mod wire;
+
+pub use wire::WireError;

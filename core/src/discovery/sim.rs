@@ -1,0 +1,528 @@
+//! A deterministic simulator for the namespace engine: many phones, a virtual clock, an
+//! in-memory PeerJS-like signaling server and data links with latency, loss and partitions,
+//! driving the same [`Namespace`] state machines real nodes run. Runs far faster than real
+//! time; the same seed replays the same run.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::namespace::{Action, ConnId, Input, Namespace, NsConfig, NsEvent, PeerInfo, RoleKind};
+use super::presence::{GeoStamp, VerifyCache};
+use crate::identity::{Fingerprint, Identity};
+
+/// Network model.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// One-way latency of data links.
+    pub latency: Duration,
+    /// Random extra latency, up to this.
+    pub jitter: Duration,
+    /// One-way latency to the signaling server.
+    pub signaling_latency: Duration,
+    /// Probability that a data message is lost once and retransmitted (SCTP is reliable:
+    /// a loss costs a retransmission timeout, not the message).
+    pub loss: f64,
+    /// Retransmission delay of a lost message.
+    pub rto: Duration,
+    /// How long a dead phone's IDs stay registered at the server (its alive timeout).
+    pub alive_timeout: Duration,
+    /// How long a connection attempt to an unreachable peer takes to fail.
+    pub connect_timeout: Duration,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            latency: Duration::from_millis(15),
+            jitter: Duration::from_millis(10),
+            signaling_latency: Duration::from_millis(20),
+            loss: 0.0,
+            rto: Duration::from_millis(200),
+            alive_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            seed: 1,
+        }
+    }
+}
+
+/// A namespace engine instance inside the simulator.
+pub type EngineId = usize;
+
+struct Engine {
+    phone: usize,
+    ns: Namespace,
+    next_incoming: u64,
+}
+
+struct Phone {
+    identity: Arc<Identity>,
+    alive: bool,
+    group: u32,
+    engines: Vec<EngineId>,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Input(EngineId, Input),
+    Timer(EngineId),
+    Expire(String),
+}
+
+/// Per-engine traffic and a timeline of what it saw.
+#[derive(Debug, Default, Clone)]
+pub struct Observed {
+    /// When each peer was first (last) seen, by fingerprint.
+    pub seen_at: BTreeMap<Fingerprint, Duration>,
+    /// Role changes with their times.
+    pub roles: Vec<(Duration, RoleKind)>,
+    /// Misbehaviour reports.
+    pub misbehaved: Vec<String>,
+}
+
+/// The simulator.
+pub struct Sim {
+    cfg: SimConfig,
+    rng: SmallRng,
+    start: Instant,
+    now: Instant,
+    queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    events: HashMap<usize, Ev>,
+    next_ev: u64,
+    phones: Vec<Phone>,
+    engines: Vec<Engine>,
+    observed: Vec<Observed>,
+    /// Registered IDs → engine.
+    ids: HashMap<String, EngineId>,
+    /// Open links: (engine, conn) → (peer engine, peer conn).
+    links: HashMap<(EngineId, ConnId), (EngineId, ConnId)>,
+    /// Per engine: the next timer already queued.
+    timers: Vec<Option<Instant>>,
+    /// Per directed link: when its last message arrives (data channels are ordered).
+    link_clock: HashMap<(EngineId, ConnId), Instant>,
+    cache: Arc<VerifyCache>,
+}
+
+impl Sim {
+    /// An empty simulation.
+    pub fn new(cfg: SimConfig) -> Self {
+        let now = Instant::now();
+        Self {
+            rng: SmallRng::seed_from_u64(cfg.seed),
+            cfg,
+            start: now,
+            now,
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            next_ev: 0,
+            phones: vec![],
+            engines: vec![],
+            observed: vec![],
+            ids: HashMap::new(),
+            links: HashMap::new(),
+            timers: vec![],
+            link_clock: HashMap::new(),
+            cache: Arc::new(VerifyCache::new(1 << 20)),
+        }
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Adds a phone (an identity) and returns its index.
+    pub fn add_phone(&mut self) -> usize {
+        let i = self.phones.len();
+        let mut secret = [0u8; 32];
+        self.rng.fill(&mut secret);
+        self.phones.push(Phone {
+            identity: Arc::new(Identity::from_secret(&secret, &format!("p{i}"))),
+            alive: true,
+            group: 0,
+            engines: vec![],
+        });
+        i
+    }
+
+    /// The phone's identity fingerprint.
+    pub fn fingerprint(&self, phone: usize) -> Fingerprint {
+        self.phones[phone].identity.fingerprint()
+    }
+
+    /// Starts a namespace engine on `phone` for `prefix`, now.
+    pub fn join(
+        &mut self,
+        phone: usize,
+        prefix: &str,
+        cfg: NsConfig,
+        geo: Option<GeoStamp>,
+    ) -> EngineId {
+        let id = self.engines.len();
+        let seed = self.rng.random();
+        let unix_ms = 1_800_000_000_000 + u64::try_from(self.elapsed().as_millis()).unwrap_or(0);
+        let name = format!("phone {phone}");
+        let mut ns = Namespace::new(
+            cfg,
+            prefix,
+            self.phones[phone].identity.clone(),
+            &name,
+            self.cache.clone(),
+            seed,
+            self.now,
+            unix_ms,
+        );
+        if geo.is_some() {
+            ns.set_presence(&name, geo, self.now);
+        }
+        ns.start(self.now);
+        self.engines.push(Engine {
+            phone,
+            ns,
+            next_incoming: 0,
+        });
+        self.observed.push(Observed::default());
+        self.timers.push(None);
+        self.phones[phone].engines.push(id);
+        self.pump(id);
+        id
+    }
+
+    /// The engine's state machine.
+    pub fn engine(&self, e: EngineId) -> &Namespace {
+        &self.engines[e].ns
+    }
+
+    /// What the engine saw.
+    pub fn observed(&self, e: EngineId) -> &Observed {
+        &self.observed[e]
+    }
+
+    /// Peers the phone sees across all its engines, de-duplicated by fingerprint.
+    pub fn phone_view(&self, phone: usize) -> BTreeMap<Fingerprint, PeerInfo> {
+        let mut out = BTreeMap::new();
+        for &e in &self.phones[phone].engines {
+            for p in self.engines[e].ns.peers() {
+                out.entry(p.fingerprint).or_insert(p);
+            }
+        }
+        out
+    }
+
+    /// Whether every engine in `engines` sees every other one's phone.
+    pub fn all_see_each_other(&self, engines: &[EngineId]) -> bool {
+        let fps: Vec<Fingerprint> = engines
+            .iter()
+            .map(|&o| self.phones[self.engines[o].phone].identity.fingerprint())
+            .collect();
+        engines.iter().all(|&e| {
+            let ns = &self.engines[e].ns;
+            let me = self.phones[self.engines[e].phone].identity.fingerprint();
+            fps.iter().all(|fp| *fp == me || ns.knows(fp))
+        })
+    }
+
+    /// Number of engines that are routers.
+    pub fn routers(&self, engines: &[EngineId]) -> Vec<EngineId> {
+        engines
+            .iter()
+            .copied()
+            .filter(|&e| matches!(self.engines[e].ns.role(), RoleKind::Router(_)))
+            .collect()
+    }
+
+    /// Stops a phone gracefully (goodbyes, IDs released).
+    pub fn leave(&mut self, phone: usize) {
+        for e in self.phones[phone].engines.clone() {
+            self.engines[e].ns.stop(self.now);
+            self.pump(e);
+        }
+        self.phones[phone].alive = false;
+    }
+
+    /// Kills a phone silently: nothing more from it, its links go quiet, its IDs stay
+    /// registered until the server's alive timeout.
+    pub fn kill(&mut self, phone: usize) {
+        self.phones[phone].alive = false;
+        let ids: Vec<String> = self
+            .ids
+            .iter()
+            .filter(|(_, e)| self.engines[**e].phone == phone)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.schedule(self.cfg.alive_timeout, Ev::Expire(id));
+        }
+    }
+
+    /// Puts phones in partition groups: data links between groups carry nothing.
+    pub fn partition(&mut self, groups: &[&[usize]]) {
+        for (g, phones) in groups.iter().enumerate() {
+            for &p in *phones {
+                self.phones[p].group = g as u32 + 1;
+            }
+        }
+    }
+
+    /// Heals every partition.
+    pub fn heal(&mut self) {
+        for p in &mut self.phones {
+            p.group = 0;
+        }
+    }
+
+    fn schedule(&mut self, after: Duration, ev: Ev) {
+        let at = self.now + after;
+        let k = self.next_ev;
+        self.next_ev += 1;
+        self.events.insert(k as usize, ev);
+        self.queue.push(Reverse((at, k, k as usize)));
+    }
+
+    fn link_delay(&mut self) -> Duration {
+        let jitter = self.cfg.jitter.as_micros() as u64;
+        let mut d = self.cfg.latency + Duration::from_micros(self.rng.random_range(0..=jitter));
+        if self.cfg.loss > 0.0 && self.rng.random_bool(self.cfg.loss.min(1.0)) {
+            d += self.cfg.rto;
+        }
+        d
+    }
+
+    /// Delivers on a link in order: never before the link's previous message.
+    fn link_schedule(&mut self, from: (EngineId, ConnId), ev: Ev) {
+        let d = self.link_delay();
+        let last = self.link_clock.get(&from).copied().unwrap_or(self.now);
+        let at = (self.now + d).max(last + Duration::from_micros(1));
+        self.link_clock.insert(from, at);
+        self.schedule(at - self.now, ev);
+    }
+
+    fn reachable(&self, a: EngineId, b: EngineId) -> bool {
+        let (pa, pb) = (
+            &self.phones[self.engines[a].phone],
+            &self.phones[self.engines[b].phone],
+        );
+        pa.alive && pb.alive && pa.group == pb.group
+    }
+
+    /// Carries out the engine's actions and re-arms its timer.
+    fn pump(&mut self, e: EngineId) {
+        let actions = self.engines[e].ns.drain_actions();
+        let sig = self.cfg.signaling_latency;
+        for a in actions {
+            match a {
+                Action::Claim { id } => {
+                    // The server decides when the request arrives.
+                    self.schedule(sig, Ev::Input(e, Input::Claimed { id }));
+                }
+                Action::Release { id } => {
+                    if self.ids.get(&id) == Some(&e) {
+                        self.ids.remove(&id);
+                    }
+                }
+                Action::Connect { conn, to, .. } => match self.ids.get(&to).copied() {
+                    None => self.schedule(
+                        sig * 2,
+                        Ev::Input(
+                            e,
+                            Input::ConnectFailed {
+                                conn,
+                                unavailable: true,
+                            },
+                        ),
+                    ),
+                    Some(t) if !self.reachable(e, t) => self.schedule(
+                        self.cfg.connect_timeout,
+                        Ev::Input(
+                            e,
+                            Input::ConnectFailed {
+                                conn,
+                                unavailable: false,
+                            },
+                        ),
+                    ),
+                    Some(t) => {
+                        let n = self.engines[t].next_incoming;
+                        self.engines[t].next_incoming += 1;
+                        let tc = ConnId::incoming(n);
+                        self.links.insert((e, conn), (t, tc));
+                        self.links.insert((t, tc), (e, conn));
+                        let remote = self.engines[e].ns.disc_id().to_owned();
+                        // Offer/answer through the server, then ICE and DTLS.
+                        let setup = sig * 4 + self.link_delay() * 2;
+                        self.schedule(
+                            setup,
+                            Ev::Input(
+                                t,
+                                Input::Incoming {
+                                    conn: tc,
+                                    local: to,
+                                    remote,
+                                },
+                            ),
+                        );
+                        self.schedule(setup, Ev::Input(e, Input::Connected { conn }));
+                    }
+                },
+                Action::Send { conn, bytes } => {
+                    if let Some(&(t, tc)) = self.links.get(&(e, conn))
+                        && self.reachable(e, t)
+                    {
+                        self.link_schedule(
+                            (e, conn),
+                            Ev::Input(t, Input::Data { conn: tc, bytes }),
+                        );
+                    }
+                }
+                Action::Close { conn } => {
+                    if let Some((t, tc)) = self.links.remove(&(e, conn)) {
+                        self.links.remove(&(t, tc));
+                        if self.reachable(e, t) {
+                            self.link_schedule((e, conn), Ev::Input(t, Input::Closed { conn: tc }));
+                        }
+                        self.link_clock.remove(&(t, tc));
+                    }
+                }
+                Action::Event(ev) => self.observe(e, ev),
+            }
+        }
+        if let Some(t) = self.engines[e].ns.poll_timeout()
+            && self.timers[e] != Some(t)
+        {
+            self.timers[e] = Some(t);
+            let after = t.saturating_duration_since(self.now);
+            self.schedule(after, Ev::Timer(e));
+        }
+    }
+
+    fn observe(&mut self, e: EngineId, ev: NsEvent) {
+        let t = self.elapsed();
+        let o = &mut self.observed[e];
+        match ev {
+            NsEvent::PeerSeen(p) => {
+                o.seen_at.insert(p.fingerprint, t);
+            }
+            NsEvent::PeerGone(fp) => {
+                o.seen_at.remove(&fp);
+            }
+            NsEvent::Role(r) => o.roles.push((t, r)),
+            NsEvent::Misbehaved { reason, .. } => o.misbehaved.push(reason),
+        }
+    }
+
+    /// Feeds raw bytes to engine `to` as if `from_phone` had sent them on a fresh connection
+    /// to `local` (for attack scenarios). Returns the connection used.
+    pub fn inject(&mut self, to: EngineId, local: &str, remote: &str, msgs: Vec<Vec<u8>>) {
+        let n = self.engines[to].next_incoming;
+        self.engines[to].next_incoming += 1;
+        let conn = ConnId::incoming(n);
+        let now = self.now;
+        self.engines[to].ns.handle(
+            Input::Incoming {
+                conn,
+                local: local.to_owned(),
+                remote: remote.to_owned(),
+            },
+            now,
+        );
+        for bytes in msgs {
+            self.engines[to].ns.handle(Input::Data { conn, bytes }, now);
+        }
+        self.pump(to);
+    }
+
+    /// Runs until virtual time `elapsed` (since the start).
+    pub fn run_until(&mut self, elapsed: Duration) {
+        let end = self.start + elapsed;
+        while let Some(Reverse((at, _, k))) = self.queue.peek().copied() {
+            if at > end {
+                break;
+            }
+            self.queue.pop();
+            self.now = self.now.max(at);
+            let Some(ev) = self.events.remove(&k) else {
+                continue;
+            };
+            self.dispatch(ev);
+        }
+        self.now = self.now.max(end);
+    }
+
+    /// Runs for `d` more virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.elapsed() + d;
+        self.run_until(until);
+    }
+
+    /// Runs until `done(self)` holds, checking every `step`, for at most `limit`; returns the
+    /// virtual time it took, or `None`.
+    pub fn run_until_true(
+        &mut self,
+        limit: Duration,
+        step: Duration,
+        done: impl Fn(&Sim) -> bool,
+    ) -> Option<Duration> {
+        let t0 = self.elapsed();
+        while self.elapsed() - t0 <= limit {
+            if done(self) {
+                return Some(self.elapsed() - t0);
+            }
+            self.run_for(step);
+        }
+        None
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Expire(id) => {
+                if let Some(&e) = self.ids.get(&id)
+                    && !self.phones[self.engines[e].phone].alive
+                {
+                    self.ids.remove(&id);
+                }
+            }
+            Ev::Timer(e) => {
+                if !self.phones[self.engines[e].phone].alive {
+                    return;
+                }
+                if self.timers[e].is_some_and(|t| t <= self.now) {
+                    self.timers[e] = None;
+                    let now = self.now;
+                    self.engines[e].ns.handle_timeout(now);
+                    self.pump(e);
+                }
+            }
+            Ev::Input(e, input) => {
+                if !self.phones[self.engines[e].phone].alive {
+                    return;
+                }
+                let input = match input {
+                    // The server registers the ID now, or says it is taken.
+                    Input::Claimed { id } => match self.ids.get(&id) {
+                        Some(&holder) if holder != e => Input::ClaimFailed { id, taken: true },
+                        _ => {
+                            self.ids.insert(id.clone(), e);
+                            Input::Claimed { id }
+                        }
+                    },
+                    Input::Data { conn, bytes } => {
+                        if !self.links.contains_key(&(e, conn)) {
+                            return;
+                        }
+                        Input::Data { conn, bytes }
+                    }
+                    other => other,
+                };
+                let now = self.now;
+                self.engines[e].ns.handle(input, now);
+                self.pump(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Simulator scenarios: the namespace engine under elections, failover, partitions, a full
+//! stadium cell, geohash borders, floods and forged records.
+
+use std::time::Duration;
+
+use super::geo::{self, GeoPoint};
+use super::msg::Msg;
+use super::namespace::{NsConfig, RoleKind};
+use super::presence::{GeoStamp, Presence, SignedPresence};
+use super::sim::{EngineId, Sim, SimConfig};
+use crate::identity::Identity;
+
+const NS: &str = "peerns2-ns-test";
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// `n` phones joining `NS` `gap` apart; returns their engines.
+fn crowd(sim: &mut Sim, n: usize, gap: Duration) -> Vec<EngineId> {
+    (0..n)
+        .map(|_| {
+            let p = sim.add_phone();
+            let e = sim.join(p, NS, NsConfig::default(), None);
+            sim.run_for(gap);
+            e
+        })
+        .collect()
+}
+
+fn converge(sim: &mut Sim, engines: &[EngineId], limit: f64) -> Duration {
+    let step = Duration::from_millis(if engines.len() > 50 { 100 } else { 10 });
+    sim.run_until_true(secs(limit), step, |s| {
+        s.routers(engines).len() == 1 && s.all_see_each_other(engines)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no convergence within {limit} s: routers {:?}, roles {:?}",
+            sim.routers(engines),
+            engines
+                .iter()
+                .map(|&e| sim.engine(e).role())
+                .collect::<Vec<_>>()
+        )
+    })
+}
+
+#[test]
+fn two_claimants_at_once_elect_one_router() {
+    for seed in 0..20 {
+        let mut sim = Sim::new(SimConfig {
+            seed,
+            ..SimConfig::default()
+        });
+        let engines = crowd(&mut sim, 2, Duration::ZERO);
+        converge(&mut sim, &engines, 5.0);
+        let roles: Vec<RoleKind> = engines.iter().map(|&e| sim.engine(e).role()).collect();
+        assert!(roles.contains(&RoleKind::Router(1)), "{roles:?}");
+        assert!(roles.contains(&RoleKind::Member(1)), "{roles:?}");
+    }
+}
+
+/// The router leaves (gracefully or silently) in a namespace of 8; returns how long the
+/// others took to see each other again under one router.
+fn failover(seed: u64, silent: bool) -> Duration {
+    let mut sim = Sim::new(SimConfig {
+        seed,
+        ..SimConfig::default()
+    });
+    let engines = crowd(&mut sim, 8, Duration::from_millis(50));
+    converge(&mut sim, &engines, 5.0);
+    sim.run_for(secs(2.0 + (seed % 10) as f64 * 0.1));
+    let router = sim.routers(&engines)[0];
+    let phone = router; // one engine per phone here
+    if silent {
+        sim.kill(phone);
+    } else {
+        sim.leave(phone);
+    }
+    let rest: Vec<EngineId> = engines.iter().copied().filter(|&e| e != router).collect();
+    let gone = sim.fingerprint(phone);
+    let took = sim
+        .run_until_true(secs(20.0), Duration::from_millis(5), |s| {
+            s.routers(&rest).len() == 1
+                && rest.iter().all(|&e| {
+                    let r = s.engine(e).role();
+                    matches!(r, RoleKind::Router(_) | RoleKind::Member(_))
+                        && s.engine(e).peers().iter().all(|p| p.fingerprint != gone)
+                })
+                && s.all_see_each_other(&rest)
+        })
+        .expect("no re-convergence");
+    // Stable afterwards: still one router a while later.
+    sim.run_for(secs(10.0));
+    assert_eq!(sim.routers(&rest).len(), 1);
+    assert!(sim.all_see_each_other(&rest));
+    took
+}
+
+fn p95(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[(v.len() * 95).div_ceil(100) - 1]
+}
+
+#[test]
+fn graceful_router_exit_reconverges_fast() {
+    let times: Vec<Duration> = (0..20).map(|s| failover(s, false)).collect();
+    assert!(p95(times.clone()) <= secs(1.5), "{times:?}");
+}
+
+#[test]
+fn silent_router_death_reconverges() {
+    let times: Vec<Duration> = (0..20).map(|s| failover(s, true)).collect();
+    assert!(p95(times.clone()) <= secs(3.5), "{times:?}");
+}
+
+#[test]
+fn partition_then_heal_gives_one_router() {
+    let mut sim = Sim::new(SimConfig::default());
+    let engines = crowd(&mut sim, 6, Duration::from_millis(30));
+    converge(&mut sim, &engines, 5.0);
+    let router = sim.routers(&engines)[0];
+    let (a, b): (Vec<usize>, Vec<usize>) = (0..6).partition(|&p| (p == router) || p % 2 == 0);
+    sim.partition(&[&a, &b]);
+    // The side without the router elects its own.
+    sim.run_until_true(secs(10.0), Duration::from_millis(20), |s| {
+        s.routers(&b).len() == 1 && s.all_see_each_other(&b)
+    })
+    .expect("the cut-off side found no router");
+    assert_eq!(sim.routers(&engines).len(), 2);
+    sim.heal();
+    // The level monitor merges the split: one router for everyone again.
+    converge(&mut sim, &engines, 30.0);
+    assert_eq!(sim.routers(&engines).len(), 1);
+}
+
+#[test]
+fn five_hundred_phones_in_one_cell() {
+    let mut sim = Sim::new(SimConfig::default());
+    // Arrivals over 5 s, as at a stadium gate.
+    let engines = crowd(&mut sim, 500, Duration::from_millis(10));
+    let took = converge(&mut sim, &engines, 20.0);
+    assert!(sim.elapsed() <= secs(15.0), "{:?} {took:?}", sim.elapsed());
+    // Traffic per member is linear in N (one record per peer), not quadratic.
+    let router = sim.routers(&engines)[0];
+    let out = sim.engine(router).stats().bytes_out;
+    let per_member = out / 499;
+    let record = 220; // bytes per record on the wire, roughly
+    assert!(
+        per_member < 500 * record * 3,
+        "router sent {per_member} bytes per member"
+    );
+}
+
+#[test]
+fn loss_and_jitter_still_converge() {
+    let mut sim = Sim::new(SimConfig {
+        loss: 0.05,
+        jitter: Duration::from_millis(40),
+        ..SimConfig::default()
+    });
+    let engines = crowd(&mut sim, 20, Duration::from_millis(20));
+    converge(&mut sim, &engines, 10.0);
+}
+
+/// Phones a few metres apart across a border join their enrollment cells and see each other.
+fn neighbours_across(a: GeoPoint, b: GeoPoint) {
+    let mut sim = Sim::new(SimConfig::default());
+    let mut phones = vec![];
+    for pos in [a, b] {
+        let p = sim.add_phone();
+        let stamp = GeoStamp {
+            lat: pos.lat,
+            lon: pos.lon,
+            accuracy_m: 5.0,
+        };
+        for cell in geo::enrollment_cells(pos, geo::DEFAULT_RADIUS_M) {
+            sim.join(
+                p,
+                &format!("peerns2-geo-{cell}"),
+                NsConfig::default(),
+                Some(stamp),
+            );
+        }
+        phones.push(p);
+    }
+    assert_ne!(geo::cell_of(a), geo::cell_of(b), "not across a border");
+    sim.run_until_true(secs(5.0), Duration::from_millis(10), |s| {
+        s.phone_view(phones[0])
+            .contains_key(&s.fingerprint(phones[1]))
+            && s.phone_view(phones[1])
+                .contains_key(&s.fingerprint(phones[0]))
+    })
+    .expect("the phones never saw each other");
+    let seen = sim.phone_view(phones[0]);
+    let other = &seen[&sim.fingerprint(phones[1])];
+    let g = other.geo.expect("coordinates in the record");
+    let d = geo::distance_m(a, GeoPoint::new(g.lat, g.lon).unwrap());
+    assert!(d < 20.0, "{d} m");
+}
+
+#[test]
+fn neighbours_across_borders_see_each_other() {
+    let p = |lat, lon| GeoPoint::new(lat, lon).unwrap();
+    // The equator (also a precision-7 cell border), the antimeridian, the prime meridian.
+    neighbours_across(p(0.00002, 10.0), p(-0.00002, 10.0));
+    neighbours_across(p(10.0, 179.99998), p(10.0, -179.99998));
+    neighbours_across(p(51.4779, 0.00003), p(51.4779, -0.00003));
+    // A cell corner: diagonal neighbours.
+    let bbox = geohash::decode_bbox(&geo::cell_of(p(48.8584, 2.2945))).unwrap();
+    let (clat, clon) = (bbox.max().y, bbox.max().x);
+    neighbours_across(
+        p(clat - 0.00003, clon - 0.00003),
+        p(clat + 0.00003, clon + 0.00003),
+    );
+}
+
+#[test]
+fn a_flooding_member_is_dropped_and_the_router_keeps_serving() {
+    let mut sim = Sim::new(SimConfig::default());
+    let engines = crowd(&mut sim, 5, Duration::from_millis(30));
+    converge(&mut sim, &engines, 5.0);
+    let router = sim.routers(&engines)[0];
+    let rid = sim.engine(router).router_id(1);
+    // 1,000 garbage messages and 1,000 beats on one connection: dropped after the burst.
+    let garbage: Vec<Vec<u8>> = (0..1000).map(|i| vec![0xee, i as u8]).collect();
+    sim.inject(router, &rid, "peerns2-ns-test-d-evil1", garbage);
+    let beats: Vec<Vec<u8>> = (0..1000).map(|_| Msg::Beat.encode()).collect();
+    sim.inject(router, &rid, "peerns2-ns-test-d-evil2", beats);
+    let reasons = &sim.observed(router).misbehaved;
+    assert!(
+        reasons.iter().any(|r| r.contains("malformed")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("flood")), "{reasons:?}");
+    // The namespace still works: a newcomer joins and everyone sees it.
+    let mut all = engines.clone();
+    all.extend(crowd(&mut sim, 1, Duration::ZERO));
+    converge(&mut sim, &all, 5.0);
+}
+
+#[test]
+fn registry_is_capped() {
+    let mut sim = Sim::new(SimConfig::default());
+    let cfg = NsConfig {
+        registry_cap: 5,
+        ..NsConfig::default()
+    };
+    let mut engines = vec![];
+    for _ in 0..9 {
+        let p = sim.add_phone();
+        engines.push(sim.join(p, NS, cfg.clone(), None));
+        sim.run_for(Duration::from_millis(50));
+    }
+    sim.run_for(secs(5.0));
+    let router = sim.routers(&engines)[0];
+    assert!(sim.engine(router).peers().len() <= 5);
+    assert!(
+        sim.observed(router)
+            .misbehaved
+            .iter()
+            .any(|r| r.contains("full"))
+    );
+}
+
+#[test]
+fn forged_and_replayed_records_are_refused() {
+    let mut sim = Sim::new(SimConfig::default());
+    let engines = crowd(&mut sim, 3, Duration::from_millis(30));
+    converge(&mut sim, &engines, 5.0);
+    let router = sim.routers(&engines)[0];
+    let rid = sim.engine(router).router_id(1);
+    let before = sim.engine(router).peers().len();
+    let now_ms = 1_800_000_000_000 + sim.elapsed().as_millis() as u64;
+    let mallory = Identity::generate();
+    let rec = |id: &Identity, disc: &str, ns: &str, at: u64| {
+        SignedPresence::sign(
+            id,
+            Presence {
+                namespace: ns.into(),
+                disc_id: disc.into(),
+                key: [0; 32],
+                issued_ms: at,
+                name: "mallory".into(),
+                geo: None,
+            },
+        )
+    };
+    // A record whose signature does not match (a bit flipped in the name).
+    let mut forged = Msg::CheckIn(rec(&mallory, "peerns2-ns-test-d-m1", NS, now_ms)).encode();
+    let i = forged.len() - 70;
+    forged[i] ^= 1;
+    sim.inject(router, &rid, "peerns2-ns-test-d-m1", vec![forged]);
+    // A stale record (an old capture).
+    let stale = rec(&mallory, "peerns2-ns-test-d-m2", NS, now_ms - 3_600_000);
+    sim.inject(
+        router,
+        &rid,
+        "peerns2-ns-test-d-m2",
+        vec![Msg::CheckIn(stale).encode()],
+    );
+    // A record for another namespace, and one for another discovery ID.
+    let other_ns = rec(&mallory, "peerns2-ns-test-d-m3", "peerns2-ns-other", now_ms);
+    sim.inject(
+        router,
+        &rid,
+        "peerns2-ns-test-d-m3",
+        vec![Msg::CheckIn(other_ns).encode()],
+    );
+    let other_id = rec(&mallory, "peerns2-ns-test-d-victim", NS, now_ms);
+    sim.inject(
+        router,
+        &rid,
+        "peerns2-ns-test-d-m4",
+        vec![Msg::CheckIn(other_id).encode()],
+    );
+    // Replay: a member's own record captured earlier, presented again after it re-signed.
+    let member = engines.iter().copied().find(|&e| e != router).unwrap();
+    let old = rec(&mallory, "peerns2-ns-test-d-m5", NS, now_ms - 1_000);
+    let newer = rec(&mallory, "peerns2-ns-test-d-m5", NS, now_ms);
+    sim.inject(
+        router,
+        &rid,
+        "peerns2-ns-test-d-m5",
+        vec![Msg::CheckIn(newer).encode()],
+    );
+    sim.inject(
+        router,
+        &rid,
+        "peerns2-ns-test-d-m5",
+        vec![Msg::CheckIn(old).encode()],
+    );
+    let reasons = sim.observed(router).misbehaved.clone();
+    for want in [
+        "bad signature",
+        "stale",
+        "another namespace",
+        "another discovery id",
+        "replayed",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(want)),
+            "{want}: {reasons:?}"
+        );
+    }
+    // Only the one valid check-in (m5's newer record) entered the registry.
+    assert_eq!(sim.engine(router).peers().len(), before + 1);
+    let _ = member;
+}
