@@ -185,8 +185,71 @@ impl From<node::SignalingState> for SignalingState {
     }
 }
 
+/// A peer found through a namespace or stadium mode.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct DiscoveredPeer {
+    /// Identity key fingerprint, 64 hex characters.
+    pub fingerprint: String,
+    /// Short fingerprint for people to compare.
+    pub short: String,
+    /// Its discovery ID (connect there; its persistent ID stays private).
+    pub disc_id: String,
+    /// Display name.
+    pub name: String,
+    /// Metres from us (stadium mode, when both positions are known).
+    pub distance_m: Option<f64>,
+}
+
+impl From<node::DiscoveredPeer> for DiscoveredPeer {
+    fn from(p: node::DiscoveredPeer) -> Self {
+        Self {
+            fingerprint: p.fingerprint,
+            short: p.short,
+            disc_id: p.disc_id,
+            name: p.name,
+            distance_m: p.distance_m,
+        }
+    }
+}
+
+/// Our place in a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum NamespaceRole {
+    /// Looking for the router.
+    Searching,
+    /// Member of the router at `level`.
+    Member {
+        /// 1–5.
+        level: u8,
+    },
+    /// Router at `level`.
+    Router {
+        /// 1–5.
+        level: u8,
+    },
+}
+
+impl From<node::NamespaceRole> for NamespaceRole {
+    fn from(r: node::NamespaceRole) -> Self {
+        match r {
+            node::NamespaceRole::Searching => Self::Searching,
+            node::NamespaceRole::Member(level) => Self::Member { level },
+            node::NamespaceRole::Router(level) => Self::Router { level },
+        }
+    }
+}
+
+/// A namespace's state: our role and the peers we see.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct NamespacePeers {
+    /// Our role.
+    pub role: NamespaceRole,
+    /// Everyone else.
+    pub peers: Vec<DiscoveredPeer>,
+}
+
 /// Something that happened at the node.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum NodeEvent {
     /// The signaling registration changed state.
     SignalingState {
@@ -202,6 +265,27 @@ pub enum NodeEvent {
     PeerDisconnected {
         /// The remote PeerJS ID.
         peer: String,
+    },
+    /// A peer appeared or changed in a namespace (`geo-{cell}` in stadium mode).
+    NamespacePeer {
+        /// The namespace's slug.
+        namespace: String,
+        /// The peer.
+        peer: DiscoveredPeer,
+    },
+    /// A peer left a namespace.
+    NamespacePeerGone {
+        /// The namespace's slug.
+        namespace: String,
+        /// Its fingerprint.
+        fingerprint: String,
+    },
+    /// Our role in a namespace changed.
+    NamespaceRole {
+        /// The namespace's slug.
+        namespace: String,
+        /// The new role.
+        role: NamespaceRole,
     },
     /// `peer` sent `data`.
     DataReceived {
@@ -219,6 +303,21 @@ impl From<node::NodeEvent> for NodeEvent {
             node::NodeEvent::PeerConnected { peer } => Self::PeerConnected { peer },
             node::NodeEvent::PeerDisconnected { peer } => Self::PeerDisconnected { peer },
             node::NodeEvent::DataReceived { peer, data } => Self::DataReceived { peer, data },
+            node::NodeEvent::NamespacePeer { namespace, peer } => Self::NamespacePeer {
+                namespace,
+                peer: peer.into(),
+            },
+            node::NodeEvent::NamespacePeerGone {
+                namespace,
+                fingerprint,
+            } => Self::NamespacePeerGone {
+                namespace,
+                fingerprint,
+            },
+            node::NodeEvent::NamespaceRole { namespace, role } => Self::NamespaceRole {
+                namespace,
+                role: role.into(),
+            },
         }
     }
 }
@@ -352,6 +451,7 @@ impl PeernsNode {
                             as Arc<dyn node::platform::LocationProvider>
                     }),
                 },
+                discovery: Default::default(),
             },
             node: Mutex::new(None),
         }))
@@ -437,6 +537,70 @@ impl PeernsNode {
     /// `NWPathMonitor`); `NetworkKind::None` means offline.
     pub fn network_changed(&self, kind: NetworkKind) -> Result<(), PeernsError> {
         Ok(self.running()?.network_changed(kind != NetworkKind::None)?)
+    }
+
+    /// Joins the custom namespace `name` (kept across restarts); returns its slug.
+    pub async fn join_namespace(&self, name: String) -> Result<String, PeernsError> {
+        let node = self.running()?;
+        Ok(on_runtime(async move { node.join_namespace(&name).await }).await??)
+    }
+
+    /// Leaves the custom namespace `name` and forgets it.
+    pub async fn leave_namespace(&self, name: String) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        Ok(on_runtime(async move { node.leave_namespace(&name).await }).await??)
+    }
+
+    /// The joined custom namespaces' slugs.
+    pub fn namespaces(&self) -> Result<Vec<String>, PeernsError> {
+        Ok(self.running()?.namespaces())
+    }
+
+    /// Our role and the peers we see in namespace `name`.
+    pub async fn namespace_peers(&self, name: String) -> Result<NamespacePeers, PeernsError> {
+        let node = self.running()?;
+        let (role, peers) = on_runtime(async move { node.namespace_peers(&name).await }).await??;
+        Ok(NamespacePeers {
+            role: role.into(),
+            peers: peers.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// Turns stadium mode on; positions come from the `LocationProvider` given at
+    /// construction and from `set_location`.
+    pub fn start_stadium(&self) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        let _guard = RUNTIME.enter();
+        Ok(node.start_stadium(Default::default())?)
+    }
+
+    /// Gives stadium mode a position (when the app, not a provider, knows it).
+    pub fn set_location(&self, fix: LocationFix) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        let _guard = RUNTIME.enter();
+        Ok(node.set_location(node::platform::LocationFix {
+            latitude: fix.latitude,
+            longitude: fix.longitude,
+            accuracy_m: fix.accuracy_m,
+        })?)
+    }
+
+    /// Turns stadium mode off: every cell is left and the position forgotten.
+    pub async fn stop_stadium(&self) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        on_runtime(async move { node.stop_stadium().await }).await
+    }
+
+    /// The geohash cells stadium mode is in.
+    pub fn stadium_cells(&self) -> Result<Vec<String>, PeernsError> {
+        Ok(self.running()?.stadium_cells())
+    }
+
+    /// Everyone stadium mode sees, nearest first.
+    pub async fn nearby(&self) -> Result<Vec<DiscoveredPeer>, PeernsError> {
+        let node = self.running()?;
+        let peers = on_runtime(async move { node.nearby().await }).await?;
+        Ok(peers.into_iter().map(Into::into).collect())
     }
 
     /// Delivers every event from now on to `listener`, in order, until the subscription is

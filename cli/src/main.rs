@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod discover;
 mod local_node;
 mod servers;
 
@@ -34,6 +35,10 @@ enum Cmd {
     Signal(SignalArgs),
     /// Start a local signaling server and nodes in one process and show them talk.
     Demo,
+    /// Join a namespace and print the live peer list.
+    Discover(discover::DiscoverArgs),
+    /// Stadium mode at a position: print who is near, nearest first.
+    Nearby(discover::NearbyArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -115,6 +120,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Signal(a) => signal(a).await,
         Cmd::Demo => demo::run().await,
+        Cmd::Discover(a) => discover::discover(a, cli.profile).await,
+        Cmd::Nearby(a) => discover::nearby(a, cli.profile).await,
         Cmd::Bench { what } => bench::run(what).await,
     }
 }

@@ -1,6 +1,7 @@
 //! Discovery: finding peers through namespaces with no server of our own (router election,
 //! signed presence registry, failover) and stadium mode's geohash cells.
 
+pub mod driver;
 pub mod geo;
 pub mod msg;
 pub mod namespace;

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use crate::identity::Fingerprint;
+use crate::discovery::namespace::NsConfig;
+use crate::discovery::presence::VerifyCache;
+use crate::identity::{Fingerprint, Identity};
 use crate::signaling::client::{ClaimResult, RegId, ServerUrl, SignalingConfig, SignalingEvent};
 use crate::signaling::driver::SignalingHandle;
 use crate::signaling::limiter::LimiterConfig;
@@ -25,12 +27,14 @@ use crate::transport::{
 
 pub use crate::signaling::client::SignalingState;
 
+mod discovery;
 pub mod platform;
 #[cfg(test)]
 mod tests;
 
+pub use discovery::{DiscoveredPeer, NamespaceRole, slugify};
 pub use platform::Platform;
-use platform::{Notification, NotificationCategory, Notifier};
+use platform::{LocationProvider, Notification, NotificationCategory, Notifier};
 
 /// Settings key of the user's display name.
 pub const DISPLAY_NAME_KEY: &str = "display_name";
@@ -48,6 +52,8 @@ pub struct NodeConfig {
     pub display_name: Option<String>,
     /// The phone's keystore, notifier and location provider.
     pub platform: Platform,
+    /// Namespace timings and limits.
+    pub discovery: NsConfig,
 }
 
 /// Who this node is.
@@ -77,6 +83,27 @@ pub enum NodeEvent {
     PeerDisconnected {
         /// The remote PeerJS ID.
         peer: String,
+    },
+    /// A peer appeared (or changed) in a namespace (`geo-{cell}` for stadium mode).
+    NamespacePeer {
+        /// The namespace's slug.
+        namespace: String,
+        /// The peer.
+        peer: DiscoveredPeer,
+    },
+    /// A peer left a namespace.
+    NamespacePeerGone {
+        /// The namespace's slug.
+        namespace: String,
+        /// Its fingerprint.
+        fingerprint: String,
+    },
+    /// Our role in a namespace changed.
+    NamespaceRole {
+        /// The namespace's slug.
+        namespace: String,
+        /// The new role.
+        role: NamespaceRole,
     },
     /// `peer` sent a message (a JSON message from a browser peer arrives as its JSON text).
     DataReceived {
@@ -123,6 +150,7 @@ pub struct Node {
 
 struct Inner {
     store: Store,
+    identity: Arc<Identity>,
     fingerprint: Fingerprint,
     peer_id: String,
     signaling: SignalingHandle,
@@ -137,6 +165,16 @@ struct Inner {
     subscribers: Mutex<Option<Vec<mpsc::UnboundedSender<NodeEvent>>>>,
     /// Told about messages that no subscriber received (the app's screens are gone).
     notifier: Option<Arc<dyn Notifier>>,
+    /// Reports positions in stadium mode.
+    location: Option<Arc<dyn LocationProvider>>,
+    /// Data-connection settings (for namespace registrations).
+    transport_config: TransportConfig,
+    /// Namespace timings and limits.
+    ns_config: NsConfig,
+    /// Verified presence signatures, shared by all namespaces.
+    verify_cache: Arc<VerifyCache>,
+    /// Joined namespaces and stadium mode.
+    discovery: Mutex<discovery::DiscoveryState>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -174,6 +212,7 @@ impl Node {
         config: NodeConfig,
     ) -> Result<Node, NodeError> {
         let store = profile.store().clone();
+        let identity = Arc::new(profile.identity().clone());
         let peer_id = profile.identity().peer_id().to_owned();
         let fingerprint = profile.identity().fingerprint();
         let label = server.label();
@@ -214,14 +253,18 @@ impl Node {
                 )));
             }
         };
-        let (transport, incoming) =
-            match Transport::start(signaling.clone(), reg, peer_id.clone(), config.transport) {
-                Ok(t) => t,
-                Err(e) => {
-                    signaling.shutdown().await;
-                    return Err(e.into());
-                }
-            };
+        let (transport, incoming) = match Transport::start(
+            signaling.clone(),
+            reg,
+            peer_id.clone(),
+            config.transport.clone(),
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                signaling.shutdown().await;
+                return Err(e.into());
+            }
+        };
         // Events up to the claim are history: the current state is asked for below.
         while sig_events.try_recv().is_ok() {}
         let state = signaling
@@ -232,6 +275,7 @@ impl Node {
 
         let inner = Arc::new(Inner {
             store,
+            identity,
             fingerprint,
             peer_id,
             signaling,
@@ -242,6 +286,11 @@ impl Node {
             pending: Mutex::new(HashMap::new()),
             subscribers: Mutex::new(Some(vec![])),
             notifier: config.platform.notifier,
+            location: config.platform.location,
+            transport_config: config.transport,
+            ns_config: config.discovery,
+            verify_cache: Arc::new(VerifyCache::default()),
+            discovery: Mutex::new(discovery::DiscoveryState::default()),
             tasks: Mutex::new(vec![]),
         });
         let weak = Arc::downgrade(&inner);
@@ -249,7 +298,9 @@ impl Node {
         let accept = tokio::spawn(accept(weak, incoming));
         lock(&inner.tasks).extend([watch.abort_handle(), accept.abort_handle()]);
         tracing::info!(peer_id = %inner.peer_id, "node started");
-        Ok(Node { inner })
+        let node = Node { inner };
+        node.restore_namespaces().await?;
+        Ok(node)
     }
 
     /// Fingerprint, persistent ID and display name.
@@ -367,6 +418,7 @@ impl Node {
 
     /// Closes every connection and the signaling sockets; ends every subscription. Idempotent.
     pub async fn stop(&self) {
+        self.leave_all_namespaces().await;
         lock(&self.inner.subscribers).take();
         self.inner.abort_tasks();
         let senders: Vec<DataSender> = lock(&self.inner.conns)

@@ -15,6 +15,7 @@ fn config(dir: &std::path::Path, url: &str, name: Option<&str>) -> NodeConfig {
         transport: TransportConfig::loopback(),
         display_name: name.map(str::to_owned),
         platform: Platform::default(),
+        discovery: NsConfig::default(),
     }
 }
 

@@ -1,0 +1,437 @@
+//! The tokio driver of a namespace: binds a [`Namespace`] engine to the real signaling
+//! registrations and WebRTC data connections. One task per namespace; it owns the engine and
+//! does what the engine's actions say, feeding back what happened as inputs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::namespace::{Action, ConnId, Input, Namespace, NsConfig, NsEvent, PeerInfo, RoleKind};
+use super::presence::{GeoStamp, VerifyCache};
+use crate::crypto::random_hex;
+use crate::identity::Identity;
+use crate::signaling::client::{ClaimResult, RegId, SignalingEvent};
+use crate::signaling::driver::SignalingHandle;
+use crate::transport::{
+    ConnectOptions, DataConnection, DataSender, Payload, Transport, TransportConfig, TransportError,
+};
+
+/// What a namespace task needs.
+#[derive(Clone)]
+pub struct NsSetup {
+    /// The namespace prefix (`peerns2-ns-{slug}`, `peerns2-geo-{cell}`, ...).
+    pub prefix: String,
+    /// The node's signaling driver.
+    pub signaling: SignalingHandle,
+    /// The node's identity (signs presence records).
+    pub identity: Arc<Identity>,
+    /// Display name.
+    pub name: String,
+    /// Position (geo namespaces).
+    pub geo: Option<GeoStamp>,
+    /// Data-connection settings.
+    pub transport: TransportConfig,
+    /// Engine timings and limits.
+    pub config: NsConfig,
+    /// Verified-signature cache shared by the node's namespaces.
+    pub cache: Arc<VerifyCache>,
+}
+
+/// A running namespace. Dropping it aborts the task; [`NamespaceHandle::leave`] says goodbye.
+pub struct NamespaceHandle {
+    prefix: String,
+    cmd: mpsc::UnboundedSender<Cmd>,
+    task: JoinHandle<()>,
+}
+
+enum Cmd {
+    Presence(String, Option<GeoStamp>),
+    Peers(oneshot::Sender<(RoleKind, Vec<PeerInfo>)>),
+    Subscribe(mpsc::UnboundedSender<NsEvent>),
+    Leave(oneshot::Sender<()>),
+}
+
+enum Ev {
+    Incoming(String, DataConnection),
+    ConnectResult(ConnId, Result<DataConnection, TransportError>),
+    Data(ConnId, Vec<u8>),
+    Closed(ConnId),
+}
+
+impl NamespaceHandle {
+    /// Starts the namespace task on the current runtime.
+    pub fn spawn(setup: NsSetup) -> Result<Self, crate::signaling::driver::DriverError> {
+        let sig_events = setup.signaling.subscribe()?;
+        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let prefix = setup.prefix.clone();
+        let task = tokio::spawn(run(setup, cmd_rx, sig_events));
+        Ok(Self { prefix, cmd, task })
+    }
+
+    /// The namespace prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Changes the name or position in our signed record.
+    pub fn set_presence(&self, name: &str, geo: Option<GeoStamp>) {
+        let _ = self.cmd.send(Cmd::Presence(name.to_owned(), geo));
+    }
+
+    /// Our role and the peers we see (the request is sent at once; the future does not
+    /// borrow the handle).
+    pub fn peers(
+        &self,
+    ) -> impl Future<Output = Option<(RoleKind, Vec<PeerInfo>)>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.cmd.send(Cmd::Peers(tx)).is_ok();
+        async move { if sent { rx.await.ok() } else { None } }
+    }
+
+    /// Events from now on, in order.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<NsEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.cmd.send(Cmd::Subscribe(tx));
+        rx
+    }
+
+    /// Leaves gracefully: goodbyes sent, IDs released, connections closed.
+    pub async fn leave(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Cmd::Leave(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+impl Drop for NamespaceHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Reg {
+    reg: RegId,
+    transport: Option<Transport>,
+}
+
+struct Driver {
+    setup: NsSetup,
+    ns: Namespace,
+    regs: HashMap<String, Reg>,
+    by_reg: HashMap<RegId, String>,
+    /// Transports of released IDs: connections that came in through them stay open (a
+    /// router that changes level keeps its members).
+    retired: Vec<Transport>,
+    /// Writers of open connections (a queue per connection keeps sends ordered; `None`
+    /// closes the connection after what was queued before it).
+    writers: HashMap<ConnId, mpsc::UnboundedSender<Option<Vec<u8>>>>,
+    /// Connections the engine closed while they were still connecting.
+    cancelled: Vec<ConnId>,
+    next_incoming: u64,
+    ev_tx: mpsc::UnboundedSender<Ev>,
+    subscribers: Vec<mpsc::UnboundedSender<NsEvent>>,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+async fn run(
+    setup: NsSetup,
+    mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+    mut sig_events: mpsc::UnboundedReceiver<SignalingEvent>,
+) {
+    let now = Instant::now();
+    let seed = u64::from_le_bytes(crate::crypto::random_bytes::<8>());
+    let mut ns = Namespace::new(
+        setup.config.clone(),
+        &setup.prefix,
+        setup.identity.clone(),
+        &setup.name,
+        setup.cache.clone(),
+        seed,
+        now,
+        unix_ms(),
+    );
+    if setup.geo.is_some() {
+        ns.set_presence(&setup.name, setup.geo, now);
+    }
+    ns.start(now);
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let mut d = Driver {
+        setup,
+        ns,
+        regs: HashMap::new(),
+        by_reg: HashMap::new(),
+        retired: vec![],
+        writers: HashMap::new(),
+        cancelled: vec![],
+        next_incoming: 0,
+        ev_tx,
+        subscribers: vec![],
+    };
+    d.pump();
+    loop {
+        let deadline = d.ns.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            cmd = cmd_rx.recv() => match cmd {
+                Some(Cmd::Presence(name, geo)) => d.ns.set_presence(&name, geo, Instant::now()),
+                Some(Cmd::Peers(tx)) => {
+                    let _ = tx.send((d.ns.role(), d.ns.peers()));
+                }
+                Some(Cmd::Subscribe(tx)) => d.subscribers.push(tx),
+                Some(Cmd::Leave(done)) => {
+                    d.ns.stop(Instant::now());
+                    d.pump();
+                    d.shutdown().await;
+                    let _ = done.send(());
+                    return;
+                }
+                None => {
+                    d.shutdown().await;
+                    return;
+                }
+            },
+            Some(ev) = sig_events.recv() => d.on_signaling(ev),
+            Some(ev) = ev_rx.recv() => d.on_event(ev),
+            () = sleep => d.ns.handle_timeout(Instant::now()),
+        }
+        d.pump();
+    }
+}
+
+impl Driver {
+    fn input(&mut self, input: Input) {
+        self.ns.handle(input, Instant::now());
+    }
+
+    fn on_signaling(&mut self, ev: SignalingEvent) {
+        let SignalingEvent::Claim { reg, id, result } = ev else {
+            return;
+        };
+        if self.by_reg.get(&reg) != Some(&id) {
+            return;
+        }
+        let open = self.regs.get(&id).is_some_and(|r| r.transport.is_some());
+        match result {
+            ClaimResult::Claimed if !open => {
+                match Transport::start(
+                    self.setup.signaling.clone(),
+                    reg,
+                    id.clone(),
+                    self.setup.transport.clone(),
+                ) {
+                    Ok((transport, mut incoming)) => {
+                        let tx = self.ev_tx.clone();
+                        let local = id.clone();
+                        tokio::spawn(async move {
+                            while let Some(conn) = incoming.recv().await {
+                                if tx.send(Ev::Incoming(local.clone(), conn)).is_err() {
+                                    return;
+                                }
+                            }
+                        });
+                        if let Some(r) = self.regs.get_mut(&id) {
+                            r.transport = Some(transport);
+                        }
+                        self.input(Input::Claimed { id });
+                    }
+                    Err(e) => {
+                        tracing::debug!(%id, error = %e, "transport did not start");
+                        self.forget_reg(&id);
+                        self.input(Input::ClaimFailed { id, taken: false });
+                    }
+                }
+            }
+            ClaimResult::Claimed => {}
+            ClaimResult::Taken | ClaimResult::Error(_) => {
+                let taken = result == ClaimResult::Taken;
+                self.forget_reg(&id);
+                if open {
+                    self.input(Input::Lost { id });
+                } else {
+                    self.input(Input::ClaimFailed { id, taken });
+                }
+            }
+        }
+    }
+
+    fn forget_reg(&mut self, id: &str) {
+        if let Some(r) = self.regs.remove(id) {
+            self.by_reg.remove(&r.reg);
+            let _ = self.setup.signaling.unregister(r.reg);
+            self.retired.extend(r.transport);
+        }
+    }
+
+    fn on_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::Incoming(local, conn) => {
+                let id = ConnId::incoming(self.next_incoming);
+                self.next_incoming += 1;
+                let remote = conn.peer().to_owned();
+                self.adopt(id, conn);
+                self.input(Input::Incoming {
+                    conn: id,
+                    local,
+                    remote,
+                });
+            }
+            Ev::ConnectResult(id, result) => {
+                let cancelled = self.cancelled.iter().position(|c| *c == id);
+                match (result, cancelled) {
+                    (Ok(conn), Some(i)) => {
+                        self.cancelled.remove(i);
+                        tokio::spawn(async move { conn.close().await });
+                    }
+                    (Err(_), Some(i)) => {
+                        self.cancelled.remove(i);
+                    }
+                    (Ok(conn), None) => {
+                        self.adopt(id, conn);
+                        self.input(Input::Connected { conn: id });
+                    }
+                    (Err(e), None) => {
+                        let unavailable = matches!(e, TransportError::PeerUnavailable(_));
+                        self.input(Input::ConnectFailed {
+                            conn: id,
+                            unavailable,
+                        });
+                    }
+                }
+            }
+            Ev::Data(id, bytes) => {
+                if self.writers.contains_key(&id) {
+                    self.input(Input::Data { conn: id, bytes });
+                }
+            }
+            Ev::Closed(id) => {
+                if self.writers.remove(&id).is_some() {
+                    self.input(Input::Closed { conn: id });
+                }
+            }
+        }
+    }
+
+    /// Starts the reader and writer tasks of an open connection.
+    fn adopt(&mut self, id: ConnId, mut conn: DataConnection) {
+        let writer: DataSender = conn.sender();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+        tokio::spawn(async move {
+            while let Some(Some(bytes)) = rx.recv().await {
+                if writer.send(&Payload::Bytes(bytes)).await.is_err() {
+                    return;
+                }
+            }
+            writer.close().await;
+        });
+        let events = self.ev_tx.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = conn.recv().await {
+                let bytes = match msg {
+                    Ok(Payload::Bytes(b)) => b,
+                    // Namespace messages are binary; anything else breaks the protocol.
+                    Ok(Payload::Json(_)) | Err(_) => vec![0xff],
+                };
+                if events.send(Ev::Data(id, bytes)).is_err() {
+                    return;
+                }
+            }
+            let _ = events.send(Ev::Closed(id));
+        });
+        self.writers.insert(id, tx);
+    }
+
+    fn pump(&mut self) {
+        loop {
+            let actions = self.ns.drain_actions();
+            if actions.is_empty() {
+                return;
+            }
+            for action in actions {
+                self.act(action);
+            }
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        {
+            match action {
+                Action::Claim { id } => {
+                    if self.regs.contains_key(&id) {
+                        return;
+                    }
+                    match self.setup.signaling.register(&id, &random_hex(16)) {
+                        Ok(reg) => {
+                            self.by_reg.insert(reg, id.clone());
+                            self.regs.insert(
+                                id,
+                                Reg {
+                                    reg,
+                                    transport: None,
+                                },
+                            );
+                        }
+                        Err(_) => self.input(Input::ClaimFailed { id, taken: false }),
+                    }
+                }
+                Action::Release { id } => self.forget_reg(&id),
+                Action::Connect { conn, from, to } => {
+                    let transport = self.regs.get(&from).and_then(|r| r.transport.clone());
+                    let tx = self.ev_tx.clone();
+                    tokio::spawn(async move {
+                        let result = match transport {
+                            Some(t) => t.connect(&to, ConnectOptions::native()).await,
+                            None => Err(TransportError::Closed),
+                        };
+                        let _ = tx.send(Ev::ConnectResult(conn, result));
+                    });
+                }
+                Action::Send { conn, bytes } => {
+                    if let Some(tx) = self.writers.get(&conn) {
+                        let _ = tx.send(Some(bytes));
+                    }
+                }
+                Action::Close { conn } => match self.writers.remove(&conn) {
+                    // Closes after what was queued before (a goodbye).
+                    Some(tx) => {
+                        let _ = tx.send(None);
+                    }
+                    None => self.cancelled.push(conn),
+                },
+                Action::Event(ev) => {
+                    self.subscribers.retain(|s| s.send(ev.clone()).is_ok());
+                }
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        // Let queued goodbyes go out before the transports close their connections.
+        for (_, tx) in self.writers.drain() {
+            let _ = tx.send(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let ids: Vec<String> = self.regs.keys().cloned().collect();
+        for id in ids {
+            self.forget_reg(&id);
+        }
+        for t in self.retired.drain(..) {
+            t.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! Namespaces and stadium mode at the node: custom namespaces joined by name (persisted and
+//! restored at start), and geohash cells joined and left as the position moves. Coordinates
+//! stay in memory only: they are never stored and never logged.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use super::platform::{LocationFix, LocationSink, LocationUpdate};
+use super::{Inner, Node, NodeError, NodeEvent, lock};
+use crate::discovery::driver::{NamespaceHandle, NsSetup};
+use crate::discovery::geo::{self, CellTracker, GeoPoint, TrackerConfig};
+use crate::discovery::namespace::{NsEvent, PeerInfo, RoleKind};
+use crate::discovery::presence::GeoStamp;
+use crate::store::settings;
+
+/// Settings key of the joined custom namespaces (a JSON array of names).
+const NAMESPACES_KEY: &str = "namespaces";
+/// Namespace names: at most this many characters after slugifying.
+const MAX_SLUG: usize = 40;
+/// A position change smaller than this is not worth a new signed record.
+const MOVE_THRESHOLD_M: f64 = 10.0;
+
+/// A peer found through discovery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoveredPeer {
+    /// Identity key fingerprint, 64 hex characters.
+    pub fingerprint: String,
+    /// Short form for people to compare.
+    pub short: String,
+    /// Its discovery ID (reach it there, not at its persistent ID).
+    pub disc_id: String,
+    /// Display name.
+    pub name: String,
+    /// Great-circle distance from us in metres (stadium mode, when both positions are known).
+    pub distance_m: Option<f64>,
+}
+
+/// Our place in a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceRole {
+    /// Looking for the router.
+    Searching,
+    /// Member of the router at this level.
+    Member(u8),
+    /// Router at this level.
+    Router(u8),
+}
+
+impl From<RoleKind> for NamespaceRole {
+    fn from(r: RoleKind) -> Self {
+        match r {
+            RoleKind::Searching => Self::Searching,
+            RoleKind::Member(l) => Self::Member(l),
+            RoleKind::Router(l) => Self::Router(l),
+        }
+    }
+}
+
+/// The node's discovery state.
+#[derive(Default)]
+pub(super) struct DiscoveryState {
+    /// Custom namespaces by slug.
+    custom: BTreeMap<String, NamespaceHandle>,
+    /// Stadium mode, when on.
+    stadium: Option<Stadium>,
+}
+
+struct Stadium {
+    tracker: CellTracker,
+    cells: BTreeMap<String, NamespaceHandle>,
+    position: Option<LocationFix>,
+    updates: Option<AbortHandle>,
+}
+
+/// `peerns2-ns-{slug}`'s slug: lowercase letters, digits and single dashes.
+pub fn slugify(name: &str) -> Result<String, NodeError> {
+    let mut slug = String::new();
+    for c in name.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-').to_owned();
+    if slug.is_empty() || slug.chars().count() > MAX_SLUG {
+        return Err(NodeError::InvalidInput(format!(
+            "namespace name {name:?} must give 1 to {MAX_SLUG} letters or digits"
+        )));
+    }
+    Ok(slug)
+}
+
+fn to_peer(p: PeerInfo, from: Option<GeoPoint>) -> DiscoveredPeer {
+    let distance_m = match (from, p.geo) {
+        (Some(a), Some(g)) => GeoPoint::new(g.lat, g.lon)
+            .ok()
+            .map(|b| geo::distance_m(a, b)),
+        _ => None,
+    };
+    DiscoveredPeer {
+        fingerprint: p.fingerprint.to_hex(),
+        short: p.fingerprint.short(),
+        disc_id: p.disc_id,
+        name: p.name,
+        distance_m,
+    }
+}
+
+fn stamp(fix: LocationFix) -> GeoStamp {
+    GeoStamp {
+        lat: fix.latitude,
+        lon: fix.longitude,
+        accuracy_m: fix.accuracy_m,
+    }
+}
+
+fn point(fix: LocationFix) -> Option<GeoPoint> {
+    GeoPoint::new(fix.latitude, fix.longitude).ok()
+}
+
+impl Inner {
+    fn display_name(&self) -> String {
+        lock(&self.display_name)
+            .clone()
+            .unwrap_or_else(|| self.fingerprint.short())
+    }
+
+    /// Starts a namespace task and forwards its events as node events named `label`.
+    fn spawn_namespace(
+        self: &Arc<Self>,
+        prefix: String,
+        label: String,
+        geo: Option<GeoStamp>,
+    ) -> Result<NamespaceHandle, NodeError> {
+        let handle = NamespaceHandle::spawn(NsSetup {
+            prefix,
+            signaling: self.signaling.clone(),
+            identity: self.identity.clone(),
+            name: self.display_name(),
+            geo,
+            transport: self.transport_config.clone(),
+            config: self.ns_config.clone(),
+            cache: self.verify_cache.clone(),
+        })
+        .map_err(|e| NodeError::Signaling(e.to_string()))?;
+        let mut events = handle.subscribe();
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                let namespace = label.clone();
+                let event = match ev {
+                    NsEvent::PeerSeen(p) => {
+                        let here = inner.stadium_position();
+                        NodeEvent::NamespacePeer {
+                            namespace,
+                            peer: to_peer(p, here),
+                        }
+                    }
+                    NsEvent::PeerGone(fp) => NodeEvent::NamespacePeerGone {
+                        namespace,
+                        fingerprint: fp.to_hex(),
+                    },
+                    NsEvent::Role(r) => NodeEvent::NamespaceRole {
+                        namespace,
+                        role: r.into(),
+                    },
+                    NsEvent::Misbehaved { remote, reason } => {
+                        tracing::info!(%namespace, %remote, %reason, "dropped a misbehaving peer");
+                        continue;
+                    }
+                };
+                inner.emit(event);
+            }
+        });
+        lock(&self.tasks).push(task.abort_handle());
+        Ok(handle)
+    }
+
+    fn stadium_position(&self) -> Option<GeoPoint> {
+        lock(&self.discovery)
+            .stadium
+            .as_ref()
+            .and_then(|s| s.position)
+            .and_then(point)
+    }
+
+    /// Applies a position fix: joins new cells, leaves old ones, re-signs our record.
+    fn apply_fix(self: &Arc<Self>, fix: LocationFix) {
+        let Some(p) = point(fix) else { return };
+        let mut leaving = vec![];
+        {
+            let mut state = lock(&self.discovery);
+            let Some(st) = state.stadium.as_mut() else {
+                return;
+            };
+            let moved = st
+                .position
+                .and_then(point)
+                .is_none_or(|old| geo::distance_m(old, p) >= MOVE_THRESHOLD_M);
+            let change = st.tracker.update(p, fix.accuracy_m);
+            if !moved && change.is_empty() {
+                return;
+            }
+            st.position = Some(fix);
+            for cell in change.leave {
+                leaving.extend(st.cells.remove(&cell));
+            }
+            if moved {
+                for h in st.cells.values() {
+                    h.set_presence(&self.display_name(), Some(stamp(fix)));
+                }
+            }
+            for cell in change.join {
+                let prefix = format!("peerns2-geo-{cell}");
+                match self.spawn_namespace(prefix, format!("geo-{cell}"), Some(stamp(fix))) {
+                    Ok(h) => {
+                        st.cells.insert(cell, h);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not join a stadium cell"),
+                }
+            }
+        }
+        if !leaving.is_empty() {
+            tokio::spawn(async move {
+                for h in leaving {
+                    h.leave().await;
+                }
+            });
+        }
+    }
+}
+
+async fn follow_location(
+    inner: std::sync::Weak<Inner>,
+    mut rx: mpsc::UnboundedReceiver<LocationUpdate>,
+) {
+    while let Some(update) = rx.recv().await {
+        let Some(inner) = inner.upgrade() else { return };
+        match update {
+            LocationUpdate::Fix(fix) => inner.apply_fix(fix),
+            LocationUpdate::Error(e) => tracing::info!(error = %e, "location updates failed"),
+        }
+    }
+}
+
+impl Node {
+    /// Restores the custom namespaces saved by earlier runs.
+    pub(super) async fn restore_namespaces(&self) -> Result<(), NodeError> {
+        let saved = self
+            .inner
+            .store
+            .call(|c| settings::get_setting(c, NAMESPACES_KEY))
+            .await?;
+        let names: Vec<String> = saved
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        for name in names {
+            if let Err(e) = self.join_namespace_unsaved(&name) {
+                tracing::warn!(error = %e, "could not rejoin a saved namespace");
+            }
+        }
+        Ok(())
+    }
+
+    async fn save_namespaces(&self) -> Result<(), NodeError> {
+        let names: Vec<String> = lock(&self.inner.discovery).custom.keys().cloned().collect();
+        let json = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
+        self.inner
+            .store
+            .call(move |c| settings::set_setting(c, NAMESPACES_KEY, &json))
+            .await?;
+        Ok(())
+    }
+
+    fn join_namespace_unsaved(&self, name: &str) -> Result<String, NodeError> {
+        let slug = slugify(name)?;
+        let mut state = lock(&self.inner.discovery);
+        if !state.custom.contains_key(&slug) {
+            let h = self
+                .inner
+                .spawn_namespace(format!("peerns2-ns-{slug}"), slug.clone(), None)?;
+            state.custom.insert(slug.clone(), h);
+        }
+        Ok(slug)
+    }
+
+    /// Joins the custom namespace `name` (kept across restarts); returns its slug, which names
+    /// it in events.
+    pub async fn join_namespace(&self, name: &str) -> Result<String, NodeError> {
+        if lock(&self.inner.subscribers).is_none() {
+            return Err(NodeError::Stopped);
+        }
+        let slug = self.join_namespace_unsaved(name)?;
+        self.save_namespaces().await?;
+        Ok(slug)
+    }
+
+    /// Leaves the custom namespace `name` and forgets it.
+    pub async fn leave_namespace(&self, name: &str) -> Result<(), NodeError> {
+        let slug = slugify(name)?;
+        let handle = lock(&self.inner.discovery).custom.remove(&slug);
+        if let Some(h) = handle {
+            h.leave().await;
+        }
+        self.save_namespaces().await
+    }
+
+    /// The joined custom namespaces' slugs.
+    pub fn namespaces(&self) -> Vec<String> {
+        lock(&self.inner.discovery).custom.keys().cloned().collect()
+    }
+
+    /// Our role and the peers we see in custom namespace `name`.
+    pub async fn namespace_peers(
+        &self,
+        name: &str,
+    ) -> Result<(NamespaceRole, Vec<DiscoveredPeer>), NodeError> {
+        let slug = slugify(name)?;
+        let query = {
+            let state = lock(&self.inner.discovery);
+            let h = state
+                .custom
+                .get(&slug)
+                .ok_or_else(|| NodeError::InvalidInput(format!("not in namespace {slug}")))?;
+            h.peers()
+        };
+        let (role, peers) = query.await.ok_or(NodeError::Stopped)?;
+        Ok((
+            role.into(),
+            peers.into_iter().map(|p| to_peer(p, None)).collect(),
+        ))
+    }
+
+    /// Turns stadium mode on: positions come from the platform's location provider (if any)
+    /// and from [`Node::set_location`].
+    pub fn start_stadium(&self, tracker: TrackerConfig) -> Result<(), NodeError> {
+        if lock(&self.inner.subscribers).is_none() {
+            return Err(NodeError::Stopped);
+        }
+        let mut state = lock(&self.inner.discovery);
+        if state.stadium.is_some() {
+            return Ok(());
+        }
+        let updates = self.inner.location.as_ref().map(|provider| {
+            let (sink, rx): (LocationSink, _) = LocationSink::channel();
+            provider.start_updates(sink);
+            let task = tokio::spawn(follow_location(Arc::downgrade(&self.inner), rx));
+            task.abort_handle()
+        });
+        state.stadium = Some(Stadium {
+            tracker: CellTracker::new(tracker),
+            cells: BTreeMap::new(),
+            position: None,
+            updates,
+        });
+        Ok(())
+    }
+
+    /// Feeds a position to stadium mode (when the app, not a provider, knows it).
+    pub fn set_location(&self, fix: LocationFix) -> Result<(), NodeError> {
+        if point(fix).is_none() || !fix.accuracy_m.is_finite() || fix.accuracy_m < 0.0 {
+            return Err(NodeError::InvalidInput("bad coordinates".into()));
+        }
+        if lock(&self.inner.discovery).stadium.is_none() {
+            return Err(NodeError::InvalidInput("stadium mode is off".into()));
+        }
+        self.inner.apply_fix(fix);
+        Ok(())
+    }
+
+    /// Turns stadium mode off: every cell is left and the position forgotten.
+    pub async fn stop_stadium(&self) {
+        let stadium = lock(&self.inner.discovery).stadium.take();
+        let Some(st) = stadium else { return };
+        if let Some(t) = st.updates {
+            t.abort();
+            if let Some(p) = &self.inner.location {
+                p.stop_updates();
+            }
+        }
+        for (_, h) in st.cells {
+            h.leave().await;
+        }
+    }
+
+    /// The geohash cells stadium mode is in.
+    pub fn stadium_cells(&self) -> Vec<String> {
+        lock(&self.inner.discovery)
+            .stadium
+            .as_ref()
+            .map(|s| s.cells.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Everyone stadium mode sees, de-duplicated across cells, nearest first.
+    pub async fn nearby(&self) -> Vec<DiscoveredPeer> {
+        let (queries, here) = {
+            let state = lock(&self.inner.discovery);
+            let Some(st) = state.stadium.as_ref() else {
+                return vec![];
+            };
+            let queries: Vec<_> = st.cells.values().map(|h| h.peers()).collect();
+            (queries, st.position.and_then(point))
+        };
+        let mut merged: BTreeMap<String, DiscoveredPeer> = BTreeMap::new();
+        for q in queries {
+            for p in q.await.map(|(_, peers)| peers).unwrap_or_default() {
+                let p = to_peer(p, here);
+                merged.entry(p.fingerprint.clone()).or_insert(p);
+            }
+        }
+        let mut out: Vec<DiscoveredPeer> = merged.into_values().collect();
+        out.sort_by(|a, b| {
+            a.distance_m
+                .unwrap_or(f64::INFINITY)
+                .total_cmp(&b.distance_m.unwrap_or(f64::INFINITY))
+        });
+        out
+    }
+
+    /// Leaves every namespace (part of stopping).
+    pub(super) async fn leave_all_namespaces(&self) {
+        self.stop_stadium().await;
+        let custom: Vec<NamespaceHandle> = {
+            let mut state = lock(&self.inner.discovery);
+            std::mem::take(&mut state.custom).into_values().collect()
+        };
+        for h in custom {
+            h.leave().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(
+            slugify("  Climbing Club!! Berlin ").unwrap(),
+            "climbing-club-berlin"
+        );
+        assert_eq!(slugify("ÄBC_d").unwrap(), "bc-d");
+        assert!(slugify("!!!").is_err());
+        assert!(slugify(&"a".repeat(41)).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! Discovery with real processes through the real PeerJS server (`peer` 1.0.2): 20 `peerns
+//! discover` processes join one custom namespace and all see each other; the router process is
+//! killed with SIGKILL and the other 19 re-converge under one new router. Then 20 `peerns
+//! nearby` processes a few metres apart join stadium mode and all see each other.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use peerns_tests::{ServerKind, ServerOpts, TestServer, peerns_bin};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// What a process printed last.
+#[derive(Default)]
+struct View {
+    fingerprint: Option<String>,
+    role: String,
+    peers: BTreeSet<String>,
+}
+
+struct Proc {
+    child: Child,
+    view: Arc<Mutex<View>>,
+}
+
+fn spawn(args: &[String]) -> Proc {
+    let mut child = Command::new(peerns_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start peerns");
+    let view = Arc::new(Mutex::new(View::default()));
+    let out = child.stdout.take().unwrap();
+    let v = view.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(out).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Ok(j) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let mut v = v.lock().unwrap();
+            if let Some(fp) = j["fingerprint"].as_str() {
+                v.fingerprint = Some(fp.to_owned());
+            }
+            if let Some(role) = j["role"].as_str() {
+                v.role = role.to_owned();
+                v.peers = j["peers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["fingerprint"].as_str().map(str::to_owned))
+                    .collect();
+            }
+        }
+    });
+    Proc { child, view }
+}
+
+/// Whether every process sees exactly the others' fingerprints and one of them is the router.
+fn converged(procs: &[&Proc], want_router_prefix: &str) -> bool {
+    let fps: Vec<Option<String>> = procs
+        .iter()
+        .map(|p| p.view.lock().unwrap().fingerprint.clone())
+        .collect();
+    if fps.iter().any(Option::is_none) {
+        return false;
+    }
+    let all: BTreeSet<String> = fps.iter().flatten().cloned().collect();
+    let mut routers = 0;
+    for p in procs {
+        let v = p.view.lock().unwrap();
+        let mut want = all.clone();
+        want.remove(v.fingerprint.as_ref().unwrap());
+        if v.peers != want {
+            return false;
+        }
+        if v.role.starts_with(want_router_prefix) {
+            routers += 1;
+        }
+    }
+    routers == 1 || want_router_prefix.is_empty()
+}
+
+async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if done() {
+            return Some(t0.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+fn common(url: &str, name: String) -> Vec<String> {
+    ["--signal", url, "--name", &name, "--loopback", "--json"]
+        .map(str::to_owned)
+        .into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_processes_discover_fail_over_and_find_each_other_nearby() {
+    let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
+    let url = server.url();
+
+    // One custom namespace.
+    let mut procs: Vec<Proc> = (0..20)
+        .map(|i| {
+            let mut args = vec!["discover".to_owned(), "--ns".into(), "real twenty".into()];
+            args.extend(common(&url, format!("node{i}")));
+            spawn(&args)
+        })
+        .collect();
+    let took = wait_until(Duration::from_secs(60), || {
+        converged(&procs.iter().collect::<Vec<_>>(), "router")
+    })
+    .await
+    .expect("20 processes never all saw each other under one router");
+    eprintln!("20 processes: full visibility after {took:?}");
+
+    // SIGKILL the router: no goodbye, no LEAVE.
+    let router = procs
+        .iter()
+        .position(|p| p.view.lock().unwrap().role.starts_with("router"))
+        .unwrap();
+    let mut dead = procs.remove(router);
+    dead.child.start_kill().unwrap();
+    let _ = dead.child.wait().await;
+    let took = wait_until(Duration::from_secs(60), || {
+        converged(&procs.iter().collect::<Vec<_>>(), "router")
+    })
+    .await
+    .expect("the 19 survivors never re-converged under one router");
+    eprintln!("router SIGKILLed: re-converged after {took:?}");
+    drop(procs);
+
+    // One stadium cell (or two, on a border): 20 phones within ~15 m of each other.
+    let procs: Vec<Proc> = (0..20)
+        .map(|i| {
+            let lat = format!("{:.6}", 52.520_00 + (i % 5) as f64 * 0.000_02);
+            let lon = format!("{:.6}", 13.405_00 + (i / 5) as f64 * 0.000_03);
+            let mut args = vec![
+                "nearby".to_owned(),
+                "--lat".into(),
+                lat,
+                "--lon".into(),
+                lon,
+            ];
+            args.extend(common(&url, format!("phone{i}")));
+            spawn(&args)
+        })
+        .collect();
+    let took = wait_until(Duration::from_secs(60), || {
+        converged(&procs.iter().collect::<Vec<_>>(), "")
+    })
+    .await
+    .expect("20 phones in stadium mode never all saw each other");
+    eprintln!("20 phones nearby: full visibility after {took:?}");
+}
