@@ -78,6 +78,12 @@ fn converged(procs: &[&Proc], want_router_prefix: &str) -> bool {
         if v.peers != want {
             return false;
         }
+        if !want_router_prefix.is_empty()
+            && !v.role.starts_with("router")
+            && !v.role.starts_with("member")
+        {
+            return false;
+        }
         if v.role.starts_with(want_router_prefix) {
             routers += 1;
         }

@@ -1,5 +1,6 @@
 //! `peerns bench ...`: performance goals live here, measured side by side in one run.
 
+mod discovery;
 mod signaling;
 mod transport;
 
@@ -40,6 +41,21 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Discovery: full visibility, failover (graceful and silent), traffic, router CPU.
+    Discovery {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Simulated phones in one namespace (the default mode, with 1,000).
+        #[arg(long, conflicts_with = "real")]
+        sim: Option<usize>,
+        /// Real `peerns discover` processes through a local signaling server.
+        #[arg(long)]
+        real: Option<usize>,
+        /// Failover trials of each kind.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+    },
 }
 
 /// Runs one benchmark.
@@ -57,6 +73,12 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             pings,
             rounds,
         } => transport::run(json, connects, pings, rounds).await,
+        BenchCmd::Discovery {
+            json,
+            sim,
+            real,
+            trials,
+        } => discovery::run(json, sim, real, trials).await,
     }
 }
 

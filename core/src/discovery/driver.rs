@@ -196,7 +196,20 @@ async fn run(
                 Some(Cmd::Subscribe(tx)) => d.subscribers.push(tx),
                 Some(Cmd::Leave(done)) => {
                     d.ns.stop(Instant::now());
-                    d.pump();
+                    // Free our IDs at the server before saying goodbye, so the member that
+                    // takes over can claim the router ID at once.
+                    let (releases, rest): (Vec<Action>, Vec<Action>) = d
+                        .ns
+                        .drain_actions()
+                        .into_iter()
+                        .partition(|a| matches!(a, Action::Release { .. }));
+                    for a in releases {
+                        d.act(a);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                    for a in rest {
+                        d.act(a);
+                    }
                     d.shutdown().await;
                     let _ = done.send(());
                     return;

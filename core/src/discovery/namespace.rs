@@ -22,13 +22,15 @@ use crate::identity::{Fingerprint, Identity};
 /// Timings and limits of a namespace.
 #[derive(Debug, Clone)]
 pub struct NsConfig {
-    /// Heartbeat interval (1 s while the app is active; longer in the background).
+    /// Heartbeat interval. 0.8 s by default: with 3 missed beats a silent death is noticed
+    /// 1.6–2.4 s after it happens, which leaves room for re-election within 3 s.
     pub heartbeat: Duration,
     /// The router is dead after this many missed heartbeats.
     pub missed_beats: u32,
     /// How long connecting to a router and receiving its registry may take.
     pub join_timeout: Duration,
-    /// Members of rank ≥ 1 wait this long before contacting the new router after a failover.
+    /// Members of rank ≥ 1 wait this long before contacting the new router after a failover
+    /// (signaling servers hold an offer until its target registers, so early is safe).
     pub rank_step: Duration,
     /// Extra wait per rank, spreading a large namespace's reconnects.
     pub rank_spread: Duration,
@@ -61,10 +63,10 @@ pub struct NsConfig {
 impl Default for NsConfig {
     fn default() -> Self {
         Self {
-            heartbeat: Duration::from_secs(1),
+            heartbeat: Duration::from_millis(800),
             missed_beats: 3,
             join_timeout: Duration::from_secs(2),
-            rank_step: Duration::from_millis(100),
+            rank_step: Duration::from_millis(30),
             rank_spread: Duration::from_millis(2),
             max_level: 5,
             monitor_interval: Duration::from_secs(5),
@@ -266,6 +268,8 @@ struct MemberConn {
     token_at: Instant,
     /// Our probe of the reverse-connect slot, before it answered.
     reverse: bool,
+    /// Its snapshot already held every pending change up to this generation.
+    welcomed: u64,
 }
 
 /// What we are doing.
@@ -331,7 +335,10 @@ pub struct Namespace {
 
     // Router side.
     members: BTreeMap<ConnId, MemberConn>,
-    pending_added: Vec<Ranked>,
+    /// Changed records not pushed yet, each with the generation it was added at.
+    pending_added: Vec<(u64, Ranked)>,
+    /// Counts additions to `pending_added`.
+    generation: u64,
     pending_removed: Vec<String>,
     flush_at: Option<Instant>,
     monitor_at: Option<Instant>,
@@ -395,6 +402,7 @@ impl Namespace {
             snapshot: None,
             members: BTreeMap::new(),
             pending_added: vec![],
+            generation: 0,
             pending_removed: vec![],
             flush_at: None,
             monitor_at: None,
@@ -463,6 +471,11 @@ impl Namespace {
         } else {
             Some(self.actions.remove(0))
         }
+    }
+
+    /// The actions not taken yet.
+    pub fn pending_actions(&self) -> &[Action] {
+        &self.actions
     }
 
     /// Takes every pending action at once.
@@ -604,7 +617,8 @@ impl Namespace {
                 self.send_msg(conn, &Msg::CheckIn(rec), now);
             }
             Role::Router { .. } => {
-                self.pending_added.push((0, rec));
+                self.generation += 1;
+                self.pending_added.push((self.generation, (0, rec)));
                 self.schedule_flush(now);
             }
             _ => {}
@@ -1039,6 +1053,7 @@ impl Namespace {
                 tokens: burst,
                 token_at: now,
                 reverse: false,
+                welcomed: u64::MAX,
             },
         );
     }
@@ -1371,10 +1386,14 @@ impl Namespace {
         );
         if !unchanged {
             self.event(NsEvent::PeerSeen(info(fp, &rec)));
-            self.pending_added.push((seq, rec));
+            self.generation += 1;
+            self.pending_added.push((self.generation, (seq, rec)));
             self.schedule_flush(now);
         }
         if first {
+            if let Some(mc) = self.members.get_mut(&conn) {
+                mc.welcomed = self.generation;
+            }
             self.send_snapshot(conn, level, now);
         }
     }
@@ -1424,40 +1443,57 @@ impl Namespace {
         let mut added = std::mem::take(&mut self.pending_added);
         let removed = std::mem::take(&mut self.pending_removed);
         // Keep only the newest record per identity.
-        added.sort_by_key(|(_, r)| std::cmp::Reverse(r.presence().issued_ms));
+        added.sort_by_key(|(_, (_, r))| std::cmp::Reverse(r.presence().issued_ms));
         let mut seen = BTreeSet::new();
-        added.retain(|(_, r)| seen.insert(r.fingerprint()));
-        let mut msgs = vec![];
-        for chunk in added.chunks(MAX_RECORDS_PER_MESSAGE / 2) {
-            msgs.push(Msg::Delta {
-                added: chunk.to_vec(),
-                removed: vec![],
-            });
-        }
-        for chunk in removed.chunks(super::msg::MAX_REMOVALS_PER_MESSAGE / 2) {
-            msgs.push(Msg::Delta {
-                added: vec![],
-                removed: chunk.to_vec(),
-            });
-        }
-        let encoded: Vec<Vec<u8>> = msgs.iter().map(Msg::encode).collect();
-        let targets: Vec<(ConnId, Option<Fingerprint>)> = self
+        added.retain(|(_, (_, r))| seen.insert(r.fingerprint()));
+        added.sort_by_key(|(generation, _)| *generation);
+        let encode = |records: &[Ranked]| -> Vec<Vec<u8>> {
+            records
+                .chunks(MAX_RECORDS_PER_MESSAGE / 2)
+                .map(|c| {
+                    Msg::Delta {
+                        added: c.to_vec(),
+                        removed: vec![],
+                    }
+                    .encode()
+                })
+                .collect()
+        };
+        let all: Vec<Ranked> = added.iter().map(|(_, r)| r.clone()).collect();
+        let everything = encode(&all);
+        let removals: Vec<Vec<u8>> = removed
+            .chunks(super::msg::MAX_REMOVALS_PER_MESSAGE / 2)
+            .map(|c| {
+                Msg::Delta {
+                    added: vec![],
+                    removed: c.to_vec(),
+                }
+                .encode()
+            })
+            .collect();
+        let targets: Vec<(ConnId, Option<Fingerprint>, u64)> = self
             .members
             .iter()
             .filter(|(_, m)| m.key.is_some() && !m.reverse)
-            .map(|(c, m)| (*c, m.key))
+            .map(|(c, m)| (*c, m.key, m.welcomed))
             .collect();
-        for (conn, key) in targets {
-            for (msg, bytes) in msgs.iter().zip(&encoded) {
-                // A member does not need its own record echoed back.
-                if let Msg::Delta { added, removed } = msg
-                    && removed.is_empty()
-                    && added.len() == 1
-                    && Some(added[0].1.fingerprint()) == key
-                {
-                    continue;
-                }
-                self.send_raw(conn, bytes.clone(), now);
+        let oldest = added.first().map_or(u64::MAX, |(g, _)| *g);
+        for (conn, key, welcomed) in targets {
+            // What its snapshot did not hold, without its own record echoed back.
+            let needs_all =
+                welcomed < oldest && !all.iter().any(|(_, r)| Some(r.fingerprint()) == key);
+            let msgs = if needs_all {
+                everything.clone()
+            } else {
+                let mine: Vec<Ranked> = added
+                    .iter()
+                    .filter(|(g, (_, r))| *g > welcomed && Some(r.fingerprint()) != key)
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                encode(&mine)
+            };
+            for bytes in msgs.into_iter().chain(removals.iter().cloned()) {
+                self.send_raw(conn, bytes, now);
             }
         }
     }
@@ -1608,6 +1644,7 @@ impl Namespace {
                         tokens: f64::from(self.cfg.member_rate) * 2.0,
                         token_at: now,
                         reverse: true,
+                        welcomed: u64::MAX,
                     },
                 );
                 self.push(Action::Connect {

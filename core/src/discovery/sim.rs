@@ -33,6 +33,15 @@ pub struct SimConfig {
     pub alive_timeout: Duration,
     /// How long a connection attempt to an unreachable peer takes to fail.
     pub connect_timeout: Duration,
+    /// How long the server holds an offer for an ID nobody has registered (then EXPIRE).
+    pub expire_timeout: Duration,
+    /// Modelled processing time of each input at a node (0 = infinitely fast). Virtual, so
+    /// runs stay deterministic: a busy node queues what arrives meanwhile.
+    pub cpu_per_input: Duration,
+    /// Modelled processing time per KiB of a received message (signature checks dominate).
+    pub cpu_per_kib: Duration,
+    /// Modelled time per KiB sent (encoding, DTLS, SCTP): a router's uplink work.
+    pub cpu_per_kib_out: Duration,
     /// Seed of every random choice.
     pub seed: u64,
 }
@@ -47,6 +56,10 @@ impl Default for SimConfig {
             rto: Duration::from_millis(200),
             alive_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            expire_timeout: Duration::from_secs(5),
+            cpu_per_input: Duration::ZERO,
+            cpu_per_kib: Duration::ZERO,
+            cpu_per_kib_out: Duration::ZERO,
             seed: 1,
         }
     }
@@ -73,6 +86,7 @@ enum Ev {
     Input(EngineId, Input),
     Timer(EngineId),
     Expire(String),
+    ExpireOffer(String, EngineId, ConnId),
 }
 
 /// Per-engine traffic and a timeline of what it saw.
@@ -104,6 +118,14 @@ pub struct Sim {
     links: HashMap<(EngineId, ConnId), (EngineId, ConnId)>,
     /// Per engine: the next timer already queued.
     timers: Vec<Option<Instant>>,
+    /// Per engine: real time spent inside its state machine (not virtual time).
+    busy: Vec<Duration>,
+    /// Per engine: until when (virtual) it is busy processing.
+    free_at: Vec<Instant>,
+    /// The time new events are scheduled from (now, or the end of a node's processing).
+    base: Instant,
+    /// Offers the server holds for IDs not registered yet.
+    held: HashMap<String, Vec<(EngineId, ConnId)>>,
     /// Per directed link: when its last message arrives (data channels are ordered).
     link_clock: HashMap<(EngineId, ConnId), Instant>,
     cache: Arc<VerifyCache>,
@@ -128,6 +150,10 @@ impl Sim {
             links: HashMap::new(),
             timers: vec![],
             link_clock: HashMap::new(),
+            held: HashMap::new(),
+            busy: vec![],
+            free_at: vec![],
+            base: now,
             cache: Arc::new(VerifyCache::new(1 << 20)),
         }
     }
@@ -189,6 +215,8 @@ impl Sim {
         });
         self.observed.push(Observed::default());
         self.timers.push(None);
+        self.busy.push(Duration::ZERO);
+        self.free_at.push(self.now);
         self.phones[phone].engines.push(id);
         self.pump(id);
         id
@@ -197,6 +225,11 @@ impl Sim {
     /// The engine's state machine.
     pub fn engine(&self, e: EngineId) -> &Namespace {
         &self.engines[e].ns
+    }
+
+    /// Real (CPU) time the engine's state machine has used so far.
+    pub fn busy(&self, e: EngineId) -> Duration {
+        self.busy[e]
     }
 
     /// What the engine saw.
@@ -278,7 +311,7 @@ impl Sim {
     }
 
     fn schedule(&mut self, after: Duration, ev: Ev) {
-        let at = self.now + after;
+        let at = self.base.max(self.now) + after;
         let k = self.next_ev;
         self.next_ev += 1;
         self.events.insert(k as usize, ev);
@@ -297,10 +330,39 @@ impl Sim {
     /// Delivers on a link in order: never before the link's previous message.
     fn link_schedule(&mut self, from: (EngineId, ConnId), ev: Ev) {
         let d = self.link_delay();
-        let last = self.link_clock.get(&from).copied().unwrap_or(self.now);
-        let at = (self.now + d).max(last + Duration::from_micros(1));
+        let base = self.base.max(self.now);
+        let last = self.link_clock.get(&from).copied().unwrap_or(base);
+        let at = (base + d).max(last + Duration::from_micros(1));
         self.link_clock.insert(from, at);
-        self.schedule(at - self.now, ev);
+        self.schedule(at - base, ev);
+    }
+
+    /// Opens a link from `e`'s `conn` to engine `t` registered as `to`.
+    fn setup_link(&mut self, e: EngineId, conn: ConnId, t: EngineId, to: String) {
+        let sig = self.cfg.signaling_latency;
+        if !self.reachable(e, t) {
+            let failed = Input::ConnectFailed {
+                conn,
+                unavailable: false,
+            };
+            self.schedule(self.cfg.connect_timeout, Ev::Input(e, failed));
+            return;
+        }
+        let n = self.engines[t].next_incoming;
+        self.engines[t].next_incoming += 1;
+        let tc = ConnId::incoming(n);
+        self.links.insert((e, conn), (t, tc));
+        self.links.insert((t, tc), (e, conn));
+        let remote = self.engines[e].ns.disc_id().to_owned();
+        // Offer/answer through the server, then ICE and DTLS.
+        let setup = sig * 4 + self.link_delay() * 2;
+        let incoming = Input::Incoming {
+            conn: tc,
+            local: to,
+            remote,
+        };
+        self.schedule(setup, Ev::Input(t, incoming));
+        self.schedule(setup, Ev::Input(e, Input::Connected { conn }));
     }
 
     fn reachable(&self, a: EngineId, b: EngineId) -> bool {
@@ -327,48 +389,12 @@ impl Sim {
                     }
                 }
                 Action::Connect { conn, to, .. } => match self.ids.get(&to).copied() {
-                    None => self.schedule(
-                        sig * 2,
-                        Ev::Input(
-                            e,
-                            Input::ConnectFailed {
-                                conn,
-                                unavailable: true,
-                            },
-                        ),
-                    ),
-                    Some(t) if !self.reachable(e, t) => self.schedule(
-                        self.cfg.connect_timeout,
-                        Ev::Input(
-                            e,
-                            Input::ConnectFailed {
-                                conn,
-                                unavailable: false,
-                            },
-                        ),
-                    ),
-                    Some(t) => {
-                        let n = self.engines[t].next_incoming;
-                        self.engines[t].next_incoming += 1;
-                        let tc = ConnId::incoming(n);
-                        self.links.insert((e, conn), (t, tc));
-                        self.links.insert((t, tc), (e, conn));
-                        let remote = self.engines[e].ns.disc_id().to_owned();
-                        // Offer/answer through the server, then ICE and DTLS.
-                        let setup = sig * 4 + self.link_delay() * 2;
-                        self.schedule(
-                            setup,
-                            Ev::Input(
-                                t,
-                                Input::Incoming {
-                                    conn: tc,
-                                    local: to,
-                                    remote,
-                                },
-                            ),
-                        );
-                        self.schedule(setup, Ev::Input(e, Input::Connected { conn }));
+                    // Like PeerJS servers, hold the offer until the ID registers or expires.
+                    None => {
+                        self.held.entry(to.clone()).or_default().push((e, conn));
+                        self.schedule(self.cfg.expire_timeout, Ev::ExpireOffer(to, e, conn));
                     }
+                    Some(t) => self.setup_link(e, conn, t, to),
                 },
                 Action::Send { conn, bytes } => {
                     if let Some(&(t, tc)) = self.links.get(&(e, conn))
@@ -396,7 +422,7 @@ impl Sim {
             && self.timers[e] != Some(t)
         {
             self.timers[e] = Some(t);
-            let after = t.saturating_duration_since(self.now);
+            let after = t.saturating_duration_since(self.base.max(self.now));
             self.schedule(after, Ev::Timer(e));
         }
     }
@@ -480,6 +506,24 @@ impl Sim {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
+            Ev::ExpireOffer(id, e, conn) => {
+                let Some(list) = self.held.get_mut(&id) else {
+                    return;
+                };
+                let before = list.len();
+                list.retain(|h| *h != (e, conn));
+                if list.len() != before && self.phones[self.engines[e].phone].alive {
+                    let now = self.now;
+                    self.engines[e].ns.handle(
+                        Input::ConnectFailed {
+                            conn,
+                            unavailable: true,
+                        },
+                        now,
+                    );
+                    self.pump(e);
+                }
+            }
             Ev::Expire(id) => {
                 if let Some(&e) = self.ids.get(&id)
                     && !self.phones[self.engines[e].phone].alive
@@ -491,23 +535,43 @@ impl Sim {
                 if !self.phones[self.engines[e].phone].alive {
                     return;
                 }
+                if self.free_at[e] > self.now {
+                    let wait = self.free_at[e] - self.now;
+                    self.schedule(wait, Ev::Timer(e));
+                    return;
+                }
                 if self.timers[e].is_some_and(|t| t <= self.now) {
                     self.timers[e] = None;
                     let now = self.now;
+                    let t0 = Instant::now();
                     self.engines[e].ns.handle_timeout(now);
-                    self.pump(e);
+                    self.busy[e] += t0.elapsed();
+                    self.processed(e, self.cfg.cpu_per_input);
                 }
             }
             Ev::Input(e, input) => {
                 if !self.phones[self.engines[e].phone].alive {
                     return;
                 }
+                if self.free_at[e] > self.now {
+                    let wait = self.free_at[e] - self.now;
+                    self.schedule(wait, Ev::Input(e, input));
+                    return;
+                }
+                let kib = match &input {
+                    Input::Data { bytes, .. } => bytes.len() as f64 / 1024.0,
+                    _ => 0.0,
+                };
                 let input = match input {
                     // The server registers the ID now, or says it is taken.
                     Input::Claimed { id } => match self.ids.get(&id) {
                         Some(&holder) if holder != e => Input::ClaimFailed { id, taken: true },
                         _ => {
                             self.ids.insert(id.clone(), e);
+                            // Deliver the offers held for it.
+                            for (from, conn) in self.held.remove(&id).unwrap_or_default() {
+                                self.setup_link(from, conn, e, id.clone());
+                            }
                             Input::Claimed { id }
                         }
                     },
@@ -520,9 +584,87 @@ impl Sim {
                     other => other,
                 };
                 let now = self.now;
+                let t0 = Instant::now();
                 self.engines[e].ns.handle(input, now);
-                self.pump(e);
+                self.busy[e] += t0.elapsed();
+                let cost = self.cfg.cpu_per_input + self.cfg.cpu_per_kib.mul_f64(kib);
+                self.processed(e, cost);
             }
         }
     }
+
+    /// The engine worked for `cost` (virtual) plus the cost of what it sends: its output
+    /// leaves when the work is done.
+    fn processed(&mut self, e: EngineId, cost: Duration) {
+        let out: usize = self.engines[e]
+            .ns
+            .pending_actions()
+            .iter()
+            .map(|a| match a {
+                Action::Send { bytes, .. } => bytes.len(),
+                _ => 0,
+            })
+            .sum();
+        let cost = cost + self.cfg.cpu_per_kib_out.mul_f64(out as f64 / 1024.0);
+        self.free_at[e] = self.now + cost;
+        self.base = self.now + cost;
+        self.pump(e);
+        self.base = self.now;
+    }
+}
+
+impl Sim {
+    /// Adds `n` phones that join `prefix` `gap` apart (default engine settings); returns
+    /// their engines (phone `i` of the crowd has engine `i` of the result).
+    pub fn crowd(&mut self, prefix: &str, n: usize, gap: Duration) -> Vec<EngineId> {
+        (0..n)
+            .map(|_| {
+                let p = self.add_phone();
+                let e = self.join(p, prefix, NsConfig::default(), None);
+                self.run_for(gap);
+                e
+            })
+            .collect()
+    }
+
+    /// One router among `engines`, every other engine its member, and every engine sees every
+    /// other.
+    pub fn converged(&self, engines: &[EngineId]) -> bool {
+        self.routers(engines).len() == 1
+            && engines
+                .iter()
+                .all(|&e| !matches!(self.engines[e].ns.role(), RoleKind::Searching))
+            && self.all_see_each_other(engines)
+    }
+
+    /// The phone an engine runs on.
+    pub fn phone_of(&self, e: EngineId) -> usize {
+        self.engines[e].phone
+    }
+}
+
+/// Failover in a namespace of `n`: once converged, the router leaves (gracefully or killed
+/// silently); returns how long until the others see each other under one router again and
+/// no longer list the old router, or `None` if that takes over 30 s.
+pub fn failover_time(cfg: SimConfig, n: usize, silent: bool) -> Option<Duration> {
+    let seed = cfg.seed;
+    let mut sim = Sim::new(cfg);
+    let engines = sim.crowd("peerns2-ns-failover", n, Duration::from_millis(50));
+    sim.run_until_true(Duration::from_secs(10), Duration::from_millis(10), |s| {
+        s.converged(&engines)
+    })?;
+    // Let heartbeats settle, at a seed-dependent phase.
+    sim.run_for(Duration::from_millis(2000 + (seed % 10) * 97));
+    let router = *sim.routers(&engines).first()?;
+    let phone = sim.phone_of(router);
+    if silent {
+        sim.kill(phone);
+    } else {
+        sim.leave(phone);
+    }
+    let rest: Vec<EngineId> = engines.iter().copied().filter(|&e| e != router).collect();
+    let gone = sim.fingerprint(phone);
+    sim.run_until_true(Duration::from_secs(30), Duration::from_millis(5), |s| {
+        s.converged(&rest) && rest.iter().all(|&e| !s.engine(e).knows(&gone))
+    })
 }

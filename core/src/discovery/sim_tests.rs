@@ -16,33 +16,23 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-/// `n` phones joining `NS` `gap` apart; returns their engines.
 fn crowd(sim: &mut Sim, n: usize, gap: Duration) -> Vec<EngineId> {
-    (0..n)
-        .map(|_| {
-            let p = sim.add_phone();
-            let e = sim.join(p, NS, NsConfig::default(), None);
-            sim.run_for(gap);
-            e
-        })
-        .collect()
+    sim.crowd(NS, n, gap)
 }
 
 fn converge(sim: &mut Sim, engines: &[EngineId], limit: f64) -> Duration {
     let step = Duration::from_millis(if engines.len() > 50 { 100 } else { 10 });
-    sim.run_until_true(secs(limit), step, |s| {
-        s.routers(engines).len() == 1 && s.all_see_each_other(engines)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "no convergence within {limit} s: routers {:?}, roles {:?}",
-            sim.routers(engines),
-            engines
-                .iter()
-                .map(|&e| sim.engine(e).role())
-                .collect::<Vec<_>>()
-        )
-    })
+    sim.run_until_true(secs(limit), step, |s| s.converged(engines))
+        .unwrap_or_else(|| {
+            panic!(
+                "no convergence within {limit} s: routers {:?}, roles {:?}",
+                sim.routers(engines),
+                engines
+                    .iter()
+                    .map(|&e| sim.engine(e).role())
+                    .collect::<Vec<_>>()
+            )
+        })
 }
 
 #[test]
@@ -61,40 +51,13 @@ fn two_claimants_at_once_elect_one_router() {
 }
 
 /// The router leaves (gracefully or silently) in a namespace of 8; returns how long the
-/// others took to see each other again under one router.
+/// others took to see each other again under one router, and checks it stays that way.
 fn failover(seed: u64, silent: bool) -> Duration {
-    let mut sim = Sim::new(SimConfig {
+    let cfg = SimConfig {
         seed,
         ..SimConfig::default()
-    });
-    let engines = crowd(&mut sim, 8, Duration::from_millis(50));
-    converge(&mut sim, &engines, 5.0);
-    sim.run_for(secs(2.0 + (seed % 10) as f64 * 0.1));
-    let router = sim.routers(&engines)[0];
-    let phone = router; // one engine per phone here
-    if silent {
-        sim.kill(phone);
-    } else {
-        sim.leave(phone);
-    }
-    let rest: Vec<EngineId> = engines.iter().copied().filter(|&e| e != router).collect();
-    let gone = sim.fingerprint(phone);
-    let took = sim
-        .run_until_true(secs(20.0), Duration::from_millis(5), |s| {
-            s.routers(&rest).len() == 1
-                && rest.iter().all(|&e| {
-                    let r = s.engine(e).role();
-                    matches!(r, RoleKind::Router(_) | RoleKind::Member(_))
-                        && s.engine(e).peers().iter().all(|p| p.fingerprint != gone)
-                })
-                && s.all_see_each_other(&rest)
-        })
-        .expect("no re-convergence");
-    // Stable afterwards: still one router a while later.
-    sim.run_for(secs(10.0));
-    assert_eq!(sim.routers(&rest).len(), 1);
-    assert!(sim.all_see_each_other(&rest));
-    took
+    };
+    super::sim::failover_time(cfg, 8, silent).expect("no re-convergence")
 }
 
 fn p95(mut v: Vec<Duration>) -> Duration {
@@ -346,4 +309,35 @@ fn forged_and_replayed_records_are_refused() {
     // Only the one valid check-in (m5's newer record) entered the registry.
     assert_eq!(sim.engine(router).peers().len(), before + 1);
     let _ = member;
+}
+
+#[test]
+fn after_a_silent_death_the_namespace_returns_to_level_one_and_stays() {
+    let mut sim = Sim::new(SimConfig::default());
+    let engines = crowd(&mut sim, 6, Duration::from_millis(30));
+    converge(&mut sim, &engines, 5.0);
+    let router = sim.routers(&engines)[0];
+    sim.kill(sim.phone_of(router));
+    let rest: Vec<EngineId> = engines.iter().copied().filter(|&e| e != router).collect();
+    converge(&mut sim, &rest, 10.0);
+    // The dead router's ID is still registered: the new router sits one level up.
+    let new_router = sim.routers(&rest)[0];
+    assert_eq!(sim.engine(new_router).role(), RoleKind::Router(2));
+    // Once the server's alive timeout frees level 1, the monitor moves everyone back down.
+    sim.run_for(secs(70.0));
+    assert_eq!(sim.routers(&rest).len(), 1);
+    let r = sim.routers(&rest)[0];
+    assert_eq!(sim.engine(r).role(), RoleKind::Router(1));
+    assert!(sim.all_see_each_other(&rest));
+    for &e in &rest {
+        if e != r {
+            assert_eq!(sim.engine(e).role(), RoleKind::Member(1));
+        }
+    }
+    // And it stays there: no oscillation.
+    let roles_before: Vec<usize> = rest.iter().map(|&e| sim.observed(e).roles.len()).collect();
+    sim.run_for(secs(120.0));
+    let roles_after: Vec<usize> = rest.iter().map(|&e| sim.observed(e).roles.len()).collect();
+    assert_eq!(roles_before, roles_after);
+    assert!(sim.converged(&rest));
 }
