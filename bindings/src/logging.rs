@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Registry, reload};
@@ -42,7 +42,17 @@ impl From<LogLevel> for LevelFilter {
     }
 }
 
-type LevelHandle = reload::Handle<LevelFilter, Registry>;
+type LevelHandle = reload::Handle<Targets, Registry>;
+
+/// Our crates log at `level`; dependencies (webrtc-rs logs routine ICE and DTLS events at info)
+/// only their errors.
+fn targets(level: LogLevel) -> Targets {
+    let level = LevelFilter::from(level);
+    Targets::new()
+        .with_target("peerns_core", level)
+        .with_target("peerns_ffi", level)
+        .with_default(level.min(LevelFilter::ERROR))
+}
 
 /// `None` if another subscriber was already installed by the host program.
 static HANDLE: OnceLock<Option<LevelHandle>> = OnceLock::new();
@@ -50,7 +60,7 @@ static HANDLE: OnceLock<Option<LevelHandle>> = OnceLock::new();
 /// Installs the platform subscriber once (at `level` if this call installs it).
 pub(crate) fn init(level: LogLevel) {
     HANDLE.get_or_init(|| {
-        let (filter, handle) = reload::Layer::new(LevelFilter::from(level));
+        let (filter, handle) = reload::Layer::new(targets(level));
         tracing_subscriber::registry()
             .with(filter)
             .with(PlatformLayer)
@@ -65,7 +75,7 @@ pub(crate) fn init(level: LogLevel) {
 pub fn set_log_level(level: LogLevel) {
     init(level);
     if let Some(Some(handle)) = HANDLE.get()
-        && handle.reload(LevelFilter::from(level)).is_err()
+        && handle.reload(targets(level)).is_err()
     {
         eprintln!("peerns: could not change the log level");
     }

@@ -226,3 +226,113 @@ def test_log_level_can_change_at_run_time(capfd):
     asyncio.run(cycle())
     assert "node started" not in capfd.readouterr().err
     p.set_log_level(p.LogLevel.INFO)
+
+
+class FixedLocation(p.LocationProvider):
+    """A location provider that reports one position when started."""
+
+    def __init__(self, lat, lon):
+        self.fix = p.LocationFix(latitude=lat, longitude=lon, accuracy_m=5.0)
+        self.running = False
+
+    def start_updates(self, sink):
+        self.running = True
+        sink.on_fix(self.fix)
+
+    def stop_updates(self):
+        self.running = False
+
+
+async def until(pred, timeout=15.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        value = await pred()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_namespaces_and_stadium_mode():
+    """Two nodes find each other in a named namespace and, with their platform location
+    providers, in stadium mode; namespaces are kept across restarts."""
+
+    async def main():
+        with tempfile.TemporaryDirectory() as da, tempfile.TemporaryDirectory() as db:
+            la, lb = FixedLocation(48.85840, 2.29450), FixedLocation(48.85849, 2.29450)
+            a = p.PeernsNode(config(da, "ada"), None, None, la)
+            b = p.PeernsNode(config(db, "bob"), None, None, lb)
+            await asyncio.gather(a.start(), b.start())
+            events = Listener()
+            sub = a.subscribe(events)
+            try:
+                fa, fb = a.identity().fingerprint, b.identity().fingerprint
+                assert await a.join_namespace("Test Club!") == "test-club"
+                assert await b.join_namespace("test club") == "test-club"
+                assert a.namespaces() == ["test-club"]
+
+                async def a_sees_b():
+                    state = await a.namespace_peers("test-club")
+                    return [x for x in state.peers if x.fingerprint == fb] and state
+
+                state = await until(a_sees_b)
+                [peer] = state.peers
+                assert peer.name == "bob" and peer.disc_id.startswith("peerns2-ns-test-club-d-")
+                assert peer.distance_m is None
+                assert state.role in (p.NamespaceRole.ROUTER(1), p.NamespaceRole.MEMBER(1))
+                await events.wait_for(
+                    lambda ev: any(
+                        e.is_namespace_peer() and e.peer.fingerprint == fb for e in ev
+                    )
+                )
+
+                # Bob leaves: Ada sees him go.
+                await b.leave_namespace("test-club")
+                await until(lambda: _no_peers(a, "test-club"))
+                with pytest.raises(p.PeernsError.InvalidInput):
+                    await b.namespace_peers("test-club")
+                with pytest.raises(p.PeernsError.InvalidInput):
+                    await a.join_namespace("!!!")
+
+                # Stadium mode: positions come from the platform providers, 10 m apart.
+                a.start_stadium()
+                b.start_stadium()
+
+                async def providers_running():
+                    return la.running and lb.running
+
+                await until(providers_running)
+
+                async def a_near_b():
+                    near = await a.nearby()
+                    return [x for x in near if x.fingerprint == fb]
+
+                [near] = await until(a_near_b)
+                assert near.name == "bob" and 5.0 < near.distance_m < 15.0
+                assert all(len(c) == 7 for c in a.stadium_cells())
+                await a.stop_stadium()
+                assert a.stadium_cells() == []
+
+                async def provider_stopped():
+                    return not la.running
+
+                await until(provider_stopped)
+                assert await a.nearby() == []
+                with pytest.raises(p.PeernsError.InvalidInput):
+                    a.set_location(p.LocationFix(latitude=91.0, longitude=0.0, accuracy_m=1.0))
+            finally:
+                sub.cancel()
+                await asyncio.gather(a.stop(), b.stop())
+
+            # The joined namespace survives a restart.
+            again = p.PeernsNode(config(da), None, None, None)
+            await again.start()
+            assert again.namespaces() == ["test-club"]
+            await again.stop()
+
+    asyncio.run(main())
+
+
+async def _no_peers(node, ns):
+    state = await node.namespace_peers(ns)
+    return not state.peers
