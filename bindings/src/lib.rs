@@ -107,7 +107,9 @@ impl From<NodeError> for PeernsError {
             NodeError::Transport(TransportError::Closed) | NodeError::Stopped => {
                 Self::Closed { msg }
             }
-            NodeError::Transport(_) | NodeError::NotConnected(_) => Self::Network { msg },
+            NodeError::Transport(_) | NodeError::NotConnected(_) | NodeError::Discovery(_) => {
+                Self::Network { msg }
+            }
         }
     }
 }
@@ -560,6 +562,30 @@ impl PeernsNode {
     pub async fn namespace_peers(&self, name: String) -> Result<NamespacePeers, PeernsError> {
         let node = self.running()?;
         let (role, peers) = on_runtime(async move { node.namespace_peers(&name).await }).await??;
+        Ok(NamespacePeers {
+            role: role.into(),
+            peers: peers.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// Joins the namespace of everyone behind the same public IPv4 address (found with the
+    /// STUN servers in the configuration); returns that address. Kept across restarts.
+    pub async fn join_local_network(&self) -> Result<String, PeernsError> {
+        let node = self.running()?;
+        let ip = on_runtime(async move { node.join_local_network().await }).await??;
+        Ok(ip.to_string())
+    }
+
+    /// Leaves the same-network namespace.
+    pub async fn leave_local_network(&self) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        Ok(on_runtime(async move { node.leave_local_network().await }).await??)
+    }
+
+    /// Our role and the peers we see in the same-network namespace.
+    pub async fn local_network_peers(&self) -> Result<NamespacePeers, PeernsError> {
+        let node = self.running()?;
+        let (role, peers) = on_runtime(async move { node.local_network_peers().await }).await??;
         Ok(NamespacePeers {
             role: role.into(),
             peers: peers.into_iter().map(Into::into).collect(),

@@ -167,3 +167,51 @@ async fn twenty_processes_discover_fail_over_and_find_each_other_nearby() {
     .expect("20 phones in stadium mode never all saw each other");
     eprintln!("20 phones nearby: full visibility after {took:?}");
 }
+
+/// The same-network namespace: two nodes learn their public address from a STUN server
+/// (coturn on loopback, so the address is 127.0.0.1, accepted in loopback mode) and meet in
+/// `peerns2-127-0-0-1` through the real `peer` server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_network_namespace_via_stun() {
+    use peerns_core::node::{Node, NodeConfig};
+    use peerns_core::transport::{IceServer, TransportConfig};
+
+    let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
+    let stun = peerns_tests::turn::TurnServer::start().await;
+    let transport = TransportConfig {
+        ice_servers: vec![IceServer::stun(&format!("stun:127.0.0.1:{}", stun.port()))],
+        ..TransportConfig::loopback()
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = |dir: &std::path::Path, name: &str| NodeConfig {
+        profile_dir: dir.to_owned(),
+        signaling_url: server.url(),
+        transport: transport.clone(),
+        display_name: Some(name.into()),
+        platform: Default::default(),
+        discovery: Default::default(),
+    };
+    let a = Node::start(config(da.path(), "ada")).await.unwrap();
+    let b = Node::start(config(db.path(), "bob")).await.unwrap();
+    assert_eq!(
+        a.join_local_network().await.unwrap(),
+        std::net::Ipv4Addr::LOCALHOST
+    );
+    b.join_local_network().await.unwrap();
+    let fb = b.identity().fingerprint;
+    let t0 = Instant::now();
+    loop {
+        let (_, peers) = a.local_network_peers().await.unwrap();
+        if peers.iter().any(|p| p.fingerprint == fb && p.name == "bob") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "ada never saw bob");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Kept across restarts.
+    a.stop().await;
+    let a = Node::start(config(da.path(), "ada")).await.unwrap();
+    assert_eq!(a.local_network(), Some(std::net::Ipv4Addr::LOCALHOST));
+    a.stop().await;
+    b.stop().await;
+}

@@ -14,10 +14,15 @@ use crate::discovery::driver::{NamespaceHandle, NsSetup};
 use crate::discovery::geo::{self, CellTracker, GeoPoint, TrackerConfig};
 use crate::discovery::namespace::{NsEvent, PeerInfo, RoleKind};
 use crate::discovery::presence::GeoStamp;
+use crate::discovery::public_ip;
 use crate::store::settings;
 
 /// Settings key of the joined custom namespaces (a JSON array of names).
 const NAMESPACES_KEY: &str = "namespaces";
+/// Settings key of the same-network namespace switch ("on" when joined).
+const LOCAL_NETWORK_KEY: &str = "local_network";
+/// Events of the same-network namespace carry this name.
+pub const LOCAL_NETWORK: &str = "local-network";
 /// Namespace names: at most this many characters after slugifying.
 const MAX_SLUG: usize = 40;
 /// A position change smaller than this is not worth a new signed record.
@@ -66,6 +71,8 @@ pub(super) struct DiscoveryState {
     custom: BTreeMap<String, NamespaceHandle>,
     /// Stadium mode, when on.
     stadium: Option<Stadium>,
+    /// The same-network namespace: the public address it is named after, and its task.
+    local: Option<(std::net::Ipv4Addr, NamespaceHandle)>,
 }
 
 struct Stadium {
@@ -249,8 +256,117 @@ async fn follow_location(
 }
 
 impl Node {
+    /// Joins the namespace of everyone behind the same public IPv4 address (found with the
+    /// configured STUN servers); returns the address. Kept across restarts and re-detected
+    /// when the network changes.
+    pub async fn join_local_network(&self) -> Result<std::net::Ipv4Addr, NodeError> {
+        if lock(&self.inner.subscribers).is_none() {
+            return Err(NodeError::Stopped);
+        }
+        let ip = self.switch_local_network().await?;
+        self.inner
+            .store
+            .call(|c| settings::set_setting(c, LOCAL_NETWORK_KEY, "on"))
+            .await?;
+        Ok(ip)
+    }
+
+    /// Leaves the same-network namespace and stops joining it at start.
+    pub async fn leave_local_network(&self) -> Result<(), NodeError> {
+        let local = lock(&self.inner.discovery).local.take();
+        if let Some((_, h)) = local {
+            h.leave().await;
+        }
+        self.inner
+            .store
+            .call(|c| settings::set_setting(c, LOCAL_NETWORK_KEY, "off"))
+            .await?;
+        Ok(())
+    }
+
+    /// The public address the same-network namespace is named after, if joined.
+    pub fn local_network(&self) -> Option<std::net::Ipv4Addr> {
+        lock(&self.inner.discovery)
+            .local
+            .as_ref()
+            .map(|(ip, _)| *ip)
+    }
+
+    /// Detects the public address and moves the same-network namespace to it if it changed.
+    async fn switch_local_network(&self) -> Result<std::net::Ipv4Addr, NodeError> {
+        let cfg = &self.inner.transport_config;
+        let urls: Vec<String> = cfg
+            .ice_servers
+            .iter()
+            .flat_map(|s| s.urls.clone())
+            .collect();
+        let ip = public_ip::detect(&urls, cfg.loopback_only)
+            .await
+            .map_err(|e| NodeError::Discovery(e.to_string()))?;
+        let old = {
+            let mut state = lock(&self.inner.discovery);
+            if state.local.as_ref().is_some_and(|(cur, _)| *cur == ip) {
+                return Ok(ip);
+            }
+            let h = self.inner.spawn_namespace(
+                public_ip::namespace_prefix(ip),
+                LOCAL_NETWORK.into(),
+                None,
+            )?;
+            state.local.replace((ip, h))
+        };
+        if let Some((_, h)) = old {
+            h.leave().await;
+        }
+        Ok(ip)
+    }
+
+    /// After a network change: the public address may be another one now.
+    pub(super) fn recheck_local_network(&self) {
+        if lock(&self.inner.discovery).local.is_none() {
+            return;
+        }
+        let node = Node {
+            inner: self.inner.clone(),
+        };
+        let task = tokio::spawn(async move {
+            // Let the new network settle first (signaling debounces the same way).
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            if let Err(e) = node.switch_local_network().await {
+                tracing::info!(error = %e, "same-network namespace: no public address now");
+            }
+        });
+        lock(&self.inner.tasks).push(task.abort_handle());
+    }
+
+    /// Our role and the peers we see in the same-network namespace.
+    pub async fn local_network_peers(
+        &self,
+    ) -> Result<(NamespaceRole, Vec<DiscoveredPeer>), NodeError> {
+        let query = lock(&self.inner.discovery)
+            .local
+            .as_ref()
+            .map(|(_, h)| h.peers())
+            .ok_or_else(|| NodeError::InvalidInput("not in the same-network namespace".into()))?;
+        let (role, peers) = query.await.ok_or(NodeError::Stopped)?;
+        Ok((
+            role.into(),
+            peers.into_iter().map(|p| to_peer(p, None)).collect(),
+        ))
+    }
+
     /// Restores the custom namespaces saved by earlier runs.
     pub(super) async fn restore_namespaces(&self) -> Result<(), NodeError> {
+        let local = self
+            .inner
+            .store
+            .call(|c| settings::get_setting(c, LOCAL_NETWORK_KEY))
+            .await?;
+        if local.as_deref() == Some("on")
+            && let Err(e) = self.switch_local_network().await
+        {
+            tracing::info!(error = %e, "same-network namespace not joined");
+        }
         let saved = self
             .inner
             .store
@@ -426,6 +542,10 @@ impl Node {
     /// Leaves every namespace (part of stopping).
     pub(super) async fn leave_all_namespaces(&self) {
         self.stop_stadium().await;
+        let local = lock(&self.inner.discovery).local.take();
+        if let Some((_, h)) = local {
+            h.leave().await;
+        }
         let custom: Vec<NamespaceHandle> = {
             let mut state = lock(&self.inner.discovery);
             std::mem::take(&mut state.custom).into_values().collect()

@@ -32,7 +32,7 @@ pub mod platform;
 #[cfg(test)]
 mod tests;
 
-pub use discovery::{DiscoveredPeer, NamespaceRole, slugify};
+pub use discovery::{DiscoveredPeer, LOCAL_NETWORK, NamespaceRole, slugify};
 pub use platform::Platform;
 use platform::{LocationProvider, Notification, NotificationCategory, Notifier};
 
@@ -132,6 +132,9 @@ pub enum NodeError {
     /// A data connection failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// Discovery could not do what was asked (no STUN answer, ...).
+    #[error("discovery: {0}")]
+    Discovery(String),
     /// There is no open connection to this peer.
     #[error("not connected to {0}")]
     NotConnected(String),
@@ -404,7 +407,11 @@ impl Node {
         self.inner
             .signaling
             .network_changed(online)
-            .map_err(|_| NodeError::Stopped)
+            .map_err(|_| NodeError::Stopped)?;
+        if online {
+            self.recheck_local_network();
+        }
+        Ok(())
     }
 
     /// Events from now on, in order. The receiver ends when the node stops.
