@@ -183,7 +183,7 @@ mod tests {
     fn parses_xor_and_plain_mapped_addresses() {
         let txid = [7u8; 12];
         let c = MAGIC_COOKIE.to_be_bytes();
-        let xor = [0, 1, 0, 0, 203 ^ c[0], 0 ^ c[1], 113 ^ c[2], 9 ^ c[3]];
+        let xor = [0, 1, 0, 0, 203 ^ c[0], c[1], 113 ^ c[2], 9 ^ c[3]];
         let plain = [0, 1, 0, 0, 198, 51, 100, 7];
         assert_eq!(
             parse_response(&response(&txid, &[(ATTR_XOR_MAPPED_ADDRESS, xor)]), &txid),
