@@ -32,6 +32,11 @@ if ! command -v cargo >/dev/null; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install --quiet pytest
+# Kotlin/JVM tests and the Android compile check (kotlinc runs on a JRE; jars come with curl);
+# clang for the Swift header check.
+command -v java >/dev/null || apt_install openjdk-17-jre-headless
+command -v curl >/dev/null || apt_install curl
+apt_install clang
 
 # --- pinned real PeerJS components (server `peer`, browser client `peerjs`) ----------------------
 log "npm ci (tests/peerjs)"
@@ -54,6 +59,15 @@ status=${PIPESTATUS[0]}
 log "Python tests through the UniFFI bindings (bindings/tests/run_python.sh)"
 bindings/tests/run_python.sh 2>&1 | tee target/python-output.txt
 py_status=${PIPESTATUS[0]}
+log "Kotlin/JVM tests through the UniFFI bindings (bindings/tests/run_kotlin.sh)"
+bindings/tests/run_kotlin.sh 2>&1 | tee target/kotlin-output.txt
+kt_status=${PIPESTATUS[0]}
+log "Android compile check (android/check_compile.sh)"
+android/check_compile.sh 2>&1 | tee target/android-output.txt
+android_status=${PIPESTATUS[0]}
+log "Swift bindings' C header check (bindings/tests/check_swift_header.sh)"
+bindings/tests/check_swift_header.sh 2>&1 | tee target/swift-output.txt
+swift_status=${PIPESTATUS[0]}
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' target/test-output.txt | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' target/test-output.txt | awk '{s+=$1} END {print s+0}')
 py_passed=$(grep -Eo '[0-9]+ passed' target/python-output.txt | tail -1 | awk '{print $1+0}')
@@ -61,8 +75,18 @@ py_failed=$(grep -Eo '[0-9]+ (failed|error)' target/python-output.txt | tail -1 
 passed=$((passed + ${py_passed:-0}))
 failed=$((failed + ${py_failed:-0}))
 if [ "$py_status" -ne 0 ] && [ "${py_failed:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
+# These three end with "<name>: N passed, N failed"; a failure that printed no count counts one.
+for step in "kotlin $kt_status" "android $android_status" "swift $swift_status"; do
+  read -r name step_status <<<"$step"
+  counts=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed$" "target/$name-output.txt" | tail -1 | grep -Eo '[0-9]+' | tr '\n' ' ')
+  read -r step_passed step_failed <<<"${counts:-0 0}"
+  passed=$((passed + step_passed))
+  failed=$((failed + step_failed))
+  if [ "$step_status" -ne 0 ] && [ "$step_failed" -eq 0 ]; then failed=$((failed + 1)); fi
+done
 set -e
 echo
 echo "tests: ${passed} passed, ${failed} failed"
-if [ "$status" -ne 0 ]; then exit "$status"; fi
-exit "$py_status"
+for s in "$status" "$py_status" "$kt_status" "$android_status" "$swift_status"; do
+  if [ "$s" -ne 0 ]; then exit "$s"; fi
+done

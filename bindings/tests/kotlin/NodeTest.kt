@@ -1,0 +1,326 @@
+// The Kotlin wrapper (android/peerns-android/src/main/kotlin/org/peerns) over the generated
+// bindings, on the JVM against the host library: two nodes, the signaling server started by
+// run_kotlin.sh (PEERNS_SIGNAL_URL), loopback WebRTC. The same scenario as tests/python.
+package org.peerns.test
+
+import java.io.File
+import java.nio.file.Path
+import java.security.SecureRandom
+import java.util.Collections
+import kotlin.test.assertContains
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertIs
+import kotlin.test.assertNull
+import kotlin.test.assertTrue
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import kotlinx.coroutines.withTimeoutOrNull
+import org.junit.jupiter.api.Assumptions.assumeTrue
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.io.TempDir
+import org.peerns.NodeStatus
+import org.peerns.Peerns
+import org.peerns.ffi.KeyStore
+import org.peerns.ffi.KeyStoreException
+import org.peerns.ffi.LogLevel
+import org.peerns.ffi.NetworkKind
+import org.peerns.ffi.NodeConfig
+import org.peerns.ffi.NodeEvent
+import org.peerns.ffi.Notification
+import org.peerns.ffi.NotificationCategory
+import org.peerns.ffi.Notifier
+import org.peerns.ffi.PeernsException
+import org.peerns.ffi.SignalingState
+import org.peerns.ffi.setLogLevel
+
+private val URL = System.getenv("PEERNS_SIGNAL_URL") ?: "ws://127.0.0.1:9000/"
+
+private fun config(dir: Path, name: String? = null, url: String = URL, ice: List<String> = emptyList()) =
+    NodeConfig(
+        profileDir = dir.toString(),
+        signalingUrl = url,
+        iceServers = ice,
+        loopbackOnly = true,
+        displayName = name,
+    )
+
+/** Collects [flow] in the background into [items]. */
+private class Collector<T>(scope: CoroutineScope, flow: Flow<T>) {
+    val items = MutableStateFlow<List<T>>(emptyList())
+
+    // Unconfined: the flow subscribes before launch returns, so nothing sent next is missed.
+    val job = scope.launch(Dispatchers.Unconfined) { flow.collect { v -> items.update { it + v } } }
+
+    suspend fun await(timeout: Duration = 10.seconds, done: (List<T>) -> Boolean): List<T> =
+        withTimeoutOrNull(timeout) { items.first(done) }
+            ?: throw AssertionError("timed out; collected: ${items.value}")
+}
+
+private fun dataFrom(events: List<NodeEvent>, peer: String) =
+    events.filterIsInstance<NodeEvent.DataReceived>().filter { it.peer == peer }.map { it.data.decodeToString() }
+
+/** A platform keystore in memory (a phone keeps the key in its secure hardware). */
+private class MemoryKeyStore : KeyStore {
+    var key: ByteArray? = null
+    val calls: MutableList<String> = Collections.synchronizedList(mutableListOf())
+
+    override fun load(): ByteArray? {
+        calls += "load"
+        return key
+    }
+
+    override fun create(): ByteArray {
+        calls += "create"
+        if (key != null) throw KeyStoreException.AlreadyExists()
+        return ByteArray(32).also { SecureRandom().nextBytes(it); key = it }
+    }
+}
+
+/** A keystore whose every call fails with [failure]. */
+private class FailingKeyStore(private val failure: () -> Exception) : KeyStore {
+    override fun load(): ByteArray? = throw failure()
+    override fun create(): ByteArray = throw failure()
+}
+
+private class Notifications : Notifier {
+    val posted = MutableStateFlow<List<Notification>>(emptyList())
+
+    override fun notify(notification: Notification) = posted.update { it + notification }
+
+    suspend fun await(count: Int): List<Notification> =
+        withTimeoutOrNull(10.seconds) { posted.first { it.size >= count } }
+            ?: throw AssertionError("timed out; posted: ${posted.value}")
+}
+
+/**
+ * Runs a test body on one thread (runBlocking's event loop, which nothing may block), bounded in
+ * time: on timeout every collector is cancelled and the test fails instead of hanging.
+ */
+private fun test(body: suspend CoroutineScope.() -> Unit) = runBlocking { withTimeout(30.seconds) { body() } }
+
+private suspend fun startAll(vararg nodes: Peerns) = coroutineScope {
+    nodes.map { async { it.start() } }.awaitAll()
+}
+
+private suspend fun stopAll(vararg nodes: Peerns) = coroutineScope {
+    nodes.map { async { it.stop() } }.awaitAll()
+}
+
+class NodeTest {
+    @Test
+    fun `two nodes exchange bytes and events arrive through the flow`(
+        @TempDir da: Path,
+        @TempDir db: Path,
+    ) = test {
+        val notes = Notifications()
+        val a = Peerns(config(da, "alice"), notifier = notes)
+        val b = Peerns(config(db))
+        assertIs<SignalingState.Offline>(a.signalingState())
+        startAll(a, b)
+        val ida = a.identity()
+        val idb = b.identity()
+        val eb = Collector(this, b.events)
+        try {
+            assertEquals(SignalingState.Connected, a.signalingState())
+            assertEquals(SignalingState.Connected, b.signalingState())
+            assertTrue(Regex("[0-9a-f]{64}").matches(ida.fingerprint), ida.fingerprint)
+            assertTrue(ida.short.isNotEmpty())
+            assertTrue(ida.peerId.startsWith("peerns2-"), ida.peerId)
+            assertEquals("alice", ida.displayName)
+            assertNull(idb.displayName)
+            b.setDisplayName("bob")
+            assertEquals("bob", b.identity().displayName)
+
+            val ea = Collector(this, a.events)
+
+            // Not connected yet: a coarse, typed error.
+            assertFailsWith<PeernsException.Network> { a.send(idb.peerId, "too early".encodeToByteArray()) }
+
+            a.connect(idb.peerId)
+            val msgs = (0 until 10).map { "a->b $it" }
+            for (m in msgs) a.send(idb.peerId, m.encodeToByteArray())
+            val events = eb.await { dataFrom(it, ida.peerId).size == 10 }
+            assertEquals(msgs, dataFrom(events, ida.peerId))
+            val connected = events.indexOfFirst { it is NodeEvent.PeerConnected }
+            val firstData = events.indexOfFirst { it is NodeEvent.DataReceived }
+            assertTrue(connected in 0 until firstData, events.toString())
+            assertEquals(NodeEvent.PeerConnected(ida.peerId), events[connected])
+
+            // B answers over the same connection.
+            b.connect(ida.peerId)
+            for (m in listOf("pong 1", "pong 2")) b.send(ida.peerId, m.encodeToByteArray())
+            val back = ea.await { dataFrom(it, idb.peerId).size == 2 }
+            assertEquals(listOf("pong 1", "pong 2"), dataFrom(back, idb.peerId))
+            assertContains(back, NodeEvent.PeerConnected(idb.peerId))
+
+            // Cancelling the collector cancels the subscription: with no subscriber left, the
+            // next message becomes a notification.
+            ea.job.cancelAndJoin()
+            b.send(ida.peerId, "after cancel".encodeToByteArray())
+            assertEquals("after cancel", notes.await(1).single().body)
+            assertEquals(2, dataFrom(ea.items.value, idb.peerId).size)
+
+            b.networkChanged(NetworkKind.WIFI)
+        } finally {
+            stopAll(a, b)
+        }
+        assertIs<SignalingState.Offline>(a.signalingState())
+        assertFailsWith<PeernsException.Closed> { a.connect(idb.peerId) }
+        assertFailsWith<PeernsException.Closed> { b.networkChanged(NetworkKind.NONE) }
+        // Stopping through the wrapper completes its flows.
+        withTimeout(5.seconds) { eb.job.join() }
+        a.close()
+        b.close()
+    }
+
+    @Test
+    fun `status folds signaling state and peers`(@TempDir da: Path, @TempDir db: Path) = test {
+        val a = Peerns(config(da))
+        val b = Peerns(config(db))
+        startAll(a, b)
+        try {
+            val sa = Collector(this, a.status)
+            assertEquals(NodeStatus(SignalingState.Connected), sa.await { it.isNotEmpty() }.first())
+            val idb = b.identity()
+            a.connect(idb.peerId)
+            sa.await { it.last().peers == setOf(idb.peerId) }
+
+            // B leaves: its connection closes and A's status drops it.
+            b.stop()
+            sa.await { it.last().peers.isEmpty() }
+            a.stop()
+            // ... and the flow ends with the node.
+            withTimeout(5.seconds) { sa.job.join() }
+            assertTrue(sa.items.value.all { it.signaling == SignalingState.Connected }, sa.items.value.toString())
+        } finally {
+            stopAll(a, b)
+        }
+    }
+
+    @Test
+    fun `suspend calls run concurrently on one thread and can be cancelled`(
+        @TempDir da: Path,
+        @TempDir db: Path,
+        @TempDir dc: Path,
+    ) = test {
+        val a = Peerns(config(da))
+        val b = Peerns(config(db))
+        val gone = Peerns(config(dc))
+        startAll(a, b, gone)
+        val ghost = gone.identity().peerId
+        gone.stop()
+        try {
+            // Nobody answers for a peer that left: cancelling the pending call works and
+            // leaves the node usable.
+            assertNull(withTimeoutOrNull(300.milliseconds) { a.connect(ghost) })
+
+            val idb = b.identity()
+            val eb = Collector(this, b.events)
+            a.connect(idb.peerId)
+            val msgs = (0 until 20).map { "concurrent $it" }
+            msgs.map { m -> async { a.send(idb.peerId, m.encodeToByteArray()) } }.awaitAll()
+            val events = eb.await { dataFrom(it, a.identity().peerId).size == msgs.size }
+            assertEquals(msgs.toSet(), dataFrom(events, a.identity().peerId).toSet())
+        } finally {
+            stopAll(a, b)
+        }
+    }
+
+    @Test
+    fun `constructor rejects bad config`(@TempDir d: Path) {
+        assertFailsWith<PeernsException.InvalidInput> { Peerns(config(Path.of(""))) }
+        assertFailsWith<PeernsException.InvalidInput> { Peerns(config(d, ice = listOf("http://not-ice"))) }
+    }
+
+    @Test
+    fun `bad signaling url fails start and a stopped node has no events`(@TempDir d: Path) = test {
+        val node = Peerns(config(d, url = "ftp://nowhere"))
+        assertFailsWith<PeernsException.InvalidInput> { node.start() }
+        assertFailsWith<PeernsException.Closed> { node.events.first() }
+        node.close()
+    }
+
+    @Test
+    fun `platform keystore and notifier`(@TempDir da: Path, @TempDir db: Path, @TempDir dc: Path) = test {
+        // The identity key lives in the platform keystore; a message that no subscriber
+        // receives becomes a notification.
+        val keys = MemoryKeyStore()
+        val notes = Notifications()
+        val a = Peerns(config(da))
+        val b = Peerns(config(db), keystore = keys, notifier = notes)
+        startAll(a, b)
+        val idb = b.identity()
+        try {
+            assertEquals(listOf("load", "create"), keys.calls.toList())
+            assertEquals(32, keys.key?.size)
+            assertFalse(File(db.toFile(), "identity.key").exists())
+            a.connect(idb.peerId)
+            a.send(idb.peerId, "hé, are you there?".encodeToByteArray())
+            val n = notes.await(1).single()
+            assertEquals(NotificationCategory.MESSAGE, n.category)
+            assertEquals(a.identity().peerId, n.title)
+            assertEquals("hé, are you there?", n.body)
+            assertEquals(a.identity().peerId, n.conversation)
+        } finally {
+            stopAll(a, b)
+        }
+
+        // The same platform key opens the same identity.
+        val again = Peerns(config(db), keystore = keys)
+        again.start()
+        assertEquals(idb.fingerprint, again.identity().fingerprint)
+        assertEquals("load", keys.calls.last())
+        again.stop()
+
+        // Keystore failures are clear errors, and no identity is made up.
+        val locked = Peerns(config(dc, name = "x"), keystore = FailingKeyStore { KeyStoreException.Unavailable("device locked") })
+        assertContains(assertFailsWith<PeernsException.Crypto> { locked.start() }.message.orEmpty(), "device locked")
+        val buggy = Peerns(config(dc), keystore = FailingKeyStore { IllegalStateException("bug in the adapter") })
+        assertFailsWith<PeernsException.Crypto> { buggy.start() }
+        val short = object : KeyStore {
+            override fun load(): ByteArray? = ByteArray(16)
+            override fun create(): ByteArray = throw KeyStoreException.AlreadyExists()
+        }
+        val corrupt = Peerns(config(dc), keystore = short)
+        assertContains(assertFailsWith<PeernsException.Crypto> { corrupt.start() }.message.orEmpty(), "16 bytes")
+        assertFalse(File(dc.toFile(), "identity.key").exists())
+    }
+
+    @Test
+    fun `log level can change at run time`(@TempDir d: Path) = test {
+        // run_kotlin.sh sends this JVM's stderr, where the core logs on the host, to a file.
+        val log = System.getenv("PEERNS_STDERR")?.let(::File)
+        assumeTrue(log != null, "PEERNS_STDERR is not set")
+        suspend fun cycle(dir: Path): String {
+            val node = Peerns(config(dir))
+            node.start()
+            val id = node.identity().peerId
+            node.stop()
+            return id
+        }
+        setLogLevel(LogLevel.INFO)
+        val loud = cycle(d.resolve("loud"))
+        setLogLevel(LogLevel.ERROR)
+        val quiet = cycle(d.resolve("quiet"))
+        setLogLevel(LogLevel.INFO)
+        val text = log!!.readText()
+        assertContains(text, Regex("INFO peerns_core::node: node started peer_id=$loud"))
+        assertFalse("node started peer_id=$quiet" in text, "ERROR level still logged INFO lines")
+    }
+}

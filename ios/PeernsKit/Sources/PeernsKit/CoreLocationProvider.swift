@@ -1,0 +1,72 @@
+import CoreLocation
+
+/// Positions for stadium mode from CoreLocation. Asks for when-in-use authorization when updates
+/// start and none was given; failures go to `LocationSink.onError`. With `background: true` it
+/// keeps receiving fixes in the background, which needs the `location` background mode in the
+/// app's Info.plist (and shows the blue location indicator).
+public final class CoreLocationProvider: NSObject, LocationProvider, CLLocationManagerDelegate, @unchecked Sendable {
+    private let manager = CLLocationManager()
+    private let background: Bool
+    /// Touched on the main queue only, where the manager calls its delegate.
+    private var sink: LocationSink?
+
+    /// Create it on the main thread (CLLocationManager needs a run loop).
+    public init(background: Bool = false) {
+        self.background = background
+        super.init()
+        manager.delegate = self
+        manager.desiredAccuracy = kCLLocationAccuracyNearestTenMeters
+        manager.distanceFilter = 10
+    }
+
+    public func startUpdates(sink: LocationSink) {
+        DispatchQueue.main.async { [self] in
+            self.sink = sink
+            startIfAuthorized()
+        }
+    }
+
+    public func stopUpdates() {
+        DispatchQueue.main.async { [self] in
+            sink = nil
+            manager.stopUpdatingLocation()
+        }
+    }
+
+    private func startIfAuthorized() {
+        guard let sink else { return }
+        switch manager.authorizationStatus {
+        case .authorizedAlways, .authorizedWhenInUse:
+            manager.allowsBackgroundLocationUpdates = background
+            manager.showsBackgroundLocationIndicator = background
+            manager.startUpdatingLocation()
+        case .notDetermined:
+            // The answer arrives in locationManagerDidChangeAuthorization.
+            manager.requestWhenInUseAuthorization()
+        case .denied, .restricted:
+            sink.onError(msg: "location permission denied")
+        @unknown default:
+            sink.onError(msg: "unknown location authorization")
+        }
+    }
+
+    public func locationManagerDidChangeAuthorization(_ manager: CLLocationManager) {
+        startIfAuthorized()
+    }
+
+    public func locationManager(_ manager: CLLocationManager, didUpdateLocations locations: [CLLocation]) {
+        // A negative accuracy marks an invalid fix.
+        guard let sink, let fix = locations.last, fix.horizontalAccuracy >= 0 else { return }
+        sink.onFix(fix: LocationFix(
+            latitude: fix.coordinate.latitude,
+            longitude: fix.coordinate.longitude,
+            accuracyM: fix.horizontalAccuracy
+        ))
+    }
+
+    public func locationManager(_ manager: CLLocationManager, didFailWithError error: Error) {
+        // locationUnknown is transient: CoreLocation keeps trying.
+        if (error as? CLError)?.code == .locationUnknown { return }
+        sink?.onError(msg: error.localizedDescription)
+    }
+}

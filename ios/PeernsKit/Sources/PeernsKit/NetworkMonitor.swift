@@ -1,0 +1,37 @@
+import Network
+
+/// Follows the default network path with `NWPathMonitor` and calls `onChange` on each change,
+/// with `.none` when no path is usable: feed it to `PeernsNode.networkChanged(kind:)`. The
+/// first call reports the current path. Calls come one at a time on a private queue.
+public final class NetworkMonitor: @unchecked Sendable {
+    private let monitor = NWPathMonitor()
+    private let queue = DispatchQueue(label: "org.peerns.network-monitor")
+    /// Touched on `queue` only.
+    private var last: NWPath?
+
+    public init(onChange: @escaping @Sendable (NetworkKind) -> Void) {
+        monitor.pathUpdateHandler = { [weak self] path in
+            guard let self, path != self.last else { return }
+            self.last = path
+            onChange(Self.kind(of: path))
+        }
+        monitor.start(queue: queue)
+    }
+
+    /// Stops monitoring.
+    public func cancel() {
+        monitor.cancel()
+    }
+
+    deinit {
+        monitor.cancel()
+    }
+
+    private static func kind(of path: NWPath) -> NetworkKind {
+        guard path.status == .satisfied else { return .none }
+        if path.usesInterfaceType(.wifi) { return .wifi }
+        if path.usesInterfaceType(.cellular) { return .cellular }
+        if path.usesInterfaceType(.wiredEthernet) { return .ethernet }
+        return .other
+    }
+}

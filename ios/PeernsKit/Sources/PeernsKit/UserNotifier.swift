@@ -1,0 +1,44 @@
+import Foundation
+import UserNotifications
+
+/// Posts the core's notifications with `UNUserNotificationCenter`: one per conversation (a new
+/// message replaces the previous one), grouped by conversation. Nothing shows until the user
+/// allowed notifications (`requestAuthorization()`). Any thread may call it.
+public final class UserNotifier: Notifier, @unchecked Sendable {
+    /// The `userInfo` key that carries the conversation a notification opens.
+    public static let conversationKey = "conversation"
+
+    private let center: UNUserNotificationCenter
+
+    public init(center: UNUserNotificationCenter = .current()) {
+        self.center = center
+    }
+
+    /// Asks the user for alerts and sounds; true when allowed.
+    public func requestAuthorization() async throws -> Bool {
+        try await center.requestAuthorization(options: [.alert, .sound, .badge])
+    }
+
+    public func notify(notification: Notification) {
+        let content = UNMutableNotificationContent()
+        content.title = notification.title
+        content.body = notification.body
+        switch notification.category {
+        case .message:
+            content.categoryIdentifier = "peerns.message"
+            content.sound = .default
+            content.interruptionLevel = .active
+        }
+        if let conversation = notification.conversation {
+            content.threadIdentifier = conversation
+            content.userInfo = [Self.conversationKey: conversation]
+        }
+        let request = UNNotificationRequest(
+            identifier: notification.conversation ?? UUID().uuidString,
+            content: content,
+            trigger: nil
+        )
+        // Fails only when notifications are not allowed: then there is nothing to show.
+        center.add(request) { _ in }
+    }
+}
