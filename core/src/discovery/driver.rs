@@ -115,7 +115,11 @@ impl Drop for NamespaceHandle {
 
 struct Reg {
     reg: RegId,
-    transport: Option<Transport>,
+    /// Started with the registration, so an offer the server delivers right after OPEN (one
+    /// it held for this ID) finds its transport already listening.
+    transport: Transport,
+    /// The server confirmed the claim.
+    open: bool,
 }
 
 struct Driver {
@@ -239,36 +243,13 @@ impl Driver {
         if self.by_reg.get(&reg) != Some(&id) {
             return;
         }
-        let open = self.regs.get(&id).is_some_and(|r| r.transport.is_some());
+        let open = self.regs.get(&id).is_some_and(|r| r.open);
         match result {
             ClaimResult::Claimed if !open => {
-                match Transport::start(
-                    self.setup.signaling.clone(),
-                    reg,
-                    id.clone(),
-                    self.setup.transport.clone(),
-                ) {
-                    Ok((transport, mut incoming)) => {
-                        let tx = self.ev_tx.clone();
-                        let local = id.clone();
-                        tokio::spawn(async move {
-                            while let Some(conn) = incoming.recv().await {
-                                if tx.send(Ev::Incoming(local.clone(), conn)).is_err() {
-                                    return;
-                                }
-                            }
-                        });
-                        if let Some(r) = self.regs.get_mut(&id) {
-                            r.transport = Some(transport);
-                        }
-                        self.input(Input::Claimed { id });
-                    }
-                    Err(e) => {
-                        tracing::debug!(%id, error = %e, "transport did not start");
-                        self.forget_reg(&id);
-                        self.input(Input::ClaimFailed { id, taken: false });
-                    }
+                if let Some(r) = self.regs.get_mut(&id) {
+                    r.open = true;
                 }
+                self.input(Input::Claimed { id });
             }
             ClaimResult::Claimed => {}
             ClaimResult::Taken | ClaimResult::Error(_) => {
@@ -283,11 +264,66 @@ impl Driver {
         }
     }
 
+    /// Unregisters `id`. Connections that came in through it stay open until the namespace
+    /// stops (a router that changes level keeps its members); a registration that never
+    /// opened has none, so its transport stops now.
     fn forget_reg(&mut self, id: &str) {
         if let Some(r) = self.regs.remove(id) {
             self.by_reg.remove(&r.reg);
             let _ = self.setup.signaling.unregister(r.reg);
-            self.retired.extend(r.transport);
+            if r.open {
+                self.retired.push(r.transport);
+            } else {
+                tokio::spawn(async move { r.transport.shutdown().await });
+            }
+        }
+    }
+
+    /// Registers `id` at the signaling server with its transport listening from the start.
+    fn claim(&mut self, id: String) {
+        let started = self
+            .setup
+            .signaling
+            .register(&id, &random_hex(16))
+            .map_err(|e| e.to_string())
+            .and_then(|reg| {
+                Transport::start(
+                    self.setup.signaling.clone(),
+                    reg,
+                    id.clone(),
+                    self.setup.transport.clone(),
+                )
+                .map(|t| (reg, t))
+                .map_err(|e| {
+                    let _ = self.setup.signaling.unregister(reg);
+                    e.to_string()
+                })
+            });
+        match started {
+            Ok((reg, (transport, mut incoming))) => {
+                let tx = self.ev_tx.clone();
+                let local = id.clone();
+                tokio::spawn(async move {
+                    while let Some(conn) = incoming.recv().await {
+                        if tx.send(Ev::Incoming(local.clone(), conn)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                self.by_reg.insert(reg, id.clone());
+                self.regs.insert(
+                    id,
+                    Reg {
+                        reg,
+                        transport,
+                        open: false,
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::debug!(%id, error = %e, "could not register");
+                self.input(Input::ClaimFailed { id, taken: false });
+            }
         }
     }
 
@@ -385,26 +421,17 @@ impl Driver {
         {
             match action {
                 Action::Claim { id } => {
-                    if self.regs.contains_key(&id) {
-                        return;
-                    }
-                    match self.setup.signaling.register(&id, &random_hex(16)) {
-                        Ok(reg) => {
-                            self.by_reg.insert(reg, id.clone());
-                            self.regs.insert(
-                                id,
-                                Reg {
-                                    reg,
-                                    transport: None,
-                                },
-                            );
-                        }
-                        Err(_) => self.input(Input::ClaimFailed { id, taken: false }),
+                    if !self.regs.contains_key(&id) {
+                        self.claim(id);
                     }
                 }
                 Action::Release { id } => self.forget_reg(&id),
                 Action::Connect { conn, from, to } => {
-                    let transport = self.regs.get(&from).and_then(|r| r.transport.clone());
+                    let transport = self
+                        .regs
+                        .get(&from)
+                        .filter(|r| r.open)
+                        .map(|r| r.transport.clone());
                     let tx = self.ev_tx.clone();
                     tokio::spawn(async move {
                         let result = match transport {

@@ -247,15 +247,9 @@ impl Node {
         let sig_err =
             |e: crate::signaling::driver::DriverError| NodeError::Signaling(e.to_string());
         let mut sig_events = signaling.subscribe().map_err(sig_err)?;
-        let reg = match signaling.claim(&peer_id, &token).await.map_err(sig_err)? {
-            (reg, ClaimResult::Claimed) => reg,
-            (_, other) => {
-                signaling.shutdown().await;
-                return Err(NodeError::Signaling(format!(
-                    "could not claim {peer_id}: {other:?}"
-                )));
-            }
-        };
+        // The transport listens before the server answers: an offer the server held for us
+        // while we were away arrives right after OPEN.
+        let reg = signaling.register(&peer_id, &token).map_err(sig_err)?;
         let (transport, incoming) = match Transport::start(
             signaling.clone(),
             reg,
@@ -268,6 +262,20 @@ impl Node {
                 return Err(e.into());
             }
         };
+        let claimed = loop {
+            match sig_events.recv().await {
+                Some(SignalingEvent::Claim { reg: r, result, .. }) if r == reg => break result,
+                Some(_) => {}
+                None => break ClaimResult::Error("signaling stopped".into()),
+            }
+        };
+        if claimed != ClaimResult::Claimed {
+            transport.shutdown().await;
+            signaling.shutdown().await;
+            return Err(NodeError::Signaling(format!(
+                "could not claim {peer_id}: {claimed:?}"
+            )));
+        }
         // Events up to the claim are history: the current state is asked for below.
         while sig_events.try_recv().is_ok() {}
         let state = signaling

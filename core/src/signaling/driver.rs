@@ -206,7 +206,10 @@ async fn run(sig: Signaling, mut cmd_rx: mpsc::UnboundedReceiver<Command>) {
                 None => std::future::pending().await,
             }
         };
+        // Commands first: a subscription made before a frame arrived must see that frame
+        // (an unbiased select could deliver the frame to the old subscriber list first).
         tokio::select! {
+            biased;
             cmd = cmd_rx.recv() => match cmd {
                 Some(Command::Shutdown { done }) => {
                     d.sockets.clear();
