@@ -1,10 +1,12 @@
 //! `peerns demo`: an embedded signaling server and four nodes with fresh profiles in one
 //! process. They register their persistent IDs, open WebRTC data connections to each other
-//! through the server and exchange messages; a timeline with timings is printed.
-//! (Grows with discovery and stadium mode.)
+//! through the server and exchange messages; a timeline with timings is printed. Then six
+//! phones scattered within ~60 m of a point turn on stadium mode and each prints who is near.
 
 use std::time::{Duration, Instant};
 
+use peerns_core::node::platform::LocationFix;
+use peerns_core::node::{Node, NodeConfig};
 use peerns_core::signaling::client::ServerUrl;
 use peerns_core::signaling::server::{EmbeddedServer, ServerConfig};
 use peerns_core::store::Profile;
@@ -147,7 +149,78 @@ pub async fn run() -> Result<()> {
     for transport in handles {
         transport.shutdown().await;
     }
+    t.say("4 nodes, 3 WebRTC data connections, every greeting answered");
+    stadium(&t, &url).await?;
     server.shutdown().await;
-    t.say("demo finished: 4 nodes, 3 WebRTC data connections, every greeting answered");
+    t.say("demo finished");
+    Ok(())
+}
+
+/// Six phones around the Brandenburg Gate, up to ~60 m apart, in stadium mode.
+async fn stadium(t: &Timeline, url: &str) -> Result<()> {
+    const PHONES: [(&str, f64, f64); 6] = [
+        ("erin", 52.516_27, 13.377_70),
+        ("frank", 52.516_35, 13.377_85),
+        ("grace", 52.516_10, 13.377_55),
+        ("heidi", 52.516_45, 13.378_10),
+        ("ivan", 52.516_20, 13.378_30),
+        ("judy", 52.516_05, 13.377_95),
+    ];
+    let mut phones = vec![];
+    for (name, lat, lon) in PHONES {
+        let dir = tempfile::tempdir()?;
+        let node = Node::start(NodeConfig {
+            profile_dir: dir.path().to_owned(),
+            signaling_url: url.to_owned(),
+            transport: TransportConfig::loopback(),
+            display_name: Some(name.into()),
+            platform: Default::default(),
+            discovery: Default::default(),
+        })
+        .await?;
+        node.start_stadium(Default::default())?;
+        node.set_location(LocationFix {
+            latitude: lat,
+            longitude: lon,
+            accuracy_m: 5.0,
+        })?;
+        phones.push((name, node, dir));
+    }
+    t.say("6 phones in stadium mode (precision-7 geohash cells, 30 m border radius)");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut all = true;
+        for (_, node, _) in &phones {
+            all &= node.nearby().await.len() == phones.len() - 1;
+        }
+        if all || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (name, node, _) in &phones {
+        let near = node.nearby().await;
+        let list: Vec<String> = near
+            .iter()
+            .map(|p| format!("{} {:.0} m", p.name, p.distance_m.unwrap_or(f64::NAN)))
+            .collect();
+        t.say(format!(
+            "{name:<5} in {} sees {}: {}",
+            node.stadium_cells().join("+"),
+            near.len(),
+            list.join(", ")
+        ));
+    }
+    let complete = {
+        let mut ok = true;
+        for (_, node, _) in &phones {
+            ok &= node.nearby().await.len() == phones.len() - 1;
+        }
+        ok
+    };
+    futures_util::future::join_all(phones.iter().map(|(_, node, _)| node.stop())).await;
+    if !complete {
+        return Err("stadium mode: not every phone saw every other within 15 s".into());
+    }
     Ok(())
 }

@@ -32,6 +32,9 @@ fn demo_connects_nodes_and_exits_zero() {
         assert!(out.contains(&format!("alice ← {name}")), "{out}");
     }
     assert!(out.contains("every greeting answered"), "{out}");
+    // Stadium mode: six phones within ~60 m, each sees the other five, nearest first.
+    assert_eq!(out.matches(" sees 5: ").count(), 6, "{out}");
+    assert!(out.contains("erin  in u33db2"), "{out}");
 }
 
 #[test]

@@ -499,9 +499,7 @@ impl Node {
                 p.stop_updates();
             }
         }
-        for (_, h) in st.cells {
-            h.leave().await;
-        }
+        futures_util::future::join_all(st.cells.into_values().map(NamespaceHandle::leave)).await;
     }
 
     /// The geohash cells stadium mode is in.
