@@ -150,7 +150,7 @@ pub async fn run() -> Result<()> {
         transport.shutdown().await;
     }
     t.say("4 nodes, 3 WebRTC data connections, every greeting answered");
-    stadium(&t, &url).await?;
+    stadium(t, &url).await?;
     server.shutdown().await;
     t.say("demo finished");
     Ok(())
