@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod discovery;
 pub mod identity;
 pub mod node;
+pub mod session;
 pub mod signaling;
 pub mod store;
 pub mod transport;

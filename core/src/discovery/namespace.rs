@@ -725,7 +725,10 @@ impl Namespace {
         self.deadline = None;
         self.dead_level = None;
         self.snapshot = None;
-        self.release_slot();
+        // Above level 1 we keep waiting in the reverse slot: the level-1 router may reach us.
+        if level == 1 {
+            self.release_slot();
+        }
         self.set_role(Role::Router { level });
         self.next_seq = self.next_seq.max(1);
         // Keep what we knew as members (no flicker); their seqs restart in our order.
@@ -775,7 +778,9 @@ impl Namespace {
     fn become_member(&mut self, level: u8, conn: ConnId, now: Instant) {
         self.deadline = None;
         self.dead_level = None;
-        self.release_slot();
+        if level == 1 {
+            self.release_slot();
+        }
         self.router_heard = now;
         self.set_role(Role::Member { level, conn });
     }

@@ -78,6 +78,8 @@ struct Phone {
     identity: Arc<Identity>,
     alive: bool,
     group: u32,
+    /// Behind a NAT that lets no connection it opens through (incoming ones work).
+    blocks_outgoing: bool,
     engines: Vec<EngineId>,
 }
 
@@ -172,6 +174,7 @@ impl Sim {
             identity: Arc::new(Identity::from_secret(&secret, &format!("p{i}"))),
             alive: true,
             group: 0,
+            blocks_outgoing: false,
             engines: vec![],
         });
         i
@@ -303,6 +306,12 @@ impl Sim {
         }
     }
 
+    /// Puts a phone behind a NAT that fails every connection it opens (those opened to it
+    /// still work), the case the reverse-connect slot exists for.
+    pub fn block_outgoing(&mut self, phone: usize) {
+        self.phones[phone].blocks_outgoing = true;
+    }
+
     /// Heals every partition.
     pub fn heal(&mut self) {
         for p in &mut self.phones {
@@ -340,7 +349,7 @@ impl Sim {
     /// Opens a link from `e`'s `conn` to engine `t` registered as `to`.
     fn setup_link(&mut self, e: EngineId, conn: ConnId, t: EngineId, to: String) {
         let sig = self.cfg.signaling_latency;
-        if !self.reachable(e, t) {
+        if !self.reachable(e, t) || self.phones[self.engines[e].phone].blocks_outgoing {
             let failed = Input::ConnectFailed {
                 conn,
                 unavailable: false,

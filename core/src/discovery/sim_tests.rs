@@ -341,3 +341,41 @@ fn after_a_silent_death_the_namespace_returns_to_level_one_and_stays() {
     assert_eq!(roles_before, roles_after);
     assert!(sim.converged(&rest));
 }
+
+#[test]
+fn a_phone_that_cannot_connect_out_joins_through_the_reverse_slot() {
+    let mut sim = Sim::new(SimConfig::default());
+    let mut engines = crowd(&mut sim, 3, Duration::from_millis(30));
+    converge(&mut sim, &engines, 5.0);
+    let p = sim.add_phone();
+    sim.block_outgoing(p);
+    engines.push(sim.join(p, NS, NsConfig::default(), None));
+    // Its connect to level 1 fails; it holds the `-p1` slot and the level-1 router probes it.
+    converge(&mut sim, &engines, 20.0);
+    let router = sim.routers(&engines)[0];
+    assert_eq!(sim.engine(router).role(), RoleKind::Router(1));
+    assert_eq!(
+        sim.engine(*engines.last().unwrap()).role(),
+        RoleKind::Member(1)
+    );
+}
+
+#[test]
+fn a_member_that_goes_silent_is_evicted() {
+    let mut sim = Sim::new(SimConfig::default());
+    let engines = crowd(&mut sim, 5, Duration::from_millis(30));
+    converge(&mut sim, &engines, 5.0);
+    let router = sim.routers(&engines)[0];
+    let victim = engines.iter().copied().find(|&e| e != router).unwrap();
+    sim.kill(sim.phone_of(victim));
+    let gone = sim.fingerprint(sim.phone_of(victim));
+    let rest: Vec<EngineId> = engines.iter().copied().filter(|&e| e != victim).collect();
+    let took = sim
+        .run_until_true(secs(10.0), Duration::from_millis(50), |s| {
+            rest.iter().all(|&e| !s.engine(e).knows(&gone))
+        })
+        .expect("the silent member was never dropped");
+    // Evicted after the missed beats (4 × 0.8 s) plus a batch: not before, not much later.
+    assert!(took >= secs(2.0) && took <= secs(5.0), "{took:?}");
+    assert!(sim.converged(&rest));
+}

@@ -1,0 +1,326 @@
+//! Authenticated sessions between two nodes over one data connection: a Noise XX handshake
+//! (`Noise_XX_25519_ChaChaPoly_SHA256`, via `snow`) whose X25519 static keys are certified by the
+//! nodes' Ed25519 identity keys, with the connection's two DTLS certificate fingerprints in the
+//! prologue. Sans-IO: the caller moves the three handshake messages and then the encrypted
+//! frames. Why this construction: `docs/decisions/0005-session-handshake.md`.
+//!
+//! ```text
+//! initiator → responder   e
+//! responder → initiator   e, ee, s, es, {certificate}
+//! initiator → responder   s, se, {certificate}
+//! ```
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use zeroize::Zeroizing;
+
+use crate::identity::{Fingerprint, Identity};
+
+const PATTERN: &str = "Noise_XX_25519_ChaChaPoly_SHA256";
+/// Domain of the prologue (with the DTLS fingerprints).
+const PROLOGUE_DOMAIN: &[u8] = b"peerns2/session/v1\0";
+/// Domain of the identity's signature over the Noise static key.
+const CERT_DOMAIN: &[u8] = b"peerns2/noise-static/v1\0";
+const CERT_VERSION: u8 = 1;
+const CERT_LEN: usize = 1 + 32 + 64;
+/// Largest Noise message.
+pub const MAX_FRAME: usize = 65_535;
+/// Largest plaintext in one encrypted frame (a frame carries a 16-byte tag).
+pub const MAX_PLAINTEXT: usize = MAX_FRAME - 16;
+
+/// Why a handshake or a frame failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SessionError {
+    /// A message arrived out of turn, or after the handshake failed.
+    #[error("unexpected handshake message")]
+    OutOfTurn,
+    /// Noise rejected a message (wrong key, wrong prologue, tampering, replay).
+    #[error("handshake failed: {0}")]
+    Noise(String),
+    /// The peer's certificate is malformed or its signature does not verify.
+    #[error("bad identity certificate")]
+    BadCertificate,
+    /// A frame exceeds the size bounds.
+    #[error("frame too large")]
+    TooLarge,
+    /// A frame did not decrypt (tampered, replayed, reordered or from another session).
+    #[error("frame rejected")]
+    Rejected,
+}
+
+impl From<snow::Error> for SessionError {
+    fn from(e: snow::Error) -> Self {
+        Self::Noise(e.to_string())
+    }
+}
+
+/// The node's Noise static key for this run, with its identity certificate. Generated at start;
+/// never stored (the certificate ties it to the long-term identity).
+pub struct StaticKey {
+    private: Zeroizing<Vec<u8>>,
+    cert: [u8; CERT_LEN],
+}
+
+impl StaticKey {
+    /// A fresh X25519 key certified by `identity`.
+    pub fn generate(identity: &Identity) -> Result<Self, SessionError> {
+        let kp = snow::Builder::new(params()).generate_keypair()?;
+        let mut msg = CERT_DOMAIN.to_vec();
+        msg.extend_from_slice(&kp.public);
+        let sig = identity.sign(&msg).to_bytes();
+        let mut cert = [0u8; CERT_LEN];
+        cert[0] = CERT_VERSION;
+        cert[1..33].copy_from_slice(identity.public_key().as_bytes());
+        cert[33..].copy_from_slice(&sig);
+        Ok(Self {
+            private: Zeroizing::new(kp.private),
+            cert,
+        })
+    }
+}
+
+fn params() -> snow::params::NoiseParams {
+    PATTERN.parse().expect("a valid Noise pattern name")
+}
+
+/// The prologue both sides must agree on: our domain and the DTLS certificate fingerprints of the
+/// connection, the initiator's first. A handshake relayed onto another connection (a different
+/// DTLS session) fails.
+fn prologue(initiator_dtls: &str, responder_dtls: &str) -> Vec<u8> {
+    let mut p = PROLOGUE_DOMAIN.to_vec();
+    for fp in [initiator_dtls, responder_dtls] {
+        let b = fp.trim().to_ascii_uppercase().into_bytes();
+        p.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        p.extend_from_slice(&b);
+    }
+    p
+}
+
+/// Checks a certificate against the Noise static key the peer proved it holds.
+fn verify_cert(cert: &[u8], remote_static: &[u8]) -> Result<VerifyingKey, SessionError> {
+    if cert.len() != CERT_LEN || cert[0] != CERT_VERSION {
+        return Err(SessionError::BadCertificate);
+    }
+    let key = VerifyingKey::from_bytes(
+        cert[1..33]
+            .try_into()
+            .map_err(|_| SessionError::BadCertificate)?,
+    )
+    .map_err(|_| SessionError::BadCertificate)?;
+    let sig = Signature::from_bytes(
+        cert[33..]
+            .try_into()
+            .map_err(|_| SessionError::BadCertificate)?,
+    );
+    let mut msg = CERT_DOMAIN.to_vec();
+    msg.extend_from_slice(remote_static);
+    key.verify_strict(&msg, &sig)
+        .map_err(|_| SessionError::BadCertificate)?;
+    Ok(key)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Our turn to write.
+    Write,
+    /// Waiting for the peer's message.
+    Read,
+    Done,
+    Failed,
+}
+
+/// One side of a handshake in progress.
+pub struct Handshake {
+    state: Option<snow::HandshakeState>,
+    step: Step,
+    initiator: bool,
+    written: u8,
+    cert: [u8; CERT_LEN],
+    remote: Option<VerifyingKey>,
+}
+
+impl Handshake {
+    /// The side that opened the data connection. `initiator_dtls` / `responder_dtls` are the
+    /// DTLS certificate fingerprints (from the SDPs) of the two ends of this connection.
+    pub fn initiator(
+        key: &StaticKey,
+        initiator_dtls: &str,
+        responder_dtls: &str,
+    ) -> Result<Self, SessionError> {
+        let state = snow::Builder::new(params())
+            .local_private_key(&key.private)?
+            .prologue(&prologue(initiator_dtls, responder_dtls))?
+            .build_initiator()?;
+        Ok(Self::new(state, true, key))
+    }
+
+    /// The side that accepted the data connection.
+    pub fn responder(
+        key: &StaticKey,
+        initiator_dtls: &str,
+        responder_dtls: &str,
+    ) -> Result<Self, SessionError> {
+        let state = snow::Builder::new(params())
+            .local_private_key(&key.private)?
+            .prologue(&prologue(initiator_dtls, responder_dtls))?
+            .build_responder()?;
+        Ok(Self::new(state, false, key))
+    }
+
+    fn new(state: snow::HandshakeState, initiator: bool, key: &StaticKey) -> Self {
+        Self {
+            state: Some(state),
+            step: if initiator { Step::Write } else { Step::Read },
+            initiator,
+            written: 0,
+            cert: key.cert,
+            remote: None,
+        }
+    }
+
+    /// Whether we must send next.
+    pub fn wants_write(&self) -> bool {
+        self.step == Step::Write
+    }
+
+    /// Whether the handshake is complete (call [`Handshake::finish`]).
+    pub fn is_done(&self) -> bool {
+        self.step == Step::Done
+    }
+
+    fn fail<T>(&mut self, e: SessionError) -> Result<T, SessionError> {
+        self.step = Step::Failed;
+        self.state = None;
+        Err(e)
+    }
+
+    /// Our next handshake message.
+    pub fn write(&mut self) -> Result<Vec<u8>, SessionError> {
+        if self.step != Step::Write {
+            return self.fail(SessionError::OutOfTurn);
+        }
+        let Some(state) = self.state.as_mut() else {
+            return self.fail(SessionError::OutOfTurn);
+        };
+        // The certificate rides in the messages that carry our (encrypted) static key: the
+        // responder's first and the initiator's second.
+        let payload: &[u8] = if self.initiator && self.written == 0 {
+            &[]
+        } else {
+            &self.cert
+        };
+        self.written += 1;
+        let mut out = vec![0u8; MAX_FRAME];
+        let n = match state.write_message(payload, &mut out) {
+            Ok(n) => n,
+            Err(e) => return self.fail(e.into()),
+        };
+        out.truncate(n);
+        self.step = if state.is_handshake_finished() {
+            Step::Done
+        } else {
+            Step::Read
+        };
+        Ok(out)
+    }
+
+    /// Takes the peer's handshake message.
+    pub fn read(&mut self, msg: &[u8]) -> Result<(), SessionError> {
+        if self.step != Step::Read {
+            return self.fail(SessionError::OutOfTurn);
+        }
+        if msg.len() > MAX_FRAME {
+            return self.fail(SessionError::TooLarge);
+        }
+        let Some(state) = self.state.as_mut() else {
+            return self.fail(SessionError::OutOfTurn);
+        };
+        let mut payload = vec![0u8; MAX_FRAME];
+        let n = match state.read_message(msg, &mut payload) {
+            Ok(n) => n,
+            Err(e) => return self.fail(e.into()),
+        };
+        if let Some(remote_static) = state.get_remote_static() {
+            if self.remote.is_none() {
+                match verify_cert(&payload[..n], remote_static) {
+                    Ok(k) => self.remote = Some(k),
+                    Err(e) => return self.fail(e),
+                }
+            }
+        } else if n != 0 {
+            return self.fail(SessionError::BadCertificate);
+        }
+        self.step = if state.is_handshake_finished() {
+            Step::Done
+        } else {
+            Step::Write
+        };
+        Ok(())
+    }
+
+    /// The established session: the peer's verified identity and the frame ciphers.
+    pub fn finish(mut self) -> Result<Session, SessionError> {
+        let (Step::Done, Some(state), Some(remote)) = (self.step, self.state.take(), self.remote)
+        else {
+            return Err(SessionError::OutOfTurn);
+        };
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(state.get_handshake_hash());
+        Ok(Session {
+            transport: state.into_transport_mode()?,
+            remote,
+            hash,
+        })
+    }
+}
+
+/// An authenticated, encrypted session (forward secret: the keys come from ephemeral DH).
+pub struct Session {
+    transport: snow::TransportState,
+    remote: VerifyingKey,
+    hash: [u8; 32],
+}
+
+impl Session {
+    /// The peer's identity key.
+    pub fn remote_key(&self) -> VerifyingKey {
+        self.remote
+    }
+
+    /// The peer's identity fingerprint.
+    pub fn remote_fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.remote)
+    }
+
+    /// The handshake hash: unique to this session, for binding further signatures to it.
+    pub fn binding(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// Encrypts one frame (frames must be read in the order they were written).
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, SessionError> {
+        if plaintext.len() > MAX_PLAINTEXT {
+            return Err(SessionError::TooLarge);
+        }
+        let mut out = vec![0u8; plaintext.len() + 16];
+        let n = self.transport.write_message(plaintext, &mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Decrypts the next frame.
+    pub fn decrypt(&mut self, frame: &[u8]) -> Result<Vec<u8>, SessionError> {
+        if frame.len() > MAX_FRAME || frame.len() < 16 {
+            return Err(SessionError::TooLarge);
+        }
+        let mut out = vec![0u8; frame.len()];
+        let n = self
+            .transport
+            .read_message(frame, &mut out)
+            .map_err(|_| SessionError::Rejected)?;
+        out.truncate(n);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;
