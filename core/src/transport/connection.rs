@@ -58,10 +58,24 @@ pub struct ConnectionInfo {
     pub reliable: bool,
     /// Metadata the offerer attached.
     pub metadata: Value,
+    /// This end's DTLS certificate fingerprint, as in its SDP (`sha-256 AB:CD:…`).
+    pub local_dtls: String,
+    /// Whether this end opened the connection (sent the offer).
+    pub outgoing: bool,
+}
+
+/// The `a=fingerprint:` value of an SDP (`sha-256 AB:CD:…`), or empty if it has none.
+pub fn dtls_fingerprint(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
 }
 
 pub(super) struct Shared {
     pub info: ConnectionInfo,
+    /// The other end's DTLS fingerprint: from the offer (incoming) or the answer (outgoing).
+    remote_dtls: std::sync::OnceLock<String>,
     pc: Arc<dyn PeerConnection>,
     dc: Arc<dyn DataChannel>,
     encoder: Mutex<Codec>,
@@ -146,6 +160,20 @@ impl DataConnection {
         self.sender.info()
     }
 
+    /// The other end's DTLS certificate fingerprint from its SDP (`sha-256 AB:CD:…`); known
+    /// once the connection is open. Sessions bind to it (`docs/decisions/0005`).
+    pub fn remote_dtls(&self) -> &str {
+        self.sender
+            .shared
+            .remote_dtls
+            .get()
+            .map_or("", String::as_str)
+    }
+
+    pub(super) fn set_remote_dtls(&self, fp: String) {
+        let _ = self.sender.shared.remote_dtls.set(fp);
+    }
+
     /// The remote PeerJS ID.
     pub fn peer(&self) -> &str {
         &self.sender.info().peer
@@ -201,6 +229,7 @@ pub(super) fn attach(
     let encoder = Mutex::new(Codec::new(info.serialization));
     let shared = Arc::new(Shared {
         info,
+        remote_dtls: std::sync::OnceLock::new(),
         pc,
         dc,
         encoder,

@@ -13,7 +13,9 @@ use webrtc::peer_connection::{
 };
 
 use super::config::TransportConfig;
-use super::connection::{ConnectionInfo, DataConnection, ReaderEvent, TransportError, attach};
+use super::connection::{
+    ConnectionInfo, DataConnection, ReaderEvent, TransportError, attach, dtls_fingerprint,
+};
 use super::payload::{
     AnswerPayload, CandidateInit, CandidatePayload, ConnectionKind, OfferPayload, Sdp,
     Serialization, new_connection_id, parse,
@@ -93,6 +95,8 @@ struct Entry {
     /// Who waits for it: a `connect()` caller (or, after glare, the caller of the abandoned one).
     reply: Option<Reply>,
     outgoing: bool,
+    /// An incoming connection's remote DTLS fingerprint (from the offer), until it opens.
+    remote_dtls: Option<String>,
     /// Last peer-connection state seen, and remote candidates received (for diagnostics).
     state: RTCPeerConnectionState,
     remote_candidates: usize,
@@ -117,6 +121,7 @@ impl Entry {
             conn: None,
             reply: None,
             outgoing,
+            remote_dtls: None,
             state: RTCPeerConnectionState::New,
             remote_candidates: 0,
         }
@@ -315,6 +320,8 @@ impl Task {
             serialization: opts.serialization,
             reliable: opts.reliable,
             metadata: opts.metadata.clone(),
+            local_dtls: dtls_fingerprint(&offer.sdp),
+            outgoing: true,
         };
         let payload = OfferPayload {
             sdp: Sdp {
@@ -466,9 +473,13 @@ impl Task {
             serialization,
             reliable: offer.reliable.unwrap_or(false),
             metadata: offer.metadata,
+            local_dtls: dtls_fingerprint(&answer.sdp),
+            outgoing: false,
         };
+        let remote_dtls = dtls_fingerprint(&offer.sdp.sdp);
         let mut entry = Entry::new(info, pc, &answer.sdp, false);
         entry.reply = inherited_reply;
+        entry.remote_dtls = Some(remote_dtls);
         self.entries.insert(cid.clone(), entry);
         let payload = AnswerPayload {
             sdp: Sdp {
@@ -497,11 +508,15 @@ impl Task {
         let Some(pc) = e.pc.clone() else {
             return Ok(());
         };
+        let remote_dtls = dtls_fingerprint(&answer.sdp.sdp);
         let remote = RTCSessionDescription::answer(answer.sdp.sdp).map_err(webrtc_err)?;
         pc.set_remote_description(remote)
             .await
             .map_err(webrtc_err)?;
         e.remote_set = true;
+        if let Some(conn) = &e.conn {
+            conn.set_remote_dtls(remote_dtls);
+        }
         for c in std::mem::take(&mut e.queued) {
             if let Err(err) = pc.add_ice_candidate(c).await {
                 tracing::debug!(error = %err, "queued candidate refused");
@@ -574,7 +589,11 @@ impl Task {
                 }
                 let Some(pc) = e.pc.clone() else { return };
                 let info = e.info.clone();
+                let remote_dtls = e.remote_dtls.take();
                 let conn = self.attach(info, pc, dc);
+                if let Some(fp) = remote_dtls {
+                    conn.set_remote_dtls(fp);
+                }
                 self.entries.get_mut(&ev.cid).expect("entry").conn = Some(conn);
                 self.opened(&ev.cid);
             }

@@ -17,5 +17,7 @@ pub mod peer;
 
 pub use codec::Payload;
 pub use config::{IceServer, TransportConfig};
-pub use connection::{ConnectionInfo, DataConnection, DataSender, TransportError};
+pub use connection::{
+    ConnectionInfo, DataConnection, DataSender, TransportError, dtls_fingerprint,
+};
 pub use driver::{ConnectOptions, Transport};
