@@ -568,6 +568,13 @@ impl PeernsNode {
         })
     }
 
+    /// The app moved to the foreground (`true`) or the background (discovery heartbeats go
+    /// from every 0.8 s to every 5 s, and peers are told to wait accordingly).
+    pub fn set_app_active(&self, active: bool) -> Result<(), PeernsError> {
+        self.running()?.set_app_active(active);
+        Ok(())
+    }
+
     /// Joins the namespace of everyone behind the same public IPv4 address (found with the
     /// STUN servers in the configuration); returns that address. Kept across restarts.
     pub async fn join_local_network(&self) -> Result<String, PeernsError> {

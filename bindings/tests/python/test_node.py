@@ -276,6 +276,13 @@ def test_namespaces_and_stadium_mode():
                     return [x for x in state.peers if x.fingerprint == fb] and state
 
                 state = await until(a_sees_b)
+                # In the background the namespace beats slower but keeps its peers.
+                a.set_app_active(False)
+                b.set_app_active(False)
+                await asyncio.sleep(3.0)
+                assert await a_sees_b()
+                a.set_app_active(True)
+                b.set_app_active(True)
                 [peer] = state.peers
                 assert peer.name == "bob" and peer.disc_id.startswith("peerns2-ns-test-club-d-")
                 assert peer.distance_m is None

@@ -38,6 +38,8 @@ pub struct NsSetup {
     pub config: NsConfig,
     /// Verified-signature cache shared by the node's namespaces.
     pub cache: Arc<VerifyCache>,
+    /// Whether the app is in the foreground (heartbeat pace).
+    pub active: bool,
 }
 
 /// A running namespace. Dropping it aborts the task; [`NamespaceHandle::leave`] says goodbye.
@@ -49,6 +51,7 @@ pub struct NamespaceHandle {
 
 enum Cmd {
     Presence(String, Option<GeoStamp>),
+    Active(bool),
     Peers(oneshot::Sender<(RoleKind, Vec<PeerInfo>)>),
     Subscribe(mpsc::UnboundedSender<NsEvent>),
     Leave(oneshot::Sender<()>),
@@ -79,6 +82,11 @@ impl NamespaceHandle {
     /// Changes the name or position in our signed record.
     pub fn set_presence(&self, name: &str, geo: Option<GeoStamp>) {
         let _ = self.cmd.send(Cmd::Presence(name.to_owned(), geo));
+    }
+
+    /// The app moved to the foreground (`true`) or the background.
+    pub fn set_active(&self, active: bool) {
+        let _ = self.cmd.send(Cmd::Active(active));
     }
 
     /// Our role and the peers we see (the request is sent at once; the future does not
@@ -168,6 +176,7 @@ async fn run(
         ns.set_presence(&setup.name, setup.geo, now);
     }
     ns.start(now);
+    ns.set_active(setup.active, now);
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let mut d = Driver {
         setup,
@@ -194,6 +203,7 @@ async fn run(
             biased;
             cmd = cmd_rx.recv() => match cmd {
                 Some(Cmd::Presence(name, geo)) => d.ns.set_presence(&name, geo, Instant::now()),
+                Some(Cmd::Active(active)) => d.ns.set_active(active, Instant::now()),
                 Some(Cmd::Peers(tx)) => {
                     let _ = tx.send((d.ns.role(), d.ns.peers()));
                 }

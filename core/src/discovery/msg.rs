@@ -50,6 +50,11 @@ pub enum Msg {
         /// The new level.
         level: u8,
     },
+    /// Either way: I now beat at this interval (the app went to the background or came back).
+    Pace {
+        /// Heartbeat interval in milliseconds.
+        ms: u32,
+    },
     /// Router → a peer in the reverse-connect slot: check in over this connection.
     ReverseWelcome {
         /// The router's level.
@@ -119,6 +124,9 @@ impl Msg {
             Msg::Relevel { level } => {
                 w.u8(9).u8(*level);
             }
+            Msg::Pace { ms } => {
+                w.u8(10).u64(u64::from(*ms));
+            }
         }
         w.0
     }
@@ -164,6 +172,9 @@ impl Msg {
                 reason: r.str(MAX_REASON_BYTES, "reason")?.to_owned(),
             },
             9 => Msg::Relevel { level: r.u8()? },
+            10 => Msg::Pace {
+                ms: u32::try_from(r.u64()?).map_err(|_| WireError::TooLong("pace"))?,
+            },
             _ => return Err(WireError::Unknown("message type").into()),
         };
         r.finish()?;
@@ -242,6 +253,7 @@ mod tests {
                 reason: "full".into(),
             },
             Msg::Relevel { level: 1 },
+            Msg::Pace { ms: 5000 },
         ];
         for m in msgs {
             assert_eq!(Msg::decode(&m.encode(), &cache).unwrap(), m);

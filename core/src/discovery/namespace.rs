@@ -25,6 +25,9 @@ pub struct NsConfig {
     /// Heartbeat interval. 0.8 s by default: with 3 missed beats a silent death is noticed
     /// 1.6–2.4 s after it happens, which leaves room for re-election within 3 s.
     pub heartbeat: Duration,
+    /// Heartbeat interval while the app is in the background (announced to the other side,
+    /// which then waits that much longer before declaring us gone).
+    pub background_heartbeat: Duration,
     /// The router is dead after this many missed heartbeats.
     pub missed_beats: u32,
     /// How long connecting to a router and receiving its registry may take.
@@ -64,6 +67,7 @@ impl Default for NsConfig {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_millis(800),
+            background_heartbeat: Duration::from_secs(5),
             missed_beats: 3,
             join_timeout: Duration::from_secs(2),
             rank_step: Duration::from_millis(30),
@@ -270,6 +274,8 @@ struct MemberConn {
     reverse: bool,
     /// Its snapshot already held every pending change up to this generation.
     welcomed: u64,
+    /// Its announced heartbeat interval.
+    pace: Duration,
 }
 
 /// What we are doing.
@@ -327,6 +333,11 @@ pub struct Namespace {
     peers: BTreeMap<Fingerprint, Entry>,
     next_seq: u64,
 
+    /// Our heartbeat interval now (active or background).
+    pace: Duration,
+    /// The router's announced heartbeat interval.
+    router_pace: Duration,
+
     // Member side.
     router_heard: Instant,
     router_sent: Instant,
@@ -376,6 +387,7 @@ impl Namespace {
         let mut rng = SmallRng::seed_from_u64(seed);
         let disc_id = format!("{prefix}-d-{:016x}", rng.random::<u64>());
         let me = identity.fingerprint();
+        let heartbeat = cfg.heartbeat;
         Self {
             cfg,
             prefix: prefix.to_owned(),
@@ -397,6 +409,8 @@ impl Namespace {
             slot_claimed: false,
             peers: BTreeMap::new(),
             next_seq: 1,
+            pace: heartbeat,
+            router_pace: heartbeat,
             router_heard: now,
             router_sent: now,
             snapshot: None,
@@ -504,7 +518,7 @@ impl Namespace {
 
     fn router_deadline(&self) -> Option<Instant> {
         matches!(self.role, Role::Member { .. })
-            .then(|| self.router_heard + self.cfg.heartbeat * self.cfg.missed_beats)
+            .then(|| self.router_heard + self.router_pace * self.cfg.missed_beats)
     }
 
     fn unix_ms(&self, now: Instant) -> u64 {
@@ -517,7 +531,7 @@ impl Namespace {
             id: self.disc_id.clone(),
         });
         self.sign_record(now);
-        self.next_beat = now + self.cfg.heartbeat;
+        self.next_beat = now + self.pace;
         self.elect(1, now);
     }
 
@@ -527,6 +541,42 @@ impl Namespace {
         self.geo = geo;
         self.sign_record(now);
         self.announce(now);
+    }
+
+    /// The app moved to the foreground (`true`) or the background: beat at the matching
+    /// interval and tell the other side, so it waits accordingly before declaring us gone.
+    pub fn set_active(&mut self, active: bool, now: Instant) {
+        let pace = if active {
+            self.cfg.heartbeat
+        } else {
+            self.cfg.background_heartbeat
+        };
+        if pace == self.pace {
+            return;
+        }
+        self.pace = pace;
+        self.next_beat = self.next_beat.min(now + pace);
+        self.announce_pace(now);
+    }
+
+    fn pace_msg(&self) -> Msg {
+        Msg::Pace {
+            ms: u32::try_from(self.pace.as_millis()).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn announce_pace(&mut self, now: Instant) {
+        match self.role {
+            Role::Member { conn, .. } => {
+                let m = self.pace_msg();
+                self.send_msg(conn, &m, now);
+            }
+            Role::Router { .. } => {
+                let m = self.pace_msg();
+                self.broadcast(&m, now);
+            }
+            _ => {}
+        }
     }
 
     /// Leaves on purpose: says goodbye on every connection and releases every ID.
@@ -1003,9 +1053,14 @@ impl Namespace {
 
     fn check_in(&mut self, conn: ConnId, now: Instant) {
         self.router_heard = now;
+        self.router_pace = self.cfg.heartbeat;
         self.snapshot = Some(vec![]);
         if let Some(rec) = self.my_record.clone() {
             self.send_msg(conn, &Msg::CheckIn(rec), now);
+        }
+        if self.pace != self.cfg.heartbeat {
+            let m = self.pace_msg();
+            self.send_msg(conn, &m, now);
         }
     }
 
@@ -1059,6 +1114,7 @@ impl Namespace {
                 token_at: now,
                 reverse: false,
                 welcomed: u64::MAX,
+                pace: self.cfg.heartbeat,
             },
         );
     }
@@ -1133,6 +1189,7 @@ impl Namespace {
                 }
             }
             Msg::Beat => {}
+            Msg::Pace { ms } => self.router_pace = pace_of(ms),
             Msg::Leave => {
                 self.push(Action::Close { conn });
                 if matches!(self.role, Role::Member { .. }) {
@@ -1299,6 +1356,11 @@ impl Namespace {
         match msg {
             Msg::CheckIn(rec) => self.on_checkin(conn, rec, now),
             Msg::Beat => {}
+            Msg::Pace { ms } => {
+                if let Some(m) = self.members.get_mut(&conn) {
+                    m.pace = pace_of(ms);
+                }
+            }
             Msg::Leave => {
                 self.push(Action::Close { conn });
                 self.drop_member(conn, now);
@@ -1400,6 +1462,10 @@ impl Namespace {
                 mc.welcomed = self.generation;
             }
             self.send_snapshot(conn, level, now);
+            if self.pace != self.cfg.heartbeat {
+                let m = self.pace_msg();
+                self.send_msg(conn, &m, now);
+            }
         }
     }
 
@@ -1650,6 +1716,7 @@ impl Namespace {
                         token_at: now,
                         reverse: true,
                         welcomed: u64::MAX,
+                        pace: self.cfg.heartbeat,
                     },
                 );
                 self.push(Action::Connect {
@@ -1662,9 +1729,9 @@ impl Namespace {
     }
 
     fn beat(&mut self, now: Instant) {
-        self.next_beat = now + self.cfg.heartbeat;
+        self.next_beat = now + self.pace;
         let beat = Msg::Beat.encode();
-        let hb = self.cfg.heartbeat;
+        let hb = self.pace;
         // Members: beat to the router when nothing else went out.
         if let Role::Member { conn, .. } = self.role
             && now.saturating_duration_since(self.router_sent) + hb / 10 >= hb
@@ -1673,11 +1740,11 @@ impl Namespace {
         }
         // Router: beat to members, evict the silent, time out those that never checked in.
         if let Role::Router { .. } = self.role {
-            let evict_after = hb * self.cfg.missed_beats + hb;
             let mut silent = vec![];
             let mut due = vec![];
             for (c, m) in &self.members {
                 let quiet = now.saturating_duration_since(m.last_heard);
+                let evict_after = m.pace * (self.cfg.missed_beats + 1);
                 if (m.key.is_some() && quiet > evict_after)
                     || (m.key.is_none() && quiet > self.cfg.join_timeout * 2)
                 {
@@ -1725,6 +1792,11 @@ impl Namespace {
             self.event(NsEvent::PeerGone(fp));
         }
     }
+}
+
+/// A peer's announced heartbeat interval, kept within sane bounds.
+fn pace_of(ms: u32) -> Duration {
+    Duration::from_millis(u64::from(ms.clamp(100, 60_000)))
 }
 
 fn info(fp: Fingerprint, rec: &SignedPresence) -> PeerInfo {

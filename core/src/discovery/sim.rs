@@ -312,6 +312,15 @@ impl Sim {
         self.phones[phone].blocks_outgoing = true;
     }
 
+    /// The phone's app goes to the background (`false`) or comes back.
+    pub fn set_active(&mut self, phone: usize, active: bool) {
+        for e in self.phones[phone].engines.clone() {
+            let now = self.now;
+            self.engines[e].ns.set_active(active, now);
+            self.pump(e);
+        }
+    }
+
     /// Heals every partition.
     pub fn heal(&mut self) {
         for p in &mut self.phones {

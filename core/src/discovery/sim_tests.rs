@@ -379,3 +379,42 @@ fn a_member_that_goes_silent_is_evicted() {
     assert!(took >= secs(2.0) && took <= secs(5.0), "{took:?}");
     assert!(sim.converged(&rest));
 }
+
+#[test]
+fn background_phones_beat_slower_and_are_not_dropped_for_it() {
+    let mut sim = Sim::new(SimConfig::default());
+    let engines = crowd(&mut sim, 4, Duration::from_millis(30));
+    converge(&mut sim, &engines, 5.0);
+    // Every phone, the router included, goes to the background for 30 s.
+    for &e in &engines {
+        sim.set_active(sim.phone_of(e), false);
+    }
+    let router = sim.routers(&engines)[0];
+    let before: Vec<usize> = engines
+        .iter()
+        .map(|&e| sim.observed(e).roles.len())
+        .collect();
+    sim.run_for(secs(30.0));
+    assert!(sim.converged(&engines));
+    let after: Vec<usize> = engines
+        .iter()
+        .map(|&e| sim.observed(e).roles.len())
+        .collect();
+    assert_eq!(before, after, "no failover, no re-join");
+    assert_eq!(sim.routers(&engines), vec![router]);
+    // Beats every 5 s instead of 0.8 s: about six times less traffic.
+    let sent = sim.engine(router).stats().msgs_out;
+    sim.run_for(secs(30.0));
+    let per_30s = sim.engine(router).stats().msgs_out - sent;
+    assert!(per_30s <= 3 * 7, "{per_30s} messages in 30 s");
+    // A background member that dies is still noticed, later: 4 × 5 s.
+    let victim = engines.iter().copied().find(|&e| e != router).unwrap();
+    sim.kill(sim.phone_of(victim));
+    let gone = sim.fingerprint(sim.phone_of(victim));
+    let took = sim
+        .run_until_true(secs(40.0), Duration::from_millis(100), |s| {
+            !s.engine(router).knows(&gone)
+        })
+        .expect("never evicted");
+    assert!(took >= secs(15.0) && took <= secs(26.0), "{took:?}");
+}

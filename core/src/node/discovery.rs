@@ -152,6 +152,7 @@ impl Inner {
             transport: self.transport_config.clone(),
             config: self.ns_config.clone(),
             cache: self.verify_cache.clone(),
+            active: !self.background.load(std::sync::atomic::Ordering::Relaxed),
         })
         .map_err(|e| NodeError::Signaling(e.to_string()))?;
         let mut events = handle.subscribe();
@@ -256,6 +257,20 @@ async fn follow_location(
 }
 
 impl Node {
+    /// The app moved to the foreground (`true`) or the background: namespaces beat every
+    /// 0.8 s or every 5 s and tell their peers, who wait accordingly.
+    pub fn set_app_active(&self, active: bool) {
+        self.inner
+            .background
+            .store(!active, std::sync::atomic::Ordering::Relaxed);
+        let state = lock(&self.inner.discovery);
+        let stadium = state.stadium.iter().flat_map(|s| s.cells.values());
+        let local = state.local.iter().map(|(_, h)| h);
+        for h in state.custom.values().chain(stadium).chain(local) {
+            h.set_active(active);
+        }
+    }
+
     /// Joins the namespace of everyone behind the same public IPv4 address (found with the
     /// configured STUN servers); returns the address. Kept across restarts and re-detected
     /// when the network changes.

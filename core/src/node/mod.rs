@@ -178,6 +178,8 @@ struct Inner {
     verify_cache: Arc<VerifyCache>,
     /// Joined namespaces and stadium mode.
     discovery: Mutex<discovery::DiscoveryState>,
+    /// The app is in the background (slower heartbeats).
+    background: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -302,6 +304,7 @@ impl Node {
             ns_config: config.discovery,
             verify_cache: Arc::new(VerifyCache::default()),
             discovery: Mutex::new(discovery::DiscoveryState::default()),
+            background: std::sync::atomic::AtomicBool::new(false),
             tasks: Mutex::new(vec![]),
         });
         let weak = Arc::downgrade(&inner);
