@@ -10,6 +10,12 @@ final class NodeModel: ObservableObject {
     private let notifier = UserNotifier()
     private let location = CoreLocationProvider(background: true)
     private var network: NetworkMonitor?
+    private var node: PeernsNode?
+
+    /// The app came to the foreground (`true`) or left it.
+    func setAppActive(_ active: Bool) {
+        try? node?.setAppActive(active: active)
+    }
 
     /// Starts the node and follows its status until the task is cancelled.
     func run() async {
@@ -35,6 +41,7 @@ final class NodeModel: ObservableObject {
         }
         identity = try? peerns.node.identity()
         let node = peerns.node
+        self.node = node
         network = NetworkMonitor { kind in try? node.networkChanged(kind: kind) }
         do {
             for await next in try peerns.status() {
@@ -45,6 +52,7 @@ final class NodeModel: ObservableObject {
         }
         network?.cancel()
         network = nil
+        self.node = nil
         try? await peerns.stop()
     }
 

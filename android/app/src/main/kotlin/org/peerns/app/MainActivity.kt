@@ -48,6 +48,7 @@ class MainActivity : Activity() {
         override fun onServiceConnected(component: ComponentName, binder: IBinder) {
             val service = (binder as PeernsService.LocalBinder).service
             this@MainActivity.service = service
+            service.setAppActive(true)
             collecting = scope?.launch { service.status.collect(::render) }
         }
 
@@ -78,6 +79,7 @@ class MainActivity : Activity() {
     }
 
     override fun onStop() {
+        service?.setAppActive(false)
         unbindService(connection)
         service = null
         scope?.cancel()

@@ -50,6 +50,23 @@ abstract class PeernsService : Service() {
     /** On the main thread, like the lifecycle callbacks: no locking needed. */
     private val scope = MainScope()
     private var network: NetworkMonitor? = null
+    private var started = false
+    private var appActive = false
+
+    /**
+     * A screen of the app is visible (`true`) or not. Discovery beats every 0.8 s in the
+     * foreground and every 5 s in the background, and tells its peers; applied once the node runs.
+     */
+    fun setAppActive(active: Boolean) {
+        appActive = active
+        if (started) {
+            try {
+                node?.setAppActive(active)
+            } catch (e: PeernsException) {
+                // Stopping: nothing to change.
+            }
+        }
+    }
 
     /** What [onBind] returns: the service itself, for clients in this process. */
     inner class LocalBinder : Binder() {
@@ -74,6 +91,8 @@ abstract class PeernsService : Service() {
                 mutableStatus.value = NodeStatus(SignalingState.Offline("could not start: ${e.message}"))
                 return@launch
             }
+            started = true
+            setAppActive(appActive)
             network = NetworkMonitor(this@PeernsService) { kind ->
                 try {
                     node.networkChanged(kind)
