@@ -260,6 +260,17 @@ struct Entry {
     confirm_by: Option<Instant>,
 }
 
+impl Entry {
+    /// An entry whose owner is confirmed present.
+    fn new(seq: u64, record: SignedPresence) -> Self {
+        Self {
+            seq,
+            record,
+            confirm_by: None,
+        }
+    }
+}
+
 /// A member connection at the router.
 #[derive(Debug)]
 struct MemberConn {
@@ -646,14 +657,7 @@ impl Namespace {
         self.my_record = Some(rec.clone());
         self.refresh_at = now + self.cfg.record_refresh;
         if let Role::Router { .. } = self.role {
-            self.peers.insert(
-                self.me,
-                Entry {
-                    seq: 0,
-                    record: rec,
-                    confirm_by: None,
-                },
-            );
+            self.peers.insert(self.me, Entry::new(0, rec));
         }
     }
 
@@ -807,14 +811,7 @@ impl Namespace {
             );
         }
         if let Some(rec) = self.my_record.clone() {
-            self.peers.insert(
-                self.me,
-                Entry {
-                    seq: 0,
-                    record: rec,
-                    confirm_by: None,
-                },
-            );
+            self.peers.insert(self.me, Entry::new(0, rec));
         }
         self.monitor_at = Some(
             now + if level > 1 {
@@ -1273,14 +1270,7 @@ impl Namespace {
             if let Some(e) = self.peers.get_mut(&fp) {
                 e.seq = seq;
             } else if let Some(mine) = self.my_record.clone() {
-                self.peers.insert(
-                    fp,
-                    Entry {
-                        seq,
-                        record: mine,
-                        confirm_by: None,
-                    },
-                );
+                self.peers.insert(fp, Entry::new(seq, mine));
             }
             return;
         }
@@ -1289,14 +1279,7 @@ impl Namespace {
             Some(e) if e.record == rec => e.seq = seq,
             _ => {
                 let peer = info(fp, &rec);
-                self.peers.insert(
-                    fp,
-                    Entry {
-                        seq,
-                        record: rec,
-                        confirm_by: None,
-                    },
-                );
+                self.peers.insert(fp, Entry::new(seq, rec));
                 self.event(NsEvent::PeerSeen(peer));
             }
         }
@@ -1443,14 +1426,7 @@ impl Namespace {
             }
         };
         let unchanged = self.peers.get(&fp).is_some_and(|e| e.record == rec);
-        self.peers.insert(
-            fp,
-            Entry {
-                seq,
-                record: rec.clone(),
-                confirm_by: None,
-            },
-        );
+        self.peers.insert(fp, Entry::new(seq, rec.clone()));
         if !unchanged {
             self.event(NsEvent::PeerSeen(info(fp, &rec)));
             self.generation += 1;

@@ -146,11 +146,7 @@ impl Handshake {
         initiator_dtls: &str,
         responder_dtls: &str,
     ) -> Result<Self, SessionError> {
-        let state = snow::Builder::new(params())
-            .local_private_key(&key.private)?
-            .prologue(&prologue(initiator_dtls, responder_dtls))?
-            .build_initiator()?;
-        Ok(Self::new(state, true, key))
+        Self::build(key, initiator_dtls, responder_dtls, true)
     }
 
     /// The side that accepted the data connection.
@@ -159,11 +155,25 @@ impl Handshake {
         initiator_dtls: &str,
         responder_dtls: &str,
     ) -> Result<Self, SessionError> {
-        let state = snow::Builder::new(params())
+        Self::build(key, initiator_dtls, responder_dtls, false)
+    }
+
+    fn build(
+        key: &StaticKey,
+        initiator_dtls: &str,
+        responder_dtls: &str,
+        initiator: bool,
+    ) -> Result<Self, SessionError> {
+        let prologue = prologue(initiator_dtls, responder_dtls);
+        let builder = snow::Builder::new(params())
             .local_private_key(&key.private)?
-            .prologue(&prologue(initiator_dtls, responder_dtls))?
-            .build_responder()?;
-        Ok(Self::new(state, false, key))
+            .prologue(&prologue)?;
+        let state = if initiator {
+            builder.build_initiator()?
+        } else {
+            builder.build_responder()?
+        };
+        Ok(Self::new(state, initiator, key))
     }
 
     fn new(state: snow::HandshakeState, initiator: bool, key: &StaticKey) -> Self {
