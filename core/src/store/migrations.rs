@@ -6,7 +6,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Migration scripts, in order; script `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE identity (
         id            INTEGER PRIMARY KEY CHECK (id = 1),
         public_key    BLOB    NOT NULL,
@@ -30,7 +31,36 @@ const MIGRATIONS: &[&str] = &["
         updated_at INTEGER,
         PRIMARY KEY (server, peer_id)
     );
-"];
+",
+    "
+    CREATE TABLE contacts (
+        fingerprint  TEXT    PRIMARY KEY CHECK (length(fingerprint) = 64),
+        public_key   BLOB    NOT NULL CHECK (length(public_key) = 32),
+        name         TEXT    NOT NULL,
+        trust        INTEGER NOT NULL CHECK (trust BETWEEN 0 AND 3),
+        verified     INTEGER NOT NULL DEFAULT 0,
+        peer_id      TEXT    NULL,
+        created_ms   INTEGER NOT NULL,
+        updated_ms   INTEGER NOT NULL
+    );
+    CREATE TABLE contact_peer_ids (
+        fingerprint  TEXT    NOT NULL REFERENCES contacts(fingerprint) ON DELETE CASCADE,
+        peer_id      TEXT    NOT NULL,
+        seen_ms      INTEGER NOT NULL,
+        PRIMARY KEY (fingerprint, peer_id)
+    );
+    CREATE TABLE contact_requests (
+        fingerprint  TEXT    NOT NULL CHECK (length(fingerprint) = 64),
+        outgoing     INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+        public_key   BLOB    NOT NULL CHECK (length(public_key) = 32),
+        name         TEXT    NOT NULL,
+        peer_id      TEXT    NOT NULL,
+        state        TEXT    NOT NULL CHECK (state IN ('pending', 'later')),
+        created_ms   INTEGER NOT NULL,
+        PRIMARY KEY (fingerprint, outgoing)
+    );
+",
+];
 
 /// Schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

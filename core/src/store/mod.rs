@@ -216,7 +216,15 @@ mod tests {
             .unwrap();
         assert_eq!(
             tables,
-            ["identity", "peer_id_history", "peerjs_tokens", "settings"]
+            [
+                "contact_peer_ids",
+                "contact_requests",
+                "contacts",
+                "identity",
+                "peer_id_history",
+                "peerjs_tokens",
+                "settings"
+            ]
         );
     }
 
