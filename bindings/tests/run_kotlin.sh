@@ -9,25 +9,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-target="${CARGO_TARGET_DIR:-$root/target}"
 . bindings/tests/kotlin/tools.sh
-
-# One package per build, so each keeps its own feature set (and its cached artifacts).
-for pkg in peerns-ffi uniffi-bindgen peerns-cli; do
-    # shellcheck disable=SC2086
-    cargo build ${CARGO_FLAGS:-} -p "$pkg"
-done
-
-out="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$out"
-}
-trap cleanup EXIT
+. bindings/tests/common.sh
 
 "$target/debug/uniffi-bindgen" generate "$target/debug/libpeerns_ffi.so" \
     --language kotlin --config android/uniffi.toml --out-dir "$out/generated" --no-format
@@ -45,16 +28,10 @@ echo "kotlinc: bindings + wrapper + tests"
 "$KOTLINC" -jvm-target 17 -cp "$deps:$junit:$kotlin_test" -d "$out/classes" \
     "$out/generated" "${wrapper[@]}" bindings/tests/kotlin/*.kt
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-"$target/debug/peerns" signal --host 127.0.0.1 --port "$port" >"$out/signal.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-    sleep 0.1
-done
+start_signal
 
 # The JVM's stderr (the core's log lines on the host) goes to a file the log-level test reads.
-export PEERNS_SIGNAL_URL="ws://127.0.0.1:$port/" PEERNS_STDERR="$out/stderr.log"
+export PEERNS_STDERR="$out/stderr.log"
 set +e
 java -Djna.library.path="$target/debug" -jar "$junit" execute \
     --class-path "$out/classes:$deps:$KOTLIN_LIB/kotlin-stdlib.jar:$kotlin_test" \
