@@ -47,6 +47,16 @@ impl Notifier for Recorder {
     }
 }
 
+/// An embedded signaling server on a free loopback port.
+async fn server() -> EmbeddedServer {
+    EmbeddedServer::start(ServerConfig {
+        port: 0,
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// The next event that is not a signaling state change.
 async fn next(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
     loop {
@@ -62,12 +72,7 @@ async fn next(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_connect_and_exchange_bytes() {
-    let server = EmbeddedServer::start(ServerConfig {
-        port: 0,
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
+    let server = server().await;
     let url = server.url();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Node::start(config(da.path(), &url, Some("alice")))
@@ -160,12 +165,7 @@ fn loopback_hosts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platform_keystore_and_notifier() {
-    let server = EmbeddedServer::start(ServerConfig {
-        port: 0,
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
+    let server = server().await;
     let url = server.url();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let keystore = Arc::new(MemoryKeyStore::default());
