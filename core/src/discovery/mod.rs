@@ -10,6 +10,6 @@ pub mod public_ip;
 pub mod sim;
 #[cfg(test)]
 mod sim_tests;
-mod wire;
+pub(crate) mod wire;
 
 pub use wire::WireError;

@@ -60,6 +60,46 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (fingerprint, outgoing)
     );
 ",
+    "
+    CREATE TABLE conversations (
+        conv          TEXT    PRIMARY KEY CHECK (length(conv) = 64),
+        next_out_seq  INTEGER NOT NULL DEFAULT 1,
+        sent_out_seq  INTEGER NOT NULL DEFAULT 0,
+        acked_out_seq INTEGER NOT NULL DEFAULT 0,
+        read_out_seq  INTEGER NOT NULL DEFAULT 0,
+        last_in_seq   INTEGER NOT NULL DEFAULT 0,
+        read_in_seq   INTEGER NOT NULL DEFAULT 0,
+        last_seen_ms  INTEGER NULL
+    );
+    CREATE TABLE messages (
+        conv      TEXT    NOT NULL REFERENCES conversations(conv) ON DELETE CASCADE,
+        outgoing  INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+        seq       INTEGER NOT NULL,
+        id        BLOB    NOT NULL CHECK (length(id) = 16),
+        kind      INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 4),
+        target    BLOB    NULL,
+        body      BLOB    NOT NULL,
+        sent_ms   INTEGER NOT NULL,
+        recv_ms   INTEGER NULL,
+        edited    INTEGER NOT NULL DEFAULT 0,
+        deleted   INTEGER NOT NULL DEFAULT 0,
+        failed    INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (conv, outgoing, seq)
+    );
+    CREATE UNIQUE INDEX messages_by_id ON messages (conv, outgoing, id);
+    CREATE TABLE files (
+        id          BLOB    PRIMARY KEY CHECK (length(id) = 16),
+        conv        TEXT    NOT NULL REFERENCES conversations(conv) ON DELETE CASCADE,
+        outgoing    INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+        name        TEXT    NOT NULL,
+        size        INTEGER NOT NULL,
+        mime        TEXT    NOT NULL,
+        sha256      BLOB    NOT NULL CHECK (length(sha256) = 32),
+        chunk_size  INTEGER NOT NULL,
+        next_index  INTEGER NOT NULL DEFAULT 0,
+        state       TEXT    NOT NULL CHECK (state IN ('transferring', 'done', 'refused', 'failed'))
+    );
+",
 ];
 
 /// Schema version this build creates and understands.
