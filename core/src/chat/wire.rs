@@ -165,6 +165,8 @@ pub enum ErrorCode {
     Throttled = 4,
     /// Something else.
     Other = 5,
+    /// We do not have the sender as a contact: its outbox to us will never be accepted.
+    NotContact = 6,
 }
 
 impl ErrorCode {
@@ -174,6 +176,7 @@ impl ErrorCode {
             2 => Self::NotAllowed,
             3 => Self::Forged,
             4 => Self::Throttled,
+            6 => Self::NotContact,
             _ => Self::Other,
         }
     }

@@ -14,27 +14,39 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
+use crate::chat::store::{ChatError, Message};
+use crate::contacts::ContactError;
 use crate::discovery::namespace::NsConfig;
 use crate::discovery::presence::VerifyCache;
 use crate::identity::{Fingerprint, Identity};
+use crate::session::StaticKey;
 use crate::signaling::client::{ClaimResult, RegId, ServerUrl, SignalingConfig, SignalingEvent};
 use crate::signaling::driver::SignalingHandle;
 use crate::signaling::limiter::LimiterConfig;
 use crate::store::{Profile, ProfileError, Store, StoreError};
 use crate::transport::{
-    ConnectOptions, DataConnection, DataSender, Payload, Transport, TransportConfig, TransportError,
+    ConnectOptions, DataConnection, Transport, TransportConfig, TransportError,
 };
 
 pub use crate::signaling::client::SignalingState;
 
+mod chat;
+#[cfg(test)]
+mod chat_tests;
+mod contacts;
 mod discovery;
+mod link;
 pub mod platform;
 #[cfg(test)]
 mod tests;
 
+pub use crate::chat::store::{Conversation, Status as MessageStatus};
+pub use crate::contacts::{Contact, Request, Trust};
+pub use chat::{PING_TIMEOUT, StatusChange};
 pub use discovery::{DiscoveredPeer, LOCAL_NETWORK, NamespaceRole, slugify};
+use link::Link;
 pub use platform::Platform;
-use platform::{LocationProvider, Notification, NotificationCategory, Notifier};
+use platform::{LocationProvider, Notifier};
 
 /// Settings key of the user's display name.
 pub const DISPLAY_NAME_KEY: &str = "display_name";
@@ -74,16 +86,57 @@ pub struct NodeIdentity {
 pub enum NodeEvent {
     /// The registration of the persistent ID changed state.
     SignalingState(SignalingState),
-    /// The first open connection to `peer` exists (made by either side).
+    /// The first authenticated link to an identity is up (made by either side).
     PeerConnected {
         /// The remote PeerJS ID.
         peer: String,
+        /// The identity the handshake proved.
+        fingerprint: String,
     },
-    /// The last connection to `peer` closed.
+    /// The last link to an identity closed.
     PeerDisconnected {
         /// The remote PeerJS ID.
         peer: String,
+        /// The identity.
+        fingerprint: String,
     },
+    /// Someone asked to become a contact.
+    ContactRequest {
+        /// Their fingerprint.
+        fingerprint: String,
+        /// The name they gave.
+        name: String,
+        /// Their persistent PeerJS ID.
+        peer: String,
+    },
+    /// Our request was accepted: a new contact at level 2.
+    ContactAdded {
+        /// Their fingerprint.
+        fingerprint: String,
+        /// Their name.
+        name: String,
+    },
+    /// A contact's PeerJS ID answered with a different key: another identity, granted nothing.
+    KeyChanged {
+        /// The PeerJS ID.
+        peer: String,
+        /// The contact's fingerprint.
+        known: String,
+        /// The fingerprint the handshake proved.
+        presented: String,
+    },
+    /// A new message from a contact.
+    MessageReceived {
+        /// The message.
+        message: Message,
+    },
+    /// A contact edited or deleted a message.
+    MessageChanged {
+        /// The message as it is now.
+        message: Message,
+    },
+    /// Our messages up to a seq were sent, delivered, read, or failed.
+    MessageStatus(StatusChange),
     /// A peer appeared (or changed) in a namespace (`geo-{cell}` for stadium mode).
     NamespacePeer {
         /// The namespace's slug.
@@ -105,7 +158,7 @@ pub enum NodeEvent {
         /// The new role.
         role: NamespaceRole,
     },
-    /// `peer` sent a message (a JSON message from a browser peer arrives as its JSON text).
+    /// A contact sent raw application data.
     DataReceived {
         /// The remote PeerJS ID.
         peer: String,
@@ -138,12 +191,61 @@ pub enum NodeError {
     /// There is no open connection to this peer.
     #[error("not connected to {0}")]
     NotConnected(String),
+    /// The session handshake failed or the key is blocked.
+    #[error("session: {0}")]
+    Session(String),
+    /// The peer proved a different identity than expected.
+    #[error("key mismatch: expected {expected}, the peer proved {presented}")]
+    KeyMismatch {
+        /// The fingerprint we expected (link or contact).
+        expected: String,
+        /// The one the handshake proved.
+        presented: String,
+    },
+    /// The trust level does not allow this.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    /// A contact operation failed.
+    #[error(transparent)]
+    Contact(#[from] ContactError),
+    /// A chat operation failed.
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    /// Something took too long.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A bug: an invariant did not hold.
+    #[error("internal: {0}")]
+    Internal(String),
     /// The node has been stopped.
     #[error("node stopped")]
     Stopped,
 }
 
-type ConnectWaiter = oneshot::Sender<Result<(), TransportError>>;
+/// Why a dial failed (cloned to everyone waiting for it).
+#[derive(Debug, Clone)]
+enum DialError {
+    Transport(TransportError),
+    Session(String),
+}
+
+impl From<DialError> for NodeError {
+    fn from(e: DialError) -> Self {
+        match e {
+            DialError::Transport(t) => NodeError::Transport(t),
+            DialError::Session(s) => NodeError::Session(s),
+        }
+    }
+}
+
+type ConnectWaiter = oneshot::Sender<Result<Arc<Link>, DialError>>;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// A running node. Dropping it stops its background tasks; call [`Node::stop`] for an orderly
 /// shutdown of the connections and signaling.
@@ -160,13 +262,21 @@ struct Inner {
     transport: Transport,
     display_name: Mutex<Option<String>>,
     state: Mutex<SignalingState>,
-    /// Open connections by peer (senders only: each connection's reader task owns it).
-    conns: Mutex<HashMap<String, Vec<DataSender>>>,
+    /// This run's Noise static key, certified by the identity.
+    static_key: StaticKey,
+    /// Authenticated links by identity, oldest first (the newest carries the outbox).
+    links: Mutex<HashMap<Fingerprint, Vec<Arc<Link>>>>,
+    /// Pings waiting for their pong.
+    pings: Mutex<chat::Pings>,
+    /// The chat on screen.
+    open_chat: Mutex<Option<Fingerprint>>,
+    /// Backoff of redials to contacts with waiting messages.
+    redial: Mutex<HashMap<Fingerprint, chat::Redial>>,
     /// Connects in progress by peer, with everyone waiting for them.
     pending: Mutex<HashMap<String, Vec<ConnectWaiter>>>,
     /// `None` once stopped.
     subscribers: Mutex<Option<Vec<mpsc::UnboundedSender<NodeEvent>>>>,
-    /// Told about messages that no subscriber received (the app's screens are gone).
+    /// Told about messages whose chat is not open in the foreground.
     notifier: Option<Arc<dyn Notifier>>,
     /// Reports positions in stadium mode.
     location: Option<Arc<dyn LocationProvider>>,
@@ -195,6 +305,10 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 impl Node {
+    fn from_inner(inner: Arc<Inner>) -> Node {
+        Node { inner }
+    }
+
     /// Opens the profile (with the platform keystore, or the desktop key file), registers the
     /// persistent ID and starts the transport. Must run inside a tokio runtime.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
@@ -286,8 +400,21 @@ impl Node {
             .map_err(sig_err)?
             .unwrap_or(SignalingState::Connected);
 
+        let static_key = match StaticKey::generate(&identity) {
+            Ok(k) => k,
+            Err(e) => {
+                transport.shutdown().await;
+                signaling.shutdown().await;
+                return Err(NodeError::Session(e.to_string()));
+            }
+        };
         let inner = Arc::new(Inner {
             store,
+            static_key,
+            links: Mutex::new(HashMap::new()),
+            pings: Mutex::new(HashMap::new()),
+            open_chat: Mutex::new(None),
+            redial: Mutex::new(HashMap::new()),
             identity,
             fingerprint,
             peer_id,
@@ -295,7 +422,6 @@ impl Node {
             transport,
             display_name: Mutex::new(display_name),
             state: Mutex::new(state),
-            conns: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             subscribers: Mutex::new(Some(vec![])),
             notifier: config.platform.notifier,
@@ -309,8 +435,13 @@ impl Node {
         });
         let weak = Arc::downgrade(&inner);
         let watch = tokio::spawn(watch_signaling(weak.clone(), reg, sig_events));
-        let accept = tokio::spawn(accept(weak, incoming));
-        lock(&inner.tasks).extend([watch.abort_handle(), accept.abort_handle()]);
+        let accept = tokio::spawn(accept(weak.clone(), incoming));
+        let redial = tokio::spawn(chat::redial_loop(weak));
+        lock(&inner.tasks).extend([
+            watch.abort_handle(),
+            accept.abort_handle(),
+            redial.abort_handle(),
+        ]);
         tracing::info!(peer_id = %inner.peer_id, "node started");
         let node = Node { inner };
         node.restore_namespaces().await?;
@@ -354,63 +485,31 @@ impl Node {
         lock(&self.inner.state).clone()
     }
 
-    /// Opens a data connection to `peer`, or returns at once if one is open. Concurrent calls
-    /// for the same peer share one attempt; cancelling a call does not cancel the attempt.
+    /// Opens an authenticated link to `peer` (a PeerJS ID), or returns at once if one is open.
+    /// Concurrent calls for the same peer share one attempt; cancelling a call does not
+    /// cancel the attempt.
     pub async fn connect(&self, peer: &str) -> Result<(), NodeError> {
-        if peer.is_empty() || peer.len() > 64 || peer == self.inner.peer_id {
-            return Err(NodeError::InvalidInput(format!("bad peer id {peer:?}")));
-        }
-        if lock(&self.inner.subscribers).is_none() {
-            return Err(NodeError::Stopped);
-        }
-        if lock(&self.inner.conns).contains_key(peer) {
-            return Ok(());
-        }
-        let (tx, rx) = oneshot::channel();
-        let start = match lock(&self.inner.pending).entry(peer.to_owned()) {
-            Entry::Occupied(mut e) => {
-                e.get_mut().push(tx);
-                false
-            }
-            Entry::Vacant(e) => {
-                e.insert(vec![tx]);
-                true
-            }
-        };
-        if start {
-            let (inner, peer) = (self.inner.clone(), peer.to_owned());
-            let task = tokio::spawn(async move {
-                let result = inner
-                    .transport
-                    .connect(&peer, ConnectOptions::native())
-                    .await
-                    .map(|conn| Inner::adopt(&inner, conn));
-                let waiters = lock(&inner.pending).remove(&peer).unwrap_or_default();
-                for w in waiters {
-                    let _ = w.send(result.clone());
-                }
-            });
-            lock(&self.inner.tasks).push(task.abort_handle());
-        }
-        match rx.await {
-            Ok(result) => result.map_err(NodeError::from),
-            Err(_) => Err(NodeError::Stopped),
-        }
+        Inner::dial(&self.inner, peer).await.map(drop)
     }
 
-    /// Sends `data` to `peer` over the open connection.
+    /// Sends raw application data to `peer` over its link (the peer accepts it from contacts).
     pub async fn send(&self, peer: &str, data: Vec<u8>) -> Result<(), NodeError> {
-        let sender = lock(&self.inner.conns)
-            .get(peer)
-            .and_then(|v| v.last().cloned())
+        if data.len() > crate::chat::wire::MAX_DATA {
+            return Err(NodeError::InvalidInput(format!(
+                "at most {} bytes per send",
+                crate::chat::wire::MAX_DATA
+            )));
+        }
+        let link = self
+            .inner
+            .link_by_peer(peer)
             .ok_or_else(|| NodeError::NotConnected(peer.to_owned()))?;
-        sender.send(&Payload::Bytes(data)).await?;
-        Ok(())
+        link.send(&crate::chat::wire::Frame::Data(data)).await
     }
 
     /// Whether a connection to `peer` is open.
     pub fn is_connected(&self, peer: &str) -> bool {
-        lock(&self.inner.conns).contains_key(peer)
+        self.inner.link_by_peer(peer).is_some()
     }
 
     /// The platform's network changed (`online` = a network is usable).
@@ -439,12 +538,8 @@ impl Node {
         self.leave_all_namespaces().await;
         lock(&self.inner.subscribers).take();
         self.inner.abort_tasks();
-        let senders: Vec<DataSender> = lock(&self.inner.conns)
-            .drain()
-            .flat_map(|(_, v)| v)
-            .collect();
-        for s in senders {
-            s.close().await;
+        for link in self.inner.all_links() {
+            link.close().await;
         }
         lock(&self.inner.pending).clear();
         self.inner.transport.shutdown().await;
@@ -465,23 +560,12 @@ impl Inner {
         }
     }
 
-    /// Delivers a received message, or posts a notification when no subscriber listens.
+    /// Delivers raw application data from a contact.
     fn received(&self, peer: &str, data: Vec<u8>) {
-        let body = platform::message_preview(&data);
-        let event = NodeEvent::DataReceived {
+        self.emit(NodeEvent::DataReceived {
             peer: peer.to_owned(),
             data,
-        };
-        if !self.emit(event)
-            && let Some(notifier) = &self.notifier
-        {
-            notifier.notify(Notification {
-                category: NotificationCategory::Message,
-                title: peer.to_owned(),
-                body,
-                conversation: Some(peer.to_owned()),
-            });
-        }
+        });
     }
 
     fn abort_tasks(&self) {
@@ -490,47 +574,68 @@ impl Inner {
         }
     }
 
-    /// Takes an open connection into the table and starts reading from it.
-    fn adopt(this: &Arc<Inner>, mut conn: DataConnection) {
-        let peer = conn.peer().to_owned();
-        let cid = conn.info().connection_id.clone();
-        {
-            let mut conns = lock(&this.conns);
-            let list = conns.entry(peer.clone()).or_default();
-            list.push(conn.sender());
-            if list.len() == 1 {
-                // Under the table's lock, so Connected/Disconnected of a peer never reorder.
-                this.emit(NodeEvent::PeerConnected { peer: peer.clone() });
-            }
-        }
-        let weak = Arc::downgrade(this);
-        let mut tasks = lock(&this.tasks);
-        tasks.retain(|t| !t.is_finished());
-        let reader = tokio::spawn(async move {
-            while let Some(msg) = conn.recv().await {
-                let Some(inner) = weak.upgrade() else { return };
-                match msg {
-                    Ok(Payload::Bytes(data)) => inner.received(&peer, data),
-                    Ok(Payload::Json(v)) => inner.received(&peer, v.to_string().into_bytes()),
-                    Err(e) => tracing::debug!(%peer, error = %e, "dropped a bad frame"),
-                }
-            }
-            if let Some(inner) = weak.upgrade() {
-                inner.forget(&peer, &cid);
-            }
-        });
-        tasks.push(reader.abort_handle());
+    /// Runs `f` on the database (blocking pool); errors of any layer become node errors.
+    pub(crate) async fn db<T, E>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, NodeError>
+    where
+        T: Send + 'static,
+        E: Into<NodeError> + Send + 'static,
+    {
+        self.store
+            .call(move |c| Ok(f(c)))
+            .await?
+            .map_err(Into::into)
     }
 
-    /// A connection ended: drop it from the table.
-    fn forget(&self, peer: &str, cid: &str) {
-        let mut conns = lock(&self.conns);
-        if let Some(list) = conns.get_mut(peer) {
-            list.retain(|s| s.info().connection_id != cid);
-            if list.is_empty() {
-                conns.remove(peer);
-                self.emit(NodeEvent::PeerDisconnected { peer: peer.into() });
+    /// An authenticated link to `peer`: the open one, or a new connection and handshake.
+    pub(crate) async fn dial(this: &Arc<Inner>, peer: &str) -> Result<Arc<Link>, NodeError> {
+        if peer.is_empty() || peer.len() > 64 || peer == this.peer_id {
+            return Err(NodeError::InvalidInput(format!("bad peer id {peer:?}")));
+        }
+        if lock(&this.subscribers).is_none() {
+            return Err(NodeError::Stopped);
+        }
+        if let Some(link) = this.link_by_peer(peer) {
+            return Ok(link);
+        }
+        let (tx, rx) = oneshot::channel();
+        let start = match lock(&this.pending).entry(peer.to_owned()) {
+            Entry::Occupied(mut e) => {
+                e.get_mut().push(tx);
+                false
             }
+            Entry::Vacant(e) => {
+                e.insert(vec![tx]);
+                true
+            }
+        };
+        if start {
+            let (inner, peer) = (this.clone(), peer.to_owned());
+            let task = tokio::spawn(async move {
+                let result = match inner
+                    .transport
+                    .connect(&peer, ConnectOptions::native())
+                    .await
+                {
+                    Ok(conn) => link::establish(&inner, conn)
+                        .await
+                        .map_err(DialError::Session),
+                    Err(e) => Err(DialError::Transport(e)),
+                };
+                let waiters = lock(&inner.pending).remove(&peer).unwrap_or_default();
+                for w in waiters {
+                    let _ = w.send(result.clone());
+                }
+            });
+            let mut tasks = lock(&this.tasks);
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task.abort_handle());
+        }
+        match rx.await {
+            Ok(result) => result.map_err(NodeError::from),
+            Err(_) => Err(NodeError::Stopped),
         }
     }
 }
@@ -559,7 +664,16 @@ async fn watch_signaling(
 
 async fn accept(inner: Weak<Inner>, mut incoming: mpsc::UnboundedReceiver<DataConnection>) {
     while let Some(conn) = incoming.recv().await {
-        let Some(inner) = inner.upgrade() else { return };
-        Inner::adopt(&inner, conn);
+        let Some(this) = inner.upgrade() else { return };
+        let peer = conn.peer().to_owned();
+        let handshake = tokio::spawn(async move {
+            if let Err(e) = link::establish(&this, conn).await {
+                tracing::info!(%peer, error = %e, "refused an incoming connection");
+            }
+        });
+        let Some(this) = inner.upgrade() else { return };
+        let mut tasks = lock(&this.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handshake.abort_handle());
     }
 }

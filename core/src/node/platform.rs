@@ -13,7 +13,7 @@ pub use crate::identity::{KeyStore, KeyStoreError};
 /// What kind of event a notification is about (Android maps each to a notification channel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotificationCategory {
-    /// A message from a peer arrived while no screen was listening.
+    /// A message from a contact arrived while its chat was not open.
     Message,
 }
 

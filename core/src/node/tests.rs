@@ -7,8 +7,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::*;
 use crate::identity::KeyStore;
 use crate::signaling::server::{EmbeddedServer, ServerConfig};
+use platform::{Notification, NotificationCategory};
 
-fn config(dir: &std::path::Path, url: &str, name: Option<&str>) -> NodeConfig {
+pub(super) fn config(dir: &std::path::Path, url: &str, name: Option<&str>) -> NodeConfig {
     NodeConfig {
         profile_dir: dir.to_owned(),
         signaling_url: url.to_owned(),
@@ -48,7 +49,7 @@ impl Notifier for Recorder {
 }
 
 /// An embedded signaling server on a free loopback port.
-async fn server() -> EmbeddedServer {
+pub(super) async fn server() -> EmbeddedServer {
     EmbeddedServer::start(ServerConfig {
         port: 0,
         ..ServerConfig::default()
@@ -58,7 +59,7 @@ async fn server() -> EmbeddedServer {
 }
 
 /// The next event that is not a signaling state change.
-async fn next(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
+pub(super) async fn next(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
@@ -66,6 +67,39 @@ async fn next(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
             .expect("subscription ended");
         if !matches!(ev, NodeEvent::SignalingState(_)) {
             return ev;
+        }
+    }
+}
+
+/// The next raw data event.
+async fn next_data(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
+    loop {
+        let ev = next(rx).await;
+        if matches!(ev, NodeEvent::DataReceived { .. }) {
+            return ev;
+        }
+    }
+}
+
+/// `a` asks `b` to become a contact and `b` accepts; returns when `a` has saved `b`.
+pub(super) async fn befriend(a: &Node, b: &Node) {
+    let mut ea = a.subscribe();
+    let mut eb = b.subscribe();
+    let req = a.request_contact(&b.share_link()).await.unwrap();
+    assert!(req.outgoing);
+    let fa = a.identity().fingerprint;
+    loop {
+        if let NodeEvent::ContactRequest { fingerprint, .. } = next(&mut eb).await {
+            assert_eq!(fingerprint, fa);
+            break;
+        }
+    }
+    b.accept_request(&fa).await.unwrap();
+    let fb = b.identity().fingerprint;
+    loop {
+        if let NodeEvent::ContactAdded { fingerprint, .. } = next(&mut ea).await {
+            assert_eq!(fingerprint, fb);
+            break;
         }
     }
 }
@@ -88,6 +122,7 @@ async fn two_nodes_connect_and_exchange_bytes() {
     assert_eq!(ida.display_name.as_deref(), Some("alice"));
     assert_eq!(b.identity().display_name, None);
     let (pa, pb) = (ida.peer_id, b.identity().peer_id);
+    let (fa, fb) = (ida.fingerprint, b.identity().fingerprint);
 
     let (mut ea, mut eb) = (a.subscribe(), b.subscribe());
     assert!(matches!(
@@ -95,15 +130,16 @@ async fn two_nodes_connect_and_exchange_bytes() {
         Err(NodeError::NotConnected(_))
     ));
     a.connect(&pb).await.unwrap();
-    a.connect(&pb).await.unwrap(); // reuses the open connection
-    assert_eq!(
-        next(&mut ea).await,
-        NodeEvent::PeerConnected { peer: pb.clone() }
-    );
-    assert_eq!(
-        next(&mut eb).await,
-        NodeEvent::PeerConnected { peer: pa.clone() }
-    );
+    a.connect(&pb).await.unwrap(); // reuses the open link
+    let connected = |peer: &str, fingerprint: &str| NodeEvent::PeerConnected {
+        peer: peer.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+    };
+    assert_eq!(next(&mut ea).await, connected(&pb, &fb));
+    assert_eq!(next(&mut eb).await, connected(&pa, &fa));
+    // Strangers' data is refused; contacts' arrives.
+    a.send(&pb, b"spam".to_vec()).await.unwrap();
+    befriend(&a, &b).await;
 
     for i in 0..5u8 {
         a.send(&pb, vec![i; 3]).await.unwrap();
@@ -113,7 +149,7 @@ async fn two_nodes_connect_and_exchange_bytes() {
             peer: pa.clone(),
             data: vec![i; 3],
         };
-        assert_eq!(next(&mut eb).await, want);
+        assert_eq!(next_data(&mut eb).await, want);
     }
     // B answers over the connection A opened (connect() reuses it).
     b.connect(&pa).await.unwrap();
@@ -122,7 +158,7 @@ async fn two_nodes_connect_and_exchange_bytes() {
         peer: pb.clone(),
         data: b"pong".to_vec(),
     };
-    assert_eq!(next(&mut ea).await, want);
+    assert_eq!(next_data(&mut ea).await, want);
 
     b.set_display_name("bob").await.unwrap();
     assert!(b.set_display_name("  ").await.is_err());
@@ -130,10 +166,12 @@ async fn two_nodes_connect_and_exchange_bytes() {
 
     // B leaving closes the connection: A sees the peer go.
     b.stop().await;
-    assert_eq!(
-        next(&mut ea).await,
-        NodeEvent::PeerDisconnected { peer: pb.clone() }
-    );
+    loop {
+        if let NodeEvent::PeerDisconnected { peer, fingerprint } = next(&mut ea).await {
+            assert_eq!((peer, fingerprint), (pb.clone(), fb.clone()));
+            break;
+        }
+    }
     while let Some(ev) = eb.recv().await {
         assert!(matches!(ev, NodeEvent::SignalingState(_)), "{ev:?}");
     }
@@ -179,25 +217,28 @@ async fn platform_keystore_and_notifier() {
         !db.path().join("identity.key").exists(),
         "no desktop key file when the platform holds the key"
     );
-    let a = Node::start(config(da.path(), &url, None)).await.unwrap();
+    let a = Node::start(config(da.path(), &url, Some("alice")))
+        .await
+        .unwrap();
     let pb = b.identity().peer_id;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
 
-    // While a subscriber listens, messages are events and nobody is notified.
+    // While the chat is open, a message is only an event.
     let mut eb = b.subscribe();
-    a.connect(&pb).await.unwrap();
-    a.send(&pb, b"seen".to_vec()).await.unwrap();
+    b.set_open_chat(Some(&fa)).unwrap();
+    a.send_message(&fb, "seen").await.unwrap();
     loop {
-        if let NodeEvent::DataReceived { data, .. } = next(&mut eb).await {
-            assert_eq!(data, b"seen");
+        if let NodeEvent::MessageReceived { message } = next(&mut eb).await {
+            assert_eq!(message.text(), Some("seen"));
             break;
         }
     }
     assert!(lock(&notes.0).is_empty());
 
-    // With no subscriber left, a message becomes a notification.
-    drop(eb);
-    a.send(&pb, b"hello while away".to_vec()).await.unwrap();
-    let pa = a.identity().peer_id;
+    // With another chat open (or none), a message becomes a notification.
+    b.set_open_chat(None).unwrap();
+    a.send_message(&fb, "hello while away").await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
         while lock(&notes.0).is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -209,9 +250,9 @@ async fn platform_keystore_and_notifier() {
         lock(&notes.0)[0],
         Notification {
             category: NotificationCategory::Message,
-            title: pa.clone(),
+            title: "alice".into(),
             body: "hello while away".into(),
-            conversation: Some(pa),
+            conversation: Some(fa),
         }
     );
     b.stop().await;

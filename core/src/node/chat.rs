@@ -1,0 +1,672 @@
+//! 1:1 chat on top of links: what each session frame does (with the trust check for every
+//! capability), the outbox pump of each contact's newest link, redialing contacts with
+//! waiting messages, and the chat API of [`Node`].
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::link::Link;
+use super::platform::{self, Notification, NotificationCategory};
+use super::{Inner, Node, NodeError, NodeEvent, lock, unix_ms};
+use crate::chat::store::{self as chat, Conversation, Message, Status};
+use crate::chat::wire::{ErrorCode, Frame, Id, MAX_TEXT, Op, OpKind};
+use crate::contacts::{self, Capability, Trust};
+use crate::identity::Fingerprint;
+
+/// Ops sent per outbox read.
+const PUMP_BATCH: usize = 256;
+/// How long a ping waits for its pong.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// First and longest pause between redials of a contact with waiting messages.
+const REDIAL_MIN: Duration = Duration::from_secs(1);
+const REDIAL_MAX: Duration = Duration::from_secs(60);
+
+/// When to try a contact again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Redial {
+    at: Instant,
+    pause: Duration,
+}
+
+/// A message's delivery changed for every outgoing op up to `up_to_seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The contact's fingerprint.
+    pub conversation: String,
+    /// Ops up to this seq (ours) have the new status.
+    pub up_to_seq: u64,
+    /// Sent, Delivered, Read or Failed.
+    pub status: Status,
+}
+
+fn parse_fp(s: &str) -> Result<Fingerprint, NodeError> {
+    s.trim()
+        .parse()
+        .map_err(|_| NodeError::InvalidInput(format!("not a fingerprint: {s:?}")))
+}
+
+fn parse_id(s: &str) -> Result<Id, NodeError> {
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(s.trim(), &mut id)
+        .map_err(|_| NodeError::InvalidInput(format!("not a message id: {s:?}")))?;
+    Ok(id)
+}
+
+impl Inner {
+    /// A link is up: contacts get their outbox and our read mark; strangers we asked get the
+    /// request again (they may have missed it).
+    pub(crate) async fn session_started(
+        this: &Arc<Inner>,
+        link: &Arc<Link>,
+        trust: Option<Trust>,
+        first: bool,
+    ) {
+        let (fp, peer, now) = (link.fp, link.peer.clone(), unix_ms());
+        match trust {
+            Some(t) if t.allows(Capability::Connect) => {
+                if first {
+                    let p = peer.clone();
+                    let _ = this
+                        .db(move |c| {
+                            if contacts::valid_peer_id(&p) {
+                                contacts::update_route(c, &fp, &p, now)?;
+                            }
+                            chat::set_last_seen(c, &fp, now).map_err(NodeError::from)
+                        })
+                        .await;
+                }
+                lock(&this.redial).remove(&fp);
+                let name = lock(&this.display_name).clone().unwrap_or_default();
+                let _ = link.send(&Frame::Accept { name }).await;
+                if let Ok(seq) = this.db(move |c| chat::read_mark(c, &fp)).await
+                    && seq > 0
+                {
+                    let _ = link.send(&Frame::Read { seq }).await;
+                }
+                Inner::start_pump(this, link);
+            }
+            _ => {
+                let p = peer.clone();
+                let known = this
+                    .db(move |c| contacts::by_peer_id(c, &p))
+                    .await
+                    .ok()
+                    .flatten();
+                if let Some(known) = known
+                    && known.fingerprint != fp
+                {
+                    this.emit(NodeEvent::KeyChanged {
+                        peer: peer.clone(),
+                        known: known.fingerprint.to_hex(),
+                        presented: fp.to_hex(),
+                    });
+                }
+                if this.outgoing_request(&fp).await {
+                    let name = this.name_or_short();
+                    let _ = link.send(&Frame::Request { name }).await;
+                }
+            }
+        }
+    }
+
+    /// The last link to a peer ended.
+    pub(crate) async fn session_ended(&self, link: &Link) {
+        let (fp, now) = (link.fp, unix_ms());
+        let _ = self
+            .db(move |c| {
+                if contacts::trust_of(c, &fp)?.is_some() {
+                    chat::set_last_seen(c, &fp, now)?;
+                }
+                Ok::<_, NodeError>(())
+            })
+            .await;
+    }
+
+    /// Our display name, or the short fingerprint when none is set.
+    pub(crate) fn name_or_short(&self) -> String {
+        lock(&self.display_name)
+            .clone()
+            .unwrap_or_else(|| self.fingerprint.short())
+    }
+
+    async fn outgoing_request(&self, fp: &Fingerprint) -> bool {
+        let fp = *fp;
+        self.db(move |c| contacts::requests(c))
+            .await
+            .is_ok_and(|r| r.iter().any(|r| r.outgoing && r.fingerprint == fp))
+    }
+
+    /// Handles frames from `link`, in order; consecutive ops are stored in one transaction.
+    pub(crate) async fn on_frames(
+        self: &Arc<Self>,
+        link: &Arc<Link>,
+        frames: Vec<Result<Frame, String>>,
+    ) {
+        let fp = link.fp;
+        let trust = match self.db(move |c| contacts::trust_of(c, &fp)).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a contact's trust");
+                return;
+            }
+        };
+        if trust == Some(Trust::Blocked) {
+            link.close().await;
+            return;
+        }
+        let mut ops = Vec::new();
+        for frame in frames {
+            match frame {
+                Ok(Frame::Op(op)) => match self.check_op(link, trust, &op) {
+                    Ok(()) => ops.push(op),
+                    Err((code, why)) => {
+                        self.store_ops(link, std::mem::take(&mut ops)).await;
+                        link.refuse(code, why).await;
+                    }
+                },
+                other => {
+                    self.store_ops(link, std::mem::take(&mut ops)).await;
+                    match other {
+                        Ok(f) => Inner::on_frame(self, link, trust, f).await,
+                        Err(e) => link.refuse(ErrorCode::Malformed, &e).await,
+                    }
+                }
+            }
+        }
+        self.store_ops(link, ops).await;
+    }
+
+    /// Whether `op` may be stored: it names this session's sender and us, and the sender's
+    /// trust level allows its kind.
+    fn check_op(
+        &self,
+        link: &Link,
+        trust: Option<Trust>,
+        op: &Op,
+    ) -> Result<(), (ErrorCode, &'static str)> {
+        if op.from != link.fp.0 || op.to != self.fingerprint.0 {
+            return Err((
+                ErrorCode::Forged,
+                "the op names another sender or recipient",
+            ));
+        }
+        let cap = if op.kind == OpKind::File {
+            Capability::File
+        } else {
+            Capability::Message
+        };
+        match trust {
+            None => Err((ErrorCode::NotContact, "you are not a contact")),
+            Some(t) if !t.allows(cap) => Err((ErrorCode::NotAllowed, "not allowed")),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Stores checked ops, acknowledges them and tells the app.
+    async fn store_ops(&self, link: &Link, ops: Vec<Op>) {
+        if ops.is_empty() {
+            return;
+        }
+        let (fp, now) = (link.fp, unix_ms());
+        let got = match self.db(move |c| chat::receive(c, &fp, &ops, now)).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Not acknowledged: the sender will send them again.
+                tracing::warn!(error = %e, "could not store received messages");
+                return;
+            }
+        };
+        let _ = link
+            .send(&Frame::Ack {
+                seq: got.ack,
+                resync: got.resync,
+            })
+            .await;
+        let name = link.name();
+        for m in got.new {
+            self.notify_message(&name, &m);
+            self.emit(NodeEvent::MessageReceived { message: m });
+        }
+        for m in got.changed {
+            self.emit(NodeEvent::MessageChanged { message: m });
+        }
+    }
+
+    /// Posts a notification for `m` unless its chat is open in the foreground.
+    fn notify_message(&self, sender: &str, m: &Message) {
+        let open =
+            !self.background.load(Ordering::SeqCst) && *lock(&self.open_chat) == Some(m.conv);
+        let Some(notifier) = (!open).then_some(self.notifier.as_ref()).flatten() else {
+            return;
+        };
+        let title = if sender.is_empty() {
+            m.conv.short()
+        } else {
+            sender.to_owned()
+        };
+        let body = match m.kind {
+            OpKind::File => "a file".to_owned(),
+            _ => platform::message_preview(&m.body),
+        };
+        notifier.notify(Notification {
+            category: NotificationCategory::Message,
+            title,
+            body,
+            conversation: Some(m.conv.to_hex()),
+        });
+    }
+
+    async fn on_frame(this: &Arc<Inner>, link: &Arc<Link>, trust: Option<Trust>, frame: Frame) {
+        let fp = link.fp;
+        let contact = trust.is_some_and(|t| t.allows(Capability::Connect));
+        match frame {
+            Frame::Hello { name } => {
+                link.set_name(name.chars().take(contacts::MAX_NAME_CHARS).collect());
+            }
+            Frame::Request { name } => Inner::on_request(this, link, trust, name).await,
+            Frame::Accept { name } => {
+                if trust.is_none() && this.outgoing_request(&fp).await {
+                    let (key, peer) = (link.key, link.peer.clone());
+                    let name = if name.trim().is_empty() {
+                        fp.short()
+                    } else {
+                        name
+                    };
+                    let now = unix_ms();
+                    let saved = this
+                        .db(move |c| {
+                            contacts::save(c, &key, &name, Trust::Trusted, Some(&peer), now)
+                        })
+                        .await;
+                    match saved {
+                        Ok(c) => {
+                            this.emit(NodeEvent::ContactAdded {
+                                fingerprint: fp.to_hex(),
+                                name: c.name,
+                            });
+                            Inner::session_started(this, link, Some(Trust::Trusted), true).await;
+                        }
+                        Err(e) => tracing::info!(error = %e, "could not save an accepting contact"),
+                    }
+                }
+            }
+            Frame::Ack { seq, resync } if contact => {
+                if let Ok(Some((_, up))) = this.db(move |c| chat::acknowledge(c, &fp, seq)).await {
+                    this.emit_status(&fp, up, Status::Delivered);
+                }
+                if resync {
+                    link.resend_from.store(seq + 1, Ordering::SeqCst);
+                    link.wake.notify_one();
+                }
+            }
+            Frame::Read { seq } if contact => {
+                if let Ok(Some(up)) = this.db(move |c| chat::peer_read(c, &fp, seq)).await {
+                    this.emit_status(&fp, up, Status::Read);
+                }
+            }
+            Frame::Ping { nonce } if contact => {
+                let _ = link.send(&Frame::Pong { nonce }).await;
+            }
+            Frame::Pong { nonce } => {
+                if let Some(w) = lock(&this.pings).remove(&nonce) {
+                    let _ = w.send(());
+                }
+            }
+            Frame::Data(data) if trust.is_some_and(|t| t.allows(Capability::Message)) => {
+                this.received(&link.peer, data);
+            }
+            Frame::Error { code, text } => {
+                tracing::info!(peer = %link.peer, ?code, %text, "the peer refused a frame");
+                if code == ErrorCode::NotContact
+                    && let Ok(n) = this.db(move |c| chat::fail_outbox(c, &fp)).await
+                    && n > 0
+                {
+                    this.emit_status(&fp, u64::MAX, Status::Failed);
+                }
+            }
+            Frame::FileResume { .. }
+            | Frame::FileChunk { .. }
+            | Frame::FileAck { .. }
+            | Frame::FileDone { .. } => {
+                link.refuse(ErrorCode::NotAllowed, "file transfer is not supported yet")
+                    .await;
+            }
+            _ if !contact => {
+                link.refuse(ErrorCode::NotContact, "you are not a contact")
+                    .await;
+            }
+            _ => link.refuse(ErrorCode::NotAllowed, "not allowed").await,
+        }
+    }
+
+    async fn on_request(this: &Arc<Inner>, link: &Arc<Link>, trust: Option<Trust>, name: String) {
+        let fp = link.fp;
+        if trust.is_some() {
+            // Already a contact (they lost us, or missed our accept): accept again.
+            let name = this.name_or_short();
+            let _ = link.send(&Frame::Accept { name }).await;
+            return;
+        }
+        let (key, peer, now) = (link.key, link.peer.clone(), unix_ms());
+        let name = if name.trim().is_empty() {
+            fp.short()
+        } else {
+            name
+        };
+        let stored = this
+            .db(move |c| contacts::add_request(c, &key, &name, &peer, false, now))
+            .await;
+        match stored {
+            Ok(req) => {
+                if this.outgoing_request(&fp).await {
+                    // Both asked: that is an accept on both sides.
+                    let _ = Node::from_inner(this.clone())
+                        .accept_request(&fp.to_hex())
+                        .await;
+                    return;
+                }
+                this.emit(NodeEvent::ContactRequest {
+                    fingerprint: fp.to_hex(),
+                    name: req.name,
+                    peer: req.peer_id,
+                });
+            }
+            Err(e) => link.refuse(ErrorCode::NotAllowed, &e.to_string()).await,
+        }
+    }
+
+    pub(crate) fn emit_status(&self, fp: &Fingerprint, up_to_seq: u64, status: Status) {
+        self.emit(NodeEvent::MessageStatus(StatusChange {
+            conversation: fp.to_hex(),
+            up_to_seq,
+            status,
+        }));
+    }
+
+    /// Starts the outbox pump of `link` unless it runs already.
+    pub(crate) fn start_pump(this: &Arc<Inner>, link: &Arc<Link>) {
+        if link.pumping.swap(true, Ordering::SeqCst) {
+            link.wake.notify_one();
+            return;
+        }
+        let task = tokio::spawn(pump(Arc::downgrade(this), link.clone()));
+        let mut tasks = lock(&this.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
+    }
+
+    /// New ops for `fp` are stored: wake its pump, or dial it.
+    fn wake(this: &Arc<Inner>, fp: &Fingerprint) {
+        match this.link(fp) {
+            Some(link) => Inner::start_pump(this, &link),
+            None => Inner::maybe_dial(this, fp, true),
+        }
+    }
+
+    /// Dials contact `fp` unless a dial waits for its backoff (`now` ignores a pause that has
+    /// not started yet).
+    fn maybe_dial(this: &Arc<Inner>, fp: &Fingerprint, now: bool) {
+        let at = Instant::now();
+        {
+            let mut redial = lock(&this.redial);
+            let entry = redial.entry(*fp).or_insert(Redial {
+                at,
+                pause: REDIAL_MIN,
+            });
+            if entry.at > at && !(now && entry.pause == REDIAL_MIN) {
+                return;
+            }
+            let jitter = rand::random::<f64>() * 0.25;
+            entry.at = at + entry.pause.mul_f64(1.0 + jitter);
+            entry.pause = (entry.pause * 2).min(REDIAL_MAX);
+        }
+        let (inner, fp) = (this.clone(), *fp);
+        let task = tokio::spawn(async move {
+            let peer = inner
+                .db(move |c| contacts::get(c, &fp))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|c| c.peer_id);
+            if let Some(peer) = peer
+                && let Err(e) = Inner::dial(&inner, &peer).await
+            {
+                tracing::debug!(%peer, error = %e, "redial failed");
+            }
+        });
+        let mut tasks = lock(&this.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
+    }
+}
+
+/// Sends the outbox of `link`'s contact while `link` is its newest link: from the first
+/// unacknowledged op, then whatever is stored next; a resync moves it back.
+async fn pump(inner: Weak<Inner>, link: Arc<Link>) {
+    let fp = link.fp;
+    let mut next = 0;
+    loop {
+        let Some(this) = inner.upgrade() else { return };
+        let primary = this.link(&fp).is_some_and(|l| Arc::ptr_eq(&l, &link));
+        if link.is_closed() || !primary {
+            link.pumping.store(false, Ordering::SeqCst);
+            return;
+        }
+        let resend = link.resend_from.swap(0, Ordering::SeqCst);
+        if resend != 0 {
+            next = resend;
+        }
+        let me = this.fingerprint;
+        let ops = this
+            .db(move |c| {
+                let from = if next == 0 {
+                    chat::first_unacked(c, &fp)?
+                } else {
+                    next
+                };
+                chat::outbox(c, &me, &fp, from, PUMP_BATCH)
+            })
+            .await;
+        let ops = match ops {
+            Ok(ops) => ops,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the outbox");
+                link.pumping.store(false, Ordering::SeqCst);
+                return;
+            }
+        };
+        let Some(last) = ops.last().map(|o| o.seq) else {
+            if next == 0 {
+                next = this
+                    .db(move |c| chat::first_unacked(c, &fp))
+                    .await
+                    .unwrap_or(1);
+            }
+            drop(this);
+            link.wake.notified().await;
+            continue;
+        };
+        drop(this);
+        for op in ops {
+            if link.send(&Frame::Op(op)).await.is_err() {
+                link.pumping.store(false, Ordering::SeqCst);
+                return;
+            }
+        }
+        next = last + 1;
+        let Some(this) = inner.upgrade() else { return };
+        if this
+            .db(move |c| chat::mark_sent(c, &fp, last))
+            .await
+            .is_ok()
+        {
+            this.emit_status(&fp, last, Status::Sent);
+        }
+    }
+}
+
+/// Every second: dial contacts that have waiting messages and no link, with backoff.
+pub(crate) async fn redial_loop(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(REDIAL_MIN);
+    loop {
+        tick.tick().await;
+        let Some(this) = inner.upgrade() else { return };
+        let Ok(waiting) = this.db(|c| chat::with_outbox(c)).await else {
+            continue;
+        };
+        for fp in waiting {
+            if this.link(&fp).is_none() {
+                Inner::maybe_dial(&this, &fp, false);
+            }
+        }
+    }
+}
+
+impl Node {
+    async fn contact_for_chat(&self, fp: &Fingerprint) -> Result<(), NodeError> {
+        let fp = *fp;
+        match self.inner.db(move |c| contacts::trust_of(c, &fp)).await? {
+            Some(t) if t.allows(Capability::Message) => Ok(()),
+            Some(_) => Err(NodeError::NotAllowed(format!("{fp} is blocked"))),
+            None => Err(NodeError::NotAllowed(format!("{fp} is not a contact"))),
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        conv: &str,
+        kind: OpKind,
+        target: Option<Id>,
+        body: Vec<u8>,
+    ) -> Result<Message, NodeError> {
+        let fp = parse_fp(conv)?;
+        self.contact_for_chat(&fp).await?;
+        let (me, now) = (self.inner.fingerprint, unix_ms());
+        let (op, changed) = self
+            .inner
+            .db(move |c| chat::enqueue(c, &me, &fp, kind, target, &body, now))
+            .await?;
+        Inner::wake(&self.inner, &fp);
+        match changed {
+            Some(m) => Ok(m),
+            None => {
+                let id = op.id;
+                self.inner
+                    .db(move |c| chat::own_message(c, &fp, &id))
+                    .await?
+                    .ok_or_else(|| NodeError::Internal("a stored message vanished".into()))
+            }
+        }
+    }
+
+    fn check_text(text: &str) -> Result<Vec<u8>, NodeError> {
+        if text.trim().is_empty() || text.len() > MAX_TEXT {
+            return Err(NodeError::InvalidInput(format!(
+                "a message has 1 to {MAX_TEXT} bytes of text"
+            )));
+        }
+        Ok(text.as_bytes().to_vec())
+    }
+
+    /// Stores a text message to contact `conv` (fingerprint) and sends it when possible: now if
+    /// connected, else when the contact is reached again (also after a restart).
+    pub async fn send_message(&self, conv: &str, text: &str) -> Result<Message, NodeError> {
+        let body = Self::check_text(text)?;
+        self.enqueue(conv, OpKind::Text, None, body).await
+    }
+
+    /// Replaces the text of our message `id`; the edit reaches the contact like a message.
+    pub async fn edit_message(
+        &self,
+        conv: &str,
+        id: &str,
+        text: &str,
+    ) -> Result<Message, NodeError> {
+        let body = Self::check_text(text)?;
+        self.enqueue(conv, OpKind::Edit, Some(parse_id(id)?), body)
+            .await
+    }
+
+    /// Deletes our message `id` on both sides.
+    pub async fn delete_message(&self, conv: &str, id: &str) -> Result<Message, NodeError> {
+        self.enqueue(conv, OpKind::Delete, Some(parse_id(id)?), vec![])
+            .await
+    }
+
+    /// The `limit` newest messages with contact `conv`, oldest first.
+    pub async fn messages(&self, conv: &str, limit: u32) -> Result<Vec<Message>, NodeError> {
+        let fp = parse_fp(conv)?;
+        let limit = limit.clamp(1, 10_000) as usize;
+        self.inner.db(move |c| chat::messages(c, &fp, limit)).await
+    }
+
+    /// Every conversation, most recent first, with unread counts and last seen.
+    pub async fn conversations(&self) -> Result<Vec<Conversation>, NodeError> {
+        self.inner.db(|c| chat::conversations(c)).await
+    }
+
+    /// Marks the conversation read and tells the contact (now, or when next connected).
+    pub async fn mark_read(&self, conv: &str) -> Result<(), NodeError> {
+        let fp = parse_fp(conv)?;
+        if let Some(seq) = self.inner.db(move |c| chat::mark_read(c, &fp)).await?
+            && let Some(link) = self.inner.link(&fp)
+        {
+            link.send(&Frame::Read { seq }).await?;
+        }
+        Ok(())
+    }
+
+    /// The chat on screen (`None`: none): its messages raise no notification while the app is
+    /// in the foreground.
+    pub fn set_open_chat(&self, conv: Option<&str>) -> Result<(), NodeError> {
+        let fp = conv.map(parse_fp).transpose()?;
+        *lock(&self.inner.open_chat) = fp;
+        Ok(())
+    }
+
+    /// Whether an authenticated link to `conv` is open.
+    pub fn is_online(&self, conv: &str) -> bool {
+        parse_fp(conv).is_ok_and(|fp| self.inner.link(&fp).is_some())
+    }
+
+    /// Round trip to contact `conv` over its link (connecting first if needed); fails after
+    /// [`PING_TIMEOUT`] in all.
+    pub async fn ping(&self, conv: &str) -> Result<Duration, NodeError> {
+        let fp = parse_fp(conv)?;
+        self.contact_for_chat(&fp).await?;
+        let start = Instant::now();
+        let nonce: u64 = rand::random();
+        let attempt = async {
+            let link = match self.inner.link(&fp) {
+                Some(l) => l,
+                None => {
+                    let peer = self
+                        .inner
+                        .db(move |c| contacts::get(c, &fp))
+                        .await?
+                        .and_then(|c| c.peer_id)
+                        .ok_or_else(|| NodeError::NotConnected(fp.to_hex()))?;
+                    Inner::dial(&self.inner, &peer).await?
+                }
+            };
+            let (tx, rx) = oneshot::channel();
+            lock(&self.inner.pings).insert(nonce, tx);
+            link.send(&Frame::Ping { nonce }).await?;
+            rx.await.map_err(|_| NodeError::Stopped)
+        };
+        let result = tokio::time::timeout(PING_TIMEOUT, attempt).await;
+        lock(&self.inner.pings).remove(&nonce);
+        match result {
+            Ok(Ok(())) => Ok(start.elapsed()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(NodeError::Timeout("ping".into())),
+        }
+    }
+}
+
+/// Ping waiters by nonce.
+pub(crate) type Pings = HashMap<u64, oneshot::Sender<()>>;

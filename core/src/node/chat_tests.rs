@@ -1,0 +1,342 @@
+//! Contacts and chat between real nodes: embedded signaling server, loopback WebRTC, real
+//! profiles on disk.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::tests::{befriend, config, next, server};
+use super::*;
+use crate::chat::wire::{Frame, Op, OpKind};
+
+/// Waits until `f` holds (checked every 20 ms), for at most `secs`.
+async fn until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut f: F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn texts(node: &Node, conv: &str) -> Vec<String> {
+    node.messages(conv, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.text().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// The next event matching `f`.
+async fn wait_for<T>(
+    rx: &mut UnboundedReceiver<NodeEvent>,
+    mut f: impl FnMut(NodeEvent) -> Option<T>,
+) -> T {
+    loop {
+        if let Some(t) = f(next(rx).await) {
+            return t;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_accept_chat_and_receipts() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Node::start(config(da.path(), &url, Some("alice")))
+        .await
+        .unwrap();
+    let b = Node::start(config(db.path(), &url, Some("bob")))
+        .await
+        .unwrap();
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let (mut ea, mut eb) = (a.subscribe(), b.subscribe());
+
+    // A link with the wrong fingerprint is refused before anything is stored.
+    let wrong = format!("peerns2:{}?fp={}", b.peer_id(), "ab".repeat(32));
+    assert!(matches!(
+        a.request_contact(&wrong).await,
+        Err(NodeError::KeyMismatch { .. })
+    ));
+    assert!(a.requests().await.unwrap().is_empty());
+    assert!(matches!(
+        a.send_message(&fb, "not yet").await,
+        Err(NodeError::NotAllowed(_))
+    ));
+
+    let req = a.request_contact(&b.share_link()).await.unwrap();
+    assert_eq!((req.name.as_str(), req.outgoing), ("bob", true));
+    let (name, peer) = wait_for(&mut eb, |e| match e {
+        NodeEvent::ContactRequest {
+            fingerprint,
+            name,
+            peer,
+        } if fingerprint == fa => Some((name, peer)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((name.as_str(), peer.as_str()), ("alice", a.peer_id()));
+    let pending = b.requests().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(!pending[0].outgoing && !pending[0].later);
+    b.later_request(&fa).await.unwrap();
+    assert!(b.requests().await.unwrap()[0].later);
+    let contact = b.accept_request(&fa).await.unwrap();
+    assert_eq!(contact.trust, Trust::Trusted);
+    wait_for(&mut ea, |e| {
+        matches!(e, NodeEvent::ContactAdded { ref fingerprint, .. } if *fingerprint == fb)
+            .then_some(())
+    })
+    .await;
+    let ca = a.contacts().await.unwrap();
+    assert_eq!(
+        (ca.len(), ca[0].name.as_str(), ca[0].trust),
+        (1, "bob", Trust::Trusted)
+    );
+    assert!(a.requests().await.unwrap().is_empty());
+    assert!(b.requests().await.unwrap().is_empty());
+
+    // A message, its delivery, the reply, read receipts, ping.
+    let sent = a.send_message(&fb, "hi bob").await.unwrap();
+    assert!(sent.outgoing && sent.seq == 1);
+    let got = wait_for(&mut eb, |e| match e {
+        NodeEvent::MessageReceived { message } => Some(message),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (got.text(), got.id, got.conv.to_hex()),
+        (Some("hi bob"), sent.id, fa.clone())
+    );
+    wait_for(&mut ea, |e| match e {
+        NodeEvent::MessageStatus(s) if s.status == MessageStatus::Delivered => Some(()),
+        _ => None,
+    })
+    .await;
+    let conv = b.conversations().await.unwrap();
+    assert_eq!((conv.len(), conv[0].unread), (1, 1));
+    assert_eq!(conv[0].last.as_ref().and_then(|m| m.text()), Some("hi bob"));
+    b.mark_read(&fa).await.unwrap();
+    assert_eq!(b.conversations().await.unwrap()[0].unread, 0);
+    wait_for(&mut ea, |e| match e {
+        NodeEvent::MessageStatus(s) if s.status == MessageStatus::Read => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        a.messages(&fb, 10).await.unwrap()[0].status,
+        MessageStatus::Read
+    );
+    b.send_message(&fa, "hi alice").await.unwrap();
+    until(10, "the reply", async || {
+        texts(&a, &fb).await == ["hi bob", "hi alice"]
+    })
+    .await;
+    assert!(a.is_online(&fb));
+    let rtt = a.ping(&fb).await.unwrap();
+    assert!(rtt < PING_TIMEOUT);
+
+    // Blocking closes the link; the blocked side cannot reconnect and nothing new is stored.
+    b.set_trust(&fa, Trust::Blocked).await.unwrap();
+    until(10, "the link to close", async || !a.is_online(&fb)).await;
+    let _ = a.connect(b.peer_id()).await;
+    a.send_message(&fb, "are you there?").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!b.is_online(&fa));
+    assert_eq!(texts(&b, &fa).await, ["hi bob", "hi alice"]);
+    assert!(b.requests().await.unwrap().is_empty());
+
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_outbox_edits_and_deletes_arrive_after_restart() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Node::start(config(da.path(), &url, Some("alice")))
+        .await
+        .unwrap();
+    let b = Node::start(config(db.path(), &url, Some("bob")))
+        .await
+        .unwrap();
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let first = a.send_message(&fb, "typo hre").await.unwrap();
+    until(10, "the first message", async || {
+        texts(&b, &fa).await == ["typo hre"]
+    })
+    .await;
+    b.stop().await;
+
+    // B is away: a new message, an edit of a delivered one, a message deleted before delivery.
+    let second = a.send_message(&fb, "secret").await.unwrap();
+    a.send_message(&fb, "third").await.unwrap();
+    a.edit_message(&fb, &hex::encode(first.id), "typo here")
+        .await
+        .unwrap();
+    a.delete_message(&fb, &hex::encode(second.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.messages(&fb, 10).await.unwrap()[1].status,
+        MessageStatus::Waiting
+    );
+    // A restarts too: the outbox is in its database.
+    a.stop().await;
+    let a = Node::start(config(da.path(), &url, None)).await.unwrap();
+    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    until(20, "the outbox", async || {
+        texts(&b, &fa).await == ["typo here", "", "third"]
+    })
+    .await;
+    let shown = b.messages(&fa, 10).await.unwrap();
+    assert!(shown[0].edited && shown[1].deleted && !shown[2].deleted);
+    until(10, "the acks", async || {
+        a.messages(&fb, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.status == MessageStatus::Delivered)
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_messages_exactly_once_while_the_receiver_comes_and_goes() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Node::start(config(da.path(), &url, None)).await.unwrap();
+    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let mut b = Some(b);
+    let mut rng = rand::rng();
+    use rand::Rng;
+    for i in 0..1000 {
+        a.send_message(&fb, &format!("m{i}")).await.unwrap();
+        if rng.random_ratio(1, 150) {
+            match b.take() {
+                Some(node) => node.stop().await,
+                None => b = Some(Node::start(config(db.path(), &url, None)).await.unwrap()),
+            }
+        }
+        if i % 50 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let b = match b {
+        Some(b) => b,
+        None => Node::start(config(db.path(), &url, None)).await.unwrap(),
+    };
+    let want: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    until(60, "all 1000 messages", async || {
+        b.messages(&fa, 10_000).await.unwrap().len() >= 1000
+    })
+    .await;
+    assert_eq!(texts(&b, &fa).await, want);
+    let seqs: Vec<u64> = b
+        .messages(&fa, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(seqs, (1..=1000).collect::<Vec<_>>());
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_malformed_and_unauthorised_frames_are_refused() {
+    let server = server().await;
+    let url = server.url();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = Node::start(config(dirs[0].path(), &url, None))
+        .await
+        .unwrap();
+    let b = Node::start(config(dirs[1].path(), &url, None))
+        .await
+        .unwrap();
+    let c = Node::start(config(dirs[2].path(), &url, None))
+        .await
+        .unwrap();
+    befriend(&a, &b).await;
+    let (fa, fb, fc) = (
+        a.identity().fingerprint,
+        b.identity().fingerprint,
+        c.identity().fingerprint,
+    );
+    let fp = |s: &str| s.parse::<Fingerprint>().unwrap();
+    let link = a.inner.link(&fp(&fb)).unwrap();
+    let op = |from: &str, to: &str, seq| Op {
+        from: fp(from).0,
+        to: fp(to).0,
+        seq,
+        id: rand::random(),
+        kind: OpKind::Text,
+        target: None,
+        sent_ms: 1,
+        body: b"forged".to_vec(),
+    };
+    // A claims to be C, or sends C's message to B.
+    link.send(&Frame::Op(op(&fc, &fb, 1))).await.unwrap();
+    link.send(&Frame::Op(op(&fa, &fc, 1))).await.unwrap();
+    // Garbage and an oversize length inside the session.
+    link.send_plain(vec![0xEE; 10]).await;
+    let mut long = Frame::Data(vec![1; 10]).encode();
+    long[1..3].copy_from_slice(&u16::MAX.to_be_bytes());
+    link.send_plain(long).await;
+    // Then a good message: it is stored, the rest is not.
+    link.send(&Frame::Op(op(&fa, &fb, 1))).await.unwrap();
+    until(10, "the good message", async || {
+        texts(&b, &fa).await == ["forged"]
+    })
+    .await;
+    assert_eq!(b.messages(&fa, 10).await.unwrap().len(), 1);
+
+    // C, a stranger, may ask to be a contact but not send messages or data.
+    c.connect(b.peer_id()).await.unwrap();
+    let cl = c.inner.link(&fp(&fb)).unwrap();
+    cl.send(&Frame::Op(op(&fc, &fb, 1))).await.unwrap();
+    cl.send(&Frame::Data(b"hi".to_vec())).await.unwrap();
+    cl.send(&Frame::Ping { nonce: 1 }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(b.messages(&fc, 10).await.unwrap().is_empty());
+    assert!(
+        b.contacts()
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.fingerprint.to_hex() != fc)
+    );
+
+    // A Known contact may message; each refusal counts, and too many close the link.
+    b.set_trust(&fa, Trust::Known).await.unwrap();
+    assert!(Trust::Known.allows(crate::contacts::Capability::Message));
+    assert!(!Trust::Known.allows(crate::contacts::Capability::Call));
+    for _ in 0..10 {
+        let _ = link.send_plain(vec![0xEE]).await;
+    }
+    until(
+        10,
+        "the link to close after repeated bad frames",
+        async || !b.is_online(&fa),
+    )
+    .await;
+    a.stop().await;
+    b.stop().await;
+    c.stop().await;
+    server.shutdown().await;
+}

@@ -1,0 +1,156 @@
+//! The contacts API of [`Node`]: share links, requests over authenticated links (request →
+//! accept / later / reject, cancel), trust levels and the verified flag. Trust is enforced
+//! where frames arrive (`chat.rs`) and at the handshake (`link.rs`), not here.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{Inner, Node, NodeError, lock, unix_ms};
+use crate::chat::wire::Frame;
+use crate::contacts::{self, Contact, Request, ShareLink, Trust};
+use crate::identity::Fingerprint;
+
+/// How long a request waits for the other side's link.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn parse_fp(s: &str) -> Result<Fingerprint, NodeError> {
+    Fingerprint::from_str(s.trim())
+        .map_err(|_| NodeError::InvalidInput(format!("not a fingerprint: {s:?}")))
+}
+
+impl Node {
+    /// Our share link (QR text): `peerns2:<persistent id>?fp=<fingerprint>`.
+    pub fn share_link(&self) -> String {
+        ShareLink {
+            peer_id: self.inner.peer_id.clone(),
+            fingerprint: self.inner.fingerprint,
+        }
+        .to_string()
+    }
+
+    /// Asks the owner of `link` to become a contact. Connects now (the handshake must prove the
+    /// link's fingerprint) and records the outgoing request; their accept makes them a contact
+    /// at level 2, even if it comes later.
+    pub async fn request_contact(&self, link: &str) -> Result<Request, NodeError> {
+        let link = ShareLink::from_str(link)?;
+        let fp = link.fingerprint;
+        if fp == self.inner.fingerprint {
+            return Err(NodeError::InvalidInput("that is our own link".into()));
+        }
+        if let Some(c) = self.inner.db(move |c| contacts::get(c, &fp)).await? {
+            return Err(NodeError::InvalidInput(format!(
+                "{} is already a contact",
+                c.name
+            )));
+        }
+        let l = tokio::time::timeout(REQUEST_TIMEOUT, Inner::dial(&self.inner, &link.peer_id))
+            .await
+            .map_err(|_| NodeError::Timeout(format!("reaching {}", link.peer_id)))??;
+        if l.fp != fp {
+            return Err(NodeError::KeyMismatch {
+                expected: fp.to_hex(),
+                presented: l.fp.to_hex(),
+            });
+        }
+        let (key, peer, now) = (l.key, l.peer.clone(), unix_ms());
+        let name = match l.hello_name(Duration::from_secs(2)).await {
+            n if n.trim().is_empty() => fp.short(),
+            n => n,
+        };
+        let req = self
+            .inner
+            .db(move |c| contacts::add_request(c, &key, &name, &peer, true, now))
+            .await?;
+        l.send(&Frame::Request {
+            name: self.inner.name_or_short(),
+        })
+        .await?;
+        Ok(req)
+    }
+
+    /// Open requests both ways, oldest first; incoming ones unanswered for a minute are moved
+    /// to "later" first.
+    pub async fn requests(&self) -> Result<Vec<Request>, NodeError> {
+        let now = unix_ms();
+        self.inner
+            .db(move |c| {
+                contacts::auto_later(c, now)?;
+                contacts::requests(c)
+            })
+            .await
+    }
+
+    /// Accepts the incoming request of `fingerprint`: a contact at level 2, told at once if
+    /// connected (else when either side connects next).
+    pub async fn accept_request(&self, fingerprint: &str) -> Result<Contact, NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        let now = unix_ms();
+        let contact = self
+            .inner
+            .db(move |c| contacts::accept(c, &fp, now))
+            .await?;
+        if let Some(link) = self.inner.link(&fp) {
+            Inner::session_started(&self.inner, &link, Some(contact.trust), true).await;
+        }
+        Ok(contact)
+    }
+
+    /// Rejects an incoming request (the requester is not told).
+    pub async fn reject_request(&self, fingerprint: &str) -> Result<(), NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        self.inner
+            .db(move |c| contacts::drop_request(c, &fp, false))
+            .await
+    }
+
+    /// Cancels our outgoing request.
+    pub async fn cancel_request(&self, fingerprint: &str) -> Result<(), NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        self.inner
+            .db(move |c| contacts::drop_request(c, &fp, true))
+            .await
+    }
+
+    /// Moves an incoming request to "later".
+    pub async fn later_request(&self, fingerprint: &str) -> Result<(), NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        self.inner.db(move |c| contacts::later(c, &fp)).await
+    }
+
+    /// Every contact, by name.
+    pub async fn contacts(&self) -> Result<Vec<Contact>, NodeError> {
+        self.inner.db(|c| contacts::list(c)).await
+    }
+
+    /// Sets a contact's trust level; blocking closes its links at once.
+    pub async fn set_trust(&self, fingerprint: &str, trust: Trust) -> Result<(), NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        self.inner
+            .db(move |c| contacts::set_trust(c, &fp, trust))
+            .await?;
+        if trust == Trust::Blocked {
+            let links: Vec<_> = lock(&self.inner.links)
+                .get(&fp)
+                .cloned()
+                .unwrap_or_default();
+            for l in links {
+                l.close().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records whether the contact's fingerprint was compared out of band.
+    pub async fn set_verified(&self, fingerprint: &str, verified: bool) -> Result<(), NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        self.inner
+            .db(move |c| contacts::set_verified(c, &fp, verified))
+            .await
+    }
+
+    /// Removes a contact (its conversation stays).
+    pub async fn remove_contact(&self, fingerprint: &str) -> Result<(), NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        self.inner.db(move |c| contacts::remove(c, &fp)).await
+    }
+}

@@ -1,0 +1,341 @@
+//! Links: data connections after the session handshake. Every connection of the persistent ID
+//! runs the Noise handshake first (`crate::session`); a blocked key is dropped right there,
+//! before anything is stored. An established link has one writer task (encrypts frames in
+//! order) and one reader task (decrypts, decodes, hands batches of frames to the chat logic).
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::{Inner, NodeError, NodeEvent, lock};
+use crate::chat::wire::{ErrorCode, Frame};
+use crate::contacts::{self, Trust};
+use crate::identity::Fingerprint;
+use crate::session::{Handshake, Session};
+use crate::transport::{DataConnection, DataSender, Payload};
+
+/// How long the handshake may take once the connection is open.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames queued for the writer before senders wait.
+const WRITE_QUEUE: usize = 128;
+/// Most frames handed to the chat logic at once.
+const READ_BATCH: usize = 256;
+/// Bad frames tolerated from a link before it is closed.
+const MAX_STRIKES: u32 = 8;
+
+/// An authenticated connection to one identity.
+pub(crate) struct Link {
+    /// The peer's verified identity.
+    pub fp: Fingerprint,
+    /// Its identity key.
+    pub key: [u8; 32],
+    /// The remote PeerJS ID of this connection.
+    pub peer: String,
+    /// The peer's display name from its hello (`None` until the hello arrives).
+    name: watch::Sender<Option<String>>,
+    cid: String,
+    out: mpsc::Sender<Vec<u8>>,
+    sender: DataSender,
+    /// Where the outbox pump continues (0 = from the first unacknowledged op).
+    pub resend_from: AtomicU64,
+    /// Wakes the outbox pump.
+    pub wake: Notify,
+    /// The pump of this link is running.
+    pub pumping: AtomicBool,
+    strikes: AtomicU32,
+    closed: AtomicBool,
+}
+
+impl Link {
+    /// The name the peer's hello gave (empty before it arrives).
+    pub fn name(&self) -> String {
+        self.name.borrow().clone().unwrap_or_default()
+    }
+
+    /// Records the name from the peer's hello.
+    pub fn set_name(&self, name: String) {
+        self.name.send_replace(Some(name));
+    }
+
+    /// The name from the peer's hello, waiting for it at most `wait`.
+    pub async fn hello_name(&self, wait: Duration) -> String {
+        let mut rx = self.name.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
+        self.name()
+    }
+
+    /// Queues `frame` for the writer; waits while the queue is full.
+    pub async fn send(&self, frame: &Frame) -> Result<(), NodeError> {
+        self.out
+            .send(frame.encode())
+            .await
+            .map_err(|_| NodeError::NotConnected(self.peer.clone()))
+    }
+
+    /// Queues raw plaintext (tests send malformed frames with it).
+    #[cfg(test)]
+    pub async fn send_plain(&self, plain: Vec<u8>) {
+        let _ = self.out.send(plain).await;
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst) || self.out.is_closed()
+    }
+
+    /// Closes the connection.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        self.sender.close().await;
+    }
+
+    /// Tells the peer it sent something we refuse; closes the link after too many.
+    pub async fn refuse(&self, code: ErrorCode, text: &str) {
+        tracing::debug!(peer = %self.peer, ?code, text, "refused a frame");
+        let _ = self
+            .send(&Frame::Error {
+                code,
+                text: text.to_owned(),
+            })
+            .await;
+        if self.strikes.fetch_add(1, Ordering::SeqCst) + 1 >= MAX_STRIKES {
+            tracing::info!(peer = %self.peer, "closing a link after repeated bad frames");
+            self.close().await;
+        }
+    }
+}
+
+/// Runs the handshake on a fresh connection: our frames and the peer's, in turn.
+async fn handshake(conn: &mut DataConnection, inner: &Inner) -> Result<Session, String> {
+    let info = conn.info().clone();
+    let remote = conn.remote_dtls().to_owned();
+    let (i_dtls, r_dtls) = if info.outgoing {
+        (info.local_dtls.as_str(), remote.as_str())
+    } else {
+        (remote.as_str(), info.local_dtls.as_str())
+    };
+    let hs = if info.outgoing {
+        Handshake::initiator(&inner.static_key, i_dtls, r_dtls)
+    } else {
+        Handshake::responder(&inner.static_key, i_dtls, r_dtls)
+    };
+    let mut hs = hs.map_err(|e| e.to_string())?;
+    while !hs.is_done() {
+        if hs.wants_write() {
+            let msg = hs.write().map_err(|e| e.to_string())?;
+            conn.send(&Payload::Bytes(msg))
+                .await
+                .map_err(|e| e.to_string())?;
+        } else {
+            match conn.recv().await {
+                Some(Ok(Payload::Bytes(b))) => hs.read(&b).map_err(|e| e.to_string())?,
+                Some(Ok(Payload::Json(_))) => {
+                    return Err("a JSON frame during the handshake".into());
+                }
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("closed during the handshake".into()),
+            }
+        }
+    }
+    hs.finish().map_err(|e| e.to_string())
+}
+
+/// Authenticates `conn` and, unless the key is blocked, starts its link. The handshake and
+/// the trust check happen before anything about the peer is stored.
+pub(crate) async fn establish(
+    inner: &Arc<Inner>,
+    mut conn: DataConnection,
+) -> Result<Arc<Link>, String> {
+    let session = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut conn, inner)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            conn.close().await;
+            return Err(format!("handshake with {} failed: {e}", conn.peer()));
+        }
+        Err(_) => {
+            conn.close().await;
+            return Err(format!("handshake with {} timed out", conn.peer()));
+        }
+    };
+    let fp = session.remote_fingerprint();
+    let key = session.remote_key().to_bytes();
+    let peer = conn.peer().to_owned();
+    let trust = inner
+        .db(move |c| contacts::trust_of(c, &fp))
+        .await
+        .map_err(|e| e.to_string())?;
+    if trust == Some(Trust::Blocked) {
+        conn.close().await;
+        return Err(format!("{peer} is blocked"));
+    }
+    let sender = conn.sender();
+    let (out_tx, out_rx) = mpsc::channel(WRITE_QUEUE);
+    let link = Arc::new(Link {
+        fp,
+        key,
+        peer: peer.clone(),
+        name: watch::Sender::new(None),
+        cid: conn.info().connection_id.clone(),
+        out: out_tx,
+        sender: sender.clone(),
+        resend_from: AtomicU64::new(0),
+        wake: Notify::new(),
+        pumping: AtomicBool::new(false),
+        strikes: AtomicU32::new(0),
+        closed: AtomicBool::new(false),
+    });
+    let session = Arc::new(Mutex::new(session));
+    let writer = tokio::spawn(write_loop(session.clone(), sender, out_rx));
+    let reader = tokio::spawn(read_loop(
+        Arc::downgrade(inner),
+        link.clone(),
+        session,
+        conn,
+    ));
+    {
+        let mut tasks = lock(&inner.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.extend([writer.abort_handle(), reader.abort_handle()]);
+    }
+    Inner::link_up(inner, link.clone(), trust).await;
+    Ok(link)
+}
+
+async fn write_loop(
+    session: Arc<Mutex<Session>>,
+    sender: DataSender,
+    mut frames: mpsc::Receiver<Vec<u8>>,
+) {
+    while let Some(plain) = frames.recv().await {
+        let sealed = lock(&session).encrypt(&plain);
+        match sealed {
+            Ok(ct) => {
+                if sender.send(&Payload::Bytes(ct)).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not encrypt a frame");
+                break;
+            }
+        }
+    }
+    frames.close();
+}
+
+async fn read_loop(
+    inner: Weak<Inner>,
+    link: Arc<Link>,
+    session: Arc<Mutex<Session>>,
+    mut conn: DataConnection,
+) {
+    'outer: while let Some(first) = conn.recv().await {
+        let mut raw = vec![first];
+        while raw.len() < READ_BATCH {
+            match conn.recv().now_or_never() {
+                Some(Some(m)) => raw.push(m),
+                _ => break,
+            }
+        }
+        let mut frames = Vec::with_capacity(raw.len());
+        for msg in raw {
+            let Ok(Payload::Bytes(ct)) = msg else {
+                tracing::debug!(peer = %link.peer, "dropped a frame that is not bytes");
+                continue;
+            };
+            // A frame that does not decrypt breaks the session for good: close.
+            let Ok(plain) = lock(&session).decrypt(&ct) else {
+                tracing::info!(peer = %link.peer, "a frame did not decrypt; closing the link");
+                break 'outer;
+            };
+            frames.push(Frame::decode(&plain).map_err(|e| e.to_string()));
+        }
+        let Some(inner) = inner.upgrade() else { break };
+        inner.on_frames(&link, frames).await;
+        if link.is_closed() {
+            break;
+        }
+    }
+    link.closed.store(true, Ordering::SeqCst);
+    link.wake.notify_one();
+    conn.close().await;
+    if let Some(inner) = inner.upgrade() {
+        inner.link_down(&link).await;
+    }
+}
+
+impl Inner {
+    /// The newest open link to `fp` (the one the outbox uses).
+    pub(crate) fn link(&self, fp: &Fingerprint) -> Option<Arc<Link>> {
+        lock(&self.links)
+            .get(fp)
+            .and_then(|v| v.iter().rev().find(|l| !l.is_closed()).cloned())
+    }
+
+    /// The newest open link over a connection with `peer`.
+    pub(crate) fn link_by_peer(&self, peer: &str) -> Option<Arc<Link>> {
+        lock(&self.links)
+            .values()
+            .flat_map(|v| v.iter().rev())
+            .find(|l| l.peer == peer && !l.is_closed())
+            .cloned()
+    }
+
+    /// Takes a new link into the table and greets the peer.
+    async fn link_up(this: &Arc<Inner>, link: Arc<Link>, trust: Option<Trust>) {
+        let first = {
+            let mut links = lock(&this.links);
+            let list = links.entry(link.fp).or_default();
+            list.push(link.clone());
+            let first = list.len() == 1;
+            if first {
+                // Under the table's lock, so Connected/Disconnected of a peer never reorder.
+                this.emit(NodeEvent::PeerConnected {
+                    peer: link.peer.clone(),
+                    fingerprint: link.fp.to_hex(),
+                });
+            }
+            first
+        };
+        let name = lock(&this.display_name).clone().unwrap_or_default();
+        let _ = link.send(&Frame::Hello { name }).await;
+        Inner::session_started(this, &link, trust, first).await;
+    }
+
+    /// A link ended: drop it from the table.
+    async fn link_down(self: &Arc<Self>, link: &Arc<Link>) {
+        let (gone, next) = {
+            let mut links = lock(&self.links);
+            let mut gone = false;
+            let mut next = None;
+            if let Some(list) = links.get_mut(&link.fp) {
+                list.retain(|l| l.cid != link.cid);
+                if list.is_empty() {
+                    links.remove(&link.fp);
+                    gone = true;
+                    self.emit(NodeEvent::PeerDisconnected {
+                        peer: link.peer.clone(),
+                        fingerprint: link.fp.to_hex(),
+                    });
+                } else {
+                    next = list.last().cloned();
+                }
+            }
+            (gone, next)
+        };
+        if gone {
+            self.session_ended(link).await;
+        } else if let Some(next) = next {
+            Inner::start_pump(self, &next);
+        }
+    }
+
+    /// Every link, for shutdown.
+    pub(crate) fn all_links(&self) -> Vec<Arc<Link>> {
+        lock(&self.links).drain().flat_map(|(_, v)| v).collect()
+    }
+}
