@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod discover;
 mod local_node;
+mod messaging;
 mod servers;
 
 use std::path::PathBuf;
@@ -39,6 +40,17 @@ enum Cmd {
     Discover(discover::DiscoverArgs),
     /// Stadium mode at a position: print who is near, nearest first.
     Nearby(discover::NearbyArgs),
+    /// Run a node: accept contacts per policy, receive and send messages, print events.
+    Node(messaging::NodeArgs),
+    /// Contacts: list, share link, add (request), accept, trust.
+    Contacts {
+        #[command(subcommand)]
+        cmd: messaging::ContactsCmd,
+    },
+    /// Send a message to a contact and wait until it is delivered.
+    Send(messaging::SendArgs),
+    /// Chat with a contact interactively (stdin lines are sent).
+    Chat(messaging::ChatArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -122,6 +134,10 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Demo => demo::run().await,
         Cmd::Discover(a) => discover::discover(a, cli.profile).await,
         Cmd::Nearby(a) => discover::nearby(a, cli.profile).await,
+        Cmd::Node(a) => messaging::node(a, cli.profile).await,
+        Cmd::Contacts { cmd } => messaging::contacts(cmd, cli.profile).await,
+        Cmd::Send(a) => messaging::send(a, cli.profile).await,
+        Cmd::Chat(a) => messaging::chat(a, cli.profile).await,
         Cmd::Bench { what } => bench::run(what).await,
     }
 }
@@ -145,7 +161,7 @@ async fn signal(a: SignalArgs) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {

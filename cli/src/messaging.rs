@@ -1,0 +1,422 @@
+//! The home desktop's messaging commands: `peerns node` (a long-running node that accepts
+//! contacts per policy and prints events), `peerns contacts ...`, `peerns send ...` and
+//! `peerns chat` (interactive). All of them run a [`Node`] on the profile, so they need the
+//! signaling server; only one may run per profile at a time (the persistent ID is claimed).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use peerns_core::node::{Contact, Node, NodeConfig, NodeEvent, Trust};
+use peerns_core::store::Profile;
+use peerns_core::transport::{IceServer, TransportConfig};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::Result;
+
+/// How to reach the network.
+#[derive(clap::Args)]
+pub struct NetArgs {
+    /// PeerJS signaling server, e.g. ws://127.0.0.1:9000/?key=peerjs
+    #[arg(long)]
+    signal: String,
+    /// Display name (stored in the profile).
+    #[arg(long)]
+    name: Option<String>,
+    /// STUN server URL (repeatable). Default: none with --loopback, else Google's.
+    #[arg(long)]
+    stun: Vec<String>,
+    /// Gather ICE candidates on loopback only (local tests and demos).
+    #[arg(long)]
+    loopback: bool,
+}
+
+/// Which contact requests `peerns node` accepts by itself.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum AcceptPolicy {
+    /// Every request becomes a contact at level 2.
+    All,
+    /// Requests wait for `peerns contacts accept`.
+    None,
+}
+
+/// `peerns node`.
+#[derive(clap::Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// Contact requests to accept without asking.
+    #[arg(long, value_enum, default_value = "none")]
+    accept: AcceptPolicy,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// Stop after this many seconds; default: run until Ctrl-C.
+    #[arg(long)]
+    seconds: Option<f64>,
+}
+
+/// `peerns contacts`.
+#[derive(clap::Subcommand)]
+pub enum ContactsCmd {
+    /// List contacts and open requests (offline: reads the profile).
+    List,
+    /// Print this profile's share link.
+    Link,
+    /// Ask the owner of a share link to become a contact.
+    Add {
+        #[command(flatten)]
+        net: NetArgs,
+        /// `peerns2:<id>?fp=<fingerprint>`.
+        link: String,
+        /// Wait this long for the accept.
+        #[arg(long, default_value_t = 30.0)]
+        wait: f64,
+    },
+    /// Accept an incoming request.
+    Accept {
+        #[command(flatten)]
+        net: NetArgs,
+        /// The requester's fingerprint.
+        fingerprint: String,
+    },
+    /// Set a contact's trust level: 0 blocked, 1 known, 2 trusted, 3 full access.
+    Trust {
+        #[command(flatten)]
+        net: NetArgs,
+        /// The contact's fingerprint.
+        fingerprint: String,
+        /// 0 to 3.
+        level: i64,
+    },
+}
+
+/// `peerns send`.
+#[derive(clap::Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// The contact's fingerprint.
+    #[arg(long)]
+    to: String,
+    /// Send TEXT this many times, numbered (`TEXT 1`, `TEXT 2`, ...); 0 only flushes the outbox.
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// Wait at most this long for every waiting message to be delivered.
+    #[arg(long, default_value_t = 30.0)]
+    wait: f64,
+    /// The text.
+    #[arg(default_value = "")]
+    text: String,
+}
+
+/// `peerns chat`.
+#[derive(clap::Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// The contact's fingerprint.
+    #[arg(long)]
+    with: String,
+}
+
+fn profile_dir(profile: Option<PathBuf>) -> Result<PathBuf> {
+    match profile {
+        Some(d) => Ok(d),
+        None => Ok(Profile::default_dir().ok_or("no platform data dir; pass --profile")?),
+    }
+}
+
+async fn start(net: &NetArgs, profile: Option<PathBuf>) -> Result<Node> {
+    let mut transport = if net.loopback {
+        TransportConfig::loopback()
+    } else {
+        TransportConfig::default()
+    };
+    if !net.stun.is_empty() {
+        transport.ice_servers = net.stun.iter().map(|u| IceServer::stun(u)).collect();
+    }
+    Ok(Node::start(NodeConfig {
+        profile_dir: profile_dir(profile)?,
+        signaling_url: net.signal.clone(),
+        transport,
+        display_name: net.name.clone(),
+        platform: Default::default(),
+        discovery: Default::default(),
+    })
+    .await?)
+}
+
+fn trust_name(t: Trust) -> &'static str {
+    match t {
+        Trust::Blocked => "blocked",
+        Trust::Known => "known",
+        Trust::Trusted => "trusted",
+        Trust::FullAccess => "full-access",
+    }
+}
+
+fn contact_json(c: &Contact) -> serde_json::Value {
+    json!({
+        "fingerprint": c.fingerprint.to_hex(), "name": c.name, "trust": trust_name(c.trust),
+        "verified": c.verified, "peer_id": c.peer_id,
+    })
+}
+
+/// An event as one JSON line (`None` for events the shell does not print).
+fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
+    Some(match e {
+        NodeEvent::PeerConnected { peer, fingerprint } => {
+            json!({"event": "connected", "peer": peer, "fingerprint": fingerprint})
+        }
+        NodeEvent::PeerDisconnected { peer, fingerprint } => {
+            json!({"event": "disconnected", "peer": peer, "fingerprint": fingerprint})
+        }
+        NodeEvent::ContactRequest {
+            fingerprint,
+            name,
+            peer,
+        } => json!({"event": "request", "fingerprint": fingerprint, "name": name, "peer": peer}),
+        NodeEvent::ContactAdded { fingerprint, name } => {
+            json!({"event": "contact", "fingerprint": fingerprint, "name": name})
+        }
+        NodeEvent::KeyChanged {
+            peer,
+            known,
+            presented,
+        } => json!({"event": "key-changed", "peer": peer, "known": known, "presented": presented}),
+        NodeEvent::MessageReceived { message: m } | NodeEvent::MessageChanged { message: m } => {
+            json!({
+                "event": if matches!(e, NodeEvent::MessageReceived { .. }) { "message" } else { "changed" },
+                "from": m.conv.to_hex(), "id": hex(&m.id), "seq": m.seq,
+                "text": m.text().unwrap_or(""), "edited": m.edited, "deleted": m.deleted,
+            })
+        }
+        NodeEvent::MessageStatus(s) => json!({
+            "event": "status", "conversation": s.conversation, "up_to_seq": s.up_to_seq,
+            "status": format!("{:?}", s.status).to_lowercase(),
+        }),
+        _ => return None,
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn print_event(json_out: bool, e: &NodeEvent) {
+    let Some(j) = event_json(e) else { return };
+    if json_out {
+        println!("{j}");
+    } else {
+        match e {
+            NodeEvent::MessageReceived { message: m } => {
+                println!("<{}> {}", m.conv.short(), m.text().unwrap_or("(file)"));
+            }
+            _ => println!("{j}"),
+        }
+    }
+}
+
+/// `peerns node`: runs until Ctrl-C (or `--seconds`), accepting requests per policy.
+pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
+    let node = start(&a.net, profile).await?;
+    let mut events = node.subscribe();
+    let id = node.identity();
+    let hello = json!({
+        "event": "started", "fingerprint": id.fingerprint, "peer_id": id.peer_id,
+        "link": node.share_link(),
+    });
+    println!("{hello}");
+    let until = a
+        .seconds
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let sleep_until = async {
+        match until {
+            Some(t) => tokio::time::sleep_until(t.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep_until);
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                print_event(a.json, &ev);
+                if let (AcceptPolicy::All, NodeEvent::ContactRequest { fingerprint, .. }) = (a.accept, &ev) {
+                    match node.accept_request(fingerprint).await {
+                        Ok(c) => println!("{}", json!({"event": "accepted", "contact": contact_json(&c)})),
+                        Err(e) => eprintln!("could not accept {fingerprint}: {e}"),
+                    }
+                }
+            }
+            _ = crate::shutdown_signal() => break,
+            _ = &mut sleep_until => break,
+        }
+    }
+    node.stop().await;
+    Ok(())
+}
+
+/// `peerns contacts ...`.
+pub async fn contacts(cmd: ContactsCmd, profile: Option<PathBuf>) -> Result<()> {
+    match cmd {
+        ContactsCmd::List => {
+            let profile = Profile::open_desktop(&profile_dir(profile)?)?;
+            let (list, reqs) = profile.store().with_conn(|c| {
+                Ok((
+                    peerns_core::contacts::list(c),
+                    peerns_core::contacts::requests(c),
+                ))
+            })?;
+            let (list, reqs) = (list?, reqs?);
+            for c in &list {
+                println!("{}", contact_json(c));
+            }
+            for r in &reqs {
+                println!(
+                    "{}",
+                    json!({"request": if r.outgoing { "outgoing" } else { "incoming" },
+                           "fingerprint": r.fingerprint.to_hex(), "name": r.name, "later": r.later})
+                );
+            }
+            Ok(())
+        }
+        ContactsCmd::Link => {
+            let profile = Profile::open_desktop(&profile_dir(profile)?)?;
+            let id = profile.identity();
+            println!(
+                "{}",
+                peerns_core::contacts::ShareLink {
+                    peer_id: id.peer_id().to_owned(),
+                    fingerprint: id.fingerprint(),
+                }
+            );
+            Ok(())
+        }
+        ContactsCmd::Add { net, link, wait } => {
+            let node = start(&net, profile).await?;
+            let mut events = node.subscribe();
+            let result = async {
+                let req = node.request_contact(&link).await?;
+                println!("requested {} ({})", req.name, req.fingerprint.to_hex());
+                let fp = req.fingerprint.to_hex();
+                tokio::time::timeout(Duration::from_secs_f64(wait), async {
+                    while let Some(ev) = events.recv().await {
+                        if let NodeEvent::ContactAdded { fingerprint, name } = ev
+                            && fingerprint == fp
+                        {
+                            println!("{name} accepted");
+                            return Ok(());
+                        }
+                    }
+                    Err::<(), Box<dyn std::error::Error + Send + Sync>>("node stopped".into())
+                })
+                .await
+                .map_err(|_| "no accept yet; the request stays pending")?
+            }
+            .await;
+            node.stop().await;
+            result
+        }
+        ContactsCmd::Accept { net, fingerprint } => {
+            let node = start(&net, profile).await?;
+            let r = node.accept_request(&fingerprint).await;
+            // Give the accept a moment to reach a connected requester.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            node.stop().await;
+            println!("{}", contact_json(&r?));
+            Ok(())
+        }
+        ContactsCmd::Trust {
+            net,
+            fingerprint,
+            level,
+        } => {
+            let trust = Trust::from_level(level).ok_or("a level is 0, 1, 2 or 3")?;
+            let node = start(&net, profile).await?;
+            let r = node.set_trust(&fingerprint, trust).await;
+            node.stop().await;
+            Ok(r?)
+        }
+    }
+}
+
+/// Whether any message to `to` still waits for delivery.
+async fn waiting(node: &Node, to: &str) -> Result<bool> {
+    use peerns_core::node::MessageStatus::{Sent, Waiting};
+    let all = node.messages(to, 10_000).await?;
+    Ok(all
+        .iter()
+        .any(|m| m.outgoing && matches!(m.status, Waiting | Sent)))
+}
+
+/// `peerns send`: stores the messages, then waits until the contact has every waiting message.
+/// Exit status 0 when all were delivered, an error otherwise (they stay in the outbox).
+pub async fn send(a: SendArgs, profile: Option<PathBuf>) -> Result<()> {
+    let node = start(&a.net, profile).await?;
+    let result = async {
+        for i in 1..=a.count {
+            let text = if a.count == 1 {
+                a.text.clone()
+            } else {
+                format!("{} {i}", a.text)
+            };
+            node.send_message(&a.to, &text).await?;
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(a.wait);
+        while waiting(&node, &a.to).await? {
+            if Instant::now() > deadline {
+                return Err("not every message was delivered yet; they stay in the outbox".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!("{}", json!({"delivered": true, "sent": a.count}));
+        Ok(())
+    }
+    .await;
+    node.stop().await;
+    result
+}
+
+/// `peerns chat`: history, then incoming messages as they arrive; each stdin line is sent.
+pub async fn chat(a: ChatArgs, profile: Option<PathBuf>) -> Result<()> {
+    let node = start(&a.net, profile).await?;
+    node.set_open_chat(Some(&a.with))?;
+    for m in node.messages(&a.with, 50).await? {
+        let who = if m.outgoing { "me" } else { "them" };
+        println!("[{who}] {}", m.text().unwrap_or("(file)"));
+    }
+    node.mark_read(&a.with).await?;
+    println!("-- type a message and press Enter; /quit to leave");
+    let mut events = node.subscribe();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Some(line) = line? else { break };
+                match line.trim() {
+                    "/quit" => break,
+                    "" => {}
+                    text => {
+                        if let Err(e) = node.send_message(&a.with, text).await {
+                            println!("!! {e}");
+                        }
+                    }
+                }
+            }
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                if let NodeEvent::MessageReceived { message } = &ev
+                    && message.conv.to_hex() == a.with
+                {
+                    println!("[them] {}", message.text().unwrap_or("(file)"));
+                    node.mark_read(&a.with).await?;
+                }
+            }
+            _ = crate::shutdown_signal() => break,
+        }
+    }
+    node.stop().await;
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! 1:1 messaging with real processes through the real PeerJS server (`peer` 1.0.2): `peerns
+//! node` accepts a contact made with `peerns contacts add`; `peerns send` is killed with
+//! SIGKILL in the middle of a burst and run again to flush its outbox. Afterwards both profile
+//! databases are read: every message the sender stored arrived exactly once, in order.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use peerns_core::chat::store::messages;
+use peerns_core::identity::Fingerprint;
+use peerns_core::store::Profile;
+use peerns_tests::{ServerKind, ServerOpts, TestServer, peerns_bin};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+fn peerns(profile: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(peerns_bin());
+    cmd.arg("--profile").arg(profile).args(args);
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// Texts of the conversation with `with` in `profile`: (outgoing, text) in display order.
+fn stored(profile: &Path, with: &Fingerprint) -> Vec<(bool, u64, String)> {
+    let p = Profile::open_desktop(profile).unwrap();
+    let all = p
+        .store()
+        .with_conn(|c| Ok(messages(c, with, 100_000)))
+        .unwrap()
+        .unwrap();
+    all.into_iter()
+        .map(|m| (m.outgoing, m.seq, m.text().unwrap_or("").to_owned()))
+        .collect()
+}
+
+struct Receiver {
+    child: Child,
+    link: String,
+    fingerprint: String,
+    received: Arc<Mutex<u64>>,
+}
+
+async fn receiver(profile: &Path, url: &str) -> Receiver {
+    let mut child = peerns(
+        profile,
+        &[
+            "node",
+            "--signal",
+            url,
+            "--loopback",
+            "--name",
+            "bob",
+            "--accept",
+            "all",
+            "--json",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start peerns node");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("peerns node did not start")
+        .unwrap()
+        .unwrap();
+    let hello: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let received = Arc::new(Mutex::new(0));
+    let r = received.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("\"event\":\"message\"") {
+                *r.lock().unwrap() += 1;
+            }
+        }
+    });
+    Receiver {
+        child,
+        link: hello["link"].as_str().unwrap().to_owned(),
+        fingerprint: hello["fingerprint"].as_str().unwrap().to_owned(),
+        received,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_killed_mid_burst_loses_and_duplicates_nothing() {
+    let mut server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut b = receiver(db.path(), &url).await;
+
+    let status = peerns(
+        da.path(),
+        &[
+            "contacts",
+            "add",
+            "--signal",
+            &url,
+            "--loopback",
+            "--name",
+            "alice",
+            &b.link,
+        ],
+    )
+    .stdout(Stdio::null())
+    .status()
+    .await
+    .unwrap();
+    assert!(status.success(), "contacts add failed");
+
+    let mut burst = peerns(
+        da.path(),
+        &[
+            "send",
+            "--signal",
+            &url,
+            "--loopback",
+            "--to",
+            &b.fingerprint,
+            "--count",
+            "3000",
+            "--wait",
+            "60",
+            "burst",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    // Kill the sender once some messages have arrived.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while *b.received.lock().unwrap() < 300 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the burst did not start arriving");
+    burst.start_kill().unwrap();
+    burst.wait().await.unwrap();
+    let at_kill = *b.received.lock().unwrap();
+
+    // Run again with nothing new: the outbox is flushed.
+    let status = peerns(
+        da.path(),
+        &[
+            "send",
+            "--signal",
+            &url,
+            "--loopback",
+            "--to",
+            &b.fingerprint,
+            "--count",
+            "0",
+            "--wait",
+            "60",
+        ],
+    )
+    .stdout(Stdio::null())
+    .status()
+    .await
+    .unwrap();
+    assert!(status.success(), "the outbox was not flushed");
+    b.child.start_kill().unwrap();
+    b.child.wait().await.unwrap();
+
+    let fa = Profile::open_desktop(da.path())
+        .unwrap()
+        .identity()
+        .fingerprint();
+    let fb: Fingerprint = b.fingerprint.parse().unwrap();
+    let sent: Vec<(u64, String)> = stored(da.path(), &fb)
+        .into_iter()
+        .filter(|m| m.0)
+        .map(|m| (m.1, m.2))
+        .collect();
+    let got: Vec<(u64, String)> = stored(db.path(), &fa)
+        .into_iter()
+        .filter(|m| !m.0)
+        .map(|m| (m.1, m.2))
+        .collect();
+    eprintln!(
+        "stored by the sender before SIGKILL: {}, arrived before the kill: {at_kill}, in the end: {}",
+        sent.len(),
+        got.len()
+    );
+    assert!(sent.len() as u64 > at_kill, "the kill came after the burst");
+    assert_eq!(got, sent, "every stored message exactly once, in order");
+    let seqs: Vec<u64> = got.iter().map(|m| m.0).collect();
+    assert_eq!(seqs, (1..=sent.len() as u64).collect::<Vec<_>>());
+    server.kill().await;
+}
