@@ -1,6 +1,7 @@
 //! `peerns bench ...`: performance goals live here, measured side by side in one run.
 
 mod discovery;
+mod messaging;
 mod signaling;
 mod transport;
 
@@ -41,6 +42,21 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// 1:1 messaging: messages/s and session data MB/s end to end, vs the bare transport.
+    Messaging {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Messages per round.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// MiB of session data per round.
+        #[arg(long, default_value_t = 64)]
+        megabytes: usize,
+        /// Rounds (the median counts).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Discovery: full visibility, failover (graceful and silent), traffic, router CPU.
     Discovery {
         /// Print one JSON object instead of a table.
@@ -73,6 +89,12 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             pings,
             rounds,
         } => transport::run(json, connects, pings, rounds).await,
+        BenchCmd::Messaging {
+            json,
+            count,
+            megabytes,
+            rounds,
+        } => messaging::run(json, count, megabytes, rounds).await,
         BenchCmd::Discovery {
             json,
             sim,

@@ -264,6 +264,36 @@ async fn node_pair(url: &str, tag: &str, config: TransportConfig) -> Result<Loca
     Ok(a)
 }
 
+/// A plain data-connection pair whose answering side counts bytes: the baseline of other
+/// benches (no session, no storage).
+pub(super) struct Sink {
+    a: LocalNode,
+    b_id: String,
+}
+
+impl Sink {
+    pub(super) async fn stop(self) {
+        self.a.stop().await;
+    }
+}
+
+/// Starts a [`Sink`] pair on the signaling server at `url`.
+pub(super) async fn transport_sink(url: &str) -> Result<Sink> {
+    let a = node_pair(url, "sink", TransportConfig::loopback()).await?;
+    Ok(Sink {
+        a,
+        b_id: "peerns2-bench-sink-b".into(),
+    })
+}
+
+/// MB/s of `total` bytes in `size`-byte messages over a fresh connection of `sink`.
+pub(super) async fn bare_sink_throughput(sink: &Sink, size: usize, total: usize) -> Result<f64> {
+    let mut c = sink.a.transport.connect(&sink.b_id, opts("sink")).await?;
+    let r = throughput_ours(&mut c, size, total).await;
+    c.close().await;
+    r
+}
+
 /// Runs the benchmark and prints a table or one JSON object.
 pub async fn run(json_out: bool, connects: usize, pings: usize, rounds: usize) -> Result<()> {
     let server = ServerProcess::embedded(&[]).await?;

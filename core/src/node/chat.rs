@@ -409,7 +409,7 @@ impl Inner {
 
     /// Dials contact `fp` unless a dial waits for its backoff (`now` ignores a pause that has
     /// not started yet).
-    fn maybe_dial(this: &Arc<Inner>, fp: &Fingerprint, now: bool) {
+    pub(crate) fn maybe_dial(this: &Arc<Inner>, fp: &Fingerprint, now: bool) {
         let at = Instant::now();
         {
             let mut redial = lock(&this.redial);
@@ -536,6 +536,8 @@ impl Node {
         }
     }
 
+    /// Checks the contact's trust, stores the op and returns the message as shown now, in one
+    /// database call; then wakes the contact's pump.
     async fn enqueue(
         &self,
         conv: &str,
@@ -544,23 +546,25 @@ impl Node {
         body: Vec<u8>,
     ) -> Result<Message, NodeError> {
         let fp = parse_fp(conv)?;
-        self.contact_for_chat(&fp).await?;
         let (me, now) = (self.inner.fingerprint, unix_ms());
-        let (op, changed) = self
+        let message = self
             .inner
-            .db(move |c| chat::enqueue(c, &me, &fp, kind, target, &body, now))
+            .db(move |c| {
+                match contacts::trust_of(c, &fp)? {
+                    Some(t) if t.allows(Capability::Message) => {}
+                    Some(_) => return Err(NodeError::NotAllowed(format!("{fp} is blocked"))),
+                    None => return Err(NodeError::NotAllowed(format!("{fp} is not a contact"))),
+                }
+                let (op, changed) = chat::enqueue(c, &me, &fp, kind, target, &body, now)?;
+                match changed {
+                    Some(m) => Ok(m),
+                    None => chat::own_message(c, &fp, &op.id)?
+                        .ok_or_else(|| NodeError::Internal("a stored message vanished".into())),
+                }
+            })
             .await?;
         Inner::wake(&self.inner, &fp);
-        match changed {
-            Some(m) => Ok(m),
-            None => {
-                let id = op.id;
-                self.inner
-                    .db(move |c| chat::own_message(c, &fp, &id))
-                    .await?
-                    .ok_or_else(|| NodeError::Internal("a stored message vanished".into()))
-            }
-        }
+        Ok(message)
     }
 
     fn check_text(text: &str) -> Result<Vec<u8>, NodeError> {

@@ -89,8 +89,12 @@ impl Node {
             .inner
             .db(move |c| contacts::accept(c, &fp, now))
             .await?;
-        if let Some(link) = self.inner.link(&fp) {
-            Inner::session_started(&self.inner, &link, Some(contact.trust), true).await;
+        match self.inner.link(&fp) {
+            Some(link) => {
+                Inner::session_started(&self.inner, &link, Some(contact.trust), true).await;
+            }
+            // Not connected: dial them in the background; the new link carries the accept.
+            None => Inner::maybe_dial(&self.inner, &fp, true),
         }
         Ok(contact)
     }
