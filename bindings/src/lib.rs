@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Instant;
 
+use peerns_core::chat::store::ChatError;
+use peerns_core::contacts::ContactError;
 use peerns_core::node::{self, Node, NodeError};
 use peerns_core::store::ProfileError;
 use peerns_core::transport::{IceServer, TransportConfig, TransportError};
@@ -17,8 +19,13 @@ use tokio::task::AbortHandle;
 
 uniffi::setup_scaffolding!();
 
+mod chat;
 mod logging;
 mod platform;
+
+pub use chat::{
+    ChatMessage, Contact, ContactRequest, Conversation, MessageKind, MessageStatus, Trust,
+};
 
 pub use logging::{LogLevel, set_log_level};
 pub use platform::{
@@ -79,6 +86,30 @@ pub enum PeernsError {
         /// What failed.
         msg: String,
     },
+    /// The trust level does not allow it: not a contact, or blocked.
+    #[error("not allowed: {msg}")]
+    NotAllowed {
+        /// What was refused.
+        msg: String,
+    },
+    /// The peer proved another identity than the link or contact names.
+    #[error("key mismatch: {msg}")]
+    KeyMismatch {
+        /// Expected and presented fingerprints.
+        msg: String,
+    },
+    /// No such contact, request or message.
+    #[error("not found: {msg}")]
+    NotFound {
+        /// What was missing.
+        msg: String,
+    },
+    /// The peer did not answer in time.
+    #[error("timeout: {msg}")]
+    Timeout {
+        /// What took too long.
+        msg: String,
+    },
     /// The node is not started or has stopped.
     #[error("closed: {msg}")]
     Closed {
@@ -97,9 +128,13 @@ impl From<NodeError> for PeernsError {
     fn from(e: NodeError) -> Self {
         let msg = e.to_string();
         match e {
-            NodeError::InvalidInput(_) => Self::InvalidInput { msg },
+            NodeError::InvalidInput(_)
+            | NodeError::Contact(ContactError::Invalid(_))
+            | NodeError::Chat(ChatError::Invalid(_)) => Self::InvalidInput { msg },
             NodeError::Profile(ProfileError::Store(_) | ProfileError::CreateDir { .. })
-            | NodeError::Store(_) => Self::Storage { msg },
+            | NodeError::Store(_)
+            | NodeError::Contact(ContactError::Store(_))
+            | NodeError::Chat(ChatError::Store(_)) => Self::Storage { msg },
             NodeError::Profile(_) => Self::Crypto { msg },
             NodeError::Signaling(_) | NodeError::Transport(TransportError::Signaling(_)) => {
                 Self::Signaling { msg }
@@ -107,9 +142,19 @@ impl From<NodeError> for PeernsError {
             NodeError::Transport(TransportError::Closed) | NodeError::Stopped => {
                 Self::Closed { msg }
             }
-            NodeError::Transport(_) | NodeError::NotConnected(_) | NodeError::Discovery(_) => {
-                Self::Network { msg }
+            NodeError::Transport(_)
+            | NodeError::NotConnected(_)
+            | NodeError::Discovery(_)
+            | NodeError::Session(_) => Self::Network { msg },
+            NodeError::NotAllowed(_) | NodeError::Contact(ContactError::Blocked) => {
+                Self::NotAllowed { msg }
             }
+            NodeError::KeyMismatch { .. } => Self::KeyMismatch { msg },
+            NodeError::Contact(ContactError::NotFound) | NodeError::Chat(ChatError::NotFound) => {
+                Self::NotFound { msg }
+            }
+            NodeError::Timeout(_) => Self::Timeout { msg },
+            NodeError::Internal(_) => Self::Internal { msg },
         }
     }
 }
@@ -258,15 +303,63 @@ pub enum NodeEvent {
         /// The new state.
         state: SignalingState,
     },
-    /// The first connection to `peer` opened.
+    /// The first authenticated link to an identity is up (made by either side).
     PeerConnected {
         /// The remote PeerJS ID.
         peer: String,
+        /// The identity the handshake proved.
+        fingerprint: String,
     },
-    /// The last connection to `peer` closed.
+    /// The last link to an identity closed.
     PeerDisconnected {
         /// The remote PeerJS ID.
         peer: String,
+        /// The identity.
+        fingerprint: String,
+    },
+    /// Someone asked to become a contact.
+    ContactRequest {
+        /// Their fingerprint.
+        fingerprint: String,
+        /// The name they gave.
+        name: String,
+        /// Their persistent PeerJS ID.
+        peer: String,
+    },
+    /// Our request was accepted: a new contact (trust `Trusted`).
+    ContactAdded {
+        /// Their fingerprint.
+        fingerprint: String,
+        /// Their name.
+        name: String,
+    },
+    /// A contact's PeerJS ID answered with another key: a different identity, granted nothing.
+    KeyChanged {
+        /// The PeerJS ID.
+        peer: String,
+        /// The contact's fingerprint.
+        known: String,
+        /// The fingerprint the handshake proved.
+        presented: String,
+    },
+    /// A new message from a contact.
+    MessageReceived {
+        /// The message.
+        message: ChatMessage,
+    },
+    /// A contact edited or deleted a message.
+    MessageChanged {
+        /// The message as it is now.
+        message: ChatMessage,
+    },
+    /// Our messages in `conversation` up to `up_to_seq` are now `status`.
+    MessageStatus {
+        /// The contact's fingerprint.
+        conversation: String,
+        /// Our messages up to this seq (`u64::MAX`: all of them).
+        up_to_seq: u64,
+        /// Sent, Delivered, Read or Failed.
+        status: MessageStatus,
     },
     /// A peer appeared or changed in a namespace (`geo-{cell}` in stadium mode).
     NamespacePeer {
@@ -289,7 +382,7 @@ pub enum NodeEvent {
         /// The new role.
         role: NamespaceRole,
     },
-    /// `peer` sent `data`.
+    /// A contact sent raw data (data from others is refused).
     DataReceived {
         /// The remote PeerJS ID.
         peer: String,
@@ -302,8 +395,44 @@ impl From<node::NodeEvent> for NodeEvent {
     fn from(e: node::NodeEvent) -> Self {
         match e {
             node::NodeEvent::SignalingState(s) => Self::SignalingState { state: s.into() },
-            node::NodeEvent::PeerConnected { peer } => Self::PeerConnected { peer },
-            node::NodeEvent::PeerDisconnected { peer } => Self::PeerDisconnected { peer },
+            node::NodeEvent::PeerConnected { peer, fingerprint } => {
+                Self::PeerConnected { peer, fingerprint }
+            }
+            node::NodeEvent::PeerDisconnected { peer, fingerprint } => {
+                Self::PeerDisconnected { peer, fingerprint }
+            }
+            node::NodeEvent::ContactRequest {
+                fingerprint,
+                name,
+                peer,
+            } => Self::ContactRequest {
+                fingerprint,
+                name,
+                peer,
+            },
+            node::NodeEvent::ContactAdded { fingerprint, name } => {
+                Self::ContactAdded { fingerprint, name }
+            }
+            node::NodeEvent::KeyChanged {
+                peer,
+                known,
+                presented,
+            } => Self::KeyChanged {
+                peer,
+                known,
+                presented,
+            },
+            node::NodeEvent::MessageReceived { message } => Self::MessageReceived {
+                message: message.into(),
+            },
+            node::NodeEvent::MessageChanged { message } => Self::MessageChanged {
+                message: message.into(),
+            },
+            node::NodeEvent::MessageStatus(s) => Self::MessageStatus {
+                conversation: s.conversation,
+                up_to_seq: s.up_to_seq,
+                status: s.status.into(),
+            },
             node::NodeEvent::DataReceived { peer, data } => Self::DataReceived { peer, data },
             node::NodeEvent::NamespacePeer { namespace, peer } => Self::NamespacePeer {
                 namespace,
@@ -529,7 +658,8 @@ impl PeernsNode {
         Ok(on_runtime(async move { node.connect(&peer).await }).await??)
     }
 
-    /// Sends `data` to `peer` over the open connection.
+    /// Sends raw `data` to `peer` over the open link (the peer drops it unless we are its
+    /// contact).
     pub async fn send(&self, peer: String, data: Vec<u8>) -> Result<(), PeernsError> {
         let node = self.running()?;
         Ok(on_runtime(async move { node.send(&peer, data).await }).await??)
@@ -679,6 +809,42 @@ mod tests {
         );
         assert!(ice_server("http://x").is_err());
         assert!(ice_server("turn:127.0.0.1:3478").is_err());
+    }
+
+    #[test]
+    fn errors_keep_what_callers_tell_apart() {
+        let map = PeernsError::from;
+        assert!(matches!(
+            map(NodeError::NotAllowed("x".into())),
+            PeernsError::NotAllowed { .. }
+        ));
+        assert!(matches!(
+            map(NodeError::Contact(ContactError::Blocked)),
+            PeernsError::NotAllowed { .. }
+        ));
+        assert!(matches!(
+            map(NodeError::KeyMismatch {
+                expected: "a".into(),
+                presented: "b".into()
+            }),
+            PeernsError::KeyMismatch { .. }
+        ));
+        assert!(matches!(
+            map(NodeError::Chat(ChatError::NotFound)),
+            PeernsError::NotFound { .. }
+        ));
+        assert!(matches!(
+            map(NodeError::Contact(ContactError::Invalid("x".into()))),
+            PeernsError::InvalidInput { .. }
+        ));
+        assert!(matches!(
+            map(NodeError::Timeout("ping".into())),
+            PeernsError::Timeout { .. }
+        ));
+        assert!(matches!(
+            map(NodeError::Session("x".into())),
+            PeernsError::Network { .. }
+        ));
     }
 
     #[test]

@@ -36,9 +36,12 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.io.TempDir
 import org.peerns.NodeStatus
 import org.peerns.Peerns
+import org.peerns.ffi.ChatMessage
 import org.peerns.ffi.KeyStore
 import org.peerns.ffi.KeyStoreException
 import org.peerns.ffi.LogLevel
+import org.peerns.ffi.MessageKind
+import org.peerns.ffi.MessageStatus
 import org.peerns.ffi.NetworkKind
 import org.peerns.ffi.NodeConfig
 import org.peerns.ffi.NodeEvent
@@ -47,6 +50,7 @@ import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.Notifier
 import org.peerns.ffi.PeernsException
 import org.peerns.ffi.SignalingState
+import org.peerns.ffi.Trust
 import org.peerns.ffi.setLogLevel
 
 private val URL = System.getenv("PEERNS_SIGNAL_URL") ?: "ws://127.0.0.1:9000/"
@@ -74,6 +78,25 @@ private class Collector<T>(scope: CoroutineScope, flow: Flow<T>) {
 
 private fun dataFrom(events: List<NodeEvent>, peer: String) =
     events.filterIsInstance<NodeEvent.DataReceived>().filter { it.peer == peer }.map { it.data.decodeToString() }
+
+/** A asks B through B's share link, B accepts: contacts both ways (raw data needs that). */
+private suspend fun makeContacts(scope: CoroutineScope, a: Peerns, b: Peerns) {
+    val fa = a.identity().fingerprint
+    val fb = b.identity().fingerprint
+    val ea = Collector(scope, a.events)
+    val eb = Collector(scope, b.events)
+    try {
+        val request = a.requestContact(b.shareLink())
+        assertTrue(request.outgoing)
+        assertEquals(fb, request.fingerprint)
+        eb.await { ev -> ev.any { it is NodeEvent.ContactRequest && it.fingerprint == fa } }
+        assertEquals(Trust.TRUSTED, b.acceptRequest(fa).trust)
+        ea.await { ev -> ev.any { it is NodeEvent.ContactAdded && it.fingerprint == fb } }
+    } finally {
+        ea.job.cancel()
+        eb.job.cancel()
+    }
+}
 
 /** A platform keystore in memory (a phone keeps the key in its secure hardware). */
 private class MemoryKeyStore : KeyStore {
@@ -152,7 +175,11 @@ class NodeTest {
             // Not connected yet: a coarse, typed error.
             assertFailsWith<PeernsException.Network> { a.send(idb.peerId, "too early".encodeToByteArray()) }
 
+            // Connected but not a contact: B drops A's data without a word.
             a.connect(idb.peerId)
+            a.send(idb.peerId, "from a stranger".encodeToByteArray())
+            makeContacts(this, a, b)
+
             val msgs = (0 until 10).map { "a->b $it" }
             for (m in msgs) a.send(idb.peerId, m.encodeToByteArray())
             val events = eb.await { dataFrom(it, ida.peerId).size == 10 }
@@ -160,21 +187,22 @@ class NodeTest {
             val connected = events.indexOfFirst { it is NodeEvent.PeerConnected }
             val firstData = events.indexOfFirst { it is NodeEvent.DataReceived }
             assertTrue(connected in 0 until firstData, events.toString())
-            assertEquals(NodeEvent.PeerConnected(ida.peerId), events[connected])
+            assertEquals(NodeEvent.PeerConnected(ida.peerId, ida.fingerprint), events[connected])
 
             // B answers over the same connection.
             b.connect(ida.peerId)
             for (m in listOf("pong 1", "pong 2")) b.send(ida.peerId, m.encodeToByteArray())
             val back = ea.await { dataFrom(it, idb.peerId).size == 2 }
             assertEquals(listOf("pong 1", "pong 2"), dataFrom(back, idb.peerId))
-            assertContains(back, NodeEvent.PeerConnected(idb.peerId))
+            assertContains(back, NodeEvent.PeerConnected(idb.peerId, idb.fingerprint))
 
-            // Cancelling the collector cancels the subscription: with no subscriber left, the
-            // next message becomes a notification.
+            // Cancelling one collector leaves the others subscribed.
+            val ea2 = Collector(this, a.events)
             ea.job.cancelAndJoin()
             b.send(ida.peerId, "after cancel".encodeToByteArray())
-            assertEquals("after cancel", notes.await(1).single().body)
+            assertEquals(listOf("after cancel"), dataFrom(ea2.await { dataFrom(it, idb.peerId).isNotEmpty() }, idb.peerId))
             assertEquals(2, dataFrom(ea.items.value, idb.peerId).size)
+            assertTrue(notes.posted.value.isEmpty(), "raw data raises no notification")
 
             b.networkChanged(NetworkKind.WIFI)
         } finally {
@@ -231,12 +259,56 @@ class NodeTest {
             assertNull(withTimeoutOrNull(300.milliseconds) { a.connect(ghost) })
 
             val idb = b.identity()
+            makeContacts(this, a, b)
             val eb = Collector(this, b.events)
-            a.connect(idb.peerId)
             val msgs = (0 until 20).map { "concurrent $it" }
             msgs.map { m -> async { a.send(idb.peerId, m.encodeToByteArray()) } }.awaitAll()
             val events = eb.await { dataFrom(it, a.identity().peerId).size == msgs.size }
             assertEquals(msgs.toSet(), dataFrom(events, a.identity().peerId).toSet())
+        } finally {
+            stopAll(a, b)
+        }
+    }
+
+    @Test
+    fun `contacts request and accept, then a message is received and delivered`(
+        @TempDir da: Path,
+        @TempDir db: Path,
+    ) = test {
+        val a = Peerns(config(da, "ada"))
+        val b = Peerns(config(db, "bob"))
+        startAll(a, b)
+        val fa = a.identity().fingerprint
+        val fb = b.identity().fingerprint
+        val ea = Collector(this, a.events)
+        val eb = Collector(this, b.events)
+        try {
+            assertFailsWith<PeernsException.NotAllowed> { a.sendMessage(fb, "not a contact yet") }
+            assertFailsWith<PeernsException.InvalidInput> { a.sendMessage("not-a-fingerprint", "hi") }
+
+            a.requestContact(b.shareLink())
+            val request = eb.await { ev -> ev.any { it is NodeEvent.ContactRequest } }
+                .filterIsInstance<NodeEvent.ContactRequest>().single()
+            assertEquals(NodeEvent.ContactRequest(fa, "ada", a.identity().peerId), request)
+            assertEquals(listOf(fa), b.requests().map { it.fingerprint })
+            b.acceptRequest(fa)
+            ea.await { it.contains(NodeEvent.ContactAdded(fb, "bob")) }
+            assertEquals(listOf("bob"), a.contacts().map { it.name })
+
+            val sent = a.sendMessage(fb, "hello bob")
+            assertTrue(sent.outgoing)
+            assertEquals(MessageKind.TEXT, sent.kind)
+            val received: ChatMessage = eb.await { ev -> ev.any { it is NodeEvent.MessageReceived } }
+                .filterIsInstance<NodeEvent.MessageReceived>().single().message
+            assertEquals(sent.id, received.id)
+            assertEquals("hello bob", received.text)
+            assertEquals(fa, received.conversation)
+            assertFalse(received.outgoing)
+            ea.await { ev ->
+                ev.any { it is NodeEvent.MessageStatus && it.conversation == fb && it.status == MessageStatus.DELIVERED }
+            }
+            assertEquals(1UL, b.conversations().single().unread)
+            assertTrue(a.ping(fb) < 5000UL)
         } finally {
             stopAll(a, b)
         }
@@ -258,11 +330,11 @@ class NodeTest {
 
     @Test
     fun `platform keystore and notifier`(@TempDir da: Path, @TempDir db: Path, @TempDir dc: Path) = test {
-        // The identity key lives in the platform keystore; a message that no subscriber
-        // receives becomes a notification.
+        // The identity key lives in the platform keystore; a message whose chat is not open
+        // becomes a notification.
         val keys = MemoryKeyStore()
         val notes = Notifications()
-        val a = Peerns(config(da))
+        val a = Peerns(config(da, "alice"))
         val b = Peerns(config(db), keystore = keys, notifier = notes)
         startAll(a, b)
         val idb = b.identity()
@@ -270,13 +342,13 @@ class NodeTest {
             assertEquals(listOf("load", "create"), keys.calls.toList())
             assertEquals(32, keys.key?.size)
             assertFalse(File(db.toFile(), "identity.key").exists())
-            a.connect(idb.peerId)
-            a.send(idb.peerId, "hé, are you there?".encodeToByteArray())
+            makeContacts(this, a, b)
+            a.sendMessage(idb.fingerprint, "hé, are you there?")
             val n = notes.await(1).single()
             assertEquals(NotificationCategory.MESSAGE, n.category)
-            assertEquals(a.identity().peerId, n.title)
+            assertEquals("alice", n.title)
             assertEquals("hé, are you there?", n.body)
-            assertEquals(a.identity().peerId, n.conversation)
+            assertEquals(a.identity().fingerprint, n.conversation)
         } finally {
             stopAll(a, b)
         }

@@ -91,6 +91,26 @@ class Notifications(p.Notifier):
         self.posted.append(notification)
 
 
+def of_kind(events, kind, **fields):
+    """The events of one kind (e.g. "contact_added") whose fields have the given values."""
+    return [
+        e
+        for e in events
+        if getattr(e, f"is_{kind}")() and all(getattr(e, k) == v for k, v in fields.items())
+    ]
+
+
+async def make_contacts(a, la, b, lb):
+    """A asks B (share link), B accepts: contacts both ways (trust Trusted)."""
+    fa, fb = a.identity().fingerprint, b.identity().fingerprint
+    req = await a.request_contact(b.share_link())
+    assert req.outgoing and req.fingerprint == fb
+    await lb.wait_for(lambda ev: of_kind(ev, "contact_request", fingerprint=fa))
+    contact = await b.accept_request(fa)
+    assert contact.fingerprint == fa and contact.trust == p.Trust.TRUSTED
+    await la.wait_for(lambda ev: of_kind(ev, "contact_added", fingerprint=fb))
+
+
 def test_two_nodes_exchange_bytes():
     async def main():
         with tempfile.TemporaryDirectory() as da, tempfile.TemporaryDirectory() as db:
@@ -115,7 +135,11 @@ def test_two_nodes_exchange_bytes():
                 with pytest.raises(p.PeernsError.Network):
                     await a.send(idb.peer_id, b"too early")
 
+                # Connected but not a contact: B drops A's data without a word.
                 await a.connect(idb.peer_id)
+                await a.send(idb.peer_id, b"from a stranger")
+                await make_contacts(a, la, b, lb)
+
                 msgs = [f"a->b {i}".encode() for i in range(10)]
                 for m in msgs:
                     await a.send(idb.peer_id, m)
@@ -125,6 +149,7 @@ def test_two_nodes_exchange_bytes():
                 first_data = next(i for i, e in enumerate(events) if e.is_data_received())
                 assert connected and connected[0] < first_data
                 assert events[connected[0]].peer == ida.peer_id
+                assert events[connected[0]].fingerprint == ida.fingerprint
 
                 # B answers over the same connection.
                 await b.connect(ida.peer_id)
@@ -132,7 +157,7 @@ def test_two_nodes_exchange_bytes():
                     await b.send(ida.peer_id, m)
                 events = await la.wait_for(lambda ev: len(data_from(ev, idb.peer_id)) == 2)
                 assert data_from(events, idb.peer_id) == [b"pong 1", b"pong 2"]
-                assert any(e.is_peer_connected() and e.peer == idb.peer_id for e in events)
+                assert of_kind(events, "peer_connected", peer=idb.peer_id, fingerprint=idb.fingerprint)
 
                 sa.cancel()
                 b.network_changed(p.NetworkKind.WIFI)
@@ -164,31 +189,40 @@ def test_bad_signaling_url_fails_start():
 
 
 def test_platform_keystore_and_notifier():
-    """The identity key lives in the platform keystore; a message that no listener receives
+    """The identity key lives in the platform keystore; a message whose chat is not open
     becomes a notification."""
 
     async def main():
         with tempfile.TemporaryDirectory() as da, tempfile.TemporaryDirectory() as db:
             keys, notes = MemoryKeyStore(), Notifications()
-            a, b = new_node(da), new_node(db, keystore=keys, notifier=notes)
+            a, b = new_node(da, "alice"), new_node(db, keystore=keys, notifier=notes)
             await asyncio.gather(a.start(), b.start())
+            la, lb = Listener(), Listener()
+            subs = a.subscribe(la), b.subscribe(lb)
             try:
                 assert keys.calls == ["load", "create"] and len(keys.key) == 32
                 assert not os.path.exists(os.path.join(db, "identity.key"))
-                idb = b.identity()
-                await a.connect(idb.peer_id)
-                await a.send(idb.peer_id, "hé, are you there?".encode())
+                ida, idb = a.identity(), b.identity()
+                await make_contacts(a, la, b, lb)
+
+                # The open chat in the foreground raises no notification; another one does.
+                b.set_open_chat(ida.fingerprint)
+                await a.send_message(idb.fingerprint, "seen on screen")
+                await lb.wait_for(lambda ev: of_kind(ev, "message_received"))
+                b.set_open_chat(None)
+                await a.send_message(idb.fingerprint, "hé, are you there?")
                 for _ in range(500):
                     if notes.posted:
                         break
                     await asyncio.sleep(0.02)
                 [n] = notes.posted
                 assert n.category == p.NotificationCategory.MESSAGE
-                assert n.title == a.identity().peer_id
+                assert n.title == "alice"
                 assert n.body == "hé, are you there?"
-                assert n.conversation == a.identity().peer_id
+                assert n.conversation == ida.fingerprint
             finally:
                 await asyncio.gather(a.stop(), b.stop())
+            del subs
 
             # The same platform key opens the same identity.
             again = new_node(db, keystore=keys)
@@ -204,6 +238,177 @@ def test_platform_keystore_and_notifier():
                     await broken.start()
 
     asyncio.run(main())
+
+
+def test_contacts_and_chat():
+    """Request/accept, messages with delivery and read receipts, edits and deletes, the chat
+    list, ping, blocking, request management and errors."""
+
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(3)]
+        a, b, c = (new_node(d.name, n) for d, n in zip(dirs, ("ada", "bob", "cy")))
+        await asyncio.gather(a.start(), b.start(), c.start())
+        la, lb, lc = Listener(), Listener(), Listener()
+        subs = [a.subscribe(la), b.subscribe(lb), c.subscribe(lc)]
+        try:
+            ida, idb, idc = a.identity(), b.identity(), c.identity()
+            fa, fb, fc = ida.fingerprint, idb.fingerprint, idc.fingerprint
+            assert a.share_link() == f"peerns2:{ida.peer_id}?fp={fa}"
+
+            # Bad input and strangers.
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await a.send_message("not-a-fingerprint", "hi")
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await a.accept_request("zz")
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await a.request_contact("https://example.org")
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await a.request_contact(a.share_link())
+            with pytest.raises(p.PeernsError.InvalidInput):
+                a.set_open_chat("nope")
+            with pytest.raises(p.PeernsError.NotAllowed):
+                await a.send_message(fb, "not a contact yet")
+            with pytest.raises(p.PeernsError.NotFound):
+                await a.set_trust(fb, p.Trust.KNOWN)
+            assert not a.is_online("nope")
+
+            # Request and accept.
+            req = await a.request_contact(b.share_link())
+            assert (req.fingerprint, req.name, req.peer_id) == (fb, "bob", idb.peer_id)
+            assert req.outgoing and not req.later and req.created_ms > 0
+            assert [r.fingerprint for r in await a.requests()] == [fb]
+            [ev] = of_kind(await lb.wait_for(lambda ev: of_kind(ev, "contact_request")), "contact_request")
+            assert (ev.fingerprint, ev.name, ev.peer) == (fa, "ada", ida.peer_id)
+            [incoming] = await b.requests()
+            assert incoming.fingerprint == fa and not incoming.outgoing
+            await b.accept_request(fa)
+            await la.wait_for(lambda ev: of_kind(ev, "contact_added", fingerprint=fb, name="bob"))
+            assert await a.requests() == [] and await b.requests() == []
+            [cb] = await a.contacts()
+            assert (cb.fingerprint, cb.name, cb.trust, cb.verified) == (fb, "bob", p.Trust.TRUSTED, False)
+            assert cb.peer_id == idb.peer_id and cb.short == idb.short
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await a.request_contact(b.share_link())
+            await a.set_verified(fb, True)
+            assert (await a.contacts())[0].verified
+            assert a.is_online(fb) and b.is_online(fa)
+
+            # Messages: received on the other side, then delivered.
+            m1 = await a.send_message(fb, "hello bob")
+            assert m1.outgoing and m1.kind == p.MessageKind.TEXT and m1.text == "hello bob"
+            assert re.fullmatch(r"[0-9a-f]{32}", m1.id) and m1.conversation == fb
+            assert m1.received_ms is None and not m1.edited and not m1.deleted
+            m2 = await a.send_message(fb, "second")
+            assert m2.seq > m1.seq
+            got = await lb.wait_for(lambda ev: len(of_kind(ev, "message_received")) == 2)
+            r1, r2 = (e.message for e in of_kind(got, "message_received"))
+            assert (r1.id, r1.text, r1.conversation, r1.outgoing) == (m1.id, "hello bob", fa, False)
+            assert r1.received_ms is not None and r1.status == p.MessageStatus.DELIVERED
+            assert r2.id == m2.id
+            await la.wait_for(
+                lambda ev: any(
+                    e.status == p.MessageStatus.DELIVERED and e.up_to_seq >= m2.seq
+                    for e in of_kind(ev, "message_status", conversation=fb)
+                )
+            )
+
+            # The chat list: unread counts, last message, online.
+            [conv] = await b.conversations()
+            assert (conv.conversation, conv.unread, conv.online) == (fa, 2, True)
+            assert conv.last.id == m2.id and conv.last_seen_ms is not None
+            [conv_a] = await a.conversations()
+            assert conv_a.unread == 0 and conv_a.last.status in (
+                p.MessageStatus.DELIVERED,
+                p.MessageStatus.SENT,
+            )
+
+            # Read receipts.
+            await b.mark_read(fa)
+            assert (await b.conversations())[0].unread == 0
+            await la.wait_for(
+                lambda ev: any(
+                    e.status == p.MessageStatus.READ and e.up_to_seq >= m2.seq
+                    for e in of_kind(ev, "message_status", conversation=fb)
+                )
+            )
+            assert [m.status for m in await a.messages(fb, 10)] == [p.MessageStatus.READ] * 2
+
+            # Edit and delete arrive as changes.
+            edited = await a.edit_message(fb, m1.id, "hello, bob")
+            assert edited.id == m1.id and edited.edited and edited.text == "hello, bob"
+            deleted = await a.delete_message(fb, m2.id)
+            assert deleted.deleted and deleted.text == ""
+            got = await lb.wait_for(lambda ev: len(of_kind(ev, "message_changed")) == 2)
+            c1, c2 = (e.message for e in of_kind(got, "message_changed"))
+            assert (c1.id, c1.text, c1.edited) == (m1.id, "hello, bob", True)
+            assert (c2.id, c2.text, c2.deleted) == (m2.id, "", True)
+            shown = await b.messages(fa, 10)
+            assert [(m.id, m.text, m.deleted) for m in shown] == [
+                (m1.id, "hello, bob", False),
+                (m2.id, "", True),
+            ]
+            assert len(await b.messages(fa, 1)) == 1
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await a.edit_message(fb, "xyz", "bad id")
+
+            # Ping.
+            rtt = await a.ping(fb)
+            assert 0 <= rtt < 5000
+            with pytest.raises(p.PeernsError.NotAllowed):
+                await a.ping(fc)
+
+            # Requests: later, reject, cancel.
+            await c.request_contact(b.share_link())
+            await lb.wait_for(lambda ev: of_kind(ev, "contact_request", fingerprint=fc))
+            await b.later_request(fc)
+            [later] = await b.requests()
+            assert later.fingerprint == fc and later.later
+            await b.reject_request(fc)
+            assert await b.requests() == []
+            with pytest.raises(p.PeernsError.NotFound):
+                await b.reject_request(fc)
+            [mine] = await c.requests()
+            assert mine.outgoing and mine.fingerprint == fb
+            await c.cancel_request(fb)
+            assert await c.requests() == []
+
+            # Blocking: the link closes, nothing more goes either way.
+            await b.set_trust(fa, p.Trust.BLOCKED)
+            assert (await b.contacts())[0].trust == p.Trust.BLOCKED
+            await until(_async(lambda: not a.is_online(fb) and not b.is_online(fa)))
+            with pytest.raises(p.PeernsError.NotAllowed):
+                await b.send_message(fa, "blocked")
+            with pytest.raises(p.PeernsError.NotAllowed):
+                await b.ping(fa)
+            waiting = await a.send_message(fb, "are you there?")
+            assert waiting.status == p.MessageStatus.WAITING
+            with pytest.raises((p.PeernsError.Network, p.PeernsError.Timeout)):
+                await a.ping(fb)
+            await asyncio.sleep(0.5)
+            assert all(e.message.id != waiting.id for e in of_kind(lb.snapshot(), "message_received"))
+            assert len(await b.messages(fa, 10)) == 2
+
+            # Removing a contact keeps the conversation.
+            await a.remove_contact(fb)
+            assert await a.contacts() == []
+            assert [c.conversation for c in await a.conversations()] == [fb]
+            with pytest.raises(p.PeernsError.NotAllowed):
+                await a.send_message(fb, "gone")
+        finally:
+            for s in subs:
+                s.cancel()
+            await asyncio.gather(a.stop(), b.stop(), c.stop())
+            for d in dirs:
+                d.cleanup()
+
+    asyncio.run(main())
+
+
+def _async(pred):
+    async def f():
+        return pred()
+
+    return f
 
 
 def test_log_level_can_change_at_run_time(capfd):

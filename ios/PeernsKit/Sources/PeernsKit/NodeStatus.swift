@@ -14,9 +14,9 @@ public struct NodeStatus: Equatable {
         switch event {
         case let .signalingState(state):
             next.signaling = state
-        case let .peerConnected(peer):
+        case let .peerConnected(peer, _):
             next.peers.insert(peer)
-        case let .peerDisconnected(peer):
+        case let .peerDisconnected(peer, _):
             next.peers.remove(peer)
         default:
             break
