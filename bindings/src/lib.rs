@@ -154,7 +154,6 @@ impl From<NodeError> for PeernsError {
                 Self::NotFound { msg }
             }
             NodeError::Timeout(_) => Self::Timeout { msg },
-            NodeError::Internal(_) => Self::Internal { msg },
         }
     }
 }

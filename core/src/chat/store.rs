@@ -54,6 +54,27 @@ pub struct Message {
 }
 
 impl Message {
+    /// A new message as `op` creates it: ours waiting to be sent, or theirs just received.
+    pub fn new(conv: Fingerprint, op: &Op, recv_ms: Option<u64>) -> Self {
+        Self {
+            conv,
+            id: op.id,
+            outgoing: recv_ms.is_none(),
+            seq: op.seq,
+            kind: op.kind,
+            body: op.body.clone(),
+            sent_ms: op.sent_ms,
+            recv_ms,
+            status: if recv_ms.is_none() {
+                Status::Waiting
+            } else {
+                Status::Delivered
+            },
+            edited: false,
+            deleted: false,
+        }
+    }
+
     /// The text, if this is a text message.
     pub fn text(&self) -> Option<&str> {
         (self.kind == OpKind::Text)
@@ -108,8 +129,25 @@ pub struct Received {
     pub resync: bool,
 }
 
+/// Runs a statement from the connection's statement cache (the hot paths run thousands of
+/// times a second).
+fn exec(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(p)
+}
+
+/// One row from a cached statement.
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(p, f)
+}
+
 fn ensure_conv(tx: &Connection, conv: &Fingerprint) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO conversations (conv) VALUES (?1) ON CONFLICT DO NOTHING",
         [conv.to_hex()],
     )?;
@@ -127,7 +165,8 @@ struct Counters {
 }
 
 fn counters(conn: &Connection, conv: &Fingerprint) -> rusqlite::Result<Counters> {
-    conn.query_row(
+    one(
+        conn,
         "SELECT next_out_seq, sent_out_seq, acked_out_seq, read_out_seq, last_in_seq, read_in_seq
          FROM conversations WHERE conv = ?1",
         [conv.to_hex()],
@@ -211,16 +250,16 @@ fn message_by_id(
     id: &Id,
 ) -> Result<Option<Message>, ChatError> {
     let c = counters(conn, conv)?;
-    Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
+    Ok(one(
+        conn,
+        &format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
                  WHERE conv = ?1 AND outgoing = ?2 AND id = ?3"
-            ),
-            params![conv.to_hex(), outgoing, id.as_slice()],
-            |r| row_message(r, &c),
-        )
-        .optional()?)
+        ),
+        params![conv.to_hex(), outgoing, id.as_slice()],
+        |r| row_message(r, &c),
+    )
+    .optional()?)
 }
 
 /// Applies an edit or delete to `target` (a message of the same sender); returns it changed.
@@ -234,12 +273,14 @@ fn apply_change(
 ) -> Result<Option<Message>, ChatError> {
     let (conv_hex, t) = (conv.to_hex(), target.as_slice());
     let n = match kind {
-        OpKind::Edit => tx.execute(
+        OpKind::Edit => exec(
+            tx,
             "UPDATE messages SET body = ?4, edited = 1
              WHERE conv = ?1 AND outgoing = ?2 AND id = ?3 AND kind = 1 AND deleted = 0",
             params![conv_hex, outgoing, t, body],
         )?,
-        OpKind::Delete => tx.execute(
+        OpKind::Delete => exec(
+            tx,
             "UPDATE messages SET body = x'', deleted = 1
              WHERE conv = ?1 AND outgoing = ?2 AND id = ?3 AND kind IN (1, 4) AND deleted = 0",
             params![conv_hex, outgoing, t],
@@ -274,7 +315,8 @@ pub fn enqueue(
     };
     let seq = counters(&tx, conv)?.next_out;
     let id: Id = rand::random();
-    tx.execute(
+    exec(
+        &tx,
         "INSERT INTO messages (conv, outgoing, seq, id, kind, target, body, sent_ms)
          VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -287,7 +329,8 @@ pub fn enqueue(
             now_ms as i64
         ],
     )?;
-    tx.execute(
+    exec(
+        &tx,
         "UPDATE conversations SET next_out_seq = ?2 WHERE conv = ?1",
         params![conv.to_hex(), (seq + 1) as i64],
     )?;
@@ -303,15 +346,6 @@ pub fn enqueue(
         body: body.to_vec(),
     };
     Ok((op, changed))
-}
-
-/// Our message `id` as stored now.
-pub fn own_message(
-    conn: &Connection,
-    conv: &Fingerprint,
-    id: &Id,
-) -> Result<Option<Message>, ChatError> {
-    message_by_id(conn, conv, true, id)
 }
 
 /// Our ops for `conv` from `from_seq` on, at most `limit`, in order (what to send next).
@@ -374,9 +408,31 @@ pub fn with_outbox(conn: &Connection) -> Result<Vec<Fingerprint>, ChatError> {
     .collect()
 }
 
+/// Up to `limit` conversations whose contact was connected since `since_ms`, most recent first
+/// (a node coming back dials these so their outboxes reach it without waiting for a redial).
+pub fn recently_seen(
+    conn: &Connection,
+    since_ms: u64,
+    limit: usize,
+) -> Result<Vec<Fingerprint>, ChatError> {
+    let mut st = conn.prepare(
+        "SELECT conv FROM conversations WHERE last_seen_ms >= ?1
+         ORDER BY last_seen_ms DESC LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![since_ms as i64, limit as i64], |r| {
+        r.get::<_, String>(0)
+    })?;
+    rows.map(|r| {
+        r?.parse()
+            .map_err(|_| ChatError::Invalid("stored conversation".into()))
+    })
+    .collect()
+}
+
 /// Records that ops up to `seq` went out on a live session.
 pub fn mark_sent(conn: &Connection, conv: &Fingerprint, seq: u64) -> Result<(), ChatError> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE conversations SET sent_out_seq = max(sent_out_seq, ?2) WHERE conv = ?1",
         params![conv.to_hex(), seq as i64],
     )?;
@@ -394,7 +450,8 @@ pub fn acknowledge(
     if seq <= c.acked_out {
         return Ok(None);
     }
-    conn.execute(
+    exec(
+        conn,
         "UPDATE conversations SET acked_out_seq = ?2, sent_out_seq = max(sent_out_seq, ?2)
          WHERE conv = ?1",
         params![conv.to_hex(), seq as i64],
@@ -413,7 +470,8 @@ pub fn peer_read(
     if seq <= c.read_out {
         return Ok(None);
     }
-    conn.execute(
+    exec(
+        conn,
         "UPDATE conversations SET read_out_seq = ?2, acked_out_seq = max(acked_out_seq, ?2),
             sent_out_seq = max(sent_out_seq, ?2) WHERE conv = ?1",
         params![conv.to_hex(), seq as i64],
@@ -424,7 +482,8 @@ pub fn peer_read(
 /// The peer refused our outbox (we are not its contact): the waiting ops fail.
 pub fn fail_outbox(conn: &Connection, conv: &Fingerprint) -> Result<usize, ChatError> {
     let c = counters(conn, conv)?;
-    Ok(conn.execute(
+    Ok(exec(
+        conn,
         "UPDATE messages SET failed = 1 WHERE conv = ?1 AND outgoing = 1 AND seq > ?2",
         params![conv.to_hex(), c.acked_out as i64],
     )?)
@@ -451,7 +510,8 @@ pub fn receive(
             out.resync = true;
             break;
         }
-        let inserted = tx.execute(
+        let inserted = exec(
+            &tx,
             "INSERT INTO messages (conv, outgoing, seq, id, kind, target, body, sent_ms, recv_ms)
              VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
             params![
@@ -471,11 +531,7 @@ pub fn receive(
             continue;
         }
         match (op.kind, &op.target) {
-            (OpKind::Text | OpKind::File, _) => {
-                if let Some(m) = message_by_id(&tx, conv, false, &op.id)? {
-                    out.new.push(m);
-                }
-            }
+            (OpKind::Text | OpKind::File, _) => out.new.push(Message::new(*conv, op, Some(now_ms))),
             (kind, Some(t)) => {
                 if let Some(m) = apply_change(&tx, conv, false, kind, t, &op.body)? {
                     out.changed.retain(|c| c.id != m.id);
@@ -485,7 +541,8 @@ pub fn receive(
             _ => {}
         }
     }
-    tx.execute(
+    exec(
+        &tx,
         "UPDATE conversations SET last_in_seq = ?2 WHERE conv = ?1",
         params![conv.to_hex(), last as i64],
     )?;
@@ -521,7 +578,8 @@ pub fn mark_read(conn: &Connection, conv: &Fingerprint) -> Result<Option<u64>, C
     if c.last_in <= c.read_in {
         return Ok(None);
     }
-    conn.execute(
+    exec(
+        conn,
         "UPDATE conversations SET read_in_seq = last_in_seq WHERE conv = ?1",
         [conv.to_hex()],
     )?;
@@ -536,7 +594,8 @@ pub fn read_mark(conn: &Connection, conv: &Fingerprint) -> Result<u64, ChatError
 /// Records when the contact was last connected.
 pub fn set_last_seen(conn: &Connection, conv: &Fingerprint, ms: u64) -> Result<(), ChatError> {
     ensure_conv(conn, conv)?;
-    conn.execute(
+    exec(
+        conn,
         "UPDATE conversations SET last_seen_ms = ?2 WHERE conv = ?1",
         params![conv.to_hex(), ms as i64],
     )?;
@@ -555,7 +614,8 @@ pub fn conversations(conn: &Connection) -> Result<Vec<Conversation>, ChatError> 
             .parse()
             .map_err(|_| ChatError::Invalid("stored conversation".into()))?;
         let c = counters(conn, &conv)?;
-        let unread: i64 = conn.query_row(
+        let unread: i64 = one(
+            conn,
             "SELECT count(*) FROM messages WHERE conv = ?1 AND outgoing = 0 AND kind IN (1, 4)
              AND deleted = 0 AND seq > ?2",
             params![conv.to_hex(), c.read_in as i64],

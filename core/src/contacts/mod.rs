@@ -202,11 +202,10 @@ const CONTACT_COLUMNS: &str = "fingerprint, public_key, name, trust, verified, p
 
 /// The contact with this fingerprint.
 pub fn get(conn: &Connection, fp: &Fingerprint) -> Result<Option<Contact>, ContactError> {
-    conn.query_row(
-        &format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE fingerprint = ?1"),
-        [fp.to_hex()],
-        row_contact,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE fingerprint = ?1"
+    ))?
+    .query_row([fp.to_hex()], row_contact)
     .optional()?
     .map(to_contact)
     .transpose()

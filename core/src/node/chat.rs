@@ -431,6 +431,7 @@ impl Inner {
                 .await
                 .ok()
                 .flatten()
+                .filter(|c| c.trust.allows(Capability::Connect))
                 .and_then(|c| c.peer_id);
             if let Some(peer) = peer
                 && let Err(e) = Inner::dial(&inner, &peer).await
@@ -509,8 +510,25 @@ async fn pump(inner: Weak<Inner>, link: Arc<Link>) {
     }
 }
 
-/// Every second: dial contacts that have waiting messages and no link, with backoff.
+/// Contacts seen within this long are dialled when the node starts.
+const RETURN_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+/// At most this many of them.
+const RETURN_DIALS: usize = 10;
+
+/// At start, dials the contacts seen most recently (they may hold messages for us); then
+/// every second dials contacts that have waiting messages and no link, with backoff.
 pub(crate) async fn redial_loop(inner: Weak<Inner>) {
+    if let Some(this) = inner.upgrade() {
+        let since = unix_ms().saturating_sub(RETURN_WINDOW.as_millis() as u64);
+        if let Ok(recent) = this
+            .db(move |c| chat::recently_seen(c, since, RETURN_DIALS))
+            .await
+        {
+            for fp in recent {
+                Inner::maybe_dial(&this, &fp, true);
+            }
+        }
+    }
     let mut tick = tokio::time::interval(REDIAL_MIN);
     loop {
         tick.tick().await;
@@ -556,11 +574,7 @@ impl Node {
                     None => return Err(NodeError::NotAllowed(format!("{fp} is not a contact"))),
                 }
                 let (op, changed) = chat::enqueue(c, &me, &fp, kind, target, &body, now)?;
-                match changed {
-                    Some(m) => Ok(m),
-                    None => chat::own_message(c, &fp, &op.id)?
-                        .ok_or_else(|| NodeError::Internal("a stored message vanished".into())),
-                }
+                Ok::<_, NodeError>(changed.unwrap_or_else(|| Message::new(fp, &op, None)))
             })
             .await?;
         Inner::wake(&self.inner, &fp);

@@ -184,10 +184,12 @@ async fn offline_outbox_edits_and_deletes_arrive_after_restart() {
     a.delete_message(&fb, &hex::encode(second.id))
         .await
         .unwrap();
-    assert_eq!(
-        a.messages(&fb, 10).await.unwrap()[1].status,
-        MessageStatus::Waiting
-    );
+    // Waiting, or Sent onto the link B's stop had not closed yet; never delivered.
+    let status = a.messages(&fb, 10).await.unwrap()[1].status;
+    assert!(matches!(
+        status,
+        MessageStatus::Waiting | MessageStatus::Sent
+    ));
     // A restarts too: the outbox is in its database.
     a.stop().await;
     let a = Node::start(config(da.path(), &url, None)).await.unwrap();

@@ -214,9 +214,6 @@ pub enum NodeError {
     /// Something took too long.
     #[error("timed out: {0}")]
     Timeout(String),
-    /// A bug: an invariant did not hold.
-    #[error("internal: {0}")]
-    Internal(String),
     /// The node has been stopped.
     #[error("node stopped")]
     Stopped,
