@@ -163,6 +163,19 @@ pub struct ChatMessage {
     pub edited: bool,
     /// It was deleted.
     pub deleted: bool,
+    /// For files: what the signed manifest says.
+    pub file: Option<FileInfo>,
+}
+
+/// A file message's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FileInfo {
+    /// File name (no path).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Media type.
+    pub mime: String,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -186,6 +199,11 @@ impl From<Message> for ChatMessage {
             status: m.status.into(),
             edited: m.edited,
             deleted: m.deleted,
+            file: m.manifest().map(|f| FileInfo {
+                name: f.name,
+                size: f.size,
+                mime: f.mime,
+            }),
         }
     }
 }
@@ -279,6 +297,24 @@ impl PeernsNode {
     pub async fn remove_contact(&self, fingerprint: String) -> Result<(), PeernsError> {
         let node = self.running()?;
         Ok(on_runtime(async move { node.remove_contact(&fingerprint).await }).await??)
+    }
+
+    /// Sends the file at `path` to contact `conversation` (copied into the profile first; offered
+    /// now or when the contact is next reached; progress as `FileProgress` events).
+    pub async fn send_file(
+        &self,
+        conversation: String,
+        path: String,
+    ) -> Result<ChatMessage, PeernsError> {
+        let node = self.running()?;
+        let m = on_runtime(async move { node.send_file(&conversation, &path).await }).await??;
+        Ok(m.into())
+    }
+
+    /// Sets the largest incoming file accepted, in bytes (kept in the profile).
+    pub async fn set_max_file_size(&self, bytes: u64) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        Ok(on_runtime(async move { node.set_max_file_size(bytes).await }).await??)
     }
 
     /// Stores a text message to contact `conversation` and sends it now or when the contact is

@@ -360,6 +360,40 @@ pub enum NodeEvent {
         /// Sent, Delivered, Read or Failed.
         status: MessageStatus,
     },
+    /// A file transfer moved: `bytes` of `total` are on the receiver's disk.
+    FileProgress {
+        /// The contact's fingerprint.
+        conversation: String,
+        /// The transfer (= the file message's id).
+        id: String,
+        /// Bytes acknowledged.
+        bytes: u64,
+        /// File size.
+        total: u64,
+        /// We are sending it.
+        outgoing: bool,
+    },
+    /// A file arrived whole and its hash matched.
+    FileReceived {
+        /// The sender's fingerprint.
+        conversation: String,
+        /// The transfer.
+        id: String,
+        /// Where it is, inside the profile.
+        path: String,
+    },
+    /// A transfer ended without a received file: ours delivered (`ok`) or refused, or an
+    /// incoming one refused.
+    FileDone {
+        /// The contact's fingerprint.
+        conversation: String,
+        /// The transfer.
+        id: String,
+        /// Delivered and verified.
+        ok: bool,
+        /// We were sending it.
+        outgoing: bool,
+    },
     /// A peer appeared or changed in a namespace (`geo-{cell}` in stadium mode).
     NamespacePeer {
         /// The namespace's slug.
@@ -431,6 +465,39 @@ impl From<node::NodeEvent> for NodeEvent {
                 conversation: s.conversation,
                 up_to_seq: s.up_to_seq,
                 status: s.status.into(),
+            },
+            node::NodeEvent::FileProgress {
+                conversation,
+                id,
+                bytes,
+                total,
+                outgoing,
+            } => Self::FileProgress {
+                conversation,
+                id,
+                bytes,
+                total,
+                outgoing,
+            },
+            node::NodeEvent::FileReceived {
+                conversation,
+                id,
+                path,
+            } => Self::FileReceived {
+                conversation,
+                id,
+                path,
+            },
+            node::NodeEvent::FileDone {
+                conversation,
+                id,
+                ok,
+                outgoing,
+            } => Self::FileDone {
+                conversation,
+                id,
+                ok,
+                outgoing,
             },
             node::NodeEvent::DataReceived { peer, data } => Self::DataReceived { peer, data },
             node::NodeEvent::NamespacePeer { namespace, peer } => Self::NamespacePeer {

@@ -1,7 +1,8 @@
 //! `peerns bench messaging`: two nodes (real profiles, authenticated sessions, SQLite) through a
 //! local signaling server. Messages/s end to end (stored by the sender, encrypted, stored by
-//! the receiver, acknowledged) and MB/s of encrypted session data, side by side with the bare
-//! transport (same size messages on a plain data connection) in the same run.
+//! the receiver, acknowledged), MB/s of a file (copied into the profile and hashed, signed
+//! manifest, encrypted chunks written and synced, verified) and of raw session data, side by
+//! side with the bare transport (same size messages on a plain data connection) in one run.
 
 use std::time::{Duration, Instant};
 
@@ -100,6 +101,26 @@ async fn session_data(
     Ok(got as f64 / MB / t0.elapsed().as_secs_f64())
 }
 
+/// A `total`-byte file from `a` to `b`; MB/s from `send_file` (copy into the profile and hash)
+/// until `b` verified the whole file and exposed it.
+async fn file(
+    a: &Node,
+    fb: &str,
+    eb: &mut UnboundedReceiver<NodeEvent>,
+    path: &std::path::Path,
+    total: usize,
+) -> Result<f64> {
+    let t0 = Instant::now();
+    let m = a.send_file(fb, &path.to_string_lossy()).await?;
+    let id: String = m.id.iter().map(|b| format!("{b:02x}")).collect();
+    until(eb, |e| match e {
+        NodeEvent::FileReceived { id: got, .. } if *got == id => Some(()),
+        _ => None,
+    })
+    .await?;
+    Ok(total as f64 / MB / t0.elapsed().as_secs_f64())
+}
+
 /// Runs the benchmark and prints a table or one JSON object.
 pub async fn run(json_out: bool, count: usize, megabytes: usize, rounds: usize) -> Result<()> {
     let server = ServerProcess::embedded(&[]).await?;
@@ -128,19 +149,23 @@ pub async fn run(json_out: bool, count: usize, megabytes: usize, rounds: usize) 
 
     let sink = transport_sink(&url).await?;
     let total = (megabytes << 20) / BLOCK * BLOCK;
-    let (mut msgs, mut data, mut bare) = (vec![], vec![], vec![]);
+    let src = da.path().join("bench.bin");
+    std::fs::write(&src, vec![0xC3u8; total])?;
+    let (mut msgs, mut data, mut files, mut bare) = (vec![], vec![], vec![], vec![]);
     for _ in 0..rounds.max(1) {
         msgs.push(messages(&a, &fb, &mut eb, count).await?);
         data.push(session_data(&a, &pb, &mut eb, total).await?);
+        files.push(file(&a, &fb, &mut eb, &src, total).await?);
         bare.push(bare_sink_throughput(&sink, BLOCK, total).await?);
     }
     sink.stop().await;
     a.stop().await;
     b.stop().await;
     drop(server);
-    let (msgs, data, bare) = (
+    let (msgs, data, file_mb_s, bare) = (
         super::percentile(&mut msgs, 50.0),
         super::percentile(&mut data, 50.0),
+        super::percentile(&mut files, 50.0),
         super::percentile(&mut bare, 50.0),
     );
     if json_out {
@@ -148,6 +173,8 @@ pub async fn run(json_out: bool, count: usize, megabytes: usize, rounds: usize) 
             "{}",
             json!({
                 "msgs_per_s": msgs,
+                "file_mb_s": file_mb_s,
+                "file_ratio": file_mb_s / bare,
                 "session_data_mb_s": data,
                 "baseline_file_mb_s": bare,
                 "session_data_ratio": data / bare,
@@ -158,7 +185,12 @@ pub async fn run(json_out: bool, count: usize, megabytes: usize, rounds: usize) 
         println!("messaging bench (median of {rounds} rounds, loopback)");
         println!("  messages/s end to end (stored, encrypted, stored, acked): {msgs:.0}");
         println!("  session data MB/s ({BLOCK} B frames, encrypted):         {data:.1}");
+        println!("  file MB/s (copy+hash, chunks, write, verify):           {file_mb_s:.1}");
         println!("  bare transport MB/s (same frames, no session):          {bare:.1}");
+        println!(
+            "  ratio file / bare:                                      {:.2}",
+            file_mb_s / bare
+        );
         println!(
             "  ratio session / bare:                                   {:.2}",
             data / bare

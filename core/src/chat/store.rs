@@ -75,6 +75,13 @@ impl Message {
         }
     }
 
+    /// The manifest, if this is a file that was not deleted.
+    pub fn manifest(&self) -> Option<super::file::Manifest> {
+        (self.kind == OpKind::File && !self.deleted)
+            .then(|| super::file::Manifest::parse(&self.body).ok())
+            .flatten()
+    }
+
     /// The text, if this is a text message.
     pub fn text(&self) -> Option<&str> {
         (self.kind == OpKind::Text)
@@ -304,6 +311,19 @@ pub fn enqueue(
     body: &[u8],
     now_ms: u64,
 ) -> Result<(Op, Option<Message>), ChatError> {
+    enqueue_with_id(conn, me, conv, (kind, rand::random()), target, body, now_ms)
+}
+
+/// [`enqueue`] with a chosen message id (a file's message id is its transfer id).
+pub fn enqueue_with_id(
+    conn: &mut Connection,
+    me: &Fingerprint,
+    conv: &Fingerprint,
+    (kind, id): (OpKind, Id),
+    target: Option<Id>,
+    body: &[u8],
+    now_ms: u64,
+) -> Result<(Op, Option<Message>), ChatError> {
     let tx = conn.transaction()?;
     ensure_conv(&tx, conv)?;
     let changed = match (kind, target) {
@@ -314,7 +334,6 @@ pub fn enqueue(
         _ => return Err(ChatError::Invalid("target does not match the kind".into())),
     };
     let seq = counters(&tx, conv)?.next_out;
-    let id: Id = rand::random();
     exec(
         &tx,
         "INSERT INTO messages (conv, outgoing, seq, id, kind, target, body, sent_ms)

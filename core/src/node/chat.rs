@@ -88,6 +88,9 @@ impl Inner {
                     let _ = link.send(&Frame::Read { seq }).await;
                 }
                 Inner::start_pump(this, link);
+                if t.allows(Capability::File) {
+                    this.resume_incoming(link, None).await;
+                }
             }
             _ => {
                 let p = peer.clone();
@@ -202,6 +205,12 @@ impl Inner {
         match trust {
             None => Err((ErrorCode::NotContact, "you are not a contact")),
             Some(t) if !t.allows(cap) => Err((ErrorCode::NotAllowed, "not allowed")),
+            Some(_)
+                if op.kind == OpKind::File
+                    && !super::files::check_manifest(&op.body, &link.key) =>
+            {
+                Err((ErrorCode::Malformed, "the file manifest does not verify"))
+            }
             Some(_) => Ok(()),
         }
     }
@@ -229,6 +238,9 @@ impl Inner {
         let name = link.name();
         for m in got.new {
             self.notify_message(&name, &m);
+            if m.kind == OpKind::File {
+                self.file_offered(link, &m).await;
+            }
             self.emit(NodeEvent::MessageReceived { message: m });
         }
         for m in got.changed {
@@ -263,6 +275,7 @@ impl Inner {
     async fn on_frame(this: &Arc<Inner>, link: &Arc<Link>, trust: Option<Trust>, frame: Frame) {
         let fp = link.fp;
         let contact = trust.is_some_and(|t| t.allows(Capability::Connect));
+        let files = trust.is_some_and(|t| t.allows(Capability::File));
         match frame {
             Frame::Hello { name } => {
                 link.set_name(name.chars().take(contacts::MAX_NAME_CHARS).collect());
@@ -328,13 +341,14 @@ impl Inner {
                     this.emit_status(&fp, u64::MAX, Status::Failed);
                 }
             }
-            Frame::FileResume { .. }
-            | Frame::FileChunk { .. }
-            | Frame::FileAck { .. }
-            | Frame::FileDone { .. } => {
-                link.refuse(ErrorCode::NotAllowed, "file transfer is not supported yet")
-                    .await;
+            Frame::FileResume { id, index } if files => {
+                Inner::file_resume(this, link, id, index).await;
             }
+            Frame::FileChunk { id, index, data } if files => {
+                this.file_chunk(link, id, index, data).await;
+            }
+            Frame::FileAck { id, index } if files => this.file_acked(link, id, index).await,
+            Frame::FileDone { id, ok } if files => this.file_done(link, id, ok).await,
             _ if !contact => {
                 link.refuse(ErrorCode::NotContact, "you are not a contact")
                     .await;
@@ -400,7 +414,7 @@ impl Inner {
     }
 
     /// New ops for `fp` are stored: wake its pump, or dial it.
-    fn wake(this: &Arc<Inner>, fp: &Fingerprint) {
+    pub(crate) fn wake(this: &Arc<Inner>, fp: &Fingerprint) {
         match this.link(fp) {
             Some(link) => Inner::start_pump(this, &link),
             None => Inner::maybe_dial(this, fp, true),
@@ -533,7 +547,18 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
     loop {
         tick.tick().await;
         let Some(this) = inner.upgrade() else { return };
-        let Ok(waiting) = this.db(|c| chat::with_outbox(c)).await else {
+        let Ok(waiting) = this
+            .db(|c| {
+                let mut convs = chat::with_outbox(c)?;
+                for t in crate::chat::file::incoming_unfinished(c, None)? {
+                    if !convs.contains(&t.conv) {
+                        convs.push(t.conv);
+                    }
+                }
+                Ok::<_, NodeError>(convs)
+            })
+            .await
+        else {
             continue;
         };
         for fp in waiting {

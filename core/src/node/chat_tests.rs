@@ -8,6 +8,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::tests::{befriend, config, next, server};
 use super::*;
 use crate::chat::wire::{Frame, Op, OpKind};
+use crate::identity::Fingerprint;
 
 /// Waits until `f` holds (checked every 20 ms), for at most `secs`.
 async fn until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut f: F) {
@@ -340,5 +341,79 @@ async fn forged_malformed_and_unauthorised_frames_are_refused() {
     a.stop().await;
     b.stop().await;
     c.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_resumes_across_two_disconnects_and_verifies() {
+    use sha2::{Digest, Sha256};
+    const MIB: u64 = 1 << 20;
+    let server = server().await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Node::start(config(da.path(), &url, None)).await.unwrap();
+    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    befriend(&a, &b).await;
+    let fb = b.identity().fingerprint;
+    let src = da.path().join("video.mp4");
+    let mut content = vec![0u8; (50 * MIB) as usize];
+    rand::fill(&mut content[..]);
+    std::fs::write(&src, &content).unwrap();
+    let want: [u8; 32] = Sha256::digest(&content).into();
+    let (mut ea, mut eb) = (a.subscribe(), b.subscribe());
+
+    // Over the receiver's limit: refused, nothing written.
+    b.set_max_file_size(10 * MIB).await.unwrap();
+    a.send_file(&fb, src.to_str().unwrap()).await.unwrap();
+    let ok = wait_for(&mut ea, |e| match e {
+        NodeEvent::FileDone { ok, outgoing, .. } if outgoing => Some(ok),
+        _ => None,
+    })
+    .await;
+    assert!(!ok, "a file over the limit is refused");
+
+    b.set_max_file_size(64 * MIB).await.unwrap();
+    let sent = a.send_file(&fb, src.to_str().unwrap()).await.unwrap();
+    assert_eq!(sent.kind, OpKind::File);
+    let (mut cuts, mut last, mut resumed_at) = (0, 0, vec![]);
+    let path = loop {
+        match next(&mut eb).await {
+            NodeEvent::FileProgress {
+                bytes, total, id, ..
+            } if id == hex::encode(sent.id) => {
+                assert_eq!(total, 50 * MIB);
+                if bytes < last {
+                    panic!("progress went back from {last} to {bytes}");
+                }
+                if cuts < 2 && bytes >= (15 + 20 * cuts) * MIB {
+                    // Cut every link between them; the receiver redials and resumes.
+                    let links: Vec<_> = lock(&a.inner.links).values().flatten().cloned().collect();
+                    for l in links {
+                        l.close().await;
+                    }
+                    cuts += 1;
+                    resumed_at.push(bytes);
+                }
+                last = bytes;
+            }
+            NodeEvent::FileReceived { path, .. } => break path,
+            NodeEvent::FileDone { ok, id, .. } if id == hex::encode(sent.id) => {
+                panic!("transfer ended, ok={ok}")
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(cuts, 2);
+    let got = std::fs::read(&path).unwrap();
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&got)), want);
+    assert!(path.ends_with("video.mp4") && path.starts_with(db.path().to_str().unwrap()));
+    let ok = wait_for(&mut ea, |e| match e {
+        NodeEvent::FileDone { ok, outgoing, .. } if outgoing => Some(ok),
+        _ => None,
+    })
+    .await;
+    assert!(ok, "the sender hears that the file arrived");
+    a.stop().await;
+    b.stop().await;
     server.shutdown().await;
 }

@@ -35,6 +35,7 @@ mod chat;
 mod chat_tests;
 mod contacts;
 mod discovery;
+mod files;
 mod link;
 pub mod platform;
 #[cfg(test)]
@@ -44,6 +45,7 @@ pub use crate::chat::store::{Conversation, Status as MessageStatus};
 pub use crate::contacts::{Contact, Request, Trust};
 pub use chat::{PING_TIMEOUT, StatusChange};
 pub use discovery::{DiscoveredPeer, LOCAL_NETWORK, NamespaceRole, slugify};
+pub use files::{ACK_EVERY, DEFAULT_MAX_FILE};
 use link::Link;
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};
@@ -137,6 +139,40 @@ pub enum NodeEvent {
     },
     /// Our messages up to a seq were sent, delivered, read, or failed.
     MessageStatus(StatusChange),
+    /// A file transfer moved: `bytes` of `total` are on the receiver's disk.
+    FileProgress {
+        /// The contact's fingerprint.
+        conversation: String,
+        /// The transfer (the file message's manifest id, 32 hex).
+        id: String,
+        /// Bytes acknowledged.
+        bytes: u64,
+        /// File size.
+        total: u64,
+        /// We are sending it.
+        outgoing: bool,
+    },
+    /// A file arrived whole and its hash matched.
+    FileReceived {
+        /// The sender's fingerprint.
+        conversation: String,
+        /// The transfer.
+        id: String,
+        /// Where it is, inside the profile.
+        path: String,
+    },
+    /// A transfer ended without a received file: ours delivered (`ok`) or refused, or an
+    /// incoming one refused (too large, hash mismatch).
+    FileDone {
+        /// The contact's fingerprint.
+        conversation: String,
+        /// The transfer.
+        id: String,
+        /// Delivered and verified.
+        ok: bool,
+        /// We were sending it.
+        outgoing: bool,
+    },
     /// A peer appeared (or changed) in a namespace (`geo-{cell}` for stadium mode).
     NamespacePeer {
         /// The namespace's slug.
@@ -269,6 +305,14 @@ struct Inner {
     open_chat: Mutex<Option<Fingerprint>>,
     /// Backoff of redials to contacts with waiting messages.
     redial: Mutex<HashMap<Fingerprint, chat::Redial>>,
+    /// Files sent and received, inside the profile.
+    files_dir: PathBuf,
+    /// Incoming transfers being written.
+    receiving: Mutex<files::ReceivingMap>,
+    /// Sending tasks by transfer id.
+    sending: Mutex<HashMap<crate::chat::wire::Id, AbortHandle>>,
+    /// Largest incoming file accepted.
+    max_file: std::sync::atomic::AtomicU64,
     /// Connects in progress by peer, with everyone waiting for them.
     pending: Mutex<HashMap<String, Vec<ConnectWaiter>>>,
     /// `None` once stopped.
@@ -397,6 +441,8 @@ impl Node {
             .map_err(sig_err)?
             .unwrap_or(SignalingState::Connected);
 
+        let files_dir = config.profile_dir.join("files");
+        let max_file = store.call(|c| files::load_max_file(c)).await?;
         let static_key = match StaticKey::generate(&identity) {
             Ok(k) => k,
             Err(e) => {
@@ -412,6 +458,10 @@ impl Node {
             pings: Mutex::new(HashMap::new()),
             open_chat: Mutex::new(None),
             redial: Mutex::new(HashMap::new()),
+            files_dir,
+            receiving: Mutex::new(HashMap::new()),
+            sending: Mutex::new(HashMap::new()),
+            max_file: std::sync::atomic::AtomicU64::new(max_file),
             identity,
             fingerprint,
             peer_id,

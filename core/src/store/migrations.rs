@@ -87,6 +87,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (conv, outgoing, seq)
     );
     CREATE UNIQUE INDEX messages_by_id ON messages (conv, outgoing, id);
+    CREATE TABLE files (
+        id          BLOB    PRIMARY KEY CHECK (length(id) = 16),
+        conv        TEXT    NOT NULL REFERENCES conversations(conv) ON DELETE CASCADE,
+        outgoing    INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+        name        TEXT    NOT NULL,
+        size        INTEGER NOT NULL,
+        mime        TEXT    NOT NULL,
+        sha256      BLOB    NOT NULL CHECK (length(sha256) = 32),
+        chunk_size  INTEGER NOT NULL,
+        next_index  INTEGER NOT NULL DEFAULT 0,
+        state       TEXT    NOT NULL CHECK (state IN ('transferring', 'done', 'refused'))
+    );
 ",
 ];
 

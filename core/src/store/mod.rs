@@ -223,6 +223,7 @@ mod tests {
                 "contact_requests",
                 "contacts",
                 "conversations",
+                "files",
                 "identity",
                 "messages",
                 "peer_id_history",

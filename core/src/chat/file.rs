@@ -1,0 +1,304 @@
+//! Files in a conversation: the signed manifest a `File` op carries, and the `files` table that
+//! tracks each transfer (the bytes live on disk in the profile, never in the database). The
+//! receiver drives a transfer: it asks for chunks from the first one it does not have, so a
+//! transfer resumes from the last acknowledged chunk after a disconnect or a restart.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::store::ChatError;
+use super::wire::Id;
+use crate::discovery::wire::{Reader, WireError, Writer};
+use crate::identity::{Fingerprint, Identity};
+
+/// Bytes per chunk (fits a session frame with its header).
+pub const CHUNK_SIZE: u32 = 60 * 1024;
+/// Domain of the manifest signature.
+const MANIFEST_DOMAIN: &[u8] = b"peerns2/file-manifest/v1\0";
+const MAX_NAME: usize = 255;
+const MAX_MIME: usize = 127;
+
+/// What a file is: signed by the sender, checked by the receiver before any byte is exposed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Transfer id.
+    pub id: Id,
+    /// File name (no path).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Media type, e.g. `image/jpeg`.
+    pub mime: String,
+    /// SHA-256 of the contents.
+    pub sha256: [u8; 32],
+    /// Bytes per chunk.
+    pub chunk_size: u32,
+}
+
+/// The last path component of `name`, without control characters, at most 255 bytes;
+/// `file` when nothing is left.
+pub fn clean_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let mut out: String = base
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .trim_start_matches('.')
+        .to_owned();
+    while out.len() > MAX_NAME {
+        out.pop();
+    }
+    if out.is_empty() { "file".into() } else { out }
+}
+
+impl Manifest {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.raw(&self.id)
+            .str(&self.name)
+            .u64(self.size)
+            .str(&self.mime)
+            .raw(&self.sha256)
+            .u64(u64::from(self.chunk_size));
+        w.0
+    }
+
+    /// The op body: the manifest and the sender's signature over it.
+    pub fn sign(&self, identity: &Identity) -> Vec<u8> {
+        let bytes = self.encode();
+        let mut msg = MANIFEST_DOMAIN.to_vec();
+        msg.extend_from_slice(&bytes);
+        let mut out = bytes;
+        out.extend_from_slice(&identity.sign(&msg).to_bytes());
+        out
+    }
+
+    /// Parses an op body and checks the signature against the sender's key.
+    pub fn verify(body: &[u8], sender: &VerifyingKey) -> Result<Manifest, WireError> {
+        if body.len() < 64 {
+            return Err(WireError::Truncated);
+        }
+        let (bytes, sig) = body.split_at(body.len() - 64);
+        let mut msg = MANIFEST_DOMAIN.to_vec();
+        msg.extend_from_slice(bytes);
+        let sig = Signature::from_bytes(sig.try_into().map_err(|_| WireError::Truncated)?);
+        sender
+            .verify_strict(&msg, &sig)
+            .map_err(|_| WireError::Unknown("manifest signature"))?;
+        Self::decode(bytes)
+    }
+
+    /// Parses an op body without checking the signature (our own, from the database).
+    pub fn parse(body: &[u8]) -> Result<Manifest, WireError> {
+        Self::decode(&body[..body.len().saturating_sub(64)])
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Manifest, WireError> {
+        let mut r = Reader::new(bytes);
+        let m = Manifest {
+            id: r.array()?,
+            name: r.str(MAX_NAME, "file name")?.to_owned(),
+            size: r.u64()?,
+            mime: r.str(MAX_MIME, "media type")?.to_owned(),
+            sha256: r.array()?,
+            chunk_size: u32::try_from(r.u64()?).map_err(|_| WireError::TooLong("chunk size"))?,
+        };
+        r.finish()?;
+        if m.chunk_size == 0 || m.chunk_size > CHUNK_SIZE {
+            return Err(WireError::TooLong("chunk size"));
+        }
+        if clean_name(&m.name) != m.name {
+            return Err(WireError::Unknown("file name"));
+        }
+        Ok(m)
+    }
+
+    /// Number of chunks.
+    pub fn chunks(&self) -> u64 {
+        self.size.div_ceil(u64::from(self.chunk_size))
+    }
+}
+
+/// Where a transfer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// Chunks are moving (or will when the peers meet).
+    Transferring,
+    /// Received whole with a matching hash (or, for ours, confirmed by the receiver).
+    Done,
+    /// The receiver refused it (too large) or it failed verification for good.
+    Refused,
+}
+
+impl FileState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Transferring => "transferring",
+            Self::Done => "done",
+            Self::Refused => "refused",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "transferring" => Self::Transferring,
+            "done" => Self::Done,
+            _ => Self::Refused,
+        }
+    }
+}
+
+/// A transfer as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The contact.
+    pub conv: Fingerprint,
+    /// We send it.
+    pub outgoing: bool,
+    /// Chunks the receiver has on disk (acknowledged).
+    pub next_index: u64,
+    /// Where it stands.
+    pub state: FileState,
+}
+
+/// Records a transfer (idempotent: a known id keeps its progress).
+pub fn add(
+    conn: &Connection,
+    conv: &Fingerprint,
+    outgoing: bool,
+    m: &Manifest,
+) -> Result<(), ChatError> {
+    conn.execute(
+        "INSERT INTO files (id, conv, outgoing, name, size, mime, sha256, chunk_size, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'transferring') ON CONFLICT DO NOTHING",
+        params![
+            m.id.as_slice(),
+            conv.to_hex(),
+            outgoing,
+            m.name,
+            m.size as i64,
+            m.mime,
+            m.sha256.as_slice(),
+            m.chunk_size
+        ],
+    )?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, conv, outgoing, name, size, mime, sha256, chunk_size, next_index, state";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Transfer>> {
+    let id: Vec<u8> = r.get(0)?;
+    let conv: String = r.get(1)?;
+    let sha: Vec<u8> = r.get(6)?;
+    let state: String = r.get(9)?;
+    let (Ok(id), Ok(conv), Ok(sha256)) = (id.try_into(), conv.parse(), sha.try_into()) else {
+        return Ok(None);
+    };
+    Ok(Some(Transfer {
+        manifest: Manifest {
+            id,
+            name: r.get(3)?,
+            size: r.get::<_, i64>(4)? as u64,
+            mime: r.get(5)?,
+            sha256,
+            chunk_size: r.get(7)?,
+        },
+        conv,
+        outgoing: r.get(2)?,
+        next_index: r.get::<_, i64>(8)? as u64,
+        state: FileState::parse(&state),
+    }))
+}
+
+/// The transfer `id`.
+pub fn get(conn: &Connection, id: &Id) -> Result<Option<Transfer>, ChatError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM files WHERE id = ?1"),
+            [id.as_slice()],
+            row,
+        )
+        .optional()?
+        .flatten())
+}
+
+/// Unfinished transfers from `conv` to us (to resume when it is connected).
+pub fn incoming_unfinished(
+    conn: &Connection,
+    conv: Option<&Fingerprint>,
+) -> Result<Vec<Transfer>, ChatError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM files WHERE outgoing = 0 AND state = 'transferring'
+         AND (?1 IS NULL OR conv = ?1)"
+    ))?;
+    let rows = st.query_map([conv.map(Fingerprint::to_hex)], row)?;
+    Ok(rows
+        .filter_map(Result::transpose)
+        .collect::<Result<_, _>>()?)
+}
+
+/// Records progress: chunks before `next_index` are safe on the receiver's disk.
+pub fn set_progress(conn: &Connection, id: &Id, next_index: u64) -> Result<(), ChatError> {
+    conn.execute(
+        "UPDATE files SET next_index = ?2 WHERE id = ?1",
+        params![id.as_slice(), next_index as i64],
+    )?;
+    Ok(())
+}
+
+/// Moves a transfer to `state`.
+pub fn set_state(conn: &Connection, id: &Id, state: FileState) -> Result<(), ChatError> {
+    conn.execute(
+        "UPDATE files SET state = ?2 WHERE id = ?1",
+        params![id.as_slice(), state.as_str()],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            id: [7; 16],
+            name: "holiday.jpg".into(),
+            size: 1_000_000,
+            mime: "image/jpeg".into(),
+            sha256: [1; 32],
+            chunk_size: CHUNK_SIZE,
+        }
+    }
+
+    #[test]
+    fn manifests_are_signed_and_checked() {
+        let me = Identity::generate();
+        let body = manifest().sign(&me);
+        assert_eq!(Manifest::verify(&body, &me.public_key()), Ok(manifest()));
+        assert_eq!(Manifest::parse(&body), Ok(manifest()));
+        assert_eq!(manifest().chunks(), 17);
+        // Another key, a changed byte, a bent name.
+        let other = Identity::generate();
+        assert!(Manifest::verify(&body, &other.public_key()).is_err());
+        let mut bent = body.clone();
+        bent[20] ^= 1;
+        assert!(Manifest::verify(&bent, &me.public_key()).is_err());
+        let mut m = manifest();
+        m.name = "../../etc/passwd".into();
+        assert!(Manifest::verify(&m.sign(&me), &me.public_key()).is_err());
+    }
+
+    #[test]
+    fn names_lose_paths_and_control_characters() {
+        assert_eq!(clean_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_name("C:\\Users\\a\\report.pdf"), "report.pdf");
+        assert_eq!(clean_name("a\u{0}b\nc.txt"), "abc.txt");
+        assert_eq!(clean_name(".."), "file");
+        assert_eq!(clean_name(".hidden"), "hidden");
+        assert_eq!(clean_name(&"é".repeat(200)).len(), 254);
+    }
+}

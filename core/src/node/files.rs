@@ -1,0 +1,499 @@
+//! File transfer between contacts. The sender copies the file into its profile (hashing it on
+//! the way), signs a manifest and sends it as a `File` op through the outbox, so an offer made
+//! offline is delivered like a message. The receiver drives the rest: it asks for chunks from
+//! the first one it lacks (`FileResume`), writes them in order to a `.part` file in its
+//! profile, acknowledges every [`ACK_EVERY`] chunks once they are on disk, and exposes the file
+//! only after the whole-file SHA-256 matches the manifest. After a disconnect or a restart the
+//! receiver resumes from the last acknowledged chunk.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ed25519_dalek::VerifyingKey;
+use sha2::{Digest, Sha256};
+
+use super::link::Link;
+use super::{Inner, Node, NodeError, NodeEvent, lock, unix_ms};
+use crate::chat::file::{self, CHUNK_SIZE, FileState, Manifest, Transfer, clean_name};
+use crate::chat::store::{self as chat, Message};
+use crate::chat::wire::{Frame, Id, OpKind};
+use crate::contacts::{self, Capability};
+use crate::identity::Fingerprint;
+
+/// Chunks between acknowledgements (each one syncs the `.part` file and the database).
+pub const ACK_EVERY: u64 = 16;
+/// Largest incoming file unless the user sets another limit.
+pub const DEFAULT_MAX_FILE: u64 = 1 << 30;
+/// Settings key of the incoming size limit.
+const MAX_FILE_KEY: &str = "max_file_bytes";
+
+/// An incoming transfer being written.
+pub(crate) struct Receiving {
+    manifest: Manifest,
+    conv: Fingerprint,
+    part: File,
+    next: u64,
+}
+
+/// Incoming transfers by id.
+pub(crate) type ReceivingMap = HashMap<Id, Receiving>;
+
+fn hex_id(id: &Id) -> String {
+    hex::encode(id)
+}
+
+fn out_path(dir: &Path, id: &Id) -> PathBuf {
+    dir.join("out").join(hex_id(id))
+}
+
+fn part_path(dir: &Path, id: &Id) -> PathBuf {
+    dir.join("in").join(format!("{}.part", hex_id(id)))
+}
+
+/// Where a received file ends up: `in/<id>/<name>` (the id keeps equal names apart).
+fn final_path(dir: &Path, m: &Manifest) -> PathBuf {
+    dir.join("in").join(hex_id(&m.id)).join(&m.name)
+}
+
+/// A media type from the file name's extension.
+fn mime_of(name: &str) -> &'static str {
+    let ext = name
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "mp3" => "audio/mpeg",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Copies `src` to `dst`, returning its size and SHA-256.
+fn copy_hashing(src: &Path, dst: &Path) -> std::io::Result<(u64, [u8; 32])> {
+    let mut input = File::open(src)?;
+    if let Some(parent) = dst.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut output = File::create(dst)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        output.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+    output.sync_all()?;
+    Ok((size, hasher.finalize().into()))
+}
+
+fn hash_file(path: &Path, len: u64) -> std::io::Result<[u8; 32]> {
+    let mut input = File::open(path)?.take(len);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finalize().into());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Up to `n` chunks of `m` from chunk `first` on.
+fn read_chunks(src: &mut File, m: &Manifest, first: u64, n: u64) -> std::io::Result<Vec<Vec<u8>>> {
+    let size = u64::from(m.chunk_size);
+    src.seek(SeekFrom::Start(first * size))?;
+    let mut out = vec![];
+    for i in first..(first + n).min(m.chunks()) {
+        let mut buf = vec![0u8; (m.size - i * size).min(size) as usize];
+        src.read_exact(&mut buf)?;
+        out.push(buf);
+    }
+    Ok(out)
+}
+
+fn io_err(e: std::io::Error) -> NodeError {
+    NodeError::InvalidInput(format!("file: {e}"))
+}
+
+/// Checks a `File` op's manifest against the sender's key.
+pub(crate) fn check_manifest(body: &[u8], key: &[u8; 32]) -> bool {
+    VerifyingKey::from_bytes(key).is_ok_and(|k| Manifest::verify(body, &k).is_ok())
+}
+
+impl Inner {
+    /// The receiver's size limit.
+    pub(crate) fn max_file(&self) -> u64 {
+        self.max_file.load(Ordering::SeqCst)
+    }
+
+    /// A verified `File` op arrived: record the transfer and ask for its chunks (or refuse it).
+    pub(crate) async fn file_offered(&self, link: &Link, m: &Message) {
+        let Ok(manifest) = Manifest::parse(&m.body) else {
+            return;
+        };
+        let (conv, man) = (link.fp, manifest.clone());
+        if self
+            .db(move |c| file::add(c, &conv, false, &man))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if manifest.size > self.max_file() {
+            let id = manifest.id;
+            let _ = self
+                .db(move |c| file::set_state(c, &id, FileState::Refused))
+                .await;
+            let _ = link.send(&Frame::FileDone { id, ok: false }).await;
+            self.emit(NodeEvent::FileDone {
+                conversation: conv.to_hex(),
+                id: hex_id(&id),
+                ok: false,
+                outgoing: false,
+            });
+            return;
+        }
+        self.resume_incoming(link, Some(manifest.id)).await;
+    }
+
+    /// Asks `link`'s peer for the rest of our unfinished incoming transfers from it (or just
+    /// `only`), opening their `.part` files at the last acknowledged chunk.
+    pub(crate) async fn resume_incoming(&self, link: &Link, only: Option<Id>) {
+        let conv = link.fp;
+        let Ok(list) = self
+            .db(move |c| file::incoming_unfinished(c, Some(&conv)))
+            .await
+        else {
+            return;
+        };
+        for t in list
+            .into_iter()
+            .filter(|t| only.is_none_or(|id| id == t.manifest.id))
+        {
+            let dir = self.files_dir.clone();
+            let opened = tokio::task::spawn_blocking(move || open_part(&dir, t)).await;
+            let Ok(Ok(r)) = opened else {
+                tracing::warn!("could not open a partial file");
+                continue;
+            };
+            let (id, index) = (r.manifest.id, r.next);
+            lock(&self.receiving).insert(id, r);
+            let _ = link.send(&Frame::FileResume { id, index }).await;
+        }
+    }
+
+    /// One chunk from `link`: written in order, acknowledged in groups, verified at the end.
+    pub(crate) async fn file_chunk(&self, link: &Link, id: Id, index: u64, data: Vec<u8>) {
+        let Some(r) = lock(&self.receiving).remove(&id) else {
+            return;
+        };
+        if r.conv != link.fp || index != r.next {
+            let next = r.next;
+            let ours = r.conv == link.fp;
+            lock(&self.receiving).insert(id, r);
+            if ours && index > next {
+                let _ = link.send(&Frame::FileResume { id, index: next }).await;
+            }
+            return;
+        }
+        let dir = self.files_dir.clone();
+        let written = tokio::task::spawn_blocking(move || write_chunk(&dir, r, &data)).await;
+        let Ok(Ok((r, step))) = written else {
+            tracing::warn!("could not write a file chunk");
+            return;
+        };
+        let (conv, total, next) = (r.conv, r.manifest.size, r.next);
+        match step {
+            Step::More => {
+                lock(&self.receiving).insert(id, r);
+            }
+            Step::Synced => {
+                lock(&self.receiving).insert(id, r);
+                let _ = self.db(move |c| file::set_progress(c, &id, next)).await;
+                let _ = link.send(&Frame::FileAck { id, index: next }).await;
+                self.emit_progress(&conv, &id, next, total, false);
+            }
+            Step::Finished(path) => {
+                let ok = path.is_some();
+                let state = if ok {
+                    FileState::Done
+                } else {
+                    FileState::Refused
+                };
+                let _ = self
+                    .db(move |c| {
+                        file::set_progress(c, &id, next)?;
+                        file::set_state(c, &id, state)
+                    })
+                    .await;
+                let _ = link.send(&Frame::FileDone { id, ok }).await;
+                let event = match path {
+                    Some(path) => NodeEvent::FileReceived {
+                        conversation: conv.to_hex(),
+                        id: hex_id(&id),
+                        path: path.to_string_lossy().into_owned(),
+                    },
+                    None => NodeEvent::FileDone {
+                        conversation: conv.to_hex(),
+                        id: hex_id(&id),
+                        ok: false,
+                        outgoing: false,
+                    },
+                };
+                self.emit(event);
+            }
+        }
+    }
+
+    fn emit_progress(&self, conv: &Fingerprint, id: &Id, next: u64, total: u64, outgoing: bool) {
+        let bytes = (next * u64::from(CHUNK_SIZE)).min(total);
+        self.emit(NodeEvent::FileProgress {
+            conversation: conv.to_hex(),
+            id: hex_id(id),
+            bytes,
+            total,
+            outgoing,
+        });
+    }
+
+    /// The receiver asks for our file `id` from chunk `index`: (re)start the sending task.
+    pub(crate) async fn file_resume(this: &Arc<Inner>, link: &Arc<Link>, id: Id, index: u64) {
+        let Ok(Some(t)) = this.db(move |c| file::get(c, &id)).await else {
+            return;
+        };
+        if !t.outgoing || t.conv != link.fp || t.state != FileState::Transferring {
+            return;
+        }
+        let (inner, link2) = (Arc::downgrade(this), link.clone());
+        let path = out_path(&this.files_dir, &id);
+        let task = tokio::spawn(async move {
+            let m = t.manifest;
+            let Ok(mut src) = File::open(&path) else {
+                tracing::warn!("an outgoing file is missing from the profile");
+                return;
+            };
+            let mut i = index;
+            while i < m.chunks() {
+                // Read a group of chunks per blocking call, then send them in order.
+                let (first, man) = (i, m.clone());
+                let read = tokio::task::spawn_blocking(move || {
+                    let chunks = read_chunks(&mut src, &man, first, ACK_EVERY);
+                    (src, chunks)
+                })
+                .await;
+                let Ok((file, Ok(chunks))) = read else {
+                    tracing::warn!("could not read an outgoing file");
+                    return;
+                };
+                src = file;
+                for data in chunks {
+                    let frame = Frame::FileChunk { id, index: i, data };
+                    if link2.send(&frame).await.is_err() || inner.strong_count() == 0 {
+                        return;
+                    }
+                    i += 1;
+                }
+            }
+        });
+        if let Some(old) = lock(&this.sending).insert(id, task.abort_handle()) {
+            old.abort();
+        }
+        let mut tasks = lock(&this.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
+    }
+
+    /// The receiver has chunks before `index` of our file `id`.
+    pub(crate) async fn file_acked(&self, link: &Link, id: Id, index: u64) {
+        let Ok(Some(t)) = self.db(move |c| file::get(c, &id)).await else {
+            return;
+        };
+        if t.outgoing && t.conv == link.fp {
+            let index = index.min(t.manifest.chunks());
+            let _ = self.db(move |c| file::set_progress(c, &id, index)).await;
+            self.emit_progress(&t.conv, &id, index, t.manifest.size, true);
+        }
+    }
+
+    /// The receiver finished our file `id` (`ok`: verified; else refused).
+    pub(crate) async fn file_done(&self, link: &Link, id: Id, ok: bool) {
+        let Ok(Some(t)) = self.db(move |c| file::get(c, &id)).await else {
+            return;
+        };
+        if !t.outgoing || t.conv != link.fp || t.state != FileState::Transferring {
+            return;
+        }
+        let state = if ok {
+            FileState::Done
+        } else {
+            FileState::Refused
+        };
+        let _ = self.db(move |c| file::set_state(c, &id, state)).await;
+        if let Some(task) = lock(&self.sending).remove(&id) {
+            task.abort();
+        }
+        let _ = fs::remove_file(out_path(&self.files_dir, &id));
+        self.emit(NodeEvent::FileDone {
+            conversation: t.conv.to_hex(),
+            id: hex_id(&id),
+            ok,
+            outgoing: true,
+        });
+    }
+}
+
+enum Step {
+    /// Written; more to come before the next acknowledgement.
+    More,
+    /// Written and synced: acknowledge.
+    Synced,
+    /// The last chunk: the verified file's path, or `None` if the hash did not match.
+    Finished(Option<PathBuf>),
+}
+
+/// Opens (or creates) the `.part` file of `t` cut to its acknowledged chunks.
+fn open_part(dir: &Path, t: Transfer) -> std::io::Result<Receiving> {
+    let path = part_path(dir, &t.manifest.id);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let part = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    let keep = (t.next_index * u64::from(t.manifest.chunk_size)).min(t.manifest.size);
+    part.set_len(keep)?;
+    Ok(Receiving {
+        next: t.next_index,
+        manifest: t.manifest,
+        conv: t.conv,
+        part,
+    })
+}
+
+fn write_chunk(dir: &Path, mut r: Receiving, data: &[u8]) -> std::io::Result<(Receiving, Step)> {
+    let m = &r.manifest;
+    let start = r.next * u64::from(m.chunk_size);
+    let want = (m.size.saturating_sub(start)).min(u64::from(m.chunk_size));
+    if data.len() as u64 != want {
+        return Err(std::io::Error::other("a chunk of the wrong size"));
+    }
+    r.part.seek(SeekFrom::Start(start))?;
+    r.part.write_all(data)?;
+    r.next += 1;
+    if r.next < m.chunks() {
+        if r.next.is_multiple_of(ACK_EVERY) {
+            r.part.sync_data()?;
+            return Ok((r, Step::Synced));
+        }
+        return Ok((r, Step::More));
+    }
+    r.part.sync_all()?;
+    let part = part_path(dir, &m.id);
+    if hash_file(&part, m.size)? != m.sha256 {
+        fs::remove_file(&part)?;
+        return Ok((r, Step::Finished(None)));
+    }
+    let dst = final_path(dir, m);
+    if let Some(parent) = dst.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::rename(&part, &dst)?;
+    Ok((r, Step::Finished(Some(dst))))
+}
+
+impl Node {
+    /// Sends the file at `path` to contact `conv`: copied into the profile, offered through the
+    /// outbox (so it waits while the contact is offline), then sent in chunks the receiver asks
+    /// for. Progress arrives as [`NodeEvent::FileProgress`], the end as [`NodeEvent::FileDone`].
+    pub async fn send_file(&self, conv: &str, path: &str) -> Result<Message, NodeError> {
+        let fp: Fingerprint = conv
+            .trim()
+            .parse()
+            .map_err(|_| NodeError::InvalidInput(format!("not a fingerprint: {conv:?}")))?;
+        let id: Id = rand::random();
+        let (src, dst) = (PathBuf::from(path), out_path(&self.inner.files_dir, &id));
+        let name = clean_name(&src.file_name().unwrap_or_default().to_string_lossy());
+        let d = dst.clone();
+        let (size, sha256) = tokio::task::spawn_blocking(move || copy_hashing(&src, &d))
+            .await
+            .map_err(|e| NodeError::Store(crate::store::StoreError::Task(e)))?
+            .map_err(io_err)?;
+        let manifest = Manifest {
+            id,
+            mime: mime_of(&name).into(),
+            name,
+            size,
+            sha256,
+            chunk_size: CHUNK_SIZE,
+        };
+        let body = manifest.sign(&self.inner.identity);
+        let (me, now) = (self.inner.fingerprint, unix_ms());
+        let stored = self
+            .inner
+            .db(move |c| {
+                match contacts::trust_of(c, &fp)? {
+                    Some(t) if t.allows(Capability::File) => {}
+                    _ => return Err(NodeError::NotAllowed(format!("{fp} may not get files"))),
+                }
+                let tx = c.transaction().map_err(crate::store::StoreError::from)?;
+                tx.execute(
+                    "INSERT INTO conversations (conv) VALUES (?1) ON CONFLICT DO NOTHING",
+                    [fp.to_hex()],
+                )
+                .map_err(crate::store::StoreError::from)?;
+                file::add(&tx, &fp, true, &manifest)?;
+                tx.commit().map_err(crate::store::StoreError::from)?;
+                let (op, _) =
+                    chat::enqueue_with_id(c, &me, &fp, (OpKind::File, id), None, &body, now)?;
+                Ok(Message::new(fp, &op, None))
+            })
+            .await;
+        match stored {
+            Ok(m) => {
+                Inner::wake(&self.inner, &fp);
+                Ok(m)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&dst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sets the largest incoming file accepted (kept in the profile).
+    pub async fn set_max_file_size(&self, bytes: u64) -> Result<(), NodeError> {
+        self.inner
+            .db(move |c| crate::store::settings::set_setting(c, MAX_FILE_KEY, &bytes.to_string()))
+            .await?;
+        self.inner.max_file.store(bytes, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// The stored size limit, or the default.
+pub(crate) fn load_max_file(conn: &rusqlite::Connection) -> Result<u64, crate::store::StoreError> {
+    Ok(crate::store::settings::get_setting(conn, MAX_FILE_KEY)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MAX_FILE))
+}
