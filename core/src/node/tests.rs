@@ -48,8 +48,19 @@ impl Notifier for Recorder {
     }
 }
 
+/// Logs to stderr when `PEERNS_TEST_LOG` holds a filter (e.g. `peerns_core=debug`).
+pub(super) fn init_logs() {
+    if let Ok(filter) = std::env::var("PEERNS_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// An embedded signaling server on a free loopback port.
 pub(super) async fn server() -> EmbeddedServer {
+    init_logs();
     EmbeddedServer::start(ServerConfig {
         port: 0,
         ..ServerConfig::default()

@@ -97,6 +97,9 @@ struct Entry {
     outgoing: bool,
     /// An incoming connection's remote DTLS fingerprint (from the offer), until it opens.
     remote_dtls: Option<String>,
+    /// An outgoing connection's OFFER and the CANDIDATEs sent after it, kept until the answer
+    /// so they can be sent again (see the glare rule in `offer`).
+    sent: Vec<(MessageType, Value)>,
     /// Last peer-connection state seen, and remote candidates received (for diagnostics).
     state: RTCPeerConnectionState,
     remote_candidates: usize,
@@ -122,6 +125,7 @@ impl Entry {
             reply: None,
             outgoing,
             remote_dtls: None,
+            sent: vec![],
             state: RTCPeerConnectionState::New,
             remote_candidates: 0,
         }
@@ -339,13 +343,10 @@ impl Task {
         let mut entry = Entry::new(info, pc, &offer.sdp, true);
         entry.conn = Some(conn);
         entry.reply = Some(reply);
+        let payload = serde_json::to_value(payload).expect("offer json");
+        entry.sent.push((MessageType::Offer, payload.clone()));
         self.entries.insert(cid.clone(), entry);
-        self.send_signal(
-            MessageType::Offer,
-            &peer,
-            serde_json::to_value(payload).expect("offer json"),
-        )
-        .await;
+        self.send_signal(MessageType::Offer, &peer, payload).await;
         Ok(cid)
     }
 
@@ -433,11 +434,28 @@ impl Task {
                 })
                 .map(|(cid, _)| cid.clone())
                 .collect();
-            if !mine.is_empty() {
-                if self.local_id.as_str() < peer.as_str() {
-                    tracing::debug!(%peer, "glare: keeping our offer");
-                    return Ok(());
+            // An offer of ours the peer already answered, followed by an offer from the peer,
+            // means the peer lost that connection (it restarted): ours is stale.
+            let unanswered = mine
+                .iter()
+                .any(|cid| self.entries.get(cid).is_some_and(|e| !e.remote_set));
+            if unanswered && self.local_id.as_str() < peer.as_str() {
+                // The peer takes our offer when it sees both; but if it registered anew after
+                // we offered, ours went to its old socket. Sending ours again is harmless if it
+                // has it (a duplicate id is ignored) and saves the attempt if it has not.
+                tracing::debug!(%peer, "glare: keeping our offer (sent again)");
+                let again: Vec<_> = mine
+                    .iter()
+                    .filter_map(|cid| self.entries.get(cid))
+                    .filter(|e| !e.remote_set)
+                    .flat_map(|e| e.sent.clone())
+                    .collect();
+                for (kind, payload) in again {
+                    self.send_signal(kind, &peer, payload).await;
                 }
+                return Ok(());
+            }
+            if !mine.is_empty() {
                 tracing::debug!(%peer, "glare: taking the peer's offer");
                 for cid in mine {
                     if let Some(mut e) = self.entries.remove(&cid) {
@@ -514,6 +532,7 @@ impl Task {
             .await
             .map_err(webrtc_err)?;
         e.remote_set = true;
+        e.sent.clear();
         if let Some(conn) = &e.conn {
             conn.set_remote_dtls(remote_dtls);
         }
@@ -572,12 +591,15 @@ impl Task {
                     connection_id: ev.cid.clone(),
                 };
                 let peer = e.info.peer.clone();
-                self.send_signal(
-                    MessageType::Candidate,
-                    &peer,
-                    serde_json::to_value(payload).expect("candidate json"),
-                )
-                .await;
+                let payload = serde_json::to_value(payload).expect("candidate json");
+                if let Some(e) = self.entries.get_mut(&ev.cid)
+                    && e.outgoing
+                    && !e.remote_set
+                {
+                    e.sent.push((MessageType::Candidate, payload.clone()));
+                }
+                self.send_signal(MessageType::Candidate, &peer, payload)
+                    .await;
             }
             PcEventKind::DataChannel(dc) => {
                 // The answerer's channel: it is open when it is announced.
