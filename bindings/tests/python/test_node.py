@@ -351,6 +351,26 @@ def test_contacts_and_chat():
             with pytest.raises(p.PeernsError.InvalidInput):
                 await a.edit_message(fb, "xyz", "bad id")
 
+            # Files: offered through the outbox, chunks verified, exposed in the profile.
+            src = os.path.join(dirs[0].name, "notes.txt")
+            payload = os.urandom(300_000)
+            with open(src, "wb") as f:
+                f.write(payload)
+            fm = await a.send_file(fb, src)
+            assert fm.kind == p.MessageKind.FILE and fm.text == ""
+            assert (fm.file.name, fm.file.size, fm.file.mime) == ("notes.txt", 300_000, "text/plain")
+            got = await lb.wait_for(lambda ev: of_kind(ev, "file_received", id=fm.id))
+            [recv] = of_kind(got, "file_received", id=fm.id)
+            assert recv.conversation == fa and recv.path.startswith(dirs[1].name)
+            with open(recv.path, "rb") as f:
+                assert f.read() == payload
+            await la.wait_for(lambda ev: of_kind(ev, "file_done", id=fm.id, ok=True, outgoing=True))
+            await b.set_max_file_size(1000)
+            big = await a.send_file(fb, src)
+            await la.wait_for(lambda ev: of_kind(ev, "file_done", id=big.id, ok=False, outgoing=True))
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await a.send_file(fb, os.path.join(dirs[0].name, "missing.bin"))
+
             # Ping.
             rtt = await a.ping(fb)
             assert 0 <= rtt < 5000
@@ -386,7 +406,9 @@ def test_contacts_and_chat():
                 await a.ping(fb)
             await asyncio.sleep(0.5)
             assert all(e.message.id != waiting.id for e in of_kind(lb.snapshot(), "message_received"))
-            assert len(await b.messages(fa, 10)) == 2
+            assert [m.kind for m in await b.messages(fa, 10)] == [p.MessageKind.TEXT] * 2 + [
+                p.MessageKind.FILE
+            ] * 2
 
             # Removing a contact keeps the conversation.
             await a.remove_contact(fb)
