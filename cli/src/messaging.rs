@@ -99,12 +99,16 @@ pub struct SendArgs {
     /// The contact's fingerprint.
     #[arg(long)]
     to: String,
-    /// Send TEXT this many times, numbered (`TEXT 1`, `TEXT 2`, ...); 0 only flushes the outbox.
+    /// Send TEXT this many times, numbered (`TEXT 1`, `TEXT 2`, ...); 0 only flushes the outbox
+    /// (no text is sent with `--file`).
     #[arg(long, default_value_t = 1)]
     count: u64,
     /// Wait at most this long for every waiting message to be delivered.
     #[arg(long, default_value_t = 30.0)]
     wait: f64,
+    /// Send this file (repeatable) and wait until the contact has verified it.
+    #[arg(long)]
+    file: Vec<PathBuf>,
     /// The text.
     #[arg(default_value = "")]
     text: String,
@@ -195,6 +199,20 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
         NodeEvent::MessageStatus(s) => json!({
             "event": "status", "conversation": s.conversation, "up_to_seq": s.up_to_seq,
             "status": format!("{:?}", s.status).to_lowercase(),
+        }),
+        NodeEvent::FileReceived {
+            conversation,
+            id,
+            path,
+        } => json!({"event": "file", "from": conversation, "id": id, "path": path}),
+        NodeEvent::FileDone {
+            conversation,
+            id,
+            ok,
+            outgoing,
+        } => json!({
+            "event": "file-done", "conversation": conversation, "id": id, "ok": ok,
+            "outgoing": outgoing,
         }),
         _ => return None,
     })
@@ -355,9 +373,16 @@ async fn waiting(node: &Node, to: &str) -> Result<bool> {
 /// Exit status 0 when all were delivered, an error otherwise (they stay in the outbox).
 pub async fn send(a: SendArgs, profile: Option<PathBuf>) -> Result<()> {
     let node = start(&a.net, profile).await?;
+    let mut events = node.subscribe();
     let result = async {
-        for i in 1..=a.count {
-            let text = if a.count == 1 {
+        let mut files = vec![];
+        for path in &a.file {
+            let m = node.send_file(&a.to, &path.to_string_lossy()).await?;
+            files.push(hex(&m.id));
+        }
+        let count = if a.file.is_empty() { a.count } else { 0 };
+        for i in 1..=count {
+            let text = if count == 1 {
                 a.text.clone()
             } else {
                 format!("{} {i}", a.text)
@@ -365,13 +390,31 @@ pub async fn send(a: SendArgs, profile: Option<PathBuf>) -> Result<()> {
             node.send_message(&a.to, &text).await?;
         }
         let deadline = Instant::now() + Duration::from_secs_f64(a.wait);
-        while waiting(&node, &a.to).await? {
+        while waiting(&node, &a.to).await? || !files.is_empty() {
             if Instant::now() > deadline {
-                return Err("not every message was delivered yet; they stay in the outbox".into());
+                return Err("not everything was delivered yet; it stays in the outbox".into());
+            }
+            while let Ok(ev) = events.try_recv() {
+                if let NodeEvent::FileDone {
+                    id,
+                    ok,
+                    outgoing: true,
+                    ..
+                } = ev
+                    && files.contains(&id)
+                {
+                    if !ok {
+                        return Err(format!("the contact refused file {id}").into());
+                    }
+                    files.retain(|f| *f != id);
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        println!("{}", json!({"delivered": true, "sent": a.count}));
+        println!(
+            "{}",
+            json!({"delivered": true, "messages": count, "files": a.file.len()})
+        );
         Ok(())
     }
     .await;

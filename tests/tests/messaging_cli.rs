@@ -1,7 +1,8 @@
 //! 1:1 messaging with real processes through the real PeerJS server (`peer` 1.0.2): `peerns
 //! node` accepts a contact made with `peerns contacts add`; `peerns send` is killed with
-//! SIGKILL in the middle of a burst and run again to flush its outbox. Afterwards both profile
-//! databases are read: every message the sender stored arrived exactly once, in order.
+//! SIGKILL in the middle of a burst and run again to flush its outbox; then `peerns send --file`
+//! delivers a file. Afterwards both profile databases are read: every message the sender stored
+//! arrived exactly once, in order.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -40,6 +41,7 @@ struct Receiver {
     link: String,
     fingerprint: String,
     received: Arc<Mutex<u64>>,
+    files: Arc<Mutex<Vec<String>>>,
 }
 
 async fn receiver(profile: &Path, url: &str) -> Receiver {
@@ -69,11 +71,20 @@ async fn receiver(profile: &Path, url: &str) -> Receiver {
         .unwrap();
     let hello: serde_json::Value = serde_json::from_str(&first).unwrap();
     let received = Arc::new(Mutex::new(0));
-    let r = received.clone();
+    let files = Arc::new(Mutex::new(vec![]));
+    let (r, f) = (received.clone(), files.clone());
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("\"event\":\"message\"") {
-                *r.lock().unwrap() += 1;
+            let Ok(j) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            match j["event"].as_str() {
+                Some("message") => *r.lock().unwrap() += 1,
+                Some("file") => f
+                    .lock()
+                    .unwrap()
+                    .push(j["path"].as_str().unwrap_or_default().to_owned()),
+                _ => {}
             }
         }
     });
@@ -82,6 +93,7 @@ async fn receiver(profile: &Path, url: &str) -> Receiver {
         link: hello["link"].as_str().unwrap().to_owned(),
         fingerprint: hello["fingerprint"].as_str().unwrap().to_owned(),
         received,
+        files,
     }
 }
 
@@ -164,6 +176,43 @@ async fn sender_killed_mid_burst_loses_and_duplicates_nothing() {
     .await
     .unwrap();
     assert!(status.success(), "the outbox was not flushed");
+
+    // A file through the same processes: verified and exposed in B's profile.
+    let src = da.path().join("photo.jpg");
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&src, &content).unwrap();
+    let status = peerns(
+        da.path(),
+        &[
+            "send",
+            "--signal",
+            &url,
+            "--loopback",
+            "--to",
+            &b.fingerprint,
+            "--file",
+            src.to_str().unwrap(),
+            "--wait",
+            "60",
+        ],
+    )
+    .stdout(Stdio::null())
+    .status()
+    .await
+    .unwrap();
+    assert!(status.success(), "the file was not delivered");
+    let path = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(p) = b.files.lock().unwrap().first().cloned() {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("B reported the file");
+    assert!(path.ends_with("photo.jpg"));
+    assert_eq!(std::fs::read(&path).unwrap(), content);
     b.child.start_kill().unwrap();
     b.child.wait().await.unwrap();
 
