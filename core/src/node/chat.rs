@@ -464,6 +464,9 @@ impl Inner {
 async fn pump(inner: Weak<Inner>, link: Arc<Link>) {
     let fp = link.fp;
     let mut next = 0;
+    // Highest seq sent but not yet recorded as sent: recorded when the outbox runs dry (or
+    // after a full batch), not per op, so a burst costs one write.
+    let mut unrecorded = None;
     loop {
         let Some(this) = inner.upgrade() else { return };
         let primary = this.link(&fp).is_some_and(|l| Arc::ptr_eq(&l, &link));
@@ -475,32 +478,32 @@ async fn pump(inner: Weak<Inner>, link: Arc<Link>) {
         if resend != 0 {
             next = resend;
         }
-        let me = this.fingerprint;
-        let ops = this
+        let (me, sent) = (this.fingerprint, unrecorded.take());
+        let read = this
             .db(move |c| {
-                let from = if next == 0 {
-                    chat::first_unacked(c, &fp)?
-                } else {
-                    next
+                if let Some(seq) = sent {
+                    chat::mark_sent(c, &fp, seq)?;
+                }
+                let from = match next {
+                    0 => chat::first_unacked(c, &fp)?,
+                    n => n,
                 };
-                chat::outbox(c, &me, &fp, from, PUMP_BATCH)
+                Ok::<_, NodeError>((from, chat::outbox(c, &me, &fp, from, PUMP_BATCH)?))
             })
             .await;
-        let ops = match ops {
-            Ok(ops) => ops,
+        let (from, ops) = match read {
+            Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the outbox");
                 link.pumping.store(false, Ordering::SeqCst);
                 return;
             }
         };
+        if let Some(seq) = sent {
+            this.emit_status(&fp, seq, Status::Sent);
+        }
+        next = from;
         let Some(last) = ops.last().map(|o| o.seq) else {
-            if next == 0 {
-                next = this
-                    .db(move |c| chat::first_unacked(c, &fp))
-                    .await
-                    .unwrap_or(1);
-            }
             drop(this);
             link.wake.notified().await;
             continue;
@@ -513,14 +516,7 @@ async fn pump(inner: Weak<Inner>, link: Arc<Link>) {
             }
         }
         next = last + 1;
-        let Some(this) = inner.upgrade() else { return };
-        if this
-            .db(move |c| chat::mark_sent(c, &fp, last))
-            .await
-            .is_ok()
-        {
-            this.emit_status(&fp, last, Status::Sent);
-        }
+        unrecorded = Some(last);
     }
 }
 
