@@ -321,7 +321,8 @@ impl Inner {
                     this.emit_status(&fp, up, Status::Read);
                 }
             }
-            Frame::Ping { nonce } if contact => {
+            // Answering shows we are online: that is presence, for Trusted contacts and up.
+            Frame::Ping { nonce } if trust.is_some_and(|t| t.allows(Capability::Presence)) => {
                 let _ = link.send(&Frame::Pong { nonce }).await;
             }
             Frame::Pong { nonce } => {

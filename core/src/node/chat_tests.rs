@@ -301,10 +301,10 @@ async fn forged_malformed_and_unauthorised_frames_are_refused() {
     let mut long = Frame::Data(vec![1; 10]).encode();
     long[1..3].copy_from_slice(&u16::MAX.to_be_bytes());
     link.send_plain(long).await;
-    // Then a good message: it is stored, the rest is not.
-    link.send(&Frame::Op(op(&fa, &fb, 1))).await.unwrap();
-    until(10, "the good message", async || {
-        texts(&b, &fa).await == ["forged"]
+    // Then a genuine message: it is stored, the rest is not.
+    a.send_message(&fb, "genuine").await.unwrap();
+    until(10, "the genuine message", async || {
+        texts(&b, &fa).await == ["genuine"]
     })
     .await;
     assert_eq!(b.messages(&fa, 10).await.unwrap().len(), 1);
@@ -325,10 +325,18 @@ async fn forged_malformed_and_unauthorised_frames_are_refused() {
             .all(|k| k.fingerprint.to_hex() != fc)
     );
 
-    // A Known contact may message; each refusal counts, and too many close the link.
+    // A Known contact may message but not see presence (a Trusted-level capability): its
+    // ping is refused and times out.
     b.set_trust(&fa, Trust::Known).await.unwrap();
-    assert!(Trust::Known.allows(crate::contacts::Capability::Message));
-    assert!(!Trust::Known.allows(crate::contacts::Capability::Call));
+    a.send_message(&fb, "still allowed").await.unwrap();
+    until(10, "the Known contact's message", async || {
+        texts(&b, &fa).await == ["genuine", "still allowed"]
+    })
+    .await;
+    assert!(matches!(a.ping(&fb).await, Err(NodeError::Timeout(_))));
+    b.set_trust(&fa, Trust::Trusted).await.unwrap();
+    assert!(a.ping(&fb).await.is_ok());
+    // Each refusal counts, and too many close the link.
     for _ in 0..10 {
         let _ = link.send_plain(vec![0xEE]).await;
     }
