@@ -134,6 +134,19 @@ fn read_chunks(src: &mut File, m: &Manifest, first: u64, n: u64) -> std::io::Res
     Ok(out)
 }
 
+/// Runs short file I/O without stalling other tasks: in place on a multi-thread runtime (like
+/// `Store::call`), else on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        return Ok(tokio::task::block_in_place(f));
+    }
+    tokio::task::spawn_blocking(f).await
+}
+
 fn io_err(e: std::io::Error) -> NodeError {
     NodeError::InvalidInput(format!("file: {e}"))
 }
@@ -220,7 +233,7 @@ impl Inner {
             return;
         }
         let dir = self.files_dir.clone();
-        let written = tokio::task::spawn_blocking(move || write_chunk(&dir, r, &data)).await;
+        let written = blocking(move || write_chunk(&dir, r, &data)).await;
         let Ok(Ok((r, step))) = written else {
             tracing::warn!("could not write a file chunk");
             return;
@@ -299,8 +312,8 @@ impl Inner {
             while i < m.chunks() {
                 // Read a group of chunks per blocking call, then send them in order.
                 let (first, man) = (i, m.clone());
-                let read = tokio::task::spawn_blocking(move || {
-                    let chunks = read_chunks(&mut src, &man, first, ACK_EVERY);
+                let read = blocking(move || {
+                    let chunks = read_chunks(&mut src, &man, first, 16);
                     (src, chunks)
                 })
                 .await;
