@@ -23,6 +23,7 @@ use crate::chat::store::{self as chat, Message};
 use crate::chat::wire::{Frame, Id, OpKind};
 use crate::contacts::{self, Capability};
 use crate::identity::Fingerprint;
+use crate::store::blocking;
 
 /// Chunks between acknowledgements (each one syncs the `.part` file and the database): a
 /// disconnect costs at most this many chunks (~4 MiB).
@@ -132,19 +133,6 @@ fn read_chunks(src: &mut File, m: &Manifest, first: u64, n: u64) -> std::io::Res
         out.push(buf);
     }
     Ok(out)
-}
-
-/// Runs short file I/O without stalling other tasks: in place on a multi-thread runtime (like
-/// `Store::call`), else on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, tokio::task::JoinError> {
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi_thread {
-        return Ok(tokio::task::block_in_place(f));
-    }
-    tokio::task::spawn_blocking(f).await
 }
 
 fn io_err(e: std::io::Error) -> NodeError {

@@ -87,21 +87,13 @@ impl Store {
         f(&mut lock(&self.conn))
     }
 
-    /// Runs `f` on the connection without stalling other tasks: on a multi-thread runtime in
-    /// place, with the worker's other tasks handed to another thread (`block_in_place`; a
-    /// statement takes tens of microseconds, a hop to the blocking pool about as long again);
-    /// elsewhere on the blocking pool.
+    /// Runs `f` on the connection without stalling other tasks (see [`blocking`]).
     pub async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let conn = Arc::clone(&self.conn);
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if multi_thread {
-            return tokio::task::block_in_place(move || f(&mut lock(&conn)));
-        }
-        tokio::task::spawn_blocking(move || f(&mut lock(&conn))).await?
+        blocking(move || f(&mut lock(&conn))).await?
     }
 
     /// The stored identity, if any.
@@ -165,6 +157,21 @@ impl Store {
 /// transaction rolls back when dropped during unwinding), so poisoning is ignored.
 fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs short blocking work (a SQLite statement, a file chunk) without stalling other tasks: in
+/// place on a multi-thread runtime (`block_in_place` hands the worker's other tasks to another
+/// thread; cheaper than a hop to the blocking pool for work of tens of microseconds), else on
+/// the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        return Ok(tokio::task::block_in_place(f));
+    }
+    tokio::task::spawn_blocking(f).await
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
