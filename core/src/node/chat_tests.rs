@@ -425,3 +425,38 @@ async fn a_large_file_resumes_across_two_disconnects_and_verifies() {
     b.stop().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_sent_while_the_contact_is_offline_arrives_when_it_returns() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Node::start(config(da.path(), &url, None)).await.unwrap();
+    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    befriend(&a, &b).await;
+    let fb = b.identity().fingerprint;
+    b.stop().await;
+    let src = da.path().join("minutes.pdf");
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(&src, &content).unwrap();
+    let sent = a.send_file(&fb, src.to_str().unwrap()).await.unwrap();
+    // The original may go away: the profile holds a copy.
+    std::fs::remove_file(&src).unwrap();
+    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    let mut eb = b.subscribe();
+    let path = wait_for(&mut eb, |e| match e {
+        NodeEvent::FileReceived { id, path, .. } if id == hex::encode(sent.id) => Some(path),
+        _ => None,
+    })
+    .await;
+    assert_eq!(std::fs::read(&path).unwrap(), content);
+    let shown = b.messages(&a.identity().fingerprint, 10).await.unwrap();
+    let m = shown[0].manifest().unwrap();
+    assert_eq!(
+        (m.name.as_str(), m.size, m.mime.as_str()),
+        ("minutes.pdf", 3_000_000, "application/pdf")
+    );
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
