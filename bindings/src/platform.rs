@@ -78,8 +78,10 @@ impl core::KeyStore for KeyStoreAdapter {
 /// What a notification is about (one Android notification channel each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum NotificationCategory {
-    /// A message arrived while no screen was listening.
+    /// A message arrived while its chat was not open.
     Message,
+    /// Someone asked to become a contact.
+    ContactRequest,
 }
 
 /// A notification to post.
@@ -100,6 +102,7 @@ impl From<core::Notification> for Notification {
         Self {
             category: match n.category {
                 core::NotificationCategory::Message => NotificationCategory::Message,
+                core::NotificationCategory::ContactRequest => NotificationCategory::ContactRequest,
             },
             title: n.title,
             body: n.body,

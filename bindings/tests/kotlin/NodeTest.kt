@@ -330,8 +330,8 @@ class NodeTest {
 
     @Test
     fun `platform keystore and notifier`(@TempDir da: Path, @TempDir db: Path, @TempDir dc: Path) = test {
-        // The identity key lives in the platform keystore; a message whose chat is not open
-        // becomes a notification.
+        // The identity key lives in the platform keystore; a contact request, and a message whose
+        // chat is not open, become notifications.
         val keys = MemoryKeyStore()
         val notes = Notifications()
         val a = Peerns(config(da, "alice"))
@@ -343,8 +343,11 @@ class NodeTest {
             assertEquals(32, keys.key?.size)
             assertFalse(File(db.toFile(), "identity.key").exists())
             makeContacts(this, a, b)
+            val request = notes.await(1).single()
+            assertEquals(NotificationCategory.CONTACT_REQUEST, request.category)
+            assertEquals("alice", request.title)
             a.sendMessage(idb.fingerprint, "hé, are you there?")
-            val n = notes.await(1).single()
+            val n = notes.await(2).last()
             assertEquals(NotificationCategory.MESSAGE, n.category)
             assertEquals("alice", n.title)
             assertEquals("hé, are you there?", n.body)

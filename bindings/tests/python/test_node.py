@@ -189,8 +189,8 @@ def test_bad_signaling_url_fails_start():
 
 
 def test_platform_keystore_and_notifier():
-    """The identity key lives in the platform keystore; a message whose chat is not open
-    becomes a notification."""
+    """The identity key lives in the platform keystore; a contact request, and a message whose
+    chat is not open, become notifications."""
 
     async def main():
         with tempfile.TemporaryDirectory() as da, tempfile.TemporaryDirectory() as db:
@@ -204,6 +204,11 @@ def test_platform_keystore_and_notifier():
                 assert not os.path.exists(os.path.join(db, "identity.key"))
                 ida, idb = a.identity(), b.identity()
                 await make_contacts(a, la, b, lb)
+                # The request was a notification.
+                [req] = notes.posted
+                assert req.category == p.NotificationCategory.CONTACT_REQUEST
+                assert (req.title, req.conversation) == ("alice", ida.fingerprint)
+                notes.posted.clear()
 
                 # The open chat in the foreground raises no notification; another one does.
                 b.set_open_chat(ida.fingerprint)

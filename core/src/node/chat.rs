@@ -260,9 +260,9 @@ impl Inner {
         } else {
             sender.to_owned()
         };
-        let body = match m.kind {
-            OpKind::File => "a file".to_owned(),
-            _ => platform::message_preview(&m.body),
+        let body = match m.manifest() {
+            Some(f) => format!("file: {}", f.name),
+            None => platform::message_preview(&m.body),
         };
         notifier.notify(Notification {
             category: NotificationCategory::Message,
@@ -383,6 +383,14 @@ impl Inner {
                         .accept_request(&fp.to_hex())
                         .await;
                     return;
+                }
+                if let Some(notifier) = &this.notifier {
+                    notifier.notify(Notification {
+                        category: NotificationCategory::ContactRequest,
+                        title: req.name.clone(),
+                        body: format!("wants to be your contact ({})", fp.short()),
+                        conversation: Some(fp.to_hex()),
+                    });
                 }
                 this.emit(NodeEvent::ContactRequest {
                     fingerprint: fp.to_hex(),

@@ -325,6 +325,22 @@ async fn forged_malformed_and_unauthorised_frames_are_refused() {
             .all(|k| k.fingerprint.to_hex() != fc)
     );
 
+    // B blocks C straight from its request: C's key is refused at the handshake from then on.
+    cl.send(&Frame::Request { name: "cy".into() })
+        .await
+        .unwrap();
+    until(10, "C's request", async || {
+        !b.requests().await.unwrap().is_empty()
+    })
+    .await;
+    b.set_trust(&fc, Trust::Blocked).await.unwrap();
+    assert!(b.requests().await.unwrap().is_empty());
+    until(10, "C's link to close", async || !c.is_online(&fb)).await;
+    let _ = c.connect(b.peer_id()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!b.is_online(&fc));
+    assert!(b.messages(&fc, 10).await.unwrap().is_empty());
+
     // A Known contact may message but not see presence (a Trusted-level capability): its
     // ping is refused and times out.
     b.set_trust(&fa, Trust::Known).await.unwrap();

@@ -127,10 +127,22 @@ impl Node {
     }
 
     /// Sets a contact's trust level; blocking closes its links at once.
+    /// Blocking also works on someone who only sent a request: the request becomes a blocked
+    /// contact, so that key is refused at the handshake from then on.
     pub async fn set_trust(&self, fingerprint: &str, trust: Trust) -> Result<(), NodeError> {
         let fp = parse_fp(fingerprint)?;
+        let now = unix_ms();
         self.inner
-            .db(move |c| contacts::set_trust(c, &fp, trust))
+            .db(move |c| match contacts::set_trust(c, &fp, trust) {
+                Err(contacts::ContactError::NotFound) if trust == Trust::Blocked => {
+                    let req = contacts::requests(c)?
+                        .into_iter()
+                        .find(|r| r.fingerprint == fp && !r.outgoing)
+                        .ok_or(contacts::ContactError::NotFound)?;
+                    contacts::save(c, &req.public_key, &req.name, trust, None, now).map(drop)
+                }
+                other => other,
+            })
             .await?;
         if trust == Trust::Blocked {
             let links: Vec<_> = lock(&self.inner.links)

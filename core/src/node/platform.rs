@@ -15,6 +15,8 @@ pub use crate::identity::{KeyStore, KeyStoreError};
 pub enum NotificationCategory {
     /// A message from a contact arrived while its chat was not open.
     Message,
+    /// Someone asked to become a contact.
+    ContactRequest,
 }
 
 /// A system notification the node asks the platform to post.

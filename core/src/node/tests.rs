@@ -234,6 +234,17 @@ async fn platform_keystore_and_notifier() {
     let pb = b.identity().peer_id;
     befriend(&a, &b).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    // The request itself was a notification.
+    let request = lock(&notes.0).drain(..).collect::<Vec<_>>();
+    assert_eq!(request.len(), 1);
+    assert_eq!(request[0].category, NotificationCategory::ContactRequest);
+    assert_eq!(
+        (
+            request[0].title.as_str(),
+            request[0].conversation.as_deref()
+        ),
+        ("alice", Some(fa.as_str()))
+    );
 
     // While the chat is open, a message is only an event.
     let mut eb = b.subscribe();

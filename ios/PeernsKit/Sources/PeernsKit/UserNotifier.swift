@@ -28,6 +28,10 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
             content.categoryIdentifier = "peerns.message"
             content.sound = .default
             content.interruptionLevel = .active
+        case .contactRequest:
+            content.categoryIdentifier = "peerns.request"
+            content.sound = .default
+            content.interruptionLevel = .active
         }
         if let conversation = notification.conversation {
             content.threadIdentifier = conversation

@@ -33,6 +33,7 @@ class AndroidNotifier(
             .setCategory(
                 when (notification.category) {
                     NotificationCategory.MESSAGE -> SystemNotification.CATEGORY_MESSAGE
+                    NotificationCategory.CONTACT_REQUEST -> SystemNotification.CATEGORY_SOCIAL
                 },
             )
             .setContentIntent(openAppIntent(context, notification.conversation))

@@ -15,6 +15,7 @@ object NotificationChannels {
     /** The channel of [category]. */
     fun of(category: NotificationCategory): String = when (category) {
         NotificationCategory.MESSAGE -> "peerns.messages"
+        NotificationCategory.CONTACT_REQUEST -> "peerns.requests"
     }
 
     /** Creates (or updates) every channel; cheap and idempotent. */
@@ -23,6 +24,8 @@ object NotificationChannels {
             listOf(
                 NotificationChannel(of(NotificationCategory.MESSAGE), "Messages", NotificationManager.IMPORTANCE_HIGH)
                     .apply { description = "Messages that arrive while PeerNS is in the background" },
+                NotificationChannel(of(NotificationCategory.CONTACT_REQUEST), "Contact requests", NotificationManager.IMPORTANCE_DEFAULT)
+                    .apply { description = "People who ask to become your contact" },
                 NotificationChannel(SERVICE, "Reachability", NotificationManager.IMPORTANCE_LOW)
                     .apply { description = "Shown while peers can reach this device" },
             ),
