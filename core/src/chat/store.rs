@@ -152,7 +152,8 @@ fn one<T>(
     conn.prepare_cached(sql)?.query_row(p, f)
 }
 
-fn ensure_conv(tx: &Connection, conv: &Fingerprint) -> rusqlite::Result<()> {
+/// Creates the conversation with `conv` if it does not exist yet.
+pub fn ensure_conversation(tx: &Connection, conv: &Fingerprint) -> rusqlite::Result<()> {
     exec(
         tx,
         "INSERT INTO conversations (conv) VALUES (?1) ON CONFLICT DO NOTHING",
@@ -325,7 +326,7 @@ pub fn enqueue_with_id(
     now_ms: u64,
 ) -> Result<(Op, Option<Message>), ChatError> {
     let tx = conn.transaction()?;
-    ensure_conv(&tx, conv)?;
+    ensure_conversation(&tx, conv)?;
     let changed = match (kind, target) {
         (OpKind::Text | OpKind::File, None) => None,
         (OpKind::Edit | OpKind::Delete, Some(t)) => {
@@ -518,7 +519,7 @@ pub fn receive(
     now_ms: u64,
 ) -> Result<Received, ChatError> {
     let tx = conn.transaction()?;
-    ensure_conv(&tx, conv)?;
+    ensure_conversation(&tx, conv)?;
     let mut last = counters(&tx, conv)?.last_in;
     let mut out = Received::default();
     for op in ops {
@@ -612,7 +613,7 @@ pub fn read_mark(conn: &Connection, conv: &Fingerprint) -> Result<u64, ChatError
 
 /// Records when the contact was last connected.
 pub fn set_last_seen(conn: &Connection, conv: &Fingerprint, ms: u64) -> Result<(), ChatError> {
-    ensure_conv(conn, conv)?;
+    ensure_conversation(conn, conv)?;
     exec(
         conn,
         "UPDATE conversations SET last_seen_ms = ?2 WHERE conv = ?1",

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::link::Link;
 use super::platform::{self, Notification, NotificationCategory};
-use super::{Inner, Node, NodeError, NodeEvent, lock, unix_ms};
+use super::{Inner, Node, NodeError, NodeEvent, lock, parse_fp, unix_ms};
 use crate::chat::store::{self as chat, Conversation, Message, Status};
 use crate::chat::wire::{ErrorCode, Frame, Id, MAX_TEXT, Op, OpKind};
 use crate::contacts::{self, Capability, Trust};
@@ -41,12 +41,6 @@ pub struct StatusChange {
     pub up_to_seq: u64,
     /// Sent, Delivered, Read or Failed.
     pub status: Status,
-}
-
-fn parse_fp(s: &str) -> Result<Fingerprint, NodeError> {
-    s.trim()
-        .parse()
-        .map_err(|_| NodeError::InvalidInput(format!("not a fingerprint: {s:?}")))
 }
 
 fn parse_id(s: &str) -> Result<Id, NodeError> {

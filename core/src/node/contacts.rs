@@ -5,18 +5,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{Inner, Node, NodeError, lock, unix_ms};
+use super::{Inner, Node, NodeError, lock, parse_fp, unix_ms};
 use crate::chat::wire::Frame;
 use crate::contacts::{self, Contact, Request, ShareLink, Trust};
-use crate::identity::Fingerprint;
 
 /// How long a request waits for the other side's link.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn parse_fp(s: &str) -> Result<Fingerprint, NodeError> {
-    Fingerprint::from_str(s.trim())
-        .map_err(|_| NodeError::InvalidInput(format!("not a fingerprint: {s:?}")))
-}
 
 impl Node {
     /// Our share link (QR text): `peerns2:<persistent id>?fp=<fingerprint>`.

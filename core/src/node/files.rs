@@ -17,7 +17,7 @@ use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 
 use super::link::Link;
-use super::{Inner, Node, NodeError, NodeEvent, lock, unix_ms};
+use super::{Inner, Node, NodeError, NodeEvent, lock, parse_fp, unix_ms};
 use crate::chat::file::{self, CHUNK_SIZE, FileState, Manifest, Transfer, clean_name};
 use crate::chat::store::{self as chat, Message};
 use crate::chat::wire::{Frame, Id, OpKind};
@@ -441,10 +441,7 @@ impl Node {
     /// outbox (so it waits while the contact is offline), then sent in chunks the receiver asks
     /// for. Progress arrives as [`NodeEvent::FileProgress`], the end as [`NodeEvent::FileDone`].
     pub async fn send_file(&self, conv: &str, path: &str) -> Result<Message, NodeError> {
-        let fp: Fingerprint = conv
-            .trim()
-            .parse()
-            .map_err(|_| NodeError::InvalidInput(format!("not a fingerprint: {conv:?}")))?;
+        let fp = parse_fp(conv)?;
         let id: Id = rand::random();
         let (src, dst) = (PathBuf::from(path), out_path(&self.inner.files_dir, &id));
         let name = clean_name(&src.file_name().unwrap_or_default().to_string_lossy());
@@ -470,14 +467,8 @@ impl Node {
                     Some(t) if t.allows(Capability::File) => {}
                     _ => return Err(NodeError::NotAllowed(format!("{fp} may not get files"))),
                 }
-                let tx = c.transaction().map_err(crate::store::StoreError::from)?;
-                tx.execute(
-                    "INSERT INTO conversations (conv) VALUES (?1) ON CONFLICT DO NOTHING",
-                    [fp.to_hex()],
-                )
-                .map_err(crate::store::StoreError::from)?;
-                file::add(&tx, &fp, true, &manifest)?;
-                tx.commit().map_err(crate::store::StoreError::from)?;
+                chat::ensure_conversation(c, &fp).map_err(crate::store::StoreError::from)?;
+                file::add(c, &fp, true, &manifest)?;
                 let (op, _) =
                     chat::enqueue_with_id(c, &me, &fp, (OpKind::File, id), None, &body, now)?;
                 Ok(Message::new(fp, &op, None))

@@ -273,6 +273,13 @@ impl From<DialError> for NodeError {
 
 type ConnectWaiter = oneshot::Sender<Result<Arc<Link>, DialError>>;
 
+/// A fingerprint given by a shell (64 hex characters).
+pub(crate) fn parse_fp(s: &str) -> Result<Fingerprint, NodeError> {
+    s.trim()
+        .parse()
+        .map_err(|_| NodeError::InvalidInput(format!("not a fingerprint: {s:?}")))
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
