@@ -178,15 +178,11 @@ pub struct FileInfo {
     pub mime: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl From<Message> for ChatMessage {
     fn from(m: Message) -> Self {
         Self {
             conversation: m.conv.to_hex(),
-            id: hex(&m.id),
+            id: hex::encode(m.id),
             outgoing: m.outgoing,
             seq: m.seq,
             kind: match m.kind {

@@ -192,7 +192,7 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
         NodeEvent::MessageReceived { message: m } | NodeEvent::MessageChanged { message: m } => {
             json!({
                 "event": if matches!(e, NodeEvent::MessageReceived { .. }) { "message" } else { "changed" },
-                "from": m.conv.to_hex(), "id": hex(&m.id), "seq": m.seq,
+                "from": m.conv.to_hex(), "id": hex::encode(m.id), "seq": m.seq,
                 "text": m.text().unwrap_or(""), "edited": m.edited, "deleted": m.deleted,
             })
         }
@@ -216,10 +216,6 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
         }),
         _ => return None,
     })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn print_event(json_out: bool, e: &NodeEvent) {
@@ -378,7 +374,7 @@ pub async fn send(a: SendArgs, profile: Option<PathBuf>) -> Result<()> {
         let mut files = vec![];
         for path in &a.file {
             let m = node.send_file(&a.to, &path.to_string_lossy()).await?;
-            files.push(hex(&m.id));
+            files.push(hex::encode(m.id));
         }
         let count = if a.file.is_empty() { a.count } else { 0 };
         for i in 1..=count {

@@ -114,7 +114,7 @@ async fn file(
 ) -> Result<f64> {
     let t0 = Instant::now();
     let m = a.send_file(fb, &path.to_string_lossy()).await?;
-    let id: String = m.id.iter().map(|b| format!("{b:02x}")).collect();
+    let id = hex::encode(m.id);
     until(eb, |e| match e {
         NodeEvent::FileReceived { id: got, .. } if *got == id => Some(()),
         _ => None,
