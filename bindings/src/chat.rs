@@ -400,6 +400,11 @@ impl PeernsNode {
         Ok(self.running()?.is_online(&conversation))
     }
 
+    /// Fingerprints of the contacts being looked for at a rendezvous now.
+    pub fn searching(&self) -> Result<Vec<String>, PeernsError> {
+        Ok(self.running()?.searching())
+    }
+
     /// Round trip to contact `conversation` in milliseconds (connecting first if needed).
     pub async fn ping(&self, conversation: String) -> Result<u64, PeernsError> {
         let node = self.running()?;

@@ -325,6 +325,14 @@ pub enum NodeEvent {
         /// Their persistent PeerJS ID.
         peer: String,
     },
+    /// We started (`searching`) or stopped looking for a contact at a rendezvous: it could
+    /// not be reached at its last known ID, or has not seen us since our ID changed.
+    ContactSearch {
+        /// The contact's fingerprint.
+        fingerprint: String,
+        /// Whether the search runs now.
+        searching: bool,
+    },
     /// Our request was accepted: a new contact (trust `Trusted`).
     ContactAdded {
         /// Their fingerprint.
@@ -442,6 +450,13 @@ impl From<node::NodeEvent> for NodeEvent {
                 fingerprint,
                 name,
                 peer,
+            },
+            node::NodeEvent::ContactSearch {
+                fingerprint,
+                searching,
+            } => Self::ContactSearch {
+                fingerprint,
+                searching,
             },
             node::NodeEvent::ContactAdded { fingerprint, name } => {
                 Self::ContactAdded { fingerprint, name }

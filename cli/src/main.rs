@@ -31,7 +31,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Print this profile's identity (creating it on first use).
-    Id,
+    Id {
+        /// First move to a fresh persistent PeerJS ID (the old one was published or taken);
+        /// contacts find the new one when you next talk, or at a rendezvous.
+        #[arg(long)]
+        new_peer_id: bool,
+    },
     /// Run the embedded PeerJS-compatible signaling server.
     Signal(SignalArgs),
     /// Start a local signaling server and nodes in one process and show them talk.
@@ -118,12 +123,15 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Id => {
+        Cmd::Id { new_peer_id } => {
             let dir = match cli.profile {
                 Some(d) => d,
                 None => Profile::default_dir().ok_or("no platform data dir; pass --profile")?,
             };
-            let profile = Profile::open_desktop(&dir)?;
+            let mut profile = Profile::open_desktop(&dir)?;
+            if new_peer_id {
+                profile.move_to_new_peer_id()?;
+            }
             let id = profile.identity();
             println!("fingerprint: {}", id.fingerprint().to_hex());
             println!("short:       {}", id.fingerprint().short());

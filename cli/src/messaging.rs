@@ -189,6 +189,10 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
             known,
             presented,
         } => json!({"event": "key-changed", "peer": peer, "known": known, "presented": presented}),
+        NodeEvent::ContactSearch {
+            fingerprint,
+            searching,
+        } => json!({"event": "search", "fingerprint": fingerprint, "searching": searching}),
         NodeEvent::MessageReceived { message: m } | NodeEvent::MessageChanged { message: m } => {
             json!({
                 "event": if matches!(e, NodeEvent::MessageReceived { .. }) { "message" } else { "changed" },

@@ -2,7 +2,8 @@
 //! node` accepts a contact made with `peerns contacts add`; `peerns send` is killed with
 //! SIGKILL in the middle of a burst and run again to flush its outbox; then `peerns send --file`
 //! delivers a file. Afterwards both profile databases are read: every message the sender stored
-//! arrived exactly once, in order.
+//! arrived exactly once, in order. Then both move to new persistent IDs (`peerns id
+//! --new-peer-id`) and still reach each other, through their rendezvous.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -240,5 +241,54 @@ async fn sender_killed_mid_burst_loses_and_duplicates_nothing() {
     assert_eq!(got, sent, "every stored message exactly once, in order");
     let seqs: Vec<u64> = got.iter().map(|m| m.0).collect();
     assert_eq!(seqs, (1..=sent.len() as u64).collect::<Vec<_>>());
+
+    // Both move to new persistent IDs while apart: neither can dial the other's known ID.
+    // They meet at their rendezvous and the next message is delivered on the new IDs.
+    for dir in [da.path(), db.path()] {
+        let status = peerns(dir, &["id", "--new-peer-id"])
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "peerns id --new-peer-id failed");
+    }
+    let new_b = Profile::open_desktop(db.path())
+        .unwrap()
+        .identity()
+        .peer_id()
+        .to_owned();
+    let mut b = receiver(db.path(), &url).await;
+    let status = peerns(
+        da.path(),
+        &[
+            "send",
+            "--signal",
+            &url,
+            "--loopback",
+            "--to",
+            &b.fingerprint,
+            "--wait",
+            "60",
+            "found you",
+        ],
+    )
+    .stdout(Stdio::null())
+    .status()
+    .await
+    .unwrap();
+    assert!(status.success(), "not delivered after both moved");
+    b.child.start_kill().unwrap();
+    b.child.wait().await.unwrap();
+    let last = stored(db.path(), &fa).pop().unwrap();
+    assert_eq!((last.0, last.2.as_str()), (false, "found you"));
+    let route = Profile::open_desktop(da.path())
+        .unwrap()
+        .store()
+        .with_conn(|c| Ok(peerns_core::contacts::get(c, &fb)))
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .peer_id;
+    assert_eq!(route, Some(new_b), "alice stored bob's new ID");
     server.kill().await;
 }

@@ -435,11 +435,22 @@ pub fn recently_seen(
     since_ms: u64,
     limit: usize,
 ) -> Result<Vec<Fingerprint>, ChatError> {
-    let mut st = conn.prepare(
-        "SELECT conv FROM conversations WHERE last_seen_ms >= ?1
-         ORDER BY last_seen_ms DESC LIMIT ?2",
+    seen_between(conn, since_ms, u64::MAX, limit)
+}
+
+/// Contacts last seen at or after `since_ms` and before `before_ms`, most recent first.
+pub fn seen_between(
+    conn: &Connection,
+    since_ms: u64,
+    before_ms: u64,
+    limit: usize,
+) -> Result<Vec<Fingerprint>, ChatError> {
+    let mut st = conn.prepare_cached(
+        "SELECT conv FROM conversations WHERE last_seen_ms >= ?1 AND last_seen_ms < ?2
+         ORDER BY last_seen_ms DESC LIMIT ?3",
     )?;
-    let rows = st.query_map(params![since_ms as i64, limit as i64], |r| {
+    let before = i64::try_from(before_ms).unwrap_or(i64::MAX);
+    let rows = st.query_map(params![since_ms as i64, before, limit as i64], |r| {
         r.get::<_, String>(0)
     })?;
     rows.map(|r| {

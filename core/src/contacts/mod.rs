@@ -6,6 +6,8 @@
 //! Functions take a SQLite connection (run them through `Store::call`); every write is one
 //! transaction.
 
+pub mod rendezvous;
+
 use std::fmt;
 
 use ed25519_dalek::VerifyingKey;

@@ -32,6 +32,8 @@ pub struct NsSetup {
     pub name: String,
     /// Position (geo namespaces).
     pub geo: Option<GeoStamp>,
+    /// Opaque note carried in our record (empty when unused).
+    pub note: Vec<u8>,
     /// Data-connection settings.
     pub transport: TransportConfig,
     /// Engine timings and limits.
@@ -175,6 +177,7 @@ async fn run(
     if setup.geo.is_some() {
         ns.set_presence(&setup.name, setup.geo, now);
     }
+    ns.set_note(setup.note.clone());
     ns.start(now);
     ns.set_active(setup.active, now);
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();

@@ -19,7 +19,7 @@ pub type Ranked = (u64, SignedPresence);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     /// Member → router: my (re-)signed presence.
-    CheckIn(SignedPresence),
+    CheckIn(Box<SignedPresence>),
     /// Router → new member: a page of the registry; `last` ends the snapshot.
     Welcome {
         /// The router's level.
@@ -138,7 +138,7 @@ impl Msg {
         }
         let mut r = Reader::new(bytes);
         let msg = match r.u8()? {
-            1 => Msg::CheckIn(read_record(&mut r, cache)?),
+            1 => Msg::CheckIn(Box::new(read_record(&mut r, cache)?)),
             2 => {
                 let level = r.u8()?;
                 let last = match r.u8()? {
@@ -226,6 +226,7 @@ mod tests {
                 issued_ms: 5,
                 name: "n".into(),
                 geo: None,
+                note: vec![],
             },
         )
     }
@@ -235,7 +236,7 @@ mod tests {
         let id = Identity::generate();
         let cache = VerifyCache::default();
         let msgs = [
-            Msg::CheckIn(rec(&id, "d1")),
+            Msg::CheckIn(Box::new(rec(&id, "d1"))),
             Msg::Welcome {
                 level: 2,
                 records: vec![(0, rec(&id, "d1")), (7, rec(&id, "d2"))],
@@ -279,7 +280,7 @@ mod tests {
         ));
         // A tampered record inside a message fails the whole message.
         let id = Identity::generate();
-        let mut b = Msg::CheckIn(rec(&id, "d1")).encode();
+        let mut b = Msg::CheckIn(Box::new(rec(&id, "d1"))).encode();
         let last = b.len() - 1;
         b[last] ^= 1;
         assert!(matches!(

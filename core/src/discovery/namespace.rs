@@ -206,6 +206,8 @@ pub struct PeerInfo {
     pub name: String,
     /// Position, in geo namespaces.
     pub geo: Option<GeoStamp>,
+    /// The note in its record (empty when none).
+    pub note: Vec<u8>,
 }
 
 /// The engine's place in the namespace.
@@ -324,6 +326,7 @@ pub struct Namespace {
     me: Fingerprint,
     name: String,
     geo: Option<GeoStamp>,
+    note: Vec<u8>,
     cache: Arc<VerifyCache>,
     rng: SmallRng,
     epoch: Instant,
@@ -406,6 +409,7 @@ impl Namespace {
             me,
             name: name.to_owned(),
             geo: None,
+            note: Vec::new(),
             cache,
             rng,
             epoch: now,
@@ -554,6 +558,12 @@ impl Namespace {
         self.announce(now);
     }
 
+    /// Sets the note carried in our record (at most
+    /// [`MAX_NOTE_BYTES`](super::presence::MAX_NOTE_BYTES)); call before [`Namespace::start`].
+    pub fn set_note(&mut self, note: Vec<u8>) {
+        self.note = note;
+    }
+
     /// The app moved to the foreground (`true`) or the background: beat at the matching
     /// interval and tell the other side, so it waits accordingly before declaring us gone.
     pub fn set_active(&mut self, active: bool, now: Instant) {
@@ -652,6 +662,7 @@ impl Namespace {
                 issued_ms: self.unix_ms(now),
                 name: self.name.clone(),
                 geo: self.geo,
+                note: self.note.clone(),
             },
         );
         self.my_record = Some(rec.clone());
@@ -668,7 +679,7 @@ impl Namespace {
         };
         match self.role {
             Role::Member { conn, .. } => {
-                self.send_msg(conn, &Msg::CheckIn(rec), now);
+                self.send_msg(conn, &Msg::CheckIn(Box::new(rec)), now);
             }
             Role::Router { .. } => {
                 self.generation += 1;
@@ -1053,7 +1064,7 @@ impl Namespace {
         self.router_pace = self.cfg.heartbeat;
         self.snapshot = Some(vec![]);
         if let Some(rec) = self.my_record.clone() {
-            self.send_msg(conn, &Msg::CheckIn(rec), now);
+            self.send_msg(conn, &Msg::CheckIn(Box::new(rec)), now);
         }
         if self.pace != self.cfg.heartbeat {
             let m = self.pace_msg();
@@ -1337,7 +1348,7 @@ impl Namespace {
             }
         };
         match msg {
-            Msg::CheckIn(rec) => self.on_checkin(conn, rec, now),
+            Msg::CheckIn(rec) => self.on_checkin(conn, *rec, now),
             Msg::Beat => {}
             Msg::Pace { ms } => {
                 if let Some(m) = self.members.get_mut(&conn) {
@@ -1782,5 +1793,6 @@ fn info(fp: Fingerprint, rec: &SignedPresence) -> PeerInfo {
         disc_id: p.disc_id.clone(),
         name: p.name.clone(),
         geo: p.geo,
+        note: p.note.clone(),
     }
 }

@@ -21,8 +21,11 @@ const DOMAIN: &[u8] = b"peerns2/presence/v1\0";
 pub const MAX_ID_BYTES: usize = 96;
 /// Longest display name, in bytes (64 characters of up to 4 bytes).
 pub const MAX_NAME_BYTES: usize = 256;
+/// Longest note, in bytes (opaque to discovery; a rendezvous carries a sealed route in it).
+pub const MAX_NOTE_BYTES: usize = 128;
 /// Longest encoded record.
-pub const MAX_RECORD_BYTES: usize = 2 + MAX_ID_BYTES * 2 + 4 + 32 + 8 + MAX_NAME_BYTES + 25 + 66;
+pub const MAX_RECORD_BYTES: usize =
+    2 + MAX_ID_BYTES * 2 + 4 + 32 + 8 + MAX_NAME_BYTES + 25 + 2 + MAX_NOTE_BYTES + 66;
 
 /// A position in a record (stadium mode).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,6 +53,8 @@ pub struct Presence {
     pub name: String,
     /// Position, in geo namespaces.
     pub geo: Option<GeoStamp>,
+    /// Opaque bytes for whoever reads the record (empty when unused), signed like the rest.
+    pub note: Vec<u8>,
 }
 
 /// Why a record was refused.
@@ -88,6 +93,7 @@ impl Presence {
             None => w.u8(0),
             Some(g) => w.u8(1).f64(g.lat).f64(g.lon).f64(g.accuracy_m),
         };
+        w.bytes(&self.note);
         w.0
     }
 
@@ -110,6 +116,7 @@ impl Presence {
             }),
             _ => return Err(WireError::Unknown("geo flag").into()),
         };
+        let note = r.bytes(MAX_NOTE_BYTES, "note")?.to_vec();
         r.finish()?;
         if let Some(g) = geo
             && !(g.lat.is_finite()
@@ -131,6 +138,7 @@ impl Presence {
             issued_ms,
             name,
             geo,
+            note,
         })
     }
 }
@@ -300,6 +308,7 @@ mod tests {
                     lon: 2.35,
                     accuracy_m: 12.0,
                 }),
+                note: vec![7; MAX_NOTE_BYTES],
             },
         )
     }
@@ -362,6 +371,18 @@ mod tests {
             rec.check("ns-a", 90_000, 60_000, 5_000),
             Err(PresenceError::Future)
         );
+    }
+
+    #[test]
+    fn oversize_note_refused() {
+        let id = Identity::generate();
+        let mut p = record(&id, "ns", "d", 1).presence().clone();
+        p.note = vec![0; MAX_NOTE_BYTES + 1];
+        let rec = SignedPresence::sign(&id, p);
+        assert!(matches!(
+            SignedPresence::decode(&rec.encode(), &VerifyCache::default()),
+            Err(PresenceError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -246,11 +246,13 @@ fn forged_and_replayed_records_are_refused() {
                 issued_ms: at,
                 name: "mallory".into(),
                 geo: None,
+                note: vec![],
             },
         )
     };
     // A record whose signature does not match (a bit flipped in the name).
-    let mut forged = Msg::CheckIn(rec(&mallory, "peerns2-ns-test-d-m1", NS, now_ms)).encode();
+    let mut forged =
+        Msg::CheckIn(Box::new(rec(&mallory, "peerns2-ns-test-d-m1", NS, now_ms))).encode();
     let i = forged.len() - 70;
     forged[i] ^= 1;
     sim.inject(router, &rid, "peerns2-ns-test-d-m1", vec![forged]);
@@ -260,7 +262,7 @@ fn forged_and_replayed_records_are_refused() {
         router,
         &rid,
         "peerns2-ns-test-d-m2",
-        vec![Msg::CheckIn(stale).encode()],
+        vec![Msg::CheckIn(Box::new(stale)).encode()],
     );
     // A record for another namespace, and one for another discovery ID.
     let other_ns = rec(&mallory, "peerns2-ns-test-d-m3", "peerns2-ns-other", now_ms);
@@ -268,14 +270,14 @@ fn forged_and_replayed_records_are_refused() {
         router,
         &rid,
         "peerns2-ns-test-d-m3",
-        vec![Msg::CheckIn(other_ns).encode()],
+        vec![Msg::CheckIn(Box::new(other_ns)).encode()],
     );
     let other_id = rec(&mallory, "peerns2-ns-test-d-victim", NS, now_ms);
     sim.inject(
         router,
         &rid,
         "peerns2-ns-test-d-m4",
-        vec![Msg::CheckIn(other_id).encode()],
+        vec![Msg::CheckIn(Box::new(other_id)).encode()],
     );
     // Replay: a member's own record captured earlier, presented again after it re-signed.
     let member = engines.iter().copied().find(|&e| e != router).unwrap();
@@ -285,13 +287,13 @@ fn forged_and_replayed_records_are_refused() {
         router,
         &rid,
         "peerns2-ns-test-d-m5",
-        vec![Msg::CheckIn(newer).encode()],
+        vec![Msg::CheckIn(Box::new(newer)).encode()],
     );
     sim.inject(
         router,
         &rid,
         "peerns2-ns-test-d-m5",
-        vec![Msg::CheckIn(old).encode()],
+        vec![Msg::CheckIn(Box::new(old)).encode()],
     );
     let reasons = sim.observed(router).misbehaved.clone();
     for want in [

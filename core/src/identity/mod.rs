@@ -72,6 +72,24 @@ impl Identity {
     pub fn peer_id(&self) -> &str {
         &self.peer_id
     }
+
+    /// The same key under another persistent PeerJS ID.
+    pub fn with_peer_id(&self, peer_id: &str) -> Self {
+        Self {
+            signing_key: self.signing_key.clone(),
+            peer_id: peer_id.to_owned(),
+        }
+    }
+
+    /// A static X25519 agreement between this identity key and `theirs`, both mapped from
+    /// Ed25519 to Curve25519 (as libsodium's `crypto_sign_ed25519_*_to_curve25519`): both sides
+    /// compute the same 32 bytes. Only for deriving rendezvous secrets (decision 0008). `None`
+    /// for a small-order key, whose agreement would be predictable.
+    pub fn static_agreement(&self, theirs: &VerifyingKey) -> Option<Zeroizing<[u8; 32]>> {
+        let scalar = Zeroizing::new(self.signing_key.to_scalar_bytes());
+        let shared = Zeroizing::new(theirs.to_montgomery().mul_clamped(*scalar).to_bytes());
+        (*shared != [0; 32]).then_some(shared)
+    }
 }
 
 /// Why a stored identity could not be restored.
@@ -95,6 +113,24 @@ pub enum IdentityError {
 mod tests {
     use super::*;
     use ed25519_dalek::Verifier;
+
+    #[test]
+    fn static_agreement_is_symmetric_and_pairwise() {
+        let (a, b, c) = (
+            Identity::generate(),
+            Identity::generate(),
+            Identity::generate(),
+        );
+        let ab = a.static_agreement(&b.public_key()).unwrap();
+        assert_eq!(*ab, *b.static_agreement(&a.public_key()).unwrap());
+        assert_ne!(*ab, *a.static_agreement(&c.public_key()).unwrap());
+        assert_ne!(*ab, *c.static_agreement(&b.public_key()).unwrap());
+        // The identity point has small order: refused rather than agreeing on zeros.
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let small = VerifyingKey::from_bytes(&one).unwrap();
+        assert!(a.static_agreement(&small).is_none());
+    }
 
     #[test]
     fn generated_identities_are_distinct() {

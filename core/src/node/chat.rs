@@ -30,6 +30,8 @@ const REDIAL_MAX: Duration = Duration::from_secs(60);
 pub(crate) struct Redial {
     at: Instant,
     pause: Duration,
+    /// Dials since the contact was last reached.
+    pub(crate) attempts: u32,
 }
 
 /// A message's delivery changed for every outgoing op up to `up_to_seq`.
@@ -74,6 +76,7 @@ impl Inner {
                         .await;
                 }
                 lock(&this.redial).remove(&fp);
+                this.replan_rendezvous();
                 let name = lock(&this.display_name).clone().unwrap_or_default();
                 let _ = link.send(&Frame::Accept { name }).await;
                 if let Ok(seq) = this.db(move |c| chat::read_mark(c, &fp)).await
@@ -433,9 +436,14 @@ impl Inner {
             let entry = redial.entry(*fp).or_insert(Redial {
                 at,
                 pause: REDIAL_MIN,
+                attempts: 0,
             });
             if entry.at > at && !(now && entry.pause == REDIAL_MIN) {
                 return;
+            }
+            entry.attempts += 1;
+            if entry.attempts == super::rendezvous::SEEK_AFTER_DIALS {
+                this.replan_rendezvous();
             }
             let jitter = rand::random::<f64>() * 0.25;
             entry.at = at + entry.pause.mul_f64(1.0 + jitter);

@@ -130,7 +130,7 @@ fn point(fix: LocationFix) -> Option<GeoPoint> {
 }
 
 impl Inner {
-    fn display_name(&self) -> String {
+    pub(super) fn display_name(&self) -> String {
         lock(&self.display_name)
             .clone()
             .unwrap_or_else(|| self.fingerprint.short())
@@ -149,6 +149,7 @@ impl Inner {
             identity: self.identity.clone(),
             name: self.display_name(),
             geo,
+            note: Vec::new(),
             transport: self.transport_config.clone(),
             config: self.ns_config.clone(),
             cache: self.verify_cache.clone(),

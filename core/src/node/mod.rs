@@ -38,6 +38,9 @@ mod discovery;
 mod files;
 mod link;
 pub mod platform;
+mod rendezvous;
+#[cfg(test)]
+mod rendezvous_tests;
 #[cfg(test)]
 mod tests;
 
@@ -110,6 +113,14 @@ pub enum NodeEvent {
         name: String,
         /// Their persistent PeerJS ID.
         peer: String,
+    },
+    /// We started (`true`) or stopped looking for a contact at a rendezvous: it could not be
+    /// reached at its last known ID, or has not seen us since our ID changed.
+    ContactSearch {
+        /// The contact's fingerprint.
+        fingerprint: String,
+        /// Whether the search runs now.
+        searching: bool,
     },
     /// Our request was accepted: a new contact at level 2.
     ContactAdded {
@@ -312,6 +323,9 @@ struct Inner {
     open_chat: Mutex<Option<Fingerprint>>,
     /// Backoff of redials to contacts with waiting messages.
     redial: Mutex<HashMap<Fingerprint, chat::Redial>>,
+    /// Rendezvous with contacts we cannot reach, and what wakes its loop.
+    rendezvous: Mutex<rendezvous::Rendezvous>,
+    rendezvous_wake: Arc<tokio::sync::Notify>,
     /// Files sent and received, inside the profile.
     files_dir: PathBuf,
     /// Incoming transfers being written.
@@ -396,13 +410,6 @@ impl Node {
                     .await?
             }
         };
-        let token = {
-            let id = peer_id.clone();
-            store
-                .call(move |c| crate::store::tokens::peerjs_token_or_create(c, &label, &id))
-                .await?
-        };
-
         let mut sc = SignalingConfig::new(server.clone());
         if is_loopback_host(&server.host) {
             sc.limiter = LimiterConfig::local();
@@ -411,35 +418,42 @@ impl Node {
         let sig_err =
             |e: crate::signaling::driver::DriverError| NodeError::Signaling(e.to_string());
         let mut sig_events = signaling.subscribe().map_err(sig_err)?;
-        // The transport listens before the server answers: an offer the server held for us
-        // while we were away arrives right after OPEN.
-        let reg = signaling.register(&peer_id, &token).map_err(sig_err)?;
-        let (transport, incoming) = match Transport::start(
-            signaling.clone(),
-            reg,
-            peer_id.clone(),
-            config.transport.clone(),
-        ) {
-            Ok(t) => t,
-            Err(e) => {
-                signaling.shutdown().await;
-                return Err(e.into());
+        let mut peer_id = peer_id;
+        let mut attempts = 0;
+        let (reg, transport, incoming) = loop {
+            attempts += 1;
+            match claim_persistent(
+                &store,
+                &signaling,
+                &mut sig_events,
+                &label,
+                &peer_id,
+                &config.transport,
+            )
+            .await
+            {
+                Ok(claimed) => break claimed,
+                // Someone else holds our ID (squatted, or a copied profile): take a new one.
+                // Contacts learn it when we dial them, or at a rendezvous (decision 0008).
+                Err(Claim::Taken) if attempts < MAX_ID_CHANGES => {
+                    let old = std::mem::replace(&mut peer_id, crate::identity::new_peer_id());
+                    tracing::warn!(%old, new = %peer_id, "persistent ID taken; moving to a new one");
+                    let id = peer_id.clone();
+                    store
+                        .call(move |c| crate::store::identity::set_peer_id(c, &id))
+                        .await?;
+                }
+                Err(e) => {
+                    signaling.shutdown().await;
+                    return Err(match e {
+                        Claim::Taken => {
+                            NodeError::Signaling(format!("could not claim {peer_id}: taken"))
+                        }
+                        Claim::Failed(e) => e,
+                    });
+                }
             }
         };
-        let claimed = loop {
-            match sig_events.recv().await {
-                Some(SignalingEvent::Claim { reg: r, result, .. }) if r == reg => break result,
-                Some(_) => {}
-                None => break ClaimResult::Error("signaling stopped".into()),
-            }
-        };
-        if claimed != ClaimResult::Claimed {
-            transport.shutdown().await;
-            signaling.shutdown().await;
-            return Err(NodeError::Signaling(format!(
-                "could not claim {peer_id}: {claimed:?}"
-            )));
-        }
         // Events up to the claim are history: the current state is asked for below.
         while sig_events.try_recv().is_ok() {}
         let state = signaling
@@ -465,6 +479,8 @@ impl Node {
             pings: Mutex::new(HashMap::new()),
             open_chat: Mutex::new(None),
             redial: Mutex::new(HashMap::new()),
+            rendezvous: Mutex::new(rendezvous::Rendezvous::default()),
+            rendezvous_wake: Arc::new(tokio::sync::Notify::new()),
             files_dir,
             receiving: Mutex::new(HashMap::new()),
             sending: Mutex::new(HashMap::new()),
@@ -490,11 +506,13 @@ impl Node {
         let weak = Arc::downgrade(&inner);
         let watch = tokio::spawn(watch_signaling(weak.clone(), reg, sig_events));
         let accept = tokio::spawn(accept(weak.clone(), incoming));
-        let redial = tokio::spawn(chat::redial_loop(weak));
+        let redial = tokio::spawn(chat::redial_loop(weak.clone()));
+        let rendezvous = tokio::spawn(rendezvous::rendezvous_loop(weak));
         lock(&inner.tasks).extend([
             watch.abort_handle(),
             accept.abort_handle(),
             redial.abort_handle(),
+            rendezvous.abort_handle(),
         ]);
         tracing::info!(peer_id = %inner.peer_id, "node started");
         let node = Node { inner };
@@ -692,6 +710,66 @@ impl Inner {
             Err(_) => Err(NodeError::Stopped),
         }
     }
+}
+
+/// Times the node takes a new persistent ID at start because the current one is taken.
+const MAX_ID_CHANGES: u32 = 3;
+
+/// Why the persistent ID could not be claimed.
+enum Claim {
+    /// Another client holds it.
+    Taken,
+    /// Anything else.
+    Failed(NodeError),
+}
+
+/// Registers `peer_id` with its stored token and starts the transport on it; the transport
+/// listens before the server answers, so an offer the server held for us while we were away
+/// arrives right after OPEN.
+async fn claim_persistent(
+    store: &crate::store::Store,
+    signaling: &SignalingHandle,
+    sig_events: &mut mpsc::UnboundedReceiver<SignalingEvent>,
+    label: &str,
+    peer_id: &str,
+    transport: &TransportConfig,
+) -> Result<(RegId, Transport, mpsc::UnboundedReceiver<DataConnection>), Claim> {
+    let token = {
+        let (label, id) = (label.to_owned(), peer_id.to_owned());
+        store
+            .call(move |c| crate::store::tokens::peerjs_token_or_create(c, &label, &id))
+            .await
+            .map_err(|e| Claim::Failed(e.into()))?
+    };
+    let sig_err = |e: crate::signaling::driver::DriverError| {
+        Claim::Failed(NodeError::Signaling(e.to_string()))
+    };
+    let reg = signaling.register(peer_id, &token).map_err(sig_err)?;
+    let (transport, incoming) = Transport::start(
+        signaling.clone(),
+        reg,
+        peer_id.to_owned(),
+        transport.clone(),
+    )
+    .map_err(|e| Claim::Failed(e.into()))?;
+    let claimed = loop {
+        match sig_events.recv().await {
+            Some(SignalingEvent::Claim { reg: r, result, .. }) if r == reg => break result,
+            Some(_) => {}
+            None => break ClaimResult::Error("signaling stopped".into()),
+        }
+    };
+    if claimed == ClaimResult::Claimed {
+        return Ok((reg, transport, incoming));
+    }
+    transport.shutdown().await;
+    let _ = signaling.unregister(reg);
+    Err(match claimed {
+        ClaimResult::Taken => Claim::Taken,
+        other => Claim::Failed(NodeError::Signaling(format!(
+            "could not claim {peer_id}: {other:?}"
+        ))),
+    })
 }
 
 impl Drop for Inner {

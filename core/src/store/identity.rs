@@ -83,6 +83,15 @@ fn activate(conn: &Connection, peer_id: &str, now: i64) -> Result<(), StoreError
     Ok(())
 }
 
+/// When this profile last moved to a new peer ID (Unix seconds), if it ever did.
+pub fn last_peer_id_change(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(
+        conn.query_row("SELECT MAX(retired_at) FROM peer_id_history", [], |row| {
+            row.get(0)
+        })?,
+    )
+}
+
 /// Every peer ID this profile has used, oldest first, including the current one.
 pub fn peer_id_history(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let mut stmt =
@@ -112,6 +121,10 @@ mod tests {
         store.save_identity(&sealed).unwrap();
         assert_eq!(store.load_identity().unwrap().as_ref(), Some(&sealed));
         assert_eq!(store.peer_id_history().unwrap(), [sealed.peer_id.as_str()]);
+        assert_eq!(
+            store.with_conn(|c| super::last_peer_id_change(c)).unwrap(),
+            None
+        );
 
         let other = Identity::generate().seal(&[1; 32]);
         assert!(matches!(
@@ -141,6 +154,8 @@ mod tests {
         store.set_peer_id(&second).unwrap();
         store.set_peer_id(&third).unwrap();
         assert_eq!(store.load_identity().unwrap().unwrap().peer_id, third);
+        let changed = store.with_conn(|c| super::last_peer_id_change(c)).unwrap();
+        assert!(changed.is_some_and(|t| t > 1_700_000_000));
         assert_eq!(
             store.peer_id_history().unwrap(),
             [sealed.peer_id.clone(), second.clone(), third.clone()]

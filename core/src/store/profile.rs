@@ -96,6 +96,17 @@ impl Profile {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Moves the identity to a fresh persistent PeerJS ID (the old one was published or is
+    /// held by someone else) and returns it; the old ID is kept in the history. Contacts learn
+    /// the new one the next time either side dials, or at a rendezvous. Only while no node
+    /// runs on this profile.
+    pub fn move_to_new_peer_id(&mut self) -> Result<String, ProfileError> {
+        let id = crate::identity::new_peer_id();
+        self.store.set_peer_id(&id)?;
+        self.identity = self.identity.with_peer_id(&id);
+        Ok(id)
+    }
 }
 
 /// Generates, seals and saves a new identity. If another process saved one first, that one

@@ -417,7 +417,12 @@ impl Task {
                 "binary-utf8 is not supported".into(),
             ));
         }
-        if self.entries.contains_key(&offer.connection_id) {
+        if let Some(e) = self.entries.get(&offer.connection_id) {
+            if e.info.peer == peer {
+                // The same offer again (sent again after glare): already handled.
+                tracing::debug!(%peer, "offer repeated; ignored");
+                return Ok(());
+            }
             return Err(TransportError::Protocol("duplicate connection id".into()));
         }
         let mut inherited_reply = None;
