@@ -297,6 +297,8 @@ def test_contacts_and_chat():
             await a.set_verified(fb, True)
             assert (await a.contacts())[0].verified
             assert a.is_online(fb) and b.is_online(fa)
+            # Linked contacts are not looked for at a rendezvous.
+            assert a.searching() == [] and b.searching() == []
 
             # Messages: received on the other side, then delivered.
             m1 = await a.send_message(fb, "hello bob")

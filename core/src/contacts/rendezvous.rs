@@ -92,6 +92,41 @@ impl PairSecret {
     }
 }
 
+/// What to change so the running meetings match the wanted contacts in `window`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Meetings to leave: no longer wanted, or of an older window.
+    pub leave: Vec<Fingerprint>,
+    /// Meetings to start in `window`.
+    pub join: Vec<Fingerprint>,
+    /// Contacts whose search begins (not merely turning to the next window).
+    pub started: Vec<Fingerprint>,
+    /// Contacts whose search ends.
+    pub ended: Vec<Fingerprint>,
+}
+
+/// Plans the meetings: `running` are (contact, window) pairs, `wanted` the contacts to meet.
+pub fn plan(running: &[(Fingerprint, u64)], wanted: &[Fingerprint], window: u64) -> Plan {
+    let mut p = Plan::default();
+    for (fp, w) in running {
+        let want = wanted.contains(fp);
+        if !want {
+            p.leave.push(*fp);
+            p.ended.push(*fp);
+        } else if *w != window {
+            p.leave.push(*fp);
+            p.join.push(*fp);
+        }
+    }
+    for fp in wanted {
+        if !running.iter().any(|(r, _)| r == fp) {
+            p.join.push(*fp);
+            p.started.push(*fp);
+        }
+    }
+    p
+}
+
 fn route_aad(namespace: &str, sender: &Fingerprint) -> Vec<u8> {
     let mut aad = b"peerns2/rvz/route\0".to_vec();
     aad.extend_from_slice(namespace.as_bytes());
@@ -126,6 +161,28 @@ mod tests {
         let c = Identity::generate();
         let sc = PairSecret::derive(&a, &c.public_key()).unwrap();
         assert_ne!(sa.namespace(w), sc.namespace(w));
+    }
+
+    #[test]
+    fn plan_joins_leaves_and_turns_windows() {
+        let [a, b, c] = [1u8, 2, 3].map(|i| Fingerprint([i; 32]));
+        // Nothing running: every wanted contact starts.
+        assert_eq!(
+            plan(&[], &[a, b], 5),
+            Plan {
+                join: vec![a, b],
+                started: vec![a, b],
+                ..Plan::default()
+            }
+        );
+        // a keeps its meeting, b turns to the new window (no event), c is no longer wanted.
+        let p = plan(&[(a, 6), (b, 5), (c, 6)], &[a, b], 6);
+        assert_eq!(p.leave, [b, c]);
+        assert_eq!(p.join, [b]);
+        assert!(p.started.is_empty());
+        assert_eq!(p.ended, [c]);
+        // Steady state: nothing to do.
+        assert_eq!(plan(&[(a, 6)], &[a], 6), Plan::default());
     }
 
     #[test]

@@ -172,45 +172,41 @@ impl Inner {
             }
         };
         let window = rendezvous::window(unix_ms().saturating_sub(TURN_DELAY_MS));
-        let (before, leaving, starting) = {
+        let fps: Vec<Fingerprint> = wanted.iter().map(|(fp, _)| *fp).collect();
+        let (plan, leaving) = {
             let mut state = lock(&this.rendezvous);
-            let before: Vec<Fingerprint> = state.meetings.keys().copied().collect();
-            let keep = |fp: &Fingerprint, m: &Meeting| {
-                m.window == window && wanted.iter().any(|(w, _)| w == fp)
-            };
-            let gone: Vec<Fingerprint> = state
+            let running: Vec<(Fingerprint, u64)> = state
                 .meetings
                 .iter()
-                .filter(|(fp, m)| !keep(fp, m))
-                .map(|(fp, _)| *fp)
+                .map(|(fp, m)| (*fp, m.window))
                 .collect();
-            let leaving: Vec<(Fingerprint, Meeting)> = gone
-                .into_iter()
-                .filter_map(|fp| state.meetings.remove(&fp).map(|m| (fp, m)))
+            let plan = rendezvous::plan(&running, &fps, window);
+            let leaving: Vec<Meeting> = plan
+                .leave
+                .iter()
+                .filter_map(|fp| state.meetings.remove(fp))
                 .collect();
-            let starting: Vec<(Fingerprint, [u8; 32])> = wanted
-                .into_iter()
-                .filter(|(fp, _)| !state.meetings.contains_key(fp))
-                .collect();
-            (before, leaving, starting)
+            (plan, leaving)
         };
-        for (fp, meeting) in leaving {
-            // A meeting only turning to the next window is still a search.
-            if !starting.iter().any(|(s, _)| *s == fp) {
-                this.emit(NodeEvent::ContactSearch {
-                    fingerprint: fp.to_hex(),
-                    searching: false,
-                });
-            }
+        for meeting in leaving {
             meeting.watcher.abort();
             tokio::spawn(meeting.handle.leave());
         }
-        for (fp, key) in starting {
-            let Some(meeting) = Inner::start_meeting(this, fp, &key, window) else {
+        for fp in &plan.ended {
+            this.emit(NodeEvent::ContactSearch {
+                fingerprint: fp.to_hex(),
+                searching: false,
+            });
+        }
+        for fp in plan.join {
+            let Some((_, key)) = wanted.iter().find(|(w, _)| *w == fp) else {
+                continue;
+            };
+            let Some(meeting) = Inner::start_meeting(this, fp, key, window) else {
                 continue;
             };
             lock(&this.rendezvous).meetings.insert(fp, meeting);
-            if !before.contains(&fp) {
+            if plan.started.contains(&fp) {
                 this.emit(NodeEvent::ContactSearch {
                     fingerprint: fp.to_hex(),
                     searching: true,
