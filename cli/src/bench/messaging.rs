@@ -104,23 +104,24 @@ async fn session_data(
 }
 
 /// A `total`-byte file from `a` to `b`; MB/s from `send_file` (copy into the profile and hash)
-/// until `b` verified the whole file and exposed it.
+/// until `b` verified the whole file and exposed it, and the milliseconds `send_file` took.
 async fn file(
     a: &Node,
     fb: &str,
     eb: &mut UnboundedReceiver<NodeEvent>,
     path: &std::path::Path,
     total: usize,
-) -> Result<f64> {
+) -> Result<(f64, f64)> {
     let t0 = Instant::now();
     let m = a.send_file(fb, &path.to_string_lossy()).await?;
+    let prepared = t0.elapsed().as_secs_f64() * 1000.0;
     let id = hex::encode(m.id);
     until(eb, |e| match e {
         NodeEvent::FileReceived { id: got, .. } if *got == id => Some(()),
         _ => None,
     })
     .await?;
-    Ok(total as f64 / MB / t0.elapsed().as_secs_f64())
+    Ok((total as f64 / MB / t0.elapsed().as_secs_f64(), prepared))
 }
 
 /// Runs the benchmark and prints a table or one JSON object.
@@ -154,19 +155,22 @@ pub async fn run(json_out: bool, count: usize, megabytes: usize, rounds: usize) 
     let src = da.path().join("bench.bin");
     std::fs::write(&src, vec![0xC3u8; total])?;
     let (mut msgs, mut stored) = (vec![], vec![]);
-    let (mut data, mut files, mut bare) = (vec![], vec![], vec![]);
+    let (mut data, mut files, mut bare, mut prep) = (vec![], vec![], vec![], vec![]);
     for _ in 0..rounds.max(1) {
         let (m, s) = messages(&a, &fb, &mut eb, count).await?;
         msgs.push(m);
         stored.push(s);
         data.push(session_data(&a, &pb, &mut eb, total).await?);
-        files.push(file(&a, &fb, &mut eb, &src, total).await?);
+        let (mb_s, prep_ms) = file(&a, &fb, &mut eb, &src, total).await?;
+        files.push(mb_s);
+        prep.push(prep_ms);
         bare.push(bare_sink_throughput(&sink, BLOCK, total).await?);
     }
     sink.stop().await;
     a.stop().await;
     b.stop().await;
     drop(server);
+    let prep = super::percentile(&mut prep, 50.0);
     let (msgs, stored, data, file_mb_s, bare) = (
         super::percentile(&mut msgs, 50.0),
         super::percentile(&mut stored, 50.0),
@@ -182,6 +186,7 @@ pub async fn run(json_out: bool, count: usize, megabytes: usize, rounds: usize) 
                 "send_calls_per_s": stored,
                 "file_mb_s": file_mb_s,
                 "file_ratio": file_mb_s / bare,
+                "file_prepare_ms": prep,
                 "session_data_mb_s": data,
                 "baseline_file_mb_s": bare,
                 "session_data_ratio": data / bare,
@@ -194,6 +199,7 @@ pub async fn run(json_out: bool, count: usize, megabytes: usize, rounds: usize) 
         println!("  send_message calls/s (storing in the outbox):           {stored:.0}");
         println!("  session data MB/s ({BLOCK} B frames, encrypted):         {data:.1}");
         println!("  file MB/s (copy+hash, chunks, write, verify):           {file_mb_s:.1}");
+        println!("  of which send_file (copy into the profile + hash), ms:  {prep:.0}");
         println!("  bare transport MB/s (same frames, no session):          {bare:.1}");
         println!(
             "  ratio file / bare:                                      {:.2}",

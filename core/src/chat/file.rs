@@ -14,7 +14,7 @@ use crate::identity::{Fingerprint, Identity};
 /// Bytes per chunk (fits a session frame with its header).
 pub const CHUNK_SIZE: u32 = 60 * 1024;
 /// Domain of the manifest signature.
-const MANIFEST_DOMAIN: &[u8] = b"peerns2/file-manifest/v1\0";
+const MANIFEST_DOMAIN: &[u8] = b"peerns2/file-manifest/v2\0";
 const MAX_NAME: usize = 255;
 const MAX_MIME: usize = 127;
 
@@ -29,8 +29,8 @@ pub struct Manifest {
     pub size: u64,
     /// Media type, e.g. `image/jpeg`.
     pub mime: String,
-    /// SHA-256 of the contents.
-    pub sha256: [u8; 32],
+    /// BLAKE3 hash of the contents.
+    pub hash: [u8; 32],
     /// Bytes per chunk.
     pub chunk_size: u32,
 }
@@ -59,7 +59,7 @@ impl Manifest {
             .str(&self.name)
             .u64(self.size)
             .str(&self.mime)
-            .raw(&self.sha256)
+            .raw(&self.hash)
             .u64(u64::from(self.chunk_size));
         w.0
     }
@@ -101,7 +101,7 @@ impl Manifest {
             name: r.str(MAX_NAME, "file name")?.to_owned(),
             size: r.u64()?,
             mime: r.str(MAX_MIME, "media type")?.to_owned(),
-            sha256: r.array()?,
+            hash: r.array()?,
             chunk_size: u32::try_from(r.u64()?).map_err(|_| WireError::TooLong("chunk size"))?,
         };
         r.finish()?;
@@ -172,7 +172,7 @@ pub fn add(
     m: &Manifest,
 ) -> Result<(), ChatError> {
     conn.execute(
-        "INSERT INTO files (id, conv, outgoing, name, size, mime, sha256, chunk_size, state)
+        "INSERT INTO files (id, conv, outgoing, name, size, mime, content_hash, chunk_size, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'transferring') ON CONFLICT DO NOTHING",
         params![
             m.id.as_slice(),
@@ -181,21 +181,22 @@ pub fn add(
             m.name,
             m.size as i64,
             m.mime,
-            m.sha256.as_slice(),
+            m.hash.as_slice(),
             m.chunk_size
         ],
     )?;
     Ok(())
 }
 
-const COLUMNS: &str = "id, conv, outgoing, name, size, mime, sha256, chunk_size, next_index, state";
+const COLUMNS: &str =
+    "id, conv, outgoing, name, size, mime, content_hash, chunk_size, next_index, state";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Transfer>> {
     let id: Vec<u8> = r.get(0)?;
     let conv: String = r.get(1)?;
     let sha: Vec<u8> = r.get(6)?;
     let state: String = r.get(9)?;
-    let (Ok(id), Ok(conv), Ok(sha256)) = (id.try_into(), conv.parse(), sha.try_into()) else {
+    let (Ok(id), Ok(conv), Ok(hash)) = (id.try_into(), conv.parse(), sha.try_into()) else {
         return Ok(None);
     };
     Ok(Some(Transfer {
@@ -204,7 +205,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Transfer>> {
             name: r.get(3)?,
             size: r.get::<_, i64>(4)? as u64,
             mime: r.get(5)?,
-            sha256,
+            hash,
             chunk_size: r.get(7)?,
         },
         conv,
@@ -269,7 +270,7 @@ mod tests {
             name: "holiday.jpg".into(),
             size: 1_000_000,
             mime: "image/jpeg".into(),
-            sha256: [1; 32],
+            hash: [1; 32],
             chunk_size: CHUNK_SIZE,
         }
     }

@@ -3,7 +3,7 @@
 //! offline is delivered like a message. The receiver drives the rest: it asks for chunks from
 //! the first one it lacks (`FileResume`), writes them in order to a `.part` file in its
 //! profile, acknowledges every [`ACK_EVERY`] chunks once they are on disk, and exposes the file
-//! only after the whole-file SHA-256 matches the manifest. After a disconnect or a restart the
+//! only after the whole-file BLAKE3 hash matches the manifest. After a disconnect or a restart the
 //! receiver resumes from the last acknowledged chunk.
 
 use std::collections::HashMap;
@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ed25519_dalek::VerifyingKey;
-use sha2::{Digest, Sha256};
 
 use super::link::Link;
 use super::{Inner, Node, NodeError, NodeEvent, lock, parse_fp, unix_ms};
@@ -41,7 +40,10 @@ pub(crate) struct Receiving {
     next: u64,
     /// The hash of every chunk so far, when this run wrote them all (else the file is hashed
     /// again at the end).
-    hasher: Option<Sha256>,
+    hasher: Option<blake3::Hasher>,
+    /// Tells this transfer's syncer how many chunks are written (it syncs, records and
+    /// acknowledges them off the receiving path).
+    written: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Incoming transfers by id.
@@ -85,38 +87,58 @@ fn mime_of(name: &str) -> &'static str {
     }
 }
 
-/// Copies `src` to `dst`, returning its size and SHA-256.
+/// Copies `src` to `dst`, returning its size and BLAKE3 hash; the hash runs on a second thread
+/// while this one reads and writes.
 fn copy_hashing(src: &Path, dst: &Path) -> std::io::Result<(u64, [u8; 32])> {
     let mut input = File::open(src)?;
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent)?;
     }
     let mut output = File::create(dst)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        output.write_all(&buf[..n])?;
-        size += n as u64;
-    }
-    // Not synced: like SQLite in WAL mode with synchronous=NORMAL, the copy survives a killed
-    // process, and a copy cut by a power loss fails the receiver's hash check (never shown).
-    Ok((size, hasher.finalize().into()))
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    std::thread::scope(|scope| {
+        let hashing = scope.spawn(move || {
+            let mut hasher = blake3::Hasher::new();
+            for block in rx {
+                hasher.update(&block);
+            }
+            *hasher.finalize().as_bytes()
+        });
+        let mut size = 0u64;
+        let copied = loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let n = match input.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            buf.truncate(n);
+            if let Err(e) = output.write_all(&buf) {
+                break Err(e);
+            }
+            size += n as u64;
+            if tx.send(buf).is_err() {
+                break Err(std::io::Error::other("the hashing thread stopped"));
+            }
+        };
+        drop(tx);
+        let hash = hashing
+            .join()
+            .map_err(|_| std::io::Error::other("the hashing thread panicked"))?;
+        // Not synced: like SQLite in WAL mode with synchronous=NORMAL, the copy survives a
+        // killed process, and a copy cut by a power loss fails the receiver's hash check.
+        copied.map(|()| (size, hash))
+    })
 }
 
 fn hash_file(path: &Path, len: u64) -> std::io::Result<[u8; 32]> {
     let mut input = File::open(path)?.take(len);
-    let mut hasher = Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = input.read(&mut buf)?;
         if n == 0 {
-            return Ok(hasher.finalize().into());
+            return Ok(*hasher.finalize().as_bytes());
         }
         hasher.update(&buf[..n]);
     }
@@ -206,36 +228,56 @@ impl Inner {
         }
     }
 
-    /// One chunk from `link`: written in order, acknowledged in groups, verified at the end.
-    pub(crate) async fn file_chunk(&self, link: &Link, id: Id, index: u64, data: Vec<u8>) {
-        let Some(r) = lock(&self.receiving).remove(&id) else {
+    /// One chunk from `link`: written in order, synced and acknowledged in groups (off this
+    /// path, by the transfer's syncer), verified at the end.
+    pub(crate) async fn file_chunk(
+        this: &Arc<Inner>,
+        link: &Arc<Link>,
+        id: Id,
+        index: u64,
+        data: Vec<u8>,
+    ) {
+        let Some(r) = lock(&this.receiving).remove(&id) else {
             return;
         };
         if r.conv != link.fp || index != r.next {
             let next = r.next;
             let ours = r.conv == link.fp;
-            lock(&self.receiving).insert(id, r);
+            lock(&this.receiving).insert(id, r);
             if ours && index > next {
                 let _ = link.send(&Frame::FileResume { id, index: next }).await;
             }
             return;
         }
-        let dir = self.files_dir.clone();
+        let dir = this.files_dir.clone();
         let written = blocking(move || write_chunk(&dir, r, &data)).await;
         let Ok(Ok((r, step))) = written else {
             tracing::warn!("could not write a file chunk");
             return;
         };
-        let (conv, total, next) = (r.conv, r.manifest.size, r.next);
+        let (conv, next) = (r.conv, r.next);
         match step {
             Step::More => {
-                lock(&self.receiving).insert(id, r);
+                lock(&this.receiving).insert(id, r);
             }
-            Step::Synced => {
-                lock(&self.receiving).insert(id, r);
-                let _ = self.db(move |c| file::set_progress(c, &id, next)).await;
-                let _ = link.send(&Frame::FileAck { id, index: next }).await;
-                self.emit_progress(&conv, &id, next, total, false);
+            Step::Boundary => {
+                let mut r = r;
+                match &r.written {
+                    Some(tx) => {
+                        let _ = tx.send(next);
+                    }
+                    None => {
+                        let (tx, rx) = tokio::sync::watch::channel(next);
+                        match r.part.try_clone() {
+                            Ok(part) => {
+                                Inner::spawn_syncer(this, link, id, r.manifest.size, part, rx);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "no handle to sync a file"),
+                        }
+                        r.written = Some(tx);
+                    }
+                }
+                lock(&this.receiving).insert(id, r);
             }
             Step::Finished(path) => {
                 let ok = path.is_some();
@@ -244,7 +286,7 @@ impl Inner {
                 } else {
                     FileState::Refused
                 };
-                let _ = self
+                let _ = this
                     .db(move |c| {
                         file::set_progress(c, &id, next)?;
                         file::set_state(c, &id, state)
@@ -264,9 +306,56 @@ impl Inner {
                         outgoing: false,
                     },
                 };
-                self.emit(event);
+                this.emit(event);
             }
         }
+    }
+
+    /// Syncs the `.part` file of transfer `id` whenever `written` moves, then records and
+    /// acknowledges what is on disk. Ends when the transfer is finished or replaced.
+    fn spawn_syncer(
+        this: &Arc<Inner>,
+        link: &Arc<Link>,
+        id: Id,
+        total: u64,
+        part: File,
+        mut written: tokio::sync::watch::Receiver<u64>,
+    ) {
+        let (inner, link) = (Arc::downgrade(this), link.clone());
+        let part = Arc::new(part);
+        let task = tokio::spawn(async move {
+            loop {
+                let next = *written.borrow_and_update();
+                let file = part.clone();
+                let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
+                if !matches!(synced, Ok(Ok(()))) {
+                    tracing::warn!("could not sync a partial file");
+                    return;
+                }
+                // The transfer finished (or a new link took it over) meanwhile: its own
+                // end, or the new syncer, says the rest.
+                let Some(this) = inner.upgrade() else { return };
+                if written.has_changed().is_err() {
+                    return;
+                }
+                let _ = this.db(move |c| file::set_progress(c, &id, next)).await;
+                if link
+                    .send(&Frame::FileAck { id, index: next })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                this.emit_progress(&link.fp, &id, next, total, false);
+                drop(this);
+                if written.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut tasks = lock(&this.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
     }
 
     fn emit_progress(&self, conv: &Fingerprint, id: &Id, next: u64, total: u64, outgoing: bool) {
@@ -332,7 +421,7 @@ impl Inner {
         let Ok(Some(t)) = self.db(move |c| file::get(c, &id)).await else {
             return;
         };
-        if t.outgoing && t.conv == link.fp {
+        if t.outgoing && t.conv == link.fp && t.state == FileState::Transferring {
             let index = index.min(t.manifest.chunks());
             let _ = self.db(move |c| file::set_progress(c, &id, index)).await;
             self.emit_progress(&t.conv, &id, index, t.manifest.size, true);
@@ -369,8 +458,8 @@ impl Inner {
 enum Step {
     /// Written; more to come before the next acknowledgement.
     More,
-    /// Written and synced: acknowledge.
-    Synced,
+    /// Written up to an acknowledgement boundary: sync and acknowledge.
+    Boundary,
     /// The last chunk: the verified file's path, or `None` if the hash did not match.
     Finished(Option<PathBuf>),
 }
@@ -390,11 +479,12 @@ fn open_part(dir: &Path, t: Transfer) -> std::io::Result<Receiving> {
     let keep = (t.next_index * u64::from(t.manifest.chunk_size)).min(t.manifest.size);
     part.set_len(keep)?;
     Ok(Receiving {
-        hasher: (t.next_index == 0).then(Sha256::new),
+        hasher: (t.next_index == 0).then(blake3::Hasher::new),
         next: t.next_index,
         manifest: t.manifest,
         conv: t.conv,
         part,
+        written: None,
     })
 }
 
@@ -413,18 +503,17 @@ fn write_chunk(dir: &Path, mut r: Receiving, data: &[u8]) -> std::io::Result<(Re
     r.next += 1;
     if r.next < m.chunks() {
         if r.next.is_multiple_of(ACK_EVERY) {
-            r.part.sync_data()?;
-            return Ok((r, Step::Synced));
+            return Ok((r, Step::Boundary));
         }
         return Ok((r, Step::More));
     }
     r.part.sync_all()?;
     let part = part_path(dir, &m.id);
     let hash = match r.hasher.take() {
-        Some(h) => h.finalize().into(),
+        Some(h) => *h.finalize().as_bytes(),
         None => hash_file(&part, m.size)?,
     };
-    if hash != m.sha256 {
+    if hash != m.hash {
         fs::remove_file(&part)?;
         return Ok((r, Step::Finished(None)));
     }
@@ -446,7 +535,7 @@ impl Node {
         let (src, dst) = (PathBuf::from(path), out_path(&self.inner.files_dir, &id));
         let name = clean_name(&src.file_name().unwrap_or_default().to_string_lossy());
         let d = dst.clone();
-        let (size, sha256) = tokio::task::spawn_blocking(move || copy_hashing(&src, &d))
+        let (size, hash) = tokio::task::spawn_blocking(move || copy_hashing(&src, &d))
             .await
             .map_err(|e| NodeError::Store(crate::store::StoreError::Task(e)))?
             .map_err(io_err)?;
@@ -455,7 +544,7 @@ impl Node {
             mime: mime_of(&name).into(),
             name,
             size,
-            sha256,
+            hash,
             chunk_size: CHUNK_SIZE,
         };
         let body = manifest.sign(&self.inner.identity);

@@ -100,6 +100,12 @@ const MIGRATIONS: &[&str] = &[
         state       TEXT    NOT NULL CHECK (state IN ('transferring', 'done', 'refused'))
     );
 ",
+    // File manifests name their content by BLAKE3 (decision 0007); transfers begun under the
+    // SHA-256 manifests cannot be verified any more and end as refused.
+    "
+    ALTER TABLE files RENAME COLUMN sha256 TO content_hash;
+    UPDATE files SET state = 'refused' WHERE state = 'transferring';
+",
 ];
 
 /// Schema version this build creates and understands.
@@ -139,5 +145,52 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(script)?;
         tx.pragma_update(None, "user_version", user_version(&tx)? + 1)?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_hash_migration_keeps_files_and_ends_unverifiable_transfers() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for script in &MIGRATIONS[..3] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        let c = "c".repeat(64);
+        conn.execute_batch(&format!(
+            "INSERT INTO conversations (conv) VALUES ('{c}');
+             INSERT INTO files (id, conv, outgoing, name, size, mime, sha256, chunk_size, state)
+             VALUES (zeroblob(16), '{c}', 0, 'a.jpg', 5, 'image/jpeg', zeroblob(32), 10,
+                     'transferring'),
+                    (randomblob(16), '{c}', 1, 'b.jpg', 5, 'image/jpeg', zeroblob(32), 10, 'done');"
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let rows: Vec<(String, String, i64)> = conn
+            .prepare("SELECT name, state, length(content_hash) FROM files ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("a.jpg".into(), "refused".into(), 32),
+                ("b.jpg".into(), "done".into(), 32)
+            ]
+        );
+        // The length check moved with the column.
+        let bad = conn.execute(
+            "INSERT INTO files (id, conv, outgoing, name, size, mime, content_hash, chunk_size,
+                                state)
+             VALUES (randomblob(16), ?1, 0, 'x', 1, 'x', zeroblob(5), 1, 'done')",
+            [&c],
+        );
+        assert!(bad.is_err());
     }
 }
