@@ -343,7 +343,7 @@ impl Inner {
                 Inner::file_resume(this, link, id, index).await;
             }
             Frame::FileChunk { id, index, data } if files => {
-                Inner::file_chunk(this, link, id, index, data).await;
+                this.file_chunk(link, id, index, data).await;
             }
             Frame::FileAck { id, index } if files => this.file_acked(link, id, index).await,
             Frame::FileDone { id, ok } if files => this.file_done(link, id, ok).await,

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use tokio::sync::mpsc;
+
 use ed25519_dalek::VerifyingKey;
 
 use super::link::Link;
@@ -32,18 +34,28 @@ pub const DEFAULT_MAX_FILE: u64 = 1 << 30;
 /// Settings key of the incoming size limit.
 const MAX_FILE_KEY: &str = "max_file_bytes";
 
-/// An incoming transfer being written.
+/// An incoming transfer being received: the next chunk expected from the network, and the
+/// queue of its writer thread (which writes, hashes, syncs and verifies, off the receiving path).
 pub(crate) struct Receiving {
-    manifest: Manifest,
     conv: Fingerprint,
-    part: File,
+    size: u64,
+    chunks: u64,
+    chunk_size: u32,
     next: u64,
-    /// The hash of every chunk so far, when this run wrote them all (else the file is hashed
-    /// again at the end).
-    hasher: Option<blake3::Hasher>,
-    /// Tells this transfer's syncer how many chunks are written (it syncs, records and
-    /// acknowledges them off the receiving path).
-    written: Option<tokio::sync::watch::Sender<u64>>,
+    writer: mpsc::Sender<Vec<u8>>,
+}
+
+/// Chunks queued for a writer thread (~2 MiB): enough to ride over a disk sync.
+const WRITE_QUEUE: usize = 32;
+
+/// What a writer thread reports.
+enum Written {
+    /// Chunks before this index are on disk (synced).
+    Synced(u64),
+    /// The last chunk is written: the verified file's path, or `None` if the hash did not match.
+    Finished(Option<PathBuf>),
+    /// Writing failed; the transfer resumes from its last synced chunk on the next link.
+    Failed(std::io::Error),
 }
 
 /// Incoming transfers by id.
@@ -203,7 +215,8 @@ impl Inner {
     }
 
     /// Asks `link`'s peer for the rest of our unfinished incoming transfers from it (or just
-    /// `only`), opening their `.part` files at the last acknowledged chunk.
+    /// `only`): from the next chunk a running writer expects, or else from the last
+    /// acknowledged chunk, with the `.part` file cut there and a writer started.
     pub(crate) async fn resume_incoming(&self, link: &Link, only: Option<Id>) {
         let conv = link.fp;
         let Ok(list) = self
@@ -216,84 +229,98 @@ impl Inner {
             .into_iter()
             .filter(|t| only.is_none_or(|id| id == t.manifest.id))
         {
-            let dir = self.files_dir.clone();
-            let opened = tokio::task::spawn_blocking(move || open_part(&dir, t)).await;
-            let Ok(Ok(r)) = opened else {
-                tracing::warn!("could not open a partial file");
-                continue;
+            let id = t.manifest.id;
+            let running = lock(&self.receiving).get(&id).map(|r| r.next);
+            let index = match running {
+                Some(next) => next,
+                None => match self.start_writer(t).await {
+                    Some(next) => next,
+                    None => continue,
+                },
             };
-            let (id, index) = (r.manifest.id, r.next);
-            lock(&self.receiving).insert(id, r);
             let _ = link.send(&Frame::FileResume { id, index }).await;
         }
     }
 
-    /// One chunk from `link`: written in order, synced and acknowledged in groups (off this
-    /// path, by the transfer's syncer), verified at the end.
-    pub(crate) async fn file_chunk(
-        this: &Arc<Inner>,
-        link: &Arc<Link>,
-        id: Id,
-        index: u64,
-        data: Vec<u8>,
-    ) {
-        let Some(r) = lock(&this.receiving).remove(&id) else {
-            return;
+    /// Opens the `.part` file of `t` at its acknowledged chunk and starts its writer thread and
+    /// the task that records what it reports; returns the next chunk to ask for.
+    async fn start_writer(&self, t: Transfer) -> Option<u64> {
+        let this = self.me.upgrade()?;
+        let (dir, m, conv) = (self.files_dir.clone(), t.manifest.clone(), t.conv);
+        let opened = tokio::task::spawn_blocking(move || open_part(&dir, &t)).await;
+        let Ok(Ok((part, next, hasher))) = opened else {
+            tracing::warn!("could not open a partial file");
+            return None;
         };
-        if r.conv != link.fp || index != r.next {
-            let next = r.next;
-            let ours = r.conv == link.fp;
-            lock(&this.receiving).insert(id, r);
-            if ours && index > next {
-                let _ = link.send(&Frame::FileResume { id, index: next }).await;
-            }
-            return;
-        }
-        let dir = this.files_dir.clone();
-        let written = blocking(move || write_chunk(&dir, r, &data)).await;
-        let Ok(Ok((r, step))) = written else {
-            tracing::warn!("could not write a file chunk");
-            return;
-        };
-        let (conv, next) = (r.conv, r.next);
-        match step {
-            Step::More => {
-                lock(&this.receiving).insert(id, r);
-            }
-            Step::Boundary => {
-                let mut r = r;
-                match &r.written {
-                    Some(tx) => {
-                        let _ = tx.send(next);
-                    }
-                    None => {
-                        let (tx, rx) = tokio::sync::watch::channel(next);
-                        match r.part.try_clone() {
-                            Ok(part) => {
-                                Inner::spawn_syncer(this, link, id, r.manifest.size, part, rx);
-                            }
-                            Err(e) => tracing::warn!(error = %e, "no handle to sync a file"),
-                        }
-                        r.written = Some(tx);
-                    }
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let (report, mut reports) = mpsc::unbounded_channel();
+        let id = m.id;
+        lock(&self.receiving).insert(
+            id,
+            Receiving {
+                conv,
+                size: m.size,
+                chunks: m.chunks(),
+                chunk_size: m.chunk_size,
+                next,
+                writer: tx,
+            },
+        );
+        let dir = self.files_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            write_loop(&dir, &m, part, next, hasher, rx, &report);
+        });
+        let weak = Arc::downgrade(&this);
+        let task = tokio::spawn(async move {
+            while let Some(w) = reports.recv().await {
+                let Some(this) = weak.upgrade() else { return };
+                if !this.written(conv, id, w).await {
+                    return;
                 }
-                lock(&this.receiving).insert(id, r);
             }
-            Step::Finished(path) => {
+        });
+        let mut tasks = lock(&this.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
+        Some(next)
+    }
+
+    /// Records what a writer reported and tells the sender (on the contact's current link);
+    /// `false` once the writer is done.
+    async fn written(&self, conv: Fingerprint, id: Id, w: Written) -> bool {
+        let link = self.link(&conv);
+        match w {
+            Written::Synced(next) => {
+                let _ = self.db(move |c| file::set_progress(c, &id, next)).await;
+                if let Some(link) = link {
+                    let _ = link.send(&Frame::FileAck { id, index: next }).await;
+                }
+                let total = lock(&self.receiving).get(&id).map(|r| r.size);
+                if let Some(total) = total {
+                    self.emit_progress(&conv, &id, next, total, false);
+                }
+                true
+            }
+            Written::Finished(path) => {
                 let ok = path.is_some();
+                let next = lock(&self.receiving).remove(&id).map(|r| r.chunks);
                 let state = if ok {
                     FileState::Done
                 } else {
                     FileState::Refused
                 };
-                let _ = this
+                let _ = self
                     .db(move |c| {
-                        file::set_progress(c, &id, next)?;
+                        if let Some(next) = next {
+                            file::set_progress(c, &id, next)?;
+                        }
                         file::set_state(c, &id, state)
                     })
                     .await;
-                let _ = link.send(&Frame::FileDone { id, ok }).await;
-                let event = match path {
+                if let Some(link) = link {
+                    let _ = link.send(&Frame::FileDone { id, ok }).await;
+                }
+                self.emit(match path {
                     Some(path) => NodeEvent::FileReceived {
                         conversation: conv.to_hex(),
                         id: hex_id(&id),
@@ -305,57 +332,51 @@ impl Inner {
                         ok: false,
                         outgoing: false,
                     },
-                };
-                this.emit(event);
+                });
+                false
+            }
+            Written::Failed(e) => {
+                tracing::warn!(error = %e, "could not write a received file");
+                lock(&self.receiving).remove(&id);
+                false
             }
         }
     }
 
-    /// Syncs the `.part` file of transfer `id` whenever `written` moves, then records and
-    /// acknowledges what is on disk. Ends when the transfer is finished or replaced.
-    fn spawn_syncer(
-        this: &Arc<Inner>,
-        link: &Arc<Link>,
-        id: Id,
-        total: u64,
-        part: File,
-        mut written: tokio::sync::watch::Receiver<u64>,
-    ) {
-        let (inner, link) = (Arc::downgrade(this), link.clone());
-        let part = Arc::new(part);
-        let task = tokio::spawn(async move {
-            loop {
-                let next = *written.borrow_and_update();
-                let file = part.clone();
-                let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
-                if !matches!(synced, Ok(Ok(()))) {
-                    tracing::warn!("could not sync a partial file");
-                    return;
-                }
-                // The transfer finished (or a new link took it over) meanwhile: its own
-                // end, or the new syncer, says the rest.
-                let Some(this) = inner.upgrade() else { return };
-                if written.has_changed().is_err() {
-                    return;
-                }
-                let _ = this.db(move |c| file::set_progress(c, &id, next)).await;
-                if link
-                    .send(&Frame::FileAck { id, index: next })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                this.emit_progress(&link.fp, &id, next, total, false);
-                drop(this);
-                if written.changed().await.is_err() {
-                    return;
+    /// One chunk from `link`: checked against the order and size expected, then queued for the
+    /// transfer's writer (waiting while its queue is full).
+    pub(crate) async fn file_chunk(&self, link: &Link, id: Id, index: u64, data: Vec<u8>) {
+        // The writer's queue for this chunk, or the chunk to ask for instead.
+        let queue: Result<mpsc::Sender<Vec<u8>>, Option<u64>> = {
+            let mut receiving = lock(&self.receiving);
+            match receiving.get_mut(&id) {
+                None => Err(None),
+                Some(r) if r.conv != link.fp => Err(None),
+                Some(r) if index != r.next => Err((index > r.next).then_some(r.next)),
+                Some(r) => {
+                    let size = u64::from(r.chunk_size);
+                    if data.len() as u64 == r.size.saturating_sub(index * size).min(size) {
+                        r.next += 1;
+                        Ok(r.writer.clone())
+                    } else {
+                        tracing::info!(peer = %link.peer, "a file chunk of the wrong size");
+                        Err(None)
+                    }
                 }
             }
-        });
-        let mut tasks = lock(&this.tasks);
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task.abort_handle());
+        };
+        match queue {
+            Ok(writer) => {
+                if writer.send(data).await.is_err() {
+                    tracing::debug!("a file writer stopped");
+                }
+            }
+            // A gap: ask again from the chunk we expect.
+            Err(Some(next)) => {
+                let _ = link.send(&Frame::FileResume { id, index: next }).await;
+            }
+            Err(None) => {}
+        }
     }
 
     fn emit_progress(&self, conv: &Fingerprint, id: &Id, next: u64, total: u64, outgoing: bool) {
@@ -455,17 +476,10 @@ impl Inner {
     }
 }
 
-enum Step {
-    /// Written; more to come before the next acknowledgement.
-    More,
-    /// Written up to an acknowledgement boundary: sync and acknowledge.
-    Boundary,
-    /// The last chunk: the verified file's path, or `None` if the hash did not match.
-    Finished(Option<PathBuf>),
-}
-
-/// Opens (or creates) the `.part` file of `t` cut to its acknowledged chunks.
-fn open_part(dir: &Path, t: Transfer) -> std::io::Result<Receiving> {
+/// Opens (or creates) the `.part` file of `t` cut to its acknowledged chunks; returns it, the
+/// next chunk, and a hasher when the file starts from nothing (else it is hashed again at the
+/// end).
+fn open_part(dir: &Path, t: &Transfer) -> std::io::Result<(File, u64, Option<blake3::Hasher>)> {
     let path = part_path(dir, &t.manifest.id);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
@@ -478,51 +492,74 @@ fn open_part(dir: &Path, t: Transfer) -> std::io::Result<Receiving> {
         .open(&path)?;
     let keep = (t.next_index * u64::from(t.manifest.chunk_size)).min(t.manifest.size);
     part.set_len(keep)?;
-    Ok(Receiving {
-        hasher: (t.next_index == 0).then(blake3::Hasher::new),
-        next: t.next_index,
-        manifest: t.manifest,
-        conv: t.conv,
-        part,
-        written: None,
-    })
+    let hasher = (t.next_index == 0).then(blake3::Hasher::new);
+    Ok((part, t.next_index, hasher))
 }
 
-fn write_chunk(dir: &Path, mut r: Receiving, data: &[u8]) -> std::io::Result<(Receiving, Step)> {
-    let m = &r.manifest;
-    let start = r.next * u64::from(m.chunk_size);
-    let want = (m.size.saturating_sub(start)).min(u64::from(m.chunk_size));
-    if data.len() as u64 != want {
-        return Err(std::io::Error::other("a chunk of the wrong size"));
-    }
-    r.part.seek(SeekFrom::Start(start))?;
-    r.part.write_all(data)?;
-    if let Some(h) = r.hasher.as_mut() {
-        h.update(data);
-    }
-    r.next += 1;
-    if r.next < m.chunks() {
-        if r.next.is_multiple_of(ACK_EVERY) {
-            return Ok((r, Step::Boundary));
+/// A writer thread: appends the chunks it is given from chunk `next` on, syncs and reports every
+/// [`ACK_EVERY`] chunks, and after the last one checks the hash and moves the file in place.
+fn write_loop(
+    dir: &Path,
+    m: &Manifest,
+    mut part: File,
+    mut next: u64,
+    mut hasher: Option<blake3::Hasher>,
+    mut chunks: mpsc::Receiver<Vec<u8>>,
+    report: &mpsc::UnboundedSender<Written>,
+) {
+    let step = |part: &mut File, next: u64, data: &[u8]| -> std::io::Result<()> {
+        part.seek(SeekFrom::Start(next * u64::from(m.chunk_size)))?;
+        part.write_all(data)
+    };
+    while let Some(data) = chunks.blocking_recv() {
+        if let Err(e) = step(&mut part, next, &data) {
+            let _ = report.send(Written::Failed(e));
+            return;
         }
-        return Ok((r, Step::More));
+        if let Some(h) = hasher.as_mut() {
+            h.update(&data);
+        }
+        next += 1;
+        if next == m.chunks() {
+            let _ = report.send(match finish(dir, m, &part, hasher) {
+                Ok(path) => Written::Finished(path),
+                Err(e) => Written::Failed(e),
+            });
+            return;
+        }
+        if next.is_multiple_of(ACK_EVERY) {
+            if let Err(e) = part.sync_data() {
+                let _ = report.send(Written::Failed(e));
+                return;
+            }
+            let _ = report.send(Written::Synced(next));
+        }
     }
-    r.part.sync_all()?;
-    let part = part_path(dir, &m.id);
-    let hash = match r.hasher.take() {
+}
+
+/// The whole file is written: sync, check the hash, move it in place (or delete it).
+fn finish(
+    dir: &Path,
+    m: &Manifest,
+    part: &File,
+    hasher: Option<blake3::Hasher>,
+) -> std::io::Result<Option<PathBuf>> {
+    part.sync_all()?;
+    let path = part_path(dir, &m.id);
+    let hash = match hasher {
         Some(h) => *h.finalize().as_bytes(),
-        None => hash_file(&part, m.size)?,
+        None => hash_file(&path, m.size)?,
     };
     if hash != m.hash {
-        fs::remove_file(&part)?;
-        return Ok((r, Step::Finished(None)));
+        fs::remove_file(&path)?;
+        return Ok(None);
     }
     let dst = final_path(dir, m);
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent)?;
     }
-    fs::rename(&part, &dst)?;
-    Ok((r, Step::Finished(Some(dst))))
+    fs::rename(&path, &dst)?;
+    Ok(Some(dst))
 }
 
 impl Node {

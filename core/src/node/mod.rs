@@ -323,6 +323,8 @@ struct Inner {
     open_chat: Mutex<Option<Fingerprint>>,
     /// Backoff of redials to contacts with waiting messages.
     redial: Mutex<HashMap<Fingerprint, chat::Redial>>,
+    /// Ourselves, for tasks started from `&self` methods.
+    me: Weak<Inner>,
     /// Rendezvous with contacts we cannot reach, and what wakes its loop.
     rendezvous: Mutex<rendezvous::Rendezvous>,
     rendezvous_wake: Arc<tokio::sync::Notify>,
@@ -472,7 +474,8 @@ impl Node {
                 return Err(NodeError::Session(e.to_string()));
             }
         };
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
             store,
             static_key,
             links: Mutex::new(HashMap::new()),
