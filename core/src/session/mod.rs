@@ -1,5 +1,5 @@
 //! Authenticated sessions between two nodes over one data connection: a Noise XX handshake
-//! (`Noise_XX_25519_ChaChaPoly_SHA256`, via `snow`) whose X25519 static keys are certified by the
+//! (`Noise_XX_25519_AESGCM_SHA256`, via `snow` with ring's AEAD) whose X25519 static keys are certified by the
 //! nodes' Ed25519 identity keys, with the connection's two DTLS certificate fingerprints in the
 //! prologue. Sans-IO: the caller moves the three handshake messages and then the encrypted
 //! frames. Why this construction: `docs/decisions/0005-session-handshake.md`.
@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::identity::{Fingerprint, Identity};
 
-const PATTERN: &str = "Noise_XX_25519_ChaChaPoly_SHA256";
+const PATTERN: &str = "Noise_XX_25519_AESGCM_SHA256";
 /// Domain of the prologue (with the DTLS fingerprints).
 const PROLOGUE_DOMAIN: &[u8] = b"peerns2/session/v1\0";
 /// Domain of the identity's signature over the Noise static key.
