@@ -70,6 +70,18 @@ pub fn peerns_bin() -> PathBuf {
         .join("peerns")
 }
 
+/// Waits until `f` holds (checked every 20 ms), for at most `secs`; panics naming `what`.
+pub async fn until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut f: F) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))

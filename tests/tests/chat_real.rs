@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use peerns_core::node::{Node, NodeConfig, NodeEvent};
 use peerns_core::transport::TransportConfig;
-use peerns_tests::{ServerKind, ServerOpts, TestServer};
+use peerns_tests::{ServerKind, ServerOpts, TestServer, until};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// A random number below `n`.
@@ -25,18 +25,6 @@ fn config(dir: &Path, url: &str, name: &str) -> NodeConfig {
         display_name: Some(name.into()),
         platform: Default::default(),
         discovery: Default::default(),
-    }
-}
-
-/// Waits until `f` holds (checked every 20 ms), for at most `secs`.
-async fn until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut f: F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -5,22 +5,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::tests::{befriend, config, next, server};
+use super::tests::{alice_and_bob, befriend, config, next, server, until};
 use super::*;
 use crate::chat::wire::{Frame, Op, OpKind};
 use crate::identity::Fingerprint;
-
-/// Waits until `f` holds (checked every 20 ms), for at most `secs`.
-async fn until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut f: F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn texts(node: &Node, conv: &str) -> Vec<String> {
     node.messages(conv, 10_000)
@@ -47,13 +35,7 @@ async fn wait_for<T>(
 async fn request_accept_chat_and_receipts() {
     let server = server().await;
     let url = server.url();
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Node::start(config(da.path(), &url, Some("alice")))
-        .await
-        .unwrap();
-    let b = Node::start(config(db.path(), &url, Some("bob")))
-        .await
-        .unwrap();
+    let (_da, _db, a, b) = alice_and_bob(&url).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let (mut ea, mut eb) = (a.subscribe(), b.subscribe());
 
@@ -160,13 +142,7 @@ async fn request_accept_chat_and_receipts() {
 async fn offline_outbox_edits_and_deletes_arrive_after_restart() {
     let server = server().await;
     let url = server.url();
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Node::start(config(da.path(), &url, Some("alice")))
-        .await
-        .unwrap();
-    let b = Node::start(config(db.path(), &url, Some("bob")))
-        .await
-        .unwrap();
+    let (da, db, a, b) = alice_and_bob(&url).await;
     befriend(&a, &b).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let first = a.send_message(&fb, "typo hre").await.unwrap();

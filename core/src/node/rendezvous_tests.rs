@@ -3,20 +3,8 @@
 
 use std::time::Duration;
 
-use super::tests::{befriend, config, server};
+use super::tests::{alice_and_bob, befriend, config, server, until};
 use super::*;
-
-/// Waits until `f` holds (checked every 50 ms), for at most `secs`.
-async fn until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut f: F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Moves a stopped node's profile to a new persistent ID; returns it.
 fn move_profile(dir: &std::path::Path) -> String {
@@ -42,13 +30,7 @@ async fn route_of(node: &Node, fp: &str) -> Option<String> {
 async fn contacts_that_both_moved_meet_again() {
     let server = server().await;
     let url = server.url();
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Node::start(config(da.path(), &url, Some("alice")))
-        .await
-        .unwrap();
-    let b = Node::start(config(db.path(), &url, Some("bob")))
-        .await
-        .unwrap();
+    let (da, db, a, b) = alice_and_bob(&url).await;
     befriend(&a, &b).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     until(10, "bob sees alice as a contact", async || {

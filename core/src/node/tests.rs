@@ -82,6 +82,30 @@ pub(super) async fn next(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
     }
 }
 
+/// Waits until `f` holds (checked every 20 ms), for at most `secs`.
+pub(super) async fn until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut f: F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two nodes, "alice" and "bob", with fresh profiles (kept while the directories live).
+pub(super) async fn alice_and_bob(url: &str) -> (tempfile::TempDir, tempfile::TempDir, Node, Node) {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Node::start(config(da.path(), url, Some("alice")))
+        .await
+        .unwrap();
+    let b = Node::start(config(db.path(), url, Some("bob")))
+        .await
+        .unwrap();
+    (da, db, a, b)
+}
+
 /// The next raw data event.
 async fn next_data(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
     loop {
