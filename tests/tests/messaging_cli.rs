@@ -24,6 +24,18 @@ fn peerns(profile: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `peerns ARGS --signal URL --loopback` on `profile` to its end; panics with `what` if it
+/// fails.
+async fn online(profile: &Path, url: &str, args: &[&str], what: &str) {
+    let status = peerns(profile, args)
+        .args(["--signal", url, "--loopback"])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "{what}");
+}
+
 /// Texts of the conversation with `with` in `profile`: (outgoing, text) in display order.
 fn stored(profile: &Path, with: &Fingerprint) -> Vec<(bool, u64, String)> {
     let p = Profile::open_desktop(profile).unwrap();
@@ -105,24 +117,13 @@ async fn sender_killed_mid_burst_loses_and_duplicates_nothing() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut b = receiver(db.path(), &url).await;
 
-    let status = peerns(
+    online(
         da.path(),
-        &[
-            "contacts",
-            "add",
-            "--signal",
-            &url,
-            "--loopback",
-            "--name",
-            "alice",
-            &b.link,
-        ],
+        &url,
+        &["contacts", "add", "--name", "alice", &b.link],
+        "contacts add failed",
     )
-    .stdout(Stdio::null())
-    .status()
-    .await
-    .unwrap();
-    assert!(status.success(), "contacts add failed");
+    .await;
 
     let mut burst = peerns(
         da.path(),
@@ -157,13 +158,11 @@ async fn sender_killed_mid_burst_loses_and_duplicates_nothing() {
     let at_kill = *b.received.lock().unwrap();
 
     // Run again with nothing new: the outbox is flushed.
-    let status = peerns(
+    online(
         da.path(),
+        &url,
         &[
             "send",
-            "--signal",
-            &url,
-            "--loopback",
             "--to",
             &b.fingerprint,
             "--count",
@@ -171,24 +170,19 @@ async fn sender_killed_mid_burst_loses_and_duplicates_nothing() {
             "--wait",
             "60",
         ],
+        "the outbox was not flushed",
     )
-    .stdout(Stdio::null())
-    .status()
-    .await
-    .unwrap();
-    assert!(status.success(), "the outbox was not flushed");
+    .await;
 
     // A file through the same processes: verified and exposed in B's profile.
     let src = da.path().join("photo.jpg");
     let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&src, &content).unwrap();
-    let status = peerns(
+    online(
         da.path(),
+        &url,
         &[
             "send",
-            "--signal",
-            &url,
-            "--loopback",
             "--to",
             &b.fingerprint,
             "--file",
@@ -196,12 +190,9 @@ async fn sender_killed_mid_burst_loses_and_duplicates_nothing() {
             "--wait",
             "60",
         ],
+        "the file was not delivered",
     )
-    .stdout(Stdio::null())
-    .status()
-    .await
-    .unwrap();
-    assert!(status.success(), "the file was not delivered");
+    .await;
     let path = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Some(p) = b.files.lock().unwrap().first().cloned() {
@@ -258,25 +249,13 @@ async fn sender_killed_mid_burst_loses_and_duplicates_nothing() {
         .peer_id()
         .to_owned();
     let mut b = receiver(db.path(), &url).await;
-    let status = peerns(
+    online(
         da.path(),
-        &[
-            "send",
-            "--signal",
-            &url,
-            "--loopback",
-            "--to",
-            &b.fingerprint,
-            "--wait",
-            "60",
-            "found you",
-        ],
+        &url,
+        &["send", "--to", &b.fingerprint, "--wait", "60", "found you"],
+        "not delivered after both moved",
     )
-    .stdout(Stdio::null())
-    .status()
-    .await
-    .unwrap();
-    assert!(status.success(), "not delivered after both moved");
+    .await;
     b.child.start_kill().unwrap();
     b.child.wait().await.unwrap();
     let last = stored(db.path(), &fa).pop().unwrap();
