@@ -613,6 +613,7 @@ impl Node {
         self.leave_all_namespaces().await;
         lock(&self.inner.subscribers).take();
         self.inner.abort_tasks();
+        self.inner.leave_meetings().await;
         for link in self.inner.all_links() {
             link.close().await;
         }

@@ -216,6 +216,21 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Leaves every meeting gracefully (the node stops).
+    pub(super) async fn leave_meetings(&self) {
+        let meetings: Vec<Meeting> = lock(&self.rendezvous)
+            .meetings
+            .drain()
+            .map(|(_, m)| m)
+            .collect();
+        for m in meetings {
+            m.watcher.abort();
+            m.handle.leave().await;
+        }
+    }
+}
+
 impl Node {
     /// Fingerprints of the contacts being looked for at a rendezvous now, sorted.
     pub fn searching(&self) -> Vec<String> {
