@@ -568,6 +568,9 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
         else {
             continue;
         };
+        // Backoff (and its count of failed dials, which sends a contact to a rendezvous) is
+        // kept only for contacts that still have something waiting.
+        lock(&this.redial).retain(|fp, _| waiting.contains(fp));
         for fp in waiting {
             if this.link(&fp).is_none() {
                 Inner::maybe_dial(&this, &fp, false);

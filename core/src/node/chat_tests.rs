@@ -451,3 +451,27 @@ async fn a_file_sent_while_the_contact_is_offline_arrives_when_it_returns() {
     b.stop().await;
     server.shutdown().await;
 }
+
+/// An empty file is a file too: offered, "received" without a single chunk, verified, shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_file_arrives() {
+    let server = server().await;
+    let url = server.url();
+    let (da, _db, a, b) = alice_and_bob(&url).await;
+    befriend(&a, &b).await;
+    let fb = b.identity().fingerprint;
+    let src = da.path().join("empty.txt");
+    std::fs::write(&src, b"").unwrap();
+    let mut eb = b.subscribe();
+    let sent = a.send_file(&fb, src.to_str().unwrap()).await.unwrap();
+    let path = wait_for(&mut eb, |e| match e {
+        NodeEvent::FileReceived { id, path, .. } if id == hex::encode(sent.id) => Some(path),
+        _ => None,
+    })
+    .await;
+    assert!(path.ends_with("empty.txt"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"");
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::mpsc;
 
@@ -35,20 +35,21 @@ pub const DEFAULT_MAX_FILE: u64 = 1 << 30;
 const MAX_FILE_KEY: &str = "max_file_bytes";
 
 /// An incoming transfer being received: the next chunk expected from the network, and the
-/// queue of its writer thread (which writes, hashes, syncs and verifies, off the receiving path).
+/// queue of its write task (which writes, hashes, syncs and verifies, off the receiving path).
 pub(crate) struct Receiving {
     conv: Fingerprint,
     size: u64,
-    chunks: u64,
     chunk_size: u32,
     next: u64,
     writer: mpsc::Sender<Vec<u8>>,
 }
 
-/// Chunks queued for a writer thread (~2 MiB): enough to ride over a disk sync.
+/// Chunks queued for a write task (~2 MiB): enough to ride over a disk sync.
 const WRITE_QUEUE: usize = 32;
+/// Chunks written per blocking call at most.
+const WRITE_BATCH: usize = 16;
 
-/// What a writer thread reports.
+/// What writing a batch of chunks came to.
 enum Written {
     /// Chunks before this index are on disk (synced).
     Synced(u64),
@@ -56,6 +57,21 @@ enum Written {
     Finished(Option<PathBuf>),
     /// Writing failed; the transfer resumes from its last synced chunk on the next link.
     Failed(std::io::Error),
+}
+
+/// A `.part` file being written, moved in and out of blocking calls.
+struct PartFile {
+    file: File,
+    next: u64,
+    hasher: Option<Box<blake3::Hasher>>,
+}
+
+/// Where a transfer stands on disk when it is resumed.
+enum OnDisk {
+    /// Partly written: continue from `next`.
+    Part(PartFile),
+    /// Already verified and in place (the node stopped before recording it).
+    Done(PathBuf),
 }
 
 /// Incoming transfers by id.
@@ -215,9 +231,11 @@ impl Inner {
     }
 
     /// Asks `link`'s peer for the rest of our unfinished incoming transfers from it (or just
-    /// `only`): from the next chunk a running writer expects, or else from the last
-    /// acknowledged chunk, with the `.part` file cut there and a writer started.
+    /// `only`): from the next chunk a running write task expects, or else from the last
+    /// acknowledged chunk, with the `.part` file cut there and a write task started. Resumes
+    /// run one at a time, so a transfer never gets two write tasks.
     pub(crate) async fn resume_incoming(&self, link: &Link, only: Option<Id>) {
+        let _one_at_a_time = self.resuming.lock().await;
         let conv = link.fp;
         let Ok(list) = self
             .db(move |c| file::incoming_unfinished(c, Some(&conv)))
@@ -233,7 +251,7 @@ impl Inner {
             let running = lock(&self.receiving).get(&id).map(|r| r.next);
             let index = match running {
                 Some(next) => next,
-                None => match self.start_writer(t).await {
+                None => match self.start_writer(id).await {
                     Some(next) => next,
                     None => continue,
                 },
@@ -242,52 +260,49 @@ impl Inner {
         }
     }
 
-    /// Opens the `.part` file of `t` at its acknowledged chunk and starts its writer thread and
-    /// the task that records what it reports; returns the next chunk to ask for.
-    async fn start_writer(&self, t: Transfer) -> Option<u64> {
+    /// Starts the write task of transfer `id` if it is still unfinished; returns the next chunk
+    /// to ask for (`None` when there is nothing to ask).
+    async fn start_writer(&self, id: Id) -> Option<u64> {
         let this = self.me.upgrade()?;
+        // Read again under the resume lock: a transfer that finished meanwhile is left alone.
+        let t = self.db(move |c| file::get(c, &id)).await.ok().flatten()?;
+        if t.outgoing || t.state != FileState::Transferring {
+            return None;
+        }
         let (dir, m, conv) = (self.files_dir.clone(), t.manifest.clone(), t.conv);
         let opened = tokio::task::spawn_blocking(move || open_part(&dir, &t)).await;
-        let Ok(Ok((part, next, hasher))) = opened else {
-            tracing::warn!("could not open a partial file");
-            return None;
+        let part = match opened {
+            Ok(Ok(OnDisk::Part(part))) => part,
+            Ok(Ok(OnDisk::Done(path))) => {
+                self.written(conv, id, Written::Finished(Some(path))).await;
+                return None;
+            }
+            _ => {
+                tracing::warn!("could not open a partial file");
+                return None;
+            }
         };
+        let next = part.next;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let (report, mut reports) = mpsc::unbounded_channel();
-        let id = m.id;
         lock(&self.receiving).insert(
             id,
             Receiving {
                 conv,
                 size: m.size,
-                chunks: m.chunks(),
                 chunk_size: m.chunk_size,
                 next,
                 writer: tx,
             },
         );
-        let dir = self.files_dir.clone();
-        tokio::task::spawn_blocking(move || {
-            write_loop(&dir, &m, part, next, hasher, rx, &report);
-        });
-        let weak = Arc::downgrade(&this);
-        let task = tokio::spawn(async move {
-            while let Some(w) = reports.recv().await {
-                let Some(this) = weak.upgrade() else { return };
-                if !this.written(conv, id, w).await {
-                    return;
-                }
-            }
-        });
+        let task = tokio::spawn(write_task(Arc::downgrade(&this), m, conv, part, rx));
         let mut tasks = lock(&this.tasks);
         tasks.retain(|t| !t.is_finished());
         tasks.push(task.abort_handle());
         Some(next)
     }
 
-    /// Records what a writer reported and tells the sender (on the contact's current link);
-    /// `false` once the writer is done.
-    async fn written(&self, conv: Fingerprint, id: Id, w: Written) -> bool {
+    /// Records what writing came to and tells the sender (on the contact's current link).
+    async fn written(&self, conv: Fingerprint, id: Id, w: Written) {
         let link = self.link(&conv);
         match w {
             Written::Synced(next) => {
@@ -299,24 +314,25 @@ impl Inner {
                 if let Some(total) = total {
                     self.emit_progress(&conv, &id, next, total, false);
                 }
-                true
             }
             Written::Finished(path) => {
                 let ok = path.is_some();
-                let next = lock(&self.receiving).remove(&id).map(|r| r.chunks);
                 let state = if ok {
                     FileState::Done
                 } else {
                     FileState::Refused
                 };
+                // Recorded before the transfer leaves `receiving`, so a resume never starts it
+                // again.
                 let _ = self
                     .db(move |c| {
-                        if let Some(next) = next {
-                            file::set_progress(c, &id, next)?;
+                        if let Some(t) = file::get(c, &id)? {
+                            file::set_progress(c, &id, t.manifest.chunks())?;
                         }
                         file::set_state(c, &id, state)
                     })
                     .await;
+                lock(&self.receiving).remove(&id);
                 if let Some(link) = link {
                     let _ = link.send(&Frame::FileDone { id, ok }).await;
                 }
@@ -333,12 +349,10 @@ impl Inner {
                         outgoing: false,
                     },
                 });
-                false
             }
             Written::Failed(e) => {
                 tracing::warn!(error = %e, "could not write a received file");
                 lock(&self.receiving).remove(&id);
-                false
             }
         }
     }
@@ -476,77 +490,125 @@ impl Inner {
     }
 }
 
-/// Opens (or creates) the `.part` file of `t` cut to its acknowledged chunks; returns it, the
-/// next chunk, and a hasher when the file starts from nothing (else it is hashed again at the
-/// end).
-fn open_part(dir: &Path, t: &Transfer) -> std::io::Result<(File, u64, Option<blake3::Hasher>)> {
-    let path = part_path(dir, &t.manifest.id);
+/// Where transfer `t` stands on disk: its verified file already in place, or its `.part` file
+/// (created if missing) cut to the acknowledged chunks, with a hasher when it starts from nothing
+/// (else the file is hashed again at the end).
+fn open_part(dir: &Path, t: &Transfer) -> std::io::Result<OnDisk> {
+    let m = &t.manifest;
+    let done = final_path(dir, m);
+    if done.is_file() && hash_file(&done, m.size)? == m.hash {
+        return Ok(OnDisk::Done(done));
+    }
+    let path = part_path(dir, &m.id);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
-    let part = OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
         .open(&path)?;
-    let keep = (t.next_index * u64::from(t.manifest.chunk_size)).min(t.manifest.size);
-    part.set_len(keep)?;
-    let hasher = (t.next_index == 0).then(blake3::Hasher::new);
-    Ok((part, t.next_index, hasher))
+    let keep = (t.next_index * u64::from(m.chunk_size)).min(m.size);
+    file.set_len(keep)?;
+    Ok(OnDisk::Part(PartFile {
+        file,
+        next: t.next_index,
+        hasher: (t.next_index == 0).then(Box::default),
+    }))
 }
 
-/// A writer thread: appends the chunks it is given from chunk `next` on, syncs and reports every
-/// [`ACK_EVERY`] chunks, and after the last one checks the hash and moves the file in place.
-fn write_loop(
-    dir: &Path,
-    m: &Manifest,
-    mut part: File,
-    mut next: u64,
-    mut hasher: Option<blake3::Hasher>,
+/// A transfer's write task: takes the chunks `file_chunk` queues, writes them in batches on the
+/// blocking pool (no thread is held while it waits), and records what each batch came to.
+/// Ends when the file is finished, writing fails, or the transfer leaves `receiving`.
+async fn write_task(
+    inner: Weak<Inner>,
+    m: Manifest,
+    conv: Fingerprint,
+    mut part: PartFile,
     mut chunks: mpsc::Receiver<Vec<u8>>,
-    report: &mpsc::UnboundedSender<Written>,
 ) {
-    let step = |part: &mut File, next: u64, data: &[u8]| -> std::io::Result<()> {
-        part.seek(SeekFrom::Start(next * u64::from(m.chunk_size)))?;
-        part.write_all(data)
+    let Some(dir) = inner.upgrade().map(|i| i.files_dir.clone()) else {
+        return;
     };
-    while let Some(data) = chunks.blocking_recv() {
-        if let Err(e) = step(&mut part, next, &data) {
-            let _ = report.send(Written::Failed(e));
-            return;
-        }
-        if let Some(h) = hasher.as_mut() {
-            h.update(&data);
-        }
-        next += 1;
-        if next == m.chunks() {
-            let _ = report.send(match finish(dir, m, &part, hasher) {
-                Ok(path) => Written::Finished(path),
-                Err(e) => Written::Failed(e),
-            });
-            return;
-        }
-        if next.is_multiple_of(ACK_EVERY) {
-            if let Err(e) = part.sync_data() {
-                let _ = report.send(Written::Failed(e));
+    let m = Arc::new(m);
+    let mut batch: Vec<Vec<u8>> = vec![];
+    loop {
+        // An empty file has nothing to wait for.
+        if part.next < m.chunks() {
+            let Some(first) = chunks.recv().await else {
                 return;
+            };
+            batch.push(first);
+            while batch.len() < WRITE_BATCH {
+                match chunks.try_recv() {
+                    Ok(data) => batch.push(data),
+                    Err(_) => break,
+                }
             }
-            let _ = report.send(Written::Synced(next));
+        }
+        let (d, man, todo) = (dir.clone(), m.clone(), std::mem::take(&mut batch));
+        let wrote = tokio::task::spawn_blocking(move || {
+            let outcome = write_batch(&d, &man, &mut part, todo);
+            (part, outcome)
+        })
+        .await;
+        let Ok((back, outcome)) = wrote else { return };
+        part = back;
+        let Some(this) = inner.upgrade() else { return };
+        let last = matches!(outcome, Some(Written::Finished(_) | Written::Failed(_)));
+        if let Some(w) = outcome {
+            this.written(conv, m.id, w).await;
+        }
+        if last {
+            return;
         }
     }
 }
 
-/// The whole file is written: sync, check the hash, move it in place (or delete it).
-fn finish(
+/// Writes `chunks` at `part.next` on; syncs at acknowledgement boundaries and checks and moves
+/// the file after the last chunk. Says what to record, if anything.
+fn write_batch(
     dir: &Path,
     m: &Manifest,
-    part: &File,
-    hasher: Option<blake3::Hasher>,
-) -> std::io::Result<Option<PathBuf>> {
-    part.sync_all()?;
+    part: &mut PartFile,
+    chunks: Vec<Vec<u8>>,
+) -> Option<Written> {
+    let mut synced = None;
+    for data in chunks {
+        let at = part.next * u64::from(m.chunk_size);
+        let wrote = part
+            .file
+            .seek(SeekFrom::Start(at))
+            .and_then(|_| part.file.write_all(&data));
+        if let Err(e) = wrote {
+            return Some(Written::Failed(e));
+        }
+        if let Some(h) = part.hasher.as_mut() {
+            h.update(&data);
+        }
+        part.next += 1;
+        if part.next < m.chunks() && part.next.is_multiple_of(ACK_EVERY) {
+            if let Err(e) = part.file.sync_data() {
+                return Some(Written::Failed(e));
+            }
+            synced = Some(part.next);
+        }
+    }
+    if part.next < m.chunks() {
+        return synced.map(Written::Synced);
+    }
+    Some(match finish(dir, m, part) {
+        Ok(path) => Written::Finished(path),
+        Err(e) => Written::Failed(e),
+    })
+}
+
+/// The whole file is written: sync, check the hash, move it in place (or delete it).
+fn finish(dir: &Path, m: &Manifest, part: &mut PartFile) -> std::io::Result<Option<PathBuf>> {
+    part.file.sync_all()?;
     let path = part_path(dir, &m.id);
-    let hash = match hasher {
+    let hash = match part.hasher.take() {
         Some(h) => *h.finalize().as_bytes(),
         None => hash_file(&path, m.size)?,
     };
@@ -627,4 +689,77 @@ pub(crate) fn load_max_file(conn: &rusqlite::Connection) -> Result<u64, crate::s
     Ok(crate::store::settings::get_setting(conn, MAX_FILE_KEY)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_MAX_FILE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    fn transfer(content: &[u8], next_index: u64) -> Transfer {
+        Transfer {
+            manifest: Manifest {
+                id: [9; 16],
+                name: "a.bin".into(),
+                size: content.len() as u64,
+                mime: "application/octet-stream".into(),
+                hash: *blake3::hash(content).as_bytes(),
+                chunk_size: 4,
+            },
+            conv: Identity::generate().fingerprint(),
+            outgoing: false,
+            next_index,
+            state: FileState::Transferring,
+        }
+    }
+
+    #[test]
+    fn a_resumed_part_is_cut_to_its_acknowledged_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = transfer(b"0123456789", 2);
+        fs::create_dir_all(dir.path().join("in")).unwrap();
+        // Written beyond the acknowledgement before a crash: cut back to 2 chunks of 4 bytes.
+        fs::write(part_path(dir.path(), &t.manifest.id), b"0123456789").unwrap();
+        let Ok(OnDisk::Part(mut part)) = open_part(dir.path(), &t) else {
+            panic!("expected a part file");
+        };
+        assert_eq!((part.next, part.file.metadata().unwrap().len()), (2, 8));
+        assert!(
+            part.hasher.is_none(),
+            "a resumed file is hashed again at the end"
+        );
+        // The rest arrives: verified by hashing the whole file, then moved in place.
+        let done = write_batch(dir.path(), &t.manifest, &mut part, vec![b"89".to_vec()]);
+        let Some(Written::Finished(Some(path))) = done else {
+            panic!("expected a verified file");
+        };
+        assert_eq!(fs::read(&path).unwrap(), b"0123456789");
+    }
+
+    #[test]
+    fn a_file_moved_in_place_before_a_stop_is_found_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = transfer(b"hello", 1);
+        let done = final_path(dir.path(), &t.manifest);
+        fs::create_dir_all(done.parent().unwrap()).unwrap();
+        fs::write(&done, b"hello").unwrap();
+        assert!(matches!(open_part(dir.path(), &t), Ok(OnDisk::Done(p)) if p == done));
+        // Something else under that name is not taken for the file.
+        fs::write(&done, b"jello").unwrap();
+        assert!(matches!(open_part(dir.path(), &t), Ok(OnDisk::Part(_))));
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = transfer(b"abcdefgh", 0);
+        let Ok(OnDisk::Part(mut part)) = open_part(dir.path(), &t) else {
+            panic!("expected a part file");
+        };
+        let chunks = vec![b"abcd".to_vec(), b"XXXX".to_vec()];
+        let done = write_batch(dir.path(), &t.manifest, &mut part, chunks);
+        assert!(matches!(done, Some(Written::Finished(None))));
+        assert!(!part_path(dir.path(), &t.manifest.id).exists());
+        assert!(!final_path(dir.path(), &t.manifest).exists());
+    }
 }

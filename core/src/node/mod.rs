@@ -332,6 +332,8 @@ struct Inner {
     files_dir: PathBuf,
     /// Incoming transfers being written.
     receiving: Mutex<files::ReceivingMap>,
+    /// Held while incoming transfers are resumed (one resume at a time).
+    resuming: tokio::sync::Mutex<()>,
     /// Sending tasks by transfer id.
     sending: Mutex<HashMap<crate::chat::wire::Id, AbortHandle>>,
     /// Largest incoming file accepted.
@@ -486,6 +488,7 @@ impl Node {
             rendezvous_wake: Arc::new(tokio::sync::Notify::new()),
             files_dir,
             receiving: Mutex::new(HashMap::new()),
+            resuming: tokio::sync::Mutex::new(()),
             sending: Mutex::new(HashMap::new()),
             max_file: std::sync::atomic::AtomicU64::new(max_file),
             identity,
@@ -613,6 +616,7 @@ impl Node {
         self.leave_all_namespaces().await;
         lock(&self.inner.subscribers).take();
         self.inner.abort_tasks();
+        lock(&self.inner.receiving).clear();
         self.inner.leave_meetings().await;
         for link in self.inner.all_links() {
             link.close().await;

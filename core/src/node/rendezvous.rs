@@ -203,6 +203,13 @@ impl Inner {
                 continue;
             };
             let Some(meeting) = Inner::start_meeting(this, fp, key, window) else {
+                // A search that could not turn to the new window has ended.
+                if !plan.started.contains(&fp) {
+                    this.emit(NodeEvent::ContactSearch {
+                        fingerprint: fp.to_hex(),
+                        searching: false,
+                    });
+                }
                 continue;
             };
             lock(&this.rendezvous).meetings.insert(fp, meeting);
@@ -224,8 +231,10 @@ impl Inner {
             .drain()
             .map(|(_, m)| m)
             .collect();
-        for m in meetings {
+        for m in &meetings {
             m.watcher.abort();
+        }
+        for m in meetings {
             m.handle.leave().await;
         }
     }
