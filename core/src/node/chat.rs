@@ -414,9 +414,7 @@ impl Inner {
             return;
         }
         let task = tokio::spawn(pump(Arc::downgrade(this), link.clone()));
-        let mut tasks = lock(&this.tasks);
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task.abort_handle());
+        this.track([task.abort_handle()]);
     }
 
     /// New ops for `fp` are stored: wake its pump, or dial it.
@@ -464,9 +462,7 @@ impl Inner {
                 tracing::debug!(%peer, error = %e, "redial failed");
             }
         });
-        let mut tasks = lock(&this.tasks);
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task.abort_handle());
+        this.track([task.abort_handle()]);
     }
 }
 

@@ -130,10 +130,27 @@ fn point(fix: LocationFix) -> Option<GeoPoint> {
 }
 
 impl Inner {
-    pub(super) fn display_name(&self) -> String {
+    fn display_name(&self) -> String {
         lock(&self.display_name)
             .clone()
             .unwrap_or_else(|| self.fingerprint.short())
+    }
+
+    /// What a namespace task of this node needs: our identity, name, transport, timings and
+    /// pace, with `prefix`, position and note.
+    pub(super) fn ns_setup(&self, prefix: String, geo: Option<GeoStamp>, note: Vec<u8>) -> NsSetup {
+        NsSetup {
+            prefix,
+            signaling: self.signaling.clone(),
+            identity: self.identity.clone(),
+            name: self.display_name(),
+            geo,
+            note,
+            transport: self.transport_config.clone(),
+            config: self.ns_config.clone(),
+            cache: self.verify_cache.clone(),
+            active: !self.background.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// Starts a namespace task and forwards its events as node events named `label`.
@@ -143,19 +160,8 @@ impl Inner {
         label: String,
         geo: Option<GeoStamp>,
     ) -> Result<NamespaceHandle, NodeError> {
-        let handle = NamespaceHandle::spawn(NsSetup {
-            prefix,
-            signaling: self.signaling.clone(),
-            identity: self.identity.clone(),
-            name: self.display_name(),
-            geo,
-            note: Vec::new(),
-            transport: self.transport_config.clone(),
-            config: self.ns_config.clone(),
-            cache: self.verify_cache.clone(),
-            active: !self.background.load(std::sync::atomic::Ordering::Relaxed),
-        })
-        .map_err(|e| NodeError::Signaling(e.to_string()))?;
+        let handle = NamespaceHandle::spawn(self.ns_setup(prefix, geo, Vec::new()))
+            .map_err(|e| NodeError::Signaling(e.to_string()))?;
         let mut events = handle.subscribe();
         let weak = Arc::downgrade(self);
         let task = tokio::spawn(async move {

@@ -159,17 +159,11 @@ fn copy_hashing(src: &Path, dst: &Path) -> std::io::Result<(u64, [u8; 32])> {
     })
 }
 
+/// The BLAKE3 hash of the first `len` bytes of the file at `path`.
 fn hash_file(path: &Path, len: u64) -> std::io::Result<[u8; 32]> {
-    let mut input = File::open(path)?.take(len);
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            return Ok(*hasher.finalize().as_bytes());
-        }
-        hasher.update(&buf[..n]);
-    }
+    hasher.update_reader(File::open(path)?.take(len))?;
+    Ok(*hasher.finalize().as_bytes())
 }
 
 /// Up to `n` chunks of `m` from chunk `first` on.
@@ -295,9 +289,7 @@ impl Inner {
             },
         );
         let task = tokio::spawn(write_task(Arc::downgrade(&this), m, conv, part, rx));
-        let mut tasks = lock(&this.tasks);
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task.abort_handle());
+        this.track([task.abort_handle()]);
         Some(next)
     }
 
@@ -446,9 +438,7 @@ impl Inner {
         if let Some(old) = lock(&this.sending).insert(id, task.abort_handle()) {
             old.abort();
         }
-        let mut tasks = lock(&this.tasks);
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task.abort_handle());
+        this.track([task.abort_handle()]);
     }
 
     /// The receiver has chunks before `index` of our file `id`.

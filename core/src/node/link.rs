@@ -196,11 +196,7 @@ pub(crate) async fn establish(
         session,
         conn,
     ));
-    {
-        let mut tasks = lock(&inner.tasks);
-        tasks.retain(|t| !t.is_finished());
-        tasks.extend([writer.abort_handle(), reader.abort_handle()]);
-    }
+    inner.track([writer.abort_handle(), reader.abort_handle()]);
     Inner::link_up(inner, link.clone(), trust).await;
     Ok(link)
 }

@@ -629,6 +629,13 @@ impl Node {
 }
 
 impl Inner {
+    /// Keeps `tasks` to abort when the node stops, forgetting those that have finished.
+    pub(crate) fn track(&self, tasks: impl IntoIterator<Item = AbortHandle>) {
+        let mut all = lock(&self.tasks);
+        all.retain(|t| !t.is_finished());
+        all.extend(tasks);
+    }
+
     /// Sends `event` to every subscriber; `false` if there was none.
     fn emit(&self, event: NodeEvent) -> bool {
         match lock(&self.subscribers).as_mut() {
@@ -709,9 +716,7 @@ impl Inner {
                     let _ = w.send(result.clone());
                 }
             });
-            let mut tasks = lock(&this.tasks);
-            tasks.retain(|t| !t.is_finished());
-            tasks.push(task.abort_handle());
+            this.track([task.abort_handle()]);
         }
         match rx.await {
             Ok(result) => result.map_err(NodeError::from),
@@ -812,8 +817,6 @@ async fn accept(inner: Weak<Inner>, mut incoming: mpsc::UnboundedReceiver<DataCo
             }
         });
         let Some(this) = inner.upgrade() else { return };
-        let mut tasks = lock(&this.tasks);
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(handshake.abort_handle());
+        this.track([handshake.abort_handle()]);
     }
 }

@@ -16,7 +16,7 @@ use super::{Inner, Node, NodeError, NodeEvent, lock, unix_ms};
 use crate::chat::store as chat;
 use crate::contacts::rendezvous::{self, PairSecret};
 use crate::contacts::{self, Capability};
-use crate::discovery::driver::{NamespaceHandle, NsSetup};
+use crate::discovery::driver::NamespaceHandle;
 use crate::discovery::namespace::NsEvent;
 use crate::identity::{Fingerprint, VerifyingKey};
 
@@ -111,20 +111,10 @@ impl Inner {
     ) -> Option<Meeting> {
         let key = VerifyingKey::from_bytes(key).ok()?;
         let secret = PairSecret::derive(&this.identity, &key)?;
-        let handle = NamespaceHandle::spawn(NsSetup {
-            prefix: secret.namespace(window),
-            signaling: this.signaling.clone(),
-            identity: this.identity.clone(),
-            name: this.display_name(),
-            geo: None,
-            note: secret.seal_route(window, &this.fingerprint, &this.peer_id),
-            transport: this.transport_config.clone(),
-            config: this.ns_config.clone(),
-            cache: this.verify_cache.clone(),
-            active: !this.background.load(std::sync::atomic::Ordering::Relaxed),
-        })
-        .map_err(|e| tracing::warn!(error = %e, "could not start a rendezvous"))
-        .ok()?;
+        let note = secret.seal_route(window, &this.fingerprint, &this.peer_id);
+        let handle = NamespaceHandle::spawn(this.ns_setup(secret.namespace(window), None, note))
+            .map_err(|e| tracing::warn!(error = %e, "could not start a rendezvous"))
+            .ok()?;
         let mut events = handle.subscribe();
         let weak = Arc::downgrade(this);
         let watcher = tokio::spawn(async move {
