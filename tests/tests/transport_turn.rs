@@ -256,7 +256,7 @@ async fn sees_end(conn: &mut DataConnection, t: Duration) -> bool {
 /// as the application holds it — and an application holds it until `recv()` returns `None`.
 ///
 /// This failed before two fixes: webrtc-rs released the TURN allocation before flushing the
-/// SCTP ABORT / DTLS close_notify (patched in `core/patched`), and the transport ignored a Failed
+/// SCTP ABORT / DTLS close_notify (patched in `third_party`), and the transport ignored a Failed
 /// state on open connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_through_turn_reaches_the_peer() {
@@ -323,7 +323,7 @@ async fn close_through_turn_reaches_the_peer() {
         "{} of {CLOSE_CYCLES} closes through TURN never reached the peer ({summary:?}); \
          {still_open} of the {old_enough} such ends closed >= {ICE_FAILED_AFTER:?} ago were \
          still open although ICE reports the pair failed ~30 s after the close, and coturn still \
-         held {still_allocated} allocations. Cause 1 (webrtc, core/patched): \
+         held {still_allocated} allocations. Cause 1 (webrtc, third_party): \
          PeerConnection::close() queues SCTP ABORT + DTLS close_notify, but the driver's \
          release_turn_allocations() closes the TURN relayer before it flushes them, so on a \
          relayed pair they are dropped (\"None tcp/udp socket, drop the packet\"); the peer \
