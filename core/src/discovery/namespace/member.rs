@@ -1,0 +1,280 @@
+//! The member side: checking in with the router, taking its snapshot and deltas (each record
+//! verified), following its level changes, and adopting a router that reached us through the
+//! reverse-connect slot.
+
+use super::*;
+
+impl Namespace {
+    pub(super) fn on_connected(&mut self, conn: ConnId, now: Instant) {
+        if Some(conn) == self.probe {
+            // A live router holds level 1: bring our members there and join it ourselves.
+            self.probe = None;
+            if let Role::Router { level } = self.role {
+                self.broadcast(&Msg::Migrate { level: 1 }, now);
+                self.drop_all_members();
+                self.push(Action::Release {
+                    id: self.router_id(level),
+                });
+                self.set_role(Role::Joining {
+                    level: 1,
+                    conn: Some(conn),
+                });
+                self.deadline = Some(now + self.cfg.join_timeout);
+                self.check_in(conn, now);
+            } else {
+                self.push(Action::Close { conn });
+            }
+            return;
+        }
+        if let Some(m) = self.members.get_mut(&conn)
+            && m.reverse
+        {
+            m.reverse = false;
+            m.last_heard = now;
+            let level = match self.role {
+                Role::Router { level } => level,
+                _ => 1,
+            };
+            self.send_msg(conn, &Msg::ReverseWelcome { level }, now);
+            return;
+        }
+        if let Role::Joining { conn: Some(c), .. } = self.role
+            && c == conn
+        {
+            self.check_in(conn, now);
+        }
+    }
+
+    pub(super) fn check_in(&mut self, conn: ConnId, now: Instant) {
+        self.router_heard = now;
+        self.router_pace = self.cfg.heartbeat;
+        self.snapshot = Some(vec![]);
+        if let Some(rec) = self.my_record.clone() {
+            self.send_msg(conn, &Msg::CheckIn(Box::new(rec)), now);
+        }
+        if self.pace != self.cfg.heartbeat {
+            let m = self.pace_msg();
+            self.send_msg(conn, &m, now);
+        }
+    }
+
+    pub(super) fn on_closed(&mut self, conn: ConnId, now: Instant) {
+        self.slot_conns.retain(|c| *c != conn);
+        if Some(conn) == self.probe {
+            self.probe = None;
+            return;
+        }
+        if self.members.contains_key(&conn) {
+            self.drop_member(conn, now);
+            return;
+        }
+        match self.role {
+            Role::Member { conn: c, .. } if c == conn => self.failover(false, now),
+            Role::Joining { conn: Some(c), .. } if c == conn => self.abandon_join(now),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_data(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        self.stats.msgs_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
+        if self.members.contains_key(&conn) {
+            self.on_member_data(conn, bytes, now);
+            return;
+        }
+        if self.slot_conns.contains(&conn) {
+            self.on_reverse_data(conn, bytes, now);
+            return;
+        }
+        let from_router = match self.role {
+            Role::Member { conn: c, .. } => c == conn,
+            Role::Joining { conn: Some(c), .. } => c == conn,
+            _ => false,
+        };
+        if !from_router {
+            return;
+        }
+        self.router_heard = now;
+        let msg = match Msg::decode(bytes, &self.cache) {
+            Ok(m) => m,
+            Err(e) => {
+                // An untrusted router sent garbage: drop it and look for another.
+                self.event(NsEvent::Misbehaved {
+                    remote: "router".into(),
+                    reason: e.to_string(),
+                });
+                self.push(Action::Close { conn });
+                match self.role {
+                    Role::Member { .. } => self.failover(true, now),
+                    _ => self.abandon_join(now),
+                }
+                return;
+            }
+        };
+        match msg {
+            Msg::Welcome {
+                level,
+                records,
+                last,
+            } => self.on_welcome(conn, level, records, last, now),
+            Msg::Delta { added, removed } => {
+                if matches!(self.role, Role::Member { .. }) {
+                    for (seq, rec) in added {
+                        self.accept_record(seq, rec, now);
+                    }
+                    for id in removed {
+                        self.remove_by_disc(&id);
+                    }
+                }
+            }
+            Msg::Beat => {}
+            Msg::Pace { ms } => self.router_pace = pace_of(ms),
+            Msg::Leave => {
+                self.push(Action::Close { conn });
+                if matches!(self.role, Role::Member { .. }) {
+                    self.failover(false, now);
+                } else {
+                    self.abandon_join(now);
+                }
+            }
+            Msg::Relevel { level } if (1..=self.cfg.max_level).contains(&level) => {
+                if let Role::Member { conn, .. } = self.role {
+                    self.role = Role::Member { level, conn };
+                    self.event(NsEvent::Role(RoleKind::Member(level)));
+                }
+            }
+            Msg::Migrate { level } if (1..=self.cfg.max_level).contains(&level) => {
+                self.push(Action::Close { conn });
+                self.snapshot = None;
+                self.join(level, now);
+            }
+            Msg::Refused { reason } => {
+                tracing::debug!(ns = %self.prefix, %reason, "router refused our check-in");
+                self.push(Action::Close { conn });
+                self.abandon_join(now);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_welcome(
+        &mut self,
+        conn: ConnId,
+        level: u8,
+        records: Vec<Ranked>,
+        last: bool,
+        now: Instant,
+    ) {
+        let Some(snapshot) = self.snapshot.as_mut() else {
+            return;
+        };
+        snapshot.extend(records);
+        if !last {
+            return;
+        }
+        let records = self.snapshot.take().unwrap_or_default();
+        let level = match self.role {
+            Role::Joining { level: l, .. } => l,
+            _ => level,
+        };
+        // Replace the view with the router's snapshot (verified record by record).
+        let before: Vec<Fingerprint> = self.peers.keys().copied().collect();
+        let mut seen = BTreeSet::new();
+        for (seq, rec) in records {
+            seen.insert(rec.fingerprint());
+            self.accept_record(seq, rec, now);
+        }
+        for fp in before {
+            if !seen.contains(&fp) && fp != self.me {
+                self.peers.remove(&fp);
+                self.event(NsEvent::PeerGone(fp));
+            }
+        }
+        self.become_member(level, conn, now);
+    }
+
+    /// Takes a record pushed by the router if it verifies for us too.
+    pub(super) fn accept_record(&mut self, seq: u64, rec: SignedPresence, now: Instant) {
+        let now_ms = self.unix_ms(now);
+        if rec
+            .check(
+                &self.prefix,
+                now_ms,
+                ms(self.cfg.record_max_age),
+                ms(self.cfg.clock_skew),
+            )
+            .is_err()
+        {
+            return;
+        }
+        let fp = rec.fingerprint();
+        if fp == self.me {
+            if let Some(e) = self.peers.get_mut(&fp) {
+                e.seq = seq;
+            } else if let Some(mine) = self.my_record.clone() {
+                self.peers.insert(fp, Entry::new(seq, mine));
+            }
+            return;
+        }
+        match self.peers.get_mut(&fp) {
+            Some(e) if e.record.presence().issued_ms > rec.presence().issued_ms => {}
+            Some(e) if e.record == rec => e.seq = seq,
+            _ => {
+                let peer = info(fp, &rec);
+                self.peers.insert(fp, Entry::new(seq, rec));
+                self.event(NsEvent::PeerSeen(peer));
+            }
+        }
+    }
+
+    pub(super) fn remove_by_disc(&mut self, disc_id: &str) {
+        let fp = self
+            .peers
+            .iter()
+            .find(|(_, e)| e.record.presence().disc_id == disc_id)
+            .map(|(fp, _)| *fp);
+        if let Some(fp) = fp
+            && fp != self.me
+        {
+            self.peers.remove(&fp);
+            self.event(NsEvent::PeerGone(fp));
+        }
+    }
+
+    /// We sit in the reverse slot and a router connected to us.
+    pub(super) fn on_reverse_data(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        self.slot_conns.retain(|c| *c != conn);
+        let Ok(Msg::ReverseWelcome { level }) = Msg::decode(bytes, &self.cache) else {
+            self.push(Action::Close { conn });
+            return;
+        };
+        if matches!(
+            self.role,
+            Role::Member { level: 1, .. } | Role::Router { level: 1 }
+        ) {
+            self.push(Action::Close { conn });
+            return;
+        }
+        // Adopt the reverse connection as our router link.
+        match self.role.clone() {
+            Role::Router { level: old } => {
+                self.broadcast(&Msg::Migrate { level }, now);
+                self.drop_all_members();
+                self.push(Action::Release {
+                    id: self.router_id(old),
+                });
+            }
+            Role::Member { conn: c, .. } | Role::Joining { conn: Some(c), .. } => {
+                self.push(Action::Close { conn: c });
+            }
+            _ => {}
+        }
+        self.release_slot();
+        self.set_role(Role::Joining {
+            level,
+            conn: Some(conn),
+        });
+        self.deadline = Some(now + self.cfg.join_timeout);
+        self.check_in(conn, now);
+    }
+}
