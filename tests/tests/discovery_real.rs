@@ -168,6 +168,43 @@ async fn twenty_processes_discover_fail_over_and_find_each_other_nearby() {
     eprintln!("20 phones nearby: full visibility after {took:?}");
 }
 
+/// Review item 3: a member re-joins with a record it signs then, so a router that dies more
+/// than a minute after everyone joined (when their first records are too old for a check-in)
+/// is replaced as fast as one that dies at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_killed_a_minute_after_joining_is_replaced_within_seconds() {
+    let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
+    let url = server.url();
+    let mut procs: Vec<Proc> = (0..4)
+        .map(|i| {
+            let mut args = vec!["discover".to_owned(), "--ns".into(), "late failover".into()];
+            args.extend(common(&url, format!("node{i}")));
+            spawn(&args)
+        })
+        .collect();
+    wait_until(Duration::from_secs(30), || {
+        converged(&procs.iter().collect::<Vec<_>>(), "router")
+    })
+    .await
+    .expect("4 processes never all saw each other under one router");
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    assert!(converged(&procs.iter().collect::<Vec<_>>(), "router"));
+    let router = procs
+        .iter()
+        .position(|p| p.view.lock().unwrap().role.starts_with("router"))
+        .unwrap();
+    let mut dead = procs.remove(router);
+    dead.child.start_kill().unwrap();
+    let _ = dead.child.wait().await;
+    let took = wait_until(Duration::from_secs(30), || {
+        converged(&procs.iter().collect::<Vec<_>>(), "router")
+    })
+    .await
+    .expect("the 3 survivors never re-converged under one router");
+    eprintln!("router SIGKILLed 65 s after joining: the rest re-converged after {took:?}");
+    assert!(took <= Duration::from_secs(3), "{took:?}");
+}
+
 /// The same-network namespace: two nodes learn their public address from a STUN server
 /// (coturn on loopback, so the address is 127.0.0.1, accepted in loopback mode) and meet in
 /// `peerns2-127-0-0-1` through the real `peer` server.

@@ -665,6 +665,17 @@ impl Sim {
 /// silently); returns how long until the others see each other under one router again and
 /// no longer list the old router, or `None` if that takes over 30 s.
 pub fn failover_time(cfg: SimConfig, n: usize, silent: bool) -> Option<Duration> {
+    failover_time_after(cfg, n, silent, Duration::from_secs(2))
+}
+
+/// Like [`failover_time`], with the router dying `settle` (plus a seed-dependent phase) after
+/// everyone joined: minutes later, every member re-joins with a record it signs then.
+pub fn failover_time_after(
+    cfg: SimConfig,
+    n: usize,
+    silent: bool,
+    settle: Duration,
+) -> Option<Duration> {
     let seed = cfg.seed;
     let mut sim = Sim::new(cfg);
     let engines = sim.crowd("peerns2-ns-failover", n, Duration::from_millis(50));
@@ -672,7 +683,7 @@ pub fn failover_time(cfg: SimConfig, n: usize, silent: bool) -> Option<Duration>
         s.converged(&engines)
     })?;
     // Let heartbeats settle, at a seed-dependent phase.
-    sim.run_for(Duration::from_millis(2000 + (seed % 10) * 97));
+    sim.run_for(settle + Duration::from_millis((seed % 10) * 97));
     let router = *sim.routers(&engines).first()?;
     let phone = sim.phone_of(router);
     if silent {

@@ -77,6 +77,33 @@ fn silent_router_death_reconverges() {
     assert!(p95(times.clone()) <= secs(3.5), "{times:?}");
 }
 
+/// Review item 3: members re-join with a record signed at that moment, however long ago they
+/// first signed one (a router refuses check-ins older than 60 s).
+#[test]
+fn router_dying_minutes_after_everyone_joined_reconverges() {
+    for minutes in [5, 30] {
+        for silent in [false, true] {
+            let times: Vec<Duration> = (0..5)
+                .map(|seed| {
+                    let cfg = SimConfig {
+                        seed,
+                        ..SimConfig::default()
+                    };
+                    let settle = secs(60.0 * f64::from(minutes));
+                    super::sim::failover_time_after(cfg, 8, silent, settle).unwrap_or_else(|| {
+                        panic!("no re-convergence {minutes} min after joining, silent {silent}")
+                    })
+                })
+                .collect();
+            let goal = if silent { secs(3.5) } else { secs(1.5) };
+            assert!(
+                times.iter().all(|t| *t <= goal),
+                "{minutes} min, silent {silent}: {times:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn partition_then_heal_gives_one_router() {
     let mut sim = Sim::new(SimConfig::default());

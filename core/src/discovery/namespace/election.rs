@@ -86,6 +86,8 @@ impl Namespace {
             self.release_slot();
         }
         self.set_role(Role::Router { level });
+        // Members check our record against their clocks: hand them a fresh one.
+        self.sign_record(now);
         self.next_seq = self.next_seq.max(1);
         // Keep what we knew as members (no flicker); their seqs restart in our order.
         let mut known: Vec<Entry> = self

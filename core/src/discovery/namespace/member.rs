@@ -45,10 +45,13 @@ impl Namespace {
         }
     }
 
+    /// Checks in with a record signed now: a router refuses records older than
+    /// `checkin_max_age`, and a re-join may come any number of minutes after the last refresh.
     pub(super) fn check_in(&mut self, conn: ConnId, now: Instant) {
         self.router_heard = now;
         self.router_pace = self.cfg.heartbeat;
         self.snapshot = Some(vec![]);
+        self.sign_record(now);
         if let Some(rec) = self.my_record.clone() {
             self.send_msg(conn, &Msg::CheckIn(Box::new(rec)), now);
         }
@@ -59,7 +62,7 @@ impl Namespace {
     }
 
     pub(super) fn on_closed(&mut self, conn: ConnId, now: Instant) {
-        self.slot_conns.retain(|c| *c != conn);
+        self.slot_conns.retain(|s| s.conn != conn);
         if Some(conn) == self.probe {
             self.probe = None;
             return;
@@ -82,7 +85,7 @@ impl Namespace {
             self.on_member_data(conn, bytes, now);
             return;
         }
-        if self.slot_conns.contains(&conn) {
+        if self.slot_conns.iter().any(|s| s.conn == conn) {
             self.on_reverse_data(conn, bytes, now);
             return;
         }
@@ -242,8 +245,13 @@ impl Namespace {
     }
 
     /// We sit in the reverse slot and a router connected to us.
+    /// A router reached us at the reverse slot, or called us back at our discovery ID after we
+    /// checked in over the slot: take the connection as our router link and check in on it.
     pub(super) fn on_reverse_data(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
-        self.slot_conns.retain(|c| *c != conn);
+        let Some(i) = self.slot_conns.iter().position(|s| s.conn == conn) else {
+            return;
+        };
+        let slot = self.slot_conns.remove(i);
         let Ok(Msg::ReverseWelcome { level }) = Msg::decode(bytes, &self.cache) else {
             self.push(Action::Close { conn });
             return;
@@ -274,6 +282,8 @@ impl Namespace {
             level,
             conn: Some(conn),
         });
+        // Over the slot, the router cannot tell whose record we send: it calls us back.
+        self.callback_from = slot.at_slot.then_some((conn, slot.remote));
         self.deadline = Some(now + self.cfg.join_timeout);
         self.check_in(conn, now);
     }

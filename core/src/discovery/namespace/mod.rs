@@ -25,6 +25,8 @@ mod io;
 mod liveness;
 mod member;
 mod router;
+#[cfg(test)]
+mod tests;
 
 pub use config::NsConfig;
 pub use io::{Action, ConnId, Input, NsEvent, NsStats, PeerInfo, RoleKind};
@@ -60,12 +62,43 @@ struct MemberConn {
     last_sent: Instant,
     tokens: f64,
     token_at: Instant,
-    /// Our probe of the reverse-connect slot, before it answered.
+    /// A connection we opened (a reverse-slot probe or a call-back), before it answered.
     reverse: bool,
+    /// A slot probe whose holder checked in: we called it back at its discovery ID.
+    called_back: bool,
     /// Its snapshot already held every pending change up to this generation.
     welcomed: u64,
     /// Its announced heartbeat interval.
     pace: Duration,
+}
+
+/// A connection a router opened to us (at the reverse-connect slot, or its call-back at our
+/// discovery ID), before its `ReverseWelcome`.
+#[derive(Debug, Clone)]
+struct SlotConn {
+    conn: ConnId,
+    /// The router's discovery ID.
+    remote: String,
+    /// It came in at the slot (not at our discovery ID).
+    at_slot: bool,
+}
+
+impl MemberConn {
+    /// A connection from (or, `reverse`, to) `remote`, not checked in yet.
+    fn new(remote: String, reverse: bool, cfg: &NsConfig, now: Instant) -> Self {
+        Self {
+            remote,
+            key: None,
+            last_heard: now,
+            last_sent: now,
+            tokens: f64::from(cfg.member_rate) * 2.0,
+            token_at: now,
+            reverse,
+            called_back: false,
+            welcomed: u64::MAX,
+            pace: cfg.heartbeat,
+        }
+    }
 }
 
 /// What we are doing.
@@ -147,7 +180,10 @@ pub struct Namespace {
     /// The monitor's probe connection to level 1.
     probe: Option<ConnId>,
     /// Connections a router opened to us while we held the reverse-connect slot.
-    slot_conns: Vec<ConnId>,
+    slot_conns: Vec<SlotConn>,
+    /// The router that reached us through the slot, which will call us back at our discovery
+    /// ID: (the slot connection we checked in over, the router's discovery ID).
+    callback_from: Option<(ConnId, String)>,
 
     next_beat: Instant,
     refresh_at: Instant,
@@ -214,6 +250,7 @@ impl Namespace {
             monitor_at: None,
             probe: None,
             slot_conns: vec![],
+            callback_from: None,
             next_beat: now,
             refresh_at: now,
             next_conn: 1,
@@ -230,6 +267,13 @@ impl Namespace {
 
     fn slot_id(&self) -> String {
         format!("{}-p1", self.prefix)
+    }
+
+    /// Whether `id` has the form of a discovery ID of this namespace (`<prefix>-d-<16 hex>`).
+    fn is_disc_id(&self, id: &str) -> bool {
+        id.strip_prefix(&self.prefix)
+            .and_then(|rest| rest.strip_prefix("-d-"))
+            .is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit()))
     }
 
     /// Our discovery ID in this namespace.

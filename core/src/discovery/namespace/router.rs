@@ -7,30 +7,26 @@ impl Namespace {
     pub(super) fn on_incoming(&mut self, conn: ConnId, local: &str, remote: String, now: Instant) {
         let router_here =
             matches!(self.role, Role::Router { level } if self.router_id(level) == local);
-        if local == self.slot_id() && self.slot_claimed && self.slot_conns.len() < 4 {
+        let at_slot = local == self.slot_id() && self.slot_claimed;
+        // The router we checked in with over the slot calls us back at our discovery ID.
+        let call_back = local == self.disc_id
+            && matches!(self.role, Role::Joining { conn: Some(c), .. }
+                if self.callback_from.as_ref().is_some_and(|(sc, r)| *sc == c && *r == remote));
+        if (at_slot || call_back) && self.slot_conns.len() < 4 {
             // A router answered our reverse-connect slot: it will send ReverseWelcome.
-            self.slot_conns.push(conn);
+            self.slot_conns.push(SlotConn {
+                conn,
+                remote,
+                at_slot,
+            });
             return;
         }
         if !router_here || self.members.len() >= self.cfg.registry_cap + 16 {
             self.push(Action::Close { conn });
             return;
         }
-        let burst = f64::from(self.cfg.member_rate) * 2.0;
-        self.members.insert(
-            conn,
-            MemberConn {
-                remote,
-                key: None,
-                last_heard: now,
-                last_sent: now,
-                tokens: burst,
-                token_at: now,
-                reverse: false,
-                welcomed: u64::MAX,
-                pace: self.cfg.heartbeat,
-            },
-        );
+        let m = MemberConn::new(remote, false, &self.cfg, now);
+        self.members.insert(conn, m);
     }
 
     pub(super) fn misbehaved(&mut self, conn: ConnId, reason: String, now: Instant) {
@@ -102,9 +98,10 @@ impl Namespace {
         };
         let p = rec.presence();
         let fp = rec.fingerprint();
-        // The record must name the discovery ID the connection comes from (a connection we
-        // opened to the reverse slot comes from the slot ID, whoever holds it).
-        if p.disc_id != m.remote && m.remote != self.slot_id() {
+        // The record must name the discovery ID the connection comes from. Whoever holds the
+        // reverse slot may claim any ID: it is called back there and checks in again.
+        let via_slot = m.remote == self.slot_id();
+        if p.disc_id != m.remote && !via_slot {
             return self.refuse(conn, "record is for another discovery id", now);
         }
         if let Err(e) = rec.check(
@@ -120,6 +117,9 @@ impl Namespace {
         }
         if fp == self.me {
             return self.refuse(conn, "that is the router's identity", now);
+        }
+        if via_slot {
+            return self.call_back(conn, &rec, now);
         }
         let first = m.key.is_none();
         if let Some(old) = self.peers.get(&fp) {
@@ -175,6 +175,34 @@ impl Namespace {
                 self.send_msg(conn, &m, now);
             }
         }
+    }
+
+    /// The holder of the reverse slot checked in as `rec`: connect to the discovery ID the
+    /// record names. Only the real holder of that ID can check in there, so a replayed record
+    /// evicts nobody; the slot connection is left to its owner (or to the check-in timeout).
+    fn call_back(&mut self, conn: ConnId, rec: &SignedPresence, now: Instant) {
+        let disc = rec.presence().disc_id.clone();
+        let fp = rec.fingerprint();
+        if !self.is_disc_id(&disc) {
+            return self.refuse(conn, "record names no discovery id of this namespace", now);
+        }
+        if self.members.values().any(|m| m.key == Some(fp)) {
+            return self.refuse(conn, "already a member", now);
+        }
+        let Some(m) = self.members.get_mut(&conn) else {
+            return;
+        };
+        if std::mem::replace(&mut m.called_back, true) || !self.disc_open {
+            return;
+        }
+        let back = self.new_conn();
+        let mc = MemberConn::new(disc.clone(), true, &self.cfg, now);
+        self.members.insert(back, mc);
+        self.push(Action::Connect {
+            conn: back,
+            from: self.disc_id.clone(),
+            to: disc,
+        });
     }
 
     pub(super) fn send_snapshot(&mut self, conn: ConnId, level: u8, now: Instant) {
@@ -330,20 +358,8 @@ impl Namespace {
             self.monitor_at = Some(now + self.cfg.slot_probe);
             if self.disc_open && !self.members.values().any(|m| m.reverse) {
                 let conn = self.new_conn();
-                self.members.insert(
-                    conn,
-                    MemberConn {
-                        remote: self.slot_id(),
-                        key: None,
-                        last_heard: now,
-                        last_sent: now,
-                        tokens: f64::from(self.cfg.member_rate) * 2.0,
-                        token_at: now,
-                        reverse: true,
-                        welcomed: u64::MAX,
-                        pace: self.cfg.heartbeat,
-                    },
-                );
+                let m = MemberConn::new(self.slot_id(), true, &self.cfg, now);
+                self.members.insert(conn, m);
                 self.push(Action::Connect {
                     conn,
                     from: self.disc_id.clone(),

@@ -1,0 +1,201 @@
+//! Engine-level tests that drive one [`Namespace`] by hand: attacks that need exact control of
+//! which connection says what (the simulator covers whole namespaces).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Action, ConnId, Input, Namespace, NsConfig, RoleKind};
+use crate::discovery::msg::Msg;
+use crate::discovery::presence::{Presence, SignedPresence, VerifyCache};
+use crate::identity::Identity;
+
+const NS: &str = "peerns2-ns-unit";
+const EPOCH_MS: u64 = 1_800_000_000_000;
+
+fn engine(seed: u64, now: Instant) -> Namespace {
+    Namespace::new(
+        NsConfig::default(),
+        NS,
+        Arc::new(Identity::generate()),
+        "node",
+        Arc::new(VerifyCache::new(1024)),
+        seed,
+        now,
+        EPOCH_MS,
+    )
+}
+
+/// An engine that holds level 1.
+fn router(now: Instant) -> Namespace {
+    let mut ns = engine(1, now);
+    ns.start(now);
+    let disc = ns.disc_id().to_owned();
+    ns.handle(Input::Claimed { id: disc }, now);
+    ns.handle(
+        Input::Claimed {
+            id: ns.router_id(1),
+        },
+        now,
+    );
+    assert_eq!(ns.role(), RoleKind::Router(1));
+    ns.drain_actions();
+    ns
+}
+
+fn record(id: &Identity, disc: &str, issued_ms: u64) -> SignedPresence {
+    SignedPresence::sign(
+        id,
+        Presence {
+            namespace: NS.into(),
+            disc_id: disc.into(),
+            key: [0; 32],
+            issued_ms,
+            name: "member".into(),
+            geo: None,
+            note: vec![],
+        },
+    )
+}
+
+fn check_in(rec: &SignedPresence) -> Vec<u8> {
+    Msg::CheckIn(Box::new(rec.clone())).encode()
+}
+
+/// Runs the router's timers until it opens its probe of the reverse slot; returns that
+/// connection, already reported open.
+fn probe_slot(ns: &mut Namespace, mut now: Instant) -> (ConnId, Instant) {
+    for _ in 0..100 {
+        now += Duration::from_millis(100);
+        ns.handle_timeout(now);
+        let probe = ns.drain_actions().into_iter().find_map(|a| match a {
+            Action::Connect { conn, to, .. } if to == format!("{NS}-p1") => Some(conn),
+            _ => None,
+        });
+        if let Some(conn) = probe {
+            ns.handle(Input::Connected { conn }, now);
+            return (conn, now);
+        }
+    }
+    panic!("the router never probed the reverse slot");
+}
+
+/// Review item 4: whoever holds the reverse slot used to be able to check in any record; a
+/// replayed member record evicted that member. Now the router only calls the named discovery
+/// ID back, and refuses a record of a live member outright.
+#[test]
+fn a_record_replayed_through_the_reverse_slot_evicts_nobody() {
+    let t0 = Instant::now();
+    let mut ns = router(t0);
+    let victim = Identity::generate();
+    let vdisc = format!("{NS}-d-00000000000000aa");
+    let vconn = ConnId::incoming(0);
+    ns.handle(
+        Input::Incoming {
+            conn: vconn,
+            local: ns.router_id(1),
+            remote: vdisc.clone(),
+        },
+        t0,
+    );
+    let rec = record(&victim, &vdisc, EPOCH_MS);
+    ns.handle(
+        Input::Data {
+            conn: vconn,
+            bytes: check_in(&rec),
+        },
+        t0,
+    );
+    assert!(ns.knows(&victim.fingerprint()));
+    ns.drain_actions();
+    // The attacker sits in the slot and replays the victim's record.
+    let (probe, now) = probe_slot(&mut ns, t0);
+    ns.handle(
+        Input::Data {
+            conn: probe,
+            bytes: check_in(&rec),
+        },
+        now,
+    );
+    let actions = ns.drain_actions();
+    assert!(
+        !actions.contains(&Action::Close { conn: vconn }),
+        "the victim's connection was closed: {actions:?}"
+    );
+    assert!(ns.knows(&victim.fingerprint()));
+    // Its connection still counts as the victim's: a beat from it keeps it, and a fresh
+    // check-in on it is accepted as an update, not refused.
+    let newer = record(&victim, &vdisc, EPOCH_MS + 500);
+    ns.handle(
+        Input::Data {
+            conn: vconn,
+            bytes: check_in(&newer),
+        },
+        now,
+    );
+    assert!(
+        !ns.drain_actions()
+            .iter()
+            .any(|a| matches!(a, Action::Close { conn } if *conn == vconn))
+    );
+}
+
+/// A newcomer that checks in over the slot is called back at the discovery ID its record
+/// names, and admitted only once it checks in there; a record naming something that is not a
+/// discovery ID of the namespace (a persistent ID, say) makes the router connect nowhere.
+#[test]
+fn the_reverse_slot_holder_is_called_back_at_its_discovery_id() {
+    let t0 = Instant::now();
+    let mut ns = router(t0);
+    let newcomer = Identity::generate();
+    let ndisc = format!("{NS}-d-00000000000000bb");
+    let (probe, now) = probe_slot(&mut ns, t0);
+    ns.handle(
+        Input::Data {
+            conn: probe,
+            bytes: check_in(&record(&newcomer, &ndisc, EPOCH_MS)),
+        },
+        now,
+    );
+    assert!(!ns.knows(&newcomer.fingerprint()), "admitted over the slot");
+    let back = ns
+        .drain_actions()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Connect { conn, to, .. } if to == ndisc => Some(conn),
+            _ => None,
+        })
+        .expect("no call-back to the record's discovery ID");
+    ns.handle(Input::Connected { conn: back }, now);
+    assert!(ns.drain_actions().iter().any(|a| matches!(
+        a,
+        Action::Send { conn, bytes } if *conn == back
+            && bytes == &Msg::ReverseWelcome { level: 1 }.encode()
+    )));
+    ns.handle(
+        Input::Data {
+            conn: back,
+            bytes: check_in(&record(&newcomer, &ndisc, EPOCH_MS + 10)),
+        },
+        now,
+    );
+    assert!(ns.knows(&newcomer.fingerprint()));
+
+    // A record naming the victim's persistent PeerJS ID: refused, nothing dialled.
+    let mallory = Identity::generate();
+    let (probe, now) = probe_slot(&mut ns, now);
+    ns.handle(
+        Input::Data {
+            conn: probe,
+            bytes: check_in(&record(&mallory, "victim-persistent-id", EPOCH_MS)),
+        },
+        now,
+    );
+    let actions = ns.drain_actions();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Connect { to, .. } if to == "victim-persistent-id")),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&Action::Close { conn: probe }));
+}
