@@ -19,6 +19,13 @@ use crate::transport::{
     ConnectOptions, DataConnection, DataSender, Payload, Transport, TransportConfig, TransportError,
 };
 
+/// Events from connection tasks waiting for the namespace task; a full queue holds the
+/// readers back (and so, through SCTP flow control, a peer that sends faster than we verify).
+const EVENT_QUEUE: usize = 256;
+/// Messages queued for one connection; a peer that lets it fill up is not reading and is
+/// dropped.
+const WRITE_QUEUE: usize = 256;
+
 /// What a namespace task needs.
 #[derive(Clone)]
 pub struct NsSetup {
@@ -142,11 +149,11 @@ struct Driver {
     retired: Vec<Transport>,
     /// Writers of open connections (a queue per connection keeps sends ordered; `None`
     /// closes the connection after what was queued before it).
-    writers: HashMap<ConnId, mpsc::UnboundedSender<Option<Vec<u8>>>>,
+    writers: HashMap<ConnId, mpsc::Sender<Option<Vec<u8>>>>,
     /// Connections the engine closed while they were still connecting.
     cancelled: Vec<ConnId>,
     next_incoming: u64,
-    ev_tx: mpsc::UnboundedSender<Ev>,
+    ev_tx: mpsc::Sender<Ev>,
     subscribers: Vec<mpsc::UnboundedSender<NsEvent>>,
 }
 
@@ -180,7 +187,7 @@ async fn run(
     ns.set_note(setup.note.clone());
     ns.start(now);
     ns.set_active(setup.active, now);
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
     let mut d = Driver {
         setup,
         ns,
@@ -318,7 +325,7 @@ impl Driver {
                 let local = id.clone();
                 tokio::spawn(async move {
                     while let Some(conn) = incoming.recv().await {
-                        if tx.send(Ev::Incoming(local.clone(), conn)).is_err() {
+                        if tx.send(Ev::Incoming(local.clone(), conn)).await.is_err() {
                             return;
                         }
                     }
@@ -392,7 +399,7 @@ impl Driver {
     /// Starts the reader and writer tasks of an open connection.
     fn adopt(&mut self, id: ConnId, mut conn: DataConnection) {
         let writer: DataSender = conn.sender();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+        let (tx, mut rx) = mpsc::channel::<Option<Vec<u8>>>(WRITE_QUEUE);
         tokio::spawn(async move {
             while let Some(Some(bytes)) = rx.recv().await {
                 if writer.send(&Payload::Bytes(bytes)).await.is_err() {
@@ -409,11 +416,11 @@ impl Driver {
                     // Namespace messages are binary; anything else breaks the protocol.
                     Ok(Payload::Json(_)) | Err(_) => vec![0xff],
                 };
-                if events.send(Ev::Data(id, bytes)).is_err() {
+                if events.send(Ev::Data(id, bytes)).await.is_err() {
                     return;
                 }
             }
-            let _ = events.send(Ev::Closed(id));
+            let _ = events.send(Ev::Closed(id)).await;
         });
         self.writers.insert(id, tx);
     }
@@ -451,18 +458,27 @@ impl Driver {
                             Some(t) => t.connect(&to, ConnectOptions::native()).await,
                             None => Err(TransportError::Closed),
                         };
-                        let _ = tx.send(Ev::ConnectResult(conn, result));
+                        let _ = tx.send(Ev::ConnectResult(conn, result)).await;
                     });
                 }
                 Action::Send { conn, bytes } => {
-                    if let Some(tx) = self.writers.get(&conn) {
-                        let _ = tx.send(Some(bytes));
+                    let full = self
+                        .writers
+                        .get(&conn)
+                        .is_some_and(|tx| tx.try_send(Some(bytes)).is_err());
+                    if full {
+                        // The peer does not read what we send: drop it (the writer ends once
+                        // its queue is sent) and tell the engine.
+                        tracing::debug!(ns = %self.setup.prefix, ?conn, "dropping a peer that does not read");
+                        self.writers.remove(&conn);
+                        self.input(Input::Closed { conn });
                     }
                 }
                 Action::Close { conn } => match self.writers.remove(&conn) {
-                    // Closes after what was queued before (a goodbye).
+                    // Closes after what was queued before (a goodbye); dropping the sender
+                    // does the same when the queue is full.
                     Some(tx) => {
-                        let _ = tx.send(None);
+                        let _ = tx.try_send(None);
                     }
                     None => self.cancelled.push(conn),
                 },
@@ -476,7 +492,7 @@ impl Driver {
     async fn shutdown(&mut self) {
         // Let queued goodbyes go out before the transports close their connections.
         for (_, tx) in self.writers.drain() {
-            let _ = tx.send(None);
+            let _ = tx.try_send(None);
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let ids: Vec<String> = self.regs.keys().cloned().collect();

@@ -100,19 +100,7 @@ impl Namespace {
         self.router_heard = now;
         let msg = match Msg::decode(bytes, &self.cache) {
             Ok(m) => m,
-            Err(e) => {
-                // An untrusted router sent garbage: drop it and look for another.
-                self.event(NsEvent::Misbehaved {
-                    remote: "router".into(),
-                    reason: e.to_string(),
-                });
-                self.push(Action::Close { conn });
-                match self.role {
-                    Role::Member { .. } => self.failover(true, now),
-                    _ => self.abandon_join(now),
-                }
-                return;
-            }
+            Err(e) => return self.router_misbehaved(conn, e.to_string(), now),
         };
         match msg {
             Msg::Welcome {
@@ -123,7 +111,9 @@ impl Namespace {
             Msg::Delta { added, removed } => {
                 if matches!(self.role, Role::Member { .. }) {
                     for (seq, rec) in added {
-                        self.accept_record(seq, rec, now);
+                        if !self.accept_record(seq, rec, now) {
+                            return self.router_misbehaved(conn, "too many records".into(), now);
+                        }
                     }
                     for id in removed {
                         self.remove_by_disc(&id);
@@ -172,6 +162,9 @@ impl Namespace {
             return;
         };
         snapshot.extend(records);
+        if snapshot.len() > self.view_cap() {
+            return self.router_misbehaved(conn, "snapshot too large".into(), now);
+        }
         if !last {
             return;
         }
@@ -180,24 +173,46 @@ impl Namespace {
             Role::Joining { level: l, .. } => l,
             _ => level,
         };
-        // Replace the view with the router's snapshot (verified record by record).
-        let before: Vec<Fingerprint> = self.peers.keys().copied().collect();
-        let mut seen = BTreeSet::new();
-        for (seq, rec) in records {
-            seen.insert(rec.fingerprint());
-            self.accept_record(seq, rec, now);
+        // Replace the view with the router's snapshot (verified record by record); leavers
+        // go first, so the view never holds more than the snapshot.
+        let seen: BTreeSet<Fingerprint> = records.iter().map(|(_, r)| r.fingerprint()).collect();
+        let gone: Vec<Fingerprint> = self
+            .peers
+            .keys()
+            .filter(|fp| **fp != self.me && !seen.contains(fp))
+            .copied()
+            .collect();
+        for fp in gone {
+            self.peers.remove(&fp);
+            self.event(NsEvent::PeerGone(fp));
         }
-        for fp in before {
-            if !seen.contains(&fp) && fp != self.me {
-                self.peers.remove(&fp);
-                self.event(NsEvent::PeerGone(fp));
-            }
+        for (seq, rec) in records {
+            self.accept_record(seq, rec, now);
         }
         self.become_member(level, conn, now);
     }
 
-    /// Takes a record pushed by the router if it verifies for us too.
-    pub(super) fn accept_record(&mut self, seq: u64, rec: SignedPresence, now: Instant) {
+    /// An untrusted router broke the rules: drop it and look for another.
+    fn router_misbehaved(&mut self, conn: ConnId, reason: String, now: Instant) {
+        self.event(NsEvent::Misbehaved {
+            remote: "router".into(),
+            reason,
+        });
+        self.push(Action::Close { conn });
+        match self.role {
+            Role::Member { .. } => self.failover(true, now),
+            _ => self.abandon_join(now),
+        }
+    }
+
+    /// Most peers a member keeps: what a router may hold, with itself and us.
+    fn view_cap(&self) -> usize {
+        self.cfg.registry_cap + 2
+    }
+
+    /// Takes a record pushed by the router if it verifies for us too. `false`: a new peer
+    /// that would grow the view past [`Namespace::view_cap`] (a router lying about its size).
+    pub(super) fn accept_record(&mut self, seq: u64, rec: SignedPresence, now: Instant) -> bool {
         let now_ms = self.unix_ms(now);
         if rec
             .check(
@@ -208,7 +223,7 @@ impl Namespace {
             )
             .is_err()
         {
-            return;
+            return true;
         }
         let fp = rec.fingerprint();
         if fp == self.me {
@@ -217,17 +232,20 @@ impl Namespace {
             } else if let Some(mine) = self.my_record.clone() {
                 self.peers.insert(fp, Entry::new(seq, mine));
             }
-            return;
+            return true;
         }
+        let full = self.peers.len() >= self.view_cap();
         match self.peers.get_mut(&fp) {
             Some(e) if e.record.presence().issued_ms > rec.presence().issued_ms => {}
             Some(e) if e.record == rec => e.seq = seq,
+            None if full => return false,
             _ => {
                 let peer = info(fp, &rec);
                 self.peers.insert(fp, Entry::new(seq, rec));
                 self.event(NsEvent::PeerSeen(peer));
             }
         }
+        true
     }
 
     pub(super) fn remove_by_disc(&mut self, disc_id: &str) {

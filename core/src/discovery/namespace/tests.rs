@@ -199,3 +199,120 @@ fn the_reverse_slot_holder_is_called_back_at_its_discovery_id() {
     );
     assert!(actions.contains(&Action::Close { conn: probe }));
 }
+
+/// An engine with a small registry cap that joined the router at level 1; returns the
+/// connection to the router, with the check-in already sent.
+fn member(now: Instant, cap: usize) -> (Namespace, ConnId) {
+    let cfg = NsConfig {
+        registry_cap: cap,
+        ..NsConfig::default()
+    };
+    let mut ns = Namespace::new(
+        cfg,
+        NS,
+        Arc::new(Identity::generate()),
+        "member",
+        Arc::new(VerifyCache::new(1024)),
+        2,
+        now,
+        EPOCH_MS,
+    );
+    ns.start(now);
+    let disc = ns.disc_id().to_owned();
+    ns.handle(Input::Claimed { id: disc }, now);
+    let id = ns.router_id(1);
+    ns.handle(Input::ClaimFailed { id, taken: true }, now);
+    let conn = ns
+        .drain_actions()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Connect { conn, .. } => Some(conn),
+            _ => None,
+        })
+        .expect("no connect to the router");
+    ns.handle(Input::Connected { conn }, now);
+    ns.drain_actions();
+    (ns, conn)
+}
+
+fn page(n: usize, at: u64) -> Vec<(u64, SignedPresence)> {
+    (0..n)
+        .map(|i| {
+            let disc = format!("{NS}-d-{:016x}", at + i as u64);
+            (i as u64 + 1, record(&Identity::generate(), &disc, EPOCH_MS))
+        })
+        .collect()
+}
+
+fn closed_misbehaving(actions: &[Action], conn: ConnId, reason: &str) -> bool {
+    actions.contains(&Action::Close { conn })
+        && actions.iter().any(|a| {
+            matches!(a, Action::Event(super::NsEvent::Misbehaved { reason: r, .. })
+                if r.contains(reason))
+        })
+}
+
+/// Review item 5: a router cannot grow a member's memory without bound, neither with a
+/// snapshot that never ends nor with deltas of ever new records.
+#[test]
+fn a_lying_router_cannot_grow_a_members_view() {
+    let t0 = Instant::now();
+    let cap = 10;
+    // A snapshot whose pages never say `last`.
+    let (mut ns, conn) = member(t0, cap);
+    let mut dropped = false;
+    for i in 0..10 {
+        let msg = Msg::Welcome {
+            level: 1,
+            records: page(5, i * 100),
+            last: false,
+        };
+        ns.handle(
+            Input::Data {
+                conn,
+                bytes: msg.encode(),
+            },
+            t0,
+        );
+        if closed_misbehaving(&ns.drain_actions(), conn, "snapshot too large") {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "the endless snapshot was swallowed");
+    // Deltas of new records after an honest-looking snapshot.
+    let (mut ns, conn) = member(t0, cap);
+    let msg = Msg::Welcome {
+        level: 1,
+        records: page(3, 0),
+        last: true,
+    };
+    ns.handle(
+        Input::Data {
+            conn,
+            bytes: msg.encode(),
+        },
+        t0,
+    );
+    assert_eq!(ns.role(), RoleKind::Member(1));
+    let mut dropped = false;
+    for i in 1..10 {
+        let msg = Msg::Delta {
+            added: page(5, i * 100),
+            removed: vec![],
+        };
+        ns.handle(
+            Input::Data {
+                conn,
+                bytes: msg.encode(),
+            },
+            t0,
+        );
+        assert!(ns.peers().len() <= cap + 2, "{} peers", ns.peers().len());
+        if closed_misbehaving(&ns.drain_actions(), conn, "too many records") {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "the delta flood was swallowed");
+}
