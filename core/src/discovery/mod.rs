@@ -9,6 +9,8 @@ pub mod presence;
 pub mod public_ip;
 pub mod sim;
 #[cfg(test)]
+mod sim_props;
+#[cfg(test)]
 mod sim_tests;
 pub(crate) mod wire;
 
