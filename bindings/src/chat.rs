@@ -313,6 +313,25 @@ impl PeernsNode {
         Ok(on_runtime(async move { node.set_max_file_size(bytes).await }).await??)
     }
 
+    /// Sets the quotas of unfinished incoming bytes, from one contact and from all together
+    /// (kept in the profile; defaults 2 GiB and 4 GiB): an offer over either is refused.
+    pub async fn set_incoming_quota(
+        &self,
+        per_contact: u64,
+        total: u64,
+    ) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        Ok(on_runtime(async move { node.set_incoming_quota(per_contact, total).await }).await??)
+    }
+
+    /// Sets after how many seconds without progress an incoming transfer is dropped (kept in
+    /// the profile; default 7 days).
+    pub async fn set_file_expiry(&self, seconds: u64) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        let after = std::time::Duration::from_secs(seconds);
+        Ok(on_runtime(async move { node.set_file_expiry(after).await }).await??)
+    }
+
     /// Stores a text message to contact `conversation` and sends it now or when the contact is
     /// next reached (also after a restart).
     pub async fn send_message(

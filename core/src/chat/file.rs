@@ -11,8 +11,11 @@ use super::wire::Id;
 use crate::discovery::wire::{Reader, WireError, Writer};
 use crate::identity::{Fingerprint, Identity};
 
-/// Bytes per chunk (fits a session frame with its header).
+/// Bytes per chunk (fits a session frame with its header); also the largest chunk accepted.
 pub const CHUNK_SIZE: u32 = 60 * 1024;
+/// Smallest chunk accepted unless the whole file fits in one chunk: tiny chunks would cost a
+/// frame, a write and a queue slot per few bytes.
+pub const MIN_CHUNK: u32 = 16 * 1024;
 /// Domain of the manifest signature.
 const MANIFEST_DOMAIN: &[u8] = b"peerns2/file-manifest/v2\0";
 const MAX_NAME: usize = 255;
@@ -21,7 +24,7 @@ const MAX_MIME: usize = 127;
 /// What a file is: signed by the sender, checked by the receiver before any byte is exposed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
-    /// Transfer id.
+    /// Transfer id: always the id of the `File` op that announces it.
     pub id: Id,
     /// File name (no path).
     pub name: String,
@@ -74,8 +77,9 @@ impl Manifest {
         out
     }
 
-    /// Parses an op body and checks the signature against the sender's key.
-    pub fn verify(body: &[u8], sender: &VerifyingKey) -> Result<Manifest, WireError> {
+    /// Parses the body of the `File` op `op_id` and checks the signature against the sender's
+    /// key, the chunk size and that the manifest is the op's own (its id is the op's id).
+    pub fn verify(body: &[u8], sender: &VerifyingKey, op_id: &Id) -> Result<Manifest, WireError> {
         if body.len() < 64 {
             return Err(WireError::Truncated);
         }
@@ -86,7 +90,14 @@ impl Manifest {
         sender
             .verify_strict(&msg, &sig)
             .map_err(|_| WireError::Unknown("manifest signature"))?;
-        Self::decode(bytes)
+        let m = Self::decode(bytes)?;
+        if m.chunk_size < MIN_CHUNK && m.size > u64::from(m.chunk_size) {
+            return Err(WireError::Unknown("chunk size under the minimum"));
+        }
+        if m.id != *op_id {
+            return Err(WireError::Unknown("manifest id other than the op's"));
+        }
+        Ok(m)
     }
 
     /// Parses an op body without checking the signature (our own, from the database).
@@ -164,16 +175,19 @@ pub struct Transfer {
     pub state: FileState,
 }
 
-/// Records a transfer (idempotent: a known id keeps its progress).
+/// Records a transfer made or offered at `now_ms`; `false` (and nothing changed) if the id is
+/// known already.
 pub fn add(
     conn: &Connection,
     conv: &Fingerprint,
     outgoing: bool,
     m: &Manifest,
-) -> Result<(), ChatError> {
-    conn.execute(
-        "INSERT INTO files (id, conv, outgoing, name, size, mime, content_hash, chunk_size, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'transferring') ON CONFLICT DO NOTHING",
+    now_ms: u64,
+) -> Result<bool, ChatError> {
+    let added = conn.execute(
+        "INSERT INTO files (id, conv, outgoing, name, size, mime, content_hash, chunk_size, state,
+                            updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'transferring', ?9) ON CONFLICT DO NOTHING",
         params![
             m.id.as_slice(),
             conv.to_hex(),
@@ -182,10 +196,11 @@ pub fn add(
             m.size as i64,
             m.mime,
             m.hash.as_slice(),
-            m.chunk_size
+            m.chunk_size,
+            now_ms as i64
         ],
     )?;
-    Ok(())
+    Ok(added == 1)
 }
 
 const COLUMNS: &str =
@@ -242,13 +257,49 @@ pub fn incoming_unfinished(
         .collect::<Result<_, _>>()?)
 }
 
-/// Records progress: chunks before `next_index` are safe on the receiver's disk.
-pub fn set_progress(conn: &Connection, id: &Id, next_index: u64) -> Result<(), ChatError> {
+/// Records progress made at `now_ms`: chunks before `next_index` are safe on the receiver's
+/// disk.
+pub fn set_progress(
+    conn: &Connection,
+    id: &Id,
+    next_index: u64,
+    now_ms: u64,
+) -> Result<(), ChatError> {
     conn.execute(
-        "UPDATE files SET next_index = ?2 WHERE id = ?1",
-        params![id.as_slice(), next_index as i64],
+        "UPDATE files SET next_index = ?2, updated_ms = ?3 WHERE id = ?1",
+        params![id.as_slice(), next_index as i64, now_ms as i64],
     )?;
     Ok(())
+}
+
+/// Bytes the unfinished incoming transfers from `conv` (or from everyone) will take, each
+/// counted as at least [`MIN_CHUNK`] so that empty offers cannot pile up for free.
+pub fn incoming_unfinished_bytes(
+    conn: &Connection,
+    conv: Option<&Fingerprint>,
+) -> Result<u64, ChatError> {
+    let mut st = conn.prepare(
+        "SELECT size FROM files WHERE outgoing = 0 AND state = 'transferring'
+         AND (?1 IS NULL OR conv = ?1)",
+    )?;
+    let sizes = st.query_map([conv.map(Fingerprint::to_hex)], |r| r.get::<_, i64>(0))?;
+    let mut total = 0u64;
+    for size in sizes {
+        total = total.saturating_add((size? as u64).max(u64::from(MIN_CHUNK)));
+    }
+    Ok(total)
+}
+
+/// Unfinished incoming transfers without progress since `before_ms`.
+pub fn incoming_stale(conn: &Connection, before_ms: u64) -> Result<Vec<Transfer>, ChatError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM files WHERE outgoing = 0 AND state = 'transferring'
+         AND updated_ms < ?1"
+    ))?;
+    let rows = st.query_map([before_ms as i64], row)?;
+    Ok(rows
+        .filter_map(Result::transpose)
+        .collect::<Result<_, _>>()?)
 }
 
 /// Moves a transfer to `state`.
@@ -279,18 +330,55 @@ mod tests {
     fn manifests_are_signed_and_checked() {
         let me = Identity::generate();
         let body = manifest().sign(&me);
-        assert_eq!(Manifest::verify(&body, &me.public_key()), Ok(manifest()));
+        let op = manifest().id;
+        assert_eq!(
+            Manifest::verify(&body, &me.public_key(), &op),
+            Ok(manifest())
+        );
         assert_eq!(Manifest::parse(&body), Ok(manifest()));
         assert_eq!(manifest().chunks(), 17);
         // Another key, a changed byte, a bent name.
         let other = Identity::generate();
-        assert!(Manifest::verify(&body, &other.public_key()).is_err());
+        assert!(Manifest::verify(&body, &other.public_key(), &op).is_err());
         let mut bent = body.clone();
         bent[20] ^= 1;
-        assert!(Manifest::verify(&bent, &me.public_key()).is_err());
+        assert!(Manifest::verify(&bent, &me.public_key(), &op).is_err());
         let mut m = manifest();
         m.name = "../../etc/passwd".into();
-        assert!(Manifest::verify(&m.sign(&me), &me.public_key()).is_err());
+        assert!(Manifest::verify(&m.sign(&me), &me.public_key(), &op).is_err());
+    }
+
+    #[test]
+    fn a_manifest_verifies_only_under_its_own_op() {
+        let me = Identity::generate();
+        let body = manifest().sign(&me);
+        assert_eq!(
+            Manifest::verify(&body, &me.public_key(), &[8; 16]),
+            Err(WireError::Unknown("manifest id other than the op's"))
+        );
+    }
+
+    #[test]
+    fn chunks_are_at_least_the_minimum_unless_the_file_is_one_chunk() {
+        let me = Identity::generate();
+        let check = |size: u64, chunk_size: u32| {
+            let m = Manifest {
+                size,
+                chunk_size,
+                ..manifest()
+            };
+            Manifest::verify(&m.sign(&me), &me.public_key(), &m.id).is_ok()
+        };
+        // One-byte chunks of a megabyte: a million frames and writes.
+        assert!(!check(1_000_000, 1));
+        assert!(!check(1_000_000, MIN_CHUNK - 1));
+        assert!(check(1_000_000, MIN_CHUNK));
+        assert!(check(1_000_000, CHUNK_SIZE));
+        assert!(!check(1_000_000, CHUNK_SIZE + 1));
+        // A file that fits one chunk may name a smaller one; an empty file any.
+        assert!(check(10, 10));
+        assert!(check(0, 1));
+        assert!(!check(11, 10));
     }
 
     #[test]

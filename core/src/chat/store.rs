@@ -75,11 +75,12 @@ impl Message {
         }
     }
 
-    /// The manifest, if this is a file that was not deleted.
+    /// The manifest, if this is a file that was not deleted (and the manifest is its own).
     pub fn manifest(&self) -> Option<super::file::Manifest> {
         (self.kind == OpKind::File && !self.deleted)
             .then(|| super::file::Manifest::parse(&self.body).ok())
             .flatten()
+            .filter(|m| m.id == self.id)
     }
 
     /// The text, if this is a text message.

@@ -202,10 +202,7 @@ impl Inner {
         match trust {
             None => Err((ErrorCode::NotContact, "you are not a contact")),
             Some(t) if !t.allows(cap) => Err((ErrorCode::NotAllowed, "not allowed")),
-            Some(_)
-                if op.kind == OpKind::File
-                    && !super::files::check_manifest(&op.body, &link.key) =>
-            {
+            Some(_) if op.kind == OpKind::File && !super::files::check_manifest(op, &link.key) => {
                 Err((ErrorCode::Malformed, "the file manifest does not verify"))
             }
             Some(_) => Ok(()),

@@ -4,7 +4,9 @@
 //! the first one it lacks (`FileResume`), writes them in order to a `.part` file in its
 //! profile, acknowledges every [`ACK_EVERY`] chunks once they are on disk, and exposes the file
 //! only after the whole-file BLAKE3 hash matches the manifest. After a disconnect or a restart the
-//! receiver resumes from the last acknowledged chunk.
+//! receiver resumes from the last acknowledged chunk. An offer beyond the receiver's size limit
+//! or its quotas of unfinished bytes (per contact and in all) is refused, and an incoming
+//! transfer without progress for [`DEFAULT_EXPIRY`](limits::DEFAULT_EXPIRY) (or the set expiry) is dropped.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -21,10 +23,14 @@ use super::link::Link;
 use super::{Inner, Node, NodeError, NodeEvent, lock, parse_fp, unix_ms};
 use crate::chat::file::{self, CHUNK_SIZE, FileState, Manifest, Transfer, clean_name};
 use crate::chat::store::{self as chat, Message};
-use crate::chat::wire::{Frame, Id, OpKind};
+use crate::chat::wire::{ErrorCode, Frame, Id, Op, OpKind};
 use crate::contacts::{self, Capability};
 use crate::identity::Fingerprint;
 use crate::store::blocking;
+
+mod limits;
+pub(crate) use limits::expiry_loop;
+use limits::{Offer, offer};
 
 /// Chunks between acknowledgements (each one syncs the `.part` file and the database): a
 /// disconnect costs at most this many chunks (~4 MiB).
@@ -33,7 +39,6 @@ pub const ACK_EVERY: u64 = 64;
 pub const DEFAULT_MAX_FILE: u64 = 1 << 30;
 /// Settings key of the incoming size limit.
 const MAX_FILE_KEY: &str = "max_file_bytes";
-
 /// An incoming transfer being received: the next chunk expected from the network, and the
 /// queue of its write task (which writes, hashes, syncs and verifies, off the receiving path).
 pub(crate) struct Receiving {
@@ -183,9 +188,9 @@ fn io_err(e: std::io::Error) -> NodeError {
     NodeError::InvalidInput(format!("file: {e}"))
 }
 
-/// Checks a `File` op's manifest against the sender's key.
-pub(crate) fn check_manifest(body: &[u8], key: &[u8; 32]) -> bool {
-    VerifyingKey::from_bytes(key).is_ok_and(|k| Manifest::verify(body, &k).is_ok())
+/// Checks a `File` op's manifest against the sender's key; it must be the op's own.
+pub(crate) fn check_manifest(op: &Op, key: &[u8; 32]) -> bool {
+    VerifyingKey::from_bytes(key).is_ok_and(|k| Manifest::verify(&op.body, &k, &op.id).is_ok())
 }
 
 impl Inner {
@@ -194,34 +199,37 @@ impl Inner {
         self.max_file.load(Ordering::SeqCst)
     }
 
-    /// A verified `File` op arrived: record the transfer and ask for its chunks (or refuse it).
+    /// A verified `File` op arrived: record the transfer and ask for its chunks, or refuse it
+    /// (an error frame saying why, then `FileDone{ok: false}`).
     pub(crate) async fn file_offered(&self, link: &Link, m: &Message) {
-        let Ok(manifest) = Manifest::parse(&m.body) else {
+        let Some(manifest) = m.manifest() else {
             return;
         };
-        let (conv, man) = (link.fp, manifest.clone());
-        if self
-            .db(move |c| file::add(c, &conv, false, &man))
-            .await
-            .is_err()
-        {
-            return;
+        let (conv, id, max, now) = (link.fp, manifest.id, self.max_file(), unix_ms());
+        match self.db(move |c| offer(c, &conv, &manifest, max, now)).await {
+            Ok(Offer::Accepted) => self.resume_incoming(link, Some(id)).await,
+            Ok(Offer::Refused(why)) => {
+                tracing::info!(peer = %link.peer, why, "refused a file");
+                let text = format!("file {} refused: {why}", hex_id(&id));
+                let _ = link
+                    .send(&Frame::Error {
+                        code: ErrorCode::Other,
+                        text,
+                    })
+                    .await;
+                let _ = link.send(&Frame::FileDone { id, ok: false }).await;
+                self.emit(NodeEvent::FileDone {
+                    conversation: conv.to_hex(),
+                    id: hex_id(&id),
+                    ok: false,
+                    outgoing: false,
+                });
+            }
+            Ok(Offer::Ignored) => {
+                tracing::info!(peer = %link.peer, "a file offer reused a known id");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record a file offer"),
         }
-        if manifest.size > self.max_file() {
-            let id = manifest.id;
-            let _ = self
-                .db(move |c| file::set_state(c, &id, FileState::Refused))
-                .await;
-            let _ = link.send(&Frame::FileDone { id, ok: false }).await;
-            self.emit(NodeEvent::FileDone {
-                conversation: conv.to_hex(),
-                id: hex_id(&id),
-                ok: false,
-                outgoing: false,
-            });
-            return;
-        }
-        self.resume_incoming(link, Some(manifest.id)).await;
     }
 
     /// Asks `link`'s peer for the rest of our unfinished incoming transfers from it (or just
@@ -298,7 +306,10 @@ impl Inner {
         let link = self.link(&conv);
         match w {
             Written::Synced(next) => {
-                let _ = self.db(move |c| file::set_progress(c, &id, next)).await;
+                let now = unix_ms();
+                let _ = self
+                    .db(move |c| file::set_progress(c, &id, next, now))
+                    .await;
                 if let Some(link) = link {
                     let _ = link.send(&Frame::FileAck { id, index: next }).await;
                 }
@@ -316,10 +327,11 @@ impl Inner {
                 };
                 // Recorded before the transfer leaves `receiving`, so a resume never starts it
                 // again.
+                let now = unix_ms();
                 let _ = self
                     .db(move |c| {
                         if let Some(t) = file::get(c, &id)? {
-                            file::set_progress(c, &id, t.manifest.chunks())?;
+                            file::set_progress(c, &id, t.manifest.chunks(), now)?;
                         }
                         file::set_state(c, &id, state)
                     })
@@ -448,7 +460,10 @@ impl Inner {
         };
         if t.outgoing && t.conv == link.fp && t.state == FileState::Transferring {
             let index = index.min(t.manifest.chunks());
-            let _ = self.db(move |c| file::set_progress(c, &id, index)).await;
+            let now = unix_ms();
+            let _ = self
+                .db(move |c| file::set_progress(c, &id, index, now))
+                .await;
             self.emit_progress(&t.conv, &id, index, t.manifest.size, true);
         }
     }
@@ -646,7 +661,7 @@ impl Node {
                     _ => return Err(NodeError::NotAllowed(format!("{fp} may not get files"))),
                 }
                 chat::ensure_conversation(c, &fp).map_err(crate::store::StoreError::from)?;
-                file::add(c, &fp, true, &manifest)?;
+                file::add(c, &fp, true, &manifest, now)?;
                 let (op, _) =
                     chat::enqueue_with_id(c, &me, &fp, (OpKind::File, id), None, &body, now)?;
                 Ok(Message::new(fp, &op, None))
@@ -682,74 +697,4 @@ pub(crate) fn load_max_file(conn: &rusqlite::Connection) -> Result<u64, crate::s
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::identity::Identity;
-
-    fn transfer(content: &[u8], next_index: u64) -> Transfer {
-        Transfer {
-            manifest: Manifest {
-                id: [9; 16],
-                name: "a.bin".into(),
-                size: content.len() as u64,
-                mime: "application/octet-stream".into(),
-                hash: *blake3::hash(content).as_bytes(),
-                chunk_size: 4,
-            },
-            conv: Identity::generate().fingerprint(),
-            outgoing: false,
-            next_index,
-            state: FileState::Transferring,
-        }
-    }
-
-    #[test]
-    fn a_resumed_part_is_cut_to_its_acknowledged_chunks() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = transfer(b"0123456789", 2);
-        fs::create_dir_all(dir.path().join("in")).unwrap();
-        // Written beyond the acknowledgement before a crash: cut back to 2 chunks of 4 bytes.
-        fs::write(part_path(dir.path(), &t.manifest.id), b"0123456789").unwrap();
-        let Ok(OnDisk::Part(mut part)) = open_part(dir.path(), &t) else {
-            panic!("expected a part file");
-        };
-        assert_eq!((part.next, part.file.metadata().unwrap().len()), (2, 8));
-        assert!(
-            part.hasher.is_none(),
-            "a resumed file is hashed again at the end"
-        );
-        // The rest arrives: verified by hashing the whole file, then moved in place.
-        let done = write_batch(dir.path(), &t.manifest, &mut part, vec![b"89".to_vec()]);
-        let Some(Written::Finished(Some(path))) = done else {
-            panic!("expected a verified file");
-        };
-        assert_eq!(fs::read(&path).unwrap(), b"0123456789");
-    }
-
-    #[test]
-    fn a_file_moved_in_place_before_a_stop_is_found_done() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = transfer(b"hello", 1);
-        let done = final_path(dir.path(), &t.manifest);
-        fs::create_dir_all(done.parent().unwrap()).unwrap();
-        fs::write(&done, b"hello").unwrap();
-        assert!(matches!(open_part(dir.path(), &t), Ok(OnDisk::Done(p)) if p == done));
-        // Something else under that name is not taken for the file.
-        fs::write(&done, b"jello").unwrap();
-        assert!(matches!(open_part(dir.path(), &t), Ok(OnDisk::Part(_))));
-    }
-
-    #[test]
-    fn a_corrupt_file_is_refused_and_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = transfer(b"abcdefgh", 0);
-        let Ok(OnDisk::Part(mut part)) = open_part(dir.path(), &t) else {
-            panic!("expected a part file");
-        };
-        let chunks = vec![b"abcd".to_vec(), b"XXXX".to_vec()];
-        let done = write_batch(dir.path(), &t.manifest, &mut part, chunks);
-        assert!(matches!(done, Some(Written::Finished(None))));
-        assert!(!part_path(dir.path(), &t.manifest.id).exists());
-        assert!(!final_path(dir.path(), &t.manifest).exists());
-    }
-}
+mod tests;

@@ -513,8 +513,10 @@ impl Node {
         let watch = tokio::spawn(watch_signaling(weak.clone(), reg, sig_events));
         let accept = tokio::spawn(accept(weak.clone(), incoming));
         let redial = tokio::spawn(chat::redial_loop(weak.clone()));
+        let expiry = tokio::spawn(files::expiry_loop(weak.clone()));
         let rendezvous = tokio::spawn(rendezvous::rendezvous_loop(weak));
         lock(&inner.tasks).extend([
+            expiry.abort_handle(),
             watch.abort_handle(),
             accept.abort_handle(),
             redial.abort_handle(),

@@ -106,6 +106,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE files RENAME COLUMN sha256 TO content_hash;
     UPDATE files SET state = 'refused' WHERE state = 'transferring';
 ",
+    // Transfers record when they last made progress, so stale incoming ones expire; existing
+    // ones count from the upgrade. A manifest must be its op's own and use chunks of at least
+    // 16 KiB (decision 0007): unfinished incoming transfers that break either rule end as
+    // refused.
+    "
+    ALTER TABLE files ADD COLUMN updated_ms INTEGER NOT NULL DEFAULT 0;
+    UPDATE files SET updated_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+    UPDATE files SET state = 'refused'
+    WHERE outgoing = 0 AND state = 'transferring'
+      AND ((chunk_size < 16384 AND size > chunk_size)
+           OR NOT EXISTS (SELECT 1 FROM messages m WHERE m.conv = files.conv
+                          AND m.outgoing = 0 AND m.kind = 4 AND m.id = files.id));
+",
 ];
 
 /// Schema version this build creates and understands.
@@ -192,5 +205,50 @@ mod tests {
             [&c],
         );
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn progress_time_migration_ends_transfers_that_break_the_manifest_rules() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for script in &MIGRATIONS[..4] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        let c = "c".repeat(64);
+        // Incoming: 1 announced by its own op, 2 by an op with another id, 3 with 1-byte chunks;
+        // 4 is ours.
+        conn.execute_batch(&format!(
+            "INSERT INTO conversations (conv) VALUES ('{c}');
+             INSERT INTO messages (conv, outgoing, seq, id, kind, body, sent_ms)
+             VALUES ('{c}', 0, 1, X'01000000000000000000000000000000', 4, X'', 1),
+                    ('{c}', 0, 2, X'09000000000000000000000000000000', 4, X'', 1),
+                    ('{c}', 0, 3, X'03000000000000000000000000000000', 4, X'', 1);
+             INSERT INTO files (id, conv, outgoing, name, size, mime, content_hash, chunk_size,
+                                state)
+             VALUES (X'01000000000000000000000000000000', '{c}', 0, '1', 99999, 'x',
+                     zeroblob(32), 61440, 'transferring'),
+                    (X'02000000000000000000000000000000', '{c}', 0, '2', 99999, 'x',
+                     zeroblob(32), 61440, 'transferring'),
+                    (X'03000000000000000000000000000000', '{c}', 0, '3', 99999, 'x',
+                     zeroblob(32), 1, 'transferring'),
+                    (X'04000000000000000000000000000000', '{c}', 1, '4', 99999, 'x',
+                     zeroblob(32), 61440, 'transferring');"
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, String, bool)> = conn
+            .prepare("SELECT name, state, updated_ms > 1700000000000 FROM files ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want = [
+            ("1", "transferring"),
+            ("2", "refused"),
+            ("3", "refused"),
+            ("4", "transferring"),
+        ];
+        assert_eq!(rows, want.map(|(n, s)| (n.to_owned(), s.to_owned(), true)));
     }
 }

@@ -1,0 +1,159 @@
+//! The receiver's limits on incoming files: quotas of unfinished bytes (per contact and in all)
+//! checked when an offer is recorded, and the expiry of transfers that stopped making progress.
+
+use std::fs;
+use std::sync::Weak;
+use std::time::Duration;
+
+use super::{Inner, Node, NodeError, NodeEvent, hex_id, lock, part_path, unix_ms};
+use crate::chat::file::{self, FileState, Manifest};
+use crate::chat::wire::Frame;
+use crate::identity::Fingerprint;
+
+/// Unfinished incoming bytes accepted from one contact unless the user sets another quota.
+pub(crate) const DEFAULT_CONTACT_QUOTA: u64 = 2 << 30;
+/// Unfinished incoming bytes accepted from all contacts together, by default.
+pub(crate) const DEFAULT_TOTAL_QUOTA: u64 = 4 << 30;
+/// An incoming transfer without progress for this long is dropped, by default.
+pub(crate) const DEFAULT_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often stale transfers are looked for (and once at start).
+const EXPIRY_CHECK: Duration = Duration::from_secs(3600);
+/// Settings keys of the quotas and the expiry.
+pub(super) const CONTACT_QUOTA_KEY: &str = "file_quota_contact_bytes";
+pub(super) const TOTAL_QUOTA_KEY: &str = "file_quota_total_bytes";
+const EXPIRY_KEY: &str = "file_expiry_secs";
+
+/// A numeric setting, or `default`.
+fn setting(conn: &rusqlite::Connection, key: &str, default: u64) -> Result<u64, NodeError> {
+    Ok(crate::store::settings::get_setting(conn, key)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default))
+}
+
+/// What became of an offer.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Offer {
+    /// Recorded: ask for its chunks.
+    Accepted,
+    /// Recorded as refused, for this reason.
+    Refused(&'static str),
+    /// Its id is taken (by another transfer): nothing recorded.
+    Ignored,
+}
+
+/// Records the offer of `m` from `conv` at `now_ms`, refused if it is over `max_file` or would
+/// take the unfinished incoming bytes from `conv`, or from everyone, over their quota.
+pub(super) fn offer(
+    conn: &mut rusqlite::Connection,
+    conv: &Fingerprint,
+    m: &Manifest,
+    max_file: u64,
+    now_ms: u64,
+) -> Result<Offer, NodeError> {
+    let tx = conn.transaction().map_err(crate::store::StoreError::from)?;
+    let charge = m.size.max(u64::from(file::MIN_CHUNK));
+    let over = |used: u64, quota: u64| used.saturating_add(charge) > quota;
+    let why = if m.size > max_file {
+        Some("larger than the receiver's size limit")
+    } else if over(
+        file::incoming_unfinished_bytes(&tx, Some(conv))?,
+        setting(&tx, CONTACT_QUOTA_KEY, DEFAULT_CONTACT_QUOTA)?,
+    ) {
+        Some("over the receiver's quota of unfinished files from one contact")
+    } else if over(
+        file::incoming_unfinished_bytes(&tx, None)?,
+        setting(&tx, TOTAL_QUOTA_KEY, DEFAULT_TOTAL_QUOTA)?,
+    ) {
+        Some("over the receiver's quota of unfinished files")
+    } else {
+        None
+    };
+    if !file::add(&tx, conv, false, m, now_ms)? {
+        return Ok(Offer::Ignored);
+    }
+    if why.is_some() {
+        file::set_state(&tx, &m.id, FileState::Refused)?;
+    }
+    tx.commit().map_err(crate::store::StoreError::from)?;
+    Ok(why.map_or(Offer::Accepted, Offer::Refused))
+}
+
+impl Inner {
+    /// Drops incoming transfers without progress since `now_ms` minus the expiry: refused,
+    /// their partial files deleted, the sender told if it is connected. Returns how many.
+    pub(crate) async fn expire_stale(&self, now_ms: u64) -> usize {
+        let _one_at_a_time = self.resuming.lock().await;
+        let stale = self
+            .db(move |c| {
+                let after = setting(c, EXPIRY_KEY, DEFAULT_EXPIRY.as_secs())?;
+                let before = now_ms.saturating_sub(after.saturating_mul(1000));
+                let stale = file::incoming_stale(c, before)?;
+                for t in &stale {
+                    file::set_state(c, &t.manifest.id, FileState::Refused)?;
+                }
+                Ok::<_, NodeError>(stale)
+            })
+            .await;
+        let stale = match stale {
+            Ok(stale) => stale,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for stale transfers");
+                return 0;
+            }
+        };
+        for t in &stale {
+            let id = t.manifest.id;
+            // Its write task ends once its queue is dropped.
+            lock(&self.receiving).remove(&id);
+            let _ = fs::remove_file(part_path(&self.files_dir, &id));
+            tracing::info!(conv = %t.conv, "dropped a stale incoming file");
+            if let Some(link) = self.link(&t.conv) {
+                let _ = link.send(&Frame::FileDone { id, ok: false }).await;
+            }
+            self.emit(NodeEvent::FileDone {
+                conversation: t.conv.to_hex(),
+                id: hex_id(&id),
+                ok: false,
+                outgoing: false,
+            });
+        }
+        stale.len()
+    }
+}
+
+/// Drops stale incoming transfers at start and then every [`EXPIRY_CHECK`].
+pub(crate) async fn expiry_loop(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(EXPIRY_CHECK);
+    loop {
+        tick.tick().await;
+        let Some(this) = inner.upgrade() else { return };
+        this.expire_stale(unix_ms()).await;
+    }
+}
+
+impl Node {
+    /// Sets the quotas of unfinished incoming bytes, from one contact and from all together
+    /// (kept in the profile): an offer that would go over either is refused.
+    pub async fn set_incoming_quota(&self, per_contact: u64, total: u64) -> Result<(), NodeError> {
+        self.inner
+            .db(move |c| {
+                crate::store::settings::set_setting(
+                    c,
+                    CONTACT_QUOTA_KEY,
+                    &per_contact.to_string(),
+                )?;
+                crate::store::settings::set_setting(c, TOTAL_QUOTA_KEY, &total.to_string())
+            })
+            .await
+    }
+
+    /// Sets how long an incoming transfer may go without progress before it is dropped (kept
+    /// in the profile; checked at start and hourly).
+    pub async fn set_file_expiry(&self, after: Duration) -> Result<(), NodeError> {
+        self.inner
+            .db(move |c| {
+                crate::store::settings::set_setting(c, EXPIRY_KEY, &after.as_secs().to_string())
+            })
+            .await
+    }
+}
