@@ -38,6 +38,31 @@ pub struct GeoStamp {
     pub accuracy_m: f64,
 }
 
+/// Positions in records snap to a grid of this many degrees of latitude (about 11 m), and the
+/// same distance in longitude: enough to sort people by distance and show "12 m", not enough
+/// to pin a seat.
+pub const POSITION_GRID_DEG: f64 = 1e-4;
+/// The accuracy a record claims is never better than the grid.
+const MIN_STAMP_ACCURACY_M: f64 = 10.0;
+
+impl GeoStamp {
+    /// The position as it goes into a record: snapped to the grid (≈ 11 m × 11 m cells, so at
+    /// most ≈ 8 m from the true point), accuracy at least 10 m, in whole metres.
+    pub fn coarse(self) -> Self {
+        let snap = |v: f64, step: f64| (v / step).round() * step;
+        let lat = snap(self.lat, POSITION_GRID_DEG).clamp(-90.0, 90.0);
+        // A degree of longitude shrinks with cos(latitude): widen the step to keep cells
+        // square (capped near the poles).
+        let lon_step = POSITION_GRID_DEG / lat.to_radians().cos().max(0.01);
+        let lon = snap(self.lon, lon_step).clamp(-180.0, 180.0);
+        Self {
+            lat,
+            lon,
+            accuracy_m: self.accuracy_m.max(MIN_STAMP_ACCURACY_M).round(),
+        }
+    }
+}
+
 /// The signed content of a presence record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Presence {
@@ -293,6 +318,48 @@ impl Default for VerifyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::geo::{GeoPoint, distance_m};
+
+    /// Review item 2: a record's position is ≈ 10 m coarse — never more than ≈ 8 m off, and
+    /// every point of a grid cell gives the same stamp (a seat cannot be told from its
+    /// neighbours).
+    #[test]
+    fn stamps_are_coarse() {
+        for (lat, lon) in [
+            (52.520_008, 13.404_954),
+            (-33.856_784, 151.215_297),
+            (64.146_6, -21.942_6),
+            (0.000_01, -0.000_01),
+        ] {
+            let exact = GeoStamp {
+                lat,
+                lon,
+                accuracy_m: 3.2,
+            };
+            let c = exact.coarse();
+            let off = distance_m(
+                GeoPoint::new(lat, lon).unwrap(),
+                GeoPoint::new(c.lat, c.lon).unwrap(),
+            );
+            assert!(off <= 8.5, "{off} m at {lat},{lon}");
+            assert_eq!(c.accuracy_m, 10.0);
+            assert_eq!(c.coarse(), c, "snapping is idempotent");
+            // A metre or two away (the next seat): the same stamp.
+            let mut same = 0;
+            for d in [-2e-5, -1e-5, 1e-5, 2e-5] {
+                let near = GeoStamp {
+                    lat: lat + d,
+                    ..exact
+                }
+                .coarse();
+                same += usize::from(near == c);
+            }
+            assert!(
+                same >= 2,
+                "{same} of 4 neighbours share the stamp at {lat},{lon}"
+            );
+        }
+    }
 
     fn record(id: &Identity, ns: &str, disc: &str, at: u64) -> SignedPresence {
         SignedPresence::sign(

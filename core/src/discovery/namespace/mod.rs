@@ -371,10 +371,11 @@ impl Namespace {
         self.elect(1, now);
     }
 
-    /// Changes the display name or position; the new signed record goes out at once.
+    /// Changes the display name or position; the new signed record goes out at once. The
+    /// position goes into the record only coarsely ([`GeoStamp::coarse`]).
     pub fn set_presence(&mut self, name: &str, geo: Option<GeoStamp>, now: Instant) {
         self.name = name.to_owned();
-        self.geo = geo;
+        self.geo = geo.map(GeoStamp::coarse);
         self.sign_record(now);
         self.announce(now);
     }
