@@ -294,6 +294,27 @@ pub struct NamespacePeers {
     pub peers: Vec<DiscoveredPeer>,
 }
 
+/// A session protocol version (`docs/decisions/0009-wire-versioning.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct WireVersion {
+    /// Nodes with different majors cannot talk.
+    pub major: u16,
+    /// Compatible additions.
+    pub minor: u16,
+    /// Optional capabilities, one bit each.
+    pub features: u64,
+}
+
+impl From<node::WireVersion> for WireVersion {
+    fn from(v: node::WireVersion) -> Self {
+        Self {
+            major: v.major,
+            minor: v.minor,
+            features: v.features,
+        }
+    }
+}
+
 /// Something that happened at the node.
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum NodeEvent {
@@ -348,6 +369,18 @@ pub enum NodeEvent {
         known: String,
         /// The fingerprint the handshake proved.
         presented: String,
+    },
+    /// A peer speaks another major wire version: no session, on either side. Usually one of
+    /// the two apps needs an update.
+    IncompatiblePeer {
+        /// The remote PeerJS ID.
+        peer: String,
+        /// Its identity, if its certificate could be read.
+        fingerprint: Option<String>,
+        /// Our version.
+        ours: WireVersion,
+        /// The version the peer announced.
+        theirs: WireVersion,
     },
     /// A new message from a contact.
     MessageReceived {
@@ -469,6 +502,17 @@ impl From<node::NodeEvent> for NodeEvent {
                 peer,
                 known,
                 presented,
+            },
+            node::NodeEvent::IncompatiblePeer {
+                peer,
+                fingerprint,
+                ours,
+                theirs,
+            } => Self::IncompatiblePeer {
+                peer,
+                fingerprint,
+                ours: ours.into(),
+                theirs: theirs.into(),
             },
             node::NodeEvent::MessageReceived { message } => Self::MessageReceived {
                 message: message.into(),

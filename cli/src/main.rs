@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use peerns_core::signaling::server::{EmbeddedServer, ServerConfig};
+use peerns_core::signaling::server::{DEFAULT_MAX_CONNS_PER_IP, EmbeddedServer, ServerConfig};
 use peerns_core::store::Profile;
 
 #[derive(Parser)]
@@ -92,6 +92,10 @@ struct SignalArgs {
     /// Frames one socket may send in a burst.
     #[arg(long, default_value_t = 200)]
     burst: u32,
+    /// Most WebSockets open at once from one address (IPv6: per /64); more get HTTP 429.
+    /// 0 = no cap. Loopback is not exempt: raise it for local load tests.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNS_PER_IP)]
+    max_conns_per_ip: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -161,6 +165,7 @@ async fn signal(a: SignalArgs) -> Result<()> {
         concurrent_limit: a.concurrent_limit,
         max_msgs_per_sec: a.max_msgs_per_sec,
         burst: a.burst,
+        max_conns_per_ip: a.max_conns_per_ip,
     };
     let server = EmbeddedServer::start(config).await?;
     println!("PeerNS signaling server listening on {}", server.url());

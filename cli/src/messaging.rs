@@ -193,6 +193,15 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
             fingerprint,
             searching,
         } => json!({"event": "search", "fingerprint": fingerprint, "searching": searching}),
+        NodeEvent::IncompatiblePeer {
+            peer,
+            fingerprint,
+            ours,
+            theirs,
+        } => json!({
+            "event": "incompatible", "peer": peer, "fingerprint": fingerprint,
+            "ours": ours.to_string(), "theirs": theirs.to_string(),
+        }),
         NodeEvent::MessageReceived { message: m } | NodeEvent::MessageChanged { message: m } => {
             json!({
                 "event": if matches!(e, NodeEvent::MessageReceived { .. }) { "message" } else { "changed" },

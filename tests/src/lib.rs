@@ -135,6 +135,8 @@ impl TestServer {
                 let mut c = Command::new(peerns_bin());
                 c.args(["signal", "--host", "127.0.0.1", "--port", &port]);
                 c.args(["--expire-timeout-ms", &expire, "--alive-timeout-ms", &alive]);
+                // Every test node dials from 127.0.0.1: no per-address cap.
+                c.args(["--max-conns-per-ip", "0"]);
                 c
             }
         };

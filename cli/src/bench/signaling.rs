@@ -101,8 +101,16 @@ impl Figures {
 pub async fn run(json_out: bool, n_relays: usize, n_regs: usize, rounds: usize) -> Result<()> {
     // The bench relays back to back (~10k frames/s on one socket); the default per-socket flood
     // limit (100/s) would cut it off, so it is raised far above the bench's rate but left active.
-    let embedded =
-        ServerProcess::embedded(&["--max-msgs-per-sec", "1000000", "--burst", "1000000"]).await?;
+    // Every client dials from 127.0.0.1, so the per-address cap is off.
+    let embedded = ServerProcess::embedded(&[
+        "--max-msgs-per-sec",
+        "1000000",
+        "--burst",
+        "1000000",
+        "--max-conns-per-ip",
+        "0",
+    ])
+    .await?;
     let peer = ServerProcess::peer().await?;
     let (mut e, mut p) = (Figures::default(), Figures::default());
     let per_round = n_relays.div_ceil(rounds.max(1));

@@ -14,11 +14,14 @@ use super::{Inner, NodeError, NodeEvent, lock};
 use crate::chat::wire::{ErrorCode, Frame};
 use crate::contacts::{self, Trust};
 use crate::identity::Fingerprint;
-use crate::session::{Handshake, Session};
+use crate::session::{Handshake, Session, SessionError, WireVersion};
 use crate::transport::{DataConnection, DataSender, Payload};
 
 /// How long the handshake may take once the connection is open.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a dialer that found the peer incompatible waits for the peer to read our last
+/// handshake message (and close) before closing itself.
+const INCOMPATIBLE_GRACE: Duration = Duration::from_secs(2);
 /// Frames queued for the writer before senders wait.
 const WRITE_QUEUE: usize = 128;
 /// Most frames handed to the chat logic at once.
@@ -109,8 +112,25 @@ impl Link {
     }
 }
 
+/// Why a handshake gave no session.
+enum HandshakeError {
+    /// The peer speaks another major wire version.
+    Incompatible {
+        fingerprint: Option<Fingerprint>,
+        ours: WireVersion,
+        theirs: WireVersion,
+    },
+    Failed(String),
+}
+
+impl<E: ToString> From<E> for HandshakeError {
+    fn from(e: E) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
 /// Runs the handshake on a fresh connection: our frames and the peer's, in turn.
-async fn handshake(conn: &mut DataConnection, inner: &Inner) -> Result<Session, String> {
+async fn handshake(conn: &mut DataConnection, inner: &Inner) -> Result<Session, HandshakeError> {
     let info = conn.info().clone();
     let remote = conn.remote_dtls().to_owned();
     let (i_dtls, r_dtls) = if info.outgoing {
@@ -123,25 +143,30 @@ async fn handshake(conn: &mut DataConnection, inner: &Inner) -> Result<Session, 
     } else {
         Handshake::responder(&inner.static_key, i_dtls, r_dtls)
     };
-    let mut hs = hs.map_err(|e| e.to_string())?;
+    let mut hs = hs?;
     while !hs.is_done() {
         if hs.wants_write() {
-            let msg = hs.write().map_err(|e| e.to_string())?;
-            conn.send(&Payload::Bytes(msg))
-                .await
-                .map_err(|e| e.to_string())?;
+            conn.send(&Payload::Bytes(hs.write()?)).await?;
         } else {
             match conn.recv().await {
-                Some(Ok(Payload::Bytes(b))) => hs.read(&b).map_err(|e| e.to_string())?,
+                Some(Ok(Payload::Bytes(b))) => hs.read(&b)?,
                 Some(Ok(Payload::Json(_))) => {
                     return Err("a JSON frame during the handshake".into());
                 }
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(e)) => return Err(e.into()),
                 None => return Err("closed during the handshake".into()),
             }
         }
     }
-    hs.finish().map_err(|e| e.to_string())
+    let fingerprint = hs.remote_fingerprint();
+    hs.finish().map_err(|e| match e {
+        SessionError::Incompatible { ours, theirs } => HandshakeError::Incompatible {
+            fingerprint,
+            ours,
+            theirs,
+        },
+        e => e.into(),
+    })
 }
 
 /// Authenticates `conn` and, unless the key is blocked, starts its link. The handshake and
@@ -152,7 +177,29 @@ pub(crate) async fn establish(
 ) -> Result<Arc<Link>, String> {
     let session = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut conn, inner)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+        Ok(Err(HandshakeError::Incompatible {
+            fingerprint,
+            ours,
+            theirs,
+        })) => {
+            let peer = conn.peer().to_owned();
+            inner.emit(NodeEvent::IncompatiblePeer {
+                peer: peer.clone(),
+                fingerprint: fingerprint.map(|f| f.to_hex()),
+                ours,
+                theirs,
+            });
+            // Our last message may still be in flight: let the peer read it and close first.
+            if conn.info().outgoing {
+                let drained = async { while conn.recv().await.is_some() {} };
+                let _ = tokio::time::timeout(INCOMPATIBLE_GRACE, drained).await;
+            }
+            conn.close().await;
+            return Err(format!(
+                "{peer} speaks wire version {theirs}, incompatible with our {ours}"
+            ));
+        }
+        Ok(Err(HandshakeError::Failed(e))) => {
             conn.close().await;
             return Err(format!("handshake with {} failed: {e}", conn.peer()));
         }

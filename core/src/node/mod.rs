@@ -28,6 +28,7 @@ use crate::transport::{
     ConnectOptions, DataConnection, Transport, TransportConfig, TransportError,
 };
 
+pub use crate::session::WireVersion;
 pub use crate::signaling::client::SignalingState;
 
 mod chat;
@@ -137,6 +138,18 @@ pub enum NodeEvent {
         known: String,
         /// The fingerprint the handshake proved.
         presented: String,
+    },
+    /// A peer speaks another major wire version: no session, on either side (each side gets
+    /// this event). Usually one of the two apps needs an update.
+    IncompatiblePeer {
+        /// The remote PeerJS ID.
+        peer: String,
+        /// Its identity, if its certificate could be read.
+        fingerprint: Option<String>,
+        /// Our version.
+        ours: WireVersion,
+        /// The version the peer announced.
+        theirs: WireVersion,
     },
     /// A new message from a contact.
     MessageReceived {

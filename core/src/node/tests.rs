@@ -6,6 +6,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::*;
 use crate::identity::KeyStore;
+use crate::session::SessionError;
 use crate::signaling::server::{EmbeddedServer, ServerConfig};
 use platform::{Notification, NotificationCategory};
 
@@ -309,4 +310,100 @@ async fn platform_keystore_and_notifier() {
     b2.stop().await;
     a.stop().await;
     server.shutdown().await;
+}
+
+/// Runs our side of a session handshake on `conn` with `key`, as `link::establish` does.
+async fn raw_handshake(conn: &mut DataConnection, key: &StaticKey) -> Result<(), SessionError> {
+    use crate::session::Handshake;
+    use crate::transport::Payload;
+    let info = conn.info().clone();
+    let remote = conn.remote_dtls().to_owned();
+    let mut hs = if info.outgoing {
+        Handshake::initiator(key, &info.local_dtls, &remote)?
+    } else {
+        Handshake::responder(key, &remote, &info.local_dtls)?
+    };
+    while !hs.is_done() {
+        if hs.wants_write() {
+            conn.send(&Payload::Bytes(hs.write()?)).await.unwrap();
+        } else {
+            match conn.recv().await {
+                Some(Ok(Payload::Bytes(b))) => hs.read(&b)?,
+                other => panic!("unexpected during the handshake: {other:?}"),
+            }
+        }
+    }
+    hs.finish().map(drop)
+}
+
+/// The next `IncompatiblePeer` event.
+async fn next_incompatible(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
+    loop {
+        let ev = next(rx).await;
+        if matches!(ev, NodeEvent::IncompatiblePeer { .. }) {
+            return ev;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_a_newer_major_is_reported_on_both_sides() {
+    let srv = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = Node::start(config(dir.path(), &srv.url(), Some("alice")))
+        .await
+        .unwrap();
+    let mut events = a.subscribe();
+
+    // A future node: its own identity and transport, and a session key announcing major + 1.
+    let identity = Identity::generate();
+    let newer = WireVersion {
+        major: WireVersion::CURRENT.major + 1,
+        ..WireVersion::CURRENT
+    };
+    let key = StaticKey::generate(&identity).unwrap().with_version(newer);
+    let url = ServerUrl::parse(&srv.url()).unwrap();
+    let signaling = SignalingHandle::spawn(SignalingConfig::new(url));
+    let (reg, claimed) = signaling.claim("newer-node", "t").await.unwrap();
+    assert_eq!(claimed, ClaimResult::Claimed);
+    let (transport, mut incoming) = Transport::start(
+        signaling.clone(),
+        reg,
+        "newer-node".into(),
+        TransportConfig::loopback(),
+    )
+    .unwrap();
+    let expected = NodeEvent::IncompatiblePeer {
+        peer: "newer-node".into(),
+        fingerprint: Some(identity.fingerprint().to_hex()),
+        ours: WireVersion::CURRENT,
+        theirs: newer,
+    };
+    let refused = Err(SessionError::Incompatible {
+        ours: newer,
+        theirs: WireVersion::CURRENT,
+    });
+
+    // The newer node dials: both ends learn it at once, neither waits for a timeout.
+    let mut conn = transport
+        .connect(a.peer_id(), ConnectOptions::native())
+        .await
+        .unwrap();
+    assert_eq!(raw_handshake(&mut conn, &key).await, refused);
+    assert_eq!(next_incompatible(&mut events).await, expected);
+
+    // We dial it: the dial fails with the reason, and the event comes again.
+    let (dialed, accepted) = tokio::join!(a.connect("newer-node"), async {
+        let mut conn = incoming.recv().await.unwrap();
+        raw_handshake(&mut conn, &key).await
+    });
+    let err = dialed.unwrap_err().to_string();
+    assert!(err.contains(&format!("wire version {newer}")), "{err}");
+    assert_eq!(accepted, refused);
+    assert_eq!(next_incompatible(&mut events).await, expected);
+    assert!(!a.is_connected("newer-node"));
+
+    transport.shutdown().await;
+    signaling.shutdown().await;
+    a.stop().await;
 }

@@ -6,9 +6,14 @@
 //!
 //! ```text
 //! initiator → responder   e
-//! responder → initiator   e, ee, s, es, {certificate}
-//! initiator → responder   s, se, {certificate}
+//! responder → initiator   e, ee, s, es, {wire version, certificate}
+//! initiator → responder   s, se, {wire version, certificate}
 //! ```
+//!
+//! Both sides learn each other's [`WireVersion`] even when the majors differ: the initiator,
+//! having read the responder's in message 2, still sends message 3, and then both
+//! [`Handshake::finish`] calls return [`SessionError::Incompatible`]
+//! (`docs/decisions/0009-wire-versioning.md`).
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use zeroize::Zeroizing;
@@ -22,14 +27,81 @@ const PROLOGUE_DOMAIN: &[u8] = b"peerns2/session/v1\0";
 const CERT_DOMAIN: &[u8] = b"peerns2/noise-static/v1\0";
 const CERT_VERSION: u8 = 1;
 const CERT_LEN: usize = 1 + 32 + 64;
+/// Bytes of an encoded [`WireVersion`]: major, minor, features, big-endian.
+const VERSION_LEN: usize = 2 + 2 + 8;
 /// Largest Noise message.
 pub const MAX_FRAME: usize = 65_535;
 /// Largest plaintext in one encrypted frame (a frame carries a 16-byte tag).
 pub const MAX_PLAINTEXT: usize = MAX_FRAME - 16;
 
+/// The session protocol a node speaks; the rules are in
+/// `docs/decisions/0009-wire-versioning.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WireVersion {
+    /// Bumped by changes an older node cannot handle; nodes with different majors refuse
+    /// each other's sessions.
+    pub major: u16,
+    /// Bumped by additions an older node of the same major safely ignores.
+    pub minor: u16,
+    /// Optional capabilities, one bit each; a session uses the bits both sides set.
+    pub features: u64,
+}
+
+impl WireVersion {
+    /// What this build speaks.
+    pub const CURRENT: WireVersion = WireVersion {
+        major: 1,
+        minor: 0,
+        features: 0,
+    };
+
+    /// Builds from before wire versioning, whose handshake payload was the bare certificate.
+    pub const UNVERSIONED: WireVersion = WireVersion {
+        major: 0,
+        minor: 0,
+        features: 0,
+    };
+
+    fn encode(&self) -> [u8; VERSION_LEN] {
+        let mut b = [0u8; VERSION_LEN];
+        b[..2].copy_from_slice(&self.major.to_be_bytes());
+        b[2..4].copy_from_slice(&self.minor.to_be_bytes());
+        b[4..].copy_from_slice(&self.features.to_be_bytes());
+        b
+    }
+
+    /// Splits a handshake payload into the peer's version and what follows it.
+    fn split(payload: &[u8]) -> Option<(WireVersion, &[u8])> {
+        if payload.len() == CERT_LEN {
+            return Some((Self::UNVERSIONED, payload));
+        }
+        let (head, rest) = payload.split_first_chunk::<VERSION_LEN>()?;
+        let version = WireVersion {
+            major: u16::from_be_bytes([head[0], head[1]]),
+            minor: u16::from_be_bytes([head[2], head[3]]),
+            features: u64::from_be_bytes(head[4..].try_into().ok()?),
+        };
+        Some((version, rest))
+    }
+}
+
+impl std::fmt::Display for WireVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
 /// Why a handshake or a frame failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SessionError {
+    /// The peer speaks another major version; both sides get this error.
+    #[error("incompatible wire version: we speak {ours}, the peer {theirs}")]
+    Incompatible {
+        /// Our version.
+        ours: WireVersion,
+        /// The version the peer announced.
+        theirs: WireVersion,
+    },
     /// A message arrived out of turn, or after the handshake failed.
     #[error("unexpected handshake message")]
     OutOfTurn,
@@ -58,6 +130,7 @@ impl From<snow::Error> for SessionError {
 pub struct StaticKey {
     private: Zeroizing<Vec<u8>>,
     cert: [u8; CERT_LEN],
+    version: WireVersion,
 }
 
 impl StaticKey {
@@ -74,7 +147,22 @@ impl StaticKey {
         Ok(Self {
             private: Zeroizing::new(kp.private),
             cert,
+            version: WireVersion::CURRENT,
         })
+    }
+
+    /// The same key announcing another wire version (to test mixed-version peers).
+    #[cfg(test)]
+    pub(crate) fn with_version(mut self, version: WireVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The handshake payload of messages 2 and 3: our version, then our certificate.
+    fn payload(&self) -> Vec<u8> {
+        let mut p = self.version.encode().to_vec();
+        p.extend_from_slice(&self.cert);
+        p
     }
 }
 
@@ -118,6 +206,27 @@ fn verify_cert(cert: &[u8], remote_static: &[u8]) -> Result<VerifyingKey, Sessio
     Ok(key)
 }
 
+/// Reads the peer's version and certificate from its message 2 or 3. With another major the
+/// rest may be laid out differently: the identity is then taken only if it verifies (`None`
+/// otherwise), and the handshake goes on so that the peer learns our version too.
+fn read_payload(
+    payload: &[u8],
+    remote_static: &[u8],
+    ours: WireVersion,
+) -> Result<(WireVersion, Option<VerifyingKey>), SessionError> {
+    let (theirs, rest) = WireVersion::split(payload).ok_or(SessionError::BadCertificate)?;
+    let cert = rest.get(..CERT_LEN);
+    if theirs.major != ours.major {
+        return Ok((
+            theirs,
+            cert.and_then(|c| verify_cert(c, remote_static).ok()),
+        ));
+    }
+    // Bytes after the certificate are additions of a later minor version: ignored.
+    let cert = cert.ok_or(SessionError::BadCertificate)?;
+    Ok((theirs, Some(verify_cert(cert, remote_static)?)))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// Our turn to write.
@@ -134,7 +243,9 @@ pub struct Handshake {
     step: Step,
     initiator: bool,
     written: u8,
-    cert: [u8; CERT_LEN],
+    payload: Vec<u8>,
+    ours: WireVersion,
+    theirs: Option<WireVersion>,
     remote: Option<VerifyingKey>,
 }
 
@@ -182,7 +293,9 @@ impl Handshake {
             step: if initiator { Step::Write } else { Step::Read },
             initiator,
             written: 0,
-            cert: key.cert,
+            payload: key.payload(),
+            ours: key.version,
+            theirs: None,
             remote: None,
         }
     }
@@ -211,12 +324,12 @@ impl Handshake {
         let Some(state) = self.state.as_mut() else {
             return self.fail(SessionError::OutOfTurn);
         };
-        // The certificate rides in the messages that carry our (encrypted) static key: the
-        // responder's first and the initiator's second.
+        // Version and certificate ride in the messages that carry our (encrypted) static key:
+        // the responder's first and the initiator's second.
         let payload: &[u8] = if self.initiator && self.written == 0 {
             &[]
         } else {
-            &self.cert
+            &self.payload
         };
         self.written += 1;
         let mut out = vec![0u8; MAX_FRAME];
@@ -250,9 +363,12 @@ impl Handshake {
             Err(e) => return self.fail(e.into()),
         };
         if let Some(remote_static) = state.get_remote_static() {
-            if self.remote.is_none() {
-                match verify_cert(&payload[..n], remote_static) {
-                    Ok(k) => self.remote = Some(k),
+            if self.theirs.is_none() {
+                match read_payload(&payload[..n], remote_static, self.ours) {
+                    Ok((theirs, remote)) => {
+                        self.theirs = Some(theirs);
+                        self.remote = remote;
+                    }
                     Err(e) => return self.fail(e),
                 }
             }
@@ -267,18 +383,34 @@ impl Handshake {
         Ok(())
     }
 
-    /// The established session: the peer's verified identity and the frame ciphers.
+    /// The identity the peer proved so far (after its certificate verified), also when the
+    /// handshake ends in [`SessionError::Incompatible`].
+    pub fn remote_fingerprint(&self) -> Option<Fingerprint> {
+        self.remote.as_ref().map(Fingerprint::of)
+    }
+
+    /// The established session: the peer's verified identity and the frame ciphers. Fails
+    /// with [`SessionError::Incompatible`] if the peer speaks another major version.
     pub fn finish(mut self) -> Result<Session, SessionError> {
-        let (Step::Done, Some(state), Some(remote)) = (self.step, self.state.take(), self.remote)
+        let (Step::Done, Some(state), Some(theirs)) = (self.step, self.state.take(), self.theirs)
         else {
             return Err(SessionError::OutOfTurn);
         };
+        if theirs.major != self.ours.major {
+            return Err(SessionError::Incompatible {
+                ours: self.ours,
+                theirs,
+            });
+        }
+        let remote = self.remote.ok_or(SessionError::BadCertificate)?;
         let mut hash = [0u8; 32];
         hash.copy_from_slice(state.get_handshake_hash());
         Ok(Session {
             transport: state.into_transport_mode()?,
             remote,
             hash,
+            theirs,
+            features: self.ours.features & theirs.features,
         })
     }
 }
@@ -288,6 +420,8 @@ pub struct Session {
     transport: snow::TransportState,
     remote: VerifyingKey,
     hash: [u8; 32],
+    theirs: WireVersion,
+    features: u64,
 }
 
 impl Session {
@@ -299,6 +433,16 @@ impl Session {
     /// The peer's identity fingerprint.
     pub fn remote_fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&self.remote)
+    }
+
+    /// The wire version the peer announced (same major as ours).
+    pub fn peer_version(&self) -> WireVersion {
+        self.theirs
+    }
+
+    /// The features both sides support: the bits both versions set.
+    pub fn features(&self) -> u64 {
+        self.features
     }
 
     /// The handshake hash: unique to this session, for binding further signatures to it.

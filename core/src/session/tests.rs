@@ -111,6 +111,7 @@ fn a_certificate_for_another_key_is_refused() {
     let stolen = StaticKey {
         private: m.key.private.clone(),
         cert: a.key.cert,
+        version: WireVersion::CURRENT,
     };
     let i = Handshake::initiator(&stolen, DTLS_A, DTLS_B).unwrap();
     let r = Handshake::responder(&b.key, DTLS_A, DTLS_B).unwrap();
@@ -157,4 +158,132 @@ fn tampered_replayed_and_out_of_turn_frames() {
     // Garbage as the first message.
     let mut r = Handshake::responder(&b.key, DTLS_A, DTLS_B).unwrap();
     assert!(r.read(&[1, 2, 3]).is_err());
+}
+
+fn versioned(major: u16, minor: u16, features: u64) -> Party {
+    let id = Identity::generate();
+    let version = WireVersion {
+        major,
+        minor,
+        features,
+    };
+    let key = StaticKey::generate(&id).unwrap().with_version(version);
+    Party { id, key }
+}
+
+#[test]
+fn another_minor_works_and_features_intersect() {
+    let (a, b) = (versioned(1, 0, 0b1011), versioned(1, 7, 0b0110));
+    let i = Handshake::initiator(&a.key, DTLS_A, DTLS_B).unwrap();
+    let r = Handshake::responder(&b.key, DTLS_A, DTLS_B).unwrap();
+    let (mut sa, mut sb, _) = run(i, r).unwrap();
+    assert_eq!(sa.peer_version(), b.key.version);
+    assert_eq!(sb.peer_version(), a.key.version);
+    assert_eq!((sa.features(), sb.features()), (0b0010, 0b0010));
+    let f = sa.encrypt(b"hi").unwrap();
+    assert_eq!(sb.decrypt(&f).unwrap(), b"hi");
+    // Today's nodes all speak the current version and share its features.
+    let (c, d) = (party(), party());
+    let i = Handshake::initiator(&c.key, DTLS_A, DTLS_B).unwrap();
+    let r = Handshake::responder(&d.key, DTLS_A, DTLS_B).unwrap();
+    let (sc, _, _) = run(i, r).unwrap();
+    assert_eq!(sc.peer_version(), WireVersion::CURRENT);
+    assert_eq!(sc.features(), WireVersion::CURRENT.features);
+}
+
+/// Runs every message of a handshake; returns both unfinished sides.
+fn exchange(mut i: Handshake, mut r: Handshake) -> (Handshake, Handshake) {
+    let m1 = i.write().unwrap();
+    r.read(&m1).unwrap();
+    let m2 = r.write().unwrap();
+    i.read(&m2).unwrap();
+    // The initiator already knows the responder's version, yet still sends message 3.
+    assert!(i.wants_write());
+    let m3 = i.write().unwrap();
+    r.read(&m3).unwrap();
+    assert!(i.is_done() && r.is_done());
+    (i, r)
+}
+
+#[test]
+fn another_major_is_refused_on_both_sides() {
+    let old = party();
+    let newer = versioned(WireVersion::CURRENT.major + 1, 0, u64::MAX);
+    let ours = WireVersion::CURRENT;
+    let theirs = newer.key.version;
+    // Whichever side dials, both learn the other's version and identity, and neither gets a
+    // session.
+    for old_dials in [true, false] {
+        let (i_key, r_key) = if old_dials {
+            (&old.key, &newer.key)
+        } else {
+            (&newer.key, &old.key)
+        };
+        let i = Handshake::initiator(i_key, DTLS_A, DTLS_B).unwrap();
+        let r = Handshake::responder(r_key, DTLS_A, DTLS_B).unwrap();
+        let (i, r) = exchange(i, r);
+        let (old_side, new_side) = if old_dials { (i, r) } else { (r, i) };
+        assert_eq!(old_side.remote_fingerprint(), Some(newer.id.fingerprint()));
+        assert_eq!(new_side.remote_fingerprint(), Some(old.id.fingerprint()));
+        assert_eq!(
+            old_side.finish().err(),
+            Some(SessionError::Incompatible { ours, theirs })
+        );
+        assert_eq!(
+            new_side.finish().err(),
+            Some(SessionError::Incompatible {
+                ours: theirs,
+                theirs: ours
+            })
+        );
+    }
+}
+
+#[test]
+fn another_major_may_change_what_follows_the_version() {
+    // A future major with another certificate format: still a clear Incompatible, with the
+    // identity unknown, never a BadCertificate.
+    let old = party();
+    let mut newer = versioned(WireVersion::CURRENT.major + 1, 0, 0);
+    newer.key.cert = [0xA5; CERT_LEN];
+    let i = Handshake::initiator(&old.key, DTLS_A, DTLS_B).unwrap();
+    let r = Handshake::responder(&newer.key, DTLS_A, DTLS_B).unwrap();
+    let (i, _) = exchange(i, r);
+    assert_eq!(i.remote_fingerprint(), None);
+    assert!(matches!(
+        i.finish(),
+        Err(SessionError::Incompatible { theirs, .. }) if theirs == newer.key.version
+    ));
+    // Within our major the same payload is a bad certificate.
+    newer.key.version = WireVersion::CURRENT;
+    let i = Handshake::initiator(&old.key, DTLS_A, DTLS_B).unwrap();
+    let r = Handshake::responder(&newer.key, DTLS_A, DTLS_B).unwrap();
+    assert_eq!(run(i, r).err(), Some(SessionError::BadCertificate));
+}
+
+#[test]
+fn an_unversioned_peer_is_reported_as_version_zero() {
+    // A build from before wire versioning answers with the bare certificate.
+    let (a, b) = (party(), party());
+    let mut legacy = snow::Builder::new(params())
+        .local_private_key(&b.key.private)
+        .unwrap()
+        .prologue(&prologue(DTLS_A, DTLS_B))
+        .unwrap()
+        .build_responder()
+        .unwrap();
+    let mut i = Handshake::initiator(&a.key, DTLS_A, DTLS_B).unwrap();
+    let mut buf = vec![0u8; MAX_FRAME];
+    legacy.read_message(&i.write().unwrap(), &mut buf).unwrap();
+    let n = legacy.write_message(&b.key.cert, &mut buf).unwrap();
+    i.read(&buf[..n]).unwrap();
+    i.write().unwrap();
+    assert_eq!(i.remote_fingerprint(), Some(b.id.fingerprint()));
+    assert_eq!(
+        i.finish().err(),
+        Some(SessionError::Incompatible {
+            ours: WireVersion::CURRENT,
+            theirs: WireVersion::UNVERSIONED
+        })
+    );
 }

@@ -10,13 +10,13 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use super::Shared;
 use super::guard::{Guard, Verdict};
 use super::registry::{ConnId, Credentials, Handle};
+use super::{IpSlot, Shared};
 use crate::signaling::protocol::{Message, MessageType};
 
 /// Outbound frames buffered per socket before the client counts as too slow and is dropped.
-const OUTBOX_CAPACITY: usize = 256;
+pub(super) const OUTBOX_CAPACITY: usize = 256;
 /// How long a closing socket may take to finish the close handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -30,8 +30,9 @@ enum End {
     Killed,
 }
 
-/// Serves one upgraded socket until it closes.
-pub(super) async fn run(socket: WebSocket, shared: Arc<Shared>, creds: Credentials) {
+/// Serves one upgraded socket until it closes; its address's `slot` is freed with it.
+pub(super) async fn run(socket: WebSocket, shared: Arc<Shared>, creds: Credentials, slot: IpSlot) {
+    let _slot = slot;
     let _live = shared.track_connection();
     let conn = shared.next_conn_id();
     let (handle, rx) = Handle::new(conn, OUTBOX_CAPACITY);

@@ -2,11 +2,12 @@
 //! `GET {path}` (server info), `GET {path}{key}/id` (a fresh id), `GET {path}{key}/peers`
 //! (discovery, always refused) and the WebSocket at `{path}peerjs`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -90,15 +91,24 @@ async fn new_id(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
+/// Body of the 429 that refuses a WebSocket beyond the per-address cap.
+pub(super) const TOO_MANY_CONNECTIONS: &str = "Too many connections from this address";
+
 async fn upgrade(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let Some(slot) = shared.admit(remote.ip()) else {
+        tracing::debug!(%remote, "refused a WebSocket over the per-address cap");
+        let body = TOO_MANY_CONNECTIONS.to_owned();
+        return cors(StatusCode::TOO_MANY_REQUESTS, "text/plain", body);
+    };
     let creds = Credentials::from_query(query.as_deref().unwrap_or_default());
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| conn::run(socket, shared, creds))
+        .on_upgrade(move |socket| conn::run(socket, shared, creds, slot))
 }
 
 /// A random (version 4) UUID in its usual lowercase text form, or None if the OS RNG fails.

@@ -4,11 +4,14 @@
 //! The protocol decisions live in the sans-IO [`registry`]; [`guard`] rate-limits and counts
 //! bad frames per socket; [`conn`] drives one WebSocket and [`http`] holds the routes. Beyond
 //! the reference it bounds frames, queues and outbound buffers, rate-limits clients, answers
-//! bad frames with ERROR, and sends OPEN again when a socket re-attaches with the same token.
+//! bad frames with ERROR, sends OPEN again when a socket re-attaches with the same token, caps
+//! the WebSockets per client address ([`per_ip`]; HTTP 429 beyond the cap) and compares tokens
+//! in constant time.
 
 mod conn;
 mod guard;
 mod http;
+mod per_ip;
 mod registry;
 #[cfg(test)]
 mod tests;
@@ -23,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use per_ip::PerIp;
 use registry::{Limits, Registry};
 
 /// Messages queued per absent id.
@@ -31,6 +35,12 @@ const QUEUE_LEN: usize = 64;
 const QUEUED_IDS: usize = 4096;
 /// Bytes of queued frames, all ids together.
 const QUEUED_BYTES: usize = 32 << 20;
+/// Default of [`ServerConfig::max_conns_per_ip`]. Phones behind one carrier-grade NAT share an
+/// address and a node keeps several registrations (its persistent ID, plus a discovery ID and
+/// maybe a router level per namespace; up to five namespaces in stadium mode), so the cap is
+/// far above one device's need; a single address still cannot take more than a small share of
+/// the default `concurrent_limit`.
+pub const DEFAULT_MAX_CONNS_PER_IP: usize = 256;
 /// Shortest pause between housekeeping passes.
 const MIN_TICK: Duration = Duration::from_millis(10);
 /// How long `shutdown` waits for the HTTP server and the sockets to wind down.
@@ -57,6 +67,9 @@ pub struct ServerConfig {
     pub max_msgs_per_sec: u32,
     /// Frames a socket may send in a burst.
     pub burst: u32,
+    /// Most WebSockets open at once from one address (IPv6: one /64); more get HTTP 429 at the
+    /// upgrade. 0 disables the cap. Loopback is not exempt.
+    pub max_conns_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +84,7 @@ impl Default for ServerConfig {
             concurrent_limit: 5000,
             max_msgs_per_sec: 100,
             burst: 200,
+            max_conns_per_ip: DEFAULT_MAX_CONNS_PER_IP,
         }
     }
 }
@@ -82,6 +96,8 @@ struct Shared {
     next_conn: AtomicU64,
     /// Number of live socket drivers.
     live: watch::Sender<usize>,
+    /// WebSockets per client address.
+    per_ip: Mutex<PerIp>,
 }
 
 impl Shared {
@@ -95,10 +111,27 @@ impl Shared {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Counts a WebSocket from `ip` until the returned slot drops; `None` if the address is at
+    /// its cap.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        per_ip.acquire(ip).then(|| IpSlot(Arc::clone(self), ip))
+    }
+
     /// Counts a socket driver as live until the returned guard drops.
     fn track_connection(self: &Arc<Self>) -> LiveGuard {
         self.live.send_modify(|n| *n += 1);
         LiveGuard(Arc::clone(self))
+    }
+}
+
+/// One WebSocket counted against its address's cap.
+struct IpSlot(Arc<Shared>, IpAddr);
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut per_ip = self.0.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        per_ip.release(self.1);
     }
 }
 
@@ -140,8 +173,10 @@ impl EmbeddedServer {
             queued_ids: QUEUED_IDS,
             queued_bytes: QUEUED_BYTES,
         };
+        let per_ip = Mutex::new(PerIp::new(config.max_conns_per_ip));
         let shared = Arc::new(Shared {
             config,
+            per_ip,
             registry: Mutex::new(Registry::new(limits)),
             next_conn: AtomicU64::new(0),
             live: watch::Sender::new(0),
@@ -159,6 +194,7 @@ impl EmbeddedServer {
                     tracing::debug!("cannot set TCP_NODELAY: {e}");
                 }
             });
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await

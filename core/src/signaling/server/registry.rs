@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage};
+use subtle::ConstantTimeEq;
 use tokio::sync::{Notify, mpsc};
 
 use crate::signaling::protocol::{MAX_ID_LEN, Message, MessageType, is_valid_id};
@@ -202,7 +203,7 @@ impl Registry {
         let (Some(id), Some(token), Some(key)) = (&creds.id, &creds.token, &creds.key) else {
             return Err(Refusal::MissingParams);
         };
-        if *key != self.limits.key {
+        if !secrets_match(key, &self.limits.key) {
             return Err(Refusal::InvalidKey);
         }
         if !is_valid_id(id) || token.len() > MAX_ID_LEN {
@@ -210,7 +211,7 @@ impl Registry {
         }
         let full = self.clients.len() >= self.limits.concurrent_limit;
         match self.clients.get_mut(id) {
-            Some(client) if client.token != *token => return Err(Refusal::IdTaken),
+            Some(client) if !secrets_match(&client.token, token) => return Err(Refusal::IdTaken),
             Some(client) => {
                 let old = std::mem::replace(&mut client.handle, handle);
                 client.last_seen = now;
@@ -378,6 +379,13 @@ impl Registry {
     }
 }
 
+/// Compares a presented secret (token, key) with the expected one in time that does not depend
+/// on where they differ, so a client cannot guess a registered ID's token byte by byte. Only
+/// the length may leak.
+fn secrets_match(presented: &str, expected: &str) -> bool {
+    presented.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
 /// `{"type":"EXPIRE","src":absent,"dst":sender}`.
 fn expire(absent: &str, sender: &str) -> Message {
     Message {
@@ -482,6 +490,15 @@ mod tests {
             Credentials::from_query("%%%&&==&%ff=%fe"),
             Credentials::default()
         );
+    }
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(secrets_match("token-123", "token-123"));
+        assert!(secrets_match("", ""));
+        for other in ["token-124", "Token-123", "token-12", "token-1234", ""] {
+            assert!(!secrets_match(other, "token-123"), "{other}");
+        }
     }
 
     #[test]

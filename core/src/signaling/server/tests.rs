@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use futures_util::future::join_all;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -11,7 +12,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-use super::http::HARD_FRAME_LIMIT;
+use super::conn::OUTBOX_CAPACITY;
+use super::http::{HARD_FRAME_LIMIT, TOO_MANY_CONNECTIONS};
 use super::{EmbeddedServer, ServerConfig};
 use crate::signaling::protocol::{MAX_FRAME_BYTES, Message, MessageType};
 
@@ -281,6 +283,47 @@ async fn concurrent_limit_is_enforced() {
 }
 
 #[tokio::test]
+async fn connections_per_address_are_capped_with_429() {
+    let srv = start(ServerConfig {
+        max_conns_per_ip: 3,
+        ..Default::default()
+    })
+    .await;
+    let mut a = join(&srv, "a", "t").await;
+    let _b = join(&srv, "b", "t").await;
+    // A refused registration holds its slot while its socket lives, like any other.
+    let mut thief = open(&srv, "key=peerjs&id=a&token=other").await;
+    let url = format!("{}peerjs?key=peerjs&id=c&token=t", srv.url());
+    match connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 429);
+            let body = resp.body().as_deref().unwrap_or_default();
+            assert_eq!(String::from_utf8_lossy(body), TOO_MANY_CONNECTIONS);
+        }
+        other => panic!("expected HTTP 429, got {other:?}"),
+    }
+    assert_eq!(srv.client_count(), 2);
+    // Plain HTTP is not counted: the id route still answers.
+    assert_eq!(http_get(srv.local_addr(), "/peerjs/id").await.0, 200);
+
+    // A closed socket frees its slot.
+    recv(&mut thief).await;
+    expect_closed(&mut thief).await;
+    a.close(None).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut c = loop {
+        match connect_async(&url).await {
+            Ok((ws, _)) => break ws,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("slots were not freed: {e}"),
+        }
+    };
+    assert_eq!(recv(&mut c).await, Message::new(MessageType::Open));
+}
+
+#[tokio::test]
 async fn relay_rewrites_src_and_keeps_the_payload() {
     let srv = server().await;
     let mut a = join(&srv, "abc", "t").await;
@@ -534,7 +577,11 @@ async fn flooding_is_rate_limited_then_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_connections_all_open() {
-    let srv = server().await;
+    let srv = start(ServerConfig {
+        max_conns_per_ip: 0,
+        ..Default::default()
+    })
+    .await;
     let mut sockets = Vec::new();
     for batch in 0..10 {
         let joins = (0..100).map(|i| {
@@ -558,6 +605,14 @@ async fn a_thousand_connections_all_open() {
     }
 }
 
+/// The largest value of a `min default max` line in `/proc/sys/net/ipv4`, 8 MiB if unknown.
+fn tcp_buffer_max(name: &str) -> usize {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+        .ok()
+        .and_then(|s| s.split_whitespace().last()?.parse().ok())
+        .unwrap_or(8 << 20)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_dropped_alone() {
     let srv = start(ServerConfig {
@@ -569,18 +624,27 @@ async fn a_client_that_stops_reading_is_dropped_alone() {
     let mut fast = join(&srv, "fast", "t").await;
     let offer = Message::to(MessageType::Offer, "slow", Some(json!("x".repeat(60_000))));
     let frame = WsMessage::text(offer.to_text());
-    for _ in 0..1000 {
-        send_raw(&mut fast, frame.clone()).await;
-    }
+    // What the server holds for "slow" is bounded by its outbox; besides that, frames can only
+    // sit in the kernel buffers of the two loopback connections (at most their autotuned
+    // maxima, each way).
+    let kernel = 2 * (tcp_buffer_max("tcp_rmem") + tcp_buffer_max("tcp_wmem"));
+    let bound = OUTBOX_CAPACITY + kernel / offer.to_text().len() + 8;
     // Once the outbox of "slow" overflows it is dropped and the sender hears LEAVE from it.
-    loop {
-        let msg = recv(&mut fast).await;
-        if msg.kind == MessageType::Leave {
-            assert_eq!(msg, relayed(MessageType::Leave, "slow", "fast", None));
-            break;
+    let mut sent = 0;
+    let leave = loop {
+        assert!(
+            sent < bound,
+            "not dropped after {sent} frames (bound {bound})"
+        );
+        send_raw(&mut fast, frame.clone()).await;
+        sent += 1;
+        if let Some(Some(Ok(WsMessage::Text(t)))) = fast.next().now_or_never() {
+            break Message::parse(t.as_str()).unwrap();
         }
-        assert_eq!(msg.kind, MessageType::Expire, "{msg:?}");
-    }
+    };
+    assert_eq!(leave, relayed(MessageType::Leave, "slow", "fast", None));
+    assert!(sent > OUTBOX_CAPACITY, "{sent}");
+    assert_eq!(srv.client_count(), 1);
     still_serving(&srv).await;
 }
 
