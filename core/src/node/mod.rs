@@ -43,6 +43,8 @@ mod rendezvous;
 #[cfg(test)]
 mod rendezvous_tests;
 #[cfg(test)]
+mod stadium_tests;
+#[cfg(test)]
 mod tests;
 
 pub use crate::chat::store::{Conversation, Status as MessageStatus};
