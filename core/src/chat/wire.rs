@@ -111,6 +111,9 @@ pub enum Frame {
         /// The ping's nonce.
         nonce: u64,
     },
+    /// Our presence secret, for contacts we trust at level 2 or more: from it they recognise
+    /// our pseudonymous records in stadium mode (decision 0010).
+    PresenceSecret([u8; 32]),
     /// Opaque application data.
     Data(Vec<u8>),
     /// The peer refused something we sent.
@@ -193,6 +196,7 @@ mod tag {
     pub const PONG: u8 = 8;
     pub const DATA: u8 = 9;
     pub const ERROR: u8 = 10;
+    pub const PRESENCE_SECRET: u8 = 11;
     pub const FILE_RESUME: u8 = 20;
     pub const FILE_CHUNK: u8 = 21;
     pub const FILE_ACK: u8 = 22;
@@ -223,6 +227,7 @@ impl Frame {
             Frame::Ack { seq, resync } => w.u8(tag::ACK).u64(*seq).u8(u8::from(*resync)),
             Frame::Read { seq } => w.u8(tag::READ).u64(*seq),
             Frame::Ping { nonce } => w.u8(tag::PING).u64(*nonce),
+            Frame::PresenceSecret(s) => w.u8(tag::PRESENCE_SECRET).raw(s),
             Frame::Pong { nonce } => w.u8(tag::PONG).u64(*nonce),
             Frame::Data(d) => w.u8(tag::DATA).bytes(d),
             Frame::Error { code, text } => w.u8(tag::ERROR).u8(*code as u8).str(text),
@@ -295,6 +300,7 @@ impl Frame {
             },
             tag::READ => Frame::Read { seq: r.u64()? },
             tag::PING => Frame::Ping { nonce: r.u64()? },
+            tag::PRESENCE_SECRET => Frame::PresenceSecret(r.array()?),
             tag::PONG => Frame::Pong { nonce: r.u64()? },
             tag::DATA => Frame::Data(r.bytes(MAX_DATA, "data")?.to_vec()),
             tag::ERROR => Frame::Error {
@@ -358,6 +364,7 @@ mod tests {
             },
             Frame::Read { seq: 3 },
             Frame::Ping { nonce: 5 },
+            Frame::PresenceSecret([9; 32]),
             Frame::Pong { nonce: 5 },
             Frame::Data(vec![0; MAX_DATA]),
             Frame::Error {

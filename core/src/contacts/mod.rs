@@ -366,6 +366,42 @@ pub fn trust_of(conn: &Connection, fp: &Fingerprint) -> Result<Option<Trust>, Co
     Ok(get(conn, fp)?.map(|c| c.trust))
 }
 
+/// Stores the presence secret a contact shared with us (stadium pseudonyms, decision 0010).
+/// Returns whether `fp` is a contact (a stranger's secret is not kept).
+pub fn set_presence_secret(
+    conn: &Connection,
+    fp: &Fingerprint,
+    secret: &[u8; 32],
+) -> Result<bool, ContactError> {
+    let n = conn.execute(
+        "UPDATE contacts SET presence_secret = ?2 WHERE fingerprint = ?1",
+        rusqlite::params![fp.to_hex(), secret.as_slice()],
+    )?;
+    Ok(n == 1)
+}
+
+/// The presence secrets of contacts we trust at `min` or more, with their fingerprints.
+pub fn presence_secrets(
+    conn: &Connection,
+    min: Trust,
+) -> Result<Vec<(Fingerprint, [u8; 32])>, ContactError> {
+    let mut st = conn.prepare_cached(
+        "SELECT fingerprint, presence_secret FROM contacts
+         WHERE presence_secret IS NOT NULL AND trust >= ?1",
+    )?;
+    let rows = st.query_map([min as i64], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = vec![];
+    for row in rows {
+        let (fp, secret) = row?;
+        if let (Ok(fp), Ok(secret)) = (fp.parse::<Fingerprint>(), <[u8; 32]>::try_from(secret)) {
+            out.push((fp, secret));
+        }
+    }
+    Ok(out)
+}
+
 /// Records a request (incoming from a stranger, or outgoing from us). A blocked key's request
 /// is refused and nothing is stored; a request from an existing contact is refused as invalid.
 pub fn add_request(

@@ -6,6 +6,7 @@ pub mod geo;
 pub mod msg;
 pub mod namespace;
 pub mod presence;
+pub mod pseudonym;
 pub mod public_ip;
 pub mod sim;
 #[cfg(test)]

@@ -79,6 +79,7 @@ impl Inner {
                 this.replan_rendezvous();
                 let name = lock(&this.display_name).clone().unwrap_or_default();
                 let _ = link.send(&Frame::Accept { name }).await;
+                this.share_presence_secret(link, t).await;
                 if let Ok(seq) = this.db(move |c| chat::read_mark(c, &fp)).await
                     && seq > 0
                 {
@@ -324,6 +325,7 @@ impl Inner {
                     let _ = w.send(());
                 }
             }
+            Frame::PresenceSecret(secret) if contact => this.on_presence_secret(fp, secret).await,
             Frame::Data(data) if trust.is_some_and(|t| t.allows(Capability::Message)) => {
                 this.received(&link.peer, data);
             }

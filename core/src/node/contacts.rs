@@ -126,6 +126,7 @@ impl Node {
     pub async fn set_trust(&self, fingerprint: &str, trust: Trust) -> Result<(), NodeError> {
         let fp = parse_fp(fingerprint)?;
         let now = unix_ms();
+        let before = self.inner.db(move |c| contacts::trust_of(c, &fp)).await?;
         self.inner
             .db(move |c| match contacts::set_trust(c, &fp, trust) {
                 Err(contacts::ContactError::NotFound) if trust == Trust::Blocked => {
@@ -147,6 +148,9 @@ impl Node {
                 l.close().await;
             }
         }
+        self.inner
+            .presence_trust_changed(fp, before, Some(trust))
+            .await;
         Ok(())
     }
 
@@ -161,6 +165,9 @@ impl Node {
     /// Removes a contact (its conversation stays).
     pub async fn remove_contact(&self, fingerprint: &str) -> Result<(), NodeError> {
         let fp = parse_fp(fingerprint)?;
-        self.inner.db(move |c| contacts::remove(c, &fp)).await
+        let before = self.inner.db(move |c| contacts::trust_of(c, &fp)).await?;
+        self.inner.db(move |c| contacts::remove(c, &fp)).await?;
+        self.inner.presence_trust_changed(fp, before, None).await;
+        Ok(())
     }
 }

@@ -9,12 +9,14 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::platform::{LocationFix, LocationSink, LocationUpdate};
-use super::{Inner, Node, NodeError, NodeEvent, lock};
+use super::{Inner, Node, NodeError, NodeEvent, lock, unix_ms};
 use crate::discovery::driver::{NamespaceHandle, NsSetup};
 use crate::discovery::geo::{self, CellTracker, GeoPoint, TrackerConfig};
 use crate::discovery::namespace::{NsEvent, PeerInfo, RoleKind};
 use crate::discovery::presence::GeoStamp;
+use crate::discovery::pseudonym;
 use crate::discovery::public_ip;
+use crate::identity::{Fingerprint, Identity};
 use crate::store::settings;
 
 /// Settings key of the joined custom namespaces (a JSON array of names).
@@ -76,6 +78,11 @@ pub(super) struct DiscoveryState {
 }
 
 struct Stadium {
+    /// The key that signs our records in every cell of this session (decision 0010).
+    pseudonym: Arc<Identity>,
+    /// The UTC day it belongs to.
+    day: u32,
+    tracker_config: TrackerConfig,
     tracker: CellTracker,
     cells: BTreeMap<String, NamespaceHandle>,
     position: Option<LocationFix>,
@@ -153,15 +160,23 @@ impl Inner {
         }
     }
 
-    /// Starts a namespace task and forwards its events as node events named `label`.
+    /// Starts a namespace task and forwards its events as node events named `label`. A stadium
+    /// cell passes the session's pseudonym (our records there are signed with it, and peers
+    /// are shown by their pseudonyms unless we recognise a trusted contact behind one).
     fn spawn_namespace(
         self: &Arc<Self>,
         prefix: String,
         label: String,
         geo: Option<GeoStamp>,
+        pseudonym: Option<(Arc<Identity>, u32)>,
     ) -> Result<NamespaceHandle, NodeError> {
-        let handle = NamespaceHandle::spawn(self.ns_setup(prefix, geo, Vec::new()))
-            .map_err(|e| NodeError::Signaling(e.to_string()))?;
+        let mut setup = self.ns_setup(prefix, geo, Vec::new());
+        let day = pseudonym.as_ref().map(|(_, d)| *d);
+        if let Some((id, _)) = pseudonym {
+            setup.identity = id;
+        }
+        let handle =
+            NamespaceHandle::spawn(setup).map_err(|e| NodeError::Signaling(e.to_string()))?;
         let mut events = handle.subscribe();
         let weak = Arc::downgrade(self);
         let task = tokio::spawn(async move {
@@ -171,14 +186,19 @@ impl Inner {
                 let event = match ev {
                     NsEvent::PeerSeen(p) => {
                         let here = inner.stadium_position();
-                        NodeEvent::NamespacePeer {
-                            namespace,
-                            peer: to_peer(p, here),
+                        let fp = p.fingerprint;
+                        let mut peer = to_peer(p, here);
+                        if let Some(day) = day {
+                            inner.reveal(&mut peer, &fp, day);
                         }
+                        NodeEvent::NamespacePeer { namespace, peer }
                     }
                     NsEvent::PeerGone(fp) => NodeEvent::NamespacePeerGone {
                         namespace,
-                        fingerprint: fp.to_hex(),
+                        fingerprint: day
+                            .and_then(|d| inner.pseudonyms.recognise(&fp, d))
+                            .unwrap_or(fp)
+                            .to_hex(),
                     },
                     NsEvent::Role(r) => NodeEvent::NamespaceRole {
                         namespace,
@@ -194,6 +214,38 @@ impl Inner {
         });
         lock(&self.tasks).push(task.abort_handle());
         Ok(handle)
+    }
+
+    /// Shows a trusted contact behind a stadium pseudonym by its real fingerprint; strangers
+    /// stay pseudonyms.
+    fn reveal(&self, peer: &mut DiscoveredPeer, pseudonym: &Fingerprint, day: u32) {
+        if let Some(real) = self.pseudonyms.recognise(pseudonym, day) {
+            peer.fingerprint = real.to_hex();
+            peer.short = real.short();
+        }
+    }
+
+    /// Our presence secret changed: the cells we are in are left and joined again under the
+    /// new pseudonym (the old one stays known to whoever held the old secret).
+    pub(super) fn renew_stadium_pseudonym(self: &Arc<Self>) {
+        let (leaving, position) = {
+            let mut state = lock(&self.discovery);
+            let Some(st) = state.stadium.as_mut() else {
+                return;
+            };
+            st.day = pseudonym::day_of(unix_ms());
+            st.pseudonym = self.pseudonyms.ours(st.day);
+            st.tracker = CellTracker::new(st.tracker_config);
+            (std::mem::take(&mut st.cells), st.position.take())
+        };
+        tokio::spawn(async move {
+            for h in leaving.into_values() {
+                h.leave().await;
+            }
+        });
+        if let Some(fix) = position {
+            self.apply_fix(fix);
+        }
     }
 
     fn stadium_position(&self) -> Option<GeoPoint> {
@@ -232,7 +284,9 @@ impl Inner {
             }
             for cell in change.join {
                 let prefix = format!("peerns2-geo-{cell}");
-                match self.spawn_namespace(prefix, format!("geo-{cell}"), Some(stamp(fix))) {
+                let pseudonym = Some((st.pseudonym.clone(), st.day));
+                let label = format!("geo-{cell}");
+                match self.spawn_namespace(prefix, label, Some(stamp(fix)), pseudonym) {
                     Ok(h) => {
                         st.cells.insert(cell, h);
                     }
@@ -334,6 +388,7 @@ impl Node {
                 public_ip::namespace_prefix(ip),
                 LOCAL_NETWORK.into(),
                 None,
+                None,
             )?;
             state.local.replace((ip, h))
         };
@@ -419,9 +474,12 @@ impl Node {
         let slug = slugify(name)?;
         let mut state = lock(&self.inner.discovery);
         if !state.custom.contains_key(&slug) {
-            let h = self
-                .inner
-                .spawn_namespace(format!("peerns2-ns-{slug}"), slug.clone(), None)?;
+            let h = self.inner.spawn_namespace(
+                format!("peerns2-ns-{slug}"),
+                slug.clone(),
+                None,
+                None,
+            )?;
             state.custom.insert(slug.clone(), h);
         }
         Ok(slug)
@@ -490,7 +548,11 @@ impl Node {
             let task = tokio::spawn(follow_location(Arc::downgrade(&self.inner), rx));
             task.abort_handle()
         });
+        let day = pseudonym::day_of(unix_ms());
         state.stadium = Some(Stadium {
+            pseudonym: self.inner.pseudonyms.ours(day),
+            day,
+            tracker_config: tracker,
             tracker: CellTracker::new(tracker),
             cells: BTreeMap::new(),
             position: None,
@@ -535,18 +597,20 @@ impl Node {
 
     /// Everyone stadium mode sees, de-duplicated across cells, nearest first.
     pub async fn nearby(&self) -> Vec<DiscoveredPeer> {
-        let (queries, here) = {
+        let (queries, here, day) = {
             let state = lock(&self.inner.discovery);
             let Some(st) = state.stadium.as_ref() else {
                 return vec![];
             };
             let queries: Vec<_> = st.cells.values().map(|h| h.peers()).collect();
-            (queries, st.position.and_then(point))
+            (queries, st.position.and_then(point), st.day)
         };
         let mut merged: BTreeMap<String, DiscoveredPeer> = BTreeMap::new();
         for q in queries {
             for p in q.await.map(|(_, peers)| peers).unwrap_or_default() {
-                let p = to_peer(p, here);
+                let fp = p.fingerprint;
+                let mut p = to_peer(p, here);
+                self.inner.reveal(&mut p, &fp, day);
                 merged.entry(p.fingerprint.clone()).or_insert(p);
             }
         }

@@ -39,6 +39,7 @@ mod discovery;
 mod files;
 mod link;
 pub mod platform;
+mod pseudonyms;
 mod rendezvous;
 #[cfg(test)]
 mod rendezvous_tests;
@@ -369,6 +370,8 @@ struct Inner {
     verify_cache: Arc<VerifyCache>,
     /// Joined namespaces and stadium mode.
     discovery: Mutex<discovery::DiscoveryState>,
+    /// Our stadium pseudonyms and the contacts we recognise behind theirs.
+    pseudonyms: pseudonyms::Pseudonyms,
     /// The app is in the background (slower heartbeats).
     background: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -483,6 +486,7 @@ impl Node {
 
         let files_dir = config.profile_dir.join("files");
         let max_file = store.call(|c| files::load_max_file(c)).await?;
+        let pseudonyms = pseudonyms::Pseudonyms::load(&store).await?;
         let static_key = match StaticKey::generate(&identity) {
             Ok(k) => k,
             Err(e) => {
@@ -521,6 +525,7 @@ impl Node {
             ns_config: config.discovery,
             verify_cache: Arc::new(VerifyCache::default()),
             discovery: Mutex::new(discovery::DiscoveryState::default()),
+            pseudonyms,
             background: std::sync::atomic::AtomicBool::new(false),
             tasks: Mutex::new(vec![]),
         });

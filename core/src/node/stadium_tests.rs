@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::platform::LocationFix;
-use super::tests::{config, server};
+use super::tests::{befriend, config, server, until};
 use super::*;
 use crate::discovery::presence::GeoStamp;
 
@@ -104,5 +104,105 @@ async fn coordinates_are_never_written_to_the_profile() {
                 path.display()
             );
         }
+    }
+}
+
+fn fix(latitude: f64) -> LocationFix {
+    LocationFix {
+        latitude,
+        longitude: 2.294_481,
+        accuracy_m: 5.0,
+    }
+}
+
+/// Review item 2 and the stadium privacy: records in a cell are signed by a pseudonym,
+/// so a stranger sees a key that is not our identity (and changes with the day and with our
+/// secret), while a contact we trust at level 2 recognises us and is shown by its real
+/// fingerprint; when that trust is withdrawn, our secret is replaced and the old contact no
+/// longer recognises us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_see_pseudonyms_and_trusted_contacts_see_each_other() {
+    let server = server().await;
+    let url = server.url();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = vec![];
+    for (d, name) in dirs.iter().zip(["ada", "bob", "cyd"]) {
+        nodes.push(
+            Node::start(config(d.path(), &url, Some(name)))
+                .await
+                .unwrap(),
+        );
+    }
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    befriend(a, b).await;
+    let (fa, fb, fc) = (
+        a.identity().fingerprint,
+        b.identity().fingerprint,
+        c.identity().fingerprint,
+    );
+    let day = crate::discovery::pseudonym::day_of(super::unix_ms());
+    let ada_then = a.inner.pseudonyms.ours(day).fingerprint();
+    let bob_then = b.inner.pseudonyms.ours(day).fingerprint();
+    assert_ne!(ada_then.to_hex(), fa);
+    // Both hold each other at level 2 and exchanged their secrets in the session.
+    until(10, "the presence secrets", async || {
+        a.inner
+            .pseudonyms
+            .recognise(&bob_then, day)
+            .map(|f| f.to_hex())
+            == Some(fb.clone())
+            && b.inner
+                .pseudonyms
+                .recognise(&ada_then, day)
+                .map(|f| f.to_hex())
+                == Some(fa.clone())
+    })
+    .await;
+    for (i, node) in nodes.iter().enumerate() {
+        node.start_stadium(Default::default()).unwrap();
+        node.set_location(fix(48.858_37 + i as f64 * 0.000_03))
+            .unwrap();
+    }
+    until(20, "everyone nearby", async || {
+        a.nearby().await.len() == 2 && b.nearby().await.len() == 2 && c.nearby().await.len() == 2
+    })
+    .await;
+    let shown =
+        |v: Vec<DiscoveredPeer>| -> Vec<String> { v.into_iter().map(|p| p.fingerprint).collect() };
+    let (near_a, near_b, near_c) = (
+        shown(a.nearby().await),
+        shown(b.nearby().await),
+        shown(c.nearby().await),
+    );
+    assert!(near_a.contains(&fb), "ada recognises bob: {near_a:?}");
+    assert!(near_b.contains(&fa), "bob recognises ada: {near_b:?}");
+    assert!(
+        !near_a.contains(&fc) && !near_b.contains(&fc),
+        "cyd is a stranger"
+    );
+    for real in [&fa, &fb] {
+        assert!(
+            !near_c.contains(real),
+            "the stranger saw an identity: {near_c:?}"
+        );
+    }
+    assert!(near_c.contains(&ada_then.to_hex()) && near_c.contains(&bob_then.to_hex()));
+    // Ada withdraws bob's level 2: her secret is replaced, and bob cannot name her new
+    // pseudonym (he never receives the new secret).
+    a.set_trust(&fb, Trust::Known).await.unwrap();
+    let ada_now = a.inner.pseudonyms.ours(day).fingerprint();
+    assert_ne!(ada_now, ada_then);
+    assert_eq!(b.inner.pseudonyms.recognise(&ada_now, day), None);
+    // And ada no longer reveals bob (level 1 does not see presence).
+    assert_eq!(a.inner.pseudonyms.recognise(&bob_then, day), None);
+    // Her stadium cells now carry the new pseudonym: bob sees a stranger there.
+    until(20, "ada's new pseudonym nearby", async || {
+        let near = shown(b.nearby().await);
+        near.contains(&ada_now.to_hex()) && !near.contains(&fa)
+    })
+    .await;
+    for n in &nodes {
+        n.stop_stadium().await;
+        n.stop().await;
     }
 }

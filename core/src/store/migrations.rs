@@ -119,6 +119,12 @@ const MIGRATIONS: &[&str] = &[
            OR NOT EXISTS (SELECT 1 FROM messages m WHERE m.conv = files.conv
                           AND m.outgoing = 0 AND m.kind = 4 AND m.id = files.id));
 ",
+    // Stadium pseudonyms (decision 0010): the presence secret a contact shared with us, from
+    // which we recognise its pseudonymous records nearby.
+    "
+    ALTER TABLE contacts ADD COLUMN presence_secret BLOB NULL
+        CHECK (presence_secret IS NULL OR length(presence_secret) = 32);
+",
 ];
 
 /// Schema version this build creates and understands.
