@@ -763,13 +763,9 @@ async fn claim_persistent(
         require_auth: true,
         ..transport.clone()
     };
-    let (transport, incoming) = Transport::start(
-        signaling.clone(),
-        reg,
-        peer_id.to_owned(),
-        transport,
-    )
-    .map_err(|e| Claim::Failed(e.into()))?;
+    let (transport, incoming) =
+        Transport::start(signaling.clone(), reg, peer_id.to_owned(), transport)
+            .map_err(|e| Claim::Failed(e.into()))?;
     let claimed = loop {
         match sig_events.recv().await {
             Some(SignalingEvent::Claim { reg: r, result, .. }) if r == reg => break result,

@@ -486,7 +486,9 @@ impl Task {
         let remote = RTCSessionDescription::offer(offer.sdp.sdp.clone()).map_err(webrtc_err)?;
         let remote_dtls = dtls_fingerprint(&offer.sdp.sdp);
         if remote_dtls.is_empty() {
-            return Err(TransportError::Protocol("offer without a DTLS fingerprint".into()));
+            return Err(TransportError::Protocol(
+                "offer without a DTLS fingerprint".into(),
+            ));
         }
         let mut inherited_reply = None;
         if is_native(&offer.metadata) {

@@ -71,7 +71,10 @@ async fn messages_are_small_until_authenticated_then_exactly_from_there() {
     let mut theirs = accept(&mut incoming).await;
     // The first chunk of the big message is refused (the reader then waits for a `recv()`).
     let (_, got) = tokio::join!(conn.send(&big), recv(&mut theirs));
-    assert!(matches!(got, Some(Err(CodecError::TooBig { limit: 4096, .. }))));
+    assert!(matches!(
+        got,
+        Some(Err(CodecError::TooBig { limit: 4096, .. }))
+    ));
     let raw = stranger
         .connect("guard-b", ConnectOptions::native())
         .await
@@ -116,14 +119,20 @@ async fn unauthenticated_connections_close_at_the_deadline_from_the_offer() {
         .unwrap();
     let mut friend_theirs = accept(&mut incoming).await;
     friend_theirs.authenticated();
-    assert!(recv(&mut idle_theirs).await.is_none(), "closed at the deadline");
+    assert!(
+        recv(&mut idle_theirs).await.is_none(),
+        "closed at the deadline"
+    );
     let closed_after = before_offer.elapsed();
     assert!(
         closed_after >= Duration::from_millis(1500) && closed_after < Duration::from_secs(5),
         "closed {closed_after:?} after the offer"
     );
     let mut idle_ours = idle;
-    assert!(recv(&mut idle_ours).await.is_none(), "the stranger sees the close");
+    assert!(
+        recv(&mut idle_ours).await.is_none(),
+        "the stranger sees the close"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     friend.send(&Payload::Bytes(vec![5; 50_000])).await.unwrap();
     assert_eq!(
