@@ -17,7 +17,10 @@ use crate::identity::Fingerprint;
 use crate::session::{Handshake, Session, SessionError, WireVersion};
 use crate::transport::{DataConnection, DataSender, Payload};
 
-/// How long the handshake may take once the connection is open.
+/// How long the handshake may take once the connection is open. An incoming connection also
+/// has the transport's deadline from its OFFER (`TransportConfig::accept_timeout`): the
+/// persistent ID's transport runs with `require_auth`, so it closes a connection that is not
+/// [authenticated](DataConnection::authenticated) by then.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a dialer that found the peer incompatible waits for the peer to read our last
 /// handshake message (and close) before closing itself.
@@ -219,6 +222,8 @@ pub(crate) async fn establish(
         conn.close().await;
         return Err(format!("{peer} is blocked"));
     }
+    // Lifts the pre-handshake message limit and frees the transport's pending slot.
+    conn.authenticated();
     let sender = conn.sender();
     let (out_tx, out_rx) = mpsc::channel(WRITE_QUEUE);
     let link = Arc::new(Link {

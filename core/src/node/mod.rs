@@ -780,13 +780,14 @@ async fn claim_persistent(
         Claim::Failed(NodeError::Signaling(e.to_string()))
     };
     let reg = signaling.register(peer_id, &token).map_err(sig_err)?;
-    let (transport, incoming) = Transport::start(
-        signaling.clone(),
-        reg,
-        peer_id.to_owned(),
-        transport.clone(),
-    )
-    .map_err(|e| Claim::Failed(e.into()))?;
+    // Every connection of the persistent ID runs the Noise handshake (`link::establish`).
+    let transport = TransportConfig {
+        require_auth: true,
+        ..transport.clone()
+    };
+    let (transport, incoming) =
+        Transport::start(signaling.clone(), reg, peer_id.to_owned(), transport)
+            .map_err(|e| Claim::Failed(e.into()))?;
     let claimed = loop {
         match sig_events.recv().await {
             Some(SignalingEvent::Claim { reg: r, result, .. }) if r == reg => break result,

@@ -207,6 +207,12 @@ impl Reassembler {
         }
     }
 
+    /// Changes the limits; messages in progress that break new ones are dropped as the next
+    /// frames arrive.
+    pub fn set_limits(&mut self, limits: ReassemblyLimits) {
+        self.limits = limits;
+    }
+
     /// Takes one received, unpacked frame. Returns non-chunk frames (including close requests,
     /// see [`is_close`]) unchanged, `None` while a chunked message is incomplete, and the
     /// unpacked message when its last chunk arrives.

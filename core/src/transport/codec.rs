@@ -54,6 +54,8 @@ pub struct Codec {
     serialization: Serialization,
     next_chunk_id: u32,
     reassembler: Reassembler,
+    /// A lower bound on received frames and messages than the default (before authentication).
+    limit: Option<usize>,
 }
 
 impl Codec {
@@ -63,7 +65,22 @@ impl Codec {
             serialization,
             next_chunk_id: 0,
             reassembler: Reassembler::new(ReassemblyLimits::default()),
+            limit: None,
         }
+    }
+
+    /// Received frames and reassembled messages larger than `limit` bytes are refused (and
+    /// at most one chunked message is in progress); `None` restores the defaults
+    /// ([`MAX_FRAME`], [`ReassemblyLimits::default`]).
+    pub fn set_limit(&mut self, limit: Option<usize>) {
+        self.limit = limit;
+        self.reassembler.set_limits(match limit {
+            Some(max) => ReassemblyLimits {
+                max_message_size: max,
+                max_partials: 1,
+            },
+            None => ReassemblyLimits::default(),
+        });
     }
 
     /// Encodes one message into the frames to send, in order.
@@ -119,10 +136,11 @@ impl Codec {
     /// Decodes one received frame: `Ok(None)` while a chunked message is incomplete (or for a
     /// PeerJS close request, see [`Codec::is_close_request`]).
     pub fn decode(&mut self, frame: &[u8]) -> Result<Option<Payload>, CodecError> {
-        if frame.len() > MAX_FRAME {
+        let limit = self.limit.map_or(MAX_FRAME, |l| l.min(MAX_FRAME));
+        if frame.len() > limit {
             return Err(CodecError::TooBig {
                 size: frame.len(),
-                limit: MAX_FRAME,
+                limit,
             });
         }
         let malformed = |e: &dyn std::fmt::Display| CodecError::Malformed(e.to_string());
@@ -221,6 +239,44 @@ mod tests {
         ));
         let big = Payload::Json(json!("x".repeat(MAX_JSON_MESSAGE)));
         assert!(matches!(c.encode(&big), Err(CodecError::TooBig { .. })));
+    }
+
+    #[test]
+    fn a_limit_bounds_frames_and_reassembly_until_lifted() {
+        let small = Payload::Bytes(vec![4; 100]);
+        for (ser, big) in [
+            (Serialization::Raw, Payload::Bytes(vec![3; MAX_RAW_MESSAGE])),
+            (Serialization::Binary, Payload::Bytes(vec![3; 40_000])),
+        ] {
+            let (mut tx, mut rx) = (Codec::new(ser), Codec::new(ser));
+            rx.set_limit(Some(4096));
+            for f in tx.encode(&big).unwrap() {
+                assert!(
+                    matches!(rx.decode(&f), Err(CodecError::TooBig { limit: 4096, .. })),
+                    "{ser:?}"
+                );
+            }
+            for f in tx.encode(&small).unwrap() {
+                assert_eq!(rx.decode(&f).unwrap(), Some(small.clone()), "{ser:?}");
+            }
+            rx.set_limit(None);
+            let mut out = None;
+            for f in tx.encode(&big).unwrap() {
+                out = rx.decode(&f).unwrap();
+            }
+            assert_eq!(out, Some(big), "{ser:?}");
+        }
+        // Small chunks that announce more than the limit are refused before they are kept.
+        let mut rx = Codec::new(Serialization::Binary);
+        rx.set_limit(Some(4096));
+        let key = |k: &str| PackValue::Str(k.to_owned());
+        let chunk = pack(&PackValue::Map(vec![
+            (key("__peerData"), PackValue::Int(1)),
+            (key("n"), PackValue::Int(0)),
+            (key("data"), PackValue::Bin(vec![0; 1000])),
+            (key("total"), PackValue::Int(4000)),
+        ]));
+        assert!(matches!(rx.decode(&chunk), Err(CodecError::Malformed(_))));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Transport settings: ICE servers, relay policy, candidate scope, timeouts, back-pressure.
+//! Transport settings: ICE servers, relay policy, candidate scope, timeouts, back-pressure, and
+//! the bounds on incoming connections from strangers (pending caps, deadline, pre-auth limit).
 
 use std::time::Duration;
 
@@ -49,6 +50,27 @@ pub struct TransportConfig {
     pub send_buffer_limit: usize,
     /// Received messages buffered per connection before reading from the peer pauses.
     pub inbound_queue: usize,
+    /// Most incoming connections pending at once: from their OFFER until their channel is
+    /// open (with `require_auth`, until [`authenticated`]). Further OFFERs are dropped before
+    /// any WebRTC work is done.
+    ///
+    /// [`authenticated`]: super::DataConnection::authenticated
+    pub max_pending: usize,
+    /// Most pending incoming connections from one remote PeerJS ID.
+    pub max_pending_per_peer: usize,
+    /// Deadline from an incoming OFFER until the connection is open (with `require_auth`,
+    /// authenticated); a connection still pending then is closed.
+    pub accept_timeout: Duration,
+    /// Connections stay pending after they open until the layer above calls
+    /// [`authenticated`]; until then each accepts messages of at most
+    /// `pre_auth_max_message` bytes and is read one message per `recv()`.
+    ///
+    /// [`authenticated`]: super::DataConnection::authenticated
+    pub require_auth: bool,
+    /// Largest frame and reassembled message before [`authenticated`] (`require_auth` only).
+    ///
+    /// [`authenticated`]: super::DataConnection::authenticated
+    pub pre_auth_max_message: usize,
 }
 
 impl Default for TransportConfig {
@@ -60,6 +82,11 @@ impl Default for TransportConfig {
             connect_timeout: Duration::from_secs(10),
             send_buffer_limit: 64 * 1024,
             inbound_queue: 256,
+            max_pending: 64,
+            max_pending_per_peer: 4,
+            accept_timeout: Duration::from_secs(10),
+            require_auth: false,
+            pre_auth_max_message: 4096,
         }
     }
 }

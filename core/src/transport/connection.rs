@@ -1,13 +1,18 @@
 //! A PeerJS-compatible data connection: send with back-pressure, receive size-bounded decoded
 //! messages, close. Dropping every handle closes the underlying peer connection (webrtc-rs keeps
 //! a connection and its sockets alive until `close()` is called).
+//!
+//! With `TransportConfig::require_auth` a connection starts gated: frames and messages are
+//! limited to `pre_auth_max_message` bytes and the reader decodes a message only when `recv()`
+//! asks for one, so nothing is read ahead under the small limit. [`DataConnection::authenticated`]
+//! lifts both at an exact message boundary.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::BytesMut;
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, Notify, mpsc};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::PeerConnection;
 
@@ -72,8 +77,19 @@ pub fn dtls_fingerprint(sdp: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The pre-authentication state a gated connection's handle and reader share.
+#[derive(Default)]
+struct Gate {
+    /// `authenticated()` was called.
+    released: AtomicBool,
+    /// Wakes the reader: a `recv()` wants a message, or the gate was released.
+    wake: Notify,
+}
+
 pub(super) struct Shared {
     pub info: ConnectionInfo,
+    gate: Option<Arc<Gate>>,
+    events: mpsc::UnboundedSender<ReaderEvent>,
     /// The other end's DTLS fingerprint: from the offer (incoming) or the answer (outgoing).
     remote_dtls: std::sync::OnceLock<String>,
     pc: Arc<dyn PeerConnection>,
@@ -192,7 +208,28 @@ impl DataConnection {
     /// The next message, an error for a bad frame (the connection stays usable), or `None`
     /// once the connection is closed.
     pub async fn recv(&mut self) -> Option<Result<Payload, CodecError>> {
+        if let Some(gate) = &self.sender.shared.gate
+            && !gate.released.load(Ordering::SeqCst)
+        {
+            gate.wake.notify_one();
+        }
         self.inbound.recv().await
+    }
+
+    /// The layer above has authenticated the peer (`TransportConfig::require_auth`): lifts the
+    /// pre-authentication message limit from the next message on and frees the connection's
+    /// slot among pending incoming connections (ending its deadline). Idempotent; a no-op
+    /// without `require_auth`.
+    pub fn authenticated(&self) {
+        let shared = &self.sender.shared;
+        if let Some(gate) = &shared.gate
+            && !gate.released.swap(true, Ordering::SeqCst)
+        {
+            gate.wake.notify_one();
+            let _ = shared.events.send(ReaderEvent::Authenticated(
+                shared.info.connection_id.clone(),
+            ));
+        }
     }
 
     /// Closes the connection.
@@ -201,34 +238,43 @@ impl DataConnection {
     }
 }
 
-/// Messages the reader passes to the transport.
+/// Messages the reader (and `authenticated()`) pass to the transport.
 pub(super) enum ReaderEvent {
     Open(String),
     Closed(String),
+    Authenticated(String),
 }
 
 /// Wires up a data channel: starts its reader and returns the connection handle. `events`
-/// learns when the channel opens and when it ends.
+/// learns when the channel opens, when it ends and when it is authenticated. With
+/// `pre_auth_limit` the connection starts gated (see the module documentation).
 pub(super) fn attach(
     info: ConnectionInfo,
     pc: Arc<dyn PeerConnection>,
     dc: Arc<dyn DataChannel>,
     inbound_queue: usize,
+    pre_auth_limit: Option<usize>,
     events: mpsc::UnboundedSender<ReaderEvent>,
     closed_tx: mpsc::UnboundedSender<String>,
 ) -> DataConnection {
     let (tx, inbound) = mpsc::channel(inbound_queue);
     let cid = info.connection_id.clone();
+    let gate = pre_auth_limit.map(|_| Arc::new(Gate::default()));
+    let mut codec = Codec::new(info.serialization);
+    codec.set_limit(pre_auth_limit);
     tokio::spawn(read_loop(
         cid,
         dc.clone(),
-        Codec::new(info.serialization),
+        codec,
+        gate.clone(),
         tx,
-        events,
+        events.clone(),
     ));
     let encoder = Mutex::new(Codec::new(info.serialization));
     let shared = Arc::new(Shared {
         info,
+        gate,
+        events,
         remote_dtls: std::sync::OnceLock::new(),
         pc,
         dc,
@@ -246,15 +292,30 @@ async fn read_loop(
     cid: String,
     dc: Arc<dyn DataChannel>,
     mut codec: Codec,
+    mut gate: Option<Arc<Gate>>,
     tx: mpsc::Sender<Result<Payload, CodecError>>,
     events: mpsc::UnboundedSender<ReaderEvent>,
 ) {
+    // Gated: whether a `recv()` asked for the message being decoded.
+    let mut asked = false;
     while let Some(ev) = dc.poll().await {
         match ev {
             DataChannelEvent::OnOpen => {
                 let _ = events.send(ReaderEvent::Open(cid.clone()));
             }
             DataChannelEvent::OnMessage(m) => {
+                if let Some(g) = &gate {
+                    if !asked && !g.released.load(Ordering::SeqCst) {
+                        tokio::select! {
+                            () = g.wake.notified() => asked = true,
+                            () = tx.closed() => break,
+                        }
+                    }
+                    if g.released.load(Ordering::SeqCst) {
+                        codec.set_limit(None);
+                        gate = None;
+                    }
+                }
                 let item = match codec.decode(&m.data) {
                     Ok(Some(p)) => Ok(p),
                     Ok(None) => continue,
@@ -267,6 +328,7 @@ async fn read_loop(
                 if tx.send(item).await.is_err() {
                     break; // nobody reads this connection any more
                 }
+                asked = false;
             }
             DataChannelEvent::OnClose => break,
             _ => {}

@@ -1,9 +1,15 @@
 //! The transport task: turns `connect()` calls and PeerJS signaling frames (OFFER / ANSWER /
 //! CANDIDATE / LEAVE / EXPIRE) into webrtc-rs peer connections and data channels, exactly as
 //! peerjs 1.5.5 negotiates them, so browsers and native nodes interoperate.
+//!
+//! Incoming connections are bounded before any WebRTC work ([`super::admission`]): at most
+//! `max_pending` pending at once and `max_pending_per_peer` per remote ID, each closed if it is
+//! not open (with `require_auth`, authenticated) `accept_timeout` after its OFFER. Remote
+//! candidates are capped per connection, and candidates for unknown connections are dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -12,6 +18,7 @@ use webrtc::peer_connection::{
     PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription,
 };
 
+use super::admission::Admission;
 use super::config::TransportConfig;
 use super::connection::{
     ConnectionInfo, DataConnection, ReaderEvent, TransportError, attach, dtls_fingerprint,
@@ -29,6 +36,8 @@ use crate::signaling::protocol::{Message, MessageType};
 pub const NATIVE_MARKER: &str = "peerns";
 /// Version of the native connection protocol announced in the metadata.
 pub const NATIVE_VERSION: u64 = 1;
+/// Remote ICE candidates taken per connection; more are ignored (a browser sends a handful).
+pub const MAX_REMOTE_CANDIDATES: usize = 32;
 
 /// How to open a data connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +168,11 @@ impl Transport {
             signaling,
             reg,
             local_id,
+            admission: Admission::new(
+                config.max_pending,
+                config.max_pending_per_peer,
+                config.accept_timeout,
+            ),
             config,
             entries: HashMap::new(),
             incoming: incoming_tx,
@@ -201,6 +215,8 @@ struct Task {
     reg: RegId,
     local_id: String,
     config: TransportConfig,
+    /// Slots and deadlines of pending incoming connections.
+    admission: Admission,
     entries: HashMap<String, Entry>,
     incoming: mpsc::UnboundedSender<DataConnection>,
     pc_tx: mpsc::UnboundedSender<PcEvent>,
@@ -223,6 +239,13 @@ impl Task {
     ) {
         let (timeout_tx, mut timeout_rx) = mpsc::unbounded_channel::<String>();
         loop {
+            let deadline = self.admission.next_deadline();
+            let expiry = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 cmd = cmd_rx.recv() => match cmd {
                     Some(Command::Connect { peer, opts, reply }) => {
@@ -253,7 +276,16 @@ impl Task {
                 Some(ev) = reader_rx.recv() => match ev {
                     ReaderEvent::Open(cid) => self.opened(&cid),
                     ReaderEvent::Closed(cid) => self.gone(&cid),
+                    ReaderEvent::Authenticated(cid) => {
+                        self.admission.release(&cid);
+                    }
                 },
+                () = expiry => {
+                    for cid in self.admission.expired(Instant::now()) {
+                        tracing::debug!(%cid, "incoming connection not ready in time; closed");
+                        self.fail(&cid, TransportError::Closed).await;
+                    }
+                }
                 Some(cid) = closed_rx.recv() => self.gone(&cid),
                 Some(cid) = timeout_rx.recv() => {
                     let timed_out = self.entries.get(&cid).filter(|e| e.reply.is_some()).map(|e| {
@@ -356,11 +388,16 @@ impl Task {
         pc: Arc<dyn PeerConnection>,
         dc: Arc<dyn DataChannel>,
     ) -> DataConnection {
+        let pre_auth = self
+            .config
+            .require_auth
+            .then_some(self.config.pre_auth_max_message);
         attach(
             info,
             pc,
             dc,
             self.config.inbound_queue,
+            pre_auth,
             self.reader_tx.clone(),
             self.closed_tx.clone(),
         )
@@ -401,7 +438,8 @@ impl Task {
             _ => Ok(()),
         };
         if let Err(e) = result {
-            tracing::warn!(peer = %src, kind = ?msg.kind, error = %e, "signaling frame refused");
+            // Debug, not warn: a stranger decides how many of these there are.
+            tracing::debug!(peer = %src, kind = ?msg.kind, error = %e, "signaling frame refused");
         }
     }
 
@@ -424,6 +462,33 @@ impl Task {
                 return Ok(());
             }
             return Err(TransportError::Protocol("duplicate connection id".into()));
+        }
+        // Before anything is built: a refused OFFER costs a parse and a count.
+        let cid = offer.connection_id.clone();
+        self.admission
+            .admit(&cid, &peer, Instant::now())
+            .map_err(|e| TransportError::Protocol(e.to_string()))?;
+        let result = self.accept_offer(peer, offer).await;
+        if result.is_err() || !self.entries.contains_key(&cid) {
+            self.admission.release(&cid); // refused, or glare kept our own offer
+        }
+        result
+    }
+
+    /// Answers an admitted OFFER (`offer` holds its slot).
+    async fn accept_offer(
+        &mut self,
+        peer: String,
+        offer: OfferPayload,
+    ) -> Result<(), TransportError> {
+        let serialization = offer.serialization.unwrap_or(Serialization::Binary);
+        // A description that does not parse, or has no DTLS fingerprint, costs no peer connection.
+        let remote = RTCSessionDescription::offer(offer.sdp.sdp.clone()).map_err(webrtc_err)?;
+        let remote_dtls = dtls_fingerprint(&offer.sdp.sdp);
+        if remote_dtls.is_empty() {
+            return Err(TransportError::Protocol(
+                "offer without a DTLS fingerprint".into(),
+            ));
         }
         let mut inherited_reply = None;
         if is_native(&offer.metadata) {
@@ -476,7 +541,6 @@ impl Task {
         let pc = new_peer_connection(&self.config, &cid, self.pc_tx.clone())
             .await
             .map_err(webrtc_err)?;
-        let remote = RTCSessionDescription::offer(offer.sdp.sdp.clone()).map_err(webrtc_err)?;
         let setup = async {
             pc.set_remote_description(remote).await?;
             let answer = pc.create_answer(None).await?;
@@ -499,7 +563,6 @@ impl Task {
             local_dtls: dtls_fingerprint(&answer.sdp),
             outgoing: false,
         };
-        let remote_dtls = dtls_fingerprint(&offer.sdp.sdp);
         let mut entry = Entry::new(info, pc, &answer.sdp, false);
         entry.reply = inherited_reply;
         entry.remote_dtls = Some(remote_dtls);
@@ -560,6 +623,9 @@ impl Task {
         }
         if c.candidate.candidate.is_empty() {
             return Ok(()); // end of candidates
+        }
+        if e.remote_candidates >= MAX_REMOTE_CANDIDATES {
+            return Err(TransportError::Protocol("too many candidates".into()));
         }
         let init = RTCIceCandidateInit {
             candidate: c.candidate.candidate,
@@ -652,6 +718,9 @@ impl Task {
         };
         let Some(conn) = e.conn.take() else { return };
         e.pc = None; // the connection handle owns it now
+        if !self.config.require_auth {
+            self.admission.release(cid);
+        }
         match e.reply.take() {
             Some(reply) => {
                 if let Err(Ok(conn)) = reply.send(Ok(conn)) {
@@ -668,6 +737,7 @@ impl Task {
     /// Ends a connection, pending or open: a waiting caller gets `err`, and the peer
     /// connection is closed, which also ends an open connection's reader and so its `recv()`.
     async fn fail(&mut self, cid: &str, err: TransportError) {
+        self.admission.release(cid);
         let Some(mut e) = self.entries.remove(cid) else {
             return;
         };
@@ -684,6 +754,7 @@ impl Task {
     /// never send LEAVE for one connection (LEAVE drops every connection to the peer), and
     /// neither do we: the DTLS/SCTP close tells the peer.
     fn gone(&mut self, cid: &str) {
+        self.admission.release(cid);
         if let Some(e) = self.entries.remove(cid)
             && let Some(reply) = e.reply
         {

@@ -4,8 +4,10 @@
 //! - [`payload`]: OFFER / ANSWER / CANDIDATE payload shapes and bounds.
 //! - [`codec`], [`binarypack`], [`chunking`]: the `raw`, `json` and `binary` serializations.
 //! - [`connection`]: a data connection (send with back-pressure, bounded receive, close).
-//! - [`driver`]: the task that negotiates connections; [`config`]: ICE and limits.
+//! - [`driver`]: the task that negotiates connections; [`config`]: ICE and limits;
+//!   [`admission`]: caps and deadlines of pending incoming connections.
 
+pub mod admission;
 pub mod binarypack;
 pub mod chunking;
 pub mod codec;
@@ -21,3 +23,6 @@ pub use connection::{
     ConnectionInfo, DataConnection, DataSender, TransportError, dtls_fingerprint,
 };
 pub use driver::{ConnectOptions, Transport};
+
+#[cfg(test)]
+mod guard_tests;
