@@ -389,7 +389,7 @@ impl PeernsNode {
                     .map(|c| {
                         let conversation = c.conv.to_hex();
                         Conversation {
-                            online: node.is_online(&conversation),
+                            online: node.is_connected(&conversation),
                             conversation,
                             last: c.last.map(Into::into),
                             unread: c.unread,
@@ -416,7 +416,7 @@ impl PeernsNode {
 
     /// Whether a link to contact `conversation` is open.
     pub fn is_online(&self, conversation: String) -> Result<bool, PeernsError> {
-        Ok(self.running()?.is_online(&conversation))
+        Ok(self.running()?.is_connected(&conversation))
     }
 
     /// Fingerprints of the contacts being looked for at a rendezvous now.

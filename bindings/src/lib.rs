@@ -146,7 +146,8 @@ impl From<NodeError> for PeernsError {
             | NodeError::NotConnected(_)
             | NodeError::Discovery(_)
             | NodeError::Session(_) => Self::Network { msg },
-            NodeError::NotAllowed(_) | NodeError::Contact(ContactError::Blocked) => {
+            NodeError::NotAllowed(_)
+            | NodeError::Contact(ContactError::Blocked | ContactError::Full) => {
                 Self::NotAllowed { msg }
             }
             NodeError::KeyMismatch { .. } => Self::KeyMismatch { msg },
@@ -458,8 +459,8 @@ pub enum NodeEvent {
     },
     /// A contact sent raw data (data from others is refused).
     DataReceived {
-        /// The remote PeerJS ID.
-        peer: String,
+        /// The contact's fingerprint.
+        fingerprint: String,
         /// The message.
         data: Vec<u8>,
     },
@@ -558,7 +559,9 @@ impl From<node::NodeEvent> for NodeEvent {
                 ok,
                 outgoing,
             },
-            node::NodeEvent::DataReceived { peer, data } => Self::DataReceived { peer, data },
+            node::NodeEvent::DataReceived { fingerprint, data } => {
+                Self::DataReceived { fingerprint, data }
+            }
             node::NodeEvent::NamespacePeer { namespace, peer } => Self::NamespacePeer {
                 namespace,
                 peer: peer.into(),
@@ -777,17 +780,18 @@ impl PeernsNode {
         }
     }
 
-    /// Opens a data connection to `peer` (or reuses the open one).
-    pub async fn connect(&self, peer: String) -> Result<(), PeernsError> {
+    /// Opens an authenticated link to the contact with this `fingerprint` at its known route
+    /// (or reuses the open one); `KeyMismatch` if someone else now holds that route.
+    pub async fn connect(&self, fingerprint: String) -> Result<(), PeernsError> {
         let node = self.running()?;
-        Ok(on_runtime(async move { node.connect(&peer).await }).await??)
+        Ok(on_runtime(async move { node.connect(&fingerprint).await }).await??)
     }
 
-    /// Sends raw `data` to `peer` over the open link (the peer drops it unless we are its
-    /// contact).
-    pub async fn send(&self, peer: String, data: Vec<u8>) -> Result<(), PeernsError> {
+    /// Sends raw `data` to the contact with this `fingerprint` over its open link (the contact
+    /// drops it unless we are its contact too).
+    pub async fn send(&self, fingerprint: String, data: Vec<u8>) -> Result<(), PeernsError> {
         let node = self.running()?;
-        Ok(on_runtime(async move { node.send(&peer, data).await }).await??)
+        Ok(on_runtime(async move { node.send(&fingerprint, data).await }).await??)
     }
 
     /// The platform's default network changed (Android `NetworkCallback`, iOS

@@ -14,6 +14,7 @@ pub mod node;
 pub mod session;
 pub mod signaling;
 pub mod store;
+pub mod text;
 pub mod transport;
 
 /// Version of the core library.

@@ -23,6 +23,7 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.first
@@ -76,8 +77,8 @@ private class Collector<T>(scope: CoroutineScope, flow: Flow<T>) {
             ?: throw AssertionError("timed out; collected: ${items.value}")
 }
 
-private fun dataFrom(events: List<NodeEvent>, peer: String) =
-    events.filterIsInstance<NodeEvent.DataReceived>().filter { it.peer == peer }.map { it.data.decodeToString() }
+private fun dataFrom(events: List<NodeEvent>, fingerprint: String) =
+    events.filterIsInstance<NodeEvent.DataReceived>().filter { it.fingerprint == fingerprint }.map { it.data.decodeToString() }
 
 /** A asks B through B's share link, B accepts: contacts both ways (raw data needs that). */
 private suspend fun makeContacts(scope: CoroutineScope, a: Peerns, b: Peerns) {
@@ -172,36 +173,39 @@ class NodeTest {
 
             val ea = Collector(this, a.events)
 
-            // Not connected yet: a coarse, typed error.
-            assertFailsWith<PeernsException.Network> { a.send(idb.peerId, "too early".encodeToByteArray()) }
-
-            // Connected but not a contact: B drops A's data without a word.
-            a.connect(idb.peerId)
-            a.send(idb.peerId, "from a stranger".encodeToByteArray())
+            // Peers are addressed by fingerprint. Not connected yet: a coarse, typed error;
+            // not a contact: no route to dial.
+            assertFailsWith<PeernsException.Network> { a.send(idb.fingerprint, "too early".encodeToByteArray()) }
+            assertFailsWith<PeernsException.NotAllowed> { a.connect(idb.fingerprint) }
+            assertFailsWith<PeernsException.InvalidInput> { a.connect(idb.peerId) }
             makeContacts(this, a, b)
+            a.connect(idb.fingerprint)
 
             val msgs = (0 until 10).map { "a->b $it" }
-            for (m in msgs) a.send(idb.peerId, m.encodeToByteArray())
-            val events = eb.await { dataFrom(it, ida.peerId).size == 10 }
-            assertEquals(msgs, dataFrom(events, ida.peerId))
+            for (m in msgs) a.send(idb.fingerprint, m.encodeToByteArray())
+            val events = eb.await { dataFrom(it, ida.fingerprint).size == 10 }
+            assertEquals(msgs, dataFrom(events, ida.fingerprint))
             val connected = events.indexOfFirst { it is NodeEvent.PeerConnected }
             val firstData = events.indexOfFirst { it is NodeEvent.DataReceived }
             assertTrue(connected in 0 until firstData, events.toString())
             assertEquals(NodeEvent.PeerConnected(ida.peerId, ida.fingerprint), events[connected])
 
             // B answers over the same connection.
-            b.connect(ida.peerId)
-            for (m in listOf("pong 1", "pong 2")) b.send(ida.peerId, m.encodeToByteArray())
-            val back = ea.await { dataFrom(it, idb.peerId).size == 2 }
-            assertEquals(listOf("pong 1", "pong 2"), dataFrom(back, idb.peerId))
+            b.connect(ida.fingerprint)
+            for (m in listOf("pong 1", "pong 2")) b.send(ida.fingerprint, m.encodeToByteArray())
+            val back = ea.await { dataFrom(it, idb.fingerprint).size == 2 }
+            assertEquals(listOf("pong 1", "pong 2"), dataFrom(back, idb.fingerprint))
             assertContains(back, NodeEvent.PeerConnected(idb.peerId, idb.fingerprint))
 
             // Cancelling one collector leaves the others subscribed.
             val ea2 = Collector(this, a.events)
             ea.job.cancelAndJoin()
-            b.send(ida.peerId, "after cancel".encodeToByteArray())
-            assertEquals(listOf("after cancel"), dataFrom(ea2.await { dataFrom(it, idb.peerId).isNotEmpty() }, idb.peerId))
-            assertEquals(2, dataFrom(ea.items.value, idb.peerId).size)
+            b.send(ida.fingerprint, "after cancel".encodeToByteArray())
+            assertEquals(
+                listOf("after cancel"),
+                dataFrom(ea2.await { dataFrom(it, idb.fingerprint).isNotEmpty() }, idb.fingerprint),
+            )
+            assertEquals(2, dataFrom(ea.items.value, idb.fingerprint).size)
             assertTrue(notes.posted.value.isEmpty(), "raw data raises no notification")
 
             b.networkChanged(NetworkKind.WIFI)
@@ -209,7 +213,7 @@ class NodeTest {
             stopAll(a, b)
         }
         assertIs<SignalingState.Offline>(a.signalingState())
-        assertFailsWith<PeernsException.Closed> { a.connect(idb.peerId) }
+        assertFailsWith<PeernsException.Closed> { a.connect(idb.fingerprint) }
         assertFailsWith<PeernsException.Closed> { b.networkChanged(NetworkKind.NONE) }
         // Stopping through the wrapper completes its flows.
         withTimeout(5.seconds) { eb.job.join() }
@@ -226,8 +230,8 @@ class NodeTest {
             val sa = Collector(this, a.status)
             assertEquals(NodeStatus(SignalingState.Connected), sa.await { it.isNotEmpty() }.first())
             val idb = b.identity()
-            a.connect(idb.peerId)
-            sa.await { it.last().peers == setOf(idb.peerId) }
+            makeContacts(this, a, b)
+            sa.await { it.last().peers == setOf(idb.fingerprint) }
 
             // B leaves: its connection closes and A's status drops it.
             b.stop()
@@ -251,20 +255,22 @@ class NodeTest {
         val b = Peerns(config(db))
         val gone = Peerns(config(dc))
         startAll(a, b, gone)
-        val ghost = gone.identity().peerId
+        val ghost = gone.identity().fingerprint
+        makeContacts(this, a, gone)
         gone.stop()
         try {
-            // Nobody answers for a peer that left: cancelling the pending call works and
+            // Nobody answers for a contact that left: cancelling the pending call works and
             // leaves the node usable.
+            withTimeout(10.seconds) { while (a.isOnline(ghost)) delay(20) }
             assertNull(withTimeoutOrNull(300.milliseconds) { a.connect(ghost) })
 
             val idb = b.identity()
             makeContacts(this, a, b)
             val eb = Collector(this, b.events)
             val msgs = (0 until 20).map { "concurrent $it" }
-            msgs.map { m -> async { a.send(idb.peerId, m.encodeToByteArray()) } }.awaitAll()
-            val events = eb.await { dataFrom(it, a.identity().peerId).size == msgs.size }
-            assertEquals(msgs.toSet(), dataFrom(events, a.identity().peerId).toSet())
+            msgs.map { m -> async { a.send(idb.fingerprint, m.encodeToByteArray()) } }.awaitAll()
+            val events = eb.await { dataFrom(it, a.identity().fingerprint).size == msgs.size }
+            assertEquals(msgs.toSet(), dataFrom(events, a.identity().fingerprint).toSet())
         } finally {
             stopAll(a, b)
         }

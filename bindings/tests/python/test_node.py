@@ -38,8 +38,8 @@ class Listener(p.EventListener):
         raise AssertionError(f"timed out; events: {self.snapshot()!r}")
 
 
-def data_from(events, peer):
-    return [e.data for e in events if e.is_data_received() and e.peer == peer]
+def data_from(events, fingerprint):
+    return [e.data for e in events if e.is_data_received() and e.fingerprint == fingerprint]
 
 
 def config(dir, name=None, url=URL, ice=()):
@@ -131,20 +131,22 @@ def test_two_nodes_exchange_bytes():
                 la, lb = Listener(), Listener()
                 sa, sb = a.subscribe(la), b.subscribe(lb)
 
-                # Not connected yet: a coarse, typed error.
+                # Peers are addressed by fingerprint. Not connected yet: a coarse, typed error;
+                # not a contact: no route to dial.
                 with pytest.raises(p.PeernsError.Network):
-                    await a.send(idb.peer_id, b"too early")
-
-                # Connected but not a contact: B drops A's data without a word.
-                await a.connect(idb.peer_id)
-                await a.send(idb.peer_id, b"from a stranger")
+                    await a.send(idb.fingerprint, b"too early")
+                with pytest.raises(p.PeernsError.NotAllowed):
+                    await a.connect(idb.fingerprint)
+                with pytest.raises(p.PeernsError.InvalidInput):
+                    await a.connect(idb.peer_id)
                 await make_contacts(a, la, b, lb)
+                await a.connect(idb.fingerprint)
 
                 msgs = [f"a->b {i}".encode() for i in range(10)]
                 for m in msgs:
-                    await a.send(idb.peer_id, m)
-                events = await lb.wait_for(lambda ev: len(data_from(ev, ida.peer_id)) == 10)
-                assert data_from(events, ida.peer_id) == msgs
+                    await a.send(idb.fingerprint, m)
+                events = await lb.wait_for(lambda ev: len(data_from(ev, ida.fingerprint)) == 10)
+                assert data_from(events, ida.fingerprint) == msgs
                 connected = [i for i, e in enumerate(events) if e.is_peer_connected()]
                 first_data = next(i for i, e in enumerate(events) if e.is_data_received())
                 assert connected and connected[0] < first_data
@@ -152,11 +154,11 @@ def test_two_nodes_exchange_bytes():
                 assert events[connected[0]].fingerprint == ida.fingerprint
 
                 # B answers over the same connection.
-                await b.connect(ida.peer_id)
+                await b.connect(ida.fingerprint)
                 for m in (b"pong 1", b"pong 2"):
-                    await b.send(ida.peer_id, m)
-                events = await la.wait_for(lambda ev: len(data_from(ev, idb.peer_id)) == 2)
-                assert data_from(events, idb.peer_id) == [b"pong 1", b"pong 2"]
+                    await b.send(ida.fingerprint, m)
+                events = await la.wait_for(lambda ev: len(data_from(ev, idb.fingerprint)) == 2)
+                assert data_from(events, idb.fingerprint) == [b"pong 1", b"pong 2"]
                 assert of_kind(events, "peer_connected", peer=idb.peer_id, fingerprint=idb.fingerprint)
 
                 sa.cancel()
@@ -165,7 +167,7 @@ def test_two_nodes_exchange_bytes():
                 await asyncio.gather(a.stop(), b.stop())
             assert a.signaling_state().is_offline()
             with pytest.raises(p.PeernsError.Closed):
-                await a.connect(idb.peer_id)
+                await a.connect(idb.fingerprint)
             del sb
 
     asyncio.run(main())
@@ -279,7 +281,8 @@ def test_contacts_and_chat():
 
             # Request and accept.
             req = await a.request_contact(b.share_link())
-            assert (req.fingerprint, req.name, req.peer_id) == (fb, "bob", idb.peer_id)
+            # B shows no name to a stranger: the short fingerprint until B's accept brings it.
+            assert (req.fingerprint, req.name, req.peer_id) == (fb, idb.short, idb.peer_id)
             assert req.outgoing and not req.later and req.created_ms > 0
             assert [r.fingerprint for r in await a.requests()] == [fb]
             [ev] = of_kind(await lb.wait_for(lambda ev: of_kind(ev, "contact_request")), "contact_request")

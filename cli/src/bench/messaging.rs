@@ -78,7 +78,7 @@ async fn messages(
 /// `total` bytes of session data from `a` to `b`; MB/s until `b` has all of it.
 async fn session_data(
     a: &Node,
-    pb: &str,
+    fb: &str,
     eb: &mut UnboundedReceiver<NodeEvent>,
     total: usize,
 ) -> Result<f64> {
@@ -86,7 +86,7 @@ async fn session_data(
     let t0 = Instant::now();
     let mut got = 0usize;
     for _ in 0..total / BLOCK {
-        a.send(pb, block.clone()).await?;
+        a.send(fb, block.clone()).await?;
         while let Ok(ev) = eb.try_recv() {
             if let NodeEvent::DataReceived { data, .. } = ev {
                 got += data.len();
@@ -145,10 +145,9 @@ pub async fn run(json_out: bool, count: usize, megabytes: usize, rounds: usize) 
     .await?;
     drop(ea);
     let fb = b.identity().fingerprint;
-    let pb = b.identity().peer_id;
     // Known contacts are enough for messages and data.
     b.set_trust(&fa, Trust::Known).await?;
-    a.connect(&pb).await?;
+    a.connect(&fb).await?;
 
     let sink = transport_sink(&url).await?;
     let total = (megabytes << 20) / BLOCK * BLOCK;
@@ -160,7 +159,7 @@ pub async fn run(json_out: bool, count: usize, megabytes: usize, rounds: usize) 
         let (m, s) = messages(&a, &fb, &mut eb, count).await?;
         msgs.push(m);
         stored.push(s);
-        data.push(session_data(&a, &pb, &mut eb, total).await?);
+        data.push(session_data(&a, &fb, &mut eb, total).await?);
         let (mb_s, prep_ms) = file(&a, &fb, &mut eb, &src, total).await?;
         files.push(mb_s);
         prep.push(prep_ms);

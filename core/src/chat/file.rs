@@ -38,21 +38,10 @@ pub struct Manifest {
     pub chunk_size: u32,
 }
 
-/// The last path component of `name`, without control characters, at most 255 bytes;
-/// `file` when nothing is left.
+/// `name` made safe as a file name ([`crate::text::file_name`]): what our manifests carry, and
+/// what a peer's manifest must already be (one that is not is refused when decoded).
 pub fn clean_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let mut out: String = base
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>()
-        .trim()
-        .trim_start_matches('.')
-        .to_owned();
-    while out.len() > MAX_NAME {
-        out.pop();
-    }
-    if out.is_empty() { "file".into() } else { out }
+    crate::text::file_name(name)
 }
 
 impl Manifest {

@@ -381,7 +381,9 @@ pub fn outbox(
         "SELECT seq, id, kind, target, sent_ms, body FROM messages
          WHERE conv = ?1 AND outgoing = 1 AND seq >= ?2 AND failed = 0 ORDER BY seq LIMIT ?3",
     )?;
-    let rows = st.query_map(params![conv.to_hex(), from_seq as i64, limit as i64], |r| {
+    // A seq beyond what SQLite holds (a peer's resync can name any) is past every op.
+    let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
+    let rows = st.query_map(params![conv.to_hex(), from, limit as i64], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, Vec<u8>>(1)?,

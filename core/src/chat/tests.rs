@@ -195,3 +195,28 @@ fn the_outbox_survives_a_restart_and_refusals_fail_it() {
             .is_empty()
     );
 }
+
+/// Peers may name any seq: the largest ones neither wrap into old ops nor move any counter.
+#[test]
+fn huge_seqs_from_a_peer_are_harmless() {
+    let (a, b) = (side(), side());
+    for i in 1..=3 {
+        with(&a, |c| {
+            enqueue(c, &a.me, &b.me, OpKind::Text, None, b"m", i)
+        });
+    }
+    for from in [u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) + 1] {
+        assert!(
+            with(&a, |c| outbox(c, &a.me, &b.me, from, 100)).is_empty(),
+            "outbox from {from}"
+        );
+    }
+    // Acknowledged or read beyond what was sent: clamped to our last op.
+    assert_eq!(with(&a, |c| acknowledge(c, &b.me, u64::MAX)), Some((1, 3)));
+    assert_eq!(with(&a, |c| peer_read(c, &b.me, u64::MAX)), Some(3));
+    // An op numbered u64::MAX is a gap, not stored.
+    let mut ops = with(&a, |c| outbox(c, &a.me, &b.me, 1, 1));
+    ops[0].seq = u64::MAX;
+    let r = with(&b, |c| receive(c, &a.me, &ops, 5));
+    assert_eq!((r.new.len(), r.ack, r.resync), (0, 0, true));
+}

@@ -1,9 +1,11 @@
 //! Frames inside an authenticated session (after the Noise handshake): contact requests,
 //! messages and their acknowledgements, ping, raw app data and file transfer. Every frame is
 //! bounded and decoded strictly; the sender of a frame is always the session's verified
-//! identity, never a field of the frame.
+//! identity, never a field of the frame. Names and error texts are sanitized as they are
+//! decoded ([`crate::text`]): nothing above sees a peer's raw text.
 
 use crate::discovery::wire::{Reader, WireError, Writer};
+use crate::text;
 
 /// Longest message text, in bytes.
 pub const MAX_TEXT: usize = 16 * 1024;
@@ -246,13 +248,13 @@ impl Frame {
         let mut r = Reader::new(b);
         let frame = match r.u8()? {
             tag::HELLO => Frame::Hello {
-                name: r.str(MAX_NAME, "name")?.to_owned(),
+                name: text::display_name(r.str(MAX_NAME, "name")?),
             },
             tag::REQUEST => Frame::Request {
-                name: r.str(MAX_NAME, "name")?.to_owned(),
+                name: text::display_name(r.str(MAX_NAME, "name")?),
             },
             tag::ACCEPT => Frame::Accept {
-                name: r.str(MAX_NAME, "name")?.to_owned(),
+                name: text::display_name(r.str(MAX_NAME, "name")?),
             },
             tag::OP => {
                 let from = r.array()?;
@@ -305,7 +307,7 @@ impl Frame {
             tag::DATA => Frame::Data(r.bytes(MAX_DATA, "data")?.to_vec()),
             tag::ERROR => Frame::Error {
                 code: ErrorCode::from_u8(r.u8()?),
-                text: r.str(MAX_ERROR, "error text")?.to_owned(),
+                text: text::line(r.str(MAX_ERROR, "error text")?, MAX_ERROR),
             },
             tag::FILE_RESUME => Frame::FileResume {
                 id: r.array()?,

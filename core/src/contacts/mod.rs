@@ -6,6 +6,7 @@
 //! Functions take a SQLite connection (run them through `Store::call`); every write is one
 //! transaction.
 
+pub mod limit;
 pub mod rendezvous;
 
 use std::fmt;
@@ -18,8 +19,10 @@ use crate::store::StoreError;
 
 /// Incoming requests not answered within this long are moved to "later".
 pub const AUTO_LATER_MS: u64 = 60_000;
-/// Longest display name, in characters.
-pub const MAX_NAME_CHARS: usize = 64;
+pub use crate::text::MAX_NAME_CHARS;
+/// Most incoming requests stored at once (pending and later); more are refused until the user
+/// answers some.
+pub const MAX_INCOMING_REQUESTS: usize = 200;
 
 /// How much a contact may do. Saving a contact gives [`Trust::Trusted`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,6 +136,9 @@ pub enum ContactError {
     /// The peer is blocked.
     #[error("blocked")]
     Blocked,
+    /// Too many incoming requests are waiting for an answer.
+    #[error("too many contact requests are waiting")]
+    Full,
 }
 
 impl From<rusqlite::Error> for ContactError {
@@ -403,7 +409,8 @@ pub fn presence_secrets(
 }
 
 /// Records a request (incoming from a stranger, or outgoing from us). A blocked key's request
-/// is refused and nothing is stored; a request from an existing contact is refused as invalid.
+/// is refused and nothing is stored; a request from an existing contact is refused as invalid;
+/// a new incoming request when [`MAX_INCOMING_REQUESTS`] wait already is refused as full.
 pub fn add_request(
     conn: &Connection,
     public_key: &[u8; 32],
@@ -421,6 +428,17 @@ pub fn add_request(
         Some(Trust::Blocked) => return Err(ContactError::Blocked),
         Some(_) => return Err(ContactError::Invalid("already a contact".into())),
         None => {}
+    }
+    if !outgoing {
+        let (waiting, ours): (i64, bool) = conn.query_row(
+            "SELECT count(*), coalesce(sum(fingerprint = ?1), 0) > 0
+             FROM contact_requests WHERE outgoing = 0",
+            [fp.to_hex()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if !ours && waiting as usize >= MAX_INCOMING_REQUESTS {
+            return Err(ContactError::Full);
+        }
     }
     conn.execute(
         "INSERT INTO contact_requests (fingerprint, outgoing, public_key, name, peer_id, state, created_ms)

@@ -198,3 +198,40 @@ fn share_links_round_trip_and_reject_garbage() {
         assert!(bad.parse::<ShareLink>().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn incoming_requests_stop_at_the_cap_and_nothing_more_is_stored() {
+    let (_d, s) = store();
+    let keys: Vec<_> = (0..MAX_INCOMING_REQUESTS).map(|_| key()).collect();
+    for (i, k) in keys.iter().enumerate() {
+        with(&s, |c| add_request(c, k, "x", &pid(1), false, i as u64)).unwrap();
+    }
+    assert!(matches!(
+        with(&s, |c| add_request(
+            c,
+            &key(),
+            "one too many",
+            &pid(2),
+            false,
+            9_999
+        )),
+        Err(ContactError::Full)
+    ));
+    assert_eq!(
+        with(&s, |c| requests(c)).unwrap().len(),
+        MAX_INCOMING_REQUESTS
+    );
+    // A waiting requester may repeat itself, and our own requests are not capped.
+    with(&s, |c| {
+        add_request(c, &keys[0], "again", &pid(3), false, 10_000)
+    })
+    .unwrap();
+    with(&s, |c| {
+        add_request(c, &key(), "ours", &pid(4), true, 10_001)
+    })
+    .unwrap();
+    assert_eq!(
+        with(&s, |c| requests(c)).unwrap().len(),
+        MAX_INCOMING_REQUESTS + 1
+    );
+}

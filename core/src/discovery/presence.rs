@@ -131,7 +131,8 @@ impl Presence {
         let disc_id = r.str(MAX_ID_BYTES, "discovery id")?.to_owned();
         let key = r.array()?;
         let issued_ms = r.u64()?;
-        let name = r.str(MAX_NAME_BYTES, "name")?.to_owned();
+        // Sanitized here, once: the signature covers the raw bytes, everything else sees this.
+        let name = crate::text::display_name(r.str(MAX_NAME_BYTES, "name")?);
         let geo = match r.u8()? {
             0 => None,
             1 => Some(GeoStamp {
@@ -419,6 +420,17 @@ mod tests {
             Err(PresenceError::BadSignature)
         );
         assert!(SignedPresence::decode(&bytes[..10], &cache).is_err());
+    }
+
+    #[test]
+    fn a_malicious_name_is_sanitized_when_decoded() {
+        let id = Identity::generate();
+        let mut p = record(&id, "ns", "d", 1).presence().clone();
+        p.name = "Ada\u{202E}gpj.exe\u{200B}\n\u{1b}[2J".into();
+        let signed = SignedPresence::sign(&id, p);
+        let back = SignedPresence::decode(&signed.encode(), &VerifyCache::default()).unwrap();
+        // The signature still verifies over the raw bytes; the name others see is clean.
+        assert_eq!(back.presence().name, "Adagpj.exe[2J");
     }
 
     #[test]

@@ -53,8 +53,9 @@ fn parse_id(s: &str) -> Result<Id, NodeError> {
 }
 
 impl Inner {
-    /// A link is up: contacts get their outbox and our read mark; strangers we asked get the
-    /// request again (they may have missed it).
+    /// A link is up: contacts get their outbox (and, from Trusted up, our read mark); strangers
+    /// we asked get the request again (they may have missed it). An accept is never sent here:
+    /// only as the answer to a request (`accept_request`, `on_request`).
     pub(crate) async fn session_started(
         this: &Arc<Inner>,
         link: &Arc<Link>,
@@ -77,10 +78,10 @@ impl Inner {
                 }
                 lock(&this.redial).remove(&fp);
                 this.replan_rendezvous();
-                let name = lock(&this.display_name).clone().unwrap_or_default();
-                let _ = link.send(&Frame::Accept { name }).await;
                 this.share_presence_secret(link, t).await;
-                if let Ok(seq) = this.db(move |c| chat::read_mark(c, &fp)).await
+                // Read receipts tell when we were active: presence, for Trusted and up.
+                if t.allows(Capability::Presence)
+                    && let Ok(seq) = this.db(move |c| chat::read_mark(c, &fp)).await
                     && seq > 0
                 {
                     let _ = link.send(&Frame::Read { seq }).await;
@@ -132,6 +133,19 @@ impl Inner {
         lock(&self.display_name)
             .clone()
             .unwrap_or_else(|| self.fingerprint.short())
+    }
+
+    /// Our name as a peer at `trust` may see it in a hello or an accept: a name is part of
+    /// presence (a Trusted-level capability), so others get an empty one. A stranger needs
+    /// nothing from us to decide on our request but the key the handshake proved and the name
+    /// our `Request` frame carries (sent only to the one we asked); a stranger who asks us
+    /// gets no name, no accept, no read receipt and no pong.
+    pub(crate) fn name_for(&self, trust: Option<Trust>) -> String {
+        if trust.is_some_and(|t| t.allows(Capability::Presence)) {
+            self.name_or_short()
+        } else {
+            String::new()
+        }
     }
 
     async fn outgoing_request(&self, fp: &Fingerprint) -> bool {
@@ -216,7 +230,15 @@ impl Inner {
             return;
         }
         let (fp, now) = (link.fp, unix_ms());
-        let got = match self.db(move |c| chat::receive(c, &fp, &ops, now)).await {
+        let stored = self
+            .db(move |c| {
+                let got = chat::receive(c, &fp, &ops, now)?;
+                // Notifications show our name for the contact, never the one it gives itself.
+                let name = contacts::get(c, &fp)?.map(|k| k.name).unwrap_or_default();
+                Ok::<_, NodeError>((got, name))
+            })
+            .await;
+        let (got, name) = match stored {
             Ok(r) => r,
             Err(e) => {
                 // Not acknowledged: the sender will send them again.
@@ -230,7 +252,6 @@ impl Inner {
                 resync: got.resync,
             })
             .await;
-        let name = link.name();
         for m in got.new {
             self.notify_message(&name, &m);
             if m.kind == OpKind::File {
@@ -272,9 +293,8 @@ impl Inner {
         let contact = trust.is_some_and(|t| t.allows(Capability::Connect));
         let files = trust.is_some_and(|t| t.allows(Capability::File));
         match frame {
-            Frame::Hello { name } => {
-                link.set_name(name.chars().take(contacts::MAX_NAME_CHARS).collect());
-            }
+            // Sanitized when decoded; shown only where we have no name of our own for them.
+            Frame::Hello { name } => link.set_name(name),
             Frame::Request { name } => Inner::on_request(this, link, trust, name).await,
             Frame::Accept { name } => {
                 if trust.is_none() && this.outgoing_request(&fp).await {
@@ -303,11 +323,21 @@ impl Inner {
                 }
             }
             Frame::Ack { seq, resync } if contact => {
+                // Resending from `seq + 1` needs a next seq: u64::MAX has none.
+                let resend = match (resync, seq.checked_add(1)) {
+                    (true, None) => {
+                        link.refuse(ErrorCode::Malformed, "no seq follows that ack")
+                            .await;
+                        return;
+                    }
+                    (true, next) => next,
+                    (false, _) => None,
+                };
                 if let Ok(Some((_, up))) = this.db(move |c| chat::acknowledge(c, &fp, seq)).await {
                     this.emit_status(&fp, up, Status::Delivered);
                 }
-                if resync {
-                    link.resend_from.store(seq + 1, Ordering::SeqCst);
+                if let Some(next) = resend {
+                    link.resend_from.store(next, Ordering::SeqCst);
                     link.wake.notify_one();
                 }
             }
@@ -327,7 +357,7 @@ impl Inner {
             }
             Frame::PresenceSecret(secret) if contact => this.on_presence_secret(fp, secret).await,
             Frame::Data(data) if trust.is_some_and(|t| t.allows(Capability::Message)) => {
-                this.received(&link.peer, data);
+                this.received(&link.fp, data);
             }
             Frame::Error { code, text } => {
                 tracing::info!(peer = %link.peer, ?code, %text, "the peer refused a frame");
@@ -357,9 +387,17 @@ impl Inner {
     async fn on_request(this: &Arc<Inner>, link: &Arc<Link>, trust: Option<Trust>, name: String) {
         let fp = link.fp;
         if trust.is_some() {
-            // Already a contact (they lost us, or missed our accept): accept again.
-            let name = this.name_or_short();
+            // Already a contact (they lost us, or missed our accept): we accepted them, so
+            // this is the answer. Blocked keys never get this far (dropped at the handshake).
+            let name = this.name_for(trust);
             let _ = link.send(&Frame::Accept { name }).await;
+            return;
+        }
+        // Checked before anything is stored or shown: a flood of requests (one source, or
+        // many) is refused with a reason, nothing kept.
+        let limited = lock(&this.request_limiter).check(Instant::now(), &fp, &link.peer);
+        if let Err(e) = limited {
+            link.refuse(ErrorCode::Throttled, &e.to_string()).await;
             return;
         }
         let (key, peer, now) = (link.key, link.peer.clone(), unix_ms());
@@ -393,6 +431,9 @@ impl Inner {
                     name: req.name,
                     peer: req.peer_id,
                 });
+            }
+            Err(e @ NodeError::Contact(contacts::ContactError::Full)) => {
+                link.refuse(ErrorCode::Throttled, &e.to_string()).await;
             }
             Err(e) => link.refuse(ErrorCode::NotAllowed, &e.to_string()).await,
         }
@@ -448,20 +489,47 @@ impl Inner {
         }
         let (inner, fp) = (this.clone(), *fp);
         let task = tokio::spawn(async move {
-            let peer = inner
-                .db(move |c| contacts::get(c, &fp))
-                .await
-                .ok()
-                .flatten()
-                .filter(|c| c.trust.allows(Capability::Connect))
-                .and_then(|c| c.peer_id);
-            if let Some(peer) = peer
-                && let Err(e) = Inner::dial(&inner, &peer).await
-            {
-                tracing::debug!(%peer, error = %e, "redial failed");
+            if let Err(e) = Inner::dial_contact(&inner, &fp).await {
+                tracing::debug!(contact = %fp, error = %e, "redial failed");
             }
         });
         this.track([task.abort_handle()]);
+    }
+}
+
+impl Inner {
+    /// An authenticated link to contact `fp`: the open one, or a dial of its stored route. The
+    /// handshake must prove `fp`; a link to whoever holds that PeerJS ID now is never returned
+    /// (a route is only a hint, the fingerprint is the address).
+    pub(crate) async fn dial_contact(
+        this: &Arc<Inner>,
+        fp: &Fingerprint,
+    ) -> Result<Arc<Link>, NodeError> {
+        if lock(&this.subscribers).is_none() {
+            return Err(NodeError::Stopped);
+        }
+        if let Some(link) = this.link(fp) {
+            return Ok(link);
+        }
+        let fp = *fp;
+        let contact = this
+            .db(move |c| contacts::get(c, &fp))
+            .await?
+            .ok_or_else(|| NodeError::NotAllowed(format!("{fp} is not a contact")))?;
+        if !contact.trust.allows(Capability::Connect) {
+            return Err(NodeError::NotAllowed(format!("{fp} is blocked")));
+        }
+        let peer = contact
+            .peer_id
+            .ok_or_else(|| NodeError::NotConnected(fp.to_hex()))?;
+        let link = Inner::dial(this, &peer).await?;
+        if link.fp != fp {
+            return Err(NodeError::KeyMismatch {
+                expected: fp.to_hex(),
+                presented: link.fp.to_hex(),
+            });
+        }
+        Ok(link)
     }
 }
 
@@ -481,18 +549,19 @@ async fn pump(inner: Weak<Inner>, link: Arc<Link>) {
             return;
         }
         let resend = link.resend_from.swap(0, Ordering::SeqCst);
-        if resend != 0 {
-            next = resend;
-        }
         let (me, sent) = (this.fingerprint, unrecorded.take());
         let read = this
             .db(move |c| {
                 if let Some(seq) = sent {
                     chat::mark_sent(c, &fp, seq)?;
                 }
-                let from = match next {
-                    0 => chat::first_unacked(c, &fp)?,
-                    n => n,
+                let first = chat::first_unacked(c, &fp)?;
+                // A resync starts at most at the first unacknowledged op: the peer may name
+                // any seq, and one past our stream would stall the pump.
+                let from = match (resend, next) {
+                    (0, 0) => first,
+                    (0, n) => n,
+                    (r, _) => r.min(first),
                 };
                 Ok::<_, NodeError>((from, chat::outbox(c, &me, &fp, from, PUMP_BATCH)?))
             })
@@ -660,7 +729,16 @@ impl Node {
     /// Marks the conversation read and tells the contact (now, or when next connected).
     pub async fn mark_read(&self, conv: &str) -> Result<(), NodeError> {
         let fp = parse_fp(conv)?;
-        if let Some(seq) = self.inner.db(move |c| chat::mark_read(c, &fp)).await?
+        let read = self
+            .inner
+            .db(move |c| {
+                let seq = chat::mark_read(c, &fp)?;
+                Ok::<_, NodeError>((seq, contacts::trust_of(c, &fp)?))
+            })
+            .await?;
+        // A read receipt is presence: only contacts at Trusted and up get one.
+        if let (Some(seq), Some(t)) = read
+            && t.allows(Capability::Presence)
             && let Some(link) = self.inner.link(&fp)
         {
             link.send(&Frame::Read { seq }).await?;
@@ -676,11 +754,6 @@ impl Node {
         Ok(())
     }
 
-    /// Whether an authenticated link to `conv` is open.
-    pub fn is_online(&self, conv: &str) -> bool {
-        parse_fp(conv).is_ok_and(|fp| self.inner.link(&fp).is_some())
-    }
-
     /// Round trip to contact `conv` over its link (connecting first if needed); fails after
     /// [`PING_TIMEOUT`] in all.
     pub async fn ping(&self, conv: &str) -> Result<Duration, NodeError> {
@@ -689,18 +762,7 @@ impl Node {
         let start = Instant::now();
         let nonce: u64 = rand::random();
         let attempt = async {
-            let link = match self.inner.link(&fp) {
-                Some(l) => l,
-                None => {
-                    let peer = self
-                        .inner
-                        .db(move |c| contacts::get(c, &fp))
-                        .await?
-                        .and_then(|c| c.peer_id)
-                        .ok_or_else(|| NodeError::NotConnected(fp.to_hex()))?;
-                    Inner::dial(&self.inner, &peer).await?
-                }
-            };
+            let link = Inner::dial_contact(&self.inner, &fp).await?;
             let (tx, rx) = oneshot::channel();
             lock(&self.inner.pings).insert(nonce, tx);
             link.send(&Frame::Ping { nonce }).await?;

@@ -85,9 +85,12 @@ impl Node {
             .await?;
         match self.inner.link(&fp) {
             Some(link) => {
+                let name = self.inner.name_for(Some(contact.trust));
+                let _ = link.send(&Frame::Accept { name }).await;
                 Inner::session_started(&self.inner, &link, Some(contact.trust), true).await;
             }
-            // Not connected: dial them in the background; the new link carries the accept.
+            // Not connected: dial them in the background; on the new link they ask again
+            // (a requester repeats its request on every link) and get the accept as the answer.
             None => Inner::maybe_dial(&self.inner, &fp, true),
         }
         Ok(contact)

@@ -349,7 +349,8 @@ impl Inner {
             }
             first
         };
-        let name = lock(&this.display_name).clone().unwrap_or_default();
+        // Our name only to those who may see it (see `Inner::name_for`).
+        let name = this.name_for(trust);
         let _ = link.send(&Frame::Hello { name }).await;
         Inner::session_started(this, &link, trust, first).await;
     }

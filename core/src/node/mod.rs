@@ -37,6 +37,8 @@ mod chat_tests;
 mod contacts;
 mod discovery;
 mod files;
+#[cfg(test)]
+mod hardening_tests;
 mod link;
 pub mod platform;
 mod pseudonyms;
@@ -223,8 +225,8 @@ pub enum NodeEvent {
     },
     /// A contact sent raw application data.
     DataReceived {
-        /// The remote PeerJS ID.
-        peer: String,
+        /// The contact's fingerprint.
+        fingerprint: String,
         /// The message.
         data: Vec<u8>,
     },
@@ -335,6 +337,8 @@ struct Inner {
     links: Mutex<HashMap<Fingerprint, Vec<Arc<Link>>>>,
     /// Pings waiting for their pong.
     pings: Mutex<chat::Pings>,
+    /// Rate limit of contact requests from strangers.
+    request_limiter: Mutex<crate::contacts::limit::RequestLimiter>,
     /// The chat on screen.
     open_chat: Mutex<Option<Fingerprint>>,
     /// Backoff of redials to contacts with waiting messages.
@@ -501,6 +505,7 @@ impl Node {
             static_key,
             links: Mutex::new(HashMap::new()),
             pings: Mutex::new(HashMap::new()),
+            request_limiter: Mutex::new(Default::default()),
             open_chat: Mutex::new(None),
             redial: Mutex::new(HashMap::new()),
             rendezvous: Mutex::new(rendezvous::Rendezvous::default()),
@@ -585,15 +590,19 @@ impl Node {
         lock(&self.inner.state).clone()
     }
 
-    /// Opens an authenticated link to `peer` (a PeerJS ID), or returns at once if one is open.
-    /// Concurrent calls for the same peer share one attempt; cancelling a call does not
-    /// cancel the attempt.
-    pub async fn connect(&self, peer: &str) -> Result<(), NodeError> {
-        Inner::dial(&self.inner, peer).await.map(drop)
+    /// Opens an authenticated link to contact `fingerprint` at its known route, or returns at
+    /// once if one is open. The handshake must prove `fingerprint`: whoever holds the contact's
+    /// old PeerJS ID now gets [`NodeError::KeyMismatch`] and nothing else. Concurrent calls
+    /// share one attempt; cancelling a call does not cancel the attempt.
+    pub async fn connect(&self, fingerprint: &str) -> Result<(), NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        Inner::dial_contact(&self.inner, &fp).await.map(drop)
     }
 
-    /// Sends raw application data to `peer` over its link (the peer accepts it from contacts).
-    pub async fn send(&self, peer: &str, data: Vec<u8>) -> Result<(), NodeError> {
+    /// Sends raw application data to contact `fingerprint` over its open link (the contact
+    /// accepts it from its own contacts).
+    pub async fn send(&self, fingerprint: &str, data: Vec<u8>) -> Result<(), NodeError> {
+        let fp = parse_fp(fingerprint)?;
         if data.len() > crate::chat::wire::MAX_DATA {
             return Err(NodeError::InvalidInput(format!(
                 "at most {} bytes per send",
@@ -602,14 +611,14 @@ impl Node {
         }
         let link = self
             .inner
-            .link_by_peer(peer)
-            .ok_or_else(|| NodeError::NotConnected(peer.to_owned()))?;
+            .link(&fp)
+            .ok_or_else(|| NodeError::NotConnected(fp.to_hex()))?;
         link.send(&crate::chat::wire::Frame::Data(data)).await
     }
 
-    /// Whether a connection to `peer` is open.
-    pub fn is_connected(&self, peer: &str) -> bool {
-        self.inner.link_by_peer(peer).is_some()
+    /// Whether an authenticated link to `fingerprint` is open.
+    pub fn is_connected(&self, fingerprint: &str) -> bool {
+        parse_fp(fingerprint).is_ok_and(|fp| self.inner.link(&fp).is_some())
     }
 
     /// The platform's network changed (`online` = a network is usable).
@@ -670,9 +679,9 @@ impl Inner {
     }
 
     /// Delivers raw application data from a contact.
-    fn received(&self, peer: &str, data: Vec<u8>) {
+    fn received(&self, fp: &Fingerprint, data: Vec<u8>) {
         self.emit(NodeEvent::DataReceived {
-            peer: peer.to_owned(),
+            fingerprint: fp.to_hex(),
             data,
         });
     }

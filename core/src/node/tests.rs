@@ -41,7 +41,7 @@ impl KeyStore for MemoryKeyStore {
 }
 
 #[derive(Default)]
-struct Recorder(Mutex<Vec<Notification>>);
+pub(super) struct Recorder(pub(super) Mutex<Vec<Notification>>);
 
 impl Notifier for Recorder {
     fn notify(&self, n: Notification) {
@@ -162,36 +162,47 @@ async fn two_nodes_connect_and_exchange_bytes() {
 
     let (mut ea, mut eb) = (a.subscribe(), b.subscribe());
     assert!(matches!(
-        a.send(&pb, b"x".to_vec()).await,
+        a.send(&fb, b"x".to_vec()).await,
         Err(NodeError::NotConnected(_))
     ));
-    a.connect(&pb).await.unwrap();
-    a.connect(&pb).await.unwrap(); // reuses the open link
+    // Peers are addressed by fingerprint; only contacts have a known route.
+    assert!(matches!(
+        a.connect(&pb).await,
+        Err(NodeError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        a.connect(&fb).await,
+        Err(NodeError::NotAllowed(_))
+    ));
+    // A stranger's link (as a request would open it).
+    Inner::dial(&a.inner, &pb).await.unwrap();
     let connected = |peer: &str, fingerprint: &str| NodeEvent::PeerConnected {
         peer: peer.to_owned(),
         fingerprint: fingerprint.to_owned(),
     };
     assert_eq!(next(&mut ea).await, connected(&pb, &fb));
     assert_eq!(next(&mut eb).await, connected(&pa, &fa));
+    assert!(a.is_connected(&fb) && b.is_connected(&fa) && !a.is_connected(&pb));
     // Strangers' data is refused; contacts' arrives.
-    a.send(&pb, b"spam".to_vec()).await.unwrap();
+    a.send(&fb, b"spam".to_vec()).await.unwrap();
     befriend(&a, &b).await;
+    a.connect(&fb).await.unwrap(); // reuses the open link
 
     for i in 0..5u8 {
-        a.send(&pb, vec![i; 3]).await.unwrap();
+        a.send(&fb, vec![i; 3]).await.unwrap();
     }
     for i in 0..5u8 {
         let want = NodeEvent::DataReceived {
-            peer: pa.clone(),
+            fingerprint: fa.clone(),
             data: vec![i; 3],
         };
         assert_eq!(next_data(&mut eb).await, want);
     }
     // B answers over the connection A opened (connect() reuses it).
-    b.connect(&pa).await.unwrap();
-    b.send(&pa, b"pong".to_vec()).await.unwrap();
+    b.connect(&fa).await.unwrap();
+    b.send(&fa, b"pong".to_vec()).await.unwrap();
     let want = NodeEvent::DataReceived {
-        peer: pb.clone(),
+        fingerprint: fb.clone(),
         data: b"pong".to_vec(),
     };
     assert_eq!(next_data(&mut ea).await, want);
@@ -212,7 +223,7 @@ async fn two_nodes_connect_and_exchange_bytes() {
         assert!(matches!(ev, NodeEvent::SignalingState(_)), "{ev:?}");
     }
     a.stop().await;
-    assert!(matches!(a.connect(&pb).await, Err(NodeError::Stopped)));
+    assert!(matches!(a.connect(&fb).await, Err(NodeError::Stopped)));
 
     // The profile keeps identity and display name across restarts.
     let b2 = Node::start(config(db.path(), &url, None)).await.unwrap();

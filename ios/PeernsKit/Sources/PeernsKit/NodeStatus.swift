@@ -1,4 +1,5 @@
-/// What a screen shows about a node: its signaling state and the peers it is connected to.
+/// What a screen shows about a node: its signaling state and the fingerprints of the peers it
+/// is connected to (a PeerJS ID is only a route; it can change or be taken over).
 public struct NodeStatus: Equatable {
     public var signaling: SignalingState
     public var peers: Set<String>
@@ -14,10 +15,10 @@ public struct NodeStatus: Equatable {
         switch event {
         case let .signalingState(state):
             next.signaling = state
-        case let .peerConnected(peer, _):
-            next.peers.insert(peer)
-        case let .peerDisconnected(peer, _):
-            next.peers.remove(peer)
+        case let .peerConnected(_, fingerprint):
+            next.peers.insert(fingerprint)
+        case let .peerDisconnected(_, fingerprint):
+            next.peers.remove(fingerprint)
         default:
             break
         }
