@@ -355,7 +355,9 @@ impl Inner {
                     let _ = w.send(());
                 }
             }
-            Frame::PresenceSecret(secret) if contact => this.on_presence_secret(fp, secret).await,
+            // Kept only if the sender is a contact by the time it is handled (an accept just
+            // before it in the same batch counts).
+            Frame::PresenceSecret(secret) => this.on_presence_secret(fp, secret).await,
             Frame::Data(data) if trust.is_some_and(|t| t.allows(Capability::Message)) => {
                 this.received(&link.fp, data);
             }

@@ -375,17 +375,18 @@ async fn a_peer_with_a_newer_major_is_reported_on_both_sides() {
     let key = StaticKey::generate(&identity).unwrap().with_version(newer);
     let url = ServerUrl::parse(&srv.url()).unwrap();
     let signaling = SignalingHandle::spawn(SignalingConfig::new(url));
-    let (reg, claimed) = signaling.claim("newer-node", "t").await.unwrap();
+    let nid = crate::identity::new_peer_id();
+    let (reg, claimed) = signaling.claim(&nid, "t").await.unwrap();
     assert_eq!(claimed, ClaimResult::Claimed);
     let (transport, mut incoming) = Transport::start(
         signaling.clone(),
         reg,
-        "newer-node".into(),
+        nid.clone(),
         TransportConfig::loopback(),
     )
     .unwrap();
     let expected = NodeEvent::IncompatiblePeer {
-        peer: "newer-node".into(),
+        peer: nid.clone(),
         fingerprint: Some(identity.fingerprint().to_hex()),
         ours: WireVersion::CURRENT,
         theirs: newer,
@@ -403,8 +404,18 @@ async fn a_peer_with_a_newer_major_is_reported_on_both_sides() {
     assert_eq!(raw_handshake(&mut conn, &key).await, refused);
     assert_eq!(next_incompatible(&mut events).await, expected);
 
-    // We dial it: the dial fails with the reason, and the event comes again.
-    let (dialed, accepted) = tokio::join!(a.connect("newer-node"), async {
+    // We dial it (as a contact: peers are addressed by fingerprint): the dial fails with the
+    // reason, and the event comes again.
+    let (pk, fp) = (
+        identity.public_key().to_bytes(),
+        identity.fingerprint().to_hex(),
+    );
+    let id2 = nid.clone();
+    a.inner
+        .db(move |c| crate::contacts::save(c, &pk, "newer", Trust::Trusted, Some(&id2), unix_ms()))
+        .await
+        .unwrap();
+    let (dialed, accepted) = tokio::join!(a.connect(&fp), async {
         let mut conn = incoming.recv().await.unwrap();
         raw_handshake(&mut conn, &key).await
     });
@@ -412,7 +423,7 @@ async fn a_peer_with_a_newer_major_is_reported_on_both_sides() {
     assert!(err.contains(&format!("wire version {newer}")), "{err}");
     assert_eq!(accepted, refused);
     assert_eq!(next_incompatible(&mut events).await, expected);
-    assert!(!a.is_connected("newer-node"));
+    assert!(!a.is_connected(&fp));
 
     transport.shutdown().await;
     signaling.shutdown().await;
