@@ -8,6 +8,8 @@
 
 pub mod binarypack;
 pub mod chunking;
+#[cfg(test)]
+mod chunking_props;
 pub mod codec;
 pub mod config;
 pub mod connection;
