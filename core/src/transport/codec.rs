@@ -230,8 +230,13 @@ mod tests {
         // (shortest exact form) arrived changed, and re-serialized JSON did not parse back.
         let mut rx = Codec::new(Serialization::Json);
         let decoded = rx.decode(b"[9.111119111111119e37]").unwrap();
-        assert_eq!(decoded, Some(Payload::Json(json!([9.111119111111119e37_f64]))));
-        let first = rx.decode(b"91111191111111191911111911911111111111").unwrap();
+        assert_eq!(
+            decoded,
+            Some(Payload::Json(json!([9.111119111111119e37_f64])))
+        );
+        let first = rx
+            .decode(b"91111191111111191911111911911111111111")
+            .unwrap();
         let Some(payload) = first else {
             panic!("a JSON number decodes");
         };
