@@ -68,6 +68,9 @@ android_status=${PIPESTATUS[0]}
 log "Swift bindings' C header check (bindings/tests/check_swift_header.sh)"
 bindings/tests/check_swift_header.sh 2>&1 | tee target/swift-output.txt
 swift_status=${PIPESTATUS[0]}
+log "Fuzz targets, 2 s each from the checked-in seeds (tests/fuzz.sh)"
+tests/fuzz.sh 2 2>&1 | tee target/fuzz-output.txt
+fuzz_status=${PIPESTATUS[0]}
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' target/test-output.txt | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' target/test-output.txt | awk '{s+=$1} END {print s+0}')
 py_passed=$(grep -Eo '[0-9]+ passed' target/python-output.txt | tail -1 | awk '{print $1+0}')
@@ -75,8 +78,8 @@ py_failed=$(grep -Eo '[0-9]+ (failed|error)' target/python-output.txt | tail -1 
 passed=$((passed + ${py_passed:-0}))
 failed=$((failed + ${py_failed:-0}))
 if [ "$py_status" -ne 0 ] && [ "${py_failed:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
-# These three end with "<name>: N passed, N failed"; a failure that printed no count counts one.
-for step in "kotlin $kt_status" "android $android_status" "swift $swift_status"; do
+# These end with "<name>: N passed, N failed"; a failure that printed no count counts one.
+for step in "kotlin $kt_status" "android $android_status" "swift $swift_status" "fuzz $fuzz_status"; do
   read -r name step_status <<<"$step"
   counts=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed$" "target/$name-output.txt" | tail -1 | grep -Eo '[0-9]+' | tr '\n' ' ')
   read -r step_passed step_failed <<<"${counts:-0 0}"
@@ -87,6 +90,6 @@ done
 set -e
 echo
 echo "tests: ${passed} passed, ${failed} failed"
-for s in "$status" "$py_status" "$kt_status" "$android_status" "$swift_status"; do
+for s in "$status" "$py_status" "$kt_status" "$android_status" "$swift_status" "$fuzz_status"; do
   if [ "$s" -ne 0 ]; then exit "$s"; fi
 done

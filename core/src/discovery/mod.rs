@@ -4,6 +4,8 @@
 pub mod driver;
 pub mod geo;
 pub mod msg;
+#[cfg(test)]
+mod msg_props;
 pub mod namespace;
 pub mod presence;
 pub mod pseudonym;

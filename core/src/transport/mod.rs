@@ -10,6 +10,8 @@
 pub mod admission;
 pub mod binarypack;
 pub mod chunking;
+#[cfg(test)]
+mod chunking_props;
 pub mod codec;
 pub mod config;
 pub mod connection;

@@ -1,0 +1,139 @@
+//! Property tests of session framing: every frame round-trips through `encode`/`decode`, no
+//! prefix or extension of an encoding decodes, and any sequence of frames survives a session
+//! (Noise transport after a real handshake) in order, while a tampered one never does.
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use super::wire::{ErrorCode, Frame, Id, MAX_CHUNK, MAX_DATA, MAX_MANIFEST, MAX_TEXT, Op, OpKind};
+use crate::identity::Identity;
+use crate::session::{Handshake, Session, StaticKey};
+
+/// Text of up to `max_chars` characters (any scalar value, so up to 4 bytes each).
+fn text(max_chars: usize) -> impl Strategy<Value = String> {
+    vec(any::<char>(), 0..=max_chars).prop_map(String::from_iter)
+}
+
+/// Bytes of small lengths mostly, and now and then any length up to `max`.
+fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![4 => vec(any::<u8>(), 0..64), 1 => vec(any::<u8>(), 0..=max)]
+}
+
+fn error_code() -> impl Strategy<Value = ErrorCode> {
+    prop_oneof![
+        Just(ErrorCode::Malformed),
+        Just(ErrorCode::NotAllowed),
+        Just(ErrorCode::Forged),
+        Just(ErrorCode::Throttled),
+        Just(ErrorCode::Other),
+        Just(ErrorCode::NotContact),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let kind_target_body = prop_oneof![
+        text(MAX_TEXT / 4).prop_map(|t| (OpKind::Text, None, t.into_bytes())),
+        (any::<Id>(), text(64)).prop_map(|(id, t)| (OpKind::Edit, Some(id), t.into_bytes())),
+        (any::<Id>(), text(8)).prop_map(|(id, t)| (OpKind::Delete, Some(id), t.into_bytes())),
+        vec(any::<u8>(), 0..=MAX_MANIFEST).prop_map(|b| (OpKind::File, None, b)),
+    ];
+    (
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        any::<Id>(),
+        kind_target_body,
+        any::<u64>(),
+    )
+        .prop_map(|(from, to, seq, id, (kind, target, body), sent_ms)| Op {
+            from,
+            to,
+            seq,
+            id,
+            kind,
+            target,
+            sent_ms,
+            body,
+        })
+}
+
+/// Any frame within the protocol's bounds.
+pub(crate) fn frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        text(64).prop_map(|name| Frame::Hello { name }),
+        text(64).prop_map(|name| Frame::Request { name }),
+        text(64).prop_map(|name| Frame::Accept { name }),
+        op().prop_map(Frame::Op),
+        (any::<u64>(), any::<bool>()).prop_map(|(seq, resync)| Frame::Ack { seq, resync }),
+        any::<u64>().prop_map(|seq| Frame::Read { seq }),
+        any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),
+        any::<u64>().prop_map(|nonce| Frame::Pong { nonce }),
+        bytes(MAX_DATA).prop_map(Frame::Data),
+        (error_code(), text(128)).prop_map(|(code, text)| Frame::Error { code, text }),
+        (any::<Id>(), any::<u64>()).prop_map(|(id, index)| Frame::FileResume { id, index }),
+        (any::<Id>(), any::<u64>(), bytes(MAX_CHUNK))
+            .prop_map(|(id, index, data)| Frame::FileChunk { id, index, data }),
+        (any::<Id>(), any::<u64>()).prop_map(|(id, index)| Frame::FileAck { id, index }),
+        (any::<Id>(), any::<bool>()).prop_map(|(id, ok)| Frame::FileDone { id, ok }),
+    ]
+}
+
+/// A session pair after a real Noise XX handshake.
+fn sessions() -> (Session, Session) {
+    let a = StaticKey::generate(&Identity::generate()).unwrap();
+    let b = StaticKey::generate(&Identity::generate()).unwrap();
+    let mut i = Handshake::initiator(&a, "AA:01", "BB:02").unwrap();
+    let mut r = Handshake::responder(&b, "AA:01", "BB:02").unwrap();
+    r.read(&i.write().unwrap()).unwrap();
+    i.read(&r.write().unwrap()).unwrap();
+    r.read(&i.write().unwrap()).unwrap();
+    (i.finish().unwrap(), r.finish().unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn frames_round_trip(f in frame()) {
+        let bytes = f.encode();
+        prop_assert_eq!(Frame::decode(&bytes), Ok(f));
+    }
+
+    #[test]
+    fn no_prefix_or_extension_decodes(f in frame(), cut in any::<prop::sample::Index>(), extra in any::<u8>()) {
+        let bytes = f.encode();
+        let cut = cut.index(bytes.len());
+        prop_assert!(Frame::decode(&bytes[..cut]).is_err());
+        let mut longer = bytes;
+        longer.push(extra);
+        prop_assert!(Frame::decode(&longer).is_err());
+    }
+}
+
+proptest! {
+    // Each case runs a handshake; fewer cases, each with a whole sequence of frames.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn frame_sequences_survive_a_session(
+        frames in vec(frame(), 1..12),
+        tamper in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let (mut a, mut b) = sessions();
+        for (n, f) in frames.iter().enumerate() {
+            // Alternate directions: both cipher states advance.
+            let (tx, rx) = if n % 2 == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+            let sealed = tx.encrypt(&f.encode()).unwrap();
+            let mut bad = sealed.clone();
+            let at = tamper.index(bad.len());
+            bad[at] ^= 1 << bit;
+            prop_assert!(rx.decrypt(&bad).is_err());
+            prop_assert!(rx.decrypt(&sealed[..sealed.len() - 1]).is_err());
+            let plain = rx.decrypt(&sealed).unwrap();
+            prop_assert_eq!(&Frame::decode(&plain).unwrap(), f);
+            // A replay of the frame just accepted is refused.
+            prop_assert!(rx.decrypt(&sealed).is_err());
+        }
+    }
+}
