@@ -3,6 +3,7 @@
 //! processes on free loopback ports, so a test can SIGKILL and restart them like a real outage.
 
 pub mod browser;
+pub mod netns;
 pub mod turn;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
