@@ -312,7 +312,7 @@ fn write_fuzz_seeds() {
     }
 
     let body = manifest_body();
-    assert!(Manifest::verify(&body, &file_sender().public_key()).is_ok());
+    assert!(Manifest::verify(&body, &file_sender().public_key(), &[0x42; 16]).is_ok());
     seed("manifest", "photo", &body);
 
     // Codec: a serialization byte (0 raw, 1 json, 2 binary), then the frames of real messages.

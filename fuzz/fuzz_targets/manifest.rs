@@ -1,7 +1,7 @@
 //! `chat::file::Manifest::verify` (and `parse`): the signed file manifest of a `File` op.
 //! The seeds are signed by `Identity::from_secret(&[7; 32], ..)`, the key used here. Never
-//! panics; what verifies also parses to the same manifest, and a parsed manifest re-signed
-//! verifies to itself.
+//! panics; what verifies (as the op named by its own id) also parses to the same manifest,
+//! and a verified manifest re-signed verifies to itself; under any other op id it is refused.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -14,14 +14,16 @@ static SENDER: LazyLock<Identity> = LazyLock::new(|| Identity::from_secret(&[7; 
 
 fuzz_target!(|data: &[u8]| {
     let key = SENDER.public_key();
-    let verified = Manifest::verify(data, &key);
     let parsed = Manifest::parse(data);
+    let op_id = parsed.as_ref().map_or([0x42; 16], |m| m.id);
+    let verified = Manifest::verify(data, &key, &op_id);
     if let Ok(m) = &verified {
         assert_eq!(parsed.as_ref(), Ok(m));
-    }
-    if let Ok(m) = parsed {
         let _ = m.chunks();
         let body = m.sign(&SENDER);
-        assert_eq!(Manifest::verify(&body, &key).as_ref(), Ok(&m));
+        assert_eq!(Manifest::verify(&body, &key, &m.id).as_ref(), Ok(m));
+        let mut other = m.id;
+        other[0] ^= 1;
+        assert!(Manifest::verify(&body, &key, &other).is_err());
     }
 });
