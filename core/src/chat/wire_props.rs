@@ -59,17 +59,24 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Any frame within the protocol's bounds.
 pub(crate) fn frame() -> impl Strategy<Value = Frame> {
+    // Names and error texts from peers decode sanitized (`crate::text`): generate clean ones so
+    // that they round-trip exactly; an `Ack` of `u64::MAX` is refused (it cannot be followed).
+    let name = || text(64).prop_map(|n| crate::text::display_name(&n));
     prop_oneof![
-        text(64).prop_map(|name| Frame::Hello { name }),
-        text(64).prop_map(|name| Frame::Request { name }),
-        text(64).prop_map(|name| Frame::Accept { name }),
+        name().prop_map(|name| Frame::Hello { name }),
+        name().prop_map(|name| Frame::Request { name }),
+        name().prop_map(|name| Frame::Accept { name }),
         op().prop_map(Frame::Op),
-        (any::<u64>(), any::<bool>()).prop_map(|(seq, resync)| Frame::Ack { seq, resync }),
+        (0..u64::MAX, any::<bool>()).prop_map(|(seq, resync)| Frame::Ack { seq, resync }),
         any::<u64>().prop_map(|seq| Frame::Read { seq }),
         any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),
         any::<u64>().prop_map(|nonce| Frame::Pong { nonce }),
+        any::<[u8; 32]>().prop_map(Frame::PresenceSecret),
         bytes(MAX_DATA).prop_map(Frame::Data),
-        (error_code(), text(128)).prop_map(|(code, text)| Frame::Error { code, text }),
+        (error_code(), text(128)).prop_map(|(code, text)| Frame::Error {
+            code,
+            text: crate::text::line(&text, 512)
+        }),
         (any::<Id>(), any::<u64>()).prop_map(|(id, index)| Frame::FileResume { id, index }),
         (any::<Id>(), any::<u64>(), bytes(MAX_CHUNK))
             .prop_map(|(id, index, data)| Frame::FileChunk { id, index, data }),

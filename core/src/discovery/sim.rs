@@ -130,6 +130,9 @@ pub struct Sim {
     held: HashMap<String, Vec<(EngineId, ConnId)>>,
     /// Per directed link: when its last message arrives (data channels are ordered).
     link_clock: HashMap<(EngineId, ConnId), Instant>,
+    /// Messages and closes sent across a partition, in order: SCTP retransmits them, so they
+    /// arrive once the partition heals (if the link is still there).
+    across: Vec<((EngineId, ConnId), Ev)>,
     cache: Arc<VerifyCache>,
 }
 
@@ -152,6 +155,7 @@ impl Sim {
             links: HashMap::new(),
             timers: vec![],
             link_clock: HashMap::new(),
+            across: Vec::new(),
             held: HashMap::new(),
             busy: vec![],
             free_at: vec![],
@@ -326,6 +330,17 @@ impl Sim {
         for p in &mut self.phones {
             p.group = 0;
         }
+        for (from, ev) in std::mem::take(&mut self.across) {
+            let to = match &ev {
+                Ev::Input(t, _) => *t,
+                _ => continue,
+            };
+            let open =
+                matches!(ev, Ev::Input(_, Input::Closed { .. })) || self.links.contains_key(&from);
+            if open && self.phones[self.engines[to].phone].alive {
+                self.link_schedule(from, ev);
+            }
+        }
     }
 
     fn schedule(&mut self, after: Duration, ev: Ev) {
@@ -353,6 +368,18 @@ impl Sim {
         let at = (base + d).max(last + Duration::from_micros(1));
         self.link_clock.insert(from, at);
         self.schedule(at - base, ev);
+    }
+
+    /// Delivers on a link now, or after the partition between the two ends heals; nothing
+    /// reaches a dead phone.
+    fn send_on_link(&mut self, from: (EngineId, ConnId), to: EngineId, ev: Ev) {
+        if self.reachable(from.0, to) {
+            self.link_schedule(from, ev);
+        } else if self.phones[self.engines[from.0].phone].alive
+            && self.phones[self.engines[to].phone].alive
+        {
+            self.across.push((from, ev));
+        }
     }
 
     /// Opens a link from `e`'s `conn` to engine `t` registered as `to`.
@@ -415,21 +442,16 @@ impl Sim {
                     Some(t) => self.setup_link(e, conn, t, to),
                 },
                 Action::Send { conn, bytes } => {
-                    if let Some(&(t, tc)) = self.links.get(&(e, conn))
-                        && self.reachable(e, t)
-                    {
-                        self.link_schedule(
-                            (e, conn),
-                            Ev::Input(t, Input::Data { conn: tc, bytes }),
-                        );
+                    if let Some(&(t, tc)) = self.links.get(&(e, conn)) {
+                        let ev = Ev::Input(t, Input::Data { conn: tc, bytes });
+                        self.send_on_link((e, conn), t, ev);
                     }
                 }
                 Action::Close { conn } => {
                     if let Some((t, tc)) = self.links.remove(&(e, conn)) {
                         self.links.remove(&(t, tc));
-                        if self.reachable(e, t) {
-                            self.link_schedule((e, conn), Ev::Input(t, Input::Closed { conn: tc }));
-                        }
+                        let ev = Ev::Input(t, Input::Closed { conn: tc });
+                        self.send_on_link((e, conn), t, ev);
                         self.link_clock.remove(&(t, tc));
                     }
                 }

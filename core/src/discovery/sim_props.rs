@@ -115,9 +115,18 @@ proptest! {
         );
         prop_assert!(
             took.is_some(),
-            "no convergence: routers {:?}, roles {:?}",
+            "no convergence: routers {:?}, roles {:?}, views {:?}",
             sim.routers(&alive),
-            alive.iter().map(|&e| sim.engine(e).role()).collect::<Vec<_>>()
+            alive.iter().map(|&e| sim.engine(e).role()).collect::<Vec<_>>(),
+            alive
+                .iter()
+                .map(|&e| (sim.fingerprint(sim.phone_of(e)).short(), sim
+                    .engine(e)
+                    .peers()
+                    .iter()
+                    .map(|p| p.fingerprint.short())
+                    .collect::<Vec<_>>()))
+                .collect::<Vec<_>>()
         );
         // And it holds.
         sim.run_for(Duration::from_secs(10));

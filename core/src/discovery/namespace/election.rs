@@ -207,6 +207,8 @@ impl Namespace {
         };
         match self.role.clone() {
             Role::Electing { level: l } if l == level => self.become_router(level, now),
+            // Our own level, claimed back after the registration was lost: keep it.
+            Role::Router { level: own } if level == own => self.lost_level = false,
             // The monitor reclaimed level 1: move everyone down.
             Role::Router { level: old } if level == 1 && old > 1 => {
                 self.push(Action::Release {
@@ -249,16 +251,21 @@ impl Namespace {
                     self.join(level, now);
                 }
             }
-            // Level 1 is held: by a live router (merge into it) or a stale registration.
+            // Level 1 is held while we route higher, or our own level was taken while our
+            // registration was lost (a newcomer claimed it during a server restart): by a live
+            // router (merge into it) or a stale registration (the monitor tries again).
             Role::Router { level: old }
-                if level == 1 && old > 1 && self.disc_open && self.probe.is_none() =>
+                if taken
+                    && ((level == 1 && old > 1) || level == old)
+                    && self.disc_open
+                    && self.probe.is_none() =>
             {
                 let conn = self.new_conn();
-                self.probe = Some(conn);
+                self.probe = Some((conn, level));
                 self.push(Action::Connect {
                     conn,
                     from: self.disc_id.clone(),
-                    to: self.router_id(1),
+                    to: self.router_id(level),
                 });
             }
             _ => {}
@@ -273,13 +280,14 @@ impl Namespace {
             && self.level_of(id) == Some(level)
         {
             // Our router ID is gone from the server: reclaim it (members keep their links).
+            self.lost_level = true;
             self.push(Action::Claim { id: id.to_owned() });
         }
         let _ = now;
     }
 
     pub(super) fn on_connect_failed(&mut self, conn: ConnId, unavailable: bool, now: Instant) {
-        if Some(conn) == self.probe {
+        if self.probe.is_some_and(|(c, _)| c == conn) {
             self.probe = None;
             return;
         }

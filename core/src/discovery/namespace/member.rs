@@ -6,17 +6,19 @@ use super::*;
 
 impl Namespace {
     pub(super) fn on_connected(&mut self, conn: ConnId, now: Instant) {
-        if Some(conn) == self.probe {
-            // A live router holds level 1: bring our members there and join it ourselves.
+        if let Some((_, target)) = self.probe.filter(|(c, _)| *c == conn) {
+            // A live router holds that level: bring our members there and join it ourselves.
             self.probe = None;
             if let Role::Router { level } = self.role {
-                self.broadcast(&Msg::Migrate { level: 1 }, now);
+                self.broadcast(&Msg::Migrate { level: target }, now);
                 self.drop_all_members();
-                self.push(Action::Release {
-                    id: self.router_id(level),
-                });
+                if !std::mem::take(&mut self.lost_level) {
+                    self.push(Action::Release {
+                        id: self.router_id(level),
+                    });
+                }
                 self.set_role(Role::Joining {
-                    level: 1,
+                    level: target,
                     conn: Some(conn),
                 });
                 self.deadline = Some(now + self.cfg.join_timeout);
@@ -63,7 +65,7 @@ impl Namespace {
 
     pub(super) fn on_closed(&mut self, conn: ConnId, now: Instant) {
         self.slot_conns.retain(|s| s.conn != conn);
-        if Some(conn) == self.probe {
+        if self.probe.is_some_and(|(c, _)| c == conn) {
             self.probe = None;
             return;
         }

@@ -177,8 +177,12 @@ pub struct Namespace {
     pending_removed: Vec<String>,
     flush_at: Option<Instant>,
     monitor_at: Option<Instant>,
-    /// The monitor's probe connection to level 1.
-    probe: Option<ConnId>,
+    /// The probe of a router level someone else holds (level 1 while we route higher, or our
+    /// own level after our registration was lost): the connection and the level.
+    probe: Option<(ConnId, u8)>,
+    /// A router whose registration of its level was lost (a signaling server restart) and not
+    /// claimed back yet.
+    lost_level: bool,
     /// Connections a router opened to us while we held the reverse-connect slot.
     slot_conns: Vec<SlotConn>,
     /// The router that reached us through the slot, which will call us back at our discovery
@@ -249,6 +253,7 @@ impl Namespace {
             flush_at: None,
             monitor_at: None,
             probe: None,
+            lost_level: false,
             slot_conns: vec![],
             callback_from: None,
             next_beat: now,
@@ -435,7 +440,7 @@ impl Namespace {
         }
         .into_iter()
         .chain(self.members.keys().copied())
-        .chain(self.probe)
+        .chain(self.probe.map(|(c, _)| c))
         .collect();
         for c in conns {
             self.send_raw(c, leave.clone(), now);

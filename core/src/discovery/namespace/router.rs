@@ -347,6 +347,13 @@ impl Namespace {
             self.monitor_at = None;
             return;
         };
+        // Our level's registration was lost and its holder did not answer our probe: claim
+        // it again (it frees when a stale holder's registration expires).
+        if self.lost_level && self.probe.is_none() {
+            self.push(Action::Claim {
+                id: self.router_id(level),
+            });
+        }
         if level > 1 {
             self.monitor_at = Some(now + self.cfg.monitor_interval);
             if self.probe.is_none() {

@@ -316,3 +316,106 @@ fn a_lying_router_cannot_grow_a_members_view() {
     }
     assert!(dropped, "the delta flood was swallowed");
 }
+
+/// A router with one checked-in member; returns the member's connection.
+fn router_with_member(now: Instant) -> (Namespace, ConnId) {
+    let mut ns = router(now);
+    let conn = ConnId::incoming(0);
+    let disc = format!("{NS}-d-00000000000000cc");
+    ns.handle(
+        Input::Incoming {
+            conn,
+            local: ns.router_id(1),
+            remote: disc.clone(),
+        },
+        now,
+    );
+    let rec = record(&Identity::generate(), &disc, EPOCH_MS);
+    ns.handle(
+        Input::Data {
+            conn,
+            bytes: check_in(&rec),
+        },
+        now,
+    );
+    ns.drain_actions();
+    (ns, conn)
+}
+
+/// Found by the network-fault tests: while the signaling server restarts, a router's
+/// registration is lost. Claimed back, it is kept (it used to be released at once); taken by
+/// a newcomer meanwhile, the router probes the holder and brings its members there (it used to
+/// stay a second router nobody could find).
+#[test]
+fn a_router_that_lost_its_registration_keeps_or_merges_its_namespace() {
+    let t0 = Instant::now();
+    let id = |ns: &Namespace| ns.router_id(1);
+    // Claimed back.
+    let (mut ns, _) = router_with_member(t0);
+    ns.handle(Input::Lost { id: id(&ns) }, t0);
+    assert!(ns.drain_actions().contains(&Action::Claim { id: id(&ns) }));
+    ns.handle(Input::Claimed { id: id(&ns) }, t0);
+    let actions = ns.drain_actions();
+    assert!(
+        !actions.contains(&Action::Release { id: id(&ns) }),
+        "{actions:?}"
+    );
+    assert_eq!(ns.role(), RoleKind::Router(1));
+
+    // Taken meanwhile by a live router: merge into it.
+    let (mut ns, member) = router_with_member(t0);
+    ns.handle(Input::Lost { id: id(&ns) }, t0);
+    ns.drain_actions();
+    let (rid, taken) = (id(&ns), true);
+    ns.handle(Input::ClaimFailed { id: rid, taken }, t0);
+    let probe = ns
+        .drain_actions()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Connect { conn, to, .. } if to == id(&ns) => Some(conn),
+            _ => None,
+        })
+        .expect("no probe of the new holder");
+    ns.handle(Input::Connected { conn: probe }, t0);
+    let actions = ns.drain_actions();
+    assert!(actions.contains(&Action::Send {
+        conn: member,
+        bytes: Msg::Migrate { level: 1 }.encode()
+    }));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Send { conn, bytes } if *conn == probe && bytes[0] == 1))
+    );
+    assert_eq!(ns.role(), RoleKind::Searching);
+
+    // Taken by a registration that does not answer: the monitor claims it again.
+    let (mut ns, _) = router_with_member(t0);
+    ns.handle(Input::Lost { id: id(&ns) }, t0);
+    let (rid, taken) = (id(&ns), true);
+    ns.handle(Input::ClaimFailed { id: rid, taken }, t0);
+    let probe = ns
+        .drain_actions()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Connect { conn, to, .. } if to == id(&ns) => Some(conn),
+            _ => None,
+        })
+        .expect("no probe");
+    let unavailable = false;
+    ns.handle(
+        Input::ConnectFailed {
+            conn: probe,
+            unavailable,
+        },
+        t0,
+    );
+    let mut now = t0;
+    let mut reclaimed = false;
+    for _ in 0..50 {
+        now += Duration::from_millis(100);
+        ns.handle_timeout(now);
+        reclaimed |= ns.drain_actions().contains(&Action::Claim { id: id(&ns) });
+    }
+    assert!(reclaimed, "the lost level was never claimed again");
+}
