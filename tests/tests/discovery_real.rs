@@ -102,6 +102,28 @@ async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<D
     None
 }
 
+/// SIGKILLs the process that is router (no goodbye, no LEAVE) and returns how long the rest
+/// took to see each other under one router again.
+async fn kill_router_and_reconverge(procs: &mut Vec<Proc>, limit: Duration) -> Duration {
+    let router = procs
+        .iter()
+        .position(|p| p.view.lock().unwrap().role.starts_with("router"))
+        .unwrap();
+    let mut dead = procs.remove(router);
+    dead.child.start_kill().unwrap();
+    let _ = dead.child.wait().await;
+    wait_until(limit, || {
+        converged(&procs.iter().collect::<Vec<_>>(), "router")
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the {} survivors never re-converged under one router",
+            procs.len()
+        )
+    })
+}
+
 fn common(url: &str, name: String) -> Vec<String> {
     ["--signal", url, "--name", &name, "--loopback", "--json"]
         .map(str::to_owned)
@@ -128,19 +150,7 @@ async fn twenty_processes_discover_fail_over_and_find_each_other_nearby() {
     .expect("20 processes never all saw each other under one router");
     eprintln!("20 processes: full visibility after {took:?}");
 
-    // SIGKILL the router: no goodbye, no LEAVE.
-    let router = procs
-        .iter()
-        .position(|p| p.view.lock().unwrap().role.starts_with("router"))
-        .unwrap();
-    let mut dead = procs.remove(router);
-    dead.child.start_kill().unwrap();
-    let _ = dead.child.wait().await;
-    let took = wait_until(Duration::from_secs(60), || {
-        converged(&procs.iter().collect::<Vec<_>>(), "router")
-    })
-    .await
-    .expect("the 19 survivors never re-converged under one router");
+    let took = kill_router_and_reconverge(&mut procs, Duration::from_secs(60)).await;
     eprintln!("router SIGKILLed: re-converged after {took:?}");
     drop(procs);
 
@@ -189,18 +199,7 @@ async fn router_killed_a_minute_after_joining_is_replaced_within_seconds() {
     .expect("4 processes never all saw each other under one router");
     tokio::time::sleep(Duration::from_secs(65)).await;
     assert!(converged(&procs.iter().collect::<Vec<_>>(), "router"));
-    let router = procs
-        .iter()
-        .position(|p| p.view.lock().unwrap().role.starts_with("router"))
-        .unwrap();
-    let mut dead = procs.remove(router);
-    dead.child.start_kill().unwrap();
-    let _ = dead.child.wait().await;
-    let took = wait_until(Duration::from_secs(30), || {
-        converged(&procs.iter().collect::<Vec<_>>(), "router")
-    })
-    .await
-    .expect("the 3 survivors never re-converged under one router");
+    let took = kill_router_and_reconverge(&mut procs, Duration::from_secs(30)).await;
     eprintln!("router SIGKILLed 65 s after joining: the rest re-converged after {took:?}");
     assert!(took <= Duration::from_secs(3), "{took:?}");
 }

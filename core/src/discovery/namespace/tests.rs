@@ -342,6 +342,29 @@ fn router_with_member(now: Instant) -> (Namespace, ConnId) {
     (ns, conn)
 }
 
+/// The router's registration of level 1 is lost and someone else claims it first: returns the
+/// router's probe of the new holder.
+fn lose_level_to_another(ns: &mut Namespace, now: Instant) -> ConnId {
+    let id = ns.router_id(1);
+    ns.handle(Input::Lost { id: id.clone() }, now);
+    ns.drain_actions();
+    let taken = true;
+    ns.handle(
+        Input::ClaimFailed {
+            id: id.clone(),
+            taken,
+        },
+        now,
+    );
+    ns.drain_actions()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Connect { conn, to, .. } if to == id => Some(conn),
+            _ => None,
+        })
+        .expect("no probe of the new holder")
+}
+
 /// Found by the network-fault tests: while the signaling server restarts, a router's
 /// registration is lost. Claimed back, it is kept (it used to be released at once); taken by
 /// a newcomer meanwhile, the router probes the holder and brings its members there (it used to
@@ -364,18 +387,7 @@ fn a_router_that_lost_its_registration_keeps_or_merges_its_namespace() {
 
     // Taken meanwhile by a live router: merge into it.
     let (mut ns, member) = router_with_member(t0);
-    ns.handle(Input::Lost { id: id(&ns) }, t0);
-    ns.drain_actions();
-    let (rid, taken) = (id(&ns), true);
-    ns.handle(Input::ClaimFailed { id: rid, taken }, t0);
-    let probe = ns
-        .drain_actions()
-        .into_iter()
-        .find_map(|a| match a {
-            Action::Connect { conn, to, .. } if to == id(&ns) => Some(conn),
-            _ => None,
-        })
-        .expect("no probe of the new holder");
+    let probe = lose_level_to_another(&mut ns, t0);
     ns.handle(Input::Connected { conn: probe }, t0);
     let actions = ns.drain_actions();
     assert!(actions.contains(&Action::Send {
@@ -391,17 +403,7 @@ fn a_router_that_lost_its_registration_keeps_or_merges_its_namespace() {
 
     // Taken by a registration that does not answer: the monitor claims it again.
     let (mut ns, _) = router_with_member(t0);
-    ns.handle(Input::Lost { id: id(&ns) }, t0);
-    let (rid, taken) = (id(&ns), true);
-    ns.handle(Input::ClaimFailed { id: rid, taken }, t0);
-    let probe = ns
-        .drain_actions()
-        .into_iter()
-        .find_map(|a| match a {
-            Action::Connect { conn, to, .. } if to == id(&ns) => Some(conn),
-            _ => None,
-        })
-        .expect("no probe");
+    let probe = lose_level_to_another(&mut ns, t0);
     let unavailable = false;
     ns.handle(
         Input::ConnectFailed {
