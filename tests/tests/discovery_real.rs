@@ -91,6 +91,26 @@ fn converged(procs: &[&Proc], want_router_prefix: &str) -> bool {
     routers == 1 || want_router_prefix.is_empty()
 }
 
+/// Stadium mode: every phone sees all the others, each under one pseudonym (strangers never
+/// see each other's identity fingerprints; decision 0010).
+fn all_nearby(procs: &[Proc]) -> bool {
+    let views: Vec<(Option<String>, BTreeSet<String>)> = procs
+        .iter()
+        .map(|p| {
+            let v = p.view.lock().unwrap();
+            (v.fingerprint.clone(), v.peers.clone())
+        })
+        .collect();
+    let identities: BTreeSet<String> = views.iter().filter_map(|(f, _)| f.clone()).collect();
+    let seen: BTreeSet<&String> = views.iter().flat_map(|(_, peers)| peers).collect();
+    identities.len() == procs.len()
+        && views
+            .iter()
+            .all(|(_, peers)| peers.len() == procs.len() - 1)
+        && seen.len() == procs.len()
+        && seen.iter().all(|fp| !identities.contains(*fp))
+}
+
 async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
@@ -170,11 +190,9 @@ async fn twenty_processes_discover_fail_over_and_find_each_other_nearby() {
             spawn(&args)
         })
         .collect();
-    let took = wait_until(Duration::from_secs(60), || {
-        converged(&procs.iter().collect::<Vec<_>>(), "")
-    })
-    .await
-    .expect("20 phones in stadium mode never all saw each other");
+    let took = wait_until(Duration::from_secs(60), || all_nearby(&procs))
+        .await
+        .expect("20 phones in stadium mode never all saw each other");
     eprintln!("20 phones nearby: full visibility after {took:?}");
 }
 

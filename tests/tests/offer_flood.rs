@@ -247,8 +247,10 @@ async fn offer_flood_through_the_real_server() {
         .unwrap();
     befriend(&contact, &victim).await;
     let vid = victim.peer_id().to_owned();
+    // The contact addresses the victim by fingerprint; the flood targets its PeerJS ID.
+    let vfp = victim.identity().fingerprint;
     let mut ev = victim.subscribe();
-    contact.connect(&vid).await.unwrap();
+    contact.connect(&vfp).await.unwrap();
 
     let stranger = test_node(&url, "flood-stranger").await;
     let offer = real_offer(&url, &stranger).await;
@@ -269,7 +271,7 @@ async fn offer_flood_through_the_real_server() {
     while !(flood.is_finished() && junk.is_finished()) {
         assert_eq!(victim.signaling_state(), SignalingState::Connected);
         let data = format!("during {delivered}").into_bytes();
-        contact.send(&vid, data.clone()).await.unwrap();
+        contact.send(&vfp, data.clone()).await.unwrap();
         event(&mut ev, 10, |e| match e {
             NodeEvent::DataReceived { data: d, .. } if d == data => Some(()),
             _ => None,
@@ -317,7 +319,7 @@ async fn offer_flood_through_the_real_server() {
     }
     assert!(opened, "no new connection to the victim after the flood");
     assert_eq!(victim.signaling_state(), SignalingState::Connected);
-    contact.send(&vid, b"after".to_vec()).await.unwrap();
+    contact.send(&vfp, b"after".to_vec()).await.unwrap();
     event(&mut ev, 10, |e| match e {
         NodeEvent::DataReceived { data, .. } if data == b"after" => Some(()),
         _ => None,
