@@ -61,7 +61,7 @@ fn spawn(args: &[String]) -> Proc {
 }
 
 /// Whether every process sees exactly the others' fingerprints and one of them is the router.
-fn converged(procs: &[&Proc], want_router_prefix: &str) -> bool {
+fn converged(procs: &[&Proc]) -> bool {
     let fps: Vec<Option<String>> = procs
         .iter()
         .map(|p| p.view.lock().unwrap().fingerprint.clone())
@@ -78,17 +78,14 @@ fn converged(procs: &[&Proc], want_router_prefix: &str) -> bool {
         if v.peers != want {
             return false;
         }
-        if !want_router_prefix.is_empty()
-            && !v.role.starts_with("router")
-            && !v.role.starts_with("member")
-        {
+        if !v.role.starts_with("router") && !v.role.starts_with("member") {
             return false;
         }
-        if v.role.starts_with(want_router_prefix) {
+        if v.role.starts_with("router") {
             routers += 1;
         }
     }
-    routers == 1 || want_router_prefix.is_empty()
+    routers == 1
 }
 
 /// Stadium mode: every phone sees all the others, each under one pseudonym (strangers never
@@ -132,16 +129,14 @@ async fn kill_router_and_reconverge(procs: &mut Vec<Proc>, limit: Duration) -> D
     let mut dead = procs.remove(router);
     dead.child.start_kill().unwrap();
     let _ = dead.child.wait().await;
-    wait_until(limit, || {
-        converged(&procs.iter().collect::<Vec<_>>(), "router")
-    })
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "the {} survivors never re-converged under one router",
-            procs.len()
-        )
-    })
+    wait_until(limit, || converged(&procs.iter().collect::<Vec<_>>()))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the {} survivors never re-converged under one router",
+                procs.len()
+            )
+        })
 }
 
 fn common(url: &str, name: String) -> Vec<String> {
@@ -164,7 +159,7 @@ async fn twenty_processes_discover_fail_over_and_find_each_other_nearby() {
         })
         .collect();
     let took = wait_until(Duration::from_secs(60), || {
-        converged(&procs.iter().collect::<Vec<_>>(), "router")
+        converged(&procs.iter().collect::<Vec<_>>())
     })
     .await
     .expect("20 processes never all saw each other under one router");
@@ -211,12 +206,12 @@ async fn router_killed_a_minute_after_joining_is_replaced_within_seconds() {
         })
         .collect();
     wait_until(Duration::from_secs(30), || {
-        converged(&procs.iter().collect::<Vec<_>>(), "router")
+        converged(&procs.iter().collect::<Vec<_>>())
     })
     .await
     .expect("4 processes never all saw each other under one router");
     tokio::time::sleep(Duration::from_secs(65)).await;
-    assert!(converged(&procs.iter().collect::<Vec<_>>(), "router"));
+    assert!(converged(&procs.iter().collect::<Vec<_>>()));
     let took = kill_router_and_reconverge(&mut procs, Duration::from_secs(30)).await;
     eprintln!("router SIGKILLed 65 s after joining: the rest re-converged after {took:?}");
     assert!(took <= Duration::from_secs(3), "{took:?}");
