@@ -68,6 +68,12 @@ pub enum PeernsError {
         /// What failed.
         msg: String,
     },
+    /// Another node runs on this profile (this process or another).
+    #[error("profile in use: {msg}")]
+    ProfileInUse {
+        /// Which profile.
+        msg: String,
+    },
     /// The signaling server refused or is unreachable.
     #[error("signaling: {msg}")]
     Signaling {
@@ -155,6 +161,7 @@ impl From<NodeError> for PeernsError {
                 Self::NotFound { msg }
             }
             NodeError::Timeout(_) => Self::Timeout { msg },
+            NodeError::ProfileLocked(_) => Self::ProfileInUse { msg },
         }
     }
 }
@@ -655,6 +662,21 @@ pub struct PeernsNode {
     node: Mutex<Option<Arc<Node>>>,
 }
 
+/// Aborts a task when the future awaiting it is dropped (the caller cancelled).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn already_running() -> PeernsError {
+    PeernsError::InvalidInput {
+        msg: "node is already running".into(),
+    }
+}
+
 impl PeernsNode {
     fn running(&self) -> Result<Arc<Node>, PeernsError> {
         lock(&self.node).clone().ok_or_else(|| PeernsError::Closed {
@@ -716,31 +738,44 @@ impl PeernsNode {
         }))
     }
 
-    /// Opens the profile, registers at the signaling server and starts accepting connections.
-    pub async fn start(&self) -> Result<(), PeernsError> {
-        if lock(&self.node).is_some() {
-            return Err(PeernsError::InvalidInput {
-                msg: "node is already running".into(),
-            });
-        }
-        let node = on_runtime(Node::start(self.config.clone())).await??;
-        let node = Arc::new(node);
-        let raced = {
-            let mut slot = lock(&self.node);
-            if slot.is_some() {
-                Some(node)
-            } else {
-                *slot = Some(node);
-                None
+    /// Opens the profile and starts the node at once, without waiting for the network: the
+    /// identity, contacts, history and outbox work offline, and the node registers at the
+    /// signaling server when it can (watch `signaling_state` / `SignalingState` events). Only one
+    /// node may run on a profile (`ProfileInUse` otherwise). If the caller gives up on this call
+    /// (a cancelled coroutine or task), the start is aborted and nothing is left running.
+    pub async fn start(self: Arc<Self>) -> Result<(), PeernsError> {
+        let this = self.clone();
+        let task = RUNTIME.spawn(async move {
+            if lock(&this.node).is_some() {
+                return Err(already_running());
             }
-        };
-        if let Some(node) = raced {
-            on_runtime(async move { node.stop().await }).await?;
-            return Err(PeernsError::InvalidInput {
-                msg: "node is already running".into(),
-            });
-        }
-        Ok(())
+            let node = Arc::new(Node::start(this.config.clone()).await?);
+            // No await between the start and taking the slot: an abort cannot orphan the node.
+            let raced = lock(&this.node).replace(node.clone());
+            if let Some(first) = raced {
+                *lock(&this.node) = Some(first);
+                node.stop().await;
+                return Err(already_running());
+            }
+            Ok(())
+        });
+        let abort = AbortOnDrop(task.abort_handle());
+        let result = task
+            .await
+            .map_err(|e| PeernsError::Internal { msg: e.to_string() })?;
+        std::mem::forget(abort);
+        result
+    }
+
+    /// Waits until the node is registered at the signaling server; `false` if not within
+    /// `timeout_ms` (the node keeps trying).
+    pub async fn wait_connected(&self, timeout_ms: u64) -> Result<bool, PeernsError> {
+        let node = self.running()?;
+        on_runtime(async move {
+            node.wait_connected(std::time::Duration::from_millis(timeout_ms))
+                .await
+        })
+        .await
     }
 
     /// Closes every connection and signaling; ends every subscription. The node can be
@@ -795,9 +830,16 @@ impl PeernsNode {
     }
 
     /// The platform's default network changed (Android `NetworkCallback`, iOS
-    /// `NWPathMonitor`); `NetworkKind::None` means offline.
-    pub fn network_changed(&self, kind: NetworkKind) -> Result<(), PeernsError> {
-        Ok(self.running()?.network_changed(kind != NetworkKind::None)?)
+    /// `NWPathMonitor`); `NetworkKind::None` means offline. `path_id` identifies the usable path
+    /// (e.g. interface name and addresses; empty if unknown): reports of the same path, such as
+    /// iOS's attribute changes, do not drop the signaling socket.
+    pub fn network_changed(&self, kind: NetworkKind, path_id: String) -> Result<(), PeernsError> {
+        let path = if kind == NetworkKind::None {
+            node::NetworkPath::offline()
+        } else {
+            node::NetworkPath::online(path_id)
+        };
+        Ok(self.running()?.network_changed(path)?)
     }
 
     /// Joins the custom namespace `name` (kept across restarts); returns its slug.

@@ -32,4 +32,6 @@ start_signal() {
         sleep 0.1
     done
     export PEERNS_SIGNAL_URL="ws://127.0.0.1:$port/"
+    # Tests that start their own server (e.g. to show a node starting offline) run this binary.
+    export PEERNS_BIN="$target/debug/peerns"
 }

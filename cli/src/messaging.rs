@@ -131,7 +131,21 @@ fn profile_dir(profile: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
+/// How long one-shot commands wait for the signaling server before acting anyway (a dial then
+/// fails and what was queued stays in the outbox).
+const REGISTER_WAIT: Duration = Duration::from_secs(15);
+
+/// Starts the node and waits until its ID is registered: one-shot commands act right away.
 async fn start(net: &NetArgs, profile: Option<PathBuf>) -> Result<Node> {
+    let node = start_offline(net, profile).await?;
+    if !node.wait_connected(REGISTER_WAIT).await {
+        eprintln!("signaling server not reachable yet; going on offline");
+    }
+    Ok(node)
+}
+
+/// Starts the node without waiting for the network (as a phone does).
+async fn start_offline(net: &NetArgs, profile: Option<PathBuf>) -> Result<Node> {
     let mut transport = if net.loopback {
         TransportConfig::loopback()
     } else {
@@ -247,7 +261,7 @@ fn print_event(json_out: bool, e: &NodeEvent) {
 
 /// `peerns node`: runs until Ctrl-C (or `--seconds`), accepting requests per policy.
 pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
-    let node = start(&a.net, profile).await?;
+    let node = start_offline(&a.net, profile).await?;
     let mut events = node.subscribe();
     let id = node.identity();
     let hello = json!({

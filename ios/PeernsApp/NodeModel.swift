@@ -42,7 +42,7 @@ final class NodeModel: ObservableObject {
         identity = try? peerns.node.identity()
         let node = peerns.node
         self.node = node
-        network = NetworkMonitor { kind in try? node.networkChanged(kind: kind) }
+        network = NetworkMonitor { kind, pathId in try? node.networkChanged(kind: kind, pathId: pathId) }
         do {
             for await next in try peerns.status() {
                 status = next

@@ -268,3 +268,16 @@ macro_rules! against_both_servers {
         }
     )*};
 }
+
+/// Starts a node and waits until its persistent ID is registered (nodes start offline; a test
+/// usually wants the node reachable before it acts).
+pub async fn started_node(
+    config: peerns_core::node::NodeConfig,
+) -> Result<peerns_core::node::Node, peerns_core::node::NodeError> {
+    let node = peerns_core::node::Node::start(config).await?;
+    assert!(
+        node.wait_connected(Duration::from_secs(30)).await,
+        "the node did not register within 30 s"
+    );
+    Ok(node)
+}

@@ -88,13 +88,13 @@ async fn three_nodes_through_the_real_server() {
     let mut server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
     let url = server.url();
     let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
-    let a = Node::start(config(dirs[0].path(), &url, "ada"))
+    let a = peerns_tests::started_node(config(dirs[0].path(), &url, "ada"))
         .await
         .unwrap();
-    let b = Node::start(config(dirs[1].path(), &url, "bob"))
+    let b = peerns_tests::started_node(config(dirs[1].path(), &url, "bob"))
         .await
         .unwrap();
-    let mut c = Node::start(config(dirs[2].path(), &url, "cyd"))
+    let mut c = peerns_tests::started_node(config(dirs[2].path(), &url, "cyd"))
         .await
         .unwrap();
     let (fa, fb, fc) = (
@@ -140,7 +140,7 @@ async fn three_nodes_through_the_real_server() {
             tokio::time::sleep(Duration::from_millis(100 + below(400))).await;
             c.stop().await;
             tokio::time::sleep(Duration::from_millis(below(500))).await;
-            c = Node::start(config(dirs[2].path(), &url, "cyd"))
+            c = peerns_tests::started_node(config(dirs[2].path(), &url, "cyd"))
                 .await
                 .unwrap();
         }
@@ -196,7 +196,7 @@ async fn three_nodes_through_the_real_server() {
     a.edit_message(&fc, &first, "a→c 0 (edited)").await.unwrap();
     a.delete_message(&fc, &second).await.unwrap();
     a.send_message(&fc, "while you were away").await.unwrap();
-    let mut c = Node::start(config(dirs[2].path(), &url, "cyd"))
+    let mut c = peerns_tests::started_node(config(dirs[2].path(), &url, "cyd"))
         .await
         .unwrap();
     until(30, "the offline edit, delete and message", async || {
@@ -223,7 +223,7 @@ async fn three_nodes_through_the_real_server() {
         })
         .await;
         c.stop().await;
-        c = Node::start(config(dirs[2].path(), &url, "cyd"))
+        c = peerns_tests::started_node(config(dirs[2].path(), &url, "cyd"))
             .await
             .unwrap();
     }

@@ -222,7 +222,7 @@ async fn router_killed_a_minute_after_joining_is_replaced_within_seconds() {
 /// `peerns2-127-0-0-1` through the real `peer` server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_network_namespace_via_stun() {
-    use peerns_core::node::{Node, NodeConfig};
+    use peerns_core::node::NodeConfig;
     use peerns_core::transport::{IceServer, TransportConfig};
 
     let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
@@ -240,8 +240,12 @@ async fn same_network_namespace_via_stun() {
         platform: Default::default(),
         discovery: Default::default(),
     };
-    let a = Node::start(config(da.path(), "ada")).await.unwrap();
-    let b = Node::start(config(db.path(), "bob")).await.unwrap();
+    let a = peerns_tests::started_node(config(da.path(), "ada"))
+        .await
+        .unwrap();
+    let b = peerns_tests::started_node(config(db.path(), "bob"))
+        .await
+        .unwrap();
     assert_eq!(
         a.join_local_network().await.unwrap(),
         std::net::Ipv4Addr::LOCALHOST
@@ -259,7 +263,9 @@ async fn same_network_namespace_via_stun() {
     }
     // Kept across restarts.
     a.stop().await;
-    let a = Node::start(config(da.path(), "ada")).await.unwrap();
+    let a = peerns_tests::started_node(config(da.path(), "ada"))
+        .await
+        .unwrap();
     assert_eq!(a.local_network(), Some(std::net::Ipv4Addr::LOCALHOST));
     a.stop().await;
     b.stop().await;

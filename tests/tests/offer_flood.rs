@@ -239,10 +239,10 @@ async fn offer_flood_through_the_real_server() {
     let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
     let url = server.url();
     let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
-    let victim = Node::start(config(dirs[0].path(), &url, "vic"))
+    let victim = peerns_tests::started_node(config(dirs[0].path(), &url, "vic"))
         .await
         .unwrap();
-    let contact = Node::start(config(dirs[1].path(), &url, "con"))
+    let contact = peerns_tests::started_node(config(dirs[1].path(), &url, "con"))
         .await
         .unwrap();
     befriend(&contact, &victim).await;

@@ -138,8 +138,10 @@ private class Notifications : Notifier {
  */
 private fun test(body: suspend CoroutineScope.() -> Unit) = runBlocking { withTimeout(30.seconds) { body() } }
 
+/** Starts the nodes (a start returns at once, offline) and waits until they are registered. */
 private suspend fun startAll(vararg nodes: Peerns) = coroutineScope {
     nodes.map { async { it.start() } }.awaitAll()
+    nodes.map { async { assertTrue(it.waitConnected(10_000uL), "registered") } }.awaitAll()
 }
 
 private suspend fun stopAll(vararg nodes: Peerns) = coroutineScope {
@@ -208,13 +210,13 @@ class NodeTest {
             assertEquals(2, dataFrom(ea.items.value, idb.fingerprint).size)
             assertTrue(notes.posted.value.isEmpty(), "raw data raises no notification")
 
-            b.networkChanged(NetworkKind.WIFI)
+            b.networkChanged(NetworkKind.WIFI, "wlan0")
         } finally {
             stopAll(a, b)
         }
         assertIs<SignalingState.Offline>(a.signalingState())
         assertFailsWith<PeernsException.Closed> { a.connect(idb.fingerprint) }
-        assertFailsWith<PeernsException.Closed> { b.networkChanged(NetworkKind.NONE) }
+        assertFailsWith<PeernsException.Closed> { b.networkChanged(NetworkKind.NONE, "") }
         // Stopping through the wrapper completes its flows.
         withTimeout(5.seconds) { eb.job.join() }
         a.close()

@@ -111,12 +111,18 @@ async def make_contacts(a, la, b, lb):
     await la.wait_for(lambda ev: of_kind(ev, "contact_added", fingerprint=fb))
 
 
+async def start_all(*nodes):
+    """Starts the nodes (a start returns at once, offline) and waits until they are registered."""
+    await asyncio.gather(*(n.start() for n in nodes))
+    assert all(await asyncio.gather(*(n.wait_connected(10_000) for n in nodes)))
+
+
 def test_two_nodes_exchange_bytes():
     async def main():
         with tempfile.TemporaryDirectory() as da, tempfile.TemporaryDirectory() as db:
             a, b = new_node(da, "alice"), new_node(db)
             assert a.signaling_state().is_offline()
-            await asyncio.gather(a.start(), b.start())
+            await start_all(a, b)
             try:
                 assert a.signaling_state().is_connected()
                 assert b.signaling_state() == p.SignalingState.CONNECTED()
@@ -162,7 +168,7 @@ def test_two_nodes_exchange_bytes():
                 assert of_kind(events, "peer_connected", peer=idb.peer_id, fingerprint=idb.fingerprint)
 
                 sa.cancel()
-                b.network_changed(p.NetworkKind.WIFI)
+                b.network_changed(p.NetworkKind.WIFI, "wlan0")
             finally:
                 await asyncio.gather(a.stop(), b.stop())
             assert a.signaling_state().is_offline()
@@ -198,7 +204,7 @@ def test_platform_keystore_and_notifier():
         with tempfile.TemporaryDirectory() as da, tempfile.TemporaryDirectory() as db:
             keys, notes = MemoryKeyStore(), Notifications()
             a, b = new_node(da, "alice"), new_node(db, keystore=keys, notifier=notes)
-            await asyncio.gather(a.start(), b.start())
+            await start_all(a, b)
             la, lb = Listener(), Listener()
             subs = a.subscribe(la), b.subscribe(lb)
             try:
@@ -254,7 +260,7 @@ def test_contacts_and_chat():
     async def main():
         dirs = [tempfile.TemporaryDirectory() for _ in range(3)]
         a, b, c = (new_node(d.name, n) for d, n in zip(dirs, ("ada", "bob", "cy")))
-        await asyncio.gather(a.start(), b.start(), c.start())
+        await start_all(a, b, c)
         la, lb, lc = Listener(), Listener(), Listener()
         subs = [a.subscribe(la), b.subscribe(lb), c.subscribe(lc)]
         try:
@@ -499,7 +505,7 @@ def test_namespaces_and_stadium_mode():
             la, lb = FixedLocation(48.85840, 2.29450), FixedLocation(48.85849, 2.29450)
             a = p.PeernsNode(config(da, "ada"), None, None, la)
             b = p.PeernsNode(config(db, "bob"), None, None, lb)
-            await asyncio.gather(a.start(), b.start())
+            await start_all(a, b)
             events = Listener()
             sub = a.subscribe(events)
             try:
@@ -583,3 +589,83 @@ def test_namespaces_and_stadium_mode():
 async def _no_peers(node, ns):
     state = await node.namespace_peers(ns)
     return not state.peers
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def signal_server(port):
+    """Starts `peerns signal` on `port` and waits until it listens."""
+    proc = await asyncio.create_subprocess_exec(
+        os.environ["PEERNS_BIN"], "signal", "--host", "127.0.0.1", "--port", str(port),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return proc
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise AssertionError("signal server did not start")
+
+
+def test_offline_start_then_delivery_when_a_server_appears():
+    """A phone without network: start returns at once, identity and history are readable, a
+    message is queued; once a signaling server is reachable it goes out. A second node on the
+    same profile is refused."""
+
+    async def main():
+        port = free_port()
+        url = f"ws://127.0.0.1:{port}/"
+        with tempfile.TemporaryDirectory() as da, tempfile.TemporaryDirectory() as db:
+            server = await signal_server(port)
+            try:
+                a = p.PeernsNode(config(da, "ada", url=url), None, None, None)
+                b = p.PeernsNode(config(db, "bob", url=url), None, None, None)
+                await start_all(a, b)
+                la, lb = Listener(), Listener()
+                subs = [a.subscribe(la), b.subscribe(lb)]
+                await make_contacts(a, la, b, lb)
+                fa, fb = a.identity().fingerprint, b.identity().fingerprint
+                await asyncio.gather(a.stop(), b.stop())
+            finally:
+                server.terminate()
+                await server.wait()
+
+            a = p.PeernsNode(config(da, url=url), None, None, None)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await a.start()
+            assert loop.time() - t0 < 2.0
+            assert a.identity().fingerprint == fa
+            assert not a.signaling_state().is_connected()
+            m = await a.send_message(fb, "queued offline")
+            assert [x.id for x in await a.messages(fb, 10)] == [m.id]
+            twin = p.PeernsNode(config(da, url=url), None, None, None)
+            with pytest.raises(p.PeernsError.ProfileInUse):
+                await twin.start()
+
+            server = await signal_server(port)
+            try:
+                assert await a.wait_connected(40_000)
+                b = p.PeernsNode(config(db, url=url), None, None, None)
+                await b.start()
+                for _ in range(400):
+                    if any(x.id == m.id for x in await b.messages(fa, 10)):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the queued message never reached bob")
+                await asyncio.gather(a.stop(), b.stop())
+            finally:
+                server.terminate()
+                await server.wait()
+            del subs
+
+    asyncio.run(main())

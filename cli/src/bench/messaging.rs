@@ -20,7 +20,7 @@ const MB: f64 = 1_000_000.0;
 const BLOCK: usize = 60 * 1024;
 
 async fn start(url: &str, dir: &std::path::Path, name: &str) -> Result<Node> {
-    Ok(Node::start(NodeConfig {
+    let node = Node::start(NodeConfig {
         profile_dir: dir.to_owned(),
         signaling_url: url.to_owned(),
         transport: TransportConfig::loopback(),
@@ -28,7 +28,11 @@ async fn start(url: &str, dir: &std::path::Path, name: &str) -> Result<Node> {
         platform: Default::default(),
         discovery: Default::default(),
     })
-    .await?)
+    .await?;
+    if !node.wait_connected(Duration::from_secs(20)).await {
+        return Err(format!("{name} did not register at {url}").into());
+    }
+    Ok(node)
 }
 
 async fn until<T>(

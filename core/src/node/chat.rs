@@ -470,6 +470,11 @@ impl Inner {
     /// Dials contact `fp` unless a dial waits for its backoff (`now` ignores a pause that has
     /// not started yet).
     pub(crate) fn maybe_dial(this: &Arc<Inner>, fp: &Fingerprint, now: bool) {
+        // Offline, a dial cannot work and must not count toward backoff or a rendezvous: the
+        // redial loop dials once the persistent ID is registered.
+        if !this.registered() {
+            return;
+        }
         let at = Instant::now();
         {
             let mut redial = lock(&this.redial);
@@ -605,6 +610,16 @@ const RETURN_DIALS: usize = 10;
 /// At start, dials the contacts seen most recently (they may hold messages for us); then
 /// every second dials contacts that have waiting messages and no link, with backoff.
 pub(crate) async fn redial_loop(inner: Weak<Inner>) {
+    // The node starts offline: the start dials wait until it is registered.
+    let mut wait = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        wait.tick().await;
+        match inner.upgrade() {
+            Some(this) if this.registered() => break,
+            Some(_) => {}
+            None => return,
+        }
+    }
     if let Some(this) = inner.upgrade() {
         let since = unix_ms().saturating_sub(RETURN_WINDOW.as_millis() as u64);
         if let Ok(recent) = this

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::tests::{alice_and_bob, befriend, config, next, server, until};
+use super::tests::{alice_and_bob, befriend, config, next, server, started, until};
 use super::*;
 use crate::chat::wire::{Frame, Op, OpKind};
 use crate::identity::Fingerprint;
@@ -65,7 +65,10 @@ async fn request_accept_chat_and_receipts() {
         _ => None,
     })
     .await;
-    assert_eq!((name.as_str(), peer.as_str()), ("alice", a.peer_id()));
+    assert_eq!(
+        (name.as_str(), peer.as_str()),
+        ("alice", a.peer_id().as_str())
+    );
     let pending = b.requests().await.unwrap();
     assert_eq!(pending.len(), 1);
     assert!(!pending[0].outgoing && !pending[0].later);
@@ -172,8 +175,8 @@ async fn offline_outbox_edits_and_deletes_arrive_after_restart() {
     ));
     // A restarts too: the outbox is in its database.
     a.stop().await;
-    let a = Node::start(config(da.path(), &url, None)).await.unwrap();
-    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
     until(20, "the outbox", async || {
         texts(&b, &fa).await == ["typo here", "", "third"]
     })
@@ -198,8 +201,8 @@ async fn thousand_messages_exactly_once_while_the_receiver_comes_and_goes() {
     let server = server().await;
     let url = server.url();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Node::start(config(da.path(), &url, None)).await.unwrap();
-    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
     befriend(&a, &b).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let mut b = Some(b);
@@ -210,7 +213,7 @@ async fn thousand_messages_exactly_once_while_the_receiver_comes_and_goes() {
         if rng.random_ratio(1, 150) {
             match b.take() {
                 Some(node) => node.stop().await,
-                None => b = Some(Node::start(config(db.path(), &url, None)).await.unwrap()),
+                None => b = Some(started(config(db.path(), &url, None)).await.unwrap()),
             }
         }
         if i % 50 == 0 {
@@ -219,7 +222,7 @@ async fn thousand_messages_exactly_once_while_the_receiver_comes_and_goes() {
     }
     let b = match b {
         Some(b) => b,
-        None => Node::start(config(db.path(), &url, None)).await.unwrap(),
+        None => started(config(db.path(), &url, None)).await.unwrap(),
     };
     let want: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
     until(60, "all 1000 messages", async || {
@@ -245,15 +248,9 @@ async fn forged_malformed_and_unauthorised_frames_are_refused() {
     let server = server().await;
     let url = server.url();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = Node::start(config(dirs[0].path(), &url, None))
-        .await
-        .unwrap();
-    let b = Node::start(config(dirs[1].path(), &url, None))
-        .await
-        .unwrap();
-    let c = Node::start(config(dirs[2].path(), &url, None))
-        .await
-        .unwrap();
+    let a = started(config(dirs[0].path(), &url, None)).await.unwrap();
+    let b = started(config(dirs[1].path(), &url, None)).await.unwrap();
+    let c = started(config(dirs[2].path(), &url, None)).await.unwrap();
     befriend(&a, &b).await;
     let (fa, fb, fc) = (
         a.identity().fingerprint,
@@ -289,7 +286,7 @@ async fn forged_malformed_and_unauthorised_frames_are_refused() {
     assert_eq!(b.messages(&fa, 10).await.unwrap().len(), 1);
 
     // C, a stranger, may ask to be a contact but not send messages or data.
-    Inner::dial(&c.inner, b.peer_id()).await.unwrap();
+    Inner::dial(&c.inner, &b.peer_id()).await.unwrap();
     let cl = c.inner.link(&fp(&fb)).unwrap();
     cl.send(&Frame::Op(op(&fc, &fb, 1))).await.unwrap();
     cl.send(&Frame::Data(b"hi".to_vec())).await.unwrap();
@@ -315,7 +312,7 @@ async fn forged_malformed_and_unauthorised_frames_are_refused() {
     b.set_trust(&fc, Trust::Blocked).await.unwrap();
     assert!(b.requests().await.unwrap().is_empty());
     until(10, "C's link to close", async || !c.is_connected(&fb)).await;
-    let _ = Inner::dial(&c.inner, b.peer_id()).await;
+    let _ = Inner::dial(&c.inner, &b.peer_id()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!b.is_connected(&fc));
     assert!(b.messages(&fc, 10).await.unwrap().is_empty());
@@ -353,8 +350,8 @@ async fn a_large_file_resumes_across_two_disconnects_and_verifies() {
     let server = server().await;
     let url = server.url();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Node::start(config(da.path(), &url, None)).await.unwrap();
-    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
     befriend(&a, &b).await;
     let fb = b.identity().fingerprint;
     let src = da.path().join("video.mp4");
@@ -425,8 +422,8 @@ async fn a_file_sent_while_the_contact_is_offline_arrives_when_it_returns() {
     let server = server().await;
     let url = server.url();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Node::start(config(da.path(), &url, None)).await.unwrap();
-    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
     befriend(&a, &b).await;
     let fb = b.identity().fingerprint;
     b.stop().await;
@@ -436,7 +433,7 @@ async fn a_file_sent_while_the_contact_is_offline_arrives_when_it_returns() {
     let sent = a.send_file(&fb, src.to_str().unwrap()).await.unwrap();
     // The original may go away: the profile holds a copy.
     std::fs::remove_file(&src).unwrap();
-    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
     let mut eb = b.subscribe();
     let path = wait_for(&mut eb, |e| match e {
         NodeEvent::FileReceived { id, path, .. } if id == hex::encode(sent.id) => Some(path),

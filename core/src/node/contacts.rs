@@ -16,7 +16,7 @@ impl Node {
     /// Our share link (QR text): `peerns2:<persistent id>?fp=<fingerprint>`.
     pub fn share_link(&self) -> String {
         ShareLink {
-            peer_id: self.inner.peer_id.clone(),
+            peer_id: self.inner.peer_id(),
             fingerprint: self.inner.fingerprint,
         }
         .to_string()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::tests::{Recorder, alice_and_bob, befriend, config, next, server, until};
+use super::tests::{Recorder, alice_and_bob, befriend, config, next, server, started, until};
 use super::*;
 use crate::chat::wire::Frame;
 use crate::contacts::limit::PER_SOURCE;
@@ -28,9 +28,7 @@ async fn drain(rx: &mut UnboundedReceiver<NodeEvent>, ms: u64) -> Vec<NodeEvent>
 /// A third node with `name`.
 async fn carol(url: &str, name: &str) -> (tempfile::TempDir, Node) {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(config(dir.path(), url, Some(name)))
-        .await
-        .unwrap();
+    let node = started(config(dir.path(), url, Some(name))).await.unwrap();
     (dir, node)
 }
 
@@ -43,7 +41,7 @@ async fn strangers_and_known_contacts_get_no_name_and_no_read_receipts() {
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
 
     // A stranger that connects learns nothing but the key the handshake proves.
-    let cl = Inner::dial(&c.inner, b.peer_id()).await.unwrap();
+    let cl = Inner::dial(&c.inner, &b.peer_id()).await.unwrap();
     assert_eq!(cl.hello_name(Duration::from_secs(2)).await, "");
     // The stranger's own request carries its name to the one it asks.
     let mut eb = b.subscribe();
@@ -132,7 +130,7 @@ async fn a_taken_over_id_never_receives_what_was_meant_for_the_contact() {
         .store()
         .set_peer_id(&old)
         .unwrap();
-    let m = Node::start(config(dm.path(), &url, Some("mallory")))
+    let m = started(config(dm.path(), &url, Some("mallory")))
         .await
         .unwrap();
     assert_eq!(m.peer_id(), old);
@@ -197,7 +195,7 @@ async fn peer_names_arrive_sanitized_and_notifications_use_our_name() {
 
     // A stranger's request with a right-to-left override, zero-width and control characters.
     let mut eb = b.subscribe();
-    let cl = Inner::dial(&c.inner, b.peer_id()).await.unwrap();
+    let cl = Inner::dial(&c.inner, &b.peer_id()).await.unwrap();
     cl.send(&Frame::Request {
         name: "\u{200B}Bank\u{202E}gpj.exe\u{2066}\n\u{1b}[1m  support\u{200D}".into(),
     })
@@ -221,7 +219,7 @@ async fn peer_names_arrive_sanitized_and_notifications_use_our_name() {
     let notes = Arc::new(Recorder::default());
     let mut cfg = config(da.path(), &url, None);
     cfg.platform.notifier = Some(notes.clone());
-    let a = Node::start(cfg).await.unwrap();
+    let a = started(cfg).await.unwrap();
     befriend(&b, &a).await;
     lock(&notes.0).clear();
     b.set_display_name("Your Bank").await.unwrap();
@@ -251,7 +249,7 @@ async fn a_request_flood_is_refused_per_source() {
     let (_dc, c) = carol(&url, "carol").await;
     let fc = c.identity().fingerprint;
     let mut eb = b.subscribe();
-    let cl = Inner::dial(&c.inner, b.peer_id()).await.unwrap();
+    let cl = Inner::dial(&c.inner, &b.peer_id()).await.unwrap();
     for i in 0..PER_SOURCE + 3 {
         cl.send(&Frame::Request {
             name: format!("carol {i}"),

@@ -20,13 +20,13 @@ use crate::discovery::namespace::NsConfig;
 use crate::discovery::presence::VerifyCache;
 use crate::identity::{Fingerprint, Identity};
 use crate::session::StaticKey;
-use crate::signaling::client::{ClaimResult, RegId, ServerUrl, SignalingConfig, SignalingEvent};
+pub use crate::signaling::client::NetworkPath;
+use crate::signaling::client::{ServerUrl, SignalingConfig};
 use crate::signaling::driver::SignalingHandle;
 use crate::signaling::limiter::LimiterConfig;
+use crate::store::lock::{LockError, ProfileLock};
 use crate::store::{Profile, ProfileError, Store, StoreError};
-use crate::transport::{
-    ConnectOptions, DataConnection, Transport, TransportConfig, TransportError,
-};
+use crate::transport::{ConnectOptions, Transport, TransportConfig, TransportError};
 
 pub use crate::session::WireVersion;
 pub use crate::signaling::client::SignalingState;
@@ -40,6 +40,7 @@ mod files;
 #[cfg(test)]
 mod hardening_tests;
 mod link;
+mod persistent;
 pub mod platform;
 mod pseudonyms;
 mod rendezvous;
@@ -244,6 +245,9 @@ pub enum NodeError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another node runs on this profile (or its lock file cannot be taken).
+    #[error(transparent)]
+    ProfileLocked(#[from] LockError),
     /// The signaling server refused the persistent ID, or signaling has stopped.
     #[error("signaling: {0}")]
     Signaling(String),
@@ -326,9 +330,13 @@ struct Inner {
     store: Store,
     identity: Arc<Identity>,
     fingerprint: Fingerprint,
-    peer_id: String,
+    /// The persistent ID's registration and transport (replaced if the ID is taken).
+    persistent: Mutex<persistent::Persistent>,
+    /// The network path the platform reported last.
+    network_path: Mutex<NetworkPath>,
+    /// Held while the node runs: one node per profile.
+    profile_lock: Mutex<Option<ProfileLock>>,
     signaling: SignalingHandle,
-    transport: Transport,
     display_name: Mutex<Option<String>>,
     state: Mutex<SignalingState>,
     /// This run's Noise static key, certified by the identity.
@@ -404,17 +412,22 @@ impl Node {
             .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
         let dir = config.profile_dir.clone();
         let keystore = config.platform.keystore.clone();
-        let profile = tokio::task::spawn_blocking(move || match keystore {
-            Some(ks) => Profile::open(&dir, ks.as_ref()),
-            None => Profile::open_desktop(&dir),
+        let (profile, profile_lock) = tokio::task::spawn_blocking(move || {
+            let held = ProfileLock::acquire(&dir)?;
+            let profile = match keystore {
+                Some(ks) => Profile::open(&dir, ks.as_ref()),
+                None => Profile::open_desktop(&dir),
+            }?;
+            Ok::<_, NodeError>((profile, held))
         })
         .await
         .map_err(|e| NodeError::Store(StoreError::Task(e)))??;
-        Self::start_with_profile(profile, server, config).await
+        Self::start_with_profile(profile, profile_lock, server, config).await
     }
 
     async fn start_with_profile(
         profile: Profile,
+        profile_lock: ProfileLock,
         server: ServerUrl,
         config: NodeConfig,
     ) -> Result<Node, NodeError> {
@@ -441,52 +454,21 @@ impl Node {
             sc.limiter = LimiterConfig::local();
         }
         let signaling = SignalingHandle::spawn(sc);
-        let sig_err =
-            |e: crate::signaling::driver::DriverError| NodeError::Signaling(e.to_string());
-        let mut sig_events = signaling.subscribe().map_err(sig_err)?;
-        let mut peer_id = peer_id;
-        let mut attempts = 0;
-        let (reg, transport, incoming) = loop {
-            attempts += 1;
-            match claim_persistent(
-                &store,
-                &signaling,
-                &mut sig_events,
-                &label,
-                &peer_id,
-                &config.transport,
-            )
-            .await
+        let sig_events = signaling
+            .subscribe()
+            .map_err(|e| NodeError::Signaling(e.to_string()))?;
+        // Registered, not claimed: the node runs offline until the server answers.
+        let (persistent, incoming) =
+            match persistent::register(&store, &signaling, &label, &peer_id, &config.transport)
+                .await
             {
-                Ok(claimed) => break claimed,
-                // Someone else holds our ID (squatted, or a copied profile): take a new one.
-                // Contacts learn it when we dial them, or at a rendezvous (decision 0008).
-                Err(Claim::Taken) if attempts < MAX_ID_CHANGES => {
-                    let old = std::mem::replace(&mut peer_id, crate::identity::new_peer_id());
-                    tracing::warn!(%old, new = %peer_id, "persistent ID taken; moving to a new one");
-                    let id = peer_id.clone();
-                    store
-                        .call(move |c| crate::store::identity::set_peer_id(c, &id))
-                        .await?;
-                }
+                Ok(p) => p,
                 Err(e) => {
                     signaling.shutdown().await;
-                    return Err(match e {
-                        Claim::Taken => {
-                            NodeError::Signaling(format!("could not claim {peer_id}: taken"))
-                        }
-                        Claim::Failed(e) => e,
-                    });
+                    return Err(e);
                 }
-            }
-        };
-        // Events up to the claim are history: the current state is asked for below.
-        while sig_events.try_recv().is_ok() {}
-        let state = signaling
-            .state(reg)
-            .await
-            .map_err(sig_err)?
-            .unwrap_or(SignalingState::Connected);
+            };
+        let state = SignalingState::Connecting;
 
         let files_dir = config.profile_dir.join("files");
         let max_file = store.call(|c| files::load_max_file(c)).await?;
@@ -494,7 +476,7 @@ impl Node {
         let static_key = match StaticKey::generate(&identity) {
             Ok(k) => k,
             Err(e) => {
-                transport.shutdown().await;
+                persistent.transport.shutdown().await;
                 signaling.shutdown().await;
                 return Err(NodeError::Session(e.to_string()));
             }
@@ -517,9 +499,10 @@ impl Node {
             max_file: std::sync::atomic::AtomicU64::new(max_file),
             identity,
             fingerprint,
-            peer_id,
+            persistent: Mutex::new(persistent),
+            profile_lock: Mutex::new(Some(profile_lock)),
+            network_path: Mutex::new(NetworkPath::unknown()),
             signaling,
-            transport,
             display_name: Mutex::new(display_name),
             state: Mutex::new(state),
             pending: Mutex::new(HashMap::new()),
@@ -535,8 +518,8 @@ impl Node {
             tasks: Mutex::new(vec![]),
         });
         let weak = Arc::downgrade(&inner);
-        let watch = tokio::spawn(watch_signaling(weak.clone(), reg, sig_events));
-        let accept = tokio::spawn(accept(weak.clone(), incoming));
+        let watch = tokio::spawn(persistent::watch(weak.clone(), label, sig_events));
+        let accept = tokio::spawn(persistent::accept(weak.clone(), incoming));
         let redial = tokio::spawn(chat::redial_loop(weak.clone()));
         let expiry = tokio::spawn(files::expiry_loop(weak.clone()));
         let rendezvous = tokio::spawn(rendezvous::rendezvous_loop(weak));
@@ -547,7 +530,7 @@ impl Node {
             redial.abort_handle(),
             rendezvous.abort_handle(),
         ]);
-        tracing::info!(peer_id = %inner.peer_id, "node started");
+        tracing::info!(peer_id = %inner.peer_id(), "node started");
         let node = Node { inner };
         node.restore_namespaces().await?;
         Ok(node)
@@ -558,14 +541,31 @@ impl Node {
         NodeIdentity {
             fingerprint: self.inner.fingerprint.to_hex(),
             short: self.inner.fingerprint.short(),
-            peer_id: self.inner.peer_id.clone(),
+            peer_id: self.inner.peer_id(),
             display_name: lock(&self.inner.display_name).clone(),
         }
     }
 
-    /// The persistent PeerJS ID.
-    pub fn peer_id(&self) -> &str {
-        &self.inner.peer_id
+    /// The persistent PeerJS ID (it changes if the server finds it taken at start).
+    pub fn peer_id(&self) -> String {
+        self.inner.peer_id()
+    }
+
+    /// Waits until the persistent ID is registered at the signaling server; `false` if that
+    /// did not happen within `timeout` (the node keeps trying either way).
+    pub async fn wait_connected(&self, timeout: std::time::Duration) -> bool {
+        let mut events = self.subscribe();
+        let connected = || matches!(self.signaling_state(), SignalingState::Connected);
+        tokio::time::timeout(timeout, async {
+            while !connected() {
+                if events.recv().await.is_none() {
+                    return false;
+                }
+            }
+            true
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Changes and stores the display name.
@@ -621,13 +621,21 @@ impl Node {
         parse_fp(fingerprint).is_ok_and(|fp| self.inner.link(&fp).is_some())
     }
 
-    /// The platform's network changed (`online` = a network is usable).
-    pub fn network_changed(&self, online: bool) -> Result<(), NodeError> {
+    /// The platform's network path changed (Android `NetworkCallback`, iOS `NWPathMonitor`).
+    /// Reports of the same path (same non-empty id) change nothing once settled.
+    pub fn network_changed(&self, path: NetworkPath) -> Result<(), NodeError> {
+        let changed = {
+            let mut last = lock(&self.inner.network_path);
+            let changed = path.id.is_empty() || *last != path;
+            *last = path.clone();
+            changed
+        };
+        let online = path.online;
         self.inner
             .signaling
-            .network_changed(online)
+            .network_changed(path)
             .map_err(|_| NodeError::Stopped)?;
-        if online {
+        if online && changed {
             self.recheck_local_network();
         }
         Ok(())
@@ -653,13 +661,29 @@ impl Node {
             link.close().await;
         }
         lock(&self.inner.pending).clear();
-        self.inner.transport.shutdown().await;
+        self.inner.transport().shutdown().await;
         self.inner.signaling.shutdown().await;
-        tracing::info!(peer_id = %self.inner.peer_id, "node stopped");
+        lock(&self.inner.profile_lock).take();
+        tracing::info!(peer_id = %self.inner.peer_id(), "node stopped");
     }
 }
 
 impl Inner {
+    /// The persistent PeerJS ID.
+    fn peer_id(&self) -> String {
+        lock(&self.persistent).peer_id.clone()
+    }
+
+    /// Whether the persistent ID is registered at the signaling server.
+    fn registered(&self) -> bool {
+        matches!(*lock(&self.state), SignalingState::Connected)
+    }
+
+    /// The persistent ID's transport.
+    fn transport(&self) -> Transport {
+        lock(&self.persistent).transport.clone()
+    }
+
     /// Keeps `tasks` to abort when the node stops, forgetting those that have finished.
     pub(crate) fn track(&self, tasks: impl IntoIterator<Item = AbortHandle>) {
         let mut all = lock(&self.tasks);
@@ -709,7 +733,7 @@ impl Inner {
 
     /// An authenticated link to `peer`: the open one, or a new connection and handshake.
     pub(crate) async fn dial(this: &Arc<Inner>, peer: &str) -> Result<Arc<Link>, NodeError> {
-        if peer.is_empty() || peer.len() > 64 || peer == this.peer_id {
+        if peer.is_empty() || peer.len() > 64 || peer == this.peer_id() {
             return Err(NodeError::InvalidInput(format!("bad peer id {peer:?}")));
         }
         if lock(&this.subscribers).is_none() {
@@ -733,7 +757,7 @@ impl Inner {
             let (inner, peer) = (this.clone(), peer.to_owned());
             let task = tokio::spawn(async move {
                 let result = match inner
-                    .transport
+                    .transport()
                     .connect(&peer, ConnectOptions::native())
                     .await
                 {
@@ -756,99 +780,8 @@ impl Inner {
     }
 }
 
-/// Times the node takes a new persistent ID at start because the current one is taken.
-const MAX_ID_CHANGES: u32 = 3;
-
-/// Why the persistent ID could not be claimed.
-enum Claim {
-    /// Another client holds it.
-    Taken,
-    /// Anything else.
-    Failed(NodeError),
-}
-
-/// Registers `peer_id` with its stored token and starts the transport on it; the transport
-/// listens before the server answers, so an offer the server held for us while we were away
-/// arrives right after OPEN.
-async fn claim_persistent(
-    store: &crate::store::Store,
-    signaling: &SignalingHandle,
-    sig_events: &mut mpsc::UnboundedReceiver<SignalingEvent>,
-    label: &str,
-    peer_id: &str,
-    transport: &TransportConfig,
-) -> Result<(RegId, Transport, mpsc::UnboundedReceiver<DataConnection>), Claim> {
-    let token = {
-        let (label, id) = (label.to_owned(), peer_id.to_owned());
-        store
-            .call(move |c| crate::store::tokens::peerjs_token_or_create(c, &label, &id))
-            .await
-            .map_err(|e| Claim::Failed(e.into()))?
-    };
-    let sig_err = |e: crate::signaling::driver::DriverError| {
-        Claim::Failed(NodeError::Signaling(e.to_string()))
-    };
-    let reg = signaling.register(peer_id, &token).map_err(sig_err)?;
-    // Every connection of the persistent ID runs the Noise handshake (`link::establish`).
-    let transport = TransportConfig {
-        require_auth: true,
-        ..transport.clone()
-    };
-    let (transport, incoming) =
-        Transport::start(signaling.clone(), reg, peer_id.to_owned(), transport)
-            .map_err(|e| Claim::Failed(e.into()))?;
-    let claimed = loop {
-        match sig_events.recv().await {
-            Some(SignalingEvent::Claim { reg: r, result, .. }) if r == reg => break result,
-            Some(_) => {}
-            None => break ClaimResult::Error("signaling stopped".into()),
-        }
-    };
-    if claimed == ClaimResult::Claimed {
-        return Ok((reg, transport, incoming));
-    }
-    transport.shutdown().await;
-    let _ = signaling.unregister(reg);
-    Err(match claimed {
-        ClaimResult::Taken => Claim::Taken,
-        other => Claim::Failed(NodeError::Signaling(format!(
-            "could not claim {peer_id}: {other:?}"
-        ))),
-    })
-}
-
 impl Drop for Inner {
     fn drop(&mut self) {
         self.abort_tasks();
-    }
-}
-
-async fn watch_signaling(
-    inner: Weak<Inner>,
-    reg: RegId,
-    mut events: mpsc::UnboundedReceiver<SignalingEvent>,
-) {
-    while let Some(ev) = events.recv().await {
-        if let SignalingEvent::State { reg: r, state } = ev
-            && r == reg
-        {
-            let Some(inner) = inner.upgrade() else { return };
-            *lock(&inner.state) = state.clone();
-            inner.emit(NodeEvent::SignalingState(state));
-        }
-    }
-}
-
-async fn accept(inner: Weak<Inner>, mut incoming: mpsc::UnboundedReceiver<DataConnection>) {
-    while let Some(conn) = incoming.recv().await {
-        let Some(this) = inner.upgrade() else { return };
-        let peer = conn.peer().to_owned();
-        let handshake = tokio::spawn(async move {
-            if let Err(e) = link::establish(&this, conn).await {
-                tracing::info!(%peer, error = %e, "refused an incoming connection");
-            }
-        });
-        let Some(this) = inner.upgrade() else { return };
-        this.track([handshake.abort_handle()]);
     }
 }

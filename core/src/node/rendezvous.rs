@@ -111,7 +111,7 @@ impl Inner {
     ) -> Option<Meeting> {
         let key = VerifyingKey::from_bytes(key).ok()?;
         let secret = PairSecret::derive(&this.identity, &key)?;
-        let note = secret.seal_route(window, &this.fingerprint, &this.peer_id);
+        let note = secret.seal_route(window, &this.fingerprint, &this.peer_id());
         let handle = NamespaceHandle::spawn(this.ns_setup(secret.namespace(window), None, note))
             .map_err(|e| tracing::warn!(error = %e, "could not start a rendezvous"))
             .ok()?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::tests::{alice_and_bob, befriend, config, server, until};
+use super::tests::{alice_and_bob, befriend, config, server, started, until};
 use super::*;
 
 /// Moves a stopped node's profile to a new persistent ID; returns it.
@@ -42,11 +42,13 @@ async fn contacts_that_both_moved_meet_again() {
     drop((a, b));
 
     let (ida, idb) = (move_profile(da.path()), move_profile(db.path()));
+    // Subscribed before registering: the search may begin as soon as the node starts.
     let a = Node::start(config(da.path(), &url, None)).await.unwrap();
-    assert_eq!(a.peer_id(), ida);
     let mut ea = a.subscribe();
+    assert!(a.wait_connected(Duration::from_secs(20)).await);
+    assert_eq!(a.peer_id(), ida);
     a.send_message(&fb, "where are you?").await.unwrap();
-    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
     assert_eq!(b.peer_id(), idb);
 
     // Both look for each other (each has not seen the other since its own ID changed).
@@ -101,12 +103,10 @@ async fn a_squatted_id_is_replaced_and_contacts_follow() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    let a = Node::start(config(da.path(), &url, Some("alice")))
+    let a = started(config(da.path(), &url, Some("alice")))
         .await
         .unwrap();
-    let b = Node::start(config(db.path(), &url, Some("bob")))
-        .await
-        .unwrap();
+    let b = started(config(db.path(), &url, Some("bob"))).await.unwrap();
     befriend(&a, &b).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let old_b = b.peer_id().to_owned();
@@ -115,7 +115,7 @@ async fn a_squatted_id_is_replaced_and_contacts_follow() {
 
     // Mallory registers Bob's ID (learned from a share link) while Bob is away.
     {
-        let m = Node::start(config(dm.path(), &url, Some("mallory")))
+        let m = started(config(dm.path(), &url, Some("mallory")))
             .await
             .unwrap();
         m.stop().await;
@@ -125,7 +125,7 @@ async fn a_squatted_id_is_replaced_and_contacts_follow() {
         .store()
         .set_peer_id(&old_b)
         .unwrap();
-    let m = Node::start(config(dm.path(), &url, None)).await.unwrap();
+    let m = started(config(dm.path(), &url, None)).await.unwrap();
     assert_eq!(m.peer_id(), old_b);
     let fm = m.identity().fingerprint;
 
@@ -148,7 +148,7 @@ async fn a_squatted_id_is_replaced_and_contacts_follow() {
     assert!(m.messages(&fa, 10).await.unwrap().is_empty());
 
     // Bob comes back: his ID is taken, so he moves to a new one and reaches Alice.
-    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
     assert_ne!(b.peer_id(), old_b);
     let history = crate::store::Profile::open_desktop(db.path())
         .unwrap()
@@ -164,7 +164,10 @@ async fn a_squatted_id_is_replaced_and_contacts_follow() {
             .any(|m| m.text() == Some("still there?"))
     })
     .await;
-    assert_eq!(route_of(&a, &fb).await.as_deref(), Some(b.peer_id()));
+    assert_eq!(
+        route_of(&a, &fb).await.as_deref(),
+        Some(b.peer_id().as_str())
+    );
     assert!(m.messages(&fa, 10).await.unwrap().is_empty());
     a.stop().await;
     b.stop().await;

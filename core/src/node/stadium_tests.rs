@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::platform::LocationFix;
-use super::tests::{befriend, config, server, until};
+use super::tests::{befriend, config, server, started, until};
 use super::*;
 use crate::discovery::presence::GeoStamp;
 
@@ -43,12 +43,8 @@ async fn coordinates_are_never_written_to_the_profile() {
     let server = server().await;
     let url = server.url();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Node::start(config(da.path(), &url, Some("ada")))
-        .await
-        .unwrap();
-    let b = Node::start(config(db.path(), &url, Some("bob")))
-        .await
-        .unwrap();
+    let a = started(config(da.path(), &url, Some("ada"))).await.unwrap();
+    let b = started(config(db.path(), &url, Some("bob"))).await.unwrap();
     let fixes = [
         LocationFix {
             latitude: 48.858_370_2,
@@ -127,11 +123,7 @@ async fn strangers_see_pseudonyms_and_trusted_contacts_see_each_other() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes = vec![];
     for (d, name) in dirs.iter().zip(["ada", "bob", "cyd"]) {
-        nodes.push(
-            Node::start(config(d.path(), &url, Some(name)))
-                .await
-                .unwrap(),
-        );
+        nodes.push(started(config(d.path(), &url, Some(name))).await.unwrap());
     }
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     befriend(a, b).await;

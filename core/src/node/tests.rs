@@ -7,7 +7,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::*;
 use crate::identity::KeyStore;
 use crate::session::SessionError;
+use crate::signaling::client::ClaimResult;
 use crate::signaling::server::{EmbeddedServer, ServerConfig};
+use crate::transport::DataConnection;
 use platform::{Notification, NotificationCategory};
 
 pub(super) fn config(dir: &std::path::Path, url: &str, name: Option<&str>) -> NodeConfig {
@@ -19,6 +21,17 @@ pub(super) fn config(dir: &std::path::Path, url: &str, name: Option<&str>) -> No
         platform: Platform::default(),
         discovery: NsConfig::default(),
     }
+}
+
+/// Starts a node and waits until its persistent ID is registered (a node starts offline;
+/// most tests want it reachable first).
+pub(super) async fn started(config: NodeConfig) -> Result<Node, NodeError> {
+    let node = Node::start(config).await?;
+    assert!(
+        node.wait_connected(Duration::from_secs(20)).await,
+        "the node did not register within 20 s"
+    );
+    Ok(node)
 }
 
 /// A keystore in memory, as a phone's would be in its secure element.
@@ -98,12 +111,10 @@ pub(super) async fn until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut f:
 /// Two nodes, "alice" and "bob", with fresh profiles (kept while the directories live).
 pub(super) async fn alice_and_bob(url: &str) -> (tempfile::TempDir, tempfile::TempDir, Node, Node) {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Node::start(config(da.path(), url, Some("alice")))
+    let a = started(config(da.path(), url, Some("alice")))
         .await
         .unwrap();
-    let b = Node::start(config(db.path(), url, Some("bob")))
-        .await
-        .unwrap();
+    let b = started(config(db.path(), url, Some("bob"))).await.unwrap();
     (da, db, a, b)
 }
 
@@ -145,10 +156,10 @@ async fn two_nodes_connect_and_exchange_bytes() {
     let server = server().await;
     let url = server.url();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Node::start(config(da.path(), &url, Some("alice")))
+    let a = started(config(da.path(), &url, Some("alice")))
         .await
         .unwrap();
-    let b = Node::start(config(db.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
     assert_eq!(a.signaling_state(), SignalingState::Connected);
     assert_eq!(b.signaling_state(), SignalingState::Connected);
 
@@ -226,7 +237,7 @@ async fn two_nodes_connect_and_exchange_bytes() {
     assert!(matches!(a.connect(&fb).await, Err(NodeError::Stopped)));
 
     // The profile keeps identity and display name across restarts.
-    let b2 = Node::start(config(db.path(), &url, None)).await.unwrap();
+    let b2 = started(config(db.path(), &url, None)).await.unwrap();
     assert_eq!(b2.identity().peer_id, pb);
     assert_eq!(b2.identity().display_name.as_deref(), Some("bob"));
     b2.stop().await;
@@ -236,7 +247,7 @@ async fn two_nodes_connect_and_exchange_bytes() {
 #[tokio::test]
 async fn bad_url_is_invalid_input() {
     let d = tempfile::tempdir().unwrap();
-    let r = Node::start(config(d.path(), "ftp://x", None)).await;
+    let r = started(config(d.path(), "ftp://x", None)).await;
     assert!(matches!(r, Err(NodeError::InvalidInput(_))));
 }
 
@@ -258,13 +269,13 @@ async fn platform_keystore_and_notifier() {
     let mut cfg = config(db.path(), &url, None);
     cfg.platform.keystore = Some(keystore.clone());
     cfg.platform.notifier = Some(notes.clone());
-    let b = Node::start(cfg.clone()).await.unwrap();
+    let b = started(cfg.clone()).await.unwrap();
     assert!(lock(&keystore.0).is_some(), "the key went to the platform");
     assert!(
         !db.path().join("identity.key").exists(),
         "no desktop key file when the platform holds the key"
     );
-    let a = Node::start(config(da.path(), &url, Some("alice")))
+    let a = started(config(da.path(), &url, Some("alice")))
         .await
         .unwrap();
     let pb = b.identity().peer_id;
@@ -316,7 +327,7 @@ async fn platform_keystore_and_notifier() {
     b.stop().await;
 
     // The same platform key opens the profile again: same identity.
-    let b2 = Node::start(cfg).await.unwrap();
+    let b2 = started(cfg).await.unwrap();
     assert_eq!(b2.identity().peer_id, pb);
     b2.stop().await;
     a.stop().await;
@@ -361,7 +372,7 @@ async fn next_incompatible(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
 async fn a_peer_with_a_newer_major_is_reported_on_both_sides() {
     let srv = server().await;
     let dir = tempfile::tempdir().unwrap();
-    let a = Node::start(config(dir.path(), &srv.url(), Some("alice")))
+    let a = started(config(dir.path(), &srv.url(), Some("alice")))
         .await
         .unwrap();
     let mut events = a.subscribe();
@@ -398,7 +409,7 @@ async fn a_peer_with_a_newer_major_is_reported_on_both_sides() {
 
     // The newer node dials: both ends learn it at once, neither waits for a timeout.
     let mut conn = transport
-        .connect(a.peer_id(), ConnectOptions::native())
+        .connect(&a.peer_id(), ConnectOptions::native())
         .await
         .unwrap();
     assert_eq!(raw_handshake(&mut conn, &key).await, refused);
@@ -428,4 +439,71 @@ async fn a_peer_with_a_newer_major_is_reported_on_both_sides() {
     transport.shutdown().await;
     signaling.shutdown().await;
     a.stop().await;
+}
+
+/// A phone with no network starts at once: identity, history and the outbox work offline, and
+/// what was queued goes out once a signaling server is reachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_offline_at_once_and_delivers_once_the_server_appears() {
+    let first = server().await;
+    let url = first.url();
+    let port = first.local_addr().port();
+    let (da, db, a, b) = alice_and_bob(&url).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let (dir_a, dir_b) = (da.path(), db.path());
+    a.stop().await;
+    b.stop().await;
+    drop((a, b));
+    first.shutdown().await;
+
+    // No server: the start returns at once and the node works offline.
+    let t = std::time::Instant::now();
+    let a = Node::start(config(dir_a, &url, None)).await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(a.identity().fingerprint, fa);
+    assert!(!matches!(a.signaling_state(), SignalingState::Connected));
+    a.send_message(&fb, "sent while offline").await.unwrap();
+    assert_eq!(a.messages(&fb, 10).await.unwrap().len(), 1);
+
+    // The server comes back on the same address: A registers and delivers.
+    let again = EmbeddedServer::start(ServerConfig {
+        port,
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(a.wait_connected(Duration::from_secs(40)).await);
+    let b = started(config(dir_b, &url, None)).await.unwrap();
+    until(30, "the queued message reaches bob", async || {
+        b.messages(&fa, 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.text() == Some("sent while offline"))
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    again.shutdown().await;
+}
+
+/// One node per profile: a second start on the same folder is refused at once with a clear
+/// error, and the profile is free again after `stop`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_the_same_profile_is_refused() {
+    let server = server().await;
+    let url = server.url();
+    let d = tempfile::tempdir().unwrap();
+    let a = started(config(d.path(), &url, None)).await.unwrap();
+    let second = Node::start(config(d.path(), &url, None)).await;
+    match second {
+        Err(NodeError::ProfileLocked(e)) => assert!(e.to_string().contains("in use"), "{e}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a second node started on the same profile"),
+    }
+    a.stop().await;
+    let again = started(config(d.path(), &url, None)).await.unwrap();
+    again.stop().await;
+    server.shutdown().await;
 }

@@ -199,6 +199,47 @@ pub enum ConnectFailure {
     Other(String),
 }
 
+/// The platform's default network path, as a shell reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkPath {
+    /// Some network is usable.
+    pub online: bool,
+    /// What identifies the usable path (e.g. the interface and its addresses), opaque to the
+    /// core; two reports with the same non-empty id are the same path. Empty: unknown, so every
+    /// report counts as a change.
+    pub id: String,
+}
+
+impl NetworkPath {
+    /// Online on a path that is not described (every report reconnects).
+    pub fn unknown() -> Self {
+        Self {
+            online: true,
+            id: String::new(),
+        }
+    }
+
+    /// No usable network.
+    pub fn offline() -> Self {
+        Self {
+            online: false,
+            id: String::new(),
+        }
+    }
+
+    /// Online on the path identified by `id`.
+    pub fn online(id: impl Into<String>) -> Self {
+        Self {
+            online: true,
+            id: id.into(),
+        }
+    }
+
+    fn same_as(&self, other: &Self) -> bool {
+        !self.id.is_empty() && self.id == other.id
+    }
+}
+
 /// Something the signaling layer reports upward.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SignalingEvent {
@@ -321,8 +362,9 @@ pub struct Signaling {
     regs: BTreeMap<RegId, Registration>,
     limiter: RegistrationLimiter,
     debounce: Debounce,
-    pending_online: bool,
-    online: bool,
+    pending_path: NetworkPath,
+    /// The settled path the sockets were last (re)opened on.
+    path: NetworkPath,
     next_conn: u64,
     rng: SmallRng,
     out: VecDeque<Output>,
@@ -338,8 +380,8 @@ impl Signaling {
             rng: SmallRng::seed_from_u64(config.seed),
             config,
             regs: BTreeMap::new(),
-            pending_online: true,
-            online: true,
+            pending_path: NetworkPath::unknown(),
+            path: NetworkPath::unknown(),
             next_conn: 0,
             out: VecDeque::new(),
             stats: Stats::default(),
@@ -377,7 +419,7 @@ impl Signaling {
         if self.regs.contains_key(&reg) || self.regs.values().any(|r| r.id == id) {
             return Err(SignalingError::Duplicate(id.into()));
         }
-        let phase = if self.online {
+        let phase = if self.path.online {
             Phase::Pending { not_before: now }
         } else {
             Phase::Offline { permanent: false }
@@ -393,7 +435,7 @@ impl Signaling {
                 state: None,
             },
         );
-        if self.online {
+        if self.path.online {
             self.set_state(reg, SignalingState::Connecting);
         } else {
             self.set_state(reg, offline_no_network());
@@ -434,10 +476,11 @@ impl Signaling {
         }
     }
 
-    /// The platform says the network changed (`online` = some network is usable). Debounced:
-    /// the reconnect happens once the network has been quiet for the debounce delay.
-    pub fn network_changed(&mut self, now: Instant, online: bool) {
-        self.pending_online = online;
+    /// The platform says the network changed. Debounced: nothing happens until the network
+    /// has been quiet for the debounce delay; then the sockets are reopened only if the usable
+    /// path really changed (see [`NetworkPath`]).
+    pub fn network_changed(&mut self, now: Instant, path: NetworkPath) {
+        self.pending_path = path;
         self.debounce.trigger(now);
     }
 
@@ -745,18 +788,24 @@ impl Signaling {
     }
 
     fn apply_network(&mut self, now: Instant) {
-        self.online = self.pending_online;
+        let next = std::mem::replace(&mut self.pending_path, NetworkPath::unknown());
+        let same_path = next.online && self.path.online && next.same_as(&self.path);
+        self.path = next;
         let regs: Vec<RegId> = self.regs.keys().copied().collect();
         for reg in regs {
             let phase = self.regs[&reg].phase.clone();
-            if matches!(phase, Phase::Offline { permanent: true }) {
-                continue;
-            }
-            if let Phase::Dialing { conn, .. } | Phase::Open { conn, .. } = phase {
-                self.out.push_back(Output::Disconnect { conn });
+            match phase {
+                Phase::Offline { permanent: true } => continue,
+                // The same usable path (e.g. iOS reporting an attribute change): sockets that are
+                // up or being dialled stay; only those waiting for a retry go at once.
+                Phase::Open { .. } | Phase::Dialing { .. } if same_path => continue,
+                Phase::Dialing { conn, .. } | Phase::Open { conn, .. } => {
+                    self.out.push_back(Output::Disconnect { conn });
+                }
+                _ => {}
             }
             let r = self.regs.get_mut(&reg).unwrap();
-            if self.online {
+            if self.path.online {
                 // A fresh network: retry at once (through the limiter), with a clean backoff.
                 r.failures = 0;
                 r.phase = Phase::Pending { not_before: now };

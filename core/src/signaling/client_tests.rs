@@ -86,6 +86,15 @@ fn open(sim: &mut Sim, reg: u64) -> ConnId {
     conn
 }
 
+/// Answers the one redial among `outs` with OPEN.
+fn open_again(sim: &mut Sim, outs: &[Output]) -> ConnId {
+    let [conn] = connects(outs)[..] else {
+        panic!("expected one redial: {outs:?}")
+    };
+    sim.text(conn, r#"{"type":"OPEN"}"#);
+    conn
+}
+
 #[test]
 fn url_matches_peerjs_client() {
     let s = ServerUrl::parse("wss://0.peerjs.com:443/").unwrap();
@@ -238,7 +247,7 @@ fn id_taken_is_final_and_survives_network_change() {
             ..
         })
     )));
-    sim.sig.network_changed(sim.now, true);
+    sim.sig.network_changed(sim.now, NetworkPath::unknown());
     assert!(connects(&sim.advance(Duration::from_secs(60))).is_empty());
 }
 
@@ -330,7 +339,7 @@ fn network_change_is_debounced_and_offline_is_distinct() {
     let conn = open(&mut sim, 1);
     // A burst of changes within 300 ms yields exactly one reconnect, 300 ms after the last.
     for _ in 0..5 {
-        sim.sig.network_changed(sim.now, true);
+        sim.sig.network_changed(sim.now, NetworkPath::unknown());
         sim.advance(Duration::from_millis(100));
     }
     let outs = sim.advance(Duration::from_millis(199));
@@ -339,7 +348,7 @@ fn network_change_is_debounced_and_offline_is_distinct() {
     assert!(outs.contains(&Output::Disconnect { conn }));
     assert_eq!(connects(&outs).len(), 1);
     // Network gone: Offline (not rate limited, not reconnecting) and no dialing.
-    sim.sig.network_changed(sim.now, false);
+    sim.sig.network_changed(sim.now, NetworkPath::offline());
     let outs = sim.advance(Duration::from_secs(120));
     assert_eq!(
         states(&outs),
@@ -353,11 +362,57 @@ fn network_change_is_debounced_and_offline_is_distinct() {
         sim.sig.state(RegId(2)),
         Some(SignalingState::Offline { .. })
     ));
-    sim.sig.network_changed(sim.now, true);
+    sim.sig.network_changed(sim.now, NetworkPath::unknown());
     assert_eq!(
         connects(&sim.advance(Duration::from_millis(550))).len(),
         2,
         "spaced by the limiter"
+    );
+}
+
+/// iOS reports every path attribute change: the same usable path keeps the open socket; a new
+/// path (another interface or address) and a return from offline reopen it.
+#[test]
+fn the_same_network_path_keeps_the_socket_and_a_new_one_reopens_it() {
+    let mut sim = Sim::new(config());
+    let conn = open(&mut sim, 1);
+    sim.sig
+        .network_changed(sim.now, NetworkPath::online("wifi:wlan0:192.168.1.20"));
+    let outs = sim.advance(Duration::from_millis(300));
+    assert!(
+        outs.contains(&Output::Disconnect { conn }),
+        "first report: path unknown before"
+    );
+    let conn = open_again(&mut sim, &outs);
+    for _ in 0..5 {
+        sim.sig
+            .network_changed(sim.now, NetworkPath::online("wifi:wlan0:192.168.1.20"));
+        sim.advance(Duration::from_millis(100));
+    }
+    let outs = sim.advance(Duration::from_secs(2));
+    assert!(
+        !outs.contains(&Output::Disconnect { conn }) && connects(&outs).is_empty(),
+        "{outs:?}"
+    );
+    assert_eq!(sim.sig.state(RegId(1)), Some(&SignalingState::Connected));
+
+    sim.sig
+        .network_changed(sim.now, NetworkPath::online("cell:rmnet0:10.0.0.7"));
+    let outs = sim.advance(Duration::from_millis(300));
+    assert!(outs.contains(&Output::Disconnect { conn }));
+    assert_eq!(connects(&outs).len(), 1);
+    let conn = open_again(&mut sim, &outs);
+
+    sim.sig.network_changed(sim.now, NetworkPath::offline());
+    let outs = sim.advance(Duration::from_millis(300));
+    assert!(outs.contains(&Output::Disconnect { conn }));
+    sim.sig
+        .network_changed(sim.now, NetworkPath::online("cell:rmnet0:10.0.0.7"));
+    let outs = sim.advance(Duration::from_millis(300));
+    assert_eq!(
+        connects(&outs).len(),
+        1,
+        "back from offline on the same path: redial"
     );
 }
 

@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage, protocol::WebSocketConfig};
 
 use super::client::{
-    ClaimResult, ConnId, ConnectFailure, Output, RegId, Signaling, SignalingConfig, SignalingError,
-    SignalingEvent, SignalingState, Stats,
+    ClaimResult, ConnId, ConnectFailure, NetworkPath, Output, RegId, Signaling, SignalingConfig,
+    SignalingError, SignalingEvent, SignalingState, Stats,
 };
 use super::protocol::{MAX_FRAME_BYTES, Message};
 
@@ -34,7 +34,7 @@ enum Command {
         done: oneshot::Sender<Result<(), SignalingError>>,
     },
     NetworkChanged {
-        online: bool,
+        path: NetworkPath,
     },
     State {
         reg: RegId,
@@ -155,9 +155,10 @@ impl SignalingHandle {
         Ok(rx.await.map_err(|_| DriverError::Stopped)??)
     }
 
-    /// The platform's network changed (`online` = a network is usable); debounced.
-    pub fn network_changed(&self, online: bool) -> Result<(), DriverError> {
-        self.command(Command::NetworkChanged { online })
+    /// The platform's network path changed; debounced, and sockets are reopened only when the
+    /// usable path really changed.
+    pub fn network_changed(&self, path: NetworkPath) -> Result<(), DriverError> {
+        self.command(Command::NetworkChanged { path })
     }
 
     /// The UI state of a registration.
@@ -243,7 +244,7 @@ impl Driver {
             Command::Send { reg, msg, done } => {
                 let _ = done.send(self.sig.send(reg, &msg));
             }
-            Command::NetworkChanged { online } => self.sig.network_changed(now, online),
+            Command::NetworkChanged { path } => self.sig.network_changed(now, path),
             Command::State { reg, done } => {
                 let _ = done.send(self.sig.state(reg).cloned());
             }

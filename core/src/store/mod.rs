@@ -6,6 +6,7 @@
 //! and [`tokens`] do the same work as the like-named `Store` methods.
 
 pub mod identity;
+pub mod lock;
 mod migrations;
 mod profile;
 pub mod settings;

@@ -134,7 +134,7 @@ mod nodes {
     use tokio::sync::mpsc::UnboundedReceiver;
 
     use super::*;
-    use crate::node::tests::{alice_and_bob, befriend, config, next, server, until};
+    use crate::node::tests::{alice_and_bob, befriend, config, next, server, started, until};
 
     const MIB: u64 = 1 << 20;
     const DAY_MS: u64 = 24 * 3600 * 1000;
@@ -188,7 +188,7 @@ mod nodes {
             sent.push(a.send_file(&fb, src.to_str().unwrap()).await.unwrap());
         }
         std::fs::remove_file(out_path(&a.inner.files_dir, &sent[0].id)).unwrap();
-        let b = Node::start(config(db, url, None)).await.unwrap();
+        let b = started(config(db, url, None)).await.unwrap();
         let eb = b.subscribe();
         let second = sent.pop().unwrap();
         (b, eb, sent.pop().unwrap(), second)

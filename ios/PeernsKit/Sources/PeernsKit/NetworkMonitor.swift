@@ -1,19 +1,21 @@
 import Network
 
 /// Follows the default network path with `NWPathMonitor` and calls `onChange` on each change,
-/// with `.none` when no path is usable: feed it to `PeernsNode.networkChanged(kind:)`. The
-/// first call reports the current path. Calls come one at a time on a private queue.
+/// with `.none` when no path is usable, and a path id (the interfaces in use): feed both to
+/// `PeernsNode.networkChanged(kind:pathId:)`. iOS reports every attribute change (expensive,
+/// constrained, DNS); the core keeps the signaling socket while the path id stays the same.
+/// The first call reports the current path. Calls come one at a time on a private queue.
 public final class NetworkMonitor: @unchecked Sendable {
     private let monitor = NWPathMonitor()
     private let queue = DispatchQueue(label: "org.peerns.network-monitor")
     /// Touched on `queue` only.
     private var last: NWPath?
 
-    public init(onChange: @escaping @Sendable (NetworkKind) -> Void) {
+    public init(onChange: @escaping @Sendable (NetworkKind, String) -> Void) {
         monitor.pathUpdateHandler = { [weak self] path in
             guard let self, path != self.last else { return }
             self.last = path
-            onChange(Self.kind(of: path))
+            onChange(Self.kind(of: path), Self.pathId(of: path))
         }
         monitor.start(queue: queue)
     }
@@ -25,6 +27,11 @@ public final class NetworkMonitor: @unchecked Sendable {
 
     deinit {
         monitor.cancel()
+    }
+
+    private static func pathId(of path: NWPath) -> String {
+        guard path.status == .satisfied else { return "" }
+        return path.availableInterfaces.map { "\($0.type):\($0.name)" }.joined(separator: ",")
     }
 
     private static func kind(of path: NWPath) -> NetworkKind {

@@ -93,9 +93,9 @@ abstract class PeernsService : Service() {
             }
             started = true
             setAppActive(appActive)
-            network = NetworkMonitor(this@PeernsService) { kind ->
+            network = NetworkMonitor(this@PeernsService) { kind, pathId ->
                 try {
-                    node.networkChanged(kind)
+                    node.networkChanged(kind, pathId)
                 } catch (e: PeernsException) {
                     // Stopping: nothing to tell.
                 }
