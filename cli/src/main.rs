@@ -6,6 +6,7 @@ mod discover;
 mod local_node;
 mod messaging;
 mod servers;
+mod usage;
 
 use std::path::PathBuf;
 use std::time::Duration;

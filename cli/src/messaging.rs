@@ -54,6 +54,19 @@ pub struct NodeArgs {
     /// Stop after this many seconds; default: run until Ctrl-C.
     #[arg(long)]
     seconds: Option<f64>,
+    /// Stadium mode at a fixed position (`LAT,LON`), as a phone at an event.
+    #[arg(long, value_name = "LAT,LON", value_parser = parse_position)]
+    stadium: Option<(f64, f64)>,
+}
+
+fn parse_position(s: &str) -> std::result::Result<(f64, f64), String> {
+    let (lat, lon) = s.split_once(',').ok_or("expected LAT,LON")?;
+    let lat: f64 = lat.trim().parse().map_err(|e| format!("latitude: {e}"))?;
+    let lon: f64 = lon.trim().parse().map_err(|e| format!("longitude: {e}"))?;
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err("position out of range".into());
+    }
+    Ok((lat, lon))
 }
 
 /// `peerns contacts`.
@@ -269,6 +282,14 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
         "link": node.share_link(),
     });
     println!("{hello}");
+    if let Some((latitude, longitude)) = a.stadium {
+        node.start_stadium(Default::default())?;
+        node.set_location(peerns_core::node::platform::LocationFix {
+            latitude,
+            longitude,
+            accuracy_m: 10.0,
+        })?;
+    }
     let until = a
         .seconds
         .map(|s| Instant::now() + Duration::from_secs_f64(s));
@@ -279,8 +300,10 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
         }
     };
     tokio::pin!(sleep_until);
+    let mut usage = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     loop {
         tokio::select! {
+            _ = usage.recv() => println!("{}", crate::usage::usage_event()),
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 print_event(a.json, &ev);

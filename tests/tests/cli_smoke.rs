@@ -128,3 +128,27 @@ fn transport_bench_reports_every_figure() {
         assert!(x > 0.0 && x.is_finite(), "{key} = {x}");
     }
 }
+
+#[test]
+fn idle_bench_measures_a_separate_node_process() {
+    let o = peerns(&[
+        "bench",
+        "idle",
+        "--json",
+        "--contacts",
+        "3",
+        "--seconds",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    assert_eq!(v["linked"], 3, "{v}");
+    for key in ["wakeups_per_s", "cpu_pct", "rss_mb", "rss_per_conn_kb"] {
+        let x = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {v}"));
+        assert!(x >= 0.0 && x.is_finite(), "{key} = {x}");
+    }
+    // A live process has resident memory and its threads woke up at least for heartbeats.
+    assert!(v["rss_mb"].as_f64().unwrap() > 1.0 && v["wakeups_per_s"].as_f64().unwrap() > 0.0);
+}

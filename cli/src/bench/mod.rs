@@ -1,6 +1,7 @@
 //! `peerns bench ...`: performance goals live here, measured side by side in one run.
 
 mod discovery;
+mod idle;
 mod messaging;
 mod signaling;
 mod transport;
@@ -57,6 +58,18 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// An idle node with contacts linked and stadium mode on: wake-ups/s, CPU, memory.
+    Idle {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Contacts linked to the measured node.
+        #[arg(long, default_value_t = 20)]
+        contacts: usize,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+    },
     /// Discovery: full visibility, failover (graceful and silent), traffic, router CPU.
     Discovery {
         /// Print one JSON object instead of a table.
@@ -101,6 +114,11 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             real,
             trials,
         } => discovery::run(json, sim, real, trials).await,
+        BenchCmd::Idle {
+            json,
+            contacts,
+            seconds,
+        } => idle::run(json, contacts, seconds).await,
     }
 }
 

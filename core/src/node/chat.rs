@@ -24,6 +24,8 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// First and longest pause between redials of a contact with waiting messages.
 const REDIAL_MIN: Duration = Duration::from_secs(1);
 const REDIAL_MAX: Duration = Duration::from_secs(60);
+/// How often the redial loop looks for waiting messages when none were waiting.
+const REDIAL_IDLE: Duration = Duration::from_secs(30);
 
 /// When to try a contact again.
 #[derive(Debug, Clone, Copy)]
@@ -494,6 +496,8 @@ impl Inner {
             entry.at = at + entry.pause.mul_f64(1.0 + jitter);
             entry.pause = (entry.pause * 2).min(REDIAL_MAX);
         }
+        // If this dial fails, the redial loop (perhaps idle) takes over the backoff.
+        this.redial_wake.notify_one();
         let (inner, fp) = (this.clone(), *fp);
         let task = tokio::spawn(async move {
             if let Err(e) = Inner::dial_contact(&inner, &fp).await {
@@ -631,9 +635,19 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
             }
         }
     }
-    let mut tick = tokio::time::interval(REDIAL_MIN);
+    let wake = match inner.upgrade() {
+        Some(this) => this.redial_wake.clone(),
+        None => return,
+    };
+    let mut idle = false;
     loop {
-        tick.tick().await;
+        // Every second while something waits; when nothing does, only when woken (a link went
+        // down, we came back online) or after a long pause: an idle phone sleeps.
+        let pause = if idle { REDIAL_IDLE } else { REDIAL_MIN };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = wake.notified(), if idle => {}
+        }
         let Some(this) = inner.upgrade() else { return };
         let Ok(waiting) = this
             .db(|c| {
@@ -652,10 +666,13 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
         // Backoff (and its count of failed dials, which sends a contact to a rendezvous) is
         // kept only for contacts that still have something waiting.
         lock(&this.redial).retain(|fp, _| waiting.contains(fp));
-        for fp in waiting {
-            if this.link(&fp).is_none() {
-                Inner::maybe_dial(&this, &fp, false);
-            }
+        let unlinked: Vec<_> = waiting
+            .into_iter()
+            .filter(|fp| this.link(fp).is_none())
+            .collect();
+        idle = unlinked.is_empty();
+        for fp in unlinked {
+            Inner::maybe_dial(&this, &fp, false);
         }
     }
 }

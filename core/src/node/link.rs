@@ -377,6 +377,8 @@ impl Inner {
             (gone, next)
         };
         if gone {
+            // Whatever was waiting for this contact is now the redial loop's to resume.
+            self.redial_wake.notify_one();
             self.session_ended(link).await;
         } else if let Some(next) = next {
             Inner::start_pump(self, &next);

@@ -351,6 +351,8 @@ struct Inner {
     open_chat: Mutex<Option<Fingerprint>>,
     /// Backoff of redials to contacts with waiting messages.
     redial: Mutex<HashMap<Fingerprint, chat::Redial>>,
+    /// Wakes the idle redial loop (a link went down, or we came back online).
+    redial_wake: Arc<tokio::sync::Notify>,
     /// Ourselves, for tasks started from `&self` methods.
     me: Weak<Inner>,
     /// Rendezvous with contacts we cannot reach, and what wakes its loop.
@@ -490,6 +492,7 @@ impl Node {
             request_limiter: Mutex::new(Default::default()),
             open_chat: Mutex::new(None),
             redial: Mutex::new(HashMap::new()),
+            redial_wake: Arc::new(tokio::sync::Notify::new()),
             rendezvous: Mutex::new(rendezvous::Rendezvous::default()),
             rendezvous_wake: Arc::new(tokio::sync::Notify::new()),
             files_dir,

@@ -80,6 +80,7 @@ pub(super) async fn watch(
                     // Back online: contacts with waiting messages are dialled at once, with a
                     // fresh backoff (dials cannot have worked while we were away).
                     lock(&this.redial).clear();
+                    this.redial_wake.notify_one();
                 }
                 *lock(&this.state) = state.clone();
                 this.emit(NodeEvent::SignalingState(state));

@@ -1,0 +1,231 @@
+//! `peerns bench idle`: what a phone pays to sit at an event for hours. One `peerns node`
+//! process (the one measured) with N contacts linked and stadium mode on, idle; its thread
+//! wake-ups (context switches of all its threads, `getrusage`), CPU and resident memory come
+//! from its `usage` events (SIGUSR1). The contacts run in this process and are not measured.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use peerns_core::node::{Node, NodeConfig, NodeEvent};
+use peerns_core::transport::TransportConfig;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::Result;
+use crate::servers::ServerProcess;
+
+/// Where the measured node stands in stadium mode.
+const STADIUM: &str = "52.5163,13.3777";
+
+/// One reading of the measured process's counters (its `usage` event).
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    /// Voluntary + involuntary context switches of all its threads so far.
+    switches: u64,
+    cpu_ms: f64,
+    rss_kb: u64,
+}
+
+/// The measured `peerns node`: asked for its usage with SIGUSR1.
+struct Measured {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Measured {
+    async fn sample(&mut self) -> Result<Sample> {
+        let pid = self.child.id().ok_or("peerns node exited")?;
+        // SAFETY: kill only sends a signal to our own child.
+        if unsafe { libc::kill(pid as i32, libc::SIGUSR1) } != 0 {
+            return Err("cannot signal peerns node".into());
+        }
+        let at = Instant::now();
+        let v = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(line) = self.lines.next_line().await? {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["event"] == "usage"
+                {
+                    return Ok(v);
+                }
+            }
+            Err::<_, Box<dyn std::error::Error + Send + Sync>>("peerns node exited".into())
+        })
+        .await
+        .map_err(|_| "no usage answer")??;
+        Ok(Sample {
+            at,
+            switches: v["ctx_switches"].as_u64().ok_or("bad usage")?,
+            cpu_ms: v["cpu_ms"].as_f64().ok_or("bad usage")?,
+            rss_kb: v["rss_kb"].as_u64().ok_or("bad usage")?,
+        })
+    }
+
+    /// Reads (and drops) its output for `d`, so it never blocks on a full pipe.
+    async fn idle(&mut self, d: Duration) {
+        let _ = tokio::time::timeout(d, async {
+            while let Ok(Some(_)) = self.lines.next_line().await {}
+        })
+        .await;
+    }
+}
+
+/// Wake-ups per second and CPU percent between two samples.
+fn rates(a: &Sample, b: &Sample) -> (f64, f64) {
+    let secs = b.at.duration_since(a.at).as_secs_f64();
+    (
+        b.switches.saturating_sub(a.switches) as f64 / secs,
+        (b.cpu_ms - a.cpu_ms) / 10.0 / secs,
+    )
+}
+
+async fn start(url: &str, dir: &Path, name: &str) -> Result<Node> {
+    let node = Node::start(NodeConfig {
+        profile_dir: dir.to_owned(),
+        signaling_url: url.to_owned(),
+        transport: TransportConfig::loopback(),
+        display_name: Some(name.into()),
+        platform: Default::default(),
+        discovery: Default::default(),
+    })
+    .await?;
+    if !node.wait_connected(Duration::from_secs(20)).await {
+        return Err(format!("{name} did not register").into());
+    }
+    Ok(node)
+}
+
+async fn next_matching(
+    rx: &mut UnboundedReceiver<NodeEvent>,
+    f: impl Fn(&NodeEvent) -> bool,
+) -> Result<()> {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(e) = rx.recv().await {
+            if f(&e) {
+                return Ok(());
+            }
+        }
+        Err("events ended".into())
+    })
+    .await
+    .map_err(|_| "the bench stalled")?
+}
+
+/// The measured node: `peerns node` on `profile`, in stadium mode; returns once it started.
+async fn spawn_node(url: &str, profile: &Path) -> Result<Measured> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--profile")
+        .arg(profile)
+        .args(["node", "--signal", url, "--loopback", "--json"])
+        .args(["--stadium", STADIUM])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await? {
+            if line.contains("\"started\"") {
+                return Ok(());
+            }
+        }
+        Err::<(), Box<dyn std::error::Error + Send + Sync>>("peerns node exited".into())
+    })
+    .await
+    .map_err(|_| "peerns node did not start")??;
+    Ok(Measured { child, lines })
+}
+
+/// Runs the benchmark and prints a table or one JSON object.
+pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
+    let server = ServerProcess::embedded(&[]).await?;
+    let url = server.url();
+    let hub_dir = tempfile::tempdir()?;
+    let dirs = (0..contacts)
+        .map(|_| tempfile::tempdir())
+        .collect::<std::io::Result<Vec<_>>>()?;
+
+    // Befriend every contact with the hub, in this process.
+    let hub = start(&url, hub_dir.path(), "hub").await?;
+    let mut eh = hub.subscribe();
+    let hub_fp = hub.identity().fingerprint;
+    let mut nodes = vec![];
+    for (i, d) in dirs.iter().enumerate() {
+        let n = start(&url, d.path(), &format!("contact-{i}")).await?;
+        let mut en = n.subscribe();
+        n.request_contact(&hub.share_link()).await?;
+        next_matching(&mut eh, |e| matches!(e, NodeEvent::ContactRequest { .. })).await?;
+        hub.accept_request(&n.identity().fingerprint).await?;
+        next_matching(&mut en, |e| matches!(e, NodeEvent::ContactAdded { .. })).await?;
+        nodes.push(n);
+    }
+    hub.stop().await;
+    drop((hub, eh));
+    // The contacts go away while the measured node starts alone (its start dials recently seen
+    // contacts; they must not answer yet), then come back and link.
+    for n in nodes.drain(..) {
+        n.stop().await;
+    }
+
+    let mut node = spawn_node(&url, hub_dir.path()).await?;
+    // Alone (signaling and stadium mode only), then with every contact linked.
+    node.idle(Duration::from_secs(2)).await;
+    let start_alone = node.sample().await?;
+    node.idle(Duration::from_secs_f64(seconds.min(10.0))).await;
+    let alone = node.sample().await?;
+    let (wakeups_alone, _) = rates(&start_alone, &alone);
+
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(start(&url, d.path(), &format!("contact-{i}")).await?);
+    }
+    for n in &nodes {
+        n.connect(&hub_fp).await?;
+    }
+    // Settle: handshakes done, pumps quiet.
+    node.idle(Duration::from_secs(3)).await;
+    let linked = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
+    let first = node.sample().await?;
+    node.idle(Duration::from_secs_f64(seconds)).await;
+    let last = node.sample().await?;
+    let still = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
+    let _ = node.child.kill().await;
+    for n in &nodes {
+        n.stop().await;
+    }
+
+    let secs = last.at.duration_since(first.at).as_secs_f64();
+    let (wakeups, cpu) = rates(&first, &last);
+    let rss_mb = last.rss_kb as f64 / 1024.0;
+    let per_conn = if linked == 0 {
+        0.0
+    } else {
+        last.rss_kb.saturating_sub(alone.rss_kb) as f64 / linked as f64
+    };
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "contacts": contacts, "linked": linked, "still_linked": still,
+                "stadium": true, "groups": 0, "seconds": secs,
+                "wakeups_per_s": wakeups, "cpu_pct": cpu, "rss_mb": rss_mb,
+                "rss_alone_mb": alone.rss_kb as f64 / 1024.0, "rss_per_conn_kb": per_conn,
+                "wakeups_alone_per_s": wakeups_alone,
+            })
+        );
+    } else {
+        println!(
+            "idle node: {linked} of {contacts} contacts linked ({still} at the end), stadium mode, {secs:.0} s"
+        );
+        println!("  wake-ups/s   {wakeups:.1} ({wakeups_alone:.1} before the contacts linked)");
+        println!("  CPU          {cpu:.2} %");
+        println!(
+            "  RSS          {rss_mb:.1} MB ({:.1} MB before the contacts linked)",
+            alone.rss_kb as f64 / 1024.0
+        );
+        println!("  RSS per link {per_conn:.0} kB");
+    }
+    Ok(())
+}
