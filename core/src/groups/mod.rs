@@ -19,6 +19,7 @@ pub mod message;
 mod sim;
 #[cfg(test)]
 mod sim_tests;
+pub mod store;
 pub mod wire;
 #[cfg(test)]
 mod wire_props;
