@@ -439,3 +439,50 @@ fn a_stale_proposal_is_signed_again_on_the_new_head() {
     );
     assert_eq!(r.log(), b.log());
 }
+
+#[test]
+fn a_fork_from_two_routers_converges_and_keeps_both_changes() {
+    let ids = [id(1), id(2), id(3)];
+    let mut log = log_with(&ids);
+    let e = log.sign_next(&ids[0], LogOp::Promote(ids[1].fingerprint()), 3);
+    log.append(e).unwrap();
+    let now = Instant::now();
+    let (mut a, mut b) = (engine(&ids[0], &log), engine(&ids[1], &log));
+    // A partition: both route, each admin invites someone.
+    a.handle(GroupInput::BecameRouter, now);
+    b.handle(GroupInput::BecameRouter, now);
+    a.propose(LogOp::Invite(id(7).fingerprint()), 4).unwrap();
+    b.propose(LogOp::Invite(id(8).fingerprint()), 4).unwrap();
+    assert_ne!(a.log().head(), b.log().head());
+    a.drain_actions();
+    b.drain_actions();
+    // The partition heals: b steps down and joins a.
+    b.handle(GroupInput::StoppedRouting, now);
+    linked(&mut a, &mut b, now);
+    let (af, bf) = (ids[0].fingerprint(), ids[1].fingerprint());
+    for _ in 0..8 {
+        for (_, f) in sends(&mut a) {
+            b.handle(
+                GroupInput::Frame {
+                    peer: af,
+                    frame: Box::new(f),
+                },
+                now,
+            );
+        }
+        for (_, f) in sends(&mut b) {
+            a.handle(
+                GroupInput::Frame {
+                    peer: bf,
+                    frame: Box::new(f),
+                },
+                now,
+            );
+        }
+    }
+    assert_eq!(a.log(), b.log());
+    let s = a.log().state();
+    assert!(s.is_member(&id(7).fingerprint()), "a's invite survived");
+    assert!(s.is_member(&id(8).fingerprint()), "b's invite survived");
+    assert_eq!(a.log().len(), log.len() + 2);
+}
