@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod discover;
+mod group;
 mod local_node;
 mod messaging;
 mod servers;
@@ -57,6 +58,11 @@ enum Cmd {
     Send(messaging::SendArgs),
     /// Chat with a contact interactively (stdin lines are sent).
     Chat(messaging::ChatArgs),
+    /// Groups: create, invite, join by link, remove, list, history (offline).
+    Group {
+        #[command(subcommand)]
+        cmd: group::GroupCmd,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -151,6 +157,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Contacts { cmd } => messaging::contacts(cmd, cli.profile).await,
         Cmd::Send(a) => messaging::send(a, cli.profile).await,
         Cmd::Chat(a) => messaging::chat(a, cli.profile).await,
+        Cmd::Group { cmd } => group::run(cmd, cli.profile),
         Cmd::Bench { what } => bench::run(what).await,
     }
 }

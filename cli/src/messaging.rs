@@ -137,7 +137,7 @@ pub struct ChatArgs {
     with: String,
 }
 
-fn profile_dir(profile: Option<PathBuf>) -> Result<PathBuf> {
+pub(crate) fn profile_dir(profile: Option<PathBuf>) -> Result<PathBuf> {
     match profile {
         Some(d) => Ok(d),
         None => Ok(Profile::default_dir().ok_or("no platform data dir; pass --profile")?),

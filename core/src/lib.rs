@@ -9,6 +9,7 @@ pub mod chat;
 pub mod contacts;
 pub mod crypto;
 pub mod discovery;
+pub mod groups;
 pub mod identity;
 pub mod node;
 pub mod session;

@@ -37,6 +37,7 @@ mod chat_tests;
 mod contacts;
 mod discovery;
 mod files;
+pub mod groups;
 #[cfg(test)]
 mod hardening_tests;
 mod link;

@@ -125,6 +125,34 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE contacts ADD COLUMN presence_secret BLOB NULL
         CHECK (presence_secret IS NULL OR length(presence_secret) = 32);
 ",
+    // Groups (decision 0011): the verified membership log, the messages (each encoded as
+    // signed, unique per author and seq), and how far the router acknowledged ours (the
+    // outbox is our messages after `acked`, as in decision 0006).
+    "
+    CREATE TABLE groups (
+        gid         TEXT    PRIMARY KEY CHECK (length(gid) = 32),
+        name        TEXT    NOT NULL,
+        acked       INTEGER NOT NULL DEFAULT 0 CHECK (acked >= 0),
+        joined_ms   INTEGER NOT NULL
+    );
+    CREATE TABLE group_log (
+        gid         TEXT    NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+        idx         INTEGER NOT NULL CHECK (idx >= 0),
+        entry       BLOB    NOT NULL,
+        PRIMARY KEY (gid, idx)
+    );
+    CREATE TABLE group_messages (
+        gid         TEXT    NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+        author      TEXT    NOT NULL CHECK (length(author) = 64),
+        seq         INTEGER NOT NULL CHECK (seq >= 1),
+        lamport     INTEGER NOT NULL,
+        id          TEXT    NOT NULL,
+        recv_ms     INTEGER NOT NULL,
+        signed      BLOB    NOT NULL,
+        PRIMARY KEY (gid, author, seq)
+    );
+    CREATE INDEX group_messages_order ON group_messages (gid, lamport, author, seq);
+",
 ];
 
 /// Schema version this build creates and understands.

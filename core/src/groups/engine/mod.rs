@@ -1,0 +1,555 @@
+//! The group engine (sans-IO), one per group and node. A member keeps one link to the
+//! router; the router keeps one per admitted member. Both sides run the same anti-entropy on
+//! every link: `Hello` (log length and head, version vector) both ways, then each side pulls
+//! what the other holds and it lacks (`LogWant`/`LogEntries`, `Want`/`Page`). Live traffic is
+//! `Msg` (member → router → every other member) and `Ack`. Feed [`GroupInput`]s with
+//! [`Engine::handle`], call [`Engine::handle_timeout`] at [`Engine::poll_timeout`], and perform
+//! [`Engine::drain_actions`].
+//!
+//! Who routes is decided outside (the discovery namespace engine on
+//! [`namespace_prefix`](super::namespace_prefix)); this engine only refuses a router that is
+//! not a current member, and as router admits only current members.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::GroupId;
+use super::history::{History, VersionVector};
+use super::log::{Log, LogOp, SignedEntry};
+use super::message::{Body, GroupMessage, MAX_LAMPORT, SignedMessage};
+use super::wire::{GroupFrame, MAX_PAGE_BYTES, MAX_PAGE_MSGS, RefuseCode};
+use crate::identity::{Fingerprint, Identity};
+
+mod io;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+pub use io::{EngineConfig, EngineStats, GroupAction, GroupEvent, GroupInput, Refusal};
+
+/// Why a local send or proposal failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// We are not a member.
+    #[error("not a member of this group")]
+    NotMember,
+    /// Too many messages wait for the router.
+    #[error("outbox full")]
+    OutboxFull,
+    /// Too large, or the op does not apply.
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+/// The link to our router (member side).
+#[derive(Debug, Clone)]
+struct RouterLink {
+    fp: Fingerprint,
+    /// Its identity is a member in our log (until then only log sync runs on the link).
+    verified: bool,
+}
+
+/// A link at the router.
+#[derive(Debug, Clone)]
+struct PeerLink {
+    admitted: bool,
+    tokens: f64,
+    token_at: Instant,
+}
+
+/// One group's engine.
+pub struct Engine<H: History> {
+    cfg: EngineConfig,
+    identity: Arc<Identity>,
+    me: Fingerprint,
+    log: Log,
+    history: H,
+    vv: VersionVector,
+    lamports: BTreeMap<Fingerprint, u64>,
+    max_lamport: u64,
+    /// Out-of-order messages waiting for the gap before them.
+    pending: BTreeMap<(Fingerprint, u64), SignedMessage>,
+    /// Own messages up to this seq are stored at the router.
+    acked: u64,
+    router: bool,
+    router_link: Option<RouterLink>,
+    peers: BTreeMap<Fingerprint, PeerLink>,
+    /// Own entries signed on some head, waiting to be appended.
+    proposals: Vec<SignedEntry>,
+    /// A whole log being received from a peer after a fork: (peer, entries so far).
+    candidate: Option<(Fingerprint, Vec<SignedEntry>)>,
+    sync_at: Option<Instant>,
+    resend_at: Option<Instant>,
+    departed: bool,
+    actions: Vec<GroupAction>,
+    stats: EngineStats,
+}
+
+impl<H: History> Engine<H> {
+    /// An engine for `log`'s group with the messages already in `history`.
+    pub fn new(cfg: EngineConfig, identity: Arc<Identity>, log: Log, history: H) -> Self {
+        let me = identity.fingerprint();
+        let mut vv = VersionVector::default();
+        let mut lamports = BTreeMap::new();
+        let mut max_lamport = 0;
+        for (author, seq, lamport) in history.heads() {
+            vv.set(author, seq);
+            lamports.insert(author, lamport);
+            max_lamport = max_lamport.max(lamport);
+        }
+        Self {
+            cfg,
+            identity,
+            me,
+            log,
+            history,
+            vv,
+            lamports,
+            max_lamport,
+            pending: BTreeMap::new(),
+            acked: 0,
+            router: false,
+            router_link: None,
+            peers: BTreeMap::new(),
+            proposals: vec![],
+            candidate: None,
+            sync_at: None,
+            resend_at: None,
+            departed: false,
+            actions: vec![],
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Restores the router's last acknowledgement of our messages (from the store).
+    pub fn set_acked(&mut self, seq: u64) {
+        self.acked = seq.min(self.vv.get(&self.me));
+    }
+
+    /// The group.
+    pub fn group(&self) -> GroupId {
+        self.log.group()
+    }
+
+    /// The verified membership log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The stored history.
+    pub fn history(&self) -> &H {
+        &self.history
+    }
+
+    /// What we hold.
+    pub fn version_vector(&self) -> &VersionVector {
+        &self.vv
+    }
+
+    /// Highest own seq the router acknowledged.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Whether we route the group now.
+    pub fn is_router(&self) -> bool {
+        self.router
+    }
+
+    /// The router we are linked to, once its membership is verified.
+    pub fn router_peer(&self) -> Option<Fingerprint> {
+        self.router_link
+            .as_ref()
+            .filter(|l| l.verified)
+            .map(|l| l.fp)
+    }
+
+    /// Members linked to us while we route.
+    pub fn linked_members(&self) -> Vec<Fingerprint> {
+        self.peers
+            .iter()
+            .filter(|(_, l)| l.admitted)
+            .map(|(fp, _)| *fp)
+            .collect()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Whether we left or were removed.
+    pub fn departed(&self) -> bool {
+        self.departed
+    }
+
+    /// Takes every pending action.
+    pub fn drain_actions(&mut self) -> Vec<GroupAction> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// When [`Engine::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.sync_at, self.resend_at].into_iter().flatten().min()
+    }
+
+    fn send(&mut self, peer: Fingerprint, frame: GroupFrame) {
+        self.stats.frames_out += 1;
+        self.actions.push(GroupAction::Send { peer, frame });
+    }
+
+    fn event(&mut self, e: GroupEvent) {
+        self.actions.push(GroupAction::Event(e));
+    }
+
+    fn drop_peer(&mut self, peer: Fingerprint, reason: &str) {
+        self.actions.push(GroupAction::Drop {
+            peer,
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn refused(&mut self, peer: Fingerprint, reason: Refusal) {
+        tracing::debug!(group = %self.group(), %peer, %reason, "group input refused");
+        self.stats.refused += 1;
+        self.event(GroupEvent::Refused { peer, reason });
+    }
+
+    fn refuse_frame(&mut self, peer: Fingerprint, code: RefuseCode, text: &str) {
+        let group = self.group();
+        self.send(
+            peer,
+            GroupFrame::Refuse {
+                group,
+                code,
+                text: text.to_owned(),
+            },
+        );
+    }
+
+    fn hello(&self) -> GroupFrame {
+        GroupFrame::Hello {
+            group: self.group(),
+            log_len: u32::try_from(self.log.len()).unwrap_or(u32::MAX),
+            head: self.log.head(),
+            vv: self.vv.clone(),
+        }
+    }
+
+    fn want(&self) -> GroupFrame {
+        GroupFrame::Want {
+            group: self.group(),
+            vv: self.vv.clone(),
+            limit: self.cfg.page_limit,
+        }
+    }
+
+    /// Sends a text or file message; returns it once stored (it stays in the outbox until
+    /// the router acknowledges it).
+    pub fn send_message(
+        &mut self,
+        body: Body,
+        now_ms: u64,
+        now: Instant,
+    ) -> Result<SignedMessage, SendError> {
+        if self.departed || !self.log.state().is_member(&self.me) {
+            return Err(SendError::NotMember);
+        }
+        let seq = self.vv.get(&self.me) + 1;
+        if seq - 1 - self.acked >= self.cfg.max_outbox {
+            return Err(SendError::OutboxFull);
+        }
+        let msg = SignedMessage::sign(
+            &self.identity,
+            GroupMessage {
+                group: self.group(),
+                author: [0; 32],
+                seq,
+                lamport: (self.max_lamport + 1).min(MAX_LAMPORT),
+                sent_ms: now_ms,
+                body,
+            },
+        );
+        msg.verify(&self.group(), self.log.state())
+            .map_err(|e| SendError::Invalid(e.to_string()))?;
+        self.store(&msg, None);
+        if self.router {
+            self.acked = seq;
+        } else if let Some(router) = self.router_peer() {
+            self.send(router, GroupFrame::Msg(msg.clone()));
+            self.resend_at.get_or_insert(now + self.cfg.resend_after);
+        }
+        Ok(msg)
+    }
+
+    /// Proposes a membership change signed by us (an admin; `Leave` by anyone). The router
+    /// appends it on its head; if the head moved, we sign it again on the new one.
+    pub fn propose(&mut self, op: LogOp, now_ms: u64) -> Result<SignedEntry, SendError> {
+        if self.proposals.len() >= self.cfg.max_proposals {
+            return Err(SendError::Invalid("too many pending proposals".into()));
+        }
+        let entry = self.log.sign_next(&self.identity, op, now_ms);
+        let mut trial = self.log.clone();
+        trial
+            .append(entry.clone())
+            .map_err(|e| SendError::Invalid(e.to_string()))?;
+        if self.router {
+            self.append_local(vec![entry.clone()]);
+        } else {
+            self.proposals.push(entry.clone());
+            if let Some(router) = self.router_peer() {
+                self.send(router, GroupFrame::Propose(entry.clone()));
+            }
+        }
+        Ok(entry)
+    }
+
+    /// Leaves the group: proposes our `Leave` (cutoff: every message we stored).
+    pub fn leave(&mut self, now_ms: u64) -> Result<SignedEntry, SendError> {
+        let cutoff = self.vv.get(&self.me);
+        self.propose(LogOp::Leave { cutoff }, now_ms)
+    }
+
+    /// Stores a verified message that is its author's next, then any held ones it unblocks;
+    /// the router relays each to every admitted member but `from` and the author.
+    fn store(&mut self, msg: &SignedMessage, from: Option<Fingerprint>) {
+        let mut next = Some(msg.clone());
+        while let Some(m) = next.take() {
+            let author = m.author_fp();
+            let seq = m.msg.seq;
+            self.history.insert(&m);
+            self.vv.set(author, seq);
+            self.lamports.insert(author, m.msg.lamport);
+            self.max_lamport = self.max_lamport.max(m.msg.lamport);
+            self.stats.stored += 1;
+            if self.router {
+                let targets: Vec<Fingerprint> = self
+                    .peers
+                    .iter()
+                    .filter(|(fp, l)| l.admitted && Some(**fp) != from && **fp != author)
+                    .map(|(fp, _)| *fp)
+                    .collect();
+                for t in targets {
+                    self.send(t, GroupFrame::Msg(m.clone()));
+                }
+            }
+            self.event(GroupEvent::Message(m));
+            next = self.pending.remove(&(author, seq + 1));
+            if let Some(n) = &next
+                && n.msg.lamport <= self.lamports.get(&author).copied().unwrap_or(0)
+            {
+                next = None;
+            }
+        }
+    }
+
+    /// Takes a message from `peer`: verifies it, dedups, stores it if it is its author's
+    /// next, holds it (bounded) if earlier ones are missing. `Ok(true)` if a gap was found.
+    fn accept(&mut self, msg: SignedMessage, peer: Fingerprint) -> Result<bool, Refusal> {
+        msg.verify(&self.group(), self.log.state())?;
+        let author = msg.author_fp();
+        let have = self.vv.get(&author);
+        let seq = msg.msg.seq;
+        if seq <= have {
+            self.stats.duplicates += 1;
+            return Err(Refusal::Duplicate);
+        }
+        if seq > have + 1 {
+            if self.pending.len() < self.cfg.max_pending {
+                self.pending.insert((author, seq), msg);
+            }
+            return Ok(true);
+        }
+        if msg.msg.lamport <= self.lamports.get(&author).copied().unwrap_or(0) {
+            return Err(Refusal::Message(super::message::MsgError::BadClock));
+        }
+        self.store(&msg, Some(peer));
+        Ok(false)
+    }
+
+    /// The page of messages beyond `theirs` (each author's in seq order), bounded by count,
+    /// bytes and `limit`; `true` if more remain.
+    fn page_for(&self, theirs: &VersionVector, limit: u16) -> (Vec<SignedMessage>, bool) {
+        let limit = usize::from(limit).clamp(1, MAX_PAGE_MSGS);
+        let mut out: Vec<SignedMessage> = vec![];
+        let mut bytes = 0;
+        for (author, have) in &self.vv.0 {
+            let from = theirs.get(author);
+            if from >= *have {
+                continue;
+            }
+            if out.len() >= limit {
+                return (out, true);
+            }
+            for m in self.history.range(author, from, limit - out.len()) {
+                let len = m.encoded_len();
+                if bytes + len > MAX_PAGE_BYTES && !out.is_empty() {
+                    return (out, true);
+                }
+                bytes += len;
+                out.push(m);
+            }
+            if out
+                .last()
+                .is_some_and(|m| m.msg.seq < *have && m.author_fp() == *author)
+            {
+                return (out, true);
+            }
+        }
+        (out, false)
+    }
+
+    /// Our unacknowledged messages, at most one page.
+    fn outbox_page(&self) -> Vec<SignedMessage> {
+        self.history
+            .range(&self.me, self.acked, usize::from(self.cfg.page_limit))
+    }
+
+    /// Runs timers: a member re-announces its state and resends its outbox.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.sync_at.is_some_and(|t| t <= now) {
+            self.sync_at = None;
+            if let Some(link) = self.router_link.clone() {
+                let hello = self.hello();
+                self.send(link.fp, hello);
+                if link.verified {
+                    let want = self.want();
+                    self.send(link.fp, want);
+                }
+                self.sync_at = Some(now + self.cfg.sync_interval);
+            }
+        }
+        if self.resend_at.is_some_and(|t| t <= now) {
+            self.resend_at = None;
+            if let Some(router) = self.router_peer() {
+                let msgs = self.outbox_page();
+                if !msgs.is_empty() {
+                    let group = self.group();
+                    self.send(
+                        router,
+                        GroupFrame::Page {
+                            group,
+                            msgs,
+                            more: false,
+                        },
+                    );
+                    self.resend_at = Some(now + self.cfg.resend_after);
+                }
+            }
+        }
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, input: GroupInput, now: Instant) {
+        if self.departed {
+            return;
+        }
+        match input {
+            GroupInput::RouterUp { router } => self.on_router_up(router, now),
+            GroupInput::RouterDown => {
+                self.router_link = None;
+                self.sync_at = None;
+                self.resend_at = None;
+            }
+            GroupInput::BecameRouter => self.on_became_router(),
+            GroupInput::StoppedRouting => {
+                if self.router {
+                    self.router = false;
+                    let peers: Vec<Fingerprint> = self.peers.keys().copied().collect();
+                    for p in peers {
+                        self.drop_peer(p, "stopped routing");
+                    }
+                    self.peers.clear();
+                    self.event(GroupEvent::Role(false));
+                }
+            }
+            GroupInput::PeerUp { peer } => self.on_peer_up(peer, now),
+            GroupInput::PeerDown { peer } => {
+                self.peers.remove(&peer);
+            }
+            GroupInput::Frame { peer, frame } => {
+                let frame = *frame;
+                if frame.group() != self.group() {
+                    self.refused(peer, Refusal::Unexpected("frame of another group"));
+                } else if self.router {
+                    self.router_frame(peer, frame, now);
+                } else if self.router_link.as_ref().is_some_and(|l| l.fp == peer) {
+                    self.member_frame(peer, frame, now);
+                } else {
+                    self.refused(
+                        peer,
+                        Refusal::Unexpected("frame from a peer that is not our router"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_router_up(&mut self, router: Fingerprint, now: Instant) {
+        if self.router || router == self.me {
+            return;
+        }
+        let state = self.log.state();
+        if state.gone.contains_key(&router) {
+            self.drop_peer(router, "a former member cannot route");
+            self.event(GroupEvent::RouterRefused { router });
+            return;
+        }
+        self.router_link = Some(RouterLink {
+            fp: router,
+            verified: state.is_member(&router),
+        });
+        let hello = self.hello();
+        self.send(router, hello);
+        self.sync_at = Some(now + self.cfg.sync_interval);
+    }
+
+    fn on_became_router(&mut self) {
+        if self.router {
+            return;
+        }
+        self.router = true;
+        self.router_link = None;
+        self.sync_at = None;
+        self.resend_at = None;
+        self.acked = self.vv.get(&self.me);
+        self.event(GroupEvent::Role(true));
+        if self.acked > 0 {
+            let seq = self.acked;
+            self.event(GroupEvent::Acked { seq });
+        }
+        let proposals = std::mem::take(&mut self.proposals);
+        for p in proposals {
+            self.repropose(p);
+        }
+    }
+
+    fn on_peer_up(&mut self, peer: Fingerprint, now: Instant) {
+        if !self.router {
+            self.drop_peer(peer, "not routing");
+            return;
+        }
+        let state = self.log.state();
+        let admitted = state.is_member(&peer);
+        let probation = self.peers.values().filter(|l| !l.admitted).count();
+        if state.gone.contains_key(&peer) || (!admitted && probation >= self.cfg.max_probation) {
+            self.refuse_frame(peer, RefuseCode::NotMember, "not a member");
+            self.drop_peer(peer, "not a member");
+            self.refused(peer, Refusal::NotMember);
+            return;
+        }
+        self.peers.insert(
+            peer,
+            PeerLink {
+                admitted,
+                tokens: f64::from(self.cfg.member_rate) * 2.0,
+                token_at: now,
+            },
+        );
+        if admitted {
+            let hello = self.hello();
+            self.send(peer, hello);
+        }
+    }
+}
