@@ -370,8 +370,14 @@ impl<H: History> Engine<H> {
             match self.log.append(e) {
                 Ok(()) => {}
                 Err(LogError::NotOnHead { .. }) => {
+                    // At our next index but naming another head: a fork, fetch the whole
+                    // log; beyond it: a gap, fetch from our end.
                     let group = self.group();
-                    let from = u32::try_from(self.log.len()).unwrap_or(u32::MAX);
+                    let from = if idx == self.log.len() {
+                        0
+                    } else {
+                        u32::try_from(self.log.len()).unwrap_or(u32::MAX)
+                    };
                     self.send(peer, GroupFrame::LogWant { group, from });
                     break;
                 }

@@ -486,3 +486,46 @@ fn a_fork_from_two_routers_converges_and_keeps_both_changes() {
     assert!(s.is_member(&id(8).fingerprint()), "b's invite survived");
     assert_eq!(a.log().len(), log.len() + 2);
 }
+
+#[test]
+fn entries_that_fork_at_our_next_index_fetch_the_whole_log() {
+    let ids = [id(1), id(2)];
+    let base = log_with(&ids);
+    let now = Instant::now();
+    let mut ours = base.clone();
+    let e = ours.sign_next(&ids[0], LogOp::Invite(id(7).fingerprint()), 4);
+    ours.append(e).unwrap();
+    let mut theirs = base.clone();
+    for n in [8, 9] {
+        let e = theirs.sign_next(&ids[0], LogOp::Invite(id(n).fingerprint()), 4);
+        theirs.append(e).unwrap();
+    }
+    let mut m = engine(&ids[1], &ours);
+    m.handle(
+        GroupInput::RouterUp {
+            router: ids[0].fingerprint(),
+        },
+        now,
+    );
+    m.drain_actions();
+    // The router's entry at our next index names a head we do not have: asking again from
+    // our end would get the same entries forever.
+    let from = ours.len();
+    m.handle(
+        GroupInput::Frame {
+            peer: ids[0].fingerprint(),
+            frame: Box::new(GroupFrame::LogEntries {
+                group: base.group(),
+                from: from as u32,
+                entries: theirs.entries()[from..].to_vec(),
+                done: true,
+            }),
+        },
+        now,
+    );
+    let out = sends(&mut m);
+    assert!(
+        matches!(out.as_slice(), [(_, GroupFrame::LogWant { from: 0, .. })]),
+        "{out:?}"
+    );
+}
