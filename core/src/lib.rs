@@ -10,6 +10,7 @@ pub mod contacts;
 pub mod crypto;
 pub mod discovery;
 pub mod identity;
+pub mod media;
 pub mod node;
 pub mod session;
 pub mod signaling;
