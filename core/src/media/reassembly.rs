@@ -216,8 +216,7 @@ impl Reassembler {
             // The frame runs from `next` to its marker, or to the packet before a new timestamp.
             let mut end = None;
             let mut seq = next;
-            loop {
-                let Some(p) = self.buf.get(&seq) else { break };
+            while let Some(p) = self.buf.get(&seq) {
                 if p.ts != ts {
                     end = Some(seq - 1);
                     break;

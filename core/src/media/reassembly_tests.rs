@@ -13,7 +13,7 @@ fn pkt(seq: u16, ts: u32, marker: bool, payload: &[u8]) -> RtpIn {
 /// An IDR split into two FU-A packets, then a one-packet P frame, per frame index.
 fn video_packets(frame: u32, seq: u16) -> Vec<RtpIn> {
     let ts = frame * 3000;
-    if frame % 10 == 0 {
+    if frame.is_multiple_of(10) {
         vec![
             pkt(seq, ts, false, &[28 | 0x60, 0x80 | 5, frame as u8, 1]),
             pkt(seq.wrapping_add(1), ts, true, &[28 | 0x60, 0x40 | 5, 2, 3]),

@@ -484,6 +484,9 @@ impl MediaHooks {
     }
 }
 
+/// What closing a media connection must close: its peer connection and peerjs channel.
+type Closing = (Arc<dyn PeerConnection>, Option<Arc<dyn DataChannel>>);
+
 struct MediaShared {
     info: MediaInfo,
     pc: Arc<dyn PeerConnection>,
@@ -498,7 +501,7 @@ struct MediaShared {
 }
 
 impl MediaShared {
-    fn take_close(&self) -> Option<(Arc<dyn PeerConnection>, Option<Arc<dyn DataChannel>>)> {
+    fn take_close(&self) -> Option<Closing> {
         if self.closed.swap(true, Ordering::SeqCst) {
             return None;
         }
