@@ -22,7 +22,8 @@ apt_install() {
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 # chromium: browser interop (peerjs in headless Chromium); coturn: TURN tests;
 # iproute2/util-linux: loopback-only network namespaces for the browser tests.
-apt_install pkg-config chromium coturn iproute2 util-linux procps
+# libopus-dev: Opus for media-desktop; ffmpeg: ffprobe checks call recordings (media_real).
+apt_install pkg-config chromium coturn iproute2 util-linux procps libopus-dev ffmpeg
 if ! command -v cargo >/dev/null; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod discovery;
 pub mod groups;
 pub mod identity;
+pub mod media;
 pub mod node;
 pub mod session;
 pub mod signaling;

@@ -8,15 +8,20 @@
 //! candidates are capped per connection, and candidates for unknown connections are dropped.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use webrtc::data_channel::{DataChannel, RTCDataChannelInit};
 use webrtc::peer_connection::{
     PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription,
 };
+
+use super::entry::Entry;
+use super::media::{IncomingMedia, MediaConnection, MediaOptions, TrackSpec};
+use super::options::is_native;
+pub use super::options::{ConnectOptions, MAX_REMOTE_CANDIDATES, NATIVE_MARKER, NATIVE_VERSION};
 
 use super::admission::Admission;
 use super::config::TransportConfig;
@@ -27,60 +32,17 @@ use super::payload::{
     AnswerPayload, CandidateInit, CandidatePayload, ConnectionKind, OfferPayload, Sdp,
     Serialization, new_connection_id, parse,
 };
-use super::peer::{PcEvent, PcEventKind, first_mid, new_peer_connection};
+use super::peer::{PcEvent, PcEventKind, new_peer_connection};
 use crate::signaling::client::{RegId, SignalingEvent};
 use crate::signaling::driver::SignalingHandle;
 use crate::signaling::protocol::{Message, MessageType};
 
-/// Metadata key that marks a connection between two PeerNS native nodes.
-pub const NATIVE_MARKER: &str = "peerns";
-/// Version of the native connection protocol announced in the metadata.
-pub const NATIVE_VERSION: u64 = 1;
-/// Remote ICE candidates taken per connection; more are ignored (a browser sends a handful).
-pub const MAX_REMOTE_CANDIDATES: usize = 32;
+mod media_neg;
 
-/// How to open a data connection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConnectOptions {
-    /// Message encoding.
-    pub serialization: Serialization,
-    /// Ordered, reliable channel (PeerJS's default is `false`: unordered).
-    pub reliable: bool,
-    /// Data channel label; defaults to the connection id as in PeerJS.
-    pub label: Option<String>,
-    /// Metadata sent with the offer.
-    pub metadata: Value,
-}
+pub(super) type Reply = oneshot::Sender<Result<DataConnection, TransportError>>;
+pub(super) type MediaReply = oneshot::Sender<Result<MediaConnection, TransportError>>;
 
-impl ConnectOptions {
-    /// Native↔native: raw envelope, reliable, marked so glare resolves deterministically.
-    pub fn native() -> Self {
-        Self {
-            serialization: Serialization::Raw,
-            reliable: true,
-            label: None,
-            metadata: json!({ NATIVE_MARKER: NATIVE_VERSION }),
-        }
-    }
-
-    /// To a PeerJS browser peer with the given serialization, reliable.
-    pub fn peerjs(serialization: Serialization) -> Self {
-        Self {
-            serialization,
-            reliable: true,
-            label: None,
-            metadata: Value::Null,
-        }
-    }
-}
-
-fn is_native(metadata: &Value) -> bool {
-    metadata.get(NATIVE_MARKER).is_some()
-}
-
-type Reply = oneshot::Sender<Result<DataConnection, TransportError>>;
-
-enum Command {
+pub(super) enum Command {
     Connect {
         peer: String,
         opts: ConnectOptions,
@@ -89,56 +51,24 @@ enum Command {
     Shutdown {
         done: oneshot::Sender<()>,
     },
-}
-
-/// A connection being negotiated, or open (then `pc` is only a weak link).
-struct Entry {
-    info: ConnectionInfo,
-    pc: Option<Arc<dyn PeerConnection>>,
-    weak_pc: Weak<dyn PeerConnection>,
-    remote_set: bool,
-    queued: Vec<RTCIceCandidateInit>,
-    mid: Option<String>,
-    /// The connection, before it is handed out (offerer: waits for OnOpen).
-    conn: Option<DataConnection>,
-    /// Who waits for it: a `connect()` caller (or, after glare, the caller of the abandoned one).
-    reply: Option<Reply>,
-    outgoing: bool,
-    /// An incoming connection's remote DTLS fingerprint (from the offer), until it opens.
-    remote_dtls: Option<String>,
-    /// An outgoing connection's OFFER and the CANDIDATEs sent after it, kept until the answer
-    /// so they can be sent again (see the glare rule in `offer`).
-    sent: Vec<(MessageType, Value)>,
-    /// Last peer-connection state seen, and remote candidates received (for diagnostics).
-    state: RTCPeerConnectionState,
-    remote_candidates: usize,
-}
-
-impl Entry {
-    /// A connection under negotiation: an outgoing one waits for the ANSWER; an incoming one
-    /// has the remote description (the OFFER) already.
-    fn new(
-        info: ConnectionInfo,
-        pc: Arc<dyn PeerConnection>,
-        local_sdp: &str,
-        outgoing: bool,
-    ) -> Self {
-        Self {
-            info,
-            weak_pc: Arc::downgrade(&pc),
-            pc: Some(pc),
-            remote_set: !outgoing,
-            queued: vec![],
-            mid: first_mid(local_sdp),
-            conn: None,
-            reply: None,
-            outgoing,
-            remote_dtls: None,
-            sent: vec![],
-            state: RTCPeerConnectionState::New,
-            remote_candidates: 0,
-        }
-    }
+    /// Offer a media connection.
+    Call {
+        peer: String,
+        opts: MediaOptions,
+        reply: MediaReply,
+    },
+    /// Answer a pending media offer.
+    AcceptMedia {
+        cid: String,
+        tracks: Vec<TrackSpec>,
+        reply: MediaReply,
+    },
+    /// Drop a pending media offer.
+    RefuseMedia {
+        cid: String,
+    },
+    /// Hand incoming media offers to this receiver (else they are refused).
+    MediaOffers(mpsc::Sender<IncomingMedia>),
 }
 
 /// Handle to the data-connection layer of one PeerJS registration.
@@ -179,6 +109,9 @@ impl Transport {
             pc_tx,
             reader_tx,
             closed_tx,
+            cmd: cmd.downgrade(),
+            media_offers: None,
+            pending_media: HashMap::new(),
         };
         tokio::spawn(task.run(cmd_rx, sig_events, pc_rx, reader_rx, closed_rx));
         Ok((Transport { cmd }, incoming))
@@ -199,6 +132,33 @@ impl Transport {
             })
             .map_err(|_| TransportError::Closed)?;
         rx.await.map_err(|_| TransportError::Closed)?
+    }
+
+    /// Offers a media connection to `peer` with our `opts.tracks`. Returns once the OFFER is
+    /// sent; [`MediaConnection::connected`] waits for the answer and ICE/DTLS.
+    pub async fn call(
+        &self,
+        peer: &str,
+        opts: MediaOptions,
+    ) -> Result<MediaConnection, TransportError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Call {
+                peer: peer.into(),
+                opts,
+                reply,
+            })
+            .map_err(|_| TransportError::Closed)?;
+        rx.await.map_err(|_| TransportError::Closed)?
+    }
+
+    /// From now on, incoming media offers that pass admission arrive on the returned receiver
+    /// (at most `queue` undecided at once; more are refused). Without a subscriber they are
+    /// refused. A later call replaces the subscriber.
+    pub fn media_offers(&self, queue: usize) -> mpsc::Receiver<IncomingMedia> {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let _ = self.cmd.send(Command::MediaOffers(tx));
+        rx
     }
 
     /// Closes every connection and stops the transport.
@@ -222,6 +182,12 @@ struct Task {
     pc_tx: mpsc::UnboundedSender<PcEvent>,
     reader_tx: mpsc::UnboundedSender<ReaderEvent>,
     closed_tx: mpsc::UnboundedSender<String>,
+    /// Our own command queue, for the decisions of [`IncomingMedia`] handles.
+    cmd: mpsc::WeakUnboundedSender<Command>,
+    /// Where incoming media offers go; `None`: they are refused.
+    media_offers: Option<mpsc::Sender<IncomingMedia>>,
+    /// Admitted media offers waiting for the application's decision.
+    pending_media: HashMap<String, media_neg::PendingMedia>,
 }
 
 fn webrtc_err(e: impl std::fmt::Display) -> TransportError {
@@ -260,6 +226,14 @@ impl Task {
                             Err((reply, e)) => { let _ = reply.send(Err(e)); }
                         }
                     }
+                    Some(Command::Call { peer, opts, reply }) => {
+                        let _ = reply.send(self.call(peer, opts).await);
+                    }
+                    Some(Command::AcceptMedia { cid, tracks, reply }) => {
+                        let _ = reply.send(self.accept_media(&cid, tracks).await);
+                    }
+                    Some(Command::RefuseMedia { cid }) => self.refuse_media(&cid),
+                    Some(Command::MediaOffers(tx)) => self.media_offers = Some(tx),
                     Some(Command::Shutdown { done }) => {
                         self.close_all().await;
                         let _ = done.send(());
@@ -328,7 +302,7 @@ impl Task {
             ));
         }
         let cid = new_connection_id();
-        let pc = match new_peer_connection(&self.config, &cid, self.pc_tx.clone()).await {
+        let pc = match new_peer_connection(&self.config, &cid, self.pc_tx.clone(), None).await {
             Ok(pc) => pc,
             Err(e) => return Err((reply, webrtc_err(e))),
         };
@@ -444,10 +418,8 @@ impl Task {
     }
 
     async fn offer(&mut self, peer: String, offer: OfferPayload) -> Result<(), TransportError> {
-        if offer.kind != ConnectionKind::Data {
-            return Err(TransportError::Protocol(
-                "media connections are not supported yet".into(),
-            ));
+        if offer.kind == ConnectionKind::Media {
+            return self.media_offer(peer, offer).await;
         }
         let serialization = offer.serialization.unwrap_or(Serialization::Binary);
         if serialization == Serialization::BinaryUtf8 {
@@ -538,7 +510,7 @@ impl Task {
             }
         }
         let cid = offer.connection_id.clone();
-        let pc = new_peer_connection(&self.config, &cid, self.pc_tx.clone())
+        let pc = new_peer_connection(&self.config, &cid, self.pc_tx.clone(), None)
             .await
             .map_err(webrtc_err)?;
         let setup = async {
@@ -591,7 +563,8 @@ impl Task {
         if e.info.peer != peer || !e.outgoing || e.remote_set {
             return Err(TransportError::Protocol("unexpected answer".into()));
         }
-        let Some(pc) = e.pc.clone() else {
+        // A media connection's handle owns its peer connection from the start.
+        let Some(pc) = e.pc.clone().or_else(|| e.weak_pc.upgrade()) else {
             return Ok(());
         };
         let remote_dtls = dtls_fingerprint(&answer.sdp.sdp);
@@ -601,6 +574,9 @@ impl Task {
             .map_err(webrtc_err)?;
         e.remote_set = true;
         e.sent.clear();
+        if let Some(m) = &e.media {
+            let _ = m.remote_dtls.set(remote_dtls.clone());
+        }
         if let Some(conn) = &e.conn {
             conn.set_remote_dtls(remote_dtls);
         }
@@ -613,6 +589,9 @@ impl Task {
     }
 
     async fn candidate(&mut self, peer: &str, c: CandidatePayload) -> Result<(), TransportError> {
+        if let Some(p) = self.pending_media.get_mut(&c.connection_id) {
+            return p.queue(peer, c);
+        }
         let Some(e) = self.entries.get_mut(&c.connection_id) else {
             return Ok(());
         };
@@ -658,7 +637,7 @@ impl Task {
                         sdp_m_line_index: c.sdp_mline_index.or(Some(0)),
                         username_fragment: c.username_fragment,
                     },
-                    kind: ConnectionKind::Data,
+                    kind: e.kind,
                     connection_id: ev.cid.clone(),
                 };
                 let peer = e.info.peer.clone();
@@ -677,6 +656,10 @@ impl Task {
                 let Some(e) = self.entries.get_mut(&ev.cid) else {
                     return;
                 };
+                if let Some(m) = &e.media {
+                    m.set_channel(dc); // peerjs's hang-up channel
+                    return;
+                }
                 if e.outgoing || e.conn.is_some() {
                     return;
                 }
@@ -690,10 +673,12 @@ impl Task {
                 self.entries.get_mut(&ev.cid).expect("entry").conn = Some(conn);
                 self.opened(&ev.cid);
             }
+            PcEventKind::Track(track) => self.media_track(&ev.cid, track),
             PcEventKind::State(state) => {
                 if let Some(e) = self.entries.get_mut(&ev.cid) {
                     e.state = state;
                 }
+                self.media_state(&ev.cid, state);
                 if !matches!(
                     state,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
@@ -738,9 +723,13 @@ impl Task {
     /// connection is closed, which also ends an open connection's reader and so its `recv()`.
     async fn fail(&mut self, cid: &str, err: TransportError) {
         self.admission.release(cid);
+        self.pending_media.remove(cid);
         let Some(mut e) = self.entries.remove(cid) else {
             return;
         };
+        if let Some(m) = e.media.take() {
+            let _ = m.state.send(super::media::MediaState::Closed);
+        }
         if let Some(reply) = e.reply.take() {
             let _ = reply.send(Err(err));
         }
@@ -755,9 +744,13 @@ impl Task {
     /// neither do we: the DTLS/SCTP close tells the peer.
     fn gone(&mut self, cid: &str) {
         self.admission.release(cid);
-        if let Some(e) = self.entries.remove(cid)
-            && let Some(reply) = e.reply
-        {
+        let Some(e) = self.entries.remove(cid) else {
+            return;
+        };
+        if let Some(m) = e.media {
+            let _ = m.state.send(super::media::MediaState::Closed);
+        }
+        if let Some(reply) = e.reply {
             let _ = reply.send(Err(TransportError::Closed));
         }
     }

@@ -6,6 +6,8 @@
 //! - [`connection`]: a data connection (send with back-pressure, bounded receive, close).
 //! - [`driver`]: the task that negotiates connections; [`config`]: ICE and limits;
 //!   [`admission`]: caps and deadlines of pending incoming connections.
+//! - [`media`]: PeerJS media connections (tracks in and out, feedback, the accept/refuse hook);
+//!   [`media_engine`]: their codecs and interceptors.
 
 pub mod admission;
 pub mod binarypack;
@@ -16,6 +18,10 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod driver;
+mod entry;
+pub mod media;
+pub mod media_engine;
+mod options;
 pub mod payload;
 pub mod peer;
 
@@ -25,6 +31,10 @@ pub use connection::{
     ConnectionInfo, DataConnection, DataSender, TransportError, dtls_fingerprint,
 };
 pub use driver::{ConnectOptions, Transport};
+pub use media::{
+    Feedback, IncomingMedia, LocalTrack, MediaConnection, MediaInfo, MediaKind, MediaOptions,
+    MediaState, RemoteTrack, TrackSpec,
+};
 
 #[cfg(test)]
 mod guard_tests;

@@ -192,13 +192,22 @@ impl Checked for CandidatePayload {
 
 /// A fresh PeerJS-style data connection id: `dc_` + 10 random alphanumerics.
 pub fn new_connection_id() -> String {
+    connection_id_with("dc_")
+}
+
+/// A fresh PeerJS-style media connection id: `mc_` + 10 random alphanumerics.
+pub fn new_media_connection_id() -> String {
+    connection_id_with("mc_")
+}
+
+fn connection_id_with(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let bytes = crate::crypto::random_bytes::<10>();
     let tail: String = bytes
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect();
-    format!("dc_{tail}")
+    format!("{prefix}{tail}")
 }
 
 #[cfg(test)]
@@ -245,5 +254,8 @@ mod tests {
         let id = new_connection_id();
         assert!(id.starts_with("dc_") && id.len() == 13);
         assert!(check_connection_id(&id).is_ok());
+        let mc = new_media_connection_id();
+        assert!(mc.starts_with("mc_") && mc.len() == 13 && mc != id);
+        assert!(check_connection_id(&mc).is_ok());
     }
 }

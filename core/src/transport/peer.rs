@@ -8,6 +8,7 @@ use std::time::Duration;
 use rtc::ice::mdns::MulticastDnsMode;
 use tokio::sync::mpsc::UnboundedSender;
 use webrtc::data_channel::DataChannel;
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
@@ -15,6 +16,7 @@ use webrtc::peer_connection::{
 };
 
 use super::config::TransportConfig;
+use super::media_engine::MediaStack;
 
 /// Something a peer connection reported, tagged with its connection id.
 pub struct PcEvent {
@@ -31,6 +33,8 @@ pub enum PcEventKind {
     DataChannel(Arc<dyn DataChannel>),
     /// The connection state changed.
     State(RTCPeerConnectionState),
+    /// The peer sends a media track (media connections only).
+    Track(Arc<dyn TrackRemote>),
 }
 
 struct Handler {
@@ -63,13 +67,19 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         self.emit(PcEventKind::State(state));
     }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        self.emit(PcEventKind::Track(track));
+    }
 }
 
-/// A new peer connection with our settings for connection `cid`, reporting to `events`.
+/// A new peer connection with our settings for connection `cid`, reporting to `events`; with
+/// `media`, its codecs and interceptors (media connections), else none (data connections).
 pub async fn new_peer_connection(
     config: &TransportConfig,
     cid: &str,
     events: UnboundedSender<PcEvent>,
+    media: Option<MediaStack>,
 ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
     let relay_wait = if config.relay_only {
         Duration::ZERO
@@ -110,7 +120,13 @@ pub async fn new_peer_connection(
     } else {
         "0.0.0.0:0"
     };
-    let pc = PeerConnectionBuilder::new()
+    let mut builder = PeerConnectionBuilder::new();
+    if let Some(m) = media {
+        builder = builder
+            .with_media_engine(m.engine)
+            .with_interceptor_registry(m.registry);
+    }
+    let pc = builder
         .with_configuration(rtc_config)
         .with_setting_engine(settings)
         .with_handler(Arc::new(Handler {

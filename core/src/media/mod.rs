@@ -1,0 +1,23 @@
+//! Media above the transport: encoded frames in and out of media connections.
+//!
+//! Phones and desktop codecs hand the core *encoded* frames; nothing here encodes or decodes.
+//!
+//! - [`frame`]: [`EncodedFrame`] (kind, pts, keyframe flag, bytes).
+//! - [`h264`]: Annex-B helpers (NAL split, IDR detection, SPS/PPS before every IDR, AVCC,
+//!   picture size from the SPS).
+//! - [`depacketize`] and [`reassembly`]: received RTP back into complete frames, sans-IO, with
+//!   keyframe requests after loss.
+//! - [`mkv`]: a Matroska recorder (H.264/VP8 video and Opus audio in one file).
+//! - [`record`]: records the remote tracks of a connection into one Matroska file.
+//! - [`track`]: [`MediaSource`](track::MediaSource) (push frames, get encoder control) and
+//!   [`MediaSink`](track::MediaSink) (a callback per received frame) over transport tracks.
+
+pub mod depacketize;
+pub mod frame;
+pub mod h264;
+pub mod mkv;
+pub mod reassembly;
+pub mod record;
+pub mod track;
+
+pub use frame::EncodedFrame;
