@@ -125,6 +125,24 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE contacts ADD COLUMN presence_secret BLOB NULL
         CHECK (presence_secret IS NULL OR length(presence_secret) = 32);
 ",
+    // The call log (decision 0013): one row per call, our view of it; shown in the chat
+    // history with the contact next to the messages.
+    "
+    CREATE TABLE calls (
+        id          BLOB    PRIMARY KEY CHECK (length(id) = 16),
+        peer        TEXT    NOT NULL CHECK (length(peer) = 64),
+        outgoing    INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+        kinds       INTEGER NOT NULL CHECK (kinds BETWEEN 0 AND 7),
+        started_ms  INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL CHECK (duration_ms >= 0),
+        outcome     TEXT    NOT NULL CHECK (outcome IN ('completed', 'missed', 'declined',
+                                                        'busy', 'cancelled', 'no_answer',
+                                                        'failed')),
+        reason      TEXT    NOT NULL
+    );
+    CREATE INDEX calls_by_peer ON calls (peer, started_ms);
+    CREATE INDEX calls_by_time ON calls (started_ms);
+",
 ];
 
 /// Schema version this build creates and understands.
