@@ -1,6 +1,7 @@
 //! `peerns`: the desktop/headless shell of PeerNS native (and the "home desktop" of the product).
 
 mod bench;
+mod calls;
 mod demo;
 mod discover;
 mod local_node;
@@ -56,6 +57,10 @@ enum Cmd {
     Send(messaging::SendArgs),
     /// Chat with a contact interactively (stdin lines are sent).
     Chat(messaging::ChatArgs),
+    /// Call a contact (trusted at level 2 or more) and print the call's events.
+    Call(calls::CallArgs),
+    /// The call log, newest first (offline).
+    Calls(calls::CallsArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -150,6 +155,8 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Contacts { cmd } => messaging::contacts(cmd, cli.profile).await,
         Cmd::Send(a) => messaging::send(a, cli.profile).await,
         Cmd::Chat(a) => messaging::chat(a, cli.profile).await,
+        Cmd::Call(a) => calls::call(a, cli.profile).await,
+        Cmd::Calls(a) => calls::calls(a, cli.profile),
         Cmd::Bench { what } => bench::run(what).await,
     }
 }

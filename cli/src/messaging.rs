@@ -54,6 +54,25 @@ pub struct NodeArgs {
     /// Stop after this many seconds; default: run until Ctrl-C.
     #[arg(long)]
     seconds: Option<f64>,
+    /// Calls from contacts trusted at level 2 or more: `auto` answers them, `never` lets them
+    /// ring out (calls from others never ring).
+    #[arg(long, value_enum, default_value = "never")]
+    answer: AnswerPolicy,
+    /// Video to send when answering: `test`, a `.y4m` file or `/dev/videoN`.
+    #[arg(long)]
+    video: Option<String>,
+    /// Audio to send when answering: `test` or `none`.
+    #[arg(long, default_value = "test")]
+    audio: String,
+}
+
+/// Which calls `peerns node` answers by itself.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnswerPolicy {
+    /// Answer every call that rings (only trusted contacts can ring).
+    Auto,
+    /// Never answer.
+    Never,
 }
 
 /// `peerns contacts`.
@@ -124,14 +143,14 @@ pub struct ChatArgs {
     with: String,
 }
 
-fn profile_dir(profile: Option<PathBuf>) -> Result<PathBuf> {
+pub(crate) fn profile_dir(profile: Option<PathBuf>) -> Result<PathBuf> {
     match profile {
         Some(d) => Ok(d),
         None => Ok(Profile::default_dir().ok_or("no platform data dir; pass --profile")?),
     }
 }
 
-async fn start(net: &NetArgs, profile: Option<PathBuf>) -> Result<Node> {
+pub(crate) async fn start(net: &NetArgs, profile: Option<PathBuf>) -> Result<Node> {
     let mut transport = if net.loopback {
         TransportConfig::loopback()
     } else {
@@ -227,7 +246,7 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
             "event": "file-done", "conversation": conversation, "id": id, "ok": ok,
             "outgoing": outgoing,
         }),
-        _ => return None,
+        _ => return crate::calls::call_event_json(e),
     })
 }
 
@@ -247,6 +266,7 @@ fn print_event(json_out: bool, e: &NodeEvent) {
 
 /// `peerns node`: runs until Ctrl-C (or `--seconds`), accepting requests per policy.
 pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
+    let answer_kinds = crate::calls::kinds_of(&a.audio, a.video.as_deref(), None)?;
     let node = start(&a.net, profile).await?;
     let mut events = node.subscribe();
     let id = node.identity();
@@ -275,6 +295,11 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
                         Ok(c) => println!("{}", json!({"event": "accepted", "contact": contact_json(&c)})),
                         Err(e) => eprintln!("could not accept {fingerprint}: {e}"),
                     }
+                }
+                if let (AnswerPolicy::Auto, NodeEvent::IncomingCall { call, .. }) = (a.answer, &ev)
+                    && let Err(e) = node.accept_call(call, answer_kinds)
+                {
+                    eprintln!("could not answer call {call}: {e}");
                 }
             }
             _ = crate::shutdown_signal() => break,
