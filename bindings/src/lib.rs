@@ -19,10 +19,12 @@ use tokio::task::AbortHandle;
 
 uniffi::setup_scaffolding!();
 
+mod calls;
 mod chat;
 mod logging;
 mod platform;
 
+pub use calls::{ActiveCall, CallKinds, CallLogEntry, CallMediaState, CallStatus};
 pub use chat::{
     ChatMessage, Contact, ContactRequest, Conversation, MessageKind, MessageStatus, Trust,
 };
@@ -471,6 +473,40 @@ pub enum NodeEvent {
         /// The message.
         data: Vec<u8>,
     },
+    /// A contact calls: show the full-screen incoming-call screen.
+    IncomingCall {
+        /// The call.
+        call: String,
+        /// The caller's fingerprint.
+        fingerprint: String,
+        /// Our name for the caller.
+        name: String,
+        /// What the caller sends.
+        kinds: CallKinds,
+    },
+    /// A call moved (dialing, ringing, connected, ended with a reason).
+    CallState {
+        /// The call.
+        call: String,
+        /// The contact's fingerprint.
+        fingerprint: String,
+        /// The new state.
+        status: CallStatus,
+    },
+    /// The peer muted, turned its camera off, switched camera or shared its screen.
+    CallMedia {
+        /// The call.
+        call: String,
+        /// The contact's fingerprint.
+        fingerprint: String,
+        /// What the peer sends now.
+        state: CallMediaState,
+    },
+    /// A call was added to the call log (and to the chat history with the contact).
+    CallLogged {
+        /// The entry.
+        entry: CallLogEntry,
+    },
 }
 
 impl From<node::NodeEvent> for NodeEvent {
@@ -583,6 +619,38 @@ impl From<node::NodeEvent> for NodeEvent {
             node::NodeEvent::NamespaceRole { namespace, role } => Self::NamespaceRole {
                 namespace,
                 role: role.into(),
+            },
+            node::NodeEvent::IncomingCall {
+                call,
+                fingerprint,
+                name,
+                kinds,
+            } => Self::IncomingCall {
+                call,
+                fingerprint,
+                name,
+                kinds: kinds.into(),
+            },
+            node::NodeEvent::CallState {
+                call,
+                fingerprint,
+                state,
+            } => Self::CallState {
+                call,
+                fingerprint,
+                status: state.into(),
+            },
+            node::NodeEvent::CallMedia {
+                call,
+                fingerprint,
+                state,
+            } => Self::CallMedia {
+                call,
+                fingerprint,
+                state: state.into(),
+            },
+            node::NodeEvent::CallLogged { entry } => Self::CallLogged {
+                entry: entry.into(),
             },
         }
     }

@@ -82,6 +82,10 @@ pub enum NotificationCategory {
     Message,
     /// Someone asked to become a contact.
     ContactRequest,
+    /// A contact calls (show it full screen).
+    IncomingCall,
+    /// A call was missed.
+    MissedCall,
 }
 
 /// A notification to post.
@@ -103,6 +107,8 @@ impl From<core::Notification> for Notification {
             category: match n.category {
                 core::NotificationCategory::Message => NotificationCategory::Message,
                 core::NotificationCategory::ContactRequest => NotificationCategory::ContactRequest,
+                core::NotificationCategory::IncomingCall => NotificationCategory::IncomingCall,
+                core::NotificationCategory::MissedCall => NotificationCategory::MissedCall,
             },
             title: n.title,
             body: n.body,

@@ -1,6 +1,7 @@
 //! `peerns`: the desktop/headless shell of PeerNS native (and the "home desktop" of the product).
 
 mod bench;
+mod calls;
 mod demo;
 mod discover;
 mod group;
@@ -63,6 +64,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: group::GroupCmd,
     },
+    /// Call a contact (trusted at level 2 or more) and print the call's events.
+    Call(calls::CallArgs),
+    /// The call log, newest first (offline).
+    Calls(calls::CallsArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -158,6 +163,8 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Send(a) => messaging::send(a, cli.profile).await,
         Cmd::Chat(a) => messaging::chat(a, cli.profile).await,
         Cmd::Group { cmd } => group::run(cmd, cli.profile),
+        Cmd::Call(a) => calls::call(a, cli.profile).await,
+        Cmd::Calls(a) => calls::calls(a, cli.profile),
         Cmd::Bench { what } => bench::run(what).await,
     }
 }

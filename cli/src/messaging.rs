@@ -57,6 +57,16 @@ pub struct NodeArgs {
     /// Stadium mode at a fixed position (`LAT,LON`), as a phone at an event.
     #[arg(long, value_name = "LAT,LON", value_parser = parse_position)]
     stadium: Option<(f64, f64)>,
+    /// Calls from contacts trusted at level 2 or more: `auto` answers them, `never` lets them
+    /// ring out (calls from others never ring).
+    #[arg(long, value_enum, default_value = "never")]
+    answer: AnswerPolicy,
+    /// Video to send when answering: `test`, a `.y4m` file or `/dev/videoN`.
+    #[arg(long)]
+    video: Option<String>,
+    /// Audio to send when answering: `test` or `none`.
+    #[arg(long, default_value = "test")]
+    audio: String,
 }
 
 fn parse_position(s: &str) -> std::result::Result<(f64, f64), String> {
@@ -67,6 +77,15 @@ fn parse_position(s: &str) -> std::result::Result<(f64, f64), String> {
         return Err("position out of range".into());
     }
     Ok((lat, lon))
+}
+
+/// Which calls `peerns node` answers by itself.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnswerPolicy {
+    /// Answer every call that rings (only trusted contacts can ring).
+    Auto,
+    /// Never answer.
+    Never,
 }
 
 /// `peerns contacts`.
@@ -149,7 +168,7 @@ pub(crate) fn profile_dir(profile: Option<PathBuf>) -> Result<PathBuf> {
 const REGISTER_WAIT: Duration = Duration::from_secs(15);
 
 /// Starts the node and waits until its ID is registered: one-shot commands act right away.
-async fn start(net: &NetArgs, profile: Option<PathBuf>) -> Result<Node> {
+pub(crate) async fn start(net: &NetArgs, profile: Option<PathBuf>) -> Result<Node> {
     let node = start_offline(net, profile).await?;
     if !node.wait_connected(REGISTER_WAIT).await {
         eprintln!("signaling server not reachable yet; going on offline");
@@ -254,7 +273,7 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
             "event": "file-done", "conversation": conversation, "id": id, "ok": ok,
             "outgoing": outgoing,
         }),
-        _ => return None,
+        _ => return crate::calls::call_event_json(e),
     })
 }
 
@@ -274,6 +293,7 @@ fn print_event(json_out: bool, e: &NodeEvent) {
 
 /// `peerns node`: runs until Ctrl-C (or `--seconds`), accepting requests per policy.
 pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
+    let answer_kinds = crate::calls::kinds_of(&a.audio, a.video.as_deref(), None)?;
     let node = start_offline(&a.net, profile).await?;
     let mut events = node.subscribe();
     let id = node.identity();
@@ -312,6 +332,11 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
                         Ok(c) => println!("{}", json!({"event": "accepted", "contact": contact_json(&c)})),
                         Err(e) => eprintln!("could not accept {fingerprint}: {e}"),
                     }
+                }
+                if let (AnswerPolicy::Auto, NodeEvent::IncomingCall { call, .. }) = (a.answer, &ev)
+                    && let Err(e) = node.accept_call(call, answer_kinds)
+                {
+                    eprintln!("could not answer call {call}: {e}");
                 }
             }
             _ = crate::shutdown_signal() => break,

@@ -5,6 +5,7 @@
 //! every shell uses). Discovery, contacts/chat, groups/calls and RPC will sit between transport
 //! and node, in that order (see `docs/ARCHITECTURE.md`).
 
+pub mod calls;
 pub mod chat;
 pub mod contacts;
 pub mod crypto;

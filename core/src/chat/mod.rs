@@ -4,6 +4,7 @@
 //! also names its sender and recipient, which the receiver checks against the session, so an
 //! op is bound to (conversation, message id, sender, kind) — see `docs/decisions/0006`.
 
+pub mod call_wire;
 pub mod file;
 pub mod store;
 pub mod wire;

@@ -4,6 +4,7 @@
 //! identity, never a field of the frame. Names and error texts are sanitized as they are
 //! decoded ([`crate::text`]): nothing above sees a peer's raw text.
 
+pub use super::call_wire::CallFrame;
 use crate::discovery::wire::{Reader, WireError, Writer};
 use crate::text;
 
@@ -155,6 +156,8 @@ pub enum Frame {
         /// Received and verified.
         ok: bool,
     },
+    /// Call control (tags 40–49; only on sessions with [`crate::session::FEATURE_CALLS`]).
+    Call(CallFrame),
 }
 
 /// Why a peer refused a frame.
@@ -239,6 +242,10 @@ impl Frame {
             }
             Frame::FileAck { id, index } => w.u8(tag::FILE_ACK).raw(id).u64(*index),
             Frame::FileDone { id, ok } => w.u8(tag::FILE_DONE).raw(id).u8(u8::from(*ok)),
+            Frame::Call(c) => {
+                c.encode_into(&mut w);
+                &mut w
+            }
         };
         w.0
     }
@@ -326,6 +333,7 @@ impl Frame {
                 id: r.array()?,
                 ok: r.u8()? == 1,
             },
+            t if super::call_wire::tag::is_call(t) => Frame::Call(CallFrame::decode(t, &mut r)?),
             _ => return Err(WireError::Unknown("frame")),
         };
         r.finish()?;

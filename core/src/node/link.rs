@@ -40,6 +40,8 @@ pub(crate) struct Link {
     pub key: [u8; 32],
     /// The remote PeerJS ID of this connection.
     pub peer: String,
+    /// The features both sides' wire versions share (decision 0009).
+    pub features: u64,
     /// The peer's display name from its hello (`None` until the hello arrives).
     name: watch::Sender<Option<String>>,
     cid: String,
@@ -213,6 +215,7 @@ pub(crate) async fn establish(
     };
     let fp = session.remote_fingerprint();
     let key = session.remote_key().to_bytes();
+    let features = session.features();
     let peer = conn.peer().to_owned();
     let trust = inner
         .db(move |c| contacts::trust_of(c, &fp))
@@ -230,6 +233,7 @@ pub(crate) async fn establish(
         fp,
         key,
         peer: peer.clone(),
+        features,
         name: watch::Sender::new(None),
         cid: conn.info().connection_id.clone(),
         out: out_tx,
@@ -379,6 +383,7 @@ impl Inner {
         if gone {
             // Whatever was waiting for this contact is now the redial loop's to resume.
             self.redial_wake.notify_one();
+            Inner::call_peer_gone(self, &link.fp);
             self.session_ended(link).await;
         } else if let Some(next) = next {
             Inner::start_pump(self, &next);

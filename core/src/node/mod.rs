@@ -31,6 +31,9 @@ use crate::transport::{ConnectOptions, Transport, TransportConfig, TransportErro
 pub use crate::session::WireVersion;
 pub use crate::signaling::client::SignalingState;
 
+mod calls;
+#[cfg(test)]
+mod calls_tests;
 mod chat;
 #[cfg(test)]
 mod chat_tests;
@@ -52,8 +55,14 @@ mod stadium_tests;
 #[cfg(test)]
 mod tests;
 
+pub use crate::calls::log::{CallEntry, HistoryItem};
+pub use crate::calls::{
+    CallConfig, CallState, Direction as CallDirection, EndReason, Kinds, MediaState,
+    Outcome as CallOutcome,
+};
 pub use crate::chat::store::{Conversation, Status as MessageStatus};
 pub use crate::contacts::{Contact, Request, Trust};
+pub use calls::ActiveCall;
 pub use chat::{PING_TIMEOUT, StatusChange};
 pub use discovery::{DiscoveredPeer, LOCAL_NETWORK, NamespaceRole, slugify};
 pub use files::{ACK_EVERY, DEFAULT_MAX_FILE};
@@ -232,6 +241,40 @@ pub enum NodeEvent {
         /// The message.
         data: Vec<u8>,
     },
+    /// A contact calls us: show the full-screen incoming-call screen.
+    IncomingCall {
+        /// The call (32 hex characters).
+        call: String,
+        /// The caller's fingerprint.
+        fingerprint: String,
+        /// Our name for the caller.
+        name: String,
+        /// What the caller sends.
+        kinds: Kinds,
+    },
+    /// A call moved: dialing, ringing, connected or ended (with the reason).
+    CallState {
+        /// The call.
+        call: String,
+        /// The contact's fingerprint.
+        fingerprint: String,
+        /// The new state.
+        state: CallState,
+    },
+    /// The peer muted, turned its camera off, switched camera or shared its screen.
+    CallMedia {
+        /// The call.
+        call: String,
+        /// The contact's fingerprint.
+        fingerprint: String,
+        /// What the peer sends now.
+        state: MediaState,
+    },
+    /// A call was added to the call log (and to the chat history with the contact).
+    CallLogged {
+        /// The log entry.
+        entry: CallEntry,
+    },
 }
 
 /// Why a node operation failed.
@@ -389,6 +432,8 @@ struct Inner {
     pseudonyms: pseudonyms::Pseudonyms,
     /// The app is in the background (slower heartbeats).
     background: std::sync::atomic::AtomicBool,
+    /// The call machine and its timer.
+    calls: Mutex<calls::NodeCalls>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -519,6 +564,7 @@ impl Node {
             discovery: Mutex::new(discovery::DiscoveryState::default()),
             pseudonyms,
             background: std::sync::atomic::AtomicBool::new(false),
+            calls: Mutex::new(calls::NodeCalls::new(fingerprint)),
             tasks: Mutex::new(vec![]),
         });
         let weak = Arc::downgrade(&inner);

@@ -17,6 +17,10 @@ pub enum NotificationCategory {
     Message,
     /// Someone asked to become a contact.
     ContactRequest,
+    /// A contact calls: the shells show a full-screen incoming-call notification.
+    IncomingCall,
+    /// A call from a contact was missed (not answered, or we were in another call).
+    MissedCall,
 }
 
 /// A system notification the node asks the platform to post.

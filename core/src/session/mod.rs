@@ -29,6 +29,8 @@ const CERT_VERSION: u8 = 1;
 const CERT_LEN: usize = 1 + 32 + 64;
 /// Bytes of an encoded [`WireVersion`]: major, minor, features, big-endian.
 const VERSION_LEN: usize = 2 + 2 + 8;
+/// Feature bit 1: call control frames (`chat::call_wire`, tags 40–49; decision 0013).
+pub const FEATURE_CALLS: u64 = 1 << 1;
 /// Largest Noise message.
 pub const MAX_FRAME: usize = 65_535;
 /// Largest plaintext in one encrypted frame (a frame carries a 16-byte tag).
@@ -51,8 +53,8 @@ impl WireVersion {
     /// What this build speaks.
     pub const CURRENT: WireVersion = WireVersion {
         major: 1,
-        minor: 0,
-        features: 0,
+        minor: 1,
+        features: FEATURE_CALLS,
     };
 
     /// Builds from before wire versioning, whose handshake payload was the bare certificate.

@@ -153,6 +153,24 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX group_messages_order ON group_messages (gid, lamport, author, seq);
 ",
+    // The call log (decision 0013): one row per call, our view of it; shown in the chat
+    // history with the contact next to the messages.
+    "
+    CREATE TABLE calls (
+        id          BLOB    PRIMARY KEY CHECK (length(id) = 16),
+        peer        TEXT    NOT NULL CHECK (length(peer) = 64),
+        outgoing    INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+        kinds       INTEGER NOT NULL CHECK (kinds BETWEEN 0 AND 7),
+        started_ms  INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL CHECK (duration_ms >= 0),
+        outcome     TEXT    NOT NULL CHECK (outcome IN ('completed', 'missed', 'declined',
+                                                        'busy', 'cancelled', 'no_answer',
+                                                        'failed')),
+        reason      TEXT    NOT NULL
+    );
+    CREATE INDEX calls_by_peer ON calls (peer, started_ms);
+    CREATE INDEX calls_by_time ON calls (started_ms);
+",
 ];
 
 /// Schema version this build creates and understands.

@@ -235,6 +235,7 @@ mod tests {
         assert_eq!(
             tables,
             [
+                "calls",
                 "contact_peer_ids",
                 "contact_requests",
                 "contacts",
