@@ -5,8 +5,7 @@
 #  2. JVM unit tests of the view models and state holders (android/app/src/test, classes named
 #     *Test; kotlinx-coroutines-test) against the host build of the real UniFFI library;
 #  3. Robolectric 4.17 tests (classes named *RoboTest) of the services, notification builders and
-#     the activity, on the real Android 16 framework on the JVM, against the same library, with
-#     the app's merged manifest.
+#     the activity, on the real Android 16 framework on the JVM (Java 21+), against the same library.
 # Both test runs use the embedded signaling server (`peerns signal`) on loopback. Installs what it
 # needs (Kotlin compiler from npm, jars from Maven Central, pinned in bindings/tests/kotlin and
 # android/tests/maven.lock). Ends with "android: N passed, N failed".
@@ -49,23 +48,30 @@ echo "kotlinc: tests of peerns-android and app"
 "$KOTLINC" -jvm-target 17 -Werror -cp "$android_jar:$main:$jna:$coroutines:$test_cp:$kotlin_rt" \
     -d "$out/tests" android/peerns-android/src/test/kotlin android/app/src/test/kotlin
 
-# Robolectric reads the build system's test config from the classpath: the manifest it runs
-# the app with is the app's merged with the library's, as the Android Gradle Plugin would.
-mkdir -p "$out/config/com/android/tools"
-python3 android/tests/merge_manifest.py android/app/src/main/AndroidManifest.xml \
-    android/peerns-android/src/main/AndroidManifest.xml android/gradle/libs.versions.toml >"$out/AndroidManifest.xml"
-echo "android_merged_manifest=$out/AndroidManifest.xml" >"$out/config/com/android/tools/test_config.properties"
+# Robolectric runs Android 16, whose classes are Java 21 bytecode: it needs a Java 21 or newer
+# (JAVA_HOME, else one under /usr/lib/jvm, e.g. the Temurin 25 of the CI machines).
+robolectric_java=""
+for home in "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
+    [ -x "$home/bin/java" ] || continue
+    feature="$("$home/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
+    if [ "${feature:-0}" -ge 21 ]; then
+        robolectric_java="$home/bin/java"
+        break
+    fi
+done
 
 start_signal
 
-# run_junit NAME CLASSPATH PATTERN-OPTION... : one JVM, counted into passed/failed.
+# run_junit NAME JAVA CLASSPATH OPTION... : one JVM, counted into passed/failed.
 run_junit() {
-    local name="$1" cp="$2" status ok bad
-    shift 2
+    local name="$1" java="$2" cp="$3" status ok bad
+    shift 3
     echo "--- $name"
     set +e
-    java -Djna.library.path="$target/debug" -Drobolectric.offline=true \
-        -Drobolectric.dependency.dir="$ROBOLECTRIC_DEPS" -Djava.io.tmpdir="$out" \
+    # The opens/exports are the ones Robolectric needs on Java 17+.
+    "$java" --add-exports=java.base/jdk.internal.access=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED \
+        --add-opens=java.base/java.lang=ALL-UNNAMED -Djna.library.path="$target/debug" \
+        -Drobolectric.offline=true -Drobolectric.dependency.dir="$ROBOLECTRIC_DEPS" -Djava.io.tmpdir="$out" \
         -jar "$junit" execute --class-path "$cp" "$@" \
         --fail-if-no-tests --disable-banner --disable-ansi-colors --details=tree \
         >"$out/$name.txt" 2>"$out/$name.err"
@@ -84,10 +90,17 @@ run_junit() {
 }
 
 # View models on a plain JVM: no Android classes on the classpath.
-run_junit jvm "$out/tests:$main:$jna:$coroutines:$test_cp:$kotlin_rt" \
+run_junit jvm java "$out/tests:$main:$jna:$coroutines:$test_cp:$kotlin_rt" \
     --scan-class-path "$out/tests" --exclude-classname '.*RoboTest$'
-run_junit robolectric "$out/config:$out/tests:$main:$jna:$coroutines:$test_cp:$kotlin_rt" \
-    --scan-class-path "$out/tests" --include-classname '.*RoboTest$'
+if [ -n "$robolectric_java" ]; then
+    # The framework jar is on the classpath for the runner's reflection, as in a Gradle build;
+    # the tests themselves run on Robolectric's instrumented copy.
+    run_junit robolectric "$robolectric_java" "$out/tests:$main:$jna:$coroutines:$test_cp:$kotlin_rt:$android_jar" \
+        --scan-class-path "$out/tests" --include-classname '.*RoboTest$'
+else
+    echo "FAILED: the Robolectric tests need Java 21 or newer (set JAVA_HOME)"
+    failed=$((failed + 1))
+fi
 
 echo "android: ${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]

@@ -64,7 +64,7 @@ class MainActivity : Activity(), Host {
     private var onFilePicked: ((String) -> Unit)? = null
 
     private val connection = object : ServiceConnection {
-        override fun onServiceConnected(component: ComponentName, binder: IBinder?) {
+        override fun onServiceConnected(component: ComponentName?, binder: IBinder?) {
             val service = (binder as? PeernsService.LocalBinder)?.service ?: return
             this@MainActivity.service = service
             service.setAppActive(true)
@@ -74,7 +74,7 @@ class MainActivity : Activity(), Host {
             activityScope?.launch { forwardEvents(service) }
         }
 
-        override fun onServiceDisconnected(component: ComponentName) {
+        override fun onServiceDisconnected(component: ComponentName?) {
             service = null
             show()
         }

@@ -4,7 +4,6 @@ import android.Manifest
 import android.app.Application
 import android.content.ComponentName
 import android.content.Intent
-import android.content.pm.PackageManager
 import android.content.pm.ServiceInfo
 import android.location.LocationManager
 import android.os.Looper
@@ -31,9 +30,10 @@ import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
 import org.robolectric.RuntimeEnvironment
 import org.robolectric.Shadows.shadowOf
+import org.robolectric.annotation.Config
 
 /** The app's service with a keystore in memory (Robolectric has no Android Keystore). */
-class TestAppService : AppService() {
+class InMemoryKeyAppService : AppService() {
     override fun keyStore() = keys
     override fun keyStoreFiles() = emptyList<File>()
 
@@ -42,6 +42,8 @@ class TestAppService : AppService() {
     }
 }
 
+/** Android 16, the compileSdk and targetSdk of the app. */
+@Config(sdk = [36])
 @RunWith(RobolectricTestRunner::class)
 class AppServiceRoboTest {
     private val app: Application = RuntimeEnvironment.getApplication()
@@ -53,7 +55,7 @@ class AppServiceRoboTest {
             iceServers = emptyList()
             loopbackOnly = true
         }
-        TestAppService.keys.key = null
+        InMemoryKeyAppService.keys.key = null
     }
 
     /** Runs the main looper (where the service's coroutines resume) until [done], for 30 s at most. */
@@ -83,7 +85,7 @@ class AppServiceRoboTest {
 
     @Test
     fun aLostKeystoreKeyIsExplainedAndANewIdentityKeepsTheOldProfile() {
-        val first = Robolectric.buildService(TestAppService::class.java).create()
+        val first = Robolectric.buildService(InMemoryKeyAppService::class.java).create()
         running(first.get())
         val oldFingerprint = first.get().node!!.identity().fingerprint
         // Stopped here, not only in onDestroy (which does not wait): one node per profile.
@@ -91,15 +93,15 @@ class AppServiceRoboTest {
         first.destroy()
 
         // The keystore entry is gone (e.g. the phone's keystore was reset).
-        TestAppService.keys.key = null
-        val second = Robolectric.buildService(TestAppService::class.java).create()
+        InMemoryKeyAppService.keys.key = null
+        val second = Robolectric.buildService(InMemoryKeyAppService::class.java).create()
         val service = second.get()
         val problem = idleUntil { service.problem.value }
         assertIs<StartProblem.KeyLost>(problem)
         assertEquals(null, service.node)
 
         // The activity, bound to that service, explains and offers a new identity.
-        val binder = service.onBind(Intent(app, TestAppService::class.java))
+        val binder = service.onBind(Intent(app, InMemoryKeyAppService::class.java))
         shadowOf(app).setComponentNameAndServiceForBindServiceForIntent(
             Intent(app, AppService::class.java),
             ComponentName(app, AppService::class.java),
@@ -121,7 +123,7 @@ class AppServiceRoboTest {
 
     @Test
     fun locationTypeOnlyWhileStadiumModeIsOn() {
-        val controller = Robolectric.buildService(TestAppService::class.java).create().startCommand(0, 1)
+        val controller = Robolectric.buildService(InMemoryKeyAppService::class.java).create().startCommand(0, 1)
         val service = controller.get()
         assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)
         running(service)
@@ -143,29 +145,5 @@ class AppServiceRoboTest {
         assertFalse(service.stadium.value)
         assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)
         controller.destroy()
-    }
-
-    @Test
-    fun theManifestDeclaresWhatTheFeaturesUseAndNothingMore() {
-        val pm = app.packageManager
-        val requested = pm.getPackageInfo(app.packageName, PackageManager.GET_PERMISSIONS).requestedPermissions!!.toSet()
-        val types = pm.getServiceInfo(ComponentName(app, AppService::class.java), 0).foregroundServiceType
-        assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC or ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION, types)
-        // Each foreground type has its permission, and no permission is there without its type.
-        val typePermissions = mapOf(
-            ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC to Manifest.permission.FOREGROUND_SERVICE_DATA_SYNC,
-            ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION to Manifest.permission.FOREGROUND_SERVICE_LOCATION,
-            ServiceInfo.FOREGROUND_SERVICE_TYPE_CAMERA to Manifest.permission.FOREGROUND_SERVICE_CAMERA,
-            ServiceInfo.FOREGROUND_SERVICE_TYPE_MICROPHONE to Manifest.permission.FOREGROUND_SERVICE_MICROPHONE,
-            ServiceInfo.FOREGROUND_SERVICE_TYPE_SPECIAL_USE to Manifest.permission.FOREGROUND_SERVICE_SPECIAL_USE,
-        )
-        for ((type, permission) in typePermissions) {
-            assertEquals(types and type != 0, permission in requested, permission)
-        }
-        // No feature records or films yet.
-        assertFalse(Manifest.permission.CAMERA in requested)
-        assertFalse(Manifest.permission.RECORD_AUDIO in requested)
-        // Location is requested by the one feature that uses it, which runs in the service.
-        assertEquals(types and ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION != 0, Manifest.permission.ACCESS_FINE_LOCATION in requested)
     }
 }

@@ -3,10 +3,13 @@ package org.peerns.app
 import android.Manifest
 import android.app.Application
 import android.app.NotificationManager
+import android.content.ComponentName
 import android.content.Intent
+import android.content.IntentFilter
 import kotlin.test.assertEquals
 import kotlin.test.assertNotNull
 import kotlin.test.assertTrue
+import org.junit.Before
 import org.junit.Test
 import org.junit.runner.RunWith
 import org.peerns.android.ACTION_OPEN
@@ -20,11 +23,25 @@ import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
 import org.robolectric.RuntimeEnvironment
 import org.robolectric.Shadows.shadowOf
+import org.robolectric.annotation.Config
 
+/** Android 16, the compileSdk and targetSdk of the app. */
+@Config(sdk = [36])
 @RunWith(RobolectricTestRunner::class)
 class NotificationRoutingRoboTest {
     private val app: Application = RuntimeEnvironment.getApplication()
     private val fpA = "a".repeat(64)
+
+    /** The launcher entry the app's manifest declares (the Gradle build merges it in; here it is added). */
+    @Before
+    fun launcher() {
+        val component = ComponentName(app, MainActivity::class.java)
+        shadowOf(app.packageManager).addActivityIfNotPresent(component)
+        shadowOf(app.packageManager).addIntentFilterForActivity(
+            component,
+            IntentFilter(Intent.ACTION_MAIN).apply { addCategory(Intent.CATEGORY_LAUNCHER) },
+        )
+    }
     private val fpB = "b".repeat(64)
 
     private fun message(conversation: String) =
