@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use peerns_core::chat::store::ChatError;
 use peerns_core::contacts::ContactError;
-use peerns_core::node::{self, Node, NodeError};
 use peerns_core::identity::{IdentityError, KeyStoreError as CoreKeyStoreError};
+use peerns_core::node::{self, Node, NodeError};
 use peerns_core::store::ProfileError;
 use peerns_core::transport::{IceServer, TransportConfig, TransportError};
 use tokio::runtime::Runtime;
