@@ -35,6 +35,26 @@ if [ "$compile_status" -ne 0 ]; then
     exit 1
 fi
 
+# The test versions the Gradle build declares are the ones pinned here.
+test_versions_match() {
+    local ok=0 name coords pinned catalog
+    for pair in robolectric:org.robolectric:robolectric junit:junit:junit; do
+        name="${pair%%:*}"
+        coords="${pair#*:}"
+        pinned="$(awk -v a="$coords" 'index($1, a ":") == 1 { split($1, p, ":"); print p[3] }' android/tests/maven.lock)"
+        catalog="$(sed -n "s/^$name = \"\(.*\)\"/\1/p" android/gradle/libs.versions.toml)"
+        [ -n "$pinned" ] && [ "$pinned" = "$catalog" ] || { echo "$name: catalog $catalog, android/tests/maven.lock $pinned"; ok=1; }
+    done
+    return $ok
+}
+if test_versions_match; then
+    echo "ok: test versions in gradle/libs.versions.toml match android/tests/maven.lock"
+    passed=$((passed + 1))
+else
+    echo "FAILED: test versions in gradle/libs.versions.toml match android/tests/maven.lock"
+    failed=$((failed + 1))
+fi
+
 # --- 2./3. the tests -----------------------------------------------------------------------------
 android_jar="$(maven_jar org.robolectric:android-all)"
 jna="$(maven_jar net.java.dev.jna:jna)"

@@ -169,7 +169,7 @@ final class SettingsModel: ObservableObject {
 
     func saveSignalingUrl() {
         let url = signalingUrl.trimmingCharacters(in: .whitespaces)
-        let rest = url.hasPrefix("wss://") ? url.dropFirst(6) : url.hasPrefix("ws://") ? url.dropFirst(5) : nil
+        let rest: Substring? = url.hasPrefix("wss://") ? url.dropFirst(6) : url.hasPrefix("ws://") ? url.dropFirst(5) : nil
         guard let rest, !rest.isEmpty, !rest.hasPrefix("/"), !rest.contains(where: \.isWhitespace) else {
             error = "a signaling server URL starts with ws:// or wss://"
             return

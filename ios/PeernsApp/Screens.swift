@@ -34,7 +34,9 @@ struct ContactsScreen: View {
                             get: { c.trust },
                             set: { trust in Task { await model.setTrust(c.fingerprint, trust) } }
                         )) {
-                            ForEach(ContactsModel.trustChoices, id: \.0) { Text($0.1).tag($0.0) }
+                            ForEach(ContactsModel.trustChoices.indices, id: \.self) { i in
+                                Text(ContactsModel.trustChoices[i].1).tag(ContactsModel.trustChoices[i].0)
+                            }
                         }
                     }
                 }
