@@ -81,8 +81,9 @@ pub enum PeernsError {
         /// What failed.
         msg: String,
     },
-    /// The profile holds an identity, but the keystore's wrapping key for it is gone or does
-    /// not open it (e.g. the phone's keystore was reset): the identity cannot be recovered on
+    /// The profile holds an identity, but the keystore has no wrapping key for it (a platform
+    /// keystore reports a key it can no longer recover as none) or the key does not open it
+    /// (e.g. the phone's keystore was reset): the identity cannot be recovered on
     /// this device. The app explains this and may offer a new identity in a new profile.
     #[error("identity key lost: {msg}")]
     KeyLost {
@@ -146,9 +147,7 @@ impl From<NodeError> for PeernsError {
             | NodeError::Contact(ContactError::Store(_))
             | NodeError::Chat(ChatError::Store(_)) => Self::Storage { msg },
             NodeError::Profile(
-                ProfileError::KeyMissing
-                | ProfileError::KeyStore(CoreKeyStoreError::Corrupt(_))
-                | ProfileError::Identity(IdentityError::Decrypt),
+                ProfileError::KeyMissing | ProfileError::Identity(IdentityError::Decrypt),
             ) => Self::KeyLost { msg },
             NodeError::Profile(_) => Self::Crypto { msg },
             NodeError::Signaling(_) | NodeError::Transport(TransportError::Signaling(_)) => {
@@ -1021,18 +1020,16 @@ mod tests {
             open(MemoryKeys(Mutex::new(Some([8; 32])))),
             Err(PeernsError::KeyLost { .. })
         ));
-        assert!(matches!(
-            PeernsError::from(NodeError::Profile(ProfileError::KeyStore(
-                CoreKeyStoreError::Corrupt("gone".into())
-            ))),
-            PeernsError::KeyLost { .. }
-        ));
-        assert!(matches!(
-            PeernsError::from(NodeError::Profile(ProfileError::KeyStore(
-                CoreKeyStoreError::Platform("busy".into())
-            ))),
-            PeernsError::Crypto { .. }
-        ));
+        // A keystore that fails or returns a malformed key is a platform problem, not a loss.
+        for e in [
+            CoreKeyStoreError::Corrupt("16 bytes".into()),
+            CoreKeyStoreError::Platform("busy".into()),
+        ] {
+            assert!(matches!(
+                PeernsError::from(NodeError::Profile(ProfileError::KeyStore(e))),
+                PeernsError::Crypto { .. }
+            ));
+        }
     }
 
     #[test]

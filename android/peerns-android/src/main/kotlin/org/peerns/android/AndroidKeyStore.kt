@@ -43,22 +43,27 @@ class AndroidKeyStore(
         if (blob.size != SEALED_SIZE || blob[0] != FORMAT) {
             throw KeyStoreException.Corrupt("sealed key: unknown format (${blob.size} bytes)")
         }
+        // A keystore key that is gone, unrecoverable or invalidated, or that no longer opens the
+        // sealed key, cannot be got back: the identity key is lost, which reads as no key (the
+        // core then reports KeyLost for a profile with an identity, and the app explains it).
         val key = mapFailures {
             try {
                 storedKey()
             } catch (e: UnrecoverableKeyException) {
-                throw KeyStoreException.Corrupt("the keystore key that sealed the identity key is unusable: $e")
+                null
             }
-        } ?: throw KeyStoreException.Corrupt("the keystore key that sealed the identity key is gone")
-        mapFailures {
+        } ?: return null
+        return mapFailures {
             val cipher = Cipher.getInstance(TRANSFORMATION)
             try {
                 cipher.init(Cipher.DECRYPT_MODE, key, GCMParameterSpec(TAG_BITS, blob, 1, IV_SIZE))
+                cipher.updateAAD(AAD)
+                cipher.doFinal(blob, 1 + IV_SIZE, blob.size - 1 - IV_SIZE)
             } catch (e: KeyPermanentlyInvalidatedException) {
-                throw KeyStoreException.Corrupt("the keystore key that sealed the identity key was invalidated")
+                null
+            } catch (e: AEADBadTagException) {
+                null
             }
-            cipher.updateAAD(AAD)
-            cipher.doFinal(blob, 1 + IV_SIZE, blob.size - 1 - IV_SIZE)
         }
     }
 
@@ -136,14 +141,9 @@ class AndroidKeyStore(
     }
 }
 
-/**
- * Runs [block]; a failed authentication becomes [KeyStoreException.Corrupt], other I/O and
- * keystore failures [KeyStoreException.Unavailable].
- */
+/** Runs [block]; I/O and keystore failures become [KeyStoreException.Unavailable]. */
 private inline fun <T> mapFailures(block: () -> T): T = try {
     block()
-} catch (e: AEADBadTagException) {
-    throw KeyStoreException.Corrupt("sealed key fails authentication")
 } catch (e: IOException) {
     throw KeyStoreException.Unavailable(e.toString())
 } catch (e: GeneralSecurityException) {
