@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use peerns_core::chat::store::ChatError;
 use peerns_core::contacts::ContactError;
-use peerns_core::identity::{IdentityError, KeyStoreError as CoreKeyStoreError};
+use peerns_core::identity::IdentityError;
 use peerns_core::node::{self, Node, NodeError};
 use peerns_core::store::ProfileError;
 use peerns_core::transport::{IceServer, TransportConfig, TransportError};
@@ -989,6 +989,8 @@ mod tests {
             PeernsError::Network { .. }
         ));
     }
+
+    use peerns_core::identity::KeyStoreError as CoreKeyStoreError;
 
     /// A wrapping key held in memory, or none (a keystore that lost it).
     struct MemoryKeys(Mutex<Option<[u8; 32]>>);
