@@ -6,7 +6,9 @@
 #     errors) the wrapper, every adapter of peerns-android and the app, against the Android
 #     framework jar (android-all from Maven Central, the release of compileSdk), JNA and
 #     kotlinx-coroutines.
-# Ends with "android: N passed, N failed". Usage: android/check_compile.sh (CARGO_FLAGS="-j 1")
+# Ends with "android: N passed, N failed". Usage: android/check_compile.sh (CARGO_FLAGS="-j 1");
+# with ANDROID_CLASSES=DIR the generated bindings' sources and classes and the app's classes are
+# kept in DIR/generated, DIR/bindings and DIR/classes (android/check.sh runs its tests on them).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -45,8 +47,13 @@ versions_match() {
     return $ok
 }
 
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+if [ -n "${ANDROID_CLASSES:-}" ]; then
+    out="$ANDROID_CLASSES"
+    mkdir -p "$out"
+else
+    out="$(mktemp -d)"
+    trap 'rm -rf "$out"' EXIT
+fi
 
 for pkg in peerns-ffi uniffi-bindgen; do
     # shellcheck disable=SC2086

@@ -33,10 +33,12 @@ if ! command -v cargo >/dev/null; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install --quiet pytest
-# Kotlin/JVM tests and the Android compile check (kotlinc runs on a JRE; jars come with curl);
+# Kotlin/JVM tests and the Android checks (kotlinc runs on a JRE; jars come with curl, aars are
+# unpacked with unzip);
 # clang for the Swift header check.
 command -v java >/dev/null || apt_install openjdk-17-jre-headless
 command -v curl >/dev/null || apt_install curl
+command -v unzip >/dev/null || apt_install unzip
 apt_install clang
 
 # --- pinned real PeerJS components (server `peer`, browser client `peerjs`) ----------------------
@@ -63,8 +65,8 @@ py_status=${PIPESTATUS[0]}
 log "Kotlin/JVM tests through the UniFFI bindings (bindings/tests/run_kotlin.sh)"
 bindings/tests/run_kotlin.sh 2>&1 | tee target/kotlin-output.txt
 kt_status=${PIPESTATUS[0]}
-log "Android compile check (android/check_compile.sh)"
-android/check_compile.sh 2>&1 | tee target/android-output.txt
+log "Android: compile check, JVM view-model tests, Robolectric tests (android/check.sh)"
+android/check.sh 2>&1 | tee target/android-output.txt
 android_status=${PIPESTATUS[0]}
 log "Swift bindings' C header check (bindings/tests/check_swift_header.sh)"
 bindings/tests/check_swift_header.sh 2>&1 | tee target/swift-output.txt

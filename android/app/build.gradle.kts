@@ -29,6 +29,18 @@ android {
     }
     // Native libraries stored uncompressed and 16 KB-aligned in the APK, loaded in place.
     packaging { jniLibs { useLegacyPackaging = false } }
+    // src/test: JVM view-model tests and Robolectric tests, against the host build of the
+    // library (`cargo build -p peerns-ffi`) and a signaling server (`peerns signal`) at
+    // PEERNS_SIGNAL_URL, as android/check.sh runs them.
+    testOptions {
+        unitTests {
+            isIncludeAndroidResources = true
+            all {
+                val target = System.getenv("CARGO_TARGET_DIR") ?: "${rootProject.projectDir.parent}/target"
+                it.systemProperty("jna.library.path", "$target/debug")
+            }
+        }
+    }
 }
 
 kotlin {
@@ -38,4 +50,10 @@ kotlin {
 dependencies {
     implementation(project(":peerns-android"))
     implementation(libs.coroutines.android)
+    testImplementation(libs.junit)
+    testImplementation(libs.robolectric)
+    testImplementation(libs.coroutines.test)
+    testImplementation(kotlin("test-junit"))
+    // The JVM flavour of JNA, which loads the host library.
+    testImplementation(libs.jna)
 }

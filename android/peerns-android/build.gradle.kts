@@ -42,6 +42,8 @@ dependencies {
     api("net.java.dev.jna:jna:${libs.versions.jna.get()}@aar")
     api(libs.coroutines.core)
     implementation(libs.coroutines.android)
+    testImplementation(libs.junit)
+    testImplementation(kotlin("test-junit"))
 }
 
 val rustSources = fileTree(workspace) {

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use peerns_core::chat::store::ChatError;
 use peerns_core::contacts::ContactError;
+use peerns_core::identity::IdentityError;
 use peerns_core::node::{self, Node, NodeError};
 use peerns_core::store::ProfileError;
 use peerns_core::transport::{IceServer, TransportConfig, TransportError};
@@ -31,8 +32,8 @@ pub use chat::{
 
 pub use logging::{LogLevel, set_log_level};
 pub use platform::{
-    KeyStore, KeyStoreError, LocationFix, LocationProvider, LocationSink, Notification,
-    NotificationCategory, Notifier,
+    KeyStore, KeyStoreError, LocationFix, LocationProvider, LocationSink, NotificationCategory,
+    Notifier, PeernsNotification,
 };
 
 /// The runtime every core task runs on.
@@ -88,7 +89,17 @@ pub enum PeernsError {
         /// What failed.
         msg: String,
     },
-    /// The identity key could not be loaded or unsealed.
+    /// The profile holds an identity, but the keystore has no wrapping key for it (a platform
+    /// keystore reports a key it can no longer recover as none) or the key does not open it
+    /// (e.g. the phone's keystore was reset): the identity cannot be recovered on
+    /// this device. The app explains this and may offer a new identity in a new profile.
+    #[error("identity key lost: {msg}")]
+    KeyLost {
+        /// What is missing or failed.
+        msg: String,
+    },
+    /// The identity key could not be loaded or unsealed for another reason (e.g. the
+    /// keystore is unavailable for now).
     #[error("crypto: {msg}")]
     Crypto {
         /// What failed.
@@ -143,6 +154,9 @@ impl From<NodeError> for PeernsError {
             | NodeError::Store(_)
             | NodeError::Contact(ContactError::Store(_))
             | NodeError::Chat(ChatError::Store(_)) => Self::Storage { msg },
+            NodeError::Profile(
+                ProfileError::KeyMissing | ProfileError::Identity(IdentityError::Decrypt),
+            ) => Self::KeyLost { msg },
             NodeError::Profile(_) => Self::Crypto { msg },
             NodeError::Signaling(_) | NodeError::Transport(TransportError::Signaling(_)) => {
                 Self::Signaling { msg }
@@ -1084,6 +1098,50 @@ mod tests {
             map(NodeError::Session("x".into())),
             PeernsError::Network { .. }
         ));
+    }
+
+    use peerns_core::identity::KeyStoreError as CoreKeyStoreError;
+
+    /// A wrapping key held in memory, or none (a keystore that lost it).
+    struct MemoryKeys(Mutex<Option<[u8; 32]>>);
+
+    impl peerns_core::identity::KeyStore for MemoryKeys {
+        fn load(&self) -> Result<Option<zeroize::Zeroizing<[u8; 32]>>, CoreKeyStoreError> {
+            Ok(self.0.lock().unwrap().map(zeroize::Zeroizing::new))
+        }
+        fn create(&self) -> Result<zeroize::Zeroizing<[u8; 32]>, CoreKeyStoreError> {
+            let key = *self.0.lock().unwrap().get_or_insert([7; 32]);
+            Ok(zeroize::Zeroizing::new(key))
+        }
+    }
+
+    #[test]
+    fn a_lost_or_wrong_wrapping_key_is_key_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |keys: MemoryKeys| {
+            peerns_core::store::Profile::open(dir.path(), &keys)
+                .map(drop)
+                .map_err(|e| PeernsError::from(NodeError::Profile(e)))
+        };
+        open(MemoryKeys(Mutex::new(None))).unwrap();
+        assert!(matches!(
+            open(MemoryKeys(Mutex::new(None))),
+            Err(PeernsError::KeyLost { .. })
+        ));
+        assert!(matches!(
+            open(MemoryKeys(Mutex::new(Some([8; 32])))),
+            Err(PeernsError::KeyLost { .. })
+        ));
+        // A keystore that fails or returns a malformed key is a platform problem, not a loss.
+        for e in [
+            CoreKeyStoreError::Corrupt("16 bytes".into()),
+            CoreKeyStoreError::Platform("busy".into()),
+        ] {
+            assert!(matches!(
+                PeernsError::from(NodeError::Profile(ProfileError::KeyStore(e))),
+                PeernsError::Crypto { .. }
+            ));
+        }
     }
 
     #[test]

@@ -88,9 +88,10 @@ pub enum NotificationCategory {
     MissedCall,
 }
 
-/// A notification to post.
+/// A notification to post. Not named `Notification`: that would clash with Foundation's
+/// `Notification` in Swift and `android.app.Notification` in Kotlin.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Notification {
+pub struct PeernsNotification {
     /// What it is about.
     pub category: NotificationCategory,
     /// First line.
@@ -101,7 +102,7 @@ pub struct Notification {
     pub conversation: Option<String>,
 }
 
-impl From<core::Notification> for Notification {
+impl From<core::Notification> for PeernsNotification {
     fn from(n: core::Notification) -> Self {
         Self {
             category: match n.category {
@@ -121,7 +122,7 @@ impl From<core::Notification> for Notification {
 #[uniffi::export(with_foreign)]
 pub trait Notifier: Send + Sync {
     /// Shows one notification.
-    fn notify(&self, notification: Notification);
+    fn notify(&self, notification: PeernsNotification);
 }
 
 pub(crate) struct NotifierAdapter(pub(crate) Arc<dyn Notifier>);

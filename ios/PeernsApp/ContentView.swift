@@ -1,35 +1,73 @@
 import PeernsKit
 import SwiftUI
 
-/// The one screen: this device's identity, the signaling state and the connected peers.
+/// The home screen (identity, signaling state, connected peers) and the way to the others; or
+/// why the node does not run.
 struct ContentView: View {
     @ObservedObject var model: NodeModel
 
     var body: some View {
-        NavigationStack {
-            List {
-                Section("Identity") {
-                    LabeledContent("Name", value: model.identity?.displayName ?? "(no name set)")
-                    VStack(alignment: .leading, spacing: 4) {
+        if let reason = model.keyLost {
+            KeyLostView(reason: reason) { Task { await model.startNewIdentity() } }
+        } else {
+            NavigationStack(path: $model.path) {
+                List {
+                    Section("Identity") {
+                        LabeledContent("Name", value: model.identity?.displayName ?? "(no name set)")
                         Text(model.identity?.short ?? "…").font(.headline.monospaced())
-                        Text(model.identity?.fingerprint ?? "").font(.caption.monospaced())
-                            .textSelection(.enabled)
+                    }
+                    Section("Signaling") { Text(describe(model.status.signaling)) }
+                    Section("Connected peers") {
+                        if model.status.peers.isEmpty { Text("none").foregroundStyle(.secondary) }
+                        ForEach(model.status.peers.sorted(), id: \.self) { Text($0).font(.body.monospaced()) }
+                    }
+                    if model.node != nil {
+                        Section {
+                            NavigationLink("Contacts", value: Route.contacts)
+                            NavigationLink("Nearby (stadium mode)", value: Route.nearby)
+                            NavigationLink("Settings", value: Route.settings)
+                        }
                     }
                 }
-                Section("Signaling") {
-                    Text(describe(model.status.signaling))
-                }
-                Section("Connected peers") {
-                    if model.status.peers.isEmpty {
-                        Text("none").foregroundStyle(.secondary)
-                    }
-                    ForEach(model.status.peers.sorted(), id: \.self) { peer in
-                        Text(peer).font(.body.monospaced())
-                    }
+                .navigationTitle("PeerNS")
+                .navigationDestination(for: Route.self) { route in
+                    if let node = model.node { destination(route, node) }
                 }
             }
-            .navigationTitle("PeerNS")
         }
+    }
+
+    @ViewBuilder
+    private func destination(_ route: Route, _ node: PeernsNode) -> some View {
+        switch route {
+        case .contacts: ContactsScreen(model: ContactsModel(node: node))
+        case let .chat(conversation): ChatScreen(model: ChatModel(node: node, conversation: conversation))
+        case .nearby: NearbyScreen(node: model, nearby: NearbyModel(node: node))
+        case .settings: SettingsScreen(model: SettingsModel(node: node))
+        }
+    }
+}
+
+/// The keychain lost the key of the identity: explain, offer a new one.
+struct KeyLostView: View {
+    let reason: String
+    let startNew: () -> Void
+
+    var body: some View {
+        VStack(alignment: .leading, spacing: 16) {
+            Text("Your identity cannot be opened").font(.title2)
+            Text("""
+                This iPhone's keychain no longer has the key that protects your PeerNS identity \
+                (for example after the phone was restored from a backup onto another device). Without it, \
+                your identity, contacts and messages on this phone cannot be opened.
+
+                You can start again with a new identity: your contacts will need to add you again. \
+                The old profile is kept on this phone (moved aside), not deleted.
+                """)
+            Text(reason).font(.caption.monospaced()).foregroundStyle(.secondary)
+            Button("Start a new identity", action: startNew).buttonStyle(.borderedProminent)
+        }
+        .padding()
     }
 }
 

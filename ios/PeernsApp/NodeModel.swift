@@ -1,20 +1,49 @@
+import Combine
 import Foundation
 import PeernsKit
+import UserNotifications
 
-/// Runs the node for the screen: platform adapters in, identity and status out.
+/// Runs the node for the screens: platform adapters in, identity and status out. Mirrors
+/// `PeernsService` of the Android app (android/peerns-android), whose behaviour is tested.
 @MainActor
 final class NodeModel: ObservableObject {
     @Published private(set) var identity: Identity?
     @Published private(set) var status = NodeStatus(signaling: .offline(reason: "starting"))
+    /// The node runs: its calls work.
+    @Published private(set) var node: PeernsNode?
+    /// The keychain no longer has the key that unlocks the identity (see `startNewIdentity`).
+    @Published private(set) var keyLost: String?
+    @Published private(set) var stadium = false
+    /// Screens pushed on the navigation stack; a notification tap replaces it.
+    @Published var path: [Route] = []
 
     private let notifier = UserNotifier()
     private let location = CoreLocationProvider(background: true)
     private var network: NetworkMonitor?
-    private var node: PeernsNode?
+    private var peerns: Peerns?
+    /// The notification center's delegate; kept here because the center holds it weakly.
+    private var router: NotificationRouter?
+
+    init() {
+        let router = NotificationRouter { [weak self] route in
+            Task { @MainActor in self?.open(route) }
+        }
+        // Set before launch finishes, so a tap that launched the app is routed too.
+        UNUserNotificationCenter.current().delegate = router
+        self.router = router
+    }
 
     /// The app came to the foreground (`true`) or left it.
     func setAppActive(_ active: Bool) {
         try? node?.setAppActive(active: active)
+    }
+
+    /// A notification was tapped.
+    func open(_ route: NotificationRoute) {
+        switch route {
+        case let .chat(conversation): path = [.chat(conversation)]
+        case .contacts: path = [.contacts]
+        }
     }
 
     /// Starts the node and follows its status until the task is cancelled.
@@ -24,7 +53,7 @@ final class NodeModel: ObservableObject {
             peerns = try Peerns(
                 config: NodeConfig(
                     profileDir: Self.profileDirectory().path,
-                    signalingUrl: "wss://0.peerjs.com:443/?key=peerjs",
+                    signalingUrl: Settings.signalingUrl,
                     iceServers: ["stun:stun.l.google.com:19302"],
                     loopbackOnly: false,
                     displayName: nil
@@ -35,12 +64,16 @@ final class NodeModel: ObservableObject {
             )
             _ = try? await notifier.requestAuthorization()
             try await peerns.start()
+        } catch let PeernsError.KeyLost(msg) {
+            keyLost = msg
+            return
         } catch {
             status = NodeStatus(signaling: .offline(reason: "could not start: \(error)"))
             return
         }
         identity = try? peerns.node.identity()
         let node = peerns.node
+        self.peerns = peerns
         self.node = node
         network = NetworkMonitor { kind, pathId in try? node.networkChanged(kind: kind, pathId: pathId) }
         do {
@@ -53,7 +86,34 @@ final class NodeModel: ObservableObject {
         network?.cancel()
         network = nil
         self.node = nil
+        self.peerns = nil
         try? await peerns.stop()
+    }
+
+    /// Stadium mode on or off; the core starts and stops the location provider.
+    func setStadium(_ on: Bool) async {
+        guard let node else { return }
+        if on {
+            stadium = (try? node.startStadium()) != nil
+        } else {
+            try? await node.stopStadium()
+            stadium = false
+        }
+    }
+
+    /// After `keyLost`: moves the old profile aside (kept, not deleted) and starts again with a
+    /// new identity. The keychain item is left alone: `KeychainKeyStore.create` never overwrites,
+    /// so it must be gone already for a new identity to be made (the reason for `keyLost`).
+    func startNewIdentity() async {
+        guard keyLost != nil else { return }
+        let fm = FileManager.default
+        if let profile = try? Self.profileDirectory() {
+            let aside = profile.deletingLastPathComponent()
+                .appendingPathComponent("profile.lost-\(Int(Date().timeIntervalSince1970))", isDirectory: true)
+            try? fm.moveItem(at: profile, to: aside)
+        }
+        keyLost = nil
+        await run()
     }
 
     /// Application Support, excluded from backups: the identity's key stays on this device.
@@ -66,5 +126,23 @@ final class NodeModel: ObservableObject {
         values.isExcludedFromBackup = true
         try url.setResourceValues(values)
         return url
+    }
+}
+
+/// The screens above the home screen.
+enum Route: Hashable {
+    case contacts
+    case chat(String)
+    case nearby
+    case settings
+}
+
+/// The app's settings in its UserDefaults.
+enum Settings {
+    static let defaultSignalingUrl = "wss://0.peerjs.com:443/?key=peerjs"
+
+    static var signalingUrl: String {
+        get { UserDefaults.standard.string(forKey: "signalingUrl") ?? defaultSignalingUrl }
+        set { UserDefaults.standard.set(newValue, forKey: "signalingUrl") }
     }
 }

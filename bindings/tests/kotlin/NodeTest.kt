@@ -46,7 +46,7 @@ import org.peerns.ffi.MessageStatus
 import org.peerns.ffi.NetworkKind
 import org.peerns.ffi.NodeConfig
 import org.peerns.ffi.NodeEvent
-import org.peerns.ffi.Notification
+import org.peerns.ffi.PeernsNotification
 import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.Notifier
 import org.peerns.ffi.PeernsException
@@ -123,11 +123,11 @@ private class FailingKeyStore(private val failure: () -> Exception) : KeyStore {
 }
 
 private class Notifications : Notifier {
-    val posted = MutableStateFlow<List<Notification>>(emptyList())
+    val posted = MutableStateFlow<List<PeernsNotification>>(emptyList())
 
-    override fun notify(notification: Notification) = posted.update { it + notification }
+    override fun notify(notification: PeernsNotification) = posted.update { it + notification }
 
-    suspend fun await(count: Int): List<Notification> =
+    suspend fun await(count: Int): List<PeernsNotification> =
         withTimeoutOrNull(10.seconds) { posted.first { it.size >= count } }
             ?: throw AssertionError("timed out; posted: ${posted.value}")
 }

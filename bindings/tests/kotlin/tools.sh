@@ -1,4 +1,4 @@
-# Sourced by bindings/tests/run_kotlin.sh and android/check_compile.sh. Installs what the Kotlin
+# Sourced by bindings/tests/run_kotlin.sh, android/check_compile.sh and android/check.sh. Installs what the Kotlin
 # checks need, idempotently: the pinned Kotlin compiler (npm ci from the package-lock.json beside
 # this file, only when the lock changed) and the jars pinned in maven.lock, fetched once from
 # Maven Central into ${PEERNS_CACHE:-~/.cache/peerns}/maven and checked against their SHA-256.

@@ -1,9 +1,15 @@
 import CoreLocation
 
-/// Positions for stadium mode from CoreLocation. Asks for when-in-use authorization when updates
-/// start and none was given; failures go to `LocationSink.onError`. With `background: true` it
-/// keeps receiving fixes in the background, which needs the `location` background mode in the
-/// app's Info.plist (and shows the blue location indicator).
+/// Positions for stadium mode from CoreLocation. The core calls `startUpdates` when stadium mode
+/// is turned on and `stopUpdates` when it is turned off, so authorization is asked (when in use)
+/// only then. With `background: true` it keeps receiving fixes in the background while stadium
+/// mode is on, which needs the `location` background mode in the app's Info.plist (and shows the
+/// blue location indicator); background updates are switched off again in `stopUpdates`.
+///
+/// `pausesLocationUpdatesAutomatically` is false on purpose: at an event people stand or sit
+/// still for long stretches, which is exactly when CoreLocation's automatic pause would stop
+/// updates, and an app paused in the background cannot resume them until it is opened again.
+/// Battery is kept in check by the 10 m accuracy and distance filter instead.
 public final class CoreLocationProvider: NSObject, LocationProvider, CLLocationManagerDelegate, @unchecked Sendable {
     private let manager = CLLocationManager()
     private let background: Bool
@@ -17,6 +23,8 @@ public final class CoreLocationProvider: NSObject, LocationProvider, CLLocationM
         manager.delegate = self
         manager.desiredAccuracy = kCLLocationAccuracyNearestTenMeters
         manager.distanceFilter = 10
+        manager.pausesLocationUpdatesAutomatically = false
+        manager.activityType = .other
     }
 
     public func startUpdates(sink: LocationSink) {
@@ -30,6 +38,8 @@ public final class CoreLocationProvider: NSObject, LocationProvider, CLLocationM
         DispatchQueue.main.async { [self] in
             sink = nil
             manager.stopUpdatingLocation()
+            manager.allowsBackgroundLocationUpdates = false
+            manager.showsBackgroundLocationIndicator = false
         }
     }
 

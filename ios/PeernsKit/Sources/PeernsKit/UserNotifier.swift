@@ -7,6 +7,8 @@ import UserNotifications
 public final class UserNotifier: Notifier, @unchecked Sendable {
     /// The `userInfo` key that carries the conversation a notification opens.
     public static let conversationKey = "conversation"
+    /// The `userInfo` key that carries the category (`message`, `contactRequest`).
+    public static let categoryKey = "category"
 
     private let center: UNUserNotificationCenter
 
@@ -19,7 +21,7 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
         try await center.requestAuthorization(options: [.alert, .sound, .badge])
     }
 
-    public func notify(notification: Notification) {
+    public func notify(notification: PeernsNotification) {
         let content = UNMutableNotificationContent()
         content.title = notification.title
         content.body = notification.body
@@ -33,10 +35,14 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
             content.sound = .default
             content.interruptionLevel = .active
         }
+        var info: [String: String] = [
+            Self.categoryKey: notification.category == .message ? "message" : "contactRequest",
+        ]
         if let conversation = notification.conversation {
             content.threadIdentifier = conversation
-            content.userInfo = [Self.conversationKey: conversation]
+            info[Self.conversationKey] = conversation
         }
+        content.userInfo = info
         let request = UNNotificationRequest(
             identifier: notification.conversation ?? UUID().uuidString,
             content: content,

@@ -3,75 +3,112 @@ package org.peerns.app
 import android.Manifest
 import android.app.Activity
 import android.content.ComponentName
+import android.content.Context
 import android.content.Intent
 import android.content.ServiceConnection
 import android.content.pm.PackageManager
+import android.net.Uri
 import android.os.Build
 import android.os.Bundle
 import android.os.IBinder
-import android.util.TypedValue
+import android.provider.OpenableColumns
 import android.view.View
 import android.view.WindowInsets
-import android.widget.Button
-import android.widget.LinearLayout
+import android.widget.FrameLayout
 import android.widget.ScrollView
-import android.widget.TextView
+import android.window.OnBackInvokedDispatcher
+import java.io.File
 import kotlinx.coroutines.CoroutineScope
-import kotlinx.coroutines.Job
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.MainScope
 import kotlinx.coroutines.cancel
+import kotlinx.coroutines.flow.combine
 import kotlinx.coroutines.launch
-import org.peerns.NodeStatus
+import kotlinx.coroutines.withContext
+import org.peerns.Peerns
+import org.peerns.android.ACTION_OPEN
+import org.peerns.android.EXTRA_CATEGORY
+import org.peerns.android.EXTRA_CONVERSATION
 import org.peerns.android.PeernsService
+import org.peerns.android.StartProblem
 import org.peerns.android.hasLocationPermission
+import org.peerns.app.model.Navigator
+import org.peerns.app.model.Screen
 import org.peerns.ffi.PeernsException
 import org.peerns.ffi.SignalingState
 
 /**
- * The one screen: this device's identity, the signaling state and the connected peers. Starts the
- * node's foreground service while visible (it keeps running in the background until stopped from
- * its notification) and binds to it to follow its status.
+ * The app's one activity: shows the [Navigator]'s top screen, or why the node does not run.
+ * Starts the node's foreground service while visible (it keeps running in the background until
+ * stopped from its notification) and binds to it. A notification tap ([ACTION_OPEN]) opens the
+ * chat it is about, also when the activity already runs ([onNewIntent]).
  */
-class MainActivity : Activity() {
-    private lateinit var name: TextView
-    private lateinit var fingerprint: TextView
-    private lateinit var signaling: TextView
-    private lateinit var peers: TextView
-    private lateinit var locationButton: Button
+class MainActivity : Activity(), Host {
+    override val context: Context get() = this
+    override val ui by lazy { Ui(this) }
+    override val navigator = Navigator()
+    override val scope: CoroutineScope get() = screenScope ?: MainScope().also { screenScope = it }
+    override var service: PeernsService? = null
+        private set
+    override val node: Peerns? get() = service?.node
+
+    private lateinit var content: FrameLayout
 
     /** Alive between onStart and onStop. */
-    private var scope: CoroutineScope? = null
-    private var collecting: Job? = null
-    private var service: PeernsService? = null
+    private var activityScope: CoroutineScope? = null
+
+    /** Alive while one screen is shown. */
+    private var screenScope: CoroutineScope? = null
+    private var shown: ScreenView? = null
+    private var shownKey: Any? = null
+    private var onFilePicked: ((String) -> Unit)? = null
 
     private val connection = object : ServiceConnection {
-        override fun onServiceConnected(component: ComponentName, binder: IBinder) {
-            val service = (binder as PeernsService.LocalBinder).service
+        override fun onServiceConnected(component: ComponentName?, binder: IBinder?) {
+            val service = (binder as? PeernsService.LocalBinder)?.service ?: return
             this@MainActivity.service = service
             service.setAppActive(true)
-            collecting = scope?.launch { service.status.collect(::render) }
+            activityScope?.launch {
+                combine(service.problem, service.running, navigator.screens) { _, _, _ -> }.collect { show() }
+            }
+            activityScope?.launch { forwardEvents(service) }
         }
 
-        override fun onServiceDisconnected(component: ComponentName) {
-            collecting?.cancel()
+        override fun onServiceDisconnected(component: ComponentName?) {
             service = null
+            show()
         }
     }
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
-        setContentView(layout())
-        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.TIRAMISU &&
-            checkSelfPermission(Manifest.permission.POST_NOTIFICATIONS) != PackageManager.PERMISSION_GRANTED
-        ) {
-            requestPermissions(arrayOf(Manifest.permission.POST_NOTIFICATIONS), REQUEST_NOTIFICATIONS)
+        content = FrameLayout(this)
+        setContentView(edgeToEdge(content))
+        route(intent)
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.TIRAMISU) {
+            onBackInvokedDispatcher.registerOnBackInvokedCallback(OnBackInvokedDispatcher.PRIORITY_DEFAULT) { back() }
+            if (checkSelfPermission(Manifest.permission.POST_NOTIFICATIONS) != PackageManager.PERMISSION_GRANTED) {
+                requestPermissions(arrayOf(Manifest.permission.POST_NOTIFICATIONS), REQUEST_NOTIFICATIONS)
+            }
         }
+        show()
+    }
+
+    override fun onNewIntent(intent: Intent) {
+        super.onNewIntent(intent)
+        setIntent(intent)
+        route(intent)
+    }
+
+    /** A notification tap: open its chat (or the contact requests). */
+    private fun route(intent: Intent?) {
+        if (intent?.action != ACTION_OPEN) return
+        navigator.route(intent.getStringExtra(EXTRA_CONVERSATION), intent.getStringExtra(EXTRA_CATEGORY))
     }
 
     override fun onStart() {
         super.onStart()
-        scope = MainScope()
-        locationButton.visibility = if (hasLocationPermission(this)) View.GONE else View.VISIBLE
+        activityScope = MainScope()
         val intent = Intent(this, AppService::class.java)
         startForegroundService(intent)
         // Flags 0: the binding does not keep the service alive, so its Stop action works.
@@ -80,87 +117,159 @@ class MainActivity : Activity() {
 
     override fun onStop() {
         service?.setAppActive(false)
+        hideScreen()
         unbindService(connection)
         service = null
-        scope?.cancel()
-        scope = null
+        activityScope?.cancel()
+        activityScope = null
         super.onStop()
     }
 
-    override fun onRequestPermissionsResult(requestCode: Int, permissions: Array<String>, grantResults: IntArray) {
-        if (requestCode == REQUEST_LOCATION && hasLocationPermission(this)) {
-            locationButton.visibility = View.GONE
-            // Again, so that the service adds the location type to its foreground types.
-            startForegroundService(Intent(this, AppService::class.java))
-        }
+    @Deprecated("Deprecated in Android 13; the back callback above handles it there")
+    override fun onBackPressed() = back()
+
+    private fun back() {
+        if (!navigator.back()) finish()
     }
 
-    private fun render(status: NodeStatus) {
-        val identity = try {
-            service?.node?.identity()
-        } catch (e: PeernsException) {
-            null // not started (yet)
+    /** Shows what fits now: the top screen of a running node, or why there is none. */
+    private fun show() {
+        val service = service
+        val problem = service?.problem?.value
+        val node = service?.node
+        val key: Any = when {
+            service == null -> "connecting"
+            problem != null -> problem
+            !service.running.value || node == null -> "starting"
+            else -> navigator.current
         }
-        name.text = identity?.let { it.displayName ?: "(no name set)" } ?: "…"
-        fingerprint.text = identity?.let { "${it.short}\n${it.fingerprint}" } ?: "…"
-        signaling.text = describe(status.signaling)
-        peers.text = status.peers.sorted().joinToString("\n").ifEmpty { "none" }
+        if (key == shownKey) return
+        hideScreen()
+        val view = when {
+            problem is StartProblem.KeyLost -> KeyLostView(this, service, problem)
+            key is Screen && node != null -> screenView(key, this, node)
+            else -> MessageView(this, problem?.reason ?: "Starting PeerNS…")
+        }
+        shownKey = key
+        shown = view
+        content.addView(ScrollView(this).apply { addView(view.root) })
+        view.shown()
     }
 
-    private fun layout(): View {
-        val column = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
-        fun label(text: String) = column.addView(
-            TextView(this).apply {
-                this.text = text
-                setTextSize(TypedValue.COMPLEX_UNIT_SP, 13f)
-                setPadding(0, dp(16), 0, 0)
-            },
-        )
-        fun value(monospace: Boolean = false) = TextView(this).apply {
-            setTextSize(TypedValue.COMPLEX_UNIT_SP, 18f)
-            setTextIsSelectable(true)
-            if (monospace) typeface = android.graphics.Typeface.MONOSPACE
-            column.addView(this)
-        }
-        label("Name")
-        name = value()
-        label("Fingerprint")
-        fingerprint = value(monospace = true)
-        label("Signaling")
-        signaling = value()
-        label("Connected peers")
-        peers = value(monospace = true)
-        locationButton = Button(this).apply {
-            text = "Allow location for stadium mode"
-            setOnClickListener {
-                requestPermissions(
-                    arrayOf(Manifest.permission.ACCESS_FINE_LOCATION, Manifest.permission.ACCESS_COARSE_LOCATION),
-                    REQUEST_LOCATION,
-                )
-            }
-        }
-        column.addView(locationButton)
-        val padding = dp(20)
-        column.setPadding(padding, padding, padding, padding)
-        return ScrollView(this).apply {
-            addView(column)
-            // Edge to edge (enforced from Android 15): keep the text clear of the system bars.
-            if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.R) {
-                setOnApplyWindowInsetsListener { view, insets ->
-                    val bars = insets.getInsets(WindowInsets.Type.systemBars())
-                    view.setPadding(bars.left, bars.top, bars.right, bars.bottom)
-                    insets
+    private fun hideScreen() {
+        shown?.hidden()
+        shown = null
+        shownKey = null
+        screenScope?.cancel()
+        screenScope = null
+        content.removeAllViews()
+    }
+
+    /** Hands every node event to the shown screen while the node runs. */
+    private suspend fun forwardEvents(service: PeernsService) {
+        service.running.collect { running ->
+            val node = service.node
+            if (running && node != null) {
+                try {
+                    node.events.collect { event -> shown?.onEvent(event) }
+                } catch (e: PeernsException) {
+                    // Stopped meanwhile.
                 }
             }
         }
     }
 
-    private fun dp(value: Int) =
-        TypedValue.applyDimension(TypedValue.COMPLEX_UNIT_DIP, value.toFloat(), resources.displayMetrics).toInt()
+    override fun setStadium(on: Boolean) {
+        when {
+            !on -> service?.stopStadium()
+            hasLocationPermission(this) -> service?.startStadium()
+            // Asked only now, when the user turns on the one feature that uses it.
+            else -> requestPermissions(
+                arrayOf(Manifest.permission.ACCESS_FINE_LOCATION, Manifest.permission.ACCESS_COARSE_LOCATION),
+                REQUEST_LOCATION,
+            )
+        }
+    }
+
+    override fun onRequestPermissionsResult(requestCode: Int, permissions: Array<String>, grantResults: IntArray) {
+        if (requestCode == REQUEST_LOCATION && hasLocationPermission(this)) service?.startStadium()
+    }
+
+    override fun pickFile(onPicked: (String) -> Unit) {
+        onFilePicked = onPicked
+        val intent = Intent(Intent.ACTION_OPEN_DOCUMENT).addCategory(Intent.CATEGORY_OPENABLE).setType("*/*")
+        startActivityForResult(intent, REQUEST_FILE)
+    }
+
+    @Deprecated("Deprecated in the framework for androidx's result API, which this app does not use")
+    override fun onActivityResult(requestCode: Int, resultCode: Int, data: Intent?) {
+        val uri = data?.data
+        val callback = onFilePicked
+        onFilePicked = null
+        if (requestCode != REQUEST_FILE || resultCode != RESULT_OK || uri == null || callback == null) return
+        activityScope?.launch {
+            val path = withContext(Dispatchers.IO) { copyToCache(uri) }
+            path?.let(callback)
+        }
+    }
+
+    /** A copy of [uri] in the cache (the core sends files from a path), or null if unreadable. */
+    private fun copyToCache(uri: Uri): String? {
+        val name = contentResolver.query(uri, arrayOf(OpenableColumns.DISPLAY_NAME), null, null, null)?.use {
+            if (it.moveToFirst()) it.getString(0) else null
+        }?.replace('/', '_') ?: "file"
+        val dir = File(cacheDir, "outgoing").apply { mkdirs() }
+        val file = File(dir, name)
+        val input = contentResolver.openInputStream(uri) ?: return null
+        input.use { i -> file.outputStream().use { o -> i.copyTo(o) } }
+        return file.path
+    }
+
+    private fun edgeToEdge(view: View): View = view.apply {
+        // Edge to edge (enforced from Android 15): keep the content clear of the system bars.
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.R) {
+            setOnApplyWindowInsetsListener { v, insets ->
+                val bars = insets.getInsets(WindowInsets.Type.systemBars())
+                v.setPadding(bars.left, bars.top, bars.right, bars.bottom)
+                insets
+            }
+        }
+    }
 
     private companion object {
         const val REQUEST_NOTIFICATIONS = 1
         const val REQUEST_LOCATION = 2
+        const val REQUEST_FILE = 3
+    }
+}
+
+/** A line of text while there is nothing else to show. */
+class MessageView(host: Host, message: String) : ScreenView(host) {
+    override val root: View = ui.column(20).with(ui.title("PeerNS"), ui.text(message))
+}
+
+/**
+ * The identity cannot be unlocked: explain, and offer a new identity. The old profile is moved
+ * aside, never deleted.
+ */
+class KeyLostView(host: Host, service: PeernsService, problem: StartProblem.KeyLost) : ScreenView(host) {
+    override val root: View = ui.column(20).with(
+        ui.title("Your identity cannot be opened"),
+        ui.text(EXPLANATION),
+        ui.label("Details"),
+        ui.text(problem.reason),
+        ui.button("Start a new identity") { service.startNewIdentity() },
+    )
+
+    companion object {
+        /** What the screen says. */
+        const val EXPLANATION =
+            "This phone's secure keystore no longer has the key that protects your PeerNS identity. " +
+                "This can happen after a reset of the phone's security settings, some system updates, " +
+                "or when the app's data was restored onto another phone. Without that key, your identity, " +
+                "contacts and messages on this phone cannot be opened, by PeerNS or anyone else.\n\n" +
+                "You can start again with a new identity: your contacts will see a new person and need to " +
+                "add you again. The old profile is kept on this phone (moved aside), not deleted."
     }
 }
 

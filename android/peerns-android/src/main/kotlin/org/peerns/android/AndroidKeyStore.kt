@@ -4,6 +4,7 @@ import android.content.Context
 import android.content.pm.PackageManager
 import android.os.Build
 import android.security.keystore.KeyGenParameterSpec
+import android.security.keystore.KeyPermanentlyInvalidatedException
 import android.security.keystore.KeyProperties
 import android.security.keystore.StrongBoxUnavailableException
 import java.io.File
@@ -12,6 +13,7 @@ import java.io.IOException
 import java.security.GeneralSecurityException
 import java.security.ProviderException
 import java.security.SecureRandom
+import java.security.UnrecoverableKeyException
 import javax.crypto.AEADBadTagException
 import javax.crypto.Cipher
 import javax.crypto.KeyGenerator
@@ -30,7 +32,7 @@ class AndroidKeyStore(
     context: Context,
     private val alias: String = "org.peerns.identity-wrap",
 ) : KeyStore {
-    private val file = File(context.noBackupFilesDir, "peerns-identity-key.sealed")
+    private val file = sealedFile(context)
     private val hasStrongBox =
         context.packageManager.hasSystemFeature(PackageManager.FEATURE_STRONGBOX_KEYSTORE)
     private val lock = Any()
@@ -41,13 +43,27 @@ class AndroidKeyStore(
         if (blob.size != SEALED_SIZE || blob[0] != FORMAT) {
             throw KeyStoreException.Corrupt("sealed key: unknown format (${blob.size} bytes)")
         }
-        val key = mapFailures { storedKey() }
-            ?: throw KeyStoreException.Corrupt("the keystore key that sealed the identity key is gone")
-        mapFailures {
+        // A keystore key that is gone, unrecoverable or invalidated, or that no longer opens the
+        // sealed key, cannot be got back: the identity key is lost, which reads as no key (the
+        // core then reports KeyLost for a profile with an identity, and the app explains it).
+        val key = mapFailures {
+            try {
+                storedKey()
+            } catch (e: UnrecoverableKeyException) {
+                null
+            }
+        } ?: return null
+        return mapFailures {
             val cipher = Cipher.getInstance(TRANSFORMATION)
-            cipher.init(Cipher.DECRYPT_MODE, key, GCMParameterSpec(TAG_BITS, blob, 1, IV_SIZE))
-            cipher.updateAAD(AAD)
-            cipher.doFinal(blob, 1 + IV_SIZE, blob.size - 1 - IV_SIZE)
+            try {
+                cipher.init(Cipher.DECRYPT_MODE, key, GCMParameterSpec(TAG_BITS, blob, 1, IV_SIZE))
+                cipher.updateAAD(AAD)
+                cipher.doFinal(blob, 1 + IV_SIZE, blob.size - 1 - IV_SIZE)
+            } catch (e: KeyPermanentlyInvalidatedException) {
+                null
+            } catch (e: AEADBadTagException) {
+                null
+            }
         }
     }
 
@@ -110,26 +126,24 @@ class AndroidKeyStore(
         if (!tmp.renameTo(file)) throw IOException("cannot rename $tmp to $file")
     }
 
-    private companion object {
-        const val PROVIDER = "AndroidKeyStore"
-        const val TRANSFORMATION = "AES/GCM/NoPadding"
-        const val FORMAT: Byte = 1
-        const val KEY_SIZE = 32
-        const val IV_SIZE = 12
-        const val TAG_BITS = 128
-        const val SEALED_SIZE = 1 + IV_SIZE + KEY_SIZE + TAG_BITS / 8
-        val AAD = "peerns identity key v1".encodeToByteArray()
+    companion object {
+        /** Where the sealed key lives: beside the profile, in no-backup storage. */
+        fun sealedFile(context: Context) = File(context.noBackupFilesDir, "peerns-identity-key.sealed")
+
+        private const val PROVIDER = "AndroidKeyStore"
+        private const val TRANSFORMATION = "AES/GCM/NoPadding"
+        private const val FORMAT: Byte = 1
+        private const val KEY_SIZE = 32
+        private const val IV_SIZE = 12
+        private const val TAG_BITS = 128
+        private const val SEALED_SIZE = 1 + IV_SIZE + KEY_SIZE + TAG_BITS / 8
+        private val AAD = "peerns identity key v1".encodeToByteArray()
     }
 }
 
-/**
- * Runs [block]; a failed authentication becomes [KeyStoreException.Corrupt], other I/O and
- * keystore failures [KeyStoreException.Unavailable].
- */
+/** Runs [block]; I/O and keystore failures become [KeyStoreException.Unavailable]. */
 private inline fun <T> mapFailures(block: () -> T): T = try {
     block()
-} catch (e: AEADBadTagException) {
-    throw KeyStoreException.Corrupt("sealed key fails authentication")
 } catch (e: IOException) {
     throw KeyStoreException.Unavailable(e.toString())
 } catch (e: GeneralSecurityException) {

@@ -1,16 +1,17 @@
 package org.peerns.android
 
-import android.app.Notification as SystemNotification
+import android.app.Notification
 import android.app.NotificationManager
 import android.content.Context
-import org.peerns.ffi.Notification
 import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.Notifier
+import org.peerns.ffi.PeernsNotification
 
 /**
  * Posts the core's notifications in their [NotificationChannels]; one notification per
- * conversation, replaced by the next. Posts nothing while notifications are off, which includes
- * a POST_NOTIFICATIONS permission not (yet) granted on Android 13+. Any thread may call it.
+ * conversation, replaced by the next; a tap opens that conversation (see [openAppIntent]).
+ * Posts nothing while notifications are off, which includes a POST_NOTIFICATIONS permission not
+ * (yet) granted on Android 13+. Any thread may call it.
  */
 class AndroidNotifier(
     context: Context,
@@ -23,24 +24,27 @@ class AndroidNotifier(
         NotificationChannels.create(context)
     }
 
-    override fun notify(notification: Notification) {
+    override fun notify(notification: PeernsNotification) {
         if (!manager.areNotificationsEnabled()) return
-        val built = SystemNotification.Builder(context, NotificationChannels.of(notification.category))
+        manager.notify(notification.conversation ?: notification.title, ID, build(notification))
+    }
+
+    /** The system notification for [notification]. */
+    fun build(notification: PeernsNotification): Notification =
+        Notification.Builder(context, NotificationChannels.of(notification.category))
             .setSmallIcon(smallIcon)
             .setContentTitle(notification.title)
             .setContentText(notification.body)
-            .setStyle(SystemNotification.BigTextStyle().bigText(notification.body))
+            .setStyle(Notification.BigTextStyle().bigText(notification.body))
             .setCategory(
                 when (notification.category) {
-                    NotificationCategory.MESSAGE -> SystemNotification.CATEGORY_MESSAGE
-                    NotificationCategory.CONTACT_REQUEST -> SystemNotification.CATEGORY_SOCIAL
+                    NotificationCategory.MESSAGE -> Notification.CATEGORY_MESSAGE
+                    NotificationCategory.CONTACT_REQUEST -> Notification.CATEGORY_SOCIAL
                 },
             )
-            .setContentIntent(openAppIntent(context, notification.conversation))
+            .setContentIntent(openAppIntent(context, notification.conversation, notification.category))
             .setAutoCancel(true)
             .build()
-        manager.notify(notification.conversation ?: notification.title, ID, built)
-    }
 
     private companion object {
         /** With the conversation as tag, each conversation has one notification. */

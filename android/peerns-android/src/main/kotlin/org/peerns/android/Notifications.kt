@@ -5,6 +5,7 @@ import android.app.NotificationManager
 import android.app.PendingIntent
 import android.content.Context
 import android.content.Intent
+import android.net.Uri
 import org.peerns.ffi.NotificationCategory
 
 /** The notification channels: one per [NotificationCategory], plus the service's own. */
@@ -33,18 +34,27 @@ object NotificationChannels {
     }
 }
 
-/** The intent extra that carries the conversation a notification opens. */
+/** The intent action of a notification tap: open [EXTRA_CONVERSATION], or the contact requests. */
+const val ACTION_OPEN = "org.peerns.action.OPEN"
+
+/** The intent extra that carries the conversation (a contact's fingerprint) a tap opens. */
 const val EXTRA_CONVERSATION = "org.peerns.extra.CONVERSATION"
 
-/** Opens the app's launcher activity, with [conversation] in [EXTRA_CONVERSATION] when set. */
-fun openAppIntent(context: Context, conversation: String?): PendingIntent? {
-    val intent = context.packageManager.getLaunchIntentForPackage(context.packageName) ?: return null
-    intent.addFlags(Intent.FLAG_ACTIVITY_SINGLE_TOP)
+/** The intent extra that carries the [NotificationCategory] name of the tapped notification. */
+const val EXTRA_CATEGORY = "org.peerns.extra.CATEGORY"
+
+/**
+ * Opens the app's launcher activity, explicitly (a launcher intent would only bring an existing
+ * task to the front and drop the extras) and on top of its task, so a running activity receives
+ * it in `onNewIntent`. Each conversation gets its own data URI, hence its own PendingIntent.
+ */
+fun openAppIntent(context: Context, conversation: String?, category: NotificationCategory? = null): PendingIntent? {
+    val launcher = context.packageManager.getLaunchIntentForPackage(context.packageName)?.component ?: return null
+    val intent = Intent(ACTION_OPEN)
+        .setComponent(launcher)
+        .setData(Uri.fromParts("peerns", conversation ?: category?.name ?: "home", null))
+        .addFlags(Intent.FLAG_ACTIVITY_NEW_TASK or Intent.FLAG_ACTIVITY_CLEAR_TOP or Intent.FLAG_ACTIVITY_SINGLE_TOP)
     conversation?.let { intent.putExtra(EXTRA_CONVERSATION, it) }
-    return PendingIntent.getActivity(
-        context,
-        conversation.hashCode(),
-        intent,
-        PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT,
-    )
+    category?.let { intent.putExtra(EXTRA_CATEGORY, it.name) }
+    return PendingIntent.getActivity(context, 0, intent, PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT)
 }

@@ -9,6 +9,7 @@ import android.graphics.drawable.Icon
 import android.os.Binder
 import android.os.Build
 import android.os.IBinder
+import java.io.File
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.MainScope
@@ -19,6 +20,7 @@ import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.launch
 import org.peerns.NodeStatus
 import org.peerns.Peerns
+import org.peerns.ffi.KeyStore
 import org.peerns.ffi.NodeConfig
 import org.peerns.ffi.PeernsException
 import org.peerns.ffi.SignalingState
@@ -29,16 +31,23 @@ import org.peerns.ffi.SignalingState
  * that Android keeps the process, and the node's sockets, alive.
  *
  * Subclass it to supply [config], and declare the subclass in the app's manifest with
- * `android:foregroundServiceType="specialUse|location"` and the specialUse subtype property
- * (android/README.md explains the choice). Start it with `startForegroundService` from a visible
- * activity, again after the location permission was granted (to add the location type); bind
- * with flags 0 to read [node] and [status]; [ACTION_STOP] (the notification's Stop) ends it.
+ * `android:foregroundServiceType="dataSync|location"` (android/README.md explains the choice).
+ * Start it with `startForegroundService` from a visible activity; bind with flags 0 to read
+ * [node], [status], [problem] and [stadium]; [ACTION_STOP] (the notification's Stop) ends it.
+ * The foreground types follow the features that are on: dataSync always, location only while
+ * stadium mode is on ([startStadium], [stopStadium]).
  */
 abstract class PeernsService : Service() {
-    /** The node's configuration; read once, when the service is created. */
+    /** The node's configuration; read when the node is made (at creation, or a new identity). */
     protected abstract fun config(): NodeConfig
 
-    /** The node, or null if [config] was refused. */
+    /** The store of the identity-wrapping key: the Android Keystore. */
+    protected open fun keyStore(): KeyStore = AndroidKeyStore(this)
+
+    /** The files [keyStore] keeps outside the profile; they move aside with a lost profile. */
+    protected open fun keyStoreFiles(): List<File> = listOf(AndroidKeyStore.sealedFile(this))
+
+    /** The node, or null while none runs (refused configuration, failed start, stopped). */
     var node: Peerns? = null
         private set
 
@@ -47,11 +56,31 @@ abstract class PeernsService : Service() {
     /** The node's status for screens; offline with the reason when it failed or stopped. */
     val status: StateFlow<NodeStatus> = mutableStatus.asStateFlow()
 
+    private val mutableProblem = MutableStateFlow<StartProblem?>(null)
+
+    /** Why the node is not running, when it could not start; null otherwise. */
+    val problem: StateFlow<StartProblem?> = mutableProblem.asStateFlow()
+
+    private val mutableRunning = MutableStateFlow(false)
+
+    /** Whether the node has started (and not stopped): its calls work. */
+    val running: StateFlow<Boolean> = mutableRunning.asStateFlow()
+
+    private val mutableStadium = MutableStateFlow(false)
+
+    /** Whether stadium mode is on (and with it the location foreground type). */
+    val stadium: StateFlow<Boolean> = mutableStadium.asStateFlow()
+
     /** On the main thread, like the lifecycle callbacks: no locking needed. */
     private val scope = MainScope()
     private var network: NetworkMonitor? = null
     private var started = false
+
+    /** The foreground service types in force (0 before the service enters the foreground). */
+    var foregroundTypes = 0
+        private set
     private var appActive = false
+    private var foreground = false
 
     /**
      * A screen of the app is visible (`true`) or not. Discovery beats every 0.8 s in the
@@ -68,6 +97,55 @@ abstract class PeernsService : Service() {
         }
     }
 
+    /**
+     * Turns stadium mode on: adds the location foreground type, then lets the node read
+     * positions. Call it from a visible screen once a location permission is granted (Android
+     * refuses the location type otherwise); false, and nothing changes, when it is not or the
+     * node does not run.
+     */
+    fun startStadium(): Boolean {
+        val node = node ?: return false
+        if (!started || !hasLocationPermission(this)) return false
+        mutableStadium.value = true
+        if (foreground) enterForeground()
+        return try {
+            node.startStadium()
+            true
+        } catch (e: PeernsException) {
+            mutableStadium.value = false
+            if (foreground) enterForeground()
+            false
+        }
+    }
+
+    /** Turns stadium mode off and drops the location foreground type. */
+    fun stopStadium() {
+        if (!mutableStadium.value) return
+        mutableStadium.value = false
+        if (foreground) enterForeground()
+        val node = node ?: return
+        scope.launch {
+            try {
+                node.stopStadium()
+            } catch (e: PeernsException) {
+                // Stopped meanwhile: nothing to leave.
+            }
+        }
+    }
+
+    /**
+     * After [StartProblem.KeyLost]: moves the old profile and its sealed key aside (nothing is
+     * deleted) and starts a node with a new identity. Returns where the old profile now is, or
+     * null when there was no lost key to replace.
+     */
+    fun startNewIdentity(): File? {
+        if (mutableProblem.value !is StartProblem.KeyLost) return null
+        val aside = moveProfileAside(File(config().profileDir), keyStoreFiles())
+        mutableProblem.value = null
+        launchNode()
+        return aside
+    }
+
     /** What [onBind] returns: the service itself, for clients in this process. */
     inner class LocalBinder : Binder() {
         val service: PeernsService get() = this@PeernsService
@@ -77,10 +155,15 @@ abstract class PeernsService : Service() {
 
     override fun onCreate() {
         super.onCreate()
+        launchNode()
+    }
+
+    private fun launchNode() {
+        mutableStatus.value = NodeStatus(SignalingState.Offline("starting"))
         val node = try {
-            Peerns(config(), AndroidKeyStore(this), AndroidNotifier(this), AndroidLocationProvider(this))
+            Peerns(config(), keyStore(), AndroidNotifier(this), AndroidLocationProvider(this))
         } catch (e: PeernsException) {
-            mutableStatus.value = NodeStatus(SignalingState.Offline("bad configuration: ${e.message}"))
+            fail(StartProblem.Failed("bad configuration: ${e.message}"))
             return
         }
         this.node = node
@@ -88,10 +171,13 @@ abstract class PeernsService : Service() {
             try {
                 node.start()
             } catch (e: PeernsException) {
-                mutableStatus.value = NodeStatus(SignalingState.Offline("could not start: ${e.message}"))
+                this@PeernsService.node = null
+                node.close()
+                fail(if (e is PeernsException.KeyLost) StartProblem.KeyLost(e.message) else StartProblem.Failed("could not start: ${e.message}"))
                 return@launch
             }
             started = true
+            mutableRunning.value = true
             setAppActive(appActive)
             network = NetworkMonitor(this@PeernsService) { kind, pathId ->
                 try {
@@ -104,6 +190,11 @@ abstract class PeernsService : Service() {
         }
     }
 
+    private fun fail(problem: StartProblem) {
+        mutableProblem.value = problem
+        mutableStatus.value = NodeStatus(SignalingState.Offline(problem.reason))
+    }
+
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
         if (intent?.action == ACTION_STOP) {
             stopSelf()
@@ -112,6 +203,14 @@ abstract class PeernsService : Service() {
         }
         // Not sticky: Android 12+ does not let a restart from the background enter the foreground.
         return START_NOT_STICKY
+    }
+
+    /**
+     * Android 15+: the dataSync type ran out of its time (6 hours a day in the background; opening
+     * the app starts a new allowance). The service must stop within seconds or the app crashes.
+     */
+    override fun onTimeout(startId: Int, fgsType: Int) {
+        stopSelf()
     }
 
     override fun onDestroy() {
@@ -132,14 +231,14 @@ abstract class PeernsService : Service() {
             }
         }
         node = null
+        started = false
+        mutableRunning.value = false
+        mutableStadium.value = false
         mutableStatus.value = NodeStatus(SignalingState.Offline("stopped"))
         super.onDestroy()
     }
 
-    /**
-     * Android 14+ needs the types at run time: specialUse always, location only while a location
-     * permission is granted (starting with it otherwise throws a SecurityException).
-     */
+    /** Enters the foreground, or changes its types, with the types of the features now on. */
     private fun enterForeground() {
         NotificationChannels.create(this)
         val stop = PendingIntent.getService(
@@ -151,7 +250,7 @@ abstract class PeernsService : Service() {
         val notification = Notification.Builder(this, NotificationChannels.SERVICE)
             .setSmallIcon(android.R.drawable.stat_sys_upload_done)
             .setContentTitle("PeerNS is online")
-            .setContentText("Your peers can reach this device")
+            .setContentText(if (mutableStadium.value) "Stadium mode is on: nearby people can see you" else "Your peers can reach this device")
             .setOngoing(true)
             .setContentIntent(openAppIntent(this, null))
             .addAction(
@@ -162,17 +261,37 @@ abstract class PeernsService : Service() {
                 ).build(),
             )
             .build()
-        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.UPSIDE_DOWN_CAKE) {
-            val location = if (hasLocationPermission(this)) ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION else 0
-            startForeground(NOTIFICATION_ID, notification, ServiceInfo.FOREGROUND_SERVICE_TYPE_SPECIAL_USE or location)
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q) {
+            val types = foregroundTypesFor(mutableStadium.value && hasLocationPermission(this))
+            startForeground(NOTIFICATION_ID, notification, types)
+            foregroundTypes = types
         } else {
             startForeground(NOTIFICATION_ID, notification)
         }
+        foreground = true
     }
 
     companion object {
         /** The intent action that stops the service. */
         const val ACTION_STOP = "org.peerns.action.STOP"
         private const val NOTIFICATION_ID = 1
+
+        /** The foreground types: dataSync while the node runs, location only for stadium mode. */
+        fun foregroundTypesFor(stadium: Boolean): Int =
+            ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC or
+                (if (stadium) ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION else 0)
     }
+}
+
+/** Why the node does not run. */
+sealed class StartProblem(val reason: String) {
+    /**
+     * The profile's identity cannot be unlocked: the keystore's wrapping key is gone or
+     * unusable (a reset keystore, a restored phone). The identity is lost on this device; the
+     * user may start a new one ([PeernsService.startNewIdentity]).
+     */
+    class KeyLost(detail: String) : StartProblem("identity key lost: $detail")
+
+    /** Any other failure to start. */
+    class Failed(reason: String) : StartProblem(reason)
 }

@@ -1,0 +1,31 @@
+package org.peerns.app
+
+import android.content.Context
+import org.peerns.app.model.SettingsStore
+
+/** The app's settings, in its private SharedPreferences. */
+class AppSettings(context: Context) : SettingsStore {
+    private val prefs = context.getSharedPreferences("peerns", Context.MODE_PRIVATE)
+
+    override var signalingUrl: String
+        get() = prefs.getString(KEY_SIGNALING, null) ?: DEFAULT_SIGNALING
+        set(value) = prefs.edit().putString(KEY_SIGNALING, value).apply()
+
+    /** STUN/TURN URLs; not on screen. */
+    var iceServers: List<String>
+        get() = prefs.getString(KEY_ICE, null)?.split(' ')?.filter(String::isNotEmpty) ?: DEFAULT_ICE
+        set(value) = prefs.edit().putString(KEY_ICE, value.joinToString(" ")).apply()
+
+    /** Loopback-only WebRTC (tests, local demos); not on screen. */
+    var loopbackOnly: Boolean
+        get() = prefs.getBoolean(KEY_LOOPBACK, false)
+        set(value) = prefs.edit().putBoolean(KEY_LOOPBACK, value).apply()
+
+    private companion object {
+        const val KEY_SIGNALING = "signaling_url"
+        const val KEY_ICE = "ice_servers"
+        const val KEY_LOOPBACK = "loopback_only"
+        const val DEFAULT_SIGNALING = "wss://0.peerjs.com:443/?key=peerjs"
+        val DEFAULT_ICE = listOf("stun:stun.l.google.com:19302")
+    }
+}

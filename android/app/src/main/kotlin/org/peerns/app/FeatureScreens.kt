@@ -1,0 +1,216 @@
+package org.peerns.app
+
+import android.app.AlertDialog
+import android.widget.LinearLayout
+import android.widget.TextView
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.isActive
+import kotlinx.coroutines.launch
+import org.peerns.app.model.ChatViewModel
+import org.peerns.app.model.ContactsViewModel
+import org.peerns.app.model.NearbyViewModel
+import org.peerns.app.model.Screen
+import org.peerns.app.model.SettingsViewModel
+import org.peerns.app.model.describe
+import org.peerns.ffi.ChatMessage
+import org.peerns.ffi.Contact
+import org.peerns.ffi.NodeEvent
+
+/** Contacts: our share link, add by link, requests, contacts with their trust level. */
+class ContactsView(host: Host, private val model: ContactsViewModel) : ScreenView(host) {
+    private val link = ui.input("Paste a share link")
+    private val shareLink = ui.text(monospace = true)
+    private val error = ui.text()
+    private val requests = ui.column()
+    private val contacts = ui.column()
+    override val root = ui.column(20).with(
+        ui.title("Contacts"),
+        ui.label("Your share link (give it to people you want to reach you)"), shareLink,
+        ui.label("Add a contact"), link,
+        ui.button("Send request") { act { if (model.add(link.text.toString())) link.setText("") } },
+        error,
+        ui.label("Requests"), requests,
+        ui.label("Contacts"), contacts,
+    )
+
+    override fun shown() {
+        host.scope.launch {
+            model.state.collect { state ->
+                shareLink.text = state.shareLink
+                error.text = state.error ?: ""
+                requests.removeAllViews()
+                state.incoming.forEach { r ->
+                    requests.addView(
+                        ui.row().with(
+                            ui.text("${r.name} wants to add you"),
+                            ui.button("Accept") { act { model.accept(r.fingerprint) } },
+                            ui.button("Reject") { act { model.reject(r.fingerprint) } },
+                        ),
+                    )
+                }
+                state.outgoing.forEach { r -> requests.addView(ui.text("${r.name.ifEmpty { r.fingerprint.take(8) }}: waiting for an answer")) }
+                if (requests.childCount == 0) requests.addView(ui.text("none"))
+                contacts.removeAllViews()
+                state.contacts.forEach { contacts.addView(contactRow(it)) }
+                if (state.contacts.isEmpty()) contacts.addView(ui.text("none yet"))
+            }
+        }
+        act { model.refresh() }
+    }
+
+    private fun contactRow(c: Contact): LinearLayout {
+        val label = ContactsViewModel.trustChoices.first { it.first == c.trust }.second.substringBefore(':')
+        return ui.column().with(
+            ui.text("${c.name}  ${c.short}${if (c.verified) " ✓" else ""}"),
+            ui.row().with(
+                ui.button("Chat") { host.navigator.open(Screen.Chat(c.fingerprint)) },
+                ui.button("Trust: $label") { chooseTrust(c) },
+            ),
+        )
+    }
+
+    private fun chooseTrust(c: Contact) {
+        val choices = ContactsViewModel.trustChoices
+        AlertDialog.Builder(host.context)
+            .setTitle("Trust ${c.name}")
+            .setSingleChoiceItems(choices.map<Pair<*, String>, CharSequence> { it.second }.toTypedArray(), choices.indexOfFirst { it.first == c.trust }) { dialog, which ->
+                dialog.dismiss()
+                act { model.setTrust(c.fingerprint, choices[which].first) }
+            }
+            .show()
+    }
+
+    override fun onEvent(event: NodeEvent) {
+        if (model.concerns(event)) act { model.refresh() }
+    }
+}
+
+/** A chat: messages (edit or delete ours by a long press), text and files. */
+class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) {
+    private val title = ui.title(model.conversation.take(8))
+    private val online = ui.text()
+    private val messages = ui.column()
+    private val input = ui.input("Message")
+    private val error = ui.text()
+    override val root = ui.column(20).with(
+        title, online, messages, error, input,
+        ui.row().with(
+            ui.button("Send") { act { if (model.send(input.text.toString())) input.setText("") } },
+            ui.button("Send a file") { host.pickFile { path -> act { model.sendFile(path) } } },
+        ),
+    )
+
+    override fun shown() {
+        host.scope.launch {
+            model.state.collect { state ->
+                title.text = state.title
+                online.text = if (state.online) "online" else "offline: messages wait until you meet"
+                error.text = state.error ?: ""
+                messages.removeAllViews()
+                state.messages.forEach { messages.addView(messageView(it)) }
+            }
+        }
+        act { model.open() }
+    }
+
+    override fun hidden() = model.close()
+
+    private fun messageView(m: ChatMessage): TextView = ui.text(describe(m)).apply {
+        if (m.outgoing && !m.deleted) {
+            setOnLongClickListener {
+                AlertDialog.Builder(host.context)
+                    .setItems(if (m.file == null) arrayOf<CharSequence>("Edit", "Delete") else arrayOf<CharSequence>("Delete")) { _, which ->
+                        if (m.file == null && which == 0) edit(m) else act { model.delete(m.id) }
+                    }
+                    .show()
+                true
+            }
+        }
+    }
+
+    private fun edit(m: ChatMessage) {
+        val field = ui.input("Message", m.text)
+        AlertDialog.Builder(host.context)
+            .setTitle("Edit")
+            .setView(field)
+            .setPositiveButton("Save") { _, _ -> act { model.edit(m.id, field.text.toString()) } }
+            .setNegativeButton("Cancel", null)
+            .show()
+    }
+
+    override fun onEvent(event: NodeEvent) {
+        if (model.concerns(event)) act { model.open() }
+    }
+}
+
+/** Stadium mode: on/off, and the people nearby sorted by distance. */
+class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(host) {
+    private val toggle = ui.button("Turn stadium mode on") { host.setStadium(!model.state.value.on) }
+    private val people = ui.column()
+    private val error = ui.text()
+    private var polling: Job? = null
+    override val root = ui.column(20).with(
+        ui.title("Nearby"),
+        ui.text("Stadium mode shares your approximate position with people nearby, under a pseudonym, while it is on."),
+        toggle, error,
+        ui.label("People nearby, nearest first"), people,
+    )
+
+    override fun shown() {
+        val service = host.service ?: return
+        host.scope.launch { service.stadium.collect(model::setOn) }
+        host.scope.launch {
+            model.state.collect { state ->
+                toggle.text = if (state.on) "Turn stadium mode off" else "Turn stadium mode on"
+                error.text = state.error ?: ""
+                people.removeAllViews()
+                state.people.forEach { p -> people.addView(ui.text("${NearbyViewModel.distance(p)}  ${p.name}  ${p.short}")) }
+                if (state.people.isEmpty()) people.addView(ui.text(if (state.on) "nobody yet" else "stadium mode is off"))
+                polling?.cancel()
+                polling = if (state.on) host.scope.launch { poll() } else null
+            }
+        }
+    }
+
+    private suspend fun poll() {
+        while (host.scope.isActive) {
+            model.refresh()
+            delay(POLL_MS)
+        }
+    }
+
+    private companion object {
+        const val POLL_MS = 5_000L
+    }
+}
+
+/** Settings: display name, identity fingerprint, signaling server. */
+class SettingsView(host: Host, private val model: SettingsViewModel) : ScreenView(host) {
+    private val name = ui.input("Your name")
+    private val fingerprint = ui.text(monospace = true)
+    private val url = ui.input("wss://…")
+    private val note = ui.text()
+    override val root = ui.column(20).with(
+        ui.title("Settings"),
+        ui.label("Name"), name,
+        ui.button("Save name") { act { model.saveName(name.text.toString()) } },
+        ui.label("Identity fingerprint (compare it with your contacts)"), fingerprint,
+        ui.label("Signaling server"), url,
+        ui.button("Save server") { model.saveSignalingUrl(url.text.toString()) },
+        note,
+    )
+
+    override fun shown() {
+        model.refresh()
+        val first = model.state.value
+        name.setText(first.name)
+        url.setText(first.signalingUrl)
+        host.scope.launch {
+            model.state.collect { state ->
+                fingerprint.text = "${state.shortFingerprint}\n${state.fingerprint}"
+                note.text = state.error ?: if (state.restartNeeded) "Applies when PeerNS starts again (Stop it from its notification)." else ""
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+package org.peerns.app
+
+import android.content.Context
+import android.view.View
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.launch
+import org.peerns.Peerns
+import org.peerns.android.PeernsService
+import org.peerns.app.model.ChatViewModel
+import org.peerns.app.model.ContactsViewModel
+import org.peerns.app.model.NearbyViewModel
+import org.peerns.app.model.Navigator
+import org.peerns.app.model.Screen
+import org.peerns.app.model.SettingsViewModel
+import org.peerns.ffi.NodeEvent
+import org.peerns.ffi.PeernsException
+
+/** What a screen needs from the activity that shows it. */
+interface Host {
+    val context: Context
+    val ui: Ui
+    val navigator: Navigator
+
+    /** Alive while the screen is shown. */
+    val scope: CoroutineScope
+    val service: PeernsService?
+    val node: Peerns?
+
+    /** Asks to turn stadium mode on (after the location permission, if needed) or off. */
+    fun setStadium(on: Boolean)
+
+    /** Lets the user pick a file; [onPicked] gets a local copy's path. */
+    fun pickFile(onPicked: (String) -> Unit)
+}
+
+/** One screen: a view, and what it does while shown. */
+abstract class ScreenView(protected val host: Host) {
+    protected val ui get() = host.ui
+    abstract val root: View
+
+    /** The screen became visible (host.scope is fresh). */
+    open fun shown() {}
+
+    /** The screen is going away. */
+    open fun hidden() {}
+
+    /** A node event arrived while shown. */
+    open fun onEvent(event: NodeEvent) {}
+
+    /** Runs [block] in the screen's scope. */
+    protected fun act(block: suspend () -> Unit) {
+        host.scope.launch { block() }
+    }
+}
+
+/** The views of [screen] for a running node. */
+fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView = when (screen) {
+    Screen.Home -> HomeView(host)
+    Screen.Contacts -> ContactsView(host, ContactsViewModel(node))
+    is Screen.Chat -> ChatView(host, ChatViewModel(node, screen.conversation))
+    Screen.Nearby -> NearbyView(host, NearbyViewModel(node))
+    Screen.Settings -> SettingsView(host, SettingsViewModel(node, AppSettings(host.context)))
+}
+
+/** Identity, signaling state, connected peers, and the way to the other screens. */
+class HomeView(host: Host) : ScreenView(host) {
+    private val identity = ui.text(monospace = true)
+    private val signaling = ui.text()
+    private val peers = ui.text(monospace = true)
+    override val root: View = ui.column(20).with(
+        ui.title("PeerNS"),
+        ui.label("You"), identity,
+        ui.label("Signaling"), signaling,
+        ui.label("Connected peers"), peers,
+        ui.button("Contacts") { host.navigator.open(Screen.Contacts) },
+        ui.button("Nearby (stadium mode)") { host.navigator.open(Screen.Nearby) },
+        ui.button("Settings") { host.navigator.open(Screen.Settings) },
+    )
+
+    override fun shown() {
+        val service = host.service ?: return
+        host.scope.launch {
+            service.status.collect { status ->
+                val me = try {
+                    host.node?.identity()
+                } catch (e: PeernsException) {
+                    null
+                }
+                identity.text = me?.let { "${it.displayName ?: "(no name set)"}\n${it.short}" } ?: "…"
+                signaling.text = describe(status.signaling)
+                peers.text = status.peers.sorted().joinToString("\n").ifEmpty { "none" }
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+package org.peerns.app
+
+import android.content.Context
+import android.graphics.Typeface
+import android.util.TypedValue
+import android.view.View
+import android.widget.Button
+import android.widget.EditText
+import android.widget.LinearLayout
+import android.widget.TextView
+
+/** Small builders for framework views (no androidx, no layout resources). */
+class Ui(private val context: Context) {
+    fun dp(value: Int) =
+        TypedValue.applyDimension(TypedValue.COMPLEX_UNIT_DIP, value.toFloat(), context.resources.displayMetrics).toInt()
+
+    fun column(padding: Int = 0) = LinearLayout(context).apply {
+        orientation = LinearLayout.VERTICAL
+        dp(padding).let { setPadding(it, it, it, it) }
+    }
+
+    fun row() = LinearLayout(context).apply { orientation = LinearLayout.HORIZONTAL }
+
+    fun title(text: String) = TextView(context).apply {
+        this.text = text
+        setTextSize(TypedValue.COMPLEX_UNIT_SP, 22f)
+        setPadding(0, 0, 0, dp(8))
+    }
+
+    fun label(text: String) = TextView(context).apply {
+        this.text = text
+        setTextSize(TypedValue.COMPLEX_UNIT_SP, 13f)
+        setPadding(0, dp(16), 0, 0)
+    }
+
+    fun text(text: String = "", monospace: Boolean = false) = TextView(context).apply {
+        this.text = text
+        setTextSize(TypedValue.COMPLEX_UNIT_SP, 17f)
+        setTextIsSelectable(true)
+        if (monospace) typeface = Typeface.MONOSPACE
+    }
+
+    fun button(text: String, onClick: () -> Unit) = Button(context).apply {
+        this.text = text
+        setOnClickListener { onClick() }
+    }
+
+    fun input(hint: String, text: String = "") = EditText(context).apply {
+        this.hint = hint
+        setText(text)
+    }
+}
+
+/** Adds [views] to this layout; returns it. */
+fun LinearLayout.with(vararg views: View): LinearLayout = apply { views.forEach(::addView) }

@@ -1,0 +1,92 @@
+package org.peerns.app.model
+
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import org.peerns.ffi.Contact
+import org.peerns.ffi.ContactRequest
+import org.peerns.ffi.NodeEvent
+import org.peerns.ffi.PeernsException
+import org.peerns.ffi.PeernsNodeInterface
+import org.peerns.ffi.Trust
+
+/** What the contacts screen shows. */
+data class ContactsState(
+    val contacts: List<Contact> = emptyList(),
+    /** Requests to us, newest first. */
+    val incoming: List<ContactRequest> = emptyList(),
+    /** Requests we sent and that are not answered yet. */
+    val outgoing: List<ContactRequest> = emptyList(),
+    /** Our share link, for others to add us. */
+    val shareLink: String = "",
+    val error: String? = null,
+)
+
+/** Contacts: add by share link, answer requests, set trust. Pure Kotlin. */
+class ContactsViewModel(private val node: PeernsNodeInterface) {
+    private val mutableState = MutableStateFlow(ContactsState())
+    val state: StateFlow<ContactsState> = mutableState.asStateFlow()
+
+    /** Reloads everything from the node. */
+    suspend fun refresh() = guard {
+        val requests = node.requests().sortedByDescending { it.createdMs }
+        mutableState.update {
+            it.copy(
+                contacts = node.contacts().sortedBy { c -> c.name.lowercase() },
+                incoming = requests.filter { r -> !r.outgoing },
+                outgoing = requests.filter { r -> r.outgoing },
+                shareLink = node.shareLink(),
+                error = null,
+            )
+        }
+    }
+
+    /** Asks the owner of [link] (a share link, pasted or scanned) to become a contact. */
+    suspend fun add(link: String) = guard {
+        val trimmed = link.trim()
+        if (trimmed.isEmpty()) throw IllegalArgumentException("paste a share link first")
+        node.requestContact(trimmed)
+        refresh()
+    }
+
+    suspend fun accept(fingerprint: String) = guard {
+        node.acceptRequest(fingerprint)
+        refresh()
+    }
+
+    suspend fun reject(fingerprint: String) = guard {
+        node.rejectRequest(fingerprint)
+        refresh()
+    }
+
+    suspend fun setTrust(fingerprint: String, trust: Trust) = guard {
+        node.setTrust(fingerprint, trust)
+        refresh()
+    }
+
+    /** Whether [event] changes what this screen shows. */
+    fun concerns(event: NodeEvent) = event is NodeEvent.ContactRequest || event is NodeEvent.ContactAdded
+
+    /** Runs [block]; a failure becomes [ContactsState.error]. True when it succeeded. */
+    private suspend fun guard(block: suspend () -> Unit): Boolean = try {
+        block()
+        true
+    } catch (e: PeernsException) {
+        mutableState.update { it.copy(error = e.message) }
+        false
+    } catch (e: IllegalArgumentException) {
+        mutableState.update { it.copy(error = e.message) }
+        false
+    }
+
+    companion object {
+        /** The trust levels the selector offers, with their labels. */
+        val trustChoices: List<Pair<Trust, String>> = listOf(
+            Trust.BLOCKED to "Blocked",
+            Trust.KNOWN to "Known: messages and files",
+            Trust.TRUSTED to "Trusted: also calls and groups",
+            Trust.FULL_ACCESS to "Full access: also remote control",
+        )
+    }
+}

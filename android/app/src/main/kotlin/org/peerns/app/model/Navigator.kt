@@ -1,0 +1,65 @@
+package org.peerns.app.model
+
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.map
+import kotlinx.coroutines.flow.update
+
+/** The app's screens. */
+sealed interface Screen {
+    /** Identity, signaling state and the way to every other screen. */
+    data object Home : Screen
+
+    /** Contacts and contact requests. */
+    data object Contacts : Screen
+
+    /** The chat with the contact [conversation] (its fingerprint). */
+    data class Chat(val conversation: String) : Screen
+
+    /** Stadium mode: people nearby. */
+    data object Nearby : Screen
+
+    /** Signaling server, name, fingerprint. */
+    data object Settings : Screen
+}
+
+/** The back stack of screens; [Screen.Home] is always at its bottom. Pure Kotlin. */
+class Navigator {
+    private val stack = MutableStateFlow<List<Screen>>(listOf(Screen.Home))
+
+    /** The whole stack, bottom first. */
+    val screens: StateFlow<List<Screen>> = stack.asStateFlow()
+
+    /** The screen on top. */
+    val current: Screen get() = stack.value.last()
+
+    /** Opens [screen] on top, unless it is already on top. */
+    fun open(screen: Screen) = stack.update { if (it.last() == screen) it else it + screen }
+
+    /** Closes the top screen; false at [Screen.Home] (the activity then finishes). */
+    fun back(): Boolean {
+        if (stack.value.size == 1) return false
+        stack.update { it.dropLast(1) }
+        return true
+    }
+
+    /**
+     * A notification was tapped: a message opens its chat above the home screen, a contact
+     * request the contacts. Anything else leaves the screens as they are.
+     */
+    fun route(conversation: String?, category: String?) {
+        when {
+            conversation != null -> stack.value = listOf(Screen.Home, Screen.Chat(conversation))
+            category == CONTACT_REQUEST -> stack.value = listOf(Screen.Home, Screen.Contacts)
+        }
+    }
+
+    /** The top screen as a flow. */
+    fun currentFlow() = stack.map { it.last() }
+
+    private companion object {
+        /** `NotificationCategory.CONTACT_REQUEST.name`, as the notification intent carries it. */
+        const val CONTACT_REQUEST = "CONTACT_REQUEST"
+    }
+}

@@ -1,0 +1,149 @@
+package org.peerns.app
+
+import android.Manifest
+import android.app.Application
+import android.content.ComponentName
+import android.content.Intent
+import android.content.pm.ServiceInfo
+import android.location.LocationManager
+import android.os.Looper
+import android.view.View
+import android.view.ViewGroup
+import android.widget.Button
+import android.widget.TextView
+import java.io.File
+import kotlin.test.assertEquals
+import kotlin.test.assertFalse
+import kotlin.test.assertIs
+import kotlin.test.assertNotEquals
+import kotlin.test.assertNotNull
+import kotlin.test.assertTrue
+import kotlinx.coroutines.runBlocking
+import org.junit.Before
+import org.junit.Test
+import org.junit.runner.RunWith
+import org.peerns.android.PeernsService
+import org.peerns.android.StartProblem
+import org.peerns.testing.MemoryKeyStore
+import org.peerns.testing.SIGNAL_URL
+import org.robolectric.Robolectric
+import org.robolectric.RobolectricTestRunner
+import org.robolectric.RuntimeEnvironment
+import org.robolectric.Shadows.shadowOf
+import org.robolectric.annotation.Config
+
+/** The app's service with a keystore in memory (Robolectric has no Android Keystore). */
+class InMemoryKeyAppService : AppService() {
+    override fun keyStore() = keys
+    override fun keyStoreFiles() = emptyList<File>()
+
+    companion object {
+        val keys = MemoryKeyStore()
+    }
+}
+
+/** Android 16, the compileSdk and targetSdk of the app. */
+@Config(sdk = [36])
+@RunWith(RobolectricTestRunner::class)
+class AppServiceRoboTest {
+    private val app: Application = RuntimeEnvironment.getApplication()
+
+    @Before
+    fun loopbackSettings() {
+        AppSettings(app).apply {
+            signalingUrl = SIGNAL_URL
+            iceServers = emptyList()
+            loopbackOnly = true
+        }
+        InMemoryKeyAppService.keys.key = null
+    }
+
+    /** Runs the main looper (where the service's coroutines resume) until [done], for 30 s at most. */
+    private fun <T : Any> idleUntil(done: () -> T?): T {
+        val deadline = System.nanoTime() + 30_000_000_000
+        while (System.nanoTime() < deadline) {
+            shadowOf(Looper.getMainLooper()).idle()
+            done()?.let { return it }
+            Thread.sleep(50)
+        }
+        throw AssertionError("timed out")
+    }
+
+    private fun running(service: PeernsService) = idleUntil { service.running.value.takeIf { it } }
+
+    private fun texts(view: View): List<String> = when (view) {
+        is ViewGroup -> (0 until view.childCount).flatMap { texts(view.getChildAt(it)) }
+        is TextView -> listOf(view.text.toString())
+        else -> emptyList()
+    }
+
+    private fun button(view: View, text: String): Button? = when (view) {
+        is Button -> view.takeIf { it.text == text }
+        is ViewGroup -> (0 until view.childCount).firstNotNullOfOrNull { button(view.getChildAt(it), text) }
+        else -> null
+    }
+
+    @Test
+    fun aLostKeystoreKeyIsExplainedAndANewIdentityKeepsTheOldProfile() {
+        val first = Robolectric.buildService(InMemoryKeyAppService::class.java).create()
+        running(first.get())
+        val oldFingerprint = first.get().node!!.identity().fingerprint
+        // Stopped here, not only in onDestroy (which does not wait): one node per profile.
+        runBlocking { first.get().node!!.stop() }
+        first.destroy()
+
+        // The keystore entry is gone (e.g. the phone's keystore was reset).
+        InMemoryKeyAppService.keys.key = null
+        val second = Robolectric.buildService(InMemoryKeyAppService::class.java).create()
+        val service = second.get()
+        val problem = idleUntil { service.problem.value }
+        assertIs<StartProblem.KeyLost>(problem)
+        assertEquals(null, service.node)
+
+        // The activity, bound to that service, explains and offers a new identity.
+        val binder = service.onBind(Intent(app, InMemoryKeyAppService::class.java))
+        shadowOf(app).setComponentNameAndServiceForBindServiceForIntent(
+            Intent(app, AppService::class.java),
+            ComponentName(app, AppService::class.java),
+            binder,
+        )
+        val activity = Robolectric.buildActivity(MainActivity::class.java).setup().get()
+        idleUntil { true }
+        val screen = activity.findViewById<View>(android.R.id.content)
+        assertTrue(KeyLostView.EXPLANATION in texts(screen), texts(screen).toString())
+        assertNotNull(button(screen, "Start a new identity")).performClick()
+
+        running(service)
+        assertNotEquals(oldFingerprint, service.node!!.identity().fingerprint)
+        val aside = app.noBackupFilesDir.listFiles()!!.single { it.name.startsWith("${AppService.PROFILE_DIR}.lost-") }
+        assertTrue(File(aside, "peerns.db").isFile)
+        idleUntil { texts(activity.findViewById(android.R.id.content)).takeIf { "Contacts" in it } }
+        second.destroy()
+    }
+
+    @Test
+    fun locationTypeOnlyWhileStadiumModeIsOn() {
+        val controller = Robolectric.buildService(InMemoryKeyAppService::class.java).create().startCommand(0, 1)
+        val service = controller.get()
+        assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)
+        running(service)
+
+        assertFalse(service.startStadium(), "no location permission yet")
+        assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)
+
+        shadowOf(app).grantPermissions(Manifest.permission.ACCESS_FINE_LOCATION, Manifest.permission.ACCESS_COARSE_LOCATION)
+        assertTrue(service.startStadium())
+        assertTrue(service.stadium.value)
+        assertEquals(
+            ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC or ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION,
+            service.foregroundTypes,
+        )
+        val manager = app.getSystemService(LocationManager::class.java)
+        idleUntil { manager.allProviders.firstOrNull { shadowOf(manager).getLocationRequests(it).isNotEmpty() } }
+
+        service.stopStadium()
+        assertFalse(service.stadium.value)
+        assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)
+        controller.destroy()
+    }
+}

@@ -1,0 +1,61 @@
+package org.peerns.app
+
+import java.io.File
+import javax.xml.parsers.DocumentBuilderFactory
+import kotlin.test.assertEquals
+import kotlin.test.assertFalse
+import org.junit.Test
+import org.w3c.dom.Element
+
+/**
+ * The manifests (the app's and the library's, as the Gradle build merges them) declare what the
+ * features use and nothing more: a store review rejects unused declarations. Reads the source
+ * files (the working directory is the repository, as android/check.sh runs it).
+ */
+class ManifestTest {
+    private val android = "http://schemas.android.com/apk/res/android"
+
+    private fun elements(path: String, tag: String): List<Element> {
+        val factory = DocumentBuilderFactory.newInstance().apply { isNamespaceAware = true }
+        val nodes = factory.newDocumentBuilder().parse(File(path)).getElementsByTagName(tag)
+        return (0 until nodes.length).map { nodes.item(it) as Element }
+    }
+
+    private val permissions = listOf("android/peerns-android/src/main/AndroidManifest.xml", "android/app/src/main/AndroidManifest.xml")
+        .flatMap { elements(it, "uses-permission") }
+        .map { it.getAttributeNS(android, "name").removePrefix("android.permission.") }
+        .toSet()
+
+    private val serviceTypes = elements("android/app/src/main/AndroidManifest.xml", "service")
+        .single()
+        .getAttributeNS(android, "foregroundServiceType")
+        .split('|')
+        .toSet()
+
+    @Test
+    fun eachForegroundTypeHasItsPermissionAndNoneIsUnused() {
+        assertEquals(setOf("dataSync", "location"), serviceTypes)
+        val typeOf = mapOf(
+            "FOREGROUND_SERVICE_DATA_SYNC" to "dataSync",
+            "FOREGROUND_SERVICE_LOCATION" to "location",
+            "FOREGROUND_SERVICE_CAMERA" to "camera",
+            "FOREGROUND_SERVICE_MICROPHONE" to "microphone",
+            "FOREGROUND_SERVICE_SPECIAL_USE" to "specialUse",
+            "FOREGROUND_SERVICE_CONNECTED_DEVICE" to "connectedDevice",
+        )
+        for ((permission, type) in typeOf) {
+            assertEquals(type in serviceTypes, permission in permissions, permission)
+        }
+    }
+
+    @Test
+    fun nothingIsDeclaredForFeaturesThatDoNotExistYet() {
+        // Calls and the baby monitor will add these when they land.
+        assertFalse("CAMERA" in permissions)
+        assertFalse("RECORD_AUDIO" in permissions)
+        // Location only for stadium mode, which runs in the service with the location type.
+        assertEquals("location" in serviceTypes, "ACCESS_FINE_LOCATION" in permissions)
+        assertEquals("location" in serviceTypes, "ACCESS_COARSE_LOCATION" in permissions)
+        assertFalse("ACCESS_BACKGROUND_LOCATION" in permissions)
+    }
+}

@@ -1,0 +1,42 @@
+package org.peerns.app.model
+
+import kotlin.test.assertEquals
+import kotlin.test.assertFalse
+import kotlin.test.assertTrue
+import kotlinx.coroutines.ExperimentalCoroutinesApi
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.test.UnconfinedTestDispatcher
+import kotlinx.coroutines.test.runTest
+import org.junit.Test
+
+class NavigatorTest {
+    @Test
+    fun backStackStartsAtHomeAndNeverLosesIt() {
+        val nav = Navigator()
+        nav.open(Screen.Contacts)
+        nav.open(Screen.Contacts)
+        nav.open(Screen.Chat("ab"))
+        assertEquals(listOf(Screen.Home, Screen.Contacts, Screen.Chat("ab")), nav.screens.value)
+        assertTrue(nav.back())
+        assertTrue(nav.back())
+        assertFalse(nav.back())
+        assertEquals(Screen.Home, nav.current)
+    }
+
+    @OptIn(ExperimentalCoroutinesApi::class)
+    @Test
+    fun notificationTapsOpenTheirChatOrTheRequests() = runTest {
+        val nav = Navigator()
+        val seen = mutableListOf<Screen>()
+        backgroundScope.launch(UnconfinedTestDispatcher(testScheduler)) { nav.currentFlow().toList(seen) }
+        nav.open(Screen.Settings)
+        nav.route(conversation = "f1", category = "MESSAGE")
+        assertEquals(listOf(Screen.Home, Screen.Chat("f1")), nav.screens.value)
+        nav.route(conversation = null, category = "CONTACT_REQUEST")
+        assertEquals(listOf(Screen.Home, Screen.Contacts), nav.screens.value)
+        nav.route(conversation = null, category = null)
+        assertEquals(Screen.Contacts, nav.current)
+        assertEquals(listOf(Screen.Home, Screen.Settings, Screen.Chat("f1"), Screen.Contacts), seen)
+    }
+}

@@ -1,0 +1,168 @@
+import PeernsKit
+import SwiftUI
+import UniformTypeIdentifiers
+
+/// Contacts: share link, add by link, requests, trust levels.
+struct ContactsScreen: View {
+    @StateObject var model: ContactsModel
+    @State private var link = ""
+
+    var body: some View {
+        List {
+            Section("Your share link") { Text(model.shareLink).font(.caption.monospaced()).textSelection(.enabled) }
+            Section("Add a contact") {
+                TextField("Paste a share link", text: $link)
+                Button("Send request") { Task { if await model.add(link) { link = "" } } }
+                if let error = model.error { Text(error).foregroundStyle(.red) }
+            }
+            Section("Requests") {
+                ForEach(model.incoming, id: \.fingerprint) { r in
+                    HStack {
+                        Text("\(r.name) wants to add you")
+                        Spacer()
+                        Button("Accept") { Task { await model.accept(r.fingerprint) } }
+                        Button("Reject") { Task { await model.reject(r.fingerprint) } }
+                    }
+                }
+                ForEach(model.outgoing, id: \.fingerprint) { r in Text("\(r.name): waiting for an answer") }
+            }
+            Section("Contacts") {
+                ForEach(model.contacts, id: \.fingerprint) { c in
+                    VStack(alignment: .leading) {
+                        NavigationLink("\(c.name)  \(c.short)", value: Route.chat(c.fingerprint))
+                        Picker("Trust", selection: Binding(
+                            get: { c.trust },
+                            set: { trust in Task { await model.setTrust(c.fingerprint, trust) } }
+                        )) {
+                            ForEach(ContactsModel.trustChoices.indices, id: \.self) { i in
+                                Text(ContactsModel.trustChoices[i].1).tag(ContactsModel.trustChoices[i].0)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        .navigationTitle("Contacts")
+        .task { await model.refresh() }
+    }
+}
+
+/// A chat: messages (swipe ours to edit or delete), text and files.
+struct ChatScreen: View {
+    @StateObject var model: ChatModel
+    @State private var text = ""
+    @State private var editing: ChatMessage?
+    @State private var picking = false
+
+    var body: some View {
+        VStack {
+            List(model.messages, id: \.id) { m in
+                Text(line(m))
+                    .frame(maxWidth: .infinity, alignment: m.outgoing ? .trailing : .leading)
+                    .swipeActions {
+                        if m.outgoing && !m.deleted {
+                            Button("Delete", role: .destructive) { Task { await model.delete(m.id) } }
+                            if m.file == nil { Button("Edit") { editing = m; text = m.text } }
+                        }
+                    }
+            }
+            if let error = model.error { Text(error).foregroundStyle(.red) }
+            HStack {
+                Button { picking = true } label: { Image(systemName: "paperclip") }
+                TextField(editing == nil ? "Message" : "Edit", text: $text)
+                Button(editing == nil ? "Send" : "Save") {
+                    Task {
+                        if let m = editing {
+                            await model.edit(m.id, text)
+                            editing = nil
+                            text = ""
+                        } else if await model.send(text) {
+                            text = ""
+                        }
+                    }
+                }
+            }
+            .padding()
+        }
+        .navigationTitle(model.title)
+        .fileImporter(isPresented: $picking, allowedContentTypes: [.item]) { result in
+            guard case let .success(url) = result else { return }
+            Task {
+                let access = url.startAccessingSecurityScopedResource()
+                defer { if access { url.stopAccessingSecurityScopedResource() } }
+                await model.sendFile(url)
+            }
+        }
+        .task {
+            await model.open()
+            // Until the node has chat events on a stream here, poll while the chat is open.
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 2_000_000_000)
+                await model.refresh()
+            }
+        }
+        .onDisappear { model.close() }
+    }
+
+    private func line(_ m: ChatMessage) -> String {
+        let body = m.deleted ? "(deleted)" : m.file.map { "📎 \($0.name) (\($0.size) bytes)" } ?? m.text
+        return m.edited && !m.deleted ? "\(body) (edited)" : body
+    }
+}
+
+/// Stadium mode: on/off and the people nearby, nearest first.
+struct NearbyScreen: View {
+    @ObservedObject var node: NodeModel
+    @StateObject var nearby: NearbyModel
+
+    var body: some View {
+        List {
+            Section {
+                Toggle("Stadium mode", isOn: Binding(
+                    get: { node.stadium },
+                    set: { on in Task { await node.setStadium(on) } }
+                ))
+                Text("Shares your approximate position with people nearby, under a pseudonym, while it is on.")
+                    .font(.caption)
+            }
+            Section("People nearby") {
+                if let error = nearby.error { Text(error).foregroundStyle(.red) }
+                ForEach(nearby.people, id: \.fingerprint) { p in
+                    HStack { Text(NearbyModel.distance(p)).monospacedDigit(); Text(p.name); Spacer(); Text(p.short).font(.caption.monospaced()) }
+                }
+            }
+        }
+        .navigationTitle("Nearby")
+        .task(id: node.stadium) {
+            while node.stadium && !Task.isCancelled {
+                await nearby.refresh()
+                try? await Task.sleep(nanoseconds: 5_000_000_000)
+            }
+        }
+    }
+}
+
+/// Settings: name, fingerprint, signaling server.
+struct SettingsScreen: View {
+    @StateObject var model: SettingsModel
+
+    var body: some View {
+        Form {
+            Section("Name") {
+                TextField("Your name", text: $model.name)
+                Button("Save name") { Task { await model.saveName() } }
+            }
+            Section("Identity fingerprint") {
+                Text(model.identity?.short ?? "").font(.headline.monospaced())
+                Text(model.identity?.fingerprint ?? "").font(.caption.monospaced()).textSelection(.enabled)
+            }
+            Section("Signaling server") {
+                TextField("wss://…", text: $model.signalingUrl).textInputAutocapitalization(.never)
+                Button("Save server") { model.saveSignalingUrl() }
+                if model.restartNeeded { Text("Applies when PeerNS starts again.").font(.caption) }
+            }
+            if let error = model.error { Text(error).foregroundStyle(.red) }
+        }
+        .navigationTitle("Settings")
+    }
+}
