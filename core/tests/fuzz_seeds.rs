@@ -15,6 +15,11 @@ use peerns_core::contacts::ShareLink;
 use peerns_core::discovery::msg::Msg;
 use peerns_core::discovery::presence::{GeoStamp, Presence, SignedPresence, VerifyCache};
 use peerns_core::discovery::public_ip::parse_response;
+use peerns_core::groups::GroupId;
+use peerns_core::groups::wire::RefuseCode;
+use peerns_core::groups::{
+    Body, GroupFrame, GroupMessage, InviteLink, Log, LogOp, SignedMessage, VersionVector,
+};
 use peerns_core::identity::Identity;
 use peerns_core::signaling::protocol::Message;
 use peerns_core::transport::binarypack::{PackValue, pack, unpack};
@@ -443,4 +448,89 @@ fn write_fuzz_seeds() {
         "step-2-flip",
         &[2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
     );
+
+    group_seeds(&ada, &bob);
+}
+
+/// Group frames of every kind from a real log and signed message, and an invite link.
+fn group_seeds(ada: &Identity, bob: &Identity) {
+    let gid = GroupId([7; 16]);
+    let mut log = Log::create_with_id(gid, ada, "club", 1_000);
+    let invite = log.sign_next(ada, LogOp::Invite(bob.fingerprint()), 2_000);
+    log.append(invite.clone()).unwrap();
+    let msg = SignedMessage::sign(
+        bob,
+        GroupMessage {
+            group: gid,
+            author: bob.public_key().to_bytes(),
+            seq: 1,
+            lamport: 1,
+            sent_ms: 3_000,
+            body: Body::Text("hi all".into()),
+        },
+    );
+    let mut vv = VersionVector::default();
+    vv.set(bob.fingerprint(), 1);
+    let frames = [
+        (
+            "hello",
+            GroupFrame::Hello {
+                group: gid,
+                log_len: 2,
+                head: log.head(),
+                vv: vv.clone(),
+            },
+        ),
+        (
+            "log-want",
+            GroupFrame::LogWant {
+                group: gid,
+                from: 0,
+            },
+        ),
+        (
+            "log-entries",
+            GroupFrame::LogEntries {
+                group: gid,
+                from: 0,
+                entries: log.entries().to_vec(),
+                done: true,
+            },
+        ),
+        ("propose", GroupFrame::Propose(invite.clone())),
+        ("msg", GroupFrame::Msg(msg.clone())),
+        ("ack", GroupFrame::Ack { group: gid, seq: 1 }),
+        (
+            "want",
+            GroupFrame::Want {
+                group: gid,
+                vv,
+                limit: 64,
+            },
+        ),
+        (
+            "page",
+            GroupFrame::Page {
+                group: gid,
+                msgs: vec![msg],
+                more: false,
+            },
+        ),
+        (
+            "refuse",
+            GroupFrame::Refuse {
+                group: gid,
+                code: RefuseCode::StaleHead,
+                text: "sync".into(),
+            },
+        ),
+    ];
+    for (name, f) in frames {
+        let bytes = f.encode();
+        assert_eq!(GroupFrame::decode(&bytes).as_ref(), Ok(&f));
+        seed("group_frame", name, &bytes);
+    }
+    let link = InviteLink::new(&log, &invite).unwrap().encode();
+    assert!(InviteLink::decode(&link).is_ok());
+    seed("group_invite", "invite", link.as_bytes());
 }

@@ -7,13 +7,13 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use peerns_core::node::{Node, NodeConfig, NodeEvent};
-use peerns_core::transport::TransportConfig;
+use peerns_core::node::NodeEvent;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::messaging::start;
 use crate::Result;
 use crate::servers::ServerProcess;
 
@@ -80,22 +80,6 @@ fn rates(a: &Sample, b: &Sample) -> (f64, f64) {
         b.switches.saturating_sub(a.switches) as f64 / secs,
         (b.cpu_ms - a.cpu_ms) / 10.0 / secs,
     )
-}
-
-async fn start(url: &str, dir: &Path, name: &str) -> Result<Node> {
-    let node = Node::start(NodeConfig {
-        profile_dir: dir.to_owned(),
-        signaling_url: url.to_owned(),
-        transport: TransportConfig::loopback(),
-        display_name: Some(name.into()),
-        platform: Default::default(),
-        discovery: Default::default(),
-    })
-    .await?;
-    if !node.wait_connected(Duration::from_secs(20)).await {
-        return Err(format!("{name} did not register").into());
-    }
-    Ok(node)
 }
 
 async fn next_matching(

@@ -19,7 +19,8 @@ const MB: f64 = 1_000_000.0;
 /// Size of each data frame (the largest a session frame carries).
 const BLOCK: usize = 60 * 1024;
 
-async fn start(url: &str, dir: &std::path::Path, name: &str) -> Result<Node> {
+/// A loopback node on `dir`, registered at `url`.
+pub(super) async fn start(url: &str, dir: &std::path::Path, name: &str) -> Result<Node> {
     let node = Node::start(NodeConfig {
         profile_dir: dir.to_owned(),
         signaling_url: url.to_owned(),

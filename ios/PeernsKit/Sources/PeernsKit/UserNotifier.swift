@@ -7,7 +7,8 @@ import UserNotifications
 public final class UserNotifier: Notifier, @unchecked Sendable {
     /// The `userInfo` key that carries the conversation a notification opens.
     public static let conversationKey = "conversation"
-    /// The `userInfo` key that carries the category (`message`, `contactRequest`).
+    /// The `userInfo` key that carries the category (`message`, `contactRequest`, `incomingCall`,
+    /// `missedCall`).
     public static let categoryKey = "category"
 
     private let center: UNUserNotificationCenter
@@ -19,6 +20,16 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
     /// Asks the user for alerts and sounds; true when allowed.
     public func requestAuthorization() async throws -> Bool {
         try await center.requestAuthorization(options: [.alert, .sound, .badge])
+    }
+
+    /// The category as it travels in `userInfo`.
+    static func name(of category: NotificationCategory) -> String {
+        switch category {
+        case .message: return "message"
+        case .contactRequest: return "contactRequest"
+        case .incomingCall: return "incomingCall"
+        case .missedCall: return "missedCall"
+        }
     }
 
     public func notify(notification: PeernsNotification) {
@@ -34,9 +45,19 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
             content.categoryIdentifier = "peerns.request"
             content.sound = .default
             content.interruptionLevel = .active
+        case .incomingCall:
+            // Without a VoIP push server of ours this only rings while the app runs; CallKit
+            // (PKPushRegistry + CXProvider) is the path once a push relay exists (ios/README.md).
+            content.categoryIdentifier = "peerns.call"
+            content.sound = .defaultCritical
+            content.interruptionLevel = .timeSensitive
+        case .missedCall:
+            content.categoryIdentifier = "peerns.missedCall"
+            content.sound = .default
+            content.interruptionLevel = .active
         }
         var info: [String: String] = [
-            Self.categoryKey: notification.category == .message ? "message" : "contactRequest",
+            Self.categoryKey: Self.name(of: notification.category),
         ]
         if let conversation = notification.conversation {
             content.threadIdentifier = conversation

@@ -3,6 +3,7 @@ package org.peerns.android
 import android.app.Notification
 import android.app.NotificationManager
 import android.content.Context
+import android.os.Build
 import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.Notifier
 import org.peerns.ffi.PeernsNotification
@@ -40,6 +41,9 @@ class AndroidNotifier(
                 when (notification.category) {
                     NotificationCategory.MESSAGE -> Notification.CATEGORY_MESSAGE
                     NotificationCategory.CONTACT_REQUEST -> Notification.CATEGORY_SOCIAL
+                    NotificationCategory.INCOMING_CALL -> Notification.CATEGORY_CALL
+                    NotificationCategory.MISSED_CALL ->
+                        if (Build.VERSION.SDK_INT >= 30) Notification.CATEGORY_MISSED_CALL else Notification.CATEGORY_CALL
                 },
             )
             .setContentIntent(openAppIntent(context, notification.conversation, notification.category))

@@ -17,6 +17,8 @@ object NotificationChannels {
     fun of(category: NotificationCategory): String = when (category) {
         NotificationCategory.MESSAGE -> "peerns.messages"
         NotificationCategory.CONTACT_REQUEST -> "peerns.requests"
+        NotificationCategory.INCOMING_CALL -> "peerns.calls"
+        NotificationCategory.MISSED_CALL -> "peerns.missed_calls"
     }
 
     /** Creates (or updates) every channel; cheap and idempotent. */
@@ -27,6 +29,10 @@ object NotificationChannels {
                     .apply { description = "Messages that arrive while PeerNS is in the background" },
                 NotificationChannel(of(NotificationCategory.CONTACT_REQUEST), "Contact requests", NotificationManager.IMPORTANCE_DEFAULT)
                     .apply { description = "People who ask to become your contact" },
+                NotificationChannel(of(NotificationCategory.INCOMING_CALL), "Calls", NotificationManager.IMPORTANCE_HIGH)
+                    .apply { description = "A contact is calling you" },
+                NotificationChannel(of(NotificationCategory.MISSED_CALL), "Missed calls", NotificationManager.IMPORTANCE_DEFAULT)
+                    .apply { description = "Calls you did not answer" },
                 NotificationChannel(SERVICE, "Reachability", NotificationManager.IMPORTANCE_LOW)
                     .apply { description = "Shown while peers can reach this device" },
             ),
