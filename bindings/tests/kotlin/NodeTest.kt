@@ -37,6 +37,7 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.io.TempDir
 import org.peerns.NodeStatus
 import org.peerns.Peerns
+import org.peerns.ffi.CallKinds
 import org.peerns.ffi.ChatMessage
 import org.peerns.ffi.KeyStore
 import org.peerns.ffi.KeyStoreException
@@ -405,5 +406,46 @@ class NodeTest {
         val text = log!!.readText()
         assertContains(text, Regex("INFO peerns_core::node: node started peer_id=$loud"))
         assertFalse("node started peer_id=$quiet" in text, "ERROR level still logged INFO lines")
+    }
+
+    @Test
+    fun `a call rings, is accepted, hung up and logged on both sides`(@TempDir da: Path, @TempDir db: Path) = test {
+        val notes = Notifications()
+        val a = Peerns(config(da, "ada"))
+        val b = Peerns(config(db, "bob"), notifier = notes)
+        startAll(a, b)
+        val ea = Collector(this, a.events)
+        val eb = Collector(this, b.events)
+        try {
+            makeContacts(this, a, b)
+            val fa = a.identity().fingerprint
+            val fb = b.identity().fingerprint
+            val av = CallKinds(audio = true, video = true, screen = false)
+            val call = a.startCall(fb, av)
+            val ring = eb.await { ev -> ev.any { it is NodeEvent.IncomingCall && it.call == call } }
+                .filterIsInstance<NodeEvent.IncomingCall>().single { it.call == call }
+            assertEquals(fa, ring.fingerprint)
+            assertEquals(av, ring.kinds)
+            assertTrue(notes.posted.value.any { it.category == NotificationCategory.INCOMING_CALL })
+            fun reached(ev: List<NodeEvent>, state: String, reason: String? = null) =
+                ev.any { it is NodeEvent.CallState && it.call == call && it.status.state == state && it.status.reason == reason }
+            ea.await { reached(it, "ringing") }
+            b.acceptCall(call, CallKinds(audio = true, video = false, screen = false))
+            ea.await { reached(it, "connected") }
+            assertEquals("connected", a.activeCall()?.status?.state)
+            a.hangUp(call)
+            eb.await { reached(it, "ended", "peer_hangup") }
+            ea.await { ev -> ev.any { it is NodeEvent.CallLogged } }
+            assertNull(a.activeCall())
+            val entry = a.callLog(null, 10u).single()
+            assertEquals(listOf(call, fb, "completed"), listOf(entry.call, entry.fingerprint, entry.outcome))
+            assertTrue(entry.outgoing)
+            eb.await { ev -> ev.any { it is NodeEvent.CallLogged } }
+            assertEquals(listOf("completed"), b.callLog(fa, 10u).map { it.outcome })
+        } finally {
+            ea.job.cancel()
+            eb.job.cancel()
+            stopAll(a, b)
+        }
     }
 }

@@ -7,7 +7,7 @@ import tempfile
 import pytest
 
 import peerns_ffi as p
-from test_node import Listener, Notifications, make_contacts, new_node, of_kind
+from test_node import Listener, Notifications, make_contacts, new_node, of_kind, start_all
 
 AV = p.CallKinds(audio=True, video=True, screen=False)
 
@@ -22,7 +22,7 @@ def test_calls():
         notes = Notifications()
         a = new_node(dirs[0].name, "ada")
         b = new_node(dirs[1].name, "bob", notifier=notes)
-        await asyncio.gather(a.start(), b.start())
+        await start_all(a, b)
         la, lb = Listener(), Listener()
         subs = [a.subscribe(la), b.subscribe(lb)]
         try:
