@@ -213,7 +213,10 @@ pub async fn call(a: CallArgs, profile: Option<PathBuf>) -> Result<()> {
                         _ => {}
                     }
                 }
-                _ = sleep => node.hang_up(&call)?,
+                _ = sleep => {
+                    hang_up_at = None;
+                    node.hang_up(&call)?;
+                }
                 _ = crate::shutdown_signal() => node.hang_up(&call)?,
             }
         }

@@ -247,8 +247,9 @@ impl Inner {
                     });
                 }
                 Action::Event(CallEvent::Ended(record)) => {
-                    Inner::end_call_media(this, record.id).await;
-                    this.call_ended(record).await
+                    let id = record.id;
+                    this.call_ended(record).await;
+                    Inner::end_call_media(this, id).await;
                 }
             }
         }
