@@ -77,24 +77,25 @@ impl Inner {
     ) -> Result<DtlsFingerprint, NodeError> {
         let cert = MediaCertificate::generate()?;
         let fp = fingerprint_of(&cert)?;
-        let subscribe = {
-            let mut calls = lock(&this.calls);
-            calls.media.cert = Some((call, cert));
-            !std::mem::replace(&mut calls.media.subscribed, true)
-        };
-        if subscribe {
-            let offers = this.transport().media_offers(OFFER_QUEUE);
-            let weak = Arc::downgrade(this);
-            let task = tokio::spawn(async move {
-                let mut offers = offers;
-                while let Some(inc) = offers.recv().await {
-                    let Some(this) = weak.upgrade() else { return };
-                    Inner::media_offer(&this, inc).await;
-                }
-            });
-            this.track([task.abort_handle()]);
-        }
+        lock(&this.calls).media.cert = Some((call, cert));
+        Inner::take_media_offers(this);
         Ok(fp)
+    }
+
+    /// Subscribes to the persistent transport's media OFFERs (once): a call rings or starts.
+    pub(crate) fn take_media_offers(this: &Arc<Inner>) {
+        if std::mem::replace(&mut lock(&this.calls).media.subscribed, true) {
+            return;
+        }
+        let mut offers = this.transport().media_offers(OFFER_QUEUE);
+        let weak = Arc::downgrade(this);
+        let task = tokio::spawn(async move {
+            while let Some(inc) = offers.recv().await {
+                let Some(this) = weak.upgrade() else { return };
+                Inner::media_offer(&this, inc).await;
+            }
+        });
+        this.track([task.abort_handle()]);
     }
 
     /// A media OFFER: answered only if it is the one the active incoming call announced.

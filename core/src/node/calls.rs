@@ -204,6 +204,7 @@ impl Inner {
                     }
                 }
                 Action::Event(CallEvent::Incoming { call, peer, kinds }) => {
+                    Inner::take_media_offers(this);
                     let name = this.contact_name(&peer).await;
                     if let Some(n) = &this.notifier {
                         n.notify(Notification {

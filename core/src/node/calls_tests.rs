@@ -395,6 +395,28 @@ async fn an_accepted_call_gets_its_bound_media_and_stray_offers_are_refused() {
             .await
             .is_err()
     );
+    // Someone else offers media with the announced connection ID but its own certificate,
+    // while the call rings: refused (not answered yet, and not the announced fingerprint).
+    let dc = tempfile::tempdir().unwrap();
+    let carol = started(config(dc.path(), &server.url(), Some("carol")))
+        .await
+        .unwrap();
+    let forged = carol
+        .inner
+        .transport()
+        .call(
+            &b.peer_id(),
+            crate::transport::MediaOptions {
+                tracks: vec![crate::transport::TrackSpec::audio()],
+                connection_id: Some(a.active_call().unwrap().media_id),
+                certificate: Some(crate::transport::MediaCertificate::generate().unwrap()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(forged.connected(Duration::from_secs(2)).await.is_err());
+    forged.close().await;
     b.accept_call(&call, Kinds::AUDIO).unwrap();
     assert_eq!(next_state(&mut eb, &call).await, CallState::Connected);
     assert_eq!(next_state(&mut ea, &call).await, CallState::Connected);
