@@ -1,7 +1,8 @@
 //! A 1:1 call between real processes through the real PeerJS server (`peer` 1.0.2): `peerns
 //! call --video test --audio test` to `peerns node --answer auto --record-dir DIR`. The
 //! caller prints `media_stats` for the callee's tone; the callee's recording decodes with
-//! ffprobe, holds ≥ 80 % of the video frames the caller sent at 320×240, and the audio.
+//! ffprobe, holds ≥ 80 % of the video frames the caller sent at 320×240, and the audio; the
+//! caller's `--record` holds the callee's tone.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -131,6 +132,7 @@ async fn a_cli_call_sends_pattern_and_tone_and_the_callee_records_them() {
     online(db.path(), &url, &["contacts", "trust", &fa, "2"]).await;
 
     let record_dir = rec.path().to_str().unwrap();
+    let caller_rec = da.path().join("heard.mkv");
     let (b, _, _, mut b_events) = node(
         db.path(),
         &url,
