@@ -155,6 +155,8 @@ async fn a_cli_call_sends_pattern_and_tone_and_the_callee_records_them() {
             "--seconds",
             "6",
             "--json",
+            "--record",
+            caller_rec.to_str().unwrap(),
         ],
     )
     .output();
