@@ -20,6 +20,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{Inner, Node, NodeError, lock};
+use crate::calls::machine::Input;
 use crate::calls::{CallId, DtlsFingerprint, Kinds};
 use crate::transport::{
     IncomingMedia, MediaCertificate, MediaConnection, MediaOptions, TrackSpec, TransportError,
@@ -69,17 +70,27 @@ fn fingerprint_of(cert: &MediaCertificate) -> Result<DtlsFingerprint, NodeError>
 }
 
 impl Inner {
-    /// Makes our certificate for `call` (replacing any older one) and returns its fingerprint
-    /// for the ring or accept; subscribes to media OFFERs on first use.
-    pub(crate) fn call_certificate(
+    /// Makes our certificate for `call` and feeds the machine `input(its fingerprint)` (a dial
+    /// or an accept). The certificate is kept for the call unless the machine refuses the input
+    /// (the active call's certificate is then left alone). Media OFFERs are taken from now on.
+    pub(crate) fn call_with_certificate(
         this: &Arc<Inner>,
         call: CallId,
-    ) -> Result<DtlsFingerprint, NodeError> {
+        input: impl FnOnce(DtlsFingerprint) -> Input,
+    ) -> Result<(), NodeError> {
         let cert = MediaCertificate::generate()?;
         let fp = fingerprint_of(&cert)?;
-        lock(&this.calls).media.cert = Some((call, cert));
         Inner::take_media_offers(this);
-        Ok(fp)
+        // Kept before the input runs: the peer may answer before this function returns.
+        let before = lock(&this.calls).media.cert.replace((call, cert));
+        let result = Inner::call_input(this, input(fp));
+        if result.is_err() {
+            let mut calls = lock(&this.calls);
+            if calls.media.cert.as_ref().is_some_and(|(id, _)| *id == call) {
+                calls.media.cert = before;
+            }
+        }
+        Ok(result?)
     }
 
     /// Subscribes to the persistent transport's media OFFERs (once): a call rings or starts.

@@ -342,25 +342,22 @@ impl Node {
             ));
         }
         let call: CallId = rand::random();
-        let input = Input::Dial {
+        let input = |dtls| Input::Dial {
             call,
             peer: fp,
             kinds,
             media_id: new_media_id(),
-            dtls: Inner::call_certificate(&self.inner, call)?,
+            dtls,
         };
-        Inner::call_input(&self.inner, input)?;
+        Inner::call_with_certificate(&self.inner, call, input)?;
         Ok(call_hex(&call))
     }
 
     /// Answers the ringing call `call`, sending `kinds`.
     pub fn accept_call(&self, call: &str, kinds: Kinds) -> Result<(), NodeError> {
         let call = parse_call(call)?;
-        let dtls = Inner::call_certificate(&self.inner, call)?;
-        Ok(Inner::call_input(
-            &self.inner,
-            Input::Accept { call, kinds, dtls },
-        )?)
+        let input = |dtls| Input::Accept { call, kinds, dtls };
+        Inner::call_with_certificate(&self.inner, call, input)
     }
 
     /// Refuses the ringing call `call`.

@@ -417,6 +417,10 @@ async fn an_accepted_call_gets_its_bound_media_and_stray_offers_are_refused() {
         .unwrap();
     assert!(forged.connected(Duration::from_secs(2)).await.is_err());
     forged.close().await;
+    // Accepting a call that does not exist fails and leaves the ringing call's certificate.
+    let bogus = "00".repeat(16);
+    assert!(a.accept_call(&bogus, Kinds::AUDIO).is_err());
+    assert!(b.accept_call(&bogus, Kinds::AUDIO).is_err());
     b.accept_call(&call, Kinds::AUDIO).unwrap();
     assert_eq!(next_state(&mut eb, &call).await, CallState::Connected);
     assert_eq!(next_state(&mut ea, &call).await, CallState::Connected);
