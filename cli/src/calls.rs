@@ -1,9 +1,10 @@
 //! Calls from the desktop shell: `peerns call` (call a contact, print the call's events, hang up
 //! after `--seconds`) and `peerns calls` (the call log, offline). `peerns node --answer auto`
-//! answers calls (see `messaging.rs`). The media layer is not in this build yet: the call
-//! control runs end to end and every media connection is refused (decision 0013).
+//! answers calls (see `messaging.rs`). The call's media (`call_media.rs`) starts once the call
+//! connects: the test pattern and tone go out, the peer's tracks are counted or recorded.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use peerns_core::node::{CallDirection, CallEntry, CallState, Kinds, NodeEvent};
@@ -160,11 +161,14 @@ pub fn calls(a: CallsArgs, profile: Option<PathBuf>) -> Result<()> {
 /// connected (or on Ctrl-C); ends when the call ends.
 pub async fn call(a: CallArgs, profile: Option<PathBuf>) -> Result<()> {
     let kinds = kinds_of(&a.audio, a.video.as_deref(), a.screen.as_deref())?;
-    if a.record.is_some() {
-        return Err("--record needs the media layer, which is not in this build yet".into());
-    }
-    let node = start(&a.net, profile).await?;
+    crate::call_media::check_video(a.video.as_deref())?;
+    let sources = crate::call_media::Sources {
+        video: a.video.clone(),
+        audio: a.audio == "test",
+    };
+    let node = Arc::new(start(&a.net, profile).await?);
     let mut events = node.subscribe();
+    let mut media = None;
     let result: Result<()> = async {
         let call = node.call(&a.to, kinds).await?;
         let mut hang_up_at = None;
@@ -190,6 +194,17 @@ pub async fn call(a: CallArgs, profile: Option<PathBuf>) -> Result<()> {
                     }
                     match ev {
                         NodeEvent::CallState { state: CallState::Connected, .. } => {
+                            let expect = node
+                                .active_call()
+                                .map_or(0, |c| track_count(c.callee_kinds));
+                            media = Some(tokio::spawn(crate::call_media::serve(
+                                node.clone(),
+                                call.clone(),
+                                sources.clone(),
+                                expect,
+                                a.record.clone(),
+                                a.json,
+                            )));
                             hang_up_at = a.seconds.map(|s| {
                                 tokio::time::Instant::now() + Duration::from_secs_f64(s)
                             });
@@ -198,15 +213,28 @@ pub async fn call(a: CallArgs, profile: Option<PathBuf>) -> Result<()> {
                         _ => {}
                     }
                 }
-                _ = sleep => node.hang_up(&call)?,
+                _ = sleep => {
+                    hang_up_at = None;
+                    node.hang_up(&call)?;
+                }
                 _ = crate::shutdown_signal() => node.hang_up(&call)?,
             }
         }
         Ok(())
     }
     .await;
+    if let Some(m) = media
+        && let Ok(Err(e)) = m.await
+    {
+        eprintln!("media: {e}");
+    }
     // Let the hang-up and the log entry be written before the node stops.
     tokio::time::sleep(Duration::from_millis(200)).await;
     node.stop().await;
     result
+}
+
+/// How many tracks a peer sending `kinds` sends.
+pub fn track_count(kinds: Kinds) -> usize {
+    kinds.bits().count_ones() as usize
 }

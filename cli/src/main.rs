@@ -1,6 +1,7 @@
 //! `peerns`: the desktop/headless shell of PeerNS native (and the "home desktop" of the product).
 
 mod bench;
+mod call_media;
 mod calls;
 mod demo;
 mod discover;

@@ -67,6 +67,9 @@ pub struct NodeArgs {
     /// Audio to send when answering: `test` or `none`.
     #[arg(long, default_value = "test")]
     audio: String,
+    /// Record each answered call to `DIR/CALL.mkv`.
+    #[arg(long, value_name = "DIR")]
+    record_dir: Option<PathBuf>,
 }
 
 fn parse_position(s: &str) -> std::result::Result<(f64, f64), String> {
@@ -294,7 +297,12 @@ fn print_event(json_out: bool, e: &NodeEvent) {
 /// `peerns node`: runs until Ctrl-C (or `--seconds`), accepting requests per policy.
 pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
     let answer_kinds = crate::calls::kinds_of(&a.audio, a.video.as_deref(), None)?;
-    let node = start_offline(&a.net, profile).await?;
+    crate::call_media::check_video(a.video.as_deref())?;
+    let sources = crate::call_media::Sources {
+        video: a.video.clone(),
+        audio: a.audio == "test",
+    };
+    let node = std::sync::Arc::new(start_offline(&a.net, profile).await?);
     let mut events = node.subscribe();
     let id = node.identity();
     let hello = json!({
@@ -321,6 +329,7 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
     };
     tokio::pin!(sleep_until);
     let mut usage = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let mut answered = vec![];
     loop {
         tokio::select! {
             _ = usage.recv() => println!("{}", crate::usage::usage_event()),
@@ -334,14 +343,36 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
                     }
                 }
                 if let (AnswerPolicy::Auto, NodeEvent::IncomingCall { call, .. }) = (a.answer, &ev)
-                    && let Err(e) = node.accept_call(call, answer_kinds)
                 {
-                    eprintln!("could not answer call {call}: {e}");
+                    match node.accept_call(call, answer_kinds) {
+                        Ok(()) => {
+                            let expect = node
+                                .active_call()
+                                .map_or(0, |c| crate::calls::track_count(c.caller_kinds));
+                            let record = a.record_dir.as_ref().map(|d| d.join(format!("{call}.mkv")));
+                            let media = crate::call_media::serve(
+                                node.clone(), call.clone(), sources.clone(), expect, record, a.json,
+                            );
+                            answered.push(tokio::spawn(async move {
+                                if let Err(e) = media.await {
+                                    eprintln!("call media: {e}");
+                                }
+                            }));
+                        }
+                        Err(e) => eprintln!("could not answer call {call}: {e}"),
+                    }
                 }
             }
             _ = crate::shutdown_signal() => break,
             _ = &mut sleep_until => break,
         }
+    }
+    // A call still on is hung up, so its recording is closed before the node stops.
+    if let Some(c) = node.active_call() {
+        let _ = node.hang_up(&c.call);
+    }
+    for media in answered {
+        let _ = tokio::time::timeout(Duration::from_secs(5), media).await;
     }
     node.stop().await;
     Ok(())

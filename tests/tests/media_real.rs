@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use peerns_core::media::record::Recording;
 use peerns_core::media::track::{EncoderControl, MediaSource, Push};
 use peerns_core::transport::{
-    MediaConnection, MediaKind, MediaOptions, RemoteTrack, TrackSpec, TransportConfig,
+    MediaCertificate, MediaConnection, MediaKind, MediaOptions, RemoteTrack, TrackSpec,
+    TransportConfig,
 };
 use peerns_media_desktop::audio::OpusEncoder;
 use peerns_media_desktop::sources::{TestPattern, Tone};
@@ -137,6 +138,13 @@ async fn video_screen_and_tone_are_recorded_and_decode() {
     let mut offers = b.transport.media_offers(4);
     let tracks = vec![TrackSpec::audio(), TrackSpec::video(), TrackSpec::screen()];
     let meta = json!({"call": "c1"});
+    // As a call does: the connection ID and both certificates are chosen before the OFFER,
+    // so their fingerprints can be announced first.
+    let (cert_a, cert_b) = (
+        MediaCertificate::generate().unwrap(),
+        MediaCertificate::generate().unwrap(),
+    );
+    assert_ne!(cert_a.fingerprint(), cert_b.fingerprint());
     let call = a
         .transport
         .call(
@@ -144,11 +152,14 @@ async fn video_screen_and_tone_are_recorded_and_decode() {
             MediaOptions {
                 tracks,
                 metadata: meta.clone(),
+                connection_id: Some("mc_announced0123".into()),
+                certificate: Some(cert_a.clone()),
             },
         )
         .await
         .expect("call");
-    assert!(call.info().connection_id.starts_with("mc_"));
+    assert_eq!(call.info().connection_id, "mc_announced0123");
+    assert_eq!(call.info().local_dtls, cert_a.fingerprint());
     let incoming = tokio::time::timeout(Duration::from_secs(10), offers.recv())
         .await
         .expect("offer in time")
@@ -157,10 +168,12 @@ async fn video_screen_and_tone_are_recorded_and_decode() {
     assert_eq!(incoming.peer(), a.id);
     assert_eq!(incoming.metadata(), &meta);
     assert_eq!(incoming.remote_dtls(), call.info().local_dtls);
+    assert_eq!(incoming.connection_id(), "mc_announced0123");
     let answered = incoming
-        .accept(vec![TrackSpec::audio()])
+        .accept_with(vec![TrackSpec::audio()], Some(cert_b.clone()))
         .await
         .expect("accept");
+    assert_eq!(answered.info().local_dtls, cert_b.fingerprint());
     call.connected(Duration::from_secs(10))
         .await
         .expect("caller connected");
@@ -282,6 +295,7 @@ async fn media_offers_are_refused_without_a_decision_and_capped_per_peer() {
     let opts = || MediaOptions {
         tracks: vec![TrackSpec::audio()],
         metadata: Value::Null,
+        ..Default::default()
     };
     // Nobody subscribed: no answer at all.
     let c = a.transport.call(&b.id, opts()).await.unwrap();

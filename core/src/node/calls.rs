@@ -15,14 +15,15 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use super::call_media::CallMedia;
 use super::link::Link;
 use super::platform::{Notification, NotificationCategory};
 use super::{Inner, Node, NodeError, NodeEvent, lock, parse_fp, unix_ms};
 use crate::calls::log::{self as call_log, CallEntry, HistoryItem};
 use crate::calls::machine::{Action, CallEvent, CallRecord, Input, Refused};
 use crate::calls::{
-    CallConfig, CallFrame, CallId, CallState, Calls, Direction, DtlsFingerprint, EndReason, Kinds,
-    MediaState, Outcome,
+    CallConfig, CallFrame, CallId, CallState, Calls, Direction, EndReason, Kinds, MediaState,
+    Outcome,
 };
 use crate::chat::wire::{ErrorCode, Frame};
 use crate::contacts::{self, Capability, Trust};
@@ -57,9 +58,11 @@ pub struct ActiveCall {
 
 /// The node's call state: the machine, its timer and the worker that runs its actions.
 pub(crate) struct NodeCalls {
-    machine: Calls,
+    pub(super) machine: Calls,
     timer: Option<AbortHandle>,
     worker: OnceLock<mpsc::UnboundedSender<Vec<Action>>>,
+    /// The active call's certificate and media connection.
+    pub(super) media: CallMedia,
 }
 
 impl NodeCalls {
@@ -68,6 +71,7 @@ impl NodeCalls {
             machine: Calls::new(me, CallConfig::default()),
             timer: None,
             worker: OnceLock::new(),
+            media: CallMedia::default(),
         }
     }
 }
@@ -84,7 +88,7 @@ fn call_hex(id: &CallId) -> String {
     hex::encode(id)
 }
 
-fn parse_call(s: &str) -> Result<CallId, NodeError> {
+pub(super) fn parse_call(s: &str) -> Result<CallId, NodeError> {
     let mut id = [0u8; 16];
     hex::decode_to_slice(s.trim(), &mut id)
         .map_err(|_| NodeError::InvalidInput(format!("not a call id: {s:?}")))?;
@@ -109,13 +113,6 @@ fn new_media_id() -> String {
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
         .collect();
     format!("mc_{tail}")
-}
-
-/// The DTLS certificate fingerprint our side of a call announces. The media layer is not part
-/// of this build yet: a fresh random value is announced, which no certificate matches, so every
-/// media connection for the call is refused (the control plane fails closed).
-fn media_certificate() -> DtlsFingerprint {
-    DtlsFingerprint(rand::random())
 }
 
 impl Inner {
@@ -207,6 +204,7 @@ impl Inner {
                     }
                 }
                 Action::Event(CallEvent::Incoming { call, peer, kinds }) => {
+                    Inner::take_media_offers(this);
                     let name = this.contact_name(&peer).await;
                     if let Some(n) = &this.notifier {
                         n.notify(Notification {
@@ -224,6 +222,18 @@ impl Inner {
                     });
                 }
                 Action::Event(CallEvent::State { call, peer, state }) => {
+                    let outgoing = lock(&this.calls)
+                        .machine
+                        .active()
+                        .is_some_and(|c| c.id == call && c.direction == Direction::Outgoing);
+                    if state == CallState::Connected && outgoing {
+                        let inner = this.clone();
+                        let task =
+                            tokio::spawn(
+                                async move { Inner::start_call_media(&inner, call).await },
+                            );
+                        this.track([task.abort_handle()]);
+                    }
                     this.emit(NodeEvent::CallState {
                         call: call_hex(&call),
                         fingerprint: peer.to_hex(),
@@ -237,7 +247,11 @@ impl Inner {
                         state,
                     });
                 }
-                Action::Event(CallEvent::Ended(record)) => this.call_ended(record).await,
+                Action::Event(CallEvent::Ended(record)) => {
+                    let id = record.id;
+                    this.call_ended(record).await;
+                    Inner::end_call_media(this, id).await;
+                }
             }
         }
     }
@@ -328,25 +342,22 @@ impl Node {
             ));
         }
         let call: CallId = rand::random();
-        let input = Input::Dial {
+        let input = |dtls| Input::Dial {
             call,
             peer: fp,
             kinds,
             media_id: new_media_id(),
-            dtls: media_certificate(),
+            dtls,
         };
-        Inner::call_input(&self.inner, input)?;
+        Inner::call_with_certificate(&self.inner, call, input)?;
         Ok(call_hex(&call))
     }
 
     /// Answers the ringing call `call`, sending `kinds`.
     pub fn accept_call(&self, call: &str, kinds: Kinds) -> Result<(), NodeError> {
         let call = parse_call(call)?;
-        let dtls = media_certificate();
-        Ok(Inner::call_input(
-            &self.inner,
-            Input::Accept { call, kinds, dtls },
-        )?)
+        let input = |dtls| Input::Accept { call, kinds, dtls };
+        Inner::call_with_certificate(&self.inner, call, input)
     }
 
     /// Refuses the ringing call `call`.

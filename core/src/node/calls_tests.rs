@@ -350,3 +350,119 @@ async fn known_and_blocked_contacts_never_ring() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Frames written on `from`'s track `name` come out of `to`'s remote track of that kind.
+async fn media_flows(
+    from: &crate::transport::MediaConnection,
+    to: &crate::transport::MediaConnection,
+    name: &str,
+) {
+    let local = from.local_track(name).expect("local track").clone();
+    let writer = tokio::spawn(async move {
+        for i in 0..50u8 {
+            let frame = bytes::Bytes::from(vec![0xf8, i, 1, 2, 3]);
+            local
+                .write_frame(frame, Duration::from_millis(20))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let remote = tokio::time::timeout(Duration::from_secs(10), to.next_remote_track())
+        .await
+        .expect("remote track in time")
+        .expect("remote track");
+    assert_eq!(remote.kind(), crate::transport::MediaKind::Audio);
+    let mut got = 0;
+    while got < 10 {
+        let p = tokio::time::timeout(Duration::from_secs(5), remote.recv())
+            .await
+            .expect("packet in time")
+            .expect("packet");
+        assert_eq!(&p.payload[2..], &[1, 2, 3]);
+        got += 1;
+    }
+    writer.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_call_gets_its_bound_media_and_stray_offers_are_refused() {
+    let server = server().await;
+    let (_dirs, (a, b), (mut ea, mut eb), call) = ringing(&server.url()).await;
+    // Before the accept, no media connection exists for the call.
+    assert!(
+        a.call_media(&call, Duration::from_millis(100))
+            .await
+            .is_err()
+    );
+    // Someone else offers media with the announced connection ID but its own certificate,
+    // while the call rings: refused (not answered yet, and not the announced fingerprint).
+    let dc = tempfile::tempdir().unwrap();
+    let carol = started(config(dc.path(), &server.url(), Some("carol")))
+        .await
+        .unwrap();
+    let forged = carol
+        .inner
+        .transport()
+        .call(
+            &b.peer_id(),
+            crate::transport::MediaOptions {
+                tracks: vec![crate::transport::TrackSpec::audio()],
+                connection_id: Some(a.active_call().unwrap().media_id),
+                certificate: Some(crate::transport::MediaCertificate::generate().unwrap()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(forged.connected(Duration::from_secs(2)).await.is_err());
+    forged.close().await;
+    // Accepting a call that does not exist fails and leaves the ringing call's certificate.
+    let bogus = "00".repeat(16);
+    assert!(a.accept_call(&bogus, Kinds::AUDIO).is_err());
+    assert!(b.accept_call(&bogus, Kinds::AUDIO).is_err());
+    b.accept_call(&call, Kinds::AUDIO).unwrap();
+    assert_eq!(next_state(&mut eb, &call).await, CallState::Connected);
+    assert_eq!(next_state(&mut ea, &call).await, CallState::Connected);
+    let ma = a.call_media(&call, Duration::from_secs(15)).await.unwrap();
+    let mb = b.call_media(&call, Duration::from_secs(15)).await.unwrap();
+    // The connection is the one the ring and the accept announced.
+    let active = a.active_call().unwrap();
+    assert_eq!(ma.info().connection_id, active.media_id);
+    assert_eq!(mb.info().connection_id, active.media_id);
+    assert_eq!(ma.remote_dtls(), mb.info().local_dtls);
+    assert_eq!(mb.remote_dtls(), ma.info().local_dtls);
+    assert_eq!(
+        ma.local_tracks().len() + mb.local_tracks().len(),
+        3,
+        "alice sends audio + video, bob audio"
+    );
+    media_flows(&ma, &mb, "audio").await;
+    media_flows(&mb, &ma, "audio").await;
+
+    // A media OFFER no ring announced is refused, even from the contact in the call.
+    let stray = a
+        .inner
+        .transport()
+        .call(
+            &b.peer_id(),
+            crate::transport::MediaOptions {
+                tracks: vec![crate::transport::TrackSpec::audio()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(stray.connected(Duration::from_secs(3)).await.is_err());
+
+    // Hanging up closes the media.
+    a.hang_up(&call).unwrap();
+    let mut state = mb.state();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        state.wait_for(|s| *s == crate::transport::MediaState::Closed),
+    )
+    .await
+    .expect("media closed in time")
+    .unwrap();
+}

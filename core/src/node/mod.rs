@@ -31,6 +31,7 @@ use crate::transport::{ConnectOptions, Transport, TransportConfig, TransportErro
 pub use crate::session::WireVersion;
 pub use crate::signaling::client::SignalingState;
 
+mod call_media;
 mod calls;
 #[cfg(test)]
 mod calls_tests;

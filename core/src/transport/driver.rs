@@ -19,7 +19,7 @@ use webrtc::peer_connection::{
 };
 
 use super::entry::Entry;
-use super::media::{IncomingMedia, MediaConnection, MediaOptions, TrackSpec};
+use super::media::{IncomingMedia, MediaCertificate, MediaConnection, MediaOptions, TrackSpec};
 use super::options::is_native;
 pub use super::options::{ConnectOptions, MAX_REMOTE_CANDIDATES, NATIVE_MARKER, NATIVE_VERSION};
 
@@ -61,6 +61,7 @@ pub(super) enum Command {
     AcceptMedia {
         cid: String,
         tracks: Vec<TrackSpec>,
+        certificate: Option<MediaCertificate>,
         reply: MediaReply,
     },
     /// Drop a pending media offer.
@@ -229,8 +230,8 @@ impl Task {
                     Some(Command::Call { peer, opts, reply }) => {
                         let _ = reply.send(self.call(peer, opts).await);
                     }
-                    Some(Command::AcceptMedia { cid, tracks, reply }) => {
-                        let _ = reply.send(self.accept_media(&cid, tracks).await);
+                    Some(Command::AcceptMedia { cid, tracks, certificate, reply }) => {
+                        let _ = reply.send(self.accept_media(&cid, tracks, certificate).await);
                     }
                     Some(Command::RefuseMedia { cid }) => self.refuse_media(&cid),
                     Some(Command::MediaOffers(tx)) => self.media_offers = Some(tx),

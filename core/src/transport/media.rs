@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::rtcp;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -90,12 +91,57 @@ impl TrackSpec {
 }
 
 /// How to open a media connection.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MediaOptions {
     /// Tracks we send (each also offers to receive the same kind).
     pub tracks: Vec<TrackSpec>,
     /// Metadata sent with the offer (bounded like a data connection's).
     pub metadata: Value,
+    /// The `mc_…` connection ID to use, when it was announced beforehand (a call's ring);
+    /// a fresh one when `None`.
+    pub connection_id: Option<String>,
+    /// The DTLS certificate to use, when its fingerprint was announced beforehand; a fresh
+    /// one when `None`.
+    pub certificate: Option<MediaCertificate>,
+}
+
+/// A DTLS certificate made before its media connection, so that its fingerprint can be
+/// announced (in a call's ring or accept) before the OFFER or ANSWER carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaCertificate {
+    cert: RTCCertificate,
+    fingerprint: String,
+}
+
+impl MediaCertificate {
+    /// A fresh ECDSA P-256 certificate.
+    pub fn generate() -> Result<Self, TransportError> {
+        let provider = rtc::crypto::default_provider().map_err(webrtc_err)?;
+        let params = CertificateParams::new(vec!["WebRTC".to_owned()]).map_err(webrtc_err)?;
+        let cert = RTCCertificate::generate(
+            provider.crypto(),
+            rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+            params,
+        )
+        .map_err(webrtc_err)?;
+        let fingerprint = cert
+            .get_fingerprints(provider.crypto())
+            .map_err(webrtc_err)?
+            .into_iter()
+            .find(|f| f.algorithm.eq_ignore_ascii_case("sha-256"))
+            .map(|f| format!("sha-256 {}", f.value.to_ascii_uppercase()))
+            .ok_or_else(|| TransportError::WebRtc("no SHA-256 fingerprint".into()))?;
+        Ok(Self { cert, fingerprint })
+    }
+
+    /// Its SHA-256 fingerprint in SDP form (`sha-256 AB:CD:…`).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub(super) fn rtc(&self) -> RTCCertificate {
+        self.cert.clone()
+    }
 }
 
 /// Fixed facts about a media connection.
@@ -163,15 +209,23 @@ impl IncomingMedia {
     }
 
     /// Answers with our `tracks` (the caller's tracks are received either way).
-    pub async fn accept(
+    pub async fn accept(self, tracks: Vec<TrackSpec>) -> Result<MediaConnection, TransportError> {
+        self.accept_with(tracks, None).await
+    }
+
+    /// Answers with our `tracks`, using `certificate` (whose fingerprint we announced) for
+    /// DTLS, or a fresh one.
+    pub async fn accept_with(
         mut self,
         tracks: Vec<TrackSpec>,
+        certificate: Option<MediaCertificate>,
     ) -> Result<MediaConnection, TransportError> {
         let cmd = self.decide.take().ok_or(TransportError::Closed)?;
         let (reply, rx) = oneshot::channel();
         cmd.send(super::driver::Command::AcceptMedia {
             cid: self.connection_id.clone(),
             tracks,
+            certificate,
             reply,
         })
         .map_err(|_| TransportError::Closed)?;

@@ -147,6 +147,8 @@ pub struct MediaStack {
     pub registry: Registry,
     /// GCC's current target.
     pub estimate: Arc<BitrateEstimate>,
+    /// The DTLS certificate to use (a fresh one is generated when `None`).
+    pub certificate: Option<rtc::peer_connection::certificate::RTCCertificate>,
 }
 
 /// Builds the stack every media connection uses.
@@ -194,5 +196,6 @@ pub fn media_stack() -> Result<MediaStack, rtc::shared::error::Error> {
         engine,
         registry,
         estimate,
+        certificate: None,
     })
 }

@@ -32,8 +32,8 @@ pub use connection::{
 };
 pub use driver::{ConnectOptions, Transport};
 pub use media::{
-    Feedback, IncomingMedia, LocalTrack, MediaConnection, MediaInfo, MediaKind, MediaOptions,
-    MediaState, RemoteTrack, TrackSpec,
+    Feedback, IncomingMedia, LocalTrack, MediaCertificate, MediaConnection, MediaInfo, MediaKind,
+    MediaOptions, MediaState, RemoteTrack, TrackSpec,
 };
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ fn invalid(what: &'static str, why: impl Into<String>) -> PayloadError {
     }
 }
 
-fn check_connection_id(id: &str) -> Result<(), PayloadError> {
+pub(super) fn check_connection_id(id: &str) -> Result<(), PayloadError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_CONNECTION_ID_LEN
         && id

@@ -111,10 +111,13 @@ pub async fn new_peer_connection(
     } else {
         RTCIceTransportPolicy::All
     };
-    let rtc_config = RTCConfigurationBuilder::new()
+    let mut rtc_config = RTCConfigurationBuilder::new()
         .with_ice_servers(ice_servers)
-        .with_ice_transport_policy(policy)
-        .build();
+        .with_ice_transport_policy(policy);
+    if let Some(cert) = media.as_ref().and_then(|m| m.certificate.clone()) {
+        rtc_config = rtc_config.with_certificates(vec![cert]);
+    }
+    let rtc_config = rtc_config.build();
     let bind = if config.loopback_only {
         "127.0.0.1:0"
     } else {

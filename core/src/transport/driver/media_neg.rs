@@ -14,14 +14,14 @@ use webrtc::peer_connection::{
 };
 
 use super::super::media::{
-    MediaConnection, MediaInfo, MediaKind, MediaOptions, MediaParts, MediaState, RemoteTrack,
-    TrackSpec, add_local_tracks,
+    MediaCertificate, MediaConnection, MediaInfo, MediaKind, MediaOptions, MediaParts, MediaState,
+    RemoteTrack, TrackSpec, add_local_tracks,
 };
 use super::super::media_engine::media_stack;
 use super::super::options::MAX_REMOTE_CANDIDATES;
 use super::super::payload::{
     AnswerPayload, CandidatePayload, MAX_METADATA_BYTES, OfferPayload, Sdp, Serialization,
-    new_media_connection_id,
+    check_connection_id, new_media_connection_id,
 };
 use super::*;
 
@@ -106,8 +106,22 @@ impl Task {
         if opts.metadata.to_string().len() > MAX_METADATA_BYTES {
             return Err(TransportError::Protocol("metadata too large".into()));
         }
-        let cid = new_media_connection_id();
-        let stack = media_stack().map_err(webrtc_err)?;
+        let cid = match opts.connection_id {
+            Some(cid) => {
+                if !cid.starts_with("mc_") || check_connection_id(&cid).is_err() {
+                    return Err(TransportError::Protocol(format!(
+                        "not a media connection id: {cid:?}"
+                    )));
+                }
+                if self.entries.contains_key(&cid) || self.pending_media.contains_key(&cid) {
+                    return Err(TransportError::Protocol("connection id in use".into()));
+                }
+                cid
+            }
+            None => new_media_connection_id(),
+        };
+        let mut stack = media_stack().map_err(webrtc_err)?;
+        stack.certificate = opts.certificate.as_ref().map(MediaCertificate::rtc);
         let estimate = stack.estimate.clone();
         let pc = new_peer_connection(&self.config, &cid, self.pc_tx.clone(), Some(stack))
             .await
@@ -241,12 +255,13 @@ impl Task {
         &mut self,
         cid: &str,
         tracks: Vec<TrackSpec>,
+        certificate: Option<MediaCertificate>,
     ) -> Result<MediaConnection, TransportError> {
         let p = self
             .pending_media
             .remove(cid)
             .ok_or(TransportError::Closed)?;
-        let result = self.answer_media(cid, p, tracks).await;
+        let result = self.answer_media(cid, p, tracks, certificate).await;
         if result.is_err() {
             self.admission.release(cid);
         }
@@ -258,9 +273,11 @@ impl Task {
         cid: &str,
         p: PendingMedia,
         tracks: Vec<TrackSpec>,
+        certificate: Option<MediaCertificate>,
     ) -> Result<MediaConnection, TransportError> {
         let remote = RTCSessionDescription::offer(p.offer.sdp.sdp.clone()).map_err(webrtc_err)?;
-        let stack = media_stack().map_err(webrtc_err)?;
+        let mut stack = media_stack().map_err(webrtc_err)?;
+        stack.certificate = certificate.as_ref().map(MediaCertificate::rtc);
         let estimate = stack.estimate.clone();
         let pc = new_peer_connection(&self.config, cid, self.pc_tx.clone(), Some(stack))
             .await

@@ -1,0 +1,306 @@
+//! The media of a CLI call: the test pattern (320×240, 30 fps, H.264), a `.y4m` file, and a
+//! 440 Hz tone (Opus) sent on our tracks; the peer's tracks counted, or recorded to MKV.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use peerns_core::media::record::Recording;
+use peerns_core::media::track::{EncoderControl, MediaSink, MediaSource, MediaStats};
+use peerns_core::node::Node;
+use peerns_core::transport::{MediaConnection, MediaKind};
+use peerns_media_desktop::audio::OpusEncoder;
+use peerns_media_desktop::sources::{TestPattern, Tone, Y4mReader};
+use peerns_media_desktop::video::{H264Encoder, I420};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::Result;
+
+/// Frames per second of the test pattern and of `.y4m` files.
+const FPS: u64 = 30;
+/// How long we wait for the peer's tracks (they appear with their first packet).
+const TRACK_WAIT: Duration = Duration::from_secs(10);
+
+/// What we send: `--video` (`test` or a `.y4m` file) and whether the tone is on.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// `--video`.
+    pub video: Option<String>,
+    /// `--audio test`.
+    pub audio: bool,
+}
+
+/// The running media of one call.
+pub struct CallMedia {
+    senders: Vec<JoinHandle<()>>,
+    sent: Vec<(MediaKind, Arc<MediaStats>)>,
+    received: Vec<(MediaKind, Arc<MediaStats>)>,
+    sinks: Vec<MediaSink>,
+    recording: Option<Recording<File>>,
+}
+
+/// Checks `--video` before the call starts.
+pub fn check_video(video: Option<&str>) -> Result<()> {
+    match video {
+        None | Some("test") => Ok(()),
+        Some(f) if f.ends_with(".y4m") => Ok(()),
+        Some(other) => Err(format!("--video takes test or a .y4m file, not {other:?}").into()),
+    }
+}
+
+/// Waits for call `call`'s media, starts our sources, and takes `expect` tracks of the peer
+/// (recorded to `record` if given).
+pub async fn start(
+    node: &Node,
+    call: &str,
+    sources: &Sources,
+    expect: usize,
+    record: Option<&Path>,
+) -> Result<CallMedia> {
+    let conn = node.call_media(call, Duration::from_secs(20)).await?;
+    let (mut senders, mut sent) = (vec![], vec![]);
+    for t in conn.local_tracks() {
+        let (source, ctl) = MediaSource::start(&conn, t);
+        sent.push((t.spec().kind, source.stats().clone()));
+        match (t.spec().name.as_str(), t.spec().kind) {
+            (_, MediaKind::Audio) if sources.audio => senders.push(tokio::spawn(tone(source))),
+            ("video", MediaKind::Video) => {
+                let video = sources.video.clone().unwrap_or_else(|| "test".into());
+                senders.push(tokio::spawn(async move {
+                    if let Err(e) = send_video(source, ctl, &video, (320, 240)).await {
+                        eprintln!("video: {e}");
+                    }
+                }));
+            }
+            ("screen", MediaKind::Video) => senders.push(tokio::spawn(async move {
+                if let Err(e) = send_video(source, ctl, "test", (640, 360)).await {
+                    eprintln!("screen: {e}");
+                }
+            })),
+            _ => {}
+        }
+    }
+    let tracks = remote_tracks(&conn, expect).await;
+    let mut media = CallMedia {
+        senders,
+        sent,
+        received: vec![],
+        sinks: vec![],
+        recording: None,
+    };
+    if let Some(path) = record {
+        let rec = Recording::start(tracks, File::create(path)?);
+        media.received = rec
+            .tracks()
+            .into_iter()
+            .map(|(t, s)| (t.kind(), s))
+            .collect();
+        media.recording = Some(rec);
+    } else {
+        for t in tracks {
+            let kind = t.kind();
+            let sink = MediaSink::start(t, |_| {});
+            media.received.push((kind, sink.stats().clone()));
+            media.sinks.push(sink);
+        }
+    }
+    Ok(media)
+}
+
+/// Up to `n` of the peer's tracks (fewer if they do not come in time).
+async fn remote_tracks(
+    conn: &MediaConnection,
+    n: usize,
+) -> Vec<peerns_core::transport::RemoteTrack> {
+    let mut out = vec![];
+    let deadline = tokio::time::Instant::now() + TRACK_WAIT;
+    while out.len() < n {
+        match tokio::time::timeout_at(deadline, conn.next_remote_track()).await {
+            Ok(Some(t)) => out.push(t),
+            _ => break,
+        }
+    }
+    out
+}
+
+impl CallMedia {
+    /// One `media_stats` object per received track.
+    pub fn stats(&self, from: &str) -> Vec<Value> {
+        stats_json(&self.received, "media_stats", from)
+    }
+
+    /// One `media_sent` object per track we send.
+    pub fn sent(&self, to: &str) -> Vec<Value> {
+        stats_json(&self.sent, "media_sent", to)
+    }
+}
+
+/// `event` lines for `tracks`: kind, frames and bytes so far, and a video's size.
+fn stats_json(tracks: &[(MediaKind, Arc<MediaStats>)], event: &str, peer: &str) -> Vec<Value> {
+    let key = if event == "media_sent" { "to" } else { "from" };
+    tracks
+        .iter()
+        .map(|(kind, s)| {
+            let mut j = json!({
+                "event": event,
+                "kind": if *kind == MediaKind::Audio { "audio" } else { "video" },
+                "frames": s.frames.load(Relaxed), "bytes": s.bytes.load(Relaxed),
+            });
+            j[key] = peer.into();
+            if *kind == MediaKind::Video {
+                let (w, h) = s.size().unwrap_or((0, 0));
+                j["width"] = w.into();
+                j["height"] = h.into();
+            }
+            j
+        })
+        .collect()
+}
+
+impl CallMedia {
+    /// Stops sending and closes the recording.
+    pub async fn finish(mut self) -> Result<()> {
+        for t in &self.senders {
+            t.abort();
+        }
+        if let Some(rec) = self.recording.take() {
+            rec.finish().await?;
+        }
+        Ok(())
+    }
+}
+
+async fn tone(source: MediaSource) {
+    let Ok(mut enc) = OpusEncoder::new(32_000) else {
+        return;
+    };
+    let mut tone = Tone::new(440.0);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0u64.. {
+        tick.tick().await;
+        match enc.encode(&tone.next_frame(), i * 20_000) {
+            Ok(f) => {
+                source.push(f);
+            }
+            Err(e) => {
+                eprintln!("audio: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Pictures from the pattern or a `.y4m` file (which loops).
+enum Pictures {
+    Pattern(TestPattern),
+    File(PathBuf, Box<Y4mReader<File>>),
+}
+
+impl Pictures {
+    fn open(video: &str, size: (usize, usize)) -> Result<Self> {
+        if video == "test" {
+            return Ok(Self::Pattern(TestPattern::new(size.0, size.1)));
+        }
+        let path = PathBuf::from(video);
+        let r = Y4mReader::open(&path)?;
+        Ok(Self::File(path, Box::new(r)))
+    }
+
+    fn next(&mut self) -> Result<I420> {
+        match self {
+            Self::Pattern(p) => Ok(p.next_frame()),
+            Self::File(path, r) => {
+                if let Some(pic) = r.next_frame()? {
+                    return Ok(pic);
+                }
+                **r = Y4mReader::open(path)?;
+                r.next_frame()?.ok_or_else(|| "empty .y4m file".into())
+            }
+        }
+    }
+}
+
+async fn send_video(
+    source: MediaSource,
+    mut ctl: mpsc::Receiver<EncoderControl>,
+    video: &str,
+    size: (usize, usize),
+) -> Result<()> {
+    let mut pictures = Pictures::open(video, size)?;
+    let mut enc = H264Encoder::new(FPS as f32, 600_000)?;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / FPS));
+    for i in 0u64.. {
+        tick.tick().await;
+        while let Ok(c) = ctl.try_recv() {
+            match c {
+                EncoderControl::KeyframeRequest => enc.request_keyframe(),
+                EncoderControl::TargetBitrate(b) => enc.set_target_bitrate(b)?,
+            }
+        }
+        let pic = pictures.next()?;
+        if let Some(f) = enc.encode(&pic, i * 1_000_000 / FPS)? {
+            source.push(f);
+        }
+    }
+    Ok(())
+}
+
+/// Runs call `call`'s media until the call ends: sends `sources`, takes the peer's `expect`
+/// tracks (recorded to `record`), prints `media_stats` lines once a second if `json`.
+pub async fn serve(
+    node: Arc<Node>,
+    call: String,
+    sources: Sources,
+    expect: usize,
+    record: Option<PathBuf>,
+    json: bool,
+) -> Result<()> {
+    let mut events = node.subscribe();
+    let from = node
+        .active_call()
+        .filter(|c| c.call == call)
+        .map(|c| c.fingerprint)
+        .unwrap_or_default();
+    let media = tokio::select! {
+        m = start(&node, &call, &sources, expect, record.as_deref()) => m?,
+        _ = ended(&mut events, &call) => return Ok(()),
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => if json {
+                for j in media.stats(&from) {
+                    println!("{j}");
+                }
+            },
+            _ = ended(&mut events, &call) => break,
+        }
+    }
+    if json {
+        for j in media.stats(&from).into_iter().chain(media.sent(&from)) {
+            println!("{j}");
+        }
+    }
+    media.finish().await
+}
+
+/// Returns once call `call` ended (or the node stopped).
+async fn ended(events: &mut mpsc::UnboundedReceiver<peerns_core::node::NodeEvent>, call: &str) {
+    use peerns_core::node::{CallState, NodeEvent};
+    while let Some(ev) = events.recv().await {
+        if let NodeEvent::CallState {
+            call: c,
+            state: CallState::Ended(_),
+            ..
+        } = ev
+            && c == call
+        {
+            return;
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The media connection of the active call, bound to what the call's Noise session announced
+//! (`docs/decisions/0013-calls.md`):
+//!
+//! - the caller makes its DTLS certificate before the ring, so the ring names the fingerprint
+//!   and the `mc_…` connection ID its OFFER will carry; once the callee accepts (naming its own
+//!   certificate's fingerprint) the caller sends that OFFER on the persistent ID's transport and
+//!   closes the connection unless the ANSWER's fingerprint is the accepted one
+//!   ([`Calls::admit_answer`](crate::calls::Calls::admit_answer));
+//! - the callee takes media OFFERs from the persistent ID's transport and answers only the one
+//!   with the announced connection ID and fingerprint, using the certificate its accept named
+//!   ([`Calls::admit_offer`](crate::calls::Calls::admit_offer)); every other OFFER is refused.
+//!
+//! The application attaches sources and sinks to the returned
+//! [`MediaConnection`](crate::transport::MediaConnection) (see `core/src/media/README.md`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::{Inner, Node, NodeError, lock};
+use crate::calls::machine::Input;
+use crate::calls::{CallId, DtlsFingerprint, Kinds};
+use crate::transport::{
+    IncomingMedia, MediaCertificate, MediaConnection, MediaOptions, TrackSpec, TransportError,
+};
+
+/// Undecided media OFFERs the node queues.
+const OFFER_QUEUE: usize = 4;
+/// How long the caller waits for ICE + DTLS before it gives the media up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The media side of the node's calls.
+#[derive(Default)]
+pub(crate) struct CallMedia {
+    /// Our certificate for the active call (made before its ring or accept).
+    cert: Option<(CallId, MediaCertificate)>,
+    /// The active call's media connection, once made.
+    conn: Option<watch::Sender<Option<(CallId, MediaConnection)>>>,
+    /// Media OFFERs are taken from the persistent transport.
+    subscribed: bool,
+}
+
+impl CallMedia {
+    fn watch(&mut self) -> &watch::Sender<Option<(CallId, MediaConnection)>> {
+        self.conn.get_or_insert_with(|| watch::channel(None).0)
+    }
+}
+
+/// The tracks we send for `kinds`.
+pub(crate) fn track_specs(kinds: Kinds) -> Vec<TrackSpec> {
+    let mut out = vec![];
+    if kinds.contains(Kinds::AUDIO) {
+        out.push(TrackSpec::audio());
+    }
+    if kinds.contains(Kinds::VIDEO) {
+        out.push(TrackSpec::video());
+    }
+    if kinds.contains(Kinds::SCREEN) {
+        out.push(TrackSpec::screen());
+    }
+    out
+}
+
+fn fingerprint_of(cert: &MediaCertificate) -> Result<DtlsFingerprint, NodeError> {
+    DtlsFingerprint::parse(cert.fingerprint()).ok_or_else(|| {
+        NodeError::Transport(TransportError::WebRtc("no SHA-256 fingerprint".into()))
+    })
+}
+
+impl Inner {
+    /// Makes our certificate for `call` and feeds the machine `input(its fingerprint)` (a dial
+    /// or an accept). The certificate is kept for the call unless the machine refuses the input
+    /// (the active call's certificate is then left alone). Media OFFERs are taken from now on.
+    pub(crate) fn call_with_certificate(
+        this: &Arc<Inner>,
+        call: CallId,
+        input: impl FnOnce(DtlsFingerprint) -> Input,
+    ) -> Result<(), NodeError> {
+        let cert = MediaCertificate::generate()?;
+        let fp = fingerprint_of(&cert)?;
+        Inner::take_media_offers(this);
+        // Kept before the input runs: the peer may answer before this function returns.
+        let before = lock(&this.calls).media.cert.replace((call, cert));
+        let result = Inner::call_input(this, input(fp));
+        if result.is_err() {
+            let mut calls = lock(&this.calls);
+            if calls.media.cert.as_ref().is_some_and(|(id, _)| *id == call) {
+                calls.media.cert = before;
+            }
+        }
+        Ok(result?)
+    }
+
+    /// Subscribes to the persistent transport's media OFFERs (once): a call rings or starts.
+    pub(crate) fn take_media_offers(this: &Arc<Inner>) {
+        if std::mem::replace(&mut lock(&this.calls).media.subscribed, true) {
+            return;
+        }
+        let mut offers = this.transport().media_offers(OFFER_QUEUE);
+        let weak = Arc::downgrade(this);
+        let task = tokio::spawn(async move {
+            while let Some(inc) = offers.recv().await {
+                let Some(this) = weak.upgrade() else { return };
+                Inner::media_offer(&this, inc).await;
+            }
+        });
+        this.track([task.abort_handle()]);
+    }
+
+    /// A media OFFER: answered only if it is the one the active incoming call announced.
+    async fn media_offer(this: &Arc<Inner>, inc: IncomingMedia) {
+        let admitted = {
+            let calls = lock(&this.calls);
+            let machine = &calls.machine;
+            machine.active().and_then(|c| {
+                let call = machine
+                    .admit_offer(&c.peer, inc.connection_id(), inc.remote_dtls())
+                    .map_err(|e| tracing::info!(peer = inc.peer(), error = %e, "media refused"))
+                    .ok()?;
+                let cert = calls
+                    .media
+                    .cert
+                    .as_ref()
+                    .filter(|(id, _)| *id == call)
+                    .map(|(_, cert)| cert.clone())?;
+                Some((call, track_specs(c.callee_kinds), cert))
+            })
+        };
+        let Some((call, tracks, cert)) = admitted else {
+            inc.refuse();
+            return;
+        };
+        match inc.accept_with(tracks, Some(cert)).await {
+            Ok(conn) => Inner::set_call_connection(this, call, conn),
+            Err(e) => tracing::info!(error = %e, "could not answer the call's media"),
+        }
+    }
+
+    /// Our outgoing call `call` was accepted: send the OFFER the ring announced and keep the
+    /// connection if its ANSWER carries the fingerprint the accept named.
+    pub(crate) async fn start_call_media(this: &Arc<Inner>, call: CallId) {
+        let ready = {
+            let calls = lock(&this.calls);
+            let c = calls.machine.active().filter(|c| c.id == call);
+            let cert = calls.media.cert.as_ref().filter(|(id, _)| *id == call);
+            c.zip(cert).map(|(c, (_, cert))| {
+                (
+                    c.peer,
+                    c.media_id.clone(),
+                    track_specs(c.caller_kinds),
+                    cert.clone(),
+                )
+            })
+        };
+        let Some((peer, media_id, tracks, cert)) = ready else {
+            return;
+        };
+        let Some(link) = this.link(&peer) else {
+            tracing::info!(contact = %peer, "no link for the call's media");
+            return;
+        };
+        let opts = MediaOptions {
+            tracks,
+            metadata: json!({ "call": hex::encode(call) }),
+            connection_id: Some(media_id),
+            certificate: Some(cert),
+        };
+        let conn = match this.transport().call(&link.peer, opts).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!(error = %e, "could not offer the call's media");
+                return;
+            }
+        };
+        if let Err(e) = conn.connected(CONNECT_TIMEOUT).await {
+            tracing::info!(error = %e, "the call's media did not connect");
+            conn.close().await;
+            return;
+        }
+        let admitted = lock(&this.calls)
+            .machine
+            .admit_answer(&call, conn.remote_dtls());
+        match admitted {
+            Ok(()) => Inner::set_call_connection(this, call, conn),
+            Err(e) => {
+                tracing::warn!(error = %e, "media answer refused");
+                conn.close().await;
+            }
+        }
+    }
+
+    fn set_call_connection(this: &Arc<Inner>, call: CallId, conn: MediaConnection) {
+        let mut calls = lock(&this.calls);
+        let still = calls.machine.active().is_some_and(|c| c.id == call);
+        if still {
+            calls.media.watch().send_replace(Some((call, conn)));
+        } else {
+            drop(calls);
+            tokio::spawn(async move { conn.close().await });
+        }
+    }
+
+    /// Call `call` ended: its media connection closes and its certificate is forgotten.
+    pub(crate) async fn end_call_media(this: &Arc<Inner>, call: CallId) {
+        let conn = {
+            let mut calls = lock(&this.calls);
+            if calls.media.cert.as_ref().is_some_and(|(id, _)| *id == call) {
+                calls.media.cert = None;
+            }
+            let w = calls.media.watch();
+            let ours = w.borrow().as_ref().is_some_and(|(id, _)| *id == call);
+            if ours { w.send_replace(None) } else { None }
+        };
+        if let Some((_, conn)) = conn {
+            conn.close().await;
+        }
+    }
+}
+
+impl Node {
+    /// The media connection of call `call` once it is connected (waits up to `timeout`): put
+    /// encoded frames on its local tracks, take the peer's tracks with
+    /// [`MediaConnection::next_remote_track`].
+    pub async fn call_media(
+        &self,
+        call: &str,
+        timeout: Duration,
+    ) -> Result<MediaConnection, NodeError> {
+        let id = super::calls::parse_call(call)?;
+        let mut rx = lock(&self.inner.calls).media.watch().subscribe();
+        let wait = rx.wait_for(|c| c.as_ref().is_some_and(|(c, _)| *c == id));
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(c)) => Ok(c.as_ref().expect("waited for it").1.clone()),
+            _ => Err(NodeError::NotConnected(format!("no media for call {call}"))),
+        }
+    }
+}
