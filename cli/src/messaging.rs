@@ -219,6 +219,21 @@ fn contact_json(c: &Contact) -> serde_json::Value {
 /// An event as one JSON line (`None` for events the shell does not print).
 fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
     Some(match e {
+        // The registration of our ID: `started` comes at once, `connected` once reachable.
+        NodeEvent::SignalingState(state) => {
+            use peerns_core::node::SignalingState as S;
+            match state {
+                S::Connecting => json!({"event": "signaling", "state": "connecting"}),
+                S::Connected => json!({"event": "signaling", "state": "connected"}),
+                S::Reconnecting { attempt, .. } => {
+                    json!({"event": "signaling", "state": "reconnecting", "attempt": attempt})
+                }
+                S::RateLimited { .. } => json!({"event": "signaling", "state": "rate_limited"}),
+                S::Offline { reason } => {
+                    json!({"event": "signaling", "state": "offline", "reason": reason})
+                }
+            }
+        }
         NodeEvent::PeerConnected { peer, fingerprint } => {
             json!({"event": "connected", "peer": peer, "fingerprint": fingerprint})
         }

@@ -281,3 +281,24 @@ pub async fn started_node(
     );
     Ok(node)
 }
+
+/// Reads a `peerns node --json` output until its ID is registered (`{"event":"signaling",
+/// "state":"connected"}`); the node prints `started` before that, at once. Panics after `secs`.
+pub async fn wait_registered<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+    secs: u64,
+) {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        while let Some(line) = lines.next_line().await.expect("reading peerns node") {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["event"] == "signaling"
+                && v["state"] == "connected"
+            {
+                return;
+            }
+        }
+        panic!("peerns node exited before registering");
+    })
+    .await
+    .expect("peerns node did not register");
+}

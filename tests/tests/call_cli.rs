@@ -54,6 +54,7 @@ async fn node(
         .unwrap()
         .unwrap();
     let hello: Value = serde_json::from_str(&first).unwrap();
+    peerns_tests::wait_registered(&mut lines, 20).await;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {

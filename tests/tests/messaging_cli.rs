@@ -83,6 +83,7 @@ async fn receiver(profile: &Path, url: &str) -> Receiver {
         .unwrap()
         .unwrap();
     let hello: serde_json::Value = serde_json::from_str(&first).unwrap();
+    peerns_tests::wait_registered(&mut lines, 20).await;
     let received = Arc::new(Mutex::new(0));
     let files = Arc::new(Mutex::new(vec![]));
     let (r, f) = (received.clone(), files.clone());

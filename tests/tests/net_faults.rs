@@ -110,6 +110,7 @@ async fn receiver(lab: &Lab, host: usize, profile: &Path) -> Receiver {
         .unwrap()
         .expect("peerns node printed nothing");
     let hello: serde_json::Value = serde_json::from_str(&first).unwrap();
+    peerns_tests::wait_registered(&mut lines, 60).await;
     let got = Arc::new(Mutex::new(vec![]));
     let g = got.clone();
     tokio::spawn(async move {

@@ -647,7 +647,9 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
         let pause = if idle { REDIAL_IDLE } else { REDIAL_MIN };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = wake.notified(), if idle => {}
+            // Woken: look again after the usual second (a link that just went down is not
+            // redialled at once, as with the one-second tick).
+            _ = wake.notified(), if idle => tokio::time::sleep(REDIAL_MIN).await,
         }
         let Some(this) = inner.upgrade() else { return };
         let Ok(waiting) = this

@@ -588,10 +588,7 @@ impl Agent {
             self.disconnected_timeout,
             self.failed_timeout,
         );
-        // PeerNS patch (idle-tick): start from "unset", not from DEFAULT_CHECK_INTERVAL, which
-        // capped every interval at 200 ms and woke a connected agent 5 times a second instead
-        // of once per keepalive interval.
-        let mut interval = ZERO_DURATION;
+        let mut interval = DEFAULT_CHECK_INTERVAL;
 
         let mut update_interval = |x: Duration| {
             if x != ZERO_DURATION && (interval == ZERO_DURATION || interval > x) {
@@ -612,11 +609,7 @@ impl Agent {
         // Ensure we run our task loop as quickly as the minimum of our various configured timeouts
         update_interval(disconnected_timeout);
         update_interval(failed_timeout);
-        if interval == ZERO_DURATION {
-            DEFAULT_CHECK_INTERVAL
-        } else {
-            interval
-        }
+        interval
     }
 
     /// Returns the selected pair (local_candidate, remote_candidate) or none
