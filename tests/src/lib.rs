@@ -302,3 +302,34 @@ pub async fn wait_registered<R: tokio::io::AsyncBufRead + Unpin>(
     .await
     .expect("peerns node did not register");
 }
+
+/// The streams of a media file as ffprobe counts them: (codec, width, height, frames decoded).
+pub fn ffprobe(path: &std::path::Path) -> Vec<(String, u64, u64, u64)> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("stream=codec_name,width,height,nb_read_frames")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (apt-get install ffmpeg)");
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    v["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|s| {
+            let n = |k: &str| s[k].as_u64().unwrap_or(0);
+            let frames = s["nb_read_frames"]
+                .as_str()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            let codec = s["codec_name"].as_str().unwrap_or("").to_owned();
+            (codec, n("width"), n("height"), frames)
+        })
+        .collect()
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use peerns_tests::{ServerKind, ServerOpts, TestServer, peerns_bin};
+use peerns_tests::{ServerKind, ServerOpts, TestServer, ffprobe, peerns_bin};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -72,37 +72,6 @@ fn interrupt(child: &Child) {
     let pid = child.id().expect("running") as i32;
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(pid, libc::SIGINT) };
-}
-
-/// (codec, width, height, frames) per stream.
-fn ffprobe(path: &Path) -> Vec<(String, u64, u64, u64)> {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries"])
-        .arg("stream=codec_name,width,height,nb_read_frames")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (apt-get install ffmpeg)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let n = |k: &str| s[k].as_u64().unwrap_or(0);
-            let frames = s["nb_read_frames"]
-                .as_str()
-                .and_then(|x| x.parse().ok())
-                .unwrap_or(0);
-            let codec = s["codec_name"].as_str().unwrap_or("").to_owned();
-            (codec, n("width"), n("height"), frames)
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,6 @@
 //! estimate reach the sender. Plus the refusals: no subscriber, an explicit refusal, and the
 //! per-peer cap on undecided media offers.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use peerns_core::media::record::Recording;
@@ -16,48 +15,13 @@ use peerns_core::transport::{
 use peerns_media_desktop::audio::OpusEncoder;
 use peerns_media_desktop::sources::{TestPattern, Tone};
 use peerns_media_desktop::video::H264Encoder;
-use peerns_tests::{ServerKind, ServerOpts, TestServer, test_node, test_node_with};
+use peerns_tests::{ServerKind, ServerOpts, TestServer, ffprobe, test_node, test_node_with};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 const SECONDS: u64 = 10;
 const FPS: u64 = 30;
 const SCREEN_FPS: u64 = 5;
-
-/// Streams counted by ffprobe: (codec, width, height, frames).
-fn ffprobe(path: &Path) -> Vec<(String, u64, u64, u64)> {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries"])
-        .arg("stream=codec_name,width,height,nb_read_frames")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (apt-get install ffmpeg)");
-    assert!(
-        out.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
-    v["streams"]
-        .as_array()
-        .expect("streams")
-        .iter()
-        .map(|s| {
-            let n = |k: &str| s[k].as_u64().unwrap_or(0);
-            let frames = s["nb_read_frames"]
-                .as_str()
-                .and_then(|x| x.parse().ok())
-                .unwrap_or(0);
-            (
-                s["codec_name"].as_str().unwrap_or("").to_owned(),
-                n("width"),
-                n("height"),
-                frames,
-            )
-        })
-        .collect()
-}
 
 async fn remote_tracks(conn: &MediaConnection, n: usize) -> Vec<RemoteTrack> {
     let mut out = vec![];
