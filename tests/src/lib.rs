@@ -282,25 +282,30 @@ pub async fn started_node(
     Ok(node)
 }
 
-/// Reads a `peerns node --json` output until its ID is registered (`{"event":"signaling",
-/// "state":"connected"}`); the node prints `started` before that, at once. Panics after `secs`.
-pub async fn wait_registered<R: tokio::io::AsyncBufRead + Unpin>(
+/// Reads a `peerns node --json` output: its first line (the `started` event, printed at once)
+/// and then on until its ID is registered (`{"event":"signaling","state":"connected"}`).
+/// Returns the `started` event; panics if either takes longer than `secs`.
+pub async fn node_started<R: tokio::io::AsyncBufRead + Unpin>(
     lines: &mut tokio::io::Lines<R>,
     secs: u64,
-) {
+) -> serde_json::Value {
     tokio::time::timeout(Duration::from_secs(secs), async {
+        let first = lines.next_line().await.expect("reading peerns node");
+        let started: serde_json::Value =
+            serde_json::from_str(&first.expect("peerns node printed nothing")).unwrap();
+        assert_eq!(started["event"], "started", "{started}");
         while let Some(line) = lines.next_line().await.expect("reading peerns node") {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                 && v["event"] == "signaling"
                 && v["state"] == "connected"
             {
-                return;
+                return started;
             }
         }
         panic!("peerns node exited before registering");
     })
     .await
-    .expect("peerns node did not register");
+    .expect("peerns node did not start and register")
 }
 
 /// The streams of a media file as ffprobe counts them: (codec, width, height, frames decoded).

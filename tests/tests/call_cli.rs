@@ -48,13 +48,7 @@ async fn node(
         .spawn()
         .expect("start peerns node");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("peerns node did not start")
-        .unwrap()
-        .unwrap();
-    let hello: Value = serde_json::from_str(&first).unwrap();
-    peerns_tests::wait_registered(&mut lines, 20).await;
+    let hello = peerns_tests::node_started(&mut lines, 20).await;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {

@@ -77,13 +77,7 @@ async fn receiver(profile: &Path, url: &str) -> Receiver {
     .spawn()
     .expect("start peerns node");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("peerns node did not start")
-        .unwrap()
-        .unwrap();
-    let hello: serde_json::Value = serde_json::from_str(&first).unwrap();
-    peerns_tests::wait_registered(&mut lines, 20).await;
+    let hello = peerns_tests::node_started(&mut lines, 20).await;
     let received = Arc::new(Mutex::new(0));
     let files = Arc::new(Mutex::new(vec![]));
     let (r, f) = (received.clone(), files.clone());

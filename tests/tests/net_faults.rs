@@ -104,13 +104,7 @@ async fn receiver(lab: &Lab, host: usize, profile: &Path) -> Receiver {
         .spawn()
         .expect("start peerns node");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("peerns node did not start")
-        .unwrap()
-        .expect("peerns node printed nothing");
-    let hello: serde_json::Value = serde_json::from_str(&first).unwrap();
-    peerns_tests::wait_registered(&mut lines, 60).await;
+    let hello = peerns_tests::node_started(&mut lines, 60).await;
     let got = Arc::new(Mutex::new(vec![]));
     let g = got.clone();
     tokio::spawn(async move {
