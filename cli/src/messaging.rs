@@ -168,7 +168,7 @@ pub(crate) fn profile_dir(profile: Option<PathBuf>) -> Result<PathBuf> {
 
 /// How long one-shot commands wait for the signaling server before acting anyway (a dial then
 /// fails and what was queued stays in the outbox).
-const REGISTER_WAIT: Duration = Duration::from_secs(15);
+const REGISTER_WAIT: Duration = Duration::from_secs(60);
 
 /// Starts the node and waits until its ID is registered: one-shot commands act right away.
 pub(crate) async fn start(net: &NetArgs, profile: Option<PathBuf>) -> Result<Node> {
