@@ -44,7 +44,7 @@ pub(crate) struct Link {
     pub features: u64,
     /// The peer's display name from its hello (`None` until the hello arrives).
     name: watch::Sender<Option<String>>,
-    cid: String,
+    pub(super) cid: String,
     out: mpsc::Sender<Vec<u8>>,
     sender: DataSender,
     /// Where the outbox pump continues (0 = from the first unacknowledged op).
