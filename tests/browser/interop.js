@@ -15,6 +15,13 @@
 //   stats {id}                     what the echo side saw on its incoming connections (counts,
 //                                  mismatches, JS types of the received values, ICE pair)
 //   destroy {id}                   peer.destroy()
+//   answerCalls {id}               answer every incoming media call with the fake camera and
+//                                  microphone (320x240), playing what arrives (browser_media.rs)
+//   call {id, to}                  peer.call(to, fake camera + microphone); resolves once the
+//                                  remote stream arrived
+//   mediaStats {id}                getStats of the last media call: inbound/outbound video and
+//                                  inbound audio (framesDecoded, size, codec)
+//   hangUp {id}                    close every media call of `id`
 //
 // gen() must stay identical to `message()` in tests/tests/browser_interop.rs.
 
@@ -217,9 +224,94 @@ async function ping({ id, to, serialization, n }) {
   }
 }
 
+
+// ---- media calls (tests/tests/browser_media.rs) ---------------------------------------------------
+
+/** The fake camera (320x240) and microphone (`--use-fake-device-for-media-stream`). */
+function localStream() {
+  return navigator.mediaDevices.getUserMedia({
+    video: { width: 320, height: 240, frameRate: 30 }, audio: true,
+  });
+}
+
+/** Plays a remote stream in a muted <video> (so every received track has a sink). */
+function play(stream) {
+  const v = document.createElement('video');
+  v.muted = true;
+  v.autoplay = true;
+  v.playsInline = true;
+  v.srcObject = stream;
+  document.body.appendChild(v);
+  v.play().catch((e) => log(`play: ${e}`));
+}
+
+function track(e, c) {
+  e.calls = e.calls || [];
+  e.calls.push(c);
+  c.on('error', (err) => log(`media ${c.connectionId} error ${err.type}: ${err.message}`));
+  c.on('close', () => log(`media ${c.connectionId} closed`));
+  return new Promise((res) => c.on('stream', (s) => { play(s); res(s); }));
+}
+
+async function answerCalls({ id }) {
+  const e = entry(id);
+  const stream = await localStream();
+  e.peer.on('call', (c) => {
+    log(`${id}: media call ${c.connectionId} from ${c.peer}`);
+    track(e, c);
+    c.answer(stream);
+  });
+  return {};
+}
+
+async function call({ id, to }) {
+  const e = entry(id);
+  const stream = await localStream();
+  const t0 = now();
+  const c = e.peer.call(to, stream, { metadata: { from: id } });
+  const remote = await withTimeout(track(e, c), 15000, `remote stream of the call to ${to}`);
+  return { connectionId: c.connectionId, ms: now() - t0, tracks: remote.getTracks().map((t) => t.kind) };
+}
+
+async function mediaStats({ id }) {
+  const e = entry(id);
+  const c = e.calls && e.calls[e.calls.length - 1];
+  if (!c || !c.peerConnection) throw new Error(`${id} has no media call`);
+  const st = await c.peerConnection.getStats();
+  const m = new Map();
+  st.forEach((r) => m.set(r.id, r));
+  const out = { inVideo: null, outVideo: null, inAudio: null };
+  const codec = (r) => (m.get(r.codecId) || {}).mimeType || null;
+  for (const r of m.values()) {
+    if (r.type === 'inbound-rtp' && r.kind === 'video') {
+      out.inVideo = {
+        framesDecoded: r.framesDecoded || 0, framesReceived: r.framesReceived || 0,
+        width: r.frameWidth || 0, height: r.frameHeight || 0, codec: codec(r),
+        pliCount: r.pliCount || 0, packetsLost: r.packetsLost || 0,
+      };
+    } else if (r.type === 'outbound-rtp' && r.kind === 'video') {
+      out.outVideo = { framesEncoded: r.framesEncoded || 0, codec: codec(r), width: r.frameWidth || 0 };
+    } else if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+      out.inAudio = { packetsReceived: r.packetsReceived || 0, codec: codec(r) };
+    }
+  }
+  return out;
+}
+
+async function hangUp({ id }) {
+  const e = entry(id);
+  for (const c of e.calls || []) c.close();
+  e.calls = [];
+  return {};
+}
+
 const ops = {
   register,
   ping,
+  answerCalls,
+  call,
+  mediaStats,
+  hangUp,
   async stats({ id }) { return { conns: entry(id).conns }; },
   async destroy({ id }) { entry(id).peer.destroy(); peers.delete(id); return {}; },
 };

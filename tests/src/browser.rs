@@ -44,6 +44,10 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-sync",
     "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
+    // Media calls (browser_media.rs): a generated camera and microphone, no permission prompt.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
     "--enable-logging=stderr",
     "--v=0",
 ];

@@ -1,0 +1,260 @@
+//! Browser media interop: headless Chromium running peerjs 1.5.5 with fake capture
+//! (`--use-fake-device-for-media-stream`) and a native node exchange PeerJS media calls, in both
+//! directions (the native node calls the page, and the page calls the native node). In each
+//! direction the native side sends OpenH264 test-pattern video and an Opus tone and records the
+//! browser's camera and microphone: the browser's `getStats()` must show `framesDecoded`
+//! growing from our video at 320×240, and our Matroska recording of the browser's video and
+//! audio must decode with `ffprobe`.
+//!
+//! This runs at the transport layer (`Transport::call`, `Transport::media_offers`): a browser
+//! has no Noise session, so the node's call rules (decision 0013) do not admit its calls; how a
+//! node admits them is `Node::allow_browser_calls` (tested in the core). Like
+//! `browser_interop`, the test re-runs itself in a loopback-only network namespace.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use peerns_core::media::record::Recording;
+use peerns_core::media::track::{EncoderControl, MediaSource, Push};
+use peerns_core::transport::{MediaConnection, MediaKind, MediaOptions, RemoteTrack, TrackSpec};
+use peerns_media_desktop::audio::OpusEncoder;
+use peerns_media_desktop::sources::{TestPattern, Tone};
+use peerns_media_desktop::video::H264Encoder;
+use peerns_tests::browser::{Browser, peerjs_version, run_in_netns};
+use peerns_tests::{ServerKind, ServerOpts, TestNode, TestServer, ffprobe, test_node};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// Media per direction.
+const SECONDS: u64 = 4;
+const FPS: u64 = 30;
+const STEP: Duration = Duration::from_secs(15);
+
+/// Sends the test pattern (320×240) and a tone on `conn` for [`SECONDS`]; returns the video
+/// frames queued.
+async fn send_media(conn: MediaConnection) -> u64 {
+    let (video, mut ctl) = MediaSource::start(&conn, conn.local_track("video").expect("video"));
+    let (audio, _) = MediaSource::start(&conn, conn.local_track("audio").expect("audio"));
+    let tone = tokio::spawn(async move {
+        let mut enc = OpusEncoder::new(32_000).expect("opus");
+        let mut tone = Tone::new(440.0);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for i in 0..SECONDS * 50 {
+            tick.tick().await;
+            let _ = audio.push(enc.encode(&tone.next_frame(), i * 20_000).expect("opus"));
+        }
+    });
+    let mut enc = H264Encoder::new(FPS as f32, 600_000).expect("encoder");
+    let mut pattern = TestPattern::new(320, 240);
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / FPS));
+    let mut pushed = 0;
+    for i in 0..SECONDS * FPS {
+        tick.tick().await;
+        while let Ok(c) = ctl.try_recv() {
+            match c {
+                EncoderControl::KeyframeRequest => enc.request_keyframe(),
+                EncoderControl::TargetBitrate(b) => enc.set_target_bitrate(b).expect("bitrate"),
+            }
+        }
+        if let Some(f) = enc
+            .encode(&pattern.next_frame(), i * 1_000_000 / FPS)
+            .expect("encode")
+            && video.push(f) == Push::Queued
+        {
+            pushed += 1;
+        }
+    }
+    tone.await.unwrap();
+    pushed
+}
+
+/// The browser's audio and video tracks, video first.
+async fn browser_tracks(conn: &MediaConnection) -> Vec<RemoteTrack> {
+    let mut out = vec![];
+    while out.len() < 2 {
+        let t = tokio::time::timeout(STEP, conn.next_remote_track())
+            .await
+            .expect("the browser's tracks in time")
+            .expect("connection open");
+        out.push(t);
+    }
+    out.sort_by_key(|t| t.kind() == MediaKind::Audio);
+    out
+}
+
+/// Runs one call on the connected `conn`: we send, record the browser and sample its stats
+/// twice. Returns a summary line.
+async fn exchange(browser: &mut Browser, bid: &str, conn: MediaConnection) -> String {
+    conn.connected(STEP).await.expect("media connected");
+    let tracks = browser_tracks(&conn).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("browser.mkv");
+    let rec = Recording::start(tracks, std::fs::File::create(&path).unwrap());
+    let sender = tokio::spawn(send_media(conn.clone()));
+    tokio::time::sleep(Duration::from_secs(SECONDS / 2)).await;
+    let mid = stats(browser, bid).await;
+    let pushed = sender.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let end = stats(browser, bid).await;
+    let received: Vec<u64> = rec
+        .tracks()
+        .iter()
+        .map(|(_, s)| s.frames.load(Ordering::Relaxed))
+        .collect();
+    rec.finish().await.expect("recording");
+    browser
+        .call("hangUp", json!({"id": bid}), STEP)
+        .await
+        .expect("hang up");
+    conn.close().await;
+
+    let decoded = |v: &Value| v["inVideo"]["framesDecoded"].as_u64().unwrap_or(0);
+    let (d_mid, d_end) = (decoded(&mid), decoded(&end));
+    assert!(
+        d_mid > 0 && d_end > d_mid,
+        "framesDecoded grows in the browser: {mid} then {end}"
+    );
+    assert!(
+        d_end * 10 >= pushed * 6,
+        "the browser decoded {d_end} of {pushed} frames"
+    );
+    assert_eq!(end["inVideo"]["codec"], "video/H264", "{end}");
+    assert_eq!(
+        (&end["inVideo"]["width"], &end["inVideo"]["height"]),
+        (&json!(320), &json!(240)),
+        "{end}"
+    );
+    let streams = ffprobe(&path);
+    assert_eq!(streams.len(), 2, "video and audio recorded: {streams:?}");
+    let (vcodec, w, h, vframes) = &streams[0];
+    assert!(
+        ["h264", "vp8"].contains(&vcodec.as_str()) && (*w, *h) == (320, 240),
+        "the browser's video: {streams:?}"
+    );
+    assert!(
+        *vframes >= SECONDS * 10,
+        "the browser's video decodes: {vframes} frames ({streams:?})"
+    );
+    assert_eq!(streams[1].0, "opus", "{streams:?}");
+    assert!(
+        streams[1].3 >= SECONDS * 25,
+        "the browser's audio: {streams:?}"
+    );
+    format!(
+        "we pushed {pushed} frames, browser decoded {d_mid} → {d_end} ({}); we received \
+         {received:?}, recording {streams:?}",
+        end["inVideo"]["codec"]
+    )
+}
+
+async fn stats(browser: &mut Browser, bid: &str) -> Value {
+    browser
+        .call("mediaStats", json!({"id": bid}), STEP)
+        .await
+        .expect("mediaStats")
+}
+
+fn tracks() -> Vec<TrackSpec> {
+    vec![TrackSpec::audio(), TrackSpec::video()]
+}
+
+/// The native node calls the page, which answers with its fake camera.
+async fn native_to_browser(browser: &mut Browser, node: &TestNode, bid: &str) -> String {
+    browser
+        .call("answerCalls", json!({"id": bid}), STEP)
+        .await
+        .expect("answerCalls");
+    let conn = node
+        .transport
+        .call(
+            bid,
+            MediaOptions {
+                tracks: tracks(),
+                metadata: json!({"call": "native"}),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("call the browser");
+    exchange(browser, bid, conn).await
+}
+
+/// The page calls the native node, which answers.
+async fn browser_to_native(browser: &mut Browser, node: &TestNode, bid: &str) -> String {
+    let mut offers = node.transport.media_offers(2);
+    let (tx, mut rx) = mpsc::channel(1);
+    let accept = tokio::spawn(async move {
+        let inc = tokio::time::timeout(STEP, offers.recv())
+            .await
+            .expect("the browser's OFFER in time")
+            .expect("subscribed");
+        let peer = inc.peer().to_owned();
+        let conn = inc.accept(tracks()).await.expect("accept");
+        tx.send((peer, conn)).await.unwrap();
+    });
+    let called = browser
+        .call("call", json!({"id": bid, "to": node.id}), STEP)
+        .await
+        .expect("the page's call");
+    accept.await.unwrap();
+    let (peer, conn) = rx.recv().await.unwrap();
+    assert_eq!(peer, bid);
+    assert!(
+        called["connectionId"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("mc_")),
+        "{called}"
+    );
+    exchange(browser, bid, conn).await
+}
+
+async fn run() {
+    let t0 = Instant::now();
+    let (server, mut browser) = tokio::join!(
+        TestServer::start(ServerKind::Embedded, ServerOpts::default()),
+        Browser::launch(),
+    );
+    assert_eq!(
+        peerjs_version(),
+        "1.5.5",
+        "peerjs version served to the page"
+    );
+    let bid = "peerns-bm-browser";
+    browser
+        .call(
+            "register",
+            json!({"id": bid, "server": server.port()}),
+            STEP,
+        )
+        .await
+        .expect("page register");
+    let node = test_node(&server.url(), "peerns-bm-native").await;
+    for (name, dir) in [("native→browser", 0), ("browser→native", 1)] {
+        let t = Instant::now();
+        let summary = match dir {
+            0 => native_to_browser(&mut browser, &node, bid).await,
+            _ => browser_to_native(&mut browser, &node, bid).await,
+        };
+        println!("ok {name} ({:.2} s): {summary}", t.elapsed().as_secs_f64());
+    }
+    node.transport.shutdown().await;
+    println!("both directions in {:.2} s", t0.elapsed().as_secs_f64());
+}
+
+/// Both directions, with one Chromium, inside a fresh loopback-only network namespace.
+#[test]
+fn chromium_peerjs_media_calls() {
+    if !run_in_netns("chromium_peerjs_media_calls") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(120), run())
+            .await
+            .expect("browser media calls finished within 120 s")
+    });
+}
