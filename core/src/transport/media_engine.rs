@@ -2,19 +2,28 @@
 //! Opus, H.264 constrained baseline in packetization mode 1, VP8 (optional, browsers offer it
 //! first), RTX for the video codecs; NACK generator/responder, RTCP sender/receiver reports,
 //! and send-side congestion control (TWCC feedback + GCC + pacer) whose estimate the
-//! application reads through [`BitrateEstimate`].
+//! application reads through [`BitrateEstimate`]; and [`SenderFeedback`], which lets keyframe
+//! requests (PLI, FIR) and REMB through to the application (webrtc-rs ends inbound RTCP at the
+//! chain's terminus otherwise).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
+use rtc::interceptor::{
+    Attribute, AttributedPacket, BandwidthEstimator, EstimatorStats, Gcc, Interceptor, Packet,
+    PacketReport, Slot, StreamInfo, TaggedPacket,
+};
 use rtc::peer_connection::configuration::interceptor_registry::{
     CongestionFeedback, configure_congestion_control, configure_nack, configure_rtcp_reports,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -138,6 +147,87 @@ impl BandwidthEstimator for PublishedGcc {
     }
 }
 
+/// Where [`SenderFeedback`] sits: closest to the application, after every interceptor that
+/// acts on inbound RTCP itself (reports at 10–11k, interval PLI 12k, jitter buffer 13k).
+pub const SENDER_FEEDBACK_SLOT: usize = 14_000;
+
+/// Lets the RTCP a sender's encoder must hear reach the application: PLI, FIR and REMB.
+///
+/// webrtc-rs's chain ends inbound RTCP at its terminus unless a packet carries
+/// [`Attribute::DeliverToApplication`]. For each inbound compound this emits one copy per
+/// destination SSRC holding only those feedback packets, marked for delivery, because the
+/// connection routes a compound to the track of its first packet's SSRC (a receiver report
+/// first, or feedback for two tracks in one compound, would otherwise go to the wrong track).
+/// The original compound goes on unchanged (the terminus drops it, keeping its attributes).
+#[derive(Default)]
+pub struct SenderFeedback {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+/// Whether `p` is feedback the sender acts on.
+fn is_sender_feedback(p: &dyn rtc::rtcp::Packet) -> bool {
+    let any = p.as_any();
+    any.downcast_ref::<PictureLossIndication>().is_some()
+        || any.downcast_ref::<FullIntraRequest>().is_some()
+        || any
+            .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+            .is_some()
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for SenderFeedback {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            // Grouped by destination SSRC, in order of first appearance (a compound holds few).
+            let mut groups: Vec<(u32, Vec<Box<dyn rtc::rtcp::Packet>>)> = vec![];
+            for p in packets.iter().filter(|p| is_sender_feedback(p.as_ref())) {
+                for ssrc in p.destination_ssrc() {
+                    match groups.iter_mut().find(|(s, _)| *s == ssrc) {
+                        Some((_, g)) => g.push(p.clone()),
+                        None => groups.push((ssrc, vec![p.clone()])),
+                    }
+                }
+            }
+            for (_, g) in groups {
+                self.read.push_back(TaggedPacket {
+                    now: msg.now,
+                    transport: msg.transport,
+                    message: AttributedPacket::new(Packet::Rtcp(g))
+                        .with(Attribute::DeliverToApplication),
+                });
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for SenderFeedback {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
 /// A media engine and interceptor chain for one media connection, and the cell its
 /// congestion-control estimate is published to.
 pub struct MediaStack {
@@ -192,10 +282,104 @@ pub fn media_stack() -> Result<MediaStack, rtc::shared::error::Error> {
     let registry = configure_rtcp_reports(registry);
     let registry =
         configure_congestion_control(registry, gcc, CongestionFeedback::Twcc, &mut engine)?;
+    let registry = registry.with(
+        Slot::Custom(SENDER_FEEDBACK_SLOT),
+        SenderFeedback::default(),
+    );
     Ok(MediaStack {
         engine,
         registry,
         estimate,
         certificate: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::interceptor::Registry as Chain;
+    use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::sansio::Protocol;
+
+    fn rtcp(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
+        TaggedPacket {
+            now: Instant::now(),
+            transport: Default::default(),
+            message: AttributedPacket::new(Packet::Rtcp(packets)),
+        }
+    }
+
+    fn pli(media_ssrc: u32) -> Box<dyn rtc::rtcp::Packet> {
+        Box::new(PictureLossIndication {
+            sender_ssrc: 7,
+            media_ssrc,
+        })
+    }
+
+    fn delivered(chain: &mut impl Interceptor) -> Vec<Vec<u32>> {
+        let mut out = vec![];
+        while let Some(p) = chain.poll_read() {
+            let marked = p.message.has(&Attribute::DeliverToApplication);
+            let Packet::Rtcp(ps) = p.message.packet else {
+                panic!("not RTCP")
+            };
+            if ps.is_empty() {
+                continue;
+            }
+            assert!(marked);
+            assert!(ps.iter().all(|p| is_sender_feedback(p.as_ref())), "{ps:?}");
+            out.push(ps.iter().flat_map(|p| p.destination_ssrc()).collect());
+        }
+        out
+    }
+
+    #[test]
+    fn keyframe_requests_reach_the_application_split_per_track() {
+        let mut chain = Chain::new()
+            .with(
+                Slot::Custom(SENDER_FEEDBACK_SLOT),
+                SenderFeedback::default(),
+            )
+            .build();
+        // A receiver report first (it would route the compound to its SSRC), then PLIs for
+        // two tracks and a FIR.
+        let fir = FullIntraRequest {
+            sender_ssrc: 7,
+            media_ssrc: 0,
+            fir: vec![rtc::rtcp::payload_feedbacks::full_intra_request::FirEntry {
+                ssrc: 22,
+                sequence_number: 1,
+            }],
+        };
+        chain
+            .handle_read(rtcp(vec![
+                Box::new(ReceiverReport::default()),
+                pli(11),
+                pli(22),
+                Box::new(fir),
+            ]))
+            .unwrap();
+        assert_eq!(delivered(&mut chain), vec![vec![11], vec![22, 22]]);
+        // Reports alone stay inside the chain.
+        chain
+            .handle_read(rtcp(vec![Box::new(ReceiverReport::default())]))
+            .unwrap();
+        assert!(delivered(&mut chain).is_empty());
+    }
+
+    #[test]
+    fn the_media_stack_lets_keyframe_requests_through() {
+        let stack = media_stack().unwrap();
+        assert!(
+            stack
+                .registry
+                .slots()
+                .iter()
+                .any(|(s, name)| *s == Slot::Custom(SENDER_FEEDBACK_SLOT)
+                    && name == "SenderFeedback")
+        );
+        let mut chain = stack.registry.build();
+        chain.handle_read(rtcp(vec![pli(5)])).unwrap();
+        assert_eq!(delivered(&mut chain), vec![vec![5]]);
+    }
 }
