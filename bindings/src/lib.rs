@@ -20,11 +20,15 @@ use tokio::task::AbortHandle;
 
 uniffi::setup_scaffolding!();
 
+mod call_media;
 mod calls;
 mod chat;
 mod logging;
 mod platform;
 
+pub use call_media::{
+    CallMediaSinks, CallMediaSource, EncoderControlListener, MediaFrame, MediaFrameListener,
+};
 pub use calls::{ActiveCall, CallKinds, CallLogEntry, CallMediaState, CallStatus};
 pub use chat::{
     ChatMessage, Contact, ContactRequest, Conversation, MessageKind, MessageStatus, Trust,
@@ -521,6 +525,14 @@ pub enum NodeEvent {
         /// The entry.
         entry: CallLogEntry,
     },
+    /// The call's media is up: attach sources and sinks now (`call_media_source`,
+    /// `call_media_sinks`).
+    CallMediaConnected {
+        /// The call.
+        call: String,
+        /// The contact's fingerprint.
+        fingerprint: String,
+    },
 }
 
 impl From<node::NodeEvent> for NodeEvent {
@@ -666,6 +678,9 @@ impl From<node::NodeEvent> for NodeEvent {
             node::NodeEvent::CallLogged { entry } => Self::CallLogged {
                 entry: entry.into(),
             },
+            node::NodeEvent::CallMediaConnected { call, fingerprint } => {
+                Self::CallMediaConnected { call, fingerprint }
+            }
         }
     }
 }
@@ -713,7 +728,7 @@ impl Drop for Subscription {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -193,9 +193,18 @@ impl Inner {
 
     fn set_call_connection(this: &Arc<Inner>, call: CallId, conn: MediaConnection) {
         let mut calls = lock(&this.calls);
-        let still = calls.machine.active().is_some_and(|c| c.id == call);
-        if still {
+        let peer = calls
+            .machine
+            .active()
+            .filter(|c| c.id == call)
+            .map(|c| c.peer);
+        if let Some(peer) = peer {
             calls.media.watch().send_replace(Some((call, conn)));
+            drop(calls);
+            this.emit(super::NodeEvent::CallMediaConnected {
+                call: hex::encode(call),
+                fingerprint: peer.to_hex(),
+            });
         } else {
             drop(calls);
             tokio::spawn(async move { conn.close().await });

@@ -424,8 +424,24 @@ async fn an_accepted_call_gets_its_bound_media_and_stray_offers_are_refused() {
     b.accept_call(&call, Kinds::AUDIO).unwrap();
     assert_eq!(next_state(&mut eb, &call).await, CallState::Connected);
     assert_eq!(next_state(&mut ea, &call).await, CallState::Connected);
-    let ma = a.call_media(&call, Duration::from_secs(15)).await.unwrap();
-    let mb = b.call_media(&call, Duration::from_secs(15)).await.unwrap();
+    // Both sides hear that the media is up (the shells attach sources and sinks then).
+    for (rx, peer) in [
+        (&mut ea, b.identity().fingerprint),
+        (&mut eb, a.identity().fingerprint),
+    ] {
+        loop {
+            if let NodeEvent::CallMediaConnected {
+                call: c,
+                fingerprint,
+            } = next(rx).await
+            {
+                assert_eq!((c.as_str(), fingerprint), (call.as_str(), peer));
+                break;
+            }
+        }
+    }
+    let ma = a.call_media(&call, Duration::from_millis(1)).await.unwrap();
+    let mb = b.call_media(&call, Duration::from_millis(1)).await.unwrap();
     // The connection is the one the ring and the accept announced.
     let active = a.active_call().unwrap();
     assert_eq!(ma.info().connection_id, active.media_id);

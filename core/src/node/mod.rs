@@ -276,6 +276,14 @@ pub enum NodeEvent {
         /// The log entry.
         entry: CallEntry,
     },
+    /// The call's media connection is up (bound to the call): attach sources and sinks now
+    /// ([`Node::call_media`] returns at once).
+    CallMediaConnected {
+        /// The call.
+        call: String,
+        /// The contact's fingerprint.
+        fingerprint: String,
+    },
 }
 
 /// Why a node operation failed.
