@@ -1,4 +1,5 @@
-//! The `peerns` binary end to end: demo, identity persistence, and a short signaling bench.
+//! The `peerns` binary end to end: demo, identity persistence, and short signaling and media
+//! benches.
 
 use std::process::{Command, Output};
 
@@ -61,6 +62,31 @@ fn identity_persists_and_a_corrupt_key_file_is_refused() {
         !missing.status.success(),
         "a missing key file must not make a new identity"
     );
+}
+
+#[test]
+fn media_bench_reports_setup_latency_and_rates() {
+    let o = peerns(&["bench", "media", "--json", "--calls", "2", "--seconds", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    for key in [
+        "call_setup_p50_ms",
+        "frame_latency_p50_ms",
+        "video_fps",
+        "rtp_pkts_per_s",
+    ] {
+        let x = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {v}"));
+        assert!(x > 0.0 && x.is_finite(), "{key} = {x}");
+    }
+    // Frames pushed at 30/s for 2 s came out of the callee's sink (loopback, no loss).
+    let (pushed, got) = (
+        v["video_frames_pushed"].as_u64().unwrap(),
+        v["video_frames_received"].as_u64().unwrap(),
+    );
+    assert!(pushed >= 55 && got * 10 >= pushed * 9, "{v}");
+    assert!(v["rss_end_kb"].as_u64().unwrap() > 0, "{v}");
 }
 
 #[test]

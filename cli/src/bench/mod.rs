@@ -2,6 +2,7 @@
 
 mod discovery;
 mod idle;
+mod media;
 mod messaging;
 mod signaling;
 mod transport;
@@ -70,6 +71,19 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 60.0)]
         seconds: f64,
     },
+    /// 1:1 calls: call setup (dial -> first frame at the callee), frame latency, frames/s,
+    /// RTP packets/s and memory over a long call (debug builds say so).
+    Media {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Calls whose setup is timed.
+        #[arg(long, default_value_t = 10)]
+        calls: usize,
+        /// Length of the long call (latency, rates, memory), seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
     /// Discovery: full visibility, failover (graceful and silent), traffic, router CPU.
     Discovery {
         /// Print one JSON object instead of a table.
@@ -119,6 +133,11 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             contacts,
             seconds,
         } => idle::run(json, contacts, seconds).await,
+        BenchCmd::Media {
+            json,
+            calls,
+            seconds,
+        } => media::run(json, calls, seconds).await,
     }
 }
 
