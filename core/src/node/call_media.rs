@@ -10,14 +10,21 @@
 //!   with the announced connection ID and fingerprint, using the certificate its accept named
 //!   ([`Calls::admit_offer`](crate::calls::Calls::admit_offer)); every other OFFER is refused.
 //!
+//! A browser PeerJS peer has no Noise session, so its media OFFER is never a call: it cannot be
+//! bound to an announcement, rings nothing and is not logged. The node refuses it unless the
+//! user allowed that PeerJS ID explicitly ([`Node::allow_browser_calls`]); allowed offers go to
+//! the application undecided. A PeerJS ID proves nothing (whoever registers it at the server
+//! holds it), so this is an explicit opt-in for browser interop, never a default.
+//!
 //! The application attaches sources and sinks to the returned
 //! [`MediaConnection`](crate::transport::MediaConnection) (see `core/src/media/README.md`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::{Inner, Node, NodeError, lock};
 use crate::calls::machine::Input;
@@ -40,6 +47,8 @@ pub(crate) struct CallMedia {
     conn: Option<watch::Sender<Option<(CallId, MediaConnection)>>>,
     /// Media OFFERs are taken from the persistent transport.
     subscribed: bool,
+    /// PeerJS IDs whose media OFFERs go to the application ([`Node::allow_browser_calls`]).
+    browsers: Option<(HashSet<String>, mpsc::Sender<IncomingMedia>)>,
 }
 
 impl CallMedia {
@@ -129,7 +138,14 @@ impl Inner {
             })
         };
         let Some((call, tracks, cert)) = admitted else {
-            inc.refuse();
+            let browsers = lock(&this.calls).media.browsers.clone();
+            match browsers {
+                Some((ids, tx)) if ids.contains(inc.peer()) => {
+                    // A full queue drops (and so refuses) it.
+                    let _ = tx.try_send(inc);
+                }
+                _ => inc.refuse(),
+            }
             return;
         };
         match inc.accept_with(tracks, Some(cert)).await {
@@ -229,6 +245,18 @@ impl Inner {
 }
 
 impl Node {
+    /// Lets media OFFERs from the browser peers `peer_ids` (PeerJS IDs; they have no Noise
+    /// session, so they can never ring as calls) through to the returned receiver, undecided:
+    /// accept with [`IncomingMedia::accept`] or refuse. Every other OFFER that is not the
+    /// active call's announced one is still refused. A later call replaces the list (an empty
+    /// list allows none). Up to 4 undecided offers queue; more are refused.
+    pub fn allow_browser_calls(&self, peer_ids: Vec<String>) -> mpsc::Receiver<IncomingMedia> {
+        let (tx, rx) = mpsc::channel(OFFER_QUEUE);
+        lock(&self.inner.calls).media.browsers = Some((peer_ids.into_iter().collect(), tx));
+        Inner::take_media_offers(&self.inner);
+        rx
+    }
+
     /// The media connection of call `call` once it is connected (waits up to `timeout`): put
     /// encoded frames on its local tracks, take the peer's tracks with
     /// [`MediaConnection::next_remote_track`].

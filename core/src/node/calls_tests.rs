@@ -482,3 +482,59 @@ async fn an_accepted_call_gets_its_bound_media_and_stray_offers_are_refused() {
     .expect("media closed in time")
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_media_offers_reach_the_application_only_when_allowed() {
+    let server = server().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = vec![];
+    for (d, name) in dirs.iter().zip(["bob", "browser", "stranger"]) {
+        nodes.push(
+            started(config(d.path(), &server.url(), Some(name)))
+                .await
+                .unwrap(),
+        );
+    }
+    let (b, browser, stranger) = (&nodes[0], &nodes[1], &nodes[2]);
+    let offer = |from: &Node| {
+        let t = from.inner.transport();
+        let to = b.peer_id();
+        async move {
+            t.call(
+                &to,
+                crate::transport::MediaOptions {
+                    tracks: vec![crate::transport::TrackSpec::audio()],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // Not allowed (nothing is, by default): refused, as for any OFFER no call announced.
+    let c = offer(browser).await;
+    assert!(c.connected(Duration::from_secs(2)).await.is_err());
+
+    let mut offers = b.allow_browser_calls(vec![browser.peer_id()]);
+    // Someone else: still refused, and the application never sees it.
+    let c = offer(stranger).await;
+    assert!(c.connected(Duration::from_secs(2)).await.is_err());
+    assert!(offers.try_recv().is_err());
+    // The allowed PeerJS ID: handed over undecided; accepting connects.
+    let c = offer(browser).await;
+    let inc = tokio::time::timeout(Duration::from_secs(5), offers.recv())
+        .await
+        .expect("offer in time")
+        .expect("offer");
+    assert_eq!(inc.peer(), browser.peer_id());
+    let answered = inc
+        .accept(vec![crate::transport::TrackSpec::audio()])
+        .await
+        .unwrap();
+    c.connected(Duration::from_secs(10)).await.unwrap();
+    media_flows(&c, &answered, "audio").await;
+    // No call rang or was logged for it.
+    assert!(b.active_call().is_none());
+    assert!(b.call_log(None, 10).await.unwrap().is_empty());
+    c.close().await;
+}
