@@ -2,7 +2,8 @@
 //! OpenH264 test-pattern video, a second (screen) video and an Opus tone; the callee records
 //! them to Matroska and `ffprobe` counts the frames; a keyframe request (PLI) from the callee and
 //! the congestion estimate reach the sender's encoder. Plus the refusals: no subscriber, an explicit refusal, and the
-//! per-peer cap on undecided media offers.
+//! per-peer cap on undecided media offers. And a shorter call forced through a TURN relay
+//! (coturn, both ends relay-only) whose recording decodes.
 
 use std::time::{Duration, Instant};
 
@@ -41,13 +42,14 @@ async fn send_video(
     source: MediaSource,
     mut ctl: mpsc::Receiver<EncoderControl>,
     (w, h, fps): (usize, usize, u64),
+    seconds: u64,
 ) -> (u64, u64, Option<u64>) {
     let mut enc = H264Encoder::new(fps as f32, 600_000).expect("encoder");
     let mut pattern = TestPattern::new(w, h);
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / fps));
     let (mut pushed, mut requests, mut target) = (0, 0, None);
     let start = Instant::now();
-    for i in 0..SECONDS * fps {
+    for i in 0..seconds * fps {
         tick.tick().await;
         while let Ok(c) = ctl.try_recv() {
             match c {
@@ -70,18 +72,18 @@ async fn send_video(
         }
     }
     assert!(
-        start.elapsed() < Duration::from_secs(SECONDS + 5),
+        start.elapsed() < Duration::from_secs(seconds + 5),
         "encoding kept up"
     );
     (pushed, requests, target)
 }
 
-async fn send_audio(source: MediaSource) -> u64 {
+async fn send_audio(source: MediaSource, seconds: u64) -> u64 {
     let mut enc = OpusEncoder::new(32_000).expect("opus");
     let mut tone = Tone::new(440.0);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut pushed = 0;
-    for i in 0..SECONDS * 50 {
+    for i in 0..seconds * 50 {
         tick.tick().await;
         let f = enc.encode(&tone.next_frame(), i * 20_000).expect("encode");
         if source.push(f) == Push::Queued {
@@ -157,12 +159,17 @@ async fn video_screen_and_tone_are_recorded_and_decode() {
     let (screen, screen_ctl) = src("screen");
     let (audio, _) = src("audio");
     let video_stats = video.stats().clone();
-    let v = tokio::spawn(send_video(video, video_ctl, (320, 240, FPS)));
-    let sc = tokio::spawn(send_video(screen, screen_ctl, (640, 360, SCREEN_FPS)));
-    let au = tokio::spawn(send_audio(audio));
+    let v = tokio::spawn(send_video(video, video_ctl, (320, 240, FPS), SECONDS));
+    let sc = tokio::spawn(send_video(
+        screen,
+        screen_ctl,
+        (640, 360, SCREEN_FPS),
+        SECONDS,
+    ));
+    let au = tokio::spawn(send_audio(audio, SECONDS));
     // The callee talks back.
     let (reply, _) = MediaSource::start(&answered, answered.local_track("audio").unwrap());
-    let back_audio = tokio::spawn(send_audio(reply));
+    let back_audio = tokio::spawn(send_audio(reply, SECONDS));
 
     // The callee records everything the caller sends, video first.
     let mut got = remote_tracks(&answered, 3).await;
@@ -296,4 +303,92 @@ async fn media_offers_are_refused_without_a_decision_and_capped_per_peer() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let late = held.pop().unwrap();
     assert!(late.accept(vec![]).await.is_err());
+}
+
+/// A call with both ends relay-only through coturn: 4 s of video and a tone, recorded by the
+/// callee and decoded by ffprobe; coturn relayed at least the media's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_turn_is_recorded_and_decodes() {
+    const TURN_SECONDS: u64 = 4;
+    let turn = peerns_tests::turn::TurnServer::start().await;
+    let s = TestServer::start(ServerKind::Embedded, ServerOpts::default()).await;
+    let config = || TransportConfig {
+        ice_servers: vec![turn.ice_server()],
+        relay_only: true,
+        ..TransportConfig::loopback()
+    };
+    let a = test_node_with(&s.url(), "peerns2-mturn-a", config()).await;
+    let b = test_node_with(&s.url(), "peerns2-mturn-b", config()).await;
+    let mut offers = b.transport.media_offers(2);
+    let opts = MediaOptions {
+        tracks: vec![TrackSpec::audio(), TrackSpec::video()],
+        metadata: Value::Null,
+        ..Default::default()
+    };
+    let call = a.transport.call(&b.id, opts).await.expect("call");
+    let incoming = tokio::time::timeout(Duration::from_secs(10), offers.recv())
+        .await
+        .expect("offer in time")
+        .expect("subscribed");
+    let answered = incoming.accept(vec![]).await.expect("accept");
+    call.connected(Duration::from_secs(20))
+        .await
+        .expect("caller connected through TURN");
+    let (video, ctl) = MediaSource::start(&call, call.local_track("video").unwrap());
+    let (audio, _) = MediaSource::start(&call, call.local_track("audio").unwrap());
+    let v = tokio::spawn(send_video(video, ctl, (320, 240, FPS), TURN_SECONDS));
+    let au = tokio::spawn(send_audio(audio, TURN_SECONDS));
+    let mut got = remote_tracks(&answered, 2).await;
+    got.sort_by_key(|t| t.kind() == MediaKind::Audio);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("turn.mkv");
+    let rec = Recording::start(got, std::fs::File::create(&path).unwrap());
+    // As a recorder joining a stream should: ask for a keyframe once the video flows. The
+    // recording starts at the first keyframe that carries SPS/PPS, and without this the first
+    // GOP (2 s) was lost here (the first IDR reached the file without its parameter sets).
+    while rec.tracks()[0]
+        .1
+        .frames
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    rec.sinks()[0].request_keyframe().await.expect("PLI");
+    let (v_pushed, requests, _) = v.await.unwrap();
+    assert!(requests >= 1, "the PLI reached the encoder through TURN");
+    let a_pushed = au.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let video_bytes = rec.tracks()[0]
+        .0
+        .counters()
+        .bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    rec.finish().await.expect("recording");
+    call.close().await;
+    answered.close().await;
+
+    let streams = ffprobe(&path);
+    eprintln!("through TURN: pushed video {v_pushed} audio {a_pushed}; ffprobe {streams:?}");
+    assert_eq!(streams.len(), 2, "{streams:?}");
+    let (codec, w, h, frames) = &streams[0];
+    assert_eq!((codec.as_str(), *w, *h), ("h264", 320, 240));
+    assert!(
+        *frames * 10 >= v_pushed * 8,
+        "video: {frames} of {v_pushed}"
+    );
+    assert_eq!(streams[1].0, "opus");
+    assert!(streams[1].3 * 10 >= a_pushed * 8, "audio: {streams:?}");
+    // The media went through the relay: coturn allocated for both and relayed the video.
+    assert!(turn.successes("ALLOCATE") >= 2, "one allocation per side");
+    let relayed = turn
+        .wait_until(Duration::from_secs(10), |t| {
+            t.peer_usage().rb >= video_bytes
+        })
+        .await;
+    assert!(
+        relayed,
+        "coturn relayed {:?}, the video alone was {video_bytes} bytes",
+        turn.peer_usage()
+    );
 }
