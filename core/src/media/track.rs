@@ -26,6 +26,8 @@ pub const SOURCE_QUEUE: usize = 32;
 pub const CONTROL_QUEUE: usize = 16;
 /// How often the congestion-control target is checked.
 pub const BITRATE_POLL: Duration = Duration::from_millis(500);
+/// How often a sink asks again for a keyframe with SPS/PPS while its H.264 keyframes lack them.
+pub const PARAMS_REQUEST_REPEAT: Duration = Duration::from_millis(500);
 
 /// What the encoder feeding a source should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +288,9 @@ async fn sink_loop(
 ) {
     let codec = Codec::from_mime(track.mime_type());
     let mut r = codec.map(|c| Reassembler::new(c, track.clock_rate()));
+    // H.264: SPS/PPS seen on this track, and when we last asked for them.
+    let mut params_seen = false;
+    let mut asked: Option<Instant> = None;
     loop {
         let deadline = r.as_ref().and_then(Reassembler::poll_timeout);
         let sleep = async move {
@@ -324,18 +329,30 @@ async fn sink_loop(
                     stats
                         .bytes
                         .fetch_add(f.data.len() as u64, Ordering::Relaxed);
+                    let mut ask = false;
                     if f.keyframe && codec == Some(Codec::H264) {
-                        let size = h264::split_nals(&f.data)
+                        let sps = h264::split_nals(&f.data)
                             .into_iter()
-                            .find(|n| h264::nal_type(n) == h264::NAL_SPS)
-                            .and_then(h264::sps_size);
-                        if let Some((w, h)) = size {
+                            .find(|n| h264::nal_type(n) == h264::NAL_SPS);
+                        params_seen |= sps.is_some();
+                        if let Some((w, h)) = sps.and_then(h264::sps_size) {
                             stats
                                 .size
                                 .store((u64::from(w) << 32) | u64::from(h), Ordering::Relaxed);
                         }
+                        // A keyframe nobody can decode yet (the parameter sets were lost,
+                        // e.g. in the packet that announced the track): ask for another.
+                        ask =
+                            !params_seen && asked.is_none_or(|t| now >= t + PARAMS_REQUEST_REPEAT);
                     }
                     on_frame(f);
+                    if ask {
+                        asked = Some(now);
+                        stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                        if let Err(e) = track.request_keyframe(ssrc.load(Ordering::Relaxed)).await {
+                            tracing::debug!(error = %e, "keyframe request not sent");
+                        }
+                    }
                 }
                 Output::KeyframeNeeded => {
                     stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
