@@ -38,6 +38,9 @@ import org.junit.jupiter.api.io.TempDir
 import org.peerns.NodeStatus
 import org.peerns.Peerns
 import org.peerns.ffi.CallKinds
+import org.peerns.ffi.EncoderControlListener
+import org.peerns.ffi.MediaFrame
+import org.peerns.ffi.MediaFrameListener
 import org.peerns.ffi.ChatMessage
 import org.peerns.ffi.KeyStore
 import org.peerns.ffi.KeyStoreException
@@ -442,6 +445,59 @@ class NodeTest {
             assertTrue(entry.outgoing)
             eb.await { ev -> ev.any { it is NodeEvent.CallLogged } }
             assertEquals(listOf("completed"), b.callLog(fa, 10u).map { it.outcome })
+        } finally {
+            ea.job.cancel()
+            eb.job.cancel()
+            stopAll(a, b)
+        }
+    }
+
+    @Test
+    fun `a call's encoded frames go from one node's source to the other's sink`(@TempDir da: Path, @TempDir db: Path) = test {
+        val a = Peerns(config(da, "ada"))
+        val b = Peerns(config(db, "bob"))
+        startAll(a, b)
+        val ea = Collector(this, a.events)
+        val eb = Collector(this, b.events)
+        try {
+            makeContacts(this, a, b)
+            val call = a.startCall(b.identity().fingerprint, CallKinds(audio = true, video = true, screen = false))
+            eb.await { ev -> ev.any { it is NodeEvent.IncomingCall && it.call == call } }
+            b.acceptCall(call, CallKinds(audio = true, video = false, screen = false))
+            ea.await { ev -> ev.any { it is NodeEvent.CallMediaConnected && it.call == call } }
+            eb.await { ev -> ev.any { it is NodeEvent.CallMediaConnected && it.call == call } }
+            val keyframes = MutableStateFlow(0)
+            val encoder = object : EncoderControlListener {
+                override fun requestKeyframe() = keyframes.update { it + 1 }
+                override fun targetBitrate(bps: ULong) {}
+            }
+            val video = a.callMediaSource(call, "video", encoder)
+            val received = Collections.synchronizedList(mutableListOf<MediaFrame>())
+            val sinks = b.callMediaSinks(call, object : MediaFrameListener {
+                override fun onFrame(frame: MediaFrame) { received += frame }
+            })
+            val start = byteArrayOf(0, 0, 0, 1)
+            for (i in 0 until 40) {
+                val marker = "PEERNS%04d".format(i).toByteArray() + ByteArray(40) { it.toByte() }
+                val key = i % 10 == 0
+                val au = if (key) {
+                    start + byteArrayOf(0x67, 0x42, 0xc0.toByte(), 0x1f, 0xaa.toByte()) + start +
+                        byteArrayOf(0x68, 0xce.toByte(), 0x3c, 0x80.toByte()) + start + byteArrayOf(0x65) + marker
+                } else {
+                    start + byteArrayOf(0x41) + marker
+                }
+                assertTrue(video.pushFrame((i * 33_333).toULong(), key, au))
+                delay(20)
+            }
+            withTimeout(10.seconds) { while (received.size < 36) delay(50) }
+            val numbers = received.map { String(it.data).substringAfter("PEERNS").take(4).toInt() }
+            assertEquals(numbers.sorted(), numbers, "in order")
+            assertTrue(received.all { it.track == "video" && it.keyframe == (String(it.data).substringAfter("PEERNS").take(4).toInt() % 10 == 0) })
+            sinks.requestKeyframe("video")
+            withTimeout(5.seconds) { keyframes.first { it >= 1 } }
+            sinks.cancel()
+            a.hangUp(call)
+            eb.await { ev -> ev.any { it is NodeEvent.CallLogged } }
         } finally {
             ea.job.cancel()
             eb.job.cancel()
