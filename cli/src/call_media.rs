@@ -10,7 +10,7 @@ use std::time::Duration;
 use peerns_core::media::record::Recording;
 use peerns_core::media::track::{EncoderControl, MediaSink, MediaSource, MediaStats};
 use peerns_core::node::Node;
-use peerns_core::transport::{MediaConnection, MediaKind};
+use peerns_core::transport::{IncomingMedia, MediaConnection, MediaKind, MediaState, TrackSpec};
 use peerns_media_desktop::audio::OpusEncoder;
 use peerns_media_desktop::sources::{TestPattern, Tone, Y4mReader};
 use peerns_media_desktop::video::{H264Encoder, I420};
@@ -62,9 +62,19 @@ pub async fn start(
     record: Option<&Path>,
 ) -> Result<CallMedia> {
     let conn = node.call_media(call, Duration::from_secs(20)).await?;
+    start_on(&conn, sources, expect, record).await
+}
+
+/// Starts our sources on `conn` and takes `expect` tracks of the peer (recorded to `record`).
+async fn start_on(
+    conn: &MediaConnection,
+    sources: &Sources,
+    expect: usize,
+    record: Option<&Path>,
+) -> Result<CallMedia> {
     let (mut senders, mut sent) = (vec![], vec![]);
     for t in conn.local_tracks() {
-        let (source, ctl) = MediaSource::start(&conn, t);
+        let (source, ctl) = MediaSource::start(conn, t);
         sent.push((t.spec().kind, source.stats().clone()));
         match (t.spec().name.as_str(), t.spec().kind) {
             (_, MediaKind::Audio) if sources.audio => senders.push(tokio::spawn(tone(source))),
@@ -84,7 +94,7 @@ pub async fn start(
             _ => {}
         }
     }
-    let tracks = remote_tracks(&conn, expect).await;
+    let tracks = remote_tracks(conn, expect).await;
     let mut media = CallMedia {
         senders,
         sent,
@@ -286,6 +296,53 @@ pub async fn serve(
             println!("{j}");
         }
     }
+    media.finish().await
+}
+
+/// Answers a browser's media OFFER (a PeerJS ID allowed with `--allow-browser-call`; it is
+/// not a call: no ring, no log) with `sources`, records its audio and video to `record` and
+/// prints `browser_call` events and `media_stats` until the browser hangs up.
+pub async fn serve_browser(
+    inc: IncomingMedia,
+    sources: Sources,
+    record: Option<PathBuf>,
+    json: bool,
+) -> Result<()> {
+    let peer = inc.peer().to_owned();
+    let mut tracks = vec![];
+    if sources.audio {
+        tracks.push(TrackSpec::audio());
+    }
+    if sources.video.is_some() {
+        tracks.push(TrackSpec::video());
+    }
+    let conn = inc.accept(tracks).await?;
+    conn.connected(Duration::from_secs(20)).await?;
+    println!(
+        "{}",
+        json!({"event": "browser_call", "state": "connected", "peer": peer})
+    );
+    let media = start_on(&conn, &sources, 2, record.as_deref()).await?;
+    let mut state = conn.state();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => if json {
+                for j in media.stats(&peer) {
+                    println!("{j}");
+                }
+            },
+            r = state.wait_for(|s| *s == MediaState::Closed) => {
+                let _ = r;
+                break;
+            }
+        }
+    }
+    println!(
+        "{}",
+        json!({"event": "browser_call", "state": "ended", "peer": peer})
+    );
     media.finish().await
 }
 

@@ -67,9 +67,14 @@ pub struct NodeArgs {
     /// Audio to send when answering: `test` or `none`.
     #[arg(long, default_value = "test")]
     audio: String,
-    /// Record each answered call to `DIR/CALL.mkv`.
+    /// Record each answered call to `DIR/CALL.mkv` (a browser's to `DIR/browser-ID-MS.mkv`).
     #[arg(long, value_name = "DIR")]
     record_dir: Option<PathBuf>,
+    /// Answer media calls from this browser PeerJS ID (repeatable). A browser has no
+    /// authenticated session: its calls never ring and are not logged, and whoever registers
+    /// that ID at the server can call. Off by default.
+    #[arg(long, value_name = "PEER_ID")]
+    allow_browser_call: Vec<String>,
 }
 
 fn parse_position(s: &str) -> std::result::Result<(f64, f64), String> {
@@ -345,9 +350,30 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
     tokio::pin!(sleep_until);
     let mut usage = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     let mut answered = vec![];
+    let mut browser_offers = (!a.allow_browser_call.is_empty())
+        .then(|| node.allow_browser_calls(a.allow_browser_call.clone()));
     loop {
         tokio::select! {
             _ = usage.recv() => println!("{}", crate::usage::usage_event()),
+            Some(inc) = async {
+                match browser_offers.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let record = a.record_dir.as_ref().map(|d| {
+                    let ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis());
+                    d.join(format!("browser-{}-{ms}.mkv", inc.peer()))
+                });
+                let media = crate::call_media::serve_browser(inc, sources.clone(), record, a.json);
+                answered.push(tokio::spawn(async move {
+                    if let Err(e) = media.await {
+                        eprintln!("browser call: {e}");
+                    }
+                }));
+            }
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 print_event(a.json, &ev);

@@ -6,10 +6,12 @@
 //! growing from our video at 320×240, and our Matroska recording of the browser's video and
 //! audio must decode with `ffprobe`.
 //!
-//! This runs at the transport layer (`Transport::call`, `Transport::media_offers`): a browser
-//! has no Noise session, so the node's call rules (decision 0013) do not admit its calls; how a
-//! node admits them is `Node::allow_browser_calls` (tested in the core). Like
-//! `browser_interop`, the test re-runs itself in a loopback-only network namespace.
+//! Those two run at the transport layer (`Transport::call`, `Transport::media_offers`). A
+//! browser has no Noise session, so the node's call rules (decision 0013) never admit its calls
+//! as calls; a third case has the page call a real `peerns node --allow-browser-call ID`
+//! process (`Node::allow_browser_calls`), which answers with the test pattern and records the
+//! browser. Like `browser_interop`, the test re-runs itself in a loopback-only network
+//! namespace.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -21,8 +23,9 @@ use peerns_media_desktop::audio::OpusEncoder;
 use peerns_media_desktop::sources::{TestPattern, Tone};
 use peerns_media_desktop::video::H264Encoder;
 use peerns_tests::browser::{Browser, peerjs_version, run_in_netns};
-use peerns_tests::{ServerKind, ServerOpts, TestNode, TestServer, ffprobe, test_node};
+use peerns_tests::{ServerKind, ServerOpts, TestNode, TestServer, ffprobe, peerns_bin, test_node};
 use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 /// Media per direction.
@@ -208,6 +211,107 @@ async fn browser_to_native(browser: &mut Browser, node: &TestNode, bid: &str) ->
     exchange(browser, bid, conn).await
 }
 
+/// The page calls `peerns node --allow-browser-call BID`, which answers with the test
+/// pattern and records the browser until it hangs up.
+async fn browser_to_cli(browser: &mut Browser, server: &TestServer, bid: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let rec_dir = dir.path().join("rec");
+    std::fs::create_dir(&rec_dir).unwrap();
+    let mut child = tokio::process::Command::new(peerns_bin())
+        .arg("--profile")
+        .arg(dir.path().join("profile"))
+        .args(["node", "--signal", &server.url(), "--loopback", "--json"])
+        .args([
+            "--video",
+            "test",
+            "--allow-browser-call",
+            bid,
+            "--record-dir",
+        ])
+        .arg(&rec_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("node.err")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start peerns node");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // Its `started` line, then registration (on failure, with the node's log).
+    let mut hello = Value::Null;
+    let registered = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            let v: Value = serde_json::from_str(&l).unwrap_or(Value::Null);
+            if v["event"] == "started" {
+                hello = v;
+            } else if v["event"] == "signaling" && v["state"] == "connected" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(
+        registered == Ok(true),
+        "peerns node did not register ({hello}): {}",
+        std::fs::read_to_string(dir.path().join("node.err")).unwrap_or_default()
+    );
+    let to = hello["peer_id"].as_str().unwrap().to_owned();
+    browser
+        .call("call", json!({"id": bid, "to": to}), STEP)
+        .await
+        .expect("the page calls peerns node");
+    tokio::time::sleep(Duration::from_secs(SECONDS / 2)).await;
+    let mid = stats(browser, bid).await;
+    tokio::time::sleep(Duration::from_secs(SECONDS / 2)).await;
+    let end = stats(browser, bid).await;
+    browser
+        .call("hangUp", json!({"id": bid}), STEP)
+        .await
+        .expect("hang up");
+    let mut events = vec![];
+    let ended = tokio::time::timeout(STEP, async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            let v: Value = serde_json::from_str(&l).unwrap_or(Value::Null);
+            let done = v["event"] == "browser_call" && v["state"] == "ended";
+            events.push(v);
+            if done {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "peerns node saw the hang-up: {events:?}");
+    // The recording is closed right after `ended` is printed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = child.start_kill();
+    let decoded = |v: &Value| v["inVideo"]["framesDecoded"].as_u64().unwrap_or(0);
+    assert!(
+        decoded(&mid) > 0 && decoded(&end) > decoded(&mid),
+        "the browser decodes peerns node's video: {mid} then {end}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&rec_dir).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "one recording: {files:?}");
+    let streams = ffprobe(&files[0].path());
+    assert_eq!(streams.len(), 2, "{streams:?}");
+    let video = streams.iter().find(|s| s.0 == "vp8" || s.0 == "h264");
+    assert!(
+        video.is_some_and(|v| (v.1, v.2) == (320, 240) && v.3 >= SECONDS * 10),
+        "the browser's video decodes: {streams:?}"
+    );
+    assert!(
+        streams.iter().any(|s| s.0 == "opus" && s.3 >= SECONDS * 25),
+        "the browser's audio decodes: {streams:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "media_stats"),
+        "media_stats lines: {events:?}"
+    );
+    format!(
+        "browser decoded {} → {}, recording {streams:?}",
+        decoded(&mid),
+        decoded(&end)
+    )
+}
+
 async fn run() {
     let t0 = Instant::now();
     let (server, mut browser) = tokio::join!(
@@ -238,7 +342,13 @@ async fn run() {
         println!("ok {name} ({:.2} s): {summary}", t.elapsed().as_secs_f64());
     }
     node.transport.shutdown().await;
-    println!("both directions in {:.2} s", t0.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let summary = browser_to_cli(&mut browser, &server, bid).await;
+    println!(
+        "ok browser→peerns node ({:.2} s): {summary}",
+        t.elapsed().as_secs_f64()
+    );
+    println!("all cases in {:.2} s", t0.elapsed().as_secs_f64());
 }
 
 /// Both directions, with one Chromium, inside a fresh loopback-only network namespace.
