@@ -3,6 +3,7 @@
 mod discovery;
 mod idle;
 mod messaging;
+mod sfu;
 mod signaling;
 mod transport;
 
@@ -85,6 +86,18 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 20)]
         trials: usize,
     },
+    /// The group-call forwarder alone: packets/s on one core, 1 publisher → 8 subscribers.
+    Sfu {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Seconds per round.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Alternating rounds (the median counts).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 /// Runs one benchmark.
@@ -119,6 +132,11 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             contacts,
             seconds,
         } => idle::run(json, contacts, seconds).await,
+        BenchCmd::Sfu {
+            json,
+            seconds,
+            rounds,
+        } => sfu::run(json, seconds, rounds),
     }
 }
 
