@@ -29,7 +29,11 @@ fn packet(seq: u16, ts: u32, keyframe: bool) -> Vec<u8> {
     p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&ts.to_be_bytes());
     p.extend_from_slice(&0x5eed_u32.to_be_bytes());
-    p.extend_from_slice(if keyframe { &[0x65, 0x88] } else { &[0x41, 0x9a] });
+    p.extend_from_slice(if keyframe {
+        &[0x65, 0x88]
+    } else {
+        &[0x41, 0x9a]
+    });
     p.resize(PACKET, 0xab);
     p
 }
@@ -122,7 +126,10 @@ pub fn run(json: bool, seconds: f64, rounds: usize) -> Result<()> {
     } else {
         println!("forwarder, 1 publisher → {SUBSCRIBERS} subscribers, one thread:");
         println!("  forwarded   {fwd:>12.0} packets/s");
-        println!("  plain copy  {copy:>12.0} packets/s   (forwarder {:.2}×)", fwd / copy);
+        println!(
+            "  plain copy  {copy:>12.0} packets/s   (forwarder {:.2}×)",
+            fwd / copy
+        );
     }
     Ok(())
 }

@@ -246,7 +246,11 @@ impl Forwarder {
         packet: &[u8],
     ) -> Result<(), SfuError> {
         let view = RtpView::parse(packet).inspect_err(|_| self.stats.refused += 1)?;
-        let Some(src) = self.who.get_mut(&from).and_then(|p| p.sources.get_mut(&kind)) else {
+        let Some(src) = self
+            .who
+            .get_mut(&from)
+            .and_then(|p| p.sources.get_mut(&kind))
+        else {
             self.stats.refused += 1;
             return Err(SfuError::Unknown);
         };
@@ -488,10 +492,7 @@ impl Forwarder {
                     .collect::<Vec<_>>()
             };
             let screens = seen(others(&screen, count(TrackKind::Screen)));
-            let cams = seen(others(
-                &video,
-                count(TrackKind::Video).min(self.cfg.last_n),
-            ));
+            let cams = seen(others(&video, count(TrackKind::Video).min(self.cfg.last_n)));
             wants.push((to, [heard, cams, screens]));
         }
         let mut requests = vec![];
@@ -562,8 +563,7 @@ impl Forwarder {
             return;
         }
         s.keyframe_wanted = true;
-        if s
-            .last_request
+        if s.last_request
             .is_some_and(|t| now.duration_since(t) < self.cfg.keyframe_interval)
         {
             return;

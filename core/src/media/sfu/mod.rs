@@ -17,10 +17,10 @@ mod cache;
 mod forwarder;
 mod keyframe;
 pub mod rtp;
-mod slot;
-pub mod speakers;
 #[cfg(test)]
 mod sim_tests;
+mod slot;
+pub mod speakers;
 
 pub use forwarder::{Forwarder, SfuConfig, SfuStats};
 pub use keyframe::starts_keyframe;

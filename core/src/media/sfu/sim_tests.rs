@@ -67,7 +67,11 @@ fn rtp(pt: u8, seq: u16, ts: u32, ext: Option<u8>, payload: &[u8]) -> Vec<u8> {
 }
 
 impl Sim {
-    fn new(n: u64, video_slots: usize, speaker: impl Fn(Duration) -> Option<u64> + 'static) -> Self {
+    fn new(
+        n: u64,
+        video_slots: usize,
+        speaker: impl Fn(Duration) -> Option<u64> + 'static,
+    ) -> Self {
         let t0 = Instant::now();
         let mut fwd = Forwarder::new(SfuConfig::default());
         let mut pubs = BTreeMap::new();
@@ -116,7 +120,7 @@ impl Sim {
             let ids: Vec<_> = self.pubs.keys().copied().collect();
             for id in ids {
                 // Spread participants over the 20 ms audio and 33⅓ ms video cycles.
-                if (ms + id.0) % 20 == 0 {
+                if (ms + id.0).is_multiple_of(20) {
                     self.send_audio(id, ms);
                 }
                 let frame = |ms: u64| (ms + id.0) * 3 / 100;
@@ -359,7 +363,12 @@ fn nacks_are_answered_from_the_cache_with_the_slots_numbering() {
     sim.fwd.handle_nack(ParticipantId(2), slot, &lost);
     let mut again = vec![];
     while let Some(a) = sim.fwd.poll_action() {
-        if let SfuAction::Send { to, slot: s, packet } = a {
+        if let SfuAction::Send {
+            to,
+            slot: s,
+            packet,
+        } = a
+        {
             assert_eq!((to, s), (ParticipantId(2), slot));
             let v = RtpView::parse(&packet).unwrap();
             let orig = got.iter().find(|g| g.1 == v.seq()).unwrap();

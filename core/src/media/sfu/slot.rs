@@ -190,12 +190,20 @@ mod tests {
         // Another source, 100 ms later, with unrelated numbers.
         let t1 = t0 + Duration::from_millis(100);
         s.choose(t1, Some(key(2)));
-        assert_eq!(s.current(), Some(key(1)), "the old source runs until the switch");
+        assert_eq!(
+            s.current(),
+            Some(key(1)),
+            "the old source runs until the switch"
+        );
         s.begin(t1, 77, 42, 90_000);
         assert_eq!(s.current(), Some(key(2)));
         let (seq, ts) = s.map(t1, 77, 42).unwrap();
         assert_eq!(seq, 0, "the next number after 65535");
-        assert_eq!(ts, 1_000_000 + 12_000 + 9_000, "100 ms at 90 kHz after the last");
+        assert_eq!(
+            ts,
+            1_000_000 + 12_000 + 9_000,
+            "100 ms at 90 kHz after the last"
+        );
         // A late packet of the new source from before its first is dropped.
         assert_eq!(s.map(t1, 76, 0), None);
         // A gap in the source stays a gap (so the subscriber can NACK it).

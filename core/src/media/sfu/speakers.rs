@@ -126,7 +126,11 @@ mod tests {
         talk(&mut s, t0, 3, 0, 100, 10); // 100 ms cough
         talk(&mut s, t0, 3, 100, 400, 127);
         assert!(s.speaking().is_empty());
-        assert_eq!(s.ranked()[0], ParticipantId(1), "join order while all are quiet");
+        assert_eq!(
+            s.ranked()[0],
+            ParticipantId(1),
+            "join order while all are quiet"
+        );
         talk(&mut s, t0, 2, 400, 1400, 20);
         assert_eq!(s.speaking(), vec![ParticipantId(2)]);
         assert_eq!(s.ranked()[0], ParticipantId(2));
