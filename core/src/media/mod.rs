@@ -10,6 +10,7 @@
 //! - [`mkv`]: a Matroska recorder (H.264/VP8 video and Opus audio in one file).
 //! - [`record`]: records the remote tracks of a connection into one Matroska file.
 //! - [`sfu`]: the group-call forwarder (Last-N, slot rewriting, keyframes, NACK), sans-IO.
+//! - [`sfu_hub`]: the forwarder's driver on webrtc-rs media connections.
 //! - [`track`]: [`MediaSource`](track::MediaSource) (push frames, get encoder control) and
 //!   [`MediaSink`](track::MediaSink) (a callback per received frame) over transport tracks.
 
@@ -20,6 +21,7 @@ pub mod mkv;
 pub mod reassembly;
 pub mod record;
 pub mod sfu;
+pub mod sfu_hub;
 pub mod track;
 
 pub use frame::EncodedFrame;
