@@ -4,6 +4,7 @@ mod discovery;
 mod idle;
 mod messaging;
 mod sfu;
+mod sfu_call;
 mod signaling;
 mod transport;
 
@@ -97,6 +98,12 @@ pub enum BenchCmd {
         /// Alternating rounds (the median counts).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Participants of the real call through the router.
+        #[arg(long, default_value_t = 4)]
+        participants: u64,
+        /// Seconds of the real call (0: skip it).
+        #[arg(long, default_value_t = 10)]
+        call_seconds: u64,
     },
 }
 
@@ -136,7 +143,9 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             json,
             seconds,
             rounds,
-        } => sfu::run(json, seconds, rounds),
+            participants,
+            call_seconds,
+        } => sfu::run(json, seconds, rounds, participants, call_seconds).await,
     }
 }
 

@@ -11,8 +11,9 @@ use peerns_core::media::sfu::{
 };
 use serde_json::json;
 
-use super::percentile;
+use super::{percentile, sfu_call};
 use crate::Result;
+use crate::servers::ServerProcess;
 
 const SUBSCRIBERS: u64 = 8;
 const PACKET: usize = 1200;
@@ -102,8 +103,15 @@ fn copy_round(seconds: f64) -> f64 {
     out as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Runs `rounds` alternating rounds of `seconds` each and prints the medians.
-pub fn run(json: bool, seconds: f64, rounds: usize) -> Result<()> {
+/// Runs `rounds` alternating rounds of `seconds` each and prints the medians, then (unless
+/// `call_seconds` is 0) a real call of `participants` through the forwarder's driver.
+pub async fn run(
+    json: bool,
+    seconds: f64,
+    rounds: usize,
+    participants: u64,
+    call_seconds: u64,
+) -> Result<()> {
     let (mut fwd, mut copy) = (vec![], vec![]);
     for _ in 0..rounds.max(1) {
         let (f, c) = round(seconds);
@@ -112,24 +120,46 @@ pub fn run(json: bool, seconds: f64, rounds: usize) -> Result<()> {
     }
     let fwd = percentile(&mut fwd, 50.0);
     let copy = percentile(&mut copy, 50.0);
-    if json {
-        println!(
-            "{}",
-            json!({
-                "sfu_pkts_per_s_per_core": fwd.round(),
-                "copy_pkts_per_s_per_core": copy.round(),
-                "sfu_vs_copy": (fwd / copy * 1000.0).round() / 1000.0,
-                "subscribers": SUBSCRIBERS,
-                "packet_bytes": PACKET,
-            })
-        );
-    } else {
+    let mut out = json!({
+        "sfu_pkts_per_s_per_core": fwd.round(),
+        "copy_pkts_per_s_per_core": copy.round(),
+        "sfu_vs_copy": (fwd / copy * 1000.0).round() / 1000.0,
+        "subscribers": SUBSCRIBERS,
+        "packet_bytes": PACKET,
+    });
+    if !json {
         println!("forwarder, 1 publisher → {SUBSCRIBERS} subscribers, one thread:");
         println!("  forwarded   {fwd:>12.0} packets/s");
         println!(
             "  plain copy  {copy:>12.0} packets/s   (forwarder {:.2}×)",
             fwd / copy
         );
+    }
+    if call_seconds > 0 && participants >= 2 {
+        let server = ServerProcess::embedded(&[]).await?;
+        let mut f = sfu_call::call(&server.url(), participants, call_seconds).await?;
+        let (p50, p99) = sfu_call::delay_percentiles(&mut f);
+        // Each participant should complete every frame the others sent.
+        let total: u64 = f.sent.iter().sum();
+        let received_pct = f
+            .frames
+            .iter()
+            .zip(&f.sent)
+            .map(|(got, own)| *got as f64 * 100.0 / (total - own).max(1) as f64)
+            .fold(f64::INFINITY, f64::min);
+        let round2 = |v: f64| (v * 100.0).round() / 100.0;
+        out["participants"] = json!(participants);
+        out["sfu_added_latency_p50_ms"] = json!(round2(p50));
+        out["sfu_added_latency_p99_ms"] = json!(round2(p99));
+        out["frames_received_min_pct"] = json!(round2(received_pct));
+        if !json {
+            println!("real call, {participants} participants, {call_seconds} s, loopback:");
+            println!("  router forwarding delay p50 {p50:.2} ms, p99 {p99:.2} ms");
+            println!("  frames completed by the worst-off participant: {received_pct:.1} %");
+        }
+    }
+    if json {
+        println!("{out}");
     }
     Ok(())
 }

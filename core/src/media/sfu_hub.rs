@@ -6,7 +6,8 @@
 //! Every channel is bounded: a publisher's packets wait (SCTP-free RTP simply backs up into
 //! webrtc-rs), a slow subscriber's slot queue drops packets instead of holding everyone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtc::shared::marshal::Marshal;
@@ -29,6 +30,26 @@ const SLOT_QUEUE: usize = 256;
 const EVENT_QUEUE: usize = 64;
 /// How often each subscriber's budget is refreshed from its congestion estimate.
 const BUDGET_EVERY: Duration = Duration::from_secs(1);
+/// Forwarding delays kept (the most recent).
+pub const LATENCY_SAMPLES: usize = 8192;
+
+/// Recent forwarding delays: from a packet leaving webrtc-rs's receive side at the router to
+/// its copy being handed to the send side of a subscriber's slot.
+#[derive(Debug, Default)]
+struct Delays(Mutex<VecDeque<Duration>>);
+
+impl Delays {
+    fn push(&self, d: Duration) {
+        let mut q = self.0.lock().expect("not poisoned");
+        if q.len() == LATENCY_SAMPLES {
+            q.pop_front();
+        }
+        q.push_back(d);
+    }
+}
+
+/// A packet on its way to a slot, with when it reached the router.
+type Queued = (Instant, Vec<u8>);
 
 /// The name of a forwarding track for slot `index` of `kind`.
 pub fn slot_track_name(kind: TrackKind, index: u8) -> String {
@@ -74,7 +95,7 @@ enum Input {
     Join {
         id: ParticipantId,
         conn: MediaConnection,
-        slots: Vec<(SlotId, mpsc::Sender<Vec<u8>>)>,
+        slots: Vec<(SlotId, mpsc::Sender<Queued>)>,
         layout: SlotLayout,
     },
     Publish {
@@ -87,6 +108,7 @@ enum Input {
         kind: TrackKind,
         ssrc: u32,
         packet: Vec<u8>,
+        at: Instant,
     },
     Pli {
         id: ParticipantId,
@@ -100,6 +122,7 @@ enum Input {
 pub struct SfuHub {
     tx: mpsc::Sender<Input>,
     task: JoinHandle<()>,
+    delays: Arc<Delays>,
 }
 
 impl Drop for SfuHub {
@@ -114,7 +137,8 @@ impl SfuHub {
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let task = tokio::spawn(run(Forwarder::new(cfg), rx, ev_tx));
-        (Self { tx, task }, ev_rx)
+        let delays = Arc::default();
+        (Self { tx, task, delays }, ev_rx)
     }
 
     /// Adds a participant over its media connection to us: its remote tracks (`audio`,
@@ -144,7 +168,7 @@ impl SfuHub {
             }
             list.push(out);
             let (stx, srx) = mpsc::channel(SLOT_QUEUE);
-            tokio::spawn(write_slot(track.clone(), srx));
+            tokio::spawn(write_slot(track.clone(), srx, self.delays.clone()));
             tokio::spawn(slot_feedback(track.clone(), id, slot, self.tx.clone()));
             slots.push((slot, stx));
         }
@@ -164,6 +188,17 @@ impl SfuHub {
     /// Removes a participant (left, removed from the group, or its connection closed).
     pub async fn leave(&self, id: ParticipantId) {
         let _ = self.tx.send(Input::Leave(id)).await;
+    }
+
+    /// The most recent forwarding delays (at most [`LATENCY_SAMPLES`]).
+    pub fn delays(&self) -> Vec<Duration> {
+        self.delays
+            .0
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// The forwarder's counters.
@@ -202,6 +237,7 @@ async fn read_tracks(conn: MediaConnection, id: ParticipantId, tx: mpsc::Sender<
                     kind,
                     ssrc: p.header.ssrc,
                     packet: packet.to_vec(),
+                    at: Instant::now(),
                 };
                 if tx.send(input).await.is_err() {
                     return;
@@ -213,12 +249,13 @@ async fn read_tracks(conn: MediaConnection, id: ParticipantId, tx: mpsc::Sender<
 }
 
 /// Writes a slot's packets in order; ends when the hub drops the slot or the track closes.
-async fn write_slot(track: LocalTrack, mut rx: mpsc::Receiver<Vec<u8>>) {
-    while let Some(packet) = rx.recv().await {
+async fn write_slot(track: LocalTrack, mut rx: mpsc::Receiver<Queued>, delays: Arc<Delays>) {
+    while let Some((at, packet)) = rx.recv().await {
         if let Err(e) = track.write_rtp(&packet).await {
             tracing::debug!(error = %e, "slot write failed");
             return;
         }
+        delays.push(at.elapsed());
     }
 }
 
@@ -239,7 +276,7 @@ async fn slot_feedback(
 /// What the hub keeps per participant besides the forwarder's state.
 struct Member {
     conn: MediaConnection,
-    slots: BTreeMap<SlotId, mpsc::Sender<Vec<u8>>>,
+    slots: BTreeMap<SlotId, mpsc::Sender<Queued>>,
     /// Published tracks and the SSRC last seen on each (for keyframe requests).
     tracks: BTreeMap<TrackKind, (RemoteTrack, u32)>,
 }
@@ -259,6 +296,7 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
             _ = tokio::time::sleep_until(deadline.into()) => None,
         };
         let now = Instant::now();
+        let mut arrived = now;
         match input {
             Some(Input::Join {
                 id,
@@ -298,7 +336,9 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
                 kind,
                 ssrc,
                 packet,
+                at,
             }) => {
+                arrived = at;
                 if let Some((_, s)) = members.get_mut(&id).and_then(|m| m.tracks.get_mut(&kind)) {
                     *s = ssrc;
                 }
@@ -328,13 +368,14 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
             fwd.handle_timeout(now);
         }
         while let Some(action) = fwd.poll_action() {
-            perform(action, &members, &events);
+            perform(action, arrived, &members, &events);
         }
     }
 }
 
 fn perform(
     action: SfuAction,
+    arrived: Instant,
     members: &BTreeMap<ParticipantId, Member>,
     events: &mpsc::Sender<HubEvent>,
 ) {
@@ -342,7 +383,7 @@ fn perform(
         SfuAction::Send { to, slot, packet } => {
             if let Some(q) = members.get(&to).and_then(|m| m.slots.get(&slot)) {
                 // A full queue: the subscriber does not keep up; its NACK/PLI recover.
-                let _ = q.try_send(packet);
+                let _ = q.try_send((arrived, packet));
             }
         }
         SfuAction::RequestKeyframe(SourceKey { participant, kind }) => {

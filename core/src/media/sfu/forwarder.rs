@@ -37,7 +37,8 @@ pub struct SfuConfig {
     pub last_n: usize,
     /// Audio slots used (the most recent speakers are heard).
     pub audio_slots: usize,
-    /// Header extension ID of the RFC 6464 audio level on publishers' audio.
+    /// Header extension ID of the RFC 6464 audio level on publishers' audio, as negotiated
+    /// (`None`: not negotiated; speakers then rank in join order).
     pub audio_level_ext: Option<u8>,
     /// At most one keyframe request per source in this interval (repeated while awaited).
     pub keyframe_interval: Duration,
@@ -50,7 +51,7 @@ impl Default for SfuConfig {
         Self {
             last_n: 4,
             audio_slots: 4,
-            audio_level_ext: Some(1),
+            audio_level_ext: None,
             keyframe_interval: Duration::from_millis(500),
             reassign_interval: Duration::from_millis(250),
         }

@@ -73,7 +73,10 @@ impl Sim {
         speaker: impl Fn(Duration) -> Option<u64> + 'static,
     ) -> Self {
         let t0 = Instant::now();
-        let mut fwd = Forwarder::new(SfuConfig::default());
+        let mut fwd = Forwarder::new(SfuConfig {
+            audio_level_ext: Some(1),
+            ..SfuConfig::default()
+        });
         let mut pubs = BTreeMap::new();
         let mut subs = BTreeMap::new();
         for i in 0..n {
