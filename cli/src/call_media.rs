@@ -1,5 +1,5 @@
-//! The media of a CLI call: the test pattern (320×240, 30 fps, H.264), a `.y4m` file, and a
-//! 440 Hz tone (Opus) sent on our tracks; the peer's tracks counted, or recorded to MKV.
+//! The media of a CLI call: the test pattern (320×240, 30 fps, H.264), a `.y4m` file or a V4L2
+//! camera (`/dev/videoN`, through ffmpeg), and a 440 Hz tone (Opus) sent on our tracks; the peer's tracks counted, or recorded to MKV.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use peerns_core::media::track::{EncoderControl, MediaSink, MediaSource, MediaSta
 use peerns_core::node::Node;
 use peerns_core::transport::{IncomingMedia, MediaConnection, MediaKind, MediaState, TrackSpec};
 use peerns_media_desktop::audio::OpusEncoder;
+use peerns_media_desktop::camera::Camera;
 use peerns_media_desktop::sources::{TestPattern, Tone, Y4mReader};
 use peerns_media_desktop::video::{H264Encoder, I420};
 use serde_json::{Value, json};
@@ -47,8 +48,11 @@ pub struct CallMedia {
 pub fn check_video(video: Option<&str>) -> Result<()> {
     match video {
         None | Some("test") => Ok(()),
-        Some(f) if f.ends_with(".y4m") => Ok(()),
-        Some(other) => Err(format!("--video takes test or a .y4m file, not {other:?}").into()),
+        Some(f) if f.ends_with(".y4m") || f.starts_with("/dev/video") => Ok(()),
+        Some(other) => Err(format!(
+            "--video takes test, a .y4m file or a /dev/videoN camera, not {other:?}"
+        )
+        .into()),
     }
 }
 
@@ -204,10 +208,14 @@ async fn tone(source: MediaSource) {
     }
 }
 
-/// Pictures from the pattern or a `.y4m` file (which loops).
+/// How long a camera may take to deliver its first picture.
+const CAMERA_WAIT: Duration = Duration::from_secs(5);
+
+/// Pictures from the pattern, a `.y4m` file (which loops) or a camera.
 enum Pictures {
     Pattern(TestPattern),
     File(PathBuf, Box<Y4mReader<File>>),
+    Camera(Box<Camera>),
 }
 
 impl Pictures {
@@ -216,6 +224,12 @@ impl Pictures {
             return Ok(Self::Pattern(TestPattern::new(size.0, size.1)));
         }
         let path = PathBuf::from(video);
+        if video.starts_with("/dev/video") {
+            let mut cam = Camera::v4l2(&path, size, FPS as u32)?;
+            cam.next_frame(CAMERA_WAIT)
+                .map_err(|e| format!("camera {video}: {e}"))?;
+            return Ok(Self::Camera(Box::new(cam)));
+        }
         let r = Y4mReader::open(&path)?;
         Ok(Self::File(path, Box::new(r)))
     }
@@ -223,6 +237,7 @@ impl Pictures {
     fn next(&mut self) -> Result<I420> {
         match self {
             Self::Pattern(p) => Ok(p.next_frame()),
+            Self::Camera(c) => Ok(c.next_frame(CAMERA_WAIT)?),
             Self::File(path, r) => {
                 if let Some(pic) = r.next_frame()? {
                     return Ok(pic);

@@ -22,7 +22,7 @@ pub struct CallArgs {
     /// The contact's fingerprint.
     #[arg(long)]
     to: String,
-    /// Send video: `test` (pattern) or a `.y4m` file (no V4L2 camera source yet).
+    /// Send video: `test` (pattern), a `.y4m` file, or a V4L2 camera `/dev/videoN` (via ffmpeg).
     #[arg(long)]
     video: Option<String>,
     /// Send audio: `test` (a tone) or `none`.

@@ -61,7 +61,7 @@ pub struct NodeArgs {
     /// ring out (calls from others never ring).
     #[arg(long, value_enum, default_value = "never")]
     answer: AnswerPolicy,
-    /// Video to send when answering: `test` or a `.y4m` file.
+    /// Video to send when answering: `test`, a `.y4m` file, or a `/dev/videoN` camera.
     #[arg(long)]
     video: Option<String>,
     /// Audio to send when answering: `test` or `none`.

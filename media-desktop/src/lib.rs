@@ -1,11 +1,11 @@
 //! Desktop media for PeerNS: encoders/decoders from well-kept libraries (OpenH264 through the
 //! `openh264` crate, libopus through `opus`) and raw sources (a moving test pattern, a tone, a
-//! `.y4m` file). Produces and consumes the core's [`EncodedFrame`]s. Phones use their platform
-//! codecs instead; this crate is never linked into the FFI library.
-//!
-//! A V4L2 camera source is not implemented (see the decision record 0012).
+//! `.y4m` file, a V4L2 camera through ffmpeg). Produces and consumes the core's
+//! [`EncodedFrame`]s. Phones use their platform codecs instead; this crate is never linked into
+//! the FFI library.
 
 pub mod audio;
+pub mod camera;
 pub mod sources;
 pub mod video;
 
