@@ -14,6 +14,7 @@ pub mod groups;
 pub mod identity;
 pub mod media;
 pub mod node;
+pub mod rpc;
 pub mod session;
 pub mod signaling;
 pub mod store;
