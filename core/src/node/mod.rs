@@ -53,6 +53,8 @@ mod rendezvous;
 mod rendezvous_tests;
 mod rpc;
 #[cfg(test)]
+mod rpc_tests;
+#[cfg(test)]
 mod stadium_tests;
 #[cfg(test)]
 mod tests;

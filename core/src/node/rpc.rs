@@ -97,13 +97,14 @@ impl Inner {
                 .map(|e| e.message.clone())
                 .unwrap_or_default(),
         };
-        let resp = Response::new(&id, outcome);
-        let _ = link.send(&Frame::RpcResponse(resp.encode())).await;
+        // Logged before the answer leaves: whoever sees the answer finds it in the log.
         let e = entry.clone();
         if let Err(err) = this.db(move |c| rpc_store::audit(c, &e)).await {
             tracing::warn!(error = %err, "could not write the RPC audit log");
         }
         lock(&this.rpc.audit_subs).retain(|tx| tx.send(entry.clone()).is_ok());
+        let resp = Response::new(&id, outcome);
+        let _ = link.send(&Frame::RpcResponse(resp.encode())).await;
     }
 
     /// Checks and runs one request; returns its target (for the audit log) and outcome.
