@@ -305,13 +305,14 @@ impl Node {
         ))
     }
 
-    /// Sends a signed request on the link to `fingerprint` and waits for its answer.
-    pub async fn rpc_send(
+    /// Sends a signed request on the link to `fingerprint` without waiting: the answer comes
+    /// on the receiver. Requests sent one after another are served in that order, so a caller
+    /// may keep several in flight (streamed uploads do).
+    pub async fn rpc_start(
         &self,
         fingerprint: &str,
         req: &Request,
-        timeout: Duration,
-    ) -> Result<Response, NodeError> {
+    ) -> Result<oneshot::Receiver<Response>, NodeError> {
         let fp = parse_fp(fingerprint)?;
         let link = Inner::dial_contact(&self.inner, &fp).await?;
         let bytes = req
@@ -330,12 +331,26 @@ impl Node {
             pending.insert(req.id.clone(), (fp, tx));
         }
         link.send(&Frame::RpcRequest(bytes)).await?;
+        Ok(rx)
+    }
+
+    /// Sends a signed request on the link to `fingerprint` and waits for its answer.
+    pub async fn rpc_send(
+        &self,
+        fingerprint: &str,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, NodeError> {
+        let rx = self.rpc_start(fingerprint, req).await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(_)) => Err(NodeError::Stopped),
             Err(_) => {
                 lock(&self.inner.rpc.pending).remove(&req.id);
-                Err(NodeError::Timeout(format!("RPC {} to {fp}", req.method)))
+                Err(NodeError::Timeout(format!(
+                    "RPC {} to {fingerprint}",
+                    req.method
+                )))
             }
         }
     }

@@ -37,7 +37,7 @@ fn value(c: u8) -> Option<u32> {
 /// Decodes `s`; `None` unless it is canonical padded base64.
 pub fn decode(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(s.len() / 4 * 3);

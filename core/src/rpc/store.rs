@@ -270,7 +270,7 @@ mod tests {
             .with_conn(|c| {
                 let (a, b) = (s("fs:write:/incoming/**"), s("sys:status:battery"));
                 grant(c, &fp, &[a.clone(), b.clone()], 5).unwrap();
-                grant(c, &fp, &[a.clone()], 6).unwrap();
+                grant(c, &fp, std::slice::from_ref(&a), 6).unwrap();
                 assert_eq!(scopes_of(c, &fp).unwrap().len(), 2);
                 assert_eq!(grants(c).unwrap()[0].scope, "fs:write:/incoming/**");
                 assert_eq!(revoke(c, &fp, Some(&[b])).unwrap(), 1);
