@@ -399,10 +399,11 @@ async fn upload(
     let mut inflight = std::collections::VecDeque::new();
     let mut pos = offset;
     let mut last_report = Instant::now();
+    // An empty file is one empty chunk.
+    let mut sent_any = false;
     loop {
-        while inflight.len() < WINDOW
-            && (pos < size || (size == 0 && pos == 0 && inflight.is_empty()))
-        {
+        while inflight.len() < WINDOW && (pos < size || !sent_any) {
+            sent_any = true;
             let n = (size - pos).min(MAX_CHUNK as u64) as usize;
             let mut buf = vec![0u8; n];
             f.read_exact(&mut buf)?;
@@ -411,9 +412,6 @@ async fn upload(
             let req = node.rpc_sign(to, "fs.write", params).await?;
             inflight.push_back(node.rpc_start(to, &req).await?);
             pos += n as u64;
-            if size == 0 {
-                break;
-            }
         }
         let Some(rx) = inflight.pop_front() else {
             break;

@@ -378,3 +378,169 @@ async fn rpc_serves_grants_refuses_escapes_replays_and_level_2_and_audits_it_all
     assert_eq!(log[1]["target"], "/incoming/new/a.txt");
     drop(server);
 }
+
+/// `peerns backup` to the end: its summary line.
+async fn backup(profile: &Path, url: &str, to: &str, path: &Path) -> Value {
+    let out = peerns(
+        profile,
+        &["backup", "--signal", url, "--loopback", "--to", to],
+    )
+    .arg(path)
+    .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("backup ended in time")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().expect("a summary")).unwrap()
+}
+
+fn blake3_of(p: &Path) -> String {
+    blake3::hash(&std::fs::read(p).unwrap())
+        .to_hex()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_resumes_after_a_kill_and_then_skips_everything() {
+    let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
+    let url = server.url();
+    let (desk, phone, incoming, src) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let photos = src.path().join("photos");
+    std::fs::create_dir_all(photos.join("2026")).unwrap();
+    for i in 0..5 {
+        std::fs::write(
+            photos.join(format!("p{i}.jpg")),
+            vec![i as u8; 1000 + i * 777],
+        )
+        .unwrap();
+    }
+    std::fs::write(photos.join("2026/empty.txt"), b"").unwrap();
+    let big: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(photos.join("2026/video.mp4"), &big).unwrap();
+
+    let mut node = peerns(
+        desk.path(),
+        &[
+            "node",
+            "--signal",
+            &url,
+            "--loopback",
+            "--accept",
+            "all",
+            "--json",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let hello = peerns_tests::node_started(&mut lines, 20).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let fd = hello["fingerprint"].as_str().unwrap().to_owned();
+    online(
+        phone.path(),
+        &url,
+        &["contacts", "add", hello["link"].as_str().unwrap()],
+    )
+    .await;
+    interrupt(&node);
+    node.wait().await.unwrap();
+    let fp = fingerprint(phone.path());
+    online(desk.path(), &url, &["contacts", "trust", &fp, "3"]).await;
+    offline(desk.path(), &["rpc", "grant", &fp, "fs:write:/incoming/**"]);
+    let (mut srv, mut events) = serve(
+        desk.path(),
+        &url,
+        &[format!("incoming={}", incoming.path().display())],
+    )
+    .await;
+
+    // First run: killed while the big file is half-way.
+    let mut run = peerns(
+        phone.path(),
+        &["backup", "--signal", &url, "--loopback", "--to", &fd],
+    )
+    .arg(&photos)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let part_dir = incoming.path().join("photos/2026");
+    let partial = || {
+        std::fs::read_dir(&part_dir).ok().and_then(|d| {
+            d.flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with(".peerns-part"))
+                .and_then(|e| e.metadata().ok())
+                .map(|m| m.len())
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while partial().is_none_or(|n| n < 1 << 20) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let out = std::process::Command::new("find")
+            .arg(incoming.path())
+            .arg("-ls")
+            .output()
+            .unwrap();
+        while let Ok(e) = events.try_recv() {
+            eprintln!("{e}");
+        }
+        panic!(
+            "the big upload started: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    run.start_kill().unwrap();
+    run.wait().await.unwrap();
+    assert!(!part_dir.join("video.mp4").exists());
+
+    // Second run resumes: it sends less than everything and ends with identical files.
+    let total: u64 = 5 * 1000 + 777 * 10 + (8 << 20);
+    let s = backup(phone.path(), &url, &fd, &photos).await;
+    assert!(s["bytes"].as_u64().unwrap() < total, "{s}");
+    assert_eq!(
+        s["files"].as_u64().unwrap() + s["skipped"].as_u64().unwrap(),
+        7,
+        "{s}"
+    );
+    for rel in ["p0.jpg", "p4.jpg", "2026/empty.txt", "2026/video.mp4"] {
+        assert_eq!(
+            blake3_of(&photos.join(rel)),
+            blake3_of(&incoming.path().join("photos").join(rel)),
+            "{rel}"
+        );
+    }
+    assert!(partial().is_none());
+    // Third run: everything is there already.
+    let s = backup(phone.path(), &url, &fd, &photos).await;
+    assert_eq!(
+        (
+            s["files"].as_u64(),
+            s["skipped"].as_u64(),
+            s["bytes"].as_u64()
+        ),
+        (Some(0), Some(7), Some(0)),
+        "{s}"
+    );
+    interrupt(&srv);
+    srv.wait().await.unwrap();
+    drop(server);
+}
