@@ -115,6 +115,16 @@ async fn serve(
     url: &str,
     roots: &[String],
 ) -> (Child, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    serve_with(profile, url, roots, &[]).await
+}
+
+/// `serve` with extra arguments.
+async fn serve_with(
+    profile: &Path,
+    url: &str,
+    roots: &[String],
+    extra: &[&str],
+) -> (Child, tokio::sync::mpsc::UnboundedReceiver<Value>) {
     let mut args = vec![
         "serve".to_owned(),
         "--signal".into(),
@@ -125,6 +135,7 @@ async fn serve(
     for r in roots {
         args.extend(["--root".to_owned(), r.clone()]);
     }
+    args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = peerns(profile, &args)
         .stdout(Stdio::piped())
@@ -542,5 +553,115 @@ async fn backup_resumes_after_a_kill_and_then_skips_everything() {
     );
     interrupt(&srv);
     srv.wait().await.unwrap();
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_records_an_armed_camera_that_starts_only_on_request() {
+    let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
+    let url = server.url();
+    let (desk, phone, root) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut node = peerns(
+        desk.path(),
+        &[
+            "node",
+            "--signal",
+            &url,
+            "--loopback",
+            "--accept",
+            "all",
+            "--json",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let hello = peerns_tests::node_started(&mut lines, 20).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let fd = hello["fingerprint"].as_str().unwrap().to_owned();
+    online(
+        phone.path(),
+        &url,
+        &["contacts", "add", hello["link"].as_str().unwrap()],
+    )
+    .await;
+    interrupt(&node);
+    node.wait().await.unwrap();
+    let fp = fingerprint(phone.path());
+    online(desk.path(), &url, &["contacts", "trust", &fp, "3"]).await;
+    offline(
+        desk.path(),
+        &["rpc", "grant", &fp, "media:stream:camera:environment"],
+    );
+    let roots = [format!("files={}", root.path().display())];
+    let (mut srv, mut events) =
+        serve_with(desk.path(), &url, &roots, &["--arm-camera", "test"]).await;
+    // Armed, but nobody asked: the camera stays off.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut log = vec![];
+    while let Ok(e) = events.try_recv() {
+        log.push(e);
+    }
+    assert!(
+        log.iter().all(|e| e["event"] != "camera_started"),
+        "{log:?}"
+    );
+
+    let rec = phone.path().join("monitor.mkv");
+    let out = peerns(
+        phone.path(),
+        &[
+            "monitor",
+            "--signal",
+            &url,
+            "--loopback",
+            "--to",
+            &fd,
+            "--seconds",
+            "3",
+            "--json",
+        ],
+    )
+    .arg("--record")
+    .arg(&rec)
+    .output();
+    let out = tokio::time::timeout(Duration::from_secs(40), out)
+        .await
+        .expect("monitor ended")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["result"]["streaming"], true, "{first}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    interrupt(&srv);
+    srv.wait().await.unwrap();
+    while let Some(e) = events.recv().await {
+        log.push(e);
+    }
+    // The request came first, then the camera.
+    let at = |what: &dyn Fn(&Value) -> bool| log.iter().position(|e| what(e));
+    let asked = at(&|e| e["event"] == "rpc" && e["method"] == "media.stream" && e["code"] == 200)
+        .expect("request logged");
+    let started = at(&|e| e["event"] == "camera_started").expect("camera started");
+    assert!(asked < started, "{log:?}");
+    let streams = peerns_tests::ffprobe(&rec);
+    let video = streams
+        .iter()
+        .find(|s| s.0 == "h264")
+        .unwrap_or_else(|| panic!("{streams:?}"));
+    assert_eq!((video.1, video.2), (320, 240));
+    assert!(video.3 >= 30, "{streams:?}");
     drop(server);
 }
