@@ -338,9 +338,9 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
 }
 
 /// One file to back up: where it is and the remote path.
-struct Item {
-    local: PathBuf,
-    remote: String,
+pub(crate) struct Item {
+    pub(crate) local: PathBuf,
+    pub(crate) remote: String,
 }
 
 fn collect(path: &Path, remote: &str, out: &mut Vec<Item>) -> Result<()> {
@@ -385,7 +385,7 @@ async fn request(node: &Node, to: &str, method: &str, params: Value) -> Result<V
 }
 
 /// Uploads `item` from `offset`, `WINDOW` chunks in flight.
-async fn upload(
+pub(crate) async fn upload(
     node: &Node,
     to: &str,
     item: &Item,
