@@ -181,7 +181,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (fingerprint, scope)
     );
     CREATE TABLE rpc_audit (
-        n           INTEGER PRIMARY KEY AUTOINCREMENT,
+        n           INTEGER PRIMARY KEY,
         at_ms       INTEGER NOT NULL,
         fingerprint TEXT    NOT NULL,
         id          TEXT    NOT NULL,
