@@ -651,7 +651,7 @@ async fn the_monitor_records_an_armed_camera_that_starts_only_on_request() {
         log.push(e);
     }
     // The request came first, then the camera.
-    let at = |what: &dyn Fn(&Value) -> bool| log.iter().position(|e| what(e));
+    let at = |what: &dyn Fn(&Value) -> bool| log.iter().position(what);
     let asked = at(&|e| e["event"] == "rpc" && e["method"] == "media.stream" && e["code"] == 200)
         .expect("request logged");
     let started = at(&|e| e["event"] == "camera_started").expect("camera started");
