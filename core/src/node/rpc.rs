@@ -160,27 +160,10 @@ impl Inner {
         call: Call,
     ) -> Result<Value, RpcError> {
         match call {
+            // The grant allowed `since` (`timestamp>T` needs `since >= T`): nothing older leaks.
             Call::DbMessages(since, limit) => {
-                let scopes_after = {
-                    let fp = link.fp;
-                    this.db(move |c| rpc_store::scopes_of(c, &fp))
-                        .await
-                        .map_err(|e| RpcError::internal(e.to_string()))?
-                };
-                // The most permissive scope that allows this call bounds what it returns.
-                let after = scopes_after
-                    .iter()
-                    .filter_map(|s| match s {
-                        crate::rpc::scope::Scope::DbMessages { after_ms } => {
-                            Some(after_ms.unwrap_or(0))
-                        }
-                        _ => None,
-                    })
-                    .min()
-                    .unwrap_or(u64::MAX)
-                    .max(since);
                 let msgs = this
-                    .db(move |c| rpc_store::messages_after(c, after, limit))
+                    .db(move |c| rpc_store::messages_after(c, since, limit))
                     .await
                     .map_err(|e| RpcError::internal(e.to_string()))?;
                 Ok(json!({"messages": msgs}))

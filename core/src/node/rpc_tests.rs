@@ -128,6 +128,51 @@ async fn rpc_needs_full_access_a_grant_and_a_fresh_request_signed_for_this_sessi
     assert!(log.iter().all(|e| e.fingerprint == fa));
     assert_eq!(log[3].target, "/public/hello.txt");
 
+    // Message sync: only what the grant's time allows.
+    a.send_message(&fb, "sync me").await.unwrap();
+    let n = b
+        .inner
+        .db(|c| rpc_store::audit_log(c, 100))
+        .await
+        .unwrap()
+        .len();
+    super::tests::until(10, "the message arrived", async || {
+        let fpa = parse_fp(&fa).unwrap();
+        b.inner
+            .db(move |c| crate::chat::store::messages(c, &fpa, 10))
+            .await
+            .is_ok_and(|m| !m.is_empty())
+    })
+    .await;
+    let fpa = parse_fp(&fa).unwrap();
+    b.inner
+        .db(move |c| {
+            let s = crate::rpc::scope::Scope::parse("db:read:messages:timestamp>1000").unwrap();
+            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let r = a
+        .rpc_call(&fb, "db.messages", json!({"since": 999}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 403);
+    let r = a
+        .rpc_call(&fb, "db.messages", json!({"since": 1000}), WAIT)
+        .await
+        .unwrap();
+    let msgs = r.outcome.unwrap()["messages"].clone();
+    assert_eq!(msgs[0]["text"], "sync me", "{msgs}");
+    assert_eq!(msgs[0]["conversation"], fa.as_str());
+    let now = unix_ms();
+    let r = a
+        .rpc_call(&fb, "db.messages", json!({"since": now}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.outcome.unwrap()["messages"], json!([]));
+    let log = b.inner.db(|c| rpc_store::audit_log(c, 100)).await.unwrap();
+    assert_eq!(log.len(), n + 3);
+
     // Known (level 1): the request never reaches the RPC layer (no answer, nothing logged).
     b.set_trust(&fa, Trust::Known).await.unwrap();
     let r = a
