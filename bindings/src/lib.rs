@@ -24,6 +24,7 @@ mod calls;
 mod chat;
 mod logging;
 mod platform;
+mod rpc;
 
 pub use calls::{ActiveCall, CallKinds, CallLogEntry, CallMediaState, CallStatus};
 pub use chat::{

@@ -350,3 +350,56 @@ impl Node {
         self.rpc_send(fingerprint, &req, timeout).await
     }
 }
+
+impl Node {
+    /// Grants `scopes` to contact `fingerprint` (refused unless it is at trust 3).
+    pub async fn rpc_grant(&self, fingerprint: &str, scopes: &[String]) -> Result<(), NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        let parsed = scopes
+            .iter()
+            .map(|s| {
+                crate::rpc::scope::Scope::parse(s)
+                    .map_err(|e| NodeError::InvalidInput(format!("{s}: {}", e.message)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = unix_ms();
+        self.inner
+            .db(move |c| {
+                rpc_store::grant(c, &fp, &parsed, now).map_err(|e| match e {
+                    rpc_store::GrantError::Store(s) => NodeError::Store(s),
+                    other => NodeError::NotAllowed(other.to_string()),
+                })
+            })
+            .await
+    }
+
+    /// Revokes `scopes` of `fingerprint` (all of them if empty); returns how many went.
+    pub async fn rpc_revoke(&self, fingerprint: &str, scopes: &[String]) -> Result<u64, NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        let parsed = scopes
+            .iter()
+            .map(|s| {
+                crate::rpc::scope::Scope::parse(s)
+                    .map_err(|e| NodeError::InvalidInput(format!("{s}: {}", e.message)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.inner
+            .db(move |c| {
+                let list = (!parsed.is_empty()).then_some(parsed.as_slice());
+                rpc_store::revoke(c, &fp, list)
+                    .map(|n| n as u64)
+                    .map_err(|e| NodeError::NotAllowed(e.to_string()))
+            })
+            .await
+    }
+
+    /// Every grant, by contact.
+    pub async fn rpc_grants(&self) -> Result<Vec<rpc_store::Grant>, NodeError> {
+        self.inner.db(|c| rpc_store::grants(c)).await
+    }
+
+    /// The newest `limit` audit entries, oldest first.
+    pub async fn rpc_audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, NodeError> {
+        self.inner.db(move |c| rpc_store::audit_log(c, limit)).await
+    }
+}
