@@ -118,6 +118,7 @@ async fn video_screen_and_tone_are_recorded_and_decode() {
                 metadata: meta.clone(),
                 connection_id: Some("mc_announced0123".into()),
                 certificate: Some(cert_a.clone()),
+                ..Default::default()
             },
         )
         .await

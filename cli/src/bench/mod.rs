@@ -4,6 +4,8 @@ mod discovery;
 mod idle;
 mod messaging;
 mod rpc;
+mod sfu;
+mod sfu_call;
 mod signaling;
 mod transport;
 
@@ -98,6 +100,24 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 20)]
         trials: usize,
     },
+    /// The group-call forwarder alone: packets/s on one core, 1 publisher → 8 subscribers.
+    Sfu {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Seconds per round.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Alternating rounds (the median counts).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Participants of the real call through the router.
+        #[arg(long, default_value_t = 4)]
+        participants: u64,
+        /// Seconds of the real call (0: skip it).
+        #[arg(long, default_value_t = 10)]
+        call_seconds: u64,
+    },
 }
 
 /// Runs one benchmark.
@@ -137,6 +157,13 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             contacts,
             seconds,
         } => idle::run(json, contacts, seconds).await,
+        BenchCmd::Sfu {
+            json,
+            seconds,
+            rounds,
+            participants,
+            call_seconds,
+        } => sfu::run(json, seconds, rounds, participants, call_seconds).await,
     }
 }
 

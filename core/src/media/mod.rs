@@ -9,6 +9,8 @@
 //!   keyframe requests after loss.
 //! - [`mkv`]: a Matroska recorder (H.264/VP8 video and Opus audio in one file).
 //! - [`record`]: records the remote tracks of a connection into one Matroska file.
+//! - [`sfu`]: the group-call forwarder (Last-N, slot rewriting, keyframes, NACK), sans-IO.
+//! - [`sfu_hub`]: the forwarder's driver on webrtc-rs media connections.
 //! - [`track`]: [`MediaSource`](track::MediaSource) (push frames, get encoder control) and
 //!   [`MediaSink`](track::MediaSink) (a callback per received frame) over transport tracks.
 
@@ -18,6 +20,8 @@ pub mod h264;
 pub mod mkv;
 pub mod reassembly;
 pub mod record;
+pub mod sfu;
+pub mod sfu_hub;
 pub mod track;
 
 pub use frame::EncodedFrame;

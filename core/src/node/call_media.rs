@@ -166,6 +166,7 @@ impl Inner {
             metadata: json!({ "call": hex::encode(call) }),
             connection_id: Some(media_id),
             certificate: Some(cert),
+            ..MediaOptions::default()
         };
         let conn = match this.transport().call(&link.peer, opts).await {
             Ok(c) => c,

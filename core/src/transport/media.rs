@@ -29,9 +29,11 @@ use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::shared::marshal::Unmarshal;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -64,14 +66,27 @@ pub struct TrackSpec {
     pub name: String,
     /// What it carries.
     pub kind: MediaKind,
+    /// Takes ready RTP packets ([`LocalTrack::write_rtp`], a forwarder's slot) instead of
+    /// encoded frames.
+    pub forward: bool,
 }
 
 impl TrackSpec {
+    /// A track named `name` that forwards RTP packets (a group-call router's send slot).
+    pub fn forwarding(name: impl Into<String>, kind: MediaKind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            forward: true,
+        }
+    }
+
     /// The microphone (`audio`).
     pub fn audio() -> Self {
         Self {
             name: "audio".into(),
             kind: MediaKind::Audio,
+            forward: false,
         }
     }
     /// The camera (`video`).
@@ -79,6 +94,7 @@ impl TrackSpec {
         Self {
             name: "video".into(),
             kind: MediaKind::Video,
+            forward: false,
         }
     }
     /// A screen share (`screen`), a second video track on the same connection.
@@ -86,6 +102,7 @@ impl TrackSpec {
         Self {
             name: "screen".into(),
             kind: MediaKind::Video,
+            forward: false,
         }
     }
 }
@@ -95,6 +112,9 @@ impl TrackSpec {
 pub struct MediaOptions {
     /// Tracks we send (each also offers to receive the same kind).
     pub tracks: Vec<TrackSpec>,
+    /// More tracks we offer to receive, one per entry, beyond one of each kind (a group
+    /// call's slots: the router answers with a track on each).
+    pub receive: Vec<MediaKind>,
     /// Metadata sent with the offer (bounded like a data connection's).
     pub metadata: Value,
     /// The `mc_…` connection ID to use, when it was announced beforehand (a call's ring);
@@ -258,12 +278,21 @@ pub struct LocalTrack {
     spec: TrackSpec,
     ssrc: u32,
     codec: RTCRtpCodec,
-    track: Arc<TrackLocalStaticSample>,
+    track: Writer,
     sender: Arc<dyn RtpSender>,
     /// Negotiated payload type (0 = not looked up yet).
     pt: Arc<AtomicU8>,
     feedback: Arc<Mutex<mpsc::Receiver<Feedback>>>,
     stats: Arc<TrackCounters>,
+}
+
+/// How a local track takes media.
+#[derive(Clone)]
+enum Writer {
+    /// Encoded frames, packetized by webrtc-rs.
+    Frames(Arc<TrackLocalStaticSample>),
+    /// Ready RTP packets.
+    Rtp(Arc<TrackLocalStaticRTP>),
 }
 
 /// Frame and byte counters of a track.
@@ -288,7 +317,13 @@ impl LocalTrack {
         self.codec.clock_rate
     }
 
-    async fn payload_type(&self) -> Result<u8, TransportError> {
+    /// Its SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The payload type negotiated for its codec.
+    pub async fn payload_type(&self) -> Result<u8, TransportError> {
         let pt = self.pt.load(Ordering::Relaxed);
         if pt != 0 {
             return Ok(pt);
@@ -319,11 +354,34 @@ impl LocalTrack {
             prev_dropped_packets: 0,
             prev_padding_packets: 0,
         };
-        self.track
+        let Writer::Frames(track) = &self.track else {
+            return Err(TransportError::Protocol(
+                "a forwarding track takes RTP".into(),
+            ));
+        };
+        track
             .write_sample(self.ssrc, pt, &sample, &[])
             .await
             .map_err(webrtc_err)?;
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends one ready RTP packet on a forwarding track (its SSRC and payload type should be
+    /// this track's, [`ssrc`](Self::ssrc) and [`payload_type`](Self::payload_type)). Waits
+    /// while webrtc-rs's queue is full.
+    pub async fn write_rtp(&self, packet: &[u8]) -> Result<(), TransportError> {
+        let Writer::Rtp(track) = &self.track else {
+            return Err(TransportError::Protocol(
+                "a frame track takes frames".into(),
+            ));
+        };
+        let mut buf = packet;
+        let pkt = rtp::Packet::unmarshal(&mut buf).map_err(webrtc_err)?;
+        let len = pkt.payload.len() as u64;
+        track.write_rtp(pkt).await.map_err(webrtc_err)?;
+        self.stats.packets.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
@@ -369,11 +427,17 @@ pub(super) async fn add_local_tracks(
                 ..Default::default()
             }],
         );
-        let track =
-            Arc::new(TrackLocalStaticSample::new(Instant::now(), track).map_err(webrtc_err)?);
-        let sender = pc.add_track(track.clone()).await.map_err(webrtc_err)?;
+        let (track, local): (Writer, Arc<dyn TrackLocal>) = if spec.forward {
+            let t = Arc::new(TrackLocalStaticRTP::new(track));
+            (Writer::Rtp(t.clone()), t)
+        } else {
+            let t =
+                Arc::new(TrackLocalStaticSample::new(Instant::now(), track).map_err(webrtc_err)?);
+            (Writer::Frames(t.clone()), t)
+        };
+        let sender = pc.add_track(local.clone()).await.map_err(webrtc_err)?;
         let (tx, rx) = mpsc::channel(FEEDBACK_QUEUE);
-        tokio::spawn(feedback_loop(track.clone(), tx));
+        tokio::spawn(feedback_loop(local, tx));
         out.push(LocalTrack {
             spec: spec.clone(),
             ssrc,
@@ -390,7 +454,7 @@ pub(super) async fn add_local_tracks(
 
 /// Turns the RTCP webrtc-rs routes to a local track into [`Feedback`]. Ends when the track is
 /// unbound (connection closed) or nobody holds the track's feedback receiver.
-async fn feedback_loop(track: Arc<TrackLocalStaticSample>, tx: mpsc::Sender<Feedback>) {
+async fn feedback_loop(track: Arc<dyn TrackLocal>, tx: mpsc::Sender<Feedback>) {
     // `poll` returns None until the track is bound to a negotiated sender.
     let mut waited = Duration::ZERO;
     loop {

@@ -58,22 +58,26 @@ impl PendingMedia {
     }
 }
 
-/// Adds a receive-only transceiver for each kind we do not send, so the peer may send it.
+/// Adds a receive-only transceiver for each kind we do not send, so the peer may send it,
+/// and one for each extra kind in `more`.
 async fn receive_kinds(
     pc: &Arc<dyn PeerConnection>,
     tracks: &[TrackSpec],
+    more: &[MediaKind],
 ) -> webrtc::error::Result<()> {
-    for (kind, rtp_kind) in [
-        (MediaKind::Audio, RtpCodecKind::Audio),
-        (MediaKind::Video, RtpCodecKind::Video),
-    ] {
-        if !tracks.iter().any(|t| t.kind == kind) {
-            let init = RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Recvonly,
-                ..Default::default()
-            };
-            pc.add_transceiver_from_kind(rtp_kind, Some(init)).await?;
-        }
+    let missing = [MediaKind::Audio, MediaKind::Video]
+        .into_iter()
+        .filter(|kind| !tracks.iter().any(|t| t.kind == *kind));
+    for kind in missing.chain(more.iter().copied()) {
+        let rtp_kind = match kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            ..Default::default()
+        };
+        pc.add_transceiver_from_kind(rtp_kind, Some(init)).await?;
     }
     Ok(())
 }
@@ -128,7 +132,9 @@ impl Task {
             .map_err(webrtc_err)?;
         let setup = async {
             let locals = add_local_tracks(&pc, &opts.tracks).await?;
-            receive_kinds(&pc, &opts.tracks).await.map_err(webrtc_err)?;
+            receive_kinds(&pc, &opts.tracks, &opts.receive)
+                .await
+                .map_err(webrtc_err)?;
             // As peerjs does: an unordered channel labelled with the connection id, whose close
             // is the hang-up.
             let init = RTCDataChannelInit {

@@ -1,0 +1,617 @@
+//! The forwarder state machine: participants, their published tracks and send slots; slot
+//! assignment (Last-N within budget); the per-packet path; keyframe and NACK handling.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::cache::PacketCache;
+use super::keyframe::starts_keyframe;
+use super::rtp::{Rewrite, RtpView, SeqExtender, rewritten};
+use super::slot::Slot;
+use super::speakers::Speakers;
+use super::{
+    ParticipantId, SfuAction, SfuError, SlotId, SlotLayout, SourceKey, TrackInfo, TrackKind,
+};
+
+/// Actions held for the driver; beyond this, packets are dropped (and counted) rather than
+/// queued, so a driver that stops draining cannot grow memory.
+pub const MAX_ACTIONS: usize = 8192;
+/// Sequence numbers answered per NACK input.
+pub const MAX_NACK: usize = 128;
+/// Slots per kind a subscriber may have.
+pub const MAX_SLOTS: usize = 16;
+/// A source chosen for a slot that sends no keyframe within this is given up on (the old
+/// source stops too, so a budget is not exceeded for long).
+pub const PENDING_LIMIT: Duration = Duration::from_secs(2);
+/// Assumed bitrate of a video source not yet measured.
+const UNMEASURED_VIDEO_BPS: u64 = 500_000;
+/// Window of a source's bitrate measurement.
+const RATE_WINDOW: Duration = Duration::from_millis(500);
+/// How often a timeout comes while keyframes or switches are awaited.
+const BUSY_TICK: Duration = Duration::from_millis(50);
+
+/// Forwarder settings.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Video slots used (the last N active speakers get video).
+    pub last_n: usize,
+    /// Audio slots used (the most recent speakers are heard).
+    pub audio_slots: usize,
+    /// Header extension ID of the RFC 6464 audio level on publishers' audio, as negotiated
+    /// (`None`: not negotiated; speakers then rank in join order).
+    pub audio_level_ext: Option<u8>,
+    /// At most one keyframe request per source in this interval (repeated while awaited).
+    pub keyframe_interval: Duration,
+    /// How often slots are reassigned (speaker ranking and budgets).
+    pub reassign_interval: Duration,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            last_n: 4,
+            audio_slots: 4,
+            audio_level_ext: None,
+            keyframe_interval: Duration::from_millis(500),
+            reassign_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    /// Packets received from publishers.
+    pub packets_in: u64,
+    /// Packets sent to subscribers (retransmissions included).
+    pub packets_out: u64,
+    /// Bytes sent to subscribers.
+    pub bytes_out: u64,
+    /// Keyframe requests sent to publishers.
+    pub keyframe_requests: u64,
+    /// NACKed packets answered from the cache.
+    pub retransmitted: u64,
+    /// Slot switches to a new source.
+    pub switches: u64,
+    /// Inputs refused as malformed or unknown.
+    pub refused: u64,
+    /// Packets dropped because the driver did not drain actions.
+    pub backlog_drops: u64,
+}
+
+#[derive(Debug)]
+struct Source {
+    info: TrackInfo,
+    ext: SeqExtender,
+    cache: PacketCache,
+    window_start: Option<Instant>,
+    window_bytes: u64,
+    rate_bps: u64,
+    last_request: Option<Instant>,
+    keyframe_wanted: bool,
+}
+
+#[derive(Debug, Default)]
+struct Participant {
+    sources: BTreeMap<TrackKind, Source>,
+    slots: BTreeMap<SlotId, Slot>,
+    budget_bps: Option<u64>,
+    shown: Vec<(SlotId, Option<ParticipantId>)>,
+}
+
+/// The forwarder of one group call.
+#[derive(Debug)]
+pub struct Forwarder {
+    cfg: SfuConfig,
+    who: BTreeMap<ParticipantId, Participant>,
+    speakers: Speakers,
+    actions: VecDeque<SfuAction>,
+    next_reassign: Option<Instant>,
+    stats: SfuStats,
+    seq_seed: u16,
+}
+
+impl Forwarder {
+    /// A forwarder with nobody in it.
+    pub fn new(cfg: SfuConfig) -> Self {
+        Self {
+            cfg,
+            who: BTreeMap::new(),
+            speakers: Speakers::default(),
+            actions: VecDeque::new(),
+            next_reassign: None,
+            stats: SfuStats::default(),
+            seq_seed: rand::random(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SfuStats {
+        self.stats
+    }
+
+    /// Adds a participant (no tracks, no slots yet).
+    pub fn add_participant(&mut self, now: Instant, id: ParticipantId) {
+        self.who.entry(id).or_default();
+        self.speakers.add(id);
+        self.next_reassign = Some(now);
+    }
+
+    /// Removes a participant: its tracks leave every slot at once.
+    pub fn remove_participant(&mut self, now: Instant, id: ParticipantId) {
+        if self.who.remove(&id).is_none() {
+            return;
+        }
+        self.speakers.remove(id);
+        for p in self.who.values_mut() {
+            for slot in p.slots.values_mut() {
+                if slot.current().is_some_and(|s| s.participant == id) {
+                    slot.stop();
+                }
+                if slot.pending.is_some_and(|s| s.participant == id) {
+                    slot.choose(now, None);
+                }
+            }
+        }
+        self.publish_slot_maps();
+        self.next_reassign = Some(now);
+    }
+
+    /// A participant publishes a track (again: its numbering restarts).
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        kind: TrackKind,
+        info: TrackInfo,
+    ) -> Result<(), SfuError> {
+        let p = self.who.get_mut(&id).ok_or(SfuError::Unknown)?;
+        p.sources.insert(
+            kind,
+            Source {
+                info,
+                ext: SeqExtender::default(),
+                cache: PacketCache::default(),
+                window_start: None,
+                window_bytes: 0,
+                rate_bps: 0,
+                last_request: None,
+                keyframe_wanted: false,
+            },
+        );
+        self.next_reassign = Some(now);
+        Ok(())
+    }
+
+    /// A participant stops a track.
+    pub fn unpublish(&mut self, now: Instant, id: ParticipantId, kind: TrackKind) {
+        if let Some(p) = self.who.get_mut(&id) {
+            p.sources.remove(&kind);
+        }
+        let key = SourceKey {
+            participant: id,
+            kind,
+        };
+        for p in self.who.values_mut() {
+            for slot in p.slots.values_mut() {
+                if slot.current() == Some(key) {
+                    slot.stop();
+                }
+            }
+        }
+        self.publish_slot_maps();
+        self.next_reassign = Some(now);
+    }
+
+    /// Sets a participant's send slots (as negotiated on its media connection).
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        layout: &SlotLayout,
+    ) -> Result<(), SfuError> {
+        let p = self.who.get_mut(&id).ok_or(SfuError::Unknown)?;
+        p.slots.clear();
+        p.shown.clear();
+        let kinds = [
+            (TrackKind::Audio, &layout.audio),
+            (TrackKind::Video, &layout.video),
+            (TrackKind::Screen, &layout.screen),
+        ];
+        for (kind, outs) in kinds {
+            for (index, out) in outs.iter().take(MAX_SLOTS).enumerate() {
+                self.seq_seed = self.seq_seed.wrapping_add(7919);
+                let slot = Slot::new(*out, self.seq_seed);
+                let index = index as u8;
+                p.slots.insert(SlotId { kind, index }, slot);
+            }
+        }
+        self.next_reassign = Some(now);
+        Ok(())
+    }
+
+    /// A subscriber's available bitrate (from its congestion estimate); `None`: unlimited.
+    pub fn set_budget(&mut self, now: Instant, id: ParticipantId, bps: Option<u64>) {
+        if let Some(p) = self.who.get_mut(&id) {
+            p.budget_bps = bps;
+            self.next_reassign = Some(now);
+        }
+    }
+
+    /// An RTP packet from a publisher's track.
+    pub fn handle_rtp(
+        &mut self,
+        now: Instant,
+        from: ParticipantId,
+        kind: TrackKind,
+        packet: &[u8],
+    ) -> Result<(), SfuError> {
+        let view = RtpView::parse(packet).inspect_err(|_| self.stats.refused += 1)?;
+        let Some(src) = self
+            .who
+            .get_mut(&from)
+            .and_then(|p| p.sources.get_mut(&kind))
+        else {
+            self.stats.refused += 1;
+            return Err(SfuError::Unknown);
+        };
+        self.stats.packets_in += 1;
+        let in_ext = src.ext.extend(view.seq());
+        src.cache.put(in_ext, packet);
+        meter(src, now, packet.len());
+        let info = src.info;
+        let keyframe = kind == TrackKind::Audio || starts_keyframe(info.codec, view.payload());
+        if keyframe {
+            src.keyframe_wanted = false;
+        }
+        if kind == TrackKind::Audio
+            && let Some(level) = self.cfg.audio_level_ext.and_then(|id| view.audio_level(id))
+            && self.speakers.observe(now, from, level)
+        {
+            self.actions
+                .push_back(SfuAction::Speakers(self.speakers.speaking()));
+            self.next_reassign = Some(now);
+        }
+        let key = SourceKey {
+            participant: from,
+            kind,
+        };
+        let mut switched = vec![];
+        for (&to, p) in self.who.iter_mut() {
+            if to == from {
+                continue;
+            }
+            for (&slot_id, slot) in p.slots.iter_mut() {
+                if slot_id.kind != kind {
+                    continue;
+                }
+                if keyframe && slot.pending == Some(key) {
+                    slot.begin(now, in_ext, view.timestamp(), info.clock_rate);
+                    self.stats.switches += 1;
+                    switched.push(to);
+                }
+                if slot.current() != Some(key) {
+                    continue;
+                }
+                let Some((seq, timestamp)) = slot.map(now, in_ext, view.timestamp()) else {
+                    continue;
+                };
+                if self.actions.len() >= MAX_ACTIONS {
+                    self.stats.backlog_drops += 1;
+                    continue;
+                }
+                let out = rewritten(
+                    &view,
+                    Rewrite {
+                        payload_type: slot.out.payload_type,
+                        seq,
+                        timestamp,
+                        ssrc: slot.out.ssrc,
+                    },
+                );
+                self.stats.packets_out += 1;
+                self.stats.bytes_out += out.len() as u64;
+                self.actions.push_back(SfuAction::Send {
+                    to,
+                    slot: slot_id,
+                    packet: out,
+                });
+            }
+        }
+        for to in switched {
+            self.publish_slot_map(to);
+        }
+        Ok(())
+    }
+
+    /// A subscriber's keyframe request (PLI/FIR) on one of its slots.
+    pub fn handle_pli(&mut self, now: Instant, to: ParticipantId, slot: SlotId) {
+        let Some(s) = self.who.get(&to).and_then(|p| p.slots.get(&slot)) else {
+            return;
+        };
+        if let Some(source) = s.current().or(s.pending) {
+            self.want_keyframe(now, source);
+        }
+    }
+
+    /// A subscriber's NACK on one of its slots: the packets still cached are sent again.
+    pub fn handle_nack(&mut self, to: ParticipantId, slot_id: SlotId, seqs: &[u16]) {
+        let Some(slot) = self.who.get(&to).and_then(|p| p.slots.get(&slot_id)) else {
+            return;
+        };
+        let out = slot.out;
+        let targets: Vec<_> = seqs
+            .iter()
+            .take(MAX_NACK)
+            .filter_map(|&seq| slot.nack(seq).map(|t| (seq, t)))
+            .collect();
+        for (seq, t) in targets {
+            let cached = self
+                .who
+                .get(&t.source.participant)
+                .and_then(|p| p.sources.get(&t.source.kind))
+                .and_then(|s| s.cache.get(t.in_ext));
+            let Some(view) = cached.and_then(|c| RtpView::parse(c).ok()) else {
+                continue;
+            };
+            if self.actions.len() >= MAX_ACTIONS {
+                self.stats.backlog_drops += 1;
+                continue;
+            }
+            let packet = rewritten(
+                &view,
+                Rewrite {
+                    payload_type: out.payload_type,
+                    seq,
+                    timestamp: view.timestamp().wrapping_add(t.ts_offset),
+                    ssrc: out.ssrc,
+                },
+            );
+            self.stats.retransmitted += 1;
+            self.stats.packets_out += 1;
+            self.stats.bytes_out += packet.len() as u64;
+            self.actions.push_back(SfuAction::Send {
+                to,
+                slot: slot_id,
+                packet,
+            });
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) wants to run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let busy = self.who.values().any(|p| {
+            p.sources.values().any(|s| s.keyframe_wanted)
+                || p.slots.values().any(|s| s.pending.is_some())
+        });
+        let tick = self
+            .who
+            .values()
+            .flat_map(|p| p.sources.values())
+            .filter_map(|s| s.last_request)
+            .max()
+            .map(|t| t + BUSY_TICK);
+        match (self.next_reassign, busy.then_some(tick).flatten()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Time passes: slots are reassigned when due, awaited keyframes asked for again, stuck
+    /// switches given up.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_reassign.is_some_and(|t| t <= now) {
+            self.reassign(now);
+            self.next_reassign = Some(now + self.cfg.reassign_interval);
+        }
+        let mut again = vec![];
+        for (&id, p) in &self.who {
+            for (&kind, s) in &p.sources {
+                if s.keyframe_wanted {
+                    again.push(SourceKey {
+                        participant: id,
+                        kind,
+                    });
+                }
+            }
+        }
+        for key in again {
+            self.want_keyframe(now, key);
+        }
+        let mut stuck = vec![];
+        for (&to, p) in self.who.iter_mut() {
+            for slot in p.slots.values_mut() {
+                if slot
+                    .pending_since
+                    .is_some_and(|t| now.duration_since(t) >= PENDING_LIMIT)
+                {
+                    slot.choose(now, None);
+                    slot.stop();
+                    stuck.push(to);
+                }
+            }
+        }
+        for to in stuck {
+            self.publish_slot_map(to);
+        }
+    }
+
+    /// The next action for the driver.
+    pub fn poll_action(&mut self) -> Option<SfuAction> {
+        self.actions.pop_front()
+    }
+
+    /// Chooses every subscriber's slot sources: audio to the most recent speakers, screens,
+    /// then video to the last N speakers while the subscriber's budget allows.
+    fn reassign(&mut self, now: Instant) {
+        let ranked = self.speakers.ranked();
+        let rate = |who: &BTreeMap<ParticipantId, Participant>, k: SourceKey| {
+            who.get(&k.participant)
+                .and_then(|p| p.sources.get(&k.kind))
+                .map(|s| match (s.rate_bps, k.kind) {
+                    (0, TrackKind::Audio) => 0,
+                    (0, _) => UNMEASURED_VIDEO_BPS,
+                    (r, _) => r,
+                })
+                .unwrap_or(0)
+        };
+        let publishing = |who: &BTreeMap<ParticipantId, Participant>, kind| {
+            ranked
+                .iter()
+                .filter(|id| who.get(id).is_some_and(|p| p.sources.contains_key(&kind)))
+                .map(|&participant| SourceKey { participant, kind })
+                .collect::<Vec<_>>()
+        };
+        let audio = publishing(&self.who, TrackKind::Audio);
+        let screen = publishing(&self.who, TrackKind::Screen);
+        let video = publishing(&self.who, TrackKind::Video);
+        let subscribers: Vec<ParticipantId> = self.who.keys().copied().collect();
+        let mut wants = vec![];
+        for to in subscribers {
+            let p = &self.who[&to];
+            let count = |kind| p.slots.keys().filter(|s| s.kind == kind).count();
+            let others = |list: &[SourceKey], n: usize| {
+                list.iter()
+                    .filter(|k| k.participant != to)
+                    .take(n)
+                    .copied()
+                    .collect::<Vec<_>>()
+            };
+            let heard = others(&audio, count(TrackKind::Audio).min(self.cfg.audio_slots));
+            let mut left = p.budget_bps.unwrap_or(u64::MAX);
+            left = left.saturating_sub(heard.iter().map(|&k| rate(&self.who, k)).sum());
+            let mut seen = |list: Vec<SourceKey>| {
+                list.into_iter()
+                    .filter(|&k| {
+                        let cost = rate(&self.who, k);
+                        let fits = cost <= left;
+                        if fits {
+                            left -= cost;
+                        }
+                        fits
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let screens = seen(others(&screen, count(TrackKind::Screen)));
+            let cams = seen(others(&video, count(TrackKind::Video).min(self.cfg.last_n)));
+            wants.push((to, [heard, cams, screens]));
+        }
+        let mut requests = vec![];
+        let mut changed = vec![];
+        for (to, [heard, cams, screens]) in wants {
+            let p = self.who.get_mut(&to).expect("listed above");
+            let kinds = [
+                (TrackKind::Audio, heard),
+                (TrackKind::Video, cams),
+                (TrackKind::Screen, screens),
+            ];
+            for (kind, list) in kinds {
+                let mut placed: Vec<SourceKey> = vec![];
+                let mut free = vec![];
+                for (_, slot) in p.slots.iter_mut().filter(|(id, _)| id.kind == kind) {
+                    let wanted = |k: &SourceKey| list.contains(k) && !placed.contains(k);
+                    let keep = slot
+                        .current()
+                        .filter(wanted)
+                        .or(slot.pending.filter(wanted));
+                    match keep {
+                        Some(k) => {
+                            slot.choose(now, Some(k));
+                            placed.push(k);
+                        }
+                        None => free.push(slot),
+                    }
+                }
+                let mut rest = list.iter().filter(|k| !placed.contains(k));
+                for slot in free {
+                    match rest.next() {
+                        Some(&k) => {
+                            slot.choose(now, Some(k));
+                        }
+                        None => {
+                            slot.choose(now, None);
+                            if slot.current().is_some() {
+                                slot.stop();
+                                changed.push(to);
+                            }
+                        }
+                    }
+                }
+            }
+            for slot in p.slots.values().filter(|s| s.pending.is_some()) {
+                requests.extend(slot.pending);
+            }
+        }
+        for key in requests {
+            self.want_keyframe(now, key);
+        }
+        for to in changed {
+            self.publish_slot_map(to);
+        }
+    }
+
+    /// Asks a publisher for a keyframe, at most once per interval; while awaited it is asked
+    /// again at each interval.
+    fn want_keyframe(&mut self, now: Instant, key: SourceKey) {
+        let Some(s) = self
+            .who
+            .get_mut(&key.participant)
+            .and_then(|p| p.sources.get_mut(&key.kind))
+        else {
+            return;
+        };
+        if key.kind == TrackKind::Audio {
+            return;
+        }
+        s.keyframe_wanted = true;
+        if s.last_request
+            .is_some_and(|t| now.duration_since(t) < self.cfg.keyframe_interval)
+        {
+            return;
+        }
+        s.last_request = Some(now);
+        self.stats.keyframe_requests += 1;
+        self.actions.push_back(SfuAction::RequestKeyframe(key));
+    }
+
+    fn publish_slot_maps(&mut self) {
+        let ids: Vec<_> = self.who.keys().copied().collect();
+        for id in ids {
+            self.publish_slot_map(id);
+        }
+    }
+
+    /// Sends a subscriber its slot map if what its slots show changed.
+    fn publish_slot_map(&mut self, to: ParticipantId) {
+        let Some(p) = self.who.get_mut(&to) else {
+            return;
+        };
+        let shown: Vec<_> = p
+            .slots
+            .iter()
+            .map(|(&id, s)| (id, s.current().map(|k| k.participant)))
+            .collect();
+        if shown != p.shown {
+            p.shown = shown.clone();
+            self.actions
+                .push_back(SfuAction::SlotMap { to, slots: shown });
+        }
+    }
+}
+
+/// Counts a packet into its source's bitrate.
+fn meter(s: &mut Source, now: Instant, len: usize) {
+    let start = *s.window_start.get_or_insert(now);
+    s.window_bytes += len as u64;
+    let elapsed = now.duration_since(start);
+    if elapsed >= RATE_WINDOW {
+        let bps = s.window_bytes * 8 * 1000 / elapsed.as_millis().max(1) as u64;
+        s.rate_bps = if s.rate_bps == 0 {
+            bps
+        } else {
+            (s.rate_bps + bps) / 2
+        };
+        s.window_start = Some(now);
+        s.window_bytes = 0;
+    }
+}

@@ -1,0 +1,444 @@
+//! The forwarder in a simulated call: publishers that behave like encoders (a keyframe when
+//! asked, audio levels while speaking), subscribers that check what they get. Deterministic:
+//! time is simulated and nothing is random but the slots' first sequence numbers.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::rtp::RtpView;
+use super::*;
+
+const AUDIO_PT: u8 = 111;
+const VIDEO_PT: u8 = 102;
+/// Video packets per delta frame and per keyframe (1,000 bytes each), 30 frames/s.
+const DELTA_PACKETS: usize = 3;
+const KEY_PACKETS: usize = 10;
+
+struct Publisher {
+    seq_a: u16,
+    seq_v: u16,
+    frame: u32,
+    keyframe_due: bool,
+}
+
+#[derive(Default)]
+struct Subscriber {
+    /// Per slot: (time, seq, ts, first packet of a keyframe).
+    got: BTreeMap<SlotId, Vec<(Instant, u16, u32, bool)>>,
+    shown: BTreeMap<SlotId, Option<ParticipantId>>,
+    /// Bytes received per whole second of the run.
+    bytes_per_s: BTreeMap<u64, u64>,
+}
+
+struct Sim {
+    t0: Instant,
+    now: Instant,
+    fwd: Forwarder,
+    pubs: BTreeMap<ParticipantId, Publisher>,
+    subs: BTreeMap<ParticipantId, Subscriber>,
+    keyframe_requests: Vec<(Instant, SourceKey)>,
+    /// Who speaks when: participant `who(t)` talks, everyone else is silent.
+    speaker: Box<dyn Fn(Duration) -> Option<u64>>,
+}
+
+fn layout(p: u64, video: usize) -> SlotLayout {
+    let out = |k: u32, pt| SlotOut {
+        ssrc: (p as u32) << 8 | k,
+        payload_type: pt,
+    };
+    SlotLayout {
+        audio: (0..4).map(|k| out(k, AUDIO_PT)).collect(),
+        video: (0..video as u32).map(|k| out(16 + k, VIDEO_PT)).collect(),
+        screen: vec![],
+    }
+}
+
+fn rtp(pt: u8, seq: u16, ts: u32, ext: Option<u8>, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&0x1234u32.to_be_bytes());
+    if let Some(level) = ext {
+        p[0] |= 0x10;
+        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x10, level, 0, 0]);
+    }
+    p.extend_from_slice(payload);
+    p
+}
+
+impl Sim {
+    fn new(
+        n: u64,
+        video_slots: usize,
+        speaker: impl Fn(Duration) -> Option<u64> + 'static,
+    ) -> Self {
+        let t0 = Instant::now();
+        let mut fwd = Forwarder::new(SfuConfig {
+            audio_level_ext: Some(1),
+            ..SfuConfig::default()
+        });
+        let mut pubs = BTreeMap::new();
+        let mut subs = BTreeMap::new();
+        for i in 0..n {
+            let id = ParticipantId(i);
+            fwd.add_participant(t0, id);
+            let opus = TrackInfo {
+                codec: crate::media::depacketize::Codec::Opus,
+                clock_rate: 48_000,
+            };
+            let h264 = TrackInfo {
+                codec: crate::media::depacketize::Codec::H264,
+                clock_rate: 90_000,
+            };
+            fwd.publish(t0, id, TrackKind::Audio, opus).unwrap();
+            fwd.publish(t0, id, TrackKind::Video, h264).unwrap();
+            fwd.subscribe(t0, id, &layout(i, video_slots)).unwrap();
+            pubs.insert(
+                id,
+                Publisher {
+                    seq_a: (i * 1000) as u16,
+                    seq_v: 65000 + i as u16,
+                    frame: 0,
+                    keyframe_due: true,
+                },
+            );
+            subs.insert(id, Subscriber::default());
+        }
+        Self {
+            t0,
+            now: t0,
+            fwd,
+            pubs,
+            subs,
+            keyframe_requests: vec![],
+            speaker: Box::new(speaker),
+        }
+    }
+
+    /// Runs until `until` after the start, in 1 ms steps.
+    fn run(&mut self, until: Duration) {
+        while self.now < self.t0 + until {
+            self.now += Duration::from_millis(1);
+            let ms = self.now.duration_since(self.t0).as_millis() as u64;
+            let ids: Vec<_> = self.pubs.keys().copied().collect();
+            for id in ids {
+                // Spread participants over the 20 ms audio and 33⅓ ms video cycles.
+                if (ms + id.0).is_multiple_of(20) {
+                    self.send_audio(id, ms);
+                }
+                let frame = |ms: u64| (ms + id.0) * 3 / 100;
+                if frame(ms) != frame(ms - 1) {
+                    self.send_video(id);
+                }
+            }
+            if self.fwd.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.fwd.handle_timeout(self.now);
+                self.drain();
+            }
+        }
+    }
+
+    fn send_audio(&mut self, id: ParticipantId, ms: u64) {
+        let speaking = (self.speaker)(Duration::from_millis(ms)) == Some(id.0);
+        let p = self.pubs.get_mut(&id).unwrap();
+        p.seq_a = p.seq_a.wrapping_add(1);
+        let ts = (ms as u32).wrapping_mul(48);
+        let level = if speaking { 25 } else { 100 };
+        let pkt = rtp(AUDIO_PT, p.seq_a, ts, Some(level), &[0xfc; 100]);
+        self.fwd
+            .handle_rtp(self.now, id, TrackKind::Audio, &pkt)
+            .unwrap();
+        self.drain();
+    }
+
+    fn send_video(&mut self, id: ParticipantId) {
+        let p = self.pubs.get_mut(&id).unwrap();
+        let key = std::mem::take(&mut p.keyframe_due);
+        p.frame += 1;
+        let ts = p.frame.wrapping_mul(3000);
+        let count = if key { KEY_PACKETS } else { DELTA_PACKETS };
+        let mut pkts = vec![];
+        for k in 0..count {
+            p.seq_v = p.seq_v.wrapping_add(1);
+            let mut payload = match (k, key) {
+                (0, true) => vec![0x78, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce],
+                (0, false) => vec![0x7c, 0x81],
+                _ => vec![0x7c, 0x05],
+            };
+            payload.resize(1000, 0xab);
+            let mut pkt = rtp(VIDEO_PT, p.seq_v, ts, None, &payload);
+            if k + 1 == count {
+                pkt[1] |= 0x80;
+            }
+            pkts.push(pkt);
+        }
+        for pkt in pkts {
+            self.fwd
+                .handle_rtp(self.now, id, TrackKind::Video, &pkt)
+                .unwrap();
+            self.drain();
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(a) = self.fwd.poll_action() {
+            match a {
+                SfuAction::Send { to, slot, packet } => {
+                    let v = RtpView::parse(&packet).unwrap();
+                    let kf = slot.kind != TrackKind::Video
+                        || starts_keyframe(crate::media::depacketize::Codec::H264, v.payload());
+                    let s = self.subs.get_mut(&to).unwrap();
+                    s.got
+                        .entry(slot)
+                        .or_default()
+                        .push((self.now, v.seq(), v.timestamp(), kf));
+                    let sec = self.now.duration_since(self.t0).as_secs();
+                    *s.bytes_per_s.entry(sec).or_default() += packet.len() as u64;
+                }
+                SfuAction::RequestKeyframe(key) => {
+                    self.keyframe_requests.push((self.now, key));
+                    self.pubs.get_mut(&key.participant).unwrap().keyframe_due = true;
+                }
+                SfuAction::SlotMap { to, slots } => {
+                    let s = self.subs.get_mut(&to).unwrap();
+                    s.shown = slots.into_iter().collect();
+                }
+                SfuAction::Speakers(_) => {}
+            }
+        }
+    }
+
+    fn video_shown(&self, to: u64) -> Vec<ParticipantId> {
+        self.subs[&ParticipantId(to)]
+            .shown
+            .iter()
+            .filter(|(s, _)| s.kind == TrackKind::Video)
+            .filter_map(|(_, p)| *p)
+            .collect()
+    }
+}
+
+/// Speakers take turns: participant `k` talks during second `2k .. 2k+2` of each round.
+fn turns(n: u64) -> impl Fn(Duration) -> Option<u64> {
+    move |t| Some((t.as_secs() / 2) % n)
+}
+
+fn check_continuity(sim: &Sim) {
+    for (id, s) in &sim.subs {
+        for (slot, got) in &s.got {
+            for w in got.windows(2) {
+                assert_eq!(
+                    w[1].1,
+                    w[0].1.wrapping_add(1),
+                    "subscriber {id:?} slot {slot:?}: a gap or jump in the slot's numbering"
+                );
+                let dts = w[1].2.wrapping_sub(w[0].2);
+                assert!(dts < 1 << 31, "slot {slot:?}: timestamp went back");
+            }
+        }
+    }
+}
+
+#[test]
+fn eight_participants_last_n_four_follow_the_speaker_with_continuous_streams() {
+    let mut sim = Sim::new(8, 4, turns(8));
+    sim.run(Duration::from_secs(17));
+    check_continuity(&sim);
+    // At 17 s participant 0 speaks again (round two, 16–18 s) after all of 1..7 spoke: every
+    // other subscriber shows it, and four video sources at most, never itself.
+    for to in 0..8 {
+        let shown = sim.video_shown(to);
+        assert!(shown.len() <= 4, "{to}: {shown:?}");
+        assert!(!shown.contains(&ParticipantId(to)));
+        if to != 0 {
+            assert!(shown.contains(&ParticipantId(0)), "{to}: {shown:?}");
+            // The three before it in the turns (7, 6, 5) fill the other slots.
+            for recent in [7, 6, 5] {
+                if recent != to {
+                    assert!(shown.contains(&ParticipantId(recent)), "{to}: {shown:?}");
+                }
+            }
+        }
+    }
+    // Every video slot starts with a keyframe and switches only at keyframes: the first packet
+    // after each change of source is a keyframe start (sequence continuity holds across it).
+    let s = &sim.subs[&ParticipantId(1)];
+    for (slot, got) in s.got.iter().filter(|(s, _)| s.kind == TrackKind::Video) {
+        assert!(got[0].3, "{slot:?} began with a delta frame");
+    }
+    // Keyframe requests were coalesced: 7 subscribers switching to the same speaker at once
+    // cost one request, so far fewer than switches.
+    let stats = sim.fwd.stats();
+    assert!(stats.switches > 20, "{stats:?}");
+    assert!(
+        (sim.keyframe_requests.len() as u64) < stats.switches / 3,
+        "{} requests for {} switches",
+        sim.keyframe_requests.len(),
+        stats.switches
+    );
+}
+
+#[test]
+fn sixteen_participants_stay_inside_each_subscribers_budget() {
+    let mut sim = Sim::new(16, 4, turns(16));
+    // Audio is ~5 kB/s per source; each video source ~100 kB/s (800 kbit/s).
+    let budget = 2_000_000;
+    for i in 0..16 {
+        sim.fwd.set_budget(sim.t0, ParticipantId(i), Some(budget));
+    }
+    sim.run(Duration::from_secs(20));
+    check_continuity(&sim);
+    let mut total = 0;
+    for (id, s) in &sim.subs {
+        // From second 2 (the first estimates are in), every second fits the budget; a
+        // keyframe after a switch may add a little, hence 10 %.
+        for (&sec, &bytes) in s.bytes_per_s.range(2..20) {
+            let bps = bytes * 8;
+            assert!(
+                bps <= budget * 11 / 10,
+                "{id:?} second {sec}: {bps} bit/s over a budget of {budget}"
+            );
+            total += bps;
+        }
+        let videos = sim.video_shown(id.0).len();
+        assert!((1..=2).contains(&videos), "{id:?} sees {videos} videos");
+    }
+    assert!(total <= 16 * 18 * budget * 11 / 10);
+}
+
+#[test]
+fn a_weak_subscriber_gets_fewer_videos_and_those_keep_flowing() {
+    let mut sim = Sim::new(6, 4, turns(6));
+    sim.run(Duration::from_secs(12));
+    assert_eq!(sim.video_shown(5).len(), 4);
+    sim.fwd
+        .set_budget(sim.now, ParticipantId(5), Some(1_000_000));
+    sim.run(Duration::from_secs(16));
+    let shown = sim.video_shown(5);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    // The one left is still flowing (not a frozen picture): packets in the last second.
+    let s = &sim.subs[&ParticipantId(5)];
+    let last = sim.now - Duration::from_secs(1);
+    let flowing = s
+        .got
+        .iter()
+        .filter(|(slot, _)| slot.kind == TrackKind::Video)
+        .any(|(_, got)| got.iter().filter(|g| g.0 >= last).count() > 50);
+    assert!(flowing);
+    check_continuity(&sim);
+}
+
+#[test]
+fn a_participant_who_leaves_disappears_from_every_slot_at_once() {
+    let mut sim = Sim::new(5, 4, turns(5));
+    sim.run(Duration::from_secs(11));
+    assert!(sim.video_shown(1).contains(&ParticipantId(0)));
+    sim.fwd.remove_participant(sim.now, ParticipantId(0));
+    sim.drain();
+    for to in 1..5 {
+        assert!(!sim.video_shown(to).contains(&ParticipantId(0)));
+    }
+    sim.pubs.remove(&ParticipantId(0));
+    let before = sim.fwd.stats().refused;
+    let pkt = rtp(AUDIO_PT, 1, 1, None, b"x");
+    assert_eq!(
+        sim.fwd
+            .handle_rtp(sim.now, ParticipantId(0), TrackKind::Audio, &pkt),
+        Err(SfuError::Unknown)
+    );
+    assert_eq!(sim.fwd.stats().refused, before + 1);
+}
+
+#[test]
+fn nacks_are_answered_from_the_cache_with_the_slots_numbering() {
+    let mut sim = Sim::new(3, 2, turns(3));
+    sim.run(Duration::from_secs(3));
+    let slot = SlotId {
+        kind: TrackKind::Video,
+        index: 0,
+    };
+    let got = sim.subs[&ParticipantId(2)].got[&slot].clone();
+    let lost: Vec<u16> = got[got.len() - 20..got.len() - 15]
+        .iter()
+        .map(|g| g.1)
+        .collect();
+    let before = sim.fwd.stats().retransmitted;
+    sim.fwd.handle_nack(ParticipantId(2), slot, &lost);
+    let mut again = vec![];
+    while let Some(a) = sim.fwd.poll_action() {
+        if let SfuAction::Send {
+            to,
+            slot: s,
+            packet,
+        } = a
+        {
+            assert_eq!((to, s), (ParticipantId(2), slot));
+            let v = RtpView::parse(&packet).unwrap();
+            let orig = got.iter().find(|g| g.1 == v.seq()).unwrap();
+            assert_eq!(v.timestamp(), orig.2, "same timestamp as first sent");
+            again.push(v.seq());
+        }
+    }
+    assert_eq!(again, lost);
+    assert_eq!(sim.fwd.stats().retransmitted, before + 5);
+}
+
+#[test]
+fn keyframe_requests_are_coalesced_and_repeated_until_a_keyframe_comes() {
+    let mut sim = Sim::new(4, 4, turns(4));
+    sim.run(Duration::from_secs(2));
+    sim.keyframe_requests.clear();
+    let slot = SlotId {
+        kind: TrackKind::Video,
+        index: 0,
+    };
+    // Three subscribers ask for a keyframe of what they see in slot 0 at the same moment.
+    let mut asked = vec![];
+    for to in 1..4 {
+        let src = sim.subs[&ParticipantId(to)].shown[&slot].unwrap();
+        asked.push(src);
+        sim.fwd.handle_pli(sim.now, ParticipantId(to), slot);
+    }
+    sim.drain();
+    let mut distinct = asked.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(sim.keyframe_requests.len(), distinct.len());
+    // A publisher that ignores the request is asked again after the interval, not before.
+    let ignored = sim.keyframe_requests[0].1;
+    let at = sim.keyframe_requests[0].0;
+    sim.pubs.get_mut(&ignored.participant).unwrap().keyframe_due = false;
+    sim.keyframe_requests.clear();
+    let mut t = sim.now;
+    while t < at + Duration::from_millis(700) {
+        t += Duration::from_millis(1);
+        sim.now = t;
+        if sim.fwd.poll_timeout().is_some_and(|d| d <= t) {
+            sim.fwd.handle_timeout(t);
+            sim.drain();
+            sim.pubs.get_mut(&ignored.participant).unwrap().keyframe_due = false;
+        }
+    }
+    let repeats: Vec<_> = sim
+        .keyframe_requests
+        .iter()
+        .filter(|(_, k)| *k == ignored)
+        .map(|(t, _)| t.duration_since(at))
+        .collect();
+    assert_eq!(repeats.len(), 1, "{repeats:?}");
+    assert!(repeats[0] >= Duration::from_millis(500), "{repeats:?}");
+}
+
+#[test]
+fn malformed_packets_are_refused_and_counted() {
+    let mut sim = Sim::new(2, 1, turns(2));
+    for bad in [vec![], vec![0x80; 5], vec![0x40; 20]] {
+        assert!(matches!(
+            sim.fwd
+                .handle_rtp(sim.now, ParticipantId(0), TrackKind::Audio, &bad),
+            Err(SfuError::Malformed(_))
+        ));
+    }
+    assert_eq!(sim.fwd.stats().refused, 3);
+    assert!(sim.fwd.poll_action().is_none() || sim.fwd.stats().packets_out == 0);
+}
