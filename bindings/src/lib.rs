@@ -25,6 +25,7 @@ mod calls;
 mod chat;
 mod logging;
 mod platform;
+mod rpc;
 
 pub use call_media::{
     CallMediaSinks, CallMediaSource, EncoderControlListener, MediaFrame, MediaFrameListener,

@@ -8,6 +8,7 @@ mod discover;
 mod group;
 mod local_node;
 mod messaging;
+mod rpc;
 mod servers;
 mod usage;
 
@@ -69,6 +70,17 @@ enum Cmd {
     Call(calls::CallArgs),
     /// The call log, newest first (offline).
     Calls(calls::CallsArgs),
+    /// Signed RPC to one's own devices: grants (offline), calls, the audit log.
+    Rpc {
+        #[command(subcommand)]
+        cmd: rpc::RpcCmd,
+    },
+    /// Serve RPC to contacts at trust 3 within their grants; print the audit events.
+    Serve(rpc::ServeArgs),
+    /// Back files up into a serving contact's /incoming (resumable, skips what is there).
+    Backup(rpc::BackupArgs),
+    /// Baby-monitor viewer: ask an armed device for its camera and record the stream.
+    Monitor(rpc::MonitorArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -166,6 +178,10 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Group { cmd } => group::run(cmd, cli.profile),
         Cmd::Call(a) => calls::call(a, cli.profile).await,
         Cmd::Calls(a) => calls::calls(a, cli.profile),
+        Cmd::Rpc { cmd } => rpc::rpc(cmd, cli.profile).await,
+        Cmd::Serve(a) => rpc::serve(a, cli.profile).await,
+        Cmd::Backup(a) => rpc::backup(a, cli.profile).await,
+        Cmd::Monitor(a) => rpc::monitor(a, cli.profile).await,
         Cmd::Bench { what } => bench::run(what).await,
     }
 }

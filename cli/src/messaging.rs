@@ -300,7 +300,7 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
     })
 }
 
-fn print_event(json_out: bool, e: &NodeEvent) {
+pub(crate) fn print_event(json_out: bool, e: &NodeEvent) {
     let Some(j) = event_json(e) else { return };
     if json_out {
         println!("{j}");

@@ -2,7 +2,7 @@
 //!
 //! Layers, lowest first; a layer only uses the ones above it in this list:
 //! [`crypto`] → [`identity`] → [`store`] → [`signaling`] → [`transport`] → [`node`] (the facade
-//! every shell uses). Discovery, contacts/chat, groups/calls and RPC will sit between transport
+//! every shell uses). Discovery, contacts/chat, groups/calls and RPC sit between transport
 //! and node, in that order (see `docs/ARCHITECTURE.md`).
 
 pub mod calls;
@@ -14,6 +14,7 @@ pub mod groups;
 pub mod identity;
 pub mod media;
 pub mod node;
+pub mod rpc;
 pub mod session;
 pub mod signaling;
 pub mod store;

@@ -36,7 +36,7 @@ pub(super) async fn start(url: &str, dir: &std::path::Path, name: &str) -> Resul
     Ok(node)
 }
 
-async fn until<T>(
+pub(super) async fn until<T>(
     rx: &mut UnboundedReceiver<NodeEvent>,
     mut f: impl FnMut(&NodeEvent) -> Option<T>,
 ) -> Result<T> {
@@ -110,7 +110,7 @@ async fn session_data(
 
 /// A `total`-byte file from `a` to `b`; MB/s from `send_file` (copy into the profile and hash)
 /// until `b` verified the whole file and exposed it, and the milliseconds `send_file` took.
-async fn file(
+pub(super) async fn file(
     a: &Node,
     fb: &str,
     eb: &mut UnboundedReceiver<NodeEvent>,

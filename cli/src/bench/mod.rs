@@ -4,6 +4,7 @@ mod discovery;
 mod idle;
 mod media;
 mod messaging;
+mod rpc;
 mod sfu;
 mod sfu_call;
 mod signaling;
@@ -60,6 +61,18 @@ pub enum BenchCmd {
         /// Rounds (the median counts).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+    },
+    /// Signed RPC: round trip, requests/s, backup upload vs file transfer, monitor start.
+    Rpc {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Requests timed (round trips, then pipelined).
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+        /// MiB uploaded and transferred.
+        #[arg(long, default_value_t = 64)]
+        megabytes: usize,
     },
     /// An idle node with contacts linked and stadium mode on: wake-ups/s, CPU, memory.
     Idle {
@@ -136,6 +149,11 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             pings,
             rounds,
         } => transport::run(json, connects, pings, rounds).await,
+        BenchCmd::Rpc {
+            json,
+            calls,
+            megabytes,
+        } => rpc::run(json, calls, megabytes).await,
         BenchCmd::Messaging {
             json,
             count,

@@ -20,6 +20,8 @@ const MAX_NAME: usize = 256;
 const MAX_ERROR: usize = 512;
 /// Longest signed file manifest, in bytes.
 pub const MAX_MANIFEST: usize = 1024;
+/// Longest RPC request or response (JSON, `crate::rpc::wire` checks it further), in bytes.
+pub const MAX_RPC: usize = 63 * 1024;
 
 /// A 16-byte random message or file identifier.
 pub type Id = [u8; 16];
@@ -158,6 +160,10 @@ pub enum Frame {
     },
     /// Call control (tags 40–49; only on sessions with [`crate::session::FEATURE_CALLS`]).
     Call(CallFrame),
+    /// A signed RPC request, JSON (tag 50; only with [`crate::session::FEATURE_RPC`]).
+    RpcRequest(Vec<u8>),
+    /// An RPC response, JSON (tag 51).
+    RpcResponse(Vec<u8>),
 }
 
 /// Why a peer refused a frame.
@@ -206,6 +212,8 @@ mod tag {
     pub const FILE_CHUNK: u8 = 21;
     pub const FILE_ACK: u8 = 22;
     pub const FILE_DONE: u8 = 23;
+    pub const RPC_REQUEST: u8 = 50;
+    pub const RPC_RESPONSE: u8 = 51;
 }
 
 impl Frame {
@@ -246,6 +254,8 @@ impl Frame {
                 c.encode_into(&mut w);
                 &mut w
             }
+            Frame::RpcRequest(b) => w.u8(tag::RPC_REQUEST).bytes(b),
+            Frame::RpcResponse(b) => w.u8(tag::RPC_RESPONSE).bytes(b),
         };
         w.0
     }
@@ -333,6 +343,8 @@ impl Frame {
                 id: r.array()?,
                 ok: r.u8()? == 1,
             },
+            tag::RPC_REQUEST => Frame::RpcRequest(r.bytes(MAX_RPC, "rpc")?.to_vec()),
+            tag::RPC_RESPONSE => Frame::RpcResponse(r.bytes(MAX_RPC, "rpc")?.to_vec()),
             t if super::call_wire::tag::is_call(t) => Frame::Call(CallFrame::decode(t, &mut r)?),
             _ => return Err(WireError::Unknown("frame")),
         };
@@ -398,6 +410,8 @@ mod tests {
                 id: [5; 16],
                 ok: true,
             },
+            Frame::RpcRequest(vec![b'{'; MAX_RPC]),
+            Frame::RpcResponse(b"{}".to_vec()),
         ];
         for f in frames {
             assert_eq!(Frame::decode(&f.encode()), Ok(f));

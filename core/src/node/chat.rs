@@ -381,6 +381,11 @@ impl Inner {
             Frame::FileAck { id, index } if files => this.file_acked(link, id, index).await,
             Frame::FileDone { id, ok } if files => this.file_done(link, id, ok).await,
             Frame::Call(f) => Inner::on_call_frame(this, link, trust, f).await,
+            // Trusted contacts get 403 from the RPC layer; Known ones and strangers never reach it.
+            Frame::RpcRequest(b) if trust.is_some_and(|t| t >= Trust::Trusted) => {
+                Inner::on_rpc_request(this, link, trust, b).await;
+            }
+            Frame::RpcResponse(b) if contact => this.on_rpc_response(link, &b),
             _ if !contact => {
                 link.refuse(ErrorCode::NotContact, "you are not a contact")
                     .await;

@@ -42,6 +42,8 @@ pub(crate) struct Link {
     pub peer: String,
     /// The features both sides' wire versions share (decision 0009).
     pub features: u64,
+    /// The session's handshake hash (RPC signatures are bound to it, decision 0014).
+    pub binding: [u8; 32],
     /// The peer's display name from its hello (`None` until the hello arrives).
     name: watch::Sender<Option<String>>,
     pub(super) cid: String,
@@ -216,6 +218,7 @@ pub(crate) async fn establish(
     let fp = session.remote_fingerprint();
     let key = session.remote_key().to_bytes();
     let features = session.features();
+    let binding = session.binding();
     let peer = conn.peer().to_owned();
     let trust = inner
         .db(move |c| contacts::trust_of(c, &fp))
@@ -234,6 +237,7 @@ pub(crate) async fn establish(
         key,
         peer: peer.clone(),
         features,
+        binding,
         name: watch::Sender::new(None),
         cid: conn.info().connection_id.clone(),
         out: out_tx,

@@ -51,6 +51,9 @@ mod pseudonyms;
 mod rendezvous;
 #[cfg(test)]
 mod rendezvous_tests;
+mod rpc;
+#[cfg(test)]
+mod rpc_tests;
 #[cfg(test)]
 mod stadium_tests;
 #[cfg(test)]
@@ -70,6 +73,7 @@ pub use files::{ACK_EVERY, DEFAULT_MAX_FILE};
 use link::Link;
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};
+pub use rpc::{DEFAULT_MAX_RPC_FILE, ServeConfig};
 
 /// Settings key of the user's display name.
 pub const DISPLAY_NAME_KEY: &str = "display_name";
@@ -443,6 +447,8 @@ struct Inner {
     background: std::sync::atomic::AtomicBool,
     /// The call machine and its timer.
     calls: Mutex<calls::NodeCalls>,
+    /// Signed RPC: grants checked per request, our requests in flight (decision 0014).
+    rpc: rpc::NodeRpc,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -574,6 +580,7 @@ impl Node {
             pseudonyms,
             background: std::sync::atomic::AtomicBool::new(false),
             calls: Mutex::new(calls::NodeCalls::new(fingerprint)),
+            rpc: Default::default(),
             tasks: Mutex::new(vec![]),
         });
         let weak = Arc::downgrade(&inner);

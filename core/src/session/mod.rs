@@ -31,6 +31,8 @@ const CERT_LEN: usize = 1 + 32 + 64;
 const VERSION_LEN: usize = 2 + 2 + 8;
 /// Feature bit 1: call control frames (`chat::call_wire`, tags 40–49; decision 0013).
 pub const FEATURE_CALLS: u64 = 1 << 1;
+/// Feature bit 2: signed RPC frames (tags 50–59; decision 0014).
+pub const FEATURE_RPC: u64 = 1 << 2;
 /// Largest Noise message.
 pub const MAX_FRAME: usize = 65_535;
 /// Largest plaintext in one encrypted frame (a frame carries a 16-byte tag).
@@ -54,7 +56,7 @@ impl WireVersion {
     pub const CURRENT: WireVersion = WireVersion {
         major: 1,
         minor: 1,
-        features: FEATURE_CALLS,
+        features: FEATURE_CALLS | FEATURE_RPC,
     };
 
     /// Builds from before wire versioning, whose handshake payload was the bare certificate.

@@ -171,6 +171,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX calls_by_peer ON calls (peer, started_ms);
     CREATE INDEX calls_by_time ON calls (started_ms);
 ",
+    // RPC (decision 0014): scopes granted to Full Access contacts, and the audit log of every
+    // request served or refused (bounded by `rpc::store::MAX_AUDIT`).
+    "
+    CREATE TABLE rpc_grants (
+        fingerprint TEXT    NOT NULL CHECK (length(fingerprint) = 64),
+        scope       TEXT    NOT NULL,
+        granted_ms  INTEGER NOT NULL,
+        PRIMARY KEY (fingerprint, scope)
+    );
+    CREATE TABLE rpc_audit (
+        n           INTEGER PRIMARY KEY,
+        at_ms       INTEGER NOT NULL,
+        fingerprint TEXT    NOT NULL,
+        id          TEXT    NOT NULL,
+        method      TEXT    NOT NULL,
+        target      TEXT    NOT NULL,
+        code        INTEGER NOT NULL,
+        message     TEXT    NOT NULL
+    );
+",
 ];
 
 /// Schema version this build creates and understands.

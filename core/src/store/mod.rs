@@ -248,6 +248,8 @@ mod tests {
                 "messages",
                 "peer_id_history",
                 "peerjs_tokens",
+                "rpc_audit",
+                "rpc_grants",
                 "settings"
             ]
         );

@@ -1,0 +1,565 @@
+//! Signed RPC from the shell (decision 0014): `peerns rpc grant|revoke|grants` (offline),
+//! `peerns rpc call` (prints the `RPC_RES` object), `peerns serve` (serves the chosen roots and
+//! prints the audit events), `peerns backup` (uploads into the peer's `/incoming`, resumable,
+//! skipping files whose content hash is there already) and `peerns monitor` (the baby-monitor
+//! viewer: asks for the camera stream and records the call that follows).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use peerns_core::node::{CallState, Node, NodeEvent, ServeConfig};
+use peerns_core::rpc::b64;
+use peerns_core::rpc::fs::{MAX_CHUNK, Roots};
+use peerns_core::rpc::scope::Scope;
+use peerns_core::rpc::store as rpc_store;
+use peerns_core::rpc::wire::{Request, Response};
+use peerns_core::store::Profile;
+use serde_json::{Value, json};
+
+use crate::Result;
+use crate::messaging::{NetArgs, print_event, profile_dir, start};
+
+/// How long one request may wait for its answer.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `peerns rpc ...`.
+#[derive(clap::Subcommand)]
+pub enum RpcCmd {
+    /// Grant scopes to a contact at trust 3 (offline), e.g. `fs:write:/incoming/**`.
+    Grant {
+        /// The contact's fingerprint.
+        fingerprint: String,
+        /// `category:action:resource` (fs, db, media, sys).
+        #[arg(required = true)]
+        scopes: Vec<String>,
+    },
+    /// Revoke some or all scopes of a contact (offline).
+    Revoke {
+        /// The contact's fingerprint.
+        fingerprint: String,
+        /// Scopes to revoke; none = all.
+        scopes: Vec<String>,
+    },
+    /// List grants (offline).
+    Grants {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign and send one request; print the answer.
+    Call(CallArgs),
+    /// Print the audit log (offline), oldest first.
+    Audit {
+        /// Newest entries to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+/// `peerns rpc call`.
+#[derive(clap::Args)]
+pub struct CallArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// The serving contact's fingerprint.
+    #[arg(long)]
+    to: String,
+    /// e.g. `fs.list`.
+    method: String,
+    /// Parameters as a JSON object.
+    #[arg(default_value = "{}")]
+    params: String,
+    /// Print the `RPC_RES` object as one JSON line.
+    #[arg(long)]
+    json: bool,
+    /// Send the same signed request a second time (shows replay protection).
+    #[arg(long)]
+    replay: bool,
+    /// Also write the signed request to FILE.
+    #[arg(long, value_name = "FILE")]
+    save_request: Option<PathBuf>,
+    /// Send the signed request stored in FILE as it is (instead of METHOD/PARAMS).
+    #[arg(long, value_name = "FILE")]
+    send_request: Option<PathBuf>,
+}
+
+/// `peerns serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// A root: request paths `/NAME/...` map into DIR (repeatable).
+    #[arg(long = "root", value_name = "NAME=DIR", value_parser = Roots::parse_arg)]
+    roots: Vec<(String, PathBuf)>,
+    /// Arm the camera (`test` pattern or a `.y4m` file): `media.stream` may start it.
+    #[arg(long, value_name = "SOURCE")]
+    arm_camera: Option<String>,
+    /// Largest file an upload may create, in bytes.
+    #[arg(long)]
+    max_file: Option<u64>,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// Stop after this many seconds; default: run until Ctrl-C.
+    #[arg(long)]
+    seconds: Option<f64>,
+}
+
+/// `peerns backup`.
+#[derive(clap::Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// The home desktop's fingerprint.
+    #[arg(long)]
+    to: String,
+    /// Files or folders to back up.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The remote root to write into.
+    #[arg(long, default_value = "/incoming")]
+    into: String,
+    /// Print progress and the summary as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `peerns monitor`.
+#[derive(clap::Args)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// The armed device's fingerprint.
+    #[arg(long)]
+    to: String,
+    /// Which camera.
+    #[arg(long, default_value = "environment")]
+    facing: String,
+    /// Record the stream to FILE (.mkv).
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Watch this long, then hang up.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Print JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+fn open_profile(profile: Option<PathBuf>) -> Result<Profile> {
+    Ok(Profile::open_desktop(&profile_dir(profile)?)?)
+}
+
+fn parse_scopes(list: &[String]) -> Result<Vec<Scope>> {
+    list.iter()
+        .map(|s| Scope::parse(s).map_err(|e| format!("{s}: {}", e.message).into()))
+        .collect()
+}
+
+/// `peerns rpc ...`.
+pub async fn rpc(cmd: RpcCmd, profile: Option<PathBuf>) -> Result<()> {
+    match cmd {
+        RpcCmd::Grant {
+            fingerprint,
+            scopes,
+        } => {
+            let fp = fingerprint
+                .trim()
+                .parse()
+                .map_err(|_| "not a fingerprint")?;
+            let scopes = parse_scopes(&scopes)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as u64;
+            open_profile(profile)?
+                .store()
+                .with_conn(|c| Ok(rpc_store::grant(c, &fp, &scopes, now)))??;
+            Ok(())
+        }
+        RpcCmd::Revoke {
+            fingerprint,
+            scopes,
+        } => {
+            let fp = fingerprint
+                .trim()
+                .parse()
+                .map_err(|_| "not a fingerprint")?;
+            let scopes = parse_scopes(&scopes)?;
+            let list = (!scopes.is_empty()).then_some(scopes.as_slice());
+            let n = open_profile(profile)?
+                .store()
+                .with_conn(|c| Ok(rpc_store::revoke(c, &fp, list)))??;
+            println!("revoked {n}");
+            Ok(())
+        }
+        RpcCmd::Grants { json } => {
+            let grants = open_profile(profile)?
+                .store()
+                .with_conn(|c| rpc_store::grants(c))?;
+            for g in grants {
+                if json {
+                    println!("{}", serde_json::to_string(&g)?);
+                } else {
+                    println!("{} {}", g.fingerprint, g.scope);
+                }
+            }
+            Ok(())
+        }
+        RpcCmd::Audit { limit } => {
+            let log = open_profile(profile)?
+                .store()
+                .with_conn(|c| rpc_store::audit_log(c, limit.clamp(1, 10_000)))?;
+            for e in log {
+                println!("{}", serde_json::to_string(&e)?);
+            }
+            Ok(())
+        }
+        RpcCmd::Call(a) => call(a, profile).await,
+    }
+}
+
+async fn call(a: CallArgs, profile: Option<PathBuf>) -> Result<()> {
+    let node = start(&a.net, profile).await?;
+    let result = async {
+        let req = match &a.send_request {
+            Some(f) => {
+                let bytes = std::fs::read(f)?;
+                Request::decode(&bytes).map_err(|(_, e)| format!("{f:?}: {}", e.message))?
+            }
+            None => {
+                let params: Value = serde_json::from_str(&a.params)?;
+                node.rpc_sign(&a.to, &a.method, params).await?
+            }
+        };
+        if let Some(f) = &a.save_request {
+            std::fs::write(f, serde_json::to_vec(&req.to_json())?)?;
+        }
+        let times = if a.replay { 2 } else { 1 };
+        let mut ok = true;
+        for _ in 0..times {
+            let res = node.rpc_send(&a.to, &req, TIMEOUT).await?;
+            ok &= res.outcome.is_ok();
+            print_response(&res, a.json);
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(ok)
+    }
+    .await;
+    node.stop().await;
+    match result? {
+        true => Ok(()),
+        false => Err("the request was refused".into()),
+    }
+}
+
+fn print_response(res: &Response, json: bool) {
+    if json {
+        println!("{}", res.to_json());
+    } else {
+        match &res.outcome {
+            Ok(v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+            Err(e) => println!("error {}: {}", e.code, e.message),
+        }
+    }
+}
+
+/// `peerns serve`.
+pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
+    if let Some(v) = &a.arm_camera {
+        crate::call_media::check_video(Some(v))?;
+    }
+    let node = Arc::new(start(&a.net, profile).await?);
+    node.rpc_serve(ServeConfig {
+        roots: a.roots.clone(),
+        max_file: a.max_file.unwrap_or(0),
+    })?;
+    if a.arm_camera.is_some() {
+        node.rpc_arm_camera(Some("environment"))?;
+    }
+    let mut audit = node.rpc_audit_events();
+    let mut events = node.subscribe();
+    let id = node.identity();
+    let roots: Vec<&str> = a.roots.iter().map(|(n, _)| n.as_str()).collect();
+    println!(
+        "{}",
+        json!({"event": "serving", "fingerprint": id.fingerprint, "peer_id": id.peer_id,
+               "link": node.share_link(), "roots": roots, "armed": a.arm_camera.is_some()})
+    );
+    let until = a
+        .seconds
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let sleep_until = async {
+        match until {
+            Some(t) => tokio::time::sleep_until(t.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep_until);
+    let mut media = vec![];
+    loop {
+        tokio::select! {
+            e = audit.recv() => {
+                let Some(e) = e else { break };
+                if a.json {
+                    let mut v = serde_json::to_value(&e)?;
+                    v["event"] = json!("rpc");
+                    println!("{v}");
+                } else {
+                    println!("rpc {} {} {} {} {}", e.fingerprint, e.method, e.target, e.code, e.message);
+                }
+            }
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                print_event(a.json, &ev);
+                // The monitor stream: our call to the viewer connected; only now the camera starts.
+                if let (Some(source), NodeEvent::CallState { call, state: CallState::Connected, .. }) = (&a.arm_camera, &ev) {
+                    println!("{}", json!({"event": "camera_started", "call": call, "source": source}));
+                    let sources = crate::call_media::Sources { video: Some(source.clone()), audio: true };
+                    let task = crate::call_media::serve(node.clone(), call.clone(), sources, 0, None, a.json);
+                    media.push(tokio::spawn(async move {
+                        if let Err(e) = task.await {
+                            eprintln!("monitor media: {e}");
+                        }
+                    }));
+                }
+            }
+            _ = crate::shutdown_signal() => break,
+            _ = &mut sleep_until => break,
+        }
+    }
+    if let Some(c) = node.active_call() {
+        let _ = node.hang_up(&c.call);
+    }
+    for m in media {
+        let _ = tokio::time::timeout(Duration::from_secs(5), m).await;
+    }
+    node.stop().await;
+    Ok(())
+}
+
+/// One file to back up: where it is and the remote path.
+pub(crate) struct Item {
+    pub(crate) local: PathBuf,
+    pub(crate) remote: String,
+}
+
+fn collect(path: &Path, remote: &str, out: &mut Vec<Item>) -> Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{path:?} has no file name"))?
+        .to_str()
+        .ok_or_else(|| format!("{path:?} is not UTF-8"))?;
+    let remote = format!("{remote}/{name}");
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            collect(&e.path(), &remote, out)?;
+        }
+    } else if meta.is_file() {
+        out.push(Item {
+            local: path.to_owned(),
+            remote,
+        });
+    }
+    Ok(())
+}
+
+fn hash_file(p: &Path) -> Result<(String, u64)> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(p)?)?;
+    Ok((
+        h.finalize().to_hex().to_string(),
+        std::fs::metadata(p)?.len(),
+    ))
+}
+
+/// Requests kept in flight during an upload.
+const WINDOW: usize = 16;
+
+async fn request(node: &Node, to: &str, method: &str, params: Value) -> Result<Value> {
+    let res = node.rpc_call(to, method, params, TIMEOUT).await?;
+    res.outcome
+        .map_err(|e| format!("{method}: {} {}", e.code, e.message).into())
+}
+
+/// Uploads `item` from `offset`, `WINDOW` chunks in flight.
+pub(crate) async fn upload(
+    node: &Node,
+    to: &str,
+    item: &Item,
+    size: u64,
+    offset: u64,
+    json: bool,
+) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(&item.local)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut inflight = std::collections::VecDeque::new();
+    let mut pos = offset;
+    let mut last_report = Instant::now();
+    // An empty file is one empty chunk.
+    let mut sent_any = false;
+    loop {
+        while inflight.len() < WINDOW && (pos < size || !sent_any) {
+            sent_any = true;
+            let n = (size - pos).min(MAX_CHUNK as u64) as usize;
+            let mut buf = vec![0u8; n];
+            f.read_exact(&mut buf)?;
+            let params = json!({"path": item.remote, "data_b64": b64::encode(&buf),
+                                "offset": pos, "total": size, "overwrite": true});
+            let req = node.rpc_sign(to, "fs.write", params).await?;
+            inflight.push_back(node.rpc_start(to, &req).await?);
+            pos += n as u64;
+        }
+        let Some(rx) = inflight.pop_front() else {
+            break;
+        };
+        let res = tokio::time::timeout(TIMEOUT, rx)
+            .await
+            .map_err(|_| "upload timed out")??;
+        if let Err(e) = res.outcome {
+            return Err(format!("fs.write {}: {} {}", item.remote, e.code, e.message).into());
+        }
+        if json && last_report.elapsed() > Duration::from_secs(1) {
+            last_report = Instant::now();
+            println!(
+                "{}",
+                json!({"event": "progress", "path": item.remote, "bytes": pos, "total": size})
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `peerns backup`.
+pub async fn backup(a: BackupArgs, profile: Option<PathBuf>) -> Result<()> {
+    let mut items = vec![];
+    for p in &a.paths {
+        collect(p, a.into.trim_end_matches('/'), &mut items)?;
+    }
+    let node = start(&a.net, profile).await?;
+    let started = Instant::now();
+    let result = async {
+        let (mut files, mut bytes, mut skipped) = (0u64, 0u64, 0u64);
+        for item in &items {
+            let (hash, size) = hash_file(&item.local)?;
+            let stat = request(
+                &node,
+                &a.to,
+                "fs.stat",
+                json!({"path": item.remote, "hash": true}),
+            )
+            .await?;
+            if stat["blake3"] == hash.as_str() {
+                skipped += 1;
+                continue;
+            }
+            // Resume an unfinished upload of this file where the other side has it.
+            let partial = stat["partial"].as_u64().unwrap_or(0).min(size);
+            let offset = if partial > 0 && partial < size {
+                partial
+            } else {
+                0
+            };
+            upload(&node, &a.to, item, size, offset, a.json).await?;
+            let after = request(
+                &node,
+                &a.to,
+                "fs.stat",
+                json!({"path": item.remote, "hash": true}),
+            )
+            .await?;
+            if after["blake3"] != hash.as_str() {
+                // The partial file was of another version: send it whole once more.
+                upload(&node, &a.to, item, size, 0, a.json).await?;
+            }
+            files += 1;
+            bytes += size - offset;
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((files, bytes, skipped))
+    }
+    .await;
+    node.stop().await;
+    let (files, bytes, skipped) = result?;
+    let summary = json!({"files": files, "bytes": bytes, "skipped": skipped,
+                         "seconds": started.elapsed().as_secs_f64()});
+    println!("{summary}");
+    Ok(())
+}
+
+/// `peerns monitor`.
+pub async fn monitor(a: MonitorArgs, profile: Option<PathBuf>) -> Result<()> {
+    let node = Arc::new(start(&a.net, profile).await?);
+    let mut events = node.subscribe();
+    let asked = Instant::now();
+    let res = node
+        .rpc_call(&a.to, "media.stream", json!({"facing": a.facing}), TIMEOUT)
+        .await?;
+    print_response(&res, a.json);
+    if let Err(e) = res.outcome {
+        node.stop().await;
+        return Err(format!("media.stream refused: {} {}", e.code, e.message).into());
+    }
+    let to = a.to.trim().to_lowercase();
+    let mut media = None;
+    let mut hang_up_at = None;
+    let result: Result<()> = async {
+        loop {
+            let sleep = async {
+                match hang_up_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => tokio::time::sleep(TIMEOUT).await,
+                }
+            };
+            tokio::select! {
+                ev = events.recv() => {
+                    let Some(ev) = ev else { break };
+                    match &ev {
+                        NodeEvent::IncomingCall { call, fingerprint, .. } if *fingerprint == to => {
+                            node.accept_call(call, Default::default())?;
+                        }
+                        NodeEvent::CallState { call, state: CallState::Connected, .. } => {
+                            if a.json {
+                                println!("{}", json!({"event": "stream_connected", "call": call,
+                                    "ms_since_request": asked.elapsed().as_millis() as u64}));
+                            }
+                            let expect = node.active_call().map_or(0, |c| crate::calls::track_count(c.caller_kinds));
+                            media = Some(tokio::spawn(crate::call_media::serve(
+                                node.clone(), call.clone(),
+                                crate::call_media::Sources { video: None, audio: false },
+                                expect, a.record.clone(), a.json,
+                            )));
+                            hang_up_at = Some(tokio::time::Instant::now() + Duration::from_secs_f64(a.seconds));
+                        }
+                        NodeEvent::CallState { state: CallState::Ended(_), .. } => break,
+                        _ => {}
+                    }
+                }
+                _ = sleep => {
+                    match node.active_call() {
+                        Some(c) if hang_up_at.is_some() => node.hang_up(&c.call)?,
+                        _ => return Err("no stream arrived".into()),
+                    }
+                    hang_up_at = None;
+                }
+                _ = crate::shutdown_signal() => {
+                    if let Some(c) = node.active_call() {
+                        node.hang_up(&c.call)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Some(m) = media
+        && let Ok(Err(e)) = m.await
+    {
+        eprintln!("media: {e}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    node.stop().await;
+    result
+}

@@ -1,0 +1,405 @@
+//! Signed RPC over links (decision 0014): the serving side checks each request (trust, the
+//! signature bound to this session, time, replay window, rate, grants), runs it and answers;
+//! the calling side signs requests for the link it sends them on and matches the answers.
+//! Every request served or refused is written to the audit log and told to audit subscribers.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::link::Link;
+use super::{Inner, Node, NodeError, lock, parse_fp, unix_ms};
+use crate::calls::Kinds;
+use crate::chat::wire::Frame;
+use crate::contacts::Trust;
+use crate::identity::Fingerprint;
+use crate::rpc::RpcError;
+use crate::rpc::fs::Roots;
+use crate::rpc::guard::{Guard, GuardConfig};
+use crate::rpc::scope::Facing;
+use crate::rpc::server::{self, Call};
+use crate::rpc::store::{self as rpc_store, AuditEntry};
+use crate::rpc::wire::{Request, Response};
+use crate::session::FEATURE_RPC;
+
+pub use crate::rpc::fs::DEFAULT_MAX_FILE as DEFAULT_MAX_RPC_FILE;
+
+/// Requests of ours waiting for their answer, at most.
+const MAX_PENDING: usize = 1024;
+
+/// What a node serves over RPC.
+#[derive(Debug, Clone, Default)]
+pub struct ServeConfig {
+    /// `(name, folder)`: request paths `/name/...` map into the folder.
+    pub roots: Vec<(String, PathBuf)>,
+    /// Largest file one upload may create (0 = [`DEFAULT_MAX_RPC_FILE`]).
+    pub max_file: u64,
+}
+
+struct Serving {
+    roots: Roots,
+}
+
+/// The RPC state of a node.
+pub(crate) struct NodeRpc {
+    guard: Mutex<Guard>,
+    serving: Mutex<Option<Arc<Serving>>>,
+    /// The camera may be streamed (the device is armed): its facing, and the task that calls
+    /// whoever asks for the stream.
+    armed: Mutex<Option<(Facing, mpsc::UnboundedSender<Fingerprint>)>>,
+    pending: Mutex<HashMap<String, (Fingerprint, oneshot::Sender<Response>)>>,
+    audit_subs: Mutex<Vec<mpsc::UnboundedSender<AuditEntry>>>,
+}
+
+impl Default for NodeRpc {
+    fn default() -> Self {
+        NodeRpc {
+            guard: Mutex::new(Guard::new(GuardConfig::default())),
+            serving: Mutex::new(None),
+            armed: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            audit_subs: Mutex::new(vec![]),
+        }
+    }
+}
+
+impl Inner {
+    /// A request from `link`, whose sender is a contact at Trusted or Full Access (lower
+    /// levels never get here).
+    pub(crate) async fn on_rpc_request(
+        this: &Arc<Inner>,
+        link: &Arc<Link>,
+        trust: Option<Trust>,
+        bytes: Vec<u8>,
+    ) {
+        let now = unix_ms();
+        let (id, method, target, outcome) = match Request::decode(&bytes) {
+            Err((id, e)) => (id, String::new(), String::new(), Err(e)),
+            Ok(req) => {
+                let (target, outcome) = Inner::serve_request(this, link, trust, &req, now).await;
+                (req.id, req.method, target, outcome)
+            }
+        };
+        let entry = AuditEntry {
+            at_ms: now,
+            fingerprint: link.fp.to_hex(),
+            id: id.clone(),
+            method,
+            target,
+            code: outcome.as_ref().map_or_else(|e| e.code, |_| 200),
+            message: outcome
+                .as_ref()
+                .err()
+                .map(|e| e.message.clone())
+                .unwrap_or_default(),
+        };
+        // Logged before the answer leaves: whoever sees the answer finds it in the log.
+        let e = entry.clone();
+        if let Err(err) = this.db(move |c| rpc_store::audit(c, &e)).await {
+            tracing::warn!(error = %err, "could not write the RPC audit log");
+        }
+        lock(&this.rpc.audit_subs).retain(|tx| tx.send(entry.clone()).is_ok());
+        let resp = Response::new(&id, outcome);
+        let _ = link.send(&Frame::RpcResponse(resp.encode())).await;
+    }
+
+    /// Checks and runs one request; returns its target (for the audit log) and outcome.
+    async fn serve_request(
+        this: &Arc<Inner>,
+        link: &Arc<Link>,
+        trust: Option<Trust>,
+        req: &Request,
+        now: u64,
+    ) -> (String, Result<Value, RpcError>) {
+        let call = Call::parse(&req.method, &req.params);
+        let target = call.as_ref().map(Call::target).unwrap_or_default();
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&link.key);
+        if trust != Some(Trust::FullAccess) {
+            return (
+                target,
+                Err(RpcError::denied("RPC needs Full Access (trust 3)")),
+            );
+        }
+        if !key.is_ok_and(|k| req.verify(&k, &link.binding)) {
+            return (
+                target,
+                Err(RpcError::denied(
+                    "the signature does not verify for this session",
+                )),
+            );
+        }
+        if let Err(e) = lock(&this.rpc.guard).admit(&link.fp, &req.id, req.ts_ms, now) {
+            return (target, Err(e));
+        }
+        let call = match call {
+            Ok(c) => c,
+            Err(e) => return (target, Err(e)),
+        };
+        let Some(serving) = lock(&this.rpc.serving).clone() else {
+            return (target, Err(RpcError::denied("this device serves no RPC")));
+        };
+        let fp = link.fp;
+        let scopes = match this.db(move |c| rpc_store::scopes_of(c, &fp)).await {
+            Ok(s) => s,
+            Err(e) => return (target, Err(RpcError::internal(e.to_string()))),
+        };
+        if !call.allowed_by(&scopes) {
+            return (target, Err(RpcError::denied("scope denied")));
+        }
+        (target, Inner::run_call(this, link, &serving, call).await)
+    }
+
+    async fn run_call(
+        this: &Arc<Inner>,
+        link: &Arc<Link>,
+        serving: &Arc<Serving>,
+        call: Call,
+    ) -> Result<Value, RpcError> {
+        match call {
+            // The grant allowed `since` (`timestamp>T` needs `since >= T`): nothing older leaks.
+            Call::DbMessages(since, limit) => {
+                let msgs = this
+                    .db(move |c| rpc_store::messages_after(c, since, limit))
+                    .await
+                    .map_err(|e| RpcError::internal(e.to_string()))?;
+                Ok(json!({"messages": msgs}))
+            }
+            Call::SysStatus(item) => Ok(match item {
+                crate::rpc::scope::SysItem::Battery => server::battery_status(),
+                crate::rpc::scope::SysItem::Storage => server::storage_status(&serving.roots),
+                crate::rpc::scope::SysItem::Network => json!({
+                    "signaling": format!("{:?}", *lock(&this.state)),
+                    "links": lock(&this.links).len(),
+                }),
+            }),
+            Call::MediaStream(facing) => {
+                let armed = lock(&this.rpc.armed).clone();
+                match armed {
+                    // The stream is a normal call to the requester, placed by the armed task.
+                    Some((f, tx)) if f == facing && tx.send(link.fp).is_ok() => {
+                        Ok(json!({"streaming": true, "facing": facing.name()}))
+                    }
+                    _ => Err(RpcError::denied("the camera is not armed")),
+                }
+            }
+            fs_call => {
+                let roots = serving.clone();
+                tokio::task::spawn_blocking(move || {
+                    fs_call
+                        .run_fs(&roots.roots)
+                        .unwrap_or_else(|| Err(RpcError::internal("not a file call")))
+                })
+                .await
+                .unwrap_or_else(|e| Err(RpcError::internal(e.to_string())))
+            }
+        }
+    }
+
+    /// An answer to one of our requests (others are dropped).
+    pub(crate) fn on_rpc_response(&self, link: &Link, bytes: &[u8]) {
+        let Ok(resp) = Response::decode(bytes) else {
+            tracing::info!(peer = %link.peer, "dropped a malformed RPC response");
+            return;
+        };
+        let mut pending = lock(&self.rpc.pending);
+        if pending.get(&resp.id).is_some_and(|(fp, _)| *fp == link.fp)
+            && let Some((_, tx)) = pending.remove(&resp.id)
+        {
+            let _ = tx.send(resp);
+        }
+    }
+}
+
+impl Node {
+    /// Starts serving RPC with `config` (replacing an earlier configuration).
+    pub fn rpc_serve(&self, config: ServeConfig) -> Result<(), NodeError> {
+        let max = if config.max_file == 0 {
+            DEFAULT_MAX_RPC_FILE
+        } else {
+            config.max_file
+        };
+        let roots = Roots::new(&config.roots, max).map_err(NodeError::InvalidInput)?;
+        *lock(&self.inner.rpc.serving) = Some(Arc::new(Serving { roots }));
+        Ok(())
+    }
+
+    /// Arms the camera with `facing` (`media.stream` may start it) or disarms it (`None`).
+    pub fn rpc_arm_camera(&self, facing: Option<&str>) -> Result<(), NodeError> {
+        let f = match facing {
+            None => None,
+            Some(s) => Some(Facing::parse(s).ok_or_else(|| {
+                NodeError::InvalidInput(format!("facing {s:?}: environment or user"))
+            })?),
+        };
+        let armed = f.map(|f| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Fingerprint>();
+            let weak = Arc::downgrade(&self.inner);
+            let task = tokio::spawn(async move {
+                while let Some(fp) = rx.recv().await {
+                    let Some(inner) = weak.upgrade() else { break };
+                    let node = Node::from_inner(inner);
+                    if let Err(e) = node
+                        .call(&fp.to_hex(), Kinds::VIDEO.union(Kinds::AUDIO))
+                        .await
+                    {
+                        tracing::info!(error = %e, "could not start the monitor stream");
+                    }
+                }
+            });
+            self.inner.track([task.abort_handle()]);
+            (f, tx)
+        });
+        // Dropping the old sender ends the old task.
+        *lock(&self.inner.rpc.armed) = armed;
+        Ok(())
+    }
+
+    /// Every RPC request served or refused from now on, in order.
+    pub fn rpc_audit_events(&self) -> mpsc::UnboundedReceiver<AuditEntry> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.rpc.audit_subs).push(tx);
+        rx
+    }
+
+    /// Signs a request to contact `fingerprint` for its current link (dialled if needed).
+    pub async fn rpc_sign(
+        &self,
+        fingerprint: &str,
+        method: &str,
+        params: Value,
+    ) -> Result<Request, NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        let link = Inner::dial_contact(&self.inner, &fp).await?;
+        if link.features & FEATURE_RPC == 0 {
+            return Err(NodeError::NotAllowed(format!("{fp} does not speak RPC")));
+        }
+        let id = crate::crypto::random_hex(12);
+        Ok(Request::sign(
+            &self.inner.identity,
+            &link.binding,
+            method,
+            params,
+            &id,
+            unix_ms(),
+        ))
+    }
+
+    /// Sends a signed request on the link to `fingerprint` without waiting: the answer comes
+    /// on the receiver. Requests sent one after another are served in that order, so a caller
+    /// may keep several in flight (streamed uploads do).
+    pub async fn rpc_start(
+        &self,
+        fingerprint: &str,
+        req: &Request,
+    ) -> Result<oneshot::Receiver<Response>, NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        let link = Inner::dial_contact(&self.inner, &fp).await?;
+        let bytes = req
+            .encode()
+            .ok_or_else(|| NodeError::InvalidInput("request too large".into()))?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = lock(&self.inner.rpc.pending);
+            pending.retain(|_, (_, tx)| !tx.is_closed());
+            if pending.len() >= MAX_PENDING {
+                return Err(NodeError::NotAllowed(
+                    "too many RPC requests in flight".into(),
+                ));
+            }
+            // The same id sent again (a replay test) waits for the next answer with it.
+            pending.insert(req.id.clone(), (fp, tx));
+        }
+        link.send(&Frame::RpcRequest(bytes)).await?;
+        Ok(rx)
+    }
+
+    /// Sends a signed request on the link to `fingerprint` and waits for its answer.
+    pub async fn rpc_send(
+        &self,
+        fingerprint: &str,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, NodeError> {
+        let rx = self.rpc_start(fingerprint, req).await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(NodeError::Stopped),
+            Err(_) => {
+                lock(&self.inner.rpc.pending).remove(&req.id);
+                Err(NodeError::Timeout(format!(
+                    "RPC {} to {fingerprint}",
+                    req.method
+                )))
+            }
+        }
+    }
+
+    /// Signs and sends `method(params)` to `fingerprint`; returns the `RPC_RES` answer.
+    pub async fn rpc_call(
+        &self,
+        fingerprint: &str,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Response, NodeError> {
+        let req = self.rpc_sign(fingerprint, method, params).await?;
+        self.rpc_send(fingerprint, &req, timeout).await
+    }
+}
+
+impl Node {
+    /// Grants `scopes` to contact `fingerprint` (refused unless it is at trust 3).
+    pub async fn rpc_grant(&self, fingerprint: &str, scopes: &[String]) -> Result<(), NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        let parsed = scopes
+            .iter()
+            .map(|s| {
+                crate::rpc::scope::Scope::parse(s)
+                    .map_err(|e| NodeError::InvalidInput(format!("{s}: {}", e.message)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = unix_ms();
+        self.inner
+            .db(move |c| {
+                rpc_store::grant(c, &fp, &parsed, now).map_err(|e| match e {
+                    rpc_store::GrantError::Store(s) => NodeError::Store(s),
+                    other => NodeError::NotAllowed(other.to_string()),
+                })
+            })
+            .await
+    }
+
+    /// Revokes `scopes` of `fingerprint` (all of them if empty); returns how many went.
+    pub async fn rpc_revoke(&self, fingerprint: &str, scopes: &[String]) -> Result<u64, NodeError> {
+        let fp = parse_fp(fingerprint)?;
+        let parsed = scopes
+            .iter()
+            .map(|s| {
+                crate::rpc::scope::Scope::parse(s)
+                    .map_err(|e| NodeError::InvalidInput(format!("{s}: {}", e.message)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.inner
+            .db(move |c| {
+                let list = (!parsed.is_empty()).then_some(parsed.as_slice());
+                rpc_store::revoke(c, &fp, list)
+                    .map(|n| n as u64)
+                    .map_err(|e| NodeError::NotAllowed(e.to_string()))
+            })
+            .await
+    }
+
+    /// Every grant, by contact.
+    pub async fn rpc_grants(&self) -> Result<Vec<rpc_store::Grant>, NodeError> {
+        self.inner.db(|c| rpc_store::grants(c)).await
+    }
+
+    /// The newest `limit` audit entries, oldest first.
+    pub async fn rpc_audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, NodeError> {
+        self.inner.db(move |c| rpc_store::audit_log(c, limit)).await
+    }
+}

@@ -1,0 +1,310 @@
+//! What a request asks, checked against the grants: the typed call parsed from `method` and
+//! `params` (strictly: unknown methods are 404, unknown or malformed parameters 400), the scope
+//! it needs, and the parts of running it that need no node (files, device status).
+
+use serde_json::{Map, Value, json};
+
+use super::RpcError;
+use super::fs::{MAX_CHUNK, Roots};
+use super::path::RpcPath;
+use super::scope::{Facing, Need, Scope, SysItem};
+
+/// Most messages one `db.messages` returns.
+pub const MAX_MESSAGES: usize = 200;
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    /// `fs.list {path}`.
+    FsList(RpcPath),
+    /// `fs.stat {path, hash?}`.
+    FsStat(RpcPath, bool),
+    /// `fs.read {path, offset?, length?}`.
+    FsRead(RpcPath, u64, usize),
+    /// `fs.write {path, data_b64, overwrite?, offset?, total?}`.
+    FsWrite {
+        /// Target.
+        path: RpcPath,
+        /// Bytes.
+        data: Vec<u8>,
+        /// Replace an existing file.
+        overwrite: bool,
+        /// Streamed form: (offset, total).
+        chunk: Option<(u64, u64)>,
+    },
+    /// `db.messages {since, limit?}`.
+    DbMessages(u64, usize),
+    /// `sys.status {what}`.
+    SysStatus(SysItem),
+    /// `media.stream {facing}`.
+    MediaStream(Facing),
+}
+
+struct Params(Map<String, Value>);
+
+impl Params {
+    fn take(&mut self, k: &str) -> Option<Value> {
+        self.0.remove(k)
+    }
+    fn path(&mut self) -> Result<RpcPath, RpcError> {
+        match self.take("path") {
+            Some(Value::String(s)) => RpcPath::parse(&s),
+            _ => Err(RpcError::bad("params.path must be a string")),
+        }
+    }
+    fn u64_or(&mut self, k: &str, default: Option<u64>) -> Result<u64, RpcError> {
+        match (self.take(k), default) {
+            (Some(v), _) => v
+                .as_u64()
+                .ok_or_else(|| RpcError::bad(format!("params.{k} must be a non-negative integer"))),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(RpcError::bad(format!("params.{k} is required"))),
+        }
+    }
+    fn bool_or(&mut self, k: &str) -> Result<bool, RpcError> {
+        match self.take(k) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(b),
+            Some(_) => Err(RpcError::bad(format!("params.{k} must be true or false"))),
+        }
+    }
+    fn str(&mut self, k: &str) -> Result<String, RpcError> {
+        match self.take(k) {
+            Some(Value::String(s)) => Ok(s),
+            _ => Err(RpcError::bad(format!("params.{k} must be a string"))),
+        }
+    }
+    fn done(self) -> Result<(), RpcError> {
+        match self.0.keys().next() {
+            None => Ok(()),
+            Some(k) => Err(RpcError::bad(format!("unknown parameter {k:?}"))),
+        }
+    }
+}
+
+impl Call {
+    /// Parses a request's method and params.
+    pub fn parse(method: &str, params: &Value) -> Result<Call, RpcError> {
+        let mut p = Params(params.as_object().cloned().unwrap_or_default());
+        let call = match method {
+            "fs.list" => Call::FsList(p.path()?),
+            "fs.stat" => {
+                let path = p.path()?;
+                Call::FsStat(path, p.bool_or("hash")?)
+            }
+            "fs.read" => {
+                let path = p.path()?;
+                let offset = p.u64_or("offset", Some(0))?;
+                let length = p.u64_or("length", Some(MAX_CHUNK as u64))?;
+                Call::FsRead(path, offset, length.min(MAX_CHUNK as u64) as usize)
+            }
+            "fs.write" => {
+                let path = p.path()?;
+                let data = super::b64::decode(&p.str("data_b64")?)
+                    .ok_or_else(|| RpcError::bad("params.data_b64 is not base64"))?;
+                let overwrite = p.bool_or("overwrite")?;
+                let chunk = match (p.take("offset"), p.take("total")) {
+                    (None, None) => None,
+                    (Some(o), Some(t)) => Some((
+                        o.as_u64().ok_or_else(|| RpcError::bad("params.offset"))?,
+                        t.as_u64().ok_or_else(|| RpcError::bad("params.total"))?,
+                    )),
+                    _ => return Err(RpcError::bad("offset and total go together")),
+                };
+                Call::FsWrite {
+                    path,
+                    data,
+                    overwrite,
+                    chunk,
+                }
+            }
+            "db.messages" => {
+                let since = p.u64_or("since", None)?;
+                let limit = p.u64_or("limit", Some(MAX_MESSAGES as u64))?;
+                Call::DbMessages(since, limit.min(MAX_MESSAGES as u64) as usize)
+            }
+            "sys.status" => {
+                let what = p.str("what")?;
+                Call::SysStatus(
+                    SysItem::parse(&what)
+                        .ok_or_else(|| RpcError::bad("what: battery, storage or network"))?,
+                )
+            }
+            "media.stream" => {
+                let f = p.str("facing")?;
+                Call::MediaStream(
+                    Facing::parse(&f)
+                        .ok_or_else(|| RpcError::bad("facing: environment or user"))?,
+                )
+            }
+            m => return Err(RpcError::not_found(format!("no method {m:?}"))),
+        };
+        p.done()?;
+        Ok(call)
+    }
+
+    /// The scope the call needs.
+    pub fn need(&self) -> Need<'_> {
+        match self {
+            Call::FsList(p) => Need::FsList(p),
+            Call::FsStat(p, _) => Need::FsStat(p),
+            Call::FsRead(p, ..) => Need::FsRead(p),
+            Call::FsWrite { path, .. } => Need::FsWrite(path),
+            Call::DbMessages(since, _) => Need::Messages(*since),
+            Call::SysStatus(i) => Need::Sys(*i),
+            Call::MediaStream(f) => Need::Camera(*f),
+        }
+    }
+
+    /// What the audit log names as the target.
+    pub fn target(&self) -> String {
+        match self {
+            Call::FsList(p) | Call::FsStat(p, _) | Call::FsRead(p, ..) => p.to_string(),
+            Call::FsWrite { path, .. } => path.to_string(),
+            Call::DbMessages(since, _) => format!("messages:timestamp>{since}"),
+            Call::SysStatus(i) => i.name().to_owned(),
+            Call::MediaStream(f) => format!("camera:{}", f.name()),
+        }
+    }
+
+    /// Whether any of `scopes` allows the call.
+    pub fn allowed_by(&self, scopes: &[Scope]) -> bool {
+        let need = self.need();
+        scopes.iter().any(|s| s.allows(&need))
+    }
+
+    /// Runs a file-system call (blocking); `None` for other calls.
+    pub fn run_fs(&self, roots: &Roots) -> Option<Result<Value, RpcError>> {
+        Some(match self {
+            Call::FsList(p) => roots.list(p),
+            Call::FsStat(p, hash) => roots.stat(p, *hash),
+            Call::FsRead(p, offset, len) => roots.read(p, *offset, *len),
+            Call::FsWrite {
+                path,
+                data,
+                overwrite,
+                chunk,
+            } => roots.write(path, data, *overwrite, *chunk),
+            _ => return None,
+        })
+    }
+}
+
+/// The battery as Linux reports it (`/sys/class/power_supply`), if there is one.
+pub fn battery_status() -> Value {
+    let Ok(dir) = std::fs::read_dir("/sys/class/power_supply") else {
+        return json!({"available": false});
+    };
+    for e in dir.flatten() {
+        let p = e.path();
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).map(|s| s.trim().to_owned());
+        if read("type").is_ok_and(|t| t == "Battery")
+            && let Ok(cap) = read("capacity")
+        {
+            return json!({
+                "available": true,
+                "percent": cap.parse::<u8>().ok(),
+                "status": read("status").unwrap_or_default(),
+            });
+        }
+    }
+    json!({"available": false})
+}
+
+/// Free and total bytes of the file systems of the roots.
+pub fn storage_status(roots: &Roots) -> Value {
+    let mut out = vec![];
+    for (name, dir) in roots.names().into_iter().zip(roots.dirs()) {
+        match disk_space(dir) {
+            Some((free, total)) => out.push(json!({"root": name, "free": free, "total": total})),
+            None => out.push(json!({"root": name})),
+        }
+    }
+    json!({"roots": out})
+}
+
+#[cfg(unix)]
+fn disk_space(dir: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path; `st` is written by statvfs on success.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let unit = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
+}
+
+#[cfg(not(unix))]
+fn disk_space(_: &std::path::Path) -> Option<(u64, u64)> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_parse_strictly() {
+        let ok = |m: &str, v: Value| Call::parse(m, &v).unwrap();
+        let err = |m: &str, v: Value| Call::parse(m, &v).unwrap_err().code;
+        assert!(matches!(
+            ok("fs.list", json!({"path": "/a"})),
+            Call::FsList(_)
+        ));
+        assert_eq!(
+            ok("fs.read", json!({"path": "/a/b", "length": 1_000_000})),
+            Call::FsRead(RpcPath::parse("/a/b").unwrap(), 0, MAX_CHUNK)
+        );
+        assert!(matches!(
+            ok(
+                "fs.write",
+                json!({"path": "/a/b", "data_b64": "Zm9v", "offset": 0, "total": 9})
+            ),
+            Call::FsWrite {
+                chunk: Some((0, 9)),
+                ..
+            }
+        ));
+        assert_eq!(err("fs.nope", json!({})), 404);
+        assert_eq!(err("fs.list", json!({})), 400);
+        assert_eq!(err("fs.list", json!({"path": "/a/../b"})), 400);
+        assert_eq!(err("fs.list", json!({"path": "/a", "x": 1})), 400);
+        assert_eq!(
+            err("fs.write", json!({"path": "/a/b", "data_b64": "%%"})),
+            400
+        );
+        assert_eq!(
+            err(
+                "fs.write",
+                json!({"path": "/a/b", "data_b64": "", "offset": 1})
+            ),
+            400
+        );
+        assert_eq!(err("db.messages", json!({"since": -1})), 400);
+        assert_eq!(err("sys.status", json!({"what": "cpu"})), 400);
+        assert_eq!(err("media.stream", json!({"facing": "back"})), 400);
+    }
+
+    #[test]
+    fn calls_need_their_scope() {
+        let scopes = [
+            Scope::parse("fs:write:/incoming/**").unwrap(),
+            Scope::parse("sys:status:battery").unwrap(),
+        ];
+        let c = |m: &str, v: Value| Call::parse(m, &v).unwrap();
+        assert!(c("fs.write", json!({"path": "/incoming/a", "data_b64": ""})).allowed_by(&scopes));
+        assert!(c("fs.stat", json!({"path": "/incoming/a"})).allowed_by(&scopes));
+        assert!(!c("fs.read", json!({"path": "/incoming/a"})).allowed_by(&scopes));
+        assert!(!c("fs.list", json!({"path": "/incoming"})).allowed_by(&scopes));
+        assert!(c("sys.status", json!({"what": "battery"})).allowed_by(&scopes));
+        assert!(!c("sys.status", json!({"what": "storage"})).allowed_by(&scopes));
+        assert!(!c("media.stream", json!({"facing": "user"})).allowed_by(&scopes));
+        assert!(!c("db.messages", json!({"since": 0})).allowed_by(&scopes));
+        assert_eq!(
+            c("db.messages", json!({"since": 5})).target(),
+            "messages:timestamp>5"
+        );
+    }
+}
