@@ -158,6 +158,9 @@ pub enum Frame {
     },
     /// Call control (tags 40–49; only on sessions with [`crate::session::FEATURE_CALLS`]).
     Call(CallFrame),
+    /// A group frame (tags 30–39; only on sessions with [`crate::session::FEATURE_GROUPS`]),
+    /// kept encoded, tag included: the groups layer above decodes and checks it.
+    Group(Vec<u8>),
 }
 
 /// Why a peer refused a frame.
@@ -188,6 +191,11 @@ impl ErrorCode {
             _ => Self::Other,
         }
     }
+}
+
+/// Whether a session frame tag belongs to the groups layer (30–39).
+pub fn is_group(tag: u8) -> bool {
+    (30..=39).contains(&tag)
 }
 
 mod tag {
@@ -246,12 +254,16 @@ impl Frame {
                 c.encode_into(&mut w);
                 &mut w
             }
+            Frame::Group(b) => return b.clone(),
         };
         w.0
     }
 
     /// Decodes one frame, checking every bound.
     pub fn decode(b: &[u8]) -> Result<Frame, WireError> {
+        if b.first().is_some_and(|t| is_group(*t)) {
+            return Ok(Frame::Group(b.to_vec()));
+        }
         let mut r = Reader::new(b);
         let frame = match r.u8()? {
             tag::HELLO => Frame::Hello {
@@ -402,6 +414,18 @@ mod tests {
         for f in frames {
             assert_eq!(Frame::decode(&f.encode()), Ok(f));
         }
+    }
+
+    #[test]
+    fn group_frames_pass_through_encoded() {
+        // Tags 30–39 are the groups layer's: carried as they are, decoded above.
+        for t in 30..=39u8 {
+            let b = vec![t, 1, 2, 3];
+            let f = Frame::decode(&b).unwrap();
+            assert_eq!(f, Frame::Group(b.clone()));
+            assert_eq!(f.encode(), b);
+        }
+        assert_eq!(Frame::decode(&[29]), Err(WireError::Unknown("frame")));
     }
 
     #[test]

@@ -381,6 +381,8 @@ impl Inner {
             Frame::FileAck { id, index } if files => this.file_acked(link, id, index).await,
             Frame::FileDone { id, ok } if files => this.file_done(link, id, ok).await,
             Frame::Call(f) => Inner::on_call_frame(this, link, trust, f).await,
+            // Any identity that is not blocked: the group engine admits members only.
+            Frame::Group(b) => this.on_group_frame(link, b).await,
             _ if !contact => {
                 link.refuse(ErrorCode::NotContact, "you are not a contact")
                     .await;
