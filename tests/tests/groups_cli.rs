@@ -210,12 +210,13 @@ async fn group_chat_survives_router_kills_and_refuses_outsiders() {
             m.say(&format!("m{i}-{round}")).await;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if round % 20 == 19 && kills < 3 {
-            if let Some(r) = members.iter().position(Member::router) {
-                members[r].stop(true).await;
-                members[r].start(&url, &gid);
-                kills += 1;
-            }
+        if round % 20 == 19
+            && kills < 3
+            && let Some(r) = members.iter().position(Member::router)
+        {
+            members[r].stop(true).await;
+            members[r].start(&url, &gid);
+            kills += 1;
         }
     }
     assert!(kills >= 2, "a router was found and killed at least twice");
