@@ -26,7 +26,6 @@ use crate::discovery::driver::NamespaceHandle;
 use crate::discovery::namespace::{NsEvent, RoleKind};
 use crate::groups::engine::SendError;
 use crate::groups::store as gstore;
-use crate::groups::wire::RefuseCode;
 use crate::groups::{
     Body, Engine, EngineConfig, GroupAction, GroupEvent, GroupFrame, GroupId, GroupInput, LogOp,
     MemHistory, namespace_prefix,
@@ -41,9 +40,7 @@ const BATCH: usize = 512;
 /// The router checks its links and dials members it sees but is not linked to this often.
 const TICK: Duration = Duration::from_millis(500);
 /// A member link that sent nothing for this long is stale (members say `Hello` every 2 s).
-const STALE: Duration = Duration::from_secs(5);
-/// What a node that stopped routing answers a member that still takes it for its router.
-const NOT_ROUTING: &str = "not routing";
+const STALE: Duration = Duration::from_secs(6);
 
 /// What happened in a group, for the application.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,8 +164,6 @@ struct Live {
     router: Option<Fingerprint>,
     members: BTreeSet<Fingerprint>,
     sends: Vec<(Reply<GroupMessageView>, Result<GroupMessageView, NodeError>)>,
-    /// Peers that took us for their router after we stopped routing.
-    not_routing: Vec<Fingerprint>,
     proposals: Vec<(Reply<()>, Result<(), NodeError>)>,
 }
 
@@ -242,25 +237,6 @@ impl Live {
                 router: false,
             });
         }
-        if !self.engine.is_router() && matches!(*frame, GroupFrame::Hello { routing: false, .. }) {
-            // A member still takes us for its router (we lost the election): say so, and it
-            // waits for the router that greets it.
-            self.not_routing.push(peer);
-        }
-        if !self.engine.is_router()
-            && self.router == Some(peer)
-            && matches!(
-                *frame,
-                GroupFrame::Refuse {
-                    code: RefuseCode::Other,
-                    ..
-                }
-            )
-        {
-            self.router = None;
-            self.input(GroupInput::RouterDown);
-            return;
-        }
         let page = match &*frame {
             GroupFrame::Page { more, .. } if !self.engine.is_router() => Some(*more),
             _ => None,
@@ -280,9 +256,6 @@ impl Live {
     }
 
     fn on_ns(&mut self, ev: NsEvent) {
-        if let NsEvent::Role(r) = &ev {
-            tracing::debug!(group = %self.gid, role = ?r, "group namespace role");
-        }
         match ev {
             NsEvent::PeerSeen(p) => {
                 let Ok(id) = String::from_utf8(p.note) else {
@@ -402,17 +375,7 @@ impl Live {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
-        let mut actions = self.engine.drain_actions();
-        for peer in self.not_routing.drain(..) {
-            actions.push(GroupAction::Send {
-                peer,
-                frame: GroupFrame::Refuse {
-                    group: self.gid,
-                    code: RefuseCode::Other,
-                    text: NOT_ROUTING.into(),
-                },
-            });
-        }
+        let actions = self.engine.drain_actions();
         let events: Vec<GroupEvent> = actions
             .iter()
             .filter_map(|a| match a {
@@ -646,7 +609,6 @@ impl Inner {
             router: None,
             members,
             sends: vec![],
-            not_routing: vec![],
             proposals: vec![],
         };
         {
