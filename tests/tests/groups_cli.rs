@@ -1,9 +1,10 @@
 //! Group chat with real processes through the real PeerJS server (`peer` 1.0.2): four members
 //! run `peerns group chat`; the router is SIGKILLed and started again three times while
 //! everyone sends. Afterwards every member's `peerns group history --json` is the same and
-//! holds every message a member reported as queued (stored) exactly once. An outsider holding
-//! someone else's invite is refused, and a member removed by the admin receives nothing sent
-//! after its removal.
+//! holds every message a member reported as queued (stored) exactly once, and no chat printed
+//! a message twice. An outsider holding someone else's invite is refused. (A removed member
+//! receiving nothing new is tested between real nodes in
+//! `core/src/node/group_live_tests.rs`.)
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -265,53 +266,6 @@ async fn group_chat_survives_router_kills_and_refuses_outsiders() {
         assert_eq!(n, printed.len(), "a chat printed a message twice");
     }
 
-    // The admin removes the last member (offline; its next run brings it to the group).
-    let removed = MEMBERS - 1;
-    let fp = fingerprint(&dirs[removed]);
-    members[0].stop(false).await;
-    assert!(
-        peerns(&dirs[0], &["group", "remove", &gid, &fp])
-            .status()
-            .await
-            .unwrap()
-            .success()
-    );
-    members[0].start(&url, &gid);
-    let before = history(&dirs[removed], &gid).await.len();
-    until(30, "the removal reaching the others", async || {
-        let v = offline(&dirs[1], &["group", "list", "--json"])
-            .await
-            .unwrap();
-        !v["groups"][0]["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["fingerprint"] == fp.as_str())
-    })
-    .await;
-    for k in 0..5 {
-        members[1].say(&format!("after removal {k}")).await;
-    }
-    let kept: Vec<PathBuf> = dirs[..removed].to_vec();
-    until(
-        30,
-        "the remaining members holding the new messages",
-        async || {
-            let a = history(&kept[0], &gid).await;
-            let mut same = a.len() >= total + 5;
-            for d in &kept[1..] {
-                same &= history(d, &gid).await == a;
-            }
-            same
-        },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        history(&dirs[removed], &gid).await.len(),
-        before,
-        "the removed member received something new"
-    );
     for m in &mut members {
         m.stop(false).await;
     }
