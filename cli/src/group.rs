@@ -1,5 +1,5 @@
-//! `peerns group …`: groups of this profile, offline (decision 0011). Online group chat is
-//! not wired into the node yet.
+//! `peerns group …`: groups of this profile, offline (decision 0011), and `group chat`, which
+//! runs a node and chats in one group.
 
 use std::path::PathBuf;
 
@@ -10,8 +10,17 @@ use peerns_core::node::groups::{self, GroupRole};
 use peerns_core::store::Profile;
 use serde_json::json;
 
+use std::time::Duration;
+
+use peerns_core::node::{GroupUpdate, Node, NodeError};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
 use crate::Result;
-use crate::messaging::profile_dir;
+use crate::messaging::{NetArgs, profile_dir, start_offline};
+
+/// How long a typed line waits for us to become a member (an invitee's log arrives from
+/// the group once it is online).
+const MEMBER_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Subcommand)]
 pub enum GroupCmd {
@@ -62,6 +71,17 @@ pub enum GroupCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Chat in a group (online): each stdin line is sent, each message (live or backfilled)
+    /// printed once. Runs until Ctrl-C or SIGTERM (the end of stdin only stops sending).
+    Chat {
+        #[command(flatten)]
+        net: NetArgs,
+        /// The group.
+        gid: String,
+        /// One JSON object per line: `queued` (a typed line is stored), `message`, `role`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn role(r: GroupRole) -> &'static str {
@@ -83,7 +103,10 @@ fn fp(s: &str) -> Result<Fingerprint> {
 }
 
 /// Runs a group command.
-pub fn run(cmd: GroupCmd, profile: Option<PathBuf>) -> Result<()> {
+pub async fn run(cmd: GroupCmd, profile: Option<PathBuf>) -> Result<()> {
+    if let GroupCmd::Chat { net, gid: g, json } = cmd {
+        return chat(&net, profile, gid(&g)?, json).await;
+    }
     let profile = Profile::open_desktop(&profile_dir(profile)?)?;
     match cmd {
         GroupCmd::Create { name, json } => {
@@ -146,6 +169,7 @@ pub fn run(cmd: GroupCmd, profile: Option<PathBuf>) -> Result<()> {
                 }
             }
         }
+        GroupCmd::Chat { .. } => unreachable!("handled above"),
         GroupCmd::History { gid: g, json } => {
             let msgs = groups::history(&profile, &gid(&g)?, usize::MAX >> 1)?;
             if json {
@@ -165,4 +189,93 @@ pub fn run(cmd: GroupCmd, profile: Option<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Sends `text`, waiting while we are not a member yet (the log is still on its way).
+async fn send(
+    node: &Node,
+    g: &GroupId,
+    text: &str,
+) -> Result<peerns_core::node::groups::GroupMessageView> {
+    let deadline = tokio::time::Instant::now() + MEMBER_WAIT;
+    loop {
+        match node.group_send(g, text).await {
+            Err(NodeError::NotAllowed(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
+fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
+    match u {
+        GroupUpdate::Message { group, message } if group == g => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"event": "message", "id": message.id, "author": message.author.to_hex(),
+                           "seq": message.seq, "text": message.text})
+                );
+            } else {
+                println!("[{}] {}", message.author.short(), message.text);
+            }
+        }
+        GroupUpdate::Role { group, router } if group == g => {
+            let role = if *router { "router" } else { "member" };
+            if json {
+                println!("{}", json!({"event": "role", "role": role}));
+            } else {
+                println!("-- role: {role}");
+            }
+        }
+        GroupUpdate::Departed { group } if group == g && !json => {
+            println!("-- we are no longer a member");
+        }
+        _ => {}
+    }
+}
+
+async fn chat(net: &NetArgs, profile: Option<PathBuf>, g: GroupId, json: bool) -> Result<()> {
+    let node = start_offline(net, profile).await?;
+    let mut updates = node.group_events();
+    if !node.running_groups().contains(&g) {
+        node.stop().await;
+        return Err(format!("group {g} is not one of ours").into());
+    }
+    let mut lines = Some(BufReader::new(tokio::io::stdin()).lines());
+    let result = loop {
+        tokio::select! {
+            line = async { lines.as_mut().expect("only polled while open").next_line().await },
+                if lines.is_some() =>
+            {
+                let text = match line {
+                    Ok(Some(l)) => l,
+                    Ok(None) => {
+                        lines = None;
+                        continue;
+                    }
+                    Err(e) => break Err(e.into()),
+                };
+                let text = text.trim_end();
+                if text.is_empty() {
+                    continue;
+                }
+                match send(&node, &g, text).await {
+                    Ok(m) if json => {
+                        println!("{}", json!({"event": "queued", "id": m.id, "text": m.text}));
+                    }
+                    Ok(_) => {}
+                    Err(e) => eprintln!("not sent: {e}"),
+                }
+            }
+            u = updates.recv() => match u {
+                Some(u) => print_update(&u, &g, json),
+                None => break Ok(()),
+            },
+            _ = crate::shutdown_signal() => break Ok(()),
+        }
+    };
+    node.stop().await;
+    result
 }

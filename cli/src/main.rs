@@ -61,7 +61,7 @@ enum Cmd {
     Send(messaging::SendArgs),
     /// Chat with a contact interactively (stdin lines are sent).
     Chat(messaging::ChatArgs),
-    /// Groups: create, invite, join by link, remove, list, history (offline).
+    /// Groups: create, invite, join by link, remove, list, history (offline); chat (online).
     Group {
         #[command(subcommand)]
         cmd: group::GroupCmd,
@@ -175,7 +175,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Contacts { cmd } => messaging::contacts(cmd, cli.profile).await,
         Cmd::Send(a) => messaging::send(a, cli.profile).await,
         Cmd::Chat(a) => messaging::chat(a, cli.profile).await,
-        Cmd::Group { cmd } => group::run(cmd, cli.profile),
+        Cmd::Group { cmd } => group::run(cmd, cli.profile).await,
         Cmd::Call(a) => calls::call(a, cli.profile).await,
         Cmd::Calls(a) => calls::calls(a, cli.profile),
         Cmd::Rpc { cmd } => rpc::rpc(cmd, cli.profile).await,

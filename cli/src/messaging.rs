@@ -185,7 +185,7 @@ pub(crate) async fn start(net: &NetArgs, profile: Option<PathBuf>) -> Result<Nod
 }
 
 /// Starts the node without waiting for the network (as a phone does).
-async fn start_offline(net: &NetArgs, profile: Option<PathBuf>) -> Result<Node> {
+pub(crate) async fn start_offline(net: &NetArgs, profile: Option<PathBuf>) -> Result<Node> {
     let mut transport = if net.loopback {
         TransportConfig::loopback()
     } else {

@@ -479,6 +479,7 @@ fn group_seeds(ada: &Identity, bob: &Identity) {
                 log_len: 2,
                 head: log.head(),
                 vv: vv.clone(),
+                routing: true,
             },
         ),
         (

@@ -164,6 +164,9 @@ pub enum Frame {
     RpcRequest(Vec<u8>),
     /// An RPC response, JSON (tag 51).
     RpcResponse(Vec<u8>),
+    /// A group frame (tags 30–39; only on sessions with [`crate::session::FEATURE_GROUPS`]),
+    /// kept encoded, tag included: the groups layer above decodes and checks it.
+    Group(Vec<u8>),
 }
 
 /// Why a peer refused a frame.
@@ -194,6 +197,11 @@ impl ErrorCode {
             _ => Self::Other,
         }
     }
+}
+
+/// Whether a session frame tag belongs to the groups layer (30–39).
+pub fn is_group(tag: u8) -> bool {
+    (30..=39).contains(&tag)
 }
 
 mod tag {
@@ -256,12 +264,16 @@ impl Frame {
             }
             Frame::RpcRequest(b) => w.u8(tag::RPC_REQUEST).bytes(b),
             Frame::RpcResponse(b) => w.u8(tag::RPC_RESPONSE).bytes(b),
+            Frame::Group(b) => return b.clone(),
         };
         w.0
     }
 
     /// Decodes one frame, checking every bound.
     pub fn decode(b: &[u8]) -> Result<Frame, WireError> {
+        if b.first().is_some_and(|t| is_group(*t)) {
+            return Ok(Frame::Group(b.to_vec()));
+        }
         let mut r = Reader::new(b);
         let frame = match r.u8()? {
             tag::HELLO => Frame::Hello {
@@ -416,6 +428,18 @@ mod tests {
         for f in frames {
             assert_eq!(Frame::decode(&f.encode()), Ok(f));
         }
+    }
+
+    #[test]
+    fn group_frames_pass_through_encoded() {
+        // Tags 30–39 are the groups layer's: carried as they are, decoded above.
+        for t in 30..=39u8 {
+            let b = vec![t, 1, 2, 3];
+            let f = Frame::decode(&b).unwrap();
+            assert_eq!(f, Frame::Group(b.clone()));
+            assert_eq!(f.encode(), b);
+        }
+        assert_eq!(Frame::decode(&[29]), Err(WireError::Unknown("frame")));
     }
 
     #[test]

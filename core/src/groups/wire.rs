@@ -62,6 +62,8 @@ pub enum GroupFrame {
         head: Hash,
         /// What we hold.
         vv: VersionVector,
+        /// The sender routes the group now (a member takes a router that says so).
+        routing: bool,
     },
     /// Send us log entries from `from` on.
     LogWant {
@@ -181,11 +183,13 @@ impl GroupFrame {
                 log_len,
                 head,
                 vv,
+                routing,
             } => {
                 w.u8(tag::HELLO)
                     .raw(&group.0)
                     .u64(u64::from(*log_len))
-                    .raw(head);
+                    .raw(head)
+                    .u8(u8::from(*routing));
                 vv.encode_into(&mut w);
             }
             GroupFrame::LogWant { group, from } => {
@@ -249,6 +253,7 @@ impl GroupFrame {
                 group: GroupId(r.array()?),
                 log_len: u32_of(r.u64()?, "log length")?,
                 head: r.array()?,
+                routing: flag(&mut r, "routing flag")?,
                 vv: VersionVector::decode_from(&mut r)?,
             },
             tag::LOG_WANT => GroupFrame::LogWant {

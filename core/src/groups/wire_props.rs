@@ -89,14 +89,20 @@ fn vv() -> impl Strategy<Value = VersionVector> {
 fn frame() -> impl Strategy<Value = GroupFrame> {
     let g = any::<[u8; 16]>().prop_map(GroupId);
     prop_oneof![
-        (g.clone(), any::<u32>(), any::<[u8; 32]>(), vv()).prop_map(
-            |(group, log_len, head, vv)| GroupFrame::Hello {
+        (
+            g.clone(),
+            any::<u32>(),
+            any::<[u8; 32]>(),
+            vv(),
+            any::<bool>()
+        )
+            .prop_map(|(group, log_len, head, vv, routing)| GroupFrame::Hello {
                 group,
                 log_len,
                 head,
-                vv
-            }
-        ),
+                vv,
+                routing
+            }),
         (g.clone(), any::<u32>()).prop_map(|(group, from)| GroupFrame::LogWant { group, from }),
         (
             g.clone(),

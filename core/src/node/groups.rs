@@ -1,14 +1,15 @@
 //! Groups on a profile, offline: create, invite, join by link, remove, list, history. Admin
 //! changes made offline are appended to our copy of the log; when online, the group engine
 //! reconciles it with the router's (a concurrent change elsewhere makes ours be signed again
-//! on the winning head, decision 0011). Online group traffic is not wired into the node yet.
+//! on the winning head, decision 0011). Online traffic: `group_live.rs`.
 
 use std::collections::BTreeMap;
 
 use crate::groups::store::{self as gstore, GroupRow};
 use crate::groups::{Body, GroupId, History, InviteLink, Log, LogOp, SignedMessage};
 use crate::identity::Fingerprint;
-use crate::store::{Profile, StoreError};
+use crate::identity::Identity;
+use crate::store::{Profile, Store, StoreError};
 
 /// Why a group operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,23 +75,23 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn load(profile: &Profile, gid: &GroupId) -> Result<Log, GroupError> {
-    profile
-        .store()
+fn load(store: &Store, gid: &GroupId) -> Result<Log, GroupError> {
+    store
         .with_conn(|c| gstore::load_log(c, gid))?
         .ok_or(GroupError::UnknownGroup)
 }
 
 fn append(
-    profile: &Profile,
+    store: &Store,
+    identity: &Identity,
     log: &mut Log,
     op: LogOp,
 ) -> Result<crate::groups::SignedEntry, GroupError> {
-    let entry = log.sign_next(profile.identity(), op, now_ms());
+    let entry = log.sign_next(identity, op, now_ms());
     let from = log.len();
     log.append(entry.clone())
         .map_err(|e| GroupError::Invalid(e.to_string()))?;
-    profile.store().with_conn(|c| {
+    store.with_conn(|c| {
         let tx = c.transaction()?;
         gstore::save_log(&tx, log, from)?;
         tx.commit()?;
@@ -101,8 +102,17 @@ fn append(
 
 /// Creates a group with us as its only member and admin.
 pub fn create(profile: &Profile, name: &str) -> Result<GroupId, GroupError> {
-    let log = Log::create(profile.identity(), name, now_ms());
-    profile.store().with_conn(|c| {
+    create_in(profile.store(), profile.identity(), name)
+}
+
+/// [`create`] on a store and identity (a running node's).
+pub(crate) fn create_in(
+    store: &Store,
+    identity: &Identity,
+    name: &str,
+) -> Result<GroupId, GroupError> {
+    let log = Log::create(identity, name, now_ms());
+    store.with_conn(|c| {
         let tx = c.transaction()?;
         gstore::save_group(&tx, &log, now_ms())?;
         tx.commit()?;
@@ -118,7 +128,16 @@ pub fn invite(
     gid: &GroupId,
     invitee: &Fingerprint,
 ) -> Result<String, GroupError> {
-    let mut log = load(profile, gid)?;
+    invite_in(profile.store(), profile.identity(), gid, invitee)
+}
+
+fn invite_in(
+    store: &Store,
+    identity: &Identity,
+    gid: &GroupId,
+    invitee: &Fingerprint,
+) -> Result<String, GroupError> {
+    let mut log = load(store, gid)?;
     let existing = log
         .entries()
         .iter()
@@ -127,10 +146,10 @@ pub fn invite(
     let entry = match existing {
         Some(e) if log.state().is_member(invitee) => e,
         _ => {
-            if !log.state().is_admin(&profile.identity().fingerprint()) {
+            if !log.state().is_admin(&identity.fingerprint()) {
                 return Err(GroupError::NotAllowed("only admins invite"));
             }
-            append(profile, &mut log, LogOp::Invite(*invitee))?
+            append(store, identity, &mut log, LogOp::Invite(*invitee))?
         }
     };
     let link = InviteLink::new(&log, &entry).map_err(|e| GroupError::Invalid(e.to_string()))?;
@@ -140,22 +159,23 @@ pub fn invite(
 /// Stores the group an invite link names; the link must name us. Opening a link is our
 /// consent to join.
 pub fn join(profile: &Profile, link: &str) -> Result<GroupId, GroupError> {
+    join_in(profile.store(), &profile.identity().fingerprint(), link)
+}
+
+/// [`join`] on a store for identity `me` (a running node's).
+pub(crate) fn join_in(store: &Store, me: &Fingerprint, link: &str) -> Result<GroupId, GroupError> {
     let link = InviteLink::decode(link).map_err(|e| GroupError::Invalid(e.to_string()))?;
     let mut log = link
-        .verify_for(&profile.identity().fingerprint())
+        .verify_for(me)
         .map_err(|e| GroupError::Invalid(e.to_string()))?;
     let gid = log.group();
-    if profile
-        .store()
-        .with_conn(|c| gstore::load_log(c, &gid))?
-        .is_some()
-    {
+    if store.with_conn(|c| gstore::load_log(c, &gid))?.is_some() {
         return Ok(gid);
     }
     // An invite right after the create completes a verifiable two-entry log; otherwise the
     // rest of the log arrives from the group.
     let _ = log.append(link.invite.clone());
-    profile.store().with_conn(|c| {
+    store.with_conn(|c| {
         let tx = c.transaction()?;
         gstore::save_group(&tx, &log, now_ms())?;
         tx.commit()?;
@@ -166,7 +186,7 @@ pub fn join(profile: &Profile, link: &str) -> Result<GroupId, GroupError> {
 
 /// Removes `member` (we must be an admin); its messages we hold stay, later ones are refused.
 pub fn remove(profile: &Profile, gid: &GroupId, member: &Fingerprint) -> Result<(), GroupError> {
-    let mut log = load(profile, gid)?;
+    let mut log = load(profile.store(), gid)?;
     if !log.state().is_admin(&profile.identity().fingerprint()) {
         return Err(GroupError::NotAllowed("only admins remove"));
     }
@@ -177,7 +197,8 @@ pub fn remove(profile: &Profile, gid: &GroupId, member: &Fingerprint) -> Result<
         .last()
         .map_or(0, |m| m.msg.seq);
     append(
-        profile,
+        profile.store(),
+        profile.identity(),
         &mut log,
         LogOp::Remove {
             member: *member,
@@ -193,7 +214,7 @@ pub fn list(profile: &Profile) -> Result<Vec<GroupInfo>, GroupError> {
     let rows: Vec<GroupRow> = profile.store().with_conn(|c| gstore::list(c))?;
     rows.into_iter()
         .map(|row| {
-            let log = load(profile, &row.gid)?;
+            let log = load(profile.store(), &row.gid)?;
             let s = log.state();
             let role = if s.is_admin(&me) {
                 GroupRole::Admin
@@ -220,14 +241,15 @@ pub fn history(
     gid: &GroupId,
     limit: usize,
 ) -> Result<Vec<GroupMessageView>, GroupError> {
-    load(profile, gid)?;
+    load(profile.store(), gid)?;
     let page = profile
         .store()
         .with_conn(|c| gstore::history_page(c, gid, None, limit))?;
     Ok(page.iter().map(view).collect())
 }
 
-fn view(m: &SignedMessage) -> GroupMessageView {
+/// A stored message as history shows it.
+pub(crate) fn view(m: &SignedMessage) -> GroupMessageView {
     GroupMessageView {
         id: m.id(),
         author: m.author_fp(),

@@ -388,6 +388,7 @@ impl Inner {
             // Whatever was waiting for this contact is now the redial loop's to resume.
             self.redial_wake.notify_one();
             Inner::call_peer_gone(self, &link.fp);
+            self.group_link_gone(&link.fp);
             self.session_ended(link).await;
         } else if let Some(next) = next {
             Inner::start_pump(self, &next);

@@ -41,6 +41,9 @@ mod chat_tests;
 mod contacts;
 mod discovery;
 mod files;
+mod group_live;
+#[cfg(test)]
+mod group_live_tests;
 pub mod groups;
 #[cfg(test)]
 mod hardening_tests;
@@ -70,6 +73,7 @@ pub use calls::ActiveCall;
 pub use chat::{PING_TIMEOUT, StatusChange};
 pub use discovery::{DiscoveredPeer, LOCAL_NETWORK, NamespaceRole, slugify};
 pub use files::{ACK_EVERY, DEFAULT_MAX_FILE};
+pub use group_live::GroupUpdate;
 use link::Link;
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};
@@ -449,6 +453,8 @@ struct Inner {
     calls: Mutex<calls::NodeCalls>,
     /// Signed RPC: grants checked per request, our requests in flight (decision 0014).
     rpc: rpc::NodeRpc,
+    /// Groups running on this node and their subscribers.
+    groups: Mutex<group_live::LiveGroups>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -581,6 +587,7 @@ impl Node {
             background: std::sync::atomic::AtomicBool::new(false),
             calls: Mutex::new(calls::NodeCalls::new(fingerprint)),
             rpc: Default::default(),
+            groups: Mutex::new(group_live::LiveGroups::new()),
             tasks: Mutex::new(vec![]),
         });
         let weak = Arc::downgrade(&inner);
@@ -599,6 +606,7 @@ impl Node {
         tracing::info!(peer_id = %inner.peer_id(), "node started");
         let node = Node { inner };
         node.restore_namespaces().await?;
+        Inner::start_groups(&node.inner).await?;
         Ok(node)
     }
 
@@ -718,6 +726,7 @@ impl Node {
 
     /// Closes every connection and the signaling sockets; ends every subscription. Idempotent.
     pub async fn stop(&self) {
+        self.inner.stop_groups().await;
         self.leave_all_namespaces().await;
         lock(&self.inner.subscribers).take();
         self.inner.abort_tasks();

@@ -29,6 +29,8 @@ const CERT_VERSION: u8 = 1;
 const CERT_LEN: usize = 1 + 32 + 64;
 /// Bytes of an encoded [`WireVersion`]: major, minor, features, big-endian.
 const VERSION_LEN: usize = 2 + 2 + 8;
+/// Feature bit 0: group frames (`groups::wire`, tags 30–39; decision 0011).
+pub const FEATURE_GROUPS: u64 = 1;
 /// Feature bit 1: call control frames (`chat::call_wire`, tags 40–49; decision 0013).
 pub const FEATURE_CALLS: u64 = 1 << 1;
 /// Feature bit 2: signed RPC frames (tags 50–59; decision 0014).
@@ -55,8 +57,8 @@ impl WireVersion {
     /// What this build speaks.
     pub const CURRENT: WireVersion = WireVersion {
         major: 1,
-        minor: 1,
-        features: FEATURE_CALLS | FEATURE_RPC,
+        minor: 2,
+        features: FEATURE_GROUPS | FEATURE_CALLS | FEATURE_RPC,
     };
 
     /// Builds from before wire versioning, whose handshake payload was the bare certificate.

@@ -234,6 +234,7 @@ impl<H: History> Engine<H> {
             log_len: u32::try_from(self.log.len()).unwrap_or(u32::MAX),
             head: self.log.head(),
             vv: self.vv.clone(),
+            routing: self.router,
         }
     }
 

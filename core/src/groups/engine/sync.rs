@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::{Engine, GroupEvent, Refusal};
 use crate::groups::history::{History, VersionVector};
 use crate::groups::log::{Hash, Log, LogError, MAX_LOG_ENTRIES, SignedEntry};
-use crate::groups::message::SignedMessage;
+use crate::groups::message::{MsgError, SignedMessage};
 use crate::groups::wire::{GroupFrame, MAX_PAGE_ENTRIES, RefuseCode};
 use crate::identity::Fingerprint;
 
@@ -43,22 +43,33 @@ impl<H: History> Engine<H> {
                     self.send(peer, want);
                 }
                 Ok(false) | Err(Refusal::Duplicate) => {}
+                Err(Refusal::Message(MsgError::NotMember)) => self.log_behind(peer),
                 Err(e) => self.router_misbehaved(peer, e),
             },
             GroupFrame::Ack { seq, .. } => self.on_ack(seq),
             GroupFrame::Want { vv, limit, .. } => self.answer_want(peer, &vv, limit),
-            GroupFrame::Page { msgs, more, .. } => {
-                if let Err(e) = self.accept_page(peer, msgs) {
-                    self.router_misbehaved(peer, e);
-                } else if more {
+            GroupFrame::Page { msgs, more, .. } => match self.accept_page(peer, msgs) {
+                Err(Refusal::Message(MsgError::NotMember)) => self.log_behind(peer),
+                Err(e) => self.router_misbehaved(peer, e),
+                Ok(()) if more => {
                     let want = self.want();
                     self.send(peer, want);
                 }
-            }
+                Ok(()) => {}
+            },
             GroupFrame::Propose(_) => {
                 self.refused(peer, Refusal::Unexpected("proposal to a member"))
             }
         }
+    }
+
+    /// The router relayed a message whose author our log does not hold yet: our log is
+    /// behind (relays race the log sync of a new link). Nothing is stored; we ask for the
+    /// entries we lack, and the next `Want` brings the message again.
+    fn log_behind(&mut self, peer: Fingerprint) {
+        let group = self.group();
+        let from = u32::try_from(self.log.len()).unwrap_or(u32::MAX);
+        self.send(peer, GroupFrame::LogWant { group, from });
     }
 
     /// The router sent something that does not verify: it tampered. Nothing was stored; we

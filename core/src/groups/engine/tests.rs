@@ -127,6 +127,49 @@ fn a_tampering_router_is_caught_and_nothing_is_stored() {
 }
 
 #[test]
+fn a_relay_that_outruns_our_log_sync_is_not_taken_for_tampering() {
+    // The member's log knows the router but not yet the newest invitee, whose message the
+    // router relays before the log entries arrive.
+    let ids = [id(1), id(2), id(3)];
+    let full = log_with(&ids);
+    let behind = log_with(&ids[..2]);
+    let now = Instant::now();
+    let (mut r, mut m, mut c) = (
+        engine(&ids[0], &full),
+        engine(&ids[1], &behind),
+        engine(&ids[2], &full),
+    );
+    let rf = ids[0].fingerprint();
+    r.handle(GroupInput::BecameRouter, now);
+    m.handle(GroupInput::RouterUp { router: rf }, now);
+    m.drain_actions();
+    let msg = c.send_message(Body::Text("hi".into()), 5, now).unwrap();
+    m.handle(
+        GroupInput::Frame {
+            peer: rf,
+            frame: Box::new(GroupFrame::Msg(msg)),
+        },
+        now,
+    );
+    let actions = m.drain_actions();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, GroupAction::Drop { .. })),
+        "the router is kept"
+    );
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        GroupAction::Send {
+            frame: GroupFrame::LogWant { from: 2, .. },
+            ..
+        }
+    )));
+    assert_eq!(m.router_peer(), Some(rf));
+    assert!(m.history().is_empty());
+}
+
+#[test]
 fn display_order_does_not_depend_on_delivery_order() {
     let ids = [id(1), id(2), id(3)];
     let log = log_with(&ids);

@@ -1,0 +1,760 @@
+//! Groups on a running node (decision 0011). Each group we belong to runs its sans-IO
+//! [`Engine`] in one task, driven by:
+//! - a discovery namespace under [`namespace_prefix`] that elects the router (router slots,
+//!   rank failover, level monitor, reverse slot); our record's note carries our persistent
+//!   PeerJS ID;
+//! - links (Noise sessions of the persistent ID) that carry the group frames, only on
+//!   sessions where both sides announced [`FEATURE_GROUPS`]. The router dials every current
+//!   member it sees in the namespace; a member takes as its router the member whose `Hello`
+//!   says it routes.
+//!
+//! What the engine reports is written to the store (one transaction per batch) before any
+//! frame of that batch goes out, so an acknowledgement never precedes the stored message.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::groups::{self as offline, GroupError, GroupMessageView, view};
+use super::link::Link;
+use super::{Inner, Node, NodeError, lock, unix_ms};
+use crate::chat::wire::{ErrorCode, Frame};
+use crate::contacts;
+use crate::discovery::driver::NamespaceHandle;
+use crate::discovery::namespace::{NsEvent, RoleKind};
+use crate::groups::engine::SendError;
+use crate::groups::store as gstore;
+use crate::groups::{
+    Body, Engine, EngineConfig, GroupAction, GroupEvent, GroupFrame, GroupId, GroupInput, LogOp,
+    MemHistory, namespace_prefix,
+};
+use crate::identity::Fingerprint;
+use crate::session::FEATURE_GROUPS;
+
+/// Commands queued for one group's task.
+const CMD_QUEUE: usize = 4096;
+/// Most queued inputs handled before the batch is stored and sent.
+const BATCH: usize = 512;
+/// The router checks its links and dials members it sees but is not linked to this often.
+const TICK: Duration = Duration::from_millis(500);
+/// A member link that sent nothing for this long is stale (members say `Hello` every 2 s).
+const STALE: Duration = Duration::from_secs(6);
+
+/// What happened in a group, for the application.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupUpdate {
+    /// A message was stored (live, backfilled or our own); each exactly once.
+    Message {
+        /// The group.
+        group: GroupId,
+        /// The message.
+        message: GroupMessageView,
+    },
+    /// Someone became a member.
+    MemberJoined {
+        /// The group.
+        group: GroupId,
+        /// The member.
+        fingerprint: Fingerprint,
+    },
+    /// Someone left or was removed.
+    MemberLeft {
+        /// The group.
+        group: GroupId,
+        /// The former member.
+        fingerprint: Fingerprint,
+    },
+    /// We route the group (`true`), or stopped routing / linked to a new router (`false`).
+    Role {
+        /// The group.
+        group: GroupId,
+        /// Whether we route it.
+        router: bool,
+    },
+    /// A page of missed messages arrived: `received` stored from it; `more` remain.
+    Backfill {
+        /// The group.
+        group: GroupId,
+        /// Messages stored from the page.
+        received: u64,
+        /// The sender has more.
+        more: bool,
+    },
+    /// We are no longer a member (removed, or our leave was appended).
+    Departed {
+        /// The group.
+        group: GroupId,
+    },
+}
+
+/// The running groups of a node and who listens to them.
+#[derive(Default)]
+pub(super) struct LiveGroups {
+    running: HashMap<GroupId, mpsc::Sender<Cmd>>,
+    /// Groups we route now.
+    routing: HashSet<GroupId>,
+    /// `None` once the node stopped.
+    subscribers: Option<Vec<mpsc::UnboundedSender<GroupUpdate>>>,
+}
+
+impl LiveGroups {
+    pub(super) fn new() -> Self {
+        Self {
+            running: HashMap::new(),
+            routing: HashSet::new(),
+            subscribers: Some(vec![]),
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+enum Cmd {
+    Frame(Fingerprint, Box<GroupFrame>),
+    LinkGone(Fingerprint),
+    Dialed(Fingerprint, bool),
+    Send(String, Reply<GroupMessageView>),
+    Propose(ProposeOp, Reply<()>),
+    Stop(oneshot::Sender<()>),
+}
+
+enum ProposeOp {
+    Remove(Fingerprint),
+    Leave,
+}
+
+impl From<GroupError> for NodeError {
+    fn from(e: GroupError) -> Self {
+        match e {
+            GroupError::Store(s) => NodeError::Store(s),
+            GroupError::UnknownGroup => NodeError::InvalidInput("unknown group".into()),
+            GroupError::NotAllowed(w) => NodeError::NotAllowed(w.into()),
+            GroupError::Invalid(w) => NodeError::InvalidInput(w),
+        }
+    }
+}
+
+impl From<SendError> for NodeError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::NotMember => NodeError::NotAllowed(e.to_string()),
+            SendError::OutboxFull => NodeError::Timeout(e.to_string()),
+            SendError::Invalid(w) => NodeError::InvalidInput(w),
+        }
+    }
+}
+
+/// One group's task state.
+struct Live {
+    inner: Weak<Inner>,
+    gid: GroupId,
+    me: Fingerprint,
+    engine: Engine<MemHistory>,
+    tx: mpsc::Sender<Cmd>,
+    /// Namespace peers that are or may be members: fingerprint → persistent PeerJS ID.
+    ns_peers: HashMap<Fingerprint, String>,
+    /// Router side: peers the engine was told are up.
+    linked: HashSet<Fingerprint>,
+    dialing: HashSet<Fingerprint>,
+    /// When each peer last sent a group frame.
+    heard: HashMap<Fingerprint, Instant>,
+    /// Member side: the router the engine was given.
+    router: Option<Fingerprint>,
+    members: BTreeSet<Fingerprint>,
+    sends: Vec<(Reply<GroupMessageView>, Result<GroupMessageView, NodeError>)>,
+    proposals: Vec<(Reply<()>, Result<(), NodeError>)>,
+}
+
+impl Live {
+    fn input(&mut self, input: GroupInput) {
+        self.engine.handle(input, Instant::now());
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd) -> Option<oneshot::Sender<()>> {
+        match cmd {
+            Cmd::Frame(peer, frame) => self.on_frame(peer, frame),
+            Cmd::LinkGone(peer) => {
+                if self.linked.remove(&peer) {
+                    self.input(GroupInput::PeerDown { peer });
+                }
+                if self.router == Some(peer) {
+                    self.router = None;
+                    self.input(GroupInput::RouterDown);
+                }
+            }
+            Cmd::Dialed(peer, ok) => {
+                self.dialing.remove(&peer);
+                if ok && self.engine.is_router() && self.linked.insert(peer) {
+                    self.heard.insert(peer, Instant::now());
+                    self.input(GroupInput::PeerUp { peer });
+                }
+            }
+            Cmd::Send(text, reply) => {
+                let r = self
+                    .engine
+                    .send_message(Body::Text(text), unix_ms(), Instant::now())
+                    .map(|m| view(&m))
+                    .map_err(NodeError::from);
+                self.sends.push((reply, r));
+            }
+            Cmd::Propose(op, reply) => {
+                let r = match op {
+                    ProposeOp::Remove(member) => {
+                        let cutoff = self.engine.version_vector().get(&member);
+                        self.engine
+                            .propose(LogOp::Remove { member, cutoff }, unix_ms())
+                    }
+                    ProposeOp::Leave => self.engine.leave(unix_ms()),
+                };
+                self.proposals
+                    .push((reply, r.map(drop).map_err(NodeError::from)));
+            }
+            Cmd::Stop(done) => return Some(done),
+        }
+        None
+    }
+
+    fn on_frame(&mut self, peer: Fingerprint, frame: Box<GroupFrame>) {
+        self.heard.insert(peer, Instant::now());
+        if self.engine.is_router() {
+            if self.linked.insert(peer) {
+                self.input(GroupInput::PeerUp { peer });
+            }
+        } else if self.router != Some(peer)
+            && matches!(*frame, GroupFrame::Hello { routing: true, .. })
+            && !self.engine.log().state().gone.contains_key(&peer)
+        {
+            // The newest router that greets us wins; the election decided who it is.
+            if self.router.take().is_some() {
+                self.input(GroupInput::RouterDown);
+            }
+            self.router = Some(peer);
+            self.input(GroupInput::RouterUp { router: peer });
+            self.emit(GroupUpdate::Role {
+                group: self.gid,
+                router: false,
+            });
+        }
+        let page = match &*frame {
+            GroupFrame::Page { more, .. } if !self.engine.is_router() => Some(*more),
+            _ => None,
+        };
+        let before = self.engine.stats().stored;
+        self.input(GroupInput::Frame { peer, frame });
+        if let Some(more) = page {
+            let received = self.engine.stats().stored - before;
+            if received > 0 {
+                self.emit(GroupUpdate::Backfill {
+                    group: self.gid,
+                    received,
+                    more,
+                });
+            }
+        }
+    }
+
+    fn on_ns(&mut self, ev: NsEvent) {
+        match ev {
+            NsEvent::PeerSeen(p) => {
+                let Ok(id) = String::from_utf8(p.note) else {
+                    return;
+                };
+                if !contacts::valid_peer_id(&id) || p.fingerprint == self.me {
+                    return;
+                }
+                let old = self.ns_peers.insert(p.fingerprint, id.clone());
+                if self.engine.is_router() && old.is_some_and(|o| o != id) {
+                    // It moved to another persistent ID: what we hold is stale.
+                    self.forget(p.fingerprint);
+                }
+                self.dial_members();
+            }
+            NsEvent::PeerGone(fp) => {
+                self.ns_peers.remove(&fp);
+            }
+            NsEvent::Role(RoleKind::Router(_)) => {
+                if !self.engine.is_router() {
+                    self.router = None;
+                    self.input(GroupInput::BecameRouter);
+                    self.dial_members();
+                }
+            }
+            NsEvent::Role(_) => {
+                if self.engine.is_router() {
+                    self.linked.clear();
+                    self.input(GroupInput::StoppedRouting);
+                }
+            }
+            NsEvent::Misbehaved { remote, reason } => {
+                tracing::info!(group = %self.gid, %remote, %reason, "group namespace peer dropped");
+            }
+        }
+    }
+
+    /// Router side: a member's link went quiet; tell the engine and close it so the next
+    /// tick dials afresh (a killed process leaves its link open for a while).
+    fn forget(&mut self, peer: Fingerprint) {
+        if self.linked.remove(&peer) {
+            self.input(GroupInput::PeerDown { peer });
+        }
+        self.heard.remove(&peer);
+        if let Some(inner) = self.inner.upgrade()
+            && let Some(link) = inner.link(&peer)
+        {
+            tokio::spawn(async move { link.close().await });
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if !self.engine.is_router() {
+            return;
+        }
+        let now = Instant::now();
+        let stale: Vec<Fingerprint> = self
+            .linked
+            .iter()
+            .filter(|fp| self.heard.get(fp).is_none_or(|t| now - *t > STALE))
+            .copied()
+            .collect();
+        for fp in stale {
+            tracing::debug!(group = %self.gid, peer = %fp, "stale group link");
+            self.forget(fp);
+        }
+        self.dial_members();
+    }
+
+    /// Router side: dials every current member seen in the namespace that is not linked.
+    fn dial_members(&mut self) {
+        if !self.engine.is_router() {
+            return;
+        }
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let state = self.engine.log().state();
+        let todo: Vec<(Fingerprint, String)> = self
+            .ns_peers
+            .iter()
+            .filter(|(fp, _)| {
+                state.is_member(fp) && !self.linked.contains(fp) && !self.dialing.contains(fp)
+            })
+            .map(|(fp, id)| (*fp, id.clone()))
+            .collect();
+        for (fp, id) in todo {
+            self.dialing.insert(fp);
+            let (dialer, tx) = (inner.clone(), self.tx.clone());
+            let task = tokio::spawn(async move {
+                let ok = match Inner::dial(&dialer, &id).await {
+                    Ok(link) if link.fp == fp && link.features & FEATURE_GROUPS != 0 => true,
+                    Ok(link) => {
+                        tracing::info!(peer = %id, proven = %link.fp, "not the group member we dialed");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %id, error = %e, "could not dial a group member");
+                        false
+                    }
+                };
+                let _ = tx.send(Cmd::Dialed(fp, ok)).await;
+            });
+            inner.track([task.abort_handle()]);
+        }
+    }
+
+    fn emit(&self, update: GroupUpdate) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.emit_group(update);
+        }
+    }
+
+    /// Stores what the engine reported, then sends its frames, answers local callers and
+    /// tells the application.
+    async fn flush(&mut self) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let actions = self.engine.drain_actions();
+        let events: Vec<GroupEvent> = actions
+            .iter()
+            .filter_map(|a| match a {
+                GroupAction::Event(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        let stored = if events.iter().any(persisted) {
+            let log = self.engine.log().clone();
+            let evs = events.clone();
+            inner
+                .db(move |c| gstore::persist(c, &log, &evs, unix_ms()))
+                .await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = &stored {
+            tracing::warn!(group = %self.gid, error = %e, "could not store group events");
+        }
+        for (reply, r) in self.sends.drain(..) {
+            let r = match (&stored, r) {
+                (Err(e), Ok(_)) => Err(NodeError::InvalidInput(format!("not stored: {e}"))),
+                (_, r) => r,
+            };
+            let _ = reply.send(r);
+        }
+        for (reply, r) in self.proposals.drain(..) {
+            let _ = reply.send(r);
+        }
+        for a in actions {
+            match a {
+                GroupAction::Send { peer, frame } => {
+                    if let Some(link) = inner.link(&peer)
+                        && link.features & FEATURE_GROUPS != 0
+                    {
+                        let _ = link.send(&Frame::Group(frame.encode())).await;
+                    }
+                }
+                GroupAction::Drop { peer, reason } => {
+                    tracing::info!(group = %self.gid, %peer, %reason, "group peer dropped");
+                    self.linked.remove(&peer);
+                    if self.router == Some(peer) {
+                        self.router = None;
+                    }
+                }
+                GroupAction::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: GroupEvent) {
+        let group = self.gid;
+        match e {
+            GroupEvent::Message(m) => self.emit(GroupUpdate::Message {
+                group,
+                message: view(&m),
+            }),
+            GroupEvent::LogUpdated { .. } => {
+                let now: BTreeSet<Fingerprint> =
+                    self.engine.log().state().members.keys().copied().collect();
+                for fp in now.difference(&self.members) {
+                    self.emit(GroupUpdate::MemberJoined {
+                        group,
+                        fingerprint: *fp,
+                    });
+                }
+                for fp in self.members.difference(&now) {
+                    self.emit(GroupUpdate::MemberLeft {
+                        group,
+                        fingerprint: *fp,
+                    });
+                }
+                self.members = now;
+                self.dial_members();
+            }
+            GroupEvent::Role(router) => {
+                if let Some(inner) = self.inner.upgrade() {
+                    let mut g = lock(&inner.groups);
+                    if router {
+                        g.routing.insert(group);
+                    } else {
+                        g.routing.remove(&group);
+                    }
+                }
+                self.emit(GroupUpdate::Role { group, router });
+            }
+            GroupEvent::Departed => self.emit(GroupUpdate::Departed { group }),
+            GroupEvent::Refused { peer, reason } => {
+                tracing::info!(%group, %peer, %reason, "refused group input");
+            }
+            GroupEvent::RouterRefused { router } => {
+                tracing::info!(%group, %router, "refused a router that is not a member");
+                if self.router == Some(router) {
+                    self.router = None;
+                }
+            }
+            GroupEvent::ProposalDropped(op) => {
+                tracing::info!(%group, ?op, "a membership change no longer applies");
+            }
+            GroupEvent::Acked { .. } | GroupEvent::Purged { .. } => {}
+        }
+    }
+}
+
+fn persisted(e: &GroupEvent) -> bool {
+    matches!(
+        e,
+        GroupEvent::Message(_)
+            | GroupEvent::Purged { .. }
+            | GroupEvent::LogUpdated { .. }
+            | GroupEvent::Acked { .. }
+    )
+}
+
+async fn run(mut live: Live, mut rx: mpsc::Receiver<Cmd>, ns: NamespaceHandle) {
+    let mut ns_events = ns.subscribe();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let done = loop {
+        let timer = live.engine.poll_timeout();
+        let sleep = async {
+            match timer {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut stop = None;
+        tokio::select! {
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { break None };
+                stop = live.on_cmd(cmd);
+                let mut n = 1;
+                while stop.is_none() && n < BATCH {
+                    match rx.try_recv() {
+                        Ok(cmd) => stop = live.on_cmd(cmd),
+                        Err(_) => break,
+                    }
+                    n += 1;
+                }
+            }
+            ev = ns_events.recv() => match ev {
+                Some(ev) => live.on_ns(ev),
+                None => break None,
+            },
+            _ = tick.tick() => live.on_tick(),
+            _ = sleep => live.engine.handle_timeout(Instant::now()),
+        }
+        live.flush().await;
+        if stop.is_some() {
+            break stop;
+        }
+        if live.engine.departed() {
+            // Not a member any more: out of the election too.
+            if let Some(inner) = live.inner.upgrade() {
+                let mut g = lock(&inner.groups);
+                g.running.remove(&live.gid);
+                g.routing.remove(&live.gid);
+            }
+            break None;
+        }
+    };
+    ns.leave().await;
+    if let Some(done) = done {
+        let _ = done.send(());
+    }
+}
+
+/// Runs an offline group operation on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, GroupError> + Send + 'static,
+) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| NodeError::Store(crate::store::StoreError::Task(e)))?
+        .map_err(NodeError::from)
+}
+
+impl Inner {
+    /// Sends `update` to every group subscriber.
+    pub(super) fn emit_group(&self, update: GroupUpdate) {
+        if let Some(subs) = lock(&self.groups).subscribers.as_mut() {
+            subs.retain(|tx| tx.send(update.clone()).is_ok());
+        }
+    }
+
+    /// Starts the task of every group we belong to (or joined by link).
+    pub(super) async fn start_groups(this: &Arc<Inner>) -> Result<(), NodeError> {
+        let me = this.fingerprint;
+        let rows = this.db(|c| gstore::list(c)).await?;
+        for row in rows {
+            let gid = row.gid;
+            let log = this.db(move |c| gstore::load_log(c, &gid)).await?;
+            if log.is_some_and(|l| !l.state().gone.contains_key(&me)) {
+                Inner::start_group(this, gid).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one group's engine, namespace and task (nothing if it runs already).
+    async fn start_group(this: &Arc<Inner>, gid: GroupId) -> Result<(), NodeError> {
+        if lock(&this.groups).running.contains_key(&gid) {
+            return Ok(());
+        }
+        let (log, history, acked) = this
+            .db(move |c| {
+                let log = gstore::load_log(c, &gid)?;
+                let h = gstore::load_history(c, &gid)?;
+                let acked = gstore::acked(c, &gid)?.unwrap_or(0);
+                Ok::<_, NodeError>((log, h, acked))
+            })
+            .await?;
+        let log = log.ok_or(GroupError::UnknownGroup)?;
+        let members = log.state().members.keys().copied().collect();
+        let mut engine = Engine::new(EngineConfig::default(), this.identity.clone(), log, history);
+        engine.set_acked(acked);
+        let note = this.peer_id().into_bytes();
+        let setup = this.ns_setup(namespace_prefix(&gid), None, note);
+        let ns = NamespaceHandle::spawn(setup).map_err(|e| NodeError::Signaling(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(CMD_QUEUE);
+        let live = Live {
+            inner: Arc::downgrade(this),
+            gid,
+            me: this.fingerprint,
+            engine,
+            tx: tx.clone(),
+            ns_peers: HashMap::new(),
+            linked: HashSet::new(),
+            dialing: HashSet::new(),
+            heard: HashMap::new(),
+            router: None,
+            members,
+            sends: vec![],
+            proposals: vec![],
+        };
+        {
+            let mut groups = lock(&this.groups);
+            if groups.subscribers.is_none() || groups.running.contains_key(&gid) {
+                return Ok(());
+            }
+            groups.running.insert(gid, tx);
+        }
+        let task = tokio::spawn(run(live, rx, ns));
+        this.track([task.abort_handle()]);
+        Ok(())
+    }
+
+    /// A group frame arrived on `link`: decoded and queued for its group's task (dropped
+    /// when the queue is full; the engines' anti-entropy repairs the loss).
+    pub(super) async fn on_group_frame(&self, link: &Arc<Link>, bytes: Vec<u8>) {
+        if link.features & FEATURE_GROUPS == 0 {
+            link.refuse(ErrorCode::NotAllowed, "groups were not negotiated")
+                .await;
+            return;
+        }
+        let frame = match GroupFrame::decode(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                link.refuse(ErrorCode::Malformed, &e.to_string()).await;
+                return;
+            }
+        };
+        let tx = lock(&self.groups).running.get(&frame.group()).cloned();
+        match tx {
+            Some(tx) => {
+                if tx.try_send(Cmd::Frame(link.fp, Box::new(frame))).is_err() {
+                    tracing::debug!(peer = %link.peer, "group queue full; frame dropped");
+                }
+            }
+            None => tracing::debug!(peer = %link.peer, "a frame for a group we do not run"),
+        }
+    }
+
+    /// The last link to `fp` closed.
+    pub(super) fn group_link_gone(&self, fp: &Fingerprint) {
+        for tx in lock(&self.groups).running.values() {
+            let _ = tx.try_send(Cmd::LinkGone(*fp));
+        }
+    }
+
+    /// Stops every group task (their namespaces say goodbye).
+    pub(super) async fn stop_groups(&self) {
+        let running: Vec<mpsc::Sender<Cmd>> = {
+            let mut g = lock(&self.groups);
+            g.subscribers = None;
+            g.running.drain().map(|(_, tx)| tx).collect()
+        };
+        for tx in running {
+            let (done, wait) = oneshot::channel();
+            if tx.send(Cmd::Stop(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+
+    fn group_tx(&self, gid: &GroupId) -> Result<mpsc::Sender<Cmd>, NodeError> {
+        lock(&self.groups)
+            .running
+            .get(gid)
+            .cloned()
+            .ok_or_else(|| NodeError::InvalidInput(format!("group {gid} is not running")))
+    }
+}
+
+impl Node {
+    /// Group updates from now on, in order. The receiver ends when the node stops.
+    pub fn group_events(&self) -> mpsc::UnboundedReceiver<GroupUpdate> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(subs) = lock(&self.inner.groups).subscribers.as_mut() {
+            subs.push(tx);
+        }
+        rx
+    }
+
+    /// Creates a group with us as its only member, admin and (once elected) router.
+    pub async fn group_create(&self, name: &str) -> Result<GroupId, NodeError> {
+        let (name, store, id) = (
+            name.to_owned(),
+            self.inner.store.clone(),
+            self.inner.identity.clone(),
+        );
+        let gid = blocking(move || offline::create_in(&store, &id, &name)).await?;
+        Inner::start_group(&self.inner, gid).await?;
+        Ok(gid)
+    }
+
+    /// Joins by an invite link naming us (opening it is our consent) and starts the group.
+    pub async fn group_join(&self, link: &str) -> Result<GroupId, NodeError> {
+        let (link, store, me) = (
+            link.to_owned(),
+            self.inner.store.clone(),
+            self.inner.fingerprint,
+        );
+        let gid = blocking(move || offline::join_in(&store, &me, &link)).await?;
+        Inner::start_group(&self.inner, gid).await?;
+        Ok(gid)
+    }
+
+    /// Sends a text to the group; returns it once stored (durable). It stays in the outbox
+    /// until the router acknowledges it.
+    pub async fn group_send(
+        &self,
+        gid: &GroupId,
+        text: &str,
+    ) -> Result<GroupMessageView, NodeError> {
+        let tx = self.inner.group_tx(gid)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Send(text.to_owned(), reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Removes a member (we must be an admin); the router appends it.
+    pub async fn group_remove(&self, gid: &GroupId, member: &Fingerprint) -> Result<(), NodeError> {
+        self.group_propose(gid, ProposeOp::Remove(*member)).await
+    }
+
+    /// Leaves the group; the router appends our leave.
+    pub async fn group_leave(&self, gid: &GroupId) -> Result<(), NodeError> {
+        self.group_propose(gid, ProposeOp::Leave).await
+    }
+
+    async fn group_propose(&self, gid: &GroupId, op: ProposeOp) -> Result<(), NodeError> {
+        let tx = self.inner.group_tx(gid)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Propose(op, reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Whether we route `gid` now.
+    pub fn group_routing(&self, gid: &GroupId) -> bool {
+        lock(&self.inner.groups).routing.contains(gid)
+    }
+
+    /// The groups running on this node.
+    pub fn running_groups(&self) -> Vec<GroupId> {
+        lock(&self.inner.groups).running.keys().copied().collect()
+    }
+}

@@ -1,0 +1,145 @@
+//! Groups between real nodes: embedded signaling server, loopback WebRTC, profiles on disk.
+
+use std::time::Duration;
+
+use super::groups as offline;
+use super::tests::{config, server, started, until};
+use super::*;
+use crate::groups::GroupId;
+
+/// Every stored message as (author, seq, text), in display order.
+fn history(dir: &std::path::Path, gid: &GroupId) -> Vec<(Fingerprint, u64, String)> {
+    let p = Profile::open_desktop(dir).unwrap();
+    offline::history(&p, gid, usize::MAX >> 1)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.author, m.seq, m.text))
+        .collect()
+}
+
+/// A group made offline by the first profile with every other one invited and joined.
+fn group_of(dirs: &[&std::path::Path]) -> (GroupId, Vec<Fingerprint>) {
+    let admin = Profile::open_desktop(dirs[0]).unwrap();
+    let gid = offline::create(&admin, "live").unwrap();
+    let mut fps = vec![admin.identity().fingerprint()];
+    for d in &dirs[1..] {
+        let p = Profile::open_desktop(d).unwrap();
+        let fp = p.identity().fingerprint();
+        let link = offline::invite(&admin, &gid, &fp).unwrap();
+        offline::join(&p, &link).unwrap();
+        fps.push(fp);
+    }
+    (gid, fps)
+}
+
+/// Sends once we are a member: an invitee whose link does not carry the whole log is one
+/// once the router's log arrives.
+async fn send(node: &Node, gid: &GroupId, text: &str) {
+    for _ in 0..300 {
+        match node.group_send(gid, text).await {
+            Ok(_) => return,
+            Err(NodeError::NotAllowed(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("send failed: {e}"),
+        }
+    }
+    panic!("never became a member");
+}
+
+async fn all_hold(dirs: &[&std::path::Path], gid: &GroupId, n: usize) -> bool {
+    let first = history(dirs[0], gid);
+    first.len() == n && dirs[1..].iter().all(|d| history(d, gid) == first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_chat_through_a_router_that_fails_over_and_comes_back() {
+    let server = server().await;
+    let url = server.url();
+    let tmp: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    let (gid, _fps) = group_of(&dirs);
+    let mut nodes = vec![];
+    for d in &dirs {
+        nodes.push(Some(started(config(d, &url, None)).await.unwrap()));
+    }
+    for (i, n) in nodes.iter().flatten().enumerate() {
+        for k in 0..5 {
+            send(n, &gid, &format!("m{i}-{k}")).await;
+        }
+    }
+    until(30, "every member holding 15 messages", async || {
+        all_hold(&dirs, &gid, 15).await
+    })
+    .await;
+    // Exactly one routes.
+    let routing: Vec<usize> = (0..3)
+        .filter(|i| nodes[*i].as_ref().unwrap().group_routing(&gid))
+        .collect();
+    assert_eq!(routing.len(), 1, "one router");
+    let r = routing[0];
+    // The router stops; the others go on and the router catches up when it is back.
+    nodes[r].take().unwrap().stop().await;
+    for (i, n) in nodes.iter().enumerate() {
+        if let Some(n) = n {
+            for k in 0..3 {
+                send(n, &gid, &format!("after{i}-{k}")).await;
+            }
+        }
+    }
+    let others: Vec<&std::path::Path> = (0..3).filter(|i| *i != r).map(|i| dirs[i]).collect();
+    until(30, "the others holding 21 messages", async || {
+        all_hold(&others, &gid, 21).await
+    })
+    .await;
+    nodes[r] = Some(started(config(dirs[r], &url, None)).await.unwrap());
+    until(30, "the returning router catching up", async || {
+        all_hold(&dirs, &gid, 21).await
+    })
+    .await;
+    for n in nodes.into_iter().flatten() {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_receives_nothing_new() {
+    let server = server().await;
+    let url = server.url();
+    let tmp: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    let (gid, fps) = group_of(&dirs);
+    let mut nodes = vec![];
+    for d in &dirs {
+        nodes.push(started(config(d, &url, None)).await.unwrap());
+    }
+    nodes[1].group_send(&gid, "before").await.unwrap();
+    until(30, "everyone holding the first message", async || {
+        all_hold(&dirs, &gid, 1).await
+    })
+    .await;
+    let mut gone = nodes[2].group_events();
+    nodes[0].group_remove(&gid, &fps[2]).await.unwrap();
+    // The removed member hears of its removal.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(u) = gone.recv().await {
+            if matches!(u, GroupUpdate::Departed { .. }) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the removed member was told");
+    nodes[1].group_send(&gid, "after").await.unwrap();
+    until(20, "the remaining members holding both", async || {
+        all_hold(&dirs[..2], &gid, 2).await
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let texts: Vec<String> = history(dirs[2], &gid).into_iter().map(|m| m.2).collect();
+    assert_eq!(texts, ["before"]);
+    // Its group stopped: nothing can be sent either.
+    assert!(nodes[2].group_send(&gid, "let me in").await.is_err());
+    assert!(!nodes[2].running_groups().contains(&gid));
+    for n in nodes {
+        n.stop().await;
+    }
+}
