@@ -286,16 +286,24 @@ impl Roots {
                     "offset {offset}: no upload to continue"
                 )));
             };
-            if m.len() != offset {
+            if m.len() < offset {
                 return Err(RpcError::bad(format!(
                     "offset {offset} does not continue the upload ({} bytes so far)",
                     m.len()
                 )));
             }
-            OpenOptions::new()
-                .append(true)
+            let mut f = OpenOptions::new()
+                .write(true)
                 .open(&part)
-                .map_err(io_err)?
+                .map_err(io_err)?;
+            if m.len() > offset {
+                // A resumed upload restarts inside what an interrupted writer left: that
+                // writer's last chunks can still land after the resumer read the size. The
+                // resumer's bytes win; its hash check of the whole file catches any mix.
+                f.set_len(offset).map_err(io_err)?;
+            }
+            f.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+            f
         };
         f.write_all(data).map_err(io_err)?;
         if end < total {
@@ -457,11 +465,18 @@ mod tests {
         }
         assert!(!r.path().join("big.bin").exists());
         assert_eq!(roots.stat(&target, false).unwrap()["partial"], 60_000);
-        // A chunk at the wrong offset is refused; the upload goes on where it stopped.
+        // A chunk leaving a gap is refused.
         let e = roots
-            .write(&target, b"x", false, Some((10, data.len() as u64)))
+            .write(&target, b"x", false, Some((70_000, data.len() as u64)))
             .unwrap_err();
         assert_eq!(e.code, 400);
+        // A resumer that read a smaller size (an interrupted writer's last chunks landed
+        // after it asked) restarts inside the partial file: its bytes replace the rest.
+        roots
+            .write(&target, b"garbage", false, Some((30_000, data.len() as u64)))
+            .unwrap();
+        assert_eq!(roots.stat(&target, false).unwrap()["partial"], 30_007);
+        off = 30_000;
         for c in data[off..].chunks(MAX_CHUNK) {
             roots
                 .write(&target, c, false, Some((off as u64, data.len() as u64)))
