@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use peerns_core::store::Profile;
-use peerns_tests::{ServerKind, ServerOpts, TestServer, peerns_bin, until};
+use peerns_tests::{ServerKind, ServerOpts, TestServer, peerns_bin};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -230,20 +230,33 @@ async fn group_chat_survives_router_kills_and_refuses_outsiders() {
         }
         all
     };
-    until(
-        40,
-        "every history being the same and complete",
-        async || {
-            let first = history(&dirs[0], &gid).await;
-            let mut same = true;
-            for d in &dirs[1..] {
-                same &= history(d, &gid).await == first;
-            }
-            let ids: Vec<&String> = first.iter().map(|(id, _)| id).collect();
-            same && queued(&members).iter().all(|q| ids.contains(&q))
-        },
-    )
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let mut all = vec![];
+        for d in &dirs {
+            all.push(history(d, &gid).await);
+        }
+        let same = all.iter().all(|h| *h == all[0]);
+        let ids: Vec<&String> = all[0].iter().map(|(id, _)| id).collect();
+        let missing: Vec<String> = queued(&members)
+            .into_iter()
+            .filter(|q| !ids.contains(&q))
+            .collect();
+        if same && missing.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let sizes: Vec<usize> = all.iter().map(Vec::len).collect();
+            let roles: Vec<bool> = members.iter().map(Member::router).collect();
+            panic!(
+                "histories not the same and complete after 40 s: sizes {sizes:?}, routers \
+                 {roles:?}, {} queued messages missing from member 0: {:?}",
+                missing.len(),
+                &missing[..missing.len().min(10)]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let all = history(&dirs[0], &gid).await;
     let total = all.len();
     let mut ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();

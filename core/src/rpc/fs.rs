@@ -292,10 +292,7 @@ impl Roots {
                     m.len()
                 )));
             }
-            let mut f = OpenOptions::new()
-                .write(true)
-                .open(&part)
-                .map_err(io_err)?;
+            let mut f = OpenOptions::new().write(true).open(&part).map_err(io_err)?;
             if m.len() > offset {
                 // A resumed upload restarts inside what an interrupted writer left: that
                 // writer's last chunks can still land after the resumer read the size. The
@@ -473,7 +470,12 @@ mod tests {
         // A resumer that read a smaller size (an interrupted writer's last chunks landed
         // after it asked) restarts inside the partial file: its bytes replace the rest.
         roots
-            .write(&target, b"garbage", false, Some((30_000, data.len() as u64)))
+            .write(
+                &target,
+                b"garbage",
+                false,
+                Some((30_000, data.len() as u64)),
+            )
             .unwrap();
         assert_eq!(roots.stat(&target, false).unwrap()["partial"], 30_007);
         off = 30_000;
