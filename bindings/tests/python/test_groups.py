@@ -109,9 +109,10 @@ def test_groups():
             assert listed[b].membership == p.GroupMembership.MEMBER
             assert all(g.running for g in listed.values())
             assert sum(g.router for g in listed.values()) == 1
-            # Only admins invite.
+            # Only admins invite (a member's existing link is given again to anyone who asks).
             with pytest.raises(p.PeernsError.NotAllowed):
-                await b.group_invite(gid, fc)
+                await b.group_invite(gid, "ab" * 32)
+            assert (await b.group_invite(gid, fc)).startswith("peerns2-group:")
 
             # A removes C: C is told, and receives nothing sent afterwards.
             await a.group_remove(gid, fc)
