@@ -97,7 +97,8 @@ impl From<offline::GroupMessageView> for GroupMessage {
 pub struct GroupHistoryPage {
     /// Messages in display order (the same on every member).
     pub messages: Vec<GroupMessage>,
-    /// Pass as `before` for the next older page; `None` when there is none.
+    /// Pass as `before` for the next older page (which may be empty); `None` when this page
+    /// is shorter than the limit (it holds the oldest message).
     pub older: Option<String>,
 }
 

@@ -21,7 +21,7 @@ pub struct RpcRoot {
 pub struct RpcGrant {
     /// The contact.
     pub fingerprint: String,
-    /// The scope, e.g. `fs:write:/incoming/**`.
+    /// The scope, e.g. `media:stream:camera:environment` or `fs:write:` and a path pattern.
     pub scope: String,
 }
 

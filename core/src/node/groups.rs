@@ -258,7 +258,8 @@ pub fn history(
 pub struct HistoryPage {
     /// Up to `limit` messages in display order.
     pub messages: Vec<GroupMessageView>,
-    /// Pass as `before` for the next older page; `None` when this page is the oldest.
+    /// Pass as `before` for the next older page; `None` when this page is shorter than the
+    /// limit (it holds the oldest message).
     pub older: Option<gstore::Cursor>,
 }
 
