@@ -21,7 +21,7 @@ pub struct RpcRoot {
 pub struct RpcGrant {
     /// The contact.
     pub fingerprint: String,
-    /// The scope, e.g. `media:stream:camera:environment` or `fs:write:` and a path pattern.
+    /// The scope, `category:action:resource`, e.g. `sys:status:battery` (paths may end in a glob).
     pub scope: String,
 }
 
