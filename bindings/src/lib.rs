@@ -23,6 +23,7 @@ uniffi::setup_scaffolding!();
 mod call_media;
 mod calls;
 mod chat;
+mod groups;
 mod logging;
 mod platform;
 mod rpc;
@@ -35,6 +36,9 @@ pub use chat::{
     ChatMessage, Contact, ContactRequest, Conversation, MessageKind, MessageStatus, Trust,
 };
 
+pub use groups::{
+    Group, GroupEvent, GroupHistoryPage, GroupListener, GroupMember, GroupMembership, GroupMessage,
+};
 pub use logging::{LogLevel, set_log_level};
 pub use platform::{
     KeyStore, KeyStoreError, LocationFix, LocationProvider, LocationSink, NotificationCategory,

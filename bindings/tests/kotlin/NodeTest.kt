@@ -39,6 +39,9 @@ import org.peerns.NodeStatus
 import org.peerns.Peerns
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.EncoderControlListener
+import org.peerns.ffi.GroupEvent
+import org.peerns.ffi.GroupListener
+import org.peerns.ffi.GroupMembership
 import org.peerns.ffi.MediaFrame
 import org.peerns.ffi.MediaFrameListener
 import org.peerns.ffi.ChatMessage
@@ -501,6 +504,50 @@ class NodeTest {
         } finally {
             ea.job.cancel()
             eb.job.cancel()
+            stopAll(a, b)
+        }
+    }
+
+    @Test
+    fun `a group is created, joined by link, and both histories match`(@TempDir da: Path, @TempDir db: Path) = test {
+        val a = Peerns(config(da, "ada"))
+        val b = Peerns(config(db, "bob"))
+        startAll(a, b)
+        val heard = MutableStateFlow<List<GroupEvent>>(emptyList())
+        val sub = b.subscribeGroups(object : GroupListener {
+            override fun onGroupEvent(event: GroupEvent) = heard.update { it + event }
+        })
+        try {
+            val gid = a.groupCreate("Trip")
+            val link = a.groupInvite(gid, b.identity().fingerprint)
+            assertEquals(gid, b.groupJoin(link))
+            val mine = a.groupSend(gid, "hello from ada")
+            var theirs = null as org.peerns.ffi.GroupMessage?
+            while (theirs == null) {
+                theirs = try {
+                    b.groupSend(gid, "hello from bob")
+                } catch (e: PeernsException.NotAllowed) {
+                    delay(50)
+                    null
+                }
+            }
+            withTimeout(20.seconds) {
+                while (a.groupHistory(gid, null, 10u).messages.size < 2 ||
+                    b.groupHistory(gid, null, 10u).messages.size < 2) delay(100)
+            }
+            val history = a.groupHistory(gid, null, 10u).messages
+            assertEquals(history, b.groupHistory(gid, null, 10u).messages)
+            assertEquals(setOf(mine.id, theirs.id), history.map { it.id }.toSet())
+            assertEquals(a.identity().fingerprint, history.first { it.id == mine.id }.author)
+            withTimeout(5.seconds) {
+                heard.first { ev -> ev.count { it is GroupEvent.Message } == 2 }
+            }
+            val group = b.groups().single()
+            assertEquals("Trip", group.name)
+            assertEquals(GroupMembership.MEMBER, group.membership)
+            assertEquals(2, group.members.size)
+        } finally {
+            sub.cancel()
             stopAll(a, b)
         }
     }

@@ -27,8 +27,8 @@ use crate::discovery::namespace::{NsEvent, RoleKind};
 use crate::groups::engine::SendError;
 use crate::groups::store as gstore;
 use crate::groups::{
-    Body, Engine, EngineConfig, GroupAction, GroupEvent, GroupFrame, GroupId, GroupInput, LogOp,
-    MemHistory, namespace_prefix,
+    Body, Engine, EngineConfig, GroupAction, GroupEvent, GroupFrame, GroupId, GroupInput,
+    InviteLink, LogOp, MemHistory, namespace_prefix,
 };
 use crate::identity::Fingerprint;
 use crate::session::FEATURE_GROUPS;
@@ -117,6 +117,7 @@ enum Cmd {
     Dialed(Fingerprint, bool),
     Send(String, Reply<GroupMessageView>),
     Propose(ProposeOp, Reply<()>),
+    Invite(Fingerprint, Reply<String>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -165,6 +166,7 @@ struct Live {
     members: BTreeSet<Fingerprint>,
     sends: Vec<(Reply<GroupMessageView>, Result<GroupMessageView, NodeError>)>,
     proposals: Vec<(Reply<()>, Result<(), NodeError>)>,
+    invites: Vec<(Reply<String>, Result<String, NodeError>)>,
 }
 
 impl Live {
@@ -211,9 +213,35 @@ impl Live {
                 self.proposals
                     .push((reply, r.map(drop).map_err(NodeError::from)));
             }
+            Cmd::Invite(invitee, reply) => {
+                let r = self.invite(invitee);
+                self.invites.push((reply, r));
+            }
             Cmd::Stop(done) => return Some(done),
         }
         None
+    }
+
+    /// Proposes inviting `invitee` (a member already invited gets its existing entry) and
+    /// returns the link only it can use.
+    fn invite(&mut self, invitee: Fingerprint) -> Result<String, NodeError> {
+        let log = self.engine.log();
+        let existing = log
+            .entries()
+            .iter()
+            .find(|e| e.entry.op == LogOp::Invite(invitee))
+            .filter(|_| log.state().is_member(&invitee))
+            .cloned();
+        let entry = match existing {
+            Some(e) => e,
+            None if !log.state().is_admin(&self.me) => {
+                return Err(NodeError::NotAllowed("only admins invite".into()));
+            }
+            None => self.engine.propose(LogOp::Invite(invitee), unix_ms())?,
+        };
+        InviteLink::new(self.engine.log(), &entry)
+            .map(|l| l.encode())
+            .map_err(|e| NodeError::InvalidInput(e.to_string()))
     }
 
     fn on_frame(&mut self, peer: Fingerprint, frame: Box<GroupFrame>) {
@@ -405,6 +433,9 @@ impl Live {
         for (reply, r) in self.proposals.drain(..) {
             let _ = reply.send(r);
         }
+        for (reply, r) in self.invites.drain(..) {
+            let _ = reply.send(r);
+        }
         for a in actions {
             match a {
                 GroupAction::Send { peer, frame } => {
@@ -544,7 +575,7 @@ async fn run(mut live: Live, mut rx: mpsc::Receiver<Cmd>, ns: NamespaceHandle) {
 }
 
 /// Runs an offline group operation on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, GroupError> + Send + 'static,
 ) -> Result<T, NodeError> {
     tokio::task::spawn_blocking(f)
@@ -610,6 +641,7 @@ impl Inner {
             members,
             sends: vec![],
             proposals: vec![],
+            invites: vec![],
         };
         {
             let mut groups = lock(&this.groups);
@@ -724,6 +756,21 @@ impl Node {
         let tx = self.inner.group_tx(gid)?;
         let (reply, rx) = oneshot::channel();
         tx.send(Cmd::Send(text.to_owned(), reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Invites `invitee` (we must be an admin) and returns the link only it can use; the
+    /// router appends the invite. Offline: [`super::groups::invite`].
+    pub async fn group_invite(
+        &self,
+        gid: &GroupId,
+        invitee: &Fingerprint,
+    ) -> Result<String, NodeError> {
+        let tx = self.inner.group_tx(gid)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Invite(*invitee, reply))
             .await
             .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)?

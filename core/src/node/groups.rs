@@ -210,11 +210,16 @@ pub fn remove(profile: &Profile, gid: &GroupId, member: &Fingerprint) -> Result<
 
 /// Every group of this profile.
 pub fn list(profile: &Profile) -> Result<Vec<GroupInfo>, GroupError> {
-    let me = profile.identity().fingerprint();
-    let rows: Vec<GroupRow> = profile.store().with_conn(|c| gstore::list(c))?;
+    list_in(profile.store(), &profile.identity().fingerprint())
+}
+
+/// [`list`] on a store for identity `me` (a running node's).
+fn list_in(store: &Store, me: &Fingerprint) -> Result<Vec<GroupInfo>, GroupError> {
+    let me = *me;
+    let rows: Vec<GroupRow> = store.with_conn(|c| gstore::list(c))?;
     rows.into_iter()
         .map(|row| {
-            let log = load(profile.store(), &row.gid)?;
+            let log = load(store, &row.gid)?;
             let s = log.state();
             let role = if s.is_admin(&me) {
                 GroupRole::Admin
@@ -246,6 +251,54 @@ pub fn history(
         .store()
         .with_conn(|c| gstore::history_page(c, gid, None, limit))?;
     Ok(page.iter().map(view).collect())
+}
+
+/// A page of history and where the next older page starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// Up to `limit` messages in display order.
+    pub messages: Vec<GroupMessageView>,
+    /// Pass as `before` for the next older page; `None` when this page is shorter than the
+    /// limit (it holds the oldest message).
+    pub older: Option<gstore::Cursor>,
+}
+
+fn page_in(
+    store: &Store,
+    gid: &GroupId,
+    before: Option<gstore::Cursor>,
+    limit: usize,
+) -> Result<HistoryPage, GroupError> {
+    load(store, gid)?;
+    let page = store.with_conn(|c| gstore::history_page(c, gid, before, limit))?;
+    let older = page
+        .first()
+        .filter(|_| page.len() == limit)
+        .map(SignedMessage::order_key);
+    Ok(HistoryPage {
+        messages: page.iter().map(view).collect(),
+        older,
+    })
+}
+
+impl super::Node {
+    /// Every group of this node's profile, as [`list`] shows them.
+    pub async fn group_list(&self) -> Result<Vec<GroupInfo>, super::NodeError> {
+        let (store, me) = (self.inner.store.clone(), self.inner.fingerprint);
+        super::group_live::blocking(move || list_in(&store, &me)).await
+    }
+
+    /// Up to `limit` messages of `gid` in display order, ending just before `before` (the
+    /// newest page when `None`).
+    pub async fn group_history(
+        &self,
+        gid: &GroupId,
+        before: Option<gstore::Cursor>,
+        limit: usize,
+    ) -> Result<HistoryPage, super::NodeError> {
+        let (store, gid) = (self.inner.store.clone(), *gid);
+        super::group_live::blocking(move || page_in(&store, &gid, before, limit)).await
+    }
 }
 
 /// A stored message as history shows it.

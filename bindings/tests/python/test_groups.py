@@ -1,0 +1,134 @@
+"""Groups through the generated Python bindings: three nodes; A creates a group and invites B and
+C by link, everyone sends, every history ends identical with each message once, paging, group
+events, and a removed member receives nothing new."""
+
+import asyncio
+import tempfile
+import threading
+
+import pytest
+
+import peerns_ffi as p
+from test_node import new_node, start_all
+
+
+class Groups(p.GroupListener):
+    """Collects group events; called on a library thread."""
+
+    def __init__(self):
+        self.events = []
+        self.lock = threading.Lock()
+
+    def on_group_event(self, event):
+        with self.lock:
+            self.events.append(event)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.events)
+
+    def message_ids(self):
+        return [e.message.id for e in self.snapshot() if e.is_message()]
+
+
+async def until(pred, what, timeout=20.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await pred():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def send(node, gid, text):
+    """Sends once we are a member (an invitee is pending until the group's log arrives)."""
+    for _ in range(200):
+        try:
+            return await node.group_send(gid, text)
+        except p.PeernsError.NotAllowed:
+            await asyncio.sleep(0.05)
+    raise AssertionError("never became a member")
+
+
+async def history(node, gid):
+    return (await node.group_history(gid, None, 100)).messages
+
+
+def test_groups():
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(3)]
+        a, b, c = (new_node(d.name, n) for d, n in zip(dirs, "abc"))
+        nodes = [a, b, c]
+        await start_all(*nodes)
+        listeners = [Groups() for _ in nodes]
+        subs = [n.subscribe_groups(l) for n, l in zip(nodes, listeners)]
+        try:
+            fa, fb, fc = (n.identity().fingerprint for n in nodes)
+            gid = await a.group_create("Trip")
+            link_b = await a.group_invite(gid, fb)
+            link_c = await a.group_invite(gid, fc)
+            assert link_b.startswith("peerns2-group:")
+            # A link names its invitee: someone else holding it is refused.
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await c.group_join(link_b)
+            assert await b.group_join(link_b) == gid
+            assert await c.group_join(link_c) == gid
+
+            sent = await asyncio.gather(*(send(n, gid, f"hi from {x}") for n, x in zip(nodes, "abc")))
+            assert [m.author for m in sent] == [fa, fb, fc]
+            assert all(len(m.id) == 32 and m.seq == 1 for m in sent)
+
+            async def all_hold(ns, count):
+                pages = [await history(n, gid) for n in ns]
+                return len(pages[0]) == count and all(pg == pages[0] for pg in pages)
+
+            await until(lambda: all_hold(nodes, 3), "three identical histories")
+            msgs = await history(a, gid)
+            assert sorted(m.text for m in msgs) == ["hi from a", "hi from b", "hi from c"]
+            assert sorted(m.id for m in msgs) == sorted(m.id for m in sent)
+            # Each message reached every node's listener exactly once (own ones included).
+            await until(lambda: asyncio.sleep(0, all(len(l.message_ids()) >= 3 for l in listeners)),
+                        "message events")
+            for l in listeners:
+                assert sorted(l.message_ids()) == sorted(m.id for m in msgs)
+
+            # Paging: two pages of 2 and 1 make the whole history.
+            first = await a.group_history(gid, None, 2)
+            assert len(first.messages) == 2 and first.older is not None
+            second = await a.group_history(gid, first.older, 2)
+            assert second.older is None
+            assert second.messages + first.messages == msgs
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await a.group_history(gid, "not a cursor", 2)
+
+            listed = {n: (await n.groups())[0] for n in nodes}
+            assert listed[a].id == gid and listed[a].name == "Trip"
+            assert {(m.fingerprint, m.admin) for m in listed[a].members} == {
+                (fa, True), (fb, False), (fc, False)}
+            assert listed[a].membership == p.GroupMembership.ADMIN
+            assert listed[b].membership == p.GroupMembership.MEMBER
+            assert all(g.running for g in listed.values())
+            assert sum(g.router for g in listed.values()) == 1
+            # Only admins invite (a member's existing link is given again to anyone who asks).
+            with pytest.raises(p.PeernsError.NotAllowed):
+                await b.group_invite(gid, "ab" * 32)
+            assert (await b.group_invite(gid, fc)).startswith("peerns2-group:")
+
+            # A removes C: C is told, and receives nothing sent afterwards.
+            await a.group_remove(gid, fc)
+            await until(lambda: asyncio.sleep(0, any(e.is_departed() for e in listeners[2].snapshot())),
+                        "C told of its removal")
+            await send(b, gid, "after C left")
+            await until(lambda: all_hold([a, b], 4), "A and B holding the new message")
+            await asyncio.sleep(2)
+            assert [m.text for m in await history(c, gid)] == [m.text for m in msgs]
+            assert len(listeners[2].message_ids()) == 3
+            with pytest.raises(p.PeernsError):
+                await c.group_send(gid, "let me in")
+            assert fc not in {m.fingerprint for m in (await a.groups())[0].members}
+            for s in subs:
+                s.cancel()
+        finally:
+            await asyncio.gather(*(n.stop() for n in nodes))
+
+    asyncio.run(main())
