@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use peerns_core::media::EncodedFrame;
 use peerns_core::media::record::Recording;
 use peerns_core::media::track::{EncoderControl, MediaSink, MediaSource, MediaStats};
 use peerns_core::node::Node;
@@ -81,17 +82,25 @@ async fn start_on(
         let (source, ctl) = MediaSource::start(conn, t);
         sent.push((t.spec().kind, source.stats().clone()));
         match (t.spec().name.as_str(), t.spec().kind) {
-            (_, MediaKind::Audio) if sources.audio => senders.push(tokio::spawn(tone(source))),
+            (_, MediaKind::Audio) if sources.audio => senders.push(tokio::spawn(tone(move |f| {
+                source.push(f);
+            }))),
             ("video", MediaKind::Video) => {
                 let video = sources.video.clone().unwrap_or_else(|| "test".into());
                 senders.push(tokio::spawn(async move {
-                    if let Err(e) = send_video(source, ctl, &video, (320, 240)).await {
+                    let push = move |f| {
+                        source.push(f);
+                    };
+                    if let Err(e) = send_video(push, ctl, &video, CAMERA_SIZE).await {
                         eprintln!("video: {e}");
                     }
                 }));
             }
             ("screen", MediaKind::Video) => senders.push(tokio::spawn(async move {
-                if let Err(e) = send_video(source, ctl, "test", (640, 360)).await {
+                let push = move |f| {
+                    source.push(f);
+                };
+                if let Err(e) = send_video(push, ctl, "test", SCREEN_SIZE).await {
                     eprintln!("screen: {e}");
                 }
             })),
@@ -188,7 +197,13 @@ impl CallMedia {
     }
 }
 
-async fn tone(source: MediaSource) {
+/// Picture size of the camera (test pattern, camera).
+pub const CAMERA_SIZE: (usize, usize) = (320, 240);
+/// Picture size of the shared screen (test pattern).
+pub const SCREEN_SIZE: (usize, usize) = (640, 360);
+
+/// Encodes a 440 Hz tone to Opus, one frame every 20 ms, for ever.
+pub async fn tone(push: impl Fn(EncodedFrame) + Send + 'static) {
     let Ok(mut enc) = OpusEncoder::new(32_000) else {
         return;
     };
@@ -197,9 +212,7 @@ async fn tone(source: MediaSource) {
     for i in 0u64.. {
         tick.tick().await;
         match enc.encode(&tone.next_frame(), i * 20_000) {
-            Ok(f) => {
-                source.push(f);
-            }
+            Ok(f) => push(f),
             Err(e) => {
                 eprintln!("audio: {e}");
                 return;
@@ -249,8 +262,10 @@ impl Pictures {
     }
 }
 
-async fn send_video(
-    source: MediaSource,
+/// Encodes `video` (`test`, a `.y4m` file or a camera) to H.264 at 30 fps, following the
+/// encoder controls, for ever.
+pub async fn send_video(
+    push: impl Fn(EncodedFrame) + Send + 'static,
     mut ctl: mpsc::Receiver<EncoderControl>,
     video: &str,
     size: (usize, usize),
@@ -268,7 +283,7 @@ async fn send_video(
         }
         let pic = pictures.next()?;
         if let Some(f) = enc.encode(&pic, i * 1_000_000 / FPS)? {
-            source.push(f);
+            push(f);
         }
     }
     Ok(())

@@ -82,6 +82,16 @@ pub enum GroupCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Take part in the group's call (online): media goes through the group's elected
+    /// router and survives its departure.
+    Call {
+        #[command(flatten)]
+        net: NetArgs,
+        /// The group.
+        gid: String,
+        #[command(flatten)]
+        args: crate::group_call::CallArgs,
+    },
 }
 
 fn role(r: GroupRole) -> &'static str {
@@ -104,9 +114,13 @@ fn fp(s: &str) -> Result<Fingerprint> {
 
 /// Runs a group command.
 pub async fn run(cmd: GroupCmd, profile: Option<PathBuf>) -> Result<()> {
-    if let GroupCmd::Chat { net, gid: g, json } = cmd {
-        return chat(&net, profile, gid(&g)?, json).await;
-    }
+    let cmd = match cmd {
+        GroupCmd::Chat { net, gid: g, json } => return chat(&net, profile, gid(&g)?, json).await,
+        GroupCmd::Call { net, gid: g, args } => {
+            return crate::group_call::run(&net, profile, gid(&g)?, args).await;
+        }
+        other => other,
+    };
     let profile = Profile::open_desktop(&profile_dir(profile)?)?;
     match cmd {
         GroupCmd::Create { name, json } => {
@@ -169,7 +183,7 @@ pub async fn run(cmd: GroupCmd, profile: Option<PathBuf>) -> Result<()> {
                 }
             }
         }
-        GroupCmd::Chat { .. } => unreachable!("handled above"),
+        GroupCmd::Chat { .. } | GroupCmd::Call { .. } => unreachable!("handled above"),
         GroupCmd::History { gid: g, json } => {
             let msgs = groups::history(&profile, &gid(&g)?, usize::MAX >> 1)?;
             if json {

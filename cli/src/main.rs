@@ -6,6 +6,7 @@ mod calls;
 mod demo;
 mod discover;
 mod group;
+mod group_call;
 mod local_node;
 mod messaging;
 mod rpc;

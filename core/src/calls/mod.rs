@@ -7,6 +7,7 @@
 //! (`docs/decisions/0013-calls.md`).
 
 pub mod binding;
+pub mod group;
 pub mod log;
 pub mod machine;
 

@@ -92,14 +92,14 @@ pub struct MediaState {
 }
 
 impl MediaState {
-    fn bits(self) -> u8 {
+    pub(crate) fn bits(self) -> u8 {
         u8::from(self.muted)
             | u8::from(self.camera_off) << 1
             | u8::from(self.screen) << 2
             | u8::from(self.back_camera) << 3
     }
 
-    fn from_bits(b: u8) -> Option<Self> {
+    pub(crate) fn from_bits(b: u8) -> Option<Self> {
         (b & !0b1111 == 0).then_some(Self {
             muted: b & 1 != 0,
             camera_off: b & 2 != 0,

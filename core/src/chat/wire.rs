@@ -164,6 +164,9 @@ pub enum Frame {
     RpcRequest(Vec<u8>),
     /// An RPC response, JSON (tag 51).
     RpcResponse(Vec<u8>),
+    /// A group-call control frame (tags 60–69; only on sessions with
+    /// [`crate::session::FEATURE_GROUP_CALLS`]), kept encoded like [`Frame::Group`].
+    GroupCall(Vec<u8>),
     /// A group frame (tags 30–39; only on sessions with [`crate::session::FEATURE_GROUPS`]),
     /// kept encoded, tag included: the groups layer above decodes and checks it.
     Group(Vec<u8>),
@@ -202,6 +205,11 @@ impl ErrorCode {
 /// Whether a session frame tag belongs to the groups layer (30–39).
 pub fn is_group(tag: u8) -> bool {
     (30..=39).contains(&tag)
+}
+
+/// Whether a session frame tag belongs to group calls (60–69).
+pub fn is_group_call(tag: u8) -> bool {
+    (60..=69).contains(&tag)
 }
 
 mod tag {
@@ -264,7 +272,7 @@ impl Frame {
             }
             Frame::RpcRequest(b) => w.u8(tag::RPC_REQUEST).bytes(b),
             Frame::RpcResponse(b) => w.u8(tag::RPC_RESPONSE).bytes(b),
-            Frame::Group(b) => return b.clone(),
+            Frame::Group(b) | Frame::GroupCall(b) => return b.clone(),
         };
         w.0
     }
@@ -273,6 +281,9 @@ impl Frame {
     pub fn decode(b: &[u8]) -> Result<Frame, WireError> {
         if b.first().is_some_and(|t| is_group(*t)) {
             return Ok(Frame::Group(b.to_vec()));
+        }
+        if b.first().is_some_and(|t| is_group_call(*t)) {
+            return Ok(Frame::GroupCall(b.to_vec()));
         }
         let mut r = Reader::new(b);
         let frame = match r.u8()? {

@@ -116,6 +116,33 @@ enum Input {
     },
     Leave(ParticipantId),
     Stats(tokio::sync::oneshot::Sender<SfuStats>),
+    Tap(mpsc::Sender<Tapped>),
+    LocalKeyframe(SourceKey),
+}
+
+/// What a tap sees of the publishers: the router's own view of the call.
+#[derive(Debug, Clone)]
+pub enum Tapped {
+    /// A participant published a track.
+    Track {
+        /// The publisher.
+        id: ParticipantId,
+        /// Its kind.
+        kind: TrackKind,
+        /// Its codec.
+        codec: Codec,
+        /// Its RTP clock rate.
+        clock_rate: u32,
+    },
+    /// One RTP packet of that track, as received.
+    Rtp {
+        /// The publisher.
+        id: ParticipantId,
+        /// The track's kind.
+        kind: TrackKind,
+        /// The packet.
+        packet: Vec<u8>,
+    },
 }
 
 /// A running forwarder for one group call.
@@ -188,6 +215,17 @@ impl SfuHub {
     /// Removes a participant (left, removed from the group, or its connection closed).
     pub async fn leave(&self, id: ParticipantId) {
         let _ = self.tx.send(Input::Leave(id)).await;
+    }
+
+    /// Also sends every published track and its packets to `tap` (the router's own view when
+    /// it takes part in the call). A full tap drops packets; its reassembly asks for keyframes.
+    pub async fn tap(&self, tap: mpsc::Sender<Tapped>) {
+        let _ = self.tx.send(Input::Tap(tap)).await;
+    }
+
+    /// Asks the publisher of `source` for a keyframe (for the tap's viewer).
+    pub fn request_keyframe(&self, source: SourceKey) {
+        let _ = self.tx.try_send(Input::LocalKeyframe(source));
     }
 
     /// The most recent forwarding delays (at most [`LATENCY_SAMPLES`]).
@@ -283,6 +321,7 @@ struct Member {
 
 async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Sender<HubEvent>) {
     let mut members: BTreeMap<ParticipantId, Member> = BTreeMap::new();
+    let mut tap: Option<mpsc::Sender<Tapped>> = None;
     let mut next_budget = Instant::now() + BUDGET_EVERY;
     loop {
         let deadline = fwd
@@ -329,6 +368,14 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
                 };
                 if fwd.publish(now, id, kind, info).is_ok() {
                     m.tracks.insert(kind, (track, 0));
+                    if let Some(t) = &tap {
+                        let _ = t.try_send(Tapped::Track {
+                            id,
+                            kind,
+                            codec,
+                            clock_rate: info.clock_rate,
+                        });
+                    }
                 }
             }
             Some(Input::Rtp {
@@ -344,6 +391,8 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
                 }
                 if let Err(e) = fwd.handle_rtp(now, id, kind, &packet) {
                     tracing::debug!(error = %e, participant = id.0, "packet refused");
+                } else if let Some(t) = &tap {
+                    let _ = t.try_send(Tapped::Rtp { id, kind, packet });
                 }
             }
             Some(Input::Pli { id, slot }) => fwd.handle_pli(now, id, slot),
@@ -355,6 +404,10 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
             }
             Some(Input::Stats(reply)) => {
                 let _ = reply.send(fwd.stats());
+            }
+            Some(Input::Tap(t)) => tap = Some(t),
+            Some(Input::LocalKeyframe(source)) => {
+                perform(SfuAction::RequestKeyframe(source), now, &members, &events);
             }
             None => {}
         }

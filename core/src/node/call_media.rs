@@ -138,6 +138,9 @@ impl Inner {
             })
         };
         let Some((call, tracks, cert)) = admitted else {
+            let Some(inc) = this.route_call_offer(inc) else {
+                return;
+            };
             let browsers = lock(&this.calls).media.browsers.clone();
             match browsers {
                 Some((ids, tx)) if ids.contains(inc.peer()) => {

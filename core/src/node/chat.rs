@@ -388,6 +388,7 @@ impl Inner {
             Frame::RpcResponse(b) if contact => this.on_rpc_response(link, &b),
             // Any identity that is not blocked: the group engine admits members only.
             Frame::Group(b) => this.on_group_frame(link, b).await,
+            Frame::GroupCall(b) => this.on_group_call_frame(link, b).await,
             _ if !contact => {
                 link.refuse(ErrorCode::NotContact, "you are not a contact")
                     .await;

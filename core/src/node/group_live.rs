@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+mod call;
+mod call_media;
+
+use call::{CallCmd, CallIo};
+pub use call_media::{GroupCallMedia, GroupCallPublisher, ReceivedFrame};
+
 use super::groups::{self as offline, GroupError, GroupMessageView, view};
 use super::link::Link;
 use super::{Inner, Node, NodeError, lock, unix_ms};
@@ -87,6 +93,21 @@ pub enum GroupUpdate {
         /// The group.
         group: GroupId,
     },
+    /// Who is in the group's call now (empty: nobody), whether we take part or not.
+    CallRoster {
+        /// The group.
+        group: GroupId,
+        /// The participants.
+        participants: Vec<crate::calls::group::RosterEntry>,
+    },
+    /// Our part in the group's call moved on (waiting for a router, connecting, connected,
+    /// out).
+    CallPhase {
+        /// The group.
+        group: GroupId,
+        /// Where we are.
+        phase: crate::calls::group::Phase,
+    },
 }
 
 /// The running groups of a node and who listens to them.
@@ -97,6 +118,8 @@ pub(super) struct LiveGroups {
     routing: HashSet<GroupId>,
     /// `None` once the node stopped.
     subscribers: Option<Vec<mpsc::UnboundedSender<GroupUpdate>>>,
+    /// Media OFFERs a group call admitted: connection ID → group.
+    call_offers: HashMap<String, GroupId>,
 }
 
 impl LiveGroups {
@@ -105,6 +128,7 @@ impl LiveGroups {
             running: HashMap::new(),
             routing: HashSet::new(),
             subscribers: Some(vec![]),
+            call_offers: HashMap::new(),
         }
     }
 }
@@ -118,6 +142,7 @@ enum Cmd {
     Send(String, Reply<GroupMessageView>),
     Propose(ProposeOp, Reply<()>),
     Invite(Fingerprint, Reply<String>),
+    Call(CallCmd),
     Stop(oneshot::Sender<()>),
 }
 
@@ -167,6 +192,8 @@ struct Live {
     sends: Vec<(Reply<GroupMessageView>, Result<GroupMessageView, NodeError>)>,
     proposals: Vec<(Reply<()>, Result<(), NodeError>)>,
     invites: Vec<(Reply<String>, Result<String, NodeError>)>,
+    /// The group's call.
+    call: CallIo,
 }
 
 impl Live {
@@ -217,6 +244,7 @@ impl Live {
                 let r = self.invite(invitee);
                 self.invites.push((reply, r));
             }
+            Cmd::Call(c) => self.on_call_cmd(c),
             Cmd::Stop(done) => return Some(done),
         }
         None
@@ -455,6 +483,7 @@ impl Live {
                 GroupAction::Event(e) => self.on_event(e),
             }
         }
+        self.flush_call(&inner).await;
     }
 
     fn on_event(&mut self, e: GroupEvent) {
@@ -642,6 +671,7 @@ impl Inner {
             sends: vec![],
             proposals: vec![],
             invites: vec![],
+            call: CallIo::new(gid, this.fingerprint),
         };
         {
             let mut groups = lock(&this.groups);

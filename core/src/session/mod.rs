@@ -35,6 +35,8 @@ pub const FEATURE_GROUPS: u64 = 1;
 pub const FEATURE_CALLS: u64 = 1 << 1;
 /// Feature bit 2: signed RPC frames (tags 50–59; decision 0014).
 pub const FEATURE_RPC: u64 = 1 << 2;
+/// Feature bit 3: group-call control frames (`calls::group::wire`, tags 60–69; decision 0016).
+pub const FEATURE_GROUP_CALLS: u64 = 1 << 3;
 /// Largest Noise message.
 pub const MAX_FRAME: usize = 65_535;
 /// Largest plaintext in one encrypted frame (a frame carries a 16-byte tag).
@@ -57,8 +59,8 @@ impl WireVersion {
     /// What this build speaks.
     pub const CURRENT: WireVersion = WireVersion {
         major: 1,
-        minor: 2,
-        features: FEATURE_GROUPS | FEATURE_CALLS | FEATURE_RPC,
+        minor: 3,
+        features: FEATURE_GROUPS | FEATURE_CALLS | FEATURE_RPC | FEATURE_GROUP_CALLS,
     };
 
     /// Builds from before wire versioning, whose handshake payload was the bare certificate.

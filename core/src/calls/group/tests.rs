@@ -1,0 +1,339 @@
+//! The group-call machine on a small simulated network: frames are delivered in order, a
+//! media connection comes up when a member's `Connect` matches the router's `Admit` (same
+//! connection ID, both DTLS fingerprints as announced).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::calls::{DtlsFingerprint, Kinds, MediaState};
+use crate::groups::GroupId;
+use crate::identity::Fingerprint;
+
+const G: GroupId = GroupId([7; 16]);
+
+fn fp(n: u8) -> Fingerprint {
+    Fingerprint([n; 32])
+}
+
+fn dtls(n: u8) -> DtlsFingerprint {
+    DtlsFingerprint([n; 32])
+}
+
+struct Net {
+    now: Instant,
+    nodes: BTreeMap<Fingerprint, GroupCall>,
+    /// Router → participant → (connection ID, the participant's announced fingerprint).
+    admitted: BTreeMap<(Fingerprint, Fingerprint), (String, DtlsFingerprint)>,
+    /// The routers' certificates.
+    router_dtls: BTreeMap<Fingerprint, DtlsFingerprint>,
+    /// Media connections up: (router, participant) → connection ID.
+    media: BTreeMap<(Fingerprint, Fingerprint), String>,
+    events: BTreeMap<Fingerprint, Vec<GroupCallEvent>>,
+    /// Frames a router sent to non-members or members refused.
+    expelled: Vec<(Fingerprint, Fingerprint)>,
+}
+
+impl Net {
+    fn new(n: u8) -> Self {
+        let members: BTreeSet<Fingerprint> = (1..=n).map(fp).collect();
+        let now = Instant::now();
+        let mut nodes = BTreeMap::new();
+        for m in &members {
+            let mut c = GroupCall::new(G, *m, GroupCallConfig::default());
+            c.handle(Input::Members(members.clone()), now);
+            nodes.insert(*m, c);
+        }
+        Self {
+            now,
+            nodes,
+            admitted: BTreeMap::new(),
+            router_dtls: BTreeMap::new(),
+            media: BTreeMap::new(),
+            events: BTreeMap::new(),
+            expelled: vec![],
+        }
+    }
+
+    /// `r` routes; every other node follows it.
+    fn elect(&mut self, r: Fingerprint) {
+        let d = dtls(r.0[0]);
+        self.router_dtls.insert(r, d);
+        self.input(r, Input::Routing(Some(d)));
+        let others: Vec<Fingerprint> = self.nodes.keys().filter(|f| **f != r).copied().collect();
+        for o in others {
+            self.input(o, Input::Router(Some(r)));
+        }
+    }
+
+    fn join(&mut self, who: Fingerprint, kinds: Kinds) {
+        let input = Input::Join {
+            kinds,
+            state: MediaState::default(),
+            dtls: dtls(100 + who.0[0]),
+            id_prefix: format!("mc_{}x", who.0[0]),
+        };
+        self.input(who, input);
+    }
+
+    fn input(&mut self, to: Fingerprint, input: Input) {
+        let now = self.now;
+        if let Some(n) = self.nodes.get_mut(&to) {
+            n.handle(input, now);
+        }
+        self.pump();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        let now = self.now;
+        for n in self.nodes.values_mut() {
+            if n.poll_timeout().is_some_and(|t| t <= now) {
+                n.handle_timeout(now);
+            }
+        }
+        self.pump();
+    }
+
+    /// Runs every node's actions until none are left.
+    fn pump(&mut self) {
+        loop {
+            let mut work = vec![];
+            for (fp, n) in &mut self.nodes {
+                for a in n.drain_actions() {
+                    work.push((*fp, a));
+                }
+            }
+            if work.is_empty() {
+                return;
+            }
+            for (from, a) in work {
+                self.perform(from, a);
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: Fingerprint, to: Fingerprint, frame: GroupCallFrame) {
+        let now = self.now;
+        if let Some(n) = self.nodes.get_mut(&to) {
+            n.handle(Input::Frame { from, frame }, now);
+        }
+    }
+
+    fn perform(&mut self, from: Fingerprint, a: Action) {
+        let now = self.now;
+        match a {
+            Action::Send { to, frame } => self.deliver(from, to, frame),
+            Action::Broadcast(frame) => {
+                let to: Vec<Fingerprint> =
+                    self.nodes.keys().filter(|f| **f != from).copied().collect();
+                for t in to {
+                    self.deliver(from, t, frame.clone());
+                }
+            }
+            Action::Admit {
+                peer,
+                media_id,
+                dtls,
+                ..
+            } => {
+                self.admitted.insert((from, peer), (media_id, dtls));
+            }
+            Action::Expel { peer } => {
+                self.admitted.remove(&(from, peer));
+                self.media.remove(&(from, peer));
+                self.expelled.push((from, peer));
+            }
+            Action::Connect {
+                router,
+                media_id,
+                dtls: router_dtls,
+                ..
+            } => {
+                let theirs = self.admitted.get(&(router, from)).cloned();
+                let ours = dtls(100 + from.0[0]);
+                let ok = theirs.is_some_and(|(id, d)| id == media_id && d == ours)
+                    && self.router_dtls.get(&router) == Some(&router_dtls)
+                    && self.nodes.contains_key(&router);
+                if ok {
+                    self.media.insert((router, from), media_id.clone());
+                    for (node, peer) in [(router, from), (from, router)] {
+                        if let Some(n) = self.nodes.get_mut(&node) {
+                            n.handle(
+                                Input::MediaUp {
+                                    peer,
+                                    media_id: media_id.clone(),
+                                },
+                                now,
+                            );
+                        }
+                    }
+                }
+            }
+            Action::Disconnect => {
+                self.media.retain(|(_, p), _| *p != from);
+            }
+            Action::Event(e) => self.events.entry(from).or_default().push(e),
+        }
+    }
+
+    fn roster(&self, at: Fingerprint) -> Vec<(Fingerprint, bool)> {
+        self.nodes[&at]
+            .roster()
+            .iter()
+            .map(|p| (p.member, p.connected))
+            .collect()
+    }
+
+    fn phase(&self, at: Fingerprint) -> Phase {
+        self.nodes[&at].phase()
+    }
+}
+
+#[test]
+fn members_join_through_the_router_and_all_see_one_roster() {
+    let mut net = Net::new(3);
+    net.elect(fp(1));
+    net.join(fp(2), Kinds::AUDIO.union(Kinds::VIDEO));
+    net.join(fp(3), Kinds::AUDIO);
+    assert_eq!(net.phase(fp(2)), Phase::Connected);
+    assert_eq!(net.phase(fp(3)), Phase::Connected);
+    let want = vec![(fp(2), true), (fp(3), true)];
+    for n in 1..=3 {
+        assert_eq!(net.roster(fp(n)), want, "node {n}");
+    }
+    assert!(net.media.contains_key(&(fp(1), fp(2))));
+    assert!(net.media.contains_key(&(fp(1), fp(3))));
+    // The router takes part too: it is listed, and members join again so that their
+    // connections carry its tracks.
+    let before = net.media[&(fp(1), fp(2))].clone();
+    net.join(fp(1), Kinds::VIDEO);
+    assert_eq!(net.roster(fp(3)).len(), 3);
+    assert_ne!(net.media[&(fp(1), fp(2))], before, "a new connection");
+    assert_eq!(net.phase(fp(2)), Phase::Connected);
+}
+
+#[test]
+fn the_call_moves_to_a_new_router_when_the_old_one_dies() {
+    let mut net = Net::new(4);
+    net.elect(fp(1));
+    for n in 1..=4 {
+        net.join(fp(n), Kinds::AUDIO.union(Kinds::VIDEO));
+    }
+    assert_eq!(net.roster(fp(4)).len(), 4);
+    // Router 1 crashes: 2 is elected; the others follow it.
+    net.nodes.remove(&fp(1));
+    net.media.retain(|(r, _), _| *r != fp(1));
+    net.elect(fp(2));
+    for n in 2..=4 {
+        assert_eq!(net.phase(fp(n)), Phase::Connected, "node {n}");
+    }
+    let want = vec![(fp(2), true), (fp(3), true), (fp(4), true)];
+    assert_eq!(net.roster(fp(3)), want);
+    assert_eq!(net.roster(fp(4)), want);
+    assert!(net.media.contains_key(&(fp(2), fp(3))));
+    assert!(net.media.contains_key(&(fp(2), fp(4))));
+}
+
+#[test]
+fn a_lost_join_is_repeated_and_a_failed_connection_retried_with_a_new_id() {
+    let mut net = Net::new(2);
+    // The member knows the router before the router knows it routes: the join is lost.
+    net.input(fp(2), Input::Router(Some(fp(1))));
+    net.join(fp(2), Kinds::AUDIO);
+    assert_eq!(net.phase(fp(2)), Phase::Waiting);
+    net.router_dtls.insert(fp(1), dtls(1));
+    net.input(fp(1), Input::Routing(Some(dtls(1))));
+    net.advance(Duration::from_secs(2));
+    assert_eq!(net.phase(fp(2)), Phase::Connected);
+    let first = net.media[&(fp(1), fp(2))].clone();
+    // The media connection drops: after a pause the member joins with a new connection ID.
+    let now = net.now;
+    for (node, peer) in [(fp(1), fp(2)), (fp(2), fp(1))] {
+        net.nodes.get_mut(&node).unwrap().handle(
+            Input::MediaDown {
+                peer,
+                media_id: first.clone(),
+            },
+            now,
+        );
+    }
+    net.pump();
+    assert_eq!(net.phase(fp(2)), Phase::Waiting);
+    assert!(net.roster(fp(1)).is_empty());
+    net.advance(Duration::from_secs(2));
+    assert_eq!(net.phase(fp(2)), Phase::Connected);
+    assert_ne!(net.media[&(fp(1), fp(2))], first);
+}
+
+#[test]
+fn strangers_other_groups_and_removed_members_get_nothing() {
+    let mut net = Net::new(3);
+    net.elect(fp(1));
+    // A join from a non-member, and one for another group.
+    let join = |group| GroupCallFrame::Join {
+        group,
+        media_id: "mc_zz".into(),
+        dtls: dtls(9),
+        kinds: Kinds::AUDIO,
+        state: MediaState::default(),
+    };
+    net.deliver(fp(9), fp(1), join(G));
+    net.deliver(fp(2), fp(1), join(GroupId([8; 16])));
+    assert!(
+        net.nodes
+            .get_mut(&fp(1))
+            .unwrap()
+            .drain_actions()
+            .is_empty()
+    );
+    // A welcome from someone who is not our router is ignored.
+    net.join(fp(3), Kinds::AUDIO);
+    net.input(fp(2), Input::Router(Some(fp(1))));
+    net.join(fp(2), Kinds::AUDIO);
+    assert_eq!(net.roster(fp(1)).len(), 2);
+    // Member 2 is removed: the router drops its media and lists it no more; 2 leaves.
+    let now = net.now;
+    let members: BTreeSet<Fingerprint> = [fp(1), fp(3)].into();
+    for n in 1..=3 {
+        net.nodes
+            .get_mut(&fp(n))
+            .unwrap()
+            .handle(Input::Members(members.clone()), now);
+    }
+    net.pump();
+    assert!(net.expelled.contains(&(fp(1), fp(2))));
+    assert_eq!(net.roster(fp(3)), vec![(fp(3), true)]);
+    assert_eq!(net.phase(fp(2)), Phase::Out);
+}
+
+#[test]
+fn leaving_and_silent_participants_leave_the_roster() {
+    let mut net = Net::new(3);
+    net.elect(fp(1));
+    net.join(fp(2), Kinds::AUDIO);
+    net.join(fp(3), Kinds::AUDIO);
+    net.input(fp(2), Input::Leave);
+    assert_eq!(net.phase(fp(2)), Phase::Out);
+    assert_eq!(net.roster(fp(3)), vec![(fp(3), true)]);
+    assert!(net.expelled.contains(&(fp(1), fp(2))));
+    // A join whose media never arrives is dropped after the connect timeout.
+    let now = net.now;
+    net.nodes.get_mut(&fp(1)).unwrap().handle(
+        Input::Frame {
+            from: fp(2),
+            frame: GroupCallFrame::Join {
+                group: G,
+                media_id: "mc_never".into(),
+                dtls: dtls(50),
+                kinds: Kinds::AUDIO,
+                state: MediaState::default(),
+            },
+        },
+        now,
+    );
+    net.pump();
+    assert_eq!(net.roster(fp(1)).len(), 2);
+    net.advance(GroupCallConfig::default().connect_timeout);
+    assert_eq!(net.roster(fp(1)), vec![(fp(3), true)]);
+}

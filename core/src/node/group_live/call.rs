@@ -1,0 +1,768 @@
+//! The driver of a group's call on a running node (`calls::group` is the machine): it runs in
+//! the group's task, feeds the machine what the group knows (who routes, who is a member, which
+//! links are up), and carries out its actions on links, media connections and, when we route,
+//! the forwarder ([`SfuHub`]).
+//!
+//! A media OFFER reaches the router through the node's media offers: it is answered only if a
+//! `Join` on the member's Noise session announced its connection ID and DTLS fingerprint, and it
+//! comes from the member's persistent PeerJS ID. A member keeps its connection only if the
+//! ANSWER carries the fingerprint the router's `Welcome` named (`docs/decisions/0016`).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::call_media::{
+    CONNECT_TIMEOUT, GroupCallMedia, Shared, read_uplink, receive_kinds, view_as_router,
+};
+use super::{Cmd, Live, Reply};
+use crate::calls::binding::check_dtls;
+use crate::calls::group::{
+    Action, GroupCall, GroupCallConfig, GroupCallEvent, GroupCallFrame, Input, Layout, RosterEntry,
+};
+use crate::calls::{DtlsFingerprint, Kinds, MediaState};
+use crate::chat::wire::Frame;
+use crate::groups::GroupId;
+use crate::identity::Fingerprint;
+use crate::media::sfu::{ParticipantId, SfuConfig, SlotId, TrackKind};
+use crate::media::sfu_hub::{HubEvent, SfuHub, slot_track_name};
+use crate::node::call_media::track_specs;
+use crate::node::{Inner, NodeError, lock};
+use crate::session::FEATURE_GROUP_CALLS;
+use crate::transport::{
+    IncomingMedia, MediaCertificate, MediaConnection, MediaKind, MediaOptions,
+    MediaState as ConnState, TrackSpec,
+};
+
+/// Commands of the call, queued on the group's task.
+pub(in crate::node) enum CallCmd {
+    Frame(Fingerprint, GroupCallFrame),
+    Join(Kinds, Reply<GroupCallMedia>),
+    Leave(Reply<()>),
+    SetMedia(MediaState, Reply<()>),
+    Roster(Reply<Vec<RosterEntry>>),
+    Offer(IncomingMedia),
+    /// Router side: a participant's connection is up.
+    Answered {
+        peer: Fingerprint,
+        media_id: String,
+        conn: MediaConnection,
+    },
+    /// Member side: our connection to the router is up.
+    Uplinked {
+        media_id: String,
+        conn: MediaConnection,
+    },
+    Down {
+        peer: Fingerprint,
+        media_id: String,
+    },
+    Slots(ParticipantId, Vec<(SlotId, Option<ParticipantId>)>),
+}
+
+/// What the router admitted: the OFFER it will answer.
+struct Admit {
+    peer: Fingerprint,
+    dtls: DtlsFingerprint,
+    router_kinds: Kinds,
+}
+
+/// Our connection to the router.
+struct Uplink {
+    media_id: String,
+    conn: Option<MediaConnection>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Uplink {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(c) = self.conn.take() {
+            tokio::spawn(async move { c.close().await });
+        }
+    }
+}
+
+/// The forwarder and what we keep about its participants.
+struct Hub {
+    hub: Arc<SfuHub>,
+    ids: Arc<Mutex<HashMap<ParticipantId, Fingerprint>>>,
+    next: u64,
+    admits: HashMap<String, Admit>,
+    /// Connected participants: their number and connection.
+    conns: HashMap<Fingerprint, (ParticipantId, String, MediaConnection)>,
+    events: JoinHandle<()>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.events.abort();
+        for (_, _, c) in self.conns.values() {
+            let c = c.clone();
+            tokio::spawn(async move { c.close().await });
+        }
+    }
+}
+
+/// The call side of a group's task.
+pub(super) struct CallIo {
+    machine: GroupCall,
+    layout: Layout,
+    shared: Option<Arc<Shared>>,
+    cert: Option<MediaCertificate>,
+    router_cert: Option<MediaCertificate>,
+    uplink: Option<Uplink>,
+    hub: Option<Hub>,
+    /// Frames to send at the next flush.
+    outbox: Vec<(Fingerprint, GroupCallFrame)>,
+    /// What the machine was last told.
+    told_routing: bool,
+    told_router: Option<Fingerprint>,
+    told_members: BTreeSet<Fingerprint>,
+    told_linked: HashSet<Fingerprint>,
+}
+
+impl CallIo {
+    pub(super) fn new(group: GroupId, me: Fingerprint) -> Self {
+        let cfg = GroupCallConfig::default();
+        Self {
+            machine: GroupCall::new(group, me, cfg),
+            layout: cfg.layout,
+            shared: None,
+            cert: None,
+            router_cert: None,
+            uplink: None,
+            hub: None,
+            outbox: vec![],
+            told_routing: false,
+            told_router: None,
+            told_members: BTreeSet::new(),
+            told_linked: HashSet::new(),
+        }
+    }
+}
+
+fn media_kind(k: TrackKind) -> MediaKind {
+    match k {
+        TrackKind::Audio => MediaKind::Audio,
+        TrackKind::Video | TrackKind::Screen => MediaKind::Video,
+    }
+}
+
+fn new_id_prefix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..12)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    format!("mc_{tail}g")
+}
+
+fn dtls_of(cert: &MediaCertificate) -> Option<DtlsFingerprint> {
+    DtlsFingerprint::parse(cert.fingerprint())
+}
+
+impl Live {
+    fn call_input(&mut self, input: Input) {
+        self.call.machine.handle(input, Instant::now());
+    }
+
+    /// Tells the call machine what changed in the group since the last time.
+    fn sync_call(&mut self) {
+        let routing = self.engine.is_router();
+        if routing != self.call.told_routing {
+            self.call.told_routing = routing;
+            if routing {
+                let cert = MediaCertificate::generate().ok();
+                match cert.as_ref().and_then(dtls_of) {
+                    Some(d) => {
+                        self.call.router_cert = cert;
+                        self.call_input(Input::Routing(Some(d)));
+                    }
+                    None => tracing::warn!(group = %self.gid, "no certificate to route calls"),
+                }
+            } else {
+                self.call_input(Input::Routing(None));
+                self.call.router_cert = None;
+            }
+        }
+        if !routing && self.router != self.call.told_router {
+            self.call.told_router = self.router;
+            self.call_input(Input::Router(self.router));
+        }
+        if self.members != self.call.told_members {
+            self.call.told_members = self.members.clone();
+            self.call_input(Input::Members(self.members.clone()));
+        }
+        if self.linked != self.call.told_linked {
+            let up: Vec<Fingerprint> = self
+                .linked
+                .difference(&self.call.told_linked)
+                .copied()
+                .collect();
+            let gone: Vec<Fingerprint> = self
+                .call
+                .told_linked
+                .difference(&self.linked)
+                .copied()
+                .collect();
+            self.call.told_linked = self.linked.clone();
+            for p in gone {
+                self.call_input(Input::PeerGone(p));
+            }
+            for p in up {
+                self.call_input(Input::PeerUp(p));
+            }
+        }
+    }
+
+    pub(super) fn on_call_cmd(&mut self, cmd: CallCmd) {
+        self.sync_call();
+        match cmd {
+            CallCmd::Frame(from, frame) => {
+                tracing::debug!(group = %self.gid, %from, ?frame, "group call frame");
+                self.call_input(Input::Frame { from, frame });
+            }
+            CallCmd::Join(kinds, reply) => {
+                let _ = reply.send(self.join_call(kinds));
+            }
+            CallCmd::Leave(reply) => {
+                self.call_input(Input::Leave);
+                if let Some(s) = self.call.shared.take() {
+                    s.clear();
+                }
+                self.call.cert = None;
+                let _ = reply.send(Ok(()));
+            }
+            CallCmd::SetMedia(state, reply) => {
+                let r = if self.call.machine.in_call() {
+                    self.call_input(Input::SetMedia(state));
+                    Ok(())
+                } else {
+                    Err(NodeError::NotAllowed("not in the group's call".into()))
+                };
+                let _ = reply.send(r);
+            }
+            CallCmd::Roster(reply) => {
+                let _ = reply.send(Ok(self.call.machine.roster().to_vec()));
+            }
+            CallCmd::Offer(inc) => self.on_offer(inc),
+            CallCmd::Answered {
+                peer,
+                media_id,
+                conn,
+            } => self.on_answered(peer, media_id, conn),
+            CallCmd::Uplinked { media_id, conn } => self.on_uplinked(media_id, conn),
+            CallCmd::Down { peer, media_id } => {
+                self.call_input(Input::MediaDown { peer, media_id })
+            }
+            CallCmd::Slots(to, slots) => self.on_slots(to, slots),
+        }
+    }
+
+    fn join_call(&mut self, kinds: Kinds) -> Result<GroupCallMedia, NodeError> {
+        if !self.members.contains(&self.me) {
+            return Err(NodeError::NotAllowed("not a member of the group".into()));
+        }
+        let cert = MediaCertificate::generate()?;
+        let dtls = dtls_of(&cert)
+            .ok_or_else(|| NodeError::InvalidInput("no SHA-256 certificate fingerprint".into()))?;
+        let (media, shared) = GroupCallMedia::new();
+        self.call.cert = Some(cert);
+        if let Some(old) = self.call.shared.replace(shared) {
+            old.clear();
+        }
+        // A second join replaces the first: its connections go.
+        self.call.uplink = None;
+        self.call_input(Input::Leave);
+        self.call_input(Input::Join {
+            kinds,
+            state: MediaState::default(),
+            dtls,
+            id_prefix: new_id_prefix(),
+        });
+        self.tap_hub();
+        Ok(media)
+    }
+
+    /// Router side, in the call: the forwarder's input feeds our own view.
+    fn tap_hub(&mut self) {
+        if let (Some(hub), Some(shared)) = (&self.call.hub, &self.call.shared) {
+            let tap = view_as_router(shared, &hub.hub, hub.ids.clone());
+            let h = hub.hub.clone();
+            tokio::spawn(async move { h.tap(tap).await });
+        }
+    }
+
+    fn on_offer(&mut self, inc: IncomingMedia) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let Some(hub) = self.call.hub.as_mut() else {
+            inc.refuse();
+            return;
+        };
+        let Some(admit) = hub.admits.remove(inc.connection_id()) else {
+            inc.refuse();
+            return;
+        };
+        inner.forget_call_offer(inc.connection_id());
+        let from_member = self.ns_peers.get(&admit.peer).map(String::as_str) == Some(inc.peer())
+            || inner
+                .link(&admit.peer)
+                .is_some_and(|l| l.peer == inc.peer());
+        if !from_member {
+            tracing::info!(group = %self.gid, peer = inc.peer(), "group call offer from another ID");
+            inc.refuse();
+            return;
+        }
+        if let Err(e) = check_dtls(&admit.dtls, inc.remote_dtls()) {
+            tracing::info!(group = %self.gid, error = %e, "group call offer refused");
+            inc.refuse();
+            return;
+        }
+        let Some(cert) = self.call.router_cert.clone() else {
+            inc.refuse();
+            return;
+        };
+        let mut tracks: Vec<TrackSpec> = self
+            .call
+            .layout
+            .slots()
+            .into_iter()
+            .map(|s| TrackSpec::forwarding(slot_track_name(s.kind, s.index), media_kind(s.kind)))
+            .collect();
+        tracks.extend(track_specs(admit.router_kinds));
+        let (tx, peer) = (self.tx.clone(), admit.peer);
+        tokio::spawn(async move {
+            let media_id = inc.connection_id().to_owned();
+            let cmd = match inc.accept_with(tracks, Some(cert)).await {
+                Ok(conn) => match conn.connected(CONNECT_TIMEOUT).await {
+                    Ok(()) => CallCmd::Answered {
+                        peer,
+                        media_id,
+                        conn,
+                    },
+                    Err(_) => {
+                        conn.close().await;
+                        CallCmd::Down { peer, media_id }
+                    }
+                },
+                Err(_) => CallCmd::Down { peer, media_id },
+            };
+            let _ = tx.send(Cmd::Call(cmd)).await;
+        });
+    }
+
+    fn on_answered(&mut self, peer: Fingerprint, media_id: String, conn: MediaConnection) {
+        let current = self.call.machine.roster().iter().any(|p| p.member == peer);
+        let Some(hub) = self.call.hub.as_mut().filter(|_| current) else {
+            tokio::spawn(async move { conn.close().await });
+            return;
+        };
+        hub.next += 1;
+        let pid = ParticipantId(hub.next);
+        lock(&hub.ids).insert(pid, peer);
+        if let Some((old, old_id, c)) = hub
+            .conns
+            .insert(peer, (pid, media_id.clone(), conn.clone()))
+        {
+            let h = hub.hub.clone();
+            if let Some(s) = &self.call.shared {
+                s.remove_sources(&old_id);
+            }
+            tokio::spawn(async move {
+                h.leave(old).await;
+                c.close().await;
+            });
+        }
+        let h = hub.hub.clone();
+        let c = conn.clone();
+        tokio::spawn(async move { h.join(pid, c).await });
+        if let Some(s) = &self.call.shared {
+            s.add_sources(&conn);
+        }
+        watch_closed(&conn, peer, media_id.clone(), self.tx.clone());
+        self.call_input(Input::MediaUp { peer, media_id });
+    }
+
+    fn on_uplinked(&mut self, media_id: String, conn: MediaConnection) {
+        let (Some(up), Some(shared), Some(router)) =
+            (self.call.uplink.as_mut(), &self.call.shared, self.router)
+        else {
+            tokio::spawn(async move { conn.close().await });
+            return;
+        };
+        if up.media_id != media_id {
+            tokio::spawn(async move { conn.close().await });
+            return;
+        }
+        shared.add_sources(&conn);
+        up.tasks.push(read_uplink(shared, conn.clone(), router));
+        up.tasks.push(watch_closed(
+            &conn,
+            router,
+            media_id.clone(),
+            self.tx.clone(),
+        ));
+        up.conn = Some(conn);
+        self.call_input(Input::MediaUp {
+            peer: router,
+            media_id,
+        });
+    }
+
+    fn on_slots(&mut self, to: ParticipantId, slots: Vec<(SlotId, Option<ParticipantId>)>) {
+        let Some(hub) = &self.call.hub else { return };
+        let ids = lock(&hub.ids).clone();
+        let Some(member) = ids.get(&to).copied() else {
+            return;
+        };
+        let slots = slots
+            .into_iter()
+            .map(|(s, p)| (s, p.and_then(|p| ids.get(&p).copied())))
+            .collect();
+        self.call.outbox.push((
+            member,
+            GroupCallFrame::Slots {
+                group: self.gid,
+                slots,
+            },
+        ));
+    }
+
+    /// Carries out the call machine's actions (after the group's own ones).
+    pub(super) async fn flush_call(&mut self, inner: &Arc<Inner>) {
+        self.sync_call();
+        let actions = self.call.machine.drain_actions();
+        for a in actions {
+            tracing::debug!(group = %self.gid, action = ?a, "group call");
+            match a {
+                Action::Send { to, frame } => self.call.outbox.push((to, frame)),
+                Action::Broadcast(frame) => {
+                    for to in &self.linked {
+                        self.call.outbox.push((*to, frame.clone()));
+                    }
+                }
+                Action::Admit {
+                    peer,
+                    media_id,
+                    dtls,
+                    router_kinds,
+                } => self.admit(inner, peer, media_id, dtls, router_kinds),
+                Action::Expel { peer } => self.expel(inner, peer),
+                Action::Connect {
+                    router,
+                    media_id,
+                    dtls,
+                    layout,
+                    router_kinds,
+                    kinds,
+                } => self.connect(inner, router, media_id, dtls, layout, router_kinds, kinds),
+                Action::Disconnect => {
+                    if let Some(up) = self.call.uplink.take()
+                        && let Some(s) = &self.call.shared
+                    {
+                        s.remove_sources(&up.media_id);
+                        lock(&s.slots).clear();
+                    }
+                }
+                Action::Event(GroupCallEvent::Roster(participants)) => {
+                    inner.emit_group(super::GroupUpdate::CallRoster {
+                        group: self.gid,
+                        participants,
+                    });
+                }
+                Action::Event(GroupCallEvent::Phase(phase)) => {
+                    inner.emit_group(super::GroupUpdate::CallPhase {
+                        group: self.gid,
+                        phase,
+                    });
+                }
+                Action::Event(GroupCallEvent::Slots(slots)) => {
+                    if let Some(s) = &self.call.shared {
+                        let mut map = lock(&s.slots);
+                        map.clear();
+                        map.extend(slots.into_iter().filter_map(|(s, w)| w.map(|w| (s, w))));
+                    }
+                }
+            }
+        }
+        if !self.engine.is_router() && self.call.hub.is_some() {
+            self.call.hub = None;
+        }
+        for (to, frame) in std::mem::take(&mut self.call.outbox) {
+            if let Some(link) = inner.link(&to)
+                && link.features & FEATURE_GROUP_CALLS != 0
+            {
+                let _ = link.send(&Frame::GroupCall(frame.encode())).await;
+            }
+        }
+    }
+
+    fn admit(
+        &mut self,
+        inner: &Arc<Inner>,
+        peer: Fingerprint,
+        media_id: String,
+        dtls: DtlsFingerprint,
+        router_kinds: Kinds,
+    ) {
+        if self.call.hub.is_none() {
+            let layout = self.call.layout;
+            let (hub, mut events) = SfuHub::start(SfuConfig {
+                last_n: usize::from(layout.video),
+                audio_slots: usize::from(layout.audio),
+                ..SfuConfig::default()
+            });
+            let tx = self.tx.clone();
+            let forward = tokio::spawn(async move {
+                while let Some(ev) = events.recv().await {
+                    if let HubEvent::SlotMap { to, slots } = ev {
+                        let _ = tx.try_send(Cmd::Call(CallCmd::Slots(to, slots)));
+                    }
+                }
+            });
+            self.call.hub = Some(Hub {
+                hub: Arc::new(hub),
+                ids: Arc::default(),
+                next: 0,
+                admits: HashMap::new(),
+                conns: HashMap::new(),
+                events: forward,
+            });
+            self.tap_hub();
+        }
+        let hub = self.call.hub.as_mut().expect("made above");
+        hub.admits.retain(|_, a| a.peer != peer);
+        hub.admits.insert(
+            media_id.clone(),
+            Admit {
+                peer,
+                dtls,
+                router_kinds,
+            },
+        );
+        inner.expect_call_offer(media_id, self.gid);
+    }
+
+    fn expel(&mut self, inner: &Arc<Inner>, peer: Fingerprint) {
+        let Some(hub) = self.call.hub.as_mut() else {
+            return;
+        };
+        hub.admits.retain(|id, a| {
+            let keep = a.peer != peer;
+            if !keep {
+                inner.forget_call_offer(id);
+            }
+            keep
+        });
+        if let Some((pid, media_id, conn)) = hub.conns.remove(&peer) {
+            lock(&hub.ids).remove(&pid);
+            if let Some(s) = &self.call.shared {
+                s.remove_sources(&media_id);
+            }
+            let h = hub.hub.clone();
+            tokio::spawn(async move {
+                h.leave(pid).await;
+                conn.close().await;
+            });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        &mut self,
+        inner: &Arc<Inner>,
+        router: Fingerprint,
+        media_id: String,
+        dtls: DtlsFingerprint,
+        layout: Layout,
+        router_kinds: Kinds,
+        kinds: Kinds,
+    ) {
+        let Some(cert) = self.call.cert.clone() else {
+            return;
+        };
+        let peer_id = self
+            .ns_peers
+            .get(&router)
+            .cloned()
+            .or_else(|| inner.link(&router).map(|l| l.peer.clone()));
+        let Some(peer_id) = peer_id else {
+            self.call_input(Input::MediaDown {
+                peer: router,
+                media_id,
+            });
+            return;
+        };
+        let opts = MediaOptions {
+            tracks: track_specs(kinds),
+            receive: receive_kinds(&layout, router_kinds, kinds),
+            metadata: serde_json::json!({ "group": self.gid.to_hex() }),
+            connection_id: Some(media_id.clone()),
+            certificate: Some(cert),
+        };
+        let (tx, weak, id) = (self.tx.clone(), self.inner.clone(), media_id.clone());
+        let task = tokio::spawn(async move {
+            let Some(inner) = weak.upgrade() else { return };
+            let transport = inner.transport();
+            drop(inner);
+            let cmd = match transport.call(&peer_id, opts).await {
+                Ok(conn) => match conn.connected(CONNECT_TIMEOUT).await {
+                    Ok(()) if check_dtls(&dtls, conn.remote_dtls()).is_ok() => {
+                        CallCmd::Uplinked { media_id: id, conn }
+                    }
+                    r => {
+                        if r.is_ok() {
+                            tracing::warn!("group call answer with another certificate");
+                        }
+                        conn.close().await;
+                        CallCmd::Down {
+                            peer: router,
+                            media_id: id,
+                        }
+                    }
+                },
+                Err(e) => {
+                    tracing::info!(error = %e, "could not offer group call media");
+                    CallCmd::Down {
+                        peer: router,
+                        media_id: id,
+                    }
+                }
+            };
+            let _ = tx.send(Cmd::Call(cmd)).await;
+        });
+        self.call.uplink = Some(Uplink {
+            media_id,
+            conn: None,
+            tasks: vec![task],
+        });
+    }
+}
+
+/// Reports `Down` when `conn` closes.
+fn watch_closed(
+    conn: &MediaConnection,
+    peer: Fingerprint,
+    media_id: String,
+    tx: mpsc::Sender<Cmd>,
+) -> JoinHandle<()> {
+    let mut state = conn.state();
+    tokio::spawn(async move {
+        let _ = state.wait_for(|s| *s == ConnState::Closed).await;
+        let _ = tx.send(Cmd::Call(CallCmd::Down { peer, media_id })).await;
+    })
+}
+
+impl Inner {
+    /// Router side: the media OFFER `media_id` belongs to group `gid`'s call.
+    fn expect_call_offer(self: &Arc<Self>, media_id: String, gid: GroupId) {
+        lock(&self.groups).call_offers.insert(media_id, gid);
+        Inner::take_media_offers(self);
+    }
+
+    fn forget_call_offer(&self, media_id: &str) {
+        lock(&self.groups).call_offers.remove(media_id);
+    }
+
+    /// A media OFFER no 1:1 call announced: a group call's, if one admitted it. Returns it
+    /// otherwise.
+    pub(in crate::node) fn route_call_offer(&self, inc: IncomingMedia) -> Option<IncomingMedia> {
+        let g = lock(&self.groups);
+        let Some(tx) = g
+            .call_offers
+            .get(inc.connection_id())
+            .and_then(|gid| g.running.get(gid))
+            .cloned()
+        else {
+            return Some(inc);
+        };
+        drop(g);
+        // A full queue drops the offer, which refuses it; the member joins again.
+        let _ = tx.try_send(Cmd::Call(CallCmd::Offer(inc)));
+        None
+    }
+
+    /// A group-call frame arrived on `link`: queued for its group's task.
+    pub(in crate::node) async fn on_group_call_frame(
+        &self,
+        link: &Arc<crate::node::link::Link>,
+        bytes: Vec<u8>,
+    ) {
+        use crate::chat::wire::ErrorCode;
+        if link.features & FEATURE_GROUP_CALLS == 0 {
+            link.refuse(ErrorCode::NotAllowed, "group calls were not negotiated")
+                .await;
+            return;
+        }
+        let frame = match GroupCallFrame::decode(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                link.refuse(ErrorCode::Malformed, &e.to_string()).await;
+                return;
+            }
+        };
+        let tx = lock(&self.groups).running.get(&frame.group()).cloned();
+        if let Some(tx) = tx
+            && tx
+                .try_send(Cmd::Call(CallCmd::Frame(link.fp, frame)))
+                .is_err()
+        {
+            tracing::debug!(peer = %link.peer, "group queue full; call frame dropped");
+        }
+    }
+}
+
+impl crate::node::Node {
+    /// Joins the call of group `gid` sending `kinds` (a second join replaces the first).
+    /// Push our encoded frames and take the others' through the returned handle; who is in the
+    /// call arrives as [`super::GroupUpdate::CallRoster`].
+    pub async fn group_call_join(
+        &self,
+        gid: &GroupId,
+        kinds: Kinds,
+    ) -> Result<GroupCallMedia, NodeError> {
+        self.group_call_cmd(gid, |r| CallCmd::Join(kinds, r)).await
+    }
+
+    /// Leaves the call of group `gid`.
+    pub async fn group_call_leave(&self, gid: &GroupId) -> Result<(), NodeError> {
+        self.group_call_cmd(gid, CallCmd::Leave).await
+    }
+
+    /// Announces what we send in the call of group `gid` (mute, camera off, screen).
+    pub async fn group_call_set_media(
+        &self,
+        gid: &GroupId,
+        state: MediaState,
+    ) -> Result<(), NodeError> {
+        self.group_call_cmd(gid, |r| CallCmd::SetMedia(state, r))
+            .await
+    }
+
+    /// Who is in the call of group `gid`, as we know it.
+    pub async fn group_call_roster(&self, gid: &GroupId) -> Result<Vec<RosterEntry>, NodeError> {
+        self.group_call_cmd(gid, CallCmd::Roster).await
+    }
+
+    async fn group_call_cmd<T>(
+        &self,
+        gid: &GroupId,
+        cmd: impl FnOnce(Reply<T>) -> CallCmd,
+    ) -> Result<T, NodeError> {
+        let tx = self.inner.group_tx(gid)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        tx.send(Cmd::Call(cmd(reply)))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+}

@@ -1,0 +1,387 @@
+//! The media of a group call on this node, as the application sees it: one
+//! [`GroupCallMedia`] per call, whatever connections carry it underneath. Frames the
+//! application pushes go out on every connection that carries our media (our uplink to the
+//! router, or, when we route, our own tracks on every participant's connection); frames from
+//! others come out tagged with the member who sent them (slot map, router's own tracks, or the
+//! router's own view of the forwarder's input).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::identity::Fingerprint;
+use crate::media::EncodedFrame;
+use crate::media::depacketize::Codec;
+use crate::media::reassembly::{Output, Reassembler, RtpIn};
+use crate::media::sfu::rtp::RtpView;
+use crate::media::sfu::{ParticipantId, SlotId, SourceKey, TrackKind};
+use crate::media::sfu_hub::{SfuHub, Tapped, parse_slot_track_name};
+use crate::media::track::{EncoderControl, MediaSink, MediaSource};
+use crate::transport::{MediaConnection, MediaKind, RemoteTrack};
+
+/// Received frames queued for the application; beyond this they are dropped and counted.
+pub const FRAME_QUEUE: usize = 512;
+/// Encoder-control messages queued for the application.
+const CONTROL_QUEUE: usize = 32;
+/// Packets queued for the router's own view.
+const TAP_QUEUE: usize = 2048;
+
+/// A frame another participant sent.
+#[derive(Debug, Clone)]
+pub struct ReceivedFrame {
+    /// Who sent it.
+    pub from: Fingerprint,
+    /// Camera, microphone or screen.
+    pub kind: TrackKind,
+    /// Its codec.
+    pub codec: Codec,
+    /// The frame.
+    pub frame: EncodedFrame,
+}
+
+/// State shared by the call's connections and the application's handle.
+pub(super) struct Shared {
+    /// Our sources, by the connection that carries them.
+    sources: Mutex<Vec<(String, TrackKind, MediaSource)>>,
+    /// The latest target bitrate of each connection (the encoder follows the lowest).
+    bitrates: Mutex<(HashMap<String, u64>, Option<u64>)>,
+    frames: mpsc::Sender<ReceivedFrame>,
+    controls: mpsc::Sender<EncoderControl>,
+    /// Whom each slot of our uplink shows (from the router's `Slots`).
+    pub(super) slots: Mutex<BTreeMap<SlotId, Fingerprint>>,
+    dropped: AtomicU64,
+}
+
+impl Shared {
+    fn deliver(&self, f: ReceivedFrame) {
+        if self.frames.try_send(f).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts our sources for `kinds` on `conn` (the tracks named `audio`, `video`,
+    /// `screen`); their encoder controls reach the application.
+    pub(super) fn add_sources(self: &Arc<Self>, conn: &MediaConnection) {
+        let id = conn.info().connection_id.clone();
+        let mut added = vec![];
+        for t in conn.local_tracks() {
+            let Some(kind) = own_kind(&t.spec().name) else {
+                continue;
+            };
+            let (source, mut ctl) = MediaSource::start(conn, t);
+            added.push((id.clone(), kind, source));
+            let (me, cid) = (Arc::downgrade(self), id.clone());
+            tokio::spawn(async move {
+                while let Some(c) = ctl.recv().await {
+                    let Some(me) = me.upgrade() else { return };
+                    me.control(&cid, c);
+                }
+            });
+        }
+        lock(&self.sources).extend(added);
+        // A new receiver starts with a keyframe.
+        let _ = self.controls.try_send(EncoderControl::KeyframeRequest);
+    }
+
+    /// Forgets every source: we left the call (a publisher still held pushes nowhere).
+    pub(super) fn clear(&self) {
+        lock(&self.sources).clear();
+        lock(&self.bitrates).0.clear();
+    }
+
+    /// Forgets the sources on connection `id`.
+    pub(super) fn remove_sources(&self, id: &str) {
+        lock(&self.sources).retain(|(c, _, _)| c != id);
+        let mut b = lock(&self.bitrates);
+        b.0.remove(id);
+    }
+
+    fn control(&self, conn: &str, c: EncoderControl) {
+        match c {
+            EncoderControl::KeyframeRequest => {
+                let _ = self.controls.try_send(c);
+            }
+            EncoderControl::TargetBitrate(bps) => {
+                let mut b = lock(&self.bitrates);
+                b.0.insert(conn.to_owned(), bps);
+                let lowest = b.0.values().min().copied();
+                if lowest != b.1
+                    && let Some(l) = lowest
+                {
+                    b.1 = lowest;
+                    let _ = self.controls.try_send(EncoderControl::TargetBitrate(l));
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The kind of one of our own tracks by its name.
+fn own_kind(name: &str) -> Option<TrackKind> {
+    match name {
+        "audio" => Some(TrackKind::Audio),
+        "video" => Some(TrackKind::Video),
+        "screen" => Some(TrackKind::Screen),
+        _ => None,
+    }
+}
+
+/// The application's side of a group call: push our encoded frames, take the others'.
+pub struct GroupCallMedia {
+    shared: Arc<Shared>,
+    frames: mpsc::Receiver<ReceivedFrame>,
+    controls: mpsc::Receiver<EncoderControl>,
+}
+
+impl GroupCallMedia {
+    pub(super) fn new() -> (Self, Arc<Shared>) {
+        let (ftx, frames) = mpsc::channel(FRAME_QUEUE);
+        let (ctx, controls) = mpsc::channel(CONTROL_QUEUE);
+        let shared = Arc::new(Shared {
+            sources: Mutex::new(vec![]),
+            bitrates: Mutex::new((HashMap::new(), None)),
+            frames: ftx,
+            controls: ctx,
+            slots: Mutex::new(BTreeMap::new()),
+            dropped: AtomicU64::new(0),
+        });
+        (
+            Self {
+                shared: shared.clone(),
+                frames,
+                controls,
+            },
+            shared,
+        )
+    }
+
+    /// Sends an encoded frame of `kind` on every connection that carries our media now;
+    /// returns on how many it was queued.
+    pub fn push(&self, kind: TrackKind, frame: &EncodedFrame) -> usize {
+        self.publisher().push(kind, frame)
+    }
+
+    /// A handle that pushes our frames from another task.
+    pub fn publisher(&self) -> GroupCallPublisher {
+        GroupCallPublisher(self.shared.clone())
+    }
+
+    /// The next frame from another participant (`None` once the call is over for us).
+    pub async fn next_frame(&mut self) -> Option<ReceivedFrame> {
+        self.frames.recv().await
+    }
+
+    /// The next encoder request (keyframe, target bitrate: the lowest of our connections').
+    pub async fn next_control(&mut self) -> Option<EncoderControl> {
+        self.controls.recv().await
+    }
+
+    /// An encoder request if one is waiting.
+    pub fn try_control(&mut self) -> Option<EncoderControl> {
+        self.controls.try_recv().ok()
+    }
+
+    /// Received frames dropped because the application did not take them in time.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The publisher, the frames of others and the encoder requests, to be used from
+    /// separate tasks.
+    pub fn into_parts(
+        self,
+    ) -> (
+        GroupCallPublisher,
+        mpsc::Receiver<ReceivedFrame>,
+        mpsc::Receiver<EncoderControl>,
+    ) {
+        (GroupCallPublisher(self.shared), self.frames, self.controls)
+    }
+}
+
+/// Pushes our encoded frames into a group call (see [`GroupCallMedia::push`]).
+#[derive(Clone)]
+pub struct GroupCallPublisher(Arc<Shared>);
+
+impl GroupCallPublisher {
+    /// Sends an encoded frame of `kind` on every connection that carries our media now;
+    /// returns on how many it was queued.
+    pub fn push(&self, kind: TrackKind, frame: &EncodedFrame) -> usize {
+        lock(&self.0.sources)
+            .iter()
+            .filter(|(_, k, _)| *k == kind)
+            .filter(|(_, _, s)| s.push(frame.clone()) == crate::media::track::Push::Queued)
+            .count()
+    }
+}
+
+/// Reads every remote track of our uplink to `router` and delivers its frames: slots by the
+/// current slot map, the router's own tracks as the router's. The sinks live as long as the
+/// returned task's owner keeps it.
+pub(super) fn read_uplink(
+    shared: &Arc<Shared>,
+    conn: MediaConnection,
+    router: Fingerprint,
+) -> tokio::task::JoinHandle<()> {
+    let shared = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        let mut sinks = vec![];
+        while let Some(track) = conn.next_remote_track().await {
+            let name = track.track_id().to_owned();
+            let who = match (parse_slot_track_name(&name), own_kind(&name)) {
+                (Some(slot), _) => Who::Slot(slot),
+                (None, Some(kind)) => Who::Router(kind),
+                (None, None) => {
+                    drain(track);
+                    continue;
+                }
+            };
+            let Some(codec) = Codec::from_mime(track.mime_type()) else {
+                drain(track);
+                continue;
+            };
+            let shared = shared.clone();
+            sinks.push(MediaSink::start(track, move |frame| {
+                let Some(s) = shared.upgrade() else { return };
+                let (from, kind) = match who {
+                    Who::Slot(slot) => match lock(&s.slots).get(&slot) {
+                        Some(fp) => (*fp, slot.kind),
+                        None => return,
+                    },
+                    Who::Router(kind) => (router, kind),
+                };
+                s.deliver(ReceivedFrame {
+                    from,
+                    kind,
+                    codec,
+                    frame,
+                });
+            }));
+        }
+        // The connection closed; keep the sinks until the owner aborts us.
+        std::future::pending::<()>().await;
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Who {
+    Slot(SlotId),
+    Router(TrackKind),
+}
+
+/// The router's own view: reassembles what the forwarder receives from every participant.
+/// `ids` maps the forwarder's numbers to members.
+pub(super) fn view_as_router(
+    shared: &Arc<Shared>,
+    hub: &Arc<SfuHub>,
+    ids: Arc<Mutex<HashMap<ParticipantId, Fingerprint>>>,
+) -> mpsc::Sender<Tapped> {
+    let (tx, mut rx) = mpsc::channel::<Tapped>(TAP_QUEUE);
+    let shared = Arc::downgrade(shared);
+    let hub = Arc::downgrade(hub);
+    tokio::spawn(async move {
+        let mut tracks: HashMap<(ParticipantId, TrackKind), (Codec, Reassembler)> = HashMap::new();
+        loop {
+            let deadline = tracks.values().filter_map(|(_, r)| r.poll_timeout()).min();
+            let sleep = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let now;
+            tokio::select! {
+                t = rx.recv() => {
+                    let Some(t) = t else { return };
+                    now = Instant::now();
+                    match t {
+                        Tapped::Track { id, kind, codec, clock_rate } => {
+                            tracks.insert((id, kind), (codec, Reassembler::new(codec, clock_rate)));
+                        }
+                        Tapped::Rtp { id, kind, packet } => {
+                            let Some((_, r)) = tracks.get_mut(&(id, kind)) else { continue };
+                            let Ok(p) = RtpView::parse(&packet) else { continue };
+                            r.push(RtpIn {
+                                seq: p.seq(),
+                                ts: p.timestamp(),
+                                marker: p.marker(),
+                                payload: Bytes::copy_from_slice(p.payload()),
+                            }, now);
+                        }
+                    }
+                }
+                () = sleep => {
+                    now = Instant::now();
+                    for (_, r) in tracks.values_mut() {
+                        r.handle_timeout(now);
+                    }
+                }
+            }
+            let (Some(s), Some(hub)) = (shared.upgrade(), hub.upgrade()) else {
+                return;
+            };
+            for (&(id, kind), (codec, r)) in &mut tracks {
+                while let Some(o) = r.poll_output() {
+                    match o {
+                        Output::Frame(frame) => {
+                            let Some(from) = lock(&ids).get(&id).copied() else {
+                                continue;
+                            };
+                            s.deliver(ReceivedFrame {
+                                from,
+                                kind,
+                                codec: *codec,
+                                frame,
+                            });
+                        }
+                        Output::KeyframeNeeded => hub.request_keyframe(SourceKey {
+                            participant: id,
+                            kind,
+                        }),
+                    }
+                }
+            }
+            // Forget tracks of participants that are gone.
+            let known = lock(&ids).clone();
+            tracks.retain(|(id, _), _| known.contains_key(id));
+        }
+    });
+    tx
+}
+
+/// How long a member or the router waits for ICE + DTLS of a group-call connection.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The media kinds of the tracks a member offers to receive beyond its own: one per slot, one
+/// per kind the router sends itself, minus the member's own sendrecv tracks of each kind.
+pub(super) fn receive_kinds(
+    layout: &crate::calls::group::Layout,
+    router_kinds: crate::calls::Kinds,
+    ours: crate::calls::Kinds,
+) -> Vec<MediaKind> {
+    use crate::calls::Kinds;
+    let count = |k: Kinds| usize::from(router_kinds.contains(k));
+    let own = |k: Kinds| usize::from(ours.contains(k));
+    let audio = usize::from(layout.audio) + count(Kinds::AUDIO);
+    let video = usize::from(layout.video)
+        + usize::from(layout.screen)
+        + count(Kinds::VIDEO)
+        + count(Kinds::SCREEN);
+    let mut out = vec![MediaKind::Audio; audio.saturating_sub(own(Kinds::AUDIO))];
+    let own_video = own(Kinds::VIDEO) + own(Kinds::SCREEN);
+    out.extend(vec![MediaKind::Video; video.saturating_sub(own_video)]);
+    out
+}
+
+/// Reads and discards a remote track we cannot use, so its packets do not pile up.
+fn drain(track: RemoteTrack) {
+    tokio::spawn(async move { while track.recv().await.is_some() {} });
+}
