@@ -55,6 +55,9 @@ pub struct CallArgs {
     /// JSON lines.
     #[arg(long)]
     json: bool,
+    /// How often `media_stats` is printed, ms (benchmarks want it finer).
+    #[arg(long, default_value_t = 1000, hide = true)]
+    stats_ms: u64,
 }
 
 fn kind_name(k: TrackKind) -> &'static str {
@@ -234,7 +237,7 @@ async fn call(
         .seconds
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let mut streams: BTreeMap<(Fingerprint, TrackKind), Stream> = BTreeMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(a.stats_ms.max(50)));
     let until_end = async {
         match end {
             Some(t) => tokio::time::sleep_until(t).await,

@@ -176,7 +176,13 @@ async fn setup_once(
 }
 
 /// Runs the benchmark and prints a table or one JSON object.
-pub async fn run(json_out: bool, calls: usize, seconds: f64) -> Result<()> {
+pub async fn run(
+    json_out: bool,
+    calls: usize,
+    seconds: f64,
+    group_seconds: u64,
+    failovers: usize,
+) -> Result<()> {
     let gop = encoded_gop()?;
     let server = ServerProcess::embedded(&[]).await?;
     let url = server.url();
@@ -242,10 +248,13 @@ pub async fn run(json_out: bool, calls: usize, seconds: f64) -> Result<()> {
         percentile(&mut latency, 99.0),
     );
     let growth = rss_end as i64 - rss_early as i64;
+    let group = if group_seconds > 0 {
+        Some(super::sfu::figures(1.0, 1, 4, group_seconds, failovers, !json_out).await?)
+    } else {
+        None
+    };
     if json_out {
-        println!(
-            "{}",
-            json!({
+        let mut out = json!({
                 "call_setup_p50_ms": s50, "call_setup_max_ms": s_max,
                 "frame_latency_p50_ms": l50, "frame_latency_p99_ms": l99,
                 "video_fps": video_fps, "rtp_pkts_per_s": pkts,
@@ -253,8 +262,14 @@ pub async fn run(json_out: bool, calls: usize, seconds: f64) -> Result<()> {
                 "rss_early_kb": rss_early, "rss_end_kb": rss_end, "rss_growth_kb": growth,
                 "calls": setup.len(), "seconds": secs,
                 "debug_build": cfg!(debug_assertions),
-            })
-        );
+        });
+        if let (Some(g), Some(o)) = (
+            group.as_ref().and_then(|g| g.as_object()),
+            out.as_object_mut(),
+        ) {
+            o.extend(g.clone());
+        }
+        println!("{out}");
     } else {
         let build = if cfg!(debug_assertions) {
             "debug"

@@ -1,6 +1,7 @@
 //! `peerns bench ...`: performance goals live here, measured side by side in one run.
 
 mod discovery;
+mod failover;
 mod idle;
 mod media;
 mod messaging;
@@ -98,6 +99,13 @@ pub enum BenchCmd {
         /// Length of the long call (latency, rates, memory), seconds.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Group calls too (the `bench sfu` figures, shorter): seconds of the real call through
+        /// the router (0: no group figures).
+        #[arg(long, default_value_t = 5)]
+        group_seconds: u64,
+        /// Router kills in a 4-process group call.
+        #[arg(long, default_value_t = 2)]
+        failovers: usize,
     },
     /// Discovery: full visibility, failover (graceful and silent), traffic, router CPU.
     Discovery {
@@ -131,6 +139,9 @@ pub enum BenchCmd {
         /// Seconds of the real call (0: skip it).
         #[arg(long, default_value_t = 10)]
         call_seconds: u64,
+        /// Router kills in a call of `participants` real processes (0: skip them).
+        #[arg(long, default_value_t = 3)]
+        failovers: usize,
     },
 }
 
@@ -175,14 +186,17 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             json,
             calls,
             seconds,
-        } => media::run(json, calls, seconds).await,
+            group_seconds,
+            failovers,
+        } => media::run(json, calls, seconds, group_seconds, failovers).await,
         BenchCmd::Sfu {
             json,
             seconds,
             rounds,
             participants,
             call_seconds,
-        } => sfu::run(json, seconds, rounds, participants, call_seconds).await,
+            failovers,
+        } => sfu::run(json, seconds, rounds, participants, call_seconds, failovers).await,
     }
 }
 

@@ -11,7 +11,7 @@ use peerns_core::media::sfu::{
 };
 use serde_json::json;
 
-use super::{percentile, sfu_call};
+use super::{failover, percentile, sfu_call};
 use crate::Result;
 use crate::servers::ServerProcess;
 
@@ -103,15 +103,18 @@ fn copy_round(seconds: f64) -> f64 {
     out as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Runs `rounds` alternating rounds of `seconds` each and prints the medians, then (unless
-/// `call_seconds` is 0) a real call of `participants` through the forwarder's driver.
-pub async fn run(
-    json: bool,
+/// The forwarder's figures: `rounds` alternating rounds of `seconds` each (medians), then
+/// (unless `call_seconds` is 0) a real call of `participants` through the forwarder's driver,
+/// then `failovers` router kills in a call of `participants` real processes. `say` prints a
+/// table as it goes.
+pub async fn figures(
     seconds: f64,
     rounds: usize,
     participants: u64,
     call_seconds: u64,
-) -> Result<()> {
+    failovers: usize,
+    say: bool,
+) -> Result<serde_json::Value> {
     let (mut fwd, mut copy) = (vec![], vec![]);
     for _ in 0..rounds.max(1) {
         let (f, c) = round(seconds);
@@ -126,8 +129,9 @@ pub async fn run(
         "sfu_vs_copy": (fwd / copy * 1000.0).round() / 1000.0,
         "subscribers": SUBSCRIBERS,
         "packet_bytes": PACKET,
+        "participants": participants,
     });
-    if !json {
+    if say {
         println!("forwarder, 1 publisher → {SUBSCRIBERS} subscribers, one thread:");
         println!("  forwarded   {fwd:>12.0} packets/s");
         println!(
@@ -135,8 +139,9 @@ pub async fn run(
             fwd / copy
         );
     }
+    let round2 = |v: f64| (v * 100.0).round() / 100.0;
+    let server = ServerProcess::embedded(&[]).await?;
     if call_seconds > 0 && participants >= 2 {
-        let server = ServerProcess::embedded(&[]).await?;
         let mut f = sfu_call::call(&server.url(), participants, call_seconds).await?;
         let (p50, p99) = sfu_call::delay_percentiles(&mut f);
         // Each participant should complete every frame the others sent.
@@ -147,17 +152,50 @@ pub async fn run(
             .zip(&f.sent)
             .map(|(got, own)| *got as f64 * 100.0 / (total - own).max(1) as f64)
             .fold(f64::INFINITY, f64::min);
-        let round2 = |v: f64| (v * 100.0).round() / 100.0;
-        out["participants"] = json!(participants);
         out["sfu_added_latency_p50_ms"] = json!(round2(p50));
         out["sfu_added_latency_p99_ms"] = json!(round2(p99));
         out["frames_received_min_pct"] = json!(round2(received_pct));
-        if !json {
+        if say {
             println!("real call, {participants} participants, {call_seconds} s, loopback:");
             println!("  router forwarding delay p50 {p50:.2} ms, p99 {p99:.2} ms");
             println!("  frames completed by the worst-off participant: {received_pct:.1} %");
         }
     }
+    if failovers > 0 && participants >= 3 {
+        let mut t = failover::resume_times(&server.url(), participants as usize, failovers).await?;
+        let n = t.len();
+        let (p50, p95) = (percentile(&mut t, 50.0), percentile(&mut t, 95.0));
+        out["media_resume_p50_s"] = json!(round2(p50));
+        out["media_resume_p95_s"] = json!(round2(p95));
+        out["failover_samples"] = json!(n);
+        if say {
+            println!(
+                "router SIGKILLed in a {participants}-process call, {failovers} times ({n} pairs):"
+            );
+            println!("  media resumed after p50 {p50:.2} s, p95 {p95:.2} s");
+        }
+    }
+    Ok(out)
+}
+
+/// `peerns bench sfu`: [`figures`], as a table or one JSON object.
+pub async fn run(
+    json: bool,
+    seconds: f64,
+    rounds: usize,
+    participants: u64,
+    call_seconds: u64,
+    failovers: usize,
+) -> Result<()> {
+    let out = figures(
+        seconds,
+        rounds,
+        participants,
+        call_seconds,
+        failovers,
+        !json,
+    )
+    .await?;
     if json {
         println!("{out}");
     }

@@ -555,7 +555,10 @@ async fn run(mut live: Live, mut rx: mpsc::Receiver<Cmd>, ns: NamespaceHandle) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let done = loop {
-        let timer = live.engine.poll_timeout();
+        let timer = [live.engine.poll_timeout(), live.call_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
         let sleep = async {
             match timer {
                 Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -581,7 +584,10 @@ async fn run(mut live: Live, mut rx: mpsc::Receiver<Cmd>, ns: NamespaceHandle) {
                 None => break None,
             },
             _ = tick.tick() => live.on_tick(),
-            _ = sleep => live.engine.handle_timeout(Instant::now()),
+            _ = sleep => {
+                live.engine.handle_timeout(Instant::now());
+                live.on_call_timeout();
+            }
         }
         live.flush().await;
         if stop.is_some() {

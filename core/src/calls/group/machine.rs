@@ -511,7 +511,15 @@ impl GroupCall {
     }
 
     fn on_frame(&mut self, from: Fingerprint, frame: GroupCallFrame, now: Instant) {
-        if frame.group() != self.group || !self.members.contains(&from) {
+        // Members speak to the router; only our router (whom the group layer chose) speaks to
+        // us, so its frames count even before our copy of the log lists it.
+        let to_router = matches!(
+            frame,
+            GroupCallFrame::Join { .. }
+                | GroupCallFrame::Leave { .. }
+                | GroupCallFrame::Media { .. }
+        );
+        if frame.group() != self.group || (to_router && !self.members.contains(&from)) {
             return;
         }
         match frame {

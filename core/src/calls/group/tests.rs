@@ -337,3 +337,18 @@ fn leaving_and_silent_participants_leave_the_roster() {
     net.advance(GroupCallConfig::default().connect_timeout);
     assert_eq!(net.roster(fp(1)), vec![(fp(3), true)]);
 }
+
+#[test]
+fn a_router_our_log_does_not_list_yet_is_followed() {
+    // An invitee's log may not list the other invitees yet; the group layer chose the router.
+    let mut net = Net::new(3);
+    let now = net.now;
+    net.nodes
+        .get_mut(&fp(3))
+        .unwrap()
+        .handle(Input::Members([fp(1), fp(3)].into()), now);
+    net.elect(fp(2));
+    net.join(fp(3), Kinds::AUDIO);
+    assert_eq!(net.phase(fp(3)), Phase::Connected);
+    assert_eq!(net.roster(fp(3)), vec![(fp(3), true)]);
+}

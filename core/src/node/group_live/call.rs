@@ -222,6 +222,19 @@ impl Live {
         }
     }
 
+    /// When the call machine wants [`Live::on_call_timeout`].
+    pub(super) fn call_timeout(&self) -> Option<Instant> {
+        self.call.machine.poll_timeout()
+    }
+
+    /// Runs the call machine's due timers (join retries, connect timeouts).
+    pub(super) fn on_call_timeout(&mut self) {
+        let now = Instant::now();
+        if self.call_timeout().is_some_and(|t| t <= now) {
+            self.call.machine.handle_timeout(now);
+        }
+    }
+
     pub(super) fn on_call_cmd(&mut self, cmd: CallCmd) {
         self.sync_call();
         match cmd {
