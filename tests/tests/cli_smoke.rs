@@ -66,14 +66,30 @@ fn identity_persists_and_a_corrupt_key_file_is_refused() {
 
 #[test]
 fn media_bench_reports_setup_latency_and_rates() {
-    let o = peerns(&["bench", "media", "--json", "--calls", "2", "--seconds", "2"]);
+    let o = peerns(&[
+        "bench",
+        "media",
+        "--json",
+        "--calls",
+        "2",
+        "--seconds",
+        "2",
+        "--group-seconds",
+        "3",
+        "--failovers",
+        "1",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    assert_eq!(v["participants"], 4, "{v}");
     for key in [
         "call_setup_p50_ms",
         "frame_latency_p50_ms",
         "video_fps",
         "rtp_pkts_per_s",
+        "sfu_pkts_per_s_per_core",
+        "sfu_added_latency_p99_ms",
+        "media_resume_p95_s",
     ] {
         let x = v[key]
             .as_f64()
