@@ -67,6 +67,17 @@ impl From<node::MediaState> for CallMediaState {
     }
 }
 
+impl From<CallMediaState> for node::MediaState {
+    fn from(s: CallMediaState) -> Self {
+        Self {
+            muted: s.muted,
+            camera_off: s.camera_off,
+            screen: s.screen,
+            back_camera: s.back_camera,
+        }
+    }
+}
+
 /// Where a call is: `dialing`, `ringing`, `connected` or `ended`, with the reason once ended
 /// (`hangup`, `peer_hangup`, `declined`, `busy`, `cancelled`, `no_answer`, `unreachable`,
 /// `lost`, `replaced`).

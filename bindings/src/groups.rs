@@ -147,6 +147,20 @@ pub enum GroupEvent {
         /// The group.
         group: String,
     },
+    /// Who is in the group's call now (empty: nobody), whether we take part or not.
+    CallRoster {
+        /// The group.
+        group: String,
+        /// The participants.
+        participants: Vec<crate::group_calls::CallParticipant>,
+    },
+    /// Our part in the group's call moved on.
+    CallPhase {
+        /// The group.
+        group: String,
+        /// Where we are.
+        phase: crate::group_calls::GroupCallPhase,
+    },
 }
 
 impl From<node::GroupUpdate> for GroupEvent {
@@ -181,6 +195,17 @@ impl From<node::GroupUpdate> for GroupEvent {
             U::Departed { group } => Self::Departed {
                 group: group.to_hex(),
             },
+            U::CallRoster {
+                group,
+                participants,
+            } => Self::CallRoster {
+                group: group.to_hex(),
+                participants: participants.iter().map(Into::into).collect(),
+            },
+            U::CallPhase { group, phase } => Self::CallPhase {
+                group: group.to_hex(),
+                phase: phase.into(),
+            },
         }
     }
 }
@@ -196,7 +221,7 @@ fn invalid(msg: String) -> PeernsError {
     PeernsError::InvalidInput { msg }
 }
 
-fn group_id(s: &str) -> Result<GroupId, PeernsError> {
+pub(crate) fn group_id(s: &str) -> Result<GroupId, PeernsError> {
     s.parse()
         .map_err(|_| invalid(format!("bad group id {s:?}")))
 }

@@ -23,6 +23,7 @@ uniffi::setup_scaffolding!();
 mod call_media;
 mod calls;
 mod chat;
+mod group_calls;
 mod groups;
 mod logging;
 mod platform;

@@ -39,6 +39,9 @@ import org.peerns.NodeStatus
 import org.peerns.Peerns
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.EncoderControlListener
+import org.peerns.ffi.GroupCallFrame
+import org.peerns.ffi.GroupCallFrameListener
+import org.peerns.ffi.GroupCallPhase
 import org.peerns.ffi.GroupEvent
 import org.peerns.ffi.GroupListener
 import org.peerns.ffi.GroupMembership
@@ -546,6 +549,70 @@ class NodeTest {
             assertEquals("Trip", group.name)
             assertEquals(GroupMembership.MEMBER, group.membership)
             assertEquals(2, group.members.size)
+        } finally {
+            sub.cancel()
+            stopAll(a, b)
+        }
+    }
+
+    @Test
+    fun `two members of a group call hear and see each other through its router`(@TempDir da: Path, @TempDir db: Path) = test {
+        val a = Peerns(config(da, "ada"))
+        val b = Peerns(config(db, "bob"))
+        startAll(a, b)
+        val heard = MutableStateFlow<List<GroupEvent>>(emptyList())
+        val sub = b.subscribeGroups(object : GroupListener {
+            override fun onGroupEvent(event: GroupEvent) = heard.update { it + event }
+        })
+        try {
+            val gid = a.groupCreate("Call")
+            assertEquals(gid, b.groupJoin(a.groupInvite(gid, b.identity().fingerprint)))
+            val av = CallKinds(audio = true, video = true, screen = false)
+            val received = listOf(a, b).map { Collections.synchronizedList(mutableListOf<GroupCallFrame>()) }
+            val encoder = object : EncoderControlListener {
+                override fun requestKeyframe() {}
+                override fun targetBitrate(bps: ULong) {}
+            }
+            val calls = listOf(a, b).mapIndexed { i, node ->
+                var call = null as org.peerns.ffi.GroupCall?
+                while (call == null) {
+                    call = try {
+                        node.groupCallJoin(gid, av, object : GroupCallFrameListener {
+                            override fun onFrame(frame: GroupCallFrame) { received[i] += frame }
+                        }, encoder)
+                    } catch (e: PeernsException.NotAllowed) {
+                        delay(50)
+                        null
+                    }
+                }
+                call
+            }
+            val start = byteArrayOf(0, 0, 0, 1)
+            val fps = listOf(a, b).map { it.identity().fingerprint }
+            withTimeout(20.seconds) {
+                var i = 0
+                while (received.withIndex().any { (n, got) -> got.none { it.kind == "video" && it.sender == fps[1 - n] } }) {
+                    val key = i % 10 == 0
+                    val au = if (key) {
+                        start + byteArrayOf(0x67, 0x42, 0xc0.toByte(), 0x1f, 0xaa.toByte()) + start +
+                            byteArrayOf(0x68, 0xce.toByte(), 0x3c, 0x80.toByte()) + start + byteArrayOf(0x65) + ByteArray(40)
+                    } else {
+                        start + byteArrayOf(0x41) + ByteArray(40)
+                    }
+                    for (call in calls) call.pushFrame("video", (i * 33_333).toULong(), key, au)
+                    i++
+                    delay(30)
+                }
+            }
+            assertTrue(received.flatten().all { it.codec == "h264" })
+            withTimeout(10.seconds) {
+                heard.first { ev ->
+                    ev.filterIsInstance<GroupEvent.CallRoster>().lastOrNull()?.participants?.map { it.fingerprint }?.toSet() == fps.toSet()
+                }
+            }
+            assertEquals(GroupCallPhase.CONNECTED, heard.value.filterIsInstance<GroupEvent.CallPhase>().last().phase)
+            calls.forEach { it.stop() }
+            b.groupCallLeave(gid)
         } finally {
             sub.cancel()
             stopAll(a, b)

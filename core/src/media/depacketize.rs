@@ -39,6 +39,15 @@ impl Codec {
         }
     }
 
+    /// Its name in lowercase (`h264`, `vp8`, `opus`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::H264 => "h264",
+            Self::Vp8 => "vp8",
+            Self::Opus => "opus",
+        }
+    }
+
     /// Whether its frames depend on earlier ones (loss needs a keyframe).
     pub fn is_video(self) -> bool {
         !matches!(self, Self::Opus)

@@ -1,0 +1,248 @@
+//! Group calls for the platform's codecs: join a group's call, push our *encoded* frames per
+//! kind (the core sends them on whichever connections carry our media — to the router, or to
+//! every participant when we route), and receive every other participant's frames tagged with
+//! who sent them. Who is in the call and where we are arrive as `GroupEvent::CallRoster` and
+//! `GroupEvent::CallPhase` on the group listener (decision 0016).
+
+use std::sync::Arc;
+
+use peerns_core::calls::group::{Phase, RosterEntry};
+use peerns_core::media::frame::EncodedFrame;
+use peerns_core::media::sfu::TrackKind;
+use peerns_core::media::track::EncoderControl;
+use peerns_core::node::GroupCallPublisher;
+use peerns_core::transport::MediaKind;
+use tokio::task::AbortHandle;
+
+use crate::call_media::EncoderControlListener;
+use crate::calls::{CallKinds, CallMediaState};
+use crate::groups::group_id;
+use crate::{PeernsError, PeernsNode, RUNTIME, on_runtime};
+
+/// Received frames queued for the foreign callback; more are dropped (the callback is slow).
+const FRAME_QUEUE: usize = 128;
+
+/// One participant of a group call.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CallParticipant {
+    /// The member's fingerprint.
+    pub fingerprint: String,
+    /// What it sends.
+    pub kinds: CallKinds,
+    /// Mute, camera off, screen.
+    pub media: CallMediaState,
+    /// Its media reaches the router now.
+    pub connected: bool,
+}
+
+impl From<&RosterEntry> for CallParticipant {
+    fn from(p: &RosterEntry) -> Self {
+        Self {
+            fingerprint: p.member.to_hex(),
+            kinds: p.kinds.into(),
+            media: p.state.into(),
+            connected: p.connected,
+        }
+    }
+}
+
+/// Where we are in a group's call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum GroupCallPhase {
+    /// Not in the call.
+    Out,
+    /// Waiting for a router (none elected, or not welcomed yet).
+    Waiting,
+    /// Our media connection to the router is being made.
+    Connecting,
+    /// Media flows (or we route).
+    Connected,
+}
+
+impl From<Phase> for GroupCallPhase {
+    fn from(p: Phase) -> Self {
+        match p {
+            Phase::Out => Self::Out,
+            Phase::Waiting => Self::Waiting,
+            Phase::Connecting => Self::Connecting,
+            Phase::Connected => Self::Connected,
+        }
+    }
+}
+
+/// One frame another participant sent.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct GroupCallFrame {
+    /// The sender's fingerprint.
+    pub sender: String,
+    /// `audio`, `video` or `screen`.
+    pub kind: String,
+    /// `h264`, `vp8` or `opus`.
+    pub codec: String,
+    /// Presentation time in µs (relative; it jumps when the router changes).
+    pub pts_us: u64,
+    /// It can be decoded alone (IDR; every audio frame).
+    pub keyframe: bool,
+    /// An H.264 Annex-B access unit (or a VP8 frame), or one Opus packet.
+    pub data: Vec<u8>,
+}
+
+/// Receives the others' frames, one call per frame, on a thread of its own (while it blocks,
+/// up to 128 frames queue, then frames are dropped).
+#[uniffi::export(with_foreign)]
+pub trait GroupCallFrameListener: Send + Sync {
+    /// One complete frame.
+    fn on_frame(&self, frame: GroupCallFrame);
+}
+
+fn kind_of(s: &str) -> Result<TrackKind, PeernsError> {
+    match s {
+        "audio" => Ok(TrackKind::Audio),
+        "video" => Ok(TrackKind::Video),
+        "screen" => Ok(TrackKind::Screen),
+        _ => Err(PeernsError::InvalidInput {
+            msg: format!("a kind is audio, video or screen, not {s:?}"),
+        }),
+    }
+}
+
+fn kind_name(k: TrackKind) -> &'static str {
+    match k {
+        TrackKind::Audio => "audio",
+        TrackKind::Video => "video",
+        TrackKind::Screen => "screen",
+    }
+}
+
+/// Our part in a group's call: push encoded frames; drop or [`GroupCall::stop`] to stop
+/// delivering (leaving is [`PeernsNode::group_call_leave`]).
+#[derive(uniffi::Object)]
+pub struct GroupCall {
+    publisher: GroupCallPublisher,
+    tasks: Vec<AbortHandle>,
+}
+
+#[uniffi::export]
+impl GroupCall {
+    /// Sends one encoded frame of `kind` (`audio`, `video`, `screen`) without blocking; the
+    /// number of connections it was queued on (0: none carries our media right now).
+    pub fn push_frame(
+        &self,
+        kind: String,
+        pts_us: u64,
+        keyframe: bool,
+        data: Vec<u8>,
+    ) -> Result<u32, PeernsError> {
+        let k = kind_of(&kind)?;
+        let media = if k == TrackKind::Audio {
+            MediaKind::Audio
+        } else {
+            MediaKind::Video
+        };
+        let frame = EncodedFrame {
+            kind: media,
+            pts_us,
+            keyframe: keyframe || media == MediaKind::Audio,
+            data: data.into(),
+        };
+        Ok(self.publisher.push(k, &frame) as u32)
+    }
+
+    /// Stops delivering frames and encoder requests.
+    pub fn stop(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for GroupCall {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl PeernsNode {
+    /// Joins the call of group `group` sending `kinds`: `frames` gets every other participant's
+    /// frames, `encoder` keyframe requests and the target bitrate (the lowest of our
+    /// connections'). A second join replaces the first.
+    pub async fn group_call_join(
+        &self,
+        group: String,
+        kinds: CallKinds,
+        frames: Arc<dyn GroupCallFrameListener>,
+        encoder: Arc<dyn EncoderControlListener>,
+    ) -> Result<Arc<GroupCall>, PeernsError> {
+        let (node, gid) = (self.running()?, group_id(&group)?);
+        let media =
+            on_runtime(async move { node.group_call_join(&gid, kinds.into()).await }).await??;
+        let (publisher, mut rx, mut ctl) = media.into_parts();
+        let (tx, thread_rx) = std::sync::mpsc::sync_channel::<GroupCallFrame>(FRAME_QUEUE);
+        std::thread::Builder::new()
+            .name("peerns-group-call".into())
+            .spawn(move || {
+                while let Ok(f) = thread_rx.recv() {
+                    frames.on_frame(f);
+                }
+            })
+            .map_err(|e| PeernsError::Internal { msg: e.to_string() })?;
+        let deliver = RUNTIME.spawn(async move {
+            while let Some(f) = rx.recv().await {
+                let _ = tx.try_send(GroupCallFrame {
+                    sender: f.from.to_hex(),
+                    kind: kind_name(f.kind).into(),
+                    codec: f.codec.name().into(),
+                    pts_us: f.frame.pts_us,
+                    keyframe: f.frame.keyframe,
+                    data: f.frame.data.to_vec(),
+                });
+            }
+        });
+        let control = RUNTIME.spawn(async move {
+            while let Some(c) = ctl.recv().await {
+                let encoder = encoder.clone();
+                let done = tokio::task::spawn_blocking(move || match c {
+                    EncoderControl::KeyframeRequest => encoder.request_keyframe(),
+                    EncoderControl::TargetBitrate(b) => encoder.target_bitrate(b),
+                });
+                if done.await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Arc::new(GroupCall {
+            publisher,
+            tasks: vec![deliver.abort_handle(), control.abort_handle()],
+        }))
+    }
+
+    /// Leaves the call of group `group`.
+    pub async fn group_call_leave(&self, group: String) -> Result<(), PeernsError> {
+        let (node, gid) = (self.running()?, group_id(&group)?);
+        Ok(on_runtime(async move { node.group_call_leave(&gid).await }).await??)
+    }
+
+    /// Announces what we send in the call of group `group` (mute, camera off, screen).
+    pub async fn group_call_set_media(
+        &self,
+        group: String,
+        media: CallMediaState,
+    ) -> Result<(), PeernsError> {
+        let (node, gid) = (self.running()?, group_id(&group)?);
+        Ok(
+            on_runtime(async move { node.group_call_set_media(&gid, media.into()).await })
+                .await??,
+        )
+    }
+
+    /// Who is in the call of group `group`, as we know it.
+    pub async fn group_call_participants(
+        &self,
+        group: String,
+    ) -> Result<Vec<CallParticipant>, PeernsError> {
+        let (node, gid) = (self.running()?, group_id(&group)?);
+        let roster = on_runtime(async move { node.group_call_roster(&gid).await }).await??;
+        Ok(roster.iter().map(CallParticipant::from).collect())
+    }
+}

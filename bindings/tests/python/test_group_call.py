@@ -1,0 +1,130 @@
+"""A group call through the generated Python bindings, as phone shells drive it: three nodes
+join a group's call and push encoded frames (fake H.264 access units, Opus-sized packets);
+each receives both others' frames tagged with the sender (through the router, or as the
+router), the roster and phases arrive as group events, and a participant who leaves drops out
+of everyone's roster."""
+
+import asyncio
+import tempfile
+import threading
+
+import pytest
+
+import peerns_ffi as p
+from test_call_media import video_frame
+from test_groups import Groups, until
+from test_node import new_node, start_all
+
+AV = p.CallKinds(audio=True, video=True, screen=False)
+
+
+class Encoder(p.EncoderControlListener):
+    def __init__(self):
+        self.keyframes = 0
+
+    def request_keyframe(self):
+        self.keyframes += 1
+
+    def target_bitrate(self, bps):
+        pass
+
+
+class Frames(p.GroupCallFrameListener):
+    """Collects received frames (called on the library's thread)."""
+
+    def __init__(self):
+        self.frames = []
+        self.lock = threading.Lock()
+
+    def on_frame(self, frame):
+        with self.lock:
+            self.frames.append(frame)
+
+    def senders(self, kind):
+        with self.lock:
+            return {f.sender for f in self.frames if f.kind == kind}
+
+    def of(self, sender, kind):
+        with self.lock:
+            return [f for f in self.frames if f.sender == sender and f.kind == kind]
+
+
+async def join(node, gid, frames, encoder):
+    """Joins once we are a member (an invitee is pending until the group's log arrives)."""
+    for _ in range(200):
+        try:
+            return await node.group_call_join(gid, AV, frames, encoder)
+        except p.PeernsError.NotAllowed:
+            await asyncio.sleep(0.05)
+    raise AssertionError("never became a member")
+
+
+def test_group_call():
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(3)]
+        nodes = [new_node(d.name, n) for d, n in zip(dirs, "abc")]
+        a, b, c = nodes
+        await start_all(*nodes)
+        listeners = [Groups() for _ in nodes]
+        subs = [n.subscribe_groups(l) for n, l in zip(nodes, listeners)]
+        try:
+            fps = [n.identity().fingerprint for n in nodes]
+            gid = await a.group_create("Call")
+            for n, fp in zip(nodes[1:], fps[1:]):
+                assert await n.group_join(await a.group_invite(gid, fp)) == gid
+            frames = [Frames() for _ in nodes]
+            encoders = [Encoder() for _ in nodes]
+            calls = [await join(n, gid, f, e) for n, f, e in zip(nodes, frames, encoders)]
+
+            async def everyone_hears_everyone():
+                for i, f in enumerate(frames):
+                    others = {fp for j, fp in enumerate(fps) if j != i}
+                    if not others <= f.senders("video") or not others <= f.senders("audio"):
+                        return False
+                return True
+
+            i = 0
+            deadline = asyncio.get_running_loop().time() + 30
+            while not await everyone_hears_everyone():
+                assert asyncio.get_running_loop().time() < deadline, "not everyone heard everyone"
+                key, data = video_frame(i)
+                for call in calls:
+                    call.push_frame("video", i * 33_333, key, data)
+                    call.push_frame("audio", i * 20_000, False, bytes([0xF8, i % 256]) + bytes(60))
+                i += 1
+                await asyncio.sleep(0.03)
+            for f, me in zip(frames, fps):
+                got = [x for x in f.frames if x.kind == "video"]
+                assert all(x.codec == "h264" and x.sender != me for x in got)
+                assert any(x.keyframe for x in got)
+                assert all(b"PEERNS" in x.data for x in got)
+            with pytest.raises(p.PeernsError.InvalidInput):
+                calls[0].push_frame("smell", 0, False, b"")
+            # New receivers asked for keyframes.
+            assert all(e.keyframes >= 1 for e in encoders)
+
+            def roster_of(l):
+                rosters = [e for e in l.snapshot() if e.is_call_roster()]
+                return rosters[-1].participants if rosters else []
+
+            await until(lambda: asyncio.sleep(0, all(
+                sorted(x.fingerprint for x in roster_of(l)) == sorted(fps) for l in listeners)),
+                "everyone in every roster")
+            phases = [[e.phase for e in l.snapshot() if e.is_call_phase()] for l in listeners]
+            assert all(ph[-1] == p.GroupCallPhase.CONNECTED for ph in phases), phases
+            assert sorted(x.fingerprint for x in await a.group_call_participants(gid)) == sorted(fps)
+
+            # C leaves: the others' rosters drop it.
+            await c.group_call_leave(gid)
+            await until(lambda: asyncio.sleep(0, all(
+                sorted(x.fingerprint for x in roster_of(l)) == sorted(fps[:2])
+                for l in listeners[:2])), "C out of the roster")
+            for call in calls:
+                call.stop()
+            for s in subs:
+                s.cancel()
+        finally:
+            await asyncio.gather(*(n.stop() for n in nodes))
+
+    asyncio.run(main())
+
