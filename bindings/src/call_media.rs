@@ -146,6 +146,26 @@ impl Drop for CallMediaSinks {
     }
 }
 
+/// Hands each encoder request to the platform encoder, on the blocking pool (a foreign call may
+/// block), until the requests end.
+pub(crate) fn forward_controls(
+    mut ctl: tokio::sync::mpsc::Receiver<EncoderControl>,
+    encoder: Arc<dyn EncoderControlListener>,
+) -> tokio::task::JoinHandle<()> {
+    RUNTIME.spawn(async move {
+        while let Some(c) = ctl.recv().await {
+            let encoder = encoder.clone();
+            let done = tokio::task::spawn_blocking(move || match c {
+                EncoderControl::KeyframeRequest => encoder.request_keyframe(),
+                EncoderControl::TargetBitrate(b) => encoder.target_bitrate(b),
+            });
+            if done.await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 fn kind_name(k: MediaKind) -> &'static str {
     match k {
         MediaKind::Audio => "audio",
@@ -172,19 +192,8 @@ impl PeernsNode {
                 .ok_or_else(|| PeernsError::InvalidInput {
                     msg: format!("call {call} sends no {track:?} track"),
                 })?;
-            let (source, mut ctl) = MediaSource::start(&conn, local);
-            let control = tokio::spawn(async move {
-                while let Some(c) = ctl.recv().await {
-                    let encoder = encoder.clone();
-                    let done = tokio::task::spawn_blocking(move || match c {
-                        EncoderControl::KeyframeRequest => encoder.request_keyframe(),
-                        EncoderControl::TargetBitrate(b) => encoder.target_bitrate(b),
-                    });
-                    if done.await.is_err() {
-                        return;
-                    }
-                }
-            });
+            let (source, ctl) = MediaSource::start(&conn, local);
+            let control = forward_controls(ctl, encoder);
             Ok(Arc::new(CallMediaSource {
                 kind: local.spec().kind,
                 source,

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use peerns_core::calls::group::{Phase, RosterEntry};
 use peerns_core::media::frame::EncodedFrame;
 use peerns_core::media::sfu::TrackKind;
-use peerns_core::media::track::EncoderControl;
 use peerns_core::node::GroupCallPublisher;
 use peerns_core::transport::MediaKind;
 use tokio::task::AbortHandle;
 
-use crate::call_media::EncoderControlListener;
+use crate::call_media::{EncoderControlListener, forward_controls};
 use crate::calls::{CallKinds, CallMediaState};
 use crate::groups::group_id;
 use crate::{PeernsError, PeernsNode, RUNTIME, on_runtime};
@@ -177,7 +176,7 @@ impl PeernsNode {
         let (node, gid) = (self.running()?, group_id(&group)?);
         let media =
             on_runtime(async move { node.group_call_join(&gid, kinds.into()).await }).await??;
-        let (publisher, mut rx, mut ctl) = media.into_parts();
+        let (publisher, mut rx, ctl) = media.into_parts();
         let (tx, thread_rx) = std::sync::mpsc::sync_channel::<GroupCallFrame>(FRAME_QUEUE);
         std::thread::Builder::new()
             .name("peerns-group-call".into())
@@ -199,18 +198,7 @@ impl PeernsNode {
                 });
             }
         });
-        let control = RUNTIME.spawn(async move {
-            while let Some(c) = ctl.recv().await {
-                let encoder = encoder.clone();
-                let done = tokio::task::spawn_blocking(move || match c {
-                    EncoderControl::KeyframeRequest => encoder.request_keyframe(),
-                    EncoderControl::TargetBitrate(b) => encoder.target_bitrate(b),
-                });
-                if done.await.is_err() {
-                    return;
-                }
-            }
-        });
+        let control = forward_controls(ctl, encoder);
         Ok(Arc::new(GroupCall {
             publisher,
             tasks: vec![deliver.abort_handle(), control.abort_handle()],

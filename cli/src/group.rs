@@ -12,7 +12,7 @@ use serde_json::json;
 
 use std::time::Duration;
 
-use peerns_core::node::{GroupUpdate, Node, NodeError};
+use peerns_core::node::{GroupUpdate, NodeError};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::Result;
@@ -205,15 +205,14 @@ pub async fn run(cmd: GroupCmd, profile: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Sends `text`, waiting while we are not a member yet (the log is still on its way).
-async fn send(
-    node: &Node,
-    g: &GroupId,
-    text: &str,
-) -> Result<peerns_core::node::groups::GroupMessageView> {
+/// Runs `op` until it stops failing because we are not a member yet (an invitee's log is
+/// still on its way), for up to a minute.
+pub(crate) async fn as_member<T, F: Future<Output = std::result::Result<T, NodeError>>>(
+    mut op: impl FnMut() -> F,
+) -> Result<T> {
     let deadline = tokio::time::Instant::now() + MEMBER_WAIT;
     loop {
-        match node.group_send(g, text).await {
+        match op().await {
             Err(NodeError::NotAllowed(_)) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -275,7 +274,7 @@ async fn chat(net: &NetArgs, profile: Option<PathBuf>, g: GroupId, json: bool) -
                 if text.is_empty() {
                     continue;
                 }
-                match send(&node, &g, text).await {
+                match as_member(|| node.group_send(&g, text)).await {
                     Ok(m) if json => {
                         println!("{}", json!({"event": "queued", "id": m.id, "text": m.text}));
                     }

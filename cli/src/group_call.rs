@@ -22,7 +22,7 @@ use peerns_core::media::mkv::{MkvWriter, RecTrack};
 use peerns_core::media::sfu::TrackKind;
 use peerns_core::media::track::EncoderControl;
 use peerns_core::media::{EncodedFrame, h264};
-use peerns_core::node::{GroupCallMedia, GroupUpdate, Node, NodeError, ReceivedFrame};
+use peerns_core::node::{GroupCallMedia, GroupUpdate, Node, ReceivedFrame};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -30,9 +30,6 @@ use tokio::task::JoinHandle;
 use crate::Result;
 use crate::call_media::{CAMERA_SIZE, SCREEN_SIZE, check_video, send_video, tone};
 use crate::messaging::{NetArgs, start_offline};
-
-/// How long we wait to become a member (an invitee's log arrives from the group).
-const MEMBER_WAIT: Duration = Duration::from_secs(60);
 
 /// `peerns group call` arguments besides the network and the group.
 #[derive(clap::Args)]
@@ -132,19 +129,6 @@ fn print_stats(streams: &BTreeMap<(Fingerprint, TrackKind), Stream>, sent: &Sent
     }
 }
 
-/// Joins, waiting while we are not a member yet.
-async fn join(node: &Node, g: &GroupId, kinds: Kinds) -> Result<GroupCallMedia> {
-    let deadline = tokio::time::Instant::now() + MEMBER_WAIT;
-    loop {
-        match node.group_call_join(g, kinds).await {
-            Err(NodeError::NotAllowed(_)) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            r => return Ok(r?),
-        }
-    }
-}
-
 /// Frames of one kind we sent: queued on at least one connection.
 type Sent = Vec<(TrackKind, Arc<AtomicU64>)>;
 
@@ -229,7 +213,7 @@ async fn call(
     kinds: Kinds,
     updates: &mut mpsc::UnboundedReceiver<GroupUpdate>,
 ) -> Result<()> {
-    let media = join(node, g, kinds).await?;
+    let media = crate::group::as_member(|| node.group_call_join(g, kinds)).await?;
     let (senders, controls, sent) = start_senders(&media, a);
     let (_publisher, mut frames, mut requests) = media.into_parts();
     let start = Instant::now();

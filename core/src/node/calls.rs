@@ -105,7 +105,7 @@ impl From<Refused> for NodeError {
 }
 
 /// A fresh PeerJS-style media connection ID (`mc_` and 16 random letters and digits).
-fn new_media_id() -> String {
+pub(super) fn new_media_id() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();

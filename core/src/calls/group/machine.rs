@@ -152,26 +152,30 @@ pub enum Action {
         /// The participant.
         peer: Fingerprint,
     },
-    /// Member side: send our media OFFER to the router; keep the connection only if its ANSWER
-    /// carries `dtls`.
-    Connect {
-        /// The router.
-        router: Fingerprint,
-        /// The connection ID our join announced.
-        media_id: String,
-        /// The router's fingerprint from its welcome.
-        dtls: DtlsFingerprint,
-        /// The slots it forwards to us.
-        layout: Layout,
-        /// What the router sends itself.
-        router_kinds: Kinds,
-        /// What we send.
-        kinds: Kinds,
-    },
+    /// Member side: send our media OFFER to the router.
+    Connect(Uplinking),
     /// Member side: close our media connection to the router, if any.
     Disconnect,
     /// Tell the application.
     Event(GroupCallEvent),
+}
+
+/// A member's media connection to the router, as the router's welcome allows it: keep it only
+/// if its ANSWER carries `dtls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uplinking {
+    /// The router.
+    pub router: Fingerprint,
+    /// The connection ID our join announced.
+    pub media_id: String,
+    /// The router's fingerprint from its welcome.
+    pub dtls: DtlsFingerprint,
+    /// The slots it forwards to us.
+    pub layout: Layout,
+    /// What the router sends itself.
+    pub router_kinds: Kinds,
+    /// What we send.
+    pub kinds: Kinds,
 }
 
 /// What the application hears.
@@ -625,14 +629,14 @@ impl GroupCall {
                 });
                 // The media connection must come up within the connect timeout.
                 u.retry_at = Some(now + self.cfg.connect_timeout);
-                self.actions.push_back(Action::Connect {
+                self.actions.push_back(Action::Connect(Uplinking {
                     router: from,
                     media_id,
                     dtls,
                     layout,
                     router_kinds,
                     kinds,
-                });
+                }));
                 self.set_phase(Phase::Connecting);
             }
             GroupCallFrame::Roster { participants, .. } => {

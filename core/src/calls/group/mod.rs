@@ -11,5 +11,5 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use machine::{Action, GroupCall, GroupCallConfig, GroupCallEvent, Input, Phase};
+pub use machine::{Action, GroupCall, GroupCallConfig, GroupCallEvent, Input, Phase, Uplinking};
 pub use wire::{GroupCallFrame, Layout, RosterEntry};

@@ -144,12 +144,12 @@ impl Net {
                 self.media.remove(&(from, peer));
                 self.expelled.push((from, peer));
             }
-            Action::Connect {
+            Action::Connect(Uplinking {
                 router,
                 media_id,
                 dtls: router_dtls,
                 ..
-            } => {
+            }) => {
                 let theirs = self.admitted.get(&(router, from)).cloned();
                 let ours = dtls(100 + from.0[0]);
                 let ok = theirs.is_some_and(|(id, d)| id == media_id && d == ours)

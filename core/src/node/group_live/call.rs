@@ -22,6 +22,7 @@ use super::{Cmd, Live, Reply};
 use crate::calls::binding::check_dtls;
 use crate::calls::group::{
     Action, GroupCall, GroupCallConfig, GroupCallEvent, GroupCallFrame, Input, Layout, RosterEntry,
+    Uplinking,
 };
 use crate::calls::{DtlsFingerprint, Kinds, MediaState};
 use crate::chat::wire::Frame;
@@ -154,14 +155,9 @@ fn media_kind(k: TrackKind) -> MediaKind {
     }
 }
 
+/// A fresh prefix for our group-call connection IDs (`mc_…g`, then a counter).
 fn new_id_prefix() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    let tail: String = (0..12)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect();
-    format!("mc_{tail}g")
+    format!("{}g", crate::node::calls::new_media_id())
 }
 
 fn dtls_of(cert: &MediaCertificate) -> Option<DtlsFingerprint> {
@@ -470,14 +466,7 @@ impl Live {
                     router_kinds,
                 } => self.admit(inner, peer, media_id, dtls, router_kinds),
                 Action::Expel { peer } => self.expel(inner, peer),
-                Action::Connect {
-                    router,
-                    media_id,
-                    dtls,
-                    layout,
-                    router_kinds,
-                    kinds,
-                } => self.connect(inner, router, media_id, dtls, layout, router_kinds, kinds),
+                Action::Connect(to) => self.connect(inner, to),
                 Action::Disconnect => {
                     if let Some(up) = self.call.uplink.take()
                         && let Some(s) = &self.call.shared
@@ -589,17 +578,15 @@ impl Live {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn connect(
-        &mut self,
-        inner: &Arc<Inner>,
-        router: Fingerprint,
-        media_id: String,
-        dtls: DtlsFingerprint,
-        layout: Layout,
-        router_kinds: Kinds,
-        kinds: Kinds,
-    ) {
+    fn connect(&mut self, inner: &Arc<Inner>, to: Uplinking) {
+        let Uplinking {
+            router,
+            media_id,
+            dtls,
+            layout,
+            router_kinds,
+            kinds,
+        } = to;
         let Some(cert) = self.call.cert.clone() else {
             return;
         };
