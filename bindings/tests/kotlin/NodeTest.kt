@@ -566,6 +566,8 @@ class NodeTest {
         })
         try {
             val gid = a.groupCreate("Call")
+            // The creator routes before anyone joins (see test_group_call.py).
+            withTimeout(10.seconds) { while (!a.groups().single().router) delay(50) }
             assertEquals(gid, b.groupJoin(a.groupInvite(gid, b.identity().fingerprint)))
             val av = CallKinds(audio = true, video = true, screen = false)
             val received = listOf(a, b).map { Collections.synchronizedList(mutableListOf<GroupCallFrame>()) }

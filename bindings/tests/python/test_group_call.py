@@ -59,6 +59,10 @@ async def join(node, gid, frames, encoder):
     raise AssertionError("never became a member")
 
 
+async def routes(node):
+    return (await node.groups())[0].router
+
+
 def test_group_call():
     async def main():
         dirs = [tempfile.TemporaryDirectory() for _ in range(3)]
@@ -70,6 +74,10 @@ def test_group_call():
         try:
             fps = [n.identity().fingerprint for n in nodes]
             gid = await a.group_create("Call")
+            # The creator routes before anyone joins. (Invitees joining while the creator's
+            # election is still under way can leave a small group with no router under CPU
+            # load: a groups-layer race recorded in issue 14, not what this test is about.)
+            await until(lambda: routes(a), "the creator routes")
             for n, fp in zip(nodes[1:], fps[1:]):
                 assert await n.group_join(await a.group_invite(gid, fp)) == gid
             frames = [Frames() for _ in nodes]
