@@ -178,6 +178,7 @@ impl From<NodeError> for PeernsError {
             | NodeError::Discovery(_)
             | NodeError::Session(_) => Self::Network { msg },
             NodeError::NotAllowed(_)
+            | NodeError::Rpc(_)
             | NodeError::Contact(ContactError::Blocked | ContactError::Full) => {
                 Self::NotAllowed { msg }
             }

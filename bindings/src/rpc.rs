@@ -100,6 +100,7 @@ impl PeernsNode {
         Ok(node.rpc_serve(node::ServeConfig {
             roots: roots.into_iter().map(|r| (r.name, r.dir.into())).collect(),
             max_file: 0,
+            quotas: vec![],
         })?)
     }
 

@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peerns_core::node::{CallState, Node, NodeEvent, ServeConfig};
-use peerns_core::rpc::b64;
-use peerns_core::rpc::fs::{MAX_CHUNK, Roots};
+use peerns_core::node::{CallState, NodeEvent, ServeConfig};
+use peerns_core::rpc::fs::Roots;
 use peerns_core::rpc::scope::Scope;
 use peerns_core::rpc::store as rpc_store;
 use peerns_core::rpc::wire::{Request, Response};
@@ -98,6 +97,9 @@ pub struct ServeArgs {
     /// Largest file an upload may create, in bytes.
     #[arg(long)]
     max_file: Option<u64>,
+    /// A size quota for a root, e.g. `incoming=20G` (K, M, G, T: powers of 1024; repeatable).
+    #[arg(long = "quota", value_name = "NAME=SIZE", value_parser = parse_quota)]
+    quotas: Vec<(String, u64)>,
     /// Print one JSON object per line.
     #[arg(long)]
     json: bool,
@@ -149,6 +151,23 @@ pub struct MonitorArgs {
 
 fn open_profile(profile: Option<PathBuf>) -> Result<Profile> {
     Ok(Profile::open_desktop(&profile_dir(profile)?)?)
+}
+
+/// `NAME=SIZE`, the size in bytes or with a K, M, G or T suffix (powers of 1024).
+fn parse_quota(s: &str) -> std::result::Result<(String, u64), String> {
+    let (name, size) = s.split_once('=').ok_or("a quota is NAME=SIZE")?;
+    let (digits, shift) = match size.as_bytes().last() {
+        Some(b'K' | b'k') => (&size[..size.len() - 1], 10),
+        Some(b'M' | b'm') => (&size[..size.len() - 1], 20),
+        Some(b'G' | b'g') => (&size[..size.len() - 1], 30),
+        Some(b'T' | b't') => (&size[..size.len() - 1], 40),
+        _ => (size, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("size {size:?}"))?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("size {size:?} is too large"))?;
+    Ok((name.to_owned(), bytes))
 }
 
 fn parse_scopes(list: &[String]) -> Result<Vec<Scope>> {
@@ -272,6 +291,7 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
     node.rpc_serve(ServeConfig {
         roots: a.roots.clone(),
         max_file: a.max_file.unwrap_or(0),
+        quotas: a.quotas.clone(),
     })?;
     if a.arm_camera.is_some() {
         node.rpc_arm_camera(Some("environment"))?;
@@ -338,9 +358,9 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
 }
 
 /// One file to back up: where it is and the remote path.
-pub(crate) struct Item {
-    pub(crate) local: PathBuf,
-    pub(crate) remote: String,
+struct Item {
+    local: PathBuf,
+    remote: String,
 }
 
 fn collect(path: &Path, remote: &str, out: &mut Vec<Item>) -> Result<()> {
@@ -366,73 +386,6 @@ fn collect(path: &Path, remote: &str, out: &mut Vec<Item>) -> Result<()> {
     Ok(())
 }
 
-fn hash_file(p: &Path) -> Result<(String, u64)> {
-    let mut h = blake3::Hasher::new();
-    h.update_reader(std::fs::File::open(p)?)?;
-    Ok((
-        h.finalize().to_hex().to_string(),
-        std::fs::metadata(p)?.len(),
-    ))
-}
-
-/// Requests kept in flight during an upload.
-const WINDOW: usize = 16;
-
-async fn request(node: &Node, to: &str, method: &str, params: Value) -> Result<Value> {
-    let res = node.rpc_call(to, method, params, TIMEOUT).await?;
-    res.outcome
-        .map_err(|e| format!("{method}: {} {}", e.code, e.message).into())
-}
-
-/// Uploads `item` from `offset`, `WINDOW` chunks in flight.
-pub(crate) async fn upload(
-    node: &Node,
-    to: &str,
-    item: &Item,
-    size: u64,
-    offset: u64,
-    json: bool,
-) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(&item.local)?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut inflight = std::collections::VecDeque::new();
-    let mut pos = offset;
-    let mut last_report = Instant::now();
-    // An empty file is one empty chunk.
-    let mut sent_any = false;
-    loop {
-        while inflight.len() < WINDOW && (pos < size || !sent_any) {
-            sent_any = true;
-            let n = (size - pos).min(MAX_CHUNK as u64) as usize;
-            let mut buf = vec![0u8; n];
-            f.read_exact(&mut buf)?;
-            let params = json!({"path": item.remote, "data_b64": b64::encode(&buf),
-                                "offset": pos, "total": size, "overwrite": true});
-            let req = node.rpc_sign(to, "fs.write", params).await?;
-            inflight.push_back(node.rpc_start(to, &req).await?);
-            pos += n as u64;
-        }
-        let Some(rx) = inflight.pop_front() else {
-            break;
-        };
-        let res = tokio::time::timeout(TIMEOUT, rx)
-            .await
-            .map_err(|_| "upload timed out")??;
-        if let Err(e) = res.outcome {
-            return Err(format!("fs.write {}: {} {}", item.remote, e.code, e.message).into());
-        }
-        if json && last_report.elapsed() > Duration::from_secs(1) {
-            last_report = Instant::now();
-            println!(
-                "{}",
-                json!({"event": "progress", "path": item.remote, "bytes": pos, "total": size})
-            );
-        }
-    }
-    Ok(())
-}
-
 /// `peerns backup`.
 pub async fn backup(a: BackupArgs, profile: Option<PathBuf>) -> Result<()> {
     let mut items = vec![];
@@ -444,39 +397,26 @@ pub async fn backup(a: BackupArgs, profile: Option<PathBuf>) -> Result<()> {
     let result = async {
         let (mut files, mut bytes, mut skipped) = (0u64, 0u64, 0u64);
         for item in &items {
-            let (hash, size) = hash_file(&item.local)?;
-            let stat = request(
-                &node,
-                &a.to,
-                "fs.stat",
-                json!({"path": item.remote, "hash": true}),
-            )
-            .await?;
-            if stat["blake3"] == hash.as_str() {
-                skipped += 1;
-                continue;
-            }
-            // Resume an unfinished upload of this file where the other side has it.
-            let partial = stat["partial"].as_u64().unwrap_or(0).min(size);
-            let offset = if partial > 0 && partial < size {
-                partial
-            } else {
-                0
+            let mut last_report = Instant::now();
+            let remote = item.remote.as_str();
+            let mut progress = |n: u64| {
+                if a.json && last_report.elapsed() > Duration::from_secs(1) {
+                    last_report = Instant::now();
+                    println!(
+                        "{}",
+                        json!({"event": "progress", "path": remote, "bytes": n})
+                    );
+                }
             };
-            upload(&node, &a.to, item, size, offset, a.json).await?;
-            let after = request(
-                &node,
-                &a.to,
-                "fs.stat",
-                json!({"path": item.remote, "hash": true}),
-            )
-            .await?;
-            if after["blake3"] != hash.as_str() {
-                // The partial file was of another version: send it whole once more.
-                upload(&node, &a.to, item, size, 0, a.json).await?;
+            let done = node
+                .rpc_backup_file(&a.to, &item.local, remote, &mut progress)
+                .await?;
+            if done.skipped {
+                skipped += 1;
+            } else {
+                files += 1;
+                bytes += done.sent;
             }
-            files += 1;
-            bytes += size - offset;
         }
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>((files, bytes, skipped))
     }
@@ -562,4 +502,23 @@ pub async fn monitor(a: MonitorArgs, profile: Option<PathBuf>) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     node.stop().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_quota;
+
+    #[test]
+    fn quotas_parse_with_binary_suffixes() {
+        assert_eq!(
+            parse_quota("incoming=20G"),
+            Ok(("incoming".into(), 20 << 30))
+        );
+        assert_eq!(parse_quota("a=512k"), Ok(("a".into(), 512 << 10)));
+        assert_eq!(parse_quota("a=1000"), Ok(("a".into(), 1000)));
+        assert!(parse_quota("a").is_err());
+        assert!(parse_quota("a=x").is_err());
+        assert!(parse_quota("a=-1M").is_err());
+        assert!(parse_quota("a=99999999999T").is_err());
+    }
 }

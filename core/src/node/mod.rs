@@ -57,6 +57,7 @@ mod rendezvous_tests;
 mod rpc;
 #[cfg(test)]
 mod rpc_tests;
+mod rpc_upload;
 #[cfg(test)]
 mod stadium_tests;
 #[cfg(test)]
@@ -78,6 +79,7 @@ use link::Link;
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};
 pub use rpc::{DEFAULT_MAX_RPC_FILE, ServeConfig};
+pub use rpc_upload::BackupFile;
 
 /// Settings key of the user's display name.
 pub const DISPLAY_NAME_KEY: &str = "display_name";
@@ -347,6 +349,9 @@ pub enum NodeError {
     /// The node has been stopped.
     #[error("node stopped")]
     Stopped,
+    /// The peer answered an RPC request with an error.
+    #[error("refused by the peer: {0}")]
+    Rpc(#[from] crate::rpc::RpcError),
 }
 
 /// Why a dial failed (cloned to everyone waiting for it).

@@ -27,6 +27,7 @@ async fn rpc_needs_full_access_a_grant_and_a_fresh_request_signed_for_this_sessi
     b.rpc_serve(ServeConfig {
         roots: vec![("public".into(), root.path().into())],
         max_file: 0,
+        quotas: vec![],
     })
     .unwrap();
     let mut audit = b.rpc_audit_events();
@@ -191,6 +192,135 @@ async fn rpc_needs_full_access_a_grant_and_a_fresh_request_signed_for_this_sessi
         .unwrap()
         .len();
     assert_eq!(n, log.len());
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let (root, src) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    b.rpc_serve(ServeConfig {
+        roots: vec![("incoming".into(), root.path().into())],
+        max_file: 0,
+        quotas: vec![("incoming".into(), 3 << 20)],
+    })
+    .unwrap();
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    let fpa = parse_fp(&fa).unwrap();
+    b.inner
+        .db(move |c| {
+            let s = crate::rpc::scope::Scope::parse("fs:write:/incoming/**").unwrap();
+            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..5u32 << 19)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let size = data.len() as u64;
+    let local = src.path().join("a.bin");
+    std::fs::write(&local, &data).unwrap();
+
+    // Backed up in binary chunks, with progress acknowledged on the way.
+    let mut seen = vec![];
+    let f = a
+        .rpc_backup_file(&fb, &local, "/incoming/d/a.bin", &mut |n| seen.push(n))
+        .await
+        .unwrap();
+    assert_eq!((f.size, f.sent, f.skipped), (size, size, false));
+    assert_eq!(std::fs::read(root.path().join("d/a.bin")).unwrap(), data);
+    assert!(seen.len() >= 3 && seen.is_sorted(), "{seen:?}");
+    assert_eq!(seen.last(), Some(&size));
+    // The same content is skipped.
+    let f = a
+        .rpc_backup_file(&fb, &local, "/incoming/d/a.bin", &mut |_| {})
+        .await
+        .unwrap();
+    assert!(f.skipped && f.sent == 0);
+
+    // Bytes whose hash is not the one the request signed are not placed.
+    let small = src.path().join("small.bin");
+    std::fs::write(&small, [7u8; 100_000]).unwrap();
+    let e = a
+        .rpc_upload(
+            &fb,
+            &small,
+            "/incoming/s.bin",
+            100_000,
+            0,
+            [0; 32],
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 400), "{e}");
+    assert!(!root.path().join("s.bin").exists());
+    // Over the root's quota (2.5 of 3 MiB used): 413, nothing written.
+    let big = src.path().join("big.bin");
+    std::fs::write(&big, vec![1u8; 1 << 20]).unwrap();
+    let e = a
+        .rpc_backup_file(&fb, &big, "/incoming/big.bin", &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 413), "{e}");
+    // Outside the grant: 403.
+    let e = a
+        .rpc_upload(
+            &fb,
+            &small,
+            "/other/s.bin",
+            100_000,
+            0,
+            [0; 32],
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 403), "{e}");
+    let names: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["d"]);
+
+    // A chunk for no upload open on this session gets 404.
+    let link = a.inner.link(&parse_fp(&fb).unwrap()).unwrap();
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    lock(&a.inner.rpc.uploads).insert((link.binding, 77), tx);
+    let chunk = crate::chat::wire::Frame::RpcChunk {
+        upload: 77,
+        offset: 0,
+        data: vec![1; 10],
+    };
+    link.send(&chunk).await.unwrap();
+    tokio::time::timeout(WAIT, rx.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rx.borrow().as_ref().map(|s| s.code), Some(404));
+
+    // The audit log has each upload's opening and its end.
+    let log = b.inner.db(|c| rpc_store::audit_log(c, 100)).await.unwrap();
+    let uploads: Vec<(u16, &str)> = log
+        .iter()
+        .filter(|e| e.method == "fs.upload")
+        .map(|e| (e.code, e.target.as_str()))
+        .collect();
+    assert_eq!(
+        uploads,
+        [
+            (200, "/incoming/d/a.bin"),
+            (200, "/incoming/d/a.bin"),
+            (200, "/incoming/s.bin"),
+            (400, "/incoming/s.bin"),
+            (413, "/incoming/big.bin"),
+            (403, "/other/s.bin"),
+        ]
+    );
     a.stop().await;
     b.stop().await;
 }
