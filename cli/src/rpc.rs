@@ -4,11 +4,11 @@
 //! skipping files whose content hash is there already) and `peerns monitor` (the baby-monitor
 //! viewer: asks for the camera stream and records the call that follows).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peerns_core::node::{CallState, NodeEvent, ServeConfig};
+use peerns_core::node::{BackupProgress, CallState, NodeEvent, ServeConfig, backup_plan};
 use peerns_core::rpc::fs::Roots;
 use peerns_core::rpc::scope::Scope;
 use peerns_core::rpc::store as rpc_store;
@@ -357,74 +357,30 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// One file to back up: where it is and the remote path.
-struct Item {
-    local: PathBuf,
-    remote: String,
-}
-
-fn collect(path: &Path, remote: &str, out: &mut Vec<Item>) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{path:?} has no file name"))?
-        .to_str()
-        .ok_or_else(|| format!("{path:?} is not UTF-8"))?;
-    let remote = format!("{remote}/{name}");
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<std::io::Result<_>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            collect(&e.path(), &remote, out)?;
-        }
-    } else if meta.is_file() {
-        out.push(Item {
-            local: path.to_owned(),
-            remote,
-        });
-    }
-    Ok(())
-}
-
 /// `peerns backup`.
 pub async fn backup(a: BackupArgs, profile: Option<PathBuf>) -> Result<()> {
-    let mut items = vec![];
-    for p in &a.paths {
-        collect(p, a.into.trim_end_matches('/'), &mut items)?;
-    }
+    // Checked before going online.
+    backup_plan(&a.paths, &a.into)?;
     let node = start(&a.net, profile).await?;
     let started = Instant::now();
-    let result = async {
-        let (mut files, mut bytes, mut skipped) = (0u64, 0u64, 0u64);
-        for item in &items {
-            let mut last_report = Instant::now();
-            let remote = item.remote.as_str();
-            let mut progress = |n: u64| {
-                if a.json && last_report.elapsed() > Duration::from_secs(1) {
-                    last_report = Instant::now();
-                    println!(
-                        "{}",
-                        json!({"event": "progress", "path": remote, "bytes": n})
-                    );
-                }
-            };
-            let done = node
-                .rpc_backup_file(&a.to, &item.local, remote, &mut progress)
-                .await?;
-            if done.skipped {
-                skipped += 1;
-            } else {
-                files += 1;
-                bytes += done.sent;
-            }
+    let mut last_report = Instant::now();
+    let mut progress = |p: &BackupProgress| {
+        if a.json && last_report.elapsed() > Duration::from_secs(1) {
+            last_report = Instant::now();
+            println!(
+                "{}",
+                json!({"event": "progress", "path": p.path, "bytes": p.bytes, "size": p.size,
+                       "files_done": p.files_done, "files_total": p.files_total})
+            );
         }
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((files, bytes, skipped))
-    }
-    .await;
+    };
+    let result = node
+        .rpc_backup(&a.to, &a.paths, &a.into, &mut progress)
+        .await;
     node.stop().await;
-    let (files, bytes, skipped) = result?;
-    let summary = json!({"files": files, "bytes": bytes, "skipped": skipped,
-                         "seconds": started.elapsed().as_secs_f64()});
+    let s = result?;
+    let summary = json!({"files": s.files, "bytes": s.bytes, "skipped": s.skipped,
+                         "left_out": s.left_out, "seconds": started.elapsed().as_secs_f64()});
     println!("{summary}");
     Ok(())
 }

@@ -37,6 +37,7 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.io.TempDir
 import org.peerns.NodeStatus
 import org.peerns.Peerns
+import org.peerns.ffi.BackupListener
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.EncoderControlListener
 import org.peerns.ffi.GroupEvent
@@ -54,6 +55,9 @@ import org.peerns.ffi.NetworkKind
 import org.peerns.ffi.NodeConfig
 import org.peerns.ffi.NodeEvent
 import org.peerns.ffi.PeernsNotification
+import org.peerns.ffi.RpcBackupProgress
+import org.peerns.ffi.RpcBackupSummary
+import org.peerns.ffi.RpcRoot
 import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.Notifier
 import org.peerns.ffi.PeernsException
@@ -548,6 +552,58 @@ class NodeTest {
             assertEquals(2, group.members.size)
         } finally {
             sub.cancel()
+            stopAll(a, b)
+        }
+    }
+
+    @Test
+    fun `a folder is backed up with progress, then skipped as already there`(
+        @TempDir da: Path,
+        @TempDir db: Path,
+        @TempDir incoming: Path,
+        @TempDir src: Path,
+    ) = test {
+        val a = Peerns(config(da, "phone"))
+        val b = Peerns(config(db, "desktop"))
+        startAll(a, b)
+        try {
+            makeContacts(this, a, b)
+            val fa = a.identity().fingerprint
+            val fb = b.identity().fingerprint
+            val photos = src.resolve("photos").toFile()
+            File(photos, "2026").mkdirs()
+            val files = mapOf(
+                "a.jpg" to ByteArray(1000) { it.toByte() },
+                "2026/video.mp4" to ByteArray(3 shl 20).also { SecureRandom().nextBytes(it) },
+            )
+            files.forEach { (rel, data) -> File(photos, rel).writeBytes(data) }
+            b.rpcServe(listOf(RpcRoot("incoming", incoming.toString())))
+            b.setTrust(fa, Trust.FULL_ACCESS)
+            b.rpcGrant(fa, listOf("fs:write:/incoming/**"))
+
+            val steps = Collections.synchronizedList(mutableListOf<RpcBackupProgress>())
+            val listener = object : BackupListener {
+                override fun onBackupProgress(progress: RpcBackupProgress) {
+                    steps += progress
+                }
+            }
+            val sum = a.rpcBackup(fb, listOf(photos.path), "/incoming", listener)
+            assertEquals(RpcBackupSummary(2UL, (1000 + (3 shl 20)).toULong(), 0UL, 0UL), sum)
+            files.forEach { (rel, data) ->
+                assertTrue(data.contentEquals(incoming.resolve("photos/$rel").toFile().readBytes()), rel)
+            }
+            val video = steps.filter { it.path == "/incoming/photos/2026/video.mp4" }
+            assertTrue(video.size >= 3, "$video")
+            assertEquals((3 shl 20).toULong(), video.last().bytes)
+            assertTrue(steps.all { it.filesTotal == 2UL })
+
+            val again = a.rpcBackup(fb, listOf(photos.path), "/incoming", listener)
+            assertEquals(RpcBackupSummary(0UL, 0UL, 2UL, 0UL), again)
+            b.rpcRevoke(fa, emptyList())
+            assertFailsWith<PeernsException.NotAllowed> {
+                a.rpcBackup(fb, listOf(photos.path), "/incoming", listener)
+            }
+        } finally {
             stopAll(a, b)
         }
     }

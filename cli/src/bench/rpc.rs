@@ -112,7 +112,9 @@ pub async fn run(json_out: bool, calls: usize, megabytes: usize, rounds: usize) 
     for round in 0..rounds {
         let t = Instant::now();
         let remote = format!("/incoming/backup-{round}.bin");
-        let done = a.rpc_backup_file(&fb, &src, &remote, &mut |_| {}).await?;
+        let done = a
+            .rpc_backup_file(&fb, &src, &remote, &mut |_, _| {})
+            .await?;
         if done.sent != total as u64 {
             return Err(format!("the backup sent {} bytes", done.sent).into());
         }

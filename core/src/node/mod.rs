@@ -55,6 +55,7 @@ mod rendezvous;
 #[cfg(test)]
 mod rendezvous_tests;
 mod rpc;
+mod rpc_backup;
 #[cfg(test)]
 mod rpc_tests;
 mod rpc_upload;
@@ -79,7 +80,7 @@ use link::Link;
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};
 pub use rpc::{DEFAULT_MAX_RPC_FILE, ServeConfig};
-pub use rpc_upload::BackupFile;
+pub use rpc_backup::{BackupFile, BackupProgress, BackupSummary, backup_plan};
 
 /// Settings key of the user's display name.
 pub const DISPLAY_NAME_KEY: &str = "display_name";

@@ -228,7 +228,7 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
     // Backed up in binary chunks, with progress acknowledged on the way.
     let mut seen = vec![];
     let f = a
-        .rpc_backup_file(&fb, &local, "/incoming/d/a.bin", &mut |n| seen.push(n))
+        .rpc_backup_file(&fb, &local, "/incoming/d/a.bin", &mut |n, _| seen.push(n))
         .await
         .unwrap();
     assert_eq!((f.size, f.sent, f.skipped), (size, size, false));
@@ -237,7 +237,7 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
     assert_eq!(seen.last(), Some(&size));
     // The same content is skipped.
     let f = a
-        .rpc_backup_file(&fb, &local, "/incoming/d/a.bin", &mut |_| {})
+        .rpc_backup_file(&fb, &local, "/incoming/d/a.bin", &mut |_, _| {})
         .await
         .unwrap();
     assert!(f.skipped && f.sent == 0);
@@ -263,7 +263,7 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
     let big = src.path().join("big.bin");
     std::fs::write(&big, vec![1u8; 1 << 20]).unwrap();
     let e = a
-        .rpc_backup_file(&fb, &big, "/incoming/big.bin", &mut |_| {})
+        .rpc_backup_file(&fb, &big, "/incoming/big.bin", &mut |_, _| {})
         .await
         .unwrap_err();
     assert!(matches!(&e, NodeError::Rpc(r) if r.code == 413), "{e}");

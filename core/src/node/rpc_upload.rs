@@ -3,7 +3,7 @@
 //! task, progress and the end are answered with upload states, and the file is placed only if
 //! the grant still holds and the hash is the signed one. Calling side: a file's chunks go on
 //! the link the upload was opened on, up to [`WINDOW`] bytes ahead of what the server
-//! acknowledged; `rpc_backup_file` is one file of a backup (skip by hash, resume, upload).
+//! acknowledged.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use crate::session::FEATURE_RPC;
 /// Bytes sent ahead of the server's last acknowledgement.
 pub const WINDOW: u64 = 8 << 20;
 /// How long an upload may go without news from the server.
-const STALL: Duration = Duration::from_secs(30);
+pub(super) const STALL: Duration = Duration::from_secs(30);
 
 /// The last state the server reported of one of our uploads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,17 +39,6 @@ pub(super) struct UploadState {
 }
 
 pub(super) type StateTx = watch::Sender<Option<UploadState>>;
-
-/// How one file of a backup went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackupFile {
-    /// Its size.
-    pub size: u64,
-    /// Bytes sent (less than the size when an earlier upload was resumed).
-    pub sent: u64,
-    /// The peer had the same content already: nothing was sent.
-    pub skipped: bool,
-}
 
 fn state(upload: u64, written: u64, code: u16, text: &str) -> Frame {
     Frame::RpcUploadState {
@@ -286,70 +275,6 @@ impl Node {
                 }
                 code => return Err(RpcError::new(code, s.text).into()),
             }
-        }
-    }
-
-    /// Backs up `local` to `remote` on contact `fingerprint`: nothing is sent if the peer has
-    /// the same content (BLAKE3), an unfinished upload of it is resumed, and the file is placed
-    /// only whole and with that hash. `progress` gets the bytes of this file on the peer.
-    pub async fn rpc_backup_file(
-        &self,
-        fingerprint: &str,
-        local: &Path,
-        remote: &str,
-        progress: &mut (dyn FnMut(u64) + Send),
-    ) -> Result<BackupFile, NodeError> {
-        let path = local.to_owned();
-        let (hash, size) = tokio::task::spawn_blocking(move || {
-            let mut h = blake3::Hasher::new();
-            let f = std::fs::File::open(&path)?;
-            let size = f.metadata()?.len();
-            h.update_reader(f)?;
-            Ok::<_, std::io::Error>((*h.finalize().as_bytes(), size))
-        })
-        .await
-        .map_err(|e| NodeError::InvalidInput(e.to_string()))?
-        .map_err(|e| NodeError::InvalidInput(format!("{}: {e}", local.display())))?;
-        let stat = self
-            .rpc_call(
-                fingerprint,
-                "fs.stat",
-                json!({"path": remote, "hash": true}),
-                STALL,
-            )
-            .await?
-            .outcome?;
-        if stat["blake3"] == hex::encode(hash).as_str() {
-            progress(size);
-            return Ok(BackupFile {
-                size,
-                sent: 0,
-                skipped: true,
-            });
-        }
-        let partial = stat["partial"].as_u64().unwrap_or(0);
-        let offset = if partial <= size { partial } else { 0 };
-        match self
-            .rpc_upload(fingerprint, local, remote, size, offset, hash, progress)
-            .await
-        {
-            // What the peer had was of another version of the file: send it whole.
-            Err(NodeError::Rpc(e)) if e.code == 400 && offset > 0 => {
-                tracing::info!(%remote, error = %e, "the resumed upload failed; sending it whole");
-                self.rpc_upload(fingerprint, local, remote, size, 0, hash, progress)
-                    .await?;
-                Ok(BackupFile {
-                    size,
-                    sent: size,
-                    skipped: false,
-                })
-            }
-            Err(e) => Err(e),
-            Ok(()) => Ok(BackupFile {
-                size,
-                sent: size - offset,
-                skipped: false,
-            }),
         }
     }
 }
