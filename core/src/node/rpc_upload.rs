@@ -29,6 +29,8 @@ use crate::session::FEATURE_RPC;
 pub const WINDOW: u64 = 8 << 20;
 /// How long an upload may go without news from the server.
 pub(super) const STALL: Duration = Duration::from_secs(30);
+/// How often a waiting upload looks whether its link ended.
+const LINK_CHECK: Duration = Duration::from_millis(250);
 
 /// The last state the server reported of one of our uploads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,14 +254,20 @@ impl Node {
                 .await?;
                 pos += len as u64;
             }
-            let changed = tokio::time::timeout(STALL, rx.changed()).await;
-            if link.is_closed() {
-                return Err(NodeError::NotConnected(link.peer.clone()));
-            }
-            match changed {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(NodeError::Stopped),
-                Err(_) => return Err(NodeError::Timeout(format!("upload of {remote}"))),
+            // News from the server, or the link's end, or a stall.
+            let waited = tokio::time::Instant::now();
+            loop {
+                match tokio::time::timeout(LINK_CHECK, rx.changed()).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(_)) => return Err(NodeError::Stopped),
+                    Err(_) if link.is_closed() => {
+                        return Err(NodeError::NotConnected(link.peer.clone()));
+                    }
+                    Err(_) if waited.elapsed() >= STALL => {
+                        return Err(NodeError::Timeout(format!("upload of {remote}")));
+                    }
+                    Err(_) => {}
+                }
             }
             let Some(s) = rx.borrow_and_update().clone() else {
                 continue;
