@@ -8,14 +8,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
 use super::RpcError;
+use super::part::{Part, Writers, lock};
 use super::path::{PART_PREFIX, RpcPath};
-use super::quota::{Quotas, Reservation};
+use super::quota::Quotas;
 
 /// Largest chunk read or written by one request.
 pub const MAX_CHUNK: usize = 40 * 1024;
@@ -30,9 +32,10 @@ pub struct Roots {
     roots: BTreeMap<String, PathBuf>,
     max_file: u64,
     quota: Quotas,
+    writers: Arc<Mutex<Writers>>,
 }
 
-fn io_err(e: std::io::Error) -> RpcError {
+pub(super) fn io_err(e: std::io::Error) -> RpcError {
     match e.kind() {
         ErrorKind::NotFound => RpcError::not_found("no such file or folder"),
         ErrorKind::AlreadyExists => RpcError::bad("the file exists (ask to overwrite)"),
@@ -98,6 +101,7 @@ impl Roots {
             roots,
             max_file,
             quota: Quotas::default(),
+            writers: Arc::default(),
         })
     }
 
@@ -269,7 +273,7 @@ impl Roots {
             return Err(RpcError::bad("an empty chunk before the end"));
         }
         let mut part = self.open_part(p, total, offset, overwrite)?;
-        part.file.write_all(data).map_err(io_err)?;
+        part.write(data)?;
         if end < total {
             return Ok(json!({"written": end, "done": false}));
         }
@@ -326,6 +330,8 @@ impl Roots {
         let reservation = self
             .quota
             .reserve(p.root(), self.root_dir(p), total - offset, cut)?;
+        // Held while the partial file is replaced or cut: an earlier writer of it is stopped.
+        let mut writers = lock(&self.writers);
         let mut file = if offset == 0 {
             // A new upload (or a restart of one) begins a fresh partial file.
             if part_len.is_some() {
@@ -341,68 +347,26 @@ impl Roots {
             if cut > 0 {
                 // A resumed upload restarts inside what an interrupted writer left: that
                 // writer's last chunks can still land after the resumer read the size. The
-                // resumer's bytes win; its hash check of the whole file catches any mix.
+                // resumer's bytes win: the earlier writer may not write from now on.
                 f.set_len(offset).map_err(io_err)?;
             }
             f
         };
         file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-        Ok(Part {
-            target,
-            part,
-            dir,
+        let generation = writers.claim(&part);
+        drop(writers);
+        Ok(Part::new(
+            [target, part, dir],
             file,
             reservation,
-        })
+            (self.writers.clone(), generation),
+        ))
     }
 
     fn root_dir(&self, p: &RpcPath) -> &Path {
         self.roots
             .get(p.root())
             .map_or(Path::new(""), PathBuf::as_path)
-    }
-}
-
-/// The partial file of an upload, open for writing.
-pub(super) struct Part {
-    target: PathBuf,
-    part: PathBuf,
-    dir: PathBuf,
-    pub(super) file: File,
-    /// The bytes this upload may still add under the root's quota.
-    pub(super) reservation: Reservation,
-}
-
-impl Part {
-    /// Syncs the partial file and puts it in place whole: a hard link, which never
-    /// overwrites (even in a race), or with `overwrite` a rename.
-    pub(super) fn place(self, overwrite: bool) -> Result<(), RpcError> {
-        self.file.sync_all().map_err(io_err)?;
-        drop(self.file);
-        let placed = if overwrite {
-            fs::rename(&self.part, &self.target)
-        } else {
-            fs::hard_link(&self.part, &self.target).and_then(|()| fs::remove_file(&self.part))
-        };
-        if let Err(e) = placed {
-            let _ = fs::remove_file(&self.part);
-            return Err(io_err(e));
-        }
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
-
-    /// The partial file's path (its bytes so far are hashed from it when an upload resumes).
-    pub(super) fn path(&self) -> &Path {
-        &self.part
-    }
-
-    /// Deletes the partial file.
-    pub(super) fn discard(self) {
-        drop(self.file);
-        let _ = fs::remove_file(&self.part);
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod b64;
 pub mod fs;
 pub mod guard;
+mod part;
 pub mod path;
 pub mod quota;
 pub mod scope;

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::RpcError;
+use super::part::lock;
 
 /// Quotas of some roots, by root name, and the bytes reserved under each.
 #[derive(Debug, Clone, Default)]
@@ -25,10 +26,6 @@ pub struct Reservation {
     root: String,
     left: u64,
     reserved: Arc<Mutex<BTreeMap<String, u64>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Bytes of the regular files under `dir`, links not followed.

@@ -8,10 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 
 use super::RpcError;
-use super::fs::{Part, Roots};
+use super::fs::Roots;
+use super::part::Part;
 use super::path::RpcPath;
 
 /// Largest chunk: the size 1:1 file transfers use.
@@ -127,10 +128,7 @@ impl Upload {
         if end > self.spec.total {
             return Err(RpcError::bad("the chunk goes past the total size"));
         }
-        self.part
-            .file
-            .write_all(data)
-            .map_err(|e| RpcError::internal(format!("file system: {e}")))?;
+        self.part.write(data)?;
         self.hasher.update(data);
         self.part.reservation.written(data.len() as u64);
         self.next = end;
@@ -146,7 +144,7 @@ impl Upload {
 
     /// Places the complete file (blocking) if its hash is the signed one; otherwise deletes
     /// the partial file (400).
-    pub fn finish(self) -> Result<u64, RpcError> {
+    pub fn finish(mut self) -> Result<u64, RpcError> {
         if !self.is_complete() {
             return Err(RpcError::bad("the upload is not complete"));
         }
@@ -278,6 +276,35 @@ mod tests {
         Upload::open(&roots, spec("/in/y", &[2; 40_000], 0), "r2").unwrap();
         let e = Upload::open(&roots, spec("/in/z", &[3; 100_001], 0), "r3").unwrap_err();
         assert_eq!(e.code, 413);
+    }
+
+    #[test]
+    fn a_resumed_upload_takes_the_partial_file_over_from_an_earlier_writer() {
+        let d = tempfile::tempdir().unwrap();
+        let roots = roots(d.path(), 1 << 20);
+        let data = vec![5u8; 200_000];
+        let mut old = Upload::open(&roots, spec("/in/f", &data, 0), "r1").unwrap();
+        old.write(0, &data[..CHUNK]).unwrap();
+        // Another session resumes (its sender read the size) while the old one is still open.
+        let mut new = Upload::open(&roots, spec("/in/f", &data, CHUNK as u64), "r2").unwrap();
+        let e = old.write(CHUNK as u64, &[9; CHUNK]).unwrap_err();
+        assert_eq!(e.code, 400);
+        let mut at = CHUNK;
+        for c in data[CHUNK..].chunks(CHUNK) {
+            new.write(at as u64, c).unwrap();
+            at += c.len();
+        }
+        new.finish().unwrap();
+        drop(old);
+        assert_eq!(fs::read(d.path().join("f")).unwrap(), data);
+        // A finished writer cannot write into the placed file either.
+        let mut a = Upload::open(&roots, spec("/in/g", &data[..10], 0), "r3").unwrap();
+        a.write(0, &data[..5]).unwrap();
+        let mut b = Upload::open(&roots, spec("/in/g", &data[..10], 0), "r4").unwrap();
+        b.write(0, &data[..10]).unwrap();
+        b.finish().unwrap();
+        assert_eq!(a.write(5, &data[..5]).unwrap_err().code, 400);
+        assert_eq!(fs::read(d.path().join("g")).unwrap(), &data[..10]);
     }
 
     #[test]
