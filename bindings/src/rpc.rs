@@ -151,6 +151,23 @@ impl PeernsNode {
         Ok(node.rpc_arm_camera(facing.as_deref())?)
     }
 
+    /// The baby monitor's viewer: asks armed contact `fingerprint` for its `facing` camera
+    /// (`environment` or `user`) and answers the call it places back (sending nothing);
+    /// returns the call, whose picture and sound come like any call's (`call_media_sinks`).
+    pub async fn rpc_watch(
+        &self,
+        fingerprint: String,
+        facing: String,
+        timeout_ms: u64,
+    ) -> Result<String, PeernsError> {
+        let node = self.running()?;
+        let timeout = Duration::from_millis(timeout_ms);
+        Ok(
+            on_runtime(async move { node.rpc_watch(&fingerprint, &facing, timeout).await })
+                .await??,
+        )
+    }
+
     /// Signs `method(params_json)` for contact `fingerprint` and returns its `RPC_RES` as JSON.
     pub async fn rpc_call(
         &self,

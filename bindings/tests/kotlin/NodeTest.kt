@@ -557,7 +557,7 @@ class NodeTest {
     }
 
     @Test
-    fun `a folder is backed up with progress, then skipped as already there`(
+    fun `a folder is backed up with progress, then skipped, and the monitor viewer answers the armed device`(
         @TempDir da: Path,
         @TempDir db: Path,
         @TempDir incoming: Path,
@@ -603,6 +603,15 @@ class NodeTest {
             assertFailsWith<PeernsException.NotAllowed> {
                 a.rpcBackup(fb, listOf(photos.path), "/incoming", listener)
             }
+
+            // The baby monitor: the viewer answers the call of the armed device it asked.
+            b.rpcGrant(fa, listOf("media:stream:camera:environment"))
+            assertFailsWith<PeernsException.NotAllowed> { a.rpcWatch(fb, "environment", 10_000UL) }
+            b.rpcArmCamera("environment")
+            val call = a.rpcWatch(fb, "environment", 10_000UL)
+            assertEquals(call, a.activeCall()?.call)
+            assertFalse(a.activeCall()!!.outgoing)
+            a.hangUp(call)
         } finally {
             stopAll(a, b)
         }

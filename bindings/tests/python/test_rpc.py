@@ -1,6 +1,7 @@
 """Signed RPC through the generated Python bindings: grants only at Full Access, a served
 folder, a call that is allowed and one that is not, arming the camera, the audit log, and a
-folder backed up with progress events (then skipped as already there)."""
+folder backed up with progress events (then skipped as already there), and the baby
+monitor's viewer answering the armed device's call."""
 
 import asyncio
 import json
@@ -11,7 +12,7 @@ import threading
 import pytest
 
 import peerns_ffi as p
-from test_node import Listener, make_contacts, new_node, start_all
+from test_node import Listener, make_contacts, new_node, of_kind, start_all
 
 
 def test_rpc():
@@ -123,6 +124,38 @@ def test_rpc_backup():
             await b.rpc_revoke(fa, [])
             with pytest.raises(p.PeernsError.NotAllowed):
                 await a.rpc_backup(fb, [src], "/incoming", Progress())
+            for s in subs:
+                s.cancel()
+        finally:
+            await asyncio.gather(a.stop(), b.stop())
+
+    asyncio.run(main())
+
+
+def test_rpc_watch():
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(2)]
+        a = new_node(dirs[0].name, "parent")
+        b = new_node(dirs[1].name, "monitor")
+        await start_all(a, b)
+        la, lb = Listener(), Listener()
+        subs = [a.subscribe(la), b.subscribe(lb)]
+        try:
+            fa, fb = a.identity().fingerprint, b.identity().fingerprint
+            await make_contacts(a, la, b, lb)
+            b.rpc_serve([])
+            await b.set_trust(fa, p.Trust.FULL_ACCESS)
+            await b.rpc_grant(fa, ["media:stream:camera:environment"])
+            with pytest.raises(p.PeernsError.NotAllowed):
+                await a.rpc_watch(fb, "environment", 10_000)  # not armed
+            b.rpc_arm_camera("environment")
+            call = await a.rpc_watch(fb, "environment", 10_000)
+            active = a.active_call()
+            assert active.call == call and not active.outgoing
+            connected = lambda ev: [e for e in of_kind(ev, "call_state", call=call)
+                                    if e.status.state == "connected"]
+            await lb.wait_for(connected)
+            a.hang_up(call)
             for s in subs:
                 s.cancel()
         finally:

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::link::Link;
-use super::{Inner, Node, NodeError, lock, parse_fp, unix_ms};
+use super::{Inner, Node, NodeError, NodeEvent, lock, parse_fp, unix_ms};
 use crate::calls::Kinds;
 use crate::chat::wire::{ErrorCode, Frame};
 use crate::contacts::{Capability, Trust};
@@ -391,6 +391,38 @@ impl Node {
                     "RPC {} to {fingerprint}",
                     req.method
                 )))
+            }
+        }
+    }
+
+    /// The baby monitor's viewer: asks armed contact `fingerprint` for its `facing` camera
+    /// (`media.stream`) and answers the call it places back (we send nothing); returns that
+    /// call once accepted. Only a call from that contact within `timeout` is answered. The
+    /// stream is then the call's media, like any call's.
+    pub async fn rpc_watch(
+        &self,
+        fingerprint: &str,
+        facing: &str,
+        timeout: Duration,
+    ) -> Result<String, NodeError> {
+        let fp = parse_fp(fingerprint)?.to_hex();
+        // Subscribed first: the call may ring before the answer to the request arrives.
+        let mut events = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.rpc_call(&fp, "media.stream", json!({"facing": facing}), timeout)
+            .await?
+            .outcome?;
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(NodeEvent::IncomingCall {
+                    call, fingerprint, ..
+                })) if fingerprint == fp => {
+                    self.accept_call(&call, Kinds::default())?;
+                    return Ok(call);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(NodeError::Stopped),
+                Err(_) => return Err(NodeError::Timeout(format!("the stream of {fp}"))),
             }
         }
     }

@@ -324,3 +324,51 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    b.rpc_serve(ServeConfig::default()).unwrap();
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    let fpa = parse_fp(&fa).unwrap();
+    b.inner
+        .db(move |c| {
+            let s = crate::rpc::scope::Scope::parse("media:stream:camera:environment").unwrap();
+            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
+        })
+        .await
+        .unwrap();
+    // Not armed: refused, no call.
+    let e = a.rpc_watch(&fb, "environment", WAIT).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 403), "{e}");
+    b.rpc_arm_camera(Some("environment")).unwrap();
+    let e = a.rpc_watch(&fb, "user", WAIT).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 403), "{e}");
+
+    let mut eb = b.subscribe();
+    let call = a.rpc_watch(&fb, "environment", WAIT).await.unwrap();
+    let active = a.active_call().unwrap();
+    assert_eq!(active.call, call);
+    assert_eq!(active.direction, CallDirection::Incoming);
+    // The armed side placed it (sending audio and video); it connects.
+    let connected = async {
+        while let Some(ev) = eb.recv().await {
+            if let NodeEvent::CallState {
+                call: c,
+                state: CallState::Connected,
+                ..
+            } = ev
+                && c == call
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, connected).await.unwrap();
+    a.hang_up(&call).unwrap();
+    a.stop().await;
+    b.stop().await;
+}
