@@ -18,6 +18,9 @@ pub struct RpcRoot {
     pub name: String,
     /// The folder.
     pub dir: String,
+    /// Most bytes the files under it may take (writes beyond are refused with 413).
+    #[uniffi(default = None)]
+    pub quota: Option<u64>,
 }
 
 /// One granted scope.
@@ -136,10 +139,14 @@ impl PeernsNode {
     /// Serves these folders to contacts at trust 3, within their grants.
     pub fn rpc_serve(&self, roots: Vec<RpcRoot>) -> Result<(), PeernsError> {
         let node = self.running()?;
+        let quotas = roots
+            .iter()
+            .filter_map(|r| r.quota.map(|q| (r.name.clone(), q)))
+            .collect();
         Ok(node.rpc_serve(node::ServeConfig {
             roots: roots.into_iter().map(|r| (r.name, r.dir.into())).collect(),
             max_file: 0,
-            quotas: vec![],
+            quotas,
         })?)
     }
 

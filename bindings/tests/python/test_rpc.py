@@ -120,6 +120,14 @@ def test_rpc_backup():
             # Everything is there: nothing is sent again.
             s = await a.rpc_backup(fb, [src], "/incoming", Progress())
             assert (s.files, s.skipped, s.bytes) == (0, 3, 0)
+            # Over the root's quota: refused (413), nothing placed.
+            used = sum(len(d) for d in files.values())
+            b.rpc_serve([p.RpcRoot(name="incoming", dir=incoming, quota=used + 100)])
+            with open(os.path.join(src, "extra.bin"), "wb") as f:
+                f.write(b"x" * 1000)
+            with pytest.raises(p.PeernsError.NotAllowed, match="413"):
+                await a.rpc_backup(fb, [src], "/incoming", Progress())
+            assert not os.path.exists(os.path.join(incoming, "photos", "extra.bin"))
             # Without the grant: refused.
             await b.rpc_revoke(fa, [])
             with pytest.raises(p.PeernsError.NotAllowed):
