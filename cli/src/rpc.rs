@@ -335,7 +335,7 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
                 if let (Some(source), NodeEvent::CallState { call, state: CallState::Connected, .. }) = (&a.arm_camera, &ev) {
                     println!("{}", json!({"event": "camera_started", "call": call, "source": source}));
                     let sources = crate::call_media::Sources { video: Some(source.clone()), audio: true };
-                    let task = crate::call_media::serve(node.clone(), call.clone(), sources, 0, None, a.json);
+                    let task = crate::call_media::serve(node.clone(), call.clone(), sources, 0, None, a.json, None);
                     media.push(tokio::spawn(async move {
                         if let Err(e) = task.await {
                             eprintln!("monitor media: {e}");
@@ -425,7 +425,7 @@ pub async fn monitor(a: MonitorArgs, profile: Option<PathBuf>) -> Result<()> {
                             media = Some(tokio::spawn(crate::call_media::serve(
                                 node.clone(), call.clone(),
                                 crate::call_media::Sources { video: None, audio: false },
-                                expect, a.record.clone(), a.json,
+                                expect, a.record.clone(), a.json, Some(asked),
                             )));
                             hang_up_at = Some(tokio::time::Instant::now() + Duration::from_secs_f64(a.seconds));
                         }

@@ -682,9 +682,19 @@ async fn the_monitor_records_an_armed_camera_that_starts_only_on_request() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let first: Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
-    assert_eq!(first["result"]["streaming"], true, "{first}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(lines[0]["result"]["streaming"], true, "{lines:?}");
+    // The first picture arrived well within the goal's 500 ms of the request (loopback).
+    let frame = lines
+        .iter()
+        .find(|l| l["event"] == "first_frame")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let ms = frame["ms_since_request"].as_f64().unwrap();
+    eprintln!("monitor: first frame {ms:.0} ms after the request");
+    assert!(ms <= 500.0, "{frame}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     interrupt(&srv);
     srv.wait().await.unwrap();
