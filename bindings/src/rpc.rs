@@ -175,6 +175,22 @@ impl PeernsNode {
         )
     }
 
+    /// Turns the armed camera's sound alert on (`threshold_dbfs`, -120 to 0) or off (`None`):
+    /// contacts allowed to watch get a `MonitorAlert` event when the levels reported with
+    /// `rpc_sound_level` stay at or above it for 300 ms (then 30 s of quiet).
+    pub fn rpc_sound_alert(&self, threshold_dbfs: Option<f32>) -> Result<(), PeernsError> {
+        Ok(self.running()?.rpc_sound_alert(threshold_dbfs)?)
+    }
+
+    /// The microphone's level now, in dBFS, while the camera is armed (a few times a second).
+    pub fn rpc_sound_level(&self, dbfs: f32) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        // An alert is sent by a task on the library's runtime.
+        let _runtime = crate::RUNTIME.enter();
+        node.rpc_sound_level(dbfs);
+        Ok(())
+    }
+
     /// Signs `method(params_json)` for contact `fingerprint` and returns its `RPC_RES` as JSON.
     pub async fn rpc_call(
         &self,

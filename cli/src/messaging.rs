@@ -296,6 +296,10 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
             "event": "file-done", "conversation": conversation, "id": id, "ok": ok,
             "outgoing": outgoing,
         }),
+        NodeEvent::MonitorAlert {
+            fingerprint,
+            level_dbfs,
+        } => json!({"event": "monitor_alert", "from": fingerprint, "level_dbfs": level_dbfs}),
         _ => return crate::calls::call_event_json(e),
     })
 }

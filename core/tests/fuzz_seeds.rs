@@ -162,6 +162,7 @@ fn frames() -> Vec<(&'static str, Frame)> {
                 data: vec![0xd8; 300],
             },
         ),
+        ("rpc-sound-alert", Frame::RpcSoundAlert { below_db: 12 }),
         (
             "rpc-upload-state",
             Frame::RpcUploadState {

@@ -1,7 +1,7 @@
 """Signed RPC through the generated Python bindings: grants only at Full Access, a served
 folder, a call that is allowed and one that is not, arming the camera, the audit log, and a
 folder backed up with progress events (then skipped as already there), and the baby
-monitor's viewer answering the armed device's call."""
+monitor's viewer answering the armed device's call and its sound alert."""
 
 import asyncio
 import json
@@ -164,6 +164,16 @@ def test_rpc_watch():
                                     if e.status.state == "connected"]
             await lb.wait_for(connected)
             a.hang_up(call)
+
+            # A loud sound held for 300 ms alerts the parent.
+            with pytest.raises(p.PeernsError.InvalidInput):
+                b.rpc_sound_alert(5.0)
+            b.rpc_sound_alert(-30.0)
+            for _ in range(5):
+                b.rpc_sound_level(-8.4)
+                await asyncio.sleep(0.1)
+            [alert] = of_kind(await la.wait_for(lambda ev: of_kind(ev, "monitor_alert")), "monitor_alert")
+            assert (alert.fingerprint, alert.level_dbfs) == (fb, -8)
             for s in subs:
                 s.cancel()
         finally:

@@ -185,6 +185,12 @@ pub enum Frame {
         /// The error, for people.
         text: String,
     },
+    /// The armed baby monitor heard a sound above its alert threshold (tag 54): its level,
+    /// in dB below full scale (0 = full scale). Sent to the contacts allowed to watch it.
+    RpcSoundAlert {
+        /// dB below full scale.
+        below_db: u8,
+    },
     /// A group frame (tags 30–39; only on sessions with [`crate::session::FEATURE_GROUPS`]),
     /// kept encoded, tag included: the groups layer above decodes and checks it.
     Group(Vec<u8>),
@@ -245,6 +251,7 @@ mod tag {
     pub const RPC_RESPONSE: u8 = 51;
     pub const RPC_CHUNK: u8 = 52;
     pub const RPC_UPLOAD_STATE: u8 = 53;
+    pub const RPC_SOUND_ALERT: u8 = 54;
 }
 
 impl Frame {
@@ -303,6 +310,7 @@ impl Frame {
                 .u64(*written)
                 .u16(*code)
                 .str(text),
+            Frame::RpcSoundAlert { below_db } => w.u8(tag::RPC_SOUND_ALERT).u8(*below_db),
             Frame::Group(b) => return b.clone(),
         };
         w.0
@@ -407,6 +415,7 @@ impl Frame {
                 code: r.u16()?,
                 text: text::line(r.str(MAX_ERROR, "upload state text")?, MAX_ERROR),
             },
+            tag::RPC_SOUND_ALERT => Frame::RpcSoundAlert { below_db: r.u8()? },
             t if super::call_wire::tag::is_call(t) => Frame::Call(CallFrame::decode(t, &mut r)?),
             _ => return Err(WireError::Unknown("frame")),
         };
@@ -485,6 +494,7 @@ mod tests {
                 code: 413,
                 text: "over the quota".into(),
             },
+            Frame::RpcSoundAlert { below_db: 12 },
         ];
         for f in frames {
             assert_eq!(Frame::decode(&f.encode()), Ok(f));

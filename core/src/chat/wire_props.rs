@@ -137,6 +137,7 @@ pub(crate) fn frame() -> impl Strategy<Value = Frame> {
                 text: crate::text::line(&text, 512),
             }
         ),
+        any::<u8>().prop_map(|below_db| Frame::RpcSoundAlert { below_db }),
     ]
 }
 

@@ -381,11 +381,12 @@ impl Inner {
             Frame::FileAck { id, index } if files => this.file_acked(link, id, index).await,
             Frame::FileDone { id, ok } if files => this.file_done(link, id, ok).await,
             Frame::Call(f) => Inner::on_call_frame(this, link, trust, f).await,
-            // Tags 50–53 (decision 0014): only Trusted contacts and up reach the RPC layer.
+            // Tags 50–54 (decision 0014): only Trusted contacts and up reach the RPC layer.
             f @ (Frame::RpcRequest(_)
             | Frame::RpcResponse(_)
             | Frame::RpcChunk { .. }
-            | Frame::RpcUploadState { .. }) => Inner::on_rpc_frame(this, link, trust, f).await,
+            | Frame::RpcUploadState { .. }
+            | Frame::RpcSoundAlert { .. }) => Inner::on_rpc_frame(this, link, trust, f).await,
             // Any identity that is not blocked: the group engine admits members only.
             Frame::Group(b) => this.on_group_frame(link, b).await,
             _ if !contact => {

@@ -55,6 +55,7 @@ mod rendezvous;
 #[cfg(test)]
 mod rendezvous_tests;
 mod rpc;
+mod rpc_alert;
 mod rpc_backup;
 #[cfg(test)]
 mod rpc_tests;
@@ -281,6 +282,14 @@ pub enum NodeEvent {
         fingerprint: String,
         /// What the peer sends now.
         state: MediaState,
+    },
+    /// An armed baby monitor that lets us watch it heard a sound above its alert threshold
+    /// (decision 0014).
+    MonitorAlert {
+        /// The monitor's fingerprint.
+        fingerprint: String,
+        /// The sound's level, dBFS.
+        level_dbfs: i16,
     },
     /// A call was added to the call log (and to the chat history with the contact).
     CallLogged {

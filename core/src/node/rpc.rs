@@ -52,7 +52,11 @@ pub(crate) struct NodeRpc {
     serving: Mutex<Option<Arc<Serving>>>,
     /// The camera may be streamed (the device is armed): its facing, and the task that calls
     /// whoever asks for the stream.
-    armed: Mutex<Option<(Facing, mpsc::UnboundedSender<Fingerprint>)>>,
+    pub(super) armed: Mutex<Option<(Facing, mpsc::UnboundedSender<Fingerprint>)>>,
+    /// The armed camera's sound alert, when on.
+    pub(super) sound: Mutex<Option<crate::rpc::alert::SoundAlert>>,
+    /// When each contact's last sound alert was taken.
+    pub(super) alerts_in: Mutex<HashMap<Fingerprint, u64>>,
     pub(super) pending: Mutex<HashMap<String, (Fingerprint, oneshot::Sender<Response>)>>,
     audit_subs: Mutex<Vec<mpsc::UnboundedSender<AuditEntry>>>,
     /// Our uploads in progress, by session binding and the server's upload number.
@@ -68,13 +72,15 @@ impl Default for NodeRpc {
             pending: Mutex::new(HashMap::new()),
             audit_subs: Mutex::new(vec![]),
             uploads: Mutex::new(HashMap::new()),
+            sound: Mutex::new(None),
+            alerts_in: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl Inner {
-    /// An RPC frame from `link`. Trusted contacts get 403 for every request; Known ones and
-    /// strangers never reach the RPC layer (the session's usual refusals).
+    /// An RPC frame from `link` (tags 50–54). Trusted contacts get 403 for every request;
+    /// Known ones and strangers never reach the RPC layer (the session's usual refusals).
     pub(crate) async fn on_rpc_frame(
         this: &Arc<Inner>,
         link: &Arc<Link>,
@@ -97,6 +103,7 @@ impl Inner {
                 code,
                 text,
             } if contact => this.on_upload_state(link, upload, written, code, text),
+            Frame::RpcSoundAlert { below_db } if contact => this.on_sound_alert(&link.fp, below_db),
             _ if !contact => {
                 link.refuse(ErrorCode::NotContact, "you are not a contact")
                     .await;

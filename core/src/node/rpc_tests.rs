@@ -372,3 +372,65 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud_sound() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let mut ea = a.subscribe();
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    assert!(b.rpc_sound_alert(Some(3.0)).is_err());
+    b.rpc_sound_alert(Some(-30.0)).unwrap();
+    // Not armed: levels are ignored.
+    for _ in 0..5 {
+        b.rpc_sound_level(-10.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.rpc_arm_camera(Some("environment")).unwrap();
+    // Armed, but nobody may watch: nothing is sent (nor to a without a grant).
+    for _ in 0..5 {
+        b.rpc_sound_level(-10.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fpa = parse_fp(&fa).unwrap();
+    b.inner
+        .db(move |c| {
+            let s = crate::rpc::scope::Scope::parse("media:stream:camera:*").unwrap();
+            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
+        })
+        .await
+        .unwrap();
+    // The cooldown of the first alert (no watcher then) has to pass: a new detector.
+    b.rpc_sound_alert(Some(-30.0)).unwrap();
+    for _ in 0..5 {
+        b.rpc_sound_level(-12.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alert = async {
+        while let Some(ev) = ea.recv().await {
+            if let NodeEvent::MonitorAlert {
+                fingerprint,
+                level_dbfs,
+            } = ev
+            {
+                return (fingerprint, level_dbfs);
+            }
+        }
+        unreachable!("a stopped")
+    };
+    let got = tokio::time::timeout(WAIT, alert).await.unwrap();
+    assert_eq!(got, (fb.clone(), -12));
+    // Only one per sound: more loud reports within the cooldown raise nothing.
+    for _ in 0..5 {
+        b.rpc_sound_level(-12.0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(ev) = ea.try_recv() {
+        assert!(!matches!(ev, NodeEvent::MonitorAlert { .. }), "{ev:?}");
+    }
+    a.stop().await;
+    b.stop().await;
+}

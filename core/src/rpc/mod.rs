@@ -14,7 +14,9 @@
 //! - [`fs`]: the file-system methods, confined to the roots the user chose; [`quota`]: size
 //!   quotas per root; [`upload`]: streamed uploads in binary chunks (tags 52–53).
 //! - [`server`]: checks a request against the grants and runs it.
+//! - [`alert`]: when the armed baby monitor's sound levels raise an alert (sans-IO).
 
+pub mod alert;
 pub mod b64;
 pub mod fs;
 pub mod guard;
