@@ -16,7 +16,7 @@ use crate::rpc::store as rpc_store;
 use crate::session::FEATURE_RPC;
 
 /// Alerts from one contact closer together than this are dropped.
-pub const MIN_GAP_MS: u64 = 5_000;
+const MIN_GAP_MS: u64 = 5_000;
 
 impl Node {
     /// Turns the sound alert of the armed camera on (at `threshold_dbfs`, between -120 and 0)

@@ -26,7 +26,7 @@ use crate::rpc::wire::Request;
 use crate::session::FEATURE_RPC;
 
 /// Bytes sent ahead of the server's last acknowledgement.
-pub const WINDOW: u64 = 8 << 20;
+const WINDOW: u64 = 8 << 20;
 /// How long an upload may go without news from the server.
 pub(super) const STALL: Duration = Duration::from_secs(30);
 /// How often a waiting upload looks whether its link ended.
@@ -74,7 +74,11 @@ impl Inner {
             return Ok(json!({"done": true, "written": n}));
         }
         let offset = up.written();
-        let n = lock(&link.uploads).insert(up);
+        let (n, closed) = lock(&link.uploads).insert(up);
+        if let Some(old) = closed {
+            let why = "closed: too many uploads open on this session";
+            let _ = link.send(&state(old, 0, 429, why)).await;
+        }
         Ok(json!({"upload": n, "offset": offset, "done": false}))
     }
 
@@ -87,9 +91,15 @@ impl Inner {
         offset: u64,
         data: Vec<u8>,
     ) {
-        let up = lock(&link.uploads).take(n);
+        let (up, ended) = {
+            let mut uploads = lock(&link.uploads);
+            (uploads.take(n), uploads.was_opened(n))
+        };
         let Some(mut up) = up else {
-            let _ = link.send(&state(n, 0, 404, "no such upload")).await;
+            // The rest of an upload that ended (its end was told) is dropped quietly.
+            if !ended {
+                let _ = link.send(&state(n, 0, 404, "no such upload")).await;
+            }
             return;
         };
         let (id, target) = (up.request_id.clone(), up.path().to_string());

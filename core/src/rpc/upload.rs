@@ -168,15 +168,20 @@ pub struct Uploads {
 }
 
 impl Uploads {
-    /// Keeps `upload` open; returns its number. Over [`MAX_OPEN`], the oldest is closed (its
-    /// partial file stays: a later upload resumes it).
-    pub fn insert(&mut self, upload: Upload) -> u64 {
-        while self.open.len() >= MAX_OPEN {
-            self.open.pop_first();
-        }
+    /// Keeps `upload` open; returns its number and, beyond [`MAX_OPEN`], the number of the
+    /// oldest, which it closed (its partial file stays: a later upload resumes it).
+    pub fn insert(&mut self, upload: Upload) -> (u64, Option<u64>) {
+        let closed = (self.open.len() >= MAX_OPEN)
+            .then(|| self.open.pop_first().map(|(n, _)| n))
+            .flatten();
         self.last += 1;
         self.open.insert(self.last, upload);
-        self.last
+        (self.last, closed)
+    }
+
+    /// Whether upload `n` was opened on this session (it may have ended since).
+    pub fn was_opened(&self, n: u64) -> bool {
+        (1..=self.last).contains(&n)
     }
 
     /// Takes upload `n` out (to write to it off the session's task).
@@ -312,13 +317,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let roots = roots(d.path(), 1 << 20);
         let mut t = Uploads::default();
-        let ids: Vec<u64> = (0..=MAX_OPEN)
+        let (ids, closed): (Vec<u64>, Vec<Option<u64>>) = (0..=MAX_OPEN)
             .map(|i| {
                 let p = format!("/in/f{i}");
                 t.insert(Upload::open(&roots, spec(&p, b"abc", 0), "r").unwrap())
             })
-            .collect();
-        assert!(t.take(ids[0]).is_none());
+            .unzip();
+        assert_eq!(closed[MAX_OPEN], Some(ids[0]));
+        assert!(closed[..MAX_OPEN].iter().all(Option::is_none));
+        assert!(t.take(ids[0]).is_none() && t.was_opened(ids[0]));
+        assert!(!t.was_opened(0) && !t.was_opened(ids[MAX_OPEN] + 1));
         let up = t.take(ids[MAX_OPEN]).unwrap();
         assert_eq!(up.path().to_string(), format!("/in/f{MAX_OPEN}"));
         t.put(ids[MAX_OPEN], up);
