@@ -179,6 +179,7 @@ impl From<NodeError> for PeernsError {
             | NodeError::Discovery(_)
             | NodeError::Session(_) => Self::Network { msg },
             NodeError::NotAllowed(_)
+            | NodeError::Rpc(_)
             | NodeError::Contact(ContactError::Blocked | ContactError::Full) => {
                 Self::NotAllowed { msg }
             }
@@ -526,6 +527,13 @@ pub enum NodeEvent {
         /// What the peer sends now.
         state: CallMediaState,
     },
+    /// An armed baby monitor that lets us watch it heard a sound above its alert threshold.
+    MonitorAlert {
+        /// The monitor's fingerprint.
+        fingerprint: String,
+        /// The sound's level, dBFS.
+        level_dbfs: i16,
+    },
     /// A call was added to the call log (and to the chat history with the contact).
     CallLogged {
         /// The entry.
@@ -680,6 +688,13 @@ impl From<node::NodeEvent> for NodeEvent {
                 call,
                 fingerprint,
                 state: state.into(),
+            },
+            node::NodeEvent::MonitorAlert {
+                fingerprint,
+                level_dbfs,
+            } => Self::MonitorAlert {
+                fingerprint,
+                level_dbfs,
             },
             node::NodeEvent::CallLogged { entry } => Self::CallLogged {
                 entry: entry.into(),

@@ -1,9 +1,13 @@
 //! Signed RPC on [`PeernsNode`] (decision 0014): grants to Full Access contacts, the audit log,
-//! serving chosen folders, arming the camera, and calling another device.
+//! serving chosen folders, arming the camera, calling another device, and backing up folders
+//! into another device with progress.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use peerns_core::node;
+use tokio::sync::mpsc;
 
 use crate::{PeernsError, PeernsNode, on_runtime};
 
@@ -14,6 +18,9 @@ pub struct RpcRoot {
     pub name: String,
     /// The folder.
     pub dir: String,
+    /// Most bytes the files under it may take (writes beyond are refused with 413).
+    #[uniffi(default = None)]
+    pub quota: Option<u64>,
 }
 
 /// One granted scope.
@@ -40,6 +47,41 @@ pub struct RpcAuditEntry {
     pub code: u16,
     /// The error message, or empty.
     pub message: String,
+}
+
+/// Where a backup is: when a file starts, for every MiB the peer acknowledges, when it ends.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RpcBackupProgress {
+    /// The file, as its path on the peer.
+    pub path: String,
+    /// Bytes of it on the peer.
+    pub bytes: u64,
+    /// Its size.
+    pub size: u64,
+    /// Files done before this one.
+    pub files_done: u64,
+    /// Files in the backup.
+    pub files_total: u64,
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RpcBackupSummary {
+    /// Files sent (whole, or the rest of an interrupted upload).
+    pub files: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Files the peer had already (same content).
+    pub skipped: u64,
+    /// Files left out because a request path cannot name them.
+    pub left_out: u64,
+}
+
+/// Receives a backup's progress, in order, on a library thread.
+#[uniffi::export(with_foreign)]
+pub trait BackupListener: Send + Sync {
+    /// One step.
+    fn on_backup_progress(&self, progress: RpcBackupProgress);
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -97,9 +139,14 @@ impl PeernsNode {
     /// Serves these folders to contacts at trust 3, within their grants.
     pub fn rpc_serve(&self, roots: Vec<RpcRoot>) -> Result<(), PeernsError> {
         let node = self.running()?;
+        let quotas = roots
+            .iter()
+            .filter_map(|r| r.quota.map(|q| (r.name.clone(), q)))
+            .collect();
         Ok(node.rpc_serve(node::ServeConfig {
             roots: roots.into_iter().map(|r| (r.name, r.dir.into())).collect(),
             max_file: 0,
+            quotas,
         })?)
     }
 
@@ -109,6 +156,39 @@ impl PeernsNode {
         // Arming starts a task on the library's runtime.
         let _runtime = crate::RUNTIME.enter();
         Ok(node.rpc_arm_camera(facing.as_deref())?)
+    }
+
+    /// The baby monitor's viewer: asks armed contact `fingerprint` for its `facing` camera
+    /// (`environment` or `user`) and answers the call it places back (sending nothing);
+    /// returns the call, whose picture and sound come like any call's (`call_media_sinks`).
+    pub async fn rpc_watch(
+        &self,
+        fingerprint: String,
+        facing: String,
+        timeout_ms: u64,
+    ) -> Result<String, PeernsError> {
+        let node = self.running()?;
+        let timeout = Duration::from_millis(timeout_ms);
+        Ok(
+            on_runtime(async move { node.rpc_watch(&fingerprint, &facing, timeout).await })
+                .await??,
+        )
+    }
+
+    /// Turns the armed camera's sound alert on (`threshold_dbfs`, -120 to 0) or off (`None`):
+    /// contacts allowed to watch get a `MonitorAlert` event when the levels reported with
+    /// `rpc_sound_level` stay at or above it for 300 ms (then 30 s of quiet).
+    pub fn rpc_sound_alert(&self, threshold_dbfs: Option<f32>) -> Result<(), PeernsError> {
+        Ok(self.running()?.rpc_sound_alert(threshold_dbfs)?)
+    }
+
+    /// The microphone's level now, in dBFS, while the camera is armed (a few times a second).
+    pub fn rpc_sound_level(&self, dbfs: f32) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        // An alert is sent by a task on the library's runtime.
+        let _runtime = crate::RUNTIME.enter();
+        node.rpc_sound_level(dbfs);
+        Ok(())
     }
 
     /// Signs `method(params_json)` for contact `fingerprint` and returns its `RPC_RES` as JSON.
@@ -134,5 +214,56 @@ impl PeernsNode {
         })
         .await??;
         Ok(res.to_json().to_string())
+    }
+
+    /// Backs up files and folders (`paths`) into `into` (e.g. `/incoming`) on contact
+    /// `fingerprint`, which must serve that root and grant us `fs:write` there: files the peer
+    /// has are skipped (same BLAKE3), interrupted uploads resume, each file is placed only whole.
+    /// `listener` gets the progress; every call to it has returned when this returns.
+    pub async fn rpc_backup(
+        &self,
+        fingerprint: String,
+        paths: Vec<String>,
+        into: String,
+        listener: Arc<dyn BackupListener>,
+    ) -> Result<RpcBackupSummary, PeernsError> {
+        let node = self.running()?;
+        let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+        let sum = on_runtime(async move {
+            let (tx, mut rx) = mpsc::unbounded_channel::<node::BackupProgress>();
+            // Foreign code may block: it runs off the backup's task, one call at a time.
+            let forward = tokio::spawn(async move {
+                while let Some(p) = rx.recv().await {
+                    let listener = listener.clone();
+                    let progress = RpcBackupProgress {
+                        path: p.path,
+                        bytes: p.bytes,
+                        size: p.size,
+                        files_done: p.files_done,
+                        files_total: p.files_total,
+                    };
+                    let call = move || listener.on_backup_progress(progress);
+                    if tokio::task::spawn_blocking(call).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut report = move |p: &node::BackupProgress| {
+                let _ = tx.send(p.clone());
+            };
+            let sum = node
+                .rpc_backup(&fingerprint, &paths, &into, &mut report)
+                .await;
+            drop(report);
+            let _ = forward.await;
+            sum
+        })
+        .await??;
+        Ok(RpcBackupSummary {
+            files: sum.files,
+            bytes: sum.bytes,
+            skipped: sum.skipped,
+            left_out: sum.left_out,
+        })
     }
 }

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use peerns_core::media::EncodedFrame;
 use peerns_core::media::record::Recording;
@@ -290,7 +290,8 @@ pub async fn send_video(
 }
 
 /// Runs call `call`'s media until the call ends: sends `sources`, takes the peer's `expect`
-/// tracks (recorded to `record`), prints `media_stats` lines once a second if `json`.
+/// tracks (recorded to `record`), prints `media_stats` lines once a second if `json`, and with
+/// `first_frame_since` a `first_frame` line: ms from then to the first complete video frame.
 pub async fn serve(
     node: Arc<Node>,
     call: String,
@@ -298,6 +299,7 @@ pub async fn serve(
     expect: usize,
     record: Option<PathBuf>,
     json: bool,
+    first_frame_since: Option<Instant>,
 ) -> Result<()> {
     let mut events = node.subscribe();
     let from = node
@@ -311,12 +313,29 @@ pub async fn serve(
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
+    let video = media.received.iter().find(|(k, _)| *k == MediaKind::Video);
+    let mut first = first_frame_since.zip(video.map(|(_, s)| s.clone()));
     loop {
+        let first_frame = async {
+            match &first {
+                Some((_, s)) => {
+                    while s.frames.load(Relaxed) == 0 {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tick.tick() => if json {
                 for j in media.stats(&from) {
                     println!("{j}");
                 }
+            },
+            _ = first_frame => if let Some((since, _)) = first.take() && json {
+                let ms = since.elapsed().as_secs_f64() * 1000.0;
+                println!("{}", json!({"event": "first_frame", "kind": "video", "from": from,
+                                      "ms_since_request": ms}));
             },
             _ = ended(&mut events, &call) => break,
         }

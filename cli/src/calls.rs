@@ -204,6 +204,7 @@ pub async fn call(a: CallArgs, profile: Option<PathBuf>) -> Result<()> {
                                 expect,
                                 a.record.clone(),
                                 a.json,
+                                None,
                             )));
                             hang_up_at = a.seconds.map(|s| {
                                 tokio::time::Instant::now() + Duration::from_secs_f64(s)

@@ -296,6 +296,10 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
             "event": "file-done", "conversation": conversation, "id": id, "ok": ok,
             "outgoing": outgoing,
         }),
+        NodeEvent::MonitorAlert {
+            fingerprint,
+            level_dbfs,
+        } => json!({"event": "monitor_alert", "from": fingerprint, "level_dbfs": level_dbfs}),
         _ => return crate::calls::call_event_json(e),
     })
 }
@@ -392,7 +396,7 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
                                 .map_or(0, |c| crate::calls::track_count(c.caller_kinds));
                             let record = a.record_dir.as_ref().map(|d| d.join(format!("{call}.mkv")));
                             let media = crate::call_media::serve(
-                                node.clone(), call.clone(), sources.clone(), expect, record, a.json,
+                                node.clone(), call.clone(), sources.clone(), expect, record, a.json, None,
                             );
                             answered.push(tokio::spawn(async move {
                                 if let Err(e) = media.await {

@@ -4,13 +4,12 @@
 //! skipping files whose content hash is there already) and `peerns monitor` (the baby-monitor
 //! viewer: asks for the camera stream and records the call that follows).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peerns_core::node::{CallState, Node, NodeEvent, ServeConfig};
-use peerns_core::rpc::b64;
-use peerns_core::rpc::fs::{MAX_CHUNK, Roots};
+use peerns_core::node::{BackupProgress, CallState, NodeEvent, ServeConfig, backup_plan};
+use peerns_core::rpc::fs::Roots;
 use peerns_core::rpc::scope::Scope;
 use peerns_core::rpc::store as rpc_store;
 use peerns_core::rpc::wire::{Request, Response};
@@ -98,6 +97,9 @@ pub struct ServeArgs {
     /// Largest file an upload may create, in bytes.
     #[arg(long)]
     max_file: Option<u64>,
+    /// A size quota for a root, e.g. `incoming=20G` (K, M, G, T: powers of 1024; repeatable).
+    #[arg(long = "quota", value_name = "NAME=SIZE", value_parser = parse_quota)]
+    quotas: Vec<(String, u64)>,
     /// Print one JSON object per line.
     #[arg(long)]
     json: bool,
@@ -149,6 +151,23 @@ pub struct MonitorArgs {
 
 fn open_profile(profile: Option<PathBuf>) -> Result<Profile> {
     Ok(Profile::open_desktop(&profile_dir(profile)?)?)
+}
+
+/// `NAME=SIZE`, the size in bytes or with a K, M, G or T suffix (powers of 1024).
+fn parse_quota(s: &str) -> std::result::Result<(String, u64), String> {
+    let (name, size) = s.split_once('=').ok_or("a quota is NAME=SIZE")?;
+    let (digits, shift) = match size.as_bytes().last() {
+        Some(b'K' | b'k') => (&size[..size.len() - 1], 10),
+        Some(b'M' | b'm') => (&size[..size.len() - 1], 20),
+        Some(b'G' | b'g') => (&size[..size.len() - 1], 30),
+        Some(b'T' | b't') => (&size[..size.len() - 1], 40),
+        _ => (size, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("size {size:?}"))?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("size {size:?} is too large"))?;
+    Ok((name.to_owned(), bytes))
 }
 
 fn parse_scopes(list: &[String]) -> Result<Vec<Scope>> {
@@ -272,6 +291,7 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
     node.rpc_serve(ServeConfig {
         roots: a.roots.clone(),
         max_file: a.max_file.unwrap_or(0),
+        quotas: a.quotas.clone(),
     })?;
     if a.arm_camera.is_some() {
         node.rpc_arm_camera(Some("environment"))?;
@@ -315,7 +335,7 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
                 if let (Some(source), NodeEvent::CallState { call, state: CallState::Connected, .. }) = (&a.arm_camera, &ev) {
                     println!("{}", json!({"event": "camera_started", "call": call, "source": source}));
                     let sources = crate::call_media::Sources { video: Some(source.clone()), audio: true };
-                    let task = crate::call_media::serve(node.clone(), call.clone(), sources, 0, None, a.json);
+                    let task = crate::call_media::serve(node.clone(), call.clone(), sources, 0, None, a.json, None);
                     media.push(tokio::spawn(async move {
                         if let Err(e) = task.await {
                             eprintln!("monitor media: {e}");
@@ -337,154 +357,30 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// One file to back up: where it is and the remote path.
-pub(crate) struct Item {
-    pub(crate) local: PathBuf,
-    pub(crate) remote: String,
-}
-
-fn collect(path: &Path, remote: &str, out: &mut Vec<Item>) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{path:?} has no file name"))?
-        .to_str()
-        .ok_or_else(|| format!("{path:?} is not UTF-8"))?;
-    let remote = format!("{remote}/{name}");
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<std::io::Result<_>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            collect(&e.path(), &remote, out)?;
-        }
-    } else if meta.is_file() {
-        out.push(Item {
-            local: path.to_owned(),
-            remote,
-        });
-    }
-    Ok(())
-}
-
-fn hash_file(p: &Path) -> Result<(String, u64)> {
-    let mut h = blake3::Hasher::new();
-    h.update_reader(std::fs::File::open(p)?)?;
-    Ok((
-        h.finalize().to_hex().to_string(),
-        std::fs::metadata(p)?.len(),
-    ))
-}
-
-/// Requests kept in flight during an upload.
-const WINDOW: usize = 16;
-
-async fn request(node: &Node, to: &str, method: &str, params: Value) -> Result<Value> {
-    let res = node.rpc_call(to, method, params, TIMEOUT).await?;
-    res.outcome
-        .map_err(|e| format!("{method}: {} {}", e.code, e.message).into())
-}
-
-/// Uploads `item` from `offset`, `WINDOW` chunks in flight.
-pub(crate) async fn upload(
-    node: &Node,
-    to: &str,
-    item: &Item,
-    size: u64,
-    offset: u64,
-    json: bool,
-) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(&item.local)?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut inflight = std::collections::VecDeque::new();
-    let mut pos = offset;
+/// `peerns backup`.
+pub async fn backup(a: BackupArgs, profile: Option<PathBuf>) -> Result<()> {
+    // Checked before going online.
+    backup_plan(&a.paths, &a.into)?;
+    let node = start(&a.net, profile).await?;
+    let started = Instant::now();
     let mut last_report = Instant::now();
-    // An empty file is one empty chunk.
-    let mut sent_any = false;
-    loop {
-        while inflight.len() < WINDOW && (pos < size || !sent_any) {
-            sent_any = true;
-            let n = (size - pos).min(MAX_CHUNK as u64) as usize;
-            let mut buf = vec![0u8; n];
-            f.read_exact(&mut buf)?;
-            let params = json!({"path": item.remote, "data_b64": b64::encode(&buf),
-                                "offset": pos, "total": size, "overwrite": true});
-            let req = node.rpc_sign(to, "fs.write", params).await?;
-            inflight.push_back(node.rpc_start(to, &req).await?);
-            pos += n as u64;
-        }
-        let Some(rx) = inflight.pop_front() else {
-            break;
-        };
-        let res = tokio::time::timeout(TIMEOUT, rx)
-            .await
-            .map_err(|_| "upload timed out")??;
-        if let Err(e) = res.outcome {
-            return Err(format!("fs.write {}: {} {}", item.remote, e.code, e.message).into());
-        }
-        if json && last_report.elapsed() > Duration::from_secs(1) {
+    let mut progress = |p: &BackupProgress| {
+        if a.json && last_report.elapsed() > Duration::from_secs(1) {
             last_report = Instant::now();
             println!(
                 "{}",
-                json!({"event": "progress", "path": item.remote, "bytes": pos, "total": size})
+                json!({"event": "progress", "path": p.path, "bytes": p.bytes, "size": p.size,
+                       "files_done": p.files_done, "files_total": p.files_total})
             );
         }
-    }
-    Ok(())
-}
-
-/// `peerns backup`.
-pub async fn backup(a: BackupArgs, profile: Option<PathBuf>) -> Result<()> {
-    let mut items = vec![];
-    for p in &a.paths {
-        collect(p, a.into.trim_end_matches('/'), &mut items)?;
-    }
-    let node = start(&a.net, profile).await?;
-    let started = Instant::now();
-    let result = async {
-        let (mut files, mut bytes, mut skipped) = (0u64, 0u64, 0u64);
-        for item in &items {
-            let (hash, size) = hash_file(&item.local)?;
-            let stat = request(
-                &node,
-                &a.to,
-                "fs.stat",
-                json!({"path": item.remote, "hash": true}),
-            )
-            .await?;
-            if stat["blake3"] == hash.as_str() {
-                skipped += 1;
-                continue;
-            }
-            // Resume an unfinished upload of this file where the other side has it.
-            let partial = stat["partial"].as_u64().unwrap_or(0).min(size);
-            let offset = if partial > 0 && partial < size {
-                partial
-            } else {
-                0
-            };
-            upload(&node, &a.to, item, size, offset, a.json).await?;
-            let after = request(
-                &node,
-                &a.to,
-                "fs.stat",
-                json!({"path": item.remote, "hash": true}),
-            )
-            .await?;
-            if after["blake3"] != hash.as_str() {
-                // The partial file was of another version: send it whole once more.
-                upload(&node, &a.to, item, size, 0, a.json).await?;
-            }
-            files += 1;
-            bytes += size - offset;
-        }
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((files, bytes, skipped))
-    }
-    .await;
+    };
+    let result = node
+        .rpc_backup(&a.to, &a.paths, &a.into, &mut progress)
+        .await;
     node.stop().await;
-    let (files, bytes, skipped) = result?;
-    let summary = json!({"files": files, "bytes": bytes, "skipped": skipped,
-                         "seconds": started.elapsed().as_secs_f64()});
+    let s = result?;
+    let summary = json!({"files": s.files, "bytes": s.bytes, "skipped": s.skipped,
+                         "left_out": s.left_out, "seconds": started.elapsed().as_secs_f64()});
     println!("{summary}");
     Ok(())
 }
@@ -529,7 +425,7 @@ pub async fn monitor(a: MonitorArgs, profile: Option<PathBuf>) -> Result<()> {
                             media = Some(tokio::spawn(crate::call_media::serve(
                                 node.clone(), call.clone(),
                                 crate::call_media::Sources { video: None, audio: false },
-                                expect, a.record.clone(), a.json,
+                                expect, a.record.clone(), a.json, Some(asked),
                             )));
                             hang_up_at = Some(tokio::time::Instant::now() + Duration::from_secs_f64(a.seconds));
                         }
@@ -562,4 +458,23 @@ pub async fn monitor(a: MonitorArgs, profile: Option<PathBuf>) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     node.stop().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_quota;
+
+    #[test]
+    fn quotas_parse_with_binary_suffixes() {
+        assert_eq!(
+            parse_quota("incoming=20G"),
+            Ok(("incoming".into(), 20 << 30))
+        );
+        assert_eq!(parse_quota("a=512k"), Ok(("a".into(), 512 << 10)));
+        assert_eq!(parse_quota("a=1000"), Ok(("a".into(), 1000)));
+        assert!(parse_quota("a").is_err());
+        assert!(parse_quota("a=x").is_err());
+        assert!(parse_quota("a=-1M").is_err());
+        assert!(parse_quota("a=99999999999T").is_err());
+    }
 }

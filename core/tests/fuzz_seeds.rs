@@ -155,6 +155,24 @@ fn frames() -> Vec<(&'static str, Frame)> {
             },
         ),
         (
+            "rpc-chunk",
+            Frame::RpcChunk {
+                upload: 1,
+                offset: 61_440,
+                data: vec![0xd8; 300],
+            },
+        ),
+        ("rpc-sound-alert", Frame::RpcSoundAlert { below_db: 12 }),
+        (
+            "rpc-upload-state",
+            Frame::RpcUploadState {
+                upload: 1,
+                written: 1 << 20,
+                code: 100,
+                text: String::new(),
+            },
+        ),
+        (
             "file-done",
             Frame::FileDone {
                 id: [0x42; 16],

@@ -1,5 +1,5 @@
-//! The `peerns` binary end to end: demo, identity persistence, and short signaling and media
-//! benches.
+//! The `peerns` binary end to end: demo, identity persistence, and short signaling, media and
+//! RPC benches.
 
 use std::process::{Command, Output};
 
@@ -61,6 +61,43 @@ fn identity_persists_and_a_corrupt_key_file_is_refused() {
     assert!(
         !missing.status.success(),
         "a missing key file must not make a new identity"
+    );
+}
+
+#[test]
+fn rpc_bench_reports_every_figure() {
+    let o = peerns(&[
+        "bench",
+        "rpc",
+        "--json",
+        "--calls",
+        "50",
+        "--megabytes",
+        "4",
+        "--rounds",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    for key in [
+        "rpc_rtt_p50_ms",
+        "rpc_per_s",
+        "backup_mb_s",
+        "backup_json_mb_s",
+        "baseline_file_mb_s",
+        "backup_ratio",
+        "monitor_connected_ms",
+        "monitor_first_frame_ms",
+    ] {
+        let x = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {v}"));
+        assert!(x > 0.0 && x.is_finite(), "{key} = {x}");
+    }
+    // The first picture comes after the call connects (decoded, not just a packet).
+    assert!(
+        v["monitor_first_frame_ms"].as_f64() > v["monitor_connected_ms"].as_f64(),
+        "{v}"
     );
 }
 

@@ -37,6 +37,7 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.io.TempDir
 import org.peerns.NodeStatus
 import org.peerns.Peerns
+import org.peerns.ffi.BackupListener
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.EncoderControlListener
 import org.peerns.ffi.GroupCallFrame
@@ -57,6 +58,9 @@ import org.peerns.ffi.NetworkKind
 import org.peerns.ffi.NodeConfig
 import org.peerns.ffi.NodeEvent
 import org.peerns.ffi.PeernsNotification
+import org.peerns.ffi.RpcBackupProgress
+import org.peerns.ffi.RpcBackupSummary
+import org.peerns.ffi.RpcRoot
 import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.Notifier
 import org.peerns.ffi.PeernsException
@@ -617,6 +621,67 @@ class NodeTest {
             b.groupCallLeave(gid)
         } finally {
             sub.cancel()
+            stopAll(a, b)
+        }
+    }
+
+    @Test
+    fun `a folder is backed up with progress, then skipped, and the monitor viewer answers the armed device`(
+        @TempDir da: Path,
+        @TempDir db: Path,
+        @TempDir incoming: Path,
+        @TempDir src: Path,
+    ) = test {
+        val a = Peerns(config(da, "phone"))
+        val b = Peerns(config(db, "desktop"))
+        startAll(a, b)
+        try {
+            makeContacts(this, a, b)
+            val fa = a.identity().fingerprint
+            val fb = b.identity().fingerprint
+            val photos = src.resolve("photos").toFile()
+            File(photos, "2026").mkdirs()
+            val files = mapOf(
+                "a.jpg" to ByteArray(1000) { it.toByte() },
+                "2026/video.mp4" to ByteArray(3 shl 20).also { SecureRandom().nextBytes(it) },
+            )
+            files.forEach { (rel, data) -> File(photos, rel).writeBytes(data) }
+            b.rpcServe(listOf(RpcRoot("incoming", incoming.toString())))
+            b.setTrust(fa, Trust.FULL_ACCESS)
+            b.rpcGrant(fa, listOf("fs:write:/incoming/**"))
+
+            val steps = Collections.synchronizedList(mutableListOf<RpcBackupProgress>())
+            val listener = object : BackupListener {
+                override fun onBackupProgress(progress: RpcBackupProgress) {
+                    steps += progress
+                }
+            }
+            val sum = a.rpcBackup(fb, listOf(photos.path), "/incoming", listener)
+            assertEquals(RpcBackupSummary(2UL, (1000 + (3 shl 20)).toULong(), 0UL, 0UL), sum)
+            files.forEach { (rel, data) ->
+                assertTrue(data.contentEquals(incoming.resolve("photos/$rel").toFile().readBytes()), rel)
+            }
+            val video = steps.filter { it.path == "/incoming/photos/2026/video.mp4" }
+            assertTrue(video.size >= 3, "$video")
+            assertEquals((3 shl 20).toULong(), video.last().bytes)
+            assertTrue(steps.all { it.filesTotal == 2UL })
+
+            val again = a.rpcBackup(fb, listOf(photos.path), "/incoming", listener)
+            assertEquals(RpcBackupSummary(0UL, 0UL, 2UL, 0UL), again)
+            b.rpcRevoke(fa, emptyList())
+            assertFailsWith<PeernsException.NotAllowed> {
+                a.rpcBackup(fb, listOf(photos.path), "/incoming", listener)
+            }
+
+            // The baby monitor: the viewer answers the call of the armed device it asked.
+            b.rpcGrant(fa, listOf("media:stream:camera:environment"))
+            assertFailsWith<PeernsException.NotAllowed> { a.rpcWatch(fb, "environment", 10_000UL) }
+            b.rpcArmCamera("environment")
+            val call = a.rpcWatch(fb, "environment", 10_000UL)
+            assertEquals(call, a.activeCall()?.call)
+            assertFalse(a.activeCall()!!.outgoing)
+            a.hangUp(call)
+        } finally {
             stopAll(a, b)
         }
     }

@@ -1,15 +1,18 @@
 """Signed RPC through the generated Python bindings: grants only at Full Access, a served
-folder, a call that is allowed and one that is not, arming the camera, and the audit log."""
+folder, a call that is allowed and one that is not, arming the camera, the audit log, and a
+folder backed up with progress events (then skipped as already there), and the baby
+monitor's viewer answering the armed device's call and its sound alert."""
 
 import asyncio
 import json
 import os
 import tempfile
+import threading
 
 import pytest
 
 import peerns_ffi as p
-from test_node import Listener, make_contacts, new_node, start_all
+from test_node import Listener, make_contacts, new_node, of_kind, start_all
 
 
 def test_rpc():
@@ -60,6 +63,117 @@ def test_rpc():
             assert [e.code for e in log] == [403, 200, 403, 403, 200, 403]
             assert all(e.fingerprint == fa for e in log)
             assert log[1].method == "fs.read" and log[1].target == "/public/hello.txt"
+            for s in subs:
+                s.cancel()
+        finally:
+            await asyncio.gather(a.stop(), b.stop())
+
+    asyncio.run(main())
+
+
+class Progress(p.BackupListener):
+    """Collects a backup's progress; called on a library thread."""
+
+    def __init__(self):
+        self.steps = []
+        self.lock = threading.Lock()
+
+    def on_backup_progress(self, progress):
+        with self.lock:
+            self.steps.append(progress)
+
+
+def test_rpc_backup():
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(4)]
+        a = new_node(dirs[0].name, "phone")
+        b = new_node(dirs[1].name, "desktop")
+        await start_all(a, b)
+        la, lb = Listener(), Listener()
+        subs = [a.subscribe(la), b.subscribe(lb)]
+        try:
+            fa, fb = a.identity().fingerprint, b.identity().fingerprint
+            await make_contacts(a, la, b, lb)
+            incoming, src = dirs[2].name, os.path.join(dirs[3].name, "photos")
+            os.makedirs(os.path.join(src, "2026"))
+            files = {"a.jpg": b"a" * 1000, "2026/b.jpg": b"", "2026/video.mp4": os.urandom(3 << 20)}
+            for rel, data in files.items():
+                with open(os.path.join(src, rel), "wb") as f:
+                    f.write(data)
+            b.rpc_serve([p.RpcRoot(name="incoming", dir=incoming)])
+            await b.set_trust(fa, p.Trust.FULL_ACCESS)
+            await b.rpc_grant(fa, ["fs:write:/incoming/**"])
+
+            progress = Progress()
+            s = await a.rpc_backup(fb, [src], "/incoming", progress)
+            assert (s.files, s.skipped, s.left_out) == (3, 0, 0)
+            assert s.bytes == sum(len(d) for d in files.values())
+            for rel, data in files.items():
+                with open(os.path.join(incoming, "photos", rel), "rb") as f:
+                    assert f.read() == data, rel
+            # Per file in order, the big one acknowledged on the way.
+            video = [x for x in progress.steps if x.path == "/incoming/photos/2026/video.mp4"]
+            assert [x.bytes for x in video][-1] == 3 << 20 and len(video) >= 3
+            assert all(x.files_total == 3 for x in progress.steps)
+            assert [x.files_done for x in progress.steps] == sorted(x.files_done for x in progress.steps)
+
+            # Everything is there: nothing is sent again.
+            s = await a.rpc_backup(fb, [src], "/incoming", Progress())
+            assert (s.files, s.skipped, s.bytes) == (0, 3, 0)
+            # Over the root's quota: refused (413), nothing placed.
+            used = sum(len(d) for d in files.values())
+            b.rpc_serve([p.RpcRoot(name="incoming", dir=incoming, quota=used + 100)])
+            with open(os.path.join(src, "extra.bin"), "wb") as f:
+                f.write(b"x" * 1000)
+            with pytest.raises(p.PeernsError.NotAllowed, match="413"):
+                await a.rpc_backup(fb, [src], "/incoming", Progress())
+            assert not os.path.exists(os.path.join(incoming, "photos", "extra.bin"))
+            # Without the grant: refused.
+            await b.rpc_revoke(fa, [])
+            with pytest.raises(p.PeernsError.NotAllowed):
+                await a.rpc_backup(fb, [src], "/incoming", Progress())
+            for s in subs:
+                s.cancel()
+        finally:
+            await asyncio.gather(a.stop(), b.stop())
+
+    asyncio.run(main())
+
+
+def test_rpc_watch():
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(2)]
+        a = new_node(dirs[0].name, "parent")
+        b = new_node(dirs[1].name, "monitor")
+        await start_all(a, b)
+        la, lb = Listener(), Listener()
+        subs = [a.subscribe(la), b.subscribe(lb)]
+        try:
+            fa, fb = a.identity().fingerprint, b.identity().fingerprint
+            await make_contacts(a, la, b, lb)
+            b.rpc_serve([])
+            await b.set_trust(fa, p.Trust.FULL_ACCESS)
+            await b.rpc_grant(fa, ["media:stream:camera:environment"])
+            with pytest.raises(p.PeernsError.NotAllowed):
+                await a.rpc_watch(fb, "environment", 10_000)  # not armed
+            b.rpc_arm_camera("environment")
+            call = await a.rpc_watch(fb, "environment", 10_000)
+            active = a.active_call()
+            assert active.call == call and not active.outgoing
+            connected = lambda ev: [e for e in of_kind(ev, "call_state", call=call)
+                                    if e.status.state == "connected"]
+            await lb.wait_for(connected)
+            a.hang_up(call)
+
+            # A loud sound held for 300 ms alerts the parent.
+            with pytest.raises(p.PeernsError.InvalidInput):
+                b.rpc_sound_alert(5.0)
+            b.rpc_sound_alert(-30.0)
+            for _ in range(5):
+                b.rpc_sound_level(-8.4)
+                await asyncio.sleep(0.1)
+            [alert] = of_kind(await la.wait_for(lambda ev: of_kind(ev, "monitor_alert")), "monitor_alert")
+            assert (alert.fingerprint, alert.level_dbfs) == (fb, -8)
             for s in subs:
                 s.cancel()
         finally:

@@ -74,6 +74,9 @@ pub enum BenchCmd {
         /// MiB uploaded and transferred.
         #[arg(long, default_value_t = 64)]
         megabytes: usize,
+        /// Alternating upload/transfer rounds (the median counts).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// An idle node with contacts linked and stadium mode on: wake-ups/s, CPU, memory.
     Idle {
@@ -164,7 +167,8 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             json,
             calls,
             megabytes,
-        } => rpc::run(json, calls, megabytes).await,
+            rounds,
+        } => rpc::run(json, calls, megabytes, rounds).await,
         BenchCmd::Messaging {
             json,
             count,

@@ -1,13 +1,23 @@
 //! `peerns bench rpc`: two nodes (real profiles and sessions) through a local signaling server;
 //! the desktop serves `/incoming` to the phone at trust 3. RPC round trip (p50) and requests/s
-//! with a window in flight, an upload as `peerns backup` does it next to the same bytes as a
-//! 1:1 file transfer, and the baby monitor: request to the stream's call connected.
+//! with a window in flight; a file backed up as `peerns backup` does it (binary chunks), the
+//! same bytes as `fs.write` JSON chunks and as a 1:1 file transfer (medians of alternating
+//! rounds); and the baby monitor: request to the stream's call connected and to the first
+//! picture the viewer decodes.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use peerns_core::node::{CallState, Kinds, NodeEvent, ServeConfig, Trust};
+use peerns_core::media::track::MediaSink;
+use peerns_core::node::{CallState, Kinds, Node, NodeEvent, ServeConfig, Trust};
+use peerns_core::rpc::b64;
+use peerns_core::rpc::fs::MAX_CHUNK;
 use peerns_core::rpc::store as rpc_store;
+use peerns_core::transport::MediaKind;
+use peerns_media_desktop::video::H264Decoder;
 use serde_json::json;
+
+use crate::call_media::Sources;
 
 use super::messaging::{file, start, until};
 use crate::Result;
@@ -17,7 +27,7 @@ const MB: f64 = 1_000_000.0;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the benchmark and prints a table or one JSON object.
-pub async fn run(json_out: bool, calls: usize, megabytes: usize) -> Result<()> {
+pub async fn run(json_out: bool, calls: usize, megabytes: usize, rounds: usize) -> Result<()> {
     let server = ServerProcess::embedded(&[]).await?;
     let url = server.url();
     let (da, db, root) = (
@@ -56,6 +66,7 @@ pub async fn run(json_out: bool, calls: usize, megabytes: usize) -> Result<()> {
     b.rpc_serve(ServeConfig {
         roots: vec![("incoming".into(), root.path().into())],
         max_file: 0,
+        quotas: vec![],
     })?;
     a.connect(&fb).await?;
 
@@ -87,7 +98,8 @@ pub async fn run(json_out: bool, calls: usize, megabytes: usize) -> Result<()> {
     }
     let per_s = calls as f64 / t.elapsed().as_secs_f64();
 
-    // The same bytes by backup upload and by 1:1 file transfer.
+    // The same bytes by backup (binary chunks), by the JSON form of `fs.write` and by 1:1
+    // file transfer, alternating, `rounds` times.
     let total = megabytes << 20;
     let src = da.path().join("bench.bin");
     std::fs::write(
@@ -96,17 +108,30 @@ pub async fn run(json_out: bool, calls: usize, megabytes: usize) -> Result<()> {
             .map(|i| (i * 7 + i / 4099) as u8)
             .collect::<Vec<u8>>(),
     )?;
-    let item = crate::rpc::Item {
-        local: src.clone(),
-        remote: "/incoming/bench.bin".into(),
-    };
-    let t = Instant::now();
-    crate::rpc::upload(&a, &fb, &item, total as u64, 0, false).await?;
-    let backup_mb_s = total as f64 / MB / t.elapsed().as_secs_f64();
-    let (file_mb_s, _) = file(&a, &fb, &mut eb, &src, total).await?;
+    let (mut backup, mut json_form, mut file_tx) = (vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let t = Instant::now();
+        let remote = format!("/incoming/backup-{round}.bin");
+        let done = a
+            .rpc_backup_file(&fb, &src, &remote, &mut |_, _| {})
+            .await?;
+        if done.sent != total as u64 {
+            return Err(format!("the backup sent {} bytes", done.sent).into());
+        }
+        backup.push(total as f64 / MB / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        json_upload(&a, &fb, &src, &format!("/incoming/json-{round}.bin")).await?;
+        json_form.push(total as f64 / MB / t.elapsed().as_secs_f64());
+        file_tx.push(file(&a, &fb, &mut eb, &src, total).await?.0);
+    }
+    let backup_mb_s = super::percentile(&mut backup, 50.0);
+    let json_mb_s = super::percentile(&mut json_form, 50.0);
+    let file_mb_s = super::percentile(&mut file_tx, 50.0);
 
-    // The monitor: request to the stream's call connected on the viewer.
+    // The monitor: request to the stream's call connected, and to the first picture the
+    // viewer decodes (the armed side sends the test pattern from the moment the call connects).
     b.rpc_arm_camera(Some("environment"))?;
+    let mut eb_calls = b.subscribe();
     let t = Instant::now();
     a.rpc_call(
         &fb,
@@ -123,19 +148,45 @@ pub async fn run(json_out: bool, calls: usize, megabytes: usize) -> Result<()> {
     })
     .await?;
     a.accept_call(&call, Kinds::default())?;
-    until(&mut ea, |e| {
-        matches!(
-            e,
-            NodeEvent::CallState {
-                state: CallState::Connected,
-                ..
-            }
-        )
-        .then_some(())
-    })
-    .await?;
-    let monitor_connected_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let (camera, first_frame) = tokio::join!(
+        async {
+            until(&mut eb_calls, |e| match e {
+                NodeEvent::CallState {
+                    call,
+                    state: CallState::Connected,
+                    ..
+                } => Some(call.clone()),
+                _ => None,
+            })
+            .await?;
+            let sources = Sources {
+                video: Some("test".into()),
+                audio: true,
+            };
+            crate::call_media::start(&b, &call, &sources, 0, None).await
+        },
+        async {
+            until(&mut ea, |e| {
+                matches!(
+                    e,
+                    NodeEvent::CallState {
+                        state: CallState::Connected,
+                        ..
+                    }
+                )
+                .then_some(())
+            })
+            .await?;
+            let connected = t.elapsed().as_secs_f64() * 1000.0;
+            let first = first_picture(&a, &call).await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((connected, first))
+        }
+    );
+    let camera = camera?;
+    let (monitor_connected_ms, first_at) = first_frame?;
+    let monitor_first_frame_ms = first_at.duration_since(t).as_secs_f64() * 1000.0;
     let _ = a.hang_up(&call);
+    camera.finish().await?;
 
     a.stop().await;
     b.stop().await;
@@ -147,19 +198,75 @@ pub async fn run(json_out: bool, calls: usize, megabytes: usize) -> Result<()> {
                 "rpc_rtt_p50_ms": p50,
                 "rpc_per_s": per_s,
                 "backup_mb_s": backup_mb_s,
+                "backup_json_mb_s": json_mb_s,
                 "baseline_file_mb_s": file_mb_s,
                 "backup_ratio": backup_mb_s / file_mb_s,
                 "monitor_connected_ms": monitor_connected_ms,
-                "calls": calls, "megabytes": megabytes,
+                "monitor_first_frame_ms": monitor_first_frame_ms,
+                "calls": calls, "megabytes": megabytes, "rounds": rounds,
             })
         );
     } else {
         println!("rpc bench (loopback)");
         println!("  RPC round trip p50, ms (sys.status):        {p50:.2}");
         println!("  RPC requests/s (64 in flight):              {per_s:.0}");
-        println!("  backup upload MB/s (40 KiB chunks, 16 in flight): {backup_mb_s:.1}");
+        println!("  backup MB/s (binary chunks, median):        {backup_mb_s:.1}");
+        println!("  fs.write JSON chunks MB/s (median):         {json_mb_s:.1}");
         println!("  1:1 file transfer MB/s (same bytes):        {file_mb_s:.1}");
         println!("  monitor: request to call connected, ms:     {monitor_connected_ms:.0}");
+        println!("  monitor: request to first picture, ms:      {monitor_first_frame_ms:.0}");
     }
     Ok(())
+}
+
+/// Uploads `src` as `fs.write` requests with base64 JSON chunks, 16 in flight (the form before
+/// binary chunks; kept here to compare).
+async fn json_upload(a: &Node, to: &str, src: &Path, remote: &str) -> Result<()> {
+    let data = std::fs::read(src)?;
+    let total = data.len() as u64;
+    let mut inflight = std::collections::VecDeque::new();
+    let mut chunks = data.chunks(MAX_CHUNK).enumerate();
+    loop {
+        while inflight.len() < 16 {
+            let Some((i, c)) = chunks.next() else { break };
+            let params = json!({"path": remote, "data_b64": b64::encode(c),
+                                "offset": (i * MAX_CHUNK) as u64, "total": total,
+                                "overwrite": true});
+            let req = a.rpc_sign(to, "fs.write", params).await?;
+            inflight.push_back(a.rpc_start(to, &req).await?);
+        }
+        let Some(rx) = inflight.pop_front() else {
+            return Ok(());
+        };
+        tokio::time::timeout(TIMEOUT, rx)
+            .await??
+            .outcome
+            .map_err(|e| e.message)?;
+    }
+}
+
+/// When the viewer decodes the first picture of call `call`'s video.
+async fn first_picture(a: &Node, call: &str) -> Result<Instant> {
+    let conn = a.call_media(call, TIMEOUT).await?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let mut sinks = vec![];
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let track = tokio::time::timeout_at(deadline, conn.next_remote_track())
+            .await?
+            .ok_or("the stream ended without video")?;
+        if track.kind() != MediaKind::Video {
+            sinks.push(MediaSink::start(track, |_| {}));
+            continue;
+        }
+        let mut dec = H264Decoder::new()?;
+        sinks.push(MediaSink::start(track, move |f| {
+            if tx.is_some() && matches!(dec.decode(&f.data), Ok(Some(_))) {
+                let _ = tx.take().map(|tx| tx.send(Instant::now()));
+            }
+        }));
+        break;
+    }
+    Ok(tokio::time::timeout_at(deadline, rx).await??)
 }

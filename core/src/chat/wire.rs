@@ -167,6 +167,33 @@ pub enum Frame {
     /// A group-call control frame (tags 60–69; only on sessions with
     /// [`crate::session::FEATURE_GROUP_CALLS`]), kept encoded like [`Frame::Group`].
     GroupCall(Vec<u8>),
+    /// Bytes of an upload a signed `fs.upload` request opened on this session (tag 52).
+    RpcChunk {
+        /// The upload, as the server numbered it in its answer.
+        upload: u64,
+        /// Where the bytes go in the file.
+        offset: u64,
+        /// At most [`MAX_CHUNK`] bytes.
+        data: Vec<u8>,
+    },
+    /// The state of an upload (tag 53): progress (`code` 100), placed whole with the signed
+    /// hash (200), or ended by an error (its RPC code and `text`).
+    RpcUploadState {
+        /// The upload.
+        upload: u64,
+        /// Bytes of the file on the server's disk.
+        written: u64,
+        /// 100, 200 or an error code.
+        code: u16,
+        /// The error, for people.
+        text: String,
+    },
+    /// The armed baby monitor heard a sound above its alert threshold (tag 54): its level,
+    /// in dB below full scale (0 = full scale). Sent to the contacts allowed to watch it.
+    RpcSoundAlert {
+        /// dB below full scale.
+        below_db: u8,
+    },
     /// A group frame (tags 30–39; only on sessions with [`crate::session::FEATURE_GROUPS`]),
     /// kept encoded, tag included: the groups layer above decodes and checks it.
     Group(Vec<u8>),
@@ -230,6 +257,9 @@ mod tag {
     pub const FILE_DONE: u8 = 23;
     pub const RPC_REQUEST: u8 = 50;
     pub const RPC_RESPONSE: u8 = 51;
+    pub const RPC_CHUNK: u8 = 52;
+    pub const RPC_UPLOAD_STATE: u8 = 53;
+    pub const RPC_SOUND_ALERT: u8 = 54;
 }
 
 impl Frame {
@@ -272,6 +302,23 @@ impl Frame {
             }
             Frame::RpcRequest(b) => w.u8(tag::RPC_REQUEST).bytes(b),
             Frame::RpcResponse(b) => w.u8(tag::RPC_RESPONSE).bytes(b),
+            Frame::RpcChunk {
+                upload,
+                offset,
+                data,
+            } => w.u8(tag::RPC_CHUNK).u64(*upload).u64(*offset).bytes(data),
+            Frame::RpcUploadState {
+                upload,
+                written,
+                code,
+                text,
+            } => w
+                .u8(tag::RPC_UPLOAD_STATE)
+                .u64(*upload)
+                .u64(*written)
+                .u16(*code)
+                .str(text),
+            Frame::RpcSoundAlert { below_db } => w.u8(tag::RPC_SOUND_ALERT).u8(*below_db),
             Frame::Group(b) | Frame::GroupCall(b) => return b.clone(),
         };
         w.0
@@ -368,6 +415,18 @@ impl Frame {
             },
             tag::RPC_REQUEST => Frame::RpcRequest(r.bytes(MAX_RPC, "rpc")?.to_vec()),
             tag::RPC_RESPONSE => Frame::RpcResponse(r.bytes(MAX_RPC, "rpc")?.to_vec()),
+            tag::RPC_CHUNK => Frame::RpcChunk {
+                upload: r.u64()?,
+                offset: r.u64()?,
+                data: r.bytes(MAX_CHUNK, "chunk")?.to_vec(),
+            },
+            tag::RPC_UPLOAD_STATE => Frame::RpcUploadState {
+                upload: r.u64()?,
+                written: r.u64()?,
+                code: r.u16()?,
+                text: text::line(r.str(MAX_ERROR, "upload state text")?, MAX_ERROR),
+            },
+            tag::RPC_SOUND_ALERT => Frame::RpcSoundAlert { below_db: r.u8()? },
             t if super::call_wire::tag::is_call(t) => Frame::Call(CallFrame::decode(t, &mut r)?),
             _ => return Err(WireError::Unknown("frame")),
         };
@@ -435,6 +494,18 @@ mod tests {
             },
             Frame::RpcRequest(vec![b'{'; MAX_RPC]),
             Frame::RpcResponse(b"{}".to_vec()),
+            Frame::RpcChunk {
+                upload: 3,
+                offset: 1 << 40,
+                data: vec![7; MAX_CHUNK],
+            },
+            Frame::RpcUploadState {
+                upload: 3,
+                written: 9,
+                code: 413,
+                text: "over the quota".into(),
+            },
+            Frame::RpcSoundAlert { below_db: 12 },
         ];
         for f in frames {
             assert_eq!(Frame::decode(&f.encode()), Ok(f));
@@ -461,6 +532,15 @@ mod tests {
         long[1..3].copy_from_slice(&(MAX_DATA as u16 + 1).to_be_bytes());
         long.push(0);
         assert_eq!(Frame::decode(&long), Err(WireError::TooLong("data")));
+        let mut chunk = Frame::RpcChunk {
+            upload: 1,
+            offset: 0,
+            data: vec![0; MAX_CHUNK],
+        }
+        .encode();
+        chunk[17..19].copy_from_slice(&(MAX_CHUNK as u16 + 1).to_be_bytes());
+        chunk.push(0);
+        assert_eq!(Frame::decode(&chunk), Err(WireError::TooLong("chunk")));
         let mut trailing = Frame::Ping { nonce: 1 }.encode();
         trailing.push(0);
         assert_eq!(Frame::decode(&trailing), Err(WireError::Trailing));

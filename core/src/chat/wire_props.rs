@@ -122,6 +122,22 @@ pub(crate) fn frame() -> impl Strategy<Value = Frame> {
         (any::<Id>(), any::<u64>()).prop_map(|(id, index)| Frame::FileAck { id, index }),
         (any::<Id>(), any::<bool>()).prop_map(|(id, ok)| Frame::FileDone { id, ok }),
         call_frame().prop_map(Frame::Call),
+        (any::<u64>(), any::<u64>(), bytes(MAX_CHUNK)).prop_map(|(upload, offset, data)| {
+            Frame::RpcChunk {
+                upload,
+                offset,
+                data,
+            }
+        }),
+        (any::<u64>(), any::<u64>(), any::<u16>(), text(128)).prop_map(
+            |(upload, written, code, text)| Frame::RpcUploadState {
+                upload,
+                written,
+                code,
+                text: crate::text::line(&text, 512),
+            }
+        ),
+        any::<u8>().prop_map(|below_db| Frame::RpcSoundAlert { below_db }),
     ]
 }
 

@@ -381,11 +381,12 @@ impl Inner {
             Frame::FileAck { id, index } if files => this.file_acked(link, id, index).await,
             Frame::FileDone { id, ok } if files => this.file_done(link, id, ok).await,
             Frame::Call(f) => Inner::on_call_frame(this, link, trust, f).await,
-            // Trusted contacts get 403 from the RPC layer; Known ones and strangers never reach it.
-            Frame::RpcRequest(b) if trust.is_some_and(|t| t >= Trust::Trusted) => {
-                Inner::on_rpc_request(this, link, trust, b).await;
-            }
-            Frame::RpcResponse(b) if contact => this.on_rpc_response(link, &b),
+            // Tags 50–54 (decision 0014): only Trusted contacts and up reach the RPC layer.
+            f @ (Frame::RpcRequest(_)
+            | Frame::RpcResponse(_)
+            | Frame::RpcChunk { .. }
+            | Frame::RpcUploadState { .. }
+            | Frame::RpcSoundAlert { .. }) => Inner::on_rpc_frame(this, link, trust, f).await,
             // Any identity that is not blocked: the group engine admits members only.
             Frame::Group(b) => this.on_group_frame(link, b).await,
             Frame::GroupCall(b) => this.on_group_call_frame(link, b).await,

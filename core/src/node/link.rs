@@ -57,6 +57,8 @@ pub(crate) struct Link {
     pub pumping: AtomicBool,
     strikes: AtomicU32,
     closed: AtomicBool,
+    /// Uploads the peer opened on this session (decision 0014); they end with it.
+    pub uploads: Mutex<crate::rpc::upload::Uploads>,
 }
 
 impl Link {
@@ -247,6 +249,7 @@ pub(crate) async fn establish(
         pumping: AtomicBool::new(false),
         strikes: AtomicU32::new(0),
         closed: AtomicBool::new(false),
+        uploads: Mutex::default(),
     });
     let session = Arc::new(Mutex::new(session));
     let writer = tokio::spawn(write_loop(session.clone(), sender, out_rx));

@@ -55,8 +55,11 @@ mod rendezvous;
 #[cfg(test)]
 mod rendezvous_tests;
 mod rpc;
+mod rpc_alert;
+mod rpc_backup;
 #[cfg(test)]
 mod rpc_tests;
+mod rpc_upload;
 #[cfg(test)]
 mod stadium_tests;
 #[cfg(test)]
@@ -78,6 +81,7 @@ use link::Link;
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};
 pub use rpc::{DEFAULT_MAX_RPC_FILE, ServeConfig};
+pub use rpc_backup::{BackupFile, BackupProgress, BackupSummary, backup_plan};
 
 /// Settings key of the user's display name.
 pub const DISPLAY_NAME_KEY: &str = "display_name";
@@ -279,6 +283,14 @@ pub enum NodeEvent {
         /// What the peer sends now.
         state: MediaState,
     },
+    /// An armed baby monitor that lets us watch it heard a sound above its alert threshold
+    /// (decision 0014).
+    MonitorAlert {
+        /// The monitor's fingerprint.
+        fingerprint: String,
+        /// The sound's level, dBFS.
+        level_dbfs: i16,
+    },
     /// A call was added to the call log (and to the chat history with the contact).
     CallLogged {
         /// The log entry.
@@ -347,6 +359,9 @@ pub enum NodeError {
     /// The node has been stopped.
     #[error("node stopped")]
     Stopped,
+    /// The peer answered an RPC request with an error.
+    #[error("refused by the peer: {0}")]
+    Rpc(#[from] crate::rpc::RpcError),
 }
 
 /// Why a dial failed (cloned to everyone waiting for it).

@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::link::Link;
-use super::{Inner, Node, NodeError, lock, parse_fp, unix_ms};
+use super::{Inner, Node, NodeError, NodeEvent, lock, parse_fp, unix_ms};
 use crate::calls::Kinds;
-use crate::chat::wire::Frame;
-use crate::contacts::Trust;
+use crate::chat::wire::{ErrorCode, Frame};
+use crate::contacts::{Capability, Trust};
 use crate::identity::Fingerprint;
 use crate::rpc::RpcError;
 use crate::rpc::fs::Roots;
@@ -38,10 +38,12 @@ pub struct ServeConfig {
     pub roots: Vec<(String, PathBuf)>,
     /// Largest file one upload may create (0 = [`DEFAULT_MAX_RPC_FILE`]).
     pub max_file: u64,
+    /// `(root name, bytes)`: size quotas of some roots (writes beyond them are 413).
+    pub quotas: Vec<(String, u64)>,
 }
 
-struct Serving {
-    roots: Roots,
+pub(super) struct Serving {
+    pub(super) roots: Roots,
 }
 
 /// The RPC state of a node.
@@ -50,9 +52,15 @@ pub(crate) struct NodeRpc {
     serving: Mutex<Option<Arc<Serving>>>,
     /// The camera may be streamed (the device is armed): its facing, and the task that calls
     /// whoever asks for the stream.
-    armed: Mutex<Option<(Facing, mpsc::UnboundedSender<Fingerprint>)>>,
-    pending: Mutex<HashMap<String, (Fingerprint, oneshot::Sender<Response>)>>,
+    pub(super) armed: Mutex<Option<(Facing, mpsc::UnboundedSender<Fingerprint>)>>,
+    /// The armed camera's sound alert, when on.
+    pub(super) sound: Mutex<Option<crate::rpc::alert::SoundAlert>>,
+    /// When each contact's last sound alert was taken.
+    pub(super) alerts_in: Mutex<HashMap<Fingerprint, u64>>,
+    pub(super) pending: Mutex<HashMap<String, (Fingerprint, oneshot::Sender<Response>)>>,
     audit_subs: Mutex<Vec<mpsc::UnboundedSender<AuditEntry>>>,
+    /// Our uploads in progress, by session binding and the server's upload number.
+    pub(super) uploads: Mutex<HashMap<([u8; 32], u64), super::rpc_upload::StateTx>>,
 }
 
 impl Default for NodeRpc {
@@ -63,14 +71,50 @@ impl Default for NodeRpc {
             armed: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             audit_subs: Mutex::new(vec![]),
+            uploads: Mutex::new(HashMap::new()),
+            sound: Mutex::new(None),
+            alerts_in: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl Inner {
+    /// An RPC frame from `link` (tags 50–54). Trusted contacts get 403 for every request;
+    /// Known ones and strangers never reach the RPC layer (the session's usual refusals).
+    pub(crate) async fn on_rpc_frame(
+        this: &Arc<Inner>,
+        link: &Arc<Link>,
+        trust: Option<Trust>,
+        frame: Frame,
+    ) {
+        let contact = trust.is_some_and(|t| t.allows(Capability::Connect));
+        let served = trust.is_some_and(|t| t >= Trust::Trusted);
+        match frame {
+            Frame::RpcRequest(b) if served => Inner::on_rpc_request(this, link, trust, b).await,
+            Frame::RpcChunk {
+                upload,
+                offset,
+                data,
+            } if served => Inner::on_rpc_chunk(this, link, trust, upload, offset, data).await,
+            Frame::RpcResponse(b) if contact => this.on_rpc_response(link, &b),
+            Frame::RpcUploadState {
+                upload,
+                written,
+                code,
+                text,
+            } if contact => this.on_upload_state(link, upload, written, code, text),
+            Frame::RpcSoundAlert { below_db } if contact => this.on_sound_alert(&link.fp, below_db),
+            _ if !contact => {
+                link.refuse(ErrorCode::NotContact, "you are not a contact")
+                    .await;
+            }
+            _ => link.refuse(ErrorCode::NotAllowed, "not allowed").await,
+        }
+    }
+
     /// A request from `link`, whose sender is a contact at Trusted or Full Access (lower
     /// levels never get here).
-    pub(crate) async fn on_rpc_request(
+    async fn on_rpc_request(
         this: &Arc<Inner>,
         link: &Arc<Link>,
         trust: Option<Trust>,
@@ -84,27 +128,30 @@ impl Inner {
                 (req.id, req.method, target, outcome)
             }
         };
-        let entry = AuditEntry {
+        let code = outcome.as_ref().map_or_else(|e| e.code, |_| 200);
+        let message = outcome.as_ref().err().map(|e| e.message.clone());
+        // Logged before the answer leaves: whoever sees the answer finds it in the log.
+        this.audit(AuditEntry {
             at_ms: now,
             fingerprint: link.fp.to_hex(),
             id: id.clone(),
             method,
             target,
-            code: outcome.as_ref().map_or_else(|e| e.code, |_| 200),
-            message: outcome
-                .as_ref()
-                .err()
-                .map(|e| e.message.clone())
-                .unwrap_or_default(),
-        };
-        // Logged before the answer leaves: whoever sees the answer finds it in the log.
-        let e = entry.clone();
-        if let Err(err) = this.db(move |c| rpc_store::audit(c, &e)).await {
-            tracing::warn!(error = %err, "could not write the RPC audit log");
-        }
-        lock(&this.rpc.audit_subs).retain(|tx| tx.send(entry.clone()).is_ok());
+            code,
+            message: message.unwrap_or_default(),
+        })
+        .await;
         let resp = Response::new(&id, outcome);
         let _ = link.send(&Frame::RpcResponse(resp.encode())).await;
+    }
+
+    /// Writes `entry` to the audit log and tells the audit subscribers.
+    pub(super) async fn audit(&self, entry: AuditEntry) {
+        let e = entry.clone();
+        if let Err(err) = self.db(move |c| rpc_store::audit(c, &e)).await {
+            tracing::warn!(error = %err, "could not write the RPC audit log");
+        }
+        lock(&self.rpc.audit_subs).retain(|tx| tx.send(entry.clone()).is_ok());
     }
 
     /// Checks and runs one request; returns its target (for the audit log) and outcome.
@@ -150,7 +197,10 @@ impl Inner {
         if !call.allowed_by(&scopes) {
             return (target, Err(RpcError::denied("scope denied")));
         }
-        (target, Inner::run_call(this, link, &serving, call).await)
+        (
+            target,
+            Inner::run_call(this, link, &serving, call, &req.id).await,
+        )
     }
 
     async fn run_call(
@@ -158,8 +208,10 @@ impl Inner {
         link: &Arc<Link>,
         serving: &Arc<Serving>,
         call: Call,
+        id: &str,
     ) -> Result<Value, RpcError> {
         match call {
+            Call::FsUpload(spec) => Inner::open_upload(link, serving, spec, id).await,
             // The grant allowed `since` (`timestamp>T` needs `since >= T`): nothing older leaks.
             Call::DbMessages(since, limit) => {
                 let msgs = this
@@ -200,7 +252,7 @@ impl Inner {
     }
 
     /// An answer to one of our requests (others are dropped).
-    pub(crate) fn on_rpc_response(&self, link: &Link, bytes: &[u8]) {
+    fn on_rpc_response(&self, link: &Link, bytes: &[u8]) {
         let Ok(resp) = Response::decode(bytes) else {
             tracing::info!(peer = %link.peer, "dropped a malformed RPC response");
             return;
@@ -222,7 +274,9 @@ impl Node {
         } else {
             config.max_file
         };
-        let roots = Roots::new(&config.roots, max).map_err(NodeError::InvalidInput)?;
+        let roots = Roots::new(&config.roots, max)
+            .and_then(|r| r.with_quotas(&config.quotas))
+            .map_err(NodeError::InvalidInput)?;
         *lock(&self.inner.rpc.serving) = Some(Arc::new(Serving { roots }));
         Ok(())
     }
@@ -298,6 +352,16 @@ impl Node {
     ) -> Result<oneshot::Receiver<Response>, NodeError> {
         let fp = parse_fp(fingerprint)?;
         let link = Inner::dial_contact(&self.inner, &fp).await?;
+        self.rpc_start_on(&link, req).await
+    }
+
+    /// Sends a signed request on `link`; the answer comes on the receiver.
+    pub(super) async fn rpc_start_on(
+        &self,
+        link: &Link,
+        req: &Request,
+    ) -> Result<oneshot::Receiver<Response>, NodeError> {
+        let fp = link.fp;
         let bytes = req
             .encode()
             .ok_or_else(|| NodeError::InvalidInput("request too large".into()))?;
@@ -334,6 +398,38 @@ impl Node {
                     "RPC {} to {fingerprint}",
                     req.method
                 )))
+            }
+        }
+    }
+
+    /// The baby monitor's viewer: asks armed contact `fingerprint` for its `facing` camera
+    /// (`media.stream`) and answers the call it places back (we send nothing); returns that
+    /// call once accepted. Only a call from that contact within `timeout` is answered. The
+    /// stream is then the call's media, like any call's.
+    pub async fn rpc_watch(
+        &self,
+        fingerprint: &str,
+        facing: &str,
+        timeout: Duration,
+    ) -> Result<String, NodeError> {
+        let fp = parse_fp(fingerprint)?.to_hex();
+        // Subscribed first: the call may ring before the answer to the request arrives.
+        let mut events = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.rpc_call(&fp, "media.stream", json!({"facing": facing}), timeout)
+            .await?
+            .outcome?;
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(NodeEvent::IncomingCall {
+                    call, fingerprint, ..
+                })) if fingerprint == fp => {
+                    self.accept_call(&call, Kinds::default())?;
+                    return Ok(call);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(NodeError::Stopped),
+                Err(_) => return Err(NodeError::Timeout(format!("the stream of {fp}"))),
             }
         }
     }

@@ -27,6 +27,7 @@ async fn rpc_needs_full_access_a_grant_and_a_fresh_request_signed_for_this_sessi
     b.rpc_serve(ServeConfig {
         roots: vec![("public".into(), root.path().into())],
         max_file: 0,
+        quotas: vec![],
     })
     .unwrap();
     let mut audit = b.rpc_audit_events();
@@ -191,6 +192,245 @@ async fn rpc_needs_full_access_a_grant_and_a_fresh_request_signed_for_this_sessi
         .unwrap()
         .len();
     assert_eq!(n, log.len());
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let (root, src) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    b.rpc_serve(ServeConfig {
+        roots: vec![("incoming".into(), root.path().into())],
+        max_file: 0,
+        quotas: vec![("incoming".into(), 3 << 20)],
+    })
+    .unwrap();
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    let fpa = parse_fp(&fa).unwrap();
+    b.inner
+        .db(move |c| {
+            let s = crate::rpc::scope::Scope::parse("fs:write:/incoming/**").unwrap();
+            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..5u32 << 19)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let size = data.len() as u64;
+    let local = src.path().join("a.bin");
+    std::fs::write(&local, &data).unwrap();
+
+    // Backed up in binary chunks, with progress acknowledged on the way.
+    let mut seen = vec![];
+    let f = a
+        .rpc_backup_file(&fb, &local, "/incoming/d/a.bin", &mut |n, _| seen.push(n))
+        .await
+        .unwrap();
+    assert_eq!((f.size, f.sent, f.skipped), (size, size, false));
+    assert_eq!(std::fs::read(root.path().join("d/a.bin")).unwrap(), data);
+    assert!(seen.len() >= 3 && seen.is_sorted(), "{seen:?}");
+    assert_eq!(seen.last(), Some(&size));
+    // The same content is skipped.
+    let f = a
+        .rpc_backup_file(&fb, &local, "/incoming/d/a.bin", &mut |_, _| {})
+        .await
+        .unwrap();
+    assert!(f.skipped && f.sent == 0);
+
+    // Bytes whose hash is not the one the request signed are not placed.
+    let small = src.path().join("small.bin");
+    std::fs::write(&small, [7u8; 100_000]).unwrap();
+    let e = a
+        .rpc_upload(
+            &fb,
+            &small,
+            "/incoming/s.bin",
+            100_000,
+            0,
+            [0; 32],
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 400), "{e}");
+    assert!(!root.path().join("s.bin").exists());
+    // Over the root's quota (2.5 of 3 MiB used): 413, nothing written.
+    let big = src.path().join("big.bin");
+    std::fs::write(&big, vec![1u8; 1 << 20]).unwrap();
+    let e = a
+        .rpc_backup_file(&fb, &big, "/incoming/big.bin", &mut |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 413), "{e}");
+    // Outside the grant: 403.
+    let e = a
+        .rpc_upload(
+            &fb,
+            &small,
+            "/other/s.bin",
+            100_000,
+            0,
+            [0; 32],
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 403), "{e}");
+    let names: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["d"]);
+
+    // A chunk for no upload open on this session gets 404.
+    let link = a.inner.link(&parse_fp(&fb).unwrap()).unwrap();
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    lock(&a.inner.rpc.uploads).insert((link.binding, 77), tx);
+    let chunk = crate::chat::wire::Frame::RpcChunk {
+        upload: 77,
+        offset: 0,
+        data: vec![1; 10],
+    };
+    link.send(&chunk).await.unwrap();
+    tokio::time::timeout(WAIT, rx.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rx.borrow().as_ref().map(|s| s.code), Some(404));
+
+    // The audit log has each upload's opening and its end.
+    let log = b.inner.db(|c| rpc_store::audit_log(c, 100)).await.unwrap();
+    let uploads: Vec<(u16, &str)> = log
+        .iter()
+        .filter(|e| e.method == "fs.upload")
+        .map(|e| (e.code, e.target.as_str()))
+        .collect();
+    assert_eq!(
+        uploads,
+        [
+            (200, "/incoming/d/a.bin"),
+            (200, "/incoming/d/a.bin"),
+            (200, "/incoming/s.bin"),
+            (400, "/incoming/s.bin"),
+            (413, "/incoming/big.bin"),
+            (403, "/other/s.bin"),
+        ]
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    b.rpc_serve(ServeConfig::default()).unwrap();
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    let fpa = parse_fp(&fa).unwrap();
+    b.inner
+        .db(move |c| {
+            let s = crate::rpc::scope::Scope::parse("media:stream:camera:environment").unwrap();
+            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
+        })
+        .await
+        .unwrap();
+    // Not armed: refused, no call.
+    let e = a.rpc_watch(&fb, "environment", WAIT).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 403), "{e}");
+    b.rpc_arm_camera(Some("environment")).unwrap();
+    let e = a.rpc_watch(&fb, "user", WAIT).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 403), "{e}");
+
+    let mut eb = b.subscribe();
+    let call = a.rpc_watch(&fb, "environment", WAIT).await.unwrap();
+    let active = a.active_call().unwrap();
+    assert_eq!(active.call, call);
+    assert_eq!(active.direction, CallDirection::Incoming);
+    // The armed side placed it (sending audio and video); it connects.
+    let connected = async {
+        while let Some(ev) = eb.recv().await {
+            if let NodeEvent::CallState {
+                call: c,
+                state: CallState::Connected,
+                ..
+            } = ev
+                && c == call
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, connected).await.unwrap();
+    a.hang_up(&call).unwrap();
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud_sound() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let mut ea = a.subscribe();
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    assert!(b.rpc_sound_alert(Some(3.0)).is_err());
+    b.rpc_sound_alert(Some(-30.0)).unwrap();
+    // Not armed: levels are ignored.
+    for _ in 0..5 {
+        b.rpc_sound_level(-10.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.rpc_arm_camera(Some("environment")).unwrap();
+    // Armed, but nobody may watch: nothing is sent (nor to a without a grant).
+    for _ in 0..5 {
+        b.rpc_sound_level(-10.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fpa = parse_fp(&fa).unwrap();
+    b.inner
+        .db(move |c| {
+            let s = crate::rpc::scope::Scope::parse("media:stream:camera:*").unwrap();
+            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
+        })
+        .await
+        .unwrap();
+    // The cooldown of the first alert (no watcher then) has to pass: a new detector.
+    b.rpc_sound_alert(Some(-30.0)).unwrap();
+    for _ in 0..5 {
+        b.rpc_sound_level(-12.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alert = async {
+        while let Some(ev) = ea.recv().await {
+            if let NodeEvent::MonitorAlert {
+                fingerprint,
+                level_dbfs,
+            } = ev
+            {
+                return (fingerprint, level_dbfs);
+            }
+        }
+        unreachable!("a stopped")
+    };
+    let got = tokio::time::timeout(WAIT, alert).await.unwrap();
+    assert_eq!(got, (fb.clone(), -12));
+    // Only one per sound: more loud reports within the cooldown raise nothing.
+    for _ in 0..5 {
+        b.rpc_sound_level(-12.0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(ev) = ea.try_recv() {
+        assert!(!matches!(ev, NodeEvent::MonitorAlert { .. }), "{ev:?}");
+    }
     a.stop().await;
     b.stop().await;
 }

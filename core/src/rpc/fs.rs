@@ -8,13 +8,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
 use super::RpcError;
+use super::part::{Part, Writers, lock};
 use super::path::{PART_PREFIX, RpcPath};
+use super::quota::Quotas;
 
 /// Largest chunk read or written by one request.
 pub const MAX_CHUNK: usize = 40 * 1024;
@@ -28,9 +31,11 @@ pub const DEFAULT_MAX_FILE: u64 = 4 << 30;
 pub struct Roots {
     roots: BTreeMap<String, PathBuf>,
     max_file: u64,
+    quota: Quotas,
+    writers: Arc<Mutex<Writers>>,
 }
 
-fn io_err(e: std::io::Error) -> RpcError {
+pub(super) fn io_err(e: std::io::Error) -> RpcError {
     match e.kind() {
         ErrorKind::NotFound => RpcError::not_found("no such file or folder"),
         ErrorKind::AlreadyExists => RpcError::bad("the file exists (ask to overwrite)"),
@@ -92,7 +97,26 @@ impl Roots {
                 return Err(format!("root {name} given twice"));
             }
         }
-        Ok(Roots { roots, max_file })
+        Ok(Roots {
+            roots,
+            max_file,
+            quota: Quotas::default(),
+            writers: Arc::default(),
+        })
+    }
+
+    /// Sets size quotas, `(root name, bytes)`, for some of the roots.
+    pub fn with_quotas(mut self, quotas: &[(String, u64)]) -> Result<Roots, String> {
+        if let Some((name, _)) = quotas.iter().find(|(n, _)| !self.roots.contains_key(n)) {
+            return Err(format!("a quota for {name:?}, which is not a root"));
+        }
+        self.quota = Quotas::new(quotas);
+        Ok(self)
+    }
+
+    /// The quota of a root, if it has one.
+    pub fn quota(&self, root: &str) -> Option<u64> {
+        self.quota.limit(root)
     }
 
     /// Parses `NAME=DIR`.
@@ -240,27 +264,6 @@ impl Roots {
                 "at most {MAX_CHUNK} bytes per write"
             )));
         }
-        let total = chunk.map_or(data.len() as u64, |(_, t)| t);
-        if total > self.max_file {
-            return Err(RpcError::too_large(format!(
-                "files are limited to {} bytes here",
-                self.max_file
-            )));
-        }
-        if p.rest().is_empty() {
-            return Err(RpcError::bad("a root cannot be written"));
-        }
-        let path = self.walk(p, true)?;
-        let target_exists = match kind_of(&path)? {
-            Kind::Dir(_) => return Err(RpcError::bad("a folder is at that path")),
-            Kind::File(_) => true,
-            Kind::Missing => false,
-        };
-        if target_exists && !overwrite {
-            return Err(RpcError::bad("the file exists (ask to overwrite)"));
-        }
-        let dir = path.parent().expect("a path below a root").to_owned();
-        let name = p.rest().last().expect("checked").clone();
         let (offset, total) = chunk.unwrap_or((0, data.len() as u64));
         let end = offset
             .checked_add(data.len() as u64)
@@ -269,10 +272,69 @@ impl Roots {
         if chunk.is_some() && end < total && data.is_empty() {
             return Err(RpcError::bad("an empty chunk before the end"));
         }
-        let part = dir.join(part_name(&name));
-        let mut f = if offset == 0 {
+        let mut part = self.open_part(p, total, offset, overwrite)?;
+        part.write(data)?;
+        if end < total {
+            return Ok(json!({"written": end, "done": false}));
+        }
+        part.place(overwrite)?;
+        Ok(json!({"written": end, "done": true}))
+    }
+
+    /// Opens the partial file of an upload of `total` bytes to `p`, positioned at `offset`:
+    /// a fresh one at 0, else the one an earlier writer left (cut to `offset` if longer).
+    /// Checks the file limit, the root's quota, the folders on the way and the target.
+    pub(super) fn open_part(
+        &self,
+        p: &RpcPath,
+        total: u64,
+        offset: u64,
+        overwrite: bool,
+    ) -> Result<Part, RpcError> {
+        if total > self.max_file {
+            return Err(RpcError::too_large(format!(
+                "files are limited to {} bytes here",
+                self.max_file
+            )));
+        }
+        if offset > total {
+            return Err(RpcError::bad("the offset is past the total size"));
+        }
+        if p.rest().is_empty() {
+            return Err(RpcError::bad("a root cannot be written"));
+        }
+        let target = self.walk(p, true)?;
+        let target_exists = match kind_of(&target)? {
+            Kind::Dir(_) => return Err(RpcError::bad("a folder is at that path")),
+            Kind::File(_) => true,
+            Kind::Missing => false,
+        };
+        if target_exists && !overwrite {
+            return Err(RpcError::bad("the file exists (ask to overwrite)"));
+        }
+        let dir = target.parent().expect("a path below a root").to_owned();
+        let name = p.rest().last().expect("checked");
+        let part = dir.join(part_name(name));
+        let part_len = match kind_of(&part)? {
+            Kind::File(m) => Some(m.len()),
+            _ => None,
+        };
+        if offset > 0 && part_len.is_none_or(|n| n < offset) {
+            return Err(RpcError::bad(format!(
+                "offset {offset} does not continue the upload ({} bytes so far)",
+                part_len.unwrap_or(0)
+            )));
+        }
+        // What the upload adds once the partial file is cut to `offset`.
+        let cut = part_len.map_or(0, |n| n - offset.min(n));
+        let reservation = self
+            .quota
+            .reserve(p.root(), self.root_dir(p), total - offset, cut)?;
+        // Held while the partial file is replaced or cut: an earlier writer of it is stopped.
+        let mut writers = lock(&self.writers);
+        let mut file = if offset == 0 {
             // A new upload (or a restart of one) begins a fresh partial file.
-            if let Kind::File(_) = kind_of(&part)? {
+            if part_len.is_some() {
                 fs::remove_file(&part).map_err(io_err)?;
             }
             OpenOptions::new()
@@ -281,47 +343,30 @@ impl Roots {
                 .open(&part)
                 .map_err(io_err)?
         } else {
-            let Kind::File(m) = kind_of(&part)? else {
-                return Err(RpcError::bad(format!(
-                    "offset {offset}: no upload to continue"
-                )));
-            };
-            if m.len() < offset {
-                return Err(RpcError::bad(format!(
-                    "offset {offset} does not continue the upload ({} bytes so far)",
-                    m.len()
-                )));
-            }
-            let mut f = OpenOptions::new().write(true).open(&part).map_err(io_err)?;
-            if m.len() > offset {
+            let f = OpenOptions::new().write(true).open(&part).map_err(io_err)?;
+            if cut > 0 {
                 // A resumed upload restarts inside what an interrupted writer left: that
                 // writer's last chunks can still land after the resumer read the size. The
-                // resumer's bytes win; its hash check of the whole file catches any mix.
+                // resumer's bytes win: the earlier writer may not write from now on.
                 f.set_len(offset).map_err(io_err)?;
             }
-            f.seek(SeekFrom::Start(offset)).map_err(io_err)?;
             f
         };
-        f.write_all(data).map_err(io_err)?;
-        if end < total {
-            return Ok(json!({"written": end, "done": false}));
-        }
-        f.sync_all().map_err(io_err)?;
-        drop(f);
-        let placed = if overwrite {
-            fs::rename(&part, &path)
-        } else {
-            // A hard link fails if the name exists: never overwrites, even in a race.
-            fs::hard_link(&part, &path).and_then(|()| fs::remove_file(&part))
-        };
-        if let Err(e) = placed {
-            let _ = fs::remove_file(&part);
-            return Err(io_err(e));
-        }
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(json!({"written": end, "done": true}))
+        file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+        let generation = writers.claim(&part);
+        drop(writers);
+        Ok(Part::new(
+            [target, part, dir],
+            file,
+            reservation,
+            (self.writers.clone(), generation),
+        ))
+    }
+
+    fn root_dir(&self, p: &RpcPath) -> &Path {
+        self.roots
+            .get(p.root())
+            .map_or(Path::new(""), PathBuf::as_path)
     }
 }
 
@@ -493,6 +538,29 @@ mod tests {
             .write(&target, b"xy", false, Some((0, 1)))
             .unwrap_err();
         assert_eq!(e.code, 400);
+    }
+
+    #[test]
+    fn writes_beyond_the_roots_quota_are_413_and_leave_nothing() {
+        let (r, _o, roots) = setup();
+        // 4 bytes are there already (photos/a.jpg).
+        let roots = roots.with_quotas(&[("public".into(), 10)]).unwrap();
+        roots.write(&p("/public/a"), b"123", false, None).unwrap();
+        let e = roots
+            .write(&p("/public/b"), b"1234", false, None)
+            .unwrap_err();
+        assert_eq!(e.code, 413);
+        // A streamed upload counts its whole announced size from the first chunk.
+        let e = roots
+            .write(&p("/public/c"), b"1", false, Some((0, 4)))
+            .unwrap_err();
+        assert_eq!(e.code, 413);
+        roots
+            .write(&p("/public/c"), b"1", false, Some((0, 3)))
+            .unwrap();
+        assert_eq!(fs::read_dir(r.path()).unwrap().count(), 3);
+        assert!(!r.path().join("b").exists());
+        assert!(roots.with_quotas(&[("nope".into(), 1)]).is_err());
     }
 
     #[test]

@@ -11,16 +11,22 @@
 //! - [`wire`]: the JSON messages, their bounds, signing and verifying (sans-IO).
 //! - [`guard`]: time window, replay window and rate limit per contact (sans-IO).
 //! - [`store`]: grants and the audit log in SQLite.
-//! - [`fs`]: the file-system methods, confined to the roots the user chose.
+//! - [`fs`]: the file-system methods, confined to the roots the user chose; [`quota`]: size
+//!   quotas per root; [`upload`]: streamed uploads in binary chunks (tags 52–53).
 //! - [`server`]: checks a request against the grants and runs it.
+//! - [`alert`]: when the armed baby monitor's sound levels raise an alert (sans-IO).
 
+pub mod alert;
 pub mod b64;
 pub mod fs;
 pub mod guard;
+mod part;
 pub mod path;
+pub mod quota;
 pub mod scope;
 pub mod server;
 pub mod store;
+pub mod upload;
 pub mod wire;
 
 /// An RPC error: an HTTP-like code and a message for people.

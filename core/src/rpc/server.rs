@@ -8,6 +8,7 @@ use super::RpcError;
 use super::fs::{MAX_CHUNK, Roots};
 use super::path::RpcPath;
 use super::scope::{Facing, Need, Scope, SysItem};
+use super::upload::UploadSpec;
 
 /// Most messages one `db.messages` returns.
 pub const MAX_MESSAGES: usize = 200;
@@ -32,6 +33,9 @@ pub enum Call {
         /// Streamed form: (offset, total).
         chunk: Option<(u64, u64)>,
     },
+    /// `fs.upload {path, total, blake3, offset?, overwrite?}`: opens a streamed upload whose
+    /// bytes follow in binary chunks on the same session.
+    FsUpload(UploadSpec),
     /// `db.messages {since, limit?}`.
     DbMessages(u64, usize),
     /// `sys.status {what}`.
@@ -118,6 +122,25 @@ impl Call {
                     chunk,
                 }
             }
+            "fs.upload" => {
+                let path = p.path()?;
+                let total = p.u64_or("total", None)?;
+                let offset = p.u64_or("offset", Some(0))?;
+                let mut blake3 = [0u8; 32];
+                hex::decode_to_slice(p.str("blake3")?, &mut blake3)
+                    .map_err(|_| RpcError::bad("params.blake3 must be 64 hex characters"))?;
+                let overwrite = p.bool_or("overwrite")?;
+                if offset > total {
+                    return Err(RpcError::bad("params.offset is past params.total"));
+                }
+                Call::FsUpload(UploadSpec {
+                    path,
+                    total,
+                    offset,
+                    blake3,
+                    overwrite,
+                })
+            }
             "db.messages" => {
                 let since = p.u64_or("since", None)?;
                 let limit = p.u64_or("limit", Some(MAX_MESSAGES as u64))?;
@@ -149,7 +172,9 @@ impl Call {
             Call::FsList(p) => Need::FsList(p),
             Call::FsStat(p, _) => Need::FsStat(p),
             Call::FsRead(p, ..) => Need::FsRead(p),
-            Call::FsWrite { path, .. } => Need::FsWrite(path),
+            Call::FsWrite { path, .. } | Call::FsUpload(UploadSpec { path, .. }) => {
+                Need::FsWrite(path)
+            }
             Call::DbMessages(since, _) => Need::Messages(*since),
             Call::SysStatus(i) => Need::Sys(*i),
             Call::MediaStream(f) => Need::Camera(*f),
@@ -160,7 +185,9 @@ impl Call {
     pub fn target(&self) -> String {
         match self {
             Call::FsList(p) | Call::FsStat(p, _) | Call::FsRead(p, ..) => p.to_string(),
-            Call::FsWrite { path, .. } => path.to_string(),
+            Call::FsWrite { path, .. } | Call::FsUpload(UploadSpec { path, .. }) => {
+                path.to_string()
+            }
             Call::DbMessages(since, _) => format!("messages:timestamp>{since}"),
             Call::SysStatus(i) => i.name().to_owned(),
             Call::MediaStream(f) => format!("camera:{}", f.name()),
@@ -267,6 +294,34 @@ mod tests {
                 ..
             }
         ));
+        let h = "ab".repeat(32);
+        assert!(matches!(
+            ok(
+                "fs.upload",
+                json!({"path": "/a/b", "total": 9, "blake3": h})
+            ),
+            Call::FsUpload(UploadSpec {
+                total: 9,
+                offset: 0,
+                overwrite: false,
+                ..
+            })
+        ));
+        assert_eq!(
+            err(
+                "fs.upload",
+                json!({"path": "/a/b", "total": 9, "blake3": "ab"})
+            ),
+            400
+        );
+        assert_eq!(
+            err(
+                "fs.upload",
+                json!({"path": "/a/b", "total": 9, "offset": 10, "blake3": h})
+            ),
+            400
+        );
+        assert_eq!(err("fs.upload", json!({"path": "/a/b", "blake3": h})), 400);
         assert_eq!(err("fs.nope", json!({})), 404);
         assert_eq!(err("fs.list", json!({})), 400);
         assert_eq!(err("fs.list", json!({"path": "/a/../b"})), 400);
@@ -297,6 +352,10 @@ mod tests {
         assert!(c("fs.write", json!({"path": "/incoming/a", "data_b64": ""})).allowed_by(&scopes));
         assert!(c("fs.stat", json!({"path": "/incoming/a"})).allowed_by(&scopes));
         assert!(!c("fs.read", json!({"path": "/incoming/a"})).allowed_by(&scopes));
+        let up = json!({"path": "/incoming/a", "total": 1, "blake3": "00".repeat(32)});
+        assert!(c("fs.upload", up).allowed_by(&scopes));
+        let up = json!({"path": "/public/a", "total": 1, "blake3": "00".repeat(32)});
+        assert!(!c("fs.upload", up).allowed_by(&scopes));
         assert!(!c("fs.list", json!({"path": "/incoming"})).allowed_by(&scopes));
         assert!(c("sys.status", json!({"what": "battery"})).allowed_by(&scopes));
         assert!(!c("sys.status", json!({"what": "storage"})).allowed_by(&scopes));

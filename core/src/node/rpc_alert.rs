@@ -1,0 +1,115 @@
+//! The baby monitor's sound alert over links (decision 0014). The armed device's shell reports
+//! its microphone's level; when the levels raise an alert ([`crate::rpc::alert`]), every
+//! contact at Full Access whose grants let it watch the armed camera gets an `RpcSoundAlert`
+//! frame (dialled if needed). The receiving side turns it into [`NodeEvent::MonitorAlert`], at
+//! most one per contact every [`MIN_GAP_MS`].
+
+use std::sync::Arc;
+
+use super::{Inner, Node, NodeError, NodeEvent, lock, unix_ms};
+use crate::chat::wire::Frame;
+use crate::contacts::{self, Trust};
+use crate::identity::Fingerprint;
+use crate::rpc::alert::SoundAlert;
+use crate::rpc::scope::{Facing, Need};
+use crate::rpc::store as rpc_store;
+use crate::session::FEATURE_RPC;
+
+/// Alerts from one contact closer together than this are dropped.
+const MIN_GAP_MS: u64 = 5_000;
+
+impl Node {
+    /// Turns the sound alert of the armed camera on (at `threshold_dbfs`, between -120 and 0)
+    /// or off (`None`). The shell then reports levels with [`Node::rpc_sound_level`].
+    pub fn rpc_sound_alert(&self, threshold_dbfs: Option<f32>) -> Result<(), NodeError> {
+        if let Some(t) = threshold_dbfs
+            && !(-120.0..=0.0).contains(&t)
+        {
+            return Err(NodeError::InvalidInput(format!(
+                "threshold {t} dBFS: between -120 and 0"
+            )));
+        }
+        *lock(&self.inner.rpc.sound) = threshold_dbfs.map(SoundAlert::new);
+        Ok(())
+    }
+
+    /// The microphone's level now, in dBFS, from the armed device's shell (a few times a
+    /// second while the sound alert is on). Ignored unless the camera is armed.
+    pub fn rpc_sound_level(&self, dbfs: f32) {
+        let Some(facing) = lock(&self.inner.rpc.armed).as_ref().map(|(f, _)| *f) else {
+            return;
+        };
+        let fired = lock(&self.inner.rpc.sound)
+            .as_mut()
+            .and_then(|a| a.level(dbfs, unix_ms()));
+        let Some(level) = fired else { return };
+        let below_db = (-level).round().clamp(0.0, 255.0) as u8;
+        let weak = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            if let Some(inner) = weak.upgrade() {
+                Inner::send_sound_alert(&inner, facing, below_db).await;
+            }
+        });
+        self.inner.track([task.abort_handle()]);
+    }
+}
+
+impl Inner {
+    /// Tells every contact allowed to watch the `facing` camera that it heard a sound.
+    async fn send_sound_alert(this: &Arc<Inner>, facing: Facing, below_db: u8) {
+        let watchers = this
+            .db(move |c| {
+                let mut fps: Vec<String> = rpc_store::grants(c)?
+                    .into_iter()
+                    .map(|g| g.fingerprint)
+                    .collect();
+                fps.dedup();
+                let mut out = vec![];
+                for fp in fps.iter().filter_map(|s| s.parse::<Fingerprint>().ok()) {
+                    let allowed = rpc_store::scopes_of(c, &fp)?
+                        .iter()
+                        .any(|s| s.allows(&Need::Camera(facing)));
+                    if allowed && contacts::trust_of(c, &fp)? == Some(Trust::FullAccess) {
+                        out.push(fp);
+                    }
+                }
+                Ok::<_, NodeError>(out)
+            })
+            .await;
+        let watchers = match watchers {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read who watches the monitor");
+                return;
+            }
+        };
+        for fp in watchers {
+            match Inner::dial_contact(this, &fp).await {
+                Ok(link) if link.features & FEATURE_RPC != 0 => {
+                    let _ = link.send(&Frame::RpcSoundAlert { below_db }).await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::info!(%fp, error = %e, "could not alert a watcher"),
+            }
+        }
+    }
+
+    /// A sound alert from the contact of `fp`.
+    pub(super) fn on_sound_alert(&self, fp: &Fingerprint, below_db: u8) {
+        let now = unix_ms();
+        {
+            let mut last = lock(&self.rpc.alerts_in);
+            if last
+                .get(fp)
+                .is_some_and(|t| now.saturating_sub(*t) < MIN_GAP_MS)
+            {
+                return;
+            }
+            last.insert(*fp, now);
+        }
+        self.emit(NodeEvent::MonitorAlert {
+            fingerprint: fp.to_hex(),
+            level_dbfs: -i16::from(below_db),
+        });
+    }
+}

@@ -1,0 +1,233 @@
+//! Backing up files and folders into a peer's root over RPC (decision 0014): each file is
+//! skipped if the peer has the same content (BLAKE3 from `fs.stat`), resumed from what an
+//! interrupted upload left there, or uploaded whole in binary chunks; the peer places it only
+//! with the hash the upload request signed.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::rpc_upload::STALL;
+use super::{Node, NodeError};
+use crate::rpc::path::RpcPath;
+
+/// How one file of a backup went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupFile {
+    /// Its size.
+    pub size: u64,
+    /// Bytes sent (less than the size when an earlier upload was resumed).
+    pub sent: u64,
+    /// The peer had the same content already: nothing was sent.
+    pub skipped: bool,
+}
+
+/// Where a backup is: reported when a file starts, for every MiB the peer acknowledges and
+/// when a file is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupProgress {
+    /// The file, as its path on the peer.
+    pub path: String,
+    /// Bytes of it on the peer.
+    pub bytes: u64,
+    /// Its size.
+    pub size: u64,
+    /// Files done (sent or skipped) before this one.
+    pub files_done: u64,
+    /// Files in the backup.
+    pub files_total: u64,
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupSummary {
+    /// Files sent (whole or the rest of an interrupted upload).
+    pub files: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Files the peer had already.
+    pub skipped: u64,
+    /// Files left out because a request path cannot name them (e.g. `a:b`, `50%.jpg`).
+    pub left_out: u64,
+}
+
+/// The files under `paths` (folders walked in name order, links and special files ignored),
+/// each with its path below `into` on the peer; and how many a request path cannot name.
+pub fn backup_plan(
+    paths: &[PathBuf],
+    into: &str,
+) -> Result<(Vec<(PathBuf, String)>, u64), NodeError> {
+    let into = into.trim_end_matches('/');
+    RpcPath::parse(into).map_err(|e| NodeError::InvalidInput(format!("{into}: {}", e.message)))?;
+    let (mut files, mut left_out) = (vec![], 0);
+    let mut stack: Vec<(PathBuf, String)> = paths
+        .iter()
+        .rev()
+        .map(|p| (p.clone(), into.to_owned()))
+        .collect();
+    let io = |p: &Path, e: std::io::Error| NodeError::InvalidInput(format!("{}: {e}", p.display()));
+    while let Some((path, parent)) = stack.pop() {
+        let name = path.file_name().and_then(|n| n.to_str());
+        let Some(remote) = name
+            .map(|n| format!("{parent}/{n}"))
+            .filter(|r| RpcPath::parse(r).is_ok())
+        else {
+            left_out += 1;
+            continue;
+        };
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&path)
+                .map_err(|e| io(&path, e))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| io(&path, e))?;
+            entries.sort();
+            stack.extend(entries.into_iter().rev().map(|p| (p, remote.clone())));
+        } else if meta.is_file() {
+            files.push((path, remote));
+        }
+    }
+    Ok((files, left_out))
+}
+
+impl Node {
+    /// Backs up `local` to `remote` on contact `fingerprint`: nothing is sent if the peer has
+    /// the same content (BLAKE3), an unfinished upload of it is resumed, and the file is placed
+    /// only whole and with that hash. `progress` gets the bytes on the peer and the size.
+    pub async fn rpc_backup_file(
+        &self,
+        fingerprint: &str,
+        local: &Path,
+        remote: &str,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<BackupFile, NodeError> {
+        let path = local.to_owned();
+        let (hash, size) = tokio::task::spawn_blocking(move || {
+            let mut h = blake3::Hasher::new();
+            let f = std::fs::File::open(&path)?;
+            let size = f.metadata()?.len();
+            h.update_reader(f)?;
+            Ok::<_, std::io::Error>((*h.finalize().as_bytes(), size))
+        })
+        .await
+        .map_err(|e| NodeError::InvalidInput(e.to_string()))?
+        .map_err(|e| NodeError::InvalidInput(format!("{}: {e}", local.display())))?;
+        let stat = self
+            .rpc_call(
+                fingerprint,
+                "fs.stat",
+                json!({"path": remote, "hash": true}),
+                STALL,
+            )
+            .await?
+            .outcome?;
+        if stat["blake3"] == hex::encode(hash).as_str() {
+            progress(size, size);
+            return Ok(BackupFile {
+                size,
+                sent: 0,
+                skipped: true,
+            });
+        }
+        let partial = stat["partial"].as_u64().unwrap_or(0);
+        let offset = if partial <= size { partial } else { 0 };
+        progress(offset, size);
+        let mut acked = |n| progress(n, size);
+        match self
+            .rpc_upload(fingerprint, local, remote, size, offset, hash, &mut acked)
+            .await
+        {
+            // What the peer had was of another version of the file: send it whole.
+            Err(NodeError::Rpc(e)) if e.code == 400 && offset > 0 => {
+                tracing::info!(%remote, error = %e, "the resumed upload failed; sending it whole");
+                self.rpc_upload(fingerprint, local, remote, size, 0, hash, &mut acked)
+                    .await?;
+                Ok(BackupFile {
+                    size,
+                    sent: size,
+                    skipped: false,
+                })
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(BackupFile {
+                size,
+                sent: size - offset,
+                skipped: false,
+            }),
+        }
+    }
+
+    /// Backs up the files and folders `paths` into `into` (e.g. `/incoming`) on contact
+    /// `fingerprint`, file after file as [`Node::rpc_backup_file`] does; a folder `photos`
+    /// lands at `<into>/photos/...`. Stops at the first error (a later run resumes).
+    pub async fn rpc_backup(
+        &self,
+        fingerprint: &str,
+        paths: &[PathBuf],
+        into: &str,
+        progress: &mut (dyn FnMut(&BackupProgress) + Send),
+    ) -> Result<BackupSummary, NodeError> {
+        let (plan, left_out) = backup_plan(paths, into)?;
+        let mut sum = BackupSummary {
+            left_out,
+            ..BackupSummary::default()
+        };
+        let files_total = plan.len() as u64;
+        for (i, (local, remote)) in plan.iter().enumerate() {
+            let mut report = |bytes, size| {
+                progress(&BackupProgress {
+                    path: remote.clone(),
+                    bytes,
+                    size,
+                    files_done: i as u64,
+                    files_total,
+                });
+            };
+            let done = self
+                .rpc_backup_file(fingerprint, local, remote, &mut report)
+                .await?;
+            if done.skipped {
+                sum.skipped += 1;
+            } else {
+                sum.files += 1;
+                sum.bytes += done.sent;
+            }
+        }
+        Ok(sum)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_walks_folders_in_order_and_leaves_out_unnamable_files() {
+        let d = tempfile::tempdir().unwrap();
+        let photos = d.path().join("photos");
+        std::fs::create_dir_all(photos.join("b")).unwrap();
+        for f in ["b/2.jpg", "a.jpg", "50%.jpg", "c:d.jpg", "b/1.jpg"] {
+            std::fs::write(photos.join(f), b"x").unwrap();
+        }
+        let one = d.path().join("one.txt");
+        std::fs::write(&one, b"y").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&one, photos.join("link")).unwrap();
+        let (plan, left_out) = backup_plan(&[photos.clone(), one.clone()], "/incoming/").unwrap();
+        let remote: Vec<&str> = plan.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(
+            remote,
+            [
+                "/incoming/photos/a.jpg",
+                "/incoming/photos/b/1.jpg",
+                "/incoming/photos/b/2.jpg",
+                "/incoming/one.txt"
+            ]
+        );
+        assert_eq!(plan[0].0, photos.join("a.jpg"));
+        assert_eq!(left_out, 2);
+        assert!(backup_plan(&[one], "/in/../x").is_err());
+        assert!(backup_plan(&[d.path().join("missing")], "/in").is_err());
+    }
+}
