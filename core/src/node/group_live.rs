@@ -550,8 +550,12 @@ fn persisted(e: &GroupEvent) -> bool {
     )
 }
 
-async fn run(mut live: Live, mut rx: mpsc::Receiver<Cmd>, ns: NamespaceHandle) {
-    let mut ns_events = ns.subscribe();
+async fn run(
+    mut live: Live,
+    mut rx: mpsc::Receiver<Cmd>,
+    ns: NamespaceHandle,
+    mut ns_events: mpsc::UnboundedReceiver<NsEvent>,
+) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let done = loop {
@@ -661,6 +665,9 @@ impl Inner {
         let note = this.peer_id().into_bytes();
         let setup = this.ns_setup(namespace_prefix(&gid), None, note);
         let ns = NamespaceHandle::spawn(setup).map_err(|e| NodeError::Signaling(e.to_string()))?;
+        // Subscribed before the driver runs: a claim answered before the group's task first
+        // ran went unheard, and the group stayed without a router (seen under CPU load).
+        let ns_events = ns.subscribe();
         let (tx, rx) = mpsc::channel(CMD_QUEUE);
         let live = Live {
             inner: Arc::downgrade(this),
@@ -686,7 +693,7 @@ impl Inner {
             }
             groups.running.insert(gid, tx);
         }
-        let task = tokio::spawn(run(live, rx, ns));
+        let task = tokio::spawn(run(live, rx, ns, ns_events));
         this.track([task.abort_handle()]);
         Ok(())
     }
