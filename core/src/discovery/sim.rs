@@ -670,10 +670,17 @@ impl Sim {
     /// One router among `engines`, every other engine its member, and every engine sees every
     /// other.
     pub fn converged(&self, engines: &[EngineId]) -> bool {
-        self.routers(engines).len() == 1
-            && engines
-                .iter()
-                .all(|&e| !matches!(self.engines[e].ns.role(), RoleKind::Searching))
+        let routers = self.routers(engines);
+        let [router] = routers[..] else {
+            return false;
+        };
+        let RoleKind::Router(level) = self.engines[router].ns.role() else {
+            return false;
+        };
+        // A member of another level still follows a router that is gone.
+        engines
+            .iter()
+            .all(|&e| e == router || self.engines[e].ns.role() == RoleKind::Member(level))
             && self.all_see_each_other(engines)
     }
 

@@ -46,7 +46,7 @@ fn live(engines: &[EngineId], dead: &[EngineId]) -> Vec<EngineId> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 32,
+        cases: 64,
         max_shrink_iters: 20,
         ..ProptestConfig::default()
     })]
@@ -128,8 +128,14 @@ proptest! {
                     .collect::<Vec<_>>()))
                 .collect::<Vec<_>>()
         );
-        // And it holds.
+        // And it holds: 10 s later it is still (or, when the router just moved down a
+        // level and its members hear of it one message later, again) converged.
         sim.run_for(Duration::from_secs(10));
-        prop_assert!(sim.converged(&alive));
+        let holds = sim.run_until_true(
+            Duration::from_secs(1),
+            Duration::from_millis(50),
+            |s| s.converged(&alive),
+        );
+        prop_assert!(holds.is_some());
     }
 }

@@ -86,6 +86,7 @@ impl Namespace {
             self.release_slot();
         }
         self.set_role(Role::Router { level });
+        self.monitor_next = 1;
         // Members check our record against their clocks: hand them a fresh one.
         self.sign_record(now);
         self.next_seq = self.next_seq.max(1);
@@ -209,15 +210,23 @@ impl Namespace {
             Role::Electing { level: l } if l == level => self.become_router(level, now),
             // Our own level, claimed back after the registration was lost: keep it.
             Role::Router { level: own } if level == own => self.lost_level = false,
-            // The monitor reclaimed level 1: move everyone down.
-            Role::Router { level: old } if level == 1 && old > 1 => {
+            // The monitor claimed a free lower level: move everyone down.
+            Role::Router { level: old } if level < old => {
                 self.push(Action::Release {
                     id: self.router_id(old),
                 });
-                self.broadcast(&Msg::Relevel { level: 1 }, now);
-                self.role = Role::Router { level: 1 };
-                self.event(NsEvent::Role(RoleKind::Router(1)));
-                self.monitor_at = Some(now + self.cfg.slot_probe);
+                self.broadcast(&Msg::Relevel { level }, now);
+                self.role = Role::Router { level };
+                self.event(NsEvent::Role(RoleKind::Router(level)));
+                self.monitor_next = 1;
+                self.monitor_at = Some(
+                    now + if level == 1 {
+                        self.release_slot();
+                        self.cfg.slot_probe
+                    } else {
+                        self.cfg.monitor_interval
+                    },
+                );
             }
             _ => self.push(Action::Release { id: id.to_owned() }),
         }
@@ -251,14 +260,11 @@ impl Namespace {
                     self.join(level, now);
                 }
             }
-            // Level 1 is held while we route higher, or our own level was taken while our
-            // registration was lost (a newcomer claimed it during a server restart): by a live
-            // router (merge into it) or a stale registration (the monitor tries again).
+            // A lower level is held while we route higher, or our own level was taken while
+            // our registration was lost (a newcomer claimed it during a server restart): by a
+            // live router (merge into it) or a stale registration (the monitor tries again).
             Role::Router { level: old }
-                if taken
-                    && ((level == 1 && old > 1) || level == old)
-                    && self.disc_open
-                    && self.probe.is_none() =>
+                if taken && level <= old && self.disc_open && self.probe.is_none() =>
             {
                 let conn = self.new_conn();
                 self.probe = Some((conn, level));

@@ -83,7 +83,8 @@ impl Namespace {
                 self.send_raw(c, beat.clone(), now);
             }
         }
-        // A new router: forget old members that did not check in again.
+        // A new router: forget old members that did not check in again (only routers keep
+        // such entries, see `set_role`).
         let unconfirmed: Vec<(Fingerprint, String)> = self
             .peers
             .iter()

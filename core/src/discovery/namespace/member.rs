@@ -133,9 +133,13 @@ impl Namespace {
                 }
             }
             Msg::Relevel { level } if (1..=self.cfg.max_level).contains(&level) => {
-                if let Role::Member { conn, .. } = self.role {
-                    self.role = Role::Member { level, conn };
-                    self.event(NsEvent::Role(RoleKind::Member(level)));
+                match self.role {
+                    Role::Member { conn, .. } => {
+                        self.role = Role::Member { level, conn };
+                        self.event(NsEvent::Role(RoleKind::Member(level)));
+                    }
+                    Role::Joining { conn, .. } => self.role = Role::Joining { level, conn },
+                    _ => {}
                 }
             }
             Msg::Migrate { level } if (1..=self.cfg.max_level).contains(&level) => {
@@ -171,8 +175,10 @@ impl Namespace {
             return;
         }
         let records = self.snapshot.take().unwrap_or_default();
+        // The router's own word on its level: it may have moved down (`Relevel`) between our
+        // connection and its snapshot.
         let level = match self.role {
-            Role::Joining { level: l, .. } => l,
+            Role::Joining { level: l, .. } if !(1..=self.cfg.max_level).contains(&level) => l,
             _ => level,
         };
         // Replace the view with the router's snapshot (verified record by record); leavers

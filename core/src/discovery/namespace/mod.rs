@@ -177,8 +177,12 @@ pub struct Namespace {
     pending_removed: Vec<String>,
     flush_at: Option<Instant>,
     monitor_at: Option<Instant>,
-    /// The probe of a router level someone else holds (level 1 while we route higher, or our
-    /// own level after our registration was lost): the connection and the level.
+    /// The lower level the monitor of a router above level 1 claims next: it cycles through
+    /// every level below ours, since a lower one may be held by a live router while level 1
+    /// is still held by a dead router's registration (the server keeps it for a minute).
+    monitor_next: u8,
+    /// The probe of a router level someone else holds (a lower level while we route higher,
+    /// or our own level after our registration was lost): the connection and the level.
     probe: Option<(ConnId, u8)>,
     /// A router whose registration of its level was lost (a signaling server restart) and not
     /// claimed back yet.
@@ -252,6 +256,7 @@ impl Namespace {
             pending_removed: vec![],
             flush_at: None,
             monitor_at: None,
+            monitor_next: 1,
             probe: None,
             lost_level: false,
             slot_conns: vec![],
@@ -473,6 +478,13 @@ impl Namespace {
     fn set_role(&mut self, role: Role) {
         let before = self.role();
         self.role = role;
+        // Entries awaiting their owner's check-in are a router's business: a former router
+        // keeps them as plain entries, which its next router's snapshot replaces.
+        if !matches!(self.role, Role::Router { .. }) {
+            for e in self.peers.values_mut() {
+                e.confirm_by = None;
+            }
+        }
         let after = self.role();
         if before != after {
             self.event(NsEvent::Role(after));

@@ -248,7 +248,17 @@ impl Namespace {
             return;
         }
         let mut added = std::mem::take(&mut self.pending_added);
-        let removed = std::mem::take(&mut self.pending_removed);
+        // Members apply additions before removals: a discovery ID that left and checked in
+        // again within one flush is present now, and its removal would erase it.
+        let mut removed = std::mem::take(&mut self.pending_removed);
+        let present: BTreeSet<&str> = self
+            .peers
+            .values()
+            .map(|e| e.record.presence().disc_id.as_str())
+            .collect();
+        removed.retain(|d| !present.contains(d.as_str()));
+        removed.sort();
+        removed.dedup();
         // Keep only the newest record per identity.
         added.sort_by_key(|(_, (_, r))| std::cmp::Reverse(r.presence().issued_ms));
         let mut seen = BTreeSet::new();
@@ -357,8 +367,10 @@ impl Namespace {
         if level > 1 {
             self.monitor_at = Some(now + self.cfg.monitor_interval);
             if self.probe.is_none() {
+                let lower = self.monitor_next.clamp(1, level - 1);
+                self.monitor_next = if lower + 1 < level { lower + 1 } else { 1 };
                 self.push(Action::Claim {
-                    id: self.router_id(1),
+                    id: self.router_id(lower),
                 });
             }
         } else {

@@ -421,3 +421,63 @@ fn a_router_that_lost_its_registration_keeps_or_merges_its_namespace() {
     }
     assert!(reclaimed, "the lost level was never claimed again");
 }
+
+/// Found by the property test: a member whose connection closed and who checked in again
+/// (same discovery ID) within one batch was announced as added, then removed, to the others,
+/// who lost it for good. The batch now leaves out removals of IDs that are present again.
+#[test]
+fn a_member_that_reconnects_within_one_batch_stays_in_the_others_views() {
+    let t0 = Instant::now();
+    let (mut ns, watcher) = router_with_member(t0);
+    let disc = format!("{NS}-d-00000000000000dd");
+    let id = Identity::generate();
+    let mut now = t0;
+    for (i, conn) in [ConnId::incoming(1), ConnId::incoming(2)]
+        .into_iter()
+        .enumerate()
+    {
+        ns.handle(
+            Input::Incoming {
+                conn,
+                local: ns.router_id(1),
+                remote: disc.clone(),
+            },
+            now,
+        );
+        let rec = record(&id, &disc, EPOCH_MS + i as u64);
+        ns.handle(
+            Input::Data {
+                conn,
+                bytes: check_in(&rec),
+            },
+            now,
+        );
+        if i == 0 {
+            ns.handle(Input::Closed { conn }, now);
+        }
+        now += Duration::from_millis(1);
+    }
+    // Run the batch and replay what the watcher hears, in order.
+    let cache = VerifyCache::new(64);
+    let mut view = std::collections::BTreeSet::new();
+    now += NsConfig::default().batch_interval * 2;
+    ns.handle_timeout(now);
+    for a in ns.drain_actions() {
+        let Action::Send { conn, bytes } = a else {
+            continue;
+        };
+        if conn != watcher {
+            continue;
+        }
+        if let Ok(Msg::Delta { added, removed }) = Msg::decode(&bytes, &cache) {
+            view.extend(added.iter().map(|(_, r)| r.presence().disc_id.clone()));
+            for d in removed {
+                view.remove(&d);
+            }
+        }
+    }
+    assert!(
+        view.contains(&disc),
+        "the reconnected member vanished: {view:?}"
+    );
+}
