@@ -1,5 +1,5 @@
-//! The `peerns` binary end to end: demo, identity persistence, and short signaling, media and
-//! RPC benches.
+//! The `peerns` binary end to end: demo, identity persistence, and short signaling, media,
+//! groups and RPC benches.
 
 use std::process::{Command, Output};
 
@@ -99,6 +99,41 @@ fn rpc_bench_reports_every_figure() {
         v["monitor_first_frame_ms"].as_f64() > v["monitor_connected_ms"].as_f64(),
         "{v}"
     );
+}
+
+#[test]
+fn groups_bench_loses_and_duplicates_nothing() {
+    let o = peerns(&[
+        "bench",
+        "groups",
+        "--json",
+        "--members",
+        "3",
+        "--messages",
+        "150",
+        "--failovers",
+        "1",
+        "--backfill",
+        "300",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    assert_eq!(v["members"], 3, "{v}");
+    for key in ["msgs_per_s", "migration_p95_s", "backfill_msgs_per_s"] {
+        let x = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {v}"));
+        assert!(x > 0.0 && x.is_finite(), "{key} = {x}");
+    }
+    // Two survivors, each hearing the other again after the router kill.
+    assert_eq!(v["migration_samples"], 2, "{v}");
+    // Every durable message in every profile exactly once (hellos, burst, migration, backfill).
+    assert!(
+        v["durable_messages"].as_u64().unwrap() >= 3 + 150 + 300,
+        "{v}"
+    );
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["duplicated"], 0, "{v}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod discovery;
 mod failover;
+mod groups;
 mod idle;
 mod media;
 mod messaging;
@@ -125,6 +126,25 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 20)]
         trials: usize,
     },
+    /// Groups through the elected router: msgs/s, migration after router kills, backfill,
+    /// lost and duplicated messages (real `peerns group chat` processes).
+    Groups {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Members (processes).
+        #[arg(long, default_value_t = 8)]
+        members: usize,
+        /// Messages of the throughput burst (split among the members).
+        #[arg(long, default_value_t = 4000)]
+        messages: usize,
+        /// Router kills.
+        #[arg(long, default_value_t = 5)]
+        failovers: usize,
+        /// Messages a returning member catches up on.
+        #[arg(long, default_value_t = 10_000)]
+        backfill: usize,
+    },
     /// The group-call forwarder alone: packets/s on one core, 1 publisher → 8 subscribers.
     Sfu {
         /// Print one JSON object instead of a table.
@@ -193,6 +213,13 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             group_seconds,
             failovers,
         } => media::run(json, calls, seconds, group_seconds, failovers).await,
+        BenchCmd::Groups {
+            json,
+            members,
+            messages,
+            failovers,
+            backfill,
+        } => groups::run(json, members, messages, failovers, backfill).await,
         BenchCmd::Sfu {
             json,
             seconds,

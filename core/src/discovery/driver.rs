@@ -62,7 +62,6 @@ enum Cmd {
     Presence(String, Option<GeoStamp>),
     Active(bool),
     Peers(oneshot::Sender<(RoleKind, Vec<PeerInfo>)>),
-    Subscribe(mpsc::UnboundedSender<NsEvent>),
     Leave(oneshot::Sender<()>),
 }
 
@@ -74,13 +73,19 @@ enum Ev {
 }
 
 impl NamespaceHandle {
-    /// Starts the namespace task on the current runtime.
-    pub fn spawn(setup: NsSetup) -> Result<Self, crate::signaling::driver::DriverError> {
+    /// Starts the namespace task on the current runtime; returns it with its events from the
+    /// very start (a subscription made after the spawn missed a role change that came first
+    /// when the spawning thread was descheduled in between, seen under CPU load).
+    pub fn spawn(
+        setup: NsSetup,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<NsEvent>), crate::signaling::driver::DriverError>
+    {
         let sig_events = setup.signaling.subscribe()?;
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = mpsc::unbounded_channel();
         let prefix = setup.prefix.clone();
-        let task = tokio::spawn(run(setup, cmd_rx, sig_events));
-        Ok(Self { prefix, cmd, task })
+        let task = tokio::spawn(run(setup, cmd_rx, sig_events, events));
+        Ok((Self { prefix, cmd, task }, events_rx))
     }
 
     /// The namespace prefix.
@@ -106,13 +111,6 @@ impl NamespaceHandle {
         let (tx, rx) = oneshot::channel();
         let sent = self.cmd.send(Cmd::Peers(tx)).is_ok();
         async move { if sent { rx.await.ok() } else { None } }
-    }
-
-    /// Events from now on, in order.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<NsEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = self.cmd.send(Cmd::Subscribe(tx));
-        rx
     }
 
     /// Leaves gracefully: goodbyes sent, IDs released, connections closed.
@@ -154,7 +152,8 @@ struct Driver {
     cancelled: Vec<ConnId>,
     next_incoming: u64,
     ev_tx: mpsc::Sender<Ev>,
-    subscribers: Vec<mpsc::UnboundedSender<NsEvent>>,
+    /// The events' receiver (gone once the owner stopped listening).
+    events: mpsc::UnboundedSender<NsEvent>,
 }
 
 fn unix_ms() -> u64 {
@@ -168,6 +167,7 @@ async fn run(
     setup: NsSetup,
     mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
     mut sig_events: mpsc::UnboundedReceiver<SignalingEvent>,
+    events: mpsc::UnboundedSender<NsEvent>,
 ) {
     let now = Instant::now();
     let seed = u64::from_le_bytes(crate::crypto::random_bytes::<8>());
@@ -198,7 +198,7 @@ async fn run(
         cancelled: vec![],
         next_incoming: 0,
         ev_tx,
-        subscribers: vec![],
+        events,
     };
     d.pump();
     loop {
@@ -217,7 +217,6 @@ async fn run(
                 Some(Cmd::Peers(tx)) => {
                     let _ = tx.send((d.ns.role(), d.ns.peers()));
                 }
-                Some(Cmd::Subscribe(tx)) => d.subscribers.push(tx),
                 Some(Cmd::Leave(done)) => {
                     d.ns.stop(Instant::now());
                     // Free our IDs at the server before saying goodbye, so the member that
@@ -483,7 +482,7 @@ impl Driver {
                     None => self.cancelled.push(conn),
                 },
                 Action::Event(ev) => {
-                    self.subscribers.retain(|s| s.send(ev.clone()).is_ok());
+                    let _ = self.events.send(ev);
                 }
             }
         }

@@ -175,9 +175,8 @@ impl Inner {
         if let Some((id, _)) = pseudonym {
             setup.identity = id;
         }
-        let handle =
+        let (handle, mut events) =
             NamespaceHandle::spawn(setup).map_err(|e| NodeError::Signaling(e.to_string()))?;
-        let mut events = handle.subscribe();
         let weak = Arc::downgrade(self);
         let task = tokio::spawn(async move {
             while let Some(ev) = events.recv().await {

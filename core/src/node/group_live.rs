@@ -664,10 +664,10 @@ impl Inner {
         engine.set_acked(acked);
         let note = this.peer_id().into_bytes();
         let setup = this.ns_setup(namespace_prefix(&gid), None, note);
-        let ns = NamespaceHandle::spawn(setup).map_err(|e| NodeError::Signaling(e.to_string()))?;
-        // Subscribed before the driver runs: a claim answered before the group's task first
-        // ran went unheard, and the group stayed without a router (seen under CPU load).
-        let ns_events = ns.subscribe();
+        // Its events from the start: a router claim answered before anyone listened left
+        // the group without a router (seen under CPU load).
+        let (ns, ns_events) =
+            NamespaceHandle::spawn(setup).map_err(|e| NodeError::Signaling(e.to_string()))?;
         let (tx, rx) = mpsc::channel(CMD_QUEUE);
         let live = Live {
             inner: Arc::downgrade(this),

@@ -112,10 +112,10 @@ impl Inner {
         let key = VerifyingKey::from_bytes(key).ok()?;
         let secret = PairSecret::derive(&this.identity, &key)?;
         let note = secret.seal_route(window, &this.fingerprint, &this.peer_id());
-        let handle = NamespaceHandle::spawn(this.ns_setup(secret.namespace(window), None, note))
-            .map_err(|e| tracing::warn!(error = %e, "could not start a rendezvous"))
-            .ok()?;
-        let mut events = handle.subscribe();
+        let (handle, mut events) =
+            NamespaceHandle::spawn(this.ns_setup(secret.namespace(window), None, note))
+                .map_err(|e| tracing::warn!(error = %e, "could not start a rendezvous"))
+                .ok()?;
         let weak = Arc::downgrade(this);
         let watcher = tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
