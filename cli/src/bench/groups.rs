@@ -5,8 +5,9 @@
 //! - `migration_*`: the router is SIGKILLed; every survivor then sends a line every 100 ms, and
 //!   for every pair of survivors the time until the receiver stored one of the sender's new
 //!   lines is a sample. The killed member is restarted (it catches up) before the next trial.
-//! - `backfill_*`: one member is stopped while the others send `backfill` messages; restarted,
-//!   it stores them all (rate from its first backfilled message to the last).
+//! - `backfill_*`: one member is stopped while the others send `backfill` messages (in rounds
+//!   of 500 each stored by everyone before the next); restarted, it stores them all (rate from
+//!   its first backfilled message to the last).
 //! - `lost` / `duplicated`: at the end, every line whose sender reported it durable
 //!   (`queued`) must be in every member's history exactly once (read from the profiles).
 
@@ -29,6 +30,8 @@ use crate::servers::ServerProcess;
 
 /// How long a phase may take before the bench gives up.
 const PHASE: Duration = Duration::from_secs(120);
+/// Messages sent per round while a member is away.
+const BACKFILL_ROUND: usize = 500;
 /// How often the survivors send during a migration.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -340,13 +343,24 @@ async fn catch_up(ms: &mut [Member], url: &str, gid: &str, n: usize) -> Result<(
     ms[x].kill().await?;
     let others: Vec<usize> = (0..ms.len()).filter(|&i| i != x).collect();
     let texts: Vec<String> = (0..n).map(|i| format!("b-{i}")).collect();
-    for (k, chunk) in texts.chunks(n.div_ceil(others.len()).max(1)).enumerate() {
-        ms[others[k]].say(chunk).await?;
+    // Sent in rounds of at most BACKFILL_ROUND, each stored by everyone before the next: what
+    // is measured is the catch-up, not the senders' burst.
+    for round in texts.chunks(BACKFILL_ROUND) {
+        for (k, chunk) in round.chunks(round.len().div_ceil(others.len())).enumerate() {
+            ms[others[k]].say(chunk).await?;
+        }
+        let missed = until("the messages the returning member missed", || {
+            others.iter().all(|&i| ms[i].has_all(round))
+        })
+        .await;
+        if let Err(e) = missed {
+            let counts: Vec<usize> = others
+                .iter()
+                .map(|&i| round.iter().filter(|t| ms[i].has(t)).count())
+                .collect();
+            return Err(format!("{e} (stored by each: {counts:?})").into());
+        }
     }
-    until("the messages the returning member missed", || {
-        others.iter().all(|&i| ms[i].has_all(&texts))
-    })
-    .await?;
     ms[x].restart(url, gid).await?;
     let started = Instant::now();
     until("the returning member's backfill", || ms[x].has_all(&texts)).await?;
