@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peerns_core::node::{BackupProgress, CallState, NodeEvent, ServeConfig, backup_plan};
+use peerns_core::node::{
+    BackupOptions, BackupProgress, CallState, NodeEvent, ServeConfig, backup_plan,
+};
 use peerns_core::rpc::fs::Roots;
 use peerns_core::rpc::scope::Scope;
 use peerns_core::rpc::store as rpc_store;
@@ -375,7 +377,13 @@ pub async fn backup(a: BackupArgs, profile: Option<PathBuf>) -> Result<()> {
         }
     };
     let result = node
-        .rpc_backup(&a.to, &a.paths, &a.into, &mut progress)
+        .rpc_backup(
+            &a.to,
+            &a.paths,
+            &a.into,
+            BackupOptions::default(),
+            &mut progress,
+        )
         .await;
     node.stop().await;
     let s = result?;
