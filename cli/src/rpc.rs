@@ -299,6 +299,7 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
     if let Some(v) = &a.arm_camera {
         crate::call_media::check_video(Some(v))?;
     }
+    let mic = a.arm_mic.as_deref().map(Mic::open).transpose()?;
     let node = Arc::new(start(&a.net, profile).await?);
     node.rpc_serve(ServeConfig {
         roots: a.roots.clone(),
@@ -308,13 +309,10 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
     if a.arm_camera.is_some() {
         node.rpc_arm_camera(Some("environment"))?;
     }
-    let mut levels = match &a.arm_mic {
-        Some(source) => {
-            node.rpc_sound_alert(Some(a.alert_dbfs))?;
-            Some(mic_levels(source)?)
-        }
-        None => None,
-    };
+    if mic.is_some() {
+        node.rpc_sound_alert(Some(a.alert_dbfs))?;
+    }
+    let mut levels = mic.map(mic_levels);
     let mut loud = false;
     let mut audit = node.rpc_audit_events();
     let mut events = node.subscribe();
@@ -401,8 +399,7 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
 type Levels = mpsc::Receiver<std::result::Result<f32, String>>;
 
 /// The microphone's levels, read on a thread of their own until the receiver is dropped.
-fn mic_levels(source: &str) -> Result<Levels> {
-    let mut mic = Mic::open(source)?;
+fn mic_levels(mut mic: Mic) -> Levels {
     let (tx, rx) = mpsc::channel(16);
     std::thread::spawn(move || {
         loop {
@@ -413,7 +410,7 @@ fn mic_levels(source: &str) -> Result<Levels> {
             }
         }
     });
-    Ok(rx)
+    rx
 }
 
 /// The next level, if there is a microphone.

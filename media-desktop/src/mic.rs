@@ -16,7 +16,7 @@ pub const WINDOW_MS: u64 = 100;
 const WINDOW: usize = (RATE * WINDOW_MS / 1000) as usize;
 /// The level of silence.
 pub const FLOOR_DBFS: f32 = -120.0;
-/// When the test signal's loud burst starts, after the microphone opens.
+/// When the test signal's loud burst starts.
 pub const BURST_AT: Duration = Duration::from_secs(8);
 /// How long the burst lasts.
 pub const BURST: Duration = Duration::from_millis(1500);
@@ -57,7 +57,8 @@ impl LevelMeter {
 }
 
 /// The `test` microphone: a quiet 200 Hz hum (about -53 dBFS), and a loud 1 kHz tone (about
-/// -9 dBFS) for [`BURST`] from [`BURST_AT`] on, again every [`BURST_EVERY`].
+/// -9 dBFS) for [`BURST`] from [`BURST_AT`] on (from the first level read), again every
+/// [`BURST_EVERY`].
 #[derive(Debug, Default)]
 pub struct TestSignal {
     sample: u64,
@@ -89,9 +90,10 @@ impl TestSignal {
 }
 
 enum Source {
+    /// The test signal's time starts with the first level read.
     Test {
         signal: TestSignal,
-        started: Instant,
+        started: Option<Instant>,
     },
     Ffmpeg {
         child: Child,
@@ -110,10 +112,9 @@ impl Mic {
     /// Opens `test` ([`TestSignal`]), `alsa:DEVICE`, `pulse:DEVICE` or an audio file.
     pub fn open(source: &str) -> Result<Self, DesktopError> {
         if source == "test" {
-            let signal = TestSignal::default();
             return Ok(Self::with(Source::Test {
-                signal,
-                started: Instant::now(),
+                signal: TestSignal::default(),
+                started: None,
             }));
         }
         if let Some((format @ ("alsa" | "pulse"), device)) = source.split_once(':') {
@@ -155,7 +156,8 @@ impl Mic {
     pub fn next_level(&mut self) -> Result<f32, DesktopError> {
         let pcm = match &mut self.source {
             Source::Test { signal, started } => {
-                let due = *started + Duration::from_millis((self.windows + 1) * WINDOW_MS);
+                let started = *started.get_or_insert_with(Instant::now);
+                let due = started + Duration::from_millis((self.windows + 1) * WINDOW_MS);
                 std::thread::sleep(due.saturating_duration_since(Instant::now()));
                 signal.next(WINDOW)
             }
