@@ -950,12 +950,22 @@ impl PeernsNode {
     /// The platform's default network changed (Android `NetworkCallback`, iOS
     /// `NWPathMonitor`); `NetworkKind::None` means offline. `path_id` identifies the usable path
     /// (e.g. interface name and addresses; empty if unknown): reports of the same path, such as
-    /// iOS's attribute changes, do not drop the signaling socket.
-    pub fn network_changed(&self, kind: NetworkKind, path_id: String) -> Result<(), PeernsError> {
+    /// iOS's attribute changes, do not drop the signaling socket. `metered`: the path costs by
+    /// the byte or is constrained (Android: no `NET_CAPABILITY_NOT_METERED`; iOS:
+    /// `isExpensive || isConstrained`); unknown (`null`): mobile data and `Other` count as
+    /// metered, Wi-Fi and Ethernet not. Unmetered-only backups wait while it is metered.
+    #[uniffi::method(default(metered = None))]
+    pub fn network_changed(
+        &self,
+        kind: NetworkKind,
+        path_id: String,
+        metered: Option<bool>,
+    ) -> Result<(), PeernsError> {
         let path = if kind == NetworkKind::None {
             node::NetworkPath::offline()
         } else {
-            node::NetworkPath::online(path_id)
+            let by_kind = matches!(kind, NetworkKind::Cellular | NetworkKind::Other);
+            node::NetworkPath::online(path_id).with_metered(metered.unwrap_or(by_kind))
         };
         Ok(self.running()?.network_changed(path)?)
     }

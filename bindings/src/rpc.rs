@@ -62,6 +62,10 @@ pub struct RpcBackupProgress {
     pub files_done: u64,
     /// Files in the backup.
     pub files_total: u64,
+    /// An unmetered-only backup waits for Wi-Fi (or another unmetered network): reported
+    /// once when the wait starts; the next progress has `false`.
+    #[uniffi(default = false)]
+    pub waiting: bool,
 }
 
 /// What a backup did.
@@ -219,16 +223,22 @@ impl PeernsNode {
     /// Backs up files and folders (`paths`) into `into` (e.g. `/incoming`) on contact
     /// `fingerprint`, which must serve that root and grant us `fs:write` there: files the peer
     /// has are skipped (same BLAKE3), interrupted uploads resume, each file is placed only whole.
+    /// `unmetered_only` ("on Wi-Fi only"): wait while the network reported by
+    /// `network_changed` is metered or offline (progress with `waiting`), even in the middle
+    /// of a file, and go on when an unmetered one is reported.
     /// `listener` gets the progress; every call to it has returned when this returns.
+    #[uniffi::method(default(unmetered_only = false))]
     pub async fn rpc_backup(
         &self,
         fingerprint: String,
         paths: Vec<String>,
         into: String,
         listener: Arc<dyn BackupListener>,
+        unmetered_only: bool,
     ) -> Result<RpcBackupSummary, PeernsError> {
         let node = self.running()?;
         let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+        let options = node::BackupOptions { unmetered_only };
         let sum = on_runtime(async move {
             let (tx, mut rx) = mpsc::unbounded_channel::<node::BackupProgress>();
             // Foreign code may block: it runs off the backup's task, one call at a time.
@@ -241,6 +251,7 @@ impl PeernsNode {
                         size: p.size,
                         files_done: p.files_done,
                         files_total: p.files_total,
+                        waiting: p.waiting,
                     };
                     let call = move || listener.on_backup_progress(progress);
                     if tokio::task::spawn_blocking(call).await.is_err() {
@@ -252,7 +263,7 @@ impl PeernsNode {
                 let _ = tx.send(p.clone());
             };
             let sum = node
-                .rpc_backup(&fingerprint, &paths, &into, &mut report)
+                .rpc_backup(&fingerprint, &paths, &into, options, &mut report)
                 .await;
             drop(report);
             let _ = forward.await;

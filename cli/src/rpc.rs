@@ -2,19 +2,24 @@
 //! `peerns rpc call` (prints the `RPC_RES` object), `peerns serve` (serves the chosen roots and
 //! prints the audit events), `peerns backup` (uploads into the peer's `/incoming`, resumable,
 //! skipping files whose content hash is there already) and `peerns monitor` (the baby-monitor
-//! viewer: asks for the camera stream and records the call that follows).
+//! viewer: asks for the camera stream and records the call that follows). `serve --arm-mic`
+//! feeds a microphone's level to the monitor's sound alert.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peerns_core::node::{BackupProgress, CallState, NodeEvent, ServeConfig, backup_plan};
+use peerns_core::node::{
+    BackupOptions, BackupProgress, CallState, NodeEvent, ServeConfig, backup_plan,
+};
 use peerns_core::rpc::fs::Roots;
 use peerns_core::rpc::scope::Scope;
 use peerns_core::rpc::store as rpc_store;
 use peerns_core::rpc::wire::{Request, Response};
 use peerns_core::store::Profile;
+use peerns_media_desktop::mic::Mic;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use crate::Result;
 use crate::messaging::{NetArgs, print_event, profile_dir, start};
@@ -94,6 +99,13 @@ pub struct ServeArgs {
     /// Arm the camera (`test` pattern or a `.y4m` file): `media.stream` may start it.
     #[arg(long, value_name = "SOURCE")]
     arm_camera: Option<String>,
+    /// Listen to a microphone for the sound alert: `test` (quiet, a loud burst 8 s after the
+    /// start, again every minute), `alsa:DEVICE`, `pulse:DEVICE` or an audio file (ffmpeg).
+    #[arg(long, value_name = "SOURCE", requires = "arm_camera")]
+    arm_mic: Option<String>,
+    /// The sound alert's threshold, in dBFS (with `--arm-mic`).
+    #[arg(long, default_value_t = -30.0, allow_hyphen_values = true)]
+    alert_dbfs: f32,
     /// Largest file an upload may create, in bytes.
     #[arg(long)]
     max_file: Option<u64>,
@@ -287,6 +299,7 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
     if let Some(v) = &a.arm_camera {
         crate::call_media::check_video(Some(v))?;
     }
+    let mic = a.arm_mic.as_deref().map(Mic::open).transpose()?;
     let node = Arc::new(start(&a.net, profile).await?);
     node.rpc_serve(ServeConfig {
         roots: a.roots.clone(),
@@ -296,6 +309,11 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
     if a.arm_camera.is_some() {
         node.rpc_arm_camera(Some("environment"))?;
     }
+    if mic.is_some() {
+        node.rpc_sound_alert(Some(a.alert_dbfs))?;
+    }
+    let mut levels = mic.map(mic_levels);
+    let mut loud = false;
     let mut audit = node.rpc_audit_events();
     let mut events = node.subscribe();
     let id = node.identity();
@@ -303,7 +321,8 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
     println!(
         "{}",
         json!({"event": "serving", "fingerprint": id.fingerprint, "peer_id": id.peer_id,
-               "link": node.share_link(), "roots": roots, "armed": a.arm_camera.is_some()})
+               "link": node.share_link(), "roots": roots, "armed": a.arm_camera.is_some(),
+               "mic": a.arm_mic})
     );
     let until = a
         .seconds
@@ -343,6 +362,26 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
                     }));
                 }
             }
+            level = next_level(&mut levels) => match level {
+                Some(Ok(dbfs)) => {
+                    node.rpc_sound_level(dbfs);
+                    // Each loud stretch once, when it starts.
+                    if dbfs >= a.alert_dbfs && !loud {
+                        if a.json {
+                            let j = json!({"event": "sound", "dbfs": dbfs, "unix_ms": unix_ms()});
+                            println!("{j}");
+                        } else {
+                            println!("sound {dbfs:.1} dBFS");
+                        }
+                    }
+                    loud = dbfs >= a.alert_dbfs;
+                }
+                Some(Err(e)) => {
+                    eprintln!("microphone: {e}");
+                    levels = None;
+                }
+                None => levels = None,
+            },
             _ = crate::shutdown_signal() => break,
             _ = &mut sleep_until => break,
         }
@@ -355,6 +394,37 @@ pub async fn serve(a: ServeArgs, profile: Option<PathBuf>) -> Result<()> {
     }
     node.stop().await;
     Ok(())
+}
+
+type Levels = mpsc::Receiver<std::result::Result<f32, String>>;
+
+/// The microphone's levels, read on a thread of their own until the receiver is dropped.
+fn mic_levels(mut mic: Mic) -> Levels {
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        loop {
+            let level = mic.next_level().map_err(|e| e.to_string());
+            let end = level.is_err();
+            if tx.blocking_send(level).is_err() || end {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The next level, if there is a microphone.
+async fn next_level(levels: &mut Option<Levels>) -> Option<std::result::Result<f32, String>> {
+    match levels {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `peerns backup`.
@@ -375,7 +445,13 @@ pub async fn backup(a: BackupArgs, profile: Option<PathBuf>) -> Result<()> {
         }
     };
     let result = node
-        .rpc_backup(&a.to, &a.paths, &a.into, &mut progress)
+        .rpc_backup(
+            &a.to,
+            &a.paths,
+            &a.into,
+            BackupOptions::default(),
+            &mut progress,
+        )
         .await;
     node.stop().await;
     let s = result?;
@@ -419,7 +495,8 @@ pub async fn monitor(a: MonitorArgs, profile: Option<PathBuf>) -> Result<()> {
                         NodeEvent::CallState { call, state: CallState::Connected, .. } => {
                             if a.json {
                                 println!("{}", json!({"event": "stream_connected", "call": call,
-                                    "ms_since_request": asked.elapsed().as_millis() as u64}));
+                                    "ms_since_request": asked.elapsed().as_millis() as u64,
+                                    "unix_ms": unix_ms()}));
                             }
                             let expect = node.active_call().map_or(0, |c| crate::calls::track_count(c.caller_kinds));
                             media = Some(tokio::spawn(crate::call_media::serve(
@@ -430,6 +507,13 @@ pub async fn monitor(a: MonitorArgs, profile: Option<PathBuf>) -> Result<()> {
                             hang_up_at = Some(tokio::time::Instant::now() + Duration::from_secs_f64(a.seconds));
                         }
                         NodeEvent::CallState { state: CallState::Ended(_), .. } => break,
+                        NodeEvent::MonitorAlert { fingerprint, level_dbfs } if a.json => {
+                            println!("{}", json!({"event": "monitor_alert", "from": fingerprint,
+                                "level_dbfs": level_dbfs, "unix_ms": unix_ms()}));
+                        }
+                        NodeEvent::MonitorAlert { level_dbfs, .. } => {
+                            println!("sound alert: {level_dbfs} dBFS");
+                        }
                         _ => {}
                     }
                 }

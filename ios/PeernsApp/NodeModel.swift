@@ -75,7 +75,9 @@ final class NodeModel: ObservableObject {
         let node = peerns.node
         self.peerns = peerns
         self.node = node
-        network = NetworkMonitor { kind, pathId in try? node.networkChanged(kind: kind, pathId: pathId) }
+        network = NetworkMonitor { kind, pathId, metered in
+            try? node.networkChanged(kind: kind, pathId: pathId, metered: metered)
+        }
         do {
             for await next in try peerns.status() {
                 status = next

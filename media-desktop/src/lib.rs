@@ -1,11 +1,12 @@
 //! Desktop media for PeerNS: encoders/decoders from well-kept libraries (OpenH264 through the
 //! `openh264` crate, libopus through `opus`) and raw sources (a moving test pattern, a tone, a
-//! `.y4m` file, a V4L2 camera through ffmpeg). Produces and consumes the core's
-//! [`EncodedFrame`]s. Phones use their platform codecs instead; this crate is never linked into
-//! the FFI library.
+//! `.y4m` file, a V4L2 camera through ffmpeg, a microphone's level). Produces and consumes the
+//! core's [`EncodedFrame`]s. Phones use their platform codecs instead; this crate is never
+//! linked into the FFI library.
 
 pub mod audio;
 pub mod camera;
+pub mod mic;
 pub mod sources;
 pub mod video;
 

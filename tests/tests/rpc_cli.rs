@@ -4,6 +4,8 @@
 //! level-2 contact gets 403; a replayed request and one moved to another session are refused;
 //! the audit log lists every request. Then `peerns backup` uploads a folder of 200 files and
 //! a big one into `/incoming`, is killed twice, resumes, and a last run skips everything.
+//! The baby monitor records an armed camera that starts only on request, and its viewer is
+//! alerted once the armed microphone (`serve --arm-mic test`) hears a loud burst, not before.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -597,21 +599,15 @@ async fn backup_of_200_files_and_200_mib_resumes_after_two_kills() {
     backup_killed_twice(200, 200).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_monitor_records_an_armed_camera_that_starts_only_on_request() {
-    let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
-    let url = server.url();
-    let (desk, phone, root) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+/// A desktop (profile, fingerprint) and a phone at trust 3 allowed to watch its camera.
+async fn desk_and_watching_phone(url: &str) -> (tempfile::TempDir, tempfile::TempDir, String) {
+    let (desk, phone) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut node = peerns(
         desk.path(),
         &[
             "node",
             "--signal",
-            &url,
+            url,
             "--loopback",
             "--accept",
             "all",
@@ -628,18 +624,61 @@ async fn the_monitor_records_an_armed_camera_that_starts_only_on_request() {
     let fd = hello["fingerprint"].as_str().unwrap().to_owned();
     online(
         phone.path(),
-        &url,
+        url,
         &["contacts", "add", hello["link"].as_str().unwrap()],
     )
     .await;
     interrupt(&node);
     node.wait().await.unwrap();
     let fp = fingerprint(phone.path());
-    online(desk.path(), &url, &["contacts", "trust", &fp, "3"]).await;
+    online(desk.path(), url, &["contacts", "trust", &fp, "3"]).await;
     offline(
         desk.path(),
         &["rpc", "grant", &fp, "media:stream:camera:environment"],
     );
+    (desk, phone, fd)
+}
+
+/// `peerns monitor ... --json` watching `fd` for `seconds` (plus `extra`): its JSON lines.
+async fn monitor(phone: &Path, url: &str, fd: &str, seconds: &str, extra: &[&str]) -> Vec<Value> {
+    let out = peerns(
+        phone,
+        &[
+            "monitor",
+            "--signal",
+            url,
+            "--loopback",
+            "--to",
+            fd,
+            "--seconds",
+            seconds,
+            "--json",
+        ],
+    )
+    .args(extra)
+    .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("monitor ended")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_records_an_armed_camera_that_starts_only_on_request() {
+    let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
+    let url = server.url();
+    let (desk, phone, fd) = desk_and_watching_phone(&url).await;
+    let root = tempfile::tempdir().unwrap();
     let roots = [format!("files={}", root.path().display())];
     let (mut srv, mut events) =
         serve_with(desk.path(), &url, &roots, &["--arm-camera", "test"]).await;
@@ -655,37 +694,8 @@ async fn the_monitor_records_an_armed_camera_that_starts_only_on_request() {
     );
 
     let rec = phone.path().join("monitor.mkv");
-    let out = peerns(
-        phone.path(),
-        &[
-            "monitor",
-            "--signal",
-            &url,
-            "--loopback",
-            "--to",
-            &fd,
-            "--seconds",
-            "3",
-            "--json",
-        ],
-    )
-    .arg("--record")
-    .arg(&rec)
-    .output();
-    let out = tokio::time::timeout(Duration::from_secs(40), out)
-        .await
-        .expect("monitor ended")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let rec_arg = rec.to_str().unwrap();
+    let lines = monitor(phone.path(), &url, &fd, "3", &["--record", rec_arg]).await;
     assert_eq!(lines[0]["result"]["streaming"], true, "{lines:?}");
     // The first picture arrived well within the goal's 500 ms of the request (loopback).
     let frame = lines
@@ -714,5 +724,46 @@ async fn the_monitor_records_an_armed_camera_that_starts_only_on_request() {
         .unwrap_or_else(|| panic!("{streams:?}"));
     assert_eq!((video.1, video.2), (320, 240));
     assert!(video.3 >= 30, "{streams:?}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_viewer_is_alerted_after_the_armed_microphone_hears_a_loud_burst() {
+    let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
+    let url = server.url();
+    let (desk, phone, fd) = desk_and_watching_phone(&url).await;
+    let root = tempfile::tempdir().unwrap();
+    let roots = [format!("files={}", root.path().display())];
+    // The test microphone is quiet, then loud for 1.5 s from 8 s after the start.
+    let extra = ["--arm-camera", "test", "--arm-mic", "test"];
+    let (mut srv, mut events) = serve_with(desk.path(), &url, &roots, &extra).await;
+    let lines = monitor(phone.path(), &url, &fd, "12", &[]).await;
+    interrupt(&srv);
+    srv.wait().await.unwrap();
+    let mut log = vec![];
+    while let Some(e) = events.recv().await {
+        log.push(e);
+    }
+    let ms = |v: &Value| v["unix_ms"].as_u64().unwrap();
+    let sounds: Vec<&Value> = log.iter().filter(|e| e["event"] == "sound").collect();
+    assert_eq!(sounds.len(), 1, "{log:?}");
+    assert!(sounds[0]["dbfs"].as_f64().unwrap() > -30.0, "{log:?}");
+    // The viewer listened through the quiet part and heard one alert, after the burst began.
+    let connected = lines
+        .iter()
+        .find(|l| l["event"] == "stream_connected")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(ms(connected) < ms(sounds[0]), "{lines:?} {log:?}");
+    let alerts: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "monitor_alert")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{lines:?}");
+    assert!(ms(alerts[0]) >= ms(sounds[0]), "{lines:?} {log:?}");
+    assert_eq!(alerts[0]["from"], fd.as_str());
+    assert!(
+        alerts[0]["level_dbfs"].as_i64().unwrap() > -30,
+        "{alerts:?}"
+    );
     drop(server);
 }

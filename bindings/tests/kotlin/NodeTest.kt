@@ -626,7 +626,7 @@ class NodeTest {
     }
 
     @Test
-    fun `a folder is backed up with progress, then skipped, and the monitor viewer answers the armed device`(
+    fun `a folder is backed up with progress, then skipped, on Wi-Fi only, and the monitor viewer answers the armed device`(
         @TempDir da: Path,
         @TempDir db: Path,
         @TempDir incoming: Path,
@@ -668,6 +668,24 @@ class NodeTest {
 
             val again = a.rpcBackup(fb, listOf(photos.path), "/incoming", listener)
             assertEquals(RpcBackupSummary(0UL, 0UL, 2UL, 0UL), again)
+
+            // On Wi-Fi only: it waits while the network is metered and goes on once it is not.
+            File(photos, "new.jpg").writeBytes(ByteArray(5000) { 7 })
+            a.networkChanged(NetworkKind.WIFI, "test:lo", metered = true)
+            steps.clear()
+            val waiting = async {
+                a.rpcBackup(fb, listOf(photos.path), "/incoming", listener, unmeteredOnly = true)
+            }
+            delay(1000)
+            assertFalse(waiting.isCompleted)
+            assertEquals(listOf(true), steps.map { it.waiting })
+            assertFalse(incoming.resolve("photos/new.jpg").toFile().exists())
+            a.networkChanged(NetworkKind.CELLULAR, "test:lo") // metered by its kind
+            delay(300)
+            assertFalse(waiting.isCompleted)
+            a.networkChanged(NetworkKind.WIFI, "test:lo")
+            assertEquals(RpcBackupSummary(1UL, 5000UL, 2UL, 0UL), waiting.await())
+            assertFalse(steps.last().waiting)
             b.rpcRevoke(fa, emptyList())
             assertFailsWith<PeernsException.NotAllowed> {
                 a.rpcBackup(fb, listOf(photos.path), "/incoming", listener)

@@ -1,6 +1,6 @@
 """Signed RPC through the generated Python bindings: grants only at Full Access, a served
 folder, a call that is allowed and one that is not, arming the camera, the audit log, and a
-folder backed up with progress events (then skipped as already there), and the baby
+folder backed up with progress events (then skipped as already there, then on Wi-Fi only), and the baby
 monitor's viewer answering the armed device's call and its sound alert."""
 
 import asyncio
@@ -120,6 +120,24 @@ def test_rpc_backup():
             # Everything is there: nothing is sent again.
             s = await a.rpc_backup(fb, [src], "/incoming", Progress())
             assert (s.files, s.skipped, s.bytes) == (0, 3, 0)
+            # On Wi-Fi only: it waits while the network is metered and goes on once it is not.
+            with open(os.path.join(src, "new.jpg"), "wb") as f:
+                f.write(b"n" * 5000)
+            a.network_changed(p.NetworkKind.WIFI, "test:lo", True)
+            progress = Progress()
+            task = asyncio.ensure_future(
+                a.rpc_backup(fb, [src], "/incoming", progress, unmetered_only=True))
+            await asyncio.sleep(1.0)
+            assert not task.done()
+            assert [x.waiting for x in progress.steps] == [True]
+            assert not os.path.exists(os.path.join(incoming, "photos", "new.jpg"))
+            a.network_changed(p.NetworkKind.CELLULAR, "test:lo")  # metered by its kind
+            await asyncio.sleep(0.3)
+            assert not task.done()
+            a.network_changed(p.NetworkKind.WIFI, "test:lo")
+            s = await asyncio.wait_for(task, 20)
+            assert (s.files, s.skipped, s.bytes) == (1, 3, 5000)
+            assert not progress.steps[-1].waiting
             # Over the root's quota: refused (413), nothing placed.
             used = sum(len(d) for d in files.values())
             b.rpc_serve([p.RpcRoot(name="incoming", dir=incoming, quota=used + 100)])

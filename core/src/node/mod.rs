@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::chat::store::{ChatError, Message};
@@ -81,7 +81,7 @@ use link::Link;
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};
 pub use rpc::{DEFAULT_MAX_RPC_FILE, ServeConfig};
-pub use rpc_backup::{BackupFile, BackupProgress, BackupSummary, backup_plan};
+pub use rpc_backup::{BackupFile, BackupOptions, BackupProgress, BackupSummary, backup_plan};
 
 /// Settings key of the user's display name.
 pub const DISPLAY_NAME_KEY: &str = "display_name";
@@ -408,8 +408,8 @@ struct Inner {
     fingerprint: Fingerprint,
     /// The persistent ID's registration and transport (replaced if the ID is taken).
     persistent: Mutex<persistent::Persistent>,
-    /// The network path the platform reported last.
-    network_path: Mutex<NetworkPath>,
+    /// The network path the platform reported last (unmetered-only backups wait on it).
+    network_path: watch::Sender<NetworkPath>,
     /// Held while the node runs: one node per profile.
     profile_lock: Mutex<Option<ProfileLock>>,
     signaling: SignalingHandle,
@@ -586,7 +586,7 @@ impl Node {
             fingerprint,
             persistent: Mutex::new(persistent),
             profile_lock: Mutex::new(Some(profile_lock)),
-            network_path: Mutex::new(NetworkPath::unknown()),
+            network_path: watch::Sender::new(NetworkPath::unknown()),
             signaling,
             display_name: Mutex::new(display_name),
             state: Mutex::new(state),
@@ -711,14 +711,11 @@ impl Node {
     }
 
     /// The platform's network path changed (Android `NetworkCallback`, iOS `NWPathMonitor`).
-    /// Reports of the same path (same non-empty id) change nothing once settled.
+    /// Reports of the same path (same non-empty id) change nothing once settled, except that
+    /// a change of [`NetworkPath::metered`] pauses or resumes unmetered-only backups.
     pub fn network_changed(&self, path: NetworkPath) -> Result<(), NodeError> {
-        let changed = {
-            let mut last = lock(&self.inner.network_path);
-            let changed = path.id.is_empty() || *last != path;
-            *last = path.clone();
-            changed
-        };
+        let last = self.inner.network_path.send_replace(path.clone());
+        let changed = path.id.is_empty() || last.online != path.online || last.id != path.id;
         let online = path.online;
         self.inner
             .signaling

@@ -1,14 +1,16 @@
 //! Backing up files and folders into a peer's root over RPC (decision 0014): each file is
 //! skipped if the peer has the same content (BLAKE3 from `fs.stat`), resumed from what an
 //! interrupted upload left there, or uploaded whole in binary chunks; the peer places it only
-//! with the hash the upload request signed.
+//! with the hash the upload request signed. An unmetered-only backup waits while the network
+//! path is metered or offline, before a file or between two chunks of one (the file resumes).
 
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
+use tokio::sync::watch;
 
 use super::rpc_upload::STALL;
-use super::{Node, NodeError};
+use super::{NetworkPath, Node, NodeError};
 use crate::rpc::path::RpcPath;
 
 /// How one file of a backup went.
@@ -22,8 +24,15 @@ pub struct BackupFile {
     pub skipped: bool,
 }
 
-/// Where a backup is: reported when a file starts, for every MiB the peer acknowledges and
-/// when a file is done.
+/// How a backup runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupOptions {
+    /// Send only while the network path is not metered ("on Wi-Fi only"); wait otherwise.
+    pub unmetered_only: bool,
+}
+
+/// Where a backup is: reported when a file starts, for every MiB the peer acknowledges, when
+/// a file is done, and when an unmetered-only backup starts or stops waiting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupProgress {
     /// The file, as its path on the peer.
@@ -36,6 +45,9 @@ pub struct BackupProgress {
     pub files_done: u64,
     /// Files in the backup.
     pub files_total: u64,
+    /// Waiting for an unmetered network (reported once when the wait starts; the next report
+    /// after it has `false`).
+    pub waiting: bool,
 }
 
 /// What a backup did.
@@ -160,12 +172,15 @@ impl Node {
 
     /// Backs up the files and folders `paths` into `into` (e.g. `/incoming`) on contact
     /// `fingerprint`, file after file as [`Node::rpc_backup_file`] does; a folder `photos`
-    /// lands at `<into>/photos/...`. Stops at the first error (a later run resumes).
+    /// lands at `<into>/photos/...`. With [`BackupOptions::unmetered_only`] it waits while the
+    /// network path is metered or offline, and a file it was sending resumes afterwards. Stops
+    /// at the first error (a later run resumes).
     pub async fn rpc_backup(
         &self,
         fingerprint: &str,
         paths: &[PathBuf],
         into: &str,
+        options: BackupOptions,
         progress: &mut (dyn FnMut(&BackupProgress) + Send),
     ) -> Result<BackupSummary, NodeError> {
         let (plan, left_out) = backup_plan(paths, into)?;
@@ -174,19 +189,38 @@ impl Node {
             ..BackupSummary::default()
         };
         let files_total = plan.len() as u64;
+        let mut path = self.inner.network_path.subscribe();
         for (i, (local, remote)) in plan.iter().enumerate() {
-            let mut report = |bytes, size| {
-                progress(&BackupProgress {
-                    path: remote.clone(),
-                    bytes,
-                    size,
-                    files_done: i as u64,
-                    files_total,
-                });
+            let mut at = BackupProgress {
+                path: remote.clone(),
+                bytes: 0,
+                size: 0,
+                files_done: i as u64,
+                files_total,
+                waiting: false,
             };
-            let done = self
-                .rpc_backup_file(fingerprint, local, remote, &mut report)
-                .await?;
+            let done = loop {
+                if options.unmetered_only && !path.borrow_and_update().unmetered() {
+                    progress(&BackupProgress {
+                        waiting: true,
+                        ..at.clone()
+                    });
+                    wait_for(&mut path, NetworkPath::unmetered).await?;
+                }
+                let mut report = |bytes, size| {
+                    (at.bytes, at.size) = (bytes, size);
+                    progress(&at);
+                };
+                let file = self.rpc_backup_file(fingerprint, local, remote, &mut report);
+                if !options.unmetered_only {
+                    break file.await?;
+                }
+                // Dropped between two chunks when the path turns metered; resumed after it.
+                tokio::select! {
+                    done = file => break done?,
+                    metered = wait_for(&mut path, |p| !p.unmetered()) => metered?,
+                }
+            };
             if done.skipped {
                 sum.skipped += 1;
             } else {
@@ -196,6 +230,17 @@ impl Node {
         }
         Ok(sum)
     }
+}
+
+/// Waits until the network path is one `ok` accepts.
+async fn wait_for(
+    path: &mut watch::Receiver<NetworkPath>,
+    ok: impl FnMut(&NetworkPath) -> bool,
+) -> Result<(), NodeError> {
+    path.wait_for(ok)
+        .await
+        .map(|_| ())
+        .map_err(|_| NodeError::Stopped)
 }
 
 #[cfg(test)]

@@ -326,6 +326,113 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmetered_only_backup_waits_on_a_metered_path_and_resumes_mid_file() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    let metered = NetworkPath::online("test:lo").with_metered(true);
+    a.network_changed(metered.clone()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(a.wait_connected(WAIT).await);
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let (root, src) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    b.rpc_serve(ServeConfig {
+        roots: vec![("incoming".into(), root.path().into())],
+        max_file: 0,
+        quotas: vec![],
+    })
+    .unwrap();
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    let fpa = parse_fp(&fa).unwrap();
+    b.inner
+        .db(move |c| {
+            let s = crate::rpc::scope::Scope::parse("fs:write:/incoming/**").unwrap();
+            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let d = src.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    let big: Vec<u8> = (0..24u32 << 20).map(|i| (i >> 7) as u8).collect();
+    std::fs::write(d.join("1.txt"), b"one").unwrap();
+    std::fs::write(d.join("2.big"), &big).unwrap();
+    std::fs::write(d.join("3.txt"), b"three").unwrap();
+    let placed = |name: &str| root.path().join("d").join(name).exists();
+
+    // The path turns metered again once the peer has acknowledged part of the big file.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<BackupProgress>();
+    let mut flipped = false;
+    let mut report = |p: &BackupProgress| {
+        if !flipped && p.path.ends_with("2.big") && p.bytes > 0 && p.bytes < p.size {
+            flipped = true;
+            a.network_changed(metered.clone()).unwrap();
+        }
+        tx.send(p.clone()).unwrap();
+    };
+    let options = BackupOptions {
+        unmetered_only: true,
+    };
+    let paths = [d.clone()];
+    let backup = a.rpc_backup(&fb, &paths, "/incoming", options, &mut report);
+    let drive = async {
+        let mut waits = vec![];
+        while let Some(p) = rx.recv().await {
+            if !p.waiting {
+                continue;
+            }
+            // Nothing moves while the path is metered: no progress, nothing placed.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(rx.is_empty(), "progress while metered");
+            waits.push((
+                p.files_done,
+                p.path.clone(),
+                placed("1.txt"),
+                placed("2.big"),
+            ));
+            a.network_changed(NetworkPath::online("test:lo")).unwrap();
+            if waits.len() == 2 {
+                break;
+            }
+        }
+        // The big file resumes from what the peer holds.
+        let resumed = loop {
+            let p = rx.recv().await.unwrap();
+            assert!(!p.waiting);
+            if p.path.ends_with("2.big") {
+                break p.bytes;
+            }
+        };
+        (waits, resumed)
+    };
+    let (sum, (waits, resumed)) =
+        tokio::time::timeout(WAIT * 3, async { tokio::join!(backup, drive) })
+            .await
+            .unwrap();
+    let sum = sum.unwrap();
+    assert_eq!(
+        waits,
+        [
+            (0, "/incoming/d/1.txt".to_owned(), false, false),
+            (1, "/incoming/d/2.big".to_owned(), true, false),
+        ]
+    );
+    assert!(
+        resumed >= 1 << 20 && resumed < big.len() as u64,
+        "{resumed}"
+    );
+    assert_eq!((sum.files, sum.skipped), (3, 0), "{sum:?}");
+    assert_eq!(std::fs::read(root.path().join("d/2.big")).unwrap(), big);
+    assert_eq!(
+        std::fs::read(root.path().join("d/3.txt")).unwrap(),
+        b"three"
+    );
+    // The link stayed up through the metered changes of the same path.
+    assert!(a.is_connected(&fb));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked() {
     let srv = server().await;
     let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;

@@ -208,6 +208,10 @@ pub struct NetworkPath {
     /// core; two reports with the same non-empty id are the same path. Empty: unknown, so every
     /// report counts as a change.
     pub id: String,
+    /// The path costs by the byte or is constrained (mobile data, a hotspot, a network the
+    /// user marked metered): what unmetered-only work, such as a Wi-Fi-only backup, waits out.
+    /// Not part of the path's identity: a change of it alone keeps the signaling socket.
+    pub metered: bool,
 }
 
 impl NetworkPath {
@@ -216,6 +220,7 @@ impl NetworkPath {
         Self {
             online: true,
             id: String::new(),
+            metered: false,
         }
     }
 
@@ -224,15 +229,27 @@ impl NetworkPath {
         Self {
             online: false,
             id: String::new(),
+            metered: false,
         }
     }
 
-    /// Online on the path identified by `id`.
+    /// Online on the path identified by `id` (unmetered).
     pub fn online(id: impl Into<String>) -> Self {
         Self {
             online: true,
             id: id.into(),
+            metered: false,
         }
+    }
+
+    /// The same path, metered or not.
+    pub fn with_metered(self, metered: bool) -> Self {
+        Self { metered, ..self }
+    }
+
+    /// Online and not metered.
+    pub fn unmetered(&self) -> bool {
+        self.online && !self.metered
     }
 
     fn same_as(&self, other: &Self) -> bool {

@@ -1,9 +1,11 @@
 import Network
 
 /// Follows the default network path with `NWPathMonitor` and calls `onChange` on each change,
-/// with `.none` when no path is usable, and a path id (the interfaces in use): feed both to
-/// `PeernsNode.networkChanged(kind:pathId:)`. iOS reports every attribute change (expensive,
-/// constrained, DNS); the core keeps the signaling socket while the path id stays the same.
+/// with `.none` when no path is usable, a path id (the interfaces in use) and whether the path
+/// is metered (`isExpensive`: cellular or a personal hotspot, or `isConstrained`: Low Data
+/// Mode): feed them to `PeernsNode.networkChanged(kind:pathId:metered:)`. iOS reports every
+/// attribute change (expensive, constrained, DNS); the core keeps the signaling socket while
+/// the path id stays the same and holds Wi-Fi-only backups while the path is metered.
 /// The first call reports the current path. Calls come one at a time on a private queue.
 public final class NetworkMonitor: @unchecked Sendable {
     private let monitor = NWPathMonitor()
@@ -11,11 +13,11 @@ public final class NetworkMonitor: @unchecked Sendable {
     /// Touched on `queue` only.
     private var last: NWPath?
 
-    public init(onChange: @escaping @Sendable (NetworkKind, String) -> Void) {
+    public init(onChange: @escaping @Sendable (NetworkKind, String, Bool) -> Void) {
         monitor.pathUpdateHandler = { [weak self] path in
             guard let self, path != self.last else { return }
             self.last = path
-            onChange(Self.kind(of: path), Self.pathId(of: path))
+            onChange(Self.kind(of: path), Self.pathId(of: path), path.isExpensive || path.isConstrained)
         }
         monitor.start(queue: queue)
     }

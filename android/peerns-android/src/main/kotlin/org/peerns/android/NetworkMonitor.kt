@@ -9,34 +9,41 @@ import org.peerns.ffi.NetworkKind
 
 /**
  * Follows the default network (ConnectivityManager) and calls [onChange] on each change of it,
- * with [NetworkKind.NONE] when there is none, and a path id (network, interface, addresses):
- * feed both to `PeernsNode.networkChanged`, which keeps the signaling socket while the path id
- * stays the same. The first call reports the current network right after creation. Calls come
- * one at a time on a system thread. [close] unregisters.
+ * with [NetworkKind.NONE] when there is none, a path id (network, interface, addresses) and
+ * whether it is metered (no `NET_CAPABILITY_NOT_METERED`: mobile data, a hotspot, a Wi-Fi the
+ * user marked metered): feed them to `PeernsNode.networkChanged`, which keeps the signaling
+ * socket while the path id stays the same, and holds Wi-Fi-only backups while it is metered.
+ * The first call reports the current network right after creation. Calls come one at a time on
+ * a system thread. [close] unregisters.
  */
 class NetworkMonitor(
     context: Context,
-    private val onChange: (NetworkKind, String) -> Unit,
+    private val onChange: (kind: NetworkKind, pathId: String, metered: Boolean) -> Unit,
 ) : AutoCloseable {
     private val manager = context.getSystemService(ConnectivityManager::class.java)
 
-    /** The last reported network, kind and path id; touched on the callback thread only. */
-    private var current: Triple<Network, NetworkKind, String>? = null
+    /** A reported network and what was said of it. */
+    private data class Path(val network: Network, val kind: NetworkKind, val id: String, val metered: Boolean)
+
+    /** The last reported path; touched on the callback thread only. */
+    private var current: Path? = null
 
     private val callback = object : ConnectivityManager.NetworkCallback() {
-        // Always called right after onAvailable (API 26+), and whenever capabilities change.
+        // Always called right after onAvailable (API 26+), and whenever capabilities change
+        // (the user marking the Wi-Fi metered, too).
         override fun onCapabilitiesChanged(network: Network, capabilities: NetworkCapabilities) {
-            report(Triple(network, kindOf(capabilities), pathId(network, manager.getLinkProperties(network))))
+            val metered = !capabilities.hasCapability(NetworkCapabilities.NET_CAPABILITY_NOT_METERED)
+            report(Path(network, kindOf(capabilities), pathId(network, manager.getLinkProperties(network)), metered))
         }
 
         // A new address on the same network (e.g. DHCP renewal to another lease) is a new path.
         override fun onLinkPropertiesChanged(network: Network, properties: LinkProperties) {
             val now = current ?: return
-            if (now.first == network) report(Triple(network, now.second, pathId(network, properties)))
+            if (now.network == network) report(now.copy(id = pathId(network, properties)))
         }
 
         override fun onLost(network: Network) {
-            if (current?.first == network) report(null)
+            if (current?.network == network) report(null)
         }
     }
 
@@ -44,11 +51,11 @@ class NetworkMonitor(
         manager.registerDefaultNetworkCallback(callback)
     }
 
-    /** Reports a switch of network, kind or path, not every capability update. */
-    private fun report(now: Triple<Network, NetworkKind, String>?) {
+    /** Reports a switch of network, kind, path or meteredness, not every capability update. */
+    private fun report(now: Path?) {
         if (now == current) return
         current = now
-        onChange(now?.second ?: NetworkKind.NONE, now?.third ?: "")
+        onChange(now?.kind ?: NetworkKind.NONE, now?.id ?: "", now?.metered ?: false)
     }
 
     private fun pathId(network: Network, properties: LinkProperties?): String {

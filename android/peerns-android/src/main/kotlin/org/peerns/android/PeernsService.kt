@@ -179,9 +179,9 @@ abstract class PeernsService : Service() {
             started = true
             mutableRunning.value = true
             setAppActive(appActive)
-            network = NetworkMonitor(this@PeernsService) { kind, pathId ->
+            network = NetworkMonitor(this@PeernsService) { kind, pathId, metered ->
                 try {
-                    node.networkChanged(kind, pathId)
+                    node.networkChanged(kind, pathId, metered)
                 } catch (e: PeernsException) {
                     // Stopping: nothing to tell.
                 }
