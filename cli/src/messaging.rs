@@ -334,12 +334,6 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
         "link": node.share_link(),
     });
     println!("{hello}");
-    // Registration runs from the start: it may have finished before we subscribed, and then
-    // its event went to no one. Say where it is now (a `connected` line may come twice).
-    let now = node.signaling_state();
-    if now == peerns_core::node::SignalingState::Connected {
-        print_event(a.json, &NodeEvent::SignalingState(now));
-    }
     if let Some((latitude, longitude)) = a.stadium {
         node.start_stadium(Default::default())?;
         node.set_location(peerns_core::node::platform::LocationFix {

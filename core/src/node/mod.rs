@@ -727,10 +727,13 @@ impl Node {
         Ok(())
     }
 
-    /// Events from now on, in order. The receiver ends when the node stops.
+    /// Events from now on, in order, starting with the signaling state at the time of the
+    /// call (a registration that finished before anyone subscribed is not missed; the state
+    /// may then come twice). The receiver ends when the node stops.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<NodeEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Some(subs) = lock(&self.inner.subscribers).as_mut() {
+            let _ = tx.send(NodeEvent::SignalingState(self.signaling_state()));
             subs.push(tx);
         }
         rx
