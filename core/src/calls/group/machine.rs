@@ -156,6 +156,14 @@ pub enum Action {
     Connect(Uplinking),
     /// Member side: close our media connection to the router, if any.
     Disconnect,
+    /// Refuse a frame from someone who may not send it (a link counts such refusals and
+    /// closes after a few).
+    Refuse {
+        /// The sender.
+        to: Fingerprint,
+        /// Why, for the sender.
+        reason: &'static str,
+    },
     /// Tell the application.
     Event(GroupCallEvent),
 }
@@ -523,7 +531,14 @@ impl GroupCall {
                 | GroupCallFrame::Leave { .. }
                 | GroupCallFrame::Media { .. }
         );
-        if frame.group() != self.group || (to_router && !self.members.contains(&from)) {
+        if frame.group() != self.group {
+            return;
+        }
+        if to_router && !self.members.contains(&from) {
+            self.actions.push_back(Action::Refuse {
+                to: from,
+                reason: "not a member of the group",
+            });
             return;
         }
         match frame {

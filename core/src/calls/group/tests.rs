@@ -30,7 +30,7 @@ struct Net {
     /// Media connections up: (router, participant) → connection ID.
     media: BTreeMap<(Fingerprint, Fingerprint), String>,
     events: BTreeMap<Fingerprint, Vec<GroupCallEvent>>,
-    /// Frames a router sent to non-members or members refused.
+    /// (router, participant) whose media the router dropped.
     expelled: Vec<(Fingerprint, Fingerprint)>,
 }
 
@@ -173,6 +173,8 @@ impl Net {
             Action::Disconnect => {
                 self.media.retain(|(_, p), _| *p != from);
             }
+            // The link counts refusals; the stranger test checks the action itself.
+            Action::Refuse { .. } => {}
             Action::Event(e) => self.events.entry(from).or_default().push(e),
         }
     }
@@ -278,14 +280,15 @@ fn strangers_other_groups_and_removed_members_get_nothing() {
         kinds: Kinds::AUDIO,
         state: MediaState::default(),
     };
+    // The stranger is refused (its link counts the refusal), the other group ignored.
     net.deliver(fp(9), fp(1), join(G));
     net.deliver(fp(2), fp(1), join(GroupId([8; 16])));
-    assert!(
-        net.nodes
-            .get_mut(&fp(1))
-            .unwrap()
-            .drain_actions()
-            .is_empty()
+    assert_eq!(
+        net.nodes.get_mut(&fp(1)).unwrap().drain_actions(),
+        vec![Action::Refuse {
+            to: fp(9),
+            reason: "not a member of the group"
+        }]
     );
     // A welcome from someone who is not our router is ignored.
     net.join(fp(3), Kinds::AUDIO);

@@ -25,7 +25,7 @@ use crate::calls::group::{
     Uplinking,
 };
 use crate::calls::{DtlsFingerprint, Kinds, MediaState};
-use crate::chat::wire::Frame;
+use crate::chat::wire::{ErrorCode, Frame};
 use crate::groups::GroupId;
 use crate::identity::Fingerprint;
 use crate::media::sfu::{ParticipantId, SfuConfig, SlotId, TrackKind};
@@ -475,6 +475,11 @@ impl Live {
                         lock(&s.slots).clear();
                     }
                 }
+                Action::Refuse { to, reason } => {
+                    if let Some(link) = inner.link(&to) {
+                        link.refuse(ErrorCode::NotAllowed, reason).await;
+                    }
+                }
                 Action::Event(GroupCallEvent::Roster(participants)) => {
                     inner.emit_group(super::GroupUpdate::CallRoster {
                         group: self.gid,
@@ -697,7 +702,6 @@ impl Inner {
         link: &Arc<crate::node::link::Link>,
         bytes: Vec<u8>,
     ) {
-        use crate::chat::wire::ErrorCode;
         if link.features & FEATURE_GROUP_CALLS == 0 {
             link.refuse(ErrorCode::NotAllowed, "group calls were not negotiated")
                 .await;
