@@ -65,6 +65,7 @@ class ContactsView(host: Host, private val model: ContactsViewModel) : ScreenVie
             ui.text("${c.name}  ${c.short}${if (c.verified) " ✓" else ""}"),
             ui.row().with(
                 ui.button("Chat") { host.navigator.open(Screen.Chat(c.fingerprint)) },
+                ui.button("Call") { host.call(c.fingerprint) },
                 ui.button("Trust: $label") { chooseTrust(c) },
             ),
         )
@@ -111,6 +112,7 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
                 state.messages.forEach { messages.addView(messageView(it)) }
             }
         }
+        host.service?.chatOpened(model.conversation)
         act { model.open() }
     }
 
