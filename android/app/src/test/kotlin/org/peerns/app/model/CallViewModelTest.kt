@@ -25,8 +25,9 @@ class CallViewModelTest {
                 val bobFp = bob.identity().fingerprint
                 val annCall = CallViewModel(ann)
                 val bobCall = CallViewModel(bob)
+                // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
                 val follow = listOf(ann to annCall, bob to bobCall).map { (node, model) ->
-                    launch { node.events.collect { model.onEvent(it) } }
+                    launch(Dispatchers.Unconfined) { node.events.collect { model.onEvent(it) } }
                 }
                 assertFalse(bobCall.accept(video = false))
 

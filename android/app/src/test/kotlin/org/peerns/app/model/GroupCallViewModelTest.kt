@@ -35,7 +35,8 @@ class GroupCallViewModelTest {
                 bob.groupJoin(ann.groupInvite(gid, bobFp))
 
                 val model = GroupCallViewModel(bob, gid)
-                val follow = launch { bob.groupEvents.collect(model::onGroupEvent) }
+                // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
+                val follow = launch(Dispatchers.Unconfined) { bob.groupEvents.collect(model::onGroupEvent) }
                 // Bob may join once the group's log has reached him.
                 eventually { if (model.join(video = true)) true else null }
 

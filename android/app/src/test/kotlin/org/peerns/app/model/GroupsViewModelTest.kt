@@ -39,9 +39,10 @@ class GroupsViewModelTest {
 
                 val annChat = GroupChatViewModel(ann, gid)
                 val bobChat = GroupChatViewModel(bob, gid)
-                // Each chat follows its node's group events, as the screen does.
+                // Each chat follows its node's group events, as the screen does. Unconfined: each
+                // flow subscribes before launch returns, so no event sent next is missed.
                 val follow = listOf(ann to annChat, bob to bobChat).map { (node, chat) ->
-                    launch {
+                    launch(Dispatchers.Unconfined) {
                         node.groupEvents.collect { e ->
                             chat.onGroupEvent(e)
                             if (chat.needsRefresh(e)) chat.refresh()

@@ -7,8 +7,8 @@ import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withContext
 import org.junit.Test
@@ -29,7 +29,8 @@ class MonitorViewModelTest {
                 val babyFp = baby.identity().fingerprint
                 val monitor = MonitorViewModel(baby)
                 val viewer = MonitorViewModel(parent)
-                val follow = launch { parent.events.collect { viewer.onEvent(it) } }
+                // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
+                val follow = launch(Dispatchers.Unconfined) { parent.events.collect { viewer.onEvent(it) } }
 
                 // Only a contact at Full access may be allowed to watch.
                 assertFalse(monitor.allow(parentFp))
