@@ -162,9 +162,10 @@ final class CallModel: ObservableObject {
     func refresh() async {
         await guarded {
             guard let active = try node.activeCall() else { return }
-            let contact = try await node.contacts().first { $0.fingerprint == active.fingerprint }
+            let shown = try await contactName(active.fingerprint)
+            if call != active.call { mediaUp = false }
             call = active.call
-            name = contact?.name ?? String(active.fingerprint.prefix(8))
+            name = shown
             outgoing = active.outgoing
             status = active.status.state
             reason = active.status.reason
@@ -177,14 +178,27 @@ final class CallModel: ObservableObject {
     /// Calls contact `fingerprint` (Kotlin: `call`; `call` here is the call's ID).
     func dial(_ fingerprint: String, video: Bool) async {
         await guarded {
-            _ = try await node.startCall(fingerprint: fingerprint, kinds: CallKinds(audio: true, video: video, screen: false))
-            await refresh()
+            let id = try await node.startCall(fingerprint: fingerprint, kinds: CallKinds(audio: true, video: video, screen: false))
+            let shown = try await contactName(fingerprint)
+            // An event of the new call may have come first: keep what it said.
+            if call != id {
+                call = id
+                outgoing = true
+                status = "dialing"
+                reason = nil
+                local = Self.noMedia
+                remote = Self.noMedia
+                mediaUp = false
+            }
+            name = shown
+            offeredVideo = video
         }
     }
 
     func accept(video: Bool) async {
-        await withCall { try self.node.acceptCall(call: $0, kinds: CallKinds(audio: true, video: video, screen: false)) }
-        await refresh()
+        if await withCall({ try self.node.acceptCall(call: $0, kinds: CallKinds(audio: true, video: video, screen: false)) }) {
+            local.cameraOff = !video
+        }
     }
 
     func decline() async { await withCall { try self.node.declineCall(call: $0) } }
@@ -214,6 +228,17 @@ final class CallModel: ObservableObject {
         case let .callState(c, _, s) where c == call:
             status = s.state
             reason = s.reason
+        case let .callState(c, fp, s) where call == nil || status == "ended":
+            // A call we place (every incoming one starts with incomingCall), maybe before
+            // startCall has returned its ID.
+            call = c
+            name = String(fp.prefix(8))
+            outgoing = true
+            status = s.state
+            reason = s.reason
+            local = Self.noMedia
+            remote = Self.noMedia
+            mediaUp = false
         case let .callMedia(c, _, state) where c == call:
             remote = state
         case let .callMediaConnected(c, _) where c == call:
@@ -221,6 +246,10 @@ final class CallModel: ObservableObject {
         default:
             break
         }
+    }
+
+    private func contactName(_ fingerprint: String) async throws -> String {
+        try await node.contacts().first { $0.fingerprint == fingerprint }?.name ?? String(fingerprint.prefix(8))
     }
 
     @discardableResult

@@ -44,10 +44,14 @@ class CallViewModel(private val node: PeernsNodeInterface) {
     private val mutableState = MutableStateFlow(CallState())
     val state: StateFlow<CallState> = mutableState.asStateFlow()
 
-    /** Reads the node's active call, if any (the last ended one stays shown otherwise). */
+    /**
+     * Reads the node's active call, if any (the last ended one stays shown otherwise): for a
+     * screen opened during a call. From then on the call's events keep the state.
+     */
     suspend fun refresh() = guard {
         val active = node.activeCall() ?: return@guard
-        val name = node.contacts().firstOrNull { it.fingerprint == active.fingerprint }?.name ?: active.fingerprint.take(8)
+        val name = nameOf(active.fingerprint)
+        val mediaUp = mutableState.value.let { it.call == active.call && it.mediaUp }
         mutableState.value = CallState(
             call = active.call,
             fingerprint = active.fingerprint,
@@ -58,20 +62,33 @@ class CallViewModel(private val node: PeernsNodeInterface) {
             offered = active.callerKinds,
             local = active.localMedia,
             remote = active.remoteMedia,
+            mediaUp = mediaUp,
         )
     }
 
     /** Calls contact [fingerprint], with the camera when [video]. */
     suspend fun call(fingerprint: String, video: Boolean) = guard {
-        node.startCall(fingerprint, CallKinds(audio = true, video = video, screen = false))
-        refresh()
+        val kinds = CallKinds(audio = true, video = video, screen = false)
+        val call = node.startCall(fingerprint, kinds)
+        val name = nameOf(fingerprint)
+        mutableState.update {
+            // An event of the new call may have come first: keep what it said.
+            if (it.call == call) {
+                it.copy(name = name, offered = kinds, error = null)
+            } else {
+                CallState(call = call, fingerprint = fingerprint, name = name, outgoing = true, status = "dialing", offered = kinds)
+            }
+        }
     }
 
     /** Answers the ringing call, with the camera when [video]. */
     suspend fun accept(video: Boolean) = withCall { call ->
         node.acceptCall(call, CallKinds(audio = true, video = video, screen = false))
-        refresh()
+        mutableState.update { it.copy(local = it.local.copy(cameraOff = !video), error = null) }
     }
+
+    private suspend fun nameOf(fingerprint: String) =
+        node.contacts().firstOrNull { it.fingerprint == fingerprint }?.name ?: fingerprint.take(8)
 
     suspend fun decline() = withCall { node.declineCall(it) }
 
@@ -99,7 +116,20 @@ class CallViewModel(private val node: PeernsNodeInterface) {
                 offered = event.kinds,
             )
             is NodeEvent.CallState -> mutableState.update {
-                if (it.call != event.call) it else it.copy(status = event.status.state, reason = event.status.reason)
+                when {
+                    it.call == event.call -> it.copy(status = event.status.state, reason = event.status.reason)
+                    // A call we place (every incoming one starts with IncomingCall), maybe
+                    // before startCall has returned its ID.
+                    it.call == null || it.status == "ended" -> CallState(
+                        call = event.call,
+                        fingerprint = event.fingerprint,
+                        name = event.fingerprint.take(8),
+                        outgoing = true,
+                        status = event.status.state,
+                        reason = event.status.reason,
+                    )
+                    else -> it
+                }
             }
             is NodeEvent.CallMedia -> mutableState.update { if (it.call != event.call) it else it.copy(remote = event.state) }
             is NodeEvent.CallMediaConnected -> mutableState.update { if (it.call != event.call) it else it.copy(mediaUp = true) }

@@ -38,6 +38,9 @@ class CallViewModelTest {
                 assertTrue(bobCall.accept(video = false))
                 eventually { annCall.state.value.takeIf { it.status == "connected" } }
                 eventually { bobCall.state.value.takeIf { it.status == "connected" && it.mediaUp } }
+                // A screen opened during the call reads it from the node.
+                val opened = CallViewModel(bob).also { it.refresh() }.state.value
+                assertEquals(listOf<Any?>(ringing.call, "ann", false, "connected"), listOf(opened.call, opened.name, opened.outgoing, opened.status))
 
                 assertTrue(annCall.setMuted(true))
                 assertTrue(annCall.state.value.local.muted)
