@@ -117,13 +117,14 @@ class MainActivity : Activity(), Host {
      * action of an incoming call also answers it, once the service is bound.
      */
     private fun route(intent: Intent?) {
-        val call = intent?.getStringExtra(EXTRA_CATEGORY) == NotificationCategory.INCOMING_CALL.name
-        // A ringing call's full-screen intent shows the call over the lock screen.
-        if (call && Build.VERSION.SDK_INT >= Build.VERSION_CODES.O_MR1) {
-            setShowWhenLocked(true)
-            setTurnScreenOn(true)
+        if (intent?.action != ACTION_OPEN && intent?.action != ACTION_ANSWER) return
+        // A ringing call's full-screen intent shows the call over the lock screen; nothing else does.
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.O_MR1) {
+            val call = intent.getStringExtra(EXTRA_CATEGORY) == NotificationCategory.INCOMING_CALL.name
+            setShowWhenLocked(call)
+            setTurnScreenOn(call)
         }
-        when (intent?.action) {
+        when (intent.action) {
             ACTION_OPEN -> navigator.route(intent.getStringExtra(EXTRA_CONVERSATION), intent.getStringExtra(EXTRA_CATEGORY))
             ACTION_ANSWER -> {
                 navigator.route(null, NotificationCategory.INCOMING_CALL.name)
