@@ -31,14 +31,14 @@ class GroupCallViewModelTest {
                 val bobFp = bob.identity().fingerprint
                 val gid = ann.groupCreate("Call")
                 // The creator routes before anyone joins (see bindings/tests/python/test_group_call.py).
-                eventually { ann.groups().single().takeIf { it.router } }
+                eventually(what = "ann routing") { ann.groups().single().takeIf { it.router } }
                 bob.groupJoin(ann.groupInvite(gid, bobFp))
 
                 val model = GroupCallViewModel(bob, gid)
                 // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
                 val follow = launch(Dispatchers.Unconfined) { bob.groupEvents.collect(model::onGroupEvent) }
                 // Bob may join once the group's log has reached him.
-                eventually { if (model.join(video = true)) true else null }
+                eventually(what = "bob joining the call") { if (model.join(video = true)) true else null }
 
                 // Ann's phone, with the library's call directly: it sends video frames.
                 val noControl = object : EncoderControlListener {
@@ -48,7 +48,7 @@ class GroupCallViewModelTest {
                 val ignore = object : GroupCallFrameListener {
                     override fun onFrame(frame: GroupCallFrame) {}
                 }
-                val annCall: GroupCall = eventually {
+                val annCall: GroupCall = eventually(what = "ann joining the call") {
                     try {
                         ann.groupCallJoin(gid, CallKinds(audio = true, video = true, screen = false), ignore, noControl)
                     } catch (e: PeernsException.NotAllowed) {
@@ -70,21 +70,21 @@ class GroupCallViewModelTest {
                         delay(30)
                     }
                 }
-                eventually { model.state.value.takeIf { s -> s.participants.map { it.fingerprint }.toSet() == setOf(annFp, bobFp) } }
-                eventually { model.state.value.takeIf { it.phase == GroupCallPhase.CONNECTED } }
-                eventually { model.state.value.frames[annFp]?.takeIf { it > 0 } }
+                eventually(what = "both in the roster") { model.state.value.takeIf { s -> s.participants.map { it.fingerprint }.toSet() == setOf(annFp, bobFp) } }
+                eventually(what = "bob connected") { model.state.value.takeIf { it.phase == GroupCallPhase.CONNECTED } }
+                eventually(what = "ann's frames at bob") { model.state.value.frames[annFp]?.takeIf { it > 0 } }
                 pusher.cancel()
 
                 ann.groupCallSetMedia(gid, CallMediaState(muted = true, cameraOff = false, screen = false, backCamera = false))
-                eventually { model.state.value.participants.firstOrNull { it.fingerprint == annFp && it.media.muted } }
+                eventually(what = "ann muted at bob") { model.state.value.participants.firstOrNull { it.fingerprint == annFp && it.media.muted } }
                 assertTrue(model.setMuted(true))
                 assertTrue(model.setCameraOff(true))
-                eventually { ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.media.muted && it.media.cameraOff } }
+                eventually(what = "bob muted, camera off at ann") { ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.media.muted && it.media.cameraOff } }
 
                 assertTrue(model.leave())
-                eventually { model.state.value.takeIf { it.phase == GroupCallPhase.OUT } }
+                eventually(what = "bob out") { model.state.value.takeIf { it.phase == GroupCallPhase.OUT } }
                 assertEquals(emptyMap(), model.state.value.frames)
-                eventually { ann.groupCallParticipants(gid).takeIf { p -> p.none { it.fingerprint == bobFp } } }
+                eventually(what = "bob gone at ann") { ann.groupCallParticipants(gid).takeIf { p -> p.none { it.fingerprint == bobFp } } }
                 annCall.stop()
                 follow.cancel()
             } finally {
