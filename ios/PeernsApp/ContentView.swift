@@ -24,7 +24,10 @@ struct ContentView: View {
                     if model.node != nil {
                         Section {
                             NavigationLink("Contacts", value: Route.contacts)
+                            NavigationLink("Groups", value: Route.groups)
                             NavigationLink("Nearby (stadium mode)", value: Route.nearby)
+                            NavigationLink("Baby monitor", value: Route.monitor)
+                            NavigationLink("Backup", value: Route.backup)
                             NavigationLink("Settings", value: Route.settings)
                         }
                     }
@@ -44,6 +47,14 @@ struct ContentView: View {
         case let .chat(conversation): ChatScreen(model: ChatModel(node: node, conversation: conversation))
         case .nearby: NearbyScreen(node: model, nearby: NearbyModel(node: node))
         case .settings: SettingsScreen(model: SettingsModel(node: node))
+        case .groups: GroupsScreen(node: model, model: GroupsModel(node: node))
+        case let .group(gid):
+            GroupChatScreen(node: model, model: GroupChatModel(node: node, group: gid), invites: GroupsModel(node: node))
+        case let .groupCall(gid): GroupCallScreen(node: model, model: GroupCallModel(node: node, group: gid))
+        case .call: CallScreen(node: model, model: CallModel(node: node))
+        case let .dial(fingerprint): CallScreen(node: model, model: CallModel(node: node), dial: fingerprint)
+        case .monitor: MonitorScreen(node: model, model: MonitorModel(node: node))
+        case .backup: BackupScreen(model: BackupModel(node: node))
         }
     }
 }

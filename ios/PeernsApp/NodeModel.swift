@@ -78,6 +78,12 @@ final class NodeModel: ObservableObject {
         network = NetworkMonitor { kind, pathId, metered in
             try? node.networkChanged(kind: kind, pathId: pathId, metered: metered)
         }
+        // An incoming call opens the call screen (CallKit is not used yet).
+        let rings = Task { [weak self] in
+            guard let events = try? peerns.events() else { return }
+            for await case .incomingCall = events { self?.path.append(.call) }
+        }
+        defer { rings.cancel() }
         do {
             for await next in try peerns.status() {
                 status = next
@@ -91,6 +97,12 @@ final class NodeModel: ObservableObject {
         self.peerns = nil
         try? await peerns.stop()
     }
+
+    /// The node's events from now on for a screen, or nil when it does not run.
+    func events() -> AsyncStream<NodeEvent>? { try? peerns?.events() }
+
+    /// The node's group events from now on for a screen, or nil when it does not run.
+    func groupEvents() -> AsyncStream<GroupEvent>? { try? peerns?.groupEvents() }
 
     /// Stadium mode on or off; the core starts and stops the location provider.
     func setStadium(_ on: Bool) async {
@@ -137,6 +149,13 @@ enum Route: Hashable {
     case chat(String)
     case nearby
     case settings
+    case groups
+    case group(String)
+    case groupCall(String)
+    case call
+    case dial(String)
+    case monitor
+    case backup
 }
 
 /// The app's settings in its UserDefaults.

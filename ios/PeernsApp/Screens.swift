@@ -30,6 +30,7 @@ struct ContactsScreen: View {
                 ForEach(model.contacts, id: \.fingerprint) { c in
                     VStack(alignment: .leading) {
                         NavigationLink("\(c.name)  \(c.short)", value: Route.chat(c.fingerprint))
+                        NavigationLink("Call", value: Route.dial(c.fingerprint))
                         Picker("Trust", selection: Binding(
                             get: { c.trust },
                             set: { trust in Task { await model.setTrust(c.fingerprint, trust) } }

@@ -3,14 +3,15 @@ import Foundation
 /// A PeerNS node for Swift: the generated `PeernsNode` plus its events as `AsyncStream`s.
 ///
 /// Every call of the library is on `node` (async calls are `async throws`, errors are typed
-/// `PeernsError`s), so calls exported later need no wrapper code. This class adds `events()` and
-/// `status()`, which finish when the node is stopped through `stop()`.
+/// `PeernsError`s), so calls exported later need no wrapper code. This class adds `events()`,
+/// `groupEvents()` and `status()`, which finish when the node is stopped through `stop()`.
 public final class Peerns: @unchecked Sendable {
     /// The generated object: every call of the library.
     public let node: PeernsNode
 
     private let lock = NSLock()
-    private var running: [UUID: AsyncStream<NodeEvent>.Continuation] = [:]
+    /// Finishes each open stream, by its ID.
+    private var running: [UUID: () -> Void] = [:]
 
     /// Checks `config` (no I/O); the platform objects are optional, see `PeernsNode`.
     public init(
@@ -34,7 +35,7 @@ public final class Peerns: @unchecked Sendable {
             let streams = running
             running = [:]
             lock.unlock()
-            streams.values.forEach { $0.finish() }
+            streams.values.forEach { $0() }
         }
         try await node.stop()
     }
@@ -45,9 +46,24 @@ public final class Peerns: @unchecked Sendable {
     public func events() throws -> AsyncStream<NodeEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: NodeEvent.self)
         let subscription = try node.subscribe(listener: Forwarder(continuation))
+        track(subscription, continuation)
+        return stream
+    }
+
+    /// Every group event (messages, members, roles, the group calls' roster and our phase)
+    /// from now on, in order; like `events()`.
+    public func groupEvents() throws -> AsyncStream<GroupEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: GroupEvent.self)
+        let subscription = try node.subscribeGroups(listener: GroupForwarder(continuation))
+        track(subscription, continuation)
+        return stream
+    }
+
+    /// Finishes `continuation` on `stop()`, and cancels `subscription` when the iteration ends.
+    private func track<T>(_ subscription: Subscription, _ continuation: AsyncStream<T>.Continuation) {
         let id = UUID()
         lock.lock()
-        running[id] = continuation
+        running[id] = { continuation.finish() }
         lock.unlock()
         continuation.onTermination = { [weak self] _ in
             subscription.cancel()
@@ -56,7 +72,6 @@ public final class Peerns: @unchecked Sendable {
             self.running[id] = nil
             self.lock.unlock()
         }
-        return stream
     }
 
     /// The signaling state and connected peers: the current signaling state first, then one
@@ -90,6 +105,19 @@ private final class Forwarder: EventListener, @unchecked Sendable {
     }
 
     func onEvent(event: NodeEvent) {
+        continuation.yield(event)
+    }
+}
+
+/// Hands group events from the library's thread to a stream.
+private final class GroupForwarder: GroupListener, @unchecked Sendable {
+    private let continuation: AsyncStream<GroupEvent>.Continuation
+
+    init(_ continuation: AsyncStream<GroupEvent>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func onGroupEvent(event: GroupEvent) {
         continuation.yield(event)
     }
 }

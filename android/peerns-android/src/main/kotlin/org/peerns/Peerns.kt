@@ -11,6 +11,8 @@ import kotlinx.coroutines.flow.scan
 import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
 import org.peerns.ffi.EventListener
+import org.peerns.ffi.GroupEvent
+import org.peerns.ffi.GroupListener
 import org.peerns.ffi.KeyStore
 import org.peerns.ffi.LocationProvider
 import org.peerns.ffi.NodeConfig
@@ -27,7 +29,7 @@ import org.peerns.ffi.PeernsNodeInterface
  * Rust side later appears here with no wrapper code. The suspend calls run on the library's own
  * runtime and never block the calling thread; failures are typed [PeernsException]s.
  *
- * This class adds [events] and [status], which end when [stop] is called through it. Pure
+ * This class adds [events], [groupEvents] and [status], which end when [stop] is called through it. Pure
  * Kotlin (no `android.*`): the JVM tests exercise it against the host library.
  */
 class Peerns private constructor(private val node: PeernsNode) :
@@ -69,6 +71,28 @@ class Peerns private constructor(private val node: PeernsNode) :
         get() = subscription(current = { NodeEvent.SignalingState(node.signalingState()) })
             .scan(NodeStatus()) { status, event -> status.after(event) }
             .drop(1)
+
+    /**
+     * Every group event (messages, members, roles, the group calls' roster and our phase) from
+     * collection on, in order; same lifetime and back-pressure as [events].
+     */
+    val groupEvents: Flow<GroupEvent>
+        get() = callbackFlow {
+            val run = stops.value
+            val subscription = node.subscribeGroups(object : GroupListener {
+                override fun onGroupEvent(event: GroupEvent) {
+                    trySendBlocking(event)
+                }
+            })
+            launch {
+                stops.first { it != run }
+                channel.close()
+            }
+            awaitClose {
+                subscription.cancel()
+                subscription.close()
+            }
+        }
 
     /**
      * Subscribes, then sends [current] (read after subscribing, so no change between the two is

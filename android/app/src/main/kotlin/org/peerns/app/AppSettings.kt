@@ -1,11 +1,25 @@
 package org.peerns.app
 
+import android.content.ComponentName
 import android.content.Context
+import android.content.pm.PackageManager
 import org.peerns.app.model.SettingsStore
 
 /** The app's settings, in its private SharedPreferences. */
-class AppSettings(context: Context) : SettingsStore {
+class AppSettings(private val context: Context) : SettingsStore {
     private val prefs = context.getSharedPreferences("peerns", Context.MODE_PRIVATE)
+
+    /** Come back online after a restart ([BootReceiver], enabled only while this is on). */
+    override var startAtBoot: Boolean
+        get() = prefs.getBoolean(KEY_BOOT, false)
+        set(value) {
+            prefs.edit().putBoolean(KEY_BOOT, value).apply()
+            context.packageManager.setComponentEnabledSetting(
+                ComponentName(context, BootReceiver::class.java),
+                if (value) PackageManager.COMPONENT_ENABLED_STATE_ENABLED else PackageManager.COMPONENT_ENABLED_STATE_DISABLED,
+                PackageManager.DONT_KILL_APP,
+            )
+        }
 
     override var signalingUrl: String
         get() = prefs.getString(KEY_SIGNALING, null) ?: DEFAULT_SIGNALING
@@ -25,6 +39,7 @@ class AppSettings(context: Context) : SettingsStore {
         const val KEY_SIGNALING = "signaling_url"
         const val KEY_ICE = "ice_servers"
         const val KEY_LOOPBACK = "loopback_only"
+        const val KEY_BOOT = "start_at_boot"
         const val DEFAULT_SIGNALING = "wss://0.peerjs.com:443/?key=peerjs"
         val DEFAULT_ICE = listOf("stun:stun.l.google.com:19302")
     }

@@ -2,6 +2,7 @@ package org.peerns.app
 
 import android.app.AlertDialog
 import android.widget.LinearLayout
+import android.widget.Switch
 import android.widget.TextView
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.delay
@@ -65,6 +66,7 @@ class ContactsView(host: Host, private val model: ContactsViewModel) : ScreenVie
             ui.text("${c.name}  ${c.short}${if (c.verified) " ✓" else ""}"),
             ui.row().with(
                 ui.button("Chat") { host.navigator.open(Screen.Chat(c.fingerprint)) },
+                ui.button("Call") { host.call(c.fingerprint) },
                 ui.button("Trust: $label") { chooseTrust(c) },
             ),
         )
@@ -111,6 +113,7 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
                 state.messages.forEach { messages.addView(messageView(it)) }
             }
         }
+        host.service?.chatOpened(model.conversation)
         act { model.open() }
     }
 
@@ -185,12 +188,13 @@ class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(ho
     }
 }
 
-/** Settings: display name, identity fingerprint, signaling server. */
+/** Settings: display name, identity fingerprint, signaling server, start after a restart. */
 class SettingsView(host: Host, private val model: SettingsViewModel) : ScreenView(host) {
     private val name = ui.input("Your name")
     private val fingerprint = ui.text(monospace = true)
     private val url = ui.input("wss://…")
     private val note = ui.text()
+    private val startAtBoot = Switch(host.context).apply { text = "Come back online (ask on Android 15+)" }
     override val root = ui.column(20).with(
         ui.title("Settings"),
         ui.label("Name"), name,
@@ -199,6 +203,8 @@ class SettingsView(host: Host, private val model: SettingsViewModel) : ScreenVie
         ui.label("Signaling server"), url,
         ui.button("Save server") { model.saveSignalingUrl(url.text.toString()) },
         note,
+        ui.label("After a restart of the phone"),
+        startAtBoot,
     )
 
     override fun shown() {
@@ -206,6 +212,8 @@ class SettingsView(host: Host, private val model: SettingsViewModel) : ScreenVie
         val first = model.state.value
         name.setText(first.name)
         url.setText(first.signalingUrl)
+        startAtBoot.isChecked = first.startAtBoot
+        startAtBoot.setOnCheckedChangeListener { _, on -> model.setStartAtBoot(on) }
         host.scope.launch {
             model.state.collect { state ->
                 fingerprint.text = "${state.shortFingerprint}\n${state.fingerprint}"

@@ -11,21 +11,28 @@ import android.net.Uri
 import android.os.Build
 import android.os.Bundle
 import android.os.IBinder
+import android.provider.DocumentsContract
 import android.provider.OpenableColumns
 import android.view.View
 import android.view.WindowInsets
 import android.widget.FrameLayout
 import android.widget.ScrollView
+import android.widget.Toast
 import android.window.OnBackInvokedDispatcher
 import java.io.File
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.MainScope
 import kotlinx.coroutines.cancel
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.flow.catch
+import kotlinx.coroutines.flow.collectLatest
 import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import org.peerns.Peerns
+import org.peerns.android.ACTION_ANSWER
 import org.peerns.android.ACTION_OPEN
 import org.peerns.android.EXTRA_CATEGORY
 import org.peerns.android.EXTRA_CONVERSATION
@@ -34,6 +41,9 @@ import org.peerns.android.StartProblem
 import org.peerns.android.hasLocationPermission
 import org.peerns.app.model.Navigator
 import org.peerns.app.model.Screen
+import org.peerns.ffi.CallKinds
+import org.peerns.ffi.NodeEvent
+import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.PeernsException
 import org.peerns.ffi.SignalingState
 
@@ -62,6 +72,7 @@ class MainActivity : Activity(), Host {
     private var shown: ScreenView? = null
     private var shownKey: Any? = null
     private var onFilePicked: ((String) -> Unit)? = null
+    private var onFolderPicked: ((String) -> Unit)? = null
 
     private val connection = object : ServiceConnection {
         override fun onServiceConnected(component: ComponentName?, binder: IBinder?) {
@@ -72,6 +83,7 @@ class MainActivity : Activity(), Host {
                 combine(service.problem, service.running, navigator.screens) { _, _, _ -> }.collect { show() }
             }
             activityScope?.launch { forwardEvents(service) }
+            answerPending(service)
         }
 
         override fun onServiceDisconnected(component: ComponentName?) {
@@ -100,10 +112,38 @@ class MainActivity : Activity(), Host {
         route(intent)
     }
 
-    /** A notification tap: open its chat (or the contact requests). */
+    /**
+     * A notification tap: open its chat (or the contact requests, or the call). The Answer
+     * action of an incoming call also answers it, once the service is bound.
+     */
     private fun route(intent: Intent?) {
-        if (intent?.action != ACTION_OPEN) return
-        navigator.route(intent.getStringExtra(EXTRA_CONVERSATION), intent.getStringExtra(EXTRA_CATEGORY))
+        if (intent?.action != ACTION_OPEN && intent?.action != ACTION_ANSWER) return
+        // A ringing call's full-screen intent shows the call over the lock screen; nothing else does.
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.O_MR1) {
+            val call = intent.getStringExtra(EXTRA_CATEGORY) == NotificationCategory.INCOMING_CALL.name
+            setShowWhenLocked(call)
+            setTurnScreenOn(call)
+        }
+        when (intent.action) {
+            ACTION_OPEN -> navigator.route(intent.getStringExtra(EXTRA_CONVERSATION), intent.getStringExtra(EXTRA_CATEGORY))
+            ACTION_ANSWER -> {
+                navigator.route(null, NotificationCategory.INCOMING_CALL.name)
+                answering = intent.getStringExtra(EXTRA_CONVERSATION)
+                service?.let(::answerPending)
+            }
+        }
+    }
+
+    /** The caller whose call the Answer action answers once the node runs. */
+    private var answering: String? = null
+
+    private fun answerPending(service: PeernsService) {
+        val caller = answering ?: return
+        answering = null
+        activityScope?.launch {
+            service.running.first { it }
+            service.answerCall(caller)
+        }
     }
 
     override fun onStart() {
@@ -165,16 +205,35 @@ class MainActivity : Activity(), Host {
         content.removeAllViews()
     }
 
-    /** Hands every node event to the shown screen while the node runs. */
+    /**
+     * Hands every node and group event to the shown screen while the node runs; an incoming
+     * call opens the call screen.
+     */
     private suspend fun forwardEvents(service: PeernsService) {
-        service.running.collect { running ->
+        service.running.collectLatest { running ->
             val node = service.node
             if (running && node != null) {
-                try {
-                    node.events.collect { event -> shown?.onEvent(event) }
-                } catch (e: PeernsException) {
-                    // Stopped meanwhile.
+                coroutineScope {
+                    launch {
+                        node.groupEvents.catch { if (it !is PeernsException) throw it }.collect { event -> shown?.onGroupEvent(event) }
+                    }
+                    node.events.catch { if (it !is PeernsException) throw it }.collect { event ->
+                        if (event is NodeEvent.IncomingCall) navigator.open(Screen.Call)
+                        shown?.onEvent(event)
+                    }
                 }
+            }
+        }
+    }
+
+    override fun call(fingerprint: String) {
+        val node = node ?: return
+        activityScope?.launch {
+            try {
+                node.startCall(fingerprint, CallKinds(audio = true, video = false, screen = false))
+                navigator.open(Screen.Call)
+            } catch (e: PeernsException) {
+                Toast.makeText(this@MainActivity, "Could not call: ${e.message}", Toast.LENGTH_LONG).show()
             }
         }
     }
@@ -201,15 +260,55 @@ class MainActivity : Activity(), Host {
         startActivityForResult(intent, REQUEST_FILE)
     }
 
+    override fun pickFolder(onPicked: (String) -> Unit) {
+        onFolderPicked = onPicked
+        startActivityForResult(Intent(Intent.ACTION_OPEN_DOCUMENT_TREE), REQUEST_FOLDER)
+    }
+
     @Deprecated("Deprecated in the framework for androidx's result API, which this app does not use")
     override fun onActivityResult(requestCode: Int, resultCode: Int, data: Intent?) {
         val uri = data?.data
-        val callback = onFilePicked
+        val callback = if (requestCode == REQUEST_FOLDER) onFolderPicked else onFilePicked
         onFilePicked = null
-        if (requestCode != REQUEST_FILE || resultCode != RESULT_OK || uri == null || callback == null) return
+        onFolderPicked = null
+        if (requestCode !in setOf(REQUEST_FILE, REQUEST_FOLDER) || resultCode != RESULT_OK || uri == null || callback == null) return
         activityScope?.launch {
-            val path = withContext(Dispatchers.IO) { copyToCache(uri) }
+            val path = withContext(Dispatchers.IO) { if (requestCode == REQUEST_FOLDER) copyTreeToCache(uri) else copyToCache(uri) }
             path?.let(callback)
+        }
+    }
+
+    /**
+     * A copy of the document tree [tree] in the cache: the core backs up paths, and a picked
+     * folder is a content URI. The copy lives until the system reclaims the cache.
+     */
+    private fun copyTreeToCache(tree: Uri): String {
+        val rootId = DocumentsContract.getTreeDocumentId(tree)
+        val name = rootId.substringAfterLast(':').substringAfterLast('/').ifEmpty { "folder" }
+        val dest = File(File(cacheDir, "backup"), name).apply { deleteRecursively() }
+        copyChildren(tree, rootId, dest)
+        return dest.path
+    }
+
+    private fun copyChildren(tree: Uri, parentId: String, dest: File) {
+        dest.mkdirs()
+        val columns = arrayOf(
+            DocumentsContract.Document.COLUMN_DOCUMENT_ID,
+            DocumentsContract.Document.COLUMN_DISPLAY_NAME,
+            DocumentsContract.Document.COLUMN_MIME_TYPE,
+        )
+        contentResolver.query(DocumentsContract.buildChildDocumentsUriUsingTree(tree, parentId), columns, null, null, null)?.use { c ->
+            while (c.moveToNext()) {
+                val id = c.getString(0)
+                val target = File(dest, c.getString(1).replace('/', '_'))
+                if (c.getString(2) == DocumentsContract.Document.MIME_TYPE_DIR) {
+                    copyChildren(tree, id, target)
+                } else {
+                    contentResolver.openInputStream(DocumentsContract.buildDocumentUriUsingTree(tree, id))?.use { i ->
+                        target.outputStream().use { o -> i.copyTo(o) }
+                    }
+                }
+            }
         }
     }
 
@@ -240,6 +339,7 @@ class MainActivity : Activity(), Host {
         const val REQUEST_NOTIFICATIONS = 1
         const val REQUEST_LOCATION = 2
         const val REQUEST_FILE = 3
+        const val REQUEST_FOLDER = 4
     }
 }
 

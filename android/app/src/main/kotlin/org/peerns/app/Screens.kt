@@ -6,12 +6,19 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.launch
 import org.peerns.Peerns
 import org.peerns.android.PeernsService
+import org.peerns.app.model.BackupViewModel
+import org.peerns.app.model.CallViewModel
 import org.peerns.app.model.ChatViewModel
 import org.peerns.app.model.ContactsViewModel
+import org.peerns.app.model.GroupCallViewModel
+import org.peerns.app.model.GroupChatViewModel
+import org.peerns.app.model.GroupsViewModel
+import org.peerns.app.model.MonitorViewModel
 import org.peerns.app.model.NearbyViewModel
 import org.peerns.app.model.Navigator
 import org.peerns.app.model.Screen
 import org.peerns.app.model.SettingsViewModel
+import org.peerns.ffi.GroupEvent
 import org.peerns.ffi.NodeEvent
 import org.peerns.ffi.PeernsException
 
@@ -31,6 +38,12 @@ interface Host {
 
     /** Lets the user pick a file; [onPicked] gets a local copy's path. */
     fun pickFile(onPicked: (String) -> Unit)
+
+    /** Calls contact [fingerprint] (audio) and shows the call. */
+    fun call(fingerprint: String)
+
+    /** Lets the user pick a folder; [onPicked] gets a local copy's path. */
+    fun pickFolder(onPicked: (String) -> Unit)
 }
 
 /** One screen: a view, and what it does while shown. */
@@ -47,6 +60,9 @@ abstract class ScreenView(protected val host: Host) {
     /** A node event arrived while shown. */
     open fun onEvent(event: NodeEvent) {}
 
+    /** A group event arrived while shown. */
+    open fun onGroupEvent(event: GroupEvent) {}
+
     /** Runs [block] in the screen's scope. */
     protected fun act(block: suspend () -> Unit) {
         host.scope.launch { block() }
@@ -60,6 +76,12 @@ fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView = when (scr
     is Screen.Chat -> ChatView(host, ChatViewModel(node, screen.conversation))
     Screen.Nearby -> NearbyView(host, NearbyViewModel(node))
     Screen.Settings -> SettingsView(host, SettingsViewModel(node, AppSettings(host.context)))
+    Screen.Groups -> GroupsView(host, GroupsViewModel(node))
+    is Screen.GroupChat -> GroupChatView(host, GroupChatViewModel(node, screen.group), GroupsViewModel(node))
+    is Screen.GroupCall -> GroupCallView(host, GroupCallViewModel(node, screen.group))
+    Screen.Call -> CallView(host, CallViewModel(node))
+    Screen.Monitor -> MonitorView(host, MonitorViewModel(node))
+    Screen.Backup -> BackupView(host, BackupViewModel(node))
 }
 
 /** Identity, signaling state, connected peers, and the way to the other screens. */
@@ -73,7 +95,10 @@ class HomeView(host: Host) : ScreenView(host) {
         ui.label("Signaling"), signaling,
         ui.label("Connected peers"), peers,
         ui.button("Contacts") { host.navigator.open(Screen.Contacts) },
+        ui.button("Groups") { host.navigator.open(Screen.Groups) },
         ui.button("Nearby (stadium mode)") { host.navigator.open(Screen.Nearby) },
+        ui.button("Baby monitor") { host.navigator.open(Screen.Monitor) },
+        ui.button("Backup") { host.navigator.open(Screen.Backup) },
         ui.button("Settings") { host.navigator.open(Screen.Settings) },
     )
 

@@ -6,7 +6,6 @@ import android.content.ComponentName
 import android.content.Intent
 import android.content.pm.ServiceInfo
 import android.location.LocationManager
-import android.os.Looper
 import android.view.View
 import android.view.ViewGroup
 import android.widget.Button
@@ -57,19 +56,6 @@ class AppServiceRoboTest {
         }
         InMemoryKeyAppService.keys.key = null
     }
-
-    /** Runs the main looper (where the service's coroutines resume) until [done], for 30 s at most. */
-    private fun <T : Any> idleUntil(done: () -> T?): T {
-        val deadline = System.nanoTime() + 30_000_000_000
-        while (System.nanoTime() < deadline) {
-            shadowOf(Looper.getMainLooper()).idle()
-            done()?.let { return it }
-            Thread.sleep(50)
-        }
-        throw AssertionError("timed out")
-    }
-
-    private fun running(service: PeernsService) = idleUntil { service.running.value.takeIf { it } }
 
     private fun texts(view: View): List<String> = when (view) {
         is ViewGroup -> (0 until view.childCount).flatMap { texts(view.getChildAt(it)) }

@@ -46,8 +46,8 @@ class MemoryKeyStore : KeyStore {
     }
 }
 
-/** Polls [probe] until it returns non-null, for at most [timeout] of real time. */
-suspend fun <T : Any> eventually(timeout: Duration = 20.seconds, probe: suspend () -> T?): T =
+/** Polls [probe] until it returns non-null, for at most [timeout] of real time; [what] names it in the failure. */
+suspend fun <T : Any> eventually(timeout: Duration = 20.seconds, what: String = "the condition", probe: suspend () -> T?): T =
     withTimeoutOrNull(timeout) {
         var value = probe()
         while (value == null) {
@@ -55,7 +55,7 @@ suspend fun <T : Any> eventually(timeout: Duration = 20.seconds, probe: suspend 
             value = probe()
         }
         value
-    } ?: throw AssertionError("timed out after $timeout")
+    } ?: throw AssertionError("timed out after $timeout waiting for $what")
 
 /** A asks B through B's share link, B accepts: contacts both ways. */
 suspend fun makeContacts(a: Peerns, b: Peerns) {

@@ -2,7 +2,10 @@ package org.peerns.android
 
 import android.app.Notification
 import android.app.NotificationManager
+import android.app.Person
+import android.app.RemoteInput
 import android.content.Context
+import android.graphics.drawable.Icon
 import android.os.Build
 import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.Notifier
@@ -10,16 +13,29 @@ import org.peerns.ffi.PeernsNotification
 
 /**
  * Posts the core's notifications in their [NotificationChannels]; one notification per
- * conversation, replaced by the next; a tap opens that conversation (see [openAppIntent]).
- * Posts nothing while notifications are off, which includes a POST_NOTIFICATIONS permission not
- * (yet) granted on Android 13+. Any thread may call it.
+ * conversation and category, replaced by the next; a tap opens that conversation (see
+ * [openAppIntent]). Posts nothing while notifications are off, which includes a
+ * POST_NOTIFICATIONS permission not (yet) granted on Android 13+. Any thread may call it.
+ *
+ * On Android 9+ messages use [Notification.MessagingStyle] with the conversation's recent
+ * messages; on Android 12+ an incoming call uses [Notification.CallStyle] with a full-screen
+ * intent. With [actions], the service that handles [ACTION_REPLY] and [ACTION_DECLINE] (see
+ * [PeernsService]), messages get a direct reply and calls Answer (opens the app, [ACTION_ANSWER])
+ * and Decline.
  */
 class AndroidNotifier(
     context: Context,
     private val smallIcon: Int = android.R.drawable.stat_notify_chat,
+    private val actions: Class<*>? = null,
 ) : Notifier {
     private val context = context.applicationContext
     private val manager = context.getSystemService(NotificationManager::class.java)
+
+    /** The recent messages of each conversation's notification, oldest first. */
+    private val recent = mutableMapOf<String, List<Line>>()
+
+    /** One line of a messaging notification: [sender] null is us. */
+    private data class Line(val text: String, val atMs: Long, val sender: String?)
 
     init {
         NotificationChannels.create(context)
@@ -27,31 +43,106 @@ class AndroidNotifier(
 
     override fun notify(notification: PeernsNotification) {
         if (!manager.areNotificationsEnabled()) return
-        manager.notify(notification.conversation ?: notification.title, ID, build(notification))
+        manager.notify(notification.conversation ?: notification.title, idOf(notification.category), build(notification))
     }
 
     /** The system notification for [notification]. */
-    fun build(notification: PeernsNotification): Notification =
-        Notification.Builder(context, NotificationChannels.of(notification.category))
+    fun build(notification: PeernsNotification): Notification {
+        val conversation = notification.conversation
+        val builder = Notification.Builder(context, NotificationChannels.of(notification.category))
             .setSmallIcon(smallIcon)
             .setContentTitle(notification.title)
             .setContentText(notification.body)
-            .setStyle(Notification.BigTextStyle().bigText(notification.body))
-            .setCategory(
-                when (notification.category) {
-                    NotificationCategory.MESSAGE -> Notification.CATEGORY_MESSAGE
-                    NotificationCategory.CONTACT_REQUEST -> Notification.CATEGORY_SOCIAL
-                    NotificationCategory.INCOMING_CALL -> Notification.CATEGORY_CALL
-                    NotificationCategory.MISSED_CALL ->
-                        if (Build.VERSION.SDK_INT >= 30) Notification.CATEGORY_MISSED_CALL else Notification.CATEGORY_CALL
-                },
-            )
-            .setContentIntent(openAppIntent(context, notification.conversation, notification.category))
+            .setCategory(categoryOf(notification.category))
+            .setContentIntent(openAppIntent(context, conversation, notification.category))
             .setAutoCancel(true)
-            .build()
+        when {
+            notification.category == NotificationCategory.MESSAGE && conversation != null && Build.VERSION.SDK_INT >= 28 ->
+                messaging(builder, conversation, notification.title, Line(notification.body, System.currentTimeMillis(), notification.title))
+            notification.category == NotificationCategory.INCOMING_CALL && conversation != null -> incomingCall(builder, conversation, notification.title)
+            else -> builder.setStyle(Notification.BigTextStyle().bigText(notification.body))
+        }
+        return builder.build()
+    }
+
+    /**
+     * Our direct reply [text] went out in [conversation]: shows it under the messages (Android
+     * keeps a reply spinner until the notification is updated).
+     */
+    fun replied(conversation: String, title: String, text: String) {
+        if (Build.VERSION.SDK_INT < 28 || !manager.areNotificationsEnabled()) return
+        val builder = Notification.Builder(context, NotificationChannels.of(NotificationCategory.MESSAGE))
+            .setSmallIcon(smallIcon)
+            .setContentTitle(title)
+            .setCategory(Notification.CATEGORY_MESSAGE)
+            .setContentIntent(openAppIntent(context, conversation, NotificationCategory.MESSAGE))
+            .setOnlyAlertOnce(true)
+            .setAutoCancel(true)
+        messaging(builder, conversation, title, Line(text, System.currentTimeMillis(), null))
+        manager.notify(conversation, idOf(NotificationCategory.MESSAGE), builder.build())
+    }
+
+    /** Removes the incoming-call notification of [caller] (answered, declined, or over). */
+    fun cancelCall(caller: String) = manager.cancel(caller, idOf(NotificationCategory.INCOMING_CALL))
+
+    /** Forgets the messages of [conversation] and removes its notification (the chat was read). */
+    fun clear(conversation: String) {
+        synchronized(recent) { recent.remove(conversation) }
+        manager.cancel(conversation, idOf(NotificationCategory.MESSAGE))
+    }
+
+    private fun messaging(builder: Notification.Builder, conversation: String, title: String, line: Line) {
+        if (Build.VERSION.SDK_INT < 28) return
+        val lines = synchronized(recent) {
+            ((recent[conversation] ?: emptyList()) + line).takeLast(MAX_LINES).also { recent[conversation] = it }
+        }
+        val me = Person.Builder().setName("You").build()
+        val style = Notification.MessagingStyle(me).setConversationTitle(title)
+        lines.forEach { l ->
+            style.addMessage(Notification.MessagingStyle.Message(l.text, l.atMs, l.sender?.let { Person.Builder().setName(it).setKey(conversation).build() }))
+        }
+        builder.setStyle(style)
+        val service = actions ?: return
+        val input = RemoteInput.Builder(KEY_REPLY).setLabel("Reply").build()
+        builder.addAction(
+            Notification.Action.Builder(
+                Icon.createWithResource(context, android.R.drawable.ic_menu_send),
+                "Reply",
+                serviceIntent(context, service, ACTION_REPLY, conversation, mutable = true),
+            )
+                .addRemoteInput(input)
+                .setSemanticAction(Notification.Action.SEMANTIC_ACTION_REPLY)
+                .build(),
+        )
+    }
+
+    private fun incomingCall(builder: Notification.Builder, caller: String, name: String) {
+        builder.setOngoing(true).setAutoCancel(false)
+            .setFullScreenIntent(openAppIntent(context, caller, NotificationCategory.INCOMING_CALL), true)
+        val service = actions ?: return
+        val answer = appIntent(context, ACTION_ANSWER, caller, NotificationCategory.INCOMING_CALL) ?: return
+        val decline = serviceIntent(context, service, ACTION_DECLINE, caller)
+        if (Build.VERSION.SDK_INT >= 31) {
+            builder.setStyle(Notification.CallStyle.forIncomingCall(Person.Builder().setName(name).setKey(caller).build(), decline, answer))
+        } else {
+            builder.addAction(Notification.Action.Builder(Icon.createWithResource(context, android.R.drawable.ic_menu_call), "Answer", answer).build())
+            builder.addAction(Notification.Action.Builder(Icon.createWithResource(context, android.R.drawable.ic_menu_close_clear_cancel), "Decline", decline).build())
+        }
+    }
 
     private companion object {
-        /** With the conversation as tag, each conversation has one notification. */
-        const val ID = 1
+        /** Messages shown per conversation. */
+        const val MAX_LINES = 6
+
+        /** With the conversation as tag, each conversation has one notification per category. */
+        fun idOf(category: NotificationCategory) = category.ordinal + 1
+
+        fun categoryOf(category: NotificationCategory) = when (category) {
+            NotificationCategory.MESSAGE -> Notification.CATEGORY_MESSAGE
+            NotificationCategory.CONTACT_REQUEST -> Notification.CATEGORY_SOCIAL
+            NotificationCategory.INCOMING_CALL -> Notification.CATEGORY_CALL
+            NotificationCategory.MISSED_CALL ->
+                if (Build.VERSION.SDK_INT >= 30) Notification.CATEGORY_MISSED_CALL else Notification.CATEGORY_CALL
+        }
     }
 }

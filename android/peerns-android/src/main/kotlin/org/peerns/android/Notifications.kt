@@ -64,3 +64,43 @@ fun openAppIntent(context: Context, conversation: String?, category: Notificatio
     category?.let { intent.putExtra(EXTRA_CATEGORY, it.name) }
     return PendingIntent.getActivity(context, 0, intent, PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT)
 }
+
+/** The action of an incoming call's Answer: opens the app, which answers the caller in [EXTRA_CONVERSATION]. */
+const val ACTION_ANSWER = "org.peerns.action.ANSWER"
+
+/** The service action of an incoming call's Decline (the caller in [EXTRA_CONVERSATION]). */
+const val ACTION_DECLINE = "org.peerns.action.DECLINE"
+
+/** The service action of a message notification's direct reply (the chat in [EXTRA_CONVERSATION]). */
+const val ACTION_REPLY = "org.peerns.action.REPLY"
+
+/** The [android.app.RemoteInput] key of the reply text. */
+const val KEY_REPLY = "org.peerns.reply"
+
+/**
+ * Opens the app's launcher activity with [action] about [conversation], like [openAppIntent];
+ * one PendingIntent per action and conversation.
+ */
+internal fun appIntent(context: Context, action: String, conversation: String, category: NotificationCategory? = null): PendingIntent? {
+    val launcher = context.packageManager.getLaunchIntentForPackage(context.packageName)?.component ?: return null
+    val intent = Intent(action)
+        .setComponent(launcher)
+        .setData(Uri.fromParts("peerns", conversation, action))
+        .addFlags(Intent.FLAG_ACTIVITY_NEW_TASK or Intent.FLAG_ACTIVITY_CLEAR_TOP or Intent.FLAG_ACTIVITY_SINGLE_TOP)
+        .putExtra(EXTRA_CONVERSATION, conversation)
+    category?.let { intent.putExtra(EXTRA_CATEGORY, it.name) }
+    return PendingIntent.getActivity(context, 0, intent, PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT)
+}
+
+/**
+ * Starts [service] with [action] about [conversation]; [mutable] for a direct reply, whose
+ * text the system adds to the intent.
+ */
+internal fun serviceIntent(context: Context, service: Class<*>, action: String, conversation: String, mutable: Boolean = false): PendingIntent {
+    val intent = Intent(context, service)
+        .setAction(action)
+        .setData(Uri.fromParts("peerns", conversation, action))
+        .putExtra(EXTRA_CONVERSATION, conversation)
+    val flags = PendingIntent.FLAG_UPDATE_CURRENT or if (mutable) PendingIntent.FLAG_MUTABLE else PendingIntent.FLAG_IMMUTABLE
+    return PendingIntent.getService(context, 0, intent, flags)
+}

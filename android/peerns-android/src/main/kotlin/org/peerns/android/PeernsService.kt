@@ -2,6 +2,7 @@ package org.peerns.android
 
 import android.app.Notification
 import android.app.PendingIntent
+import android.app.RemoteInput
 import android.app.Service
 import android.content.Intent
 import android.content.pm.ServiceInfo
@@ -17,11 +18,14 @@ import kotlinx.coroutines.cancel
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
 import org.peerns.NodeStatus
 import org.peerns.Peerns
+import org.peerns.ffi.CallKinds
 import org.peerns.ffi.KeyStore
 import org.peerns.ffi.NodeConfig
+import org.peerns.ffi.NodeEvent
 import org.peerns.ffi.PeernsException
 import org.peerns.ffi.SignalingState
 
@@ -35,7 +39,8 @@ import org.peerns.ffi.SignalingState
  * Start it with `startForegroundService` from a visible activity; bind with flags 0 to read
  * [node], [status], [problem] and [stadium]; [ACTION_STOP] (the notification's Stop) ends it.
  * The foreground types follow the features that are on: dataSync always, location only while
- * stadium mode is on ([startStadium], [stopStadium]).
+ * stadium mode is on ([startStadium], [stopStadium]). Notification actions come here too: a
+ * message's direct reply ([ACTION_REPLY]) and an incoming call's Decline ([ACTION_DECLINE]).
  */
 abstract class PeernsService : Service() {
     /** The node's configuration; read when the node is made (at creation, or a new identity). */
@@ -73,6 +78,7 @@ abstract class PeernsService : Service() {
 
     /** On the main thread, like the lifecycle callbacks: no locking needed. */
     private val scope = MainScope()
+    private var notifier: AndroidNotifier? = null
     private var network: NetworkMonitor? = null
     private var started = false
 
@@ -160,8 +166,9 @@ abstract class PeernsService : Service() {
 
     private fun launchNode() {
         mutableStatus.value = NodeStatus(SignalingState.Offline("starting"))
+        val notifier = AndroidNotifier(this, actions = javaClass).also { notifier = it }
         val node = try {
-            Peerns(config(), keyStore(), AndroidNotifier(this), AndroidLocationProvider(this))
+            Peerns(config(), keyStore(), notifier, AndroidLocationProvider(this))
         } catch (e: PeernsException) {
             fail(StartProblem.Failed("bad configuration: ${e.message}"))
             return
@@ -186,8 +193,67 @@ abstract class PeernsService : Service() {
                     // Stopping: nothing to tell.
                 }
             }
+            launch { removeEndedRings(node, notifier) }
             node.status.collect { mutableStatus.value = it }
         }
+    }
+
+    /** Removes an incoming call's notification once the call no longer rings. */
+    private suspend fun removeEndedRings(node: Peerns, notifier: AndroidNotifier) {
+        try {
+            node.events.collect { e ->
+                if (e is NodeEvent.CallState && e.status.state != "ringing") notifier.cancelCall(e.fingerprint)
+            }
+        } catch (e: PeernsException) {
+            // Stopped.
+        }
+    }
+
+    /**
+     * Answers the call that rings from [caller] with audio (the Answer of its notification
+     * opens the app, which calls this); false when no call of [caller] rings.
+     */
+    fun answerCall(caller: String): Boolean = withRinging(caller) { node, call ->
+        node.acceptCall(call, CallKinds(audio = true, video = false, screen = false))
+    }
+
+    /** Declines the call that rings from [caller]; false when none does. */
+    fun declineCall(caller: String): Boolean = withRinging(caller) { node, call -> node.declineCall(call) }
+
+    private fun withRinging(caller: String, block: (Peerns, String) -> Unit): Boolean {
+        val node = node?.takeIf { started } ?: return false
+        return try {
+            val call = node.activeCall()?.takeIf { it.fingerprint == caller && !it.outgoing && it.status.state == "ringing" } ?: return false
+            block(node, call.call)
+            notifier?.cancelCall(caller)
+            true
+        } catch (e: PeernsException) {
+            false
+        }
+    }
+
+    /**
+     * Sends [text], a notification's direct reply, to [conversation] once the node runs, and
+     * shows it in the notification.
+     */
+    private fun reply(conversation: String, text: String) {
+        scope.launch {
+            running.first { it }
+            val node = node ?: return@launch
+            try {
+                node.sendMessage(conversation, text)
+                val name = node.contacts().firstOrNull { it.fingerprint == conversation }?.name ?: conversation.take(8)
+                notifier?.replied(conversation, name, text)
+            } catch (e: PeernsException) {
+                // Not a contact (any more), or stopped: the notification keeps its reply spinner
+                // until the user opens the chat.
+            }
+        }
+    }
+
+    /** The user opened the chat [conversation]: its message notification and history go. */
+    fun chatOpened(conversation: String) {
+        notifier?.clear(conversation)
     }
 
     private fun fail(problem: StartProblem) {
@@ -196,10 +262,22 @@ abstract class PeernsService : Service() {
     }
 
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
-        if (intent?.action == ACTION_STOP) {
-            stopSelf()
-        } else {
-            enterForeground()
+        val conversation = intent?.getStringExtra(EXTRA_CONVERSATION)
+        when (intent?.action) {
+            ACTION_STOP -> stopSelf()
+            ACTION_REPLY -> {
+                enterForeground()
+                val text = RemoteInput.getResultsFromIntent(intent)?.getCharSequence(KEY_REPLY)?.toString()?.trim()
+                if (conversation != null && !text.isNullOrEmpty()) reply(conversation, text)
+            }
+            ACTION_DECLINE -> {
+                enterForeground()
+                if (conversation != null) scope.launch {
+                    running.first { it }
+                    declineCall(conversation)
+                }
+            }
+            else -> enterForeground()
         }
         // Not sticky: Android 12+ does not let a restart from the background enter the foreground.
         return START_NOT_STICKY
@@ -231,6 +309,7 @@ abstract class PeernsService : Service() {
             }
         }
         node = null
+        notifier = null
         started = false
         mutableRunning.value = false
         mutableStadium.value = false

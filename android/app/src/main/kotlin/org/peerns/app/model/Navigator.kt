@@ -22,6 +22,24 @@ sealed interface Screen {
 
     /** Signaling server, name, fingerprint. */
     data object Settings : Screen
+
+    /** Our groups: create, join by link. */
+    data object Groups : Screen
+
+    /** The chat and members of group [group] (its ID). */
+    data class GroupChat(val group: String) : Screen
+
+    /** The call of group [group]. */
+    data class GroupCall(val group: String) : Screen
+
+    /** The 1:1 call: ringing, or in call. */
+    data object Call : Screen
+
+    /** The baby monitor: arm this phone, or watch one. */
+    data object Monitor : Screen
+
+    /** Backup of folders into another device. */
+    data object Backup : Screen
 }
 
 /** The back stack of screens; [Screen.Home] is always at its bottom. Pure Kotlin. */
@@ -45,11 +63,13 @@ class Navigator {
     }
 
     /**
-     * A notification was tapped: a message opens its chat above the home screen, a contact
-     * request the contacts. Anything else leaves the screens as they are.
+     * A notification was tapped: an incoming call opens the call screen, a message its chat
+     * above the home screen, a contact request the contacts. Anything else leaves the screens
+     * as they are.
      */
     fun route(conversation: String?, category: String?) {
         when {
+            category == INCOMING_CALL -> stack.value = listOf(Screen.Home, Screen.Call)
             conversation != null -> stack.value = listOf(Screen.Home, Screen.Chat(conversation))
             category == CONTACT_REQUEST -> stack.value = listOf(Screen.Home, Screen.Contacts)
         }
@@ -61,5 +81,8 @@ class Navigator {
     private companion object {
         /** `NotificationCategory.CONTACT_REQUEST.name`, as the notification intent carries it. */
         const val CONTACT_REQUEST = "CONTACT_REQUEST"
+
+        /** `NotificationCategory.INCOMING_CALL.name`. */
+        const val INCOMING_CALL = "INCOMING_CALL"
     }
 }

@@ -10,6 +10,9 @@ import org.peerns.ffi.PeernsNodeInterface
 /** Where the app keeps its settings (SharedPreferences on the phone). */
 interface SettingsStore {
     var signalingUrl: String
+
+    /** Come back online after the phone restarts (off unless the user turns it on). */
+    var startAtBoot: Boolean
 }
 
 /** What the settings screen shows. */
@@ -18,14 +21,15 @@ data class SettingsState(
     val shortFingerprint: String = "",
     val fingerprint: String = "",
     val signalingUrl: String = "",
+    val startAtBoot: Boolean = false,
     /** The signaling server changed: it applies when the node starts again. */
     val restartNeeded: Boolean = false,
     val error: String? = null,
 )
 
-/** Settings: display name, the identity's fingerprint, the signaling server. Pure Kotlin. */
+/** Settings: display name, the identity's fingerprint, the signaling server, start at boot. Pure Kotlin. */
 class SettingsViewModel(private val node: PeernsNodeInterface, private val store: SettingsStore) {
-    private val mutableState = MutableStateFlow(SettingsState(signalingUrl = store.signalingUrl))
+    private val mutableState = MutableStateFlow(SettingsState(signalingUrl = store.signalingUrl, startAtBoot = store.startAtBoot))
     val state: StateFlow<SettingsState> = mutableState.asStateFlow()
 
     fun refresh() {
@@ -67,6 +71,12 @@ class SettingsViewModel(private val node: PeernsNodeInterface, private val store
             mutableState.update { it.copy(signalingUrl = trimmed, restartNeeded = true, error = null) }
         }
         return true
+    }
+
+    /** Turns coming back online after a restart on or off. */
+    fun setStartAtBoot(on: Boolean) {
+        store.startAtBoot = on
+        mutableState.update { it.copy(startAtBoot = on) }
     }
 
     companion object {

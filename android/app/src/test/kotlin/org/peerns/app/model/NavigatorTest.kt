@@ -26,7 +26,7 @@ class NavigatorTest {
 
     @OptIn(ExperimentalCoroutinesApi::class)
     @Test
-    fun notificationTapsOpenTheirChatOrTheRequests() = runTest {
+    fun notificationTapsOpenTheirChatTheRequestsOrTheCall() = runTest {
         val nav = Navigator()
         val seen = mutableListOf<Screen>()
         backgroundScope.launch(UnconfinedTestDispatcher(testScheduler)) { nav.currentFlow().toList(seen) }
@@ -37,6 +37,8 @@ class NavigatorTest {
         assertEquals(listOf(Screen.Home, Screen.Contacts), nav.screens.value)
         nav.route(conversation = null, category = null)
         assertEquals(Screen.Contacts, nav.current)
-        assertEquals(listOf(Screen.Home, Screen.Settings, Screen.Chat("f1"), Screen.Contacts), seen)
+        nav.route(conversation = "f1", category = "INCOMING_CALL")
+        assertEquals(listOf(Screen.Home, Screen.Call), nav.screens.value)
+        assertEquals(listOf(Screen.Home, Screen.Settings, Screen.Chat("f1"), Screen.Contacts, Screen.Call), seen)
     }
 }

@@ -12,7 +12,7 @@ import org.junit.Test
 import org.peerns.testing.startedNode
 
 class SettingsViewModelTest {
-    private class Store(override var signalingUrl: String) : SettingsStore
+    private class Store(override var signalingUrl: String, override var startAtBoot: Boolean = false) : SettingsStore
 
     @Test
     fun nameFingerprintAndSignalingServer() = runTest(timeout = 60.seconds) {
@@ -38,6 +38,11 @@ class SettingsViewModelTest {
                 assertTrue(vm.saveSignalingUrl(" ws://127.0.0.1:9000/ "))
                 assertEquals("ws://127.0.0.1:9000/", store.signalingUrl)
                 assertTrue(vm.state.value.restartNeeded)
+
+                assertFalse(vm.state.value.startAtBoot)
+                vm.setStartAtBoot(true)
+                assertTrue(store.startAtBoot)
+                assertTrue(vm.state.value.startAtBoot)
             } finally {
                 node.stop()
             }

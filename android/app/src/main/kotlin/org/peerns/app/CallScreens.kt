@@ -1,0 +1,153 @@
+package org.peerns.app
+
+import android.text.format.DateFormat
+import android.view.View
+import kotlinx.coroutines.launch
+import org.peerns.app.model.BackupViewModel
+import org.peerns.app.model.CallViewModel
+import org.peerns.app.model.MonitorViewModel
+import org.peerns.ffi.NodeEvent
+
+/** The 1:1 call: answer or decline while it rings; mute, camera and hang up in the call. */
+class CallView(host: Host, private val model: CallViewModel) : ScreenView(host) {
+    private val who = ui.title("")
+    private val status = ui.text()
+    private val remote = ui.text()
+    private val error = ui.text()
+    private val ringing = ui.row().with(
+        ui.button("Answer") { act { model.accept(video = false) } },
+        ui.button("Answer with video") { act { model.accept(video = true) } },
+        ui.button("Decline") { act { model.decline() } },
+    )
+    private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.local.muted) } }
+    private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.local.cameraOff) } }
+    private val inCall = ui.row().with(mute, camera, ui.button("Hang up") { act { model.hangUp() } })
+    override val root = ui.column(20).with(who, status, remote, error, ringing, inCall)
+
+    override fun shown() {
+        host.scope.launch {
+            model.state.collect { s ->
+                who.text = s.name.ifEmpty { "No call" }
+                status.text = when {
+                    s.call == null -> ""
+                    s.ringingHere -> "is calling you (${if (s.offered.video) "video" else "audio"})"
+                    s.status == "ended" -> "call ended" + (s.reason?.let { " ($it)" } ?: "")
+                    s.status == "connected" && !s.mediaUp -> "connecting the media…"
+                    else -> s.status
+                }
+                remote.text = listOfNotNull("muted".takeIf { s.remote.muted }, "camera off".takeIf { s.remote.cameraOff })
+                    .joinToString(", ").let { if (it.isEmpty()) "" else "${s.name}: $it" }
+                error.text = s.error ?: ""
+                ringing.visibility = if (s.ringingHere) View.VISIBLE else View.GONE
+                inCall.visibility = if (s.call != null && !s.ringingHere && s.status != "ended") View.VISIBLE else View.GONE
+                mute.text = if (s.local.muted) "Unmute" else "Mute"
+                camera.text = if (s.local.cameraOff) "Camera on" else "Camera off"
+            }
+        }
+        act { model.refresh() }
+    }
+
+    override fun onEvent(event: NodeEvent) {
+        model.onEvent(event)
+    }
+}
+
+/** The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone. */
+class MonitorView(host: Host, private val model: MonitorViewModel) : ScreenView(host) {
+    private val armState = ui.text()
+    private val threshold = ui.input("Sound alert at (dBFS, e.g. -30; empty: no alert)", "-30")
+    private val contacts = ui.column()
+    private val alerts = ui.column()
+    private val error = ui.text()
+    override val root = ui.column(20).with(
+        ui.title("Baby monitor"),
+        ui.text("Arm this phone to let the contacts you allow watch its camera and get sound alerts. Only contacts at Full access can be allowed."),
+        armState, threshold,
+        ui.row().with(
+            ui.button("Arm (back camera)") { act { model.arm("environment", threshold.text.toString().trim().toFloatOrNull()) } },
+            ui.button("Disarm") { act { model.disarm() } },
+        ),
+        error,
+        ui.label("Contacts at Full access"), contacts,
+        ui.label("Alerts"), alerts,
+    )
+
+    override fun shown() {
+        host.scope.launch {
+            model.state.collect { s ->
+                armState.text = s.armed?.let { "armed (${if (it == "user") "front" else "back"} camera" + (s.alertDbfs?.let { db -> ", alert at $db dBFS)" } ?: ")") }
+                    ?: "not armed"
+                error.text = s.error ?: ""
+                contacts.removeAllViews()
+                s.contacts.forEach { c ->
+                    val allowed = c.fingerprint in s.watchers
+                    contacts.addView(
+                        ui.row().with(
+                            ui.text(c.name),
+                            ui.button(if (allowed) "Disallow" else "Allow to watch") {
+                                act { if (allowed) model.disallow(c.fingerprint) else model.allow(c.fingerprint) }
+                            },
+                            if (s.watching == c.fingerprint) {
+                                ui.button("Stop watching") { act { model.stopWatching() } }
+                            } else {
+                                ui.button("Watch") { act { model.watch(c.fingerprint) } }
+                            },
+                        ),
+                    )
+                }
+                if (s.contacts.isEmpty()) contacts.addView(ui.text("none: set a contact to Full access first"))
+                alerts.removeAllViews()
+                s.alerts.forEach { a ->
+                    val name = s.contacts.firstOrNull { it.fingerprint == a.fingerprint }?.name ?: a.fingerprint.take(8)
+                    alerts.addView(ui.text("${DateFormat.format("HH:mm:ss", a.atMs)}  $name heard a sound (${a.levelDbfs} dBFS)"))
+                }
+                if (s.alerts.isEmpty()) alerts.addView(ui.text("none"))
+            }
+        }
+        act { model.refresh() }
+    }
+
+    override fun onEvent(event: NodeEvent) {
+        model.onEvent(event)
+    }
+}
+
+/** Backup: choose folders, the device to back up into, and the progress. */
+class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(host) {
+    private val folders = ui.column()
+    private val targets = ui.column()
+    private val progress = ui.text()
+    private val error = ui.text()
+    override val root = ui.column(20).with(
+        ui.title("Backup"),
+        ui.text("Backs folders up into another device of yours that serves ${BackupViewModel.DEFAULT_INTO} and lets this phone write there. Files it has already are skipped."),
+        ui.label("Folders"), folders,
+        ui.button("Choose a folder") { host.pickFolder { path -> model.choose(path) } },
+        ui.label("Back up into"), targets,
+        progress, error,
+    )
+
+    override fun shown() {
+        host.scope.launch {
+            model.state.collect { s ->
+                folders.removeAllViews()
+                s.folders.forEach { f -> folders.addView(ui.row().with(ui.text(f.substringAfterLast('/')), ui.button("Remove") { model.drop(f) })) }
+                if (s.folders.isEmpty()) folders.addView(ui.text("none chosen"))
+                targets.removeAllViews()
+                s.contacts.forEach { c -> targets.addView(ui.button(c.name) { act { model.backup(c.fingerprint) } }.apply { isEnabled = !s.running }) }
+                progress.text = when {
+                    s.running && s.progress != null -> s.progress.let { p ->
+                        "file ${p.filesDone + 1u} of ${p.filesTotal}: ${p.path.substringAfterLast('/')} ${percent(p.bytes, p.size)}"
+                    }
+                    s.running -> "starting…"
+                    s.summary != null -> s.summary.let { "done: ${it.files} files sent (${it.bytes} bytes), ${it.skipped} already there" + if (it.leftOut > 0u) ", ${it.leftOut} left out (names a path cannot hold)" else "" }
+                    else -> ""
+                }
+                error.text = s.error ?: ""
+            }
+        }
+        act { model.refresh() }
+    }
+
+    private fun percent(bytes: ULong, size: ULong) = if (size == 0UL) "" else "${(bytes * 100UL / size)} %"
+}

@@ -1,0 +1,187 @@
+package org.peerns.app
+
+import android.app.AlertDialog
+import android.view.View
+import kotlinx.coroutines.launch
+import org.peerns.app.model.GroupCallViewModel
+import org.peerns.app.model.GroupChatViewModel
+import org.peerns.app.model.GroupsViewModel
+import org.peerns.app.model.Screen
+import org.peerns.ffi.CallParticipant
+import org.peerns.ffi.GroupCallPhase
+import org.peerns.ffi.GroupEvent
+import org.peerns.ffi.GroupMembership
+import org.peerns.ffi.GroupMessage
+import org.peerns.ffi.PeernsException
+
+/** Groups: ours, create one, join by an invite link. */
+class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(host) {
+    private val name = ui.input("Name of a new group")
+    private val link = ui.input("Paste an invite link")
+    private val error = ui.text()
+    private val groups = ui.column()
+    override val root = ui.column(20).with(
+        ui.title("Groups"),
+        groups,
+        ui.label("New group"), name,
+        ui.button("Create") {
+            act { model.create(name.text.toString())?.let { name.setText(""); host.navigator.open(Screen.GroupChat(it)) } }
+        },
+        ui.label("Join a group"), link,
+        ui.button("Join") {
+            act { model.join(link.text.toString())?.let { link.setText(""); host.navigator.open(Screen.GroupChat(it)) } }
+        },
+        error,
+    )
+
+    override fun shown() {
+        host.scope.launch {
+            model.state.collect { state ->
+                error.text = state.error ?: ""
+                groups.removeAllViews()
+                state.groups.forEach { g ->
+                    val note = if (g.membership == GroupMembership.PENDING) "  (joining…)" else ""
+                    groups.addView(ui.button("${g.name}  ·  ${g.members.size} members$note") { host.navigator.open(Screen.GroupChat(g.id)) })
+                }
+                if (state.groups.isEmpty()) groups.addView(ui.text("no groups yet"))
+            }
+        }
+        act { model.refresh() }
+    }
+
+    override fun onGroupEvent(event: GroupEvent) {
+        if (model.concerns(event)) act { model.refresh() }
+    }
+}
+
+/** A group's chat, its members (admins invite and remove), its call, leaving it. */
+class GroupChatView(host: Host, private val model: GroupChatViewModel, private val invites: GroupsViewModel) : ScreenView(host) {
+    private val title = ui.title(model.group.take(8))
+    private val info = ui.text()
+    private val messages = ui.column()
+    private val input = ui.input("Message")
+    private val error = ui.text()
+    private val members = ui.column()
+    private val invite = ui.input("Fingerprint of the person to invite")
+    private val inviteLink = ui.text(monospace = true)
+    private val adminTools = ui.column().with(
+        invite,
+        ui.button("Make an invite link") { act { invites.invite(model.group, invite.text.toString()) } },
+        inviteLink,
+    )
+    override val root = ui.column(20).with(
+        title, info,
+        ui.button("Group call") { host.navigator.open(Screen.GroupCall(model.group)) },
+        messages, error, input,
+        ui.button("Send") { act { if (model.send(input.text.toString())) input.setText("") } },
+        ui.label("Members"), members, adminTools,
+        ui.button("Leave the group") { act { if (model.leave()) host.navigator.back() } },
+    )
+
+    override fun shown() {
+        me = try {
+            host.node?.identity()?.fingerprint
+        } catch (e: PeernsException) {
+            null
+        }
+        host.scope.launch {
+            model.state.collect { state ->
+                title.text = state.name
+                info.text = when {
+                    state.membership == GroupMembership.PENDING -> "joining: waiting for a member to come online"
+                    state.membership == GroupMembership.FORMER -> "you are no longer a member"
+                    state.router -> "this phone routes the group now"
+                    else -> "${state.members.size} members"
+                }
+                error.text = state.error ?: ""
+                messages.removeAllViews()
+                state.messages.forEach { messages.addView(ui.text(line(it))) }
+                members.removeAllViews()
+                state.members.forEach { m ->
+                    val label = "${name(m.fingerprint)}${if (m.admin) "  (admin)" else ""}"
+                    members.addView(
+                        if (state.admin && m.fingerprint != me) {
+                            ui.row().with(ui.text(label), ui.button("Remove") { confirmRemove(m.fingerprint) })
+                        } else {
+                            ui.text(label)
+                        },
+                    )
+                }
+                adminTools.visibility = if (state.admin) View.VISIBLE else View.GONE
+            }
+        }
+        host.scope.launch { invites.state.collect { inviteLink.text = it.inviteLink ?: it.error ?: "" } }
+        act { model.refresh() }
+    }
+
+    /** Our fingerprint, read when shown. */
+    private var me: String? = null
+
+    private fun name(fingerprint: String) = if (fingerprint == me) "me" else fingerprint.take(8)
+
+    private fun line(m: GroupMessage) = "${name(m.author)}: ${m.text}"
+
+    private fun confirmRemove(fingerprint: String) {
+        AlertDialog.Builder(host.context)
+            .setMessage("Remove ${fingerprint.take(8)} from the group? It receives nothing sent afterwards.")
+            .setPositiveButton("Remove") { _, _ -> act { model.remove(fingerprint) } }
+            .setNegativeButton("Cancel", null)
+            .show()
+    }
+
+    override fun onGroupEvent(event: GroupEvent) {
+        model.onGroupEvent(event)
+        if (model.needsRefresh(event)) act { model.refresh() }
+    }
+}
+
+/** A group's call: who is in it and whose media arrives, join and leave, mute, camera. */
+class GroupCallView(host: Host, private val model: GroupCallViewModel) : ScreenView(host) {
+    private val phase = ui.text()
+    private val participants = ui.column()
+    private val error = ui.text()
+    private val joinLeave = ui.button("Join") {
+        act { if (model.state.value.phase == GroupCallPhase.OUT) model.join(video = true) else model.leave() }
+    }
+    private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
+    private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
+    override val root = ui.column(20).with(
+        ui.title("Group call"), phase, error,
+        ui.row().with(joinLeave, mute, camera),
+        ui.label("In the call"), participants,
+    )
+
+    override fun shown() {
+        host.scope.launch {
+            model.state.collect { state ->
+                phase.text = when (state.phase) {
+                    GroupCallPhase.OUT -> "not in the call"
+                    GroupCallPhase.WAITING -> "waiting for the group's router"
+                    GroupCallPhase.CONNECTING -> "connecting…"
+                    GroupCallPhase.CONNECTED -> "in the call" + if (state.targetBps > 0) " (up to ${state.targetBps / 1000} kbit/s)" else ""
+                }
+                error.text = state.error ?: ""
+                joinLeave.text = if (state.phase == GroupCallPhase.OUT) "Join" else "Leave"
+                mute.text = if (state.muted) "Unmute" else "Mute"
+                camera.text = if (state.cameraOff) "Camera on" else "Camera off"
+                participants.removeAllViews()
+                state.participants.forEach { participants.addView(ui.text(tile(it, state.frames[it.fingerprint] ?: 0))) }
+                if (state.participants.isEmpty()) participants.addView(ui.text("nobody"))
+            }
+        }
+        act { model.refresh() }
+    }
+
+    private fun tile(p: CallParticipant, frames: Long): String {
+        val marks = listOfNotNull(
+            "muted".takeIf { p.media.muted },
+            "camera off".takeIf { p.media.cameraOff || !p.kinds.video },
+            "sharing the screen".takeIf { p.media.screen },
+            "connecting".takeIf { !p.connected },
+            "$frames frames".takeIf { frames > 0 },
+        )
+        return p.fingerprint.take(8) + if (marks.isEmpty()) "" else "  (${marks.joinToString(", ")})"
+    }
+
+    override fun onGroupEvent(event: GroupEvent) = model.onGroupEvent(event)
+}

@@ -1,0 +1,146 @@
+package org.peerns.app.model
+
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import org.peerns.ffi.CallKinds
+import org.peerns.ffi.CallMediaState
+import org.peerns.ffi.NodeEvent
+import org.peerns.ffi.PeernsNodeInterface
+
+/** What the 1:1 call screen shows; [call] is null while there is no call. */
+data class CallState(
+    val call: String? = null,
+    /** The contact's fingerprint and name. */
+    val fingerprint: String = "",
+    val name: String = "",
+    val outgoing: Boolean = false,
+    /** `dialing`, `ringing`, `connected` or `ended` (see `CallStatus`). */
+    val status: String = "",
+    /** Why it ended. */
+    val reason: String? = null,
+    /** What the caller offers to send (audio, video). */
+    val offered: CallKinds = CallKinds(audio = false, video = false, screen = false),
+    val local: CallMediaState = NO_MEDIA,
+    val remote: CallMediaState = NO_MEDIA,
+    /** The media connection is up. */
+    val mediaUp: Boolean = false,
+    val error: String? = null,
+) {
+    /** It rings here: answer or decline. */
+    val ringingHere: Boolean get() = call != null && !outgoing && status == "ringing"
+
+    companion object {
+        val NO_MEDIA = CallMediaState(muted = false, cameraOff = false, screen = false, backCamera = false)
+    }
+}
+
+/**
+ * A 1:1 call: ring (answer, decline), in call (mute, camera), hang up. Follows the node's call
+ * events ([onEvent]); [refresh] reads the active call (a screen opened by a notification). Pure Kotlin.
+ */
+class CallViewModel(private val node: PeernsNodeInterface) {
+    private val mutableState = MutableStateFlow(CallState())
+    val state: StateFlow<CallState> = mutableState.asStateFlow()
+
+    /**
+     * Reads the node's active call, if any (the last ended one stays shown otherwise): for a
+     * screen opened during a call. From then on the call's events keep the state.
+     */
+    suspend fun refresh() = guard {
+        val active = node.activeCall() ?: return@guard
+        val name = nameOf(active.fingerprint)
+        val mediaUp = mutableState.value.let { it.call == active.call && it.mediaUp }
+        mutableState.value = CallState(
+            call = active.call,
+            fingerprint = active.fingerprint,
+            name = name,
+            outgoing = active.outgoing,
+            status = active.status.state,
+            reason = active.status.reason,
+            offered = active.callerKinds,
+            local = active.localMedia,
+            remote = active.remoteMedia,
+            mediaUp = mediaUp,
+        )
+    }
+
+    /** Calls contact [fingerprint], with the camera when [video]. */
+    suspend fun call(fingerprint: String, video: Boolean) = guard {
+        val kinds = CallKinds(audio = true, video = video, screen = false)
+        val call = node.startCall(fingerprint, kinds)
+        val name = nameOf(fingerprint)
+        mutableState.update {
+            // An event of the new call may have come first: keep what it said.
+            if (it.call == call) {
+                it.copy(name = name, offered = kinds, error = null)
+            } else {
+                CallState(call = call, fingerprint = fingerprint, name = name, outgoing = true, status = "dialing", offered = kinds)
+            }
+        }
+    }
+
+    /** Answers the ringing call, with the camera when [video]. */
+    suspend fun accept(video: Boolean) = withCall { call ->
+        node.acceptCall(call, CallKinds(audio = true, video = video, screen = false))
+        mutableState.update { it.copy(local = it.local.copy(cameraOff = !video), error = null) }
+    }
+
+    private suspend fun nameOf(fingerprint: String) =
+        node.contacts().firstOrNull { it.fingerprint == fingerprint }?.name ?: fingerprint.take(8)
+
+    suspend fun decline() = withCall { node.declineCall(it) }
+
+    suspend fun hangUp() = withCall { node.hangUp(it) }
+
+    suspend fun setMuted(muted: Boolean) = withCall { call ->
+        node.setMuted(call, muted)
+        mutableState.update { it.copy(local = it.local.copy(muted = muted)) }
+    }
+
+    suspend fun setCameraOff(off: Boolean) = withCall { call ->
+        node.setCameraOff(call, off)
+        mutableState.update { it.copy(local = it.local.copy(cameraOff = off)) }
+    }
+
+    /** Applies a call event of the node; true when it changed the state. */
+    fun onEvent(event: NodeEvent): Boolean {
+        val before = mutableState.value
+        when (event) {
+            is NodeEvent.IncomingCall -> mutableState.value = CallState(
+                call = event.call,
+                fingerprint = event.fingerprint,
+                name = event.name.ifEmpty { event.fingerprint.take(8) },
+                status = "ringing",
+                offered = event.kinds,
+            )
+            is NodeEvent.CallState -> mutableState.update {
+                when {
+                    it.call == event.call -> it.copy(status = event.status.state, reason = event.status.reason)
+                    // A call we place (every incoming one starts with IncomingCall), maybe
+                    // before startCall has returned its ID.
+                    it.call == null || it.status == "ended" -> CallState(
+                        call = event.call,
+                        fingerprint = event.fingerprint,
+                        name = event.fingerprint.take(8),
+                        outgoing = true,
+                        status = event.status.state,
+                        reason = event.status.reason,
+                    )
+                    else -> it
+                }
+            }
+            is NodeEvent.CallMedia -> mutableState.update { if (it.call != event.call) it else it.copy(remote = event.state) }
+            is NodeEvent.CallMediaConnected -> mutableState.update { if (it.call != event.call) it else it.copy(mediaUp = true) }
+            else -> {}
+        }
+        return mutableState.value != before
+    }
+
+    private suspend fun withCall(block: suspend (String) -> Unit) = guard {
+        block(mutableState.value.call ?: throw IllegalArgumentException("no call"))
+    }
+
+    private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)
+}

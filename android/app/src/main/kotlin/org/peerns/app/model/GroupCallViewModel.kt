@@ -1,0 +1,104 @@
+package org.peerns.app.model
+
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import org.peerns.ffi.CallKinds
+import org.peerns.ffi.CallMediaState
+import org.peerns.ffi.CallParticipant
+import org.peerns.ffi.EncoderControlListener
+import org.peerns.ffi.GroupCall
+import org.peerns.ffi.GroupCallFrame
+import org.peerns.ffi.GroupCallFrameListener
+import org.peerns.ffi.GroupCallPhase
+import org.peerns.ffi.GroupEvent
+import org.peerns.ffi.PeernsNodeInterface
+
+/** What a group call's screen shows. */
+data class GroupCallState(
+    val phase: GroupCallPhase = GroupCallPhase.OUT,
+    /** Who is in the call (us too, once joined), as the router announces it. */
+    val participants: List<CallParticipant> = emptyList(),
+    val muted: Boolean = false,
+    val cameraOff: Boolean = false,
+    /** Frames received per participant's fingerprint: whose media arrives. */
+    val frames: Map<String, Long> = emptyMap(),
+    /** The bit rate our connections can carry now (the encoder's target), 0 until known. */
+    val targetBps: Long = 0,
+    val error: String? = null,
+)
+
+/**
+ * Our part in a group's call: join and leave, mute, camera; the roster and our phase from
+ * [GroupEvent]s ([onGroupEvent]), the others' frames counted per sender. Pure Kotlin.
+ *
+ * Nothing is encoded yet (the camera and microphone adapters are not written), so no frame is
+ * pushed and a keyframe request has nothing to refresh.
+ */
+class GroupCallViewModel(private val node: PeernsNodeInterface, val group: String) {
+    private val mutableState = MutableStateFlow(GroupCallState())
+    val state: StateFlow<GroupCallState> = mutableState.asStateFlow()
+    private var call: GroupCall? = null
+
+    private val frames = object : GroupCallFrameListener {
+        override fun onFrame(frame: GroupCallFrame) = mutableState.update {
+            it.copy(frames = it.frames + (frame.sender to (it.frames[frame.sender] ?: 0) + 1))
+        }
+    }
+
+    private val encoder = object : EncoderControlListener {
+        override fun requestKeyframe() {}
+
+        override fun targetBitrate(bps: ULong) = mutableState.update { it.copy(targetBps = bps.toLong()) }
+    }
+
+    /** Reads the roster the node knows now (before any event arrived). */
+    suspend fun refresh() = guard {
+        val roster = node.groupCallParticipants(group)
+        mutableState.update { it.copy(participants = roster, error = null) }
+    }
+
+    /** Joins the call sending audio, and video when [video]. */
+    suspend fun join(video: Boolean) = guard {
+        call?.stop()
+        call = node.groupCallJoin(group, CallKinds(audio = true, video = video, screen = false), frames, encoder)
+        mutableState.update { it.copy(cameraOff = !video, error = null) }
+        announce()
+    }
+
+    /** Leaves the call. */
+    suspend fun leave() = guard {
+        call?.stop()
+        call?.close()
+        call = null
+        node.groupCallLeave(group)
+        mutableState.update { it.copy(frames = emptyMap(), targetBps = 0) }
+    }
+
+    suspend fun setMuted(muted: Boolean) = guard {
+        mutableState.update { it.copy(muted = muted) }
+        announce()
+    }
+
+    suspend fun setCameraOff(off: Boolean) = guard {
+        mutableState.update { it.copy(cameraOff = off) }
+        announce()
+    }
+
+    /** Applies the call's roster and our phase; events of other groups are ignored. */
+    fun onGroupEvent(event: GroupEvent) {
+        when (event) {
+            is GroupEvent.CallRoster -> if (event.group == group) mutableState.update { it.copy(participants = event.participants) }
+            is GroupEvent.CallPhase -> if (event.group == group) mutableState.update { it.copy(phase = event.phase) }
+            else -> {}
+        }
+    }
+
+    private suspend fun announce() {
+        val s = mutableState.value
+        node.groupCallSetMedia(group, CallMediaState(muted = s.muted, cameraOff = s.cameraOff, screen = false, backCamera = false))
+    }
+
+    private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)
+}

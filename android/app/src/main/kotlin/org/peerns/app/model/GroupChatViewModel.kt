@@ -1,0 +1,99 @@
+package org.peerns.app.model
+
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import org.peerns.ffi.GroupEvent
+import org.peerns.ffi.GroupMember
+import org.peerns.ffi.GroupMembership
+import org.peerns.ffi.GroupMessage
+import org.peerns.ffi.PeernsNodeInterface
+
+/** What a group's chat shows. */
+data class GroupChatState(
+    val name: String = "",
+    val members: List<GroupMember> = emptyList(),
+    val membership: GroupMembership = GroupMembership.PENDING,
+    /** This phone routes the group now. */
+    val router: Boolean = false,
+    /** In display order (the same on every member). */
+    val messages: List<GroupMessage> = emptyList(),
+    val error: String? = null,
+) {
+    /** We may invite and remove members. */
+    val admin: Boolean get() = membership == GroupMembership.ADMIN
+}
+
+/**
+ * One group: its messages and members, kept up to date from [GroupEvent]s ([onGroupEvent]),
+ * sending, removing members (admins), leaving. Pure Kotlin.
+ */
+class GroupChatViewModel(private val node: PeernsNodeInterface, val group: String) {
+    private val mutableState = MutableStateFlow(GroupChatState(name = group.take(8)))
+    val state: StateFlow<GroupChatState> = mutableState.asStateFlow()
+
+    /** Reloads the group and its newest messages from the node. */
+    suspend fun refresh() = guard {
+        val g = node.groups().firstOrNull { it.id == group } ?: throw IllegalArgumentException("no group $group")
+        val page = node.groupHistory(group, null, LIMIT.toUInt())
+        mutableState.update {
+            it.copy(name = g.name, members = g.members, membership = g.membership, router = g.router, messages = page.messages, error = null)
+        }
+    }
+
+    /** Sends [text]; `NotAllowed` (shown as the error) until the group's log has reached us. */
+    suspend fun send(text: String) = guard {
+        if (text.isBlank()) throw IllegalArgumentException("nothing to send")
+        add(node.groupSend(group, text.trim()))
+    }
+
+    /** Removes [fingerprint] from the group (admins only). */
+    suspend fun remove(fingerprint: String) = guard {
+        node.groupRemove(group, fingerprint)
+        refresh()
+    }
+
+    /** Leaves the group. */
+    suspend fun leave() = guard {
+        node.groupLeave(group)
+        refresh()
+    }
+
+    /** Applies an event of the node's group stream; events of other groups are ignored. */
+    fun onGroupEvent(event: GroupEvent) {
+        when (event) {
+            is GroupEvent.Message -> if (event.group == group) add(event.message)
+            is GroupEvent.MemberJoined -> if (event.group == group) mutableState.update { s ->
+                if (s.members.any { it.fingerprint == event.fingerprint }) s else s.copy(members = s.members + GroupMember(event.fingerprint, false))
+            }
+            is GroupEvent.MemberLeft -> if (event.group == group) mutableState.update { s ->
+                s.copy(members = s.members.filter { it.fingerprint != event.fingerprint })
+            }
+            is GroupEvent.Role -> if (event.group == group) mutableState.update { it.copy(router = event.router) }
+            is GroupEvent.Departed -> if (event.group == group) mutableState.update { it.copy(membership = GroupMembership.FORMER) }
+            else -> {}
+        }
+    }
+
+    /**
+     * Whether [event] needs a [refresh]: a backfill finished (its messages came one by one and
+     * the history has their display order), or our membership may have changed (pending → member).
+     */
+    fun needsRefresh(event: GroupEvent): Boolean = when (event) {
+        is GroupEvent.Backfill -> event.group == group && !event.more
+        is GroupEvent.MemberJoined -> event.group == group && mutableState.value.membership == GroupMembership.PENDING
+        else -> false
+    }
+
+    /** Adds [message] unless it is there (our own arrives both from send and as an event). */
+    private fun add(message: GroupMessage) = mutableState.update { s ->
+        if (s.messages.any { it.id == message.id }) s else s.copy(messages = s.messages + message)
+    }
+
+    private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)
+
+    private companion object {
+        const val LIMIT = 200
+    }
+}

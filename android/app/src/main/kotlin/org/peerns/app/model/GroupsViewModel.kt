@@ -1,0 +1,64 @@
+package org.peerns.app.model
+
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import org.peerns.ffi.Group
+import org.peerns.ffi.GroupEvent
+import org.peerns.ffi.GroupMembership
+import org.peerns.ffi.PeernsNodeInterface
+
+/** What the groups screen shows. */
+data class GroupsState(
+    /** Our groups (not the ones we left), by name. */
+    val groups: List<Group> = emptyList(),
+    /** The invite link made last, for the user to send to the invited person. */
+    val inviteLink: String? = null,
+    val error: String? = null,
+)
+
+/** Groups: list, create, invite by fingerprint, join by link. Pure Kotlin. */
+class GroupsViewModel(private val node: PeernsNodeInterface) {
+    private val mutableState = MutableStateFlow(GroupsState())
+    val state: StateFlow<GroupsState> = mutableState.asStateFlow()
+
+    suspend fun refresh() = guard {
+        val groups = node.groups().filter { it.membership != GroupMembership.FORMER }.sortedBy { it.name.lowercase() }
+        mutableState.update { it.copy(groups = groups, error = null) }
+    }
+
+    /** Creates a group named [name] with us as its admin; its ID, or null on failure. */
+    suspend fun create(name: String): String? {
+        var gid: String? = null
+        guard {
+            if (name.isBlank()) throw IllegalArgumentException("a group needs a name")
+            gid = node.groupCreate(name.trim())
+            refresh()
+        }
+        return gid
+    }
+
+    /** Invites the identity [fingerprint] (64 hex) to [group]; the link lands in [GroupsState.inviteLink]. */
+    suspend fun invite(group: String, fingerprint: String) = guard {
+        val link = node.groupInvite(group, fingerprint.trim().lowercase())
+        mutableState.update { it.copy(inviteLink = link, error = null) }
+    }
+
+    /** Joins by an invite link naming us; the group's ID, or null on failure. */
+    suspend fun join(link: String): String? {
+        var gid: String? = null
+        guard {
+            if (link.isBlank()) throw IllegalArgumentException("paste an invite link first")
+            gid = node.groupJoin(link.trim())
+            refresh()
+        }
+        return gid
+    }
+
+    /** Whether [event] changes the list (members, our membership, routing). */
+    fun concerns(event: GroupEvent): Boolean = event !is GroupEvent.Message && event !is GroupEvent.Backfill &&
+        event !is GroupEvent.CallRoster && event !is GroupEvent.CallPhase
+
+    private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)
+}

@@ -1,0 +1,161 @@
+package org.peerns.app
+
+import android.app.Application
+import android.app.Notification
+import android.app.NotificationManager
+import android.app.PendingIntent
+import android.app.RemoteInput
+import android.content.ComponentName
+import android.content.Intent
+import android.content.IntentFilter
+import android.os.Bundle
+import kotlin.test.assertEquals
+import kotlin.test.assertNotNull
+import kotlin.test.assertTrue
+import kotlinx.coroutines.runBlocking
+import org.junit.Before
+import org.junit.Test
+import org.junit.runner.RunWith
+import org.peerns.android.ACTION_ANSWER
+import org.peerns.android.ACTION_DECLINE
+import org.peerns.android.ACTION_REPLY
+import org.peerns.android.AndroidNotifier
+import org.peerns.android.EXTRA_CONVERSATION
+import org.peerns.android.KEY_REPLY
+import org.peerns.app.model.Screen
+import org.peerns.ffi.CallKinds
+import org.peerns.ffi.NotificationCategory
+import org.peerns.ffi.PeernsNotification
+import org.peerns.testing.SIGNAL_URL
+import org.peerns.testing.makeContacts
+import org.peerns.testing.startedNode
+import org.robolectric.Robolectric
+import org.robolectric.RobolectricTestRunner
+import org.robolectric.RuntimeEnvironment
+import org.robolectric.Shadows.shadowOf
+import org.robolectric.annotation.Config
+
+/** Android 16, the compileSdk and targetSdk of the app. */
+@Config(sdk = [36])
+@RunWith(RobolectricTestRunner::class)
+class NotificationActionsRoboTest {
+    private val app: Application = RuntimeEnvironment.getApplication()
+    private val manager get() = app.getSystemService(NotificationManager::class.java)
+    private val fp = "c".repeat(64)
+
+    @Before
+    fun setUp() {
+        val component = ComponentName(app, MainActivity::class.java)
+        shadowOf(app.packageManager).addActivityIfNotPresent(component)
+        shadowOf(app.packageManager).addIntentFilterForActivity(
+            component,
+            IntentFilter(Intent.ACTION_MAIN).apply { addCategory(Intent.CATEGORY_LAUNCHER) },
+        )
+        AppSettings(app).apply {
+            signalingUrl = SIGNAL_URL
+            iceServers = emptyList()
+            loopbackOnly = true
+        }
+        InMemoryKeyAppService.keys.key = null
+    }
+
+    private fun notifier() = AndroidNotifier(app, actions = InMemoryKeyAppService::class.java)
+
+    private fun template(n: Notification) = n.extras.getString(Notification.EXTRA_TEMPLATE)
+
+    private fun pending(n: Notification, key: String): Intent =
+        shadowOf(assertNotNull(n.extras.getParcelable(key, PendingIntent::class.java))).savedIntent
+
+    @Test
+    fun messagesUseMessagingStyleWithADirectReply() {
+        val notifier = notifier()
+        notifier.build(PeernsNotification(NotificationCategory.MESSAGE, "bob", "hi", fp))
+        val n = notifier.build(PeernsNotification(NotificationCategory.MESSAGE, "bob", "are you there?", fp))
+        assertEquals(Notification.MessagingStyle::class.java.name, template(n))
+        val lines = n.extras.getParcelableArray(Notification.EXTRA_MESSAGES, Bundle::class.java)!!.map { it.getCharSequence("text").toString() }
+        assertEquals(listOf("hi", "are you there?"), lines)
+        val reply = n.actions.single()
+        assertEquals(Notification.Action.SEMANTIC_ACTION_REPLY, reply.semanticAction)
+        assertEquals(KEY_REPLY, reply.remoteInputs.single().resultKey)
+        val intent = shadowOf(reply.actionIntent).savedIntent
+        assertTrue(reply.actionIntent.isService)
+        assertEquals(ACTION_REPLY, intent.action)
+        assertEquals(fp, intent.getStringExtra(EXTRA_CONVERSATION))
+        assertEquals(InMemoryKeyAppService::class.java.name, intent.component?.className)
+        // Without a service to handle actions there is nothing to reply with.
+        assertEquals(0, AndroidNotifier(app).build(PeernsNotification(NotificationCategory.MESSAGE, "bob", "hi", fp)).actions?.size ?: 0)
+    }
+
+    @Test
+    fun incomingCallsUseCallStyleWithAFullScreenIntent() {
+        val n = notifier().build(PeernsNotification(NotificationCategory.INCOMING_CALL, "bob", "audio call", fp))
+        assertEquals(Notification.CallStyle::class.java.name, template(n))
+        assertEquals(Notification.CATEGORY_CALL, n.category)
+        assertTrue(n.flags and Notification.FLAG_ONGOING_EVENT != 0)
+        val fullScreen = shadowOf(assertNotNull(n.fullScreenIntent)).savedIntent
+        assertEquals(NotificationCategory.INCOMING_CALL.name, fullScreen.getStringExtra(org.peerns.android.EXTRA_CATEGORY))
+        val answer = pending(n, Notification.EXTRA_ANSWER_INTENT)
+        assertEquals(ACTION_ANSWER, answer.action)
+        assertEquals(MainActivity::class.java.name, answer.component?.className)
+        val decline = pending(n, Notification.EXTRA_DECLINE_INTENT)
+        assertEquals(ACTION_DECLINE, decline.action)
+        assertEquals(fp, decline.getStringExtra(EXTRA_CONVERSATION))
+    }
+
+    @Test
+    fun aDirectReplyIsSentByTheNodeAndCallsAreDeclinedAndAnswered() {
+        val controller = Robolectric.buildService(InMemoryKeyAppService::class.java).create().startCommand(0, 1)
+        val service = controller.get()
+        running(service)
+        val ann = service.node!!
+        val bob = runBlocking { startedNode("bob") }
+        try {
+            runBlocking { makeContacts(ann, bob) }
+            val annFp = ann.identity().fingerprint
+            val bobFp = bob.identity().fingerprint
+
+            // Bob writes; Ann replies from the notification.
+            runBlocking { bob.sendMessage(annFp, "hi ann") }
+            val posted = idleUntil { shadowOf(manager).allNotifications.firstOrNull { it.category == Notification.CATEGORY_MESSAGE } }
+            val action = posted.actions.single()
+            val reply = Intent(shadowOf(action.actionIntent).savedIntent)
+            RemoteInput.addResultsToIntent(action.remoteInputs, reply, Bundle().apply { putCharSequence(KEY_REPLY, " on my way ") })
+            service.onStartCommand(reply, 0, 2)
+            idleUntil { runBlocking { bob.messages(annFp, 10u) }.firstOrNull { it.text == "on my way" } }
+            val updated = idleUntil {
+                shadowOf(manager).allNotifications.firstOrNull { n ->
+                    n.category == Notification.CATEGORY_MESSAGE &&
+                        n.extras.getParcelableArray(Notification.EXTRA_MESSAGES, Bundle::class.java)?.any { it.getCharSequence("text") == "on my way" } == true
+                }
+            }
+            assertEquals(Notification.MessagingStyle::class.java.name, template(updated))
+
+            // Bob calls; Ann declines from the notification.
+            val audio = CallKinds(audio = true, video = false, screen = false)
+            val first = runBlocking { bob.startCall(annFp, audio) }
+            val ringing = idleUntil { shadowOf(manager).allNotifications.firstOrNull { it.category == Notification.CATEGORY_CALL } }
+            service.onStartCommand(pending(ringing, Notification.EXTRA_DECLINE_INTENT), 0, 3)
+            idleUntil { runBlocking { bob.callLog(null, 5u) }.firstOrNull { it.call == first && it.outcome == "declined" } }
+            idleUntil { shadowOf(manager).allNotifications.none { it.category == Notification.CATEGORY_CALL }.takeIf { it } }
+
+            // Bob calls again; Ann answers: the app opens on the call and the node accepts it.
+            val second = runBlocking { bob.startCall(annFp, audio) }
+            val again = idleUntil { shadowOf(manager).allNotifications.firstOrNull { it.category == Notification.CATEGORY_CALL } }
+            val answer = pending(again, Notification.EXTRA_ANSWER_INTENT)
+            shadowOf(app).setComponentNameAndServiceForBindServiceForIntent(
+                Intent(app, AppService::class.java),
+                ComponentName(app, AppService::class.java),
+                service.onBind(Intent(app, InMemoryKeyAppService::class.java)),
+            )
+            val activity = Robolectric.buildActivity(MainActivity::class.java, answer).setup().get()
+            assertEquals(Screen.Call, activity.navigator.current)
+            idleUntil { bob.activeCall()?.takeIf { it.call == second && it.status.state == "connected" } }
+            bob.hangUp(second)
+            idleUntil { runBlocking { ann.callLog(bobFp, 5u) }.firstOrNull { it.call == second && it.outcome == "completed" } }
+        } finally {
+            runBlocking { bob.stop() }
+            runBlocking { ann.stop() }
+            controller.destroy()
+        }
+    }
+}

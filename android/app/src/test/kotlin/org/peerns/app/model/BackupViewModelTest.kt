@@ -1,0 +1,68 @@
+package org.peerns.app.model
+
+import java.io.File
+import java.security.SecureRandom
+import kotlin.test.assertEquals
+import kotlin.test.assertFalse
+import kotlin.test.assertNotNull
+import kotlin.test.assertTrue
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.test.runTest
+import kotlinx.coroutines.withContext
+import org.junit.Test
+import org.peerns.ffi.RpcBackupSummary
+import org.peerns.ffi.RpcRoot
+import org.peerns.ffi.Trust
+import org.peerns.testing.makeContacts
+import org.peerns.testing.startedNode
+import org.peerns.testing.tempDir
+
+class BackupViewModelTest {
+    @Test
+    fun aFolderIsBackedUpWithProgressThenSkipped() = runTest(timeout = 120.seconds) {
+        withContext(Dispatchers.Default) {
+            val phone = startedNode("phone")
+            val desktop = startedNode("desktop")
+            try {
+                makeContacts(phone, desktop)
+                val phoneFp = phone.identity().fingerprint
+                val desktopFp = desktop.identity().fingerprint
+                val incoming = tempDir("incoming")
+                desktop.rpcServe(listOf(RpcRoot("incoming", incoming.path)))
+                desktop.setTrust(phoneFp, Trust.FULL_ACCESS)
+                desktop.rpcGrant(phoneFp, listOf("fs:write:/incoming/**"))
+
+                val photos = File(tempDir("src"), "photos").apply { mkdirs() }
+                File(photos, "a.jpg").writeBytes(ByteArray(1000) { it.toByte() })
+                File(photos, "b.mp4").writeBytes(ByteArray(2 shl 20).also { SecureRandom().nextBytes(it) })
+
+                val model = BackupViewModel(phone)
+                model.refresh()
+                assertEquals(listOf(desktopFp), model.state.value.contacts.map { it.fingerprint })
+                assertFalse(model.backup(desktopFp))
+                assertNotNull(model.state.value.error)
+                model.choose(photos.path)
+                model.choose(photos.path)
+                assertEquals(listOf(photos.path), model.state.value.folders)
+
+                assertTrue(model.backup(desktopFp))
+                val done = model.state.value
+                assertFalse(done.running)
+                assertEquals(RpcBackupSummary(2UL, (1000 + (2 shl 20)).toULong(), 0UL, 0UL), done.summary)
+                val last = assertNotNull(done.progress)
+                assertEquals(2UL, last.filesTotal)
+                assertTrue(File(incoming, "photos/b.mp4").readBytes().contentEquals(File(photos, "b.mp4").readBytes()))
+
+                assertTrue(model.backup(desktopFp))
+                assertEquals(2UL, model.state.value.summary?.skipped)
+                desktop.rpcRevoke(phoneFp, emptyList())
+                assertFalse(model.backup(desktopFp))
+                assertFalse(model.state.value.running)
+            } finally {
+                phone.stop()
+                desktop.stop()
+            }
+        }
+    }
+}

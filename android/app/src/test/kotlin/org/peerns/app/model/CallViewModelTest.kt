@@ -1,0 +1,66 @@
+package org.peerns.app.model
+
+import kotlin.test.assertEquals
+import kotlin.test.assertFalse
+import kotlin.test.assertTrue
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.test.runTest
+import kotlinx.coroutines.withContext
+import org.junit.Test
+import org.peerns.testing.eventually
+import org.peerns.testing.makeContacts
+import org.peerns.testing.startedNode
+
+class CallViewModelTest {
+    @Test
+    fun ringAnswerMuteCameraHangUpAndDecline() = runTest(timeout = 120.seconds) {
+        withContext(Dispatchers.Default) {
+            val ann = startedNode("ann")
+            val bob = startedNode("bob")
+            try {
+                makeContacts(ann, bob)
+                val annFp = ann.identity().fingerprint
+                val bobFp = bob.identity().fingerprint
+                val annCall = CallViewModel(ann)
+                val bobCall = CallViewModel(bob)
+                // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
+                val follow = listOf(ann to annCall, bob to bobCall).map { (node, model) ->
+                    launch(Dispatchers.Unconfined) { node.events.collect { model.onEvent(it) } }
+                }
+                assertFalse(bobCall.accept(video = false))
+
+                assertTrue(annCall.call(bobFp, video = true))
+                assertTrue(annCall.state.value.outgoing)
+                val ringing = eventually { bobCall.state.value.takeIf { it.ringingHere } }
+                assertEquals(listOf(annFp, "ann", true), listOf(ringing.fingerprint, ringing.name, ringing.offered.video))
+                assertTrue(bobCall.accept(video = false))
+                eventually { annCall.state.value.takeIf { it.status == "connected" } }
+                eventually { bobCall.state.value.takeIf { it.status == "connected" && it.mediaUp } }
+                // A screen opened during the call reads it from the node.
+                val opened = CallViewModel(bob).also { it.refresh() }.state.value
+                assertEquals(listOf<Any?>(ringing.call, "ann", false, "connected"), listOf(opened.call, opened.name, opened.outgoing, opened.status))
+
+                assertTrue(annCall.setMuted(true))
+                assertTrue(annCall.state.value.local.muted)
+                eventually { bobCall.state.value.takeIf { it.remote.muted } }
+                assertTrue(annCall.setCameraOff(true))
+                eventually { bobCall.state.value.takeIf { it.remote.cameraOff } }
+
+                assertTrue(bobCall.hangUp())
+                val ended = eventually { annCall.state.value.takeIf { it.status == "ended" } }
+                assertEquals("peer_hangup", ended.reason)
+
+                assertTrue(annCall.call(bobFp, video = false))
+                eventually { bobCall.state.value.takeIf { it.ringingHere && it.call == annCall.state.value.call } }
+                assertTrue(bobCall.decline())
+                eventually { annCall.state.value.takeIf { it.status == "ended" && it.reason == "declined" } }
+                follow.forEach { it.cancel() }
+            } finally {
+                ann.stop()
+                bob.stop()
+            }
+        }
+    }
+}

@@ -1,0 +1,503 @@
+import Combine
+import Foundation
+import PeernsKit
+
+// The models of the groups, calls, baby-monitor and backup screens. Each mirrors a Kotlin view
+// model of the Android app (android/app/src/main/kotlin/org/peerns/app/model), which is tested
+// on the JVM against the real library; keep the two in step.
+
+/// Groups: list, create, invite by fingerprint, join by link (`GroupsViewModel`).
+@MainActor
+final class GroupsModel: ObservableObject {
+    @Published private(set) var groups: [PeernsKit.Group] = []
+    @Published private(set) var inviteLink: String?
+    @Published private(set) var error: String?
+    private let node: PeernsNode
+
+    init(node: PeernsNode) { self.node = node }
+
+    func refresh() async {
+        await guarded {
+            groups = try await node.groups().filter { $0.membership != .former }.sorted { $0.name.lowercased() < $1.name.lowercased() }
+        }
+    }
+
+    func create(_ name: String) async -> String? {
+        let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty else { error = "a group needs a name"; return nil }
+        var gid: String?
+        await guarded { gid = try await node.groupCreate(name: name); await refresh() }
+        return gid
+    }
+
+    func invite(_ group: String, _ fingerprint: String) async {
+        let fp = fingerprint.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        await guarded { inviteLink = try await node.groupInvite(group: group, fingerprint: fp) }
+    }
+
+    func join(_ link: String) async -> String? {
+        let link = link.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !link.isEmpty else { error = "paste an invite link first"; return nil }
+        var gid: String?
+        await guarded { gid = try await node.groupJoin(link: link); await refresh() }
+        return gid
+    }
+
+    /// Whether `event` changes the list (members, our membership, routing).
+    func concerns(_ event: GroupEvent) -> Bool {
+        switch event {
+        case .message, .backfill, .callRoster, .callPhase: return false
+        default: return true
+        }
+    }
+
+    @discardableResult
+    private func guarded(_ block: () async throws -> Void) async -> Bool {
+        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+    }
+}
+
+/// One group: messages and members from group events, send, remove, leave (`GroupChatViewModel`).
+@MainActor
+final class GroupChatModel: ObservableObject {
+    @Published private(set) var name: String
+    @Published private(set) var members: [GroupMember] = []
+    @Published private(set) var membership: GroupMembership = .pending
+    @Published private(set) var router = false
+    @Published private(set) var messages: [GroupMessage] = []
+    @Published private(set) var error: String?
+    let group: String
+    private let node: PeernsNode
+
+    init(node: PeernsNode, group: String) {
+        self.node = node
+        self.group = group
+        name = String(group.prefix(8))
+    }
+
+    var admin: Bool { membership == .admin }
+
+    func refresh() async {
+        await guarded {
+            guard let g = try await node.groups().first(where: { $0.id == group }) else { return }
+            let page = try await node.groupHistory(group: group, before: nil, limit: 200)
+            name = g.name
+            members = g.members
+            membership = g.membership
+            router = g.router
+            messages = page.messages
+        }
+    }
+
+    func send(_ text: String) async -> Bool {
+        let text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { error = "nothing to send"; return false }
+        return await guarded {
+            let sent = try await node.groupSend(group: group, text: text)
+            add(sent)
+        }
+    }
+
+    func remove(_ fingerprint: String) async {
+        await guarded { try await node.groupRemove(group: group, fingerprint: fingerprint); await refresh() }
+    }
+
+    func leave() async -> Bool {
+        await guarded { try await node.groupLeave(group: group); await refresh() }
+    }
+
+    /// Applies a group event; events of other groups are ignored. Returns whether a `refresh`
+    /// is needed (a backfill finished, or we may have become a member).
+    func apply(_ event: GroupEvent) -> Bool {
+        switch event {
+        case let .message(g, message) where g == group:
+            add(message)
+        case let .memberJoined(g, fp) where g == group:
+            if !members.contains(where: { $0.fingerprint == fp }) { members.append(GroupMember(fingerprint: fp, admin: false)) }
+            return membership == .pending
+        case let .memberLeft(g, fp) where g == group:
+            members.removeAll { $0.fingerprint == fp }
+        case let .role(g, routes) where g == group:
+            router = routes
+        case let .departed(g) where g == group:
+            membership = .former
+        case let .backfill(g, _, more) where g == group:
+            return !more
+        default:
+            break
+        }
+        return false
+    }
+
+    private func add(_ message: GroupMessage) {
+        if !messages.contains(where: { $0.id == message.id }) { messages.append(message) }
+    }
+
+    @discardableResult
+    private func guarded(_ block: () async throws -> Void) async -> Bool {
+        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+    }
+}
+
+/// A 1:1 call: ring, answer, decline, mute, camera, hang up, from call events (`CallViewModel`).
+@MainActor
+final class CallModel: ObservableObject {
+    static let noMedia = CallMediaState(muted: false, cameraOff: false, screen: false, backCamera: false)
+    @Published private(set) var call: String?
+    @Published private(set) var name = ""
+    @Published private(set) var outgoing = false
+    @Published private(set) var status = ""
+    @Published private(set) var reason: String?
+    @Published private(set) var offeredVideo = false
+    @Published private(set) var local = CallModel.noMedia
+    @Published private(set) var remote = CallModel.noMedia
+    @Published private(set) var mediaUp = false
+    @Published private(set) var error: String?
+    private let node: PeernsNode
+
+    init(node: PeernsNode) { self.node = node }
+
+    var ringingHere: Bool { call != nil && !outgoing && status == "ringing" }
+
+    func refresh() async {
+        await guarded {
+            guard let active = try node.activeCall() else { return }
+            let shown = try await contactName(active.fingerprint)
+            if call != active.call { mediaUp = false }
+            call = active.call
+            name = shown
+            outgoing = active.outgoing
+            status = active.status.state
+            reason = active.status.reason
+            offeredVideo = active.callerKinds.video
+            local = active.localMedia
+            remote = active.remoteMedia
+        }
+    }
+
+    /// Calls contact `fingerprint` (Kotlin: `call`; `call` here is the call's ID).
+    func dial(_ fingerprint: String, video: Bool) async {
+        await guarded {
+            let id = try await node.startCall(fingerprint: fingerprint, kinds: CallKinds(audio: true, video: video, screen: false))
+            let shown = try await contactName(fingerprint)
+            // An event of the new call may have come first: keep what it said.
+            if call != id {
+                call = id
+                outgoing = true
+                status = "dialing"
+                reason = nil
+                local = Self.noMedia
+                remote = Self.noMedia
+                mediaUp = false
+            }
+            name = shown
+            offeredVideo = video
+        }
+    }
+
+    func accept(video: Bool) async {
+        if await withCall({ try self.node.acceptCall(call: $0, kinds: CallKinds(audio: true, video: video, screen: false)) }) {
+            local.cameraOff = !video
+        }
+    }
+
+    func decline() async { await withCall { try self.node.declineCall(call: $0) } }
+
+    func hangUp() async { await withCall { try self.node.hangUp(call: $0) } }
+
+    func setMuted(_ muted: Bool) async {
+        if await withCall({ try self.node.setMuted(call: $0, muted: muted) }) { local.muted = muted }
+    }
+
+    func setCameraOff(_ off: Bool) async {
+        if await withCall({ try self.node.setCameraOff(call: $0, off: off) }) { local.cameraOff = off }
+    }
+
+    func apply(_ event: NodeEvent) {
+        switch event {
+        case let .incomingCall(c, fp, n, kinds):
+            call = c
+            name = n.isEmpty ? String(fp.prefix(8)) : n
+            outgoing = false
+            status = "ringing"
+            reason = nil
+            offeredVideo = kinds.video
+            local = Self.noMedia
+            remote = Self.noMedia
+            mediaUp = false
+        case let .callState(c, _, s) where c == call:
+            status = s.state
+            reason = s.reason
+        case let .callState(c, fp, s) where call == nil || status == "ended":
+            // A call we place (every incoming one starts with incomingCall), maybe before
+            // startCall has returned its ID.
+            call = c
+            name = String(fp.prefix(8))
+            outgoing = true
+            status = s.state
+            reason = s.reason
+            local = Self.noMedia
+            remote = Self.noMedia
+            mediaUp = false
+        case let .callMedia(c, _, state) where c == call:
+            remote = state
+        case let .callMediaConnected(c, _) where c == call:
+            mediaUp = true
+        default:
+            break
+        }
+    }
+
+    private func contactName(_ fingerprint: String) async throws -> String {
+        try await node.contacts().first { $0.fingerprint == fingerprint }?.name ?? String(fingerprint.prefix(8))
+    }
+
+    @discardableResult
+    private func withCall(_ block: (String) throws -> Void) async -> Bool {
+        guard let call else { error = "no call"; return false }
+        return await guarded { try block(call) }
+    }
+
+    @discardableResult
+    private func guarded(_ block: () async throws -> Void) async -> Bool {
+        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+    }
+}
+
+/// Our part in a group's call: roster and phase from group events, frames counted per sender
+/// (`GroupCallViewModel`). Nothing is encoded yet, so no frame is pushed.
+@MainActor
+final class GroupCallModel: ObservableObject {
+    @Published private(set) var phase: GroupCallPhase = .out
+    @Published private(set) var participants: [CallParticipant] = []
+    @Published private(set) var muted = false
+    @Published private(set) var cameraOff = false
+    @Published private(set) var frames: [String: Int] = [:]
+    @Published private(set) var targetBps: UInt64 = 0
+    @Published private(set) var error: String?
+    let group: String
+    private let node: PeernsNode
+    private var call: GroupCall?
+
+    init(node: PeernsNode, group: String) {
+        self.node = node
+        self.group = group
+    }
+
+    func refresh() async {
+        await guarded { participants = try await node.groupCallParticipants(group: group) }
+    }
+
+    func join(video: Bool) async {
+        await guarded {
+            call?.stop()
+            let listener = CallListener(self)
+            call = try await node.groupCallJoin(
+                group: group, kinds: CallKinds(audio: true, video: video, screen: false), frames: listener, encoder: listener
+            )
+            cameraOff = !video
+            try await announce()
+        }
+    }
+
+    func leave() async {
+        await guarded {
+            call?.stop()
+            call = nil
+            try await node.groupCallLeave(group: group)
+            frames = [:]
+            targetBps = 0
+        }
+    }
+
+    func setMuted(_ on: Bool) async { muted = on; await guarded { try await announce() } }
+
+    func setCameraOff(_ off: Bool) async { cameraOff = off; await guarded { try await announce() } }
+
+    func apply(_ event: GroupEvent) {
+        switch event {
+        case let .callRoster(g, list) where g == group: participants = list
+        case let .callPhase(g, p) where g == group: phase = p
+        default: break
+        }
+    }
+
+    fileprivate func received(from sender: String) { frames[sender, default: 0] += 1 }
+
+    fileprivate func target(_ bps: UInt64) { targetBps = bps }
+
+    private func announce() async throws {
+        try await node.groupCallSetMedia(group: group, media: CallMediaState(muted: muted, cameraOff: cameraOff, screen: false, backCamera: false))
+    }
+
+    @discardableResult
+    private func guarded(_ block: () async throws -> Void) async -> Bool {
+        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+    }
+}
+
+/// Hands a group call's frames and encoder requests from library threads to the model.
+private final class CallListener: GroupCallFrameListener, EncoderControlListener, @unchecked Sendable {
+    private weak var model: GroupCallModel?
+
+    init(_ model: GroupCallModel) { self.model = model }
+
+    func onFrame(frame: GroupCallFrame) {
+        let sender = frame.sender
+        Task { @MainActor [weak model] in model?.received(from: sender) }
+    }
+
+    func requestKeyframe() {}
+
+    func targetBitrate(bps: UInt64) {
+        Task { @MainActor [weak model] in model?.target(bps) }
+    }
+}
+
+/// The baby monitor: arm this phone or watch a contact's, and its alerts (`MonitorViewModel`).
+@MainActor
+final class MonitorModel: ObservableObject {
+    struct Alert: Hashable { let fingerprint: String; let levelDbfs: Int; let at: Date }
+    static let facings = ["environment", "user"]
+    @Published private(set) var contacts: [Contact] = []
+    @Published private(set) var watchers: Set<String> = []
+    @Published private(set) var armed: String?
+    @Published private(set) var alertDbfs: Float?
+    @Published private(set) var watchCall: String?
+    @Published private(set) var watching: String?
+    @Published private(set) var alerts: [Alert] = []
+    @Published private(set) var error: String?
+    private let node: PeernsNode
+
+    init(node: PeernsNode) { self.node = node }
+
+    func refresh() async {
+        await guarded {
+            contacts = try await node.contacts().filter { $0.trust == .fullAccess }.sorted { $0.name.lowercased() < $1.name.lowercased() }
+            let grants = try await node.rpcGrants()
+            watchers = Set(grants.filter { $0.scope.hasPrefix("media:stream:camera") }.map(\.fingerprint))
+        }
+    }
+
+    func allow(_ fingerprint: String) async {
+        await guarded { try await node.rpcGrant(fingerprint: fingerprint, scopes: Self.scopes); await refresh() }
+    }
+
+    func disallow(_ fingerprint: String) async {
+        await guarded { _ = try await node.rpcRevoke(fingerprint: fingerprint, scopes: Self.scopes); await refresh() }
+    }
+
+    func arm(_ facing: String, alertDbfs: Float?) async {
+        await guarded {
+            try node.rpcServe(roots: [])
+            try node.rpcArmCamera(facing: facing)
+            try node.rpcSoundAlert(thresholdDbfs: alertDbfs)
+            armed = facing
+            self.alertDbfs = alertDbfs
+        }
+    }
+
+    func disarm() async {
+        await guarded {
+            try node.rpcSoundAlert(thresholdDbfs: nil)
+            try node.rpcArmCamera(facing: nil)
+            armed = nil
+            alertDbfs = nil
+        }
+    }
+
+    func watch(_ fingerprint: String, facing: String = "environment") async {
+        await guarded {
+            watchCall = try await node.rpcWatch(fingerprint: fingerprint, facing: facing, timeoutMs: 15_000)
+            watching = fingerprint
+        }
+    }
+
+    func stopWatching() async {
+        await guarded {
+            if let call = watchCall { try node.hangUp(call: call) }
+            watchCall = nil
+            watching = nil
+        }
+    }
+
+    func apply(_ event: NodeEvent) {
+        switch event {
+        case let .monitorAlert(fp, level):
+            alerts = Array(([Alert(fingerprint: fp, levelDbfs: Int(level), at: Date())] + alerts).prefix(50))
+        case let .callState(c, _, s) where c == watchCall && s.state == "ended":
+            watchCall = nil
+            watching = nil
+        default:
+            break
+        }
+    }
+
+    private static var scopes: [String] { facings.map { "media:stream:camera:\($0)" } }
+
+    @discardableResult
+    private func guarded(_ block: () async throws -> Void) async -> Bool {
+        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+    }
+}
+
+/// Backup of chosen folders into another device, with progress (`BackupViewModel`).
+@MainActor
+final class BackupModel: ObservableObject {
+    static let into = "/incoming"
+    @Published private(set) var contacts: [Contact] = []
+    @Published private(set) var folders: [URL] = []
+    @Published private(set) var running = false
+    @Published private(set) var progress: RpcBackupProgress?
+    @Published private(set) var summary: RpcBackupSummary?
+    @Published private(set) var error: String?
+    private let node: PeernsNode
+
+    init(node: PeernsNode) { self.node = node }
+
+    func refresh() async {
+        await guarded { contacts = try await node.contacts().sorted { $0.name.lowercased() < $1.name.lowercased() } }
+    }
+
+    func choose(_ folder: URL) { if !folders.contains(folder) { folders.append(folder) } }
+
+    func drop(_ folder: URL) { folders.removeAll { $0 == folder } }
+
+    /// Backs the chosen folders up (each opened for the time of the backup: picked folders are
+    /// security-scoped).
+    func backup(to fingerprint: String) async {
+        guard !folders.isEmpty else { error = "choose a folder first"; return }
+        guard !running else { error = "a backup is running"; return }
+        running = true
+        progress = nil
+        summary = nil
+        let opened = folders.filter { $0.startAccessingSecurityScopedResource() }
+        defer {
+            opened.forEach { $0.stopAccessingSecurityScopedResource() }
+            running = false
+        }
+        await guarded {
+            summary = try await node.rpcBackup(
+                fingerprint: fingerprint, paths: folders.map(\.path), into: Self.into, listener: ProgressListener(self)
+            )
+        }
+    }
+
+    fileprivate func step(_ p: RpcBackupProgress) { progress = p }
+
+    @discardableResult
+    private func guarded(_ block: () async throws -> Void) async -> Bool {
+        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+    }
+}
+
+/// Hands a backup's progress from a library thread to the model.
+private final class ProgressListener: BackupListener, @unchecked Sendable {
+    private weak var model: BackupModel?
+
+    init(_ model: BackupModel) { self.model = model }
+
+    func onBackupProgress(progress: RpcBackupProgress) {
+        Task { @MainActor [weak model] in model?.step(progress) }
+    }
+}

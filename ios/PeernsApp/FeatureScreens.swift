@@ -1,0 +1,273 @@
+import PeernsKit
+import SwiftUI
+import UniformTypeIdentifiers
+
+/// Groups: ours, create one, join by an invite link.
+struct GroupsScreen: View {
+    @ObservedObject var node: NodeModel
+    @StateObject var model: GroupsModel
+    @State private var name = ""
+    @State private var link = ""
+
+    var body: some View {
+        List {
+            Section("Groups") {
+                ForEach(model.groups, id: \.id) { g in
+                    NavigationLink("\(g.name) · \(g.members.count) members\(g.membership == .pending ? " (joining…)" : "")", value: Route.group(g.id))
+                }
+            }
+            Section("New group") {
+                TextField("Name", text: $name)
+                Button("Create") { Task { if let gid = await model.create(name) { name = ""; node.path.append(.group(gid)) } } }
+            }
+            Section("Join a group") {
+                TextField("Paste an invite link", text: $link)
+                Button("Join") { Task { if let gid = await model.join(link) { link = ""; node.path.append(.group(gid)) } } }
+            }
+            if let error = model.error { Text(error).foregroundStyle(.red) }
+        }
+        .navigationTitle("Groups")
+        .task {
+            await model.refresh()
+            guard let events = node.groupEvents() else { return }
+            for await event in events where model.concerns(event) { await model.refresh() }
+        }
+    }
+}
+
+/// A group's chat, members (admins invite and remove), its call, leaving.
+struct GroupChatScreen: View {
+    @ObservedObject var node: NodeModel
+    @StateObject var model: GroupChatModel
+    @StateObject var invites: GroupsModel
+    @State private var text = ""
+    @State private var invitee = ""
+
+    var body: some View {
+        List {
+            Section {
+                NavigationLink("Group call", value: Route.groupCall(model.group))
+                if model.router { Text("This phone routes the group now").font(.caption) }
+                if model.membership == .pending { Text("Joining: waiting for a member to come online").font(.caption) }
+            }
+            Section("Messages") {
+                ForEach(model.messages, id: \.id) { m in Text("\(who(m.author)): \(m.text)") }
+                TextField("Message", text: $text)
+                Button("Send") { Task { if await model.send(text) { text = "" } } }
+                if let error = model.error { Text(error).foregroundStyle(.red) }
+            }
+            Section("Members") {
+                ForEach(model.members, id: \.fingerprint) { m in
+                    HStack {
+                        Text(who(m.fingerprint) + (m.admin ? " (admin)" : ""))
+                        Spacer()
+                        if model.admin && m.fingerprint != node.identity?.fingerprint {
+                            Button("Remove", role: .destructive) { Task { await model.remove(m.fingerprint) } }
+                        }
+                    }
+                }
+                if model.admin {
+                    TextField("Fingerprint of the person to invite", text: $invitee)
+                    Button("Make an invite link") { Task { await invites.invite(model.group, invitee) } }
+                    if let link = invites.inviteLink { Text(link).font(.caption.monospaced()).textSelection(.enabled) }
+                    if let error = invites.error { Text(error).foregroundStyle(.red) }
+                }
+            }
+            Button("Leave the group", role: .destructive) { Task { if await model.leave() { node.path.removeLast() } } }
+        }
+        .navigationTitle(model.name)
+        .task {
+            await model.refresh()
+            guard let events = node.groupEvents() else { return }
+            for await event in events where model.apply(event) { await model.refresh() }
+        }
+    }
+
+    private func who(_ fingerprint: String) -> String {
+        fingerprint == node.identity?.fingerprint ? "me" : String(fingerprint.prefix(8))
+    }
+}
+
+/// A group's call: who is in it and whose media arrives; join, leave, mute, camera.
+struct GroupCallScreen: View {
+    @ObservedObject var node: NodeModel
+    @StateObject var model: GroupCallModel
+
+    var body: some View {
+        List {
+            Section {
+                Text(phase)
+                HStack {
+                    Button(model.phase == .out ? "Join" : "Leave") {
+                        Task { if model.phase == .out { await model.join(video: true) } else { await model.leave() } }
+                    }
+                    Button(model.muted ? "Unmute" : "Mute") { Task { await model.setMuted(!model.muted) } }
+                    Button(model.cameraOff ? "Camera on" : "Camera off") { Task { await model.setCameraOff(!model.cameraOff) } }
+                }
+                .buttonStyle(.bordered)
+                if let error = model.error { Text(error).foregroundStyle(.red) }
+            }
+            Section("In the call") {
+                ForEach(model.participants, id: \.fingerprint) { p in
+                    Text(String(p.fingerprint.prefix(8)) + marks(p))
+                }
+            }
+        }
+        .navigationTitle("Group call")
+        .task {
+            await model.refresh()
+            guard let events = node.groupEvents() else { return }
+            for await event in events { model.apply(event) }
+        }
+    }
+
+    private var phase: String {
+        switch model.phase {
+        case .out: return "not in the call"
+        case .waiting: return "waiting for the group's router"
+        case .connecting: return "connecting…"
+        case .connected: return model.targetBps > 0 ? "in the call (up to \(model.targetBps / 1000) kbit/s)" : "in the call"
+        }
+    }
+
+    private func marks(_ p: CallParticipant) -> String {
+        var m: [String] = []
+        if p.media.muted { m.append("muted") }
+        if p.media.cameraOff || !p.kinds.video { m.append("camera off") }
+        if !p.connected { m.append("connecting") }
+        if let n = model.frames[p.fingerprint] { m.append("\(n) frames") }
+        return m.isEmpty ? "" : "  (\(m.joined(separator: ", ")))"
+    }
+}
+
+/// The 1:1 call: answer or decline while it rings; mute, camera, hang up in the call. With
+/// `dial`, it calls that contact first.
+struct CallScreen: View {
+    @ObservedObject var node: NodeModel
+    @StateObject var model: CallModel
+    var dial: String?
+
+    var body: some View {
+        VStack(spacing: 16) {
+            Text(model.name.isEmpty ? "No call" : model.name).font(.title)
+            Text(status)
+            if model.remote.muted { Text("\(model.name) is muted").font(.caption) }
+            if model.remote.cameraOff { Text("\(model.name)'s camera is off").font(.caption) }
+            if let error = model.error { Text(error).foregroundStyle(.red) }
+            if model.ringingHere {
+                HStack {
+                    Button("Answer") { Task { await model.accept(video: false) } }
+                    Button("Answer with video") { Task { await model.accept(video: true) } }
+                    Button("Decline", role: .destructive) { Task { await model.decline() } }
+                }
+            } else if model.call != nil && model.status != "ended" {
+                HStack {
+                    Button(model.local.muted ? "Unmute" : "Mute") { Task { await model.setMuted(!model.local.muted) } }
+                    Button(model.local.cameraOff ? "Camera on" : "Camera off") { Task { await model.setCameraOff(!model.local.cameraOff) } }
+                    Button("Hang up", role: .destructive) { Task { await model.hangUp() } }
+                }
+            }
+        }
+        .buttonStyle(.bordered)
+        .padding()
+        .navigationTitle("Call")
+        .task {
+            if let fingerprint = dial { await model.dial(fingerprint, video: false) } else { await model.refresh() }
+            guard let events = node.events() else { return }
+            for await event in events { model.apply(event) }
+        }
+    }
+
+    private var status: String {
+        if model.call == nil { return "" }
+        if model.ringingHere { return "is calling you (\(model.offeredVideo ? "video" : "audio"))" }
+        if model.status == "ended" { return "call ended" + (model.reason.map { " (\($0))" } ?? "") }
+        if model.status == "connected" && !model.mediaUp { return "connecting the media…" }
+        return model.status
+    }
+}
+
+/// The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone.
+struct MonitorScreen: View {
+    @ObservedObject var node: NodeModel
+    @StateObject var model: MonitorModel
+    @State private var threshold = "-30"
+
+    var body: some View {
+        List {
+            Section("This phone") {
+                Text(model.armed.map { "armed (\($0 == "user" ? "front" : "back") camera)" } ?? "not armed")
+                TextField("Sound alert at (dBFS; empty: no alert)", text: $threshold).keyboardType(.numbersAndPunctuation)
+                HStack {
+                    Button("Arm (back camera)") { Task { await model.arm("environment", alertDbfs: Float(threshold.trimmingCharacters(in: .whitespaces))) } }
+                    Button("Disarm") { Task { await model.disarm() } }
+                }
+                .buttonStyle(.bordered)
+                if let error = model.error { Text(error).foregroundStyle(.red) }
+            }
+            Section("Contacts at Full access") {
+                if model.contacts.isEmpty { Text("none: set a contact to Full access first") }
+                ForEach(model.contacts, id: \.fingerprint) { c in
+                    HStack {
+                        Text(c.name)
+                        Spacer()
+                        Button(model.watchers.contains(c.fingerprint) ? "Disallow" : "Allow to watch") {
+                            Task { if model.watchers.contains(c.fingerprint) { await model.disallow(c.fingerprint) } else { await model.allow(c.fingerprint) } }
+                        }
+                        Button(model.watching == c.fingerprint ? "Stop watching" : "Watch") {
+                            Task { if model.watching == c.fingerprint { await model.stopWatching() } else { await model.watch(c.fingerprint) } }
+                        }
+                    }
+                    .buttonStyle(.borderless)
+                }
+            }
+            Section("Alerts") {
+                ForEach(model.alerts, id: \.self) { a in
+                    Text("\(a.at.formatted(date: .omitted, time: .standard))  \(String(a.fingerprint.prefix(8))) heard a sound (\(a.levelDbfs) dBFS)")
+                }
+            }
+        }
+        .navigationTitle("Baby monitor")
+        .task {
+            await model.refresh()
+            guard let events = node.events() else { return }
+            for await event in events { model.apply(event) }
+        }
+    }
+}
+
+/// Backup: choose folders, the device to back up into, the progress.
+struct BackupScreen: View {
+    @StateObject var model: BackupModel
+    @State private var picking = false
+
+    var body: some View {
+        List {
+            Section("Folders") {
+                ForEach(model.folders, id: \.self) { f in
+                    HStack { Text(f.lastPathComponent); Spacer(); Button("Remove") { model.drop(f) } }
+                }
+                Button("Choose a folder") { picking = true }
+            }
+            Section("Back up into (it must serve \(BackupModel.into) and let this phone write there)") {
+                ForEach(model.contacts, id: \.fingerprint) { c in
+                    Button(c.name) { Task { await model.backup(to: c.fingerprint) } }.disabled(model.running)
+                }
+            }
+            Section {
+                if let p = model.progress, model.running {
+                    Text("file \(p.filesDone + 1) of \(p.filesTotal): \((p.path as NSString).lastPathComponent)")
+                    if p.size > 0 { ProgressView(value: Double(p.bytes), total: Double(p.size)) }
+                } else if let s = model.summary {
+                    Text("done: \(s.files) files sent (\(s.bytes) bytes), \(s.skipped) already there")
+                }
+                if let error = model.error { Text(error).foregroundStyle(.red) }
+            }
+        }
+        .navigationTitle("Backup")
+        .fileImporter(isPresented: $picking, allowedContentTypes: [.folder]) { result in
+            if case let .success(url) = result { model.choose(url) }
+        }
+        .task { await model.refresh() }
+    }
+}
