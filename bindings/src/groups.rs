@@ -22,6 +22,10 @@ pub struct GroupMember {
     pub fingerprint: String,
     /// May invite and remove.
     pub admin: bool,
+    /// Present in the group's namespace now (always `false` for ourselves and while the
+    /// group is not running).
+    #[uniffi(default = false)]
+    pub online: bool,
 }
 
 /// Our membership of a group.
@@ -154,6 +158,15 @@ pub enum GroupEvent {
         /// The participants.
         participants: Vec<crate::group_calls::CallParticipant>,
     },
+    /// A member came online in the group (present in its namespace) or went offline.
+    Presence {
+        /// The group.
+        group: String,
+        /// The member.
+        fingerprint: String,
+        /// Online now.
+        online: bool,
+    },
     /// Our part in the group's call moved on.
     CallPhase {
         /// The group.
@@ -201,6 +214,15 @@ impl From<node::GroupUpdate> for GroupEvent {
             } => Self::CallRoster {
                 group: group.to_hex(),
                 participants: participants.iter().map(Into::into).collect(),
+            },
+            U::Presence {
+                group,
+                fingerprint,
+                online,
+            } => Self::Presence {
+                group: group.to_hex(),
+                fingerprint: fingerprint.to_hex(),
+                online,
             },
             U::CallPhase { group, phase } => Self::CallPhase {
                 group: group.to_hex(),
@@ -306,17 +328,20 @@ impl PeernsNode {
     /// Every group of this profile, with members and our place in it.
     pub async fn groups(&self) -> Result<Vec<Group>, PeernsError> {
         let node = self.running()?;
-        let (list, running, routing) = on_runtime(async move {
+        let (list, running, live) = on_runtime(async move {
             let list = node.group_list().await?;
             let running = node.running_groups();
-            let routing: Vec<bool> = list.iter().map(|g| node.group_routing(&g.gid)).collect();
-            Ok::<_, node::NodeError>((list, running, routing))
+            let live: Vec<(bool, Vec<Fingerprint>)> = list
+                .iter()
+                .map(|g| (node.group_routing(&g.gid), node.group_online(&g.gid)))
+                .collect();
+            Ok::<_, node::NodeError>((list, running, live))
         })
         .await??;
         Ok(list
             .into_iter()
-            .zip(routing)
-            .map(|(g, router)| Group {
+            .zip(live)
+            .map(|(g, (router, online))| Group {
                 id: g.gid.to_hex(),
                 name: g.name,
                 members: g
@@ -325,6 +350,7 @@ impl PeernsNode {
                     .map(|(fp, admin)| GroupMember {
                         fingerprint: fp.to_hex(),
                         admin,
+                        online: online.contains(&fp),
                     })
                     .collect(),
                 membership: g.role.into(),

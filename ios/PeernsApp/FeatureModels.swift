@@ -46,7 +46,7 @@ final class GroupsModel: ObservableObject {
     /// Whether `event` changes the list (members, our membership, routing).
     func concerns(_ event: GroupEvent) -> Bool {
         switch event {
-        case .message, .backfill, .callRoster, .callPhase: return false
+        case .message, .backfill, .callRoster, .callPhase, .presence: return false
         default: return true
         }
     }
@@ -117,6 +117,8 @@ final class GroupChatModel: ObservableObject {
             return membership == .pending
         case let .memberLeft(g, fp) where g == group:
             members.removeAll { $0.fingerprint == fp }
+        case let .presence(g, fp, online) where g == group:
+            if let i = members.firstIndex(where: { $0.fingerprint == fp }) { members[i].online = online }
         case let .role(g, routes) where g == group:
             router = routes
         case let .departed(g) where g == group:

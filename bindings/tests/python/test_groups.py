@@ -1,6 +1,6 @@
 """Groups through the generated Python bindings: three nodes; A creates a group and invites B and
 C by link, everyone sends, every history ends identical with each message once, paging, group
-events, and a removed member receives nothing new."""
+events, who is online, and a removed member receives nothing new."""
 
 import asyncio
 import tempfile
@@ -109,6 +109,20 @@ def test_groups():
             assert listed[b].membership == p.GroupMembership.MEMBER
             assert all(g.running for g in listed.values())
             assert sum(g.router for g in listed.values()) == 1
+            # Who is online: each sees the two others present in the group's namespace, and
+            # heard of them coming online.
+            fps = {a: fa, b: fb, c: fc}
+
+            async def sees_others_online():
+                for n in nodes:
+                    online = {m.fingerprint for m in (await n.groups())[0].members if m.online}
+                    if online != set(fps.values()) - {fps[n]}:
+                        return False
+                return True
+
+            await until(sees_others_online, "every member online at every member")
+            came = {e.fingerprint for e in listeners[0].snapshot() if e.is_presence() and e.online}
+            assert came == {fb, fc}
             # Only admins invite (a member's existing link is given again to anyone who asks).
             with pytest.raises(p.PeernsError.NotAllowed):
                 await b.group_invite(gid, "ab" * 32)
@@ -126,6 +140,9 @@ def test_groups():
             with pytest.raises(p.PeernsError):
                 await c.group_send(gid, "let me in")
             assert fc not in {m.fingerprint for m in (await a.groups())[0].members}
+            # A former member is not listed online, and A was told.
+            assert any(e.is_presence() and e.fingerprint == fc and not e.online
+                       for e in listeners[0].snapshot())
             for s in subs:
                 s.cancel()
         finally:

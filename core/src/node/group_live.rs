@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+mod api;
 mod call;
 mod call_media;
 
@@ -25,7 +26,7 @@ pub use call_media::{GroupCallMedia, GroupCallPublisher, ReceivedFrame};
 
 use super::groups::{self as offline, GroupError, GroupMessageView, view};
 use super::link::Link;
-use super::{Inner, Node, NodeError, lock, unix_ms};
+use super::{Inner, NodeError, lock, unix_ms};
 use crate::chat::wire::{ErrorCode, Frame};
 use crate::contacts;
 use crate::discovery::driver::NamespaceHandle;
@@ -100,6 +101,15 @@ pub enum GroupUpdate {
         /// The participants.
         participants: Vec<crate::calls::group::RosterEntry>,
     },
+    /// A member appeared in the group's namespace (`online`) or left it.
+    Presence {
+        /// The group.
+        group: GroupId,
+        /// The member.
+        fingerprint: Fingerprint,
+        /// Whether it is online now.
+        online: bool,
+    },
     /// Our part in the group's call moved on (waiting for a router, connecting, connected,
     /// out).
     CallPhase {
@@ -116,6 +126,8 @@ pub(super) struct LiveGroups {
     running: HashMap<GroupId, mpsc::Sender<Cmd>>,
     /// Groups we route now.
     routing: HashSet<GroupId>,
+    /// Members other than us present in each running group's namespace.
+    online: HashMap<GroupId, BTreeSet<Fingerprint>>,
     /// `None` once the node stopped.
     subscribers: Option<Vec<mpsc::UnboundedSender<GroupUpdate>>>,
     /// Media OFFERs a group call admitted: connection ID → group.
@@ -127,6 +139,7 @@ impl LiveGroups {
         Self {
             running: HashMap::new(),
             routing: HashSet::new(),
+            online: HashMap::new(),
             subscribers: Some(vec![]),
             call_offers: HashMap::new(),
         }
@@ -325,10 +338,12 @@ impl Live {
                     // It moved to another persistent ID: what we hold is stale.
                     self.forget(p.fingerprint);
                 }
+                self.sync_online();
                 self.dial_members();
             }
             NsEvent::PeerGone(fp) => {
                 self.ns_peers.remove(&fp);
+                self.sync_online();
             }
             NsEvent::Role(RoleKind::Router(_)) => {
                 if !self.engine.is_router() {
@@ -346,6 +361,37 @@ impl Live {
             NsEvent::Misbehaved { remote, reason } => {
                 tracing::info!(group = %self.gid, %remote, %reason, "group namespace peer dropped");
             }
+        }
+    }
+
+    /// Publishes which members are present in the namespace (signed presence records), and
+    /// each change as [`GroupUpdate::Presence`].
+    fn sync_online(&mut self) {
+        let state = self.engine.log().state();
+        let now: BTreeSet<Fingerprint> = self
+            .ns_peers
+            .keys()
+            .filter(|fp| state.is_member(fp))
+            .copied()
+            .collect();
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let before = lock(&inner.groups)
+            .online
+            .insert(self.gid, now.clone())
+            .unwrap_or_default();
+        let group = self.gid;
+        for (fp, online) in now
+            .difference(&before)
+            .map(|f| (*f, true))
+            .chain(before.difference(&now).map(|f| (*f, false)))
+        {
+            self.emit(GroupUpdate::Presence {
+                group,
+                fingerprint: fp,
+                online,
+            });
         }
     }
 
@@ -509,6 +555,7 @@ impl Live {
                     });
                 }
                 self.members = now;
+                self.sync_online();
                 self.dial_members();
             }
             GroupEvent::Role(router) => {
@@ -603,6 +650,7 @@ async fn run(
                 let mut g = lock(&inner.groups);
                 g.running.remove(&live.gid);
                 g.routing.remove(&live.gid);
+                g.online.remove(&live.gid);
             }
             break None;
         }
@@ -736,6 +784,7 @@ impl Inner {
         let running: Vec<mpsc::Sender<Cmd>> = {
             let mut g = lock(&self.groups);
             g.subscribers = None;
+            g.online.clear();
             g.running.drain().map(|(_, tx)| tx).collect()
         };
         for tx in running {
@@ -752,99 +801,5 @@ impl Inner {
             .get(gid)
             .cloned()
             .ok_or_else(|| NodeError::InvalidInput(format!("group {gid} is not running")))
-    }
-}
-
-impl Node {
-    /// Group updates from now on, in order. The receiver ends when the node stops.
-    pub fn group_events(&self) -> mpsc::UnboundedReceiver<GroupUpdate> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let Some(subs) = lock(&self.inner.groups).subscribers.as_mut() {
-            subs.push(tx);
-        }
-        rx
-    }
-
-    /// Creates a group with us as its only member, admin and (once elected) router.
-    pub async fn group_create(&self, name: &str) -> Result<GroupId, NodeError> {
-        let (name, store, id) = (
-            name.to_owned(),
-            self.inner.store.clone(),
-            self.inner.identity.clone(),
-        );
-        let gid = blocking(move || offline::create_in(&store, &id, &name)).await?;
-        Inner::start_group(&self.inner, gid).await?;
-        Ok(gid)
-    }
-
-    /// Joins by an invite link naming us (opening it is our consent) and starts the group.
-    pub async fn group_join(&self, link: &str) -> Result<GroupId, NodeError> {
-        let (link, store, me) = (
-            link.to_owned(),
-            self.inner.store.clone(),
-            self.inner.fingerprint,
-        );
-        let gid = blocking(move || offline::join_in(&store, &me, &link)).await?;
-        Inner::start_group(&self.inner, gid).await?;
-        Ok(gid)
-    }
-
-    /// Sends a text to the group; returns it once stored (durable). It stays in the outbox
-    /// until the router acknowledges it.
-    pub async fn group_send(
-        &self,
-        gid: &GroupId,
-        text: &str,
-    ) -> Result<GroupMessageView, NodeError> {
-        let tx = self.inner.group_tx(gid)?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Cmd::Send(text.to_owned(), reply))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)?
-    }
-
-    /// Invites `invitee` (we must be an admin) and returns the link only it can use; the
-    /// router appends the invite. Offline: [`super::groups::invite`].
-    pub async fn group_invite(
-        &self,
-        gid: &GroupId,
-        invitee: &Fingerprint,
-    ) -> Result<String, NodeError> {
-        let tx = self.inner.group_tx(gid)?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Cmd::Invite(*invitee, reply))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)?
-    }
-
-    /// Removes a member (we must be an admin); the router appends it.
-    pub async fn group_remove(&self, gid: &GroupId, member: &Fingerprint) -> Result<(), NodeError> {
-        self.group_propose(gid, ProposeOp::Remove(*member)).await
-    }
-
-    /// Leaves the group; the router appends our leave.
-    pub async fn group_leave(&self, gid: &GroupId) -> Result<(), NodeError> {
-        self.group_propose(gid, ProposeOp::Leave).await
-    }
-
-    async fn group_propose(&self, gid: &GroupId, op: ProposeOp) -> Result<(), NodeError> {
-        let tx = self.inner.group_tx(gid)?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Cmd::Propose(op, reply))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)?
-    }
-
-    /// Whether we route `gid` now.
-    pub fn group_routing(&self, gid: &GroupId) -> bool {
-        lock(&self.inner.groups).routing.contains(gid)
-    }
-
-    /// The groups running on this node.
-    pub fn running_groups(&self) -> Vec<GroupId> {
-        lock(&self.inner.groups).running.keys().copied().collect()
     }
 }

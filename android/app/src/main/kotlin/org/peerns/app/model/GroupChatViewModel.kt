@@ -70,6 +70,9 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
             is GroupEvent.MemberLeft -> if (event.group == group) mutableState.update { s ->
                 s.copy(members = s.members.filter { it.fingerprint != event.fingerprint })
             }
+            is GroupEvent.Presence -> if (event.group == group) mutableState.update { s ->
+                s.copy(members = s.members.map { if (it.fingerprint == event.fingerprint) it.copy(online = event.online) else it })
+            }
             is GroupEvent.Role -> if (event.group == group) mutableState.update { it.copy(router = event.router) }
             is GroupEvent.Departed -> if (event.group == group) mutableState.update { it.copy(membership = GroupMembership.FORMER) }
             else -> {}

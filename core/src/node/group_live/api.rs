@@ -1,0 +1,112 @@
+//! The groups API of [`Node`]: create, join, send, invite, remove, leave, events, presence.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Cmd, GroupUpdate, Inner, ProposeOp, blocking, offline};
+use crate::groups::GroupId;
+use crate::identity::Fingerprint;
+use crate::node::groups::GroupMessageView;
+use crate::node::{Node, NodeError, lock};
+
+impl Node {
+    /// Group updates from now on, in order. The receiver ends when the node stops.
+    pub fn group_events(&self) -> mpsc::UnboundedReceiver<GroupUpdate> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(subs) = lock(&self.inner.groups).subscribers.as_mut() {
+            subs.push(tx);
+        }
+        rx
+    }
+
+    /// Creates a group with us as its only member, admin and (once elected) router.
+    pub async fn group_create(&self, name: &str) -> Result<GroupId, NodeError> {
+        let (name, store, id) = (
+            name.to_owned(),
+            self.inner.store.clone(),
+            self.inner.identity.clone(),
+        );
+        let gid = blocking(move || offline::create_in(&store, &id, &name)).await?;
+        Inner::start_group(&self.inner, gid).await?;
+        Ok(gid)
+    }
+
+    /// Joins by an invite link naming us (opening it is our consent) and starts the group.
+    pub async fn group_join(&self, link: &str) -> Result<GroupId, NodeError> {
+        let (link, store, me) = (
+            link.to_owned(),
+            self.inner.store.clone(),
+            self.inner.fingerprint,
+        );
+        let gid = blocking(move || offline::join_in(&store, &me, &link)).await?;
+        Inner::start_group(&self.inner, gid).await?;
+        Ok(gid)
+    }
+
+    /// Sends a text to the group; returns it once stored (durable). It stays in the outbox
+    /// until the router acknowledges it.
+    pub async fn group_send(
+        &self,
+        gid: &GroupId,
+        text: &str,
+    ) -> Result<GroupMessageView, NodeError> {
+        let tx = self.inner.group_tx(gid)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Send(text.to_owned(), reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Invites `invitee` (we must be an admin) and returns the link only it can use; the
+    /// router appends the invite. Offline: [`super::groups::invite`].
+    pub async fn group_invite(
+        &self,
+        gid: &GroupId,
+        invitee: &Fingerprint,
+    ) -> Result<String, NodeError> {
+        let tx = self.inner.group_tx(gid)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Invite(*invitee, reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Removes a member (we must be an admin); the router appends it.
+    pub async fn group_remove(&self, gid: &GroupId, member: &Fingerprint) -> Result<(), NodeError> {
+        self.group_propose(gid, ProposeOp::Remove(*member)).await
+    }
+
+    /// Leaves the group; the router appends our leave.
+    pub async fn group_leave(&self, gid: &GroupId) -> Result<(), NodeError> {
+        self.group_propose(gid, ProposeOp::Leave).await
+    }
+
+    async fn group_propose(&self, gid: &GroupId, op: ProposeOp) -> Result<(), NodeError> {
+        let tx = self.inner.group_tx(gid)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Propose(op, reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// The members other than us that are online in `gid` now (present in its namespace).
+    pub fn group_online(&self, gid: &GroupId) -> Vec<Fingerprint> {
+        lock(&self.inner.groups)
+            .online
+            .get(gid)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether we route `gid` now.
+    pub fn group_routing(&self, gid: &GroupId) -> bool {
+        lock(&self.inner.groups).routing.contains(gid)
+    }
+
+    /// The groups running on this node.
+    pub fn running_groups(&self) -> Vec<GroupId> {
+        lock(&self.inner.groups).running.keys().copied().collect()
+    }
+}
