@@ -6,8 +6,8 @@
 //!   for every pair of survivors the time until the receiver stored one of the sender's new
 //!   lines is a sample. The killed member is restarted (it catches up) before the next trial.
 //! - `backfill_*`: one member is stopped while the others send `backfill` messages (in rounds
-//!   of 500 each stored by everyone before the next); restarted, it stores them all (rate from
-//!   its first backfilled message to the last).
+//!   of `backfill_round`, 500 by default, each stored by everyone before the next); restarted,
+//!   it stores them all (rate from its first backfilled message to the last).
 //! - `lost` / `duplicated`: at the end, every line whose sender reported it durable
 //!   (`queued`) must be in every member's history exactly once (read from the profiles).
 
@@ -30,8 +30,6 @@ use crate::servers::ServerProcess;
 
 /// How long a phase may take before the bench gives up.
 const PHASE: Duration = Duration::from_secs(120);
-/// Messages sent per round while a member is away.
-const BACKFILL_ROUND: usize = 500;
 /// How often the survivors send during a migration.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -151,14 +149,29 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) -> Result<Duration> {
     Ok(t0.elapsed())
 }
 
+/// What `peerns bench groups` runs.
+pub struct Sizes {
+    /// Members (processes).
+    pub members: usize,
+    /// Messages of the throughput burst.
+    pub messages: usize,
+    /// Router kills.
+    pub failovers: usize,
+    /// Messages a returning member catches up on.
+    pub backfill: usize,
+    /// Messages sent per round while that member is away.
+    pub backfill_round: usize,
+}
+
 /// The figures of [`run`] as one JSON object; `say` prints a table as it goes.
-pub async fn figures(
-    members: usize,
-    messages: usize,
-    failovers: usize,
-    backfill: usize,
-    say: bool,
-) -> Result<Value> {
+pub async fn figures(sizes: Sizes, say: bool) -> Result<Value> {
+    let Sizes {
+        members,
+        messages,
+        failovers,
+        backfill,
+        backfill_round,
+    } = sizes;
     if members < 3 {
         return Err("bench groups needs at least 3 members".into());
     }
@@ -215,7 +228,7 @@ pub async fn figures(
     }
 
     // Backfill.
-    let (rate, took) = catch_up(&mut ms, &url, &g, backfill).await?;
+    let (rate, took) = catch_up(&mut ms, &url, &g, backfill, backfill_round).await?;
     if say {
         println!(
             "a returning member stored {backfill} missed messages at {rate:.0} msgs/s ({took:.2} s after its start)"
@@ -335,7 +348,13 @@ async fn migration(ms: &mut [Member], url: &str, gid: &str, trial: usize) -> Res
 
 /// A member misses `n` messages and returns: (messages/s it stored them at, seconds from its
 /// restart to the last one).
-async fn catch_up(ms: &mut [Member], url: &str, gid: &str, n: usize) -> Result<(f64, f64)> {
+async fn catch_up(
+    ms: &mut [Member],
+    url: &str,
+    gid: &str,
+    n: usize,
+    round: usize,
+) -> Result<(f64, f64)> {
     let x = ms
         .iter()
         .position(|m| !lock(&m.seen).router)
@@ -343,9 +362,9 @@ async fn catch_up(ms: &mut [Member], url: &str, gid: &str, n: usize) -> Result<(
     ms[x].kill().await?;
     let others: Vec<usize> = (0..ms.len()).filter(|&i| i != x).collect();
     let texts: Vec<String> = (0..n).map(|i| format!("b-{i}")).collect();
-    // Sent in rounds of at most BACKFILL_ROUND, each stored by everyone before the next: what
-    // is measured is the catch-up, not the senders' burst.
-    for round in texts.chunks(BACKFILL_ROUND) {
+    // Sent in rounds, each stored by everyone before the next: what is measured is the
+    // catch-up, not the senders' burst (unless the round is the whole backfill).
+    for round in texts.chunks(round.max(1)) {
         for (k, chunk) in round.chunks(round.len().div_ceil(others.len())).enumerate() {
             ms[others[k]].say(chunk).await?;
         }
@@ -399,14 +418,8 @@ async fn audit(ms: &mut [Member], gid: &GroupId, queued: &HashSet<String>) -> Re
 }
 
 /// `peerns bench groups`: [`figures`], as a table or one JSON object.
-pub async fn run(
-    json: bool,
-    members: usize,
-    messages: usize,
-    failovers: usize,
-    backfill: usize,
-) -> Result<()> {
-    let out = figures(members, messages, failovers, backfill, !json).await?;
+pub async fn run(json: bool, sizes: Sizes) -> Result<()> {
+    let out = figures(sizes, !json).await?;
     if json {
         println!("{out}");
     }

@@ -144,6 +144,10 @@ pub enum BenchCmd {
         /// Messages a returning member catches up on.
         #[arg(long, default_value_t = 10_000)]
         backfill: usize,
+        /// The others send the missed messages in rounds of this many, each stored by
+        /// everyone before the next (the backfill's size: a burst from all of them).
+        #[arg(long, default_value_t = 500)]
+        backfill_round: usize,
     },
     /// The group-call forwarder alone: packets/s on one core, 1 publisher → 8 subscribers.
     Sfu {
@@ -219,7 +223,17 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             messages,
             failovers,
             backfill,
-        } => groups::run(json, members, messages, failovers, backfill).await,
+            backfill_round,
+        } => {
+            let sizes = groups::Sizes {
+                members,
+                messages,
+                failovers,
+                backfill,
+                backfill_round,
+            };
+            groups::run(json, sizes).await
+        }
         BenchCmd::Sfu {
             json,
             seconds,

@@ -28,6 +28,21 @@ pub struct SimConfig {
     pub loss: f64,
     /// Time for members to notice a dead router and elect another.
     pub failover: Duration,
+    /// Each node's bounded inbound queue and processing time (as the live driver's), or
+    /// `None`: frames are handled the moment they arrive.
+    pub inbox: Option<Inbox>,
+}
+
+/// A node's inbound frame queue: frames wait while the node is busy and are dropped when
+/// `capacity` already wait.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    /// Most frames waiting.
+    pub capacity: usize,
+    /// Time to handle one message in a frame (a frame without messages counts one).
+    pub per_msg: Duration,
+    /// Time to send one frame.
+    pub per_send: Duration,
 }
 
 impl Default for SimConfig {
@@ -36,6 +51,7 @@ impl Default for SimConfig {
             latency_ms: (5, 40),
             loss: 0.0,
             failover: Duration::from_millis(2500),
+            inbox: None,
         }
     }
 }
@@ -62,6 +78,8 @@ struct InFlight {
     to: usize,
     /// A frame, or `None`: the sender closes the link (after what it sent before).
     bytes: Option<Vec<u8>>,
+    /// In the receiver's inbox (handled at `at`), not on the wire.
+    queued: bool,
 }
 
 /// The simulated group.
@@ -90,6 +108,10 @@ pub struct Sim {
     pub sent: BTreeSet<String>,
     /// Frames delivered.
     pub delivered: u64,
+    /// Frames dropped because the receiver's inbox was full.
+    pub overflowed: u64,
+    /// Per node: busy until, frames waiting in its inbox.
+    busy: Vec<(Instant, usize)>,
 }
 
 impl Sim {
@@ -137,6 +159,8 @@ impl Sim {
             by_fp,
             sent: BTreeSet::new(),
             delivered: 0,
+            overflowed: 0,
+            busy: vec![(now, 0); members],
         };
         sim.step_until(now);
         sim
@@ -287,6 +311,14 @@ impl Sim {
     /// Performs node `i`'s actions.
     fn pump(&mut self, i: usize) {
         let actions = self.nodes[i].engine.drain_actions();
+        if let Some(inbox) = &self.cfg.inbox {
+            let sends = actions
+                .iter()
+                .filter(|a| matches!(a, GroupAction::Send { .. }))
+                .count();
+            let busy = &mut self.busy[i].0;
+            *busy = (*busy).max(self.now) + inbox.per_send * u32::try_from(sends).unwrap_or(0);
+        }
         for a in actions {
             match a {
                 GroupAction::Send { peer, frame } => {
@@ -309,6 +341,7 @@ impl Sim {
                         from: i,
                         to,
                         bytes: Some(frame.encode()),
+                        queued: false,
                     }));
                 }
                 GroupAction::Drop { peer, .. } => {
@@ -320,6 +353,7 @@ impl Sim {
                             from: i,
                             to,
                             bytes: None,
+                            queued: false,
                         }));
                     }
                 }
@@ -375,9 +409,15 @@ impl Sim {
                     self.unlink(f.to, f.from);
                     continue;
                 };
+                if f.queued {
+                    self.busy[f.to].1 -= 1;
+                }
                 if linked && self.nodes[f.to].online {
-                    self.delivered += 1;
                     let frame = GroupFrame::decode(&bytes).expect("frames decode");
+                    if !f.queued && self.enqueue(f.from, f.to, &frame, bytes) {
+                        continue;
+                    }
+                    self.delivered += 1;
                     let peer = self.nodes[f.from].identity.fingerprint();
                     let now = self.now;
                     self.nodes[f.to].engine.handle(
@@ -395,6 +435,35 @@ impl Sim {
                 self.pump(i);
             }
         }
+    }
+
+    /// With an inbox model, a frame off the wire waits in the receiver's inbox (or is
+    /// dropped when it is full); `true` if it is not to be handled now.
+    fn enqueue(&mut self, from: usize, to: usize, frame: &GroupFrame, bytes: Vec<u8>) -> bool {
+        let Some(inbox) = &self.cfg.inbox else {
+            return false;
+        };
+        let (busy, waiting) = &mut self.busy[to];
+        if *waiting >= inbox.capacity {
+            self.overflowed += 1;
+            return true;
+        }
+        let msgs = match frame {
+            GroupFrame::Page { msgs, .. } => msgs.len().max(1),
+            _ => 1,
+        };
+        *busy = (*busy).max(self.now) + inbox.per_msg * u32::try_from(msgs).unwrap_or(1);
+        *waiting += 1;
+        self.n += 1;
+        self.queue.push(Reverse(InFlight {
+            at: *busy,
+            n: self.n,
+            from,
+            to,
+            bytes: Some(bytes),
+            queued: true,
+        }));
+        true
     }
 
     /// Runs for `d`.

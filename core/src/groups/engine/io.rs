@@ -23,11 +23,14 @@ pub struct EngineConfig {
     /// A member re-announces its state (`Hello` + `Want`) this often, so a lost frame or a
     /// missed message is found within it.
     pub sync_interval: Duration,
-    /// Unacknowledged own messages are sent again after this.
+    /// Unacknowledged own messages are sent again after this without an acknowledgement.
     pub resend_after: Duration,
     /// Messages (and proposals) per second one member may publish at the router; burst twice
-    /// that.
+    /// that. A member paces its own sending to this rate (burst once it).
     pub member_rate: u32,
+    /// Most own messages sent to the router and not yet acknowledged; the rest of the outbox
+    /// waits for acknowledgements (flow control: a burst does not overrun the router's queue).
+    pub send_window: u64,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +44,7 @@ impl Default for EngineConfig {
             sync_interval: Duration::from_secs(2),
             resend_after: Duration::from_secs(1),
             member_rate: 500,
+            send_window: 256,
         }
     }
 }

@@ -10,9 +10,9 @@
 //! [`namespace_prefix`](super::namespace_prefix)); this engine only refuses a router that is
 //! not a current member, and as router admits only current members.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::GroupId;
 use super::history::{History, VersionVector};
@@ -27,6 +27,9 @@ mod sync;
 mod tests;
 
 pub use io::{EngineConfig, EngineStats, GroupAction, GroupEvent, GroupInput, Refusal};
+
+/// Most own messages the outbox waits to have tokens for before it sends again.
+const PACE_BATCH: u64 = 32;
 
 /// Why a local send or proposal failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +75,15 @@ pub struct Engine<H: History> {
     pending: BTreeMap<(Fingerprint, u64), SignedMessage>,
     /// Own messages up to this seq are stored at the router.
     acked: u64,
+    /// Own messages up to this seq went to the current router (at least once).
+    sent: u64,
+    /// Member side: send tokens (paced to `member_rate`) and when they were counted (`None`:
+    /// never, the bucket is full).
+    pace: (f64, Option<Instant>),
+    /// When the outbox may send again (tokens refilled).
+    pace_at: Option<Instant>,
+    /// Peers we sent a `Want` that no `Page` answered yet: a gap does not ask again.
+    wanting: BTreeSet<Fingerprint>,
     router: bool,
     router_link: Option<RouterLink>,
     peers: BTreeMap<Fingerprint, PeerLink>,
@@ -89,6 +101,7 @@ pub struct Engine<H: History> {
 impl<H: History> Engine<H> {
     /// An engine for `log`'s group with the messages already in `history`.
     pub fn new(cfg: EngineConfig, identity: Arc<Identity>, log: Log, history: H) -> Self {
+        let pace = (f64::from(cfg.member_rate), None);
         let me = identity.fingerprint();
         let mut vv = VersionVector::default();
         let mut lamports = BTreeMap::new();
@@ -109,6 +122,10 @@ impl<H: History> Engine<H> {
             max_lamport,
             pending: BTreeMap::new(),
             acked: 0,
+            sent: 0,
+            pace,
+            pace_at: None,
+            wanting: BTreeSet::new(),
             router: false,
             router_link: None,
             peers: BTreeMap::new(),
@@ -191,7 +208,10 @@ impl<H: History> Engine<H> {
 
     /// When [`Engine::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.sync_at, self.resend_at].into_iter().flatten().min()
+        [self.sync_at, self.resend_at, self.pace_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn send(&mut self, peer: Fingerprint, frame: GroupFrame) {
@@ -238,11 +258,22 @@ impl<H: History> Engine<H> {
         }
     }
 
-    fn want(&self) -> GroupFrame {
-        GroupFrame::Want {
+    /// Sends `peer` a `Want` for what we lack.
+    fn want(&mut self, peer: Fingerprint) {
+        self.wanting.insert(peer);
+        let want = GroupFrame::Want {
             group: self.group(),
             vv: self.vv.clone(),
             limit: self.cfg.page_limit,
+        };
+        self.send(peer, want);
+    }
+
+    /// A gap showed: asks `peer` for what we lack unless a `Want` to it is still unanswered
+    /// (each out-of-order message would otherwise ask for the same page again).
+    fn want_gap(&mut self, peer: Fingerprint) {
+        if !self.wanting.contains(&peer) {
+            self.want(peer);
         }
     }
 
@@ -277,9 +308,8 @@ impl<H: History> Engine<H> {
         self.store(&msg, None);
         if self.router {
             self.acked = seq;
-        } else if let Some(router) = self.router_peer() {
-            self.send(router, GroupFrame::Msg(msg.clone()));
-            self.resend_at.get_or_insert(now + self.cfg.resend_after);
+        } else {
+            self.push_outbox(now);
         }
         Ok(msg)
     }
@@ -347,15 +377,21 @@ impl<H: History> Engine<H> {
 
     /// Takes a message from `peer`: verifies it, dedups, stores it if it is its author's
     /// next, holds it (bounded) if earlier ones are missing. `Ok(true)` if a gap was found.
+    /// A duplicate is ignored before its signature is checked (nothing of it is kept), so
+    /// the copies a burst's repair brings cost little.
     fn accept(&mut self, msg: SignedMessage, peer: Fingerprint) -> Result<bool, Refusal> {
-        msg.verify(&self.group(), self.log.state())?;
         let author = msg.author_fp();
         let have = self.vv.get(&author);
         let seq = msg.msg.seq;
-        if seq <= have {
+        if seq <= have || self.pending.contains_key(&(author, seq)) {
             self.stats.duplicates += 1;
-            return Err(Refusal::Duplicate);
+            return if seq <= have {
+                Err(Refusal::Duplicate)
+            } else {
+                Ok(true)
+            };
         }
+        msg.verify(&self.group(), self.log.state())?;
         if seq > have + 1 {
             if self.pending.len() < self.cfg.max_pending {
                 self.pending.insert((author, seq), msg);
@@ -401,10 +437,41 @@ impl<H: History> Engine<H> {
         (out, false)
     }
 
-    /// Our unacknowledged messages, at most one page.
-    fn outbox_page(&self) -> Vec<SignedMessage> {
-        self.history
-            .range(&self.me, self.acked, usize::from(self.cfg.page_limit))
+    /// Sends the router the outbox not sent yet: as many as the send window and the pace
+    /// tokens allow; the rest when acknowledgements open the window or tokens refill.
+    fn push_outbox(&mut self, now: Instant) {
+        self.pace_at = None;
+        let Some(router) = self.router_peer() else {
+            return;
+        };
+        let head = self.vv.get(&self.me);
+        if self.acked < head {
+            self.resend_at.get_or_insert(now + self.cfg.resend_after);
+        }
+        let rate = f64::from(self.cfg.member_rate.max(1));
+        let (tokens, at) = &mut self.pace;
+        let dt = at.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
+        *tokens = (*tokens + dt * rate).min(rate);
+        *at = Some(now);
+        self.sent = self.sent.max(self.acked);
+        let window = (self.acked + self.cfg.send_window).saturating_sub(self.sent);
+        let n = (head - self.sent).min(window).min(*tokens as u64);
+        *tokens -= n as f64;
+        let tokens = *tokens;
+        for m in self.history.range(
+            &self.me,
+            self.sent,
+            usize::try_from(n).unwrap_or(usize::MAX),
+        ) {
+            self.send(router, GroupFrame::Msg(m));
+        }
+        self.sent += n;
+        if self.sent < head && self.sent < self.acked + self.cfg.send_window {
+            // Out of tokens: wake when a few are back (not for every single one).
+            let want = (head - self.sent).min(PACE_BATCH) as f64;
+            let wait = ((want - tokens) / rate).max(0.001);
+            self.pace_at = Some(now + Duration::from_secs_f64(wait));
+        }
     }
 
     /// Runs timers: a member re-announces its state and resends its outbox.
@@ -415,29 +482,18 @@ impl<H: History> Engine<H> {
                 let hello = self.hello();
                 self.send(link.fp, hello);
                 if link.verified {
-                    let want = self.want();
-                    self.send(link.fp, want);
+                    self.want(link.fp);
                 }
                 self.sync_at = Some(now + self.cfg.sync_interval);
             }
         }
         if self.resend_at.is_some_and(|t| t <= now) {
+            // No acknowledgement for a while: what was sent is lost; send again from it.
             self.resend_at = None;
-            if let Some(router) = self.router_peer() {
-                let msgs = self.outbox_page();
-                if !msgs.is_empty() {
-                    let group = self.group();
-                    self.send(
-                        router,
-                        GroupFrame::Page {
-                            group,
-                            msgs,
-                            more: false,
-                        },
-                    );
-                    self.resend_at = Some(now + self.cfg.resend_after);
-                }
-            }
+            self.sent = self.acked;
+            self.push_outbox(now);
+        } else if self.pace_at.is_some_and(|t| t <= now) {
+            self.push_outbox(now);
         }
     }
 
@@ -452,6 +508,7 @@ impl<H: History> Engine<H> {
                 self.router_link = None;
                 self.sync_at = None;
                 self.resend_at = None;
+                self.pace_at = None;
             }
             GroupInput::BecameRouter => self.on_became_router(),
             GroupInput::StoppedRouting => {
@@ -468,6 +525,7 @@ impl<H: History> Engine<H> {
             GroupInput::PeerUp { peer } => self.on_peer_up(peer, now),
             GroupInput::PeerDown { peer } => {
                 self.peers.remove(&peer);
+                self.wanting.remove(&peer);
             }
             GroupInput::Frame { peer, frame } => {
                 let frame = *frame;
@@ -501,6 +559,8 @@ impl<H: History> Engine<H> {
             fp: router,
             verified: state.is_member(&router),
         });
+        self.sent = self.acked;
+        self.wanting.clear();
         let hello = self.hello();
         self.send(router, hello);
         self.sync_at = Some(now + self.cfg.sync_interval);
@@ -514,6 +574,8 @@ impl<H: History> Engine<H> {
         self.router_link = None;
         self.sync_at = None;
         self.resend_at = None;
+        self.pace_at = None;
+        self.wanting.clear();
         self.acked = self.vv.get(&self.me);
         self.event(GroupEvent::Role(true));
         if self.acked > 0 {

@@ -34,27 +34,27 @@ impl<H: History> Engine<H> {
                 if code == RefuseCode::StaleHead {
                     let hello = self.hello();
                     self.send(peer, hello);
+                } else if code == RefuseCode::Throttled {
+                    // We outran the router's rate: what follows the refused message is sent
+                    // again once tokens allow (the refused one needs a token too).
+                    self.sent = self.acked;
+                    self.pace = (0.0, Some(now));
+                    self.push_outbox(now);
                 }
             }
             _ if !verified => self.refused(peer, Refusal::Unexpected("router not verified yet")),
             GroupFrame::Msg(m) => match self.accept(m, peer) {
-                Ok(true) => {
-                    let want = self.want();
-                    self.send(peer, want);
-                }
+                Ok(true) => self.want_gap(peer),
                 Ok(false) | Err(Refusal::Duplicate) => {}
                 Err(Refusal::Message(MsgError::NotMember)) => self.log_behind(peer),
                 Err(e) => self.router_misbehaved(peer, e),
             },
-            GroupFrame::Ack { seq, .. } => self.on_ack(seq),
+            GroupFrame::Ack { seq, .. } => self.on_ack(seq, now),
             GroupFrame::Want { vv, limit, .. } => self.answer_want(peer, &vv, limit),
             GroupFrame::Page { msgs, more, .. } => match self.accept_page(peer, msgs) {
                 Err(Refusal::Message(MsgError::NotMember)) => self.log_behind(peer),
                 Err(e) => self.router_misbehaved(peer, e),
-                Ok(()) if more => {
-                    let want = self.want();
-                    self.send(peer, want);
-                }
+                Ok(()) if more => self.want(peer),
                 Ok(()) => {}
             },
             GroupFrame::Propose(_) => {
@@ -85,23 +85,22 @@ impl<H: History> Engine<H> {
     /// The verified router's state (its `Hello`): take its acknowledgement of our messages,
     /// pull what it has and we lack, push our outbox.
     fn router_state(&mut self, router: Fingerprint, vv: &VersionVector, now: Instant) {
-        self.on_ack(vv.get(&self.me).min(self.vv.get(&self.me)));
+        self.on_ack(vv.get(&self.me).min(self.vv.get(&self.me)), now);
         if self.vv.lacks_from(vv) {
-            let want = self.want();
-            self.send(router, want);
+            self.want(router);
         }
-        if self.acked < self.vv.get(&self.me) {
-            self.resend_at = Some(now);
-        }
+        self.push_outbox(now);
     }
 
-    fn on_ack(&mut self, seq: u64) {
+    /// The router stored our messages up to `seq`: the resend timer restarts and the send
+    /// window opens.
+    fn on_ack(&mut self, seq: u64, now: Instant) {
         if seq > self.acked && seq <= self.vv.get(&self.me) {
             self.acked = seq;
             self.event(GroupEvent::Acked { seq });
-            if self.acked == self.vv.get(&self.me) {
-                self.resend_at = None;
-            }
+            self.resend_at =
+                (self.acked < self.vv.get(&self.me)).then(|| now + self.cfg.resend_after);
+            self.push_outbox(now);
         }
     }
 
@@ -111,8 +110,10 @@ impl<H: History> Engine<H> {
         self.send(peer, GroupFrame::Page { group, msgs, more });
     }
 
-    /// Takes a page; stops at the first message that does not verify.
+    /// Takes a page (the answer to our `Want`, if one is out); stops at the first message
+    /// that does not verify.
     fn accept_page(&mut self, peer: Fingerprint, msgs: Vec<SignedMessage>) -> Result<(), Refusal> {
+        self.wanting.remove(&peer);
         let mut gap = false;
         for m in msgs {
             match self.accept(m, peer) {
@@ -122,8 +123,7 @@ impl<H: History> Engine<H> {
             }
         }
         if gap {
-            let want = self.want();
-            self.send(peer, want);
+            self.want_gap(peer);
         }
         Ok(())
     }
@@ -144,8 +144,7 @@ impl<H: History> Engine<H> {
             } => {
                 self.log_hello(peer, log_len, head);
                 if self.vv.lacks_from(&vv) {
-                    let want = self.want();
-                    self.send(peer, want);
+                    self.want(peer);
                 }
                 self.ack(peer);
             }
@@ -159,10 +158,7 @@ impl<H: History> Engine<H> {
                     return;
                 }
                 match self.accept(m, peer) {
-                    Ok(true) => {
-                        let want = self.want();
-                        self.send(peer, want);
-                    }
+                    Ok(true) => self.want_gap(peer),
                     Ok(false) | Err(Refusal::Duplicate) => {}
                     Err(e) => {
                         self.refuse_frame(peer, RefuseCode::Invalid, &e.to_string());
@@ -182,8 +178,7 @@ impl<H: History> Engine<H> {
                     self.refuse_frame(peer, RefuseCode::Invalid, &e.to_string());
                     self.refused(peer, e);
                 } else if more {
-                    let want = self.want();
-                    self.send(peer, want);
+                    self.want(peer);
                 }
                 self.ack(peer);
             }
@@ -551,8 +546,7 @@ impl<H: History> Engine<H> {
                 }
                 let hello = self.hello();
                 self.send(link.fp, hello);
-                let want = self.want();
-                self.send(link.fp, want);
+                self.want(link.fp);
             }
         }
         let proposals = std::mem::take(&mut self.proposals);

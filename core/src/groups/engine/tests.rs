@@ -1,7 +1,7 @@
 //! Adversarial and protocol unit tests of one engine at a time, wired by hand.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::chat::wire::MAX_TEXT;
@@ -571,4 +571,86 @@ fn entries_that_fork_at_our_next_index_fetch_the_whole_log() {
         matches!(out.as_slice(), [(_, GroupFrame::LogWant { from: 0, .. })]),
         "{out:?}"
     );
+}
+
+#[test]
+fn a_burst_is_paced_and_windowed_and_a_flood_is_still_throttled() {
+    let ids = [id(1), id(2)];
+    let log = log_with(&ids);
+    let now = Instant::now();
+    let (mut r, mut m) = (engine(&ids[0], &log), engine(&ids[1], &log));
+    linked(&mut r, &mut m, now);
+    let (rf, mf) = (r.identity.fingerprint(), m.identity.fingerprint());
+    // 1,000 at once: one window goes out, the rest waits for acknowledgements.
+    for n in 0..1000 {
+        m.send_message(Body::Text(format!("{n}")), 1, now).unwrap();
+    }
+    let out = sends(&mut m);
+    assert_eq!(out.len(), 256, "one send window");
+    let mut t = now;
+    let mut frames = out;
+    while !frames.is_empty() {
+        t += std::time::Duration::from_millis(10);
+        for (_, f) in frames.drain(..) {
+            r.handle(
+                GroupInput::Frame {
+                    peer: mf,
+                    frame: Box::new(f),
+                },
+                t,
+            );
+        }
+        let actions = r.drain_actions();
+        let refused = refusals(&actions);
+        assert!(
+            refused.is_empty(),
+            "a paced member is never refused: {refused:?}"
+        );
+        for a in actions {
+            if let GroupAction::Send { frame, .. } = a {
+                m.handle(
+                    GroupInput::Frame {
+                        peer: rf,
+                        frame: Box::new(frame),
+                    },
+                    t,
+                );
+            }
+        }
+        m.handle_timeout(t);
+        frames = sends(&mut m);
+    }
+    assert_eq!(r.history().len(), 1000);
+    assert_eq!(m.acked(), 1000);
+    // 500 at once, the other 500 at 500/s.
+    let took = t - now;
+    assert!(took >= Duration::from_millis(900), "not paced: {took:?}");
+    assert!(took <= Duration::from_millis(1500), "{took:?}");
+    // A member that ignores the pace is throttled: the router's bucket holds 1,000.
+    let mut flood = engine(&ids[1], &log);
+    let msgs: Vec<SignedMessage> = (0..1100)
+        .map(|n| {
+            flood
+                .send_message(Body::Text(format!("f{n}")), 1, t)
+                .unwrap()
+        })
+        .collect();
+    let mut r2 = engine(&ids[0], &log);
+    r2.handle(GroupInput::BecameRouter, t);
+    r2.handle(GroupInput::PeerUp { peer: mf }, t);
+    for msg in msgs {
+        r2.handle(
+            GroupInput::Frame {
+                peer: mf,
+                frame: Box::new(GroupFrame::Msg(msg)),
+            },
+            t,
+        );
+    }
+    let refused = refusals(&r2.drain_actions());
+    assert_eq!(
+        refused.iter().filter(|r| **r == Refusal::Throttled).count(),
+        100
+    );
+    assert_eq!(r2.history().len(), 1000);
 }
