@@ -52,8 +52,11 @@ class CallView(host: Host, private val model: CallViewModel) : ScreenView(host) 
     }
 }
 
-/** The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone. */
-class MonitorView(host: Host, private val model: MonitorViewModel) : ScreenView(host) {
+/**
+ * The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone. The
+ * sound alert listens to the [microphone] (Android 10+) while this screen is shown.
+ */
+class MonitorView(host: Host, private val model: MonitorViewModel, private val microphone: MicrophoneLevels?) : ScreenView(host) {
     private val armState = ui.text()
     private val threshold = ui.input("Sound alert at (dBFS, e.g. -30; empty: no alert)", "-30")
     private val contacts = ui.column()
@@ -64,13 +67,30 @@ class MonitorView(host: Host, private val model: MonitorViewModel) : ScreenView(
         ui.text("Arm this phone to let the contacts you allow watch its camera and get sound alerts. Only contacts at Full access can be allowed."),
         armState, threshold,
         ui.row().with(
-            ui.button("Arm (back camera)") { act { model.arm("environment", threshold.text.toString().trim().toFloatOrNull()) } },
-            ui.button("Disarm") { act { model.disarm() } },
+            ui.button("Arm (back camera)") { arm(threshold.text.toString().trim().toFloatOrNull()) },
+            ui.button("Disarm") {
+                act { model.disarm() }
+                host.service?.setCapturing(camera = false, microphone = false)
+            },
         ),
         error,
         ui.label("Contacts at Full access"), contacts,
         ui.label("Alerts"), alerts,
     )
+
+    /** Arms; with a sound alert, once the microphone may be used (asked now). */
+    private fun arm(alertDbfs: Float?) {
+        if (alertDbfs == null || microphone == null) return act { model.arm("environment", alertDbfs) }
+        host.withMedia(camera = false) {
+            host.service?.setCapturing(camera = false, microphone = true)
+            act { model.arm("environment", alertDbfs) }
+        }
+    }
+
+    override fun hidden() {
+        microphone?.stop()
+        host.service?.setCapturing(camera = false, microphone = false)
+    }
 
     override fun shown() {
         host.scope.launch {

@@ -1,7 +1,10 @@
 package org.peerns.app
 
 import android.app.AlertDialog
+import android.view.SurfaceHolder
+import android.view.SurfaceView
 import android.view.View
+import android.widget.LinearLayout
 import kotlinx.coroutines.launch
 import org.peerns.app.model.GroupCallViewModel
 import org.peerns.app.model.GroupChatViewModel
@@ -135,21 +138,56 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     }
 }
 
-/** A group's call: who is in it and whose media arrives, join and leave, mute, camera. */
-class GroupCallView(host: Host, private val model: GroupCallViewModel) : ScreenView(host) {
+/**
+ * A group's call: who is in it and whose media arrives, join and leave, mute, camera; with
+ * [media] (Android 10+), our camera and microphone are sent and the others' sound and one
+ * picture played while the screen is shown.
+ */
+class GroupCallView(host: Host, private val model: GroupCallViewModel, private val media: AndroidCallMedia?) : ScreenView(host) {
     private val phase = ui.text()
     private val participants = ui.column()
     private val error = ui.text()
     private val joinLeave = ui.button("Join") {
-        act { if (model.state.value.phase == GroupCallPhase.OUT) model.join(video = true) else model.leave() }
+        if (model.state.value.phase != GroupCallPhase.OUT) {
+            act { model.leave() }
+            host.service?.setCapturing(camera = false, microphone = false)
+        } else if (media == null) {
+            act { model.join(video = true) }
+        } else {
+            host.withMedia(camera = true) { camera ->
+                host.service?.setCapturing(camera, microphone = true)
+                act { model.join(video = camera) }
+            }
+        }
+    }
+    private val picture = SurfaceView(host.context).apply {
+        holder.addCallback(object : SurfaceHolder.Callback {
+            override fun surfaceCreated(holder: SurfaceHolder) {
+                media?.remoteSurface = holder.surface
+            }
+
+            override fun surfaceChanged(holder: SurfaceHolder, format: Int, width: Int, height: Int) = Unit
+
+            override fun surfaceDestroyed(holder: SurfaceHolder) {
+                media?.remoteSurface = null
+            }
+        })
+        layoutParams = LinearLayout.LayoutParams(LinearLayout.LayoutParams.MATCH_PARENT, ui.dp(240))
+        visibility = if (media == null) View.GONE else View.VISIBLE
     }
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
     override val root = ui.column(20).with(
         ui.title("Group call"), phase, error,
         ui.row().with(joinLeave, mute, camera),
+        picture,
         ui.label("In the call"), participants,
     )
+
+    override fun hidden() {
+        media?.close()
+        host.service?.setCapturing(camera = false, microphone = false)
+    }
 
     override fun shown() {
         host.scope.launch {
