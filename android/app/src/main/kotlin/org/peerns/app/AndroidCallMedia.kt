@@ -5,6 +5,10 @@ import android.os.Build
 import android.os.Handler
 import android.os.Looper
 import android.view.Surface
+import android.view.SurfaceHolder
+import android.view.SurfaceView
+import android.view.View
+import android.widget.LinearLayout
 import android.widget.Toast
 import org.peerns.android.media.AudioDecoder
 import org.peerns.android.media.AudioEncoder
@@ -121,4 +125,21 @@ class MicrophoneLevels private constructor(private val context: Context) : Sound
 private fun toaster(context: Context): (String) -> Unit {
     val main = Handler(Looper.getMainLooper())
     return { message -> main.post { Toast.makeText(context, message, Toast.LENGTH_LONG).show() } }
+}
+
+/** The view the received video is drawn on: a SurfaceView whose surface [media] renders to (gone without media). */
+fun remotePicture(host: Host, media: AndroidCallMedia?): SurfaceView = SurfaceView(host.context).apply {
+    holder.addCallback(object : SurfaceHolder.Callback {
+        override fun surfaceCreated(holder: SurfaceHolder) {
+            media?.remoteSurface = holder.surface
+        }
+
+        override fun surfaceChanged(holder: SurfaceHolder, format: Int, width: Int, height: Int) = Unit
+
+        override fun surfaceDestroyed(holder: SurfaceHolder) {
+            media?.remoteSurface = null
+        }
+    })
+    layoutParams = LinearLayout.LayoutParams(LinearLayout.LayoutParams.MATCH_PARENT, host.ui.dp(240))
+    visibility = if (media == null) View.GONE else View.VISIBLE
 }

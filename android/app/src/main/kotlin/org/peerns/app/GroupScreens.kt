@@ -1,10 +1,7 @@
 package org.peerns.app
 
 import android.app.AlertDialog
-import android.view.SurfaceHolder
-import android.view.SurfaceView
 import android.view.View
-import android.widget.LinearLayout
 import kotlinx.coroutines.launch
 import org.peerns.app.model.GroupCallViewModel
 import org.peerns.app.model.GroupChatViewModel
@@ -160,21 +157,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
             }
         }
     }
-    private val picture = SurfaceView(host.context).apply {
-        holder.addCallback(object : SurfaceHolder.Callback {
-            override fun surfaceCreated(holder: SurfaceHolder) {
-                media?.remoteSurface = holder.surface
-            }
-
-            override fun surfaceChanged(holder: SurfaceHolder, format: Int, width: Int, height: Int) = Unit
-
-            override fun surfaceDestroyed(holder: SurfaceHolder) {
-                media?.remoteSurface = null
-            }
-        })
-        layoutParams = LinearLayout.LayoutParams(LinearLayout.LayoutParams.MATCH_PARENT, ui.dp(240))
-        visibility = if (media == null) View.GONE else View.VISIBLE
-    }
+    private val picture = remotePicture(host, media)
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
     override val root = ui.column(20).with(

@@ -85,7 +85,7 @@ fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView = when (scr
     Screen.Groups -> GroupsView(host, GroupsViewModel(node))
     is Screen.GroupChat -> GroupChatView(host, GroupChatViewModel(node, screen.group), GroupsViewModel(node))
     is Screen.GroupCall -> AndroidCallMedia.create(host.context).let { media -> GroupCallView(host, GroupCallViewModel(node, screen.group, media), media) }
-    Screen.Call -> CallView(host, CallViewModel(node))
+    Screen.Call -> AndroidCallMedia.create(host.context).let { media -> CallView(host, CallViewModel(node, media), media) }
     Screen.Monitor -> MicrophoneLevels.create(host.context).let { mic -> MonitorView(host, MonitorViewModel(node, mic), mic) }
     Screen.Backup -> BackupView(host, BackupViewModel(node))
 }
