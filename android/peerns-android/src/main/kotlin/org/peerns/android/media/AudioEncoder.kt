@@ -37,7 +37,9 @@ class AudioEncoder(
     @Synchronized
     fun start() {
         if (running != null) return
-        running = Thread(::run, "peerns-audio-encoder").apply { start() }
+        val thread = Thread(::run, "peerns-audio-encoder")
+        running = thread // before it starts: it runs while it is the one in `running`
+        thread.start()
     }
 
     /** Stops capturing and waits for the thread. */

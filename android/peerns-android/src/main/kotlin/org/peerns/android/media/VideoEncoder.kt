@@ -50,18 +50,22 @@ class VideoEncoder(
     val control = EncoderControl(this, MIN_BPS, MAX_BPS)
 
     /** Starts the [facing] camera (`user`: front, `environment`: back), replacing one running. */
-    fun start(facing: String) = handler.post {
-        stopNow()
-        try {
-            open(facing)
-        } catch (e: Exception) {
+    fun start(facing: String) {
+        handler.post {
             stopNow()
-            onError("camera: ${e.message ?: e}")
+            try {
+                open(facing)
+            } catch (e: Exception) {
+                stopNow()
+                onError("camera: ${e.message ?: e}")
+            }
         }
     }
 
     /** Stops the camera and the encoder (the thread stays for a later [start]). */
-    fun stop() = handler.post { stopNow() }
+    fun stop() {
+        handler.post(::stopNow)
+    }
 
     /** Stops and ends the thread; this encoder cannot start again. */
     fun release() {
