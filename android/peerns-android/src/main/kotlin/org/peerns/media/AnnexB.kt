@@ -6,7 +6,6 @@ package org.peerns.media
  */
 object AnnexB {
     /** NAL unit types used here (ITU-T H.264 table 7-1). */
-    const val IDR = 5
     const val SPS = 7
     const val PPS = 8
 
@@ -44,22 +43,6 @@ object AnnexB {
             at += START.size + nal.size
         }
         return out
-    }
-
-    /** An AVCC sample (NAL units each behind a big-endian length of [lengthSize] bytes) as Annex-B. */
-    fun fromAvcc(sample: ByteArray, lengthSize: Int = 4): ByteArray {
-        val nals = ArrayList<ByteArray>()
-        var at = 0
-        while (at + lengthSize <= sample.size) {
-            var len = 0
-            repeat(lengthSize) { len = (len shl 8) or (sample[at + it].toInt() and 0xff) }
-            at += lengthSize
-            require(len >= 0 && at + len <= sample.size) { "AVCC length $len overruns the sample" }
-            nals.add(sample.copyOfRange(at, at + len))
-            at += len
-        }
-        require(at == sample.size) { "trailing bytes after the last AVCC NAL unit" }
-        return join(nals)
     }
 }
 

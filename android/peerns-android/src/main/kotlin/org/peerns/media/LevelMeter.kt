@@ -33,10 +33,6 @@ class LevelMeter(private val windowSamples: Int, private val onLevel: (Float) ->
         /** The level of silence (and the quietest level reported). */
         const val FLOOR_DBFS = -120f
 
-        /** The RMS level of the first [length] samples of [pcm], in dBFS. */
-        fun rmsDbfs(pcm: ShortArray, length: Int = pcm.size): Float =
-            dbfs(pcm.take(length).sumOf { it.toDouble() * it }, length)
-
         private fun dbfs(sumSquares: Double, count: Int): Float {
             if (count == 0 || sumSquares == 0.0) return FLOOR_DBFS
             val rms = sqrt(sumSquares / count) / 32768.0

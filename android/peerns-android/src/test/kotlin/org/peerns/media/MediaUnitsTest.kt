@@ -27,7 +27,7 @@ class MediaUnitsTest {
         assertContentEquals(pps, nals[1])
         // The emulation-prevention 00 00 03 inside the IDR is not a start code.
         assertContentEquals(idr, nals[2])
-        assertEquals(listOf(AnnexB.SPS, AnnexB.PPS, AnnexB.IDR), nals.map(AnnexB::type))
+        assertEquals(listOf(AnnexB.SPS, AnnexB.PPS, 5), nals.map(AnnexB::type)) // 5: IDR slice
     }
 
     @Test
@@ -45,25 +45,19 @@ class MediaUnitsTest {
         assertSame(complete, assembler.accessUnit(complete, keyframe = true))
     }
 
-    @Test
-    fun avccSamplesBecomeAnnexB() {
-        val avcc = bytes(0, 0, 0, sps.size) + sps + bytes(0, 0, 0, idr.size) + idr
-        assertContentEquals(AnnexB.join(listOf(sps, idr)), AnnexB.fromAvcc(avcc))
-        val twoByteLengths = bytes(0, pps.size) + pps
-        assertContentEquals(AnnexB.join(listOf(pps)), AnnexB.fromAvcc(twoByteLengths, lengthSize = 2))
-        assertFailsWith<IllegalArgumentException> { AnnexB.fromAvcc(bytes(0, 0, 0, 9) + sps) }
-    }
+    /** The one level a meter reports for exactly [pcm]. */
+    private fun level(pcm: ShortArray): Float = mutableListOf<Float>().also { levels -> LevelMeter(pcm.size) { levels.add(it) }.add(pcm) }.single()
 
     @Test
     fun levelsOfKnownSignals() {
         val square = ShortArray(960) { if (it % 2 == 0) Short.MAX_VALUE else (-Short.MAX_VALUE).toShort() }
-        assertEquals(0.0, LevelMeter.rmsDbfs(square).toDouble(), 0.01)
+        assertEquals(0.0, level(square).toDouble(), 0.01)
         val halfSquare = ShortArray(960) { if (it % 2 == 0) 16384 else -16384 }
-        assertEquals(-6.02, LevelMeter.rmsDbfs(halfSquare).toDouble(), 0.01)
+        assertEquals(-6.02, level(halfSquare).toDouble(), 0.01)
         // A full-scale 1 kHz sine at 48 kHz: -3.01 dBFS.
         val sine = ShortArray(4800) { (32767 * sin(2 * PI * 1000 * it / 48_000)).roundToInt().toShort() }
-        assertEquals(-3.01, LevelMeter.rmsDbfs(sine).toDouble(), 0.01)
-        assertEquals(LevelMeter.FLOOR_DBFS, LevelMeter.rmsDbfs(ShortArray(960)))
+        assertEquals(-3.01, level(sine).toDouble(), 0.01)
+        assertEquals(LevelMeter.FLOOR_DBFS, level(ShortArray(960)))
     }
 
     @Test
