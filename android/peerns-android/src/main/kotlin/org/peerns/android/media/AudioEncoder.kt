@@ -54,6 +54,9 @@ class AudioEncoder(
             encode()
         } catch (e: Exception) {
             onError("microphone: ${e.message ?: e}")
+        } finally {
+            // Ended by itself (an error): a later start() runs again.
+            synchronized(this) { if (running === Thread.currentThread()) running = null }
         }
     }
 
