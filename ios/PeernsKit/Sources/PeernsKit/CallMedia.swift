@@ -45,7 +45,7 @@ enum AnnexB {
 /// The camera, encoded: AVCaptureSession → VTCompressionSession (H.264 constrained baseline,
 /// real time, a keyframe every 2 s) → Annex-B access units with SPS/PPS before each keyframe.
 /// Mirrors Android's `VideoEncoder` and takes the core's requests as its `EncoderControlListener`.
-public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferDelegate, EncoderControlListener {
+public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferDelegate, EncoderControlListener, @unchecked Sendable {
     private let sink: EncodedFrameSink
     private let capture = AVCaptureSession()
     private let queue = DispatchQueue(label: "peerns.video-encoder")
@@ -60,11 +60,11 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
     public func start(facing: String) throws {
         let position: AVCaptureDevice.Position = facing == "user" ? .front : .back
         guard let device = AVCaptureDevice.default(.builtInWideAngleCamera, for: .video, position: position) else {
-            throw PeernsError.invalidInput(msg: "no \(facing) camera")
+            throw PeernsError.InvalidInput(msg: "no \(facing) camera")
         }
         var made: VTCompressionSession?
         VTCompressionSessionCreate(allocator: nil, width: 640, height: 480, codecType: kCMVideoCodecType_H264, encoderSpecification: nil, imageBufferAttributes: nil, compressedDataAllocator: nil, outputCallback: nil, refcon: nil, compressionSessionOut: &made)
-        guard let made else { throw PeernsError.internal(msg: "no H.264 encoder") }
+        guard let made else { throw PeernsError.Internal(msg: "no H.264 encoder") }
         VTSessionSetProperty(made, key: kVTCompressionPropertyKey_RealTime, value: kCFBooleanTrue)
         VTSessionSetProperty(made, key: kVTCompressionPropertyKey_ProfileLevel, value: kVTProfileLevel_H264_ConstrainedBaseline_AutoLevel)
         VTSessionSetProperty(made, key: kVTCompressionPropertyKey_AllowFrameReordering, value: kCFBooleanFalse)
@@ -141,7 +141,7 @@ public final class AudioEncoder {
         let input = engine.inputNode.outputFormat(forBus: 0)
         var description = AudioStreamBasicDescription(mSampleRate: 48_000, mFormatID: kAudioFormatOpus, mFormatFlags: 0, mBytesPerPacket: 0, mFramesPerPacket: 960, mBytesPerFrame: 0, mChannelsPerFrame: 1, mBitsPerChannel: 0, mReserved: 0)
         guard let opus = AVAudioFormat(streamDescription: &description), let converter = AVAudioConverter(from: input, to: opus) else {
-            throw PeernsError.internal(msg: "no Opus encoder")
+            throw PeernsError.Internal(msg: "no Opus encoder")
         }
         converter.bitRate = 32_000
         engine.inputNode.installTap(onBus: 0, bufferSize: AVAudioFrameCount(input.sampleRate / 10), format: input) { [weak self] buffer, _ in
