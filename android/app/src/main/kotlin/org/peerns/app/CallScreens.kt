@@ -8,8 +8,14 @@ import org.peerns.app.model.CallViewModel
 import org.peerns.app.model.MonitorViewModel
 import org.peerns.ffi.NodeEvent
 
-/** The 1:1 call: answer or decline while it rings; mute, camera and hang up in the call. */
-class CallView(host: Host, private val model: CallViewModel) : ScreenView(host) {
+/**
+ * The 1:1 call: answer or decline while it rings; mute, camera and hang up in the call; with
+ * [media] (Android 10+), once the media is up, our microphone and camera are sent (permissions
+ * asked then) and the peer's sound and picture played while the screen is shown.
+ */
+class CallView(host: Host, private val model: CallViewModel, private val media: AndroidCallMedia?) : ScreenView(host) {
+    private var mediaAsked: String? = null
+    private val picture = remotePicture(host, media)
     private val who = ui.title("")
     private val status = ui.text()
     private val remote = ui.text()
@@ -22,7 +28,23 @@ class CallView(host: Host, private val model: CallViewModel) : ScreenView(host) 
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.local.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.local.cameraOff) } }
     private val inCall = ui.row().with(mute, camera, ui.button("Hang up") { act { model.hangUp() } })
-    override val root = ui.column(20).with(who, status, remote, error, ringing, inCall)
+    override val root = ui.column(20).with(who, status, remote, error, ringing, inCall, picture)
+
+    /** Starts the media of [call] once (permissions asked now), when its media is up. */
+    private fun startMedia(call: String, camera: Boolean) {
+        if (media == null || mediaAsked == call) return
+        mediaAsked = call
+        host.withMedia(camera) { granted ->
+            host.service?.setCapturing(granted, microphone = true)
+            act { model.startMedia() }
+        }
+    }
+
+    override fun hidden() {
+        model.stopMedia()
+        media?.close()
+        host.service?.setCapturing(camera = false, microphone = false)
+    }
 
     override fun shown() {
         host.scope.launch {
@@ -42,6 +64,8 @@ class CallView(host: Host, private val model: CallViewModel) : ScreenView(host) 
                 inCall.visibility = if (s.call != null && !s.ringingHere && s.status != "ended") View.VISIBLE else View.GONE
                 mute.text = if (s.local.muted) "Unmute" else "Mute"
                 camera.text = if (s.local.cameraOff) "Camera on" else "Camera off"
+                if (s.call != null && s.status == "connected" && s.mediaUp) startMedia(s.call, camera = if (s.outgoing) s.offered.video else !s.local.cameraOff)
+                if (s.status == "ended") host.service?.setCapturing(camera = false, microphone = false)
             }
         }
         act { model.refresh() }
@@ -52,8 +76,11 @@ class CallView(host: Host, private val model: CallViewModel) : ScreenView(host) 
     }
 }
 
-/** The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone. */
-class MonitorView(host: Host, private val model: MonitorViewModel) : ScreenView(host) {
+/**
+ * The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone. The
+ * sound alert listens to the [microphone] (Android 10+) while this screen is shown.
+ */
+class MonitorView(host: Host, private val model: MonitorViewModel, private val microphone: MicrophoneLevels?) : ScreenView(host) {
     private val armState = ui.text()
     private val threshold = ui.input("Sound alert at (dBFS, e.g. -30; empty: no alert)", "-30")
     private val contacts = ui.column()
@@ -64,13 +91,30 @@ class MonitorView(host: Host, private val model: MonitorViewModel) : ScreenView(
         ui.text("Arm this phone to let the contacts you allow watch its camera and get sound alerts. Only contacts at Full access can be allowed."),
         armState, threshold,
         ui.row().with(
-            ui.button("Arm (back camera)") { act { model.arm("environment", threshold.text.toString().trim().toFloatOrNull()) } },
-            ui.button("Disarm") { act { model.disarm() } },
+            ui.button("Arm (back camera)") { arm(threshold.text.toString().trim().toFloatOrNull()) },
+            ui.button("Disarm") {
+                act { model.disarm() }
+                host.service?.setCapturing(camera = false, microphone = false)
+            },
         ),
         error,
         ui.label("Contacts at Full access"), contacts,
         ui.label("Alerts"), alerts,
     )
+
+    /** Arms; with a sound alert, once the microphone may be used (asked now). */
+    private fun arm(alertDbfs: Float?) {
+        if (alertDbfs == null || microphone == null) return act { model.arm("environment", alertDbfs) }
+        host.withMedia(camera = false) {
+            host.service?.setCapturing(camera = false, microphone = true)
+            act { model.arm("environment", alertDbfs) }
+        }
+    }
+
+    override fun hidden() {
+        microphone?.stop()
+        host.service?.setCapturing(camera = false, microphone = false)
+    }
 
     override fun shown() {
         host.scope.launch {

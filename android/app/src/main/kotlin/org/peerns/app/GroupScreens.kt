@@ -135,21 +135,42 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     }
 }
 
-/** A group's call: who is in it and whose media arrives, join and leave, mute, camera. */
-class GroupCallView(host: Host, private val model: GroupCallViewModel) : ScreenView(host) {
+/**
+ * A group's call: who is in it and whose media arrives, join and leave, mute, camera; with
+ * [media] (Android 10+), our camera and microphone are sent and the others' sound and one
+ * picture played while the screen is shown.
+ */
+class GroupCallView(host: Host, private val model: GroupCallViewModel, private val media: AndroidCallMedia?) : ScreenView(host) {
     private val phase = ui.text()
     private val participants = ui.column()
     private val error = ui.text()
     private val joinLeave = ui.button("Join") {
-        act { if (model.state.value.phase == GroupCallPhase.OUT) model.join(video = true) else model.leave() }
+        if (model.state.value.phase != GroupCallPhase.OUT) {
+            act { model.leave() }
+            host.service?.setCapturing(camera = false, microphone = false)
+        } else if (media == null) {
+            act { model.join(video = true) }
+        } else {
+            host.withMedia(camera = true) { camera ->
+                host.service?.setCapturing(camera, microphone = true)
+                act { model.join(video = camera) }
+            }
+        }
     }
+    private val picture = remotePicture(host, media)
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
     override val root = ui.column(20).with(
         ui.title("Group call"), phase, error,
         ui.row().with(joinLeave, mute, camera),
+        picture,
         ui.label("In the call"), participants,
     )
+
+    override fun hidden() {
+        media?.close()
+        host.service?.setCapturing(camera = false, microphone = false)
+    }
 
     override fun shown() {
         host.scope.launch {

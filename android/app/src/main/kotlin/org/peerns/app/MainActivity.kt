@@ -73,6 +73,7 @@ class MainActivity : Activity(), Host {
     private var shownKey: Any? = null
     private var onFilePicked: ((String) -> Unit)? = null
     private var onFolderPicked: ((String) -> Unit)? = null
+    private var onMediaGranted: ((Boolean) -> Unit)? = null
 
     private val connection = object : ServiceConnection {
         override fun onServiceConnected(component: ComponentName?, binder: IBinder?) {
@@ -252,6 +253,21 @@ class MainActivity : Activity(), Host {
 
     override fun onRequestPermissionsResult(requestCode: Int, permissions: Array<String>, grantResults: IntArray) {
         if (requestCode == REQUEST_LOCATION && hasLocationPermission(this)) service?.startStadium()
+        if (requestCode == REQUEST_MEDIA) {
+            val then = onMediaGranted
+            onMediaGranted = null
+            if (granted(Manifest.permission.RECORD_AUDIO)) then?.invoke(granted(Manifest.permission.CAMERA))
+        }
+    }
+
+    private fun granted(permission: String) = checkSelfPermission(permission) == PackageManager.PERMISSION_GRANTED
+
+    override fun withMedia(camera: Boolean, then: (camera: Boolean) -> Unit) {
+        val wanted = listOfNotNull(Manifest.permission.RECORD_AUDIO, Manifest.permission.CAMERA.takeIf { camera })
+        if (wanted.all(::granted)) return then(camera)
+        // Asked only now, when a call or the monitor is about to capture.
+        onMediaGranted = then
+        requestPermissions(wanted.toTypedArray(), REQUEST_MEDIA)
     }
 
     override fun pickFile(onPicked: (String) -> Unit) {
@@ -340,6 +356,7 @@ class MainActivity : Activity(), Host {
         const val REQUEST_LOCATION = 2
         const val REQUEST_FILE = 3
         const val REQUEST_FOLDER = 4
+        const val REQUEST_MEDIA = 5
     }
 }
 

@@ -44,6 +44,12 @@ interface Host {
 
     /** Lets the user pick a folder; [onPicked] gets a local copy's path. */
     fun pickFolder(onPicked: (String) -> Unit)
+
+    /**
+     * Asks for the microphone permission, and the camera's when [camera], unless granted; [then]
+     * runs once the microphone may be used, told whether the camera may be too.
+     */
+    fun withMedia(camera: Boolean, then: (camera: Boolean) -> Unit)
 }
 
 /** One screen: a view, and what it does while shown. */
@@ -78,9 +84,9 @@ fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView = when (scr
     Screen.Settings -> SettingsView(host, SettingsViewModel(node, AppSettings(host.context)))
     Screen.Groups -> GroupsView(host, GroupsViewModel(node))
     is Screen.GroupChat -> GroupChatView(host, GroupChatViewModel(node, screen.group), GroupsViewModel(node))
-    is Screen.GroupCall -> GroupCallView(host, GroupCallViewModel(node, screen.group))
-    Screen.Call -> CallView(host, CallViewModel(node))
-    Screen.Monitor -> MonitorView(host, MonitorViewModel(node))
+    is Screen.GroupCall -> AndroidCallMedia.create(host.context).let { media -> GroupCallView(host, GroupCallViewModel(node, screen.group, media), media) }
+    Screen.Call -> AndroidCallMedia.create(host.context).let { media -> CallView(host, CallViewModel(node, media), media) }
+    Screen.Monitor -> MicrophoneLevels.create(host.context).let { mic -> MonitorView(host, MonitorViewModel(node, mic), mic) }
     Screen.Backup -> BackupView(host, BackupViewModel(node))
 }
 

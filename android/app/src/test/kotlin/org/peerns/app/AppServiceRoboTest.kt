@@ -132,4 +132,27 @@ class AppServiceRoboTest {
         assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)
         controller.destroy()
     }
+
+    @Test
+    fun cameraAndMicrophoneTypesOnlyWhileCapturingWithTheirPermissions() {
+        val controller = Robolectric.buildService(InMemoryKeyAppService::class.java).create().startCommand(0, 1)
+        val service = controller.get()
+        running(service)
+        service.setCapturing(camera = true, microphone = true)
+        assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes, "no permissions yet")
+
+        shadowOf(app).grantPermissions(Manifest.permission.RECORD_AUDIO)
+        service.setCapturing(camera = true, microphone = true)
+        assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC or ServiceInfo.FOREGROUND_SERVICE_TYPE_MICROPHONE, service.foregroundTypes)
+
+        shadowOf(app).grantPermissions(Manifest.permission.CAMERA)
+        service.setCapturing(camera = true, microphone = true)
+        assertEquals(
+            ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC or ServiceInfo.FOREGROUND_SERVICE_TYPE_CAMERA or ServiceInfo.FOREGROUND_SERVICE_TYPE_MICROPHONE,
+            service.foregroundTypes,
+        )
+        service.setCapturing(camera = false, microphone = false)
+        assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)
+        controller.destroy()
+    }
 }

@@ -34,7 +34,7 @@ class ManifestTest {
 
     @Test
     fun eachForegroundTypeHasItsPermissionAndNoneIsUnused() {
-        assertEquals(setOf("dataSync", "location"), serviceTypes)
+        assertEquals(setOf("dataSync", "location", "camera", "microphone"), serviceTypes)
         val typeOf = mapOf(
             "FOREGROUND_SERVICE_DATA_SYNC" to "dataSync",
             "FOREGROUND_SERVICE_LOCATION" to "location",
@@ -49,10 +49,10 @@ class ManifestTest {
     }
 
     @Test
-    fun nothingIsDeclaredForFeaturesThatDoNotExistYet() {
-        // Calls and the baby monitor will add these when they land.
-        assertFalse("CAMERA" in permissions)
-        assertFalse("RECORD_AUDIO" in permissions)
+    fun eachRuntimePermissionGoesWithTheForegroundTypeOfItsFeature() {
+        // Calls and the baby monitor capture in the service with the camera / microphone types.
+        assertEquals("camera" in serviceTypes, "CAMERA" in permissions)
+        assertEquals("microphone" in serviceTypes, "RECORD_AUDIO" in permissions)
         // Location only for stadium mode, which runs in the service with the location type.
         assertEquals("location" in serviceTypes, "ACCESS_FINE_LOCATION" in permissions)
         assertEquals("location" in serviceTypes, "ACCESS_COARSE_LOCATION" in permissions)

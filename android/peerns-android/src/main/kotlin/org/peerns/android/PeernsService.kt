@@ -3,8 +3,10 @@ package org.peerns.android
 import android.app.Notification
 import android.app.PendingIntent
 import android.app.RemoteInput
+import android.Manifest
 import android.app.Service
 import android.content.Intent
+import android.content.pm.PackageManager
 import android.content.pm.ServiceInfo
 import android.graphics.drawable.Icon
 import android.os.Binder
@@ -86,6 +88,9 @@ abstract class PeernsService : Service() {
     var foregroundTypes = 0
         private set
     private var appActive = false
+
+    /** The camera and microphone foreground types of what captures now ([setCapturing]). */
+    private var capturing = 0
     private var foreground = false
 
     /**
@@ -122,6 +127,18 @@ abstract class PeernsService : Service() {
             if (foreground) enterForeground()
             false
         }
+    }
+
+    /**
+     * A call or the baby monitor captures with the [camera] and/or the [microphone] (or stopped:
+     * both false). Call it from a visible screen once their permissions are granted: adds the
+     * camera and microphone foreground types (each only with its permission) while it lasts.
+     */
+    fun setCapturing(camera: Boolean, microphone: Boolean) {
+        val granted = { permission: String -> checkSelfPermission(permission) == PackageManager.PERMISSION_GRANTED }
+        capturing = (if (camera && granted(Manifest.permission.CAMERA)) ServiceInfo.FOREGROUND_SERVICE_TYPE_CAMERA else 0) or
+            (if (microphone && granted(Manifest.permission.RECORD_AUDIO)) ServiceInfo.FOREGROUND_SERVICE_TYPE_MICROPHONE else 0)
+        if (foreground) enterForeground()
     }
 
     /** Turns stadium mode off and drops the location foreground type. */
@@ -341,7 +358,7 @@ abstract class PeernsService : Service() {
             )
             .build()
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q) {
-            val types = foregroundTypesFor(mutableStadium.value && hasLocationPermission(this))
+            val types = foregroundTypesFor(mutableStadium.value && hasLocationPermission(this)) or capturing
             startForeground(NOTIFICATION_ID, notification, types)
             foregroundTypes = types
         } else {
@@ -355,7 +372,10 @@ abstract class PeernsService : Service() {
         const val ACTION_STOP = "org.peerns.action.STOP"
         private const val NOTIFICATION_ID = 1
 
-        /** The foreground types: dataSync while the node runs, location only for stadium mode. */
+        /**
+         * The foreground types: dataSync while the node runs, location only for stadium mode
+         * (camera and microphone are added while a call or the monitor captures).
+         */
         fun foregroundTypesFor(stadium: Boolean): Int =
             ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC or
                 (if (stadium) ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION else 0)

@@ -5,8 +5,14 @@ import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
 import org.peerns.ffi.CallKinds
+import org.peerns.ffi.CallMediaSinks
+import org.peerns.ffi.CallMediaSource
 import org.peerns.ffi.CallMediaState
+import org.peerns.ffi.EncoderControlListener
+import org.peerns.ffi.MediaFrame
+import org.peerns.ffi.MediaFrameListener
 import org.peerns.ffi.NodeEvent
+import org.peerns.ffi.PeernsException
 import org.peerns.ffi.PeernsNodeInterface
 
 /** What the 1:1 call screen shows; [call] is null while there is no call. */
@@ -38,11 +44,64 @@ data class CallState(
 
 /**
  * A 1:1 call: ring (answer, decline), in call (mute, camera), hang up. Follows the node's call
- * events ([onEvent]); [refresh] reads the active call (a screen opened by a notification). Pure Kotlin.
+ * events ([onEvent]); [refresh] reads the active call (a screen opened by a notification). Once
+ * the media is up, [startMedia] sends [media]'s microphone and camera into the call's tracks and
+ * plays the peer's. Pure Kotlin.
  */
-class CallViewModel(private val node: PeernsNodeInterface) {
+class CallViewModel(private val node: PeernsNodeInterface, private val media: CallMedia? = null) {
     private val mutableState = MutableStateFlow(CallState())
     val state: StateFlow<CallState> = mutableState.asStateFlow()
+
+    @Volatile
+    private var sources: Map<String, CallMediaSource> = emptyMap()
+    @Volatile
+    private var sinks: CallMediaSinks? = null
+
+    private val received = object : MediaFrameListener {
+        override fun onFrame(frame: MediaFrame) {
+            media?.play(frame.track, frame.kind, frame.ptsUs.toLong(), frame.keyframe, frame.data)
+        }
+    }
+
+    /** Our encoded frames, into the track of their kind (none while the media is stopped). */
+    private val out = FrameOut { kind, ptsUs, keyframe, data ->
+        try {
+            sources[kind]?.pushFrame(ptsUs.toULong(), keyframe, data)
+        } catch (_: IllegalStateException) {
+            // Stopped meanwhile: the source is closed, the frame has nowhere to go.
+        }
+    }
+
+    /**
+     * Starts the media of the connected call: the microphone into our `audio` track, the front
+     * camera into our `video` track if the call carries one, the peer's frames to [media]. No-op
+     * without [media] or when started already.
+     */
+    suspend fun startMedia() = withCall { call ->
+        val media = media ?: return@withCall
+        if (sinks != null) return@withCall
+        val audio = node.callMediaSource(call, "audio", IGNORE_CONTROL)
+        val video = try {
+            node.callMediaSource(call, "video", media.videoControl)
+        } catch (e: PeernsException.InvalidInput) {
+            null // an audio call: no video track of ours
+        }
+        sources = listOfNotNull("audio" to audio, video?.let { "video" to it }).toMap()
+        sinks = node.callMediaSinks(call, received)
+        media.setMuted(mutableState.value.local.muted)
+        media.start(if (video != null && !mutableState.value.local.cameraOff) FRONT else null, out)
+    }
+
+    /** Stops capturing and playing (the call goes on). */
+    fun stopMedia() {
+        media?.stop()
+        val closing = sources.values
+        sources = emptyMap()
+        closing.forEach { it.close() }
+        sinks?.cancel()
+        sinks?.close()
+        sinks = null
+    }
 
     /**
      * Reads the node's active call, if any (the last ended one stays shown otherwise): for a
@@ -92,15 +151,20 @@ class CallViewModel(private val node: PeernsNodeInterface) {
 
     suspend fun decline() = withCall { node.declineCall(it) }
 
-    suspend fun hangUp() = withCall { node.hangUp(it) }
+    suspend fun hangUp() = withCall {
+        stopMedia()
+        node.hangUp(it)
+    }
 
     suspend fun setMuted(muted: Boolean) = withCall { call ->
         node.setMuted(call, muted)
+        media?.setMuted(muted)
         mutableState.update { it.copy(local = it.local.copy(muted = muted)) }
     }
 
     suspend fun setCameraOff(off: Boolean) = withCall { call ->
         node.setCameraOff(call, off)
+        if ("video" in sources) media?.setCamera(if (off) null else FRONT)
         mutableState.update { it.copy(local = it.local.copy(cameraOff = off)) }
     }
 
@@ -135,6 +199,7 @@ class CallViewModel(private val node: PeernsNodeInterface) {
             is NodeEvent.CallMediaConnected -> mutableState.update { if (it.call != event.call) it else it.copy(mediaUp = true) }
             else -> {}
         }
+        if (event is NodeEvent.CallState && event.call == before.call && event.status.state == "ended") stopMedia()
         return mutableState.value != before
     }
 
@@ -143,4 +208,16 @@ class CallViewModel(private val node: PeernsNodeInterface) {
     }
 
     private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)
+
+    private companion object {
+        /** A call shows the person: the front camera. */
+        const val FRONT = "user"
+
+        /** Audio needs no encoder control: every Opus packet stands alone, the bitrate is fixed. */
+        val IGNORE_CONTROL = object : EncoderControlListener {
+            override fun requestKeyframe() = Unit
+
+            override fun targetBitrate(bps: ULong) = Unit
+        }
+    }
 }

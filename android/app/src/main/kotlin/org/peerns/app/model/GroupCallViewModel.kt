@@ -31,26 +31,40 @@ data class GroupCallState(
 
 /**
  * Our part in a group's call: join and leave, mute, camera; the roster and our phase from
- * [GroupEvent]s ([onGroupEvent]), the others' frames counted per sender. Pure Kotlin.
- *
- * Nothing is encoded yet (the camera and microphone adapters are not written), so no frame is
- * pushed and a keyframe request has nothing to refresh.
+ * [GroupEvent]s ([onGroupEvent]), the others' frames counted per sender and handed to [media]
+ * to play, and [media]'s encoded frames pushed into the call. Pure Kotlin.
  */
-class GroupCallViewModel(private val node: PeernsNodeInterface, val group: String) {
+class GroupCallViewModel(private val node: PeernsNodeInterface, val group: String, private val media: CallMedia? = null) {
     private val mutableState = MutableStateFlow(GroupCallState())
     val state: StateFlow<GroupCallState> = mutableState.asStateFlow()
+    @Volatile
     private var call: GroupCall? = null
 
     private val frames = object : GroupCallFrameListener {
-        override fun onFrame(frame: GroupCallFrame) = mutableState.update {
-            it.copy(frames = it.frames + (frame.sender to (it.frames[frame.sender] ?: 0) + 1))
+        override fun onFrame(frame: GroupCallFrame) {
+            mutableState.update { it.copy(frames = it.frames + (frame.sender to (it.frames[frame.sender] ?: 0) + 1)) }
+            media?.play(frame.sender, frame.kind, frame.ptsUs.toLong(), frame.keyframe, frame.data)
         }
     }
 
     private val encoder = object : EncoderControlListener {
-        override fun requestKeyframe() {}
+        override fun requestKeyframe() {
+            media?.videoControl?.requestKeyframe()
+        }
 
-        override fun targetBitrate(bps: ULong) = mutableState.update { it.copy(targetBps = bps.toLong()) }
+        override fun targetBitrate(bps: ULong) {
+            mutableState.update { it.copy(targetBps = bps.toLong()) }
+            media?.videoControl?.targetBitrate(bps)
+        }
+    }
+
+    /** Our encoded frames, into the call (none is sent while not joined). */
+    private val out = FrameOut { kind, ptsUs, keyframe, data ->
+        try {
+            call?.pushFrame(kind, ptsUs.toULong(), keyframe, data)
+        } catch (_: IllegalStateException) {
+            // Left meanwhile: the call object is closed, the frame has nowhere to go.
+        }
     }
 
     /** Reads the roster the node knows now (before any event arrived). */
@@ -64,25 +78,31 @@ class GroupCallViewModel(private val node: PeernsNodeInterface, val group: Strin
         call?.stop()
         call = node.groupCallJoin(group, CallKinds(audio = true, video = video, screen = false), frames, encoder)
         mutableState.update { it.copy(cameraOff = !video, error = null) }
+        media?.setMuted(mutableState.value.muted)
+        media?.start(if (video) FRONT else null, out)
         announce()
     }
 
     /** Leaves the call. */
     suspend fun leave() = guard {
-        call?.stop()
-        call?.close()
+        media?.stop()
+        val left = call
         call = null
+        left?.stop()
+        left?.close()
         node.groupCallLeave(group)
         mutableState.update { it.copy(frames = emptyMap(), targetBps = 0) }
     }
 
     suspend fun setMuted(muted: Boolean) = guard {
         mutableState.update { it.copy(muted = muted) }
+        media?.setMuted(muted)
         announce()
     }
 
     suspend fun setCameraOff(off: Boolean) = guard {
         mutableState.update { it.copy(cameraOff = off) }
+        if (call != null) media?.setCamera(if (off) null else FRONT)
         announce()
     }
 
@@ -101,4 +121,9 @@ class GroupCallViewModel(private val node: PeernsNodeInterface, val group: Strin
     }
 
     private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)
+
+    private companion object {
+        /** A group call shows the people in it: the front camera. */
+        const val FRONT = "user"
+    }
 }

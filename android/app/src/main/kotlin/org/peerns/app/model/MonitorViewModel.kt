@@ -30,12 +30,20 @@ data class MonitorState(
     val error: String? = null,
 )
 
+/** The microphone's sound level, in dBFS, every ~100 ms while started (`AudioEncoder` on a phone). */
+interface SoundLevels {
+    fun start(onLevel: (Float) -> Unit)
+
+    fun stop()
+}
+
 /**
  * The baby monitor: arm this phone (allow contacts to watch, sound alert) or watch a contact's
  * armed phone, and the alerts it sends ([onEvent]). Watching is a call the monitor places back:
- * its picture and sound come like any call's. Pure Kotlin.
+ * its picture and sound come like any call's. While armed with a sound alert, the [microphone]'s
+ * levels go to the node, which decides when to alert. Pure Kotlin.
  */
-class MonitorViewModel(private val node: PeernsNodeInterface) {
+class MonitorViewModel(private val node: PeernsNodeInterface, private val microphone: SoundLevels? = null) {
     private val mutableState = MutableStateFlow(MonitorState())
     val state: StateFlow<MonitorState> = mutableState.asStateFlow()
 
@@ -66,10 +74,13 @@ class MonitorViewModel(private val node: PeernsNodeInterface) {
         node.rpcServe(emptyList())
         node.rpcArmCamera(facing)
         node.rpcSoundAlert(alertDbfs)
+        microphone?.stop()
+        if (alertDbfs != null) microphone?.start(node::rpcSoundLevel)
         mutableState.update { it.copy(armed = facing, alertDbfs = alertDbfs, error = null) }
     }
 
     suspend fun disarm() = guard {
+        microphone?.stop()
         node.rpcSoundAlert(null)
         node.rpcArmCamera(null)
         mutableState.update { it.copy(armed = null, alertDbfs = null, error = null) }

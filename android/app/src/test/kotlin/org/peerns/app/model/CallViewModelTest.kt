@@ -5,6 +5,7 @@ import kotlin.test.assertFalse
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withContext
@@ -23,8 +24,10 @@ class CallViewModelTest {
                 makeContacts(ann, bob)
                 val annFp = ann.identity().fingerprint
                 val bobFp = bob.identity().fingerprint
-                val annCall = CallViewModel(ann)
-                val bobCall = CallViewModel(bob)
+                val annMedia = RecordingMedia()
+                val bobMedia = RecordingMedia()
+                val annCall = CallViewModel(ann, annMedia)
+                val bobCall = CallViewModel(bob, bobMedia)
                 // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
                 val follow = listOf(ann to annCall, bob to bobCall).map { (node, model) ->
                     launch(Dispatchers.Unconfined) { node.events.collect { model.onEvent(it) } }
@@ -42,6 +45,28 @@ class CallViewModelTest {
                 val opened = CallViewModel(bob).also { it.refresh() }.state.value
                 assertEquals(listOf<Any?>(ringing.call, "ann", false, "connected"), listOf(opened.call, opened.name, opened.outgoing, opened.status))
 
+                // The media: ann sends her camera (she called with video), bob only his microphone.
+                eventually { annCall.state.value.takeIf { it.mediaUp } }
+                assertTrue(annCall.startMedia())
+                assertTrue(bobCall.startMedia())
+                assertEquals("user", annMedia.cameraOn)
+                assertEquals(null, bobMedia.cameraOn)
+                val pusher = launch {
+                    var i = 0
+                    while (true) {
+                        val opus = byteArrayOf(0x78) + ByteArray(60)
+                        annMedia.out?.frame("audio", i * 20_000L, true, opus)
+                        bobMedia.out?.frame("audio", i * 20_000L, true, opus)
+                        if (i % 2 == 0) annMedia.out?.frame("video", i * 20_000L, i % 20 == 0, accessUnit(i % 20 == 0))
+                        i++
+                        delay(20)
+                    }
+                }
+                eventually { bobMedia.played.firstOrNull { it == Triple("audio", "audio", true) } }
+                eventually { annMedia.played.firstOrNull { it == Triple("audio", "audio", true) } }
+                eventually { bobMedia.played.firstOrNull { it == Triple("video", "video", true) } }
+                pusher.cancel()
+
                 assertTrue(annCall.setMuted(true))
                 assertTrue(annCall.state.value.local.muted)
                 eventually { bobCall.state.value.takeIf { it.remote.muted } }
@@ -51,6 +76,9 @@ class CallViewModelTest {
                 assertTrue(bobCall.hangUp())
                 val ended = eventually { annCall.state.value.takeIf { it.status == "ended" } }
                 assertEquals("peer_hangup", ended.reason)
+                // The call's end stops the media on both sides.
+                assertTrue(bobMedia.stopped)
+                eventually { annMedia.takeIf { it.stopped } }
 
                 assertTrue(annCall.call(bobFp, video = false))
                 eventually { bobCall.state.value.takeIf { it.ringingHere && it.call == annCall.state.value.call } }

@@ -1,5 +1,7 @@
 package org.peerns.app.model
 
+import java.util.concurrent.ConcurrentLinkedQueue
+import java.util.concurrent.atomic.AtomicInteger
 import kotlin.test.assertEquals
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
@@ -20,6 +22,57 @@ import org.peerns.ffi.PeernsException
 import org.peerns.testing.eventually
 import org.peerns.testing.startedNode
 
+/** A [CallMedia] that records what the view model asks of it and lets the test send frames. */
+class RecordingMedia : CallMedia {
+    @Volatile
+    var out: FrameOut? = null
+    @Volatile
+    var cameraOn: String? = null
+    @Volatile
+    var mutedNow = false
+    @Volatile
+    var stopped = false
+    val played = ConcurrentLinkedQueue<Triple<String, String, Boolean>>()
+
+    override val videoControl = object : EncoderControlListener {
+        override fun requestKeyframe() {}
+        override fun targetBitrate(bps: ULong) {}
+    }
+
+    override fun start(camera: String?, out: FrameOut) {
+        this.out = out
+        cameraOn = camera
+    }
+
+    override fun setMuted(muted: Boolean) {
+        mutedNow = muted
+    }
+
+    override fun setCamera(facing: String?) {
+        cameraOn = facing
+    }
+
+    override fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray) {
+        played.add(Triple(from, kind, keyframe))
+    }
+
+    override fun stop() {
+        stopped = true
+        out = null
+    }
+}
+
+/** An H.264 access unit as the encoder makes them: SPS, PPS and IDR when [key], else one slice. */
+fun accessUnit(key: Boolean): ByteArray {
+    val start = byteArrayOf(0, 0, 0, 1)
+    return if (key) {
+        start + byteArrayOf(0x67, 0x42, 0xc0.toByte(), 0x1f, 0xaa.toByte()) + start +
+            byteArrayOf(0x68, 0xce.toByte(), 0x3c, 0x80.toByte()) + start + byteArrayOf(0x65) + ByteArray(40)
+    } else {
+        start + byteArrayOf(0x41) + ByteArray(40)
+    }
+}
+
 class GroupCallViewModelTest {
     @Test
     fun joinSeeTheRosterAndFramesMuteAndLeave() = runTest(timeout = 120.seconds) {
@@ -34,7 +87,8 @@ class GroupCallViewModelTest {
                 eventually(what = "ann routing") { ann.groups().single().takeIf { it.router } }
                 bob.groupJoin(ann.groupInvite(gid, bobFp))
 
-                val model = GroupCallViewModel(bob, gid)
+                val media = RecordingMedia()
+                val model = GroupCallViewModel(bob, gid, media)
                 // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
                 val follow = launch(Dispatchers.Unconfined) { bob.groupEvents.collect(model::onGroupEvent) }
                 // Bob may join once the group's log has reached him.
@@ -45,8 +99,11 @@ class GroupCallViewModelTest {
                     override fun requestKeyframe() {}
                     override fun targetBitrate(bps: ULong) {}
                 }
+                val fromBob = AtomicInteger()
                 val ignore = object : GroupCallFrameListener {
-                    override fun onFrame(frame: GroupCallFrame) {}
+                    override fun onFrame(frame: GroupCallFrame) {
+                        if (frame.sender == bobFp && frame.kind == "video") fromBob.incrementAndGet()
+                    }
                 }
                 val annCall: GroupCall = eventually(what = "ann joining the call") {
                     try {
@@ -55,17 +112,13 @@ class GroupCallViewModelTest {
                         null
                     }
                 }
+                // Bob joined with the front camera; his "encoder" sends through the model.
+                assertEquals("user", media.cameraOn)
                 val pusher = launch {
                     var i = 0
-                    val start = byteArrayOf(0, 0, 0, 1)
                     while (true) {
-                        val au = if (i % 10 == 0) {
-                            start + byteArrayOf(0x67, 0x42, 0xc0.toByte(), 0x1f, 0xaa.toByte()) + start +
-                                byteArrayOf(0x68, 0xce.toByte(), 0x3c, 0x80.toByte()) + start + byteArrayOf(0x65) + ByteArray(40)
-                        } else {
-                            start + byteArrayOf(0x41) + ByteArray(40)
-                        }
-                        annCall.pushFrame("video", (i * 33_333).toULong(), i % 10 == 0, au)
+                        annCall.pushFrame("video", (i * 33_333).toULong(), i % 10 == 0, accessUnit(i % 10 == 0))
+                        media.out?.frame("video", i * 33_333L, i % 10 == 0, accessUnit(i % 10 == 0))
                         i++
                         delay(30)
                     }
@@ -73,17 +126,23 @@ class GroupCallViewModelTest {
                 eventually(what = "both in the roster") { model.state.value.takeIf { s -> s.participants.map { it.fingerprint }.toSet() == setOf(annFp, bobFp) } }
                 eventually(what = "bob connected") { model.state.value.takeIf { it.phase == GroupCallPhase.CONNECTED } }
                 eventually(what = "ann's frames at bob") { model.state.value.frames[annFp]?.takeIf { it > 0 } }
+                // They were handed to bob's decoders, keyframes marked.
+                eventually(what = "ann's keyframe played at bob") { media.played.firstOrNull { it == Triple(annFp, "video", true) } }
+                eventually(what = "bob's frames at ann") { fromBob.get().takeIf { it > 0 } }
                 pusher.cancel()
 
                 ann.groupCallSetMedia(gid, CallMediaState(muted = true, cameraOff = false, screen = false, backCamera = false))
                 eventually(what = "ann muted at bob") { model.state.value.participants.firstOrNull { it.fingerprint == annFp && it.media.muted } }
                 assertTrue(model.setMuted(true))
                 assertTrue(model.setCameraOff(true))
+                assertTrue(media.mutedNow)
+                assertEquals(null, media.cameraOn)
                 eventually(what = "bob muted, camera off at ann") { ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.media.muted && it.media.cameraOff } }
 
                 assertTrue(model.leave())
                 eventually(what = "bob out") { model.state.value.takeIf { it.phase == GroupCallPhase.OUT } }
                 assertEquals(emptyMap(), model.state.value.frames)
+                assertTrue(media.stopped)
                 eventually(what = "bob gone at ann") { ann.groupCallParticipants(gid).takeIf { p -> p.none { it.fingerprint == bobFp } } }
                 annCall.stop()
                 follow.cancel()

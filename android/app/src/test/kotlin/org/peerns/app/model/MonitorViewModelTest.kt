@@ -27,7 +27,19 @@ class MonitorViewModelTest {
                 makeContacts(parent, baby)
                 val parentFp = parent.identity().fingerprint
                 val babyFp = baby.identity().fingerprint
-                val monitor = MonitorViewModel(baby)
+                val microphone = object : SoundLevels {
+                    @Volatile
+                    var onLevel: ((Float) -> Unit)? = null
+
+                    override fun start(onLevel: (Float) -> Unit) {
+                        this.onLevel = onLevel
+                    }
+
+                    override fun stop() {
+                        onLevel = null
+                    }
+                }
+                val monitor = MonitorViewModel(baby, microphone)
                 val viewer = MonitorViewModel(parent)
                 // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
                 val follow = launch(Dispatchers.Unconfined) { parent.events.collect { viewer.onEvent(it) } }
@@ -46,9 +58,11 @@ class MonitorViewModelTest {
                 val call = assertNotNull(viewer.state.value.watchCall)
                 assertEquals(call, parent.activeCall()?.call)
 
-                // The microphone adapter reports levels; a loud one held for 300 ms alerts.
+                // The microphone reports levels to the node while armed with an alert; a loud one
+                // held for 300 ms alerts.
+                val levels = assertNotNull(microphone.onLevel)
                 repeat(5) {
-                    baby.rpcSoundLevel(-8.4f)
+                    levels(-8.4f)
                     delay(100)
                 }
                 val alert = eventually { viewer.state.value.alerts.firstOrNull() }
@@ -57,6 +71,7 @@ class MonitorViewModelTest {
                 assertTrue(viewer.stopWatching())
                 assertNull(viewer.state.value.watching)
                 assertTrue(monitor.disarm())
+                assertNull(microphone.onLevel)
                 assertTrue(monitor.disallow(parentFp))
                 assertEquals(emptySet(), monitor.state.value.watchers)
                 follow.cancel()

@@ -1,0 +1,145 @@
+package org.peerns.app
+
+import android.content.Context
+import android.os.Build
+import android.os.Handler
+import android.os.Looper
+import android.view.Surface
+import android.view.SurfaceHolder
+import android.view.SurfaceView
+import android.view.View
+import android.widget.LinearLayout
+import android.widget.Toast
+import org.peerns.android.media.AudioDecoder
+import org.peerns.android.media.AudioEncoder
+import org.peerns.android.media.FrameDecoder
+import org.peerns.android.media.VideoDecoder
+import org.peerns.android.media.VideoEncoder
+import org.peerns.app.model.CallMedia
+import org.peerns.app.model.FrameOut
+import org.peerns.app.model.SoundLevels
+import org.peerns.ffi.EncoderControlListener
+
+/**
+ * [CallMedia] on the phone (Android 10+: the Opus codec): the media adapters of
+ * `org.peerns.android.media`. Everyone's sound is played (each sender through a track of its
+ * own, mixed by the system); the video of one sender, the first seen, on [remoteSurface].
+ * [close] when the screen goes.
+ */
+class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia {
+    @Volatile
+    private var out: FrameOut? = null
+    private val video = VideoEncoder(context, { pts, key, data -> out?.frame("video", pts, key, data) }, onError)
+    private val audio = AudioEncoder(context, { pts, key, data -> out?.frame("audio", pts, key, data) }, {}, onError)
+    private val decoders = HashMap<String, FrameDecoder>()
+    private var shownVideo: String? = null
+
+    /** Where the received video is drawn (a SurfaceView's surface), or null while there is none. */
+    var remoteSurface: Surface? = null
+        set(value) = synchronized(decoders) {
+            field = value
+            decoders.keys.filter { it.endsWith("/video") }.forEach { decoders.remove(it)?.release() }
+        }
+
+    override val videoControl: EncoderControlListener get() = video.control
+
+    override fun start(camera: String?, out: FrameOut) {
+        this.out = out
+        audio.start()
+        setCamera(camera)
+    }
+
+    override fun setMuted(muted: Boolean) {
+        audio.muted = muted
+    }
+
+    override fun setCamera(facing: String?) {
+        if (facing == null) video.stop() else video.start(facing)
+    }
+
+    override fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray) {
+        synchronized(decoders) {
+            val decoder = if (kind == "audio") {
+                decoders.getOrPut("$from/audio") { AudioDecoder() }
+            } else {
+                val surface = remoteSurface ?: return
+                if (shownVideo == null) shownVideo = from
+                if (from != shownVideo) return
+                decoders.getOrPut("$from/video") { VideoDecoder(surface) }
+            }
+            decoder.frame(ptsUs, keyframe, data)
+        }
+    }
+
+    override fun stop() {
+        out = null
+        video.stop()
+        audio.stop()
+        synchronized(decoders) {
+            decoders.values.forEach(FrameDecoder::release)
+            decoders.clear()
+            shownVideo = null
+        }
+    }
+
+    /** Stops, and ends the encoder's thread. */
+    fun close() {
+        stop()
+        video.release()
+    }
+
+    companion object {
+        /** The call media on Android 10+ (the first with an Opus codec), else null; errors are toasted. */
+        fun create(context: Context): AndroidCallMedia? =
+            if (Build.VERSION.SDK_INT < Build.VERSION_CODES.Q) null else AndroidCallMedia(context, toaster(context))
+    }
+}
+
+/**
+ * The microphone's levels for the baby monitor ([SoundLevels]): an [AudioEncoder] that only
+ * measures (muted, so no packet goes anywhere). Android 10+, like the encoder.
+ */
+class MicrophoneLevels private constructor(private val context: Context) : SoundLevels {
+    private var encoder: AudioEncoder? = null
+
+    override fun start(onLevel: (Float) -> Unit) {
+        stop()
+        encoder = AudioEncoder(context, { _, _, _ -> }, onLevel, toaster(context)).apply {
+            muted = true
+            start()
+        }
+    }
+
+    override fun stop() {
+        encoder?.stop()
+        encoder = null
+    }
+
+    companion object {
+        fun create(context: Context): MicrophoneLevels? =
+            if (Build.VERSION.SDK_INT < Build.VERSION_CODES.Q) null else MicrophoneLevels(context)
+    }
+}
+
+/** Shows a media adapter's error (reported on its own thread) as a toast. */
+private fun toaster(context: Context): (String) -> Unit {
+    val main = Handler(Looper.getMainLooper())
+    return { message -> main.post { Toast.makeText(context, message, Toast.LENGTH_LONG).show() } }
+}
+
+/** The view the received video is drawn on: a SurfaceView whose surface [media] renders to (gone without media). */
+fun remotePicture(host: Host, media: AndroidCallMedia?): SurfaceView = SurfaceView(host.context).apply {
+    holder.addCallback(object : SurfaceHolder.Callback {
+        override fun surfaceCreated(holder: SurfaceHolder) {
+            media?.remoteSurface = holder.surface
+        }
+
+        override fun surfaceChanged(holder: SurfaceHolder, format: Int, width: Int, height: Int) = Unit
+
+        override fun surfaceDestroyed(holder: SurfaceHolder) {
+            media?.remoteSurface = null
+        }
+    })
+    layoutParams = LinearLayout.LayoutParams(LinearLayout.LayoutParams.MATCH_PARENT, host.ui.dp(240))
+    visibility = if (media == null) View.GONE else View.VISIBLE
+}

@@ -1,0 +1,33 @@
+package org.peerns.app.model
+
+import org.peerns.ffi.EncoderControlListener
+
+/** Takes one encoded frame of ours: kind `audio` or `video`, pts in µs, keyframe flag, data. */
+fun interface FrameOut {
+    fun frame(kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray)
+}
+
+/**
+ * The phone's side of a call's media, as the view models see it: the microphone and camera,
+ * encoded, and the decoders of what arrives. `AndroidCallMedia` on a phone; the view models work
+ * without one (the JVM tests), then nothing is captured or played.
+ */
+interface CallMedia {
+    /** The core's requests for the video encoder (keyframe, target bitrate). */
+    val videoControl: EncoderControlListener
+
+    /** Starts the microphone, and the [camera] (`user` or `environment`) unless null, into [out]. */
+    fun start(camera: String?, out: FrameOut)
+
+    /** Stops sending sound (the microphone stays measured). */
+    fun setMuted(muted: Boolean)
+
+    /** Switches the camera to [facing], or off (null). */
+    fun setCamera(facing: String?)
+
+    /** Decodes and plays a frame of [from] (a participant or a remote track). */
+    fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray)
+
+    /** Stops capturing and playing. */
+    fun stop()
+}

@@ -1,0 +1,123 @@
+package org.peerns.android.media
+
+import android.Manifest
+import android.content.Context
+import android.content.pm.PackageManager
+import android.media.AudioFormat
+import android.media.AudioRecord
+import android.media.MediaCodec
+import android.media.MediaFormat
+import android.media.MediaRecorder
+import java.nio.ByteOrder
+import org.peerns.media.LevelMeter
+import org.peerns.media.Opus
+
+/**
+ * The microphone, encoded: AudioRecord (voice communication, 48 kHz mono, 16-bit) feeds a
+ * MediaCodec Opus encoder (Android 10+) 20 ms at a time; each Opus packet goes to [sink] while
+ * not [muted], and the level of the sound, in dBFS, to [onLevel] every 100 ms (muted or not: the
+ * baby monitor listens to it). Needs the RECORD_AUDIO permission; runs on a thread of its own.
+ */
+class AudioEncoder(
+    context: Context,
+    private val sink: EncodedFrameSink,
+    private val onLevel: (Float) -> Unit,
+    private val onError: (String) -> Unit,
+) {
+    private val appContext = context.applicationContext
+
+    @Volatile
+    private var running: Thread? = null
+
+    /** While true the microphone is measured but nothing is sent. */
+    @Volatile
+    var muted = false
+
+    /** Starts capturing (no-op while running). */
+    @Synchronized
+    fun start() {
+        if (running != null) return
+        val thread = Thread(::run, "peerns-audio-encoder")
+        running = thread // before it starts: it runs while it is the one in `running`
+        thread.start()
+    }
+
+    /** Stops capturing and waits for the thread. */
+    fun stop() {
+        val t = synchronized(this) { running.also { running = null } } ?: return
+        t.join()
+    }
+
+    private fun run() {
+        try {
+            check(appContext.checkSelfPermission(Manifest.permission.RECORD_AUDIO) == PackageManager.PERMISSION_GRANTED) { "no microphone permission" }
+            encode()
+        } catch (e: Exception) {
+            onError("microphone: ${e.message ?: e}")
+        } finally {
+            // Ended by itself (an error): a later start() runs again.
+            synchronized(this) { if (running === Thread.currentThread()) running = null }
+        }
+    }
+
+    private fun encode() {
+        val minBuffer = AudioRecord.getMinBufferSize(Opus.SAMPLE_RATE, AudioFormat.CHANNEL_IN_MONO, AudioFormat.ENCODING_PCM_16BIT)
+        val record = AudioRecord(
+            MediaRecorder.AudioSource.VOICE_COMMUNICATION, Opus.SAMPLE_RATE, AudioFormat.CHANNEL_IN_MONO,
+            AudioFormat.ENCODING_PCM_16BIT, maxOf(minBuffer, 4 * Opus.FRAME_SAMPLES * 2),
+        )
+        val codec = MediaCodec.createEncoderByType(MediaFormat.MIMETYPE_AUDIO_OPUS)
+        try {
+            check(record.state == AudioRecord.STATE_INITIALIZED) { "the microphone did not open" }
+            codec.configure(
+                MediaFormat.createAudioFormat(MediaFormat.MIMETYPE_AUDIO_OPUS, Opus.SAMPLE_RATE, 1).apply { setInteger(MediaFormat.KEY_BIT_RATE, BITRATE) },
+                null, null, MediaCodec.CONFIGURE_FLAG_ENCODE,
+            )
+            codec.start()
+            record.startRecording()
+            val meter = LevelMeter(Opus.SAMPLE_RATE / 10, onLevel)
+            val pcm = ShortArray(Opus.FRAME_SAMPLES)
+            val info = MediaCodec.BufferInfo()
+            var samples = 0L
+            while (running === Thread.currentThread()) {
+                val n = record.read(pcm, 0, pcm.size)
+                check(n >= 0) { "AudioRecord.read: $n" }
+                meter.add(pcm, n)
+                val index = codec.dequeueInputBuffer(TIMEOUT_US)
+                if (index >= 0) {
+                    val input = codec.getInputBuffer(index) ?: continue
+                    input.clear()
+                    input.order(ByteOrder.LITTLE_ENDIAN).asShortBuffer().put(pcm, 0, n)
+                    codec.queueInputBuffer(index, 0, n * 2, samples * 1_000_000 / Opus.SAMPLE_RATE, 0)
+                    samples += n
+                }
+                drain(codec, info)
+            }
+        } finally {
+            if (record.recordingState == AudioRecord.RECORDSTATE_RECORDING) record.stop()
+            record.release()
+            codec.release()
+        }
+    }
+
+    private fun drain(codec: MediaCodec, info: MediaCodec.BufferInfo) {
+        while (true) {
+            val index = codec.dequeueOutputBuffer(info, 0)
+            if (index < 0) return
+            val buffer = codec.getOutputBuffer(index)
+            // The codec-config output is the OpusHead and delays, not a packet.
+            if (buffer != null && info.size > 0 && info.flags and MediaCodec.BUFFER_FLAG_CODEC_CONFIG == 0 && !muted) {
+                val packet = ByteArray(info.size)
+                buffer.position(info.offset)
+                buffer.get(packet)
+                sink.frame(info.presentationTimeUs, true, packet)
+            }
+            codec.releaseOutputBuffer(index, false)
+        }
+    }
+
+    companion object {
+        const val BITRATE = 32_000
+        private const val TIMEOUT_US = 10_000L
+    }
+}

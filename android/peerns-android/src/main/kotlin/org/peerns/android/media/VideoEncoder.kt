@@ -1,0 +1,209 @@
+package org.peerns.android.media
+
+import android.Manifest
+import android.content.Context
+import android.content.pm.PackageManager
+import android.hardware.camera2.CameraCaptureSession
+import android.hardware.camera2.CameraCharacteristics
+import android.hardware.camera2.CameraDevice
+import android.hardware.camera2.CameraManager
+import android.hardware.camera2.params.OutputConfiguration
+import android.hardware.camera2.params.SessionConfiguration
+import android.media.MediaCodec
+import android.media.MediaCodecInfo.CodecProfileLevel
+import android.media.MediaCodecInfo.EncoderCapabilities
+import android.media.MediaFormat
+import android.os.Bundle
+import android.os.Handler
+import android.os.HandlerThread
+import android.util.Size
+import android.view.Surface
+import java.util.concurrent.Executor
+import kotlin.math.abs
+import org.peerns.media.AccessUnitAssembler
+
+/**
+ * The camera, encoded: a Camera2 capture session draws into the input surface of a MediaCodec
+ * H.264 encoder (constrained baseline where the encoder has it, else baseline; CBR where
+ * supported, else VBR; a keyframe every [KEYFRAME_INTERVAL_S] s), whose output goes to [sink] as
+ * Annex-B access units with SPS/PPS before every keyframe. [control] takes the core's keyframe
+ * requests and target bitrate. Android 9+ and the CAMERA permission; everything runs on a
+ * thread of its own. The picture is sent as the sensor gives it (not rotated).
+ */
+class VideoEncoder(
+    context: Context,
+    private val sink: EncodedFrameSink,
+    private val onError: (String) -> Unit,
+) : CodecParameters {
+    private val appContext = context.applicationContext
+    private val cameras = appContext.getSystemService(CameraManager::class.java)
+    private val thread = HandlerThread("peerns-video-encoder").apply { start() }
+    private val handler = Handler(thread.looper)
+    private val executor = Executor { handler.post(it) }
+    private val lock = Any()
+    private var codec: MediaCodec? = null
+    private var surface: Surface? = null
+    private var camera: CameraDevice? = null
+    private var session: CameraCaptureSession? = null
+
+    /** The core's requests for this encoder. */
+    val control = EncoderControl(this, MIN_BPS, MAX_BPS)
+
+    /** Starts the [facing] camera (`user`: front, `environment`: back), replacing one running. */
+    fun start(facing: String) {
+        handler.post {
+            stopNow()
+            try {
+                open(facing)
+            } catch (e: Exception) {
+                stopNow()
+                onError("camera: ${e.message ?: e}")
+            }
+        }
+    }
+
+    /** Stops the camera and the encoder (the thread stays for a later [start]). */
+    fun stop() {
+        handler.post(::stopNow)
+    }
+
+    /** Stops and ends the thread; this encoder cannot start again. */
+    fun release() {
+        handler.post(::stopNow)
+        thread.quitSafely()
+    }
+
+    override fun setParameters(params: Bundle): Unit = synchronized(lock) {
+        try {
+            codec?.setParameters(params)
+        } catch (_: IllegalStateException) {
+            // The codec stopped between the core's request and now: nothing to change.
+        }
+    }
+
+    private fun open(facing: String) {
+        check(appContext.checkSelfPermission(Manifest.permission.CAMERA) == PackageManager.PERMISSION_GRANTED) { "no camera permission" }
+        val lens = if (facing == "user") CameraCharacteristics.LENS_FACING_FRONT else CameraCharacteristics.LENS_FACING_BACK
+        val id = cameras.cameraIdList.firstOrNull { cameras.getCameraCharacteristics(it).get(CameraCharacteristics.LENS_FACING) == lens }
+            ?: error("no $facing camera")
+        val sizes = cameras.getCameraCharacteristics(id).get(CameraCharacteristics.SCALER_STREAM_CONFIGURATION_MAP)
+            ?.getOutputSizes(MediaCodec::class.java).orEmpty()
+        val size = sizes.minByOrNull { abs(it.width * it.height - WIDTH * HEIGHT) } ?: Size(WIDTH, HEIGHT)
+        val encoder = MediaCodec.createEncoderByType(MediaFormat.MIMETYPE_VIDEO_AVC)
+        val input: Surface
+        try {
+            encoder.configure(format(encoder, size), null, null, MediaCodec.CONFIGURE_FLAG_ENCODE)
+            input = encoder.createInputSurface()
+            encoder.setCallback(Output(), handler)
+            encoder.start()
+        } catch (e: Exception) {
+            encoder.release()
+            throw e
+        }
+        synchronized(lock) { codec = encoder }
+        surface = input
+        cameras.openCamera(id, executor, object : CameraDevice.StateCallback() {
+            override fun onOpened(device: CameraDevice) {
+                if (surface !== input) return device.close() // stopped meanwhile
+                camera = device
+                capture(device, input)
+            }
+
+            override fun onDisconnected(device: CameraDevice) = device.close()
+
+            override fun onError(device: CameraDevice, error: Int) {
+                device.close()
+                onError("camera error $error")
+            }
+        })
+    }
+
+    private fun capture(device: CameraDevice, input: Surface) {
+        val config = SessionConfiguration(
+            SessionConfiguration.SESSION_REGULAR,
+            listOf(OutputConfiguration(input)),
+            executor,
+            object : CameraCaptureSession.StateCallback() {
+                override fun onConfigured(s: CameraCaptureSession) {
+                    session = s
+                    val request = device.createCaptureRequest(CameraDevice.TEMPLATE_RECORD).apply { addTarget(input) }.build()
+                    s.setRepeatingRequest(request, null, handler)
+                }
+
+                override fun onConfigureFailed(s: CameraCaptureSession) = onError("the camera refused the encoder's surface")
+            },
+        )
+        device.createCaptureSession(config)
+    }
+
+    private fun format(encoder: MediaCodec, size: Size): MediaFormat {
+        val caps = encoder.codecInfo.getCapabilitiesForType(MediaFormat.MIMETYPE_VIDEO_AVC)
+        val constrained = caps.profileLevels.any { it.profile == CodecProfileLevel.AVCProfileConstrainedBaseline }
+        val cbr = caps.encoderCapabilities?.isBitrateModeSupported(EncoderCapabilities.BITRATE_MODE_CBR) == true
+        return MediaFormat.createVideoFormat(MediaFormat.MIMETYPE_VIDEO_AVC, size.width, size.height).apply {
+            setInteger(MediaFormat.KEY_COLOR_FORMAT, android.media.MediaCodecInfo.CodecCapabilities.COLOR_FormatSurface)
+            setInteger(MediaFormat.KEY_BIT_RATE, START_BPS)
+            setInteger(MediaFormat.KEY_FRAME_RATE, FPS)
+            setInteger(MediaFormat.KEY_I_FRAME_INTERVAL, KEYFRAME_INTERVAL_S)
+            setInteger(MediaFormat.KEY_PROFILE, if (constrained) CodecProfileLevel.AVCProfileConstrainedBaseline else CodecProfileLevel.AVCProfileBaseline)
+            setInteger(MediaFormat.KEY_LEVEL, CodecProfileLevel.AVCLevel31)
+            setInteger(
+                MediaFormat.KEY_BITRATE_MODE,
+                if (cbr) EncoderCapabilities.BITRATE_MODE_CBR else EncoderCapabilities.BITRATE_MODE_VBR,
+            )
+        }
+    }
+
+    /** The encoder's output, on the encoder's thread. */
+    private inner class Output : MediaCodec.Callback() {
+        private val assembler = AccessUnitAssembler()
+
+        override fun onOutputBufferAvailable(codec: MediaCodec, index: Int, info: MediaCodec.BufferInfo) {
+            val buffer = codec.getOutputBuffer(index)
+            if (buffer != null && info.size > 0) {
+                val data = ByteArray(info.size)
+                buffer.position(info.offset)
+                buffer.get(data)
+                if (info.flags and MediaCodec.BUFFER_FLAG_CODEC_CONFIG != 0) {
+                    assembler.codecConfig(data)
+                } else {
+                    val key = info.flags and MediaCodec.BUFFER_FLAG_KEY_FRAME != 0
+                    sink.frame(info.presentationTimeUs, key, assembler.accessUnit(data, key))
+                }
+            }
+            codec.releaseOutputBuffer(index, false)
+        }
+
+        override fun onInputBufferAvailable(codec: MediaCodec, index: Int) = Unit // Surface input
+
+        override fun onOutputFormatChanged(codec: MediaCodec, format: MediaFormat) = Unit
+
+        override fun onError(codec: MediaCodec, e: MediaCodec.CodecException) = onError("video encoder: ${e.diagnosticInfo}")
+    }
+
+    private fun stopNow() {
+        session?.close()
+        session = null
+        camera?.close()
+        camera = null
+        surface?.release()
+        surface = null
+        val c = synchronized(lock) { codec.also { codec = null } } ?: return
+        try {
+            c.stop()
+        } catch (_: IllegalStateException) {
+            // It failed already (reported through onError).
+        }
+        c.release()
+    }
+
+    companion object {
+        const val WIDTH = 640
+        const val HEIGHT = 480
+        const val FPS = 30
+        const val KEYFRAME_INTERVAL_S = 2
+        const val START_BPS = 600_000
+        const val MIN_BPS = 100_000
+        const val MAX_BPS = 2_000_000
+    }
+}

@@ -1,0 +1,90 @@
+package org.peerns.android.media
+
+import android.graphics.SurfaceTexture
+import android.media.MediaCodec
+import android.media.MediaFormat
+import android.os.Bundle
+import android.view.Surface
+import java.nio.ByteBuffer
+import kotlin.test.assertEquals
+import kotlin.test.assertFalse
+import kotlin.test.assertTrue
+import org.junit.After
+import org.junit.Test
+import org.junit.runner.RunWith
+import org.peerns.media.AnnexB
+import org.robolectric.RobolectricTestRunner
+import org.robolectric.annotation.Config
+import org.robolectric.shadows.ShadowAudioTrack
+import org.robolectric.shadows.ShadowMediaCodec
+
+/** The MediaCodec side of the media adapters on Robolectric's Android 16 (its MediaCodec copies input to output). */
+@Config(sdk = [36])
+@RunWith(RobolectricTestRunner::class)
+class MediaCodecRoboTest {
+    private fun bytes(vararg b: Int) = ByteArray(b.size) { b[it].toByte() }
+
+    private val sps = bytes(0x67, 0x42, 0xc0, 0x1f)
+    private val pps = bytes(0x68, 0xce, 0x3c, 0x80)
+
+    @After
+    fun clear() = ShadowMediaCodec.clearCodecs()
+
+    @Test
+    fun encoderRequestsBecomeMediaCodecParameters() {
+        val sent = mutableListOf<Bundle>()
+        val control = EncoderControl({ sent.add(it) }, minBps = 100_000, maxBps = 2_000_000)
+        control.requestKeyframe()
+        control.targetBitrate(450_000UL)
+        control.targetBitrate(450_000UL) // unchanged: not sent again
+        control.targetBitrate(50_000UL) // below the floor
+        control.targetBitrate(9_000_000UL) // above the ceiling
+        assertEquals(4, sent.size)
+        assertEquals(setOf(MediaCodec.PARAMETER_KEY_REQUEST_SYNC_FRAME), sent[0].keySet())
+        assertEquals(0, sent[0].getInt(MediaCodec.PARAMETER_KEY_REQUEST_SYNC_FRAME, -1))
+        assertEquals(
+            listOf(450_000, 100_000, 2_000_000),
+            sent.drop(1).map { assertEquals(setOf(MediaCodec.PARAMETER_KEY_VIDEO_BITRATE), it.keySet()); it.getInt(MediaCodec.PARAMETER_KEY_VIDEO_BITRATE) },
+        )
+    }
+
+    @Test
+    fun theVideoDecoderStartsAtAKeyframeWithItsParameterSets() {
+        val seen = mutableListOf<ByteArray>()
+        ShadowMediaCodec.addDecoder(
+            MediaFormat.MIMETYPE_VIDEO_AVC,
+            ShadowMediaCodec.CodecConfig(1024, 1024) { input: ByteBuffer, output: ByteBuffer ->
+                val data = ByteArray(input.remaining()).also(input::get)
+                seen.add(data)
+                output.put(data)
+            },
+        )
+        val decoder = VideoDecoder(Surface(SurfaceTexture(0)))
+        val delta = AnnexB.join(listOf(bytes(0x41, 0x9a)))
+        assertFalse(decoder.frame(0, keyframe = false, delta), "a delta frame before any keyframe")
+        val idrOnly = AnnexB.join(listOf(bytes(0x65, 0x88)))
+        assertFalse(decoder.frame(33_000, keyframe = true, idrOnly), "a keyframe without SPS/PPS")
+        val key = AnnexB.join(listOf(sps, pps, bytes(0x65, 0x88)))
+        assertTrue(decoder.frame(66_000, keyframe = true, key))
+        assertTrue(decoder.frame(99_000, keyframe = false, delta))
+        decoder.release()
+        // Delta frames before the first complete keyframe never reach the codec.
+        assertEquals(listOf(key.toList(), delta.toList()), seen.map { it.toList() })
+    }
+
+    @Test
+    fun theAudioDecoderPlaysWhatTheCodecDecodes() {
+        ShadowMediaCodec.addDecoder(
+            MediaFormat.MIMETYPE_AUDIO_OPUS,
+            ShadowMediaCodec.CodecConfig(4096, 4096) { input: ByteBuffer, output: ByteBuffer -> output.put(input) },
+        )
+        val played = mutableListOf<Byte>()
+        ShadowAudioTrack.addAudioDataListener { _, data, _ -> played.addAll(data.toList()) }
+        val decoder = AudioDecoder()
+        val packet = bytes(0x78, 1, 2, 3)
+        assertTrue(decoder.frame(0, keyframe = true, packet))
+        assertTrue(decoder.frame(20_000, keyframe = true, packet))
+        decoder.release()
+        assertEquals((packet + packet).toList(), played)
+    }
+}

@@ -1,0 +1,87 @@
+package org.peerns.media
+
+import kotlin.math.PI
+import kotlin.math.roundToInt
+import kotlin.math.sin
+import kotlin.test.assertContentEquals
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertSame
+import org.junit.Test
+
+/** The codec-independent parts of the media adapters: Annex-B, the level meter, Opus headers. */
+class MediaUnitsTest {
+    private fun bytes(vararg b: Int) = ByteArray(b.size) { b[it].toByte() }
+
+    private val sps = bytes(0x67, 0x42, 0xc0, 0x1f, 0xda)
+    private val pps = bytes(0x68, 0xce, 0x3c, 0x80)
+    private val idr = bytes(0x65, 0x88, 0x84, 0x00, 0x00, 0x03, 0x01)
+    private val slice = bytes(0x41, 0x9a, 0x02)
+
+    @Test
+    fun splitsNalUnitsBehindThreeAndFourByteStartCodes() {
+        val stream = bytes(0, 0, 0, 1) + sps + bytes(0, 0, 1) + pps + bytes(0, 0, 0, 1) + idr
+        val nals = AnnexB.nalUnits(stream)
+        assertEquals(3, nals.size)
+        assertContentEquals(sps, nals[0])
+        assertContentEquals(pps, nals[1])
+        // The emulation-prevention 00 00 03 inside the IDR is not a start code.
+        assertContentEquals(idr, nals[2])
+        assertEquals(listOf(AnnexB.SPS, AnnexB.PPS, 5), nals.map(AnnexB::type)) // 5: IDR slice
+    }
+
+    @Test
+    fun keyframesGetTheCodecConfigAndDeltaFramesDoNot() {
+        val assembler = AccessUnitAssembler()
+        val key = AnnexB.join(listOf(idr))
+        // Before any codec config there is nothing to add.
+        assertSame(key, assembler.accessUnit(key, keyframe = true))
+        assembler.codecConfig(AnnexB.join(listOf(sps, pps)))
+        assertContentEquals(AnnexB.join(listOf(sps, pps, idr)), assembler.accessUnit(key, keyframe = true))
+        val delta = AnnexB.join(listOf(slice))
+        assertSame(delta, assembler.accessUnit(delta, keyframe = false))
+        // A keyframe the encoder already gave its SPS/PPS is left as it is.
+        val complete = AnnexB.join(listOf(sps, pps, idr))
+        assertSame(complete, assembler.accessUnit(complete, keyframe = true))
+    }
+
+    /** The one level a meter reports for exactly [pcm]. */
+    private fun level(pcm: ShortArray): Float = mutableListOf<Float>().also { levels -> LevelMeter(pcm.size) { levels.add(it) }.add(pcm) }.single()
+
+    @Test
+    fun levelsOfKnownSignals() {
+        val square = ShortArray(960) { if (it % 2 == 0) Short.MAX_VALUE else (-Short.MAX_VALUE).toShort() }
+        assertEquals(0.0, level(square).toDouble(), 0.01)
+        val halfSquare = ShortArray(960) { if (it % 2 == 0) 16384 else -16384 }
+        assertEquals(-6.02, level(halfSquare).toDouble(), 0.01)
+        // A full-scale 1 kHz sine at 48 kHz: -3.01 dBFS.
+        val sine = ShortArray(4800) { (32767 * sin(2 * PI * 1000 * it / 48_000)).roundToInt().toShort() }
+        assertEquals(-3.01, level(sine).toDouble(), 0.01)
+        assertEquals(LevelMeter.FLOOR_DBFS, level(ShortArray(960)))
+    }
+
+    @Test
+    fun theMeterReportsOncePerWindow() {
+        val levels = mutableListOf<Float>()
+        val meter = LevelMeter(windowSamples = 4800) { levels.add(it) }
+        val loud = ShortArray(960) { if (it % 2 == 0) 16384 else -16384 }
+        repeat(5) { meter.add(loud) } // 100 ms at 48 kHz: one level
+        assertEquals(1, levels.size)
+        assertEquals(-6.02, levels[0].toDouble(), 0.01)
+        repeat(9) { meter.add(ShortArray(960), length = 480) } // 90 ms of silence: no level yet
+        assertEquals(1, levels.size)
+        meter.add(ShortArray(960), length = 480)
+        assertEquals(LevelMeter.FLOOR_DBFS, levels.getOrNull(1))
+        assertEquals(2, levels.size)
+    }
+
+    @Test
+    fun opusHeadIsTheRfc7845IdentificationHeader() {
+        val head = Opus.head(channels = 1)
+        assertEquals(19, head.size)
+        assertContentEquals("OpusHead".toByteArray(), head.copyOfRange(0, 8))
+        assertContentEquals(bytes(1, 1, 0, 0, 0x80, 0xbb, 0, 0, 0, 0, 0), head.copyOfRange(8, 19))
+        assertContentEquals(bytes(0, 0xb4, 0xc4, 4, 0, 0, 0, 0), Opus.nanos(Opus.SEEK_PREROLL_NS))
+        assertFailsWith<IllegalArgumentException> { Opus.head(channels = 3) }
+    }
+}

@@ -1,0 +1,180 @@
+import AVFoundation
+import AudioToolbox
+import CoreMedia
+import VideoToolbox
+
+/// Where an encoder's output goes: pts in µs, the keyframe flag, an H.264 Annex-B access unit or
+/// an Opus packet (`GroupCall.pushFrame` / `CallMediaSource.pushFrame`).
+public typealias EncodedFrameSink = (_ ptsUs: UInt64, _ keyframe: Bool, _ data: Data) -> Void
+
+/// H.264 as VideoToolbox gives it (AVCC: 4-byte lengths, parameter sets in the format
+/// description) turned into the Annex-B access units the core takes.
+enum AnnexB {
+    static let startCode = Data([0, 0, 0, 1])
+
+    /// The AVCC NAL units of `avcc` behind start codes.
+    static func fromAvcc(_ avcc: Data) -> Data {
+        var out = Data()
+        var at = avcc.startIndex
+        while at + 4 <= avcc.endIndex {
+            let length = avcc[at..<at + 4].reduce(0) { ($0 << 8) | Int($1) }
+            at += 4
+            guard at + length <= avcc.endIndex else { break }
+            out += startCode + avcc[at..<at + length]
+            at += length
+        }
+        return out
+    }
+
+    /// SPS and PPS of `format`, each behind a start code.
+    static func parameterSets(_ format: CMFormatDescription) -> Data {
+        var count = 0
+        CMVideoFormatDescriptionGetH264ParameterSetAtIndex(format, parameterSetIndex: 0, parameterSetPointerOut: nil, parameterSetSizeOut: nil, parameterSetCountOut: &count, nalUnitHeaderLengthOut: nil)
+        var out = Data()
+        for i in 0..<count {
+            var pointer: UnsafePointer<UInt8>?
+            var size = 0
+            if CMVideoFormatDescriptionGetH264ParameterSetAtIndex(format, parameterSetIndex: i, parameterSetPointerOut: &pointer, parameterSetSizeOut: &size, parameterSetCountOut: nil, nalUnitHeaderLengthOut: nil) == noErr, let pointer {
+                out += startCode + Data(bytes: pointer, count: size)
+            }
+        }
+        return out
+    }
+}
+
+/// The camera, encoded: AVCaptureSession → VTCompressionSession (H.264 constrained baseline,
+/// real time, a keyframe every 2 s) → Annex-B access units with SPS/PPS before each keyframe.
+/// Mirrors Android's `VideoEncoder` and takes the core's requests as its `EncoderControlListener`.
+public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferDelegate, EncoderControlListener, @unchecked Sendable {
+    private let sink: EncodedFrameSink
+    private let capture = AVCaptureSession()
+    private let queue = DispatchQueue(label: "peerns.video-encoder")
+    private var session: VTCompressionSession?
+    private var keyframeWanted = false
+
+    public init(sink: @escaping EncodedFrameSink) {
+        self.sink = sink
+    }
+
+    /// Starts the `user` (front) or `environment` (back) camera; needs the camera permission.
+    public func start(facing: String) throws {
+        let position: AVCaptureDevice.Position = facing == "user" ? .front : .back
+        guard let device = AVCaptureDevice.default(.builtInWideAngleCamera, for: .video, position: position) else {
+            throw PeernsError.InvalidInput(msg: "no \(facing) camera")
+        }
+        var made: VTCompressionSession?
+        VTCompressionSessionCreate(allocator: nil, width: 640, height: 480, codecType: kCMVideoCodecType_H264, encoderSpecification: nil, imageBufferAttributes: nil, compressedDataAllocator: nil, outputCallback: nil, refcon: nil, compressionSessionOut: &made)
+        guard let made else { throw PeernsError.Internal(msg: "no H.264 encoder") }
+        VTSessionSetProperty(made, key: kVTCompressionPropertyKey_RealTime, value: kCFBooleanTrue)
+        VTSessionSetProperty(made, key: kVTCompressionPropertyKey_ProfileLevel, value: kVTProfileLevel_H264_ConstrainedBaseline_AutoLevel)
+        VTSessionSetProperty(made, key: kVTCompressionPropertyKey_AllowFrameReordering, value: kCFBooleanFalse)
+        VTSessionSetProperty(made, key: kVTCompressionPropertyKey_MaxKeyFrameIntervalDuration, value: 2 as CFNumber)
+        VTSessionSetProperty(made, key: kVTCompressionPropertyKey_AverageBitRate, value: 600_000 as CFNumber)
+        session = made
+        capture.beginConfiguration()
+        capture.sessionPreset = .vga640x480
+        capture.addInput(try AVCaptureDeviceInput(device: device))
+        let output = AVCaptureVideoDataOutput()
+        output.setSampleBufferDelegate(self, queue: queue)
+        capture.addOutput(output)
+        capture.commitConfiguration()
+        capture.startRunning()
+    }
+
+    public func stop() {
+        capture.stopRunning()
+        capture.inputs.forEach(capture.removeInput)
+        capture.outputs.forEach(capture.removeOutput)
+        queue.sync {
+            if let session { VTCompressionSessionInvalidate(session) }
+            session = nil
+        }
+    }
+
+    public func captureOutput(_ output: AVCaptureOutput, didOutput sampleBuffer: CMSampleBuffer, from connection: AVCaptureConnection) {
+        guard let session, let image = CMSampleBufferGetImageBuffer(sampleBuffer) else { return }
+        let pts = CMSampleBufferGetPresentationTimeStamp(sampleBuffer)
+        let options = keyframeWanted ? [kVTEncodeFrameOptionKey_ForceKeyFrame: kCFBooleanTrue] as CFDictionary : nil
+        keyframeWanted = false
+        VTCompressionSessionEncodeFrame(session, imageBuffer: image, presentationTimeStamp: pts, duration: .invalid, frameProperties: options, infoFlagsOut: nil) { [sink] status, _, encoded in
+            guard status == noErr, let encoded, let block = CMSampleBufferGetDataBuffer(encoded), let format = CMSampleBufferGetFormatDescription(encoded) else { return }
+            let attachments = CMSampleBufferGetSampleAttachmentsArray(encoded, createIfNecessary: false) as? [[CFString: Any]]
+            let keyframe = !(attachments?.first?[kCMSampleAttachmentKey_NotSync] as? Bool ?? false)
+            var length = 0
+            var pointer: UnsafeMutablePointer<CChar>?
+            guard CMBlockBufferGetDataPointer(block, atOffset: 0, lengthAtOffsetOut: nil, totalLengthOut: &length, dataPointerOut: &pointer) == noErr, let pointer else { return }
+            let frame = AnnexB.fromAvcc(Data(bytes: pointer, count: length))
+            let us = UInt64(max(0, CMTimeGetSeconds(CMSampleBufferGetPresentationTimeStamp(encoded)) * 1_000_000))
+            sink(us, keyframe, keyframe ? AnnexB.parameterSets(format) + frame : frame)
+        }
+    }
+
+    public func requestKeyframe() {
+        queue.async { self.keyframeWanted = true }
+    }
+
+    public func targetBitrate(bps: UInt64) {
+        queue.async {
+            if let session = self.session { VTSessionSetProperty(session, key: kVTCompressionPropertyKey_AverageBitRate, value: bps as CFNumber) }
+        }
+    }
+}
+
+/// The microphone, encoded: an AVAudioEngine input tap, converted to 48 kHz mono Opus by
+/// AVAudioConverter, one packet per 20 ms to `sink`; the RMS level in dBFS to `onLevel` per tap
+/// buffer (about every 100 ms). Mirrors Android's `AudioEncoder`; needs the microphone permission
+/// and an audio session in the `.playAndRecord` category with the `.voiceChat` mode.
+public final class AudioEncoder {
+    private let engine = AVAudioEngine()
+    private let sink: EncodedFrameSink
+    private let onLevel: (Float) -> Void
+    private var samples: UInt64 = 0
+    /// While true the level is measured but nothing is sent.
+    public var muted = false
+
+    public init(sink: @escaping EncodedFrameSink, onLevel: @escaping (Float) -> Void) {
+        self.sink = sink
+        self.onLevel = onLevel
+    }
+
+    public func start() throws {
+        let input = engine.inputNode.outputFormat(forBus: 0)
+        var description = AudioStreamBasicDescription(mSampleRate: 48_000, mFormatID: kAudioFormatOpus, mFormatFlags: 0, mBytesPerPacket: 0, mFramesPerPacket: 960, mBytesPerFrame: 0, mChannelsPerFrame: 1, mBitsPerChannel: 0, mReserved: 0)
+        guard let opus = AVAudioFormat(streamDescription: &description), let converter = AVAudioConverter(from: input, to: opus) else {
+            throw PeernsError.Internal(msg: "no Opus encoder")
+        }
+        converter.bitRate = 32_000
+        engine.inputNode.installTap(onBus: 0, bufferSize: AVAudioFrameCount(input.sampleRate / 10), format: input) { [weak self] buffer, _ in
+            self?.encode(buffer, with: converter, into: opus)
+        }
+        try engine.start()
+    }
+
+    public func stop() {
+        engine.inputNode.removeTap(onBus: 0)
+        engine.stop()
+    }
+
+    private func encode(_ pcm: AVAudioPCMBuffer, with converter: AVAudioConverter, into opus: AVAudioFormat) {
+        if let channel = pcm.floatChannelData?[0], pcm.frameLength > 0 {
+            let sum = (0..<Int(pcm.frameLength)).reduce(Float(0)) { $0 + channel[$1] * channel[$1] }
+            let rms = (sum / Float(pcm.frameLength)).squareRoot()
+            onLevel(rms > 0 ? max(-120, 20 * log10(rms)) : -120)
+        }
+        var given = false
+        while true {
+            let out = AVAudioCompressedBuffer(format: opus, packetCapacity: 1, maximumPacketSize: converter.maximumOutputPacketSize)
+            var error: NSError?
+            let status = converter.convert(to: out, error: &error) { _, inputStatus in
+                if given { inputStatus.pointee = .noDataNow; return nil }
+                given = true
+                inputStatus.pointee = .haveData
+                return pcm
+            }
+            guard status == .haveData, out.packetCount > 0, let description = out.packetDescriptions?[0] else { return }
+            let packet = Data(bytes: out.data + Int(description.mStartOffset), count: Int(description.mDataByteSize))
+            if !muted { sink(samples * 1_000_000 / 48_000, true, packet) }
+            samples += 960
+        }
+    }
+}
