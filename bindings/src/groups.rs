@@ -167,6 +167,12 @@ pub enum GroupEvent {
         /// Online now.
         online: bool,
     },
+    /// We entered the meeting room nearby (its ID; after a merge, the room we moved to) or
+    /// left it (`None`).
+    Room {
+        /// The room, 32 hex characters.
+        group: Option<String>,
+    },
     /// Our part in the group's call moved on.
     CallPhase {
         /// The group.
@@ -223,6 +229,9 @@ impl From<node::GroupUpdate> for GroupEvent {
                 group: group.to_hex(),
                 fingerprint: fingerprint.to_hex(),
                 online,
+            },
+            U::Room { group } => Self::Room {
+                group: group.map(|g| g.to_hex()),
             },
             U::CallPhase { group, phase } => Self::CallPhase {
                 group: group.to_hex(),
@@ -371,6 +380,35 @@ impl PeernsNode {
         let (node, gid) = (self.running()?, group_id(&group)?);
         let m = on_runtime(async move { node.group_send(&gid, &text).await }).await??;
         Ok(m.into())
+    }
+
+    /// Opens the meeting room for everyone nearby (stadium mode must be on with a
+    /// position): joins the room advertised nearby or starts one; returns its ID. Send with
+    /// `group_send`; its messages arrive as group events of that ID, `GroupEvent.Room` tells
+    /// when it merged into another. Nothing of it is stored.
+    pub async fn meeting_room_join(&self) -> Result<String, PeernsError> {
+        let node = self.running()?;
+        let gid = on_runtime(async move { node.meeting_room_join().await }).await??;
+        Ok(gid.to_hex())
+    }
+
+    /// The meeting room we are in.
+    pub fn meeting_room(&self) -> Result<Option<String>, PeernsError> {
+        Ok(self.running()?.meeting_room().map(|g| g.to_hex()))
+    }
+
+    /// Leaves the meeting room (its history goes with it).
+    pub async fn meeting_room_leave(&self) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        on_runtime(async move { node.meeting_room_leave().await }).await?;
+        Ok(())
+    }
+
+    /// The meeting room's messages in display order (held in memory only).
+    pub async fn meeting_room_history(&self) -> Result<Vec<GroupMessage>, PeernsError> {
+        let node = self.running()?;
+        let msgs = on_runtime(async move { node.meeting_room_history().await }).await??;
+        Ok(msgs.into_iter().map(Into::into).collect())
     }
 
     /// Up to `limit` messages in display order, ending just before the cursor `before`

@@ -279,6 +279,9 @@ pub struct DiscoveredPeer {
     pub name: String,
     /// Metres from us (stadium mode, when both positions are known).
     pub distance_m: Option<f64>,
+    /// The meeting room it is in (stadium mode), 32 hex characters.
+    #[uniffi(default = None)]
+    pub room: Option<String>,
 }
 
 impl From<node::DiscoveredPeer> for DiscoveredPeer {
@@ -289,6 +292,7 @@ impl From<node::DiscoveredPeer> for DiscoveredPeer {
             disc_id: p.disc_id,
             name: p.name,
             distance_m: p.distance_m,
+            room: p.room.map(|g| g.to_hex()),
         }
     }
 }

@@ -221,7 +221,7 @@ pub(crate) async fn as_member<T, F: Future<Output = std::result::Result<T, NodeE
     }
 }
 
-fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
+pub(crate) fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
     match u {
         GroupUpdate::Message { group, message } if group == g => {
             if json {

@@ -8,6 +8,7 @@ mod discover;
 mod group;
 mod group_call;
 mod local_node;
+mod meet;
 mod messaging;
 mod rpc;
 mod servers;
@@ -67,6 +68,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: group::GroupCmd,
     },
+    /// The meeting room for everyone nearby (stadium mode at a position): the same input
+    /// and output as `group chat`, plus `room` events.
+    Meet(meet::MeetArgs),
     /// Call a contact (trusted at level 2 or more) and print the call's events.
     Call(calls::CallArgs),
     /// The call log, newest first (offline).
@@ -177,6 +181,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Send(a) => messaging::send(a, cli.profile).await,
         Cmd::Chat(a) => messaging::chat(a, cli.profile).await,
         Cmd::Group { cmd } => group::run(cmd, cli.profile).await,
+        Cmd::Meet(a) => meet::meet(a, cli.profile).await,
         Cmd::Call(a) => calls::call(a, cli.profile).await,
         Cmd::Calls(a) => calls::calls(a, cli.profile),
         Cmd::Rpc { cmd } => rpc::rpc(cmd, cli.profile).await,

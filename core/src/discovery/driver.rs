@@ -60,6 +60,7 @@ pub struct NamespaceHandle {
 
 enum Cmd {
     Presence(String, Option<GeoStamp>),
+    Note(Vec<u8>),
     Active(bool),
     Peers(oneshot::Sender<(RoleKind, Vec<PeerInfo>)>),
     Leave(oneshot::Sender<()>),
@@ -96,6 +97,12 @@ impl NamespaceHandle {
     /// Changes the name or position in our signed record.
     pub fn set_presence(&self, name: &str, geo: Option<GeoStamp>) {
         let _ = self.cmd.send(Cmd::Presence(name.to_owned(), geo));
+    }
+
+    /// Changes the note in our signed record (at most
+    /// [`MAX_NOTE_BYTES`](super::presence::MAX_NOTE_BYTES), longer is cut).
+    pub fn set_note(&self, note: Vec<u8>) {
+        let _ = self.cmd.send(Cmd::Note(note));
     }
 
     /// The app moved to the foreground (`true`) or the background.
@@ -213,6 +220,10 @@ async fn run(
             biased;
             cmd = cmd_rx.recv() => match cmd {
                 Some(Cmd::Presence(name, geo)) => d.ns.set_presence(&name, geo, Instant::now()),
+                Some(Cmd::Note(mut note)) => {
+                    note.truncate(super::presence::MAX_NOTE_BYTES);
+                    d.ns.update_note(note, Instant::now());
+                }
                 Some(Cmd::Active(active)) => d.ns.set_active(active, Instant::now()),
                 Some(Cmd::Peers(tx)) => {
                     let _ = tx.send((d.ns.role(), d.ns.peers()));

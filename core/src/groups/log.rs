@@ -265,12 +265,15 @@ pub struct GroupState {
     pub admins: BTreeSet<Fingerprint>,
     /// Former members (removed or left) with the cutoff of their messages.
     pub gone: BTreeMap<Fingerprint, u64>,
+    /// An open room ([`Log::open_room`]): everyone is a member, nobody an admin, and the log
+    /// never grows.
+    pub open: bool,
 }
 
 impl GroupState {
     /// Whether `fp` is a current member.
     pub fn is_member(&self, fp: &Fingerprint) -> bool {
-        self.members.contains_key(fp)
+        self.open || self.members.contains_key(fp)
     }
 
     /// Whether `fp` is a current admin.
@@ -286,6 +289,9 @@ impl GroupState {
 
     /// Applies one verified entry by `signer` at `index`.
     fn apply(&mut self, signer: Fingerprint, index: u32, op: &LogOp) -> Result<(), LogError> {
+        if self.open {
+            return Err(LogError::Invalid("an open room has no membership entries"));
+        }
         let admin = self.is_admin(&signer);
         match op {
             LogOp::Create { .. } => return Err(LogError::BadCreate),
@@ -383,6 +389,41 @@ impl Log {
         Self::from_create(entry).expect("a fresh create entry verifies")
     }
 
+    /// The log of an open room (the meeting room for everyone nearby): one entry that every
+    /// node computes from the ID alone (no signer: an all-zero key and signature, never
+    /// verified), so nobody can hand out another first entry for the same room. Everyone is a
+    /// member; [`Log::append`] refuses every entry. Never stored, never sent as a whole log
+    /// (engines of open rooms refuse log pages).
+    pub fn open_room(group: GroupId) -> Self {
+        let entry = SignedEntry {
+            entry: Entry {
+                group,
+                index: 0,
+                prev: [0; 32],
+                time_ms: 0,
+                op: LogOp::Create {
+                    name: String::new(),
+                },
+            },
+            signer: [0; 32],
+            sig: [0; 64],
+        };
+        Self {
+            group,
+            hashes: vec![entry.hash()],
+            entries: vec![entry],
+            state: GroupState {
+                open: true,
+                ..GroupState::default()
+            },
+        }
+    }
+
+    /// Whether this is an open room's log.
+    pub fn is_open(&self) -> bool {
+        self.state.open
+    }
+
     /// A log from its verified first entry.
     pub fn from_create(entry: SignedEntry) -> Result<Self, LogError> {
         let LogOp::Create { name } = &entry.entry.op else {
@@ -401,6 +442,7 @@ impl Log {
             members: BTreeMap::from([(creator, 0)]),
             admins: BTreeSet::from([creator]),
             gone: BTreeMap::new(),
+            open: false,
         };
         Ok(Self {
             group: entry.entry.group,
@@ -425,6 +467,9 @@ impl Log {
         let e = &entry.entry;
         if e.group != self.group {
             return Err(LogError::WrongGroup);
+        }
+        if self.state.open {
+            return Err(LogError::Invalid("an open room has no membership entries"));
         }
         if usize::try_from(e.index).ok() != Some(self.entries.len()) || e.prev != self.head() {
             return Err(LogError::NotOnHead {

@@ -109,3 +109,27 @@ fn entries_round_trip_and_fork_choice_is_deterministic() {
     add(&mut y, &a, LogOp::Invite(b.fingerprint())).unwrap();
     assert!(y.beats(&x) && !x.beats(&y), "the longer log wins");
 }
+
+#[test]
+fn an_open_room_log_is_the_same_everywhere_admits_everyone_and_never_grows() {
+    let (a, b) = (id(1), id(2));
+    let gid = GroupId([9; 16]);
+    let (x, y) = (Log::open_room(gid), Log::open_room(gid));
+    assert_eq!(x.head(), y.head(), "computed from the ID alone");
+    assert_ne!(x.head(), Log::open_room(GroupId([8; 16])).head());
+    assert!(x.is_open() && x.state().is_member(&a.fingerprint()));
+    assert!(x.state().may_author(&b.fingerprint(), 1_000));
+    assert!(x.state().admins.is_empty());
+    let mut x = x;
+    for op in [
+        LogOp::Invite(b.fingerprint()),
+        LogOp::Leave { cutoff: 0 },
+        LogOp::Promote(a.fingerprint()),
+    ] {
+        let e = x.sign_next(&a, op, 2);
+        assert!(matches!(x.append(e), Err(LogError::Invalid(_))));
+    }
+    assert_eq!(x.len(), 1);
+    // Its first entry is not a signed create: it cannot seed a normal log.
+    assert!(Log::from_entries(x.entries()).is_err());
+}

@@ -73,3 +73,9 @@ impl FromStr for GroupId {
 pub fn namespace_prefix(group: &GroupId) -> String {
     format!("peerns2-group-{group}")
 }
+
+/// The discovery namespace prefix of an open room (the meeting room nearby):
+/// `peerns2-room-<gid>`, apart from groups so a group and a room never share an election.
+pub fn room_namespace_prefix(group: &GroupId) -> String {
+    format!("peerns2-room-{group}")
+}

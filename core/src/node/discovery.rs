@@ -16,6 +16,7 @@ use crate::discovery::namespace::{NsEvent, PeerInfo, RoleKind};
 use crate::discovery::presence::GeoStamp;
 use crate::discovery::pseudonym;
 use crate::discovery::public_ip;
+use crate::groups::GroupId;
 use crate::identity::{Fingerprint, Identity};
 use crate::store::settings;
 
@@ -43,6 +44,8 @@ pub struct DiscoveredPeer {
     pub name: String,
     /// Great-circle distance from us in metres (stadium mode, when both positions are known).
     pub distance_m: Option<f64>,
+    /// The meeting room it is in (stadium mode), if any.
+    pub room: Option<GroupId>,
 }
 
 /// Our place in a namespace.
@@ -121,6 +124,7 @@ fn to_peer(p: PeerInfo, from: Option<GeoPoint>) -> DiscoveredPeer {
         disc_id: p.disc_id,
         name: p.name,
         distance_m,
+        room: super::group_live::parse_room_note(&p.note),
     }
 }
 
@@ -169,8 +173,9 @@ impl Inner {
         label: String,
         geo: Option<GeoStamp>,
         pseudonym: Option<(Arc<Identity>, u32)>,
+        note: Vec<u8>,
     ) -> Result<NamespaceHandle, NodeError> {
-        let mut setup = self.ns_setup(prefix, geo, Vec::new());
+        let mut setup = self.ns_setup(prefix, geo, note);
         let day = pseudonym.as_ref().map(|(_, d)| *d);
         if let Some((id, _)) = pseudonym {
             setup.identity = id;
@@ -247,6 +252,33 @@ impl Inner {
         }
     }
 
+    /// Sets the note of every stadium cell we are in (the meeting room we are in, or none).
+    pub(super) fn set_stadium_note(&self, note: &[u8]) {
+        if let Some(st) = lock(&self.discovery).stadium.as_ref() {
+            for h in st.cells.values() {
+                h.set_note(note.to_vec());
+            }
+        }
+    }
+
+    /// Whether every stadium cell we are in found its router or became it (so its peers are
+    /// known); `None` when stadium mode is off or has no position yet.
+    pub(super) async fn stadium_settled(&self) -> Option<bool> {
+        let queries: Vec<_> = {
+            let state = lock(&self.discovery);
+            let st = state.stadium.as_ref()?;
+            st.position?;
+            st.cells.values().map(|h| h.peers()).collect()
+        };
+        let mut settled = !queries.is_empty();
+        for q in queries {
+            settled &= q
+                .await
+                .is_some_and(|(role, _)| !matches!(role, RoleKind::Searching));
+        }
+        Some(settled)
+    }
+
     fn stadium_position(&self) -> Option<GeoPoint> {
         lock(&self.discovery)
             .stadium
@@ -258,6 +290,7 @@ impl Inner {
     /// Applies a position fix: joins new cells, leaves old ones, re-signs our record.
     fn apply_fix(self: &Arc<Self>, fix: LocationFix) {
         let Some(p) = point(fix) else { return };
+        let note = self.room_note();
         let mut leaving = vec![];
         {
             let mut state = lock(&self.discovery);
@@ -285,7 +318,8 @@ impl Inner {
                 let prefix = format!("peerns2-geo-{cell}");
                 let pseudonym = Some((st.pseudonym.clone(), st.day));
                 let label = format!("geo-{cell}");
-                match self.spawn_namespace(prefix, label, Some(stamp(fix)), pseudonym) {
+                match self.spawn_namespace(prefix, label, Some(stamp(fix)), pseudonym, note.clone())
+                {
                     Ok(h) => {
                         st.cells.insert(cell, h);
                     }
@@ -388,6 +422,7 @@ impl Node {
                 LOCAL_NETWORK.into(),
                 None,
                 None,
+                Vec::new(),
             )?;
             state.local.replace((ip, h))
         };
@@ -478,6 +513,7 @@ impl Node {
                 slug.clone(),
                 None,
                 None,
+                Vec::new(),
             )?;
             state.custom.insert(slug.clone(), h);
         }
@@ -574,6 +610,7 @@ impl Node {
 
     /// Turns stadium mode off: every cell is left and the position forgotten.
     pub async fn stop_stadium(&self) {
+        self.meeting_room_leave().await;
         let stadium = lock(&self.inner.discovery).stadium.take();
         let Some(st) = stadium else { return };
         if let Some(t) = st.updates {

@@ -20,9 +20,11 @@ use tokio::sync::{mpsc, oneshot};
 mod api;
 mod call;
 mod call_media;
+mod room;
 
 use call::{CallCmd, CallIo};
 pub use call_media::{GroupCallMedia, GroupCallPublisher, ReceivedFrame};
+pub(super) use room::parse_room_note;
 
 use super::groups::{self as offline, GroupError, GroupMessageView, view};
 use super::link::Link;
@@ -110,6 +112,12 @@ pub enum GroupUpdate {
         /// Whether it is online now.
         online: bool,
     },
+    /// We entered the meeting room nearby (`Some`: its ID; after a merge, the room we moved
+    /// to) or are out of it (`None`).
+    Room {
+        /// The room.
+        group: Option<GroupId>,
+    },
     /// Our part in the group's call moved on (waiting for a router, connecting, connected,
     /// out).
     CallPhase {
@@ -132,6 +140,8 @@ pub(super) struct LiveGroups {
     subscribers: Option<Vec<mpsc::UnboundedSender<GroupUpdate>>>,
     /// Media OFFERs a group call admitted: connection ID → group.
     call_offers: HashMap<String, GroupId>,
+    /// The meeting room we are in (it runs among `running`).
+    room: Option<GroupId>,
 }
 
 impl LiveGroups {
@@ -142,6 +152,7 @@ impl LiveGroups {
             online: HashMap::new(),
             subscribers: Some(vec![]),
             call_offers: HashMap::new(),
+            room: None,
         }
     }
 }
@@ -156,6 +167,8 @@ enum Cmd {
     Propose(ProposeOp, Reply<()>),
     Invite(Fingerprint, Reply<String>),
     Call(CallCmd),
+    /// The messages held (an open room's history lives only in its task).
+    History(oneshot::Sender<Vec<GroupMessageView>>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -207,7 +220,14 @@ struct Live {
     invites: Vec<(Reply<String>, Result<String, NodeError>)>,
     /// The group's call.
     call: CallIo,
+    /// An open room: nothing is stored, and sends wait until we know our own seq there.
+    room: bool,
+    /// Room sends waiting for that.
+    held: Vec<(String, Reply<GroupMessageView>)>,
 }
+
+/// Most room sends held until we know our own seq in the room.
+const MAX_HELD: usize = 256;
 
 impl Live {
     fn input(&mut self, input: GroupInput) {
@@ -231,6 +251,15 @@ impl Live {
                 if ok && self.engine.is_router() && self.linked.insert(peer) {
                     self.heard.insert(peer, Instant::now());
                     self.input(GroupInput::PeerUp { peer });
+                }
+            }
+            Cmd::Send(text, reply) if self.room && !self.engine.knows_own_seq() => {
+                if self.held.len() < MAX_HELD {
+                    self.held.push((text, reply));
+                } else {
+                    let _ = reply.send(Err(NodeError::Timeout(
+                        "not connected to the room yet".into(),
+                    )));
                 }
             }
             Cmd::Send(text, reply) => {
@@ -258,6 +287,9 @@ impl Live {
                 self.invites.push((reply, r));
             }
             Cmd::Call(c) => self.on_call_cmd(c),
+            Cmd::History(reply) => {
+                let _ = reply.send(self.engine.history().ordered().iter().map(view).collect());
+            }
             Cmd::Stop(done) => return Some(done),
         }
         None
@@ -471,6 +503,16 @@ impl Live {
         }
     }
 
+    /// An open room's held sends go once we know our own seq there.
+    fn release_held(&mut self) {
+        if self.held.is_empty() || !self.engine.knows_own_seq() {
+            return;
+        }
+        for (text, reply) in std::mem::take(&mut self.held) {
+            self.on_cmd(Cmd::Send(text, reply));
+        }
+    }
+
     /// Stores what the engine reported, then sends its frames, answers local callers and
     /// tells the application.
     async fn flush(&mut self) {
@@ -485,7 +527,7 @@ impl Live {
                 _ => None,
             })
             .collect();
-        let stored = if events.iter().any(persisted) {
+        let stored = if !self.room && events.iter().any(persisted) {
             let log = self.engine.log().clone();
             let evs = events.clone();
             inner
@@ -640,6 +682,7 @@ async fn run(
                 live.on_call_timeout();
             }
         }
+        live.release_held();
         live.flush().await;
         if stop.is_some() {
             break stop;
@@ -651,6 +694,9 @@ async fn run(
                 g.running.remove(&live.gid);
                 g.routing.remove(&live.gid);
                 g.online.remove(&live.gid);
+                if g.room == Some(live.gid) {
+                    g.room = None;
+                }
             }
             break None;
         }
@@ -707,11 +753,23 @@ impl Inner {
             })
             .await?;
         let log = log.ok_or(GroupError::UnknownGroup)?;
-        let members = log.state().members.keys().copied().collect();
         let mut engine = Engine::new(EngineConfig::default(), this.identity.clone(), log, history);
         engine.set_acked(acked);
+        Inner::spawn_live(this, engine, namespace_prefix(&gid), false)
+    }
+
+    /// Runs `engine` in a new task with its namespace under `prefix` (nothing if the group
+    /// runs already). `room`: an open room, nothing stored.
+    fn spawn_live(
+        this: &Arc<Inner>,
+        engine: Engine<MemHistory>,
+        prefix: String,
+        room: bool,
+    ) -> Result<(), NodeError> {
+        let gid = engine.group();
+        let members = engine.log().state().members.keys().copied().collect();
         let note = this.peer_id().into_bytes();
-        let setup = this.ns_setup(namespace_prefix(&gid), None, note);
+        let setup = this.ns_setup(prefix, None, note);
         // Its events from the start: a router claim answered before anyone listened left
         // the group without a router (seen under CPU load).
         let (ns, ns_events) =
@@ -733,6 +791,8 @@ impl Inner {
             proposals: vec![],
             invites: vec![],
             call: CallIo::new(gid, this.fingerprint),
+            room,
+            held: vec![],
         };
         {
             let mut groups = lock(&this.groups);

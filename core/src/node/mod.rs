@@ -54,6 +54,8 @@ mod pseudonyms;
 mod rendezvous;
 #[cfg(test)]
 mod rendezvous_tests;
+#[cfg(test)]
+mod room_tests;
 mod rpc;
 mod rpc_alert;
 mod rpc_backup;

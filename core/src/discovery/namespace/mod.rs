@@ -396,6 +396,13 @@ impl Namespace {
         self.note = note;
     }
 
+    /// Changes the note of a running namespace: our record is signed again and announced.
+    pub fn update_note(&mut self, note: Vec<u8>, now: Instant) {
+        self.note = note;
+        self.sign_record(now);
+        self.announce(now);
+    }
+
     /// The app moved to the foreground (`true`) or the background: beat at the matching
     /// interval and tell the other side, so it waits accordingly before declaring us gone.
     pub fn set_active(&mut self, active: bool, now: Instant) {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::GroupId;
 use super::history::{History, VersionVector};
-use super::log::{Log, LogOp, SignedEntry};
+use super::log::{Log, LogOp, MAX_MEMBERS, SignedEntry};
 use super::message::{Body, GroupMessage, MAX_LAMPORT, SignedMessage};
 use super::wire::{GroupFrame, MAX_PAGE_BYTES, MAX_PAGE_MSGS, RefuseCode};
 use crate::identity::{Fingerprint, Identity};
@@ -86,6 +86,8 @@ pub struct Engine<H: History> {
     wanting: BTreeSet<Fingerprint>,
     router: bool,
     router_link: Option<RouterLink>,
+    /// Member side: our own seq the current router holds, from its last `Hello`.
+    router_holds_ours: Option<u64>,
     peers: BTreeMap<Fingerprint, PeerLink>,
     /// Own entries signed on some head, waiting to be appended.
     proposals: Vec<SignedEntry>,
@@ -128,6 +130,7 @@ impl<H: History> Engine<H> {
             wanting: BTreeSet::new(),
             router: false,
             router_link: None,
+            router_holds_ours: None,
             peers: BTreeMap::new(),
             proposals: vec![],
             candidate: None,
@@ -189,6 +192,17 @@ impl<H: History> Engine<H> {
             .filter(|(_, l)| l.admitted)
             .map(|(fp, _)| *fp)
             .collect()
+    }
+
+    /// Whether we know our own latest seq in the group: we route, or our router greeted us
+    /// and we hold every message of ours it holds. A node that keeps no history (an open
+    /// room after a restart) must not send before: its next seq would repeat one the group
+    /// already has.
+    pub fn knows_own_seq(&self) -> bool {
+        self.router
+            || self
+                .router_holds_ours
+                .is_some_and(|theirs| self.vv.get(&self.me) >= theirs)
     }
 
     /// Counters.
@@ -559,6 +573,7 @@ impl<H: History> Engine<H> {
             fp: router,
             verified: state.is_member(&router),
         });
+        self.router_holds_ours = None;
         self.sent = self.acked;
         self.wanting.clear();
         let hello = self.hello();
@@ -596,9 +611,18 @@ impl<H: History> Engine<H> {
         let state = self.log.state();
         let admitted = state.is_member(&peer);
         let probation = self.peers.values().filter(|l| !l.admitted).count();
-        if state.gone.contains_key(&peer) || (!admitted && probation >= self.cfg.max_probation) {
-            self.refuse_frame(peer, RefuseCode::NotMember, "not a member");
-            self.drop_peer(peer, "not a member");
+        let full = state.open && self.peers.len() + 1 >= MAX_MEMBERS;
+        if state.gone.contains_key(&peer)
+            || (!admitted && probation >= self.cfg.max_probation)
+            || (full && !self.peers.contains_key(&peer))
+        {
+            let why = if full {
+                "the room is full"
+            } else {
+                "not a member"
+            };
+            self.refuse_frame(peer, RefuseCode::NotMember, why);
+            self.drop_peer(peer, why);
             self.refused(peer, Refusal::NotMember);
             return;
         }

@@ -85,6 +85,7 @@ impl<H: History> Engine<H> {
     /// The verified router's state (its `Hello`): take its acknowledgement of our messages,
     /// pull what it has and we lack, push our outbox.
     fn router_state(&mut self, router: Fingerprint, vv: &VersionVector, now: Instant) {
+        self.router_holds_ours = Some(vv.get(&self.me));
         self.on_ack(vv.get(&self.me).min(self.vv.get(&self.me)), now);
         if self.vv.lacks_from(vv) {
             self.want(router);
@@ -343,6 +344,11 @@ impl<H: History> Engine<H> {
         entries: Vec<SignedEntry>,
         done: bool,
     ) {
+        if self.log.is_open() {
+            // An open room's log is fixed by its ID: nothing can extend or replace it.
+            self.refused(peer, Refusal::Unexpected("log entries for an open room"));
+            return;
+        }
         let continues = self
             .candidate
             .as_ref()

@@ -654,3 +654,107 @@ fn a_burst_is_paced_and_windowed_and_a_flood_is_still_throttled() {
     );
     assert_eq!(r2.history().len(), 1000);
 }
+
+#[test]
+fn an_open_room_admits_anyone_refuses_log_pages_and_a_restarted_member_learns_its_seq_first() {
+    let (r_id, m_id, x_id) = (id(1), id(2), id(3));
+    let room = Log::open_room(GroupId([5; 16]));
+    let now = Instant::now();
+    let (mut r, mut m) = (engine(&r_id, &room), engine(&m_id, &room));
+    assert!(!m.knows_own_seq(), "no router yet");
+    linked(&mut r, &mut m, now);
+    assert!(m.knows_own_seq());
+    for i in 0..3 {
+        m.send_message(Body::Text(format!("hi {i}")), 1, now)
+            .unwrap();
+    }
+    let mf = m_id.fingerprint();
+    for _ in 0..3 {
+        for (_, f) in sends(&mut m) {
+            r.handle(
+                GroupInput::Frame {
+                    peer: mf,
+                    frame: Box::new(f),
+                },
+                now,
+            );
+        }
+        for (_, f) in sends(&mut r) {
+            m.handle(
+                GroupInput::Frame {
+                    peer: r_id.fingerprint(),
+                    frame: Box::new(f),
+                },
+                now,
+            );
+        }
+    }
+    assert_eq!(
+        r.version_vector().get(&mf),
+        3,
+        "a stranger's messages are stored"
+    );
+
+    // The member restarts with nothing kept: it holds its sends until it has its 3 back.
+    let mut again = engine(&m_id, &room);
+    again.handle(
+        GroupInput::RouterUp {
+            router: r_id.fingerprint(),
+        },
+        now,
+    );
+    r.handle(GroupInput::PeerDown { peer: mf }, now);
+    r.handle(GroupInput::PeerUp { peer: mf }, now);
+    let mut rounds = 0;
+    loop {
+        for (_, f) in sends(&mut r) {
+            again.handle(
+                GroupInput::Frame {
+                    peer: r_id.fingerprint(),
+                    frame: Box::new(f),
+                },
+                now,
+            );
+        }
+        if again.knows_own_seq() {
+            break;
+        }
+        for (_, f) in sends(&mut again) {
+            r.handle(
+                GroupInput::Frame {
+                    peer: mf,
+                    frame: Box::new(f),
+                },
+                now,
+            );
+        }
+        rounds += 1;
+        assert!(rounds < 5, "never caught up with its own messages");
+    }
+    assert_eq!(again.version_vector().get(&mf), 3);
+    let next = again
+        .send_message(Body::Text("back".into()), 2, now)
+        .unwrap();
+    assert_eq!(next.msg.seq, 4, "no seq is used twice");
+
+    // A log page for the room (here a real group's log with the same ID) is refused.
+    let forged = Log::create_with_id(GroupId([5; 16]), &x_id, "mine", 1);
+    r.drain_actions();
+    r.handle(
+        GroupInput::Frame {
+            peer: mf,
+            frame: Box::new(GroupFrame::LogEntries {
+                group: GroupId([5; 16]),
+                from: 0,
+                entries: forged.entries().to_vec(),
+                done: true,
+            }),
+        },
+        now,
+    );
+    assert_eq!(
+        refusals(&r.drain_actions()),
+        vec![Refusal::Unexpected("log entries for an open room")]
+    );
+    assert!(r.log().is_open() && r.log().len() == 1);
+}
