@@ -158,6 +158,10 @@ async fn people_nearby_meet_without_invites_and_the_room_outlives_its_router() {
             "a message printed twice: {:?}",
             s.messages
         );
-        assert_eq!(s.rooms, [room.clone()], "one room for everyone");
+        assert_eq!(
+            s.rooms,
+            std::slice::from_ref(&room),
+            "one room for everyone"
+        );
     }
 }
