@@ -143,3 +143,52 @@ async fn a_removed_member_receives_nothing_new() {
         n.stop().await;
     }
 }
+
+/// A removal made offline (`peerns group remove` with the node down) while the removed member
+/// is offline too: once everyone is back, the others hold it and the removed member learns
+/// of it from whoever routes, and stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_made_offline_reaches_everyone_when_they_come_back() {
+    let server = server().await;
+    let url = server.url();
+    let tmp: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    let (gid, fps) = group_of(&dirs);
+    {
+        let admin = Profile::open_desktop(dirs[0]).unwrap();
+        offline::remove(&admin, &gid, &fps[2]).unwrap();
+    }
+    // The removed member comes first (it may take the router slot), then the others.
+    let gone = started(config(dirs[2], &url, None)).await.unwrap();
+    let mut gone_events = gone.group_events();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut nodes = vec![];
+    for d in &dirs[..2] {
+        nodes.push(started(config(d, &url, None)).await.unwrap());
+    }
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(u) = gone_events.recv().await {
+            if matches!(u, GroupUpdate::Departed { .. }) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the removed member learnt of its removal");
+    assert!(!gone.running_groups().contains(&gid));
+    send(&nodes[1], &gid, "after").await;
+    until(30, "the remaining members holding it", async || {
+        all_hold(&dirs[..2], &gid, 1).await
+    })
+    .await;
+    let members = |d: &std::path::Path| {
+        let p = Profile::open_desktop(d).unwrap();
+        offline::list(&p).unwrap()[0].members.len()
+    };
+    assert_eq!(members(dirs[1]), 2, "the member holds the removal");
+    assert!(history(dirs[2], &gid).is_empty());
+    gone.stop().await;
+    for n in nodes {
+        n.stop().await;
+    }
+}

@@ -549,6 +549,14 @@ impl<H: History> Engine<H> {
                     self.router_frame(peer, frame, now);
                 } else if self.router_link.as_ref().is_some_and(|l| l.fp == peer) {
                     self.member_frame(peer, frame, now);
+                } else if matches!(frame, GroupFrame::Hello { routing: true, .. })
+                    && self.log.state().gone.contains_key(&peer)
+                {
+                    // A former member routes (it was offline when it was removed and won the
+                    // election): it gets our log, learns it is out and leaves the election.
+                    self.send_log(peer, 0);
+                    self.drop_peer(peer, "a former member cannot route");
+                    self.event(GroupEvent::RouterRefused { router: peer });
                 } else {
                     self.refused(
                         peer,
@@ -616,6 +624,13 @@ impl<H: History> Engine<H> {
             || (!admitted && probation >= self.cfg.max_probation)
             || (full && !self.peers.contains_key(&peer))
         {
+            if state.gone.contains_key(&peer) {
+                // A former member that missed its removal (offline then): our log tells it,
+                // as if it had been online (it adopts the longer log and departs).
+                let hello = self.hello();
+                self.send(peer, hello);
+                self.send_log(peer, 0);
+            }
             let why = if full {
                 "the room is full"
             } else {

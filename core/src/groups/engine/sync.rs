@@ -306,7 +306,7 @@ impl<H: History> Engine<H> {
     }
 
     /// Sends our entries from `from` on, in pages.
-    fn send_log(&mut self, peer: Fingerprint, from: usize) {
+    pub(super) fn send_log(&mut self, peer: Fingerprint, from: usize) {
         let group = self.group();
         let entries = self.log.entries().get(from..).unwrap_or_default().to_vec();
         if entries.is_empty() {

@@ -758,3 +758,88 @@ fn an_open_room_admits_anyone_refuses_log_pages_and_a_restarted_member_learns_it
     );
     assert!(r.log().is_open() && r.log().len() == 1);
 }
+
+#[test]
+fn a_former_member_that_routes_learns_of_its_removal_and_departs() {
+    let ids = [id(1), id(2), id(3)];
+    let old = log_with(&ids);
+    let mut log = old.clone();
+    let e = log.sign_next(
+        &ids[0],
+        LogOp::Remove {
+            member: ids[1].fingerprint(),
+            cutoff: 0,
+        },
+        3,
+    );
+    log.append(e).unwrap();
+    let now = Instant::now();
+    // The removed member was offline: its log lacks the removal, and it won the election.
+    let mut gone = engine(&ids[1], &old);
+    let mut m = engine(&ids[2], &log);
+    let (gf, mf) = (ids[1].fingerprint(), ids[2].fingerprint());
+    gone.handle(GroupInput::BecameRouter, now);
+    gone.handle(GroupInput::PeerUp { peer: mf }, now);
+    for _ in 0..3 {
+        for (_, f) in sends(&mut gone) {
+            m.handle(
+                GroupInput::Frame {
+                    peer: gf,
+                    frame: Box::new(f),
+                },
+                now,
+            );
+        }
+        for (_, f) in sends(&mut m) {
+            gone.handle(
+                GroupInput::Frame {
+                    peer: mf,
+                    frame: Box::new(f),
+                },
+                now,
+            );
+        }
+    }
+    assert_eq!(
+        m.router_peer(),
+        None,
+        "the member did not take it as router"
+    );
+    assert!(gone.departed(), "the former member learnt it is out");
+    assert!(gone.log().state().gone.contains_key(&gf));
+}
+
+#[test]
+fn a_member_removed_while_offline_learns_it_from_the_router_when_it_returns() {
+    let ids = [id(1), id(2), id(3)];
+    let old = log_with(&ids);
+    let mut log = old.clone();
+    let e = log.sign_next(
+        &ids[0],
+        LogOp::Remove {
+            member: ids[2].fingerprint(),
+            cutoff: 0,
+        },
+        3,
+    );
+    log.append(e).unwrap();
+    let now = Instant::now();
+    let (mut r, mut gone) = (engine(&ids[0], &log), engine(&ids[2], &old));
+    let (rf, gf) = (ids[0].fingerprint(), ids[2].fingerprint());
+    r.handle(GroupInput::BecameRouter, now);
+    r.handle(GroupInput::PeerUp { peer: gf }, now);
+    gone.handle(GroupInput::RouterUp { router: rf }, now);
+    let frames = sends(&mut r);
+    assert!(frames.iter().all(|(p, _)| *p == gf));
+    for (_, f) in frames {
+        gone.handle(
+            GroupInput::Frame {
+                peer: rf,
+                frame: Box::new(f),
+            },
+            now,
+        );
+    }
+    assert!(gone.departed(), "it adopted the log with its removal");
+    assert!(sends(&mut r).is_empty(), "and got nothing else");
+}
