@@ -27,6 +27,7 @@ mod group_calls;
 mod groups;
 mod logging;
 mod platform;
+mod qr;
 mod rpc;
 
 pub use call_media::{

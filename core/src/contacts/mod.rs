@@ -7,6 +7,7 @@
 //! transaction.
 
 pub mod limit;
+pub mod qr;
 pub mod rendezvous;
 
 use std::fmt;
