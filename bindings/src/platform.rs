@@ -86,6 +86,9 @@ pub enum NotificationCategory {
     IncomingCall,
     /// A call was missed.
     MissedCall,
+    /// Messages from others in a group whose chat was not open; `conversation` is the group
+    /// ID (32 hex characters).
+    GroupMessage,
 }
 
 /// A notification to post. Not named `Notification`: that would clash with Foundation's
@@ -110,6 +113,7 @@ impl From<core::Notification> for PeernsNotification {
                 core::NotificationCategory::ContactRequest => NotificationCategory::ContactRequest,
                 core::NotificationCategory::IncomingCall => NotificationCategory::IncomingCall,
                 core::NotificationCategory::MissedCall => NotificationCategory::MissedCall,
+                core::NotificationCategory::GroupMessage => NotificationCategory::GroupMessage,
             },
             title: n.title,
             body: n.body,

@@ -44,18 +44,65 @@ def test_meeting_room():
                 return len(ha) == 2 and ha == hb
 
             await until(both_hold_both, "both messages on both, in one order")
-            got = [e.message.text for e in listeners[1].snapshot() if e.is_message()]
-            assert sorted(got) == ["hello nearby", "hi stranger"]
-            assert any(e.is_room() and e.group == room for e in listeners[0].snapshot())
+            def got():
+                return sorted(e.message.text for e in listeners[1].snapshot() if e.is_message())
+
+            await until(lambda: asyncio.sleep(0, got() == ["hello nearby", "hi stranger"]),
+                        "both messages as events")
+            await until(lambda: asyncio.sleep(0, any(
+                e.is_room() and e.group == room for e in listeners[0].snapshot())), "the Room event")
 
             await b.meeting_room_leave()
             assert b.meeting_room() is None
-            assert any(e.is_room() and e.group is None for e in listeners[1].snapshot())
+            await until(lambda: asyncio.sleep(0, any(
+                e.is_room() and e.group is None for e in listeners[1].snapshot())), "the Room(None) event")
             with pytest.raises(p.PeernsError.InvalidInput):
                 await b.meeting_room_history()
         finally:
             for s in subs:
                 s.cancel()
+            await asyncio.gather(a.stop(), b.stop())
+
+    asyncio.run(main())
+
+
+def test_call_in_the_meeting_room():
+    """A call in the meeting room nearby: the same group call, between strangers in the room."""
+    from test_group_call import AV, Encoder, Frames
+    from test_call_media import video_frame
+
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(2)]
+        a, b = (new_node(d.name, n) for d, n in zip(dirs, "ab"))
+        await start_all(a, b)
+        try:
+            for n, lat in ((a, 48.85837), (b, 48.85842)):
+                n.start_stadium()
+                n.set_location(p.LocationFix(latitude=lat, longitude=2.29448, accuracy_m=5.0))
+            room = await a.meeting_room_join()
+
+            async def b_sees_room():
+                return any(x.room == room for x in await b.nearby())
+
+            await until(b_sees_room, "ada's room nearby")
+            assert await b.meeting_room_join() == room
+            fps = [n.identity().fingerprint for n in (a, b)]
+            frames = [Frames(), Frames()]
+            calls = [await n.group_call_join(room, AV, f, Encoder()) for n, f in zip((a, b), frames)]
+            deadline = asyncio.get_running_loop().time() + 30
+            i = 0
+            while not (fps[1] in frames[0].senders("video") and fps[0] in frames[1].senders("video")
+                       and fps[1] in frames[0].senders("audio") and fps[0] in frames[1].senders("audio")):
+                assert asyncio.get_running_loop().time() < deadline, "the two did not see each other"
+                key, data = video_frame(i)
+                for call in calls:
+                    call.push_frame("video", i * 33_333, key, data)
+                    call.push_frame("audio", i * 20_000, False, bytes([0xF8, i % 256]) + bytes(60))
+                i += 1
+                await asyncio.sleep(0.03)
+            for call in calls:
+                call.stop()
+        finally:
             await asyncio.gather(a.stop(), b.stop())
 
     asyncio.run(main())

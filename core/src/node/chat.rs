@@ -792,11 +792,22 @@ impl Node {
         Ok(())
     }
 
-    /// The chat on screen (`None`: none): its messages raise no notification while the app is
-    /// in the foreground.
+    /// The chat on screen (`None`: none): a contact's fingerprint (64 hex) or a group's ID
+    /// (32 hex). Its messages raise no notification while the app is in the foreground.
     pub fn set_open_chat(&self, conv: Option<&str>) -> Result<(), NodeError> {
-        let fp = conv.map(parse_fp).transpose()?;
+        let group = conv
+            .filter(|c| c.len() == 32)
+            .map(|c| {
+                c.parse::<crate::groups::GroupId>()
+                    .map_err(|e| NodeError::InvalidInput(e.to_string()))
+            })
+            .transpose()?;
+        let fp = match group {
+            Some(_) => None,
+            None => conv.map(parse_fp).transpose()?,
+        };
         *lock(&self.inner.open_chat) = fp;
+        *lock(&self.inner.open_group) = group;
         Ok(())
     }
 

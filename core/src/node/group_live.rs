@@ -399,6 +399,12 @@ impl Live {
     /// Publishes which members are present in the namespace (signed presence records), and
     /// each change as [`GroupUpdate::Presence`].
     fn sync_online(&mut self) {
+        if self.room {
+            // A room's members are the people in it now (its call admits only them).
+            self.members = std::iter::once(self.me)
+                .chain(self.ns_peers.keys().copied())
+                .collect();
+        }
         let state = self.engine.log().state();
         let now: BTreeSet<Fingerprint> = self
             .ns_peers
@@ -552,6 +558,7 @@ impl Live {
         for (reply, r) in self.invites.drain(..) {
             let _ = reply.send(r);
         }
+        self.notify(&inner, &events);
         for a in actions {
             match a {
                 GroupAction::Send { peer, frame } => {
@@ -572,6 +579,48 @@ impl Live {
             }
         }
         self.flush_call(&inner).await;
+    }
+
+    /// Posts one notification for the messages of others in `events` (a batch: one live
+    /// message, or a page of backfill), unless the group's chat is open in the foreground.
+    /// Meeting rooms notify nothing (strangers, and the room is on screen while it runs).
+    fn notify(&self, inner: &Inner, events: &[GroupEvent]) {
+        let Some(notifier) = inner.notifier.as_ref().filter(|_| !self.room) else {
+            return;
+        };
+        let theirs: Vec<&crate::groups::SignedMessage> = events
+            .iter()
+            .filter_map(|e| match e {
+                GroupEvent::Message(m) if m.author_fp() != self.me => Some(m),
+                _ => None,
+            })
+            .collect();
+        let Some(last) = theirs.last() else { return };
+        let open = !inner.background.load(std::sync::atomic::Ordering::SeqCst)
+            && *lock(&inner.open_group) == Some(self.gid);
+        if open {
+            return;
+        }
+        let name = &self.engine.log().state().name;
+        let title = if name.is_empty() {
+            self.gid.to_hex()[..8].to_owned()
+        } else {
+            name.clone()
+        };
+        let preview = match &last.msg.body {
+            Body::Text(t) => super::platform::message_preview(t.as_bytes()),
+            Body::File(_) => "a file".to_owned(),
+        };
+        let body = match theirs.len() {
+            1 => format!("{}: {preview}", last.author_fp().short()),
+            n => format!("{n} new messages; {}: {preview}", last.author_fp().short()),
+        };
+        notifier.notify(super::platform::Notification {
+            category: super::platform::NotificationCategory::GroupMessage,
+            title,
+            body,
+            conversation: Some(self.gid.to_hex()),
+        });
     }
 
     fn on_event(&mut self, e: GroupEvent) {
@@ -767,7 +816,11 @@ impl Inner {
         room: bool,
     ) -> Result<(), NodeError> {
         let gid = engine.group();
-        let members = engine.log().state().members.keys().copied().collect();
+        let members = if room {
+            BTreeSet::from([this.fingerprint])
+        } else {
+            engine.log().state().members.keys().copied().collect()
+        };
         let note = this.peer_id().into_bytes();
         let setup = this.ns_setup(prefix, None, note);
         // Its events from the start: a router claim answered before anyone listened left

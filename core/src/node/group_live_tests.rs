@@ -192,3 +192,51 @@ async fn a_removal_made_offline_reaches_everyone_when_they_come_back() {
         n.stop().await;
     }
 }
+
+/// Group messages from others become notifications (one per batch, the group's name as
+/// title, its ID as the conversation), none for our own and none while the group's chat is
+/// open in the foreground.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_messages_from_others_notify_unless_the_group_is_open() {
+    use super::platform::{Notification, NotificationCategory};
+    use super::tests::Recorder;
+    let server = server().await;
+    let url = server.url();
+    let tmp: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    let (gid, fps) = group_of(&dirs);
+    let notes = std::sync::Arc::new(Recorder::default());
+    let mut cfg = config(dirs[1], &url, None);
+    cfg.platform.notifier = Some(notes.clone());
+    let a = started(config(dirs[0], &url, None)).await.unwrap();
+    let b = started(cfg).await.unwrap();
+    send(&b, &gid, "mine").await;
+    send(&a, &gid, "hello group").await;
+    until(30, "a notification", async || !lock(&notes.0).is_empty()).await;
+    assert_eq!(
+        lock(&notes.0).drain(..).collect::<Vec<_>>(),
+        [Notification {
+            category: NotificationCategory::GroupMessage,
+            title: "live".into(),
+            body: format!("{}: hello group", fps[0].short()),
+            conversation: Some(gid.to_hex()),
+        }]
+    );
+    // With the group open on screen: only the event.
+    b.set_open_chat(Some(&gid.to_hex())).unwrap();
+    let mut events = b.group_events();
+    a.group_send(&gid, "seen").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(u) = events.recv().await {
+            if matches!(&u, GroupUpdate::Message { message, .. } if message.text == "seen") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the message arrived");
+    assert!(lock(&notes.0).is_empty(), "{:?}", lock(&notes.0));
+    assert!(b.set_open_chat(Some("not hex")).is_err());
+    a.stop().await;
+    b.stop().await;
+}

@@ -427,6 +427,8 @@ struct Inner {
     request_limiter: Mutex<crate::contacts::limit::RequestLimiter>,
     /// The chat on screen.
     open_chat: Mutex<Option<Fingerprint>>,
+    /// The group chat on screen (its messages raise no notification in the foreground).
+    open_group: Mutex<Option<crate::groups::GroupId>>,
     /// Backoff of redials to contacts with waiting messages.
     redial: Mutex<HashMap<Fingerprint, chat::Redial>>,
     /// Wakes the idle redial loop (a link went down, or we came back online).
@@ -575,6 +577,7 @@ impl Node {
             pings: Mutex::new(HashMap::new()),
             request_limiter: Mutex::new(Default::default()),
             open_chat: Mutex::new(None),
+            open_group: Mutex::new(None),
             redial: Mutex::new(HashMap::new()),
             redial_wake: Arc::new(tokio::sync::Notify::new()),
             rendezvous: Mutex::new(rendezvous::Rendezvous::default()),

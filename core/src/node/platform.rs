@@ -21,6 +21,9 @@ pub enum NotificationCategory {
     IncomingCall,
     /// A call from a contact was missed (not answered, or we were in another call).
     MissedCall,
+    /// Messages from others arrived in a group whose chat was not open; the notification's
+    /// conversation is the group ID (32 hex characters).
+    GroupMessage,
 }
 
 /// A system notification the node asks the platform to post.

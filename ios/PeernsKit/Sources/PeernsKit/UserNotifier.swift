@@ -29,6 +29,7 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
         case .contactRequest: return "contactRequest"
         case .incomingCall: return "incomingCall"
         case .missedCall: return "missedCall"
+        case .groupMessage: return "groupMessage"
         }
     }
 
@@ -53,6 +54,10 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
             content.interruptionLevel = .timeSensitive
         case .missedCall:
             content.categoryIdentifier = "peerns.missedCall"
+            content.sound = .default
+            content.interruptionLevel = .active
+        case .groupMessage:
+            content.categoryIdentifier = "peerns.groupMessage"
             content.sound = .default
             content.interruptionLevel = .active
         }

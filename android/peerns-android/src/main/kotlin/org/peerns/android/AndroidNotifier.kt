@@ -138,7 +138,7 @@ class AndroidNotifier(
         fun idOf(category: NotificationCategory) = category.ordinal + 1
 
         fun categoryOf(category: NotificationCategory) = when (category) {
-            NotificationCategory.MESSAGE -> Notification.CATEGORY_MESSAGE
+            NotificationCategory.MESSAGE, NotificationCategory.GROUP_MESSAGE -> Notification.CATEGORY_MESSAGE
             NotificationCategory.CONTACT_REQUEST -> Notification.CATEGORY_SOCIAL
             NotificationCategory.INCOMING_CALL -> Notification.CATEGORY_CALL
             NotificationCategory.MISSED_CALL ->

@@ -19,6 +19,7 @@ object NotificationChannels {
         NotificationCategory.CONTACT_REQUEST -> "peerns.requests"
         NotificationCategory.INCOMING_CALL -> "peerns.calls"
         NotificationCategory.MISSED_CALL -> "peerns.missed_calls"
+        NotificationCategory.GROUP_MESSAGE -> "peerns.group_messages"
     }
 
     /** Creates (or updates) every channel; cheap and idempotent. */
@@ -27,6 +28,8 @@ object NotificationChannels {
             listOf(
                 NotificationChannel(of(NotificationCategory.MESSAGE), "Messages", NotificationManager.IMPORTANCE_HIGH)
                     .apply { description = "Messages that arrive while PeerNS is in the background" },
+                NotificationChannel(of(NotificationCategory.GROUP_MESSAGE), "Group messages", NotificationManager.IMPORTANCE_HIGH)
+                    .apply { description = "Messages in your groups while PeerNS is in the background" },
                 NotificationChannel(of(NotificationCategory.CONTACT_REQUEST), "Contact requests", NotificationManager.IMPORTANCE_DEFAULT)
                     .apply { description = "People who ask to become your contact" },
                 NotificationChannel(of(NotificationCategory.INCOMING_CALL), "Calls", NotificationManager.IMPORTANCE_HIGH)
