@@ -43,11 +43,9 @@ pub struct DiscoverArgs {
     ns: String,
 }
 
-/// `peerns nearby`.
+/// A fixed position for stadium mode.
 #[derive(clap::Args)]
-pub struct NearbyArgs {
-    #[command(flatten)]
-    node: NodeArgs,
+pub struct PositionArgs {
     /// Latitude, degrees.
     #[arg(long, allow_hyphen_values = true)]
     lat: f64,
@@ -57,6 +55,26 @@ pub struct NearbyArgs {
     /// Position accuracy, metres.
     #[arg(long, default_value_t = 10.0)]
     accuracy: f64,
+}
+
+impl PositionArgs {
+    /// The fix the node is given.
+    pub fn fix(&self) -> LocationFix {
+        LocationFix {
+            latitude: self.lat,
+            longitude: self.lon,
+            accuracy_m: self.accuracy,
+        }
+    }
+}
+
+/// `peerns nearby`.
+#[derive(clap::Args)]
+pub struct NearbyArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    #[command(flatten)]
+    at: PositionArgs,
 }
 
 async fn start(
@@ -196,11 +214,7 @@ pub async fn discover(args: DiscoverArgs, profile: Option<PathBuf>) -> Result<()
 pub async fn nearby(args: NearbyArgs, profile: Option<PathBuf>) -> Result<()> {
     let (node, _temp) = start(&args.node, profile).await?;
     node.start_stadium(Default::default())?;
-    node.set_location(LocationFix {
-        latitude: args.lat,
-        longitude: args.lon,
-        accuracy_m: args.accuracy,
-    })?;
+    node.set_location(args.at.fix())?;
     let result = follow(&node, &args.node, || async {
         let cells = node.stadium_cells().join(",");
         Ok((format!("cells {cells}"), node.nearby().await))

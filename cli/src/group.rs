@@ -12,7 +12,7 @@ use serde_json::json;
 
 use std::time::Duration;
 
-use peerns_core::node::{GroupUpdate, NodeError};
+use peerns_core::node::{GroupUpdate, Node, NodeError};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::Result;
@@ -221,7 +221,7 @@ pub(crate) async fn as_member<T, F: Future<Output = std::result::Result<T, NodeE
     }
 }
 
-pub(crate) fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
+fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
     match u {
         GroupUpdate::Message { group, message } if group == g => {
             if json {
@@ -251,13 +251,28 @@ pub(crate) fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
 
 async fn chat(net: &NetArgs, profile: Option<PathBuf>, g: GroupId, json: bool) -> Result<()> {
     let node = start_offline(net, profile).await?;
-    let mut updates = node.group_events();
+    let updates = node.group_events();
     if !node.running_groups().contains(&g) {
         node.stop().await;
         return Err(format!("group {g} is not one of ours").into());
     }
+    let result = chat_loop(&node, updates, g, json, |_| {}).await;
+    node.stop().await;
+    result
+}
+
+/// Sends each stdin line to group `g` and prints its updates until Ctrl-C or SIGTERM (the end
+/// of stdin only stops sending). `GroupUpdate::Room` (the meeting room merged into another)
+/// moves the loop to that room and is passed to `on_room`.
+pub(crate) async fn chat_loop(
+    node: &Node,
+    mut updates: tokio::sync::mpsc::UnboundedReceiver<GroupUpdate>,
+    mut g: GroupId,
+    json: bool,
+    on_room: impl Fn(&GroupId),
+) -> Result<()> {
     let mut lines = Some(BufReader::new(tokio::io::stdin()).lines());
-    let result = loop {
+    loop {
         tokio::select! {
             line = async { lines.as_mut().expect("only polled while open").next_line().await },
                 if lines.is_some() =>
@@ -268,7 +283,7 @@ async fn chat(net: &NetArgs, profile: Option<PathBuf>, g: GroupId, json: bool) -
                         lines = None;
                         continue;
                     }
-                    Err(e) => break Err(e.into()),
+                    Err(e) => return Err(e.into()),
                 };
                 let text = text.trim_end();
                 if text.is_empty() {
@@ -283,12 +298,14 @@ async fn chat(net: &NetArgs, profile: Option<PathBuf>, g: GroupId, json: bool) -
                 }
             }
             u = updates.recv() => match u {
+                Some(GroupUpdate::Room { group: Some(room) }) if room != g => {
+                    g = room;
+                    on_room(&g);
+                }
                 Some(u) => print_update(&u, &g, json),
-                None => break Ok(()),
+                None => return Ok(()),
             },
-            _ = crate::shutdown_signal() => break Ok(()),
+            _ = crate::shutdown_signal() => return Ok(()),
         }
-    };
-    node.stop().await;
-    result
+    }
 }

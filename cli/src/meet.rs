@@ -6,13 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use peerns_core::node::GroupUpdate;
-use peerns_core::node::platform::LocationFix;
+use peerns_core::groups::GroupId;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::Result;
-use crate::group::print_update;
+use crate::discover::PositionArgs;
+use crate::group::chat_loop;
 use crate::messaging::{NetArgs, start_offline};
 
 /// How long we wait for the signaling server before looking for a room anyway.
@@ -23,23 +22,16 @@ const CONNECT_WAIT: Duration = Duration::from_secs(30);
 pub struct MeetArgs {
     #[command(flatten)]
     net: NetArgs,
-    /// Latitude, degrees.
-    #[arg(long, allow_hyphen_values = true)]
-    lat: f64,
-    /// Longitude, degrees.
-    #[arg(long, allow_hyphen_values = true)]
-    lon: f64,
-    /// Position accuracy, metres.
-    #[arg(long, default_value_t = 10.0)]
-    accuracy: f64,
+    #[command(flatten)]
+    at: PositionArgs,
     /// One JSON object per line: `room`, `queued`, `message`, `role`.
     #[arg(long)]
     json: bool,
 }
 
-fn print_room(gid: &str, json: bool) {
+fn print_room(gid: &GroupId, json: bool) {
     if json {
-        println!("{}", json!({"event": "room", "group": gid}));
+        println!("{}", json!({"event": "room", "group": gid.to_hex()}));
     } else {
         println!("-- meeting room {gid}");
     }
@@ -48,62 +40,23 @@ fn print_room(gid: &str, json: bool) {
 /// Runs the meeting room until Ctrl-C or SIGTERM (the end of stdin only stops sending).
 pub async fn meet(a: MeetArgs, profile: Option<PathBuf>) -> Result<()> {
     let node = start_offline(&a.net, profile).await?;
-    let mut updates = node.group_events();
+    let updates = node.group_events();
     node.start_stadium(Default::default())?;
-    node.set_location(LocationFix {
-        latitude: a.lat,
-        longitude: a.lon,
-        accuracy_m: a.accuracy,
-    })?;
+    node.set_location(a.at.fix())?;
     // Rooms are found in the stadium cells, which need the signaling server.
     if !node.wait_connected(CONNECT_WAIT).await {
         eprintln!("signaling server not reached yet; looking for a room anyway");
     }
-    let mut room = match node.meeting_room_join().await {
+    let room = match node.meeting_room_join().await {
         Ok(g) => g,
         Err(e) => {
             node.stop().await;
             return Err(e.into());
         }
     };
-    print_room(&room.to_hex(), a.json);
-    let mut lines = Some(BufReader::new(tokio::io::stdin()).lines());
-    let result = loop {
-        tokio::select! {
-            line = async { lines.as_mut().expect("only polled while open").next_line().await },
-                if lines.is_some() =>
-            {
-                let text = match line {
-                    Ok(Some(l)) => l,
-                    Ok(None) => {
-                        lines = None;
-                        continue;
-                    }
-                    Err(e) => break Err(e.into()),
-                };
-                let text = text.trim_end();
-                if text.is_empty() {
-                    continue;
-                }
-                match node.group_send(&room, text).await {
-                    Ok(m) if a.json => {
-                        println!("{}", json!({"event": "queued", "id": m.id, "text": m.text}));
-                    }
-                    Ok(_) => {}
-                    Err(e) => eprintln!("not sent: {e}"),
-                }
-            }
-            u = updates.recv() => match u {
-                Some(GroupUpdate::Room { group: Some(g) }) if g != room => {
-                    room = g;
-                    print_room(&room.to_hex(), a.json);
-                }
-                Some(u) => print_update(&u, &room, a.json),
-                None => break Ok(()),
-            },
-            _ = crate::shutdown_signal() => break Ok(()),
-        }
-    };
+    let json = a.json;
+    print_room(&room, json);
+    let result = chat_loop(&node, updates, room, json, |g| print_room(g, json)).await;
     node.stop_stadium().await;
     node.stop().await;
     result

@@ -82,7 +82,7 @@ async fn people_nearby_meet_in_one_room_and_a_late_arrival_catches_up() {
     }
     // Nothing of the room reached any profile's files.
     for d in &dirs {
-        for f in walk(d.path()) {
+        for f in super::stadium_tests::files(d.path()) {
             let bytes = std::fs::read(&f).unwrap();
             for needle in ["hello from ada", "hi ada, bob here"] {
                 assert!(
@@ -92,23 +92,6 @@ async fn people_nearby_meet_in_one_room_and_a_late_arrival_catches_up() {
             }
         }
     }
-}
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

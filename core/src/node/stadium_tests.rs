@@ -8,7 +8,7 @@ use super::*;
 use crate::discovery::presence::GeoStamp;
 
 /// Every file under `dir`, recursively.
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(super) fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![];
     let mut todo = vec![dir.to_owned()];
     while let Some(d) = todo.pop() {

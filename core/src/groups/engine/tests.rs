@@ -42,6 +42,28 @@ fn sends(e: &mut Engine<MemHistory>) -> Vec<(Fingerprint, GroupFrame)> {
         .collect()
 }
 
+/// Hands every frame `from` sends to `to`.
+fn deliver(from: &mut Engine<MemHistory>, to: &mut Engine<MemHistory>, now: Instant) {
+    let peer = from.identity.fingerprint();
+    for (_, f) in sends(from) {
+        to.handle(
+            GroupInput::Frame {
+                peer,
+                frame: Box::new(f),
+            },
+            now,
+        );
+    }
+}
+
+/// `log` with `member` removed by `admin` (cutoff 0).
+fn removing(log: &Log, admin: &Identity, member: Fingerprint) -> Log {
+    let mut log = log.clone();
+    let e = log.sign_next(admin, LogOp::Remove { member, cutoff: 0 }, 3);
+    log.append(e).unwrap();
+    log
+}
+
 fn refusals(actions: &[GroupAction]) -> Vec<Refusal> {
     actions
         .iter()
@@ -670,24 +692,8 @@ fn an_open_room_admits_anyone_refuses_log_pages_and_a_restarted_member_learns_it
     }
     let mf = m_id.fingerprint();
     for _ in 0..3 {
-        for (_, f) in sends(&mut m) {
-            r.handle(
-                GroupInput::Frame {
-                    peer: mf,
-                    frame: Box::new(f),
-                },
-                now,
-            );
-        }
-        for (_, f) in sends(&mut r) {
-            m.handle(
-                GroupInput::Frame {
-                    peer: r_id.fingerprint(),
-                    frame: Box::new(f),
-                },
-                now,
-            );
-        }
+        deliver(&mut m, &mut r, now);
+        deliver(&mut r, &mut m, now);
     }
     assert_eq!(
         r.version_vector().get(&mf),
@@ -707,27 +713,11 @@ fn an_open_room_admits_anyone_refuses_log_pages_and_a_restarted_member_learns_it
     r.handle(GroupInput::PeerUp { peer: mf }, now);
     let mut rounds = 0;
     loop {
-        for (_, f) in sends(&mut r) {
-            again.handle(
-                GroupInput::Frame {
-                    peer: r_id.fingerprint(),
-                    frame: Box::new(f),
-                },
-                now,
-            );
-        }
+        deliver(&mut r, &mut again, now);
         if again.knows_own_seq() {
             break;
         }
-        for (_, f) in sends(&mut again) {
-            r.handle(
-                GroupInput::Frame {
-                    peer: mf,
-                    frame: Box::new(f),
-                },
-                now,
-            );
-        }
+        deliver(&mut again, &mut r, now);
         rounds += 1;
         assert!(rounds < 5, "never caught up with its own messages");
     }
@@ -763,42 +753,21 @@ fn an_open_room_admits_anyone_refuses_log_pages_and_a_restarted_member_learns_it
 fn a_former_member_that_routes_learns_of_its_removal_and_departs() {
     let ids = [id(1), id(2), id(3)];
     let old = log_with(&ids);
-    let mut log = old.clone();
-    let e = log.sign_next(
-        &ids[0],
-        LogOp::Remove {
-            member: ids[1].fingerprint(),
-            cutoff: 0,
-        },
-        3,
-    );
-    log.append(e).unwrap();
+    let log = removing(&old, &ids[0], ids[1].fingerprint());
     let now = Instant::now();
     // The removed member was offline: its log lacks the removal, and it won the election.
     let mut gone = engine(&ids[1], &old);
     let mut m = engine(&ids[2], &log);
-    let (gf, mf) = (ids[1].fingerprint(), ids[2].fingerprint());
     gone.handle(GroupInput::BecameRouter, now);
-    gone.handle(GroupInput::PeerUp { peer: mf }, now);
+    gone.handle(
+        GroupInput::PeerUp {
+            peer: ids[2].fingerprint(),
+        },
+        now,
+    );
     for _ in 0..3 {
-        for (_, f) in sends(&mut gone) {
-            m.handle(
-                GroupInput::Frame {
-                    peer: gf,
-                    frame: Box::new(f),
-                },
-                now,
-            );
-        }
-        for (_, f) in sends(&mut m) {
-            gone.handle(
-                GroupInput::Frame {
-                    peer: mf,
-                    frame: Box::new(f),
-                },
-                now,
-            );
-        }
+        deliver(&mut gone, &mut m, now);
+        deliver(&mut m, &mut gone, now);
     }
     assert_eq!(
         m.router_peer(),
@@ -806,40 +775,26 @@ fn a_former_member_that_routes_learns_of_its_removal_and_departs() {
         "the member did not take it as router"
     );
     assert!(gone.departed(), "the former member learnt it is out");
-    assert!(gone.log().state().gone.contains_key(&gf));
+    assert!(gone.log().state().gone.contains_key(&ids[1].fingerprint()));
 }
 
 #[test]
 fn a_member_removed_while_offline_learns_it_from_the_router_when_it_returns() {
     let ids = [id(1), id(2), id(3)];
     let old = log_with(&ids);
-    let mut log = old.clone();
-    let e = log.sign_next(
-        &ids[0],
-        LogOp::Remove {
-            member: ids[2].fingerprint(),
-            cutoff: 0,
-        },
-        3,
-    );
-    log.append(e).unwrap();
+    let log = removing(&old, &ids[0], ids[2].fingerprint());
     let now = Instant::now();
     let (mut r, mut gone) = (engine(&ids[0], &log), engine(&ids[2], &old));
-    let (rf, gf) = (ids[0].fingerprint(), ids[2].fingerprint());
+    let gf = ids[2].fingerprint();
     r.handle(GroupInput::BecameRouter, now);
     r.handle(GroupInput::PeerUp { peer: gf }, now);
-    gone.handle(GroupInput::RouterUp { router: rf }, now);
-    let frames = sends(&mut r);
-    assert!(frames.iter().all(|(p, _)| *p == gf));
-    for (_, f) in frames {
-        gone.handle(
-            GroupInput::Frame {
-                peer: rf,
-                frame: Box::new(f),
-            },
-            now,
-        );
-    }
+    gone.handle(
+        GroupInput::RouterUp {
+            router: ids[0].fingerprint(),
+        },
+        now,
+    );
+    deliver(&mut r, &mut gone, now);
     assert!(gone.departed(), "it adopted the log with its removal");
     assert!(sends(&mut r).is_empty(), "and got nothing else");
 }
