@@ -46,6 +46,7 @@ struct ContentView: View {
         case .contacts: ContactsScreen(model: ContactsModel(node: node))
         case let .chat(conversation): ChatScreen(model: ChatModel(node: node, conversation: conversation))
         case .nearby: NearbyScreen(node: model, nearby: NearbyModel(node: node))
+        case .meetingRoom: MeetingRoomScreen(node: model, model: MeetingRoomModel(node: node))
         case .settings: SettingsScreen(model: SettingsModel(node: node))
         case .groups: GroupsScreen(node: model, model: GroupsModel(node: node))
         case let .group(gid):

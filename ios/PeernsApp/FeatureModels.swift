@@ -2,7 +2,7 @@ import Combine
 import Foundation
 import PeernsKit
 
-// The models of the groups, calls, baby-monitor and backup screens. Each mirrors a Kotlin view
+// The models of the groups, meeting room, calls, baby-monitor and backup screens. Each mirrors a Kotlin view
 // model of the Android app (android/app/src/main/kotlin/org/peerns/app/model), which is tested
 // on the JVM against the real library; keep the two in step.
 
@@ -77,6 +77,15 @@ final class GroupChatModel: ObservableObject {
 
     var admin: Bool { membership == .admin }
 
+    /// The screen is visible: no notifications for this group, then `refresh`.
+    func open() async {
+        try? node.setOpenChat(conversation: group)
+        await refresh()
+    }
+
+    /// The screen is gone: notifications for this group again.
+    func close() { try? node.setOpenChat(conversation: nil) }
+
     func refresh() async {
         await guarded {
             guard let g = try await node.groups().first(where: { $0.id == group }) else { return }
@@ -133,6 +142,117 @@ final class GroupChatModel: ObservableObject {
 
     private func add(_ message: GroupMessage) {
         if !messages.contains(where: { $0.id == message.id }) { messages.append(message) }
+    }
+
+    @discardableResult
+    private func guarded(_ block: () async throws -> Void) async -> Bool {
+        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+    }
+}
+
+/// The meeting room for everyone nearby (stadium mode): join the room advertised nearby or start
+/// one, messages from group events, send, leave; after a merge `.room` names the room we moved to
+/// and `apply` asks for its history (`MeetingRoomViewModel`).
+@MainActor
+final class MeetingRoomModel: ObservableObject {
+    /// The room we are in (32 hex characters), or nil.
+    @Published private(set) var room: String?
+    /// In display order (the node keeps them in memory only).
+    @Published private(set) var messages: [GroupMessage] = []
+    @Published private(set) var router = false
+    /// Looking for a room advertised nearby (a few seconds).
+    @Published private(set) var joining = false
+    @Published private(set) var error: String?
+    /// The last role seen per group: a room's may arrive before we know we are in it.
+    private var roles: [String: Bool] = [:]
+    private let node: PeernsNode
+
+    init(node: PeernsNode) { self.node = node }
+
+    /// Joins the room nearby or starts one (stadium mode must be on with a position); its ID.
+    @discardableResult
+    func join() async -> String? {
+        joining = true
+        error = nil
+        defer { joining = false }
+        var joined: String?
+        await guarded {
+            joined = try await node.meetingRoomJoin()
+            await refresh()
+        }
+        return joined
+    }
+
+    /// Reloads the room we are in and its messages (none: cleared).
+    @discardableResult
+    func refresh() async -> Bool {
+        await guarded {
+            let current = try node.meetingRoom()
+            var history: [GroupMessage] = []
+            if current != nil { history = try await node.meetingRoomHistory() }
+            // Moved on meanwhile (a merge): the `.room` event that tells it asks for another refresh.
+            guard try node.meetingRoom() == current else { return }
+            guard let gid = current else { clear(); return }
+            // Messages that arrived as events after the history was read stay.
+            let ids = Set(history.map { $0.id })
+            let later = room == gid ? messages.filter { !ids.contains($0.id) } : []
+            room = gid
+            messages = history + later
+            router = roles[gid] ?? false
+        }
+    }
+
+    func send(_ text: String) async -> Bool {
+        let text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { error = "nothing to send"; return false }
+        guard let room else { error = "not in the meeting room"; return false }
+        return await guarded {
+            let sent = try await node.groupSend(group: room, text: text)
+            add(room, sent)
+        }
+    }
+
+    func leave() async -> Bool {
+        await guarded {
+            try await node.meetingRoomLeave()
+            clear()
+        }
+    }
+
+    /// Applies a group event; other groups' events are ignored. Returns whether a `refresh` is
+    /// needed (we entered a room or moved to another, or a backfill of the room finished).
+    func apply(_ event: GroupEvent) -> Bool {
+        switch event {
+        case let .message(g, message):
+            add(g, message)
+        case let .role(g, routes):
+            roles[g] = routes
+            if g == room { router = routes }
+        case let .room(g):
+            guard let entered = g else { clear(); return false }
+            if entered != room {
+                room = entered
+                messages = []
+                router = roles[entered] ?? false
+            }
+            return true
+        case let .backfill(g, _, more) where g == room:
+            return !more
+        default:
+            break
+        }
+        return false
+    }
+
+    private func add(_ group: String, _ message: GroupMessage) {
+        if group == room && !messages.contains(where: { $0.id == message.id }) { messages.append(message) }
+    }
+
+    private func clear() {
+        room = nil
+        messages = []
+        router = false
+        error = nil
     }
 
     @discardableResult

@@ -77,8 +77,53 @@ struct GroupChatScreen: View {
         }
         .navigationTitle(model.name)
         .task {
-            await model.refresh()
+            await model.open()
             guard let events = node.groupEvents() else { return }
+            for await event in events where model.apply(event) { await model.refresh() }
+        }
+        .onDisappear { model.close() }
+    }
+
+    private func who(_ fingerprint: String) -> String {
+        fingerprint == node.identity?.fingerprint ? "me" : String(fingerprint.prefix(8))
+    }
+}
+
+/// The meeting room for everyone nearby: joined when opened (stadium mode must be on), its
+/// messages, send, leave. Going back keeps us in the room; its history is reloaded when it opens.
+struct MeetingRoomScreen: View {
+    @ObservedObject var node: NodeModel
+    @StateObject var model: MeetingRoomModel
+    @State private var text = ""
+
+    var body: some View {
+        List {
+            Section {
+                Text("Everyone nearby in stadium mode can read and write here. Nothing of it is stored; it fades when the last person leaves.")
+                    .font(.caption)
+                if model.joining {
+                    Text("Looking for the room nearby…")
+                } else if model.room == nil {
+                    Text("Not in the room (stadium mode must be on)")
+                    Button("Join again") { Task { await model.join() } }
+                } else if model.router {
+                    Text("This phone routes the room now").font(.caption)
+                }
+            }
+            Section("Messages") {
+                ForEach(model.messages, id: \.id) { m in Text("\(who(m.author)): \(m.text)") }
+                TextField("Message to everyone in the room", text: $text)
+                Button("Send") { Task { if await model.send(text) { text = "" } } }
+                if let error = model.error { Text(error).foregroundStyle(.red) }
+            }
+            Button("Leave the room", role: .destructive) { Task { if await model.leave() { node.path.removeLast() } } }
+        }
+        .navigationTitle("Meeting room")
+        .task {
+            // Subscribed first: the stream keeps what arrives while joining.
+            let events = node.groupEvents()
+            if await model.refresh(), model.room == nil { await model.join() }
+            guard let events else { return }
             for await event in events where model.apply(event) { await model.refresh() }
         }
     }

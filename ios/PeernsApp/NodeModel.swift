@@ -42,6 +42,7 @@ final class NodeModel: ObservableObject {
     func open(_ route: NotificationRoute) {
         switch route {
         case let .chat(conversation): path = [.chat(conversation)]
+        case let .group(gid): path = [.groups, .group(gid)]
         case .contacts: path = [.contacts]
         }
     }
@@ -148,6 +149,7 @@ enum Route: Hashable {
     case contacts
     case chat(String)
     case nearby
+    case meetingRoom
     case settings
     case groups
     case group(String)

@@ -124,6 +124,9 @@ final class NearbyModel: ObservableObject {
 
     init(node: PeernsNode) { self.node = node }
 
+    /// How many of the people nearby are in a meeting room.
+    var inRoom: Int { people.filter { $0.room != nil }.count }
+
     func refresh() async {
         do {
             people = try await node.nearby().sorted {

@@ -111,7 +111,7 @@ struct ChatScreen: View {
     }
 }
 
-/// Stadium mode: on/off and the people nearby, nearest first.
+/// Stadium mode: on/off, the way to the meeting room, and the people nearby, nearest first.
 struct NearbyScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var nearby: NearbyModel
@@ -126,10 +126,19 @@ struct NearbyScreen: View {
                 Text("Shares your approximate position with people nearby, under a pseudonym, while it is on.")
                     .font(.caption)
             }
+            Section("Meeting room") {
+                NavigationLink("Meeting room for everyone nearby", value: Route.meetingRoom)
+                if node.stadium { Text(roomLine(nearby.inRoom)).font(.caption) }
+            }
             Section("People nearby") {
                 if let error = nearby.error { Text(error).foregroundStyle(.red) }
                 ForEach(nearby.people, id: \.fingerprint) { p in
-                    HStack { Text(NearbyModel.distance(p)).monospacedDigit(); Text(p.name); Spacer(); Text(p.short).font(.caption.monospaced()) }
+                    HStack {
+                        Text(NearbyModel.distance(p)).monospacedDigit()
+                        Text(p.name + (p.room != nil ? " (in the meeting room)" : ""))
+                        Spacer()
+                        Text(p.short).font(.caption.monospaced())
+                    }
                 }
             }
         }
@@ -139,6 +148,14 @@ struct NearbyScreen: View {
                 await nearby.refresh()
                 try? await Task.sleep(nanoseconds: 5_000_000_000)
             }
+        }
+    }
+
+    private func roomLine(_ count: Int) -> String {
+        switch count {
+        case 0: return "Nobody nearby is in the meeting room yet"
+        case 1: return "1 person nearby is in the meeting room"
+        default: return "\(count) people nearby are in the meeting room"
         }
     }
 }

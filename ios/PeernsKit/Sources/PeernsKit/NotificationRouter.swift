@@ -5,6 +5,8 @@ import UserNotifications
 public enum NotificationRoute: Equatable {
     /// The chat with this contact (fingerprint).
     case chat(String)
+    /// The chat of this group (its ID).
+    case group(String)
     /// The contact requests.
     case contacts
 }
@@ -24,6 +26,9 @@ public final class NotificationRouter: NSObject, UNUserNotificationCenterDelegat
     /// The route of a notification's `userInfo`, or nil when it is not one of ours.
     public static func route(_ userInfo: [AnyHashable: Any]) -> NotificationRoute? {
         if let conversation = userInfo[UserNotifier.conversationKey] as? String {
+            if userInfo[UserNotifier.categoryKey] as? String == "groupMessage" {
+                return .group(conversation)
+            }
             return .chat(conversation)
         }
         if userInfo[UserNotifier.categoryKey] as? String == "contactRequest" {

@@ -147,9 +147,10 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
     }
 }
 
-/** Stadium mode: on/off, and the people nearby sorted by distance. */
+/** Stadium mode: on/off, the way to the meeting room, and the people nearby sorted by distance. */
 class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(host) {
     private val toggle = ui.button("Turn stadium mode on") { host.setStadium(!model.state.value.on) }
+    private val room = ui.text()
     private val people = ui.column()
     private val error = ui.text()
     private var polling: Job? = null
@@ -157,6 +158,8 @@ class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(ho
         ui.title("Nearby"),
         ui.text("Stadium mode shares your approximate position with people nearby, under a pseudonym, while it is on."),
         toggle, error,
+        ui.button("Meeting room for everyone nearby") { host.navigator.open(Screen.MeetingRoom) },
+        room,
         ui.label("People nearby, nearest first"), people,
     )
 
@@ -167,8 +170,16 @@ class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(ho
             model.state.collect { state ->
                 toggle.text = if (state.on) "Turn stadium mode off" else "Turn stadium mode on"
                 error.text = state.error ?: ""
+                room.text = when (state.inRoom) {
+                    0 -> if (state.on) "nobody nearby is in the meeting room yet" else ""
+                    1 -> "1 person nearby is in the meeting room"
+                    else -> "${state.inRoom} people nearby are in the meeting room"
+                }
                 people.removeAllViews()
-                state.people.forEach { p -> people.addView(ui.text("${NearbyViewModel.distance(p)}  ${p.name}  ${p.short}")) }
+                state.people.forEach { p ->
+                    val inRoom = if (p.room != null) "  (in the meeting room)" else ""
+                    people.addView(ui.text("${NearbyViewModel.distance(p)}  ${p.name}  ${p.short}$inRoom"))
+                }
                 if (state.people.isEmpty()) people.addView(ui.text(if (state.on) "nobody yet" else "stadium mode is off"))
                 polling?.cancel()
                 polling = if (state.on) host.scope.launch { poll() } else null

@@ -6,6 +6,7 @@ import kotlinx.coroutines.launch
 import org.peerns.app.model.GroupCallViewModel
 import org.peerns.app.model.GroupChatViewModel
 import org.peerns.app.model.GroupsViewModel
+import org.peerns.app.model.MeetingRoomViewModel
 import org.peerns.app.model.Screen
 import org.peerns.ffi.CallParticipant
 import org.peerns.ffi.GroupCallPhase
@@ -111,8 +112,10 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
             }
         }
         host.scope.launch { invites.state.collect { inviteLink.text = it.inviteLink ?: it.error ?: "" } }
-        act { model.refresh() }
+        act { model.open() }
     }
+
+    override fun hidden() = model.close()
 
     /** Our fingerprint, read when shown. */
     private var me: String? = null
@@ -205,4 +208,56 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
     }
 
     override fun onGroupEvent(event: GroupEvent) = model.onGroupEvent(event)
+}
+
+/**
+ * The meeting room for everyone nearby: joined when the screen opens (stadium mode must be on),
+ * its messages, send, leave. Closing the screen keeps us in the room; its history is reloaded
+ * when it opens again.
+ */
+class MeetingRoomView(host: Host, private val model: MeetingRoomViewModel) : ScreenView(host) {
+    private val info = ui.text()
+    private val messages = ui.column()
+    private val input = ui.input("Message to everyone in the room")
+    private val error = ui.text()
+    private val join = ui.button("Join again") { act { model.join() } }
+    override val root = ui.column(20).with(
+        ui.title("Meeting room"),
+        ui.text("Everyone nearby in stadium mode can read and write here. Nothing of it is stored; it fades when the last person leaves."),
+        info, join, messages, error, input,
+        ui.button("Send") { act { if (model.send(input.text.toString())) input.setText("") } },
+        ui.button("Leave the room") { act { if (model.leave()) host.navigator.back() } },
+    )
+
+    /** Our fingerprint, read when shown. */
+    private var me: String? = null
+
+    override fun shown() {
+        me = try {
+            host.node?.identity()?.fingerprint
+        } catch (e: PeernsException) {
+            null
+        }
+        host.scope.launch {
+            model.state.collect { state ->
+                info.text = when {
+                    state.joining -> "looking for the room nearby…"
+                    state.room == null -> "not in the room (stadium mode must be on)"
+                    state.router -> "this phone routes the room now"
+                    else -> "in the room ${state.room.take(8)}"
+                }
+                join.visibility = if (state.room == null && !state.joining) View.VISIBLE else View.GONE
+                error.text = state.error ?: ""
+                messages.removeAllViews()
+                state.messages.forEach { messages.addView(ui.text("${if (it.author == me) "me" else it.author.take(8)}: ${it.text}")) }
+                if (state.room != null && state.messages.isEmpty()) messages.addView(ui.text("no messages yet"))
+            }
+        }
+        act { if (model.refresh() && model.state.value.room == null) model.join() }
+    }
+
+    override fun onGroupEvent(event: GroupEvent) {
+        model.onGroupEvent(event)
+        if (model.needsRefresh(event)) act { model.refresh() }
+    }
 }

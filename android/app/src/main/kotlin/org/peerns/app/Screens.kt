@@ -13,6 +13,7 @@ import org.peerns.app.model.ContactsViewModel
 import org.peerns.app.model.GroupCallViewModel
 import org.peerns.app.model.GroupChatViewModel
 import org.peerns.app.model.GroupsViewModel
+import org.peerns.app.model.MeetingRoomViewModel
 import org.peerns.app.model.MonitorViewModel
 import org.peerns.app.model.NearbyViewModel
 import org.peerns.app.model.Navigator
@@ -81,6 +82,7 @@ fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView = when (scr
     Screen.Contacts -> ContactsView(host, ContactsViewModel(node))
     is Screen.Chat -> ChatView(host, ChatViewModel(node, screen.conversation))
     Screen.Nearby -> NearbyView(host, NearbyViewModel(node))
+    Screen.MeetingRoom -> MeetingRoomView(host, MeetingRoomViewModel(node))
     Screen.Settings -> SettingsView(host, SettingsViewModel(node, AppSettings(host.context)))
     Screen.Groups -> GroupsView(host, GroupsViewModel(node))
     is Screen.GroupChat -> GroupChatView(host, GroupChatViewModel(node, screen.group), GroupsViewModel(node))

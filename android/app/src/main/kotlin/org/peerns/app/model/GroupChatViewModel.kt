@@ -8,6 +8,7 @@ import org.peerns.ffi.GroupEvent
 import org.peerns.ffi.GroupMember
 import org.peerns.ffi.GroupMembership
 import org.peerns.ffi.GroupMessage
+import org.peerns.ffi.PeernsException
 import org.peerns.ffi.PeernsNodeInterface
 
 /** What a group's chat shows. */
@@ -39,6 +40,21 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
         val page = node.groupHistory(group, null, LIMIT.toUInt())
         mutableState.update {
             it.copy(name = g.name, members = g.members, membership = g.membership, router = g.router, messages = page.messages, error = null)
+        }
+    }
+
+    /** The screen is visible: no notifications for this group, then [refresh]. */
+    suspend fun open() = guard {
+        node.setOpenChat(group)
+        refresh()
+    }
+
+    /** The screen is gone: notifications for this group again. */
+    fun close() {
+        try {
+            node.setOpenChat(null)
+        } catch (e: PeernsException) {
+            // Stopped: nothing to tell.
         }
     }
 

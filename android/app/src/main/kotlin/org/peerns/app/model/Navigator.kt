@@ -20,6 +20,9 @@ sealed interface Screen {
     /** Stadium mode: people nearby. */
     data object Nearby : Screen
 
+    /** The meeting room for everyone nearby (joined when opened). */
+    data object MeetingRoom : Screen
+
     /** Signaling server, name, fingerprint. */
     data object Settings : Screen
 
@@ -64,12 +67,15 @@ class Navigator {
 
     /**
      * A notification was tapped: an incoming call opens the call screen, a message its chat
-     * above the home screen, a contact request the contacts. Anything else leaves the screens
+     * above the home screen (a group message the group's chat above the groups), a contact
+     * request the contacts. Anything else leaves the screens
      * as they are.
      */
     fun route(conversation: String?, category: String?) {
         when {
             category == INCOMING_CALL -> stack.value = listOf(Screen.Home, Screen.Call)
+            category == GROUP_MESSAGE && conversation != null ->
+                stack.value = listOf(Screen.Home, Screen.Groups, Screen.GroupChat(conversation))
             conversation != null -> stack.value = listOf(Screen.Home, Screen.Chat(conversation))
             category == CONTACT_REQUEST -> stack.value = listOf(Screen.Home, Screen.Contacts)
         }
@@ -84,5 +90,8 @@ class Navigator {
 
         /** `NotificationCategory.INCOMING_CALL.name`. */
         const val INCOMING_CALL = "INCOMING_CALL"
+
+        /** `NotificationCategory.GROUP_MESSAGE.name`. */
+        const val GROUP_MESSAGE = "GROUP_MESSAGE"
     }
 }

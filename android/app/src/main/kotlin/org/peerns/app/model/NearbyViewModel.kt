@@ -14,7 +14,10 @@ data class NearbyState(
     /** Nearest first; people whose distance is unknown last. */
     val people: List<DiscoveredPeer> = emptyList(),
     val error: String? = null,
-)
+) {
+    /** How many of the people nearby are in a meeting room (the one to join, normally). */
+    val inRoom: Int get() = people.count { it.room != null }
+}
 
 /**
  * Stadium mode: people nearby, sorted by distance. Turning it on and off goes through the

@@ -39,6 +39,11 @@ class NavigatorTest {
         assertEquals(Screen.Contacts, nav.current)
         nav.route(conversation = "f1", category = "INCOMING_CALL")
         assertEquals(listOf(Screen.Home, Screen.Call), nav.screens.value)
-        assertEquals(listOf(Screen.Home, Screen.Settings, Screen.Chat("f1"), Screen.Contacts, Screen.Call), seen)
+        nav.route(conversation = "g1", category = "GROUP_MESSAGE")
+        assertEquals(listOf(Screen.Home, Screen.Groups, Screen.GroupChat("g1")), nav.screens.value)
+        assertEquals(
+            listOf(Screen.Home, Screen.Settings, Screen.Chat("f1"), Screen.Contacts, Screen.Call, Screen.GroupChat("g1")),
+            seen,
+        )
     }
 }
