@@ -71,6 +71,25 @@ pub fn peerns_bin() -> PathBuf {
         .join("peerns")
 }
 
+/// `peerns --profile PROFILE ARGS…` from [`peerns_bin`], killed when dropped.
+pub fn peerns_cmd(profile: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(peerns_bin());
+    cmd.arg("--profile").arg(profile).args(args);
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// Runs `peerns ARGS --signal URL --loopback` on `profile` to its end and asserts success.
+pub async fn peerns_online(profile: &std::path::Path, url: &str, args: &[&str]) {
+    let status = peerns_cmd(profile, args)
+        .args(["--signal", url, "--loopback"])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "peerns {args:?}");
+}
+
 /// Waits until `f` holds (checked every 20 ms), for at most `secs`; panics naming `what`.
 pub async fn until<F: AsyncFnMut() -> bool>(secs: u64, what: &str, mut f: F) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use peerns_core::store::Profile;
-use peerns_tests::{ServerKind, ServerOpts, TestServer, ffprobe, peerns_bin};
+use peerns_tests::{ServerKind, ServerOpts, TestServer, ffprobe, peerns_cmd as peerns};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const PARTICIPANTS: usize = 4;
 /// Seconds of the call once everyone sees everyone, before and after the kill.
@@ -23,13 +23,6 @@ const BEFORE_KILL: u64 = 8;
 const AFTER_KILL: u64 = 12;
 /// Longest failover the test accepts (loaded CI machine; the goal, 4 s, is a benchmark's).
 const RESUME_LIMIT: Duration = Duration::from_secs(12);
-
-fn peerns(profile: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(peerns_bin());
-    cmd.arg("--profile").arg(profile).args(args);
-    cmd.kill_on_drop(true);
-    cmd
-}
 
 async fn offline(profile: &Path, args: &[&str]) -> Value {
     let out = peerns(profile, args).output().await.unwrap();

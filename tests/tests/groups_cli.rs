@@ -12,19 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use peerns_core::store::Profile;
-use peerns_tests::{ServerKind, ServerOpts, TestServer, peerns_bin};
+use peerns_tests::{ServerKind, ServerOpts, TestServer, peerns_cmd as peerns};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, ChildStdin};
 
 const MEMBERS: usize = 4;
-
-fn peerns(profile: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(peerns_bin());
-    cmd.arg("--profile").arg(profile).args(args);
-    cmd.kill_on_drop(true);
-    cmd
-}
 
 /// Runs an offline command; its JSON output, or `None` if it failed.
 async fn offline(profile: &Path, args: &[&str]) -> Option<Value> {

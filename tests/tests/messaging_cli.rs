@@ -13,16 +13,9 @@ use std::time::Duration;
 use peerns_core::chat::store::messages;
 use peerns_core::identity::Fingerprint;
 use peerns_core::store::Profile;
-use peerns_tests::{ServerKind, ServerOpts, TestServer, peerns_bin};
+use peerns_tests::{ServerKind, ServerOpts, TestServer, peerns_cmd as peerns};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-fn peerns(profile: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(peerns_bin());
-    cmd.arg("--profile").arg(profile).args(args);
-    cmd.kill_on_drop(true);
-    cmd
-}
+use tokio::process::Child;
 
 /// Runs `peerns ARGS --signal URL --loopback` on `profile` to its end; panics with `what` if it
 /// fails.

@@ -11,27 +11,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use peerns_tests::{ServerKind, ServerOpts, TestServer, peerns_bin};
+use peerns_tests::{
+    ServerKind, ServerOpts, TestServer, peerns_bin, peerns_cmd as peerns, peerns_online as online,
+};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-fn peerns(profile: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(peerns_bin());
-    cmd.arg("--profile").arg(profile).args(args);
-    cmd.kill_on_drop(true);
-    cmd
-}
-
-async fn online(profile: &Path, url: &str, args: &[&str]) {
-    let status = peerns(profile, args)
-        .args(["--signal", url, "--loopback"])
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success(), "peerns {args:?}");
-}
+use tokio::process::Child;
 
 fn offline(profile: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new(peerns_bin())
