@@ -43,7 +43,7 @@ struct ContentView: View {
     @ViewBuilder
     private func destination(_ route: Route, _ node: PeernsNode) -> some View {
         switch route {
-        case .contacts: ContactsScreen(model: ContactsModel(node: node))
+        case .contacts: ContactsScreen(node: model, model: ContactsModel(node: node), groups: GroupsModel(node: node))
         case let .chat(conversation): ChatScreen(model: ChatModel(node: node, conversation: conversation))
         case .nearby: NearbyScreen(node: model, nearby: NearbyModel(node: node))
         case .meetingRoom: MeetingRoomScreen(node: model, model: MeetingRoomModel(node: node))

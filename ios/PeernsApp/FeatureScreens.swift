@@ -35,7 +35,7 @@ struct GroupsScreen: View {
     }
 }
 
-/// A group's chat, members (admins invite and remove), its call, leaving.
+/// A group's chat, members (admins invite and remove; the invite link as text and QR code), its call, leaving.
 struct GroupChatScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var model: GroupChatModel
@@ -69,7 +69,11 @@ struct GroupChatScreen: View {
                 if model.admin {
                     TextField("Fingerprint of the person to invite", text: $invitee)
                     Button("Make an invite link") { Task { await invites.invite(model.group, invitee) } }
-                    if let link = invites.inviteLink { Text(link).font(.caption.monospaced()).textSelection(.enabled) }
+                    if let link = invites.inviteLink {
+                        Text(link).font(.caption.monospaced()).textSelection(.enabled)
+                        // The invited person can scan it in their Contacts screen instead of pasting it.
+                        QrCodeView(text: link)
+                    }
                     if let error = invites.error { Text(error).foregroundStyle(.red) }
                 }
             }

@@ -144,12 +144,27 @@ final class NearbyModel: ObservableObject {
     }
 }
 
-/// Settings: display name, fingerprint, signaling server (`SettingsViewModel`).
+/// What a link read from a QR code does (`ScannedLink`).
+enum ScannedLink {
+    /// A share link asks its owner to become a contact (as "add by link"), a group invite joins
+    /// the group (as "join by link"); failures land in those models' errors. Returns the joined
+    /// group's ID, whose chat opens next.
+    @MainActor
+    static func use(_ link: String, contacts: ContactsModel, groups: GroupsModel) async -> String? {
+        if PeernsLinks.isGroup(link) { return await groups.join(link) }
+        if PeernsLinks.isContact(link) { _ = await contacts.add(link) }
+        return nil
+    }
+}
+
+/// Settings: display name, fingerprint and share link, signaling server (`SettingsViewModel`).
 @MainActor
 final class SettingsModel: ObservableObject {
     @Published var name = ""
     @Published var signalingUrl = Settings.signalingUrl
     @Published private(set) var identity: Identity?
+    /// Our share link, shown as a QR code.
+    @Published private(set) var shareLink = ""
     @Published private(set) var restartNeeded = false
     @Published private(set) var error: String?
     private let node: PeernsNode
@@ -158,6 +173,7 @@ final class SettingsModel: ObservableObject {
         self.node = node
         identity = try? node.identity()
         name = identity?.displayName ?? ""
+        shareLink = (try? node.shareLink()) ?? ""
     }
 
     func saveName() async {

@@ -2,10 +2,14 @@ import PeernsKit
 import SwiftUI
 import UniformTypeIdentifiers
 
-/// Contacts: share link, add by link, requests, trust levels.
+/// Contacts: share link, add by link or by scanning its QR code (a scanned group invite joins the
+/// group), requests, trust levels.
 struct ContactsScreen: View {
+    @ObservedObject var node: NodeModel
     @StateObject var model: ContactsModel
+    @StateObject var groups: GroupsModel
     @State private var link = ""
+    @State private var scanning = false
 
     var body: some View {
         List {
@@ -13,7 +17,9 @@ struct ContactsScreen: View {
             Section("Add a contact") {
                 TextField("Paste a share link", text: $link)
                 Button("Send request") { Task { if await model.add(link) { link = "" } } }
+                Button("Scan QR") { scanning = true }
                 if let error = model.error { Text(error).foregroundStyle(.red) }
+                if let error = groups.error { Text(error).foregroundStyle(.red) }
             }
             Section("Requests") {
                 ForEach(model.incoming, id: \.fingerprint) { r in
@@ -45,6 +51,13 @@ struct ContactsScreen: View {
         }
         .navigationTitle("Contacts")
         .task { await model.refresh() }
+        .sheet(isPresented: $scanning) {
+            ScannerSheet { scanned in
+                Task {
+                    if let gid = await ScannedLink.use(scanned, contacts: model, groups: groups) { node.path.append(.group(gid)) }
+                }
+            }
+        }
     }
 }
 
@@ -160,7 +173,7 @@ struct NearbyScreen: View {
     }
 }
 
-/// Settings: name, fingerprint, signaling server.
+/// Settings: name, fingerprint and our share link's QR code, signaling server.
 struct SettingsScreen: View {
     @StateObject var model: SettingsModel
 
@@ -173,6 +186,12 @@ struct SettingsScreen: View {
             Section("Identity fingerprint") {
                 Text(model.identity?.short ?? "").font(.headline.monospaced())
                 Text(model.identity?.fingerprint ?? "").font(.caption.monospaced()).textSelection(.enabled)
+            }
+            if !model.shareLink.isEmpty {
+                Section("Your share link as a QR code") {
+                    QrCodeView(text: model.shareLink)
+                    Text("Others scan it in Contacts to add you.").font(.caption)
+                }
             }
             Section("Signaling server") {
                 TextField("wss://…", text: $model.signalingUrl).textInputAutocapitalization(.never)

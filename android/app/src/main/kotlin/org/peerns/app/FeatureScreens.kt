@@ -10,7 +10,9 @@ import kotlinx.coroutines.isActive
 import kotlinx.coroutines.launch
 import org.peerns.app.model.ChatViewModel
 import org.peerns.app.model.ContactsViewModel
+import org.peerns.app.model.GroupsViewModel
 import org.peerns.app.model.NearbyViewModel
+import org.peerns.app.model.ScannedLink
 import org.peerns.app.model.Screen
 import org.peerns.app.model.SettingsViewModel
 import org.peerns.app.model.describe
@@ -18,24 +20,44 @@ import org.peerns.ffi.ChatMessage
 import org.peerns.ffi.Contact
 import org.peerns.ffi.NodeEvent
 
-/** Contacts: our share link, add by link, requests, contacts with their trust level. */
-class ContactsView(host: Host, private val model: ContactsViewModel) : ScreenView(host) {
+/**
+ * Contacts: our share link, add by link or by scanning its QR code (a scanned group invite joins
+ * the group, as [groups] does), requests, contacts with their trust level.
+ */
+class ContactsView(host: Host, private val model: ContactsViewModel, private val groups: GroupsViewModel) : ScreenView(host) {
     private val link = ui.input("Paste a share link")
     private val shareLink = ui.text(monospace = true)
     private val error = ui.text()
+    private val groupError = ui.text()
     private val requests = ui.column()
     private val contacts = ui.column()
+    private var scanner: QrScanDialog? = null
     override val root = ui.column(20).with(
         ui.title("Contacts"),
-        ui.label("Your share link (give it to people you want to reach you)"), shareLink,
+        ui.label("Your share link (give it to people you want to reach you; Settings shows it as a QR code)"), shareLink,
         ui.label("Add a contact"), link,
-        ui.button("Send request") { act { if (model.add(link.text.toString())) link.setText("") } },
-        error,
+        ui.row().with(
+            ui.button("Send request") { act { if (model.add(link.text.toString())) link.setText("") } },
+            ui.button("Scan QR") { scan() },
+        ),
+        error, groupError,
         ui.label("Requests"), requests,
         ui.label("Contacts"), contacts,
     )
 
+    /** Opens the scanner (after the camera permission); a link it reads is used like a pasted one. */
+    private fun scan() = host.withCamera {
+        scanner?.dismiss()
+        scanner = QrScanDialog(host) { scanned -> act { ScannedLink.use(scanned, model, groups)?.let(host.navigator::open) } }.also { it.show() }
+    }
+
+    override fun hidden() {
+        scanner?.dismiss()
+        scanner = null
+    }
+
     override fun shown() {
+        host.scope.launch { groups.state.collect { groupError.text = it.error ?: "" } }
         host.scope.launch {
             model.state.collect { state ->
                 shareLink.text = state.shareLink
@@ -199,10 +221,11 @@ class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(ho
     }
 }
 
-/** Settings: display name, identity fingerprint, signaling server, start after a restart. */
+/** Settings: display name, identity fingerprint and our share link's QR code, signaling server, start after a restart. */
 class SettingsView(host: Host, private val model: SettingsViewModel) : ScreenView(host) {
     private val name = ui.input("Your name")
     private val fingerprint = ui.text(monospace = true)
+    private val shareQr = ui.qrImage()
     private val url = ui.input("wss://…")
     private val note = ui.text()
     private val startAtBoot = Switch(host.context).apply { text = "Come back online (ask on Android 15+)" }
@@ -211,6 +234,7 @@ class SettingsView(host: Host, private val model: SettingsViewModel) : ScreenVie
         ui.label("Name"), name,
         ui.button("Save name") { act { model.saveName(name.text.toString()) } },
         ui.label("Identity fingerprint (compare it with your contacts)"), fingerprint,
+        ui.label("Your share link as a QR code (others scan it in Contacts to add you)"), shareQr,
         ui.label("Signaling server"), url,
         ui.button("Save server") { model.saveSignalingUrl(url.text.toString()) },
         note,
@@ -228,8 +252,12 @@ class SettingsView(host: Host, private val model: SettingsViewModel) : ScreenVie
         host.scope.launch {
             model.state.collect { state ->
                 fingerprint.text = "${state.shortFingerprint}\n${state.fingerprint}"
+                shareQr.showQr(state.shareLink, ui.dp(QR_DP))
                 note.text = state.error ?: if (state.restartNeeded) "Applies when PeerNS starts again (Stop it from its notification)." else ""
             }
         }
     }
 }
+
+/** The largest side of a QR code on screen, in dp. */
+const val QR_DP = 300

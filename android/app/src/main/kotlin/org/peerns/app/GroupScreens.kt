@@ -55,7 +55,7 @@ class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(ho
     }
 }
 
-/** A group's chat, its members (admins invite and remove), its call, leaving it. */
+/** A group's chat, its members (admins invite and remove; the invite link as text and QR code), its call, leaving it. */
 class GroupChatView(host: Host, private val model: GroupChatViewModel, private val invites: GroupsViewModel) : ScreenView(host) {
     private val title = ui.title(model.group.take(8))
     private val info = ui.text()
@@ -65,10 +65,12 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     private val members = ui.column()
     private val invite = ui.input("Fingerprint of the person to invite")
     private val inviteLink = ui.text(monospace = true)
+    private val inviteQr = ui.qrImage()
     private val adminTools = ui.column().with(
         invite,
         ui.button("Make an invite link") { act { invites.invite(model.group, invite.text.toString()) } },
         inviteLink,
+        inviteQr,
     )
     override val root = ui.column(20).with(
         title, info,
@@ -111,7 +113,13 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
                 adminTools.visibility = if (state.admin) View.VISIBLE else View.GONE
             }
         }
-        host.scope.launch { invites.state.collect { inviteLink.text = it.inviteLink ?: it.error ?: "" } }
+        host.scope.launch {
+            invites.state.collect {
+                inviteLink.text = it.inviteLink ?: it.error ?: ""
+                // The invited person can scan it in their Contacts screen instead of pasting it.
+                inviteQr.showQr(it.inviteLink, ui.dp(QR_DP))
+            }
+        }
         act { model.open() }
     }
 

@@ -74,6 +74,7 @@ class MainActivity : Activity(), Host {
     private var onFilePicked: ((String) -> Unit)? = null
     private var onFolderPicked: ((String) -> Unit)? = null
     private var onMediaGranted: ((Boolean) -> Unit)? = null
+    private var onCameraGranted: (() -> Unit)? = null
 
     private val connection = object : ServiceConnection {
         override fun onServiceConnected(component: ComponentName?, binder: IBinder?) {
@@ -258,6 +259,15 @@ class MainActivity : Activity(), Host {
             onMediaGranted = null
             if (granted(Manifest.permission.RECORD_AUDIO)) then?.invoke(granted(Manifest.permission.CAMERA))
         }
+        if (requestCode == REQUEST_CAMERA) {
+            val then = onCameraGranted
+            onCameraGranted = null
+            if (granted(Manifest.permission.CAMERA)) {
+                then?.invoke()
+            } else {
+                Toast.makeText(this, "Scanning a QR code needs the camera; you can paste the link instead.", Toast.LENGTH_LONG).show()
+            }
+        }
     }
 
     private fun granted(permission: String) = checkSelfPermission(permission) == PackageManager.PERMISSION_GRANTED
@@ -268,6 +278,13 @@ class MainActivity : Activity(), Host {
         // Asked only now, when a call or the monitor is about to capture.
         onMediaGranted = then
         requestPermissions(wanted.toTypedArray(), REQUEST_MEDIA)
+    }
+
+    override fun withCamera(then: () -> Unit) {
+        if (granted(Manifest.permission.CAMERA)) return then()
+        // Asked only now, when the user wants to scan a QR code.
+        onCameraGranted = then
+        requestPermissions(arrayOf(Manifest.permission.CAMERA), REQUEST_CAMERA)
     }
 
     override fun pickFile(onPicked: (String) -> Unit) {
@@ -357,6 +374,7 @@ class MainActivity : Activity(), Host {
         const val REQUEST_FILE = 3
         const val REQUEST_FOLDER = 4
         const val REQUEST_MEDIA = 5
+        const val REQUEST_CAMERA = 6
     }
 }
 

@@ -51,6 +51,9 @@ interface Host {
      * runs once the microphone may be used, told whether the camera may be too.
      */
     fun withMedia(camera: Boolean, then: (camera: Boolean) -> Unit)
+
+    /** Asks for the camera permission unless granted (to scan a QR code); [then] runs once it is. */
+    fun withCamera(then: () -> Unit)
 }
 
 /** One screen: a view, and what it does while shown. */
@@ -79,7 +82,7 @@ abstract class ScreenView(protected val host: Host) {
 /** The views of [screen] for a running node. */
 fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView = when (screen) {
     Screen.Home -> HomeView(host)
-    Screen.Contacts -> ContactsView(host, ContactsViewModel(node))
+    Screen.Contacts -> ContactsView(host, ContactsViewModel(node), GroupsViewModel(node))
     is Screen.Chat -> ChatView(host, ChatViewModel(node, screen.conversation))
     Screen.Nearby -> NearbyView(host, NearbyViewModel(node))
     Screen.MeetingRoom -> MeetingRoomView(host, MeetingRoomViewModel(node))

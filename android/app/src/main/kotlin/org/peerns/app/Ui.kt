@@ -6,6 +6,7 @@ import android.util.TypedValue
 import android.view.View
 import android.widget.Button
 import android.widget.EditText
+import android.widget.ImageView
 import android.widget.LinearLayout
 import android.widget.TextView
 
@@ -48,6 +49,13 @@ class Ui(private val context: Context) {
     fun input(hint: String, text: String = "") = EditText(context).apply {
         this.hint = hint
         setText(text)
+    }
+
+    /** Where a QR code is shown ([showQr]): unscaled, so its modules stay sharp; gone until then. */
+    fun qrImage() = ImageView(context).apply {
+        scaleType = ImageView.ScaleType.CENTER
+        setPadding(0, dp(8), 0, dp(8))
+        visibility = View.GONE
     }
 }
 

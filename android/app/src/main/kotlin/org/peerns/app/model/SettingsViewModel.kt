@@ -20,6 +20,8 @@ data class SettingsState(
     val name: String = "",
     val shortFingerprint: String = "",
     val fingerprint: String = "",
+    /** Our share link, shown as a QR code for others to scan. */
+    val shareLink: String = "",
     val signalingUrl: String = "",
     val startAtBoot: Boolean = false,
     /** The signaling server changed: it applies when the node starts again. */
@@ -27,7 +29,7 @@ data class SettingsState(
     val error: String? = null,
 )
 
-/** Settings: display name, the identity's fingerprint, the signaling server, start at boot. Pure Kotlin. */
+/** Settings: display name, the identity's fingerprint and share link, the signaling server, start at boot. Pure Kotlin. */
 class SettingsViewModel(private val node: PeernsNodeInterface, private val store: SettingsStore) {
     private val mutableState = MutableStateFlow(SettingsState(signalingUrl = store.signalingUrl, startAtBoot = store.startAtBoot))
     val state: StateFlow<SettingsState> = mutableState.asStateFlow()
@@ -35,11 +37,13 @@ class SettingsViewModel(private val node: PeernsNodeInterface, private val store
     fun refresh() {
         try {
             val identity = node.identity()
+            val link = node.shareLink()
             mutableState.update {
                 it.copy(
                     name = identity.displayName ?: "",
                     shortFingerprint = identity.short,
                     fingerprint = identity.fingerprint,
+                    shareLink = link,
                     signalingUrl = store.signalingUrl,
                     error = null,
                 )

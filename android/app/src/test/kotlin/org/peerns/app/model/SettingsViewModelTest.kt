@@ -26,6 +26,9 @@ class SettingsViewModelTest {
                 assertEquals("ann", vm.state.value.name)
                 assertEquals(identity.fingerprint, vm.state.value.fingerprint)
                 assertEquals(identity.short, vm.state.value.shortFingerprint)
+                // The share link the screen shows as a QR code.
+                assertEquals(node.shareLink(), vm.state.value.shareLink)
+                assertTrue(vm.state.value.shareLink.startsWith("peerns2:"))
 
                 assertTrue(vm.saveName("  Ann B. "))
                 assertEquals("Ann B.", node.identity().displayName)
