@@ -59,6 +59,20 @@ async def join(node, gid, frames, encoder):
     raise AssertionError("never became a member")
 
 
+async def push_until(calls, done, what, timeout=30.0):
+    """Every call sends a video frame and an audio packet each 30 ms until `await done()`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    i = 0
+    while not await done():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        key, data = video_frame(i)
+        for call in calls:
+            call.push_frame("video", i * 33_333, key, data)
+            call.push_frame("audio", i * 20_000, False, bytes([0xF8, i % 256]) + bytes(60))
+        i += 1
+        await asyncio.sleep(0.03)
+
+
 async def routes(node):
     return (await node.groups())[0].router
 
@@ -91,16 +105,7 @@ def test_group_call():
                         return False
                 return True
 
-            i = 0
-            deadline = asyncio.get_running_loop().time() + 30
-            while not await everyone_hears_everyone():
-                assert asyncio.get_running_loop().time() < deadline, "not everyone heard everyone"
-                key, data = video_frame(i)
-                for call in calls:
-                    call.push_frame("video", i * 33_333, key, data)
-                    call.push_frame("audio", i * 20_000, False, bytes([0xF8, i % 256]) + bytes(60))
-                i += 1
-                await asyncio.sleep(0.03)
+            await push_until(calls, everyone_hears_everyone, "everyone to hear everyone")
             for f, me in zip(frames, fps):
                 got = [x for x in f.frames if x.kind == "video"]
                 assert all(x.codec == "h264" and x.sender != me for x in got)

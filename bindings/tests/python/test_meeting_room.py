@@ -68,8 +68,7 @@ def test_meeting_room():
 
 def test_call_in_the_meeting_room():
     """A call in the meeting room nearby: the same group call, between strangers in the room."""
-    from test_group_call import AV, Encoder, Frames
-    from test_call_media import video_frame
+    from test_group_call import AV, Encoder, Frames, push_until
 
     async def main():
         dirs = [tempfile.TemporaryDirectory() for _ in range(2)]
@@ -89,17 +88,11 @@ def test_call_in_the_meeting_room():
             fps = [n.identity().fingerprint for n in (a, b)]
             frames = [Frames(), Frames()]
             calls = [await n.group_call_join(room, AV, f, Encoder()) for n, f in zip((a, b), frames)]
-            deadline = asyncio.get_running_loop().time() + 30
-            i = 0
-            while not (fps[1] in frames[0].senders("video") and fps[0] in frames[1].senders("video")
-                       and fps[1] in frames[0].senders("audio") and fps[0] in frames[1].senders("audio")):
-                assert asyncio.get_running_loop().time() < deadline, "the two did not see each other"
-                key, data = video_frame(i)
-                for call in calls:
-                    call.push_frame("video", i * 33_333, key, data)
-                    call.push_frame("audio", i * 20_000, False, bytes([0xF8, i % 256]) + bytes(60))
-                i += 1
-                await asyncio.sleep(0.03)
+
+            async def see_each_other():
+                return all(fps[1 - k] in frames[k].senders(kind) for k in (0, 1) for kind in ("video", "audio"))
+
+            await push_until(calls, see_each_other, "the two to see and hear each other")
             for call in calls:
                 call.stop()
         finally:

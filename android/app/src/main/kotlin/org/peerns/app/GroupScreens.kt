@@ -82,11 +82,7 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     )
 
     override fun shown() {
-        me = try {
-            host.node?.identity()?.fingerprint
-        } catch (e: PeernsException) {
-            null
-        }
+        me = ourFingerprint(host)
         host.scope.launch {
             model.state.collect { state ->
                 title.text = state.name
@@ -241,11 +237,7 @@ class MeetingRoomView(host: Host, private val model: MeetingRoomViewModel) : Scr
     private var me: String? = null
 
     override fun shown() {
-        me = try {
-            host.node?.identity()?.fingerprint
-        } catch (e: PeernsException) {
-            null
-        }
+        me = ourFingerprint(host)
         host.scope.launch {
             model.state.collect { state ->
                 info.text = when {
@@ -268,4 +260,11 @@ class MeetingRoomView(host: Host, private val model: MeetingRoomViewModel) : Scr
         model.onGroupEvent(event)
         if (model.needsRefresh(event)) act { model.refresh() }
     }
+}
+
+/** Our fingerprint, or null while the node is not running. */
+private fun ourFingerprint(host: Host): String? = try {
+    host.node?.identity()?.fingerprint
+} catch (e: PeernsException) {
+    null
 }
