@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 log() { printf '\n== %s\n' "$*"; }
+# A clean checkout gains nothing from incremental caches (GBs on disk); report the disk as we go,
+# since a full run needs several GB free.
+export CARGO_INCREMENTAL=0
+disk() { df -h "$ROOT" | awk 'NR == 2 {print "disk: " $4 " free of " $2}'; }
 
 apt_install() {
   local missing=()
@@ -42,6 +46,7 @@ command -v unzip >/dev/null || apt_install unzip
 apt_install clang
 
 # --- pinned real PeerJS components (server `peer`, browser client `peerjs`) ----------------------
+disk
 log "npm ci (tests/peerjs)"
 (cd tests/peerjs && npm ci --no-audit --no-fund --loglevel=error)
 
@@ -91,6 +96,7 @@ for step in "kotlin $kt_status" "android $android_status" "swift $swift_status" 
   if [ "$step_status" -ne 0 ] && [ "$step_failed" -eq 0 ]; then failed=$((failed + 1)); fi
 done
 set -e
+disk
 echo
 echo "tests: ${passed} passed, ${failed} failed"
 for s in "$status" "$py_status" "$kt_status" "$android_status" "$swift_status" "$fuzz_status"; do
