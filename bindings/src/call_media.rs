@@ -32,6 +32,13 @@ pub trait EncoderControlListener: Send + Sync {
     fn target_bitrate(&self, bps: u64);
 }
 
+/// How loud a block of 16-bit PCM is, as RFC 6464 says it (0 loudest … 127 silence): measure
+/// each block before encoding it and pass the result with its Opus frame.
+#[uniffi::export]
+pub fn audio_level_of_pcm(pcm: Vec<i16>) -> u8 {
+    peerns_core::media::level::audio_level(&pcm)
+}
+
 /// One received encoded frame.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct MediaFrame {
@@ -67,12 +74,22 @@ pub struct CallMediaSource {
 impl CallMediaSource {
     /// Queues one encoded frame without blocking; `false` if it was dropped (queue full, or a
     /// delta frame while a keyframe is awaited after a drop: the encoder was asked for one).
-    pub fn push_frame(&self, pts_us: u64, keyframe: bool, data: Vec<u8>) -> bool {
+    /// An audio frame may say how loud it was ([`audio_level_of_pcm`] of the PCM encoded).
+    #[uniffi::method(default(audio_level = None))]
+    pub fn push_frame(
+        &self,
+        pts_us: u64,
+        keyframe: bool,
+        data: Vec<u8>,
+        audio_level: Option<u8>,
+    ) -> bool {
+        let audio = self.kind == MediaKind::Audio;
         let frame = EncodedFrame {
             kind: self.kind,
             pts_us,
-            keyframe: keyframe || self.kind == MediaKind::Audio,
+            keyframe: keyframe || audio,
             data: data.into(),
+            audio_level: audio_level.filter(|_| audio),
         };
         self.source.push(frame) == Push::Queued
     }

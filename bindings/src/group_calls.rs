@@ -124,13 +124,17 @@ pub struct GroupCall {
 #[uniffi::export]
 impl GroupCall {
     /// Sends one encoded frame of `kind` (`audio`, `video`, `screen`) without blocking; the
-    /// number of connections it was queued on (0: none carries our media right now).
+    /// number of connections it was queued on (0: none carries our media right now). An audio
+    /// frame should say how loud it was ([`crate::audio_level_of_pcm`] of the PCM encoded):
+    /// the router shows who speaks, and gives the last speakers the video slots, by it.
+    #[uniffi::method(default(audio_level = None))]
     pub fn push_frame(
         &self,
         kind: String,
         pts_us: u64,
         keyframe: bool,
         data: Vec<u8>,
+        audio_level: Option<u8>,
     ) -> Result<u32, PeernsError> {
         let k = kind_of(&kind)?;
         let media = if k == TrackKind::Audio {
@@ -143,6 +147,7 @@ impl GroupCall {
             pts_us,
             keyframe: keyframe || media == MediaKind::Audio,
             data: data.into(),
+            audio_level: audio_level.filter(|_| media == MediaKind::Audio),
         };
         Ok(self.publisher.push(k, &frame) as u32)
     }

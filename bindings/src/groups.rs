@@ -158,6 +158,13 @@ pub enum GroupEvent {
         /// The participants.
         participants: Vec<crate::group_calls::CallParticipant>,
     },
+    /// Who speaks in the group's call now (empty: nobody), as its router hears them.
+    CallSpeakers {
+        /// The group.
+        group: String,
+        /// The participants speaking (fingerprints).
+        speaking: Vec<String>,
+    },
     /// A member came online in the group (present in its namespace) or went offline.
     Presence {
         /// The group.
@@ -220,6 +227,10 @@ impl From<node::GroupUpdate> for GroupEvent {
             } => Self::CallRoster {
                 group: group.to_hex(),
                 participants: participants.iter().map(Into::into).collect(),
+            },
+            U::CallSpeakers { group, speaking } => Self::CallSpeakers {
+                group: group.to_hex(),
+                speaking: speaking.iter().map(|f| f.to_hex()).collect(),
             },
             U::Presence {
                 group,

@@ -32,6 +32,7 @@ mod rpc;
 
 pub use call_media::{
     CallMediaSinks, CallMediaSource, EncoderControlListener, MediaFrame, MediaFrameListener,
+    audio_level_of_pcm,
 };
 pub use calls::{ActiveCall, CallKinds, CallLogEntry, CallMediaState, CallStatus};
 pub use chat::{

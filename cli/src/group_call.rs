@@ -310,6 +310,14 @@ fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
                 println!("-- in the call: {}", participants.len());
             }
         }
+        GroupUpdate::CallSpeakers { group, speaking } if group == g => {
+            let who: Vec<String> = speaking.iter().map(|f| f.to_hex()).collect();
+            if json {
+                println!("{}", json!({"event": "speakers", "speaking": who}));
+            } else {
+                println!("-- speaking: {}", who.join(", "));
+            }
+        }
         GroupUpdate::Role { group, router } if group == g => {
             let role = if *router { "router" } else { "member" };
             if json {

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use opus::{Application, Channels};
 use peerns_core::media::EncodedFrame;
+use peerns_core::media::level::audio_level;
 use peerns_core::transport::MediaKind;
 
 use crate::DesktopError;
@@ -34,6 +35,7 @@ impl OpusEncoder {
             pts_us,
             keyframe: true,
             data: Bytes::from(data),
+            audio_level: Some(audio_level(pcm)),
         })
     }
 }

@@ -128,6 +128,7 @@ impl H264Encoder {
             pts_us,
             keyframe,
             data: Bytes::from(data),
+            audio_level: None,
         }))
     }
 }

@@ -46,6 +46,8 @@ struct Seen {
     /// Our video frames sent (queued on a connection).
     sent_video: u64,
     router: bool,
+    /// The latest `speakers` list.
+    speaking: Vec<String>,
 }
 
 struct Participant {
@@ -99,6 +101,14 @@ impl Participant {
                         s.sent_video = v["frames"].as_u64().unwrap();
                     }
                     Some("role") => s.router = v["role"] == "router",
+                    Some("speakers") => {
+                        s.speaking = v["speaking"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|f| f.as_str().unwrap().to_owned())
+                            .collect();
+                    }
                     Some("media_sent" | "call" | "roster") => {}
                     other => panic!("unexpected event {other:?}"),
                 }
@@ -188,6 +198,19 @@ async fn a_four_person_group_call_survives_the_routers_death() {
         took.is_some(),
         "not every participant saw every other within 60 s"
     );
+    // Everyone sends a tone, so everyone hears everyone speaking (the router from the audio
+    // levels on the packets it forwards, and its own).
+    let all_speak = wait(Duration::from_secs(10), || {
+        ps.iter().all(|p| {
+            let mut s = p.seen.lock().unwrap().speaking.clone();
+            s.sort();
+            let mut all: Vec<String> = ps.iter().map(|p| p.fp.clone()).collect();
+            all.sort();
+            s == all
+        })
+    })
+    .await;
+    assert!(all_speak.is_some(), "not everyone was heard speaking");
     let t0_sent: Vec<u64> = ps.iter().map(Participant::sent).collect();
     tokio::time::sleep(Duration::from_secs(BEFORE_KILL)).await;
 

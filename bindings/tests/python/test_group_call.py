@@ -59,16 +59,19 @@ async def join(node, gid, frames, encoder):
     raise AssertionError("never became a member")
 
 
-async def push_until(calls, done, what, timeout=30.0):
-    """Every call sends a video frame and an audio packet each 30 ms until `await done()`."""
+async def push_until(calls, done, what, timeout=30.0, levels=None):
+    """Every call sends a video frame and an audio packet each 30 ms until `await done()`;
+    the audio says how loud it is (RFC 6464) when `levels` gives a level per call."""
     deadline = asyncio.get_running_loop().time() + timeout
     i = 0
     while not await done():
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         key, data = video_frame(i)
-        for call in calls:
+        for n, call in enumerate(calls):
+            level = levels[n] if levels else None
             call.push_frame("video", i * 33_333, key, data)
-            call.push_frame("audio", i * 20_000, False, bytes([0xF8, i % 256]) + bytes(60))
+            call.push_frame("audio", i * 20_000, False, bytes([0xF8, i % 256]) + bytes(60),
+                            audio_level=level)
         i += 1
         await asyncio.sleep(0.03)
 
@@ -126,6 +129,27 @@ def test_group_call():
             phases = [[e.phase for e in l.snapshot() if e.is_call_phase()] for l in listeners]
             assert all(ph[-1] == p.GroupCallPhase.CONNECTED for ph in phases), phases
             assert sorted(x.fingerprint for x in await a.group_call_participants(gid)) == sorted(fps)
+
+            # Who speaks, from the levels on the audio: B (forwarded by the router A) is loud,
+            # the others silent; then A speaks too (the router hears itself); then only A.
+            def speaking_everywhere(who):
+                async def check():
+                    for l in listeners:
+                        said = [e.speaking for e in l.snapshot() if e.is_call_speakers()]
+                        if not said or sorted(said[-1]) != sorted(who):
+                            return False
+                    return True
+                return check
+
+            quiet, loud = 127, 20
+            assert p.audio_level_of_pcm([0] * 960) == quiet
+            assert p.audio_level_of_pcm([-32768] * 960) == 0
+            await push_until(calls, speaking_everywhere([fps[1]]), "B speaking",
+                             levels=[quiet, loud, quiet])
+            await push_until(calls, speaking_everywhere([fps[0], fps[1]]), "A and B speaking",
+                             levels=[loud, loud, quiet])
+            await push_until(calls, speaking_everywhere([fps[0]]), "only A speaking",
+                             levels=[loud, quiet, quiet])
 
             # C leaves: the others' rosters drop it.
             await c.group_call_leave(gid)

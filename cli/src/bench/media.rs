@@ -122,6 +122,7 @@ async fn send(a: &Node, call: &str, gop: &[EncodedFrame], d: Duration) -> Result
                 pts_us: ai * 20_000,
                 keyframe: true,
                 data,
+                audio_level: None,
             });
             ai += 1;
         }

@@ -46,6 +46,7 @@ fn forwarder_round(seconds: f64) -> f64 {
     let info = TrackInfo {
         codec: Codec::H264,
         clock_rate: 90_000,
+        audio_level_ext: None,
     };
     for p in 0..=SUBSCRIBERS {
         fwd.add_participant(now, ParticipantId(p));

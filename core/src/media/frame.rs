@@ -16,4 +16,8 @@ pub struct EncodedFrame {
     pub keyframe: bool,
     /// The encoded bytes.
     pub data: Bytes,
+    /// Audio only: how loud the frame is, as RFC 6464 says it ([`super::level::audio_level`]
+    /// of its PCM: 0 loudest … 127 silence); sent on its packets. `None`: not measured (and
+    /// for video, and for received frames).
+    pub audio_level: Option<u8>,
 }

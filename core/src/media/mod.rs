@@ -7,6 +7,8 @@
 //!   picture size from the SPS).
 //! - [`depacketize`] and [`reassembly`]: received RTP back into complete frames, sans-IO, with
 //!   keyframe requests after loss.
+//! - [`level`]: the RFC 6464 audio level of a block of PCM (platforms send it with their
+//!   Opus frames; the group-call router ranks speakers by it).
 //! - [`mkv`]: a Matroska recorder (H.264/VP8 video and Opus audio in one file).
 //! - [`record`]: records the remote tracks of a connection into one Matroska file.
 //! - [`sfu`]: the group-call forwarder (Last-N, slot rewriting, keyframes, NACK), sans-IO.
@@ -17,6 +19,7 @@
 pub mod depacketize;
 pub mod frame;
 pub mod h264;
+pub mod level;
 pub mod mkv;
 pub mod reassembly;
 pub mod record;

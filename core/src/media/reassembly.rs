@@ -277,6 +277,7 @@ impl Reassembler {
             pts_us,
             keyframe,
             data: Bytes::from(frame),
+            audio_level: None,
         }));
     }
 

@@ -102,6 +102,8 @@ enum Input {
         id: ParticipantId,
         kind: TrackKind,
         track: RemoteTrack,
+        /// The audio level's header extension ID on its connection.
+        audio_level_ext: Option<u8>,
     },
     Rtp {
         id: ParticipantId,
@@ -249,6 +251,7 @@ impl SfuHub {
 
 /// Takes each remote track of a participant's connection and pumps its packets in.
 async fn read_tracks(conn: MediaConnection, id: ParticipantId, tx: mpsc::Sender<Input>) {
+    let audio_level_ext = conn.audio_level_ext().await;
     while let Some(track) = conn.next_remote_track().await {
         let kind = match (track.kind(), track.track_id()) {
             (MediaKind::Audio, _) => TrackKind::Audio,
@@ -260,6 +263,7 @@ async fn read_tracks(conn: MediaConnection, id: ParticipantId, tx: mpsc::Sender<
                 id,
                 kind,
                 track: track.clone(),
+                audio_level_ext: audio_level_ext.filter(|_| kind == TrackKind::Audio),
             })
             .await
             .is_err()
@@ -354,7 +358,12 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
                     },
                 );
             }
-            Some(Input::Publish { id, kind, track }) => {
+            Some(Input::Publish {
+                id,
+                kind,
+                track,
+                audio_level_ext,
+            }) => {
                 let Some(m) = members.get_mut(&id) else {
                     continue;
                 };
@@ -365,6 +374,7 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
                 let info = TrackInfo {
                     codec,
                     clock_rate: track.clock_rate(),
+                    audio_level_ext,
                 };
                 if fwd.publish(now, id, kind, info).is_ok() {
                     m.tracks.insert(kind, (track, 0));

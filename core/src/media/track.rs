@@ -166,7 +166,7 @@ async fn pump(track: LocalTrack, mut rx: mpsc::Receiver<EncodedFrame>, stats: Ar
             f.data
         };
         let len = data.len() as u64;
-        if let Err(e) = track.write_frame(data, duration).await {
+        if let Err(e) = track.write_frame(data, duration, f.audio_level).await {
             tracing::debug!(error = %e, "frame not sent");
             if e == crate::transport::TransportError::Closed {
                 return;

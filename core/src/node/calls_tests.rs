@@ -362,7 +362,7 @@ async fn media_flows(
         for i in 0..50u8 {
             let frame = bytes::Bytes::from(vec![0xf8, i, 1, 2, 3]);
             local
-                .write_frame(frame, Duration::from_millis(20))
+                .write_frame(frame, Duration::from_millis(20), None)
                 .await
                 .unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;

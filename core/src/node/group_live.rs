@@ -103,6 +103,13 @@ pub enum GroupUpdate {
         /// The participants.
         participants: Vec<crate::calls::group::RosterEntry>,
     },
+    /// Who speaks in the group's call now (empty: nobody), as its router hears them.
+    CallSpeakers {
+        /// The group.
+        group: GroupId,
+        /// The participants speaking, in the router's order.
+        speaking: Vec<Fingerprint>,
+    },
     /// A member appeared in the group's namespace (`online`) or left it.
     Presence {
         /// The group.

@@ -37,6 +37,9 @@ pub const FEATURE_CALLS: u64 = 1 << 1;
 pub const FEATURE_RPC: u64 = 1 << 2;
 /// Feature bit 3: group-call control frames (`calls::group::wire`, tags 60–69; decision 0016).
 pub const FEATURE_GROUP_CALLS: u64 = 1 << 3;
+/// Feature bit 4: who is speaking in a group call (`GroupCallFrame::Speakers`, tag 66;
+/// decision 0016).
+pub const FEATURE_CALL_SPEAKERS: u64 = 1 << 4;
 /// Largest Noise message.
 pub const MAX_FRAME: usize = 65_535;
 /// Largest plaintext in one encrypted frame (a frame carries a 16-byte tag).
@@ -59,8 +62,12 @@ impl WireVersion {
     /// What this build speaks.
     pub const CURRENT: WireVersion = WireVersion {
         major: 1,
-        minor: 3,
-        features: FEATURE_GROUPS | FEATURE_CALLS | FEATURE_RPC | FEATURE_GROUP_CALLS,
+        minor: 4,
+        features: FEATURE_GROUPS
+            | FEATURE_CALLS
+            | FEATURE_RPC
+            | FEATURE_GROUP_CALLS
+            | FEATURE_CALL_SPEAKERS,
     };
 
     /// Builds from before wire versioning, whose handshake payload was the bare certificate.

@@ -26,6 +26,8 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::rtcp;
 use rtc::rtp;
+use rtc::rtp::extension::HeaderExtension;
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -41,13 +43,15 @@ use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::connection::TransportError;
-use super::media_engine::{BitrateEstimate, h264_codec, opus_codec};
+use super::media_engine::{AUDIO_LEVEL_URI, BitrateEstimate, extmap_id, h264_codec, opus_codec};
 
 /// Remote tracks announced and not yet taken by [`MediaConnection::next_remote_track`].
 pub const MAX_QUEUED_REMOTE_TRACKS: usize = 8;
 /// Feedback events queued per local track; older ones are dropped when full (a keyframe
 /// request repeated is the same request).
 pub const FEEDBACK_QUEUE: usize = 16;
+/// Audio levels below this (louder than −50 dBov) are marked as voice on the wire.
+const VOICE_BELOW_LEVEL: u8 = 50;
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -342,8 +346,14 @@ impl LocalTrack {
     }
 
     /// Sends one encoded frame (H.264 Annex-B access unit, or one Opus packet) lasting
-    /// `duration`. Waits while webrtc-rs's queue (256 packets) is full.
-    pub async fn write_frame(&self, data: Bytes, duration: Duration) -> Result<(), TransportError> {
+    /// `duration`; an audio frame's `audio_level` (RFC 6464: 0 loudest … 127 silence, in −dBov)
+    /// goes on its packets. Waits while webrtc-rs's queue (256 packets) is full.
+    pub async fn write_frame(
+        &self,
+        data: Bytes,
+        duration: Duration,
+        audio_level: Option<u8>,
+    ) -> Result<(), TransportError> {
         let pt = self.payload_type().await?;
         let len = data.len() as u64;
         let sample = Sample {
@@ -359,8 +369,14 @@ impl LocalTrack {
                 "a forwarding track takes RTP".into(),
             ));
         };
+        let level = audio_level.map(|level| {
+            HeaderExtension::AudioLevel(AudioLevelExtension {
+                level: level.min(127),
+                voice: level < VOICE_BELOW_LEVEL,
+            })
+        });
         track
-            .write_sample(self.ssrc, pt, &sample, &[])
+            .write_sample(self.ssrc, pt, &sample, level.as_slice())
             .await
             .map_err(webrtc_err)?;
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
@@ -738,6 +754,13 @@ impl MediaConnection {
                 stage: "media connection".into(),
             }),
         }
+    }
+
+    /// The ID the other side's description gave the RFC 6464 audio level on audio, if it took
+    /// part (an answer repeats the offer's IDs, so this is the ID on the wire both ways).
+    pub async fn audio_level_ext(&self) -> Option<u8> {
+        let sdp = self.shared.pc.remote_description().await?.sdp;
+        extmap_id(&sdp, AUDIO_LEVEL_URI)
     }
 
     /// Congestion control's current target for everything we send (bits/s), once known.

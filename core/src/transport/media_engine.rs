@@ -25,9 +25,30 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use webrtc::peer_connection::Registry;
+
+/// The RFC 6464 client-to-mixer audio level header extension: every audio packet we send says
+/// how loud it is, so a group call's router can tell who speaks without decoding.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// The ID an SDP gives the header extension `uri` (`a=extmap:<id>[/<direction>] <uri>`); the
+/// first one, since ours and browsers' use one ID per extension across media sections.
+pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let mut parts = line
+            .trim_end()
+            .strip_prefix("a=extmap:")?
+            .split_whitespace();
+        let id = parts.next()?;
+        let id = id.split_once('/').map_or(id, |(id, _)| id);
+        (parts.next()? == uri)
+            .then(|| id.parse::<u8>().ok())
+            .flatten()
+            .filter(|id| (1..=14).contains(id))
+    })
+}
 
 /// Payload type of Opus (browsers use 111 too).
 pub const PT_OPUS: u8 = 111;
@@ -273,6 +294,13 @@ pub fn media_stack() -> Result<MediaStack, rtc::shared::error::Error> {
         )?;
         engine.register_codec(rtx(pt + 1, pt), RtpCodecKind::Video)?;
     }
+    engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )?;
     let estimate = Arc::new(BitrateEstimate::default());
     let gcc = PublishedGcc {
         gcc: Gcc::new(GCC_START_BPS, GCC_MIN_BPS, GCC_MAX_BPS),
@@ -300,6 +328,22 @@ mod tests {
     use rtc::interceptor::Registry as Chain;
     use rtc::rtcp::receiver_report::ReceiverReport;
     use rtc::sansio::Protocol;
+
+    #[test]
+    fn extmap_ids_are_read_from_an_sdp() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                   a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n\
+                   a=extmap:1/sendrecv urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
+        assert_eq!(extmap_id(sdp, AUDIO_LEVEL_URI), Some(1));
+        assert_eq!(extmap_id("a=extmap:2 urn:x\r\n", AUDIO_LEVEL_URI), None);
+        // IDs outside the one-byte range, or not numbers, are not used.
+        for bad in ["a=extmap:15 ", "a=extmap:0 ", "a=extmap:x "] {
+            assert_eq!(
+                extmap_id(&format!("{bad}{AUDIO_LEVEL_URI}"), AUDIO_LEVEL_URI),
+                None
+            );
+        }
+    }
 
     fn rtcp(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
         TaggedPacket {

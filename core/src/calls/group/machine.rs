@@ -121,6 +121,9 @@ pub enum Input {
         /// The connection.
         media_id: String,
     },
+    /// Router side: the participants speaking now, from their audio levels (ours included
+    /// when we take part).
+    Speakers(Vec<Fingerprint>),
 }
 
 /// What the machine asks the driver to do.
@@ -193,6 +196,8 @@ pub enum GroupCallEvent {
     Roster(Vec<RosterEntry>),
     /// Whom each of our slots shows now.
     Slots(Vec<(SlotId, Option<Fingerprint>)>),
+    /// The participants speaking now (empty: nobody), in the order they joined.
+    Speakers(Vec<Fingerprint>),
     /// We moved to another phase.
     Phase(Phase),
 }
@@ -254,6 +259,7 @@ pub struct GroupCall {
     members: BTreeSet<Fingerprint>,
     role: Role,
     roster: Vec<RosterEntry>,
+    speaking: Vec<Fingerprint>,
     phase: Phase,
     next_id: u64,
     actions: VecDeque<Action>,
@@ -270,6 +276,7 @@ impl GroupCall {
             members: BTreeSet::new(),
             role: Role::Idle,
             roster: vec![],
+            speaking: vec![],
             phase: Phase::Out,
             next_id: 0,
             actions: VecDeque::new(),
@@ -289,6 +296,11 @@ impl GroupCall {
     /// The roster as we know it (the router's, or ours when we route).
     pub fn roster(&self) -> &[RosterEntry] {
         &self.roster
+    }
+
+    /// The participants speaking now, as the router last said.
+    pub fn speaking(&self) -> &[Fingerprint] {
+        &self.speaking
     }
 
     /// What the driver should do, in order.
@@ -468,6 +480,10 @@ impl GroupCall {
                 if matches!(self.role, Role::Router { .. }) && !self.roster.is_empty() {
                     let frame = self.roster_frame();
                     self.send(peer, frame);
+                    if !self.speaking.is_empty() {
+                        let frame = self.speakers_frame();
+                        self.send(peer, frame);
+                    }
                 }
             }
             Input::PeerGone(peer) => {
@@ -481,6 +497,12 @@ impl GroupCall {
             Input::Frame { from, frame } => self.on_frame(from, frame, now),
             Input::MediaUp { peer, media_id } => self.on_media(peer, &media_id, true, now),
             Input::MediaDown { peer, media_id } => self.on_media(peer, &media_id, false, now),
+            Input::Speakers(speaking) => {
+                if matches!(self.role, Role::Router { .. }) && self.set_speaking(speaking) {
+                    let frame = self.speakers_frame();
+                    self.actions.push_back(Action::Broadcast(frame));
+                }
+            }
         }
     }
 
@@ -688,6 +710,11 @@ impl GroupCall {
                         .push_back(Action::Event(GroupCallEvent::Slots(slots)));
                 }
             }
+            GroupCallFrame::Speakers { speaking, .. } => {
+                if matches!(&self.role, Role::Member { router, .. } if *router == from) {
+                    self.set_speaking(speaking);
+                }
+            }
         }
     }
 
@@ -810,6 +837,33 @@ impl GroupCall {
             self.roster = roster.clone();
             self.actions
                 .push_back(Action::Event(GroupCallEvent::Roster(roster)));
+            // Nobody speaks who left the call (or with the router that said so).
+            let speaking = self.speaking.clone();
+            self.set_speaking(speaking);
+        }
+    }
+
+    /// Keeps those of `speaking` in the roster, once each; true (and an event) if that changed.
+    fn set_speaking(&mut self, speaking: Vec<Fingerprint>) -> bool {
+        let mut kept: Vec<Fingerprint> = vec![];
+        for fp in speaking {
+            if self.roster.iter().any(|p| p.member == fp) && !kept.contains(&fp) {
+                kept.push(fp);
+            }
+        }
+        if kept == self.speaking {
+            return false;
+        }
+        self.speaking = kept.clone();
+        self.actions
+            .push_back(Action::Event(GroupCallEvent::Speakers(kept)));
+        true
+    }
+
+    fn speakers_frame(&self) -> GroupCallFrame {
+        GroupCallFrame::Speakers {
+            group: self.group,
+            speaking: self.speaking.clone(),
         }
     }
 

@@ -355,3 +355,50 @@ fn a_router_our_log_does_not_list_yet_is_followed() {
     assert_eq!(net.phase(fp(3)), Phase::Connected);
     assert_eq!(net.roster(fp(3)), vec![(fp(3), true)]);
 }
+
+#[test]
+fn the_router_tells_everyone_who_speaks_and_the_list_follows_the_roster() {
+    let mut net = Net::new(4);
+    net.elect(fp(1));
+    for n in 1..=3 {
+        net.join(fp(n), Kinds::AUDIO);
+    }
+    let speaking = |net: &Net, n: u8| net.nodes[&fp(n)].speaking().to_vec();
+    // Only the router's word counts; those not in the call (4), and repeats, are left out.
+    net.input(fp(2), Input::Speakers(vec![fp(3)]));
+    assert!(
+        speaking(&net, 2).is_empty(),
+        "a member ignores its own input"
+    );
+    net.input(fp(1), Input::Speakers(vec![fp(3), fp(4), fp(3), fp(1)]));
+    for n in 1..=4 {
+        assert_eq!(speaking(&net, n), vec![fp(3), fp(1)], "node {n}");
+    }
+    assert!(matches!(
+        net.events[&fp(2)].last(),
+        Some(GroupCallEvent::Speakers(s)) if *s == vec![fp(3), fp(1)]
+    ));
+    // The same list again is not sent again.
+    let events = net.events[&fp(2)].len();
+    net.input(fp(1), Input::Speakers(vec![fp(3), fp(1)]));
+    assert_eq!(net.events[&fp(2)].len(), events);
+    // A frame from someone else than the router is ignored.
+    net.deliver(
+        fp(3),
+        fp(2),
+        GroupCallFrame::Speakers {
+            group: G,
+            speaking: vec![fp(2)],
+        },
+    );
+    assert_eq!(speaking(&net, 2), vec![fp(3), fp(1)]);
+    // A speaker who leaves stops speaking everywhere.
+    net.input(fp(3), Input::Leave);
+    for n in 1..=2 {
+        assert_eq!(speaking(&net, n), vec![fp(1)], "node {n}");
+    }
+    // With the router gone, nobody speaks.
+    net.nodes.remove(&fp(1));
+    net.elect(fp(2));
+    assert!(speaking(&net, 2).is_empty());
+}

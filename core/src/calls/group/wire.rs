@@ -115,6 +115,15 @@ pub enum GroupCallFrame {
         /// The group.
         group: GroupId,
     },
+    /// Router → every participant: who is speaking now (from the RFC 6464 audio levels on
+    /// their audio), in the order they joined. Sent when it changes, only on sessions with
+    /// [`crate::session::FEATURE_CALL_SPEAKERS`].
+    Speakers {
+        /// The group.
+        group: GroupId,
+        /// The participants speaking (at most [`MAX_PARTICIPANTS`]).
+        speaking: Vec<Fingerprint>,
+    },
     /// Member → router: what we send changed.
     Media {
         /// The group.
@@ -132,6 +141,7 @@ pub(crate) mod tag {
     pub const SLOTS: u8 = 63;
     pub const LEAVE: u8 = 64;
     pub const MEDIA: u8 = 65;
+    pub const SPEAKERS: u8 = 66;
 }
 
 fn kind_byte(k: TrackKind) -> u8 {
@@ -184,6 +194,7 @@ impl GroupCallFrame {
             | GroupCallFrame::Roster { group, .. }
             | GroupCallFrame::Slots { group, .. }
             | GroupCallFrame::Leave { group }
+            | GroupCallFrame::Speakers { group, .. }
             | GroupCallFrame::Media { group, .. } => *group,
         }
     }
@@ -249,6 +260,13 @@ impl GroupCallFrame {
             }
             GroupCallFrame::Leave { group } => {
                 w.u8(tag::LEAVE).raw(&group.0);
+            }
+            GroupCallFrame::Speakers { group, speaking } => {
+                let n = speaking.len().min(MAX_PARTICIPANTS);
+                w.u8(tag::SPEAKERS).raw(&group.0).u8(n as u8);
+                for fp in speaking.iter().take(n) {
+                    w.raw(&fp.0);
+                }
             }
             GroupCallFrame::Media { group, state } => {
                 w.u8(tag::MEDIA).raw(&group.0).u8(state.bits());
@@ -339,6 +357,21 @@ impl GroupCallFrame {
                 GroupCallFrame::Slots { group, slots }
             }
             tag::LEAVE => GroupCallFrame::Leave { group },
+            tag::SPEAKERS => {
+                let n = usize::from(r.u8()?);
+                if n > MAX_PARTICIPANTS {
+                    return Err(WireError::TooLong("speakers"));
+                }
+                let mut speaking: Vec<Fingerprint> = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let fp = Fingerprint(r.array()?);
+                    if speaking.contains(&fp) {
+                        return Err(WireError::Unknown("duplicate speaker"));
+                    }
+                    speaking.push(fp);
+                }
+                GroupCallFrame::Speakers { group, speaking }
+            }
             tag::MEDIA => GroupCallFrame::Media {
                 group,
                 state: media_state(&mut r)?,
@@ -419,6 +452,14 @@ mod tests {
                 ],
             },
             GroupCallFrame::Leave { group: g },
+            GroupCallFrame::Speakers {
+                group: g,
+                speaking: vec![Fingerprint([7; 32]), Fingerprint([8; 32])],
+            },
+            GroupCallFrame::Speakers {
+                group: g,
+                speaking: vec![],
+            },
             GroupCallFrame::Media {
                 group: g,
                 state: MediaState {
@@ -508,7 +549,22 @@ mod tests {
             GroupCallFrame::decode(&slots),
             Err(WireError::TooLong("slot index"))
         );
-        for t in 66..=69 {
+        let twice = GroupCallFrame::Speakers {
+            group: GroupId([0; 16]),
+            speaking: vec![Fingerprint([4; 32]); 2],
+        };
+        assert_eq!(
+            GroupCallFrame::decode(&twice.encode()),
+            Err(WireError::Unknown("duplicate speaker"))
+        );
+        let mut many = vec![tag::SPEAKERS];
+        many.extend_from_slice(&[0; 16]);
+        many.push(MAX_PARTICIPANTS as u8 + 1);
+        assert_eq!(
+            GroupCallFrame::decode(&many),
+            Err(WireError::TooLong("speakers"))
+        );
+        for t in 67..=69 {
             let mut b = vec![t];
             b.extend_from_slice(&[0; 16]);
             assert_eq!(

@@ -37,9 +37,6 @@ pub struct SfuConfig {
     pub last_n: usize,
     /// Audio slots used (the most recent speakers are heard).
     pub audio_slots: usize,
-    /// Header extension ID of the RFC 6464 audio level on publishers' audio, as negotiated
-    /// (`None`: not negotiated; speakers then rank in join order).
-    pub audio_level_ext: Option<u8>,
     /// At most one keyframe request per source in this interval (repeated while awaited).
     pub keyframe_interval: Duration,
     /// How often slots are reassigned (speaker ranking and budgets).
@@ -51,7 +48,6 @@ impl Default for SfuConfig {
         Self {
             last_n: 4,
             audio_slots: 4,
-            audio_level_ext: None,
             keyframe_interval: Duration::from_millis(500),
             reassign_interval: Duration::from_millis(250),
         }
@@ -265,7 +261,7 @@ impl Forwarder {
             src.keyframe_wanted = false;
         }
         if kind == TrackKind::Audio
-            && let Some(level) = self.cfg.audio_level_ext.and_then(|id| view.audio_level(id))
+            && let Some(level) = info.audio_level_ext.and_then(|id| view.audio_level(id))
             && self.speakers.observe(now, from, level)
         {
             self.actions

@@ -73,10 +73,7 @@ impl Sim {
         speaker: impl Fn(Duration) -> Option<u64> + 'static,
     ) -> Self {
         let t0 = Instant::now();
-        let mut fwd = Forwarder::new(SfuConfig {
-            audio_level_ext: Some(1),
-            ..SfuConfig::default()
-        });
+        let mut fwd = Forwarder::new(SfuConfig::default());
         let mut pubs = BTreeMap::new();
         let mut subs = BTreeMap::new();
         for i in 0..n {
@@ -85,10 +82,12 @@ impl Sim {
             let opus = TrackInfo {
                 codec: crate::media::depacketize::Codec::Opus,
                 clock_rate: 48_000,
+                audio_level_ext: Some(1),
             };
             let h264 = TrackInfo {
                 codec: crate::media::depacketize::Codec::H264,
                 clock_rate: 90_000,
+                audio_level_ext: None,
             };
             fwd.publish(t0, id, TrackKind::Audio, opus).unwrap();
             fwd.publish(t0, id, TrackKind::Video, h264).unwrap();

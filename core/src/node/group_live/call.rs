@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::call_media::{
@@ -32,7 +32,7 @@ use crate::media::sfu::{ParticipantId, SfuConfig, SlotId, TrackKind};
 use crate::media::sfu_hub::{HubEvent, SfuHub, slot_track_name};
 use crate::node::call_media::track_specs;
 use crate::node::{Inner, NodeError, lock};
-use crate::session::FEATURE_GROUP_CALLS;
+use crate::session::{FEATURE_CALL_SPEAKERS, FEATURE_GROUP_CALLS};
 use crate::transport::{
     IncomingMedia, MediaCertificate, MediaConnection, MediaKind, MediaOptions,
     MediaState as ConnState, TrackSpec,
@@ -62,6 +62,8 @@ pub(in crate::node) enum CallCmd {
         media_id: String,
     },
     Slots(ParticipantId, Vec<(SlotId, Option<ParticipantId>)>),
+    /// Router side: the participants the forwarder hears speaking, and whether we speak.
+    Speakers(Vec<ParticipantId>, bool),
 }
 
 /// What the router admitted: the OFFER it will answer.
@@ -126,6 +128,8 @@ pub(super) struct CallIo {
     told_router: Option<Fingerprint>,
     told_members: BTreeSet<Fingerprint>,
     told_linked: HashSet<Fingerprint>,
+    /// Whether we speak (from our own audio frames' levels), for the router's speaker list.
+    speaking: watch::Sender<bool>,
 }
 
 impl CallIo {
@@ -144,6 +148,7 @@ impl CallIo {
             told_router: None,
             told_members: BTreeSet::new(),
             told_linked: HashSet::new(),
+            speaking: watch::channel(false).0,
         }
     }
 }
@@ -272,6 +277,7 @@ impl Live {
                 self.call_input(Input::MediaDown { peer, media_id })
             }
             CallCmd::Slots(to, slots) => self.on_slots(to, slots),
+            CallCmd::Speakers(heard, ourselves) => self.on_speakers(heard, ourselves),
         }
     }
 
@@ -282,7 +288,7 @@ impl Live {
         let cert = MediaCertificate::generate()?;
         let dtls = dtls_of(&cert)
             .ok_or_else(|| NodeError::InvalidInput("no SHA-256 certificate fingerprint".into()))?;
-        let (media, shared) = GroupCallMedia::new();
+        let (media, shared) = GroupCallMedia::new(self.call.speaking.clone());
         self.call.cert = Some(cert);
         if let Some(old) = self.call.shared.replace(shared) {
             old.clear();
@@ -446,6 +452,17 @@ impl Live {
         ));
     }
 
+    fn on_speakers(&mut self, heard: Vec<ParticipantId>, ourselves: bool) {
+        let Some(hub) = &self.call.hub else { return };
+        let ids = lock(&hub.ids).clone();
+        let mut speaking: Vec<Fingerprint> =
+            heard.iter().filter_map(|p| ids.get(p).copied()).collect();
+        if ourselves && self.call.machine.in_call() {
+            speaking.push(self.me);
+        }
+        self.call_input(Input::Speakers(speaking));
+    }
+
     /// Carries out the call machine's actions (after the group's own ones).
     pub(super) async fn flush_call(&mut self, inner: &Arc<Inner>) {
         self.sync_call();
@@ -492,6 +509,12 @@ impl Live {
                         phase,
                     });
                 }
+                Action::Event(GroupCallEvent::Speakers(speaking)) => {
+                    inner.emit_group(super::GroupUpdate::CallSpeakers {
+                        group: self.gid,
+                        speaking,
+                    });
+                }
                 Action::Event(GroupCallEvent::Slots(slots)) => {
                     if let Some(s) = &self.call.shared {
                         let mut map = lock(&s.slots);
@@ -505,8 +528,12 @@ impl Live {
             self.call.hub = None;
         }
         for (to, frame) in std::mem::take(&mut self.call.outbox) {
+            let needs = match frame {
+                GroupCallFrame::Speakers { .. } => FEATURE_GROUP_CALLS | FEATURE_CALL_SPEAKERS,
+                _ => FEATURE_GROUP_CALLS,
+            };
             if let Some(link) = inner.link(&to)
-                && link.features & FEATURE_GROUP_CALLS != 0
+                && link.features & needs == needs
             {
                 let _ = link.send(&Frame::GroupCall(frame.encode())).await;
             }
@@ -529,11 +556,23 @@ impl Live {
                 ..SfuConfig::default()
             });
             let tx = self.tx.clone();
+            let mut ours = self.call.speaking.subscribe();
             let forward = tokio::spawn(async move {
-                while let Some(ev) = events.recv().await {
-                    if let HubEvent::SlotMap { to, slots } = ev {
-                        let _ = tx.try_send(Cmd::Call(CallCmd::Slots(to, slots)));
+                let (mut heard, mut speaking) = (vec![], *ours.borrow_and_update());
+                loop {
+                    tokio::select! {
+                        ev = events.recv() => match ev {
+                            Some(HubEvent::SlotMap { to, slots }) => {
+                                let _ = tx.try_send(Cmd::Call(CallCmd::Slots(to, slots)));
+                                continue;
+                            }
+                            Some(HubEvent::Speakers(who)) => heard = who,
+                            None => return,
+                        },
+                        // The sender lives as long as the group's task.
+                        Ok(()) = ours.changed() => speaking = *ours.borrow_and_update(),
                     }
+                    let _ = tx.try_send(Cmd::Call(CallCmd::Speakers(heard.clone(), speaking)));
                 }
             });
             self.call.hub = Some(Hub {

@@ -11,13 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::identity::Fingerprint;
 use crate::media::EncodedFrame;
 use crate::media::depacketize::Codec;
 use crate::media::reassembly::{Output, Reassembler, RtpIn};
 use crate::media::sfu::rtp::RtpView;
+use crate::media::sfu::speakers::Speakers;
 use crate::media::sfu::{ParticipantId, SlotId, SourceKey, TrackKind};
 use crate::media::sfu_hub::{SfuHub, Tapped, parse_slot_track_name};
 use crate::media::track::{EncoderControl, MediaSink, MediaSource};
@@ -54,6 +55,10 @@ pub(super) struct Shared {
     /// Whom each slot of our uplink shows (from the router's `Slots`).
     pub(super) slots: Mutex<BTreeMap<SlotId, Fingerprint>>,
     dropped: AtomicU64,
+    /// Whether we speak, from the levels of our own audio frames (the router reports it
+    /// with the participants' it forwards).
+    voice: Mutex<Speakers>,
+    speaking: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -91,6 +96,15 @@ impl Shared {
     pub(super) fn clear(&self) {
         lock(&self.sources).clear();
         lock(&self.bitrates).0.clear();
+        self.speaking.send_replace(false);
+    }
+
+    /// Notes the loudness of one of our audio frames.
+    fn hear_ourselves(&self, level: u8) {
+        let mut voice = lock(&self.voice);
+        if voice.observe(Instant::now(), OURSELVES, level) {
+            self.speaking.send_replace(!voice.speaking().is_empty());
+        }
     }
 
     /// Forgets the sources on connection `id`.
@@ -124,6 +138,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Our own entry in [`Shared::voice`].
+const OURSELVES: ParticipantId = ParticipantId(0);
+
 /// The kind of one of our own tracks by its name.
 fn own_kind(name: &str) -> Option<TrackKind> {
     match name {
@@ -142,9 +159,13 @@ pub struct GroupCallMedia {
 }
 
 impl GroupCallMedia {
-    pub(super) fn new() -> (Self, Arc<Shared>) {
+    /// A call's media; whether we speak goes to `speaking`.
+    pub(super) fn new(speaking: watch::Sender<bool>) -> (Self, Arc<Shared>) {
         let (ftx, frames) = mpsc::channel(FRAME_QUEUE);
         let (ctx, controls) = mpsc::channel(CONTROL_QUEUE);
+        let mut voice = Speakers::default();
+        voice.add(OURSELVES);
+        speaking.send_replace(false);
         let shared = Arc::new(Shared {
             sources: Mutex::new(vec![]),
             bitrates: Mutex::new((HashMap::new(), None)),
@@ -152,6 +173,8 @@ impl GroupCallMedia {
             controls: ctx,
             slots: Mutex::new(BTreeMap::new()),
             dropped: AtomicU64::new(0),
+            voice: Mutex::new(voice),
+            speaking,
         });
         (
             Self {
@@ -215,6 +238,11 @@ impl GroupCallPublisher {
     /// Sends an encoded frame of `kind` on every connection that carries our media now;
     /// returns on how many it was queued.
     pub fn push(&self, kind: TrackKind, frame: &EncodedFrame) -> usize {
+        if kind == TrackKind::Audio
+            && let Some(level) = frame.audio_level
+        {
+            self.0.hear_ourselves(level);
+        }
         lock(&self.0.sources)
             .iter()
             .filter(|(_, k, _)| *k == kind)
