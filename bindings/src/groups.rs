@@ -151,6 +151,14 @@ pub enum GroupEvent {
         /// The group.
         group: String,
     },
+    /// A contact who may invite us (trust level 2 or more) sent us an invite link, and we
+    /// joined its group.
+    Invited {
+        /// The group.
+        group: String,
+        /// Who sent it (fingerprint).
+        by: String,
+    },
     /// Who is in the group's call now (empty: nobody), whether we take part or not.
     CallRoster {
         /// The group.
@@ -220,6 +228,10 @@ impl From<node::GroupUpdate> for GroupEvent {
             },
             U::Departed { group } => Self::Departed {
                 group: group.to_hex(),
+            },
+            U::Invited { group, by } => Self::Invited {
+                group: group.to_hex(),
+                by: by.to_hex(),
             },
             U::CallRoster {
                 group,
@@ -315,6 +327,23 @@ impl PeernsNode {
             self::fingerprint(&fingerprint)?,
         );
         Ok(on_runtime(async move { node.group_invite(&gid, &fp).await }).await??)
+    }
+
+    /// Invites our contact `fingerprint` (we must be an admin) by sending it the link as a chat
+    /// message, delivered when the contact is reachable; a contact that trusts us at level 2
+    /// or more joins at once, others see a link to open. Returns the message.
+    pub async fn group_send_invite(
+        &self,
+        group: String,
+        fingerprint: String,
+    ) -> Result<crate::ChatMessage, PeernsError> {
+        let (node, gid, fp) = (
+            self.running()?,
+            group_id(&group)?,
+            self::fingerprint(&fingerprint)?,
+        );
+        let m = on_runtime(async move { node.group_send_invite(&gid, &fp).await }).await??;
+        Ok(m.into())
     }
 
     /// Joins by an invite link naming us (opening it is the user's consent); returns the

@@ -181,12 +181,12 @@ impl Inner {
                 Ok(Frame::Op(op)) => match self.check_op(link, trust, &op) {
                     Ok(()) => ops.push(op),
                     Err((code, why)) => {
-                        self.store_ops(link, std::mem::take(&mut ops)).await;
+                        self.store_ops(link, trust, std::mem::take(&mut ops)).await;
                         link.refuse(code, why).await;
                     }
                 },
                 other => {
-                    self.store_ops(link, std::mem::take(&mut ops)).await;
+                    self.store_ops(link, trust, std::mem::take(&mut ops)).await;
                     match other {
                         Ok(f) => Inner::on_frame(self, link, trust, f).await,
                         Err(e) => link.refuse(ErrorCode::Malformed, &e).await,
@@ -194,7 +194,7 @@ impl Inner {
                 }
             }
         }
-        self.store_ops(link, ops).await;
+        self.store_ops(link, trust, ops).await;
     }
 
     /// Whether `op` may be stored: it names this session's sender and us, and the sender's
@@ -226,8 +226,8 @@ impl Inner {
         }
     }
 
-    /// Stores checked ops, acknowledges them and tells the app.
-    async fn store_ops(&self, link: &Link, ops: Vec<Op>) {
+    /// Stores checked ops, acknowledges them and tells the app (and takes group invites).
+    async fn store_ops(self: &Arc<Self>, link: &Link, trust: Option<Trust>, ops: Vec<Op>) {
         if ops.is_empty() {
             return;
         }
@@ -258,6 +258,11 @@ impl Inner {
             self.notify_message(&name, &m);
             if m.kind == OpKind::File {
                 self.file_offered(link, &m).await;
+            }
+            if let Some(t) = trust
+                && m.kind == OpKind::Text
+            {
+                Inner::take_invite(self, link.fp, t, &m);
             }
             self.emit(NodeEvent::MessageReceived { message: m });
         }

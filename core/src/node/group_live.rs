@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 mod api;
 mod call;
 mod call_media;
+mod invites;
 mod room;
 
 use call::{CallCmd, CallIo};
@@ -60,6 +61,13 @@ pub enum GroupUpdate {
         group: GroupId,
         /// The message.
         message: GroupMessageView,
+    },
+    /// A contact we trust (level 2 or more) sent us an invite link and we joined its group.
+    Invited {
+        /// The group.
+        group: GroupId,
+        /// Who sent the link.
+        by: Fingerprint,
     },
     /// Someone became a member.
     MemberJoined {

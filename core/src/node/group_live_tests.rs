@@ -244,3 +244,54 @@ async fn group_messages_from_others_notify_unless_the_group_is_open() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_sent_as_a_message_joins_only_a_contact_who_trusts_the_sender() {
+    let server = server().await;
+    let url = server.url();
+    let (_da, _db, a, b) = super::tests::alice_and_bob(&url).await;
+    super::tests::befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let mut updates = b.group_events();
+    let gid = a.group_create("book club").await.unwrap();
+
+    // Bob knows Alice only at level 1: the link arrives as a message and nothing is joined.
+    let sent = a.group_send_invite(&gid, &fb).await.unwrap();
+    until(10, "the invite message", async || {
+        b.messages(&fa.to_hex(), 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.id == sent.id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!b.running_groups().contains(&gid));
+
+    // At level 2 the next invite joins the group, once, and Bob can talk in it.
+    b.set_trust(&fa, Trust::Trusted).await.unwrap();
+    a.group_send_invite(&gid, &fb).await.unwrap();
+    let by = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(GroupUpdate::Invited { group, by }) = updates.recv().await
+                && group == gid
+            {
+                return by;
+            }
+        }
+    })
+    .await
+    .expect("joined by the invite");
+    assert_eq!(by, fa);
+    assert!(b.running_groups().contains(&gid));
+    send(&b, &gid, "thanks for the invite").await;
+    until(20, "Bob's message at Alice", async || {
+        a.group_history(&gid, None, 10)
+            .await
+            .is_ok_and(|h| h.messages.iter().any(|m| m.text == "thanks for the invite"))
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
