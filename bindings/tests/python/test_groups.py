@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import peerns_ffi as p
-from test_node import new_node, start_all
+from test_node import Listener, make_contacts, new_node, start_all
 
 
 class Groups(p.GroupListener):
@@ -147,5 +147,30 @@ def test_groups():
                 s.cancel()
         finally:
             await asyncio.gather(*(n.stop() for n in nodes))
+
+    asyncio.run(main())
+
+
+def test_an_invite_sent_to_a_trusted_contact_joins_it():
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(2)]
+        a, b = new_node(dirs[0].name, "ada"), new_node(dirs[1].name, "bob")
+        await start_all(a, b)
+        la, lb, groups_b = Listener(), Listener(), Groups()
+        subs = [a.subscribe(la), b.subscribe(lb), b.subscribe_groups(groups_b)]
+        try:
+            fa, fb = a.identity().fingerprint, b.identity().fingerprint
+            await make_contacts(a, la, b, lb)
+            gid = await a.group_create("Picnic")
+            sent = await a.group_send_invite(gid, fb)
+            assert sent.text.startswith("peerns2-group:")
+            await until(lambda: asyncio.sleep(0, any(
+                e.is_invited() and e.group == gid and e.by == fa for e in groups_b.snapshot())),
+                "B joined by the invite")
+            assert gid in [g.id for g in await b.groups()]
+            for s in subs:
+                s.cancel()
+        finally:
+            await asyncio.gather(*(n.stop() for n in [a, b]))
 
     asyncio.run(main())
