@@ -46,7 +46,7 @@ final class GroupsModel: ObservableObject {
     /// Whether `event` changes the list (members, our membership, routing).
     func concerns(_ event: GroupEvent) -> Bool {
         switch event {
-        case .message, .backfill, .callRoster, .callPhase, .presence: return false
+        case .message, .backfill, .callRoster, .callPhase, .callSpeakers, .presence: return false
         default: return true
         }
     }
@@ -386,12 +386,15 @@ final class CallModel: ObservableObject {
     }
 }
 
-/// Our part in a group's call: roster and phase from group events, frames counted per sender
-/// (`GroupCallViewModel`). Nothing is encoded yet, so no frame is pushed.
+/// Our part in a group's call: roster, phase and who speaks from group events, frames counted
+/// per sender (`GroupCallViewModel`). The encoders are not wired in yet, so nothing calls `send`
+/// (the Kotlin model's `FrameOut`) and no frame is pushed.
 @MainActor
 final class GroupCallModel: ObservableObject {
     @Published private(set) var phase: GroupCallPhase = .out
     @Published private(set) var participants: [CallParticipant] = []
+    /// The fingerprints of those speaking now, in the router's order; empty: nobody.
+    @Published private(set) var speaking: [String] = []
     @Published private(set) var muted = false
     @Published private(set) var cameraOff = false
     @Published private(set) var frames: [String: Int] = [:]
@@ -429,7 +432,14 @@ final class GroupCallModel: ObservableObject {
             try await node.groupCallLeave(group: group)
             frames = [:]
             targetBps = 0
+            speaking = []
         }
+    }
+
+    /// One encoded frame of ours into the call: an audio packet with the RFC 6464 level of the
+    /// PCM it encodes (`AudioEncoder`'s sink gives it), video with none. Nothing while not joined.
+    func send(kind: String, ptsUs: UInt64, keyframe: Bool, data: Data, audioLevel: UInt8?) {
+        _ = try? call?.pushFrame(kind: kind, ptsUs: ptsUs, keyframe: keyframe, data: data, audioLevel: audioLevel)
     }
 
     func setMuted(_ on: Bool) async { muted = on; await guarded { try await announce() } }
@@ -440,6 +450,7 @@ final class GroupCallModel: ObservableObject {
         switch event {
         case let .callRoster(g, list) where g == group: participants = list
         case let .callPhase(g, p) where g == group: phase = p
+        case let .callSpeakers(g, list) where g == group: speaking = list
         default: break
         }
     }

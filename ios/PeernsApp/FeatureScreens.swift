@@ -137,7 +137,8 @@ struct MeetingRoomScreen: View {
     }
 }
 
-/// A group's call: who is in it and whose media arrives; join, leave, mute, camera.
+/// A group's call: who is in it, who speaks (framed in green, marked "speaking") and whose media
+/// arrives; join, leave, mute, camera.
 struct GroupCallScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var model: GroupCallModel
@@ -159,6 +160,11 @@ struct GroupCallScreen: View {
             Section("In the call") {
                 ForEach(model.participants, id: \.fingerprint) { p in
                     Text(String(p.fingerprint.prefix(8)) + marks(p))
+                        .padding(4)
+                        .overlay(
+                            RoundedRectangle(cornerRadius: 6)
+                                .stroke(model.speaking.contains(p.fingerprint) ? Color.green : Color.clear, lineWidth: 3)
+                        )
                 }
             }
         }
@@ -181,6 +187,7 @@ struct GroupCallScreen: View {
 
     private func marks(_ p: CallParticipant) -> String {
         var m: [String] = []
+        if model.speaking.contains(p.fingerprint) { m.append("speaking") }
         if p.media.muted { m.append("muted") }
         if p.media.cameraOff || !p.kinds.video { m.append("camera off") }
         if !p.connected { m.append("connecting") }

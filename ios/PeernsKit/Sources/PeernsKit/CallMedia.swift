@@ -7,6 +7,33 @@ import VideoToolbox
 /// an Opus packet (`GroupCall.pushFrame` / `CallMediaSource.pushFrame`).
 public typealias EncodedFrameSink = (_ ptsUs: UInt64, _ keyframe: Bool, _ data: Data) -> Void
 
+/// Where the microphone's Opus packets go: pts in µs, the packet, and the RFC 6464 level of the
+/// PCM it encodes (0 loudest … 127 silence), which `GroupCall.pushFrame(…, audioLevel:)` and
+/// `CallMediaSource.pushFrame(…, audioLevel:)` take: a group call's router tells who speaks by it.
+public typealias AudioPacketSink = (_ ptsUs: UInt64, _ data: Data, _ audioLevel: UInt8) -> Void
+
+/// How loud a block of PCM is, as RFC 6464 puts it: −dBov of its RMS, rounded, 0 loudest … 127
+/// silence. The same measure as the core's `audioLevelOfPcm` (Android's `AudioLevel`, tested
+/// against it), on float samples (full scale ±1) without converting them to 16 bits.
+public enum AudioLevel {
+    public static let silence: UInt8 = 127
+
+    /// The level of a block whose RMS (full scale 1) is `rms`.
+    public static func of(rms: Double) -> UInt8 {
+        guard rms > 0 else { return silence }
+        let level = (-20 * log10(rms)).rounded()
+        return UInt8(min(127, max(0, level)))
+    }
+
+    /// The level of `count` float samples at `samples`.
+    public static func of(_ samples: UnsafePointer<Float>, count: Int) -> UInt8 {
+        guard count > 0 else { return silence }
+        var sum = 0.0
+        for i in 0..<count { sum += Double(samples[i]) * Double(samples[i]) }
+        return of(rms: (sum / Double(count)).squareRoot())
+    }
+}
+
 /// H.264 as VideoToolbox gives it (AVCC: 4-byte lengths, parameter sets in the format
 /// description) turned into the Annex-B access units the core takes.
 enum AnnexB {
@@ -121,18 +148,19 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
 }
 
 /// The microphone, encoded: an AVAudioEngine input tap, converted to 48 kHz mono Opus by
-/// AVAudioConverter, one packet per 20 ms to `sink`; the RMS level in dBFS to `onLevel` per tap
-/// buffer (about every 100 ms). Mirrors Android's `AudioEncoder`; needs the microphone permission
-/// and an audio session in the `.playAndRecord` category with the `.voiceChat` mode.
+/// AVAudioConverter, one packet per 20 ms to `sink` with the RFC 6464 level (`AudioLevel`) of the
+/// tap buffer it came from; the RMS level in dBFS to `onLevel` per tap buffer (about every 100 ms).
+/// Mirrors Android's `AudioEncoder`; needs the microphone permission and an audio session in the
+/// `.playAndRecord` category with the `.voiceChat` mode.
 public final class AudioEncoder {
     private let engine = AVAudioEngine()
-    private let sink: EncodedFrameSink
+    private let sink: AudioPacketSink
     private let onLevel: (Float) -> Void
     private var samples: UInt64 = 0
     /// While true the level is measured but nothing is sent.
     public var muted = false
 
-    public init(sink: @escaping EncodedFrameSink, onLevel: @escaping (Float) -> Void) {
+    public init(sink: @escaping AudioPacketSink, onLevel: @escaping (Float) -> Void) {
         self.sink = sink
         self.onLevel = onLevel
     }
@@ -156,10 +184,13 @@ public final class AudioEncoder {
     }
 
     private func encode(_ pcm: AVAudioPCMBuffer, with converter: AVAudioConverter, into opus: AVAudioFormat) {
+        // The block's level: in dBFS for the baby monitor, and as RFC 6464 on each of its packets.
+        var level = AudioLevel.silence
         if let channel = pcm.floatChannelData?[0], pcm.frameLength > 0 {
             let sum = (0..<Int(pcm.frameLength)).reduce(Float(0)) { $0 + channel[$1] * channel[$1] }
             let rms = (sum / Float(pcm.frameLength)).squareRoot()
             onLevel(rms > 0 ? max(-120, 20 * log10(rms)) : -120)
+            level = AudioLevel.of(rms: Double(rms))
         }
         var given = false
         while true {
@@ -173,7 +204,7 @@ public final class AudioEncoder {
             }
             guard status == .haveData, out.packetCount > 0, let description = out.packetDescriptions?[0] else { return }
             let packet = Data(bytes: out.data + Int(description.mStartOffset), count: Int(description.mDataByteSize))
-            if !muted { sink(samples * 1_000_000 / 48_000, true, packet) }
+            if !muted { sink(samples * 1_000_000 / 48_000, packet, level) }
             samples += 960
         }
     }

@@ -29,8 +29,10 @@ import org.peerns.ffi.EncoderControlListener
 class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia {
     @Volatile
     private var out: FrameOut? = null
-    private val video = VideoEncoder(context, { pts, key, data -> out?.frame("video", pts, key, data) }, onError)
-    private val audio = AudioEncoder(context, { pts, key, data -> out?.frame("audio", pts, key, data) }, {}, onError)
+    private val video = VideoEncoder(context, { pts, key, data -> out?.frame("video", pts, key, data, null) }, onError)
+
+    // Each Opus packet with the level of the PCM it encodes (nothing is sent while muted).
+    private val audio = AudioEncoder(context, { pts, data, level -> out?.frame("audio", pts, true, data, level) }, {}, onError)
     private val decoders = HashMap<String, FrameDecoder>()
     private var shownVideo: String? = null
 

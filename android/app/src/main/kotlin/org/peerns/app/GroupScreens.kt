@@ -1,6 +1,8 @@
 package org.peerns.app
 
 import android.app.AlertDialog
+import android.graphics.Color
+import android.graphics.drawable.GradientDrawable
 import android.view.View
 import kotlinx.coroutines.launch
 import org.peerns.app.model.GroupCallViewModel
@@ -143,7 +145,8 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
 }
 
 /**
- * A group's call: who is in it and whose media arrives, join and leave, mute, camera; with
+ * A group's call: who is in it, who speaks (their tile framed in green and marked "speaking"),
+ * and whose media arrives, join and leave, mute, camera; with
  * [media] (Android 10+), our camera and microphone are sent and the others' sound and one
  * picture played while the screen is shown.
  */
@@ -193,15 +196,19 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                 mute.text = if (state.muted) "Unmute" else "Mute"
                 camera.text = if (state.cameraOff) "Camera on" else "Camera off"
                 participants.removeAllViews()
-                state.participants.forEach { participants.addView(ui.text(tile(it, state.frames[it.fingerprint] ?: 0))) }
+                state.participants.forEach { p ->
+                    val speaking = p.fingerprint in state.speaking
+                    participants.addView(ui.text(tile(p, state.frames[p.fingerprint] ?: 0, speaking)).apply { if (speaking) highlight(this) })
+                }
                 if (state.participants.isEmpty()) participants.addView(ui.text("nobody"))
             }
         }
         act { model.refresh() }
     }
 
-    private fun tile(p: CallParticipant, frames: Long): String {
+    private fun tile(p: CallParticipant, frames: Long, speaking: Boolean): String {
         val marks = listOfNotNull(
+            "speaking".takeIf { speaking },
             "muted".takeIf { p.media.muted },
             "camera off".takeIf { p.media.cameraOff || !p.kinds.video },
             "sharing the screen".takeIf { p.media.screen },
@@ -209,6 +216,19 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
             "$frames frames".takeIf { frames > 0 },
         )
         return p.fingerprint.take(8) + if (marks.isEmpty()) "" else "  (${marks.joinToString(", ")})"
+    }
+
+    /** A speaker's tile: a green frame around it. */
+    private fun highlight(view: View) {
+        view.background = GradientDrawable().apply {
+            setStroke(ui.dp(3), SPEAKING)
+            cornerRadius = ui.dp(6).toFloat()
+        }
+        ui.dp(6).let { view.setPadding(it, it, it, it) }
+    }
+
+    private companion object {
+        val SPEAKING = Color.rgb(0x2e, 0x7d, 0x32)
     }
 
     override fun onGroupEvent(event: GroupEvent) = model.onGroupEvent(event)

@@ -1,15 +1,22 @@
 package org.peerns.media
 
+import java.util.Random
 import kotlin.math.PI
 import kotlin.math.roundToInt
 import kotlin.math.sin
 import kotlin.test.assertContentEquals
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
+import kotlin.test.assertNull
 import kotlin.test.assertSame
 import org.junit.Test
+import org.peerns.ffi.audioLevelOfPcm
 
-/** The codec-independent parts of the media adapters: Annex-B, the level meter, Opus headers. */
+/**
+ * The codec-independent parts of the media adapters: Annex-B, the level meter, the RFC 6464
+ * level of a PCM block (against the core's `audioLevelOfPcm`, so on the real library), Opus
+ * headers.
+ */
 class MediaUnitsTest {
     private fun bytes(vararg b: Int) = ByteArray(b.size) { b[it].toByte() }
 
@@ -73,6 +80,63 @@ class MediaUnitsTest {
         meter.add(ShortArray(960), length = 480)
         assertEquals(LevelMeter.FLOOR_DBFS, levels.getOrNull(1))
         assertEquals(2, levels.size)
+    }
+
+    /** The core's level of the first [length] samples of [pcm]. */
+    private fun coreLevel(pcm: ShortArray, length: Int = pcm.size): Int = audioLevelOfPcm(pcm.take(length)).toInt()
+
+    @Test
+    fun audioLevelIsTheCoresRfc6464Level() {
+        fun sine(amplitude: Double, hz: Int = 1000) = ShortArray(960) { (amplitude * sin(2 * PI * hz * it / 48_000)).roundToInt().toShort() }
+        // Known values: silence and an empty block 127, full-scale square 0, full-scale sine 3,
+        // 6 dB quieter per halving, the quietest nonzero signal 90.
+        assertEquals(AudioLevel.SILENCE, AudioLevel.of(ShortArray(960)))
+        assertEquals(AudioLevel.SILENCE, AudioLevel.of(ShortArray(0)))
+        assertEquals(0, AudioLevel.of(ShortArray(960) { Short.MIN_VALUE }))
+        assertEquals(3, AudioLevel.of(sine(32767.0)))
+        assertEquals(9, AudioLevel.of(sine(16384.0)))
+        assertEquals(90, AudioLevel.of(ShortArray(960) { 1 }))
+        // The same as the core on the same samples: sines from full scale down to a whisper,
+        // noise at many amplitudes, partial blocks (as AudioRecord.read may return), silence.
+        val random = Random(6464)
+        val blocks = mutableListOf(ShortArray(960), ShortArray(960) { Short.MIN_VALUE }, ShortArray(960) { 1 })
+        var amplitude = 32767.0
+        while (amplitude >= 1.0) {
+            blocks += sine(amplitude)
+            blocks += sine(amplitude, hz = 440)
+            blocks += ShortArray(960) { (random.nextGaussian() * amplitude / 3).coerceIn(-32768.0, 32767.0).roundToInt().toShort() }
+            amplitude /= 1.37
+        }
+        for (block in blocks) {
+            assertEquals(coreLevel(block), AudioLevel.of(block), "a block of RMS level ${coreLevel(block)}")
+            assertEquals(coreLevel(block, 480), AudioLevel.of(block, 480), "the first half of a block")
+        }
+        assertEquals(AudioLevel.SILENCE, coreLevel(ShortArray(960)))
+        assertEquals(AudioLevel.of(ShortArray(0)), coreLevel(ShortArray(0)))
+        // What the group call test sends as "loud" is well above the router's voice threshold (level < 50).
+        assertEquals(15, AudioLevel.of(sine(8192.0)))
+    }
+
+    @Test
+    fun eachPacketGetsTheLevelOfTheBlockItBeginsIn() {
+        val levels = PtsLevels(capacity = 4)
+        assertNull(levels.at(0), "no block yet")
+        levels.put(0, 127)
+        levels.put(20_000, 15)
+        levels.put(40_000, 60)
+        assertEquals(127, levels.at(0))
+        assertEquals(127, levels.at(19_999))
+        assertEquals(15, levels.at(20_000))
+        // An encoder that regroups samples: a packet beginning inside a block gets that block's level.
+        assertEquals(15, levels.at(30_000))
+        assertEquals(60, levels.at(45_000))
+        // Older blocks are gone: a packet before them gets the oldest kept.
+        assertEquals(60, levels.at(0))
+        // At most `capacity` blocks are kept while nothing is read (a muted microphone).
+        for (i in 3..20) levels.put(i * 20_000L, i)
+        assertEquals(17, levels.at(0))
+        assertEquals(20, levels.at(1_000_000))
+        assertFailsWith<IllegalArgumentException> { PtsLevels(capacity = 0) }
     }
 
     @Test

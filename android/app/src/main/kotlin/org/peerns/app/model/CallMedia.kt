@@ -2,10 +2,17 @@ package org.peerns.app.model
 
 import org.peerns.ffi.EncoderControlListener
 
-/** Takes one encoded frame of ours: kind `audio` or `video`, pts in µs, keyframe flag, data. */
+/**
+ * Takes one encoded frame of ours: kind `audio` or `video`, pts in µs, keyframe flag, data, and
+ * for audio the RFC 6464 level of the PCM it encodes (0 loudest … 127 silence; null for video or
+ * when unknown), by which a group call's router tells who speaks.
+ */
 fun interface FrameOut {
-    fun frame(kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray)
+    fun frame(kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray, audioLevel: Int?)
 }
+
+/** [level] as the library takes it: 0..127 (clamped), or null. */
+fun audioLevelByte(level: Int?): UByte? = level?.coerceIn(0, 127)?.toUByte()
 
 /**
  * The phone's side of a call's media, as the view models see it: the microphone and camera,

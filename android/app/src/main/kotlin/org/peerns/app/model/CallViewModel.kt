@@ -64,9 +64,9 @@ class CallViewModel(private val node: PeernsNodeInterface, private val media: Ca
     }
 
     /** Our encoded frames, into the track of their kind (none while the media is stopped). */
-    private val out = FrameOut { kind, ptsUs, keyframe, data ->
+    private val out = FrameOut { kind, ptsUs, keyframe, data, audioLevel ->
         try {
-            sources[kind]?.pushFrame(ptsUs.toULong(), keyframe, data)
+            sources[kind]?.pushFrame(ptsUs.toULong(), keyframe, data, audioLevelByte(audioLevel))
         } catch (_: IllegalStateException) {
             // Stopped meanwhile: the source is closed, the frame has nowhere to go.
         }

@@ -26,13 +26,16 @@ data class GroupCallState(
     val frames: Map<String, Long> = emptyMap(),
     /** The bit rate our connections can carry now (the encoder's target), 0 until known. */
     val targetBps: Long = 0,
+    /** The fingerprints of those speaking now, in the router's order (from the audio's levels); empty: nobody. */
+    val speaking: List<String> = emptyList(),
     val error: String? = null,
 )
 
 /**
- * Our part in a group's call: join and leave, mute, camera; the roster and our phase from
- * [GroupEvent]s ([onGroupEvent]), the others' frames counted per sender and handed to [media]
- * to play, and [media]'s encoded frames pushed into the call. Pure Kotlin.
+ * Our part in a group's call: join and leave, mute, camera; the roster, our phase and who speaks
+ * from [GroupEvent]s ([onGroupEvent]), the others' frames counted per sender and handed to
+ * [media] to play, and [media]'s encoded frames pushed into the call (audio with its level, by
+ * which the router tells who speaks). Pure Kotlin.
  */
 class GroupCallViewModel(private val node: PeernsNodeInterface, val group: String, private val media: CallMedia? = null) {
     private val mutableState = MutableStateFlow(GroupCallState())
@@ -59,9 +62,9 @@ class GroupCallViewModel(private val node: PeernsNodeInterface, val group: Strin
     }
 
     /** Our encoded frames, into the call (none is sent while not joined). */
-    private val out = FrameOut { kind, ptsUs, keyframe, data ->
+    private val out = FrameOut { kind, ptsUs, keyframe, data, audioLevel ->
         try {
-            call?.pushFrame(kind, ptsUs.toULong(), keyframe, data)
+            call?.pushFrame(kind, ptsUs.toULong(), keyframe, data, audioLevelByte(audioLevel))
         } catch (_: IllegalStateException) {
             // Left meanwhile: the call object is closed, the frame has nowhere to go.
         }
@@ -91,7 +94,7 @@ class GroupCallViewModel(private val node: PeernsNodeInterface, val group: Strin
         left?.stop()
         left?.close()
         node.groupCallLeave(group)
-        mutableState.update { it.copy(frames = emptyMap(), targetBps = 0) }
+        mutableState.update { it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList()) }
     }
 
     suspend fun setMuted(muted: Boolean) = guard {
@@ -106,11 +109,12 @@ class GroupCallViewModel(private val node: PeernsNodeInterface, val group: Strin
         announce()
     }
 
-    /** Applies the call's roster and our phase; events of other groups are ignored. */
+    /** Applies the call's roster, our phase and who speaks; events of other groups are ignored. */
     fun onGroupEvent(event: GroupEvent) {
         when (event) {
             is GroupEvent.CallRoster -> if (event.group == group) mutableState.update { it.copy(participants = event.participants) }
             is GroupEvent.CallPhase -> if (event.group == group) mutableState.update { it.copy(phase = event.phase) }
+            is GroupEvent.CallSpeakers -> if (event.group == group) mutableState.update { it.copy(speaking = event.speaking) }
             else -> {}
         }
     }

@@ -58,7 +58,8 @@ class GroupsViewModel(private val node: PeernsNodeInterface) {
 
     /** Whether [event] changes the list (members, our membership, routing). */
     fun concerns(event: GroupEvent): Boolean = event !is GroupEvent.Message && event !is GroupEvent.Backfill &&
-        event !is GroupEvent.CallRoster && event !is GroupEvent.CallPhase && event !is GroupEvent.Presence
+        event !is GroupEvent.CallRoster && event !is GroupEvent.CallPhase && event !is GroupEvent.CallSpeakers &&
+        event !is GroupEvent.Presence
 
     private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)
 }

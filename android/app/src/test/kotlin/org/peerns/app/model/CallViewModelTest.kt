@@ -55,9 +55,9 @@ class CallViewModelTest {
                     var i = 0
                     while (true) {
                         val opus = byteArrayOf(0x78) + ByteArray(60)
-                        annMedia.out?.frame("audio", i * 20_000L, true, opus)
-                        bobMedia.out?.frame("audio", i * 20_000L, true, opus)
-                        if (i % 2 == 0) annMedia.out?.frame("video", i * 20_000L, i % 20 == 0, accessUnit(i % 20 == 0))
+                        annMedia.out?.frame("audio", i * 20_000L, true, opus, 40)
+                        bobMedia.out?.frame("audio", i * 20_000L, true, opus, 127)
+                        if (i % 2 == 0) annMedia.out?.frame("video", i * 20_000L, i % 20 == 0, accessUnit(i % 20 == 0), null)
                         i++
                         delay(20)
                     }

@@ -2,7 +2,12 @@ package org.peerns.app.model
 
 import java.util.concurrent.ConcurrentLinkedQueue
 import java.util.concurrent.atomic.AtomicInteger
+import java.util.concurrent.atomic.AtomicReference
+import kotlin.math.PI
+import kotlin.math.roundToInt
+import kotlin.math.sin
 import kotlin.test.assertEquals
+import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
@@ -18,7 +23,10 @@ import org.peerns.ffi.GroupCall
 import org.peerns.ffi.GroupCallFrame
 import org.peerns.ffi.GroupCallFrameListener
 import org.peerns.ffi.GroupCallPhase
+import org.peerns.ffi.GroupEvent
 import org.peerns.ffi.PeernsException
+import org.peerns.ffi.audioLevelOfPcm
+import org.peerns.media.AudioLevel
 import org.peerns.testing.eventually
 import org.peerns.testing.startedNode
 
@@ -118,7 +126,7 @@ class GroupCallViewModelTest {
                     var i = 0
                     while (true) {
                         annCall.pushFrame("video", (i * 33_333).toULong(), i % 10 == 0, accessUnit(i % 10 == 0))
-                        media.out?.frame("video", i * 33_333L, i % 10 == 0, accessUnit(i % 10 == 0))
+                        media.out?.frame("video", i * 33_333L, i % 10 == 0, accessUnit(i % 10 == 0), null)
                         i++
                         delay(30)
                     }
@@ -149,6 +157,97 @@ class GroupCallViewModelTest {
             } finally {
                 ann.stop()
                 bob.stop()
+            }
+        }
+    }
+
+    @Test
+    fun theLevelGoesToTheLibraryAsAByte() {
+        assertNull(audioLevelByte(null))
+        assertEquals(42.toUByte(), audioLevelByte(42))
+        assertEquals(0.toUByte(), audioLevelByte(-3))
+        assertEquals(127.toUByte(), audioLevelByte(300))
+    }
+
+    @Test
+    fun speakersFromTheAudioLevels() = runTest(timeout = 180.seconds) {
+        withContext(Dispatchers.Default) {
+            val names = listOf("ann", "bob", "carol")
+            val nodes = names.map { startedNode(it) }
+            try {
+                val ann = nodes[0]
+                val fps = nodes.map { it.identity().fingerprint }
+                val (annFp, bobFp, carolFp) = fps
+                val gid = ann.groupCreate("Speakers")
+                // The creator routes before anyone joins (see bindings/tests/python/test_group_call.py).
+                eventually(what = "ann routing") { ann.groups().single().takeIf { it.router } }
+                for ((node, fp) in nodes.drop(1).zip(fps.drop(1))) node.groupJoin(ann.groupInvite(gid, fp))
+
+                val medias = nodes.map { RecordingMedia() }
+                val models = nodes.zip(medias).map { (node, media) -> GroupCallViewModel(node, gid, media) }
+                // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
+                val follows = nodes.zip(models).map { (node, model) -> launch(Dispatchers.Unconfined) { node.groupEvents.collect(model::onGroupEvent) } }
+                for ((name, model) in names.zip(models)) {
+                    eventually(what = "$name joining the call") { if (model.join(video = false)) true else null }
+                }
+                for ((name, model) in names.zip(models)) {
+                    eventually(what = "$name connected with everyone in the roster") {
+                        model.state.value.takeIf { s -> s.phase == GroupCallPhase.CONNECTED && s.participants.map { it.fingerprint }.toSet() == fps.toSet() }
+                    }
+                }
+
+                // The levels the "microphones" measure: a speaking voice (a 1 kHz sine at −15 dBov)
+                // and silence, through the core's measure of their PCM.
+                val voice = ShortArray(960) { (8192 * sin(2 * PI * 1000 * it / 48_000)).roundToInt().toShort() }
+                val loud = audioLevelOfPcm(voice.toList()).toInt()
+                val quiet = audioLevelOfPcm(ShortArray(960).toList()).toInt()
+                assertEquals(listOf(15, 127), listOf(loud, quiet))
+                assertEquals(loud, AudioLevel.of(voice))
+
+                // Every phone's encoder sends an Opus-sized packet each 20 ms with its level.
+                val levels = AtomicReference(listOf(quiet, loud, quiet))
+                val pusher = launch {
+                    var i = 0
+                    while (true) {
+                        val now = levels.get()
+                        medias.forEachIndexed { n, media ->
+                            media.out?.frame("audio", i * 20_000L, true, byteArrayOf(0xF8.toByte(), i.toByte()) + ByteArray(60), now[n])
+                        }
+                        i++
+                        delay(20)
+                    }
+                }
+                suspend fun everyoneSees(speaking: List<String>, what: String) {
+                    for ((name, model) in names.zip(models)) {
+                        eventually(timeout = 15.seconds, what = "$name seeing $what") { model.state.value.takeIf { it.speaking == speaking } }
+                    }
+                }
+                // Bob speaks (his level reaches the router through his view model), the others are quiet.
+                everyoneSees(listOf(bobFp), "bob speaking")
+                // Bob falls silent and carol speaks: after a second of quiet, only carol.
+                levels.set(listOf(quiet, quiet, loud))
+                everyoneSees(listOf(carolFp), "only carol speaking")
+
+                // Speakers of another group change nothing.
+                val bobModel = models[1]
+                bobModel.onGroupEvent(GroupEvent.CallSpeakers("f".repeat(32), listOf(annFp)))
+                assertEquals(listOf(carolFp), bobModel.state.value.speaking)
+
+                // Bob leaves: his screen shows nobody speaking; carol still speaks for the others.
+                assertTrue(bobModel.leave())
+                assertEquals(emptyList(), bobModel.state.value.speaking)
+                eventually(what = "bob out") { bobModel.state.value.takeIf { it.phase == GroupCallPhase.OUT } }
+                assertEquals(emptyList(), bobModel.state.value.speaking)
+                for ((name, model) in names.zip(models).filter { it.second !== bobModel }) {
+                    eventually(what = "$name without bob") { model.state.value.takeIf { s -> s.participants.none { it.fingerprint == bobFp } } }
+                    assertEquals(listOf(carolFp), model.state.value.speaking, "$name still hears carol")
+                }
+                pusher.cancel()
+                assertTrue(models[2].leave())
+                assertTrue(models[0].leave())
+                follows.forEach { it.cancel() }
+            } finally {
+                nodes.forEach { it.stop() }
             }
         }
     }

@@ -9,18 +9,27 @@ import android.media.MediaCodec
 import android.media.MediaFormat
 import android.media.MediaRecorder
 import java.nio.ByteOrder
+import org.peerns.media.AudioLevel
 import org.peerns.media.LevelMeter
 import org.peerns.media.Opus
+import org.peerns.media.PtsLevels
+
+/** Where the microphone's Opus packets go: pts in µs, the packet, its RFC 6464 level (0 loudest … 127 silence). */
+fun interface AudioPacketSink {
+    fun packet(ptsUs: Long, data: ByteArray, audioLevel: Int?)
+}
 
 /**
  * The microphone, encoded: AudioRecord (voice communication, 48 kHz mono, 16-bit) feeds a
  * MediaCodec Opus encoder (Android 10+) 20 ms at a time; each Opus packet goes to [sink] while
- * not [muted], and the level of the sound, in dBFS, to [onLevel] every 100 ms (muted or not: the
- * baby monitor listens to it). Needs the RECORD_AUDIO permission; runs on a thread of its own.
+ * not [muted], with the RFC 6464 level of the PCM block it encodes ([AudioLevel]; the group
+ * call's router tells who speaks by it), and the level of the sound, in dBFS, to [onLevel] every
+ * 100 ms (muted or not: the baby monitor listens to it). Needs the RECORD_AUDIO permission; runs
+ * on a thread of its own.
  */
 class AudioEncoder(
     context: Context,
-    private val sink: EncodedFrameSink,
+    private val sink: AudioPacketSink,
     private val onLevel: (Float) -> Unit,
     private val onError: (String) -> Unit,
 ) {
@@ -76,6 +85,7 @@ class AudioEncoder(
             codec.start()
             record.startRecording()
             val meter = LevelMeter(Opus.SAMPLE_RATE / 10, onLevel)
+            val levels = PtsLevels()
             val pcm = ShortArray(Opus.FRAME_SAMPLES)
             val info = MediaCodec.BufferInfo()
             var samples = 0L
@@ -88,10 +98,12 @@ class AudioEncoder(
                     val input = codec.getInputBuffer(index) ?: continue
                     input.clear()
                     input.order(ByteOrder.LITTLE_ENDIAN).asShortBuffer().put(pcm, 0, n)
-                    codec.queueInputBuffer(index, 0, n * 2, samples * 1_000_000 / Opus.SAMPLE_RATE, 0)
+                    val pts = samples * 1_000_000 / Opus.SAMPLE_RATE
+                    levels.put(pts, AudioLevel.of(pcm, n))
+                    codec.queueInputBuffer(index, 0, n * 2, pts, 0)
                     samples += n
                 }
-                drain(codec, info)
+                drain(codec, info, levels)
             }
         } finally {
             if (record.recordingState == AudioRecord.RECORDSTATE_RECORDING) record.stop()
@@ -100,7 +112,7 @@ class AudioEncoder(
         }
     }
 
-    private fun drain(codec: MediaCodec, info: MediaCodec.BufferInfo) {
+    private fun drain(codec: MediaCodec, info: MediaCodec.BufferInfo, levels: PtsLevels) {
         while (true) {
             val index = codec.dequeueOutputBuffer(info, 0)
             if (index < 0) return
@@ -110,7 +122,7 @@ class AudioEncoder(
                 val packet = ByteArray(info.size)
                 buffer.position(info.offset)
                 buffer.get(packet)
-                sink.frame(info.presentationTimeUs, true, packet)
+                sink.packet(info.presentationTimeUs, packet, levels.at(info.presentationTimeUs))
             }
             codec.releaseOutputBuffer(index, false)
         }
