@@ -8,7 +8,7 @@ use super::GroupId;
 use super::history::VersionVector;
 use super::log::{Entry, LogOp, SignedEntry};
 use super::message::{Body, GroupMessage, SignedMessage};
-use super::wire::{GroupFrame, MAX_PAGE_ENTRIES, RefuseCode};
+use super::wire::{GroupFrame, MAX_PAGE_ENTRIES, MsgBatch, RefuseCode};
 use crate::identity::Fingerprint;
 
 fn fp() -> impl Strategy<Value = Fingerprint> {
@@ -143,6 +143,31 @@ proptest! {
         let mut tagged = vec![tag];
         tagged.extend_from_slice(&b);
         let _ = GroupFrame::decode(&tagged);
+        let _ = MsgBatch::decode(&tagged);
+    }
+
+    #[test]
+    fn batches_round_trip_and_hold_one_group(msgs in vec(message(), 1..4), g in any::<[u8; 16]>()) {
+        let group = GroupId(g);
+        let msgs: Vec<SignedMessage> = msgs
+            .into_iter()
+            .map(|mut m| {
+                m.msg.group = group;
+                m
+            })
+            .collect();
+        let batch = MsgBatch { group, msgs };
+        let bytes = batch.encode();
+        prop_assert_eq!(MsgBatch::decode(&bytes), Ok(batch.clone()));
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            prop_assert!(MsgBatch::decode(&bytes[..cut]).is_err());
+        }
+        // A message of another group is refused; so is an empty batch.
+        let mut mixed = batch.clone();
+        mixed.msgs[0].msg.group = GroupId([!g[0]; 16]);
+        prop_assert!(MsgBatch::decode(&mixed.encode()).is_err());
+        let empty = MsgBatch { group, msgs: vec![] };
+        prop_assert!(MsgBatch::decode(&empty.encode()).is_err());
     }
 
     #[test]

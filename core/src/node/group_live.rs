@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 mod api;
+mod batch;
 mod call;
 mod call_media;
 mod invites;
@@ -30,18 +31,19 @@ pub(super) use room::parse_room_note;
 use super::groups::{self as offline, GroupError, GroupMessageView, view};
 use super::link::Link;
 use super::{Inner, NodeError, lock, unix_ms};
-use crate::chat::wire::{ErrorCode, Frame};
+use crate::chat::wire::ErrorCode;
 use crate::contacts;
 use crate::discovery::driver::NamespaceHandle;
 use crate::discovery::namespace::{NsEvent, RoleKind};
 use crate::groups::engine::SendError;
 use crate::groups::store as gstore;
+use crate::groups::wire::MsgBatch;
 use crate::groups::{
     Body, Engine, EngineConfig, GroupAction, GroupEvent, GroupFrame, GroupId, GroupInput,
     InviteLink, LogOp, MemHistory, namespace_prefix,
 };
 use crate::identity::Fingerprint;
-use crate::session::FEATURE_GROUPS;
+use crate::session::{FEATURE_GROUP_BATCH, FEATURE_GROUPS};
 
 /// Commands queued for one group's task.
 const CMD_QUEUE: usize = 4096;
@@ -176,6 +178,8 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
 enum Cmd {
     Frame(Fingerprint, Box<GroupFrame>),
+    /// A batch of messages, taken as one `Msg` frame each.
+    Batch(Fingerprint, Vec<crate::groups::message::SignedMessage>),
     LinkGone(Fingerprint),
     Dialed(Fingerprint, bool),
     Send(String, Reply<GroupMessageView>),
@@ -252,6 +256,11 @@ impl Live {
     fn on_cmd(&mut self, cmd: Cmd) -> Option<oneshot::Sender<()>> {
         match cmd {
             Cmd::Frame(peer, frame) => self.on_frame(peer, frame),
+            Cmd::Batch(peer, msgs) => {
+                for m in msgs {
+                    self.on_frame(peer, Box::new(GroupFrame::Msg(m)));
+                }
+            }
             Cmd::LinkGone(peer) => {
                 if self.linked.remove(&peer) {
                     self.input(GroupInput::PeerDown { peer });
@@ -574,15 +583,10 @@ impl Live {
             let _ = reply.send(r);
         }
         self.notify(&inner, &events);
+        let mut out = batch::Outgoing::default();
         for a in actions {
             match a {
-                GroupAction::Send { peer, frame } => {
-                    if let Some(link) = inner.link(&peer)
-                        && link.features & FEATURE_GROUPS != 0
-                    {
-                        let _ = link.send(&Frame::Group(frame.encode())).await;
-                    }
-                }
+                GroupAction::Send { peer, frame } => out.push(peer, frame),
                 GroupAction::Drop { peer, reason } => {
                     tracing::info!(group = %self.gid, %peer, %reason, "group peer dropped");
                     self.linked.remove(&peer);
@@ -593,6 +597,7 @@ impl Live {
                 GroupAction::Event(e) => self.on_event(e),
             }
         }
+        out.send(&inner, self.gid).await;
         self.flush_call(&inner).await;
     }
 
@@ -882,17 +887,27 @@ impl Inner {
                 .await;
             return;
         }
-        let frame = match GroupFrame::decode(&bytes) {
-            Ok(f) => f,
+        let decoded = if bytes.first() == Some(&crate::groups::wire::tag::BATCH) {
+            if link.features & FEATURE_GROUP_BATCH == 0 {
+                link.refuse(ErrorCode::NotAllowed, "batches were not negotiated")
+                    .await;
+                return;
+            }
+            MsgBatch::decode(&bytes).map(|b| (b.group, Cmd::Batch(link.fp, b.msgs)))
+        } else {
+            GroupFrame::decode(&bytes).map(|f| (f.group(), Cmd::Frame(link.fp, Box::new(f))))
+        };
+        let (group, cmd) = match decoded {
+            Ok(d) => d,
             Err(e) => {
                 link.refuse(ErrorCode::Malformed, &e.to_string()).await;
                 return;
             }
         };
-        let tx = lock(&self.groups).running.get(&frame.group()).cloned();
+        let tx = lock(&self.groups).running.get(&group).cloned();
         match tx {
             Some(tx) => {
-                if tx.try_send(Cmd::Frame(link.fp, Box::new(frame))).is_err() {
+                if tx.try_send(cmd).is_err() {
                     tracing::debug!(peer = %link.peer, "group queue full; frame dropped");
                 }
             }

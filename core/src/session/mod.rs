@@ -40,6 +40,9 @@ pub const FEATURE_GROUP_CALLS: u64 = 1 << 3;
 /// Feature bit 4: who is speaking in a group call (`GroupCallFrame::Speakers`, tag 66;
 /// decision 0016).
 pub const FEATURE_CALL_SPEAKERS: u64 = 1 << 4;
+/// Feature bit 5: several group messages in one frame (`groups::wire::MsgBatch`, tag 39;
+/// decision 0011).
+pub const FEATURE_GROUP_BATCH: u64 = 1 << 5;
 /// Largest Noise message.
 pub const MAX_FRAME: usize = 65_535;
 /// Largest plaintext in one encrypted frame (a frame carries a 16-byte tag).
@@ -62,12 +65,13 @@ impl WireVersion {
     /// What this build speaks.
     pub const CURRENT: WireVersion = WireVersion {
         major: 1,
-        minor: 4,
+        minor: 5,
         features: FEATURE_GROUPS
             | FEATURE_CALLS
             | FEATURE_RPC
             | FEATURE_GROUP_CALLS
-            | FEATURE_CALL_SPEAKERS,
+            | FEATURE_CALL_SPEAKERS
+            | FEATURE_GROUP_BATCH,
     };
 
     /// Builds from before wire versioning, whose handshake payload was the bare certificate.
