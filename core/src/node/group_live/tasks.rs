@@ -1,0 +1,180 @@
+//! The group tasks of a node: starting them (every group we belong to, or one joined), routing
+//! incoming group frames to their task, telling them a link is gone, stopping them.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CMD_QUEUE, CallIo, Cmd, GroupUpdate, Live, run};
+use crate::chat::wire::ErrorCode;
+use crate::discovery::driver::NamespaceHandle;
+use crate::groups::store as gstore;
+use crate::groups::wire::MsgBatch;
+use crate::groups::{Engine, EngineConfig, GroupFrame, GroupId, MemHistory, namespace_prefix};
+use crate::identity::Fingerprint;
+use crate::node::groups::GroupError;
+use crate::node::link::Link;
+use crate::node::{Inner, NodeError, lock};
+use crate::session::{FEATURE_GROUP_BATCH, FEATURE_GROUPS};
+
+impl Inner {
+    /// Sends `update` to every group subscriber.
+    pub(in crate::node) fn emit_group(&self, update: GroupUpdate) {
+        if let Some(subs) = lock(&self.groups).subscribers.as_mut() {
+            subs.retain(|tx| tx.send(update.clone()).is_ok());
+        }
+    }
+
+    /// Starts the task of every group we belong to (or joined by link).
+    pub(in crate::node) async fn start_groups(this: &Arc<Inner>) -> Result<(), NodeError> {
+        let me = this.fingerprint;
+        let rows = this.db(|c| gstore::list(c)).await?;
+        for row in rows {
+            let gid = row.gid;
+            let log = this.db(move |c| gstore::load_log(c, &gid)).await?;
+            if log.is_some_and(|l| !l.state().gone.contains_key(&me)) {
+                Inner::start_group(this, gid).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one group's engine, namespace and task (nothing if it runs already).
+    pub(super) async fn start_group(this: &Arc<Inner>, gid: GroupId) -> Result<(), NodeError> {
+        if lock(&this.groups).running.contains_key(&gid) {
+            return Ok(());
+        }
+        let (log, history, acked) = this
+            .db(move |c| {
+                let log = gstore::load_log(c, &gid)?;
+                let h = gstore::load_history(c, &gid)?;
+                let acked = gstore::acked(c, &gid)?.unwrap_or(0);
+                Ok::<_, NodeError>((log, h, acked))
+            })
+            .await?;
+        let log = log.ok_or(GroupError::UnknownGroup)?;
+        let mut engine = Engine::new(EngineConfig::default(), this.identity.clone(), log, history);
+        engine.set_acked(acked);
+        Inner::spawn_live(this, engine, namespace_prefix(&gid), false)
+    }
+
+    /// Runs `engine` in a new task with its namespace under `prefix` (nothing if the group
+    /// runs already). `room`: an open room, nothing stored.
+    pub(super) fn spawn_live(
+        this: &Arc<Inner>,
+        engine: Engine<MemHistory>,
+        prefix: String,
+        room: bool,
+    ) -> Result<(), NodeError> {
+        let gid = engine.group();
+        let members = if room {
+            BTreeSet::from([this.fingerprint])
+        } else {
+            engine.log().state().members.keys().copied().collect()
+        };
+        let note = this.peer_id().into_bytes();
+        let setup = this.ns_setup(prefix, None, note);
+        // Its events from the start: a router claim answered before anyone listened left
+        // the group without a router (seen under CPU load).
+        let (ns, ns_events) =
+            NamespaceHandle::spawn(setup).map_err(|e| NodeError::Signaling(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(CMD_QUEUE);
+        let live = Live {
+            inner: Arc::downgrade(this),
+            gid,
+            me: this.fingerprint,
+            engine,
+            tx: tx.clone(),
+            ns_peers: HashMap::new(),
+            linked: HashSet::new(),
+            dialing: HashSet::new(),
+            heard: HashMap::new(),
+            router: None,
+            members,
+            sends: vec![],
+            proposals: vec![],
+            invites: vec![],
+            call: CallIo::new(gid, this.fingerprint),
+            room,
+            held: vec![],
+        };
+        {
+            let mut groups = lock(&this.groups);
+            if groups.subscribers.is_none() || groups.running.contains_key(&gid) {
+                return Ok(());
+            }
+            groups.running.insert(gid, tx);
+        }
+        let task = tokio::spawn(run(live, rx, ns, ns_events));
+        this.track([task.abort_handle()]);
+        Ok(())
+    }
+
+    /// A group frame arrived on `link`: decoded and queued for its group's task (dropped
+    /// when the queue is full; the engines' anti-entropy repairs the loss).
+    pub(in crate::node) async fn on_group_frame(&self, link: &Arc<Link>, bytes: Vec<u8>) {
+        if link.features & FEATURE_GROUPS == 0 {
+            link.refuse(ErrorCode::NotAllowed, "groups were not negotiated")
+                .await;
+            return;
+        }
+        let decoded = if bytes.first() == Some(&crate::groups::wire::tag::BATCH) {
+            if link.features & FEATURE_GROUP_BATCH == 0 {
+                link.refuse(ErrorCode::NotAllowed, "batches were not negotiated")
+                    .await;
+                return;
+            }
+            MsgBatch::decode(&bytes).map(|b| (b.group, Cmd::Batch(link.fp, b.msgs)))
+        } else {
+            GroupFrame::decode(&bytes).map(|f| (f.group(), Cmd::Frame(link.fp, Box::new(f))))
+        };
+        let (group, cmd) = match decoded {
+            Ok(d) => d,
+            Err(e) => {
+                link.refuse(ErrorCode::Malformed, &e.to_string()).await;
+                return;
+            }
+        };
+        let tx = lock(&self.groups).running.get(&group).cloned();
+        match tx {
+            Some(tx) => {
+                if tx.try_send(cmd).is_err() {
+                    tracing::debug!(peer = %link.peer, "group queue full; frame dropped");
+                }
+            }
+            None => tracing::debug!(peer = %link.peer, "a frame for a group we do not run"),
+        }
+    }
+
+    /// The last link to `fp` closed.
+    pub(in crate::node) fn group_link_gone(&self, fp: &Fingerprint) {
+        for tx in lock(&self.groups).running.values() {
+            let _ = tx.try_send(Cmd::LinkGone(*fp));
+        }
+    }
+
+    /// Stops every group task (their namespaces say goodbye).
+    pub(in crate::node) async fn stop_groups(&self) {
+        let running: Vec<mpsc::Sender<Cmd>> = {
+            let mut g = lock(&self.groups);
+            g.subscribers = None;
+            g.online.clear();
+            g.running.drain().map(|(_, tx)| tx).collect()
+        };
+        for tx in running {
+            let (done, wait) = oneshot::channel();
+            if tx.send(Cmd::Stop(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+
+    pub(super) fn group_tx(&self, gid: &GroupId) -> Result<mpsc::Sender<Cmd>, NodeError> {
+        lock(&self.groups)
+            .running
+            .get(gid)
+            .cloned()
+            .ok_or_else(|| NodeError::InvalidInput(format!("group {gid} is not running")))
+    }
+}
