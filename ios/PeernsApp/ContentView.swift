@@ -44,7 +44,7 @@ struct ContentView: View {
     private func destination(_ route: Route, _ node: PeernsNode) -> some View {
         switch route {
         case .contacts: ContactsScreen(node: model, model: ContactsModel(node: node), groups: GroupsModel(node: node))
-        case let .chat(conversation): ChatScreen(model: ChatModel(node: node, conversation: conversation))
+        case let .chat(conversation): ChatScreen(node: model, model: ChatModel(node: node, conversation: conversation))
         case .nearby: NearbyScreen(node: model, nearby: NearbyModel(node: node))
         case .meetingRoom: MeetingRoomScreen(node: model, model: MeetingRoomModel(node: node))
         case .settings: SettingsScreen(model: SettingsModel(node: node))

@@ -6,11 +6,14 @@ import PeernsKit
 // model of the Android app (android/app/src/main/kotlin/org/peerns/app/model), which is tested
 // on the JVM against the real library; keep the two in step.
 
-/// Groups: list, create, invite by fingerprint, join by link (`GroupsViewModel`).
+/// Groups: list, create, invite by fingerprint, join by link, joined by a contact's invite
+/// (`GroupsViewModel`).
 @MainActor
 final class GroupsModel: ObservableObject {
     @Published private(set) var groups: [PeernsKit.Group] = []
     @Published private(set) var inviteLink: String?
+    /// A contact's invite joined us to a group: "Joined Trip, invited by bob", shown once (`noticeShown`).
+    @Published private(set) var notice: String?
     @Published private(set) var error: String?
     private let node: PeernsNode
 
@@ -43,6 +46,20 @@ final class GroupsModel: ObservableObject {
         return gid
     }
 
+    /// Applies a group event: reloads the list when it changes; an `invited` one also sets `notice`.
+    func apply(_ event: GroupEvent) async {
+        guard concerns(event) else { return }
+        await refresh()
+        guard case let .invited(gid, by) = event else { return }
+        let contact = try? await node.contacts().first { $0.fingerprint == by }
+        let who = contact.flatMap { $0.name.isEmpty ? nil : $0.name } ?? String(by.prefix(8))
+        let group = groups.first { $0.id == gid }?.name ?? String(gid.prefix(8))
+        notice = "Joined \(group), invited by \(who)"
+    }
+
+    /// The screen has shown `notice`.
+    func noticeShown() { notice = nil }
+
     /// Whether `event` changes the list (members, our membership, routing).
     func concerns(_ event: GroupEvent) -> Bool {
         switch event {
@@ -57,7 +74,8 @@ final class GroupsModel: ObservableObject {
     }
 }
 
-/// One group: messages and members from group events, send, remove, leave (`GroupChatViewModel`).
+/// One group: messages and members from group events, send, invite contacts, remove, leave
+/// (`GroupChatViewModel`).
 @MainActor
 final class GroupChatModel: ObservableObject {
     @Published private(set) var name: String
@@ -65,6 +83,12 @@ final class GroupChatModel: ObservableObject {
     @Published private(set) var membership: GroupMembership = .pending
     @Published private(set) var router = false
     @Published private(set) var messages: [GroupMessage] = []
+    /// Our contacts (not the blocked ones), by name.
+    @Published private(set) var contacts: [Contact] = []
+    /// The contacts we sent an invitation from this screen.
+    @Published private(set) var invited: Set<String> = []
+    /// What the last invitation did: "Invitation sent to bob".
+    @Published private(set) var notice: String?
     @Published private(set) var error: String?
     let group: String
     private let node: PeernsNode
@@ -76,6 +100,9 @@ final class GroupChatModel: ObservableObject {
     }
 
     var admin: Bool { membership == .admin }
+
+    /// The contacts an admin may invite: not members yet.
+    var invitable: [Contact] { contacts.filter { c in !members.contains { $0.fingerprint == c.fingerprint } } }
 
     /// The screen is visible: no notifications for this group, then `refresh`.
     func open() async {
@@ -90,6 +117,7 @@ final class GroupChatModel: ObservableObject {
         await guarded {
             guard let g = try await node.groups().first(where: { $0.id == group }) else { return }
             let page = try await node.groupHistory(group: group, before: nil, limit: 200)
+            contacts = try await node.contacts().filter { $0.trust != .blocked }.sorted { $0.name.lowercased() < $1.name.lowercased() }
             name = g.name
             members = g.members
             membership = g.membership
@@ -104,6 +132,17 @@ final class GroupChatModel: ObservableObject {
         return await guarded {
             let sent = try await node.groupSend(group: group, text: text)
             add(sent)
+        }
+    }
+
+    /// Sends our contact `fingerprint` the invite link as a chat message (admins only); a contact
+    /// who trusts us (level 2 or more) joins at once, others see an invitation in our chat.
+    func sendInvite(_ fingerprint: String) async {
+        await guarded {
+            _ = try await node.groupSendInvite(group: group, fingerprint: fingerprint)
+            let name = contacts.first { $0.fingerprint == fingerprint }?.name ?? String(fingerprint.prefix(8))
+            invited.insert(fingerprint)
+            notice = "Invitation sent to \(name)"
         }
     }
 

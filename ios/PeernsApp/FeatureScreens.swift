@@ -9,8 +9,12 @@ struct GroupsScreen: View {
     @State private var name = ""
     @State private var link = ""
 
+    /// The last invite notice, shown until the screen is left.
+    @State private var notice: String?
+
     var body: some View {
         List {
+            if let notice { Text(notice).foregroundStyle(.green) }
             Section("Groups") {
                 ForEach(model.groups, id: \.id) { g in
                     NavigationLink("\(g.name) · \(g.members.count) members\(g.membership == .pending ? " (joining…)" : "")", value: Route.group(g.id))
@@ -30,12 +34,19 @@ struct GroupsScreen: View {
         .task {
             await model.refresh()
             guard let events = node.groupEvents() else { return }
-            for await event in events where model.concerns(event) { await model.refresh() }
+            for await event in events { await model.apply(event) }
+        }
+        .onReceive(model.$notice) { value in
+            // Shown once: kept on the screen, cleared in the model.
+            guard let value else { return }
+            notice = value
+            model.noticeShown()
         }
     }
 }
 
-/// A group's chat, members (admins invite and remove; the invite link as text and QR code), its call, leaving.
+/// A group's chat, members (admins invite contacts by a chat message, or anyone by an invite link
+/// as text and QR code, and remove members), its call, leaving.
 struct GroupChatScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var model: GroupChatModel
@@ -66,7 +77,26 @@ struct GroupChatScreen: View {
                         }
                     }
                 }
-                if model.admin {
+            }
+            if model.admin {
+                Section("Invite a contact") {
+                    ForEach(model.invitable, id: \.fingerprint) { c in
+                        HStack {
+                            Text(c.name.isEmpty ? c.short : c.name)
+                            Spacer()
+                            if model.invited.contains(c.fingerprint) {
+                                Text("invited").font(.caption)
+                            } else {
+                                Button("Invite") { Task { await model.sendInvite(c.fingerprint) } }
+                            }
+                        }
+                    }
+                    if model.invitable.isEmpty { Text("No contacts to invite") }
+                    if let notice = model.notice { Text(notice).font(.caption) }
+                }
+            }
+            if model.admin {
+                Section("Invite anyone by a link") {
                     TextField("Fingerprint of the person to invite", text: $invitee)
                     Button("Make an invite link") { Task { await invites.invite(model.group, invitee) } }
                     if let link = invites.inviteLink {

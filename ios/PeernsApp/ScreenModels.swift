@@ -56,11 +56,82 @@ final class ContactsModel: ObservableObject {
     }
 }
 
-/// One chat: messages, edits, deletes, files (`ChatViewModel`).
+/// One line of a 1:1 chat (`ChatItem`): a message, a group invitation (a message that is an
+/// invite link), or a call.
+enum ChatItem: Identifiable {
+    case message(ChatMessage)
+    case invitation(ChatMessage, link: String)
+    case call(CallLogEntry)
+
+    var id: String {
+        switch self {
+        case let .message(m): return "m" + m.id
+        case let .invitation(m, _): return "m" + m.id
+        case let .call(c): return "c" + c.call
+        }
+    }
+
+    /// When it happened, Unix ms: a message's sending time, a call's start.
+    var timeMs: UInt64 {
+        switch self {
+        case let .message(m): return m.sentMs
+        case let .invitation(m, _): return m.sentMs
+        case let .call(c): return c.startedMs
+        }
+    }
+}
+
+/// The group invite link `text` is, or nil: the trimmed text starts with `peerns2-group:` and is
+/// nothing but the link (`inviteLinkIn`).
+func inviteLinkIn(_ text: String) -> String? {
+    let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard PeernsLinks.isGroup(t), t.count > PeernsLinks.group.count, !t.contains(where: { $0.isWhitespace }) else { return nil }
+    return t
+}
+
+/// The invite link `message` carries (not a file, not deleted), or nil (`inviteLinkOf`).
+func inviteLinkOf(_ message: ChatMessage) -> String? {
+    message.deleted || message.file != nil ? nil : inviteLinkIn(message.text)
+}
+
+/// The chat's lines, oldest first: messages and calls interleaved by time; at the same time a
+/// message comes before a call, each in the order given (`chatItems`).
+func chatItems(_ messages: [ChatMessage], _ calls: [CallLogEntry]) -> [ChatItem] {
+    let lines = messages.map { m in inviteLinkOf(m).map { ChatItem.invitation(m, link: $0) } ?? .message(m) } + calls.map { ChatItem.call($0) }
+    // Stable: sort by (time, original position).
+    return lines.enumerated().sorted { ($0.element.timeMs, $0.offset) < ($1.element.timeMs, $1.offset) }.map(\.element)
+}
+
+/// A call as the chat shows it: "Outgoing video call · 2 min", "Missed call" (`describeCall`).
+func describeCall(_ entry: CallLogEntry) -> String {
+    let kind = entry.kinds.video ? "video call" : "call"
+    let dir = entry.outgoing ? "Outgoing" : "Incoming"
+    switch entry.outcome {
+    case "completed": return "\(dir) \(kind) · \(callDuration(entry.durationMs))"
+    case "missed": return "Missed \(kind)"
+    case "no_answer": return entry.outgoing ? "\(dir) \(kind) · no answer" : "Missed \(kind)"
+    default: return "\(dir) \(kind) · \(entry.outcome.replacingOccurrences(of: "_", with: " "))"
+    }
+}
+
+/// A call's length: "45 s" under a minute, "2 min" under an hour, "1 h 5 min" above (`callDuration`).
+func callDuration(_ ms: UInt64) -> String {
+    let s = ms / 1000
+    if s < 60 { return "\(s) s" }
+    if s < 3600 { return "\(s / 60) min" }
+    return "\(s / 3600) h \(s % 3600 / 60) min"
+}
+
+/// One chat: messages, edits, deletes, files, the calls with the contact among them, group
+/// invitations to join (`ChatViewModel`).
 @MainActor
 final class ChatModel: ObservableObject {
     @Published private(set) var title: String
     @Published private(set) var messages: [ChatMessage] = []
+    /// The calls with the contact, newest first.
+    @Published private(set) var calls: [CallLogEntry] = []
+    /// What the screen lists, oldest first (`chatItems`).
+    @Published private(set) var items: [ChatItem] = []
     @Published private(set) var online = false
     @Published private(set) var error: String?
     let conversation: String
@@ -87,7 +158,28 @@ final class ChatModel: ObservableObject {
             let name = try await node.contacts().first { $0.fingerprint == conversation }?.name
             title = name ?? String(conversation.prefix(8))
             messages = try await node.messages(conversation: conversation, limit: 200).sorted { $0.sentMs < $1.sentMs }
+            calls = try await node.callLog(fingerprint: conversation, limit: 200)
+            items = chatItems(messages, calls)
             online = try node.isOnline(conversation: conversation)
+        }
+    }
+
+    /// Joins the group of an invitation in this chat (opening it is the user's consent); the
+    /// group's ID, or nil (a link not for us: `error`).
+    func joinGroup(_ link: String) async -> String? {
+        guard let link = inviteLinkIn(link) else { error = "not a group invitation"; return nil }
+        var gid: String?
+        await guarded { gid = try await node.groupJoin(link: link) }
+        return gid
+    }
+
+    /// Whether `event` changes this chat; a call with the contact logged does (`concerns`).
+    func concerns(_ event: NodeEvent) -> Bool {
+        switch event {
+        case let .messageReceived(message): return message.conversation == conversation
+        case let .messageChanged(message): return message.conversation == conversation
+        case let .callLogged(entry): return entry.fingerprint == conversation
+        default: return false
         }
     }
 

@@ -61,8 +61,10 @@ struct ContactsScreen: View {
     }
 }
 
-/// A chat: messages (swipe ours to edit or delete), text and files.
+/// A chat: messages (swipe ours to edit or delete), text and files, the calls with the contact
+/// among them, and group invitations with Join.
 struct ChatScreen: View {
+    @ObservedObject var node: NodeModel
     @StateObject var model: ChatModel
     @State private var text = ""
     @State private var editing: ChatMessage?
@@ -70,15 +72,32 @@ struct ChatScreen: View {
 
     var body: some View {
         VStack {
-            List(model.messages, id: \.id) { m in
-                Text(line(m))
-                    .frame(maxWidth: .infinity, alignment: m.outgoing ? .trailing : .leading)
-                    .swipeActions {
-                        if m.outgoing && !m.deleted {
-                            Button("Delete", role: .destructive) { Task { await model.delete(m.id) } }
-                            if m.file == nil { Button("Edit") { editing = m; text = m.text } }
+            List(model.items) { item in
+                switch item {
+                case let .message(m):
+                    Text(line(m))
+                        .frame(maxWidth: .infinity, alignment: m.outgoing ? .trailing : .leading)
+                        .swipeActions {
+                            if m.outgoing && !m.deleted {
+                                Button("Delete", role: .destructive) { Task { await model.delete(m.id) } }
+                                if m.file == nil { Button("Edit") { editing = m; text = m.text } }
+                            }
+                        }
+                case let .invitation(m, link):
+                    if m.outgoing {
+                        Text("Group invitation (sent)").frame(maxWidth: .infinity, alignment: .trailing)
+                    } else {
+                        HStack {
+                            Text("Group invitation")
+                            Spacer()
+                            Button("Join") { Task { if let gid = await model.joinGroup(link) { node.path.append(.group(gid)) } } }
                         }
                     }
+                case let .call(entry):
+                    Label(describeCall(entry), systemImage: entry.kinds.video ? "video" : "phone")
+                        .font(.caption)
+                        .frame(maxWidth: .infinity, alignment: .center)
+                }
             }
             if let error = model.error { Text(error).foregroundStyle(.red) }
             HStack {
@@ -109,11 +128,16 @@ struct ChatScreen: View {
         }
         .task {
             await model.open()
-            // Until the node has chat events on a stream here, poll while the chat is open.
+            // Poll while the chat is open (delivery marks, online state); the events below come sooner.
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: 2_000_000_000)
                 await model.refresh()
             }
+        }
+        .task {
+            // A message, or a call with the contact ended and logged: reload at once.
+            guard let events = node.events() else { return }
+            for await event in events where model.concerns(event) { await model.refresh() }
         }
         .onDisappear { model.close() }
     }

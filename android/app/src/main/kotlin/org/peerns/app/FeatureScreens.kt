@@ -1,6 +1,7 @@
 package org.peerns.app
 
 import android.app.AlertDialog
+import android.view.View
 import android.widget.LinearLayout
 import android.widget.Switch
 import android.widget.TextView
@@ -8,6 +9,7 @@ import kotlinx.coroutines.Job
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.isActive
 import kotlinx.coroutines.launch
+import org.peerns.app.model.ChatItem
 import org.peerns.app.model.ChatViewModel
 import org.peerns.app.model.ContactsViewModel
 import org.peerns.app.model.GroupsViewModel
@@ -16,6 +18,7 @@ import org.peerns.app.model.ScannedLink
 import org.peerns.app.model.Screen
 import org.peerns.app.model.SettingsViewModel
 import org.peerns.app.model.describe
+import org.peerns.app.model.describeCall
 import org.peerns.ffi.ChatMessage
 import org.peerns.ffi.Contact
 import org.peerns.ffi.NodeEvent
@@ -110,7 +113,10 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
     }
 }
 
-/** A chat: messages (edit or delete ours by a long press), text and files. */
+/**
+ * A chat: messages (edit or delete ours by a long press), text and files, the calls with the
+ * contact among them, and group invitations with a Join button.
+ */
 class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) {
     private val title = ui.title(model.conversation.take(8))
     private val online = ui.text()
@@ -132,7 +138,15 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
                 online.text = if (state.online) "online" else "offline: messages wait until you meet"
                 error.text = state.error ?: ""
                 messages.removeAllViews()
-                state.messages.forEach { messages.addView(messageView(it)) }
+                state.items.forEach { item ->
+                    messages.addView(
+                        when (item) {
+                            is ChatItem.Message -> messageView(item.message)
+                            is ChatItem.Invitation -> invitationView(item)
+                            is ChatItem.Call -> ui.text("📞 ${describeCall(item.entry)}")
+                        },
+                    )
+                }
             }
         }
         host.service?.chatOpened(model.conversation)
@@ -152,6 +166,16 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
                 true
             }
         }
+    }
+
+    /** A group invite link: "Group invitation" and Join (theirs), or what we sent (ours). */
+    private fun invitationView(item: ChatItem.Invitation): View = if (item.message.outgoing) {
+        ui.text("me: Group invitation (sent)  [${item.message.status.name.lowercase()}]")
+    } else {
+        ui.row().with(
+            ui.text("them: Group invitation"),
+            ui.button("Join") { act { model.joinGroup(item.link)?.let { host.navigator.open(Screen.GroupChat(it)) } } },
+        )
     }
 
     private fun edit(m: ChatMessage) {

@@ -4,6 +4,7 @@ import android.app.AlertDialog
 import android.graphics.Color
 import android.graphics.drawable.GradientDrawable
 import android.view.View
+import android.widget.Toast
 import kotlinx.coroutines.launch
 import org.peerns.app.model.GroupCallViewModel
 import org.peerns.app.model.GroupChatViewModel
@@ -17,14 +18,16 @@ import org.peerns.ffi.GroupMembership
 import org.peerns.ffi.GroupMessage
 import org.peerns.ffi.PeernsException
 
-/** Groups: ours, create one, join by an invite link. */
+/** Groups: ours, create one, join by an invite link; a contact's invite that joined us is told once. */
 class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(host) {
     private val name = ui.input("Name of a new group")
     private val link = ui.input("Paste an invite link")
     private val error = ui.text()
+    private val notice = ui.text()
     private val groups = ui.column()
     override val root = ui.column(20).with(
         ui.title("Groups"),
+        notice,
         groups,
         ui.label("New group"), name,
         ui.button("Create") {
@@ -41,6 +44,12 @@ class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(ho
         host.scope.launch {
             model.state.collect { state ->
                 error.text = state.error ?: ""
+                state.notice?.let {
+                    // Shown once: as a toast, and on the screen until it is left.
+                    notice.text = it
+                    Toast.makeText(host.context, it, Toast.LENGTH_LONG).show()
+                    model.noticeShown()
+                }
                 groups.removeAllViews()
                 state.groups.forEach { g ->
                     val note = if (g.membership == GroupMembership.PENDING) "  (joining…)" else ""
@@ -53,11 +62,14 @@ class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(ho
     }
 
     override fun onGroupEvent(event: GroupEvent) {
-        if (model.concerns(event)) act { model.refresh() }
+        if (model.concerns(event)) act { model.onGroupEvent(event) }
     }
 }
 
-/** A group's chat, its members (admins invite and remove; the invite link as text and QR code), its call, leaving it. */
+/**
+ * A group's chat, its members (admins invite contacts by a chat message, or anyone by an invite
+ * link as text and QR code, and remove members), its call, leaving it.
+ */
 class GroupChatView(host: Host, private val model: GroupChatViewModel, private val invites: GroupsViewModel) : ScreenView(host) {
     private val title = ui.title(model.group.take(8))
     private val info = ui.text()
@@ -68,7 +80,12 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     private val invite = ui.input("Fingerprint of the person to invite")
     private val inviteLink = ui.text(monospace = true)
     private val inviteQr = ui.qrImage()
+    private val contacts = ui.column()
+    private val inviteNotice = ui.text()
     private val adminTools = ui.column().with(
+        ui.label("Invite a contact (they get the invitation in your chat; those who trust you join at once)"),
+        contacts, inviteNotice,
+        ui.label("Invite anyone by a link"),
         invite,
         ui.button("Make an invite link") { act { invites.invite(model.group, invite.text.toString()) } },
         inviteLink,
@@ -108,6 +125,18 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
                         },
                     )
                 }
+                contacts.removeAllViews()
+                state.invitable.forEach { c ->
+                    contacts.addView(
+                        if (c.fingerprint in state.invited) {
+                            ui.text("${c.name.ifBlank { c.short }}  (invited)")
+                        } else {
+                            ui.row().with(ui.text(c.name.ifBlank { c.short }), ui.button("Invite") { act { model.sendInvite(c.fingerprint) } })
+                        },
+                    )
+                }
+                if (state.invitable.isEmpty()) contacts.addView(ui.text("no contacts to invite"))
+                inviteNotice.text = state.notice ?: ""
                 adminTools.visibility = if (state.admin) View.VISIBLE else View.GONE
             }
         }

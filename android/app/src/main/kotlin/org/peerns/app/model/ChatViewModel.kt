@@ -4,6 +4,7 @@ import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
+import org.peerns.ffi.CallLogEntry
 import org.peerns.ffi.ChatMessage
 import org.peerns.ffi.NodeEvent
 import org.peerns.ffi.PeernsException
@@ -14,11 +15,18 @@ data class ChatState(
     val title: String = "",
     /** Oldest first. */
     val messages: List<ChatMessage> = emptyList(),
+    /** The calls with the contact, newest first (as the node's call log gives them). */
+    val calls: List<CallLogEntry> = emptyList(),
+    /** What the screen lists, oldest first: [messages] (invite links as invitations) and [calls] by time ([chatItems]). */
+    val items: List<ChatItem> = emptyList(),
     val online: Boolean = false,
     val error: String? = null,
 )
 
-/** One chat: messages, edits, deletes, files. Pure Kotlin. */
+/**
+ * One chat: messages, edits, deletes, files, the calls with the contact among them, and group
+ * invitations to join. Pure Kotlin.
+ */
 class ChatViewModel(private val node: PeernsNodeInterface, val conversation: String) {
     private val mutableState = MutableStateFlow(ChatState(title = conversation.take(8)))
     val state: StateFlow<ChatState> = mutableState.asStateFlow()
@@ -41,14 +49,31 @@ class ChatViewModel(private val node: PeernsNodeInterface, val conversation: Str
 
     suspend fun refresh() = guard {
         val name = node.contacts().firstOrNull { it.fingerprint == conversation }?.name
+        val messages = node.messages(conversation, LIMIT.toUInt()).sortedBy { m -> m.sentMs }
+        val calls = node.callLog(conversation, LIMIT.toUInt())
         mutableState.update {
             it.copy(
                 title = name ?: conversation.take(8),
-                messages = node.messages(conversation, LIMIT.toUInt()).sortedBy { m -> m.sentMs },
+                messages = messages,
+                calls = calls,
+                items = chatItems(messages, calls),
                 online = node.isOnline(conversation),
                 error = null,
             )
         }
+    }
+
+    /**
+     * Joins the group of an invitation in this chat ([ChatItem.Invitation.link]; opening it is
+     * the user's consent); the group's ID, or null (a link not for us: the state's error).
+     */
+    suspend fun joinGroup(link: String): String? {
+        var gid: String? = null
+        guard {
+            gid = node.groupJoin(inviteLinkIn(link) ?: throw IllegalArgumentException("not a group invitation"))
+            mutableState.update { it.copy(error = null) }
+        }
+        return gid
     }
 
     /** Sends [text] (blank text is not sent). */
@@ -86,6 +111,8 @@ class ChatViewModel(private val node: PeernsNodeInterface, val conversation: Str
         is NodeEvent.FileDone -> event.conversation == conversation
         is NodeEvent.PeerConnected -> event.fingerprint == conversation
         is NodeEvent.PeerDisconnected -> event.fingerprint == conversation
+        // A call with the contact ended and was logged.
+        is NodeEvent.CallLogged -> event.entry.fingerprint == conversation
         else -> false
     }
 

@@ -4,12 +4,14 @@ import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
+import org.peerns.ffi.Contact
 import org.peerns.ffi.GroupEvent
 import org.peerns.ffi.GroupMember
 import org.peerns.ffi.GroupMembership
 import org.peerns.ffi.GroupMessage
 import org.peerns.ffi.PeernsException
 import org.peerns.ffi.PeernsNodeInterface
+import org.peerns.ffi.Trust
 
 /** What a group's chat shows. */
 data class GroupChatState(
@@ -20,15 +22,24 @@ data class GroupChatState(
     val router: Boolean = false,
     /** In display order (the same on every member). */
     val messages: List<GroupMessage> = emptyList(),
+    /** Our contacts (not the blocked ones), by name. */
+    val contacts: List<Contact> = emptyList(),
+    /** The contacts we sent an invitation from this screen. */
+    val invited: Set<String> = emptySet(),
+    /** What the last invitation did: "Invitation sent to bob". */
+    val notice: String? = null,
     val error: String? = null,
 ) {
     /** We may invite and remove members. */
     val admin: Boolean get() = membership == GroupMembership.ADMIN
+
+    /** The contacts an admin may invite: not members yet. */
+    val invitable: List<Contact> get() = contacts.filter { c -> members.none { it.fingerprint == c.fingerprint } }
 }
 
 /**
  * One group: its messages and members, kept up to date from [GroupEvent]s ([onGroupEvent]),
- * sending, removing members (admins), leaving. Pure Kotlin.
+ * sending, inviting contacts and removing members (admins), leaving. Pure Kotlin.
  */
 class GroupChatViewModel(private val node: PeernsNodeInterface, val group: String) {
     private val mutableState = MutableStateFlow(GroupChatState(name = group.take(8)))
@@ -38,9 +49,24 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
     suspend fun refresh() = guard {
         val g = node.groups().firstOrNull { it.id == group } ?: throw IllegalArgumentException("no group $group")
         val page = node.groupHistory(group, null, LIMIT.toUInt())
+        val contacts = node.contacts().filter { it.trust != Trust.BLOCKED }.sortedBy { it.name.lowercase() }
         mutableState.update {
-            it.copy(name = g.name, members = g.members, membership = g.membership, router = g.router, messages = page.messages, error = null)
+            it.copy(
+                name = g.name, members = g.members, membership = g.membership, router = g.router, messages = page.messages,
+                contacts = contacts, error = null,
+            )
         }
+    }
+
+    /**
+     * Sends our contact [fingerprint] the group's invite link as a chat message (admins only):
+     * delivered when they are reachable; a contact who trusts us (level 2 or more) joins at
+     * once, others see an invitation to open in our chat.
+     */
+    suspend fun sendInvite(fingerprint: String) = guard {
+        node.groupSendInvite(group, fingerprint)
+        val name = mutableState.value.contacts.firstOrNull { it.fingerprint == fingerprint }?.name ?: fingerprint.take(8)
+        mutableState.update { it.copy(invited = it.invited + fingerprint, notice = "Invitation sent to $name", error = null) }
     }
 
     /** The screen is visible: no notifications for this group, then [refresh]. */

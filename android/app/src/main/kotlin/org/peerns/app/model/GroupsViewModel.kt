@@ -15,10 +15,15 @@ data class GroupsState(
     val groups: List<Group> = emptyList(),
     /** The invite link made last, for the user to send to the invited person. */
     val inviteLink: String? = null,
+    /**
+     * A contact's invite joined us to a group: "Joined Trip, invited by bob" (their name, or a
+     * short fingerprint), for the screen to show once and clear ([noticeShown]).
+     */
+    val notice: String? = null,
     val error: String? = null,
 )
 
-/** Groups: list, create, invite by fingerprint, join by link. Pure Kotlin. */
+/** Groups: list, create, invite by fingerprint, join by link, joined by a contact's invite. Pure Kotlin. */
 class GroupsViewModel(private val node: PeernsNodeInterface) {
     private val mutableState = MutableStateFlow(GroupsState())
     val state: StateFlow<GroupsState> = mutableState.asStateFlow()
@@ -54,6 +59,25 @@ class GroupsViewModel(private val node: PeernsNodeInterface) {
             refresh()
         }
         return gid
+    }
+
+    /**
+     * Applies an event of the node's group stream: the list is reloaded when [event] changes it
+     * ([concerns]); an [GroupEvent.Invited] also sets [GroupsState.notice].
+     */
+    suspend fun onGroupEvent(event: GroupEvent) {
+        if (!concerns(event)) return
+        refresh()
+        if (event is GroupEvent.Invited) invited(event)
+    }
+
+    /** The screen has shown [GroupsState.notice]. */
+    fun noticeShown() = mutableState.update { it.copy(notice = null) }
+
+    private suspend fun invited(event: GroupEvent.Invited) = guard {
+        val by = node.contacts().firstOrNull { it.fingerprint == event.by }?.name?.takeIf { it.isNotBlank() } ?: event.by.take(8)
+        val group = mutableState.value.groups.firstOrNull { it.id == event.group }?.name ?: event.group.take(8)
+        mutableState.update { it.copy(notice = "Joined $group, invited by $by") }
     }
 
     /** Whether [event] changes the list (members, our membership, routing). */
