@@ -12,6 +12,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+mod hub;
+
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -29,7 +31,7 @@ use crate::chat::wire::{ErrorCode, Frame};
 use crate::groups::GroupId;
 use crate::identity::Fingerprint;
 use crate::media::sfu::{ParticipantId, SfuConfig, SlotId, TrackKind};
-use crate::media::sfu_hub::{HubEvent, SfuHub, slot_track_name};
+use crate::media::sfu_hub::{SfuHub, slot_track_name};
 use crate::node::call_media::track_specs;
 use crate::node::{Inner, NodeError, lock};
 use crate::session::{FEATURE_CALL_SPEAKERS, FEATURE_GROUP_CALLS};
@@ -433,36 +435,6 @@ impl Live {
         });
     }
 
-    fn on_slots(&mut self, to: ParticipantId, slots: Vec<(SlotId, Option<ParticipantId>)>) {
-        let Some(hub) = &self.call.hub else { return };
-        let ids = lock(&hub.ids).clone();
-        let Some(member) = ids.get(&to).copied() else {
-            return;
-        };
-        let slots = slots
-            .into_iter()
-            .map(|(s, p)| (s, p.and_then(|p| ids.get(&p).copied())))
-            .collect();
-        self.call.outbox.push((
-            member,
-            GroupCallFrame::Slots {
-                group: self.gid,
-                slots,
-            },
-        ));
-    }
-
-    fn on_speakers(&mut self, heard: Vec<ParticipantId>, ourselves: bool) {
-        let Some(hub) = &self.call.hub else { return };
-        let ids = lock(&hub.ids).clone();
-        let mut speaking: Vec<Fingerprint> =
-            heard.iter().filter_map(|p| ids.get(p).copied()).collect();
-        if ourselves && self.call.machine.in_call() {
-            speaking.push(self.me);
-        }
-        self.call_input(Input::Speakers(speaking));
-    }
-
     /// Carries out the call machine's actions (after the group's own ones).
     pub(super) async fn flush_call(&mut self, inner: &Arc<Inner>) {
         self.sync_call();
@@ -550,31 +522,13 @@ impl Live {
     ) {
         if self.call.hub.is_none() {
             let layout = self.call.layout;
-            let (hub, mut events) = SfuHub::start(SfuConfig {
+            let (hub, events) = SfuHub::start(SfuConfig {
                 last_n: usize::from(layout.video),
                 audio_slots: usize::from(layout.audio),
                 ..SfuConfig::default()
             });
-            let tx = self.tx.clone();
-            let mut ours = self.call.speaking.subscribe();
-            let forward = tokio::spawn(async move {
-                let (mut heard, mut speaking) = (vec![], *ours.borrow_and_update());
-                loop {
-                    tokio::select! {
-                        ev = events.recv() => match ev {
-                            Some(HubEvent::SlotMap { to, slots }) => {
-                                let _ = tx.try_send(Cmd::Call(CallCmd::Slots(to, slots)));
-                                continue;
-                            }
-                            Some(HubEvent::Speakers(who)) => heard = who,
-                            None => return,
-                        },
-                        // The sender lives as long as the group's task.
-                        Ok(()) = ours.changed() => speaking = *ours.borrow_and_update(),
-                    }
-                    let _ = tx.try_send(Cmd::Call(CallCmd::Speakers(heard.clone(), speaking)));
-                }
-            });
+            let forward =
+                hub::forward_events(events, self.tx.clone(), self.call.speaking.subscribe());
             self.call.hub = Some(Hub {
                 hub: Arc::new(hub),
                 ids: Arc::default(),
