@@ -5,10 +5,11 @@
 #  2. JVM unit tests of the view models and state holders (android/app/src/test, classes named
 #     *Test; kotlinx-coroutines-test) against the host build of the real UniFFI library;
 #  3. Robolectric 4.17 tests (classes named *RoboTest) of the services, notification builders and
-#     the activity, on the real Android 16 framework on the JVM (Java 21+), against the same library.
+#     the activity, on the real Android 16 framework on the JVM (Java 21+), against the same library;
+#  4. ktlint over every Kotlin file of android/ (style in android/.editorconfig), one check.
 # Both test runs use the embedded signaling server (`peerns signal`) on loopback. Installs what it
-# needs (Kotlin compiler from npm, jars from Maven Central, pinned in bindings/tests/kotlin and
-# android/tests/maven.lock). Ends with "android: N passed, N failed".
+# needs (Kotlin compiler from npm, jars from Maven Central, pinned in bindings/tests/kotlin,
+# android/tests/maven.lock and android/tests/tools.sh). Ends with "android: N passed, N failed".
 # Usage: android/check.sh   (CARGO_FLAGS="-j 1" to limit the cargo build)
 set -euo pipefail
 
@@ -52,6 +53,20 @@ if test_versions_match; then
     passed=$((passed + 1))
 else
     echo "FAILED: test versions in gradle/libs.versions.toml match android/tests/maven.lock"
+    failed=$((failed + 1))
+fi
+
+# --- 4. ktlint (run before the tests, so that it counts also when they fail) --------------------
+# Alone, once this script has fetched it: java -jar ~/.cache/peerns/maven/com/pinterest/ktlint/
+# ktlint-cli/1.8.0/ktlint-cli-1.8.0-all.jar "android/**/*.kt" (add -F to format the files in place).
+# The output of a Gradle build is left out.
+if ktlint="$(ktlint_jar)" &&
+    java -jar "$ktlint" --relative "android/**/*.kt" '!android/**/build/**' >"$out/ktlint.txt" 2>&1; then
+    echo "ok: ktlint $KTLINT_VERSION finds nothing in android/**/*.kt"
+    passed=$((passed + 1))
+else
+    cat "$out/ktlint.txt" 2>/dev/null || true
+    echo "FAILED: ktlint $KTLINT_VERSION finds nothing in android/**/*.kt (java -jar ktlint -F formats)"
     failed=$((failed + 1))
 fi
 

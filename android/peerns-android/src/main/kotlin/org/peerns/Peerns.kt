@@ -33,7 +33,8 @@ import org.peerns.ffi.PeernsNodeInterface
  * Kotlin (no `android.*`): the JVM tests exercise it against the host library.
  */
 class Peerns private constructor(private val node: PeernsNode) :
-    PeernsNodeInterface by node, AutoCloseable {
+    PeernsNodeInterface by node,
+    AutoCloseable {
 
     /** Checks [config] (no I/O); the platform objects are optional, see [PeernsNode]. */
     constructor(

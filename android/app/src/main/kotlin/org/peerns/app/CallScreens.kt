@@ -64,7 +64,9 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 inCall.visibility = if (s.call != null && !s.ringingHere && s.status != "ended") View.VISIBLE else View.GONE
                 mute.text = if (s.local.muted) "Unmute" else "Mute"
                 camera.text = if (s.local.cameraOff) "Camera on" else "Camera off"
-                if (s.call != null && s.status == "connected" && s.mediaUp) startMedia(s.call, camera = if (s.outgoing) s.offered.video else !s.local.cameraOff)
+                if (s.call != null && s.status == "connected" && s.mediaUp) {
+                    startMedia(s.call, camera = if (s.outgoing) s.offered.video else !s.local.cameraOff)
+                }
                 if (s.status == "ended") host.service?.setCapturing(camera = false, microphone = false)
             }
         }
@@ -88,7 +90,9 @@ class MonitorView(host: Host, private val model: MonitorViewModel, private val m
     private val error = ui.text()
     override val root = ui.column(20).with(
         ui.title("Baby monitor"),
-        ui.text("Arm this phone to let the contacts you allow watch its camera and get sound alerts. Only contacts at Full access can be allowed."),
+        ui.text(
+            "Arm this phone to let the contacts you allow watch its camera and get sound alerts. Only contacts at Full access can be allowed.",
+        ),
         armState, threshold,
         ui.row().with(
             ui.button("Arm (back camera)") { arm(threshold.text.toString().trim().toFloatOrNull()) },
@@ -119,8 +123,8 @@ class MonitorView(host: Host, private val model: MonitorViewModel, private val m
     override fun shown() {
         host.scope.launch {
             model.state.collect { s ->
-                armState.text = s.armed?.let { "armed (${if (it == "user") "front" else "back"} camera" + (s.alertDbfs?.let { db -> ", alert at $db dBFS)" } ?: ")") }
-                    ?: "not armed"
+                val alert = s.alertDbfs?.let { db -> ", alert at $db dBFS" } ?: ""
+                armState.text = s.armed?.let { "armed (${if (it == "user") "front" else "back"} camera$alert)" } ?: "not armed"
                 error.text = s.error ?: ""
                 contacts.removeAllViews()
                 s.contacts.forEach { c ->
@@ -164,7 +168,9 @@ class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(ho
     private val error = ui.text()
     override val root = ui.column(20).with(
         ui.title("Backup"),
-        ui.text("Backs folders up into another device of yours that serves ${BackupViewModel.DEFAULT_INTO} and lets this phone write there. Files it has already are skipped."),
+        ui.text(
+            "Backs folders up into another device of yours that serves ${BackupViewModel.DEFAULT_INTO} and lets this phone write there. Files it has already are skipped.",
+        ),
         ui.label("Folders"), folders,
         ui.button("Choose a folder") { host.pickFolder { path -> model.choose(path) } },
         ui.label("Back up into"), targets,
@@ -175,16 +181,23 @@ class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(ho
         host.scope.launch {
             model.state.collect { s ->
                 folders.removeAllViews()
-                s.folders.forEach { f -> folders.addView(ui.row().with(ui.text(f.substringAfterLast('/')), ui.button("Remove") { model.drop(f) })) }
+                s.folders.forEach { f ->
+                    folders.addView(ui.row().with(ui.text(f.substringAfterLast('/')), ui.button("Remove") { model.drop(f) }))
+                }
                 if (s.folders.isEmpty()) folders.addView(ui.text("none chosen"))
                 targets.removeAllViews()
-                s.contacts.forEach { c -> targets.addView(ui.button(c.name) { act { model.backup(c.fingerprint) } }.apply { isEnabled = !s.running }) }
+                s.contacts.forEach { c ->
+                    targets.addView(ui.button(c.name) { act { model.backup(c.fingerprint) } }.apply { isEnabled = !s.running })
+                }
                 progress.text = when {
                     s.running && s.progress != null -> s.progress.let { p ->
                         "file ${p.filesDone + 1u} of ${p.filesTotal}: ${p.path.substringAfterLast('/')} ${percent(p.bytes, p.size)}"
                     }
                     s.running -> "starting…"
-                    s.summary != null -> s.summary.let { "done: ${it.files} files sent (${it.bytes} bytes), ${it.skipped} already there" + if (it.leftOut > 0u) ", ${it.leftOut} left out (names a path cannot hold)" else "" }
+                    s.summary != null -> s.summary.let {
+                        "done: ${it.files} files sent (${it.bytes} bytes), ${it.skipped} already there" +
+                            if (it.leftOut > 0u) ", ${it.leftOut} left out (names a path cannot hold)" else ""
+                    }
                     else -> ""
                 }
                 error.text = s.error ?: ""

@@ -51,7 +51,9 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
     /** Opens the scanner (after the camera permission); a link it reads is used like a pasted one. */
     private fun scan() = host.withCamera {
         scanner?.dismiss()
-        scanner = QrScanDialog(host) { scanned -> act { ScannedLink.use(scanned, model, groups)?.let(host.navigator::open) } }.also { it.show() }
+        scanner = QrScanDialog(host) { scanned ->
+            act { ScannedLink.use(scanned, model, groups)?.let(host.navigator::open) }
+        }.also { it.show() }
     }
 
     override fun hidden() {
@@ -75,7 +77,9 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
                         ),
                     )
                 }
-                state.outgoing.forEach { r -> requests.addView(ui.text("${r.name.ifEmpty { r.fingerprint.take(8) }}: waiting for an answer")) }
+                state.outgoing.forEach { r ->
+                    requests.addView(ui.text("${r.name.ifEmpty { r.fingerprint.take(8) }}: waiting for an answer"))
+                }
                 if (requests.childCount == 0) requests.addView(ui.text("none"))
                 contacts.removeAllViews()
                 state.contacts.forEach { contacts.addView(contactRow(it)) }
@@ -101,7 +105,10 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
         val choices = ContactsViewModel.trustChoices
         AlertDialog.Builder(host.context)
             .setTitle("Trust ${c.name}")
-            .setSingleChoiceItems(choices.map<Pair<*, String>, CharSequence> { it.second }.toTypedArray(), choices.indexOfFirst { it.first == c.trust }) { dialog, which ->
+            .setSingleChoiceItems(
+                choices.map<Pair<*, String>, CharSequence> { it.second }.toTypedArray(),
+                choices.indexOfFirst { it.first == c.trust },
+            ) { dialog, which ->
                 dialog.dismiss()
                 act { model.setTrust(c.fingerprint, choices[which].first) }
             }
@@ -124,7 +131,11 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
     private val input = ui.input("Message")
     private val error = ui.text()
     override val root = ui.column(20).with(
-        title, online, messages, error, input,
+        title,
+        online,
+        messages,
+        error,
+        input,
         ui.row().with(
             ui.button("Send") { act { if (model.send(input.text.toString())) input.setText("") } },
             ui.button("Send a file") { host.pickFile { path -> act { model.sendFile(path) } } },
@@ -158,8 +169,9 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
     private fun messageView(m: ChatMessage): TextView = ui.text(describe(m)).apply {
         if (m.outgoing && !m.deleted) {
             setOnLongClickListener {
+                val actions = if (m.file == null) arrayOf<CharSequence>("Edit", "Delete") else arrayOf<CharSequence>("Delete")
                 AlertDialog.Builder(host.context)
-                    .setItems(if (m.file == null) arrayOf<CharSequence>("Edit", "Delete") else arrayOf<CharSequence>("Delete")) { _, which ->
+                    .setItems(actions) { _, which ->
                         if (m.file == null && which == 0) edit(m) else act { model.delete(m.id) }
                     }
                     .show()
@@ -203,10 +215,12 @@ class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(ho
     override val root = ui.column(20).with(
         ui.title("Nearby"),
         ui.text("Stadium mode shares your approximate position with people nearby, under a pseudonym, while it is on."),
-        toggle, error,
+        toggle,
+        error,
         ui.button("Meeting room for everyone nearby") { host.navigator.open(Screen.MeetingRoom) },
         room,
-        ui.label("People nearby, nearest first"), people,
+        ui.label("People nearby, nearest first"),
+        people,
     )
 
     override fun shown() {
@@ -277,7 +291,8 @@ class SettingsView(host: Host, private val model: SettingsViewModel) : ScreenVie
             model.state.collect { state ->
                 fingerprint.text = "${state.shortFingerprint}\n${state.fingerprint}"
                 shareQr.showQr(state.shareLink, ui.dp(QR_DP))
-                note.text = state.error ?: if (state.restartNeeded) "Applies when PeerNS starts again (Stop it from its notification)." else ""
+                note.text =
+                    state.error ?: if (state.restartNeeded) "Applies when PeerNS starts again (Stop it from its notification)." else ""
             }
         }
     }

@@ -31,11 +31,21 @@ class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(ho
         groups,
         ui.label("New group"), name,
         ui.button("Create") {
-            act { model.create(name.text.toString())?.let { name.setText(""); host.navigator.open(Screen.GroupChat(it)) } }
+            act {
+                model.create(name.text.toString())?.let {
+                    name.setText("")
+                    host.navigator.open(Screen.GroupChat(it))
+                }
+            }
         },
         ui.label("Join a group"), link,
         ui.button("Join") {
-            act { model.join(link.text.toString())?.let { link.setText(""); host.navigator.open(Screen.GroupChat(it)) } }
+            act {
+                model.join(link.text.toString())?.let {
+                    link.setText("")
+                    host.navigator.open(Screen.GroupChat(it))
+                }
+            }
         },
         error,
     )
@@ -53,7 +63,11 @@ class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(ho
                 groups.removeAllViews()
                 state.groups.forEach { g ->
                     val note = if (g.membership == GroupMembership.PENDING) "  (joining…)" else ""
-                    groups.addView(ui.button("${g.name}  ·  ${g.members.size} members$note") { host.navigator.open(Screen.GroupChat(g.id)) })
+                    groups.addView(
+                        ui.button("${g.name}  ·  ${g.members.size} members$note") {
+                            host.navigator.open(Screen.GroupChat(g.id))
+                        },
+                    )
                 }
                 if (state.groups.isEmpty()) groups.addView(ui.text("no groups yet"))
             }
@@ -84,7 +98,8 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     private val inviteNotice = ui.text()
     private val adminTools = ui.column().with(
         ui.label("Invite a contact (they get the invitation in your chat; those who trust you join at once)"),
-        contacts, inviteNotice,
+        contacts,
+        inviteNotice,
         ui.label("Invite anyone by a link"),
         invite,
         ui.button("Make an invite link") { act { invites.invite(model.group, invite.text.toString()) } },
@@ -131,7 +146,10 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
                         if (c.fingerprint in state.invited) {
                             ui.text("${c.name.ifBlank { c.short }}  (invited)")
                         } else {
-                            ui.row().with(ui.text(c.name.ifBlank { c.short }), ui.button("Invite") { act { model.sendInvite(c.fingerprint) } })
+                            ui.row().with(
+                                ui.text(c.name.ifBlank { c.short }),
+                                ui.button("Invite") { act { model.sendInvite(c.fingerprint) } },
+                            )
                         },
                     )
                 }
@@ -200,10 +218,13 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
     override val root = ui.column(20).with(
-        ui.title("Group call"), phase, error,
+        ui.title("Group call"),
+        phase,
+        error,
         ui.row().with(joinLeave, mute, camera),
         picture,
-        ui.label("In the call"), participants,
+        ui.label("In the call"),
+        participants,
     )
 
     override fun hidden() {
@@ -227,7 +248,11 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                 participants.removeAllViews()
                 state.participants.forEach { p ->
                     val speaking = p.fingerprint in state.speaking
-                    participants.addView(ui.text(tile(p, state.frames[p.fingerprint] ?: 0, speaking)).apply { if (speaking) highlight(this) })
+                    participants.addView(
+                        ui.text(tile(p, state.frames[p.fingerprint] ?: 0, speaking)).apply {
+                            if (speaking) highlight(this)
+                        },
+                    )
                 }
                 if (state.participants.isEmpty()) participants.addView(ui.text("nobody"))
             }

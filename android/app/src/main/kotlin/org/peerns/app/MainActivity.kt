@@ -53,7 +53,9 @@ import org.peerns.ffi.SignalingState
  * stopped from its notification) and binds to it. A notification tap ([ACTION_OPEN]) opens the
  * chat it is about, also when the activity already runs ([onNewIntent]).
  */
-class MainActivity : Activity(), Host {
+class MainActivity :
+    Activity(),
+    Host {
     override val context: Context get() = this
     override val ui by lazy { Ui(this) }
     override val navigator = Navigator()

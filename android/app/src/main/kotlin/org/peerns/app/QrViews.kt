@@ -37,7 +37,14 @@ class QrScanDialog(private val host: Host, private val onLink: (String) -> Unit)
 
     fun show() {
         val ui = host.ui
-        val scanner = QrScanner(host.context, { link -> dismiss(); onLink(link) }, { message -> failed(message) })
+        val scanner = QrScanner(
+            host.context,
+            { link ->
+                dismiss()
+                onLink(link)
+            },
+            { message -> failed(message) },
+        )
         val size = scanner.frameSize
         if (size == null) {
             scanner.stop()

@@ -15,8 +15,8 @@ import org.peerns.app.model.GroupChatViewModel
 import org.peerns.app.model.GroupsViewModel
 import org.peerns.app.model.MeetingRoomViewModel
 import org.peerns.app.model.MonitorViewModel
-import org.peerns.app.model.NearbyViewModel
 import org.peerns.app.model.Navigator
+import org.peerns.app.model.NearbyViewModel
 import org.peerns.app.model.Screen
 import org.peerns.app.model.SettingsViewModel
 import org.peerns.ffi.GroupEvent
@@ -89,7 +89,9 @@ fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView = when (scr
     Screen.Settings -> SettingsView(host, SettingsViewModel(node, AppSettings(host.context)))
     Screen.Groups -> GroupsView(host, GroupsViewModel(node))
     is Screen.GroupChat -> GroupChatView(host, GroupChatViewModel(node, screen.group), GroupsViewModel(node))
-    is Screen.GroupCall -> AndroidCallMedia.create(host.context).let { media -> GroupCallView(host, GroupCallViewModel(node, screen.group, media), media) }
+    is Screen.GroupCall -> AndroidCallMedia.create(host.context).let { media ->
+        GroupCallView(host, GroupCallViewModel(node, screen.group, media), media)
+    }
     Screen.Call -> AndroidCallMedia.create(host.context).let { media -> CallView(host, CallViewModel(node, media), media) }
     Screen.Monitor -> MicrophoneLevels.create(host.context).let { mic -> MonitorView(host, MonitorViewModel(node, mic), mic) }
     Screen.Backup -> BackupView(host, BackupViewModel(node))

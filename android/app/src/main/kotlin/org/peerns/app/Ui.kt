@@ -12,8 +12,7 @@ import android.widget.TextView
 
 /** Small builders for framework views (no androidx, no layout resources). */
 class Ui(private val context: Context) {
-    fun dp(value: Int) =
-        TypedValue.applyDimension(TypedValue.COMPLEX_UNIT_DIP, value.toFloat(), context.resources.displayMetrics).toInt()
+    fun dp(value: Int) = TypedValue.applyDimension(TypedValue.COMPLEX_UNIT_DIP, value.toFloat(), context.resources.displayMetrics).toInt()
 
     fun column(padding: Int = 0) = LinearLayout(context).apply {
         orientation = LinearLayout.VERTICAL

@@ -72,7 +72,9 @@ class NotificationActionsRoboTest {
         notifier.build(PeernsNotification(NotificationCategory.MESSAGE, "bob", "hi", fp))
         val n = notifier.build(PeernsNotification(NotificationCategory.MESSAGE, "bob", "are you there?", fp))
         assertEquals(Notification.MessagingStyle::class.java.name, template(n))
-        val lines = n.extras.getParcelableArray(Notification.EXTRA_MESSAGES, Bundle::class.java)!!.map { it.getCharSequence("text").toString() }
+        val lines = n.extras.getParcelableArray(Notification.EXTRA_MESSAGES, Bundle::class.java)!!.map {
+            it.getCharSequence("text").toString()
+        }
         assertEquals(listOf("hi", "are you there?"), lines)
         val reply = n.actions.single()
         assertEquals(Notification.Action.SEMANTIC_ACTION_REPLY, reply.semanticAction)
@@ -125,7 +127,8 @@ class NotificationActionsRoboTest {
             val updated = idleUntil {
                 shadowOf(manager).allNotifications.firstOrNull { n ->
                     n.category == Notification.CATEGORY_MESSAGE &&
-                        n.extras.getParcelableArray(Notification.EXTRA_MESSAGES, Bundle::class.java)?.any { it.getCharSequence("text") == "on my way" } == true
+                        n.extras.getParcelableArray(Notification.EXTRA_MESSAGES, Bundle::class.java)
+                            ?.any { it.getCharSequence("text") == "on my way" } == true
                 }
             }
             assertEquals(Notification.MessagingStyle::class.java.name, template(updated))

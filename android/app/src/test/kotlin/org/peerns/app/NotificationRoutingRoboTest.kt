@@ -44,8 +44,7 @@ class NotificationRoutingRoboTest {
     }
     private val fpB = "b".repeat(64)
 
-    private fun message(conversation: String) =
-        PeernsNotification(NotificationCategory.MESSAGE, "bob", "hi", conversation)
+    private fun message(conversation: String) = PeernsNotification(NotificationCategory.MESSAGE, "bob", "hi", conversation)
 
     /** What tapping the notification starts. */
     private fun tap(notification: PeernsNotification): Intent {

@@ -42,7 +42,10 @@ class MemoryKeyStore : KeyStore {
 
     override fun create(): ByteArray {
         if (key != null) throw KeyStoreException.AlreadyExists()
-        return ByteArray(32).also { SecureRandom().nextBytes(it); key = it }
+        return ByteArray(32).also {
+            SecureRandom().nextBytes(it)
+            key = it
+        }
     }
 }
 

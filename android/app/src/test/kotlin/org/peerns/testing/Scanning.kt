@@ -2,8 +2,8 @@
 package org.peerns.testing
 
 import org.peerns.ffi.qrEncode
-import org.peerns.qr.QrPixels
 import org.peerns.qr.QrFrames
+import org.peerns.qr.QrPixels
 
 /**
  * [text] drawn as a camera frame's Y plane ([scale] pixels a module, rows padded with [pad]

@@ -28,10 +28,7 @@ import org.peerns.ffi.KeyStoreException
  * lives in app-private no-backup storage: a copy on another device could not be opened anyway.
  * Called on a library thread; blocking is fine.
  */
-class AndroidKeyStore(
-    context: Context,
-    private val alias: String = "org.peerns.identity-wrap",
-) : KeyStore {
+class AndroidKeyStore(context: Context, private val alias: String = "org.peerns.identity-wrap") : KeyStore {
     private val file = sealedFile(context)
     private val hasStrongBox =
         context.packageManager.hasSystemFeature(PackageManager.FEATURE_STRONGBOX_KEYSTORE)
@@ -110,11 +107,10 @@ class AndroidKeyStore(
         .setEncryptionPaddings(KeyProperties.ENCRYPTION_PADDING_NONE)
         .setRandomizedEncryptionRequired(true)
 
-    private fun generate(spec: KeyGenParameterSpec): SecretKey =
-        KeyGenerator.getInstance(KeyProperties.KEY_ALGORITHM_AES, PROVIDER).run {
-            init(spec)
-            generateKey()
-        }
+    private fun generate(spec: KeyGenParameterSpec): SecretKey = KeyGenerator.getInstance(KeyProperties.KEY_ALGORITHM_AES, PROVIDER).run {
+        init(spec)
+        generateKey()
+    }
 
     /** Writes to a temporary file, syncs it, then renames it over [file]. */
     private fun writeAtomically(bytes: ByteArray) {

@@ -88,9 +88,7 @@ class AndroidLocationProvider(context: Context) : LocationProvider {
 }
 
 /** Whether precise or approximate location is granted. */
-fun hasLocationPermission(context: Context): Boolean =
-    granted(context, Manifest.permission.ACCESS_FINE_LOCATION) ||
-        granted(context, Manifest.permission.ACCESS_COARSE_LOCATION)
+fun hasLocationPermission(context: Context): Boolean = granted(context, Manifest.permission.ACCESS_FINE_LOCATION) ||
+    granted(context, Manifest.permission.ACCESS_COARSE_LOCATION)
 
-private fun granted(context: Context, permission: String) =
-    context.checkSelfPermission(permission) == PackageManager.PERMISSION_GRANTED
+private fun granted(context: Context, permission: String) = context.checkSelfPermission(permission) == PackageManager.PERMISSION_GRANTED

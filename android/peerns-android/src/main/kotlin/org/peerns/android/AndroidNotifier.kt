@@ -58,8 +58,14 @@ class AndroidNotifier(
             .setAutoCancel(true)
         when {
             notification.category == NotificationCategory.MESSAGE && conversation != null && Build.VERSION.SDK_INT >= 28 ->
-                messaging(builder, conversation, notification.title, Line(notification.body, System.currentTimeMillis(), notification.title))
-            notification.category == NotificationCategory.INCOMING_CALL && conversation != null -> incomingCall(builder, conversation, notification.title)
+                messaging(
+                    builder,
+                    conversation,
+                    notification.title,
+                    Line(notification.body, System.currentTimeMillis(), notification.title),
+                )
+            notification.category == NotificationCategory.INCOMING_CALL && conversation != null ->
+                incomingCall(builder, conversation, notification.title)
             else -> builder.setStyle(Notification.BigTextStyle().bigText(notification.body))
         }
         return builder.build()
@@ -99,7 +105,8 @@ class AndroidNotifier(
         val me = Person.Builder().setName("You").build()
         val style = Notification.MessagingStyle(me).setConversationTitle(title)
         lines.forEach { l ->
-            style.addMessage(Notification.MessagingStyle.Message(l.text, l.atMs, l.sender?.let { Person.Builder().setName(it).setKey(conversation).build() }))
+            val sender = l.sender?.let { Person.Builder().setName(it).setKey(conversation).build() }
+            style.addMessage(Notification.MessagingStyle.Message(l.text, l.atMs, sender))
         }
         builder.setStyle(style)
         val service = actions ?: return
@@ -125,8 +132,16 @@ class AndroidNotifier(
         if (Build.VERSION.SDK_INT >= 31) {
             builder.setStyle(Notification.CallStyle.forIncomingCall(Person.Builder().setName(name).setKey(caller).build(), decline, answer))
         } else {
-            builder.addAction(Notification.Action.Builder(Icon.createWithResource(context, android.R.drawable.ic_menu_call), "Answer", answer).build())
-            builder.addAction(Notification.Action.Builder(Icon.createWithResource(context, android.R.drawable.ic_menu_close_clear_cancel), "Decline", decline).build())
+            builder.addAction(
+                Notification.Action.Builder(Icon.createWithResource(context, android.R.drawable.ic_menu_call), "Answer", answer).build(),
+            )
+            builder.addAction(
+                Notification.Action.Builder(
+                    Icon.createWithResource(context, android.R.drawable.ic_menu_close_clear_cancel),
+                    "Decline",
+                    decline,
+                ).build(),
+            )
         }
     }
 

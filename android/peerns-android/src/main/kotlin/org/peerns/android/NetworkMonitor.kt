@@ -16,10 +16,8 @@ import org.peerns.ffi.NetworkKind
  * The first call reports the current network right after creation. Calls come one at a time on
  * a system thread. [close] unregisters.
  */
-class NetworkMonitor(
-    context: Context,
-    private val onChange: (kind: NetworkKind, pathId: String, metered: Boolean) -> Unit,
-) : AutoCloseable {
+class NetworkMonitor(context: Context, private val onChange: (kind: NetworkKind, pathId: String, metered: Boolean) -> Unit) :
+    AutoCloseable {
     private val manager = context.getSystemService(ConnectivityManager::class.java)
 
     /** A reported network and what was said of it. */

@@ -99,7 +99,13 @@ internal fun appIntent(context: Context, action: String, conversation: String, c
  * Starts [service] with [action] about [conversation]; [mutable] for a direct reply, whose
  * text the system adds to the intent.
  */
-internal fun serviceIntent(context: Context, service: Class<*>, action: String, conversation: String, mutable: Boolean = false): PendingIntent {
+internal fun serviceIntent(
+    context: Context,
+    service: Class<*>,
+    action: String,
+    conversation: String,
+    mutable: Boolean = false,
+): PendingIntent {
     val intent = Intent(context, service)
         .setAction(action)
         .setData(Uri.fromParts("peerns", conversation, action))

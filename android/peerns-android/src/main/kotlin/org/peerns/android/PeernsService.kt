@@ -1,9 +1,9 @@
 package org.peerns.android
 
+import android.Manifest
 import android.app.Notification
 import android.app.PendingIntent
 import android.app.RemoteInput
-import android.Manifest
 import android.app.Service
 import android.content.Intent
 import android.content.pm.PackageManager
@@ -197,7 +197,12 @@ abstract class PeernsService : Service() {
             } catch (e: PeernsException) {
                 this@PeernsService.node = null
                 node.close()
-                fail(if (e is PeernsException.KeyLost) StartProblem.KeyLost(e.message) else StartProblem.Failed("could not start: ${e.message}"))
+                fail(
+                    when (e) {
+                        is PeernsException.KeyLost -> StartProblem.KeyLost(e.message)
+                        else -> StartProblem.Failed("could not start: ${e.message}")
+                    },
+                )
                 return@launch
             }
             started = true
@@ -240,7 +245,8 @@ abstract class PeernsService : Service() {
     private fun withRinging(caller: String, block: (Peerns, String) -> Unit): Boolean {
         val node = node?.takeIf { started } ?: return false
         return try {
-            val call = node.activeCall()?.takeIf { it.fingerprint == caller && !it.outgoing && it.status.state == "ringing" } ?: return false
+            val call =
+                node.activeCall()?.takeIf { it.fingerprint == caller && !it.outgoing && it.status.state == "ringing" } ?: return false
             block(node, call.call)
             notifier?.cancelCall(caller)
             true
@@ -289,9 +295,11 @@ abstract class PeernsService : Service() {
             }
             ACTION_DECLINE -> {
                 enterForeground()
-                if (conversation != null) scope.launch {
-                    running.first { it }
-                    declineCall(conversation)
+                if (conversation != null) {
+                    scope.launch {
+                        running.first { it }
+                        declineCall(conversation)
+                    }
                 }
             }
             else -> enterForeground()
@@ -346,7 +354,9 @@ abstract class PeernsService : Service() {
         val notification = Notification.Builder(this, NotificationChannels.SERVICE)
             .setSmallIcon(android.R.drawable.stat_sys_upload_done)
             .setContentTitle("PeerNS is online")
-            .setContentText(if (mutableStadium.value) "Stadium mode is on: nearby people can see you" else "Your peers can reach this device")
+            .setContentText(
+                if (mutableStadium.value) "Stadium mode is on: nearby people can see you" else "Your peers can reach this device",
+            )
             .setOngoing(true)
             .setContentIntent(openAppIntent(this, null))
             .addAction(
@@ -376,9 +386,8 @@ abstract class PeernsService : Service() {
          * The foreground types: dataSync while the node runs, location only for stadium mode
          * (camera and microphone are added while a call or the monitor captures).
          */
-        fun foregroundTypesFor(stadium: Boolean): Int =
-            ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC or
-                (if (stadium) ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION else 0)
+        fun foregroundTypesFor(stadium: Boolean): Int = ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC or
+            (if (stadium) ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION else 0)
     }
 }
 

@@ -30,11 +30,7 @@ import org.peerns.qr.QrFrames
  * The first link found goes to [onLink] on the main thread, once, and the camera stops. Needs
  * the CAMERA permission; the camera runs on a thread of its own. [stop] when the screen goes.
  */
-class QrScanner(
-    context: Context,
-    private val onLink: (String) -> Unit,
-    private val onError: (String) -> Unit,
-) {
+class QrScanner(context: Context, private val onLink: (String) -> Unit, private val onError: (String) -> Unit) {
     private val appContext = context.applicationContext
     private val cameras = appContext.getSystemService(CameraManager::class.java)
     private val main = Handler(Looper.getMainLooper())
@@ -59,7 +55,10 @@ class QrScanner(
     /** The back camera (else the first one), or null when the phone has none. */
     private val cameraId: String? = try {
         cameras.cameraIdList.let { ids ->
-            ids.firstOrNull { cameras.getCameraCharacteristics(it).get(CameraCharacteristics.LENS_FACING) == CameraCharacteristics.LENS_FACING_BACK }
+            ids.firstOrNull {
+                cameras.getCameraCharacteristics(it).get(CameraCharacteristics.LENS_FACING) ==
+                    CameraCharacteristics.LENS_FACING_BACK
+            }
                 ?: ids.firstOrNull()
         }
     } catch (e: Exception) {
@@ -112,25 +111,29 @@ class QrScanner(
         reader = images
         images.setOnImageAvailableListener(::read, handler)
         opening = true
-        cameras.openCamera(id, object : CameraDevice.StateCallback() {
-            override fun onOpened(device: CameraDevice) {
-                opening = false
-                if (stopped) return closed(device)
-                camera = device
-                capture(device, id, listOfNotNull(images.surface, preview))
-            }
+        cameras.openCamera(
+            id,
+            object : CameraDevice.StateCallback() {
+                override fun onOpened(device: CameraDevice) {
+                    opening = false
+                    if (stopped) return closed(device)
+                    camera = device
+                    capture(device, id, listOfNotNull(images.surface, preview))
+                }
 
-            override fun onDisconnected(device: CameraDevice) {
-                opening = false
-                closed(device)
-            }
+                override fun onDisconnected(device: CameraDevice) {
+                    opening = false
+                    closed(device)
+                }
 
-            override fun onError(device: CameraDevice, error: Int) {
-                opening = false
-                closed(device)
-                report { onError("camera error $error") }
-            }
-        }, handler)
+                override fun onError(device: CameraDevice, error: Int) {
+                    opening = false
+                    closed(device)
+                    report { onError("camera error $error") }
+                }
+            },
+            handler,
+        )
     }
 
     /** Closes [device]; after [stop], ends the thread too. */
@@ -158,7 +161,8 @@ class QrScanner(
         }
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.P) {
             val executor = Executor { handler.post(it) }
-            device.createCaptureSession(SessionConfiguration(SessionConfiguration.SESSION_REGULAR, targets.map { OutputConfiguration(it) }, executor, callback))
+            val outputs = targets.map { OutputConfiguration(it) }
+            device.createCaptureSession(SessionConfiguration(SessionConfiguration.SESSION_REGULAR, outputs, executor, callback))
         } else {
             @Suppress("DEPRECATION")
             device.createCaptureSession(targets, callback, handler)

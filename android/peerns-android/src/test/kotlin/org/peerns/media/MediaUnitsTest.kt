@@ -53,7 +53,8 @@ class MediaUnitsTest {
     }
 
     /** The one level a meter reports for exactly [pcm]. */
-    private fun level(pcm: ShortArray): Float = mutableListOf<Float>().also { levels -> LevelMeter(pcm.size) { levels.add(it) }.add(pcm) }.single()
+    private fun level(pcm: ShortArray): Float =
+        mutableListOf<Float>().also { levels -> LevelMeter(pcm.size) { levels.add(it) }.add(pcm) }.single()
 
     @Test
     fun levelsOfKnownSignals() {
@@ -87,7 +88,8 @@ class MediaUnitsTest {
 
     @Test
     fun audioLevelIsTheCoresRfc6464Level() {
-        fun sine(amplitude: Double, hz: Int = 1000) = ShortArray(960) { (amplitude * sin(2 * PI * hz * it / 48_000)).roundToInt().toShort() }
+        fun sine(amplitude: Double, hz: Int = 1000) =
+            ShortArray(960) { (amplitude * sin(2 * PI * hz * it / 48_000)).roundToInt().toShort() }
         // Known values: silence and an empty block 127, full-scale square 0, full-scale sine 3,
         // 6 dB quieter per halving, the quietest nonzero signal 90.
         assertEquals(AudioLevel.SILENCE, AudioLevel.of(ShortArray(960)))

@@ -20,7 +20,9 @@ class QrFramesTest {
     private val shareLink = "peerns2:${"ab".repeat(32)}?id=peerns2-${"c".repeat(24)}"
 
     // About the size of a real invite link (base64url of a signed group record).
-    private val inviteLink = "peerns2-group:" + (0 until 480).map { "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[(it * 37 + 11) % 64] }.joinToString("")
+    private val inviteLink =
+        "peerns2-group:" +
+            (0 until 480).map { "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[(it * 37 + 11) % 64] }.joinToString("")
 
     /** A camera's Y plane: [width] × [height], rows [rowStride] bytes apart, the last row unpadded. */
     private class Frame(val width: Int, val height: Int, val rowStride: Int, val luma: ByteArray)

@@ -54,6 +54,7 @@ class CallViewModel(private val node: PeernsNodeInterface, private val media: Ca
 
     @Volatile
     private var sources: Map<String, CallMediaSource> = emptyMap()
+
     @Volatile
     private var sinks: CallMediaSinks? = null
 

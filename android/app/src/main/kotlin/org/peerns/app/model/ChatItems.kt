@@ -27,11 +27,12 @@ sealed class ChatItem {
  * The group invite link [text] is, or null: the trimmed text starts with `peerns2-group:` and
  * is nothing but the link (no spaces), as the core sends it with `groupSendInvite`.
  */
-fun inviteLinkIn(text: String): String? = text.trim().takeIf { PeernsLinks.isGroup(it) && it.length > PeernsLinks.GROUP.length && it.none(Char::isWhitespace) }
+fun inviteLinkIn(text: String): String? = text.trim().takeIf {
+    PeernsLinks.isGroup(it) && it.length > PeernsLinks.GROUP.length && it.none(Char::isWhitespace)
+}
 
 /** The invite link [message] carries (not a file, not deleted), or null. */
-fun inviteLinkOf(message: ChatMessage): String? =
-    if (message.deleted || message.file != null) null else inviteLinkIn(message.text)
+fun inviteLinkOf(message: ChatMessage): String? = if (message.deleted || message.file != null) null else inviteLinkIn(message.text)
 
 /**
  * The chat's lines, oldest first: [messages] and [calls] (in any order) interleaved by time; at

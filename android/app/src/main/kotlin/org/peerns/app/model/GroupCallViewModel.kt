@@ -40,6 +40,7 @@ data class GroupCallState(
 class GroupCallViewModel(private val node: PeernsNodeInterface, val group: String, private val media: CallMedia? = null) {
     private val mutableState = MutableStateFlow(GroupCallState())
     val state: StateFlow<GroupCallState> = mutableState.asStateFlow()
+
     @Volatile
     private var call: GroupCall? = null
 

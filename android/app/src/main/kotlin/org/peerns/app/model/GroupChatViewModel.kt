@@ -52,8 +52,13 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
         val contacts = node.contacts().filter { it.trust != Trust.BLOCKED }.sortedBy { it.name.lowercase() }
         mutableState.update {
             it.copy(
-                name = g.name, members = g.members, membership = g.membership, router = g.router, messages = page.messages,
-                contacts = contacts, error = null,
+                name = g.name,
+                members = g.members,
+                membership = g.membership,
+                router = g.router,
+                messages = page.messages,
+                contacts = contacts,
+                error = null,
             )
         }
     }
@@ -106,14 +111,24 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
     fun onGroupEvent(event: GroupEvent) {
         when (event) {
             is GroupEvent.Message -> if (event.group == group) add(event.message)
-            is GroupEvent.MemberJoined -> if (event.group == group) mutableState.update { s ->
-                if (s.members.any { it.fingerprint == event.fingerprint }) s else s.copy(members = s.members + GroupMember(event.fingerprint, false))
+            is GroupEvent.MemberJoined -> if (event.group == group) {
+                mutableState.update { s ->
+                    if (s.members.any { it.fingerprint == event.fingerprint }) {
+                        s
+                    } else {
+                        s.copy(members = s.members + GroupMember(event.fingerprint, false))
+                    }
+                }
             }
-            is GroupEvent.MemberLeft -> if (event.group == group) mutableState.update { s ->
-                s.copy(members = s.members.filter { it.fingerprint != event.fingerprint })
+            is GroupEvent.MemberLeft -> if (event.group == group) {
+                mutableState.update { s ->
+                    s.copy(members = s.members.filter { it.fingerprint != event.fingerprint })
+                }
             }
-            is GroupEvent.Presence -> if (event.group == group) mutableState.update { s ->
-                s.copy(members = s.members.map { if (it.fingerprint == event.fingerprint) it.copy(online = event.online) else it })
+            is GroupEvent.Presence -> if (event.group == group) {
+                mutableState.update { s ->
+                    s.copy(members = s.members.map { if (it.fingerprint == event.fingerprint) it.copy(online = event.online) else it })
+                }
             }
             is GroupEvent.Role -> if (event.group == group) mutableState.update { it.copy(router = event.router) }
             is GroupEvent.Departed -> if (event.group == group) mutableState.update { it.copy(membership = GroupMembership.FORMER) }

@@ -43,7 +43,10 @@ class CallViewModelTest {
                 eventually { bobCall.state.value.takeIf { it.status == "connected" && it.mediaUp } }
                 // A screen opened during the call reads it from the node.
                 val opened = CallViewModel(bob).also { it.refresh() }.state.value
-                assertEquals(listOf<Any?>(ringing.call, "ann", false, "connected"), listOf(opened.call, opened.name, opened.outgoing, opened.status))
+                assertEquals(
+                    listOf<Any?>(ringing.call, "ann", false, "connected"),
+                    listOf(opened.call, opened.name, opened.outgoing, opened.status),
+                )
 
                 // The media: ann sends her camera (she called with video), bob only his microphone.
                 eventually { annCall.state.value.takeIf { it.mediaUp } }

@@ -49,19 +49,25 @@ class ChatCallLogTest {
                 assertTrue(bobCall.hangUp())
 
                 // Nothing but the events refreshes the chats from here.
-                val annEntry = eventually(what = "the call in ann's chat") { annChat.state.value.items.filterIsInstance<ChatItem.Call>().singleOrNull() }.entry
+                val annEntry = eventually(what = "the call in ann's chat") {
+                    annChat.state.value.items.filterIsInstance<ChatItem.Call>().singleOrNull()
+                }.entry
                 assertEquals(listOf(true, "completed", true), listOf(annEntry.outgoing, annEntry.outcome, annEntry.kinds.video))
                 assertTrue(describeCall(annEntry).startsWith("Outgoing video call · "), describeCall(annEntry))
                 // The message sent before the call comes before it.
                 assertEquals(listOf(ChatItem.Message::class, ChatItem.Call::class), annChat.state.value.items.map { it::class })
-                val bobEntry = eventually(what = "the call in bob's chat") { bobChat.state.value.items.filterIsInstance<ChatItem.Call>().singleOrNull() }.entry
+                val bobEntry = eventually(what = "the call in bob's chat") {
+                    bobChat.state.value.items.filterIsInstance<ChatItem.Call>().singleOrNull()
+                }.entry
                 assertEquals(listOf(annEntry.call, false, "completed"), listOf(bobEntry.call, bobEntry.outgoing, bobEntry.outcome))
                 assertTrue(describeCall(bobEntry).startsWith("Incoming video call · "), describeCall(bobEntry))
                 assertEquals(listOf(bobEntry), bobChat.state.value.calls)
 
                 // A declined call, after a message: the newest line.
                 assertTrue(bobChat.send("busy, later"))
-                eventually(what = "bob's message at ann") { annChat.state.value.items.lastOrNull()?.takeIf { it is ChatItem.Message && !it.message.outgoing } }
+                eventually(what = "bob's message at ann") {
+                    annChat.state.value.items.lastOrNull()?.takeIf { it is ChatItem.Message && !it.message.outgoing }
+                }
                 assertTrue(annCall.call(bobFp, video = false))
                 eventually { bobCall.state.value.takeIf { it.ringingHere && it.call == annCall.state.value.call } }
                 assertTrue(bobCall.decline())
@@ -74,7 +80,8 @@ class ChatCallLogTest {
                     annChat.state.value.items.map { it::class },
                 )
                 eventually(what = "the declined call in bob's chat") {
-                    bobChat.state.value.items.lastOrNull()?.let { it as? ChatItem.Call }?.takeIf { describeCall(it.entry) == "Incoming call · declined" }
+                    val last = bobChat.state.value.items.lastOrNull() as? ChatItem.Call
+                    last?.takeIf { describeCall(it.entry) == "Incoming call · declined" }
                 }
                 follow.forEach { it.cancel() }
                 annChat.close()

@@ -14,12 +14,18 @@ import org.peerns.ffi.MessageStatus
 class ChatItemsTest {
     private val link = "peerns2-group:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
 
-    private fun message(id: String, sentMs: Long, text: String, outgoing: Boolean = false, deleted: Boolean = false, file: FileInfo? = null) =
-        ChatMessage(
-            conversation = "ab".repeat(32), id = id, outgoing = outgoing, seq = 0u,
-            kind = if (file == null) MessageKind.TEXT else MessageKind.FILE, text = text, sentMs = sentMs.toULong(),
-            receivedMs = null, status = MessageStatus.DELIVERED, edited = false, deleted = deleted, file = file,
-        )
+    private fun message(
+        id: String,
+        sentMs: Long,
+        text: String,
+        outgoing: Boolean = false,
+        deleted: Boolean = false,
+        file: FileInfo? = null,
+    ) = ChatMessage(
+        conversation = "ab".repeat(32), id = id, outgoing = outgoing, seq = 0u,
+        kind = if (file == null) MessageKind.TEXT else MessageKind.FILE, text = text, sentMs = sentMs.toULong(),
+        receivedMs = null, status = MessageStatus.DELIVERED, edited = false, deleted = deleted, file = file,
+    )
 
     private fun call(
         id: String,
@@ -29,8 +35,14 @@ class ChatItemsTest {
         video: Boolean = false,
         durationMs: Long = 0,
     ) = CallLogEntry(
-        call = id, fingerprint = "ab".repeat(32), outgoing = outgoing, kinds = CallKinds(audio = true, video = video, screen = false),
-        startedMs = startedMs.toULong(), durationMs = durationMs.toULong(), outcome = outcome, reason = "",
+        call = id,
+        fingerprint = "ab".repeat(32),
+        outgoing = outgoing,
+        kinds = CallKinds(audio = true, video = video, screen = false),
+        startedMs = startedMs.toULong(),
+        durationMs = durationMs.toULong(),
+        outcome = outcome,
+        reason = "",
     )
 
     @Test

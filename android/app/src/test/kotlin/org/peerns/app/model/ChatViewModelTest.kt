@@ -57,7 +57,10 @@ class ChatViewModelTest {
 
                 assertTrue(annChat.delete(sent.id))
                 assertTrue(annChat.state.value.messages.single().deleted)
-                assertEquals("me: (deleted)  [${annChat.state.value.messages.single().status.name.lowercase()}]", describe(annChat.state.value.messages.single()))
+                assertEquals(
+                    "me: (deleted)  [${annChat.state.value.messages.single().status.name.lowercase()}]",
+                    describe(annChat.state.value.messages.single()),
+                )
                 eventually {
                     bobChat.refresh()
                     bobChat.state.value.messages.singleOrNull()?.takeIf { it.deleted }

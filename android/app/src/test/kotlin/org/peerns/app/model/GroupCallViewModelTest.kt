@@ -34,10 +34,13 @@ import org.peerns.testing.startedNode
 class RecordingMedia : CallMedia {
     @Volatile
     var out: FrameOut? = null
+
     @Volatile
     var cameraOn: String? = null
+
     @Volatile
     var mutedNow = false
+
     @Volatile
     var stopped = false
     val played = ConcurrentLinkedQueue<Triple<String, String, Boolean>>()
@@ -131,7 +134,9 @@ class GroupCallViewModelTest {
                         delay(30)
                     }
                 }
-                eventually(what = "both in the roster") { model.state.value.takeIf { s -> s.participants.map { it.fingerprint }.toSet() == setOf(annFp, bobFp) } }
+                eventually(what = "both in the roster") {
+                    model.state.value.takeIf { s -> s.participants.map { it.fingerprint }.toSet() == setOf(annFp, bobFp) }
+                }
                 eventually(what = "bob connected") { model.state.value.takeIf { it.phase == GroupCallPhase.CONNECTED } }
                 eventually(what = "ann's frames at bob") { model.state.value.frames[annFp]?.takeIf { it > 0 } }
                 // They were handed to bob's decoders, keyframes marked.
@@ -140,12 +145,16 @@ class GroupCallViewModelTest {
                 pusher.cancel()
 
                 ann.groupCallSetMedia(gid, CallMediaState(muted = true, cameraOff = false, screen = false, backCamera = false))
-                eventually(what = "ann muted at bob") { model.state.value.participants.firstOrNull { it.fingerprint == annFp && it.media.muted } }
+                eventually(what = "ann muted at bob") {
+                    model.state.value.participants.firstOrNull { it.fingerprint == annFp && it.media.muted }
+                }
                 assertTrue(model.setMuted(true))
                 assertTrue(model.setCameraOff(true))
                 assertTrue(media.mutedNow)
                 assertEquals(null, media.cameraOn)
-                eventually(what = "bob muted, camera off at ann") { ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.media.muted && it.media.cameraOff } }
+                eventually(what = "bob muted, camera off at ann") {
+                    ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.media.muted && it.media.cameraOff }
+                }
 
                 assertTrue(model.leave())
                 eventually(what = "bob out") { model.state.value.takeIf { it.phase == GroupCallPhase.OUT } }
@@ -186,13 +195,18 @@ class GroupCallViewModelTest {
                 val medias = nodes.map { RecordingMedia() }
                 val models = nodes.zip(medias).map { (node, media) -> GroupCallViewModel(node, gid, media) }
                 // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
-                val follows = nodes.zip(models).map { (node, model) -> launch(Dispatchers.Unconfined) { node.groupEvents.collect(model::onGroupEvent) } }
+                val follows = nodes.zip(models).map { (node, model) ->
+                    launch(Dispatchers.Unconfined) { node.groupEvents.collect(model::onGroupEvent) }
+                }
                 for ((name, model) in names.zip(models)) {
                     eventually(what = "$name joining the call") { if (model.join(video = false)) true else null }
                 }
                 for ((name, model) in names.zip(models)) {
                     eventually(what = "$name connected with everyone in the roster") {
-                        model.state.value.takeIf { s -> s.phase == GroupCallPhase.CONNECTED && s.participants.map { it.fingerprint }.toSet() == fps.toSet() }
+                        model.state.value.takeIf { s ->
+                            s.phase == GroupCallPhase.CONNECTED &&
+                                s.participants.map { it.fingerprint }.toSet() == fps.toSet()
+                        }
                     }
                 }
 
@@ -219,7 +233,9 @@ class GroupCallViewModelTest {
                 }
                 suspend fun everyoneSees(speaking: List<String>, what: String) {
                     for ((name, model) in names.zip(models)) {
-                        eventually(timeout = 15.seconds, what = "$name seeing $what") { model.state.value.takeIf { it.speaking == speaking } }
+                        eventually(timeout = 15.seconds, what = "$name seeing $what") {
+                            model.state.value.takeIf { it.speaking == speaking }
+                        }
                     }
                 }
                 // Bob speaks (his level reaches the router through his view model), the others are quiet.
@@ -239,7 +255,9 @@ class GroupCallViewModelTest {
                 eventually(what = "bob out") { bobModel.state.value.takeIf { it.phase == GroupCallPhase.OUT } }
                 assertEquals(emptyList(), bobModel.state.value.speaking)
                 for ((name, model) in names.zip(models).filter { it.second !== bobModel }) {
-                    eventually(what = "$name without bob") { model.state.value.takeIf { s -> s.participants.none { it.fingerprint == bobFp } } }
+                    eventually(what = "$name without bob") {
+                        model.state.value.takeIf { s -> s.participants.none { it.fingerprint == bobFp } }
+                    }
                     assertEquals(listOf(carolFp), model.state.value.speaking, "$name still hears carol")
                 }
                 pusher.cancel()

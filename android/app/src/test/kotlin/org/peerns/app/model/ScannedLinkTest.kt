@@ -25,10 +25,13 @@ class ScannedLinkTest {
                 val groups = GroupsViewModel(ann)
 
                 // Bob's share link, as his settings screen shows it, scanned by Ann.
-                val bobSettings = SettingsViewModel(bob, object : SettingsStore {
-                    override var signalingUrl = "ws://127.0.0.1:9000/"
-                    override var startAtBoot = false
-                })
+                val bobSettings = SettingsViewModel(
+                    bob,
+                    object : SettingsStore {
+                        override var signalingUrl = "ws://127.0.0.1:9000/"
+                        override var startAtBoot = false
+                    },
+                )
                 bobSettings.refresh()
                 val shareLink = assertNotNull(scanned(bobSettings.state.value.shareLink))
                 assertEquals(bob.shareLink(), shareLink)

@@ -59,7 +59,9 @@ class AudioEncoder(
 
     private fun run() {
         try {
-            check(appContext.checkSelfPermission(Manifest.permission.RECORD_AUDIO) == PackageManager.PERMISSION_GRANTED) { "no microphone permission" }
+            check(appContext.checkSelfPermission(Manifest.permission.RECORD_AUDIO) == PackageManager.PERMISSION_GRANTED) {
+                "no microphone permission"
+            }
             encode()
         } catch (e: Exception) {
             onError("microphone: ${e.message ?: e}")
@@ -72,15 +74,22 @@ class AudioEncoder(
     private fun encode() {
         val minBuffer = AudioRecord.getMinBufferSize(Opus.SAMPLE_RATE, AudioFormat.CHANNEL_IN_MONO, AudioFormat.ENCODING_PCM_16BIT)
         val record = AudioRecord(
-            MediaRecorder.AudioSource.VOICE_COMMUNICATION, Opus.SAMPLE_RATE, AudioFormat.CHANNEL_IN_MONO,
-            AudioFormat.ENCODING_PCM_16BIT, maxOf(minBuffer, 4 * Opus.FRAME_SAMPLES * 2),
+            MediaRecorder.AudioSource.VOICE_COMMUNICATION,
+            Opus.SAMPLE_RATE,
+            AudioFormat.CHANNEL_IN_MONO,
+            AudioFormat.ENCODING_PCM_16BIT,
+            maxOf(minBuffer, 4 * Opus.FRAME_SAMPLES * 2),
         )
         val codec = MediaCodec.createEncoderByType(MediaFormat.MIMETYPE_AUDIO_OPUS)
         try {
             check(record.state == AudioRecord.STATE_INITIALIZED) { "the microphone did not open" }
             codec.configure(
-                MediaFormat.createAudioFormat(MediaFormat.MIMETYPE_AUDIO_OPUS, Opus.SAMPLE_RATE, 1).apply { setInteger(MediaFormat.KEY_BIT_RATE, BITRATE) },
-                null, null, MediaCodec.CONFIGURE_FLAG_ENCODE,
+                MediaFormat.createAudioFormat(MediaFormat.MIMETYPE_AUDIO_OPUS, Opus.SAMPLE_RATE, 1).apply {
+                    setInteger(MediaFormat.KEY_BIT_RATE, BITRATE)
+                },
+                null,
+                null,
+                MediaCodec.CONFIGURE_FLAG_ENCODE,
             )
             codec.start()
             record.startRecording()

@@ -42,7 +42,11 @@ abstract class FrameDecoder {
     protected fun drain(codec: MediaCodec, output: (index: Int, info: MediaCodec.BufferInfo) -> Unit) {
         while (true) {
             val index = codec.dequeueOutputBuffer(info, 0)
-            if (index >= 0) output(index, info) else if (index != MediaCodec.INFO_OUTPUT_FORMAT_CHANGED) return
+            if (index >= 0) {
+                output(index, info)
+            } else if (index != MediaCodec.INFO_OUTPUT_FORMAT_CHANGED) {
+                return
+            }
         }
     }
 
@@ -104,7 +108,9 @@ class AudioDecoder : FrameDecoder() {
                     setByteBuffer("csd-1", ByteBuffer.wrap(Opus.nanos(0)))
                     setByteBuffer("csd-2", ByteBuffer.wrap(Opus.nanos(Opus.SEEK_PREROLL_NS)))
                 },
-                null, null, 0,
+                null,
+                null,
+                0,
             )
             start()
         }

@@ -19,11 +19,7 @@ fun interface CodecParameters {
  * [MediaCodec.PARAMETER_KEY_REQUEST_SYNC_FRAME], a target bitrate (kept within
  * [minBps]..[maxBps]) [MediaCodec.PARAMETER_KEY_VIDEO_BITRATE], sent only when it changes.
  */
-class EncoderControl(
-    private val codec: CodecParameters,
-    private val minBps: Int,
-    private val maxBps: Int,
-) : EncoderControlListener {
+class EncoderControl(private val codec: CodecParameters, private val minBps: Int, private val maxBps: Int) : EncoderControlListener {
     @Volatile
     private var bps = 0
 

@@ -30,11 +30,7 @@ import org.peerns.media.AccessUnitAssembler
  * requests and target bitrate. Android 9+ and the CAMERA permission; everything runs on a
  * thread of its own. The picture is sent as the sensor gives it (not rotated).
  */
-class VideoEncoder(
-    context: Context,
-    private val sink: EncodedFrameSink,
-    private val onError: (String) -> Unit,
-) : CodecParameters {
+class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private val onError: (String) -> Unit) : CodecParameters {
     private val appContext = context.applicationContext
     private val cameras = appContext.getSystemService(CameraManager::class.java)
     private val thread = HandlerThread("peerns-video-encoder").apply { start() }
@@ -102,20 +98,24 @@ class VideoEncoder(
         }
         synchronized(lock) { codec = encoder }
         surface = input
-        cameras.openCamera(id, executor, object : CameraDevice.StateCallback() {
-            override fun onOpened(device: CameraDevice) {
-                if (surface !== input) return device.close() // stopped meanwhile
-                camera = device
-                capture(device, input)
-            }
+        cameras.openCamera(
+            id,
+            executor,
+            object : CameraDevice.StateCallback() {
+                override fun onOpened(device: CameraDevice) {
+                    if (surface !== input) return device.close() // stopped meanwhile
+                    camera = device
+                    capture(device, input)
+                }
 
-            override fun onDisconnected(device: CameraDevice) = device.close()
+                override fun onDisconnected(device: CameraDevice) = device.close()
 
-            override fun onError(device: CameraDevice, error: Int) {
-                device.close()
-                onError("camera error $error")
-            }
-        })
+                override fun onError(device: CameraDevice, error: Int) {
+                    device.close()
+                    onError("camera error $error")
+                }
+            },
+        )
     }
 
     private fun capture(device: CameraDevice, input: Surface) {
@@ -145,7 +145,10 @@ class VideoEncoder(
             setInteger(MediaFormat.KEY_BIT_RATE, START_BPS)
             setInteger(MediaFormat.KEY_FRAME_RATE, FPS)
             setInteger(MediaFormat.KEY_I_FRAME_INTERVAL, KEYFRAME_INTERVAL_S)
-            setInteger(MediaFormat.KEY_PROFILE, if (constrained) CodecProfileLevel.AVCProfileConstrainedBaseline else CodecProfileLevel.AVCProfileBaseline)
+            setInteger(
+                MediaFormat.KEY_PROFILE,
+                if (constrained) CodecProfileLevel.AVCProfileConstrainedBaseline else CodecProfileLevel.AVCProfileBaseline,
+            )
             setInteger(MediaFormat.KEY_LEVEL, CodecProfileLevel.AVCLevel31)
             setInteger(
                 MediaFormat.KEY_BITRATE_MODE,

@@ -44,7 +44,10 @@ class MediaCodecRoboTest {
         assertEquals(0, sent[0].getInt(MediaCodec.PARAMETER_KEY_REQUEST_SYNC_FRAME, -1))
         assertEquals(
             listOf(450_000, 100_000, 2_000_000),
-            sent.drop(1).map { assertEquals(setOf(MediaCodec.PARAMETER_KEY_VIDEO_BITRATE), it.keySet()); it.getInt(MediaCodec.PARAMETER_KEY_VIDEO_BITRATE) },
+            sent.drop(1).map {
+                assertEquals(setOf(MediaCodec.PARAMETER_KEY_VIDEO_BITRATE), it.keySet())
+                it.getInt(MediaCodec.PARAMETER_KEY_VIDEO_BITRATE)
+            },
         )
     }
 
