@@ -315,8 +315,13 @@ final class CallModel: ObservableObject {
     @Published private(set) var mediaUp = false
     @Published private(set) var error: String?
     private let node: PeernsNode
+    /// Places calls through CallKit when given (the app); `node.startCall` otherwise.
+    private let callKit: CallKitController?
 
-    init(node: PeernsNode) { self.node = node }
+    init(node: PeernsNode, callKit: CallKitController? = nil) {
+        self.node = node
+        self.callKit = callKit
+    }
 
     var ringingHere: Bool { call != nil && !outgoing && status == "ringing" }
 
@@ -339,8 +344,14 @@ final class CallModel: ObservableObject {
     /// Calls contact `fingerprint` (Kotlin: `call`; `call` here is the call's ID).
     func dial(_ fingerprint: String, video: Bool) async {
         await guarded {
-            let id = try await node.startCall(fingerprint: fingerprint, kinds: CallKinds(audio: true, video: video, screen: false))
+            let kinds = CallKinds(audio: true, video: video, screen: false)
             let shown = try await contactName(fingerprint)
+            let id: String
+            if let callKit {
+                id = try await callKit.startCall(fingerprint: fingerprint, name: shown, kinds: kinds)
+            } else {
+                id = try await node.startCall(fingerprint: fingerprint, kinds: kinds)
+            }
             // An event of the new call may have come first: keep what it said.
             if call != id {
                 call = id

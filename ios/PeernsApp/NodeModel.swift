@@ -16,13 +16,25 @@ final class NodeModel: ObservableObject {
     @Published private(set) var stadium = false
     /// Screens pushed on the navigation stack; a notification tap replaces it.
     @Published var path: [Route] = []
+    /// The VoIP push path is on (`Settings.voipPush`, off by default).
+    @Published private(set) var voipPush = Settings.voipPush
+    /// This device's VoIP push token while the push path is on, for a push relay the user runs.
+    @Published private(set) var voipToken: String?
 
-    private let notifier = UserNotifier()
+    /// 1:1 calls in CallKit (the system's call screen); fed with the node's events in `run`.
+    let callKit = CallKitController()
+
+    /// CallKit rings for incoming calls, so the notifier does not.
+    private let notifier = UserNotifier(ringsCalls: false)
     private let location = CoreLocationProvider(background: true)
     private var network: NetworkMonitor?
     private var peerns: Peerns?
     /// The notification center's delegate; kept here because the center holds it weakly.
     private var router: NotificationRouter?
+    /// PushKit, while `voipPush` is on.
+    private var push: VoipPushRegistry?
+    /// `run` is under way (started by the screen, or by a VoIP push).
+    private var running = false
 
     init() {
         let router = NotificationRouter { [weak self] route in
@@ -31,6 +43,34 @@ final class NodeModel: ObservableObject {
         // Set before launch finishes, so a tap that launched the app is routed too.
         UNUserNotificationCenter.current().delegate = router
         self.router = router
+        // At launch: PushKit delivers a push only to a registry that exists.
+        if voipPush { startPush() }
+    }
+
+    /// Turns the VoIP push path on or off (a setting; it needs a push relay the user runs).
+    func setVoipPush(_ on: Bool) {
+        Settings.voipPush = on
+        voipPush = on
+        if on {
+            startPush()
+        } else {
+            push?.stop()
+            push = nil
+            voipToken = nil
+        }
+    }
+
+    private func startPush() {
+        guard push == nil else { return }
+        let push = VoipPushRegistry(callKit: callKit) { [weak self] in
+            // The call is reported; start the node so that the real call can arrive.
+            Task { @MainActor in await self?.run() }
+        }
+        push.onToken = { [weak self] token in
+            Task { @MainActor in self?.voipToken = token }
+        }
+        push.start()
+        self.push = push
     }
 
     /// The app came to the foreground (`true`) or left it.
@@ -49,6 +89,10 @@ final class NodeModel: ObservableObject {
 
     /// Starts the node and follows its status until the task is cancelled.
     func run() async {
+        // Once: the screen's task and a VoIP push may both start it.
+        guard !running else { return }
+        running = true
+        defer { running = false }
         let peerns: Peerns
         do {
             peerns = try Peerns(
@@ -79,10 +123,14 @@ final class NodeModel: ObservableObject {
         network = NetworkMonitor { kind, pathId, metered in
             try? node.networkChanged(kind: kind, pathId: pathId, metered: metered)
         }
-        // An incoming call opens the call screen (CallKit is not used yet).
+        callKit.node = node
+        // An incoming call rings in CallKit and opens the call screen; CallKit follows the calls.
         let rings = Task { [weak self] in
             guard let events = try? peerns.events() else { return }
-            for await case .incomingCall = events { self?.path.append(.call) }
+            for await event in events {
+                self?.callKit.apply(event)
+                if case .incomingCall = event { self?.path.append(.call) }
+            }
         }
         defer { rings.cancel() }
         do {
@@ -94,6 +142,8 @@ final class NodeModel: ObservableObject {
         }
         network?.cancel()
         network = nil
+        callKit.node = nil
+        callKit.endAll()
         self.node = nil
         self.peerns = nil
         try? await peerns.stop()
@@ -167,5 +217,11 @@ enum Settings {
     static var signalingUrl: String {
         get { UserDefaults.standard.string(forKey: "signalingUrl") ?? defaultSignalingUrl }
         set { UserDefaults.standard.set(newValue, forKey: "signalingUrl") }
+    }
+
+    /// The VoIP push path (PushKit): off by default, since PeerNS has no push server.
+    static var voipPush: Bool {
+        get { UserDefaults.standard.bool(forKey: "voipPush") }
+        set { UserDefaults.standard.set(newValue, forKey: "voipPush") }
     }
 }

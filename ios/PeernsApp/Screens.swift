@@ -200,6 +200,7 @@ struct NearbyScreen: View {
 /// Settings: name, fingerprint and our share link's QR code, signaling server.
 struct SettingsScreen: View {
     @StateObject var model: SettingsModel
+    @ObservedObject var node: NodeModel
 
     var body: some View {
         Form {
@@ -221,6 +222,16 @@ struct SettingsScreen: View {
                 TextField("wss://…", text: $model.signalingUrl).textInputAutocapitalization(.never)
                 Button("Save server") { model.saveSignalingUrl() }
                 if model.restartNeeded { Text("Applies when PeerNS starts again.").font(.caption) }
+            }
+            Section("Calls in the background (VoIP push)") {
+                Toggle("Use VoIP push", isOn: Binding(get: { node.voipPush }, set: { node.setVoipPush($0) }))
+                Text("""
+                    PeerNS has no push server: without one, calls ring only while PeerNS runs. \
+                    With this on, a push relay you run can wake PeerNS for a call with this token.
+                    """).font(.caption)
+                if let token = node.voipToken {
+                    Text(token).font(.caption.monospaced()).textSelection(.enabled)
+                }
             }
             if let error = model.error { Text(error).foregroundStyle(.red) }
         }

@@ -12,9 +12,12 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
     public static let categoryKey = "category"
 
     private let center: UNUserNotificationCenter
+    /// False when CallKit rings for incoming calls (`CallKitController`): no notification then.
+    private let ringsCalls: Bool
 
-    public init(center: UNUserNotificationCenter = .current()) {
+    public init(center: UNUserNotificationCenter = .current(), ringsCalls: Bool = true) {
         self.center = center
+        self.ringsCalls = ringsCalls
     }
 
     /// Asks the user for alerts and sounds; true when allowed.
@@ -34,6 +37,7 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
     }
 
     public func notify(notification: PeernsNotification) {
+        if case .incomingCall = notification.category, !ringsCalls { return }
         let content = UNMutableNotificationContent()
         content.title = notification.title
         content.body = notification.body
@@ -47,8 +51,8 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
             content.sound = .default
             content.interruptionLevel = .active
         case .incomingCall:
-            // Without a VoIP push server of ours this only rings while the app runs; CallKit
-            // (PKPushRegistry + CXProvider) is the path once a push relay exists (ios/README.md).
+            // Without CallKit (the app uses it: `ringsCalls` false). Either way this only rings
+            // while the app runs: PeerNS has no VoIP push server (ios/README.md).
             content.categoryIdentifier = "peerns.call"
             content.sound = .defaultCritical
             content.interruptionLevel = .timeSensitive
