@@ -4,6 +4,7 @@ import java.io.File
 import javax.xml.parsers.DocumentBuilderFactory
 import kotlin.test.assertEquals
 import kotlin.test.assertFalse
+import kotlin.test.assertTrue
 import org.junit.Test
 import org.w3c.dom.Element
 
@@ -46,6 +47,19 @@ class ManifestTest {
         for ((permission, type) in typeOf) {
             assertEquals(type in serviceTypes, permission in permissions, permission)
         }
+    }
+
+    @Test
+    fun theTelecomConnectionServiceIsBoundOnlyByTheSystem() {
+        val service = elements("android/peerns-android/src/main/AndroidManifest.xml", "service")
+            .single { it.getAttributeNS(android, "name") == "org.peerns.android.PeernsConnectionService" }
+        assertEquals("android.permission.BIND_TELECOM_CONNECTION_SERVICE", service.getAttributeNS(android, "permission"))
+        val actions = service.getElementsByTagName("action")
+        assertEquals(
+            listOf("android.telecom.ConnectionService"),
+            (0 until actions.length).map { (actions.item(it) as Element).getAttributeNS(android, "name") },
+        )
+        assertTrue("MANAGE_OWN_CALLS" in permissions)
     }
 
     @Test

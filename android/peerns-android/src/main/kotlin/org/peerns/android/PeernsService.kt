@@ -28,8 +28,11 @@ import org.peerns.ffi.CallKinds
 import org.peerns.ffi.KeyStore
 import org.peerns.ffi.NodeConfig
 import org.peerns.ffi.NodeEvent
+import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.PeernsException
+import org.peerns.ffi.PeernsNotification
 import org.peerns.ffi.SignalingState
+import org.peerns.telecom.CallControl
 
 /**
  * Keeps a [Peerns] node running while the user wants to be reachable: the node starts when the
@@ -207,6 +210,11 @@ abstract class PeernsService : Service() {
             }
             started = true
             mutableRunning.value = true
+            PeernsTelecom.control = NodeCalls(node)
+            PeernsTelecom.showIncomingUi = { _, caller, name ->
+                notifier.notify(PeernsNotification(NotificationCategory.INCOMING_CALL, name, "Incoming call", caller))
+            }
+            PeernsTelecom.register(this@PeernsService)
             setAppActive(appActive)
             network = NetworkMonitor(this@PeernsService) { kind, pathId, metered ->
                 try {
@@ -225,10 +233,47 @@ abstract class PeernsService : Service() {
         try {
             node.events.collect { e ->
                 if (e is NodeEvent.CallState && e.status.state != "ringing") notifier.cancelCall(e.fingerprint)
+                telecomFollows(e)
             }
         } catch (e: PeernsException) {
             // Stopped.
         }
+    }
+
+    /**
+     * Telecom follows the node's calls ([PeernsTelecom]): an incoming call is reported to it
+     * (the notification rings whatever it says), a call we place is placed through it when
+     * `MANAGE_OWN_CALLS` is held, and each connection follows its call's state.
+     */
+    private fun telecomFollows(e: NodeEvent) {
+        when (e) {
+            is NodeEvent.IncomingCall ->
+                PeernsTelecom.reportIncoming(this, e.call, e.fingerprint, e.name.ifEmpty { e.fingerprint.take(8) }, e.kinds.video)
+            is NodeEvent.CallState -> {
+                if (e.status.state == "dialing" && PeernsTelecom.calls[e.call] == null) {
+                    PeernsTelecom.placeOutgoing(this, e.call, e.fingerprint, video = false)
+                }
+                PeernsTelecom.follow(e.call, e.status.state, e.status.reason)
+            }
+            else -> {}
+        }
+    }
+
+    /** What Telecom's connections ask of the node's calls. */
+    private inner class NodeCalls(private val node: Peerns) : CallControl {
+        override fun answer(call: String, video: Boolean) {
+            node.acceptCall(call, CallKinds(audio = true, video = video, screen = false))
+            activeCaller(node, call)?.let { notifier?.cancelCall(it) }
+        }
+
+        override fun decline(call: String) {
+            node.declineCall(call)
+            activeCaller(node, call)?.let { notifier?.cancelCall(it) }
+        }
+
+        override fun hangUp(call: String) = node.hangUp(call)
+
+        private fun activeCaller(node: Peerns, call: String) = node.activeCall()?.takeIf { it.call == call }?.fingerprint
     }
 
     /**
@@ -319,6 +364,10 @@ abstract class PeernsService : Service() {
     override fun onDestroy() {
         network?.close()
         network = null
+        PeernsTelecom.control = null
+        PeernsTelecom.showIncomingUi = null
+        // The node stops: Telecom's connections end with it.
+        PeernsTelecom.calls.calls().forEach { PeernsTelecom.follow(it, "ended", "lost") }
         scope.cancel()
         node?.let { node ->
             // stop() runs on the library's runtime and may take a moment to close connections;
