@@ -7,7 +7,10 @@ import java.nio.file.Files
 import java.security.SecureRandom
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeoutOrNull
 import org.peerns.Peerns
 import org.peerns.ffi.KeyStore
@@ -68,4 +71,26 @@ suspend fun makeContacts(a: Peerns, b: Peerns) {
     eventually { b.requests().firstOrNull { it.fingerprint == fa } }
     b.acceptRequest(fa)
     eventually { a.contacts().firstOrNull { it.fingerprint == fb && it.trust == Trust.TRUSTED } }
+}
+
+/**
+ * Runs [block] on [Dispatchers.Default] with two started nodes, ann and bob, made contacts first when [contacts];
+ * both are stopped afterwards, bob even when stopping ann throws. [block]'s result is dropped; it is generic so that
+ * a last expression such as `eventually { ... }` keeps its own type.
+ */
+suspend fun <T> withAnnAndBob(contacts: Boolean = true, block: suspend CoroutineScope.(ann: Peerns, bob: Peerns) -> T) {
+    withContext(Dispatchers.Default) {
+        val ann = startedNode("ann")
+        val bob = startedNode("bob")
+        try {
+            if (contacts) makeContacts(ann, bob)
+            block(ann, bob)
+        } finally {
+            try {
+                ann.stop()
+            } finally {
+                bob.stop()
+            }
+        }
+    }
 }

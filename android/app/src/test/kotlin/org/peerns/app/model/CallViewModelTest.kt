@@ -8,90 +8,80 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.test.runTest
-import kotlinx.coroutines.withContext
 import org.junit.Test
 import org.peerns.testing.eventually
-import org.peerns.testing.makeContacts
-import org.peerns.testing.startedNode
+import org.peerns.testing.withAnnAndBob
 
 class CallViewModelTest {
     @Test
     fun ringAnswerMuteCameraHangUpAndDecline() = runTest(timeout = 120.seconds) {
-        withContext(Dispatchers.Default) {
-            val ann = startedNode("ann")
-            val bob = startedNode("bob")
-            try {
-                makeContacts(ann, bob)
-                val annFp = ann.identity().fingerprint
-                val bobFp = bob.identity().fingerprint
-                val annMedia = RecordingMedia()
-                val bobMedia = RecordingMedia()
-                val annCall = CallViewModel(ann, annMedia)
-                val bobCall = CallViewModel(bob, bobMedia)
-                // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
-                val follow = listOf(ann to annCall, bob to bobCall).map { (node, model) ->
-                    launch(Dispatchers.Unconfined) { node.events.collect { model.onEvent(it) } }
-                }
-                assertFalse(bobCall.accept(video = false))
-
-                assertTrue(annCall.call(bobFp, video = true))
-                assertTrue(annCall.state.value.outgoing)
-                val ringing = eventually { bobCall.state.value.takeIf { it.ringingHere } }
-                assertEquals(listOf(annFp, "ann", true), listOf(ringing.fingerprint, ringing.name, ringing.offered.video))
-                assertTrue(bobCall.accept(video = false))
-                eventually { annCall.state.value.takeIf { it.status == "connected" } }
-                eventually { bobCall.state.value.takeIf { it.status == "connected" && it.mediaUp } }
-                // A screen opened during the call reads it from the node.
-                val opened = CallViewModel(bob).also { it.refresh() }.state.value
-                assertEquals(
-                    listOf<Any?>(ringing.call, "ann", false, "connected"),
-                    listOf(opened.call, opened.name, opened.outgoing, opened.status),
-                )
-
-                // The media: ann sends her camera (she called with video), bob only his microphone.
-                eventually { annCall.state.value.takeIf { it.mediaUp } }
-                assertTrue(annCall.startMedia())
-                assertTrue(bobCall.startMedia())
-                assertEquals("user", annMedia.cameraOn)
-                assertEquals(null, bobMedia.cameraOn)
-                val pusher = launch {
-                    var i = 0
-                    while (true) {
-                        val opus = byteArrayOf(0x78) + ByteArray(60)
-                        annMedia.out?.frame("audio", i * 20_000L, true, opus, 40)
-                        bobMedia.out?.frame("audio", i * 20_000L, true, opus, 127)
-                        if (i % 2 == 0) annMedia.out?.frame("video", i * 20_000L, i % 20 == 0, accessUnit(i % 20 == 0), null)
-                        i++
-                        delay(20)
-                    }
-                }
-                eventually { bobMedia.played.firstOrNull { it == Triple("audio", "audio", true) } }
-                eventually { annMedia.played.firstOrNull { it == Triple("audio", "audio", true) } }
-                eventually { bobMedia.played.firstOrNull { it == Triple("video", "video", true) } }
-                pusher.cancel()
-
-                assertTrue(annCall.setMuted(true))
-                assertTrue(annCall.state.value.local.muted)
-                eventually { bobCall.state.value.takeIf { it.remote.muted } }
-                assertTrue(annCall.setCameraOff(true))
-                eventually { bobCall.state.value.takeIf { it.remote.cameraOff } }
-
-                assertTrue(bobCall.hangUp())
-                val ended = eventually { annCall.state.value.takeIf { it.status == "ended" } }
-                assertEquals("peer_hangup", ended.reason)
-                // The call's end stops the media on both sides.
-                assertTrue(bobMedia.stopped)
-                eventually { annMedia.takeIf { it.stopped } }
-
-                assertTrue(annCall.call(bobFp, video = false))
-                eventually { bobCall.state.value.takeIf { it.ringingHere && it.call == annCall.state.value.call } }
-                assertTrue(bobCall.decline())
-                eventually { annCall.state.value.takeIf { it.status == "ended" && it.reason == "declined" } }
-                follow.forEach { it.cancel() }
-            } finally {
-                ann.stop()
-                bob.stop()
+        withAnnAndBob { ann, bob ->
+            val annFp = ann.identity().fingerprint
+            val bobFp = bob.identity().fingerprint
+            val annMedia = RecordingMedia()
+            val bobMedia = RecordingMedia()
+            val annCall = CallViewModel(ann, annMedia)
+            val bobCall = CallViewModel(bob, bobMedia)
+            // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
+            val follow = listOf(ann to annCall, bob to bobCall).map { (node, model) ->
+                launch(Dispatchers.Unconfined) { node.events.collect { model.onEvent(it) } }
             }
+            assertFalse(bobCall.accept(video = false))
+
+            assertTrue(annCall.call(bobFp, video = true))
+            assertTrue(annCall.state.value.outgoing)
+            val ringing = eventually { bobCall.state.value.takeIf { it.ringingHere } }
+            assertEquals(listOf(annFp, "ann", true), listOf(ringing.fingerprint, ringing.name, ringing.offered.video))
+            assertTrue(bobCall.accept(video = false))
+            eventually { annCall.state.value.takeIf { it.status == "connected" } }
+            eventually { bobCall.state.value.takeIf { it.status == "connected" && it.mediaUp } }
+            // A screen opened during the call reads it from the node.
+            val opened = CallViewModel(bob).also { it.refresh() }.state.value
+            assertEquals(
+                listOf<Any?>(ringing.call, "ann", false, "connected"),
+                listOf(opened.call, opened.name, opened.outgoing, opened.status),
+            )
+
+            // The media: ann sends her camera (she called with video), bob only his microphone.
+            eventually { annCall.state.value.takeIf { it.mediaUp } }
+            assertTrue(annCall.startMedia())
+            assertTrue(bobCall.startMedia())
+            assertEquals("user", annMedia.cameraOn)
+            assertEquals(null, bobMedia.cameraOn)
+            val pusher = launch {
+                var i = 0
+                while (true) {
+                    val opus = byteArrayOf(0x78) + ByteArray(60)
+                    annMedia.out?.frame("audio", i * 20_000L, true, opus, 40)
+                    bobMedia.out?.frame("audio", i * 20_000L, true, opus, 127)
+                    if (i % 2 == 0) annMedia.out?.frame("video", i * 20_000L, i % 20 == 0, accessUnit(i % 20 == 0), null)
+                    i++
+                    delay(20)
+                }
+            }
+            eventually { bobMedia.played.firstOrNull { it == Triple("audio", "audio", true) } }
+            eventually { annMedia.played.firstOrNull { it == Triple("audio", "audio", true) } }
+            eventually { bobMedia.played.firstOrNull { it == Triple("video", "video", true) } }
+            pusher.cancel()
+
+            assertTrue(annCall.setMuted(true))
+            assertTrue(annCall.state.value.local.muted)
+            eventually { bobCall.state.value.takeIf { it.remote.muted } }
+            assertTrue(annCall.setCameraOff(true))
+            eventually { bobCall.state.value.takeIf { it.remote.cameraOff } }
+
+            assertTrue(bobCall.hangUp())
+            val ended = eventually { annCall.state.value.takeIf { it.status == "ended" } }
+            assertEquals("peer_hangup", ended.reason)
+            // The call's end stops the media on both sides.
+            assertTrue(bobMedia.stopped)
+            eventually { annMedia.takeIf { it.stopped } }
+
+            assertTrue(annCall.call(bobFp, video = false))
+            eventually { bobCall.state.value.takeIf { it.ringingHere && it.call == annCall.state.value.call } }
+            assertTrue(bobCall.decline())
+            eventually { annCall.state.value.takeIf { it.status == "ended" && it.reason == "declined" } }
+            follow.forEach { it.cancel() }
         }
     }
 }

@@ -29,6 +29,7 @@ import org.peerns.ffi.audioLevelOfPcm
 import org.peerns.media.AudioLevel
 import org.peerns.testing.eventually
 import org.peerns.testing.startedNode
+import org.peerns.testing.withAnnAndBob
 
 /** A [CallMedia] that records what the view model asks of it and lets the test send frames. */
 class RecordingMedia : CallMedia {
@@ -87,86 +88,79 @@ fun accessUnit(key: Boolean): ByteArray {
 class GroupCallViewModelTest {
     @Test
     fun joinSeeTheRosterAndFramesMuteAndLeave() = runTest(timeout = 120.seconds) {
-        withContext(Dispatchers.Default) {
-            val ann = startedNode("ann")
-            val bob = startedNode("bob")
-            try {
-                val annFp = ann.identity().fingerprint
-                val bobFp = bob.identity().fingerprint
-                val gid = ann.groupCreate("Call")
-                // The creator routes before anyone joins (see bindings/tests/python/test_group_call.py).
-                eventually(what = "ann routing") { ann.groups().single().takeIf { it.router } }
-                bob.groupJoin(ann.groupInvite(gid, bobFp))
+        withAnnAndBob(contacts = false) { ann, bob ->
+            val annFp = ann.identity().fingerprint
+            val bobFp = bob.identity().fingerprint
+            val gid = ann.groupCreate("Call")
+            // The creator routes before anyone joins (see bindings/tests/python/test_group_call.py).
+            eventually(what = "ann routing") { ann.groups().single().takeIf { it.router } }
+            bob.groupJoin(ann.groupInvite(gid, bobFp))
 
-                val media = RecordingMedia()
-                val model = GroupCallViewModel(bob, gid, media)
-                // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
-                val follow = launch(Dispatchers.Unconfined) { bob.groupEvents.collect(model::onGroupEvent) }
-                // Bob may join once the group's log has reached him.
-                eventually(what = "bob joining the call") { if (model.join(video = true)) true else null }
+            val media = RecordingMedia()
+            val model = GroupCallViewModel(bob, gid, media)
+            // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
+            val follow = launch(Dispatchers.Unconfined) { bob.groupEvents.collect(model::onGroupEvent) }
+            // Bob may join once the group's log has reached him.
+            eventually(what = "bob joining the call") { if (model.join(video = true)) true else null }
 
-                // Ann's phone, with the library's call directly: it sends video frames.
-                val noControl = object : EncoderControlListener {
-                    override fun requestKeyframe() {}
-                    override fun targetBitrate(bps: ULong) {}
-                }
-                val fromBob = AtomicInteger()
-                val ignore = object : GroupCallFrameListener {
-                    override fun onFrame(frame: GroupCallFrame) {
-                        if (frame.sender == bobFp && frame.kind == "video") fromBob.incrementAndGet()
-                    }
-                }
-                val annCall: GroupCall = eventually(what = "ann joining the call") {
-                    try {
-                        ann.groupCallJoin(gid, CallKinds(audio = true, video = true, screen = false), ignore, noControl)
-                    } catch (e: PeernsException.NotAllowed) {
-                        null
-                    }
-                }
-                // Bob joined with the front camera; his "encoder" sends through the model.
-                assertEquals("user", media.cameraOn)
-                val pusher = launch {
-                    var i = 0
-                    while (true) {
-                        annCall.pushFrame("video", (i * 33_333).toULong(), i % 10 == 0, accessUnit(i % 10 == 0))
-                        media.out?.frame("video", i * 33_333L, i % 10 == 0, accessUnit(i % 10 == 0), null)
-                        i++
-                        delay(30)
-                    }
-                }
-                eventually(what = "both in the roster") {
-                    model.state.value.takeIf { s -> s.participants.map { it.fingerprint }.toSet() == setOf(annFp, bobFp) }
-                }
-                eventually(what = "bob connected") { model.state.value.takeIf { it.phase == GroupCallPhase.CONNECTED } }
-                eventually(what = "ann's frames at bob") { model.state.value.frames[annFp]?.takeIf { it > 0 } }
-                // They were handed to bob's decoders, keyframes marked.
-                eventually(what = "ann's keyframe played at bob") { media.played.firstOrNull { it == Triple(annFp, "video", true) } }
-                eventually(what = "bob's frames at ann") { fromBob.get().takeIf { it > 0 } }
-                pusher.cancel()
-
-                ann.groupCallSetMedia(gid, CallMediaState(muted = true, cameraOff = false, screen = false, backCamera = false))
-                eventually(what = "ann muted at bob") {
-                    model.state.value.participants.firstOrNull { it.fingerprint == annFp && it.media.muted }
-                }
-                assertTrue(model.setMuted(true))
-                assertTrue(model.setCameraOff(true))
-                assertTrue(media.mutedNow)
-                assertEquals(null, media.cameraOn)
-                eventually(what = "bob muted, camera off at ann") {
-                    ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.media.muted && it.media.cameraOff }
-                }
-
-                assertTrue(model.leave())
-                eventually(what = "bob out") { model.state.value.takeIf { it.phase == GroupCallPhase.OUT } }
-                assertEquals(emptyMap(), model.state.value.frames)
-                assertTrue(media.stopped)
-                eventually(what = "bob gone at ann") { ann.groupCallParticipants(gid).takeIf { p -> p.none { it.fingerprint == bobFp } } }
-                annCall.stop()
-                follow.cancel()
-            } finally {
-                ann.stop()
-                bob.stop()
+            // Ann's phone, with the library's call directly: it sends video frames.
+            val noControl = object : EncoderControlListener {
+                override fun requestKeyframe() {}
+                override fun targetBitrate(bps: ULong) {}
             }
+            val fromBob = AtomicInteger()
+            val ignore = object : GroupCallFrameListener {
+                override fun onFrame(frame: GroupCallFrame) {
+                    if (frame.sender == bobFp && frame.kind == "video") fromBob.incrementAndGet()
+                }
+            }
+            val annCall: GroupCall = eventually(what = "ann joining the call") {
+                try {
+                    ann.groupCallJoin(gid, CallKinds(audio = true, video = true, screen = false), ignore, noControl)
+                } catch (e: PeernsException.NotAllowed) {
+                    null
+                }
+            }
+            // Bob joined with the front camera; his "encoder" sends through the model.
+            assertEquals("user", media.cameraOn)
+            val pusher = launch {
+                var i = 0
+                while (true) {
+                    annCall.pushFrame("video", (i * 33_333).toULong(), i % 10 == 0, accessUnit(i % 10 == 0))
+                    media.out?.frame("video", i * 33_333L, i % 10 == 0, accessUnit(i % 10 == 0), null)
+                    i++
+                    delay(30)
+                }
+            }
+            eventually(what = "both in the roster") {
+                model.state.value.takeIf { s -> s.participants.map { it.fingerprint }.toSet() == setOf(annFp, bobFp) }
+            }
+            eventually(what = "bob connected") { model.state.value.takeIf { it.phase == GroupCallPhase.CONNECTED } }
+            eventually(what = "ann's frames at bob") { model.state.value.frames[annFp]?.takeIf { it > 0 } }
+            // They were handed to bob's decoders, keyframes marked.
+            eventually(what = "ann's keyframe played at bob") { media.played.firstOrNull { it == Triple(annFp, "video", true) } }
+            eventually(what = "bob's frames at ann") { fromBob.get().takeIf { it > 0 } }
+            pusher.cancel()
+
+            ann.groupCallSetMedia(gid, CallMediaState(muted = true, cameraOff = false, screen = false, backCamera = false))
+            eventually(what = "ann muted at bob") {
+                model.state.value.participants.firstOrNull { it.fingerprint == annFp && it.media.muted }
+            }
+            assertTrue(model.setMuted(true))
+            assertTrue(model.setCameraOff(true))
+            assertTrue(media.mutedNow)
+            assertEquals(null, media.cameraOn)
+            eventually(what = "bob muted, camera off at ann") {
+                ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.media.muted && it.media.cameraOff }
+            }
+
+            assertTrue(model.leave())
+            eventually(what = "bob out") { model.state.value.takeIf { it.phase == GroupCallPhase.OUT } }
+            assertEquals(emptyMap(), model.state.value.frames)
+            assertTrue(media.stopped)
+            eventually(what = "bob gone at ann") { ann.groupCallParticipants(gid).takeIf { p -> p.none { it.fingerprint == bobFp } } }
+            annCall.stop()
+            follow.cancel()
         }
     }
 

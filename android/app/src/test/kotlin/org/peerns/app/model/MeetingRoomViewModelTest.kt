@@ -22,6 +22,7 @@ import org.peerns.testing.config
 import org.peerns.testing.eventually
 import org.peerns.testing.startedNode
 import org.peerns.testing.tempDir
+import org.peerns.testing.withAnnAndBob
 
 class MeetingRoomViewModelTest {
     private fun message(id: String, text: String) = GroupMessage(id, "a".repeat(64), 1u, text, 0u)
@@ -102,97 +103,83 @@ class MeetingRoomViewModelTest {
 
     @Test
     fun peopleNearbyMeetInOneRoomChatAndLeave() = runTest(timeout = 150.seconds) {
-        withContext(Dispatchers.Default) {
-            val ann = startedNode("ann")
-            val bob = startedNode("bob")
-            try {
-                val annRoom = MeetingRoomViewModel(ann)
-                val bobRoom = MeetingRoomViewModel(bob)
-                val follow = listOf(follow(ann, annRoom), follow(bob, bobRoom))
-                // Two phones some 4 m apart in the same stand; each sees the other first.
-                stadium(ann, 48.21820)
-                stadium(bob, 48.21824)
-                val bobNearby = NearbyViewModel(bob).apply { setOn(true) }
-                eventually(60.seconds, "bob to see ann nearby") {
-                    bobNearby.refresh()
-                    bobNearby.state.value.people.firstOrNull { it.name == "ann" }
-                }
-                assertEquals(0, bobNearby.state.value.inRoom)
-
-                val room = assertNotNull(annRoom.join(), annRoom.state.value.error)
-                assertEquals(room, annRoom.state.value.room)
-                assertFalse(annRoom.state.value.joining)
-                // Ann's stadium record now names the room.
-                eventually(30.seconds, "ann's room in bob's nearby list") {
-                    bobNearby.refresh()
-                    bobNearby.state.value.takeIf { s -> s.inRoom == 1 && s.people.any { it.name == "ann" && it.room == room } }
-                }
-                assertEquals(room, bobRoom.join(), "one room")
-                assertEquals(room, bobRoom.state.value.room)
-
-                assertTrue(annRoom.send(" hello everyone "), annRoom.state.value.error)
-                assertEquals(listOf("hello everyone"), texts(annRoom))
-                eventually(30.seconds, "ann's message at bob") { bobRoom.state.value.messages.singleOrNull { it.text == "hello everyone" } }
-                // Bob may send once he knows his place in the room's log.
-                eventually(30.seconds, "bob's send") { if (bobRoom.send("hi ann")) true else null }
-                eventually(30.seconds, "bob's message at ann") { annRoom.state.value.messages.singleOrNull { it.text == "hi ann" } }
-                assertTrue(annRoom.refresh())
-                assertEquals(listOf("hello everyone", "hi ann"), texts(annRoom))
-                assertTrue(bobRoom.refresh())
-                assertEquals(texts(annRoom), texts(bobRoom), "the same order")
-
-                assertTrue(bobRoom.leave())
-                assertEquals(MeetingRoomState(), bobRoom.state.value)
-                assertNull(bob.meetingRoom())
-                // The state stays clear once the Room(null) event has come by too.
-                assertTrue(bobRoom.refresh())
-                assertNull(bobRoom.state.value.room)
-                assertEquals(room, annRoom.state.value.room)
-                follow.forEach { it.cancel() }
-            } finally {
-                ann.stop()
-                bob.stop()
+        withAnnAndBob(contacts = false) { ann, bob ->
+            val annRoom = MeetingRoomViewModel(ann)
+            val bobRoom = MeetingRoomViewModel(bob)
+            val follow = listOf(follow(ann, annRoom), follow(bob, bobRoom))
+            // Two phones some 4 m apart in the same stand; each sees the other first.
+            stadium(ann, 48.21820)
+            stadium(bob, 48.21824)
+            val bobNearby = NearbyViewModel(bob).apply { setOn(true) }
+            eventually(60.seconds, "bob to see ann nearby") {
+                bobNearby.refresh()
+                bobNearby.state.value.people.firstOrNull { it.name == "ann" }
             }
+            assertEquals(0, bobNearby.state.value.inRoom)
+
+            val room = assertNotNull(annRoom.join(), annRoom.state.value.error)
+            assertEquals(room, annRoom.state.value.room)
+            assertFalse(annRoom.state.value.joining)
+            // Ann's stadium record now names the room.
+            eventually(30.seconds, "ann's room in bob's nearby list") {
+                bobNearby.refresh()
+                bobNearby.state.value.takeIf { s -> s.inRoom == 1 && s.people.any { it.name == "ann" && it.room == room } }
+            }
+            assertEquals(room, bobRoom.join(), "one room")
+            assertEquals(room, bobRoom.state.value.room)
+
+            assertTrue(annRoom.send(" hello everyone "), annRoom.state.value.error)
+            assertEquals(listOf("hello everyone"), texts(annRoom))
+            eventually(30.seconds, "ann's message at bob") { bobRoom.state.value.messages.singleOrNull { it.text == "hello everyone" } }
+            // Bob may send once he knows his place in the room's log.
+            eventually(30.seconds, "bob's send") { if (bobRoom.send("hi ann")) true else null }
+            eventually(30.seconds, "bob's message at ann") { annRoom.state.value.messages.singleOrNull { it.text == "hi ann" } }
+            assertTrue(annRoom.refresh())
+            assertEquals(listOf("hello everyone", "hi ann"), texts(annRoom))
+            assertTrue(bobRoom.refresh())
+            assertEquals(texts(annRoom), texts(bobRoom), "the same order")
+
+            assertTrue(bobRoom.leave())
+            assertEquals(MeetingRoomState(), bobRoom.state.value)
+            assertNull(bob.meetingRoom())
+            // The state stays clear once the Room(null) event has come by too.
+            assertTrue(bobRoom.refresh())
+            assertNull(bobRoom.state.value.room)
+            assertEquals(room, annRoom.state.value.room)
+            follow.forEach { it.cancel() }
         }
     }
 
     @Test
     fun roomsStartedApartMergeAndTheViewFollows() = runTest(timeout = 150.seconds) {
-        withContext(Dispatchers.Default) {
-            val ann = startedNode("ann")
-            val bob = startedNode("bob")
-            try {
-                val annRoom = MeetingRoomViewModel(ann)
-                val bobRoom = MeetingRoomViewModel(bob)
-                val follow = listOf(follow(ann, annRoom), follow(bob, bobRoom))
-                // Two places 2 km apart: neither sees the other's room.
-                stadium(ann, 48.21820)
-                stadium(bob, 48.23620)
-                val ra = assertNotNull(annRoom.join(), annRoom.state.value.error)
-                val rb = assertNotNull(bobRoom.join(), bobRoom.state.value.error)
-                assertNotEquals(ra, rb)
-                assertTrue(annRoom.send("ann was here"), annRoom.state.value.error)
-                assertTrue(bobRoom.send("bob was here"), bobRoom.state.value.error)
-                // Bob walks over to ann: whoever holds the higher room moves to the lower one,
-                // and its view switches to that room with its history.
-                bob.setLocation(LocationFix(48.21824, 11.62470, 5.0))
-                val lower = minOf(ra, rb)
-                eventually(60.seconds, "both views in the lower room") {
-                    true.takeIf { annRoom.state.value.room == lower && bobRoom.state.value.room == lower }
-                }
-                eventually(40.seconds, "both messages in both views") {
-                    true.takeIf {
-                        texts(annRoom).toSet() == setOf("ann was here", "bob was here") &&
-                            texts(bobRoom).toSet() == setOf("ann was here", "bob was here")
-                    }
-                }
-                assertEquals(lower, ann.meetingRoom())
-                assertEquals(lower, bob.meetingRoom())
-                follow.forEach { it.cancel() }
-            } finally {
-                ann.stop()
-                bob.stop()
+        withAnnAndBob(contacts = false) { ann, bob ->
+            val annRoom = MeetingRoomViewModel(ann)
+            val bobRoom = MeetingRoomViewModel(bob)
+            val follow = listOf(follow(ann, annRoom), follow(bob, bobRoom))
+            // Two places 2 km apart: neither sees the other's room.
+            stadium(ann, 48.21820)
+            stadium(bob, 48.23620)
+            val ra = assertNotNull(annRoom.join(), annRoom.state.value.error)
+            val rb = assertNotNull(bobRoom.join(), bobRoom.state.value.error)
+            assertNotEquals(ra, rb)
+            assertTrue(annRoom.send("ann was here"), annRoom.state.value.error)
+            assertTrue(bobRoom.send("bob was here"), bobRoom.state.value.error)
+            // Bob walks over to ann: whoever holds the higher room moves to the lower one,
+            // and its view switches to that room with its history.
+            bob.setLocation(LocationFix(48.21824, 11.62470, 5.0))
+            val lower = minOf(ra, rb)
+            eventually(60.seconds, "both views in the lower room") {
+                true.takeIf { annRoom.state.value.room == lower && bobRoom.state.value.room == lower }
             }
+            eventually(40.seconds, "both messages in both views") {
+                true.takeIf {
+                    texts(annRoom).toSet() == setOf("ann was here", "bob was here") &&
+                        texts(bobRoom).toSet() == setOf("ann was here", "bob was here")
+                }
+            }
+            assertEquals(lower, ann.meetingRoom())
+            assertEquals(lower, bob.meetingRoom())
+            follow.forEach { it.cancel() }
         }
     }
 }

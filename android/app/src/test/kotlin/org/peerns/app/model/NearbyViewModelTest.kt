@@ -3,14 +3,12 @@ package org.peerns.app.model
 import kotlin.test.assertEquals
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
-import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.test.runTest
-import kotlinx.coroutines.withContext
 import org.junit.Test
 import org.peerns.ffi.DiscoveredPeer
 import org.peerns.ffi.LocationFix
 import org.peerns.testing.eventually
-import org.peerns.testing.startedNode
+import org.peerns.testing.withAnnAndBob
 
 class NearbyViewModelTest {
     private fun peer(name: String, distance: Double?) = DiscoveredPeer("f-$name", "s-$name", "d-$name", name, distance)
@@ -28,30 +26,23 @@ class NearbyViewModelTest {
 
     @Test
     fun peopleInStadiumModeWithTheirDistance() = runTest(timeout = 90.seconds) {
-        withContext(Dispatchers.Default) {
-            val ann = startedNode("ann")
-            val bob = startedNode("bob")
-            try {
-                val vm = NearbyViewModel(ann)
-                vm.refresh()
-                assertTrue(vm.state.value.people.isEmpty())
-                // Two phones some 20 m apart in the same stand.
-                for ((node, fix) in listOf(ann to LocationFix(48.21820, 11.62470, 5.0), bob to LocationFix(48.21838, 11.62470, 5.0))) {
-                    node.startStadium()
-                    node.setLocation(fix)
-                }
-                vm.setOn(true)
-                val seen = eventually(60.seconds) {
-                    vm.refresh()
-                    vm.state.value.people.firstOrNull { it.name == "bob" && it.distanceM != null }
-                }
-                assertTrue(seen.distanceM!! in 5.0..60.0, "distance ${seen.distanceM}")
-                vm.setOn(false)
-                assertTrue(vm.state.value.people.isEmpty())
-            } finally {
-                ann.stop()
-                bob.stop()
+        withAnnAndBob(contacts = false) { ann, bob ->
+            val vm = NearbyViewModel(ann)
+            vm.refresh()
+            assertTrue(vm.state.value.people.isEmpty())
+            // Two phones some 20 m apart in the same stand.
+            for ((node, fix) in listOf(ann to LocationFix(48.21820, 11.62470, 5.0), bob to LocationFix(48.21838, 11.62470, 5.0))) {
+                node.startStadium()
+                node.setLocation(fix)
             }
+            vm.setOn(true)
+            val seen = eventually(60.seconds) {
+                vm.refresh()
+                vm.state.value.people.firstOrNull { it.name == "bob" && it.distanceM != null }
+            }
+            assertTrue(seen.distanceM!! in 5.0..60.0, "distance ${seen.distanceM}")
+            vm.setOn(false)
+            assertTrue(vm.state.value.people.isEmpty())
         }
     }
 }
