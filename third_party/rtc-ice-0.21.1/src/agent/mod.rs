@@ -588,10 +588,7 @@ impl Agent {
             self.disconnected_timeout,
             self.failed_timeout,
         );
-        // PATCH(idle-tick): start from "unset" rather than DEFAULT_CHECK_INTERVAL, so a
-        // connected agent ticks at its keepalive interval (2 s) instead of every 200 ms: the
-        // 200 ms start could only be lowered, never raised, by the intervals below.
-        let mut interval = ZERO_DURATION;
+        let mut interval = DEFAULT_CHECK_INTERVAL;
 
         let mut update_interval = |x: Duration| {
             if x != ZERO_DURATION && (interval == ZERO_DURATION || interval > x) {
@@ -612,12 +609,7 @@ impl Agent {
         // Ensure we run our task loop as quickly as the minimum of our various configured timeouts
         update_interval(disconnected_timeout);
         update_interval(failed_timeout);
-        if interval == ZERO_DURATION {
-            // PATCH(idle-tick): nothing configured at all: the old default, never a busy loop.
-            DEFAULT_CHECK_INTERVAL
-        } else {
-            interval
-        }
+        interval
     }
 
     /// Returns the selected pair (local_candidate, remote_candidate) or none
