@@ -82,6 +82,9 @@ pub struct GroupMessage {
     pub text: String,
     /// The author's clock, Unix ms.
     pub sent_ms: u64,
+    /// The file a file message announces (see `group_file`).
+    #[uniffi(default = None)]
+    pub file: Option<crate::group_files::GroupFileRef>,
 }
 
 impl From<offline::GroupMessageView> for GroupMessage {
@@ -92,6 +95,7 @@ impl From<offline::GroupMessageView> for GroupMessage {
             seq: m.seq,
             text: m.text,
             sent_ms: m.sent_ms,
+            file: m.file.map(Into::into),
         }
     }
 }
@@ -188,6 +192,27 @@ pub enum GroupEvent {
         /// The room, 32 hex characters.
         group: Option<String>,
     },
+    /// More of a group file is on disk (every few MiB).
+    FileProgress {
+        /// The group.
+        group: String,
+        /// The file ID.
+        file: String,
+        /// Bytes received.
+        received: u64,
+        /// Its size.
+        size: u64,
+    },
+    /// A group file arrived whole and verified (`path`), or was given up (`None`: no
+    /// member's bytes matched the author's hash).
+    FileDone {
+        /// The group.
+        group: String,
+        /// The file ID.
+        file: String,
+        /// Where it is.
+        path: Option<String>,
+    },
     /// Our part in the group's call moved on.
     CallPhase {
         /// The group.
@@ -252,6 +277,22 @@ impl From<node::GroupUpdate> for GroupEvent {
                 group: group.to_hex(),
                 fingerprint: fingerprint.to_hex(),
                 online,
+            },
+            U::FileProgress {
+                group,
+                file,
+                received,
+                size,
+            } => Self::FileProgress {
+                group: group.to_hex(),
+                file,
+                received,
+                size,
+            },
+            U::FileDone { group, file, path } => Self::FileDone {
+                group: group.to_hex(),
+                file,
+                path,
             },
             U::Room { group } => Self::Room {
                 group: group.map(|g| g.to_hex()),

@@ -24,6 +24,7 @@ mod call_media;
 mod calls;
 mod chat;
 mod group_calls;
+mod group_files;
 mod groups;
 mod logging;
 mod platform;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use peerns_core::groups::GroupId;
 use peerns_core::identity::Fingerprint;
-use peerns_core::node::groups::{self, GroupRole};
+use peerns_core::node::groups::{self, GroupFileRef, GroupMessageView, GroupRole};
 use peerns_core::store::Profile;
 use serde_json::json;
 
@@ -78,7 +78,9 @@ pub enum GroupCmd {
         net: NetArgs,
         /// The group.
         gid: String,
-        /// One JSON object per line: `queued` (a typed line is stored), `message`, `role`.
+        /// One JSON object per line: `queued` (a typed line is stored), `message`, `role`,
+        /// `file_progress` and `file` (a shared file arrived: its `path`, `null` if given up).
+        /// A line `/file PATH` shares that file with the group.
         #[arg(long)]
         json: bool,
     },
@@ -191,13 +193,13 @@ pub async fn run(cmd: GroupCmd, profile: Option<PathBuf>) -> Result<()> {
                     .iter()
                     .map(|m| {
                         json!({"id": m.id, "author": m.author.to_hex(), "seq": m.seq,
-                               "text": m.text, "sent_ms": m.sent_ms})
+                               "text": m.text, "sent_ms": m.sent_ms, "file": file_json(&m.file)})
                     })
                     .collect();
                 println!("{}", json!({ "messages": messages }));
             } else {
                 for m in msgs {
-                    println!("[{}] {}: {}", m.sent_ms, m.author.short(), m.text);
+                    println!("[{}] {}: {}", m.sent_ms, m.author.short(), shown(&m));
                 }
             }
         }
@@ -221,6 +223,22 @@ pub(crate) async fn as_member<T, F: Future<Output = std::result::Result<T, NodeE
     }
 }
 
+/// The file a message announces, as JSON (`null` for a text).
+fn file_json(f: &Option<GroupFileRef>) -> serde_json::Value {
+    match f {
+        Some(f) => json!({"id": f.id, "name": f.name, "size": f.size, "mime": f.mime}),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// A message as a line of text shows it.
+fn shown(m: &GroupMessageView) -> String {
+    match &m.file {
+        Some(f) => format!("[file {} ({} bytes)]", f.name, f.size),
+        None => m.text.clone(),
+    }
+}
+
 fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
     match u {
         GroupUpdate::Message { group, message } if group == g => {
@@ -228,10 +246,32 @@ fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
                 println!(
                     "{}",
                     json!({"event": "message", "id": message.id, "author": message.author.to_hex(),
-                           "seq": message.seq, "text": message.text})
+                           "seq": message.seq, "text": message.text,
+                           "file": file_json(&message.file)})
                 );
             } else {
-                println!("[{}] {}", message.author.short(), message.text);
+                println!("[{}] {}", message.author.short(), shown(message));
+            }
+        }
+        GroupUpdate::FileProgress {
+            group,
+            file,
+            received,
+            size,
+        } if group == g && json => {
+            println!(
+                "{}",
+                json!({"event": "file_progress", "file": file, "received": received, "size": size})
+            );
+        }
+        GroupUpdate::FileDone { group, file, path } if group == g => {
+            if json {
+                println!("{}", json!({"event": "file", "file": file, "path": path}));
+            } else {
+                match path {
+                    Some(p) => println!("-- file received: {p}"),
+                    None => println!("-- file {file} could not be verified; given up"),
+                }
             }
         }
         GroupUpdate::Role { group, router } if group == g => {
@@ -289,9 +329,17 @@ pub(crate) async fn chat_loop(
                 if text.is_empty() {
                     continue;
                 }
-                match as_member(|| node.group_send(&g, text)).await {
+                let sent = match text.strip_prefix("/file ") {
+                    Some(path) => as_member(|| node.group_send_file(&g, path.trim())).await,
+                    None => as_member(|| node.group_send(&g, text)).await,
+                };
+                match sent {
                     Ok(m) if json => {
-                        println!("{}", json!({"event": "queued", "id": m.id, "text": m.text}));
+                        println!(
+                            "{}",
+                            json!({"event": "queued", "id": m.id, "text": m.text,
+                                   "file": file_json(&m.file)})
+                        );
                     }
                     Ok(_) => {}
                     Err(e) => eprintln!("not sent: {e}"),

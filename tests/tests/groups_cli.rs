@@ -2,7 +2,8 @@
 //! run `peerns group chat`; the router is SIGKILLed and started again three times while
 //! everyone sends. Afterwards every member's `peerns group history --json` is the same and
 //! holds every message a member reported as queued (stored) exactly once, and no chat printed
-//! a message twice. An outsider holding someone else's invite is refused. (A removed member
+//! a message twice. An outsider holding someone else's invite is refused. Then a member shares
+//! a 3 MB file with `/file PATH` and every other member's chat reports it arrived, identical. (A removed member
 //! receiving nothing new is tested between real nodes in
 //! `core/src/node/group_live_tests.rs`.)
 
@@ -58,6 +59,8 @@ struct Seen {
     queued: Vec<String>,
     messages: Vec<String>,
     router: bool,
+    /// Group files that arrived: (file ID, path).
+    files: Vec<(String, String)>,
 }
 
 struct Member {
@@ -101,6 +104,11 @@ impl Member {
                     Some("queued") => s.queued.push(v["id"].as_str().unwrap().to_owned()),
                     Some("message") => s.messages.push(v["id"].as_str().unwrap().to_owned()),
                     Some("role") => s.router = v["role"] == "router",
+                    Some("file") => s.files.push((
+                        v["file"].as_str().unwrap().to_owned(),
+                        v["path"].as_str().expect("a verified file").to_owned(),
+                    )),
+                    Some("file_progress") => {}
                     other => panic!("unexpected event {other:?}"),
                 }
             }
@@ -270,6 +278,31 @@ async fn group_chat_survives_router_kills_and_refuses_outsiders() {
         printed.sort();
         printed.dedup();
         assert_eq!(n, printed.len(), "a chat printed a message twice");
+    }
+
+    // `/file PATH` shares a file: every other member's chat reports it whole, with its bytes.
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let src = dirs[1].join("slides.pdf");
+    std::fs::write(&src, &data).unwrap();
+    members[1].say(&format!("/file {}", src.display())).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !members
+        .iter()
+        .enumerate()
+        .all(|(i, m)| i == 1 || !m.seen.lock().unwrap().files.is_empty())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the shared file did not reach every member in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (i, m) in members.iter().enumerate() {
+        if i != 1 {
+            let (_, path) = m.seen.lock().unwrap().files[0].clone();
+            assert!(path.ends_with("slides.pdf"), "{path}");
+            assert!(std::fs::read(&path).unwrap() == data, "member {i}'s copy differs");
+        }
     }
 
     for m in &mut members {

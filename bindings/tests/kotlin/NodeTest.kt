@@ -44,6 +44,7 @@ import org.peerns.ffi.GroupCallFrame
 import org.peerns.ffi.GroupCallFrameListener
 import org.peerns.ffi.GroupCallPhase
 import org.peerns.ffi.GroupEvent
+import org.peerns.ffi.GroupFileTransfer
 import org.peerns.ffi.GroupListener
 import org.peerns.ffi.GroupMembership
 import org.peerns.ffi.MediaFrame
@@ -553,6 +554,20 @@ class NodeTest {
             assertEquals("Trip", group.name)
             assertEquals(GroupMembership.MEMBER, group.membership)
             assertEquals(2, group.members.size)
+            // A file shared in the group reaches the other member whole, through the router.
+            val data = ByteArray(150_000) { (it % 251).toByte() }
+            val src = da.resolve("map.png").toFile().apply { writeBytes(data) }
+            val shared = a.groupSendFile(gid, src.path)
+            val ref = shared.file!!
+            assertEquals("map.png", ref.name)
+            assertEquals("image/png", ref.mime)
+            withTimeout(20.seconds) {
+                heard.first { ev -> ev.any { it is GroupEvent.FileDone && it.file == ref.id } }
+            }
+            val got = b.groupFile(gid, ref.id)!!
+            assertEquals(GroupFileTransfer.DONE, got.state)
+            assertEquals(a.identity().fingerprint, got.author)
+            assertTrue(File(got.path!!).readBytes().contentEquals(data))
         } finally {
             sub.cancel()
             stopAll(a, b)

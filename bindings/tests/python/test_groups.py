@@ -84,6 +84,7 @@ def test_groups():
 
             await until(lambda: all_hold(nodes, 3), "three identical histories")
             msgs = await history(a, gid)
+            assert all(m.file is None for m in msgs)
             assert sorted(m.text for m in msgs) == ["hi from a", "hi from b", "hi from c"]
             assert sorted(m.id for m in msgs) == sorted(m.id for m in sent)
             # Each message reached every node's listener exactly once (own ones included).
@@ -172,5 +173,64 @@ def test_an_invite_sent_to_a_trusted_contact_joins_it():
                 s.cancel()
         finally:
             await asyncio.gather(*(n.stop() for n in [a, b]))
+
+    asyncio.run(main())
+
+
+def test_a_file_shared_in_a_group_reaches_every_member():
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(3)]
+        nodes = [new_node(d.name, n) for d, n in zip(dirs, "abc")]
+        a, b, c = nodes
+        await start_all(*nodes)
+        listeners = [Groups() for _ in nodes]
+        subs = [n.subscribe_groups(l) for n, l in zip(nodes, listeners)]
+        try:
+            gid = await a.group_create("Photos")
+            for n in (b, c):
+                await n.group_join(await a.group_invite(gid, n.identity().fingerprint))
+            await asyncio.gather(*(send(n, gid, "hi") for n in nodes))
+
+            async def all_hold(count):
+                return [len(await history(n, gid)) for n in nodes] == [count] * 3
+
+            await until(lambda: all_hold(3), "three messages everywhere")
+            data = bytes((i * 13) % 251 for i in range(300_000))
+            path = f"{dirs[1].name}/report.pdf"
+            with open(path, "wb") as f:
+                f.write(data)
+            m = await b.group_send_file(gid, path)
+            assert m.text == "" and m.file.name == "report.pdf" and m.file.size == len(data)
+            assert m.file.mime == "application/pdf"
+            # Ours is whole from the start.
+            mine = await b.group_file(gid, m.file.id)
+            assert mine.state == p.GroupFileTransfer.DONE and mine.author == b.identity().fingerprint
+
+            async def everyone_has_it():
+                for n in nodes:
+                    info = await n.group_file(gid, m.file.id)
+                    if info is None or info.state != p.GroupFileTransfer.DONE:
+                        return False
+                return True
+
+            await until(everyone_has_it, "the file at every member", timeout=60)
+            for n in (a, c):
+                info = await n.group_file(gid, m.file.id)
+                assert info.received == len(data) and info.path.endswith("report.pdf")
+                with open(info.path, "rb") as f:
+                    assert f.read() == data
+            # The history shows the file message, and the receivers heard it arrive.
+            assert any(h.file is not None and h.file == m.file for h in await history(c, gid))
+            for l in (listeners[0], listeners[2]):
+                done = [e for e in l.snapshot() if e.is_file_done() and e.file == m.file.id]
+                assert len(done) == 1 and done[0].path.endswith("report.pdf")
+            # A file nobody announced is unknown; a malformed ID is refused.
+            assert await a.group_file(gid, "00" * 16) is None
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await a.group_file(gid, "nope")
+            for s in subs:
+                s.cancel()
+        finally:
+            await asyncio.gather(*(n.stop() for n in nodes))
 
     asyncio.run(main())

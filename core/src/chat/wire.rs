@@ -229,9 +229,9 @@ impl ErrorCode {
     }
 }
 
-/// Whether a session frame tag belongs to the groups layer (30–39).
+/// Whether a session frame tag belongs to the groups layer (30–39, and 70–72 for files).
 pub fn is_group(tag: u8) -> bool {
-    (30..=39).contains(&tag)
+    (30..=39).contains(&tag) || crate::groups::files::is_file_tag(tag)
 }
 
 /// Whether a session frame tag belongs to group calls (60–69).

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use crate::crypto::random_bytes;
 
 pub mod engine;
+pub mod files;
 pub mod history;
 pub mod invite;
 pub mod log;

@@ -393,7 +393,7 @@ impl Inner {
             | Frame::RpcUploadState { .. }
             | Frame::RpcSoundAlert { .. }) => Inner::on_rpc_frame(this, link, trust, f).await,
             // Any identity that is not blocked: the group engine admits members only.
-            Frame::Group(b) => this.on_group_frame(link, b).await,
+            Frame::Group(b) => Inner::on_group_frame(this, link, b).await,
             Frame::GroupCall(b) => this.on_group_call_frame(link, b).await,
             _ if !contact => {
                 link.refuse(ErrorCode::NotContact, "you are not a contact")

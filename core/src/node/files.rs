@@ -100,7 +100,7 @@ fn final_path(dir: &Path, m: &Manifest) -> PathBuf {
 }
 
 /// A media type from the file name's extension.
-fn mime_of(name: &str) -> &'static str {
+pub(super) fn mime_of(name: &str) -> &'static str {
     let ext = name
         .rsplit('.')
         .next()
@@ -122,7 +122,7 @@ fn mime_of(name: &str) -> &'static str {
 
 /// Copies `src` to `dst`, returning its size and BLAKE3 hash; the hash runs on a second thread
 /// while this one reads and writes.
-fn copy_hashing(src: &Path, dst: &Path) -> std::io::Result<(u64, [u8; 32])> {
+pub(super) fn copy_hashing(src: &Path, dst: &Path) -> std::io::Result<(u64, [u8; 32])> {
     let mut input = File::open(src)?;
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent)?;
@@ -165,7 +165,7 @@ fn copy_hashing(src: &Path, dst: &Path) -> std::io::Result<(u64, [u8; 32])> {
 }
 
 /// The BLAKE3 hash of the first `len` bytes of the file at `path`.
-fn hash_file(path: &Path, len: u64) -> std::io::Result<[u8; 32]> {
+pub(super) fn hash_file(path: &Path, len: u64) -> std::io::Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(File::open(path)?.take(len))?;
     Ok(*hasher.finalize().as_bytes())
@@ -184,7 +184,7 @@ fn read_chunks(src: &mut File, m: &Manifest, first: u64, n: u64) -> std::io::Res
     Ok(out)
 }
 
-fn io_err(e: std::io::Error) -> NodeError {
+pub(super) fn io_err(e: std::io::Error) -> NodeError {
     NodeError::InvalidInput(format!("file: {e}"))
 }
 

@@ -21,6 +21,7 @@ mod api;
 mod batch;
 mod call;
 mod call_media;
+mod files;
 mod invites;
 mod room;
 mod tasks;
@@ -127,6 +128,27 @@ pub enum GroupUpdate {
         /// Whether it is online now.
         online: bool,
     },
+    /// More of a group file is on disk (every few MiB).
+    FileProgress {
+        /// The group.
+        group: GroupId,
+        /// The file (its [`GroupFileRef::id`](super::groups::GroupFileRef::id)).
+        file: String,
+        /// Bytes received.
+        received: u64,
+        /// Its size.
+        size: u64,
+    },
+    /// A group file arrived whole and verified (`path`), or was given up (`None`: no holder's
+    /// bytes matched the author's hash).
+    FileDone {
+        /// The group.
+        group: GroupId,
+        /// The file.
+        file: String,
+        /// Where it is.
+        path: Option<String>,
+    },
     /// We entered the meeting room nearby (`Some`: its ID; after a merge, the room we moved
     /// to) or are out of it (`None`).
     Room {
@@ -157,6 +179,12 @@ pub(super) struct LiveGroups {
     call_offers: HashMap<String, GroupId>,
     /// The meeting room we are in (it runs among `running`).
     room: Option<GroupId>,
+    /// Group files being received.
+    files: files::Transfers,
+    /// The router each running group's task is linked to (member side).
+    router_of: HashMap<GroupId, Fingerprint>,
+    /// The current members of each running group.
+    members_of: HashMap<GroupId, BTreeSet<Fingerprint>>,
 }
 
 impl LiveGroups {
@@ -168,6 +196,9 @@ impl LiveGroups {
             subscribers: Some(vec![]),
             call_offers: HashMap::new(),
             room: None,
+            files: files::Transfers::default(),
+            router_of: HashMap::new(),
+            members_of: HashMap::new(),
         }
     }
 }
@@ -181,6 +212,8 @@ enum Cmd {
     LinkGone(Fingerprint),
     Dialed(Fingerprint, bool),
     Send(String, Reply<GroupMessageView>),
+    /// A signed file manifest to post.
+    SendFile(Vec<u8>, Reply<GroupMessageView>),
     Propose(ProposeOp, Reply<()>),
     Invite(Fingerprint, Reply<String>),
     Call(CallCmd),
@@ -241,6 +274,8 @@ struct Live {
     room: bool,
     /// Room sends waiting for that.
     held: Vec<(String, Reply<GroupMessageView>)>,
+    /// The router and log length last published in [`LiveGroups`] (file transfers read them).
+    published: Option<(Option<Fingerprint>, usize)>,
 }
 
 /// Most room sends held until we know our own seq in the room.
@@ -284,14 +319,8 @@ impl Live {
                     )));
                 }
             }
-            Cmd::Send(text, reply) => {
-                let r = self
-                    .engine
-                    .send_message(Body::Text(text), unix_ms(), Instant::now())
-                    .map(|m| view(&m))
-                    .map_err(NodeError::from);
-                self.sends.push((reply, r));
-            }
+            Cmd::Send(text, reply) => self.send_body(Body::Text(text), reply),
+            Cmd::SendFile(manifest, reply) => self.send_body(Body::File(manifest), reply),
             Cmd::Propose(op, reply) => {
                 let r = match op {
                     ProposeOp::Remove(member) => {
@@ -315,6 +344,32 @@ impl Live {
             Cmd::Stop(done) => return Some(done),
         }
         None
+    }
+
+    fn send_body(&mut self, body: Body, reply: Reply<GroupMessageView>) {
+        let r = self
+            .engine
+            .send_message(body, unix_ms(), Instant::now())
+            .map(|m| view(&m))
+            .map_err(NodeError::from);
+        self.sends.push((reply, r));
+    }
+
+    /// Tells the node's file transfers who our router is and who the members are, when that
+    /// changed.
+    fn publish(&mut self, inner: &Inner) {
+        let now = (self.router, self.engine.log().entries().len());
+        if self.published == Some(now) {
+            return;
+        }
+        self.published = Some(now);
+        let members = self.engine.log().state().members.keys().copied().collect();
+        let mut g = lock(&inner.groups);
+        match self.router {
+            Some(r) => g.router_of.insert(self.gid, r),
+            None => g.router_of.remove(&self.gid),
+        };
+        g.members_of.insert(self.gid, members);
     }
 
     /// Proposes inviting `invitee` (a member already invited gets its existing entry) and
@@ -596,6 +651,7 @@ impl Live {
             }
         }
         out.send(&inner, self.gid).await;
+        self.publish(&inner);
         self.flush_call(&inner).await;
     }
 
@@ -644,10 +700,18 @@ impl Live {
     fn on_event(&mut self, e: GroupEvent) {
         let group = self.gid;
         match e {
-            GroupEvent::Message(m) => self.emit(GroupUpdate::Message {
-                group,
-                message: view(&m),
-            }),
+            GroupEvent::Message(m) => {
+                if !self.room
+                    && m.author_fp() != self.me
+                    && let Some(inner) = self.inner.upgrade()
+                {
+                    Inner::group_file_seen(&inner, group, &m);
+                }
+                self.emit(GroupUpdate::Message {
+                    group,
+                    message: view(&m),
+                });
+            }
             GroupEvent::LogUpdated { .. } => {
                 let now: BTreeSet<Fingerprint> =
                     self.engine.log().state().members.keys().copied().collect();
@@ -761,6 +825,8 @@ async fn run(
                 g.running.remove(&live.gid);
                 g.routing.remove(&live.gid);
                 g.online.remove(&live.gid);
+                g.router_of.remove(&live.gid);
+                g.members_of.remove(&live.gid);
                 if g.room == Some(live.gid) {
                     g.room = None;
                 }

@@ -298,3 +298,158 @@ async fn an_invite_sent_as_a_message_joins_only_a_contact_who_trusts_the_sender(
     b.stop().await;
     server.shutdown().await;
 }
+
+/// The bytes of the group file `file` on the node, once it is whole here.
+async fn group_file_bytes(node: &Node, gid: &GroupId, file: &str) -> Option<Vec<u8>> {
+    let f = node.group_file(gid, file).await.unwrap()?;
+    (f.state == crate::groups::files::GroupFileState::Done)
+        .then(|| std::fs::read(f.path.unwrap()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_shared_in_a_group_reaches_every_member_and_one_offline_when_it_returns() {
+    let server = server().await;
+    let url = server.url();
+    let tmp: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    let (gid, _fps) = group_of(&dirs);
+    // Three online; the fourth comes later.
+    let mut nodes = vec![];
+    for d in &dirs[..3] {
+        nodes.push(started(config(d, &url, None)).await.unwrap());
+    }
+    // Everyone linked: a text from each reaches all three.
+    for (i, n) in nodes.iter().enumerate() {
+        send(n, &gid, &format!("hi{i}")).await;
+    }
+    until(30, "three members holding 3 messages", async || {
+        all_hold(&dirs[..3], &gid, 3).await
+    })
+    .await;
+    // A member that does not route shares ~2.3 MiB (not a whole number of chunks).
+    let author = (0..3).find(|i| !nodes[*i].group_routing(&gid)).unwrap();
+    let data: Vec<u8> = (0..2_400_000u32).map(|i| (i * 7 + i / 999) as u8).collect();
+    let src = tmp[author].path().join("photo.jpg");
+    std::fs::write(&src, &data).unwrap();
+    let mut events = nodes[(author + 1) % 3].group_events();
+    let m = nodes[author]
+        .group_send_file(&gid, src.to_str().unwrap())
+        .await
+        .unwrap();
+    let f = m.file.clone().expect("a file message");
+    assert_eq!(
+        (f.name.as_str(), f.size, f.mime.as_str()),
+        ("photo.jpg", 2_400_000, "image/jpeg")
+    );
+    for n in &nodes {
+        until(60, "every member holding the file", async || {
+            group_file_bytes(n, &gid, &f.id).await.as_ref() == Some(&data)
+        })
+        .await;
+    }
+    // The receivers were told, with the path.
+    let done = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(GroupUpdate::FileDone { file, path, .. }) = events.recv().await
+                && file == f.id
+            {
+                return path;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(done.is_some_and(|p| p.ends_with("photo.jpg")));
+    // The history shows the file message the same way everywhere.
+    let p = Profile::open_desktop(dirs[0]).unwrap();
+    let msgs = offline::history(&p, &gid, 10).unwrap();
+    assert!(
+        msgs.iter()
+            .any(|m| m.file.as_ref() == Some(&f) && m.text.is_empty())
+    );
+    drop(p);
+    // The fourth member was offline throughout: it gets the message by backfill, then the file.
+    let late = started(config(dirs[3], &url, None)).await.unwrap();
+    until(60, "the late member holding the file", async || {
+        group_file_bytes(&late, &gid, &f.id).await.as_ref() == Some(&data)
+    })
+    .await;
+    late.stop().await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_file_whose_bytes_were_altered_is_never_shown() {
+    let server = server().await;
+    let url = server.url();
+    let tmp: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    let (gid, _fps) = group_of(&dirs);
+    let mut nodes = vec![];
+    for d in &dirs {
+        nodes.push(started(config(d, &url, None)).await.unwrap());
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        send(n, &gid, &format!("hi{i}")).await;
+    }
+    until(30, "every member holding 3 messages", async || {
+        all_hold(&dirs, &gid, 3).await
+    })
+    .await;
+    let author = (0..3).find(|i| !nodes[*i].group_routing(&gid)).unwrap();
+    let src = tmp[author].path().join("notes.txt");
+    std::fs::write(&src, vec![b'a'; 200_000]).unwrap();
+    // The author's copy changes after it signed the manifest: what it serves no longer
+    // matches the signed hash (as if a holder altered the bytes on the way).
+    let mut events: Vec<_> = nodes.iter().map(|n| n.group_events()).collect();
+    let m = nodes[author]
+        .group_send_file(&gid, src.to_str().unwrap())
+        .await
+        .unwrap();
+    let f = m.file.unwrap();
+    let held = nodes[author]
+        .group_file(&gid, &f.id)
+        .await
+        .unwrap()
+        .unwrap();
+    std::fs::write(held.path.unwrap(), vec![b'b'; 200_000]).unwrap();
+    // The router fetched from the author, found the hash wrong and, with nobody else
+    // holding the file, gave it up.
+    let router = (0..3).find(|i| nodes[*i].group_routing(&gid)).unwrap();
+    let gave_up = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match events[router].recv().await {
+                Some(GroupUpdate::FileDone { file, path, .. }) if file == f.id => return path,
+                Some(_) => {}
+                None => panic!("the node stopped"),
+            }
+        }
+    })
+    .await
+    .expect("the router's transfer ended");
+    assert_eq!(gave_up, None, "an altered file is never shown");
+    let info = nodes[router]
+        .group_file(&gid, &f.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.state, crate::groups::files::GroupFileState::Refused);
+    assert_eq!(info.path, None);
+    // The other member got the altered bytes through the router (or nothing): never shown.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let other = (0..3).find(|i| *i != router && *i != author).unwrap();
+    let info = nodes[other].group_file(&gid, &f.id).await.unwrap().unwrap();
+    assert_ne!(info.state, crate::groups::files::GroupFileState::Done);
+    assert_eq!(info.path, None);
+    while let Ok(u) = events[other].try_recv() {
+        assert!(
+            !matches!(&u, GroupUpdate::FileDone { file, path: Some(_), .. } if *file == f.id),
+            "the altered file was shown: {u:?}"
+        );
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+}

@@ -67,6 +67,21 @@ pub struct GroupMessageView {
     pub text: String,
     /// Author's clock, Unix ms.
     pub sent_ms: u64,
+    /// The file a file message announces.
+    pub file: Option<GroupFileRef>,
+}
+
+/// The file a group message announces, as its signed manifest names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFileRef {
+    /// File ID (32 hex): pass to [`super::Node::group_file`].
+    pub id: String,
+    /// File name (no path).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Media type.
+    pub mime: String,
 }
 
 fn now_ms() -> u64 {
@@ -312,6 +327,17 @@ pub(crate) fn view(m: &SignedMessage) -> GroupMessageView {
             Body::File(_) => String::new(),
         },
         sent_ms: m.msg.sent_ms,
+        file: match &m.msg.body {
+            Body::File(b) => crate::chat::file::Manifest::parse(b)
+                .ok()
+                .map(|f| GroupFileRef {
+                    id: hex::encode(f.id),
+                    name: f.name,
+                    size: f.size,
+                    mime: f.mime,
+                }),
+            Body::Text(_) => None,
+        },
     }
 }
 

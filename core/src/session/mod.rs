@@ -43,6 +43,9 @@ pub const FEATURE_CALL_SPEAKERS: u64 = 1 << 4;
 /// Feature bit 5: several group messages in one frame (`groups::wire::MsgBatch`, tag 39;
 /// decision 0011).
 pub const FEATURE_GROUP_BATCH: u64 = 1 << 5;
+/// Feature bit 6: files in groups, pulled in chunks over group links (`groups::files`, tags
+/// 70–72; decision 0011).
+pub const FEATURE_GROUP_FILES: u64 = 1 << 6;
 /// Largest Noise message.
 pub const MAX_FRAME: usize = 65_535;
 /// Largest plaintext in one encrypted frame (a frame carries a 16-byte tag).
@@ -65,13 +68,14 @@ impl WireVersion {
     /// What this build speaks.
     pub const CURRENT: WireVersion = WireVersion {
         major: 1,
-        minor: 5,
+        minor: 6,
         features: FEATURE_GROUPS
             | FEATURE_CALLS
             | FEATURE_RPC
             | FEATURE_GROUP_CALLS
             | FEATURE_CALL_SPEAKERS
-            | FEATURE_GROUP_BATCH,
+            | FEATURE_GROUP_BATCH
+            | FEATURE_GROUP_FILES,
     };
 
     /// Builds from before wire versioning, whose handshake payload was the bare certificate.

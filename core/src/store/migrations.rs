@@ -191,6 +191,25 @@ const MIGRATIONS: &[&str] = &[
         message     TEXT    NOT NULL
     );
 ",
+    // Files in groups (decision 0011): each file a group message announced, with its verified
+    // manifest, how many chunks are on disk, and where the whole file is once verified.
+    "
+    CREATE TABLE group_files (
+        gid          TEXT    NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+        id           BLOB    NOT NULL CHECK (length(id) = 16),
+        author       TEXT    NOT NULL CHECK (length(author) = 64),
+        name         TEXT    NOT NULL,
+        size         INTEGER NOT NULL CHECK (size >= 0),
+        mime         TEXT    NOT NULL,
+        content_hash BLOB    NOT NULL CHECK (length(content_hash) = 32),
+        chunk_size   INTEGER NOT NULL CHECK (chunk_size > 0),
+        next_index   INTEGER NOT NULL DEFAULT 0,
+        state        TEXT    NOT NULL CHECK (state IN ('transferring', 'done', 'refused')),
+        path         TEXT    NULL,
+        updated_ms   INTEGER NOT NULL,
+        PRIMARY KEY (gid, id)
+    );
+",
 ];
 
 /// Schema version this build creates and understands.

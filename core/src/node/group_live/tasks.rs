@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{CMD_QUEUE, CallIo, Cmd, GroupUpdate, Live, run};
 use crate::chat::wire::ErrorCode;
 use crate::discovery::driver::NamespaceHandle;
+use crate::groups::files::is_file_tag;
 use crate::groups::store as gstore;
 use crate::groups::wire::MsgBatch;
 use crate::groups::{Engine, EngineConfig, GroupFrame, GroupId, MemHistory, namespace_prefix};
@@ -56,7 +57,8 @@ impl Inner {
         let log = log.ok_or(GroupError::UnknownGroup)?;
         let mut engine = Engine::new(EngineConfig::default(), this.identity.clone(), log, history);
         engine.set_acked(acked);
-        Inner::spawn_live(this, engine, namespace_prefix(&gid), false)
+        Inner::spawn_live(this, engine, namespace_prefix(&gid), false)?;
+        Inner::resume_group_files(this, gid).await
     }
 
     /// Runs `engine` in a new task with its namespace under `prefix` (nothing if the group
@@ -98,6 +100,7 @@ impl Inner {
             call: CallIo::new(gid, this.fingerprint),
             room,
             held: vec![],
+            published: None,
         };
         {
             let mut groups = lock(&this.groups);
@@ -113,7 +116,15 @@ impl Inner {
 
     /// A group frame arrived on `link`: decoded and queued for its group's task (dropped
     /// when the queue is full; the engines' anti-entropy repairs the loss).
-    pub(in crate::node) async fn on_group_frame(&self, link: &Arc<Link>, bytes: Vec<u8>) {
+    pub(in crate::node) async fn on_group_frame(
+        this: &Arc<Self>,
+        link: &Arc<Link>,
+        bytes: Vec<u8>,
+    ) {
+        if bytes.first().is_some_and(|t| is_file_tag(*t)) {
+            Inner::on_group_file_frame(this, link, &bytes).await;
+            return;
+        }
         if link.features & FEATURE_GROUPS == 0 {
             link.refuse(ErrorCode::NotAllowed, "groups were not negotiated")
                 .await;
@@ -136,7 +147,7 @@ impl Inner {
                 return;
             }
         };
-        let tx = lock(&self.groups).running.get(&group).cloned();
+        let tx = lock(&this.groups).running.get(&group).cloned();
         match tx {
             Some(tx) => {
                 if tx.try_send(cmd).is_err() {
@@ -160,6 +171,7 @@ impl Inner {
             let mut g = lock(&self.groups);
             g.subscribers = None;
             g.online.clear();
+            g.files = Default::default();
             g.running.drain().map(|(_, tx)| tx).collect()
         };
         for tx in running {

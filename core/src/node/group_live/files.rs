@@ -1,0 +1,788 @@
+//! Files in groups on a running node (decision 0011). The author copies the file into its
+//! profile and posts the signed manifest as a group message; every member that stores the
+//! message (live or backfilled) pulls the chunks over its group links, through the router: a
+//! member asks the router, the router asks the author (or, while the author is away, another
+//! member). A holder answers a `Want` from disk, and a router still receiving the file passes
+//! each chunk on as it arrives, so members need not wait for the whole file to reach it. The
+//! receiver writes the chunks in order to a `.part` file, records its progress every
+//! [`SYNC_EVERY`] chunks (a restart resumes there), and shows the file only once the
+//! whole-file BLAKE3 hash matches the manifest the author signed; a holder whose bytes do not
+//! match is not asked again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Cmd, GroupUpdate};
+use crate::chat::file::{CHUNK_SIZE, Manifest, clean_name};
+use crate::chat::wire::{ErrorCode, Frame, Id};
+use crate::groups::files::{self as gfiles, FileFrame, GroupFile, GroupFileState};
+use crate::groups::{GroupId, SignedMessage};
+use crate::identity::Fingerprint;
+use crate::node::files::{copy_hashing, io_err, mime_of};
+use crate::node::groups::GroupMessageView;
+use crate::node::link::Link;
+use crate::node::{Inner, Node, NodeError, lock, unix_ms};
+use crate::session::FEATURE_GROUP_FILES;
+
+/// Chunks asked for and not yet received, at most.
+const WINDOW: u64 = 32;
+/// Chunks per `Want`.
+const ASK: u64 = 16;
+/// A holder that sends nothing useful for this long is given up for another.
+const QUIET: Duration = Duration::from_secs(5);
+/// Chunks between syncs of the `.part` file and the recorded progress.
+const SYNC_EVERY: u64 = 64;
+/// Holders whose bytes failed the hash before the file is given up.
+const MAX_ATTEMPTS: u32 = 3;
+/// Longest wait between rounds of asking when no holder is reachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Members waiting for chunks a router has not received yet, per file.
+const MAX_WAITERS: usize = 64;
+/// Incoming frames queued per transfer.
+const QUEUE: usize = 2 * WINDOW as usize;
+
+/// The group files this node is receiving.
+#[derive(Default)]
+pub(in crate::node) struct Transfers {
+    running: HashMap<(GroupId, Id), Running>,
+}
+
+/// One file being received.
+struct Running {
+    manifest: Manifest,
+    /// Chunks before this index are written to the `.part` file.
+    written: u64,
+    /// Frames from holders, for the transfer's task.
+    tx: mpsc::Sender<Incoming>,
+    /// Members that asked for chunks we have not received yet (router side).
+    waiters: Vec<Waiter>,
+}
+
+/// A member waiting for chunks `next .. end`.
+struct Waiter {
+    peer: Fingerprint,
+    next: u64,
+    end: u64,
+}
+
+/// What a holder sent for a transfer.
+enum Incoming {
+    Chunk {
+        from: Fingerprint,
+        index: u64,
+        data: Vec<u8>,
+    },
+    Lack(Fingerprint),
+}
+
+fn group_dir(files_dir: &Path, gid: &GroupId) -> PathBuf {
+    files_dir.join("groups").join(gid.to_hex())
+}
+
+fn part_path(files_dir: &Path, gid: &GroupId, id: &Id) -> PathBuf {
+    group_dir(files_dir, gid).join(format!("{}.part", hex::encode(id)))
+}
+
+/// Where a whole file lives: `groups/<gid>/<id>/<name>` (the id keeps equal names apart).
+fn final_path(files_dir: &Path, gid: &GroupId, m: &Manifest) -> PathBuf {
+    group_dir(files_dir, gid)
+        .join(hex::encode(m.id))
+        .join(&m.name)
+}
+
+/// The length chunk `index` of `m` must have.
+fn chunk_len(m: &Manifest, index: u64) -> usize {
+    let size = u64::from(m.chunk_size);
+    m.size.saturating_sub(index * size).min(size) as usize
+}
+
+fn parse_file_id(s: &str) -> Result<Id, NodeError> {
+    hex::decode(s.trim())
+        .ok()
+        .and_then(|b| Id::try_from(b.as_slice()).ok())
+        .ok_or_else(|| NodeError::InvalidInput(format!("not a file id: {s:?}")))
+}
+
+/// Reads chunks `from .. end` of `m` from `path`.
+fn read_chunks(path: &Path, m: &Manifest, from: u64, end: u64) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(from * u64::from(m.chunk_size)))?;
+    (from..end)
+        .map(|i| {
+            let mut buf = vec![0; chunk_len(m, i)];
+            f.read_exact(&mut buf).map(|()| buf)
+        })
+        .collect()
+}
+
+/// A `.part` file being written.
+struct Part {
+    file: File,
+    next: u64,
+    hasher: Box<blake3::Hasher>,
+}
+
+impl Part {
+    /// Opens the `.part` file at `path` to continue after chunk `next` (cut there, and its
+    /// prefix hashed again); from the start if it is shorter.
+    fn open(path: &Path, m: &Manifest, next: u64) -> std::io::Result<Part> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let keep = (next * u64::from(m.chunk_size)).min(m.size);
+        let (next, keep) = if file.metadata()?.len() >= keep {
+            (next, keep)
+        } else {
+            (0, 0)
+        };
+        file.set_len(keep)?;
+        let mut hasher = Box::new(blake3::Hasher::new());
+        if keep > 0 {
+            hasher.update_reader(File::open(path)?.take(keep))?;
+        }
+        let mut part = Part { file, next, hasher };
+        part.file.seek(SeekFrom::Start(keep))?;
+        Ok(part)
+    }
+
+    fn write(&mut self, chunks: &[Vec<u8>]) -> std::io::Result<()> {
+        for c in chunks {
+            self.file.write_all(c)?;
+            self.hasher.update(c);
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.next = 0;
+        *self.hasher = blake3::Hasher::new();
+        Ok(())
+    }
+}
+
+/// Runs `f` with `part` on the blocking pool and hands it back.
+async fn on_part<T: Send + 'static>(
+    mut part: Part,
+    f: impl FnOnce(&mut Part) -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<(Part, T)> {
+    tokio::task::spawn_blocking(move || f(&mut part).map(|t| (part, t)))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+impl Node {
+    /// Shares the file at `path` in group `gid`: copied into the profile, announced by a
+    /// signed message (returned once stored), then pulled by every member through the router.
+    /// Meeting rooms share no files (they keep nothing).
+    pub async fn group_send_file(
+        &self,
+        gid: &GroupId,
+        path: &str,
+    ) -> Result<GroupMessageView, NodeError> {
+        if lock(&self.inner.groups).room == Some(*gid) {
+            return Err(NodeError::NotAllowed(
+                "files are not shared in meeting rooms".into(),
+            ));
+        }
+        let tx = self.inner.group_tx(gid)?;
+        let id: Id = rand::random();
+        let src = PathBuf::from(path);
+        let name = clean_name(&src.file_name().unwrap_or_default().to_string_lossy());
+        let mut manifest = Manifest {
+            id,
+            mime: mime_of(&name).into(),
+            name,
+            size: 0,
+            hash: [0; 32],
+            chunk_size: CHUNK_SIZE,
+        };
+        let dst = final_path(&self.inner.files_dir, gid, &manifest);
+        let d = dst.clone();
+        let (size, hash) = tokio::task::spawn_blocking(move || copy_hashing(&src, &d))
+            .await
+            .map_err(|e| NodeError::Store(crate::store::StoreError::Task(e)))?
+            .map_err(io_err)?;
+        (manifest.size, manifest.hash) = (size, hash);
+        let body = manifest.sign(&self.inner.identity);
+        let (g, me, m, p) = (
+            *gid,
+            self.inner.fingerprint,
+            manifest.clone(),
+            dst.to_string_lossy().into_owned(),
+        );
+        let recorded = self
+            .inner
+            .db(move |c| gfiles::add(c, &g, &me, &m, GroupFileState::Done, Some(&p), unix_ms()))
+            .await;
+        let sent = match recorded {
+            Ok(_) => {
+                let (reply, rx) = oneshot::channel();
+                match tx.send(Cmd::SendFile(body, reply)).await {
+                    Ok(()) => rx.await.unwrap_or(Err(NodeError::Stopped)),
+                    Err(_) => Err(NodeError::Stopped),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if sent.is_err() {
+            let g = *gid;
+            let _ = self.inner.db(move |c| gfiles::remove(c, &g, &id)).await;
+            let _ = fs::remove_dir_all(dst.parent().unwrap_or(&dst));
+        }
+        sent
+    }
+
+    /// Where a group file stands here (`file` as [`GroupFileRef::id`] gives it), or `None`
+    /// if no message announced it to us.
+    ///
+    /// [`GroupFileRef::id`]: crate::node::groups::GroupFileRef::id
+    pub async fn group_file(
+        &self,
+        gid: &GroupId,
+        file: &str,
+    ) -> Result<Option<GroupFile>, NodeError> {
+        let (g, id) = (*gid, parse_file_id(file)?);
+        self.inner.db(move |c| gfiles::get(c, &g, &id)).await
+    }
+}
+
+impl Inner {
+    /// A file message of someone else's was stored in `gid`: record the file and fetch it
+    /// (unless it is over our size limit, or known already).
+    pub(super) fn group_file_seen(this: &Arc<Inner>, gid: GroupId, m: &SignedMessage) {
+        let crate::groups::Body::File(body) = &m.msg.body else {
+            return;
+        };
+        let author = m.author_fp();
+        let manifest = VerifyingKey::from_bytes(&m.msg.author).ok().and_then(|k| {
+            let id = Manifest::parse(body).ok()?.id;
+            Manifest::verify(body, &k, &id).ok()
+        });
+        let Some(manifest) = manifest else {
+            tracing::info!(group = %gid, %author, "a group file with a bad manifest; ignored");
+            return;
+        };
+        let state = if manifest.size > this.max_file() {
+            GroupFileState::Refused
+        } else {
+            GroupFileState::Transferring
+        };
+        let weak = Arc::downgrade(this);
+        let task = tokio::spawn(async move {
+            let Some(inner) = weak.upgrade() else { return };
+            let m = manifest.clone();
+            let added = inner
+                .db(move |c| gfiles::add(c, &gid, &author, &m, state, None, unix_ms()))
+                .await;
+            match added {
+                Ok(true) if state == GroupFileState::Transferring => {
+                    Inner::fetch_group_file(&inner, gid, author, manifest, 0);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(group = %gid, error = %e, "could not record a group file"),
+            }
+        });
+        this.track([task.abort_handle()]);
+    }
+
+    /// Resumes the unfinished files of `gid` (when its task starts).
+    pub(super) async fn resume_group_files(
+        this: &Arc<Inner>,
+        gid: GroupId,
+    ) -> Result<(), NodeError> {
+        let files = this
+            .db(move |c| {
+                let ids = gfiles::unfinished(c, &gid)?;
+                let mut out = vec![];
+                for id in ids {
+                    out.extend(gfiles::get(c, &gid, &id)?);
+                }
+                Ok::<_, NodeError>(out)
+            })
+            .await?;
+        for f in files {
+            Inner::fetch_group_file(this, gid, f.author, f.manifest, f.next_index);
+        }
+        Ok(())
+    }
+
+    /// Starts receiving `m` from chunk `next` (nothing if it is being received already).
+    fn fetch_group_file(
+        this: &Arc<Inner>,
+        gid: GroupId,
+        author: Fingerprint,
+        m: Manifest,
+        next: u64,
+    ) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        {
+            let mut g = lock(&this.groups);
+            if g.subscribers.is_none() || g.files.running.contains_key(&(gid, m.id)) {
+                return;
+            }
+            g.files.running.insert(
+                (gid, m.id),
+                Running {
+                    manifest: m.clone(),
+                    written: next,
+                    tx,
+                    waiters: vec![],
+                },
+            );
+        }
+        let fetch = Fetch {
+            inner: Arc::downgrade(this),
+            gid,
+            author,
+            manifest: m,
+            failed: vec![],
+        };
+        let task = tokio::spawn(fetch.run(rx, next));
+        this.track([task.abort_handle()]);
+    }
+
+    /// A group file frame from `link`: answered from what we hold, or passed to the transfer
+    /// it belongs to. Only current members of the group get anything.
+    pub(super) async fn on_group_file_frame(this: &Arc<Inner>, link: &Arc<Link>, bytes: &[u8]) {
+        if link.features & FEATURE_GROUP_FILES == 0 {
+            link.refuse(ErrorCode::NotAllowed, "group files were not negotiated")
+                .await;
+            return;
+        }
+        let frame = match FileFrame::decode(bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                link.refuse(ErrorCode::Malformed, &e.to_string()).await;
+                return;
+            }
+        };
+        let group = frame.group();
+        let member = lock(&this.groups)
+            .members_of
+            .get(&group)
+            .is_some_and(|m| m.contains(&link.fp));
+        if !member {
+            link.refuse(ErrorCode::NotAllowed, "not a member of that group")
+                .await;
+            return;
+        }
+        match frame {
+            FileFrame::Want {
+                file, from, count, ..
+            } => {
+                this.serve_group_file(link, group, file, from, u64::from(count))
+                    .await
+            }
+            FileFrame::Chunk {
+                file, index, data, ..
+            } => this.pass_on(
+                group,
+                file,
+                Incoming::Chunk {
+                    from: link.fp,
+                    index,
+                    data,
+                },
+            ),
+            FileFrame::Lack { file, .. } => this.pass_on(group, file, Incoming::Lack(link.fp)),
+        }
+    }
+
+    fn pass_on(&self, group: GroupId, file: Id, what: Incoming) {
+        let tx = lock(&self.groups)
+            .files
+            .running
+            .get(&(group, file))
+            .map(|r| r.tx.clone());
+        if let Some(tx) = tx {
+            // Full: the transfer asks again for what it lacks.
+            let _ = tx.try_send(what);
+        }
+    }
+
+    /// Answers a `Want` on the asker's own link (so a member asking too fast slows only itself):
+    /// the chunks we hold, and for a file we are still receiving, the rest as they arrive.
+    async fn serve_group_file(&self, link: &Link, group: GroupId, file: Id, from: u64, count: u64) {
+        let key = (group, file);
+        let receiving = {
+            let mut g = lock(&self.groups);
+            g.files.running.get_mut(&key).map(|r| {
+                let end = (from + count).min(r.manifest.chunks());
+                if end > r.written && r.waiters.len() < MAX_WAITERS {
+                    r.waiters.retain(|w| w.peer != link.fp);
+                    r.waiters.push(Waiter {
+                        peer: link.fp,
+                        next: from.max(r.written),
+                        end,
+                    });
+                }
+                (r.manifest.clone(), end.min(r.written))
+            })
+        };
+        let (path, m, end) = match receiving {
+            Some((m, end)) => (part_path(&self.files_dir, &group, &file), m, end),
+            None => {
+                let held = self
+                    .db(move |c| gfiles::get(c, &group, &file))
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|f| f.state == GroupFileState::Done)
+                    .and_then(|f| f.path.map(|p| (PathBuf::from(p), f.manifest)));
+                let Some((path, m)) = held else {
+                    let _ = link
+                        .send(&Frame::Group(FileFrame::Lack { group, file }.encode()))
+                        .await;
+                    return;
+                };
+                let end = (from + count).min(m.chunks());
+                (path, m, end)
+            }
+        };
+        if from >= end {
+            return;
+        }
+        let mm = m.clone();
+        let chunks = tokio::task::spawn_blocking(move || read_chunks(&path, &mm, from, end)).await;
+        let Ok(Ok(chunks)) = chunks else {
+            tracing::warn!(%group, file = %hex::encode(file), "could not read a group file");
+            let _ = link
+                .send(&Frame::Group(FileFrame::Lack { group, file }.encode()))
+                .await;
+            return;
+        };
+        for (i, data) in (from..).zip(chunks) {
+            let f = FileFrame::Chunk {
+                group,
+                file,
+                index: i,
+                data,
+            };
+            if link.send(&Frame::Group(f.encode())).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Records that chunks up to `written` are on disk and sends the members waiting for
+    /// them the ones of `batch` (chunks `first ..`).
+    async fn hand_on(&self, key: (GroupId, Id), first: u64, batch: &[Vec<u8>]) {
+        let written = first + batch.len() as u64;
+        let mut sends: Vec<(Fingerprint, u64, u64)> = vec![];
+        {
+            let mut g = lock(&self.groups);
+            let Some(r) = g.files.running.get_mut(&key) else {
+                return;
+            };
+            r.written = written;
+            r.waiters.retain_mut(|w| {
+                if w.next >= first && w.next < written {
+                    let upto = w.end.min(written);
+                    sends.push((w.peer, w.next, upto));
+                    w.next = upto;
+                }
+                w.next < w.end
+            });
+        }
+        for (peer, a, b) in sends {
+            let Some(link) = self.link(&peer) else {
+                continue;
+            };
+            for i in a..b {
+                let f = FileFrame::Chunk {
+                    group: key.0,
+                    file: key.1,
+                    index: i,
+                    data: batch[(i - first) as usize].clone(),
+                };
+                if link.send(&Frame::Group(f.encode())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Who to ask for a file: a member asks its router; the router asks the author first,
+    /// then any other member it is linked to. Holders in `failed` are skipped.
+    fn holder(
+        &self,
+        gid: &GroupId,
+        author: &Fingerprint,
+        failed: &[Fingerprint],
+    ) -> Option<(Fingerprint, Arc<Link>)> {
+        let candidates: Vec<Fingerprint> = {
+            let g = lock(&self.groups);
+            if g.routing.contains(gid) {
+                std::iter::once(*author)
+                    .chain(g.members_of.get(gid).into_iter().flatten().copied())
+                    .filter(|fp| *fp != self.fingerprint)
+                    .collect()
+            } else {
+                g.router_of.get(gid).copied().into_iter().collect()
+            }
+        };
+        candidates
+            .into_iter()
+            .filter(|fp| !failed.contains(fp))
+            .find_map(|fp| {
+                self.link(&fp)
+                    .filter(|l| l.features & FEATURE_GROUP_FILES != 0)
+                    .map(|l| (fp, l))
+            })
+    }
+}
+
+/// One file being fetched.
+struct Fetch {
+    inner: Weak<Inner>,
+    gid: GroupId,
+    author: Fingerprint,
+    manifest: Manifest,
+    /// Holders not to ask again (silent, lacking, or whose bytes failed the hash).
+    failed: Vec<Fingerprint>,
+}
+
+/// Where a fetch stands between holders' frames.
+struct Progress {
+    part: Part,
+    /// Chunks asked for up to here.
+    asked: u64,
+    /// Chunks that came ahead of `part.next`.
+    ahead: BTreeMap<u64, Vec<u8>>,
+    synced: u64,
+    attempts: u32,
+}
+
+impl Fetch {
+    async fn run(mut self, mut rx: mpsc::Receiver<Incoming>, next: u64) {
+        let key = (self.gid, self.manifest.id);
+        let outcome = self.fetch(&mut rx, next).await;
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        lock(&inner.groups).files.running.remove(&key);
+        let path = match outcome {
+            Ok(path) => path,
+            Err(e) => {
+                // The node is stopping, or the disk failed: resumed on the next start.
+                tracing::debug!(group = %self.gid, error = %e, "group file transfer stopped");
+                return;
+            }
+        };
+        let (gid, id, p) = (self.gid, self.manifest.id, path.clone());
+        let stored = inner
+            .db(move |c| gfiles::finish(c, &gid, &id, p.as_deref(), unix_ms()))
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(group = %self.gid, error = %e, "could not record a group file");
+        }
+        inner.emit_group(GroupUpdate::FileDone {
+            group: self.gid,
+            file: hex::encode(id),
+            path,
+        });
+    }
+
+    /// Fetches the file: `Ok(Some(path))` once verified in place, `Ok(None)` when given up
+    /// (no holder's bytes matched), `Err` when stopped.
+    async fn fetch(
+        &mut self,
+        rx: &mut mpsc::Receiver<Incoming>,
+        next: u64,
+    ) -> std::io::Result<Option<String>> {
+        let files_dir = match self.inner.upgrade() {
+            Some(i) => i.files_dir.clone(),
+            None => return Err(std::io::Error::other("stopped")),
+        };
+        let (m, gid) = (self.manifest.clone(), self.gid);
+        let part_file = part_path(&files_dir, &gid, &m.id);
+        let (pf, mm) = (part_file.clone(), m.clone());
+        let part = tokio::task::spawn_blocking(move || Part::open(&pf, &mm, next))
+            .await
+            .map_err(std::io::Error::other)??;
+        let mut p = Progress {
+            asked: part.next,
+            synced: part.next,
+            part,
+            ahead: BTreeMap::new(),
+            attempts: 0,
+        };
+        let total = m.chunks();
+        let mut source: Option<(Fingerprint, Arc<Link>)> = None;
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            if p.part.next == total {
+                let (part, ok) = on_part(p.part, {
+                    let hash = m.hash;
+                    move |part| {
+                        part.file.sync_all()?;
+                        Ok(*part.hasher.finalize().as_bytes() == hash)
+                    }
+                })
+                .await?;
+                p.part = part;
+                if ok {
+                    let dst = final_path(&files_dir, &gid, &m);
+                    let (pf, d) = (part_file.clone(), dst.clone());
+                    tokio::task::spawn_blocking(move || {
+                        fs::create_dir_all(d.parent().unwrap_or(&d))?;
+                        fs::rename(&pf, &d)
+                    })
+                    .await
+                    .map_err(std::io::Error::other)??;
+                    return Ok(Some(dst.to_string_lossy().into_owned()));
+                }
+                // Someone altered the bytes: not that holder again; from the start.
+                p.attempts += 1;
+                tracing::info!(group = %gid, file = %hex::encode(m.id), holder = ?source.as_ref().map(|s| s.0),
+                    "a group file failed its hash");
+                if let Some((fp, _)) = source.take() {
+                    self.failed.push(fp);
+                }
+                if p.attempts >= MAX_ATTEMPTS {
+                    let pf = part_file.clone();
+                    let _ = tokio::task::spawn_blocking(move || fs::remove_file(pf)).await;
+                    return Ok(None);
+                }
+                p.part = on_part(p.part, Part::restart).await?.0;
+                (p.asked, p.synced) = (0, 0);
+                p.ahead.clear();
+                self.clear_waiters();
+                continue;
+            }
+            let Some(inner) = self.inner.upgrade() else {
+                return Err(std::io::Error::other("stopped"));
+            };
+            if source.as_ref().is_none_or(|(_, l)| l.is_closed()) {
+                source = inner.holder(&gid, &self.author, &self.failed);
+                p.asked = p.part.next;
+                p.ahead.clear();
+                if source.is_none() {
+                    drop(inner);
+                    // Nobody to ask: everyone may be asked again after a pause.
+                    self.failed.clear();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            }
+            let (holder, link) = source.clone().expect("a holder");
+            drop(inner);
+            while p.asked < total && p.asked - p.part.next < WINDOW {
+                let count = ASK.min(total - p.asked);
+                let want = FileFrame::Want {
+                    group: gid,
+                    file: m.id,
+                    from: p.asked,
+                    count: count as u16,
+                };
+                let _ = link.send(&Frame::Group(want.encode())).await;
+                p.asked += count;
+            }
+            let got = match tokio::time::timeout(QUIET, rx.recv()).await {
+                Err(_) => {
+                    tracing::debug!(group = %gid, %holder, "a group file holder went quiet");
+                    self.failed.push(holder);
+                    source = None;
+                    continue;
+                }
+                Ok(None) => return Err(std::io::Error::other("stopped")),
+                Ok(Some(got)) => got,
+            };
+            match got {
+                Incoming::Lack(from) if from == holder => {
+                    self.failed.push(holder);
+                    source = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Incoming::Chunk { from, index, data } if from == holder => {
+                    if data.len() != chunk_len(&m, index) || index >= p.asked {
+                        tracing::info!(group = %gid, %holder, "a group file holder sent a wrong chunk");
+                        self.failed.push(holder);
+                        source = None;
+                        continue;
+                    }
+                    if index >= p.part.next {
+                        p.ahead.insert(index, data);
+                    }
+                    // Whatever else is queued, then write what is in order.
+                    while let Ok(Incoming::Chunk { from, index, data }) = rx.try_recv() {
+                        if from == holder
+                            && index >= p.part.next
+                            && index < p.asked
+                            && data.len() == chunk_len(&m, index)
+                        {
+                            p.ahead.insert(index, data);
+                        }
+                    }
+                    let first = p.part.next;
+                    let mut batch = vec![];
+                    while let Some(d) = p.ahead.remove(&(first + batch.len() as u64)) {
+                        batch.push(d);
+                    }
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    backoff = Duration::from_millis(500);
+                    let sync = first + batch.len() as u64 >= p.synced + SYNC_EVERY
+                        || first + batch.len() as u64 == total;
+                    let (part, batch) = on_part(p.part, move |part| {
+                        part.write(&batch)?;
+                        if sync {
+                            part.file.sync_data()?;
+                        }
+                        Ok(batch)
+                    })
+                    .await?;
+                    p.part = part;
+                    if let Some(inner) = self.inner.upgrade() {
+                        inner.hand_on((gid, m.id), first, &batch).await;
+                        if sync {
+                            p.synced = p.part.next;
+                            let (id, n) = (m.id, p.part.next);
+                            let _ = inner
+                                .db(move |c| gfiles::set_progress(c, &gid, &id, n, unix_ms()))
+                                .await;
+                            inner.emit_group(GroupUpdate::FileProgress {
+                                group: gid,
+                                file: hex::encode(m.id),
+                                received: (n * u64::from(m.chunk_size)).min(m.size),
+                                size: m.size,
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn clear_waiters(&self) {
+        if let Some(inner) = self.inner.upgrade()
+            && let Some(r) = lock(&inner.groups)
+                .files
+                .running
+                .get_mut(&(self.gid, self.manifest.id))
+        {
+            r.waiters.clear();
+            r.written = 0;
+        }
+    }
+}
