@@ -786,3 +786,64 @@ impl Fetch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(data: &[u8], chunk_size: u32) -> Manifest {
+        Manifest {
+            id: [1; 16],
+            name: "f.bin".into(),
+            size: data.len() as u64,
+            mime: "application/octet-stream".into(),
+            hash: *blake3::hash(data).as_bytes(),
+            chunk_size,
+        }
+    }
+
+    fn chunks(data: &[u8], m: &Manifest) -> Vec<Vec<u8>> {
+        data.chunks(m.chunk_size as usize)
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    #[test]
+    fn a_part_file_resumes_after_its_recorded_chunks_and_hashes_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.part");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let m = manifest(&data, 16 * 1024);
+        let all = chunks(&data, &m);
+        assert_eq!(all.len() as u64, m.chunks());
+        assert_eq!(chunk_len(&m, 6), 100_000 - 6 * 16 * 1024);
+        // Four chunks written, but only two recorded before a crash.
+        let mut p = Part::open(&path, &m, 0).unwrap();
+        p.write(&all[..4]).unwrap();
+        drop(p);
+        let mut p = Part::open(&path, &m, 2).unwrap();
+        assert_eq!(p.next, 2);
+        assert_eq!(fs::metadata(&path).unwrap().len(), 2 * 16 * 1024);
+        p.write(&all[2..]).unwrap();
+        assert_eq!(p.hasher.finalize().as_bytes(), &m.hash);
+        assert_eq!(fs::read(&path).unwrap(), data);
+        // The chunks read back for a member are the ones written.
+        assert_eq!(read_chunks(&path, &m, 3, 7).unwrap(), all[3..7].to_vec());
+        // A part shorter than its record (a lost write) starts again from the beginning.
+        fs::write(&path, &data[..1000]).unwrap();
+        let mut p = Part::open(&path, &m, 5).unwrap();
+        assert_eq!(p.next, 0);
+        p.write(&all).unwrap();
+        assert_eq!(p.hasher.finalize().as_bytes(), &m.hash);
+        // Starting over empties it.
+        p.restart().unwrap();
+        assert_eq!((p.next, fs::metadata(&path).unwrap().len()), (0, 0));
+    }
+
+    #[test]
+    fn file_ids_are_32_hex() {
+        assert_eq!(parse_file_id(&"ab".repeat(16)).unwrap(), [0xab; 16]);
+        assert!(parse_file_id("abc").is_err());
+        assert!(parse_file_id(&"zz".repeat(16)).is_err());
+    }
+}
