@@ -241,6 +241,7 @@ mod tests {
                 "contacts",
                 "conversations",
                 "files",
+                "group_files",
                 "group_log",
                 "group_messages",
                 "groups",
