@@ -301,7 +301,10 @@ async fn group_chat_survives_router_kills_and_refuses_outsiders() {
         if i != 1 {
             let (_, path) = m.seen.lock().unwrap().files[0].clone();
             assert!(path.ends_with("slides.pdf"), "{path}");
-            assert!(std::fs::read(&path).unwrap() == data, "member {i}'s copy differs");
+            assert!(
+                std::fs::read(&path).unwrap() == data,
+                "member {i}'s copy differs"
+            );
         }
     }
 
