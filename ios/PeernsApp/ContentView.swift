@@ -45,17 +45,18 @@ struct ContentView: View {
         switch route {
         case .contacts: ContactsScreen(node: model, model: ContactsModel(node: node), groups: GroupsModel(node: node))
         case let .chat(conversation): ChatScreen(node: model, model: ChatModel(node: node, conversation: conversation))
-        case .nearby: NearbyScreen(node: model, nearby: NearbyModel(node: node))
+        case .nearby: NearbyScreen(node: model, nearby: NearbyModel(node: node, powerSaver: model.powerSaver))
         case .meetingRoom: MeetingRoomScreen(node: model, model: MeetingRoomModel(node: node))
         case .settings: SettingsScreen(model: SettingsModel(node: node), node: model)
         case .groups: GroupsScreen(node: model, model: GroupsModel(node: node))
         case let .group(gid):
             GroupChatScreen(node: model, model: GroupChatModel(node: node, group: gid), invites: GroupsModel(node: node))
-        case let .groupCall(gid): GroupCallScreen(node: model, model: GroupCallModel(node: node, group: gid))
-        case .call: CallScreen(node: model, model: CallModel(node: node, callKit: model.callKit))
-        case let .dial(fingerprint): CallScreen(node: model, model: CallModel(node: node, callKit: model.callKit), dial: fingerprint)
+        case let .groupCall(gid): GroupCallScreen(node: model, model: GroupCallModel(node: node, group: gid, powerSaver: model.powerSaver))
+        case .call: CallScreen(node: model, model: CallModel(node: node, callKit: model.callKit, powerSaver: model.powerSaver))
+        case let .dial(fingerprint):
+            CallScreen(node: model, model: CallModel(node: node, callKit: model.callKit, powerSaver: model.powerSaver), dial: fingerprint)
         case .monitor: MonitorScreen(node: model, model: MonitorModel(node: node))
-        case .backup: BackupScreen(model: BackupModel(node: node))
+        case .backup: BackupScreen(node: model, model: BackupModel(node: node, powerSaver: model.powerSaver))
         }
     }
 }

@@ -6,6 +6,13 @@ import PeernsKit
 // model of the Android app (android/app/src/main/kotlin/org/peerns/app/model), which is tested
 // on the JVM against the real library; keep the two in step.
 
+/// What the screens say while Low Power Mode is on (`BatterySaver` of the Android app).
+enum LowPowerNotice {
+    static let nearby = "Low Power Mode: your position is updated about once a minute and less precisely, and this list less often."
+    static let call = "Low Power Mode: calls start with your camera off (audio only); you can still turn it on."
+    static let backup = "Low Power Mode: a backup you start waits until it is off (or Start now); a running one goes on."
+}
+
 /// Groups: list, create, invite by fingerprint, join by link, joined by a contact's invite
 /// (`GroupsViewModel`).
 @MainActor
@@ -301,6 +308,8 @@ final class MeetingRoomModel: ObservableObject {
 }
 
 /// A 1:1 call: ring, answer, decline, mute, camera, hang up, from call events (`CallViewModel`).
+/// In Low Power Mode a call we place or answer with video starts with the camera off (the call
+/// keeps its video, so `setCameraOff(false)` turns it on).
 @MainActor
 final class CallModel: ObservableObject {
     static let noMedia = CallMediaState(muted: false, cameraOff: false, screen: false, backCamera: false)
@@ -310,6 +319,8 @@ final class CallModel: ObservableObject {
     @Published private(set) var status = ""
     @Published private(set) var reason: String?
     @Published private(set) var offeredVideo = false
+    /// Our side carries video: its camera may be on, now or later (it may start off, see `local`).
+    @Published private(set) var sendsVideo = false
     @Published private(set) var local = CallModel.noMedia
     @Published private(set) var remote = CallModel.noMedia
     @Published private(set) var mediaUp = false
@@ -317,11 +328,15 @@ final class CallModel: ObservableObject {
     private let node: PeernsNode
     /// Places calls through CallKit when given (the app); `node.startCall` otherwise.
     private let callKit: CallKitController?
+    private let powerSaver: PowerSaver?
 
-    init(node: PeernsNode, callKit: CallKitController? = nil) {
+    init(node: PeernsNode, callKit: CallKitController? = nil, powerSaver: PowerSaver? = nil) {
         self.node = node
         self.callKit = callKit
+        self.powerSaver = powerSaver
     }
+
+    private var lowPower: Bool { powerSaver?.isOn == true }
 
     var ringingHere: Bool { call != nil && !outgoing && status == "ringing" }
 
@@ -336,6 +351,7 @@ final class CallModel: ObservableObject {
             status = active.status.state
             reason = active.status.reason
             offeredVideo = active.callerKinds.video
+            sendsVideo = (active.outgoing ? active.callerKinds : active.calleeKinds).video
             local = active.localMedia
             remote = active.remoteMedia
         }
@@ -364,12 +380,25 @@ final class CallModel: ObservableObject {
             }
             name = shown
             offeredVideo = video
+            sendsVideo = video
+            // Low Power Mode: the camera starts off; the peer is told.
+            if video && lowPower {
+                try node.setCameraOff(call: id, off: true)
+                local.cameraOff = true
+            }
         }
     }
 
     func accept(video: Bool) async {
-        if await withCall({ try self.node.acceptCall(call: $0, kinds: CallKinds(audio: true, video: video, screen: false)) }) {
-            local.cameraOff = !video
+        let cameraOff = !video || lowPower
+        let answered = await withCall { call in
+            try self.node.acceptCall(call: call, kinds: CallKinds(audio: true, video: video, screen: false))
+            // Low Power Mode: the call has video but the camera starts off.
+            if video && cameraOff { try self.node.setCameraOff(call: call, off: true) }
+        }
+        if answered {
+            local.cameraOff = cameraOff
+            sendsVideo = video
         }
     }
 
@@ -394,6 +423,7 @@ final class CallModel: ObservableObject {
             status = "ringing"
             reason = nil
             offeredVideo = kinds.video
+            sendsVideo = false
             local = Self.noMedia
             remote = Self.noMedia
             mediaUp = false
@@ -408,6 +438,7 @@ final class CallModel: ObservableObject {
             outgoing = true
             status = s.state
             reason = s.reason
+            sendsVideo = false
             local = Self.noMedia
             remote = Self.noMedia
             mediaUp = false
@@ -438,7 +469,8 @@ final class CallModel: ObservableObject {
 
 /// Our part in a group's call: roster, phase and who speaks from group events, frames counted
 /// per sender (`GroupCallViewModel`). The encoders are not wired in yet, so nothing calls `send`
-/// (the Kotlin model's `FrameOut`) and no frame is pushed.
+/// (the Kotlin model's `FrameOut`) and no frame is pushed. In Low Power Mode joining with video
+/// starts with the camera off (`setCameraOff(false)` turns it on).
 @MainActor
 final class GroupCallModel: ObservableObject {
     @Published private(set) var phase: GroupCallPhase = .out
@@ -452,11 +484,13 @@ final class GroupCallModel: ObservableObject {
     @Published private(set) var error: String?
     let group: String
     private let node: PeernsNode
+    private let powerSaver: PowerSaver?
     private var call: GroupCall?
 
-    init(node: PeernsNode, group: String) {
+    init(node: PeernsNode, group: String, powerSaver: PowerSaver? = nil) {
         self.node = node
         self.group = group
+        self.powerSaver = powerSaver
     }
 
     func refresh() async {
@@ -470,7 +504,7 @@ final class GroupCallModel: ObservableObject {
             call = try await node.groupCallJoin(
                 group: group, kinds: CallKinds(audio: true, video: video, screen: false), frames: listener, encoder: listener
             )
-            cameraOff = !video
+            cameraOff = !video || powerSaver?.isOn == true
             try await announce()
         }
     }
@@ -624,19 +658,31 @@ final class MonitorModel: ObservableObject {
     }
 }
 
-/// Backup of chosen folders into another device, with progress (`BackupViewModel`).
+/// Backup of chosen folders into another device, with progress (`BackupViewModel`). A backup
+/// started in Low Power Mode waits until it is off (or `startNow`); one already running goes on.
 @MainActor
 final class BackupModel: ObservableObject {
     static let into = "/incoming"
     @Published private(set) var contacts: [Contact] = []
     @Published private(set) var folders: [URL] = []
     @Published private(set) var running = false
+    /// The backup waits for Low Power Mode to go off (`startNow` starts it anyway).
+    @Published private(set) var waitingForLowPower = false
     @Published private(set) var progress: RpcBackupProgress?
     @Published private(set) var summary: RpcBackupSummary?
     @Published private(set) var error: String?
+    /// The user wants the waiting backup to start despite Low Power Mode.
+    @Published private var overridden = false
     private let node: PeernsNode
+    private let powerSaver: PowerSaver?
 
-    init(node: PeernsNode) { self.node = node }
+    init(node: PeernsNode, powerSaver: PowerSaver? = nil) {
+        self.node = node
+        self.powerSaver = powerSaver
+    }
+
+    /// Starts the backup that waits for Low Power Mode now.
+    func startNow() { overridden = true }
 
     func refresh() async {
         await guarded { contacts = try await node.contacts().sorted { $0.name.lowercased() < $1.name.lowercased() } }
@@ -654,11 +700,20 @@ final class BackupModel: ObservableObject {
         running = true
         progress = nil
         summary = nil
-        let opened = folders.filter { $0.startAccessingSecurityScopedResource() }
+        overridden = false
         defer {
-            opened.forEach { $0.stopAccessingSecurityScopedResource() }
             running = false
+            waitingForLowPower = false
         }
+        if let powerSaver, powerSaver.isOn {
+            waitingForLowPower = true
+            for await (on, now) in powerSaver.$isOn.combineLatest($overridden).values where !on || now { break }
+            waitingForLowPower = false
+            // The screen went away meanwhile: nothing was started.
+            if Task.isCancelled { return }
+        }
+        let opened = folders.filter { $0.startAccessingSecurityScopedResource() }
+        defer { opened.forEach { $0.stopAccessingSecurityScopedResource() } }
         await guarded {
             summary = try await node.rpcBackup(
                 fingerprint: fingerprint, paths: folders.map(\.path), into: Self.into, listener: ProgressListener(self)

@@ -186,6 +186,7 @@ struct GroupCallScreen: View {
                 }
                 .buttonStyle(.bordered)
                 if let error = model.error { Text(error).foregroundStyle(.red) }
+                if node.lowPower { Text(LowPowerNotice.call).font(.caption).italic() }
             }
             Section("In the call") {
                 ForEach(model.participants, id: \.fingerprint) { p in
@@ -240,6 +241,7 @@ struct CallScreen: View {
             if model.remote.muted { Text("\(model.name) is muted").font(.caption) }
             if model.remote.cameraOff { Text("\(model.name)'s camera is off").font(.caption) }
             if let error = model.error { Text(error).foregroundStyle(.red) }
+            if node.lowPower { Text(LowPowerNotice.call).font(.caption).italic() }
             if model.ringingHere {
                 HStack {
                     Button("Answer") { Task { await model.accept(video: false) } }
@@ -322,13 +324,16 @@ struct MonitorScreen: View {
     }
 }
 
-/// Backup: choose folders, the device to back up into, the progress.
+/// Backup: choose folders, the device to back up into, the progress; in Low Power Mode a notice,
+/// and a backup that waits for it to go off can be started now.
 struct BackupScreen: View {
+    @ObservedObject var node: NodeModel
     @StateObject var model: BackupModel
     @State private var picking = false
 
     var body: some View {
         List {
+            if node.lowPower { Text(LowPowerNotice.backup).font(.caption).italic() }
             Section("Folders") {
                 ForEach(model.folders, id: \.self) { f in
                     HStack { Text(f.lastPathComponent); Spacer(); Button("Remove") { model.drop(f) } }
@@ -341,7 +346,10 @@ struct BackupScreen: View {
                 }
             }
             Section {
-                if let p = model.progress, model.running {
+                if model.waitingForLowPower {
+                    Text("waiting until Low Power Mode is off…")
+                    Button("Start now") { model.startNow() }
+                } else if let p = model.progress, model.running {
                     Text("file \(p.filesDone + 1) of \(p.filesTotal): \((p.path as NSString).lastPathComponent)")
                     if p.size > 0 { ProgressView(value: Double(p.bytes), total: Double(p.size)) }
                 } else if let s = model.summary {

@@ -20,6 +20,12 @@ final class NodeModel: ObservableObject {
     @Published private(set) var voipPush = Settings.voipPush
     /// This device's VoIP push token while the push path is on, for a push relay the user runs.
     @Published private(set) var voipToken: String?
+    /// Low Power Mode is on (`powerSaver`): the screens show a notice (`LowPowerNotice`).
+    @Published private(set) var lowPower = false
+
+    /// Follows Low Power Mode for the screens' models, the location provider and CallKit.
+    let powerSaver = PowerSaver()
+    private var lowPowerWatch: AnyCancellable?
 
     /// 1:1 calls in CallKit (the system's call screen); fed with the node's events in `run`.
     let callKit = CallKitController()
@@ -43,6 +49,13 @@ final class NodeModel: ObservableObject {
         // Set before launch finishes, so a tap that launched the app is routed too.
         UNUserNotificationCenter.current().delegate = router
         self.router = router
+        // Low Power Mode: coarser stadium-mode positions, calls answered in CallKit with the camera off.
+        lowPowerWatch = powerSaver.$isOn.sink { [weak self] on in
+            guard let self else { return }
+            self.lowPower = on
+            self.location.setLowPower(on)
+            self.callKit.lowPower = on
+        }
         // At launch: PushKit delivers a push only to a registry that exists.
         if voipPush { startPush() }
     }

@@ -207,14 +207,22 @@ final class ChatModel: ObservableObject {
     }
 }
 
-/// Stadium mode: people nearby, nearest first (`NearbyViewModel`).
+/// Stadium mode: people nearby, nearest first (`NearbyViewModel`). In Low Power Mode positions
+/// come about once a minute, so the screen reloads the list less often (`pollNanoseconds`).
 @MainActor
 final class NearbyModel: ObservableObject {
     @Published private(set) var people: [DiscoveredPeer] = []
     @Published private(set) var error: String?
     private let node: PeernsNode
+    private let powerSaver: PowerSaver?
 
-    init(node: PeernsNode) { self.node = node }
+    init(node: PeernsNode, powerSaver: PowerSaver? = nil) {
+        self.node = node
+        self.powerSaver = powerSaver
+    }
+
+    /// How long the screen waits before it reloads the list again: 5 s, 20 s in Low Power Mode.
+    var pollNanoseconds: UInt64 { powerSaver?.isOn == true ? 20_000_000_000 : 5_000_000_000 }
 
     /// How many of the people nearby are in a meeting room.
     var inRoom: Int { people.filter { $0.room != nil }.count }

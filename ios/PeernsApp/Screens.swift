@@ -162,6 +162,7 @@ struct NearbyScreen: View {
                 ))
                 Text("Shares your approximate position with people nearby, under a pseudonym, while it is on.")
                     .font(.caption)
+                if node.lowPower { Text(LowPowerNotice.nearby).font(.caption).italic() }
             }
             Section("Meeting room") {
                 NavigationLink("Meeting room for everyone nearby", value: Route.meetingRoom)
@@ -183,7 +184,7 @@ struct NearbyScreen: View {
         .task(id: node.stadium) {
             while node.stadium && !Task.isCancelled {
                 await nearby.refresh()
-                try? await Task.sleep(nanoseconds: 5_000_000_000)
+                try? await Task.sleep(nanoseconds: nearby.pollNanoseconds)
             }
         }
     }

@@ -18,6 +18,9 @@ public final class CallKitController: NSObject, CXProviderDelegate {
     public var onAudioActivated: ((AVAudioSession) -> Void)?
     /// CallKit deactivated the audio session: stop them.
     public var onAudioDeactivated: ((AVAudioSession) -> Void)?
+    /// Low Power Mode is on (`PowerSaver`, set by the app): a call answered here with video starts
+    /// with the camera off, as in the app's call screen (`CallModel`); it can be turned on.
+    public var lowPower = false
     /// How long a call reported for a VoIP push waits for the call to arrive over signaling.
     public var pushTimeout: TimeInterval = 20
 
@@ -262,6 +265,7 @@ public final class CallKitController: NSObject, CXProviderDelegate {
             configureAudio(video: video)
             if active.status.state == "ringing" {
                 try node.acceptCall(call: call, kinds: CallKinds(audio: true, video: video, screen: false))
+                if video && lowPower { try node.setCameraOff(call: call, off: true) }
             }
             action.fulfill()
         } catch {

@@ -9,12 +9,17 @@ import CoreLocation
 /// `pausesLocationUpdatesAutomatically` is false on purpose: at an event people stand or sit
 /// still for long stretches, which is exactly when CoreLocation's automatic pause would stop
 /// updates, and an app paused in the background cannot resume them until it is opened again.
-/// Battery is kept in check by the 10 m accuracy and distance filter instead.
+/// Battery is kept in check by the 10 m accuracy and distance filter instead, and by Low Power
+/// Mode (`setLowPower`, from `PowerSaver`): then about 100 m accuracy, a 50 m distance filter and
+/// at most one fix a minute to the core (CoreLocation has no update interval of its own).
 public final class CoreLocationProvider: NSObject, LocationProvider, CLLocationManagerDelegate, @unchecked Sendable {
     private let manager = CLLocationManager()
     private let background: Bool
     /// Touched on the main queue only, where the manager calls its delegate.
     private var sink: LocationSink?
+    private var lowPower = false
+    /// When the last fix went to the sink (main queue only).
+    private var lastFix: Date?
 
     /// Create it on the main thread (CLLocationManager needs a run loop).
     public init(background: Bool = false) {
@@ -31,6 +36,15 @@ public final class CoreLocationProvider: NSObject, LocationProvider, CLLocationM
         DispatchQueue.main.async { [self] in
             self.sink = sink
             startIfAuthorized()
+        }
+    }
+
+    /// Low Power Mode is `on` or off: coarser updates while on (updates under way too).
+    public func setLowPower(_ on: Bool) {
+        DispatchQueue.main.async { [self] in
+            lowPower = on
+            manager.desiredAccuracy = on ? kCLLocationAccuracyHundredMeters : kCLLocationAccuracyNearestTenMeters
+            manager.distanceFilter = on ? 50 : 10
         }
     }
 
@@ -67,6 +81,8 @@ public final class CoreLocationProvider: NSObject, LocationProvider, CLLocationM
     public func locationManager(_ manager: CLLocationManager, didUpdateLocations locations: [CLLocation]) {
         // A negative accuracy marks an invalid fix.
         guard let sink, let fix = locations.last, fix.horizontalAccuracy >= 0 else { return }
+        if lowPower, let last = lastFix, fix.timestamp.timeIntervalSince(last) < 60 { return }
+        lastFix = fix.timestamp
         sink.onFix(fix: LocationFix(
             latitude: fix.coordinate.latitude,
             longitude: fix.coordinate.longitude,

@@ -11,7 +11,8 @@ import org.peerns.ffi.NodeEvent
 /**
  * The 1:1 call: answer or decline while it rings; mute, camera and hang up in the call; with
  * [media] (Android 10+), once the media is up, our microphone and camera are sent (permissions
- * asked then) and the peer's sound and picture played while the screen is shown.
+ * asked then) and the peer's sound and picture played while the screen is shown. Under battery
+ * saver a notice says that the camera starts off.
  */
 class CallView(host: Host, private val model: CallViewModel, private val media: AndroidCallMedia?) : ScreenView(host) {
     private var mediaAsked: String? = null
@@ -20,6 +21,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     private val status = ui.text()
     private val remote = ui.text()
     private val error = ui.text()
+    private val notice = ui.notice()
     private val ringing = ui.row().with(
         ui.button("Answer") { act { model.accept(video = false) } },
         ui.button("Answer with video") { act { model.accept(video = true) } },
@@ -28,9 +30,12 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.local.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.local.cameraOff) } }
     private val inCall = ui.row().with(mute, camera, ui.button("Hang up") { act { model.hangUp() } })
-    override val root = ui.column(20).with(who, status, remote, error, ringing, inCall, picture)
+    override val root = ui.column(20).with(who, status, remote, error, notice, ringing, inCall, picture)
 
-    /** Starts the media of [call] once (permissions asked now), when its media is up. */
+    /**
+     * Starts the media of [call] once (permissions asked now), when its media is up; the camera's
+     * permission when the call carries our video, even if the camera starts off.
+     */
     private fun startMedia(call: String, camera: Boolean) {
         if (media == null || mediaAsked == call) return
         mediaAsked = call
@@ -47,6 +52,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     }
 
     override fun shown() {
+        host.scope.launch { model.notice.collect(notice::showNotice) }
         host.scope.launch {
             model.state.collect { s ->
                 who.text = s.name.ifEmpty { "No call" }
@@ -65,7 +71,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 mute.text = if (s.local.muted) "Unmute" else "Mute"
                 camera.text = if (s.local.cameraOff) "Camera on" else "Camera off"
                 if (s.call != null && s.status == "connected" && s.mediaUp) {
-                    startMedia(s.call, camera = if (s.outgoing) s.offered.video else !s.local.cameraOff)
+                    startMedia(s.call, camera = s.sendsVideo)
                 }
                 if (s.status == "ended") host.service?.setCapturing(camera = false, microphone = false)
             }
@@ -160,24 +166,31 @@ class MonitorView(host: Host, private val model: MonitorViewModel, private val m
     }
 }
 
-/** Backup: choose folders, the device to back up into, and the progress. */
+/**
+ * Backup: choose folders, the device to back up into, and the progress; under battery saver a
+ * notice, and a backup that waits for it to go off can be started now.
+ */
 class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(host) {
     private val folders = ui.column()
     private val targets = ui.column()
     private val progress = ui.text()
     private val error = ui.text()
+    private val notice = ui.notice()
+    private val startNow = ui.button("Start now") { model.startNow() }
     override val root = ui.column(20).with(
         ui.title("Backup"),
         ui.text(
             "Backs folders up into another device of yours that serves ${BackupViewModel.DEFAULT_INTO} and lets this phone write there. Files it has already are skipped.",
         ),
+        notice,
         ui.label("Folders"), folders,
         ui.button("Choose a folder") { host.pickFolder { path -> model.choose(path) } },
         ui.label("Back up into"), targets,
-        progress, error,
+        progress, startNow, error,
     )
 
     override fun shown() {
+        host.scope.launch { model.notice.collect(notice::showNotice) }
         host.scope.launch {
             model.state.collect { s ->
                 folders.removeAllViews()
@@ -189,7 +202,9 @@ class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(ho
                 s.contacts.forEach { c ->
                     targets.addView(ui.button(c.name) { act { model.backup(c.fingerprint) } }.apply { isEnabled = !s.running })
                 }
+                startNow.visibility = if (s.waitingForSaver) View.VISIBLE else View.GONE
                 progress.text = when {
+                    s.waitingForSaver -> "waiting until battery saver is off…"
                     s.running && s.progress != null -> s.progress.let { p ->
                         "file ${p.filesDone + 1u} of ${p.filesTotal}: ${p.path.substringAfterLast('/')} ${percent(p.bytes, p.size)}"
                     }

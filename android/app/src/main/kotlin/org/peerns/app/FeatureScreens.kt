@@ -205,16 +205,21 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
     }
 }
 
-/** Stadium mode: on/off, the way to the meeting room, and the people nearby sorted by distance. */
+/**
+ * Stadium mode: on/off, the way to the meeting room, and the people nearby sorted by distance;
+ * a notice while battery saver is on.
+ */
 class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(host) {
     private val toggle = ui.button("Turn stadium mode on") { host.setStadium(!model.state.value.on) }
     private val room = ui.text()
     private val people = ui.column()
     private val error = ui.text()
+    private val notice = ui.notice()
     private var polling: Job? = null
     override val root = ui.column(20).with(
         ui.title("Nearby"),
         ui.text("Stadium mode shares your approximate position with people nearby, under a pseudonym, while it is on."),
+        notice,
         toggle,
         error,
         ui.button("Meeting room for everyone nearby") { host.navigator.open(Screen.MeetingRoom) },
@@ -226,6 +231,7 @@ class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(ho
     override fun shown() {
         val service = host.service ?: return
         host.scope.launch { service.stadium.collect(model::setOn) }
+        host.scope.launch { model.notice.collect(notice::showNotice) }
         host.scope.launch {
             model.state.collect { state ->
                 toggle.text = if (state.on) "Turn stadium mode off" else "Turn stadium mode on"
@@ -250,12 +256,8 @@ class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(ho
     private suspend fun poll() {
         while (host.scope.isActive) {
             model.refresh()
-            delay(POLL_MS)
+            delay(model.pollMs)
         }
-    }
-
-    private companion object {
-        const val POLL_MS = 5_000L
     }
 }
 

@@ -195,12 +195,14 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
  * A group's call: who is in it, who speaks (their tile framed in green and marked "speaking"),
  * and whose media arrives, join and leave, mute, camera; with
  * [media] (Android 10+), our camera and microphone are sent and the others' sound and one
- * picture played while the screen is shown.
+ * picture played while the screen is shown. Under battery saver a notice says that the camera
+ * starts off.
  */
 class GroupCallView(host: Host, private val model: GroupCallViewModel, private val media: AndroidCallMedia?) : ScreenView(host) {
     private val phase = ui.text()
     private val participants = ui.column()
     private val error = ui.text()
+    private val notice = ui.notice()
     private val joinLeave = ui.button("Join") {
         if (model.state.value.phase != GroupCallPhase.OUT) {
             act { model.leave() }
@@ -221,6 +223,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         ui.title("Group call"),
         phase,
         error,
+        notice,
         ui.row().with(joinLeave, mute, camera),
         picture,
         ui.label("In the call"),
@@ -233,6 +236,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
     }
 
     override fun shown() {
+        host.scope.launch { model.notice.collect(notice::showNotice) }
         host.scope.launch {
             model.state.collect { state ->
                 phase.text = when (state.phase) {

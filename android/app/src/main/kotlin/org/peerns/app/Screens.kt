@@ -7,6 +7,7 @@ import kotlinx.coroutines.launch
 import org.peerns.Peerns
 import org.peerns.android.PeernsService
 import org.peerns.app.model.BackupViewModel
+import org.peerns.app.model.BatterySaver
 import org.peerns.app.model.CallViewModel
 import org.peerns.app.model.ChatViewModel
 import org.peerns.app.model.ContactsViewModel
@@ -79,22 +80,25 @@ abstract class ScreenView(protected val host: Host) {
     }
 }
 
-/** The views of [screen] for a running node. */
-fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView = when (screen) {
-    Screen.Home -> HomeView(host)
-    Screen.Contacts -> ContactsView(host, ContactsViewModel(node), GroupsViewModel(node))
-    is Screen.Chat -> ChatView(host, ChatViewModel(node, screen.conversation))
-    Screen.Nearby -> NearbyView(host, NearbyViewModel(node))
-    Screen.MeetingRoom -> MeetingRoomView(host, MeetingRoomViewModel(node))
-    Screen.Settings -> SettingsView(host, SettingsViewModel(node, AppSettings(host.context)))
-    Screen.Groups -> GroupsView(host, GroupsViewModel(node))
-    is Screen.GroupChat -> GroupChatView(host, GroupChatViewModel(node, screen.group), GroupsViewModel(node))
-    is Screen.GroupCall -> AndroidCallMedia.create(host.context).let { media ->
-        GroupCallView(host, GroupCallViewModel(node, screen.group, media), media)
+/** The views of [screen] for a running node; battery saver as the service follows it. */
+fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView {
+    val saver = host.service?.powerSave ?: BatterySaver.OFF
+    return when (screen) {
+        Screen.Home -> HomeView(host)
+        Screen.Contacts -> ContactsView(host, ContactsViewModel(node), GroupsViewModel(node))
+        is Screen.Chat -> ChatView(host, ChatViewModel(node, screen.conversation))
+        Screen.Nearby -> NearbyView(host, NearbyViewModel(node, saver))
+        Screen.MeetingRoom -> MeetingRoomView(host, MeetingRoomViewModel(node))
+        Screen.Settings -> SettingsView(host, SettingsViewModel(node, AppSettings(host.context)))
+        Screen.Groups -> GroupsView(host, GroupsViewModel(node))
+        is Screen.GroupChat -> GroupChatView(host, GroupChatViewModel(node, screen.group), GroupsViewModel(node))
+        is Screen.GroupCall -> AndroidCallMedia.create(host.context).let { media ->
+            GroupCallView(host, GroupCallViewModel(node, screen.group, media, saver), media)
+        }
+        Screen.Call -> AndroidCallMedia.create(host.context).let { media -> CallView(host, CallViewModel(node, media, saver), media) }
+        Screen.Monitor -> MicrophoneLevels.create(host.context).let { mic -> MonitorView(host, MonitorViewModel(node, mic), mic) }
+        Screen.Backup -> BackupView(host, BackupViewModel(node, saver))
     }
-    Screen.Call -> AndroidCallMedia.create(host.context).let { media -> CallView(host, CallViewModel(node, media), media) }
-    Screen.Monitor -> MicrophoneLevels.create(host.context).let { mic -> MonitorView(host, MonitorViewModel(node, mic), mic) }
-    Screen.Backup -> BackupView(host, BackupViewModel(node))
 }
 
 /** Identity, signaling state, connected peers, and the way to the other screens. */

@@ -40,6 +40,12 @@ class Ui(private val context: Context) {
         if (monospace) typeface = Typeface.MONOSPACE
     }
 
+    /** A notice line (e.g. battery saver's), hidden while there is nothing to say ([showNotice]). */
+    fun notice() = text().apply {
+        setTypeface(typeface, Typeface.ITALIC)
+        visibility = View.GONE
+    }
+
     fun button(text: String, onClick: () -> Unit) = Button(context).apply {
         this.text = text
         setOnClickListener { onClick() }
@@ -56,6 +62,12 @@ class Ui(private val context: Context) {
         setPadding(0, dp(8), 0, dp(8))
         visibility = View.GONE
     }
+}
+
+/** Shows [notice] in this line, or hides the line when it is null. */
+fun TextView.showNotice(notice: String?) {
+    text = notice ?: ""
+    visibility = if (notice == null) View.GONE else View.VISIBLE
 }
 
 /** Adds [views] to this layout; returns it. */

@@ -6,6 +6,7 @@ import android.content.ComponentName
 import android.content.Intent
 import android.content.pm.ServiceInfo
 import android.location.LocationManager
+import android.os.PowerManager
 import android.view.View
 import android.view.ViewGroup
 import android.widget.Button
@@ -130,6 +131,32 @@ class AppServiceRoboTest {
         service.stopStadium()
         assertFalse(service.stadium.value)
         assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)
+        controller.destroy()
+    }
+
+    @Test
+    fun stadiumModeAsksForCoarserPositionsUnderBatterySaver() {
+        val power = app.getSystemService(PowerManager::class.java)
+        val controller = Robolectric.buildService(InMemoryKeyAppService::class.java).create().startCommand(0, 1)
+        val service = controller.get()
+        running(service)
+        assertFalse(service.powerSave.value)
+        shadowOf(app).grantPermissions(Manifest.permission.ACCESS_FINE_LOCATION, Manifest.permission.ACCESS_COARSE_LOCATION)
+        assertTrue(service.startStadium())
+        val manager = app.getSystemService(LocationManager::class.java)
+        val interval = {
+            manager.allProviders.flatMap { shadowOf(manager).getLocationRequests(it) }.singleOrNull()?.intervalMillis
+        }
+        idleUntil { interval()?.takeIf { it == 10_000L } }
+
+        // The system turns battery saver on, then off again.
+        for ((on, expected) in listOf(true to 60_000L, false to 10_000L)) {
+            shadowOf(power).setIsPowerSaveMode(on)
+            app.sendBroadcast(Intent(PowerManager.ACTION_POWER_SAVE_MODE_CHANGED))
+            idleUntil { service.powerSave.value.takeIf { it == on } }
+            idleUntil { interval()?.takeIf { it == expected } }
+        }
+        service.stopStadium()
         controller.destroy()
     }
 

@@ -81,6 +81,17 @@ abstract class PeernsService : Service() {
     /** Whether stadium mode is on (and with it the location foreground type). */
     val stadium: StateFlow<Boolean> = mutableStadium.asStateFlow()
 
+    private val mutablePowerSave = MutableStateFlow(false)
+
+    /**
+     * Whether the system's battery saver is on ([PowerSaver], followed from creation to
+     * destruction): stadium mode then asks for positions less often and less precisely, and the
+     * screens adapt (android/README.md, "Battery saver").
+     */
+    val powerSave: StateFlow<Boolean> = mutablePowerSave.asStateFlow()
+    private var powerSaver: PowerSaver? = null
+    private var location: AndroidLocationProvider? = null
+
     /** On the main thread, like the lifecycle callbacks: no locking needed. */
     private val scope = MainScope()
     private var notifier: AndroidNotifier? = null
@@ -181,14 +192,24 @@ abstract class PeernsService : Service() {
 
     override fun onCreate() {
         super.onCreate()
+        val saver = PowerSaver(this).also { powerSaver = it }
+        mutablePowerSave.value = saver.on.value
+        scope.launch {
+            saver.on.collect { on ->
+                mutablePowerSave.value = on
+                location?.setLowPower(on)
+            }
+        }
         launchNode()
     }
 
     private fun launchNode() {
         mutableStatus.value = NodeStatus(SignalingState.Offline("starting"))
         val notifier = AndroidNotifier(this, actions = javaClass).also { notifier = it }
+        val location = AndroidLocationProvider(this, lowPower = mutablePowerSave.value)
+        this.location = location
         val node = try {
-            Peerns(config(), keyStore(), notifier, AndroidLocationProvider(this))
+            Peerns(config(), keyStore(), notifier, location)
         } catch (e: PeernsException) {
             fail(StartProblem.Failed("bad configuration: ${e.message}"))
             return
@@ -263,6 +284,8 @@ abstract class PeernsService : Service() {
     private inner class NodeCalls(private val node: Peerns) : CallControl {
         override fun answer(call: String, video: Boolean) {
             node.acceptCall(call, CallKinds(audio = true, video = video, screen = false))
+            // Battery saver: the camera starts off, as in the app's call screen (it can be turned on).
+            if (video && mutablePowerSave.value) node.setCameraOff(call, true)
             activeCaller(node, call)?.let { notifier?.cancelCall(it) }
         }
 
@@ -364,6 +387,9 @@ abstract class PeernsService : Service() {
     override fun onDestroy() {
         network?.close()
         network = null
+        powerSaver?.close()
+        powerSaver = null
+        location = null
         PeernsTelecom.control = null
         PeernsTelecom.showIncomingUi = null
         // The node stops: Telecom's connections end with it.

@@ -1,5 +1,6 @@
 package org.peerns.app.model
 
+import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
@@ -28,6 +29,8 @@ data class CallState(
     val reason: String? = null,
     /** What the caller offers to send (audio, video). */
     val offered: CallKinds = CallKinds(audio = false, video = false, screen = false),
+    /** Our side carries video: its camera may be on, now or later (it may start off, see [local]). */
+    val sendsVideo: Boolean = false,
     val local: CallMediaState = NO_MEDIA,
     val remote: CallMediaState = NO_MEDIA,
     /** The media connection is up. */
@@ -46,11 +49,19 @@ data class CallState(
  * A 1:1 call: ring (answer, decline), in call (mute, camera), hang up. Follows the node's call
  * events ([onEvent]); [refresh] reads the active call (a screen opened by a notification). Once
  * the media is up, [startMedia] sends [media]'s microphone and camera into the call's tracks and
- * plays the peer's. Pure Kotlin.
+ * plays the peer's. While [powerSaver] is on, a call we place or answer with video starts with
+ * the camera off (the call keeps its video, so [setCameraOff] can turn it on). Pure Kotlin.
  */
-class CallViewModel(private val node: PeernsNodeInterface, private val media: CallMedia? = null) {
+class CallViewModel(
+    private val node: PeernsNodeInterface,
+    private val media: CallMedia? = null,
+    private val powerSaver: StateFlow<Boolean> = BatterySaver.OFF,
+) {
     private val mutableState = MutableStateFlow(CallState())
     val state: StateFlow<CallState> = mutableState.asStateFlow()
+
+    /** The screen's battery saver notice, null while it is off. */
+    val notice: Flow<String?> = BatterySaver.notice(powerSaver, BatterySaver.CALL)
 
     @Volatile
     private var sources: Map<String, CallMediaSource> = emptyMap()
@@ -120,13 +131,14 @@ class CallViewModel(private val node: PeernsNodeInterface, private val media: Ca
             status = active.status.state,
             reason = active.status.reason,
             offered = active.callerKinds,
+            sendsVideo = (if (active.outgoing) active.callerKinds else active.calleeKinds).video,
             local = active.localMedia,
             remote = active.remoteMedia,
             mediaUp = mediaUp,
         )
     }
 
-    /** Calls contact [fingerprint], with the camera when [video]. */
+    /** Calls contact [fingerprint], with the camera when [video] (off at first under battery saver). */
     suspend fun call(fingerprint: String, video: Boolean) = guard {
         val kinds = CallKinds(audio = true, video = video, screen = false)
         val call = node.startCall(fingerprint, kinds)
@@ -134,17 +146,33 @@ class CallViewModel(private val node: PeernsNodeInterface, private val media: Ca
         mutableState.update {
             // An event of the new call may have come first: keep what it said.
             if (it.call == call) {
-                it.copy(name = name, offered = kinds, error = null)
+                it.copy(name = name, offered = kinds, sendsVideo = video, error = null)
             } else {
-                CallState(call = call, fingerprint = fingerprint, name = name, outgoing = true, status = "dialing", offered = kinds)
+                CallState(
+                    call = call,
+                    fingerprint = fingerprint,
+                    name = name,
+                    outgoing = true,
+                    status = "dialing",
+                    offered = kinds,
+                    sendsVideo = video,
+                )
             }
         }
+        if (video && powerSaver.value) cameraStartsOff(call)
     }
 
-    /** Answers the ringing call, with the camera when [video]. */
+    /** Answers the ringing call, with the camera when [video] (off at first under battery saver). */
     suspend fun accept(video: Boolean) = withCall { call ->
         node.acceptCall(call, CallKinds(audio = true, video = video, screen = false))
-        mutableState.update { it.copy(local = it.local.copy(cameraOff = !video), error = null) }
+        mutableState.update { it.copy(local = it.local.copy(cameraOff = !video), sendsVideo = video, error = null) }
+        if (video && powerSaver.value) cameraStartsOff(call)
+    }
+
+    /** Battery saver: the call has video but the camera starts off; the peer is told. */
+    private fun cameraStartsOff(call: String) {
+        node.setCameraOff(call, true)
+        mutableState.update { if (it.call != call) it else it.copy(local = it.local.copy(cameraOff = true)) }
     }
 
     private suspend fun nameOf(fingerprint: String) =

@@ -1,5 +1,6 @@
 package org.peerns.app.model
 
+import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
@@ -35,11 +36,20 @@ data class GroupCallState(
  * Our part in a group's call: join and leave, mute, camera; the roster, our phase and who speaks
  * from [GroupEvent]s ([onGroupEvent]), the others' frames counted per sender and handed to
  * [media] to play, and [media]'s encoded frames pushed into the call (audio with its level, by
- * which the router tells who speaks). Pure Kotlin.
+ * which the router tells who speaks). While [powerSaver] is on, joining with video starts with the
+ * camera off (the call keeps our video, so [setCameraOff] can turn it on). Pure Kotlin.
  */
-class GroupCallViewModel(private val node: PeernsNodeInterface, val group: String, private val media: CallMedia? = null) {
+class GroupCallViewModel(
+    private val node: PeernsNodeInterface,
+    val group: String,
+    private val media: CallMedia? = null,
+    private val powerSaver: StateFlow<Boolean> = BatterySaver.OFF,
+) {
     private val mutableState = MutableStateFlow(GroupCallState())
     val state: StateFlow<GroupCallState> = mutableState.asStateFlow()
+
+    /** The screen's battery saver notice, null while it is off. */
+    val notice: Flow<String?> = BatterySaver.notice(powerSaver, BatterySaver.CALL)
 
     @Volatile
     private var call: GroupCall? = null
@@ -77,13 +87,14 @@ class GroupCallViewModel(private val node: PeernsNodeInterface, val group: Strin
         mutableState.update { it.copy(participants = roster, error = null) }
     }
 
-    /** Joins the call sending audio, and video when [video]. */
+    /** Joins the call sending audio, and video when [video] (the camera off at first under battery saver). */
     suspend fun join(video: Boolean) = guard {
         call?.stop()
         call = node.groupCallJoin(group, CallKinds(audio = true, video = video, screen = false), frames, encoder)
-        mutableState.update { it.copy(cameraOff = !video, error = null) }
+        val cameraOff = !video || powerSaver.value
+        mutableState.update { it.copy(cameraOff = cameraOff, error = null) }
         media?.setMuted(mutableState.value.muted)
-        media?.start(if (video) FRONT else null, out)
+        media?.start(if (cameraOff) null else FRONT, out)
         announce()
     }
 

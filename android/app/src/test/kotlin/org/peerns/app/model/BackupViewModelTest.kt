@@ -5,18 +5,25 @@ import java.security.SecureRandom
 import kotlin.test.assertEquals
 import kotlin.test.assertFalse
 import kotlin.test.assertNotNull
+import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withContext
 import org.junit.Test
 import org.peerns.ffi.RpcBackupSummary
 import org.peerns.ffi.RpcRoot
 import org.peerns.ffi.Trust
+import org.peerns.testing.eventually
 import org.peerns.testing.makeContacts
 import org.peerns.testing.startedNode
 import org.peerns.testing.tempDir
+import org.peerns.testing.withAnnAndBob
 
 class BackupViewModelTest {
     @Test
@@ -63,6 +70,48 @@ class BackupViewModelTest {
                 phone.stop()
                 desktop.stop()
             }
+        }
+    }
+
+    @Test
+    fun aBackupStartedUnderBatterySaverWaitsUntilItIsOffOrStartNow() = runTest(timeout = 120.seconds) {
+        withAnnAndBob { phone, desktop ->
+            val phoneFp = phone.identity().fingerprint
+            val desktopFp = desktop.identity().fingerprint
+            val incoming = tempDir("incoming")
+            desktop.rpcServe(listOf(RpcRoot("incoming", incoming.path)))
+            desktop.setTrust(phoneFp, Trust.FULL_ACCESS)
+            desktop.rpcGrant(phoneFp, listOf("fs:write:/incoming/**"))
+            val photos = File(tempDir("src"), "photos").apply { mkdirs() }
+            File(photos, "a.jpg").writeBytes(ByteArray(1000) { it.toByte() })
+
+            val saver = MutableStateFlow(true)
+            val model = BackupViewModel(phone, saver)
+            assertEquals(BatterySaver.BACKUP, model.notice.first())
+            model.refresh()
+            model.choose(photos.path)
+            val first = async { model.backup(desktopFp) }
+            eventually(what = "the backup waiting") { model.state.value.takeIf { it.running && it.waitingForSaver } }
+            delay(1_000)
+            assertEquals(null, model.state.value.progress, "nothing sent while battery saver is on")
+            assertFalse(File(incoming, "photos/a.jpg").exists())
+
+            // Battery saver goes off: the backup goes on by itself.
+            saver.value = false
+            assertTrue(first.await())
+            assertEquals(RpcBackupSummary(1UL, 1000UL, 0UL, 0UL), model.state.value.summary)
+            assertFalse(model.state.value.waitingForSaver)
+            assertNull(model.notice.first())
+
+            // On again: a new backup waits, until the user starts it anyway.
+            saver.value = true
+            File(photos, "b.jpg").writeBytes(ByteArray(500) { 7 })
+            val second = async { model.backup(desktopFp) }
+            eventually(what = "the second backup waiting") { model.state.value.takeIf { it.waitingForSaver } }
+            model.startNow()
+            assertTrue(second.await())
+            assertEquals(RpcBackupSummary(1UL, 500UL, 1UL, 0UL), model.state.value.summary)
+            assertFalse(model.state.value.running)
         }
     }
 }

@@ -6,6 +6,8 @@ import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.test.runTest
 import org.junit.Test
@@ -81,6 +83,58 @@ class CallViewModelTest {
             eventually { bobCall.state.value.takeIf { it.ringingHere && it.call == annCall.state.value.call } }
             assertTrue(bobCall.decline())
             eventually { annCall.state.value.takeIf { it.status == "ended" && it.reason == "declined" } }
+            follow.forEach { it.cancel() }
+        }
+    }
+
+    @Test
+    fun underBatterySaverACallStartsWithTheCameraOffThatCanBeTurnedOn() = runTest(timeout = 120.seconds) {
+        withAnnAndBob { ann, bob ->
+            val bobFp = bob.identity().fingerprint
+            val annSaver = MutableStateFlow(true)
+            val annMedia = RecordingMedia()
+            val bobMedia = RecordingMedia()
+            val annCall = CallViewModel(ann, annMedia, annSaver)
+            val bobCall = CallViewModel(bob, bobMedia, MutableStateFlow(true))
+            assertEquals(BatterySaver.CALL, annCall.notice.first())
+            // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
+            val follow = listOf(ann to annCall, bob to bobCall).map { (node, model) ->
+                launch(Dispatchers.Unconfined) { node.events.collect { model.onEvent(it) } }
+            }
+
+            // Ann calls with video: the call carries it, her camera starts off, and bob is told.
+            assertTrue(annCall.call(bobFp, video = true))
+            annCall.state.value.let { assertTrue(it.sendsVideo && it.local.cameraOff, "$it") }
+            val ringing = eventually { bobCall.state.value.takeIf { it.ringingHere } }
+            assertTrue(ringing.offered.video)
+            eventually(what = "ann's camera off at bob") { bob.activeCall()?.remoteMedia?.takeIf { it.cameraOff } }
+            // Bob answers with video: his camera starts off too.
+            assertTrue(bobCall.accept(video = true))
+            bobCall.state.value.let { assertTrue(it.sendsVideo && it.local.cameraOff, "$it") }
+            eventually(what = "bob's camera off at ann") { annCall.state.value.takeIf { it.mediaUp && it.remote.cameraOff } }
+            eventually(what = "the media up at bob") { bobCall.state.value.takeIf { it.mediaUp } }
+
+            // Battery saver going off changes nothing in a call; the media starts with the cameras off.
+            annSaver.value = false
+            assertTrue(annCall.startMedia())
+            assertTrue(bobCall.startMedia())
+            assertEquals(listOf(null, null), listOf(annMedia.cameraOn, bobMedia.cameraOn))
+            // Ann turns her camera on: bob is told and gets her picture.
+            assertTrue(annCall.setCameraOff(false))
+            assertEquals("user", annMedia.cameraOn)
+            eventually(what = "ann's camera on at bob") { bob.activeCall()?.remoteMedia?.takeIf { !it.cameraOff } }
+            val pusher = launch {
+                var i = 0
+                while (true) {
+                    annMedia.out?.frame("video", i * 40_000L, i % 20 == 0, accessUnit(i % 20 == 0), null)
+                    i++
+                    delay(40)
+                }
+            }
+            eventually(what = "ann's picture at bob") { bobMedia.played.firstOrNull { it == Triple("video", "video", true) } }
+            pusher.cancel()
+            assertTrue(annCall.hangUp())
+            eventually { bobCall.state.value.takeIf { it.status == "ended" } }
             follow.forEach { it.cancel() }
         }
     }

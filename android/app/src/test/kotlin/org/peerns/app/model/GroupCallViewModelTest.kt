@@ -7,11 +7,14 @@ import kotlin.math.PI
 import kotlin.math.roundToInt
 import kotlin.math.sin
 import kotlin.test.assertEquals
+import kotlin.test.assertNotNull
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withContext
@@ -161,6 +164,54 @@ class GroupCallViewModelTest {
             eventually(what = "bob gone at ann") { ann.groupCallParticipants(gid).takeIf { p -> p.none { it.fingerprint == bobFp } } }
             annCall.stop()
             follow.cancel()
+        }
+    }
+
+    @Test
+    fun underBatterySaverJoiningWithVideoStartsWithTheCameraOff() = runTest(timeout = 120.seconds) {
+        withAnnAndBob(contacts = false) { ann, bob ->
+            val bobFp = bob.identity().fingerprint
+            val gid = ann.groupCreate("Saver")
+            eventually(what = "ann routing") { ann.groups().single().takeIf { it.router } }
+            bob.groupJoin(ann.groupInvite(gid, bobFp))
+            val noControl = object : EncoderControlListener {
+                override fun requestKeyframe() {}
+                override fun targetBitrate(bps: ULong) {}
+            }
+            val ignore = object : GroupCallFrameListener {
+                override fun onFrame(frame: GroupCallFrame) {}
+            }
+            val annCall: GroupCall = eventually(what = "ann joining the call") {
+                try {
+                    ann.groupCallJoin(gid, CallKinds(audio = true, video = true, screen = false), ignore, noControl)
+                } catch (e: PeernsException.NotAllowed) {
+                    null
+                }
+            }
+
+            val saver = MutableStateFlow(true)
+            val media = RecordingMedia()
+            val model = GroupCallViewModel(bob, gid, media, saver)
+            assertEquals(BatterySaver.CALL, model.notice.first())
+            eventually(what = "bob joining the call") { if (model.join(video = true)) true else null }
+            // With video, but the camera off: only the microphone runs.
+            assertTrue(model.state.value.cameraOff)
+            assertNull(media.cameraOn)
+            assertNotNull(media.out)
+            eventually(what = "bob with video, camera off, at ann") {
+                ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.kinds.video && it.media.cameraOff }
+            }
+
+            // Battery saver going off changes nothing in the call; bob turns his camera on.
+            saver.value = false
+            assertTrue(model.state.value.cameraOff)
+            assertTrue(model.setCameraOff(false))
+            assertEquals("user", media.cameraOn)
+            eventually(what = "bob's camera on at ann") {
+                ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && !it.media.cameraOff }
+            }
+            assertTrue(model.leave())
+            annCall.stop()
         }
     }
 

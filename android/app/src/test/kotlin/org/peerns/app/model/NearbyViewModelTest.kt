@@ -1,13 +1,19 @@
 package org.peerns.app.model
 
 import kotlin.test.assertEquals
+import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.test.runTest
 import org.junit.Test
+import org.peerns.Peerns
 import org.peerns.ffi.DiscoveredPeer
 import org.peerns.ffi.LocationFix
+import org.peerns.testing.config
 import org.peerns.testing.eventually
+import org.peerns.testing.tempDir
 import org.peerns.testing.withAnnAndBob
 
 class NearbyViewModelTest {
@@ -22,6 +28,23 @@ class NearbyViewModelTest {
         assertEquals("12 m", NearbyViewModel.distance(sorted[0]))
         assertEquals("1.5 km", NearbyViewModel.distance(peer("x", 1480.0)))
         assertEquals("?", NearbyViewModel.distance(sorted[4]))
+    }
+
+    @Test
+    fun underBatterySaverTheListIsReloadedLessOftenWithANotice() = runTest {
+        val saver = MutableStateFlow(false)
+        // A node that is never started: the policy needs none of its calls.
+        Peerns(config(tempDir("peerns-nearby"))).use { node ->
+            val vm = NearbyViewModel(node, saver)
+            assertEquals(NearbyViewModel.POLL_MS, vm.pollMs)
+            assertNull(vm.notice.first())
+            saver.value = true
+            assertEquals(NearbyViewModel.LOW_POWER_POLL_MS, vm.pollMs)
+            assertEquals(BatterySaver.NEARBY, vm.notice.first())
+            saver.value = false
+            assertEquals(NearbyViewModel.POLL_MS, vm.pollMs)
+            assertNull(vm.notice.first())
+        }
     }
 
     @Test
