@@ -168,6 +168,13 @@ impl Drop for GroupCall {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl PeernsNode {
+    /// Sets N of Last-N for the group calls we route from our next join on: the video of the
+    /// N most recent speakers reaches each participant, the others' as thumbnails (a keyframe
+    /// every 2 s, in turn). 1 to 7, default 4; the router's setting applies to its call.
+    pub fn set_group_call_last_n(&self, n: u8) -> Result<(), PeernsError> {
+        Ok(self.running()?.set_group_call_last_n(n)?)
+    }
+
     /// Joins the call of group `group` sending `kinds`: `frames` gets every other participant's
     /// frames, `encoder` keyframe requests and the target bitrate (the lowest of our
     /// connections'). A second join replaces the first.

@@ -52,6 +52,10 @@ pub struct CallArgs {
     /// JSON lines.
     #[arg(long)]
     json: bool,
+    /// N of Last-N when we route the call: the video of the N most recent speakers reaches
+    /// each participant, the others' as thumbnails (a keyframe every 2 s, in turn).
+    #[arg(long, default_value_t = 4)]
+    last_n: u8,
     /// How often `media_stats` is printed, ms (benchmarks want it finer).
     #[arg(long, default_value_t = 1000, hide = true)]
     stats_ms: u64,
@@ -213,6 +217,7 @@ async fn call(
     kinds: Kinds,
     updates: &mut mpsc::UnboundedReceiver<GroupUpdate>,
 ) -> Result<()> {
+    node.set_group_call_last_n(a.last_n)?;
     let media = crate::group::as_member(|| node.group_call_join(g, kinds)).await?;
     let (senders, controls, sent) = start_senders(&media, a);
     let (_publisher, mut frames, mut requests) = media.into_parts();

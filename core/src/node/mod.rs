@@ -448,6 +448,8 @@ struct Inner {
     sending: Mutex<HashMap<crate::chat::wire::Id, AbortHandle>>,
     /// Largest incoming file accepted.
     max_file: std::sync::atomic::AtomicU64,
+    /// N of Last-N in the group calls we route (set before joining).
+    call_last_n: std::sync::atomic::AtomicU8,
     /// Connects in progress by peer, with everyone waiting for them.
     pending: Mutex<HashMap<String, Vec<ConnectWaiter>>>,
     /// `None` once stopped.
@@ -587,6 +589,9 @@ impl Node {
             resuming: tokio::sync::Mutex::new(()),
             sending: Mutex::new(HashMap::new()),
             max_file: std::sync::atomic::AtomicU64::new(max_file),
+            call_last_n: std::sync::atomic::AtomicU8::new(
+                crate::calls::group::Layout::default().last_n(),
+            ),
             identity,
             fingerprint,
             persistent: Mutex::new(persistent),

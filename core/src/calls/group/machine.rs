@@ -283,6 +283,12 @@ impl GroupCall {
         }
     }
 
+    /// The slots we give participants when we route a call from now on (welcomes already
+    /// sent keep theirs).
+    pub fn set_layout(&mut self, layout: Layout) {
+        self.cfg.layout = layout;
+    }
+
     /// Whether we take part in the call.
     pub fn in_call(&self) -> bool {
         self.local.is_some()

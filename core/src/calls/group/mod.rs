@@ -12,4 +12,4 @@ pub mod wire;
 mod tests;
 
 pub use machine::{Action, GroupCall, GroupCallConfig, GroupCallEvent, Input, Phase, Uplinking};
-pub use wire::{GroupCallFrame, Layout, RosterEntry};
+pub use wire::{GroupCallFrame, Layout, MAX_SLOTS, RosterEntry, THUMBNAIL_SLOTS};

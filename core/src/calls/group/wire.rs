@@ -16,12 +16,17 @@ pub const MAX_PARTICIPANTS: usize = 64;
 /// Most slots of one kind a router offers a subscriber.
 pub const MAX_SLOTS: u8 = 8;
 
+/// Camera slots of a layout that show thumbnails rather than the last N (when it has more
+/// than this many).
+pub const THUMBNAIL_SLOTS: u8 = 1;
+
 /// How many send slots of each kind a router gives every participant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     /// Audio slots (the most recent speakers are heard).
     pub audio: u8,
-    /// Camera slots (the last N speakers are seen).
+    /// Camera slots: the last N speakers are seen on all but the last [`THUMBNAIL_SLOTS`],
+    /// which show the others in turn, one keyframe every few seconds (thumbnails).
     pub video: u8,
     /// Screen slots.
     pub screen: u8,
@@ -31,13 +36,23 @@ impl Default for Layout {
     fn default() -> Self {
         Self {
             audio: 4,
-            video: 4,
+            video: 4 + THUMBNAIL_SLOTS,
             screen: 1,
         }
     }
 }
 
 impl Layout {
+    /// N of Last-N: the camera slots that follow the speakers (all of them when the layout
+    /// has too few to spare any for thumbnails).
+    pub fn last_n(&self) -> u8 {
+        if self.video > THUMBNAIL_SLOTS {
+            self.video - THUMBNAIL_SLOTS
+        } else {
+            self.video
+        }
+    }
+
     /// The slots, audio first.
     pub fn slots(&self) -> Vec<SlotId> {
         let mut out = vec![];

@@ -29,11 +29,16 @@ const UNMEASURED_VIDEO_BPS: u64 = 500_000;
 const RATE_WINDOW: Duration = Duration::from_millis(500);
 /// How often a timeout comes while keyframes or switches are awaited.
 const BUSY_TICK: Duration = Duration::from_millis(50);
+/// Budget a subscriber must have left after its Last-N videos for thumbnails (a keyframe
+/// every [`SfuConfig::thumbnail_interval`]).
+const THUMBNAIL_BPS: u64 = 150_000;
 
 /// Forwarder settings.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
-    /// Video slots used (the last N active speakers get video).
+    /// Video slots used for the last N active speakers. A subscriber's video slots beyond
+    /// these are thumbnail slots: each shows, in turn, one keyframe of a participant outside
+    /// that subscriber's last N (a still picture refreshed every few seconds).
     pub last_n: usize,
     /// Audio slots used (the most recent speakers are heard).
     pub audio_slots: usize,
@@ -41,6 +46,8 @@ pub struct SfuConfig {
     pub keyframe_interval: Duration,
     /// How often slots are reassigned (speaker ranking and budgets).
     pub reassign_interval: Duration,
+    /// How often a thumbnail slot moves on to the next participant outside the last N.
+    pub thumbnail_interval: Duration,
 }
 
 impl Default for SfuConfig {
@@ -50,6 +57,7 @@ impl Default for SfuConfig {
             audio_slots: 4,
             keyframe_interval: Duration::from_millis(500),
             reassign_interval: Duration::from_millis(250),
+            thumbnail_interval: Duration::from_secs(2),
         }
     }
 }
@@ -93,6 +101,9 @@ struct Participant {
     slots: BTreeMap<SlotId, Slot>,
     budget_bps: Option<u64>,
     shown: Vec<(SlotId, Option<ParticipantId>)>,
+    /// When the thumbnail slots move on next, and whom they showed last.
+    thumb_at: Option<Instant>,
+    thumb_last: Option<ParticipantId>,
 }
 
 /// The forwarder of one group call.
@@ -147,6 +158,7 @@ impl Forwarder {
                 if slot.pending.is_some_and(|s| s.participant == id) {
                     slot.choose(now, None);
                 }
+                slot.forget(id);
             }
         }
         self.publish_slot_maps();
@@ -283,10 +295,18 @@ impl Forwarder {
                 }
                 if keyframe && slot.pending == Some(key) {
                     slot.begin(now, in_ext, view.timestamp(), info.clock_rate);
+                    if is_thumbnail(&self.cfg, slot_id) {
+                        slot.still = Some(view.timestamp());
+                    }
                     self.stats.switches += 1;
                     switched.push(to);
                 }
                 if slot.current() != Some(key) {
+                    continue;
+                }
+                if slot.still.is_some_and(|ts| ts != view.timestamp()) {
+                    // A thumbnail carries one keyframe; the frames after it are not sent.
+                    slot.stop();
                     continue;
                 }
                 let Some((seq, timestamp)) = slot.map(now, in_ext, view.timestamp()) else {
@@ -490,12 +510,52 @@ impl Forwarder {
             };
             let screens = seen(others(&screen, count(TrackKind::Screen)));
             let cams = seen(others(&video, count(TrackKind::Video).min(self.cfg.last_n)));
-            wants.push((to, [heard, cams, screens]));
+            // Thumbnails: the next participant with video outside the last N, in turn, while
+            // the budget leaves room for a keyframe now and then.
+            let thumb_due = p.thumb_at.is_none_or(|t| t <= now)
+                && p.slots.keys().any(|id| is_thumbnail(&self.cfg, *id));
+            let thumb = if !thumb_due {
+                None
+            } else if left >= THUMBNAIL_BPS {
+                let outside: Vec<SourceKey> = video
+                    .iter()
+                    .filter(|k| k.participant != to && !cams.contains(k))
+                    .copied()
+                    .collect();
+                let mut ids: Vec<ParticipantId> = outside.iter().map(|k| k.participant).collect();
+                ids.sort();
+                let next = ids
+                    .iter()
+                    .find(|id| p.thumb_last.is_none_or(|l| **id > l))
+                    .or(ids.first())
+                    .copied();
+                Some(next.map(|participant| SourceKey {
+                    participant,
+                    kind: TrackKind::Video,
+                }))
+            } else {
+                Some(None)
+            };
+            wants.push((to, [heard, cams, screens], thumb));
         }
         let mut requests = vec![];
         let mut changed = vec![];
-        for (to, [heard, cams, screens]) in wants {
+        let cfg = self.cfg.clone();
+        for (to, [heard, cams, screens], thumb) in wants {
             let p = self.who.get_mut(&to).expect("listed above");
+            if let Some(next) = thumb {
+                p.thumb_at = Some(now + cfg.thumbnail_interval);
+                p.thumb_last = next.map(|k| k.participant).or(p.thumb_last);
+                for (_, slot) in p
+                    .slots
+                    .iter_mut()
+                    .filter(|(id, _)| is_thumbnail(&cfg, **id))
+                {
+                    slot.choose_still(now, next);
+                    requests.extend(next);
+                }
+                changed.push(to);
+            }
             let kinds = [
                 (TrackKind::Audio, heard),
                 (TrackKind::Video, cams),
@@ -504,7 +564,8 @@ impl Forwarder {
             for (kind, list) in kinds {
                 let mut placed: Vec<SourceKey> = vec![];
                 let mut free = vec![];
-                for (_, slot) in p.slots.iter_mut().filter(|(id, _)| id.kind == kind) {
+                let placing = |id: &SlotId| id.kind == kind && !is_thumbnail(&cfg, *id);
+                for (_, slot) in p.slots.iter_mut().filter(|(id, _)| placing(id)) {
                     let wanted = |k: &SourceKey| list.contains(k) && !placed.contains(k);
                     let keep = slot
                         .current()
@@ -585,7 +646,7 @@ impl Forwarder {
         let shown: Vec<_> = p
             .slots
             .iter()
-            .map(|(&id, s)| (id, s.current().map(|k| k.participant)))
+            .map(|(&id, s)| (id, s.showing().map(|k| k.participant)))
             .collect();
         if shown != p.shown {
             p.shown = shown.clone();
@@ -593,6 +654,11 @@ impl Forwarder {
                 .push_back(SfuAction::SlotMap { to, slots: shown });
         }
     }
+}
+
+/// Whether `id` is a thumbnail slot (a video slot beyond the last N).
+fn is_thumbnail(cfg: &SfuConfig, id: SlotId) -> bool {
+    id.kind == TrackKind::Video && usize::from(id.index) >= cfg.last_n
 }
 
 /// Counts a packet into its source's bitrate.

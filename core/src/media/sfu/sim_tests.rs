@@ -26,6 +26,8 @@ struct Subscriber {
     /// Per slot: (time, seq, ts, first packet of a keyframe).
     got: BTreeMap<SlotId, Vec<(Instant, u16, u32, bool)>>,
     shown: BTreeMap<SlotId, Option<ParticipantId>>,
+    /// Everyone each slot was ever said to show.
+    ever_shown: BTreeMap<SlotId, std::collections::BTreeSet<ParticipantId>>,
     /// Bytes received per whole second of the run.
     bytes_per_s: BTreeMap<u64, u64>,
 }
@@ -200,6 +202,9 @@ impl Sim {
                 }
                 SfuAction::SlotMap { to, slots } => {
                     let s = self.subs.get_mut(&to).unwrap();
+                    for (slot, p) in &slots {
+                        s.ever_shown.entry(*slot).or_default().extend(*p);
+                    }
                     s.shown = slots.into_iter().collect();
                 }
                 SfuAction::Speakers(_) => {}
@@ -275,6 +280,67 @@ fn eight_participants_last_n_four_follow_the_speaker_with_continuous_streams() {
         sim.keyframe_requests.len(),
         stats.switches
     );
+}
+
+#[test]
+fn a_thumbnail_slot_shows_the_others_in_turn_one_keyframe_at_a_time() {
+    // Four video slots for the last N plus one thumbnail slot.
+    let mut sim = Sim::new(8, 5, turns(8));
+    sim.run(Duration::from_secs(17));
+    check_continuity(&sim);
+    let thumb = SlotId {
+        kind: TrackKind::Video,
+        index: 4,
+    };
+    for (id, s) in &sim.subs {
+        // Only whole keyframes: every frame on the slot starts with one and has all its packets.
+        let got = &s.got[&thumb];
+        let mut frames: Vec<Vec<&(Instant, u16, u32, bool)>> = vec![];
+        for g in got {
+            match frames.last_mut() {
+                Some(f) if f[0].2 == g.2 => f.push(g),
+                _ => frames.push(vec![g]),
+            }
+        }
+        for f in &frames {
+            assert!(f[0].3, "{id:?}: a thumbnail frame that is not a keyframe");
+            assert_eq!(f.len(), KEY_PACKETS, "{id:?}: a partial thumbnail");
+        }
+        // One every 2 s or so (the first after the first ranking), not a video stream.
+        assert!(
+            (5..=9).contains(&frames.len()),
+            "{id:?}: {} thumbnails",
+            frames.len()
+        );
+        // In turn: the slot showed at least three different participants, never the
+        // subscriber itself.
+        let ever = &s.ever_shown[&thumb];
+        assert!(ever.len() >= 3, "{id:?}: {ever:?}");
+        assert!(!ever.contains(id));
+        // The last-N slots still carry video as before.
+        assert!(sim.video_shown(id.0).len() >= 4, "{id:?}");
+    }
+}
+
+#[test]
+fn a_subscriber_without_room_in_its_budget_gets_no_thumbnails() {
+    let mut sim = Sim::new(8, 5, turns(8));
+    // Room for one video (~800 kbit/s) and the audio, not for thumbnails on top.
+    sim.fwd
+        .set_budget(sim.t0, ParticipantId(3), Some(1_000_000));
+    sim.run(Duration::from_secs(10));
+    let thumb = SlotId {
+        kind: TrackKind::Video,
+        index: 4,
+    };
+    let weak = &sim.subs[&ParticipantId(3)];
+    let late = sim.t0 + Duration::from_secs(3);
+    let sent = weak
+        .got
+        .get(&thumb)
+        .map_or(0, |g| g.iter().filter(|g| g.0 >= late).count());
+    assert_eq!(sent, 0, "thumbnails beyond the budget");
+    assert!(!sim.subs[&ParticipantId(4)].got[&thumb].is_empty());
 }
 
 #[test]

@@ -44,6 +44,11 @@ pub struct Slot {
     pub pending: Option<SourceKey>,
     /// Since when `pending` waits.
     pub pending_since: Option<Instant>,
+    /// A thumbnail slot sending one keyframe: that frame's timestamp (its other frames are
+    /// not sent).
+    pub still: Option<u32>,
+    /// Whom a thumbnail slot shows (its last keyframe's source), between keyframes.
+    thumbnail: Option<Option<SourceKey>>,
     segments: VecDeque<Segment>,
     /// Forwarding is on (a paused slot keeps its history but sends nothing).
     active: bool,
@@ -59,6 +64,8 @@ impl Slot {
             out,
             pending: None,
             pending_since: None,
+            still: None,
+            thumbnail: None,
             segments: VecDeque::new(),
             active: false,
             highest_out: (1 << 16) + u64::from(seq_base),
@@ -77,6 +84,36 @@ impl Slot {
     /// Stops forwarding (the slot goes quiet until a new source begins).
     pub fn stop(&mut self) {
         self.active = false;
+    }
+
+    /// Whom the slot shows: the source being forwarded; for a thumbnail slot, the one chosen
+    /// for its next keyframe, else the last one sent.
+    pub fn showing(&self) -> Option<SourceKey> {
+        match self.thumbnail {
+            Some(last) => self.pending.or(last),
+            None => self.current(),
+        }
+    }
+
+    /// Makes this a thumbnail slot and chooses the source of its next keyframe (`None`:
+    /// nothing, the slot goes quiet and shows nobody).
+    pub fn choose_still(&mut self, now: Instant, source: Option<SourceKey>) {
+        let last = self.thumbnail.flatten();
+        self.thumbnail = Some(if source.is_some() { last } else { None });
+        self.pending = source;
+        self.pending_since = source.map(|_| now);
+        if source.is_none() {
+            self.stop();
+        }
+    }
+
+    /// `participant` left: a thumbnail slot stops showing it.
+    pub fn forget(&mut self, participant: super::ParticipantId) {
+        if let Some(last) = &mut self.thumbnail
+            && last.is_some_and(|k| k.participant == participant)
+        {
+            *last = None;
+        }
     }
 
     /// Chooses a new source; it begins at its next packet that `begin` accepts.
@@ -115,6 +152,10 @@ impl Slot {
             ts_offset,
         });
         self.active = true;
+        self.still = None;
+        if let Some(last) = &mut self.thumbnail {
+            *last = Some(source);
+        }
     }
 
     /// The slot's sequence number and timestamp for a packet of the current source, or

@@ -27,6 +27,8 @@ struct Activity {
     loud_since: Option<Instant>,
     quiet_since: Option<Instant>,
     speaking: bool,
+    /// When the current talk spurt began (while speaking).
+    spoke_since: Option<Instant>,
     last_spoke: Option<Instant>,
 }
 
@@ -48,6 +50,7 @@ impl Speakers {
             loud_since: None,
             quiet_since: None,
             speaking: false,
+            spoke_since: None,
             last_spoke: None,
         });
     }
@@ -81,6 +84,9 @@ impl Speakers {
         }
         if a.speaking {
             a.last_spoke = Some(now);
+            a.spoke_since.get_or_insert(now);
+        } else {
+            a.spoke_since = None;
         }
         was != a.speaking
     }
@@ -92,13 +98,16 @@ impl Speakers {
         v.into_iter().map(|(id, _)| *id).collect()
     }
 
-    /// Everyone, the most recently active speaker first; those who never spoke last, in join
-    /// order.
+    /// Everyone, the most recently active speaker first: those speaking now, the latest to
+    /// start first (so people talking at once keep their places rather than trading them with
+    /// every packet); then the others, the latest to stop first; those who never spoke last,
+    /// in join order.
     pub fn ranked(&self) -> Vec<ParticipantId> {
         let mut v: Vec<_> = self.who.iter().collect();
         v.sort_by(|(_, a), (_, b)| {
             b.speaking
                 .cmp(&a.speaking)
+                .then(b.spoke_since.cmp(&a.spoke_since))
                 .then(b.last_spoke.cmp(&a.last_spoke))
                 .then(a.joined.cmp(&b.joined))
         });
@@ -109,6 +118,31 @@ impl Speakers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn people_talking_at_once_keep_their_places() {
+        let t0 = Instant::now();
+        let mut s = Speakers::default();
+        for id in 1..=3 {
+            s.add(ParticipantId(id));
+        }
+        // 1 starts, then 2; both go on, their packets interleaved.
+        talk(&mut s, t0, 1, 0, 400, 20);
+        for ms in (400..3000).step_by(20) {
+            s.observe(t0 + Duration::from_millis(ms), ParticipantId(1), 20);
+            s.observe(t0 + Duration::from_millis(ms + 10), ParticipantId(2), 20);
+            if ms > 1000 {
+                let ranked = s.ranked();
+                assert_eq!(
+                    ranked[..2],
+                    [ParticipantId(2), ParticipantId(1)],
+                    "at {ms} ms"
+                );
+            }
+            // Whoever sent last does not matter.
+            s.observe(t0 + Duration::from_millis(ms + 15), ParticipantId(1), 20);
+        }
+    }
 
     fn talk(s: &mut Speakers, t0: Instant, id: u64, from_ms: u64, to_ms: u64, level: u8) {
         for ms in (from_ms..to_ms).step_by(20) {

@@ -23,8 +23,8 @@ use super::call_media::{
 use super::{Cmd, Live, Reply};
 use crate::calls::binding::check_dtls;
 use crate::calls::group::{
-    Action, GroupCall, GroupCallConfig, GroupCallEvent, GroupCallFrame, Input, Layout, RosterEntry,
-    Uplinking,
+    Action, GroupCall, GroupCallConfig, GroupCallEvent, GroupCallFrame, Input, Layout, MAX_SLOTS,
+    RosterEntry, THUMBNAIL_SLOTS, Uplinking,
 };
 use crate::calls::{DtlsFingerprint, Kinds, MediaState};
 use crate::chat::wire::{ErrorCode, Frame};
@@ -240,6 +240,7 @@ impl Live {
 
     pub(super) fn on_call_cmd(&mut self, cmd: CallCmd) {
         self.sync_call();
+        self.sync_layout();
         match cmd {
             CallCmd::Frame(from, frame) => {
                 tracing::debug!(group = %self.gid, %from, ?frame, "group call frame");
@@ -280,6 +281,25 @@ impl Live {
             }
             CallCmd::Slots(to, slots) => self.on_slots(to, slots),
             CallCmd::Speakers(heard, ourselves) => self.on_speakers(heard, ourselves),
+        }
+    }
+
+    /// Last-N as set now, for the calls we route from here on (not while we forward one).
+    fn sync_layout(&mut self) {
+        if self.call.hub.is_some() {
+            return;
+        }
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let n = inner.call_last_n.load(std::sync::atomic::Ordering::SeqCst);
+        if self.call.layout.last_n() != n {
+            let layout = Layout {
+                video: n + THUMBNAIL_SLOTS,
+                ..Layout::default()
+            };
+            self.call.layout = layout;
+            self.call.machine.set_layout(layout);
         }
     }
 
@@ -523,7 +543,7 @@ impl Live {
         if self.call.hub.is_none() {
             let layout = self.call.layout;
             let (hub, events) = SfuHub::start(SfuConfig {
-                last_n: usize::from(layout.video),
+                last_n: usize::from(layout.last_n()),
                 audio_slots: usize::from(layout.audio),
                 ..SfuConfig::default()
             });
@@ -722,6 +742,22 @@ impl crate::node::Node {
     /// Joins the call of group `gid` sending `kinds` (a second join replaces the first).
     /// Push our encoded frames and take the others' through the returned handle; who is in the
     /// call arrives as [`super::GroupUpdate::CallRoster`].
+    /// Sets N of Last-N for the group calls we route from our next join on: the video of the
+    /// N most recent speakers reaches each participant, the others' as thumbnails (1 to 7;
+    /// default 4). The router's setting applies to everyone in its call.
+    pub fn set_group_call_last_n(&self, n: u8) -> Result<(), NodeError> {
+        if !(1..=MAX_SLOTS - THUMBNAIL_SLOTS).contains(&n) {
+            return Err(NodeError::InvalidInput(format!(
+                "last N must be 1 to {}",
+                MAX_SLOTS - THUMBNAIL_SLOTS
+            )));
+        }
+        self.inner
+            .call_last_n
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
     pub async fn group_call_join(
         &self,
         gid: &GroupId,
