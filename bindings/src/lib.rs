@@ -69,6 +69,25 @@ async fn on_runtime<T: Send + 'static>(
         .map_err(|e| PeernsError::Internal { msg: e.to_string() })
 }
 
+/// Like [`on_runtime`], but the work stops when the caller stops waiting (a cancelled Kotlin
+/// coroutine or Swift task drops this future): for long operations that resume where they
+/// left off, such as a backup.
+async fn on_runtime_abortable<T: Send + 'static>(
+    fut: impl Future<Output = T> + Send + 'static,
+) -> Result<T, PeernsError> {
+    /// Aborts the task when dropped before it finished.
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(RUNTIME.spawn(fut));
+    (&mut task.0)
+        .await
+        .map_err(|e| PeernsError::Internal { msg: e.to_string() })
+}
+
 /// The one error type of the bindings.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum PeernsError {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use peerns_core::node;
 use tokio::sync::mpsc;
 
-use crate::{PeernsError, PeernsNode, on_runtime};
+use crate::{PeernsError, PeernsNode, on_runtime, on_runtime_abortable};
 
 /// A folder served under `/name`.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -227,6 +227,8 @@ impl PeernsNode {
     /// `network_changed` is metered or offline (progress with `waiting`), even in the middle
     /// of a file, and go on when an unmetered one is reported.
     /// `listener` gets the progress; every call to it has returned when this returns.
+    /// Cancelling the call (the coroutine or task awaiting it) stops the backup; the next one
+    /// resumes from what the peer holds.
     #[uniffi::method(default(unmetered_only = false))]
     pub async fn rpc_backup(
         &self,
@@ -239,7 +241,7 @@ impl PeernsNode {
         let node = self.running()?;
         let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
         let options = node::BackupOptions { unmetered_only };
-        let sum = on_runtime(async move {
+        let sum = on_runtime_abortable(async move {
             let (tx, mut rx) = mpsc::unbounded_channel::<node::BackupProgress>();
             // Foreign code may block: it runs off the backup's task, one call at a time.
             let forward = tokio::spawn(async move {

@@ -124,6 +124,21 @@ def test_rpc_backup():
             with open(os.path.join(src, "new.jpg"), "wb") as f:
                 f.write(b"n" * 5000)
             a.network_changed(p.NetworkKind.WIFI, "test:lo", True)
+            # A backup whose caller gives up (a cancelled coroutine) stops: nothing is placed
+            # when the network turns unmetered afterwards.
+            cancelled = Progress()
+            task = asyncio.ensure_future(
+                a.rpc_backup(fb, [src], "/incoming", cancelled, unmetered_only=True))
+            await asyncio.sleep(0.5)
+            assert [x.waiting for x in cancelled.steps] == [True]
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            a.network_changed(p.NetworkKind.WIFI, "test:lo")
+            await asyncio.sleep(1.5)
+            assert not os.path.exists(os.path.join(incoming, "photos", "new.jpg"))
+            assert [x.waiting for x in cancelled.steps] == [True]
+            a.network_changed(p.NetworkKind.WIFI, "test:lo", True)
             progress = Progress()
             task = asyncio.ensure_future(
                 a.rpc_backup(fb, [src], "/incoming", progress, unmetered_only=True))
