@@ -97,6 +97,11 @@ def test_group_call():
             await until(lambda: routes(a), "the creator routes")
             for n, fp in zip(nodes[1:], fps[1:]):
                 assert await n.group_join(await a.group_invite(gid, fp)) == gid
+            # Last-N (the router's setting for the calls it routes): 1 to 7.
+            for bad in (0, 8):
+                with pytest.raises(p.PeernsError.InvalidInput):
+                    a.set_group_call_last_n(bad)
+            a.set_group_call_last_n(4)
             frames = [Frames() for _ in nodes]
             encoders = [Encoder() for _ in nodes]
             calls = [await join(n, gid, f, e) for n, f, e in zip(nodes, frames, encoders)]

@@ -123,6 +123,19 @@ impl SignedMessage {
     /// Checks what does not depend on history: group, size, clock range, signature and that
     /// the author may post this seq under `state`.
     pub fn verify(&self, group: &GroupId, state: &GroupState) -> Result<(), MsgError> {
+        let key = VerifyingKey::from_bytes(&self.msg.author).map_err(|_| MsgError::BadSignature)?;
+        self.verify_with(group, state, &key)
+    }
+
+    /// [`verify`](Self::verify) with the author's key already decoded (`key` must be the
+    /// decoding of `msg.author`).
+    pub fn verify_with(
+        &self,
+        group: &GroupId,
+        state: &GroupState,
+        key: &VerifyingKey,
+    ) -> Result<(), MsgError> {
+        debug_assert_eq!(key.as_bytes(), &self.msg.author);
         let m = &self.msg;
         if m.group != *group {
             return Err(MsgError::WrongGroup);
@@ -138,7 +151,6 @@ impl SignedMessage {
         if !state.may_author(&self.author_fp(), m.seq) {
             return Err(MsgError::NotMember);
         }
-        let key = VerifyingKey::from_bytes(&m.author).map_err(|_| MsgError::BadSignature)?;
         key.verify_strict(&m.signed_bytes(), &Signature::from_bytes(&self.sig))
             .map_err(|_| MsgError::BadSignature)
     }

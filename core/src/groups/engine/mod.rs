@@ -61,6 +61,29 @@ struct PeerLink {
     token_at: Instant,
 }
 
+/// Most authors' keys kept decoded (an open room's strangers beyond it start the cache over).
+const MAX_KEYS: usize = 1024;
+
+/// Decoded Ed25519 keys of message authors.
+#[derive(Default)]
+struct KeyCache(std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>);
+
+impl KeyCache {
+    /// The decoded key, or a refusal if the bytes are not a key.
+    fn get(&mut self, bytes: &[u8; 32]) -> Result<ed25519_dalek::VerifyingKey, Refusal> {
+        if let Some(k) = self.0.get(bytes) {
+            return Ok(*k);
+        }
+        let k = ed25519_dalek::VerifyingKey::from_bytes(bytes)
+            .map_err(|_| Refusal::Message(super::message::MsgError::BadSignature))?;
+        if self.0.len() >= MAX_KEYS {
+            self.0.clear();
+        }
+        self.0.insert(*bytes, k);
+        Ok(k)
+    }
+}
+
 /// One group's engine.
 pub struct Engine<H: History> {
     cfg: EngineConfig,
@@ -71,6 +94,8 @@ pub struct Engine<H: History> {
     vv: VersionVector,
     lamports: BTreeMap<Fingerprint, u64>,
     max_lamport: u64,
+    /// Authors' keys as decoded once (decompressing a key is a fifth of a signature check).
+    keys: KeyCache,
     /// Out-of-order messages waiting for the gap before them.
     pending: BTreeMap<(Fingerprint, u64), SignedMessage>,
     /// Own messages up to this seq are stored at the router.
@@ -122,6 +147,7 @@ impl<H: History> Engine<H> {
             vv,
             lamports,
             max_lamport,
+            keys: KeyCache::default(),
             pending: BTreeMap::new(),
             acked: 0,
             sent: 0,
@@ -405,7 +431,12 @@ impl<H: History> Engine<H> {
                 Ok(true)
             };
         }
-        msg.verify(&self.group(), self.log.state())?;
+        if !self.log.state().may_author(&author, seq) {
+            // Checked before the key is decoded and kept.
+            return Err(Refusal::Message(super::message::MsgError::NotMember));
+        }
+        let key = self.keys.get(&msg.msg.author)?;
+        msg.verify_with(&self.group(), self.log.state(), &key)?;
         if seq > have + 1 {
             if self.pending.len() < self.cfg.max_pending {
                 self.pending.insert((author, seq), msg);
