@@ -70,7 +70,7 @@ final class GroupsModel: ObservableObject {
     /// Whether `event` changes the list (members, our membership, routing).
     func concerns(_ event: GroupEvent) -> Bool {
         switch event {
-        case .message, .backfill, .callRoster, .callPhase, .callSpeakers, .presence: return false
+        case .message, .backfill, .callRoster, .callPhase, .callSpeakers, .presence, .fileProgress, .fileDone: return false
         default: return true
         }
     }
@@ -81,8 +81,9 @@ final class GroupsModel: ObservableObject {
     }
 }
 
-/// One group: messages and members from group events, send, invite contacts, remove, leave
-/// (`GroupChatViewModel`).
+/// One group: messages and members from group events, send text and files (each file's progress
+/// from `fileProgress` / `fileDone` events, or from the node on `refresh` and `loadFile`), invite
+/// contacts, remove, leave (`GroupChatViewModel`).
 @MainActor
 final class GroupChatModel: ObservableObject {
     @Published private(set) var name: String
@@ -90,6 +91,10 @@ final class GroupChatModel: ObservableObject {
     @Published private(set) var membership: GroupMembership = .pending
     @Published private(set) var router = false
     @Published private(set) var messages: [GroupMessage] = []
+    /// Where each shared file of `messages` stands on this phone, by file ID.
+    @Published private(set) var files: [String: GroupFileStatus] = [:]
+    /// This is the meeting room nearby: it shares no files.
+    @Published private(set) var room = false
     /// Our contacts (not the blocked ones), by name.
     @Published private(set) var contacts: [Contact] = []
     /// The contacts we sent an invitation from this screen.
@@ -111,6 +116,12 @@ final class GroupChatModel: ObservableObject {
     /// The contacts an admin may invite: not members yet.
     var invitable: [Contact] { contacts.filter { c in !members.contains { $0.fingerprint == c.fingerprint } } }
 
+    /// What the chat lists: `messages`, the file messages as files with their `files` status.
+    var items: [GroupChatItem] { groupChatItems(messages, files) }
+
+    /// The screen offers to share a file: not in a meeting room, not once we left.
+    var canShareFiles: Bool { !room && membership != .former }
+
     /// The screen is visible: no notifications for this group, then `refresh`.
     func open() async {
         try? node.setOpenChat(conversation: group)
@@ -122,15 +133,57 @@ final class GroupChatModel: ObservableObject {
 
     func refresh() async {
         await guarded {
+            // Known first: a meeting room is no stored group, and shares no files.
+            room = try node.meetingRoom() == group
             guard let g = try await node.groups().first(where: { $0.id == group }) else { return }
             let page = try await node.groupHistory(group: group, before: nil, limit: 200)
             contacts = try await node.contacts().filter { $0.trust != .blocked }.sorted { $0.name.lowercased() < $1.name.lowercased() }
+            var loaded: [String: GroupFileStatus] = [:]
+            for f in page.messages.compactMap({ $0.file }) { loaded[f.id] = try await status(f) }
             name = g.name
             members = g.members
             membership = g.membership
             router = g.router
             messages = page.messages
+            // Events applied while the node answered are newer than its answers.
+            var merged: [String: GroupFileStatus] = [:]
+            for (id, answer) in loaded { merged[id] = files[id]?.newer(answer) ?? answer }
+            files = merged
         }
+    }
+
+    /// Shares the file at `url` with the group (the core copies it into the profile; every member
+    /// fetches it); `NotAllowed` (shown as the error) in a meeting room or until the group's log
+    /// has reached us.
+    func sendFile(_ url: URL) async {
+        await guarded {
+            let sent = try await node.groupSendFile(group: group, path: url.path)
+            add(sent)
+            if let f = sent.file {
+                let known = try await status(f)
+                setStatus(f.id, known)
+            }
+        }
+    }
+
+    /// Asks the node where the file `file` (a `GroupFileRef.id`) of this group stands.
+    func loadFile(_ file: String) async {
+        await guarded {
+            if let info = try await node.groupFile(group: group, file: file) { setStatus(file, GroupFileStatus(info)) }
+        }
+    }
+
+    /// The file a new file message in `event` announces, whose state to ask the node for
+    /// (`loadFile`): one over our size limit is refused at once, with no event to tell.
+    func fileToLoad(_ event: GroupEvent) -> String? {
+        guard case let .message(g, message) = event, g == group else { return nil }
+        return message.file?.id
+    }
+
+    /// Where `file` stands here: the node's answer, or `.waiting` if it has none yet.
+    private func status(_ file: GroupFileRef) async throws -> GroupFileStatus {
+        guard let info = try await node.groupFile(group: group, file: file.id) else { return .waiting }
+        return GroupFileStatus(info)
     }
 
     func send(_ text: String) async -> Bool {
@@ -180,14 +233,29 @@ final class GroupChatModel: ObservableObject {
             membership = .former
         case let .backfill(g, _, more) where g == group:
             return !more
+        case let .fileProgress(g, file, received, _) where g == group:
+            setStatus(file, GroupFileStatus(state: .transferring, received: received))
+        case let .fileDone(g, file, path) where g == group:
+            let size = messages.first { $0.file?.id == file }?.file?.size ?? 0
+            // No path: given up, no holder's bytes matched the author's signed hash.
+            setStatus(file, path.map { GroupFileStatus(state: .done, received: size, path: $0) } ?? GroupFileStatus(state: .refused))
         default:
             break
         }
         return false
     }
 
+    /// Adds `message` unless it is there (ours arrives from send and as an event); a file it
+    /// announces waits for its status unless one is known.
     private func add(_ message: GroupMessage) {
-        if !messages.contains(where: { $0.id == message.id }) { messages.append(message) }
+        guard !messages.contains(where: { $0.id == message.id }) else { return }
+        messages.append(message)
+        if let f = message.file, files[f.id] == nil { files[f.id] = .waiting }
+    }
+
+    /// Sets where `file` stands, unless what is known is newer.
+    private func setStatus(_ file: String, _ status: GroupFileStatus) {
+        files[file] = files[file]?.newer(status) ?? status
     }
 
     @discardableResult

@@ -1,4 +1,5 @@
 import PeernsKit
+import QuickLook
 import SwiftUI
 import UniformTypeIdentifiers
 
@@ -45,14 +46,19 @@ struct GroupsScreen: View {
     }
 }
 
-/// A group's chat, members (admins invite contacts by a chat message, or anyone by an invite link
-/// as text and QR code, and remove members), its call, leaving.
+/// A group's chat (text, and files: shared from a picked file, shown with their size, progress
+/// while they come, Open once here and verified, or that they could not be verified), members
+/// (admins invite contacts by a chat message, or anyone by an invite link as text and QR code,
+/// and remove members), its call, leaving. A meeting room shares no files: no file button there.
 struct GroupChatScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var model: GroupChatModel
     @StateObject var invites: GroupsModel
     @State private var text = ""
     @State private var invitee = ""
+    @State private var picking = false
+    /// The file shown in Quick Look.
+    @State private var opening: URL?
 
     var body: some View {
         List {
@@ -62,9 +68,19 @@ struct GroupChatScreen: View {
                 if model.membership == .pending { Text("Joining: waiting for a member to come online").font(.caption) }
             }
             Section("Messages") {
-                ForEach(model.messages, id: \.id) { m in Text("\(who(m.author)): \(m.text)") }
+                ForEach(model.items) { item in
+                    switch item {
+                    case let .message(m):
+                        Text("\(who(m.author)): \(m.text)")
+                    case let .file(m, f, status):
+                        fileRow(m, f, status)
+                    }
+                }
                 TextField("Message", text: $text)
                 Button("Send") { Task { if await model.send(text) { text = "" } } }
+                if model.canShareFiles {
+                    Button { picking = true } label: { Label("Share a file", systemImage: "paperclip") }
+                }
                 if let error = model.error { Text(error).foregroundStyle(.red) }
             }
             Section("Members") {
@@ -110,12 +126,42 @@ struct GroupChatScreen: View {
             Button("Leave the group", role: .destructive) { Task { if await model.leave() { node.path.removeLast() } } }
         }
         .navigationTitle(model.name)
+        .fileImporter(isPresented: $picking, allowedContentTypes: [.item]) { result in
+            guard case let .success(url) = result else { return }
+            Task {
+                let access = url.startAccessingSecurityScopedResource()
+                defer { if access { url.stopAccessingSecurityScopedResource() } }
+                // The core copies it into the profile before this returns.
+                await model.sendFile(url)
+            }
+        }
+        .quickLookPreview($opening)
         .task {
             await model.open()
             guard let events = node.groupEvents() else { return }
-            for await event in events where model.apply(event) { await model.refresh() }
+            for await event in events {
+                let refresh = model.apply(event)
+                if let file = model.fileToLoad(event) { await model.loadFile(file) }
+                if refresh { await model.refresh() }
+            }
         }
         .onDisappear { model.close() }
+    }
+
+    /// A shared file: its line, a progress bar while it comes, Open once it is here.
+    private func fileRow(_ m: GroupMessage, _ f: GroupFileRef, _ status: GroupFileStatus) -> some View {
+        VStack(alignment: .leading) {
+            HStack {
+                Text("\(who(m.author)): \(describeGroupFile(f, status))")
+                if status.done, let path = status.path {
+                    Spacer()
+                    Button("Open") { opening = URL(fileURLWithPath: path) }
+                }
+            }
+            if status.state == .transferring && status.received > 0 {
+                ProgressView(value: Double(percent(status.received, of: f.size)), total: 100)
+            }
+        }
     }
 
     private func who(_ fingerprint: String) -> String {

@@ -7,13 +7,17 @@ import android.view.View
 import android.widget.Toast
 import kotlinx.coroutines.launch
 import org.peerns.app.model.GroupCallViewModel
+import org.peerns.app.model.GroupChatItem
 import org.peerns.app.model.GroupChatViewModel
 import org.peerns.app.model.GroupsViewModel
 import org.peerns.app.model.MeetingRoomViewModel
 import org.peerns.app.model.Screen
+import org.peerns.app.model.describeGroupFile
+import org.peerns.app.model.percent
 import org.peerns.ffi.CallParticipant
 import org.peerns.ffi.GroupCallPhase
 import org.peerns.ffi.GroupEvent
+import org.peerns.ffi.GroupFileTransfer
 import org.peerns.ffi.GroupMembership
 import org.peerns.ffi.GroupMessage
 import org.peerns.ffi.PeernsException
@@ -81,8 +85,10 @@ class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(ho
 }
 
 /**
- * A group's chat, its members (admins invite contacts by a chat message, or anyone by an invite
- * link as text and QR code, and remove members), its call, leaving it.
+ * A group's chat (text, and files: shared from a picked file, shown with their size, progress
+ * while they come, Open once here and verified, or that they could not be verified), its members
+ * (admins invite contacts by a chat message, or anyone by an invite link as text and QR code, and
+ * remove members), its call, leaving it. A meeting room shares no files: no file button there.
  */
 class GroupChatView(host: Host, private val model: GroupChatViewModel, private val invites: GroupsViewModel) : ScreenView(host) {
     private val title = ui.title(model.group.take(8))
@@ -96,6 +102,7 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     private val inviteQr = ui.qrImage()
     private val contacts = ui.column()
     private val inviteNotice = ui.text()
+    private val shareFile = ui.button("Share a file") { host.pickFile { path -> act { model.sendFile(path) } } }
     private val adminTools = ui.column().with(
         ui.label("Invite a contact (they get the invitation in your chat; those who trust you join at once)"),
         contacts,
@@ -110,7 +117,10 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
         title, info,
         ui.button("Group call") { host.navigator.open(Screen.GroupCall(model.group)) },
         messages, error, input,
-        ui.button("Send") { act { if (model.send(input.text.toString())) input.setText("") } },
+        ui.row().with(
+            ui.button("Send") { act { if (model.send(input.text.toString())) input.setText("") } },
+            shareFile,
+        ),
         ui.label("Members"), members, adminTools,
         ui.button("Leave the group") { act { if (model.leave()) host.navigator.back() } },
     )
@@ -128,7 +138,8 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
                 }
                 error.text = state.error ?: ""
                 messages.removeAllViews()
-                state.messages.forEach { messages.addView(ui.text(line(it))) }
+                state.items.forEach { messages.addView(itemView(it)) }
+                shareFile.visibility = if (state.canShareFiles) View.VISIBLE else View.GONE
                 members.removeAllViews()
                 state.members.forEach { m ->
                     val label = "${name(m.fingerprint)}${if (m.admin) "  (admin)" else ""}"
@@ -177,6 +188,21 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
 
     private fun line(m: GroupMessage) = "${name(m.author)}: ${m.text}"
 
+    /** A message, or a file: its line, a progress bar while it comes, Open once it is here. */
+    private fun itemView(item: GroupChatItem): View = when (item) {
+        is GroupChatItem.Message -> ui.text(line(item.message))
+        is GroupChatItem.File -> {
+            val text = ui.text("${name(item.message.author)}: ${describeGroupFile(item.file, item.status)}")
+            val path = item.status.path
+            when {
+                item.status.done && path != null -> ui.row().with(text, ui.button("Open") { host.openFile(path, item.file.mime) })
+                item.status.state == GroupFileTransfer.TRANSFERRING && item.status.received > 0uL ->
+                    ui.column().with(text, ui.progress(percent(item.status.received, item.file.size)))
+                else -> text
+            }
+        }
+    }
+
     private fun confirmRemove(fingerprint: String) {
         AlertDialog.Builder(host.context)
             .setMessage("Remove ${fingerprint.take(8)} from the group? It receives nothing sent afterwards.")
@@ -187,6 +213,7 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
 
     override fun onGroupEvent(event: GroupEvent) {
         model.onGroupEvent(event)
+        model.fileToLoad(event)?.let { file -> act { model.loadFile(file) } }
         if (model.needsRefresh(event)) act { model.refresh() }
     }
 }

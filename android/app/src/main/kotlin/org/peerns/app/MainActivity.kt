@@ -2,6 +2,7 @@ package org.peerns.app
 
 import android.Manifest
 import android.app.Activity
+import android.content.ActivityNotFoundException
 import android.content.ComponentName
 import android.content.Context
 import android.content.Intent
@@ -293,6 +294,19 @@ class MainActivity :
         onFilePicked = onPicked
         val intent = Intent(Intent.ACTION_OPEN_DOCUMENT).addCategory(Intent.CATEGORY_OPENABLE).setType("*/*")
         startActivityForResult(intent, REQUEST_FILE)
+    }
+
+    override fun openFile(path: String, mime: String) {
+        val uri = GroupFileProvider.uriOf(this, path)
+            ?: return Toast.makeText(this, "This file cannot be opened from here", Toast.LENGTH_LONG).show()
+        val intent = Intent(Intent.ACTION_VIEW)
+            .setDataAndType(uri, mime.ifBlank { "application/octet-stream" })
+            .addFlags(Intent.FLAG_GRANT_READ_URI_PERMISSION)
+        try {
+            startActivity(intent)
+        } catch (e: ActivityNotFoundException) {
+            Toast.makeText(this, "No app on this phone opens ${mime.ifBlank { "this file" }}", Toast.LENGTH_LONG).show()
+        }
     }
 
     override fun pickFolder(onPicked: (String) -> Unit) {

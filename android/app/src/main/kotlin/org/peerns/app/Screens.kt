@@ -41,6 +41,9 @@ interface Host {
     /** Lets the user pick a file; [onPicked] gets a local copy's path. */
     fun pickFile(onPicked: (String) -> Unit)
 
+    /** Opens the group file at [path] (of type [mime]) in an app of the user's choice ([GroupFileProvider]). */
+    fun openFile(path: String, mime: String)
+
     /** Calls contact [fingerprint] (audio) and shows the call. */
     fun call(fingerprint: String)
 

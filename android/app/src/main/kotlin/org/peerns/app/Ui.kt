@@ -8,6 +8,7 @@ import android.widget.Button
 import android.widget.EditText
 import android.widget.ImageView
 import android.widget.LinearLayout
+import android.widget.ProgressBar
 import android.widget.TextView
 
 /** Small builders for framework views (no androidx, no layout resources). */
@@ -54,6 +55,12 @@ class Ui(private val context: Context) {
     fun input(hint: String, text: String = "") = EditText(context).apply {
         this.hint = hint
         setText(text)
+    }
+
+    /** A horizontal progress bar at [percent] of 100. */
+    fun progress(percent: Int) = ProgressBar(context, null, android.R.attr.progressBarStyleHorizontal).apply {
+        max = 100
+        progress = percent
     }
 
     /** Where a QR code is shown ([showQr]): unscaled, so its modules stay sharp; gone until then. */

@@ -6,6 +6,8 @@ import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
 import org.peerns.ffi.Contact
 import org.peerns.ffi.GroupEvent
+import org.peerns.ffi.GroupFileRef
+import org.peerns.ffi.GroupFileTransfer
 import org.peerns.ffi.GroupMember
 import org.peerns.ffi.GroupMembership
 import org.peerns.ffi.GroupMessage
@@ -22,6 +24,10 @@ data class GroupChatState(
     val router: Boolean = false,
     /** In display order (the same on every member). */
     val messages: List<GroupMessage> = emptyList(),
+    /** Where each shared file of [messages] stands on this phone, by file ID. */
+    val files: Map<String, GroupFileStatus> = emptyMap(),
+    /** This is the meeting room nearby: it shares no files. */
+    val room: Boolean = false,
     /** Our contacts (not the blocked ones), by name. */
     val contacts: List<Contact> = emptyList(),
     /** The contacts we sent an invitation from this screen. */
@@ -35,11 +41,19 @@ data class GroupChatState(
 
     /** The contacts an admin may invite: not members yet. */
     val invitable: List<Contact> get() = contacts.filter { c -> members.none { it.fingerprint == c.fingerprint } }
+
+    /** What the chat lists: [messages], the file messages as files with their [files] status. */
+    val items: List<GroupChatItem> get() = groupChatItems(messages, files)
+
+    /** The screen offers to share a file: not in a meeting room, not once we left. */
+    val canShareFiles: Boolean get() = !room && membership != GroupMembership.FORMER
 }
 
 /**
  * One group: its messages and members, kept up to date from [GroupEvent]s ([onGroupEvent]),
- * sending, inviting contacts and removing members (admins), leaving. Pure Kotlin.
+ * sending text and files (each file's progress from [GroupEvent.FileProgress] and
+ * [GroupEvent.FileDone], or from the node on [refresh] and [loadFile]), inviting contacts and
+ * removing members (admins), leaving. Pure Kotlin.
  */
 class GroupChatViewModel(private val node: PeernsNodeInterface, val group: String) {
     private val mutableState = MutableStateFlow(GroupChatState(name = group.take(8)))
@@ -47,9 +61,13 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
 
     /** Reloads the group and its newest messages from the node. */
     suspend fun refresh() = guard {
+        // Known first: a meeting room is no stored group, and shares no files.
+        val room = node.meetingRoom() == group
+        mutableState.update { it.copy(room = room) }
         val g = node.groups().firstOrNull { it.id == group } ?: throw IllegalArgumentException("no group $group")
         val page = node.groupHistory(group, null, LIMIT.toUInt())
         val contacts = node.contacts().filter { it.trust != Trust.BLOCKED }.sortedBy { it.name.lowercase() }
+        val files = page.messages.mapNotNull { it.file }.associate { f -> f.id to status(f) }
         mutableState.update {
             it.copy(
                 name = g.name,
@@ -57,11 +75,41 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
                 membership = g.membership,
                 router = g.router,
                 messages = page.messages,
+                // Events applied while the node answered are newer than its answers.
+                files = files.mapValues { (id, loaded) -> it.files[id]?.newer(loaded) ?: loaded },
+                room = room,
                 contacts = contacts,
                 error = null,
             )
         }
     }
+
+    /**
+     * Shares the file at [path] with the group (the core copies it into the profile; every member
+     * fetches it); `NotAllowed` (shown as the error) in a meeting room or until the group's log
+     * has reached us.
+     */
+    suspend fun sendFile(path: String) = guard {
+        val message = node.groupSendFile(group, path)
+        add(message)
+        message.file?.let { setStatus(it.id, status(it)) }
+        mutableState.update { it.copy(error = null) }
+    }
+
+    /** Asks the node where the file [file] (a [GroupFileRef.id]) of this group stands. */
+    suspend fun loadFile(file: String) = guard {
+        node.groupFile(group, file)?.let { setStatus(file, GroupFileStatus.of(it)) }
+    }
+
+    /**
+     * The file a new file message in [event] announces, whose state to ask the node for
+     * ([loadFile]): one over our size limit is refused at once, with no event to tell.
+     */
+    fun fileToLoad(event: GroupEvent): String? = (event as? GroupEvent.Message)?.takeIf { it.group == group }?.message?.file?.id
+
+    /** Where [file] stands here: the node's answer, or [GroupFileStatus.WAITING] if it has none yet. */
+    private suspend fun status(file: GroupFileRef): GroupFileStatus =
+        node.groupFile(group, file.id)?.let(GroupFileStatus::of) ?: GroupFileStatus.WAITING
 
     /**
      * Sends our contact [fingerprint] the group's invite link as a chat message (admins only):
@@ -132,6 +180,17 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
             }
             is GroupEvent.Role -> if (event.group == group) mutableState.update { it.copy(router = event.router) }
             is GroupEvent.Departed -> if (event.group == group) mutableState.update { it.copy(membership = GroupMembership.FORMER) }
+            is GroupEvent.FileProgress -> if (event.group == group) {
+                setStatus(event.file, GroupFileStatus(GroupFileTransfer.TRANSFERRING, event.received))
+            }
+            is GroupEvent.FileDone -> if (event.group == group) {
+                val size = mutableState.value.messages.firstNotNullOfOrNull { m -> m.file?.takeIf { it.id == event.file }?.size } ?: 0uL
+                // No path: given up, no holder's bytes matched the author's signed hash.
+                setStatus(
+                    event.file,
+                    event.path?.let { GroupFileStatus(GroupFileTransfer.DONE, size, it) } ?: GroupFileStatus(GroupFileTransfer.REFUSED),
+                )
+            }
             else -> {}
         }
     }
@@ -146,9 +205,23 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
         else -> false
     }
 
-    /** Adds [message] unless it is there (our own arrives both from send and as an event). */
+    /**
+     * Adds [message] unless it is there (our own arrives both from send and as an event); a file
+     * it announces waits for its status ([GroupFileStatus.WAITING]) unless one is known.
+     */
     private fun add(message: GroupMessage) = mutableState.update { s ->
-        if (s.messages.any { it.id == message.id }) s else s.copy(messages = s.messages + message)
+        if (s.messages.any { it.id == message.id }) {
+            s
+        } else {
+            val file = message.file
+            val files = if (file == null || file.id in s.files) s.files else s.files + (file.id to GroupFileStatus.WAITING)
+            s.copy(messages = s.messages + message, files = files)
+        }
+    }
+
+    /** Sets where [file] stands, unless what is known is newer ([GroupFileStatus.newer]). */
+    private fun setStatus(file: String, status: GroupFileStatus) = mutableState.update { s ->
+        s.copy(files = s.files + (file to (s.files[file]?.newer(status) ?: status)))
     }
 
     private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)

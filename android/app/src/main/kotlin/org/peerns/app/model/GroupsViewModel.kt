@@ -80,10 +80,10 @@ class GroupsViewModel(private val node: PeernsNodeInterface) {
         mutableState.update { it.copy(notice = "Joined $group, invited by $by") }
     }
 
-    /** Whether [event] changes the list (members, our membership, routing). */
+    /** Whether [event] changes the list (members, our membership, routing); not messages, calls or files. */
     fun concerns(event: GroupEvent): Boolean = event !is GroupEvent.Message && event !is GroupEvent.Backfill &&
         event !is GroupEvent.CallRoster && event !is GroupEvent.CallPhase && event !is GroupEvent.CallSpeakers &&
-        event !is GroupEvent.Presence
+        event !is GroupEvent.Presence && event !is GroupEvent.FileProgress && event !is GroupEvent.FileDone
 
     private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)
 }
