@@ -132,7 +132,8 @@ pub enum FileState {
 }
 
 impl FileState {
-    fn as_str(self) -> &'static str {
+    /// As stored in the database.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Transferring => "transferring",
             Self::Done => "done",
@@ -140,7 +141,8 @@ impl FileState {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    /// From the database (anything unknown reads as refused).
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "transferring" => Self::Transferring,
             "done" => Self::Done,

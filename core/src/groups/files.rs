@@ -142,34 +142,9 @@ impl FileFrame {
     }
 }
 
-/// Where a group file stands on this device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupFileState {
-    /// Chunks are coming (or will when a holder is online).
-    Transferring,
-    /// Whole and verified (or ours).
-    Done,
-    /// Not fetched: over our size limit, or it failed verification from every holder.
-    Refused,
-}
-
-impl GroupFileState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Transferring => "transferring",
-            Self::Done => "done",
-            Self::Refused => "refused",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "transferring" => Self::Transferring,
-            "done" => Self::Done,
-            _ => Self::Refused,
-        }
-    }
-}
+/// Where a group file stands on this device: transferring, done (whole and verified, or
+/// ours), or refused (over our size limit, or it failed verification from every holder).
+pub use crate::chat::file::FileState as GroupFileState;
 
 /// A group file as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -164,6 +164,20 @@ pub(super) fn copy_hashing(src: &Path, dst: &Path) -> std::io::Result<(u64, [u8;
     })
 }
 
+/// Opens (or creates, with its folder) a `.part` file for reading and writing, keeping what
+/// it holds.
+pub(super) fn open_part_file(path: &Path) -> std::io::Result<File> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+}
+
 /// The BLAKE3 hash of the first `len` bytes of the file at `path`.
 pub(super) fn hash_file(path: &Path, len: u64) -> std::io::Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
@@ -505,15 +519,7 @@ fn open_part(dir: &Path, t: &Transfer) -> std::io::Result<OnDisk> {
         return Ok(OnDisk::Done(done));
     }
     let path = part_path(dir, &m.id);
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)?;
+    let file = open_part_file(&path)?;
     let keep = (t.next_index * u64::from(m.chunk_size)).min(m.size);
     file.set_len(keep)?;
     Ok(OnDisk::Part(PartFile {

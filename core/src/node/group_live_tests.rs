@@ -299,6 +299,26 @@ async fn an_invite_sent_as_a_message_joins_only_a_contact_who_trusts_the_sender(
     server.shutdown().await;
 }
 
+/// `n` members online in a group made offline (see [`group_of`]), each having sent one
+/// message that every one holds (so everyone is linked through the router).
+async fn online_group(url: &str, n: usize) -> (Vec<tempfile::TempDir>, GroupId, Vec<Node>) {
+    let tmp: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    let (gid, _fps) = group_of(&dirs);
+    let mut nodes = vec![];
+    for d in &dirs {
+        nodes.push(started(config(d, url, None)).await.unwrap());
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        send(node, &gid, &format!("hi{i}")).await;
+    }
+    until(30, "every member holding everyone's message", async || {
+        all_hold(&dirs, &gid, n).await
+    })
+    .await;
+    (tmp, gid, nodes)
+}
+
 /// The bytes of the group file `file` on the node, once it is whole here.
 async fn group_file_bytes(node: &Node, gid: &GroupId, file: &str) -> Option<Vec<u8>> {
     let f = node.group_file(gid, file).await.unwrap()?;
@@ -310,22 +330,19 @@ async fn group_file_bytes(node: &Node, gid: &GroupId, file: &str) -> Option<Vec<
 async fn a_file_shared_in_a_group_reaches_every_member_and_one_offline_when_it_returns() {
     let server = server().await;
     let url = server.url();
-    let tmp: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Three online and linked; the fourth comes later.
+    let late_dir = tempfile::tempdir().unwrap();
+    let (mut tmp, gid, nodes) = online_group(&url, 3).await;
+    {
+        let p = Profile::open_desktop(late_dir.path()).unwrap();
+        let link = nodes[0]
+            .group_invite(&gid, &p.identity().fingerprint())
+            .await
+            .unwrap();
+        offline::join(&p, &link).unwrap();
+    }
+    tmp.push(late_dir);
     let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
-    let (gid, _fps) = group_of(&dirs);
-    // Three online; the fourth comes later.
-    let mut nodes = vec![];
-    for d in &dirs[..3] {
-        nodes.push(started(config(d, &url, None)).await.unwrap());
-    }
-    // Everyone linked: a text from each reaches all three.
-    for (i, n) in nodes.iter().enumerate() {
-        send(n, &gid, &format!("hi{i}")).await;
-    }
-    until(30, "three members holding 3 messages", async || {
-        all_hold(&dirs[..3], &gid, 3).await
-    })
-    .await;
     // A member that does not route shares ~2.3 MiB (not a whole number of chunks).
     let author = (0..3).find(|i| !nodes[*i].group_routing(&gid)).unwrap();
     let data: Vec<u8> = (0..2_400_000u32).map(|i| (i * 7 + i / 999) as u8).collect();
@@ -384,20 +401,7 @@ async fn a_file_shared_in_a_group_reaches_every_member_and_one_offline_when_it_r
 async fn a_group_file_whose_bytes_were_altered_is_never_shown() {
     let server = server().await;
     let url = server.url();
-    let tmp: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
-    let (gid, _fps) = group_of(&dirs);
-    let mut nodes = vec![];
-    for d in &dirs {
-        nodes.push(started(config(d, &url, None)).await.unwrap());
-    }
-    for (i, n) in nodes.iter().enumerate() {
-        send(n, &gid, &format!("hi{i}")).await;
-    }
-    until(30, "every member holding 3 messages", async || {
-        all_hold(&dirs, &gid, 3).await
-    })
-    .await;
+    let (tmp, gid, nodes) = online_group(&url, 3).await;
     let author = (0..3).find(|i| !nodes[*i].group_routing(&gid)).unwrap();
     let src = tmp[author].path().join("notes.txt");
     std::fs::write(&src, vec![b'a'; 200_000]).unwrap();

@@ -10,7 +10,7 @@
 //! match is not asked again.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -25,7 +25,7 @@ use crate::chat::wire::{ErrorCode, Frame, Id};
 use crate::groups::files::{self as gfiles, FileFrame, GroupFile, GroupFileState};
 use crate::groups::{GroupId, SignedMessage};
 use crate::identity::Fingerprint;
-use crate::node::files::{copy_hashing, io_err, mime_of};
+use crate::node::files::{copy_hashing, io_err, mime_of, open_part_file};
 use crate::node::groups::GroupMessageView;
 use crate::node::link::Link;
 use crate::node::{Inner, Node, NodeError, lock, unix_ms};
@@ -133,15 +133,7 @@ impl Part {
     /// Opens the `.part` file at `path` to continue after chunk `next` (cut there, and its
     /// prefix hashed again); from the start if it is shorter.
     fn open(path: &Path, m: &Manifest, next: u64) -> std::io::Result<Part> {
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)?;
+        let file = open_part_file(path)?;
         let keep = (next * u64::from(m.chunk_size)).min(m.size);
         let (next, keep) = if file.metadata()?.len() >= keep {
             (next, keep)
