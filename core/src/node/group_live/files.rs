@@ -368,11 +368,22 @@ impl Inner {
         let member = lock(&this.groups)
             .members_of
             .get(&group)
-            .is_some_and(|m| m.contains(&link.fp));
-        if !member {
-            link.refuse(ErrorCode::NotAllowed, "not a member of that group")
-                .await;
-            return;
+            .map(|m| m.contains(&link.fp));
+        match member {
+            Some(true) => {}
+            Some(false) => {
+                link.refuse(ErrorCode::NotAllowed, "not a member of that group")
+                    .await;
+                return;
+            }
+            // Not running here (left, or stopping): nothing to give, no strike for asking.
+            None => {
+                if let FileFrame::Want { file, .. } = frame {
+                    let lack = FileFrame::Lack { group, file };
+                    let _ = link.send(&Frame::Group(lack.encode())).await;
+                }
+                return;
+            }
         }
         match frame {
             FileFrame::Want {

@@ -75,6 +75,7 @@ impl Inner {
         } else {
             engine.log().state().members.keys().copied().collect()
         };
+        let published = members.clone();
         let note = this.peer_id().into_bytes();
         let setup = this.ns_setup(prefix, None, note);
         // Its events from the start: a router claim answered before anyone listened left
@@ -108,6 +109,8 @@ impl Inner {
                 return Ok(());
             }
             groups.running.insert(gid, tx);
+            // File transfers answer members from the start, before the task's first turn.
+            groups.members_of.insert(gid, published);
         }
         let task = tokio::spawn(run(live, rx, ns, ns_events));
         this.track([task.abort_handle()]);
@@ -172,6 +175,8 @@ impl Inner {
             g.subscribers = None;
             g.online.clear();
             g.files = Default::default();
+            g.members_of.clear();
+            g.router_of.clear();
             g.running.drain().map(|(_, tx)| tx).collect()
         };
         for tx in running {
