@@ -367,6 +367,9 @@ pub enum NodeError {
 }
 
 /// Why a dial failed (cloned to everyone waiting for it).
+/// Pause before a dial whose connection closed before opening is tried again.
+const GLARE_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
 #[derive(Debug, Clone)]
 enum DialError {
     Transport(TransportError),
@@ -832,6 +835,20 @@ impl Inner {
     }
 
     /// An authenticated link to `peer`: the open one, or a new connection and handshake.
+    /// One connection attempt to `peer` and its session handshake.
+    async fn dial_once(this: &Arc<Inner>, peer: &str) -> Result<Arc<Link>, DialError> {
+        match this
+            .transport()
+            .connect(peer, ConnectOptions::native())
+            .await
+        {
+            Ok(conn) => link::establish(this, conn)
+                .await
+                .map_err(DialError::Session),
+            Err(e) => Err(DialError::Transport(e)),
+        }
+    }
+
     pub(crate) async fn dial(this: &Arc<Inner>, peer: &str) -> Result<Arc<Link>, NodeError> {
         if peer.is_empty() || peer.len() > 64 || peer == this.peer_id() {
             return Err(NodeError::InvalidInput(format!("bad peer id {peer:?}")));
@@ -856,16 +873,17 @@ impl Inner {
         if start {
             let (inner, peer) = (this.clone(), peer.to_owned());
             let task = tokio::spawn(async move {
-                let result = match inner
-                    .transport()
-                    .connect(&peer, ConnectOptions::native())
-                    .await
-                {
-                    Ok(conn) => link::establish(&inner, conn)
-                        .await
-                        .map_err(DialError::Session),
-                    Err(e) => Err(DialError::Transport(e)),
-                };
+                let mut result = Inner::dial_once(&inner, &peer).await;
+                if matches!(result, Err(DialError::Transport(TransportError::Closed))) {
+                    // The connection closed before it opened: typically a glare the peer
+                    // resolved its way while it dialled us. Its connection may be our link
+                    // by now; otherwise once more.
+                    tokio::time::sleep(GLARE_RETRY).await;
+                    result = match inner.link_by_peer(&peer) {
+                        Some(link) => Ok(link),
+                        None => Inner::dial_once(&inner, &peer).await,
+                    };
+                }
                 let waiters = lock(&inner.pending).remove(&peer).unwrap_or_default();
                 for w in waiters {
                     let _ = w.send(result.clone());

@@ -507,3 +507,44 @@ async fn a_second_node_on_the_same_profile_is_refused() {
     again.stop().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_dialling_each_other_at_once_both_get_a_working_link() {
+    let server = server().await;
+    let url = server.url();
+    let (_da, _db, a, b) = alice_and_bob(&url).await;
+    let (pa, pb) = (a.peer_id(), b.peer_id());
+    for round in 0..24 {
+        // Crossing dials, the second 1.5 ms later each round (0–35 ms): some cross before
+        // either offer is answered, some after one is (the glare cases). In process this
+        // passes with or without the dial's retry after a glare-closed connection; the retry
+        // is for the crossing seen between loaded processes (`tests/tests/rpc_cli.rs`).
+        let late = Duration::from_micros(1500 * round);
+        let (ra, rb) = tokio::join!(Inner::dial(&a.inner, &pb), async {
+            tokio::time::sleep(late).await;
+            Inner::dial(&b.inner, &pa).await
+        });
+        let (la, lb) = (
+            ra.unwrap_or_else(|e| panic!("round {round}: a's dial failed: {e}")),
+            rb.unwrap_or_else(|e| panic!("round {round}: b's dial failed: {e}")),
+        );
+        // Both links carry frames.
+        la.send(&crate::chat::wire::Frame::Ping { nonce: round })
+            .await
+            .unwrap();
+        lb.send(&crate::chat::wire::Frame::Ping { nonce: round })
+            .await
+            .unwrap();
+        assert!(!la.is_closed() && !lb.is_closed(), "round {round}");
+        for l in a.inner.all_links().into_iter().chain(b.inner.all_links()) {
+            l.close().await;
+        }
+        until(10, "no links left", async || {
+            a.inner.link(&b.inner.fingerprint).is_none()
+                && b.inner.link(&a.inner.fingerprint).is_none()
+        })
+        .await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
