@@ -10,7 +10,7 @@ import PeernsKit
 enum LowPowerNotice {
     static let nearby = "Low Power Mode: your position is updated about once a minute and less precisely, and this list less often."
     static let call = "Low Power Mode: calls start with your camera off (audio only); you can still turn it on."
-    static let backup = "Low Power Mode: a backup you start waits until it is off (or Start now); a running one goes on."
+    static let backup = "Low Power Mode: a backup waits until it is off (or Start now); a running one pauses until then (or Continue now)."
 }
 
 /// Groups: list, create, invite by fingerprint, join by link, joined by a contact's invite
@@ -727,7 +727,10 @@ final class MonitorModel: ObservableObject {
 }
 
 /// Backup of chosen folders into another device, with progress (`BackupViewModel`). A backup
-/// started in Low Power Mode waits until it is off (or `startNow`); one already running goes on.
+/// started in Low Power Mode waits until it is off (or `startNow`); one running when it comes on
+/// is paused (its `rpcBackup` task cancelled, which stops it in the core) and started again with
+/// the same arguments when it goes off (or `startNow`): the core skips the files the peer has and
+/// resumes a partly sent one. Cancelling the task of `backup(to:)` stops it for good.
 @MainActor
 final class BackupModel: ObservableObject {
     static let into = "/incoming"
@@ -736,11 +739,16 @@ final class BackupModel: ObservableObject {
     @Published private(set) var running = false
     /// The backup waits for Low Power Mode to go off (`startNow` starts it anyway).
     @Published private(set) var waitingForLowPower = false
+    /// The running backup was paused when Low Power Mode came on; it goes on when the mode goes
+    /// off (`startNow` continues it now).
+    @Published private(set) var pausedForLowPower = false
     @Published private(set) var progress: RpcBackupProgress?
     @Published private(set) var summary: RpcBackupSummary?
     @Published private(set) var error: String?
-    /// The user wants the waiting backup to start despite Low Power Mode.
+    /// The user wants the waiting backup to start, or the paused one to continue, despite Low Power Mode.
     @Published private var overridden = false
+    /// Low Power Mode cancelled the current `rpcBackup` call (a pause, not the user's cancel).
+    private var pausing = false
     private let node: PeernsNode
     private let powerSaver: PowerSaver?
 
@@ -749,7 +757,7 @@ final class BackupModel: ObservableObject {
         self.powerSaver = powerSaver
     }
 
-    /// Starts the backup that waits for Low Power Mode now.
+    /// Starts the backup that waits for Low Power Mode, or continues the paused one, now.
     func startNow() { overridden = true }
 
     func refresh() async {
@@ -761,7 +769,7 @@ final class BackupModel: ObservableObject {
     func drop(_ folder: URL) { folders.removeAll { $0 == folder } }
 
     /// Backs the chosen folders up (each opened for the time of the backup: picked folders are
-    /// security-scoped).
+    /// security-scoped). Paused while Low Power Mode is on, as the type says.
     func backup(to fingerprint: String) async {
         guard !folders.isEmpty else { error = "choose a folder first"; return }
         guard !running else { error = "a backup is running"; return }
@@ -772,21 +780,69 @@ final class BackupModel: ObservableObject {
         defer {
             running = false
             waitingForLowPower = false
-        }
-        if let powerSaver, powerSaver.isOn {
-            waitingForLowPower = true
-            for await (on, now) in powerSaver.$isOn.combineLatest($overridden).values where !on || now { break }
-            waitingForLowPower = false
-            // The screen went away meanwhile: nothing was started.
-            if Task.isCancelled { return }
+            pausedForLowPower = false
         }
         let opened = folders.filter { $0.startAccessingSecurityScopedResource() }
         defer { opened.forEach { $0.stopAccessingSecurityScopedResource() } }
-        await guarded {
-            summary = try await node.rpcBackup(
-                fingerprint: fingerprint, paths: folders.map(\.path), into: Self.into, listener: ProgressListener(self)
-            )
+        let paths = folders.map(\.path)
+        var started = false
+        while !Task.isCancelled {
+            if let powerSaver, powerSaver.isOn, !overridden {
+                await awaitLowPowerOff(powerSaver, paused: started)
+                // The screen went away meanwhile: nothing more is sent.
+                if Task.isCancelled { return }
+            }
+            started = true
+            var result: RpcBackupSummary?
+            guard await guarded({ result = try await attempt(fingerprint, paths: paths) }) else { return }
+            if let result {
+                summary = result
+                return
+            }
         }
+    }
+
+    /// Waits (before the backup or paused in it) until Low Power Mode is off or `startNow`.
+    private func awaitLowPowerOff(_ powerSaver: PowerSaver, paused: Bool) async {
+        overridden = false
+        waitingForLowPower = !paused
+        pausedForLowPower = paused
+        for await (on, now) in powerSaver.$isOn.combineLatest($overridden).values where !on || now { break }
+        waitingForLowPower = false
+        pausedForLowPower = false
+    }
+
+    /// One `rpcBackup` call: its summary, or nil when Low Power Mode came on and cancelled it.
+    private func attempt(_ fingerprint: String, paths: [String]) async throws -> RpcBackupSummary? {
+        let node = node
+        let listener = ProgressListener(self)
+        let run = Task {
+            try await node.rpcBackup(fingerprint: fingerprint, paths: paths, into: Self.into, listener: listener)
+        }
+        pausing = false
+        let pause = Task { @MainActor [weak self] in
+            guard let self, let powerSaver = self.powerSaver else { return }
+            await self.lowPowerComesOn(powerSaver)
+            guard !Task.isCancelled else { return }
+            self.pausing = true
+            run.cancel()
+        }
+        defer { pause.cancel() }
+        do {
+            return try await withTaskCancellationHandler { try await run.value } onCancel: { run.cancel() }
+        } catch {
+            // A cancelled call may still deliver a late step.
+            listener.stop()
+            if pausing && !Task.isCancelled { return nil }
+            throw error
+        }
+    }
+
+    /// Returns when Low Power Mode comes on; after `startNow` (the backup runs in Low Power Mode)
+    /// only once it has gone off and comes on again.
+    private func lowPowerComesOn(_ powerSaver: PowerSaver) async {
+        if overridden { for await on in powerSaver.$isOn.values where !on { break } }
+        for await on in powerSaver.$isOn.values where on { break }
     }
 
     fileprivate func step(_ p: RpcBackupProgress) { progress = p }
@@ -800,10 +856,17 @@ final class BackupModel: ObservableObject {
 /// Hands a backup's progress from a library thread to the model.
 private final class ProgressListener: BackupListener, @unchecked Sendable {
     private weak var model: BackupModel?
+    /// Its `rpcBackup` call was cancelled: later steps are dropped.
+    @MainActor private var stopped = false
 
     init(_ model: BackupModel) { self.model = model }
 
+    @MainActor func stop() { stopped = true }
+
     func onBackupProgress(progress: RpcBackupProgress) {
-        Task { @MainActor [weak model] in model?.step(progress) }
+        Task { @MainActor [weak self] in
+            guard let self, !self.stopped else { return }
+            self.model?.step(progress)
+        }
     }
 }

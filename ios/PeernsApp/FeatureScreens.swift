@@ -371,7 +371,7 @@ struct MonitorScreen: View {
 }
 
 /// Backup: choose folders, the device to back up into, the progress; in Low Power Mode a notice,
-/// and a backup that waits for it to go off can be started now.
+/// and a backup that waits for it to go off can be started now, one it paused continued now.
 struct BackupScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var model: BackupModel
@@ -395,6 +395,9 @@ struct BackupScreen: View {
                 if model.waitingForLowPower {
                     Text("waiting until Low Power Mode is off…")
                     Button("Start now") { model.startNow() }
+                } else if model.pausedForLowPower {
+                    Text("paused: Low Power Mode")
+                    Button("Continue now") { model.startNow() }
                 } else if let p = model.progress, model.running {
                     Text("file \(p.filesDone + 1) of \(p.filesTotal): \((p.path as NSString).lastPathComponent)")
                     if p.size > 0 { ProgressView(value: Double(p.bytes), total: Double(p.size)) }

@@ -168,7 +168,7 @@ class MonitorView(host: Host, private val model: MonitorViewModel, private val m
 
 /**
  * Backup: choose folders, the device to back up into, and the progress; under battery saver a
- * notice, and a backup that waits for it to go off can be started now.
+ * notice, and a backup that waits for it to go off can be started now, one it paused continued now.
  */
 class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(host) {
     private val folders = ui.column()
@@ -202,9 +202,11 @@ class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(ho
                 s.contacts.forEach { c ->
                     targets.addView(ui.button(c.name) { act { model.backup(c.fingerprint) } }.apply { isEnabled = !s.running })
                 }
-                startNow.visibility = if (s.waitingForSaver) View.VISIBLE else View.GONE
+                startNow.visibility = if (s.waitingForSaver || s.pausedForSaver) View.VISIBLE else View.GONE
+                startNow.text = if (s.pausedForSaver) "Continue now" else "Start now"
                 progress.text = when {
                     s.waitingForSaver -> "waiting until battery saver is off…"
+                    s.pausedForSaver -> "paused: battery saver"
                     s.running && s.progress != null -> s.progress.let { p ->
                         "file ${p.filesDone + 1u} of ${p.filesTotal}: ${p.path.substringAfterLast('/')} ${percent(p.bytes, p.size)}"
                     }

@@ -17,7 +17,7 @@ object BatterySaver {
 
     const val NEARBY = "Battery saver: your position is updated about once a minute and less precisely, and this list less often."
     const val CALL = "Battery saver: calls start with your camera off (audio only); you can still turn it on."
-    const val BACKUP = "Battery saver: a backup you start waits until it is off (or Start now); a running one goes on."
+    const val BACKUP = "Battery saver: a backup waits until it is off (or Start now); a running one pauses until then (or Continue now)."
 
     /** [text] while [on] is true, null otherwise: a screen's notice. */
     fun notice(on: Flow<Boolean>, text: String): Flow<String?> = on.map { if (it) text else null }

@@ -10,11 +10,14 @@ import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
+import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeout
 import org.junit.Test
 import org.peerns.ffi.RpcBackupSummary
 import org.peerns.ffi.RpcRoot
@@ -112,6 +115,99 @@ class BackupViewModelTest {
             assertTrue(second.await())
             assertEquals(RpcBackupSummary(1UL, 500UL, 1UL, 0UL), model.state.value.summary)
             assertFalse(model.state.value.running)
+        }
+    }
+
+    @Test
+    fun aRunningBackupPausesWhenBatterySaverComesOnAndContinuesWhenItGoesOff() = runTest(timeout = 180.seconds) {
+        withAnnAndBob { phone, desktop ->
+            val phoneFp = phone.identity().fingerprint
+            val desktopFp = desktop.identity().fingerprint
+            val incoming = tempDir("incoming")
+            desktop.rpcServe(listOf(RpcRoot("incoming", incoming.path)))
+            desktop.setTrust(phoneFp, Trust.FULL_ACCESS)
+            desktop.rpcGrant(phoneFp, listOf("fs:write:/incoming/**"))
+            val photos = File(tempDir("src"), "photos").apply { mkdirs() }
+            val size = 48 shl 20
+            val big = File(photos, "big.mp4").apply { writeBytes(ByteArray(size).also { SecureRandom().nextBytes(it) }) }
+            val atPeer = File(incoming, "photos/big.mp4")
+
+            val saver = MutableStateFlow(false)
+            val model = BackupViewModel(phone, saver)
+            model.refresh()
+            model.choose(photos.path)
+            val backup = async { model.backup(desktopFp) }
+            // Battery saver comes on once the peer has acknowledged part of the file.
+            withTimeout(60.seconds) { model.state.first { (it.progress?.bytes ?: 0UL) > 0UL } }
+            saver.value = true
+            eventually(what = "the backup paused") { model.state.value.takeIf { it.running && it.pausedForSaver } }
+            assertFalse(model.state.value.waitingForSaver)
+            delay(500)
+            val at = assertNotNull(model.state.value.progress)
+            assertTrue(at.bytes < size.toULong(), "paused before the end of the file")
+            delay(2_000)
+            assertEquals(at, model.state.value.progress, "no progress while paused")
+            assertTrue(model.state.value.pausedForSaver)
+            assertFalse(backup.isCompleted)
+            assertFalse(atPeer.exists() && atPeer.length() == size.toLong(), "the file is not complete at the peer")
+
+            // Off again: the same backup goes on by itself, resuming the file.
+            saver.value = false
+            assertTrue(backup.await())
+            val done = model.state.value
+            assertFalse(done.running)
+            assertFalse(done.pausedForSaver)
+            val summary = assertNotNull(done.summary)
+            assertEquals(1UL, summary.files)
+            assertTrue(summary.bytes < size.toULong(), "resumed, not sent again whole: ${summary.bytes}")
+            assertTrue(atPeer.readBytes().contentEquals(big.readBytes()))
+        }
+    }
+
+    @Test
+    fun aPausedBackupContinuesNowOrIsCancelledForGood() = runTest(timeout = 180.seconds) {
+        withAnnAndBob { phone, desktop ->
+            val phoneFp = phone.identity().fingerprint
+            val desktopFp = desktop.identity().fingerprint
+            val incoming = tempDir("incoming")
+            desktop.rpcServe(listOf(RpcRoot("incoming", incoming.path)))
+            desktop.setTrust(phoneFp, Trust.FULL_ACCESS)
+            desktop.rpcGrant(phoneFp, listOf("fs:write:/incoming/**"))
+            val photos = File(tempDir("src"), "photos").apply { mkdirs() }
+            val size = 48 shl 20
+            val big = File(photos, "big.mp4").apply { writeBytes(ByteArray(size).also { SecureRandom().nextBytes(it) }) }
+            val atPeer = File(incoming, "photos/big.mp4")
+            val saver = MutableStateFlow(false)
+            val model = BackupViewModel(phone, saver)
+            model.refresh()
+            model.choose(photos.path)
+
+            // Cancelled while paused: saver going off does not start it again.
+            val first = launch { model.backup(desktopFp) }
+            withTimeout(60.seconds) { model.state.first { (it.progress?.bytes ?: 0UL) > 0UL } }
+            saver.value = true
+            eventually(what = "the backup paused") { model.state.value.takeIf { it.pausedForSaver } }
+            first.cancelAndJoin()
+            assertFalse(model.state.value.running)
+            assertFalse(model.state.value.pausedForSaver)
+            val at = model.state.value.progress
+            saver.value = false
+            delay(2_000)
+            assertEquals(at, model.state.value.progress, "a cancelled backup is not resumed")
+            assertFalse(model.state.value.running)
+            assertFalse(atPeer.exists() && atPeer.length() == size.toLong())
+
+            // Paused again, then continued by the user under battery saver; it is not paused again
+            // while saver stays on.
+            val second = async { model.backup(desktopFp) }
+            withTimeout(60.seconds) { model.state.first { it.running && (it.progress?.bytes ?: 0UL) > 0UL } }
+            saver.value = true
+            eventually(what = "the second backup paused") { model.state.value.takeIf { it.pausedForSaver } }
+            model.startNow()
+            assertTrue(second.await())
+            assertTrue(saver.value)
+            assertEquals(1UL, assertNotNull(model.state.value.summary).files)
+            assertTrue(atPeer.readBytes().contentEquals(big.readBytes()))
         }
     }
 }
