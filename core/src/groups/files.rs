@@ -200,58 +200,56 @@ pub fn add(
     Ok(n == 1)
 }
 
-/// The file `id` of `group`, if known.
-pub fn get(c: &Connection, group: &GroupId, id: &Id) -> Result<Option<GroupFile>, StoreError> {
-    Ok(c.query_row(
-        "SELECT author, name, size, mime, content_hash, chunk_size, next_index, state, path
-         FROM group_files WHERE gid = ?1 AND id = ?2",
-        params![group.to_hex(), id.as_slice()],
-        |row| {
-            let author: String = row.get(0)?;
-            let hash: Vec<u8> = row.get(4)?;
-            let state: String = row.get(7)?;
-            Ok((
-                author,
-                Manifest {
-                    id: *id,
-                    name: row.get(1)?,
-                    size: row.get::<_, i64>(2)? as u64,
-                    mime: row.get(3)?,
-                    hash: hash.try_into().unwrap_or([0; 32]),
-                    chunk_size: row.get::<_, i64>(5)? as u32,
-                },
-                row.get::<_, i64>(6)? as u64,
-                GroupFileState::parse(&state),
-                row.get::<_, Option<String>>(8)?,
-            ))
+/// The columns [`row`] reads.
+const COLUMNS: &str =
+    "id, author, name, size, mime, content_hash, chunk_size, next_index, state, path";
+
+/// A `group_files` row of `group` (`None` if it does not decode: an ID or key of the wrong
+/// length).
+fn row(group: &GroupId, row: &rusqlite::Row) -> rusqlite::Result<Option<GroupFile>> {
+    let (id, author, hash): (Vec<u8>, String, Vec<u8>) = (row.get(0)?, row.get(1)?, row.get(5)?);
+    let state: String = row.get(8)?;
+    let (Ok(id), Ok(author), Ok(hash)) = (Id::try_from(id), author.parse(), hash.try_into()) else {
+        return Ok(None);
+    };
+    Ok(Some(GroupFile {
+        group: *group,
+        author,
+        manifest: Manifest {
+            id,
+            name: row.get(2)?,
+            size: row.get::<_, i64>(3)? as u64,
+            mime: row.get(4)?,
+            hash,
+            chunk_size: row.get::<_, i64>(6)? as u32,
         },
-    )
-    .optional()?
-    .and_then(|(author, manifest, next_index, state, path)| {
-        Some(GroupFile {
-            group: *group,
-            author: author.parse().ok()?,
-            manifest,
-            next_index,
-            state,
-            path,
-        })
+        next_index: row.get::<_, i64>(7)? as u64,
+        state: GroupFileState::parse(&state),
+        path: row.get(9)?,
     }))
 }
 
-/// The files of `group` still transferring (resumed when the group starts).
-pub fn unfinished(c: &Connection, group: &GroupId) -> Result<Vec<Id>, StoreError> {
-    let mut stmt = c.prepare(
-        "SELECT id FROM group_files WHERE gid = ?1 AND state = 'transferring' ORDER BY updated_ms",
-    )?;
-    let rows = stmt.query_map(params![group.to_hex()], |row| row.get::<_, Vec<u8>>(0))?;
-    let mut out = vec![];
-    for r in rows {
-        if let Ok(id) = Id::try_from(r?.as_slice()) {
-            out.push(id);
-        }
-    }
-    Ok(out)
+/// The file `id` of `group`, if known.
+pub fn get(c: &Connection, group: &GroupId, id: &Id) -> Result<Option<GroupFile>, StoreError> {
+    Ok(c.query_row(
+        &format!("SELECT {COLUMNS} FROM group_files WHERE gid = ?1 AND id = ?2"),
+        params![group.to_hex(), id.as_slice()],
+        |r| row(group, r),
+    )
+    .optional()?
+    .flatten())
+}
+
+/// The files of `group` still transferring (resumed when the group starts), oldest first.
+pub fn unfinished(c: &Connection, group: &GroupId) -> Result<Vec<GroupFile>, StoreError> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM group_files WHERE gid = ?1 AND state = 'transferring'
+         ORDER BY updated_ms"
+    ))?;
+    let rows = stmt.query_map(params![group.to_hex()], |r| row(group, r))?;
+    Ok(rows
+        .filter_map(Result::transpose)
+        .collect::<Result<_, _>>()?)
 }
 
 /// Records progress: chunks before `next_index` are on disk.

@@ -185,3 +185,75 @@ fn a_tampered_stored_log_is_refused_on_load() {
         .unwrap();
     assert!(store.with_conn(|c| load_log(c, &gid)).is_err());
 }
+
+#[test]
+fn group_files_are_recorded_once_resumed_while_unfinished_and_finished() {
+    use crate::chat::file::Manifest;
+    use crate::groups::files::{self, GroupFileState};
+    let (_dir, store) = db();
+    let me = Arc::new(Identity::generate());
+    let log = Log::create(&me, "Crew", 1);
+    let gid = log.group();
+    let author = me.fingerprint();
+    let manifest = |id: u8| Manifest {
+        id: [id; 16],
+        name: format!("f{id}.bin"),
+        size: 100_000,
+        mime: "application/octet-stream".into(),
+        hash: [id; 32],
+        chunk_size: 60 * 1024,
+    };
+    store
+        .with_conn(|c| {
+            let tx = c.transaction()?;
+            save_group(&tx, &log, 5)?;
+            tx.commit()?;
+            // Ours (done), and one of someone else's being fetched; a second record is ignored.
+            assert!(files::add(
+                c,
+                &gid,
+                &author,
+                &manifest(1),
+                GroupFileState::Done,
+                Some("/x/f1.bin"),
+                6
+            )?);
+            assert!(files::add(
+                c,
+                &gid,
+                &author,
+                &manifest(2),
+                GroupFileState::Transferring,
+                None,
+                7
+            )?);
+            assert!(!files::add(
+                c,
+                &gid,
+                &author,
+                &manifest(2),
+                GroupFileState::Done,
+                Some("/y"),
+                8
+            )?);
+            let ours = files::get(c, &gid, &[1; 16])?.unwrap();
+            assert_eq!(
+                (ours.state, ours.next_index, ours.path.as_deref()),
+                (GroupFileState::Done, 2, Some("/x/f1.bin"))
+            );
+            files::set_progress(c, &gid, &[2; 16], 1, 9)?;
+            let open = files::unfinished(c, &gid)?;
+            assert_eq!(open.len(), 1);
+            assert_eq!(
+                (open[0].manifest.clone(), open[0].author, open[0].next_index),
+                (manifest(2), author, 1)
+            );
+            files::finish(c, &gid, &[2; 16], Some("/x/f2.bin"), 10)?;
+            assert!(files::unfinished(c, &gid)?.is_empty());
+            let done = files::get(c, &gid, &[2; 16])?.unwrap();
+            assert_eq!((done.state, done.next_index), (GroupFileState::Done, 2));
+            assert_eq!(files::get(c, &gid, &[3; 16])?, None);
+            Ok(())
+        })
+        .unwrap();
+}

@@ -104,10 +104,7 @@ fn chunk_len(m: &Manifest, index: u64) -> usize {
 }
 
 fn parse_file_id(s: &str) -> Result<Id, NodeError> {
-    hex::decode(s.trim())
-        .ok()
-        .and_then(|b| Id::try_from(b.as_slice()).ok())
-        .ok_or_else(|| NodeError::InvalidInput(format!("not a file id: {s:?}")))
+    crate::node::parse_hex_id(s, "file")
 }
 
 /// Reads chunks `from .. end` of `m` from `path`.
@@ -298,16 +295,7 @@ impl Inner {
         this: &Arc<Inner>,
         gid: GroupId,
     ) -> Result<(), NodeError> {
-        let files = this
-            .db(move |c| {
-                let ids = gfiles::unfinished(c, &gid)?;
-                let mut out = vec![];
-                for id in ids {
-                    out.extend(gfiles::get(c, &gid, &id)?);
-                }
-                Ok::<_, NodeError>(out)
-            })
-            .await?;
+        let files = this.db(move |c| gfiles::unfinished(c, &gid)).await?;
         for f in files {
             Inner::fetch_group_file(this, gid, f.author, f.manifest, f.next_index);
         }
