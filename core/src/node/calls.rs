@@ -89,10 +89,7 @@ fn call_hex(id: &CallId) -> String {
 }
 
 pub(super) fn parse_call(s: &str) -> Result<CallId, NodeError> {
-    let mut id = [0u8; 16];
-    hex::decode_to_slice(s.trim(), &mut id)
-        .map_err(|_| NodeError::InvalidInput(format!("not a call id: {s:?}")))?;
-    Ok(id)
+    super::parse_hex_id(s, "call")
 }
 
 impl From<Refused> for NodeError {

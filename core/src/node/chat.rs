@@ -48,10 +48,7 @@ pub struct StatusChange {
 }
 
 fn parse_id(s: &str) -> Result<Id, NodeError> {
-    let mut id = [0u8; 16];
-    hex::decode_to_slice(s.trim(), &mut id)
-        .map_err(|_| NodeError::InvalidInput(format!("not a message id: {s:?}")))?;
-    Ok(id)
+    super::parse_hex_id(s, "message")
 }
 
 impl Inner {

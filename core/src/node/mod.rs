@@ -394,6 +394,15 @@ pub(crate) fn parse_fp(s: &str) -> Result<Fingerprint, NodeError> {
         .map_err(|_| NodeError::InvalidInput(format!("not a fingerprint: {s:?}")))
 }
 
+/// A 16-byte ID written as 32 hex characters (messages, calls, files); `what` names it in
+/// the error.
+pub(crate) fn parse_hex_id(s: &str, what: &str) -> Result<[u8; 16], NodeError> {
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(s.trim(), &mut id)
+        .map_err(|_| NodeError::InvalidInput(format!("not a {what} id: {s:?}")))?;
+    Ok(id)
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
