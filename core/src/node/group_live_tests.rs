@@ -457,3 +457,34 @@ async fn a_group_file_whose_bytes_were_altered_is_never_shown() {
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_files_than_are_fetched_at_once_all_arrive_in_turn() {
+    let server = server().await;
+    let url = server.url();
+    let (tmp, gid, nodes) = online_group(&url, 3).await;
+    // Nine at once: at most four are fetched at a time, the others when a fetch ends (without
+    // that turn-taking, five would never start).
+    let mut shared = vec![];
+    for k in 0..9u32 {
+        let src = tmp[1].path().join(format!("f{k}.bin"));
+        let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * (k + 3)) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let m = nodes[1]
+            .group_send_file(&gid, src.to_str().unwrap())
+            .await
+            .unwrap();
+        shared.push((m.file.unwrap().id, data));
+    }
+    for n in [&nodes[0], &nodes[2]] {
+        for (id, data) in &shared {
+            until(60, "every file at every member", async || {
+                group_file_bytes(n, &gid, id).await.as_ref() == Some(data)
+            })
+            .await;
+        }
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+}

@@ -47,6 +47,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_WAITERS: usize = 64;
 /// Incoming frames queued per transfer.
 const QUEUE: usize = 2 * WINDOW as usize;
+/// Files fetched at once, over all groups; the others wait their turn in the database.
+const MAX_FETCHES: usize = 4;
+/// A fetch that received nothing useful for this long gives its place to the next file
+/// (it goes to the back of the queue and is tried again in turn).
+const IDLE_YIELD: Duration = Duration::from_secs(300);
 
 /// The group files this node is receiving.
 #[derive(Default)]
@@ -302,6 +307,17 @@ impl Inner {
         Ok(())
     }
 
+    /// A fetch ended: the group's next waiting files get their turn.
+    fn next_group_files(this: &Arc<Inner>, gid: GroupId) {
+        let inner = this.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = Inner::resume_group_files(&inner, gid).await {
+                tracing::debug!(group = %gid, error = %e, "could not start the next group files");
+            }
+        });
+        this.track([task.abort_handle()]);
+    }
+
     /// Starts receiving `m` from chunk `next` (nothing if it is being received already).
     fn fetch_group_file(
         this: &Arc<Inner>,
@@ -313,7 +329,11 @@ impl Inner {
         let (tx, rx) = mpsc::channel(QUEUE);
         {
             let mut g = lock(&this.groups);
-            if g.subscribers.is_none() || g.files.running.contains_key(&(gid, m.id)) {
+            if g.subscribers.is_none()
+                || g.files.running.contains_key(&(gid, m.id))
+                || g.files.running.len() >= MAX_FETCHES
+            {
+                // Already running, or its turn comes when a fetch ends (it stays recorded).
                 return;
             }
             g.files.running.insert(
@@ -332,6 +352,7 @@ impl Inner {
             author,
             manifest: m,
             failed: vec![],
+            next_index: next,
         };
         let task = tokio::spawn(fetch.run(rx, next));
         this.track([task.abort_handle()]);
@@ -547,6 +568,18 @@ struct Fetch {
     manifest: Manifest,
     /// Holders not to ask again (silent, lacking, or whose bytes failed the hash).
     failed: Vec<Fingerprint>,
+    /// Chunks synced to disk (and recorded) so far.
+    next_index: u64,
+}
+
+/// How a fetch ended.
+enum Outcome {
+    /// Verified and in place here.
+    Placed(String),
+    /// No holder's bytes matched the signed hash.
+    GaveUp,
+    /// Nothing useful came for [`IDLE_YIELD`]: another file's turn.
+    Idle,
 }
 
 /// Where a fetch stands between holders' frames.
@@ -568,15 +601,26 @@ impl Fetch {
             return;
         };
         lock(&inner.groups).files.running.remove(&key);
+        let (gid, id) = (self.gid, self.manifest.id);
         let path = match outcome {
-            Ok(path) => path,
+            Ok(Outcome::Placed(path)) => Some(path),
+            Ok(Outcome::GaveUp) => None,
+            Ok(Outcome::Idle) => {
+                // To the back of the queue (ordered by last progress).
+                let n = self.next_index;
+                let _ = inner
+                    .db(move |c| gfiles::set_progress(c, &gid, &id, n, unix_ms()))
+                    .await;
+                Inner::next_group_files(&inner, gid);
+                return;
+            }
             Err(e) => {
                 // The node is stopping, or the disk failed: resumed on the next start.
                 tracing::debug!(group = %self.gid, error = %e, "group file transfer stopped");
                 return;
             }
         };
-        let (gid, id, p) = (self.gid, self.manifest.id, path.clone());
+        let p = path.clone();
         let stored = inner
             .db(move |c| gfiles::finish(c, &gid, &id, p.as_deref(), unix_ms()))
             .await;
@@ -584,19 +628,19 @@ impl Fetch {
             tracing::warn!(group = %self.gid, error = %e, "could not record a group file");
         }
         inner.emit_group(GroupUpdate::FileDone {
-            group: self.gid,
+            group: gid,
             file: hex::encode(id),
             path,
         });
+        Inner::next_group_files(&inner, gid);
     }
 
-    /// Fetches the file: `Ok(Some(path))` once verified in place, `Ok(None)` when given up
-    /// (no holder's bytes matched), `Err` when stopped.
+    /// Fetches the file until it is placed, given up or idle; `Err` when stopped.
     async fn fetch(
         &mut self,
         rx: &mut mpsc::Receiver<Incoming>,
         next: u64,
-    ) -> std::io::Result<Option<String>> {
+    ) -> std::io::Result<Outcome> {
         let files_dir = match self.inner.upgrade() {
             Some(i) => i.files_dir.clone(),
             None => return Err(std::io::Error::other("stopped")),
@@ -617,6 +661,7 @@ impl Fetch {
         let total = m.chunks();
         let mut source: Option<(Fingerprint, Arc<Link>)> = None;
         let mut backoff = Duration::from_millis(500);
+        let mut useful_at = tokio::time::Instant::now();
         loop {
             if p.part.next == total {
                 let (part, ok) = on_part(p.part, {
@@ -637,7 +682,7 @@ impl Fetch {
                     })
                     .await
                     .map_err(std::io::Error::other)??;
-                    return Ok(Some(dst.to_string_lossy().into_owned()));
+                    return Ok(Outcome::Placed(dst.to_string_lossy().into_owned()));
                 }
                 // Someone altered the bytes: not that holder again; from the start.
                 p.attempts += 1;
@@ -649,13 +694,17 @@ impl Fetch {
                 if p.attempts >= MAX_ATTEMPTS {
                     let pf = part_file.clone();
                     let _ = tokio::task::spawn_blocking(move || fs::remove_file(pf)).await;
-                    return Ok(None);
+                    return Ok(Outcome::GaveUp);
                 }
                 p.part = on_part(p.part, Part::restart).await?.0;
                 (p.asked, p.synced) = (0, 0);
+                self.next_index = 0;
                 p.ahead.clear();
                 self.clear_waiters();
                 continue;
+            }
+            if useful_at.elapsed() >= IDLE_YIELD {
+                return Ok(Outcome::Idle);
             }
             let Some(inner) = self.inner.upgrade() else {
                 return Err(std::io::Error::other("stopped"));
@@ -732,6 +781,7 @@ impl Fetch {
                         continue;
                     }
                     backoff = Duration::from_millis(500);
+                    useful_at = tokio::time::Instant::now();
                     let sync = first + batch.len() as u64 >= p.synced + SYNC_EVERY
                         || first + batch.len() as u64 == total;
                     let (part, batch) = on_part(p.part, move |part| {
@@ -747,6 +797,7 @@ impl Fetch {
                         inner.hand_on((gid, m.id), first, &batch).await;
                         if sync {
                             p.synced = p.part.next;
+                            self.next_index = p.synced;
                             let (id, n) = (m.id, p.part.next);
                             let _ = inner
                                 .db(move |c| gfiles::set_progress(c, &gid, &id, n, unix_ms()))
