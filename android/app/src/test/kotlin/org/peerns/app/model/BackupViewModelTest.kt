@@ -19,6 +19,7 @@ import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeout
 import org.junit.Test
+import org.peerns.Peerns
 import org.peerns.ffi.RpcBackupSummary
 import org.peerns.ffi.RpcRoot
 import org.peerns.ffi.Trust
@@ -29,6 +30,20 @@ import org.peerns.testing.tempDir
 import org.peerns.testing.withAnnAndBob
 
 class BackupViewModelTest {
+    /** The desktop serves an `incoming` root the phone (at Full Access) may write to. */
+    private suspend fun servedIncoming(phone: Peerns, desktop: Peerns): File {
+        val phoneFp = phone.identity().fingerprint
+        val incoming = tempDir("incoming")
+        desktop.rpcServe(listOf(RpcRoot("incoming", incoming.path)))
+        desktop.setTrust(phoneFp, Trust.FULL_ACCESS)
+        desktop.rpcGrant(phoneFp, listOf("fs:write:/incoming/**"))
+        return incoming
+    }
+
+    /** A random 48 MiB file in `folder`: long enough to pause a backup in the middle of it. */
+    private fun bigFile(folder: File): File =
+        File(folder, "big.mp4").apply { writeBytes(ByteArray(48 shl 20).also { SecureRandom().nextBytes(it) }) }
+
     @Test
     fun aFolderIsBackedUpWithProgressThenSkipped() = runTest(timeout = 120.seconds) {
         withContext(Dispatchers.Default) {
@@ -38,10 +53,7 @@ class BackupViewModelTest {
                 makeContacts(phone, desktop)
                 val phoneFp = phone.identity().fingerprint
                 val desktopFp = desktop.identity().fingerprint
-                val incoming = tempDir("incoming")
-                desktop.rpcServe(listOf(RpcRoot("incoming", incoming.path)))
-                desktop.setTrust(phoneFp, Trust.FULL_ACCESS)
-                desktop.rpcGrant(phoneFp, listOf("fs:write:/incoming/**"))
+                val incoming = servedIncoming(phone, desktop)
 
                 val photos = File(tempDir("src"), "photos").apply { mkdirs() }
                 File(photos, "a.jpg").writeBytes(ByteArray(1000) { it.toByte() })
@@ -79,12 +91,8 @@ class BackupViewModelTest {
     @Test
     fun aBackupStartedUnderBatterySaverWaitsUntilItIsOffOrStartNow() = runTest(timeout = 120.seconds) {
         withAnnAndBob { phone, desktop ->
-            val phoneFp = phone.identity().fingerprint
             val desktopFp = desktop.identity().fingerprint
-            val incoming = tempDir("incoming")
-            desktop.rpcServe(listOf(RpcRoot("incoming", incoming.path)))
-            desktop.setTrust(phoneFp, Trust.FULL_ACCESS)
-            desktop.rpcGrant(phoneFp, listOf("fs:write:/incoming/**"))
+            val incoming = servedIncoming(phone, desktop)
             val photos = File(tempDir("src"), "photos").apply { mkdirs() }
             File(photos, "a.jpg").writeBytes(ByteArray(1000) { it.toByte() })
 
@@ -121,15 +129,11 @@ class BackupViewModelTest {
     @Test
     fun aRunningBackupPausesWhenBatterySaverComesOnAndContinuesWhenItGoesOff() = runTest(timeout = 180.seconds) {
         withAnnAndBob { phone, desktop ->
-            val phoneFp = phone.identity().fingerprint
             val desktopFp = desktop.identity().fingerprint
-            val incoming = tempDir("incoming")
-            desktop.rpcServe(listOf(RpcRoot("incoming", incoming.path)))
-            desktop.setTrust(phoneFp, Trust.FULL_ACCESS)
-            desktop.rpcGrant(phoneFp, listOf("fs:write:/incoming/**"))
+            val incoming = servedIncoming(phone, desktop)
             val photos = File(tempDir("src"), "photos").apply { mkdirs() }
-            val size = 48 shl 20
-            val big = File(photos, "big.mp4").apply { writeBytes(ByteArray(size).also { SecureRandom().nextBytes(it) }) }
+            val big = bigFile(photos)
+            val size = big.length().toInt()
             val atPeer = File(incoming, "photos/big.mp4")
 
             val saver = MutableStateFlow(false)
@@ -167,15 +171,11 @@ class BackupViewModelTest {
     @Test
     fun aPausedBackupContinuesNowOrIsCancelledForGood() = runTest(timeout = 180.seconds) {
         withAnnAndBob { phone, desktop ->
-            val phoneFp = phone.identity().fingerprint
             val desktopFp = desktop.identity().fingerprint
-            val incoming = tempDir("incoming")
-            desktop.rpcServe(listOf(RpcRoot("incoming", incoming.path)))
-            desktop.setTrust(phoneFp, Trust.FULL_ACCESS)
-            desktop.rpcGrant(phoneFp, listOf("fs:write:/incoming/**"))
+            val incoming = servedIncoming(phone, desktop)
             val photos = File(tempDir("src"), "photos").apply { mkdirs() }
-            val size = 48 shl 20
-            val big = File(photos, "big.mp4").apply { writeBytes(ByteArray(size).also { SecureRandom().nextBytes(it) }) }
+            val big = bigFile(photos)
+            val size = big.length().toInt()
             val atPeer = File(incoming, "photos/big.mp4")
             val saver = MutableStateFlow(false)
             val model = BackupViewModel(phone, saver)
