@@ -219,6 +219,9 @@ pub enum GroupEvent {
         group: String,
         /// Where we are.
         phase: crate::group_calls::GroupCallPhase,
+        /// The fingerprint of the member our media goes to: the router, or in a call of two
+        /// the router does not join, the other participant (direct); `None` when we route.
+        media_peer: Option<String>,
     },
 }
 
@@ -297,9 +300,14 @@ impl From<node::GroupUpdate> for GroupEvent {
             U::Room { group } => Self::Room {
                 group: group.map(|g| g.to_hex()),
             },
-            U::CallPhase { group, phase } => Self::CallPhase {
+            U::CallPhase {
+                group,
+                phase,
+                media_peer,
+            } => Self::CallPhase {
                 group: group.to_hex(),
                 phase: phase.into(),
+                media_peer: media_peer.map(|f| f.to_hex()),
             },
         }
     }

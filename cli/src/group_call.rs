@@ -284,15 +284,25 @@ async fn call(
 
 fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
     match u {
-        GroupUpdate::CallPhase { group, phase } if group == g => {
+        GroupUpdate::CallPhase {
+            group,
+            phase,
+            media_peer,
+        } if group == g => {
             let state = match phase {
                 Phase::Out => "out",
                 Phase::Waiting => "waiting",
                 Phase::Connecting => "connecting",
                 Phase::Connected => "connected",
             };
+            let via = media_peer.map(|f| f.to_hex());
             if json {
-                println!("{}", json!({"event": "call", "state": state}));
+                println!(
+                    "{}",
+                    json!({"event": "call", "state": state, "media_peer": via})
+                );
+            } else if let Some(via) = via {
+                println!("-- call: {state} (media with {via})");
             } else {
                 println!("-- call: {state}");
             }

@@ -549,7 +549,11 @@ final class GroupCallModel: ObservableObject {
     @Published private(set) var cameraOff = false
     @Published private(set) var frames: [String: Int] = [:]
     @Published private(set) var targetBps: UInt64 = 0
+    /// The member our media goes to: the router, or the other participant in a call of two.
+    @Published private(set) var mediaPeer: String?
     @Published private(set) var error: String?
+    /// Our media goes straight to the only other participant: no relay in between.
+    var direct: Bool { participants.count == 2 && participants.contains { $0.fingerprint == mediaPeer } }
     let group: String
     private let node: PeernsNode
     private let powerSaver: PowerSaver?
@@ -601,7 +605,9 @@ final class GroupCallModel: ObservableObject {
     func apply(_ event: GroupEvent) {
         switch event {
         case let .callRoster(g, list) where g == group: participants = list
-        case let .callPhase(g, p) where g == group: phase = p
+        case let .callPhase(g, p, via) where g == group:
+            phase = p
+            mediaPeer = via
         case let .callSpeakers(g, list) where g == group: speaking = list
         default: break
         }

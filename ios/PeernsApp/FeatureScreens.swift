@@ -258,7 +258,9 @@ struct GroupCallScreen: View {
         case .out: return "not in the call"
         case .waiting: return "waiting for the group's router"
         case .connecting: return "connecting…"
-        case .connected: return model.targetBps > 0 ? "in the call (up to \(model.targetBps / 1000) kbit/s)" : "in the call"
+        case .connected:
+            let label = model.direct ? "in the call, direct" : "in the call"
+            return model.targetBps > 0 ? "\(label) (up to \(model.targetBps / 1000) kbit/s)" : label
         }
     }
 

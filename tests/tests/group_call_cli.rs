@@ -8,6 +8,10 @@
 //! With Last-N set to 1, each participant gets the video of one other participant through the
 //! router's forwarder and the other one's as thumbnails: single keyframes every 2 s, each
 //! recorded and decoded like the rest.
+//!
+//! Two participants while a third member routes the group: their media goes directly between
+//! them. Each reports the other as its media peer, and their media keeps flowing while the
+//! router's process is frozen (SIGSTOP), which no relayed packet could.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +59,8 @@ struct Seen {
     router: bool,
     /// The latest `speakers` list.
     speaking: Vec<String>,
+    /// The latest `call` event: its state and media peer.
+    call: (String, Option<String>),
 }
 
 struct Participant {
@@ -115,7 +121,13 @@ impl Participant {
                             .map(|f| f.as_str().unwrap().to_owned())
                             .collect();
                     }
-                    Some("media_sent" | "call" | "roster") => {}
+                    Some("call") => {
+                        s.call = (
+                            v["state"].as_str().unwrap().to_owned(),
+                            v["media_peer"].as_str().map(str::to_owned),
+                        );
+                    }
+                    Some("media_sent" | "roster") => {}
                     other => panic!("unexpected event {other:?}"),
                 }
             }
@@ -151,15 +163,10 @@ async fn wait(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duratio
     None
 }
 
-/// A group of `PARTICIPANTS` profiles made offline (the first creates and invites the others)
-/// and their participants, each started with `extra` arguments; the recordings' directory.
-async fn call_of_four(
-    url: &str,
-    extra: &[&str],
-) -> (Vec<tempfile::TempDir>, tempfile::TempDir, Vec<Participant>) {
-    let tmp: Vec<tempfile::TempDir> = (0..PARTICIPANTS)
-        .map(|_| tempfile::tempdir().unwrap())
-        .collect();
+/// A group of `n` profiles made offline (the first creates it and invites the others): the
+/// profiles and the group's ID.
+async fn group_of(n: usize) -> (Vec<tempfile::TempDir>, String) {
+    let tmp: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
     for t in &tmp {
         Profile::open_desktop(t.path()).unwrap();
     }
@@ -175,18 +182,33 @@ async fn call_of_four(
         )
         .await;
     }
-    let recs = tempfile::tempdir().unwrap();
-    let mut ps: Vec<Participant> = tmp
+    (tmp, gid)
+}
+
+/// Participants (not started) for `profiles`, recording under `recs`.
+fn participants(profiles: &[tempfile::TempDir], recs: &Path) -> Vec<Participant> {
+    profiles
         .iter()
         .enumerate()
         .map(|(i, t)| Participant {
             fp: fingerprint(t.path()),
             dir: t.path().to_owned(),
-            rec: recs.path().join(format!("p{i}")),
+            rec: recs.join(format!("p{i}")),
             child: None,
             seen: Arc::default(),
         })
-        .collect();
+        .collect()
+}
+
+/// A group of `PARTICIPANTS` and their participants, each started with `extra` arguments;
+/// the recordings' directory.
+async fn call_of_four(
+    url: &str,
+    extra: &[&str],
+) -> (Vec<tempfile::TempDir>, tempfile::TempDir, Vec<Participant>) {
+    let (tmp, gid) = group_of(PARTICIPANTS).await;
+    let recs = tempfile::tempdir().unwrap();
+    let mut ps = participants(&tmp, recs.path());
     for p in &mut ps {
         p.start(url, &gid, extra);
     }
@@ -377,6 +399,104 @@ async fn with_last_n_one_the_others_arrive_as_decodable_thumbnails() {
         assert!(
             from_router * 2 >= end_sent[r] - t0_sent[r],
             "p{i} gets the router's video in full"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_participants_talk_directly_while_a_third_member_routes() {
+    let _one = ONE_CALL.lock().await;
+    let server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
+    let url = server.url();
+    let (tmp, gid) = group_of(3).await;
+    // The third member comes online first, in the group's chat: it routes the group.
+    let mut chat = peerns(
+        tmp[2].path(),
+        &[
+            "group",
+            "chat",
+            "--signal",
+            &url,
+            "--loopback",
+            &gid,
+            "--json",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start peerns group chat");
+    let _stdin = chat.stdin.take();
+    let mut lines = BufReader::new(chat.stdout.take().unwrap()).lines();
+    let routes = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v: Value = serde_json::from_str(&line).expect("a JSON line");
+            if v["event"] == "role" && v["role"] == "router" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(routes, Ok(true), "the chat member routes the group");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let recs = tempfile::tempdir().unwrap();
+    let mut ps = participants(&tmp[..2], recs.path());
+    for p in &mut ps {
+        p.start(&url, &gid, &[]);
+    }
+    // Each names the other as its media peer, and sees it.
+    let direct = |ps: &[Participant]| {
+        (0..2).all(|i| {
+            let s = ps[i].seen.lock().unwrap();
+            s.call == ("connected".to_owned(), Some(ps[1 - i].fp.clone())) && !s.router
+        }) && all_pairs(ps, &[0, 1])
+    };
+    let took = wait(Duration::from_secs(60), || direct(&ps)).await;
+    assert!(
+        took.is_some(),
+        "the two did not connect directly: {:?}",
+        ps.iter()
+            .map(|p| p.seen.lock().unwrap().call.clone())
+            .collect::<Vec<_>>()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0_sent: Vec<u64> = ps.iter().map(Participant::sent).collect();
+
+    // Freeze the router: media between the two goes on.
+    let router_pid = chat.id().unwrap() as i32;
+    let before = [ps[0].video_from(&ps[1].fp), ps[1].video_from(&ps[0].fp)];
+    unsafe { libc::kill(router_pid, libc::SIGSTOP) };
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let during = [ps[0].video_from(&ps[1].fp), ps[1].video_from(&ps[0].fp)];
+    unsafe { libc::kill(router_pid, libc::SIGCONT) };
+    eprintln!(
+        "video frames received while the router was frozen for 2.5 s: {before:?} -> {during:?}"
+    );
+    for i in 0..2 {
+        assert!(
+            during[i] >= before[i] + 25,
+            "p{i} received {} frames in 2.5 s with the router frozen",
+            during[i] - before[i]
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let end_sent: Vec<u64> = ps.iter().map(Participant::sent).collect();
+    stop(&mut ps, &[0, 1]).await;
+    chat.start_kill().unwrap();
+    let _ = chat.wait().await;
+    for i in 0..2 {
+        let file = ps[i].rec.join(format!("{}-video.mkv", ps[1 - i].fp));
+        let streams = ffprobe(&file);
+        assert_eq!(streams.len(), 1, "{file:?}");
+        let (codec, w, h, frames) = &streams[0];
+        assert_eq!((codec.as_str(), *w, *h), ("h264", 320, 240), "{file:?}");
+        let sent = end_sent[1 - i] - t0_sent[1 - i];
+        assert!(
+            *frames * 5 >= sent * 4,
+            "p{i} recorded {frames} frames; {sent} were sent while paired"
         );
     }
 }

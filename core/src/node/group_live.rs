@@ -162,6 +162,9 @@ pub enum GroupUpdate {
         group: GroupId,
         /// Where we are.
         phase: crate::calls::group::Phase,
+        /// The member our media connection goes to: the router, or in a call of two that the
+        /// router does not join, the other participant (`None`: we route, or are out).
+        media_peer: Option<Fingerprint>,
     },
 }
 

@@ -46,6 +46,9 @@ pub const FEATURE_GROUP_BATCH: u64 = 1 << 5;
 /// Feature bit 6: files in groups, pulled in chunks over group links (`groups::files`, tags
 /// 70–72; decision 0011).
 pub const FEATURE_GROUP_FILES: u64 = 1 << 6;
+/// Feature bit 7: two participants of a group call send media to each other directly, the
+/// router only introducing them (`GroupCallFrame::Pair`, tag 67; decision 0016).
+pub const FEATURE_CALL_PAIRS: u64 = 1 << 7;
 /// Largest Noise message.
 pub const MAX_FRAME: usize = 65_535;
 /// Largest plaintext in one encrypted frame (a frame carries a 16-byte tag).
@@ -68,14 +71,15 @@ impl WireVersion {
     /// What this build speaks.
     pub const CURRENT: WireVersion = WireVersion {
         major: 1,
-        minor: 6,
+        minor: 7,
         features: FEATURE_GROUPS
             | FEATURE_CALLS
             | FEATURE_RPC
             | FEATURE_GROUP_CALLS
             | FEATURE_CALL_SPEAKERS
             | FEATURE_GROUP_BATCH
-            | FEATURE_GROUP_FILES,
+            | FEATURE_GROUP_FILES
+            | FEATURE_CALL_PAIRS,
     };
 
     /// Builds from before wire versioning, whose handshake payload was the bare certificate.

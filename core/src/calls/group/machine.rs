@@ -13,194 +13,25 @@
 //!
 //! The call survives the router: when another member is elected, every participant joins it
 //! with a fresh media connection; media resumes once the new router forwards again.
+//!
+//! Two participants and a router that does not take part: the router pairs them (`Pair`), and
+//! the guest joins the host exactly as it would join a router, on their own session; the host
+//! answers with its own tracks and forwards nothing ([`pair`]). A third participant, the
+//! router joining, or a direct connection that fails ends the pair: both join the router.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod io;
+mod pair;
+
+pub use io::{Action, GroupCallConfig, GroupCallEvent, Input, Phase, Uplinking};
+use pair::Paired;
 
 use super::wire::{GroupCallFrame, Layout, MAX_PARTICIPANTS, RosterEntry};
 use crate::calls::{DtlsFingerprint, Kinds, MediaState};
 use crate::groups::GroupId;
 use crate::identity::Fingerprint;
-use crate::media::sfu::SlotId;
-
-/// Timings and slots of group calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupCallConfig {
-    /// Slots a router forwards to each participant.
-    pub layout: Layout,
-    /// A join not welcomed within this is sent again; a failed media connection is retried
-    /// after it.
-    pub join_retry: Duration,
-    /// An admitted participant whose media does not arrive within this is dropped.
-    pub connect_timeout: Duration,
-}
-
-impl Default for GroupCallConfig {
-    fn default() -> Self {
-        Self {
-            layout: Layout::default(),
-            join_retry: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(20),
-        }
-    }
-}
-
-/// Where we are in the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Not in the call.
-    Out,
-    /// In the call, waiting for a router (none elected, or not welcomed yet).
-    Waiting,
-    /// Welcomed: our media connection to the router is being made.
-    Connecting,
-    /// Media flows through the router (or we are the router).
-    Connected,
-}
-
-impl Phase {
-    /// The phase as printed in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Out => "out",
-            Phase::Waiting => "waiting",
-            Phase::Connecting => "connecting",
-            Phase::Connected => "connected",
-        }
-    }
-}
-
-/// What the machine is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// The user joins the call sending `kinds`; our media connections use the certificate of
-    /// `dtls`; their PeerJS IDs start with `id_prefix` (random, `mc_…`).
-    Join {
-        /// What we send.
-        kinds: Kinds,
-        /// Mute, camera off, screen.
-        state: MediaState,
-        /// Our certificate's fingerprint.
-        dtls: DtlsFingerprint,
-        /// Prefix of our media connection IDs.
-        id_prefix: String,
-    },
-    /// The user leaves the call.
-    Leave,
-    /// What we send changed.
-    SetMedia(MediaState),
-    /// We route the group now (our ANSWERs carry `dtls`), or (`None`) no longer.
-    Routing(Option<DtlsFingerprint>),
-    /// Member side: the group's router is now this member (`None`: none).
-    Router(Option<Fingerprint>),
-    /// The group's current members.
-    Members(BTreeSet<Fingerprint>),
-    /// Router side: a link to this member came up.
-    PeerUp(Fingerprint),
-    /// The link to this member is gone.
-    PeerGone(Fingerprint),
-    /// A frame from a member, on its authenticated session.
-    Frame {
-        /// The sender.
-        from: Fingerprint,
-        /// The frame.
-        frame: GroupCallFrame,
-    },
-    /// The media connection `media_id` with `peer` (router side: a participant; member side:
-    /// the router) is up.
-    MediaUp {
-        /// The other side.
-        peer: Fingerprint,
-        /// The connection.
-        media_id: String,
-    },
-    /// That media connection failed or closed.
-    MediaDown {
-        /// The other side.
-        peer: Fingerprint,
-        /// The connection.
-        media_id: String,
-    },
-    /// Router side: the participants speaking now, from their audio levels (ours included
-    /// when we take part).
-    Speakers(Vec<Fingerprint>),
-}
-
-/// What the machine asks the driver to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Send a frame to one member.
-    Send {
-        /// The member.
-        to: Fingerprint,
-        /// The frame.
-        frame: GroupCallFrame,
-    },
-    /// Send a frame to every member linked to us (router side).
-    Broadcast(GroupCallFrame),
-    /// Router side: answer the media OFFER `media_id` from `peer` if its DTLS fingerprint is
-    /// `dtls`, with a track per slot of the layout plus our own tracks for `router_kinds`.
-    Admit {
-        /// The participant.
-        peer: Fingerprint,
-        /// The announced connection ID.
-        media_id: String,
-        /// The announced fingerprint.
-        dtls: DtlsFingerprint,
-        /// What we send ourselves on it.
-        router_kinds: Kinds,
-    },
-    /// Router side: drop the participant's media (and any admission).
-    Expel {
-        /// The participant.
-        peer: Fingerprint,
-    },
-    /// Member side: send our media OFFER to the router.
-    Connect(Uplinking),
-    /// Member side: close our media connection to the router, if any.
-    Disconnect,
-    /// Refuse a frame from someone who may not send it (a link counts such refusals and
-    /// closes after a few).
-    Refuse {
-        /// The sender.
-        to: Fingerprint,
-        /// Why, for the sender.
-        reason: &'static str,
-    },
-    /// Tell the application.
-    Event(GroupCallEvent),
-}
-
-/// A member's media connection to the router, as the router's welcome allows it: keep it only
-/// if its ANSWER carries `dtls`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Uplinking {
-    /// The router.
-    pub router: Fingerprint,
-    /// The connection ID our join announced.
-    pub media_id: String,
-    /// The router's fingerprint from its welcome.
-    pub dtls: DtlsFingerprint,
-    /// The slots it forwards to us.
-    pub layout: Layout,
-    /// What the router sends itself.
-    pub router_kinds: Kinds,
-    /// What we send.
-    pub kinds: Kinds,
-}
-
-/// What the application hears.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupCallEvent {
-    /// Who is in the call now (empty: nobody).
-    Roster(Vec<RosterEntry>),
-    /// Whom each of our slots shows now.
-    Slots(Vec<(SlotId, Option<Fingerprint>)>),
-    /// The participants speaking now (empty: nobody), in the order they joined.
-    Speakers(Vec<Fingerprint>),
-    /// We moved to another phase.
-    Phase(Phase),
-}
 
 #[derive(Debug, Clone)]
 struct Local {
@@ -216,9 +47,13 @@ struct Welcomed {
     connected: bool,
 }
 
-/// Our media link to the router, while we take part and are not the router.
+/// Our media link to the router (or our pair's host), while we take part and do not route.
 #[derive(Debug, Clone)]
 struct Uplink {
+    /// The router or the host.
+    to: Fingerprint,
+    /// Joins sent for this connection ID.
+    tries: u32,
     media_id: String,
     welcomed: Option<Welcomed>,
     /// When to send the join again (not welcomed) or to rejoin (media failed).
@@ -232,6 +67,8 @@ struct Participant {
     media_id: String,
     connected: bool,
     admitted: Instant,
+    /// Router side: talking to the other participant directly (its media does not reach us).
+    paired: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -242,11 +79,17 @@ enum Role {
     Member {
         router: Fingerprint,
         uplink: Option<Uplink>,
+        /// A direct pair the router made us part of.
+        pair: Paired,
     },
     /// We route.
     Router {
         dtls: DtlsFingerprint,
         participants: BTreeMap<Fingerprint, Participant>,
+        /// The two participants (host, guest) we told to talk directly.
+        pair: Option<(Fingerprint, Fingerprint)>,
+        /// A pair whose direct connection failed: routed until one of them leaves.
+        unpairable: Option<(Fingerprint, Fingerprint)>,
     },
 }
 
@@ -262,6 +105,8 @@ pub struct GroupCall {
     speaking: Vec<Fingerprint>,
     phase: Phase,
     next_id: u64,
+    /// Router side: members whose sessions can be paired.
+    pairable: BTreeSet<Fingerprint>,
     actions: VecDeque<Action>,
 }
 
@@ -279,6 +124,7 @@ impl GroupCall {
             speaking: vec![],
             phase: Phase::Out,
             next_id: 0,
+            pairable: BTreeSet::new(),
             actions: VecDeque::new(),
         }
     }
@@ -309,6 +155,45 @@ impl GroupCall {
         &self.speaking
     }
 
+    /// Whether we answer participants' media: we route, or host a direct pair.
+    pub fn hosts(&self) -> bool {
+        matches!(
+            self.role,
+            Role::Router { .. }
+                | Role::Member {
+                    pair: Paired::Host(_),
+                    ..
+                }
+        )
+    }
+
+    /// Whether we answer `peer`'s media now: it takes part in the call we route, or it is our
+    /// pair's guest.
+    pub fn answers(&self, peer: &Fingerprint) -> bool {
+        match &self.role {
+            Role::Router { participants, .. } => participants.contains_key(peer),
+            Role::Member {
+                pair: Paired::Host(h),
+                ..
+            } => h.guest == *peer,
+            _ => false,
+        }
+    }
+
+    /// Whom our media goes to: the router, or the other participant of our direct pair
+    /// (`None`: we route, or are not in the call).
+    pub fn media_peer(&self) -> Option<Fingerprint> {
+        match &self.role {
+            _ if self.local.is_none() => None,
+            Role::Member { router, pair, .. } => Some(match pair {
+                Paired::No => *router,
+                Paired::Guest(host) => *host,
+                Paired::Host(h) => h.guest,
+            }),
+            _ => None,
+        }
+    }
+
     /// What the driver should do, in order.
     pub fn drain_actions(&mut self) -> Vec<Action> {
         self.actions.drain(..).collect()
@@ -317,9 +202,18 @@ impl GroupCall {
     /// The next moment [`GroupCall::handle_timeout`] has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.role {
-            Role::Member {
-                uplink: Some(u), ..
-            } => u.retry_at,
+            Role::Member { uplink, pair, .. } => {
+                let hosting = match pair {
+                    Paired::Host(h) => h.deadline(self.cfg.connect_timeout),
+                    _ => None,
+                };
+                uplink
+                    .as_ref()
+                    .and_then(|u| u.retry_at)
+                    .into_iter()
+                    .chain(hosting)
+                    .min()
+            }
             Role::Router { participants, .. } => participants
                 .values()
                 .filter(|p| !p.connected)
@@ -331,18 +225,26 @@ impl GroupCall {
 
     /// Retries joins and drops participants whose media never came.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.host_timeout(now);
         match &mut self.role {
             Role::Member {
-                router,
                 uplink: Some(u),
+                pair,
+                ..
             } if u.retry_at.is_some_and(|t| t <= now) => {
-                let router = *router;
-                if u.welcomed.is_none() {
-                    // The router has not answered: say it again, same connection ID.
+                let direct = matches!(pair, Paired::Guest(_));
+                if direct && (u.welcomed.is_some() || u.tries >= pair::GUEST_TRIES) {
+                    // The direct connection failed, or the host never answered: back to the
+                    // router, whose next join from us ends the pair for both.
+                    *pair = Paired::No;
+                    self.rejoin(now);
+                } else if u.welcomed.is_none() {
+                    // No answer: say it again, same connection ID.
                     u.retry_at = Some(now + self.cfg.join_retry);
-                    let id = u.media_id.clone();
+                    u.tries += 1;
+                    let (to, id) = (u.to, u.media_id.clone());
                     let frame = self.join_frame(&id);
-                    self.send(router, frame);
+                    self.send(to, frame);
                 } else {
                     self.rejoin(now);
                 }
@@ -361,7 +263,7 @@ impl GroupCall {
                     for peer in late {
                         self.actions.push_back(Action::Expel { peer });
                     }
-                    self.publish_roster();
+                    self.publish_roster(now);
                 }
             }
             _ => {}
@@ -386,9 +288,12 @@ impl GroupCall {
                 match &mut self.role {
                     Role::Router { .. } => {
                         self.set_phase(Phase::Connected);
-                        self.publish_roster();
+                        self.publish_roster(now);
                     }
-                    Role::Member { .. } => self.rejoin(now),
+                    Role::Member { .. } => {
+                        self.set_pair(Paired::No);
+                        self.rejoin(now);
+                    }
                     Role::Idle => self.set_phase(Phase::Waiting),
                 }
             }
@@ -397,11 +302,16 @@ impl GroupCall {
                     return;
                 }
                 match &mut self.role {
-                    Role::Router { .. } => self.publish_roster(),
-                    Role::Member { router, uplink } => {
+                    Role::Router { .. } => self.publish_roster(now),
+                    Role::Member {
+                        router,
+                        uplink,
+                        pair,
+                    } => {
                         let router = *router;
-                        if uplink.take().is_some() {
-                            self.actions.push_back(Action::Disconnect);
+                        let joined = uplink.is_some() || *pair != Paired::No;
+                        self.set_pair(Paired::No);
+                        if joined {
                             let group = self.group;
                             self.send(router, GroupCallFrame::Leave { group });
                         }
@@ -416,7 +326,7 @@ impl GroupCall {
                 };
                 local.state = state;
                 match &self.role {
-                    Role::Router { .. } => self.publish_roster(),
+                    Role::Router { .. } => self.publish_roster(now),
                     Role::Member { router, .. } => {
                         let (router, group) = (*router, self.group);
                         self.send(router, GroupCallFrame::Media { group, state });
@@ -428,23 +338,17 @@ impl GroupCall {
                 if matches!(self.role, Role::Router { .. }) {
                     return;
                 }
-                if matches!(
-                    self.role,
-                    Role::Member {
-                        uplink: Some(_),
-                        ..
-                    }
-                ) {
-                    self.actions.push_back(Action::Disconnect);
-                }
+                self.set_pair(Paired::No);
                 self.role = Role::Router {
                     dtls,
                     participants: BTreeMap::new(),
+                    pair: None,
+                    unpairable: None,
                 };
                 if self.local.is_some() {
                     self.set_phase(Phase::Connected);
                 }
-                self.publish_roster();
+                self.publish_roster(now);
             }
             Input::Routing(None) => {
                 if let Role::Router { participants, .. } = &mut self.role {
@@ -475,14 +379,24 @@ impl GroupCall {
                         for peer in gone {
                             self.actions.push_back(Action::Expel { peer });
                         }
-                        self.publish_roster();
+                        self.publish_roster(now);
                     }
                 }
                 if !self.members.contains(&self.me) && self.local.is_some() {
                     self.handle(Input::Leave, now);
                 }
             }
-            Input::PeerUp(peer) => {
+            Input::PeerUp { peer, pairs } => {
+                let changed = if pairs {
+                    self.pairable.insert(peer)
+                } else {
+                    self.pairable.remove(&peer)
+                };
+                if changed
+                    && matches!(&self.role, Role::Router { participants, .. } if participants.contains_key(&peer))
+                {
+                    self.publish_roster(now);
+                }
                 if matches!(self.role, Role::Router { .. }) && !self.roster.is_empty() {
                     let frame = self.roster_frame();
                     self.send(peer, frame);
@@ -493,20 +407,33 @@ impl GroupCall {
                 }
             }
             Input::PeerGone(peer) => {
+                self.pairable.remove(&peer);
                 if let Role::Router { participants, .. } = &mut self.role
                     && participants.remove(&peer).is_some()
                 {
                     self.actions.push_back(Action::Expel { peer });
-                    self.publish_roster();
+                    self.publish_roster(now);
                 }
             }
             Input::Frame { from, frame } => self.on_frame(from, frame, now),
             Input::MediaUp { peer, media_id } => self.on_media(peer, &media_id, true, now),
             Input::MediaDown { peer, media_id } => self.on_media(peer, &media_id, false, now),
             Input::Speakers(speaking) => {
-                if matches!(self.role, Role::Router { .. }) && self.set_speaking(speaking) {
+                // The router tells everyone linked; a pair's host its guest.
+                let to = match &self.role {
+                    Role::Router { .. } => None,
+                    Role::Member {
+                        pair: Paired::Host(h),
+                        ..
+                    } => Some(h.guest),
+                    _ => return,
+                };
+                if self.set_speaking(speaking) {
                     let frame = self.speakers_frame();
-                    self.actions.push_back(Action::Broadcast(frame));
+                    match to {
+                        None => self.actions.push_back(Action::Broadcast(frame)),
+                        Some(guest) => self.send(guest, frame),
+                    }
                 }
             }
         }
@@ -521,21 +448,14 @@ impl GroupCall {
         if same {
             return;
         }
-        if matches!(
-            self.role,
-            Role::Member {
-                uplink: Some(_),
-                ..
-            }
-        ) {
-            self.actions.push_back(Action::Disconnect);
-        }
+        self.set_pair(Paired::No);
         self.set_roster(vec![]);
         match router {
             Some(router) if router != self.me => {
                 self.role = Role::Member {
                     router,
                     uplink: None,
+                    pair: Paired::No,
                 };
                 if self.local.is_some() {
                     self.rejoin(now);
@@ -578,9 +498,15 @@ impl GroupCall {
                 ..
             } => {
                 let router_kinds = self.local.as_ref().map(|l| l.kinds).unwrap_or_default();
+                if matches!(self.role, Role::Member { .. }) {
+                    self.host_join(from, media_id, dtls, now);
+                    return;
+                }
                 let Role::Router {
                     dtls: ours,
                     participants,
+                    pair,
+                    unpairable,
                 } = &mut self.role
                 else {
                     return;
@@ -589,6 +515,16 @@ impl GroupCall {
                 let fresh = participants
                     .get(&from)
                     .is_none_or(|p| p.media_id != media_id);
+                if let Some((h, g)) = *pair
+                    && (from == h || from == g)
+                {
+                    if !fresh {
+                        // A join sent before our `Pair` reached it: the pair stands.
+                        return;
+                    }
+                    // It comes back to us: their direct connection failed.
+                    *unpairable = Some((h, g));
+                }
                 if fresh
                     && !participants.contains_key(&from)
                     && participants.len() + 1 >= MAX_PARTICIPANTS
@@ -608,6 +544,7 @@ impl GroupCall {
                             media_id: media_id.clone(),
                             connected: false,
                             admitted: now,
+                            paired: false,
                         },
                     );
                     self.actions.push_back(Action::Admit {
@@ -615,6 +552,7 @@ impl GroupCall {
                         media_id: media_id.clone(),
                         dtls,
                         router_kinds,
+                        layout: self.cfg.layout,
                     });
                 }
                 let welcome = GroupCallFrame::Welcome {
@@ -626,7 +564,7 @@ impl GroupCall {
                 };
                 self.send(from, welcome);
                 if fresh {
-                    self.publish_roster();
+                    self.publish_roster(now);
                 }
             }
             GroupCallFrame::Leave { .. } => {
@@ -634,7 +572,7 @@ impl GroupCall {
                     && participants.remove(&from).is_some()
                 {
                     self.actions.push_back(Action::Expel { peer: from });
-                    self.publish_roster();
+                    self.publish_roster(now);
                 }
             }
             GroupCallFrame::Media { state, .. } => {
@@ -643,9 +581,10 @@ impl GroupCall {
                     && p.state != state
                 {
                     p.state = state;
-                    self.publish_roster();
+                    self.publish_roster(now);
                 }
             }
+            GroupCallFrame::Pair { pair, .. } => self.on_pair(from, pair, now),
             GroupCallFrame::Welcome {
                 media_id,
                 dtls,
@@ -657,13 +596,12 @@ impl GroupCall {
                     return;
                 };
                 let Role::Member {
-                    router,
-                    uplink: Some(u),
+                    uplink: Some(u), ..
                 } = &mut self.role
                 else {
                     return;
                 };
-                if *router != from || u.media_id != media_id || u.welcomed.is_some() {
+                if u.to != from || u.media_id != media_id || u.welcomed.is_some() {
                     return;
                 }
                 u.welcomed = Some(Welcomed {
@@ -673,7 +611,7 @@ impl GroupCall {
                 // The media connection must come up within the connect timeout.
                 u.retry_at = Some(now + self.cfg.connect_timeout);
                 self.actions.push_back(Action::Connect(Uplinking {
-                    router: from,
+                    host: from,
                     media_id,
                     dtls,
                     layout,
@@ -683,7 +621,7 @@ impl GroupCall {
                 self.set_phase(Phase::Connecting);
             }
             GroupCallFrame::Roster { participants, .. } => {
-                let Role::Member { router, uplink } = &self.role else {
+                let Role::Member { router, uplink, .. } = &self.role else {
                     return;
                 };
                 if *router != from {
@@ -710,14 +648,26 @@ impl GroupCall {
                 }
             }
             GroupCallFrame::Slots { slots, .. } => {
-                if matches!(&self.role, Role::Member { router, uplink: Some(_) } if *router == from)
-                {
+                if matches!(&self.role, Role::Member { uplink: Some(u), .. } if u.to == from) {
                     self.actions
                         .push_back(Action::Event(GroupCallEvent::Slots(slots)));
                 }
             }
             GroupCallFrame::Speakers { speaking, .. } => {
-                if matches!(&self.role, Role::Member { router, .. } if *router == from) {
+                // From whoever forwards to us: the router, or our pair's host.
+                let heard = match &self.role {
+                    Role::Member {
+                        pair: Paired::Guest(host),
+                        ..
+                    } => *host == from,
+                    Role::Member {
+                        router,
+                        pair: Paired::No,
+                        ..
+                    } => *router == from,
+                    _ => false,
+                };
+                if heard {
                     self.set_speaking(speaking);
                 }
             }
@@ -727,27 +677,31 @@ impl GroupCall {
     fn on_media(&mut self, peer: Fingerprint, media_id: &str, up: bool, now: Instant) {
         match &mut self.role {
             Role::Router { participants, .. } => {
+                // A paired participant's old connection to us closing is no news.
                 let Some(p) = participants
                     .get_mut(&peer)
-                    .filter(|p| p.media_id == media_id)
+                    .filter(|p| p.media_id == media_id && !p.paired)
                 else {
                     return;
                 };
                 if up {
                     if !p.connected {
                         p.connected = true;
-                        self.publish_roster();
+                        self.publish_roster(now);
                     }
                 } else {
                     participants.remove(&peer);
                     self.actions.push_back(Action::Expel { peer });
-                    self.publish_roster();
+                    self.publish_roster(now);
                 }
             }
             Role::Member {
-                router,
-                uplink: Some(u),
-            } if *router == peer && u.media_id == media_id => {
+                pair: Paired::Host(_),
+                ..
+            } => self.host_media(peer, media_id, up),
+            Role::Member {
+                uplink: Some(u), ..
+            } if u.to == peer && u.media_id == media_id => {
                 let Some(w) = u.welcomed.as_mut() else {
                     return;
                 };
@@ -769,26 +723,39 @@ impl GroupCall {
     }
 
     /// Member side: a new join (new connection ID) to the current router.
+    /// Member side: a new join (new connection ID) to the current router, or to our pair's
+    /// host (a host joins no one).
     fn rejoin(&mut self, now: Instant) {
-        let Role::Member { router, uplink } = &mut self.role else {
+        let Role::Member {
+            router,
+            uplink,
+            pair,
+        } = &mut self.role
+        else {
             return;
         };
         let Some(local) = &self.local else {
             return;
         };
-        let router = *router;
+        let to = match pair {
+            Paired::No => *router,
+            Paired::Guest(host) => *host,
+            Paired::Host(_) => return,
+        };
         if uplink.is_some() {
             self.actions.push_back(Action::Disconnect);
         }
         self.next_id += 1;
         let media_id = format!("{}{}", local.id_prefix, self.next_id);
         *uplink = Some(Uplink {
+            to,
+            tries: 1,
             media_id: media_id.clone(),
             welcomed: None,
             retry_at: Some(now + self.cfg.join_retry),
         });
         let frame = self.join_frame(&media_id);
-        self.send(router, frame);
+        self.send(to, frame);
         self.set_phase(Phase::Waiting);
     }
 
@@ -803,8 +770,9 @@ impl GroupCall {
         }
     }
 
-    /// Router side: the roster changed; everyone linked hears it.
-    fn publish_roster(&mut self) {
+    /// Router side: the roster changed; the pair follows it and everyone linked hears it.
+    fn publish_roster(&mut self, now: Instant) {
+        self.sync_pair(now);
         let Role::Router { participants, .. } = &self.role else {
             return;
         };

@@ -32,6 +32,10 @@ struct Net {
     events: BTreeMap<Fingerprint, Vec<GroupCallEvent>>,
     /// (router, participant) whose media the router dropped.
     expelled: Vec<(Fingerprint, Fingerprint)>,
+    /// The router elected last.
+    router: Option<Fingerprint>,
+    /// Direct connections between members fail.
+    no_direct: bool,
 }
 
 impl Net {
@@ -52,6 +56,8 @@ impl Net {
             media: BTreeMap::new(),
             events: BTreeMap::new(),
             expelled: vec![],
+            router: None,
+            no_direct: false,
         }
     }
 
@@ -59,10 +65,20 @@ impl Net {
     fn elect(&mut self, r: Fingerprint) {
         let d = dtls(r.0[0]);
         self.router_dtls.insert(r, d);
+        self.router = Some(r);
         self.input(r, Input::Routing(Some(d)));
         let others: Vec<Fingerprint> = self.nodes.keys().filter(|f| **f != r).copied().collect();
         for o in others {
             self.input(o, Input::Router(Some(r)));
+        }
+    }
+
+    /// The router's links to every other node come up, able to pair or not.
+    fn link_all(&mut self, pairs: bool) {
+        let r = self.router.expect("a router");
+        let others: Vec<Fingerprint> = self.nodes.keys().filter(|f| **f != r).copied().collect();
+        for peer in others {
+            self.input(r, Input::PeerUp { peer, pairs });
         }
     }
 
@@ -145,17 +161,31 @@ impl Net {
                 self.expelled.push((from, peer));
             }
             Action::Connect(Uplinking {
-                router,
+                host: router,
                 media_id,
                 dtls: router_dtls,
                 ..
             }) => {
                 let theirs = self.admitted.get(&(router, from)).cloned();
                 let ours = dtls(100 + from.0[0]);
+                // A router answers with its routing certificate, a pair's host with its own.
+                let answer = if self.router == Some(router) {
+                    self.router_dtls.get(&router).copied()
+                } else {
+                    Some(dtls(100 + router.0[0]))
+                };
                 let ok = theirs.is_some_and(|(id, d)| id == media_id && d == ours)
-                    && self.router_dtls.get(&router) == Some(&router_dtls)
+                    && answer == Some(router_dtls)
                     && self.nodes.contains_key(&router);
-                if ok {
+                if self.no_direct && self.router != Some(router) {
+                    self.nodes.get_mut(&from).unwrap().handle(
+                        Input::MediaDown {
+                            peer: router,
+                            media_id,
+                        },
+                        now,
+                    );
+                } else if ok {
                     self.media.insert((router, from), media_id.clone());
                     for (node, peer) in [(router, from), (from, router)] {
                         if let Some(n) = self.nodes.get_mut(&node) {
@@ -245,6 +275,7 @@ fn a_lost_join_is_repeated_and_a_failed_connection_retried_with_a_new_id() {
     net.join(fp(2), Kinds::AUDIO);
     assert_eq!(net.phase(fp(2)), Phase::Waiting);
     net.router_dtls.insert(fp(1), dtls(1));
+    net.router = Some(fp(1));
     net.input(fp(1), Input::Routing(Some(dtls(1))));
     net.advance(Duration::from_secs(2));
     assert_eq!(net.phase(fp(2)), Phase::Connected);
@@ -401,4 +432,136 @@ fn the_router_tells_everyone_who_speaks_and_the_list_follows_the_roster() {
     net.nodes.remove(&fp(1));
     net.elect(fp(2));
     assert!(speaking(&net, 2).is_empty());
+}
+
+/// Media connections up, as (answering side, offering side).
+fn links(net: &Net) -> Vec<(u8, u8)> {
+    net.media.keys().map(|(a, b)| (a.0[0], b.0[0])).collect()
+}
+
+#[test]
+fn two_participants_talk_directly_until_a_third_joins() {
+    let mut net = Net::new(4);
+    net.elect(fp(1));
+    net.link_all(true);
+    let av = Kinds::AUDIO.union(Kinds::VIDEO);
+    net.join(fp(2), av);
+    net.join(fp(3), av);
+    // The router (1) is not in the call: 3 joins 2 (the lower fingerprint hosts), and the
+    // router keeps no media of theirs.
+    assert_eq!(links(&net), vec![(2, 3)]);
+    assert!(net.expelled.contains(&(fp(1), fp(2))));
+    for n in 1..=4 {
+        assert_eq!(
+            net.roster(fp(n)),
+            vec![(fp(2), true), (fp(3), true)],
+            "node {n}"
+        );
+    }
+    assert_eq!(net.phase(fp(2)), Phase::Connected);
+    assert_eq!(net.phase(fp(3)), Phase::Connected);
+    assert_eq!(net.nodes[&fp(3)].media_peer(), Some(fp(2)));
+    assert_eq!(net.nodes[&fp(2)].media_peer(), Some(fp(3)));
+    assert!(net.nodes[&fp(2)].hosts() && net.nodes[&fp(2)].answers(&fp(3)));
+    // The host tells its guest who speaks; mute goes through the router's roster.
+    net.input(fp(2), Input::Speakers(vec![fp(3), fp(2)]));
+    assert_eq!(net.nodes[&fp(3)].speaking(), [fp(3), fp(2)]);
+    net.input(
+        fp(3),
+        Input::SetMedia(MediaState {
+            muted: true,
+            ..MediaState::default()
+        }),
+    );
+    assert!(net.nodes[&fp(2)].roster()[1].state.muted);
+    // A third participant: everyone's media goes through the router again.
+    net.join(fp(4), Kinds::AUDIO);
+    assert_eq!(links(&net), vec![(1, 2), (1, 3), (1, 4)]);
+    assert!(!net.nodes[&fp(2)].hosts());
+    for n in 2..=4 {
+        assert_eq!(net.phase(fp(n)), Phase::Connected, "node {n}");
+        assert_eq!(net.nodes[&fp(n)].media_peer(), Some(fp(1)));
+    }
+    // It leaves: the two are paired again. Then the router joins: routed again.
+    net.input(fp(4), Input::Leave);
+    assert_eq!(links(&net), vec![(2, 3)]);
+    net.join(fp(1), Kinds::AUDIO);
+    assert_eq!(links(&net), vec![(1, 2), (1, 3)]);
+    assert_eq!(net.roster(fp(3)).len(), 3);
+    // The router leaves the call: a pair once more; then the host leaves: the guest is
+    // routed alone, and the router lists it alone.
+    net.input(fp(1), Input::Leave);
+    assert_eq!(links(&net), vec![(2, 3)]);
+    net.input(fp(2), Input::Leave);
+    assert_eq!(links(&net), vec![(1, 3)]);
+    assert_eq!(net.roster(fp(1)), vec![(fp(3), true)]);
+    assert_eq!(net.phase(fp(3)), Phase::Connected);
+}
+
+#[test]
+fn a_pair_whose_direct_connection_fails_is_routed() {
+    let mut net = Net::new(3);
+    net.no_direct = true;
+    net.elect(fp(1));
+    net.link_all(true);
+    net.join(fp(2), Kinds::AUDIO);
+    net.join(fp(3), Kinds::AUDIO);
+    // The guest's connection to its host failed: it joins the router again at its next
+    // retry, and the router routes both for as long as they are the two.
+    assert!(links(&net).is_empty());
+    net.advance(GroupCallConfig::default().join_retry);
+    assert_eq!(links(&net), vec![(1, 2), (1, 3)]);
+    assert_eq!(net.phase(fp(2)), Phase::Connected);
+    assert_eq!(net.phase(fp(3)), Phase::Connected);
+    net.advance(Duration::from_secs(30));
+    assert_eq!(links(&net), vec![(1, 2), (1, 3)]);
+    assert_eq!(net.roster(fp(2)), vec![(fp(2), true), (fp(3), true)]);
+}
+
+#[test]
+fn a_silent_host_sends_its_guest_back_to_the_router() {
+    let mut net = Net::new(3);
+    net.elect(fp(1));
+    net.link_all(true);
+    net.join(fp(2), Kinds::AUDIO);
+    // The host (2) is gone from the network but its router link still looks up: the
+    // guest's joins are lost, and after a few it joins the router, which routes them.
+    let host = net.nodes.remove(&fp(2)).unwrap();
+    net.join(fp(3), Kinds::AUDIO);
+    assert!(links(&net).is_empty());
+    // (Three joins, one per retry, then back to the router.)
+    for _ in 0..3 {
+        net.advance(GroupCallConfig::default().join_retry);
+    }
+    assert_eq!(links(&net), vec![(1, 3)]);
+    assert_eq!(net.phase(fp(3)), Phase::Connected);
+    net.nodes.insert(fp(2), host);
+}
+
+#[test]
+fn members_that_cannot_pair_are_routed() {
+    let mut net = Net::new(3);
+    net.elect(fp(1));
+    net.link_all(false);
+    net.join(fp(2), Kinds::AUDIO);
+    net.join(fp(3), Kinds::AUDIO);
+    assert_eq!(links(&net), vec![(1, 2), (1, 3)]);
+}
+
+#[test]
+fn a_pair_follows_a_new_router() {
+    let mut net = Net::new(4);
+    net.elect(fp(1));
+    net.link_all(true);
+    net.join(fp(3), Kinds::AUDIO);
+    net.join(fp(4), Kinds::AUDIO);
+    assert_eq!(links(&net), vec![(3, 4)]);
+    // The router dies; 2 is elected and pairs them again (a new connection).
+    net.nodes.remove(&fp(1));
+    net.elect(fp(2));
+    net.link_all(true);
+    net.advance(GroupCallConfig::default().join_retry);
+    assert_eq!(links(&net), vec![(3, 4)]);
+    assert_eq!(net.roster(fp(4)), vec![(fp(3), true), (fp(4), true)]);
+    assert_eq!(net.phase(fp(4)), Phase::Connected);
 }

@@ -43,6 +43,13 @@ impl Default for Layout {
 }
 
 impl Layout {
+    /// No slots: what a pair's host answers with (it forwards nothing).
+    pub const NONE: Layout = Layout {
+        audio: 0,
+        video: 0,
+        screen: 0,
+    };
+
     /// N of Last-N: the camera slots that follow the speakers (all of them when the layout
     /// has too few to spare any for thumbnails).
     pub fn last_n(&self) -> u8 {
@@ -139,6 +146,18 @@ pub enum GroupCallFrame {
         /// The participants speaking (at most [`MAX_PARTICIPANTS`]).
         speaking: Vec<Fingerprint>,
     },
+    /// Router → a participant, only on sessions with [`crate::session::FEATURE_CALL_PAIRS`]:
+    /// the call has two participants and the router is not one of them, so their media goes
+    /// directly between them. `Some((host, guest))`: the guest joins the host (`Join` and
+    /// `Welcome` between the two, on their own session) and the host answers as a router
+    /// would; `None`: the pair is over, join the router again. `Media` and `Leave` still go
+    /// to the router.
+    Pair {
+        /// The group.
+        group: GroupId,
+        /// The host and the guest (two different members).
+        pair: Option<(Fingerprint, Fingerprint)>,
+    },
     /// Member → router: what we send changed.
     Media {
         /// The group.
@@ -157,6 +176,7 @@ pub(crate) mod tag {
     pub const LEAVE: u8 = 64;
     pub const MEDIA: u8 = 65;
     pub const SPEAKERS: u8 = 66;
+    pub const PAIR: u8 = 67;
 }
 
 fn kind_byte(k: TrackKind) -> u8 {
@@ -210,6 +230,7 @@ impl GroupCallFrame {
             | GroupCallFrame::Slots { group, .. }
             | GroupCallFrame::Leave { group }
             | GroupCallFrame::Speakers { group, .. }
+            | GroupCallFrame::Pair { group, .. }
             | GroupCallFrame::Media { group, .. } => *group,
         }
     }
@@ -282,6 +303,13 @@ impl GroupCallFrame {
                 for fp in speaking.iter().take(n) {
                     w.raw(&fp.0);
                 }
+            }
+            GroupCallFrame::Pair { group, pair } => {
+                w.u8(tag::PAIR).raw(&group.0);
+                match pair {
+                    Some((host, guest)) => w.u8(1).raw(&host.0).raw(&guest.0),
+                    None => w.u8(0),
+                };
             }
             GroupCallFrame::Media { group, state } => {
                 w.u8(tag::MEDIA).raw(&group.0).u8(state.bits());
@@ -391,6 +419,15 @@ impl GroupCallFrame {
                 group,
                 state: media_state(&mut r)?,
             },
+            tag::PAIR => {
+                let pair = flag(&mut r, "pair flag")?
+                    .then(|| Ok::<_, WireError>((Fingerprint(r.array()?), Fingerprint(r.array()?))))
+                    .transpose()?;
+                if pair.is_some_and(|(host, guest)| host == guest) {
+                    return Err(WireError::Unknown("a pair of one member"));
+                }
+                GroupCallFrame::Pair { group, pair }
+            }
             _ => return Err(WireError::Unknown("group call frame")),
         };
         r.finish()?;
@@ -481,6 +518,14 @@ mod tests {
                     screen: true,
                     ..MediaState::default()
                 },
+            },
+            GroupCallFrame::Pair {
+                group: g,
+                pair: Some((Fingerprint([1; 32]), Fingerprint([2; 32]))),
+            },
+            GroupCallFrame::Pair {
+                group: g,
+                pair: None,
             },
         ];
         for f in frames {
@@ -579,7 +624,22 @@ mod tests {
             GroupCallFrame::decode(&many),
             Err(WireError::TooLong("speakers"))
         );
-        for t in 67..=69 {
+        let one = GroupCallFrame::Pair {
+            group: GroupId([0; 16]),
+            pair: Some((Fingerprint([4; 32]), Fingerprint([4; 32]))),
+        };
+        assert_eq!(
+            GroupCallFrame::decode(&one.encode()),
+            Err(WireError::Unknown("a pair of one member"))
+        );
+        let mut bad_flag = vec![tag::PAIR];
+        bad_flag.extend_from_slice(&[0; 16]);
+        bad_flag.push(2);
+        assert_eq!(
+            GroupCallFrame::decode(&bad_flag),
+            Err(WireError::Unknown("pair flag"))
+        );
+        for t in 68..=69 {
             let mut b = vec![t];
             b.extend_from_slice(&[0; 16]);
             assert_eq!(

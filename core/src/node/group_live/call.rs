@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 mod hub;
+mod links;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -27,14 +28,14 @@ use crate::calls::group::{
     RosterEntry, THUMBNAIL_SLOTS, Uplinking,
 };
 use crate::calls::{DtlsFingerprint, Kinds, MediaState};
-use crate::chat::wire::{ErrorCode, Frame};
+use crate::chat::wire::ErrorCode;
 use crate::groups::GroupId;
 use crate::identity::Fingerprint;
 use crate::media::sfu::{ParticipantId, SfuConfig, SlotId, TrackKind};
 use crate::media::sfu_hub::{SfuHub, slot_track_name};
 use crate::node::call_media::track_specs;
 use crate::node::{Inner, NodeError, lock};
-use crate::session::{FEATURE_CALL_SPEAKERS, FEATURE_GROUP_CALLS};
+use crate::session::{FEATURE_CALL_PAIRS, FEATURE_GROUP_CALLS};
 use crate::transport::{
     IncomingMedia, MediaCertificate, MediaConnection, MediaKind, MediaOptions,
     MediaState as ConnState, TrackSpec,
@@ -66,17 +67,23 @@ pub(in crate::node) enum CallCmd {
     Slots(ParticipantId, Vec<(SlotId, Option<ParticipantId>)>),
     /// Router side: the participants the forwarder hears speaking, and whether we speak.
     Speakers(Vec<ParticipantId>, bool),
+    /// A dial to a pair's partner ended.
+    Dialed(Fingerprint),
 }
 
-/// What the router admitted: the OFFER it will answer.
+/// What the router (or a pair's host) admitted: the OFFER it will answer, and how.
 struct Admit {
     peer: Fingerprint,
     dtls: DtlsFingerprint,
     router_kinds: Kinds,
+    layout: Layout,
+    /// Our certificate in the ANSWER (the router's, or a host's own).
+    cert: MediaCertificate,
 }
 
-/// Our connection to the router.
+/// Our connection to the router (or our pair's host).
 struct Uplink {
+    to: Fingerprint,
     media_id: String,
     conn: Option<MediaConnection>,
     tasks: Vec<JoinHandle<()>>,
@@ -132,6 +139,8 @@ pub(super) struct CallIo {
     told_linked: HashSet<Fingerprint>,
     /// Whether we speak (from our own audio frames' levels), for the router's speaker list.
     speaking: watch::Sender<bool>,
+    /// Members we dial to reach (a pair's host or guest we have no link to).
+    dialing: HashSet<Fingerprint>,
 }
 
 impl CallIo {
@@ -151,6 +160,7 @@ impl CallIo {
             told_members: BTreeSet::new(),
             told_linked: HashSet::new(),
             speaking: watch::channel(false).0,
+            dialing: HashSet::new(),
         }
     }
 }
@@ -219,8 +229,13 @@ impl Live {
             for p in gone {
                 self.call_input(Input::PeerGone(p));
             }
-            for p in up {
-                self.call_input(Input::PeerUp(p));
+            let inner = self.inner.upgrade();
+            for peer in up {
+                let pairs = inner
+                    .as_ref()
+                    .and_then(|i| i.link(&peer))
+                    .is_some_and(|l| l.features & FEATURE_CALL_PAIRS != 0);
+                self.call_input(Input::PeerUp { peer, pairs });
             }
         }
     }
@@ -281,6 +296,9 @@ impl Live {
             }
             CallCmd::Slots(to, slots) => self.on_slots(to, slots),
             CallCmd::Speakers(heard, ourselves) => self.on_speakers(heard, ourselves),
+            CallCmd::Dialed(peer) => {
+                self.call.dialing.remove(&peer);
+            }
         }
     }
 
@@ -364,12 +382,8 @@ impl Live {
             inc.refuse();
             return;
         }
-        let Some(cert) = self.call.router_cert.clone() else {
-            inc.refuse();
-            return;
-        };
-        let mut tracks: Vec<TrackSpec> = self
-            .call
+        let cert = admit.cert;
+        let mut tracks: Vec<TrackSpec> = admit
             .layout
             .slots()
             .into_iter()
@@ -398,7 +412,7 @@ impl Live {
     }
 
     fn on_answered(&mut self, peer: Fingerprint, media_id: String, conn: MediaConnection) {
-        let current = self.call.machine.roster().iter().any(|p| p.member == peer);
+        let current = self.call.machine.answers(&peer);
         let Some(hub) = self.call.hub.as_mut().filter(|_| current) else {
             tokio::spawn(async move { conn.close().await });
             return;
@@ -430,9 +444,7 @@ impl Live {
     }
 
     fn on_uplinked(&mut self, media_id: String, conn: MediaConnection) {
-        let (Some(up), Some(shared), Some(router)) =
-            (self.call.uplink.as_mut(), &self.call.shared, self.router)
-        else {
+        let (Some(up), Some(shared)) = (self.call.uplink.as_mut(), &self.call.shared) else {
             tokio::spawn(async move { conn.close().await });
             return;
         };
@@ -440,17 +452,14 @@ impl Live {
             tokio::spawn(async move { conn.close().await });
             return;
         }
+        let host = up.to;
         shared.add_sources(&conn);
-        up.tasks.push(read_uplink(shared, conn.clone(), router));
-        up.tasks.push(watch_closed(
-            &conn,
-            router,
-            media_id.clone(),
-            self.tx.clone(),
-        ));
+        up.tasks.push(read_uplink(shared, conn.clone(), host));
+        up.tasks
+            .push(watch_closed(&conn, host, media_id.clone(), self.tx.clone()));
         up.conn = Some(conn);
         self.call_input(Input::MediaUp {
-            peer: router,
+            peer: host,
             media_id,
         });
     }
@@ -473,7 +482,26 @@ impl Live {
                     media_id,
                     dtls,
                     router_kinds,
-                } => self.admit(inner, peer, media_id, dtls, router_kinds),
+                    layout,
+                } => {
+                    let admit = |cert| Admit {
+                        peer,
+                        dtls,
+                        router_kinds,
+                        layout,
+                        cert,
+                    };
+                    // A router answers with its routing certificate, a pair's host with the
+                    // one its own join announced.
+                    let cert = if self.engine.is_router() {
+                        self.call.router_cert.clone()
+                    } else {
+                        self.call.cert.clone()
+                    };
+                    if let Some(cert) = cert {
+                        self.admit(inner, media_id, admit(cert));
+                    }
+                }
                 Action::Expel { peer } => self.expel(inner, peer),
                 Action::Connect(to) => self.connect(inner, to),
                 Action::Disconnect => {
@@ -499,6 +527,7 @@ impl Live {
                     inner.emit_group(super::GroupUpdate::CallPhase {
                         group: self.gid,
                         phase,
+                        media_peer: self.call.machine.media_peer(),
                     });
                 }
                 Action::Event(GroupCallEvent::Speakers(speaking)) => {
@@ -516,30 +545,13 @@ impl Live {
                 }
             }
         }
-        if !self.engine.is_router() && self.call.hub.is_some() {
+        if !self.call.machine.hosts() && self.call.hub.is_some() {
             self.call.hub = None;
         }
-        for (to, frame) in std::mem::take(&mut self.call.outbox) {
-            let needs = match frame {
-                GroupCallFrame::Speakers { .. } => FEATURE_GROUP_CALLS | FEATURE_CALL_SPEAKERS,
-                _ => FEATURE_GROUP_CALLS,
-            };
-            if let Some(link) = inner.link(&to)
-                && link.features & needs == needs
-            {
-                let _ = link.send(&Frame::GroupCall(frame.encode())).await;
-            }
-        }
+        self.send_call_frames(inner).await;
     }
 
-    fn admit(
-        &mut self,
-        inner: &Arc<Inner>,
-        peer: Fingerprint,
-        media_id: String,
-        dtls: DtlsFingerprint,
-        router_kinds: Kinds,
-    ) {
+    fn admit(&mut self, inner: &Arc<Inner>, media_id: String, admit: Admit) {
         if self.call.hub.is_none() {
             let layout = self.call.layout;
             let (hub, events) = SfuHub::start(SfuConfig {
@@ -560,15 +572,8 @@ impl Live {
             self.tap_hub();
         }
         let hub = self.call.hub.as_mut().expect("made above");
-        hub.admits.retain(|_, a| a.peer != peer);
-        hub.admits.insert(
-            media_id.clone(),
-            Admit {
-                peer,
-                dtls,
-                router_kinds,
-            },
-        );
+        hub.admits.retain(|_, a| a.peer != admit.peer);
+        hub.admits.insert(media_id.clone(), admit);
         inner.expect_call_offer(media_id, self.gid);
     }
 
@@ -598,7 +603,7 @@ impl Live {
 
     fn connect(&mut self, inner: &Arc<Inner>, to: Uplinking) {
         let Uplinking {
-            router,
+            host,
             media_id,
             dtls,
             layout,
@@ -610,12 +615,12 @@ impl Live {
         };
         let peer_id = self
             .ns_peers
-            .get(&router)
+            .get(&host)
             .cloned()
-            .or_else(|| inner.link(&router).map(|l| l.peer.clone()));
+            .or_else(|| inner.link(&host).map(|l| l.peer.clone()));
         let Some(peer_id) = peer_id else {
             self.call_input(Input::MediaDown {
-                peer: router,
+                peer: host,
                 media_id,
             });
             return;
@@ -643,7 +648,7 @@ impl Live {
                         }
                         conn.close().await;
                         CallCmd::Down {
-                            peer: router,
+                            peer: host,
                             media_id: id,
                         }
                     }
@@ -651,7 +656,7 @@ impl Live {
                 Err(e) => {
                     tracing::info!(error = %e, "could not offer group call media");
                     CallCmd::Down {
-                        peer: router,
+                        peer: host,
                         media_id: id,
                     }
                 }
@@ -659,6 +664,7 @@ impl Live {
             let _ = tx.send(Cmd::Call(cmd)).await;
         });
         self.call.uplink = Some(Uplink {
+            to: host,
             media_id,
             conn: None,
             tasks: vec![task],
@@ -739,9 +745,6 @@ impl Inner {
 }
 
 impl crate::node::Node {
-    /// Joins the call of group `gid` sending `kinds` (a second join replaces the first).
-    /// Push our encoded frames and take the others' through the returned handle; who is in the
-    /// call arrives as [`super::GroupUpdate::CallRoster`].
     /// Sets N of Last-N for the group calls we route from our next join on: the video of the
     /// N most recent speakers reaches each participant, the others' as thumbnails (1 to 7;
     /// default 4). The router's setting applies to everyone in its call.
@@ -758,6 +761,9 @@ impl crate::node::Node {
         Ok(())
     }
 
+    /// Joins the call of group `gid` sending `kinds` (a second join replaces the first).
+    /// Push our encoded frames and take the others' through the returned handle; who is in the
+    /// call arrives as [`super::GroupUpdate::CallRoster`].
     pub async fn group_call_join(
         &self,
         gid: &GroupId,

@@ -270,7 +270,9 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                     GroupCallPhase.OUT -> "not in the call"
                     GroupCallPhase.WAITING -> "waiting for the group's router"
                     GroupCallPhase.CONNECTING -> "connecting…"
-                    GroupCallPhase.CONNECTED -> "in the call" + if (state.targetBps > 0) " (up to ${state.targetBps / 1000} kbit/s)" else ""
+                    GroupCallPhase.CONNECTED ->
+                        (if (state.direct) "in the call, direct" else "in the call") +
+                            if (state.targetBps > 0) " (up to ${state.targetBps / 1000} kbit/s)" else ""
                 }
                 error.text = state.error ?: ""
                 joinLeave.text = if (state.phase == GroupCallPhase.OUT) "Join" else "Leave"

@@ -29,8 +29,13 @@ data class GroupCallState(
     val targetBps: Long = 0,
     /** The fingerprints of those speaking now, in the router's order (from the audio's levels); empty: nobody. */
     val speaking: List<String> = emptyList(),
+    /** The member our media goes to: the router, or the other participant in a call of two; null when we route. */
+    val mediaPeer: String? = null,
     val error: String? = null,
-)
+) {
+    /** Our media goes straight to the only other participant: no relay in between. */
+    val direct: Boolean get() = participants.size == 2 && participants.any { it.fingerprint == mediaPeer }
+}
 
 /**
  * Our part in a group's call: join and leave, mute, camera; the roster, our phase and who speaks
@@ -125,7 +130,8 @@ class GroupCallViewModel(
     fun onGroupEvent(event: GroupEvent) {
         when (event) {
             is GroupEvent.CallRoster -> if (event.group == group) mutableState.update { it.copy(participants = event.participants) }
-            is GroupEvent.CallPhase -> if (event.group == group) mutableState.update { it.copy(phase = event.phase) }
+            is GroupEvent.CallPhase ->
+                if (event.group == group) mutableState.update { it.copy(phase = event.phase, mediaPeer = event.mediaPeer) }
             is GroupEvent.CallSpeakers -> if (event.group == group) mutableState.update { it.copy(speaking = event.speaking) }
             else -> {}
         }

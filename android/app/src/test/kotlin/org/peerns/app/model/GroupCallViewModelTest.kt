@@ -7,6 +7,7 @@ import kotlin.math.PI
 import kotlin.math.roundToInt
 import kotlin.math.sin
 import kotlin.test.assertEquals
+import kotlin.test.assertFalse
 import kotlin.test.assertNotNull
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
@@ -20,6 +21,7 @@ import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withContext
 import org.junit.Test
 import org.peerns.ffi.CallKinds
+import org.peerns.ffi.CallParticipant
 import org.peerns.ffi.CallMediaState
 import org.peerns.ffi.EncoderControlListener
 import org.peerns.ffi.GroupCall
@@ -139,6 +141,8 @@ class GroupCallViewModelTest {
                 model.state.value.takeIf { s -> s.participants.map { it.fingerprint }.toSet() == setOf(annFp, bobFp) }
             }
             eventually(what = "bob connected") { model.state.value.takeIf { it.phase == GroupCallPhase.CONNECTED } }
+            // Two in the call, one of them the router: bob's media goes straight to ann.
+            eventually(what = "bob direct with ann") { model.state.value.takeIf { it.direct && it.mediaPeer == annFp } }
             eventually(what = "ann's frames at bob") { model.state.value.frames[annFp]?.takeIf { it > 0 } }
             // They were handed to bob's decoders, keyframes marked.
             eventually(what = "ann's keyframe played at bob") { media.played.firstOrNull { it == Triple(annFp, "video", true) } }
@@ -213,6 +217,18 @@ class GroupCallViewModelTest {
             assertTrue(model.leave())
             annCall.stop()
         }
+    }
+
+    @Test
+    fun directOnlyWhenOurMediaGoesToTheOnlyOtherParticipant() {
+        val av = CallKinds(audio = true, video = true, screen = false)
+        val idle = CallMediaState(muted = false, cameraOff = false, screen = false, backCamera = false)
+        fun inCall(vararg fps: String) = fps.map { CallParticipant(it, av, idle, true) }
+        assertTrue(GroupCallState(participants = inCall("a", "b"), mediaPeer = "b").direct)
+        // Through a router outside the call, or with three in it, or before any phase: relayed.
+        assertFalse(GroupCallState(participants = inCall("a", "b"), mediaPeer = "r").direct)
+        assertFalse(GroupCallState(participants = inCall("a", "b", "c"), mediaPeer = "b").direct)
+        assertFalse(GroupCallState(participants = inCall("a", "b")).direct)
     }
 
     @Test
