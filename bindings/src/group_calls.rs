@@ -217,6 +217,18 @@ impl PeernsNode {
         }))
     }
 
+    /// Lets the browser with PeerJS ID `peer_id` into the call of group `group` while we route
+    /// it (it calls our persistent ID with the PeerNS PWA's metadata `{groupCall: true,
+    /// groupId}`); admins only. It is listed in the roster with an ID no member has.
+    pub async fn allow_group_call_guest(
+        &self,
+        group: String,
+        peer_id: String,
+    ) -> Result<(), PeernsError> {
+        let (node, gid) = (self.running()?, group_id(&group)?);
+        Ok(on_runtime(async move { node.allow_group_call_guest(&gid, &peer_id).await }).await??)
+    }
+
     /// Leaves the call of group `group`.
     pub async fn group_call_leave(&self, group: String) -> Result<(), PeernsError> {
         let (node, gid) = (self.running()?, group_id(&group)?);

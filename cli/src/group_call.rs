@@ -56,6 +56,11 @@ pub struct CallArgs {
     /// each participant, the others' as thumbnails (a keyframe every 2 s, in turn).
     #[arg(long, default_value_t = 4)]
     last_n: u8,
+    /// Let the browser with this PeerJS ID into the call while we route it (it calls our
+    /// persistent ID with the PeerNS PWA's metadata `{groupCall: true, groupId: GID}`);
+    /// admins only; repeatable.
+    #[arg(long = "allow-browser", value_name = "PEER_ID")]
+    allow_browser: Vec<String>,
     /// How often `media_stats` is printed, ms (benchmarks want it finer).
     #[arg(long, default_value_t = 1000, hide = true)]
     stats_ms: u64,
@@ -219,6 +224,9 @@ async fn call(
 ) -> Result<()> {
     node.set_group_call_last_n(a.last_n)?;
     let media = crate::group::as_member(|| node.group_call_join(g, kinds)).await?;
+    for id in &a.allow_browser {
+        node.allow_group_call_guest(g, id).await?;
+    }
     let (senders, controls, sent) = start_senders(&media, a);
     let (_publisher, mut frames, mut requests) = media.into_parts();
     let start = Instant::now();

@@ -264,11 +264,11 @@ async function answerCalls({ id }) {
   return {};
 }
 
-async function call({ id, to }) {
+async function call({ id, to, metadata }) {
   const e = entry(id);
   const stream = await localStream();
   const t0 = now();
-  const c = e.peer.call(to, stream, { metadata: { from: id } });
+  const c = e.peer.call(to, stream, { metadata: metadata || { from: id } });
   const remote = await withTimeout(track(e, c), 15000, `remote stream of the call to ${to}`);
   return { connectionId: c.connectionId, ms: now() - t0, tracks: remote.getTracks().map((t) => t.kind) };
 }

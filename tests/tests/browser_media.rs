@@ -10,14 +10,20 @@
 //! browser has no Noise session, so the node's call rules (decision 0013) never admit its calls
 //! as calls; a third case has the page call a real `peerns node --allow-browser-call ID`
 //! process (`Node::allow_browser_calls`), which answers with the test pattern and records the
-//! browser. Like `browser_interop`, the test re-runs itself in a loopback-only network
-//! namespace.
+//! browser. A fourth has the page join a group call as a browser guest, exactly as the PeerNS
+//! PWA calls a group call's participant (metadata `{groupCall: true, groupId}`), to the router
+//! of a two-member group (`peerns group call --allow-browser ID`, an admin): the page decodes
+//! the router's video (H.264), the router receives the page's camera, and the other member
+//! lists the page in the call. (Forwarding the page's streams on to the other member does not
+//! work yet: see decision 0016.) Like `browser_interop`, the test re-runs itself in a loopback-only
+//! network namespace.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use peerns_core::media::record::Recording;
 use peerns_core::media::track::{EncoderControl, MediaSource, Push};
+use peerns_core::store::Profile;
 use peerns_core::transport::{MediaConnection, MediaKind, MediaOptions, RemoteTrack, TrackSpec};
 use peerns_media_desktop::audio::OpusEncoder;
 use peerns_media_desktop::sources::{TestPattern, Tone};
@@ -312,6 +318,193 @@ async fn browser_to_cli(browser: &mut Browser, server: &TestServer, bid: &str) -
     )
 }
 
+/// One `peerns` process whose JSON lines are collected.
+struct Cli {
+    child: tokio::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Cli {
+    fn start(profile: &std::path::Path, args: &[&str]) -> Cli {
+        let mut child = tokio::process::Command::new(peerns_bin())
+            .arg("--profile")
+            .arg(profile)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start peerns");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let (out, seen) = (child.stdout.take().unwrap(), lines.clone());
+        tokio::spawn(async move {
+            let mut r = tokio::io::BufReader::new(out).lines();
+            while let Ok(Some(l)) = r.next_line().await {
+                if let Ok(v) = serde_json::from_str(&l) {
+                    seen.lock().unwrap().push(v);
+                }
+            }
+        });
+        Cli { child, lines }
+    }
+
+    /// Whether a line matches `f`.
+    fn saw(&self, f: impl Fn(&Value) -> bool) -> bool {
+        self.lines.lock().unwrap().iter().any(f)
+    }
+
+    /// The latest `media_stats` video frames from `sender`.
+    fn video_from(&self, sender: &str) -> u64 {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .rev()
+            .find(|v| v["event"] == "media_stats" && v["from"] == sender && v["kind"] == "video")
+            .and_then(|v| v["frames"].as_u64())
+            .unwrap_or(0)
+    }
+
+    async fn stop(mut self) {
+        unsafe { libc::kill(self.child.id().unwrap() as i32, libc::SIGTERM) };
+        let _ = tokio::time::timeout(STEP, self.child.wait()).await;
+    }
+}
+
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < STEP * 2,
+            "{what}: not within {:?}",
+            STEP * 2
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn offline(profile: &std::path::Path, args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(peerns_bin())
+        .arg("--profile")
+        .arg(profile)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "peerns {args:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The page joins a group's call as a browser guest of its router (an admin that allowed it);
+/// it sees the router's camera, and the other member sees the page's through the router.
+async fn browser_in_group_call(browser: &mut Browser, server: &TestServer, bid: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let (a_fp, a_id) = {
+        let p = Profile::open_desktop(&a).unwrap();
+        (
+            p.identity().fingerprint().to_hex(),
+            p.identity().peer_id().to_owned(),
+        )
+    };
+    let b_fp = Profile::open_desktop(&b)
+        .unwrap()
+        .identity()
+        .fingerprint()
+        .to_hex();
+    let gid = offline(&a, &["group", "create", "call", "--json"]).await["group"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invite = offline(&a, &["group", "invite", &gid, &b_fp, "--json"]).await;
+    offline(
+        &b,
+        &[
+            "group",
+            "join",
+            invite["invite"].as_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    let url = server.url();
+    let call = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "group",
+            "call",
+            "--signal",
+            &url,
+            "--loopback",
+            &gid,
+            "--video",
+            "test",
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let a_args = call(&["--allow-browser", bid]);
+    let a_cli = Cli::start(&a, &a_args.iter().map(String::as_str).collect::<Vec<_>>());
+    until("the admin routes", || {
+        a_cli.saw(|v| v["event"] == "role" && v["role"] == "router")
+    })
+    .await;
+    let b_args = call(&[]);
+    let b_cli = Cli::start(&b, &b_args.iter().map(String::as_str).collect::<Vec<_>>());
+    until("the member sees the router", || b_cli.video_from(&a_fp) > 0).await;
+
+    let metadata = json!({"groupCall": true, "groupId": gid, "kind": "video"});
+    browser
+        .call(
+            "call",
+            json!({"id": bid, "to": a_id, "metadata": metadata}),
+            STEP,
+        )
+        .await
+        .expect("the page calls the group's router");
+    let guest = peerns_core::calls::group::guest_fingerprint(bid).to_hex();
+    until("the router receives the browser's video", || {
+        a_cli.video_from(&guest) > 30
+    })
+    .await;
+    let mid = stats(browser, bid).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let end = stats(browser, bid).await;
+    until("the member lists the browser in the call", || {
+        b_cli.saw(|v| {
+            v["event"] == "roster"
+                && v["participants"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|e| e["fingerprint"] == guest.as_str()))
+        })
+    })
+    .await;
+    let at_router = a_cli.video_from(&guest);
+    browser
+        .call("hangUp", json!({"id": bid}), STEP)
+        .await
+        .expect("hang up");
+    b_cli.stop().await;
+    a_cli.stop().await;
+    let decoded = |v: &Value| v["inVideo"]["framesDecoded"].as_u64().unwrap_or(0);
+    assert!(
+        decoded(&mid) > 0 && decoded(&end) > decoded(&mid),
+        "the browser decodes the router's video: {mid} then {end}"
+    );
+    assert_eq!(
+        end["inVideo"]["codec"], "video/H264",
+        "the router answers a browser with H.264 only (what its slots forward)"
+    );
+    format!(
+        "browser decoded {} → {}; the router received {at_router} of its frames",
+        decoded(&mid),
+        decoded(&end)
+    )
+}
+
 async fn run() {
     let t0 = Instant::now();
     let (server, mut browser) = tokio::join!(
@@ -348,6 +541,12 @@ async fn run() {
         "ok browser→peerns node ({:.2} s): {summary}",
         t.elapsed().as_secs_f64()
     );
+    let t = Instant::now();
+    let summary = browser_in_group_call(&mut browser, &server, bid).await;
+    println!(
+        "ok browser in a group call ({:.2} s): {summary}",
+        t.elapsed().as_secs_f64()
+    );
     println!("all cases in {:.2} s", t0.elapsed().as_secs_f64());
 }
 
@@ -363,8 +562,8 @@ fn chromium_peerjs_media_calls() {
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(120), run())
+        tokio::time::timeout(Duration::from_secs(180), run())
             .await
-            .expect("browser media calls finished within 120 s")
+            .expect("browser media calls finished within 180 s")
     });
 }

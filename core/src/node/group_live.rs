@@ -188,6 +188,8 @@ pub(super) struct LiveGroups {
     router_of: HashMap<GroupId, Fingerprint>,
     /// The current members of each running group.
     members_of: HashMap<GroupId, BTreeSet<Fingerprint>>,
+    /// Browsers let into a group's call: PeerJS ID → group.
+    call_guests: HashMap<String, GroupId>,
 }
 
 impl LiveGroups {
@@ -201,6 +203,7 @@ impl LiveGroups {
             room: None,
             files: files::Transfers::default(),
             router_of: HashMap::new(),
+            call_guests: HashMap::new(),
             members_of: HashMap::new(),
         }
     }

@@ -62,6 +62,8 @@ pub(super) enum Command {
         cid: String,
         tracks: Vec<TrackSpec>,
         certificate: Option<MediaCertificate>,
+        /// Video in H.264 only (a forwarder's answer).
+        h264_only: bool,
         reply: MediaReply,
     },
     /// Drop a pending media offer.
@@ -230,8 +232,9 @@ impl Task {
                     Some(Command::Call { peer, opts, reply }) => {
                         let _ = reply.send(self.call(peer, opts).await);
                     }
-                    Some(Command::AcceptMedia { cid, tracks, certificate, reply }) => {
-                        let _ = reply.send(self.accept_media(&cid, tracks, certificate).await);
+                    Some(Command::AcceptMedia { cid, tracks, certificate, h264_only, reply }) => {
+                        let answer = self.accept_media(&cid, tracks, certificate, h264_only).await;
+                        let _ = reply.send(answer);
                     }
                     Some(Command::RefuseMedia { cid }) => self.refuse_media(&cid),
                     Some(Command::MediaOffers(tx)) => self.media_offers = Some(tx),

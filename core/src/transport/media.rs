@@ -240,9 +240,29 @@ impl IncomingMedia {
     /// Answers with our `tracks`, using `certificate` (whose fingerprint we announced) for
     /// DTLS, or a fresh one.
     pub async fn accept_with(
+        self,
+        tracks: Vec<TrackSpec>,
+        certificate: Option<MediaCertificate>,
+    ) -> Result<MediaConnection, TransportError> {
+        self.answer(tracks, certificate, false).await
+    }
+
+    /// Answers as a forwarder (a group call's router): like [`IncomingMedia::accept_with`], but
+    /// with H.264 as the only video codec, the one its forwarding slots carry (a browser would
+    /// otherwise send VP8, which the others' slots cannot take).
+    pub async fn accept_for_forwarding(
+        self,
+        tracks: Vec<TrackSpec>,
+        certificate: Option<MediaCertificate>,
+    ) -> Result<MediaConnection, TransportError> {
+        self.answer(tracks, certificate, true).await
+    }
+
+    async fn answer(
         mut self,
         tracks: Vec<TrackSpec>,
         certificate: Option<MediaCertificate>,
+        h264_only: bool,
     ) -> Result<MediaConnection, TransportError> {
         let cmd = self.decide.take().ok_or(TransportError::Closed)?;
         let (reply, rx) = oneshot::channel();
@@ -250,6 +270,7 @@ impl IncomingMedia {
             cid: self.connection_id.clone(),
             tracks,
             certificate,
+            h264_only,
             reply,
         })
         .map_err(|_| TransportError::Closed)?;

@@ -264,6 +264,12 @@ pub struct MediaStack {
 
 /// Builds the stack every media connection uses.
 pub fn media_stack() -> Result<MediaStack, rtc::shared::error::Error> {
+    media_stack_with(true)
+}
+
+/// The stack, with VP8 among the video codecs or (`vp8: false`) H.264 alone: a forwarder's
+/// answer, whose slots carry H.264, so that a browser preferring VP8 sends H.264.
+pub fn media_stack_with(vp8: bool) -> Result<MediaStack, rtc::shared::error::Error> {
     let mut engine = MediaEngine::default();
     engine.register_codec(
         RTCRtpCodecParameters {
@@ -272,8 +278,7 @@ pub fn media_stack() -> Result<MediaStack, rtc::shared::error::Error> {
         },
         RtpCodecKind::Audio,
     )?;
-    for (pt, codec) in [
-        (PT_H264, h264_codec()),
+    let vp8 = vp8.then(|| {
         (
             PT_VP8,
             RTCRtpCodec {
@@ -283,8 +288,9 @@ pub fn media_stack() -> Result<MediaStack, rtc::shared::error::Error> {
                 sdp_fmtp_line: String::new(),
                 rtcp_feedback: video_feedback(),
             },
-        ),
-    ] {
+        )
+    });
+    for (pt, codec) in std::iter::once((PT_H264, h264_codec())).chain(vp8) {
         engine.register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: codec,

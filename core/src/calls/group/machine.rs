@@ -22,9 +22,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
+mod guest;
 mod io;
 mod pair;
 
+pub use guest::{MAX_GUESTS, guest_fingerprint};
 pub use io::{Action, GroupCallConfig, GroupCallEvent, Input, Phase, Uplinking};
 use pair::Paired;
 
@@ -69,6 +71,8 @@ struct Participant {
     admitted: Instant,
     /// Router side: talking to the other participant directly (its media does not reach us).
     paired: bool,
+    /// A browser an admin let in ([`Input::Guest`]): no session, not a member.
+    guest: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -368,9 +372,9 @@ impl GroupCall {
                 self.members = members;
                 if let Role::Router { participants, .. } = &mut self.role {
                     let gone: Vec<Fingerprint> = participants
-                        .keys()
-                        .filter(|fp| !self.members.contains(fp))
-                        .copied()
+                        .iter()
+                        .filter(|(fp, p)| !p.guest && !self.members.contains(fp))
+                        .map(|(fp, _)| *fp)
                         .collect();
                     for fp in &gone {
                         participants.remove(fp);
@@ -415,6 +419,11 @@ impl GroupCall {
                     self.publish_roster(now);
                 }
             }
+            Input::Guest {
+                guest,
+                media_id,
+                dtls,
+            } => self.on_guest(guest, media_id, dtls, now),
             Input::Frame { from, frame } => self.on_frame(from, frame, now),
             Input::MediaUp { peer, media_id } => self.on_media(peer, &media_id, true, now),
             Input::MediaDown { peer, media_id } => self.on_media(peer, &media_id, false, now),
@@ -545,6 +554,7 @@ impl GroupCall {
                             connected: false,
                             admitted: now,
                             paired: false,
+                            guest: false,
                         },
                     );
                     self.actions.push_back(Action::Admit {

@@ -11,5 +11,8 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use machine::{Action, GroupCall, GroupCallConfig, GroupCallEvent, Input, Phase, Uplinking};
+pub use machine::{
+    Action, GroupCall, GroupCallConfig, GroupCallEvent, Input, MAX_GUESTS, Phase, Uplinking,
+    guest_fingerprint,
+};
 pub use wire::{GroupCallFrame, Layout, MAX_SLOTS, RosterEntry, THUMBNAIL_SLOTS};

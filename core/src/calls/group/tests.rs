@@ -565,3 +565,46 @@ fn a_pair_follows_a_new_router() {
     assert_eq!(net.roster(fp(4)), vec![(fp(3), true), (fp(4), true)]);
     assert_eq!(net.phase(fp(4)), Phase::Connected);
 }
+
+#[test]
+fn a_browser_guest_is_admitted_listed_and_bounded() {
+    let mut net = Net::new(3);
+    net.elect(fp(1));
+    net.link_all(true);
+    net.join(fp(2), Kinds::AUDIO);
+    let guest = |n: u8| Input::Guest {
+        guest: fp(200 + n),
+        media_id: format!("mc_browser{n}"),
+        dtls: dtls(200 + n),
+    };
+    net.input(fp(1), guest(0));
+    assert!(net.admitted.contains_key(&(fp(1), fp(200))));
+    // A guest is never paired (it has no session), is listed, and stays when the members'
+    // list changes.
+    assert_eq!(net.roster(fp(2)), vec![(fp(2), true), (fp(200), false)]);
+    let now = net.now;
+    net.nodes
+        .get_mut(&fp(1))
+        .unwrap()
+        .handle(Input::Members((1..=3).map(fp).collect()), now);
+    net.pump();
+    assert_eq!(net.roster(fp(2)).len(), 2);
+    // At most MAX_GUESTS; a member's fingerprint is never a guest; outside the router nothing.
+    for n in 1..=MAX_GUESTS as u8 {
+        net.input(fp(1), guest(n));
+    }
+    assert_eq!(net.roster(fp(2)).len(), 1 + MAX_GUESTS);
+    net.input(
+        fp(1),
+        Input::Guest {
+            guest: fp(3),
+            media_id: "mc_member".into(),
+            dtls: dtls(9),
+        },
+    );
+    net.input(fp(2), guest(9));
+    assert_eq!(net.roster(fp(2)).len(), 1 + MAX_GUESTS);
+    // A guest whose media never comes is dropped after the connect timeout.
+    net.advance(GroupCallConfig::default().connect_timeout);
+    assert_eq!(net.roster(fp(2)), vec![(fp(2), true)]);
+}

@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+mod guests;
 mod hub;
 mod links;
 
@@ -69,6 +70,10 @@ pub(in crate::node) enum CallCmd {
     Speakers(Vec<ParticipantId>, bool),
     /// A dial to a pair's partner ended.
     Dialed(Fingerprint),
+    /// Let the browser with this PeerJS ID into the call.
+    AllowGuest(String, Reply<()>),
+    /// A media OFFER from a browser let into the call.
+    GuestOffer(IncomingMedia),
 }
 
 /// What the router (or a pair's host) admitted: the OFFER it will answer, and how.
@@ -79,6 +84,8 @@ struct Admit {
     layout: Layout,
     /// Our certificate in the ANSWER (the router's, or a host's own).
     cert: MediaCertificate,
+    /// A browser guest's PeerJS ID (its OFFER comes from there).
+    browser: Option<String>,
 }
 
 /// Our connection to the router (or our pair's host).
@@ -141,6 +148,10 @@ pub(super) struct CallIo {
     speaking: watch::Sender<bool>,
     /// Members we dial to reach (a pair's host or guest we have no link to).
     dialing: HashSet<Fingerprint>,
+    /// Browsers let into the call: participant ID → PeerJS ID.
+    guests: HashMap<Fingerprint, String>,
+    /// Their OFFERs waiting for the machine's admission (answered or refused at the flush).
+    guest_offers: Vec<IncomingMedia>,
 }
 
 impl CallIo {
@@ -161,6 +172,8 @@ impl CallIo {
             told_linked: HashSet::new(),
             speaking: watch::channel(false).0,
             dialing: HashSet::new(),
+            guests: HashMap::new(),
+            guest_offers: vec![],
         }
     }
 }
@@ -299,6 +312,10 @@ impl Live {
             CallCmd::Dialed(peer) => {
                 self.call.dialing.remove(&peer);
             }
+            CallCmd::AllowGuest(peer_id, reply) => {
+                let _ = reply.send(self.allow_guest(peer_id));
+            }
+            CallCmd::GuestOffer(inc) => self.on_guest_offer(inc),
         }
     }
 
@@ -355,7 +372,7 @@ impl Live {
         }
     }
 
-    fn on_offer(&mut self, inc: IncomingMedia) {
+    pub(super) fn on_offer(&mut self, inc: IncomingMedia) {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
@@ -369,6 +386,7 @@ impl Live {
         };
         inner.forget_call_offer(inc.connection_id());
         let from_member = self.ns_peers.get(&admit.peer).map(String::as_str) == Some(inc.peer())
+            || admit.browser.as_deref() == Some(inc.peer())
             || inner
                 .link(&admit.peer)
                 .is_some_and(|l| l.peer == inc.peer());
@@ -393,7 +411,7 @@ impl Live {
         let (tx, peer) = (self.tx.clone(), admit.peer);
         tokio::spawn(async move {
             let media_id = inc.connection_id().to_owned();
-            let cmd = match inc.accept_with(tracks, Some(cert)).await {
+            let cmd = match inc.accept_for_forwarding(tracks, Some(cert)).await {
                 Ok(conn) => match conn.connected(CONNECT_TIMEOUT).await {
                     Ok(()) => CallCmd::Answered {
                         peer,
@@ -484,12 +502,14 @@ impl Live {
                     router_kinds,
                     layout,
                 } => {
+                    let browser = self.call.guests.get(&peer).cloned();
                     let admit = |cert| Admit {
                         peer,
                         dtls,
                         router_kinds,
                         layout,
                         cert,
+                        browser,
                     };
                     // A router answers with its routing certificate, a pair's host with the
                     // one its own join announced.
@@ -548,6 +568,7 @@ impl Live {
         if !self.call.machine.hosts() && self.call.hub.is_some() {
             self.call.hub = None;
         }
+        self.answer_guests();
         self.send_call_frames(inner).await;
     }
 
@@ -707,7 +728,8 @@ impl Inner {
             .and_then(|gid| g.running.get(gid))
             .cloned()
         else {
-            return Some(inc);
+            drop(g);
+            return self.route_guest_offer(inc);
         };
         drop(g);
         // A full queue drops the offer, which refuses it; the member joins again.

@@ -17,7 +17,7 @@ use super::super::media::{
     MediaCertificate, MediaConnection, MediaInfo, MediaKind, MediaOptions, MediaParts, MediaState,
     RemoteTrack, TrackSpec, add_local_tracks,
 };
-use super::super::media_engine::media_stack;
+use super::super::media_engine::{media_stack, media_stack_with};
 use super::super::options::MAX_REMOTE_CANDIDATES;
 use super::super::payload::{
     AnswerPayload, CandidatePayload, MAX_METADATA_BYTES, OfferPayload, Sdp, Serialization,
@@ -256,18 +256,22 @@ impl Task {
         Ok(())
     }
 
-    /// Answers the pending media OFFER `cid` with our `tracks`.
+    /// Answers the pending media OFFER `cid` with our `tracks` (video in H.264 alone if
+    /// `h264_only`).
     pub(super) async fn accept_media(
         &mut self,
         cid: &str,
         tracks: Vec<TrackSpec>,
         certificate: Option<MediaCertificate>,
+        h264_only: bool,
     ) -> Result<MediaConnection, TransportError> {
         let p = self
             .pending_media
             .remove(cid)
             .ok_or(TransportError::Closed)?;
-        let result = self.answer_media(cid, p, tracks, certificate).await;
+        let result = self
+            .answer_media(cid, p, tracks, certificate, h264_only)
+            .await;
         if result.is_err() {
             self.admission.release(cid);
         }
@@ -280,9 +284,10 @@ impl Task {
         p: PendingMedia,
         tracks: Vec<TrackSpec>,
         certificate: Option<MediaCertificate>,
+        h264_only: bool,
     ) -> Result<MediaConnection, TransportError> {
         let remote = RTCSessionDescription::offer(p.offer.sdp.sdp.clone()).map_err(webrtc_err)?;
-        let mut stack = media_stack().map_err(webrtc_err)?;
+        let mut stack = media_stack_with(!h264_only).map_err(webrtc_err)?;
         stack.certificate = certificate.as_ref().map(MediaCertificate::rtc);
         let estimate = stack.estimate.clone();
         let pc = new_peer_connection(&self.config, cid, self.pc_tx.clone(), Some(stack))

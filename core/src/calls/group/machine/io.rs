@@ -90,6 +90,17 @@ pub enum Input {
     },
     /// The link to this member is gone.
     PeerGone(Fingerprint),
+    /// Router side: a media OFFER `media_id` (DTLS fingerprint `dtls`) from a browser our user
+    /// let into the call (`guest`: the ID it is known by; a browser has no session and is not
+    /// a member). Admitted like a member's join if there is room.
+    Guest {
+        /// The browser's participant ID.
+        guest: Fingerprint,
+        /// The OFFER's connection ID.
+        media_id: String,
+        /// Its DTLS fingerprint.
+        dtls: DtlsFingerprint,
+    },
     /// A frame from a member, on its authenticated session.
     Frame {
         /// The sender.
