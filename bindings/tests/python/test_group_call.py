@@ -2,7 +2,8 @@
 join a group's call and push encoded frames (fake H.264 access units, Opus-sized packets);
 each receives both others' frames tagged with the sender (through the router, or as the
 router), the roster and phases arrive as group events, and a participant who leaves drops out
-of everyone's roster."""
+of everyone's roster. Two participants whose router is not in the call talk directly: each
+phase event names the other as the media peer."""
 
 import asyncio
 import tempfile
@@ -161,6 +162,25 @@ def test_group_call():
             await until(lambda: asyncio.sleep(0, all(
                 sorted(x.fingerprint for x in roster_of(l)) == sorted(fps[:2])
                 for l in listeners[:2])), "C out of the roster")
+
+            # The router (A) leaves too and C comes back: B and C talk directly, the router
+            # only introducing them, and each says its media goes to the other.
+            calls[0].stop()
+            calls[2].stop()
+            await a.group_call_leave(gid)
+            c_frames = Frames()
+            calls[2] = await join(c, gid, c_frames, Encoder())
+
+            def media_peer(l):
+                ph = [e for e in l.snapshot() if e.is_call_phase()]
+                last = ph[-1] if ph else None
+                return last.media_peer if last and last.phase == p.GroupCallPhase.CONNECTED else None
+
+            async def direct_and_flowing():
+                return (media_peer(listeners[1]) == fps[2] and media_peer(listeners[2]) == fps[1]
+                        and len(c_frames.of(fps[1], "video")) > 10)
+
+            await push_until([calls[1], calls[2]], direct_and_flowing, "B and C direct")
             for call in calls:
                 call.stop()
             for s in subs:

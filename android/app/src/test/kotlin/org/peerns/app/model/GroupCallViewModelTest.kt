@@ -21,8 +21,8 @@ import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withContext
 import org.junit.Test
 import org.peerns.ffi.CallKinds
-import org.peerns.ffi.CallParticipant
 import org.peerns.ffi.CallMediaState
+import org.peerns.ffi.CallParticipant
 import org.peerns.ffi.EncoderControlListener
 import org.peerns.ffi.GroupCall
 import org.peerns.ffi.GroupCallFrame
