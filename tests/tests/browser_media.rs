@@ -13,9 +13,8 @@
 //! browser. A fourth has the page join a group call as a browser guest, exactly as the PeerNS
 //! PWA calls a group call's participant (metadata `{groupCall: true, groupId}`), to the router
 //! of a two-member group (`peerns group call --allow-browser ID`, an admin): the page decodes
-//! the router's video (H.264), the router receives the page's camera, and the other member
-//! lists the page in the call. (Forwarding the page's streams on to the other member does not
-//! work yet: see decision 0016.) Like `browser_interop`, the test re-runs itself in a loopback-only
+//! the router's video (H.264), and the other member lists the page in the call, receives its
+//! camera through the router's forwarder and records it decodably. Like `browser_interop`, the test re-runs itself in a loopback-only
 //! network namespace.
 
 use std::sync::atomic::Ordering;
@@ -452,7 +451,8 @@ async fn browser_in_group_call(browser: &mut Browser, server: &TestServer, bid: 
         a_cli.saw(|v| v["event"] == "role" && v["role"] == "router")
     })
     .await;
-    let b_args = call(&[]);
+    let rec = dir.path().join("rec");
+    let b_args = call(&["--record-dir", rec.to_str().unwrap()]);
     let b_cli = Cli::start(&b, &b_args.iter().map(String::as_str).collect::<Vec<_>>());
     until("the member sees the router", || b_cli.video_from(&a_fp) > 0).await;
 
@@ -473,6 +473,11 @@ async fn browser_in_group_call(browser: &mut Browser, server: &TestServer, bid: 
     let mid = stats(browser, bid).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let end = stats(browser, bid).await;
+    until(
+        "the member receives the browser's video through the router",
+        || b_cli.video_from(&guest) > 30,
+    )
+    .await;
     until("the member lists the browser in the call", || {
         b_cli.saw(|v| {
             v["event"] == "roster"
@@ -482,7 +487,7 @@ async fn browser_in_group_call(browser: &mut Browser, server: &TestServer, bid: 
         })
     })
     .await;
-    let at_router = a_cli.video_from(&guest);
+    let (at_router, at_member) = (a_cli.video_from(&guest), b_cli.video_from(&guest));
     browser
         .call("hangUp", json!({"id": bid}), STEP)
         .await
@@ -498,8 +503,16 @@ async fn browser_in_group_call(browser: &mut Browser, server: &TestServer, bid: 
         end["inVideo"]["codec"], "video/H264",
         "the router answers a browser with H.264 only (what its slots forward)"
     );
+    let streams = ffprobe(&rec.join(format!("{guest}-video.mkv")));
+    assert!(
+        streams
+            .first()
+            .is_some_and(|v| (v.0.as_str(), v.1, v.2) == ("h264", 320, 240) && v.3 >= 30),
+        "the member's recording of the browser decodes: {streams:?}"
+    );
     format!(
-        "browser decoded {} → {}; the router received {at_router} of its frames",
+        "browser decoded {} → {}; the router received {at_router} of its frames, the member \
+         {at_member}, recorded {streams:?}",
         decoded(&mid),
         decoded(&end)
     )

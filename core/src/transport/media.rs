@@ -307,6 +307,8 @@ pub struct LocalTrack {
     sender: Arc<dyn RtpSender>,
     /// Negotiated payload type (0 = not looked up yet).
     pt: Arc<AtomicU8>,
+    /// Header-extension IDs negotiated on this connection (looked up on the first forward).
+    extension_ids: Arc<std::sync::OnceLock<Vec<u8>>>,
     feedback: Arc<Mutex<mpsc::Receiver<Feedback>>>,
     stats: Arc<TrackCounters>,
 }
@@ -345,6 +347,25 @@ impl LocalTrack {
     /// Its SSRC.
     pub fn ssrc(&self) -> u32 {
         self.ssrc
+    }
+
+    /// The header-extension IDs negotiated for this track's connection.
+    async fn extension_ids(&self) -> Result<&[u8], TransportError> {
+        if self.extension_ids.get().is_none() {
+            let params = self.sender.get_parameters().await.map_err(webrtc_err)?;
+            let ids = params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .map(|h| h.id as u8)
+                .collect();
+            let _ = self.extension_ids.set(ids);
+        }
+        Ok(self
+            .extension_ids
+            .get()
+            .map(Vec::as_slice)
+            .unwrap_or_default())
     }
 
     /// The payload type negotiated for its codec.
@@ -415,7 +436,17 @@ impl LocalTrack {
             ));
         };
         let mut buf = packet;
-        let pkt = rtp::Packet::unmarshal(&mut buf).map_err(webrtc_err)?;
+        let mut pkt = rtp::Packet::unmarshal(&mut buf).map_err(webrtc_err)?;
+        // The publisher's header extensions carry the IDs of its own connection. Between our
+        // nodes they are this connection's too; a browser's may not be, and webrtc-rs refuses
+        // a packet with any ID this connection did not negotiate. Those go (this connection's
+        // interceptors add what it uses itself, transport-cc).
+        let negotiated = self.extension_ids().await?;
+        for id in pkt.header.get_extension_ids() {
+            if !negotiated.contains(&id) {
+                pkt.header.del_extension(id).map_err(webrtc_err)?;
+            }
+        }
         let len = pkt.payload.len() as u64;
         track.write_rtp(pkt).await.map_err(webrtc_err)?;
         self.stats.packets.fetch_add(1, Ordering::Relaxed);
@@ -482,6 +513,7 @@ pub(super) async fn add_local_tracks(
             track,
             sender,
             pt: Arc::new(AtomicU8::new(0)),
+            extension_ids: Arc::default(),
             feedback: Arc::new(Mutex::new(rx)),
             stats: Arc::default(),
         });
