@@ -190,3 +190,27 @@ def test_group_call():
 
     asyncio.run(main())
 
+
+
+def test_only_an_admin_lets_a_browser_into_the_call():
+    """`allow_group_call_guest`: an admin may name a browser's PeerJS ID (checked by PeerJS's
+    rule); a member who is not an admin is refused. (The browser joining is the Chromium test,
+    tests/tests/browser_media.rs.)"""
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(2)]
+        a, b = nodes = [new_node(d.name, n) for d, n in zip(dirs, "ab")]
+        await start_all(*nodes)
+        try:
+            gid = await a.group_create("Guests")
+            await until(lambda: routes(a), "the creator routes")
+            assert await b.group_join(await a.group_invite(gid, b.identity().fingerprint)) == gid
+            await a.allow_group_call_guest(gid, "pwa-browser-1")
+            for bad in ("", "two  spaces", "x" * 200, "semi;colon"):
+                with pytest.raises(p.PeernsError.InvalidInput):
+                    await a.allow_group_call_guest(gid, bad)
+            with pytest.raises(p.PeernsError.NotAllowed):
+                await b.allow_group_call_guest(gid, "pwa-browser-1")
+        finally:
+            await asyncio.gather(*(n.stop() for n in nodes))
+
+    asyncio.run(main())
