@@ -551,6 +551,8 @@ final class GroupCallModel: ObservableObject {
     @Published private(set) var targetBps: UInt64 = 0
     /// The member our media goes to: the router, or the other participant in a call of two.
     @Published private(set) var mediaPeer: String?
+    /// Browsers (PeerJS IDs) we let into the call, admitted while we route it.
+    @Published private(set) var browsers: [String] = []
     @Published private(set) var error: String?
     /// Our media goes straight to the only other participant: no relay in between.
     var direct: Bool { participants.count == 2 && participants.contains { $0.fingerprint == mediaPeer } }
@@ -578,6 +580,15 @@ final class GroupCallModel: ObservableObject {
             )
             cameraOff = !video || powerSaver?.isOn == true
             try await announce()
+        }
+    }
+
+    /// Lets a browser's PeerJS ID into the call while we route it (admins only).
+    func allowBrowser(_ peerId: String) async {
+        let id = peerId.trimmingCharacters(in: .whitespaces)
+        await guarded {
+            try await node.allowGroupCallGuest(group: group, peerId: id)
+            if !browsers.contains(id) { browsers.append(id) }
         }
     }
 

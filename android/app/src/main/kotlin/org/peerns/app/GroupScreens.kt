@@ -246,6 +246,12 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
     private val picture = remotePicture(host, media)
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
+    private val browserId = ui.input("A browser's PeerJS ID (admins)")
+    private val letIn = ui.button("Let the browser in") {
+        val id = browserId.text.toString()
+        act { if (model.allowBrowser(id)) browserId.setText("") }
+    }
+    private val browsers = ui.text()
     override val root = ui.column(20).with(
         ui.title("Group call"),
         phase,
@@ -255,6 +261,8 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         picture,
         ui.label("In the call"),
         participants,
+        ui.row().with(browserId, letIn),
+        browsers,
     )
 
     override fun hidden() {
@@ -276,6 +284,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                 }
                 error.text = state.error ?: ""
                 joinLeave.text = if (state.phase == GroupCallPhase.OUT) "Join" else "Leave"
+                browsers.text = if (state.browsers.isEmpty()) "" else "Browsers let in: " + state.browsers.joinToString()
                 mute.text = if (state.muted) "Unmute" else "Mute"
                 camera.text = if (state.cameraOff) "Camera on" else "Camera off"
                 participants.removeAllViews()

@@ -31,6 +31,8 @@ data class GroupCallState(
     val speaking: List<String> = emptyList(),
     /** The member our media goes to: the router, or the other participant in a call of two; null when we route. */
     val mediaPeer: String? = null,
+    /** Browsers (PeerJS IDs) we let into the call, admitted while we route it. */
+    val browsers: List<String> = emptyList(),
     val error: String? = null,
 ) {
     /** Our media goes straight to the only other participant: no relay in between. */
@@ -101,6 +103,16 @@ class GroupCallViewModel(
         media?.setMuted(mutableState.value.muted)
         media?.start(if (cameraOff) null else FRONT, out)
         announce()
+    }
+
+    /**
+     * Lets the browser with PeerJS ID [peerId] into the call while we route it (admins only; it
+     * calls our persistent ID as the PeerNS PWA does). The core refuses a non-admin or a bad ID.
+     */
+    suspend fun allowBrowser(peerId: String) = guard {
+        val id = peerId.trim()
+        node.allowGroupCallGuest(group, id)
+        mutableState.update { s -> s.copy(browsers = (s.browsers + id).distinct(), error = null) }
     }
 
     /** Leaves the call. */

@@ -220,6 +220,26 @@ class GroupCallViewModelTest {
     }
 
     @Test
+    fun onlyAnAdminLetsABrowserIn() = runTest(timeout = 60.seconds) {
+        withAnnAndBob(contacts = false) { ann, bob ->
+            val gid = ann.groupCreate("Guests")
+            eventually(what = "ann routing") { ann.groups().single().takeIf { it.router } }
+            bob.groupJoin(ann.groupInvite(gid, bob.identity().fingerprint))
+            val admin = GroupCallViewModel(ann, gid)
+            assertTrue(admin.allowBrowser(" pwa-browser-1 "))
+            assertTrue(admin.allowBrowser("pwa-browser-1"))
+            assertEquals(listOf("pwa-browser-1"), admin.state.value.browsers)
+            assertFalse(admin.allowBrowser("not a peerjs id!"))
+            assertNotNull(admin.state.value.error)
+            val member = GroupCallViewModel(bob, gid)
+            eventually(what = "bob a member") { bob.groups().singleOrNull()?.takeIf { it.members.size == 2 } }
+            assertFalse(member.allowBrowser("pwa-browser-1"))
+            assertTrue(member.state.value.error!!.contains("admin"), member.state.value.error)
+            assertEquals(emptyList(), member.state.value.browsers)
+        }
+    }
+
+    @Test
     fun directOnlyWhenOurMediaGoesToTheOnlyOtherParticipant() {
         val av = CallKinds(audio = true, video = true, screen = false)
         val idle = CallMediaState(muted = false, cameraOff = false, screen = false, backCamera = false)
