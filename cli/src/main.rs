@@ -43,6 +43,9 @@ enum Cmd {
         /// contacts find the new one when you next talk, or at a rendezvous.
         #[arg(long)]
         new_peer_id: bool,
+        /// One JSON object: {"fingerprint", "short", "peer_id"}.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the embedded PeerJS-compatible signaling server.
     Signal(SignalArgs),
@@ -157,7 +160,7 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Id { new_peer_id } => {
+        Cmd::Id { new_peer_id, json } => {
             let dir = match cli.profile {
                 Some(d) => d,
                 None => Profile::default_dir().ok_or("no platform data dir; pass --profile")?,
@@ -167,6 +170,14 @@ async fn run(cli: Cli) -> Result<()> {
                 profile.move_to_new_peer_id()?;
             }
             let id = profile.identity();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"fingerprint": id.fingerprint().to_hex(),
+                        "short": id.fingerprint().short(), "peer_id": id.peer_id()})
+                );
+                return Ok(());
+            }
             println!("fingerprint: {}", id.fingerprint().to_hex());
             println!("short:       {}", id.fingerprint().short());
             println!("peer id:     {}", id.peer_id());

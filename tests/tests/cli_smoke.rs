@@ -51,6 +51,17 @@ fn identity_persists_and_a_corrupt_key_file_is_refused() {
     );
     let again = peerns(&["id", "--profile", profile]);
     assert_eq!(stdout(&again), fp, "same identity after a restart");
+    let json: serde_json::Value =
+        serde_json::from_slice(&peerns(&["id", "--profile", profile, "--json"]).stdout).unwrap();
+    let (hex, peer_id) = (
+        json["fingerprint"].as_str().unwrap(),
+        json["peer_id"].as_str().unwrap(),
+    );
+    assert!(
+        fp.contains(&format!("fingerprint: {hex}"))
+            && fp.contains(&format!("peer id:     {peer_id}")),
+        "{json} vs {fp}"
+    );
 
     std::fs::write(dir.path().join("identity.key"), b"garbage").unwrap();
     let bad = peerns(&["id", "--profile", profile]);
