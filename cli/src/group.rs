@@ -296,17 +296,6 @@ async fn chat(net: &NetArgs, profile: Option<PathBuf>, g: GroupId, json: bool) -
         node.stop().await;
         return Err(format!("group {g} is not one of ours").into());
     }
-    // Routing may have begun before we subscribed: say so once now.
-    if node.group_routing(&g) {
-        print_update(
-            &GroupUpdate::Role {
-                group: g,
-                router: true,
-            },
-            &g,
-            json,
-        );
-    }
     let result = chat_loop(&node, updates, g, json, |_| {}).await;
     node.stop().await;
     result

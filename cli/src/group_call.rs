@@ -206,17 +206,6 @@ pub async fn run(net: &NetArgs, profile: Option<PathBuf>, g: GroupId, a: CallArg
         return Err(format!("group {g} is not one of ours").into());
     }
     let mut updates = node.group_events();
-    // Routing may have begun before we subscribed: say so once now.
-    if node.group_routing(&g) {
-        print_update(
-            &GroupUpdate::Role {
-                group: g,
-                router: true,
-            },
-            &g,
-            a.json,
-        );
-    }
     let result = call(&node, &g, &a, kinds, &mut updates).await;
     let _ = node.group_call_leave(&g).await;
     if a.json {

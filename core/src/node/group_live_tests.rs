@@ -327,6 +327,27 @@ async fn group_file_bytes(node: &Node, gid: &GroupId, file: &str) -> Option<Vec<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_hears_first_of_the_routing_that_began_before_it() {
+    let server = server().await;
+    let (_tmp, gid, nodes) = online_group(&server.url(), 2).await;
+    for node in &nodes {
+        let mut events = node.group_events();
+        let routes = node.group_routing(&gid);
+        match events.try_recv() {
+            Ok(GroupUpdate::Role { group, router }) => assert!(group == gid && router && routes),
+            other => assert!(!routes, "a router subscribing heard {other:?} first"),
+        }
+    }
+    assert!(
+        nodes.iter().any(|n| n.group_routing(&gid)),
+        "someone routes"
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_shared_in_a_group_reaches_every_member_and_one_offline_when_it_returns() {
     let server = server().await;
     let url = server.url();

@@ -9,10 +9,19 @@ use crate::node::groups::GroupMessageView;
 use crate::node::{Node, NodeError, lock};
 
 impl Node {
-    /// Group updates from now on, in order. The receiver ends when the node stops.
+    /// Group updates from now on, in order, starting with a [`GroupUpdate::Role`] for each
+    /// group we route already (so a role taken before we subscribed is not missed; one taken
+    /// just then may be told twice). The receiver ends when the node stops.
     pub fn group_events(&self) -> mpsc::UnboundedReceiver<GroupUpdate> {
         let (tx, rx) = mpsc::unbounded_channel();
-        if let Some(subs) = lock(&self.inner.groups).subscribers.as_mut() {
+        let mut g = lock(&self.inner.groups);
+        for &group in &g.routing {
+            let _ = tx.send(GroupUpdate::Role {
+                group,
+                router: true,
+            });
+        }
+        if let Some(subs) = g.subscribers.as_mut() {
             subs.push(tx);
         }
         rx
