@@ -442,9 +442,16 @@ impl LocalTrack {
         // a packet with any ID this connection did not negotiate. Those go (this connection's
         // interceptors add what it uses itself, transport-cc).
         let negotiated = self.extension_ids().await?;
-        for id in pkt.header.get_extension_ids() {
-            if !negotiated.contains(&id) {
-                pkt.header.del_extension(id).map_err(webrtc_err)?;
+        let foreign = |id: &u8| !negotiated.contains(id);
+        // (Checked first: between our own nodes nothing goes, and the list is not copied.)
+        if pkt.header.extensions.iter().any(|e| foreign(&e.id)) {
+            for id in pkt
+                .header
+                .get_extension_ids()
+                .iter()
+                .filter(|id| foreign(id))
+            {
+                pkt.header.del_extension(*id).map_err(webrtc_err)?;
             }
         }
         let len = pkt.payload.len() as u64;

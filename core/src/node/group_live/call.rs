@@ -372,7 +372,7 @@ impl Live {
         }
     }
 
-    pub(super) fn on_offer(&mut self, inc: IncomingMedia) {
+    fn on_offer(&mut self, inc: IncomingMedia) {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
