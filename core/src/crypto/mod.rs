@@ -1,12 +1,15 @@
-//! Cryptographic primitives for the rest of the core: OS randomness, SHA-256, and the
-//! XChaCha20-Poly1305 AEAD used to keep secrets encrypted at rest.
+//! Cryptographic primitives for the rest of the core: OS randomness, SHA-256, the
+//! XChaCha20-Poly1305 AEAD used to keep secrets encrypted at rest, and Ed25519 checks that
+//! batch.
 //!
 //! This is the lowest layer: it depends on no other module of the crate.
 
 mod aead;
+mod batch_sig;
 mod random;
 
 pub use aead::{CryptoError, NONCE_LEN, TAG_LEN, open, seal};
+pub use batch_sig::{SigItem, SigKey, verify, verify_batch};
 pub use random::{random_bytes, random_hex};
 
 use sha2::{Digest, Sha256};

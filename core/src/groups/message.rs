@@ -2,12 +2,10 @@
 //! Lamport clock. Every member orders the same set of messages the same way (by
 //! [`SignedMessage::order_key`]), whatever order the router delivered them in.
 
-use ed25519_dalek::{Signature, VerifyingKey};
-
 use super::GroupId;
 use super::log::GroupState;
 use crate::chat::wire::{MAX_MANIFEST, MAX_TEXT};
-use crate::crypto::sha256;
+use crate::crypto::{self, SigItem, SigKey, sha256};
 use crate::discovery::wire::{Reader, WireError, Writer};
 use crate::identity::{Fingerprint, Identity};
 
@@ -123,7 +121,7 @@ impl SignedMessage {
     /// Checks what does not depend on history: group, size, clock range, signature and that
     /// the author may post this seq under `state`.
     pub fn verify(&self, group: &GroupId, state: &GroupState) -> Result<(), MsgError> {
-        let key = VerifyingKey::from_bytes(&self.msg.author).map_err(|_| MsgError::BadSignature)?;
+        let key = SigKey::from_bytes(&self.msg.author).ok_or(MsgError::BadSignature)?;
         self.verify_with(group, state, &key)
     }
 
@@ -133,9 +131,14 @@ impl SignedMessage {
         &self,
         group: &GroupId,
         state: &GroupState,
-        key: &VerifyingKey,
+        key: &SigKey,
     ) -> Result<(), MsgError> {
-        debug_assert_eq!(key.as_bytes(), &self.msg.author);
+        self.check_fields(group, state)?;
+        self.check_signature(key)
+    }
+
+    /// Everything [`verify`](Self::verify) checks but the signature.
+    pub fn check_fields(&self, group: &GroupId, state: &GroupState) -> Result<(), MsgError> {
         let m = &self.msg;
         if m.group != *group {
             return Err(MsgError::WrongGroup);
@@ -151,8 +154,34 @@ impl SignedMessage {
         if !state.may_author(&self.author_fp(), m.seq) {
             return Err(MsgError::NotMember);
         }
-        key.verify_strict(&m.signed_bytes(), &Signature::from_bytes(&self.sig))
-            .map_err(|_| MsgError::BadSignature)
+        Ok(())
+    }
+
+    /// The author's signature, by the rule every member applies alike, one at a time or in
+    /// batches (decision 0017; `key` must be the decoding of `msg.author`).
+    pub fn check_signature(&self, key: &SigKey) -> Result<(), MsgError> {
+        debug_assert_eq!(key.as_bytes(), &self.msg.author);
+        if crypto::verify(key, &self.msg.signed_bytes(), &self.sig) {
+            Ok(())
+        } else {
+            Err(MsgError::BadSignature)
+        }
+    }
+
+    /// Whether every signature of `msgs` (each with its author's decoded key) is good, in one
+    /// batch check; `false` says only that one or more is not.
+    pub fn signatures_hold(msgs: &[(&SignedMessage, &SigKey)]) -> bool {
+        let bytes: Vec<Vec<u8>> = msgs.iter().map(|(m, _)| m.msg.signed_bytes()).collect();
+        let items: Vec<SigItem<'_>> = msgs
+            .iter()
+            .zip(&bytes)
+            .map(|((m, key), b)| SigItem {
+                key,
+                msg: b,
+                sig: &m.sig,
+            })
+            .collect();
+        crypto::verify_batch(&items)
     }
 
     /// Appends the encoding.

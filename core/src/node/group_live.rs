@@ -26,6 +26,7 @@ mod invites;
 mod room;
 mod tasks;
 
+pub use api::QueuedSend;
 use call::{CallCmd, CallIo};
 pub use call_media::{GroupCallMedia, GroupCallPublisher, ReceivedFrame};
 pub(super) use room::parse_room_note;
@@ -36,6 +37,7 @@ use crate::contacts;
 use crate::discovery::driver::NamespaceHandle;
 use crate::discovery::namespace::{NsEvent, RoleKind};
 use crate::groups::engine::SendError;
+use crate::groups::message::SignedMessage;
 use crate::groups::store as gstore;
 use crate::groups::{
     Body, Engine, GroupAction, GroupEvent, GroupFrame, GroupId, GroupInput, InviteLink, LogOp,
@@ -214,7 +216,7 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 enum Cmd {
     Frame(Fingerprint, Box<GroupFrame>),
     /// A batch of messages, taken as one `Msg` frame each.
-    Batch(Fingerprint, Vec<crate::groups::message::SignedMessage>),
+    Batch(Fingerprint, Vec<SignedMessage>),
     LinkGone(Fingerprint),
     Dialed(Fingerprint, bool),
     Send(String, Reply<GroupMessageView>),
@@ -292,13 +294,15 @@ impl Live {
         self.engine.handle(input, Instant::now());
     }
 
-    fn on_cmd(&mut self, cmd: Cmd) -> Option<oneshot::Sender<()>> {
+    pub(super) fn on_cmd(&mut self, cmd: Cmd) -> Option<oneshot::Sender<()>> {
         match cmd {
             Cmd::Frame(peer, frame) => self.on_frame(peer, frame),
             Cmd::Batch(peer, msgs) => {
-                for m in msgs {
-                    self.on_frame(peer, Box::new(GroupFrame::Msg(m)));
+                self.heard.insert(peer, Instant::now());
+                if self.engine.is_router() && self.linked.insert(peer) {
+                    self.input(GroupInput::PeerUp { peer });
                 }
+                self.input(GroupInput::Batch { peer, msgs });
             }
             Cmd::LinkGone(peer) => {
                 if self.linked.remove(&peer) {
@@ -799,15 +803,7 @@ async fn run(
         tokio::select! {
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break None };
-                stop = live.on_cmd(cmd);
-                let mut n = 1;
-                while stop.is_none() && n < BATCH {
-                    match rx.try_recv() {
-                        Ok(cmd) => stop = live.on_cmd(cmd),
-                        Err(_) => break,
-                    }
-                    n += 1;
-                }
+                stop = live.on_cmds(cmd, &mut rx);
             }
             ev = ns_events.recv() => match ev {
                 Some(ev) => live.on_ns(ev),

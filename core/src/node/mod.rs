@@ -78,7 +78,7 @@ pub use calls::ActiveCall;
 pub use chat::{PING_TIMEOUT, StatusChange};
 pub use discovery::{DiscoveredPeer, LOCAL_NETWORK, NamespaceRole, slugify};
 pub use files::{ACK_EVERY, DEFAULT_MAX_FILE};
-pub use group_live::{GroupCallMedia, GroupCallPublisher, GroupUpdate, ReceivedFrame};
+pub use group_live::{GroupCallMedia, GroupCallPublisher, GroupUpdate, QueuedSend, ReceivedFrame};
 use link::Link;
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};

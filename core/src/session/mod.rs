@@ -71,7 +71,7 @@ impl WireVersion {
     /// What this build speaks.
     pub const CURRENT: WireVersion = WireVersion {
         major: 1,
-        minor: 7,
+        minor: 8,
         features: FEATURE_GROUPS
             | FEATURE_CALLS
             | FEATURE_RPC

@@ -80,6 +80,14 @@ pub enum GroupInput {
         /// The frame.
         frame: Box<GroupFrame>,
     },
+    /// Messages that arrived together (one `MsgBatch`): each is taken as a `Msg` frame, with
+    /// the signatures checked in one batch.
+    Batch {
+        /// The sender's proven identity.
+        peer: Fingerprint,
+        /// The messages, in the order sent.
+        msgs: Vec<SignedMessage>,
+    },
 }
 
 /// Why something from a peer was refused. Nothing of it was stored.
@@ -182,4 +190,8 @@ pub struct EngineStats {
     pub refused: u64,
     /// Frames sent.
     pub frames_out: u64,
+    /// Signatures found good in batch checks.
+    pub batched: u64,
+    /// Batch checks that did not hold (their messages were then checked one by one).
+    pub batch_failures: u64,
 }

@@ -116,8 +116,12 @@ impl<H: History> Engine<H> {
     fn accept_page(&mut self, peer: Fingerprint, msgs: Vec<SignedMessage>) -> Result<(), Refusal> {
         self.wanting.remove(&peer);
         let mut gap = false;
-        for m in msgs {
-            match self.accept(m, peer) {
+        let checked = self.check_batch(&msgs);
+        for (m, ok) in msgs.into_iter().zip(checked) {
+            self.batch_checked = ok;
+            let taken = self.accept(m, peer);
+            self.batch_checked = false;
+            match taken {
                 Ok(g) => gap |= g,
                 Err(Refusal::Duplicate) => {}
                 Err(e) => return Err(e),

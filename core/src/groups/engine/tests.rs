@@ -9,12 +9,12 @@ use crate::groups::history::MemHistory;
 use crate::groups::invite::{InviteError, InviteLink};
 use crate::groups::message::MsgError;
 
-fn id(n: u8) -> Arc<Identity> {
+pub(super) fn id(n: u8) -> Arc<Identity> {
     Arc::new(Identity::from_secret(&[n; 32], "peerns2-test"))
 }
 
 /// A group created by `ids[0]` with every other one invited.
-fn log_with(ids: &[Arc<Identity>]) -> Log {
+pub(super) fn log_with(ids: &[Arc<Identity>]) -> Log {
     let mut log = Log::create_with_id(GroupId([3; 16]), &ids[0], "t", 1);
     for i in &ids[1..] {
         let e = log.sign_next(&ids[0], LogOp::Invite(i.fingerprint()), 2);
@@ -23,7 +23,7 @@ fn log_with(ids: &[Arc<Identity>]) -> Log {
     log
 }
 
-fn engine(idt: &Arc<Identity>, log: &Log) -> Engine<MemHistory> {
+pub(super) fn engine(idt: &Arc<Identity>, log: &Log) -> Engine<MemHistory> {
     Engine::new(
         EngineConfig::default(),
         idt.clone(),
@@ -32,7 +32,7 @@ fn engine(idt: &Arc<Identity>, log: &Log) -> Engine<MemHistory> {
     )
 }
 
-fn sends(e: &mut Engine<MemHistory>) -> Vec<(Fingerprint, GroupFrame)> {
+pub(super) fn sends(e: &mut Engine<MemHistory>) -> Vec<(Fingerprint, GroupFrame)> {
     e.drain_actions()
         .into_iter()
         .filter_map(|a| match a {
@@ -64,7 +64,7 @@ fn removing(log: &Log, admin: &Identity, member: Fingerprint) -> Log {
     log
 }
 
-fn refusals(actions: &[GroupAction]) -> Vec<Refusal> {
+pub(super) fn refusals(actions: &[GroupAction]) -> Vec<Refusal> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -82,7 +82,7 @@ fn text(m: &SignedMessage) -> &str {
 }
 
 /// A router `r` and a member `m` linked, handshake done.
-fn linked(r: &mut Engine<MemHistory>, m: &mut Engine<MemHistory>, now: Instant) {
+pub(super) fn linked(r: &mut Engine<MemHistory>, m: &mut Engine<MemHistory>, now: Instant) {
     let (rf, mf) = (r.identity.fingerprint(), m.identity.fingerprint());
     r.handle(GroupInput::BecameRouter, now);
     r.handle(GroupInput::PeerUp { peer: mf }, now);

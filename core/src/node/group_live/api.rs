@@ -8,6 +8,16 @@ use crate::identity::Fingerprint;
 use crate::node::groups::GroupMessageView;
 use crate::node::{Node, NodeError, lock};
 
+/// A text queued by [`Node::group_queue`].
+pub struct QueuedSend(oneshot::Receiver<Result<GroupMessageView, NodeError>>);
+
+impl QueuedSend {
+    /// The message once stored (durable), or why it was not sent.
+    pub async fn stored(self) -> Result<GroupMessageView, NodeError> {
+        self.0.await.map_err(|_| NodeError::Stopped)?
+    }
+}
+
 impl Node {
     /// Group updates from now on, in order, starting with a [`GroupUpdate::Role`] for each
     /// group we route already (so a role taken before we subscribed is not missed; one taken
@@ -58,12 +68,20 @@ impl Node {
         gid: &GroupId,
         text: &str,
     ) -> Result<GroupMessageView, NodeError> {
+        self.group_queue(gid, text).await?.stored().await
+    }
+
+    /// Queues a text for the group and returns as soon as it is queued; [`QueuedSend::stored`]
+    /// then answers like [`group_send`](Self::group_send). Texts queued one after another are
+    /// sent in that order, so a caller with many to send (a script, a paste) queues the next
+    /// without waiting for each to be stored, and they are signed, stored and sent together.
+    pub async fn group_queue(&self, gid: &GroupId, text: &str) -> Result<QueuedSend, NodeError> {
         let tx = self.inner.group_tx(gid)?;
         let (reply, rx) = oneshot::channel();
         tx.send(Cmd::Send(text.to_owned(), reply))
             .await
             .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)?
+        Ok(QueuedSend(rx))
     }
 
     /// Invites `invitee` (we must be an admin) and returns the link only it can use; the

@@ -1,8 +1,11 @@
-//! Sending a group's frames after a turn of its task: per peer, in order, with the messages
-//! that follow one another gathered into one [`MsgBatch`] when the peer's session has
-//! [`FEATURE_GROUP_BATCH`] (a router relaying a burst, or an outbox opening its window, sends
-//! one frame instead of dozens; the receiver takes them exactly as separate `Msg` frames), and
-//! one acknowledgement per peer and turn.
+//! Batching in a group's task. Out: after a turn, a group's frames go per peer, in order,
+//! with the messages that follow one another gathered into one [`MsgBatch`] when the peer's
+//! session has [`FEATURE_GROUP_BATCH`] (a router relaying a burst, or an outbox opening its
+//! window, sends one frame instead of dozens; the receiver takes them exactly as separate
+//! `Msg` frames), and one acknowledgement per peer and turn. In: messages queued one after
+//! another from the same peer are taken as one batch, their signatures checked at once.
+
+use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::wire::Frame;
 use crate::groups::GroupId;
@@ -11,6 +14,67 @@ use crate::groups::wire::{GroupFrame, MsgBatch};
 use crate::identity::Fingerprint;
 use crate::node::Inner;
 use crate::session::{FEATURE_GROUP_BATCH, FEATURE_GROUPS};
+
+use super::{BATCH, Cmd, Live};
+
+impl Live {
+    /// Handles `first` and what else is queued (at most [`BATCH`]), until a stop. Messages
+    /// that follow one another from the same peer are taken as one batch (their signatures
+    /// checked at once), whether they came in one frame or several.
+    pub(super) fn on_cmds(
+        &mut self,
+        first: Cmd,
+        rx: &mut mpsc::Receiver<Cmd>,
+    ) -> Option<oneshot::Sender<()>> {
+        let mut run: Option<(Fingerprint, Vec<SignedMessage>)> = None;
+        let mut next = Some(first);
+        let mut n = 1;
+        let stop = loop {
+            let cmd = match next.take() {
+                Some(cmd) => cmd,
+                None if n < BATCH => match rx.try_recv() {
+                    Ok(cmd) => {
+                        n += 1;
+                        cmd
+                    }
+                    Err(_) => break None,
+                },
+                None => break None,
+            };
+            let (peer, msgs) = match cmd {
+                Cmd::Frame(peer, frame) if matches!(*frame, GroupFrame::Msg(_)) => {
+                    let GroupFrame::Msg(m) = *frame else {
+                        unreachable!("matched above")
+                    };
+                    (peer, vec![m])
+                }
+                Cmd::Batch(peer, msgs) => (peer, msgs),
+                other => {
+                    if let Some((peer, msgs)) = run.take() {
+                        self.on_cmd(Cmd::Batch(peer, msgs));
+                    }
+                    let stop = self.on_cmd(other);
+                    if stop.is_some() {
+                        break stop;
+                    }
+                    continue;
+                }
+            };
+            match &mut run {
+                Some((p, run_msgs)) if *p == peer => run_msgs.extend(msgs),
+                _ => {
+                    if let Some((p, run_msgs)) = run.replace((peer, msgs)) {
+                        self.on_cmd(Cmd::Batch(p, run_msgs));
+                    }
+                }
+            }
+        };
+        if let Some((peer, msgs)) = run {
+            self.on_cmd(Cmd::Batch(peer, msgs));
+        }
+        stop
+    }
+}
 
 /// The frames of one turn, by peer in the order peers first appeared.
 #[derive(Default)]
