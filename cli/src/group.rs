@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use peerns_core::groups::GroupId;
 use peerns_core::identity::Fingerprint;
 use peerns_core::node::groups::{self, GroupFileRef, GroupMessageView, GroupRole};
@@ -301,6 +303,24 @@ async fn chat(net: &NetArgs, profile: Option<PathBuf>, g: GroupId, json: bool) -
     result
 }
 
+/// Most texts queued and not yet stored by `chat_loop` (more lines wait in stdin).
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Prints what became of a text or file sent (`queued` once it is stored).
+fn print_queued(sent: Result<GroupMessageView>, json: bool) {
+    match sent {
+        Ok(m) if json => {
+            println!(
+                "{}",
+                json!({"event": "queued", "id": m.id, "text": m.text,
+                       "file": file_json(&m.file)})
+            );
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("not sent: {e}"),
+    }
+}
+
 /// Sends each stdin line to group `g` and prints its updates until Ctrl-C or SIGTERM (the end
 /// of stdin only stops sending). `GroupUpdate::Room` (the meeting room merged into another)
 /// moves the loop to that room and is passed to `on_room`.
@@ -312,10 +332,15 @@ pub(crate) async fn chat_loop(
     on_room: impl Fn(&GroupId),
 ) -> Result<()> {
     let mut lines = Some(BufReader::new(tokio::io::stdin()).lines());
+    // Texts queued and not stored yet, in order. The first send waits (and retries until we
+    // are a member); after it, lines are queued without waiting for each to be stored, so a
+    // burst is signed, stored and sent together.
+    let mut pending: FuturesOrdered<_> = FuturesOrdered::new();
+    let mut member = false;
     loop {
         tokio::select! {
             line = async { lines.as_mut().expect("only polled while open").next_line().await },
-                if lines.is_some() =>
+                if lines.is_some() && pending.len() < MAX_IN_FLIGHT =>
             {
                 let text = match line {
                     Ok(Some(l)) => l,
@@ -330,20 +355,28 @@ pub(crate) async fn chat_loop(
                     continue;
                 }
                 let sent = match text.strip_prefix("/file ") {
-                    Some(path) => as_member(|| node.group_send_file(&g, path.trim())).await,
+                    Some(path) => {
+                        // After the texts typed before it.
+                        while let Some(r) = pending.next().await {
+                            let r: std::result::Result<GroupMessageView, NodeError> = r;
+                            print_queued(r.map_err(Into::into), json);
+                        }
+                        as_member(|| node.group_send_file(&g, path.trim())).await
+                    }
+                    None if member => match node.group_queue(&g, text).await {
+                        Ok(q) => {
+                            pending.push_back(q.stored());
+                            continue;
+                        }
+                        Err(e) => Err(e.into()),
+                    },
                     None => as_member(|| node.group_send(&g, text)).await,
                 };
-                match sent {
-                    Ok(m) if json => {
-                        println!(
-                            "{}",
-                            json!({"event": "queued", "id": m.id, "text": m.text,
-                                   "file": file_json(&m.file)})
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(e) => eprintln!("not sent: {e}"),
-                }
+                member |= sent.is_ok();
+                print_queued(sent, json);
+            }
+            Some(r) = pending.next(), if !pending.is_empty() => {
+                print_queued(r.map_err(Into::into), json);
             }
             u = updates.recv() => match u {
                 Some(GroupUpdate::Room { group: Some(room) }) if room != g => {
