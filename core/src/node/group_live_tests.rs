@@ -509,3 +509,39 @@ async fn more_files_than_are_fetched_at_once_all_arrive_in_turn() {
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texts_queued_without_waiting_keep_their_order_everywhere() {
+    let server = server().await;
+    let (tmp, gid, nodes) = online_group(&server.url(), 3).await;
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    // Two members queue 150 texts each, all before awaiting any of them.
+    let mut queued = vec![];
+    for (i, node) in nodes[1..].iter().enumerate() {
+        for n in 0..150 {
+            queued.push(node.group_queue(&gid, &format!("q{i}-{n}")).await.unwrap());
+        }
+    }
+    for q in queued {
+        q.stored().await.unwrap();
+    }
+    until(60, "every member holding the 303 messages", async || {
+        all_hold(&dirs, &gid, 303).await
+    })
+    .await;
+    let h = history(dirs[0], &gid);
+    for (i, node) in nodes[1..].iter().enumerate() {
+        let me = node.inner.fingerprint;
+        let mine: Vec<(u64, String)> = h
+            .iter()
+            .filter(|(a, _, t)| *a == me && t.starts_with('q'))
+            .map(|(_, s, t)| (*s, t.clone()))
+            .collect();
+        // Seq 1 was "hi"; the queued ones follow in the order queued.
+        let want: Vec<(u64, String)> = (0..150).map(|n| (n + 2, format!("q{i}-{n}"))).collect();
+        assert_eq!(mine, want);
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+}
