@@ -268,7 +268,13 @@ fn idle_bench_measures_a_separate_node_process() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
     assert_eq!(v["linked"], 3, "{v}");
-    for key in ["wakeups_per_s", "cpu_pct", "rss_mb", "rss_per_conn_kb"] {
+    for key in [
+        "wakeups_per_s",
+        "wakeups_offline_per_s",
+        "cpu_pct",
+        "rss_mb",
+        "rss_per_conn_kb",
+    ] {
         let x = v[key]
             .as_f64()
             .unwrap_or_else(|| panic!("{key} missing in {v}"));

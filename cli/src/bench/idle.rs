@@ -154,6 +154,20 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
         n.stop().await;
     }
 
+    // Offline: a signaling server nobody answers at (a free port); the node starts at once
+    // and must sleep while it waits.
+    let offline_dir = tempfile::tempdir()?;
+    let nowhere = format!("ws://127.0.0.1:{}/", crate::servers::free_port()?);
+    let mut offline = spawn_node(&nowhere, offline_dir.path()).await?;
+    offline.idle(Duration::from_secs(2)).await;
+    let off_start = offline.sample().await?;
+    offline
+        .idle(Duration::from_secs_f64(seconds.min(10.0)))
+        .await;
+    let off_end = offline.sample().await?;
+    let _ = offline.child.kill().await;
+    let (wakeups_offline, _) = rates(&off_start, &off_end);
+
     let mut node = spawn_node(&url, hub_dir.path()).await?;
     // Alone (signaling and stadium mode only), then with every contact linked.
     node.idle(Duration::from_secs(2)).await;
@@ -197,6 +211,7 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
                 "wakeups_per_s": wakeups, "cpu_pct": cpu, "rss_mb": rss_mb,
                 "rss_alone_mb": alone.rss_kb as f64 / 1024.0, "rss_per_conn_kb": per_conn,
                 "wakeups_alone_per_s": wakeups_alone,
+                "wakeups_offline_per_s": wakeups_offline,
             })
         );
     } else {
@@ -204,6 +219,7 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
             "idle node: {linked} of {contacts} contacts linked ({still} at the end), stadium mode, {secs:.0} s"
         );
         println!("  wake-ups/s   {wakeups:.1} ({wakeups_alone:.1} before the contacts linked)");
+        println!("  offline      {wakeups_offline:.1} wake-ups/s (no signaling server answers)");
         println!("  CPU          {cpu:.2} %");
         println!(
             "  RSS          {rss_mb:.1} MB ({:.1} MB before the contacts linked)",

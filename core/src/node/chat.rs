@@ -626,14 +626,22 @@ const RETURN_DIALS: usize = 10;
 /// At start, dials the contacts seen most recently (they may hold messages for us); then
 /// every second dials contacts that have waiting messages and no link, with backoff.
 pub(crate) async fn redial_loop(inner: Weak<Inner>) {
-    // The node starts offline: the start dials wait until it is registered.
-    let mut wait = tokio::time::interval(Duration::from_millis(50));
+    // The node starts offline: the start dials wait until it is registered, which wakes
+    // `redial_wake` (a permit is kept if it comes before we wait). No polling: an offline
+    // phone sleeps.
+    let wake = match inner.upgrade() {
+        Some(this) => this.redial_wake.clone(),
+        None => return,
+    };
     loop {
-        wait.tick().await;
         match inner.upgrade() {
             Some(this) if this.registered() => break,
             Some(_) => {}
             None => return,
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(REDIAL_IDLE) => {}
         }
     }
     if let Some(this) = inner.upgrade() {
@@ -647,10 +655,6 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
             }
         }
     }
-    let wake = match inner.upgrade() {
-        Some(this) => this.redial_wake.clone(),
-        None => return,
-    };
     let mut idle = false;
     loop {
         // Every second while something waits; when nothing does, only when woken (a link went
