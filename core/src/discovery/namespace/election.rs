@@ -190,8 +190,11 @@ impl Namespace {
     pub(super) fn on_claimed(&mut self, id: &str, now: Instant) {
         if id == self.disc_id {
             self.disc_open = true;
-            if let Role::Joining { level, conn: None } = self.role {
-                self.connect_router(level);
+            match self.role {
+                Role::Joining { level, conn: None } => self.connect_router(level),
+                // Parked while the server was out of reach: start over now.
+                Role::Waiting { .. } if self.deadline.is_none() => self.deadline = Some(now),
+                _ => {}
             }
             return;
         }

@@ -25,6 +25,23 @@ impl Namespace {
         if self.deadline.is_some_and(|t| t <= now) {
             self.deadline = None;
             match self.role.clone() {
+                Role::Electing { .. } | Role::Joining { .. } | Role::Waiting { .. }
+                    if !self.disc_open =>
+                {
+                    // None of our registrations is open: the server is out of reach, and no
+                    // claim or join can be answered. Park (no timer: an offline phone
+                    // sleeps) and start over when our discovery ID opens again.
+                    if let Role::Joining {
+                        conn: Some(conn), ..
+                    } = self.role
+                    {
+                        self.push(Action::Close { conn });
+                    }
+                    self.set_role(Role::Waiting {
+                        level: 1,
+                        claim: true,
+                    });
+                }
                 Role::Electing { level } => {
                     // The server never answered the claim: treat as taken and try joining.
                     self.join(level, now);

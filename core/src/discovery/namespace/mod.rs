@@ -353,13 +353,24 @@ impl Namespace {
             self.flush_at,
             self.monitor_at,
             self.slot_until,
-            Some(self.next_beat),
+            self.beats().then_some(self.next_beat),
             Some(self.refresh_at),
             self.router_deadline(),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Whether the heartbeat has anything to do: a member beats to its router, a router with
+    /// members beats to them and evicts the silent. Otherwise it wakes nobody (an electing,
+    /// joining or waiting node, or a router alone, sleeps until its next real timer).
+    fn beats(&self) -> bool {
+        match self.role {
+            Role::Member { .. } => true,
+            Role::Router { .. } => !self.members.is_empty(),
+            _ => false,
+        }
     }
 
     fn router_deadline(&self) -> Option<Instant> {

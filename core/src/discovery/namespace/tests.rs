@@ -481,3 +481,44 @@ fn a_member_that_reconnects_within_one_batch_stays_in_the_others_views() {
         "the reconnected member vanished: {view:?}"
     );
 }
+
+#[test]
+fn without_a_reachable_server_the_election_parks_until_our_discovery_id_opens() {
+    let t0 = Instant::now();
+    let mut ns = engine(5, t0);
+    ns.start(t0);
+    ns.drain_actions();
+    // Nothing is ever answered (the server is out of reach): after the first claim's
+    // deadline the engine parks with no timer but the record refresh, minutes away.
+    let mut now = t0;
+    for _ in 0..5 {
+        let Some(t) = ns.poll_timeout() else { break };
+        if t > now + Duration::from_secs(60) {
+            break;
+        }
+        now = t;
+        ns.handle_timeout(now);
+    }
+    assert_eq!(ns.role(), RoleKind::Searching);
+    let parked = ns.poll_timeout().expect("the record refresh");
+    assert!(parked > now + Duration::from_secs(60), "{:?}", parked - now);
+    assert!(
+        ns.drain_actions()
+            .iter()
+            .all(|a| !matches!(a, Action::Claim { .. }))
+    );
+    // Back online: our discovery ID opens, and the election starts over at once.
+    now += Duration::from_secs(120);
+    let disc = ns.disc_id().to_owned();
+    ns.handle(Input::Claimed { id: disc }, now);
+    assert_eq!(ns.poll_timeout(), Some(now));
+    ns.handle_timeout(now);
+    let level1 = ns.router_id(1);
+    assert!(
+        ns.drain_actions()
+            .iter()
+            .any(|a| matches!(a, Action::Claim { id } if *id == level1))
+    );
+    ns.handle(Input::Claimed { id: level1 }, now);
+    assert_eq!(ns.role(), RoleKind::Router(1));
+}
