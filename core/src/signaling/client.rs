@@ -564,13 +564,22 @@ impl Signaling {
         if self.debounce.fire(now) {
             self.apply_network(now);
         }
+        // Heartbeats are coalesced: when one registration's is due, every open one due within
+        // half a period beats too, so after one round they share a single wake-up (a node in
+        // stadium mode holds several registrations). Early by at most half a period, far
+        // inside the server's timeout.
+        let beat_by = self
+            .regs
+            .values()
+            .any(|r| matches!(r.phase, Phase::Open { next_heartbeat, .. } if now >= next_heartbeat))
+            .then(|| now + self.config.heartbeat / 2);
         let regs: Vec<RegId> = self.regs.keys().copied().collect();
         for reg in regs {
             match self.regs[&reg].phase {
                 Phase::Open {
                     conn,
                     next_heartbeat,
-                } if now >= next_heartbeat => {
+                } if beat_by.is_some_and(|by| next_heartbeat <= by) => {
                     self.transmit(conn, &Message::new(MessageType::Heartbeat));
                     let hb = now + self.config.heartbeat;
                     self.regs.get_mut(&reg).unwrap().phase = Phase::Open {

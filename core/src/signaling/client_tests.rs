@@ -499,3 +499,41 @@ fn silent_server_after_upgrade_means_reattached() {
         Some(SignalingState::Offline { .. })
     ));
 }
+
+#[test]
+fn heartbeats_of_several_registrations_share_one_wake_up() {
+    let mut sim = Sim::new(config());
+    let conns: Vec<ConnId> = (1..=4)
+        .map(|reg| {
+            let c = open(&mut sim, reg);
+            sim.advance(Duration::from_millis(700));
+            c
+        })
+        .collect();
+    // Opened 0.7 s apart; the first beat due brings the others along (all within 2.5 s).
+    let mut rounds: Vec<(Instant, Vec<ConnId>)> = vec![];
+    let end = sim.now + Duration::from_secs(30);
+    while let Some(t) = sim.sig.poll_timeout().filter(|t| *t <= end) {
+        sim.now = sim.now.max(t);
+        sim.sig.handle_timeout(sim.now);
+        let beats: Vec<ConnId> = sim
+            .drain()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Transmit { conn, text } if text == r#"{"type":"HEARTBEAT"}"# => Some(conn),
+                _ => None,
+            })
+            .collect();
+        rounds.push((sim.now, beats));
+    }
+    // Every wake-up in 30 s beat all four registrations, at most 5 s apart.
+    assert!(rounds.len() >= 6 && rounds.len() <= 7, "{rounds:?}");
+    for (i, (at, beats)) in rounds.iter().enumerate() {
+        let mut b = beats.clone();
+        b.sort();
+        assert_eq!(b, conns, "round {i}");
+        if i > 0 {
+            assert_eq!(*at - rounds[i - 1].0, Duration::from_secs(5));
+        }
+    }
+}
