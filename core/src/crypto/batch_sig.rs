@@ -146,6 +146,18 @@ mod tests {
     use curve25519_dalek::constants::EIGHT_TORSION;
     use ed25519_dalek::{Signer, SigningKey};
 
+    /// Items of `key` over `msgs` with `sigs`, pairwise.
+    fn one_key<'a>(key: &'a SigKey, msgs: &'a [Vec<u8>], sigs: &'a [[u8; 64]]) -> Vec<SigItem<'a>> {
+        msgs.iter()
+            .zip(sigs)
+            .map(|(m, s)| SigItem {
+                key,
+                msg: m,
+                sig: s,
+            })
+            .collect()
+    }
+
     fn signer(n: u8) -> (SigningKey, SigKey) {
         let sk = SigningKey::from_bytes(&[n; 32]);
         let key = SigKey::from_bytes(sk.verifying_key().as_bytes()).unwrap();
@@ -209,29 +221,13 @@ mod tests {
         for flip in [0usize, 31, 33, 63] {
             let mut bad = sigs.clone();
             bad[4][flip] ^= 1;
-            let items: Vec<SigItem> = msgs
-                .iter()
-                .zip(&bad)
-                .map(|(m, s)| SigItem {
-                    key: &key,
-                    msg: m,
-                    sig: s,
-                })
-                .collect();
+            let items = one_key(&key, &msgs, &bad);
             assert!(!verify_batch(&items), "byte {flip} flipped");
             assert!(!verify(&key, &msgs[4], &bad[4]));
         }
         // Another message under a good signature.
         sigs.swap(2, 3);
-        let items: Vec<SigItem> = msgs
-            .iter()
-            .zip(&sigs)
-            .map(|(m, s)| SigItem {
-                key: &key,
-                msg: m,
-                sig: s,
-            })
-            .collect();
+        let items = one_key(&key, &msgs, &sigs);
         assert!(!verify_batch(&items));
     }
 
@@ -285,15 +281,7 @@ mod tests {
             assert!(verify(&key, &msgs[i], &sig));
             sigs[i] = sig;
         }
-        let items: Vec<SigItem> = msgs
-            .iter()
-            .zip(&sigs)
-            .map(|(m, s)| SigItem {
-                key: &key,
-                msg: m,
-                sig: s,
-            })
-            .collect();
+        let items = one_key(&key, &msgs, &sigs);
         assert!(verify_batch(&items));
     }
 

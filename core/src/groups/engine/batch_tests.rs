@@ -20,6 +20,19 @@ fn authored(author: &mut Engine<MemHistory>, n: usize, now: Instant) -> Vec<Sign
 
 use crate::groups::history::MemHistory;
 
+/// An author `a`, a router `r` and a member `m` linked to it, in a group of the three.
+fn trio(now: Instant) -> (Engine<MemHistory>, Engine<MemHistory>, Engine<MemHistory>) {
+    let ids = [id(1), id(2), id(3)];
+    let log = log_with(&ids);
+    let (a, mut r, mut m) = (
+        engine(&ids[0], &log),
+        engine(&ids[1], &log),
+        engine(&ids[2], &log),
+    );
+    linked(&mut r, &mut m, now);
+    (a, r, m)
+}
+
 #[test]
 fn a_relayed_batch_is_checked_at_once_and_stored() {
     let ids = [id(1), id(2), id(3), id(4)];
@@ -50,15 +63,8 @@ fn a_relayed_batch_is_checked_at_once_and_stored() {
 
 #[test]
 fn a_forged_message_in_a_batch_is_caught_as_alone() {
-    let ids = [id(1), id(2), id(3)];
-    let log = log_with(&ids);
     let now = Instant::now();
-    let (mut a, mut r, mut m) = (
-        engine(&ids[0], &log),
-        engine(&ids[1], &log),
-        engine(&ids[2], &log),
-    );
-    linked(&mut r, &mut m, now);
+    let (mut a, r, mut m) = trio(now);
     let mut msgs = authored(&mut a, 10, now);
     msgs[4].msg.body = Body::Text("forged".into());
     m.drain_actions();
@@ -90,15 +96,8 @@ fn a_forged_message_in_a_batch_is_caught_as_alone() {
 
 #[test]
 fn the_router_checks_a_members_batch_at_once_and_refuses_what_is_not_its_own() {
-    let ids = [id(1), id(2), id(3)];
-    let log = log_with(&ids);
     let now = Instant::now();
-    let (mut a, mut r, mut m) = (
-        engine(&ids[0], &log),
-        engine(&ids[1], &log),
-        engine(&ids[2], &log),
-    );
-    linked(&mut r, &mut m, now);
+    let (mut a, mut r, mut m) = trio(now);
     let mut msgs = authored(&mut m, 6, now);
     // Someone else's message slipped into the member's batch.
     msgs.insert(3, authored(&mut a, 1, now).remove(0));
@@ -118,16 +117,9 @@ fn the_router_checks_a_members_batch_at_once_and_refuses_what_is_not_its_own() {
 
 #[test]
 fn duplicates_and_messages_of_outsiders_stay_out_of_the_batch() {
-    let ids = [id(1), id(2), id(3)];
     let outsider = id(9);
-    let log = log_with(&ids);
     let now = Instant::now();
-    let (mut a, mut r, mut m) = (
-        engine(&ids[0], &log),
-        engine(&ids[1], &log),
-        engine(&ids[2], &log),
-    );
-    linked(&mut r, &mut m, now);
+    let (mut a, r, mut m) = trio(now);
     let first = authored(&mut a, 3, now);
     let rf = r.identity.fingerprint();
     m.handle(
@@ -141,7 +133,7 @@ fn duplicates_and_messages_of_outsiders_stay_out_of_the_batch() {
     let stranger = SignedMessage::sign(
         &outsider,
         GroupMessage {
-            group: log.group(),
+            group: m.group(),
             author: [0; 32],
             seq: 1,
             lamport: 1,
