@@ -1,5 +1,6 @@
 //! `peerns bench idle`: what a phone pays to sit at an event for hours. One `peerns node`
-//! process (the one measured) with N contacts linked and stadium mode on, idle; its thread
+//! process (the one measured) with N contacts linked, stadium mode on and a group with a few
+//! of them (it routes it), idle; its thread
 //! wake-ups (context switches of all its threads, `getrusage`), CPU and resident memory come
 //! from its `usage` events (SIGUSR1). The contacts run in this process and are not measured.
 
@@ -19,6 +20,8 @@ use crate::servers::ServerProcess;
 
 /// Where the measured node stands in stadium mode.
 const STADIUM: &str = "52.5163,13.3777";
+/// Contacts that are also members of the measured node's group.
+const GROUP_MEMBERS: usize = 3;
 
 /// One reading of the measured process's counters (its `usage` event).
 #[derive(Debug, Clone, Copy)]
@@ -146,6 +149,15 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
         next_matching(&mut en, |e| matches!(e, NodeEvent::ContactAdded { .. })).await?;
         nodes.push(n);
     }
+    // A group of the hub and a few contacts, made while they are online: its router and
+    // members keep their links and namespace through the idle run.
+    let group = hub.group_create("idle").await?;
+    for n in nodes.iter().take(GROUP_MEMBERS) {
+        let link = hub
+            .group_invite(&group, &n.identity().fingerprint.parse()?)
+            .await?;
+        n.group_join(&link).await?;
+    }
     hub.stop().await;
     drop((hub, eh));
     // The contacts go away while the measured node starts alone (its start dials recently seen
@@ -207,7 +219,8 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
             "{}",
             json!({
                 "contacts": contacts, "linked": linked, "still_linked": still,
-                "stadium": true, "groups": 0, "seconds": secs,
+                "stadium": true, "groups": 1,
+                "group_members": GROUP_MEMBERS.min(contacts) + 1, "seconds": secs,
                 "wakeups_per_s": wakeups, "cpu_pct": cpu, "rss_mb": rss_mb,
                 "rss_alone_mb": alone.rss_kb as f64 / 1024.0, "rss_per_conn_kb": per_conn,
                 "wakeups_alone_per_s": wakeups_alone,
