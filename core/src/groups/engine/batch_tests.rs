@@ -20,6 +20,23 @@ fn authored(author: &mut Engine<MemHistory>, n: usize, now: Instant) -> Vec<Sign
 
 use crate::groups::history::MemHistory;
 
+/// `m` takes `msgs` as one batch relayed by its router `r` (what it did before is dropped).
+fn relayed(
+    m: &mut Engine<MemHistory>,
+    r: &Engine<MemHistory>,
+    msgs: Vec<SignedMessage>,
+    now: Instant,
+) {
+    m.drain_actions();
+    m.handle(
+        GroupInput::Batch {
+            peer: r.identity.fingerprint(),
+            msgs,
+        },
+        now,
+    );
+}
+
 /// An author `a`, a router `r` and a member `m` linked to it, in a group of the three.
 fn trio(now: Instant) -> (Engine<MemHistory>, Engine<MemHistory>, Engine<MemHistory>) {
     let ids = [id(1), id(2), id(3)];
@@ -47,14 +64,7 @@ fn a_relayed_batch_is_checked_at_once_and_stored() {
     linked(&mut r, &mut m, now);
     let mut msgs = authored(&mut a, 12, now);
     msgs.extend(authored(&mut b, 12, now));
-    m.drain_actions();
-    m.handle(
-        GroupInput::Batch {
-            peer: r.identity.fingerprint(),
-            msgs,
-        },
-        now,
-    );
+    relayed(&mut m, &r, msgs, now);
     assert!(refusals(&m.drain_actions()).is_empty());
     assert_eq!(m.stats().stored, 24);
     assert_eq!(m.stats().batched, 24);
@@ -67,14 +77,7 @@ fn a_forged_message_in_a_batch_is_caught_as_alone() {
     let (mut a, r, mut m) = trio(now);
     let mut msgs = authored(&mut a, 10, now);
     msgs[4].msg.body = Body::Text("forged".into());
-    m.drain_actions();
-    m.handle(
-        GroupInput::Batch {
-            peer: r.identity.fingerprint(),
-            msgs,
-        },
-        now,
-    );
+    relayed(&mut m, &r, msgs, now);
     let actions = m.drain_actions();
     // The batch fails; checked one by one, the four before the forgery are good, the forgery
     // is caught, and the router that relayed it is dropped (what follows is not taken).
