@@ -809,7 +809,8 @@ async fn run(
                 Some(ev) => live.on_ns(ev),
                 None => break None,
             },
-            _ = tick.tick() => live.on_tick(),
+            // Only a router has links to check: a member's task sleeps.
+            _ = tick.tick(), if live.engine.is_router() => live.on_tick(),
             _ = sleep => {
                 live.engine.handle_timeout(Instant::now());
                 live.on_call_timeout();
