@@ -144,8 +144,14 @@ async fn chat(lab: &Lab, a: usize, b: usize) -> Chat {
     let net = net_args();
     args.extend(net.iter().map(String::as_str));
     args.push(&bob.link);
-    let ok = peerns(lab, a, alice.path(), &args).status().await.unwrap();
-    assert!(ok.success(), "contacts add failed");
+    let mut add = peerns(lab, a, alice.path(), &args);
+    add.stderr(Stdio::piped());
+    let out = add.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "contacts add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Chat {
         alice,
         bob_dir,
