@@ -118,26 +118,8 @@ impl SignedMessage {
         (self.msg.lamport, self.author_fp(), self.msg.seq)
     }
 
-    /// Checks what does not depend on history: group, size, clock range, signature and that
-    /// the author may post this seq under `state`.
-    pub fn verify(&self, group: &GroupId, state: &GroupState) -> Result<(), MsgError> {
-        let key = SigKey::from_bytes(&self.msg.author).ok_or(MsgError::BadSignature)?;
-        self.verify_with(group, state, &key)
-    }
-
-    /// [`verify`](Self::verify) with the author's key already decoded (`key` must be the
-    /// decoding of `msg.author`).
-    pub fn verify_with(
-        &self,
-        group: &GroupId,
-        state: &GroupState,
-        key: &SigKey,
-    ) -> Result<(), MsgError> {
-        self.check_fields(group, state)?;
-        self.check_signature(key)
-    }
-
-    /// Everything [`verify`](Self::verify) checks but the signature.
+    /// Checks what does not depend on history and is not the signature: group, size, clock
+    /// range and that the author may post this seq under `state`.
     pub fn check_fields(&self, group: &GroupId, state: &GroupState) -> Result<(), MsgError> {
         let m = &self.msg;
         if m.group != *group {
