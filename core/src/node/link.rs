@@ -344,6 +344,19 @@ impl Inner {
             .cloned()
     }
 
+    /// The first open link to `peer`, now or when one comes up.
+    pub(crate) async fn link_comes_up(&self, peer: &str) -> Arc<Link> {
+        let mut up = self.links_up.subscribe();
+        loop {
+            if let Some(link) = self.link_by_peer(peer) {
+                return link;
+            }
+            if up.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// Takes a new link into the table and greets the peer.
     async fn link_up(this: &Arc<Inner>, link: Arc<Link>, trust: Option<Trust>) {
         let first = {
@@ -351,6 +364,7 @@ impl Inner {
             let list = links.entry(link.fp).or_default();
             list.push(link.clone());
             let first = list.len() == 1;
+            tracing::debug!(peer = %link.peer, cid = %link.cid, first, "link up");
             if first {
                 // Under the table's lock, so Connected/Disconnected of a peer never reorder.
                 this.emit(NodeEvent::PeerConnected {
@@ -364,6 +378,7 @@ impl Inner {
         let name = this.name_for(trust);
         let _ = link.send(&Frame::Hello { name }).await;
         Inner::session_started(this, &link, trust, first).await;
+        this.links_up.send_modify(|n| *n += 1);
     }
 
     /// A link ended: drop it from the table.
@@ -372,6 +387,7 @@ impl Inner {
             let mut links = lock(&self.links);
             let mut gone = false;
             let mut next = None;
+            tracing::debug!(peer = %link.peer, cid = %link.cid, "link down");
             if let Some(list) = links.get_mut(&link.fp) {
                 list.retain(|l| l.cid != link.cid);
                 if list.is_empty() {

@@ -445,6 +445,8 @@ struct Inner {
     redial: Mutex<HashMap<Fingerprint, chat::Redial>>,
     /// Wakes the idle redial loop (a link went down, or we came back online).
     redial_wake: Arc<tokio::sync::Notify>,
+    /// Counts links taken into the table, so a dial can end with any link to its peer.
+    links_up: tokio::sync::watch::Sender<u64>,
     /// Ourselves, for tasks started from `&self` methods.
     me: Weak<Inner>,
     /// Rendezvous with contacts we cannot reach, and what wakes its loop.
@@ -594,6 +596,7 @@ impl Node {
             open_group: Mutex::new(None),
             redial: Mutex::new(HashMap::new()),
             redial_wake: Arc::new(tokio::sync::Notify::new()),
+            links_up: tokio::sync::watch::Sender::new(0),
             rendezvous: Mutex::new(rendezvous::Rendezvous::default()),
             rendezvous_wake: Arc::new(tokio::sync::Notify::new()),
             files_dir,
@@ -882,7 +885,18 @@ impl Inner {
         if start {
             let (inner, peer) = (this.clone(), peer.to_owned());
             let task = tokio::spawn(async move {
-                let mut result = Inner::dial_once(&inner, &peer).await;
+                // A link to the peer from its side serves as well (the connection we wait for
+                // may be one the peer never opens, see the transport's glare rule). Our attempt
+                // then goes on alone: cut short, it could close a link the peer is taking.
+                let attempt = tokio::spawn({
+                    let (inner, peer) = (inner.clone(), peer.clone());
+                    async move { Inner::dial_once(&inner, &peer).await }
+                });
+                inner.track([attempt.abort_handle()]);
+                let mut result = tokio::select! {
+                    r = attempt => r.unwrap_or(Err(DialError::Transport(TransportError::Closed))),
+                    link = inner.link_comes_up(&peer) => Ok(link),
+                };
                 if matches!(result, Err(DialError::Transport(TransportError::Closed))) {
                     // The connection closed before it opened: typically a glare the peer
                     // resolved its way while it dialled us. Its connection may be our link
@@ -893,6 +907,7 @@ impl Inner {
                         None => Inner::dial_once(&inner, &peer).await,
                     };
                 }
+                tracing::debug!(%peer, ok = result.is_ok(), "dial done");
                 let waiters = lock(&inner.pending).remove(&peer).unwrap_or_default();
                 for w in waiters {
                     let _ = w.send(result.clone());

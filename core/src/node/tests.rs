@@ -509,6 +509,60 @@ async fn a_second_node_on_the_same_profile_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_left_at_the_server_by_a_stopped_instance_does_not_hold_up_a_dial() {
+    // The signaling server keeps frames for an absent ID (5 s here) and delivers them when it
+    // registers: a node that comes online can get an OFFER from an instance of a contact that
+    // has stopped since, before the live instance's. Seen in `tests/tests/rpc_cli.rs`: the
+    // stale offer won the glare against our own dial, which then waited for it (10 s).
+    let server = server().await;
+    let url = server.url();
+    let (da, db, a, b) = alice_and_bob(&url).await;
+    // `x` has the lower ID: its offers win a glare, so `y`'s own dial gives way to them.
+    let ((dx, mut x), (dy, mut y)) = if a.peer_id() < b.peer_id() {
+        ((da, a), (db, b))
+    } else {
+        ((db, b), (da, a))
+    };
+    let (px, py) = (x.peer_id(), y.peer_id());
+    for round in 0..3 {
+        y.stop().await;
+        // x's first instance dials y, which is away: its OFFER waits at the server.
+        let stale = tokio::spawn({
+            let (inner, py) = (x.inner.clone(), py.clone());
+            async move { Inner::dial(&inner, &py).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        x.stop().await;
+        stale.abort();
+        // Its next instance (the same ID) dials y too.
+        x = started(config(dx.path(), &url, None)).await.unwrap();
+        let live = tokio::spawn({
+            let (inner, py) = (x.inner.clone(), py.clone());
+            async move { Inner::dial(&inner, &py).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // y comes back and dials x before it has registered: the stale OFFER comes first.
+        y = Node::start(config(dy.path(), &url, None)).await.unwrap();
+        let t = std::time::Instant::now();
+        let link = tokio::time::timeout(Duration::from_secs(5), Inner::dial(&y.inner, &px))
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: y's dial held up for 5 s"))
+            .unwrap();
+        let back = tokio::time::timeout(Duration::from_secs(5), live)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: x's dial held up for 5 s"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(link.fp, x.inner.fingerprint, "round {round}");
+        assert_eq!(back.fp, y.inner.fingerprint, "round {round}");
+        eprintln!("round {round}: y's dial took {:?}", t.elapsed());
+    }
+    x.stop().await;
+    y.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_dialling_each_other_at_once_both_get_a_working_link() {
     let server = server().await;
     let url = server.url();

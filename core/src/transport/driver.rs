@@ -20,8 +20,8 @@ use webrtc::peer_connection::{
 
 use super::entry::Entry;
 use super::media::{IncomingMedia, MediaCertificate, MediaConnection, MediaOptions, TrackSpec};
-use super::options::is_native;
 pub use super::options::{ConnectOptions, MAX_REMOTE_CANDIDATES, NATIVE_MARKER, NATIVE_VERSION};
+use super::options::{instance_of, is_native, with_instance};
 
 use super::admission::Admission;
 use super::config::TransportConfig;
@@ -101,6 +101,7 @@ impl Transport {
             signaling,
             reg,
             local_id,
+            instance: format!("{:016x}", rand::random::<u64>()),
             admission: Admission::new(
                 config.max_pending,
                 config.max_pending_per_peer,
@@ -177,6 +178,10 @@ struct Task {
     signaling: SignalingHandle,
     reg: RegId,
     local_id: String,
+    /// Random name of this transport's run, sent in native offers (see [`INSTANCE_KEY`]).
+    ///
+    /// [`INSTANCE_KEY`]: super::options::INSTANCE_KEY
+    instance: String,
     config: TransportConfig,
     /// Slots and deadlines of pending incoming connections.
     admission: Admission,
@@ -266,16 +271,21 @@ impl Task {
                 }
                 Some(cid) = closed_rx.recv() => self.gone(&cid),
                 Some(cid) = timeout_rx.recv() => {
-                    let timed_out = self.entries.get(&cid).filter(|e| e.reply.is_some()).map(|e| {
+                    // Also an offer of ours that lost a glare and kept no caller (see `accept_offer`).
+                    let timed_out = self.entries.get(&cid).filter(|e| e.reply.is_some() || (e.outgoing && e.conn.is_some())).map(|e| {
                         let stage = format!(
                             "remote description: {}, remote candidates: {}, state: {}, channel: {}",
                             e.remote_set, e.remote_candidates, e.state,
                             if e.conn.is_some() || !e.outgoing { "pending" } else { "open" }
                         );
-                        TransportError::Timeout { peer: e.info.peer.clone(), stage }
+                        (TransportError::Timeout { peer: e.info.peer.clone(), stage }, e.reply.is_some())
                     });
-                    if let Some(err) = timed_out {
-                        tracing::warn!(%cid, error = %err, "connect timed out");
+                    if let Some((err, waited)) = timed_out {
+                        if waited {
+                            tracing::warn!(%cid, error = %err, "connect timed out");
+                        } else {
+                            tracing::debug!(%cid, "offer that lost a glare closed unanswered");
+                        }
                         self.fail(&cid, err).await;
                     }
                 }
@@ -328,12 +338,13 @@ impl Task {
                 return Err((reply, webrtc_err(e)));
             }
         };
+        let metadata = with_instance(opts.metadata, &self.instance);
         let info = ConnectionInfo {
             peer: peer.clone(),
             connection_id: cid.clone(),
             serialization: opts.serialization,
             reliable: opts.reliable,
-            metadata: opts.metadata.clone(),
+            metadata: metadata.clone(),
             local_dtls: dtls_fingerprint(&offer.sdp),
             outgoing: true,
         };
@@ -344,7 +355,7 @@ impl Task {
             },
             kind: ConnectionKind::Data,
             connection_id: cid.clone(),
-            metadata: opts.metadata,
+            metadata,
             label: Some(label),
             reliable: Some(opts.reliable),
             serialization: Some(opts.serialization),
@@ -468,6 +479,9 @@ impl Task {
         }
         let mut inherited_reply = None;
         if is_native(&offer.metadata) {
+            inherited_reply = self
+                .supersede_stopped_instance(&peer, &offer.metadata)
+                .await;
             // Glare: both sides offered at once. The offer of the lower ID wins on both sides.
             let mine: Vec<String> = self
                 .entries
@@ -504,11 +518,19 @@ impl Task {
             if !mine.is_empty() {
                 tracing::debug!(%peer, "glare: taking the peer's offer");
                 for cid in mine {
-                    if let Some(mut e) = self.entries.remove(&cid) {
-                        inherited_reply = inherited_reply.or(e.reply.take());
-                        if let Some(pc) = e.pc.take() {
-                            let _ = pc.close().await;
-                        }
+                    let Some(e) = self.entries.get_mut(&cid) else {
+                        continue;
+                    };
+                    inherited_reply = inherited_reply.or(e.reply.take());
+                    // An unanswered offer of ours stays open without a caller: a live peer
+                    // ignores it (its own offer wins), but if the offer we take was left at
+                    // the server by a stopped instance, the live one answers ours, and it
+                    // opens as an incoming connection. It ends at its connect timeout.
+                    if e.remote_set
+                        && let Some(mut e) = self.entries.remove(&cid)
+                        && let Some(pc) = e.pc.take()
+                    {
+                        let _ = pc.close().await;
                     }
                 }
             }
@@ -558,6 +580,36 @@ impl Task {
         )
         .await;
         Ok(())
+    }
+
+    /// An OFFER from `peer` whose `metadata` names another instance than the native offers
+    /// of it we have not opened yet: that instance has stopped (its offers waited at the server
+    /// while we were away), so they are closed. Returns the caller one of them had inherited.
+    async fn supersede_stopped_instance(&mut self, peer: &str, metadata: &Value) -> Option<Reply> {
+        let theirs = instance_of(metadata)?;
+        let stale: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                !e.outgoing
+                    && e.info.peer == peer
+                    && e.pc.is_some()
+                    && instance_of(&e.info.metadata).is_some_and(|i| i != theirs)
+            })
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        let mut reply = None;
+        for cid in stale {
+            tracing::debug!(%peer, %cid, "offer of a stopped instance superseded");
+            self.admission.release(&cid);
+            if let Some(mut e) = self.entries.remove(&cid) {
+                reply = reply.or(e.reply.take());
+                if let Some(pc) = e.pc.take() {
+                    let _ = pc.close().await;
+                }
+            }
+        }
+        reply
     }
 
     async fn answer(&mut self, peer: &str, answer: AnswerPayload) -> Result<(), TransportError> {
