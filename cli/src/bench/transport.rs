@@ -135,8 +135,8 @@ impl Bare {
         let t0 = Instant::now();
         let (atx, arx) = mpsc::unbounded_channel();
         let (btx, brx) = mpsc::unbounded_channel();
-        let a = new_peer_connection(config, "bare-a", atx, None).await?;
-        let b = new_peer_connection(config, "bare-b", btx, None).await?;
+        let a = new_peer_connection(config, "bare-a", atx, None, false).await?;
+        let b = new_peer_connection(config, "bare-b", btx, None, false).await?;
         let tx = a
             .create_data_channel(
                 "bench",

@@ -316,10 +316,12 @@ impl Task {
             ));
         }
         let cid = new_connection_id();
-        let pc = match new_peer_connection(&self.config, &cid, self.pc_tx.clone(), None).await {
-            Ok(pc) => pc,
-            Err(e) => return Err((reply, webrtc_err(e))),
-        };
+        let native = is_native(&opts.metadata);
+        let pc =
+            match new_peer_connection(&self.config, &cid, self.pc_tx.clone(), None, native).await {
+                Ok(pc) => pc,
+                Err(e) => return Err((reply, webrtc_err(e))),
+            };
         let label = opts.label.clone().unwrap_or_else(|| cid.clone());
         let init = RTCDataChannelInit {
             ordered: opts.reliable,
@@ -536,7 +538,8 @@ impl Task {
             }
         }
         let cid = offer.connection_id.clone();
-        let pc = new_peer_connection(&self.config, &cid, self.pc_tx.clone(), None)
+        let native = is_native(&offer.metadata);
+        let pc = new_peer_connection(&self.config, &cid, self.pc_tx.clone(), None, native)
             .await
             .map_err(webrtc_err)?;
         let setup = async {

@@ -73,13 +73,23 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
+/// ICE keepalive (consent check) interval between two PeerNS nodes; a browser's connections
+/// keep webrtc-rs's 2 s. Each check wakes a phone, and an idle node holds many links.
+pub const NATIVE_KEEPALIVE: Duration = Duration::from_secs(10);
+/// Silence after which a native connection counts as disconnected (ICE), and the further
+/// silence after which it fails and closes: 30 s in all, as webrtc-rs's defaults (5 + 25 s).
+const NATIVE_DISCONNECTED: Duration = Duration::from_secs(25);
+const NATIVE_FAILED: Duration = Duration::from_secs(5);
+
 /// A new peer connection with our settings for connection `cid`, reporting to `events`; with
-/// `media`, its codecs and interceptors (media connections), else none (data connections).
+/// `media`, its codecs and interceptors (media connections), else none (data connections);
+/// `native`: to another PeerNS node (longer keepalives, [`NATIVE_KEEPALIVE`]).
 pub async fn new_peer_connection(
     config: &TransportConfig,
     cid: &str,
     events: UnboundedSender<PcEvent>,
     media: Option<MediaStack>,
+    native: bool,
 ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
     let relay_wait = if config.relay_only {
         Duration::ZERO
@@ -95,8 +105,17 @@ pub async fn new_peer_connection(
         // A trickle race often makes the peer's first check peer-reflexive; browsers in a
         // loopback-only namespace always look so. The default 1 s wait would be paid in full.
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-        .with_relay_acceptance_min_wait(Some(relay_wait))
-        .build();
+        .with_relay_acceptance_min_wait(Some(relay_wait));
+    let settings = if native {
+        settings.with_ice_timeouts(
+            Some(NATIVE_DISCONNECTED),
+            Some(NATIVE_FAILED),
+            Some(NATIVE_KEEPALIVE),
+        )
+    } else {
+        settings
+    }
+    .build();
     let ice_servers = config
         .ice_servers
         .iter()

@@ -127,7 +127,7 @@ impl Task {
         let mut stack = media_stack().map_err(webrtc_err)?;
         stack.certificate = opts.certificate.as_ref().map(MediaCertificate::rtc);
         let estimate = stack.estimate.clone();
-        let pc = new_peer_connection(&self.config, &cid, self.pc_tx.clone(), Some(stack))
+        let pc = new_peer_connection(&self.config, &cid, self.pc_tx.clone(), Some(stack), false)
             .await
             .map_err(webrtc_err)?;
         let setup = async {
@@ -290,7 +290,7 @@ impl Task {
         let mut stack = media_stack_with(!h264_only).map_err(webrtc_err)?;
         stack.certificate = certificate.as_ref().map(MediaCertificate::rtc);
         let estimate = stack.estimate.clone();
-        let pc = new_peer_connection(&self.config, cid, self.pc_tx.clone(), Some(stack))
+        let pc = new_peer_connection(&self.config, cid, self.pc_tx.clone(), Some(stack), false)
             .await
             .map_err(webrtc_err)?;
         let setup = async {

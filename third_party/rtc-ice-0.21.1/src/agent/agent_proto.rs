@@ -125,7 +125,7 @@ impl sansio::Protocol<TaggedBytesMut, (), ()> for Agent {
 
         if self.ufrag_pwd.remote_credentials.is_some()
             && (self.force_candidate_contact
-                || self.last_checking_time + self.get_timeout_interval() <= now)
+                || self.next_tick() <= now)
         {
             self.contact(now);
         }
@@ -150,7 +150,7 @@ impl sansio::Protocol<TaggedBytesMut, (), ()> for Agent {
                 // past, so the resulting deadline is immediate.
                 Some(self.last_checking_time)
             } else {
-                Some(self.last_checking_time + self.get_timeout_interval())
+                Some(self.next_tick())
             }
         } else {
             None

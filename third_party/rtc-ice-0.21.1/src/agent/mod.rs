@@ -14,6 +14,7 @@ mod agent_test;
 /// Configuration for a new [`Agent`]: servers, timeouts and role.
 pub mod agent_config;
 mod agent_proto;
+mod keepalive_grid;
 /// Pair selection and nomination — which candidate pair becomes the selected one.
 pub mod agent_selector;
 /// Snapshot statistics for an agent's candidates and pairs.
@@ -581,6 +582,21 @@ impl Agent {
             && self.validate_non_stun_traffic(now, transport.peer_addr)
     }
 
+    /// When the agent's next tick is due (PATCH(ice-keepalive-grid): a connected agent's on
+    /// the shared grid, see `keepalive_grid`).
+    pub(crate) fn next_tick(&self) -> Instant {
+        let due = self.last_checking_time + self.get_timeout_interval();
+        let connected = matches!(
+            self.last_connection_state,
+            ConnectionState::Connected | ConnectionState::Disconnected
+        );
+        if connected && self.keepalive_interval != ZERO_DURATION {
+            keepalive_grid::align(due, self.keepalive_interval / 2)
+        } else {
+            due
+        }
+    }
+
     fn get_timeout_interval(&self) -> Duration {
         let (check_interval, keepalive_interval, disconnected_timeout, failed_timeout) = (
             self.check_interval,
@@ -588,7 +604,18 @@ impl Agent {
             self.disconnected_timeout,
             self.failed_timeout,
         );
-        let mut interval = DEFAULT_CHECK_INTERVAL;
+        // PATCH(ice-keepalive-tick): the interval started at the 200 ms check interval, so a
+        // connected agent woke every 200 ms whatever its keepalive; it ticks at half the
+        // keepalive, so a keepalive is never a whole tick late.
+        let connected = matches!(
+            self.last_connection_state,
+            ConnectionState::Connected | ConnectionState::Disconnected
+        );
+        let mut interval = if connected && keepalive_interval != ZERO_DURATION {
+            keepalive_interval / 2
+        } else {
+            DEFAULT_CHECK_INTERVAL
+        };
 
         let mut update_interval = |x: Duration| {
             if x != ZERO_DURATION && (interval == ZERO_DURATION || interval > x) {
@@ -977,7 +1004,10 @@ impl Agent {
         if let (Some(local_index), Some(remote_index), Some(pair_index)) =
             (local_index, remote_index, pair_index)
             && self.keepalive_interval != Duration::from_secs(0)
-            && now.saturating_duration_since(self.last_consent_sent) >= self.keepalive_interval
+            // PATCH(ice-keepalive-grid): ticks fall on the grid give or take a little, so
+            // "a keepalive interval since the last one" allows a quarter of it.
+            && now.saturating_duration_since(self.last_consent_sent)
+                >= self.keepalive_interval - self.keepalive_interval / 4
         {
             self.last_consent_sent = now;
             self.candidate_pairs[pair_index].on_consent_request_sent();
