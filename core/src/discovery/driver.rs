@@ -15,6 +15,7 @@ use crate::crypto::random_hex;
 use crate::identity::Identity;
 use crate::signaling::client::{ClaimResult, RegId, SignalingEvent};
 use crate::signaling::driver::SignalingHandle;
+use crate::signaling::protocol::{Message, MessageType};
 use crate::transport::{
     ConnectOptions, DataConnection, DataSender, Payload, Transport, TransportConfig, TransportError,
 };
@@ -267,6 +268,14 @@ impl Driver {
     }
 
     fn on_signaling(&mut self, ev: SignalingEvent) {
+        if let SignalingEvent::Message { reg, msg } = &ev
+            && self.by_reg.contains_key(reg)
+            && is_knock(msg)
+            && let Some(from) = msg.src.clone()
+        {
+            self.input(Input::Knock { from });
+            return;
+        }
         let SignalingEvent::Claim { reg, id, result } = ev else {
             return;
         };
@@ -471,6 +480,17 @@ impl Driver {
                         let _ = tx.send(Ev::ConnectResult(conn, result)).await;
                     });
                 }
+                Action::Knock { from, to } => {
+                    if let Some(reg) = self.regs.get(&from).filter(|r| r.open).map(|r| r.reg) {
+                        let signaling = self.setup.signaling.clone();
+                        let msg = Message::to(MessageType::Candidate, to, Some(knock_payload()));
+                        tokio::spawn(async move {
+                            if let Err(e) = signaling.send(reg, msg).await {
+                                tracing::debug!(error = %e, "could not knock");
+                            }
+                        });
+                    }
+                }
                 Action::Send { conn, bytes } => {
                     let full = self
                         .writers
@@ -513,4 +533,27 @@ impl Driver {
             t.shutdown().await;
         }
     }
+}
+
+/// Connection IDs of knocks ([`Action::Knock`]) start with this: a knock is a CANDIDATE frame
+/// (a type every PeerJS server relays) for a connection that does not exist, so a transport
+/// that is not looking for knocks ignores it like any late candidate.
+const KNOCK_PREFIX: &str = "knock_";
+
+fn knock_payload() -> serde_json::Value {
+    serde_json::json!({
+        "type": "data",
+        "connectionId": format!("{KNOCK_PREFIX}{}", random_hex(8)),
+        "candidate": {"candidate": "", "sdpMid": "0", "sdpMLineIndex": 0},
+    })
+}
+
+fn is_knock(msg: &Message) -> bool {
+    msg.kind == MessageType::Candidate
+        && msg
+            .payload
+            .as_ref()
+            .and_then(|p| p.get("connectionId"))
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|c| c.starts_with(KNOCK_PREFIX))
 }

@@ -441,6 +441,14 @@ impl Sim {
                     }
                     Some(t) => self.setup_link(e, conn, t, to),
                 },
+                Action::Knock { from, to } => {
+                    // A signaling frame: the server relays it to whoever holds `to`.
+                    if let Some(&t) = self.ids.get(&to)
+                        && self.phones[self.engines[t].phone].alive
+                    {
+                        self.schedule(sig * 2, Ev::Input(t, Input::Knock { from }));
+                    }
+                }
                 Action::Send { conn, bytes } => {
                     if let Some(&(t, tc)) = self.links.get(&(e, conn)) {
                         let ev = Ev::Input(t, Input::Data { conn: tc, bytes });

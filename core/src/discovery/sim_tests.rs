@@ -378,8 +378,17 @@ fn a_phone_that_cannot_connect_out_joins_through_the_reverse_slot() {
     converge(&mut sim, &engines, 5.0);
     let p = sim.add_phone();
     sim.block_outgoing(p);
-    engines.push(sim.join(p, NS, NsConfig::default(), None));
-    // Its connect to level 1 fails; it holds the `-p1` slot and the level-1 router probes it.
+    let newcomer = sim.join(p, NS, NsConfig::default(), None);
+    engines.push(newcomer);
+    // Its connect to level 1 fails; it holds the `-p1` slot and knocks, and the level-1 router
+    // probes the slot at once (its periodic probe is 20 s apart).
+    let took = sim
+        .run_until_true(secs(20.0), Duration::from_millis(50), |s| {
+            s.engine(newcomer).role() == RoleKind::Member(1)
+        })
+        .expect("the newcomer never joined level 1");
+    // The join timeout (2 s), then the slot: nowhere near the periodic probe.
+    assert!(took <= secs(5.0), "{took:?}");
     converge(&mut sim, &engines, 20.0);
     let router = sim.routers(&engines)[0];
     assert_eq!(sim.engine(router).role(), RoleKind::Router(1));

@@ -24,7 +24,8 @@ pub struct NsConfig {
     pub max_level: u8,
     /// A router above level 1 checks this often whether level 1 is free or alive.
     pub monitor_interval: Duration,
-    /// A level-1 router probes the reverse-connect slot this often.
+    /// A level-1 router probes the reverse-connect slot this often, and at once when the
+    /// slot's holder knocks (a PeerNS PWA holder does not knock; it waits 30 s).
     pub slot_probe: Duration,
     /// A node holds the reverse-connect slot at most this long.
     pub slot_wait: Duration,
@@ -57,7 +58,7 @@ impl Default for NsConfig {
             rank_spread: Duration::from_millis(2),
             max_level: 5,
             monitor_interval: Duration::from_secs(5),
-            slot_probe: Duration::from_secs(2),
+            slot_probe: Duration::from_secs(20),
             slot_wait: Duration::from_secs(6),
             record_max_age: Duration::from_secs(30 * 60),
             record_refresh: Duration::from_secs(10 * 60),

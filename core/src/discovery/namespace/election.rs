@@ -1,6 +1,7 @@
 //! Election and joining: claiming router levels, joining a router, failing over by rank when
 //! it goes, and what the signaling server says about our claims.
 
+use super::router::LOST_LEVEL_RETRY;
 use super::*;
 
 impl Namespace {
@@ -201,6 +202,11 @@ impl Namespace {
         if id == self.slot_id() {
             if self.slot_until.is_some() {
                 self.slot_claimed = true;
+                // The level-1 router probes the slot when knocked, not only periodically.
+                self.push(Action::Knock {
+                    from: id.to_owned(),
+                    to: self.router_id(1),
+                });
             } else {
                 self.push(Action::Release { id: id.to_owned() });
             }
@@ -288,11 +294,13 @@ impl Namespace {
         } else if let Role::Router { level } = self.role
             && self.level_of(id) == Some(level)
         {
-            // Our router ID is gone from the server: reclaim it (members keep their links).
+            // Our router ID is gone from the server: reclaim it (members keep their links),
+            // and let the monitor look again soon if someone else takes it meanwhile.
             self.lost_level = true;
             self.push(Action::Claim { id: id.to_owned() });
+            let soon = now + LOST_LEVEL_RETRY;
+            self.monitor_at = Some(self.monitor_at.map_or(soon, |t| t.min(soon)));
         }
-        let _ = now;
     }
 
     pub(super) fn on_connect_failed(&mut self, conn: ConnId, unavailable: bool, now: Instant) {

@@ -71,6 +71,11 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
+    /// A knock (see [`Action::Knock`]) from `from` arrived at one of our IDs.
+    Knock {
+        /// The knocker's PeerJS ID.
+        from: String,
+    },
 }
 
 /// What the engine asks the driver to do.
@@ -93,6 +98,15 @@ pub enum Action {
         /// Our registered ID to connect from.
         from: String,
         /// The remote ID.
+        to: String,
+    },
+    /// Tell the holder of `to`, through the signaling server, that we wait at our registration
+    /// `from` (the reverse slot): a level-1 router then probes the slot at once instead of at
+    /// its next periodic probe. No connection; the server relays it like any signaling frame.
+    Knock {
+        /// Our registered ID it comes from.
+        from: String,
+        /// The ID knocked at.
         to: String,
     },
     /// Send a message.

@@ -184,6 +184,8 @@ pub struct Namespace {
     /// The probe of a router level someone else holds (a lower level while we route higher,
     /// or our own level after our registration was lost): the connection and the level.
     probe: Option<(ConnId, u8)>,
+    /// When we last connected to the reverse slot (a level-1 router).
+    slot_probed: Option<Instant>,
     /// A router whose registration of its level was lost (a signaling server restart) and not
     /// claimed back yet.
     lost_level: bool,
@@ -258,6 +260,7 @@ impl Namespace {
             monitor_at: None,
             monitor_next: 1,
             probe: None,
+            slot_probed: None,
             lost_level: false,
             slot_conns: vec![],
             callback_from: None,
@@ -591,6 +594,7 @@ impl Namespace {
             } => self.on_incoming(conn, &local, remote, now),
             Input::Data { conn, bytes } => self.on_data(conn, &bytes, now),
             Input::Closed { conn } => self.on_closed(conn, now),
+            Input::Knock { from } => self.on_knock(&from, now),
         }
     }
 }

@@ -3,6 +3,12 @@
 
 use super::*;
 
+/// Least time between two probes of the reverse slot, however often someone knocks.
+const KNOCK_GAP: Duration = Duration::from_secs(1);
+/// While our level's registration is lost, the monitor looks this often (it probes whoever
+/// took the level, or claims it again).
+pub(super) const LOST_LEVEL_RETRY: Duration = Duration::from_secs(2);
+
 impl Namespace {
     pub(super) fn on_incoming(&mut self, conn: ConnId, local: &str, remote: String, now: Instant) {
         let router_here =
@@ -374,17 +380,38 @@ impl Namespace {
                 });
             }
         } else {
-            self.monitor_at = Some(now + self.cfg.slot_probe);
-            if self.disc_open && !self.members.values().any(|m| m.reverse) {
-                let conn = self.new_conn();
-                let m = MemberConn::new(self.slot_id(), true, &self.cfg, now);
-                self.members.insert(conn, m);
-                self.push(Action::Connect {
-                    conn,
-                    from: self.disc_id.clone(),
-                    to: self.slot_id(),
-                });
-            }
+            let next = if self.lost_level {
+                LOST_LEVEL_RETRY
+            } else {
+                self.cfg.slot_probe
+            };
+            self.monitor_at = Some(now + next);
+            self.probe_slot(now);
+        }
+    }
+
+    /// Someone waiting in the reverse slot knocked at our level-1 ID: probe the slot now
+    /// (a knock from anyone else, or to another role, is ignored).
+    pub(super) fn on_knock(&mut self, from: &str, now: Instant) {
+        if from == self.slot_id() && self.role == (Role::Router { level: 1 }) {
+            self.probe_slot(now);
+        }
+    }
+
+    /// Connects to the reverse slot, unless a probe is on its way or one went out less than
+    /// [`KNOCK_GAP`] ago (knocks cannot make us probe faster than that).
+    fn probe_slot(&mut self, now: Instant) {
+        let recent = self.slot_probed.is_some_and(|t| now < t + KNOCK_GAP);
+        if self.disc_open && !recent && !self.members.values().any(|m| m.reverse) {
+            self.slot_probed = Some(now);
+            let conn = self.new_conn();
+            let m = MemberConn::new(self.slot_id(), true, &self.cfg, now);
+            self.members.insert(conn, m);
+            self.push(Action::Connect {
+                conn,
+                from: self.disc_id.clone(),
+                to: self.slot_id(),
+            });
         }
     }
 }

@@ -61,22 +61,19 @@ fn check_in(rec: &SignedPresence) -> Vec<u8> {
     Msg::CheckIn(Box::new(rec.clone())).encode()
 }
 
-/// Runs the router's timers until it opens its probe of the reverse slot; returns that
-/// connection, already reported open.
-fn probe_slot(ns: &mut Namespace, mut now: Instant) -> (ConnId, Instant) {
-    for _ in 0..100 {
-        now += Duration::from_millis(100);
-        ns.handle_timeout(now);
-        let probe = ns.drain_actions().into_iter().find_map(|a| match a {
-            Action::Connect { conn, to, .. } if to == format!("{NS}-p1") => Some(conn),
-            _ => None,
-        });
-        if let Some(conn) = probe {
-            ns.handle(Input::Connected { conn }, now);
-            return (conn, now);
-        }
-    }
-    panic!("the router never probed the reverse slot");
+/// Knocks at the router from the reverse slot a second after `now` (knocks closer together
+/// than that start no probe); returns the probe it opens, already reported open.
+fn probe_slot(ns: &mut Namespace, now: Instant) -> (ConnId, Instant) {
+    let now = now + Duration::from_secs(1);
+    let slot = format!("{NS}-p1");
+    ns.handle(Input::Knock { from: slot.clone() }, now);
+    let probe = ns.drain_actions().into_iter().find_map(|a| match a {
+        Action::Connect { conn, to, .. } if to == slot => Some(conn),
+        _ => None,
+    });
+    let conn = probe.expect("the router did not probe the reverse slot");
+    ns.handle(Input::Connected { conn }, now);
+    (conn, now)
 }
 
 /// Review item 4: whoever holds the reverse slot used to be able to check in any record; a
@@ -521,4 +518,88 @@ fn without_a_reachable_server_the_election_parks_until_our_discovery_id_opens() 
     );
     ns.handle(Input::Claimed { id: level1 }, now);
     assert_eq!(ns.role(), RoleKind::Router(1));
+}
+
+#[test]
+fn a_knock_from_the_reverse_slot_makes_the_router_probe_it_at_once() {
+    let t0 = Instant::now();
+    let mut ns = router(t0);
+    let slot = format!("{NS}-p1");
+    let probes = |ns: &mut Namespace| {
+        ns.drain_actions()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Connect { conn, to, .. } if to == slot => Some(conn),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // A knock from any other ID is ignored.
+    let stranger = format!("{NS}-d-0123456789abcdef");
+    ns.handle(Input::Knock { from: stranger }, t0);
+    assert!(probes(&mut ns).is_empty());
+    // The slot's knock: a probe at once (the periodic one is 20 s away).
+    ns.handle(Input::Knock { from: slot.clone() }, t0);
+    let first = probes(&mut ns);
+    assert_eq!(first.len(), 1);
+    // Nobody is there after all; knocks within a second of that probe start none.
+    let t1 = t0 + Duration::from_millis(300);
+    ns.handle(
+        Input::ConnectFailed {
+            conn: first[0],
+            unavailable: true,
+        },
+        t1,
+    );
+    ns.handle(Input::Knock { from: slot.clone() }, t1);
+    assert!(probes(&mut ns).is_empty());
+    let t2 = t0 + Duration::from_millis(1100);
+    ns.handle(Input::Knock { from: slot.clone() }, t2);
+    assert_eq!(probes(&mut ns).len(), 1);
+}
+
+#[test]
+fn a_member_knocks_at_the_router_once_it_holds_the_reverse_slot() {
+    let t0 = Instant::now();
+    let mut ns = engine(2, t0);
+    ns.start(t0);
+    let disc = ns.disc_id().to_owned();
+    ns.handle(Input::Claimed { id: disc }, t0);
+    // Level 1 is taken; joining its router times out.
+    let mut now = t0;
+    ns.handle(
+        Input::ClaimFailed {
+            id: ns.router_id(1),
+            taken: true,
+        },
+        now,
+    );
+    let slot = format!("{NS}-p1");
+    let mut claimed_slot = false;
+    for _ in 0..100 {
+        now += Duration::from_millis(100);
+        ns.handle_timeout(now);
+        if ns
+            .drain_actions()
+            .iter()
+            .any(|a| matches!(a, Action::Claim { id } if *id == slot))
+        {
+            claimed_slot = true;
+            break;
+        }
+    }
+    assert!(claimed_slot, "the member never tried the reverse slot");
+    ns.handle(Input::Claimed { id: slot.clone() }, now);
+    let knocks: Vec<Action> = ns
+        .drain_actions()
+        .into_iter()
+        .filter(|a| matches!(a, Action::Knock { .. }))
+        .collect();
+    assert_eq!(
+        knocks,
+        vec![Action::Knock {
+            from: slot,
+            to: ns.router_id(1),
+        }]
+    );
 }
