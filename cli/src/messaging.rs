@@ -70,6 +70,10 @@ pub struct NodeArgs {
     /// Record each answered call to `DIR/CALL.mkv` (a browser's to `DIR/browser-ID-MS.mkv`).
     #[arg(long, value_name = "DIR")]
     record_dir: Option<PathBuf>,
+    /// Start as an app in the background (slower heartbeats, as a phone with its screen
+    /// off); SIGUSR2 switches between foreground and background.
+    #[arg(long)]
+    background: bool,
     /// Answer media calls from this browser PeerJS ID (repeatable). A browser has no
     /// authenticated session: its calls never ring and are not logged, and whoever registers
     /// that ID at the server can call. Off by default.
@@ -353,12 +357,26 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
     };
     tokio::pin!(sleep_until);
     let mut usage = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    // SIGUSR2: the app goes to the background, or back (as a phone's screen turns off and on).
+    let mut app_switch =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())?;
+    let mut active = !a.background;
+    if a.background {
+        node.set_app_active(false);
+    }
     let mut answered = vec![];
     let mut browser_offers = (!a.allow_browser_call.is_empty())
         .then(|| node.allow_browser_calls(a.allow_browser_call.clone()));
     loop {
         tokio::select! {
             _ = usage.recv() => println!("{}", crate::usage::usage_event()),
+            _ = app_switch.recv() => {
+                active = !active;
+                node.set_app_active(active);
+                if a.json {
+                    println!("{}", json!({"event": "app_active", "active": active}));
+                }
+            }
             Some(inc) = async {
                 match browser_offers.as_mut() {
                     Some(rx) => rx.recv().await,

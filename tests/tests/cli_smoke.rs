@@ -271,6 +271,8 @@ fn idle_bench_measures_a_separate_node_process() {
     for key in [
         "wakeups_per_s",
         "wakeups_offline_per_s",
+        "wakeups_background_per_s",
+        "cpu_background_pct",
         "cpu_pct",
         "rss_mb",
         "rss_per_conn_kb",

@@ -3,6 +3,8 @@
 //! of them (it routes it), idle; its thread
 //! wake-ups (context switches of all its threads, `getrusage`), CPU and resident memory come
 //! from its `usage` events (SIGUSR1). The contacts run in this process and are not measured.
+//! Last, every app goes to the background (SIGUSR2 for the measured node) and the window is
+//! measured again (`wakeups_background_per_s`): a phone at an event mostly has its screen off.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -40,12 +42,17 @@ struct Measured {
 }
 
 impl Measured {
-    async fn sample(&mut self) -> Result<Sample> {
+    fn signal(&self, sig: libc::c_int) -> Result<()> {
         let pid = self.child.id().ok_or("peerns node exited")?;
         // SAFETY: kill only sends a signal to our own child.
-        if unsafe { libc::kill(pid as i32, libc::SIGUSR1) } != 0 {
+        if unsafe { libc::kill(pid as i32, sig) } != 0 {
             return Err("cannot signal peerns node".into());
         }
+        Ok(())
+    }
+
+    async fn sample(&mut self) -> Result<Sample> {
+        self.signal(libc::SIGUSR1)?;
         let at = Instant::now();
         let v = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(line) = self.lines.next_line().await? {
@@ -201,6 +208,17 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     node.idle(Duration::from_secs_f64(seconds)).await;
     let last = node.sample().await?;
     let still = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
+    // The screens turn off: the measured node (SIGUSR2) and its contacts go to the
+    // background; after the new paces are announced, the same window again.
+    node.signal(libc::SIGUSR2)?;
+    for n in &nodes {
+        n.set_app_active(false);
+    }
+    node.idle(Duration::from_secs(6)).await;
+    let bg_first = node.sample().await?;
+    node.idle(Duration::from_secs_f64(seconds.min(10.0))).await;
+    let bg_last = node.sample().await?;
+    let (wakeups_bg, cpu_bg) = rates(&bg_first, &bg_last);
     let _ = node.child.kill().await;
     for n in &nodes {
         n.stop().await;
@@ -225,6 +243,7 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
                 "rss_alone_mb": alone.rss_kb as f64 / 1024.0, "rss_per_conn_kb": per_conn,
                 "wakeups_alone_per_s": wakeups_alone,
                 "wakeups_offline_per_s": wakeups_offline,
+                "wakeups_background_per_s": wakeups_bg, "cpu_background_pct": cpu_bg,
             })
         );
     } else {
@@ -233,6 +252,9 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
         );
         println!("  wake-ups/s   {wakeups:.1} ({wakeups_alone:.1} before the contacts linked)");
         println!("  offline      {wakeups_offline:.1} wake-ups/s (no signaling server answers)");
+        println!(
+            "  background   {wakeups_bg:.1} wake-ups/s, CPU {cpu_bg:.2} % (every app in the background)"
+        );
         println!("  CPU          {cpu:.2} %");
         println!(
             "  RSS          {rss_mb:.1} MB ({:.1} MB before the contacts linked)",

@@ -351,8 +351,9 @@ async fn follow_location(
 }
 
 impl Node {
-    /// The app moved to the foreground (`true`) or the background: namespaces beat every
-    /// 0.8 s or every 5 s and tell their peers, who wait accordingly.
+    /// The app moved to the foreground (`true`) or the background: namespaces (groups' too)
+    /// beat every 0.8 s or every 5 s and tell their peers, who wait accordingly; a group
+    /// member re-announces its state every 2 s or every 10 s.
     pub fn set_app_active(&self, active: bool) {
         self.inner
             .background
@@ -363,6 +364,8 @@ impl Node {
         for h in state.custom.values().chain(stadium).chain(local) {
             h.set_active(active);
         }
+        drop(state);
+        self.inner.groups_set_active(active);
     }
 
     /// Joins the namespace of everyone behind the same public IPv4 address (found with the

@@ -50,10 +50,15 @@ use crate::session::FEATURE_GROUPS;
 const CMD_QUEUE: usize = 4096;
 /// Most queued inputs handled before the batch is stored and sent.
 const BATCH: usize = 512;
-/// The router checks its links and dials members it sees but is not linked to this often.
+/// The router checks its links and dials members it sees but is not linked to this often
+/// (in the background: `TICK_BACKGROUND`).
 const TICK: Duration = Duration::from_millis(500);
-/// A member link that sent nothing for this long is stale (members say `Hello` every 2 s).
+const TICK_BACKGROUND: Duration = Duration::from_secs(2);
+/// A member link that sent nothing for this long is stale if the member is gone from the
+/// namespace too (members say `Hello` every 2 s, in the background every 10 s, and the
+/// namespace waits for each member's own heartbeat pace); present there, after `STALE_PRESENT`.
 const STALE: Duration = Duration::from_secs(6);
+const STALE_PRESENT: Duration = Duration::from_secs(30);
 
 /// What happened in a group, for the application.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +232,8 @@ enum Cmd {
     Call(CallCmd),
     /// The messages held (an open room's history lives only in its task).
     History(oneshot::Sender<Vec<GroupMessageView>>),
+    /// The app moved to the foreground (`true`) or the background.
+    Active(bool),
     Stop(oneshot::Sender<()>),
 }
 
@@ -284,6 +291,8 @@ struct Live {
     held: Vec<(String, Reply<GroupMessageView>)>,
     /// The router and log length last published in [`LiveGroups`] (file transfers read them).
     published: Option<(Option<Fingerprint>, usize)>,
+    /// A foreground/background change for the group's namespace, taken by the task's loop.
+    app_active: Option<bool>,
 }
 
 /// Most room sends held until we know our own seq in the room.
@@ -350,6 +359,10 @@ impl Live {
             Cmd::Call(c) => self.on_call_cmd(c),
             Cmd::History(reply) => {
                 let _ = reply.send(self.engine.history().ordered().iter().map(view).collect());
+            }
+            Cmd::Active(active) => {
+                self.engine.set_active(active, Instant::now());
+                self.app_active = Some(active);
             }
             Cmd::Stop(done) => return Some(done),
         }
@@ -542,7 +555,14 @@ impl Live {
         let stale: Vec<Fingerprint> = self
             .linked
             .iter()
-            .filter(|fp| self.heard.get(fp).is_none_or(|t| now - *t > STALE))
+            .filter(|fp| {
+                let limit = if self.ns_peers.contains_key(fp) {
+                    STALE_PRESENT
+                } else {
+                    STALE
+                };
+                self.heard.get(fp).is_none_or(|t| now - *t > limit)
+            })
             .copied()
             .collect();
         for fp in stale {
@@ -815,6 +835,11 @@ async fn run(
                 live.engine.handle_timeout(Instant::now());
                 live.on_call_timeout();
             }
+        }
+        if let Some(active) = live.app_active.take() {
+            ns.set_active(active);
+            tick = tokio::time::interval(if active { TICK } else { TICK_BACKGROUND });
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         live.release_held();
         live.flush().await;

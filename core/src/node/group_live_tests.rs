@@ -545,3 +545,42 @@ async fn texts_queued_without_waiting_keep_their_order_everywhere() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_in_the_background_stay_linked_and_keep_receiving() {
+    let server = server().await;
+    let (tmp, gid, nodes) = online_group(&server.url(), 3).await;
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    let router = nodes
+        .iter()
+        .find(|n| n.group_routing(&gid))
+        .expect("someone routes");
+    let router_fp = router.inner.fingerprint.to_hex();
+    let mut events: Vec<_> = nodes.iter().map(|n| n.subscribe()).collect();
+    // The screens turn off: members announce their state every 10 s, past the router's 6 s
+    // limit for a member gone from the namespace; they are still there, so it waits.
+    for n in &nodes {
+        n.set_app_active(false);
+    }
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    for (i, rx) in events.iter_mut().enumerate() {
+        while let Ok(ev) = rx.try_recv() {
+            if let NodeEvent::PeerDisconnected { fingerprint, .. } = &ev {
+                assert!(
+                    *fingerprint != router_fp && nodes[i].inner.fingerprint.to_hex() != router_fp,
+                    "node {i}: a link with the router closed in the background: {ev:?}"
+                );
+            }
+        }
+    }
+    send(router, &gid, "still here").await;
+    until(
+        20,
+        "every member holding the router's message",
+        async || all_hold(&dirs, &gid, 4).await,
+    )
+    .await;
+    for node in nodes {
+        node.stop().await;
+    }
+}

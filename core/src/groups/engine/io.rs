@@ -23,6 +23,10 @@ pub struct EngineConfig {
     /// A member re-announces its state (`Hello` + `Want`) this often, so a lost frame or a
     /// missed message is found within it.
     pub sync_interval: Duration,
+    /// The same while the app is in the background (see [`Engine::set_active`]).
+    ///
+    /// [`Engine::set_active`]: super::Engine::set_active
+    pub background_sync_interval: Duration,
     /// Unacknowledged own messages are sent again after this without an acknowledgement.
     pub resend_after: Duration,
     /// Messages (and proposals) per second one member may publish at the router; burst twice
@@ -42,6 +46,7 @@ impl Default for EngineConfig {
             max_probation: 16,
             max_proposals: 64,
             sync_interval: Duration::from_secs(2),
+            background_sync_interval: Duration::from_secs(10),
             resend_after: Duration::from_secs(1),
             member_rate: 500,
             send_window: 256,

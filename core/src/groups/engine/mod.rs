@@ -25,6 +25,8 @@ use crate::identity::{Fingerprint, Identity};
 #[cfg(test)]
 mod batch_tests;
 mod io;
+#[cfg(test)]
+mod pace_tests;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -125,6 +127,8 @@ pub struct Engine<H: History> {
     /// A whole log being received from a peer after a fork: (peer, entries so far).
     candidate: Option<(Fingerprint, Vec<SignedEntry>)>,
     sync_at: Option<Instant>,
+    /// How often a member re-announces its state now (foreground or background).
+    sync_every: Duration,
     resend_at: Option<Instant>,
     departed: bool,
     actions: Vec<GroupAction>,
@@ -135,6 +139,7 @@ impl<H: History> Engine<H> {
     /// An engine for `log`'s group with the messages already in `history`.
     pub fn new(cfg: EngineConfig, identity: Arc<Identity>, log: Log, history: H) -> Self {
         let pace = (f64::from(cfg.member_rate), None);
+        let sync_every = cfg.sync_interval;
         let me = identity.fingerprint();
         let mut vv = VersionVector::default();
         let mut lamports = BTreeMap::new();
@@ -168,6 +173,7 @@ impl<H: History> Engine<H> {
             proposals: vec![],
             candidate: None,
             sync_at: None,
+            sync_every,
             resend_at: None,
             departed: false,
             actions: vec![],
@@ -567,6 +573,19 @@ impl<H: History> Engine<H> {
         }
     }
 
+    /// The app moved to the foreground (`true`) or the background: a member re-announces its
+    /// state every [`EngineConfig::sync_interval`] or [`EngineConfig::background_sync_interval`].
+    pub fn set_active(&mut self, active: bool, now: Instant) {
+        self.sync_every = if active {
+            self.cfg.sync_interval
+        } else {
+            self.cfg.background_sync_interval
+        };
+        if let Some(t) = self.sync_at {
+            self.sync_at = Some(t.min(now + self.sync_every));
+        }
+    }
+
     /// Runs timers: a member re-announces its state and resends its outbox.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.sync_at.is_some_and(|t| t <= now) {
@@ -577,7 +596,7 @@ impl<H: History> Engine<H> {
                 if link.verified {
                     self.want(link.fp);
                 }
-                self.sync_at = Some(now + self.cfg.sync_interval);
+                self.sync_at = Some(now + self.sync_every);
             }
         }
         if self.resend_at.is_some_and(|t| t <= now) {
@@ -675,7 +694,7 @@ impl<H: History> Engine<H> {
         self.wanting.clear();
         let hello = self.hello();
         self.send(router, hello);
-        self.sync_at = Some(now + self.cfg.sync_interval);
+        self.sync_at = Some(now + self.sync_every);
     }
 
     fn on_became_router(&mut self) {

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -65,11 +66,13 @@ impl Inner {
     /// runs already). `room`: an open room, nothing stored.
     pub(super) fn spawn_live(
         this: &Arc<Inner>,
-        engine: Engine<MemHistory>,
+        mut engine: Engine<MemHistory>,
         prefix: String,
         room: bool,
     ) -> Result<(), NodeError> {
         let gid = engine.group();
+        let background = this.background.load(std::sync::atomic::Ordering::Relaxed);
+        engine.set_active(!background, Instant::now());
         let members = if room {
             BTreeSet::from([this.fingerprint])
         } else {
@@ -102,6 +105,8 @@ impl Inner {
             room,
             held: vec![],
             published: None,
+            // The loop paces the namespace and its tick by it from the start.
+            app_active: Some(!background),
         };
         {
             let mut groups = lock(&this.groups);
@@ -158,6 +163,14 @@ impl Inner {
                 }
             }
             None => tracing::debug!(peer = %link.peer, "a frame for a group we do not run"),
+        }
+    }
+
+    /// The app moved to the foreground (`true`) or the background: every group's namespace
+    /// and engine pace themselves accordingly.
+    pub(in crate::node) fn groups_set_active(&self, active: bool) {
+        for tx in lock(&self.groups).running.values() {
+            let _ = tx.try_send(Cmd::Active(active));
         }
     }
 
