@@ -49,10 +49,14 @@ pub use platform::{
     Notifier, PeernsNotification,
 };
 
-/// The runtime every core task runs on.
+/// The runtime every core task runs on. One worker: an idle phone woke about a third less
+/// often than with two (the workers hand events to each other; docs/BENCHMARKS.md "Idle"), and
+/// the platform encodes and decodes media, so what is left for the core (RTP, forwarding a
+/// group call's packets) fits one. Multi-thread flavour still, so short blocking work runs in
+/// place (`block_in_place`) and the blocking pool takes the rest.
 pub(crate) static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("peerns")
         .enable_all()
         .build()
