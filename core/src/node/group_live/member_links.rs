@@ -1,0 +1,99 @@
+//! A router's links to the group's members: dialling members it sees in the namespace, and
+//! closing links that went quiet.
+
+use std::time::{Duration, Instant};
+
+use super::{Cmd, Live};
+use crate::groups::GroupInput;
+use crate::identity::Fingerprint;
+use crate::node::Inner;
+use crate::session::FEATURE_GROUPS;
+
+/// The router checks its links and dials members it sees but is not linked to this often
+/// (in the background: `TICK_BACKGROUND`).
+pub(super) const TICK: Duration = Duration::from_millis(500);
+pub(super) const TICK_BACKGROUND: Duration = Duration::from_secs(2);
+/// A member link that sent nothing for this long is stale if the member is gone from the
+/// namespace too (members say `Hello` every 2 s, in the background every 10 s, and the
+/// namespace waits for each member's own heartbeat pace); present there, after `STALE_PRESENT`.
+const STALE: Duration = Duration::from_secs(6);
+const STALE_PRESENT: Duration = Duration::from_secs(30);
+
+impl Live {
+    /// Router side: a member's link went quiet; tell the engine and close it so the next
+    /// tick dials afresh (a killed process leaves its link open for a while).
+    pub(super) fn forget(&mut self, peer: Fingerprint) {
+        if self.linked.remove(&peer) {
+            self.input(GroupInput::PeerDown { peer });
+        }
+        self.heard.remove(&peer);
+        if let Some(inner) = self.inner.upgrade()
+            && let Some(link) = inner.link(&peer)
+        {
+            tokio::spawn(async move { link.close().await });
+        }
+    }
+
+    pub(super) fn on_tick(&mut self) {
+        if !self.engine.is_router() {
+            return;
+        }
+        let now = Instant::now();
+        let stale: Vec<Fingerprint> = self
+            .linked
+            .iter()
+            .filter(|fp| {
+                let limit = if self.ns_peers.contains_key(fp) {
+                    STALE_PRESENT
+                } else {
+                    STALE
+                };
+                self.heard.get(fp).is_none_or(|t| now - *t > limit)
+            })
+            .copied()
+            .collect();
+        for fp in stale {
+            tracing::debug!(group = %self.gid, peer = %fp, "stale group link");
+            self.forget(fp);
+        }
+        self.dial_members();
+    }
+
+    /// Router side: dials every current member seen in the namespace that is not linked.
+    pub(super) fn dial_members(&mut self) {
+        if !self.engine.is_router() {
+            return;
+        }
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let state = self.engine.log().state();
+        let todo: Vec<(Fingerprint, String)> = self
+            .ns_peers
+            .iter()
+            .filter(|(fp, _)| {
+                state.is_member(fp) && !self.linked.contains(fp) && !self.dialing.contains(fp)
+            })
+            .map(|(fp, id)| (*fp, id.clone()))
+            .collect();
+        for (fp, id) in todo {
+            self.dialing.insert(fp);
+            let (dialer, tx) = (inner.clone(), self.tx.clone());
+            let task = tokio::spawn(async move {
+                let ok = match Inner::dial(&dialer, &id).await {
+                    Ok(link) if link.fp == fp && link.features & FEATURE_GROUPS != 0 => true,
+                    Ok(link) => {
+                        tracing::info!(peer = %id, proven = %link.fp, "not the group member we dialed");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %id, error = %e, "could not dial a group member");
+                        false
+                    }
+                };
+                let _ = tx.send(Cmd::Dialed(fp, ok)).await;
+            });
+            inner.track([task.abort_handle()]);
+        }
+    }
+}
