@@ -171,7 +171,6 @@ impl Inner {
             }
             return;
         }
-        tracing::debug!(peer = %link.peer, cid = %link.cid, ?frame, "call frame");
         let input = Input::Frame {
             from: link.fp,
             frame,
@@ -334,7 +333,6 @@ impl Node {
             return Err(Refused::Busy.into());
         }
         let link = Inner::dial_contact(&self.inner, &fp).await?;
-        tracing::debug!(peer = %link.peer, cid = %link.cid, "calling");
         if link.features & FEATURE_CALLS == 0 {
             return Err(NodeError::NotAllowed(
                 "the contact's app does not support calls".into(),

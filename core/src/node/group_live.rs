@@ -45,7 +45,7 @@ use crate::groups::{
     MemHistory,
 };
 use crate::identity::Fingerprint;
-use member_links::{TICK, TICK_BACKGROUND};
+use member_links::link_check_tick;
 
 /// Commands queued for one group's task.
 const CMD_QUEUE: usize = 4096;
@@ -721,8 +721,7 @@ async fn run(
     ns: NamespaceHandle,
     mut ns_events: mpsc::UnboundedReceiver<NsEvent>,
 ) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = link_check_tick(true);
     let done = loop {
         let timer = [live.engine.poll_timeout(), live.call_timeout()]
             .into_iter()
@@ -753,8 +752,7 @@ async fn run(
         }
         if let Some(active) = live.app_active.take() {
             ns.set_active(active);
-            tick = tokio::time::interval(if active { TICK } else { TICK_BACKGROUND });
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick = link_check_tick(active);
         }
         live.release_held();
         live.flush().await;

@@ -523,17 +523,16 @@ impl Task {
                     let Some(e) = self.entries.get_mut(&cid) else {
                         continue;
                     };
-                    inherited_reply = inherited_reply.or(e.reply.take());
                     // An unanswered offer of ours stays open without a caller: a live peer
                     // ignores it (its own offer wins), but if the offer we take was left at
                     // the server by a stopped instance, the live one answers ours, and it
                     // opens as an incoming connection. It ends at its connect timeout.
-                    if e.remote_set
-                        && let Some(mut e) = self.entries.remove(&cid)
-                        && let Some(pc) = e.pc.take()
-                    {
-                        let _ = pc.close().await;
-                    }
+                    let reply = if e.remote_set {
+                        self.abandon(&cid).await
+                    } else {
+                        e.reply.take()
+                    };
+                    inherited_reply = inherited_reply.or(reply);
                 }
             }
         }
@@ -604,15 +603,20 @@ impl Task {
         let mut reply = None;
         for cid in stale {
             tracing::debug!(%peer, %cid, "offer of a stopped instance superseded");
-            self.admission.release(&cid);
-            if let Some(mut e) = self.entries.remove(&cid) {
-                reply = reply.or(e.reply.take());
-                if let Some(pc) = e.pc.take() {
-                    let _ = pc.close().await;
-                }
-            }
+            reply = reply.or(self.abandon(&cid).await);
         }
         reply
+    }
+
+    /// Drops connection `cid` before it opened, closing its peer connection, and returns its
+    /// caller for the connection that replaces it (unlike [`Self::fail`], which answers it).
+    async fn abandon(&mut self, cid: &str) -> Option<Reply> {
+        self.admission.release(cid);
+        let mut e = self.entries.remove(cid)?;
+        if let Some(pc) = e.pc.take() {
+            let _ = pc.close().await;
+        }
+        e.reply.take()
     }
 
     async fn answer(&mut self, peer: &str, answer: AnswerPayload) -> Result<(), TransportError> {

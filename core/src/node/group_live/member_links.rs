@@ -11,13 +11,20 @@ use crate::session::FEATURE_GROUPS;
 
 /// The router checks its links and dials members it sees but is not linked to this often
 /// (in the background: `TICK_BACKGROUND`).
-pub(super) const TICK: Duration = Duration::from_millis(500);
-pub(super) const TICK_BACKGROUND: Duration = Duration::from_secs(2);
+const TICK: Duration = Duration::from_millis(500);
+const TICK_BACKGROUND: Duration = Duration::from_secs(2);
 /// A member link that sent nothing for this long is stale if the member is gone from the
 /// namespace too (members say `Hello` every 2 s, in the background every 10 s, and the
 /// namespace waits for each member's own heartbeat pace); present there, after `STALE_PRESENT`.
 const STALE: Duration = Duration::from_secs(6);
 const STALE_PRESENT: Duration = Duration::from_secs(30);
+
+/// The timer of a routing task's link check, in the foreground (`active`) or the background.
+pub(super) fn link_check_tick(active: bool) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(if active { TICK } else { TICK_BACKGROUND });
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
 
 impl Live {
     /// Router side: a member's link went quiet; tell the engine and close it so the next

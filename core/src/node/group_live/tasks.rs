@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,13 +65,11 @@ impl Inner {
     /// runs already). `room`: an open room, nothing stored.
     pub(super) fn spawn_live(
         this: &Arc<Inner>,
-        mut engine: Engine<MemHistory>,
+        engine: Engine<MemHistory>,
         prefix: String,
         room: bool,
     ) -> Result<(), NodeError> {
         let gid = engine.group();
-        let background = this.background.load(std::sync::atomic::Ordering::Relaxed);
-        engine.set_active(!background, Instant::now());
         let members = if room {
             BTreeSet::from([this.fingerprint])
         } else {
@@ -86,7 +83,7 @@ impl Inner {
         let (ns, ns_events) =
             NamespaceHandle::spawn(setup).map_err(|e| NodeError::Signaling(e.to_string()))?;
         let (tx, rx) = mpsc::channel(CMD_QUEUE);
-        let live = Live {
+        let mut live = Live {
             inner: Arc::downgrade(this),
             gid,
             me: this.fingerprint,
@@ -105,9 +102,11 @@ impl Inner {
             room,
             held: vec![],
             published: None,
-            // The loop paces the namespace and its tick by it from the start.
-            app_active: Some(!background),
+            app_active: None,
         };
+        // Paced for the foreground or the background from the start, as a change later.
+        let background = this.background.load(std::sync::atomic::Ordering::Relaxed);
+        live.on_cmd(Cmd::Active(!background));
         {
             let mut groups = lock(&this.groups);
             if groups.subscribers.is_none() || groups.running.contains_key(&gid) {
