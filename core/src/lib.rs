@@ -20,6 +20,7 @@ pub mod signaling;
 pub mod store;
 pub mod text;
 pub mod transport;
+pub mod wake_grid;
 
 /// Version of the core library.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -13,6 +13,7 @@ use rand::{SeedableRng, rngs::SmallRng};
 use super::backoff::{Backoff, Debounce};
 use super::limiter::{LimiterConfig, RegistrationLimiter};
 use super::protocol::{Message, MessageType, PEERJS_VERSION, is_throttle_error};
+use crate::wake_grid::WallClock;
 
 /// A signaling server address: `{ws|wss}://HOST:PORT{path}` plus the API key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -127,6 +128,9 @@ pub struct SignalingConfig {
     pub limiter: LimiterConfig,
     /// Seed for backoff jitter (tests use fixed seeds; the driver draws one at random).
     pub seed: u64,
+    /// Puts heartbeats on the wall-clock grid ([`crate::wake_grid`]), where the node's other
+    /// periodic work wakes too; the driver sets the system clock when none is given.
+    pub wall_clock: Option<WallClock>,
 }
 
 impl SignalingConfig {
@@ -141,6 +145,7 @@ impl SignalingConfig {
             debounce: Duration::from_millis(300),
             limiter: LimiterConfig::default(),
             seed: 0,
+            wall_clock: None,
         }
     }
 }
@@ -581,7 +586,7 @@ impl Signaling {
                     next_heartbeat,
                 } if beat_by.is_some_and(|by| next_heartbeat <= by) => {
                     self.transmit(conn, &Message::new(MessageType::Heartbeat));
-                    let hb = now + self.config.heartbeat;
+                    let hb = self.next_heartbeat(now);
                     self.regs.get_mut(&reg).unwrap().phase = Phase::Open {
                         conn,
                         next_heartbeat: hb,
@@ -672,11 +677,20 @@ impl Signaling {
             .push_back(Output::Event(SignalingEvent::Claim { reg, id, result }));
     }
 
+    /// When a registration that beats (or opened) at `now` beats next.
+    fn next_heartbeat(&self, now: Instant) -> Instant {
+        match self.config.wall_clock {
+            Some(clock) => clock.next_after(now, self.config.heartbeat),
+            None => now + self.config.heartbeat,
+        }
+    }
+
     fn opened(&mut self, now: Instant, reg: RegId, conn: ConnId) {
+        let next_heartbeat = self.next_heartbeat(now);
         let r = self.regs.get_mut(&reg).unwrap();
         r.phase = Phase::Open {
             conn,
-            next_heartbeat: now + self.config.heartbeat,
+            next_heartbeat,
         };
         r.failures = 0;
         let first = !std::mem::replace(&mut r.claimed_once, true);

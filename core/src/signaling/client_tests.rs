@@ -537,3 +537,38 @@ fn heartbeats_of_several_registrations_share_one_wake_up() {
         }
     }
 }
+
+#[test]
+fn with_a_wall_clock_heartbeats_fall_on_its_grid() {
+    let mut c = config();
+    let t0 = Instant::now();
+    // 1_700_000_001_234 ms after the epoch: 1.234 s past a point of the 5 s grid.
+    let clock = WallClock::new(t0, 1_700_000_001_234);
+    c.wall_clock = Some(clock);
+    let mut sim = Sim::new(c);
+    sim.now = t0;
+    open(&mut sim, 1);
+    sim.advance(Duration::from_millis(1_900));
+    open(&mut sim, 2);
+    let mut at = vec![];
+    let end = sim.now + Duration::from_secs(30);
+    while let Some(t) = sim.sig.poll_timeout().filter(|t| *t <= end) {
+        sim.now = sim.now.max(t);
+        sim.sig.handle_timeout(sim.now);
+        let beats = sim
+            .drain()
+            .into_iter()
+            .filter(
+                |o| matches!(o, Output::Transmit { text, .. } if text == r#"{"type":"HEARTBEAT"}"#),
+            )
+            .count();
+        if beats > 0 {
+            at.push((clock.unix_ms(sim.now), beats));
+        }
+    }
+    // Every beat on a point of the 5 s grid; the second registration's first beat waits for
+    // the point after the one it opened too late for, and from then on both share each.
+    assert!(at.len() >= 5, "{at:?}");
+    assert!(at.iter().all(|(t, _)| t % 5_000 == 0), "{at:?}");
+    assert!(at.iter().skip(1).all(|(_, n)| *n == 2), "{at:?}");
+}

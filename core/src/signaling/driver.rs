@@ -95,6 +95,9 @@ impl SignalingHandle {
         if config.seed == 0 {
             config.seed = u64::from_le_bytes(crate::crypto::random_bytes::<8>());
         }
+        config
+            .wall_clock
+            .get_or_insert_with(crate::wake_grid::WallClock::system);
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         tokio::spawn(run(Signaling::new(config), cmd_rx));
         Self {

@@ -27,6 +27,8 @@ pub struct NsConfig {
     /// A level-1 router probes the reverse-connect slot this often, and at once when the
     /// slot's holder knocks (a PeerNS PWA holder does not knock; it waits 30 s).
     pub slot_probe: Duration,
+    /// The same while the app is in the background (a holder that knocks is probed at once).
+    pub background_slot_probe: Duration,
     /// A node holds the reverse-connect slot at most this long.
     pub slot_wait: Duration,
     /// Records older than this are dropped.
@@ -59,6 +61,7 @@ impl Default for NsConfig {
             max_level: 5,
             monitor_interval: Duration::from_secs(5),
             slot_probe: Duration::from_secs(20),
+            background_slot_probe: Duration::from_secs(60),
             slot_wait: Duration::from_secs(6),
             record_max_age: Duration::from_secs(30 * 60),
             record_refresh: Duration::from_secs(10 * 60),

@@ -119,13 +119,7 @@ impl Namespace {
         if let Some(rec) = self.my_record.clone() {
             self.peers.insert(self.me, Entry::new(0, rec));
         }
-        self.monitor_at = Some(
-            now + if level > 1 {
-                self.cfg.monitor_interval
-            } else {
-                self.cfg.slot_probe
-            },
-        );
+        self.monitor_at = Some(self.next_monitor(now, level));
     }
 
     pub(super) fn become_member(&mut self, level: u8, conn: ConnId, now: Instant) {
@@ -228,14 +222,10 @@ impl Namespace {
                 self.role = Role::Router { level };
                 self.event(NsEvent::Role(RoleKind::Router(level)));
                 self.monitor_next = 1;
-                self.monitor_at = Some(
-                    now + if level == 1 {
-                        self.release_slot();
-                        self.cfg.slot_probe
-                    } else {
-                        self.cfg.monitor_interval
-                    },
-                );
+                if level == 1 {
+                    self.release_slot();
+                }
+                self.monitor_at = Some(self.next_monitor(now, level));
             }
             _ => self.push(Action::Release { id: id.to_owned() }),
         }

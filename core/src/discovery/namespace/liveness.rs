@@ -66,7 +66,9 @@ impl Namespace {
     }
 
     pub(super) fn beat(&mut self, now: Instant) {
-        self.next_beat = now + self.pace;
+        // On the grid: every namespace of the node (and the keepalives of its connections,
+        // in the background) beats in the same wake-up.
+        self.next_beat = self.clock.next_after(now, self.pace);
         let beat = Msg::Beat.encode();
         let hb = self.pace;
         // Members: beat to the router when nothing else went out.

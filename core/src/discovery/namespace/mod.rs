@@ -18,6 +18,7 @@ use rand::{Rng, SeedableRng};
 use super::msg::{MAX_MESSAGE_BYTES, MAX_RECORDS_PER_MESSAGE, Msg, Ranked};
 use super::presence::{GeoStamp, Presence, SignedPresence, VerifyCache};
 use crate::identity::{Fingerprint, Identity};
+use crate::wake_grid::WallClock;
 
 mod config;
 mod election;
@@ -139,8 +140,8 @@ pub struct Namespace {
     note: Vec<u8>,
     cache: Arc<VerifyCache>,
     rng: SmallRng,
-    epoch: Instant,
-    epoch_unix_ms: u64,
+    /// The wall clock, for record times and the heartbeat grid ([`crate::wake_grid`]).
+    clock: WallClock,
 
     disc_id: String,
     disc_open: bool,
@@ -235,8 +236,7 @@ impl Namespace {
             note: Vec::new(),
             cache,
             rng,
-            epoch: now,
-            epoch_unix_ms: unix_ms,
+            clock: WallClock::new(now, unix_ms),
             disc_id,
             disc_open: false,
             my_record: None,
@@ -382,7 +382,7 @@ impl Namespace {
     }
 
     fn unix_ms(&self, now: Instant) -> u64 {
-        self.epoch_unix_ms + ms(now.saturating_duration_since(self.epoch))
+        self.clock.unix_ms(now)
     }
 
     /// Starts: registers the discovery ID and tries to become the level-1 router.
@@ -391,7 +391,7 @@ impl Namespace {
             id: self.disc_id.clone(),
         });
         self.sign_record(now);
-        self.next_beat = now + self.pace;
+        self.next_beat = self.clock.next_after(now, self.pace);
         self.elect(1, now);
     }
 
@@ -429,7 +429,11 @@ impl Namespace {
             return;
         }
         self.pace = pace;
-        self.next_beat = self.next_beat.min(now + pace);
+        self.next_beat = self.next_beat.min(self.clock.next_after(now, pace));
+        if let (Role::Router { level }, Some(at)) = (&self.role, self.monitor_at) {
+            // Back in the foreground, the reverse slot is probed at the foreground pace again.
+            self.monitor_at = Some(at.min(self.next_monitor(now, *level)));
+        }
         self.announce_pace(now);
     }
 

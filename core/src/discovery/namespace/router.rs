@@ -371,7 +371,7 @@ impl Namespace {
             });
         }
         if level > 1 {
-            self.monitor_at = Some(now + self.cfg.monitor_interval);
+            self.monitor_at = Some(self.next_monitor(now, level));
             if self.probe.is_none() {
                 let lower = self.monitor_next.clamp(1, level - 1);
                 self.monitor_next = if lower + 1 < level { lower + 1 } else { 1 };
@@ -380,14 +380,25 @@ impl Namespace {
                 });
             }
         } else {
-            let next = if self.lost_level {
-                LOST_LEVEL_RETRY
-            } else {
-                self.cfg.slot_probe
-            };
-            self.monitor_at = Some(now + next);
+            self.monitor_at = Some(self.next_monitor(now, level));
             self.probe_slot(now);
         }
+    }
+
+    /// When a router of `level` looks next: above level 1 at the levels below it, at level 1
+    /// into the reverse slot (less often in the background; while our level's registration
+    /// is lost, soon). On the wall-clock grid, with the heartbeats.
+    pub(super) fn next_monitor(&self, now: Instant, level: u8) -> Instant {
+        let every = if level > 1 {
+            self.cfg.monitor_interval
+        } else if self.lost_level {
+            LOST_LEVEL_RETRY
+        } else if self.pace == self.cfg.heartbeat {
+            self.cfg.slot_probe
+        } else {
+            self.cfg.background_slot_probe
+        };
+        self.clock.next_after(now, every)
     }
 
     /// Someone waiting in the reverse slot knocked at our level-1 ID: probe the slot now

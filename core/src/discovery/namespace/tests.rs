@@ -603,3 +603,106 @@ fn a_member_knocks_at_the_router_once_it_holds_the_reverse_slot() {
         }]
     );
 }
+
+/// Every action of `ns` at each `step_ms` step from `from` for `secs`, with its wall-clock
+/// time; a probe of the reverse slot finds nobody there.
+fn run_for(
+    ns: &mut Namespace,
+    (from, unix_from): (Instant, u64),
+    secs: u64,
+    step_ms: u64,
+) -> Vec<(u64, Action)> {
+    let slot = format!("{NS}-p1");
+    let mut seen = vec![];
+    for i in 1..=secs * 1000 / step_ms {
+        let now = from + Duration::from_millis(step_ms * i);
+        ns.handle_timeout(now);
+        for a in ns.drain_actions() {
+            if let Action::Connect { conn, to, .. } = &a
+                && *to == slot
+            {
+                ns.handle(
+                    Input::ConnectFailed {
+                        conn: *conn,
+                        unavailable: true,
+                    },
+                    now,
+                );
+            }
+            seen.push((unix_from + step_ms * i, a));
+        }
+    }
+    seen
+}
+
+#[test]
+fn heartbeats_fall_on_the_wall_clock_grid() {
+    let t0 = Instant::now();
+    // Joined 130 ms after a point of the 0.8 s grid (EPOCH_MS is one).
+    let t0 = t0 + Duration::from_millis(130);
+    let (mut ns, conn) = member(t0 - Duration::from_millis(130), 10);
+    let welcome = Msg::Welcome {
+        level: 1,
+        records: page(1, 0),
+        last: true,
+    };
+    ns.handle(
+        Input::Data {
+            conn,
+            bytes: welcome.encode(),
+        },
+        t0,
+    );
+    assert_eq!(ns.role(), RoleKind::Member(1));
+    ns.drain_actions();
+    let unix0 = EPOCH_MS + 130;
+    // The router beats too, every 0.8 s, so we keep it.
+    let mut beats = vec![];
+    for second in 0..10u64 {
+        let from = t0 + Duration::from_secs(second);
+        // Timers run late by up to 7 ms: the beats stay on the grid all the same.
+        for (at, a) in run_for(&mut ns, (from, unix0 + second * 1000), 1, 7) {
+            if let Action::Send { conn: c, bytes } = a
+                && c == conn
+                && bytes == Msg::Beat.encode()
+            {
+                beats.push(at);
+            }
+        }
+        let heard = Input::Data {
+            conn,
+            bytes: Msg::Beat.encode(),
+        };
+        ns.handle(heard, from + Duration::from_secs(1));
+    }
+    assert_eq!(ns.role(), RoleKind::Member(1));
+    assert!(beats.len() >= 11, "{beats:?}");
+    assert!(beats.iter().all(|t| t % 800 < 7), "{beats:?}");
+}
+
+#[test]
+fn in_the_background_a_router_probes_the_reverse_slot_less_often_and_on_the_grid() {
+    let t0 = Instant::now();
+    let mut ns = router(t0);
+    let slot = format!("{NS}-p1");
+    let probes = |seen: Vec<(u64, Action)>| -> Vec<u64> {
+        seen.into_iter()
+            .filter(|(_, a)| matches!(a, Action::Connect { to, .. } if *to == slot))
+            .map(|(at, _)| at)
+            .collect()
+    };
+    let fg = probes(run_for(&mut ns, (t0, EPOCH_MS), 120, 10));
+    assert_eq!(fg.len(), 6, "{fg:?}");
+    assert!(fg.iter().all(|t| t % 20_000 == 0), "{fg:?}");
+    let t1 = t0 + Duration::from_secs(120);
+    ns.set_active(false, t1);
+    let bg = probes(run_for(&mut ns, (t1, EPOCH_MS + 120_000), 180, 10));
+    // The probe already due, then one a minute.
+    assert!(bg.len() == 3 || bg.len() == 4, "{bg:?}");
+    assert!(bg.iter().skip(1).all(|t| t % 60_000 == 0), "{bg:?}");
+    // Back in the foreground: within 20 s again.
+    let t2 = t1 + Duration::from_secs(180);
+    ns.set_active(true, t2);
+    let again = probes(run_for(&mut ns, (t2, EPOCH_MS + 300_000), 20, 10));
+    assert_eq!(again.len(), 1, "{again:?}");
+}

@@ -21,9 +21,13 @@ pub struct EngineConfig {
     /// Most own log entries waiting to be appended by the router.
     pub max_proposals: usize,
     /// A member re-announces its state (`Hello` + `Want`) this often, so a lost frame or a
-    /// missed message is found within it.
+    /// missed message is found within it. 2.4 s by default: three namespace heartbeats, so on
+    /// the wall-clock grid ([`Engine::with_wall_clock`]) it leaves with one of them.
+    ///
+    /// [`Engine::with_wall_clock`]: super::Engine::with_wall_clock
     pub sync_interval: Duration,
-    /// The same while the app is in the background (see [`Engine::set_active`]).
+    /// The same while the app is in the background (see [`Engine::set_active`]); 10 s, two
+    /// background heartbeats.
     ///
     /// [`Engine::set_active`]: super::Engine::set_active
     pub background_sync_interval: Duration,
@@ -45,7 +49,7 @@ impl Default for EngineConfig {
             max_outbox: 10_000,
             max_probation: 16,
             max_proposals: 64,
-            sync_interval: Duration::from_secs(2),
+            sync_interval: Duration::from_millis(2_400),
             background_sync_interval: Duration::from_secs(10),
             resend_after: Duration::from_secs(1),
             member_rate: 500,

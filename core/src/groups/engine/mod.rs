@@ -21,6 +21,7 @@ use super::message::{Body, GroupMessage, MAX_LAMPORT, SignedMessage};
 use super::wire::{GroupFrame, MAX_PAGE_BYTES, MAX_PAGE_MSGS, RefuseCode};
 use crate::crypto::SigKey;
 use crate::identity::{Fingerprint, Identity};
+use crate::wake_grid::WallClock;
 
 #[cfg(test)]
 mod batch_tests;
@@ -129,6 +130,8 @@ pub struct Engine<H: History> {
     sync_at: Option<Instant>,
     /// How often a member re-announces its state now (foreground or background).
     sync_every: Duration,
+    /// Puts `sync_at` on the wall-clock grid, if set.
+    clock: Option<WallClock>,
     resend_at: Option<Instant>,
     departed: bool,
     actions: Vec<GroupAction>,
@@ -174,10 +177,27 @@ impl<H: History> Engine<H> {
             candidate: None,
             sync_at: None,
             sync_every,
+            clock: None,
             resend_at: None,
             departed: false,
             actions: vec![],
             stats: EngineStats::default(),
+        }
+    }
+
+    /// Puts the periodic state announcements on the wall-clock grid ([`crate::wake_grid`]), so
+    /// they leave in the same wake-up as the node's other periodic work. Without a clock they
+    /// run every interval from whenever they started.
+    pub fn with_wall_clock(mut self, clock: WallClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// When the next state announcement is due, when one went out at `now`.
+    fn next_sync(&self, now: Instant) -> Instant {
+        match self.clock {
+            Some(clock) => clock.next_after(now, self.sync_every),
+            None => now + self.sync_every,
         }
     }
 
@@ -582,7 +602,7 @@ impl<H: History> Engine<H> {
             self.cfg.background_sync_interval
         };
         if let Some(t) = self.sync_at {
-            self.sync_at = Some(t.min(now + self.sync_every));
+            self.sync_at = Some(t.min(self.next_sync(now)));
         }
     }
 
@@ -596,7 +616,7 @@ impl<H: History> Engine<H> {
                 if link.verified {
                     self.want(link.fp);
                 }
-                self.sync_at = Some(now + self.sync_every);
+                self.sync_at = Some(self.next_sync(now));
             }
         }
         if self.resend_at.is_some_and(|t| t <= now) {
@@ -694,7 +714,7 @@ impl<H: History> Engine<H> {
         self.wanting.clear();
         let hello = self.hello();
         self.send(router, hello);
-        self.sync_at = Some(now + self.sync_every);
+        self.sync_at = Some(self.next_sync(now));
     }
 
     fn on_became_router(&mut self) {

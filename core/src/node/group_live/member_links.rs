@@ -8,21 +8,26 @@ use crate::groups::GroupInput;
 use crate::identity::Fingerprint;
 use crate::node::Inner;
 use crate::session::FEATURE_GROUPS;
+use crate::wake_grid::WallClock;
 
 /// The router checks its links and dials members it sees but is not linked to this often
-/// (in the background: `TICK_BACKGROUND`).
-const TICK: Duration = Duration::from_millis(500);
-const TICK_BACKGROUND: Duration = Duration::from_secs(2);
+/// (in the background: `TICK_BACKGROUND`), on the wall-clock grid of the namespace heartbeats
+/// (0.8 s, 5 s), so the check shares their wake-up.
+const TICK: Duration = Duration::from_millis(800);
+const TICK_BACKGROUND: Duration = Duration::from_secs(5);
 /// A member link that sent nothing for this long is stale if the member is gone from the
-/// namespace too (members say `Hello` every 2 s, in the background every 10 s, and the
+/// namespace too (members say `Hello` every 2.4 s, in the background every 10 s, and the
 /// namespace waits for each member's own heartbeat pace); present there, after `STALE_PRESENT`.
 const STALE: Duration = Duration::from_secs(6);
 const STALE_PRESENT: Duration = Duration::from_secs(30);
 
 /// The timer of a routing task's link check, in the foreground (`active`) or the background.
 pub(super) fn link_check_tick(active: bool) -> tokio::time::Interval {
-    let mut tick = tokio::time::interval(if active { TICK } else { TICK_BACKGROUND });
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let period = if active { TICK } else { TICK_BACKGROUND };
+    let first = WallClock::system().next_after(Instant::now(), period);
+    let mut tick = tokio::time::interval_at(first.into(), period);
+    // A late tick is skipped rather than made up for, so the next stays on the grid.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tick
 }
 

@@ -18,6 +18,7 @@ use crate::node::groups::GroupError;
 use crate::node::link::Link;
 use crate::node::{Inner, NodeError, lock};
 use crate::session::{FEATURE_GROUP_BATCH, FEATURE_GROUPS};
+use crate::wake_grid::WallClock;
 
 impl Inner {
     /// Sends `update` to every group subscriber.
@@ -69,6 +70,7 @@ impl Inner {
         prefix: String,
         room: bool,
     ) -> Result<(), NodeError> {
+        let engine = engine.with_wall_clock(WallClock::system());
         let gid = engine.group();
         let members = if room {
             BTreeSet::from([this.fingerprint])
