@@ -20,6 +20,9 @@ use super::messaging::start;
 use crate::Result;
 use crate::servers::ServerProcess;
 
+/// Wait before a measured window: the idle blocking threads of the work before it exit after
+/// 10 s (tokio's keep-alive), once.
+const SETTLE: Duration = Duration::from_secs(12);
 /// Where the measured node stands in stadium mode.
 const STADIUM: &str = "52.5163,13.3777";
 /// Contacts that are also members of the measured node's group.
@@ -201,20 +204,23 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     for n in &nodes {
         n.connect(&hub_fp).await?;
     }
-    // Settle: handshakes done, pumps quiet.
-    node.idle(Duration::from_secs(3)).await;
+    // Settle: handshakes done, pumps quiet, and the blocking threads the start-up work spawned
+    // gone (tokio keeps an idle one 10 s; each one's exit would count as a wake-up of this
+    // window though it happens once, not every second).
+    node.idle(SETTLE).await;
     let linked = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
     let first = node.sample().await?;
     node.idle(Duration::from_secs_f64(seconds)).await;
     let last = node.sample().await?;
     let still = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
     // The screens turn off: the measured node (SIGUSR2) and its contacts go to the
-    // background; after the new paces are announced, the same window again.
+    // background; after the new paces are announced (and the threads of that switch idle
+    // out), the same window again.
     node.signal(libc::SIGUSR2)?;
     for n in &nodes {
         n.set_app_active(false);
     }
-    node.idle(Duration::from_secs(6)).await;
+    node.idle(SETTLE).await;
     let bg_first = node.sample().await?;
     node.idle(Duration::from_secs_f64(seconds.min(10.0))).await;
     let bg_last = node.sample().await?;
