@@ -1,6 +1,7 @@
 //! Virtual-time tests of the signaling state machine.
 
 use super::*;
+use crate::wake_grid::WallClock;
 
 const ID: &str = "peerns2-00112233445566778899aabbccddeeff";
 
