@@ -7,17 +7,28 @@ use super::tests::{engine, id, linked, log_with, sends};
 use crate::groups::GroupFrame;
 use crate::wake_grid::WallClock;
 
-/// Hellos `m` sends while its timers run for `secs` seconds from `from`, in 100 ms steps.
-fn hellos(m: &mut super::Engine<crate::groups::MemHistory>, from: Instant, secs: u64) -> usize {
-    let mut n = 0;
+/// When `m` sends a Hello while its timers run for `secs` seconds from `from`, in 100 ms steps.
+fn hello_times(
+    m: &mut super::Engine<crate::groups::MemHistory>,
+    from: Instant,
+    secs: u64,
+) -> Vec<Instant> {
+    let mut at = vec![];
     for i in 1..=secs * 10 {
-        m.handle_timeout(from + Duration::from_millis(100 * i));
-        n += sends(m)
+        let now = from + Duration::from_millis(100 * i);
+        m.handle_timeout(now);
+        let n = sends(m)
             .iter()
             .filter(|(_, f)| matches!(f, GroupFrame::Hello { .. }))
             .count();
+        at.extend(std::iter::repeat_n(now, n));
     }
-    n
+    at
+}
+
+/// How many Hellos `m` sends while its timers run for `secs` seconds from `from`.
+fn hellos(m: &mut super::Engine<crate::groups::MemHistory>, from: Instant, secs: u64) -> usize {
+    hello_times(m, from, secs).len()
 }
 
 #[test]
@@ -49,33 +60,19 @@ fn with_a_wall_clock_announcements_fall_on_its_grid() {
     let mut r = engine(&ids[0], &log);
     let mut m = engine(&ids[1], &log).with_wall_clock(clock);
     linked(&mut r, &mut m, t0);
-    let mut at = vec![];
-    for i in 1..=200 {
-        let now = t0 + Duration::from_millis(100 * i);
-        m.handle_timeout(now);
-        if sends(&mut m)
-            .iter()
-            .any(|(_, f)| matches!(f, GroupFrame::Hello { .. }))
-        {
-            at.push(clock.unix_ms(now));
-        }
-    }
+    let at: Vec<u64> = hello_times(&mut m, t0, 20)
+        .into_iter()
+        .map(|t| clock.unix_ms(t))
+        .collect();
     assert!(at.len() >= 7, "{at:?}");
     assert!(at.iter().all(|t| t % 2_400 == 0), "{at:?}");
     // In the background, on the 10 s grid.
     let t1 = t0 + Duration::from_secs(20);
     m.set_active(false, t1);
-    let mut bg = vec![];
-    for i in 1..=400 {
-        let now = t1 + Duration::from_millis(100 * i);
-        m.handle_timeout(now);
-        if sends(&mut m)
-            .iter()
-            .any(|(_, f)| matches!(f, GroupFrame::Hello { .. }))
-        {
-            bg.push(clock.unix_ms(now));
-        }
-    }
+    let bg: Vec<u64> = hello_times(&mut m, t1, 40)
+        .into_iter()
+        .map(|t| clock.unix_ms(t))
+        .collect();
     assert!(bg.len() >= 3, "{bg:?}");
     assert!(bg.iter().skip(1).all(|t| t % 10_000 == 0), "{bg:?}");
 }
