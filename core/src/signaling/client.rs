@@ -256,6 +256,12 @@ pub struct Signaling {
     rng: SmallRng,
     out: VecDeque<Output>,
     stats: Stats,
+    /// The last connection to the server failed and no registration is open. Every
+    /// registration would fail the same way, so only one (the probe, the earliest due; among
+    /// equals the oldest registration, usually the persistent ID) tries, and the others wait for
+    /// it: they dial once it opens and, when it fails, wait for its next retry. An offline phone
+    /// then wakes once per backoff round, not once per registration.
+    unreachable: bool,
 }
 
 impl Signaling {
@@ -272,6 +278,7 @@ impl Signaling {
             next_conn: 0,
             out: VecDeque::new(),
             stats: Stats::default(),
+            unreachable: false,
         }
     }
 
@@ -379,6 +386,14 @@ impl Signaling {
             ConnectFailure::Other(reason) => {
                 tracing::debug!(?reg, %reason, "signaling connect failed");
                 self.retry_later(now, reg);
+                let open = self
+                    .regs
+                    .values()
+                    .any(|r| matches!(r.phase, Phase::Open { .. }));
+                if !open {
+                    self.unreachable = true;
+                    self.follow_probe(reg);
+                }
             }
         }
     }
@@ -480,8 +495,11 @@ impl Signaling {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let mut next = self.debounce.deadline();
         let mut earliest_pending: Option<Instant> = None;
+        // While the probe is out, the registrations waiting for it have nothing to time.
+        let waiting_for_probe = self.unreachable && self.probing();
         for r in self.regs.values() {
             let t = match r.phase {
+                Phase::Pending { .. } if waiting_for_probe => continue,
                 Phase::Pending { not_before } => {
                     earliest_pending =
                         Some(earliest_pending.map_or(not_before, |e| e.min(not_before)));
@@ -559,6 +577,14 @@ impl Signaling {
         };
         r.failures = 0;
         let first = !std::mem::replace(&mut r.claimed_once, true);
+        if std::mem::take(&mut self.unreachable) {
+            // The server is back: whoever waited for the probe dials now (limiter-spaced).
+            for r in self.regs.values_mut() {
+                if let Phase::Pending { not_before } = &mut r.phase {
+                    *not_before = (*not_before).min(now);
+                }
+            }
+        }
         self.set_state(reg, SignalingState::Connected);
         if first {
             self.claim(reg, ClaimResult::Claimed);
@@ -629,6 +655,30 @@ impl Signaling {
         );
     }
 
+    /// Whether a registration is dialling (while unreachable: the probe is out).
+    fn probing(&self) -> bool {
+        self.regs
+            .values()
+            .any(|r| matches!(r.phase, Phase::Dialing { .. }))
+    }
+
+    /// The probe `probe` failed: every other registration waiting to retry waits at least
+    /// until the probe's next try.
+    fn follow_probe(&mut self, probe: RegId) {
+        let Some(Phase::Pending { not_before: next }) =
+            self.regs.get(&probe).map(|r| r.phase.clone())
+        else {
+            return;
+        };
+        for (id, r) in self.regs.iter_mut() {
+            if *id != probe
+                && let Phase::Pending { not_before } = &mut r.phase
+            {
+                *not_before = (*not_before).max(next);
+            }
+        }
+    }
+
     fn dial_due(&mut self, now: Instant) {
         let mut due: Vec<(Instant, RegId)> = self
             .regs
@@ -638,6 +688,13 @@ impl Signaling {
                 _ => None,
             })
             .collect();
+        if self.unreachable {
+            // One registration probes the server; the others wait for it (see `unreachable`).
+            if self.probing() {
+                return;
+            }
+            due.truncate(1);
+        }
         due.sort();
         for (_, reg) in due {
             match self.limiter.check(now) {
@@ -696,6 +753,10 @@ impl Signaling {
         let next = std::mem::replace(&mut self.pending_path, NetworkPath::unknown());
         let same_path = next.online && self.path.online && next.same_as(&self.path);
         self.path = next;
+        if self.path.online && !same_path {
+            // A fresh network: every registration tries it.
+            self.unreachable = false;
+        }
         let regs: Vec<RegId> = self.regs.keys().copied().collect();
         for reg in regs {
             let phase = self.regs[&reg].phase.clone();

@@ -573,3 +573,65 @@ fn with_a_wall_clock_heartbeats_fall_on_its_grid() {
     assert!(at.iter().all(|(t, _)| t % 5_000 == 0), "{at:?}");
     assert!(at.iter().skip(1).all(|(_, n)| *n == 2), "{at:?}");
 }
+
+#[test]
+fn one_registration_probes_an_unreachable_server_and_the_others_follow_when_it_opens() {
+    let mut sim = Sim::new(config());
+    // Four registrations made 0.7 s apart; the server refuses every connection.
+    let refuse = |sim: &mut Sim, outs: &[Output], dials: &mut Vec<Instant>| {
+        for c in connects(outs) {
+            dials.push(sim.now);
+            sim.sig
+                .handle_connect_failed(sim.now, c, ConnectFailure::Other("refused".into()));
+        }
+        sim.drain();
+    };
+    let mut dials = vec![];
+    for reg in 1..=4 {
+        let outs = sim.register(reg, &format!("{ID}-{reg}"));
+        refuse(&mut sim, &outs, &mut dials);
+        sim.advance(Duration::from_millis(700));
+    }
+    let end = sim.now + Duration::from_secs(180);
+    let mut wakes = 0;
+    while let Some(t) = sim.sig.poll_timeout().filter(|t| *t <= end) {
+        sim.now = sim.now.max(t);
+        sim.sig.handle_timeout(sim.now);
+        wakes += 1;
+        let outs = sim.drain();
+        refuse(&mut sim, &outs, &mut dials);
+    }
+    // After the first minute: one dial per round, a round at most every 30 s (+ jitter).
+    let late: Vec<&Instant> = dials
+        .iter()
+        .filter(|t| **t > end - Duration::from_secs(120))
+        .collect();
+    assert!(late.len() >= 3 && late.len() <= 6, "{late:?}");
+    assert!(late.windows(2).all(|w| w[0] != w[1]), "{late:?}");
+    assert!(wakes <= 20, "{wakes} wake-ups in 3 minutes");
+    // The server comes back: the probe opens, and the others dial at once.
+    let probe = loop {
+        let t = sim.sig.poll_timeout().expect("no retry planned");
+        sim.now = sim.now.max(t);
+        sim.sig.handle_timeout(sim.now);
+        if let Some(c) = connects(&sim.drain()).first() {
+            break *c;
+        }
+    };
+    let back = sim.now;
+    sim.text(probe, r#"{"type":"OPEN"}"#);
+    let outs = sim.advance(Duration::from_secs(2));
+    let others = connects(&outs);
+    assert_eq!(others.len(), 3, "{outs:?}");
+    for c in others {
+        sim.text(c, r#"{"type":"OPEN"}"#);
+    }
+    assert!(sim.now - back <= Duration::from_secs(2));
+    for reg in 1..=4 {
+        assert_eq!(
+            sim.sig.state(RegId(reg)),
+            Some(&SignalingState::Connected),
+            "reg {reg}"
+        );
+    }
+}
