@@ -50,9 +50,9 @@ impl WallClock {
         if period_ms == 0 {
             return due;
         }
-        let from = self.unix_ms(due).saturating_sub(period_ms / 4);
-        let point = from.div_ceil(period_ms).saturating_mul(period_ms);
         let unix_due = self.unix_ms(due);
+        let from = unix_due.saturating_sub(period_ms / 4);
+        let point = from.div_ceil(period_ms).saturating_mul(period_ms);
         if point >= unix_due {
             due + Duration::from_millis(point - unix_due)
         } else {
