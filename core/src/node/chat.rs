@@ -161,7 +161,7 @@ impl Inner {
         frames: Vec<Result<Frame, String>>,
     ) {
         let fp = link.fp;
-        let trust = match self.db(move |c| contacts::trust_of(c, &fp)).await {
+        let trust = match self.db_read_now(move |c| contacts::trust_of(c, &fp)).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read a contact's trust");

@@ -600,6 +600,22 @@ impl Inner {
             .map_err(Into::into)
     }
 
+    /// [`Inner::db`] for a read of a row or two by key: in place when the database is free
+    /// ([`crate::store::Store::read_now`]).
+    pub(crate) async fn db_read_now<T, E>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, NodeError>
+    where
+        T: Send + 'static,
+        E: Into<NodeError> + Send + 'static,
+    {
+        self.store
+            .read_now(move |c| Ok(f(c)))
+            .await?
+            .map_err(Into::into)
+    }
+
     /// An authenticated link to `peer`: the open one, or a new connection and handshake.
     /// One connection attempt to `peer` and its session handshake.
     async fn dial_once(this: &Arc<Inner>, peer: &str) -> Result<Arc<Link>, DialError> {
