@@ -409,12 +409,13 @@ fn a_member_that_goes_silent_is_evicted() {
     let gone = sim.fingerprint(sim.phone_of(victim));
     let rest: Vec<EngineId> = engines.iter().copied().filter(|&e| e != victim).collect();
     let took = sim
-        .run_until_true(secs(10.0), Duration::from_millis(50), |s| {
+        .run_until_true(secs(20.0), Duration::from_millis(50), |s| {
             rest.iter().all(|&e| !s.engine(e).knows(&gone))
         })
         .expect("the silent member was never dropped");
-    // Evicted after the missed beats (4 × 0.8 s) plus a batch: not before, not much later.
-    assert!(took >= secs(2.0) && took <= secs(5.0), "{took:?}");
+    // Evicted after the missed beats (4 × 2.4 s, the member pace, from its last beat up to
+    // one pace before it died) on a router beat, plus a batch: not before, not much later.
+    assert!(took >= secs(7.0) && took <= secs(11.0), "{took:?}");
     assert!(sim.converged(&rest));
 }
 
@@ -440,19 +441,20 @@ fn background_phones_beat_slower_and_are_not_dropped_for_it() {
         .collect();
     assert_eq!(before, after, "no failover, no re-join");
     assert_eq!(sim.routers(&engines), vec![router]);
-    // Beats every 5 s instead of 0.8 s: about six times less traffic.
+    // Beats every 10 s instead of 0.8 s: about twelve times less traffic.
     let sent = sim.engine(router).stats().msgs_out;
     sim.run_for(secs(30.0));
     let per_30s = sim.engine(router).stats().msgs_out - sent;
-    assert!(per_30s <= 3 * 7, "{per_30s} messages in 30 s");
-    // A background member that dies is still noticed, later: 4 × 5 s.
+    assert!(per_30s <= 3 * 4, "{per_30s} messages in 30 s");
+    // A background member that dies is still noticed, later: 4 × 10 s after it was last
+    // heard (up to one beat before it died), on a beat of the router.
     let victim = engines.iter().copied().find(|&e| e != router).unwrap();
     sim.kill(sim.phone_of(victim));
     let gone = sim.fingerprint(sim.phone_of(victim));
     let took = sim
-        .run_until_true(secs(40.0), Duration::from_millis(100), |s| {
+        .run_until_true(secs(70.0), Duration::from_millis(100), |s| {
             !s.engine(router).knows(&gone)
         })
         .expect("never evicted");
-    assert!(took >= secs(15.0) && took <= secs(26.0), "{took:?}");
+    assert!(took >= secs(30.0) && took <= secs(51.0), "{took:?}");
 }

@@ -352,8 +352,10 @@ async fn follow_location(
 
 impl Node {
     /// The app moved to the foreground (`true`) or the background: namespaces (groups' too)
-    /// beat every 0.8 s or every 5 s and tell their peers, who wait accordingly; a group
-    /// member re-announces its state every 2 s or every 10 s.
+    /// beat every 0.8 s or every 10 s and tell their peers, who wait accordingly; a group
+    /// member re-announces its state every 2.4 s or every 10 s; signaling heartbeats come
+    /// every 5 s or 10 s. In the background all of it falls on the 10 s points of the
+    /// wall-clock grid, with the keepalives of connections to other PeerNS nodes.
     pub fn set_app_active(&self, active: bool) {
         self.inner
             .background
@@ -366,6 +368,7 @@ impl Node {
         }
         drop(state);
         self.inner.groups_set_active(active);
+        let _ = self.inner.signaling.set_active(active);
     }
 
     /// Joins the namespace of everyone behind the same public IPv4 address (found with the

@@ -262,6 +262,8 @@ pub struct Signaling {
     /// it: they dial once it opens and, when it fails, wait for its next retry. An offline phone
     /// then wakes once per backoff round, not once per registration.
     unreachable: bool,
+    /// The app is in the background: heartbeats every [`SignalingConfig::background_heartbeat`].
+    background: bool,
 }
 
 impl Signaling {
@@ -279,6 +281,23 @@ impl Signaling {
             out: VecDeque::new(),
             stats: Stats::default(),
             unreachable: false,
+            background: false,
+        }
+    }
+
+    /// The app moved to the foreground (`true`) or the background: heartbeats from the next
+    /// one on come every [`SignalingConfig::heartbeat`] or
+    /// [`SignalingConfig::background_heartbeat`].
+    pub fn set_active(&mut self, active: bool) {
+        self.background = !active;
+    }
+
+    /// The heartbeat period now.
+    fn heartbeat(&self) -> Duration {
+        if self.background {
+            self.config.background_heartbeat
+        } else {
+            self.config.heartbeat
         }
     }
 
@@ -457,7 +476,7 @@ impl Signaling {
             .regs
             .values()
             .any(|r| matches!(r.phase, Phase::Open { next_heartbeat, .. } if now >= next_heartbeat))
-            .then(|| now + self.config.heartbeat / 2);
+            .then(|| now + self.heartbeat() / 2);
         let regs: Vec<RegId> = self.regs.keys().copied().collect();
         for reg in regs {
             match self.regs[&reg].phase {
@@ -562,9 +581,10 @@ impl Signaling {
 
     /// When a registration that beats (or opened) at `now` beats next.
     fn next_heartbeat(&self, now: Instant) -> Instant {
+        let period = self.heartbeat();
         match self.config.wall_clock {
-            Some(clock) => clock.next_after(now, self.config.heartbeat),
-            None => now + self.config.heartbeat,
+            Some(clock) => clock.next_after(now, period),
+            None => now + period,
         }
     }
 

@@ -574,6 +574,56 @@ fn with_a_wall_clock_heartbeats_fall_on_its_grid() {
     assert!(at.iter().skip(1).all(|(_, n)| *n == 2), "{at:?}");
 }
 
+/// The wall-clock times (ms) of the heartbeats `sim` sends in the next `secs` seconds.
+fn heartbeat_times(sim: &mut Sim, clock: WallClock, secs: u64) -> Vec<u64> {
+    let mut at = vec![];
+    let end = sim.now + Duration::from_secs(secs);
+    while let Some(t) = sim.sig.poll_timeout().filter(|t| *t <= end) {
+        sim.now = sim.now.max(t);
+        sim.sig.handle_timeout(sim.now);
+        let beats = sim
+            .drain()
+            .into_iter()
+            .filter(
+                |o| matches!(o, Output::Transmit { text, .. } if text == r#"{"type":"HEARTBEAT"}"#),
+            )
+            .count();
+        if beats > 0 {
+            at.push(clock.unix_ms(sim.now));
+        }
+    }
+    sim.now = end;
+    at
+}
+
+#[test]
+fn in_the_background_heartbeats_come_every_10_s_on_the_grid() {
+    let mut c = config();
+    let t0 = Instant::now();
+    let clock = WallClock::new(t0, 1_700_000_001_234);
+    c.wall_clock = Some(clock);
+    let mut sim = Sim::new(c);
+    sim.now = t0;
+    open(&mut sim, 1);
+    sim.advance(Duration::from_secs(6));
+    sim.drain();
+    sim.sig.set_active(false);
+    let bg = heartbeat_times(&mut sim, clock, 60);
+    // The beat already scheduled on the 5 s grid, then one per 10 s point.
+    assert!(bg.len() >= 6, "{bg:?}");
+    assert!(bg.iter().skip(1).all(|t| t % 10_000 == 0), "{bg:?}");
+    assert!(
+        bg.windows(2).skip(1).all(|w| w[1] - w[0] == 10_000),
+        "{bg:?}"
+    );
+    sim.sig.set_active(true);
+    let fg = heartbeat_times(&mut sim, clock, 30);
+    assert!(
+        fg.windows(2).skip(1).all(|w| w[1] - w[0] == 5_000),
+        "{fg:?}"
+    );
+}
+
 #[test]
 fn one_registration_probes_an_unreachable_server_and_the_others_follow_when_it_opens() {
     let mut sim = Sim::new(config());

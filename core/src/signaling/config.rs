@@ -107,6 +107,9 @@ pub struct SignalingConfig {
     pub server: ServerUrl,
     /// HEARTBEAT period while registered (PeerJS: 5 s).
     pub heartbeat: Duration,
+    /// The same while the app is in the background: 10 s, on the grid of the node's other
+    /// background work (servers drop a silent client after 60 s by default).
+    pub background_heartbeat: Duration,
     /// How long a registration may take from dialing to OPEN before it counts as failed.
     pub open_timeout: Duration,
     /// The stock `peer` server answers a re-attach (same ID and token while its old socket is
@@ -127,11 +130,12 @@ pub struct SignalingConfig {
 }
 
 impl SignalingConfig {
-    /// Defaults for `server`: 5 s heartbeat, 10 s open timeout, 1–30 s backoff, 300 ms debounce.
+    /// Defaults for `server`: 5 s heartbeat (10 s in the background), 10 s open timeout, 1–30 s backoff, 300 ms debounce.
     pub fn new(server: ServerUrl) -> Self {
         Self {
             server,
             heartbeat: Duration::from_secs(5),
+            background_heartbeat: Duration::from_secs(10),
             open_timeout: Duration::from_secs(10),
             reattach_grace: Duration::from_secs(1),
             backoff: Backoff::default(),

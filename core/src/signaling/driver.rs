@@ -36,6 +36,9 @@ enum Command {
     NetworkChanged {
         path: NetworkPath,
     },
+    SetActive {
+        active: bool,
+    },
     State {
         reg: RegId,
         done: oneshot::Sender<Option<SignalingState>>,
@@ -164,6 +167,11 @@ impl SignalingHandle {
         self.command(Command::NetworkChanged { path })
     }
 
+    /// The app moved to the foreground (`true`) or the background (slower heartbeats).
+    pub fn set_active(&self, active: bool) -> Result<(), DriverError> {
+        self.command(Command::SetActive { active })
+    }
+
     /// The UI state of a registration.
     pub async fn state(&self, reg: RegId) -> Result<Option<SignalingState>, DriverError> {
         let (done, rx) = oneshot::channel();
@@ -248,6 +256,7 @@ impl Driver {
                 let _ = done.send(self.sig.send(reg, &msg));
             }
             Command::NetworkChanged { path } => self.sig.network_changed(now, path),
+            Command::SetActive { active } => self.sig.set_active(active),
             Command::State { reg, done } => {
                 let _ = done.send(self.sig.state(reg).cloned());
             }

@@ -5,11 +5,18 @@ use std::time::Duration;
 /// Timings and limits of a namespace.
 #[derive(Debug, Clone)]
 pub struct NsConfig {
-    /// Heartbeat interval. 0.8 s by default: with 3 missed beats a silent death is noticed
-    /// 1.6–2.4 s after it happens, which leaves room for re-election within 3 s.
+    /// A router's heartbeat interval. 0.8 s by default: with 3 missed beats its silent death
+    /// is noticed 1.6–2.4 s after it happens, which leaves room for re-election within 3 s.
     pub heartbeat: Duration,
+    /// A member's heartbeat interval to its router (foreground). The router's own beats are
+    /// what failover needs (members notice a silent router after `missed_beats` of them); a
+    /// member's tell the router whom to evict from the registry, where a few seconds more do
+    /// no harm, and a router on a phone hears every member. 2.4 s: three router beats, so a
+    /// member's beat shares the wake-up of the router beat it receives.
+    pub member_heartbeat: Duration,
     /// Heartbeat interval while the app is in the background (announced to the other side,
-    /// which then waits that much longer before declaring us gone).
+    /// which then waits that much longer before declaring us gone). 10 s: the period of the
+    /// connections' keepalives, so a background node wakes once per 10 s for all of them.
     pub background_heartbeat: Duration,
     /// The router is dead after this many missed heartbeats.
     pub missed_beats: u32,
@@ -53,7 +60,8 @@ impl Default for NsConfig {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_millis(800),
-            background_heartbeat: Duration::from_secs(5),
+            member_heartbeat: Duration::from_millis(2_400),
+            background_heartbeat: Duration::from_secs(10),
             missed_beats: 3,
             join_timeout: Duration::from_secs(2),
             rank_step: Duration::from_millis(30),

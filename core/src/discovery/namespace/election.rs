@@ -87,6 +87,8 @@ impl Namespace {
             self.release_slot();
         }
         self.set_role(Role::Router { level });
+        // A member's beat may be a member's pace away; members time us by ours from now.
+        self.next_beat = self.next_beat.min(self.clock.next_after(now, self.pace));
         self.monitor_next = 1;
         // Members check our record against their clocks: hand them a fresh one.
         self.sign_record(now);

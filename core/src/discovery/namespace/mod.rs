@@ -158,7 +158,9 @@ pub struct Namespace {
     peers: BTreeMap<Fingerprint, Entry>,
     next_seq: u64,
 
-    /// Our heartbeat interval now (active or background).
+    /// The app is in the foreground.
+    active: bool,
+    /// Our heartbeat interval now (by role, active or background; see [`Namespace::role_pace`]).
     pace: Duration,
     /// The router's announced heartbeat interval.
     router_pace: Duration,
@@ -247,6 +249,7 @@ impl Namespace {
             slot_claimed: false,
             peers: BTreeMap::new(),
             next_seq: 1,
+            active: true,
             pace: heartbeat,
             router_pace: heartbeat,
             router_heard: now,
@@ -420,11 +423,8 @@ impl Namespace {
     /// The app moved to the foreground (`true`) or the background: beat at the matching
     /// interval and tell the other side, so it waits accordingly before declaring us gone.
     pub fn set_active(&mut self, active: bool, now: Instant) {
-        let pace = if active {
-            self.cfg.heartbeat
-        } else {
-            self.cfg.background_heartbeat
-        };
+        self.active = active;
+        let pace = self.role_pace();
         if pace == self.pace {
             return;
         }
@@ -435,6 +435,19 @@ impl Namespace {
             self.monitor_at = Some(at.min(self.next_monitor(now, *level)));
         }
         self.announce_pace(now);
+    }
+
+    /// The heartbeat interval for our role: a router's beats are what its members time its
+    /// death by; a member's (and a node on its way to being one) only keep it in the registry.
+    /// In the background both beat at the background pace.
+    fn role_pace(&self) -> Duration {
+        if !self.active {
+            self.cfg.background_heartbeat
+        } else if matches!(self.role, Role::Router { .. }) {
+            self.cfg.heartbeat
+        } else {
+            self.cfg.member_heartbeat
+        }
     }
 
     fn pace_msg(&self) -> Msg {
@@ -514,6 +527,9 @@ impl Namespace {
         if before != after {
             self.event(NsEvent::Role(after));
         }
+        // Who needs to hear of it is told where that happens: a member in its check-in, a
+        // router's members in their welcome.
+        self.pace = self.role_pace();
     }
 
     fn sign_record(&mut self, now: Instant) {

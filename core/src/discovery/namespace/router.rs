@@ -393,7 +393,7 @@ impl Namespace {
             self.cfg.monitor_interval
         } else if self.lost_level {
             LOST_LEVEL_RETRY
-        } else if self.pace == self.cfg.heartbeat {
+        } else if self.active {
             self.cfg.slot_probe
         } else {
             self.cfg.background_slot_probe

@@ -12,9 +12,9 @@ use crate::wake_grid::WallClock;
 
 /// The router checks its links and dials members it sees but is not linked to this often
 /// (in the background: `TICK_BACKGROUND`), on the wall-clock grid of the namespace heartbeats
-/// (0.8 s, 5 s), so the check shares their wake-up.
+/// (0.8 s, 10 s), so the check shares their wake-up.
 const TICK: Duration = Duration::from_millis(800);
-const TICK_BACKGROUND: Duration = Duration::from_secs(5);
+const TICK_BACKGROUND: Duration = Duration::from_secs(10);
 /// A member link that sent nothing for this long is stale if the member is gone from the
 /// namespace too (members say `Hello` every 2.4 s, in the background every 10 s, and the
 /// namespace waits for each member's own heartbeat pace); present there, after `STALE_PRESENT`.

@@ -585,13 +585,14 @@ impl Agent {
     /// When the agent's next tick is due (PATCH(ice-keepalive-grid): a connected agent's on
     /// the shared grid, see `keepalive_grid`).
     pub(crate) fn next_tick(&self) -> Instant {
-        let due = self.last_checking_time + self.get_timeout_interval();
+        let interval = self.get_timeout_interval();
+        let due = self.last_checking_time + interval;
         let connected = matches!(
             self.last_connection_state,
             ConnectionState::Connected | ConnectionState::Disconnected
         );
         if connected && self.keepalive_interval != ZERO_DURATION {
-            keepalive_grid::align(due, self.keepalive_interval / 2)
+            keepalive_grid::align(due, interval)
         } else {
             due
         }
@@ -605,14 +606,14 @@ impl Agent {
             self.failed_timeout,
         );
         // PATCH(ice-keepalive-tick): the interval started at the 200 ms check interval, so a
-        // connected agent woke every 200 ms whatever its keepalive; it ticks at half the
-        // keepalive, so a keepalive is never a whole tick late.
+        // connected agent woke every 200 ms whatever its keepalive; it ticks at the keepalive
+        // (`check_keepalive` allows a quarter of it, so a tick on the grid is never late).
         let connected = matches!(
             self.last_connection_state,
             ConnectionState::Connected | ConnectionState::Disconnected
         );
         let mut interval = if connected && keepalive_interval != ZERO_DURATION {
-            keepalive_interval / 2
+            keepalive_interval
         } else {
             DEFAULT_CHECK_INTERVAL
         };
@@ -635,7 +636,11 @@ impl Agent {
         };
         // Ensure we run our task loop as quickly as the minimum of our various configured timeouts
         update_interval(disconnected_timeout);
-        update_interval(failed_timeout);
+        // PATCH(ice-keepalive-tick): the failed timeout counts from the disconnection; while
+        // connected it would only make the agent tick more often than its keepalive.
+        if self.last_connection_state != ConnectionState::Connected {
+            update_interval(failed_timeout);
+        }
         interval
     }
 
