@@ -743,8 +743,8 @@ async fn run(
                 Some(ev) => live.on_ns(ev),
                 None => break None,
             },
-            // Only a router has links to check: a member's task sleeps.
-            _ = tick.tick(), if live.engine.is_router() => live.on_tick(),
+            // Only a router with members about has links to check: otherwise the task sleeps.
+            _ = tick.tick(), if live.checks_links() => live.on_tick(),
             _ = sleep => {
                 live.engine.handle_timeout(Instant::now());
                 live.on_call_timeout();

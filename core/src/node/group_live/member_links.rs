@@ -46,6 +46,13 @@ impl Live {
         }
     }
 
+    /// Whether the link check has anything to do: we route and hold member links or see
+    /// members in the namespace (a member that appears is dialled at once, see `on_ns`). A
+    /// router alone sleeps instead of waking every 0.8 s.
+    pub(super) fn checks_links(&self) -> bool {
+        self.engine.is_router() && !(self.linked.is_empty() && self.ns_peers.is_empty())
+    }
+
     pub(super) fn on_tick(&mut self) {
         if !self.engine.is_router() {
             return;
