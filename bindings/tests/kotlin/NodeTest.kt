@@ -440,7 +440,9 @@ class NodeTest {
                 .filterIsInstance<NodeEvent.IncomingCall>().single { it.call == call }
             assertEquals(fa, ring.fingerprint)
             assertEquals(av, ring.kinds)
-            assertTrue(notes.posted.value.any { it.category == NotificationCategory.INCOMING_CALL })
+            // The notifier runs on a thread of its own: the ring may be posted just after the event.
+            withTimeoutOrNull(10.seconds) { notes.posted.first { l -> l.any { it.category == NotificationCategory.INCOMING_CALL } } }
+                ?: throw AssertionError("no incoming call notification; posted: ${notes.posted.value}")
             fun reached(ev: List<NodeEvent>, state: String, reason: String? = null) =
                 ev.any { it is NodeEvent.CallState && it.call == call && it.status.state == state && it.status.reason == reason }
             ea.await { reached(it, "ringing") }
