@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 
 use crate::call_media::{EncoderControlListener, forward_controls};
 use crate::calls::{CallKinds, CallMediaState};
-use crate::groups::group_id;
+use crate::groups::{fingerprint, group_id};
 use crate::{PeernsError, PeernsNode, RUNTIME, on_runtime};
 
 /// Received frames queued for the foreign callback; more are dropped (the callback is slow).
@@ -150,6 +150,20 @@ impl GroupCall {
             audio_level: audio_level.filter(|_| media == MediaKind::Audio),
         };
         Ok(self.publisher.push(k, &frame) as u32)
+    }
+
+    /// Asks participant `sender` (fingerprint) for a keyframe of its `kind` (`video` or
+    /// `screen`): a decoder that starts mid-call (a picture that just appeared) need not wait
+    /// for the sender's next one. Never blocks; false when none of our tracks carries that
+    /// media now. The router spaces the requests it passes on; ask at most about once a second.
+    pub fn request_keyframe(&self, sender: String, kind: String) -> Result<bool, PeernsError> {
+        let k = kind_of(&kind)?;
+        if k == TrackKind::Audio {
+            return Err(PeernsError::InvalidInput {
+                msg: "audio has no keyframes".into(),
+            });
+        }
+        Ok(self.publisher.request_keyframe(fingerprint(&sender)?, k))
     }
 
     /// Stops delivering frames and encoder requests.

@@ -329,7 +329,7 @@ pub(crate) fn group_id(s: &str) -> Result<GroupId, PeernsError> {
         .map_err(|_| invalid(format!("bad group id {s:?}")))
 }
 
-fn fingerprint(s: &str) -> Result<Fingerprint, PeernsError> {
+pub(crate) fn fingerprint(s: &str) -> Result<Fingerprint, PeernsError> {
     s.parse()
         .map_err(|_| invalid(format!("bad fingerprint {s:?}")))
 }

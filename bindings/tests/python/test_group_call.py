@@ -125,6 +125,37 @@ def test_group_call():
             # New receivers asked for keyframes.
             assert all(e.keyframes >= 1 for e in encoders)
 
+            # A decoder that starts late asks the sender for a keyframe: C (a member, through
+            # its uplink's slot that shows B) and A (the router, through its forwarder). With
+            # three videos and Last-N 4 nothing else asks B once the call has settled.
+            async def asked_for_keyframes(by, of):
+                loop = asyncio.get_running_loop()
+                last = {"count": encoders[of].keyframes, "since": loop.time()}
+
+                async def settled():
+                    now, count = loop.time(), encoders[of].keyframes
+                    if count != last["count"]:
+                        last.update(count=count, since=now)
+                    return now - last["since"] >= 1.0
+
+                await push_until(calls, settled, "B's keyframe requests to settle")
+                before = encoders[of].keyframes
+                assert calls[by].request_keyframe(fps[of], "video")
+
+                async def asked():
+                    return encoders[of].keyframes > before
+                await push_until(calls, asked, f"B asked for a keyframe by {'ABC'[by]}", timeout=10.0)
+
+            await asked_for_keyframes(by=2, of=1)
+            await asked_for_keyframes(by=0, of=1)
+            # Nobody in the call sends as that fingerprint, and audio has no keyframes.
+            assert not calls[2].request_keyframe("ab" * 32, "video")
+            assert not calls[0].request_keyframe("ab" * 32, "video")
+            with pytest.raises(p.PeernsError.InvalidInput):
+                calls[2].request_keyframe(fps[1], "audio")
+            with pytest.raises(p.PeernsError.InvalidInput):
+                calls[2].request_keyframe("not a fingerprint", "video")
+
             def roster_of(l):
                 rosters = [e for e in l.snapshot() if e.is_call_roster()]
                 return rosters[-1].participants if rosters else []

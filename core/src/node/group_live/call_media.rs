@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -59,6 +59,18 @@ pub(super) struct Shared {
     /// with the participants' it forwards).
     voice: Mutex<Speakers>,
     speaking: watch::Sender<bool>,
+    /// The sinks of our uplink's tracks, by whom they show (for keyframe requests).
+    uplink_sinks: Mutex<Vec<(Who, Weak<MediaSink>)>>,
+    /// As the router: the forwarder and its numbers for members (for keyframe requests).
+    router_view: Mutex<Option<RouterView>>,
+    /// Where keyframe requests of the application are sent from.
+    runtime: tokio::runtime::Handle,
+}
+
+/// The router's forwarder as its own view reads it.
+struct RouterView {
+    hub: Weak<SfuHub>,
+    ids: Arc<Mutex<HashMap<ParticipantId, Fingerprint>>>,
 }
 
 impl Shared {
@@ -104,6 +116,44 @@ impl Shared {
         let mut voice = lock(&self.voice);
         if voice.observe(Instant::now(), OURSELVES, level) {
             self.speaking.send_replace(!voice.speaking().is_empty());
+        }
+    }
+
+    /// Asks `from` for a keyframe of its `kind`, on the path its frames take to us: the
+    /// forwarder when we route, else the uplink's track that shows it now. False when no
+    /// track of ours carries it.
+    fn request_keyframe(&self, from: Fingerprint, kind: TrackKind) -> bool {
+        if let Some(view) = lock(&self.router_view).as_ref()
+            && let Some(hub) = view.hub.upgrade()
+        {
+            let participant = lock(&view.ids)
+                .iter()
+                .find(|(_, fp)| **fp == from)
+                .map(|(id, _)| *id);
+            return match participant {
+                Some(participant) => {
+                    hub.request_keyframe(SourceKey { participant, kind });
+                    true
+                }
+                None => false,
+            };
+        }
+        let slots = lock(&self.slots).clone();
+        let sink = lock(&self.uplink_sinks)
+            .iter()
+            .filter(|(who, _)| match *who {
+                Who::Slot(slot) => slot.kind == kind && slots.get(&slot) == Some(&from),
+                Who::Router(router, k) => k == kind && router == from,
+            })
+            .find_map(|(_, sink)| sink.upgrade());
+        match sink {
+            Some(sink) => {
+                self.runtime.spawn(async move {
+                    let _ = sink.request_keyframe().await;
+                });
+                true
+            }
+            None => false,
         }
     }
 
@@ -175,6 +225,9 @@ impl GroupCallMedia {
             dropped: AtomicU64::new(0),
             voice: Mutex::new(voice),
             speaking,
+            uplink_sinks: Mutex::new(vec![]),
+            router_view: Mutex::new(None),
+            runtime: tokio::runtime::Handle::current(),
         });
         (
             Self {
@@ -249,6 +302,13 @@ impl GroupCallPublisher {
             .filter(|(_, _, s)| s.push(frame.clone()) == crate::media::track::Push::Queued)
             .count()
     }
+
+    /// Asks `from` for a keyframe of its `kind` (a decoder that starts late, a picture that
+    /// just appeared); false when none of our tracks carries that media now. The router
+    /// spaces the requests it passes on.
+    pub fn request_keyframe(&self, from: Fingerprint, kind: TrackKind) -> bool {
+        self.0.request_keyframe(from, kind)
+    }
 }
 
 /// Reads every remote track of our uplink to `router` and delivers its frames: slots by the
@@ -266,7 +326,7 @@ pub(super) fn read_uplink(
             let name = track.track_id().to_owned();
             let who = match (parse_slot_track_name(&name), own_kind(&name)) {
                 (Some(slot), _) => Who::Slot(slot),
-                (None, Some(kind)) => Who::Router(kind),
+                (None, Some(kind)) => Who::Router(router, kind),
                 (None, None) => {
                     drain(track);
                     continue;
@@ -276,15 +336,15 @@ pub(super) fn read_uplink(
                 drain(track);
                 continue;
             };
-            let shared = shared.clone();
-            sinks.push(MediaSink::start(track, move |frame| {
-                let Some(s) = shared.upgrade() else { return };
+            let weak = shared.clone();
+            let sink = Arc::new(MediaSink::start(track, move |frame| {
+                let Some(s) = weak.upgrade() else { return };
                 let (from, kind) = match who {
                     Who::Slot(slot) => match lock(&s.slots).get(&slot) {
                         Some(fp) => (*fp, slot.kind),
                         None => return,
                     },
-                    Who::Router(kind) => (router, kind),
+                    Who::Router(router, kind) => (router, kind),
                 };
                 s.deliver(ReceivedFrame {
                     from,
@@ -293,16 +353,23 @@ pub(super) fn read_uplink(
                     frame,
                 });
             }));
+            if let Some(s) = shared.upgrade() {
+                let mut known = lock(&s.uplink_sinks);
+                known.retain(|(_, sink)| sink.strong_count() > 0);
+                known.push((who, Arc::downgrade(&sink)));
+            }
+            sinks.push(sink);
         }
         // The connection closed; keep the sinks until the owner aborts us.
         std::future::pending::<()>().await;
     })
 }
 
+/// Whom a track of our uplink shows: a slot's current member, or the router's own media.
 #[derive(Clone, Copy)]
 enum Who {
     Slot(SlotId),
-    Router(TrackKind),
+    Router(Fingerprint, TrackKind),
 }
 
 /// The router's own view: reassembles what the forwarder receives from every participant.
@@ -313,6 +380,10 @@ pub(super) fn view_as_router(
     ids: Arc<Mutex<HashMap<ParticipantId, Fingerprint>>>,
 ) -> mpsc::Sender<Tapped> {
     let (tx, mut rx) = mpsc::channel::<Tapped>(TAP_QUEUE);
+    *lock(&shared.router_view) = Some(RouterView {
+        hub: Arc::downgrade(hub),
+        ids: ids.clone(),
+    });
     let shared = Arc::downgrade(shared);
     let hub = Arc::downgrade(hub);
     tokio::spawn(async move {

@@ -1608,6 +1608,11 @@ where
                 // RTCP about a *received* track goes to its TrackRemote; RTCP about a *sent*
                 // track (feedback from the remote — RR/PLI/FIR — tagged with the sender's
                 // track id) goes to its TrackLocal.
+                // PATCH(rtcp-route): a sent and a received track may share an id (each side
+                // names its own tracks: both send "video"). The remote one used to take
+                // everything, so a sender never heard the peer's PLI/FIR/REMB. When both
+                // exist, feedback (reports and RFC 4585 feedback, which only ever concern a
+                // stream the receiver of the packet sends) goes to the TrackLocal.
                 let remote_tx = self
                     .inner
                     .track_remote_events_tx
@@ -1615,17 +1620,6 @@ where
                     .await
                     .get(&track_id)
                     .map(|(evt_tx, _)| evt_tx.clone());
-                if let Some(evt_tx) = remote_tx {
-                    // overflow: DROPS — inherent, as for RTP above; counted by E3-01.
-                    if let Err(err) = evt_tx.try_send(TrackRemoteEvent::OnRtcpPacket(packets)) {
-                        error!(
-                            "Failed to send RtcpPacket to track remote {}: {:?}",
-                            track_id, err
-                        );
-                    }
-                    return;
-                }
-
                 let local_tx = self
                     .inner
                     .track_local_events_tx
@@ -1633,11 +1627,30 @@ where
                     .await
                     .get(&track_id)
                     .cloned();
+                let (to_local, to_remote): (Vec<_>, Vec<_>) = match (&remote_tx, &local_tx) {
+                    (Some(_), Some(_)) => packets
+                        .into_iter()
+                        .partition(|p| is_sender_feedback(p.as_ref())),
+                    (Some(_), None) => (Vec::new(), packets),
+                    (None, _) => (packets, Vec::new()),
+                };
+                if let Some(evt_tx) = remote_tx.filter(|_| !to_remote.is_empty()) {
+                    // overflow: DROPS — inherent, as for RTP above; counted by E3-01.
+                    if let Err(err) = evt_tx.try_send(TrackRemoteEvent::OnRtcpPacket(to_remote)) {
+                        error!(
+                            "Failed to send RtcpPacket to track remote {}: {:?}",
+                            track_id, err
+                        );
+                    }
+                }
+                if to_local.is_empty() {
+                    return;
+                }
                 if let Some(evt_tx) = local_tx {
                     // overflow: DROPS — inherent; counted by E3-01. The only send site on
                     // the track-local channel, and `OnRtcpPacket` is that event type's only
                     // variant, so this queue has no lifecycle traffic to starve.
-                    if let Err(err) = evt_tx.try_send(TrackLocalEvent::OnRtcpPacket(packets)) {
+                    if let Err(err) = evt_tx.try_send(TrackLocalEvent::OnRtcpPacket(to_local)) {
                         error!(
                             "Failed to send RtcpPacket to track local {}: {:?}",
                             track_id, err
@@ -2567,4 +2580,16 @@ mod tests {
             pending.get(&0).map(|q| q.len()).unwrap_or(0)
         );
     }
+}
+
+/// PATCH(rtcp-route): whether an RTCP packet concerns a stream its receiver sends (receiver
+/// reports and RFC 4585 transport- and payload-specific feedback: NACK, TWCC, PLI, FIR, REMB).
+fn is_sender_feedback(packet: &dyn rtcp::Packet) -> bool {
+    use rtcp::header::PacketType;
+    matches!(
+        packet.header().packet_type,
+        PacketType::ReceiverReport
+            | PacketType::TransportSpecificFeedback
+            | PacketType::PayloadSpecificFeedback
+    )
 }
