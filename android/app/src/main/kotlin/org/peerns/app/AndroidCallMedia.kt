@@ -23,8 +23,9 @@ import org.peerns.ffi.EncoderControlListener
 /**
  * [CallMedia] on the phone (Android 10+: the Opus codec): the media adapters of
  * `org.peerns.android.media`. Everyone's sound is played (each sender through a track of its
- * own, mixed by the system); the video of one sender, the first seen, on [remoteSurface].
- * [close] when the screen goes.
+ * own, mixed by the system); a group call's pictures each on the surface given for their sender
+ * and kind ([setPicture]), a 1:1 call's the first sender's on [remoteSurface]. [close] when the
+ * screen goes.
  */
 class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia {
     @Volatile
@@ -33,15 +34,28 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
 
     // Each Opus packet with the level of the PCM it encodes (nothing is sent while muted).
     private val audio = AudioEncoder(context, { pts, data, level -> out?.frame("audio", pts, true, data, level) }, {}, onError)
+
+    // Keyed "sender/kind"; pictures too.
     private val decoders = HashMap<String, FrameDecoder>()
+    private val pictures = HashMap<String, Surface>()
     private var shownVideo: String? = null
 
-    /** Where the received video is drawn (a SurfaceView's surface), or null while there is none. */
+    /** Where the received video of a 1:1 call is drawn (a SurfaceView's surface), or null while there is none. */
     var remoteSurface: Surface? = null
         set(value) = synchronized(decoders) {
             field = value
-            decoders.keys.filter { it.endsWith("/video") }.forEach { decoders.remove(it)?.release() }
+            shownVideo?.let { decoders.remove("$it/video")?.release() }
         }
+
+    /**
+     * Draws [sender]'s [kind] (`video` or `screen`) on [surface] (a grid picture's), or no longer
+     * (null). Its decoder starts again at the sender's next keyframe.
+     */
+    fun setPicture(sender: String, kind: String, surface: Surface?) = synchronized(decoders) {
+        val key = "$sender/$kind"
+        decoders.remove(key)?.release()
+        if (surface == null) pictures.remove(key) else pictures[key] = surface
+    }
 
     override val videoControl: EncoderControlListener get() = video.control
 
@@ -59,18 +73,26 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
         if (facing == null) video.stop() else video.start(facing)
     }
 
-    override fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray) {
+    override fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean {
         synchronized(decoders) {
+            val key = "$from/$kind"
             val decoder = if (kind == "audio") {
-                decoders.getOrPut("$from/audio") { AudioDecoder() }
+                decoders.getOrPut(key) { AudioDecoder() }
             } else {
-                val surface = remoteSurface ?: return
-                if (shownVideo == null) shownVideo = from
-                if (from != shownVideo) return
-                decoders.getOrPut("$from/video") { VideoDecoder(surface) }
+                val surface = pictures[key] ?: oneOnOne(from, kind) ?: return true
+                decoders.getOrPut(key) { VideoDecoder(surface) }
             }
             decoder.frame(ptsUs, keyframe, data)
+            return decoder !is VideoDecoder || decoder.started
         }
+    }
+
+    /** The 1:1 call's surface for [from]'s video: the first sender seen is the one shown. */
+    private fun oneOnOne(from: String, kind: String): Surface? {
+        val surface = remoteSurface ?: return null
+        if (kind != "video") return null
+        if (shownVideo == null) shownVideo = from
+        return surface.takeIf { from == shownVideo }
     }
 
     override fun stop() {

@@ -221,8 +221,9 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
 /**
  * A group's call: who is in it, who speaks (their tile framed in green and marked "speaking"),
  * and whose media arrives, join and leave, mute, camera; with
- * [media] (Android 10+), our camera and microphone are sent and the others' sound and one
- * picture played while the screen is shown. Under battery saver a notice says that the camera
+ * [media] (Android 10+), our camera and microphone are sent and the others' sound played and
+ * their pictures shown in a grid ([CallPictures], chosen by the model's `CallGrid`) while the
+ * screen is shown. Under battery saver a notice says that the camera
  * starts off.
  */
 class GroupCallView(host: Host, private val model: GroupCallViewModel, private val media: AndroidCallMedia?) : ScreenView(host) {
@@ -243,7 +244,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
             }
         }
     }
-    private val picture = remotePicture(host, media)
+    private val pictures = CallPictures(host.context, media)
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
     private val browserId = ui.input("A browser's PeerJS ID (admins)")
@@ -258,7 +259,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         error,
         notice,
         ui.row().with(joinLeave, mute, camera),
-        picture,
+        pictures.root,
         ui.label("In the call"),
         participants,
         ui.row().with(browserId, letIn),
@@ -287,6 +288,11 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                 browsers.text = if (state.browsers.isEmpty()) "" else "Browsers let in: " + state.browsers.joinToString()
                 mute.text = if (state.muted) "Unmute" else "Mute"
                 camera.text = if (state.cameraOff) "Camera on" else "Camera off"
+                val byFp = state.participants.associateBy { it.fingerprint }
+                pictures.show(
+                    state.pictures.map { fp -> fp to if (byFp[fp]?.media?.screen == true) "screen" else "video" },
+                    state.speaking,
+                ) { fp -> fp.take(8) }
                 participants.removeAllViews()
                 state.participants.forEach { p ->
                     val speaking = p.fingerprint in state.speaking

@@ -32,8 +32,11 @@ interface CallMedia {
     /** Switches the camera to [facing], or off (null). */
     fun setCamera(facing: String?)
 
-    /** Decodes and plays a frame of [from] (a participant or a remote track). */
-    fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray)
+    /**
+     * Decodes and plays a frame of [from] (a participant or a remote track); false when the
+     * picture it is for waits for a keyframe (its decoder started mid-stream): ask [from] for one.
+     */
+    fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean
 
     /** Stops capturing and playing. */
     fun stop()

@@ -71,6 +71,8 @@ class CallViewModel(
 
     private val received = object : MediaFrameListener {
         override fun onFrame(frame: MediaFrame) {
+            // A picture waiting for a keyframe gets one within 2 s (the sender's interval): the
+            // 1:1 sinks' keyframe request is a suspend call, and this is the delivery thread.
             media?.play(frame.track, frame.kind, frame.ptsUs.toLong(), frame.keyframe, frame.data)
         }
     }

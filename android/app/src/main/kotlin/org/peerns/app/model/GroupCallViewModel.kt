@@ -14,6 +14,7 @@ import org.peerns.ffi.GroupCallFrame
 import org.peerns.ffi.GroupCallFrameListener
 import org.peerns.ffi.GroupCallPhase
 import org.peerns.ffi.GroupEvent
+import org.peerns.ffi.PeernsException
 import org.peerns.ffi.PeernsNodeInterface
 
 /** What a group call's screen shows. */
@@ -31,6 +32,11 @@ data class GroupCallState(
     val speaking: List<String> = emptyList(),
     /** The member our media goes to: the router, or the other participant in a call of two; null when we route. */
     val mediaPeer: String? = null,
+    /**
+     * The grid's pictures: the fingerprints of the others whose video (or screen) is shown, in
+     * place order ([CallGrid]: at most [CallGrid.MAX_PICTURES], places kept, speakers first).
+     */
+    val pictures: List<String> = emptyList(),
     /** Browsers (PeerJS IDs) we let into the call, admitted while we route it. */
     val browsers: List<String> = emptyList(),
     val error: String? = null,
@@ -41,8 +47,8 @@ data class GroupCallState(
 
 /**
  * Our part in a group's call: join and leave, mute, camera; the roster, our phase and who speaks
- * from [GroupEvent]s ([onGroupEvent]), the others' frames counted per sender and handed to
- * [media] to play, and [media]'s encoded frames pushed into the call (audio with its level, by
+ * from [GroupEvent]s ([onGroupEvent]) and from them the grid of pictures ([CallGrid]), the
+ * others' frames counted per sender and handed to [media] to play, and [media]'s encoded frames pushed into the call (audio with its level, by
  * which the router tells who speaks). While [powerSaver] is on, joining with video starts with the
  * camera off (the call keeps our video, so [setCameraOff] can turn it on). Pure Kotlin.
  */
@@ -61,10 +67,37 @@ class GroupCallViewModel(
     @Volatile
     private var call: GroupCall? = null
 
+    /** Our fingerprint, never given a picture (null if the node cannot tell: then nobody is left out). */
+    private val me: String? by lazy { runCatching { node.identity().fingerprint }.getOrNull() }
+
+    /** Everyone who spoke in the call, the most recent first. */
+    private var recent: List<String> = emptyList()
+
     private val frames = object : GroupCallFrameListener {
         override fun onFrame(frame: GroupCallFrame) {
             mutableState.update { it.copy(frames = it.frames + (frame.sender to (it.frames[frame.sender] ?: 0) + 1)) }
-            media?.play(frame.sender, frame.kind, frame.ptsUs.toLong(), frame.keyframe, frame.data)
+            val shown = media?.play(frame.sender, frame.kind, frame.ptsUs.toLong(), frame.keyframe, frame.data) ?: true
+            if (!shown) askForKeyframe(frame.sender, frame.kind)
+        }
+    }
+
+    /** When each picture ("sender/kind") last asked its sender for a keyframe (System.nanoTime). */
+    private val keyframesAsked = HashMap<String, Long>()
+
+    /** Asks [sender] for a keyframe of its [kind], at most once a second per picture. */
+    private fun askForKeyframe(sender: String, kind: String) {
+        val now = System.nanoTime()
+        synchronized(keyframesAsked) {
+            val last = keyframesAsked["$sender/$kind"]
+            if (last != null && now - last < KEYFRAME_ASK_NS) return
+            keyframesAsked["$sender/$kind"] = now
+        }
+        try {
+            call?.requestKeyframe(sender, kind)
+        } catch (_: PeernsException) {
+            // Not a sender of ours (any more): nothing to ask.
+        } catch (_: IllegalStateException) {
+            // Left meanwhile: the call object is closed.
         }
     }
 
@@ -91,7 +124,7 @@ class GroupCallViewModel(
     /** Reads the roster the node knows now (before any event arrived). */
     suspend fun refresh() = guard {
         val roster = node.groupCallParticipants(group)
-        mutableState.update { it.copy(participants = roster, error = null) }
+        mutableState.update { regrid(it.copy(participants = roster, error = null)) }
     }
 
     /** Joins the call sending audio, and video when [video] (the camera off at first under battery saver). */
@@ -123,7 +156,9 @@ class GroupCallViewModel(
         left?.stop()
         left?.close()
         node.groupCallLeave(group)
-        mutableState.update { it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList()) }
+        recent = emptyList()
+        synchronized(keyframesAsked) { keyframesAsked.clear() }
+        mutableState.update { it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList(), pictures = emptyList()) }
     }
 
     suspend fun setMuted(muted: Boolean) = guard {
@@ -138,15 +173,26 @@ class GroupCallViewModel(
         announce()
     }
 
-    /** Applies the call's roster, our phase and who speaks; events of other groups are ignored. */
+    /** Applies the call's roster, our phase and who speaks (and so the grid); events of other groups are ignored. */
     fun onGroupEvent(event: GroupEvent) {
         when (event) {
-            is GroupEvent.CallRoster -> if (event.group == group) mutableState.update { it.copy(participants = event.participants) }
+            is GroupEvent.CallRoster ->
+                if (event.group == group) mutableState.update { regrid(it.copy(participants = event.participants)) }
             is GroupEvent.CallPhase ->
-                if (event.group == group) mutableState.update { it.copy(phase = event.phase, mediaPeer = event.mediaPeer) }
-            is GroupEvent.CallSpeakers -> if (event.group == group) mutableState.update { it.copy(speaking = event.speaking) }
+                if (event.group == group) mutableState.update { regrid(it.copy(phase = event.phase, mediaPeer = event.mediaPeer)) }
+            is GroupEvent.CallSpeakers -> if (event.group == group) {
+                synchronized(this) { recent = CallGrid.spoke(recent, event.speaking) }
+                mutableState.update { regrid(it.copy(speaking = event.speaking)) }
+            }
             else -> {}
         }
+    }
+
+    /** [s] with its grid brought up to date with its roster and speakers (none while we are out of the call). */
+    private fun regrid(s: GroupCallState): GroupCallState {
+        if (s.phase == GroupCallPhase.OUT) return s.copy(pictures = emptyList())
+        val recentNow = synchronized(this) { recent }
+        return s.copy(pictures = CallGrid.next(s.pictures, s.participants, me, s.speaking, recentNow))
     }
 
     private suspend fun announce() {
@@ -159,5 +205,8 @@ class GroupCallViewModel(
     private companion object {
         /** A group call shows the people in it: the front camera. */
         const val FRONT = "user"
+
+        /** A picture waiting for a keyframe asks again after this long (the sender's next one comes within 2 s anyway). */
+        const val KEYFRAME_ASK_NS = 1_000_000_000L
     }
 }

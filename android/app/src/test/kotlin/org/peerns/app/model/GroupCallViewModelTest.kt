@@ -49,6 +49,10 @@ class RecordingMedia : CallMedia {
 
     @Volatile
     var stopped = false
+
+    /** While set, every picture says it waits for a keyframe (a decoder started mid-stream). */
+    @Volatile
+    var waitingForKeyframe = false
     val played = ConcurrentLinkedQueue<Triple<String, String, Boolean>>()
 
     override val videoControl = object : EncoderControlListener {
@@ -69,8 +73,9 @@ class RecordingMedia : CallMedia {
         cameraOn = facing
     }
 
-    override fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray) {
+    override fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean {
         played.add(Triple(from, kind, keyframe))
+        return kind == "audio" || !waitingForKeyframe
     }
 
     override fun stop() {
@@ -108,9 +113,13 @@ class GroupCallViewModelTest {
             // Bob may join once the group's log has reached him.
             eventually(what = "bob joining the call") { if (model.join(video = true)) true else null }
 
-            // Ann's phone, with the library's call directly: it sends video frames.
+            // Ann's phone, with the library's call directly: it sends video frames and counts
+            // the keyframes asked of its encoder.
+            val annKeyframes = AtomicInteger()
             val noControl = object : EncoderControlListener {
-                override fun requestKeyframe() {}
+                override fun requestKeyframe() {
+                    annKeyframes.incrementAndGet()
+                }
                 override fun targetBitrate(bps: ULong) {}
             }
             val fromBob = AtomicInteger()
@@ -144,15 +153,31 @@ class GroupCallViewModelTest {
             // Two in the call, one of them the router: bob's media goes straight to ann.
             eventually(what = "bob direct with ann") { model.state.value.takeIf { it.direct && it.mediaPeer == annFp } }
             eventually(what = "ann's frames at bob") { model.state.value.frames[annFp]?.takeIf { it > 0 } }
+            // Ann sends video: her picture in bob's grid, never bob's own.
+            eventually(what = "ann's picture at bob") { model.state.value.takeIf { it.pictures == listOf(annFp) } }
             // They were handed to bob's decoders, keyframes marked.
             eventually(what = "ann's keyframe played at bob") { media.played.firstOrNull { it == Triple(annFp, "video", true) } }
             eventually(what = "bob's frames at ann") { fromBob.get().takeIf { it > 0 } }
+            // A picture at bob whose decoder waits for a keyframe: bob's model asks ann's encoder
+            // for one (once the new receivers' own requests have settled).
+            var settled = annKeyframes.get() to System.nanoTime()
+            eventually(what = "ann's keyframe requests settling") {
+                val now = annKeyframes.get()
+                if (now != settled.first) settled = now to System.nanoTime()
+                (System.nanoTime() - settled.second).takeIf { it > 1_000_000_000 }
+            }
+            val asked = annKeyframes.get()
+            media.waitingForKeyframe = true
+            eventually(what = "bob asking ann for a keyframe") { annKeyframes.get().takeIf { it > asked } }
+            media.waitingForKeyframe = false
             pusher.cancel()
 
-            ann.groupCallSetMedia(gid, CallMediaState(muted = true, cameraOff = false, screen = false, backCamera = false))
+            ann.groupCallSetMedia(gid, CallMediaState(muted = true, cameraOff = true, screen = false, backCamera = false))
             eventually(what = "ann muted at bob") {
                 model.state.value.participants.firstOrNull { it.fingerprint == annFp && it.media.muted }
             }
+            // Her camera is off: no picture for her.
+            eventually(what = "ann's picture gone at bob") { model.state.value.takeIf { it.pictures.isEmpty() } }
             assertTrue(model.setMuted(true))
             assertTrue(model.setCameraOff(true))
             assertTrue(media.mutedNow)
@@ -164,6 +189,7 @@ class GroupCallViewModelTest {
             assertTrue(model.leave())
             eventually(what = "bob out") { model.state.value.takeIf { it.phase == GroupCallPhase.OUT } }
             assertEquals(emptyMap(), model.state.value.frames)
+            assertEquals(emptyList(), model.state.value.pictures)
             assertTrue(media.stopped)
             eventually(what = "bob gone at ann") { ann.groupCallParticipants(gid).takeIf { p -> p.none { it.fingerprint == bobFp } } }
             annCall.stop()
@@ -249,6 +275,39 @@ class GroupCallViewModelTest {
         assertFalse(GroupCallState(participants = inCall("a", "b"), mediaPeer = "r").direct)
         assertFalse(GroupCallState(participants = inCall("a", "b", "c"), mediaPeer = "b").direct)
         assertFalse(GroupCallState(participants = inCall("a", "b")).direct)
+    }
+
+    @Test
+    fun theGridFollowsTheRosterAndTheSpeakersWhileInTheCall() = runTest(timeout = 60.seconds) {
+        withAnnAndBob(contacts = false) { _, bob ->
+            val me = bob.identity().fingerprint
+            val gid = "e".repeat(32)
+            val model = GroupCallViewModel(bob, gid)
+            val av = CallKinds(audio = true, video = true, screen = false)
+            val on = CallMediaState(muted = false, cameraOff = false, screen = false, backCamera = false)
+            val others = (1..8).map { "$it".repeat(64) }
+            val roster = (listOf(me) + others).map { CallParticipant(it, av, on, true) }
+            // Out of the call: a roster, but no pictures.
+            model.onGroupEvent(GroupEvent.CallRoster(gid, roster))
+            assertEquals(emptyList(), model.state.value.pictures)
+            // In it: the first six others, never us; another group's roster changes nothing.
+            model.onGroupEvent(GroupEvent.CallPhase(gid, GroupCallPhase.CONNECTED, others[0]))
+            assertEquals(others.take(6), model.state.value.pictures)
+            model.onGroupEvent(GroupEvent.CallRoster("f".repeat(32), roster.take(2)))
+            assertEquals(others.take(6), model.state.value.pictures)
+            // The eighth speaks: it takes the place of the last of those who never spoke.
+            model.onGroupEvent(GroupEvent.CallSpeakers(gid, listOf(others[7])))
+            assertEquals(others.take(5) + others[7], model.state.value.pictures)
+            // Then the first speaks (shown: nothing moves), then the seventh: again the last of
+            // those who never spoke makes room; the first and the eighth, who spoke, stay.
+            model.onGroupEvent(GroupEvent.CallSpeakers(gid, listOf(others[0])))
+            assertEquals(others.take(5) + others[7], model.state.value.pictures)
+            model.onGroupEvent(GroupEvent.CallSpeakers(gid, listOf(others[6])))
+            assertEquals(others.take(4) + others[6] + others[7], model.state.value.pictures)
+            // Out of the call again (the router dropped us, say): an empty grid.
+            model.onGroupEvent(GroupEvent.CallPhase(gid, GroupCallPhase.OUT, null))
+            assertEquals(emptyList(), model.state.value.pictures)
+        }
     }
 
     @Test

@@ -60,6 +60,9 @@ abstract class FrameDecoder {
  * first keyframe that carries SPS/PPS; frames before it are dropped (ask the sender for one).
  */
 class VideoDecoder(private val surface: Surface) : FrameDecoder() {
+    /** Whether a keyframe has started it (until then every frame is dropped). */
+    val started: Boolean get() = codec != null
+
     override fun frame(ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean {
         val c = codec ?: (if (keyframe) start(data) else null) ?: return false
         val queued = queue(c, ptsUs, data)
