@@ -551,8 +551,19 @@ fn with_a_wall_clock_heartbeats_fall_on_its_grid() {
     open(&mut sim, 1);
     sim.advance(Duration::from_millis(1_900));
     open(&mut sim, 2);
+    let at = heartbeats(&mut sim, clock, 30);
+    // Every beat on a point of the 5 s grid; the second registration's first beat waits for
+    // the point after the one it opened too late for, and from then on both share each.
+    assert!(at.len() >= 5, "{at:?}");
+    assert!(at.iter().all(|(t, _)| t % 5_000 == 0), "{at:?}");
+    assert!(at.iter().skip(1).all(|(_, n)| *n == 2), "{at:?}");
+}
+
+/// The wall-clock times (ms) at which `sim` sends heartbeats in the next `secs` seconds, with
+/// how many it sends at each.
+fn heartbeats(sim: &mut Sim, clock: WallClock, secs: u64) -> Vec<(u64, usize)> {
     let mut at = vec![];
-    let end = sim.now + Duration::from_secs(30);
+    let end = sim.now + Duration::from_secs(secs);
     while let Some(t) = sim.sig.poll_timeout().filter(|t| *t <= end) {
         sim.now = sim.now.max(t);
         sim.sig.handle_timeout(sim.now);
@@ -567,33 +578,16 @@ fn with_a_wall_clock_heartbeats_fall_on_its_grid() {
             at.push((clock.unix_ms(sim.now), beats));
         }
     }
-    // Every beat on a point of the 5 s grid; the second registration's first beat waits for
-    // the point after the one it opened too late for, and from then on both share each.
-    assert!(at.len() >= 5, "{at:?}");
-    assert!(at.iter().all(|(t, _)| t % 5_000 == 0), "{at:?}");
-    assert!(at.iter().skip(1).all(|(_, n)| *n == 2), "{at:?}");
+    sim.now = end;
+    at
 }
 
 /// The wall-clock times (ms) of the heartbeats `sim` sends in the next `secs` seconds.
 fn heartbeat_times(sim: &mut Sim, clock: WallClock, secs: u64) -> Vec<u64> {
-    let mut at = vec![];
-    let end = sim.now + Duration::from_secs(secs);
-    while let Some(t) = sim.sig.poll_timeout().filter(|t| *t <= end) {
-        sim.now = sim.now.max(t);
-        sim.sig.handle_timeout(sim.now);
-        let beats = sim
-            .drain()
-            .into_iter()
-            .filter(
-                |o| matches!(o, Output::Transmit { text, .. } if text == r#"{"type":"HEARTBEAT"}"#),
-            )
-            .count();
-        if beats > 0 {
-            at.push(clock.unix_ms(sim.now));
-        }
-    }
-    sim.now = end;
-    at
+    heartbeats(sim, clock, secs)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect()
 }
 
 #[test]
