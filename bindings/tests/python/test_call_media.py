@@ -118,3 +118,64 @@ def test_call_media_sources_and_sinks():
             await asyncio.gather(a.stop(), b.stop())
 
     asyncio.run(main())
+
+
+def test_when_both_send_video_each_keyframe_request_reaches_the_other_encoder():
+    """Both sides send a track named `video` and receive the other's, also `video`: a keyframe
+    request about one's own video must reach its encoder, not the received track of the same
+    name (third_party PATCH(rtcp-route); decision 0003)."""
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(2)]
+        a, b = new_node(dirs[0].name, "ada"), new_node(dirs[1].name, "bob")
+        await start_all(a, b)
+        la, lb = Listener(), Listener()
+        subs = [a.subscribe(la), b.subscribe(lb)]
+        try:
+            await make_contacts(a, la, b, lb)
+            call = await a.start_call(b.identity().fingerprint, AV)
+            await lb.wait_for(lambda ev: of_kind(ev, "incoming_call", call=call))
+            b.accept_call(call, AV)
+            await la.wait_for(lambda ev: of_kind(ev, "call_media_connected", call=call), 15)
+            await lb.wait_for(lambda ev: of_kind(ev, "call_media_connected", call=call), 15)
+            encoders = [Encoder(), Encoder()]
+            sources = [await n.call_media_source(call, "video", e) for n, e in zip((a, b), encoders)]
+            frames = [Frames(), Frames()]
+            sinks = [await n.call_media_sinks(call, f) for n, f in zip((a, b), frames)]
+            loop = asyncio.get_running_loop()
+            i = 0
+
+            async def push_until(done, what, timeout=15.0):
+                nonlocal i
+                deadline = loop.time() + timeout
+                while not done():
+                    assert loop.time() < deadline, f"timed out waiting for {what}"
+                    key, data = video_frame(i)
+                    for s in sources:
+                        s.push_frame(i * 33_333, key, data)
+                    i += 1
+                    await asyncio.sleep(0.03)
+
+            await push_until(lambda: all(f.of("video") for f in frames), "video both ways")
+            for asker, sender in ((1, 0), (0, 1)):
+                last = {"count": encoders[sender].keyframes, "since": loop.time()}
+
+                def settled():
+                    now, count = loop.time(), encoders[sender].keyframes
+                    if count != last["count"]:
+                        last.update(count=count, since=now)
+                    return now - last["since"] >= 1.0
+
+                await push_until(settled, "keyframe requests to settle")
+                before = encoders[sender].keyframes
+                await sinks[asker].request_keyframe("video")
+                await push_until(lambda: encoders[sender].keyframes > before,
+                                 f"{'ab'[sender]}'s encoder to hear {'ab'[asker]}'s request", 10.0)
+            for s in sinks:
+                s.cancel()
+            a.hang_up(call)
+            for s in subs:
+                s.cancel()
+        finally:
+            await asyncio.gather(a.stop(), b.stop())
+
+    asyncio.run(main())
