@@ -41,3 +41,26 @@ interface CallMedia {
     /** Stops capturing and playing. */
     fun stop()
 }
+
+/**
+ * Spaces the keyframe requests of pictures that wait for one: at most one a second per picture
+ * (the sender's next keyframe comes within 2 s anyway, and the router spaces them too).
+ */
+class KeyframeAsks {
+    private val last = HashMap<String, Long>()
+
+    /** Whether [picture] may ask now (`System.nanoTime` [now]); if so, it is noted as asking. */
+    fun mayAsk(picture: String, now: Long = System.nanoTime()): Boolean = synchronized(last) {
+        val before = last[picture]
+        if (before != null && now - before < INTERVAL_NS) return false
+        last[picture] = now
+        true
+    }
+
+    /** Forgets every picture (the call's media stopped). */
+    fun clear() = synchronized(last) { last.clear() }
+
+    private companion object {
+        const val INTERVAL_NS = 1_000_000_000L
+    }
+}

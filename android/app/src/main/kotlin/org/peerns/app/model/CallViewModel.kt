@@ -1,10 +1,15 @@
 package org.peerns.app.model
 
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.cancelChildren
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.launch
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.CallMediaSinks
 import org.peerns.ffi.CallMediaSource
@@ -71,9 +76,28 @@ class CallViewModel(
 
     private val received = object : MediaFrameListener {
         override fun onFrame(frame: MediaFrame) {
-            // A picture waiting for a keyframe gets one within 2 s (the sender's interval): the
-            // 1:1 sinks' keyframe request is a suspend call, and this is the delivery thread.
-            media?.play(frame.track, frame.kind, frame.ptsUs.toLong(), frame.keyframe, frame.data)
+            val shown = media?.play(frame.track, frame.kind, frame.ptsUs.toLong(), frame.keyframe, frame.data) ?: true
+            if (!shown) askForKeyframe(frame.track)
+        }
+    }
+
+    private val keyframesAsked = KeyframeAsks()
+
+    /** Where keyframe requests run: the sinks' request is a suspend call, frames come on the delivery thread. */
+    private val requests = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+
+    /** Asks the peer for a keyframe of its [track] (a decoder that started mid-stream), at most once a second. */
+    private fun askForKeyframe(track: String) {
+        val asking = sinks ?: return
+        if (!keyframesAsked.mayAsk(track)) return
+        requests.launch {
+            try {
+                asking.requestKeyframe(track)
+            } catch (_: PeernsException) {
+                // The call ended meanwhile: nobody to ask.
+            } catch (_: IllegalStateException) {
+                // The sinks were closed meanwhile.
+            }
         }
     }
 
@@ -108,6 +132,8 @@ class CallViewModel(
 
     /** Stops capturing and playing (the call goes on). */
     fun stopMedia() {
+        requests.coroutineContext.cancelChildren()
+        keyframesAsked.clear()
         media?.stop()
         val closing = sources.values
         sources = emptyMap()

@@ -81,17 +81,11 @@ class GroupCallViewModel(
         }
     }
 
-    /** When each picture ("sender/kind") last asked its sender for a keyframe (System.nanoTime). */
-    private val keyframesAsked = HashMap<String, Long>()
+    private val keyframesAsked = KeyframeAsks()
 
     /** Asks [sender] for a keyframe of its [kind], at most once a second per picture. */
     private fun askForKeyframe(sender: String, kind: String) {
-        val now = System.nanoTime()
-        synchronized(keyframesAsked) {
-            val last = keyframesAsked["$sender/$kind"]
-            if (last != null && now - last < KEYFRAME_ASK_NS) return
-            keyframesAsked["$sender/$kind"] = now
-        }
+        if (!keyframesAsked.mayAsk("$sender/$kind")) return
         try {
             call?.requestKeyframe(sender, kind)
         } catch (_: PeernsException) {
@@ -157,7 +151,7 @@ class GroupCallViewModel(
         left?.close()
         node.groupCallLeave(group)
         recent = emptyList()
-        synchronized(keyframesAsked) { keyframesAsked.clear() }
+        keyframesAsked.clear()
         mutableState.update { it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList(), pictures = emptyList()) }
     }
 
@@ -205,8 +199,5 @@ class GroupCallViewModel(
     private companion object {
         /** A group call shows the people in it: the front camera. */
         const val FRONT = "user"
-
-        /** A picture waiting for a keyframe asks again after this long (the sender's next one comes within 2 s anyway). */
-        const val KEYFRAME_ASK_NS = 1_000_000_000L
     }
 }

@@ -64,6 +64,18 @@ class CallViewModelTest {
             eventually { bobMedia.played.firstOrNull { it == Triple("audio", "audio", true) } }
             eventually { annMedia.played.firstOrNull { it == Triple("audio", "audio", true) } }
             eventually { bobMedia.played.firstOrNull { it == Triple("video", "video", true) } }
+            // Bob's picture waits for a keyframe (its decoder started late): his model asks ann's
+            // encoder for one, once her new receiver's own requests have settled.
+            var settled = annMedia.keyframesAsked.get() to System.nanoTime()
+            eventually(what = "ann's keyframe requests settling") {
+                val now = annMedia.keyframesAsked.get()
+                if (now != settled.first) settled = now to System.nanoTime()
+                (System.nanoTime() - settled.second).takeIf { it > 1_000_000_000 }
+            }
+            val asked = annMedia.keyframesAsked.get()
+            bobMedia.waitingForKeyframe = true
+            eventually(what = "bob asking ann for a keyframe") { annMedia.keyframesAsked.get().takeIf { it > asked } }
+            bobMedia.waitingForKeyframe = false
             pusher.cancel()
 
             assertTrue(annCall.setMuted(true))

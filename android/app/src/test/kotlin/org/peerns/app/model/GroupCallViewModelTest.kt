@@ -55,8 +55,13 @@ class RecordingMedia : CallMedia {
     var waitingForKeyframe = false
     val played = ConcurrentLinkedQueue<Triple<String, String, Boolean>>()
 
+    /** Keyframes asked of this phone's video encoder. */
+    val keyframesAsked = AtomicInteger()
+
     override val videoControl = object : EncoderControlListener {
-        override fun requestKeyframe() {}
+        override fun requestKeyframe() {
+            keyframesAsked.incrementAndGet()
+        }
         override fun targetBitrate(bps: ULong) {}
     }
 
