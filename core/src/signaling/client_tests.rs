@@ -539,15 +539,21 @@ fn heartbeats_of_several_registrations_share_one_wake_up() {
     }
 }
 
-#[test]
-fn with_a_wall_clock_heartbeats_fall_on_its_grid() {
+/// A simulated client whose wall clock reads 1_700_000_001_234 ms after the epoch at its start:
+/// 1.234 s past a point of the 5 s grid.
+fn sim_with_wall_clock() -> (Sim, WallClock) {
     let mut c = config();
     let t0 = Instant::now();
-    // 1_700_000_001_234 ms after the epoch: 1.234 s past a point of the 5 s grid.
     let clock = WallClock::new(t0, 1_700_000_001_234);
     c.wall_clock = Some(clock);
     let mut sim = Sim::new(c);
     sim.now = t0;
+    (sim, clock)
+}
+
+#[test]
+fn with_a_wall_clock_heartbeats_fall_on_its_grid() {
+    let (mut sim, clock) = sim_with_wall_clock();
     open(&mut sim, 1);
     sim.advance(Duration::from_millis(1_900));
     open(&mut sim, 2);
@@ -592,12 +598,7 @@ fn heartbeat_times(sim: &mut Sim, clock: WallClock, secs: u64) -> Vec<u64> {
 
 #[test]
 fn in_the_background_heartbeats_come_every_10_s_on_the_grid() {
-    let mut c = config();
-    let t0 = Instant::now();
-    let clock = WallClock::new(t0, 1_700_000_001_234);
-    c.wall_clock = Some(clock);
-    let mut sim = Sim::new(c);
-    sim.now = t0;
+    let (mut sim, clock) = sim_with_wall_clock();
     open(&mut sim, 1);
     sim.advance(Duration::from_secs(6));
     sim.drain();
