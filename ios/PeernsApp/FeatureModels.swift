@@ -482,6 +482,11 @@ final class CallModel: ObservableObject {
         if await withCall({ try self.node.setCameraOff(call: $0, off: off) }) { local.cameraOff = off }
     }
 
+    /// Switches between the front and the back camera; the peer is told (`CallViewModel.switchCamera`).
+    func switchCamera() async {
+        if await withCall({ try self.node.switchCamera(call: $0) }) { local.backCamera.toggle() }
+    }
+
     func apply(_ event: NodeEvent) {
         switch event {
         case let .incomingCall(c, fp, n, kinds):

@@ -300,6 +300,9 @@ struct CallScreen: View {
                 HStack {
                     Button(model.local.muted ? "Unmute" : "Mute") { Task { await model.setMuted(!model.local.muted) } }
                     Button(model.local.cameraOff ? "Camera on" : "Camera off") { Task { await model.setCameraOff(!model.local.cameraOff) } }
+                    if model.sendsVideo {
+                        Button(model.local.backCamera ? "Front camera" : "Back camera") { Task { await model.switchCamera() } }
+                    }
                     Button("Hang up", role: .destructive) { Task { await model.hangUp() } }
                 }
             }

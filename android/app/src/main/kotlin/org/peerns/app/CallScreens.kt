@@ -9,7 +9,7 @@ import org.peerns.app.model.MonitorViewModel
 import org.peerns.ffi.NodeEvent
 
 /**
- * The 1:1 call: answer or decline while it rings; mute, camera and hang up in the call; with
+ * The 1:1 call: answer or decline while it rings; mute, camera (front or back) and hang up in the call; with
  * [media] (Android 10+), once the media is up, our microphone and camera are sent (permissions
  * asked then) and the peer's sound and picture played while the screen is shown. Under battery
  * saver a notice says that the camera starts off.
@@ -29,7 +29,8 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     )
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.local.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.local.cameraOff) } }
-    private val inCall = ui.row().with(mute, camera, ui.button("Hang up") { act { model.hangUp() } })
+    private val switchCamera = ui.button("Back camera") { act { model.switchCamera() } }
+    private val inCall = ui.row().with(mute, camera, switchCamera, ui.button("Hang up") { act { model.hangUp() } })
     override val root = ui.column(20).with(who, status, remote, error, notice, ringing, inCall, picture)
 
     /**
@@ -70,6 +71,8 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 inCall.visibility = if (s.call != null && !s.ringingHere && s.status != "ended") View.VISIBLE else View.GONE
                 mute.text = if (s.local.muted) "Unmute" else "Mute"
                 camera.text = if (s.local.cameraOff) "Camera on" else "Camera off"
+                switchCamera.text = if (s.local.backCamera) "Front camera" else "Back camera"
+                switchCamera.visibility = if (s.sendsVideo) View.VISIBLE else View.GONE
                 if (s.call != null && s.status == "connected" && s.mediaUp) {
                     startMedia(s.call, camera = s.sendsVideo)
                 }

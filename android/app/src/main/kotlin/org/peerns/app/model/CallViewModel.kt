@@ -127,7 +127,8 @@ class CallViewModel(
         sources = listOfNotNull("audio" to audio, video?.let { "video" to it }).toMap()
         sinks = node.callMediaSinks(call, received)
         media.setMuted(mutableState.value.local.muted)
-        media.start(if (video != null && !mutableState.value.local.cameraOff) FRONT else null, out)
+        val local = mutableState.value.local
+        media.start(if (video != null && !local.cameraOff) facing(local.backCamera) else null, out)
     }
 
     /** Stops capturing and playing (the call goes on). */
@@ -221,8 +222,19 @@ class CallViewModel(
 
     suspend fun setCameraOff(off: Boolean) = withCall { call ->
         node.setCameraOff(call, off)
-        if ("video" in sources) media?.setCamera(if (off) null else FRONT)
+        if ("video" in sources) media?.setCamera(if (off) null else facing(mutableState.value.local.backCamera))
         mutableState.update { it.copy(local = it.local.copy(cameraOff = off)) }
+    }
+
+    /**
+     * Switches between the front and the back camera (the peer is told); the picture follows at
+     * once while our camera is on, else when it is turned on.
+     */
+    suspend fun switchCamera() = withCall { call ->
+        node.switchCamera(call)
+        val back = !mutableState.value.local.backCamera
+        mutableState.update { it.copy(local = it.local.copy(backCamera = back)) }
+        if ("video" in sources && !mutableState.value.local.cameraOff) media?.setCamera(facing(back))
     }
 
     /** Applies a call event of the node; true when it changed the state. */
@@ -269,6 +281,9 @@ class CallViewModel(
     private companion object {
         /** A call shows the person: the front camera. */
         const val FRONT = "user"
+
+        /** The camera a call shows: the front one unless [back]. */
+        fun facing(back: Boolean) = if (back) "environment" else FRONT
 
         /** Audio needs no encoder control: every Opus packet stands alone, the bitrate is fixed. */
         val IGNORE_CONTROL = object : EncoderControlListener {

@@ -78,11 +78,25 @@ class CallViewModelTest {
             bobMedia.waitingForKeyframe = false
             pusher.cancel()
 
+            // Ann turns to her back camera and back; bob is told each time.
+            assertTrue(annCall.switchCamera())
+            assertEquals("environment", annMedia.cameraOn)
+            eventually(what = "ann's back camera at bob") { bobCall.state.value.takeIf { it.remote.backCamera } }
+            assertTrue(annCall.switchCamera())
+            assertEquals("user", annMedia.cameraOn)
+            eventually(what = "ann's front camera at bob") { bobCall.state.value.takeIf { !it.remote.backCamera } }
+
             assertTrue(annCall.setMuted(true))
             assertTrue(annCall.state.value.local.muted)
             eventually { bobCall.state.value.takeIf { it.remote.muted } }
             assertTrue(annCall.setCameraOff(true))
             eventually { bobCall.state.value.takeIf { it.remote.cameraOff } }
+            // With the camera off, switching only changes which one comes on next.
+            assertTrue(annCall.switchCamera())
+            assertEquals(null, annMedia.cameraOn)
+            assertTrue(annCall.setCameraOff(false))
+            assertEquals("environment", annMedia.cameraOn)
+            assertTrue(annCall.setCameraOff(true))
 
             assertTrue(bobCall.hangUp())
             val ended = eventually { annCall.state.value.takeIf { it.status == "ended" } }
