@@ -138,7 +138,7 @@ impl Shared {
                 None => false,
             };
         }
-        let slots = lock(&self.slots).clone();
+        let slots = lock(&self.slots);
         let sink = lock(&self.uplink_sinks)
             .iter()
             .filter(|(who, _)| match *who {

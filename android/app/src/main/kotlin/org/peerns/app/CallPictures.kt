@@ -15,8 +15,7 @@ import android.widget.TextView
  * sender's video or screen on ([AndroidCallMedia.setPicture], bound while the surface exists).
  * [show] keeps the view of every picture that stays in its place, so its decoder goes on (one
  * that moves keeps its view but restarts); a place that changes hands gets a new view (no last
- * frame of someone else under the new name). Gone
- * without media (nothing would be drawn).
+ * frame of someone else under the new name). Gone without media (nothing would be drawn).
  */
 class CallPictures(private val context: Context, private val media: AndroidCallMedia?) {
     private val ui = Ui(context)

@@ -223,8 +223,7 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
  * and whose media arrives, join and leave, mute, camera; with
  * [media] (Android 10+), our camera and microphone are sent and the others' sound played and
  * their pictures shown in a grid ([CallPictures], chosen by the model's `CallGrid`) while the
- * screen is shown. Under battery saver a notice says that the camera
- * starts off.
+ * screen is shown. Under battery saver a notice says that the camera starts off.
  */
 class GroupCallView(host: Host, private val model: GroupCallViewModel, private val media: AndroidCallMedia?) : ScreenView(host) {
     private val phase = ui.text()

@@ -48,8 +48,9 @@ data class GroupCallState(
 /**
  * Our part in a group's call: join and leave, mute, camera; the roster, our phase and who speaks
  * from [GroupEvent]s ([onGroupEvent]) and from them the grid of pictures ([CallGrid]), the
- * others' frames counted per sender and handed to [media] to play, and [media]'s encoded frames pushed into the call (audio with its level, by
- * which the router tells who speaks). While [powerSaver] is on, joining with video starts with the
+ * others' frames counted per sender and handed to [media] to play (a picture waiting for a
+ * keyframe asks its sender), and [media]'s encoded frames pushed into the call (audio with its
+ * level, by which the router tells who speaks). While [powerSaver] is on, joining with video starts with the
  * camera off (the call keeps our video, so [setCameraOff] can turn it on). Pure Kotlin.
  */
 class GroupCallViewModel(
