@@ -443,9 +443,7 @@ impl Node {
         if lock(&self.inner.discovery).local.is_none() {
             return;
         }
-        let node = Node {
-            inner: self.inner.clone(),
-        };
+        let node = Node::from_inner(self.inner.clone());
         let task = tokio::spawn(async move {
             // Let the new network settle first (signaling debounces the same way).
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;

@@ -168,6 +168,9 @@ pub(crate) fn unix_ms() -> u64 {
 /// shutdown of the connections and signaling.
 pub struct Node {
     inner: Arc<Inner>,
+    /// Whether dropping this handle stops the background tasks: true for the one [`Node::start`]
+    /// returns, false for the short-lived views the node's own tasks make of themselves.
+    owner: bool,
 }
 
 struct Inner {
@@ -259,8 +262,12 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 impl Node {
+    /// A view of the node for its own tasks; dropping it stops nothing.
     fn from_inner(inner: Arc<Inner>) -> Node {
-        Node { inner }
+        Node {
+            inner,
+            owner: false,
+        }
     }
 
     /// Opens the profile (with the platform keystore, or the desktop key file), registers the
@@ -398,7 +405,7 @@ impl Node {
             rendezvous.abort_handle(),
         ]);
         tracing::info!(peer_id = %inner.peer_id(), "node started");
-        let node = Node { inner };
+        let node = Node { inner, owner: true };
         node.restore_namespaces().await?;
         Inner::start_groups(&node.inner).await?;
         Ok(node)
@@ -695,5 +702,16 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.abort_tasks();
+    }
+}
+
+/// The node's tasks stop with the handle, even while a link's task still holds the node: left
+/// running, they would be polled as the runtime shuts down (a program that returns without
+/// [`Node::stop`]), where a new timer panics.
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.owner {
+            self.inner.abort_tasks();
+        }
     }
 }

@@ -508,6 +508,27 @@ async fn a_second_node_on_the_same_profile_is_refused() {
     server.shutdown().await;
 }
 
+/// Dropping the handle without `stop` stops the node's tasks even while something (a link's
+/// task) still holds the node: otherwise they run on until the runtime shuts down and may be
+/// polled during its shutdown, where a new timer panics (seen at the exit of a CLI command that
+/// failed before its `stop`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_node_stops_its_tasks_though_a_link_still_holds_it() {
+    let d = tempfile::tempdir().unwrap();
+    let node = Node::start(config(d.path(), "ws://127.0.0.1:9/peerjs", None))
+        .await
+        .unwrap();
+    let held = node.inner.clone();
+    let tasks: Vec<_> = lock(&held.tasks).clone();
+    assert!(tasks.len() >= 5, "{} tasks", tasks.len());
+    assert!(tasks.iter().all(|t| !t.is_finished()));
+    drop(node);
+    until(5, "every task stopped", async || {
+        tasks.iter().all(|t| t.is_finished())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_left_at_the_server_by_a_stopped_instance_does_not_hold_up_a_dial() {
     // The signaling server keeps frames for an absent ID (5 s here) and delivers them when it

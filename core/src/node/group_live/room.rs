@@ -51,14 +51,12 @@ impl Inner {
 
     /// The lowest room advertised nearby.
     async fn lowest_room_nearby(this: &Arc<Inner>) -> Option<GroupId> {
-        Node {
-            inner: this.clone(),
-        }
-        .nearby()
-        .await
-        .into_iter()
-        .filter_map(|p| p.room)
-        .min()
+        Node::from_inner(this.clone())
+            .nearby()
+            .await
+            .into_iter()
+            .filter_map(|p| p.room)
+            .min()
     }
 
     /// Starts room `gid` (nothing stored; history from the others), advertises it in our
@@ -136,9 +134,7 @@ impl Inner {
             this.emit_group(GroupUpdate::Room { group: None });
             return;
         }
-        let node = Node {
-            inner: this.clone(),
-        };
+        let node = Node::from_inner(this.clone());
         let skip = ours.len().saturating_sub(MAX_REPOST);
         for text in ours.into_iter().skip(skip) {
             if let Err(e) = node.group_send(&to, &text).await {
