@@ -2,7 +2,10 @@ package org.peerns.app
 
 import android.text.format.DateFormat
 import android.view.View
+import android.widget.Button
 import kotlinx.coroutines.launch
+import org.peerns.android.PeernsTelecom
+import org.peerns.android.media.CallAudioRouter
 import org.peerns.app.model.BackupViewModel
 import org.peerns.app.model.CallViewModel
 import org.peerns.app.model.MonitorViewModel
@@ -30,7 +33,14 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.local.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.local.cameraOff) } }
     private val switchCamera = ui.button("Back camera") { act { model.switchCamera() } }
-    private val inCall = ui.row().with(mute, camera, switchCamera, ui.button("Hang up") { act { model.hangUp() } })
+
+    // Where the sound goes (earpiece, speaker, headset): the button moves it on, shown once there is a choice.
+    private val route: Button = ui.button("Speaker") { router.next() }.apply { visibility = View.GONE }
+    private val router: CallAudioRouter = CallAudioRouter(host.context) { current, available ->
+        route.text = current?.label ?: "Speaker"
+        route.visibility = if (available.size > 1) View.VISIBLE else View.GONE
+    }
+    private val inCall = ui.row().with(mute, camera, switchCamera, route, ui.button("Hang up") { act { model.hangUp() } })
     override val root = ui.column(20).with(who, status, remote, error, notice, ringing, inCall, picture)
 
     /**
@@ -42,11 +52,14 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
         mediaAsked = call
         host.withMedia(camera) { granted ->
             host.service?.setCapturing(granted, microphone = true)
+            // Through Telecom when it knows the call (it owns the call's audio), else AudioManager.
+            router.start(video = camera, connection = PeernsTelecom.calls[call])
             act { model.startMedia() }
         }
     }
 
     override fun hidden() {
+        router.stop()
         model.stopMedia()
         media?.close()
         host.service?.setCapturing(camera = false, microphone = false)
@@ -76,7 +89,10 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 if (s.call != null && s.status == "connected" && s.mediaUp) {
                     startMedia(s.call, camera = s.sendsVideo)
                 }
-                if (s.status == "ended") host.service?.setCapturing(camera = false, microphone = false)
+                if (s.status == "ended") {
+                    router.stop()
+                    host.service?.setCapturing(camera = false, microphone = false)
+                }
             }
         }
         act { model.refresh() }

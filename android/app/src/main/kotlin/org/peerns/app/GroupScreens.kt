@@ -4,8 +4,10 @@ import android.app.AlertDialog
 import android.graphics.Color
 import android.graphics.drawable.GradientDrawable
 import android.view.View
+import android.widget.Button
 import android.widget.Toast
 import kotlinx.coroutines.launch
+import org.peerns.android.media.CallAudioRouter
 import org.peerns.app.model.GroupCallViewModel
 import org.peerns.app.model.GroupChatItem
 import org.peerns.app.model.GroupChatViewModel
@@ -232,6 +234,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
     private val notice = ui.notice()
     private val joinLeave = ui.button("Join") {
         if (model.state.value.phase != GroupCallPhase.OUT) {
+            router.stop()
             act { model.leave() }
             host.service?.setCapturing(camera = false, microphone = false)
         } else if (media == null) {
@@ -239,9 +242,18 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         } else {
             host.withMedia(camera = true) { camera ->
                 host.service?.setCapturing(camera, microphone = true)
+                // A group call is watched at arm's length: aloud unless a headset is there.
+                router.start(video = true)
                 act { model.join(video = camera) }
             }
         }
+    }
+
+    // Where the sound goes (speaker, earpiece, headset): the button moves it on, shown once there is a choice.
+    private val route: Button = ui.button("Speaker") { router.next() }.apply { visibility = View.GONE }
+    private val router: CallAudioRouter = CallAudioRouter(host.context) { current, available ->
+        route.text = current?.label ?: "Speaker"
+        route.visibility = if (available.size > 1) View.VISIBLE else View.GONE
     }
     private val pictures = CallPictures(host.context, media)
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
@@ -257,7 +269,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         phase,
         error,
         notice,
-        ui.row().with(joinLeave, mute, camera),
+        ui.row().with(joinLeave, mute, camera, route),
         pictures.root,
         ui.label("In the call"),
         participants,
@@ -266,6 +278,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
     )
 
     override fun hidden() {
+        router.stop()
         media?.close()
         host.service?.setCapturing(camera = false, microphone = false)
     }

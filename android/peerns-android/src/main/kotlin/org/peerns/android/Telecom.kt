@@ -7,6 +7,7 @@ import android.content.pm.PackageManager
 import android.net.Uri
 import android.os.Build
 import android.os.Bundle
+import android.telecom.CallAudioState
 import android.telecom.Connection
 import android.telecom.ConnectionRequest
 import android.telecom.ConnectionService
@@ -152,7 +153,9 @@ object PeernsTelecom {
  * (the UI, a headset button, a car) go to the node through [PeernsTelecom.control]; the node's
  * call states come back through [follow] and [ended].
  */
-class PeernsConnection(val call: String, val peer: String, val name: String, val outgoing: Boolean) : Connection() {
+class PeernsConnection(val call: String, val peer: String, val name: String, val outgoing: Boolean) :
+    Connection(),
+    TelecomAudio {
     init {
         connectionProperties = PROPERTY_SELF_MANAGED
         audioModeIsVoip = true
@@ -172,6 +175,25 @@ class PeernsConnection(val call: String, val peer: String, val name: String, val
         } catch (e: RuntimeException) {
             // The node refused (the call is gone): its CallState event ends the connection.
         }
+    }
+
+    @Volatile
+    override var audioState: CallAudioState? = null
+        private set
+
+    @Volatile
+    override var onAudioState: ((CallAudioState) -> Unit)? = null
+
+    // Deprecated in Android 14 for call endpoints, which need 14; this works on every version.
+    @Suppress("OVERRIDE_DEPRECATION")
+    override fun onCallAudioStateChanged(state: CallAudioState) {
+        audioState = state
+        onAudioState?.invoke(state)
+    }
+
+    override fun requestAudioRoute(route: Int) {
+        @Suppress("DEPRECATION")
+        setAudioRoute(route)
     }
 
     override fun onShowIncomingCallUi() {
@@ -206,6 +228,18 @@ class PeernsConnection(val call: String, val peer: String, val name: String, val
         setDisconnected(DisconnectCause(PeernsTelecom.disconnectCode(endCause(reason, outgoing)), reason))
         destroy()
     }
+}
+
+/** A Telecom call's audio routes, as `CallAudioRouter` uses them ([PeernsConnection]). */
+interface TelecomAudio {
+    /** The routes Telecom offers the call and the one in use; null until it has said. */
+    val audioState: CallAudioState?
+
+    /** Told of each new [audioState] (on the main thread). */
+    var onAudioState: ((CallAudioState) -> Unit)?
+
+    /** Asks Telecom to route the call's sound to [route] (a `CallAudioState.ROUTE_*`). */
+    fun requestAudioRoute(route: Int)
 }
 
 /**
