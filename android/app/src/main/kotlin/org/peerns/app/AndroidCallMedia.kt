@@ -47,6 +47,13 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
             shownVideo?.let { decoders.remove("$it/video")?.release() }
         }
 
+    /** Where our own camera's picture is shown (a SurfaceView's surface), or null while nowhere. */
+    var localSurface: Surface? = null
+        set(value) {
+            field = value
+            video.setPreview(value)
+        }
+
     /**
      * Draws [sender]'s [kind] (`video` or `screen`) on [surface] (a grid picture's), or no longer
      * (null). Its decoder starts again at the sender's next keyframe.
@@ -152,18 +159,26 @@ private fun toaster(context: Context): (String) -> Unit {
 }
 
 /** The view the received video is drawn on: a SurfaceView whose surface [media] renders to (gone without media). */
-fun remotePicture(host: Host, media: AndroidCallMedia?): SurfaceView = SurfaceView(host.context).apply {
+fun remotePicture(host: Host, media: AndroidCallMedia?): SurfaceView =
+    picture(host, 240, LinearLayout.LayoutParams.MATCH_PARENT) { media?.remoteSurface = it }.apply {
+        visibility = if (media == null) View.GONE else View.VISIBLE
+    }
+
+/**
+ * The view our own camera is shown on (a small SurfaceView the camera draws into besides the
+ * encoder); gone until the screen shows it while our camera is on.
+ */
+fun localPicture(host: Host, media: AndroidCallMedia?): SurfaceView =
+    picture(host, 120, host.ui.dp(160)) { media?.localSurface = it }.apply { visibility = View.GONE }
+
+/** A SurfaceView [heightDp] high and [width] wide whose surface goes to [bind] while it exists (null once it goes). */
+private fun picture(host: Host, heightDp: Int, width: Int, bind: (Surface?) -> Unit): SurfaceView = SurfaceView(host.context).apply {
     holder.addCallback(object : SurfaceHolder.Callback {
-        override fun surfaceCreated(holder: SurfaceHolder) {
-            media?.remoteSurface = holder.surface
-        }
+        override fun surfaceCreated(holder: SurfaceHolder) = bind(holder.surface)
 
         override fun surfaceChanged(holder: SurfaceHolder, format: Int, width: Int, height: Int) = Unit
 
-        override fun surfaceDestroyed(holder: SurfaceHolder) {
-            media?.remoteSurface = null
-        }
+        override fun surfaceDestroyed(holder: SurfaceHolder) = bind(null)
     })
-    layoutParams = LinearLayout.LayoutParams(LinearLayout.LayoutParams.MATCH_PARENT, host.ui.dp(240))
-    visibility = if (media == null) View.GONE else View.VISIBLE
+    layoutParams = LinearLayout.LayoutParams(width, host.ui.dp(heightDp))
 }

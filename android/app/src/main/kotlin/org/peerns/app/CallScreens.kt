@@ -20,6 +20,7 @@ import org.peerns.ffi.NodeEvent
 class CallView(host: Host, private val model: CallViewModel, private val media: AndroidCallMedia?) : ScreenView(host) {
     private var mediaAsked: String? = null
     private val picture = remotePicture(host, media)
+    private val ownPicture = localPicture(host, media)
     private val who = ui.title("")
     private val status = ui.text()
     private val remote = ui.text()
@@ -41,7 +42,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
         route.visibility = if (available.size > 1) View.VISIBLE else View.GONE
     }
     private val inCall = ui.row().with(mute, camera, switchCamera, route, ui.button("Hang up") { act { model.hangUp() } })
-    override val root = ui.column(20).with(who, status, remote, error, notice, ringing, inCall, picture)
+    override val root = ui.column(20).with(who, status, remote, error, notice, ringing, inCall, picture, ownPicture)
 
     /**
      * Starts the media of [call] once (permissions asked now), when its media is up; the camera's
@@ -89,6 +90,9 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 if (s.call != null && s.status == "connected" && s.mediaUp) {
                     startMedia(s.call, camera = s.sendsVideo)
                 }
+                // Ourselves, small, while our camera sends (the camera draws into the view too).
+                val ownShown = media != null && s.mediaUp && s.status == "connected" && s.sendsVideo && !s.local.cameraOff
+                ownPicture.visibility = if (ownShown) View.VISIBLE else View.GONE
                 if (s.status == "ended") {
                     router.stop()
                     host.service?.setCapturing(camera = false, microphone = false)

@@ -256,6 +256,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         route.visibility = if (available.size > 1) View.VISIBLE else View.GONE
     }
     private val pictures = CallPictures(host.context, media)
+    private val ownPicture = localPicture(host, media)
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
     private val browserId = ui.input("A browser's PeerJS ID (admins)")
@@ -271,6 +272,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         notice,
         ui.row().with(joinLeave, mute, camera, route),
         pictures.root,
+        ownPicture,
         ui.label("In the call"),
         participants,
         ui.row().with(browserId, letIn),
@@ -300,6 +302,9 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                 browsers.text = if (state.browsers.isEmpty()) "" else "Browsers let in: " + state.browsers.joinToString()
                 mute.text = if (state.muted) "Unmute" else "Mute"
                 camera.text = if (state.cameraOff) "Camera on" else "Camera off"
+                // Ourselves, small, while our camera sends.
+                val ownShown = media != null && state.phase != GroupCallPhase.OUT && !state.cameraOff
+                ownPicture.visibility = if (ownShown) View.VISIBLE else View.GONE
                 val byFp = state.participants.associateBy { it.fingerprint }
                 pictures.show(
                     state.pictures.map { fp -> fp to if (byFp[fp]?.media?.screen == true) "screen" else "video" },

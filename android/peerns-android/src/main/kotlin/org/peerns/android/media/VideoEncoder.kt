@@ -27,8 +27,10 @@ import org.peerns.media.AccessUnitAssembler
  * H.264 encoder (constrained baseline where the encoder has it, else baseline; CBR where
  * supported, else VBR; a keyframe every [KEYFRAME_INTERVAL_S] s), whose output goes to [sink] as
  * Annex-B access units with SPS/PPS before every keyframe. [control] takes the core's keyframe
- * requests and target bitrate. Android 9+ and the CAMERA permission; everything runs on a
- * thread of its own. The picture is sent as the sensor gives it (not rotated).
+ * requests and target bitrate. A [setPreview] surface shows the same picture to us (the
+ * camera draws into both); a preview the camera refuses is left out, the encoder goes on. Android
+ * 9+ and the CAMERA permission; everything runs on a thread of its own. The picture is sent as
+ * the sensor gives it (not rotated).
  */
 class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private val onError: (String) -> Unit) : CodecParameters {
     private val appContext = context.applicationContext
@@ -41,6 +43,7 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
     private var surface: Surface? = null
     private var camera: CameraDevice? = null
     private var session: CameraCaptureSession? = null
+    private var preview: Surface? = null
 
     /** The core's requests for this encoder. */
     val control = EncoderControl(this, MIN_BPS, MAX_BPS)
@@ -55,6 +58,22 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
                 stopNow()
                 onError("camera: ${e.message ?: e}")
             }
+        }
+    }
+
+    /**
+     * Shows the camera's picture on [surface] too (a SurfaceView's: the camera rounds its size to
+     * one it supports), or no longer (null); takes effect at once if the camera runs.
+     */
+    fun setPreview(surface: Surface?) {
+        handler.post {
+            if (preview === surface) return@post
+            preview = surface
+            val device = camera ?: return@post
+            val input = this.surface ?: return@post
+            session?.close()
+            session = null
+            capture(device, input, surface)
         }
     }
 
@@ -105,7 +124,7 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
                 override fun onOpened(device: CameraDevice) {
                     if (surface !== input) return device.close() // stopped meanwhile
                     camera = device
-                    capture(device, input)
+                    capture(device, input, preview)
                 }
 
                 override fun onDisconnected(device: CameraDevice) = device.close()
@@ -118,22 +137,34 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
         )
     }
 
-    private fun capture(device: CameraDevice, input: Surface) {
+    /** The capture session into the encoder's [input] and, when given, [shown] (our preview). */
+    private fun capture(device: CameraDevice, input: Surface, shown: Surface?) {
+        val targets = listOfNotNull(input, shown)
         val config = SessionConfiguration(
             SessionConfiguration.SESSION_REGULAR,
-            listOf(OutputConfiguration(input)),
+            targets.map(::OutputConfiguration),
             executor,
             object : CameraCaptureSession.StateCallback() {
                 override fun onConfigured(s: CameraCaptureSession) {
+                    if (camera !== device || surface !== input) return s.close() // stopped or replaced meanwhile
                     session = s
-                    val request = device.createCaptureRequest(CameraDevice.TEMPLATE_RECORD).apply { addTarget(input) }.build()
+                    val request = device.createCaptureRequest(CameraDevice.TEMPLATE_RECORD).apply { targets.forEach(::addTarget) }.build()
                     s.setRepeatingRequest(request, null, handler)
                 }
 
-                override fun onConfigureFailed(s: CameraCaptureSession) = onError("the camera refused the encoder's surface")
+                override fun onConfigureFailed(s: CameraCaptureSession) {
+                    if (camera !== device || surface !== input) return
+                    // The preview is a nicety: without it the picture is still sent.
+                    if (shown != null) capture(device, input, null) else onError("the camera refused the encoder's surface")
+                }
             },
         )
-        device.createCaptureSession(config)
+        try {
+            device.createCaptureSession(config)
+        } catch (e: Exception) {
+            // The preview's surface went meanwhile (a closed SurfaceView), say: again without it.
+            if (shown != null) capture(device, input, null) else onError("camera: ${e.message ?: e}")
+        }
     }
 
     private fun format(encoder: MediaCodec, size: Size): MediaFormat {
