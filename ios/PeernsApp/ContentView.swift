@@ -51,10 +51,17 @@ struct ContentView: View {
         case .groups: GroupsScreen(node: model, model: GroupsModel(node: node))
         case let .group(gid):
             GroupChatScreen(node: model, model: GroupChatModel(node: node, group: gid), invites: GroupsModel(node: node))
-        case let .groupCall(gid): GroupCallScreen(node: model, model: GroupCallModel(node: node, group: gid, powerSaver: model.powerSaver))
-        case .call: CallScreen(node: model, model: CallModel(node: node, callKit: model.callKit, powerSaver: model.powerSaver))
+        case let .groupCall(gid):
+            GroupCallScreen(
+                node: model, model: GroupCallModel(node: node, group: gid, media: model.groupCallMedia(), powerSaver: model.powerSaver)
+            )
+        case .call:
+            CallScreen(node: model, model: CallModel(node: node, media: model.oneOnOneMedia(), callKit: model.callKit, powerSaver: model.powerSaver))
         case let .dial(fingerprint):
-            CallScreen(node: model, model: CallModel(node: node, callKit: model.callKit, powerSaver: model.powerSaver), dial: fingerprint)
+            CallScreen(
+                node: model, model: CallModel(node: node, media: model.oneOnOneMedia(), callKit: model.callKit, powerSaver: model.powerSaver),
+                dial: fingerprint
+            )
         case .monitor: MonitorScreen(node: model, model: MonitorModel(node: node))
         case .backup: BackupScreen(node: model, model: BackupModel(node: node, powerSaver: model.powerSaver))
         }

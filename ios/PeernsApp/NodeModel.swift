@@ -22,6 +22,8 @@ final class NodeModel: ObservableObject {
     @Published private(set) var voipToken: String?
     /// Low Power Mode is on (`powerSaver`): the screens show a notice (`LowPowerNotice`).
     @Published private(set) var lowPower = false
+    /// The last error of a call's camera or microphone, shown by the call screens.
+    @Published private(set) var mediaError: String?
 
     /// Follows Low Power Mode for the screens' models, the location provider and CallKit.
     let powerSaver = PowerSaver()
@@ -41,10 +43,14 @@ final class NodeModel: ObservableObject {
     private var push: VoipPushRegistry?
     /// `run` is under way (started by the screen, or by a VoIP push).
     private var running = false
+    /// CallKit has activated a call's audio session (from `didActivate` to `didDeactivate`).
+    private var callAudioActive = false
+    /// The 1:1 call screen's media, told when CallKit activates or deactivates the audio.
+    private weak var callMedia: PhoneCallMedia?
 
     init() {
         let router = NotificationRouter { [weak self] route in
-            Task { @MainActor in self?.open(route) }
+            Task { @MainActor [weak self] in self?.open(route) }
         }
         // Set before launch finishes, so a tap that launched the app is routed too.
         UNUserNotificationCenter.current().delegate = router
@@ -55,6 +61,20 @@ final class NodeModel: ObservableObject {
             self.lowPower = on
             self.location.setLowPower(on)
             self.callKit.lowPower = on
+        }
+        // CallKit activates a 1:1 call's audio session once the call is answered or placed: only
+        // then may its microphone and sound start.
+        callKit.onAudioActivated = { [weak self] _ in
+            Task { @MainActor [weak self] in
+                self?.callAudioActive = true
+                self?.callMedia?.audioSessionActivated()
+            }
+        }
+        callKit.onAudioDeactivated = { [weak self] _ in
+            Task { @MainActor [weak self] in
+                self?.callAudioActive = false
+                self?.callMedia?.audioSessionDeactivated()
+            }
         }
         // At launch: PushKit delivers a push only to a registry that exists.
         if voipPush { startPush() }
@@ -77,13 +97,33 @@ final class NodeModel: ObservableObject {
         guard push == nil else { return }
         let push = VoipPushRegistry(callKit: callKit) { [weak self] in
             // The call is reported; start the node so that the real call can arrive.
-            Task { @MainActor in await self?.run() }
+            Task { @MainActor [weak self] in await self?.run() }
         }
         push.onToken = { [weak self] token in
-            Task { @MainActor in self?.voipToken = token }
+            Task { @MainActor [weak self] in self?.voipToken = token }
         }
         push.start()
         self.push = push
+    }
+
+    /// The media of a 1:1 call's screen: its sound starts once CallKit activates the audio session.
+    func oneOnOneMedia() -> PhoneCallMedia {
+        let media = PhoneCallMedia(callKitAudio: true, audioActive: callAudioActive, onError: mediaErrors())
+        callMedia = media
+        return media
+    }
+
+    /// The media of a group call's screen (no CallKit: it activates the audio session itself).
+    func groupCallMedia() -> PhoneCallMedia {
+        PhoneCallMedia(callKitAudio: false, onError: mediaErrors())
+    }
+
+    /// Forgets the last media error (a call screen opens).
+    func clearMediaError() { mediaError = nil }
+
+    /// Where the media's errors go (from its own threads): `mediaError`.
+    private func mediaErrors() -> @Sendable (String) -> Void {
+        { [weak self] message in Task { @MainActor [weak self] in self?.mediaError = message } }
     }
 
     /// The app came to the foreground (`true`) or left it.

@@ -83,6 +83,9 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
         self.sink = sink
     }
 
+    /// The capture session, for our own preview (an `AVCaptureVideoPreviewLayer` shows what it sends).
+    public var session: AVCaptureSession { capture }
+
     /// Starts the `user` (front) or `environment` (back) camera; needs the camera permission.
     public func start(facing: String) throws {
         let position: AVCaptureDevice.Position = facing == "user" ? .front : .back
@@ -151,16 +154,21 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
 /// AVAudioConverter, one packet per 20 ms to `sink` with the RFC 6464 level (`AudioLevel`) of the
 /// tap buffer it came from; the RMS level in dBFS to `onLevel` per tap buffer (about every 100 ms).
 /// Mirrors Android's `AudioEncoder`; needs the microphone permission and an audio session in the
-/// `.playAndRecord` category with the `.voiceChat` mode.
+/// `.playAndRecord` category with the `.voiceChat` or `.videoChat` mode. A call passes its own
+/// `engine`, the one its sound is played through (`CallAudioOutput`), so that voice processing
+/// cancels the echo of what the phone plays; the engine is started here if it is not running.
 public final class AudioEncoder {
-    private let engine = AVAudioEngine()
+    private let engine: AVAudioEngine
+    private let ownsEngine: Bool
     private let sink: AudioPacketSink
     private let onLevel: (Float) -> Void
     private var samples: UInt64 = 0
     /// While true the level is measured but nothing is sent.
     public var muted = false
 
-    public init(sink: @escaping AudioPacketSink, onLevel: @escaping (Float) -> Void) {
+    public init(engine: AVAudioEngine? = nil, sink: @escaping AudioPacketSink, onLevel: @escaping (Float) -> Void) {
+        self.engine = engine ?? AVAudioEngine()
+        self.ownsEngine = engine == nil
         self.sink = sink
         self.onLevel = onLevel
     }
@@ -175,12 +183,21 @@ public final class AudioEncoder {
         engine.inputNode.installTap(onBus: 0, bufferSize: AVAudioFrameCount(input.sampleRate / 10), format: input) { [weak self] buffer, _ in
             self?.encode(buffer, with: converter, into: opus)
         }
-        try engine.start()
+        if !engine.isRunning {
+            do {
+                try engine.start()
+            } catch {
+                // A tap left installed would make the next start's installTap raise.
+                engine.inputNode.removeTap(onBus: 0)
+                throw error
+            }
+        }
     }
 
+    /// Stops reading the microphone (and the engine, unless it is the call's).
     public func stop() {
         engine.inputNode.removeTap(onBus: 0)
-        engine.stop()
+        if ownsEngine { engine.stop() }
     }
 
     private func encode(_ pcm: AVAudioPCMBuffer, with converter: AVAudioConverter, into opus: AVAudioFormat) {

@@ -1,0 +1,246 @@
+import AVFoundation
+import PeernsKit
+import SwiftUI
+import UIKit
+
+// The call screens: a 1:1 call and a group's call, and the view a received picture is drawn on.
+
+/// A group's call: the pictures of those whose camera is on or who share the screen (`CallGrid`:
+/// two to a row, speakers framed in green), who is in it, who speaks and whose media arrives;
+/// join (the microphone's and camera's permissions asked first), leave, mute, camera.
+struct GroupCallScreen: View {
+    @ObservedObject var node: NodeModel
+    @StateObject var model: GroupCallModel
+
+    var body: some View {
+        List {
+            Section {
+                Text(phase)
+                HStack {
+                    Button(model.phase == .out ? "Join" : "Leave") {
+                        Task {
+                            if model.phase == .out {
+                                let allowed = await mediaAllowed(camera: true, media: model.media)
+                                if allowed.microphone { await model.join(video: allowed.camera) }
+                            } else {
+                                await model.leave()
+                            }
+                        }
+                    }
+                    Button(model.muted ? "Unmute" : "Mute") { Task { await model.setMuted(!model.muted) } }
+                    Button(model.cameraOff ? "Camera on" : "Camera off") { Task { await model.setCameraOff(!model.cameraOff) } }
+                }
+                .buttonStyle(.bordered)
+                if let error = model.error ?? node.mediaError { Text(error).foregroundStyle(.red) }
+                if node.lowPower { Text(LowPowerNotice.call).font(.caption).italic() }
+            }
+            if let media = model.media as? PhoneCallMedia, model.phase != .out, !model.cameraOff {
+                Section("You") { OwnPreview(session: media.cameraSession).frame(width: 120, height: 160) }
+            }
+            if let media = model.media as? PhoneCallMedia, !model.pictures.isEmpty {
+                Section {
+                    LazyVGrid(columns: [GridItem(.flexible()), GridItem(.flexible())]) {
+                        ForEach(model.pictures, id: \.self) { fp in
+                            picture(fp, kind: model.pictureKind(fp), media: media)
+                        }
+                    }
+                }
+            }
+            Section("In the call") {
+                ForEach(model.participants, id: \.fingerprint) { p in
+                    Text(String(p.fingerprint.prefix(8)) + marks(p))
+                        .padding(4)
+                        .overlay(
+                            RoundedRectangle(cornerRadius: 6)
+                                .stroke(model.speaking.contains(p.fingerprint) ? Color.green : Color.clear, lineWidth: 3)
+                        )
+                }
+            }
+        }
+        .navigationTitle("Group call")
+        .onAppear { node.clearMediaError() }
+        // As on Android: leaving the screen stops our camera and microphone (the call goes on).
+        .onDisappear { model.media?.stop() }
+        .task {
+            await model.refresh()
+            guard let events = node.groupEvents() else { return }
+            for await event in events { model.apply(event) }
+        }
+    }
+
+    private var phase: String {
+        switch model.phase {
+        case .out: return "not in the call"
+        case .waiting: return "waiting for the group's router"
+        case .connecting: return "connecting…"
+        case .connected:
+            let label = model.direct ? "in the call, direct" : "in the call"
+            return model.targetBps > 0 ? "\(label) (up to \(model.targetBps / 1000) kbit/s)" : label
+        }
+    }
+
+    /// One place of the grid: `sender`'s `kind` on a layer of its own (a new one when the kind changes).
+    private func picture(_ sender: String, kind: String, media: PhoneCallMedia) -> some View {
+        VStack(spacing: 2) {
+            PictureView(
+                show: { media.setPicture(sender: sender, kind: kind, layer: $0) },
+                hide: { media.removeLayer($0) }
+            )
+            .frame(height: model.pictures.count == 1 ? 240 : 140)
+            Text(String(sender.prefix(8)) + (kind == "screen" ? " (screen)" : "")).font(.caption)
+        }
+        .padding(3)
+        .overlay(
+            RoundedRectangle(cornerRadius: 6)
+                .stroke(model.speaking.contains(sender) ? Color.green : Color.clear, lineWidth: 3)
+        )
+        .id("\(sender)/\(kind)")
+    }
+
+    private func marks(_ p: CallParticipant) -> String {
+        var m: [String] = []
+        if model.speaking.contains(p.fingerprint) { m.append("speaking") }
+        if p.media.muted { m.append("muted") }
+        if p.media.cameraOff || !p.kinds.video { m.append("camera off") }
+        if !p.connected { m.append("connecting") }
+        if let n = model.frames[p.fingerprint] { m.append("\(n) frames") }
+        return m.isEmpty ? "" : "  (\(m.joined(separator: ", ")))"
+    }
+}
+
+/// The 1:1 call: answer or decline while it rings; mute, camera, hang up in the call, the
+/// peer's picture. Once the media is up, the microphone's (and with video the camera's)
+/// permission is asked and the media starts; leaving the screen stops it. With `dial`, it calls
+/// that contact first.
+struct CallScreen: View {
+    @ObservedObject var node: NodeModel
+    @StateObject var model: CallModel
+    var dial: String?
+
+    var body: some View {
+        VStack(spacing: 16) {
+            Text(model.name.isEmpty ? "No call" : model.name).font(.title)
+            Text(status)
+            if model.remote.muted { Text("\(model.name) is muted").font(.caption) }
+            if model.remote.cameraOff { Text("\(model.name)'s camera is off").font(.caption) }
+            if let error = model.error ?? node.mediaError { Text(error).foregroundStyle(.red) }
+            if node.lowPower { Text(LowPowerNotice.call).font(.caption).italic() }
+            if let media = model.media as? PhoneCallMedia, model.mediaUp, model.status == "connected" {
+                PictureView(show: { media.remoteLayer = $0 }, hide: { media.removeLayer($0) })
+                    .frame(maxWidth: .infinity)
+                    .frame(height: 240)
+                    .overlay(alignment: .bottomTrailing) {
+                        // Ourselves, small, while our camera sends.
+                        if model.sendsVideo && !model.local.cameraOff {
+                            OwnPreview(session: media.cameraSession).frame(width: 90, height: 120).padding(6)
+                        }
+                    }
+            }
+            if model.ringingHere {
+                HStack {
+                    Button("Answer") { Task { await model.accept(video: false) } }
+                    Button("Answer with video") { Task { await model.accept(video: true) } }
+                    Button("Decline", role: .destructive) { Task { await model.decline() } }
+                }
+            } else if model.call != nil && model.status != "ended" {
+                HStack {
+                    Button(model.local.muted ? "Unmute" : "Mute") { Task { await model.setMuted(!model.local.muted) } }
+                    Button(model.local.cameraOff ? "Camera on" : "Camera off") { Task { await model.setCameraOff(!model.local.cameraOff) } }
+                    if model.sendsVideo {
+                        Button(model.local.backCamera ? "Front camera" : "Back camera") { Task { await model.switchCamera() } }
+                    }
+                    Button("Hang up", role: .destructive) { Task { await model.hangUp() } }
+                }
+            }
+        }
+        .buttonStyle(.bordered)
+        .padding()
+        .navigationTitle("Call")
+        .onAppear { node.clearMediaError() }
+        .task {
+            if let fingerprint = dial { await model.dial(fingerprint, video: false) } else { await model.refresh() }
+            guard let events = node.events() else { return }
+            for await event in events { model.apply(event) }
+        }
+        // Once the call is connected and its media up, whichever comes last; cancelled when the
+        // screen goes (startMedia then starts nothing).
+        .task(id: model.mediaUp && model.status == "connected") {
+            guard model.mediaUp, model.status == "connected",
+                  await mediaAllowed(camera: model.sendsVideo, media: model.media).microphone else { return }
+            await model.startMedia()
+        }
+        .onDisappear { model.stopMedia() }
+    }
+
+    private var status: String {
+        if model.call == nil { return "" }
+        if model.ringingHere { return "is calling you (\(model.offeredVideo ? "video" : "audio"))" }
+        if model.status == "ended" { return "call ended" + (model.reason.map { " (\($0))" } ?? "") }
+        if model.status == "connected" && !model.mediaUp { return "connecting the media…" }
+        return model.status
+    }
+}
+
+/// Asks for the microphone's permission, and the camera's when `camera`, before a call's media
+/// starts: whether each may be used (without `media` there is nothing to ask: both true). A
+/// refused camera leaves the call with sound only.
+@MainActor
+func mediaAllowed(camera: Bool, media: CallMedia?) async -> (microphone: Bool, camera: Bool) {
+    guard media != nil else { return (true, true) }
+    let microphone = await withCheckedContinuation { done in
+        AVAudioSession.sharedInstance().requestRecordPermission { done.resume(returning: $0) }
+    }
+    var cameraAllowed = false
+    if camera { cameraAllowed = await AVCaptureDevice.requestAccess(for: .video) }
+    return (microphone, cameraAllowed)
+}
+
+/// A received picture: a view whose layer is an `AVSampleBufferDisplayLayer`, given to `show`
+/// when the view is made and to `hide` when it goes.
+struct PictureView: UIViewRepresentable {
+    let show: (AVSampleBufferDisplayLayer) -> Void
+    let hide: (AVSampleBufferDisplayLayer) -> Void
+
+    final class LayerView: UIView {
+        override class var layerClass: AnyClass { AVSampleBufferDisplayLayer.self }
+        var displayLayer: AVSampleBufferDisplayLayer { layer as! AVSampleBufferDisplayLayer }
+        var hide: ((AVSampleBufferDisplayLayer) -> Void)?
+    }
+
+    func makeUIView(context: Context) -> LayerView {
+        let view = LayerView()
+        view.backgroundColor = .black
+        view.displayLayer.videoGravity = .resizeAspect
+        view.hide = hide
+        show(view.displayLayer)
+        return view
+    }
+
+    func updateUIView(_ view: LayerView, context: Context) {}
+
+    static func dismantleUIView(_ view: LayerView, coordinator: ()) {
+        view.hide?(view.displayLayer)
+    }
+}
+
+/// Our own camera, as it is sent: a preview layer on the encoder's capture session.
+struct OwnPreview: UIViewRepresentable {
+    let session: AVCaptureSession
+
+    final class PreviewView: UIView {
+        override class var layerClass: AnyClass { AVCaptureVideoPreviewLayer.self }
+        var preview: AVCaptureVideoPreviewLayer { layer as! AVCaptureVideoPreviewLayer }
+    }
+
+    func makeUIView(context: Context) -> PreviewView {
+        let view = PreviewView()
+        view.backgroundColor = .black
+        view.preview.videoGravity = .resizeAspectFill
+        view.preview.session = session
+        return view
+    }
+
+    func updateUIView(_ view: PreviewView, context: Context) {
+        if view.preview.session !== session { view.preview.session = session }
+    }
+}

@@ -1,0 +1,268 @@
+import AVFoundation
+
+/// Takes one encoded frame of ours: kind `audio` or `video`, pts in µs, keyframe flag, data, and
+/// for audio the RFC 6464 level of the PCM it encodes (nil for video), by which a group call's
+/// router tells who speaks. Kotlin's `FrameOut`.
+public typealias FrameOut = (_ kind: String, _ ptsUs: UInt64, _ keyframe: Bool, _ data: Data, _ audioLevel: UInt8?) -> Void
+
+/// The phone's side of a call's media, as the screen models see it: the microphone and camera,
+/// encoded, and the decoders of what arrives. `PhoneCallMedia` on a phone; the models work
+/// without one. Kotlin's `CallMedia` (tested there through the view models).
+public protocol CallMedia: AnyObject {
+    /// The core's requests for the video encoder (keyframe, target bitrate).
+    var videoControl: EncoderControlListener { get }
+    /// Starts the microphone, and the `camera` (`user` or `environment`) unless nil, into `out`.
+    func start(camera: String?, out: @escaping FrameOut)
+    /// Stops sending sound (the microphone stays measured).
+    func setMuted(_ muted: Bool)
+    /// Switches the camera to `facing`, or off (nil).
+    func setCamera(_ facing: String?)
+    /// Decodes and plays a frame of `from` (a participant or a remote track); false when the
+    /// picture it is for waits for a keyframe (its decoder started mid-stream): ask `from` for one.
+    func play(from: String, kind: String, ptsUs: UInt64, keyframe: Bool, data: Data) -> Bool
+    /// Stops capturing and playing.
+    func stop()
+}
+
+/// Spaces the keyframe requests of pictures that wait for one: at most one a second per picture
+/// (the sender's next keyframe comes within 2 s anyway). Kotlin's `KeyframeAsks`.
+public final class KeyframeAsks: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last: [String: UInt64] = [:]
+
+    public init() {}
+
+    /// Whether `picture` may ask now (`now` in ns of a monotonic clock); if so it is noted as asking.
+    public func mayAsk(_ picture: String, now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if let before = last[picture], now &- before < 1_000_000_000 { return false }
+        last[picture] = now
+        return true
+    }
+
+    /// Forgets every picture (the call's media stopped).
+    public func clear() {
+        lock.lock()
+        last.removeAll()
+        lock.unlock()
+    }
+}
+
+/// `CallMedia` on the phone: `VideoEncoder` (camera → H.264), `AudioEncoder` (microphone → Opus)
+/// and, for what arrives, one decoder per sender and kind: a `VideoDecoder` onto the layer given
+/// for that picture (`setPicture`; a 1:1 call's first sender onto `remoteLayer`) and an
+/// `AudioDecoder` per sender, all played through one `AVAudioEngine` with voice processing (echo
+/// cancellation), which the microphone is read from too. Android's `AndroidCallMedia`.
+///
+/// The audio session: a 1:1 call's belongs to CallKit, which activates it after the call is
+/// answered or started (`callKitAudio`: the sound starts on `audioSessionActivated`, or at once
+/// when it was activated before); a group call's is configured and activated here
+/// (`.playAndRecord`, `.videoChat`, loudspeaker) and deactivated on `stop`.
+/// Thread-safe: frames come on the library's delivery thread, the rest from the main thread.
+/// Never compiled (ios/README.md).
+public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
+    private let lock = NSLock()
+    private let engine: AVAudioEngine
+    private let output: CallAudioOutput
+    private let callKitAudio: Bool
+    private var sessionActive: Bool
+    private var out: FrameOut?
+    private var capturing = false
+    private var audioRunning = false
+    private var video: VideoEncoder!
+    private var audio: AudioEncoder!
+    // Keyed "sender/kind"; pictures too.
+    private var decoders: [String: FrameDecoder] = [:]
+    private var pictures: [String: AVSampleBufferDisplayLayer] = [:]
+    private var shownVideo: String?
+    private var remote: AVSampleBufferDisplayLayer?
+    private let onError: (String) -> Void
+
+    /// `callKitAudio`: CallKit owns the audio session (a 1:1 call), `audioActive`: whether it has
+    /// activated it already. Errors of the capture go to `onError` (on any thread).
+    public init(callKitAudio: Bool, audioActive: Bool = false, onError: @escaping (String) -> Void) {
+        self.callKitAudio = callKitAudio
+        self.sessionActive = audioActive
+        self.onError = onError
+        let engine = AVAudioEngine()
+        self.engine = engine
+        output = CallAudioOutput(engine: engine)
+        // Every stored property has its value now: the encoders' sinks may capture self.
+        video = VideoEncoder { [weak self] pts, keyframe, data in self?.send("video", pts, keyframe, data, nil) }
+        audio = AudioEncoder(engine: engine, sink: { [weak self] pts, data, level in
+            self?.send("audio", pts, true, data, level)
+        }, onLevel: { _ in })
+    }
+
+    /// Where a 1:1 call's received video is drawn (the call screen's layer), or nil while there is none.
+    public var remoteLayer: AVSampleBufferDisplayLayer? {
+        get { locked { remote } }
+        set {
+            locked {
+                remote = newValue
+                if let shown = shownVideo { decoders.removeValue(forKey: "\(shown)/video")?.release() }
+            }
+        }
+    }
+
+    /// Draws `sender`'s `kind` (`video` or `screen`) on `layer` (a grid picture's). Its decoder
+    /// starts again at the sender's next keyframe.
+    public func setPicture(sender: String, kind: String, layer: AVSampleBufferDisplayLayer) {
+        locked {
+            let key = "\(sender)/\(kind)"
+            decoders.removeValue(forKey: key)?.release()
+            pictures[key] = layer
+        }
+    }
+
+    /// No longer draws on `layer` (its view went). A layer given for the same picture since (a
+    /// new view may come before the old one goes) is kept.
+    public func removeLayer(_ layer: AVSampleBufferDisplayLayer) {
+        locked {
+            for (key, shown) in pictures where shown === layer {
+                pictures.removeValue(forKey: key)
+                decoders.removeValue(forKey: key)?.release()
+            }
+            if remote === layer {
+                remote = nil
+                if let shown = shownVideo { decoders.removeValue(forKey: "\(shown)/video")?.release() }
+            }
+        }
+    }
+
+    public var videoControl: EncoderControlListener { video }
+
+    /// The camera's capture session: our own preview shows it (`AVCaptureVideoPreviewLayer`).
+    public var cameraSession: AVCaptureSession { video.session }
+
+    public func start(camera: String?, out: @escaping FrameOut) {
+        let startSound: Bool = locked {
+            self.out = out
+            capturing = true
+            return callKitAudio ? sessionActive : true
+        }
+        if !callKitAudio { activateSession() }
+        if startSound { startAudio() }
+        setCamera(camera)
+    }
+
+    /// CallKit activated the call's audio session (`CallKitController.onAudioActivated`): the
+    /// microphone and the sound may start now, never earlier.
+    public func audioSessionActivated() {
+        let startSound: Bool = locked {
+            sessionActive = true
+            return capturing
+        }
+        if startSound { startAudio() }
+    }
+
+    /// CallKit deactivated it (the call ended or another call took the audio).
+    public func audioSessionDeactivated() {
+        locked { sessionActive = false }
+        stopAudio()
+    }
+
+    public func setMuted(_ muted: Bool) {
+        audio.muted = muted
+    }
+
+    public func setCamera(_ facing: String?) {
+        video.stop()
+        guard let facing, locked({ capturing }) else { return }
+        do { try video.start(facing: facing) } catch { onError("camera: \(error)") }
+    }
+
+    public func play(from: String, kind: String, ptsUs: UInt64, keyframe: Bool, data: Data) -> Bool {
+        locked {
+            let key = "\(from)/\(kind)"
+            var decoder = decoders[key]
+            if decoder == nil {
+                if kind == "audio" {
+                    // The engine is changed only while the sound runs, never while it starts or stops.
+                    guard audioRunning else { return true }
+                    decoder = try? output.decoder()
+                } else if let layer = pictures[key] ?? oneOnOne(from, kind) {
+                    decoder = VideoDecoder(layer: layer)
+                }
+                decoders[key] = decoder
+            }
+            guard let decoder else { return true }
+            _ = decoder.frame(ptsUs: ptsUs, keyframe: keyframe, data: data)
+            return (decoder as? VideoDecoder)?.started ?? true
+        }
+    }
+
+    public func stop() {
+        locked {
+            out = nil
+            capturing = false
+        }
+        video.stop()
+        stopAudio()
+        locked {
+            decoders.values.forEach { $0.release() }
+            decoders.removeAll()
+            shownVideo = nil
+        }
+        if !callKitAudio { try? AVAudioSession.sharedInstance().setActive(false, options: .notifyOthersOnDeactivation) }
+    }
+
+    /// The 1:1 call's layer for `from`'s video: the first sender seen is the one shown (under the lock).
+    private func oneOnOne(_ from: String, _ kind: String) -> AVSampleBufferDisplayLayer? {
+        guard let remote, kind == "video" else { return nil }
+        if shownVideo == nil { shownVideo = from }
+        return from == shownVideo ? remote : nil
+    }
+
+    private func send(_ kind: String, _ pts: UInt64, _ keyframe: Bool, _ data: Data, _ level: UInt8?) {
+        locked { out }?(kind, pts, keyframe, data, level)
+    }
+
+    private func activateSession() {
+        do {
+            let session = AVAudioSession.sharedInstance()
+            try session.setCategory(.playAndRecord, mode: .videoChat, options: [.allowBluetooth, .defaultToSpeaker])
+            try session.setActive(true)
+        } catch {
+            onError("audio session: \(error)")
+        }
+    }
+
+    private func startAudio() {
+        // Under the lock: no decoder is attached to the engine while it starts (nothing in here
+        // takes the lock again; the tap and the encoders only wait for it).
+        locked {
+            guard !audioRunning else { return }
+            do {
+                // Echo cancellation: the engine's input hears what its output plays and takes it out.
+                try engine.inputNode.setVoiceProcessingEnabled(true)
+                try audio.start()
+                audioRunning = true
+            } catch {
+                onError("microphone: \(error)")
+            }
+        }
+    }
+
+    private func stopAudio() {
+        // The sound's decoders are taken out under the lock, the engine stopped outside it: the
+        // tap's callback may be waiting for the lock (`send`), and removing the tap waits for it.
+        let players: [FrameDecoder]? = locked {
+            guard audioRunning else { return nil }
+            audioRunning = false
+            let keys = decoders.keys.filter { $0.hasSuffix("/audio") }
+            return keys.compactMap { decoders.removeValue(forKey: $0) }
+        }
+        guard let players else { return }
+        players.forEach { $0.release() }
+        audio.stop()
+        engine.stop()
+    }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+}
