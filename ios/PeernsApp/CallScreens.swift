@@ -187,12 +187,18 @@ struct CallScreen: View {
 @MainActor
 func mediaAllowed(camera: Bool, media: CallMedia?) async -> (microphone: Bool, camera: Bool) {
     guard media != nil else { return (true, true) }
-    let microphone = await withCheckedContinuation { done in
-        AVAudioSession.sharedInstance().requestRecordPermission { done.resume(returning: $0) }
-    }
+    let microphone = await microphoneAllowed()
     var cameraAllowed = false
     if camera { cameraAllowed = await AVCaptureDevice.requestAccess(for: .video) }
     return (microphone, cameraAllowed)
+}
+
+/// Asks for the microphone's permission (once; later the answer given): whether it may be used.
+@MainActor
+func microphoneAllowed() async -> Bool {
+    await withCheckedContinuation { done in
+        AVAudioSession.sharedInstance().requestRecordPermission { done.resume(returning: $0) }
+    }
 }
 
 /// A received picture: a view whose layer is an `AVSampleBufferDisplayLayer`, given to `show`

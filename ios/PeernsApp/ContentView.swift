@@ -62,7 +62,7 @@ struct ContentView: View {
                 node: model, model: CallModel(node: node, media: model.oneOnOneMedia(), callKit: model.callKit, powerSaver: model.powerSaver),
                 dial: fingerprint
             )
-        case .monitor: MonitorScreen(node: model, model: MonitorModel(node: node))
+        case .monitor: MonitorScreen(node: model, model: MonitorModel(node: node, microphone: MicrophoneLevels()))
         case .backup: BackupScreen(node: model, model: BackupModel(node: node, powerSaver: model.powerSaver))
         }
     }

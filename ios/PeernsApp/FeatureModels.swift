@@ -377,6 +377,8 @@ final class MeetingRoomModel: ObservableObject {
 }
 
 /// The baby monitor: arm this phone or watch a contact's, and its alerts (`MonitorViewModel`).
+/// While armed with a sound alert, the `microphone`'s levels go to the node, which decides when
+/// to alert.
 @MainActor
 final class MonitorModel: ObservableObject {
     struct Alert: Hashable { let fingerprint: String; let levelDbfs: Int; let at: Date }
@@ -390,8 +392,12 @@ final class MonitorModel: ObservableObject {
     @Published private(set) var alerts: [Alert] = []
     @Published private(set) var error: String?
     private let node: PeernsNode
+    private let microphone: SoundLevels?
 
-    init(node: PeernsNode) { self.node = node }
+    init(node: PeernsNode, microphone: SoundLevels? = nil) {
+        self.node = node
+        self.microphone = microphone
+    }
 
     func refresh() async {
         await guarded {
@@ -414,13 +420,21 @@ final class MonitorModel: ObservableObject {
             try node.rpcServe(roots: [])
             try node.rpcArmCamera(facing: facing)
             try node.rpcSoundAlert(thresholdDbfs: alertDbfs)
+            microphone?.stop()
+            if alertDbfs != nil {
+                try microphone?.start { [node] level in try? node.rpcSoundLevel(dbfs: level) }
+            }
             armed = facing
             self.alertDbfs = alertDbfs
         }
     }
 
+    /// Stops listening (the screen went; as on Android, the alert listens while it is shown).
+    func stopListening() { microphone?.stop() }
+
     func disarm() async {
         await guarded {
+            microphone?.stop()
             try node.rpcSoundAlert(thresholdDbfs: nil)
             try node.rpcArmCamera(facing: nil)
             armed = nil

@@ -225,7 +225,17 @@ struct MonitorScreen: View {
                 Text(model.armed.map { "armed (\($0 == "user" ? "front" : "back") camera)" } ?? "not armed")
                 TextField("Sound alert at (dBFS; empty: no alert)", text: $threshold).keyboardType(.numbersAndPunctuation)
                 HStack {
-                    Button("Arm (back camera)") { Task { await model.arm("environment", alertDbfs: Float(threshold.trimmingCharacters(in: .whitespaces))) } }
+                    Button("Arm (back camera)") {
+                        Task {
+                            let alert = Float(threshold.trimmingCharacters(in: .whitespaces))
+                            // A sound alert listens to the microphone: ask for it first.
+                            if alert == nil {
+                                await model.arm("environment", alertDbfs: nil)
+                            } else if await microphoneAllowed() {
+                                await model.arm("environment", alertDbfs: alert)
+                            }
+                        }
+                    }
                     Button("Disarm") { Task { await model.disarm() } }
                 }
                 .buttonStyle(.bordered)
@@ -259,6 +269,7 @@ struct MonitorScreen: View {
             guard let events = node.events() else { return }
             for await event in events { model.apply(event) }
         }
+        .onDisappear { model.stopListening() }
     }
 }
 

@@ -266,3 +266,37 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         return try body()
     }
 }
+
+/// The microphone's sound level, in dBFS, about every 100 ms while started (Kotlin's `SoundLevels`).
+public protocol SoundLevels: AnyObject {
+    func start(onLevel: @escaping (Float) -> Void) throws
+    func stop()
+}
+
+/// The microphone's levels for the baby monitor (Android's `MicrophoneLevels`): an `AudioEncoder`
+/// that only measures (muted: no packet goes anywhere), in a recording session of its own
+/// (`.measurement`: no automatic gain, so a threshold means the same all night). While it runs,
+/// the `audio` background mode keeps the app running with the screen off.
+public final class MicrophoneLevels: SoundLevels {
+    private var encoder: AudioEncoder?
+
+    public init() {}
+
+    public func start(onLevel: @escaping (Float) -> Void) throws {
+        stop()
+        let session = AVAudioSession.sharedInstance()
+        try session.setCategory(.playAndRecord, mode: .measurement, options: [.mixWithOthers])
+        try session.setActive(true)
+        let encoder = AudioEncoder(sink: { _, _, _ in }, onLevel: onLevel)
+        encoder.muted = true
+        try encoder.start()
+        self.encoder = encoder
+    }
+
+    public func stop() {
+        guard let encoder else { return }
+        encoder.stop()
+        self.encoder = nil
+        try? AVAudioSession.sharedInstance().setActive(false, options: .notifyOthersOnDeactivation)
+    }
+}
