@@ -323,6 +323,17 @@ pub enum NodeEvent {
         /// The sound's level, dBFS.
         level_dbfs: i16,
     },
+    /// Our armed camera is being watched: we placed `call` to contact `fingerprint`, who asked
+    /// for it. Once the call's media is up (`CallMediaConnected`), send the `facing` camera
+    /// (`environment` or `user`) and the microphone into it (`call_media_source`).
+    MonitorStream {
+        /// The call we placed.
+        call: String,
+        /// The watcher's fingerprint.
+        fingerprint: String,
+        /// The armed camera.
+        facing: String,
+    },
     /// A call was added to the call log (and to the chat history with the contact).
     CallLogged {
         /// The entry.
@@ -484,6 +495,15 @@ impl From<node::NodeEvent> for NodeEvent {
             } => Self::MonitorAlert {
                 fingerprint,
                 level_dbfs,
+            },
+            node::NodeEvent::MonitorStream {
+                call,
+                fingerprint,
+                facing,
+            } => Self::MonitorStream {
+                call,
+                fingerprint,
+                facing,
             },
             node::NodeEvent::CallLogged { entry } => Self::CallLogged {
                 entry: entry.into(),

@@ -304,6 +304,11 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
             fingerprint,
             level_dbfs,
         } => json!({"event": "monitor_alert", "from": fingerprint, "level_dbfs": level_dbfs}),
+        NodeEvent::MonitorStream {
+            call,
+            fingerprint,
+            facing,
+        } => json!({"event": "monitor_stream", "call": call, "to": fingerprint, "facing": facing}),
         _ => return crate::calls::call_event_json(e),
     })
 }

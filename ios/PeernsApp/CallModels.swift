@@ -120,7 +120,7 @@ final class CallModel: ObservableObject {
         guard !Task.isCancelled, let media, let call, mediaCall != call else { return }
         mediaCall = call
         let started = await guarded {
-            let audio = try await node.callMediaSource(call: call, track: "audio", encoder: IgnoreControl())
+            let audio = try await node.callMediaSource(call: call, track: "audio", encoder: NoEncoderControl())
             var video: CallMediaSource?
             do {
                 video = try await node.callMediaSource(call: call, track: "video", encoder: media.videoControl)
@@ -488,7 +488,7 @@ private final class CallSources: @unchecked Sendable {
 }
 
 /// Audio needs no encoder control: every Opus packet stands alone, the bitrate is fixed.
-private final class IgnoreControl: EncoderControlListener, @unchecked Sendable {
+final class NoEncoderControl: EncoderControlListener, @unchecked Sendable {
     func requestKeyframe() {}
     func targetBitrate(bps: UInt64) {}
 }

@@ -53,7 +53,7 @@ struct ContentView: View {
             GroupChatScreen(node: model, model: GroupChatModel(node: node, group: gid), invites: GroupsModel(node: node))
         case let .groupCall(gid):
             GroupCallScreen(
-                node: model, model: GroupCallModel(node: node, group: gid, media: model.groupCallMedia(), powerSaver: model.powerSaver)
+                node: model, model: GroupCallModel(node: node, group: gid, media: model.ownSessionMedia(), powerSaver: model.powerSaver)
             )
         case .call:
             CallScreen(node: model, model: CallModel(node: node, media: model.oneOnOneMedia(), callKit: model.callKit, powerSaver: model.powerSaver))
@@ -62,7 +62,8 @@ struct ContentView: View {
                 node: model, model: CallModel(node: node, media: model.oneOnOneMedia(), callKit: model.callKit, powerSaver: model.powerSaver),
                 dial: fingerprint
             )
-        case .monitor: MonitorScreen(node: model, model: MonitorModel(node: node, microphone: MicrophoneLevels()))
+        case .monitor:
+            MonitorScreen(node: model, model: MonitorModel(node: node, microphone: MicrophoneLevels(), media: model.ownSessionMedia()))
         case .backup: BackupScreen(node: model, model: BackupModel(node: node, powerSaver: model.powerSaver))
         }
     }

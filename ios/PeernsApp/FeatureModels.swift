@@ -377,8 +377,9 @@ final class MeetingRoomModel: ObservableObject {
 }
 
 /// The baby monitor: arm this phone or watch a contact's, and its alerts (`MonitorViewModel`).
-/// While armed with a sound alert, the `microphone`'s levels go to the node, which decides when
-/// to alert.
+/// The armed phone sends its camera and microphone (`media`) into the call it places for a
+/// watcher once that call's media is up, until it ends or the phone is disarmed. While armed with
+/// a sound alert, the `microphone`'s levels go to the node, which decides when to alert.
 @MainActor
 final class MonitorModel: ObservableObject {
     struct Alert: Hashable { let fingerprint: String; let levelDbfs: Int; let at: Date }
@@ -387,16 +388,26 @@ final class MonitorModel: ObservableObject {
     @Published private(set) var watchers: Set<String> = []
     @Published private(set) var armed: String?
     @Published private(set) var alertDbfs: Float?
+    /// The contact our armed camera streams to now, or nil.
+    @Published private(set) var streamingTo: String?
     @Published private(set) var watchCall: String?
     @Published private(set) var watching: String?
     @Published private(set) var alerts: [Alert] = []
     @Published private(set) var error: String?
+    /// The phone's camera and microphone for a watcher's call (`PhoneCallMedia`); nil: nothing sent.
+    let media: CallMedia?
     private let node: PeernsNode
     private let microphone: SoundLevels?
+    /// The call that streams our camera, and which camera.
+    private var stream: (call: String, facing: String)?
+    /// The calls whose media came up lately (the stream's may come up before we hear of it).
+    private var mediaUp: [String] = []
+    private let out = MonitorSources()
 
-    init(node: PeernsNode, microphone: SoundLevels? = nil) {
+    init(node: PeernsNode, microphone: SoundLevels? = nil, media: CallMedia? = nil) {
         self.node = node
         self.microphone = microphone
+        self.media = media
     }
 
     func refresh() async {
@@ -429,14 +440,13 @@ final class MonitorModel: ObservableObject {
         }
     }
 
-    /// Stops listening (the screen went; as on Android, the alert listens while it is shown).
-    func stopListening() { microphone?.stop() }
-
+    /// Disarms: no new stream, and the one running ends (a person disarming expects it to stop).
     func disarm() async {
         await guarded {
             microphone?.stop()
             try node.rpcSoundAlert(thresholdDbfs: nil)
             try node.rpcArmCamera(facing: nil)
+            if let ending = stopStream(resumeAlert: false) { try? node.hangUp(call: ending) }
             armed = nil
             alertDbfs = nil
         }
@@ -461,12 +471,63 @@ final class MonitorModel: ObservableObject {
         switch event {
         case let .monitorAlert(fp, level):
             alerts = Array(([Alert(fingerprint: fp, levelDbfs: Int(level), at: Date())] + alerts).prefix(50))
-        case let .callState(c, _, s) where c == watchCall && s.state == "ended":
-            watchCall = nil
-            watching = nil
+        case let .callState(c, _, s) where s.state == "ended":
+            if c == watchCall {
+                watchCall = nil
+                watching = nil
+            }
+            if c == stream?.call { stopStream() }
+        case let .monitorStream(call, fingerprint, facing) where armed != nil:
+            stream = (call, facing)
+            streamingTo = fingerprint
+            if mediaUp.contains(call) { Task { await startStream() } }
+        case let .callMediaConnected(call, _):
+            mediaUp = Array((mediaUp + [call]).suffix(8))
+            if call == stream?.call { Task { await startStream() } }
         default:
             break
         }
+    }
+
+    /// Sends the camera and the microphone into the stream's call (once).
+    private func startStream() async {
+        guard let media, let stream, !out.sending else { return }
+        do {
+            let audio = try await node.callMediaSource(call: stream.call, track: "audio", encoder: NoEncoderControl())
+            let video = try await node.callMediaSource(call: stream.call, track: "video", encoder: media.videoControl)
+            // Ended or replaced while we waited: send nothing.
+            guard self.stream?.call == stream.call, !out.sending else { return }
+            out.set(["audio": audio, "video": video])
+            // The watcher hears the sound live: the alert pauses while the microphone is the
+            // call's (one capture at a time), and resumes after.
+            microphone?.stop()
+            media.setMuted(false)
+            media.start(camera: stream.facing, out: out.push)
+        } catch {
+            self.error = "\(error)"
+        }
+    }
+
+    /// Stops sending into the stream's call, and listens for the sound alert again when
+    /// `resumeAlert` and it is on; the call that was.
+    @discardableResult
+    private func stopStream(resumeAlert: Bool = true) -> String? {
+        guard let ended = stream else { return nil }
+        stream = nil
+        streamingTo = nil
+        let sent = out.sending
+        media?.stop()
+        out.set([:])
+        if sent, resumeAlert, armed != nil, alertDbfs != nil {
+            try? microphone?.start { [node] level in try? node.rpcSoundLevel(dbfs: level) }
+        }
+        return ended.call
+    }
+
+    /// Stops the stream's media and the sound alert's listening (the screen went; as on Android).
+    func close() {
+        microphone?.stop()
+        stopStream(resumeAlert: false)
     }
 
     private static var scopes: [String] { facings.map { "media:stream:camera:\($0)" } }
@@ -619,5 +680,31 @@ private final class ProgressListener: BackupListener, @unchecked Sendable {
             guard let self, !self.stopped else { return }
             self.model?.step(progress)
         }
+    }
+}
+
+/// The monitor stream's local tracks by kind: where the encoders' frames go (from their threads).
+private final class MonitorSources: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sources: [String: CallMediaSource] = [:]
+
+    var sending: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !sources.isEmpty
+    }
+
+    func set(_ next: [String: CallMediaSource]) {
+        lock.lock()
+        sources = next
+        lock.unlock()
+    }
+
+    /// One encoded frame into the track of its kind (a `FrameOut`).
+    func push(_ kind: String, _ ptsUs: UInt64, _ keyframe: Bool, _ data: Data, _ audioLevel: UInt8?) {
+        lock.lock()
+        let source = sources[kind]
+        lock.unlock()
+        _ = source?.pushFrame(ptsUs: ptsUs, keyframe: keyframe, data: data, audioLevel: audioLevel)
     }
 }

@@ -223,15 +223,18 @@ struct MonitorScreen: View {
         List {
             Section("This phone") {
                 Text(model.armed.map { "armed (\($0 == "user" ? "front" : "back") camera)" } ?? "not armed")
+                if let watcher = model.streamingTo {
+                    Text("watched by " + (model.contacts.first { $0.fingerprint == watcher }?.name ?? String(watcher.prefix(8))))
+                }
                 TextField("Sound alert at (dBFS; empty: no alert)", text: $threshold).keyboardType(.numbersAndPunctuation)
                 HStack {
                     Button("Arm (back camera)") {
                         Task {
                             let alert = Float(threshold.trimmingCharacters(in: .whitespaces))
-                            // A sound alert listens to the microphone: ask for it first.
-                            if alert == nil {
-                                await model.arm("environment", alertDbfs: nil)
-                            } else if await microphoneAllowed() {
+                            // A watcher gets the camera and the microphone, the sound alert
+                            // listens to the microphone: ask for them first.
+                            let allowed = await mediaAllowed(camera: true, media: model.media)
+                            if allowed.microphone || alert == nil {
                                 await model.arm("environment", alertDbfs: alert)
                             }
                         }
@@ -269,7 +272,7 @@ struct MonitorScreen: View {
             guard let events = node.events() else { return }
             for await event in events { model.apply(event) }
         }
-        .onDisappear { model.stopListening() }
+        .onDisappear { model.close() }
     }
 }
 

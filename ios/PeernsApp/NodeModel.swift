@@ -113,8 +113,9 @@ final class NodeModel: ObservableObject {
         return media
     }
 
-    /// The media of a group call's screen (no CallKit: it activates the audio session itself).
-    func groupCallMedia() -> PhoneCallMedia {
+    /// The media of a group call's screen, or of the baby monitor's stream (no CallKit: it
+    /// activates the audio session itself).
+    func ownSessionMedia() -> PhoneCallMedia {
         PhoneCallMedia(callKitAudio: false, onError: mediaErrors())
     }
 

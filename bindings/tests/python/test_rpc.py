@@ -196,6 +196,9 @@ def test_rpc_watch():
             connected = lambda ev: [e for e in of_kind(ev, "call_state", call=call)
                                     if e.status.state == "connected"]
             await lb.wait_for(connected)
+            # The monitor is told which call streams its camera, to whom: the app feeds it.
+            [stream] = of_kind(lb.snapshot(), "monitor_stream", call=call)
+            assert (stream.fingerprint, stream.facing) == (fa, "environment")
             a.hang_up(call)
 
             # A loud sound held for 300 ms alerts the parent.

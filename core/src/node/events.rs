@@ -177,6 +177,17 @@ pub enum NodeEvent {
         /// The sound's level, dBFS.
         level_dbfs: i16,
     },
+    /// Our armed camera is being watched: we placed `call` to contact `fingerprint`, who asked
+    /// for it (`media.stream`). Once its media is up, the app sends the `facing` camera and the
+    /// microphone into it (decision 0014).
+    MonitorStream {
+        /// The call we placed.
+        call: String,
+        /// The watcher's fingerprint.
+        fingerprint: String,
+        /// The armed camera: `environment` or `user`.
+        facing: String,
+    },
     /// A call was added to the call log (and to the chat history with the contact).
     CallLogged {
         /// The log entry.

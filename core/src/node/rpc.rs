@@ -296,11 +296,19 @@ impl Node {
                 while let Some(fp) = rx.recv().await {
                     let Some(inner) = weak.upgrade() else { break };
                     let node = Node::from_inner(inner);
-                    if let Err(e) = node
+                    match node
                         .call(&fp.to_hex(), Kinds::VIDEO.union(Kinds::AUDIO))
                         .await
                     {
-                        tracing::info!(error = %e, "could not start the monitor stream");
+                        // The app feeds the camera into it: the core does not capture.
+                        Ok(call) => {
+                            node.inner.emit(NodeEvent::MonitorStream {
+                                call,
+                                fingerprint: fp.to_hex(),
+                                facing: f.name().to_string(),
+                            });
+                        }
+                        Err(e) => tracing::info!(error = %e, "could not start the monitor stream"),
                     }
                 }
             });

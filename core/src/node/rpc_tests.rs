@@ -461,20 +461,27 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
     assert_eq!(active.call, call);
     assert_eq!(active.direction, CallDirection::Incoming);
     // The armed side placed it (sending audio and video); it connects.
+    let mut seen = vec![];
     let connected = async {
         while let Some(ev) = eb.recv().await {
-            if let NodeEvent::CallState {
-                call: c,
-                state: CallState::Connected,
-                ..
-            } = ev
-                && c == call
+            if matches!(&ev, NodeEvent::CallState { call: c, state: CallState::Connected, .. } if *c == call)
             {
                 return;
             }
+            seen.push(ev);
         }
     };
     tokio::time::timeout(WAIT, connected).await.unwrap();
+    // The armed side was told which call streams its camera, and to whom.
+    let told = seen.into_iter().find_map(|ev| match ev {
+        NodeEvent::MonitorStream {
+            call,
+            fingerprint,
+            facing,
+        } => Some((call, fingerprint, facing)),
+        _ => None,
+    });
+    assert_eq!(told, Some((call.clone(), fa.clone(), "environment".into())));
     a.hang_up(&call).unwrap();
     a.stop().await;
     b.stop().await;

@@ -108,10 +108,16 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
 }
 
 /**
- * The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone. The
- * sound alert listens to the [microphone] (Android 10+) while this screen is shown.
+ * The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone. While
+ * this screen is shown, the sound alert listens to the [microphone] and a watcher's call gets the
+ * armed [camera] and the microphone (Android 10+; the permissions are asked when arming).
  */
-class MonitorView(host: Host, private val model: MonitorViewModel, private val microphone: MicrophoneLevels?) : ScreenView(host) {
+class MonitorView(
+    host: Host,
+    private val model: MonitorViewModel,
+    private val microphone: MicrophoneLevels?,
+    private val camera: AndroidCallMedia?,
+) : ScreenView(host) {
     private val armState = ui.text()
     private val threshold = ui.input("Sound alert at (dBFS, e.g. -30; empty: no alert)", "-30")
     private val contacts = ui.column()
@@ -135,17 +141,22 @@ class MonitorView(host: Host, private val model: MonitorViewModel, private val m
         ui.label("Alerts"), alerts,
     )
 
-    /** Arms; with a sound alert, once the microphone may be used (asked now). */
+    /**
+     * Arms, once the camera (streamed to a watcher) and the microphone (its sound, and the sound
+     * alert) may be used: asked now.
+     */
     private fun arm(alertDbfs: Float?) {
-        if (alertDbfs == null || microphone == null) return act { model.arm("environment", alertDbfs) }
-        host.withMedia(camera = false) {
-            host.service?.setCapturing(camera = false, microphone = true)
+        if (camera == null && (alertDbfs == null || microphone == null)) return act { model.arm("environment", alertDbfs) }
+        host.withMedia(camera = camera != null) { granted ->
+            host.service?.setCapturing(camera = granted, microphone = true)
             act { model.arm("environment", alertDbfs) }
         }
     }
 
     override fun hidden() {
         microphone?.stop()
+        model.close()
+        camera?.close()
         host.service?.setCapturing(camera = false, microphone = false)
     }
 
@@ -153,7 +164,9 @@ class MonitorView(host: Host, private val model: MonitorViewModel, private val m
         host.scope.launch {
             model.state.collect { s ->
                 val alert = s.alertDbfs?.let { db -> ", alert at $db dBFS" } ?: ""
-                armState.text = s.armed?.let { "armed (${if (it == "user") "front" else "back"} camera$alert)" } ?: "not armed"
+                val watcher = s.streamingTo?.let { fp -> s.contacts.firstOrNull { it.fingerprint == fp }?.name ?: fp.take(8) }
+                val streaming = watcher?.let { ", watched by $it" } ?: ""
+                armState.text = s.armed?.let { "armed (${if (it == "user") "front" else "back"} camera$alert$streaming)" } ?: "not armed"
                 error.text = s.error ?: ""
                 contacts.removeAllViews()
                 s.contacts.forEach { c ->

@@ -99,7 +99,11 @@ fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView {
             GroupCallView(host, GroupCallViewModel(node, screen.group, media, saver), media)
         }
         Screen.Call -> AndroidCallMedia.create(host.context).let { media -> CallView(host, CallViewModel(node, media, saver), media) }
-        Screen.Monitor -> MicrophoneLevels.create(host.context).let { mic -> MonitorView(host, MonitorViewModel(node, mic), mic) }
+        Screen.Monitor -> {
+            val mic = MicrophoneLevels.create(host.context)
+            val camera = AndroidCallMedia.create(host.context)
+            MonitorView(host, MonitorViewModel(node, mic, camera), mic, camera)
+        }
         Screen.Backup -> BackupView(host, BackupViewModel(node, saver))
     }
 }

@@ -64,3 +64,10 @@ class KeyframeAsks {
         const val INTERVAL_NS = 1_000_000_000L
     }
 }
+
+/** Audio needs no encoder control: every Opus packet stands alone, the bitrate is fixed. */
+object NoEncoderControl : EncoderControlListener {
+    override fun requestKeyframe() = Unit
+
+    override fun targetBitrate(bps: ULong) = Unit
+}

@@ -14,7 +14,6 @@ import org.peerns.ffi.CallKinds
 import org.peerns.ffi.CallMediaSinks
 import org.peerns.ffi.CallMediaSource
 import org.peerns.ffi.CallMediaState
-import org.peerns.ffi.EncoderControlListener
 import org.peerns.ffi.MediaFrame
 import org.peerns.ffi.MediaFrameListener
 import org.peerns.ffi.NodeEvent
@@ -118,7 +117,7 @@ class CallViewModel(
     suspend fun startMedia() = withCall { call ->
         val media = media ?: return@withCall
         if (sinks != null) return@withCall
-        val audio = node.callMediaSource(call, "audio", IGNORE_CONTROL)
+        val audio = node.callMediaSource(call, "audio", NoEncoderControl)
         val video = try {
             node.callMediaSource(call, "video", media.videoControl)
         } catch (e: PeernsException.InvalidInput) {
@@ -284,12 +283,5 @@ class CallViewModel(
 
         /** The camera a call shows: the front one unless [back]. */
         fun facing(back: Boolean) = if (back) "environment" else FRONT
-
-        /** Audio needs no encoder control: every Opus packet stands alone, the bitrate is fixed. */
-        val IGNORE_CONTROL = object : EncoderControlListener {
-            override fun requestKeyframe() = Unit
-
-            override fun targetBitrate(bps: ULong) = Unit
-        }
     }
 }

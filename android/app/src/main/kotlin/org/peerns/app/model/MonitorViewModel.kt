@@ -1,11 +1,20 @@
 package org.peerns.app.model
 
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.cancel
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.sync.Mutex
+import kotlinx.coroutines.sync.withLock
+import org.peerns.ffi.CallMediaSource
 import org.peerns.ffi.Contact
 import org.peerns.ffi.NodeEvent
+import org.peerns.ffi.PeernsException
 import org.peerns.ffi.PeernsNodeInterface
 import org.peerns.ffi.Trust
 
@@ -22,6 +31,8 @@ data class MonitorState(
     val armed: String? = null,
     /** The armed phone's sound alert threshold, dBFS, or null (off). */
     val alertDbfs: Float? = null,
+    /** The contact our armed camera streams to now, or null. */
+    val streamingTo: String? = null,
     /** The call in which we watch a monitor, and whom. */
     val watchCall: String? = null,
     val watching: String? = null,
@@ -40,12 +51,43 @@ interface SoundLevels {
 /**
  * The baby monitor: arm this phone (allow contacts to watch, sound alert) or watch a contact's
  * armed phone, and the alerts it sends ([onEvent]). Watching is a call the monitor places back:
- * its picture and sound come like any call's. While armed with a sound alert, the [microphone]'s
- * levels go to the node, which decides when to alert. Pure Kotlin.
+ * its picture and sound come like any call's. The armed phone sends its camera and microphone
+ * ([media]) into that call once its media is up (`MonitorStream`, then `CallMediaConnected`),
+ * until it ends or the phone is disarmed. While armed with a sound alert, the [microphone]'s
+ * levels go to the node, which decides when to alert. Pure Kotlin; [close] when the screen goes.
  */
-class MonitorViewModel(private val node: PeernsNodeInterface, private val microphone: SoundLevels? = null) {
+class MonitorViewModel(
+    private val node: PeernsNodeInterface,
+    private val microphone: SoundLevels? = null,
+    private val media: CallMedia? = null,
+) {
     private val mutableState = MutableStateFlow(MonitorState())
     val state: StateFlow<MonitorState> = mutableState.asStateFlow()
+
+    /** Where the stream's start and stop run (events arrive on the collector's thread). */
+    private val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+    private val streamLock = Mutex()
+
+    /** The call that streams our camera, and which camera. */
+    private data class Stream(val call: String, val watcher: String, val facing: String)
+
+    @Volatile
+    private var stream: Stream? = null
+
+    /** The calls whose media came up lately (the stream's may come up before we hear of it). */
+    private val mediaUp = ArrayDeque<String>()
+
+    @Volatile
+    private var sources: Map<String, CallMediaSource> = emptyMap()
+
+    /** Our encoded frames, into the stream's tracks (none while it is not sent). */
+    private val out = FrameOut { kind, ptsUs, keyframe, data, audioLevel ->
+        try {
+            sources[kind]?.pushFrame(ptsUs.toULong(), keyframe, data, audioLevelByte(audioLevel))
+        } catch (_: IllegalStateException) {
+            // Stopped meanwhile: the source is closed.
+        }
+    }
 
     suspend fun refresh() = guard {
         val full = node.contacts().filter { it.trust == Trust.FULL_ACCESS }.sortedBy { it.name.lowercase() }
@@ -79,10 +121,13 @@ class MonitorViewModel(private val node: PeernsNodeInterface, private val microp
         mutableState.update { it.copy(armed = facing, alertDbfs = alertDbfs, error = null) }
     }
 
+    /** Disarms: no new stream, and the one running ends (a person disarming expects it to stop). */
     suspend fun disarm() = guard {
         microphone?.stop()
         node.rpcSoundAlert(null)
         node.rpcArmCamera(null)
+        val ending = streamLock.withLock { stopStream(resumeAlert = false) }
+        ending?.let { runCatching { node.hangUp(it.call) } }
         mutableState.update { it.copy(armed = null, alertDbfs = null, error = null) }
     }
 
@@ -104,12 +149,73 @@ class MonitorViewModel(private val node: PeernsNodeInterface, private val microp
             is NodeEvent.MonitorAlert -> mutableState.update {
                 it.copy(alerts = (listOf(MonitorAlert(event.fingerprint, event.levelDbfs.toInt(), nowMs)) + it.alerts).take(MAX_ALERTS))
             }
-            is NodeEvent.CallState -> if (event.call == before.watchCall && event.status.state == "ended") {
-                mutableState.update { it.copy(watchCall = null, watching = null) }
+            is NodeEvent.CallState -> if (event.status.state == "ended") {
+                if (event.call == before.watchCall) mutableState.update { it.copy(watchCall = null, watching = null) }
+                if (event.call == stream?.call) scope.launch { streamLock.withLock { stopStream() } }
+            }
+            is NodeEvent.MonitorStream -> if (before.armed != null) {
+                val next = Stream(event.call, event.fingerprint, event.facing)
+                stream = next
+                mutableState.update { it.copy(streamingTo = event.fingerprint) }
+                if (synchronized(mediaUp) { event.call in mediaUp }) startStream(next)
+            }
+            is NodeEvent.CallMediaConnected -> {
+                synchronized(mediaUp) {
+                    mediaUp.addLast(event.call)
+                    if (mediaUp.size > RECENT_CALLS) mediaUp.removeFirst()
+                }
+                stream?.takeIf { it.call == event.call }?.let(::startStream)
             }
             else -> {}
         }
         return mutableState.value != before
+    }
+
+    /** Sends the camera and the microphone into [s]'s call (once). */
+    private fun startStream(s: Stream) {
+        val media = media ?: return
+        scope.launch {
+            streamLock.withLock {
+                if (stream != s || sources.isNotEmpty()) return@withLock
+                try {
+                    val audio = node.callMediaSource(s.call, "audio", NoEncoderControl)
+                    val video = node.callMediaSource(s.call, "video", media.videoControl)
+                    sources = mapOf("audio" to audio, "video" to video)
+                    // The watcher hears the sound live: the alert pauses while the microphone
+                    // is the call's (one capture at a time), and resumes after.
+                    microphone?.stop()
+                    media.setMuted(false)
+                    media.start(s.facing, out)
+                } catch (e: PeernsException) {
+                    // The call ended meanwhile: its CallState event stops the rest.
+                    mutableState.update { it.copy(error = e.message) }
+                }
+            }
+        }
+    }
+
+    /**
+     * Stops sending into the stream's call (under [streamLock]), and listens for the sound alert
+     * again when [resumeAlert] and it is on; the stream that was.
+     */
+    private fun stopStream(resumeAlert: Boolean = true): Stream? {
+        val ended = stream ?: return null
+        stream = null
+        val sent = sources.isNotEmpty()
+        media?.stop()
+        val closing = sources.values
+        sources = emptyMap()
+        closing.forEach { it.close() }
+        mutableState.update { it.copy(streamingTo = null) }
+        if (sent && resumeAlert && mutableState.value.let { it.armed != null && it.alertDbfs != null }) {
+            microphone?.start(node::rpcSoundLevel)
+        }
+        return ended
+    }
+
+    /** Stops the stream's media (the screen went; the call itself ends with the watcher). */
+    fun close() {
+        scope.launch { streamLock.withLock { stopStream(resumeAlert = false) } }.invokeOnCompletion { scope.cancel() }
     }
 
     private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)
@@ -120,5 +226,6 @@ class MonitorViewModel(private val node: PeernsNodeInterface, private val microp
         private const val STREAM_SCOPE = "media:stream:camera"
         private const val WATCH_TIMEOUT_MS = 15_000L
         private const val MAX_ALERTS = 50
+        private const val RECENT_CALLS = 8
     }
 }
