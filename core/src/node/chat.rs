@@ -17,6 +17,9 @@ use crate::chat::wire::{ErrorCode, Frame, Id, MAX_TEXT, Op, OpKind};
 use crate::contacts::{self, Capability, Trust};
 use crate::identity::Fingerprint;
 
+mod dialing;
+pub(crate) use dialing::redial_loop;
+
 /// Ops sent per outbox read.
 const PUMP_BATCH: usize = 256;
 /// How long a ping waits for its pong.
@@ -480,80 +483,6 @@ impl Inner {
             None => Inner::maybe_dial(this, fp, true),
         }
     }
-
-    /// Dials contact `fp` unless a dial waits for its backoff (`now` ignores a pause that has
-    /// not started yet).
-    pub(crate) fn maybe_dial(this: &Arc<Inner>, fp: &Fingerprint, now: bool) {
-        // Offline, a dial cannot work and must not count toward backoff or a rendezvous: the
-        // redial loop dials once the persistent ID is registered.
-        if !this.registered() {
-            return;
-        }
-        let at = Instant::now();
-        {
-            let mut redial = lock(&this.redial);
-            let entry = redial.entry(*fp).or_insert(Redial {
-                at,
-                pause: REDIAL_MIN,
-                attempts: 0,
-            });
-            if entry.at > at && !(now && entry.pause == REDIAL_MIN) {
-                return;
-            }
-            entry.attempts += 1;
-            if entry.attempts == super::rendezvous::SEEK_AFTER_DIALS {
-                this.replan_rendezvous();
-            }
-            let jitter = rand::random::<f64>() * 0.25;
-            entry.at = at + entry.pause.mul_f64(1.0 + jitter);
-            entry.pause = (entry.pause * 2).min(REDIAL_MAX);
-        }
-        // If this dial fails, the redial loop (perhaps idle) takes over the backoff.
-        this.redial_wake.notify_one();
-        let (inner, fp) = (this.clone(), *fp);
-        let task = tokio::spawn(async move {
-            if let Err(e) = Inner::dial_contact(&inner, &fp).await {
-                tracing::debug!(contact = %fp, error = %e, "redial failed");
-            }
-        });
-        this.track([task.abort_handle()]);
-    }
-}
-
-impl Inner {
-    /// An authenticated link to contact `fp`: the open one, or a dial of its stored route. The
-    /// handshake must prove `fp`; a link to whoever holds that PeerJS ID now is never returned
-    /// (a route is only a hint, the fingerprint is the address).
-    pub(crate) async fn dial_contact(
-        this: &Arc<Inner>,
-        fp: &Fingerprint,
-    ) -> Result<Arc<Link>, NodeError> {
-        if lock(&this.subscribers).is_none() {
-            return Err(NodeError::Stopped);
-        }
-        if let Some(link) = this.link(fp) {
-            return Ok(link);
-        }
-        let fp = *fp;
-        let contact = this
-            .db(move |c| contacts::get(c, &fp))
-            .await?
-            .ok_or_else(|| NodeError::NotAllowed(format!("{fp} is not a contact")))?;
-        if !contact.trust.allows(Capability::Connect) {
-            return Err(NodeError::NotAllowed(format!("{fp} is blocked")));
-        }
-        let peer = contact
-            .peer_id
-            .ok_or_else(|| NodeError::NotConnected(fp.to_hex()))?;
-        let link = Inner::dial(this, &peer).await?;
-        if link.fp != fp {
-            return Err(NodeError::KeyMismatch {
-                expected: fp.to_hex(),
-                presented: link.fp.to_hex(),
-            });
-        }
-        Ok(link)
-    }
 }
 
 /// Sends the outbox of `link`'s contact while `link` is its newest link: from the first
@@ -615,83 +544,6 @@ async fn pump(inner: Weak<Inner>, link: Arc<Link>) {
         }
         next = last + 1;
         unrecorded = Some(last);
-    }
-}
-
-/// Contacts seen within this long are dialled when the node starts.
-const RETURN_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
-/// At most this many of them.
-const RETURN_DIALS: usize = 10;
-
-/// At start, dials the contacts seen most recently (they may hold messages for us); then
-/// every second dials contacts that have waiting messages and no link, with backoff.
-pub(crate) async fn redial_loop(inner: Weak<Inner>) {
-    // The node starts offline: the start dials wait until it is registered, which wakes
-    // `redial_wake` (a permit is kept if it comes before we wait). No polling: an offline
-    // phone sleeps.
-    let wake = match inner.upgrade() {
-        Some(this) => this.redial_wake.clone(),
-        None => return,
-    };
-    loop {
-        match inner.upgrade() {
-            Some(this) if this.registered() => break,
-            Some(_) => {}
-            None => return,
-        }
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(REDIAL_IDLE) => {}
-        }
-    }
-    if let Some(this) = inner.upgrade() {
-        let since = unix_ms().saturating_sub(RETURN_WINDOW.as_millis() as u64);
-        if let Ok(recent) = this
-            .db(move |c| chat::recently_seen(c, since, RETURN_DIALS))
-            .await
-        {
-            for fp in recent {
-                Inner::maybe_dial(&this, &fp, true);
-            }
-        }
-    }
-    let mut idle = false;
-    loop {
-        // Every second while something waits; when nothing does, only when woken (a link went
-        // down, we came back online) or after a long pause: an idle phone sleeps.
-        let pause = if idle { REDIAL_IDLE } else { REDIAL_MIN };
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            // Woken: look again after the usual second (a link that just went down is not
-            // redialled at once, as with the one-second tick).
-            _ = wake.notified(), if idle => tokio::time::sleep(REDIAL_MIN).await,
-        }
-        let Some(this) = inner.upgrade() else { return };
-        let Ok(waiting) = this
-            .db(|c| {
-                let mut convs = chat::with_outbox(c)?;
-                for t in crate::chat::file::incoming_unfinished(c, None)? {
-                    if !convs.contains(&t.conv) {
-                        convs.push(t.conv);
-                    }
-                }
-                Ok::<_, NodeError>(convs)
-            })
-            .await
-        else {
-            continue;
-        };
-        // Backoff (and its count of failed dials, which sends a contact to a rendezvous) is
-        // kept only for contacts that still have something waiting.
-        lock(&this.redial).retain(|fp, _| waiting.contains(fp));
-        let unlinked: Vec<_> = waiting
-            .into_iter()
-            .filter(|fp| this.link(fp).is_none())
-            .collect();
-        idle = unlinked.is_empty();
-        for fp in unlinked {
-            Inner::maybe_dial(&this, &fp, false);
-        }
     }
 }
 
