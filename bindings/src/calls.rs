@@ -54,6 +54,11 @@ pub struct CallMediaState {
     pub screen: bool,
     /// The back camera is in use.
     pub back_camera: bool,
+    /// How far the picture must be turned clockwise to stand upright: 0, 90, 180 or 270 (a
+    /// phone's camera sends as the sensor gives it; turn the picture by this to show it). Other
+    /// values are taken to the nearest quarter turn.
+    #[uniffi(default = 0)]
+    pub rotation: u16,
 }
 
 impl From<node::MediaState> for CallMediaState {
@@ -63,6 +68,7 @@ impl From<node::MediaState> for CallMediaState {
             camera_off: s.camera_off,
             screen: s.screen,
             back_camera: s.back_camera,
+            rotation: s.rotation,
         }
     }
 }
@@ -74,6 +80,7 @@ impl From<CallMediaState> for node::MediaState {
             camera_off: s.camera_off,
             screen: s.screen,
             back_camera: s.back_camera,
+            rotation: node::MediaState::rotation_of(s.rotation),
         }
     }
 }
@@ -210,6 +217,15 @@ impl PeernsNode {
         let node = self.running()?;
         let _guard = crate::RUNTIME.enter();
         Ok(node.switch_camera(&call)?)
+    }
+
+    /// Says how far our picture must be turned clockwise to stand upright (the camera's sensor
+    /// against how the phone is held): `degrees`, to the nearest quarter turn. The peer sees it
+    /// in its `CallMedia` event's `rotation`.
+    pub fn set_video_rotation(&self, call: String, degrees: u16) -> Result<(), PeernsError> {
+        let node = self.running()?;
+        let _guard = crate::RUNTIME.enter();
+        Ok(node.set_video_rotation(&call, degrees)?)
     }
 
     /// Starts or stops sharing the screen.

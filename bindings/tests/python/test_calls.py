@@ -48,6 +48,12 @@ def test_calls():
             [media] = of_kind(await lb.wait_for(lambda ev: of_kind(ev, "call_media")), "call_media")
             assert media.state.muted and not media.state.camera_off
             assert b.active_call().remote_media.muted
+            # How far a's picture is turned reaches b, to the nearest quarter turn.
+            a.set_video_rotation(call, 92)
+            turned = lambda ev: [e for e in of_kind(ev, "call_media") if e.state.rotation == 90]
+            [media] = turned(await lb.wait_for(turned))
+            assert media.state.muted
+            assert b.active_call().remote_media.rotation == 90
             a.hang_up(call)
             await la.wait_for(lambda ev: ("ended", "hangup") in states(ev, call))
             await lb.wait_for(lambda ev: ("ended", "peer_hangup") in states(ev, call))

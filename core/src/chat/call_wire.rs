@@ -89,6 +89,10 @@ pub struct MediaState {
     pub screen: bool,
     /// The back camera is in use (switch camera); else the front one.
     pub back_camera: bool,
+    /// How far the picture must be turned clockwise to stand upright: 0, 90, 180 or 270 degrees
+    /// (a phone sends its camera as the sensor gives it; the receiver turns it). Sent only to
+    /// peers with `FEATURE_VIDEO_ROTATION` ([`MediaState::without_rotation`]).
+    pub rotation: u16,
 }
 
 impl MediaState {
@@ -97,15 +101,34 @@ impl MediaState {
             | u8::from(self.camera_off) << 1
             | u8::from(self.screen) << 2
             | u8::from(self.back_camera) << 3
+            | Self::quarter_turns(self.rotation) << 4
     }
 
     pub(crate) fn from_bits(b: u8) -> Option<Self> {
-        (b & !0b1111 == 0).then_some(Self {
+        (b & !0b11_1111 == 0).then_some(Self {
             muted: b & 1 != 0,
             camera_off: b & 2 != 0,
             screen: b & 4 != 0,
             back_camera: b & 8 != 0,
+            rotation: u16::from(b >> 4 & 0b11) * 90,
         })
+    }
+
+    /// `degrees` as the nearest quarter turn: 0, 90, 180 or 270.
+    pub fn rotation_of(degrees: u16) -> u16 {
+        u16::from(Self::quarter_turns(degrees)) * 90
+    }
+
+    fn quarter_turns(degrees: u16) -> u8 {
+        ((u32::from(degrees) + 45) / 90 % 4) as u8
+    }
+
+    /// This state for a peer that does not know rotations (its parser refuses the bits).
+    pub fn without_rotation(self) -> Self {
+        Self {
+            rotation: 0,
+            ..self
+        }
     }
 }
 
@@ -231,6 +254,22 @@ pub(crate) mod tag {
 }
 
 impl CallFrame {
+    /// This frame as a peer with session `features` may read it: without the picture's
+    /// rotation unless it has `FEATURE_VIDEO_ROTATION`.
+    pub fn for_peer(self, features: u64) -> Self {
+        match self {
+            CallFrame::Media { call, state }
+                if features & crate::session::FEATURE_VIDEO_ROTATION == 0 =>
+            {
+                CallFrame::Media {
+                    call,
+                    state: state.without_rotation(),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// The call the frame is about.
     pub fn call(&self) -> CallId {
         match self {
@@ -315,6 +354,39 @@ impl CallFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_travels_in_the_state_byte_and_not_to_a_peer_without_the_feature() {
+        for degrees in [0, 90, 180, 270] {
+            let state = MediaState {
+                back_camera: true,
+                rotation: degrees,
+                ..MediaState::default()
+            };
+            assert_eq!(MediaState::from_bits(state.bits()), Some(state));
+        }
+        assert_eq!(
+            [0, 44, 46, 134, 181, 315, 359].map(MediaState::rotation_of),
+            [0, 0, 90, 90, 180, 0, 0]
+        );
+        let frame = CallFrame::Media {
+            call: [7; 16],
+            state: MediaState {
+                muted: true,
+                rotation: 90,
+                ..MediaState::default()
+            },
+        };
+        let old = frame.clone().for_peer(crate::session::FEATURE_CALLS);
+        // A build before 1.9 refuses state bits it does not know: none is sent to it.
+        let CallFrame::Media { state, .. } = &old else {
+            unreachable!()
+        };
+        assert_eq!(state.bits() & !0b1111, 0);
+        assert!(state.muted);
+        let new = crate::session::FEATURE_CALLS | crate::session::FEATURE_VIDEO_ROTATION;
+        assert_eq!(frame.clone().for_peer(new), frame);
+    }
     use crate::chat::wire::Frame;
 
     fn ring() -> CallFrame {
@@ -351,6 +423,7 @@ mod tests {
                     camera_off: false,
                     screen: true,
                     back_camera: true,
+                    rotation: 180,
                 },
             },
         ];

@@ -64,14 +64,22 @@ fn call_frame() -> impl Strategy<Value = CallFrame> {
     let dtls = || any::<[u8; 32]>().prop_map(DtlsFingerprint);
     let media_id =
         proptest::string::string_regex(&format!("[A-Za-z0-9_-]{{1,{MAX_MEDIA_ID}}}")).unwrap();
-    let state = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(muted, camera_off, screen, back_camera)| MediaState {
-            muted,
-            camera_off,
-            screen,
-            back_camera,
-        },
-    );
+    let state = (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        0u16..4,
+    )
+        .prop_map(
+            |(muted, camera_off, screen, back_camera, quarter)| MediaState {
+                muted,
+                camera_off,
+                screen,
+                back_camera,
+                rotation: quarter * 90,
+            },
+        );
     let call = any::<[u8; 16]>;
     prop_oneof![
         (call(), (1u8..8), media_id, dtls()).prop_map(|(call, k, media_id, dtls)| {

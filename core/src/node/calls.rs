@@ -191,9 +191,10 @@ impl Inner {
             match action {
                 Action::Send { to, frame } => {
                     let sent = match this.link(&to) {
-                        Some(link) if link.features & FEATURE_CALLS != 0 => {
-                            link.send(&Frame::Call(frame)).await.is_ok()
-                        }
+                        Some(link) if link.features & FEATURE_CALLS != 0 => link
+                            .send(&Frame::Call(frame.for_peer(link.features)))
+                            .await
+                            .is_ok(),
                         _ => false,
                     };
                     if !sent {
@@ -391,6 +392,12 @@ impl Node {
     /// Switches between the front and the back camera in call `call`.
     pub fn switch_camera(&self, call: &str) -> Result<(), NodeError> {
         self.change_media(call, |s| s.back_camera = !s.back_camera)
+    }
+
+    /// Says how far our picture must be turned clockwise to stand upright in call `call` (the
+    /// camera's sensor against how the phone is held): `degrees`, to the nearest quarter turn.
+    pub fn set_video_rotation(&self, call: &str, degrees: u16) -> Result<(), NodeError> {
+        self.change_media(call, |s| s.rotation = MediaState::rotation_of(degrees))
     }
 
     /// Starts or stops sharing the screen in call `call`.

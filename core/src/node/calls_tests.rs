@@ -120,6 +120,15 @@ async fn ring_accept_media_state_and_hang_up() {
         }
     }
     assert!(b.active_call().unwrap().remote_media.muted);
+    // So does how far the picture is turned (to the nearest quarter turn).
+    a.set_video_rotation(&call, 268).unwrap();
+    loop {
+        if let NodeEvent::CallMedia { state, .. } = next_call(&mut eb).await {
+            assert_eq!((state.rotation, state.muted), (270, true));
+            break;
+        }
+    }
+    assert_eq!(b.active_call().unwrap().remote_media.rotation, 270);
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.hang_up(&call).unwrap();
     assert_eq!(

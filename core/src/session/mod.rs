@@ -49,6 +49,10 @@ pub const FEATURE_GROUP_FILES: u64 = 1 << 6;
 /// Feature bit 7: two participants of a group call send media to each other directly, the
 /// router only introducing them (`GroupCallFrame::Pair`, tag 67; decision 0016).
 pub const FEATURE_CALL_PAIRS: u64 = 1 << 7;
+/// Feature bit 8: a call's media state says how far its picture is turned
+/// (`MediaState::rotation`, bits 4–5 of the state byte; decision 0013). Masked out for a peer
+/// without it, whose state parser refuses unknown bits.
+pub const FEATURE_VIDEO_ROTATION: u64 = 1 << 8;
 /// Largest Noise message.
 pub const MAX_FRAME: usize = 65_535;
 /// Largest plaintext in one encrypted frame (a frame carries a 16-byte tag).
@@ -71,7 +75,7 @@ impl WireVersion {
     /// What this build speaks.
     pub const CURRENT: WireVersion = WireVersion {
         major: 1,
-        minor: 8,
+        minor: 9,
         features: FEATURE_GROUPS
             | FEATURE_CALLS
             | FEATURE_RPC
@@ -79,7 +83,8 @@ impl WireVersion {
             | FEATURE_CALL_SPEAKERS
             | FEATURE_GROUP_BATCH
             | FEATURE_GROUP_FILES
-            | FEATURE_CALL_PAIRS,
+            | FEATURE_CALL_PAIRS
+            | FEATURE_VIDEO_ROTATION,
     };
 
     /// Builds from before wire versioning, whose handshake payload was the bare certificate.

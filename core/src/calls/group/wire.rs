@@ -221,6 +221,26 @@ fn flag(r: &mut Reader<'_>, what: &'static str) -> Result<bool, WireError> {
 }
 
 impl GroupCallFrame {
+    /// This frame as a peer with session `features` may read it: every media state without
+    /// the picture's rotation unless it has `FEATURE_VIDEO_ROTATION`.
+    pub fn for_peer(mut self, features: u64) -> Self {
+        if features & crate::session::FEATURE_VIDEO_ROTATION != 0 {
+            return self;
+        }
+        match &mut self {
+            GroupCallFrame::Join { state, .. } | GroupCallFrame::Media { state, .. } => {
+                *state = state.without_rotation();
+            }
+            GroupCallFrame::Roster { participants, .. } => {
+                for p in participants {
+                    p.state = p.state.without_rotation();
+                }
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// The group the frame is about.
     pub fn group(&self) -> GroupId {
         match self {
@@ -439,6 +459,51 @@ impl GroupCallFrame {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_peer_without_rotations_gets_every_state_without_one() {
+        use crate::session::{FEATURE_GROUP_CALLS, FEATURE_VIDEO_ROTATION};
+        let turned = MediaState {
+            muted: true,
+            rotation: 270,
+            ..MediaState::default()
+        };
+        let entry = |member: u8| RosterEntry {
+            member: Fingerprint([member; 32]),
+            kinds: Kinds::VIDEO,
+            state: turned,
+            connected: true,
+        };
+        let roster = GroupCallFrame::Roster {
+            group: GroupId([1; 16]),
+            participants: vec![entry(4), entry(5)],
+        };
+        let GroupCallFrame::Roster { participants, .. } =
+            roster.clone().for_peer(FEATURE_GROUP_CALLS)
+        else {
+            unreachable!()
+        };
+        assert!(
+            participants
+                .iter()
+                .all(|p| p.state == turned.without_rotation())
+        );
+        let media = GroupCallFrame::Media {
+            group: GroupId([1; 16]),
+            state: turned,
+        };
+        assert_eq!(
+            media.clone().for_peer(FEATURE_GROUP_CALLS),
+            GroupCallFrame::Media {
+                group: GroupId([1; 16]),
+                state: turned.without_rotation()
+            }
+        );
+        // A peer that knows rotations gets the frames as they are, and reads them back.
+        let both = FEATURE_GROUP_CALLS | FEATURE_VIDEO_ROTATION;
+        assert_eq!(roster.clone().for_peer(both), roster);
+        assert_eq!(GroupCallFrame::decode(&roster.encode()).unwrap(), roster);
+    }
+
     fn join() -> GroupCallFrame {
         GroupCallFrame::Join {
             group: GroupId([1; 16]),
@@ -478,6 +543,7 @@ mod tests {
                         kinds: Kinds::AUDIO,
                         state: MediaState {
                             camera_off: true,
+                            rotation: 90,
                             ..MediaState::default()
                         },
                         connected: false,

@@ -10,7 +10,9 @@ use crate::chat::wire::Frame;
 use crate::identity::Fingerprint;
 use crate::node::Inner;
 use crate::node::link::Link;
-use crate::session::{FEATURE_CALL_PAIRS, FEATURE_CALL_SPEAKERS, FEATURE_GROUP_CALLS};
+use crate::session::{
+    FEATURE_CALL_PAIRS, FEATURE_CALL_SPEAKERS, FEATURE_GROUP_CALLS, FEATURE_VIDEO_ROTATION,
+};
 
 /// The session features a frame needs.
 fn needs(frame: &GroupCallFrame) -> u64 {
@@ -23,7 +25,12 @@ fn needs(frame: &GroupCallFrame) -> u64 {
 
 async fn send(link: &Link, frame: &GroupCallFrame) {
     if link.features & needs(frame) == needs(frame) {
-        let _ = link.send(&Frame::GroupCall(frame.encode())).await;
+        let bytes = if link.features & FEATURE_VIDEO_ROTATION != 0 {
+            frame.encode()
+        } else {
+            frame.clone().for_peer(link.features).encode()
+        };
+        let _ = link.send(&Frame::GroupCall(bytes)).await;
     }
 }
 
