@@ -84,7 +84,8 @@ struct GroupCallScreen: View {
         VStack(spacing: 2) {
             PictureView(
                 show: { media.setPicture(sender: sender, kind: kind, layer: $0) },
-                hide: { media.removeLayer($0) }
+                hide: { media.removeLayer($0) },
+                rotation: kind == "video" ? Int(model.participants.first { $0.fingerprint == sender }?.media.rotation ?? 0) : 0
             )
             .frame(height: model.pictures.count == 1 ? 240 : 140)
             Text(String(sender.prefix(8)) + (kind == "screen" ? " (screen)" : "")).font(.caption)
@@ -126,7 +127,7 @@ struct CallScreen: View {
             if let error = model.error ?? node.mediaError { Text(error).foregroundStyle(.red) }
             if node.lowPower { Text(LowPowerNotice.call).font(.caption).italic() }
             if let media = model.media as? PhoneCallMedia, model.mediaUp, model.status == "connected" {
-                PictureView(show: { media.remoteLayer = $0 }, hide: { media.removeLayer($0) })
+                PictureView(show: { media.remoteLayer = $0 }, hide: { media.removeLayer($0) }, rotation: Int(model.remote.rotation))
                     .frame(maxWidth: .infinity)
                     .frame(height: 240)
                     .overlay(alignment: .bottomTrailing) {
@@ -201,31 +202,60 @@ func microphoneAllowed() async -> Bool {
     }
 }
 
-/// A received picture: a view whose layer is an `AVSampleBufferDisplayLayer`, given to `show`
-/// when the view is made and to `hide` when it goes.
+/// A received picture: a view with an `AVSampleBufferDisplayLayer`, given to `show` when the view
+/// is made and to `hide` when it goes, turned clockwise by `rotation` (0, 90, 180 or 270: as the
+/// sender says its camera's picture stands; the layer is laid out on its side for a quarter turn).
 struct PictureView: UIViewRepresentable {
     let show: (AVSampleBufferDisplayLayer) -> Void
     let hide: (AVSampleBufferDisplayLayer) -> Void
+    var rotation: Int = 0
 
     final class LayerView: UIView {
-        override class var layerClass: AnyClass { AVSampleBufferDisplayLayer.self }
-        var displayLayer: AVSampleBufferDisplayLayer { layer as! AVSampleBufferDisplayLayer }
+        let display = AVSampleBufferDisplayLayer()
         var hide: ((AVSampleBufferDisplayLayer) -> Void)?
+        var rotation = 0 {
+            didSet { if rotation != oldValue { setNeedsLayout() } }
+        }
+
+        override init(frame: CGRect) {
+            super.init(frame: frame)
+            display.videoGravity = .resizeAspect
+            layer.addSublayer(display)
+        }
+
+        required init?(coder: NSCoder) { return nil }
+
+        override func layoutSubviews() {
+            super.layoutSubviews()
+            let sideways = rotation % 180 != 0
+            CATransaction.begin()
+            CATransaction.setDisableActions(true)
+            display.setAffineTransform(.identity)
+            display.bounds = CGRect(
+                x: 0, y: 0, width: sideways ? bounds.height : bounds.width, height: sideways ? bounds.width : bounds.height
+            )
+            display.position = CGPoint(x: bounds.midX, y: bounds.midY)
+            display.setAffineTransform(CGAffineTransform(rotationAngle: CGFloat(rotation) * .pi / 180))
+            CATransaction.commit()
+        }
     }
 
     func makeUIView(context: Context) -> LayerView {
         let view = LayerView()
         view.backgroundColor = .black
-        view.displayLayer.videoGravity = .resizeAspect
+        view.clipsToBounds = true
+        view.rotation = rotation
         view.hide = hide
-        show(view.displayLayer)
+        show(view.display)
         return view
     }
 
-    func updateUIView(_ view: LayerView, context: Context) {}
+    func updateUIView(_ view: LayerView, context: Context) {
+        view.rotation = rotation
+    }
 
     static func dismantleUIView(_ view: LayerView, coordinator: ()) {
-        view.hide?(view.displayLayer)
+        view.hide?(view.display)
     }
 }
 

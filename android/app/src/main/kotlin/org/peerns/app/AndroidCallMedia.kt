@@ -4,6 +4,7 @@ import android.content.Context
 import android.os.Build
 import android.os.Handler
 import android.os.Looper
+import android.view.OrientationEventListener
 import android.view.Surface
 import android.view.SurfaceHolder
 import android.view.SurfaceView
@@ -19,6 +20,7 @@ import org.peerns.app.model.CallMedia
 import org.peerns.app.model.FrameOut
 import org.peerns.app.model.SoundLevels
 import org.peerns.ffi.EncoderControlListener
+import org.peerns.media.VideoRotation
 
 /**
  * [CallMedia] on the phone (Android 10+: the Opus codec): the media adapters of
@@ -39,6 +41,35 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
     private val decoders = HashMap<String, FrameDecoder>()
     private val pictures = HashMap<String, Surface>()
     private var shownVideo: String? = null
+
+    // How far each sender's video is turned, as it says (keyed by sender).
+    private val rotations = HashMap<String, Int>()
+
+    // Our picture's rotation: the open camera's mounting and the phone's turn.
+    @Volatile
+    private var rotationListener: ((Int) -> Unit)? = null
+
+    @Volatile
+    private var camera: Pair<Int, Boolean>? = null
+
+    @Volatile
+    private var deviceDegrees = 0
+
+    @Volatile
+    private var announced: Int? = null
+    private val orientation = object : OrientationEventListener(context) {
+        override fun onOrientationChanged(degrees: Int) {
+            deviceDegrees = VideoRotation.deviceDegrees(degrees) ?: return
+            announceRotation()
+        }
+    }
+
+    init {
+        video.onCamera = { sensor, front ->
+            camera = sensor to front
+            announceRotation()
+        }
+    }
 
     /** Where the received video of a 1:1 call is drawn (a SurfaceView's surface), or null while there is none. */
     var remoteSurface: Surface? = null
@@ -77,7 +108,37 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
     }
 
     override fun setCamera(facing: String?) {
-        if (facing == null) video.stop() else video.start(facing)
+        if (facing == null) {
+            video.stop()
+            orientation.disable()
+        } else {
+            video.start(facing)
+            if (orientation.canDetectOrientation()) orientation.enable()
+        }
+    }
+
+    override fun setRotationListener(listener: ((degrees: Int) -> Unit)?) {
+        rotationListener = listener
+        announced = null
+        announceRotation()
+    }
+
+    /** Tells the listener our picture's rotation when it changed (the camera opened, the phone turned). */
+    private fun announceRotation() {
+        val (sensor, front) = camera ?: return
+        val degrees = VideoRotation.of(sensor, deviceDegrees, front)
+        if (degrees == announced) return
+        val listener = rotationListener ?: return
+        announced = degrees
+        listener(degrees)
+    }
+
+    override fun setRotation(from: String, degrees: Int) = synchronized(decoders) {
+        if ((rotations[from] ?: 0) == degrees) return@synchronized
+        rotations[from] = degrees
+        // The decoder turns what it draws from its start: a new one at the sender's next keyframe.
+        decoders.remove("$from/video")?.release()
+        Unit
     }
 
     override fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean {
@@ -87,7 +148,7 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
                 decoders.getOrPut(key) { AudioDecoder() }
             } else {
                 val surface = pictures[key] ?: oneOnOne(from, kind) ?: return true
-                decoders.getOrPut(key) { VideoDecoder(surface) }
+                decoders.getOrPut(key) { VideoDecoder(surface, if (kind == "video") rotations[from] ?: 0 else 0) }
             }
             decoder.frame(ptsUs, keyframe, data)
             return decoder !is VideoDecoder || decoder.started
@@ -104,11 +165,14 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
 
     override fun stop() {
         out = null
+        rotationListener = null
+        orientation.disable()
         video.stop()
         audio.stop()
         synchronized(decoders) {
             decoders.values.forEach(FrameDecoder::release)
             decoders.clear()
+            rotations.clear()
             shownVideo = null
         }
     }

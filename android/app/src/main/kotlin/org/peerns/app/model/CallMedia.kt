@@ -40,6 +40,15 @@ interface CallMedia {
 
     /** Stops capturing and playing. */
     fun stop()
+
+    /**
+     * Tells [listener] how far our picture must be turned to stand upright (0, 90, 180 or 270),
+     * when the camera starts and whenever the phone turns; null: no longer.
+     */
+    fun setRotationListener(listener: ((degrees: Int) -> Unit)?) = Unit
+
+    /** Shows the video of [from] (a participant or a remote track) turned by [degrees], as its sender says. */
+    fun setRotation(from: String, degrees: Int) = Unit
 }
 
 /**

@@ -127,13 +127,25 @@ class CallViewModel(
         sinks = node.callMediaSinks(call, received)
         media.setMuted(mutableState.value.local.muted)
         val local = mutableState.value.local
+        media.setRotation(REMOTE_VIDEO, mutableState.value.remote.rotation.toInt())
         media.start(if (video != null && !local.cameraOff) facing(local.backCamera) else null, out)
+        // How far our picture must be turned, told to the peer as the phone turns.
+        if (video != null) {
+            media.setRotationListener { degrees ->
+                try {
+                    node.setVideoRotation(call, degrees.toUShort())
+                } catch (_: PeernsException) {
+                    // The call ended meanwhile.
+                }
+            }
+        }
     }
 
     /** Stops capturing and playing (the call goes on). */
     fun stopMedia() {
         requests.coroutineContext.cancelChildren()
         keyframesAsked.clear()
+        media?.setRotationListener(null)
         media?.stop()
         val closing = sources.values
         sources = emptyMap()
@@ -263,7 +275,11 @@ class CallViewModel(
                     else -> it
                 }
             }
-            is NodeEvent.CallMedia -> mutableState.update { if (it.call != event.call) it else it.copy(remote = event.state) }
+            is NodeEvent.CallMedia -> if (event.call == before.call) {
+                mutableState.update { it.copy(remote = event.state) }
+                // The peer's picture, turned as it says.
+                media?.setRotation(REMOTE_VIDEO, event.state.rotation.toInt())
+            }
             is NodeEvent.CallMediaConnected -> mutableState.update { if (it.call != event.call) it else it.copy(mediaUp = true) }
             else -> {}
         }
@@ -283,5 +299,8 @@ class CallViewModel(
 
         /** The camera a call shows: the front one unless [back]. */
         fun facing(back: Boolean) = if (back) "environment" else FRONT
+
+        /** The track a PeerNS peer's camera comes on in a 1:1 call. */
+        const val REMOTE_VIDEO = "video"
     }
 }

@@ -1,10 +1,14 @@
 package org.peerns.app.model
 
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.launch
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.CallMediaState
 import org.peerns.ffi.CallParticipant
@@ -74,6 +78,13 @@ class GroupCallViewModel(
     /** Everyone who spoke in the call, the most recent first. */
     private var recent: List<String> = emptyList()
 
+    /** How far our picture must be turned, announced with our media state. */
+    @Volatile
+    private var rotation = 0
+
+    /** Where announcements the phone's turns cause run (they come on the media's threads). */
+    private val background = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+
     private val frames = object : GroupCallFrameListener {
         override fun onFrame(frame: GroupCallFrame) {
             mutableState.update { it.copy(frames = it.frames + (frame.sender to (it.frames[frame.sender] ?: 0) + 1)) }
@@ -130,6 +141,12 @@ class GroupCallViewModel(
         mutableState.update { it.copy(cameraOff = cameraOff, error = null) }
         media?.setMuted(mutableState.value.muted)
         media?.start(if (cameraOff) null else FRONT, out)
+        if (video) {
+            media?.setRotationListener { degrees ->
+                rotation = degrees
+                background.launch { guard { announce() } }
+            }
+        }
         announce()
     }
 
@@ -145,6 +162,8 @@ class GroupCallViewModel(
 
     /** Leaves the call. */
     suspend fun leave() = guard {
+        media?.setRotationListener(null)
+        rotation = 0
         media?.stop()
         val left = call
         call = null
@@ -171,8 +190,11 @@ class GroupCallViewModel(
     /** Applies the call's roster, our phase and who speaks (and so the grid); events of other groups are ignored. */
     fun onGroupEvent(event: GroupEvent) {
         when (event) {
-            is GroupEvent.CallRoster ->
-                if (event.group == group) mutableState.update { regrid(it.copy(participants = event.participants)) }
+            is GroupEvent.CallRoster -> if (event.group == group) {
+                mutableState.update { regrid(it.copy(participants = event.participants)) }
+                // Each picture turned as its sender says.
+                event.participants.filter { it.fingerprint != me }.forEach { media?.setRotation(it.fingerprint, it.media.rotation.toInt()) }
+            }
             is GroupEvent.CallPhase ->
                 if (event.group == group) mutableState.update { regrid(it.copy(phase = event.phase, mediaPeer = event.mediaPeer)) }
             is GroupEvent.CallSpeakers -> if (event.group == group) {
@@ -192,7 +214,10 @@ class GroupCallViewModel(
 
     private suspend fun announce() {
         val s = mutableState.value
-        node.groupCallSetMedia(group, CallMediaState(muted = s.muted, cameraOff = s.cameraOff, screen = false, backCamera = false))
+        node.groupCallSetMedia(
+            group,
+            CallMediaState(muted = s.muted, cameraOff = s.cameraOff, screen = false, backCamera = false, rotation = rotation.toUShort()),
+        )
     }
 
     private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)

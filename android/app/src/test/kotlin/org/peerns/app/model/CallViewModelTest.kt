@@ -2,6 +2,7 @@ package org.peerns.app.model
 
 import kotlin.test.assertEquals
 import kotlin.test.assertFalse
+import kotlin.test.assertNotNull
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
@@ -64,6 +65,12 @@ class CallViewModelTest {
             eventually { bobMedia.played.firstOrNull { it == Triple("audio", "audio", true) } }
             eventually { annMedia.played.firstOrNull { it == Triple("audio", "audio", true) } }
             eventually { bobMedia.played.firstOrNull { it == Triple("video", "video", true) } }
+            // Ann's phone turns: bob's picture of her is turned as she says; bob sends no video,
+            // so he has no rotation to tell.
+            assertEquals(null, bobMedia.rotationOut)
+            assertNotNull(annMedia.rotationOut).invoke(90)
+            eventually(what = "ann's rotation at bob") { bobMedia.rotations["video"]?.takeIf { it == 90 } }
+            assertEquals(90, bobCall.state.value.remote.rotation.toInt())
             // Bob's picture waits for a keyframe (its decoder started late): his model asks ann's
             // encoder for one, once her new receiver's own requests have settled.
             var settled = annMedia.keyframesAsked.get() to System.nanoTime()

@@ -1,5 +1,6 @@
 package org.peerns.app.model
 
+import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.ConcurrentLinkedQueue
 import java.util.concurrent.atomic.AtomicInteger
 import java.util.concurrent.atomic.AtomicReference
@@ -86,6 +87,21 @@ class RecordingMedia : CallMedia {
     override fun stop() {
         stopped = true
         out = null
+    }
+
+    /** Where this phone's picture rotation goes (set while its camera may send). */
+    @Volatile
+    var rotationOut: ((Int) -> Unit)? = null
+
+    /** How far each sender's video is to be turned, as handed to this phone. */
+    val rotations = ConcurrentHashMap<String, Int>()
+
+    override fun setRotationListener(listener: ((degrees: Int) -> Unit)?) {
+        rotationOut = listener
+    }
+
+    override fun setRotation(from: String, degrees: Int) {
+        rotations[from] = degrees
     }
 }
 
@@ -176,6 +192,15 @@ class GroupCallViewModelTest {
             eventually(what = "bob asking ann for a keyframe") { annKeyframes.get().takeIf { it > asked } }
             media.waitingForKeyframe = false
             pusher.cancel()
+
+            // Bob's phone turns: ann's roster says how far to turn his picture; hers reaches bob.
+            assertNotNull(media.rotationOut).invoke(90)
+            eventually(what = "bob's rotation at ann") {
+                ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.media.rotation.toInt() == 90 }
+            }
+            val annTurned = CallMediaState(muted = false, cameraOff = false, screen = false, backCamera = false, rotation = 270u)
+            ann.groupCallSetMedia(gid, annTurned)
+            eventually(what = "ann's picture turned at bob") { media.rotations[annFp]?.takeIf { it == 270 } }
 
             ann.groupCallSetMedia(gid, CallMediaState(muted = true, cameraOff = true, screen = false, backCamera = false))
             eventually(what = "ann muted at bob") {

@@ -56,10 +56,12 @@ abstract class FrameDecoder {
 }
 
 /**
- * H.264 Annex-B access units onto [surface] (a SurfaceView's or a TextureView's). Starts at the
- * first keyframe that carries SPS/PPS; frames before it are dropped (ask the sender for one).
+ * H.264 Annex-B access units onto [surface] (a SurfaceView's or a TextureView's), turned
+ * clockwise by [rotation] (0, 90, 180 or 270: how the sender's camera is mounted against how its
+ * phone is held). Starts at the first keyframe that carries SPS/PPS; frames before it are
+ * dropped (ask the sender for one).
  */
-class VideoDecoder(private val surface: Surface) : FrameDecoder() {
+class VideoDecoder(private val surface: Surface, private val rotation: Int = 0) : FrameDecoder() {
     /** Whether a keyframe has started it (until then every frame is dropped). */
     val started: Boolean get() = codec != null
 
@@ -78,6 +80,8 @@ class VideoDecoder(private val surface: Surface) : FrameDecoder() {
         val format = MediaFormat.createVideoFormat(MediaFormat.MIMETYPE_VIDEO_AVC, VideoEncoder.WIDTH, VideoEncoder.HEIGHT).apply {
             setByteBuffer("csd-0", ByteBuffer.wrap(AnnexB.join(listOf(sps))))
             setByteBuffer("csd-1", ByteBuffer.wrap(AnnexB.join(listOf(pps))))
+            // The sender's picture turned upright as it is drawn on the surface.
+            if (rotation != 0) setInteger(MediaFormat.KEY_ROTATION, rotation)
         }
         return MediaCodec.createDecoderByType(MediaFormat.MIMETYPE_VIDEO_AVC).apply {
             configure(format, surface, null, 0)

@@ -30,7 +30,8 @@ import org.peerns.media.AccessUnitAssembler
  * requests and target bitrate. A [setPreview] surface shows the same picture to us (the
  * camera draws into both); a preview the camera refuses is left out, the encoder goes on. Android
  * 9+ and the CAMERA permission; everything runs on a thread of its own. The picture is sent as
- * the sensor gives it (not rotated).
+ * the sensor gives it (not turned): [onCamera] says how the sensor is mounted, from which the
+ * call tells the receiver how far to turn it (`VideoRotation`).
  */
 class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private val onError: (String) -> Unit) : CodecParameters {
     private val appContext = context.applicationContext
@@ -47,6 +48,13 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
 
     /** The core's requests for this encoder. */
     val control = EncoderControl(this, MIN_BPS, MAX_BPS)
+
+    /**
+     * Told, on the encoder's thread, how the camera that opens is mounted: its sensor's
+     * orientation and whether it faces the user (the picture's rotation follows from them).
+     */
+    @Volatile
+    var onCamera: ((sensorOrientation: Int, front: Boolean) -> Unit)? = null
 
     /** Starts the [facing] camera (`user`: front, `environment`: back), replacing one running. */
     fun start(facing: String) {
@@ -101,6 +109,8 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
         val lens = if (facing == "user") CameraCharacteristics.LENS_FACING_FRONT else CameraCharacteristics.LENS_FACING_BACK
         val id = cameras.cameraIdList.firstOrNull { cameras.getCameraCharacteristics(it).get(CameraCharacteristics.LENS_FACING) == lens }
             ?: error("no $facing camera")
+        val sensor = cameras.getCameraCharacteristics(id).get(CameraCharacteristics.SENSOR_ORIENTATION) ?: 0
+        onCamera?.invoke(sensor, lens == CameraCharacteristics.LENS_FACING_FRONT)
         val sizes = cameras.getCameraCharacteristics(id).get(CameraCharacteristics.SCALER_STREAM_CONFIGURATION_MAP)
             ?.getOutputSizes(MediaCodec::class.java).orEmpty()
         val size = sizes.minByOrNull { abs(it.width * it.height - WIDTH * HEIGHT) } ?: Size(WIDTH, HEIGHT)
