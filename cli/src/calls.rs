@@ -106,7 +106,7 @@ pub fn call_event_json(e: &NodeEvent) -> Option<serde_json::Value> {
         } => json!({
             "event": "call_media", "call": call, "from": fingerprint, "muted": state.muted,
             "camera_off": state.camera_off, "screen": state.screen,
-            "back_camera": state.back_camera,
+            "back_camera": state.back_camera, "rotation": state.rotation,
         }),
         NodeEvent::CallLogged { entry } => {
             let mut j = entry_json(entry);
