@@ -460,11 +460,18 @@ private final class CallFrames: MediaFrameListener, @unchecked Sendable {
     }
 }
 
-/// A 1:1 call's local tracks by kind: where `PhoneCallMedia`'s encoded frames go (from the
-/// encoders' threads).
-private final class CallSources: @unchecked Sendable {
+/// A call's local tracks by kind: where `PhoneCallMedia`'s encoded frames go (from the encoders'
+/// threads). A 1:1 call's, and the baby monitor's stream.
+final class CallSources: @unchecked Sendable {
     private let lock = NSLock()
     private var sources: [String: CallMediaSource] = [:]
+
+    /// Some track takes frames now.
+    var sending: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !sources.isEmpty
+    }
 
     func set(_ next: [String: CallMediaSource]) {
         lock.lock()

@@ -402,7 +402,7 @@ final class MonitorModel: ObservableObject {
     private var stream: (call: String, facing: String)?
     /// The calls whose media came up lately (the stream's may come up before we hear of it).
     private var mediaUp: [String] = []
-    private let out = MonitorSources()
+    private let out = CallSources()
 
     init(node: PeernsNode, microphone: SoundLevels? = nil, media: CallMedia? = nil) {
         self.node = node
@@ -680,31 +680,5 @@ private final class ProgressListener: BackupListener, @unchecked Sendable {
             guard let self, !self.stopped else { return }
             self.model?.step(progress)
         }
-    }
-}
-
-/// The monitor stream's local tracks by kind: where the encoders' frames go (from their threads).
-private final class MonitorSources: @unchecked Sendable {
-    private let lock = NSLock()
-    private var sources: [String: CallMediaSource] = [:]
-
-    var sending: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return !sources.isEmpty
-    }
-
-    func set(_ next: [String: CallMediaSource]) {
-        lock.lock()
-        sources = next
-        lock.unlock()
-    }
-
-    /// One encoded frame into the track of its kind (a `FrameOut`).
-    func push(_ kind: String, _ ptsUs: UInt64, _ keyframe: Bool, _ data: Data, _ audioLevel: UInt8?) {
-        lock.lock()
-        let source = sources[kind]
-        lock.unlock()
-        _ = source?.pushFrame(ptsUs: ptsUs, keyframe: keyframe, data: data, audioLevel: audioLevel)
     }
 }

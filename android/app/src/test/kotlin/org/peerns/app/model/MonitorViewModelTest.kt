@@ -12,66 +12,56 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.test.runTest
-import kotlinx.coroutines.withContext
 import org.junit.Test
 import org.peerns.ffi.MediaFrame
 import org.peerns.ffi.MediaFrameListener
 import org.peerns.ffi.Trust
 import org.peerns.testing.eventually
-import org.peerns.testing.makeContacts
-import org.peerns.testing.startedNode
+import org.peerns.testing.withAnnAndBob
 
 class MonitorViewModelTest {
     @Test
     fun armAllowWatchAlertAndStop() = runTest(timeout = 120.seconds) {
-        withContext(Dispatchers.Default) {
-            val parent = startedNode("parent")
-            val baby = startedNode("baby")
-            try {
-                makeContacts(parent, baby)
-                val parentFp = parent.identity().fingerprint
-                val babyFp = baby.identity().fingerprint
-                val microphone = FakeMicrophone()
-                val monitor = MonitorViewModel(baby, microphone)
-                val viewer = MonitorViewModel(parent)
-                // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
-                val follow = launch(Dispatchers.Unconfined) { parent.events.collect { viewer.onEvent(it) } }
+        withAnnAndBob { parent, baby ->
+            val parentFp = parent.identity().fingerprint
+            val babyFp = baby.identity().fingerprint
+            val microphone = FakeMicrophone()
+            val monitor = MonitorViewModel(baby, microphone)
+            val viewer = MonitorViewModel(parent)
+            // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
+            val follow = launch(Dispatchers.Unconfined) { parent.events.collect { viewer.onEvent(it) } }
 
-                // Only a contact at Full access may be allowed to watch.
-                assertFalse(monitor.allow(parentFp))
-                baby.setTrust(parentFp, Trust.FULL_ACCESS)
-                assertTrue(monitor.allow(parentFp))
-                assertEquals(setOf(parentFp), monitor.state.value.watchers)
-                assertEquals(listOf(parentFp), monitor.state.value.contacts.map { it.fingerprint })
+            // Only a contact at Full access may be allowed to watch.
+            assertFalse(monitor.allow(parentFp))
+            baby.setTrust(parentFp, Trust.FULL_ACCESS)
+            assertTrue(monitor.allow(parentFp))
+            assertEquals(setOf(parentFp), monitor.state.value.watchers)
+            assertEquals(listOf(parentFp), monitor.state.value.contacts.map { it.fingerprint })
 
-                assertFalse(monitor.arm("sideways", null))
-                assertTrue(monitor.arm("environment", -30f))
-                assertEquals("environment", monitor.state.value.armed)
-                assertTrue(viewer.watch(babyFp))
-                val call = assertNotNull(viewer.state.value.watchCall)
-                assertEquals(call, parent.activeCall()?.call)
+            assertFalse(monitor.arm("sideways", null))
+            assertTrue(monitor.arm("environment", -30f))
+            assertEquals("environment", monitor.state.value.armed)
+            assertTrue(viewer.watch(babyFp))
+            val call = assertNotNull(viewer.state.value.watchCall)
+            assertEquals(call, parent.activeCall()?.call)
 
-                // The microphone reports levels to the node while armed with an alert; a loud one
-                // held for 300 ms alerts.
-                val levels = assertNotNull(microphone.onLevel)
-                repeat(5) {
-                    levels(-8.4f)
-                    delay(100)
-                }
-                val alert = eventually { viewer.state.value.alerts.firstOrNull() }
-                assertEquals(babyFp to -8, alert.fingerprint to alert.levelDbfs)
-
-                assertTrue(viewer.stopWatching())
-                assertNull(viewer.state.value.watching)
-                assertTrue(monitor.disarm())
-                assertNull(microphone.onLevel)
-                assertTrue(monitor.disallow(parentFp))
-                assertEquals(emptySet(), monitor.state.value.watchers)
-                follow.cancel()
-            } finally {
-                parent.stop()
-                baby.stop()
+            // The microphone reports levels to the node while armed with an alert; a loud one
+            // held for 300 ms alerts.
+            val levels = assertNotNull(microphone.onLevel)
+            repeat(5) {
+                levels(-8.4f)
+                delay(100)
             }
+            val alert = eventually { viewer.state.value.alerts.firstOrNull() }
+            assertEquals(babyFp to -8, alert.fingerprint to alert.levelDbfs)
+
+            assertTrue(viewer.stopWatching())
+            assertNull(viewer.state.value.watching)
+            assertTrue(monitor.disarm())
+            assertNull(microphone.onLevel)
+            assertTrue(monitor.disallow(parentFp))
+            assertEquals(emptySet(), monitor.state.value.watchers)
+            follow.cancel()
         }
     }
 
@@ -82,79 +72,71 @@ class MonitorViewModelTest {
      */
     @Test
     fun theArmedPhoneSendsItsCameraIntoTheCallItPlacesForTheWatcher() = runTest(timeout = 120.seconds) {
-        withContext(Dispatchers.Default) {
-            val parent = startedNode("parent")
-            val baby = startedNode("baby")
-            try {
-                makeContacts(parent, baby)
-                val parentFp = parent.identity().fingerprint
-                baby.setTrust(parentFp, Trust.FULL_ACCESS)
-                val camera = RecordingMedia()
-                val microphone = FakeMicrophone()
-                val monitor = MonitorViewModel(baby, microphone, camera)
-                val viewer = MonitorViewModel(parent)
-                val follow = listOf(
-                    launch(Dispatchers.Unconfined) { parent.events.collect { viewer.onEvent(it) } },
-                    launch(Dispatchers.Unconfined) { baby.events.collect { monitor.onEvent(it) } },
-                )
-                assertTrue(monitor.allow(parentFp))
-                assertTrue(monitor.arm("environment", -30f))
-                assertNotNull(microphone.onLevel)
+        withAnnAndBob { parent, baby ->
+            val parentFp = parent.identity().fingerprint
+            baby.setTrust(parentFp, Trust.FULL_ACCESS)
+            val camera = RecordingMedia()
+            val microphone = FakeMicrophone()
+            val monitor = MonitorViewModel(baby, microphone, camera)
+            val viewer = MonitorViewModel(parent)
+            val follow = listOf(
+                launch(Dispatchers.Unconfined) { parent.events.collect { viewer.onEvent(it) } },
+                launch(Dispatchers.Unconfined) { baby.events.collect { monitor.onEvent(it) } },
+            )
+            assertTrue(monitor.allow(parentFp))
+            assertTrue(monitor.arm("environment", -30f))
+            assertNotNull(microphone.onLevel)
 
-                assertTrue(viewer.watch(baby.identity().fingerprint))
-                val call = assertNotNull(viewer.state.value.watchCall)
-                eventually(what = "the armed camera started") { camera.cameraOn?.takeIf { camera.out != null } }
-                assertEquals("environment", camera.cameraOn)
-                assertEquals(parentFp, monitor.state.value.streamingTo)
-                // The watcher hears the sound live: the alert's listening pauses meanwhile.
-                assertNull(microphone.onLevel)
+            assertTrue(viewer.watch(baby.identity().fingerprint))
+            val call = assertNotNull(viewer.state.value.watchCall)
+            eventually(what = "the armed camera started") { camera.cameraOn?.takeIf { camera.out != null } }
+            assertEquals("environment", camera.cameraOn)
+            assertEquals(parentFp, monitor.state.value.streamingTo)
+            // The watcher hears the sound live: the alert's listening pauses meanwhile.
+            assertNull(microphone.onLevel)
 
-                // What the camera and microphone encode reaches the watcher's call.
-                val received = ConcurrentHashMap<String, AtomicInteger>()
-                val sinks = parent.callMediaSinks(
-                    call,
-                    object : MediaFrameListener {
-                        override fun onFrame(frame: MediaFrame) {
-                            received.getOrPut(frame.track) { AtomicInteger() }.incrementAndGet()
-                        }
-                    },
-                )
-                val pusher = launch {
-                    var i = 0
-                    while (true) {
-                        camera.out?.frame("audio", i * 20_000L, true, byteArrayOf(0x78) + ByteArray(60), 40)
-                        if (i % 2 == 0) camera.out?.frame("video", i * 20_000L, i % 20 == 0, accessUnit(i % 20 == 0), null)
-                        i++
-                        delay(20)
+            // What the camera and microphone encode reaches the watcher's call.
+            val received = ConcurrentHashMap<String, AtomicInteger>()
+            val sinks = parent.callMediaSinks(
+                call,
+                object : MediaFrameListener {
+                    override fun onFrame(frame: MediaFrame) {
+                        received.getOrPut(frame.track) { AtomicInteger() }.incrementAndGet()
                     }
+                },
+            )
+            val pusher = launch {
+                var i = 0
+                while (true) {
+                    camera.out?.frame("audio", i * 20_000L, true, byteArrayOf(0x78) + ByteArray(60), 40)
+                    if (i % 2 == 0) camera.out?.frame("video", i * 20_000L, i % 20 == 0, accessUnit(i % 20 == 0), null)
+                    i++
+                    delay(20)
                 }
-                eventually(what = "the monitor's video and sound at the watcher") {
-                    received.takeIf { (it["video"]?.get() ?: 0) > 5 && (it["audio"]?.get() ?: 0) > 5 }
-                }
-
-                // The watcher hangs up: the camera stops, the phone stays armed.
-                assertTrue(viewer.stopWatching())
-                eventually(what = "the stream stopped") { monitor.state.value.takeIf { it.streamingTo == null } }
-                assertTrue(camera.stopped)
-                assertEquals("environment", monitor.state.value.armed)
-                assertNotNull(microphone.onLevel, "the sound alert listens again")
-
-                // Watched again, then disarmed: the running stream ends for the watcher too.
-                camera.stopped = false
-                assertTrue(viewer.watch(baby.identity().fingerprint))
-                eventually(what = "streaming again") { monitor.state.value.streamingTo }
-                assertTrue(monitor.disarm())
-                assertTrue(camera.stopped)
-                assertNull(microphone.onLevel)
-                eventually(what = "the watcher's call ended") { viewer.state.value.takeIf { it.watchCall == null } }
-                pusher.cancel()
-                sinks.cancel()
-                monitor.close()
-                follow.forEach { it.cancel() }
-            } finally {
-                parent.stop()
-                baby.stop()
             }
+            eventually(what = "the monitor's video and sound at the watcher") {
+                received.takeIf { (it["video"]?.get() ?: 0) > 5 && (it["audio"]?.get() ?: 0) > 5 }
+            }
+
+            // The watcher hangs up: the camera stops, the phone stays armed.
+            assertTrue(viewer.stopWatching())
+            eventually(what = "the stream stopped") { monitor.state.value.takeIf { it.streamingTo == null } }
+            assertTrue(camera.stopped)
+            assertEquals("environment", monitor.state.value.armed)
+            assertNotNull(microphone.onLevel, "the sound alert listens again")
+
+            // Watched again, then disarmed: the running stream ends for the watcher too.
+            camera.stopped = false
+            assertTrue(viewer.watch(baby.identity().fingerprint))
+            eventually(what = "streaming again") { monitor.state.value.streamingTo }
+            assertTrue(monitor.disarm())
+            assertTrue(camera.stopped)
+            assertNull(microphone.onLevel)
+            eventually(what = "the watcher's call ended") { viewer.state.value.takeIf { it.watchCall == null } }
+            pusher.cancel()
+            sinks.cancel()
+            monitor.close()
+            follow.forEach { it.cancel() }
         }
     }
 }
