@@ -443,12 +443,14 @@ final class MonitorModel: ObservableObject {
     /// Disarms: no new stream, and the one running ends (a person disarming expects it to stop).
     func disarm() async {
         await guarded {
+            // First: no stream starts and the alert stops listening from here on.
+            let ending = stopStream(resumeAlert: false)
+            armed = nil
+            alertDbfs = nil
             microphone?.stop()
             try node.rpcSoundAlert(thresholdDbfs: nil)
             try node.rpcArmCamera(facing: nil)
-            if let ending = stopStream(resumeAlert: false) { try? node.hangUp(call: ending) }
-            armed = nil
-            alertDbfs = nil
+            if let ending { try? node.hangUp(call: ending) }
         }
     }
 
@@ -477,7 +479,9 @@ final class MonitorModel: ObservableObject {
                 watching = nil
             }
             if c == stream?.call { stopStream() }
-        case let .monitorStream(call, fingerprint, facing) where armed != nil:
+        case let .monitorStream(call, fingerprint, facing):
+            // Placed as we disarmed: nobody is to stream into it.
+            guard armed != nil else { try? node.hangUp(call: call); return }
             stream = (call, facing)
             streamingTo = fingerprint
             if mediaUp.contains(call) { Task { await startStream() } }
@@ -491,12 +495,12 @@ final class MonitorModel: ObservableObject {
 
     /// Sends the camera and the microphone into the stream's call (once).
     private func startStream() async {
-        guard let media, let stream, !out.sending else { return }
+        guard armed != nil, let media, let stream, !out.sending else { return }
         do {
             let audio = try await node.callMediaSource(call: stream.call, track: "audio", encoder: NoEncoderControl())
             let video = try await node.callMediaSource(call: stream.call, track: "video", encoder: media.videoControl)
-            // Ended or replaced while we waited: send nothing.
-            guard self.stream?.call == stream.call, !out.sending else { return }
+            // Ended, replaced or disarmed while we waited: send nothing.
+            guard armed != nil, self.stream?.call == stream.call, !out.sending else { return }
             out.set(["audio": audio, "video": video])
             // The watcher hears the sound live: the alert pauses while the microphone is the
             // call's (one capture at a time), and resumes after.

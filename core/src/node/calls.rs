@@ -115,9 +115,18 @@ pub(super) fn new_media_id() -> String {
 impl Inner {
     /// Feeds the call machine and runs what it asks for; the machine's answer is returned.
     pub(crate) fn call_input(this: &Arc<Inner>, input: Input) -> Result<(), Refused> {
+        Inner::call_input_with(this, |_| Ok(input))
+    }
+
+    /// Feeds the machine the input `make` builds from it, under one lock: a change made of the
+    /// call's current state (mute, rotation) cannot lose one made at the same time.
+    pub(crate) fn call_input_with(
+        this: &Arc<Inner>,
+        make: impl FnOnce(&crate::calls::Calls) -> Result<Input, Refused>,
+    ) -> Result<(), Refused> {
         let (result, actions) = {
             let mut calls = lock(&this.calls);
-            let r = calls.machine.handle(input, Instant::now());
+            let r = make(&calls.machine).and_then(|input| calls.machine.handle(input, Instant::now()));
             (r, calls.machine.drain_actions())
         };
         Inner::call_actions(this, actions);
@@ -405,14 +414,19 @@ impl Node {
         self.change_media(call, |s| s.screen = on)
     }
 
+    /// Changes what we announce in call `call`, from what we announce now (read and changed
+    /// under the machine's lock: the encoder's thread and the screen may change it at once).
     fn change_media(&self, call: &str, f: impl FnOnce(&mut MediaState)) -> Result<(), NodeError> {
-        let mut state = self
-            .active_call()
-            .filter(|c| c.call == call.trim())
-            .ok_or_else(|| NodeError::from(Refused::NoSuchCall))?
-            .local_media;
-        f(&mut state);
-        self.set_call_media(call, state)
+        let id = parse_call(call)?;
+        Ok(Inner::call_input_with(&self.inner, |machine| {
+            let mut state = machine
+                .active()
+                .filter(|c| c.id == id)
+                .ok_or(Refused::NoSuchCall)?
+                .local_media;
+            f(&mut state);
+            Ok(Input::SetMedia { call: id, state })
+        })?)
     }
 
     /// The active call, if any.

@@ -216,7 +216,7 @@ impl Inner {
                 inner.emit(event);
             }
         });
-        lock(&self.tasks).push(task.abort_handle());
+        self.track([task.abort_handle()]);
         Ok(handle)
     }
 
@@ -451,7 +451,7 @@ impl Node {
                 tracing::info!(error = %e, "same-network namespace: no public address now");
             }
         });
-        lock(&self.inner.tasks).push(task.abort_handle());
+        self.inner.track([task.abort_handle()]);
     }
 
     /// Our role and the peers we see in the same-network namespace.

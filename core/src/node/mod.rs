@@ -247,7 +247,9 @@ struct Inner {
     rpc: rpc::NodeRpc,
     /// Groups running on this node and their subscribers.
     groups: Mutex<group_live::LiveGroups>,
-    tasks: Mutex<Vec<AbortHandle>>,
+    /// The background tasks to abort when the node stops; `None` once it has (a task started
+    /// after that is aborted at once).
+    tasks: Mutex<Option<Vec<AbortHandle>>>,
 }
 
 /// Locks a mutex; no code here panics while holding one, so a poisoned lock is still sound.
@@ -389,7 +391,7 @@ impl Node {
             calls: Mutex::new(calls::NodeCalls::new(fingerprint)),
             rpc: Default::default(),
             groups: Mutex::new(group_live::LiveGroups::new()),
-            tasks: Mutex::new(vec![]),
+            tasks: Mutex::new(Some(vec![])),
         });
         let weak = Arc::downgrade(&inner);
         let watch = tokio::spawn(persistent::watch(weak.clone(), label, sig_events));
@@ -397,7 +399,7 @@ impl Node {
         let redial = tokio::spawn(chat::redial_loop(weak.clone()));
         let expiry = tokio::spawn(files::expiry_loop(weak.clone()));
         let rendezvous = tokio::spawn(rendezvous::rendezvous_loop(weak));
-        lock(&inner.tasks).extend([
+        inner.track([
             expiry.abort_handle(),
             watch.abort_handle(),
             accept.abort_handle(),
@@ -562,9 +564,14 @@ impl Inner {
 
     /// Keeps `tasks` to abort when the node stops, forgetting those that have finished.
     pub(crate) fn track(&self, tasks: impl IntoIterator<Item = AbortHandle>) {
-        let mut all = lock(&self.tasks);
-        all.retain(|t| !t.is_finished());
-        all.extend(tasks);
+        match lock(&self.tasks).as_mut() {
+            Some(all) => {
+                all.retain(|t| !t.is_finished());
+                all.extend(tasks);
+            }
+            // Stopped: nothing may run on.
+            None => tasks.into_iter().for_each(|t| t.abort()),
+        }
     }
 
     /// Sends `event` to every subscriber; `false` if there was none.
@@ -586,8 +593,9 @@ impl Inner {
         });
     }
 
+    /// Aborts every background task, and any started from now on.
     fn abort_tasks(&self) {
-        for t in lock(&self.tasks).drain(..) {
+        for t in lock(&self.tasks).take().into_iter().flatten() {
             t.abort();
         }
     }
@@ -711,6 +719,7 @@ impl Drop for Inner {
 impl Drop for Node {
     fn drop(&mut self) {
         if self.owner {
+            lock(&self.inner.subscribers).take();
             self.inner.abort_tasks();
         }
     }

@@ -300,6 +300,10 @@ impl Node {
                         .call(&fp.to_hex(), Kinds::VIDEO.union(Kinds::AUDIO))
                         .await
                     {
+                        // Disarmed while the call was placed: nobody is to stream into it.
+                        Ok(call) if lock(&node.inner.rpc.armed).as_ref().map(|(a, _)| *a) != Some(f) => {
+                            let _ = node.hang_up(&call);
+                        }
                         // The app feeds the camera into it: the core does not capture.
                         Ok(call) => {
                             node.inner.emit(NodeEvent::MonitorStream {

@@ -59,7 +59,7 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
     private var announced: Int? = null
     private val orientation = object : OrientationEventListener(context) {
         override fun onOrientationChanged(degrees: Int) {
-            deviceDegrees = VideoRotation.deviceDegrees(degrees) ?: return
+            deviceDegrees = VideoRotation.deviceDegrees(degrees, deviceDegrees) ?: return
             announceRotation()
         }
     }

@@ -1,5 +1,7 @@
 package org.peerns.media
 
+import kotlin.math.abs
+
 /**
  * How far a phone's camera picture must be turned to stand upright. Pure Kotlin.
  *
@@ -15,6 +17,22 @@ object VideoRotation {
      * tell (lying flat: a negative reading).
      */
     fun deviceDegrees(orientation: Int): Int? = if (orientation < 0) null else (orientation + 45) / 90 % 4 * 90
+
+    /**
+     * The phone's turn after a reading of [orientation] degrees when it was [current]: a new
+     * quarter only once the reading is within [SETTLE] degrees of it, so a phone held near 45°
+     * does not flip back and forth (each flip restarts the receiver's decoder); null while it
+     * cannot tell.
+     */
+    fun deviceDegrees(orientation: Int, current: Int): Int? {
+        val quarter = deviceDegrees(orientation) ?: return null
+        if (quarter == current) return current
+        val off = abs(((orientation - quarter) % 360 + 540) % 360 - 180)
+        return if (off <= SETTLE) quarter else current
+    }
+
+    /** How near a new quarter a reading must be to count as turned to it, degrees. */
+    const val SETTLE = 30
 
     /**
      * The clockwise turn that makes a frame of a camera mounted at [sensorOrientation] upright

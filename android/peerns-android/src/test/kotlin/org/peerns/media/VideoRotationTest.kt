@@ -13,6 +13,21 @@ class VideoRotationTest {
     }
 
     @Test
+    fun aPhoneHeldNearTheMiddleDoesNotFlipBackAndForth() {
+        // Upright, tilted to 50° or 40°: still upright; at 65° it has turned.
+        assertEquals(0, VideoRotation.deviceDegrees(50, current = 0))
+        assertEquals(0, VideoRotation.deviceDegrees(40, current = 0))
+        assertEquals(90, VideoRotation.deviceDegrees(65, current = 0))
+        // Back from 90: at 40° still 90, at 20° upright again; across 0/360 too.
+        assertEquals(90, VideoRotation.deviceDegrees(40, current = 90))
+        assertEquals(0, VideoRotation.deviceDegrees(20, current = 90))
+        assertEquals(0, VideoRotation.deviceDegrees(350, current = 270))
+        assertEquals(270, VideoRotation.deviceDegrees(290, current = 0))
+        assertEquals(0, VideoRotation.deviceDegrees(310, current = 0))
+        assertNull(VideoRotation.deviceDegrees(-1, current = 90))
+    }
+
+    @Test
     fun aBackCameraTurnsWithThePhoneAFrontOneAgainstIt() {
         // Held upright (portrait), the usual sensors need a quarter turn each way.
         assertEquals(90, VideoRotation.of(sensorOrientation = 90, deviceDegrees = 0, front = false))

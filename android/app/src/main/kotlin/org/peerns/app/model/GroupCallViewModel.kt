@@ -3,12 +3,15 @@ package org.peerns.app.model
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.cancelChildren
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
+import kotlinx.coroutines.sync.Mutex
+import kotlinx.coroutines.sync.withLock
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.CallMediaState
 import org.peerns.ffi.CallParticipant
@@ -84,6 +87,9 @@ class GroupCallViewModel(
 
     /** Where announcements the phone's turns cause run (they come on the media's threads). */
     private val background = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+
+    /** One announcement at a time, so the last state is the one the router keeps. */
+    private val announcing = Mutex()
 
     private val frames = object : GroupCallFrameListener {
         override fun onFrame(frame: GroupCallFrame) {
@@ -163,6 +169,7 @@ class GroupCallViewModel(
     /** Leaves the call. */
     suspend fun leave() = guard {
         media?.setRotationListener(null)
+        background.coroutineContext.cancelChildren()
         rotation = 0
         media?.stop()
         val left = call
@@ -212,7 +219,8 @@ class GroupCallViewModel(
         return s.copy(pictures = CallGrid.next(s.pictures, s.participants, me, s.speaking, recentNow))
     }
 
-    private suspend fun announce() {
+    private suspend fun announce() = announcing.withLock {
+        // Read under the lock: whichever announcement comes last sends the latest state.
         val s = mutableState.value
         node.groupCallSetMedia(
             group,

@@ -74,6 +74,10 @@ class MonitorViewModel(
     @Volatile
     private var stream: Stream? = null
 
+    /** Armed (changed under [streamLock]): a stream starts, and the alert listens, only while it is. */
+    @Volatile
+    private var armedNow = false
+
     /** The calls whose media came up lately (the stream's may come up before we hear of it). */
     private val mediaUp = ArrayDeque<String>()
 
@@ -116,17 +120,25 @@ class MonitorViewModel(
         node.rpcServe(emptyList())
         node.rpcArmCamera(facing)
         node.rpcSoundAlert(alertDbfs)
-        microphone?.stop()
-        if (alertDbfs != null) microphone?.start(node::rpcSoundLevel)
-        mutableState.update { it.copy(armed = facing, alertDbfs = alertDbfs, error = null) }
+        streamLock.withLock {
+            armedNow = true
+            mutableState.update { it.copy(armed = facing, alertDbfs = alertDbfs, error = null) }
+            microphone?.stop()
+            // While a stream runs the microphone is the call's; the alert listens after it.
+            if (alertDbfs != null && sources.isEmpty()) microphone?.start(node::rpcSoundLevel)
+        }
     }
 
     /** Disarms: no new stream, and the one running ends (a person disarming expects it to stop). */
     suspend fun disarm() = guard {
-        microphone?.stop()
+        // First, under the lock: no stream starts and the alert stops listening from here on.
+        val ending = streamLock.withLock {
+            armedNow = false
+            microphone?.stop()
+            stopStream(resumeAlert = false)
+        }
         node.rpcSoundAlert(null)
         node.rpcArmCamera(null)
-        val ending = streamLock.withLock { stopStream(resumeAlert = false) }
         ending?.let { runCatching { node.hangUp(it.call) } }
         mutableState.update { it.copy(armed = null, alertDbfs = null, error = null) }
     }
@@ -151,13 +163,19 @@ class MonitorViewModel(
             }
             is NodeEvent.CallState -> if (event.status.state == "ended") {
                 if (event.call == before.watchCall) mutableState.update { it.copy(watchCall = null, watching = null) }
-                if (event.call == stream?.call) scope.launch { streamLock.withLock { stopStream() } }
+                if (event.call == stream?.call) {
+                    // Only that call's stream: the watcher may already watch again.
+                    scope.launch { streamLock.withLock { if (stream?.call == event.call) stopStream() } }
+                }
             }
-            is NodeEvent.MonitorStream -> if (before.armed != null) {
+            is NodeEvent.MonitorStream -> if (armedNow) {
                 val next = Stream(event.call, event.fingerprint, event.facing)
                 stream = next
                 mutableState.update { it.copy(streamingTo = event.fingerprint) }
                 if (synchronized(mediaUp) { event.call in mediaUp }) startStream(next)
+            } else {
+                // Placed as we disarmed: nobody is to stream into it.
+                scope.launch { runCatching { node.hangUp(event.call) } }
             }
             is NodeEvent.CallMediaConnected -> {
                 synchronized(mediaUp) {
@@ -176,7 +194,7 @@ class MonitorViewModel(
         val media = media ?: return
         scope.launch {
             streamLock.withLock {
-                if (stream != s || sources.isNotEmpty()) return@withLock
+                if (!armedNow || stream != s || sources.isNotEmpty()) return@withLock
                 try {
                     val audio = node.callMediaSource(s.call, "audio", NoEncoderControl)
                     val video = node.callMediaSource(s.call, "video", media.videoControl)
@@ -186,6 +204,14 @@ class MonitorViewModel(
                     microphone?.stop()
                     media.setMuted(false)
                     media.start(s.facing, out)
+                    // Which way up the picture is, told to the watcher as the phone turns.
+                    media.setRotationListener { degrees ->
+                        try {
+                            node.setVideoRotation(s.call, degrees.toUShort())
+                        } catch (_: PeernsException) {
+                            // The call ended meanwhile.
+                        }
+                    }
                 } catch (e: PeernsException) {
                     // The call ended meanwhile: its CallState event stops the rest.
                     mutableState.update { it.copy(error = e.message) }
@@ -202,12 +228,13 @@ class MonitorViewModel(
         val ended = stream ?: return null
         stream = null
         val sent = sources.isNotEmpty()
+        media?.setRotationListener(null)
         media?.stop()
         val closing = sources.values
         sources = emptyMap()
         closing.forEach { it.close() }
         mutableState.update { it.copy(streamingTo = null) }
-        if (sent && resumeAlert && mutableState.value.let { it.armed != null && it.alertDbfs != null }) {
+        if (sent && resumeAlert && armedNow && mutableState.value.alertDbfs != null) {
             microphone?.start(node::rpcSoundLevel)
         }
         return ended

@@ -117,6 +117,11 @@ class MonitorViewModelTest {
             eventually(what = "the monitor's video and sound at the watcher") {
                 received.takeIf { (it["video"]?.get() ?: 0) > 5 && (it["audio"]?.get() ?: 0) > 5 }
             }
+            // Which way up the monitor's picture is reaches the watcher as the phone turns.
+            assertNotNull(camera.rotationOut).invoke(90)
+            eventually(what = "the monitor's rotation at the watcher") {
+                parent.activeCall()?.remoteMedia?.takeIf { it.rotation.toInt() == 90 }
+            }
 
             // The watcher hangs up: the camera stops, the phone stays armed.
             assertTrue(viewer.stopWatching())

@@ -30,6 +30,7 @@ class CallAudioRouter(context: Context, private val onChange: (current: AudioRou
     private val audio = context.getSystemService(AudioManager::class.java)
     private val main = Handler(Looper.getMainLooper())
     private var target: Target? = null
+    private var startedWith: TelecomAudio? = null
     private var video = false
     private var chosen: AudioRoute? = null
 
@@ -43,11 +44,15 @@ class CallAudioRouter(context: Context, private val onChange: (current: AudioRou
 
     /**
      * Starts routing the sound of a call with [video], through Telecom when [connection] is the
-     * call's ([PeernsConnection]; null: through `AudioManager`). A router that runs already is
-     * left as it is.
+     * call's ([PeernsConnection]; null: through `AudioManager`). A router that runs already for
+     * the same connection is left as it is; for another one (a new call) it starts again.
      */
     fun start(video: Boolean, connection: TelecomAudio? = null) {
-        if (target != null) return
+        if (target != null) {
+            if (connection === startedWith) return
+            stop()
+        }
+        startedWith = connection
         this.video = video
         chosen = null
         target = if (connection != null) TelecomTarget(connection) else ManagerTarget()
@@ -69,6 +74,7 @@ class CallAudioRouter(context: Context, private val onChange: (current: AudioRou
     fun stop() {
         target?.release()
         target = null
+        startedWith = null
         current = null
         available = emptySet()
         onChange(null, available)
@@ -109,12 +115,18 @@ class CallAudioRouter(context: Context, private val onChange: (current: AudioRou
         private fun follow(state: CallAudioState) {
             if (target !== this) return
             val now = telecomRoute(state.route)
+            val routes = telecomRoutes(state.supportedRouteMask)
+            val before = current
             when {
-                // Not ours: the person picked it elsewhere (the system's UI, a car, a headset's button).
-                asked == null && current != null && now != null && now != current -> chosen = now
                 now == asked -> asked = null
+                // Telecom will not take the route we asked for (it went): stop waiting for it.
+                asked != null && asked !in routes -> asked = null
+                // Not ours while the route before is still there: the person picked it
+                // elsewhere (the system's UI, a car, a headset's button). Telecom's own fall
+                // back, when a headset goes, is not a pick.
+                asked == null && before != null && now != null && now != before && before in routes -> chosen = now
             }
-            changed(telecomRoutes(state.supportedRouteMask) - available)
+            changed(routes - available)
         }
 
         override fun available() = connection.audioState?.let { telecomRoutes(it.supportedRouteMask) } ?: emptySet()

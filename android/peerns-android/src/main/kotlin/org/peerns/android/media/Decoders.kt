@@ -85,6 +85,9 @@ class VideoDecoder(private val surface: Surface, private val rotation: Int = 0) 
         }
         return MediaCodec.createDecoderByType(MediaFormat.MIMETYPE_VIDEO_AVC).apply {
             configure(format, surface, null, 0)
+            // Fill the picture's view without stretching (a turned picture is tall in a wide view):
+            // what does not fit is cropped.
+            setVideoScalingMode(MediaCodec.VIDEO_SCALING_MODE_SCALE_TO_FIT_WITH_CROPPING)
             start()
             codec = this
         }

@@ -46,6 +46,9 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
     private var session: CameraCaptureSession? = null
     private var preview: Surface? = null
 
+    // The latest capture session asked for: the callbacks of older ones are ignored.
+    private var generation = 0
+
     /** The core's requests for this encoder. */
     val control = EncoderControl(this, MIN_BPS, MAX_BPS)
 
@@ -150,20 +153,22 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
     /** The capture session into the encoder's [input] and, when given, [shown] (our preview). */
     private fun capture(device: CameraDevice, input: Surface, shown: Surface?) {
         val targets = listOfNotNull(input, shown)
+        val asked = ++generation
+        val current = { asked == generation && camera === device && surface === input }
         val config = SessionConfiguration(
             SessionConfiguration.SESSION_REGULAR,
             targets.map(::OutputConfiguration),
             executor,
             object : CameraCaptureSession.StateCallback() {
                 override fun onConfigured(s: CameraCaptureSession) {
-                    if (camera !== device || surface !== input) return s.close() // stopped or replaced meanwhile
+                    if (!current()) return s.close() // stopped, or another session asked for since
                     session = s
                     val request = device.createCaptureRequest(CameraDevice.TEMPLATE_RECORD).apply { targets.forEach(::addTarget) }.build()
                     s.setRepeatingRequest(request, null, handler)
                 }
 
                 override fun onConfigureFailed(s: CameraCaptureSession) {
-                    if (camera !== device || surface !== input) return
+                    if (!current()) return
                     // The preview is a nicety: without it the picture is still sent.
                     if (shown != null) capture(device, input, null) else onError("the camera refused the encoder's surface")
                 }
