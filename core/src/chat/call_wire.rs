@@ -458,7 +458,7 @@ mod tests {
             state: MediaState::default(),
         })
         .encode();
-        m[17] = 0x10;
+        m[17] = 0x40;
         assert_eq!(Frame::decode(&m), Err(WireError::Unknown("media state")));
         for t in 48..=49 {
             let mut b = vec![t];

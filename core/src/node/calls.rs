@@ -126,7 +126,8 @@ impl Inner {
     ) -> Result<(), Refused> {
         let (result, actions) = {
             let mut calls = lock(&this.calls);
-            let r = make(&calls.machine).and_then(|input| calls.machine.handle(input, Instant::now()));
+            let r =
+                make(&calls.machine).and_then(|input| calls.machine.handle(input, Instant::now()));
             (r, calls.machine.drain_actions())
         };
         Inner::call_actions(this, actions);

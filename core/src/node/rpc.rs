@@ -301,7 +301,9 @@ impl Node {
                         .await
                     {
                         // Disarmed while the call was placed: nobody is to stream into it.
-                        Ok(call) if lock(&node.inner.rpc.armed).as_ref().map(|(a, _)| *a) != Some(f) => {
+                        Ok(call)
+                            if lock(&node.inner.rpc.armed).as_ref().map(|(a, _)| *a) != Some(f) =>
+                        {
                             let _ = node.hang_up(&call);
                         }
                         // The app feeds the camera into it: the core does not capture.
