@@ -355,12 +355,22 @@ impl Cli {
 
     /// The latest `media_stats` video frames from `sender`.
     fn video_from(&self, sender: &str) -> u64 {
+        self.latest_video_stats(sender, "frames")
+    }
+
+    /// Whether a keyframe from `sender` has arrived (its size, read from the SPS, is known):
+    /// a recording starts at the first keyframe.
+    fn keyframe_from(&self, sender: &str) -> bool {
+        self.latest_video_stats(sender, "width") > 0
+    }
+
+    fn latest_video_stats(&self, sender: &str, field: &str) -> u64 {
         let lines = self.lines.lock().unwrap();
         lines
             .iter()
             .rev()
             .find(|v| v["event"] == "media_stats" && v["from"] == sender && v["kind"] == "video")
-            .and_then(|v| v["frames"].as_u64())
+            .and_then(|v| v[field].as_u64())
             .unwrap_or(0)
     }
 
@@ -476,10 +486,11 @@ async fn browser_in_group_call(browser: &mut Browser, server: &TestServer, bid: 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let end = stats(browser, bid).await;
     // (A member whose congestion estimate dips under load gets the page as thumbnails only,
-    // a keyframe every 2 s: any frame counts.)
+    // a keyframe every 2 s: any frame counts, but the recording checked below starts at a
+    // keyframe, so one must have come before the member stops.)
     until(
-        "the member receives the browser's video through the router",
-        || b_cli.video_from(&guest) > 0,
+        "the member receives the browser's video through the router, a keyframe too",
+        || b_cli.video_from(&guest) > 0 && b_cli.keyframe_from(&guest),
     )
     .await;
     until("the member lists the browser in the call", || {
