@@ -1,5 +1,6 @@
 package org.peerns.app.model
 
+import org.peerns.ffi.CallMediaSource
 import org.peerns.ffi.EncoderControlListener
 
 /**
@@ -79,4 +80,40 @@ object NoEncoderControl : EncoderControlListener {
     override fun requestKeyframe() = Unit
 
     override fun targetBitrate(bps: ULong) = Unit
+}
+
+/**
+ * A call's local tracks by kind: [out] pushes our encoded frames into the track of their kind
+ * (none while there is none). Frames come on the encoders' threads.
+ */
+class CallSources {
+    @Volatile
+    private var sources: Map<String, CallMediaSource> = emptyMap()
+
+    /** Our encoded frames, each into the track of its kind. */
+    val out = FrameOut { kind, ptsUs, keyframe, data, audioLevel ->
+        try {
+            sources[kind]?.pushFrame(ptsUs.toULong(), keyframe, data, audioLevelByte(audioLevel))
+        } catch (_: IllegalStateException) {
+            // Closed meanwhile: the frame has nowhere to go.
+        }
+    }
+
+    /** Whether frames go anywhere now. */
+    val isEmpty: Boolean get() = sources.isEmpty()
+
+    /** Whether we send [kind] now. */
+    operator fun contains(kind: String): Boolean = kind in sources
+
+    /** Sends into [tracks] (by kind) from now on. */
+    fun set(tracks: Map<String, CallMediaSource>) {
+        sources = tracks
+    }
+
+    /** Closes every track: no frame goes anywhere any more. */
+    fun close() {
+        val closing = sources.values
+        sources = emptyMap()
+        closing.forEach { it.close() }
+    }
 }

@@ -12,7 +12,6 @@ import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.CallMediaSinks
-import org.peerns.ffi.CallMediaSource
 import org.peerns.ffi.CallMediaState
 import org.peerns.ffi.MediaFrame
 import org.peerns.ffi.MediaFrameListener
@@ -67,8 +66,8 @@ class CallViewModel(
     /** The screen's battery saver notice, null while it is off. */
     val notice: Flow<String?> = BatterySaver.notice(powerSaver, BatterySaver.CALL)
 
-    @Volatile
-    private var sources: Map<String, CallMediaSource> = emptyMap()
+    /** Our encoded frames, into the call's tracks (none while the media is stopped). */
+    private val sources = CallSources()
 
     @Volatile
     private var sinks: CallMediaSinks? = null
@@ -100,15 +99,6 @@ class CallViewModel(
         }
     }
 
-    /** Our encoded frames, into the track of their kind (none while the media is stopped). */
-    private val out = FrameOut { kind, ptsUs, keyframe, data, audioLevel ->
-        try {
-            sources[kind]?.pushFrame(ptsUs.toULong(), keyframe, data, audioLevelByte(audioLevel))
-        } catch (_: IllegalStateException) {
-            // Stopped meanwhile: the source is closed, the frame has nowhere to go.
-        }
-    }
-
     /**
      * Starts the media of the connected call: the microphone into our `audio` track, the front
      * camera into our `video` track if the call carries one, the peer's frames to [media]. No-op
@@ -123,12 +113,12 @@ class CallViewModel(
         } catch (e: PeernsException.InvalidInput) {
             null // an audio call: no video track of ours
         }
-        sources = listOfNotNull("audio" to audio, video?.let { "video" to it }).toMap()
+        sources.set(listOfNotNull("audio" to audio, video?.let { "video" to it }).toMap())
         sinks = node.callMediaSinks(call, received)
         media.setMuted(mutableState.value.local.muted)
         val local = mutableState.value.local
         media.setRotation(REMOTE_VIDEO, mutableState.value.remote.rotation.toInt())
-        media.start(if (video != null && !local.cameraOff) facing(local.backCamera) else null, out)
+        media.start(if (video != null && !local.cameraOff) facing(local.backCamera) else null, sources.out)
         // How far our picture must be turned, told to the peer as the phone turns.
         if (video != null) {
             media.setRotationListener { degrees ->
@@ -147,9 +137,7 @@ class CallViewModel(
         keyframesAsked.clear()
         media?.setRotationListener(null)
         media?.stop()
-        val closing = sources.values
-        sources = emptyMap()
-        closing.forEach { it.close() }
+        sources.close()
         sinks?.cancel()
         sinks?.close()
         sinks = null

@@ -11,7 +11,6 @@ import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.sync.Mutex
 import kotlinx.coroutines.sync.withLock
-import org.peerns.ffi.CallMediaSource
 import org.peerns.ffi.Contact
 import org.peerns.ffi.NodeEvent
 import org.peerns.ffi.PeernsException
@@ -81,17 +80,8 @@ class MonitorViewModel(
     /** The calls whose media came up lately (the stream's may come up before we hear of it). */
     private val mediaUp = ArrayDeque<String>()
 
-    @Volatile
-    private var sources: Map<String, CallMediaSource> = emptyMap()
-
     /** Our encoded frames, into the stream's tracks (none while it is not sent). */
-    private val out = FrameOut { kind, ptsUs, keyframe, data, audioLevel ->
-        try {
-            sources[kind]?.pushFrame(ptsUs.toULong(), keyframe, data, audioLevelByte(audioLevel))
-        } catch (_: IllegalStateException) {
-            // Stopped meanwhile: the source is closed.
-        }
-    }
+    private val sources = CallSources()
 
     suspend fun refresh() = guard {
         val full = node.contacts().filter { it.trust == Trust.FULL_ACCESS }.sortedBy { it.name.lowercase() }
@@ -125,7 +115,7 @@ class MonitorViewModel(
             mutableState.update { it.copy(armed = facing, alertDbfs = alertDbfs, error = null) }
             microphone?.stop()
             // While a stream runs the microphone is the call's; the alert listens after it.
-            if (alertDbfs != null && sources.isEmpty()) microphone?.start(node::rpcSoundLevel)
+            if (alertDbfs != null && sources.isEmpty) microphone?.start(node::rpcSoundLevel)
         }
     }
 
@@ -194,16 +184,16 @@ class MonitorViewModel(
         val media = media ?: return
         scope.launch {
             streamLock.withLock {
-                if (!armedNow || stream != s || sources.isNotEmpty()) return@withLock
+                if (!armedNow || stream != s || !sources.isEmpty) return@withLock
                 try {
                     val audio = node.callMediaSource(s.call, "audio", NoEncoderControl)
                     val video = node.callMediaSource(s.call, "video", media.videoControl)
-                    sources = mapOf("audio" to audio, "video" to video)
+                    sources.set(mapOf("audio" to audio, "video" to video))
                     // The watcher hears the sound live: the alert pauses while the microphone
                     // is the call's (one capture at a time), and resumes after.
                     microphone?.stop()
                     media.setMuted(false)
-                    media.start(s.facing, out)
+                    media.start(s.facing, sources.out)
                     // Which way up the picture is, told to the watcher as the phone turns.
                     media.setRotationListener { degrees ->
                         try {
@@ -227,12 +217,10 @@ class MonitorViewModel(
     private fun stopStream(resumeAlert: Boolean = true): Stream? {
         val ended = stream ?: return null
         stream = null
-        val sent = sources.isNotEmpty()
+        val sent = !sources.isEmpty
         media?.setRotationListener(null)
         media?.stop()
-        val closing = sources.values
-        sources = emptyMap()
-        closing.forEach { it.close() }
+        sources.close()
         mutableState.update { it.copy(streamingTo = null) }
         if (sent && resumeAlert && armedNow && mutableState.value.alertDbfs != null) {
             microphone?.start(node::rpcSoundLevel)
