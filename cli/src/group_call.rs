@@ -61,6 +61,10 @@ pub struct CallArgs {
     /// admins only; repeatable.
     #[arg(long = "allow-browser", value_name = "PEER_ID")]
     allow_browser: Vec<String>,
+    /// How far our camera's picture must be turned clockwise to stand upright (0, 90, 180,
+    /// 270), as a phone held sideways says it: announced in the call and on its packets.
+    #[arg(long, default_value_t = 0)]
+    video_rotation: u16,
     /// How often `media_stats` is printed, ms (benchmarks want it finer).
     #[arg(long, default_value_t = 1000, hide = true)]
     stats_ms: u64,
@@ -227,6 +231,13 @@ async fn call(
     for id in &a.allow_browser {
         node.allow_group_call_guest(g, id).await?;
     }
+    if a.video_rotation != 0 {
+        let state = peerns_core::calls::MediaState {
+            rotation: peerns_core::calls::MediaState::rotation_of(a.video_rotation),
+            ..Default::default()
+        };
+        node.group_call_set_media(g, state).await?;
+    }
     let (senders, controls, sent) = start_senders(&media, a);
     let (_publisher, mut frames, mut requests) = media.into_parts();
     let start = Instant::now();
@@ -325,7 +336,8 @@ fn print_update(u: &GroupUpdate, g: &GroupId, json: bool) {
                     .map(|p| {
                         json!({"fingerprint": p.member.to_hex(), "kinds": p.kinds.names(),
                                "connected": p.connected, "muted": p.state.muted,
-                               "camera_off": p.state.camera_off})
+                               "camera_off": p.state.camera_off,
+                               "rotation": p.state.rotation})
                     })
                     .collect();
                 println!("{}", json!({"event": "roster", "participants": list}));

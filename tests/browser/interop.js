@@ -19,8 +19,11 @@
 //                                  microphone (320x240), playing what arrives (browser_media.rs)
 //   call {id, to}                  peer.call(to, fake camera + microphone); resolves once the
 //                                  remote stream arrived
+//   call {..., rotation}           the same, the camera's frames saying they must be turned
+//                                  `rotation` degrees (as a phone's camera says it)
 //   mediaStats {id}                getStats of the last media call: inbound/outbound video and
-//                                  inbound audio (framesDecoded, size, codec)
+//                                  inbound audio (framesDecoded, size, codec), and the size
+//                                  of the remote picture as its <video> shows it
 //   hangUp {id}                    close every media call of `id`
 //
 // gen() must stay identical to `message()` in tests/tests/browser_interop.rs.
@@ -243,6 +246,7 @@ function play(stream) {
   v.srcObject = stream;
   document.body.appendChild(v);
   v.play().catch((e) => log(`play: ${e}`));
+  return v;
 }
 
 function track(e, c) {
@@ -250,7 +254,7 @@ function track(e, c) {
   e.calls.push(c);
   c.on('error', (err) => log(`media ${c.connectionId} error ${err.type}: ${err.message}`));
   c.on('close', () => log(`media ${c.connectionId} closed`));
-  return new Promise((res) => c.on('stream', (s) => { play(s); res(s); }));
+  return new Promise((res) => c.on('stream', (s) => { c.video = play(s); res(s); }));
 }
 
 async function answerCalls({ id }) {
@@ -264,9 +268,31 @@ async function answerCalls({ id }) {
   return {};
 }
 
-async function call({ id, to, metadata }) {
+/**
+ * The fake camera as a phone's camera sends it: each frame says it must be turned `rotation`
+ * degrees clockwise to stand upright (WebRTC then sends it unturned with the rotation in the
+ * video-orientation extension, when the call negotiated it), and the microphone.
+ */
+async function turnedStream(rotation) {
+  const cam = await localStream();
+  const reader = new MediaStreamTrackProcessor({ track: cam.getVideoTracks()[0] }).readable.getReader();
+  const turned = new MediaStreamTrackGenerator({ kind: 'video' });
+  const writer = turned.writable.getWriter();
+  (async () => {
+    for (;;) {
+      const { value: frame, done } = await reader.read();
+      if (done) return;
+      const out = new VideoFrame(frame, { rotation });
+      frame.close();
+      await writer.write(out);
+    }
+  })().catch((e) => log(`turned camera: ${e}`));
+  return new MediaStream([turned, ...cam.getAudioTracks()]);
+}
+
+async function call({ id, to, metadata, rotation }) {
   const e = entry(id);
-  const stream = await localStream();
+  const stream = rotation ? await turnedStream(rotation) : await localStream();
   const t0 = now();
   const c = e.peer.call(to, stream, { metadata: metadata || { from: id } });
   const remote = await withTimeout(track(e, c), 15000, `remote stream of the call to ${to}`);
@@ -280,7 +306,12 @@ async function mediaStats({ id }) {
   const st = await c.peerConnection.getStats();
   const m = new Map();
   st.forEach((r) => m.set(r.id, r));
-  const out = { inVideo: null, outVideo: null, inAudio: null };
+  // The picture as shown: a video-orientation extension of 90° or 270° swaps its sides.
+  const v = c.video;
+  const out = {
+    inVideo: null, outVideo: null, inAudio: null,
+    shown: v ? { width: v.videoWidth, height: v.videoHeight } : null,
+  };
   const codec = (r) => (m.get(r.codecId) || {}).mimeType || null;
   for (const r of m.values()) {
     if (r.type === 'inbound-rtp' && r.kind === 'video') {

@@ -3,7 +3,8 @@
 //! directions (the native node calls the page, and the page calls the native node). In each
 //! direction the native side sends OpenH264 test-pattern video and an Opus tone and records the
 //! browser's camera and microphone: the browser's `getStats()` must show `framesDecoded`
-//! growing from our video at 320×240, and our Matroska recording of the browser's video and
+//! growing from our video at 320×240 (shown turned when our packets' video-orientation
+//! extension says so), and our Matroska recording of the browser's video and
 //! audio must decode with `ffprobe`.
 //!
 //! Those two run at the transport layer (`Transport::call`, `Transport::media_offers`). A
@@ -90,10 +91,19 @@ async fn browser_tracks(conn: &MediaConnection) -> Vec<RemoteTrack> {
     out
 }
 
-/// Runs one call on the connected `conn`: we send, record the browser and sample its stats
-/// twice. Returns a summary line.
-async fn exchange(browser: &mut Browser, bid: &str, conn: MediaConnection) -> String {
+/// Runs one call on the connected `conn`: we send, saying our picture must be turned
+/// `rotation` degrees (the video-orientation extension), record the browser and sample its
+/// stats twice. Returns a summary line.
+async fn exchange(
+    browser: &mut Browser,
+    bid: &str,
+    conn: MediaConnection,
+    rotation: u16,
+) -> String {
     conn.connected(STEP).await.expect("media connected");
+    conn.local_track("video")
+        .expect("video")
+        .set_rotation(rotation);
     let tracks = browser_tracks(&conn).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("browser.mkv");
@@ -132,6 +142,13 @@ async fn exchange(browser: &mut Browser, bid: &str, conn: MediaConnection) -> St
         (&json!(320), &json!(240)),
         "{end}"
     );
+    // The browser shows the picture turned as our packets say.
+    let shown = if rotation % 180 == 90 {
+        json!({"width": 240, "height": 320})
+    } else {
+        json!({"width": 320, "height": 240})
+    };
+    assert_eq!(end["shown"], shown, "turned {rotation}°: {end}");
     let streams = ffprobe(&path);
     assert_eq!(streams.len(), 2, "video and audio recorded: {streams:?}");
     let (vcodec, w, h, vframes) = &streams[0];
@@ -184,7 +201,7 @@ async fn native_to_browser(browser: &mut Browser, node: &TestNode, bid: &str) ->
         )
         .await
         .expect("call the browser");
-    exchange(browser, bid, conn).await
+    exchange(browser, bid, conn, 90).await
 }
 
 /// The page calls the native node, which answers.
@@ -213,7 +230,7 @@ async fn browser_to_native(browser: &mut Browser, node: &TestNode, bid: &str) ->
             .is_some_and(|c| c.starts_with("mc_")),
         "{called}"
     );
-    exchange(browser, bid, conn).await
+    exchange(browser, bid, conn, 0).await
 }
 
 /// The page calls `peerns node --allow-browser-call BID`, which answers with the test
@@ -455,7 +472,8 @@ async fn browser_in_group_call(browser: &mut Browser, server: &TestServer, bid: 
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };
-    let a_args = call(&["--allow-browser", bid]);
+    // The router's camera, as a phone held sideways sends it, says it must be turned 90°.
+    let a_args = call(&["--allow-browser", bid, "--video-rotation", "90"]);
     let a_cli = Cli::start(&a, &a_args.iter().map(String::as_str).collect::<Vec<_>>());
     // Routing and in the call: connected, with nobody to send our media to.
     until("the admin routes the call", || {
@@ -468,11 +486,12 @@ async fn browser_in_group_call(browser: &mut Browser, server: &TestServer, bid: 
     let b_cli = Cli::start(&b, &b_args.iter().map(String::as_str).collect::<Vec<_>>());
     until("the member sees the router", || b_cli.video_from(&a_fp) > 0).await;
 
+    // So does the page's (its packets carry it: a browser tells no media state).
     let metadata = json!({"groupCall": true, "groupId": gid, "kind": "video"});
     browser
         .call(
             "call",
-            json!({"id": bid, "to": a_id, "metadata": metadata}),
+            json!({"id": bid, "to": a_id, "metadata": metadata, "rotation": 270}),
             STEP,
         )
         .await
@@ -493,14 +512,18 @@ async fn browser_in_group_call(browser: &mut Browser, server: &TestServer, bid: 
         || b_cli.video_from(&guest) > 0 && b_cli.keyframe_from(&guest),
     )
     .await;
-    until("the member lists the browser in the call", || {
-        b_cli.saw(|v| {
-            v["event"] == "roster"
-                && v["participants"]
-                    .as_array()
-                    .is_some_and(|p| p.iter().any(|e| e["fingerprint"] == guest.as_str()))
-        })
-    })
+    until(
+        "the member lists the browser in the call, turned as its packets say",
+        || {
+            b_cli.saw(|v| {
+                v["event"] == "roster"
+                    && v["participants"].as_array().is_some_and(|p| {
+                        p.iter()
+                            .any(|e| e["fingerprint"] == guest.as_str() && e["rotation"] == 270)
+                    })
+            })
+        },
+    )
     .await;
     let (at_router, at_member) = (a_cli.video_from(&guest), b_cli.video_from(&guest));
     browser
@@ -517,6 +540,11 @@ async fn browser_in_group_call(browser: &mut Browser, server: &TestServer, bid: 
     assert_eq!(
         end["inVideo"]["codec"], "video/H264",
         "the router answers a browser with H.264 only (what its slots forward)"
+    );
+    assert_eq!(
+        end["shown"],
+        json!({"width": 240, "height": 320}),
+        "the browser turns the router's picture as its packets say: {end}"
     );
     let streams = ffprobe(&rec.join(format!("{guest}-video.mkv")));
     assert!(

@@ -1,7 +1,9 @@
 //! The group-call forwarder on real media connections through the official PeerJS server on
 //! loopback: three participants each send OpenH264 test-pattern video and an Opus tone to a
 //! router, which forwards them through two audio and two video slots per participant; each
-//! participant records its slots and `ffprobe` decodes both other participants' video.
+//! participant records its slots and `ffprobe` decodes both other participants' video. A
+//! second call checks that a picture's rotation is forwarded under each connection's own
+//! header-extension ID.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -10,11 +12,12 @@ use peerns_core::media::record::Recording;
 use peerns_core::media::sfu::{ParticipantId, SfuConfig, TrackKind};
 use peerns_core::media::sfu_hub::{HubEvent, SfuHub, slot_track_name};
 use peerns_core::media::track::{EncoderControl, MediaSource, Push};
+use peerns_core::transport::media_engine::{FORWARDED_ORIENTATION, VIDEO_ORIENTATION_URI};
 use peerns_core::transport::{MediaConnection, MediaKind, MediaOptions, RemoteTrack, TrackSpec};
 use peerns_media_desktop::audio::OpusEncoder;
 use peerns_media_desktop::sources::{TestPattern, Tone};
 use peerns_media_desktop::video::H264Encoder;
-use peerns_tests::{ServerKind, ServerOpts, TestServer, ffprobe, test_node};
+use peerns_tests::{ServerKind, ServerOpts, TestNode, TestServer, ffprobe, test_node};
 use tokio::sync::mpsc;
 
 const PARTICIPANTS: u64 = 3;
@@ -66,12 +69,20 @@ async fn remote_tracks(conn: &MediaConnection, n: usize) -> Vec<RemoteTrack> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_participants_see_each_other_through_the_router() {
+/// A router's hub and `n` participants whose media connections to it are up.
+struct Call {
+    _server: TestServer,
+    _nodes: Vec<TestNode>,
+    hub: SfuHub,
+    events: mpsc::Receiver<HubEvent>,
+    calls: Vec<MediaConnection>,
+}
+
+async fn call_through_router(n: u64, name: &str) -> Call {
     let s = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
-    let router = test_node(&s.url(), "peerns2-sfu-router").await;
+    let router = test_node(&s.url(), &format!("peerns2-{name}-router")).await;
     let mut offers = router.transport.media_offers(8);
-    let (hub, mut events) = SfuHub::start(SfuConfig {
+    let (hub, events) = SfuHub::start(SfuConfig {
         last_n: 2,
         audio_slots: 2,
         ..SfuConfig::default()
@@ -91,14 +102,14 @@ async fn three_participants_see_each_other_through_the_router() {
         t
     };
 
-    let mut nodes = vec![];
+    let mut nodes = vec![router];
     let mut calls = vec![];
-    for i in 0..PARTICIPANTS {
-        let node = test_node(&s.url(), &format!("peerns2-sfu-p{i}")).await;
+    for i in 0..n {
+        let node = test_node(&s.url(), &format!("peerns2-{name}-p{i}")).await;
         let call = node
             .transport
             .call(
-                &router.id,
+                &nodes[0].id,
                 MediaOptions {
                     tracks: vec![TrackSpec::audio(), TrackSpec::video()],
                     receive: vec![MediaKind::Audio, MediaKind::Video],
@@ -124,6 +135,25 @@ async fn three_participants_see_each_other_through_the_router() {
         nodes.push(node);
         calls.push(call);
     }
+    Call {
+        _server: s,
+        _nodes: nodes,
+        hub,
+        events,
+        calls,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_participants_see_each_other_through_the_router() {
+    // (The server and nodes are bound: dropped, they would end the call.)
+    let Call {
+        _server: _s,
+        _nodes: _n,
+        hub,
+        mut events,
+        calls,
+    } = call_through_router(PARTICIPANTS, "sfu").await;
 
     let start = Instant::now();
     let mut senders = vec![];
@@ -207,4 +237,59 @@ async fn three_participants_see_each_other_through_the_router() {
         }
         assert_eq!(streams.iter().filter(|s| s.0 == "opus").count(), 2);
     }
+}
+
+/// A publisher's video-orientation extension reaches a subscriber under the ID the
+/// subscriber's connection gave it (the forwarder moves it to its own ID on the way in and to
+/// each subscriber's on the way out, and drops what belongs to one connection), and the hub
+/// reports the rotation it read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publishers_rotation_reaches_the_subscriber_under_its_own_extension_id() {
+    let Call {
+        _server: _s,
+        _nodes: _n,
+        hub: _hub,
+        mut events,
+        calls,
+    } = call_through_router(2, "cvo").await;
+    let track = calls[0].local_track("video").unwrap();
+    track.set_rotation(270);
+    let (video, ctl) = MediaSource::start(&calls[0], track);
+    let sender = tokio::spawn(send_video(video, ctl));
+    let cvo_id = calls[1]
+        .extension_id(VIDEO_ORIENTATION_URI)
+        .await
+        .expect("the subscriber's connection negotiated the video orientation");
+    let slot = loop {
+        let t = remote_tracks(&calls[1], 1).await.remove(0);
+        if t.track_id() == "slot-video-0" {
+            break t;
+        }
+    };
+    assert_ne!(
+        cvo_id, FORWARDED_ORIENTATION,
+        "the forwarder's own ID differs"
+    );
+    let mut seen = 0;
+    while seen < 30 {
+        let p = tokio::time::timeout(Duration::from_secs(10), slot.recv())
+            .await
+            .expect("forwarded video in time")
+            .expect("slot open");
+        assert_eq!(
+            p.header.get_extension(cvo_id).as_deref(),
+            Some(&[3u8][..]),
+            "270° under ID {cvo_id}: {:?}",
+            p.header.extensions
+        );
+        seen += 1;
+    }
+    let mut reported = None;
+    while let Ok(ev) = events.try_recv() {
+        if let HubEvent::Rotation { id, degrees } = ev {
+            reported = Some((id, degrees));
+        }
+    }
+    assert_eq!(reported, Some((ParticipantId(0), 270)));
+    sender.abort();
 }

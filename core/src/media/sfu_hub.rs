@@ -19,6 +19,9 @@ use super::sfu::{
     Forwarder, ParticipantId, SfuAction, SfuConfig, SfuStats, SlotId, SlotLayout, SlotOut,
     SourceKey, TrackInfo, TrackKind,
 };
+use crate::transport::media_engine::{
+    FORWARDED_AUDIO_LEVEL, FORWARDED_EXTENSIONS, FORWARDED_ORIENTATION, rewrite_extensions,
+};
 use crate::transport::{Feedback, LocalTrack, MediaConnection, MediaKind, RemoteTrack};
 
 /// Inputs queued for the hub task.
@@ -89,6 +92,14 @@ pub enum HubEvent {
     },
     /// Those speaking now.
     Speakers(Vec<ParticipantId>),
+    /// How far a participant's camera picture must be turned clockwise, in degrees, as its
+    /// packets say (a browser's camera; our peers say it in the call's media state too).
+    Rotation {
+        /// The publisher.
+        id: ParticipantId,
+        /// 0, 90, 180 or 270.
+        degrees: u16,
+    },
 }
 
 enum Input {
@@ -102,7 +113,7 @@ enum Input {
         id: ParticipantId,
         kind: TrackKind,
         track: RemoteTrack,
-        /// The audio level's header extension ID on its connection.
+        /// The audio level's header extension ID in its packets (the forwarder's).
         audio_level_ext: Option<u8>,
     },
     Rtp {
@@ -118,6 +129,10 @@ enum Input {
     },
     Leave(ParticipantId),
     Stats(tokio::sync::oneshot::Sender<SfuStats>),
+    Rotation {
+        id: ParticipantId,
+        degrees: u16,
+    },
     Tap(mpsc::Sender<Tapped>),
     LocalKeyframe(SourceKey),
 }
@@ -249,9 +264,18 @@ impl SfuHub {
     }
 }
 
-/// Takes each remote track of a participant's connection and pumps its packets in.
+/// Takes each remote track of a participant's connection and pumps its packets in, their
+/// header extensions moved to the forwarder's IDs ([`FORWARDED_EXTENSIONS`]); reports the
+/// rotation its video packets carry when it changes.
 async fn read_tracks(conn: MediaConnection, id: ParticipantId, tx: mpsc::Sender<Input>) {
-    let audio_level_ext = conn.audio_level_ext().await;
+    let mut ids: Vec<(u8, u8)> = Vec::new();
+    for (ours, uri) in FORWARDED_EXTENSIONS {
+        if let Some(theirs) = conn.extension_id(uri).await {
+            ids.push((theirs, ours));
+        }
+    }
+    let ids: Arc<[(u8, u8)]> = ids.into();
+    let levels = ids.iter().any(|(_, ours)| *ours == FORWARDED_AUDIO_LEVEL);
     while let Some(track) = conn.next_remote_track().await {
         let kind = match (track.kind(), track.track_id()) {
             (MediaKind::Audio, _) => TrackKind::Audio,
@@ -263,16 +287,31 @@ async fn read_tracks(conn: MediaConnection, id: ParticipantId, tx: mpsc::Sender<
                 id,
                 kind,
                 track: track.clone(),
-                audio_level_ext: audio_level_ext.filter(|_| kind == TrackKind::Audio),
+                audio_level_ext: (levels && kind == TrackKind::Audio)
+                    .then_some(FORWARDED_AUDIO_LEVEL),
             })
             .await
             .is_err()
         {
             return;
         }
-        let tx = tx.clone();
+        let (tx, ids) = (tx.clone(), ids.clone());
         tokio::spawn(async move {
-            while let Some(p) = track.recv().await {
+            let mut turned = None;
+            while let Some(mut p) = track.recv().await {
+                rewrite_extensions(&mut p.header, |theirs| {
+                    ids.iter()
+                        .find(|(t, _)| *t == theirs)
+                        .map(|(_, ours)| *ours)
+                });
+                let rotation = orientation(&p.header).filter(|_| kind == TrackKind::Video);
+                if rotation.is_some() && rotation != turned {
+                    turned = rotation;
+                    let degrees = rotation.unwrap_or_default();
+                    if tx.send(Input::Rotation { id, degrees }).await.is_err() {
+                        return;
+                    }
+                }
                 let Ok(packet) = p.marshal() else { continue };
                 let input = Input::Rtp {
                     id,
@@ -288,6 +327,12 @@ async fn read_tracks(conn: MediaConnection, id: ParticipantId, tx: mpsc::Sender<
         });
     }
     let _ = tx.send(Input::Leave(id)).await;
+}
+
+/// The clockwise rotation (degrees) a packet's video-orientation extension asks for.
+fn orientation(header: &rtc::rtp::header::Header) -> Option<u16> {
+    let cvo = header.get_extension(FORWARDED_ORIENTATION)?;
+    Some(u16::from(cvo.first()? & 0b11) * 90)
 }
 
 /// Writes a slot's packets in order; ends when the hub drops the slot or the track closes.
@@ -416,6 +461,9 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
                 let _ = reply.send(fwd.stats());
             }
             Some(Input::Tap(t)) => tap = Some(t),
+            Some(Input::Rotation { id, degrees }) => {
+                let _ = events.try_send(HubEvent::Rotation { id, degrees });
+            }
             Some(Input::LocalKeyframe(source)) => {
                 perform(SfuAction::RequestKeyframe(source), now, &members, &events);
             }

@@ -75,6 +75,7 @@ impl MediaStats {
 /// Pushes encoded frames into one of our tracks.
 pub struct MediaSource {
     kind: MediaKind,
+    track: LocalTrack,
     tx: mpsc::Sender<EncodedFrame>,
     need_keyframe: Arc<AtomicBool>,
     control: mpsc::Sender<EncoderControl>,
@@ -99,6 +100,7 @@ impl MediaSource {
         ));
         let source = Self {
             kind: track.spec().kind,
+            track: track.clone(),
             tx,
             need_keyframe: Arc::new(AtomicBool::new(false)),
             control: ctl_tx,
@@ -129,6 +131,12 @@ impl MediaSource {
                 Push::Dropped
             }
         }
+    }
+
+    /// Says how far a receiver must turn this video source's picture clockwise
+    /// ([`LocalTrack::set_rotation`]).
+    pub fn set_rotation(&self, degrees: u16) {
+        self.track.set_rotation(degrees);
     }
 
     /// Counters.

@@ -221,6 +221,7 @@ impl Inner {
         if let Some(peer) = peer {
             calls.media.watch().send_replace(Some((call, conn)));
             drop(calls);
+            Inner::turn_call_picture(this);
             this.emit(super::NodeEvent::CallMediaConnected {
                 call: hex::encode(call),
                 fingerprint: peer.to_hex(),
@@ -228,6 +229,25 @@ impl Inner {
         } else {
             drop(calls);
             tokio::spawn(async move { conn.close().await });
+        }
+    }
+
+    /// Our picture's rotation in the active call goes on its media connection's video packets
+    /// too (the peer reads it from the call's media state; the packets should not say
+    /// otherwise).
+    pub(crate) fn turn_call_picture(this: &Arc<Inner>) {
+        let calls = lock(&this.calls);
+        let (Some(c), Some(conn)) = (calls.machine.active(), calls.media.conn.as_ref()) else {
+            return;
+        };
+        if let Some((id, conn)) = &*conn.borrow()
+            && *id == c.id
+        {
+            for t in conn.local_tracks() {
+                if t.spec().name == "video" {
+                    t.set_rotation(c.local_media.rotation);
+                }
+            }
         }
     }
 

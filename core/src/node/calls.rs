@@ -131,6 +131,7 @@ impl Inner {
             (r, calls.machine.drain_actions())
         };
         Inner::call_actions(this, actions);
+        Inner::turn_call_picture(this);
         result
     }
 

@@ -28,6 +28,7 @@ use rtc::rtcp;
 use rtc::rtp;
 use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
+use rtc::rtp::extension::video_orientation_extension::{VideoOrientationExtension, VideoRotation};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -43,7 +44,9 @@ use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::connection::TransportError;
-use super::media_engine::{AUDIO_LEVEL_URI, BitrateEstimate, extmap_id, h264_codec, opus_codec};
+use super::media_engine::{
+    BitrateEstimate, FORWARDED_EXTENSIONS, extmap_id, h264_codec, opus_codec, rewrite_extensions,
+};
 
 mod local_track;
 pub(super) use local_track::add_local_tracks;
@@ -554,11 +557,11 @@ impl MediaConnection {
         }
     }
 
-    /// The ID the other side's description gave the RFC 6464 audio level on audio, if it took
-    /// part (an answer repeats the offer's IDs, so this is the ID on the wire both ways).
-    pub async fn audio_level_ext(&self) -> Option<u8> {
+    /// The ID the other side's description gave the header extension `uri`, if it took part
+    /// (an answer repeats the offer's IDs, so this is the ID on the wire both ways).
+    pub async fn extension_id(&self, uri: &str) -> Option<u8> {
         let sdp = self.shared.pc.remote_description().await?.sdp;
-        extmap_id(&sdp, AUDIO_LEVEL_URI)
+        extmap_id(&sdp, uri)
     }
 
     /// Congestion control's current target for everything we send (bits/s), once known.

@@ -33,6 +33,49 @@ use webrtc::peer_connection::Registry;
 /// how loud it is, so a group call's router can tell who speaks without decoding.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
+/// Coordination of video orientation (CVO, 3GPP TS 26.114): every video packet we send says
+/// how far the receiver must turn the picture clockwise. A browser turns what it shows by it
+/// (our own peers read the call's media state instead); negotiating it also makes a browser
+/// send its camera unturned with the rotation in the packets, which the forwarder reads for a
+/// browser guest.
+pub const VIDEO_ORIENTATION_URI: &str = "urn:3gpp:video-orientation";
+
+/// The header extensions a forwarded packet keeps, under the IDs they carry inside a group
+/// call's forwarder: a publisher's packets are moved to these IDs on the way in, and each
+/// subscriber's track moves them to its own connection's IDs on the way out
+/// ([`rewrite_extensions`]). Everything else (transport-wide CC, send times) belongs to one
+/// connection and is dropped.
+pub const FORWARDED_EXTENSIONS: [(u8, &str); 2] = [
+    (FORWARDED_AUDIO_LEVEL, AUDIO_LEVEL_URI),
+    (FORWARDED_ORIENTATION, VIDEO_ORIENTATION_URI),
+];
+/// The audio level's ID in a forwarded packet (high, unlike what connections negotiate, so
+/// that a packet not moved on the way in or out shows).
+pub const FORWARDED_AUDIO_LEVEL: u8 = 14;
+/// The video orientation's ID in a forwarded packet.
+pub const FORWARDED_ORIENTATION: u8 = 13;
+
+/// Keeps the header extensions `map` gives a new ID (`None`: dropped) under that ID.
+pub fn rewrite_extensions(header: &mut rtc::rtp::header::Header, map: impl Fn(u8) -> Option<u8>) {
+    if !header.extension {
+        return;
+    }
+    let kept: Vec<(u8, bytes::Bytes)> = std::mem::take(&mut header.extensions)
+        .into_iter()
+        .filter_map(|e| Some((map(e.id)?, e.payload)))
+        .collect();
+    header.extension = false;
+    header.extension_profile = 0;
+    header.extensions_padding = 0;
+    for (id, payload) in kept {
+        // Only IDs 1–14 and payloads a one-byte header takes are kept; no error is possible
+        // then, and any other extension is dropped rather than sent malformed.
+        if (1..=14).contains(&id) && (1..=16).contains(&payload.len()) {
+            let _ = header.set_extension(id, payload);
+        }
+    }
+}
+
 /// The ID an SDP gives the header extension `uri` (`a=extmap:<id>[/<direction>] <uri>`); the
 /// first one, since ours and browsers' use one ID per extension across media sections.
 pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
@@ -307,6 +350,13 @@ pub fn media_stack_with(vp8: bool) -> Result<MediaStack, rtc::shared::error::Err
         RtpCodecKind::Audio,
         None,
     )?;
+    engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: VIDEO_ORIENTATION_URI.to_owned(),
+        },
+        RtpCodecKind::Video,
+        None,
+    )?;
     let estimate = Arc::new(BitrateEstimate::default());
     let gcc = PublishedGcc {
         gcc: Gcc::new(GCC_START_BPS, GCC_MIN_BPS, GCC_MAX_BPS),
@@ -334,6 +384,44 @@ mod tests {
     use rtc::interceptor::Registry as Chain;
     use rtc::rtcp::receiver_report::ReceiverReport;
     use rtc::sansio::Protocol;
+
+    #[test]
+    fn forwarded_extensions_move_to_new_ids_and_the_rest_go() {
+        use rtc::rtp::header::Header;
+        use rtc::shared::marshal::{Marshal, Unmarshal};
+        let mut header = Header {
+            version: 2,
+            sequence_number: 7,
+            ssrc: 9,
+            ..Default::default()
+        };
+        header
+            .set_extension(3, bytes::Bytes::from_static(&[0x81]))
+            .unwrap(); // level
+        header
+            .set_extension(5, bytes::Bytes::from_static(&[1, 2]))
+            .unwrap(); // transport-cc
+        header
+            .set_extension(13, bytes::Bytes::from_static(&[0x01]))
+            .unwrap(); // CVO 90°
+        rewrite_extensions(&mut header, |id| match id {
+            3 => Some(FORWARDED_AUDIO_LEVEL),
+            13 => Some(FORWARDED_ORIENTATION),
+            _ => None,
+        });
+        let wire = header.marshal().unwrap();
+        let back = Header::unmarshal(&mut &wire[..]).unwrap();
+        assert_eq!(back.get_extension_ids(), vec![14, 13]);
+        assert_eq!(back.get_extension(14).unwrap()[..], [0x81]);
+        assert_eq!(back.get_extension(13).unwrap()[..], [0x01]);
+        assert_eq!((back.sequence_number, back.ssrc), (7, 9));
+        // None kept: no extension block at all.
+        let mut header = back;
+        rewrite_extensions(&mut header, |_| None);
+        assert!(!header.extension);
+        let wire = header.marshal().unwrap();
+        assert_eq!(wire.len(), 12);
+    }
 
     #[test]
     fn extmap_ids_are_read_from_an_sdp() {

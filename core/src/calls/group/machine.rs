@@ -425,6 +425,7 @@ impl GroupCall {
                 media_id,
                 dtls,
             } => self.on_guest(guest, media_id, dtls, now),
+            Input::GuestRotation { guest, degrees } => self.on_guest_rotation(guest, degrees, now),
             Input::Frame { from, frame } => self.on_frame(from, frame, now),
             Input::MediaUp { peer, media_id } => self.on_media(peer, &media_id, true, now),
             Input::MediaDown { peer, media_id } => self.on_media(peer, &media_id, false, now),

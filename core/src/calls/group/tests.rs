@@ -608,3 +608,53 @@ fn a_browser_guest_is_admitted_listed_and_bounded() {
     net.advance(GroupCallConfig::default().connect_timeout);
     assert_eq!(net.roster(fp(2)), vec![(fp(2), true)]);
 }
+
+#[test]
+fn a_browser_guests_rotation_from_its_packets_is_listed_and_a_members_is_its_own() {
+    let mut net = Net::new(3);
+    net.elect(fp(1));
+    net.link_all(true);
+    net.join(fp(2), Kinds::AUDIO.union(Kinds::VIDEO));
+    net.input(
+        fp(1),
+        Input::Guest {
+            guest: fp(200),
+            media_id: "mc_browser".into(),
+            dtls: dtls(200),
+        },
+    );
+    let rotation_at = |net: &Net, of: Fingerprint| {
+        net.nodes[&fp(2)]
+            .roster()
+            .iter()
+            .find(|p| p.member == of)
+            .map(|p| p.state.rotation)
+    };
+    assert_eq!(rotation_at(&net, fp(200)), Some(0));
+    net.input(
+        fp(1),
+        Input::GuestRotation {
+            guest: fp(200),
+            degrees: 268,
+        },
+    );
+    assert_eq!(rotation_at(&net, fp(200)), Some(270));
+    // A member announces its own state; what its packets say changes nothing.
+    net.input(
+        fp(1),
+        Input::GuestRotation {
+            guest: fp(2),
+            degrees: 90,
+        },
+    );
+    assert_eq!(rotation_at(&net, fp(2)), Some(0));
+    // Only the router lists guests.
+    net.input(
+        fp(2),
+        Input::GuestRotation {
+            guest: fp(200),
+            degrees: 90,
+        },
+    );
+    assert_eq!(rotation_at(&net, fp(200)), Some(270));
+}

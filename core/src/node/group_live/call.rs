@@ -69,6 +69,8 @@ pub(in crate::node) enum CallCmd {
     Slots(ParticipantId, Vec<(SlotId, Option<ParticipantId>)>),
     /// Router side: the participants the forwarder hears speaking, and whether we speak.
     Speakers(Vec<ParticipantId>, bool),
+    /// Hub: the rotation a participant's video packets carry changed (degrees).
+    Rotation(ParticipantId, u16),
     /// A dial to a pair's partner ended.
     Dialed(Fingerprint),
     /// Let the browser with this PeerJS ID into the call.
@@ -288,6 +290,9 @@ impl Live {
             }
             CallCmd::SetMedia(state, reply) => {
                 let r = if self.call.machine.in_call() {
+                    if let Some(s) = &self.call.shared {
+                        s.set_rotation(state.rotation);
+                    }
                     self.call_input(Input::SetMedia(state));
                     Ok(())
                 } else {
@@ -310,6 +315,7 @@ impl Live {
             }
             CallCmd::Slots(to, slots) => self.on_slots(to, slots),
             CallCmd::Speakers(heard, ourselves) => self.on_speakers(heard, ourselves),
+            CallCmd::Rotation(id, degrees) => self.on_rotation(id, degrees),
             CallCmd::Dialed(peer) => {
                 self.call.dialing.remove(&peer);
             }

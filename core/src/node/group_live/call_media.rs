@@ -6,7 +6,7 @@
 //! router's own view of the forwarder's input).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,8 @@ pub(super) struct Shared {
     /// Whom each slot of our uplink shows (from the router's `Slots`).
     pub(super) slots: Mutex<BTreeMap<SlotId, Fingerprint>>,
     dropped: AtomicU64,
+    /// How far our picture must be turned clockwise (degrees), for every video packet we send.
+    rotation: AtomicU16,
     /// Whether we speak, from the levels of our own audio frames (the router reports it
     /// with the participants' it forwards).
     voice: Mutex<Speakers>,
@@ -90,6 +92,9 @@ impl Shared {
                 continue;
             };
             let (source, mut ctl) = MediaSource::start(conn, t);
+            if kind == TrackKind::Video {
+                source.set_rotation(self.rotation.load(Ordering::Relaxed));
+            }
             added.push((id.clone(), kind, source));
             let (me, cid) = (Arc::downgrade(self), id.clone());
             tokio::spawn(async move {
@@ -102,6 +107,17 @@ impl Shared {
         lock(&self.sources).extend(added);
         // A new receiver starts with a keyframe.
         let _ = self.controls.try_send(EncoderControl::KeyframeRequest);
+    }
+
+    /// Our camera picture's rotation goes on the video packets of every connection that carries it
+    /// (a browser in the call turns what it shows by it).
+    pub(super) fn set_rotation(&self, degrees: u16) {
+        self.rotation.store(degrees, Ordering::Relaxed);
+        for (_, kind, source) in lock(&self.sources).iter() {
+            if *kind == TrackKind::Video {
+                source.set_rotation(degrees);
+            }
+        }
     }
 
     /// Forgets every source: we left the call (a publisher still held pushes nowhere).
@@ -223,6 +239,7 @@ impl GroupCallMedia {
             controls: ctx,
             slots: Mutex::new(BTreeMap::new()),
             dropped: AtomicU64::new(0),
+            rotation: AtomicU16::new(0),
             voice: Mutex::new(voice),
             speaking,
             uplink_sinks: Mutex::new(vec![]),

@@ -13,8 +13,11 @@ pub struct LocalTrack {
     sender: Arc<dyn RtpSender>,
     /// Negotiated payload type (0 = not looked up yet).
     pt: Arc<AtomicU8>,
-    /// Header-extension IDs negotiated on this connection (looked up on the first forward).
-    extension_ids: Arc<std::sync::OnceLock<Vec<u8>>>,
+    /// The forwarder's header-extension IDs and this connection's for the same extensions
+    /// (looked up on the first forward).
+    extension_map: Arc<std::sync::OnceLock<Vec<(u8, u8)>>>,
+    /// How far a receiver must turn our picture clockwise, in quarter turns (video).
+    rotation: Arc<AtomicU8>,
     feedback: Arc<Mutex<mpsc::Receiver<Feedback>>>,
     stats: Arc<TrackCounters>,
 }
@@ -55,23 +58,39 @@ impl LocalTrack {
         self.ssrc
     }
 
-    /// The header-extension IDs negotiated for this track's connection.
-    async fn extension_ids(&self) -> Result<&[u8], TransportError> {
-        if self.extension_ids.get().is_none() {
+    /// The forwarder's header-extension IDs ([`FORWARDED_EXTENSIONS`]) mapped to the ones
+    /// negotiated on this track's connection.
+    async fn extension_map(&self) -> Result<&[(u8, u8)], TransportError> {
+        if self.extension_map.get().is_none() {
             let params = self.sender.get_parameters().await.map_err(webrtc_err)?;
-            let ids = params
-                .rtp_parameters
-                .header_extensions
+            let negotiated = &params.rtp_parameters.header_extensions;
+            let map = FORWARDED_EXTENSIONS
                 .iter()
-                .map(|h| h.id as u8)
+                .filter_map(|(hub, uri)| {
+                    let ours = negotiated.iter().find(|h| h.uri == *uri)?;
+                    Some((*hub, u8::try_from(ours.id).ok()?))
+                })
                 .collect();
-            let _ = self.extension_ids.set(ids);
+            let _ = self.extension_map.set(map);
         }
         Ok(self
-            .extension_ids
+            .extension_map
             .get()
             .map(Vec::as_slice)
             .unwrap_or_default())
+    }
+
+    /// Says how far a receiver must turn our picture clockwise (`degrees`, to the nearest
+    /// quarter turn): every video packet sent from now on carries it in the video-orientation
+    /// extension, where the connection negotiated it (a browser turns what it shows by it).
+    pub fn set_rotation(&self, degrees: u16) {
+        let quarters = ((u32::from(degrees) + 45) / 90 % 4) as u8;
+        self.rotation.store(quarters, Ordering::Relaxed);
+    }
+
+    /// The rotation [`set_rotation`](Self::set_rotation) set last, in degrees.
+    pub fn rotation(&self) -> u16 {
+        u16::from(self.rotation.load(Ordering::Relaxed)) * 90
     }
 
     /// The payload type negotiated for its codec.
@@ -117,14 +136,27 @@ impl LocalTrack {
                 "a forwarding track takes RTP".into(),
             ));
         };
-        let level = audio_level.map(|level| {
-            HeaderExtension::AudioLevel(AudioLevelExtension {
-                level: level.min(127),
-                voice: level < VOICE_BELOW_LEVEL,
-            })
-        });
+        let extension = match self.spec.kind {
+            MediaKind::Audio => audio_level.map(|level| {
+                HeaderExtension::AudioLevel(AudioLevelExtension {
+                    level: level.min(127),
+                    voice: level < VOICE_BELOW_LEVEL,
+                })
+            }),
+            MediaKind::Video => Some(HeaderExtension::VideoOrientation(
+                VideoOrientationExtension {
+                    rotation: match self.rotation.load(Ordering::Relaxed) {
+                        1 => VideoRotation::Degree90,
+                        2 => VideoRotation::Degree180,
+                        3 => VideoRotation::Degree270,
+                        _ => VideoRotation::Degree0,
+                    },
+                    ..Default::default()
+                },
+            )),
+        };
         track
-            .write_sample(self.ssrc, pt, &sample, level.as_slice())
+            .write_sample(self.ssrc, pt, &sample, extension.as_slice())
             .await
             .map_err(webrtc_err)?;
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
@@ -133,8 +165,9 @@ impl LocalTrack {
     }
 
     /// Sends one ready RTP packet on a forwarding track (its SSRC and payload type should be
-    /// this track's, [`ssrc`](Self::ssrc) and [`payload_type`](Self::payload_type)). Waits
-    /// while webrtc-rs's queue is full.
+    /// this track's, [`ssrc`](Self::ssrc) and [`payload_type`](Self::payload_type); its
+    /// header extensions under the IDs of [`FORWARDED_EXTENSIONS`]). Waits while webrtc-rs's
+    /// queue is full.
     pub async fn write_rtp(&self, packet: &[u8]) -> Result<(), TransportError> {
         let Writer::Rtp(track) = &self.track else {
             return Err(TransportError::Protocol(
@@ -143,23 +176,14 @@ impl LocalTrack {
         };
         let mut buf = packet;
         let mut pkt = rtp::Packet::unmarshal(&mut buf).map_err(webrtc_err)?;
-        // The publisher's header extensions carry the IDs of its own connection. Between our
-        // nodes they are this connection's too; a browser's may not be, and webrtc-rs refuses
-        // a packet with any ID this connection did not negotiate. Those go (this connection's
-        // interceptors add what it uses itself, transport-cc).
-        let negotiated = self.extension_ids().await?;
-        let foreign = |id: &u8| !negotiated.contains(id);
-        // (Checked first: between our own nodes nothing goes, and the list is not copied.)
-        if pkt.header.extensions.iter().any(|e| foreign(&e.id)) {
-            for id in pkt
-                .header
-                .get_extension_ids()
-                .iter()
-                .filter(|id| foreign(id))
-            {
-                pkt.header.del_extension(*id).map_err(webrtc_err)?;
-            }
-        }
+        // Its header extensions carry the forwarder's IDs; this connection may give them
+        // others, or not have them (its interceptors add what it uses itself, transport-cc).
+        let map = self.extension_map().await?;
+        rewrite_extensions(&mut pkt.header, |id| {
+            map.iter()
+                .find(|(hub, _)| *hub == id)
+                .map(|(_, ours)| *ours)
+        });
         let len = pkt.payload.len() as u64;
         track.write_rtp(pkt).await.map_err(webrtc_err)?;
         self.stats.packets.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +246,8 @@ pub(in crate::transport) async fn add_local_tracks(
             track,
             sender,
             pt: Arc::new(AtomicU8::new(0)),
-            extension_ids: Arc::default(),
+            extension_map: Arc::default(),
+            rotation: Arc::default(),
             feedback: Arc::new(Mutex::new(rx)),
             stats: Arc::default(),
         });

@@ -75,6 +75,22 @@ impl GroupCall {
         });
         self.publish_roster(now);
     }
+
+    /// A guest's packets turn its picture: the roster says so (members' own announcements
+    /// are theirs alone; this changes only a browser's).
+    pub(super) fn on_guest_rotation(&mut self, guest: Fingerprint, degrees: u16, now: Instant) {
+        let Role::Router { participants, .. } = &mut self.role else {
+            return;
+        };
+        let Some(p) = participants.get_mut(&guest).filter(|p| p.guest) else {
+            return;
+        };
+        let rotation = MediaState::rotation_of(degrees);
+        if p.state.rotation != rotation {
+            p.state.rotation = rotation;
+            self.publish_roster(now);
+        }
+    }
 }
 
 /// The participant ID of the browser with PeerJS ID `peer_id` (no member's fingerprint can be

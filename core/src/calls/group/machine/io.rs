@@ -126,6 +126,14 @@ pub enum Input {
     /// Router side: the participants speaking now, from their audio levels (ours included
     /// when we take part).
     Speakers(Vec<Fingerprint>),
+    /// Router side: a browser guest's video packets say its picture must be turned this far
+    /// clockwise (degrees; a browser tells no media state of its own).
+    GuestRotation {
+        /// The browser's participant ID.
+        guest: Fingerprint,
+        /// The rotation.
+        degrees: u16,
+    },
 }
 
 /// What the machine asks the driver to do.

@@ -1,5 +1,5 @@
 //! The router's side of a group call's forwarder, in the group's task: the hub's events
-//! (slot maps, who speaks) turned into commands, and those commands into control frames and
+//! (slot maps, who speaks, a browser's rotation) turned into commands, and those commands into control frames and
 //! the machine's speaker list.
 
 use tokio::sync::{mpsc, watch};
@@ -30,6 +30,10 @@ pub(super) fn forward_events(
                         continue;
                     }
                     Some(HubEvent::Speakers(who)) => heard = who,
+                    Some(HubEvent::Rotation { id, degrees }) => {
+                        let _ = tx.try_send(Cmd::Call(CallCmd::Rotation(id, degrees)));
+                        continue;
+                    }
                     None => return,
                 },
                 // The sender lives as long as the group's task.
@@ -62,6 +66,16 @@ impl Live {
                 slots,
             },
         ));
+    }
+
+    /// A participant's packets turn its picture: a browser guest's rotation goes into the
+    /// roster (a member's comes from its own announcements).
+    pub(super) fn on_rotation(&mut self, id: ParticipantId, degrees: u16) {
+        let Some(hub) = &self.call.hub else { return };
+        let Some(guest) = lock(&hub.ids).get(&id).copied() else {
+            return;
+        };
+        self.call_input(Input::GuestRotation { guest, degrees });
     }
 
     pub(super) fn on_speakers(&mut self, heard: Vec<ParticipantId>, ourselves: bool) {
