@@ -141,6 +141,12 @@ final class CallModel: ObservableObject {
             media.setMuted(local.muted)
             let camera = video != nil && !local.cameraOff ? Self.facing(back: local.backCamera) : nil
             media.start(camera: camera, out: out.push)
+            // How far our picture must be turned, told to the peer as the phone turns.
+            if video != nil {
+                media.setRotationListener { [node] degrees in
+                    try? node.setVideoRotation(call: call, degrees: UInt16(degrees)) // fails once the call ended
+                }
+            }
         }
         if !started { stopMedia() }
     }
@@ -148,6 +154,7 @@ final class CallModel: ObservableObject {
     /// Stops capturing and playing (the call goes on).
     func stopMedia() {
         keyframes.clear()
+        media?.setRotationListener(nil)
         media?.stop()
         out.set([:])
         sinks?.cancel()
@@ -279,6 +286,8 @@ final class GroupCallModel: ObservableObject {
     private lazy var me: String? = try? node.identity().fingerprint
     /// Everyone who spoke in the call, the most recent first.
     private var recent: [String] = []
+    /// How far our picture must be turned (the camera's, as the phone is held).
+    private var rotation = 0
 
     init(node: PeernsNode, group: String, media: CallMedia? = nil, powerSaver: PowerSaver? = nil) {
         self.node = node
@@ -310,6 +319,14 @@ final class GroupCallModel: ObservableObject {
             media?.start(camera: cameraOff ? nil : "user") { kind, pts, keyframe, data, level in
                 _ = try? joined.pushFrame(kind: kind, ptsUs: pts, keyframe: keyframe, data: data, audioLevel: level)
             }
+            // How far our picture must be turned, announced as the phone turns.
+            if video {
+                media?.setRotationListener { [weak self] degrees in
+                    guard let self else { return }
+                    self.rotation = degrees
+                    Task { await self.guarded { try await self.announce() } }
+                }
+            }
             try await announce()
         }
     }
@@ -325,6 +342,8 @@ final class GroupCallModel: ObservableObject {
 
     func leave() async {
         await guarded {
+            media?.setRotationListener(nil)
+            rotation = 0
             media?.stop()
             call?.stop()
             call = nil
@@ -383,7 +402,9 @@ final class GroupCallModel: ObservableObject {
     fileprivate func target(_ bps: UInt64) { targetBps = bps }
 
     private func announce() async throws {
-        try await node.groupCallSetMedia(group: group, media: CallMediaState(muted: muted, cameraOff: cameraOff, screen: false, backCamera: false))
+        try await node.groupCallSetMedia(
+            group: group, media: CallMediaState(muted: muted, cameraOff: cameraOff, screen: false, backCamera: false, rotation: UInt16(rotation))
+        )
     }
 
     @discardableResult

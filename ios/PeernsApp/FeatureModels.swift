@@ -507,6 +507,10 @@ final class MonitorModel: ObservableObject {
             microphone?.stop()
             media.setMuted(false)
             media.start(camera: stream.facing, out: out.push)
+            // Which way up the picture is, told to the watcher as the phone turns.
+            media.setRotationListener { [node] degrees in
+                try? node.setVideoRotation(call: stream.call, degrees: UInt16(degrees)) // fails once the call ended
+            }
         } catch {
             self.error = "\(error)"
         }
@@ -520,6 +524,7 @@ final class MonitorModel: ObservableObject {
         stream = nil
         streamingTo = nil
         let sent = out.sending
+        media?.setRotationListener(nil)
         media?.stop()
         out.set([:])
         if sent, resumeAlert, armed != nil, alertDbfs != nil {

@@ -1,6 +1,7 @@
 import AVFoundation
 import AudioToolbox
 import CoreMedia
+import UIKit
 import VideoToolbox
 
 /// Where an encoder's output goes: pts in µs, the keyframe flag, an H.264 Annex-B access unit or
@@ -69,6 +70,24 @@ enum AnnexB {
     }
 }
 
+/// How far a frame of the camera must be turned clockwise to stand upright (0, 90, 180 or 270)
+/// for the way the phone is held. The capture output gives the sensor's landscape frames
+/// whatever the phone's orientation, and they are sent so (turning them would cost a pass per
+/// frame); the receiver turns them by what we announce, as Android's `VideoRotation` does. The
+/// mapping is the one WebRTC's iOS capturer uses (a front camera's landscape is the other way
+/// round). Face up, face down and unknown say nothing (nil): the last rotation stays.
+public enum CameraRotation {
+    public static func of(_ device: UIDeviceOrientation, front: Bool) -> Int? {
+        switch device {
+        case .portrait: return 90
+        case .portraitUpsideDown: return 270
+        case .landscapeLeft: return front ? 180 : 0
+        case .landscapeRight: return front ? 0 : 180
+        default: return nil
+        }
+    }
+}
+
 /// The camera, encoded: AVCaptureSession → VTCompressionSession (H.264 constrained baseline,
 /// real time, a keyframe every 2 s) → Annex-B access units with SPS/PPS before each keyframe.
 /// Mirrors Android's `VideoEncoder` and takes the core's requests as its `EncoderControlListener`.
@@ -78,6 +97,14 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
     private let queue = DispatchQueue(label: "peerns.video-encoder")
     private var session: VTCompressionSession?
     private var keyframeWanted = false
+    // Main thread only: the camera in use, our picture's rotation, the orientation observer.
+    private var front = false
+    private var rotation = 90 // held upright until the phone says otherwise
+    private var orientationObserver: NSObjectProtocol?
+
+    /// Told how far our picture must be turned clockwise (`CameraRotation`) when the camera
+    /// starts and whenever the phone turns, on the main thread.
+    public var onRotation: ((Int) -> Void)?
 
     public init(sink: @escaping EncodedFrameSink) {
         self.sink = sink
@@ -109,9 +136,11 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
         capture.addOutput(output)
         capture.commitConfiguration()
         capture.startRunning()
+        watchOrientation(front: position == .front)
     }
 
     public func stop() {
+        unwatchOrientation()
         capture.stopRunning()
         capture.inputs.forEach(capture.removeInput)
         capture.outputs.forEach(capture.removeOutput)
@@ -141,6 +170,39 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
 
     public func requestKeyframe() {
         queue.async { self.keyframeWanted = true }
+    }
+
+    private func watchOrientation(front: Bool) {
+        DispatchQueue.main.async { [weak self] in
+            guard let self else { return }
+            self.front = front
+            if self.orientationObserver == nil {
+                UIDevice.current.beginGeneratingDeviceOrientationNotifications()
+                self.orientationObserver = NotificationCenter.default.addObserver(
+                    forName: UIDevice.orientationDidChangeNotification, object: nil, queue: .main
+                ) { [weak self] _ in self?.turned(always: false) }
+            }
+            // A new camera (or the first): its rotation is told even when unchanged.
+            self.turned(always: true)
+        }
+    }
+
+    private func unwatchOrientation() {
+        DispatchQueue.main.async { [weak self] in
+            guard let self, let observer = self.orientationObserver else { return }
+            NotificationCenter.default.removeObserver(observer)
+            UIDevice.current.endGeneratingDeviceOrientationNotifications()
+            self.orientationObserver = nil
+        }
+    }
+
+    /// On the main thread.
+    private func turned(always: Bool) {
+        let now = CameraRotation.of(UIDevice.current.orientation, front: front) ?? rotation
+        if always || now != rotation {
+            rotation = now
+            onRotation?(now)
+        }
     }
 
     public func targetBitrate(bps: UInt64) {

@@ -22,6 +22,13 @@ public protocol CallMedia: AnyObject {
     func play(from: String, kind: String, ptsUs: UInt64, keyframe: Bool, data: Data) -> Bool
     /// Stops capturing and playing.
     func stop()
+    /// Tells `listener` how far our picture must be turned to stand upright (0, 90, 180 or 270),
+    /// when the camera starts and whenever the phone turns, on the main thread; nil: no longer.
+    func setRotationListener(_ listener: ((Int) -> Void)?)
+}
+
+public extension CallMedia {
+    func setRotationListener(_ listener: ((Int) -> Void)?) {}
 }
 
 /// Spaces the keyframe requests of pictures that wait for one: at most one a second per picture
@@ -77,6 +84,9 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     private var pictures: [String: AVSampleBufferDisplayLayer] = [:]
     private var shownVideo: String?
     private var remote: AVSampleBufferDisplayLayer?
+    // Main thread only: who hears our picture's rotation, and the camera's latest.
+    private var rotationListener: ((Int) -> Void)?
+    private var rotation: Int?
     private let onError: (String) -> Void
 
     /// `callKitAudio`: CallKit owns the audio session (a 1:1 call), `audioActive`: whether it has
@@ -90,6 +100,10 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         output = CallAudioOutput(engine: engine)
         // Every stored property has its value now: the encoders' sinks may capture self.
         video = VideoEncoder { [weak self] pts, keyframe, data in self?.send("video", pts, keyframe, data, nil) }
+        video.onRotation = { [weak self] degrees in
+            self?.rotation = degrees
+            self?.rotationListener?(degrees)
+        }
         audio = AudioEncoder(engine: engine, sink: { [weak self] pts, data, level in
             self?.send("audio", pts, true, data, level)
         }, onLevel: { _ in })
@@ -167,8 +181,15 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         audio.muted = muted
     }
 
+    /// On the main thread; a camera already running tells `listener` its rotation at once.
+    public func setRotationListener(_ listener: ((Int) -> Void)?) {
+        rotationListener = listener
+        if let listener, let rotation { listener(rotation) }
+    }
+
     public func setCamera(_ facing: String?) {
         video.stop()
+        DispatchQueue.main.async { [weak self] in self?.rotation = nil }
         guard let facing, locked({ capturing }) else { return }
         do { try video.start(facing: facing) } catch { onError("camera: \(error)") }
     }
@@ -199,6 +220,7 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
             capturing = false
         }
         video.stop()
+        DispatchQueue.main.async { [weak self] in self?.rotation = nil }
         stopAudio()
         locked {
             decoders.values.forEach { $0.release() }
