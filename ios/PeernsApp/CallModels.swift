@@ -286,8 +286,10 @@ final class GroupCallModel: ObservableObject {
     private lazy var me: String? = try? node.identity().fingerprint
     /// Everyone who spoke in the call, the most recent first.
     private var recent: [String] = []
-    /// How far our picture must be turned (the camera's, as the phone is held).
+    /// How far our picture must be turned (the camera's, as the phone is held), and its
+    /// announcement under way.
     private var rotation = 0
+    private var turning: Task<Void, Never>?
 
     init(node: PeernsNode, group: String, media: CallMedia? = nil, powerSaver: PowerSaver? = nil) {
         self.node = node
@@ -324,7 +326,13 @@ final class GroupCallModel: ObservableObject {
                 media?.setRotationListener { [weak self] degrees in
                     guard let self else { return }
                     self.rotation = degrees
-                    Task { await self.guarded { try await self.announce() } }
+                    // One announcement at a time, in order; a failed one is not the screen's error.
+                    let before = self.turning
+                    self.turning = Task {
+                        await before?.value
+                        guard !Task.isCancelled, self.call != nil else { return }
+                        try? await self.announce()
+                    }
                 }
             }
             try await announce()
@@ -343,6 +351,8 @@ final class GroupCallModel: ObservableObject {
     func leave() async {
         await guarded {
             media?.setRotationListener(nil)
+            turning?.cancel()
+            turning = nil
             rotation = 0
             media?.stop()
             call?.stop()

@@ -1,6 +1,7 @@
 import PeernsKit
 import QuickLook
 import SwiftUI
+import UIKit
 import UniformTypeIdentifiers
 
 /// Groups: ours, create one, join by an invite link.
@@ -272,7 +273,13 @@ struct MonitorScreen: View {
             guard let events = node.events() else { return }
             for await event in events { model.apply(event) }
         }
-        .onDisappear { model.close() }
+        // iOS lets no app use the camera in the background: an armed iPhone keeps this screen
+        // shown, and the screen from locking.
+        .onChange(of: model.armed) { armed in UIApplication.shared.isIdleTimerDisabled = armed != nil }
+        .onDisappear {
+            UIApplication.shared.isIdleTimerDisabled = false
+            model.close()
+        }
     }
 }
 

@@ -75,7 +75,7 @@ enum AnnexB {
 /// whatever the phone's orientation, and they are sent so (turning them would cost a pass per
 /// frame); the receiver turns them by what we announce, as Android's `VideoRotation` does. The
 /// mapping is the one WebRTC's iOS capturer uses (a front camera's landscape is the other way
-/// round). Face up, face down and unknown say nothing (nil): the last rotation stays.
+/// round). Face up, face down and unknown say nothing (nil): the way it was last held stays.
 public enum CameraRotation {
     public static func of(_ device: UIDeviceOrientation, front: Bool) -> Int? {
         switch device {
@@ -95,11 +95,12 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
     private let sink: EncodedFrameSink
     private let capture = AVCaptureSession()
     private let queue = DispatchQueue(label: "peerns.video-encoder")
-    private var session: VTCompressionSession?
+    private var compression: VTCompressionSession?
     private var keyframeWanted = false
     // Main thread only: the camera in use, our picture's rotation, the orientation observer.
     private var front = false
-    private var rotation = 90 // held upright until the phone says otherwise
+    private var held: UIDeviceOrientation = .portrait // until the phone says otherwise
+    private var rotation: Int?
     private var orientationObserver: NSObjectProtocol?
 
     /// Told how far our picture must be turned clockwise (`CameraRotation`) when the camera
@@ -127,7 +128,7 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
         VTSessionSetProperty(made, key: kVTCompressionPropertyKey_AllowFrameReordering, value: kCFBooleanFalse)
         VTSessionSetProperty(made, key: kVTCompressionPropertyKey_MaxKeyFrameIntervalDuration, value: 2 as CFNumber)
         VTSessionSetProperty(made, key: kVTCompressionPropertyKey_AverageBitRate, value: 600_000 as CFNumber)
-        session = made
+        compression = made
         capture.beginConfiguration()
         capture.sessionPreset = .vga640x480
         capture.addInput(try AVCaptureDeviceInput(device: device))
@@ -145,17 +146,17 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
         capture.inputs.forEach(capture.removeInput)
         capture.outputs.forEach(capture.removeOutput)
         queue.sync {
-            if let session { VTCompressionSessionInvalidate(session) }
-            session = nil
+            if let compression { VTCompressionSessionInvalidate(compression) }
+            compression = nil
         }
     }
 
     public func captureOutput(_ output: AVCaptureOutput, didOutput sampleBuffer: CMSampleBuffer, from connection: AVCaptureConnection) {
-        guard let session, let image = CMSampleBufferGetImageBuffer(sampleBuffer) else { return }
+        guard let compression, let image = CMSampleBufferGetImageBuffer(sampleBuffer) else { return }
         let pts = CMSampleBufferGetPresentationTimeStamp(sampleBuffer)
         let options = keyframeWanted ? [kVTEncodeFrameOptionKey_ForceKeyFrame: kCFBooleanTrue] as CFDictionary : nil
         keyframeWanted = false
-        VTCompressionSessionEncodeFrame(session, imageBuffer: image, presentationTimeStamp: pts, duration: .invalid, frameProperties: options, infoFlagsOut: nil) { [sink] status, _, encoded in
+        VTCompressionSessionEncodeFrame(compression, imageBuffer: image, presentationTimeStamp: pts, duration: .invalid, frameProperties: options, infoFlagsOut: nil) { [sink] status, _, encoded in
             guard status == noErr, let encoded, let block = CMSampleBufferGetDataBuffer(encoded), let format = CMSampleBufferGetFormatDescription(encoded) else { return }
             let attachments = CMSampleBufferGetSampleAttachmentsArray(encoded, createIfNecessary: false) as? [[CFString: Any]]
             let keyframe = !(attachments?.first?[kCMSampleAttachmentKey_NotSync] as? Bool ?? false)
@@ -188,26 +189,30 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
     }
 
     private func unwatchOrientation() {
-        DispatchQueue.main.async { [weak self] in
-            guard let self, let observer = self.orientationObserver else { return }
+        // Held strongly: the observer must go even if this encoder is dropped meanwhile.
+        DispatchQueue.main.async { [self] in
+            guard let observer = orientationObserver else { return }
             NotificationCenter.default.removeObserver(observer)
             UIDevice.current.endGeneratingDeviceOrientationNotifications()
-            self.orientationObserver = nil
+            orientationObserver = nil
         }
     }
 
-    /// On the main thread.
+    /// On the main thread. Face up, face down and unknown keep the way it was last held (mapped
+    /// for the camera in use now: a switched camera's landscape is the other way round).
     private func turned(always: Bool) {
-        let now = CameraRotation.of(UIDevice.current.orientation, front: front) ?? rotation
-        if always || now != rotation {
-            rotation = now
-            onRotation?(now)
+        let now = UIDevice.current.orientation
+        if CameraRotation.of(now, front: front) != nil { held = now }
+        let degrees = CameraRotation.of(held, front: front) ?? 90
+        if always || degrees != rotation {
+            rotation = degrees
+            onRotation?(degrees)
         }
     }
 
     public func targetBitrate(bps: UInt64) {
         queue.async {
-            if let session = self.session { VTSessionSetProperty(session, key: kVTCompressionPropertyKey_AverageBitRate, value: bps as CFNumber) }
+            if let compression = self.compression { VTSessionSetProperty(compression, key: kVTCompressionPropertyKey_AverageBitRate, value: bps as CFNumber) }
         }
     }
 }

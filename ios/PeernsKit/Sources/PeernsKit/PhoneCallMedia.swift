@@ -189,7 +189,7 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
 
     public func setCamera(_ facing: String?) {
         video.stop()
-        DispatchQueue.main.async { [weak self] in self?.rotation = nil }
+        rotation = nil
         guard let facing, locked({ capturing }) else { return }
         do { try video.start(facing: facing) } catch { onError("camera: \(error)") }
     }
@@ -220,7 +220,7 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
             capturing = false
         }
         video.stop()
-        DispatchQueue.main.async { [weak self] in self?.rotation = nil }
+        rotation = nil
         stopAudio()
         locked {
             decoders.values.forEach { $0.release() }

@@ -2,11 +2,14 @@ package org.peerns.app
 
 import java.io.File
 import org.peerns.android.PeernsService
+import org.peerns.app.model.CallMedia
+import org.peerns.app.model.SoundLevels
 import org.peerns.ffi.NodeConfig
 
 /**
  * The app's node: the signaling server from [AppSettings] (the public PeerJS server unless the
- * user chose another) and a public STUN server. Open only so that tests can supply a keystore.
+ * user chose another) and a public STUN server, and the baby monitor, which goes on with the
+ * screen off ([monitor]). Open only so that tests can supply a keystore and the monitor's media.
  */
 open class AppService : PeernsService() {
     override fun config(): NodeConfig {
@@ -19,6 +22,33 @@ open class AppService : PeernsService() {
             loopbackOnly = settings.loopbackOnly,
             displayName = null,
         )
+    }
+
+    private var monitor: MonitorKeeper? = null
+
+    /**
+     * The baby monitor of the running node, kept while the service runs (made on first use, a
+     * new one for a new node), or null while no node runs. Main thread.
+     */
+    fun monitor(): MonitorKeeper? {
+        val node = node?.takeIf { running.value } ?: return null
+        monitor?.takeIf { it.node === node }?.let { return it }
+        monitor?.close()
+        val camera = monitorCamera()
+        return MonitorKeeper(this, node, monitorMicrophone(), camera) { (camera as? AndroidCallMedia)?.close() ?: camera?.stop() }
+            .also { monitor = it }
+    }
+
+    /** The microphone's levels for the monitor's sound alert (open for tests). */
+    protected open fun monitorMicrophone(): SoundLevels? = MicrophoneLevels.create(this)
+
+    /** The camera and microphone the monitor streams (open for tests). */
+    protected open fun monitorCamera(): CallMedia? = AndroidCallMedia.create(this)
+
+    override fun onDestroy() {
+        monitor?.close()
+        monitor = null
+        super.onDestroy()
     }
 
     companion object {

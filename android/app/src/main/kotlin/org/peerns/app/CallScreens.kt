@@ -1,5 +1,6 @@
 package org.peerns.app
 
+import android.os.Build
 import android.text.format.DateFormat
 import android.view.View
 import android.widget.Button
@@ -108,16 +109,13 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
 }
 
 /**
- * The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone. While
- * this screen is shown, the sound alert listens to the [microphone] and a watcher's call gets the
- * armed [camera] and the microphone (Android 10+; the permissions are asked when arming).
+ * The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone. The
+ * service keeps [model] ([MonitorKeeper]): once armed here (the camera and microphone
+ * permissions are asked when arming, Android 10+), the sound alert listens and a watcher's call
+ * gets the armed camera and the microphone with the screen off or another screen shown, until
+ * disarmed here.
  */
-class MonitorView(
-    host: Host,
-    private val model: MonitorViewModel,
-    private val microphone: MicrophoneLevels?,
-    private val camera: AndroidCallMedia?,
-) : ScreenView(host) {
+class MonitorView(host: Host, private val model: MonitorViewModel) : ScreenView(host) {
     private val armState = ui.text()
     private val threshold = ui.input("Sound alert at (dBFS, e.g. -30; empty: no alert)", "-30")
     private val contacts = ui.column()
@@ -131,10 +129,7 @@ class MonitorView(
         armState, threshold,
         ui.row().with(
             ui.button("Arm (back camera)") { arm(threshold.text.toString().trim().toFloatOrNull()) },
-            ui.button("Disarm") {
-                act { model.disarm() }
-                host.service?.setCapturing(camera = false, microphone = false)
-            },
+            ui.button("Disarm") { act { model.disarm() } },
         ),
         error,
         ui.label("Contacts at Full access"), contacts,
@@ -146,18 +141,9 @@ class MonitorView(
      * alert) may be used: asked now.
      */
     private fun arm(alertDbfs: Float?) {
-        if (camera == null && (alertDbfs == null || microphone == null)) return act { model.arm("environment", alertDbfs) }
-        host.withMedia(camera = camera != null) { granted ->
-            host.service?.setCapturing(camera = granted, microphone = true)
-            act { model.arm("environment", alertDbfs) }
-        }
-    }
-
-    override fun hidden() {
-        microphone?.stop()
-        model.close()
-        camera?.close()
-        host.service?.setCapturing(camera = false, microphone = false)
+        if (Build.VERSION.SDK_INT < Build.VERSION_CODES.Q) return act { model.arm("environment", alertDbfs) }
+        // Armed, the keeper claims the camera and microphone types of the permissions granted.
+        host.withMedia(camera = true) { act { model.arm("environment", alertDbfs) } }
     }
 
     override fun shown() {
@@ -195,10 +181,6 @@ class MonitorView(
             }
         }
         act { model.refresh() }
-    }
-
-    override fun onEvent(event: NodeEvent) {
-        model.onEvent(event)
     }
 }
 

@@ -99,11 +99,9 @@ fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView {
             GroupCallView(host, GroupCallViewModel(node, screen.group, media, saver), media)
         }
         Screen.Call -> AndroidCallMedia.create(host.context).let { media -> CallView(host, CallViewModel(node, media, saver), media) }
-        Screen.Monitor -> {
-            val mic = MicrophoneLevels.create(host.context)
-            val camera = AndroidCallMedia.create(host.context)
-            MonitorView(host, MonitorViewModel(node, mic, camera), mic, camera)
-        }
+        // The service keeps the monitor: armed, it goes on with the screen off.
+        Screen.Monitor -> (host.service as? AppService)?.monitor()?.let { MonitorView(host, it.model) }
+            ?: MessageView(host, "The baby monitor needs the running node")
         Screen.Backup -> BackupView(host, BackupViewModel(node, saver))
     }
 }

@@ -105,6 +105,9 @@ abstract class PeernsService : Service() {
 
     /** The camera and microphone foreground types of what captures now ([setCapturing]). */
     private var capturing = 0
+
+    /** The types each capturer claims, by owner. */
+    private val claims = HashMap<String, Int>()
     private var foreground = false
 
     /**
@@ -144,14 +147,24 @@ abstract class PeernsService : Service() {
     }
 
     /**
-     * A call or the baby monitor captures with the [camera] and/or the [microphone] (or stopped:
-     * both false). Call it from a visible screen once their permissions are granted: adds the
-     * camera and microphone foreground types (each only with its permission) while it lasts.
+     * The screen shown captures with the [camera] and/or the [microphone] (or stopped: both
+     * false): [setCapturing] for the owner [SCREEN_CAPTURE].
      */
-    fun setCapturing(camera: Boolean, microphone: Boolean) {
+    fun setCapturing(camera: Boolean, microphone: Boolean) = setCapturing(SCREEN_CAPTURE, camera, microphone)
+
+    /**
+     * [owner] (a call's screen, or the baby monitor that goes on with the screen off) captures
+     * with the [camera] and/or the [microphone], or stopped (both false). Call it from a visible
+     * screen once their permissions are granted: the camera and microphone foreground types
+     * (each only with its permission) are held while any owner claims them.
+     */
+    @Synchronized
+    fun setCapturing(owner: String, camera: Boolean, microphone: Boolean) {
         val granted = { permission: String -> checkSelfPermission(permission) == PackageManager.PERMISSION_GRANTED }
-        capturing = (if (camera && granted(Manifest.permission.CAMERA)) ServiceInfo.FOREGROUND_SERVICE_TYPE_CAMERA else 0) or
+        val types = (if (camera && granted(Manifest.permission.CAMERA)) ServiceInfo.FOREGROUND_SERVICE_TYPE_CAMERA else 0) or
             (if (microphone && granted(Manifest.permission.RECORD_AUDIO)) ServiceInfo.FOREGROUND_SERVICE_TYPE_MICROPHONE else 0)
+        if (types == 0) claims.remove(owner) else claims[owner] = types
+        capturing = claims.values.fold(0) { all, claimed -> all or claimed }
         if (foreground) enterForeground()
     }
 
@@ -455,6 +468,9 @@ abstract class PeernsService : Service() {
     companion object {
         /** The intent action that stops the service. */
         const val ACTION_STOP = "org.peerns.action.STOP"
+
+        /** The owner of the shown screen's capture ([setCapturing]). */
+        const val SCREEN_CAPTURE = "screen"
         private const val NOTIFICATION_ID = 1
 
         /**
