@@ -16,9 +16,12 @@ import android.media.MediaFormat
 import android.os.Bundle
 import android.os.Handler
 import android.os.HandlerThread
+import android.os.Looper
 import android.util.Size
 import android.view.Surface
+import java.util.concurrent.CountDownLatch
 import java.util.concurrent.Executor
+import java.util.concurrent.TimeUnit
 import kotlin.math.abs
 import org.peerns.media.AccessUnitAssembler
 
@@ -74,18 +77,29 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
 
     /**
      * Shows the camera's picture on [surface] too (a SurfaceView's: the camera rounds its size to
-     * one it supports), or no longer (null); takes effect at once if the camera runs.
+     * one it supports), or no longer (null); takes effect at once if the camera runs. Taking the
+     * preview away returns once the camera's session that drew into it is closed (at most
+     * [PREVIEW_GONE_WAIT_MS]): a destroyed surface must not be drawn into after
+     * `SurfaceHolder.Callback.surfaceDestroyed` returns.
      */
     fun setPreview(surface: Surface?) {
-        handler.post {
-            if (preview === surface) return@post
-            preview = surface
-            val device = camera ?: return@post
-            val input = this.surface ?: return@post
-            session?.close()
-            session = null
-            capture(device, input, surface)
+        val done = CountDownLatch(1)
+        val change = Runnable {
+            try {
+                if (preview === surface) return@Runnable
+                preview = surface
+                val device = camera ?: return@Runnable
+                val input = this.surface ?: return@Runnable
+                session?.close()
+                session = null
+                capture(device, input, surface)
+            } finally {
+                done.countDown()
+            }
         }
+        if (Looper.myLooper() == handler.looper) return change.run()
+        handler.post(change)
+        if (surface == null) done.await(PREVIEW_GONE_WAIT_MS, TimeUnit.MILLISECONDS)
     }
 
     /** Stops the camera and the encoder (the thread stays for a later [start]). */
@@ -247,6 +261,9 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
     }
 
     companion object {
+        /** How long taking the preview away waits for the camera's thread. */
+        const val PREVIEW_GONE_WAIT_MS = 500L
+
         const val WIDTH = 640
         const val HEIGHT = 480
         const val FPS = 30
