@@ -372,6 +372,10 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
     let mut members: BTreeMap<ParticipantId, Member> = BTreeMap::new();
     let mut tap: Option<mpsc::Sender<Tapped>> = None;
     let mut next_budget = Instant::now() + BUDGET_EVERY;
+    // Rotations not passed on yet: a change is told once, so it waits for room in the events'
+    // queue rather than being dropped like the frequent events (never awaited: the group's
+    // task may be waiting for this loop).
+    let mut rotations: BTreeMap<ParticipantId, u16> = BTreeMap::new();
     loop {
         let deadline = fwd
             .poll_timeout()
@@ -452,6 +456,7 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
             }
             Some(Input::Pli { id, slot }) => fwd.handle_pli(now, id, slot),
             Some(Input::Leave(id)) => {
+                rotations.remove(&id);
                 if let Some(m) = members.remove(&id) {
                     fwd.remove_participant(now, id);
                     m.conn.close().await;
@@ -462,7 +467,7 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
             }
             Some(Input::Tap(t)) => tap = Some(t),
             Some(Input::Rotation { id, degrees }) => {
-                let _ = events.try_send(HubEvent::Rotation { id, degrees });
+                rotations.insert(id, degrees);
             }
             Some(Input::LocalKeyframe(source)) => {
                 perform(SfuAction::RequestKeyframe(source), now, &members, &events);
@@ -481,6 +486,12 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
         while let Some(action) = fwd.poll_action() {
             perform(action, arrived, &members, &events);
         }
+        rotations.retain(|&id, &mut degrees| {
+            matches!(
+                events.try_send(HubEvent::Rotation { id, degrees }),
+                Err(mpsc::error::TrySendError::Full(_))
+            )
+        });
     }
 }
 

@@ -57,6 +57,15 @@ impl CallMedia {
     }
 }
 
+/// Our camera's picture on `conn` says it must be turned `degrees` (the screen's never does).
+fn turn_picture(conn: &MediaConnection, degrees: u16) {
+    for t in conn.local_tracks() {
+        if t.spec().name == "video" {
+            t.set_rotation(degrees);
+        }
+    }
+}
+
 /// The tracks we send for `kinds`.
 pub(crate) fn track_specs(kinds: Kinds) -> Vec<TrackSpec> {
     let mut out = vec![];
@@ -213,15 +222,16 @@ impl Inner {
 
     fn set_call_connection(this: &Arc<Inner>, call: CallId, conn: MediaConnection) {
         let mut calls = lock(&this.calls);
-        let peer = calls
+        let active = calls
             .machine
             .active()
             .filter(|c| c.id == call)
-            .map(|c| c.peer);
-        if let Some(peer) = peer {
+            .map(|c| (c.peer, c.local_media.rotation));
+        if let Some((peer, rotation)) = active {
+            // Turned before anyone waiting for the connection can send a frame on it.
+            turn_picture(&conn, rotation);
             calls.media.watch().send_replace(Some((call, conn)));
             drop(calls);
-            Inner::turn_call_picture(this);
             this.emit(super::NodeEvent::CallMediaConnected {
                 call: hex::encode(call),
                 fingerprint: peer.to_hex(),
@@ -243,11 +253,7 @@ impl Inner {
         if let Some((id, conn)) = &*conn.borrow()
             && *id == c.id
         {
-            for t in conn.local_tracks() {
-                if t.spec().name == "video" {
-                    t.set_rotation(c.local_media.rotation);
-                }
-            }
+            turn_picture(conn, c.local_media.rotation);
         }
     }
 

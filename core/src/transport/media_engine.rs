@@ -49,31 +49,35 @@ pub const FORWARDED_EXTENSIONS: [(u8, &str); 2] = [
     (FORWARDED_AUDIO_LEVEL, AUDIO_LEVEL_URI),
     (FORWARDED_ORIENTATION, VIDEO_ORIENTATION_URI),
 ];
-/// The audio level's ID in a forwarded packet (high, unlike what connections negotiate, so
-/// that a packet not moved on the way in or out shows).
+/// The audio level's ID in a forwarded packet (any of 1–14 would do; these are not the ones our
+/// own connections negotiate, so that a test sees a packet not moved on the way in or out).
 pub const FORWARDED_AUDIO_LEVEL: u8 = 14;
 /// The video orientation's ID in a forwarded packet.
 pub const FORWARDED_ORIENTATION: u8 = 13;
 
-/// Keeps the header extensions `map` gives a new ID (`None`: dropped) under that ID.
+/// Keeps the header extensions `map` gives a new ID (`None`: dropped) under that ID, in place
+/// (no allocation: every forwarded packet goes through here). The result is RFC 8285's one-byte
+/// form, so only IDs 1–14 with payloads of 1–16 bytes are kept; anything else is dropped rather
+/// than sent malformed.
 pub fn rewrite_extensions(header: &mut rtc::rtp::header::Header, map: impl Fn(u8) -> Option<u8>) {
     if !header.extension {
         return;
     }
-    let kept: Vec<(u8, bytes::Bytes)> = std::mem::take(&mut header.extensions)
-        .into_iter()
-        .filter_map(|e| Some((map(e.id)?, e.payload)))
-        .collect();
-    header.extension = false;
-    header.extension_profile = 0;
-    header.extensions_padding = 0;
-    for (id, payload) in kept {
-        // Only IDs 1–14 and payloads a one-byte header takes are kept; no error is possible
-        // then, and any other extension is dropped rather than sent malformed.
-        if (1..=14).contains(&id) && (1..=16).contains(&payload.len()) {
-            let _ = header.set_extension(id, payload);
+    header.extensions.retain_mut(|e| match map(e.id) {
+        Some(id) if (1..=14).contains(&id) && (1..=16).contains(&e.payload.len()) => {
+            e.id = id;
+            true
         }
-    }
+        _ => false,
+    });
+    header.extension = !header.extensions.is_empty();
+    header.extension_profile = if header.extension {
+        rtc::rtp::header::EXTENSION_PROFILE_ONE_BYTE
+    } else {
+        0
+    };
+    // Marshalling pads the block to whole 32-bit words itself.
+    header.extensions_padding = 0;
 }
 
 /// The ID an SDP gives the header extension `uri` (`a=extmap:<id>[/<direction>] <uri>`); the

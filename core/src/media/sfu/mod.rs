@@ -58,8 +58,9 @@ pub struct TrackInfo {
     pub codec: Codec,
     /// Its RTP clock rate (90,000 for video, 48,000 for Opus).
     pub clock_rate: u32,
-    /// Header extension ID of the RFC 6464 audio level on its packets, as negotiated on the
-    /// publisher's connection (`None`: not negotiated; speakers then rank in join order).
+    /// Header extension ID of the RFC 6464 audio level on its packets as the forwarder gets
+    /// them (the hub moves it to `FORWARDED_AUDIO_LEVEL`; `None`: the publisher did not
+    /// negotiate it, and speakers then rank in join order).
     pub audio_level_ext: Option<u8>,
 }
 

@@ -31,7 +31,8 @@ pub(super) fn forward_events(
                     }
                     Some(HubEvent::Speakers(who)) => heard = who,
                     Some(HubEvent::Rotation { id, degrees }) => {
-                        let _ = tx.try_send(Cmd::Call(CallCmd::Rotation(id, degrees)));
+                        // Rare and never sent again: awaited, not dropped.
+                        let _ = tx.send(Cmd::Call(CallCmd::Rotation(id, degrees))).await;
                         continue;
                     }
                     None => return,

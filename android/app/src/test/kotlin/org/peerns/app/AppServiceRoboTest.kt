@@ -25,7 +25,6 @@ import org.junit.runner.RunWith
 import org.peerns.android.PeernsService
 import org.peerns.android.StartProblem
 import org.peerns.testing.MemoryKeyStore
-import org.peerns.testing.SIGNAL_URL
 import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
 import org.robolectric.RuntimeEnvironment
@@ -50,12 +49,7 @@ class AppServiceRoboTest {
 
     @Before
     fun loopbackSettings() {
-        AppSettings(app).apply {
-            signalingUrl = SIGNAL_URL
-            iceServers = emptyList()
-            loopbackOnly = true
-        }
-        InMemoryKeyAppService.keys.key = null
+        useLoopbackNode(app)
     }
 
     private fun texts(view: View): List<String> = when (view) {

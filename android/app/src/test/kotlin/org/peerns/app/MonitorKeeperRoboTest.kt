@@ -15,7 +15,6 @@ import org.junit.runner.RunWith
 import org.peerns.app.model.FakeMicrophone
 import org.peerns.app.model.RecordingMedia
 import org.peerns.ffi.Trust
-import org.peerns.testing.SIGNAL_URL
 import org.peerns.testing.makeContacts
 import org.peerns.testing.startedNode
 import org.robolectric.Robolectric
@@ -46,12 +45,7 @@ class MonitorKeeperRoboTest {
 
     @Before
     fun loopbackSettings() {
-        AppSettings(app).apply {
-            signalingUrl = SIGNAL_URL
-            iceServers = emptyList()
-            loopbackOnly = true
-        }
-        InMemoryKeyAppService.keys.key = null
+        useLoopbackNode(app)
         shadowOf(app).grantPermissions(Manifest.permission.CAMERA, Manifest.permission.RECORD_AUDIO)
     }
 

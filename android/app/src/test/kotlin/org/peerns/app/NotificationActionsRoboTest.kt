@@ -26,7 +26,6 @@ import org.peerns.app.model.Screen
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.PeernsNotification
-import org.peerns.testing.SIGNAL_URL
 import org.peerns.testing.makeContacts
 import org.peerns.testing.startedNode
 import org.robolectric.Robolectric
@@ -51,12 +50,7 @@ class NotificationActionsRoboTest {
             component,
             IntentFilter(Intent.ACTION_MAIN).apply { addCategory(Intent.CATEGORY_LAUNCHER) },
         )
-        AppSettings(app).apply {
-            signalingUrl = SIGNAL_URL
-            iceServers = emptyList()
-            loopbackOnly = true
-        }
-        InMemoryKeyAppService.keys.key = null
+        useLoopbackNode(app)
     }
 
     private fun notifier() = AndroidNotifier(app, actions = InMemoryKeyAppService::class.java)

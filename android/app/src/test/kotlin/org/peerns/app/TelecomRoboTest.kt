@@ -24,7 +24,6 @@ import org.peerns.android.PeernsConnectionService
 import org.peerns.android.PeernsTelecom
 import org.peerns.ffi.CallKinds
 import org.peerns.telecom.CallControl
-import org.peerns.testing.SIGNAL_URL
 import org.peerns.testing.makeContacts
 import org.peerns.testing.startedNode
 import org.robolectric.Robolectric
@@ -71,12 +70,7 @@ class TelecomRoboTest {
     fun setUp() {
         telecomFeature(true)
         shadowOf(telecom).setConnectionService(Robolectric.setupService(PeernsConnectionService::class.java))
-        AppSettings(app).apply {
-            signalingUrl = SIGNAL_URL
-            iceServers = emptyList()
-            loopbackOnly = true
-        }
-        InMemoryKeyAppService.keys.key = null
+        useLoopbackNode(app)
     }
 
     @After
