@@ -46,6 +46,7 @@ open class AppService : PeernsService() {
     protected open fun monitorCamera(): CallMedia? = AndroidCallMedia.create(this)
 
     override fun onDestroy() {
+        // The monitor stops while its node still runs (the node stops in super).
         monitor?.close()
         monitor = null
         super.onDestroy()

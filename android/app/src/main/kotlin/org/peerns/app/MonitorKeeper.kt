@@ -29,7 +29,7 @@ import org.peerns.ffi.PeernsException
 class MonitorKeeper(
     private val service: PeernsService,
     val node: Peerns,
-    microphone: SoundLevels?,
+    private val microphone: SoundLevels?,
     private val media: CallMedia?,
     private val release: () -> Unit = { media?.stop() },
 ) {
@@ -51,13 +51,16 @@ class MonitorKeeper(
         }
     }
 
-    /** The node stops (or a new one replaces it): the stream's media stops, the claims go. */
+    /**
+     * The node stops (or a new one replaces it): the sound alert stops listening and the stream's
+     * media stops, then [release]. The claims stay with the service (it goes, or the next
+     * keeper's first state, not armed, lets them go).
+     */
     fun close() {
         events.cancel()
         main.cancel()
-        model.close()
-        release()
-        service.setCapturing(CAPTURE_OWNER, camera = false, microphone = false)
+        microphone?.stop()
+        model.close().invokeOnCompletion { release() }
     }
 
     companion object {

@@ -6,6 +6,7 @@ import android.content.pm.ServiceInfo
 import java.io.File
 import kotlin.test.assertEquals
 import kotlin.test.assertNotNull
+import kotlin.test.assertNull
 import kotlin.test.assertSame
 import kotlin.test.assertTrue
 import kotlinx.coroutines.runBlocking
@@ -31,8 +32,8 @@ class MonitorMediaAppService : AppService() {
     override fun monitorCamera() = camera
 
     companion object {
-        val microphone = FakeMicrophone()
-        val camera = RecordingMedia()
+        var microphone = FakeMicrophone()
+        var camera = RecordingMedia()
     }
 }
 
@@ -46,6 +47,8 @@ class MonitorKeeperRoboTest {
     @Before
     fun loopbackSettings() {
         useLoopbackNode(app)
+        MonitorMediaAppService.microphone = FakeMicrophone()
+        MonitorMediaAppService.camera = RecordingMedia()
         shadowOf(app).grantPermissions(Manifest.permission.CAMERA, Manifest.permission.RECORD_AUDIO)
     }
 
@@ -70,13 +73,14 @@ class MonitorKeeperRoboTest {
             val model = keeper.model
             assertTrue(runBlocking { model.allow(bobFp) })
             assertTrue(runBlocking { model.arm("environment", -30f) })
-            idleUntil { service.foregroundTypes.takeIf { it and capture == capture } }
+            // The capture types, without dataSync (its daily allowance would end the night).
+            idleUntil { service.foregroundTypes.takeIf { it == capture } }
             assertNotNull(MonitorMediaAppService.microphone.onLevel, "the sound alert listens")
 
             // A call's screen lets its capture go: the monitor's claim stays.
             service.setCapturing(camera = true, microphone = true)
             service.setCapturing(camera = false, microphone = false)
-            assertEquals(capture, service.foregroundTypes and capture)
+            assertEquals(capture, service.foregroundTypes)
 
             // Bob watches: the service's monitor hears the node's events itself and streams.
             val call = runBlocking { bob.rpcWatch(ann.identity().fingerprint, "environment", 15_000uL) }
@@ -88,11 +92,16 @@ class MonitorKeeperRoboTest {
 
             assertTrue(runBlocking { model.disarm() })
             assertTrue(camera.stopped)
-            idleUntil { service.foregroundTypes.takeIf { it and capture == 0 } }
+            idleUntil { service.foregroundTypes.takeIf { it == ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC } }
+
+            // Armed again when the service goes: the sound alert stops listening with it.
+            assertTrue(runBlocking { model.arm("environment", -30f) })
+            assertNotNull(MonitorMediaAppService.microphone.onLevel)
         } finally {
             runBlocking { bob.stop() }
             bob.close()
             controller.destroy()
         }
+        assertNull(MonitorMediaAppService.microphone.onLevel, "the microphone stopped with the service")
     }
 }

@@ -108,6 +108,9 @@ abstract class PeernsService : Service() {
 
     /** The types each capturer claims, by owner. */
     private val claims = HashMap<String, Int>()
+
+    /** Whether the foreground notification says stadium mode is on. */
+    private var shownStadium = false
     private var foreground = false
 
     /**
@@ -164,7 +167,9 @@ abstract class PeernsService : Service() {
         val types = (if (camera && granted(Manifest.permission.CAMERA)) ServiceInfo.FOREGROUND_SERVICE_TYPE_CAMERA else 0) or
             (if (microphone && granted(Manifest.permission.RECORD_AUDIO)) ServiceInfo.FOREGROUND_SERVICE_TYPE_MICROPHONE else 0)
         if (types == 0) claims.remove(owner) else claims[owner] = types
-        capturing = claims.values.fold(0) { all, claimed -> all or claimed }
+        val now = claims.values.fold(0) { all, claimed -> all or claimed }
+        if (now == capturing) return
+        capturing = now
         if (foreground) enterForeground()
     }
 
@@ -383,7 +388,9 @@ abstract class PeernsService : Service() {
                     }
                 }
             }
-            else -> enterForeground()
+            // The activity's startForegroundService (it is visible): Android wants startForeground
+            // for each such start, even in the foreground already.
+            else -> enterForeground(always = true)
         }
         // Not sticky: Android 12+ does not let a restart from the background enter the foreground.
         return START_NOT_STICKY
@@ -398,6 +405,9 @@ abstract class PeernsService : Service() {
     }
 
     override fun onDestroy() {
+        // Nothing re-enters the foreground from here on.
+        foreground = false
+        claims.clear()
         network?.close()
         network = null
         powerSaver?.close()
@@ -430,8 +440,17 @@ abstract class PeernsService : Service() {
         super.onDestroy()
     }
 
-    /** Enters the foreground, or changes its types, with the types of the features now on. */
-    private fun enterForeground() {
+    /**
+     * Enters the foreground, or changes its types, with the types of the features now on; unless
+     * [always], nothing when it is there with those types and that notification already (a
+     * notification's action runs while the app is in the background, when Android 14+ refuses a
+     * camera or microphone type held by the baby monitor: asking again for the same would throw).
+     */
+    private fun enterForeground(always: Boolean = false) {
+        val stadium = mutableStadium.value
+        val types = foregroundTypesFor(stadium && hasLocationPermission(this), capturing)
+        val same = foreground && stadium == shownStadium && (Build.VERSION.SDK_INT < Build.VERSION_CODES.Q || types == foregroundTypes)
+        if (same && !always) return
         NotificationChannels.create(this)
         val stop = PendingIntent.getService(
             this,
@@ -443,7 +462,7 @@ abstract class PeernsService : Service() {
             .setSmallIcon(android.R.drawable.stat_sys_upload_done)
             .setContentTitle("PeerNS is online")
             .setContentText(
-                if (mutableStadium.value) "Stadium mode is on: nearby people can see you" else "Your peers can reach this device",
+                if (stadium) "Stadium mode is on: nearby people can see you" else "Your peers can reach this device",
             )
             .setOngoing(true)
             .setContentIntent(openAppIntent(this, null))
@@ -456,13 +475,13 @@ abstract class PeernsService : Service() {
             )
             .build()
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q) {
-            val types = foregroundTypesFor(mutableStadium.value && hasLocationPermission(this)) or capturing
             startForeground(NOTIFICATION_ID, notification, types)
             foregroundTypes = types
         } else {
             startForeground(NOTIFICATION_ID, notification)
         }
         foreground = true
+        shownStadium = stadium
     }
 
     companion object {
@@ -474,11 +493,14 @@ abstract class PeernsService : Service() {
         private const val NOTIFICATION_ID = 1
 
         /**
-         * The foreground types: dataSync while the node runs, location only for stadium mode
-         * (camera and microphone are added while a call or the monitor captures).
+         * The foreground types: dataSync while the node runs, location only for stadium mode; the
+         * camera and microphone ones claimed ([capturing]) replace dataSync while a call or the
+         * monitor captures (Android 15+ gives dataSync 6 hours a day in the background: an
+         * overnight baby monitor would be stopped; the capture types have no such limit).
          */
-        fun foregroundTypesFor(stadium: Boolean): Int = ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC or
-            (if (stadium) ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION else 0)
+        fun foregroundTypesFor(stadium: Boolean, capturing: Int = 0): Int =
+            (if (capturing != 0) capturing else ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC) or
+                (if (stadium) ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION else 0)
     }
 }
 

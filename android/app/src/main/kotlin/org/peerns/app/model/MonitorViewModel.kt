@@ -2,6 +2,7 @@ package org.peerns.app.model
 
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.Job
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.cancel
 import kotlinx.coroutines.flow.MutableStateFlow
@@ -228,9 +229,9 @@ class MonitorViewModel(
         return ended
     }
 
-    /** Stops the stream's media (the screen went; the call itself ends with the watcher). */
-    fun close() {
-        scope.launch { streamLock.withLock { stopStream(resumeAlert = false) } }.invokeOnCompletion { scope.cancel() }
+    /** Stops the stream's media (the call itself ends with the watcher); done when the returned job is. */
+    fun close(): Job = scope.launch { streamLock.withLock { stopStream(resumeAlert = false) } }.also { job ->
+        job.invokeOnCompletion { scope.cancel() }
     }
 
     private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)

@@ -78,9 +78,10 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
     /**
      * Shows the camera's picture on [surface] too (a SurfaceView's: the camera rounds its size to
      * one it supports), or no longer (null); takes effect at once if the camera runs. Taking the
-     * preview away returns once the camera's session that drew into it is closed (at most
-     * [PREVIEW_GONE_WAIT_MS]): a destroyed surface must not be drawn into after
-     * `SurfaceHolder.Callback.surfaceDestroyed` returns.
+     * preview away returns once the camera's thread has closed the session that drew into it (at
+     * most [PREVIEW_GONE_WAIT_MS]; Camera2 finishes closing it asynchronously, and a frame it
+     * still sends to a destroyed surface is dropped with a buffer error): a destroyed surface
+     * should not be drawn into after `SurfaceHolder.Callback.surfaceDestroyed` returns.
      */
     fun setPreview(surface: Surface?) {
         val done = CountDownLatch(1)
@@ -98,7 +99,8 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
             }
         }
         if (Looper.myLooper() == handler.looper) return change.run()
-        handler.post(change)
+        // A released encoder's thread takes nothing: no camera draws anywhere then.
+        if (!handler.post(change)) return
         if (surface == null) done.await(PREVIEW_GONE_WAIT_MS, TimeUnit.MILLISECONDS)
     }
 
