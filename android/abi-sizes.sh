@@ -38,7 +38,8 @@ spec() {
 abis=("$@")
 [ ${#abis[@]} -gt 0 ] || abis=(arm64-v8a armeabi-v7a x86_64)
 for abi in "${abis[@]}"; do
-    read -r rust clang_target headers <<<"$(spec "$abi")"
+    line="$(spec "$abi")" # (an unknown ABI stops the script here)
+    read -r rust clang_target headers <<<"$line"
     rustup target add "$rust" >/dev/null
     includes=""
     for dir in ${headers//:/ }; do
@@ -55,11 +56,12 @@ for abi in "${abis[@]}"; do
         llvm-ar rc "$stubs/lib$lib.a"
     done
     linker="$work/link-$abi"
-    printf '#!/bin/sh\nexec clang --target=%s -fuse-ld=lld -nostdlib -L%s "$@"\n' "$clang_target" "$stubs" >"$linker"
+    printf '#!/bin/sh\nexec clang --target=%s -fuse-ld=lld -nostdlib -L%q "$@"\n' "$clang_target" "$stubs" >"$linker"
     chmod +x "$linker"
     env_target="$(echo "$rust" | tr 'a-z-' 'A-Z_')"
     cc_target="$(echo "$rust" | tr '-' '_')"
-    env "CARGO_TARGET_${env_target}_LINKER=$linker" \
+    # A RUSTFLAGS of the caller would replace the page-size flag: unset here.
+    env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS "CARGO_TARGET_${env_target}_LINKER=$linker" \
         "CARGO_TARGET_${env_target}_RUSTFLAGS=-C link-arg=-Wl,-z,max-page-size=16384" \
         "CC_${cc_target}=clang" "AR_${cc_target}=llvm-ar" \
         "CFLAGS_${cc_target}=--target=$clang_target$includes" \
