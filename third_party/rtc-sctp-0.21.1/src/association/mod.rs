@@ -1568,8 +1568,9 @@ impl Association {
 
         // Advance peer_last_tsn
         while sna32lt(self.peer_last_tsn, c.new_cumulative_tsn) {
-            self.payload_queue.pop(self.peer_last_tsn + 1); // may not exist
-            self.peer_last_tsn += 1;
+            // PATCH(sctp-tsn-wrap)
+            self.payload_queue.pop(self.peer_last_tsn.wrapping_add(1)); // may not exist
+            self.peer_last_tsn = self.peer_last_tsn.wrapping_add(1);
         }
 
         // Report new peer_last_tsn value and abandoned largest SSN value to
@@ -1664,8 +1665,14 @@ impl Association {
         // Meaning, if peer_last_tsn+1 points to a chunk that is received,
         // advance peer_last_tsn until peer_last_tsn+1 points to unreceived chunk.
         //debug!("[{}] peer_last_tsn = {}", self.side, self.peer_last_tsn);
-        while self.payload_queue.pop(self.peer_last_tsn + 1).is_some() {
-            self.peer_last_tsn += 1;
+        // PATCH(sctp-tsn-wrap): the peer's TSNs cross u32::MAX after 4 G chunks from a random
+        // start (a debug build panicked there in a 64 MiB transfer).
+        while self
+            .payload_queue
+            .pop(self.peer_last_tsn.wrapping_add(1))
+            .is_some()
+        {
+            self.peer_last_tsn = self.peer_last_tsn.wrapping_add(1);
             //debug!("[{}] peer_last_tsn = {}", self.side, self.peer_last_tsn);
 
             let rst_reqs: Vec<ParamOutgoingResetRequest> =
@@ -2106,7 +2113,7 @@ impl Association {
         // reconfig_response_sequence_number.
         if !sis_to_reset.is_empty() {
             let rsn = self.generate_next_rsn();
-            let tsn = self.my_next_tsn - 1;
+            let tsn = self.my_next_tsn.wrapping_sub(1); // PATCH(sctp-tsn-wrap)
 
             let c = ChunkReconfig {
                 param_a: Some(Box::new(ParamOutgoingResetRequest {
@@ -2357,12 +2364,12 @@ impl Association {
 
             if !sis_to_reset.is_empty() {
                 let rsn = self.generate_next_rsn();
-                let tsn = self.my_next_tsn - 1;
+                let tsn = self.my_next_tsn.wrapping_sub(1); // PATCH(sctp-tsn-wrap)
                 debug!(
                     "[{}] sending RECONFIG: rsn={} tsn={} streams={:?}",
                     self.side,
                     rsn,
-                    self.my_next_tsn - 1,
+                    self.my_next_tsn.wrapping_sub(1), // PATCH(sctp-tsn-wrap)
                     sis_to_reset
                 );
 
