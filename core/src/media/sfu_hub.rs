@@ -299,15 +299,11 @@ async fn read_tracks(conn: MediaConnection, id: ParticipantId, tx: mpsc::Sender<
         tokio::spawn(async move {
             let mut turned = None;
             while let Some(mut p) = track.recv().await {
-                rewrite_extensions(&mut p.header, |theirs| {
-                    ids.iter()
-                        .find(|(t, _)| *t == theirs)
-                        .map(|(_, ours)| *ours)
-                });
-                let rotation = orientation(&p.header).filter(|_| kind == TrackKind::Video);
-                if rotation.is_some() && rotation != turned {
-                    turned = rotation;
-                    let degrees = rotation.unwrap_or_default();
+                rewrite_extensions(&mut p.header, &ids);
+                let changed = orientation(&p.header)
+                    .filter(|d| kind == TrackKind::Video && turned != Some(*d));
+                if let Some(degrees) = changed {
+                    turned = Some(degrees);
                     if tx.send(Input::Rotation { id, degrees }).await.is_err() {
                         return;
                     }

@@ -55,14 +55,15 @@ pub const FORWARDED_AUDIO_LEVEL: u8 = 14;
 /// The video orientation's ID in a forwarded packet.
 pub const FORWARDED_ORIENTATION: u8 = 13;
 
-/// Keeps the header extensions `map` gives a new ID (`None`: dropped) under that ID, in place
-/// (no allocation: every forwarded packet goes through here). The result is RFC 8285's one-byte
-/// form, so only IDs 1–14 with payloads of 1–16 bytes are kept; anything else is dropped rather
-/// than sent malformed.
-pub fn rewrite_extensions(header: &mut rtc::rtp::header::Header, map: impl Fn(u8) -> Option<u8>) {
+/// Keeps the header extensions whose ID `ids` maps (pairs of old ID, new ID) under the new ID and
+/// drops the others, in place (no allocation: every forwarded packet goes through here). The
+/// result is RFC 8285's one-byte form, so only IDs 1–14 with payloads of 1–16 bytes are kept;
+/// anything else is dropped rather than sent malformed.
+pub fn rewrite_extensions(header: &mut rtc::rtp::header::Header, ids: &[(u8, u8)]) {
     if !header.extension {
         return;
     }
+    let map = |id: u8| ids.iter().find(|(old, _)| *old == id).map(|(_, new)| *new);
     header.extensions.retain_mut(|e| match map(e.id) {
         Some(id) if (1..=14).contains(&id) && (1..=16).contains(&e.payload.len()) => {
             e.id = id;
@@ -408,11 +409,10 @@ mod tests {
         header
             .set_extension(13, bytes::Bytes::from_static(&[0x01]))
             .unwrap(); // CVO 90°
-        rewrite_extensions(&mut header, |id| match id {
-            3 => Some(FORWARDED_AUDIO_LEVEL),
-            13 => Some(FORWARDED_ORIENTATION),
-            _ => None,
-        });
+        rewrite_extensions(
+            &mut header,
+            &[(3, FORWARDED_AUDIO_LEVEL), (13, FORWARDED_ORIENTATION)],
+        );
         let wire = header.marshal().unwrap();
         let back = Header::unmarshal(&mut &wire[..]).unwrap();
         assert_eq!(back.get_extension_ids(), vec![14, 13]);
@@ -421,7 +421,7 @@ mod tests {
         assert_eq!((back.sequence_number, back.ssrc), (7, 9));
         // None kept: no extension block at all.
         let mut header = back;
-        rewrite_extensions(&mut header, |_| None);
+        rewrite_extensions(&mut header, &[]);
         assert!(!header.extension);
         let wire = header.marshal().unwrap();
         assert_eq!(wire.len(), 12);

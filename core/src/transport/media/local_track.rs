@@ -88,11 +88,6 @@ impl LocalTrack {
         self.rotation.store(quarters, Ordering::Relaxed);
     }
 
-    /// The rotation [`set_rotation`](Self::set_rotation) set last, in degrees.
-    pub fn rotation(&self) -> u16 {
-        u16::from(self.rotation.load(Ordering::Relaxed)) * 90
-    }
-
     /// The payload type negotiated for its codec.
     pub async fn payload_type(&self) -> Result<u8, TransportError> {
         let pt = self.pt.load(Ordering::Relaxed);
@@ -179,11 +174,7 @@ impl LocalTrack {
         // Its header extensions carry the forwarder's IDs; this connection may give them
         // others, or not have them (its interceptors add what it uses itself, transport-cc).
         let map = self.extension_map().await?;
-        rewrite_extensions(&mut pkt.header, |id| {
-            map.iter()
-                .find(|(hub, _)| *hub == id)
-                .map(|(_, ours)| *ours)
-        });
+        rewrite_extensions(&mut pkt.header, map);
         let len = pkt.payload.len() as u64;
         track.write_rtp(pkt).await.map_err(webrtc_err)?;
         self.stats.packets.fetch_add(1, Ordering::Relaxed);
