@@ -144,6 +144,39 @@ async fn request_accept_chat_and_receipts() {
     server.shutdown().await;
 }
 
+/// A request whose link closed before it arrived (under heavy loss the accepting side can give
+/// up on a handshake the dialer saw finish) is asked again on a new link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_request_is_asked_again_on_a_new_link() {
+    let server = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&server.url()).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let (mut ea, mut eb) = (a.subscribe(), b.subscribe());
+    // Stored as `request_contact` stores it, with no link left to carry it.
+    let (key, peer) = (b.inner.identity.public_key().to_bytes(), b.peer_id());
+    a.inner
+        .db(move |c| crate::contacts::add_request(c, &key, "bob", &peer, true, unix_ms()))
+        .await
+        .unwrap();
+    assert!(!a.is_connected(&fb));
+    a.inner.redial_wake.notify_one();
+    wait_for(&mut eb, |e| match e {
+        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
+        _ => None,
+    })
+    .await;
+    b.accept_request(&fa).await.unwrap();
+    wait_for(&mut ea, |e| match e {
+        NodeEvent::ContactAdded { fingerprint, .. } if fingerprint == fb => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(a.requests().await.unwrap().is_empty());
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_outbox_edits_and_deletes_arrive_after_restart() {
     let server = server().await;

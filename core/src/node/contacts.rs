@@ -60,6 +60,8 @@ impl Node {
             name: self.inner.name_or_short(),
         })
         .await?;
+        // If the link closes before the request arrives, the redial loop asks again.
+        self.inner.redial_wake.notify_one();
         Ok(req)
     }
 

@@ -1,6 +1,7 @@
 //! Reaching contacts: a dial with backoff for each contact something waits for (a rendezvous
 //! after repeated failures), the authenticated dial itself, and the loop that redials while
-//! the outbox or an unfinished file waits — asleep while nothing does.
+//! the outbox, an unfinished file or a fresh unanswered contact request waits — asleep while
+//! nothing does.
 
 use super::*;
 
@@ -36,11 +37,42 @@ impl Inner {
         this.redial_wake.notify_one();
         let (inner, fp) = (this.clone(), *fp);
         let task = tokio::spawn(async move {
-            if let Err(e) = Inner::dial_contact(&inner, &fp).await {
+            if let Err(e) = Inner::dial_waiting(&inner, &fp).await {
                 tracing::debug!(contact = %fp, error = %e, "redial failed");
             }
         });
         this.track([task.abort_handle()]);
+    }
+
+    /// A link to `fp` for what waits for it: a contact's ([`Inner::dial_contact`]), or that of
+    /// someone we asked to be a contact who has not answered. The request is asked again on
+    /// the new link (`session_started`): the link it went out on may have closed before it
+    /// arrived (the other side gives up on a handshake that it has not seen finish).
+    async fn dial_waiting(this: &Arc<Inner>, fp: &Fingerprint) -> Result<Arc<Link>, NodeError> {
+        let fp = *fp;
+        let asked = this
+            .db(move |c| {
+                if contacts::get(c, &fp)?.is_some() {
+                    return Ok::<_, NodeError>(None);
+                }
+                let mut requests = contacts::requests(c)?.into_iter();
+                Ok(requests.find(|r| r.outgoing && r.fingerprint == fp))
+            })
+            .await?;
+        let Some(request) = asked else {
+            return Inner::dial_contact(this, &fp).await;
+        };
+        if let Some(link) = this.link(&fp) {
+            return Ok(link);
+        }
+        let link = Inner::dial(this, &request.peer_id).await?;
+        if link.fp != fp {
+            return Err(NodeError::KeyMismatch {
+                expected: fp.to_hex(),
+                presented: link.fp.to_hex(),
+            });
+        }
+        Ok(link)
     }
 
     /// An authenticated link to contact `fp`: the open one, or a dial of its stored route. The
@@ -82,9 +114,14 @@ impl Inner {
 const RETURN_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 /// At most this many of them.
 const RETURN_DIALS: usize = 10;
+/// An outgoing contact request is redialled (with the usual backoff) for this long after it
+/// was made, until answered: long enough for a lossy network or a phone that went away for a
+/// moment, short enough that an unanswered request does not keep a phone dialling.
+const REQUEST_REDIAL_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// At start, dials the contacts seen most recently (they may hold messages for us); then
-/// every second dials contacts that have waiting messages and no link, with backoff.
+/// every second dials contacts that have waiting messages and no link, and those we asked to
+/// be contacts in the last [`REQUEST_REDIAL_WINDOW`], with backoff.
 pub(crate) async fn redial_loop(inner: Weak<Inner>) {
     // The node starts offline: the start dials wait until it is registered, which wakes
     // `redial_wake` (a permit is kept if it comes before we wait). No polling: an offline
@@ -127,12 +164,21 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
             _ = wake.notified(), if idle => tokio::time::sleep(REDIAL_MIN).await,
         }
         let Some(this) = inner.upgrade() else { return };
+        let asked_since = unix_ms().saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
         let Ok(waiting) = this
-            .db(|c| {
+            .db(move |c| {
                 let mut convs = chat::with_outbox(c)?;
-                for t in crate::chat::file::incoming_unfinished(c, None)? {
-                    if !convs.contains(&t.conv) {
-                        convs.push(t.conv);
+                let files = crate::chat::file::incoming_unfinished(c, None)?;
+                let asked = contacts::requests(c)?
+                    .into_iter()
+                    .filter(|r| r.outgoing && r.created_ms >= asked_since);
+                for fp in files
+                    .into_iter()
+                    .map(|t| t.conv)
+                    .chain(asked.map(|r| r.fingerprint))
+                {
+                    if !convs.contains(&fp) {
+                        convs.push(fp);
                     }
                 }
                 Ok::<_, NodeError>(convs)
