@@ -74,6 +74,10 @@ pub struct NodeArgs {
     /// off); SIGUSR2 switches between foreground and background.
     #[arg(long)]
     background: bool,
+    /// In the background, close links that carried nothing for this many seconds (default
+    /// 120; links something waits for, a call's, a group's and uploads' stay open).
+    #[arg(long, value_name = "SECS")]
+    background_link_idle: Option<f64>,
     /// Answer media calls from this browser PeerJS ID (repeatable). A browser has no
     /// authenticated session: its calls never ring and are not logged, and whoever registers
     /// that ID at the server can call. Off by default.
@@ -365,6 +369,9 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
     // SIGUSR2: the app goes to the background, or back (as a phone's screen turns off and on).
     let mut app_switch =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())?;
+    if let Some(secs) = a.background_link_idle {
+        node.set_background_link_idle(Duration::from_secs_f64(secs.max(0.0)));
+    }
     let mut active = !a.background;
     if a.background {
         node.set_app_active(false);

@@ -261,18 +261,22 @@ fn idle_bench_measures_a_separate_node_process() {
         "idle",
         "--json",
         "--contacts",
-        "3",
+        "4",
         "--seconds",
         "2",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
-    assert_eq!(v["linked"], 3, "{v}");
+    assert_eq!(v["linked"], 4, "{v}");
+    // In the background the idle link closed; the group's (3 members) stayed.
+    assert_eq!(v["linked_background_idle"], 3, "{v}");
     for key in [
         "wakeups_per_s",
         "wakeups_offline_per_s",
         "wakeups_background_per_s",
         "cpu_background_pct",
+        "wakeups_background_idle_per_s",
+        "cpu_background_idle_pct",
         "cpu_pct",
         "rss_mb",
         "rss_per_conn_kb",

@@ -3,8 +3,11 @@
 //! of them (it routes it), idle; its thread
 //! wake-ups (context switches of all its threads, `getrusage`), CPU and resident memory come
 //! from its `usage` events (SIGUSR1). The contacts run in this process and are not measured.
-//! Last, every app goes to the background (SIGUSR2 for the measured node) and the window is
+//! Then every app goes to the background (SIGUSR2 for the measured node) and the window is
 //! measured again (`wakeups_background_per_s`): a phone at an event mostly has its screen off.
+//! Last, once the measured node closed its links idle in the background (all but its group's;
+//! its limit is set to end just after that window), once more
+//! (`wakeups_background_idle_per_s`): a phone in a pocket for hours.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -27,6 +30,8 @@ const SETTLE: Duration = Duration::from_secs(12);
 const STADIUM: &str = "52.5163,13.3777";
 /// Contacts that are also members of the measured node's group.
 const GROUP_MEMBERS: usize = 3;
+/// How long after the first background window the measured node's idle links close.
+const LINK_IDLE_MARGIN: Duration = Duration::from_secs(3);
 
 /// One reading of the measured process's counters (its `usage` event).
 #[derive(Debug, Clone, Copy)]
@@ -112,12 +117,14 @@ async fn next_matching(
 }
 
 /// The measured node: `peerns node` on `profile`, in stadium mode; returns once it started.
-async fn spawn_node(url: &str, profile: &Path) -> Result<Measured> {
+async fn spawn_node(url: &str, profile: &Path, link_idle: Duration) -> Result<Measured> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("--profile")
         .arg(profile)
         .args(["node", "--signal", url, "--loopback", "--json"])
         .args(["--stadium", STADIUM])
+        .arg("--background-link-idle")
+        .arg(link_idle.as_secs_f64().to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -140,6 +147,9 @@ async fn spawn_node(url: &str, profile: &Path) -> Result<Measured> {
 pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     let server = ServerProcess::embedded(&[]).await?;
     let url = server.url();
+    // The measured node's links idle in the background close just after the first
+    // background window (which therefore holds every link).
+    let link_idle = SETTLE + Duration::from_secs_f64(seconds) + LINK_IDLE_MARGIN;
     let hub_dir = tempfile::tempdir()?;
     let dirs = (0..contacts)
         .map(|_| tempfile::tempdir())
@@ -180,7 +190,7 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     // and must sleep while it waits.
     let offline_dir = tempfile::tempdir()?;
     let nowhere = format!("ws://127.0.0.1:{}/", crate::servers::free_port()?);
-    let mut offline = spawn_node(&nowhere, offline_dir.path()).await?;
+    let mut offline = spawn_node(&nowhere, offline_dir.path(), link_idle).await?;
     offline.idle(Duration::from_secs(2)).await;
     let off_start = offline.sample().await?;
     offline
@@ -190,7 +200,7 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     let _ = offline.child.kill().await;
     let (wakeups_offline, _) = rates(&off_start, &off_end);
 
-    let mut node = spawn_node(&url, hub_dir.path()).await?;
+    let mut node = spawn_node(&url, hub_dir.path(), link_idle).await?;
     // Alone (signaling and stadium mode only), then with every contact linked.
     node.idle(Duration::from_secs(2)).await;
     let start_alone = node.sample().await?;
@@ -227,6 +237,22 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     node.idle(Duration::from_secs_f64(seconds)).await;
     let bg_last = node.sample().await?;
     let (wakeups_bg, cpu_bg) = rates(&bg_first, &bg_last);
+    // The links nothing uses close (those of the group stay); the same window once more.
+    let grouped = GROUP_MEMBERS.min(nodes.len());
+    let closing = tokio::time::timeout(link_idle + Duration::from_secs(30), async {
+        while nodes[grouped..].iter().any(|n| n.is_connected(&hub_fp)) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    closing
+        .await
+        .map_err(|_| "the idle links did not close in the background")?;
+    node.idle(SETTLE).await;
+    let idle_first = node.sample().await?;
+    node.idle(Duration::from_secs_f64(seconds)).await;
+    let idle_last = node.sample().await?;
+    let (wakeups_bg_idle, cpu_bg_idle) = rates(&idle_first, &idle_last);
+    let linked_bg_idle = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
     let _ = node.child.kill().await;
     for n in &nodes {
         n.stop().await;
@@ -252,6 +278,11 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
                 "wakeups_alone_per_s": wakeups_alone,
                 "wakeups_offline_per_s": wakeups_offline,
                 "wakeups_background_per_s": wakeups_bg, "cpu_background_pct": cpu_bg,
+                "wakeups_background_idle_per_s": wakeups_bg_idle,
+                "cpu_background_idle_pct": cpu_bg_idle,
+                "linked_background_idle": linked_bg_idle,
+                "rss_background_idle_mb": idle_last.rss_kb as f64 / 1024.0,
+                "background_link_idle_s": link_idle.as_secs_f64(),
             })
         );
     } else {
@@ -262,6 +293,9 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
         println!("  offline      {wakeups_offline:.1} wake-ups/s (no signaling server answers)");
         println!(
             "  background   {wakeups_bg:.1} wake-ups/s, CPU {cpu_bg:.2} % (every app in the background)"
+        );
+        println!(
+            "  idle links closed {wakeups_bg_idle:.1} wake-ups/s, CPU {cpu_bg_idle:.2} % ({linked_bg_idle} links left: the group's)"
         );
         println!("  CPU          {cpu:.2} %");
         println!(

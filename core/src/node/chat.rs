@@ -18,7 +18,7 @@ use crate::contacts::{self, Capability, Trust};
 use crate::identity::Fingerprint;
 
 mod dialing;
-pub(crate) use dialing::redial_loop;
+pub(crate) use dialing::{redial_loop, waiting_for_links};
 
 /// Ops sent per outbox read.
 const PUMP_BATCH: usize = 256;

@@ -8,10 +8,13 @@ use std::time::Duration;
 use super::{Inner, Node, NodeError, lock, parse_fp, unix_ms};
 use crate::chat::wire::Frame;
 use crate::contacts::{self, Contact, Request, ShareLink, Trust};
+use crate::transport::TransportError;
 
 /// How long a request waits for the other side's link. On a lossy network (a stadium) the
 /// handshakes' retransmissions alone can take 15 s (net_faults: 3–15 s under 20 % loss).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause before a request's connection attempt that failed is tried again.
+const REDIAL_PAUSE: Duration = Duration::from_secs(1);
 
 impl Node {
     /// Our share link (QR text): `peerns2:<persistent id>?fp=<fingerprint>`.
@@ -38,9 +41,7 @@ impl Node {
                 c.name
             )));
         }
-        let l = tokio::time::timeout(REQUEST_TIMEOUT, Inner::dial(&self.inner, &link.peer_id))
-            .await
-            .map_err(|_| NodeError::Timeout(format!("reaching {}", link.peer_id)))??;
+        let l = self.dial_for_request(&link.peer_id).await?;
         if l.fp != fp {
             return Err(NodeError::KeyMismatch {
                 expected: fp.to_hex(),
@@ -63,6 +64,27 @@ impl Node {
         // If the link closes before the request arrives, the redial loop asks again.
         self.inner.redial_wake.notify_one();
         Ok(req)
+    }
+
+    /// A link to `peer` within [`REQUEST_TIMEOUT`]: a connection attempt that timed out or
+    /// closed before it opened is tried again (under heavy loss one attempt's 10 s can pass in
+    /// DTLS retransmissions alone); other failures end it.
+    async fn dial_for_request(&self, peer: &str) -> Result<std::sync::Arc<super::Link>, NodeError> {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let attempt = tokio::time::timeout_at(deadline, Inner::dial(&self.inner, peer)).await;
+            match attempt {
+                Ok(Err(NodeError::Transport(
+                    TransportError::Timeout { .. } | TransportError::Closed,
+                ))) if deadline.saturating_duration_since(tokio::time::Instant::now())
+                    > REDIAL_PAUSE =>
+                {
+                    tokio::time::sleep(REDIAL_PAUSE).await;
+                }
+                Ok(result) => return result,
+                Err(_) => return Err(NodeError::Timeout(format!("reaching {peer}"))),
+            }
+        }
     }
 
     /// Open requests both ways, oldest first; incoming ones unanswered for a minute are moved

@@ -369,6 +369,7 @@ impl Node {
         drop(state);
         self.inner.groups_set_active(active);
         let _ = self.inner.signaling.set_active(active);
+        Inner::idle_links_app_active(&self.inner, active);
     }
 
     /// Joins the namespace of everyone behind the same public IPv4 address (found with the

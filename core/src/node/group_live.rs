@@ -206,6 +206,17 @@ impl LiveGroups {
             members_of: HashMap::new(),
         }
     }
+
+    /// Whom our running groups hold links with: the routers of the groups we are members of,
+    /// and the members of the groups we route.
+    pub(super) fn linked_peers(&self) -> HashSet<Fingerprint> {
+        let routed = self.routing.iter().filter_map(|g| self.members_of.get(g));
+        self.router_of
+            .values()
+            .copied()
+            .chain(routed.flatten().copied())
+            .collect()
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;

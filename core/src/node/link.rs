@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::{Inner, NodeError, NodeEvent, lock};
+use super::{Inner, NodeError, NodeEvent, lock, unix_ms};
 use crate::chat::wire::{ErrorCode, Frame};
 use crate::contacts::{self, Trust};
 use crate::identity::Fingerprint;
@@ -57,6 +57,9 @@ pub(crate) struct Link {
     pub pumping: AtomicBool,
     strikes: AtomicU32,
     closed: AtomicBool,
+    /// When a frame last went out or came in, Unix ms (links idle in the background close:
+    /// `idle_links`).
+    last_used: AtomicU64,
     /// Uploads the peer opened on this session (decision 0014); they end with it.
     pub uploads: Mutex<crate::rpc::upload::Uploads>,
 }
@@ -81,6 +84,7 @@ impl Link {
 
     /// Queues `frame` for the writer; waits while the queue is full.
     pub async fn send(&self, frame: &Frame) -> Result<(), NodeError> {
+        self.touch();
         self.out
             .send(frame.encode())
             .await
@@ -91,6 +95,16 @@ impl Link {
     #[cfg(test)]
     pub async fn send_plain(&self, plain: Vec<u8>) {
         let _ = self.out.send(plain).await;
+    }
+
+    /// Records that a frame went out or came in now.
+    fn touch(&self) {
+        self.last_used.store(unix_ms(), Ordering::Relaxed);
+    }
+
+    /// When a frame last went out or came in, Unix ms.
+    pub fn last_used_ms(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
     }
 
     /// Whether the connection has ended.
@@ -249,6 +263,7 @@ pub(crate) async fn establish(
         pumping: AtomicBool::new(false),
         strikes: AtomicU32::new(0),
         closed: AtomicBool::new(false),
+        last_used: AtomicU64::new(unix_ms()),
         uploads: Mutex::default(),
     });
     let session = Arc::new(Mutex::new(session));
@@ -314,6 +329,7 @@ async fn read_loop(
             frames.push(Frame::decode(&plain).map_err(|e| e.to_string()));
         }
         let Some(inner) = inner.upgrade() else { break };
+        link.touch();
         inner.on_frames(&link, frames).await;
         if link.is_closed() {
             break;

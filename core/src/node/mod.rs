@@ -48,6 +48,9 @@ mod group_live_tests;
 pub mod groups;
 #[cfg(test)]
 mod hardening_tests;
+mod idle_links;
+#[cfg(test)]
+mod idle_links_tests;
 mod link;
 mod persistent;
 pub mod platform;
@@ -81,6 +84,7 @@ pub use discovery::{DiscoveredPeer, LOCAL_NETWORK, NamespaceRole, slugify};
 pub use events::{NodeError, NodeEvent};
 pub use files::{ACK_EVERY, DEFAULT_MAX_FILE};
 pub use group_live::{GroupCallMedia, GroupCallPublisher, GroupUpdate, QueuedSend, ReceivedFrame};
+pub use idle_links::DEFAULT_BACKGROUND_LINK_IDLE;
 use link::Link;
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};
@@ -241,6 +245,8 @@ struct Inner {
     pseudonyms: pseudonyms::Pseudonyms,
     /// The app is in the background (slower heartbeats).
     background: std::sync::atomic::AtomicBool,
+    /// Links idle in the background close (`idle_links`).
+    idle_links: Mutex<idle_links::IdleLinks>,
     /// The call machine and its timer.
     calls: Mutex<calls::NodeCalls>,
     /// Signed RPC: grants checked per request, our requests in flight (decision 0014).
@@ -388,6 +394,7 @@ impl Node {
             discovery: Mutex::new(discovery::DiscoveryState::default()),
             pseudonyms,
             background: std::sync::atomic::AtomicBool::new(false),
+            idle_links: Mutex::default(),
             calls: Mutex::new(calls::NodeCalls::new(fingerprint)),
             rpc: Default::default(),
             groups: Mutex::new(group_live::LiveGroups::new()),

@@ -179,6 +179,11 @@ impl Uploads {
         (self.last, closed)
     }
 
+    /// Whether no upload is open.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
     /// Whether upload `n` was opened on this session (it may have ended since).
     pub fn was_opened(&self, n: u64) -> bool {
         (1..=self.last).contains(&n)

@@ -119,6 +119,30 @@ const RETURN_DIALS: usize = 10;
 /// moment, short enough that an unanswered request does not keep a phone dialling.
 const REQUEST_REDIAL_WINDOW: Duration = Duration::from_secs(10 * 60);
 
+/// Whom something waits for a link to: contacts with an outbox or an unfinished incoming
+/// file, and those we asked to be contacts in the last [`REQUEST_REDIAL_WINDOW`].
+pub(crate) fn waiting_for_links(
+    c: &rusqlite::Connection,
+    now_ms: u64,
+) -> Result<Vec<Fingerprint>, NodeError> {
+    let asked_since = now_ms.saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
+    let mut fps = chat::with_outbox(c)?;
+    let files = crate::chat::file::incoming_unfinished(c, None)?;
+    let asked = contacts::requests(c)?
+        .into_iter()
+        .filter(|r| r.outgoing && r.created_ms >= asked_since);
+    for fp in files
+        .into_iter()
+        .map(|t| t.conv)
+        .chain(asked.map(|r| r.fingerprint))
+    {
+        if !fps.contains(&fp) {
+            fps.push(fp);
+        }
+    }
+    Ok(fps)
+}
+
 /// At start, dials the contacts seen most recently (they may hold messages for us); then
 /// every second dials contacts that have waiting messages and no link, and those we asked to
 /// be contacts in the last [`REQUEST_REDIAL_WINDOW`], with backoff.
@@ -164,27 +188,8 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
             _ = wake.notified(), if idle => tokio::time::sleep(REDIAL_MIN).await,
         }
         let Some(this) = inner.upgrade() else { return };
-        let asked_since = unix_ms().saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
-        let Ok(waiting) = this
-            .db(move |c| {
-                let mut convs = chat::with_outbox(c)?;
-                let files = crate::chat::file::incoming_unfinished(c, None)?;
-                let asked = contacts::requests(c)?
-                    .into_iter()
-                    .filter(|r| r.outgoing && r.created_ms >= asked_since);
-                for fp in files
-                    .into_iter()
-                    .map(|t| t.conv)
-                    .chain(asked.map(|r| r.fingerprint))
-                {
-                    if !convs.contains(&fp) {
-                        convs.push(fp);
-                    }
-                }
-                Ok::<_, NodeError>(convs)
-            })
-            .await
-        else {
+        let now = unix_ms();
+        let Ok(waiting) = this.db(move |c| waiting_for_links(c, now)).await else {
             continue;
         };
         // Backoff (and its count of failed dials, which sends a contact to a rendezvous) is

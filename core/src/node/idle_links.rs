@@ -1,0 +1,163 @@
+//! In the background a phone keeps only the links something uses (decision 0018). Every open
+//! link costs a wake-up at each of the peer's keepalives, and on real phones the peers' clocks
+//! put those at their own times; a contact link that carried no frame for
+//! [`DEFAULT_BACKGROUND_LINK_IDLE`] since the app went to the background (or since its last
+//! frame, if later) is closed. A contact with something to say dials us through the signaling
+//! server, which stays connected: its dial is the doorbell. Kept open whatever their idleness:
+//! links to contacts something waits for (outbox, unfinished file, fresh contact request), the
+//! active call's peer, our group routers and the members of groups we route, and links with an
+//! RPC upload open. Back in the foreground, the contacts whose links were closed are dialled.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::task::AbortHandle;
+
+use super::chat::waiting_for_links;
+use super::link::Link;
+use super::{Inner, Node, lock, unix_ms};
+use crate::identity::Fingerprint;
+use crate::wake_grid::WallClock;
+
+/// How long a link may carry nothing in the background before it is closed.
+pub const DEFAULT_BACKGROUND_LINK_IDLE: Duration = Duration::from_secs(120);
+/// Idle links are looked for when the next may be due, on the wall-clock grid of the
+/// background heartbeats (so the look shares their wake-up), or the limit's if shorter.
+const SWEEP: Duration = Duration::from_secs(10);
+/// The finest grid for looks (tests use limits of a fraction of a second).
+const MIN_SWEEP: Duration = Duration::from_millis(100);
+
+/// The node's side of it.
+pub(crate) struct IdleLinks {
+    limit: Duration,
+    /// Since when the app is in the background (Unix ms); `None` in the foreground.
+    background_since: Option<u64>,
+    /// The sweeping task, while in the background.
+    sweeper: Option<AbortHandle>,
+    /// Contacts whose links were closed for idleness, dialled again in the foreground.
+    closed: HashSet<Fingerprint>,
+}
+
+impl Default for IdleLinks {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_BACKGROUND_LINK_IDLE,
+            background_since: None,
+            sweeper: None,
+            closed: HashSet::new(),
+        }
+    }
+}
+
+impl Node {
+    /// How long a link may carry nothing while the app is in the background before it is
+    /// closed (default [`DEFAULT_BACKGROUND_LINK_IDLE`]; tests and benchmarks use short ones).
+    pub fn set_background_link_idle(&self, idle: Duration) {
+        lock(&self.inner.idle_links).limit = idle;
+    }
+}
+
+impl Inner {
+    /// The app went to the background (`false`: start looking for idle links) or came back
+    /// (stop, and dial the contacts whose links were closed).
+    pub(crate) fn idle_links_app_active(this: &Arc<Inner>, active: bool) {
+        let reopen: Vec<Fingerprint> = {
+            let mut idle = lock(&this.idle_links);
+            if let Some(task) = idle.sweeper.take() {
+                task.abort();
+            }
+            if active {
+                idle.background_since = None;
+                idle.closed.drain().collect()
+            } else {
+                idle.background_since.get_or_insert_with(unix_ms);
+                let task = tokio::spawn(sweep_loop(Arc::downgrade(this)));
+                idle.sweeper = Some(task.abort_handle());
+                this.track([task.abort_handle()]);
+                vec![]
+            }
+        };
+        for fp in reopen {
+            if this.link(&fp).is_none() {
+                Inner::maybe_dial(this, &fp, true);
+            }
+        }
+    }
+
+    /// Closes the links idle past the limit that nothing holds open; returns when (Unix ms)
+    /// the next open link may be due, `None` if no link is open.
+    async fn close_idle_links(this: &Arc<Inner>) -> Option<u64> {
+        let now = unix_ms();
+        let (limit, since) = {
+            let idle = lock(&this.idle_links);
+            (idle.limit.as_millis() as u64, idle.background_since?)
+        };
+        let due_at = |l: &Link| l.last_used_ms().max(since).saturating_add(limit);
+        let open: Vec<_> = lock(&this.links)
+            .values()
+            .flatten()
+            .filter(|l| !l.is_closed())
+            .cloned()
+            .collect();
+        let (due, mut later): (Vec<_>, Vec<_>) = open.into_iter().partition(|l| due_at(l) <= now);
+        if !due.is_empty()
+            && let Ok(waiting) = this.db(move |c| waiting_for_links(c, now)).await
+        {
+            let call_peer = lock(&this.calls).machine.active().map(|c| c.peer);
+            let grouped = lock(&this.groups).linked_peers();
+            for link in due {
+                let fp = link.fp;
+                if waiting.contains(&fp)
+                    || call_peer == Some(fp)
+                    || grouped.contains(&fp)
+                    || !lock(&link.uploads).is_empty()
+                {
+                    // Kept: looked at again in a while.
+                    later.push(link);
+                    continue;
+                }
+                tracing::debug!(peer = %link.peer, "closing a link idle in the background");
+                let contact = this.db_read_now(move |c| crate::contacts::trust_of(c, &fp));
+                if matches!(contact.await, Ok(Some(_))) {
+                    lock(&this.idle_links).closed.insert(fp);
+                }
+                link.close().await;
+            }
+        }
+        let pause = u64::try_from(sweep_period(Duration::from_millis(limit)).as_millis());
+        let soonest = now.saturating_add(pause.unwrap_or(u64::MAX));
+        later.iter().map(|l| due_at(l).max(soonest)).min()
+    }
+}
+
+/// The grid the looks fall on: the background heartbeats' (10 s), or the limit's if shorter.
+fn sweep_period(limit: Duration) -> Duration {
+    SWEEP.min(limit).max(MIN_SWEEP)
+}
+
+/// Looks for idle links when the next one may be due (on the grid), or, with none open, when
+/// a link comes up: no timer runs for nothing.
+async fn sweep_loop(inner: Weak<Inner>) {
+    loop {
+        let Some(this) = inner.upgrade() else { return };
+        let mut ups = this.links_up.subscribe();
+        let next = Inner::close_idle_links(&this).await;
+        let period = sweep_period(lock(&this.idle_links).limit);
+        drop(this);
+        match next {
+            Some(due_ms) => {
+                let in_ms = due_ms.saturating_sub(unix_ms());
+                let due = Instant::now() + Duration::from_millis(in_ms);
+                // The first grid point at or after `due`.
+                let at = WallClock::system().align(due + period / 4, period);
+                tokio::time::sleep_until(at.into()).await;
+            }
+            None => {
+                if ups.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
