@@ -541,10 +541,13 @@ impl PeernsNode {
         })
     }
 
-    /// The app moved to the foreground (`true`) or the background (discovery heartbeats go
-    /// from every 0.8 s to every 5 s, and peers are told to wait accordingly).
+    /// The app moved to the foreground (`true`) or the background (heartbeats every 10 s
+    /// instead of 0.8–5 s, peers told to wait accordingly; links unused for 2 minutes close
+    /// until the foreground dials them again).
     pub fn set_app_active(&self, active: bool) -> Result<(), PeernsError> {
-        self.running()?.set_app_active(active);
+        let node = self.running()?;
+        let _guard = RUNTIME.enter();
+        node.set_app_active(active);
         Ok(())
     }
 

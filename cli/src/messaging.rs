@@ -370,7 +370,9 @@ pub async fn node(a: NodeArgs, profile: Option<PathBuf>) -> Result<()> {
     let mut app_switch =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())?;
     if let Some(secs) = a.background_link_idle {
-        node.set_background_link_idle(Duration::from_secs_f64(secs.max(0.0)));
+        let idle = Duration::try_from_secs_f64(secs)
+            .map_err(|_| "--background-link-idle takes seconds, from 0.1 to a day")?;
+        node.set_background_link_idle(idle);
     }
     let mut active = !a.background;
     if a.background {

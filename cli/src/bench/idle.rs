@@ -209,7 +209,10 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     let (wakeups_alone, _) = rates(&start_alone, &alone);
 
     for (i, d) in dirs.iter().enumerate() {
-        nodes.push(start(&url, d.path(), &format!("contact-{i}")).await?);
+        let n = start(&url, d.path(), &format!("contact-{i}")).await?;
+        // Only the measured node closes idle links, when the bench says.
+        n.set_background_link_idle(Duration::from_secs(24 * 3600));
+        nodes.push(n);
     }
     for n in &nodes {
         n.connect(&hub_fp).await?;

@@ -411,7 +411,9 @@ pub fn presence_secrets(
 
 /// Records a request (incoming from a stranger, or outgoing from us). A blocked key's request
 /// is refused and nothing is stored; a request from an existing contact is refused as invalid;
-/// a new incoming request when [`MAX_INCOMING_REQUESTS`] wait already is refused as full.
+/// a new incoming request when [`MAX_INCOMING_REQUESTS`] wait already is refused as full. A
+/// request recorded again keeps its state; an incoming one also its time, an outgoing one (we
+/// asked again) takes the new time.
 pub fn add_request(
     conn: &Connection,
     public_key: &[u8; 32],
@@ -445,7 +447,8 @@ pub fn add_request(
         "INSERT INTO contact_requests (fingerprint, outgoing, public_key, name, peer_id, state, created_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)
          ON CONFLICT (fingerprint, outgoing) DO UPDATE SET
-            name = excluded.name, peer_id = excluded.peer_id",
+            name = excluded.name, peer_id = excluded.peer_id,
+            created_ms = CASE WHEN excluded.outgoing THEN excluded.created_ms ELSE created_ms END",
         params![fp.to_hex(), outgoing, public_key.as_slice(), name, peer_id, now_ms as i64],
     )?;
     requests(conn)?

@@ -18,7 +18,7 @@ use crate::contacts::{self, Capability, Trust};
 use crate::identity::Fingerprint;
 
 mod dialing;
-pub(crate) use dialing::{redial_loop, waiting_for_links};
+pub(crate) use dialing::redial_loop;
 
 /// Ops sent per outbox read.
 const PUMP_BATCH: usize = 256;
@@ -110,8 +110,7 @@ impl Inner {
                     });
                 }
                 if this.outgoing_request(&fp).await {
-                    let name = this.name_or_short();
-                    let _ = link.send(&Frame::Request { name }).await;
+                    let _ = Inner::send_request(this, link).await;
                 }
             }
         }
@@ -425,16 +424,24 @@ impl Inner {
         } else {
             name
         };
+        // A request asked again (on each new link while unanswered) is shown once.
         let stored = this
-            .db(move |c| contacts::add_request(c, &key, &name, &peer, false, now))
+            .db(move |c| {
+                let mut known = contacts::requests(c)?.into_iter();
+                let again = known.any(|r| !r.outgoing && r.fingerprint == fp);
+                contacts::add_request(c, &key, &name, &peer, false, now).map(|r| (r, again))
+            })
             .await;
         match stored {
-            Ok(req) => {
+            Ok((req, again)) => {
                 if this.outgoing_request(&fp).await {
                     // Both asked: that is an accept on both sides.
                     let _ = Node::from_inner(this.clone())
                         .accept_request(&fp.to_hex())
                         .await;
+                    return;
+                }
+                if again {
                     return;
                 }
                 if let Some(notifier) = &this.notifier {

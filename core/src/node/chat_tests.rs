@@ -177,6 +177,40 @@ async fn an_unanswered_request_is_asked_again_on_a_new_link() {
     server.shutdown().await;
 }
 
+/// A request that went out on a link that stayed up has arrived: rejected (the requester is
+/// not told) and the link gone, it is not asked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arrived_request_is_not_asked_again_after_a_rejection() {
+    let server = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&server.url()).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let mut eb = b.subscribe();
+    a.request_contact(&b.share_link()).await.unwrap();
+    wait_for(&mut eb, |e| match e {
+        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
+        _ => None,
+    })
+    .await;
+    // The link stays up past the 5 s after which the request counts as arrived.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    b.reject_request(&fa).await.unwrap();
+    b.inner.link(&fa.parse().unwrap()).unwrap().close().await;
+    until(10, "the link to close", async || !a.is_connected(&fb)).await;
+    // The redial loop looks every second: nothing dials B, nothing is asked again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!a.is_connected(&fb));
+    while let Ok(ev) = eb.try_recv() {
+        assert!(
+            !matches!(&ev, NodeEvent::ContactRequest { .. }),
+            "asked again: {ev:?}"
+        );
+    }
+    assert!(b.requests().await.unwrap().is_empty());
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_outbox_edits_and_deletes_arrive_after_restart() {
     let server = server().await;

@@ -57,10 +57,8 @@ impl Node {
             .inner
             .db(move |c| contacts::add_request(c, &key, &name, &peer, true, now))
             .await?;
-        l.send(&Frame::Request {
-            name: self.inner.name_or_short(),
-        })
-        .await?;
+        lock(&self.inner.requests_arrived).remove(&fp);
+        Inner::send_request(&self.inner, &l).await?;
         // If the link closes before the request arrives, the redial loop asks again.
         self.inner.redial_wake.notify_one();
         Ok(req)

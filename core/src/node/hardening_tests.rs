@@ -273,7 +273,8 @@ async fn a_request_flood_is_refused_per_source() {
         })
         .collect();
     let want: Vec<_> = (0..PER_SOURCE).map(|i| format!("carol {i}")).collect();
-    assert_eq!(requests, want, "only the first requests are handled");
+    // A request asked again is shown once (it only updates the stored one).
+    assert_eq!(requests, want[..1], "one request shown");
     // What was refused left nothing behind: the stored request is the last one let through.
     let stored = b.requests().await.unwrap();
     assert_eq!(stored.len(), 1);

@@ -6,7 +6,9 @@
 //! server, which stays connected: its dial is the doorbell. Kept open whatever their idleness:
 //! links to contacts something waits for (outbox, unfinished file, fresh contact request), the
 //! active call's peer, our group routers and the members of groups we route, and links with an
-//! RPC upload open. Back in the foreground, the contacts whose links were closed are dialled.
+//! RPC upload open or an RPC request of ours unanswered. Back in the foreground, the contacts
+//! whose links were closed are dialled (with the redial loop's backoff, for
+//! [`REOPEN_WINDOW`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
@@ -14,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use tokio::task::AbortHandle;
 
-use super::chat::waiting_for_links;
 use super::link::Link;
 use super::{Inner, Node, lock, unix_ms};
 use crate::identity::Fingerprint;
@@ -27,6 +28,11 @@ pub const DEFAULT_BACKGROUND_LINK_IDLE: Duration = Duration::from_secs(120);
 const SWEEP: Duration = Duration::from_secs(10);
 /// The finest grid for looks (tests use limits of a fraction of a second).
 const MIN_SWEEP: Duration = Duration::from_millis(100);
+/// The limit's bounds.
+const MIN_LIMIT: Duration = Duration::from_millis(100);
+const MAX_LIMIT: Duration = Duration::from_secs(24 * 3600);
+/// How long the foreground keeps dialling a contact whose link closed idle in the background.
+const REOPEN_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// The node's side of it.
 pub(crate) struct IdleLinks {
@@ -37,6 +43,8 @@ pub(crate) struct IdleLinks {
     sweeper: Option<AbortHandle>,
     /// Contacts whose links were closed for idleness, dialled again in the foreground.
     closed: HashSet<Fingerprint>,
+    /// In the foreground, until when (Unix ms) they are.
+    reopen_until: u64,
 }
 
 impl Default for IdleLinks {
@@ -46,15 +54,17 @@ impl Default for IdleLinks {
             background_since: None,
             sweeper: None,
             closed: HashSet::new(),
+            reopen_until: 0,
         }
     }
 }
 
 impl Node {
     /// How long a link may carry nothing while the app is in the background before it is
-    /// closed (default [`DEFAULT_BACKGROUND_LINK_IDLE`]; tests and benchmarks use short ones).
+    /// closed (default [`DEFAULT_BACKGROUND_LINK_IDLE`]; tests and benchmarks use short ones;
+    /// kept between 0.1 s and a day).
     pub fn set_background_link_idle(&self, idle: Duration) {
-        lock(&self.inner.idle_links).limit = idle;
+        lock(&self.inner.idle_links).limit = idle.clamp(MIN_LIMIT, MAX_LIMIT);
     }
 }
 
@@ -69,7 +79,8 @@ impl Inner {
             }
             if active {
                 idle.background_since = None;
-                idle.closed.drain().collect()
+                idle.reopen_until = unix_ms().saturating_add(REOPEN_WINDOW.as_millis() as u64);
+                idle.closed.iter().copied().collect()
             } else {
                 idle.background_since.get_or_insert_with(unix_ms);
                 let task = tokio::spawn(sweep_loop(Arc::downgrade(this)));
@@ -85,13 +96,45 @@ impl Inner {
         }
     }
 
+    /// In the foreground, the contacts whose links closed idle in the background and are
+    /// not linked again yet (the redial loop dials them, with backoff, until
+    /// [`REOPEN_WINDOW`] ends); forgets those linked again.
+    pub(crate) fn reopening(&self, now_ms: u64) -> Vec<Fingerprint> {
+        let mut idle = lock(&self.idle_links);
+        if idle.background_since.is_some() {
+            return vec![];
+        }
+        if now_ms >= idle.reopen_until {
+            idle.closed.clear();
+            return vec![];
+        }
+        idle.closed.retain(|fp| self.link(fp).is_none());
+        idle.closed.iter().copied().collect()
+    }
+
+    /// Whether something other than waiting data holds the link to `link.fp` open: the
+    /// active call, a group, an RPC upload or an RPC request of ours.
+    fn held_open(&self, link: &Link) -> bool {
+        let fp = link.fp;
+        lock(&self.calls)
+            .machine
+            .active()
+            .is_some_and(|c| c.peer == fp)
+            || lock(&self.groups).linked_peers().contains(&fp)
+            || !lock(&link.uploads).is_empty()
+            || lock(&self.rpc.pending)
+                .values()
+                .any(|(to, tx)| *to == fp && !tx.is_closed())
+    }
+
     /// Closes the links idle past the limit that nothing holds open; returns when (Unix ms)
     /// the next open link may be due, `None` if no link is open.
     async fn close_idle_links(this: &Arc<Inner>) -> Option<u64> {
         let now = unix_ms();
         let (limit, since) = {
             let idle = lock(&this.idle_links);
-            (idle.limit.as_millis() as u64, idle.background_since?)
+            let limit = u64::try_from(idle.limit.as_millis()).unwrap_or(u64::MAX);
+            (limit, idle.background_since?)
         };
         let due_at = |l: &Link| l.last_used_ms().max(since).saturating_add(limit);
         let open: Vec<_> = lock(&this.links)
@@ -100,34 +143,57 @@ impl Inner {
             .filter(|l| !l.is_closed())
             .cloned()
             .collect();
-        let (due, mut later): (Vec<_>, Vec<_>) = open.into_iter().partition(|l| due_at(l) <= now);
-        if !due.is_empty()
-            && let Ok(waiting) = this.db(move |c| waiting_for_links(c, now)).await
-        {
-            let call_peer = lock(&this.calls).machine.active().map(|c| c.peer);
-            let grouped = lock(&this.groups).linked_peers();
-            for link in due {
-                let fp = link.fp;
-                if waiting.contains(&fp)
-                    || call_peer == Some(fp)
-                    || grouped.contains(&fp)
-                    || !lock(&link.uploads).is_empty()
+        let (due, later): (Vec<_>, Vec<_>) = open.into_iter().partition(|l| due_at(l) <= now);
+        // A kept link is looked at again a whole limit later.
+        let mut next = later.iter().map(|l| due_at(l)).min();
+        let keep = |next: &mut Option<u64>| {
+            let again = now.saturating_add(limit);
+            *next = Some(next.map_or(again, |n| n.min(again)));
+        };
+        let due: Vec<_> = due
+            .into_iter()
+            .filter(|l| {
+                let held = this.held_open(l);
+                if held {
+                    keep(&mut next);
+                }
+                !held
+            })
+            .collect();
+        if due.is_empty() {
+            return next;
+        }
+        let Ok(waiting) = this.waiting_for_links(now).await else {
+            keep(&mut next);
+            return next;
+        };
+        for link in due {
+            let fp = link.fp;
+            if waiting.contains(&fp) {
+                keep(&mut next);
+                continue;
+            }
+            let contact = this.db_read_now(move |c| crate::contacts::trust_of(c, &fp));
+            let contact = matches!(contact.await, Ok(Some(_)));
+            {
+                // Looked at again as it is closed: a frame may have come meanwhile, or the
+                // app come back to the foreground.
+                let mut idle = lock(&this.idle_links);
+                if idle.background_since != Some(since)
+                    || due_at(&link) > unix_ms()
+                    || this.held_open(&link)
                 {
-                    // Kept: looked at again in a while.
-                    later.push(link);
+                    keep(&mut next);
                     continue;
                 }
-                tracing::debug!(peer = %link.peer, "closing a link idle in the background");
-                let contact = this.db_read_now(move |c| crate::contacts::trust_of(c, &fp));
-                if matches!(contact.await, Ok(Some(_))) {
-                    lock(&this.idle_links).closed.insert(fp);
+                if contact {
+                    idle.closed.insert(fp);
                 }
-                link.close().await;
             }
+            tracing::debug!(peer = %link.peer, "closing a link idle in the background");
+            link.close().await;
         }
-        let pause = u64::try_from(sweep_period(Duration::from_millis(limit)).as_millis());
-        let soonest = now.saturating_add(pause.unwrap_or(u64::MAX));
-        later.iter().map(|l| due_at(l).max(soonest)).min()
+        next
     }
 }
 

@@ -18,7 +18,7 @@ async fn idle_links_close_in_the_background_and_come_back_in_the_foreground() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(b.is_connected(&fa) && a.is_connected(&fb));
 
-    // The screen turns off: the idle link closes at one of the 10 s sweeps.
+    // The screen turns off: the idle link closes (looked at on a 0.3 s grid with this limit).
     b.set_app_active(false);
     until(15, "the idle link to close", async || {
         !a.is_connected(&fb) && !b.is_connected(&fa)

@@ -247,6 +247,8 @@ struct Inner {
     background: std::sync::atomic::AtomicBool,
     /// Links idle in the background close (`idle_links`).
     idle_links: Mutex<idle_links::IdleLinks>,
+    /// Our contact requests known to have arrived (not redialled).
+    requests_arrived: Mutex<std::collections::HashSet<Fingerprint>>,
     /// The call machine and its timer.
     calls: Mutex<calls::NodeCalls>,
     /// Signed RPC: grants checked per request, our requests in flight (decision 0014).
@@ -395,6 +397,7 @@ impl Node {
             pseudonyms,
             background: std::sync::atomic::AtomicBool::new(false),
             idle_links: Mutex::default(),
+            requests_arrived: Mutex::default(),
             calls: Mutex::new(calls::NodeCalls::new(fingerprint)),
             rpc: Default::default(),
             groups: Mutex::new(group_live::LiveGroups::new()),

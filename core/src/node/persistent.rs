@@ -41,9 +41,11 @@ pub(super) async fn register(
     let reg = signaling
         .register(peer_id, &token)
         .map_err(|e| NodeError::Signaling(e.to_string()))?;
-    // Every connection of the persistent ID runs the Noise handshake (`link::establish`).
+    // Every connection of the persistent ID runs the Noise handshake (`link::establish`),
+    // which the dialer may take `HANDSHAKE_TIMEOUT` for once its channel is open.
     let config = TransportConfig {
         require_auth: true,
+        accept_timeout: transport.connect_timeout + super::link::HANDSHAKE_TIMEOUT,
         ..transport.clone()
     };
     match Transport::start(signaling.clone(), reg, peer_id.to_owned(), config) {

@@ -60,7 +60,7 @@ pub struct TransportConfig {
     pub max_pending_per_peer: usize,
     /// Deadline from an incoming OFFER until the connection is open (with `require_auth`,
     /// authenticated); a connection still pending then is closed. With `require_auth` it
-    /// must cover the dialer's `connect_timeout` plus the handshake the layer above runs
+    /// should cover the dialer's `connect_timeout` plus the handshake the layer above runs
     /// after the channel opens: a dialer whose handshake finished must not see the accepting
     /// side give up on it (under heavy loss the last handshake message can take seconds of
     /// SCTP retransmissions).
@@ -88,7 +88,7 @@ impl Default for TransportConfig {
             inbound_queue: 256,
             max_pending: 64,
             max_pending_per_peer: 4,
-            accept_timeout: Duration::from_secs(20),
+            accept_timeout: Duration::from_secs(10),
             require_auth: false,
             pre_auth_max_message: 4096,
         }

@@ -119,28 +119,71 @@ const RETURN_DIALS: usize = 10;
 /// moment, short enough that an unanswered request does not keep a phone dialling.
 const REQUEST_REDIAL_WINDOW: Duration = Duration::from_secs(10 * 60);
 
-/// Whom something waits for a link to: contacts with an outbox or an unfinished incoming
-/// file, and those we asked to be contacts in the last [`REQUEST_REDIAL_WINDOW`].
-pub(crate) fn waiting_for_links(
-    c: &rusqlite::Connection,
-    now_ms: u64,
-) -> Result<Vec<Fingerprint>, NodeError> {
-    let asked_since = now_ms.saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
-    let mut fps = chat::with_outbox(c)?;
-    let files = crate::chat::file::incoming_unfinished(c, None)?;
-    let asked = contacts::requests(c)?
-        .into_iter()
-        .filter(|r| r.outgoing && r.created_ms >= asked_since);
-    for fp in files
-        .into_iter()
-        .map(|t| t.conv)
-        .chain(asked.map(|r| r.fingerprint))
-    {
-        if !fps.contains(&fp) {
-            fps.push(fp);
-        }
+/// A contact request that went out on a link still open this long after has arrived: it is
+/// not redialled (the other side may have rejected it, which the requester is not told).
+const REQUEST_ARRIVED_AFTER: Duration = Duration::from_secs(5);
+/// Most requests remembered as arrived (forgetting them only allows a redial).
+const MAX_ARRIVED: usize = 256;
+
+impl Inner {
+    /// Sends our contact request on `link`; if the link is still open a few seconds later, the
+    /// request counts as arrived and is no longer redialled.
+    pub(crate) async fn send_request(this: &Arc<Inner>, link: &Arc<Link>) -> Result<(), NodeError> {
+        let name = this.name_or_short();
+        link.send(&Frame::Request { name }).await?;
+        let (inner, link) = (Arc::downgrade(this), link.clone());
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(REQUEST_ARRIVED_AFTER).await;
+            if let Some(inner) = inner.upgrade()
+                && !link.is_closed()
+            {
+                let mut arrived = lock(&inner.requests_arrived);
+                if arrived.len() >= MAX_ARRIVED {
+                    arrived.clear();
+                }
+                arrived.insert(link.fp);
+            }
+        });
+        this.track([task.abort_handle()]);
+        Ok(())
     }
-    Ok(fps)
+
+    /// Whom something waits for a link to: contacts with an outbox or an unfinished incoming
+    /// file, those we asked to be contacts in the last [`REQUEST_REDIAL_WINDOW`] whose request
+    /// has not arrived, and (in the foreground) contacts whose links closed idle in the
+    /// background.
+    pub(crate) async fn waiting_for_links(
+        &self,
+        now_ms: u64,
+    ) -> Result<Vec<Fingerprint>, NodeError> {
+        let arrived = lock(&self.requests_arrived).clone();
+        let mut fps = self
+            .db(move |c| {
+                let asked_since = now_ms.saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
+                let mut fps = chat::with_outbox(c)?;
+                let files = crate::chat::file::incoming_unfinished(c, None)?;
+                let asked = contacts::requests(c)?.into_iter().filter(|r| {
+                    r.outgoing && r.created_ms >= asked_since && !arrived.contains(&r.fingerprint)
+                });
+                for fp in files
+                    .into_iter()
+                    .map(|t| t.conv)
+                    .chain(asked.map(|r| r.fingerprint))
+                {
+                    if !fps.contains(&fp) {
+                        fps.push(fp);
+                    }
+                }
+                Ok::<_, NodeError>(fps)
+            })
+            .await?;
+        for fp in self.reopening(now_ms) {
+            if !fps.contains(&fp) {
+                fps.push(fp);
+            }
+        }
+        Ok(fps)
+    }
 }
 
 /// At start, dials the contacts seen most recently (they may hold messages for us); then
@@ -188,8 +231,7 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
             _ = wake.notified(), if idle => tokio::time::sleep(REDIAL_MIN).await,
         }
         let Some(this) = inner.upgrade() else { return };
-        let now = unix_ms();
-        let Ok(waiting) = this.db(move |c| waiting_for_links(c, now)).await else {
+        let Ok(waiting) = this.waiting_for_links(unix_ms()).await else {
             continue;
         };
         // Backoff (and its count of failed dials, which sends a contact to a rendezvous) is
