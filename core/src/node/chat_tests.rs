@@ -177,6 +177,34 @@ async fn an_unanswered_request_is_asked_again_on_a_new_link() {
     server.shutdown().await;
 }
 
+/// A request whose link closed soon after it went out may not have arrived: the requester
+/// dials again (and asks again on the new link).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_link_closed_soon_is_redialled() {
+    let server = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&server.url()).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let mut eb = b.subscribe();
+    a.request_contact(&b.share_link()).await.unwrap();
+    wait_for(&mut eb, |e| match e {
+        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
+        _ => None,
+    })
+    .await;
+    let first = b.inner.link(&fa.parse().unwrap()).unwrap();
+    first.close().await;
+    until(10, "a new link from the requester", async || {
+        b.inner
+            .link(&fa.parse().unwrap())
+            .is_some_and(|l| !Arc::ptr_eq(&l, &first))
+    })
+    .await;
+    assert!(!lock(&a.inner.requests_arrived).contains(&fb.parse().unwrap()));
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
 /// A request that went out on a link that stayed up has arrived: rejected (the requester is
 /// not told) and the link gone, it is not asked again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,8 +219,8 @@ async fn an_arrived_request_is_not_asked_again_after_a_rejection() {
         _ => None,
     })
     .await;
-    // The link stays up past the 5 s after which the request counts as arrived.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The link stays up past the 40 s after which the request counts as arrived.
+    tokio::time::sleep(Duration::from_secs(41)).await;
     b.reject_request(&fa).await.unwrap();
     b.inner.link(&fa.parse().unwrap()).unwrap().close().await;
     until(10, "the link to close", async || !a.is_connected(&fb)).await;

@@ -121,7 +121,11 @@ const REQUEST_REDIAL_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// A contact request that went out on a link still open this long after has arrived: it is
 /// not redialled (the other side may have rejected it, which the requester is not told).
-const REQUEST_ARRIVED_AFTER: Duration = Duration::from_secs(5);
+/// Longer than a native link takes to notice a dead path (25 s disconnected + 5 s failed,
+/// `transport/peer.rs`): while the path lives, SCTP delivers what was queued; had it died,
+/// the link would have closed by then. (A receipt from the other side would be proof; the
+/// wire has none for requests.)
+const REQUEST_ARRIVED_AFTER: Duration = Duration::from_secs(40);
 /// Most requests remembered as arrived (forgetting them only allows a redial).
 const MAX_ARRIVED: usize = 256;
 
