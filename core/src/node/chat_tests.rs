@@ -177,13 +177,17 @@ async fn an_unanswered_request_is_asked_again_on_a_new_link() {
     server.shutdown().await;
 }
 
-/// A request whose link closed soon after it went out may not have arrived: the requester
-/// dials again (and asks again on the new link).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_whose_link_closed_soon_is_redialled() {
-    let server = server().await;
-    let (_da, _db, a, b) = alice_and_bob(&server.url()).await;
-    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+/// Alice has asked Bob to be a contact and Bob has seen it; Bob's events follow.
+async fn asked(
+    url: &str,
+) -> (
+    (tempfile::TempDir, tempfile::TempDir),
+    Node,
+    Node,
+    UnboundedReceiver<NodeEvent>,
+) {
+    let (da, db, a, b) = alice_and_bob(url).await;
+    let fa = a.identity().fingerprint;
     let mut eb = b.subscribe();
     a.request_contact(&b.share_link()).await.unwrap();
     wait_for(&mut eb, |e| match e {
@@ -191,6 +195,16 @@ async fn a_request_whose_link_closed_soon_is_redialled() {
         _ => None,
     })
     .await;
+    ((da, db), a, b, eb)
+}
+
+/// A request whose link closed soon after it went out may not have arrived: the requester
+/// dials again (and asks again on the new link).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_link_closed_soon_is_redialled() {
+    let server = server().await;
+    let (_dirs, a, b, _eb) = asked(&server.url()).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let first = b.inner.link(&fa.parse().unwrap()).unwrap();
     first.close().await;
     until(10, "a new link from the requester", async || {
@@ -210,15 +224,8 @@ async fn a_request_whose_link_closed_soon_is_redialled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_arrived_request_is_not_asked_again_after_a_rejection() {
     let server = server().await;
-    let (_da, _db, a, b) = alice_and_bob(&server.url()).await;
+    let (_dirs, a, b, mut eb) = asked(&server.url()).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
-    let mut eb = b.subscribe();
-    a.request_contact(&b.share_link()).await.unwrap();
-    wait_for(&mut eb, |e| match e {
-        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
-        _ => None,
-    })
-    .await;
     // The link stays up past the 40 s after which the request counts as arrived.
     tokio::time::sleep(Duration::from_secs(41)).await;
     b.reject_request(&fa).await.unwrap();
