@@ -460,27 +460,31 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
     let active = a.active_call().unwrap();
     assert_eq!(active.call, call);
     assert_eq!(active.direction, CallDirection::Incoming);
-    // The armed side placed it (sending audio and video); it connects.
-    let mut seen = vec![];
-    let connected = async {
+    // The armed side placed it (sending audio and video); it connects, and the armed side is
+    // told which call streams its camera, and to whom (once the call is placed: before or
+    // after it connects).
+    let (mut connected, mut told) = (false, None);
+    let both = async {
         while let Some(ev) = eb.recv().await {
-            if matches!(&ev, NodeEvent::CallState { call: c, state: CallState::Connected, .. } if *c == call)
-            {
+            match ev {
+                NodeEvent::CallState {
+                    call: c,
+                    state: CallState::Connected,
+                    ..
+                } if c == call => connected = true,
+                NodeEvent::MonitorStream {
+                    call,
+                    fingerprint,
+                    facing,
+                } => told = Some((call, fingerprint, facing)),
+                _ => {}
+            }
+            if connected && told.is_some() {
                 return;
             }
-            seen.push(ev);
         }
     };
-    tokio::time::timeout(WAIT, connected).await.unwrap();
-    // The armed side was told which call streams its camera, and to whom.
-    let told = seen.into_iter().find_map(|ev| match ev {
-        NodeEvent::MonitorStream {
-            call,
-            fingerprint,
-            facing,
-        } => Some((call, fingerprint, facing)),
-        _ => None,
-    });
+    tokio::time::timeout(WAIT, both).await.unwrap();
     assert_eq!(told, Some((call.clone(), fa.clone(), "environment".into())));
     a.hang_up(&call).unwrap();
     a.stop().await;
