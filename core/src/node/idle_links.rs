@@ -26,9 +26,7 @@ pub const DEFAULT_BACKGROUND_LINK_IDLE: Duration = Duration::from_secs(120);
 /// Idle links are looked for when the next may be due, on the wall-clock grid of the
 /// background heartbeats (so the look shares their wake-up), or the limit's if shorter.
 const SWEEP: Duration = Duration::from_secs(10);
-/// The finest grid for looks (tests use limits of a fraction of a second).
-const MIN_SWEEP: Duration = Duration::from_millis(100);
-/// The limit's bounds.
+/// The limit's bounds (tests use a fraction of a second).
 const MIN_LIMIT: Duration = Duration::from_millis(100);
 const MAX_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// How long the foreground keeps dialling a contact whose link closed idle in the background.
@@ -144,33 +142,34 @@ impl Inner {
             .cloned()
             .collect();
         let (due, later): (Vec<_>, Vec<_>) = open.into_iter().partition(|l| due_at(l) <= now);
+        let next = later.iter().map(|l| due_at(l)).min();
         // A kept link is looked at again a whole limit later.
-        let mut next = later.iter().map(|l| due_at(l)).min();
-        let keep = |next: &mut Option<u64>| {
-            let again = now.saturating_add(limit);
-            *next = Some(next.map_or(again, |n| n.min(again)));
-        };
-        let due: Vec<_> = due
-            .into_iter()
-            .filter(|l| {
-                let held = this.held_open(l);
-                if held {
-                    keep(&mut next);
-                }
-                !held
-            })
-            .collect();
+        let kept = Inner::close_due_links(this, due, since, &due_at).await;
+        let again = kept.then(|| now.saturating_add(limit));
+        next.into_iter().chain(again).min()
+    }
+
+    /// Closes the links of `due` that nothing holds open and that are still due as they
+    /// close; returns whether any was kept.
+    async fn close_due_links(
+        this: &Arc<Inner>,
+        due: Vec<Arc<Link>>,
+        since: u64,
+        due_at: &impl Fn(&Link) -> u64,
+    ) -> bool {
+        let count = due.len();
+        let due: Vec<_> = due.into_iter().filter(|l| !this.held_open(l)).collect();
+        let mut kept = due.len() < count;
         if due.is_empty() {
-            return next;
+            return kept;
         }
-        let Ok(waiting) = this.waiting_for_links(now).await else {
-            keep(&mut next);
-            return next;
+        let Ok(waiting) = this.waiting_for_links(unix_ms()).await else {
+            return true;
         };
         for link in due {
             let fp = link.fp;
             if waiting.contains(&fp) {
-                keep(&mut next);
+                kept = true;
                 continue;
             }
             let contact = this.db_read_now(move |c| crate::contacts::trust_of(c, &fp));
@@ -183,7 +182,7 @@ impl Inner {
                     || due_at(&link) > unix_ms()
                     || this.held_open(&link)
                 {
-                    keep(&mut next);
+                    kept = true;
                     continue;
                 }
                 if contact {
@@ -193,13 +192,13 @@ impl Inner {
             tracing::debug!(peer = %link.peer, "closing a link idle in the background");
             link.close().await;
         }
-        next
+        kept
     }
 }
 
 /// The grid the looks fall on: the background heartbeats' (10 s), or the limit's if shorter.
 fn sweep_period(limit: Duration) -> Duration {
-    SWEEP.min(limit).max(MIN_SWEEP)
+    SWEEP.min(limit)
 }
 
 /// Looks for idle links when the next one may be due (on the grid), or, with none open, when

@@ -65,8 +65,17 @@ impl Inner {
         if let Some(link) = this.link(&fp) {
             return Ok(link);
         }
-        let link = Inner::dial(this, &request.peer_id).await?;
-        if link.fp != fp {
+        Inner::dial_proven(this, &request.peer_id, &fp).await
+    }
+
+    /// A link to `peer` whose handshake proves `fp` (a route is only a hint).
+    async fn dial_proven(
+        this: &Arc<Inner>,
+        peer: &str,
+        fp: &Fingerprint,
+    ) -> Result<Arc<Link>, NodeError> {
+        let link = Inner::dial(this, peer).await?;
+        if link.fp != *fp {
             return Err(NodeError::KeyMismatch {
                 expected: fp.to_hex(),
                 presented: link.fp.to_hex(),
@@ -99,14 +108,7 @@ impl Inner {
         let peer = contact
             .peer_id
             .ok_or_else(|| NodeError::NotConnected(fp.to_hex()))?;
-        let link = Inner::dial(this, &peer).await?;
-        if link.fp != fp {
-            return Err(NodeError::KeyMismatch {
-                expected: fp.to_hex(),
-                presented: link.fp.to_hex(),
-            });
-        }
-        Ok(link)
+        Inner::dial_proven(this, &peer, &fp).await
     }
 }
 
@@ -161,32 +163,27 @@ impl Inner {
         now_ms: u64,
     ) -> Result<Vec<Fingerprint>, NodeError> {
         let arrived = lock(&self.requests_arrived).clone();
-        let mut fps = self
-            .db(move |c| {
-                let asked_since = now_ms.saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
-                let mut fps = chat::with_outbox(c)?;
-                let files = crate::chat::file::incoming_unfinished(c, None)?;
-                let asked = contacts::requests(c)?.into_iter().filter(|r| {
-                    r.outgoing && r.created_ms >= asked_since && !arrived.contains(&r.fingerprint)
-                });
-                for fp in files
-                    .into_iter()
-                    .map(|t| t.conv)
-                    .chain(asked.map(|r| r.fingerprint))
-                {
-                    if !fps.contains(&fp) {
-                        fps.push(fp);
-                    }
+        let reopening = self.reopening(now_ms);
+        self.db(move |c| {
+            let asked_since = now_ms.saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
+            let mut fps = chat::with_outbox(c)?;
+            let files = crate::chat::file::incoming_unfinished(c, None)?;
+            let asked = contacts::requests(c)?.into_iter().filter(|r| {
+                r.outgoing && r.created_ms >= asked_since && !arrived.contains(&r.fingerprint)
+            });
+            for fp in files
+                .into_iter()
+                .map(|t| t.conv)
+                .chain(asked.map(|r| r.fingerprint))
+                .chain(reopening)
+            {
+                if !fps.contains(&fp) {
+                    fps.push(fp);
                 }
-                Ok::<_, NodeError>(fps)
-            })
-            .await?;
-        for fp in self.reopening(now_ms) {
-            if !fps.contains(&fp) {
-                fps.push(fp);
             }
-        }
-        Ok(fps)
+            Ok::<_, NodeError>(fps)
+        })
+        .await
     }
 }
 
