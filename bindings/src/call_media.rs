@@ -183,6 +183,30 @@ pub(crate) fn forward_controls(
     })
 }
 
+/// Hands each item of `rx` to `deliver` on a thread named `name`, in order, until every sender
+/// is gone. A delivery that fails (a Kotlin listener that throws reaches Rust as a panic) is
+/// logged and the next item delivered: one frame a platform decoder chokes on must not end a
+/// call's sound and pictures.
+pub(crate) fn deliver_on_thread<T: Send + 'static>(
+    name: &str,
+    rx: std::sync::mpsc::Receiver<T>,
+    deliver: impl Fn(T) + Send + 'static,
+) -> Result<(), PeernsError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            while let Ok(item) = rx.recv() {
+                let delivered =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(item)));
+                if delivered.is_err() {
+                    tracing::warn!("a frame listener failed; delivering the next frame");
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| PeernsError::Internal { msg: e.to_string() })
+}
+
 fn kind_name(k: MediaKind) -> &'static str {
     match k {
         MediaKind::Audio => "audio",
@@ -230,14 +254,7 @@ impl PeernsNode {
         let node = self.running()?;
         let conn = on_runtime(async move { node.call_media(&call, MEDIA_WAIT).await }).await??;
         let (tx, rx) = std::sync::mpsc::sync_channel::<MediaFrame>(SINK_QUEUE);
-        std::thread::Builder::new()
-            .name("peerns-media-sink".into())
-            .spawn(move || {
-                while let Ok(f) = rx.recv() {
-                    listener.on_frame(f);
-                }
-            })
-            .map_err(|e| PeernsError::Internal { msg: e.to_string() })?;
+        deliver_on_thread("peerns-media-sink", rx, move |f| listener.on_frame(f))?;
         let sinks = Arc::new(Mutex::new(Vec::new()));
         let held = sinks.clone();
         let task = RUNTIME.spawn(async move {

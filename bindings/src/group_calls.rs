@@ -13,7 +13,7 @@ use peerns_core::node::GroupCallPublisher;
 use peerns_core::transport::MediaKind;
 use tokio::task::AbortHandle;
 
-use crate::call_media::{EncoderControlListener, forward_controls};
+use crate::call_media::{EncoderControlListener, deliver_on_thread, forward_controls};
 use crate::calls::{CallKinds, CallMediaState};
 use crate::groups::{fingerprint, group_id};
 use crate::{PeernsError, PeernsNode, RUNTIME, on_runtime};
@@ -204,14 +204,7 @@ impl PeernsNode {
             on_runtime(async move { node.group_call_join(&gid, kinds.into()).await }).await??;
         let (publisher, mut rx, ctl) = media.into_parts();
         let (tx, thread_rx) = std::sync::mpsc::sync_channel::<GroupCallFrame>(FRAME_QUEUE);
-        std::thread::Builder::new()
-            .name("peerns-group-call".into())
-            .spawn(move || {
-                while let Ok(f) = thread_rx.recv() {
-                    frames.on_frame(f);
-                }
-            })
-            .map_err(|e| PeernsError::Internal { msg: e.to_string() })?;
+        deliver_on_thread("peerns-group-call", thread_rx, move |f| frames.on_frame(f))?;
         let deliver = RUNTIME.spawn(async move {
             while let Some(f) = rx.recv().await {
                 let _ = tx.try_send(GroupCallFrame {
