@@ -9,10 +9,11 @@
 //! ANSWER with the fingerprint the accept named ([`Calls::admit_offer`],
 //! [`Calls::admit_answer`], `docs/decisions/0013-calls.md`).
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use super::call_media::CallMedia;
@@ -63,6 +64,11 @@ pub(crate) struct NodeCalls {
     worker: OnceLock<mpsc::UnboundedSender<Vec<Action>>>,
     /// The active call's certificate and media connection.
     pub(super) media: CallMedia,
+    /// Armed contacts we asked for their camera ([`Node::rpc_watch`]), each with where its
+    /// call goes: that call is the stream we asked for, answered without ringing (at most one
+    /// per contact, only while the watch waits).
+    /// The number is the watch's own, so that a watch ending removes only itself.
+    pub(super) watching: HashMap<Fingerprint, (u64, oneshot::Sender<CallId>)>,
 }
 
 impl NodeCalls {
@@ -72,6 +78,7 @@ impl NodeCalls {
             timer: None,
             worker: OnceLock::new(),
             media: CallMedia::default(),
+            watching: HashMap::new(),
         }
     }
 }
@@ -214,6 +221,13 @@ impl Inner {
                 }
                 Action::Event(CallEvent::Incoming { call, peer, kinds }) => {
                     Inner::take_media_offers(this);
+                    let watched = lock(&this.calls).watching.remove(&peer);
+                    if let Some((_, watch)) = watched {
+                        // The stream we asked for: the watch answers it, nothing rings.
+                        if watch.send(call).is_ok() {
+                            continue;
+                        }
+                    }
                     let name = this.contact_name(&peer).await;
                     if let Some(n) = &this.notifier {
                         n.notify(Notification {

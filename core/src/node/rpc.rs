@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -418,34 +419,39 @@ impl Node {
 
     /// The baby monitor's viewer: asks armed contact `fingerprint` for its `facing` camera
     /// (`media.stream`) and answers the call it places back (we send nothing); returns that
-    /// call once accepted. Only a call from that contact within `timeout` is answered. The
-    /// stream is then the call's media, like any call's.
+    /// call once accepted. Only a call from that contact within `timeout` is answered, and it
+    /// does not ring: no `IncomingCall` event, no notification (the phone would show a
+    /// full-screen incoming call for the stream the user just asked for). The stream is then
+    /// the call's media, like any call's. A second watch of the same contact replaces this one,
+    /// which then fails.
     pub async fn rpc_watch(
         &self,
         fingerprint: &str,
         facing: &str,
         timeout: Duration,
     ) -> Result<String, NodeError> {
-        let fp = parse_fp(fingerprint)?.to_hex();
-        // Subscribed first: the call may ring before the answer to the request arrives.
-        let mut events = self.subscribe();
+        let fp = parse_fp(fingerprint)?;
+        // Registered first: the call may ring before the answer to the request arrives.
+        let (tx, stream) = oneshot::channel();
+        let id = NEXT_WATCH.fetch_add(1, Ordering::Relaxed);
+        lock(&self.inner.calls).watching.insert(fp, (id, tx));
+        let _unwatch = Unwatch(&self.inner, fp, id);
         let deadline = tokio::time::Instant::now() + timeout;
-        self.rpc_call(&fp, "media.stream", json!({"facing": facing}), timeout)
-            .await?
-            .outcome?;
-        loop {
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Some(NodeEvent::IncomingCall {
-                    call, fingerprint, ..
-                })) if fingerprint == fp => {
-                    self.accept_call(&call, Kinds::default())?;
-                    return Ok(call);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return Err(NodeError::Stopped),
-                Err(_) => return Err(NodeError::Timeout(format!("the stream of {fp}"))),
-            }
-        }
+        self.rpc_call(
+            &fp.to_hex(),
+            "media.stream",
+            json!({"facing": facing}),
+            timeout,
+        )
+        .await?
+        .outcome?;
+        let call = match tokio::time::timeout_at(deadline, stream).await {
+            Ok(Ok(call)) => hex::encode(call),
+            Ok(Err(_)) => return Err(NodeError::Stopped),
+            Err(_) => return Err(NodeError::Timeout(format!("the stream of {fp}"))),
+        };
+        self.accept_call(&call, Kinds::default())?;
+        Ok(call)
     }
 
     /// Signs and sends `method(params)` to `fingerprint`; returns the `RPC_RES` answer.
@@ -458,6 +464,25 @@ impl Node {
     ) -> Result<Response, NodeError> {
         let req = self.rpc_sign(fingerprint, method, params).await?;
         self.rpc_send(fingerprint, &req, timeout).await
+    }
+}
+
+/// Numbers watches ([`Node::rpc_watch`]).
+static NEXT_WATCH: AtomicU64 = AtomicU64::new(0);
+
+/// Ends a watch's registration with the watch, unless a newer watch of the contact replaced it.
+struct Unwatch<'a>(&'a Inner, Fingerprint, u64);
+
+impl Drop for Unwatch<'_> {
+    fn drop(&mut self) {
+        let mut calls = lock(&self.0.calls);
+        if calls
+            .watching
+            .get(&self.1)
+            .is_some_and(|(id, _)| *id == self.2)
+        {
+            calls.watching.remove(&self.1);
+        }
     }
 }
 

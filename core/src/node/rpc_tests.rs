@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::tests::{alice_and_bob, befriend, server};
+use super::platform::NotificationCategory;
+use super::tests::{Recorder, alice_and_bob, befriend, config, server, started};
 use super::*;
 use crate::rpc::store as rpc_store;
 use crate::rpc::wire::Request;
@@ -435,7 +436,14 @@ async fn an_unmetered_only_backup_waits_on_a_metered_path_and_resumes_mid_file()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked() {
     let srv = server().await;
-    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let notes = Arc::new(Recorder::default());
+    let mut ca = config(da.path(), &srv.url(), Some("alice"));
+    ca.platform.notifier = Some(notes.clone());
+    let a = started(ca).await.unwrap();
+    let b = started(config(db.path(), &srv.url(), Some("bob")))
+        .await
+        .unwrap();
     befriend(&a, &b).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     b.rpc_serve(ServeConfig::default()).unwrap();
@@ -455,7 +463,7 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
     let e = a.rpc_watch(&fb, "user", WAIT).await.unwrap_err();
     assert!(matches!(&e, NodeError::Rpc(r) if r.code == 403), "{e}");
 
-    let mut eb = b.subscribe();
+    let (mut ea, mut eb) = (a.subscribe(), b.subscribe());
     let call = a.rpc_watch(&fb, "environment", WAIT).await.unwrap();
     let active = a.active_call().unwrap();
     assert_eq!(active.call, call);
@@ -486,6 +494,16 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
     };
     tokio::time::timeout(WAIT, both).await.unwrap();
     assert_eq!(told, Some((call.clone(), fa.clone(), "environment".into())));
+    // The viewer's phone did not ring for the stream it asked for.
+    while let Ok(ev) = ea.try_recv() {
+        assert!(!matches!(ev, NodeEvent::IncomingCall { .. }), "{ev:?}");
+    }
+    assert!(
+        lock(&notes.0)
+            .iter()
+            .all(|n| n.category != NotificationCategory::IncomingCall)
+    );
+    assert!(lock(&a.inner.calls).watching.is_empty());
     a.hang_up(&call).unwrap();
     a.stop().await;
     b.stop().await;
