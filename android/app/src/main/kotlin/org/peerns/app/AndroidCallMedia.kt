@@ -4,6 +4,7 @@ import android.content.Context
 import android.os.Build
 import android.os.Handler
 import android.os.Looper
+import android.view.Gravity
 import android.view.OrientationEventListener
 import android.view.Surface
 import android.view.SurfaceHolder
@@ -29,7 +30,7 @@ import org.peerns.media.VideoRotation
  * and kind ([setPicture]), a 1:1 call's the first sender's on [remoteSurface]. [close] when the
  * screen goes.
  */
-class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia {
+class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) : CallMedia {
     @Volatile
     private var out: FrameOut? = null
     private val video = VideoEncoder(context, { pts, key, data -> out?.frame("video", pts, key, data, null) }, onError)
@@ -39,7 +40,7 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
 
     // Keyed "sender/kind"; pictures too.
     private val decoders = HashMap<String, FrameDecoder>()
-    private val pictures = HashMap<String, Surface>()
+    private val pictures = HashMap<String, Picture>()
     private var shownVideo: String? = null
 
     // How far each sender's video is turned, as it says (keyed by sender).
@@ -71,8 +72,11 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
         }
     }
 
-    /** Where the received video of a 1:1 call is drawn (a SurfaceView's surface), or null while there is none. */
-    var remoteSurface: Surface? = null
+    /**
+     * Where the received video of a 1:1 call is drawn (a SurfaceView's surface), or null while
+     * there is none, with who hears the picture's size as drawn (on the decoder's thread).
+     */
+    var remoteSurface: Picture? = null
         set(value) = synchronized(decoders) {
             field = value
             shownVideo?.let { decoders.remove("$it/video")?.release() }
@@ -86,13 +90,13 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
         }
 
     /**
-     * Draws [sender]'s [kind] (`video` or `screen`) on [surface] (a grid picture's), or no longer
-     * (null). Its decoder starts again at the sender's next keyframe.
+     * Draws [sender]'s [kind] (`video` or `screen`) on [picture] (a grid picture's), or no
+     * longer (null). Its decoder starts again at the sender's next keyframe.
      */
-    fun setPicture(sender: String, kind: String, surface: Surface?) = synchronized(decoders) {
+    fun setPicture(sender: String, kind: String, picture: Picture?) = synchronized(decoders) {
         val key = "$sender/$kind"
         decoders.remove(key)?.release()
-        if (surface == null) pictures.remove(key) else pictures[key] = surface
+        if (picture == null) pictures.remove(key) else pictures[key] = picture
     }
 
     override val videoControl: EncoderControlListener get() = video.control
@@ -141,26 +145,45 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
         Unit
     }
 
+    /**
+     * Plays one frame; false when a picture needs a keyframe (not started yet, or a frame was
+     * lost). A decoder that fails (a device's codec refusing, too many decoders at once) is
+     * released and made again at the next frame (a picture's at the next keyframe, asked for):
+     * the error never reaches the delivery thread.
+     */
     override fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean {
         synchronized(decoders) {
             val key = "$from/$kind"
-            val decoder = if (kind == "audio") {
-                decoders.getOrPut(key) { AudioDecoder() }
-            } else {
-                val surface = pictures[key] ?: oneOnOne(from, kind) ?: return true
-                decoders.getOrPut(key) { VideoDecoder(surface, if (kind == "video") rotations[from] ?: 0 else 0) }
+            return try {
+                if (kind == "audio") {
+                    decoders.getOrPut(key) { AudioDecoder() }.frame(ptsUs, keyframe, data)
+                    true
+                } else {
+                    val picture = pictures[key] ?: oneOnOne(from, kind) ?: return true
+                    val rotation = if (kind == "video") rotations[from] ?: 0 else 0
+                    decoders.getOrPut(key) { VideoDecoder(picture.surface, rotation, picture.onSize) }.frame(ptsUs, keyframe, data)
+                }
+            } catch (e: Exception) {
+                decoders.remove(key)?.let { runCatching(it::release) }
+                onDecoderError(key, e)
+                false
             }
-            decoder.frame(ptsUs, keyframe, data)
-            return decoder !is VideoDecoder || decoder.started
         }
     }
 
-    /** The 1:1 call's surface for [from]'s video: the first sender seen is the one shown. */
-    private fun oneOnOne(from: String, kind: String): Surface? {
-        val surface = remoteSurface ?: return null
+    /** The 1:1 call's picture for [from]'s video: the first sender seen is the one shown. */
+    private fun oneOnOne(from: String, kind: String): Picture? {
+        val picture = remoteSurface ?: return null
         if (kind != "video") return null
         if (shownVideo == null) shownVideo = from
-        return surface.takeIf { from == shownVideo }
+        return picture.takeIf { from == shownVideo }
+    }
+
+    // A failing decoder is said once per sender and kind (it would fail at every frame).
+    private val failed = HashSet<String>()
+
+    private fun onDecoderError(key: String, e: Exception) {
+        if (failed.add(key)) onError("decoder: ${e.message ?: e}")
     }
 
     override fun stop() {
@@ -173,6 +196,7 @@ class AndroidCallMedia(context: Context, onError: (String) -> Unit) : CallMedia 
             decoders.values.forEach(FrameDecoder::release)
             decoders.clear()
             rotations.clear()
+            failed.clear()
             shownVideo = null
         }
     }
@@ -222,27 +246,34 @@ private fun toaster(context: Context): (String) -> Unit {
     return { message -> main.post { Toast.makeText(context, message, Toast.LENGTH_LONG).show() } }
 }
 
-/** The view the received video is drawn on: a SurfaceView whose surface [media] renders to (gone without media). */
-fun remotePicture(host: Host, media: AndroidCallMedia?): SurfaceView =
-    picture(host, 240, LinearLayout.LayoutParams.MATCH_PARENT) { media?.remoteSurface = it }.apply {
-        visibility = if (media == null) View.GONE else View.VISIBLE
+/** Where a received picture is drawn: a surface, and who hears the picture's size (as drawn). */
+class Picture(val surface: Surface, val onSize: ((width: Int, height: Int) -> Unit)? = null)
+
+/** The view the received video is drawn on: a picture view whose surface [media] renders to (gone without media). */
+fun remotePicture(host: Host, media: AndroidCallMedia?): PictureView = PictureView(host.context).apply {
+    bind { media?.remoteSurface = it }
+    layoutParams = LinearLayout.LayoutParams(LinearLayout.LayoutParams.MATCH_PARENT, host.ui.dp(240)).apply {
+        gravity = Gravity.CENTER_HORIZONTAL
     }
+    visibility = if (media == null) View.GONE else View.VISIBLE
+}
 
 /**
  * The view our own camera is shown on (a small SurfaceView the camera draws into besides the
  * encoder); gone until the screen shows it while our camera is on.
  */
-fun localPicture(host: Host, media: AndroidCallMedia?): SurfaceView =
-    picture(host, 120, host.ui.dp(160)) { media?.localSurface = it }.apply { visibility = View.GONE }
-
-/** A SurfaceView [heightDp] high and [width] wide whose surface goes to [bind] while it exists (null once it goes). */
-private fun picture(host: Host, heightDp: Int, width: Int, bind: (Surface?) -> Unit): SurfaceView = SurfaceView(host.context).apply {
+fun localPicture(host: Host, media: AndroidCallMedia?): SurfaceView = SurfaceView(host.context).apply {
     holder.addCallback(object : SurfaceHolder.Callback {
-        override fun surfaceCreated(holder: SurfaceHolder) = bind(holder.surface)
+        override fun surfaceCreated(holder: SurfaceHolder) {
+            media?.localSurface = holder.surface
+        }
 
         override fun surfaceChanged(holder: SurfaceHolder, format: Int, width: Int, height: Int) = Unit
 
-        override fun surfaceDestroyed(holder: SurfaceHolder) = bind(null)
+        override fun surfaceDestroyed(holder: SurfaceHolder) {
+            media?.localSurface = null
+        }
     })
-    layoutParams = LinearLayout.LayoutParams(width, host.ui.dp(heightDp))
+    layoutParams = LinearLayout.LayoutParams(host.ui.dp(160), host.ui.dp(120))
+    visibility = View.GONE
 }

@@ -3,15 +3,14 @@ package org.peerns.app
 import android.content.Context
 import android.graphics.Color
 import android.graphics.drawable.GradientDrawable
-import android.view.SurfaceHolder
-import android.view.SurfaceView
+import android.view.Gravity
 import android.view.View
 import android.view.ViewGroup
 import android.widget.LinearLayout
 import android.widget.TextView
 
 /**
- * A group call's grid of pictures, two to a row, each a SurfaceView that [media] draws its
+ * A group call's grid of pictures, two to a row, each a [PictureView] that [media] draws its
  * sender's video or screen on ([AndroidCallMedia.setPicture], bound while the surface exists).
  * [show] keeps the view of every picture that stays in its place, so its decoder goes on (one
  * that moves keeps its view but restarts); a place that changes hands gets a new view (no last
@@ -26,19 +25,7 @@ class CallPictures(private val context: Context, private val media: AndroidCallM
 
     /** One place: [sender]'s [kind] (`video` or `screen`) on [surface], named in [label]. */
     private inner class Picture(val sender: String, val kind: String, label: String) {
-        val surface = SurfaceView(context).apply {
-            holder.addCallback(object : SurfaceHolder.Callback {
-                override fun surfaceCreated(holder: SurfaceHolder) {
-                    media?.setPicture(sender, kind, holder.surface)
-                }
-
-                override fun surfaceChanged(holder: SurfaceHolder, format: Int, width: Int, height: Int) = Unit
-
-                override fun surfaceDestroyed(holder: SurfaceHolder) {
-                    media?.setPicture(sender, kind, null)
-                }
-            })
-        }
+        val surface = PictureView(context).apply { bind { media?.setPicture(sender, kind, it) } }
         val name: TextView = ui.text(label)
         val view: LinearLayout = ui.column().apply {
             addView(surface)
@@ -85,7 +72,9 @@ class CallPictures(private val context: Context, private val media: AndroidCallM
         val height = ui.dp(if (places.size == 1) 240 else 140)
         for (p in places) {
             if (p.surface.layoutParams?.height != height) {
-                p.surface.layoutParams = LinearLayout.LayoutParams(LinearLayout.LayoutParams.MATCH_PARENT, height)
+                p.surface.layoutParams = LinearLayout.LayoutParams(LinearLayout.LayoutParams.MATCH_PARENT, height).apply {
+                    gravity = Gravity.CENTER_HORIZONTAL
+                }
             }
             p.view.background = if (p.sender in speaking) speakingFrame() else null
         }

@@ -1,6 +1,7 @@
 package org.peerns.app
 
 import android.app.Application
+import android.os.Looper
 import android.view.SurfaceView
 import android.view.View
 import android.view.ViewGroup
@@ -15,6 +16,7 @@ import org.junit.Test
 import org.junit.runner.RunWith
 import org.robolectric.RobolectricTestRunner
 import org.robolectric.RuntimeEnvironment
+import org.robolectric.Shadows.shadowOf
 import org.robolectric.annotation.Config
 
 /** The group call's grid of pictures on the real framework: places kept, rows of two, speakers framed. */
@@ -94,4 +96,23 @@ class CallPicturesRoboTest {
 
     private fun assertNear(expected: Int, actual: Int, tolerance: Int) =
         kotlin.test.assertTrue(kotlin.math.abs(expected - actual) <= tolerance, "$actual is not $expected ± $tolerance")
+
+    @Test
+    fun aPictureViewTakesThePicturesShapeWithinItsRoom() {
+        val view = PictureView(app)
+        val exactly = { px: Int -> View.MeasureSpec.makeMeasureSpec(px, View.MeasureSpec.EXACTLY) }
+        // Unknown size: it fills its room.
+        view.measure(exactly(1000), exactly(480))
+        assertEquals(1000 to 480, view.measuredWidth to view.measuredHeight)
+        // A phone held upright (480x640 as drawn): as high as the room, narrower.
+        view.showSize(480, 640)
+        shadowOf(Looper.getMainLooper()).idle()
+        view.measure(exactly(1000), exactly(480))
+        assertEquals(360 to 480, view.measuredWidth to view.measuredHeight)
+        // A wide picture in a tall room: as wide as the room, lower.
+        view.showSize(1280, 720)
+        shadowOf(Looper.getMainLooper()).idle()
+        view.measure(exactly(640), exactly(1000))
+        assertEquals(640 to 360, view.measuredWidth to view.measuredHeight)
+    }
 }

@@ -9,6 +9,9 @@ object AnnexB {
     const val SPS = 7
     const val PPS = 8
 
+    /** An IDR picture's slice. */
+    const val IDR = 5
+
     private val START = byteArrayOf(0, 0, 0, 1)
 
     /** The NAL units of [stream], without their start codes. */
@@ -57,6 +60,18 @@ class AccessUnitAssembler {
     /** Takes the encoder's codec-config output (SPS and PPS, Annex-B). */
     fun codecConfig(data: ByteArray) {
         config = AnnexB.nalUnits(data).filter { AnnexB.type(it) == AnnexB.SPS || AnnexB.type(it) == AnnexB.PPS }
+    }
+
+    /**
+     * One output buffer of the encoder ([codecConfig]: flagged `BUFFER_FLAG_CODEC_CONFIG`,
+     * [keyframe]: `BUFFER_FLAG_KEY_FRAME`): the access unit to send, or null for parameters
+     * alone. Some encoders give the first IDR in the codec-config buffer, behind the SPS/PPS:
+     * that buffer is a keyframe to send too, or the receiver waits for the next one.
+     */
+    fun encoderOutput(data: ByteArray, codecConfig: Boolean, keyframe: Boolean): ByteArray? {
+        if (!codecConfig) return accessUnit(data, keyframe)
+        codecConfig(data)
+        return data.takeIf { AnnexB.nalUnits(data).any { AnnexB.type(it) == AnnexB.IDR } }
     }
 
     /** One Annex-B access unit for the core from an encoded frame ([keyframe]: an IDR). */

@@ -52,6 +52,19 @@ class MediaUnitsTest {
         assertSame(complete, assembler.accessUnit(complete, keyframe = true))
     }
 
+    @Test
+    fun aCodecConfigBufferCarryingTheFirstIdrIsSentAsAKeyframe() {
+        val assembler = AccessUnitAssembler()
+        // Parameters alone: kept, nothing to send.
+        assertNull(assembler.encoderOutput(AnnexB.join(listOf(sps, pps)), codecConfig = true, keyframe = false))
+        val key = AnnexB.join(listOf(idr))
+        assertContentEquals(AnnexB.join(listOf(sps, pps, idr)), assembler.encoderOutput(key, codecConfig = false, keyframe = true))
+        // Parameters and the IDR in one buffer: sent as it is, and the parameters kept.
+        val both = AnnexB.join(listOf(sps, pps, idr))
+        assertSame(both, assembler.encoderOutput(both, codecConfig = true, keyframe = true))
+        assertContentEquals(both, assembler.accessUnit(key, keyframe = true))
+    }
+
     /** The one level a meter reports for exactly [pcm]. */
     private fun level(pcm: ShortArray): Float =
         mutableListOf<Float>().also { levels -> LevelMeter(pcm.size) { levels.add(it) }.add(pcm) }.single()

@@ -35,7 +35,8 @@ interface CallMedia {
 
     /**
      * Decodes and plays a frame of [from] (a participant or a remote track); false when the
-     * picture it is for waits for a keyframe (its decoder started mid-stream): ask [from] for one.
+     * picture it is for waits for a keyframe (its decoder started mid-stream, lost a frame or
+     * failed): ask [from] for one.
      */
     fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean
 

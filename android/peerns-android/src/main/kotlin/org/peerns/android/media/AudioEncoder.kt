@@ -8,6 +8,7 @@ import android.media.AudioRecord
 import android.media.MediaCodec
 import android.media.MediaFormat
 import android.media.MediaRecorder
+import android.os.Process
 import java.nio.ByteOrder
 import org.peerns.media.AudioLevel
 import org.peerns.media.LevelMeter
@@ -58,6 +59,8 @@ class AudioEncoder(
     }
 
     private fun run() {
+        // Capture is real time: a read that waits behind other threads overruns the microphone.
+        Process.setThreadPriority(Process.THREAD_PRIORITY_URGENT_AUDIO)
         try {
             check(appContext.checkSelfPermission(Manifest.permission.RECORD_AUDIO) == PackageManager.PERMISSION_GRANTED) {
                 "no microphone permission"
@@ -103,15 +106,17 @@ class AudioEncoder(
                 check(n >= 0) { "AudioRecord.read: $n" }
                 meter.add(pcm, n)
                 val index = codec.dequeueInputBuffer(TIMEOUT_US)
-                if (index >= 0) {
-                    val input = codec.getInputBuffer(index) ?: continue
+                val input = if (index >= 0) codec.getInputBuffer(index) else null
+                if (input != null) {
                     input.clear()
                     input.order(ByteOrder.LITTLE_ENDIAN).asShortBuffer().put(pcm, 0, n)
                     val pts = samples * 1_000_000 / Opus.SAMPLE_RATE
                     levels.put(pts, AudioLevel.of(pcm, n))
                     codec.queueInputBuffer(index, 0, n * 2, pts, 0)
-                    samples += n
                 }
+                // The block's time passes whether the codec took it or not: a block dropped is
+                // a gap at the receiver, not a jump that squeezes the sound after it.
+                samples += n
                 drain(codec, info, levels)
             }
         } finally {

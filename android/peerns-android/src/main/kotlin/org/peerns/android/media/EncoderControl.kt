@@ -18,10 +18,15 @@ fun interface CodecParameters {
  * The core's requests to a video encoder, mapped onto MediaCodec: a keyframe request becomes
  * [MediaCodec.PARAMETER_KEY_REQUEST_SYNC_FRAME], a target bitrate (kept within
  * [minBps]..[maxBps]) [MediaCodec.PARAMETER_KEY_VIDEO_BITRATE], sent only when it changes.
+ * The core says a target again only when it moves, so a codec started later (the camera
+ * switched or turned on again) starts at [targetBps].
  */
 class EncoderControl(private val codec: CodecParameters, private val minBps: Int, private val maxBps: Int) : EncoderControlListener {
     @Volatile
     private var bps = 0
+
+    /** The last target the core asked for (clamped), null before the first. */
+    val targetBps: Int? get() = bps.takeIf { it > 0 }
 
     override fun requestKeyframe() = codec.setParameters(Bundle().apply { putInt(MediaCodec.PARAMETER_KEY_REQUEST_SYNC_FRAME, 0) })
 

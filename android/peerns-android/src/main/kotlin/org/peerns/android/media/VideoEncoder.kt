@@ -41,7 +41,10 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
     private val cameras = appContext.getSystemService(CameraManager::class.java)
     private val thread = HandlerThread("peerns-video-encoder").apply { start() }
     private val handler = Handler(thread.looper)
-    private val executor = Executor { handler.post(it) }
+
+    // Once the thread has ended, a late callback runs where it comes from (a camera that opens
+    // after release must still be closed).
+    private val executor = Executor { if (!handler.post(it)) it.run() }
     private val lock = Any()
     private var codec: MediaCodec? = null
     private var surface: Surface? = null
@@ -156,14 +159,22 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
                     capture(device, input, preview)
                 }
 
-                override fun onDisconnected(device: CameraDevice) = device.close()
+                // Another app took the camera, or the user blocked it: stopped, and said, so
+                // that turning the camera on again starts afresh.
+                override fun onDisconnected(device: CameraDevice) = lost(device, "the camera was taken away")
 
-                override fun onError(device: CameraDevice, error: Int) {
-                    device.close()
-                    onError("camera error $error")
-                }
+                override fun onError(device: CameraDevice, error: Int) = lost(device, "camera error $error")
             },
         )
+    }
+
+    /** [device] closed under us: everything stops (if it is still ours) and [message] is told. */
+    private fun lost(device: CameraDevice, message: String) {
+        device.close()
+        if (camera !== device) return
+        camera = null
+        stopNow()
+        onError(message)
     }
 
     /** The capture session into the encoder's [input] and, when given, [shown] (our preview). */
@@ -179,8 +190,15 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
                 override fun onConfigured(s: CameraCaptureSession) {
                     if (!current()) return s.close() // stopped, or another session asked for since
                     session = s
-                    val request = device.createCaptureRequest(CameraDevice.TEMPLATE_RECORD).apply { targets.forEach(::addTarget) }.build()
-                    s.setRepeatingRequest(request, null, handler)
+                    try {
+                        val request = device.createCaptureRequest(CameraDevice.TEMPLATE_RECORD).apply {
+                            targets.forEach(::addTarget)
+                        }.build()
+                        s.setRepeatingRequest(request, null, handler)
+                    } catch (e: Exception) {
+                        // The device closed meanwhile (CameraAccessException, IllegalStateException).
+                        if (current()) onError("camera: ${e.message ?: e}")
+                    }
                 }
 
                 override fun onConfigureFailed(s: CameraCaptureSession) {
@@ -204,7 +222,7 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
         val cbr = caps.encoderCapabilities?.isBitrateModeSupported(EncoderCapabilities.BITRATE_MODE_CBR) == true
         return MediaFormat.createVideoFormat(MediaFormat.MIMETYPE_VIDEO_AVC, size.width, size.height).apply {
             setInteger(MediaFormat.KEY_COLOR_FORMAT, android.media.MediaCodecInfo.CodecCapabilities.COLOR_FormatSurface)
-            setInteger(MediaFormat.KEY_BIT_RATE, START_BPS)
+            setInteger(MediaFormat.KEY_BIT_RATE, control.targetBps ?: START_BPS)
             setInteger(MediaFormat.KEY_FRAME_RATE, FPS)
             setInteger(MediaFormat.KEY_I_FRAME_INTERVAL, KEYFRAME_INTERVAL_S)
             setInteger(
@@ -229,12 +247,9 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
                 val data = ByteArray(info.size)
                 buffer.position(info.offset)
                 buffer.get(data)
-                if (info.flags and MediaCodec.BUFFER_FLAG_CODEC_CONFIG != 0) {
-                    assembler.codecConfig(data)
-                } else {
-                    val key = info.flags and MediaCodec.BUFFER_FLAG_KEY_FRAME != 0
-                    sink.frame(info.presentationTimeUs, key, assembler.accessUnit(data, key))
-                }
+                val config = info.flags and MediaCodec.BUFFER_FLAG_CODEC_CONFIG != 0
+                val key = info.flags and MediaCodec.BUFFER_FLAG_KEY_FRAME != 0
+                assembler.encoderOutput(data, config, key)?.let { sink.frame(info.presentationTimeUs, key || config, it) }
             }
             codec.releaseOutputBuffer(index, false)
         }
