@@ -77,22 +77,32 @@ async fn on_runtime<T: Send + 'static>(
 }
 
 /// Like [`on_runtime`], but the work stops when the caller stops waiting (a cancelled Kotlin
-/// coroutine or Swift task drops this future): for long operations that resume where they
-/// left off, such as a backup.
-async fn on_runtime_abortable<T: Send + 'static>(
+/// coroutine drops this future) or when it is cancelled through `running`, where its handle is
+/// kept meanwhile (Swift cannot cancel a call into the library: a task's cancellation never
+/// reaches UniFFI's future, so the app cancels explicitly, e.g. [`PeernsNode::rpc_backup_cancel`]).
+/// For long operations that resume where they left off, such as a backup; a cancelled one fails
+/// with [`PeernsError::Cancelled`].
+async fn on_runtime_cancellable<T: Send + 'static>(
+    running: &Mutex<Vec<AbortHandle>>,
     fut: impl Future<Output = T> + Send + 'static,
 ) -> Result<T, PeernsError> {
-    /// Aborts the task when dropped before it finished.
-    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-    impl<T> Drop for AbortOnDrop<T> {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
+    let task = RUNTIME.spawn(fut);
+    let abort = task.abort_handle();
+    {
+        let mut running = lock(running);
+        running.retain(|t| !t.is_finished());
+        running.push(abort.clone());
     }
-    let mut task = AbortOnDrop(RUNTIME.spawn(fut));
-    (&mut task.0)
-        .await
-        .map_err(|e| PeernsError::Internal { msg: e.to_string() })
+    let _stop = AbortOnDrop(abort);
+    task.await.map_err(|e| {
+        if e.is_cancelled() {
+            PeernsError::Cancelled {
+                msg: "cancelled".into(),
+            }
+        } else {
+            PeernsError::Internal { msg: e.to_string() }
+        }
+    })
 }
 
 /// The one error type of the bindings.
@@ -172,6 +182,12 @@ pub enum PeernsError {
     #[error("closed: {msg}")]
     Closed {
         /// What was closed.
+        msg: String,
+    },
+    /// The app cancelled the call (e.g. [`PeernsNode::rpc_backup_cancel`]).
+    #[error("cancelled: {msg}")]
+    Cancelled {
+        /// What was cancelled.
         msg: String,
     },
     /// A bug: a task panicked or was cancelled.
@@ -322,6 +338,8 @@ fn ice_server(url: &str) -> Result<IceServer, PeernsError> {
 pub struct PeernsNode {
     config: node::NodeConfig,
     node: Mutex<Option<Arc<Node>>>,
+    /// The running backups, which [`PeernsNode::rpc_backup_cancel`] stops.
+    backups: Mutex<Vec<AbortHandle>>,
 }
 
 /// Aborts a task when the future awaiting it is dropped (the caller cancelled).
@@ -397,6 +415,7 @@ impl PeernsNode {
                 discovery: Default::default(),
             },
             node: Mutex::new(None),
+            backups: Mutex::new(Vec::new()),
         }))
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use peerns_core::node;
 use tokio::sync::mpsc;
 
-use crate::{PeernsError, PeernsNode, on_runtime, on_runtime_abortable};
+use crate::{PeernsError, PeernsNode, lock, on_runtime, on_runtime_cancellable};
 
 /// A folder served under `/name`.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -227,8 +227,9 @@ impl PeernsNode {
     /// `network_changed` is metered or offline (progress with `waiting`), even in the middle
     /// of a file, and go on when an unmetered one is reported.
     /// `listener` gets the progress; every call to it has returned when this returns.
-    /// Cancelling the call (the coroutine or task awaiting it) stops the backup; the next one
-    /// resumes from what the peer holds.
+    /// Cancelling the call (the Kotlin coroutine awaiting it) or [`Self::rpc_backup_cancel`]
+    /// (Swift, whose tasks cannot cancel it) stops the backup; the next one resumes from what
+    /// the peer holds.
     #[uniffi::method(default(unmetered_only = false))]
     pub async fn rpc_backup(
         &self,
@@ -241,7 +242,7 @@ impl PeernsNode {
         let node = self.running()?;
         let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
         let options = node::BackupOptions { unmetered_only };
-        let sum = on_runtime_abortable(async move {
+        let sum = on_runtime_cancellable(&self.backups, async move {
             let (tx, mut rx) = mpsc::unbounded_channel::<node::BackupProgress>();
             // Foreign code may block: it runs off the backup's task, one call at a time.
             let forward = tokio::spawn(async move {
@@ -278,5 +279,13 @@ impl PeernsNode {
             skipped: sum.skipped,
             left_out: sum.left_out,
         })
+    }
+
+    /// Stops every backup of this node that is running: each `rpc_backup` call fails with
+    /// `Cancelled`. For Swift, whose task cancellation never reaches a call into the library.
+    pub fn rpc_backup_cancel(&self) {
+        for backup in lock(&self.backups).drain(..) {
+            backup.abort();
+        }
     }
 }

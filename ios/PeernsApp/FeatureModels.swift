@@ -549,9 +549,10 @@ final class MonitorModel: ObservableObject {
 
 /// Backup of chosen folders into another device, with progress (`BackupViewModel`). A backup
 /// started in Low Power Mode waits until it is off (or `startNow`); one running when it comes on
-/// is paused (its `rpcBackup` task cancelled, which stops it in the core) and started again with
-/// the same arguments when it goes off (or `startNow`): the core skips the files the peer has and
-/// resumes a partly sent one. Cancelling the task of `backup(to:)` stops it for good.
+/// is paused (`rpcBackupCancel`, which stops it in the core: cancelling a Swift task never
+/// reaches a call into the library) and started again with the same arguments when it goes off
+/// (or `startNow`): the core skips the files the peer has and resumes a partly sent one.
+/// Cancelling the task of `backup(to:)` stops it for good.
 @MainActor
 final class BackupModel: ObservableObject {
     static let into = "/incoming"
@@ -646,11 +647,11 @@ final class BackupModel: ObservableObject {
             await self.lowPowerComesOn(powerSaver)
             guard !Task.isCancelled else { return }
             self.pausing = true
-            run.cancel()
+            node.rpcBackupCancel()
         }
         defer { pause.cancel() }
         do {
-            return try await withTaskCancellationHandler { try await run.value } onCancel: { run.cancel() }
+            return try await withTaskCancellationHandler { try await run.value } onCancel: { node.rpcBackupCancel() }
         } catch {
             // A cancelled call may still deliver a late step.
             listener.stop()

@@ -139,6 +139,20 @@ def test_rpc_backup():
             assert not os.path.exists(os.path.join(incoming, "photos", "new.jpg"))
             assert [x.waiting for x in cancelled.steps] == [True]
             a.network_changed(p.NetworkKind.WIFI, "test:lo", True)
+            # Cancelled explicitly (what Swift does: its task cancellation never reaches the
+            # library): the call fails with Cancelled and nothing is placed either.
+            cancelled = Progress()
+            task = asyncio.ensure_future(
+                a.rpc_backup(fb, [src], "/incoming", cancelled, unmetered_only=True))
+            await asyncio.sleep(0.5)
+            assert [x.waiting for x in cancelled.steps] == [True]
+            a.rpc_backup_cancel()
+            with pytest.raises(p.PeernsError.Cancelled):
+                await asyncio.wait_for(task, 5)
+            a.network_changed(p.NetworkKind.WIFI, "test:lo")
+            await asyncio.sleep(1.5)
+            assert not os.path.exists(os.path.join(incoming, "photos", "new.jpg"))
+            a.network_changed(p.NetworkKind.WIFI, "test:lo", True)
             progress = Progress()
             task = asyncio.ensure_future(
                 a.rpc_backup(fb, [src], "/incoming", progress, unmetered_only=True))
