@@ -45,6 +45,17 @@ final class CallModel: ObservableObject {
         self.media = media
         self.callKit = callKit
         self.powerSaver = powerSaver
+        // Muted in the system's call screen or by a headset: the node is told by CallKit; the
+        // microphone stops (or starts) sending here, and the screen shows it.
+        callKit?.onMuted = { [weak self] call, muted in
+            Task { @MainActor [weak self] in self?.mutedInCallKit(call, muted) }
+        }
+    }
+
+    private func mutedInCallKit(_ call: String, _ muted: Bool) {
+        guard call == self.call else { return }
+        local.muted = muted
+        media?.setMuted(muted)
     }
 
     private var lowPower: Bool { powerSaver?.isOn == true }
@@ -212,6 +223,12 @@ final class CallModel: ObservableObject {
             status = s.state
             reason = s.reason
             if s.state == "ended" { stopMedia() }
+            // Answered outside this model (CallKit's answer, maybe with the camera off in Low
+            // Power Mode): what we send is the node's, not the ringing call's defaults.
+            if s.state == "connected", !outgoing, let active = try? node.activeCall(), active.call == c {
+                sendsVideo = active.calleeKinds.video
+                local = active.localMedia
+            }
         case let .callState(c, fp, s) where call == nil || status == "ended":
             // A call we place (every incoming one starts with incomingCall), maybe before
             // startCall has returned its ID.

@@ -432,7 +432,8 @@ final class MonitorModel: ObservableObject {
             try node.rpcArmCamera(facing: facing)
             try node.rpcSoundAlert(thresholdDbfs: alertDbfs)
             microphone?.stop()
-            if alertDbfs != nil {
+            // While a stream runs the microphone is the call's; the alert listens after it.
+            if alertDbfs != nil && !out.sending {
                 try microphone?.start { [node] level in try? node.rpcSoundLevel(dbfs: level) }
             }
             armed = facing

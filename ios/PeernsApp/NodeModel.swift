@@ -161,7 +161,6 @@ final class NodeModel: ObservableObject {
                 notifier: notifier,
                 location: location
             )
-            _ = try? await notifier.requestAuthorization()
             try await peerns.start()
         } catch let PeernsError.KeyLost(msg) {
             keyLost = msg
@@ -170,6 +169,9 @@ final class NodeModel: ObservableObject {
             status = NodeStatus(signaling: .offline(reason: "could not start: \(error)"))
             return
         }
+        // Asked beside the start, never before it: on a launch in the background (a VoIP push)
+        // the prompt cannot show, and the node must run for the call to arrive.
+        Task { [notifier] in _ = try? await notifier.requestAuthorization() }
         identity = try? peerns.node.identity()
         let node = peerns.node
         self.peerns = peerns

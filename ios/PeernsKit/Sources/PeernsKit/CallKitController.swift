@@ -23,6 +23,9 @@ public final class CallKitController: NSObject, CXProviderDelegate {
     public var lowPower = false
     /// How long a call reported for a VoIP push waits for the call to arrive over signaling.
     public var pushTimeout: TimeInterval = 20
+    /// CallKit muted or unmuted call `call` (the system's call screen, a headset): the node is
+    /// told already; the app stops or starts sending the microphone (`CallModel`).
+    public var onMuted: ((_ call: String, _ muted: Bool) -> Void)?
 
     private let provider: CXProvider
     private let controller = CXCallController()
@@ -37,6 +40,9 @@ public final class CallKitController: NSObject, CXProviderDelegate {
     private var earlyAnswer: CXAnswerCallAction?
     /// The user declined the call reported for a VoIP push before it arrived: decline it then.
     private var declineNextRing = false
+    /// Calls we place whose `startCall` runs, and those of them the user ended meanwhile.
+    private var dialing: Set<UUID> = []
+    private var endedWhileDialing: Set<UUID> = []
 
     public override init() {
         let config = CXProviderConfiguration()
@@ -71,6 +77,14 @@ public final class CallKitController: NSObject, CXProviderDelegate {
 
     private func ring(_ call: String, fingerprint: String, name: String, video: Bool) {
         let (uuid, report) = calls.incoming(call)
+        if report && declineNextRing {
+            // The call of a VoIP push the user declined before it arrived (its UUID is gone
+            // with the decline): declined without ringing again.
+            declineNextRing = false
+            forget(uuid)
+            try? node?.declineCall(call: call)
+            return
+        }
         let update = Self.update(handle: fingerprint, name: name, video: video)
         if report {
             provider.reportNewIncomingCall(with: uuid, update: update) { [weak self] error in
@@ -169,13 +183,26 @@ public final class CallKitController: NSObject, CXProviderDelegate {
     /// the call that will arrive over signaling; ends it `.failed` if none arrives within
     /// `pushTimeout`. `completion` is PushKit's, called once CallKit has the call.
     public func reportPushedCall(completion: @escaping () -> Void) {
+        let update = Self.update(handle: "peerns", name: "PeerNS call", video: false)
+        if let active = try? node?.activeCall(), active.status.state != "ended", calls.uuid(of: active.call) != nil {
+            // The call came over signaling before its push and rings already: the push must
+            // still be reported (iOS ends an app that does not), and ends at once rather than
+            // wait as a second call.
+            let uuid = UUID()
+            provider.reportNewIncomingCall(with: uuid, update: update) { [weak self] _ in
+                DispatchQueue.main.async {
+                    self?.provider.reportCall(with: uuid, endedAt: nil, reason: .failed)
+                    completion()
+                }
+            }
+            return
+        }
         if let old = calls.pushed {
             provider.reportCall(with: old, endedAt: nil, reason: .failed)
             forget(old)
         }
         let uuid = UUID()
         calls.reportedPush(uuid)
-        let update = Self.update(handle: "peerns", name: "PeerNS call", video: false)
         provider.reportNewIncomingCall(with: uuid, update: update) { [weak self] error in
             DispatchQueue.main.async {
                 if error != nil {
@@ -211,27 +238,51 @@ public final class CallKitController: NSObject, CXProviderDelegate {
         calls = CallKitCalls()
         ending = []
         answered = []
+        endedWhileDialing = dialing
     }
 
+    /// Fulfilled at once (CallKit times out an action left open, and `startCall` dials the
+    /// contact first, which can take many seconds); the call is reported connecting when the
+    /// node has placed it, and ended as failed if it could not.
     public func provider(_ provider: CXProvider, perform action: CXStartCallAction) {
         let uuid = action.callUUID
-        guard let node, let start = starts.removeValue(forKey: uuid) else {
+        guard let start = starts.removeValue(forKey: uuid) else {
             action.fail()
+            return
+        }
+        guard let node else {
+            forget(uuid)
+            action.fail()
+            start.resume(throwing: PeernsError.Closed(msg: "the node does not run"))
             return
         }
         let fingerprint = action.handle.value
         let kinds = CallKinds(audio: true, video: action.isVideo, screen: false)
         configureAudio(video: action.isVideo)
+        dialing.insert(uuid)
+        action.fulfill()
         Task { @MainActor in
+            defer {
+                self.dialing.remove(uuid)
+                self.endedWhileDialing.remove(uuid)
+            }
             do {
                 let call = try await node.startCall(fingerprint: fingerprint, kinds: kinds)
+                if self.endedWhileDialing.contains(uuid) {
+                    // Ended in CallKit while it dialled: it must not ring at the peer.
+                    try? node.hangUp(call: call)
+                    self.forget(uuid)
+                    start.resume(throwing: CancellationError())
+                    return
+                }
                 self.calls.started(call, uuid: uuid, fingerprint: fingerprint)
                 provider.reportOutgoingCall(with: uuid, startedConnectingAt: nil)
-                action.fulfill()
                 start.resume(returning: call)
             } catch {
+                if !self.endedWhileDialing.contains(uuid) {
+                    provider.reportCall(with: uuid, endedAt: nil, reason: .failed)
+                }
                 self.forget(uuid)
-                action.fail()
                 start.resume(throwing: error)
             }
         }
@@ -283,6 +334,9 @@ public final class CallKitController: NSObject, CXProviderDelegate {
             DispatchQueue.main.asyncAfter(deadline: .now() + pushTimeout) { [weak self] in
                 self?.declineNextRing = false
             }
+        } else if dialing.contains(uuid) {
+            // Not placed yet: hung up when `startCall` returns.
+            endedWhileDialing.insert(uuid)
         } else if let node, let call = calls.call(of: uuid),
                   let active = try? node.activeCall(), active.call == call, active.status.state != "ended" {
             if !active.outgoing && active.status.state == "ringing" {
@@ -304,6 +358,7 @@ public final class CallKitController: NSObject, CXProviderDelegate {
         }
         do {
             try node.setMuted(call: call, muted: action.isMuted)
+            onMuted?(call, action.isMuted)
             action.fulfill()
         } catch {
             action.fail()

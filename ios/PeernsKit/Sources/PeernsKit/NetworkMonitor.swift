@@ -31,9 +31,11 @@ public final class NetworkMonitor: @unchecked Sendable {
         monitor.cancel()
     }
 
+    /// The interface in use (the first available one, in the system's order of preference):
+    /// cellular coming or going while on Wi-Fi is not a change of path.
     private static func pathId(of path: NWPath) -> String {
         guard path.status == .satisfied else { return "" }
-        return path.availableInterfaces.map { "\($0.type):\($0.name)" }.joined(separator: ",")
+        return path.availableInterfaces.first.map { "\($0.type):\($0.name)" } ?? "satisfied"
     }
 
     private static func kind(of path: NWPath) -> NetworkKind {

@@ -88,6 +88,8 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     private var rotationListener: ((Int) -> Void)?
     private var rotation: Int?
     private let onError: (String) -> Void
+    // Route changes, voice processing reconfigured, interruptions: set once in init.
+    private var observers: [NSObjectProtocol] = []
 
     /// `callKitAudio`: CallKit owns the audio session (a 1:1 call), `audioActive`: whether it has
     /// activated it already. Errors of the capture go to `onError` (on any thread).
@@ -107,6 +109,33 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         audio = AudioEncoder(engine: engine, sink: { [weak self] pts, data, level in
             self?.send("audio", pts, true, data, level)
         }, onLevel: { _ in })
+        // The engine stops itself when its configuration changes (a Bluetooth or wired headset
+        // comes or goes, voice processing reconfigures): the sound would stay silent.
+        let center = NotificationCenter.default
+        observers.append(center.addObserver(forName: .AVAudioEngineConfigurationChange, object: engine, queue: nil) { [weak self] _ in
+            self?.restartAudio()
+        })
+        // A group call's own session: an interruption (a phone call) that ends gives the sound
+        // back. A 1:1 call's is CallKit's, which deactivates and activates it again.
+        if !callKitAudio {
+            observers.append(center.addObserver(forName: AVAudioSession.interruptionNotification, object: nil, queue: nil) { [weak self] note in
+                guard let raw = note.userInfo?[AVAudioSessionInterruptionTypeKey] as? UInt,
+                      AVAudioSession.InterruptionType(rawValue: raw) == .ended else { return }
+                self?.activateSession()
+                self?.restartAudio()
+            })
+        }
+    }
+
+    deinit {
+        observers.forEach { NotificationCenter.default.removeObserver($0) }
+    }
+
+    /// Starts the sound again if it ran (the engine stopped under it).
+    private func restartAudio() {
+        guard locked({ audioRunning }) else { return }
+        stopAudio()
+        startAudio()
     }
 
     /// Where a 1:1 call's received video is drawn (the call screen's layer), or nil while there is none.
