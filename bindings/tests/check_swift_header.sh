@@ -8,7 +8,10 @@
 #  3. every FFI function the generated Swift calls is declared in the header;
 #  4. a C program linked against the library resolves every function the header declares and
 #     gets the contract version and each API checksum that the Swift bindings expect (the check
-#     Swift runs at load time).
+#     Swift runs at load time);
+#  5. every method the app's Swift (ios/) calls on the library's objects (named node, peerns,
+#     call, groupCall, sinks, source, publisher) exists, in the generated bindings or in ios/'s
+#     own Swift: a name the core renamed or dropped shows here (argument labels do not).
 # Ends with "swift: N passed, N failed". Needs clang. Usage: bindings/tests/check_swift_header.sh
 set -euo pipefail
 
@@ -82,9 +85,18 @@ library_matches_swift() {
         LD_LIBRARY_PATH="$target/debug" "$out/check"
 }
 
+app_calls_exist() {
+    local defined missing
+    defined="$(grep -ohE 'func [A-Za-z0-9_]+' -r ios --include='*.swift' "$swift" | awk '{print $2}' | sort -u)"
+    missing="$(grep -ohE '\b(node|peerns|call|groupCall|sinks|source|publisher)\??\.[A-Za-z0-9_]+\(' -r ios --include='*.swift' |
+        sed -E 's/.*\.([A-Za-z0-9_]+)\(/\1/' | sort -u | comm -23 - <(echo "$defined"))"
+    [ -z "$missing" ] || { echo "called by ios/ but defined nowhere: $missing"; return 1; }
+}
+
 check "the C header compiles" header_compiles
 check "the module map imports as peerns_ffiFFI" module_imports
 check "every FFI function the Swift bindings call is declared" swift_calls_are_declared
 check "the library links every declared function and has the checksums Swift expects" library_matches_swift
+check "every method ios/ calls on the library's objects exists" app_calls_exist
 echo "swift: ${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
