@@ -424,7 +424,10 @@ final class GroupCallModel: ObservableObject {
         pictures = phase == .out ? [] : CallGrid.next(previous: pictures, participants: participants, me: me, speaking: speaking, recent: recent)
     }
 
-    fileprivate func received(from sender: String) { frames[sender, default: 0] += 1 }
+    fileprivate func received(_ counts: [String: Int]) {
+        guard phase != .out else { return } // a late hand-over after leaving
+        frames = counts
+    }
 
     fileprivate func target(_ bps: UInt64) { targetBps = bps }
 
@@ -461,9 +464,23 @@ private final class CallListener: GroupCallFrameListener, EncoderControlListener
         set { lock.lock(); joined = newValue; lock.unlock() }
     }
 
+    // Frames counted per sender (under `lock`), handed to the model at most once a second:
+    // a main-actor task and a published change per frame would redraw the screen as often.
+    private var counted: [String: Int] = [:]
+    private var countsShownAt: Date?
+
     func onFrame(frame: GroupCallFrame) {
         let sender = frame.sender
-        Task { @MainActor [weak model] in model?.received(from: sender) }
+        let counts: [String: Int]? = {
+            lock.lock()
+            defer { lock.unlock() }
+            counted[sender, default: 0] += 1
+            let now = Date()
+            if let shown = countsShownAt, now.timeIntervalSince(shown) < 1 { return nil }
+            countsShownAt = now
+            return counted
+        }()
+        if let counts { Task { @MainActor [weak model] in model?.received(counts) } }
         let shown = media?.play(from: sender, kind: frame.kind, ptsUs: frame.ptsUs, keyframe: frame.keyframe, data: frame.data) ?? true
         // A picture that starts mid-call asks its sender at once, at most once a second.
         if !shown && asks.mayAsk("\(sender)/\(frame.kind)") {

@@ -1,5 +1,6 @@
 package org.peerns.app.model
 
+import java.util.concurrent.ConcurrentHashMap
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
@@ -31,7 +32,7 @@ data class GroupCallState(
     val participants: List<CallParticipant> = emptyList(),
     val muted: Boolean = false,
     val cameraOff: Boolean = false,
-    /** Frames received per participant's fingerprint: whose media arrives. */
+    /** Frames received per participant's fingerprint: whose media arrives (brought up to date once a second). */
     val frames: Map<String, Long> = emptyMap(),
     /** The bit rate our connections can carry now (the encoder's target), 0 until known. */
     val targetBps: Long = 0,
@@ -91,9 +92,22 @@ class GroupCallViewModel(
     /** One announcement at a time, so the last state is the one the router keeps. */
     private val announcing = Mutex()
 
+    /** Frames received per sender; the state shows them at most every [FRAME_COUNTS_EVERY_NS]. */
+    private val frameCounts = ConcurrentHashMap<String, Long>()
+
+    @Volatile
+    private var countsShownAt = 0L
+
     private val frames = object : GroupCallFrameListener {
         override fun onFrame(frame: GroupCallFrame) {
-            mutableState.update { it.copy(frames = it.frames + (frame.sender to (it.frames[frame.sender] ?: 0) + 1)) }
+            // Counted here, shown once a second: a new state per frame (a hundred a second and
+            // more) would redraw the call's screen as often.
+            frameCounts.merge(frame.sender, 1L, Long::plus)
+            val now = System.nanoTime()
+            if (countsShownAt == 0L || now - countsShownAt >= FRAME_COUNTS_EVERY_NS) {
+                countsShownAt = now
+                mutableState.update { it.copy(frames = HashMap(frameCounts)) }
+            }
             val shown = media?.play(frame.sender, frame.kind, frame.ptsUs.toLong(), frame.keyframe, frame.data) ?: true
             if (!shown) askForKeyframe(frame.sender, frame.kind)
         }
@@ -179,6 +193,8 @@ class GroupCallViewModel(
         node.groupCallLeave(group)
         recent = emptyList()
         keyframesAsked.clear()
+        frameCounts.clear()
+        countsShownAt = 0L
         mutableState.update { it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList(), pictures = emptyList()) }
     }
 
@@ -233,5 +249,8 @@ class GroupCallViewModel(
     private companion object {
         /** A group call shows the people in it: the front camera. */
         const val FRONT = "user"
+
+        /** How often the frame counts reach the state. */
+        const val FRAME_COUNTS_EVERY_NS = 1_000_000_000L
     }
 }
