@@ -110,14 +110,16 @@ impl Inner {
         idle.closed.iter().copied().collect()
     }
 
-    /// Whether something other than waiting data holds the link to `link.fp` open: the
-    /// active call, a group, an RPC upload or an RPC request of ours.
+    /// Whether something other than waiting data holds the link to `link.fp` open: frames
+    /// being handled (an RPC request we serve), the active call, a group, an RPC upload or an
+    /// RPC request of ours.
     fn held_open(&self, link: &Link) -> bool {
         let fp = link.fp;
-        lock(&self.calls)
-            .machine
-            .active()
-            .is_some_and(|c| c.peer == fp)
+        link.handling()
+            || lock(&self.calls)
+                .machine
+                .active()
+                .is_some_and(|c| c.peer == fp)
             || lock(&self.groups).linked_peers().contains(&fp)
             || !lock(&link.uploads).is_empty()
             || lock(&self.rpc.pending)

@@ -60,6 +60,9 @@ pub(crate) struct Link {
     /// When a frame last went out or came in, Unix ms (links idle in the background close:
     /// `idle_links`).
     last_used: AtomicU64,
+    /// Frames that came in are being handled (an RPC request being served may take long):
+    /// such a link is in use, whatever `last_used` says.
+    handling: AtomicBool,
     /// Uploads the peer opened on this session (decision 0014); they end with it.
     pub uploads: Mutex<crate::rpc::upload::Uploads>,
 }
@@ -105,6 +108,11 @@ impl Link {
     /// When a frame last went out or came in, Unix ms.
     pub fn last_used_ms(&self) -> u64 {
         self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// Whether frames that came in are being handled now.
+    pub fn handling(&self) -> bool {
+        self.handling.load(Ordering::SeqCst)
     }
 
     /// Whether the connection has ended.
@@ -264,6 +272,7 @@ pub(crate) async fn establish(
         strikes: AtomicU32::new(0),
         closed: AtomicBool::new(false),
         last_used: AtomicU64::new(unix_ms()),
+        handling: AtomicBool::new(false),
         uploads: Mutex::default(),
     });
     let session = Arc::new(Mutex::new(session));
@@ -330,7 +339,10 @@ async fn read_loop(
         }
         let Some(inner) = inner.upgrade() else { break };
         link.touch();
+        link.handling.store(true, Ordering::SeqCst);
         inner.on_frames(&link, frames).await;
+        link.handling.store(false, Ordering::SeqCst);
+        link.touch();
         if link.is_closed() {
             break;
         }
