@@ -3,6 +3,7 @@ package org.peerns.app
 import android.content.Context
 import android.os.Build
 import android.os.Handler
+import android.os.HandlerThread
 import android.os.Looper
 import android.view.Gravity
 import android.view.OrientationEventListener
@@ -37,6 +38,10 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
 
     // Each Opus packet with the level of the PCM it encodes (nothing is sent while muted).
     private val audio = AudioEncoder(context, { pts, data, level -> out?.frame("audio", pts, true, data, level) }, {}, onError)
+
+    // Where the decoders draw and play what they decode, as soon as it is out.
+    private val decoding = HandlerThread("peerns-decoders").apply { start() }
+    private val decoded = Handler(decoding.looper)
 
     // Keyed "sender/kind"; pictures too.
     private val decoders = HashMap<String, FrameDecoder>()
@@ -156,12 +161,12 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
             val key = "$from/$kind"
             return try {
                 if (kind == "audio") {
-                    decoders.getOrPut(key) { AudioDecoder() }.frame(ptsUs, keyframe, data)
+                    decoders.getOrPut(key) { AudioDecoder(decoded) }.frame(ptsUs, keyframe, data)
                     true
                 } else {
                     val picture = pictures[key] ?: oneOnOne(from, kind) ?: return true
                     val rotation = if (kind == "video") rotations[from] ?: 0 else 0
-                    decoders.getOrPut(key) { VideoDecoder(picture.surface, rotation, picture.onSize) }.frame(ptsUs, keyframe, data)
+                    decoders.getOrPut(key) { VideoDecoder(picture.surface, decoded, rotation, picture.onSize) }.frame(ptsUs, keyframe, data)
                 }
             } catch (e: Exception) {
                 decoders.remove(key)?.let { runCatching(it::release) }
@@ -201,10 +206,11 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
         }
     }
 
-    /** Stops, and ends the encoder's thread. */
+    /** Stops, and ends the encoder's and the decoders' threads. */
     fun close() {
         stop()
         video.release()
+        decoding.quitSafely()
     }
 
     companion object {

@@ -5,63 +5,130 @@ import android.media.AudioFormat
 import android.media.AudioTrack
 import android.media.MediaCodec
 import android.media.MediaFormat
+import android.os.Handler
 import android.view.Surface
 import java.nio.ByteBuffer
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.locks.ReentrantLock
+import kotlin.concurrent.withLock
 import org.peerns.media.AnnexB
 import org.peerns.media.Opus
 import org.peerns.media.Playout
 
 /**
- * Decodes received frames with MediaCodec, synchronously on the thread that hands them over
- * (the FFI's delivery thread): each [frame] queues one frame and takes what the codec has ready,
- * without waiting longer than a few ms.
+ * Decodes received frames with MediaCodec in its asynchronous mode. [frame] runs on the thread
+ * that hands frames over (the FFI's delivery thread) and puts a frame into an input buffer the
+ * codec has given back, waiting at most a few ms for one; what the codec decodes is rendered or
+ * played on [handler]'s thread as soon as it is out. A hardware decoder that holds a few frames,
+ * or the last frame before a pause (a still screen shared), is not kept waiting for the next
+ * input. A codec error makes the next [frame] throw: the owner releases this decoder and makes
+ * a new one.
  */
-abstract class FrameDecoder {
-    protected var codec: MediaCodec? = null
-    private val info = MediaCodec.BufferInfo()
+abstract class FrameDecoder(private val handler: Handler) {
+    private val lock = ReentrantLock()
+    private val inputFreed = lock.newCondition()
+    private var codec: MediaCodec? = null
+
+    // Input buffers the codec gave back, by index (under `lock`).
+    private val free = ArrayDeque<Int>()
+
+    @Volatile
+    private var failed: MediaCodec.CodecException? = null
+
+    // Nothing queued into the codec yet: its first input buffers may still be on their way.
+    private var first = true
+
+    /** Whether a codec runs. */
+    protected val running: Boolean get() = lock.withLock { codec != null }
 
     /** Decodes one frame; false when it was dropped (no input buffer free, or no keyframe yet). */
     abstract fun frame(ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean
 
-    /** Releases the codec and what it renders to. */
-    open fun release() {
-        codec?.release()
-        codec = null
-    }
+    /** One decoded output of [codec], on the handler's thread: render or play it, and release it. */
+    protected abstract fun output(codec: MediaCodec, index: Int, info: MediaCodec.BufferInfo)
 
-    /** Queues [data]; false when it was dropped (no input buffer free, or too large for one). */
-    protected fun queue(codec: MediaCodec, ptsUs: Long, data: ByteArray): Boolean {
-        val index = codec.dequeueInputBuffer(TIMEOUT_US)
-        if (index < 0) return false
-        val input = codec.getInputBuffer(index)
-        if (input == null || data.size > input.capacity()) {
-            // Given back empty: an input buffer not queued is lost to the codec.
-            codec.queueInputBuffer(index, 0, 0, ptsUs, 0)
-            return false
-        }
-        input.clear()
-        input.put(data)
-        codec.queueInputBuffer(index, 0, data.size, ptsUs, 0)
-        return true
-    }
-
-    /** Hands each decoded output to [output], which releases it. */
-    protected fun drain(codec: MediaCodec, output: (index: Int, info: MediaCodec.BufferInfo) -> Unit) {
-        while (true) {
-            val index = codec.dequeueOutputBuffer(info, 0)
-            when {
-                index >= 0 -> output(index, info)
-                index == MediaCodec.INFO_OUTPUT_FORMAT_CHANGED -> formatChanged(codec.outputFormat)
-                else -> return
-            }
-        }
-    }
-
-    /** The codec's output format, when it is known or changes. */
+    /** The codec's output format, when it is known or changes (on the handler's thread). */
     protected open fun formatChanged(format: MediaFormat) = Unit
 
+    /** Releases the codec (its last callbacks are ignored). */
+    open fun release() {
+        val c = lock.withLock {
+            free.clear()
+            first = true
+            codec.also { codec = null }
+        }
+        c?.release()
+    }
+
+    /** Configures [made] for [format] (onto [surface], if any) in the asynchronous mode and starts it. */
+    protected fun start(made: MediaCodec, format: MediaFormat, surface: Surface?, configured: (MediaCodec) -> Unit = {}) {
+        try {
+            made.setCallback(callbacks, handler)
+            made.configure(format, surface, null, 0)
+            configured(made)
+            lock.withLock { codec = made }
+            made.start()
+        } catch (e: Exception) {
+            lock.withLock { if (codec === made) codec = null }
+            made.release()
+            throw e
+        }
+    }
+
+    /** Queues [data]; false when it was dropped (no input buffer free in time, or too large for one). */
+    protected fun queue(ptsUs: Long, data: ByteArray): Boolean {
+        failed?.let { throw it }
+        lock.withLock {
+            if (free.isEmpty()) inputFreed.await(if (first) FIRST_WAIT_MS else WAIT_MS, TimeUnit.MILLISECONDS)
+            val c = codec ?: return false
+            val index = free.removeFirstOrNull() ?: return false
+            val input = c.getInputBuffer(index)
+            if (input == null || data.size > input.capacity()) {
+                // Given back empty: an input buffer not queued is lost to the codec.
+                c.queueInputBuffer(index, 0, 0, ptsUs, 0)
+                return false
+            }
+            input.clear()
+            input.put(data)
+            c.queueInputBuffer(index, 0, data.size, ptsUs, 0)
+            first = false
+            return true
+        }
+    }
+
+    private fun current(c: MediaCodec): Boolean = lock.withLock { c === codec }
+
+    private val callbacks = object : MediaCodec.Callback() {
+        override fun onInputBufferAvailable(c: MediaCodec, index: Int) = lock.withLock {
+            if (c === codec) {
+                free.addLast(index)
+                inputFreed.signal()
+            }
+        }
+
+        override fun onOutputBufferAvailable(c: MediaCodec, index: Int, info: MediaCodec.BufferInfo) {
+            if (!current(c)) return
+            try {
+                output(c, index, info)
+            } catch (_: IllegalStateException) {
+                // Released meanwhile: nothing to show.
+            }
+        }
+
+        override fun onOutputFormatChanged(c: MediaCodec, format: MediaFormat) {
+            if (current(c)) formatChanged(format)
+        }
+
+        override fun onError(c: MediaCodec, e: MediaCodec.CodecException) {
+            if (current(c)) failed = e
+        }
+    }
+
     private companion object {
-        const val TIMEOUT_US = 5_000L
+        const val WAIT_MS = 5L
+
+        // The first frame (a keyframe that starts the picture) waits for the new codec's buffers.
+        const val FIRST_WAIT_MS = 200L
     }
 }
 
@@ -72,23 +139,25 @@ abstract class FrameDecoder {
  * the view can take its shape. Starts at the first keyframe that carries SPS/PPS; frames before
  * it are dropped (ask the sender for one). A frame dropped later (no input buffer free in
  * time, too large) leaves the next ones without their reference: they are dropped too, until
- * the next keyframe.
+ * the next keyframe. Decoded pictures are drawn as soon as they are out, on [handler]'s thread.
  */
 class VideoDecoder(
     private val surface: Surface,
+    handler: Handler,
     private val rotation: Int = 0,
     private val onSize: ((width: Int, height: Int) -> Unit)? = null,
-) : FrameDecoder() {
+) : FrameDecoder(handler) {
     // A frame was dropped: nothing decodes until a keyframe.
     private var broken = false
 
     override fun frame(ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean {
-        val c = codec ?: (if (keyframe) start(data) else null) ?: return false
+        if (!running && !(keyframe && start(data))) return false
         if (broken && !keyframe) return false
-        broken = !queue(c, ptsUs, data)
-        drain(c) { index, _ -> c.releaseOutputBuffer(index, true) }
+        broken = !queue(ptsUs, data)
         return !broken
     }
+
+    override fun output(codec: MediaCodec, index: Int, info: MediaCodec.BufferInfo) = codec.releaseOutputBuffer(index, true)
 
     override fun formatChanged(format: MediaFormat) {
         val listener = onSize ?: return
@@ -101,26 +170,23 @@ class VideoDecoder(
         val cropped = format.containsKey(CROP_RIGHT) && format.containsKey(CROP_LEFT) &&
             format.containsKey(CROP_BOTTOM) && format.containsKey(CROP_TOP)
         val width = if (cropped) {
-            format.getInteger(
-                CROP_RIGHT,
-            ) - format.getInteger(CROP_LEFT) + 1
+            format.getInteger(CROP_RIGHT) - format.getInteger(CROP_LEFT) + 1
         } else {
             format.getInteger(MediaFormat.KEY_WIDTH)
         }
         val height = if (cropped) {
-            format.getInteger(
-                CROP_BOTTOM,
-            ) - format.getInteger(CROP_TOP) + 1
+            format.getInteger(CROP_BOTTOM) - format.getInteger(CROP_TOP) + 1
         } else {
             format.getInteger(MediaFormat.KEY_HEIGHT)
         }
         return if (rotation == 90 || rotation == 270) height to width else width to height
     }
 
-    private fun start(keyframe: ByteArray): MediaCodec? {
+    /** Starts the codec from [keyframe]'s SPS/PPS; false when it carries none. */
+    private fun start(keyframe: ByteArray): Boolean {
         val nals = AnnexB.nalUnits(keyframe)
-        val sps = nals.firstOrNull { AnnexB.type(it) == AnnexB.SPS } ?: return null
-        val pps = nals.firstOrNull { AnnexB.type(it) == AnnexB.PPS } ?: return null
+        val sps = nals.firstOrNull { AnnexB.type(it) == AnnexB.SPS } ?: return false
+        val pps = nals.firstOrNull { AnnexB.type(it) == AnnexB.PPS } ?: return false
         // The size is a hint: the decoder reads the real one from the SPS.
         val format = MediaFormat.createVideoFormat(MediaFormat.MIMETYPE_VIDEO_AVC, VideoEncoder.WIDTH, VideoEncoder.HEIGHT).apply {
             setByteBuffer("csd-0", ByteBuffer.wrap(AnnexB.join(listOf(sps))))
@@ -131,19 +197,13 @@ class VideoDecoder(
             // The sender's picture turned upright as it is drawn on the surface.
             if (rotation != 0) setInteger(MediaFormat.KEY_ROTATION, rotation)
         }
-        val decoder = MediaCodec.createDecoderByType(MediaFormat.MIMETYPE_VIDEO_AVC)
-        try {
-            decoder.configure(format, surface, null, 0)
-            // Scaled to the surface, which takes the picture's shape ([onSize]): cropping is
-            // not done for pictures turned by 90 or 270 degrees on every device.
-            decoder.setVideoScalingMode(MediaCodec.VIDEO_SCALING_MODE_SCALE_TO_FIT)
-            decoder.start()
-        } catch (e: Exception) {
-            decoder.release()
-            throw e
+        // Scaled to the surface, which takes the picture's shape ([onSize]): cropping is not
+        // done for pictures turned by 90 or 270 degrees on every device.
+        start(MediaCodec.createDecoderByType(MediaFormat.MIMETYPE_VIDEO_AVC), format, surface) {
+            it.setVideoScalingMode(MediaCodec.VIDEO_SCALING_MODE_SCALE_TO_FIT)
         }
-        codec = decoder
-        return decoder
+        broken = false
+        return true
     }
 
     private companion object {
@@ -160,10 +220,12 @@ class VideoDecoder(
 
 /**
  * Opus packets (48 kHz mono) to the speaker, through an AudioTrack for voice communication,
- * paced by a [Playout]: [PRIME_MS] of silence ahead of the first sound and after the track ran
- * dry, whole packets dropped while more than [MAX_QUEUED_MS] wait to be played.
+ * written on [handler]'s thread as they are decoded and paced by a [Playout]: [PRIME_MS] of
+ * silence ahead of the first sound and after the track ran dry, whole packets dropped while more
+ * than [MAX_QUEUED_MS] wait to be played.
  */
-class AudioDecoder : FrameDecoder() {
+class AudioDecoder(private val handler: Handler) : FrameDecoder(handler) {
+    // Used on the handler's thread only.
     private val playout = Playout(PRIME_MS * Opus.SAMPLE_RATE / 1000, MAX_QUEUED_MS * Opus.SAMPLE_RATE / 1000)
     private val silence = ByteArray(PRIME_MS * Opus.SAMPLE_RATE / 1000 * 2)
 
@@ -182,57 +244,43 @@ class AudioDecoder : FrameDecoder() {
         .build()
 
     init {
-        val decoder = try {
-            MediaCodec.createDecoderByType(MediaFormat.MIMETYPE_AUDIO_OPUS)
-        } catch (e: Exception) {
-            track.release()
-            throw e
-        }
         try {
-            decoder.configure(
-                MediaFormat.createAudioFormat(MediaFormat.MIMETYPE_AUDIO_OPUS, Opus.SAMPLE_RATE, 1).apply {
-                    setByteBuffer("csd-0", ByteBuffer.wrap(Opus.head(channels = 1)))
-                    setByteBuffer("csd-1", ByteBuffer.wrap(Opus.nanos(0)))
-                    setByteBuffer("csd-2", ByteBuffer.wrap(Opus.nanos(Opus.SEEK_PREROLL_NS)))
-                },
-                null,
-                null,
-                0,
-            )
-            decoder.start()
+            val format = MediaFormat.createAudioFormat(MediaFormat.MIMETYPE_AUDIO_OPUS, Opus.SAMPLE_RATE, 1).apply {
+                setByteBuffer("csd-0", ByteBuffer.wrap(Opus.head(channels = 1)))
+                setByteBuffer("csd-1", ByteBuffer.wrap(Opus.nanos(0)))
+                setByteBuffer("csd-2", ByteBuffer.wrap(Opus.nanos(Opus.SEEK_PREROLL_NS)))
+            }
+            start(MediaCodec.createDecoderByType(MediaFormat.MIMETYPE_AUDIO_OPUS), format, null)
             track.play()
         } catch (e: Exception) {
-            decoder.release()
+            super.release()
             track.release()
             throw e
         }
-        codec = decoder
     }
 
-    override fun frame(ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean {
-        val c = codec ?: return false
-        val queued = queue(c, ptsUs, data)
-        drain(c) { index, info ->
-            c.getOutputBuffer(index)?.let { pcm ->
-                pcm.position(info.offset).limit(info.offset + info.size)
-                play(pcm, info.size)
-            }
-            c.releaseOutputBuffer(index, false)
+    override fun frame(ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean = queue(ptsUs, data)
+
+    override fun output(codec: MediaCodec, index: Int, info: MediaCodec.BufferInfo) {
+        codec.getOutputBuffer(index)?.let { pcm ->
+            pcm.position(info.offset).limit(info.offset + info.size)
+            play(pcm, info.size)
         }
-        return queued
+        codec.releaseOutputBuffer(index, false)
     }
 
     /** One decoded block, [size] bytes of [pcm], to the track as the [playout] says. */
     private fun play(pcm: ByteBuffer, size: Int) {
         val silent = playout.before(track.playbackHeadPosition) ?: return
-        // Never block the delivery thread: the buffer holds what the playout keeps queued.
+        // Never block: the buffer holds what the playout keeps queued.
         if (silent > 0) playout.wrote(written(track.write(silence, 0, silent * 2, AudioTrack.WRITE_NON_BLOCKING)))
         playout.wrote(written(track.write(pcm, size, AudioTrack.WRITE_NON_BLOCKING)))
     }
 
     override fun release() {
         super.release()
-        track.release()
+        // After the writes the handler's thread may still have queued.
+        if (!handler.post(track::release)) track.release()
     }
 
     private companion object {

@@ -4,8 +4,12 @@ import android.graphics.SurfaceTexture
 import android.media.MediaCodec
 import android.media.MediaFormat
 import android.os.Bundle
+import android.os.Handler
+import android.os.HandlerThread
 import android.view.Surface
 import java.nio.ByteBuffer
+import java.util.concurrent.FutureTask
+import java.util.concurrent.TimeUnit
 import kotlin.test.assertEquals
 import kotlin.test.assertFalse
 import kotlin.test.assertNull
@@ -28,8 +32,27 @@ class MediaCodecRoboTest {
     private val sps = bytes(0x67, 0x42, 0xc0, 0x1f)
     private val pps = bytes(0x68, 0xce, 0x3c, 0x80)
 
+    // The decoders' callbacks run on a thread of their own, as in the app.
+    private val thread = HandlerThread("decoders").apply { start() }
+    private val handler = Handler(thread.looper)
+
     @After
-    fun clear() = ShadowMediaCodec.clearCodecs()
+    fun clear() {
+        thread.quitSafely()
+        ShadowMediaCodec.clearCodecs()
+    }
+
+    /** Waits (up to 5 s) until [done] holds, checked on the decoders' thread. */
+    private fun until(what: String, done: () -> Boolean) {
+        val deadline = System.nanoTime() + 5_000_000_000L
+        while (true) {
+            val check = FutureTask { done() }
+            handler.post(check)
+            if (check.get(5, TimeUnit.SECONDS)) return
+            assertTrue(System.nanoTime() < deadline, what)
+            Thread.sleep(10)
+        }
+    }
 
     @Test
     fun encoderRequestsBecomeMediaCodecParameters() {
@@ -66,7 +89,7 @@ class MediaCodecRoboTest {
                 output.put(data)
             },
         )
-        val decoder = VideoDecoder(Surface(SurfaceTexture(0)))
+        val decoder = VideoDecoder(Surface(SurfaceTexture(0)), handler)
         val delta = AnnexB.join(listOf(bytes(0x41, 0x9a)))
         assertFalse(decoder.frame(0, keyframe = false, delta), "a delta frame before any keyframe")
         val idrOnly = AnnexB.join(listOf(bytes(0x65, 0x88)))
@@ -74,8 +97,9 @@ class MediaCodecRoboTest {
         val key = AnnexB.join(listOf(sps, pps, bytes(0x65, 0x88)))
         assertTrue(decoder.frame(66_000, keyframe = true, key))
         assertTrue(decoder.frame(99_000, keyframe = false, delta))
-        decoder.release()
         // Delta frames before the first complete keyframe never reach the codec.
+        until("both frames decoded") { seen.size == 2 }
+        decoder.release()
         assertEquals(listOf(key.toList(), delta.toList()), seen.map { it.toList() })
     }
 
@@ -91,7 +115,7 @@ class MediaCodecRoboTest {
             },
         )
         val sizes = mutableListOf<Pair<Int, Int>>()
-        val decoder = VideoDecoder(Surface(SurfaceTexture(0)), rotation = 90) { w, h -> sizes.add(w to h) }
+        val decoder = VideoDecoder(Surface(SurfaceTexture(0)), handler, rotation = 90) { w, h -> sizes.add(w to h) }
         val key = AnnexB.join(listOf(sps, pps, bytes(0x65, 0x88)))
         val delta = AnnexB.join(listOf(bytes(0x41, 0x9a)))
         val tooLarge = AnnexB.join(listOf(ByteArray(100) { 0x41 }))
@@ -100,6 +124,7 @@ class MediaCodecRoboTest {
         assertFalse(decoder.frame(66_000, keyframe = false, delta), "its reference was lost")
         assertTrue(decoder.frame(99_000, keyframe = true, key))
         assertTrue(decoder.frame(132_000, keyframe = false, delta))
+        until("three frames decoded and the size told") { seen.size == 3 && sizes.isNotEmpty() }
         decoder.release()
         assertEquals(listOf(key, key, delta).map { it.toList() }, seen.map { it.toList() })
         // The codec's 640x480, turned by 90 degrees as drawn.
@@ -114,10 +139,11 @@ class MediaCodecRoboTest {
         )
         val played = mutableListOf<Byte>()
         ShadowAudioTrack.addAudioDataListener { _, data, _ -> played.addAll(data.toList()) }
-        val decoder = AudioDecoder()
+        val decoder = AudioDecoder(handler)
         val packet = bytes(0x78, 1, 2, 3)
         assertTrue(decoder.frame(0, keyframe = true, packet))
         assertTrue(decoder.frame(20_000, keyframe = true, packet))
+        until("both packets played") { played.count { it == 0x78.toByte() } == 2 }
         decoder.release()
         // Primed with 60 ms of silence (2880 samples) ahead of the sound; Robolectric's track
         // plays what it is given at once, so it runs dry and the second packet is primed too.
