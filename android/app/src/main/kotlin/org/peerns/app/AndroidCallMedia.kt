@@ -106,9 +106,9 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
 
     override val videoControl: EncoderControlListener get() = video.control
 
-    override fun start(camera: String?, out: FrameOut) {
+    override fun start(camera: String?, out: FrameOut, microphone: Boolean) {
         this.out = out
-        audio.start()
+        if (microphone) audio.start()
         setCamera(camera)
     }
 
@@ -158,6 +158,8 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
      */
     override fun play(from: String, kind: String, ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean {
         synchronized(decoders) {
+            // Closed: frames still on their way are not played (no decoder is made again).
+            if (closed) return true
             val key = "$from/$kind"
             return try {
                 if (kind == "audio") {
@@ -206,8 +208,12 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
         }
     }
 
+    // Closed for good (the screen went).
+    private var closed = false
+
     /** Stops, and ends the encoder's and the decoders' threads. */
     fun close() {
+        synchronized(decoders) { closed = true }
         stop()
         video.release()
         decoding.quitSafely()

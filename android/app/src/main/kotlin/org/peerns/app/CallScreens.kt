@@ -10,6 +10,7 @@ import org.peerns.android.media.CallAudioRouter
 import org.peerns.app.model.BackupViewModel
 import org.peerns.app.model.CallViewModel
 import org.peerns.app.model.MonitorViewModel
+import org.peerns.app.model.Screen
 import org.peerns.ffi.NodeEvent
 
 /**
@@ -47,11 +48,16 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
 
     /**
      * Starts the media of [call] once (permissions asked now), when its media is up; the camera's
-     * permission when the call carries our video, even if the camera starts off.
+     * permission when the call carries our video, even if the camera starts off. A call we send
+     * nothing in (watching a baby monitor) only plays: no permission, no capture.
      */
-    private fun startMedia(call: String, camera: Boolean) {
+    private fun startMedia(call: String, camera: Boolean, microphone: Boolean) {
         if (media == null || mediaAsked == call) return
         mediaAsked = call
+        if (!camera && !microphone) {
+            router.start(video = true, connection = PeernsTelecom.calls[call])
+            return act { model.startMedia() }
+        }
         host.withMedia(camera) { granted ->
             host.service?.setCapturing(granted, microphone = true)
             // Through Telecom when it knows the call (it owns the call's audio), else AudioManager.
@@ -65,7 +71,11 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
         model.stopMedia()
         media?.close()
         host.service?.setCapturing(camera = false, microphone = false)
+        host.keepScreenOn(false)
     }
+
+    // A call goes on with the screen off or another app shown.
+    override val keepsRunning: Boolean get() = model.state.value.let { it.call != null && it.status != "ended" }
 
     override fun shown() {
         host.scope.launch { model.notice.collect(notice::showNotice) }
@@ -89,11 +99,13 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 switchCamera.text = if (s.local.backCamera) "Front camera" else "Back camera"
                 switchCamera.visibility = if (s.sendsVideo) View.VISIBLE else View.GONE
                 if (s.call != null && s.status == "connected" && s.mediaUp) {
-                    startMedia(s.call, camera = s.sendsVideo)
+                    startMedia(s.call, camera = s.sendsVideo, microphone = s.sendsAudio)
                 }
                 // Ourselves, small, while our camera sends (the camera draws into the view too).
                 val ownShown = media != null && s.mediaUp && s.status == "connected" && s.sendsVideo && !s.local.cameraOff
                 ownPicture.visibility = if (ownShown) View.VISIBLE else View.GONE
+                // A video call's screen stays on (an audio call's may go off at the ear).
+                host.keepScreenOn(s.status == "connected" && (s.sendsVideo || s.offered.video))
                 if (s.status == "ended") {
                     router.stop()
                     host.service?.setCapturing(camera = false, microphone = false)
@@ -146,6 +158,12 @@ class MonitorView(host: Host, private val model: MonitorViewModel) : ScreenView(
         host.withMedia(camera = true) { act { model.arm("environment", alertDbfs) } }
     }
 
+    /** Watches [fingerprint]'s armed phone: its stream is a call, shown on the call screen. */
+    private fun watch(fingerprint: String) = act {
+        model.watch(fingerprint)
+        if (model.state.value.watching == fingerprint) host.navigator.open(Screen.Call)
+    }
+
     override fun shown() {
         host.scope.launch {
             model.state.collect { s ->
@@ -166,7 +184,7 @@ class MonitorView(host: Host, private val model: MonitorViewModel) : ScreenView(
                             if (s.watching == c.fingerprint) {
                                 ui.button("Stop watching") { act { model.stopWatching() } }
                             } else {
-                                ui.button("Watch") { act { model.watch(c.fingerprint) } }
+                                ui.button("Watch") { watch(c.fingerprint) }
                             },
                         ),
                     )
@@ -206,6 +224,9 @@ class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(ho
         ui.label("Back up into"), targets,
         progress, startNow, error,
     )
+
+    // A running backup goes on out of sight.
+    override val keepsRunning: Boolean get() = model.state.value.running
 
     override fun shown() {
         host.scope.launch { model.notice.collect(notice::showNotice) }

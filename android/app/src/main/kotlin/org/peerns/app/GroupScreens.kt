@@ -6,6 +6,8 @@ import android.graphics.drawable.GradientDrawable
 import android.view.View
 import android.widget.Button
 import android.widget.Toast
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import org.peerns.android.media.CallAudioRouter
 import org.peerns.app.model.GroupCallViewModel
@@ -283,12 +285,20 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         router.stop()
         media?.close()
         host.service?.setCapturing(camera = false, microphone = false)
+        host.keepScreenOn(false)
+        // The screen goes for good (not the app to the background: then it stays): leave, or
+        // we would stay in the call unheard, with nothing on screen to leave it.
+        if (model.state.value.phase != GroupCallPhase.OUT) CoroutineScope(Dispatchers.Default).launch { model.leave() }
     }
+
+    // A joined call goes on with the screen off or another app shown.
+    override val keepsRunning: Boolean get() = model.state.value.phase != GroupCallPhase.OUT
 
     override fun shown() {
         host.scope.launch { model.notice.collect(notice::showNotice) }
         host.scope.launch {
             model.state.collect { state ->
+                host.keepScreenOn(state.phase == GroupCallPhase.CONNECTED && (state.pictures.isNotEmpty() || !state.cameraOff))
                 phase.text = when (state.phase) {
                     GroupCallPhase.OUT -> "not in the call"
                     GroupCallPhase.WAITING -> "waiting for the group's router"

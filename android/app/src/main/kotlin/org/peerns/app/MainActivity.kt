@@ -16,6 +16,7 @@ import android.provider.DocumentsContract
 import android.provider.OpenableColumns
 import android.view.View
 import android.view.WindowInsets
+import android.view.WindowManager
 import android.widget.FrameLayout
 import android.widget.ScrollView
 import android.widget.Toast
@@ -101,7 +102,11 @@ class MainActivity :
         super.onCreate(savedInstanceState)
         content = FrameLayout(this)
         setContentView(edgeToEdge(content))
-        route(intent)
+        // A notification's intent acts once: not again when the activity is made anew (the
+        // system recreated it, or it was reopened from the recent apps).
+        val fresh = savedInstanceState == null && intent.flags and Intent.FLAG_ACTIVITY_LAUNCHED_FROM_HISTORY == 0
+        if (fresh) route(intent)
+        setIntent(Intent(this, MainActivity::class.java))
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.TIRAMISU) {
             onBackInvokedDispatcher.registerOnBackInvokedCallback(OnBackInvokedDispatcher.PRIORITY_DEFAULT) { back() }
             if (checkSelfPermission(Manifest.permission.POST_NOTIFICATIONS) != PackageManager.PERMISSION_GRANTED) {
@@ -113,7 +118,6 @@ class MainActivity :
 
     override fun onNewIntent(intent: Intent) {
         super.onNewIntent(intent)
-        setIntent(intent)
         route(intent)
     }
 
@@ -153,28 +157,58 @@ class MainActivity :
 
     override fun onStart() {
         super.onStart()
-        activityScope = MainScope()
         val intent = Intent(this, AppService::class.java)
         startForegroundService(intent)
+        if (activityScope != null) {
+            // Kept from the last stop (a call went on out of sight): still bound, still shown.
+            service?.setAppActive(true)
+            return
+        }
+        activityScope = MainScope()
         // Flags 0: the binding does not keep the service alive, so its Stop action works.
         bindService(intent, connection, 0)
     }
 
     override fun onStop() {
         service?.setAppActive(false)
+        // A call or a backup goes on out of sight: its screen stays, bound and fed with events.
+        if (shown?.keepsRunning != true) release()
+        super.onStop()
+    }
+
+    override fun onDestroy() {
+        if (activityScope != null) release()
+        super.onDestroy()
+    }
+
+    /** The screen goes, the service is let go. */
+    private fun release() {
         hideScreen()
-        unbindService(connection)
+        if (activityScope != null) unbindService(connection)
         service = null
         activityScope?.cancel()
         activityScope = null
-        super.onStop()
     }
 
     @Deprecated("Deprecated in Android 13; the back callback above handles it there")
     override fun onBackPressed() = back()
 
     private fun back() {
-        if (!navigator.back()) finish()
+        when {
+            // Back from a call (or a running backup) leaves it running: to the home screen.
+            shown?.keepsRunning == true -> moveTaskToBack(true)
+            !navigator.back() -> finish()
+        }
+    }
+
+    override fun keepScreenOn(on: Boolean) {
+        if (on) {
+            window.addFlags(
+                WindowManager.LayoutParams.FLAG_KEEP_SCREEN_ON,
+            )
+        } else {
+            window.clearFlags(WindowManager.LayoutParams.FLAG_KEEP_SCREEN_ON)
+        }
     }
 
     /** Shows what fits now: the top screen of a running node, or why there is none. */
@@ -190,6 +224,11 @@ class MainActivity :
         }
         if (key == shownKey) return
         hideScreen()
+        // Only a call shows over the lock screen: anything else needs the phone unlocked.
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.O_MR1 && key is Screen && key != Screen.Call) {
+            setShowWhenLocked(false)
+            setTurnScreenOn(false)
+        }
         val view = when {
             problem is StartProblem.KeyLost -> KeyLostView(this, service, problem)
             key is Screen && node != null -> screenView(key, this, node)
@@ -322,7 +361,12 @@ class MainActivity :
         onFolderPicked = null
         if (requestCode !in setOf(REQUEST_FILE, REQUEST_FOLDER) || resultCode != RESULT_OK || uri == null || callback == null) return
         activityScope?.launch {
-            val path = withContext(Dispatchers.IO) { if (requestCode == REQUEST_FOLDER) copyTreeToCache(uri) else copyToCache(uri) }
+            // A file in the cloud while offline, a full disk, a provider that refuses: said, not a crash.
+            val path = withContext(Dispatchers.IO) {
+                runCatching { if (requestCode == REQUEST_FOLDER) copyTreeToCache(uri) else copyToCache(uri) }
+            }.onFailure {
+                Toast.makeText(this@MainActivity, "Could not read it: ${it.message ?: it}", Toast.LENGTH_LONG).show()
+            }.getOrNull()
             path?.let(callback)
         }
     }
@@ -377,7 +421,8 @@ class MainActivity :
         // Edge to edge (enforced from Android 15): keep the content clear of the system bars.
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.R) {
             setOnApplyWindowInsetsListener { v, insets ->
-                val bars = insets.getInsets(WindowInsets.Type.systemBars())
+                // The keyboard too: a text field at the bottom stays above it.
+                val bars = insets.getInsets(WindowInsets.Type.systemBars() or WindowInsets.Type.ime())
                 v.setPadding(bars.left, bars.top, bars.right, bars.bottom)
                 insets
             }

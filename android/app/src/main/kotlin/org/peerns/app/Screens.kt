@@ -58,6 +58,9 @@ interface Host {
 
     /** Asks for the camera permission unless granted (to scan a QR code); [then] runs once it is. */
     fun withCamera(then: () -> Unit)
+
+    /** Keeps the screen from turning off (a video call), or no longer. */
+    fun keepScreenOn(on: Boolean)
 }
 
 /** One screen: a view, and what it does while shown. */
@@ -70,6 +73,12 @@ abstract class ScreenView(protected val host: Host) {
 
     /** The screen is going away. */
     open fun hidden() {}
+
+    /**
+     * Something the user expects to go on out of sight runs here (a call, a backup): the screen
+     * stays, with its scope and events, while the app is in the background.
+     */
+    open val keepsRunning: Boolean get() = false
 
     /** A node event arrived while shown. */
     open fun onEvent(event: NodeEvent) {}

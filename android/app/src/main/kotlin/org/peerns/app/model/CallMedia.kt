@@ -24,8 +24,11 @@ interface CallMedia {
     /** The core's requests for the video encoder (keyframe, target bitrate). */
     val videoControl: EncoderControlListener
 
-    /** Starts the microphone, and the [camera] (`user` or `environment`) unless null, into [out]. */
-    fun start(camera: String?, out: FrameOut)
+    /**
+     * Starts the microphone (unless not [microphone]: we send no sound) and the [camera] (`user`
+     * or `environment`) unless null, into [out]; what arrives is played either way.
+     */
+    fun start(camera: String?, out: FrameOut, microphone: Boolean = true)
 
     /** Stops sending sound (the microphone stays measured). */
     fun setMuted(muted: Boolean)

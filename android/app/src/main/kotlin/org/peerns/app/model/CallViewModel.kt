@@ -34,6 +34,8 @@ data class CallState(
     val offered: CallKinds = CallKinds(audio = false, video = false, screen = false),
     /** Our side carries video: its camera may be on, now or later (it may start off, see [local]). */
     val sendsVideo: Boolean = false,
+    /** Our side carries sound (not when we only watch an armed baby monitor's stream). */
+    val sendsAudio: Boolean = true,
     val local: CallMediaState = NO_MEDIA,
     val remote: CallMediaState = NO_MEDIA,
     /** The media connection is up. */
@@ -107,18 +109,22 @@ class CallViewModel(
     suspend fun startMedia() = withCall { call ->
         val media = media ?: return@withCall
         if (sinks != null) return@withCall
-        val audio = node.callMediaSource(call, "audio", NoEncoderControl)
+        val audio = try {
+            node.callMediaSource(call, "audio", NoEncoderControl)
+        } catch (e: PeernsException.InvalidInput) {
+            null // we send nothing: watching a baby monitor
+        }
         val video = try {
             node.callMediaSource(call, "video", media.videoControl)
         } catch (e: PeernsException.InvalidInput) {
             null // an audio call: no video track of ours
         }
-        sources.set(listOfNotNull("audio" to audio, video?.let { "video" to it }).toMap())
+        sources.set(listOfNotNull(audio?.let { "audio" to it }, video?.let { "video" to it }).toMap())
         sinks = node.callMediaSinks(call, received)
         media.setMuted(mutableState.value.local.muted)
         val local = mutableState.value.local
         media.setRotation(REMOTE_VIDEO, mutableState.value.remote.rotation.toInt())
-        media.start(if (video != null && !local.cameraOff) facing(local.backCamera) else null, sources.out)
+        media.start(if (video != null && !local.cameraOff) facing(local.backCamera) else null, sources.out, microphone = audio != null)
         // How far our picture must be turned, told to the peer as the phone turns.
         if (video != null) {
             media.setRotationListener { degrees ->
@@ -150,7 +156,10 @@ class CallViewModel(
     suspend fun refresh() = guard {
         val active = node.activeCall() ?: return@guard
         val name = nameOf(active.fingerprint)
-        val mediaUp = mutableState.value.let { it.call == active.call && it.mediaUp }
+        // A screen opened after the media came up (its event gone): a connected call's media is
+        // started all the same (the library waits for it to be up).
+        val mediaUp = mutableState.value.let { it.call == active.call && it.mediaUp } || active.status.state == "connected"
+        val ours = if (active.outgoing) active.callerKinds else active.calleeKinds
         mutableState.value = CallState(
             call = active.call,
             fingerprint = active.fingerprint,
@@ -159,7 +168,8 @@ class CallViewModel(
             status = active.status.state,
             reason = active.status.reason,
             offered = active.callerKinds,
-            sendsVideo = (if (active.outgoing) active.callerKinds else active.calleeKinds).video,
+            sendsVideo = ours.video,
+            sendsAudio = ours.audio,
             local = active.localMedia,
             remote = active.remoteMedia,
             mediaUp = mediaUp,

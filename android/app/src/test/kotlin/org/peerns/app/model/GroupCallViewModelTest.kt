@@ -66,9 +66,14 @@ class RecordingMedia : CallMedia {
         override fun targetBitrate(bps: ULong) {}
     }
 
-    override fun start(camera: String?, out: FrameOut) {
+    /** Whether the last start opened the microphone. */
+    @Volatile
+    var microphoneOn: Boolean? = null
+
+    override fun start(camera: String?, out: FrameOut, microphone: Boolean) {
         this.out = out
         cameraOn = camera
+        microphoneOn = microphone
     }
 
     override fun setMuted(muted: Boolean) {

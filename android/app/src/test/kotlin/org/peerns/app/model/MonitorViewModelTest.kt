@@ -1,7 +1,5 @@
 package org.peerns.app.model
 
-import java.util.concurrent.ConcurrentHashMap
-import java.util.concurrent.atomic.AtomicInteger
 import kotlin.test.assertEquals
 import kotlin.test.assertFalse
 import kotlin.test.assertNotNull
@@ -13,8 +11,6 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.test.runTest
 import org.junit.Test
-import org.peerns.ffi.MediaFrame
-import org.peerns.ffi.MediaFrameListener
 import org.peerns.ffi.Trust
 import org.peerns.testing.eventually
 import org.peerns.testing.withAnnAndBob
@@ -28,6 +24,7 @@ class MonitorViewModelTest {
             val microphone = FakeMicrophone()
             val monitor = MonitorViewModel(baby, microphone)
             val viewer = MonitorViewModel(parent)
+            val viewerMedia = RecordingMedia()
             // Unconfined: each flow subscribes before launch returns, so no event sent next is missed.
             val follow = launch(Dispatchers.Unconfined) { parent.events.collect { viewer.onEvent(it) } }
 
@@ -79,6 +76,7 @@ class MonitorViewModelTest {
             val microphone = FakeMicrophone()
             val monitor = MonitorViewModel(baby, microphone, camera)
             val viewer = MonitorViewModel(parent)
+            val viewerMedia = RecordingMedia()
             val follow = listOf(
                 launch(Dispatchers.Unconfined) { parent.events.collect { viewer.onEvent(it) } },
                 launch(Dispatchers.Unconfined) { baby.events.collect { monitor.onEvent(it) } },
@@ -95,16 +93,22 @@ class MonitorViewModelTest {
             // The watcher hears the sound live: the alert's listening pauses meanwhile.
             assertNull(microphone.onLevel)
 
-            // What the camera and microphone encode reaches the watcher's call.
-            val received = ConcurrentHashMap<String, AtomicInteger>()
-            val sinks = parent.callMediaSinks(
-                call,
-                object : MediaFrameListener {
-                    override fun onFrame(frame: MediaFrame) {
-                        received.getOrPut(frame.track) { AtomicInteger() }.incrementAndGet()
-                    }
-                },
-            )
+            // The watcher's call screen: no ring, nothing of ours sent (no microphone, no
+            // camera), what the monitor sends played.
+            val screen = CallViewModel(parent, viewerMedia)
+            eventually(what = "the watch call connected on the call screen") {
+                screen.refresh()
+                screen.state.value.takeIf { it.call == call && it.status == "connected" }
+            }
+            val shown = screen.state.value
+            assertTrue(shown.mediaUp, "a connected call's media is started")
+            assertFalse(shown.sendsAudio)
+            assertFalse(shown.sendsVideo)
+            assertFalse(shown.ringingHere)
+            screen.startMedia()
+            assertEquals(false, viewerMedia.microphoneOn)
+            assertNull(viewerMedia.cameraOn)
+            assertNull(screen.state.value.error)
             val pusher = launch {
                 var i = 0
                 while (true) {
@@ -114,8 +118,9 @@ class MonitorViewModelTest {
                     delay(20)
                 }
             }
-            eventually(what = "the monitor's video and sound at the watcher") {
-                received.takeIf { (it["video"]?.get() ?: 0) > 5 && (it["audio"]?.get() ?: 0) > 5 }
+            eventually(what = "the monitor's video and sound played at the watcher") {
+                val counts = viewerMedia.played.groupingBy { it.second }.eachCount()
+                counts.takeIf { (it["video"] ?: 0) > 5 && (it["audio"] ?: 0) > 5 }
             }
             // Which way up the monitor's picture is reaches the watcher as the phone turns.
             assertNotNull(camera.rotationOut).invoke(90)
@@ -139,7 +144,7 @@ class MonitorViewModelTest {
             assertNull(microphone.onLevel)
             eventually(what = "the watcher's call ended") { viewer.state.value.takeIf { it.watchCall == null } }
             pusher.cancel()
-            sinks.cancel()
+            screen.stopMedia()
             monitor.close()
             follow.forEach { it.cancel() }
         }
