@@ -70,7 +70,9 @@ class AndroidKeyStore(context: Context, private val alias: String = "org.peerns.
         val sealed = mapFailures {
             val cipher = Cipher.getInstance(TRANSFORMATION)
             // No IV passed: the keystore draws a fresh one (randomized encryption is required).
-            cipher.init(Cipher.ENCRYPT_MODE, storedKey() ?: generateKey())
+            // A new key: nothing is sealed yet, so an older key under the alias (one that can no
+            // longer be recovered, after which the user asked for a new identity) is dropped.
+            cipher.init(Cipher.ENCRYPT_MODE, newKey())
             cipher.updateAAD(AAD)
             byteArrayOf(FORMAT) + cipher.iv + cipher.doFinal(secret)
         }
@@ -84,6 +86,12 @@ class AndroidKeyStore(context: Context, private val alias: String = "org.peerns.
         return store.getKey(alias, null) as SecretKey?
     }
 
+    /** A fresh key under the alias, replacing any there. */
+    private fun newKey(): SecretKey {
+        java.security.KeyStore.getInstance(PROVIDER).apply { load(null) }.deleteEntry(alias)
+        return generateKey()
+    }
+
     private fun generateKey(): SecretKey {
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.P && hasStrongBox) {
             generateInStrongBox()?.let { return it }
@@ -95,6 +103,9 @@ class AndroidKeyStore(context: Context, private val alias: String = "org.peerns.
     private fun generateInStrongBox(): SecretKey? = try {
         generate(spec().setIsStrongBoxBacked(true).build())
     } catch (e: StrongBoxUnavailableException) {
+        null
+    } catch (e: ProviderException) {
+        // Some StrongBox chips fail this way instead.
         null
     }
 

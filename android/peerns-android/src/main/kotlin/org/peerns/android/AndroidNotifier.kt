@@ -145,14 +145,14 @@ class AndroidNotifier(
         }
     }
 
-    private companion object {
+    companion object {
         /** Messages shown per conversation. */
-        const val MAX_LINES = 6
+        private const val MAX_LINES = 6
 
         /** With the conversation as tag, each conversation has one notification per category. */
         fun idOf(category: NotificationCategory) = category.ordinal + 1
 
-        fun categoryOf(category: NotificationCategory) = when (category) {
+        private fun categoryOf(category: NotificationCategory) = when (category) {
             NotificationCategory.MESSAGE, NotificationCategory.GROUP_MESSAGE -> Notification.CATEGORY_MESSAGE
             NotificationCategory.CONTACT_REQUEST -> Notification.CATEGORY_SOCIAL
             NotificationCategory.INCOMING_CALL -> Notification.CATEGORY_CALL

@@ -65,7 +65,10 @@ fun openAppIntent(context: Context, conversation: String?, category: Notificatio
         .addFlags(Intent.FLAG_ACTIVITY_NEW_TASK or Intent.FLAG_ACTIVITY_CLEAR_TOP or Intent.FLAG_ACTIVITY_SINGLE_TOP)
     conversation?.let { intent.putExtra(EXTRA_CONVERSATION, it) }
     category?.let { intent.putExtra(EXTRA_CATEGORY, it.name) }
-    return PendingIntent.getActivity(context, 0, intent, PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT)
+    // One PendingIntent per conversation and category (the request code): a message from a
+    // caller must not turn the ringing call's full-screen intent into "open the chat".
+    val requestCode = category?.ordinal?.plus(1) ?: 0
+    return PendingIntent.getActivity(context, requestCode, intent, PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT)
 }
 
 /** The action of an incoming call's Answer: opens the app, which answers the caller in [EXTRA_CONVERSATION]. */
@@ -92,7 +95,10 @@ internal fun appIntent(context: Context, action: String, conversation: String, c
         .addFlags(Intent.FLAG_ACTIVITY_NEW_TASK or Intent.FLAG_ACTIVITY_CLEAR_TOP or Intent.FLAG_ACTIVITY_SINGLE_TOP)
         .putExtra(EXTRA_CONVERSATION, conversation)
     category?.let { intent.putExtra(EXTRA_CATEGORY, it.name) }
-    return PendingIntent.getActivity(context, 0, intent, PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT)
+    // One PendingIntent per conversation and category (the request code): a message from a
+    // caller must not turn the ringing call's full-screen intent into "open the chat".
+    val requestCode = category?.ordinal?.plus(1) ?: 0
+    return PendingIntent.getActivity(context, requestCode, intent, PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT)
 }
 
 /**

@@ -2,6 +2,7 @@ package org.peerns.android
 
 import android.Manifest
 import android.app.Notification
+import android.app.NotificationManager
 import android.app.PendingIntent
 import android.app.RemoteInput
 import android.app.Service
@@ -12,11 +13,13 @@ import android.graphics.drawable.Icon
 import android.os.Binder
 import android.os.Build
 import android.os.IBinder
+import android.util.Log
 import java.io.File
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.MainScope
 import kotlinx.coroutines.cancel
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
@@ -235,7 +238,7 @@ abstract class PeernsService : Service() {
         this.node = node
         scope.launch {
             try {
-                node.start()
+                startWhenFree(node)
             } catch (e: PeernsException) {
                 this@PeernsService.node = null
                 node.close()
@@ -360,6 +363,25 @@ abstract class PeernsService : Service() {
         }
     }
 
+    /**
+     * Starts [node]; while the profile is still held by the node of a service that just stopped
+     * (its stop closes connections first, which may take seconds), tries again for a while.
+     */
+    private suspend fun startWhenFree(node: Peerns) {
+        repeat(PROFILE_RETRIES) {
+            try {
+                return node.start()
+            } catch (e: PeernsException.ProfileInUse) {
+                delay(PROFILE_RETRY_MS)
+            }
+        }
+        node.start()
+    }
+
+    /** Removes [caller]'s incoming-call notification, with or without a running node. */
+    private fun cancelRinging(caller: String) =
+        getSystemService(NotificationManager::class.java).cancel(caller, AndroidNotifier.idOf(NotificationCategory.INCOMING_CALL))
+
     /** The user opened the chat [conversation]: its message notification and history go. */
     fun chatOpened(conversation: String) {
         notifier?.clear(conversation)
@@ -381,6 +403,8 @@ abstract class PeernsService : Service() {
             }
             ACTION_DECLINE -> {
                 enterForeground()
+                // Gone whatever the node says: the call may have ended, or the process with it.
+                conversation?.let { cancelRinging(it) }
                 if (conversation != null) {
                     scope.launch {
                         running.first { it }
@@ -415,8 +439,9 @@ abstract class PeernsService : Service() {
         location = null
         PeernsTelecom.control = null
         PeernsTelecom.showIncomingUi = null
-        // The node stops: Telecom's connections end with it.
+        // The node stops: Telecom's connections end with it, and no call rings on.
         PeernsTelecom.calls.calls().forEach { PeernsTelecom.follow(it, "ended", "lost") }
+        node?.let { n -> runCatching { n.activeCall() }.getOrNull()?.let { cancelRinging(it.fingerprint) } }
         scope.cancel()
         node?.let { node ->
             // stop() runs on the library's runtime and may take a moment to close connections;
@@ -474,17 +499,29 @@ abstract class PeernsService : Service() {
                 ).build(),
             )
             .build()
-        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q) {
-            startForeground(NOTIFICATION_ID, notification, types)
-            foregroundTypes = types
-        } else {
-            startForeground(NOTIFICATION_ID, notification)
+        try {
+            if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q) {
+                startForeground(NOTIFICATION_ID, notification, types)
+                foregroundTypes = types
+            } else {
+                startForeground(NOTIFICATION_ID, notification)
+            }
+        } catch (e: Exception) {
+            // Refused (ForegroundServiceStartNotAllowedException, SecurityException): Android 15's
+            // daily dataSync time used up, or a start from the background. Not a crash: stop.
+            Log.w("peerns", "could not enter the foreground: $e")
+            stopSelf()
+            return
         }
         foreground = true
         shownStadium = stadium
     }
 
     companion object {
+        // A stopping node's profile lock: tried again every second for 15 s.
+        private const val PROFILE_RETRIES = 15
+        private const val PROFILE_RETRY_MS = 1_000L
+
         /** The intent action that stops the service. */
         const val ACTION_STOP = "org.peerns.action.STOP"
 

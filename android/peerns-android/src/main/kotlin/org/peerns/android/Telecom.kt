@@ -172,8 +172,11 @@ class PeernsConnection(val call: String, val peer: String, val name: String, val
         }
         try {
             control.block()
-        } catch (e: RuntimeException) {
-            // The node refused (the call is gone): its CallState event ends the connection.
+        } catch (e: Exception) {
+            // The node refused or stopped (PeernsException is not a RuntimeException: a headset's
+            // hang-up crossing the peer's would have crashed the app). A refused call is gone
+            // already, so nothing will end this connection: end it here.
+            ended("lost")
         }
     }
 
