@@ -23,6 +23,8 @@ final class CallModel: ObservableObject {
     @Published private(set) var offeredVideo = false
     /// Our side carries video: its camera may be on, now or later (it may start off, see `local`).
     @Published private(set) var sendsVideo = false
+    /// Our side carries sound (not when we only watch an armed baby monitor's stream).
+    @Published private(set) var sendsAudio = true
     @Published private(set) var local = CallModel.noMedia
     @Published private(set) var remote = CallModel.noMedia
     @Published private(set) var mediaUp = false
@@ -67,13 +69,18 @@ final class CallModel: ObservableObject {
             guard let active = try node.activeCall() else { return }
             let shown = try await contactName(active.fingerprint)
             if call != active.call { mediaUp = false }
+            // A screen opened after the media came up (its event gone): a connected call's
+            // media is started all the same (the library waits for it to be up).
+            if active.status.state == "connected" { mediaUp = true }
             call = active.call
             name = shown
             outgoing = active.outgoing
             status = active.status.state
             reason = active.status.reason
             offeredVideo = active.callerKinds.video
-            sendsVideo = (active.outgoing ? active.callerKinds : active.calleeKinds).video
+            let ours = active.outgoing ? active.callerKinds : active.calleeKinds
+            sendsVideo = ours.video
+            sendsAudio = ours.audio
             local = active.localMedia
             remote = active.remoteMedia
         }
@@ -131,14 +138,22 @@ final class CallModel: ObservableObject {
         guard !Task.isCancelled, let media, let call, mediaCall != call else { return }
         mediaCall = call
         let started = await guarded {
-            let audio = try await node.callMediaSource(call: call, track: "audio", encoder: NoEncoderControl())
+            var audio: CallMediaSource?
+            do {
+                audio = try await node.callMediaSource(call: call, track: "audio", encoder: NoEncoderControl())
+            } catch PeernsError.InvalidInput(_) {
+                audio = nil // we send nothing: watching a baby monitor
+            }
             var video: CallMediaSource?
             do {
                 video = try await node.callMediaSource(call: call, track: "video", encoder: media.videoControl)
             } catch PeernsError.InvalidInput(_) {
                 video = nil // an audio call: no video track of ours
             }
-            out.set(video.map { ["audio": audio, "video": $0] } ?? ["audio": audio])
+            var tracks: [String: CallMediaSource] = [:]
+            tracks["audio"] = audio
+            tracks["video"] = video
+            out.set(tracks)
             let frames = CallFrames(media: media, asks: keyframes)
             let sinks = try await node.callMediaSinks(call: call, listener: frames)
             // Stopped meanwhile (the screen went, the call ended): start nothing.
@@ -151,7 +166,7 @@ final class CallModel: ObservableObject {
             self.sinks = sinks
             media.setMuted(local.muted)
             let camera = video != nil && !local.cameraOff ? Self.facing(back: local.backCamera) : nil
-            media.start(camera: camera, out: out.push)
+            media.start(camera: camera, microphone: audio != nil, out: out.push)
             // How far our picture must be turned, told to the peer as the phone turns.
             if video != nil {
                 media.setRotationListener { [node] degrees in
@@ -216,6 +231,7 @@ final class CallModel: ObservableObject {
             reason = nil
             offeredVideo = kinds.video
             sendsVideo = false
+            sendsAudio = true
             local = Self.noMedia
             remote = Self.noMedia
             mediaUp = false
@@ -227,6 +243,7 @@ final class CallModel: ObservableObject {
             // Power Mode): what we send is the node's, not the ringing call's defaults.
             if s.state == "connected", !outgoing, let active = try? node.activeCall(), active.call == c {
                 sendsVideo = active.calleeKinds.video
+                sendsAudio = active.calleeKinds.audio
                 local = active.localMedia
             }
         case let .callState(c, fp, s) where call == nil || status == "ended":
@@ -238,6 +255,7 @@ final class CallModel: ObservableObject {
             status = s.state
             reason = s.reason
             sendsVideo = false
+            sendsAudio = true
             local = Self.noMedia
             remote = Self.noMedia
             mediaUp = false

@@ -124,7 +124,7 @@ struct GroupChatScreen: View {
                     if let error = invites.error { Text(error).foregroundStyle(.red) }
                 }
             }
-            Button("Leave the group", role: .destructive) { Task { if await model.leave() { node.path.removeLast() } } }
+            Button("Leave the group", role: .destructive) { Task { if await model.leave(), !node.path.isEmpty { node.path.removeLast() } } }
         }
         .navigationTitle(model.name)
         .fileImporter(isPresented: $picking, allowedContentTypes: [.item]) { result in
@@ -197,7 +197,7 @@ struct MeetingRoomScreen: View {
                 Button("Send") { Task { if await model.send(text) { text = "" } } }
                 if let error = model.error { Text(error).foregroundStyle(.red) }
             }
-            Button("Leave the room", role: .destructive) { Task { if await model.leave() { node.path.removeLast() } } }
+            Button("Leave the room", role: .destructive) { Task { if await model.leave(), !node.path.isEmpty { node.path.removeLast() } } }
         }
         .navigationTitle("Meeting room")
         .task {
@@ -255,7 +255,15 @@ struct MonitorScreen: View {
                             Task { if model.watchers.contains(c.fingerprint) { await model.disallow(c.fingerprint) } else { await model.allow(c.fingerprint) } }
                         }
                         Button(model.watching == c.fingerprint ? "Stop watching" : "Watch") {
-                            Task { if model.watching == c.fingerprint { await model.stopWatching() } else { await model.watch(c.fingerprint) } }
+                            Task {
+                                if model.watching == c.fingerprint {
+                                    await model.stopWatching()
+                                } else {
+                                    // The stream is a call, shown on the call screen (it does not ring).
+                                    await model.watch(c.fingerprint)
+                                    if model.watching == c.fingerprint { node.path.append(.call) }
+                                }
+                            }
                         }
                     }
                     .buttonStyle(.borderless)

@@ -1,6 +1,7 @@
 import Combine
 import Foundation
 import PeernsKit
+import UIKit
 import UserNotifications
 
 /// Runs the node for the screens: platform adapters in, identity and status out. Mirrors
@@ -127,10 +128,15 @@ final class NodeModel: ObservableObject {
         { [weak self] message in Task { @MainActor [weak self] in self?.mediaError = message } }
     }
 
-    /// The app came to the foreground (`true`) or left it.
+    /// The app came to the foreground (`true`) or left it; kept, and told to a node that starts
+    /// later (a launch in the background for a push starts one while not active).
     func setAppActive(_ active: Bool) {
+        appActive = active
         try? node?.setAppActive(active: active)
     }
+
+    /// Whether the app is in the foreground (the core assumes it is until told).
+    private var appActive = UIApplication.shared.applicationState != .background
 
     /// A notification was tapped.
     func open(_ route: NotificationRoute) {
@@ -176,6 +182,7 @@ final class NodeModel: ObservableObject {
         let node = peerns.node
         self.peerns = peerns
         self.node = node
+        try? node.setAppActive(active: appActive)
         network = NetworkMonitor { kind, pathId, metered in
             try? node.networkChanged(kind: kind, pathId: pathId, metered: metered)
         }

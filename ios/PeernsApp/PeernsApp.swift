@@ -30,8 +30,14 @@ struct PeernsApp: App {
                 .task { await delegate.model.run() }
         }
         .onChange(of: scenePhase) { phase in
-            // Discovery beats every 0.8 s in the foreground, every 5 s in the background.
-            delegate.model.setAppActive(phase == .active)
+            // Discovery beats every 0.8 s in the foreground, every 10 s in the background.
+            // `.inactive` (Control Center, the app switcher, a call's banner) changes nothing,
+            // as on Android, where only a stopped activity is the background.
+            switch phase {
+            case .active: delegate.model.setAppActive(true)
+            case .background: delegate.model.setAppActive(false)
+            default: break
+            }
         }
     }
 }

@@ -173,11 +173,17 @@ final class ChatModel: ObservableObject {
         return gid
     }
 
-    /// Whether `event` changes this chat; a call with the contact logged does (`concerns`).
+    /// Whether `event` changes this chat: its messages, their delivery marks, its files, the
+    /// contact coming or going, a call with the contact logged (Kotlin's `concerns`).
     func concerns(_ event: NodeEvent) -> Bool {
         switch event {
         case let .messageReceived(message): return message.conversation == conversation
         case let .messageChanged(message): return message.conversation == conversation
+        case let .messageStatus(c, _, _): return c == conversation
+        case let .fileReceived(c, _, _): return c == conversation
+        case let .fileDone(c, _, _, _): return c == conversation
+        case let .peerConnected(_, fingerprint): return fingerprint == conversation
+        case let .peerDisconnected(_, fingerprint): return fingerprint == conversation
         case let .callLogged(entry): return entry.fingerprint == conversation
         default: return false
         }
@@ -190,6 +196,8 @@ final class ChatModel: ObservableObject {
     }
 
     func edit(_ id: String, _ text: String) async {
+        let text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { error = "an edit needs text; delete the message instead"; return }
         await guarded { _ = try await node.editMessage(conversation: conversation, id: id, text: text); await refresh() }
     }
 

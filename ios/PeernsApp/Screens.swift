@@ -128,16 +128,9 @@ struct ChatScreen: View {
         }
         .task {
             await model.open()
-            // Poll while the chat is open (delivery marks, online state); the events below come sooner.
-            while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: 2_000_000_000)
-                await model.refresh()
-            }
-        }
-        .task {
-            // A message, or a call with the contact ended and logged: reload at once.
+            // What changes the chat, as it happens (opened again: what arrives is read, as on Android).
             guard let events = node.events() else { return }
-            for await event in events where model.concerns(event) { await model.refresh() }
+            for await event in events where model.concerns(event) { await model.open() }
         }
         .onDisappear { model.close() }
     }

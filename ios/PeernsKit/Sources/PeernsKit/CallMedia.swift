@@ -95,6 +95,8 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
     private let sink: EncodedFrameSink
     private let capture = AVCaptureSession()
     private let queue = DispatchQueue(label: "peerns.video-encoder")
+    // The capture session's configuration, start and stop, in order.
+    private let sessionQueue = DispatchQueue(label: "peerns.camera-session")
     private var compression: VTCompressionSession?
     private var keyframeWanted = false
     // Main thread only: the camera in use, our picture's rotation, the orientation observer.
@@ -114,12 +116,19 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
     /// The capture session, for our own preview (an `AVCaptureVideoPreviewLayer` shows what it sends).
     public var session: AVCaptureSession { capture }
 
+    /// Where a camera that cannot start says so (from the session's queue).
+    public var onError: ((String) -> Void)?
+
     /// Starts the `user` (front) or `environment` (back) camera; needs the camera permission.
+    /// The session is configured and started on a queue of its own (`startRunning` blocks for
+    /// hundreds of ms: never on the main thread); what fails there goes to `onError`.
     public func start(facing: String) throws {
         let position: AVCaptureDevice.Position = facing == "user" ? .front : .back
         guard let device = AVCaptureDevice.default(.builtInWideAngleCamera, for: .video, position: position) else {
             throw PeernsError.InvalidInput(msg: "no \(facing) camera")
         }
+        // Made first: refused without the camera permission, before anything is changed.
+        let input = try AVCaptureDeviceInput(device: device)
         var made: VTCompressionSession?
         VTCompressionSessionCreate(allocator: nil, width: 640, height: 480, codecType: kCMVideoCodecType_H264, encoderSpecification: nil, imageBufferAttributes: nil, compressedDataAllocator: nil, outputCallback: nil, refcon: nil, compressionSessionOut: &made)
         guard let made else { throw PeernsError.Internal(msg: "no H.264 encoder") }
@@ -128,23 +137,37 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
         VTSessionSetProperty(made, key: kVTCompressionPropertyKey_AllowFrameReordering, value: kCFBooleanFalse)
         VTSessionSetProperty(made, key: kVTCompressionPropertyKey_MaxKeyFrameIntervalDuration, value: 2 as CFNumber)
         VTSessionSetProperty(made, key: kVTCompressionPropertyKey_AverageBitRate, value: 600_000 as CFNumber)
-        compression = made
-        capture.beginConfiguration()
-        capture.sessionPreset = .vga640x480
-        capture.addInput(try AVCaptureDeviceInput(device: device))
-        let output = AVCaptureVideoDataOutput()
-        output.setSampleBufferDelegate(self, queue: queue)
-        capture.addOutput(output)
-        capture.commitConfiguration()
-        capture.startRunning()
+        queue.sync { compression = made }
+        sessionQueue.async { [self] in
+            capture.beginConfiguration()
+            capture.sessionPreset = .vga640x480
+            let output = AVCaptureVideoDataOutput()
+            output.setSampleBufferDelegate(self, queue: queue)
+            // A refused add raises an Objective-C exception: asked first.
+            guard capture.canAddInput(input), capture.canAddOutput(output) else {
+                capture.commitConfiguration()
+                queue.sync {
+                    VTCompressionSessionInvalidate(made)
+                    if compression === made { compression = nil }
+                }
+                onError?("the camera cannot be used now")
+                return
+            }
+            capture.addInput(input)
+            capture.addOutput(output)
+            capture.commitConfiguration()
+            capture.startRunning()
+        }
         watchOrientation(front: position == .front)
     }
 
     public func stop() {
         unwatchOrientation()
-        capture.stopRunning()
-        capture.inputs.forEach(capture.removeInput)
-        capture.outputs.forEach(capture.removeOutput)
+        sessionQueue.async { [self] in
+            capture.stopRunning()
+            capture.inputs.forEach(capture.removeInput)
+            capture.outputs.forEach(capture.removeOutput)
+        }
         queue.sync {
             if let compression { VTCompressionSessionInvalidate(compression) }
             compression = nil
@@ -160,10 +183,12 @@ public final class VideoEncoder: NSObject, AVCaptureVideoDataOutputSampleBufferD
             guard status == noErr, let encoded, let block = CMSampleBufferGetDataBuffer(encoded), let format = CMSampleBufferGetFormatDescription(encoded) else { return }
             let attachments = CMSampleBufferGetSampleAttachmentsArray(encoded, createIfNecessary: false) as? [[CFString: Any]]
             let keyframe = !(attachments?.first?[kCMSampleAttachmentKey_NotSync] as? Bool ?? false)
-            var length = 0
-            var pointer: UnsafeMutablePointer<CChar>?
-            guard CMBlockBufferGetDataPointer(block, atOffset: 0, lengthAtOffsetOut: nil, totalLengthOut: &length, dataPointerOut: &pointer) == noErr, let pointer else { return }
-            let frame = AnnexB.fromAvcc(Data(bytes: pointer, count: length))
+            // Copied out: a block buffer need not be contiguous.
+            let length = CMBlockBufferGetDataLength(block)
+            var bytes = Data(count: length)
+            let copied = bytes.withUnsafeMutableBytes { CMBlockBufferCopyDataBytes(block, atOffset: 0, dataLength: length, destination: $0.baseAddress!) }
+            guard copied == kCMBlockBufferNoErr else { return }
+            let frame = AnnexB.fromAvcc(bytes)
             let us = UInt64(max(0, CMTimeGetSeconds(CMSampleBufferGetPresentationTimeStamp(encoded)) * 1_000_000))
             sink(us, keyframe, keyframe ? AnnexB.parameterSets(format) + frame : frame)
         }

@@ -11,8 +11,10 @@ public typealias FrameOut = (_ kind: String, _ ptsUs: UInt64, _ keyframe: Bool, 
 public protocol CallMedia: AnyObject {
     /// The core's requests for the video encoder (keyframe, target bitrate).
     var videoControl: EncoderControlListener { get }
-    /// Starts the microphone, and the `camera` (`user` or `environment`) unless nil, into `out`.
-    func start(camera: String?, out: @escaping FrameOut)
+    /// Starts the microphone (unless not `microphone`: we send no sound, e.g. watching a baby
+    /// monitor) and the `camera` (`user` or `environment`) unless nil, into `out`; what arrives
+    /// is played either way.
+    func start(camera: String?, microphone: Bool, out: @escaping FrameOut)
     /// Stops sending sound (the microphone stays measured).
     func setMuted(_ muted: Bool)
     /// Switches the camera to `facing`, or off (nil).
@@ -28,6 +30,11 @@ public protocol CallMedia: AnyObject {
 }
 
 public extension CallMedia {
+    /// Starts the microphone and the `camera` unless nil, into `out`.
+    func start(camera: String?, out: @escaping FrameOut) {
+        start(camera: camera, microphone: true, out: out)
+    }
+
     func setRotationListener(_ listener: ((Int) -> Void)?) {}
 }
 
@@ -76,6 +83,8 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     private var sessionActive: Bool
     private var out: FrameOut?
     private var capturing = false
+    // The microphone is ours to send (not when only watching a stream).
+    private var recording = true
     private var audioRunning = false
     private var video: VideoEncoder!
     private var audio: AudioEncoder!
@@ -102,6 +111,7 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         output = CallAudioOutput(engine: engine)
         // Every stored property has its value now: the encoders' sinks may capture self.
         video = VideoEncoder { [weak self] pts, keyframe, data in self?.send("video", pts, keyframe, data, nil) }
+        video.onError = { [weak self] message in self?.onError("camera: \(message)") }
         video.onRotation = { [weak self] degrees in
             self?.rotation = degrees
             self?.rotationListener?(degrees)
@@ -179,10 +189,11 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     /// The camera's capture session: our own preview shows it (`AVCaptureVideoPreviewLayer`).
     public var cameraSession: AVCaptureSession { video.session }
 
-    public func start(camera: String?, out: @escaping FrameOut) {
+    public func start(camera: String?, microphone: Bool, out: @escaping FrameOut) {
         let startSound: Bool = locked {
             self.out = out
             capturing = true
+            recording = microphone
             return callKitAudio ? sessionActive : true
         }
         if !callKitAudio { activateSession() }
@@ -286,9 +297,14 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         locked {
             guard !audioRunning else { return }
             do {
-                // Echo cancellation: the engine's input hears what its output plays and takes it out.
-                try engine.inputNode.setVoiceProcessingEnabled(true)
-                try audio.start()
+                if recording {
+                    // Echo cancellation: the engine's input hears what its output plays and takes it out.
+                    try engine.inputNode.setVoiceProcessingEnabled(true)
+                    try audio.start()
+                } else {
+                    // Playback only: the input node is never touched (no microphone, no prompt).
+                    try engine.start()
+                }
                 audioRunning = true
             } catch {
                 onError("microphone: \(error)")
@@ -299,15 +315,15 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     private func stopAudio() {
         // The sound's decoders are taken out under the lock, the engine stopped outside it: the
         // tap's callback may be waiting for the lock (`send`), and removing the tap waits for it.
-        let players: [FrameDecoder]? = locked {
+        let stopping: (players: [FrameDecoder], recorded: Bool)? = locked {
             guard audioRunning else { return nil }
             audioRunning = false
             let keys = decoders.keys.filter { $0.hasSuffix("/audio") }
-            return keys.compactMap { decoders.removeValue(forKey: $0) }
+            return (keys.compactMap { decoders.removeValue(forKey: $0) }, recording)
         }
-        guard let players else { return }
-        players.forEach { $0.release() }
-        audio.stop()
+        guard let stopping else { return }
+        stopping.players.forEach { $0.release() }
+        if stopping.recorded { audio.stop() }
         engine.stop()
     }
 

@@ -73,8 +73,10 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
             info[Self.conversationKey] = conversation
         }
         content.userInfo = info
+        // One notification per conversation and category (Android tags them the same way): a
+        // missed call or a contact request does not replace the contact's messages.
         let request = UNNotificationRequest(
-            identifier: notification.conversation ?? UUID().uuidString,
+            identifier: notification.conversation.map { "\(Self.name(of: notification.category)):\($0)" } ?? UUID().uuidString,
             content: content,
             trigger: nil
         )
