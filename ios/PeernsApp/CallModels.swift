@@ -47,8 +47,12 @@ final class CallModel: ObservableObject {
         self.media = media
         self.callKit = callKit
         self.powerSaver = powerSaver
-        // Muted in the system's call screen or by a headset: the node is told by CallKit; the
-        // microphone stops (or starts) sending here, and the screen shows it.
+    }
+
+    /// Muted in the system's call screen or by a headset: the node is told by CallKit; the
+    /// microphone stops (or starts) sending here, and the screen shows it. Called by the screen
+    /// that shows this model (the last one shown follows).
+    func followCallKitMute() {
         callKit?.onMuted = { [weak self] call, muted in
             Task { @MainActor [weak self] in self?.mutedInCallKit(call, muted) }
         }
@@ -174,7 +178,12 @@ final class CallModel: ObservableObject {
                 }
             }
         }
-        if !started { stopMedia() }
+        if !started {
+            stopMedia()
+            // Tried again when the media says it is up (a screen opened on a connected call
+            // may try before it is).
+            mediaUp = false
+        }
     }
 
     /// Stops capturing and playing (the call goes on).

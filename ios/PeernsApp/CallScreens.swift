@@ -159,17 +159,23 @@ struct CallScreen: View {
         .navigationTitle("Call")
         .onAppear { node.clearMediaError() }
         .task {
+            // Here, not in the model's init: SwiftUI makes throwaway models on every render.
+            model.followCallKitMute()
+            // Subscribed first: an event during the dial or the refresh is not missed.
+            let events = node.events()
             // The task runs again when the screen reappears (covered by another): dial once.
             if let fingerprint = dial, model.call == nil { await model.dial(fingerprint, video: false) } else { await model.refresh() }
-            guard let events = node.events() else { return }
+            guard let events else { return }
             for await event in events { model.apply(event) }
         }
         // Once the call is connected and its media up, whichever comes last; cancelled when the
         // screen goes (startMedia then starts nothing).
         .task(id: model.mediaUp && model.status == "connected") {
+            guard model.mediaUp, model.status == "connected" else { return }
             // A call we send nothing in (watching a baby monitor) only plays: no permission asked.
-            guard model.mediaUp, model.status == "connected",
-                  !model.sendsAudio || await mediaAllowed(camera: model.sendsVideo, media: model.media).microphone else { return }
+            if model.sendsAudio {
+                guard await mediaAllowed(camera: model.sendsVideo, media: model.media).microphone else { return }
+            }
             await model.startMedia()
         }
         .onDisappear { model.stopMedia() }

@@ -127,9 +127,11 @@ struct ChatScreen: View {
             }
         }
         .task {
+            // Subscribed first: what arrives while the chat opens is not missed.
+            let events = node.events()
             await model.open()
             // What changes the chat, as it happens (opened again: what arrives is read, as on Android).
-            guard let events = node.events() else { return }
+            guard let events else { return }
             for await event in events where model.concerns(event) { await model.open() }
         }
         .onDisappear { model.close() }

@@ -184,7 +184,7 @@ public final class CallKitController: NSObject, CXProviderDelegate {
     /// `pushTimeout`. `completion` is PushKit's, called once CallKit has the call.
     public func reportPushedCall(completion: @escaping () -> Void) {
         let update = Self.update(handle: "peerns", name: "PeerNS call", video: false)
-        if let active = try? node?.activeCall(), active.status.state != "ended", calls.uuid(of: active.call) != nil {
+        if let active = try? node?.activeCall(), !active.outgoing, active.status.state == "ringing", calls.uuid(of: active.call) != nil {
             // The call came over signaling before its push and rings already: the push must
             // still be reported (iOS ends an app that does not), and ends at once rather than
             // wait as a second call.

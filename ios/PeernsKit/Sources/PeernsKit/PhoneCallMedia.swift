@@ -85,6 +85,8 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     private var capturing = false
     // The microphone is ours to send (not when only watching a stream).
     private var recording = true
+    // The session was activated here for playback only (a stream watched): deactivated on stop.
+    private var playbackSession = false
     private var audioRunning = false
     private var video: VideoEncoder!
     private var audio: AudioEncoder!
@@ -190,13 +192,16 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     public var cameraSession: AVCaptureSession { video.session }
 
     public func start(camera: String?, microphone: Bool, out: @escaping FrameOut) {
+        // Playing only (watching a baby monitor): no call in CallKit, so the session is ours.
+        let ownSession = !callKitAudio || !microphone
         let startSound: Bool = locked {
             self.out = out
             capturing = true
             recording = microphone
-            return callKitAudio ? sessionActive : true
+            playbackSession = ownSession && !microphone
+            return ownSession || sessionActive
         }
-        if !callKitAudio { activateSession() }
+        if ownSession { activateSession(recording: microphone) }
         if startSound { startAudio() }
         setCamera(camera)
     }
@@ -267,7 +272,8 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
             decoders.removeAll()
             shownVideo = nil
         }
-        if !callKitAudio { try? AVAudioSession.sharedInstance().setActive(false, options: .notifyOthersOnDeactivation) }
+        let ownSession = locked { !callKitAudio || playbackSession }
+        if ownSession { try? AVAudioSession.sharedInstance().setActive(false, options: .notifyOthersOnDeactivation) }
     }
 
     /// The 1:1 call's layer for `from`'s video: the first sender seen is the one shown (under the lock).
@@ -281,10 +287,14 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         locked { out }?(kind, pts, keyframe, data, level)
     }
 
-    private func activateSession() {
+    private func activateSession(recording: Bool = true) {
         do {
             let session = AVAudioSession.sharedInstance()
-            try session.setCategory(.playAndRecord, mode: .videoChat, options: [.allowBluetooth, .defaultToSpeaker])
+            if recording {
+                try session.setCategory(.playAndRecord, mode: .videoChat, options: [.allowBluetooth, .defaultToSpeaker])
+            } else {
+                try session.setCategory(.playback, mode: .moviePlayback)
+            }
             try session.setActive(true)
         } catch {
             onError("audio session: \(error)")
@@ -302,7 +312,9 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
                     try engine.inputNode.setVoiceProcessingEnabled(true)
                     try audio.start()
                 } else {
-                    // Playback only: the input node is never touched (no microphone, no prompt).
+                    // Playback only: the input node is never touched (no microphone, no prompt);
+                    // the main mixer gives the engine its output before it starts.
+                    _ = engine.mainMixerNode
                     try engine.start()
                 }
                 audioRunning = true

@@ -56,13 +56,14 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
         mediaAsked = call
         if (!camera && !microphone) {
             router.start(video = true, connection = PeernsTelecom.calls[call])
-            return act { model.startMedia() }
+            return act { if (!model.startMedia()) mediaAsked = null }
         }
         host.withMedia(camera) { granted ->
             host.service?.setCapturing(granted, microphone = true)
             // Through Telecom when it knows the call (it owns the call's audio), else AudioManager.
             router.start(video = camera, connection = PeernsTelecom.calls[call])
-            act { model.startMedia() }
+            // Failed (the media not up yet): asked again when it is.
+            act { if (!model.startMedia()) mediaAsked = null }
         }
     }
 

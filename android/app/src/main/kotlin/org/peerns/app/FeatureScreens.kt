@@ -247,8 +247,12 @@ class NearbyView(host: Host, private val model: NearbyViewModel) : ScreenView(ho
                     people.addView(ui.text("${NearbyViewModel.distance(p)}  ${p.name}  ${p.short}$inRoom"))
                 }
                 if (state.people.isEmpty()) people.addView(ui.text(if (state.on) "nobody yet" else "stadium mode is off"))
-                polling?.cancel()
-                polling = if (state.on) host.scope.launch { poll() } else null
+                // Started or stopped only when stadium mode turns on or off: a new state (a
+                // distance that moved) must not restart it, or it would poll at every change.
+                if (state.on != (polling != null)) {
+                    polling?.cancel()
+                    polling = if (state.on) host.scope.launch { poll() } else null
+                }
             }
         }
     }

@@ -262,7 +262,9 @@ class MainActivity :
                         node.groupEvents.catch { if (it !is PeernsException) throw it }.collect { event -> shown?.onGroupEvent(event) }
                     }
                     node.events.catch { if (it !is PeernsException) throw it }.collect { event ->
-                        if (event is NodeEvent.IncomingCall) navigator.open(Screen.Call)
+                        // Not over a call or backup that runs here (a group call would be left):
+                        // the ringing notification answers it then.
+                        if (event is NodeEvent.IncomingCall && shown?.keepsRunning != true) navigator.open(Screen.Call)
                         shown?.onEvent(event)
                     }
                 }

@@ -8,8 +8,10 @@ import android.app.RemoteInput
 import android.content.ComponentName
 import android.content.Intent
 import android.content.IntentFilter
+import android.media.AudioAttributes
 import android.os.Bundle
 import kotlin.test.assertEquals
+import kotlin.test.assertNotEquals
 import kotlin.test.assertNotNull
 import kotlin.test.assertTrue
 import kotlinx.coroutines.runBlocking
@@ -88,6 +90,15 @@ class NotificationActionsRoboTest {
         assertEquals(Notification.CallStyle::class.java.name, template(n))
         assertEquals(Notification.CATEGORY_CALL, n.category)
         assertTrue(n.flags and Notification.FLAG_ONGOING_EVENT != 0)
+        // It rings like a phone: the ringtone, repeated until the call is answered or over,
+        // once however often it is posted.
+        assertTrue(n.flags and Notification.FLAG_INSISTENT != 0)
+        assertTrue(n.flags and Notification.FLAG_ONLY_ALERT_ONCE != 0)
+        val channel = app.getSystemService(NotificationManager::class.java).getNotificationChannel(n.channelId)
+        assertEquals(AudioAttributes.USAGE_NOTIFICATION_RINGTONE, channel.audioAttributes.usage)
+        // A message from the caller does not take over the call's full-screen intent.
+        val message = notifier().build(PeernsNotification(NotificationCategory.MESSAGE, "bob", "hi", fp))
+        assertNotEquals(message.contentIntent, n.fullScreenIntent)
         val fullScreen = shadowOf(assertNotNull(n.fullScreenIntent)).savedIntent
         assertEquals(NotificationCategory.INCOMING_CALL.name, fullScreen.getStringExtra(org.peerns.android.EXTRA_CATEGORY))
         val answer = pending(n, Notification.EXTRA_ANSWER_INTENT)

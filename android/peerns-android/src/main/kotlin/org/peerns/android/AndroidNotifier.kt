@@ -68,7 +68,10 @@ class AndroidNotifier(
                 incomingCall(builder, conversation, notification.title)
             else -> builder.setStyle(Notification.BigTextStyle().bigText(notification.body))
         }
-        return builder.build()
+        return builder.build().apply {
+            // The ringtone repeats until the call is answered, declined or over (then it goes).
+            if (notification.category == NotificationCategory.INCOMING_CALL) flags = flags or Notification.FLAG_INSISTENT
+        }
     }
 
     /**
@@ -124,7 +127,8 @@ class AndroidNotifier(
     }
 
     private fun incomingCall(builder: Notification.Builder, caller: String, name: String) {
-        builder.setOngoing(true).setAutoCancel(false)
+        // Posted again by Telecom's onShowIncomingCallUi: it rings once, not twice.
+        builder.setOngoing(true).setAutoCancel(false).setOnlyAlertOnce(true)
             .setFullScreenIntent(openAppIntent(context, caller, NotificationCategory.INCOMING_CALL), true)
         val service = actions ?: return
         val answer = appIntent(context, ACTION_ANSWER, caller, NotificationCategory.INCOMING_CALL) ?: return

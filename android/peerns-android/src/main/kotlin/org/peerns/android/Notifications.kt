@@ -5,6 +5,8 @@ import android.app.NotificationManager
 import android.app.PendingIntent
 import android.content.Context
 import android.content.Intent
+import android.media.AudioAttributes
+import android.media.RingtoneManager
 import android.net.Uri
 import org.peerns.ffi.NotificationCategory
 
@@ -17,14 +19,18 @@ object NotificationChannels {
     fun of(category: NotificationCategory): String = when (category) {
         NotificationCategory.MESSAGE -> "peerns.messages"
         NotificationCategory.CONTACT_REQUEST -> "peerns.requests"
-        NotificationCategory.INCOMING_CALL -> "peerns.calls"
+        // A new ID for the ringtone: a channel's sound cannot change once created.
+        NotificationCategory.INCOMING_CALL -> "peerns.calls.ring"
         NotificationCategory.MISSED_CALL -> "peerns.missed_calls"
         NotificationCategory.GROUP_MESSAGE -> "peerns.group_messages"
     }
 
     /** Creates (or updates) every channel; cheap and idempotent. */
     fun create(context: Context) {
-        context.getSystemService(NotificationManager::class.java).createNotificationChannels(
+        val manager = context.getSystemService(NotificationManager::class.java)
+        // The calls channel before it rang with the ringtone.
+        manager.deleteNotificationChannel("peerns.calls")
+        manager.createNotificationChannels(
             listOf(
                 NotificationChannel(of(NotificationCategory.MESSAGE), "Messages", NotificationManager.IMPORTANCE_HIGH)
                     .apply { description = "Messages that arrive while PeerNS is in the background" },
@@ -33,7 +39,18 @@ object NotificationChannels {
                 NotificationChannel(of(NotificationCategory.CONTACT_REQUEST), "Contact requests", NotificationManager.IMPORTANCE_DEFAULT)
                     .apply { description = "People who ask to become your contact" },
                 NotificationChannel(of(NotificationCategory.INCOMING_CALL), "Calls", NotificationManager.IMPORTANCE_HIGH)
-                    .apply { description = "A contact is calling you" },
+                    .apply {
+                        description = "A contact is calling you"
+                        // A self-managed calling app rings by itself: the phone's ringtone, as a ringtone.
+                        setSound(
+                            RingtoneManager.getDefaultUri(RingtoneManager.TYPE_RINGTONE),
+                            AudioAttributes.Builder()
+                                .setUsage(AudioAttributes.USAGE_NOTIFICATION_RINGTONE)
+                                .setContentType(AudioAttributes.CONTENT_TYPE_SONIFICATION)
+                                .build(),
+                        )
+                        enableVibration(true)
+                    },
                 NotificationChannel(of(NotificationCategory.MISSED_CALL), "Missed calls", NotificationManager.IMPORTANCE_DEFAULT)
                     .apply { description = "Calls you did not answer" },
                 NotificationChannel(SERVICE, "Reachability", NotificationManager.IMPORTANCE_LOW)

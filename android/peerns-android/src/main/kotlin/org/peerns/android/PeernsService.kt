@@ -508,9 +508,11 @@ abstract class PeernsService : Service() {
             }
         } catch (e: Exception) {
             // Refused (ForegroundServiceStartNotAllowedException, SecurityException): Android 15's
-            // daily dataSync time used up, or a start from the background. Not a crash: stop.
+            // daily dataSync time used up, or a type asked for from the background (a call
+            // that connected out of sight claims the microphone). In the foreground already:
+            // it stays there with the types it has. Not yet: it cannot run, so it stops.
             Log.w("peerns", "could not enter the foreground: $e")
-            stopSelf()
+            if (!foreground) stopSelf()
             return
         }
         foreground = true

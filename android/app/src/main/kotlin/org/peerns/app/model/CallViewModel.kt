@@ -106,7 +106,15 @@ class CallViewModel(
      * camera into our `video` track if the call carries one, the peer's frames to [media]. No-op
      * without [media] or when started already.
      */
-    suspend fun startMedia() = withCall { call ->
+    suspend fun startMedia(): Boolean {
+        val started = startMediaOnce()
+        // Tried again when the media says it is up (a screen opened on a connected call may try
+        // before it is, and the library waits only so long).
+        if (!started) mutableState.update { it.copy(mediaUp = false) }
+        return started
+    }
+
+    private suspend fun startMediaOnce(): Boolean = withCall { call ->
         val media = media ?: return@withCall
         if (sinks != null) return@withCall
         val audio = try {

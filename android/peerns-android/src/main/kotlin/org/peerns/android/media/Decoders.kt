@@ -50,14 +50,17 @@ abstract class FrameDecoder(private val handler: Handler) {
     /** The codec's output format, when it is known or changes (on the handler's thread). */
     protected open fun formatChanged(format: MediaFormat) = Unit
 
-    /** Releases the codec (its last callbacks are ignored). */
+    /**
+     * Releases the codec (its later callbacks are ignored). On the handler's thread, after the
+     * callbacks already queued there: one may be writing a buffer of the codec's into the track.
+     */
     open fun release() {
         val c = lock.withLock {
             free.clear()
             first = true
             codec.also { codec = null }
-        }
-        c?.release()
+        } ?: return
+        if (!handler.post { c.release() }) c.release()
     }
 
     /** Configures [made] for [format] (onto [surface], if any) in the asynchronous mode and starts it. */
