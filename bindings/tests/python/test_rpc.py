@@ -124,35 +124,29 @@ def test_rpc_backup():
             with open(os.path.join(src, "new.jpg"), "wb") as f:
                 f.write(b"n" * 5000)
             a.network_changed(p.NetworkKind.WIFI, "test:lo", True)
-            # A backup whose caller gives up (a cancelled coroutine) stops: nothing is placed
-            # when the network turns unmetered afterwards.
-            cancelled = Progress()
-            task = asyncio.ensure_future(
-                a.rpc_backup(fb, [src], "/incoming", cancelled, unmetered_only=True))
-            await asyncio.sleep(0.5)
-            assert [x.waiting for x in cancelled.steps] == [True]
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            a.network_changed(p.NetworkKind.WIFI, "test:lo")
-            await asyncio.sleep(1.5)
-            assert not os.path.exists(os.path.join(incoming, "photos", "new.jpg"))
-            assert [x.waiting for x in cancelled.steps] == [True]
-            a.network_changed(p.NetworkKind.WIFI, "test:lo", True)
+
+            async def stopped_while_waiting(stop, raised):
+                """A backup waiting on a metered network, stopped by `stop(task)`: it raises
+                `raised`, and nothing is placed when the network turns unmetered afterwards."""
+                steps = Progress()
+                task = asyncio.ensure_future(
+                    a.rpc_backup(fb, [src], "/incoming", steps, unmetered_only=True))
+                await asyncio.sleep(0.5)
+                assert [x.waiting for x in steps.steps] == [True]
+                stop(task)
+                with pytest.raises(raised):
+                    await asyncio.wait_for(task, 5)
+                a.network_changed(p.NetworkKind.WIFI, "test:lo")
+                await asyncio.sleep(1.5)
+                assert not os.path.exists(os.path.join(incoming, "photos", "new.jpg"))
+                assert [x.waiting for x in steps.steps] == [True]
+                a.network_changed(p.NetworkKind.WIFI, "test:lo", True)
+
+            # Its caller gives up (a cancelled coroutine, as on Kotlin).
+            await stopped_while_waiting(lambda task: task.cancel(), asyncio.CancelledError)
             # Cancelled explicitly (what Swift does: its task cancellation never reaches the
-            # library): the call fails with Cancelled and nothing is placed either.
-            cancelled = Progress()
-            task = asyncio.ensure_future(
-                a.rpc_backup(fb, [src], "/incoming", cancelled, unmetered_only=True))
-            await asyncio.sleep(0.5)
-            assert [x.waiting for x in cancelled.steps] == [True]
-            a.rpc_backup_cancel()
-            with pytest.raises(p.PeernsError.Cancelled):
-                await asyncio.wait_for(task, 5)
-            a.network_changed(p.NetworkKind.WIFI, "test:lo")
-            await asyncio.sleep(1.5)
-            assert not os.path.exists(os.path.join(incoming, "photos", "new.jpg"))
-            a.network_changed(p.NetworkKind.WIFI, "test:lo", True)
+            # library): the call fails with Cancelled.
+            await stopped_while_waiting(lambda _: a.rpc_backup_cancel(), p.PeernsError.Cancelled)
             progress = Progress()
             task = asyncio.ensure_future(
                 a.rpc_backup(fb, [src], "/incoming", progress, unmetered_only=True))

@@ -42,6 +42,23 @@ class MediaCodecRoboTest {
         ShadowMediaCodec.clearCodecs()
     }
 
+    /**
+     * Robolectric's H.264 decoder with input buffers of [bufferSize] bytes, copying input to
+     * output; returns the frames it was given (empty buffers, handed back unused, left out).
+     */
+    private fun recordingVideoDecoder(bufferSize: Int): MutableList<ByteArray> {
+        val seen = mutableListOf<ByteArray>()
+        ShadowMediaCodec.addDecoder(
+            MediaFormat.MIMETYPE_VIDEO_AVC,
+            ShadowMediaCodec.CodecConfig(bufferSize, bufferSize) { input: ByteBuffer, output: ByteBuffer ->
+                val data = ByteArray(input.remaining()).also(input::get)
+                if (data.isNotEmpty()) seen.add(data)
+                output.put(data)
+            },
+        )
+        return seen
+    }
+
     /** Waits (up to 5 s) until [done] holds, checked on the decoders' thread. */
     private fun until(what: String, done: () -> Boolean) {
         val deadline = System.nanoTime() + 5_000_000_000L
@@ -80,15 +97,7 @@ class MediaCodecRoboTest {
 
     @Test
     fun theVideoDecoderStartsAtAKeyframeWithItsParameterSets() {
-        val seen = mutableListOf<ByteArray>()
-        ShadowMediaCodec.addDecoder(
-            MediaFormat.MIMETYPE_VIDEO_AVC,
-            ShadowMediaCodec.CodecConfig(1024, 1024) { input: ByteBuffer, output: ByteBuffer ->
-                val data = ByteArray(input.remaining()).also(input::get)
-                seen.add(data)
-                output.put(data)
-            },
-        )
+        val seen = recordingVideoDecoder(bufferSize = 1024)
         val decoder = VideoDecoder(Surface(SurfaceTexture(0)), handler)
         val delta = AnnexB.join(listOf(bytes(0x41, 0x9a)))
         assertFalse(decoder.frame(0, keyframe = false, delta), "a delta frame before any keyframe")
@@ -105,15 +114,7 @@ class MediaCodecRoboTest {
 
     @Test
     fun aDroppedFrameHoldsThePictureUntilTheNextKeyframeAndTheSizeIsToldTurned() {
-        val seen = mutableListOf<ByteArray>()
-        ShadowMediaCodec.addDecoder(
-            MediaFormat.MIMETYPE_VIDEO_AVC,
-            ShadowMediaCodec.CodecConfig(64, 64) { input: ByteBuffer, output: ByteBuffer ->
-                val data = ByteArray(input.remaining()).also(input::get)
-                if (data.isNotEmpty()) seen.add(data)
-                output.put(data)
-            },
-        )
+        val seen = recordingVideoDecoder(bufferSize = 64)
         val sizes = mutableListOf<Pair<Int, Int>>()
         val decoder = VideoDecoder(Surface(SurfaceTexture(0)), handler, rotation = 90) { w, h -> sizes.add(w to h) }
         val key = AnnexB.join(listOf(sps, pps, bytes(0x65, 0x88)))
