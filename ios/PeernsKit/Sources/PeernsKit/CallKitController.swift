@@ -184,10 +184,11 @@ public final class CallKitController: NSObject, CXProviderDelegate {
     /// `pushTimeout`. `completion` is PushKit's, called once CallKit has the call.
     public func reportPushedCall(completion: @escaping () -> Void) {
         let update = Self.update(handle: "peerns", name: "PeerNS call", video: false)
-        if let active = try? node?.activeCall(), !active.outgoing, active.status.state == "ringing", calls.uuid(of: active.call) != nil {
-            // The call came over signaling before its push and rings already: the push must
-            // still be reported (iOS ends an app that does not), and ends at once rather than
-            // wait as a second call.
+        if let active = try? node?.activeCall(), active.status.state != "ended", calls.uuid(of: active.call) != nil {
+            // A call is on already (this push's call came over signaling first, or another
+            // one runs, and the core answers a second caller busy): the push must still be
+            // reported (iOS ends an app that does not), and ends at once rather than wait as a
+            // phantom second call.
             let uuid = UUID()
             provider.reportNewIncomingCall(with: uuid, update: update) { [weak self] _ in
                 DispatchQueue.main.async {

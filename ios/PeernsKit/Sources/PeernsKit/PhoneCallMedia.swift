@@ -127,16 +127,17 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         observers.append(center.addObserver(forName: .AVAudioEngineConfigurationChange, object: engine, queue: nil) { [weak self] _ in
             self?.restartAudio()
         })
-        // A group call's own session: an interruption (a phone call) that ends gives the sound
-        // back. A 1:1 call's is CallKit's, which deactivates and activates it again.
-        if !callKitAudio {
-            observers.append(center.addObserver(forName: AVAudioSession.interruptionNotification, object: nil, queue: nil) { [weak self] note in
-                guard let raw = note.userInfo?[AVAudioSessionInterruptionTypeKey] as? UInt,
-                      AVAudioSession.InterruptionType(rawValue: raw) == .ended else { return }
-                self?.activateSession()
-                self?.restartAudio()
-            })
-        }
+        // A session of our own (a group call's, a watched stream's): an interruption (a phone
+        // call) that ends gives the sound back. A 1:1 call's is CallKit's, which deactivates and
+        // activates it again.
+        observers.append(center.addObserver(forName: AVAudioSession.interruptionNotification, object: nil, queue: nil) { [weak self] note in
+            guard let self, let raw = note.userInfo?[AVAudioSessionInterruptionTypeKey] as? UInt,
+                  AVAudioSession.InterruptionType(rawValue: raw) == .ended else { return }
+            let (own, recording) = self.locked { (!self.callKitAudio || self.playbackSession, self.recording) }
+            guard own else { return }
+            self.activateSession(recording: recording)
+            self.restartAudio()
+        })
     }
 
     deinit {

@@ -7,7 +7,9 @@ import android.content.ComponentName
 import android.content.Context
 import android.content.Intent
 import android.content.ServiceConnection
+import android.content.pm.ActivityInfo
 import android.content.pm.PackageManager
+import android.content.res.Configuration
 import android.net.Uri
 import android.os.Build
 import android.os.Bundle
@@ -101,6 +103,7 @@ class MainActivity :
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         content = FrameLayout(this)
+        builtFor = Configuration(resources.configuration)
         setContentView(edgeToEdge(content))
         // A notification's intent acts once: not again when the activity is made anew (the
         // system recreated it, or it was reopened from the recent apps).
@@ -127,6 +130,10 @@ class MainActivity :
      */
     private fun route(intent: Intent?) {
         if (intent?.action != ACTION_OPEN && intent?.action != ACTION_ANSWER) return
+        // A ringing call's full-screen intent over a call or backup that runs here (a group
+        // call would be left): the notification rings; only its Answer switches screens.
+        val ringing = intent.getStringExtra(EXTRA_CATEGORY) == NotificationCategory.INCOMING_CALL.name
+        if (intent.action == ACTION_OPEN && ringing && shown?.keepsRunning == true) return
         // A ringing call's full-screen intent shows the call over the lock screen; nothing else does.
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.O_MR1) {
             val call = intent.getStringExtra(EXTRA_CATEGORY) == NotificationCategory.INCOMING_CALL.name
@@ -188,6 +195,26 @@ class MainActivity :
         service = null
         activityScope?.cancel()
         activityScope = null
+    }
+
+    // The configuration the shown views were built for.
+    private var builtFor: Configuration? = null
+
+    /**
+     * Handled here (`configChanges`): a turn of the phone needs nothing (the views lay themselves
+     * out again, typed text stays); a new language, text size, dark mode or density rebuilds the
+     * screen, unless it runs a call or a backup (then the next screen gets it).
+     */
+    override fun onConfigurationChanged(newConfig: Configuration) {
+        super.onConfigurationChanged(newConfig)
+        val changes = builtFor?.diff(newConfig) ?: 0
+        builtFor = Configuration(newConfig)
+        val restyled = ActivityInfo.CONFIG_LOCALE or ActivityInfo.CONFIG_FONT_SCALE or ActivityInfo.CONFIG_UI_MODE or
+            ActivityInfo.CONFIG_LAYOUT_DIRECTION or ActivityInfo.CONFIG_DENSITY
+        if (changes and restyled != 0 && shown?.keepsRunning != true) {
+            hideScreen()
+            show()
+        }
     }
 
     @Deprecated("Deprecated in Android 13; the back callback above handles it there")

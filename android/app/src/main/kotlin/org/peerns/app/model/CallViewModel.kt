@@ -107,10 +107,16 @@ class CallViewModel(
      * without [media] or when started already.
      */
     suspend fun startMedia(): Boolean {
+        val call = mutableState.value.call
         val started = startMediaOnce()
-        // Tried again when the media says it is up (a screen opened on a connected call may try
-        // before it is, and the library waits only so long).
-        if (!started) mutableState.update { it.copy(mediaUp = false) }
+        if (started) {
+            mutableState.update { it.copy(error = null) }
+        } else {
+            // Nothing left half started; tried again when the media says it is up (a screen
+            // opened on a connected call may try before it is, and the library waits only so long).
+            stopMedia()
+            mutableState.update { if (it.call == call) it.copy(mediaUp = false) else it }
+        }
         return started
     }
 

@@ -50,17 +50,21 @@ abstract class FrameDecoder(private val handler: Handler) {
     /** The codec's output format, when it is known or changes (on the handler's thread). */
     protected open fun formatChanged(format: MediaFormat) = Unit
 
+    /** Releases the codec at once (its later callbacks are ignored). */
+    open fun release() = releaseCodec(onHandler = false)
+
     /**
-     * Releases the codec (its later callbacks are ignored). On the handler's thread, after the
-     * callbacks already queued there: one may be writing a buffer of the codec's into the track.
+     * Releases the codec, at once or ([onHandler]) on the handler's thread after the callbacks
+     * already queued there (one may be reading a buffer of the codec's). A picture's decoder
+     * releases at once: a new one may be configured onto the same surface right after.
      */
-    open fun release() {
+    protected fun releaseCodec(onHandler: Boolean) {
         val c = lock.withLock {
             free.clear()
             first = true
             codec.also { codec = null }
         } ?: return
-        if (!handler.post { c.release() }) c.release()
+        if (!onHandler || !handler.post { c.release() }) c.release()
     }
 
     /** Configures [made] for [format] (onto [surface], if any) in the asynchronous mode and starts it. */
@@ -281,8 +285,8 @@ class AudioDecoder(private val handler: Handler) : FrameDecoder(handler) {
     }
 
     override fun release() {
-        super.release()
-        // After the writes the handler's thread may still have queued.
+        // A callback may be writing a buffer of the codec's into the track: both go after it.
+        releaseCodec(onHandler = true)
         if (!handler.post(track::release)) track.release()
     }
 
