@@ -1,5 +1,6 @@
 package org.peerns.app
 
+import android.app.Activity
 import android.app.Application
 import android.app.Notification
 import android.app.NotificationManager
@@ -10,6 +11,9 @@ import android.content.Intent
 import android.content.IntentFilter
 import android.media.AudioAttributes
 import android.os.Bundle
+import android.view.View
+import android.view.ViewGroup
+import android.widget.Button
 import kotlin.test.assertEquals
 import kotlin.test.assertNotEquals
 import kotlin.test.assertNotNull
@@ -56,6 +60,16 @@ class NotificationActionsRoboTest {
     }
 
     private fun notifier() = AndroidNotifier(app, actions = InMemoryKeyAppService::class.java)
+
+    /** The shown button labelled [label] in [activity], if any. */
+    private fun button(activity: Activity, label: String): Button? {
+        fun find(v: View): Button? = when {
+            v is Button && v.text == label -> v
+            v is ViewGroup -> (0 until v.childCount).firstNotNullOfOrNull { find(v.getChildAt(it)) }
+            else -> null
+        }
+        return find(activity.window.decorView)
+    }
 
     private fun template(n: Notification) = n.extras.getString(Notification.EXTRA_TEMPLATE)
 
@@ -155,9 +169,18 @@ class NotificationActionsRoboTest {
                 ComponentName(app, AppService::class.java),
                 service.onBind(Intent(app, InMemoryKeyAppService::class.java)),
             )
-            val activity = Robolectric.buildActivity(MainActivity::class.java, answer).setup().get()
+            val shown = Robolectric.buildActivity(MainActivity::class.java, answer).setup()
+            val activity = shown.get()
             assertEquals(Screen.Call, activity.navigator.current)
             idleUntil { bob.activeCall()?.takeIf { it.call == second && it.status.state == "connected" } }
+            idleUntil { button(activity, "Hang up") }
+            // The phone's screen goes off (the activity stops): the call's screen stays, with
+            // its events and media, and is there when the app comes back.
+            shown.stop()
+            assertNotNull(button(activity, "Hang up"), "the call screen was hidden when the activity stopped")
+            shown.start()
+            assertEquals(Screen.Call, activity.navigator.current)
+            assertNotNull(button(activity, "Hang up"))
             bob.hangUp(second)
             idleUntil { runBlocking { ann.callLog(bobFp, 5u) }.firstOrNull { it.call == second && it.outcome == "completed" } }
         } finally {
