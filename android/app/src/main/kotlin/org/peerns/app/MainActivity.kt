@@ -79,6 +79,9 @@ class MainActivity :
     private var shownKey: Any? = null
     private var onFilePicked: ((String) -> Unit)? = null
     private var onFolderPicked: ((String) -> Unit)? = null
+
+    // A picker of ours is open: its result goes to the screen that asked, so that screen stays.
+    private var picking = false
     private var onMediaGranted: ((Boolean) -> Unit)? = null
     private var onCameraGranted: (() -> Unit)? = null
 
@@ -178,8 +181,9 @@ class MainActivity :
 
     override fun onStop() {
         service?.setAppActive(false)
-        // A call or a backup goes on out of sight: its screen stays, bound and fed with events.
-        if (shown?.keepsRunning != true) release()
+        // A call or a backup goes on out of sight, and a screen waits for its picker's result:
+        // the screen stays, bound and fed with events.
+        if (shown?.keepsRunning != true && !picking) release()
         super.onStop()
     }
 
@@ -361,7 +365,7 @@ class MainActivity :
     override fun pickFile(onPicked: (String) -> Unit) {
         onFilePicked = onPicked
         val intent = Intent(Intent.ACTION_OPEN_DOCUMENT).addCategory(Intent.CATEGORY_OPENABLE).setType("*/*")
-        startActivityForResult(intent, REQUEST_FILE)
+        pick(intent, REQUEST_FILE)
     }
 
     override fun openFile(path: String, mime: String) {
@@ -379,11 +383,22 @@ class MainActivity :
 
     override fun pickFolder(onPicked: (String) -> Unit) {
         onFolderPicked = onPicked
-        startActivityForResult(Intent(Intent.ACTION_OPEN_DOCUMENT_TREE), REQUEST_FOLDER)
+        pick(Intent(Intent.ACTION_OPEN_DOCUMENT_TREE), REQUEST_FOLDER)
+    }
+
+    /** Opens the system's picker [intent]; its result comes to [onActivityResult]. */
+    private fun pick(intent: Intent, request: Int) {
+        try {
+            startActivityForResult(intent, request)
+            picking = true
+        } catch (e: ActivityNotFoundException) {
+            Toast.makeText(this, "No app on this phone can pick it", Toast.LENGTH_LONG).show()
+        }
     }
 
     @Deprecated("Deprecated in the framework for androidx's result API, which this app does not use")
     override fun onActivityResult(requestCode: Int, resultCode: Int, data: Intent?) {
+        picking = false
         val uri = data?.data
         val callback = if (requestCode == REQUEST_FOLDER) onFolderPicked else onFilePicked
         onFilePicked = null
