@@ -62,8 +62,12 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
             host.service?.setCapturing(granted, microphone = true)
             // Through Telecom when it knows the call (it owns the call's audio), else AudioManager.
             router.start(video = camera, connection = PeernsTelecom.calls[call])
-            // Failed (the media not up yet): asked again when it is.
-            act { if (!model.startMedia()) mediaAsked = null }
+            act {
+                // The camera refused: it stays off, and the peer is told so.
+                if (camera && !granted) model.setCameraOff(true)
+                // Failed (the media not up yet): asked again when it is.
+                if (!model.startMedia()) mediaAsked = null
+            }
         }
     }
 

@@ -3,6 +3,7 @@ package org.peerns.app
 import android.app.AlertDialog
 import android.view.View
 import android.widget.LinearLayout
+import android.widget.ScrollView
 import android.widget.Switch
 import android.widget.TextView
 import kotlinx.coroutines.Job
@@ -130,6 +131,7 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
     private val messages = ui.column()
     private val input = ui.input("Message")
     private val error = ui.text()
+    private var shownItems: List<ChatItem>? = null
     override val root = ui.column(20).with(
         title,
         online,
@@ -148,6 +150,10 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
                 title.text = state.title
                 online.text = if (state.online) "online" else "offline: messages wait until you meet"
                 error.text = state.error ?: ""
+                // Rows rebuilt only when they changed (not for the online mark or an error).
+                if (state.items == shownItems) return@collect
+                val grew = state.items.size > (shownItems?.size ?: 0)
+                shownItems = state.items
                 messages.removeAllViews()
                 state.items.forEach { item ->
                     messages.addView(
@@ -158,6 +164,8 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
                         },
                     )
                 }
+                // The newest line, at the bottom, is in sight when the chat opens and when one arrives.
+                if (grew) (root.parent as? ScrollView)?.let { scroll -> scroll.post { scroll.smoothScrollTo(0, root.bottom) } }
             }
         }
         host.service?.chatOpened(model.conversation)

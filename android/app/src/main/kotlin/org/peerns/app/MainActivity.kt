@@ -332,7 +332,16 @@ class MainActivity :
         if (requestCode == REQUEST_MEDIA) {
             val then = onMediaGranted
             onMediaGranted = null
-            if (granted(Manifest.permission.RECORD_AUDIO)) then?.invoke(granted(Manifest.permission.CAMERA))
+            if (granted(Manifest.permission.RECORD_AUDIO)) {
+                then?.invoke(granted(Manifest.permission.CAMERA))
+            } else {
+                // Said, not silent: nothing is sent or recorded without it.
+                Toast.makeText(
+                    this,
+                    "This needs the microphone: allow it in the phone's settings for PeerNS, then try again.",
+                    Toast.LENGTH_LONG,
+                ).show()
+            }
         }
         if (requestCode == REQUEST_CAMERA) {
             val then = onCameraGranted
