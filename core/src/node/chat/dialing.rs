@@ -132,8 +132,8 @@ const REQUEST_ARRIVED_AFTER: Duration = Duration::from_secs(40);
 const MAX_ARRIVED: usize = 256;
 
 impl Inner {
-    /// Sends our contact request on `link`; if the link is still open a few seconds later, the
-    /// request counts as arrived and is no longer redialled.
+    /// Sends our contact request on `link`; if the link is still open
+    /// [`REQUEST_ARRIVED_AFTER`] later, the request counts as arrived and is no longer redialled.
     pub(crate) async fn send_request(this: &Arc<Inner>, link: &Arc<Link>) -> Result<(), NodeError> {
         let name = this.name_or_short();
         link.send(&Frame::Request { name }).await?;

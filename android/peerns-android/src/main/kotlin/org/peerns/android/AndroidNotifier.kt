@@ -92,7 +92,7 @@ class AndroidNotifier(
     }
 
     /** Removes the incoming-call notification of [caller] (answered, declined, or over). */
-    fun cancelCall(caller: String) = manager.cancel(caller, idOf(NotificationCategory.INCOMING_CALL))
+    fun cancelCall(caller: String) = cancelCall(context, caller)
 
     /** Forgets the messages of [conversation] and removes its notification (the chat was read). */
     fun clear(conversation: String) {
@@ -154,7 +154,11 @@ class AndroidNotifier(
         private const val MAX_LINES = 6
 
         /** With the conversation as tag, each conversation has one notification per category. */
-        fun idOf(category: NotificationCategory) = category.ordinal + 1
+        private fun idOf(category: NotificationCategory) = category.ordinal + 1
+
+        /** Removes the incoming-call notification of [caller], with or without a notifier. */
+        fun cancelCall(context: Context, caller: String) =
+            context.getSystemService(NotificationManager::class.java).cancel(caller, idOf(NotificationCategory.INCOMING_CALL))
 
         private fun categoryOf(category: NotificationCategory) = when (category) {
             NotificationCategory.MESSAGE, NotificationCategory.GROUP_MESSAGE -> Notification.CATEGORY_MESSAGE

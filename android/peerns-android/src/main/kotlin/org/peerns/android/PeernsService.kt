@@ -2,7 +2,6 @@ package org.peerns.android
 
 import android.Manifest
 import android.app.Notification
-import android.app.NotificationManager
 import android.app.PendingIntent
 import android.app.RemoteInput
 import android.app.Service
@@ -378,10 +377,6 @@ abstract class PeernsService : Service() {
         node.start()
     }
 
-    /** Removes [caller]'s incoming-call notification, with or without a running node. */
-    private fun cancelRinging(caller: String) =
-        getSystemService(NotificationManager::class.java).cancel(caller, AndroidNotifier.idOf(NotificationCategory.INCOMING_CALL))
-
     /** The user opened the chat [conversation]: its message notification and history go. */
     fun chatOpened(conversation: String) {
         notifier?.clear(conversation)
@@ -404,7 +399,7 @@ abstract class PeernsService : Service() {
             ACTION_DECLINE -> {
                 enterForeground()
                 // Gone whatever the node says: the call may have ended, or the process with it.
-                conversation?.let { cancelRinging(it) }
+                conversation?.let { AndroidNotifier.cancelCall(this, it) }
                 if (conversation != null) {
                     scope.launch {
                         running.first { it }
@@ -441,7 +436,7 @@ abstract class PeernsService : Service() {
         PeernsTelecom.showIncomingUi = null
         // The node stops: Telecom's connections end with it, and no call rings on.
         PeernsTelecom.calls.calls().forEach { PeernsTelecom.follow(it, "ended", "lost") }
-        node?.let { n -> runCatching { n.activeCall() }.getOrNull()?.let { cancelRinging(it.fingerprint) } }
+        node?.let { n -> runCatching { n.activeCall() }.getOrNull()?.let { AndroidNotifier.cancelCall(this, it.fingerprint) } }
         scope.cancel()
         node?.let { node ->
             // stop() runs on the library's runtime and may take a moment to close connections;
