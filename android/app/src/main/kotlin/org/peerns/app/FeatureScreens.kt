@@ -131,7 +131,24 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
     private val messages = ui.column()
     private val input = ui.input("Message")
     private val error = ui.text()
-    private var shownItems: List<ChatItem>? = null
+    private var shownCount = 0
+    private val rows = Rows<ChatItem>(
+        messages,
+        key = { item ->
+            when (item) {
+                is ChatItem.Message -> "m" + item.message.id
+                is ChatItem.Invitation -> "m" + item.message.id
+                is ChatItem.Call -> "c" + item.entry.call
+            }
+        },
+        make = { item ->
+            when (item) {
+                is ChatItem.Message -> messageView(item.message)
+                is ChatItem.Invitation -> invitationView(item)
+                is ChatItem.Call -> ui.text("📞 ${describeCall(item.entry)}")
+            }
+        },
+    )
     override val root = ui.column(20).with(
         title,
         online,
@@ -150,20 +167,10 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
                 title.text = state.title
                 online.text = if (state.online) "online" else "offline: messages wait until you meet"
                 error.text = state.error ?: ""
-                // Rows rebuilt only when they changed (not for the online mark or an error).
-                if (state.items == shownItems) return@collect
-                val grew = state.items.size > (shownItems?.size ?: 0)
-                shownItems = state.items
-                messages.removeAllViews()
-                state.items.forEach { item ->
-                    messages.addView(
-                        when (item) {
-                            is ChatItem.Message -> messageView(item.message)
-                            is ChatItem.Invitation -> invitationView(item)
-                            is ChatItem.Call -> ui.text("📞 ${describeCall(item.entry)}")
-                        },
-                    )
-                }
+                // Only the rows that changed are made again (not for the online mark or an error).
+                rows.show(state.items)
+                val grew = state.items.size > shownCount
+                shownCount = state.items.size
                 // The newest line, at the bottom, is in sight when the chat opens and when one arrives.
                 if (grew) (root.parent as? ScrollView)?.let { scroll -> scroll.post { scroll.smoothScrollTo(0, root.bottom) } }
             }

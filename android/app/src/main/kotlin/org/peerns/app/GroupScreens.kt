@@ -19,9 +19,11 @@ import org.peerns.app.model.Screen
 import org.peerns.app.model.describeGroupFile
 import org.peerns.app.model.percent
 import org.peerns.ffi.CallParticipant
+import org.peerns.ffi.Contact
 import org.peerns.ffi.GroupCallPhase
 import org.peerns.ffi.GroupEvent
 import org.peerns.ffi.GroupFileTransfer
+import org.peerns.ffi.GroupMember
 import org.peerns.ffi.GroupMembership
 import org.peerns.ffi.GroupMessage
 import org.peerns.ffi.PeernsException
@@ -106,10 +108,15 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     private val inviteQr = ui.qrImage()
     private val contacts = ui.column()
     private val inviteNotice = ui.text()
+    private val noContacts = ui.text("no contacts to invite")
+    private val messageRows = Rows<GroupChatItem>(messages, key = { it.message.id }, make = ::itemView)
+    private val memberRows = Rows<MemberRow>(members, key = { it.member.fingerprint }, make = ::memberView)
+    private val contactRows = Rows<ContactRow>(contacts, key = { it.contact.fingerprint }, make = ::contactView)
     private val shareFile = ui.button("Share a file") { host.pickFile { path -> act { model.sendFile(path) } } }
     private val adminTools = ui.column().with(
         ui.label("Invite a contact (they get the invitation in your chat; those who trust you join at once)"),
         contacts,
+        noContacts,
         inviteNotice,
         ui.label("Invite anyone by a link"),
         invite,
@@ -141,34 +148,12 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
                     else -> "${state.members.size} members"
                 }
                 error.text = state.error ?: ""
-                messages.removeAllViews()
-                state.items.forEach { messages.addView(itemView(it)) }
+                // Only the rows that changed are made again: a file's progress touches its own.
+                messageRows.show(state.items)
                 shareFile.visibility = if (state.canShareFiles) View.VISIBLE else View.GONE
-                members.removeAllViews()
-                state.members.forEach { m ->
-                    val label = "${name(m.fingerprint)}${if (m.admin) "  (admin)" else ""}"
-                    members.addView(
-                        if (state.admin && m.fingerprint != me) {
-                            ui.row().with(ui.text(label), ui.button("Remove") { confirmRemove(m.fingerprint) })
-                        } else {
-                            ui.text(label)
-                        },
-                    )
-                }
-                contacts.removeAllViews()
-                state.invitable.forEach { c ->
-                    contacts.addView(
-                        if (c.fingerprint in state.invited) {
-                            ui.text("${c.name.ifBlank { c.short }}  (invited)")
-                        } else {
-                            ui.row().with(
-                                ui.text(c.name.ifBlank { c.short }),
-                                ui.button("Invite") { act { model.sendInvite(c.fingerprint) } },
-                            )
-                        },
-                    )
-                }
-                if (state.invitable.isEmpty()) contacts.addView(ui.text("no contacts to invite"))
+                memberRows.show(state.members.map { MemberRow(it, removable = state.admin && it.fingerprint != me) })
+                contactRows.show(state.invitable.map { ContactRow(it, it.fingerprint in state.invited) })
+                noContacts.visibility = if (state.invitable.isEmpty()) View.VISIBLE else View.GONE
                 inviteNotice.text = state.notice ?: ""
                 adminTools.visibility = if (state.admin) View.VISIBLE else View.GONE
             }
@@ -204,6 +189,30 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
                     ui.column().with(text, ui.progress(percent(item.status.received, item.file.size)))
                 else -> text
             }
+        }
+    }
+
+    /** A member's row: Remove beside them when [removable] (we are an admin, they are not us). */
+    private data class MemberRow(val member: GroupMember, val removable: Boolean)
+
+    private fun memberView(row: MemberRow): View {
+        val m = row.member
+        val label = "${name(m.fingerprint)}${if (m.admin) "  (admin)" else ""}"
+        return if (row.removable) ui.row().with(ui.text(label), ui.button("Remove") { confirmRemove(m.fingerprint) }) else ui.text(label)
+    }
+
+    /** A contact we may invite, or did. */
+    private data class ContactRow(val contact: Contact, val invited: Boolean)
+
+    private fun contactView(row: ContactRow): View {
+        val c = row.contact
+        return if (row.invited) {
+            ui.text("${c.name.ifBlank { c.short }}  (invited)")
+        } else {
+            ui.row().with(
+                ui.text(c.name.ifBlank { c.short }),
+                ui.button("Invite") { act { model.sendInvite(c.fingerprint) } },
+            )
         }
     }
 
