@@ -12,6 +12,7 @@ import org.peerns.app.model.CallViewModel
 import org.peerns.app.model.MonitorViewModel
 import org.peerns.app.model.Screen
 import org.peerns.ffi.NodeEvent
+import org.peerns.media.AudioRoute
 
 /**
  * The 1:1 call: answer or decline while it rings; mute, camera (front or back) and hang up in the call; with
@@ -42,8 +43,19 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     private val router: CallAudioRouter = CallAudioRouter(host.context) { current, available ->
         route.text = current?.label ?: "Speaker"
         route.visibility = if (available.size > 1) View.VISIBLE else View.GONE
+        onEarpiece = current == AudioRoute.EARPIECE
+        followProximity()
     }
     private val inCall = ui.row().with(mute, camera, switchCamera, route, ui.button("Hang up") { act { model.hangUp() } })
+
+    // Held to the ear, the screen goes off so that a cheek presses nothing: an audio call on the earpiece.
+    private val proximity = ProximityScreenLock(host.context)
+    private var onEarpiece = false
+
+    private fun followProximity() {
+        val s = model.state.value
+        proximity.set(onEarpiece && s.status == "connected" && !s.sendsVideo && !s.offered.video)
+    }
     override val root = ui.column(20).with(who, status, remote, error, notice, ringing, inCall, picture, ownPicture)
 
     /**
@@ -73,6 +85,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
 
     override fun hidden() {
         router.stop()
+        proximity.set(false)
         model.stopMedia()
         media?.close()
         host.service?.setCapturing(camera = false, microphone = false)
@@ -111,6 +124,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 ownPicture.visibility = if (ownShown) View.VISIBLE else View.GONE
                 // A video call's screen stays on (an audio call's may go off at the ear).
                 host.keepScreenOn(s.status == "connected" && (s.sendsVideo || s.offered.video))
+                followProximity()
                 if (s.status == "ended") {
                     router.stop()
                     host.service?.setCapturing(camera = false, microphone = false)
