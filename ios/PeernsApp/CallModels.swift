@@ -204,7 +204,15 @@ final class CallModel: ObservableObject {
         await withCall { try self.node.hangUp(call: $0) }
     }
 
+    /// Mutes or unmutes. A call CallKit knows is muted through CallKit (`CXSetMutedCallAction`),
+    /// so that the system's call UI shows it too: the action tells the node and comes back
+    /// through `onMuted` (`mutedInCallKit`), once. Directly otherwise: without CallKit, for a
+    /// call it does not know (Do Not Disturb refused its ring) or when it refused the request.
     func setMuted(_ muted: Bool) async {
+        if let callKit, let call, await callKit.requestMuted(call: call, muted: muted) {
+            error = nil
+            return
+        }
         if await withCall({ try self.node.setMuted(call: $0, muted: muted) }) {
             local.muted = muted
             media?.setMuted(muted)

@@ -50,11 +50,22 @@ final class NodeModel: ObservableObject {
     private weak var callMedia: PhoneCallMedia?
 
     init() {
-        let router = NotificationRouter { [weak self] route in
-            Task { @MainActor [weak self] in self?.open(route) }
-        }
-        // Set before launch finishes, so a tap that launched the app is routed too.
+        let router = NotificationRouter(
+            onOpen: { [weak self] route in
+                Task { @MainActor [weak self] in self?.open(route) }
+            },
+            onAction: { [weak self] action, done in
+                // `done` only once the reply is sent (or could not be): an app woken in the
+                // background for it may be suspended as soon as it is called.
+                Task { @MainActor [weak self] in
+                    await self?.perform(action)
+                    done()
+                }
+            }
+        )
+        // Set before launch finishes, so a tap or an action that launched the app is routed too.
         UNUserNotificationCenter.current().delegate = router
+        UNUserNotificationCenter.current().setNotificationCategories(UserNotifier.categories)
         self.router = router
         // Low Power Mode: coarser stadium-mode positions, calls answered in CallKit with the camera off.
         lowPowerWatch = powerSaver.$isOn.sink { [weak self] on in
@@ -144,7 +155,72 @@ final class NodeModel: ObservableObject {
         case let .chat(conversation): path = [.chat(conversation)]
         case let .group(gid): path = [.groups, .group(gid)]
         case .contacts: path = [.contacts]
+        case .call: path = [.call]
         }
+    }
+
+    /// A notification's action. Reply sends the text as the chat screens do (`sendMessage`,
+    /// `groupSend`), starting the node first when it does not run (the action woke the app in
+    /// the background); what could not be sent is told in a notification. Answer opens the call
+    /// screen, as a tap does, and answers with sound (Android's Answer); Decline declines, as
+    /// the call screen does. Returns once done.
+    func perform(_ action: NotificationAction) async {
+        switch action {
+        case let .reply(conversation, text):
+            await reply(conversation, group: false, text)
+        case let .groupReply(group, text):
+            await reply(group, group: true, text)
+        case let .answer(caller):
+            open(.call)
+            if let node, let call = ringingCall(from: caller, node) {
+                try? node.acceptCall(call: call, kinds: CallKinds(audio: true, video: false, screen: false))
+            }
+        case let .decline(caller):
+            // No node, no call: a call lives only in a running node.
+            if let node, let call = ringingCall(from: caller, node) {
+                try? node.declineCall(call: call)
+            }
+        }
+    }
+
+    private func reply(_ conversation: String, group: Bool, _ text: String) async {
+        guard let node = await startedNode() else {
+            notifier.replyNotSent(conversation: conversation, group: group, text: text, reason: "PeerNS could not start")
+            return
+        }
+        do {
+            // Stored when it returns; sent now, or when the contact (the group's router) is next
+            // reached, as from the chat screen.
+            if group {
+                _ = try await node.groupSend(group: conversation, text: text)
+            } else {
+                _ = try await node.sendMessage(conversation: conversation, text: text)
+            }
+        } catch {
+            notifier.replyNotSent(conversation: conversation, group: group, text: text, reason: "\(error)")
+        }
+    }
+
+    /// The running node; when none runs, starts it as a VoIP push does and waits for it (at most
+    /// `seconds`: an app woken in the background has little time). Nil if it did not start.
+    private func startedNode(within seconds: TimeInterval = 15) async -> PeernsNode? {
+        if let node { return node }
+        if !running {
+            Task { @MainActor [weak self] in await self?.run() }
+        }
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            try? await Task.sleep(nanoseconds: 100_000_000)
+            if let node { return node }
+        } while running && Date() < deadline
+        return nil
+    }
+
+    /// The call that rings here from `caller`, if one does.
+    private func ringingCall(from caller: String, _ node: PeernsNode) -> String? {
+        guard let active = try? node.activeCall(), active.fingerprint == caller, !active.outgoing,
+              active.status.state == "ringing" else { return nil }
+        return active.call
     }
 
     /// Starts the node and follows its status until the task is cancelled.

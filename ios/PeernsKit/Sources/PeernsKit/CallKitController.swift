@@ -6,11 +6,12 @@ import Foundation
 /// screen too), a call we place goes through `CXStartCallAction`, and CallKit's answer, end and
 /// mute actions become the node's `acceptCall`, `declineCall`/`hangUp` and `setMuted`. The node's
 /// call events (`apply`) keep CallKit in step, also when a call is answered or ended in the app's
-/// own call screen. The audio session is CallKit's: capture and playback start only in
-/// `onAudioActivated` (`provider(_:didActivate:)`).
+/// own call screen; the app's own mute goes through CallKit too (`requestMuted`). The audio
+/// session is CallKit's: capture and playback start only in `onAudioActivated`
+/// (`provider(_:didActivate:)`).
 ///
 /// Everything runs on the main queue: the provider's delegate queue is the main queue, and
-/// `apply` and `startCall` are called from the main actor. Never compiled (ios/README.md).
+/// `apply`, `startCall` and `requestMuted` are called from the main actor. Never compiled (ios/README.md).
 public final class CallKitController: NSObject, CXProviderDelegate {
     /// The running node; nil while it does not run (actions then fail).
     public var node: PeernsNode?
@@ -175,6 +176,23 @@ public final class CallKitController: NSObject, CXProviderDelegate {
         // The name, for the call screen and Recents.
         provider.reportCall(with: uuid, updated: Self.update(handle: fingerprint, name: name, video: kinds.video))
         return call
+    }
+
+    // MARK: Muting from the app
+
+    /// Asks CallKit to mute or unmute `call` (`CXSetMutedCallAction`), so that the system's call
+    /// UI (lock screen, Dynamic Island) shows the same state: the action's `perform` tells the
+    /// node and `onMuted`. False when CallKit does not know the call or refused the request: then
+    /// nothing was muted, and the app mutes directly.
+    @MainActor
+    public func requestMuted(call: String, muted: Bool) async -> Bool {
+        guard let uuid = calls.uuid(of: call) else { return false }
+        let action = CXSetMutedCallAction(call: uuid, muted: muted)
+        return await withCheckedContinuation { continuation in
+            controller.request(CXTransaction(action: action)) { error in
+                continuation.resume(returning: error == nil)
+            }
+        }
     }
 
     // MARK: VoIP push

@@ -11,6 +11,35 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
     /// `missedCall`).
     public static let categoryKey = "category"
 
+    /// The categories' identifiers (`content.categoryIdentifier`).
+    public static let messageCategory = "peerns.message"
+    public static let groupMessageCategory = "peerns.groupMessage"
+    public static let callCategory = "peerns.call"
+    /// The actions' identifiers (`UNNotificationResponse.actionIdentifier`): a message's direct
+    /// reply (text input), an incoming call's Answer (opens the app) and Decline.
+    public static let replyAction = "peerns.reply"
+    public static let answerAction = "peerns.answer"
+    public static let declineAction = "peerns.decline"
+
+    /// The categories with actions, as Android's notifications have them: Reply on a contact's
+    /// or a group's messages; Answer and Decline on an incoming call (only posted without
+    /// CallKit, `ringsCalls`). Register them at launch:
+    /// `UNUserNotificationCenter.current().setNotificationCategories(UserNotifier.categories)`;
+    /// `NotificationRouter` hands the responses to the app.
+    public static var categories: Set<UNNotificationCategory> {
+        let reply = UNTextInputNotificationAction(
+            identifier: replyAction, title: "Reply", options: [],
+            textInputButtonTitle: "Send", textInputPlaceholder: "Message"
+        )
+        let answer = UNNotificationAction(identifier: answerAction, title: "Answer", options: [.foreground])
+        let decline = UNNotificationAction(identifier: declineAction, title: "Decline", options: [.destructive])
+        return [
+            UNNotificationCategory(identifier: messageCategory, actions: [reply], intentIdentifiers: [], options: []),
+            UNNotificationCategory(identifier: groupMessageCategory, actions: [reply], intentIdentifiers: [], options: []),
+            UNNotificationCategory(identifier: callCategory, actions: [answer, decline], intentIdentifiers: [], options: []),
+        ]
+    }
+
     private let center: UNUserNotificationCenter
     /// False when CallKit rings for incoming calls (`CallKitController`): no notification then.
     private let ringsCalls: Bool
@@ -43,7 +72,7 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
         content.body = notification.body
         switch notification.category {
         case .message:
-            content.categoryIdentifier = "peerns.message"
+            content.categoryIdentifier = Self.messageCategory
             content.sound = .default
             content.interruptionLevel = .active
         case .contactRequest:
@@ -53,7 +82,7 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
         case .incomingCall:
             // Without CallKit (the app uses it: `ringsCalls` false). Either way this only rings
             // while the app runs: PeerNS has no VoIP push server (ios/README.md).
-            content.categoryIdentifier = "peerns.call"
+            content.categoryIdentifier = Self.callCategory
             content.sound = .defaultCritical
             content.interruptionLevel = .timeSensitive
         case .missedCall:
@@ -61,7 +90,7 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
             content.sound = .default
             content.interruptionLevel = .active
         case .groupMessage:
-            content.categoryIdentifier = "peerns.groupMessage"
+            content.categoryIdentifier = Self.groupMessageCategory
             content.sound = .default
             content.interruptionLevel = .active
         }
@@ -81,6 +110,23 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
             trigger: nil
         )
         // Fails only when notifications are not allowed: then there is nothing to show.
+        center.add(request) { _ in }
+    }
+
+    /// A notification's direct reply `text` to `conversation` (a group's ID when `group`) was not
+    /// sent (`reason`): says so in the conversation's thread, with Reply again; a tap opens it.
+    public func replyNotSent(conversation: String, group: Bool, text: String, reason: String) {
+        let content = UNMutableNotificationContent()
+        content.title = "Reply not sent"
+        content.body = "\u{201C}\(text)\u{201D}: \(reason)"
+        content.categoryIdentifier = group ? Self.groupMessageCategory : Self.messageCategory
+        content.sound = .default
+        content.threadIdentifier = conversation
+        content.userInfo = [
+            Self.categoryKey: Self.name(of: group ? .groupMessage : .message),
+            Self.conversationKey: conversation,
+        ]
+        let request = UNNotificationRequest(identifier: "replyNotSent:\(conversation)", content: content, trigger: nil)
         center.add(request) { _ in }
     }
 }
