@@ -184,7 +184,8 @@ pub enum PeernsError {
         /// What was closed.
         msg: String,
     },
-    /// The app cancelled the call (e.g. [`PeernsNode::rpc_backup_cancel`]).
+    /// The app cancelled the call (e.g. [`PeernsNode::rpc_backup_cancel`]), or a newer one took
+    /// its place (a second `rpc_watch` of the same contact).
     #[error("cancelled: {msg}")]
     Cancelled {
         /// What was cancelled.
@@ -234,6 +235,7 @@ impl From<NodeError> for PeernsError {
             }
             NodeError::Timeout(_) => Self::Timeout { msg },
             NodeError::ProfileLocked(_) => Self::ProfileInUse { msg },
+            NodeError::Cancelled(_) => Self::Cancelled { msg },
         }
     }
 }

@@ -165,6 +165,8 @@ impl PeernsNode {
     /// The baby monitor's viewer: asks armed contact `fingerprint` for its `facing` camera
     /// (`environment` or `user`) and answers the call it places back (sending nothing);
     /// returns the call, whose picture and sound come like any call's (`call_media_sinks`).
+    /// A second watch of the same contact replaces this one, which fails with `Cancelled`; a
+    /// watch cancelled once the call came declines it.
     pub async fn rpc_watch(
         &self,
         fingerprint: String,

@@ -68,7 +68,16 @@ pub(crate) struct NodeCalls {
     /// call goes: that call is the stream we asked for, answered without ringing (at most one
     /// per contact, only while the watch waits).
     /// The number is the watch's own, so that a watch ending removes only itself.
-    pub(super) watching: HashMap<Fingerprint, (u64, oneshot::Sender<CallId>)>,
+    pub(super) watching: HashMap<Fingerprint, (u64, oneshot::Sender<Watched>)>,
+}
+
+/// How a watch's wait for its stream ends ([`Node::rpc_watch`]).
+#[derive(Debug)]
+pub(super) enum Watched {
+    /// The armed contact placed this call: the stream.
+    Call(CallId),
+    /// A newer watch of the same contact took the registration.
+    Replaced,
 }
 
 impl NodeCalls {
@@ -224,7 +233,7 @@ impl Inner {
                     let watched = lock(&this.calls).watching.remove(&peer);
                     if let Some((_, watch)) = watched {
                         // The stream we asked for: the watch answers it, nothing rings.
-                        if watch.send(call).is_ok() {
+                        if watch.send(Watched::Call(call)).is_ok() {
                             continue;
                         }
                     }

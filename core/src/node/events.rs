@@ -256,6 +256,9 @@ pub enum NodeError {
     /// The node has been stopped.
     #[error("node stopped")]
     Stopped,
+    /// Something newer took this operation's place (a second watch of the same contact).
+    #[error("cancelled: {0}")]
+    Cancelled(String),
     /// The peer answered an RPC request with an error.
     #[error("refused by the peer: {0}")]
     Rpc(#[from] crate::rpc::RpcError),

@@ -12,9 +12,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use super::calls::Watched;
 use super::link::Link;
 use super::{Inner, Node, NodeError, NodeEvent, lock, parse_fp, unix_ms};
-use crate::calls::Kinds;
+use crate::calls::{Input, Kinds};
 use crate::chat::wire::{ErrorCode, Frame};
 use crate::contacts::{Capability, Trust};
 use crate::identity::Fingerprint;
@@ -291,34 +292,8 @@ impl Node {
             })?),
         };
         let armed = f.map(|f| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<Fingerprint>();
-            let weak = Arc::downgrade(&self.inner);
-            let task = tokio::spawn(async move {
-                while let Some(fp) = rx.recv().await {
-                    let Some(inner) = weak.upgrade() else { break };
-                    let node = Node::from_inner(inner);
-                    match node
-                        .call(&fp.to_hex(), Kinds::VIDEO.union(Kinds::AUDIO))
-                        .await
-                    {
-                        // Disarmed while the call was placed: nobody is to stream into it.
-                        Ok(call)
-                            if lock(&node.inner.rpc.armed).as_ref().map(|(a, _)| *a) != Some(f) =>
-                        {
-                            let _ = node.hang_up(&call);
-                        }
-                        // The app feeds the camera into it: the core does not capture.
-                        Ok(call) => {
-                            node.inner.emit(NodeEvent::MonitorStream {
-                                call,
-                                fingerprint: fp.to_hex(),
-                                facing: f.name().to_string(),
-                            });
-                        }
-                        Err(e) => tracing::info!(error = %e, "could not start the monitor stream"),
-                    }
-                }
-            });
+            let (tx, rx) = mpsc::unbounded_channel::<Fingerprint>();
+            let task = tokio::spawn(place_streams(Arc::downgrade(&self.inner), f, rx));
             self.inner.track([task.abort_handle()]);
             (f, tx)
         });
@@ -423,7 +398,8 @@ impl Node {
     /// does not ring: no `IncomingCall` event, no notification (the phone would show a
     /// full-screen incoming call for the stream the user just asked for). The stream is then
     /// the call's media, like any call's. A second watch of the same contact replaces this one,
-    /// which then fails.
+    /// which then fails with [`NodeError::Cancelled`]; a watch dropped once its call came
+    /// declines it (nobody would answer it, and it would not ring either).
     pub async fn rpc_watch(
         &self,
         fingerprint: &str,
@@ -432,10 +408,7 @@ impl Node {
     ) -> Result<String, NodeError> {
         let fp = parse_fp(fingerprint)?;
         // Registered first: the call may ring before the answer to the request arrives.
-        let (tx, stream) = oneshot::channel();
-        let id = NEXT_WATCH.fetch_add(1, Ordering::Relaxed);
-        lock(&self.inner.calls).watching.insert(fp, (id, tx));
-        let _unwatch = Unwatch(&self.inner, fp, id);
+        let mut watch = Watch::register(&self.inner, fp);
         let deadline = tokio::time::Instant::now() + timeout;
         self.rpc_call(
             &fp.to_hex(),
@@ -445,8 +418,13 @@ impl Node {
         )
         .await?
         .outcome?;
-        let call = match tokio::time::timeout_at(deadline, stream).await {
-            Ok(Ok(call)) => hex::encode(call),
+        let call = match tokio::time::timeout_at(deadline, &mut watch.stream).await {
+            Ok(Ok(Watched::Call(call))) => hex::encode(call),
+            Ok(Ok(Watched::Replaced)) => {
+                return Err(NodeError::Cancelled(format!(
+                    "a newer watch of {fp} replaced this one"
+                )));
+            }
             Ok(Err(_)) => return Err(NodeError::Stopped),
             Err(_) => return Err(NodeError::Timeout(format!("the stream of {fp}"))),
         };
@@ -467,21 +445,101 @@ impl Node {
     }
 }
 
+/// The armed camera's task: places a call to each viewer that asked for the stream
+/// (`media.stream`), into which the app feeds the `facing` camera. A viewer's repeated request
+/// (Watch tapped twice) is answered by the call placed or on for it: a second call would ring
+/// at the viewer once the first ends.
+async fn place_streams(
+    weak: std::sync::Weak<Inner>,
+    facing: Facing,
+    mut rx: mpsc::UnboundedReceiver<Fingerprint>,
+) {
+    let mut queued = std::collections::VecDeque::new();
+    loop {
+        let fp = match queued.pop_front() {
+            Some(fp) => fp,
+            None => match rx.recv().await {
+                Some(fp) => fp,
+                None => break,
+            },
+        };
+        let Some(inner) = weak.upgrade() else { break };
+        let node = Node::from_inner(inner);
+        let hex = fp.to_hex();
+        if node.active_call().is_some_and(|c| c.fingerprint == hex) {
+            continue;
+        }
+        match node.call(&hex, Kinds::VIDEO.union(Kinds::AUDIO)).await {
+            // Disarmed while the call was placed: nobody is to stream into it.
+            Ok(call) if lock(&node.inner.rpc.armed).as_ref().map(|(a, _)| *a) != Some(facing) => {
+                let _ = node.hang_up(&call);
+            }
+            // The app feeds the camera into it: the core does not capture.
+            Ok(call) => {
+                node.inner.emit(NodeEvent::MonitorStream {
+                    call,
+                    fingerprint: hex,
+                    facing: facing.name().to_string(),
+                });
+            }
+            Err(e) => tracing::info!(error = %e, "could not start the monitor stream"),
+        }
+        // What this viewer asked again while its call was placed is answered by that call.
+        while let Ok(next) = rx.try_recv() {
+            if next != fp && !queued.contains(&next) {
+                queued.push_back(next);
+            }
+        }
+    }
+}
+
 /// Numbers watches ([`Node::rpc_watch`]).
 static NEXT_WATCH: AtomicU64 = AtomicU64::new(0);
 
-/// Ends a watch's registration with the watch, unless a newer watch of the contact replaced it.
-struct Unwatch<'a>(&'a Inner, Fingerprint, u64);
+/// A watch's registration ([`Node::rpc_watch`]) and where its stream's call arrives. Dropped,
+/// it ends the registration (unless a newer watch of the contact replaced it) and declines a
+/// call that arrived but was not taken.
+pub(super) struct Watch<'a> {
+    inner: &'a Arc<Inner>,
+    fp: Fingerprint,
+    id: u64,
+    pub(super) stream: oneshot::Receiver<Watched>,
+}
 
-impl Drop for Unwatch<'_> {
+impl<'a> Watch<'a> {
+    /// Registers a watch of `fp`, replacing an earlier one (told so).
+    pub(super) fn register(inner: &'a Arc<Inner>, fp: Fingerprint) -> Self {
+        let (tx, stream) = oneshot::channel();
+        let id = NEXT_WATCH.fetch_add(1, Ordering::Relaxed);
+        let replaced = lock(&inner.calls).watching.insert(fp, (id, tx));
+        if let Some((_, earlier)) = replaced {
+            let _ = earlier.send(Watched::Replaced);
+        }
+        Self {
+            inner,
+            fp,
+            id,
+            stream,
+        }
+    }
+}
+
+impl Drop for Watch<'_> {
     fn drop(&mut self) {
-        let mut calls = lock(&self.0.calls);
-        if calls
-            .watching
-            .get(&self.1)
-            .is_some_and(|(id, _)| *id == self.2)
         {
-            calls.watching.remove(&self.1);
+            let mut calls = lock(&self.inner.calls);
+            if calls
+                .watching
+                .get(&self.fp)
+                .is_some_and(|(id, _)| *id == self.id)
+            {
+                calls.watching.remove(&self.fp);
+            }
+        }
+        if let Ok(Watched::Call(call)) = self.stream.try_recv()
+            && let Err(e) = Inner::call_input(self.inner, Input::Decline { call })
+        {
+            tracing::debug!(error = %e, "the dropped watch's call had ended");
         }
     }
 }

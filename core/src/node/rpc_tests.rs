@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::platform::NotificationCategory;
-use super::tests::{Recorder, alice_and_bob, befriend, config, server, started};
+use super::tests::{Recorder, alice_and_bob, befriend, config, next, server, started, until};
 use super::*;
 use crate::rpc::store as rpc_store;
 use crate::rpc::wire::Request;
@@ -505,6 +505,73 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
     );
     assert!(lock(&a.inner.calls).watching.is_empty());
     a.hang_up(&call).unwrap();
+    let no_calls = async || a.active_call().is_none() && b.active_call().is_none();
+    until(10, "the call ended on both sides", no_calls).await;
+
+    // Watch tapped twice: the second watch takes the first's registration, and the first is
+    // told so (it ends cancelled); the second answers the stream.
+    let fpb = parse_fp(&fb).unwrap();
+    let mut first = rpc::Watch::register(&a.inner, fpb);
+    let call = a.rpc_watch(&fb, "environment", WAIT).await.unwrap();
+    assert!(matches!(
+        first.stream.try_recv(),
+        Ok(calls::Watched::Replaced)
+    ));
+    drop(first);
+    assert_eq!(a.active_call().unwrap().call, call);
+    a.hang_up(&call).unwrap();
+    until(10, "the call ended on both sides", no_calls).await;
+
+    // Both of those requests reach the armed phone, at once: it places one call (a second
+    // would ring at the viewer once the first ended).
+    let mut ea = a.subscribe();
+    let params = json!({"facing": "environment"});
+    let reqs = [
+        a.rpc_sign(&fb, "media.stream", params.clone())
+            .await
+            .unwrap(),
+        a.rpc_sign(&fb, "media.stream", params).await.unwrap(),
+    ];
+    let answers = [
+        a.rpc_start(&fb, &reqs[0]).await.unwrap(),
+        a.rpc_start(&fb, &reqs[1]).await.unwrap(),
+    ];
+    for answer in answers {
+        assert!(answer.await.unwrap().outcome.is_ok());
+    }
+    let rang = loop {
+        if let NodeEvent::IncomingCall { call, .. } = next(&mut ea).await {
+            break call;
+        }
+    };
+    a.decline_call(&rang).unwrap();
+    until(10, "the call ended on both sides", no_calls).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    while let Ok(ev) = ea.try_recv() {
+        assert!(!matches!(ev, NodeEvent::IncomingCall { .. }), "{ev:?}");
+    }
+    assert!(a.active_call().is_none());
+
+    // A watch dropped once its call came (before it could answer it) declines that call: it
+    // would not ring, and nobody would answer it.
+    let placed = b.call(&fa, Kinds::AUDIO).await.unwrap();
+    let ringing = async || {
+        a.active_call()
+            .is_some_and(|c| c.state == CallState::Ringing)
+    };
+    until(10, "the call rings at alice", ringing).await;
+    let id = calls::parse_call(&placed).unwrap();
+    let watch = rpc::Watch::register(&a.inner, fpb);
+    let (_, came) = lock(&a.inner.calls).watching.remove(&fpb).unwrap();
+    came.send(calls::Watched::Call(id)).unwrap();
+    drop(watch);
+    let declined = async || {
+        b.call_log(None, 10)
+            .await
+            .is_ok_and(|log| log.iter().any(|e| e.id == id && e.reason == "declined"))
+    };
+    until(10, "bob's call was declined", declined).await;
+    assert!(a.active_call().is_none());
     a.stop().await;
     b.stop().await;
 }
