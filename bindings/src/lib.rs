@@ -712,6 +712,10 @@ mod tests {
             map(NodeError::Session("x".into())),
             PeernsError::Network { .. }
         ));
+        assert!(matches!(
+            map(NodeError::Cancelled("replaced".into())),
+            PeernsError::Cancelled { .. }
+        ));
     }
 
     use peerns_core::identity::KeyStoreError as CoreKeyStoreError;
