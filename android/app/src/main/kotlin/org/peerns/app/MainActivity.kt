@@ -216,8 +216,11 @@ class MainActivity :
         val restyled = ActivityInfo.CONFIG_LOCALE or ActivityInfo.CONFIG_FONT_SCALE or ActivityInfo.CONFIG_UI_MODE or
             ActivityInfo.CONFIG_LAYOUT_DIRECTION or ActivityInfo.CONFIG_DENSITY
         if (changes and restyled != 0 && shown?.keepsRunning != true) {
+            // Built again in the new style, with what was typed into it (a draft, a link).
+            val typed = shown?.root?.editTexts()?.map { it.text.toString() }
             hideScreen()
             show()
+            if (typed != null) shown?.root?.editTexts()?.zip(typed)?.forEach { (field, text) -> field.setText(text) }
         }
     }
 

@@ -4,6 +4,7 @@ import android.content.Context
 import android.graphics.Typeface
 import android.util.TypedValue
 import android.view.View
+import android.view.ViewGroup
 import android.widget.Button
 import android.widget.EditText
 import android.widget.ImageView
@@ -75,6 +76,13 @@ class Ui(private val context: Context) {
 fun TextView.showNotice(notice: String?) {
     text = notice ?: ""
     visibility = if (notice == null) View.GONE else View.VISIBLE
+}
+
+/** The text fields in this view and its descendants, in layout order. */
+fun View.editTexts(): List<EditText> = when (this) {
+    is EditText -> listOf(this)
+    is ViewGroup -> (0 until childCount).flatMap { getChildAt(it).editTexts() }
+    else -> emptyList()
 }
 
 /** Adds [views] to this layout; returns it. */

@@ -390,7 +390,8 @@ abstract class PeernsService : Service() {
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
         val conversation = intent?.getStringExtra(EXTRA_CONVERSATION)
         when (intent?.action) {
-            ACTION_STOP -> stopSelf()
+            // Not when a newer start (the app opened meanwhile) is pending: that one keeps it.
+            ACTION_STOP -> stopSelf(startId)
             ACTION_REPLY -> {
                 enterForeground()
                 val text = RemoteInput.getResultsFromIntent(intent)?.getCharSequence(KEY_REPLY)?.toString()?.trim()

@@ -132,7 +132,7 @@ object PeernsTelecom {
         if (step == ConnectionStep.ENDED) {
             calls.remove(call)?.ended(reason)
         } else {
-            calls[call]?.follow(step)
+            calls.stepFor(call, step)?.follow(step)
         }
     }
 
@@ -281,7 +281,8 @@ class PeernsConnectionService : ConnectionService() {
         val connection = PeernsConnection(call, peer, extras.getString(PeernsTelecom.EXTRA_NAME) ?: peer.take(8), outgoing)
         if (extras.getBoolean(PeernsTelecom.EXTRA_VIDEO)) connection.videoState = VideoProfile.STATE_BIDIRECTIONAL
         connection.start()
-        PeernsTelecom.calls.put(call, connection)
+        // A state the node reported while Telecom created it (answered from the notification).
+        PeernsTelecom.calls.put(call, connection)?.let(connection::follow)
         return connection
     }
 }

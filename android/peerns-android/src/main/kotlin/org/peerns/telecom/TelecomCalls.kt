@@ -46,11 +46,13 @@ interface CallControl {
 /**
  * The calls Telecom knows, by the node's call ID: a connection is added when Telecom creates it
  * and removed when the call ends. Calls the node reported to Telecom that have no connection yet
- * are [pending] (so an event never reports one twice). Thread-safe.
+ * are [pending] (so an event never reports one twice); the last step the node reported for one
+ * waits for its connection ([stepFor], [put]). Thread-safe.
  */
 class CallRegistry<C : Any> {
     private val connections = HashMap<String, C>()
     private val reported = HashSet<String>()
+    private val early = HashMap<String, ConnectionStep>()
 
     /** Marks [call] as reported to Telecom; false when it was already. */
     @Synchronized
@@ -59,10 +61,26 @@ class CallRegistry<C : Any> {
     @Synchronized
     fun pending(call: String): Boolean = call in reported && call !in connections
 
+    /**
+     * Adds [call]'s [connection]; returns the step the node reported while Telecom was still
+     * creating it (a call answered from its notification at once), for the connection to take.
+     */
     @Synchronized
-    fun put(call: String, connection: C) {
+    fun put(call: String, connection: C): ConnectionStep? {
         reported.add(call)
         connections[call] = connection
+        return early.remove(call)
+    }
+
+    /**
+     * The connection of [call], which is to take [step]; null when it has none, and then a
+     * [pending] call keeps [step] for the connection Telecom is creating ([put]).
+     */
+    @Synchronized
+    fun stepFor(call: String, step: ConnectionStep): C? {
+        connections[call]?.let { return it }
+        if (call in reported) early[call] = step
+        return null
     }
 
     @Synchronized
@@ -72,6 +90,7 @@ class CallRegistry<C : Any> {
     @Synchronized
     fun remove(call: String): C? {
         reported.remove(call)
+        early.remove(call)
         return connections.remove(call)
     }
 

@@ -52,4 +52,25 @@ class TelecomCallsTest {
         assertTrue(calls.report("a"), "an ended call is forgotten")
         assertEquals(emptySet(), calls.calls())
     }
+
+    @Test
+    fun aStepReportedBeforeTheConnectionExistsWaitsForIt() {
+        val calls = CallRegistry<String>()
+        // Never reported: nothing kept.
+        assertNull(calls.stepFor("x", ConnectionStep.ACTIVE))
+        assertNull(calls.put("x", "connection x"))
+        // Answered from the notification while Telecom still creates the connection: it takes
+        // the last step when it comes.
+        calls.report("a")
+        assertNull(calls.stepFor("a", ConnectionStep.RINGING))
+        assertNull(calls.stepFor("a", ConnectionStep.ACTIVE))
+        assertEquals(ConnectionStep.ACTIVE, calls.put("a", "connection a"))
+        assertEquals("connection a", calls.stepFor("a", ConnectionStep.ENDED))
+        // An ended call forgets what it kept.
+        calls.report("b")
+        calls.stepFor("b", ConnectionStep.ACTIVE)
+        calls.remove("b")
+        calls.report("b")
+        assertNull(calls.put("b", "connection b"))
+    }
 }
