@@ -137,6 +137,14 @@ class MainActivity :
         // call would be left): the notification rings; only its Answer switches screens.
         val ringing = intent.getStringExtra(EXTRA_CATEGORY) == NotificationCategory.INCOMING_CALL.name
         if (intent.action == ACTION_OPEN && ringing && shown?.keepsRunning == true) return
+        // A message's or a request's tap over a call or backup that runs here: it would hide
+        // that screen (a call's sound and camera stop with it). The chat opens when the user
+        // leaves the screen instead.
+        if (intent.action == ACTION_OPEN && shown?.keepsRunning == true) {
+            deferred = intent.getStringExtra(EXTRA_CONVERSATION) to intent.getStringExtra(EXTRA_CATEGORY)
+            Toast.makeText(this, "Opens when you leave this screen", Toast.LENGTH_SHORT).show()
+            return
+        }
         // A ringing call's full-screen intent shows the call over the lock screen; nothing else does.
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.O_MR1) {
             val call = intent.getStringExtra(EXTRA_CATEGORY) == NotificationCategory.INCOMING_CALL.name
@@ -152,6 +160,9 @@ class MainActivity :
             }
         }
     }
+
+    /** A notification tapped while a call or backup ran here: where Back goes from it (conversation, category). */
+    private var deferred: Pair<String?, String?>? = null
 
     /** The caller whose call the Answer action answers once the node runs. */
     private var answering: String? = null
@@ -228,9 +239,15 @@ class MainActivity :
     override fun onBackPressed() = back()
 
     private fun back() {
+        val waiting = deferred
         when {
             // Back from a call (or a running backup) leaves it running: to the home screen.
             shown?.keepsRunning == true -> moveTaskToBack(true)
+            // Out of it, to the chat of the notification tapped meanwhile.
+            waiting != null -> {
+                deferred = null
+                navigator.route(waiting.first, waiting.second)
+            }
             !navigator.back() -> finish()
         }
     }

@@ -17,6 +17,7 @@ import android.widget.Button
 import kotlin.test.assertEquals
 import kotlin.test.assertNotEquals
 import kotlin.test.assertNotNull
+import kotlin.test.assertSame
 import kotlin.test.assertTrue
 import kotlinx.coroutines.runBlocking
 import org.junit.Before
@@ -24,8 +25,10 @@ import org.junit.Test
 import org.junit.runner.RunWith
 import org.peerns.android.ACTION_ANSWER
 import org.peerns.android.ACTION_DECLINE
+import org.peerns.android.ACTION_OPEN
 import org.peerns.android.ACTION_REPLY
 import org.peerns.android.AndroidNotifier
+import org.peerns.android.EXTRA_CATEGORY
 import org.peerns.android.EXTRA_CONVERSATION
 import org.peerns.android.KEY_REPLY
 import org.peerns.app.model.Screen
@@ -180,9 +183,21 @@ class NotificationActionsRoboTest {
             assertNotNull(button(activity, "Hang up"), "the call screen was hidden when the activity stopped")
             shown.start()
             assertEquals(Screen.Call, activity.navigator.current)
-            assertNotNull(button(activity, "Hang up"))
+            val hangUp = assertNotNull(button(activity, "Hang up"))
+            // A message's notification tapped during the call leaves the call's screen there
+            // (its sound would stop with it); Back, once the call is over, opens that chat.
+            shown.newIntent(
+                Intent(app, MainActivity::class.java).setAction(ACTION_OPEN)
+                    .putExtra(EXTRA_CONVERSATION, bobFp).putExtra(EXTRA_CATEGORY, NotificationCategory.MESSAGE.name),
+            )
+            assertEquals(Screen.Call, activity.navigator.current)
+            assertSame(hangUp, button(activity, "Hang up"))
             bob.hangUp(second)
             idleUntil { runBlocking { ann.callLog(bobFp, 5u) }.firstOrNull { it.call == second && it.outcome == "completed" } }
+            idleUntil { (hangUp.parent as View).takeIf { it.visibility == View.GONE } }
+            @Suppress("DEPRECATION")
+            activity.onBackPressed()
+            idleUntil { activity.navigator.current.takeIf { it == Screen.Chat(bobFp) } }
         } finally {
             runBlocking { bob.stop() }
             runBlocking { ann.stop() }
