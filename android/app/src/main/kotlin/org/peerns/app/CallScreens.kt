@@ -48,6 +48,20 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     }
     private val inCall = ui.row().with(mute, camera, switchCamera, route, ui.button("Hang up") { act { model.hangUp() } })
 
+    // The microphone refused: the call goes on unheard until the user allows it here (asked
+    // again, or the app's settings page once Android asks no more).
+    private var microphoneRefused = false
+    private val allowMicrophone: Button = ui.button("Allow the microphone") {
+        microphoneRefused = false
+        showAllowMicrophone()
+        model.state.value.let { s -> s.call?.let { call -> startMedia(call, camera = s.sendsVideo, microphone = s.sendsAudio) } }
+    }.apply { visibility = View.GONE }
+
+    private fun showAllowMicrophone() {
+        val connected = model.state.value.status == "connected"
+        allowMicrophone.visibility = if (microphoneRefused && connected) View.VISIBLE else View.GONE
+    }
+
     // Held to the ear, the screen goes off so that a cheek presses nothing: an audio call on the earpiece.
     private val proximity = ProximityScreenLock(host.context)
     private var onEarpiece = false
@@ -56,7 +70,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
         val s = model.state.value
         proximity.set(onEarpiece && s.status == "connected" && !s.sendsVideo && !s.offered.video)
     }
-    override val root = ui.column(20).with(who, status, remote, error, notice, ringing, inCall, picture, ownPicture)
+    override val root = ui.column(20).with(who, status, remote, error, notice, ringing, inCall, allowMicrophone, picture, ownPicture)
 
     /**
      * Starts the media of [call] once (permissions asked now), when its media is up; the camera's
@@ -64,13 +78,18 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
      * nothing in (watching a baby monitor) only plays: no permission, no capture.
      */
     private fun startMedia(call: String, camera: Boolean, microphone: Boolean) {
-        if (media == null || mediaAsked == call) return
+        if (media == null || mediaAsked == call || microphoneRefused) return
         mediaAsked = call
         if (!camera && !microphone) {
             router.start(video = true, connection = PeernsTelecom.calls[call])
             return act { if (!model.startMedia()) mediaAsked = null }
         }
-        host.withMedia(camera) { granted ->
+        val refused = {
+            microphoneRefused = true
+            mediaAsked = null
+            showAllowMicrophone()
+        }
+        host.withMedia(camera, denied = refused) { granted ->
             host.service?.setCapturing(granted, microphone = true)
             // Through Telecom when it knows the call (it owns the call's audio), else AudioManager.
             router.start(video = camera, connection = PeernsTelecom.calls[call])
@@ -112,6 +131,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 error.text = s.error ?: ""
                 ringing.visibility = if (s.ringingHere) View.VISIBLE else View.GONE
                 inCall.visibility = if (s.call != null && !s.ringingHere && s.status != "ended") View.VISIBLE else View.GONE
+                showAllowMicrophone()
                 mute.text = if (s.local.muted) "Unmute" else "Mute"
                 camera.text = if (s.local.cameraOff) "Camera on" else "Camera off"
                 switchCamera.text = if (s.local.backCamera) "Front camera" else "Back camera"

@@ -16,6 +16,7 @@ import android.os.Bundle
 import android.os.IBinder
 import android.provider.DocumentsContract
 import android.provider.OpenableColumns
+import android.provider.Settings
 import android.view.View
 import android.view.WindowInsets
 import android.view.WindowManager
@@ -83,6 +84,10 @@ class MainActivity :
     // A picker of ours is open: its result goes to the screen that asked, so that screen stays.
     private var picking = false
     private var onMediaGranted: ((Boolean) -> Unit)? = null
+    private var onMediaDenied: (() -> Unit)? = null
+
+    /** The microphone was refused and Android asks no more ("don't ask again", or twice). */
+    private var microphoneRefusedForGood = false
     private var onCameraGranted: (() -> Unit)? = null
 
     private val connection = object : ServiceConnection {
@@ -351,16 +356,16 @@ class MainActivity :
         if (requestCode == REQUEST_LOCATION && hasLocationPermission(this)) service?.startStadium()
         if (requestCode == REQUEST_MEDIA) {
             val then = onMediaGranted
+            val denied = onMediaDenied
             onMediaGranted = null
+            onMediaDenied = null
             if (granted(Manifest.permission.RECORD_AUDIO)) {
                 then?.invoke(granted(Manifest.permission.CAMERA))
             } else {
+                microphoneRefusedForGood = !shouldShowRequestPermissionRationale(Manifest.permission.RECORD_AUDIO)
                 // Said, not silent: nothing is sent or recorded without it.
-                Toast.makeText(
-                    this,
-                    "This needs the microphone: allow it in the phone's settings for PeerNS, then try again.",
-                    Toast.LENGTH_LONG,
-                ).show()
+                Toast.makeText(this, "This needs the microphone: allow it, then try again.", Toast.LENGTH_LONG).show()
+                denied?.invoke()
             }
         }
         if (requestCode == REQUEST_CAMERA) {
@@ -376,11 +381,22 @@ class MainActivity :
 
     private fun granted(permission: String) = checkSelfPermission(permission) == PackageManager.PERMISSION_GRANTED
 
-    override fun withMedia(camera: Boolean, then: (camera: Boolean) -> Unit) {
+    override fun withMedia(camera: Boolean, denied: () -> Unit, then: (camera: Boolean) -> Unit) {
         val wanted = listOfNotNull(Manifest.permission.RECORD_AUDIO, Manifest.permission.CAMERA.takeIf { camera })
         if (wanted.all(::granted)) return then(camera)
+        if (!granted(Manifest.permission.RECORD_AUDIO) && microphoneRefusedForGood) {
+            // Android would refuse at once, without asking: the app's settings page is where it is allowed.
+            Toast.makeText(this, "Allow the microphone for PeerNS under Permissions, then try again.", Toast.LENGTH_LONG).show()
+            try {
+                startActivity(Intent(Settings.ACTION_APPLICATION_DETAILS_SETTINGS, Uri.fromParts("package", packageName, null)))
+            } catch (e: ActivityNotFoundException) {
+                // No settings app to open: the toast says where to go.
+            }
+            return denied()
+        }
         // Asked only now, when a call or the monitor is about to capture.
         onMediaGranted = then
+        onMediaDenied = denied
         requestPermissions(wanted.toTypedArray(), REQUEST_MEDIA)
     }
 

@@ -52,9 +52,10 @@ interface Host {
 
     /**
      * Asks for the microphone permission, and the camera's when [camera], unless granted; [then]
-     * runs once the microphone may be used, told whether the camera may be too.
+     * runs once the microphone may be used, told whether the camera may be too; [denied] when it
+     * may not (the user is told; once Android asks no more, the app's settings page opens).
      */
-    fun withMedia(camera: Boolean, then: (camera: Boolean) -> Unit)
+    fun withMedia(camera: Boolean, denied: () -> Unit = {}, then: (camera: Boolean) -> Unit)
 
     /** Asks for the camera permission unless granted (to scan a QR code); [then] runs once it is. */
     fun withCamera(then: () -> Unit)

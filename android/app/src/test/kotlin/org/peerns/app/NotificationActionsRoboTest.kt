@@ -1,5 +1,6 @@
 package org.peerns.app
 
+import android.Manifest
 import android.app.Activity
 import android.app.Application
 import android.app.Notification
@@ -9,8 +10,10 @@ import android.app.RemoteInput
 import android.content.ComponentName
 import android.content.Intent
 import android.content.IntentFilter
+import android.content.pm.PackageManager
 import android.media.AudioAttributes
 import android.os.Bundle
+import android.provider.Settings
 import android.view.View
 import android.view.ViewGroup
 import android.widget.Button
@@ -177,6 +180,21 @@ class NotificationActionsRoboTest {
             assertEquals(Screen.Call, activity.navigator.current)
             idleUntil { bob.activeCall()?.takeIf { it.call == second && it.status.state == "connected" } }
             idleUntil { button(activity, "Hang up") }
+            // The microphone refused: the call screen offers it again; where Android asks no more
+            // (Robolectric's answer: no rationale to show), that opens the app's settings page.
+            val asked = idleUntil {
+                shadowOf(activity).lastRequestedPermission?.takeIf {
+                    Manifest.permission.RECORD_AUDIO in
+                        it.requestedPermissions
+                }
+            }
+            val denied = IntArray(asked.requestedPermissions.size) { PackageManager.PERMISSION_DENIED }
+            activity.onRequestPermissionsResult(asked.requestCode, asked.requestedPermissions, denied)
+            val allow = idleUntil { button(activity, "Allow the microphone")?.takeIf { it.visibility == View.VISIBLE } }
+            allow.performClick()
+            assertEquals(Settings.ACTION_APPLICATION_DETAILS_SETTINGS, shadowOf(activity).nextStartedActivity?.action)
+            assertSame(asked, shadowOf(activity).lastRequestedPermission, "asked where Android asks no more")
+            assertEquals(View.VISIBLE, allow.visibility)
             // The phone's screen goes off (the activity stops): the call's screen stays, with
             // its events and media, and is there when the app comes back.
             shown.stop()
