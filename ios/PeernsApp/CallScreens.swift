@@ -1,4 +1,5 @@
 import AVFoundation
+import Combine
 import PeernsKit
 import SwiftUI
 import UIKit
@@ -33,6 +34,7 @@ struct GroupCallScreen: View {
                 .buttonStyle(.bordered)
                 if let error = model.error ?? node.mediaError { Text(error).foregroundStyle(.red) }
                 if node.lowPower { Text(LowPowerNotice.call).font(.caption).italic() }
+                if node.tapHeld { Text(heldTapNotice).font(.caption) }
             }
             if let media = model.media as? PhoneCallMedia, model.phase != .out, !model.cameraOff {
                 Section("You") { OwnPreview(session: media.cameraSession).frame(width: 120, height: 160) }
@@ -61,6 +63,8 @@ struct GroupCallScreen: View {
         .onAppear { node.clearMediaError() }
         // As on Android: leaving the screen stops our camera and microphone (the call goes on).
         .onDisappear { model.media?.stop() }
+        // Joined, a notification's tap does not take the screen (our media would stop).
+        .runsOnScreen(node, model.phase != .out)
         .task {
             await model.refresh()
             guard let events = node.groupEvents() else { return }
@@ -117,6 +121,10 @@ struct CallScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var model: CallModel
     var dial: String?
+    /// The screen is shown (between `onAppear` and `onDisappear`; not while another covers it).
+    @State private var shown = false
+    /// The sound goes to the built-in receiver (the earpiece), as the audio session's route says.
+    @State private var onReceiver = false
 
     var body: some View {
         VStack(spacing: 16) {
@@ -126,6 +134,7 @@ struct CallScreen: View {
             if model.remote.cameraOff { Text("\(model.name)'s camera is off").font(.caption) }
             if let error = model.error ?? node.mediaError { Text(error).foregroundStyle(.red) }
             if node.lowPower { Text(LowPowerNotice.call).font(.caption).italic() }
+            if node.tapHeld { Text(heldTapNotice).font(.caption) }
             if let media = model.media as? PhoneCallMedia, model.mediaUp, model.status == "connected" {
                 PictureView(show: { media.remoteLayer = $0 }, hide: { media.removeLayer($0) }, rotation: Int(model.remote.rotation))
                     .frame(maxWidth: .infinity)
@@ -157,7 +166,18 @@ struct CallScreen: View {
         .buttonStyle(.bordered)
         .padding()
         .navigationTitle("Call")
-        .onAppear { node.clearMediaError() }
+        .onAppear {
+            node.clearMediaError()
+            shown = true
+            onReceiver = Self.soundOnReceiver()
+        }
+        // A call not ended: a notification's tap does not take the screen (its media would stop).
+        .runsOnScreen(node, runs)
+        // Where the sound goes, as it changes (CallKit's session activated, a headset, the speaker).
+        .onReceive(NotificationCenter.default.publisher(for: AVAudioSession.routeChangeNotification).receive(on: DispatchQueue.main)) { _ in
+            onReceiver = Self.soundOnReceiver()
+        }
+        .onChange(of: atEar) { on in UIDevice.current.isProximityMonitoringEnabled = on }
         .task {
             // Here, not in the model's init: SwiftUI makes throwaway models on every render.
             model.followCallKitMute()
@@ -178,7 +198,27 @@ struct CallScreen: View {
             }
             await model.startMedia()
         }
-        .onDisappear { model.stopMedia() }
+        .onDisappear {
+            shown = false
+            UIDevice.current.isProximityMonitoringEnabled = false
+            model.stopMedia()
+        }
+    }
+
+    /// A call that is not over runs on this screen (leaving it stops its media).
+    private var runs: Bool { model.call != nil && model.status != "ended" }
+
+    /// Held to the ear, the screen goes off (the proximity sensor) so that a cheek presses nothing
+    /// (Hang up, Mute): a connected call with sound only (no video sent or offered) whose sound
+    /// goes to the earpiece, while this screen is shown. CallKit's own call screen does this for
+    /// itself, not for the app's (Android's `ProximityScreenLock`).
+    private var atEar: Bool {
+        shown && onReceiver && model.status == "connected" && !model.sendsVideo && !model.offeredVideo
+    }
+
+    /// Whether the audio session's current route plays through the built-in receiver.
+    private static func soundOnReceiver() -> Bool {
+        AVAudioSession.sharedInstance().currentRoute.outputs.contains { $0.portType == .builtInReceiver }
     }
 
     private var status: String {

@@ -69,6 +69,36 @@ struct ContentView: View {
     }
 }
 
+/// Tells `node` whether something runs on this pushed screen (`NodeModel.screenRuns`): a call,
+/// a joined group call, a running backup, which leaving the screen would stop; a notification
+/// tapped meanwhile waits until the user leaves it. The screen's depth in `node.path` is taken
+/// when it first appears (a pushed screen appears once the path holds it).
+struct RunsOnScreen: ViewModifier {
+    let node: NodeModel
+    let runs: Bool
+    @State private var depth = 0
+
+    func body(content: Content) -> some View {
+        content
+            .onAppear {
+                let at = depth == 0 ? node.path.count : depth
+                depth = at
+                node.screenRuns(runs, at: at)
+            }
+            .onChange(of: runs) { now in node.screenRuns(now, at: depth) }
+    }
+}
+
+extension View {
+    /// `RunsOnScreen`: whether something runs on this screen now.
+    func runsOnScreen(_ node: NodeModel, _ runs: Bool) -> some View {
+        modifier(RunsOnScreen(node: node, runs: runs))
+    }
+}
+
+/// Said on a screen on which something runs while a tapped notification waits for the user to leave it.
+let heldTapNotice = "The notification you tapped opens when you leave this screen."
+
 /// The keychain lost the key of the identity: explain, offer a new one.
 struct KeyLostView: View {
     let reason: String

@@ -326,9 +326,12 @@ struct BackupScreen: View {
                     Text("done: \(s.files) files sent (\(s.bytes) bytes), \(s.skipped) already there")
                 }
                 if let error = model.error { Text(error).foregroundStyle(.red) }
+                if node.tapHeld { Text(heldTapNotice).font(.caption) }
             }
         }
         .navigationTitle("Backup")
+        // Running, a notification's tap does not take the screen (its progress would be lost).
+        .runsOnScreen(node, model.running)
         .fileImporter(isPresented: $picking, allowedContentTypes: [.folder]) { result in
             if case let .success(url) = result { model.choose(url) }
         }

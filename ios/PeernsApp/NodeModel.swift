@@ -15,8 +15,14 @@ final class NodeModel: ObservableObject {
     /// The keychain no longer has the key that unlocks the identity (see `startNewIdentity`).
     @Published private(set) var keyLost: String?
     @Published private(set) var stadium = false
-    /// Screens pushed on the navigation stack; a notification tap replaces it.
-    @Published var path: [Route] = []
+    /// Screens pushed on the navigation stack; a notification tap replaces it (not over a screen
+    /// on which something runs: see `open`).
+    @Published var path: [Route] = [] {
+        didSet { pathChanged(from: oldValue) }
+    }
+    /// A message's or a request's notification was tapped over a screen on which something runs:
+    /// its chat opens once the user leaves that screen (the screens say so).
+    var tapHeld: Bool { held != nil }
     /// The VoIP push path is on (`Settings.voipPush`, off by default).
     @Published private(set) var voipPush = Settings.voipPush
     /// This device's VoIP push token while the push path is on, for a push relay the user runs.
@@ -149,8 +155,22 @@ final class NodeModel: ObservableObject {
     /// Whether the app is in the foreground (the core assumes it is until told).
     private var appActive = UIApplication.shared.applicationState != .background
 
-    /// A notification was tapped.
+    /// A notification was tapped. Over a screen on which something runs (a 1:1 call not ended,
+    /// a joined group call, a running backup: `screenRuns`), it opens nothing now, since leaving
+    /// that screen would stop it (a call's sound and camera stop with its screen): a message's or
+    /// a request's screen opens once the user leaves it (`pathChanged`), an incoming call's tap
+    /// is dropped (its call screen is pushed when it rings). As on Android (`MainActivity.route`).
     func open(_ route: NotificationRoute) {
+        if topRuns {
+            if route != .call { held = (route, path.count) }
+            return
+        }
+        show(route)
+    }
+
+    /// Opens `route`'s screen in place of those shown.
+    private func show(_ route: NotificationRoute) {
+        held = nil
         switch route {
         case let .chat(conversation): path = [.chat(conversation)]
         case let .group(gid): path = [.groups, .group(gid)]
@@ -159,10 +179,44 @@ final class NodeModel: ObservableObject {
         }
     }
 
+    /// The depths in `path` (1: its first screen) of the screens on which something runs that
+    /// leaving them would stop; each such screen tells (`screenRuns`, `RunsOnScreen`).
+    private var runningAt = Set<Int>()
+    /// A message's or a request's tap held back by `open`, and the depth of the screen it waits for.
+    @Published private var held: (route: NotificationRoute, at: Int)?
+
+    /// Whether the screen on top runs something.
+    private var topRuns: Bool { !path.isEmpty && runningAt.contains(path.count) }
+
+    /// The screen at `depth` in `path` runs something now (`runs`), or no longer does: a 1:1
+    /// call not ended, a joined group call, a running backup.
+    func screenRuns(_ runs: Bool, at depth: Int) {
+        guard depth > 0 else { return }
+        if runs { runningAt.insert(depth) } else { runningAt.remove(depth) }
+    }
+
+    /// After a change of `path`: the screens gone or replaced run nothing here any more; once the
+    /// screen a held tap waits for is gone (Back), the tap's screen opens, unless the screen now
+    /// on top runs something too (then it waits for that one).
+    private func pathChanged(from old: [Route]) {
+        var kept = 0
+        while kept < old.count, kept < path.count, old[kept] == path[kept] { kept += 1 }
+        runningAt = runningAt.filter { $0 <= kept }
+        guard let waiting = held, waiting.at > kept else { return }
+        if topRuns {
+            held = (waiting.route, path.count)
+        } else {
+            held = nil
+            // Once the change under way (the Back) has gone through.
+            Task { @MainActor [weak self] in self?.show(waiting.route) }
+        }
+    }
+
     /// A notification's action. Reply sends the text as the chat screens do (`sendMessage`,
     /// `groupSend`), starting the node first when it does not run (the action woke the app in
     /// the background); what could not be sent is told in a notification. Answer opens the call
-    /// screen, as a tap does, and answers with sound (Android's Answer); Decline declines, as
+    /// screen (even over a screen on which something runs: the user chose the call) unless it is
+    /// on top already, and answers with sound (Android's Answer); Decline declines, as
     /// the call screen does. Returns once done.
     func perform(_ action: NotificationAction) async {
         switch action {
@@ -171,7 +225,8 @@ final class NodeModel: ObservableObject {
         case let .groupReply(group, text):
             await reply(group, group: true, text)
         case let .answer(caller):
-            open(.call)
+            // Over the ringing call's own screen (pushed when it rang) nothing needs to open.
+            if path.last != .call { show(.call) }
             if let node, let call = ringingCall(from: caller, node) {
                 try? node.acceptCall(call: call, kinds: CallKinds(audio: true, video: false, screen: false))
             }
