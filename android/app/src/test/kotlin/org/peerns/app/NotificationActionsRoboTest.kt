@@ -114,6 +114,8 @@ class NotificationActionsRoboTest {
         // once however often it is posted.
         assertTrue(n.flags and Notification.FLAG_INSISTENT != 0)
         assertTrue(n.flags and Notification.FLAG_ONLY_ALERT_ONCE != 0)
+        // ... and not for ever: a process killed while it rang could not remove it.
+        assertEquals(AndroidNotifier.RING_NOTIFICATION_MS, n.timeoutAfter)
         val channel = app.getSystemService(NotificationManager::class.java).getNotificationChannel(n.channelId)
         assertEquals(AudioAttributes.USAGE_NOTIFICATION_RINGTONE, channel.audioAttributes.usage)
         // A message from the caller does not take over the call's full-screen intent.

@@ -128,7 +128,9 @@ class AndroidNotifier(
 
     private fun incomingCall(builder: Notification.Builder, caller: String, name: String) {
         // Posted again by Telecom's onShowIncomingCallUi: it rings once, not twice.
-        builder.setOngoing(true).setAutoCancel(false).setOnlyAlertOnce(true)
+        // Gone by itself after the ring: a process killed while it rang cannot remove it, and
+        // the insistent sound would go on until the shade is opened.
+        builder.setOngoing(true).setAutoCancel(false).setOnlyAlertOnce(true).setTimeoutAfter(RING_NOTIFICATION_MS)
             .setFullScreenIntent(openAppIntent(context, caller, NotificationCategory.INCOMING_CALL), true)
         val service = actions ?: return
         val answer = appIntent(context, ACTION_ANSWER, caller, NotificationCategory.INCOMING_CALL) ?: return
@@ -150,6 +152,9 @@ class AndroidNotifier(
     }
 
     companion object {
+        /** How long an incoming call's notification lasts: past the core's 45 s ring. */
+        const val RING_NOTIFICATION_MS = 60_000L
+
         /** Messages shown per conversation. */
         private const val MAX_LINES = 6
 
