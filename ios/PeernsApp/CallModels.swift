@@ -50,11 +50,16 @@ final class CallModel: ObservableObject {
     }
 
     /// Muted in the system's call screen or by a headset: the node is told by CallKit; the
-    /// microphone stops (or starts) sending here, and the screen shows it. Called by the screen
-    /// that shows this model (the last one shown follows).
+    /// microphone stops (or starts) sending here, and the screen shows it. A mute action that
+    /// failed in CallKit (ours or the system's) shows as `error`. Called by the screen that shows
+    /// this model (the last one shown follows).
     func followCallKitMute() {
         callKit?.onMuted = { [weak self] call, muted in
             Task { @MainActor [weak self] in self?.mutedInCallKit(call, muted) }
+        }
+        callKit?.onMuteFailed = { [weak self] call, muted, error in
+            let message = "\(muted ? "mute" : "unmute") failed: \(error)"
+            Task { @MainActor [weak self] in self?.muteFailedInCallKit(call, message) }
         }
     }
 
@@ -62,6 +67,12 @@ final class CallModel: ObservableObject {
         guard call == self.call else { return }
         local.muted = muted
         media?.setMuted(muted)
+    }
+
+    /// Nothing was muted or unmuted: `local.muted` stays as it was, the screen says why.
+    private func muteFailedInCallKit(_ call: String, _ message: String) {
+        guard call == self.call else { return }
+        error = message
     }
 
     private var lowPower: Bool { powerSaver?.isOn == true }
@@ -206,12 +217,14 @@ final class CallModel: ObservableObject {
 
     /// Mutes or unmutes. A call CallKit knows is muted through CallKit (`CXSetMutedCallAction`),
     /// so that the system's call UI shows it too: the action tells the node and comes back
-    /// through `onMuted` (`mutedInCallKit`), once. Directly otherwise: without CallKit, for a
-    /// call it does not know (Do Not Disturb refused its ring) or when it refused the request.
+    /// through `onMuted` (`mutedInCallKit`), once, or, if it fails, through `onMuteFailed`
+    /// (`muteFailedInCallKit`: shown as `error`). Directly otherwise: without CallKit, for a call
+    /// it does not know (Do Not Disturb refused its ring) or when it refused the request.
     func setMuted(_ muted: Bool) async {
-        if let callKit, let call, await callKit.requestMuted(call: call, muted: muted) {
+        if let callKit, let call {
+            // Cleared before the request: the action's failure may come before it returns.
             error = nil
-            return
+            if await callKit.requestMuted(call: call, muted: muted) { return }
         }
         if await withCall({ try self.node.setMuted(call: $0, muted: muted) }) {
             local.muted = muted

@@ -12,6 +12,8 @@ import UIKit
 struct GroupCallScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var model: GroupCallModel
+    /// Join found the microphone refused: only Settings can allow it now (`MicrophoneRefused`).
+    @State private var microphoneRefused = false
 
     var body: some View {
         List {
@@ -22,6 +24,7 @@ struct GroupCallScreen: View {
                         Task {
                             if model.phase == .out {
                                 let allowed = await mediaAllowed(camera: true, media: model.media)
+                                microphoneRefused = !allowed.microphone
                                 if allowed.microphone { await model.join(video: allowed.camera) }
                             } else {
                                 await model.leave()
@@ -33,6 +36,9 @@ struct GroupCallScreen: View {
                 }
                 .buttonStyle(.bordered)
                 if let error = model.error ?? node.mediaError { Text(error).foregroundStyle(.red) }
+                if microphoneRefused && model.phase == .out {
+                    MicrophoneRefused(notice: "Joining needs the microphone: allow it in Settings, then join.")
+                }
                 if node.lowPower { Text(LowPowerNotice.call).font(.caption).italic() }
                 if node.tapHeld { Text(heldTapNotice).font(.caption) }
             }
@@ -61,6 +67,10 @@ struct GroupCallScreen: View {
         }
         .navigationTitle("Group call")
         .onAppear { node.clearMediaError() }
+        // Back from Settings with the microphone allowed: the notice goes, Join works.
+        .onReceive(NotificationCenter.default.publisher(for: UIApplication.didBecomeActiveNotification)) { _ in
+            if microphoneRefused && microphoneGranted() { microphoneRefused = false }
+        }
         // As on Android: leaving the screen stops our camera and microphone (the call goes on).
         .onDisappear { model.media?.stop() }
         // Joined, a notification's tap does not take the screen (our media would stop).
@@ -115,8 +125,9 @@ struct GroupCallScreen: View {
 
 /// The 1:1 call: answer or decline while it rings; mute, camera, hang up in the call, the
 /// peer's picture. Once the media is up, the microphone's (and with video the camera's)
-/// permission is asked and the media starts; leaving the screen stops it. With `dial`, it calls
-/// that contact first.
+/// permission is asked and the media starts; leaving the screen stops it. A refused microphone
+/// leaves the call without media and shows the way to Settings (`MicrophoneRefused`); back in the
+/// app with it allowed, the media starts. With `dial`, it calls that contact first.
 struct CallScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var model: CallModel
@@ -125,6 +136,11 @@ struct CallScreen: View {
     @State private var shown = false
     /// The sound goes to the built-in receiver (the earpiece), as the audio session's route says.
     @State private var onReceiver = false
+    /// The call whose media found the microphone refused (a refusal is that call's: the screen
+    /// may show the next one); nil: none.
+    @State private var microphoneRefusedIn: String?
+    /// Bumped to start the media again (the microphone allowed in Settings meanwhile).
+    @State private var mediaAttempt = 0
 
     var body: some View {
         VStack(spacing: 16) {
@@ -133,6 +149,9 @@ struct CallScreen: View {
             if model.remote.muted { Text("\(model.name) is muted").font(.caption) }
             if model.remote.cameraOff { Text("\(model.name)'s camera is off").font(.caption) }
             if let error = model.error ?? node.mediaError { Text(error).foregroundStyle(.red) }
+            if microphoneRefused && model.status == "connected" {
+                MicrophoneRefused(notice: "The microphone is not allowed: the call's sound starts once it is.")
+            }
             if node.lowPower { Text(LowPowerNotice.call).font(.caption).italic() }
             if node.tapHeld { Text(heldTapNotice).font(.caption) }
             if let media = model.media as? PhoneCallMedia, model.mediaUp, model.status == "connected" {
@@ -178,6 +197,12 @@ struct CallScreen: View {
             onReceiver = Self.soundOnReceiver()
         }
         .onChange(of: atEar) { on in UIDevice.current.isProximityMonitoringEnabled = on }
+        // Back from Settings with the microphone allowed: the media starts as below.
+        .onReceive(NotificationCenter.default.publisher(for: UIApplication.didBecomeActiveNotification)) { _ in
+            guard microphoneRefused, microphoneGranted() else { return }
+            microphoneRefusedIn = nil
+            mediaAttempt += 1
+        }
         .task {
             // Here, not in the model's init: SwiftUI makes throwaway models on every render.
             model.followCallKitMute()
@@ -188,13 +213,18 @@ struct CallScreen: View {
             guard let events else { return }
             for await event in events { model.apply(event) }
         }
-        // Once the call is connected and its media up, whichever comes last; cancelled when the
-        // screen goes (startMedia then starts nothing).
-        .task(id: model.mediaUp && model.status == "connected") {
+        // Once the call is connected and its media up, whichever comes last (or again once the
+        // refused microphone is allowed); cancelled when the screen goes (startMedia then starts
+        // nothing).
+        .task(id: MediaStart(ready: model.mediaUp && model.status == "connected", attempt: mediaAttempt)) {
             guard model.mediaUp, model.status == "connected" else { return }
             // A call we send nothing in (watching a baby monitor) only plays: no permission asked.
             if model.sendsAudio {
-                guard await mediaAllowed(camera: model.sendsVideo, media: model.media).microphone else { return }
+                guard await mediaAllowed(camera: model.sendsVideo, media: model.media).microphone else {
+                    // iOS asks only once: from now on only Settings can allow it.
+                    if !Task.isCancelled { microphoneRefusedIn = model.call }
+                    return
+                }
             }
             await model.startMedia()
         }
@@ -207,6 +237,15 @@ struct CallScreen: View {
 
     /// A call that is not over runs on this screen (leaving it stops its media).
     private var runs: Bool { model.call != nil && model.status != "ended" }
+
+    /// The call shown found the microphone refused (its media not started).
+    private var microphoneRefused: Bool { microphoneRefusedIn != nil && microphoneRefusedIn == model.call }
+
+    /// When the media starts: once ready, and at each new attempt.
+    private struct MediaStart: Hashable {
+        let ready: Bool
+        let attempt: Int
+    }
 
     /// Held to the ear, the screen goes off (the proximity sensor) so that a cheek presses nothing
     /// (Hang up, Mute): a connected call with sound only (no video sent or offered) whose sound
@@ -247,6 +286,27 @@ func mediaAllowed(camera: Bool, media: CallMedia?) async -> (microphone: Bool, c
 func microphoneAllowed() async -> Bool {
     await withCheckedContinuation { done in
         AVAudioSession.sharedInstance().requestRecordPermission { done.resume(returning: $0) }
+    }
+}
+
+/// Whether the microphone is allowed now, without asking (`AVAudioSession.recordPermission`; the
+/// app supports iOS 16, before `AVAudioApplication`).
+func microphoneGranted() -> Bool {
+    AVAudioSession.sharedInstance().recordPermission == .granted
+}
+
+/// The microphone was refused (iOS asks only once; after that only the Settings app can allow
+/// it): `notice`, and a button that opens the app's page in Settings. The screens look again when
+/// the app becomes active (Android's "Allow the microphone", which asks again or opens the
+/// app's settings page).
+struct MicrophoneRefused: View {
+    let notice: String
+
+    var body: some View {
+        Text(notice).font(.caption)
+        Button("Allow the microphone in Settings") {
+            if let url = URL(string: UIApplication.openSettingsURLString) { UIApplication.shared.open(url) }
+        }
     }
 }
 

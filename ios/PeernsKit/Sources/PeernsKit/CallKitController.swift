@@ -27,6 +27,11 @@ public final class CallKitController: NSObject, CXProviderDelegate {
     /// CallKit muted or unmuted call `call` (the system's call screen, a headset): the node is
     /// told already; the app stops or starts sending the microphone (`CallModel`).
     public var onMuted: ((_ call: String, _ muted: Bool) -> Void)?
+    /// CallKit's mute action for call `call` failed (the node does not run, or its `setMuted`
+    /// threw): nothing was muted or unmuted, though `requestMuted` returned true (CallKit had
+    /// accepted the request); the app says so (`CallModel`). Not called for a call CallKit no
+    /// longer knows (it ended).
+    public var onMuteFailed: ((_ call: String, _ muted: Bool, _ error: Error) -> Void)?
 
     private let provider: CXProvider
     private let controller = CXCallController()
@@ -182,8 +187,9 @@ public final class CallKitController: NSObject, CXProviderDelegate {
 
     /// Asks CallKit to mute or unmute `call` (`CXSetMutedCallAction`), so that the system's call
     /// UI (lock screen, Dynamic Island) shows the same state: the action's `perform` tells the
-    /// node and `onMuted`. False when CallKit does not know the call or refused the request: then
-    /// nothing was muted, and the app mutes directly.
+    /// node and `onMuted`, or `onMuteFailed` if it fails (true here means only that CallKit
+    /// accepted the request). False when CallKit does not know the call or refused the request:
+    /// then nothing was muted, and the app mutes directly.
     @MainActor
     public func requestMuted(call: String, muted: Bool) async -> Bool {
         guard let uuid = calls.uuid(of: call) else { return false }
@@ -370,9 +376,16 @@ public final class CallKitController: NSObject, CXProviderDelegate {
         action.fulfill()
     }
 
+    /// Tells the node and `onMuted`; a failure goes to `onMuteFailed` (the app's own Mute button
+    /// would otherwise silently do nothing).
     public func provider(_ provider: CXProvider, perform action: CXSetMutedCallAction) {
-        guard let node, let call = calls.call(of: action.callUUID) else {
+        guard let call = calls.call(of: action.callUUID) else {
+            action.fail() // ended: nothing to mute
+            return
+        }
+        guard let node else {
             action.fail()
+            onMuteFailed?(call, action.isMuted, PeernsError.Closed(msg: "the node does not run"))
             return
         }
         do {
@@ -381,6 +394,7 @@ public final class CallKitController: NSObject, CXProviderDelegate {
             action.fulfill()
         } catch {
             action.fail()
+            onMuteFailed?(call, action.isMuted, error)
         }
     }
 
