@@ -428,7 +428,11 @@ impl Node {
             Ok(Err(_)) => return Err(NodeError::Stopped),
             Err(_) => return Err(NodeError::Timeout(format!("the stream of {fp}"))),
         };
-        self.accept_call(&call, Kinds::default())?;
+        if let Err(e) = self.accept_call(&call, Kinds::default()) {
+            // Taken from the watch, so no one else would end it: it would ring nowhere.
+            let _ = self.decline_call(&call);
+            return Err(e);
+        }
         Ok(call)
     }
 
@@ -447,8 +451,9 @@ impl Node {
 
 /// The armed camera's task: places a call to each viewer that asked for the stream
 /// (`media.stream`), into which the app feeds the `facing` camera. A viewer's repeated request
-/// (Watch tapped twice) is answered by the call placed or on for it: a second call would ring
-/// at the viewer once the first ends.
+/// (Watch tapped twice) is answered by the call placed or on for it (a second call would ring
+/// at the viewer once the first ends); one that came while its call could not be placed is
+/// tried again.
 async fn place_streams(
     weak: std::sync::Weak<Inner>,
     facing: Facing,
@@ -481,14 +486,14 @@ async fn place_streams(
                     fingerprint: hex,
                     facing: facing.name().to_string(),
                 });
+                // What this viewer asked again while its call was placed is answered by it.
+                while let Ok(next) = rx.try_recv() {
+                    if next != fp && !queued.contains(&next) {
+                        queued.push_back(next);
+                    }
+                }
             }
             Err(e) => tracing::info!(error = %e, "could not start the monitor stream"),
-        }
-        // What this viewer asked again while its call was placed is answered by that call.
-        while let Ok(next) = rx.try_recv() {
-            if next != fp && !queued.contains(&next) {
-                queued.push_back(next);
-            }
         }
     }
 }

@@ -51,6 +51,9 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     // The microphone refused: the call goes on unheard until the user allows it here (asked
     // again, or the app's settings page once Android asks no more).
     private var microphoneRefused = false
+
+    // The call the screen shows: a refused microphone is that call's (the screen may show the next).
+    private var shownCall: String? = null
     private val allowMicrophone: Button = ui.button("Allow the microphone") {
         microphoneRefused = false
         showAllowMicrophone()
@@ -118,6 +121,10 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
         host.scope.launch { model.notice.collect(notice::showNotice) }
         host.scope.launch {
             model.state.collect { s ->
+                if (s.call != shownCall) {
+                    shownCall = s.call
+                    microphoneRefused = false
+                }
                 who.text = s.name.ifEmpty { "No call" }
                 status.text = when {
                     s.call == null -> ""

@@ -86,8 +86,13 @@ class MainActivity :
     private var onMediaGranted: ((Boolean) -> Unit)? = null
     private var onMediaDenied: (() -> Unit)? = null
 
-    /** The microphone was refused and Android asks no more ("don't ask again", or twice). */
+    /**
+     * The microphone was refused and Android asks no more: refused twice (Android 11+ stops
+     * asking then), or "don't ask again" (its rationale flag went from shown to not shown).
+     */
     private var microphoneRefusedForGood = false
+    private var microphoneRefusals = 0
+    private var microphoneRationaleBefore = false
     private var onCameraGranted: (() -> Unit)? = null
 
     private val connection = object : ServiceConnection {
@@ -156,6 +161,8 @@ class MainActivity :
             setShowWhenLocked(call)
             setTurnScreenOn(call)
         }
+        // A tap held during a call or backup is replaced by this one.
+        deferred = null
         when (intent.action) {
             ACTION_OPEN -> navigator.route(intent.getStringExtra(EXTRA_CONVERSATION), intent.getStringExtra(EXTRA_CATEGORY))
             ACTION_ANSWER -> {
@@ -362,9 +369,14 @@ class MainActivity :
             if (granted(Manifest.permission.RECORD_AUDIO)) {
                 then?.invoke(granted(Manifest.permission.CAMERA))
             } else {
-                microphoneRefusedForGood = !shouldShowRequestPermissionRationale(Manifest.permission.RECORD_AUDIO)
-                // Said, not silent: nothing is sent or recorded without it.
-                Toast.makeText(this, "This needs the microphone: allow it, then try again.", Toast.LENGTH_LONG).show()
+                // Empty results: the request was interrupted; nobody refused anything.
+                if (grantResults.isNotEmpty()) {
+                    microphoneRefusals++
+                    val rationale = shouldShowRequestPermissionRationale(Manifest.permission.RECORD_AUDIO)
+                    microphoneRefusedForGood = microphoneRefusals >= 2 || (microphoneRationaleBefore && !rationale)
+                    // Said, not silent: nothing is sent or recorded without it.
+                    Toast.makeText(this, "This needs the microphone: allow it, then try again.", Toast.LENGTH_LONG).show()
+                }
                 denied?.invoke()
             }
         }
@@ -397,6 +409,7 @@ class MainActivity :
         // Asked only now, when a call or the monitor is about to capture.
         onMediaGranted = then
         onMediaDenied = denied
+        microphoneRationaleBefore = shouldShowRequestPermissionRationale(Manifest.permission.RECORD_AUDIO)
         requestPermissions(wanted.toTypedArray(), REQUEST_MEDIA)
     }
 

@@ -20,6 +20,7 @@ import android.widget.Button
 import kotlin.test.assertEquals
 import kotlin.test.assertNotEquals
 import kotlin.test.assertNotNull
+import kotlin.test.assertNotSame
 import kotlin.test.assertSame
 import kotlin.test.assertTrue
 import kotlinx.coroutines.runBlocking
@@ -182,20 +183,23 @@ class NotificationActionsRoboTest {
             assertEquals(Screen.Call, activity.navigator.current)
             idleUntil { bob.activeCall()?.takeIf { it.call == second && it.status.state == "connected" } }
             idleUntil { button(activity, "Hang up") }
-            // The microphone refused: the call screen offers it again; where Android asks no more
-            // (Robolectric's answer: no rationale to show), that opens the app's settings page.
-            val asked = idleUntil {
-                shadowOf(activity).lastRequestedPermission?.takeIf {
-                    Manifest.permission.RECORD_AUDIO in
-                        it.requestedPermissions
-                }
-            }
+            // The microphone refused: the call screen offers it again, asks once more, and once
+            // refused twice (Android asks no more then) opens the app's settings page. (Robolectric
+            // answers each request at once as interrupted, empty: that refuses nothing but shows the
+            // button; the refusals are the ones dispatched here.)
+            val microphone = Manifest.permission.RECORD_AUDIO
+            val asked = idleUntil { shadowOf(activity).lastRequestedPermission?.takeIf { microphone in it.requestedPermissions } }
             val denied = IntArray(asked.requestedPermissions.size) { PackageManager.PERMISSION_DENIED }
             activity.onRequestPermissionsResult(asked.requestCode, asked.requestedPermissions, denied)
             val allow = idleUntil { button(activity, "Allow the microphone")?.takeIf { it.visibility == View.VISIBLE } }
             allow.performClick()
+            val askedAgain = assertNotNull(shadowOf(activity).lastRequestedPermission)
+            assertNotSame(asked, askedAgain, "not asked again")
+            activity.onRequestPermissionsResult(askedAgain.requestCode, askedAgain.requestedPermissions, denied)
+            idleUntil { allow.takeIf { it.visibility == View.VISIBLE } }
+            allow.performClick()
             assertEquals(Settings.ACTION_APPLICATION_DETAILS_SETTINGS, shadowOf(activity).nextStartedActivity?.action)
-            assertSame(asked, shadowOf(activity).lastRequestedPermission, "asked where Android asks no more")
+            assertSame(askedAgain, shadowOf(activity).lastRequestedPermission, "asked where Android asks no more")
             assertEquals(View.VISIBLE, allow.visibility)
             // The phone's screen goes off (the activity stops): the call's screen stays, with
             // its events and media, and is there when the app comes back.

@@ -215,6 +215,8 @@ class PeernsConnection(val call: String, val peer: String, val name: String, val
 
     /** The node's call reached [step]. */
     fun follow(step: ConnectionStep) {
+        // A step that came late (kept while Telecom created this connection) never undoes an answer.
+        if (state == STATE_ACTIVE && (step == ConnectionStep.RINGING || step == ConnectionStep.DIALING)) return
         when (step) {
             ConnectionStep.RINGING -> if (!outgoing) setRinging()
             ConnectionStep.DIALING -> setDialing()
