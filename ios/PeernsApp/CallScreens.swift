@@ -150,7 +150,7 @@ struct CallScreen: View {
             if model.remote.cameraOff { Text("\(model.name)'s camera is off").font(.caption) }
             if let error = model.error ?? node.mediaError { Text(error).foregroundStyle(.red) }
             if microphoneRefused && model.status == "connected" {
-                MicrophoneRefused(notice: "The microphone is not allowed: the call's sound starts once it is.")
+                MicrophoneRefused(notice: "The microphone is not allowed. Allowing it in Settings may make iOS restart PeerNS, which ends this call.")
             }
             if node.lowPower { Text(LowPowerNotice.call).font(.caption).italic() }
             if node.tapHeld { Text(heldTapNotice).font(.caption) }
@@ -189,6 +189,8 @@ struct CallScreen: View {
             node.clearMediaError()
             shown = true
             onReceiver = Self.soundOnReceiver()
+            // Set here too: a screen this one replaced may turn it off after this one appeared.
+            UIDevice.current.isProximityMonitoringEnabled = onReceiver && model.status == "connected" && !model.sendsVideo && !model.offeredVideo
         }
         // A call not ended: a notification's tap does not take the screen (its media would stop).
         .runsOnScreen(node, runs)
@@ -276,6 +278,8 @@ struct CallScreen: View {
 func mediaAllowed(camera: Bool, media: CallMedia?) async -> (microphone: Bool, camera: Bool) {
     guard media != nil else { return (true, true) }
     let microphone = await microphoneAllowed()
+    // Nothing starts without the microphone: no camera prompt for it.
+    guard microphone else { return (false, false) }
     var cameraAllowed = false
     if camera { cameraAllowed = await AVCaptureDevice.requestAccess(for: .video) }
     return (microphone, cameraAllowed)

@@ -86,6 +86,9 @@ struct RunsOnScreen: ViewModifier {
                 node.screenRuns(runs, at: at)
             }
             .onChange(of: runs) { now in node.screenRuns(now, at: depth) }
+            // Gone without a change of the path (the node stopped and the screen with it), or
+            // covered: it runs nothing on top; it says so again when it appears.
+            .onDisappear { node.screenRuns(false, at: depth) }
     }
 }
 

@@ -64,8 +64,12 @@ final class NodeModel: ObservableObject {
                 // `done` only once the reply is sent (or could not be): an app woken in the
                 // background for it may be suspended as soon as it is called.
                 Task { @MainActor [weak self] in
+                    // Time to finish in the background: iOS may suspend the app once the action
+                    // returns, or sooner without this.
+                    let background = UIApplication.shared.beginBackgroundTask(withName: "peerns.notificationAction")
                     await self?.perform(action)
                     done()
+                    if background != .invalid { UIApplication.shared.endBackgroundTask(background) }
                 }
             }
         )
@@ -249,7 +253,15 @@ final class NodeModel: ObservableObject {
             if group {
                 _ = try await node.groupSend(group: conversation, text: text)
             } else {
-                _ = try await node.sendMessage(conversation: conversation, text: text)
+                let sent = try await node.sendMessage(conversation: conversation, text: text)
+                // A few seconds to go out (the node dials the contact when it starts): once the
+                // action returns iOS suspends the app, and what still waits goes on its next run.
+                let deadline = Date().addingTimeInterval(10)
+                while Date() < deadline {
+                    let now = try? await node.messages(conversation: conversation, limit: 20)
+                    if let m = now?.first(where: { $0.id == sent.id }), m.status != .waiting { break }
+                    try? await Task.sleep(nanoseconds: 250_000_000)
+                }
             }
         } catch {
             notifier.replyNotSent(conversation: conversation, group: group, text: text, reason: "\(error)")
