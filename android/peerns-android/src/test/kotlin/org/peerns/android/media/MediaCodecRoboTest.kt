@@ -59,6 +59,14 @@ class MediaCodecRoboTest {
         return seen
     }
 
+    /**
+     * Waits until the decoders thread has run what was posted to it so far: the codec's offers of
+     * its input buffers, made when it starts. A frame given before them waits for one only briefly
+     * (200 ms for the first, 5 ms after) and is dropped after that: on a busy machine that made
+     * these tests fail while the decoder did what it should.
+     */
+    private fun buffersOffered() = until("the codec's input buffers offered") { true }
+
     /** Waits (up to 5 s) until [done] holds, checked on the decoders' thread. */
     private fun until(what: String, done: () -> Boolean) {
         val deadline = System.nanoTime() + 5_000_000_000L
@@ -99,6 +107,7 @@ class MediaCodecRoboTest {
     fun theVideoDecoderStartsAtAKeyframeWithItsParameterSets() {
         val seen = recordingVideoDecoder(bufferSize = 1024)
         val decoder = VideoDecoder(Surface(SurfaceTexture(0)), handler)
+        buffersOffered()
         val delta = AnnexB.join(listOf(bytes(0x41, 0x9a)))
         assertFalse(decoder.frame(0, keyframe = false, delta), "a delta frame before any keyframe")
         val idrOnly = AnnexB.join(listOf(bytes(0x65, 0x88)))
@@ -117,6 +126,7 @@ class MediaCodecRoboTest {
         val seen = recordingVideoDecoder(bufferSize = 64)
         val sizes = mutableListOf<Pair<Int, Int>>()
         val decoder = VideoDecoder(Surface(SurfaceTexture(0)), handler, rotation = 90) { w, h -> sizes.add(w to h) }
+        buffersOffered()
         val key = AnnexB.join(listOf(sps, pps, bytes(0x65, 0x88)))
         val delta = AnnexB.join(listOf(bytes(0x41, 0x9a)))
         val tooLarge = AnnexB.join(listOf(ByteArray(100) { 0x41 }))
@@ -141,6 +151,7 @@ class MediaCodecRoboTest {
         val played = mutableListOf<Byte>()
         ShadowAudioTrack.addAudioDataListener { _, data, _ -> played.addAll(data.toList()) }
         val decoder = AudioDecoder(handler)
+        buffersOffered()
         val packet = bytes(0x78, 1, 2, 3)
         assertTrue(decoder.frame(0, keyframe = true, packet))
         assertTrue(decoder.frame(20_000, keyframe = true, packet))
