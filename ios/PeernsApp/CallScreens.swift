@@ -190,7 +190,7 @@ struct CallScreen: View {
             shown = true
             onReceiver = Self.soundOnReceiver()
             // Set here too: a screen this one replaced may turn it off after this one appeared.
-            UIDevice.current.isProximityMonitoringEnabled = onReceiver && model.status == "connected" && !model.sendsVideo && !model.offeredVideo
+            UIDevice.current.isProximityMonitoringEnabled = atEar
         }
         // A call not ended: a notification's tap does not take the screen (its media would stop).
         .runsOnScreen(node, runs)

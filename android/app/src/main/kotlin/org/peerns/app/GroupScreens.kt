@@ -380,13 +380,17 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
 class MeetingRoomView(host: Host, private val model: MeetingRoomViewModel) : ScreenView(host) {
     private val info = ui.text()
     private val messages = ui.column()
+    private val noMessages = ui.text("no messages yet")
+    private val messageRows = Rows<GroupMessage>(messages, key = { it.id }) { m ->
+        ui.text("${if (m.author == me) "me" else m.author.take(8)}: ${m.text}")
+    }
     private val input = ui.input("Message to everyone in the room")
     private val error = ui.text()
     private val join = ui.button("Join again") { act { model.join() } }
     override val root = ui.column(20).with(
         ui.title("Meeting room"),
         ui.text("Everyone nearby in stadium mode can read and write here. Nothing of it is stored; it fades when the last person leaves."),
-        info, join, messages, error, input,
+        info, join, messages, noMessages, error, input,
         ui.button("Send") { act { if (model.send(input.text.toString())) input.setText("") } },
         ui.button("Leave the room") { act { if (model.leave()) host.navigator.back() } },
     )
@@ -406,9 +410,9 @@ class MeetingRoomView(host: Host, private val model: MeetingRoomViewModel) : Scr
                 }
                 join.visibility = if (state.room == null && !state.joining) View.VISIBLE else View.GONE
                 error.text = state.error ?: ""
-                messages.removeAllViews()
-                state.messages.forEach { messages.addView(ui.text("${if (it.author == me) "me" else it.author.take(8)}: ${it.text}")) }
-                if (state.room != null && state.messages.isEmpty()) messages.addView(ui.text("no messages yet"))
+                // Only a new or changed message's row is made (as in a group's chat).
+                messageRows.show(state.messages)
+                noMessages.visibility = if (state.room != null && state.messages.isEmpty()) View.VISIBLE else View.GONE
             }
         }
         act { if (model.refresh() && model.state.value.room == null) model.join() }
