@@ -64,17 +64,18 @@ impl Node {
         Ok(req)
     }
 
-    /// A link to `peer` within [`REQUEST_TIMEOUT`]: a connection attempt that timed out or
-    /// closed before it opened is tried again (under heavy loss one attempt's 10 s can pass in
-    /// DTLS retransmissions alone); other failures end it.
+    /// A link to `peer` within [`REQUEST_TIMEOUT`]: a connection attempt that timed out, closed
+    /// before it opened or whose session handshake timed out is tried again (under heavy loss
+    /// one attempt's 10 s can pass in retransmissions alone); other failures end it.
     async fn dial_for_request(&self, peer: &str) -> Result<std::sync::Arc<super::Link>, NodeError> {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
             let attempt = tokio::time::timeout_at(deadline, Inner::dial(&self.inner, peer)).await;
             match attempt {
-                Ok(Err(NodeError::Transport(
-                    TransportError::Timeout { .. } | TransportError::Closed,
-                ))) if deadline.saturating_duration_since(tokio::time::Instant::now())
+                Ok(Err(
+                    NodeError::Transport(TransportError::Timeout { .. } | TransportError::Closed)
+                    | NodeError::Timeout(_),
+                )) if deadline.saturating_duration_since(tokio::time::Instant::now())
                     > REDIAL_PAUSE =>
                 {
                     tokio::time::sleep(REDIAL_PAUSE).await;

@@ -200,12 +200,31 @@ async fn handshake(conn: &mut DataConnection, inner: &Inner) -> Result<Session, 
     })
 }
 
+/// Why a connection did not become a link.
+#[derive(Debug, Clone)]
+pub(crate) enum EstablishError {
+    /// The session handshake did not finish in time (heavy loss, a stalled peer): another
+    /// connection may well succeed.
+    TimedOut(String),
+    /// Anything else (an incompatible or blocked peer, a bad handshake): another try fails alike.
+    Refused(String),
+}
+
+impl std::fmt::Display for EstablishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TimedOut(what) => write!(f, "{what} timed out"),
+            Self::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Authenticates `conn` and, unless the key is blocked, starts its link. The handshake and
 /// the trust check happen before anything about the peer is stored.
 pub(crate) async fn establish(
     inner: &Arc<Inner>,
     mut conn: DataConnection,
-) -> Result<Arc<Link>, String> {
+) -> Result<Arc<Link>, EstablishError> {
     let session = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut conn, inner)).await {
         Ok(Ok(s)) => s,
         Ok(Err(HandshakeError::Incompatible {
@@ -226,17 +245,23 @@ pub(crate) async fn establish(
                 let _ = tokio::time::timeout(INCOMPATIBLE_GRACE, drained).await;
             }
             conn.close().await;
-            return Err(format!(
+            return Err(EstablishError::Refused(format!(
                 "{peer} speaks wire version {theirs}, incompatible with our {ours}"
-            ));
+            )));
         }
         Ok(Err(HandshakeError::Failed(e))) => {
             conn.close().await;
-            return Err(format!("handshake with {} failed: {e}", conn.peer()));
+            return Err(EstablishError::Refused(format!(
+                "handshake with {} failed: {e}",
+                conn.peer()
+            )));
         }
         Err(_) => {
             conn.close().await;
-            return Err(format!("handshake with {} timed out", conn.peer()));
+            return Err(EstablishError::TimedOut(format!(
+                "handshake with {}",
+                conn.peer()
+            )));
         }
     };
     let fp = session.remote_fingerprint();
@@ -247,10 +272,10 @@ pub(crate) async fn establish(
     let trust = inner
         .db(move |c| contacts::trust_of(c, &fp))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| EstablishError::Refused(e.to_string()))?;
     if trust == Some(Trust::Blocked) {
         conn.close().await;
-        return Err(format!("{peer} is blocked"));
+        return Err(EstablishError::Refused(format!("{peer} is blocked")));
     }
     // Lifts the pre-handshake message limit and frees the transport's pending slot.
     conn.authenticated();

@@ -131,14 +131,15 @@ const GLARE_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 #[derive(Debug, Clone)]
 enum DialError {
     Transport(TransportError),
-    Session(String),
+    Session(link::EstablishError),
 }
 
 impl From<DialError> for NodeError {
     fn from(e: DialError) -> Self {
         match e {
             DialError::Transport(t) => NodeError::Transport(t),
-            DialError::Session(s) => NodeError::Session(s),
+            DialError::Session(link::EstablishError::TimedOut(what)) => NodeError::Timeout(what),
+            DialError::Session(link::EstablishError::Refused(why)) => NodeError::Session(why),
         }
     }
 }
