@@ -180,6 +180,7 @@ final class CallModel: ObservableObject {
             frames.sinks = sinks
             self.sinks = sinks
             media.setMuted(local.muted)
+            media.setRemoteScreen(remote.screen)
             let camera = video != nil && !local.cameraOff ? Self.facing(back: local.backCamera) : nil
             media.start(camera: camera, microphone: audio != nil, out: out.push)
             // How far our picture must be turned, told to the peer as the phone turns.
@@ -291,6 +292,8 @@ final class CallModel: ObservableObject {
             mediaUp = false
         case let .callMedia(c, _, state) where c == call:
             remote = state
+            // The peer's screen instead of its camera while it shares one.
+            media?.setRemoteScreen(state.screen)
         case let .callMediaConnected(c, _) where c == call:
             mediaUp = true
         default:

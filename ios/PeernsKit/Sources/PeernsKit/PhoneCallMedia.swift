@@ -27,9 +27,47 @@ public protocol CallMedia: AnyObject {
     /// Tells `listener` how far our picture must be turned to stand upright (0, 90, 180 or 270),
     /// when the camera starts and whenever the phone turns, on the main thread; nil: no longer.
     func setRotationListener(_ listener: ((Int) -> Void)?)
+    /// A 1:1 call's peer shares its screen, or no longer: its one picture shows the screen while
+    /// it does, else its camera (`RemotePicture`).
+    func setRemoteScreen(_ shared: Bool)
+}
+
+/// Which of the peer's video tracks a 1:1 call's one picture shows: its `screen` while it shares
+/// its screen, else its camera, the first other video track seen (a PeerNS peer's `video`; a
+/// browser's tracks have random IDs and it never says it shares a screen). Kotlin's
+/// `RemotePicture` (tested there). Not thread-safe.
+struct RemotePicture {
+    private var sharing = false
+    private var camera: String?
+
+    /// The track shown now (nil: no camera seen yet, nothing shared).
+    var shown: String? { sharing ? "screen" : camera }
+
+    /// Whether `track`'s frames are drawn; the first camera track seen is taken as the camera.
+    mutating func shows(_ track: String) -> Bool {
+        if sharing { return track == "screen" }
+        if track == "screen" { return false }
+        if camera == nil { camera = track }
+        return track == camera
+    }
+
+    /// The peer shares its screen, or no longer; returns the track no longer shown, if it changed.
+    mutating func screenShared(_ shared: Bool) -> String? {
+        guard shared != sharing else { return nil }
+        let before = shown
+        sharing = shared
+        return before
+    }
+
+    /// Forgets the camera seen (the media stopped); a shared screen stays shown.
+    mutating func clear() {
+        camera = nil
+    }
 }
 
 public extension CallMedia {
+    func setRemoteScreen(_ shared: Bool) {}
+
     /// Starts the microphone and the `camera` unless nil, into `out`.
     func start(camera: String?, out: @escaping FrameOut) {
         start(camera: camera, microphone: true, out: out)
@@ -93,7 +131,8 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     // Keyed "sender/kind"; pictures too.
     private var decoders: [String: FrameDecoder] = [:]
     private var pictures: [String: AVSampleBufferDisplayLayer] = [:]
-    private var shownVideo: String?
+    // Which of a 1:1 call's peer's tracks `remote` shows.
+    private var remotePicture = RemotePicture()
     private var remote: AVSampleBufferDisplayLayer?
     // Main thread only: who hears our picture's rotation, and the camera's latest.
     private var rotationListener: ((Int) -> Void)?
@@ -157,7 +196,7 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         set {
             locked {
                 remote = newValue
-                if let shown = shownVideo { decoders.removeValue(forKey: "\(shown)/video")?.release() }
+                if let shown = remotePicture.shown { decoders.removeValue(forKey: "\(shown)/video")?.release() }
             }
         }
     }
@@ -182,7 +221,7 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
             }
             if remote === layer {
                 remote = nil
-                if let shown = shownVideo { decoders.removeValue(forKey: "\(shown)/video")?.release() }
+                if let shown = remotePicture.shown { decoders.removeValue(forKey: "\(shown)/video")?.release() }
             }
         }
     }
@@ -271,17 +310,26 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         locked {
             decoders.values.forEach { $0.release() }
             decoders.removeAll()
-            shownVideo = nil
+            remotePicture.clear()
         }
         let ownSession = locked { !callKitAudio || playbackSession }
         if ownSession { try? AVAudioSession.sharedInstance().setActive(false, options: .notifyOthersOnDeactivation) }
     }
 
-    /// The 1:1 call's layer for `from`'s video: the first sender seen is the one shown (under the lock).
+    /// The 1:1 call's layer, if it shows `from`'s video now (`RemotePicture`; under the lock).
     private func oneOnOne(_ from: String, _ kind: String) -> AVSampleBufferDisplayLayer? {
         guard let remote, kind == "video" else { return nil }
-        if shownVideo == nil { shownVideo = from }
-        return from == shownVideo ? remote : nil
+        return remotePicture.shows(from) ? remote : nil
+    }
+
+    /// The layer changes hands: the other track's decoder starts at its next keyframe (asked for
+    /// when its first frame is not one).
+    public func setRemoteScreen(_ shared: Bool) {
+        locked {
+            if let gone = remotePicture.screenShared(shared) {
+                decoders.removeValue(forKey: "\(gone)/video")?.release()
+            }
+        }
     }
 
     private func send(_ kind: String, _ pts: UInt64, _ keyframe: Bool, _ data: Data, _ level: UInt8?) {

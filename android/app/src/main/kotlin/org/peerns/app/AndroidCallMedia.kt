@@ -20,6 +20,7 @@ import org.peerns.android.media.VideoDecoder
 import org.peerns.android.media.VideoEncoder
 import org.peerns.app.model.CallMedia
 import org.peerns.app.model.FrameOut
+import org.peerns.app.model.RemotePicture
 import org.peerns.app.model.SoundLevels
 import org.peerns.ffi.EncoderControlListener
 import org.peerns.media.VideoRotation
@@ -28,7 +29,8 @@ import org.peerns.media.VideoRotation
  * [CallMedia] on the phone (Android 10+: the Opus codec): the media adapters of
  * `org.peerns.android.media`. Everyone's sound is played (each sender through a track of its
  * own, mixed by the system); a group call's pictures each on the surface given for their sender
- * and kind ([setPicture]), a 1:1 call's the first sender's on [remoteSurface]. [close] when the
+ * and kind ([setPicture]), a 1:1 call's on [remoteSurface] (the peer's camera, or its screen while
+ * shared). [close] when the
  * screen goes.
  */
 class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) : CallMedia {
@@ -46,7 +48,9 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
     // Keyed "sender/kind"; pictures too.
     private val decoders = HashMap<String, FrameDecoder>()
     private val pictures = HashMap<String, Picture>()
-    private var shownVideo: String? = null
+
+    // Which of a 1:1 call's peer's tracks its picture shows.
+    private val remote = RemotePicture()
 
     // How far each sender's video is turned, as it says (keyed by sender).
     private val rotations = HashMap<String, Int>()
@@ -84,7 +88,7 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
     var remoteSurface: Picture? = null
         set(value) = synchronized(decoders) {
             field = value
-            shownVideo?.let { decoders.remove("$it/video")?.release() }
+            remote.shown?.let { decoders.remove("$it/video")?.release() }
         }
 
     /** Where our own camera's picture is shown (a SurfaceView's surface), or null while nowhere. */
@@ -142,6 +146,13 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
         listener(degrees)
     }
 
+    override fun setRemoteScreen(shared: Boolean) = synchronized(decoders) {
+        // The picture's surface changes hands: the other track's decoder starts at its next
+        // keyframe (asked for when its first frame is not one).
+        remote.screenShared(shared)?.let { decoders.remove("$it/video")?.release() }
+        Unit
+    }
+
     override fun setRotation(from: String, degrees: Int) = synchronized(decoders) {
         if ((rotations[from] ?: 0) == degrees) return@synchronized
         rotations[from] = degrees
@@ -178,12 +189,11 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
         }
     }
 
-    /** The 1:1 call's picture for [from]'s video: the first sender seen is the one shown. */
+    /** The 1:1 call's picture, if it shows [from]'s video now ([RemotePicture]). */
     private fun oneOnOne(from: String, kind: String): Picture? {
         val picture = remoteSurface ?: return null
         if (kind != "video") return null
-        if (shownVideo == null) shownVideo = from
-        return picture.takeIf { from == shownVideo }
+        return picture.takeIf { remote.shows(from) }
     }
 
     // A failing decoder is said once per sender and kind (it would fail at every frame).
@@ -204,7 +214,7 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
             decoders.clear()
             rotations.clear()
             failed.clear()
-            shownVideo = null
+            remote.clear()
         }
     }
 

@@ -54,6 +54,12 @@ interface CallMedia {
 
     /** Shows the video of [from] (a participant or a remote track) turned by [degrees], as its sender says. */
     fun setRotation(from: String, degrees: Int) = Unit
+
+    /**
+     * A 1:1 call's peer shares its screen, or no longer: its one picture shows the screen while
+     * it does, else its camera ([RemotePicture]).
+     */
+    fun setRemoteScreen(shared: Boolean) = Unit
 }
 
 /**

@@ -54,7 +54,7 @@ data class CallState(
  * A 1:1 call: ring (answer, decline), in call (mute, camera), hang up. Follows the node's call
  * events ([onEvent]); [refresh] reads the active call (a screen opened by a notification). Once
  * the media is up, [startMedia] sends [media]'s microphone and camera into the call's tracks and
- * plays the peer's. While [powerSaver] is on, a call we place or answer with video starts with
+ * plays the peer's (its shared screen instead of its camera while it shares one). While [powerSaver] is on, a call we place or answer with video starts with
  * the camera off (the call keeps its video, so [setCameraOff] can turn it on). Pure Kotlin.
  */
 class CallViewModel(
@@ -138,6 +138,7 @@ class CallViewModel(
         media.setMuted(mutableState.value.local.muted)
         val local = mutableState.value.local
         media.setRotation(REMOTE_VIDEO, mutableState.value.remote.rotation.toInt())
+        media.setRemoteScreen(mutableState.value.remote.screen)
         media.start(if (video != null && !local.cameraOff) facing(local.backCamera) else null, sources.out, microphone = audio != null)
         // How far our picture must be turned, told to the peer as the phone turns.
         if (video != null) {
@@ -289,8 +290,9 @@ class CallViewModel(
             }
             is NodeEvent.CallMedia -> if (event.call == before.call) {
                 mutableState.update { it.copy(remote = event.state) }
-                // The peer's picture, turned as it says.
+                // The peer's picture, turned as it says; its screen instead while it shares it.
                 media?.setRotation(REMOTE_VIDEO, event.state.rotation.toInt())
+                media?.setRemoteScreen(event.state.screen)
             }
             is NodeEvent.CallMediaConnected -> mutableState.update { if (it.call != event.call) it else it.copy(mediaUp = true) }
             else -> {}

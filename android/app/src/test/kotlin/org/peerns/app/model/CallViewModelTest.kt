@@ -85,6 +85,13 @@ class CallViewModelTest {
             bobMedia.waitingForKeyframe = false
             pusher.cancel()
 
+            // Ann shares her screen (from the library: the phone shares none yet): bob's picture
+            // shows it while she does, then her camera again.
+            ann.setScreen(annCall.state.value.call!!, true)
+            eventually(what = "ann's screen at bob") { bobMedia.takeIf { it.peerScreen } }
+            ann.setScreen(annCall.state.value.call!!, false)
+            eventually(what = "ann's camera again at bob") { bobMedia.takeIf { !it.peerScreen } }
+
             // Ann turns to her back camera and back; bob is told each time.
             assertTrue(annCall.switchCamera())
             assertEquals("environment", annMedia.cameraOn)

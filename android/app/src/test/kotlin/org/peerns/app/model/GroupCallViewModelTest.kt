@@ -108,6 +108,14 @@ class RecordingMedia : CallMedia {
     override fun setRotation(from: String, degrees: Int) {
         rotations[from] = degrees
     }
+
+    /** Whether the 1:1 call's peer shares its screen, as handed to this phone. */
+    @Volatile
+    var peerScreen = false
+
+    override fun setRemoteScreen(shared: Boolean) {
+        peerScreen = shared
+    }
 }
 
 /** An H.264 access unit as the encoder makes them: SPS, PPS and IDR when [key], else one slice. */
