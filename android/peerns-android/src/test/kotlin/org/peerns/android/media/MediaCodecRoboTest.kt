@@ -67,6 +67,17 @@ class MediaCodecRoboTest {
      */
     private fun buffersOffered() = until("the codec's input buffers offered") { true }
 
+    /**
+     * Gives [data] to the decoder, then waits for the decoders' thread twice: to run the output
+     * of it (whose release makes Robolectric's codec offer the input buffer again: it offers one
+     * at a time), then to take that offer. A phone's decoder waits only 5 ms for a buffer, which
+     * a busy test machine's thread may not meet.
+     */
+    private fun FrameDecoder.give(ptsUs: Long, keyframe: Boolean, data: ByteArray): Boolean = frame(ptsUs, keyframe, data).also {
+        buffersOffered()
+        buffersOffered()
+    }
+
     /** Waits (up to 5 s) until [done] holds, checked on the decoders' thread. */
     private fun until(what: String, done: () -> Boolean) {
         val deadline = System.nanoTime() + 5_000_000_000L
@@ -109,12 +120,12 @@ class MediaCodecRoboTest {
         val decoder = VideoDecoder(Surface(SurfaceTexture(0)), handler)
         buffersOffered()
         val delta = AnnexB.join(listOf(bytes(0x41, 0x9a)))
-        assertFalse(decoder.frame(0, keyframe = false, delta), "a delta frame before any keyframe")
+        assertFalse(decoder.give(0, keyframe = false, delta), "a delta frame before any keyframe")
         val idrOnly = AnnexB.join(listOf(bytes(0x65, 0x88)))
-        assertFalse(decoder.frame(33_000, keyframe = true, idrOnly), "a keyframe without SPS/PPS")
+        assertFalse(decoder.give(33_000, keyframe = true, idrOnly), "a keyframe without SPS/PPS")
         val key = AnnexB.join(listOf(sps, pps, bytes(0x65, 0x88)))
-        assertTrue(decoder.frame(66_000, keyframe = true, key))
-        assertTrue(decoder.frame(99_000, keyframe = false, delta))
+        assertTrue(decoder.give(66_000, keyframe = true, key))
+        assertTrue(decoder.give(99_000, keyframe = false, delta))
         // Delta frames before the first complete keyframe never reach the codec.
         until("both frames decoded") { seen.size == 2 }
         decoder.release()
@@ -130,11 +141,11 @@ class MediaCodecRoboTest {
         val key = AnnexB.join(listOf(sps, pps, bytes(0x65, 0x88)))
         val delta = AnnexB.join(listOf(bytes(0x41, 0x9a)))
         val tooLarge = AnnexB.join(listOf(ByteArray(100) { 0x41 }))
-        assertTrue(decoder.frame(0, keyframe = true, key))
-        assertFalse(decoder.frame(33_000, keyframe = false, tooLarge), "larger than an input buffer")
-        assertFalse(decoder.frame(66_000, keyframe = false, delta), "its reference was lost")
-        assertTrue(decoder.frame(99_000, keyframe = true, key))
-        assertTrue(decoder.frame(132_000, keyframe = false, delta))
+        assertTrue(decoder.give(0, keyframe = true, key))
+        assertFalse(decoder.give(33_000, keyframe = false, tooLarge), "larger than an input buffer")
+        assertFalse(decoder.give(66_000, keyframe = false, delta), "its reference was lost")
+        assertTrue(decoder.give(99_000, keyframe = true, key))
+        assertTrue(decoder.give(132_000, keyframe = false, delta))
         until("three frames decoded and the size told") { seen.size == 3 && sizes.isNotEmpty() }
         decoder.release()
         assertEquals(listOf(key, key, delta).map { it.toList() }, seen.map { it.toList() })
@@ -153,8 +164,8 @@ class MediaCodecRoboTest {
         val decoder = AudioDecoder(handler)
         buffersOffered()
         val packet = bytes(0x78, 1, 2, 3)
-        assertTrue(decoder.frame(0, keyframe = true, packet))
-        assertTrue(decoder.frame(20_000, keyframe = true, packet))
+        assertTrue(decoder.give(0, keyframe = true, packet))
+        assertTrue(decoder.give(20_000, keyframe = true, packet))
         until("both packets played") { played.count { it == 0x78.toByte() } == 2 }
         decoder.release()
         // Primed with 60 ms of silence (2880 samples) ahead of the sound; Robolectric's track
