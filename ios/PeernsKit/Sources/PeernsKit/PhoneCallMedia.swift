@@ -32,36 +32,50 @@ public protocol CallMedia: AnyObject {
     func setRemoteScreen(_ shared: Bool)
 }
 
-/// Which of the peer's video tracks a 1:1 call's one picture shows: its `screen` while it shares
-/// its screen, else its camera, the first other video track seen (a PeerNS peer's `video`; a
-/// browser's tracks have random IDs and it never says it shares a screen). Kotlin's
+/// Which of the peer's video tracks a 1:1 call's one picture shows: its `screen` while it says it
+/// shares its screen, from the screen's first frame (a peer that says so without sending one keeps
+/// its camera shown), else its camera, the first other video track seen (a PeerNS peer's `video`;
+/// a browser's tracks have random IDs and it never says it shares a screen). Kotlin's
 /// `RemotePicture` (tested there). Not thread-safe.
 struct RemotePicture {
+    // The peer says it shares its screen.
     private var sharing = false
+    // Its screen's frames came since: the picture shows them.
+    private var showingScreen = false
     private var camera: String?
 
-    /// The track shown now (nil: no camera seen yet, nothing shared).
-    var shown: String? { sharing ? "screen" : camera }
+    /// The track shown now (nil: no camera seen yet, no screen).
+    var shown: String? { showingScreen ? "screen" : camera }
 
-    /// Whether `track`'s frames are drawn; the first camera track seen is taken as the camera.
-    mutating func shows(_ track: String) -> Bool {
-        if sharing { return track == "screen" }
-        if track == "screen" { return false }
+    /// Whether `track`'s frame is drawn; the first camera track seen is taken as the camera. The
+    /// screen's first frame while shared takes the picture over: `gone` is told the camera's track.
+    mutating func shows(_ track: String, gone: (String) -> Void = { _ in }) -> Bool {
+        if track == "screen" {
+            guard sharing else { return false }
+            if !showingScreen {
+                showingScreen = true
+                if let camera { gone(camera) }
+            }
+            return true
+        }
+        if showingScreen { return false }
         if camera == nil { camera = track }
         return track == camera
     }
 
-    /// The peer shares its screen, or no longer; returns the track no longer shown, if it changed.
+    /// The peer shares its screen, or no longer; returns the track no longer shown (its screen,
+    /// when it stops).
     mutating func screenShared(_ shared: Bool) -> String? {
-        guard shared != sharing else { return nil }
-        let before = shown
         sharing = shared
-        return before
+        guard !shared, showingScreen else { return nil }
+        showingScreen = false
+        return "screen"
     }
 
-    /// Forgets the camera seen (the media stopped); a shared screen stays shown.
+    /// Forgets the camera seen (the media stopped); what the peer says it shares stays.
     mutating func clear() {
         camera = nil
+        showingScreen = false
     }
 }
 
@@ -319,11 +333,15 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     /// The 1:1 call's layer, if it shows `from`'s video now (`RemotePicture`; under the lock).
     private func oneOnOne(_ from: String, _ kind: String) -> AVSampleBufferDisplayLayer? {
         guard let remote, kind == "video" else { return nil }
-        return remotePicture.shows(from) ? remote : nil
+        // The screen's first frame takes the layer from the camera, whose decoder goes.
+        let shown = remotePicture.shows(from) { gone in
+            decoders.removeValue(forKey: "\(gone)/video")?.release()
+        }
+        return shown ? remote : nil
     }
 
-    /// The layer changes hands: the other track's decoder starts at its next keyframe (asked for
-    /// when its first frame is not one).
+    /// A screen no longer shared gives the layer back: the camera's decoder starts at its next
+    /// keyframe (asked for when its first frame is not one).
     public func setRemoteScreen(_ shared: Bool) {
         locked {
             if let gone = remotePicture.screenShared(shared) {

@@ -147,8 +147,8 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
     }
 
     override fun setRemoteScreen(shared: Boolean) = synchronized(decoders) {
-        // The picture's surface changes hands: the other track's decoder starts at its next
-        // keyframe (asked for when its first frame is not one).
+        // A screen no longer shared gives the surface back: the camera's decoder starts at its
+        // next keyframe (asked for when its first frame is not one).
         remote.screenShared(shared)?.let { decoders.remove("$it/video")?.release() }
         Unit
     }
@@ -193,7 +193,8 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
     private fun oneOnOne(from: String, kind: String): Picture? {
         val picture = remoteSurface ?: return null
         if (kind != "video") return null
-        return picture.takeIf { remote.shows(from) }
+        // The screen's first frame takes the picture from the camera, whose decoder goes.
+        return picture.takeIf { remote.shows(from) { gone -> decoders.remove("$gone/video")?.release() } }
     }
 
     // A failing decoder is said once per sender and kind (it would fail at every frame).

@@ -8,24 +8,42 @@ import org.junit.Test
 
 class RemotePictureTest {
     @Test
-    fun theCameraIsShownUntilTheScreenIsSharedAndAfter() {
+    fun theCameraIsShownUntilTheSharedScreensFirstFrameAndAfterItStops() {
         val picture = RemotePicture()
+        val gone = mutableListOf<String>()
         assertNull(picture.shown)
         // A frame of the screen before the peer says it shares it takes nothing.
-        assertFalse(picture.shows("screen"))
-        assertTrue(picture.shows("video"))
+        assertFalse(picture.shows("screen", gone::add))
+        assertTrue(picture.shows("video", gone::add))
         assertEquals("video", picture.shown)
 
-        // Shared: the screen only; the camera's picture goes.
-        assertEquals("video", picture.screenShared(true))
-        assertTrue(picture.shows("screen"))
-        assertFalse(picture.shows("video"))
-        assertNull(picture.screenShared(true), "no change, nothing goes")
+        // Said shared: the camera stays until the screen's first frame, which takes over.
+        assertNull(picture.screenShared(true))
+        assertTrue(picture.shows("video", gone::add))
+        assertEquals(emptyList(), gone)
+        assertTrue(picture.shows("screen", gone::add))
+        assertEquals(listOf("video"), gone)
+        assertEquals("screen", picture.shown)
+        assertFalse(picture.shows("video", gone::add))
+        assertTrue(picture.shows("screen", gone::add))
+        assertEquals(listOf("video"), gone, "told once")
 
         // No longer: the camera again, the screen goes.
         assertEquals("screen", picture.screenShared(false))
+        assertTrue(picture.shows("video", gone::add))
+        assertFalse(picture.shows("screen", gone::add))
+        assertNull(picture.screenShared(false))
+    }
+
+    @Test
+    fun aPeerSayingItSharesWithoutSendingKeepsItsCamera() {
+        val picture = RemotePicture()
         assertTrue(picture.shows("video"))
-        assertFalse(picture.shows("screen"))
+        assertNull(picture.screenShared(true))
+        assertTrue(picture.shows("video"))
+        // It stops saying so: nothing was shown of the screen, nothing goes.
+        assertNull(picture.screenShared(false))
+        assertEquals("video", picture.shown)
     }
 
     @Test
@@ -36,8 +54,5 @@ class RemotePictureTest {
         // Stopped: the next call's first track is taken.
         picture.clear()
         assertTrue(picture.shows("9c1b-other"))
-        // A shared screen with no camera seen yet: nothing to say goes.
-        picture.clear()
-        assertNull(picture.screenShared(true))
     }
 }
