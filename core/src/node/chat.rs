@@ -18,6 +18,7 @@ use crate::contacts::{self, Capability, Trust};
 use crate::identity::Fingerprint;
 
 mod dialing;
+pub(super) use dialing::Refused;
 pub(crate) use dialing::redial_loop;
 
 /// Ops sent per outbox read.
@@ -369,6 +370,13 @@ impl Inner {
             }
             Frame::Error { code, text } => {
                 tracing::info!(peer = %link.peer, ?code, %text, "the peer refused a frame");
+                // A stranger throttles only contact requests: ours, if we asked.
+                if code == ErrorCode::Throttled
+                    && trust.is_none()
+                    && this.outgoing_request(&fp).await
+                {
+                    Inner::request_refused(this, link);
+                }
                 if code == ErrorCode::NotContact
                     && let Ok(n) = this.db(move |c| chat::fail_outbox(c, &fp)).await
                     && n > 0

@@ -177,6 +177,42 @@ async fn an_unanswered_request_is_asked_again_on_a_new_link() {
     server.shutdown().await;
 }
 
+/// A request the other side refused for now (too many requests) has not arrived: the
+/// requester asks again on the same link once the refusal's time has passed, and it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_request_is_asked_again() {
+    let server = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&server.url()).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let bob: Fingerprint = fb.parse().unwrap();
+    // Linked first, so that the request goes out at once when asked.
+    let first = Inner::dial(&a.inner, &b.peer_id()).await.unwrap();
+    // Bob lets one request per source through every second, and has just let one of Ann's through.
+    {
+        let mut limiter = lock(&b.inner.request_limiter);
+        *limiter = crate::contacts::limit::RequestLimiter::new(1, 30, Duration::from_secs(1));
+        limiter
+            .check(std::time::Instant::now(), &fa.parse().unwrap(), "elsewhere")
+            .unwrap();
+    }
+    let mut eb = b.subscribe();
+    a.request_contact(&b.share_link()).await.unwrap();
+    until(10, "ann told of the refusal", async || {
+        lock(&a.inner.requests_refused).contains_key(&bob)
+    })
+    .await;
+    // Asked again 2 s later (a minute outside tests), past Bob's window, on the same link.
+    wait_for(&mut eb, |e| match e {
+        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(Arc::ptr_eq(&first, &a.inner.link(&bob).unwrap()));
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
 /// Alice has asked Bob to be a contact and Bob has seen it; Bob's events follow.
 async fn asked(
     url: &str,

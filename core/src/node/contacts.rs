@@ -64,9 +64,10 @@ impl Node {
         Ok(req)
     }
 
-    /// A link to `peer` within [`REQUEST_TIMEOUT`]: a connection attempt that timed out, closed
-    /// before it opened or whose session handshake timed out is tried again (under heavy loss
-    /// one attempt's 10 s can pass in retransmissions alone); other failures end it.
+    /// A link to `peer` within [`REQUEST_TIMEOUT`]: a connection attempt that timed out or
+    /// closed before it opened or during the session handshake, or whose handshake timed out,
+    /// is tried again (under heavy loss one attempt's 10 s can pass in retransmissions alone);
+    /// other failures end it.
     async fn dial_for_request(&self, peer: &str) -> Result<std::sync::Arc<super::Link>, NodeError> {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {

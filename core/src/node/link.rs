@@ -151,6 +151,8 @@ enum HandshakeError {
         ours: WireVersion,
         theirs: WireVersion,
     },
+    /// The connection closed before the handshake finished.
+    Closed,
     Failed(String),
 }
 
@@ -185,7 +187,7 @@ async fn handshake(conn: &mut DataConnection, inner: &Inner) -> Result<Session, 
                     return Err("a JSON frame during the handshake".into());
                 }
                 Some(Err(e)) => return Err(e.into()),
-                None => return Err("closed during the handshake".into()),
+                None => return Err(HandshakeError::Closed),
             }
         }
     }
@@ -206,6 +208,9 @@ pub(crate) enum EstablishError {
     /// The session handshake did not finish in time (heavy loss, a stalled peer): another
     /// connection may well succeed.
     TimedOut(String),
+    /// The connection closed during the session handshake (a path lost, a peer that gave up):
+    /// another may well succeed.
+    Closed(String),
     /// Anything else (an incompatible or blocked peer, a bad handshake): another try fails alike.
     Refused(String),
 }
@@ -214,7 +219,7 @@ impl std::fmt::Display for EstablishError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::TimedOut(what) => write!(f, "{what} timed out"),
-            Self::Refused(why) => f.write_str(why),
+            Self::Closed(why) | Self::Refused(why) => f.write_str(why),
         }
     }
 }
@@ -247,6 +252,13 @@ pub(crate) async fn establish(
             conn.close().await;
             return Err(EstablishError::Refused(format!(
                 "{peer} speaks wire version {theirs}, incompatible with our {ours}"
+            )));
+        }
+        Ok(Err(HandshakeError::Closed)) => {
+            conn.close().await;
+            return Err(EstablishError::Closed(format!(
+                "{}: closed during the handshake",
+                conn.peer()
             )));
         }
         Ok(Err(HandshakeError::Failed(e))) => {

@@ -139,6 +139,9 @@ impl From<DialError> for NodeError {
         match e {
             DialError::Transport(t) => NodeError::Transport(t),
             DialError::Session(link::EstablishError::TimedOut(what)) => NodeError::Timeout(what),
+            DialError::Session(link::EstablishError::Closed(_)) => {
+                NodeError::Transport(TransportError::Closed)
+            }
             DialError::Session(link::EstablishError::Refused(why)) => NodeError::Session(why),
         }
     }
@@ -250,6 +253,9 @@ struct Inner {
     idle_links: Mutex<idle_links::IdleLinks>,
     /// Our contact requests known to have arrived (not redialled).
     requests_arrived: Mutex<std::collections::HashSet<Fingerprint>>,
+    /// When the other side last refused our contact request for now (throttled, or its list of
+    /// requests full): a refused request has not arrived, and is asked again later.
+    requests_refused: Mutex<HashMap<Fingerprint, chat::Refused>>,
     /// The call machine and its timer.
     calls: Mutex<calls::NodeCalls>,
     /// Signed RPC: grants checked per request, our requests in flight (decision 0014).
@@ -399,6 +405,7 @@ impl Node {
             background: std::sync::atomic::AtomicBool::new(false),
             idle_links: Mutex::default(),
             requests_arrived: Mutex::default(),
+            requests_refused: Mutex::default(),
             calls: Mutex::new(calls::NodeCalls::new(fingerprint)),
             rpc: Default::default(),
             groups: Mutex::new(group_live::LiveGroups::new()),

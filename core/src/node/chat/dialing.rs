@@ -128,21 +128,39 @@ const REQUEST_REDIAL_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// the link would have closed by then. (A receipt from the other side would be proof; the
 /// wire has none for requests.)
 const REQUEST_ARRIVED_AFTER: Duration = Duration::from_secs(40);
-/// Most requests remembered as arrived (forgetting them only allows a redial).
+/// Most requests remembered as arrived, or as refused (forgetting them only allows a redial).
 const MAX_ARRIVED: usize = 256;
+/// A request the other side refused for now (too many requests, its list full) is asked again
+/// this long after: the limiter's window (`contacts::limit::WINDOW`).
+#[cfg(not(test))]
+const REQUEST_RETRY: Duration = Duration::from_secs(60);
+#[cfg(test)]
+const REQUEST_RETRY: Duration = Duration::from_secs(2);
+
+/// The other side refused our contact request for now.
+pub(crate) struct Refused {
+    /// When it last did.
+    at: Instant,
+    /// A retry waits for [`REQUEST_RETRY`].
+    retrying: bool,
+}
 
 impl Inner {
     /// Sends our contact request on `link`; if the link is still open
-    /// [`REQUEST_ARRIVED_AFTER`] later, the request counts as arrived and is no longer redialled.
+    /// [`REQUEST_ARRIVED_AFTER`] later and the other side has not refused it meanwhile, the
+    /// request counts as arrived and is no longer redialled.
     pub(crate) async fn send_request(this: &Arc<Inner>, link: &Arc<Link>) -> Result<(), NodeError> {
         let name = this.name_or_short();
+        let sent = Instant::now();
         link.send(&Frame::Request { name }).await?;
         let (inner, link) = (Arc::downgrade(this), link.clone());
         let task = tokio::spawn(async move {
             tokio::time::sleep(REQUEST_ARRIVED_AFTER).await;
-            if let Some(inner) = inner.upgrade()
-                && !link.is_closed()
-            {
+            let Some(inner) = inner.upgrade() else { return };
+            // Both locks, in `request_refused`'s order: a refusal comes before or after this.
+            let refused = lock(&inner.requests_refused);
+            let refused_since = refused.get(&link.fp).is_some_and(|r| r.at >= sent);
+            if !link.is_closed() && !refused_since {
                 let mut arrived = lock(&inner.requests_arrived);
                 if arrived.len() >= MAX_ARRIVED {
                     arrived.clear();
@@ -152,6 +170,59 @@ impl Inner {
         });
         this.track([task.abort_handle()]);
         Ok(())
+    }
+
+    /// The other side refused our contact request on `link` for now (`Throttled`: too many
+    /// requests, or its list of them full). It has not arrived: [`REQUEST_RETRY`] later it is
+    /// asked again, on the link if it is still open, else by redialling (within
+    /// [`REQUEST_REDIAL_WINDOW`] of the request, as any unanswered one).
+    /// One retry waits at a time per contact: refusals of repeats (each new link asks again)
+    /// only move the time of the last one.
+    pub(crate) fn request_refused(this: &Arc<Inner>, link: &Arc<Link>) {
+        {
+            let mut refused = lock(&this.requests_refused);
+            if refused.len() >= MAX_ARRIVED && !refused.contains_key(&link.fp) {
+                refused.retain(|_, r| r.retrying);
+            }
+            let entry = refused.entry(link.fp).or_insert(Refused {
+                at: Instant::now(),
+                retrying: false,
+            });
+            entry.at = Instant::now();
+            lock(&this.requests_arrived).remove(&link.fp);
+            if entry.retrying {
+                return;
+            }
+            entry.retrying = true;
+        }
+        let (inner, link) = (Arc::downgrade(this), link.clone());
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(REQUEST_RETRY).await;
+            let Some(this) = inner.upgrade() else { return };
+            let fp = link.fp;
+            if let Some(r) = lock(&this.requests_refused).get_mut(&fp) {
+                r.retrying = false;
+            }
+            let since = unix_ms().saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
+            let waiting = this
+                .db(move |c| {
+                    let pending = contacts::requests(c)?
+                        .into_iter()
+                        .any(|r| r.outgoing && r.fingerprint == fp && r.created_ms >= since);
+                    Ok::<_, NodeError>(pending && contacts::get(c, &fp)?.is_none())
+                })
+                .await
+                .unwrap_or(false);
+            if !waiting {
+                return;
+            }
+            if link.is_closed() {
+                Inner::maybe_dial(&this, &fp, true);
+            } else if let Err(e) = Inner::send_request(&this, &link).await {
+                tracing::debug!(contact = %fp, error = %e, "could not ask again");
+            }
+        });
+        this.track([task.abort_handle()]);
     }
 
     /// Whom something waits for a link to: contacts with an outbox or an unfinished incoming
