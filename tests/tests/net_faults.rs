@@ -144,14 +144,23 @@ async fn chat(lab: &Lab, a: usize, b: usize) -> Chat {
     let net = net_args();
     args.extend(net.iter().map(String::as_str));
     args.push(&bob.link);
-    let mut add = peerns(lab, a, alice.path(), &args);
-    add.stderr(Stdio::piped());
-    let out = add.output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "contacts add failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Adding gives up when the contact cannot be reached in 30 s; under 20 % loss that happened
+    // about once in 40 tries (the signaling socket's TCP, ICE, DTLS and SCTP each retransmitting
+    // with backoff), and the person tries again: so does the test, once, and says so.
+    for attempt in 1..=2 {
+        let mut add = peerns(lab, a, alice.path(), &args);
+        add.stderr(Stdio::piped());
+        let out = add.output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            attempt == 1 && err.contains("timed out: reaching"),
+            "contacts add failed: {err}"
+        );
+        println!("FIGURE contact add timed out once, tried again");
+    }
     Chat {
         alice,
         bob_dir,
