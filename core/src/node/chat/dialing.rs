@@ -50,15 +50,7 @@ impl Inner {
     /// arrived (the other side gives up on a handshake that it has not seen finish).
     async fn dial_waiting(this: &Arc<Inner>, fp: &Fingerprint) -> Result<Arc<Link>, NodeError> {
         let fp = *fp;
-        let asked = this
-            .db(move |c| {
-                if contacts::get(c, &fp)?.is_some() {
-                    return Ok::<_, NodeError>(None);
-                }
-                let mut requests = contacts::requests(c)?.into_iter();
-                Ok(requests.find(|r| r.outgoing && r.fingerprint == fp))
-            })
-            .await?;
+        let asked = this.db(move |c| unanswered_request(c, &fp)).await?;
         let Some(request) = asked else {
             return Inner::dial_contact(this, &fp).await;
         };
@@ -180,15 +172,16 @@ impl Inner {
     /// only move the time of the last one.
     pub(crate) fn request_refused(this: &Arc<Inner>, link: &Arc<Link>) {
         {
+            let now = Instant::now();
             let mut refused = lock(&this.requests_refused);
             if refused.len() >= MAX_ARRIVED && !refused.contains_key(&link.fp) {
                 refused.retain(|_, r| r.retrying);
             }
             let entry = refused.entry(link.fp).or_insert(Refused {
-                at: Instant::now(),
+                at: now,
                 retrying: false,
             });
-            entry.at = Instant::now();
+            entry.at = now;
             lock(&this.requests_arrived).remove(&link.fp);
             if entry.retrying {
                 return;
@@ -205,14 +198,9 @@ impl Inner {
             }
             let since = unix_ms().saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
             let waiting = this
-                .db(move |c| {
-                    let pending = contacts::requests(c)?
-                        .into_iter()
-                        .any(|r| r.outgoing && r.fingerprint == fp && r.created_ms >= since);
-                    Ok::<_, NodeError>(pending && contacts::get(c, &fp)?.is_none())
-                })
+                .db(move |c| unanswered_request(c, &fp))
                 .await
-                .unwrap_or(false);
+                .is_ok_and(|r| r.is_some_and(|r| r.created_ms >= since));
             if !waiting {
                 return;
             }
@@ -256,6 +244,18 @@ impl Inner {
         })
         .await
     }
+}
+
+/// Our contact request to `fp`, unless `fp` is a contact by now.
+fn unanswered_request(
+    c: &rusqlite::Connection,
+    fp: &Fingerprint,
+) -> Result<Option<contacts::Request>, NodeError> {
+    if contacts::get(c, fp)?.is_some() {
+        return Ok(None);
+    }
+    let mut requests = contacts::requests(c)?.into_iter();
+    Ok(requests.find(|r| r.outgoing && r.fingerprint == *fp))
 }
 
 /// At start, dials the contacts seen most recently (they may hold messages for us); then
