@@ -210,7 +210,7 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
         set {
             locked {
                 remote = newValue
-                if let shown = remotePicture.shown { decoders.removeValue(forKey: "\(shown)/video")?.release() }
+                if let shown = remotePicture.shown { dropOneOnOne(shown) }
             }
         }
     }
@@ -235,7 +235,7 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
             }
             if remote === layer {
                 remote = nil
-                if let shown = remotePicture.shown { decoders.removeValue(forKey: "\(shown)/video")?.release() }
+                if let shown = remotePicture.shown { dropOneOnOne(shown) }
             }
         }
     }
@@ -334,19 +334,20 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     private func oneOnOne(_ from: String, _ kind: String) -> AVSampleBufferDisplayLayer? {
         guard let remote, kind == "video" else { return nil }
         // The screen's first frame takes the layer from the camera, whose decoder goes.
-        let shown = remotePicture.shows(from) { gone in
-            decoders.removeValue(forKey: "\(gone)/video")?.release()
-        }
+        let shown = remotePicture.shows(from) { gone in dropOneOnOne(gone) }
         return shown ? remote : nil
+    }
+
+    /// Releases the decoder of the 1:1 call's `track` (under the lock): the layer no longer shows it.
+    private func dropOneOnOne(_ track: String) {
+        decoders.removeValue(forKey: "\(track)/video")?.release()
     }
 
     /// A screen no longer shared gives the layer back: the camera's decoder starts at its next
     /// keyframe (asked for when its first frame is not one).
     public func setRemoteScreen(_ shared: Bool) {
         locked {
-            if let gone = remotePicture.screenShared(shared) {
-                decoders.removeValue(forKey: "\(gone)/video")?.release()
-            }
+            if let gone = remotePicture.screenShared(shared) { dropOneOnOne(gone) }
         }
     }
 

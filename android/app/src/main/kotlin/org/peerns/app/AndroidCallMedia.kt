@@ -30,8 +30,7 @@ import org.peerns.media.VideoRotation
  * `org.peerns.android.media`. Everyone's sound is played (each sender through a track of its
  * own, mixed by the system); a group call's pictures each on the surface given for their sender
  * and kind ([setPicture]), a 1:1 call's on [remoteSurface] (the peer's camera, or its screen while
- * shared). [close] when the
- * screen goes.
+ * shared). [close] when the screen goes.
  */
 class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) : CallMedia {
     @Volatile
@@ -88,7 +87,7 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
     var remoteSurface: Picture? = null
         set(value) = synchronized(decoders) {
             field = value
-            remote.shown?.let { decoders.remove("$it/video")?.release() }
+            remote.shown?.let(::dropOneOnOne)
         }
 
     /** Where our own camera's picture is shown (a SurfaceView's surface), or null while nowhere. */
@@ -149,7 +148,7 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
     override fun setRemoteScreen(shared: Boolean) = synchronized(decoders) {
         // A screen no longer shared gives the surface back: the camera's decoder starts at its
         // next keyframe (asked for when its first frame is not one).
-        remote.screenShared(shared)?.let { decoders.remove("$it/video")?.release() }
+        remote.screenShared(shared)?.let(::dropOneOnOne)
         Unit
     }
 
@@ -194,7 +193,12 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
         val picture = remoteSurface ?: return null
         if (kind != "video") return null
         // The screen's first frame takes the picture from the camera, whose decoder goes.
-        return picture.takeIf { remote.shows(from) { gone -> decoders.remove("$gone/video")?.release() } }
+        return picture.takeIf { remote.shows(from, ::dropOneOnOne) }
+    }
+
+    /** Releases the decoder of the 1:1 call's [track] (under the lock): the picture no longer shows it. */
+    private fun dropOneOnOne(track: String) {
+        decoders.remove("$track/video")?.release()
     }
 
     // A failing decoder is said once per sender and kind (it would fail at every frame).

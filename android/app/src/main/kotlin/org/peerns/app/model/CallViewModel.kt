@@ -54,8 +54,9 @@ data class CallState(
  * A 1:1 call: ring (answer, decline), in call (mute, camera), hang up. Follows the node's call
  * events ([onEvent]); [refresh] reads the active call (a screen opened by a notification). Once
  * the media is up, [startMedia] sends [media]'s microphone and camera into the call's tracks and
- * plays the peer's (its shared screen instead of its camera while it shares one). While [powerSaver] is on, a call we place or answer with video starts with
- * the camera off (the call keeps its video, so [setCameraOff] can turn it on). Pure Kotlin.
+ * plays the peer's (its shared screen instead of its camera while it shares one). While
+ * [powerSaver] is on, a call we place or answer with video starts with the camera off (the call
+ * keeps its video, so [setCameraOff] can turn it on). Pure Kotlin.
  */
 class CallViewModel(
     private val node: PeernsNodeInterface,
