@@ -12,9 +12,10 @@ use rtc::peer_connection::transport::{
 use rtc::sansio::Protocol;
 use rtc::shared::error::{Error, Result};
 use rtc::shared::{FourTuple, TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::stun::error_code::{CODE_ALLOC_MISMATCH, ErrorCodeAttribute};
 use rtc::stun::message::{
-    CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_SUCCESS_RESPONSE, Message as StunMessage,
-    TransactionId, is_stun_message,
+    CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_SUCCESS_RESPONSE, Getter, METHOD_ALLOCATE,
+    Message as StunMessage, TRANSACTION_ID_SIZE, TransactionId, is_stun_message,
 };
 use rtc::turn::client::{
     Client as TurnClient, ClientConfig as TurnClientConfig, Event as TurnEvent,
@@ -26,6 +27,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MAX_PENDING_PACKETS_PER_PEER: usize = 64;
+
+/// PATCH(turn-mismatch): when an Allocate is refused with 437 (Allocation Mismatch), how long to
+/// wait before each new try from the same socket. A server answers 437 while it still holds an
+/// allocation for this 5-tuple, and it deletes a released allocation only at its next timer tick
+/// (coturn: up to ~1 s after the Refresh with LIFETIME=0): a new socket that the OS gave a
+/// just-released port gathered no relay candidate at all. RFC 8656 §7.3 lets the client try
+/// again; trying from another local address is not possible here (the driver owns the sockets),
+/// so the same one tries again once the old allocation is gone.
+const ALLOCATION_MISMATCH_RETRIES: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(2),
+];
 
 #[derive(Debug)]
 pub(crate) enum RTCTurnRelayEventIn {
@@ -51,6 +65,23 @@ struct ManagedTurnClient {
     local_addr: SocketAddr,
     relay_addr: Option<SocketAddr>,
     gather_finished: bool,
+    /// PATCH(turn-mismatch): the server answered the pending Allocate with 437.
+    mismatched: bool,
+    /// PATCH(turn-mismatch): Allocates tried again after a 437, and when to send the next one.
+    retries: usize,
+    retry_at: Option<Instant>,
+}
+
+impl ManagedTurnClient {
+    /// PATCH(turn-mismatch): whether `tid` is this client's pending Allocate: the authenticated
+    /// request (`allocate_tid`) or the unauthenticated first try, whose id `rtc-turn` makes one
+    /// less in its last byte. An error answering the first try (the 437 does: the server checks
+    /// the 5-tuple before credentials) used to be ignored, and gathering never completed.
+    fn is_allocate(&self, tid: &TransactionId) -> bool {
+        let mut first = self.allocate_tid;
+        first.0[TRANSACTION_ID_SIZE - 1] = first.0[TRANSACTION_ID_SIZE - 1].wrapping_sub(1);
+        *tid == self.allocate_tid || *tid == first
+    }
 }
 
 pub(crate) struct RTCTurnRelayer {
@@ -339,6 +370,9 @@ impl RTCTurnRelayer {
                             local_addr: *local_addr,
                             relay_addr: None,
                             gather_finished: false,
+                            mismatched: false,
+                            retries: 0,
+                            retry_at: None,
                         },
                     );
                 }
@@ -605,6 +639,11 @@ impl Protocol<TaggedBytesMut, TaggedBytesMut, RTCTurnRelayEventIn> for RTCTurnRe
         if let Some(client_key) = self.matching_client_key(&msg)
             && let Some(managed_client) = self.clients.get_mut(&client_key)
         {
+            // PATCH(turn-mismatch): `rtc-turn` reports an error response only as text (or, for
+            // the unauthenticated first try, as a missing NONCE), so a 437 is recognised here.
+            if managed_client.relay_addr.is_none() && is_allocation_mismatch(&msg.message) {
+                managed_client.mismatched = true;
+            }
             managed_client.client.handle_read(msg)?;
         }
         Ok(())
@@ -713,9 +752,23 @@ impl Protocol<TaggedBytesMut, TaggedBytesMut, RTCTurnRelayEventIn> for RTCTurnRe
                             ));
                             gathered_complete = true;
                         }
-                        TurnEvent::AllocateError(tid, err)
-                            if tid == managed_client.allocate_tid =>
+                        // PATCH(turn-mismatch): a 437 is tried again a little later.
+                        TurnEvent::AllocateError(tid, _)
+                            if managed_client.is_allocate(&tid)
+                                && managed_client.mismatched
+                                && managed_client.retries < ALLOCATION_MISMATCH_RETRIES.len() =>
                         {
+                            let wait = ALLOCATION_MISMATCH_RETRIES[managed_client.retries];
+                            managed_client.retries += 1;
+                            managed_client.mismatched = false;
+                            managed_client.retry_at = Some(self.runtime.now() + wait);
+                            warn!(
+                                "TURN allocation from {} to {} refused with 437 (the server still \
+                                 holds an allocation for this 5-tuple); trying again in {:?}",
+                                four_tuple.local_addr, four_tuple.peer_addr, wait
+                            );
+                        }
+                        TurnEvent::AllocateError(tid, err) if managed_client.is_allocate(&tid) => {
                             error!(
                                 "TURN allocation failed from {} to {}: {}",
                                 four_tuple.local_addr, four_tuple.peer_addr, err
@@ -803,6 +856,11 @@ impl Protocol<TaggedBytesMut, TaggedBytesMut, RTCTurnRelayEventIn> for RTCTurnRe
     fn handle_timeout(&mut self, now: Self::Time) -> Result<()> {
         for managed_client in self.clients.values_mut() {
             managed_client.client.handle_timeout(now)?;
+            // PATCH(turn-mismatch): the next try after a 437.
+            if managed_client.retry_at.is_some_and(|at| at <= now) {
+                managed_client.retry_at = None;
+                managed_client.allocate_tid = managed_client.client.allocate(now)?;
+            }
         }
         Ok(())
     }
@@ -810,7 +868,11 @@ impl Protocol<TaggedBytesMut, TaggedBytesMut, RTCTurnRelayEventIn> for RTCTurnRe
     fn poll_timeout(&mut self) -> Option<Self::Time> {
         let mut eto = None;
         for managed_client in self.clients.values_mut() {
-            if let Some(next) = managed_client.client.poll_timeout() {
+            let next = [managed_client.client.poll_timeout(), managed_client.retry_at]
+                .into_iter()
+                .flatten()
+                .min();
+            if let Some(next) = next {
                 eto = Some(eto.map_or(next, |current| std::cmp::min(current, next)));
             }
         }
@@ -824,6 +886,24 @@ impl Protocol<TaggedBytesMut, TaggedBytesMut, RTCTurnRelayEventIn> for RTCTurnRe
         }
         Ok(())
     }
+}
+
+/// PATCH(turn-mismatch): whether `raw` is an Allocate error response with code 437 (Allocation
+/// Mismatch).
+fn is_allocation_mismatch(raw: &[u8]) -> bool {
+    if !is_stun_message(raw) {
+        return false;
+    }
+    let mut message = StunMessage::new();
+    message.raw = raw.to_vec();
+    if message.decode().is_err()
+        || message.typ.method != METHOD_ALLOCATE
+        || message.typ.class != CLASS_ERROR_RESPONSE
+    {
+        return false;
+    }
+    let mut code = ErrorCodeAttribute::default();
+    code.get_from(&message).is_ok() && code.code == CODE_ALLOC_MISMATCH
 }
 
 // A built-in provider is required: these construct real peer connections, and construction
