@@ -96,7 +96,9 @@ fn free_udp_port() -> u16 {
 async fn a_port_reused_while_the_server_still_holds_its_allocation_gets_a_relay_candidate() {
     let turn = TurnServer::start().await;
     // coturn's deletion tick may fall between the close and the next Allocate (a few ms out of
-    // ~1 s): the case needs one 437, so a few rounds may be needed to meet one.
+    // ~1 s), and on a loaded machine a close may give up on sending the release (its driver
+    // has 100 ms to stop), leaving the allocation for its whole lifetime: the case needs one
+    // released allocation answered with 437, so a few rounds may be needed to meet one.
     for round in 0..5 {
         let port = free_udp_port();
         let (first, mut first_rx) = gathering(&turn, port).await;
@@ -105,11 +107,13 @@ async fn a_port_reused_while_the_server_still_holds_its_allocation_gets_a_relay_
             .unwrap_or_else(|| panic!("round {round}: first connection's relay candidate"));
         let released = turn.count("lifetime=0");
         first.close().await.expect("close");
-        assert!(
-            turn.wait_until(Duration::from_secs(2), |t| t.count("lifetime=0") > released)
-                .await,
-            "round {round}: the first allocation was released (Refresh with LIFETIME=0)"
-        );
+        if !turn
+            .wait_until(Duration::from_secs(2), |t| t.count("lifetime=0") > released)
+            .await
+        {
+            println!("round {round}: the first allocation was not released; another port");
+            continue;
+        }
         let refused = turn.count("error 437");
         let (second, mut second_rx) = gathering(&turn, port).await;
         let took = relay_candidate(&mut second_rx, Duration::from_secs(8)).await;
@@ -129,5 +133,8 @@ async fn a_port_reused_while_the_server_still_holds_its_allocation_gets_a_relay_
             return;
         }
     }
-    panic!("coturn never answered 437 in 5 rounds: the case this test is about did not happen");
+    panic!(
+        "no released allocation was answered with 437 in 5 rounds: the case this test is about \
+         did not happen"
+    );
 }

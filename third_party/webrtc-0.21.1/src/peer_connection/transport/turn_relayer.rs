@@ -12,7 +12,7 @@ use rtc::peer_connection::transport::{
 use rtc::sansio::Protocol;
 use rtc::shared::error::{Error, Result};
 use rtc::shared::{FourTuple, TaggedBytesMut, TransportContext, TransportProtocol};
-use rtc::stun::error_code::{CODE_ALLOC_MISMATCH, ErrorCodeAttribute};
+use rtc::stun::error_code::{CODE_ALLOC_MISMATCH, ErrorCode, ErrorCodeAttribute};
 use rtc::stun::message::{
     CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_SUCCESS_RESPONSE, Getter, METHOD_ALLOCATE,
     Message as StunMessage, TRANSACTION_ID_SIZE, TransactionId, is_stun_message,
@@ -641,8 +641,12 @@ impl Protocol<TaggedBytesMut, TaggedBytesMut, RTCTurnRelayEventIn> for RTCTurnRe
         {
             // PATCH(turn-mismatch): `rtc-turn` reports an error response only as text (or, for
             // the unauthenticated first try, as a missing NONCE), so a 437 is recognised here.
-            if managed_client.relay_addr.is_none() && is_allocation_mismatch(&msg.message) {
-                managed_client.mismatched = true;
+            // Each Allocate error sets it anew: a 437 that carried a NONCE is taken for the
+            // credentials challenge, and the next error must not pass for a 437.
+            if managed_client.relay_addr.is_none()
+                && let Some(code) = allocate_error_code(&msg.message)
+            {
+                managed_client.mismatched = code == CODE_ALLOC_MISMATCH;
             }
             managed_client.client.handle_read(msg)?;
         }
@@ -811,7 +815,8 @@ impl Protocol<TaggedBytesMut, TaggedBytesMut, RTCTurnRelayEventIn> for RTCTurnRe
                                 self.pending_permission_pairs
                                     .remove(&(pending.relay_addr, pending.peer_addr));
                                 pending_drop.push((pending.relay_addr, pending.peer_addr));
-                            } else if tid == managed_client.allocate_tid {
+                            } else if managed_client.is_allocate(&tid) {
+                                // PATCH(turn-mismatch): the first try's timeout too.
                                 managed_client.gather_finished = true;
                                 gathered_complete = true;
                             }
@@ -888,11 +893,10 @@ impl Protocol<TaggedBytesMut, TaggedBytesMut, RTCTurnRelayEventIn> for RTCTurnRe
     }
 }
 
-/// PATCH(turn-mismatch): whether `raw` is an Allocate error response with code 437 (Allocation
-/// Mismatch).
-fn is_allocation_mismatch(raw: &[u8]) -> bool {
+/// PATCH(turn-mismatch): the error code of `raw` if it is an Allocate error response.
+fn allocate_error_code(raw: &[u8]) -> Option<ErrorCode> {
     if !is_stun_message(raw) {
-        return false;
+        return None;
     }
     let mut message = StunMessage::new();
     message.raw = raw.to_vec();
@@ -900,10 +904,10 @@ fn is_allocation_mismatch(raw: &[u8]) -> bool {
         || message.typ.method != METHOD_ALLOCATE
         || message.typ.class != CLASS_ERROR_RESPONSE
     {
-        return false;
+        return None;
     }
     let mut code = ErrorCodeAttribute::default();
-    code.get_from(&message).is_ok() && code.code == CODE_ALLOC_MISMATCH
+    code.get_from(&message).ok().map(|()| code.code)
 }
 
 // A built-in provider is required: these construct real peer connections, and construction
