@@ -89,6 +89,31 @@ pub struct ContactRequest {
     pub created_ms: u64,
 }
 
+/// A share link whose owner could not be reached yet: its contact request goes out once the
+/// owner is online (`NodeEvent::ContactRequestSent`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct WaitingLink {
+    /// The owner's fingerprint, as the link gives it (the handshake that reaches it proves it).
+    pub fingerprint: String,
+    /// The owner's persistent PeerJS ID.
+    pub peer_id: String,
+    /// When it was added, Unix ms.
+    pub created_ms: u64,
+    /// When it was last tried, Unix ms.
+    pub tried_ms: u64,
+}
+
+impl From<node::WaitingLink> for WaitingLink {
+    fn from(w: node::WaitingLink) -> Self {
+        Self {
+            fingerprint: w.fingerprint.to_hex(),
+            peer_id: w.peer_id,
+            created_ms: w.created_ms,
+            tried_ms: w.tried_ms,
+        }
+    }
+}
+
 impl From<node::Request> for ContactRequest {
     fn from(r: node::Request) -> Self {
         Self {
@@ -227,7 +252,9 @@ impl PeernsNode {
     }
 
     /// Asks the owner of `link` to become a contact: connects now (the handshake must prove
-    /// the link's fingerprint) and records the outgoing request.
+    /// the link's fingerprint) and records the outgoing request. When the owner cannot be
+    /// reached now, fails with `PeernsError::Waiting`: the link is kept ([`Self::waiting_links`])
+    /// and the request goes out once both are online (`NodeEvent::ContactRequestSent`).
     pub async fn request_contact(&self, link: String) -> Result<ContactRequest, PeernsError> {
         let node = self.running()?;
         let req = on_runtime(async move { node.request_contact(&link).await }).await??;
@@ -254,7 +281,14 @@ impl PeernsNode {
         Ok(on_runtime(async move { node.reject_request(&fingerprint).await }).await??)
     }
 
-    /// Cancels our outgoing request.
+    /// Share links whose owner could not be reached yet, oldest first.
+    pub async fn waiting_links(&self) -> Result<Vec<WaitingLink>, PeernsError> {
+        let node = self.running()?;
+        let list = on_runtime(async move { node.waiting_links().await }).await??;
+        Ok(list.into_iter().map(Into::into).collect())
+    }
+
+    /// Cancels our outgoing request, or a link of ours that waits to be reached.
     pub async fn cancel_request(&self, fingerprint: String) -> Result<(), PeernsError> {
         let node = self.running()?;
         Ok(on_runtime(async move { node.cancel_request(&fingerprint).await }).await??)

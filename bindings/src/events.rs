@@ -178,6 +178,14 @@ pub enum NodeEvent {
         /// Whether the search runs now.
         searching: bool,
     },
+    /// A contact request whose link waited (its owner could not be reached when it was added)
+    /// went out now.
+    ContactRequestSent {
+        /// Their fingerprint.
+        fingerprint: String,
+        /// Their name.
+        name: String,
+    },
     /// Our request was accepted: a new contact (trust `Trusted`).
     ContactAdded {
         /// Their fingerprint.
@@ -375,6 +383,9 @@ impl From<node::NodeEvent> for NodeEvent {
                 fingerprint,
                 searching,
             },
+            node::NodeEvent::ContactRequestSent { fingerprint, name } => {
+                Self::ContactRequestSent { fingerprint, name }
+            }
             node::NodeEvent::ContactAdded { fingerprint, name } => {
                 Self::ContactAdded { fingerprint, name }
             }

@@ -178,6 +178,13 @@ pub enum PeernsError {
         /// What took too long.
         msg: String,
     },
+    /// A contact request could not be delivered now: its link is kept and the request goes
+    /// out once both sides are online (`waiting_links`, `NodeEvent::ContactRequestSent`).
+    #[error("waiting: {msg}")]
+    Waiting {
+        /// Who could not be reached, and why.
+        msg: String,
+    },
     /// The node is not started or has stopped.
     #[error("closed: {msg}")]
     Closed {
@@ -234,6 +241,7 @@ impl From<NodeError> for PeernsError {
                 Self::NotFound { msg }
             }
             NodeError::Timeout(_) => Self::Timeout { msg },
+            NodeError::Waiting(_) => Self::Waiting { msg },
             NodeError::ProfileLocked(_) => Self::ProfileInUse { msg },
             NodeError::Cancelled(_) => Self::Cancelled { msg },
         }
@@ -715,6 +723,10 @@ mod tests {
         assert!(matches!(
             map(NodeError::Cancelled("replaced".into())),
             PeernsError::Cancelled { .. }
+        ));
+        assert!(matches!(
+            map(NodeError::Waiting("offline".into())),
+            PeernsError::Waiting { .. }
         ));
     }
 

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use peerns_core::node::{Contact, Node, NodeConfig, NodeEvent, Trust};
+use peerns_core::node::{Contact, Node, NodeConfig, NodeError, NodeEvent, Trust};
 use peerns_core::store::Profile;
 use peerns_core::transport::{IceServer, TransportConfig};
 use serde_json::json;
@@ -258,6 +258,9 @@ fn event_json(e: &NodeEvent) -> Option<serde_json::Value> {
             name,
             peer,
         } => json!({"event": "request", "fingerprint": fingerprint, "name": name, "peer": peer}),
+        NodeEvent::ContactRequestSent { fingerprint, name } => {
+            json!({"event": "request_sent", "fingerprint": fingerprint, "name": name})
+        }
         NodeEvent::ContactAdded { fingerprint, name } => {
             json!({"event": "contact", "fingerprint": fingerprint, "name": name})
         }
@@ -460,13 +463,17 @@ pub async fn contacts(cmd: ContactsCmd, profile: Option<PathBuf>) -> Result<()> 
     match cmd {
         ContactsCmd::List => {
             let profile = Profile::open_desktop(&profile_dir(profile)?)?;
-            let (list, reqs) = profile.store().with_conn(|c| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let (list, reqs, waiting) = profile.store().with_conn(|c| {
                 Ok((
                     peerns_core::contacts::list(c),
                     peerns_core::contacts::requests(c),
+                    peerns_core::contacts::waiting::waiting(c, now),
                 ))
             })?;
-            let (list, reqs) = (list?, reqs?);
+            let (list, reqs, waiting) = (list?, reqs?, waiting?);
             for c in &list {
                 println!("{}", contact_json(c));
             }
@@ -475,6 +482,14 @@ pub async fn contacts(cmd: ContactsCmd, profile: Option<PathBuf>) -> Result<()> 
                     "{}",
                     json!({"request": if r.outgoing { "outgoing" } else { "incoming" },
                            "fingerprint": r.fingerprint.to_hex(), "name": r.name, "later": r.later})
+                );
+            }
+            // Added while their owner could not be reached: asked once both are online.
+            for w in &waiting {
+                println!(
+                    "{}",
+                    json!({"request": "waiting", "fingerprint": w.fingerprint.to_hex(),
+                           "peer": w.peer_id, "created_ms": w.created_ms})
                 );
             }
             Ok(())
@@ -495,22 +510,49 @@ pub async fn contacts(cmd: ContactsCmd, profile: Option<PathBuf>) -> Result<()> 
             let node = start(&net, profile).await?;
             let mut events = node.subscribe();
             let result = async {
-                let req = node.request_contact(&link).await?;
-                println!("requested {} ({})", req.name, req.fingerprint.to_hex());
-                let fp = req.fingerprint.to_hex();
-                tokio::time::timeout(Duration::from_secs_f64(wait), async {
+                let fp = link
+                    .parse::<peerns_core::contacts::ShareLink>()?
+                    .fingerprint
+                    .to_hex();
+                // Whether the request went out; a link whose owner cannot be reached now is
+                // kept, and this node sends the request if it reaches them while we wait.
+                let mut sent = match node.request_contact(&link).await {
+                    Ok(req) => {
+                        println!("requested {} ({fp})", req.name);
+                        true
+                    }
+                    Err(NodeError::Waiting(why)) => {
+                        println!("{why}; trying for up to {wait} s");
+                        false
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let accepted = tokio::time::timeout(Duration::from_secs_f64(wait), async {
                     while let Some(ev) = events.recv().await {
-                        if let NodeEvent::ContactAdded { fingerprint, name } = ev
-                            && fingerprint == fp
-                        {
-                            println!("{name} accepted");
-                            return Ok(());
+                        match ev {
+                            NodeEvent::ContactRequestSent { fingerprint, name }
+                                if fingerprint == fp =>
+                            {
+                                println!("requested {name} ({fp})");
+                                sent = true;
+                            }
+                            NodeEvent::ContactAdded { fingerprint, name } if fingerprint == fp => {
+                                println!("{name} accepted");
+                                return Ok(());
+                            }
+                            _ => {}
                         }
                     }
                     Err::<(), Box<dyn std::error::Error + Send + Sync>>("node stopped".into())
                 })
-                .await
-                .map_err(|_| "no accept yet; the request stays pending")?
+                .await;
+                match accepted {
+                    Ok(done) => done,
+                    Err(_) if sent => Err("no accept yet; the request stays pending".into()),
+                    Err(_) => Err("not reached yet; the link is kept, and a node of this profile \
+                                   (`peerns node`) sends the request once it can"
+                        .into()),
+                }
             }
             .await;
             node.stop().await;

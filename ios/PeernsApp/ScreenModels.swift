@@ -12,11 +12,17 @@ final class ContactsModel: ObservableObject {
     @Published private(set) var contacts: [Contact] = []
     @Published private(set) var incoming: [ContactRequest] = []
     @Published private(set) var outgoing: [ContactRequest] = []
+    /// Links added while their owner could not be reached: asked once both are online.
+    @Published private(set) var waiting: [WaitingLink] = []
     @Published private(set) var shareLink = ""
     @Published private(set) var error: String?
+    /// What the last add did when it could not send the request yet.
+    @Published private(set) var notice: String?
     private let node: PeernsNode
 
     init(node: PeernsNode) { self.node = node }
+
+    static let waitingNotice = "They cannot be reached now: the request is sent when you are both online."
 
     static let trustChoices: [(Trust, String)] = [
         (.blocked, "Blocked"), (.known, "Known"), (.trusted, "Trusted"), (.fullAccess, "Full access"),
@@ -28,14 +34,35 @@ final class ContactsModel: ObservableObject {
             contacts = try await node.contacts().sorted { $0.name.lowercased() < $1.name.lowercased() }
             incoming = requests.filter { !$0.outgoing }
             outgoing = requests.filter { $0.outgoing }
+            waiting = try await node.waitingLinks()
             shareLink = try node.shareLink()
+            notice = nil
         }
     }
 
+    /// Kept for later when the owner cannot be reached now: a success with a `notice`.
     func add(_ link: String) async -> Bool {
         let link = link.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !link.isEmpty else { error = "paste a share link first"; return false }
-        return await guarded { _ = try await node.requestContact(link: link); await refresh() }
+        return await guarded {
+            var kept = false
+            do { _ = try await node.requestContact(link: link) } catch PeernsError.Waiting { kept = true }
+            await refresh()
+            if kept { notice = Self.waitingNotice }
+        }
+    }
+
+    /// Cancels our request to `fingerprint`, or our link to it that waits to be reached.
+    func cancel(_ fingerprint: String) async {
+        await guarded { try await node.cancelRequest(fingerprint: fingerprint); await refresh() }
+    }
+
+    /// Whether `event` changes what this screen shows (Kotlin's `concerns`).
+    func concerns(_ event: NodeEvent) -> Bool {
+        switch event {
+        case .contactRequest, .contactAdded, .contactRequestSent: return true
+        default: return false
+        }
     }
 
     func accept(_ fingerprint: String) async {

@@ -19,6 +19,7 @@ struct ContactsScreen: View {
                 Button("Send request") { Task { if await model.add(link) { link = "" } } }
                 Button("Scan QR") { scanning = true }
                 if let error = model.error { Text(error).foregroundStyle(.red) }
+                if let notice = model.notice { Text(notice) }
                 if let error = groups.error { Text(error).foregroundStyle(.red) }
             }
             Section("Requests") {
@@ -31,6 +32,13 @@ struct ContactsScreen: View {
                     }
                 }
                 ForEach(model.outgoing, id: \.fingerprint) { r in Text("\(r.name): waiting for an answer") }
+                ForEach(model.waiting, id: \.fingerprint) { w in
+                    HStack {
+                        Text("\(w.fingerprint.prefix(8)): not reachable yet, sent when you are both online")
+                        Spacer()
+                        Button("Cancel") { Task { await model.cancel(w.fingerprint) } }
+                    }
+                }
             }
             Section("Contacts") {
                 ForEach(model.contacts, id: \.fingerprint) { c in
@@ -50,7 +58,13 @@ struct ContactsScreen: View {
             }
         }
         .navigationTitle("Contacts")
-        .task { await model.refresh() }
+        .task {
+            // Subscribed first: a request that goes out while the list loads is not missed.
+            let events = node.events()
+            await model.refresh()
+            guard let events else { return }
+            for await event in events where model.concerns(event) { await model.refresh() }
+        }
         .sheet(isPresented: $scanning) {
             ScannerSheet { scanned in
                 Task {

@@ -259,3 +259,55 @@ async fn sender_killed_mid_burst_loses_and_duplicates_nothing() {
     assert_eq!(route, Some(new_b), "alice stored bob's new ID");
     server.kill().await;
 }
+
+/// `peerns contacts add` to someone whose node is not running (decision 0019): the link is kept
+/// and `contacts list` shows it waiting; the command keeps trying while `--wait` lasts, and when
+/// bob's node comes up the request goes out and his accept ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_someone_offline_asks_once_they_are_online() {
+    let mut server = TestServer::start(ServerKind::Peer, ServerOpts::default()).await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let link = peerns(db.path(), &["contacts", "link"])
+        .output()
+        .await
+        .unwrap();
+    let link = String::from_utf8(link.stdout).unwrap().trim().to_owned();
+    let mut add = peerns(
+        da.path(),
+        &["contacts", "add", "--name", "alice", "--wait", "60", &link],
+    )
+    .args(["--signal", &url, "--loopback"])
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(add.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(40), lines.next_line())
+        .await
+        .expect("contacts add says what it did")
+        .unwrap()
+        .unwrap();
+    assert!(first.contains("cannot be reached now"), "{first}");
+    let list = peerns(da.path(), &["contacts", "list"])
+        .output()
+        .await
+        .unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(list.contains(r#""request":"waiting""#), "{list}");
+
+    let mut b = receiver(db.path(), &url).await;
+    let status = tokio::time::timeout(Duration::from_secs(70), add.wait())
+        .await
+        .expect("contacts add ended")
+        .unwrap();
+    let mut rest = vec![];
+    while let Ok(Some(l)) = lines.next_line().await {
+        rest.push(l);
+    }
+    assert!(status.success(), "contacts add failed: {rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("requested")), "{rest:?}");
+    assert_eq!(rest.last().map(String::as_str), Some("bob accepted"));
+    b.child.start_kill().unwrap();
+    b.child.wait().await.unwrap();
+    server.kill().await;
+}

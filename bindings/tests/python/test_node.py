@@ -669,3 +669,53 @@ def test_offline_start_then_delivery_when_a_server_appears():
             del subs
 
     asyncio.run(main())
+
+
+def test_a_contact_added_while_offline_is_asked_once_online():
+    """Adding someone whose phone is off keeps their link (PeernsError.Waiting); the request
+    goes out by itself once they are online, and a kept link can be cancelled."""
+
+    async def main():
+        with tempfile.TemporaryDirectory() as da, tempfile.TemporaryDirectory() as db, \
+                tempfile.TemporaryDirectory() as dc:
+            a, b, c = new_node(da, "ada"), new_node(db, "bob"), new_node(dc, "cy")
+            await start_all(a, b, c)
+            la = Listener()
+            sub_a = a.subscribe(la)
+            fa, idb = a.identity().fingerprint, b.identity()
+            link_b, link_c, fc = b.share_link(), c.share_link(), c.identity().fingerprint
+            await asyncio.gather(b.stop(), c.stop())
+            try:
+                with pytest.raises(p.PeernsError.Waiting):
+                    await a.request_contact(link_b)
+                [w] = await a.waiting_links()
+                assert (w.fingerprint, w.peer_id) == (idb.fingerprint, idb.peer_id)
+                assert w.created_ms > 0 and w.tried_ms >= w.created_ms
+                assert await a.requests() == []
+
+                b = new_node(db)
+                lb = Listener()
+                await b.start()
+                sub_b = b.subscribe(lb)
+                # The first try comes ~10 s after adding, then less often.
+                await lb.wait_for(lambda ev: of_kind(ev, "contact_request", fingerprint=fa), 60.0)
+                await la.wait_for(
+                    lambda ev: of_kind(ev, "contact_request_sent", fingerprint=idb.fingerprint), 20.0
+                )
+                assert await a.waiting_links() == []
+                assert [(r.fingerprint, r.outgoing) for r in await a.requests()] == [
+                    (idb.fingerprint, True)
+                ]
+
+                with pytest.raises(p.PeernsError.Waiting):
+                    await a.request_contact(link_c)
+                await a.cancel_request(fc)
+                assert await a.waiting_links() == []
+                with pytest.raises(p.PeernsError.NotFound):
+                    await a.cancel_request(fc)
+                del sub_b
+            finally:
+                await asyncio.gather(a.stop(), b.stop())
+            del sub_a
+
+    asyncio.run(main())

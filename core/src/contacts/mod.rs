@@ -9,6 +9,7 @@
 pub mod limit;
 pub mod qr;
 pub mod rendezvous;
+pub mod waiting;
 
 use std::fmt;
 

@@ -5,14 +5,17 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::waiting_links::unreachable;
 use super::{Inner, Node, NodeError, lock, parse_fp, unix_ms};
 use crate::chat::wire::Frame;
-use crate::contacts::{self, Contact, Request, ShareLink, Trust};
+use crate::contacts::{self, Contact, Request, ShareLink, Trust, waiting};
 use crate::transport::TransportError;
 
 /// How long a request waits for the other side's link. On a lossy network (a stadium) the
 /// handshakes' retransmissions alone can take 15 s (net_faults: 3–15 s under 20 % loss).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request waits for our own registration before the link is kept for later.
+const OFFLINE_WAIT: Duration = Duration::from_secs(5);
 /// Pause before a request's connection attempt that failed is tried again.
 const REDIAL_PAUSE: Duration = Duration::from_secs(1);
 
@@ -28,7 +31,11 @@ impl Node {
 
     /// Asks the owner of `link` to become a contact. Connects now (the handshake must prove the
     /// link's fingerprint) and records the outgoing request; their accept makes them a contact
-    /// at level 2, even if it comes later.
+    /// at level 2, even if it comes later. When the owner cannot be reached (offline, or we
+    /// are), the link is kept and the request goes out once both are online
+    /// ([`NodeError::Waiting`], [`Node::waiting_links`], [`NodeEvent::ContactRequestSent`]).
+    ///
+    /// [`NodeEvent::ContactRequestSent`]: super::NodeEvent::ContactRequestSent
     pub async fn request_contact(&self, link: &str) -> Result<Request, NodeError> {
         let link = ShareLink::from_str(link)?;
         let fp = link.fingerprint;
@@ -41,27 +48,33 @@ impl Node {
                 c.name
             )));
         }
-        let l = self.dial_for_request(&link.peer_id).await?;
+        // Just started or reconnecting: registration usually takes a moment.
+        if !self.wait_connected(OFFLINE_WAIT).await {
+            Inner::keep_waiting(&self.inner, link).await?;
+            return Err(NodeError::Waiting(format!(
+                "{} cannot be reached while we are offline; the request goes out when both are \
+                 online",
+                fp.short()
+            )));
+        }
+        let l = match self.dial_for_request(&link.peer_id).await {
+            Ok(l) => l,
+            Err(e) if unreachable(&e) => {
+                Inner::keep_waiting(&self.inner, link).await?;
+                return Err(NodeError::Waiting(format!(
+                    "{} cannot be reached now ({e}); the request goes out when both are online",
+                    fp.short()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         if l.fp != fp {
             return Err(NodeError::KeyMismatch {
                 expected: fp.to_hex(),
                 presented: l.fp.to_hex(),
             });
         }
-        let (key, peer, now) = (l.key, l.peer.clone(), unix_ms());
-        let name = match l.hello_name(Duration::from_secs(2)).await {
-            n if n.trim().is_empty() => fp.short(),
-            n => n,
-        };
-        let req = self
-            .inner
-            .db(move |c| contacts::add_request(c, &key, &name, &peer, true, now))
-            .await?;
-        lock(&self.inner.requests_arrived).remove(&fp);
-        Inner::send_request(&self.inner, &l).await?;
-        // If the link closes before the request arrives, the redial loop asks again.
-        self.inner.redial_wake.notify_one();
-        Ok(req)
+        Inner::ask_on(&self.inner, &l).await
     }
 
     /// A link to `peer` within [`REQUEST_TIMEOUT`]: a connection attempt that timed out or
@@ -129,11 +142,23 @@ impl Node {
             .await
     }
 
-    /// Cancels our outgoing request.
+    /// Cancels our outgoing request, or a link of ours that waits to be reached.
     pub async fn cancel_request(&self, fingerprint: &str) -> Result<(), NodeError> {
         let fp = parse_fp(fingerprint)?;
         self.inner
-            .db(move |c| contacts::drop_request(c, &fp, true))
+            .db(move |c| {
+                let tx = c.transaction().map_err(contacts::ContactError::from)?;
+                let waited = waiting::stop_waiting(&tx, &fp)?;
+                match contacts::drop_request(&tx, &fp, true) {
+                    Err(contacts::ContactError::NotFound) if !waited => {
+                        Err(contacts::ContactError::NotFound)
+                    }
+                    Err(contacts::ContactError::NotFound) | Ok(()) => {
+                        tx.commit().map_err(contacts::ContactError::from)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
             .await
     }
 

@@ -38,6 +38,14 @@ pub enum NodeEvent {
         /// Whether the search runs now.
         searching: bool,
     },
+    /// A contact request whose link waited (its owner could not be reached when it was added)
+    /// went out now.
+    ContactRequestSent {
+        /// Their fingerprint.
+        fingerprint: String,
+        /// Their name.
+        name: String,
+    },
     /// Our request was accepted: a new contact at level 2.
     ContactAdded {
         /// Their fingerprint.
@@ -253,6 +261,12 @@ pub enum NodeError {
     /// Something took too long.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The contact request could not be delivered now; its link is kept and the request goes
+    /// out once both sides are online ([`Node::waiting_links`]).
+    ///
+    /// [`Node::waiting_links`]: super::Node::waiting_links
+    #[error("waiting: {0}")]
+    Waiting(String),
     /// The node has been stopped.
     #[error("node stopped")]
     Stopped,

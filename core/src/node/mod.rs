@@ -70,6 +70,9 @@ mod rpc_upload;
 mod stadium_tests;
 #[cfg(test)]
 mod tests;
+mod waiting_links;
+#[cfg(test)]
+mod waiting_links_tests;
 
 pub use crate::calls::log::{CallEntry, HistoryItem};
 pub use crate::calls::{
@@ -77,6 +80,7 @@ pub use crate::calls::{
     Outcome as CallOutcome,
 };
 pub use crate::chat::store::{Conversation, Status as MessageStatus};
+pub use crate::contacts::waiting::WaitingLink;
 pub use crate::contacts::{Contact, Request, Trust};
 pub use calls::ActiveCall;
 pub use chat::{PING_TIMEOUT, StatusChange};
@@ -210,6 +214,9 @@ struct Inner {
     redial: Mutex<HashMap<Fingerprint, chat::Redial>>,
     /// Wakes the idle redial loop (a link went down, or we came back online).
     redial_wake: Arc<tokio::sync::Notify>,
+    /// Wakes the loop that tries share links not reached yet (one was added, or we came
+    /// online).
+    links_wake: Arc<tokio::sync::Notify>,
     /// Counts links taken into the table, so a dial can end with any link to its peer.
     links_up: tokio::sync::watch::Sender<u64>,
     /// Ourselves, for tasks started from `&self` methods.
@@ -374,6 +381,7 @@ impl Node {
             open_group: Mutex::new(None),
             redial: Mutex::new(HashMap::new()),
             redial_wake: Arc::new(tokio::sync::Notify::new()),
+            links_wake: Arc::new(tokio::sync::Notify::new()),
             links_up: tokio::sync::watch::Sender::new(0),
             rendezvous: Mutex::new(rendezvous::Rendezvous::default()),
             rendezvous_wake: Arc::new(tokio::sync::Notify::new()),
@@ -416,8 +424,10 @@ impl Node {
         let accept = tokio::spawn(persistent::accept(weak.clone(), incoming));
         let redial = tokio::spawn(chat::redial_loop(weak.clone()));
         let expiry = tokio::spawn(files::expiry_loop(weak.clone()));
+        let waiting = tokio::spawn(waiting_links::waiting_loop(weak.clone()));
         let rendezvous = tokio::spawn(rendezvous::rendezvous_loop(weak));
         inner.track([
+            waiting.abort_handle(),
             expiry.abort_handle(),
             watch.abort_handle(),
             accept.abort_handle(),

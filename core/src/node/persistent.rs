@@ -85,6 +85,10 @@ pub(super) async fn watch(
                     this.redial_wake.notify_one();
                 }
                 *lock(&this.state) = state.clone();
+                if state == SignalingState::Connected {
+                    // After the state is set: the loop looks at it when woken.
+                    this.links_wake.notify_one();
+                }
                 this.emit(NodeEvent::SignalingState(state));
             }
             SignalingEvent::Claim { reg, result, id } if reg == current => match result {

@@ -210,6 +210,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (gid, id)
     );
 ",
+    // Share links whose owner could not be reached yet (decision 0019): the request goes out
+    // once the owner is online (`contacts::waiting`).
+    "
+    CREATE TABLE contact_links (
+        fingerprint TEXT    PRIMARY KEY CHECK (length(fingerprint) = 64),
+        peer_id     TEXT    NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        tried_ms    INTEGER NOT NULL
+    );
+",
 ];
 
 /// Schema version this build creates and understands.

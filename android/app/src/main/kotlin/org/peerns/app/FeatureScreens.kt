@@ -67,7 +67,7 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
         host.scope.launch {
             model.state.collect { state ->
                 shareLink.text = state.shareLink
-                error.text = state.error ?: ""
+                error.text = state.error ?: state.notice ?: ""
                 requests.removeAllViews()
                 state.incoming.forEach { r ->
                     requests.addView(
@@ -80,6 +80,14 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
                 }
                 state.outgoing.forEach { r ->
                     requests.addView(ui.text("${r.name.ifEmpty { r.fingerprint.take(8) }}: waiting for an answer"))
+                }
+                state.waiting.forEach { w ->
+                    requests.addView(
+                        ui.row().with(
+                            ui.text("${w.fingerprint.take(8)}: not reachable yet, sent when you are both online"),
+                            ui.button("Cancel") { act { model.cancel(w.fingerprint) } },
+                        ),
+                    )
                 }
                 if (requests.childCount == 0) requests.addView(ui.text("none"))
                 contacts.removeAllViews()

@@ -10,6 +10,7 @@ import org.peerns.ffi.NodeEvent
 import org.peerns.ffi.PeernsException
 import org.peerns.ffi.PeernsNodeInterface
 import org.peerns.ffi.Trust
+import org.peerns.ffi.WaitingLink
 
 /** What the contacts screen shows. */
 data class ContactsState(
@@ -18,9 +19,13 @@ data class ContactsState(
     val incoming: List<ContactRequest> = emptyList(),
     /** Requests we sent and that are not answered yet. */
     val outgoing: List<ContactRequest> = emptyList(),
+    /** Links we added while their owner could not be reached: asked once both are online. */
+    val waiting: List<WaitingLink> = emptyList(),
     /** Our share link, for others to add us. */
     val shareLink: String = "",
     val error: String? = null,
+    /** What the last add did when it could not send the request yet. */
+    val notice: String? = null,
 )
 
 /** Contacts: add by share link, answer requests, set trust. Pure Kotlin. */
@@ -36,17 +41,34 @@ class ContactsViewModel(private val node: PeernsNodeInterface) {
                 contacts = node.contacts().sortedBy { c -> c.name.lowercase() },
                 incoming = requests.filter { r -> !r.outgoing },
                 outgoing = requests.filter { r -> r.outgoing },
+                waiting = node.waitingLinks(),
                 shareLink = node.shareLink(),
                 error = null,
+                notice = null,
             )
         }
     }
 
-    /** Asks the owner of [link] (a share link, pasted or scanned) to become a contact. */
+    /**
+     * Asks the owner of [link] (a share link, pasted or scanned) to become a contact. When they cannot be reached
+     * now, the link is kept and the request goes out once both are online: that is a success with a [ContactsState.notice].
+     */
     suspend fun add(link: String) = guard {
         val trimmed = link.trim()
         if (trimmed.isEmpty()) throw IllegalArgumentException("paste a share link first")
-        node.requestContact(trimmed)
+        val waiting = try {
+            node.requestContact(trimmed)
+            false
+        } catch (e: PeernsException.Waiting) {
+            true
+        }
+        refresh()
+        if (waiting) mutableState.update { it.copy(notice = WAITING_NOTICE) }
+    }
+
+    /** Cancels our request to [fingerprint], or our link to it that waits to be reached. */
+    suspend fun cancel(fingerprint: String) = guard {
+        node.cancelRequest(fingerprint)
         refresh()
     }
 
@@ -66,7 +88,8 @@ class ContactsViewModel(private val node: PeernsNodeInterface) {
     }
 
     /** Whether [event] changes what this screen shows. */
-    fun concerns(event: NodeEvent) = event is NodeEvent.ContactRequest || event is NodeEvent.ContactAdded
+    fun concerns(event: NodeEvent) =
+        event is NodeEvent.ContactRequest || event is NodeEvent.ContactAdded || event is NodeEvent.ContactRequestSent
 
     /** Runs [block]; a failure becomes [ContactsState.error]. True when it succeeded. */
     private suspend fun guard(block: suspend () -> Unit): Boolean = try {
@@ -81,6 +104,9 @@ class ContactsViewModel(private val node: PeernsNodeInterface) {
     }
 
     companion object {
+        /** Shown after adding someone who could not be reached. */
+        const val WAITING_NOTICE = "They cannot be reached now: the request is sent when you are both online."
+
         /** The trust levels the selector offers, with their labels. */
         val trustChoices: List<Pair<Trust, String>> = listOf(
             Trust.BLOCKED to "Blocked",

@@ -1,0 +1,196 @@
+//! Contact requests to people who could not be reached when they were added (decision 0019):
+//! their share link waits in the profile ([`contacts::waiting`]) and is tried when we come
+//! online and then at growing intervals ([`retry_after`]); once its owner answers and the
+//! handshake proves the link's fingerprint, the request goes out as if just asked.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::{Inner, Link, Node, NodeError, NodeEvent, lock, unix_ms};
+use crate::contacts::waiting::{self, WaitingLink};
+use crate::contacts::{self, ContactError, Request, ShareLink};
+use crate::transport::TransportError;
+
+/// Shortest and longest pause between two tries of a waiting link while we are online.
+#[cfg(not(test))]
+const TRY_PAUSE: (Duration, Duration) = (Duration::from_secs(10), Duration::from_secs(120));
+#[cfg(test)]
+const TRY_PAUSE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(2));
+
+/// The pause after a try of a link added `age` ago: a quarter of its age, within [`TRY_PAUSE`].
+/// Someone just added is likely to come online soon (a phone that was off, an app in the
+/// background); one who has not for hours is tried every two minutes (a dial to an absent ID is
+/// one signaling message and its answer).
+fn retry_after(age: Duration) -> Duration {
+    (age / 4).clamp(TRY_PAUSE.0, TRY_PAUSE.1)
+}
+
+/// Whether a dial that failed with `e` means the peer could not be reached now (offline, or
+/// we are), as opposed to a peer that refused us or is someone else.
+pub(super) fn unreachable(e: &NodeError) -> bool {
+    matches!(
+        e,
+        NodeError::Transport(
+            TransportError::PeerUnavailable(_)
+                | TransportError::Timeout { .. }
+                | TransportError::Closed
+                | TransportError::Signaling(_)
+                | TransportError::WebRtc(_)
+        ) | NodeError::Timeout(_)
+            | NodeError::NotConnected(_)
+            | NodeError::Signaling(_)
+    )
+}
+
+impl Node {
+    /// Share links whose owner could not be reached yet, oldest first: each one's request goes
+    /// out once its owner is online (those older than 14 days are dropped).
+    pub async fn waiting_links(&self) -> Result<Vec<WaitingLink>, NodeError> {
+        let now = unix_ms();
+        self.inner.db(move |c| waiting::waiting(c, now)).await
+    }
+}
+
+impl Inner {
+    /// Asks the peer at the other end of `l` (its handshake proved who it is) to become a
+    /// contact, and records the outgoing request; a link of theirs that waited is done.
+    pub(super) async fn ask_on(this: &Arc<Inner>, l: &Arc<Link>) -> Result<Request, NodeError> {
+        let (key, peer, fp, now) = (l.key, l.peer.clone(), l.fp, unix_ms());
+        let name = match l.hello_name(Duration::from_secs(2)).await {
+            n if n.trim().is_empty() => fp.short(),
+            n => n,
+        };
+        let req = this
+            .db(move |c| {
+                let tx = c.transaction().map_err(ContactError::from)?;
+                let req = contacts::add_request(&tx, &key, &name, &peer, true, now)?;
+                waiting::stop_waiting(&tx, &fp)?;
+                tx.commit().map_err(ContactError::from)?;
+                Ok::<_, ContactError>(req)
+            })
+            .await?;
+        lock(&this.requests_arrived).remove(&fp);
+        Inner::send_request(this, l).await?;
+        // If the link closes before the request arrives, the redial loop asks again.
+        this.redial_wake.notify_one();
+        Ok(req)
+    }
+
+    /// Keeps `link`, whose owner could not be reached, until it can be.
+    pub(super) async fn keep_waiting(
+        this: &Arc<Inner>,
+        link: ShareLink,
+    ) -> Result<WaitingLink, NodeError> {
+        let now = unix_ms();
+        let w = this
+            .db(move |c| waiting::wait_for(c, &link, now))
+            .await?;
+        this.links_wake.notify_one();
+        Ok(w)
+    }
+
+    /// One try to reach the owner of `w` and ask it.
+    async fn reach(this: &Arc<Inner>, w: WaitingLink) {
+        let fp = w.fingerprint;
+        let now = unix_ms();
+        let outcome = match Inner::dial(this, &w.peer_id).await {
+            Ok(l) if l.fp == fp => Inner::ask_on(this, &l).await.map(Some),
+            Ok(l) => {
+                tracing::warn!(
+                    contact = %fp, peer = %w.peer_id, presented = %l.fp,
+                    "a waiting link's ID is held by another key; no longer waiting"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        };
+        let stop = match outcome {
+            Ok(Some(req)) => {
+                this.emit(NodeEvent::ContactRequestSent {
+                    fingerprint: fp.to_hex(),
+                    name: req.name,
+                });
+                return;
+            }
+            Ok(None) => true,
+            // Became a contact meanwhile, or blocked: nothing to ask.
+            Err(NodeError::Contact(ContactError::Invalid(_) | ContactError::Blocked)) => true,
+            Err(e) => {
+                tracing::debug!(contact = %fp, error = %e, "waiting link not reached");
+                false
+            }
+        };
+        let _ = this
+            .db(move |c| match stop {
+                true => waiting::stop_waiting(c, &fp).map(drop),
+                false => waiting::tried(c, &fp, now),
+            })
+            .await;
+    }
+}
+
+/// While we are online: tries each waiting link [`retry_after`] its last try, and all that
+/// are due when woken (we came online, a link was added). Asleep when none waits.
+pub(crate) async fn waiting_loop(inner: Weak<Inner>) {
+    let wake = match inner.upgrade() {
+        Some(this) => this.links_wake.clone(),
+        None => return,
+    };
+    loop {
+        let next = {
+            let Some(this) = inner.upgrade() else { return };
+            match this.registered() {
+                true => try_due(&this).await,
+                false => None,
+            }
+        };
+        match next {
+            Some(pause) => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+            None => wake.notified().await,
+        }
+    }
+}
+
+/// Tries the waiting links that are due; how long until the next one is.
+async fn try_due(this: &Arc<Inner>) -> Option<Duration> {
+    let now = unix_ms();
+    let links = this
+        .db(move |c| waiting::waiting(c, now))
+        .await
+        .unwrap_or_default();
+    // The pause after a try at `at` of a link added at `created`, in ms.
+    let pause = |created: u64, at: u64| {
+        retry_after(Duration::from_millis(at.saturating_sub(created))).as_millis() as u64
+    };
+    let mut next: Option<u64> = None;
+    for w in links {
+        let due = w.tried_ms + pause(w.created_ms, w.tried_ms);
+        let due = if due <= now {
+            let created = w.created_ms;
+            Inner::reach(this, w).await;
+            let at = unix_ms();
+            at + pause(created, at)
+        } else {
+            due
+        };
+        next = Some(next.map_or(due, |n| n.min(due)));
+    }
+    next.map(|at| Duration::from_millis(at.saturating_sub(unix_ms())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_is_tried_more_rarely_as_it_ages() {
+        assert_eq!(retry_after(Duration::ZERO), TRY_PAUSE.0);
+        assert_eq!(retry_after(TRY_PAUSE.0 * 6), TRY_PAUSE.0 * 3 / 2);
+        assert_eq!(retry_after(Duration::from_secs(86_400)), TRY_PAUSE.1);
+    }
+}
