@@ -549,9 +549,11 @@ pub async fn contacts(cmd: ContactsCmd, profile: Option<PathBuf>) -> Result<()> 
                 match accepted {
                     Ok(done) => done,
                     Err(_) if sent => Err("no accept yet; the request stays pending".into()),
-                    Err(_) => Err("not reached yet; the link is kept, and a node of this profile \
+                    Err(_) => Err(
+                        "not reached yet; the link is kept, and a node of this profile \
                                    (`peerns node`) sends the request once it can"
-                        .into()),
+                            .into(),
+                    ),
                 }
             }
             .await;

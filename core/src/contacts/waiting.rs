@@ -157,7 +157,9 @@ mod tests {
             tried(c, &two.fingerprint, 9_000).unwrap();
             let all = waiting(c, 10_000).unwrap();
             assert_eq!(
-                all.iter().map(|w| (w.fingerprint, w.tried_ms)).collect::<Vec<_>>(),
+                all.iter()
+                    .map(|w| (w.fingerprint, w.tried_ms))
+                    .collect::<Vec<_>>(),
                 [(one.fingerprint, 5_000), (two.fingerprint, 9_000)]
             );
             assert!(stop_waiting(c, &one.fingerprint).unwrap());
@@ -183,20 +185,29 @@ mod tests {
                 Err(ContactError::Invalid(_))
             ));
             super::super::set_trust(c, &theirs.fingerprint, Trust::Blocked).unwrap();
-            assert!(matches!(wait_for(c, &theirs, 1), Err(ContactError::Blocked)));
+            assert!(matches!(
+                wait_for(c, &theirs, 1),
+                Err(ContactError::Blocked)
+            ));
             let first = link(0);
             wait_for(c, &first, 1).unwrap();
             for n in 1..MAX_WAITING as u8 {
                 wait_for(c, &link(n), 1).unwrap();
             }
-            assert!(matches!(wait_for(c, &link(200), 1), Err(ContactError::Full)));
+            assert!(matches!(
+                wait_for(c, &link(200), 1),
+                Err(ContactError::Full)
+            ));
             // One already waiting may be added again.
             wait_for(c, &first, 2).unwrap();
             let bad = ShareLink {
                 peer_id: "someone".into(),
                 fingerprint: link(201).fingerprint,
             };
-            assert!(matches!(wait_for(c, &bad, 1), Err(ContactError::Invalid(_))));
+            assert!(matches!(
+                wait_for(c, &bad, 1),
+                Err(ContactError::Invalid(_))
+            ));
         });
     }
 }

@@ -82,9 +82,7 @@ impl Inner {
         link: ShareLink,
     ) -> Result<WaitingLink, NodeError> {
         let now = unix_ms();
-        let w = this
-            .db(move |c| waiting::wait_for(c, &link, now))
-            .await?;
+        let w = this.db(move |c| waiting::wait_for(c, &link, now)).await?;
         this.links_wake.notify_one();
         Ok(w)
     }

@@ -1,6 +1,8 @@
 //! A contact added by share link while its owner is offline (decision 0019): real nodes, the
 //! embedded signaling server, loopback WebRTC.
 
+use std::time::Duration;
+
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::tests::{alice_and_bob, config, next, server, started, until};
@@ -40,9 +42,10 @@ async fn a_request_to_someone_offline_goes_out_when_they_come_online() {
     let b = started(config(db.path(), &url, None)).await.unwrap();
     let mut eb = b.subscribe();
     tokio::time::timeout(Duration::from_secs(30), async {
-        seen(&mut eb, |e| {
-            matches!(e, NodeEvent::ContactRequest { fingerprint, .. } if *fingerprint == fa)
-        })
+        seen(
+            &mut eb,
+            |e| matches!(e, NodeEvent::ContactRequest { fingerprint, .. } if *fingerprint == fa),
+        )
         .await;
         seen(&mut ea, |e| {
             matches!(e, NodeEvent::ContactRequestSent { fingerprint, .. } if *fingerprint == fb)
@@ -59,7 +62,11 @@ async fn a_request_to_someone_offline_goes_out_when_they_come_online() {
     // Bob accepts: a contact as with any request.
     b.accept_request(&fa).await.unwrap();
     until(20, "alice to hold bob as a contact", async || {
-        a.contacts().await.unwrap().iter().any(|c| c.fingerprint.to_hex() == fb)
+        a.contacts()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.fingerprint.to_hex() == fb)
     })
     .await;
     a.stop().await;
