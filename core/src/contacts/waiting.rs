@@ -27,13 +27,14 @@ pub struct WaitingLink {
     pub tried_ms: u64,
 }
 
-/// Keeps `link` until its owner is reached (first tried at `now_ms`). A link kept already keeps
-/// its age and takes the new ID; a contact's or a blocked key's link is refused, and so is a new
-/// one when [`MAX_WAITING`] wait.
+/// Keeps `link` until its owner is reached, added at `now_ms` and last tried then if `tried`
+/// (else never: it is due at once). A link kept already keeps its age and takes the new ID; a
+/// contact's or a blocked key's link is refused, and so is a new one when [`MAX_WAITING`] wait.
 pub fn wait_for(
     conn: &Connection,
     link: &ShareLink,
     now_ms: u64,
+    tried: bool,
 ) -> Result<WaitingLink, ContactError> {
     if !valid_peer_id(&link.peer_id) {
         return Err(ContactError::Invalid(format!(
@@ -47,6 +48,7 @@ pub fn wait_for(
         Some(_) => return Err(ContactError::Invalid("already a contact".into())),
         None => {}
     }
+    expire(conn, now_ms)?;
     let (count, ours): (i64, bool) = conn.query_row(
         "SELECT count(*), coalesce(sum(fingerprint = ?1), 0) > 0 FROM contact_links",
         [fp.to_hex()],
@@ -57,10 +59,15 @@ pub fn wait_for(
     }
     conn.execute(
         "INSERT INTO contact_links (fingerprint, peer_id, created_ms, tried_ms)
-         VALUES (?1, ?2, ?3, ?3)
+         VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (fingerprint) DO UPDATE SET
             peer_id = excluded.peer_id, tried_ms = excluded.tried_ms",
-        params![fp.to_hex(), link.peer_id, now_ms as i64],
+        params![
+            fp.to_hex(),
+            link.peer_id,
+            now_ms as i64,
+            if tried { now_ms as i64 } else { 0 }
+        ],
     )?;
     waiting(conn, now_ms)?
         .into_iter()
@@ -68,18 +75,22 @@ pub fn wait_for(
         .ok_or(ContactError::NotFound)
 }
 
-/// The links still waiting, oldest first; those older than [`WAITING_TTL_MS`] are dropped
-/// first.
-pub fn waiting(conn: &Connection, now_ms: u64) -> Result<Vec<WaitingLink>, ContactError> {
+/// Drops the links older than [`WAITING_TTL_MS`] at `now_ms`.
+pub fn expire(conn: &Connection, now_ms: u64) -> Result<(), ContactError> {
     conn.execute(
         "DELETE FROM contact_links WHERE created_ms < ?1",
         [now_ms.saturating_sub(WAITING_TTL_MS) as i64],
     )?;
+    Ok(())
+}
+
+/// The links still waiting at `now_ms` (younger than [`WAITING_TTL_MS`]), oldest first.
+pub fn waiting(conn: &Connection, now_ms: u64) -> Result<Vec<WaitingLink>, ContactError> {
     let mut st = conn.prepare(
         "SELECT fingerprint, peer_id, created_ms, tried_ms FROM contact_links
-         ORDER BY created_ms, fingerprint",
+         WHERE created_ms >= ?1 ORDER BY created_ms, fingerprint",
     )?;
-    let rows = st.query_map([], |r| {
+    let rows = st.query_map([now_ms.saturating_sub(WAITING_TTL_MS) as i64], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
@@ -148,12 +159,13 @@ mod tests {
         let (_dir, store) = store();
         let (one, two) = (link(1), link(2));
         with(&store, |c| {
-            let w = wait_for(c, &one, 1_000).unwrap();
+            let w = wait_for(c, &one, 1_000, true).unwrap();
             assert_eq!((w.created_ms, w.tried_ms), (1_000, 1_000));
             // Added again: keeps its age, counts as tried now.
-            let again = wait_for(c, &one, 5_000).unwrap();
+            let again = wait_for(c, &one, 5_000, true).unwrap();
             assert_eq!((again.created_ms, again.tried_ms), (1_000, 5_000));
-            wait_for(c, &two, 2_000).unwrap();
+            // Kept without a try (we were offline): due at once.
+            assert_eq!(wait_for(c, &two, 2_000, false).unwrap().tried_ms, 0);
             tried(c, &two.fingerprint, 9_000).unwrap();
             let all = waiting(c, 10_000).unwrap();
             assert_eq!(
@@ -164,9 +176,18 @@ mod tests {
             );
             assert!(stop_waiting(c, &one.fingerprint).unwrap());
             assert!(!stop_waiting(c, &one.fingerprint).unwrap());
-            // Fourteen days after it was added, the other one is gone.
+            // Fourteen days after it was added, the other one is no longer listed; it is
+            // deleted by `expire`, or when it is added again, as a new link.
             assert_eq!(waiting(c, 2_000 + WAITING_TTL_MS).unwrap().len(), 1);
             assert!(waiting(c, 2_001 + WAITING_TTL_MS).unwrap().is_empty());
+            let late = 3_000 + WAITING_TTL_MS;
+            let renewed = wait_for(c, &two, late, true).unwrap();
+            assert_eq!((renewed.created_ms, renewed.tried_ms), (late, late));
+            expire(c, late + WAITING_TTL_MS + 1).unwrap();
+            assert!(
+                waiting(c, 0).unwrap().is_empty(),
+                "expired rows are deleted"
+            );
         });
     }
 
@@ -181,31 +202,31 @@ mod tests {
         with(&store, |c| {
             super::super::save(c, &friend.to_bytes(), "friend", Trust::Trusted, None, 1).unwrap();
             assert!(matches!(
-                wait_for(c, &theirs, 1),
+                wait_for(c, &theirs, 1, true),
                 Err(ContactError::Invalid(_))
             ));
             super::super::set_trust(c, &theirs.fingerprint, Trust::Blocked).unwrap();
             assert!(matches!(
-                wait_for(c, &theirs, 1),
+                wait_for(c, &theirs, 1, true),
                 Err(ContactError::Blocked)
             ));
             let first = link(0);
-            wait_for(c, &first, 1).unwrap();
+            wait_for(c, &first, 1, true).unwrap();
             for n in 1..MAX_WAITING as u8 {
-                wait_for(c, &link(n), 1).unwrap();
+                wait_for(c, &link(n), 1, true).unwrap();
             }
             assert!(matches!(
-                wait_for(c, &link(200), 1),
+                wait_for(c, &link(200), 1, true),
                 Err(ContactError::Full)
             ));
             // One already waiting may be added again.
-            wait_for(c, &first, 2).unwrap();
+            wait_for(c, &first, 2, true).unwrap();
             let bad = ShareLink {
                 peer_id: "someone".into(),
                 fingerprint: link(201).fingerprint,
             };
             assert!(matches!(
-                wait_for(c, &bad, 1),
+                wait_for(c, &bad, 1, true),
                 Err(ContactError::Invalid(_))
             ));
         });

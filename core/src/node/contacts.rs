@@ -48,9 +48,12 @@ impl Node {
                 c.name
             )));
         }
+        if lock(&self.inner.subscribers).is_none() {
+            return Err(NodeError::Stopped);
+        }
         // Just started or reconnecting: registration usually takes a moment.
         if !self.wait_connected(OFFLINE_WAIT).await {
-            Inner::keep_waiting(&self.inner, link).await?;
+            Inner::keep_waiting(&self.inner, link, false).await?;
             return Err(NodeError::Waiting(format!(
                 "{} cannot be reached while we are offline; the request goes out when both are \
                  online",
@@ -60,7 +63,7 @@ impl Node {
         let l = match self.dial_for_request(&link.peer_id).await {
             Ok(l) => l,
             Err(e) if unreachable(&e) => {
-                Inner::keep_waiting(&self.inner, link).await?;
+                Inner::keep_waiting(&self.inner, link, true).await?;
                 return Err(NodeError::Waiting(format!(
                     "{} cannot be reached now ({e}); the request goes out when both are online",
                     fp.short()
@@ -74,7 +77,7 @@ impl Node {
                 presented: l.fp.to_hex(),
             });
         }
-        Inner::ask_on(&self.inner, &l).await
+        Inner::ask_on(&self.inner, &l, false).await
     }
 
     /// A link to `peer` within [`REQUEST_TIMEOUT`]: a connection attempt that timed out or

@@ -53,8 +53,14 @@ impl Node {
 
 impl Inner {
     /// Asks the peer at the other end of `l` (its handshake proved who it is) to become a
-    /// contact, and records the outgoing request; a link of theirs that waited is done.
-    pub(super) async fn ask_on(this: &Arc<Inner>, l: &Arc<Link>) -> Result<Request, NodeError> {
+    /// contact, and records the outgoing request; a link of theirs that waited is done. For a
+    /// waiting link (`waited`), only if it still waits: the user may have cancelled it during
+    /// the dial.
+    pub(super) async fn ask_on(
+        this: &Arc<Inner>,
+        l: &Arc<Link>,
+        waited: bool,
+    ) -> Result<Request, NodeError> {
         let (key, peer, fp, now) = (l.key, l.peer.clone(), l.fp, unix_ms());
         let name = match l.hello_name(Duration::from_secs(2)).await {
             n if n.trim().is_empty() => fp.short(),
@@ -63,44 +69,65 @@ impl Inner {
         let req = this
             .db(move |c| {
                 let tx = c.transaction().map_err(ContactError::from)?;
+                if !waiting::stop_waiting(&tx, &fp)? && waited {
+                    return Ok(None);
+                }
                 let req = contacts::add_request(&tx, &key, &name, &peer, true, now)?;
-                waiting::stop_waiting(&tx, &fp)?;
                 tx.commit().map_err(ContactError::from)?;
-                Ok::<_, ContactError>(req)
+                Ok::<_, ContactError>(Some(req))
             })
-            .await?;
+            .await?
+            .ok_or_else(|| NodeError::Cancelled(format!("the link of {fp} no longer waits")))?;
         lock(&this.requests_arrived).remove(&fp);
-        Inner::send_request(this, l).await?;
-        // If the link closes before the request arrives, the redial loop asks again.
+        // Recorded: if it cannot be sent now, or the link closes before it arrives, the redial
+        // loop asks again (an unanswered request of ours is redialled for 10 minutes).
+        if let Err(e) = Inner::send_request(this, l).await {
+            tracing::debug!(contact = %fp, error = %e, "request recorded, not sent yet");
+        }
         this.redial_wake.notify_one();
         Ok(req)
     }
 
-    /// Keeps `link`, whose owner could not be reached, until it can be.
+    /// Keeps `link`, whose owner could not be reached, until it can be; `tried`: a dial just
+    /// failed (else, offline, it is due as soon as we are online).
     pub(super) async fn keep_waiting(
         this: &Arc<Inner>,
         link: ShareLink,
+        tried: bool,
     ) -> Result<WaitingLink, NodeError> {
         let now = unix_ms();
-        let w = this.db(move |c| waiting::wait_for(c, &link, now)).await?;
+        let w = this
+            .db(move |c| waiting::wait_for(c, &link, now, tried))
+            .await?;
         this.links_wake.notify_one();
         Ok(w)
     }
 
-    /// One try to reach the owner of `w` and ask it.
+    /// One try to reach the owner of `w` and ask it. The link stops waiting when the request
+    /// went out, when its owner became a contact (or was blocked) meanwhile, and when the try
+    /// failed for another reason than reachability (its ID is held by another key, or the
+    /// handshake was refused).
     async fn reach(this: &Arc<Inner>, w: WaitingLink) {
         let fp = w.fingerprint;
         let now = unix_ms();
-        let outcome = match Inner::dial(this, &w.peer_id).await {
-            Ok(l) if l.fp == fp => Inner::ask_on(this, &l).await.map(Some),
-            Ok(l) => {
-                tracing::warn!(
-                    contact = %fp, peer = %w.peer_id, presented = %l.fp,
-                    "a waiting link's ID is held by another key; no longer waiting"
-                );
-                Ok(None)
-            }
-            Err(e) => Err(e),
+        let known = this
+            .db(move |c| contacts::trust_of(c, &fp))
+            .await
+            .is_ok_and(|t| t.is_some());
+        let outcome = match known {
+            true => Ok(None),
+            false => match Inner::dial(this, &w.peer_id).await {
+                Ok(l) if l.fp == fp => Inner::ask_on(this, &l, true).await.map(Some),
+                Ok(l) => {
+                    tracing::warn!(
+                        contact = %fp, peer = %w.peer_id, presented = %l.fp,
+                        "a waiting link's ID is held by another key; no longer waiting"
+                    );
+                    l.close().await;
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
         };
         let stop = match outcome {
             Ok(Some(req)) => {
@@ -111,11 +138,13 @@ impl Inner {
                 return;
             }
             Ok(None) => true,
-            // Became a contact meanwhile, or blocked: nothing to ask.
-            Err(NodeError::Contact(ContactError::Invalid(_) | ContactError::Blocked)) => true,
-            Err(e) => {
+            Err(e) if unreachable(&e) => {
                 tracing::debug!(contact = %fp, error = %e, "waiting link not reached");
                 false
+            }
+            Err(e) => {
+                tracing::info!(contact = %fp, error = %e, "waiting link given up");
+                true
             }
         };
         let _ = this
@@ -154,13 +183,23 @@ pub(crate) async fn waiting_loop(inner: Weak<Inner>) {
     }
 }
 
-/// Tries the waiting links that are due; how long until the next one is.
+/// Tries the waiting links that are due, one after another; how long until the next one is.
 async fn try_due(this: &Arc<Inner>) -> Option<Duration> {
     let now = unix_ms();
-    let links = this
-        .db(move |c| waiting::waiting(c, now))
+    let links = match this
+        .db(move |c| {
+            waiting::expire(c, now)?;
+            waiting::waiting(c, now)
+        })
         .await
-        .unwrap_or_default();
+    {
+        Ok(links) => links,
+        // Looked at again later: the links are still there.
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the waiting links");
+            return Some(TRY_PAUSE.1);
+        }
+    };
     // The pause after a try at `at` of a link added at `created`, in ms.
     let pause = |created: u64, at: u64| {
         retry_after(Duration::from_millis(at.saturating_sub(created))).as_millis() as u64

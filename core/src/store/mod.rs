@@ -297,6 +297,7 @@ mod tests {
             tables,
             [
                 "calls",
+                "contact_links",
                 "contact_peer_ids",
                 "contact_requests",
                 "contacts",
