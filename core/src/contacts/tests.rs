@@ -4,14 +4,14 @@ use super::*;
 use crate::identity::Identity;
 use crate::store::Store;
 
-fn store() -> (tempfile::TempDir, Store) {
+pub(super) fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("peerns.db")).unwrap();
     (dir, store)
 }
 
 /// Runs `f` on the store's connection.
-fn with<T>(store: &Store, f: impl FnOnce(&mut Connection) -> T) -> T {
+pub(super) fn with<T>(store: &Store, f: impl FnOnce(&mut Connection) -> T) -> T {
     store.with_conn(|c| Ok(f(c))).unwrap()
 }
 

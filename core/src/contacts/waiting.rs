@@ -131,20 +131,9 @@ pub fn stop_waiting(conn: &Connection, fp: &Fingerprint) -> Result<bool, Contact
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{store, with};
     use super::*;
     use crate::identity::Identity;
-    use crate::store::Store;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("peerns.db")).unwrap();
-        (dir, store)
-    }
-
-    /// Runs `f` on the store's connection.
-    fn with<T>(store: &Store, f: impl FnOnce(&mut Connection) -> T) -> T {
-        store.with_conn(|c| Ok(f(c))).unwrap()
-    }
 
     fn link(n: u8) -> ShareLink {
         let key = Identity::generate().public_key();
