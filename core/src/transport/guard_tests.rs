@@ -144,8 +144,11 @@ async fn unauthenticated_connections_close_at_the_deadline_from_the_offer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offers_over_the_caps_are_dropped_until_a_slot_frees() {
     let srv = server().await;
+    // A refused OFFER is never answered: the dialers give up after this. It must also cover a
+    // connection that is admitted on a loaded machine (the whole core suite on two cores: an
+    // answer took more than 1.5 s there once).
     let quick = TransportConfig {
-        connect_timeout: Duration::from_millis(1500),
+        connect_timeout: Duration::from_secs(4),
         ..TransportConfig::loopback()
     };
     let (eve, _) = node(&srv.url(), "guard-e", quick.clone()).await;
@@ -154,6 +157,8 @@ async fn offers_over_the_caps_are_dropped_until_a_slot_frees() {
     let config = TransportConfig {
         max_pending: 3,
         max_pending_per_peer: 2,
+        // The held connections stay pending through both refusals (2 × 4 s).
+        accept_timeout: Duration::from_secs(30),
         ..guarded()
     };
     let (_victim, mut incoming) = node(&srv.url(), "guard-v", config).await;
