@@ -53,21 +53,12 @@ impl Node {
         }
         // Just started or reconnecting: registration usually takes a moment.
         if !self.wait_connected(OFFLINE_WAIT).await {
-            Inner::keep_waiting(&self.inner, link, false).await?;
-            return Err(NodeError::Waiting(format!(
-                "{} cannot be reached while we are offline; the request goes out when both are \
-                 online",
-                fp.short()
-            )));
+            return Err(self.kept(link, false, "while we are offline").await);
         }
         let l = match self.dial_for_request(&link.peer_id).await {
             Ok(l) => l,
             Err(e) if unreachable(&e) => {
-                Inner::keep_waiting(&self.inner, link, true).await?;
-                return Err(NodeError::Waiting(format!(
-                    "{} cannot be reached now ({e}); the request goes out when both are online",
-                    fp.short()
-                )));
+                return Err(self.kept(link, true, &format!("now ({e})")).await);
             }
             Err(e) => return Err(e),
         };
@@ -78,6 +69,18 @@ impl Node {
             });
         }
         Inner::ask_on(&self.inner, &l, false).await
+    }
+
+    /// Keeps `link`, whose owner cannot be reached `why` (`tried`: a dial just failed), for
+    /// later: the [`NodeError::Waiting`] that says so, or why it could not be kept.
+    async fn kept(&self, link: ShareLink, tried: bool, why: &str) -> NodeError {
+        let short = link.fingerprint.short();
+        match Inner::keep_waiting(&self.inner, link, tried).await {
+            Ok(_) => NodeError::Waiting(format!(
+                "{short} cannot be reached {why}; the request goes out when both are online"
+            )),
+            Err(e) => e,
+        }
     }
 
     /// A link to `peer` within [`REQUEST_TIMEOUT`]: a connection attempt that timed out or
@@ -153,14 +156,10 @@ impl Node {
                 let tx = c.transaction().map_err(contacts::ContactError::from)?;
                 let waited = waiting::stop_waiting(&tx, &fp)?;
                 match contacts::drop_request(&tx, &fp, true) {
-                    Err(contacts::ContactError::NotFound) if !waited => {
-                        Err(contacts::ContactError::NotFound)
-                    }
-                    Err(contacts::ContactError::NotFound) | Ok(()) => {
-                        tx.commit().map_err(contacts::ContactError::from)
-                    }
-                    Err(e) => Err(e),
+                    Err(contacts::ContactError::NotFound) if waited => {}
+                    other => other?,
                 }
+                tx.commit().map_err(contacts::ContactError::from)
             })
             .await
     }
