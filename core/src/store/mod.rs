@@ -190,13 +190,19 @@ fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 /// place on a multi-thread runtime (`block_in_place` hands the worker's other tasks to another
 /// thread; cheaper than a hop to the blocking pool for work of tens of microseconds), else on
 /// the blocking pool.
+///
+/// Work in place cannot be interrupted: a task aborted (or whose runtime shut down) meanwhile
+/// yields once after it, so that it ends there instead of running on (a timer polled once the
+/// runtime has shut down panics).
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if multi_thread {
-        return Ok(tokio::task::block_in_place(f));
+        let done = tokio::task::block_in_place(f);
+        tokio::task::yield_now().await;
+        return Ok(done);
     }
     tokio::task::spawn_blocking(f).await
 }
@@ -258,6 +264,45 @@ mod tests {
         .unwrap();
         assert!(holder.join().unwrap(), "the other task was stalled");
         assert_eq!(value.as_deref(), Some("w"));
+    }
+
+    /// An abort (or the runtime's shutdown) cannot interrupt work in place; the task must not
+    /// run on past it: a timer polled after the runtime shut down panics.
+    #[test]
+    fn a_task_cancelled_during_blocking_work_stops_when_it_ends() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        for shutdown in [false, true] {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+            let ran_on = Arc::new(AtomicBool::new(false));
+            let task = rt.spawn({
+                let ran_on = Arc::clone(&ran_on);
+                async move {
+                    blocking(move || {
+                        inside_tx.send(()).unwrap();
+                        std::thread::sleep(Duration::from_millis(200));
+                    })
+                    .await
+                    .unwrap();
+                    ran_on.store(true, Ordering::SeqCst);
+                }
+            });
+            inside_rx.recv().unwrap();
+            if shutdown {
+                rt.shutdown_background();
+            } else {
+                task.abort();
+            }
+            std::thread::sleep(Duration::from_millis(400));
+            assert!(
+                !ran_on.load(Ordering::SeqCst),
+                "ran on (shutdown: {shutdown})"
+            );
+        }
     }
 
     #[test]
