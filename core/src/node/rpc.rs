@@ -231,6 +231,16 @@ impl Inner {
                 }),
             }),
             Call::MediaStream(facing) => {
+                // The node holds one call: while it streams to (or is in a call with) someone
+                // else, this viewer is told so at once rather than waiting for a call that
+                // cannot be placed.
+                let other = lock(&this.calls)
+                    .machine
+                    .active()
+                    .is_some_and(|c| c.peer != link.fp);
+                if other {
+                    return Err(RpcError::busy("the camera is streaming to another viewer"));
+                }
                 let armed = lock(&this.rpc.armed).clone();
                 match armed {
                     // The stream is a normal call to the requester, placed by the armed task.

@@ -1,7 +1,7 @@
 //! Signed RPC between real nodes against an in-process signaling server: trust levels, grants,
 //! the signature bound to the session, replays, escapes and the audit log.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -444,18 +444,26 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
     let b = started(config(db.path(), &srv.url(), Some("bob")))
         .await
         .unwrap();
-    befriend(&a, &b).await;
-    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
-    b.rpc_serve(ServeConfig::default()).unwrap();
-    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
-    let fpa = parse_fp(&fa).unwrap();
-    b.inner
-        .db(move |c| {
-            let s = crate::rpc::scope::Scope::parse("media:stream:camera:environment").unwrap();
-            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
-        })
+    let dc = tempfile::tempdir().unwrap();
+    let c = started(config(dc.path(), &srv.url(), Some("carol")))
         .await
         .unwrap();
+    befriend(&a, &b).await;
+    befriend(&c, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    b.rpc_serve(ServeConfig::default()).unwrap();
+    // Alice and carol may both watch bob's camera.
+    for viewer in [fa.clone(), c.identity().fingerprint] {
+        b.set_trust(&viewer, Trust::FullAccess).await.unwrap();
+        let fp = parse_fp(&viewer).unwrap();
+        b.inner
+            .db(move |c| {
+                let s = crate::rpc::scope::Scope::parse("media:stream:camera:environment").unwrap();
+                rpc_store::grant(c, &fp, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
+            })
+            .await
+            .unwrap();
+    }
     // Not armed: refused, no call.
     let e = a.rpc_watch(&fb, "environment", WAIT).await.unwrap_err();
     assert!(matches!(&e, NodeError::Rpc(r) if r.code == 403), "{e}");
@@ -504,6 +512,14 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
             .all(|n| n.category != NotificationCategory::IncomingCall)
     );
     assert!(lock(&a.inner.calls).watching.is_empty());
+    // A second viewer while the camera streams to alice is told at once that it is busy (the
+    // node holds one call), not left waiting for a call that cannot come.
+    let asked = Instant::now();
+    let e = c.rpc_watch(&fb, "environment", WAIT).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 409), "{e}");
+    assert!(asked.elapsed() < WAIT / 2, "{:?}", asked.elapsed());
+    assert!(c.active_call().is_none());
+    assert_eq!(b.active_call().unwrap().call, call);
     a.hang_up(&call).unwrap();
     let no_calls = async || a.active_call().is_none() && b.active_call().is_none();
     until(10, "the call ended on both sides", no_calls).await;
@@ -574,6 +590,7 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
     assert!(a.active_call().is_none());
     a.stop().await;
     b.stop().await;
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,8 +33,8 @@ pub mod wire;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct RpcError {
-    /// 400 bad params, 403 scope denied, 404 not found, 413 too large, 429 rate limited,
-    /// 500 server error.
+    /// 400 bad params, 403 scope denied, 404 not found, 409 busy, 413 too large, 429 rate
+    /// limited, 500 server error.
     pub code: u16,
     /// What went wrong.
     pub message: String,
@@ -62,6 +62,11 @@ impl RpcError {
     /// 404: no such file, folder or method.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(404, message)
+    }
+
+    /// 409: busy with someone else (the camera streams to another viewer).
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(409, message)
     }
 
     /// 413: over a size limit or quota.
