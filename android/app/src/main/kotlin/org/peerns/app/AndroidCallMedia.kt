@@ -1,6 +1,7 @@
 package org.peerns.app
 
 import android.content.Context
+import android.media.projection.MediaProjection
 import android.os.Build
 import android.os.Handler
 import android.os.HandlerThread
@@ -16,6 +17,7 @@ import android.widget.Toast
 import org.peerns.android.media.AudioDecoder
 import org.peerns.android.media.AudioEncoder
 import org.peerns.android.media.FrameDecoder
+import org.peerns.android.media.ScreenEncoder
 import org.peerns.android.media.VideoDecoder
 import org.peerns.android.media.VideoEncoder
 import org.peerns.app.model.CallMedia
@@ -30,12 +32,19 @@ import org.peerns.media.VideoRotation
  * `org.peerns.android.media`. Everyone's sound is played (each sender through a track of its
  * own, mixed by the system); a group call's pictures each on the surface given for their sender
  * and kind ([setPicture]), a 1:1 call's on [remoteSurface] (the peer's camera, or its screen while
- * shared). [close] when the screen goes.
+ * shared). Our screen is shared through the [screenProjection] the activity obtained. [close] when
+ * the screen goes.
  */
 class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) : CallMedia {
     @Volatile
     private var out: FrameOut? = null
     private val video = VideoEncoder(context, { pts, key, data -> out?.frame("video", pts, key, data, null) }, onError)
+
+    private val screen = ScreenEncoder(context, { pts, key, data -> out?.frame("screen", pts, key, data, null) }, onError)
+
+    /** The screen capture the user allowed (the system's dialog), for the next [startScreen]. */
+    @Volatile
+    var screenProjection: MediaProjection? = null
 
     // Each Opus packet with the level of the PCM it encodes (nothing is sent while muted).
     private val audio = AudioEncoder(context, { pts, data, level -> out?.frame("audio", pts, true, data, level) }, {}, onError)
@@ -108,6 +117,23 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
     }
 
     override val videoControl: EncoderControlListener get() = video.control
+
+    override val screenControl: EncoderControlListener get() = screen.control
+
+    override fun startScreen(onStopped: () -> Unit): Boolean {
+        val projection = screenProjection ?: return false
+        screenProjection = null
+        screen.start(projection, onStopped)
+        return true
+    }
+
+    override fun stopScreen() = screen.stop()
+
+    /** Gives back a screen capture allowed but not used. */
+    fun dropScreenCapture() {
+        screenProjection?.stop()
+        screenProjection = null
+    }
 
     override fun start(camera: String?, out: FrameOut, microphone: Boolean) {
         this.out = out
@@ -213,6 +239,8 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
         rotationListener = null
         orientation.disable()
         video.stop()
+        screen.stop()
+        dropScreenCapture()
         audio.stop()
         synchronized(decoders) {
             decoders.values.forEach(FrameDecoder::release)
@@ -231,6 +259,7 @@ class AndroidCallMedia(context: Context, private val onError: (String) -> Unit) 
         synchronized(decoders) { closed = true }
         stop()
         video.release()
+        screen.release()
         decoding.quitSafely()
     }
 

@@ -38,6 +38,25 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.local.cameraOff) } }
     private val switchCamera = ui.button("Back camera") { act { model.switchCamera() } }
 
+    // Whether the state said our screen is shared.
+    private var sharing = false
+
+    // Our screen instead of our camera in the peer's picture: the system asks the user each time.
+    private val shareScreen = ui.button("Share screen") {
+        when {
+            model.state.value.local.screen -> act { model.shareScreen(false) }
+            media != null -> host.withScreenCapture(media) {
+                act {
+                    // Not shared after all (the call ended meanwhile, say): the capture goes back.
+                    if (!model.shareScreen(true)) {
+                        media.dropScreenCapture()
+                        host.service?.setScreenShared(false)
+                    }
+                }
+            }
+        }
+    }
+
     // Where the sound goes (earpiece, speaker, headset): the button moves it on, shown once there is a choice.
     private val route: Button = ui.button("Speaker") { router.next() }.apply { visibility = View.GONE }
     private val router: CallAudioRouter = CallAudioRouter(host.context) { current, available ->
@@ -46,7 +65,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
         onEarpiece = current == AudioRoute.EARPIECE
         followProximity()
     }
-    private val inCall = ui.row().with(mute, camera, switchCamera, route, ui.button("Hang up") { act { model.hangUp() } })
+    private val inCall = ui.row().with(mute, camera, switchCamera, shareScreen, route, ui.button("Hang up") { act { model.hangUp() } })
 
     // The microphone refused: the call goes on unheard until the user allows it here (asked
     // again, or the app's settings page once Android asks no more).
@@ -111,6 +130,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
         model.stopMedia()
         media?.close()
         host.service?.setCapturing(camera = false, microphone = false)
+        host.service?.setScreenShared(false)
         host.keepScreenOn(false)
     }
 
@@ -143,6 +163,12 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 camera.text = if (s.local.cameraOff) "Camera on" else "Camera off"
                 switchCamera.text = if (s.local.backCamera) "Front camera" else "Back camera"
                 switchCamera.visibility = if (s.sendsVideo) View.VISIBLE else View.GONE
+                shareScreen.text = if (s.local.screen) "Stop sharing" else "Share screen"
+                shareScreen.visibility = if (media != null && s.sendsScreen && s.mediaUp) View.VISIBLE else View.GONE
+                // The mediaProjection type only while the screen is shared (the share may
+                // also end from the system's controls, or with the call).
+                if (sharing && !s.local.screen) host.service?.setScreenShared(false)
+                sharing = s.local.screen
                 if (s.call != null && s.status == "connected" && s.mediaUp) {
                     startMedia(s.call, camera = s.sendsVideo, microphone = s.sendsAudio)
                 }

@@ -270,6 +270,25 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
     private val ownPicture = localPicture(host, media)
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
+
+    // Whether the state said our screen is shared.
+    private var sharing = false
+
+    // Our screen in our picture of everyone's grid: the system asks the user each time.
+    private val shareScreen = ui.button("Share screen") {
+        when {
+            model.state.value.screen -> act { model.shareScreen(false) }
+            media != null -> host.withScreenCapture(media) {
+                act {
+                    // Not shared after all (left meanwhile, say): the capture goes back.
+                    if (!model.shareScreen(true)) {
+                        media.dropScreenCapture()
+                        host.service?.setScreenShared(false)
+                    }
+                }
+            }
+        }
+    }
     private val browserId = ui.input("A browser's PeerJS ID (admins)")
     private val letIn = ui.button("Let the browser in") {
         val id = browserId.text.toString()
@@ -281,7 +300,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         phase,
         error,
         notice,
-        ui.row().with(joinLeave, mute, camera, route),
+        ui.row().with(joinLeave, mute, camera, shareScreen, route),
         pictures.root,
         ownPicture,
         ui.label("In the call"),
@@ -294,6 +313,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         router.stop()
         media?.close()
         host.service?.setCapturing(camera = false, microphone = false)
+        host.service?.setScreenShared(false)
         host.keepScreenOn(false)
         // The screen goes for good (not the app to the background: then it stays): leave, or
         // we would stay in the call unheard, with nothing on screen to leave it.
@@ -321,6 +341,12 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                 browsers.text = if (state.browsers.isEmpty()) "" else "Browsers let in: " + state.browsers.joinToString()
                 mute.text = if (state.muted) "Unmute" else "Mute"
                 camera.text = if (state.cameraOff) "Camera on" else "Camera off"
+                shareScreen.text = if (state.screen) "Stop sharing" else "Share screen"
+                shareScreen.visibility = if (media != null && state.sendsScreen) View.VISIBLE else View.GONE
+                // The mediaProjection type only while the screen is shared (the share may also
+                // end from the system's controls, or as we leave).
+                if (sharing && !state.screen) host.service?.setScreenShared(false)
+                sharing = state.screen
                 // Ourselves, small, while our camera sends.
                 val ownShown = media != null && state.phase != GroupCallPhase.OUT && !state.cameraOff
                 ownPicture.visibility = if (ownShown) View.VISIBLE else View.GONE

@@ -10,6 +10,7 @@ import android.content.ServiceConnection
 import android.content.pm.ActivityInfo
 import android.content.pm.PackageManager
 import android.content.res.Configuration
+import android.media.projection.MediaProjectionManager
 import android.net.Uri
 import android.os.Build
 import android.os.Bundle
@@ -94,6 +95,9 @@ class MainActivity :
     private var microphoneRefusals = 0
     private var microphoneRationaleBefore = false
     private var onCameraGranted: (() -> Unit)? = null
+
+    // Who waits for the user's answer to the screen capture dialog.
+    private var onScreenAllowed: Pair<AndroidCallMedia, () -> Unit>? = null
 
     private val connection = object : ServiceConnection {
         override fun onServiceConnected(component: ComponentName?, binder: IBinder?) {
@@ -420,6 +424,34 @@ class MainActivity :
         requestPermissions(arrayOf(Manifest.permission.CAMERA), REQUEST_CAMERA)
     }
 
+    override fun withScreenCapture(media: AndroidCallMedia, then: () -> Unit) {
+        val projections = getSystemService(MediaProjectionManager::class.java)
+            ?: return Toast.makeText(this, "This phone cannot share its screen", Toast.LENGTH_LONG).show()
+        onScreenAllowed = media to then
+        pick(projections.createScreenCaptureIntent(), REQUEST_SCREEN)
+    }
+
+    /** The user's answer to the screen capture dialog: the capture for whoever asked. */
+    private fun screenCaptureAnswered(resultCode: Int, data: Intent?) {
+        val (media, then) = onScreenAllowed ?: return
+        onScreenAllowed = null
+        if (resultCode != RESULT_OK || data == null) return
+        val service = service ?: return
+        // Held before the projection is taken (Android 14 throws otherwise).
+        service.setScreenShared(true)
+        val projection = try {
+            getSystemService(MediaProjectionManager::class.java)?.getMediaProjection(resultCode, data)
+        } catch (e: SecurityException) {
+            null
+        }
+        if (projection == null) {
+            service.setScreenShared(false)
+            return Toast.makeText(this, "The screen could not be captured", Toast.LENGTH_LONG).show()
+        }
+        media.screenProjection = projection
+        then()
+    }
+
     override fun pickFile(onPicked: (String) -> Unit) {
         onFilePicked = onPicked
         val intent = Intent(Intent.ACTION_OPEN_DOCUMENT).addCategory(Intent.CATEGORY_OPENABLE).setType("*/*")
@@ -457,6 +489,7 @@ class MainActivity :
     @Deprecated("Deprecated in the framework for androidx's result API, which this app does not use")
     override fun onActivityResult(requestCode: Int, resultCode: Int, data: Intent?) {
         picking = false
+        if (requestCode == REQUEST_SCREEN) return screenCaptureAnswered(resultCode, data)
         val uri = data?.data
         val callback = if (requestCode == REQUEST_FOLDER) onFolderPicked else onFilePicked
         onFilePicked = null
@@ -538,6 +571,7 @@ class MainActivity :
         const val REQUEST_FOLDER = 4
         const val REQUEST_MEDIA = 5
         const val REQUEST_CAMERA = 6
+        const val REQUEST_SCREEN = 7
     }
 }
 

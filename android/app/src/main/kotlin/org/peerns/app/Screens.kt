@@ -62,6 +62,13 @@ interface Host {
 
     /** Keeps the screen from turning off (a video call), or no longer. */
     fun keepScreenOn(on: Boolean)
+
+    /**
+     * Asks the user to let the app capture the screen (the system's dialog, each time); once
+     * allowed, the service holds the mediaProjection type, [media] gets the capture, and [then]
+     * runs. Refused: nothing runs.
+     */
+    fun withScreenCapture(media: AndroidCallMedia, then: () -> Unit)
 }
 
 /** One screen: a view, and what it does while shown. */

@@ -155,7 +155,7 @@ class AppServiceRoboTest {
     }
 
     @Test
-    fun cameraAndMicrophoneTypesOnlyWhileCapturingWithTheirPermissions() {
+    fun captureTypesOnlyWhileCapturingWithTheirPermissionsAndTheScreenOnlyWhileShared() {
         val controller = Robolectric.buildService(InMemoryKeyAppService::class.java).create().startCommand(0, 1)
         val service = controller.get()
         running(service)
@@ -173,7 +173,16 @@ class AppServiceRoboTest {
             ServiceInfo.FOREGROUND_SERVICE_TYPE_CAMERA or ServiceInfo.FOREGROUND_SERVICE_TYPE_MICROPHONE,
             service.foregroundTypes,
         )
+        // The screen shared in the call: mediaProjection as well, while it is.
+        service.setScreenShared(true)
+        assertEquals(
+            ServiceInfo.FOREGROUND_SERVICE_TYPE_CAMERA or ServiceInfo.FOREGROUND_SERVICE_TYPE_MICROPHONE or
+                ServiceInfo.FOREGROUND_SERVICE_TYPE_MEDIA_PROJECTION,
+            service.foregroundTypes,
+        )
         service.setCapturing(camera = false, microphone = false)
+        assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_MEDIA_PROJECTION, service.foregroundTypes)
+        service.setScreenShared(false)
         assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)
         controller.destroy()
     }

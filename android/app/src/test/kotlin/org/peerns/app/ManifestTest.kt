@@ -35,12 +35,13 @@ class ManifestTest {
 
     @Test
     fun eachForegroundTypeHasItsPermissionAndNoneIsUnused() {
-        assertEquals(setOf("dataSync", "location", "camera", "microphone"), serviceTypes)
+        assertEquals(setOf("dataSync", "location", "camera", "microphone", "mediaProjection"), serviceTypes)
         val typeOf = mapOf(
             "FOREGROUND_SERVICE_DATA_SYNC" to "dataSync",
             "FOREGROUND_SERVICE_LOCATION" to "location",
             "FOREGROUND_SERVICE_CAMERA" to "camera",
             "FOREGROUND_SERVICE_MICROPHONE" to "microphone",
+            "FOREGROUND_SERVICE_MEDIA_PROJECTION" to "mediaProjection",
             "FOREGROUND_SERVICE_SPECIAL_USE" to "specialUse",
             "FOREGROUND_SERVICE_CONNECTED_DEVICE" to "connectedDevice",
         )

@@ -163,11 +163,23 @@ abstract class PeernsService : Service() {
      * screen once their permissions are granted: the camera and microphone foreground types
      * (each only with its permission) are held while any owner claims them.
      */
-    @Synchronized
     fun setCapturing(owner: String, camera: Boolean, microphone: Boolean) {
         val granted = { permission: String -> checkSelfPermission(permission) == PackageManager.PERMISSION_GRANTED }
         val types = (if (camera && granted(Manifest.permission.CAMERA)) ServiceInfo.FOREGROUND_SERVICE_TYPE_CAMERA else 0) or
             (if (microphone && granted(Manifest.permission.RECORD_AUDIO)) ServiceInfo.FOREGROUND_SERVICE_TYPE_MICROPHONE else 0)
+        claim(owner, types)
+    }
+
+    /**
+     * Our screen is shared in a call, or no longer: the mediaProjection foreground type is held
+     * while it is. Call it once the user allowed the capture (the system's dialog) and before
+     * the projection is taken: Android 14+ wants the type held by then.
+     */
+    fun setScreenShared(shared: Boolean) = claim(SCREEN_SHARE, if (shared) ServiceInfo.FOREGROUND_SERVICE_TYPE_MEDIA_PROJECTION else 0)
+
+    /** [owner] claims the capture foreground [types] (0: none); the service holds every type claimed. */
+    @Synchronized
+    private fun claim(owner: String, types: Int) {
         if (types == 0) claims.remove(owner) else claims[owner] = types
         val now = claims.values.fold(0) { all, claimed -> all or claimed }
         if (now == capturing) return
@@ -525,12 +537,15 @@ abstract class PeernsService : Service() {
 
         /** The owner of the shown screen's capture ([setCapturing]). */
         const val SCREEN_CAPTURE = "screen"
+
+        /** The owner of the mediaProjection type while our screen is shared ([setScreenShared]). */
+        private const val SCREEN_SHARE = "screen-share"
         private const val NOTIFICATION_ID = 1
 
         /**
          * The foreground types: dataSync while the node runs, location only for stadium mode; the
-         * camera and microphone ones claimed ([capturing]) replace dataSync while a call or the
-         * monitor captures (Android 15+ gives dataSync 6 hours a day in the background: an
+         * camera, microphone and mediaProjection ones claimed ([capturing]) replace dataSync
+         * while a call or the monitor captures (Android 15+ gives dataSync 6 hours a day in the background: an
          * overnight baby monitor would be stopped; the capture types have no such limit).
          */
         fun foregroundTypesFor(stadium: Boolean, capturing: Int = 0): Int =

@@ -46,6 +46,20 @@ interface CallMedia {
     /** Stops capturing and playing. */
     fun stop()
 
+    /** The core's requests for the screen's encoder. */
+    val screenControl: EncoderControlListener get() = NoEncoderControl
+
+    /**
+     * Starts sending our screen as `screen` frames into the out given to [start], through the
+     * capture the user allowed (on a phone, in the system's dialog just before); false when there
+     * is none. [onStopped] runs, on the encoder's thread, when the share ends other than by
+     * [stopScreen]: the user stopped it from the system's controls, or it failed.
+     */
+    fun startScreen(onStopped: () -> Unit): Boolean = false
+
+    /** Stops sending our screen. */
+    fun stopScreen() = Unit
+
     /**
      * Tells [listener] how far our picture must be turned to stand upright (0, 90, 180 or 270),
      * when the camera starts and whenever the phone turns; null: no longer.
@@ -116,14 +130,26 @@ class CallSources {
     operator fun contains(kind: String): Boolean = kind in sources
 
     /** Sends into [tracks] (by kind) from now on. */
+    @Synchronized
     fun set(tracks: Map<String, CallMediaSource>) {
         sources = tracks
     }
 
+    /** Sends [kind]'s frames into [track] too, from now on. */
+    @Synchronized
+    fun add(kind: String, track: CallMediaSource) {
+        sources = sources + (kind to track)
+    }
+
+    /** Sends no more [kind] frames: its track is closed. */
+    fun remove(kind: String) {
+        val track = synchronized(this) { sources[kind]?.also { sources = sources - kind } }
+        track?.close()
+    }
+
     /** Closes every track: no frame goes anywhere any more. */
     fun close() {
-        val closing = sources.values
-        sources = emptyMap()
+        val closing = synchronized(this) { sources.values.also { sources = emptyMap() } }
         closing.forEach { it.close() }
     }
 }

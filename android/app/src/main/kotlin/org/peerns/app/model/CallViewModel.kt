@@ -36,6 +36,8 @@ data class CallState(
     val sendsVideo: Boolean = false,
     /** Our side carries sound (not when we only watch an armed baby monitor's stream). */
     val sendsAudio: Boolean = true,
+    /** Our side has a screen track: we may share our screen ([CallViewModel.shareScreen]). */
+    val sendsScreen: Boolean = false,
     val local: CallMediaState = NO_MEDIA,
     val remote: CallMediaState = NO_MEDIA,
     /** The media connection is up. */
@@ -51,7 +53,7 @@ data class CallState(
 }
 
 /**
- * A 1:1 call: ring (answer, decline), in call (mute, camera), hang up. Follows the node's call
+ * A 1:1 call: ring (answer, decline), in call (mute, camera, screen), hang up. Follows the node's call
  * events ([onEvent]); [refresh] reads the active call (a screen opened by a notification). Once
  * the media is up, [startMedia] sends [media]'s microphone and camera into the call's tracks and
  * plays the peer's (its shared screen instead of its camera while it shares one). While
@@ -163,6 +165,14 @@ class CallViewModel(
         sinks?.cancel()
         sinks?.close()
         sinks = null
+        // A share ends with the media (the peer is told if the call goes on).
+        val shared = mutableState.value.takeIf { it.local.screen }?.call ?: return
+        mutableState.update { it.copy(local = it.local.copy(screen = false)) }
+        try {
+            node.setScreen(shared, false)
+        } catch (_: PeernsException) {
+            // The call ended.
+        }
     }
 
     /**
@@ -186,21 +196,25 @@ class CallViewModel(
             offered = active.callerKinds,
             sendsVideo = ours.video,
             sendsAudio = ours.audio,
+            sendsScreen = ours.screen,
             local = active.localMedia,
             remote = active.remoteMedia,
             mediaUp = mediaUp,
         )
     }
 
-    /** Calls contact [fingerprint], with the camera when [video] (off at first under battery saver). */
+    /**
+     * Calls contact [fingerprint], with the camera when [video] (off at first under battery
+     * saver); a video call carries a screen track too, for [shareScreen].
+     */
     suspend fun call(fingerprint: String, video: Boolean) = guard {
-        val kinds = CallKinds(audio = true, video = video, screen = false)
+        val kinds = CallKinds(audio = true, video = video, screen = video)
         val call = node.startCall(fingerprint, kinds)
         val name = nameOf(fingerprint)
         mutableState.update {
             // An event of the new call may have come first: keep what it said.
             if (it.call == call) {
-                it.copy(name = name, offered = kinds, sendsVideo = video, error = null)
+                it.copy(name = name, offered = kinds, sendsVideo = video, sendsScreen = video, error = null)
             } else {
                 CallState(
                     call = call,
@@ -210,16 +224,20 @@ class CallViewModel(
                     status = "dialing",
                     offered = kinds,
                     sendsVideo = video,
+                    sendsScreen = video,
                 )
             }
         }
         if (video && powerSaver.value) cameraStartsOff(call)
     }
 
-    /** Answers the ringing call, with the camera when [video] (off at first under battery saver). */
+    /**
+     * Answers the ringing call, with the camera when [video] (off at first under battery saver)
+     * and then a screen track too.
+     */
     suspend fun accept(video: Boolean) = withCall { call ->
-        node.acceptCall(call, CallKinds(audio = true, video = video, screen = false))
-        mutableState.update { it.copy(local = it.local.copy(cameraOff = !video), sendsVideo = video, error = null) }
+        node.acceptCall(call, CallKinds(audio = true, video = video, screen = video))
+        mutableState.update { it.copy(local = it.local.copy(cameraOff = !video), sendsVideo = video, sendsScreen = video, error = null) }
         if (video && powerSaver.value) cameraStartsOff(call)
     }
 
@@ -260,6 +278,32 @@ class CallViewModel(
         val back = !mutableState.value.local.backCamera
         mutableState.update { it.copy(local = it.local.copy(backCamera = back)) }
         if ("video" in sources && !mutableState.value.local.cameraOff) media?.setCamera(facing(back))
+    }
+
+    /**
+     * Shares our screen in the call (instead of our camera in the peer's picture, while it
+     * lasts), through the capture the user just allowed ([CallMedia.startScreen]); or no
+     * longer. The share also ends when the user stops it from the system's controls.
+     */
+    suspend fun shareScreen(on: Boolean): Boolean = withCall { call ->
+        val media = media ?: throw IllegalArgumentException("this phone cannot share its screen")
+        if (on == mutableState.value.local.screen) return@withCall
+        if (on) {
+            require(mutableState.value.sendsScreen) { "this call has no screen track" }
+            sources.add("screen", node.callMediaSource(call, "screen", media.screenControl))
+            val started = media.startScreen {
+                requests.launch { if (mutableState.value.call == call) shareScreen(false) }
+            }
+            if (!started) {
+                sources.remove("screen")
+                throw IllegalArgumentException("the screen capture was not allowed")
+            }
+        } else {
+            media.stopScreen()
+            sources.remove("screen")
+        }
+        mutableState.update { it.copy(local = it.local.copy(screen = on)) }
+        node.setScreen(call, on)
     }
 
     /** Applies a call event of the node; true when it changed the state. */

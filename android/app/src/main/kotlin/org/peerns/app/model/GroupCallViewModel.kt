@@ -32,6 +32,10 @@ data class GroupCallState(
     val participants: List<CallParticipant> = emptyList(),
     val muted: Boolean = false,
     val cameraOff: Boolean = false,
+    /** We joined with video, so we may share our screen too ([GroupCallViewModel.shareScreen]). */
+    val sendsScreen: Boolean = false,
+    /** Our screen is shared. */
+    val screen: Boolean = false,
     /** Frames received per participant's fingerprint: whose media arrives (brought up to date once a second). */
     val frames: Map<String, Long> = emptyMap(),
     /** The bit rate our connections can carry now (the encoder's target), 0 until known. */
@@ -54,7 +58,7 @@ data class GroupCallState(
 }
 
 /**
- * Our part in a group's call: join and leave, mute, camera; the roster, our phase and who speaks
+ * Our part in a group's call: join and leave, mute, camera, screen; the roster, our phase and who speaks
  * from [GroupEvent]s ([onGroupEvent]) and from them the grid of pictures ([CallGrid]), the
  * others' frames counted per sender and handed to [media] to play (a picture waiting for a
  * keyframe asks its sender), and [media]'s encoded frames pushed into the call (audio with its
@@ -130,6 +134,8 @@ class GroupCallViewModel(
     private val encoder = object : EncoderControlListener {
         override fun requestKeyframe() {
             media?.videoControl?.requestKeyframe()
+            // One control for our pictures: the screen's too, while shared.
+            if (mutableState.value.screen) media?.screenControl?.requestKeyframe()
         }
 
         override fun targetBitrate(bps: ULong) {
@@ -153,12 +159,16 @@ class GroupCallViewModel(
         mutableState.update { regrid(it.copy(participants = roster, error = null)) }
     }
 
-    /** Joins the call sending audio, and video when [video] (the camera off at first under battery saver). */
+    /**
+     * Joins the call sending audio, and video when [video] (the camera off at first under battery
+     * saver), then able to share the screen too.
+     */
     suspend fun join(video: Boolean) = guard {
         call?.stop()
-        call = node.groupCallJoin(group, CallKinds(audio = true, video = video, screen = false), frames, encoder)
+        media?.stopScreen()
+        call = node.groupCallJoin(group, CallKinds(audio = true, video = video, screen = video), frames, encoder)
         val cameraOff = !video || powerSaver.value
-        mutableState.update { it.copy(cameraOff = cameraOff, error = null) }
+        mutableState.update { it.copy(cameraOff = cameraOff, sendsScreen = video, screen = false, error = null) }
         media?.setMuted(mutableState.value.muted)
         media?.start(if (cameraOff) null else FRONT, out)
         if (video) {
@@ -195,7 +205,9 @@ class GroupCallViewModel(
         keyframesAsked.clear()
         frameCounts.clear()
         countsShownAt = 0L
-        mutableState.update { it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList(), pictures = emptyList()) }
+        mutableState.update {
+            it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList(), pictures = emptyList(), sendsScreen = false, screen = false)
+        }
     }
 
     suspend fun setMuted(muted: Boolean) = guard {
@@ -207,6 +219,24 @@ class GroupCallViewModel(
     suspend fun setCameraOff(off: Boolean) = guard {
         mutableState.update { it.copy(cameraOff = off) }
         if (call != null) media?.setCamera(if (off) null else FRONT)
+        announce()
+    }
+
+    /**
+     * Shares our screen in the call, through the capture the user just allowed
+     * ([CallMedia.startScreen]), or no longer; it also ends when the user stops it from the
+     * system's controls. Everyone's grid shows it in our picture while it lasts.
+     */
+    suspend fun shareScreen(on: Boolean): Boolean = guard {
+        val media = media ?: throw IllegalArgumentException("this phone cannot share its screen")
+        if (on == mutableState.value.screen) return@guard
+        if (on) {
+            require(call != null && mutableState.value.sendsScreen) { "join the call with video to share the screen" }
+            require(media.startScreen { background.launch { shareScreen(false) } }) { "the screen capture was not allowed" }
+        } else {
+            media.stopScreen()
+        }
+        mutableState.update { it.copy(screen = on) }
         announce()
     }
 
@@ -240,7 +270,7 @@ class GroupCallViewModel(
         val s = mutableState.value
         node.groupCallSetMedia(
             group,
-            CallMediaState(muted = s.muted, cameraOff = s.cameraOff, screen = false, backCamera = false, rotation = rotation.toUShort()),
+            CallMediaState(muted = s.muted, cameraOff = s.cameraOff, screen = s.screen, backCamera = false, rotation = rotation.toUShort()),
         )
     }
 

@@ -85,12 +85,28 @@ class CallViewModelTest {
             bobMedia.waitingForKeyframe = false
             pusher.cancel()
 
-            // Ann shares her screen (from the library: the phone shares none yet): bob's picture
-            // shows it while she does, then her camera again.
-            ann.setScreen(annCall.state.value.call!!, true)
+            // Ann shares her screen (her video call has a screen track; bob's audio answer has
+            // none): not before she allowed the capture; then bob's picture shows it, from her
+            // screen's frames, while she does, then her camera again. A share the user stops from
+            // the system's controls ends the same way.
+            assertTrue(annCall.state.value.sendsScreen)
+            assertFalse(bobCall.state.value.sendsScreen)
+            assertFalse(annCall.shareScreen(true))
+            annMedia.screenAllowed = true
+            assertTrue(annCall.shareScreen(true))
+            assertTrue(annMedia.screenOn && annCall.state.value.local.screen)
             eventually(what = "ann's screen at bob") { bobMedia.takeIf { it.peerScreen } }
-            ann.setScreen(annCall.state.value.call!!, false)
+            val screens = pushScreen(annMedia)
+            eventually(what = "ann's screen's frames at bob") { bobMedia.played.firstOrNull { it == Triple("screen", "video", true) } }
+            screens.cancel()
+            assertTrue(annCall.shareScreen(false))
+            assertFalse(annMedia.screenOn)
             eventually(what = "ann's camera again at bob") { bobMedia.takeIf { !it.peerScreen } }
+            assertTrue(annCall.shareScreen(true))
+            eventually(what = "ann's screen at bob again") { bobMedia.takeIf { it.peerScreen } }
+            annMedia.endScreenFromSystem()
+            eventually(what = "the share ended") { annCall.state.value.takeIf { !it.local.screen } }
+            eventually(what = "ann's camera at bob after the share") { bobMedia.takeIf { !it.peerScreen } }
 
             // Ann turns to her back camera and back; bob is told each time.
             assertTrue(annCall.switchCamera())

@@ -13,6 +13,7 @@ import kotlin.test.assertNotNull
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.MutableStateFlow
@@ -116,6 +117,45 @@ class RecordingMedia : CallMedia {
     override fun setRemoteScreen(shared: Boolean) {
         peerScreen = shared
     }
+
+    /** Whether the user allowed a screen capture (as in the system's dialog). */
+    @Volatile
+    var screenAllowed = false
+
+    /** Whether our screen is being captured. */
+    @Volatile
+    var screenOn = false
+
+    @Volatile
+    private var screenStopped: (() -> Unit)? = null
+
+    override fun startScreen(onStopped: () -> Unit): Boolean {
+        if (!screenAllowed) return false
+        screenOn = true
+        screenStopped = onStopped
+        return true
+    }
+
+    override fun stopScreen() {
+        screenOn = false
+        screenStopped = null
+    }
+
+    /** The user stops the share from the system's controls. */
+    fun endScreenFromSystem() {
+        screenOn = false
+        screenStopped?.invoke()
+    }
+}
+
+/** Sends [media]'s screen as the phone's encoder would: 15 frames a second, a keyframe a second. */
+fun CoroutineScope.pushScreen(media: RecordingMedia) = launch {
+    var i = 0
+    while (true) {
+        media.out?.frame("screen", i * 66_666L, i % 15 == 0, accessUnit(i % 15 == 0), null)
+        i++
+        delay(66)
+    }
 }
 
 /** An H.264 access unit as the encoder makes them: SPS, PPS and IDR when [key], else one slice. */
@@ -157,9 +197,11 @@ class GroupCallViewModelTest {
                 override fun targetBitrate(bps: ULong) {}
             }
             val fromBob = AtomicInteger()
+            val screenFromBob = AtomicInteger()
             val ignore = object : GroupCallFrameListener {
                 override fun onFrame(frame: GroupCallFrame) {
                     if (frame.sender == bobFp && frame.kind == "video") fromBob.incrementAndGet()
+                    if (frame.sender == bobFp && frame.kind == "screen") screenFromBob.incrementAndGet()
                 }
             }
             val annCall: GroupCall = eventually(what = "ann joining the call") {
@@ -214,6 +256,25 @@ class GroupCallViewModelTest {
             val annTurned = CallMediaState(muted = false, cameraOff = false, screen = false, backCamera = false, rotation = 270u)
             ann.groupCallSetMedia(gid, annTurned)
             eventually(what = "ann's picture turned at bob") { media.rotations[annFp]?.takeIf { it == 270 } }
+
+            // Bob shares his screen: not before the user allowed the capture; then ann's roster
+            // says so and his screen's frames reach her; the user stops it from the system.
+            assertFalse(model.shareScreen(true))
+            assertFalse(model.state.value.screen)
+            media.screenAllowed = true
+            assertTrue(model.shareScreen(true))
+            assertTrue(media.screenOn && model.state.value.screen)
+            eventually(what = "bob's screen at ann") {
+                ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.media.screen }
+            }
+            val screens = pushScreen(media)
+            eventually(what = "bob's screen frames at ann") { screenFromBob.get().takeIf { it > 0 } }
+            screens.cancel()
+            media.endScreenFromSystem()
+            eventually(what = "the share ended") { model.state.value.takeIf { !it.screen } }
+            eventually(what = "bob's screen gone at ann") {
+                ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && !it.media.screen }
+            }
 
             ann.groupCallSetMedia(gid, CallMediaState(muted = true, cameraOff = true, screen = false, backCamera = false))
             eventually(what = "ann muted at bob") {

@@ -10,9 +10,6 @@ import android.hardware.camera2.CameraManager
 import android.hardware.camera2.params.OutputConfiguration
 import android.hardware.camera2.params.SessionConfiguration
 import android.media.MediaCodec
-import android.media.MediaCodecInfo.CodecProfileLevel
-import android.media.MediaCodecInfo.EncoderCapabilities
-import android.media.MediaFormat
 import android.os.Bundle
 import android.os.Handler
 import android.os.HandlerThread
@@ -23,13 +20,10 @@ import java.util.concurrent.CountDownLatch
 import java.util.concurrent.Executor
 import java.util.concurrent.TimeUnit
 import kotlin.math.abs
-import org.peerns.media.AccessUnitAssembler
 
 /**
- * The camera, encoded: a Camera2 capture session draws into the input surface of a MediaCodec
- * H.264 encoder (constrained baseline where the encoder has it, else baseline; CBR where
- * supported, else VBR; a keyframe every [KEYFRAME_INTERVAL_S] s), whose output goes to [sink] as
- * Annex-B access units with SPS/PPS before every keyframe. [control] takes the core's keyframe
+ * The camera, encoded: a Camera2 capture session draws into the input surface of a
+ * [SurfaceH264] encoder, whose access units go to [sink]. [control] takes the core's keyframe
  * requests and target bitrate. A [setPreview] surface shows the same picture to us (the
  * camera draws into both); a preview the camera refuses is left out, the encoder goes on. Android
  * 9+ and the CAMERA permission; everything runs on a thread of its own. The picture is sent as
@@ -46,7 +40,7 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
     // after release must still be closed).
     private val executor = Executor { if (!handler.post(it)) it.run() }
     private val lock = Any()
-    private var codec: MediaCodec? = null
+    private var codec: SurfaceH264? = null
     private var surface: Surface? = null
     private var camera: CameraDevice? = null
     private var session: CameraCaptureSession? = null
@@ -118,13 +112,7 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
         thread.quitSafely()
     }
 
-    override fun setParameters(params: Bundle): Unit = synchronized(lock) {
-        try {
-            codec?.setParameters(params)
-        } catch (_: IllegalStateException) {
-            // The codec stopped between the core's request and now: nothing to change.
-        }
-    }
+    override fun setParameters(params: Bundle): Unit = synchronized(lock) { codec?.setParameters(params) }
 
     private fun open(facing: String) {
         check(appContext.checkSelfPermission(Manifest.permission.CAMERA) == PackageManager.PERMISSION_GRANTED) { "no camera permission" }
@@ -136,18 +124,9 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
         val sizes = cameras.getCameraCharacteristics(id).get(CameraCharacteristics.SCALER_STREAM_CONFIGURATION_MAP)
             ?.getOutputSizes(MediaCodec::class.java).orEmpty()
         val size = sizes.minByOrNull { abs(it.width * it.height - WIDTH * HEIGHT) } ?: Size(WIDTH, HEIGHT)
-        val encoder = MediaCodec.createEncoderByType(MediaFormat.MIMETYPE_VIDEO_AVC)
-        val input: Surface
-        try {
-            encoder.configure(format(encoder, size), null, null, MediaCodec.CONFIGURE_FLAG_ENCODE)
-            input = encoder.createInputSurface()
-            encoder.setCallback(Output(), handler)
-            encoder.start()
-        } catch (e: Exception) {
-            encoder.release()
-            throw e
-        }
+        val encoder = SurfaceH264.start(size, control.targetBps ?: START_BPS, FPS, handler, sink, onError)
         synchronized(lock) { codec = encoder }
+        val input = encoder.surface
         surface = input
         cameras.openCamera(
             id,
@@ -216,65 +195,13 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
         }
     }
 
-    private fun format(encoder: MediaCodec, size: Size): MediaFormat {
-        val caps = encoder.codecInfo.getCapabilitiesForType(MediaFormat.MIMETYPE_VIDEO_AVC)
-        val constrained = caps.profileLevels.any { it.profile == CodecProfileLevel.AVCProfileConstrainedBaseline }
-        val cbr = caps.encoderCapabilities?.isBitrateModeSupported(EncoderCapabilities.BITRATE_MODE_CBR) == true
-        return MediaFormat.createVideoFormat(MediaFormat.MIMETYPE_VIDEO_AVC, size.width, size.height).apply {
-            setInteger(MediaFormat.KEY_COLOR_FORMAT, android.media.MediaCodecInfo.CodecCapabilities.COLOR_FormatSurface)
-            setInteger(MediaFormat.KEY_BIT_RATE, control.targetBps ?: START_BPS)
-            setInteger(MediaFormat.KEY_FRAME_RATE, FPS)
-            setInteger(MediaFormat.KEY_I_FRAME_INTERVAL, KEYFRAME_INTERVAL_S)
-            setInteger(
-                MediaFormat.KEY_PROFILE,
-                if (constrained) CodecProfileLevel.AVCProfileConstrainedBaseline else CodecProfileLevel.AVCProfileBaseline,
-            )
-            setInteger(MediaFormat.KEY_LEVEL, CodecProfileLevel.AVCLevel31)
-            setInteger(
-                MediaFormat.KEY_BITRATE_MODE,
-                if (cbr) EncoderCapabilities.BITRATE_MODE_CBR else EncoderCapabilities.BITRATE_MODE_VBR,
-            )
-        }
-    }
-
-    /** The encoder's output, on the encoder's thread. */
-    private inner class Output : MediaCodec.Callback() {
-        private val assembler = AccessUnitAssembler()
-
-        override fun onOutputBufferAvailable(codec: MediaCodec, index: Int, info: MediaCodec.BufferInfo) {
-            val buffer = codec.getOutputBuffer(index)
-            if (buffer != null && info.size > 0) {
-                val data = ByteArray(info.size)
-                buffer.position(info.offset)
-                buffer.get(data)
-                val config = info.flags and MediaCodec.BUFFER_FLAG_CODEC_CONFIG != 0
-                val key = info.flags and MediaCodec.BUFFER_FLAG_KEY_FRAME != 0
-                assembler.encoderOutput(data, config, key)?.let { sink.frame(info.presentationTimeUs, key || config, it) }
-            }
-            codec.releaseOutputBuffer(index, false)
-        }
-
-        override fun onInputBufferAvailable(codec: MediaCodec, index: Int) = Unit // Surface input
-
-        override fun onOutputFormatChanged(codec: MediaCodec, format: MediaFormat) = Unit
-
-        override fun onError(codec: MediaCodec, e: MediaCodec.CodecException) = onError("video encoder: ${e.diagnosticInfo}")
-    }
-
     private fun stopNow() {
         session?.close()
         session = null
         camera?.close()
         camera = null
-        surface?.release()
         surface = null
-        val c = synchronized(lock) { codec.also { codec = null } } ?: return
-        try {
-            c.stop()
-        } catch (_: IllegalStateException) {
-            // It failed already (reported through onError).
-        }
-        c.release()
+        synchronized(lock) { codec.also { codec = null } }?.release()
     }
 
     companion object {
@@ -284,7 +211,6 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
         const val WIDTH = 640
         const val HEIGHT = 480
         const val FPS = 30
-        const val KEYFRAME_INTERVAL_S = 2
         const val START_BPS = 600_000
         const val MIN_BPS = 100_000
         const val MAX_BPS = 2_000_000

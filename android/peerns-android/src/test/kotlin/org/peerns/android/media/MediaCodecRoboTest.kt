@@ -6,6 +6,7 @@ import android.media.MediaFormat
 import android.os.Bundle
 import android.os.Handler
 import android.os.HandlerThread
+import android.util.Size
 import android.view.Surface
 import java.nio.ByteBuffer
 import java.util.concurrent.FutureTask
@@ -112,6 +113,20 @@ class MediaCodecRoboTest {
         )
         // The camera's next codec starts at the last target.
         assertEquals(2_000_000, control.targetBps)
+    }
+
+    @Test
+    fun theSharedScreenIsScaledDownToWhatLevel31Takes() {
+        // A phone held upright: its long side to 1280, both sides multiples of 16.
+        assertEquals(Size(576, 1280), ScreenEncoder.sizeFor(1080, 2400))
+        assertEquals(Size(1280, 576), ScreenEncoder.sizeFor(2400, 1080))
+        // A 16:10 tablet: 1280×800 would be over level 3.1's 3,600 macroblocks.
+        val tablet = ScreenEncoder.sizeFor(2560, 1600)
+        assertEquals(Size(1200, 752), tablet)
+        assertTrue(tablet.width * tablet.height <= ScreenEncoder.MAX_PIXELS)
+        // Never scaled up; a small screen keeps its size, rounded down to 16.
+        assertEquals(Size(480, 800), ScreenEncoder.sizeFor(480, 800))
+        assertEquals(Size(16, 16), ScreenEncoder.sizeFor(0, 0))
     }
 
     @Test

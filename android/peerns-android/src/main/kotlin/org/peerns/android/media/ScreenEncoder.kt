@@ -1,0 +1,134 @@
+package org.peerns.android.media
+
+import android.content.Context
+import android.hardware.display.DisplayManager
+import android.hardware.display.VirtualDisplay
+import android.media.projection.MediaProjection
+import android.os.Bundle
+import android.os.Handler
+import android.os.HandlerThread
+import android.util.Size
+import kotlin.math.floor
+import kotlin.math.max
+import kotlin.math.sqrt
+
+/**
+ * The screen, encoded: a MediaProjection's virtual display mirrors the phone's screen into a
+ * [SurfaceH264] encoder (the screen scaled to at most [MAX_SIDE] pixels on its long side, [FPS]
+ * frames a second, the last picture encoded again after [REPEAT_AFTER_US] without a change),
+ * whose access units go to [sink]. The projection comes from the user's consent to the system's
+ * capture dialog, which the activity asks for; from Android 14 the app's foreground service must
+ * hold the mediaProjection type before the projection is taken (`PeernsService.setCapturing`),
+ * and each consent serves one share. [control] takes the core's keyframe requests and bitrate.
+ * Everything runs on a thread of its own.
+ */
+class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, private val onError: (String) -> Unit) : CodecParameters {
+    private val metrics = context.applicationContext.resources.displayMetrics
+    private val thread = HandlerThread("peerns-screen-encoder").apply { start() }
+    private val handler = Handler(thread.looper)
+    private val lock = Any()
+    private var codec: SurfaceH264? = null
+    private var display: VirtualDisplay? = null
+    private var projection: MediaProjection? = null
+
+    /** The core's requests for this encoder. */
+    val control = EncoderControl(this, MIN_BPS, MAX_BPS)
+
+    /**
+     * Shares the screen through [projection] (replacing a share running); [onStopped] runs, on
+     * the encoder's thread, when the share ends other than by [stop]: the user stopped it from
+     * the system's controls, the screen locked, or it could not start (said through onError).
+     */
+    fun start(projection: MediaProjection, onStopped: () -> Unit) {
+        val posted = handler.post {
+            stopNow()
+            try {
+                open(projection, onStopped)
+            } catch (e: Exception) {
+                stopNow()
+                onError("screen: ${e.message ?: e}")
+                onStopped()
+            }
+        }
+        // Released: the consent is given back at once.
+        if (!posted) projection.stop()
+    }
+
+    /** Stops sharing (the thread stays for a later [start]). */
+    fun stop() {
+        handler.post(::stopNow)
+    }
+
+    /** Stops and ends the thread; this encoder cannot start again. */
+    fun release() {
+        handler.post(::stopNow)
+        thread.quitSafely()
+    }
+
+    override fun setParameters(params: Bundle): Unit = synchronized(lock) { codec?.setParameters(params) }
+
+    private fun open(projection: MediaProjection, onStopped: () -> Unit) {
+        this.projection = projection
+        // Registered before the display is made (Android 14 refuses it otherwise); a projection
+        // stopped by us is no longer ours when this runs, so only the system's stop is told.
+        projection.registerCallback(
+            object : MediaProjection.Callback() {
+                override fun onStop() {
+                    if (this@ScreenEncoder.projection !== projection) return
+                    stopNow()
+                    onStopped()
+                }
+            },
+            handler,
+        )
+        val size = sizeFor(metrics.widthPixels, metrics.heightPixels)
+        val encoder = SurfaceH264.start(size, control.targetBps ?: START_BPS, FPS, handler, sink, onError, REPEAT_AFTER_US)
+        synchronized(lock) { codec = encoder }
+        display = projection.createVirtualDisplay(
+            "peerns-screen",
+            size.width,
+            size.height,
+            metrics.densityDpi,
+            DisplayManager.VIRTUAL_DISPLAY_FLAG_AUTO_MIRROR,
+            encoder.surface,
+            null,
+            handler,
+        )
+    }
+
+    private fun stopNow() {
+        display?.release()
+        display = null
+        synchronized(lock) { codec.also { codec = null } }?.release()
+        // Ours no longer before it stops: its onStop is then not taken for the user's.
+        val ending = projection ?: return
+        projection = null
+        ending.stop()
+    }
+
+    companion object {
+        const val MAX_SIDE = 1280
+        const val FPS = 15
+        const val REPEAT_AFTER_US = 200_000L
+        const val START_BPS = 1_000_000
+        const val MIN_BPS = 150_000
+        const val MAX_BPS = 2_500_000
+
+        /** The most pixels a picture may have: H.264 level 3.1's 3,600 macroblocks (1280×720). */
+        const val MAX_PIXELS = 3_600 * 256
+
+        /**
+         * The encoded picture's size for a [width]×[height] screen: scaled down (never up) to at
+         * most [MAX_SIDE] on the long side and [MAX_PIXELS] in all (the encoder is set to level
+         * 3.1), each side a multiple of 16 (what every H.264 encoder takes; the mirror is fitted
+         * into it), rounded down.
+         */
+        fun sizeFor(width: Int, height: Int): Size {
+            val w = max(width, 1)
+            val h = max(height, 1)
+            val scale = minOf(1.0, MAX_SIDE.toDouble() / max(w, h), sqrt(MAX_PIXELS.toDouble() / (w.toDouble() * h)))
+            val side = { s: Int -> max(16, floor(s * scale / 16).toInt() * 16) }
+            return Size(side(w), side(h))
+        }
+    }
+}
