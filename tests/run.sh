@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-log() { printf '\n== %s\n' "$*"; }
+log() { printf '\n== %s  (%s s in)\n' "$*" "$SECONDS"; }
 # A clean checkout gains nothing from incremental caches (GBs on disk); report the disk as we go,
 # since a full run needs several GB free.
 export CARGO_INCREMENTAL=0
@@ -98,6 +98,7 @@ done
 set -e
 disk
 echo
+echo "took ${SECONDS} s"
 echo "tests: ${passed} passed, ${failed} failed"
 for s in "$status" "$py_status" "$kt_status" "$android_status" "$swift_status" "$fuzz_status"; do
   if [ "$s" -ne 0 ]; then exit "$s"; fi
