@@ -38,19 +38,22 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.local.cameraOff) } }
     private val switchCamera = ui.button("Back camera") { act { model.switchCamera() } }
 
-    // Whether the state said our screen is shared.
-    private var sharing = false
+    // A share the user allowed is starting: the mediaProjection type is claimed for it.
+    private var sharePending = false
 
-    // Our screen instead of our camera in the peer's picture: the system asks the user each time.
+    // Our screen in place of our camera in the peer's picture: the system asks the user each time.
     private val shareScreen = ui.button("Share screen") {
         when {
             model.state.value.local.screen -> act { model.shareScreen(false) }
             media != null -> host.withScreenCapture(media) {
+                sharePending = true
                 act {
-                    // Not shared after all (the call ended meanwhile, say): the capture goes back.
-                    if (!model.shareScreen(true)) {
-                        media.dropScreenCapture()
-                        host.service?.setScreenShared(false)
+                    try {
+                        // Not shared after all (the call ended meanwhile, say): the capture goes back.
+                        if (!model.shareScreen(true)) media.dropScreenCapture()
+                    } finally {
+                        sharePending = false
+                        if (!model.state.value.local.screen) host.service?.setScreenShared(false)
                     }
                 }
             }
@@ -167,8 +170,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 shareScreen.visibility = if (media != null && s.sendsScreen && s.mediaUp) View.VISIBLE else View.GONE
                 // The mediaProjection type only while the screen is shared (the share may
                 // also end from the system's controls, or with the call).
-                if (sharing && !s.local.screen) host.service?.setScreenShared(false)
-                sharing = s.local.screen
+                if (!sharePending && !s.local.screen) host.service?.setScreenShared(false)
                 if (s.call != null && s.status == "connected" && s.mediaUp) {
                     startMedia(s.call, camera = s.sendsVideo, microphone = s.sendsAudio)
                 }

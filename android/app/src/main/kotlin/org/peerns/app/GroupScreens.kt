@@ -271,19 +271,22 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
 
-    // Whether the state said our screen is shared.
-    private var sharing = false
+    // A share the user allowed is starting: the mediaProjection type is claimed for it.
+    private var sharePending = false
 
-    // Our screen in our picture of everyone's grid: the system asks the user each time.
+    // Our screen in place of our camera in the peer's picture: the system asks the user each time.
     private val shareScreen = ui.button("Share screen") {
         when {
             model.state.value.screen -> act { model.shareScreen(false) }
             media != null -> host.withScreenCapture(media) {
+                sharePending = true
                 act {
-                    // Not shared after all (left meanwhile, say): the capture goes back.
-                    if (!model.shareScreen(true)) {
-                        media.dropScreenCapture()
-                        host.service?.setScreenShared(false)
+                    try {
+                        // Not shared after all (the call was left meanwhile, say): the capture goes back.
+                        if (!model.shareScreen(true)) media.dropScreenCapture()
+                    } finally {
+                        sharePending = false
+                        if (!model.state.value.screen) host.service?.setScreenShared(false)
                     }
                 }
             }
@@ -345,8 +348,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                 shareScreen.visibility = if (media != null && state.sendsScreen) View.VISIBLE else View.GONE
                 // The mediaProjection type only while the screen is shared (the share may also
                 // end from the system's controls, or as we leave).
-                if (sharing && !state.screen) host.service?.setScreenShared(false)
-                sharing = state.screen
+                if (!sharePending && !state.screen) host.service?.setScreenShared(false)
                 // Ourselves, small, while our camera sends.
                 val ownShown = media != null && state.phase != GroupCallPhase.OUT && !state.cameraOff
                 ownPicture.visibility = if (ownShown) View.VISIBLE else View.GONE

@@ -437,16 +437,20 @@ class MainActivity :
         onScreenAllowed = null
         if (resultCode != RESULT_OK || data == null) return
         val service = service ?: return
-        // Held before the projection is taken (Android 14 throws otherwise).
-        service.setScreenShared(true)
-        val projection = try {
-            getSystemService(MediaProjectionManager::class.java)?.getMediaProjection(resultCode, data)
-        } catch (e: SecurityException) {
+        // The mediaProjection type is held before the projection is taken (Android 10+ throws
+        // otherwise), and claimed only after the user's consent (Android 14 refuses it before).
+        val projection = if (!service.setScreenShared(true)) {
             null
+        } else {
+            try {
+                getSystemService(MediaProjectionManager::class.java)?.getMediaProjection(resultCode, data)
+            } catch (e: SecurityException) {
+                null
+            }
         }
         if (projection == null) {
             service.setScreenShared(false)
-            return Toast.makeText(this, "The screen could not be captured", Toast.LENGTH_LONG).show()
+            return Toast.makeText(this, "PeerNS could not capture the screen (it needs to run in the foreground)", Toast.LENGTH_LONG).show()
         }
         media.screenProjection = projection
         then()

@@ -42,11 +42,13 @@ import org.peerns.telecom.CallControl
  * that Android keeps the process, and the node's sockets, alive.
  *
  * Subclass it to supply [config], and declare the subclass in the app's manifest with
- * `android:foregroundServiceType="dataSync|location"` (android/README.md explains the choice).
- * Start it with `startForegroundService` from a visible activity; bind with flags 0 to read
- * [node], [status], [problem] and [stadium]; [ACTION_STOP] (the notification's Stop) ends it.
- * The foreground types follow the features that are on: dataSync always, location only while
- * stadium mode is on ([startStadium], [stopStadium]). Notification actions come here too: a
+ * `android:foregroundServiceType="dataSync|location|camera|microphone|mediaProjection"`
+ * (android/README.md explains the choice). Start it with `startForegroundService` from a visible
+ * activity; bind with flags 0 to read [node], [status], [problem] and [stadium]; [ACTION_STOP]
+ * (the notification's Stop) ends it. The foreground types follow the features that are on:
+ * dataSync while nothing captures, location only while stadium mode is on ([startStadium],
+ * [stopStadium]), camera and microphone while a call or the baby monitor captures
+ * ([setCapturing]), mediaProjection while our screen is shared ([setScreenShared]). Notification actions come here too: a
  * message's direct reply ([ACTION_REPLY]) and an incoming call's Decline ([ACTION_DECLINE]).
  */
 abstract class PeernsService : Service() {
@@ -105,7 +107,7 @@ abstract class PeernsService : Service() {
         private set
     private var appActive = false
 
-    /** The camera and microphone foreground types of what captures now ([setCapturing]). */
+    /** The capture foreground types claimed now ([setCapturing], [setScreenShared]). */
     private var capturing = 0
 
     /** The types each capturer claims, by owner. */
@@ -172,10 +174,17 @@ abstract class PeernsService : Service() {
 
     /**
      * Our screen is shared in a call, or no longer: the mediaProjection foreground type is held
-     * while it is. Call it once the user allowed the capture (the system's dialog) and before
-     * the projection is taken: Android 14+ wants the type held by then.
+     * while it is. Call it from the visible activity once the user allowed the capture (the
+     * system's dialog; Android 14 refuses the type before that) and before the projection is
+     * taken (from Android 10 the type must be held by then). Returns whether the service now
+     * holds what a share needs (always before Android 10, which has no types).
      */
-    fun setScreenShared(shared: Boolean) = claim(SCREEN_SHARE, if (shared) ServiceInfo.FOREGROUND_SERVICE_TYPE_MEDIA_PROJECTION else 0)
+    fun setScreenShared(shared: Boolean): Boolean {
+        val type = ServiceInfo.FOREGROUND_SERVICE_TYPE_MEDIA_PROJECTION
+        claim(SCREEN_SHARE, if (shared) type else 0)
+        // Not in the foreground (not started yet, or refused): no share, said by the caller.
+        return Build.VERSION.SDK_INT < Build.VERSION_CODES.Q || (foreground && foregroundTypes and type != 0)
+    }
 
     /** [owner] claims the capture foreground [types] (0: none); the service holds every type claimed. */
     @Synchronized
@@ -315,7 +324,8 @@ abstract class PeernsService : Service() {
     /** What Telecom's connections ask of the node's calls. */
     private inner class NodeCalls(private val node: Peerns) : CallControl {
         override fun answer(call: String, video: Boolean) {
-            node.acceptCall(call, CallKinds(audio = true, video = video, screen = false))
+            // A video call answered carries a screen track too, as from the app's call screen.
+            node.acceptCall(call, CallKinds(audio = true, video = video, screen = video))
             // Battery saver: the camera starts off, as in the app's call screen (it can be turned on).
             if (video && mutablePowerSave.value) node.setCameraOff(call, true)
             activeCaller(node, call)?.let { notifier?.cancelCall(it) }

@@ -10,6 +10,8 @@ import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
+import kotlinx.coroutines.sync.Mutex
+import kotlinx.coroutines.sync.withLock
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.CallMediaSinks
 import org.peerns.ffi.CallMediaState
@@ -265,7 +267,9 @@ class CallViewModel(
 
     suspend fun setCameraOff(off: Boolean) = withCall { call ->
         node.setCameraOff(call, off)
-        if ("video" in sources) media?.setCamera(if (off) null else facing(mutableState.value.local.backCamera))
+        // While the screen is shared the camera waits for the share's end.
+        val local = mutableState.value.local
+        if ("video" in sources && !local.screen) media?.setCamera(if (off) null else facing(local.backCamera))
         mutableState.update { it.copy(local = it.local.copy(cameraOff = off)) }
     }
 
@@ -277,34 +281,73 @@ class CallViewModel(
         node.switchCamera(call)
         val back = !mutableState.value.local.backCamera
         mutableState.update { it.copy(local = it.local.copy(backCamera = back)) }
-        if ("video" in sources && !mutableState.value.local.cameraOff) media?.setCamera(facing(back))
+        if (cameraSends() && !mutableState.value.local.screen) media?.setCamera(facing(back))
     }
 
+    /** One share change at a time: the user's and the system's may cross. */
+    private val shareLock = Mutex()
+
+    /** Counts shares: the system's stop of an earlier one ends nothing. */
+    private var shareId = 0
+
     /**
-     * Shares our screen in the call (instead of our camera in the peer's picture, while it
-     * lasts), through the capture the user just allowed ([CallMedia.startScreen]); or no
-     * longer. The share also ends when the user stops it from the system's controls.
+     * Shares our screen in the call, through the capture the user just allowed
+     * ([CallMedia.startScreen]), or no longer. The peer's one picture shows it instead of our
+     * camera, which pauses meanwhile (two encoders would share the upload for a picture nobody
+     * sees). The share also ends when the user stops it from the system's controls, and with
+     * the media. A share that fails to start leaves nothing running.
      */
     suspend fun shareScreen(on: Boolean): Boolean = withCall { call ->
+        shareLock.withLock { if (on) startSharing(call) else stopSharing(call) }
+    }
+
+    private suspend fun startSharing(call: String) {
         val media = media ?: throw IllegalArgumentException("this phone cannot share its screen")
-        if (on == mutableState.value.local.screen) return@withCall
-        if (on) {
-            require(mutableState.value.sendsScreen) { "this call has no screen track" }
-            sources.add("screen", node.callMediaSource(call, "screen", media.screenControl))
-            val started = media.startScreen {
-                requests.launch { if (mutableState.value.call == call) shareScreen(false) }
-            }
-            if (!started) {
-                sources.remove("screen")
-                throw IllegalArgumentException("the screen capture was not allowed")
-            }
-        } else {
+        val s = mutableState.value
+        if (s.local.screen) return
+        require(s.sendsScreen) { "this call has no screen track" }
+        require(sinks != null) { "the call's media is not up" }
+        val source = node.callMediaSource(call, "screen", media.screenControl)
+        // The media may have stopped (the call ended) while the source was made.
+        if (sinks == null || mutableState.value.call != call) {
+            source.close()
+            throw IllegalArgumentException("the call has ended")
+        }
+        sources.add("screen", source)
+        val id = ++shareId
+        val started = media.startScreen { requests.launch { systemStopped(call, id) } }
+        if (!started) {
+            sources.remove("screen")
+            throw IllegalArgumentException("the screen capture was not allowed")
+        }
+        try {
+            node.setScreen(call, true)
+        } catch (e: PeernsException) {
             media.stopScreen()
             sources.remove("screen")
+            throw e
         }
-        mutableState.update { it.copy(local = it.local.copy(screen = on)) }
-        node.setScreen(call, on)
+        if (cameraSends()) media.setCamera(null)
+        mutableState.update { it.copy(local = it.local.copy(screen = true)) }
     }
+
+    private fun stopSharing(call: String) {
+        val media = media ?: return
+        if (!mutableState.value.local.screen) return
+        media.stopScreen()
+        sources.remove("screen")
+        mutableState.update { it.copy(local = it.local.copy(screen = false)) }
+        if (cameraSends()) media.setCamera(facing(mutableState.value.local.backCamera))
+        node.setScreen(call, false)
+    }
+
+    /** The share [id] of [call] ended from the system's controls (if it is still the one on). */
+    private suspend fun systemStopped(call: String, id: Int) = guard {
+        shareLock.withLock { if (id == shareId && mutableState.value.call == call) stopSharing(call) }
+    }
+
+    /** Whether our camera is to send now, the screen aside: the call carries it and it is on. */
+    private fun cameraSends() = "video" in sources && !mutableState.value.local.cameraOff
 
     /** Applies a call event of the node; true when it changed the state. */
     fun onEvent(event: NodeEvent): Boolean {

@@ -134,13 +134,15 @@ class GroupCallViewModel(
     private val encoder = object : EncoderControlListener {
         override fun requestKeyframe() {
             media?.videoControl?.requestKeyframe()
-            // One control for our pictures: the screen's too, while shared.
+            // One control for our pictures: the screen's, while it is shared (the camera waits).
             if (mutableState.value.screen) media?.screenControl?.requestKeyframe()
         }
 
         override fun targetBitrate(bps: ULong) {
             mutableState.update { it.copy(targetBps = bps.toLong()) }
+            // One of the two sends at a time (the camera pauses while the screen is shared).
             media?.videoControl?.targetBitrate(bps)
+            media?.screenControl?.targetBitrate(bps)
         }
     }
 
@@ -196,6 +198,7 @@ class GroupCallViewModel(
         background.coroutineContext.cancelChildren()
         rotation = 0
         media?.stop()
+        mutableState.update { it.copy(sendsScreen = false, screen = false) }
         val left = call
         call = null
         left?.stop()
@@ -206,7 +209,7 @@ class GroupCallViewModel(
         frameCounts.clear()
         countsShownAt = 0L
         mutableState.update {
-            it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList(), pictures = emptyList(), sendsScreen = false, screen = false)
+            it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList(), pictures = emptyList())
         }
     }
 
@@ -218,25 +221,52 @@ class GroupCallViewModel(
 
     suspend fun setCameraOff(off: Boolean) = guard {
         mutableState.update { it.copy(cameraOff = off) }
-        if (call != null) media?.setCamera(if (off) null else FRONT)
+        // While the screen is shared the camera waits for the share's end.
+        if (call != null && !mutableState.value.screen) media?.setCamera(if (off) null else FRONT)
         announce()
     }
+
+    /** One share change at a time: the user's and the system's may cross. */
+    private val shareLock = Mutex()
+
+    /** Counts shares: the system's stop of an earlier one ends nothing. */
+    private var shareId = 0
 
     /**
      * Shares our screen in the call, through the capture the user just allowed
      * ([CallMedia.startScreen]), or no longer; it also ends when the user stops it from the
-     * system's controls. Everyone's grid shows it in our picture while it lasts.
+     * system's controls, and as we leave. Everyone's grid shows it in our picture, and our camera
+     * pauses meanwhile. A share that fails to start leaves nothing running.
      */
-    suspend fun shareScreen(on: Boolean): Boolean = guard {
+    suspend fun shareScreen(on: Boolean): Boolean = guard { shareLock.withLock { if (on) startSharing() else stopSharing() } }
+
+    private suspend fun startSharing() {
         val media = media ?: throw IllegalArgumentException("this phone cannot share its screen")
-        if (on == mutableState.value.screen) return@guard
-        if (on) {
-            require(call != null && mutableState.value.sendsScreen) { "join the call with video to share the screen" }
-            require(media.startScreen { background.launch { shareScreen(false) } }) { "the screen capture was not allowed" }
-        } else {
+        if (mutableState.value.screen) return
+        require(call != null && mutableState.value.sendsScreen) { "join the call with video to share the screen" }
+        val id = ++shareId
+        val started = media.startScreen { background.launch { systemStopped(id) } }
+        require(started) { "the screen capture was not allowed" }
+        if (!mutableState.value.cameraOff) media.setCamera(null)
+        mutableState.update { it.copy(screen = true) }
+        try {
+            announce()
+        } catch (e: PeernsException) {
             media.stopScreen()
+            mutableState.update { it.copy(screen = false) }
+            if (call != null && !mutableState.value.cameraOff) media.setCamera(FRONT)
+            throw e
         }
-        mutableState.update { it.copy(screen = on) }
+    }
+
+    /** The share [id] ended from the system's controls (if it is still the one on). */
+    private suspend fun systemStopped(id: Int) = guard { shareLock.withLock { if (id == shareId) stopSharing() } }
+
+    private suspend fun stopSharing() {
+        if (!mutableState.value.screen) return
+        media?.stopScreen()
+        mutableState.update { it.copy(screen = false) }
+        if (call != null && !mutableState.value.cameraOff) media?.setCamera(FRONT)
         announce()
     }
 

@@ -95,17 +95,21 @@ class CallViewModelTest {
             annMedia.screenAllowed = true
             assertTrue(annCall.shareScreen(true))
             assertTrue(annMedia.screenOn && annCall.state.value.local.screen)
+            // Her camera pauses meanwhile (bob's one picture of her shows the screen).
+            assertEquals(null, annMedia.cameraOn)
             eventually(what = "ann's screen at bob") { bobMedia.takeIf { it.peerScreen } }
             val screens = pushScreen(annMedia)
             eventually(what = "ann's screen's frames at bob") { bobMedia.played.firstOrNull { it == Triple("screen", "video", true) } }
             screens.cancel()
             assertTrue(annCall.shareScreen(false))
             assertFalse(annMedia.screenOn)
+            assertEquals("user", annMedia.cameraOn)
             eventually(what = "ann's camera again at bob") { bobMedia.takeIf { !it.peerScreen } }
             assertTrue(annCall.shareScreen(true))
             eventually(what = "ann's screen at bob again") { bobMedia.takeIf { it.peerScreen } }
             annMedia.endScreenFromSystem()
             eventually(what = "the share ended") { annCall.state.value.takeIf { !it.local.screen } }
+            assertEquals("user", annMedia.cameraOn)
             eventually(what = "ann's camera at bob after the share") { bobMedia.takeIf { !it.peerScreen } }
 
             // Ann turns to her back camera and back; bob is told each time.

@@ -264,6 +264,8 @@ class GroupCallViewModelTest {
             media.screenAllowed = true
             assertTrue(model.shareScreen(true))
             assertTrue(media.screenOn && model.state.value.screen)
+            // His camera pauses meanwhile (his picture in the grids shows the screen).
+            assertEquals(null, media.cameraOn)
             eventually(what = "bob's screen at ann") {
                 ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && it.media.screen }
             }
@@ -272,6 +274,7 @@ class GroupCallViewModelTest {
             screens.cancel()
             media.endScreenFromSystem()
             eventually(what = "the share ended") { model.state.value.takeIf { !it.screen } }
+            assertEquals("user", media.cameraOn)
             eventually(what = "bob's screen gone at ann") {
                 ann.groupCallParticipants(gid).firstOrNull { it.fingerprint == bobFp && !it.media.screen }
             }

@@ -8,28 +8,32 @@ import android.os.Bundle
 import android.os.Handler
 import android.os.HandlerThread
 import android.util.Size
+import android.view.Display
+import android.view.Surface
 import kotlin.math.floor
 import kotlin.math.max
 import kotlin.math.sqrt
 
 /**
  * The screen, encoded: a MediaProjection's virtual display mirrors the phone's screen into a
- * [SurfaceH264] encoder (the screen scaled to at most [MAX_SIDE] pixels on its long side, [FPS]
- * frames a second, the last picture encoded again after [REPEAT_AFTER_US] without a change),
- * whose access units go to [sink]. The projection comes from the user's consent to the system's
- * capture dialog, which the activity asks for; from Android 14 the app's foreground service must
- * hold the mediaProjection type before the projection is taken (`PeernsService.setCapturing`),
- * and each consent serves one share. [control] takes the core's keyframe requests and bitrate.
- * Everything runs on a thread of its own.
+ * [SurfaceH264] encoder in its screen mode (the whole panel, as turned when the share starts,
+ * scaled to [sizeFor]; at most [FPS] frames a second; a still picture sent again), whose access
+ * units go to [sink]. The projection comes from the user's consent in the system's capture
+ * dialog, which the activity asks for; the app's foreground service must hold the
+ * mediaProjection type before the projection is taken (`PeernsService.setScreenShared`), and
+ * each consent serves one share. [control] takes the core's keyframe requests and bitrate.
+ * Android 10+; everything runs on a thread of its own. The mirror keeps the size it started
+ * with: a phone turned during the share shows its screen letterboxed.
  */
 class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, private val onError: (String) -> Unit) : CodecParameters {
-    private val metrics = context.applicationContext.resources.displayMetrics
+    private val appContext = context.applicationContext
     private val thread = HandlerThread("peerns-screen-encoder").apply { start() }
     private val handler = Handler(thread.looper)
     private val lock = Any()
     private var codec: SurfaceH264? = null
     private var display: VirtualDisplay? = null
     private var projection: MediaProjection? = null
+    private var stopped: MediaProjection.Callback? = null
 
     /** The core's requests for this encoder. */
     val control = EncoderControl(this, MIN_BPS, MAX_BPS)
@@ -37,7 +41,8 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
     /**
      * Shares the screen through [projection] (replacing a share running); [onStopped] runs, on
      * the encoder's thread, when the share ends other than by [stop]: the user stopped it from
-     * the system's controls, the screen locked, or it could not start (said through onError).
+     * the system's controls, or it could not start (said through onError, as is a released
+     * encoder's start).
      */
     fun start(projection: MediaProjection, onStopped: () -> Unit) {
         val posted = handler.post {
@@ -50,8 +55,12 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
                 onStopped()
             }
         }
-        // Released: the consent is given back at once.
-        if (!posted) projection.stop()
+        if (!posted) {
+            // Released: the consent is given back at once.
+            projection.stop()
+            onError("screen: the call's media has stopped")
+            onStopped()
+        }
     }
 
     /** Stops sharing (the thread stays for a later [start]). */
@@ -71,29 +80,37 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
         this.projection = projection
         // Registered before the display is made (Android 14 refuses it otherwise); a projection
         // stopped by us is no longer ours when this runs, so only the system's stop is told.
-        projection.registerCallback(
-            object : MediaProjection.Callback() {
-                override fun onStop() {
-                    if (this@ScreenEncoder.projection !== projection) return
-                    stopNow()
-                    onStopped()
-                }
-            },
-            handler,
-        )
-        val size = sizeFor(metrics.widthPixels, metrics.heightPixels)
-        val encoder = SurfaceH264.start(size, control.targetBps ?: START_BPS, FPS, handler, sink, onError, REPEAT_AFTER_US)
+        val callback = object : MediaProjection.Callback() {
+            override fun onStop() {
+                if (this@ScreenEncoder.projection !== projection) return
+                stopNow()
+                onStopped()
+            }
+        }
+        stopped = callback
+        projection.registerCallback(callback, handler)
+        val (width, height) = panel()
+        val encoder = SurfaceH264.start(sizeFor(width, height), control.targetBps ?: START_BPS, FPS, handler, sink, onError, screen = true)
         synchronized(lock) { codec = encoder }
         display = projection.createVirtualDisplay(
             "peerns-screen",
-            size.width,
-            size.height,
-            metrics.densityDpi,
+            encoder.size.width,
+            encoder.size.height,
+            appContext.resources.displayMetrics.densityDpi,
             DisplayManager.VIRTUAL_DISPLAY_FLAG_AUTO_MIRROR,
             encoder.surface,
             null,
             handler,
         )
+    }
+
+    /** The whole panel's size (system bars included) as the screen is turned now. */
+    private fun panel(): Pair<Int, Int> {
+        val screen = appContext.getSystemService(DisplayManager::class.java)?.getDisplay(Display.DEFAULT_DISPLAY)
+            ?: return appContext.resources.displayMetrics.let { it.widthPixels to it.heightPixels }
+        val mode = screen.mode
+        val turned = screen.rotation == Surface.ROTATION_90 || screen.rotation == Surface.ROTATION_270
+        return if (turned) mode.physicalHeight to mode.physicalWidth else mode.physicalWidth to mode.physicalHeight
     }
 
     private fun stopNow() {
@@ -103,13 +120,14 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
         // Ours no longer before it stops: its onStop is then not taken for the user's.
         val ending = projection ?: return
         projection = null
+        stopped?.let(ending::unregisterCallback)
+        stopped = null
         ending.stop()
     }
 
     companion object {
         const val MAX_SIDE = 1280
         const val FPS = 15
-        const val REPEAT_AFTER_US = 200_000L
         const val START_BPS = 1_000_000
         const val MIN_BPS = 150_000
         const val MAX_BPS = 2_500_000
@@ -121,7 +139,7 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
          * The encoded picture's size for a [width]×[height] screen: scaled down (never up) to at
          * most [MAX_SIDE] on the long side and [MAX_PIXELS] in all (the encoder is set to level
          * 3.1), each side a multiple of 16 (what every H.264 encoder takes; the mirror is fitted
-         * into it), rounded down.
+         * into it), rounded down. An encoder that takes less gets less ([SurfaceH264.start]).
          */
         fun sizeFor(width: Int, height: Int): Size {
             val w = max(width, 1)

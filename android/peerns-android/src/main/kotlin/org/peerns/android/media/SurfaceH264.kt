@@ -18,7 +18,7 @@ import org.peerns.media.AccessUnitAssembler
  * Annex-B access units with SPS/PPS before every keyframe, on the thread of the handler it was
  * started with.
  */
-class SurfaceH264 private constructor(private val codec: MediaCodec, val surface: Surface) : CodecParameters {
+class SurfaceH264 private constructor(private val codec: MediaCodec, val surface: Surface, val size: Size) : CodecParameters {
     override fun setParameters(params: Bundle) {
         try {
             codec.setParameters(params)
@@ -66,10 +66,13 @@ class SurfaceH264 private constructor(private val codec: MediaCodec, val surface
         const val KEYFRAME_INTERVAL_S = 2
 
         /**
-         * Starts an encoder of [size] pictures at [bps] and [fps] whose output goes to [sink] on
-         * [handler]'s thread. With [repeatAfterUs], a picture not followed by another within that
-         * many µs is encoded again (a still screen draws nothing new, yet a receiver needs
-         * frames, and a keyframe every [KEYFRAME_INTERVAL_S] s, to start its picture).
+         * Starts an encoder of [size] pictures (its [SurfaceH264.size]) at [bps] and [fps] whose
+         * output goes to [sink] on [handler]'s thread. With [screen], for a screen's mirror: at
+         * most [fps] frames a second are encoded (a virtual display draws at the panel's rate
+         * while its content moves), a picture not followed by another within [REPEAT_AFTER_US]
+         * is encoded again (a still screen draws nothing new, yet a receiver needs frames, and a
+         * keyframe every [KEYFRAME_INTERVAL_S] s, to start its picture), and a size the encoder
+         * does not take is scaled down until it does. Android 10+ for [screen].
          */
         fun start(
             size: Size,
@@ -78,24 +81,48 @@ class SurfaceH264 private constructor(private val codec: MediaCodec, val surface
             handler: Handler,
             sink: EncodedFrameSink,
             onError: (String) -> Unit,
-            repeatAfterUs: Long? = null,
+            screen: Boolean = false,
         ): SurfaceH264 {
             val encoder = MediaCodec.createEncoderByType(MediaFormat.MIMETYPE_VIDEO_AVC)
             var input: Surface? = null
             try {
-                val format = format(encoder, size, bps, fps)
-                repeatAfterUs?.let { format.setLong(MediaFormat.KEY_REPEAT_PREVIOUS_FRAME_AFTER, it) }
+                val fitted = if (screen) fit(encoder, size) else size
+                val format = format(encoder, fitted, bps, fps)
+                if (screen) {
+                    format.setFloat(MediaFormat.KEY_MAX_FPS_TO_ENCODER, fps.toFloat())
+                    format.setLong(MediaFormat.KEY_REPEAT_PREVIOUS_FRAME_AFTER, REPEAT_AFTER_US)
+                }
                 encoder.configure(format, null, null, MediaCodec.CONFIGURE_FLAG_ENCODE)
                 input = encoder.createInputSurface()
                 encoder.setCallback(Output(sink, onError), handler)
                 encoder.start()
-                return SurfaceH264(encoder, input)
+                return SurfaceH264(encoder, input, fitted)
             } catch (e: Exception) {
                 input?.release()
                 encoder.release()
                 throw e
             }
         }
+
+        /** How long a still screen's picture waits before it is encoded again. */
+        const val REPEAT_AFTER_US = 200_000L
+
+        /**
+         * [size], or scaled down by a fifth at a time (sides multiples of 16) until [encoder]
+         * takes it: many AVC encoders stop at 1088 lines, which a phone's upright screen passes.
+         */
+        private fun fit(encoder: MediaCodec, size: Size): Size {
+            val caps = encoder.codecInfo.getCapabilitiesForType(MediaFormat.MIMETYPE_VIDEO_AVC).videoCapabilities ?: return size
+            var fitted = size
+            repeat(FIT_TRIES) {
+                if (caps.isSizeSupported(fitted.width, fitted.height)) return fitted
+                fitted = Size(fitted.width * 4 / 5 / 16 * 16, fitted.height * 4 / 5 / 16 * 16)
+                if (fitted.width < 16 || fitted.height < 16) return size
+            }
+            return if (caps.isSizeSupported(fitted.width, fitted.height)) fitted else size
+        }
+
+        private const val FIT_TRIES = 6
 
         private fun format(encoder: MediaCodec, size: Size, bps: Int, fps: Int): MediaFormat {
             val caps = encoder.codecInfo.getCapabilitiesForType(MediaFormat.MIMETYPE_VIDEO_AVC)
