@@ -6,6 +6,8 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use super::{Inner, Link, Node, NodeError, NodeEvent, lock, unix_ms};
 use crate::contacts::waiting::{self, WaitingLink};
 use crate::contacts::{self, ContactError, Request, ShareLink};
@@ -183,7 +185,12 @@ pub(crate) async fn waiting_loop(inner: Weak<Inner>) {
     }
 }
 
-/// Tries the waiting links that are due, one after another; how long until the next one is.
+/// How many waiting links are tried at once: an absent owner's try waits for a timeout, which
+/// must not hold up the others (up to [`waiting::MAX_WAITING`] of them).
+const TRIES_AT_ONCE: usize = 4;
+
+/// Tries the waiting links that are due, [`TRIES_AT_ONCE`] at a time; how long until the next
+/// one is.
 async fn try_due(this: &Arc<Inner>) -> Option<Duration> {
     let now = unix_ms();
     let links = match this
@@ -204,20 +211,24 @@ async fn try_due(this: &Arc<Inner>) -> Option<Duration> {
     let pause = |created: u64, at: u64| {
         retry_after(Duration::from_millis(at.saturating_sub(created))).as_millis() as u64
     };
-    let mut next: Option<u64> = None;
-    for w in links {
-        let due = w.tried_ms + pause(w.created_ms, w.tried_ms);
-        let due = if due <= now {
+    let (due, later): (Vec<_>, Vec<_>) = links
+        .into_iter()
+        .partition(|w| w.tried_ms + pause(w.created_ms, w.tried_ms) <= now);
+    let tried = futures_util::stream::iter(due)
+        .map(|w| async move {
             let created = w.created_ms;
             Inner::reach(this, w).await;
             let at = unix_ms();
             at + pause(created, at)
-        } else {
-            due
-        };
-        next = Some(next.map_or(due, |n| n.min(due)));
-    }
-    next.map(|at| Duration::from_millis(at.saturating_sub(unix_ms())))
+        })
+        .buffer_unordered(TRIES_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+    let untried = later
+        .iter()
+        .map(|w| w.tried_ms + pause(w.created_ms, w.tried_ms));
+    let next = tried.into_iter().chain(untried).min()?;
+    Some(Duration::from_millis(next.saturating_sub(unix_ms())))
 }
 
 #[cfg(test)]
