@@ -38,27 +38,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.local.cameraOff) } }
     private val switchCamera = ui.button("Back camera") { act { model.switchCamera() } }
 
-    // A share the user allowed is starting: the mediaProjection type is claimed for it.
-    private var sharePending = false
-
-    // Our screen in place of our camera in the peer's picture: the system asks the user each time.
-    private val shareScreen = ui.button("Share screen") {
-        when {
-            model.state.value.local.screen -> act { model.shareScreen(false) }
-            media != null -> host.withScreenCapture(media) {
-                sharePending = true
-                act {
-                    try {
-                        // Not shared after all (the call ended meanwhile, say): the capture goes back.
-                        if (!model.shareScreen(true)) media.dropScreenCapture()
-                    } finally {
-                        sharePending = false
-                        if (!model.state.value.local.screen) host.service?.setScreenShared(false)
-                    }
-                }
-            }
-        }
-    }
+    private val shareScreen = ScreenShareButton(host, media, { model.state.value.local.screen }) { model.shareScreen(it) }
 
     // Where the sound goes (earpiece, speaker, headset): the button moves it on, shown once there is a choice.
     private val route: Button = ui.button("Speaker") { router.next() }.apply { visibility = View.GONE }
@@ -68,7 +48,16 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
         onEarpiece = current == AudioRoute.EARPIECE
         followProximity()
     }
-    private val inCall = ui.row().with(mute, camera, switchCamera, shareScreen, route, ui.button("Hang up") { act { model.hangUp() } })
+    private val inCall = ui.row().with(
+        mute,
+        camera,
+        switchCamera,
+        shareScreen.button,
+        route,
+        ui.button("Hang up") {
+            act { model.hangUp() }
+        },
+    )
 
     // The microphone refused: the call goes on unheard until the user allows it here (asked
     // again, or the app's settings page once Android asks no more).
@@ -166,11 +155,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 camera.text = if (s.local.cameraOff) "Camera on" else "Camera off"
                 switchCamera.text = if (s.local.backCamera) "Front camera" else "Back camera"
                 switchCamera.visibility = if (s.sendsVideo) View.VISIBLE else View.GONE
-                shareScreen.text = if (s.local.screen) "Stop sharing" else "Share screen"
-                shareScreen.visibility = if (media != null && s.sendsScreen && s.mediaUp) View.VISIBLE else View.GONE
-                // The mediaProjection type only while the screen is shared (the share may
-                // also end from the system's controls, or with the call).
-                if (!sharePending && !s.local.screen) host.service?.setScreenShared(false)
+                shareScreen.show(s.local.screen, available = s.sendsScreen && s.mediaUp)
                 if (s.call != null && s.status == "connected" && s.mediaUp) {
                     startMedia(s.call, camera = s.sendsVideo, microphone = s.sendsAudio)
                 }

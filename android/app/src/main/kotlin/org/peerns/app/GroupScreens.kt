@@ -271,27 +271,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.muted) } }
     private val camera = ui.button("Camera off") { act { model.setCameraOff(!model.state.value.cameraOff) } }
 
-    // A share the user allowed is starting: the mediaProjection type is claimed for it.
-    private var sharePending = false
-
-    // Our screen in place of our camera in the peer's picture: the system asks the user each time.
-    private val shareScreen = ui.button("Share screen") {
-        when {
-            model.state.value.screen -> act { model.shareScreen(false) }
-            media != null -> host.withScreenCapture(media) {
-                sharePending = true
-                act {
-                    try {
-                        // Not shared after all (the call was left meanwhile, say): the capture goes back.
-                        if (!model.shareScreen(true)) media.dropScreenCapture()
-                    } finally {
-                        sharePending = false
-                        if (!model.state.value.screen) host.service?.setScreenShared(false)
-                    }
-                }
-            }
-        }
-    }
+    private val shareScreen = ScreenShareButton(host, media, { model.state.value.screen }) { model.shareScreen(it) }
     private val browserId = ui.input("A browser's PeerJS ID (admins)")
     private val letIn = ui.button("Let the browser in") {
         val id = browserId.text.toString()
@@ -303,7 +283,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
         phase,
         error,
         notice,
-        ui.row().with(joinLeave, mute, camera, shareScreen, route),
+        ui.row().with(joinLeave, mute, camera, shareScreen.button, route),
         pictures.root,
         ownPicture,
         ui.label("In the call"),
@@ -344,11 +324,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                 browsers.text = if (state.browsers.isEmpty()) "" else "Browsers let in: " + state.browsers.joinToString()
                 mute.text = if (state.muted) "Unmute" else "Mute"
                 camera.text = if (state.cameraOff) "Camera on" else "Camera off"
-                shareScreen.text = if (state.screen) "Stop sharing" else "Share screen"
-                shareScreen.visibility = if (media != null && state.sendsScreen) View.VISIBLE else View.GONE
-                // The mediaProjection type only while the screen is shared (the share may also
-                // end from the system's controls, or as we leave).
-                if (!sharePending && !state.screen) host.service?.setScreenShared(false)
+                shareScreen.show(state.screen, available = state.sendsScreen)
                 // Ourselves, small, while our camera sends.
                 val ownShown = media != null && state.phase != GroupCallPhase.OUT && !state.cameraOff
                 ownPicture.visibility = if (ownShown) View.VISIBLE else View.GONE
