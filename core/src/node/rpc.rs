@@ -55,6 +55,8 @@ pub(crate) struct NodeRpc {
     /// The camera may be streamed (the device is armed): its facing, and the task that calls
     /// whoever asks for the stream.
     pub(super) armed: Mutex<Option<(Facing, mpsc::UnboundedSender<Fingerprint>)>>,
+    /// The viewer whose stream's call the armed task is placing (before it is the active call).
+    placing: Mutex<Option<Fingerprint>>,
     /// The armed camera's sound alert, when on.
     pub(super) sound: Mutex<Option<crate::rpc::alert::SoundAlert>>,
     /// When each contact's last sound alert was taken.
@@ -65,12 +67,51 @@ pub(crate) struct NodeRpc {
     pub(super) uploads: Mutex<HashMap<([u8; 32], u64), super::rpc_upload::StateTx>>,
 }
 
+impl NodeRpc {
+    /// Takes `viewer` as the one the armed camera streams to next. The node holds one call, so
+    /// while it is in a call with someone else (another viewer's stream) or places one for
+    /// another viewer, this one is told so at once (409) rather than left waiting for a call
+    /// that cannot come.
+    pub(super) fn take_viewer(
+        &self,
+        calls: &Mutex<super::calls::NodeCalls>,
+        viewer: Fingerprint,
+    ) -> Result<(), RpcError> {
+        let busy =
+            RpcError::busy("the device is in another call (it streams to one viewer at a time)");
+        if lock(calls)
+            .machine
+            .active()
+            .is_some_and(|c| c.peer != viewer)
+        {
+            return Err(busy);
+        }
+        let mut placing = lock(&self.placing);
+        match *placing {
+            Some(other) if other != viewer => Err(busy),
+            _ => {
+                *placing = Some(viewer);
+                Ok(())
+            }
+        }
+    }
+
+    /// The armed task is done placing `viewer`'s call (placed, failed, or not needed).
+    pub(super) fn placed(&self, viewer: Fingerprint) {
+        let mut placing = lock(&self.placing);
+        if *placing == Some(viewer) {
+            *placing = None;
+        }
+    }
+}
+
 impl Default for NodeRpc {
     fn default() -> Self {
         NodeRpc {
             guard: Mutex::new(Guard::new(GuardConfig::default())),
             serving: Mutex::new(None),
             armed: Mutex::new(None),
+            placing: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             audit_subs: Mutex::new(vec![]),
             uploads: Mutex::new(HashMap::new()),
@@ -231,20 +272,15 @@ impl Inner {
                 }),
             }),
             Call::MediaStream(facing) => {
-                // The node holds one call: while it streams to (or is in a call with) someone
-                // else, this viewer is told so at once rather than waiting for a call that
-                // cannot be placed.
-                let other = lock(&this.calls)
-                    .machine
-                    .active()
-                    .is_some_and(|c| c.peer != link.fp);
-                if other {
-                    return Err(RpcError::busy("the camera is streaming to another viewer"));
-                }
                 let armed = lock(&this.rpc.armed).clone();
                 match armed {
                     // The stream is a normal call to the requester, placed by the armed task.
-                    Some((f, tx)) if f == facing && tx.send(link.fp).is_ok() => {
+                    Some((f, tx)) if f == facing => {
+                        this.rpc.take_viewer(&this.calls, link.fp)?;
+                        if tx.send(link.fp).is_err() {
+                            this.rpc.placed(link.fp);
+                            return Err(RpcError::denied("the camera is not armed"));
+                        }
                         Ok(json!({"streaming": true, "facing": facing.name()}))
                     }
                     _ => Err(RpcError::denied("the camera is not armed")),
@@ -307,8 +343,9 @@ impl Node {
             self.inner.track([task.abort_handle()]);
             (f, tx)
         });
-        // Dropping the old sender ends the old task.
+        // Dropping the old sender ends the old task (and what it was placing).
         *lock(&self.inner.rpc.armed) = armed;
+        lock(&self.inner.rpc.placing).take();
         Ok(())
     }
 
@@ -482,9 +519,13 @@ async fn place_streams(
         let node = Node::from_inner(inner);
         let hex = fp.to_hex();
         if node.active_call().is_some_and(|c| c.fingerprint == hex) {
+            node.inner.rpc.placed(fp);
             continue;
         }
-        match node.call(&hex, Kinds::VIDEO.union(Kinds::AUDIO)).await {
+        let placed = node.call(&hex, Kinds::VIDEO.union(Kinds::AUDIO)).await;
+        // Active now, or failed: the machine's call says who the camera streams to.
+        node.inner.rpc.placed(fp);
+        match placed {
             // Disarmed while the call was placed: nobody is to stream into it.
             Ok(call) if lock(&node.inner.rpc.armed).as_ref().map(|(a, _)| *a) != Some(facing) => {
                 let _ = node.hang_up(&call);

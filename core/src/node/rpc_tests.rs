@@ -13,6 +13,21 @@ use crate::rpc::wire::Request;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// `owner` grants contact `to` (hex fingerprint) the scope `scope`, as stored by a grant.
+async fn grant(owner: &Node, to: &str, scope: &str) {
+    let (fp, s) = (
+        parse_fp(to).unwrap(),
+        crate::rpc::scope::Scope::parse(scope).unwrap(),
+    );
+    owner
+        .inner
+        .db(move |c| {
+            rpc_store::grant(c, &fp, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
+        })
+        .await
+        .unwrap();
+}
+
 fn code(r: &crate::rpc::wire::Response) -> u16 {
     r.outcome.as_ref().map_or_else(|e| e.code, |_| 200)
 }
@@ -49,14 +64,7 @@ async fn rpc_needs_full_access_a_grant_and_a_fresh_request_signed_for_this_sessi
         .await
         .unwrap();
     assert_eq!(code(&r), 403);
-    let fpa = parse_fp(&fa).unwrap();
-    b.inner
-        .db(move |c| {
-            let s = crate::rpc::scope::Scope::parse("fs:read:/public/*").unwrap();
-            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
-        })
-        .await
-        .unwrap();
+    grant(&b, &fa, "fs:read:/public/*").await;
     let r = a
         .rpc_call(&fb, "fs.list", list.clone(), WAIT)
         .await
@@ -146,14 +154,7 @@ async fn rpc_needs_full_access_a_grant_and_a_fresh_request_signed_for_this_sessi
             .is_ok_and(|m| !m.is_empty())
     })
     .await;
-    let fpa = parse_fp(&fa).unwrap();
-    b.inner
-        .db(move |c| {
-            let s = crate::rpc::scope::Scope::parse("db:read:messages:timestamp>1000").unwrap();
-            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
-        })
-        .await
-        .unwrap();
+    grant(&b, &fa, "db:read:messages:timestamp>1000").await;
     let r = a
         .rpc_call(&fb, "db.messages", json!({"since": 999}), WAIT)
         .await
@@ -211,14 +212,7 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
     })
     .unwrap();
     b.set_trust(&fa, Trust::FullAccess).await.unwrap();
-    let fpa = parse_fp(&fa).unwrap();
-    b.inner
-        .db(move |c| {
-            let s = crate::rpc::scope::Scope::parse("fs:write:/incoming/**").unwrap();
-            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
-        })
-        .await
-        .unwrap();
+    grant(&b, &fa, "fs:write:/incoming/**").await;
     let data: Vec<u8> = (0..5u32 << 19)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
@@ -344,14 +338,7 @@ async fn an_unmetered_only_backup_waits_on_a_metered_path_and_resumes_mid_file()
     })
     .unwrap();
     b.set_trust(&fa, Trust::FullAccess).await.unwrap();
-    let fpa = parse_fp(&fa).unwrap();
-    b.inner
-        .db(move |c| {
-            let s = crate::rpc::scope::Scope::parse("fs:write:/incoming/**").unwrap();
-            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
-        })
-        .await
-        .unwrap();
+    grant(&b, &fa, "fs:write:/incoming/**").await;
     let d = src.path().join("d");
     std::fs::create_dir(&d).unwrap();
     let big: Vec<u8> = (0..24u32 << 20).map(|i| (i >> 7) as u8).collect();
@@ -455,14 +442,7 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
     // Alice and carol may both watch bob's camera.
     for viewer in [fa.clone(), c.identity().fingerprint] {
         b.set_trust(&viewer, Trust::FullAccess).await.unwrap();
-        let fp = parse_fp(&viewer).unwrap();
-        b.inner
-            .db(move |c| {
-                let s = crate::rpc::scope::Scope::parse("media:stream:camera:environment").unwrap();
-                rpc_store::grant(c, &fp, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
-            })
-            .await
-            .unwrap();
+        grant(&b, &viewer, "media:stream:camera:environment").await;
     }
     // Not armed: refused, no call.
     let e = a.rpc_watch(&fb, "environment", WAIT).await.unwrap_err();
@@ -523,6 +503,16 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
     a.hang_up(&call).unwrap();
     let no_calls = async || a.active_call().is_none() && b.active_call().is_none();
     until(10, "the call ended on both sides", no_calls).await;
+    // Before a stream's call is the active one (while it is placed), another viewer is refused
+    // as well; the viewer being served may ask again.
+    let (rpc, fpc) = (&b.inner.rpc, parse_fp(&c.identity().fingerprint).unwrap());
+    let fpa = parse_fp(&fa).unwrap();
+    rpc.take_viewer(&b.inner.calls, fpa).unwrap();
+    assert_eq!(rpc.take_viewer(&b.inner.calls, fpc).unwrap_err().code, 409);
+    rpc.take_viewer(&b.inner.calls, fpa).unwrap();
+    rpc.placed(fpa);
+    rpc.take_viewer(&b.inner.calls, fpc).unwrap();
+    rpc.placed(fpc);
 
     // Watch tapped twice: the second watch takes the first's registration, and the first is
     // told so (it ends cancelled); the second answers the stream.
@@ -614,14 +604,7 @@ async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud
         b.rpc_sound_level(-10.0);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let fpa = parse_fp(&fa).unwrap();
-    b.inner
-        .db(move |c| {
-            let s = crate::rpc::scope::Scope::parse("media:stream:camera:*").unwrap();
-            rpc_store::grant(c, &fpa, &[s], 1).map_err(|e| NodeError::NotAllowed(e.to_string()))
-        })
-        .await
-        .unwrap();
+    grant(&b, &fa, "media:stream:camera:*").await;
     // The cooldown of the first alert (no watcher then) has to pass: a new detector.
     b.rpc_sound_alert(Some(-30.0)).unwrap();
     for _ in 0..5 {

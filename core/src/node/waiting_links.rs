@@ -3,6 +3,7 @@
 //! online and then at growing intervals ([`retry_after`]); once its owner answers and the
 //! handshake proves the link's fingerprint, the request goes out as if just asked.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -189,8 +190,8 @@ pub(crate) async fn waiting_loop(inner: Weak<Inner>) {
 /// must not hold up the others (up to [`waiting::MAX_WAITING`] of them).
 const TRIES_AT_ONCE: usize = 4;
 
-/// Tries the waiting links that are due, [`TRIES_AT_ONCE`] at a time; how long until the next
-/// one is.
+/// Tries the waiting links that are due, [`TRIES_AT_ONCE`] persistent IDs at a time; how long
+/// until the next one is.
 async fn try_due(this: &Arc<Inner>) -> Option<Duration> {
     let now = unix_ms();
     let links = match this
@@ -214,20 +215,32 @@ async fn try_due(this: &Arc<Inner>) -> Option<Duration> {
     let (due, later): (Vec<_>, Vec<_>) = links
         .into_iter()
         .partition(|w| w.tried_ms + pause(w.created_ms, w.tried_ms) <= now);
-    let tried = futures_util::stream::iter(due)
-        .map(|w| async move {
-            let created = w.created_ms;
-            Inner::reach(this, w).await;
-            let at = unix_ms();
-            at + pause(created, at)
+    // Links to one persistent ID are tried one after another: their dials share one link,
+    // which a try that finds another key there closes.
+    let mut by_id: BTreeMap<String, Vec<WaitingLink>> = BTreeMap::new();
+    for w in due {
+        by_id.entry(w.peer_id.clone()).or_default().push(w);
+    }
+    let tried = futures_util::stream::iter(by_id.into_values())
+        .map(|same_id| async move {
+            let mut next = vec![];
+            for w in same_id {
+                let created = w.created_ms;
+                Inner::reach(this, w).await;
+                let at = unix_ms();
+                next.push(at + pause(created, at));
+            }
+            next
         })
         .buffer_unordered(TRIES_AT_ONCE)
         .collect::<Vec<_>>()
-        .await;
+        .await
+        .into_iter()
+        .flatten();
     let untried = later
         .iter()
         .map(|w| w.tried_ms + pause(w.created_ms, w.tried_ms));
-    let next = tried.into_iter().chain(untried).min()?;
+    let next = tried.chain(untried).min()?;
     Some(Duration::from_millis(next.saturating_sub(unix_ms())))
 }
 

@@ -284,7 +284,7 @@ mod tests {
                 async move {
                     blocking(move || {
                         inside_tx.send(()).unwrap();
-                        std::thread::sleep(Duration::from_millis(200));
+                        std::thread::sleep(Duration::from_millis(500));
                     })
                     .await
                     .unwrap();
@@ -297,7 +297,7 @@ mod tests {
             } else {
                 task.abort();
             }
-            std::thread::sleep(Duration::from_millis(400));
+            std::thread::sleep(Duration::from_millis(800));
             assert!(
                 !ran_on.load(Ordering::SeqCst),
                 "ran on (shutdown: {shutdown})"
