@@ -424,37 +424,51 @@ async fn a_group_file_whose_bytes_were_altered_is_never_shown() {
     let url = server.url();
     let (tmp, gid, nodes) = online_group(&url, 3).await;
     let author = (0..3).find(|i| !nodes[*i].group_routing(&gid)).unwrap();
-    let src = tmp[author].path().join("notes.txt");
-    std::fs::write(&src, vec![b'a'; 200_000]).unwrap();
-    // The author's copy changes after it signed the manifest: what it serves no longer
-    // matches the signed hash (as if a holder altered the bytes on the way).
-    let mut events: Vec<_> = nodes.iter().map(|n| n.group_events()).collect();
-    let m = nodes[author]
-        .group_send_file(&gid, src.to_str().unwrap())
-        .await
-        .unwrap();
-    let f = m.file.unwrap();
-    let held = nodes[author]
-        .group_file(&gid, &f.id)
-        .await
-        .unwrap()
-        .unwrap();
-    std::fs::write(held.path.unwrap(), vec![b'b'; 200_000]).unwrap();
-    // The router fetched from the author, found the hash wrong and, with nobody else
-    // holding the file, gave it up.
     let router = (0..3).find(|i| nodes[*i].group_routing(&gid)).unwrap();
-    let gave_up = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            match events[router].recv().await {
-                Some(GroupUpdate::FileDone { file, path, .. }) if file == f.id => return path,
-                Some(_) => {}
-                None => panic!("the node stopped"),
+    let other = (0..3).find(|i| *i != router && *i != author).unwrap();
+    let mut events: Vec<_> = nodes.iter().map(|n| n.group_events()).collect();
+    // The author's copy changes after it signed the manifest: what it serves no longer
+    // matches the signed hash (as if a holder altered the bytes on the way). The router may
+    // fetch the file before the test changes it (a race the test cannot win every time on a
+    // busy machine): it then holds the signed bytes, as it must, and a new file is tried.
+    let mut refused = None;
+    for attempt in 0..3u8 {
+        let src = tmp[author].path().join(format!("notes-{attempt}.txt"));
+        let signed = vec![b'a' + attempt; 1 << 20];
+        std::fs::write(&src, &signed).unwrap();
+        let m = nodes[author]
+            .group_send_file(&gid, src.to_str().unwrap())
+            .await
+            .unwrap();
+        let f = m.file.unwrap();
+        let held = nodes[author]
+            .group_file(&gid, &f.id)
+            .await
+            .unwrap()
+            .unwrap();
+        std::fs::write(held.path.unwrap(), vec![b'z'; 1 << 20]).unwrap();
+        let done = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match events[router].recv().await {
+                    Some(GroupUpdate::FileDone { file, path, .. }) if file == f.id => return path,
+                    Some(_) => {}
+                    None => panic!("the node stopped"),
+                }
+            }
+        })
+        .await
+        .expect("the router's transfer ended");
+        match done {
+            // Fetched before the change: what is shown is what was signed.
+            Some(path) => assert_eq!(std::fs::read(path).unwrap(), signed),
+            None => {
+                refused = Some(f);
+                break;
             }
         }
-    })
-    .await
-    .expect("the router's transfer ended");
-    assert_eq!(gave_up, None, "an altered file is never shown");
+    }
+    // The router found the hash wrong and, with nobody else holding the file, gave it up.
+    let f = refused.expect("the router fetched every file before it was altered");
     let info = nodes[router]
         .group_file(&gid, &f.id)
         .await
@@ -464,7 +478,6 @@ async fn a_group_file_whose_bytes_were_altered_is_never_shown() {
     assert_eq!(info.path, None);
     // The other member got the altered bytes through the router (or nothing): never shown.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let other = (0..3).find(|i| *i != router && *i != author).unwrap();
     let info = nodes[other].group_file(&gid, &f.id).await.unwrap().unwrap();
     assert_ne!(info.state, crate::groups::files::GroupFileState::Done);
     assert_eq!(info.path, None);
