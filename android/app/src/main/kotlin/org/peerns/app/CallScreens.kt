@@ -160,7 +160,8 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                     startMedia(s.call, camera = s.sendsVideo, microphone = s.sendsAudio)
                 }
                 // Ourselves, small, while our camera sends (the camera draws into the view too).
-                val ownShown = media != null && s.mediaUp && s.status == "connected" && s.sendsVideo && !s.local.cameraOff
+                val ownShown =
+                    media != null && s.mediaUp && s.status == "connected" && s.sendsVideo && !s.local.cameraOff && !s.local.screen
                 ownPicture.visibility = if (ownShown) View.VISIBLE else View.GONE
                 // A video call's screen stays on (an audio call's may go off at the ear).
                 host.keepScreenOn(s.status == "connected" && (s.sendsVideo || s.offered.video))

@@ -326,7 +326,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                 camera.text = if (state.cameraOff) "Camera on" else "Camera off"
                 shareScreen.show(state.screen, available = state.sendsScreen)
                 // Ourselves, small, while our camera sends.
-                val ownShown = media != null && state.phase != GroupCallPhase.OUT && !state.cameraOff
+                val ownShown = media != null && state.phase != GroupCallPhase.OUT && !state.cameraOff && !state.screen
                 ownPicture.visibility = if (ownShown) View.VISIBLE else View.GONE
                 val byFp = state.participants.associateBy { it.fingerprint }
                 pictures.show(

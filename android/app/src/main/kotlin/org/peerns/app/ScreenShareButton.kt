@@ -26,6 +26,8 @@ class ScreenShareButton(
             host.scope.launch { share(false) }
             return
         }
+        // A share starting already: no second consent (it would stop the first capture).
+        if (pending) return
         val media = media ?: return
         host.withScreenCapture(media) {
             pending = true

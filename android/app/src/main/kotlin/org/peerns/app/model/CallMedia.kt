@@ -52,7 +52,7 @@ interface CallMedia {
     /**
      * Starts sending our screen as `screen` frames into the out given to [start], through the
      * capture the user allowed (on a phone, in the system's dialog just before); false when there
-     * is none. [onStopped] runs, on the encoder's thread, when the share ends other than by
+     * is none. [onStopped] runs, on another thread, when the share ends other than by
      * [stopScreen]: the user stopped it from the system's controls, or it failed.
      */
     fun startScreen(onStopped: () -> Unit): Boolean = false

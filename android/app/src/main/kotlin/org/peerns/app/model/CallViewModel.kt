@@ -159,6 +159,8 @@ class CallViewModel(
 
     /** Stops capturing and playing (the call goes on). */
     fun stopMedia() {
+        // A system's stop of the share already under way resumes no camera after this.
+        shareId++
         requests.coroutineContext.cancelChildren()
         keyframesAsked.clear()
         media?.setRotationListener(null)
@@ -266,11 +268,14 @@ class CallViewModel(
     }
 
     suspend fun setCameraOff(off: Boolean) = withCall { call ->
-        node.setCameraOff(call, off)
-        // While the screen is shared the camera waits for the share's end.
-        val local = mutableState.value.local
-        if ("video" in sources && !local.screen) media?.setCamera(if (off) null else facing(local.backCamera))
-        mutableState.update { it.copy(local = it.local.copy(cameraOff = off)) }
+        // Under the share's lock: a share the system stops meanwhile resumes the camera as set.
+        shareLock.withLock {
+            node.setCameraOff(call, off)
+            mutableState.update { it.copy(local = it.local.copy(cameraOff = off)) }
+            // While the screen is shared the camera waits for the share's end.
+            val local = mutableState.value.local
+            if ("video" in sources && !local.screen) media?.setCamera(if (off) null else facing(local.backCamera))
+        }
     }
 
     /**
@@ -278,16 +283,19 @@ class CallViewModel(
      * once while our camera is on, else when it is turned on.
      */
     suspend fun switchCamera() = withCall { call ->
-        node.switchCamera(call)
-        val back = !mutableState.value.local.backCamera
-        mutableState.update { it.copy(local = it.local.copy(backCamera = back)) }
-        if (cameraSends() && !mutableState.value.local.screen) media?.setCamera(facing(back))
+        shareLock.withLock {
+            node.switchCamera(call)
+            val back = !mutableState.value.local.backCamera
+            mutableState.update { it.copy(local = it.local.copy(backCamera = back)) }
+            if (cameraSends() && !mutableState.value.local.screen) media?.setCamera(facing(back))
+        }
     }
 
     /** One share change at a time: the user's and the system's may cross. */
     private val shareLock = Mutex()
 
-    /** Counts shares: the system's stop of an earlier one ends nothing. */
+    /** Counts shares: the system's stop of an earlier one (or of one the media's stop ended) ends nothing. */
+    @Volatile
     private var shareId = 0
 
     /**
@@ -304,7 +312,8 @@ class CallViewModel(
     private suspend fun startSharing(call: String) {
         val media = media ?: throw IllegalArgumentException("this phone cannot share its screen")
         val s = mutableState.value
-        if (s.local.screen) return
+        // A second consent while one share runs: this one is not used (the caller gives it back).
+        require(!s.local.screen) { "the screen is shared already" }
         require(s.sendsScreen) { "this call has no screen track" }
         require(sinks != null) { "the call's media is not up" }
         val source = node.callMediaSource(call, "screen", media.screenControl)
@@ -337,7 +346,8 @@ class CallViewModel(
         media.stopScreen()
         sources.remove("screen")
         mutableState.update { it.copy(local = it.local.copy(screen = false)) }
-        if (cameraSends()) media.setCamera(facing(mutableState.value.local.backCamera))
+        // Not once the media stopped (the call ended meanwhile): the camera stays closed.
+        if (cameraSends() && sinks != null) media.setCamera(facing(mutableState.value.local.backCamera))
         node.setScreen(call, false)
     }
 

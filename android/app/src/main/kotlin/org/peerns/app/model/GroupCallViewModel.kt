@@ -194,22 +194,27 @@ class GroupCallViewModel(
 
     /** Leaves the call. */
     suspend fun leave() = guard {
-        media?.setRotationListener(null)
-        background.coroutineContext.cancelChildren()
-        rotation = 0
-        media?.stop()
-        mutableState.update { it.copy(sendsScreen = false, screen = false) }
-        val left = call
-        call = null
-        left?.stop()
-        left?.close()
-        node.groupCallLeave(group)
-        recent = emptyList()
-        keyframesAsked.clear()
-        frameCounts.clear()
-        countsShownAt = 0L
-        mutableState.update {
-            it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList(), pictures = emptyList())
+        // Under the share's lock, and a system's stop of the share already under way is ended:
+        // no camera resumes after this.
+        shareLock.withLock {
+            shareId++
+            media?.setRotationListener(null)
+            background.coroutineContext.cancelChildren()
+            rotation = 0
+            media?.stop()
+            mutableState.update { it.copy(sendsScreen = false, screen = false) }
+            val left = call
+            call = null
+            left?.stop()
+            left?.close()
+            node.groupCallLeave(group)
+            recent = emptyList()
+            keyframesAsked.clear()
+            frameCounts.clear()
+            countsShownAt = 0L
+            mutableState.update {
+                it.copy(frames = emptyMap(), targetBps = 0, speaking = emptyList(), pictures = emptyList())
+            }
         }
     }
 
@@ -220,16 +225,20 @@ class GroupCallViewModel(
     }
 
     suspend fun setCameraOff(off: Boolean) = guard {
-        mutableState.update { it.copy(cameraOff = off) }
-        // While the screen is shared the camera waits for the share's end.
-        if (call != null && !mutableState.value.screen) media?.setCamera(if (off) null else FRONT)
-        announce()
+        // Under the share's lock: a share the system stops meanwhile resumes the camera as set.
+        shareLock.withLock {
+            mutableState.update { it.copy(cameraOff = off) }
+            // While the screen is shared the camera waits for the share's end.
+            if (call != null && !mutableState.value.screen) media?.setCamera(if (off) null else FRONT)
+            announce()
+        }
     }
 
     /** One share change at a time: the user's and the system's may cross. */
     private val shareLock = Mutex()
 
-    /** Counts shares: the system's stop of an earlier one ends nothing. */
+    /** Counts shares: the system's stop of an earlier one (or of one leaving ended) ends nothing. */
+    @Volatile
     private var shareId = 0
 
     /**
@@ -242,7 +251,8 @@ class GroupCallViewModel(
 
     private suspend fun startSharing() {
         val media = media ?: throw IllegalArgumentException("this phone cannot share its screen")
-        if (mutableState.value.screen) return
+        // A second consent while one share runs: this one is not used (the caller gives it back).
+        require(!mutableState.value.screen) { "the screen is shared already" }
         require(call != null && mutableState.value.sendsScreen) { "join the call with video to share the screen" }
         val id = ++shareId
         val started = media.startScreen { background.launch { systemStopped(id) } }
@@ -266,6 +276,7 @@ class GroupCallViewModel(
         if (!mutableState.value.screen) return
         media?.stopScreen()
         mutableState.update { it.copy(screen = false) }
+        // Not once we left (the call is gone): the camera stays closed.
         if (call != null && !mutableState.value.cameraOff) media?.setCamera(FRONT)
         announce()
     }

@@ -40,7 +40,8 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
 
     /**
      * Shares the screen through [projection] (replacing a share running); [onStopped] runs, on
-     * the encoder's thread, when the share ends other than by [stop]: the user stopped it from
+     * the encoder's thread (the caller's for a released encoder), when the share ends other than
+     * by [stop]: the user stopped it from
      * the system's controls, or it could not start (said through onError, as is a released
      * encoder's start).
      */
