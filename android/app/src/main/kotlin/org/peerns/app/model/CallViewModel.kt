@@ -170,10 +170,9 @@ class CallViewModel(
         sinks?.close()
         sinks = null
         // A share ends with the media (the peer is told if the call goes on).
-        val shared = mutableState.value.takeIf { it.local.screen }?.call ?: return
-        mutableState.update { it.copy(local = it.local.copy(screen = false)) }
+        val call = mutableState.value.call ?: return
         try {
-            node.setScreen(shared, false)
+            stopSharing(call)
         } catch (_: PeernsException) {
             // The call ended.
         }

@@ -4,9 +4,6 @@ import android.content.Context
 import android.hardware.display.DisplayManager
 import android.hardware.display.VirtualDisplay
 import android.media.projection.MediaProjection
-import android.os.Bundle
-import android.os.Handler
-import android.os.HandlerThread
 import android.util.Size
 import android.view.Display
 import android.view.Surface
@@ -25,12 +22,9 @@ import kotlin.math.sqrt
  * Android 10+; everything runs on a thread of its own. The mirror keeps the size it started
  * with: a phone turned during the share shows its screen letterboxed.
  */
-class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, private val onError: (String) -> Unit) : CodecParameters {
+class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, private val onError: (String) -> Unit) :
+    EncoderThread("peerns-screen-encoder") {
     private val appContext = context.applicationContext
-    private val thread = HandlerThread("peerns-screen-encoder").apply { start() }
-    private val handler = Handler(thread.looper)
-    private val lock = Any()
-    private var codec: SurfaceH264? = null
     private var display: VirtualDisplay? = null
     private var projection: MediaProjection? = null
     private var stopped: MediaProjection.Callback? = null
@@ -64,19 +58,6 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
         }
     }
 
-    /** Stops sharing (the thread stays for a later [start]). */
-    fun stop() {
-        handler.post(::stopNow)
-    }
-
-    /** Stops and ends the thread; this encoder cannot start again. */
-    fun release() {
-        handler.post(::stopNow)
-        thread.quitSafely()
-    }
-
-    override fun setParameters(params: Bundle): Unit = synchronized(lock) { codec?.setParameters(params) }
-
     private fun open(projection: MediaProjection, onStopped: () -> Unit) {
         this.projection = projection
         // Registered before the display is made (Android 14 refuses it otherwise); a projection
@@ -92,7 +73,7 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
         projection.registerCallback(callback, handler)
         val (width, height) = panel()
         val encoder = SurfaceH264.start(sizeFor(width, height), control.targetBps ?: START_BPS, FPS, handler, sink, onError, screen = true)
-        synchronized(lock) { codec = encoder }
+        useCodec(encoder)
         display = projection.createVirtualDisplay(
             "peerns-screen",
             encoder.size.width,
@@ -114,10 +95,10 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
         return if (turned) mode.physicalHeight to mode.physicalWidth else mode.physicalWidth to mode.physicalHeight
     }
 
-    private fun stopNow() {
+    override fun stopNow() {
         display?.release()
         display = null
-        synchronized(lock) { codec.also { codec = null } }?.release()
+        releaseCodec()
         // Ours no longer before it stops: its onStop is then not taken for the user's.
         val ending = projection ?: return
         projection = null

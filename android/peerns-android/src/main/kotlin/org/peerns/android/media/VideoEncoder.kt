@@ -10,9 +10,6 @@ import android.hardware.camera2.CameraManager
 import android.hardware.camera2.params.OutputConfiguration
 import android.hardware.camera2.params.SessionConfiguration
 import android.media.MediaCodec
-import android.os.Bundle
-import android.os.Handler
-import android.os.HandlerThread
 import android.os.Looper
 import android.util.Size
 import android.view.Surface
@@ -30,17 +27,14 @@ import kotlin.math.abs
  * the sensor gives it (not turned): [onCamera] says how the sensor is mounted, from which the
  * call tells the receiver how far to turn it (`VideoRotation`).
  */
-class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private val onError: (String) -> Unit) : CodecParameters {
+class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private val onError: (String) -> Unit) :
+    EncoderThread("peerns-video-encoder") {
     private val appContext = context.applicationContext
     private val cameras = appContext.getSystemService(CameraManager::class.java)
-    private val thread = HandlerThread("peerns-video-encoder").apply { start() }
-    private val handler = Handler(thread.looper)
 
     // Once the thread has ended, a late callback runs where it comes from (a camera that opens
     // after release must still be closed).
     private val executor = Executor { if (!handler.post(it)) it.run() }
-    private val lock = Any()
-    private var codec: SurfaceH264? = null
     private var surface: Surface? = null
     private var camera: CameraDevice? = null
     private var session: CameraCaptureSession? = null
@@ -101,19 +95,6 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
         if (surface == null) done.await(PREVIEW_GONE_WAIT_MS, TimeUnit.MILLISECONDS)
     }
 
-    /** Stops the camera and the encoder (the thread stays for a later [start]). */
-    fun stop() {
-        handler.post(::stopNow)
-    }
-
-    /** Stops and ends the thread; this encoder cannot start again. */
-    fun release() {
-        handler.post(::stopNow)
-        thread.quitSafely()
-    }
-
-    override fun setParameters(params: Bundle): Unit = synchronized(lock) { codec?.setParameters(params) }
-
     private fun open(facing: String) {
         check(appContext.checkSelfPermission(Manifest.permission.CAMERA) == PackageManager.PERMISSION_GRANTED) { "no camera permission" }
         val lens = if (facing == "user") CameraCharacteristics.LENS_FACING_FRONT else CameraCharacteristics.LENS_FACING_BACK
@@ -125,7 +106,7 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
             ?.getOutputSizes(MediaCodec::class.java).orEmpty()
         val size = sizes.minByOrNull { abs(it.width * it.height - WIDTH * HEIGHT) } ?: Size(WIDTH, HEIGHT)
         val encoder = SurfaceH264.start(size, control.targetBps ?: START_BPS, FPS, handler, sink, onError)
-        synchronized(lock) { codec = encoder }
+        useCodec(encoder)
         val input = encoder.surface
         surface = input
         cameras.openCamera(
@@ -195,13 +176,13 @@ class VideoEncoder(context: Context, private val sink: EncodedFrameSink, private
         }
     }
 
-    private fun stopNow() {
+    override fun stopNow() {
         session?.close()
         session = null
         camera?.close()
         camera = null
         surface = null
-        synchronized(lock) { codec.also { codec = null } }?.release()
+        releaseCodec()
     }
 
     companion object {
