@@ -18,8 +18,8 @@ abstract class EncoderThread(name: String) : CodecParameters {
     /** Stops what runs, on the encoder's thread; it ends with [releaseCodec]. */
     protected abstract fun stopNow()
 
-    /** [encoder] is the one running now: the core's requests go to it. */
-    protected fun useCodec(encoder: SurfaceH264) = synchronized(lock) { codec = encoder }
+    /** [encoder] is the one running now: the core's requests go to it; returns the one before. */
+    protected fun useCodec(encoder: SurfaceH264): SurfaceH264? = synchronized(lock) { codec.also { codec = encoder } }
 
     /** Releases the running encoder, if any. */
     protected fun releaseCodec() = synchronized(lock) { codec.also { codec = null } }?.release()

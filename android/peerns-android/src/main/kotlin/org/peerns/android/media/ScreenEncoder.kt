@@ -13,14 +13,14 @@ import kotlin.math.sqrt
 
 /**
  * The screen, encoded: a MediaProjection's virtual display mirrors the phone's screen into a
- * [SurfaceH264] encoder in its screen mode (the whole panel, as turned when the share starts,
- * scaled to [sizeFor]; at most [FPS] frames a second; a still picture sent again), whose access
- * units go to [sink]. The projection comes from the user's consent in the system's capture
+ * [SurfaceH264] encoder in its screen mode (the whole panel as it is turned, scaled to
+ * [sizeFor]; at most [FPS] frames a second; a still picture sent again), whose access units go
+ * to [sink]. A phone turned during the share gets a new encoder of the turned shape (its first
+ * picture a keyframe with the new size), and the mirror is resized onto it. The projection comes from the user's consent in the system's capture
  * dialog, which the activity asks for; the app's foreground service must hold the
  * mediaProjection type before the projection is taken (`PeernsService.setScreenShared`), and
  * each consent serves one share. [control] takes the core's keyframe requests and bitrate.
- * Android 10+; everything runs on a thread of its own. The mirror keeps the size it started
- * with: a phone turned during the share shows its screen letterboxed.
+ * Android 10+; everything runs on a thread of its own.
  */
 class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, private val onError: (String) -> Unit) :
     EncoderThread("peerns-screen-encoder") {
@@ -28,6 +28,19 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
     private var display: VirtualDisplay? = null
     private var projection: MediaProjection? = null
     private var stopped: MediaProjection.Callback? = null
+
+    // The size asked of the running encoder (it may have taken a smaller one).
+    private var asked: Size? = null
+    private val displays = appContext.getSystemService(DisplayManager::class.java)
+    private val turns = object : DisplayManager.DisplayListener {
+        override fun onDisplayAdded(displayId: Int) = Unit
+
+        override fun onDisplayRemoved(displayId: Int) = Unit
+
+        override fun onDisplayChanged(displayId: Int) {
+            if (displayId == Display.DEFAULT_DISPLAY) refit()
+        }
+    }
 
     /** The core's requests for this encoder. */
     val control = EncoderControl(this, MIN_BPS, MAX_BPS)
@@ -72,8 +85,11 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
         stopped = callback
         projection.registerCallback(callback, handler)
         val (width, height) = panel()
-        val encoder = SurfaceH264.start(sizeFor(width, height), control.targetBps ?: START_BPS, FPS, handler, sink, onError, screen = true)
+        val size = sizeFor(width, height)
+        val encoder = SurfaceH264.start(size, control.targetBps ?: START_BPS, FPS, handler, sink, onError, screen = true)
         useCodec(encoder)
+        asked = size
+        displays?.registerDisplayListener(turns, handler)
         display = projection.createVirtualDisplay(
             "peerns-screen",
             encoder.size.width,
@@ -86,6 +102,28 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
         )
     }
 
+    /**
+     * The panel changed (the phone was turned): while sharing, a size of another shape gets a
+     * new encoder, and the mirror (one per projection, so resized, not made again) draws into
+     * it; the old encoder is released after. A new encoder that cannot start leaves the old one.
+     */
+    private fun refit() {
+        val mirror = display ?: return
+        val (width, height) = panel()
+        val size = sizeFor(width, height)
+        if (size == asked) return
+        val encoder = try {
+            SurfaceH264.start(size, control.targetBps ?: START_BPS, FPS, handler, sink, onError, screen = true)
+        } catch (e: Exception) {
+            onError("screen: ${e.message ?: e}")
+            return
+        }
+        asked = size
+        mirror.resize(encoder.size.width, encoder.size.height, appContext.resources.displayMetrics.densityDpi)
+        mirror.surface = encoder.surface
+        useCodec(encoder)?.release()
+    }
+
     /** The whole panel's size (system bars included) as the screen is turned now. */
     private fun panel(): Pair<Int, Int> {
         val screen = appContext.getSystemService(DisplayManager::class.java)?.getDisplay(Display.DEFAULT_DISPLAY)
@@ -96,8 +134,10 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
     }
 
     override fun stopNow() {
+        displays?.unregisterDisplayListener(turns)
         display?.release()
         display = null
+        asked = null
         releaseCodec()
         // Ours no longer before it stops: its onStop is then not taken for the user's.
         val ending = projection ?: return
