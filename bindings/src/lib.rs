@@ -23,6 +23,7 @@ mod call_media;
 mod calls;
 mod chat;
 mod events;
+mod files;
 mod group_calls;
 mod group_files;
 mod groups;

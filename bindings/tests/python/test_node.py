@@ -381,9 +381,17 @@ def test_contacts_and_chat():
             with open(recv.path, "rb") as f:
                 assert f.read() == payload
             await la.wait_for(lambda ev: of_kind(ev, "file_done", id=fm.id, ok=True, outgoing=True))
+            # A chat shown later reads where each side's transfer stands, and the file's path.
+            theirs = await b.file_transfer(fm.id)
+            assert (theirs.state, theirs.bytes, theirs.outgoing, theirs.path) == (
+                p.FileTransferState.DONE, 300_000, False, recv.path)
+            ours = await a.file_transfer(fm.id)
+            assert (ours.state, ours.conversation, ours.name, ours.path) == (
+                p.FileTransferState.DONE, fb, "notes.txt", None)
             await b.set_max_file_size(1000)
             big = await a.send_file(fb, src)
             await la.wait_for(lambda ev: of_kind(ev, "file_done", id=big.id, ok=False, outgoing=True))
+            assert (await a.file_transfer(big.id)).state == p.FileTransferState.REFUSED
             with pytest.raises(p.PeernsError.InvalidInput):
                 await a.send_file(fb, os.path.join(dirs[0].name, "missing.bin"))
 

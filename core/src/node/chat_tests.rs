@@ -7,6 +7,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::tests::{alice_and_bob, befriend, config, next, server, started, until};
 use super::*;
+use crate::chat::file::FileState;
 use crate::chat::wire::{Frame, Op, OpKind};
 use crate::identity::Fingerprint;
 
@@ -569,12 +570,24 @@ async fn a_file_sent_while_the_contact_is_offline_arrives_when_it_returns() {
     let content: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
     std::fs::write(&src, &content).unwrap();
     let sent = a.send_file(&fb, src.to_str().unwrap()).await.unwrap();
+    let id = hex::encode(sent.id);
+    // The chat shows it waiting: ours, nothing of it acknowledged, nothing to open.
+    let waiting = a.file_transfer(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (waiting.outgoing, waiting.state, waiting.bytes, waiting.size),
+        (true, FileState::Transferring, 0, 3_000_000)
+    );
+    assert_eq!(
+        (waiting.conversation.as_str(), waiting.path),
+        (fb.as_str(), None)
+    );
     // The original may go away: the profile holds a copy.
     std::fs::remove_file(&src).unwrap();
+    let mut ea = a.subscribe();
     let b = started(config(db.path(), &url, None)).await.unwrap();
     let mut eb = b.subscribe();
     let path = wait_for(&mut eb, |e| match e {
-        NodeEvent::FileReceived { id, path, .. } if id == hex::encode(sent.id) => Some(path),
+        NodeEvent::FileReceived { id: got, path, .. } if got == id => Some(path),
         _ => None,
     })
     .await;
@@ -585,6 +598,35 @@ async fn a_file_sent_while_the_contact_is_offline_arrives_when_it_returns() {
         (m.name.as_str(), m.size, m.mime.as_str()),
         ("minutes.pdf", 3_000_000, "application/pdf")
     );
+    // A chat opened after the events went by (here after a restart) finds it whole, where it is.
+    b.stop().await;
+    let b = started(config(db.path(), &url, None)).await.unwrap();
+    let got = b.file_transfer(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.outgoing, got.state, got.bytes, got.name.as_str()),
+        (false, FileState::Done, 3_000_000, "minutes.pdf")
+    );
+    assert_eq!(got.path.as_deref(), Some(path.as_str()));
+    assert_eq!(got.conversation, a.identity().fingerprint);
+    // The sender's side ends done too, with nothing to open (its copy was the profile's).
+    let delivered = wait_for(&mut ea, |e| match e {
+        NodeEvent::FileDone { id: done, ok, .. } if done == id => Some(ok),
+        _ => None,
+    })
+    .await;
+    assert!(delivered);
+    let ours = a.file_transfer(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (ours.state, ours.bytes, ours.path),
+        (FileState::Done, 3_000_000, None)
+    );
+    // A message that is no file has no transfer; a malformed id is refused.
+    let text = a.send_message(&fb, "see the minutes").await.unwrap();
+    assert_eq!(a.file_transfer(&hex::encode(text.id)).await.unwrap(), None);
+    assert!(matches!(
+        a.file_transfer("zz").await,
+        Err(NodeError::InvalidInput(_))
+    ));
     a.stop().await;
     b.stop().await;
     server.shutdown().await;

@@ -29,8 +29,10 @@ use crate::identity::Fingerprint;
 use crate::store::blocking;
 
 mod limits;
+mod status;
 pub(crate) use limits::expiry_loop;
 use limits::{Offer, offer};
+pub use status::FileTransfer;
 
 /// Chunks between acknowledgements (each one syncs the `.part` file and the database): a
 /// disconnect costs at most this many chunks (~4 MiB).

@@ -86,7 +86,7 @@ pub use calls::ActiveCall;
 pub use chat::{PING_TIMEOUT, StatusChange};
 pub use discovery::{DiscoveredPeer, LOCAL_NETWORK, NamespaceRole, slugify};
 pub use events::{NodeError, NodeEvent};
-pub use files::{ACK_EVERY, DEFAULT_MAX_FILE};
+pub use files::{ACK_EVERY, DEFAULT_MAX_FILE, FileTransfer};
 pub use group_live::{GroupCallMedia, GroupCallPublisher, GroupUpdate, QueuedSend, ReceivedFrame};
 pub use idle_links::DEFAULT_BACKGROUND_LINK_IDLE;
 use link::Link;
