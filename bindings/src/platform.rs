@@ -89,6 +89,9 @@ pub enum NotificationCategory {
     /// Messages from others in a group whose chat was not open; `conversation` is the group
     /// ID (32 hex characters).
     GroupMessage,
+    /// An armed baby monitor we may watch heard a held loud sound; `conversation` is the
+    /// monitor's fingerprint (an alarm: show it so that a phone in a pocket is heard).
+    MonitorAlert,
 }
 
 /// A notification to post. Not named `Notification`: that would clash with Foundation's
@@ -114,6 +117,7 @@ impl From<core::Notification> for PeernsNotification {
                 core::NotificationCategory::IncomingCall => NotificationCategory::IncomingCall,
                 core::NotificationCategory::MissedCall => NotificationCategory::MissedCall,
                 core::NotificationCategory::GroupMessage => NotificationCategory::GroupMessage,
+                core::NotificationCategory::MonitorAlert => NotificationCategory::MonitorAlert,
             },
             title: n.title,
             body: n.body,

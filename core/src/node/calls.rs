@@ -334,7 +334,7 @@ impl Inner {
     }
 
     /// Our name for contact `fp` (never the one it gives itself), or its short fingerprint.
-    async fn contact_name(&self, fp: &Fingerprint) -> String {
+    pub(super) async fn contact_name(&self, fp: &Fingerprint) -> String {
         let f = *fp;
         self.db(move |c| contacts::get(c, &f))
             .await

@@ -24,6 +24,9 @@ pub enum NotificationCategory {
     /// Messages from others arrived in a group whose chat was not open; the notification's
     /// conversation is the group ID (32 hex characters).
     GroupMessage,
+    /// An armed baby monitor we may watch heard a held loud sound (the conversation is the
+    /// monitor's fingerprint): an alarm, so the phone in a pocket hears it.
+    MonitorAlert,
 }
 
 /// A system notification the node asks the platform to post.

@@ -146,7 +146,9 @@ impl Inner {
                 code,
                 text,
             } if contact => this.on_upload_state(link, upload, written, code, text),
-            Frame::RpcSoundAlert { below_db } if contact => this.on_sound_alert(&link.fp, below_db),
+            Frame::RpcSoundAlert { below_db } if contact => {
+                this.on_sound_alert(&link.fp, below_db).await
+            }
             _ if !contact => {
                 link.refuse(ErrorCode::NotContact, "you are not a contact")
                     .await;

@@ -1,11 +1,14 @@
 //! The baby monitor's sound alert over links (decision 0014). The armed device's shell reports
 //! its microphone's level; when the levels raise an alert ([`crate::rpc::alert`]), every
 //! contact at Full Access whose grants let it watch the armed camera gets an `RpcSoundAlert`
-//! frame (dialled if needed). The receiving side turns it into [`NodeEvent::MonitorAlert`], at
-//! most one per contact every [`MIN_GAP_MS`].
+//! frame (dialled if needed). The receiving side turns it into [`NodeEvent::MonitorAlert`] and a
+//! `MonitorAlert` notification (none while that stream is on screen), at most one per contact
+//! every [`MIN_GAP_MS`].
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use super::platform::{Notification, NotificationCategory};
 use super::{Inner, Node, NodeError, NodeEvent, lock, unix_ms};
 use crate::chat::wire::Frame;
 use crate::contacts::{self, Trust};
@@ -94,8 +97,9 @@ impl Inner {
         }
     }
 
-    /// A sound alert from the contact of `fp`.
-    pub(super) fn on_sound_alert(&self, fp: &Fingerprint, below_db: u8) {
+    /// A sound alert from the contact of `fp`: an event, and a notification unless its stream
+    /// is on the screen now (we are in a call with it in the foreground).
+    pub(super) async fn on_sound_alert(&self, fp: &Fingerprint, below_db: u8) {
         let now = unix_ms();
         {
             let mut last = lock(&self.rpc.alerts_in);
@@ -111,5 +115,21 @@ impl Inner {
             fingerprint: fp.to_hex(),
             level_dbfs: -i16::from(below_db),
         });
+        let watching = !self.background.load(Ordering::SeqCst)
+            && lock(&self.calls)
+                .machine
+                .active()
+                .is_some_and(|c| c.peer == *fp);
+        if let Some(notifier) = self.notifier.as_ref().filter(|_| !watching) {
+            notifier.notify(Notification {
+                category: NotificationCategory::MonitorAlert,
+                title: self.contact_name(fp).await,
+                body: format!(
+                    "the baby monitor hears a sound ({} dBFS)",
+                    -i16::from(below_db)
+                ),
+                conversation: Some(fp.to_hex()),
+            });
+        }
     }
 }

@@ -586,7 +586,14 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud_sound() {
     let srv = server().await;
-    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let notes = Arc::new(Recorder::default());
+    let mut ca = config(da.path(), &srv.url(), Some("alice"));
+    ca.platform.notifier = Some(notes.clone());
+    let a = started(ca).await.unwrap();
+    let b = started(config(db.path(), &srv.url(), Some("bob")))
+        .await
+        .unwrap();
     befriend(&a, &b).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let mut ea = a.subscribe();
@@ -625,6 +632,15 @@ async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud
     };
     let got = tokio::time::timeout(WAIT, alert).await.unwrap();
     assert_eq!(got, (fb.clone(), -12));
+    // And a notification (no stream of bob's is on the screen): a phone in a pocket hears it.
+    let alarms: Vec<_> = lock(&notes.0)
+        .iter()
+        .filter(|n| n.category == NotificationCategory::MonitorAlert)
+        .cloned()
+        .collect();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0].conversation.as_deref(), Some(fb.as_str()));
+    assert!(alarms[0].body.contains("-12 dBFS"), "{:?}", alarms[0]);
     // Only one per sound: more loud reports within the cooldown raise nothing.
     for _ in 0..5 {
         b.rpc_sound_level(-12.0);
@@ -634,6 +650,31 @@ async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud
     while let Ok(ev) = ea.try_recv() {
         assert!(!matches!(ev, NodeEvent::MonitorAlert { .. }), "{ev:?}");
     }
+    let count = |notes: &Recorder| {
+        lock(&notes.0)
+            .iter()
+            .filter(|n| n.category == NotificationCategory::MonitorAlert)
+            .count()
+    };
+    assert_eq!(count(&notes), 1);
+    // While alice watches bob's stream on her screen, an alert is an event only.
+    let watching = a.call(&fb, Kinds::AUDIO).await.unwrap();
+    until(10, "the watch call is up", async || {
+        a.active_call().is_some_and(|c| c.call == watching)
+    })
+    .await;
+    lock(&a.inner.rpc.alerts_in).clear();
+    a.inner.on_sound_alert(&parse_fp(&fb).unwrap(), 20).await;
+    assert_eq!(
+        count(&notes),
+        1,
+        "notified while the stream was on the screen"
+    );
+    // In the background it is not on the screen: notified.
+    a.set_app_active(false);
+    lock(&a.inner.rpc.alerts_in).clear();
+    a.inner.on_sound_alert(&parse_fp(&fb).unwrap(), 20).await;
+    assert_eq!(count(&notes), 2);
     a.stop().await;
     b.stop().await;
 }
