@@ -4,6 +4,7 @@ import android.os.Build
 import android.text.format.DateFormat
 import android.view.View
 import android.widget.Button
+import android.widget.Toast
 import kotlinx.coroutines.launch
 import org.peerns.android.PeernsTelecom
 import org.peerns.android.media.CallAudioRouter
@@ -154,6 +155,8 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 mute.text = if (s.local.muted) "Unmute" else "Mute"
                 camera.text = if (s.local.cameraOff) "Camera on" else "Camera off"
                 switchCamera.text = if (s.local.backCamera) "Front camera" else "Back camera"
+                // An audio call has no camera to turn on or switch.
+                camera.visibility = if (s.sendsVideo) View.VISIBLE else View.GONE
                 switchCamera.visibility = if (s.sendsVideo) View.VISIBLE else View.GONE
                 shareScreen.show(s.local.screen, available = s.sendsScreen && s.mediaUp)
                 if (s.call != null && s.status == "connected" && s.mediaUp) {
@@ -215,7 +218,14 @@ class MonitorView(host: Host, private val model: MonitorViewModel) : ScreenView(
     private fun arm(alertDbfs: Float?) {
         if (Build.VERSION.SDK_INT < Build.VERSION_CODES.Q) return act { model.arm("environment", alertDbfs) }
         // Armed, the keeper claims the camera and microphone types of the permissions granted.
-        host.withMedia(camera = true) { act { model.arm("environment", alertDbfs) } }
+        host.withMedia(camera = true) { camera ->
+            if (camera) {
+                act { model.arm("environment", alertDbfs) }
+            } else {
+                // Armed without it, a watcher would see nothing while the screen says armed.
+                Toast.makeText(host.context, "The baby monitor needs the camera: allow it, then arm again.", Toast.LENGTH_LONG).show()
+            }
+        }
     }
 
     /** Watches [fingerprint]'s armed phone: its stream is a call, shown on the call screen. */

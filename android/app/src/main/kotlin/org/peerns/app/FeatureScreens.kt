@@ -20,8 +20,12 @@ import org.peerns.app.model.Screen
 import org.peerns.app.model.SettingsViewModel
 import org.peerns.app.model.describe
 import org.peerns.app.model.describeCall
+import org.peerns.app.model.grouped
+import org.peerns.app.model.percent
 import org.peerns.ffi.ChatMessage
 import org.peerns.ffi.Contact
+import org.peerns.ffi.FileTransferInfo
+import org.peerns.ffi.FileTransferState
 import org.peerns.ffi.NodeEvent
 
 /**
@@ -104,10 +108,29 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
             ui.text("${c.name}  ${c.short}${if (c.verified) " ✓" else ""}"),
             ui.row().with(
                 ui.button("Chat") { host.navigator.open(Screen.Chat(c.fingerprint)) },
-                ui.button("Call") { host.call(c.fingerprint) },
+                ui.button("Call") { host.call(c.fingerprint, video = false) },
+                ui.button("Video call") { host.call(c.fingerprint, video = true) },
                 ui.button("Trust: $label") { chooseTrust(c) },
+                ui.button(if (c.verified) "Verified ✓" else "Verify") { verify(c) },
             ),
         )
+    }
+
+    /**
+     * Shows both fingerprints to compare with what the contact's phone shows (its Settings):
+     * the same, the contact is marked verified (✓); a verified one can be unmarked.
+     */
+    private fun verify(c: Contact) {
+        val ours = ourFingerprint(host) ?: return
+        val text = "${c.name}'s fingerprint:\n${grouped(c.fingerprint)}\n\nYours:\n${grouped(ours)}\n\n" +
+            "Compare them with what ${c.name}'s phone shows, side by side or over a call. The same: nobody is in between."
+        val dialog = AlertDialog.Builder(host.context).setTitle("Verify ${c.name}").setMessage(text)
+        if (c.verified) {
+            dialog.setPositiveButton("Unmark verified") { _, _ -> act { model.setVerified(c.fingerprint, false) } }
+        } else {
+            dialog.setPositiveButton("They match") { _, _ -> act { model.setVerified(c.fingerprint, true) } }
+        }
+        dialog.setNegativeButton("Cancel", null).show()
     }
 
     private fun chooseTrust(c: Contact) {
@@ -151,7 +174,7 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
         },
         make = { item ->
             when (item) {
-                is ChatItem.Message -> messageView(item.message)
+                is ChatItem.Message -> messageView(item)
                 is ChatItem.Invitation -> invitationView(item)
                 is ChatItem.Call -> ui.text("📞 ${describeCall(item.entry)}")
             }
@@ -160,6 +183,10 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
     override val root = ui.column(20).with(
         title,
         online,
+        ui.row().with(
+            ui.button("Call") { host.call(model.conversation, video = false) },
+            ui.button("Video call") { host.call(model.conversation, video = true) },
+        ),
         messages,
         error,
         input,
@@ -173,7 +200,8 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
         host.scope.launch {
             model.state.collect { state ->
                 title.text = state.title
-                online.text = if (state.online) "online" else "offline: messages wait until you meet"
+                online.text = listOfNotNull(if (state.online) "online" else "offline: messages wait until you meet", state.warning)
+                    .joinToString("\n")
                 error.text = state.error ?: ""
                 // Only the rows that changed are made again (not for the online mark or an error).
                 rows.show(state.items)
@@ -189,7 +217,22 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
 
     override fun hidden() = model.close()
 
-    private fun messageView(m: ChatMessage): TextView = ui.text(describe(m)).apply {
+    /** A message's line; a file's with a progress bar while it moves, and Open once it is here. */
+    private fun messageView(item: ChatItem.Message): View {
+        val m = item.message
+        val text = messageText(m, item.transfer)
+        val t = item.transfer
+        val path = t?.path
+        val file = m.file
+        return when {
+            file != null && !m.deleted && path != null -> ui.row().with(text, ui.button("Open") { host.openFile(path, file.mime) })
+            file != null && !m.deleted && t?.state == FileTransferState.TRANSFERRING && t.bytes > 0uL ->
+                ui.column().with(text, ui.progress(percent(t.bytes, file.size)))
+            else -> text
+        }
+    }
+
+    private fun messageText(m: ChatMessage, transfer: FileTransferInfo?): TextView = ui.text(describe(m, transfer)).apply {
         if (m.outgoing && !m.deleted) {
             setOnLongClickListener {
                 val actions = if (m.file == null) arrayOf<CharSequence>("Edit", "Delete") else arrayOf<CharSequence>("Delete")
@@ -224,6 +267,8 @@ class ChatView(host: Host, private val model: ChatViewModel) : ScreenView(host) 
     }
 
     override fun onEvent(event: NodeEvent) {
+        if (event is NodeEvent.FileProgress) model.onProgress(event)
+        model.onWarning(event)
         if (model.concerns(event)) act { model.open() }
     }
 }
@@ -318,7 +363,7 @@ class SettingsView(host: Host, private val model: SettingsViewModel) : ScreenVie
         startAtBoot.setOnCheckedChangeListener { _, on -> model.setStartAtBoot(on) }
         host.scope.launch {
             model.state.collect { state ->
-                fingerprint.text = "${state.shortFingerprint}\n${state.fingerprint}"
+                fingerprint.text = "${state.shortFingerprint}\n${grouped(state.fingerprint)}"
                 shareQr.showQr(state.shareLink, ui.dp(QR_DP))
                 note.text =
                     state.error ?: if (state.restartNeeded) "Applies when PeerNS starts again (Stop it from its notification)." else ""

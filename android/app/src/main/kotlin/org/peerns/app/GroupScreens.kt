@@ -26,7 +26,6 @@ import org.peerns.ffi.GroupFileTransfer
 import org.peerns.ffi.GroupMember
 import org.peerns.ffi.GroupMembership
 import org.peerns.ffi.GroupMessage
-import org.peerns.ffi.PeernsException
 
 /** Groups: ours, create one, join by an invite link; a contact's invite that joined us is told once. */
 class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(host) {
@@ -173,7 +172,7 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     /** Our fingerprint, read when shown. */
     private var me: String? = null
 
-    private fun name(fingerprint: String) = if (fingerprint == me) "me" else fingerprint.take(8)
+    private fun name(fingerprint: String) = if (fingerprint == me) "me" else model.state.value.nameOf(fingerprint)
 
     private fun line(m: GroupMessage) = "${name(m.author)}: ${m.text}"
 
@@ -197,7 +196,8 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
 
     private fun memberView(row: MemberRow): View {
         val m = row.member
-        val label = "${name(m.fingerprint)}${if (m.admin) "  (admin)" else ""}"
+        val marks = listOfNotNull("admin".takeIf { m.admin }, "online".takeIf { m.online && m.fingerprint != me })
+        val label = name(m.fingerprint) + if (marks.isEmpty()) "" else "  (${marks.joinToString(", ")})"
         return if (row.removable) ui.row().with(ui.text(label), ui.button("Remove") { confirmRemove(m.fingerprint) }) else ui.text(label)
     }
 
@@ -332,7 +332,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
                 pictures.show(
                     state.pictures.map { fp -> fp to if (byFp[fp]?.media?.screen == true) "screen" else "video" },
                     state.speaking,
-                ) { fp -> fp.take(8) }
+                ) { fp -> state.nameOf(fp) }
                 participants.removeAllViews()
                 state.participants.forEach { p ->
                     val speaking = p.fingerprint in state.speaking
@@ -357,7 +357,7 @@ class GroupCallView(host: Host, private val model: GroupCallViewModel, private v
             "connecting".takeIf { !p.connected },
             "$frames frames".takeIf { frames > 0 },
         )
-        return p.fingerprint.take(8) + if (marks.isEmpty()) "" else "  (${marks.joinToString(", ")})"
+        return model.state.value.nameOf(p.fingerprint) + if (marks.isEmpty()) "" else "  (${marks.joinToString(", ")})"
     }
 
     /** A speaker's tile: a green frame around it. */
@@ -426,11 +426,4 @@ class MeetingRoomView(host: Host, private val model: MeetingRoomViewModel) : Scr
         model.onGroupEvent(event)
         if (model.needsRefresh(event)) act { model.refresh() }
     }
-}
-
-/** Our fingerprint, or null while the node is not running. */
-private fun ourFingerprint(host: Host): String? = try {
-    host.node?.identity()?.fingerprint
-} catch (e: PeernsException) {
-    null
 }

@@ -45,9 +45,9 @@ import org.peerns.android.EXTRA_CONVERSATION
 import org.peerns.android.PeernsService
 import org.peerns.android.StartProblem
 import org.peerns.android.hasLocationPermission
+import org.peerns.app.model.CallViewModel
 import org.peerns.app.model.Navigator
 import org.peerns.app.model.Screen
-import org.peerns.ffi.CallKinds
 import org.peerns.ffi.NodeEvent
 import org.peerns.ffi.NotificationCategory
 import org.peerns.ffi.PeernsException
@@ -103,6 +103,7 @@ class MainActivity :
         override fun onServiceConnected(component: ComponentName?, binder: IBinder?) {
             val service = (binder as? PeernsService.LocalBinder)?.service ?: return
             this@MainActivity.service = service
+            stopped = false
             service.setAppActive(true)
             activityScope?.launch {
                 combine(service.problem, service.running, navigator.screens) { _, _, _ -> }.collect { show() }
@@ -111,8 +112,11 @@ class MainActivity :
             answerPending(service)
         }
 
+        // The service stopped (its notification's Stop): the binding stays and comes back with
+        // the service, which the stopped screen's Start starts again.
         override fun onServiceDisconnected(component: ComponentName?) {
             service = null
+            stopped = true
             show()
         }
     }
@@ -179,6 +183,9 @@ class MainActivity :
 
     /** A notification tapped while a call or backup ran here: where Back goes from it (conversation, category). */
     private var deferred: Pair<String?, String?>? = null
+
+    /** The service was stopped while we were bound (until the user starts it again). */
+    private var stopped = false
 
     /** The caller whose call the Answer action answers once the node runs. */
     private var answering: String? = null
@@ -284,6 +291,7 @@ class MainActivity :
         val problem = service?.problem?.value
         val node = service?.node
         val key: Any = when {
+            service == null && stopped -> "stopped"
             service == null -> "connecting"
             problem != null -> problem
             !service.running.value || node == null -> "starting"
@@ -299,6 +307,11 @@ class MainActivity :
         val view = when {
             problem is StartProblem.KeyLost -> KeyLostView(this, service, problem)
             key is Screen && node != null -> screenView(key, this, node)
+            key == "stopped" -> StoppedView(this) {
+                stopped = false
+                startForegroundService(Intent(this, AppService::class.java))
+                show()
+            }
             else -> MessageView(this, problem?.reason ?: "Starting PeerNS…")
         }
         shownKey = key
@@ -339,11 +352,11 @@ class MainActivity :
         }
     }
 
-    override fun call(fingerprint: String) {
+    override fun call(fingerprint: String, video: Boolean) {
         val node = node ?: return
         activityScope?.launch {
             try {
-                node.startCall(fingerprint, CallKinds(audio = true, video = false, screen = false))
+                CallViewModel.place(node, fingerprint, video, service?.powerSave?.value == true)
                 navigator.open(Screen.Call)
             } catch (e: PeernsException) {
                 Toast.makeText(this@MainActivity, "Could not call: ${e.message}", Toast.LENGTH_LONG).show()
@@ -354,7 +367,7 @@ class MainActivity :
     override fun setStadium(on: Boolean) {
         when {
             !on -> service?.stopStadium()
-            hasLocationPermission(this) -> service?.startStadium()
+            hasLocationPermission(this) -> startStadium()
             // Asked only now, when the user turns on the one feature that uses it.
             else -> requestPermissions(
                 arrayOf(Manifest.permission.ACCESS_FINE_LOCATION, Manifest.permission.ACCESS_COARSE_LOCATION),
@@ -364,7 +377,13 @@ class MainActivity :
     }
 
     override fun onRequestPermissionsResult(requestCode: Int, permissions: Array<String>, grantResults: IntArray) {
-        if (requestCode == REQUEST_LOCATION && hasLocationPermission(this)) service?.startStadium()
+        if (requestCode == REQUEST_LOCATION) {
+            when {
+                hasLocationPermission(this) -> startStadium()
+                // Empty results: the request was interrupted; nobody refused anything.
+                grantResults.isNotEmpty() -> locationSettings()
+            }
+        }
         if (requestCode == REQUEST_MEDIA) {
             val then = onMediaGranted
             val denied = onMediaDenied
@@ -397,17 +416,44 @@ class MainActivity :
 
     private fun granted(permission: String) = checkSelfPermission(permission) == PackageManager.PERMISSION_GRANTED
 
+    /** The app's page in the system settings, where a permission Android asks no more for is allowed. */
+    private fun openAppSettings() {
+        try {
+            startActivity(Intent(Settings.ACTION_APPLICATION_DETAILS_SETTINGS, Uri.fromParts("package", packageName, null)))
+        } catch (e: ActivityNotFoundException) {
+            // No settings app to open: the toast says where to go.
+        }
+    }
+
+    /** Stadium mode on, or said why not (the node stopped, or it refused). */
+    private fun startStadium() {
+        if (service?.startStadium() !=
+            true
+        ) {
+            Toast.makeText(this, "Stadium mode could not start: is PeerNS running?", Toast.LENGTH_LONG).show()
+        }
+    }
+
+    /**
+     * The location refused: stadium mode stays off, said, and once Android asks no more the
+     * app's settings page is where it is allowed.
+     */
+    private fun locationSettings() {
+        Toast.makeText(this, "Stadium mode needs your location: allow it for PeerNS, then turn it on.", Toast.LENGTH_LONG).show()
+        if (!shouldShowRequestPermissionRationale(Manifest.permission.ACCESS_FINE_LOCATION) &&
+            !shouldShowRequestPermissionRationale(Manifest.permission.ACCESS_COARSE_LOCATION)
+        ) {
+            openAppSettings()
+        }
+    }
+
     override fun withMedia(camera: Boolean, denied: () -> Unit, then: (camera: Boolean) -> Unit) {
         val wanted = listOfNotNull(Manifest.permission.RECORD_AUDIO, Manifest.permission.CAMERA.takeIf { camera })
         if (wanted.all(::granted)) return then(camera)
         if (!granted(Manifest.permission.RECORD_AUDIO) && microphoneRefusedForGood) {
             // Android would refuse at once, without asking: the app's settings page is where it is allowed.
             Toast.makeText(this, "Allow the microphone for PeerNS under Permissions, then try again.", Toast.LENGTH_LONG).show()
-            try {
-                startActivity(Intent(Settings.ACTION_APPLICATION_DETAILS_SETTINGS, Uri.fromParts("package", packageName, null)))
-            } catch (e: ActivityNotFoundException) {
-                // No settings app to open: the toast says where to go.
-            }
+            openAppSettings()
             return denied()
         }
         // Asked only now, when a call or the monitor is about to capture.
@@ -463,7 +509,7 @@ class MainActivity :
     }
 
     override fun openFile(path: String, mime: String) {
-        val uri = GroupFileProvider.uriOf(this, path)
+        val uri = ReceivedFileProvider.uriOf(this, path)
             ?: return Toast.makeText(this, "This file cannot be opened from here", Toast.LENGTH_LONG).show()
         val intent = Intent(Intent.ACTION_VIEW)
             .setDataAndType(uri, mime.ifBlank { "application/octet-stream" })
@@ -582,6 +628,15 @@ class MainActivity :
 /** A line of text while there is nothing else to show. */
 class MessageView(host: Host, message: String) : ScreenView(host) {
     override val root: View = ui.column(20).with(ui.title("PeerNS"), ui.text(message))
+}
+
+/** PeerNS was stopped from its notification while the app was open: [start] starts it again. */
+class StoppedView(host: Host, start: () -> Unit) : ScreenView(host) {
+    override val root: View = ui.column(20).with(
+        ui.title("PeerNS is stopped"),
+        ui.text("Your contacts cannot reach this phone, and nothing is sent or received, until it runs again."),
+        ui.button("Start PeerNS") { start() },
+    )
 }
 
 /**

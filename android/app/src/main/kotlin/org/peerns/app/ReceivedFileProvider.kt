@@ -13,24 +13,29 @@ import java.io.FileNotFoundException
 import java.net.URLConnection
 
 /**
- * Lends the group files this phone holds to the app the user opens one with (androidx's
- * FileProvider, framework only): `content://<package>.files/<gid>/<id>/<name>` is the file
- * `<profile>/files/groups/<gid>/<id>/<name>` where the core keeps it. Read only, not exported:
- * the opening intent grants the one URI (`FLAG_GRANT_READ_URI_PERMISSION`). Anything outside
- * that folder is refused.
+ * Lends the files this phone received to the app the user opens one with (androidx's
+ * FileProvider, framework only): `content://<package>.files/<folder>/<rest>` is the file
+ * `<profile>/files/<folder>/<rest>` where the core keeps it, for the two folders of received
+ * files ([FOLDERS]): `groups/<gid>/<id>/<name>` (group files) and `in/<id>/<name>` (files a
+ * contact sent). Read only, not exported: the opening intent grants the one URI
+ * (`FLAG_GRANT_READ_URI_PERMISSION`). Anything outside those folders (the database, our
+ * outgoing copies, unfinished `.part` files in `in/` are files too, but never whole: the core
+ * names them `<id>.part` beside the folders of finished ones) is refused.
  */
-class GroupFileProvider : ContentProvider() {
+class ReceivedFileProvider : ContentProvider() {
     override fun onCreate() = true
 
     private fun fileOf(uri: Uri): File {
-        val root = root(context ?: throw FileNotFoundException("no context")).canonicalFile
-        val file = File(root, uri.pathSegments.joinToString(File.separator)).canonicalFile
-        if (!file.path.startsWith(root.path + File.separator) || !file.isFile) throw FileNotFoundException("no group file $uri")
+        val context = context ?: throw FileNotFoundException("no context")
+        val folder = uri.pathSegments.firstOrNull()?.takeIf { it in FOLDERS } ?: throw FileNotFoundException("no received file $uri")
+        val root = File(files(context), folder).canonicalFile
+        val file = File(root, uri.pathSegments.drop(1).joinToString(File.separator)).canonicalFile
+        if (!inside(root, file) || !file.isFile) throw FileNotFoundException("no received file $uri")
         return file
     }
 
     override fun openFile(uri: Uri, mode: String): ParcelFileDescriptor {
-        if (mode != "r") throw SecurityException("group files are read only")
+        if (mode != "r") throw SecurityException("received files are read only")
         return ParcelFileDescriptor.open(fileOf(uri), ParcelFileDescriptor.MODE_READ_ONLY)
     }
 
@@ -61,18 +66,29 @@ class GroupFileProvider : ContentProvider() {
         throw UnsupportedOperationException("read only")
 
     companion object {
+        /** The folders of received files under `<profile>/files`: group files, and files from contacts. */
+        val FOLDERS = listOf("groups", "in")
+
         /** The provider's authority, as the manifest declares it (`${applicationId}.files`). */
         fun authority(context: Context) = "${context.packageName}.files"
 
-        /** Where the core keeps group files: `<profile>/files/groups`. */
-        fun root(context: Context) = File(File(File(context.noBackupFilesDir, AppService.PROFILE_DIR), "files"), "groups")
+        /** Where the core keeps files: `<profile>/files`. */
+        fun files(context: Context) = File(File(context.noBackupFilesDir, AppService.PROFILE_DIR), "files")
 
-        /** The content URI of the group file at [path], or null if it is not one (outside the folder). */
+        /**
+         * A file in a folder of whole received files: a group file's, or one in `in/<id>/` (the
+         * `.part` files of unfinished transfers lie in `in/` itself).
+         */
+        private fun inside(root: File, file: File): Boolean {
+            if (!file.path.startsWith(root.path + File.separator)) return false
+            return root.name != "in" || file.parentFile?.parentFile == root
+        }
+
+        /** The content URI of the received file at [path], or null if it is not one (outside the folders). */
         fun uriOf(context: Context, path: String): Uri? {
-            val root = root(context).canonicalFile
             val file = File(path).canonicalFile
-            if (!file.path.startsWith(root.path + File.separator)) return null
-            val builder = Uri.Builder().scheme("content").authority(authority(context))
+            val root = FOLDERS.map { File(files(context), it).canonicalFile }.firstOrNull { inside(it, file) } ?: return null
+            val builder = Uri.Builder().scheme("content").authority(authority(context)).appendPath(root.name)
             file.relativeTo(root).invariantSeparatorsPath.split('/').forEach { builder.appendPath(it) }
             return builder.build()
         }

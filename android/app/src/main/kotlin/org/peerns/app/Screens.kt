@@ -1,6 +1,12 @@
 package org.peerns.app
 
+import android.app.NotificationManager
+import android.content.ActivityNotFoundException
 import android.content.Context
+import android.content.Intent
+import android.net.Uri
+import android.os.Build
+import android.provider.Settings
 import android.view.View
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.launch
@@ -41,11 +47,11 @@ interface Host {
     /** Lets the user pick a file; [onPicked] gets a local copy's path. */
     fun pickFile(onPicked: (String) -> Unit)
 
-    /** Opens the group file at [path] (of type [mime]) in an app of the user's choice ([GroupFileProvider]). */
+    /** Opens the received file at [path] (of type [mime]) in an app of the user's choice ([ReceivedFileProvider]). */
     fun openFile(path: String, mime: String)
 
-    /** Calls contact [fingerprint] (audio) and shows the call. */
-    fun call(fingerprint: String)
+    /** Calls contact [fingerprint], with the camera when [video], and shows the call. */
+    fun call(fingerprint: String, video: Boolean)
 
     /** Lets the user pick a folder; [onPicked] gets a local copy's path. */
     fun pickFolder(onPicked: (String) -> Unit)
@@ -128,8 +134,14 @@ class HomeView(host: Host) : ScreenView(host) {
     private val identity = ui.text(monospace = true)
     private val signaling = ui.text()
     private val peers = ui.text(monospace = true)
+
+    // What keeps calls and messages from reaching the user, and the way to allow it.
+    private val blocked = ui.text()
+    private val allow = ui.button("Allow") { blocker()?.let { openSettings(it.second) } }
+    private val blockers = ui.column().with(blocked, allow)
     override val root: View = ui.column(20).with(
         ui.title("PeerNS"),
+        blockers,
         ui.label("You"), identity,
         ui.label("Signaling"), signaling,
         ui.label("Connected peers"), peers,
@@ -141,7 +153,41 @@ class HomeView(host: Host) : ScreenView(host) {
         ui.button("Settings") { host.navigator.open(Screen.Settings) },
     )
 
+    /**
+     * What stops calls from ringing, and the settings page that allows it: notifications off
+     * for the app (nothing rings, nothing is shown), or on Android 14+ no full-screen intent
+     * (an incoming call is then only a notification, not the call's screen over the lock screen).
+     */
+    private fun blocker(): Pair<String, Intent>? {
+        val notifications = host.context.getSystemService(NotificationManager::class.java) ?: return null
+        val app = host.context.packageName
+        return when {
+            !notifications.areNotificationsEnabled() ->
+                "Notifications are off: calls do not ring and messages are not shown." to
+                    Intent(Settings.ACTION_APP_NOTIFICATION_SETTINGS).putExtra(Settings.EXTRA_APP_PACKAGE, app)
+            Build.VERSION.SDK_INT >= Build.VERSION_CODES.UPSIDE_DOWN_CAKE && !notifications.canUseFullScreenIntent() ->
+                "Incoming calls show only as a notification, not full screen." to
+                    Intent(Settings.ACTION_MANAGE_APP_USE_FULL_SCREEN_INTENT, Uri.fromParts("package", app, null))
+            else -> null
+        }
+    }
+
+    private fun openSettings(intent: Intent) {
+        val details = Intent(Settings.ACTION_APPLICATION_DETAILS_SETTINGS, Uri.fromParts("package", host.context.packageName, null))
+        for (each in listOf(intent, details)) {
+            try {
+                return host.context.startActivity(each)
+            } catch (e: ActivityNotFoundException) {
+                // This phone has no such page: the app's own page, where both are too.
+            }
+        }
+    }
+
     override fun shown() {
+        // Read each time the screen shows (back from the settings page too).
+        val block = blocker()
+        blocked.text = block?.first ?: ""
+        blockers.visibility = if (block != null) View.VISIBLE else View.GONE
         val service = host.service ?: return
         host.scope.launch {
             service.status.collect { status ->
@@ -156,4 +202,11 @@ class HomeView(host: Host) : ScreenView(host) {
             }
         }
     }
+}
+
+/** Our fingerprint, or null while the node is not running. */
+fun ourFingerprint(host: Host): String? = try {
+    host.node?.identity()?.fingerprint
+} catch (e: PeernsException) {
+    null
 }

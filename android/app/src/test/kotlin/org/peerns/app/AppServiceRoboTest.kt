@@ -2,6 +2,8 @@ package org.peerns.app
 
 import android.Manifest
 import android.app.Application
+import android.app.Notification
+import android.app.NotificationManager
 import android.content.ComponentName
 import android.content.Intent
 import android.content.pm.ServiceInfo
@@ -22,6 +24,7 @@ import kotlinx.coroutines.runBlocking
 import org.junit.Before
 import org.junit.Test
 import org.junit.runner.RunWith
+import org.peerns.android.NotificationChannels
 import org.peerns.android.PeernsService
 import org.peerns.android.StartProblem
 import org.peerns.testing.MemoryKeyStore
@@ -108,6 +111,10 @@ class AppServiceRoboTest {
         val service = controller.get()
         assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)
         running(service)
+        // The ongoing notification says whether peers can reach us: online once registered.
+        val notifications = app.getSystemService(NotificationManager::class.java)
+        fun ongoing() = shadowOf(notifications).allNotifications.firstOrNull { it.channelId == NotificationChannels.SERVICE }
+        idleUntil { ongoing()?.takeIf { it.extras.getString(Notification.EXTRA_TITLE) == "PeerNS is online" } }
 
         assertFalse(service.startStadium(), "no location permission yet")
         assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundTypes)

@@ -17,6 +17,7 @@ import android.provider.Settings
 import android.view.View
 import android.view.ViewGroup
 import android.widget.Button
+import android.widget.TextView
 import kotlin.test.assertEquals
 import kotlin.test.assertNotEquals
 import kotlin.test.assertNotNull
@@ -78,6 +79,16 @@ class NotificationActionsRoboTest {
         return find(activity.window.decorView)
     }
 
+    /** The shown text view that says [text] in [activity], if any. */
+    private fun text(activity: Activity, text: String): TextView? {
+        fun find(v: View): TextView? = when {
+            v is TextView && v !is Button && v.text.toString() == text && v.isShown -> v
+            v is ViewGroup -> (0 until v.childCount).firstNotNullOfOrNull { find(v.getChildAt(it)) }
+            else -> null
+        }
+        return find(activity.window.decorView)
+    }
+
     private fun template(n: Notification) = n.extras.getString(Notification.EXTRA_TEMPLATE)
 
     private fun pending(n: Notification, key: String): Intent =
@@ -103,6 +114,13 @@ class NotificationActionsRoboTest {
         assertEquals(InMemoryKeyAppService::class.java.name, intent.component?.className)
         // Without a service to handle actions there is nothing to reply with.
         assertEquals(0, AndroidNotifier(app).build(PeernsNotification(NotificationCategory.MESSAGE, "bob", "hi", fp)).actions?.size ?: 0)
+        // A group's messages have Reply too, into the group.
+        val gid = "9".repeat(32)
+        val group = notifier.build(PeernsNotification(NotificationCategory.GROUP_MESSAGE, "Trip", "abcd1234: hi all", gid))
+        val groupReply = shadowOf(group.actions.single().actionIntent).savedIntent
+        assertEquals(ACTION_REPLY, groupReply.action)
+        assertEquals(gid, groupReply.getStringExtra(EXTRA_CONVERSATION))
+        assertEquals(NotificationCategory.GROUP_MESSAGE.name, groupReply.getStringExtra(org.peerns.android.EXTRA_CATEGORY))
     }
 
     @Test
@@ -130,6 +148,63 @@ class NotificationActionsRoboTest {
         val decline = pending(n, Notification.EXTRA_DECLINE_INTENT)
         assertEquals(ACTION_DECLINE, decline.action)
         assertEquals(fp, decline.getStringExtra(EXTRA_CONVERSATION))
+    }
+
+    @Test
+    fun aBabyMonitorAlertIsAnAlarmThatOpensTheMonitor() {
+        val n = notifier().build(
+            PeernsNotification(NotificationCategory.MONITOR_ALERT, "nursery", "the baby monitor hears a sound (-12 dBFS)", fp),
+        )
+        assertEquals(Notification.CATEGORY_ALARM, n.category)
+        val channel = app.getSystemService(NotificationManager::class.java).getNotificationChannel(n.channelId)
+        // Heard at the alarm's volume, with the ringer silenced.
+        assertEquals(NotificationManager.IMPORTANCE_HIGH, channel.importance)
+        assertEquals(AudioAttributes.USAGE_ALARM, channel.audioAttributes.usage)
+        val tap = shadowOf(assertNotNull(n.contentIntent)).savedIntent
+        assertEquals(NotificationCategory.MONITOR_ALERT.name, tap.getStringExtra(org.peerns.android.EXTRA_CATEGORY))
+        // The tap opens the baby monitor's screen, not a chat with the monitor.
+        val shown = Robolectric.buildActivity(MainActivity::class.java, tap).create()
+        assertEquals(Screen.Monitor, shown.get().navigator.current)
+        shown.destroy()
+    }
+
+    @Test
+    fun stoppedFromItsNotificationTheOpenAppSaysSoAndStartsItAgain() {
+        val controller = Robolectric.buildService(InMemoryKeyAppService::class.java).create().startCommand(0, 1)
+        val service = controller.get()
+        running(service)
+        val component = ComponentName(app, AppService::class.java)
+        try {
+            shadowOf(app).setComponentNameAndServiceForBindServiceForIntent(
+                Intent(app, AppService::class.java),
+                component,
+                service.onBind(Intent(app, InMemoryKeyAppService::class.java)),
+            )
+            val shown = Robolectric.buildActivity(MainActivity::class.java).setup()
+            val activity = shown.get()
+            idleUntil { button(activity, "Contacts") }
+            // The notification's Stop ends the service; Android tells the bound activity so.
+            val connection = shadowOf(app).boundServiceConnections.single()
+            connection.onServiceDisconnected(component)
+            val start = idleUntil { button(activity, "Start PeerNS") }
+            while (shadowOf(app).nextStartedService != null) Unit
+            start.performClick()
+            assertEquals(AppService::class.java.name, shadowOf(app).nextStartedService?.component?.className)
+            assertNotNull(idleUntil { (button(activity, "Start PeerNS") == null).takeIf { it } })
+            // The service back, its binding connects again: the screens are shown. Notifications
+            // were turned off meanwhile: the home screen says calls will not ring, and Allow
+            // opens the app's notification settings.
+            shadowOf(manager).setNotificationsEnabled(false)
+            connection.onServiceConnected(component, service.onBind(Intent(app, InMemoryKeyAppService::class.java)))
+            idleUntil { button(activity, "Contacts") }
+            assertNotNull(text(activity, "Notifications are off: calls do not ring and messages are not shown."))
+            assertNotNull(button(activity, "Allow")).performClick()
+            assertEquals(Settings.ACTION_APP_NOTIFICATION_SETTINGS, shadowOf(activity).nextStartedActivity?.action)
+            shown.pause().stop().destroy()
+        } finally {
+            runBlocking { service.node?.stop() }
+            controller.destroy()
+        }
     }
 
     @Test
@@ -161,6 +236,33 @@ class NotificationActionsRoboTest {
             }
             assertEquals(Notification.MessagingStyle::class.java.name, template(updated))
 
+            // A reply to a group's notification goes into the group.
+            val gid = runBlocking { ann.groupCreate("Trip") }
+            val groupAction = notifier().build(
+                PeernsNotification(NotificationCategory.GROUP_MESSAGE, "Trip", "bob: hi", gid),
+            ).actions.single()
+            val toGroup = Intent(shadowOf(groupAction.actionIntent).savedIntent)
+            RemoteInput.addResultsToIntent(
+                groupAction.remoteInputs,
+                toGroup,
+                Bundle().apply {
+                    putCharSequence(KEY_REPLY, "see you there")
+                },
+            )
+            service.onStartCommand(toGroup, 0, 5)
+            idleUntil { runBlocking { ann.groupHistory(gid, null, 10u) }.messages.firstOrNull { it.text == "see you there" } }
+            // One that cannot be sent (to someone who is not a contact) says so, in place of the
+            // reply's spinner, with Reply again.
+            val stranger = "e".repeat(64)
+            val lost = Intent(shadowOf(action.actionIntent).savedIntent).putExtra(EXTRA_CONVERSATION, stranger)
+            RemoteInput.addResultsToIntent(action.remoteInputs, lost, Bundle().apply { putCharSequence(KEY_REPLY, "hello?") })
+            service.onStartCommand(lost, 0, 6)
+            val notSent = idleUntil {
+                shadowOf(manager).allNotifications.firstOrNull { it.extras.getString(Notification.EXTRA_TITLE) == "Reply not sent" }
+            }
+            assertTrue(notSent.extras.getCharSequence(Notification.EXTRA_TEXT).toString().startsWith("\u201Chello?\u201D: "))
+            assertEquals(Notification.Action.SEMANTIC_ACTION_REPLY, notSent.actions.single().semanticAction)
+
             // Bob calls; Ann declines from the notification.
             val audio = CallKinds(audio = true, video = false, screen = false)
             val first = runBlocking { bob.startCall(annFp, audio) }
@@ -169,8 +271,9 @@ class NotificationActionsRoboTest {
             idleUntil { runBlocking { bob.callLog(null, 5u) }.firstOrNull { it.call == first && it.outcome == "declined" } }
             idleUntil { shadowOf(manager).allNotifications.none { it.category == Notification.CATEGORY_CALL }.takeIf { it } }
 
-            // Bob calls again; Ann answers: the app opens on the call and the node accepts it.
-            val second = runBlocking { bob.startCall(annFp, audio) }
+            // Bob calls again, with video; Ann answers: the app opens on the call and the node
+            // accepts it as offered, with her camera too.
+            val second = runBlocking { bob.startCall(annFp, CallKinds(audio = true, video = true, screen = true)) }
             val again = idleUntil { shadowOf(manager).allNotifications.firstOrNull { it.category == Notification.CATEGORY_CALL } }
             val answer = pending(again, Notification.EXTRA_ANSWER_INTENT)
             shadowOf(app).setComponentNameAndServiceForBindServiceForIntent(
@@ -181,7 +284,8 @@ class NotificationActionsRoboTest {
             val shown = Robolectric.buildActivity(MainActivity::class.java, answer).setup()
             val activity = shown.get()
             assertEquals(Screen.Call, activity.navigator.current)
-            idleUntil { bob.activeCall()?.takeIf { it.call == second && it.status.state == "connected" } }
+            val connected = idleUntil { bob.activeCall()?.takeIf { it.call == second && it.status.state == "connected" } }
+            assertTrue(connected.calleeKinds.video && connected.calleeKinds.screen, "answered without video: $connected")
             idleUntil { button(activity, "Hang up") }
             // The microphone refused: the call screen offers it again, asks once more, and once
             // refused twice (Android asks no more then) opens the app's settings page. (Robolectric

@@ -75,8 +75,9 @@ class NotificationRoutingRoboTest {
         controller.start().resume()
         controller.newIntent(tap(message(fpB)))
         assertEquals(listOf(Screen.Home, Screen.Chat(fpB)), activity.navigator.screens.value)
-        controller.newIntent(tap(PeernsNotification(NotificationCategory.CONTACT_REQUEST, "ann", "wants to add you", null)))
-        assertEquals(Screen.Contacts, activity.navigator.current)
+        controller.newIntent(tap(PeernsNotification(NotificationCategory.CONTACT_REQUEST, "ann", "wants to add you", fpB)))
+        // As the core sends it: the requester named as the conversation, the contacts opened.
+        assertEquals(listOf(Screen.Home, Screen.Contacts), activity.navigator.screens.value)
         controller.pause().stop().destroy()
     }
 

@@ -66,6 +66,11 @@ class AndroidNotifier(
                 )
             notification.category == NotificationCategory.INCOMING_CALL && conversation != null ->
                 incomingCall(builder, conversation, notification.title)
+            // A group's messages: the core's summary, and Reply into the group.
+            notification.category == NotificationCategory.GROUP_MESSAGE && conversation != null -> {
+                builder.setStyle(Notification.BigTextStyle().bigText(notification.body))
+                replyAction(conversation, NotificationCategory.GROUP_MESSAGE)?.let(builder::addAction)
+            }
             else -> builder.setStyle(Notification.BigTextStyle().bigText(notification.body))
         }
         return builder.build().apply {
@@ -75,20 +80,42 @@ class AndroidNotifier(
     }
 
     /**
-     * Our direct reply [text] went out in [conversation]: shows it under the messages (Android
-     * keeps a reply spinner until the notification is updated).
+     * Our direct reply [text] went out in [conversation] (a group's when [group]): shows it
+     * under the messages (Android keeps a reply spinner until the notification is updated).
      */
-    fun replied(conversation: String, title: String, text: String) {
+    fun replied(conversation: String, title: String, text: String, group: Boolean = false) {
         if (Build.VERSION.SDK_INT < 28 || !manager.areNotificationsEnabled()) return
-        val builder = Notification.Builder(context, NotificationChannels.of(NotificationCategory.MESSAGE))
+        val category = if (group) NotificationCategory.GROUP_MESSAGE else NotificationCategory.MESSAGE
+        val builder = Notification.Builder(context, NotificationChannels.of(category))
             .setSmallIcon(smallIcon)
             .setContentTitle(title)
             .setCategory(Notification.CATEGORY_MESSAGE)
-            .setContentIntent(openAppIntent(context, conversation, NotificationCategory.MESSAGE))
+            .setContentIntent(openAppIntent(context, conversation, category))
             .setOnlyAlertOnce(true)
             .setAutoCancel(true)
-        messaging(builder, conversation, title, Line(text, System.currentTimeMillis(), null))
-        manager.notify(conversation, idOf(NotificationCategory.MESSAGE), builder.build())
+        messaging(builder, conversation, title, Line(text, System.currentTimeMillis(), null), category)
+        manager.notify(conversation, idOf(category), builder.build())
+    }
+
+    /**
+     * Our direct reply [text] to [conversation] (a group's when [group]) could not be sent
+     * ([reason]): the notification says so in place of its reply spinner, with Reply again;
+     * a tap opens the chat.
+     */
+    fun replyNotSent(conversation: String, group: Boolean, text: String, reason: String) {
+        if (!manager.areNotificationsEnabled()) return
+        val category = if (group) NotificationCategory.GROUP_MESSAGE else NotificationCategory.MESSAGE
+        val builder = Notification.Builder(context, NotificationChannels.of(category))
+            .setSmallIcon(smallIcon)
+            .setContentTitle("Reply not sent")
+            .setContentText("\u201C$text\u201D: $reason")
+            .setStyle(Notification.BigTextStyle().bigText("\u201C$text\u201D: $reason"))
+            .setCategory(Notification.CATEGORY_MESSAGE)
+            .setContentIntent(openAppIntent(context, conversation, category))
+            .setOnlyAlertOnce(true)
+            .setAutoCancel(true)
+        replyAction(conversation, category)?.let(builder::addAction)
+        manager.notify(conversation, idOf(category), builder.build())
     }
 
     /** Removes the incoming-call notification of [caller] (answered, declined, or over). */
@@ -100,30 +127,40 @@ class AndroidNotifier(
         manager.cancel(conversation, idOf(NotificationCategory.MESSAGE))
     }
 
-    private fun messaging(builder: Notification.Builder, conversation: String, title: String, line: Line) {
+    private fun messaging(
+        builder: Notification.Builder,
+        conversation: String,
+        title: String,
+        line: Line,
+        category: NotificationCategory = NotificationCategory.MESSAGE,
+    ) {
         if (Build.VERSION.SDK_INT < 28) return
         val lines = synchronized(recent) {
             ((recent[conversation] ?: emptyList()) + line).takeLast(MAX_LINES).also { recent[conversation] = it }
         }
         val me = Person.Builder().setName("You").build()
         val style = Notification.MessagingStyle(me).setConversationTitle(title)
+            .setGroupConversation(category == NotificationCategory.GROUP_MESSAGE)
         lines.forEach { l ->
             val sender = l.sender?.let { Person.Builder().setName(it).setKey(conversation).build() }
             style.addMessage(Notification.MessagingStyle.Message(l.text, l.atMs, sender))
         }
         builder.setStyle(style)
-        val service = actions ?: return
+        replyAction(conversation, category)?.let(builder::addAction)
+    }
+
+    /** Reply (a direct reply the service sends) into [conversation], a contact's or a group's ([category]). */
+    private fun replyAction(conversation: String, category: NotificationCategory): Notification.Action? {
+        val service = actions ?: return null
         val input = RemoteInput.Builder(KEY_REPLY).setLabel("Reply").build()
-        builder.addAction(
-            Notification.Action.Builder(
-                Icon.createWithResource(context, android.R.drawable.ic_menu_send),
-                "Reply",
-                serviceIntent(context, service, ACTION_REPLY, conversation, mutable = true),
-            )
-                .addRemoteInput(input)
-                .setSemanticAction(Notification.Action.SEMANTIC_ACTION_REPLY)
-                .build(),
+        return Notification.Action.Builder(
+            Icon.createWithResource(context, android.R.drawable.ic_menu_send),
+            "Reply",
+            serviceIntent(context, service, ACTION_REPLY, conversation, mutable = true, category = category),
         )
+            .addRemoteInput(input)
+            .setSemanticAction(Notification.Action.SEMANTIC_ACTION_REPLY)
+            .build()
     }
 
     private fun incomingCall(builder: Notification.Builder, caller: String, name: String) {
@@ -171,6 +208,7 @@ class AndroidNotifier(
             NotificationCategory.INCOMING_CALL -> Notification.CATEGORY_CALL
             NotificationCategory.MISSED_CALL ->
                 if (Build.VERSION.SDK_INT >= 30) Notification.CATEGORY_MISSED_CALL else Notification.CATEGORY_CALL
+            NotificationCategory.MONITOR_ALERT -> Notification.CATEGORY_ALARM
         }
     }
 }

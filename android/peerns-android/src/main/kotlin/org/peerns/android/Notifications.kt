@@ -23,6 +23,7 @@ object NotificationChannels {
         NotificationCategory.INCOMING_CALL -> "peerns.calls.ring"
         NotificationCategory.MISSED_CALL -> "peerns.missed_calls"
         NotificationCategory.GROUP_MESSAGE -> "peerns.group_messages"
+        NotificationCategory.MONITOR_ALERT -> "peerns.monitor_alerts"
     }
 
     /** Creates (or updates) every channel; cheap and idempotent. */
@@ -53,6 +54,19 @@ object NotificationChannels {
                     },
                 NotificationChannel(of(NotificationCategory.MISSED_CALL), "Missed calls", NotificationManager.IMPORTANCE_DEFAULT)
                     .apply { description = "Calls you did not answer" },
+                NotificationChannel(of(NotificationCategory.MONITOR_ALERT), "Baby monitor alerts", NotificationManager.IMPORTANCE_HIGH)
+                    .apply {
+                        description = "A baby monitor you watch hears a sound"
+                        // An alarm: the alarm sound at the alarm volume, heard with the ringer silenced.
+                        setSound(
+                            RingtoneManager.getDefaultUri(RingtoneManager.TYPE_ALARM),
+                            AudioAttributes.Builder()
+                                .setUsage(AudioAttributes.USAGE_ALARM)
+                                .setContentType(AudioAttributes.CONTENT_TYPE_SONIFICATION)
+                                .build(),
+                        )
+                        enableVibration(true)
+                    },
                 NotificationChannel(SERVICE, "Reachability", NotificationManager.IMPORTANCE_LOW)
                     .apply { description = "Shown while peers can reach this device" },
             ),
@@ -128,11 +142,13 @@ internal fun serviceIntent(
     action: String,
     conversation: String,
     mutable: Boolean = false,
+    category: NotificationCategory? = null,
 ): PendingIntent {
     val intent = Intent(context, service)
         .setAction(action)
         .setData(Uri.fromParts("peerns", conversation, action))
         .putExtra(EXTRA_CONVERSATION, conversation)
+    category?.let { intent.putExtra(EXTRA_CATEGORY, it.name) }
     val flags = PendingIntent.FLAG_UPDATE_CURRENT or if (mutable) PendingIntent.FLAG_MUTABLE else PendingIntent.FLAG_IMMUTABLE
     return PendingIntent.getService(context, 0, intent, flags)
 }

@@ -2,6 +2,7 @@ package org.peerns.android
 
 import android.Manifest
 import android.app.Notification
+import android.app.NotificationManager
 import android.app.PendingIntent
 import android.app.RemoteInput
 import android.app.Service
@@ -26,6 +27,7 @@ import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
 import org.peerns.NodeStatus
 import org.peerns.Peerns
+import org.peerns.ffi.ActiveCall
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.KeyStore
 import org.peerns.ffi.NodeConfig
@@ -115,6 +117,9 @@ abstract class PeernsService : Service() {
 
     /** Whether the foreground notification says stadium mode is on. */
     private var shownStadium = false
+
+    // Whether the ongoing notification says we are online.
+    private var shownOnline = false
     private var foreground = false
 
     /**
@@ -286,8 +291,20 @@ abstract class PeernsService : Service() {
                 }
             }
             launch { removeEndedRings(node, notifier) }
-            node.status.collect { mutableStatus.value = it }
+            node.status.collect {
+                mutableStatus.value = it
+                showOnline()
+            }
         }
+    }
+
+    /** The ongoing notification says whether we are online, as the signaling state changes. */
+    private fun showOnline() {
+        val online = mutableStatus.value.signaling is SignalingState.Connected
+        if (!foreground || online == shownOnline) return
+        shownOnline = online
+        // Its text only: the foreground and its types stay as they are.
+        getSystemService(NotificationManager::class.java)?.notify(NOTIFICATION_ID, ongoing(shownStadium, online))
     }
 
     /** Removes an incoming call's notification once the call no longer rings. */
@@ -313,7 +330,8 @@ abstract class PeernsService : Service() {
                 PeernsTelecom.reportIncoming(this, e.call, e.fingerprint, e.name.ifEmpty { e.fingerprint.take(8) }, e.kinds.video)
             is NodeEvent.CallState -> {
                 if (e.status.state == "dialing" && PeernsTelecom.calls[e.call] == null) {
-                    PeernsTelecom.placeOutgoing(this, e.call, e.fingerprint, video = false)
+                    val video = node?.activeCall()?.takeIf { it.call == e.call }?.callerKinds?.video == true
+                    PeernsTelecom.placeOutgoing(this, e.call, e.fingerprint, video)
                 }
                 PeernsTelecom.follow(e.call, e.status.state, e.status.reason)
             }
@@ -324,10 +342,7 @@ abstract class PeernsService : Service() {
     /** What Telecom's connections ask of the node's calls. */
     private inner class NodeCalls(private val node: Peerns) : CallControl {
         override fun answer(call: String, video: Boolean) {
-            // A video call answered carries a screen track too, as from the app's call screen.
-            node.acceptCall(call, CallKinds(audio = true, video = video, screen = video))
-            // Battery saver: the camera starts off, as in the app's call screen (it can be turned on).
-            if (video && mutablePowerSave.value) node.setCameraOff(call, true)
+            accept(node, call, video)
             activeCaller(node, call)?.let { notifier?.cancelCall(it) }
         }
 
@@ -342,22 +357,32 @@ abstract class PeernsService : Service() {
     }
 
     /**
-     * Answers the call that rings from [caller] with audio (the Answer of its notification
-     * opens the app, which calls this); false when no call of [caller] rings.
+     * Answers the call that rings from [caller] as it was offered: a video call with the camera,
+     * as the notification's video Answer shows (the Answer of its notification opens the app,
+     * which calls this); false when no call of [caller] rings.
      */
     fun answerCall(caller: String): Boolean = withRinging(caller) { node, call ->
-        node.acceptCall(call, CallKinds(audio = true, video = false, screen = false))
+        accept(node, call.call, video = call.callerKinds.video)
+    }
+
+    /**
+     * Accepts [call]; a video call carries a screen track too, as from the app's call screen,
+     * and under battery saver its camera starts off (it can be turned on).
+     */
+    private fun accept(node: Peerns, call: String, video: Boolean) {
+        node.acceptCall(call, CallKinds(audio = true, video = video, screen = video))
+        if (video && mutablePowerSave.value) node.setCameraOff(call, true)
     }
 
     /** Declines the call that rings from [caller]; false when none does. */
-    fun declineCall(caller: String): Boolean = withRinging(caller) { node, call -> node.declineCall(call) }
+    fun declineCall(caller: String): Boolean = withRinging(caller) { node, call -> node.declineCall(call.call) }
 
-    private fun withRinging(caller: String, block: (Peerns, String) -> Unit): Boolean {
+    private fun withRinging(caller: String, block: (Peerns, ActiveCall) -> Unit): Boolean {
         val node = node?.takeIf { started } ?: return false
         return try {
             val call =
                 node.activeCall()?.takeIf { it.fingerprint == caller && !it.outgoing && it.status.state == "ringing" } ?: return false
-            block(node, call.call)
+            block(node, call)
             notifier?.cancelCall(caller)
             true
         } catch (e: PeernsException) {
@@ -366,20 +391,25 @@ abstract class PeernsService : Service() {
     }
 
     /**
-     * Sends [text], a notification's direct reply, to [conversation] once the node runs, and
-     * shows it in the notification.
+     * Sends [text], a notification's direct reply, to [conversation] (a group's ID when
+     * [group]) once the node runs, and shows it in the notification; one that cannot be sent
+     * (not a contact or member any more) is said there instead.
      */
-    private fun reply(conversation: String, text: String) {
+    private fun reply(conversation: String, text: String, group: Boolean) {
         scope.launch {
             running.first { it }
             val node = node ?: return@launch
             try {
-                node.sendMessage(conversation, text)
-                val name = node.contacts().firstOrNull { it.fingerprint == conversation }?.name ?: conversation.take(8)
-                notifier?.replied(conversation, name, text)
+                val title = if (group) {
+                    node.groupSend(conversation, text)
+                    node.groups().firstOrNull { it.id == conversation }?.name?.ifBlank { null } ?: conversation.take(8)
+                } else {
+                    node.sendMessage(conversation, text)
+                    node.contacts().firstOrNull { it.fingerprint == conversation }?.name ?: conversation.take(8)
+                }
+                notifier?.replied(conversation, title, text, group)
             } catch (e: PeernsException) {
-                // Not a contact (any more), or stopped: the notification keeps its reply spinner
-                // until the user opens the chat.
+                notifier?.replyNotSent(conversation, group, text, e.message ?: "not sent")
             }
         }
     }
@@ -417,7 +447,8 @@ abstract class PeernsService : Service() {
             ACTION_REPLY -> {
                 enterForeground()
                 val text = RemoteInput.getResultsFromIntent(intent)?.getCharSequence(KEY_REPLY)?.toString()?.trim()
-                if (conversation != null && !text.isNullOrEmpty()) reply(conversation, text)
+                val group = intent.getStringExtra(EXTRA_CATEGORY) == NotificationCategory.GROUP_MESSAGE.name
+                if (conversation != null && !text.isNullOrEmpty()) reply(conversation, text, group)
             }
             ACTION_DECLINE -> {
                 enterForeground()
@@ -495,28 +526,8 @@ abstract class PeernsService : Service() {
         val same = foreground && stadium == shownStadium && (Build.VERSION.SDK_INT < Build.VERSION_CODES.Q || types == foregroundTypes)
         if (same && !always) return
         NotificationChannels.create(this)
-        val stop = PendingIntent.getService(
-            this,
-            0,
-            Intent(this, javaClass).setAction(ACTION_STOP),
-            PendingIntent.FLAG_IMMUTABLE,
-        )
-        val notification = Notification.Builder(this, NotificationChannels.SERVICE)
-            .setSmallIcon(android.R.drawable.stat_sys_upload_done)
-            .setContentTitle("PeerNS is online")
-            .setContentText(
-                if (stadium) "Stadium mode is on: nearby people can see you" else "Your peers can reach this device",
-            )
-            .setOngoing(true)
-            .setContentIntent(openAppIntent(this, null))
-            .addAction(
-                Notification.Action.Builder(
-                    Icon.createWithResource(this, android.R.drawable.ic_menu_close_clear_cancel),
-                    "Stop",
-                    stop,
-                ).build(),
-            )
-            .build()
+        val online = mutableStatus.value.signaling is SignalingState.Connected
+        val notification = ongoing(stadium, online)
         try {
             if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q) {
                 startForeground(NOTIFICATION_ID, notification, types)
@@ -535,6 +546,39 @@ abstract class PeernsService : Service() {
         }
         foreground = true
         shownStadium = stadium
+        shownOnline = online
+    }
+
+    /**
+     * The foreground service's notification: whether peers can reach us now ([online]: the
+     * signaling server registered us) and stadium mode, with Stop.
+     */
+    private fun ongoing(stadium: Boolean, online: Boolean): Notification {
+        val stop = PendingIntent.getService(
+            this,
+            0,
+            Intent(this, javaClass).setAction(ACTION_STOP),
+            PendingIntent.FLAG_IMMUTABLE,
+        )
+        val text = when {
+            !online -> "Offline: messages wait and go out once it reconnects"
+            stadium -> "Stadium mode is on: nearby people can see you"
+            else -> "Your peers can reach this device"
+        }
+        return Notification.Builder(this, NotificationChannels.SERVICE)
+            .setSmallIcon(android.R.drawable.stat_sys_upload_done)
+            .setContentTitle(if (online) "PeerNS is online" else "PeerNS is connecting…")
+            .setContentText(text)
+            .setOngoing(true)
+            .setContentIntent(openAppIntent(this, null))
+            .addAction(
+                Notification.Action.Builder(
+                    Icon.createWithResource(this, android.R.drawable.ic_menu_close_clear_cancel),
+                    "Stop",
+                    stop,
+                ).build(),
+            )
+            .build()
     }
 
     companion object {

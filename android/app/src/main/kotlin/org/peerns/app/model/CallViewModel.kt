@@ -211,8 +211,8 @@ class CallViewModel(
      * saver); a video call carries a screen track too, for [shareScreen].
      */
     suspend fun call(fingerprint: String, video: Boolean) = guard {
-        val kinds = CallKinds(audio = true, video = video, screen = video)
-        val call = node.startCall(fingerprint, kinds)
+        val kinds = kindsOf(video)
+        val call = place(node, fingerprint, video, powerSaver.value)
         val name = nameOf(fingerprint)
         mutableState.update {
             // An event of the new call may have come first: keep what it said.
@@ -231,7 +231,7 @@ class CallViewModel(
                 )
             }
         }
-        if (video && powerSaver.value) cameraStartsOff(call)
+        if (video && powerSaver.value) markedCameraOff(call)
     }
 
     /**
@@ -239,7 +239,7 @@ class CallViewModel(
      * and then a screen track too.
      */
     suspend fun accept(video: Boolean) = withCall { call ->
-        node.acceptCall(call, CallKinds(audio = true, video = video, screen = video))
+        node.acceptCall(call, kindsOf(video))
         mutableState.update { it.copy(local = it.local.copy(cameraOff = !video), sendsVideo = video, sendsScreen = video, error = null) }
         if (video && powerSaver.value) cameraStartsOff(call)
     }
@@ -247,8 +247,12 @@ class CallViewModel(
     /** Battery saver: the call has video but the camera starts off; the peer is told. */
     private fun cameraStartsOff(call: String) {
         node.setCameraOff(call, true)
-        mutableState.update { if (it.call != call) it else it.copy(local = it.local.copy(cameraOff = true)) }
+        markedCameraOff(call)
     }
+
+    /** Our camera in [call] is off (the node was told). */
+    private fun markedCameraOff(call: String) =
+        mutableState.update { if (it.call != call) it else it.copy(local = it.local.copy(cameraOff = true)) }
 
     private suspend fun nameOf(fingerprint: String) =
         node.contacts().firstOrNull { it.fingerprint == fingerprint }?.name ?: fingerprint.take(8)
@@ -404,14 +408,28 @@ class CallViewModel(
 
     private suspend fun guard(block: suspend () -> Unit) = mutableState.guard({ copy(error = it) }, block)
 
-    private companion object {
+    companion object {
         /** A call shows the person: the front camera. */
-        const val FRONT = "user"
+        private const val FRONT = "user"
 
         /** The camera a call shows: the front one unless [back]. */
-        fun facing(back: Boolean) = if (back) "environment" else FRONT
+        private fun facing(back: Boolean) = if (back) "environment" else FRONT
 
         /** The track a PeerNS peer's camera comes on in a 1:1 call. */
-        const val REMOTE_VIDEO = "video"
+        private const val REMOTE_VIDEO = "video"
+
+        /** What a call we place or answer sends: sound, and with [video] the camera and a screen track. */
+        fun kindsOf(video: Boolean) = CallKinds(audio = true, video = video, screen = video)
+
+        /**
+         * Calls contact [fingerprint], with the camera when [video] (off at first while
+         * [powerSaver] is on: the call keeps its video, and the peer is told); returns the call.
+         * For the call screen's [call] and for a call placed before that screen opens.
+         */
+        suspend fun place(node: PeernsNodeInterface, fingerprint: String, video: Boolean, powerSaver: Boolean): String {
+            val call = node.startCall(fingerprint, kindsOf(video))
+            if (video && powerSaver) node.setCameraOff(call, true)
+            return call
+        }
     }
 }

@@ -2,6 +2,7 @@ package org.peerns.app.model
 
 import org.peerns.ffi.CallLogEntry
 import org.peerns.ffi.ChatMessage
+import org.peerns.ffi.FileTransferInfo
 import org.peerns.qr.PeernsLinks
 
 /** One line of a 1:1 chat: a message, a group invitation (a message that is an invite link), or a call. */
@@ -9,7 +10,8 @@ sealed class ChatItem {
     /** When it happened, Unix ms: a message's sending time, a call's start. */
     abstract val timeMs: ULong
 
-    data class Message(val message: ChatMessage) : ChatItem() {
+    /** A message; a file message with where its [transfer] stands (null until known). */
+    data class Message(val message: ChatMessage, val transfer: FileTransferInfo? = null) : ChatItem() {
         override val timeMs get() = message.sentMs
     }
 
@@ -36,10 +38,11 @@ fun inviteLinkOf(message: ChatMessage): String? = if (message.deleted || message
 
 /**
  * The chat's lines, oldest first: [messages] and [calls] (in any order) interleaved by time; at
- * the same time a message comes before a call, and each keeps the order it was given in.
+ * the same time a message comes before a call, and each keeps the order it was given in. A file
+ * message carries its transfer from [files] (by message ID).
  */
-fun chatItems(messages: List<ChatMessage>, calls: List<CallLogEntry>): List<ChatItem> {
-    val lines = messages.map { m -> inviteLinkOf(m)?.let { ChatItem.Invitation(m, it) } ?: ChatItem.Message(m) } +
+fun chatItems(messages: List<ChatMessage>, calls: List<CallLogEntry>, files: Map<String, FileTransferInfo> = emptyMap()): List<ChatItem> {
+    val lines = messages.map { m -> inviteLinkOf(m)?.let { ChatItem.Invitation(m, it) } ?: ChatItem.Message(m, files[m.id]) } +
         calls.map { ChatItem.Call(it) }
     return lines.sortedBy { it.timeMs }
 }

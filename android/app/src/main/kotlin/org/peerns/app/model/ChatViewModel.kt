@@ -6,6 +6,8 @@ import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
 import org.peerns.ffi.CallLogEntry
 import org.peerns.ffi.ChatMessage
+import org.peerns.ffi.FileTransferInfo
+import org.peerns.ffi.FileTransferState
 import org.peerns.ffi.NodeEvent
 import org.peerns.ffi.PeernsException
 import org.peerns.ffi.PeernsNodeInterface
@@ -17,11 +19,30 @@ data class ChatState(
     val messages: List<ChatMessage> = emptyList(),
     /** The calls with the contact, newest first (as the node's call log gives them). */
     val calls: List<CallLogEntry> = emptyList(),
+    /** Where each file message's transfer stands, by message ID. */
+    val files: Map<String, FileTransferInfo> = emptyMap(),
     /** What the screen lists, oldest first: [messages] (invite links as invitations) and [calls] by time ([chatItems]). */
     val items: List<ChatItem> = emptyList(),
     val online: Boolean = false,
+    /**
+     * Why we may not be reaching the contact ([warningOf]): someone else answered at its
+     * address, or it runs a version of PeerNS we cannot talk to. Kept while the chat is shown.
+     */
+    val warning: String? = null,
     val error: String? = null,
-)
+) {
+    /** This chat (with [conversation]) after [event]: a known transfer that moves shows the bytes it reached. */
+    fun withProgress(conversation: String, event: NodeEvent.FileProgress): ChatState {
+        val t = files[event.id]
+        if (event.conversation != conversation || t == null || t.state != FileTransferState.TRANSFERRING ||
+            t.bytes == event.bytes
+        ) {
+            return this
+        }
+        val moved = files + (event.id to t.copy(bytes = event.bytes))
+        return copy(files = moved, items = chatItems(messages, calls, moved))
+    }
+}
 
 /**
  * One chat: messages, edits, deletes, files, the calls with the contact among them, and group
@@ -51,12 +72,16 @@ class ChatViewModel(private val node: PeernsNodeInterface, val conversation: Str
         val name = node.contacts().firstOrNull { it.fingerprint == conversation }?.name
         val messages = node.messages(conversation, LIMIT.toUInt()).sortedBy { m -> m.sentMs }
         val calls = node.callLog(conversation, LIMIT.toUInt())
+        val files = messages.filter {
+            it.file != null && !it.deleted
+        }.mapNotNull { m -> node.fileTransfer(m.id)?.let { m.id to it } }.toMap()
         mutableState.update {
             it.copy(
                 title = name ?: conversation.take(8),
                 messages = messages,
                 calls = calls,
-                items = chatItems(messages, calls),
+                files = files,
+                items = chatItems(messages, calls, files),
                 online = node.isOnline(conversation),
                 error = null,
             )
@@ -102,6 +127,18 @@ class ChatViewModel(private val node: PeernsNodeInterface, val conversation: Str
         refresh()
     }
 
+    /**
+     * A transfer of this chat moved on: its line shows how far, without reading the chat again
+     * (progress comes often). A transfer not known yet comes with the next [refresh].
+     */
+    fun onProgress(event: NodeEvent.FileProgress) = mutableState.update { it.withProgress(conversation, event) }
+
+    /** A warning about this contact ([warningOf]) is shown with the chat. */
+    fun onWarning(event: NodeEvent) {
+        val warning = warningOf(event, conversation) ?: return
+        mutableState.update { it.copy(warning = warning) }
+    }
+
     /** Whether [event] changes this chat. */
     fun concerns(event: NodeEvent): Boolean = when (event) {
         is NodeEvent.MessageReceived -> event.message.conversation == conversation
@@ -132,11 +169,12 @@ class ChatViewModel(private val node: PeernsNodeInterface, val conversation: Str
     }
 }
 
-/** One line of a message as the screen shows it. */
-fun describe(message: ChatMessage): String {
+/** One line of a message as the screen shows it; a file's with where its [transfer] stands. */
+fun describe(message: ChatMessage, transfer: FileTransferInfo? = null): String {
+    val file = message.file
     val body = when {
         message.deleted -> "(deleted)"
-        message.file != null -> "📎 ${message.file!!.name} (${message.file!!.size} bytes)"
+        file != null -> "📎 ${file.name} · ${fileSize(file.size)}" + transferNote(message.outgoing, file.size, transfer)
         else -> message.text
     }
     val who = if (message.outgoing) "me" else "them"
@@ -145,4 +183,30 @@ fun describe(message: ChatMessage): String {
         message.status.name.lowercase().takeIf { message.outgoing },
     ).joinToString(", ")
     return if (marks.isEmpty()) "$who: $body" else "$who: $body  [$marks]"
+}
+
+/** Where a file's transfer stands, after its name: sending or receiving how much, or refused; nothing once done. */
+private fun transferNote(outgoing: Boolean, size: ULong, t: FileTransferInfo?): String = when (t?.state) {
+    null, FileTransferState.DONE -> ""
+    FileTransferState.REFUSED -> if (outgoing) " · refused by them (too large?)" else " · not received (too large, or damaged)"
+    FileTransferState.TRANSFERRING -> when {
+        t.bytes == 0uL && outgoing -> " · sent when you are both online"
+        t.bytes == 0uL -> " · comes when you are both online"
+        outgoing -> " · sending ${percent(t.bytes, size)} %"
+        else -> " · receiving ${percent(t.bytes, size)} %"
+    }
+}
+
+/**
+ * What the chat with [conversation] says about [event], if it concerns it: another key answered
+ * at the contact's address (not the contact: granted nothing), or the contact's app speaks a
+ * wire version ours cannot (one of the two needs an update).
+ */
+fun warningOf(event: NodeEvent, conversation: String): String? = when {
+    event is NodeEvent.KeyChanged && event.known == conversation ->
+        "Someone else answered at this contact's address (fingerprint ${event.presented.take(8)}), not them: nothing of yours " +
+            "reaches it. If they reinstalled PeerNS, ask them for their new link and verify it."
+    event is NodeEvent.IncompatiblePeer && event.fingerprint == conversation ->
+        "Their PeerNS speaks version ${event.theirs.major}, this one ${event.ours.major}: one of you needs an update to talk."
+    else -> null
 }

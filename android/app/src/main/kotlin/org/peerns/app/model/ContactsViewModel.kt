@@ -82,6 +82,15 @@ class ContactsViewModel(private val node: PeernsNodeInterface) {
         refresh()
     }
 
+    /**
+     * Marks contact [fingerprint] verified (the user compared its fingerprint with the one the
+     * contact's own phone shows, face to face or on a channel they trust), or not.
+     */
+    suspend fun setVerified(fingerprint: String, verified: Boolean) = guard {
+        node.setVerified(fingerprint, verified)
+        refresh()
+    }
+
     suspend fun setTrust(fingerprint: String, trust: Trust) = guard {
         node.setTrust(fingerprint, trust)
         refresh()

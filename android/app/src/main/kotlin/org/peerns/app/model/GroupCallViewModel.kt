@@ -16,6 +16,7 @@ import kotlinx.coroutines.sync.withLock
 import org.peerns.ffi.CallKinds
 import org.peerns.ffi.CallMediaState
 import org.peerns.ffi.CallParticipant
+import org.peerns.ffi.Contact
 import org.peerns.ffi.EncoderControlListener
 import org.peerns.ffi.GroupCall
 import org.peerns.ffi.GroupCallFrame
@@ -28,6 +29,8 @@ import org.peerns.ffi.PeernsNodeInterface
 /** What a group call's screen shows. */
 data class GroupCallState(
     val phase: GroupCallPhase = GroupCallPhase.OUT,
+    /** Our contacts (for the names of participants). */
+    val contacts: List<Contact> = emptyList(),
     /** Who is in the call (us too, once joined), as the router announces it. */
     val participants: List<CallParticipant> = emptyList(),
     val muted: Boolean = false,
@@ -55,6 +58,9 @@ data class GroupCallState(
 ) {
     /** Our media goes straight to the only other participant: no relay in between. */
     val direct: Boolean get() = participants.size == 2 && participants.any { it.fingerprint == mediaPeer }
+
+    /** What the call calls [fingerprint]: our name for a contact, else its first 8 characters. */
+    fun nameOf(fingerprint: String): String = contactName(contacts, fingerprint)
 }
 
 /**
@@ -158,7 +164,8 @@ class GroupCallViewModel(
     /** Reads the roster the node knows now (before any event arrived). */
     suspend fun refresh() = guard {
         val roster = node.groupCallParticipants(group)
-        mutableState.update { regrid(it.copy(participants = roster, error = null)) }
+        val contacts = node.contacts()
+        mutableState.update { regrid(it.copy(participants = roster, contacts = contacts, error = null)) }
     }
 
     /**

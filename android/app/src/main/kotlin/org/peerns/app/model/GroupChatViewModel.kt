@@ -39,6 +39,9 @@ data class GroupChatState(
     /** We may invite and remove members. */
     val admin: Boolean get() = membership == GroupMembership.ADMIN
 
+    /** What the chat calls [fingerprint]: our name for a contact, else its first 8 characters. */
+    fun nameOf(fingerprint: String): String = contactName(contacts, fingerprint)
+
     /** The contacts an admin may invite: not members yet. */
     val invitable: List<Contact> get() = contacts.filter { c -> members.none { it.fingerprint == c.fingerprint } }
 
@@ -118,7 +121,7 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
      */
     suspend fun sendInvite(fingerprint: String) = guard {
         node.groupSendInvite(group, fingerprint)
-        val name = mutableState.value.contacts.firstOrNull { it.fingerprint == fingerprint }?.name ?: fingerprint.take(8)
+        val name = mutableState.value.nameOf(fingerprint)
         mutableState.update { it.copy(invited = it.invited + fingerprint, notice = "Invitation sent to $name", error = null) }
     }
 
@@ -230,3 +233,7 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
         const val LIMIT = 200
     }
 }
+
+/** Our name for contact [fingerprint] among [contacts], else its first 8 characters (not a contact, or unnamed). */
+fun contactName(contacts: List<Contact>, fingerprint: String): String =
+    contacts.firstOrNull { it.fingerprint == fingerprint }?.name?.takeIf { it.isNotBlank() } ?: fingerprint.take(8)

@@ -68,16 +68,19 @@ class Navigator {
     /**
      * A notification was tapped: an incoming call opens the call screen, a message its chat
      * above the home screen (a group message the group's chat above the groups), a contact
-     * request the contacts. Anything else leaves the screens
-     * as they are.
+     * request the contacts (where it is accepted; the core names the requester as its
+     * conversation, whose chat would have no Accept), a baby monitor's alert the monitor's
+     * screen. Anything else leaves the screens as they are.
      */
     fun route(conversation: String?, category: String?) {
         when {
             category == INCOMING_CALL -> stack.value = listOf(Screen.Home, Screen.Call)
+            category == CONTACT_REQUEST -> stack.value = listOf(Screen.Home, Screen.Contacts)
+            // The baby monitor's screen, where its stream is watched.
+            category == MONITOR_ALERT -> stack.value = listOf(Screen.Home, Screen.Monitor)
             category == GROUP_MESSAGE && conversation != null ->
                 stack.value = listOf(Screen.Home, Screen.Groups, Screen.GroupChat(conversation))
             conversation != null -> stack.value = listOf(Screen.Home, Screen.Chat(conversation))
-            category == CONTACT_REQUEST -> stack.value = listOf(Screen.Home, Screen.Contacts)
         }
     }
 
@@ -93,5 +96,8 @@ class Navigator {
 
         /** `NotificationCategory.GROUP_MESSAGE.name`. */
         const val GROUP_MESSAGE = "GROUP_MESSAGE"
+
+        /** `NotificationCategory.MONITOR_ALERT.name`. */
+        const val MONITOR_ALERT = "MONITOR_ALERT"
     }
 }

@@ -91,3 +91,6 @@ class SettingsViewModel(private val node: PeernsNodeInterface, private val store
         }
     }
 }
+
+/** A fingerprint in groups of four characters, as people compare them aloud or side by side. */
+fun grouped(fingerprint: String): String = fingerprint.chunked(4).joinToString(" ")

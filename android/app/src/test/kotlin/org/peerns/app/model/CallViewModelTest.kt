@@ -195,6 +195,19 @@ class CallViewModelTest {
             pusher.cancel()
             assertTrue(annCall.hangUp())
             eventually { bobCall.state.value.takeIf { it.status == "ended" } }
+
+            // A video call placed from the contacts or the chat before the call screen opens
+            // (as the activity does): the screen opened next reads its video, its screen track
+            // and, under battery saver, its camera off; bob is told.
+            val placed = CallViewModel.place(ann, bobFp, video = true, powerSaver = true)
+            val shown = CallViewModel(ann).also { it.refresh() }.state.value
+            assertEquals(placed, shown.call)
+            assertTrue(shown.outgoing && shown.sendsVideo && shown.sendsScreen && shown.local.cameraOff, "$shown")
+            val rung = eventually { bobCall.state.value.takeIf { it.ringingHere && it.call == placed } }
+            assertTrue(rung.offered.video)
+            eventually(what = "the placed call's camera off at bob") { bob.activeCall()?.remoteMedia?.takeIf { it.cameraOff } }
+            assertTrue(bobCall.decline())
+            eventually { annCall.state.value.takeIf { it.call == placed && it.status == "ended" } }
             follow.forEach { it.cancel() }
         }
     }

@@ -47,6 +47,13 @@ class ContactsViewModelTest {
             assertTrue(bobVm.setTrust(annFp, Trust.KNOWN))
             assertEquals(Trust.KNOWN, bobVm.state.value.contacts.single().trust)
             assertEquals(Trust.entries.toSet(), ContactsViewModel.trustChoices.map { it.first }.toSet())
+            // Bob compared ann's fingerprint with her phone's: verified (✓), and back.
+            assertFalse(bobVm.state.value.contacts.single().verified)
+            assertTrue(bobVm.setVerified(annFp, true))
+            assertTrue(bobVm.state.value.contacts.single().verified)
+            assertTrue(bobVm.setVerified(annFp, false))
+            assertFalse(bobVm.state.value.contacts.single().verified)
+            assertEquals("0123 4567 89", grouped("0123456789"))
 
             eventually {
                 annVm.refresh()

@@ -99,6 +99,9 @@ class GroupInvitesTest {
                 annGroup.refresh()
                 annGroup.state.value.takeIf { s -> s.members.any { it.fingerprint == bobFp } && s.invitable.isEmpty() }
             }
+            // The group's screens name a member who is a contact as we do; others by fingerprint.
+            assertEquals("bob", annGroup.state.value.nameOf(bobFp))
+            assertEquals("ab".repeat(4), annGroup.state.value.nameOf("ab".repeat(32)))
         }
     }
 }

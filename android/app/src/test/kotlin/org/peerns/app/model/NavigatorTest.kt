@@ -35,6 +35,12 @@ class NavigatorTest {
         assertEquals(listOf(Screen.Home, Screen.Chat("f1")), nav.screens.value)
         nav.route(conversation = null, category = "CONTACT_REQUEST")
         assertEquals(listOf(Screen.Home, Screen.Contacts), nav.screens.value)
+        // The core names the requester as the request's conversation: still the contacts.
+        nav.route(conversation = "f2", category = "CONTACT_REQUEST")
+        assertEquals(listOf(Screen.Home, Screen.Contacts), nav.screens.value)
+        nav.route(conversation = "f3", category = "MONITOR_ALERT")
+        assertEquals(listOf(Screen.Home, Screen.Monitor), nav.screens.value)
+        nav.route(conversation = "f2", category = "CONTACT_REQUEST")
         nav.route(conversation = null, category = null)
         assertEquals(Screen.Contacts, nav.current)
         nav.route(conversation = "f1", category = "INCOMING_CALL")
@@ -42,7 +48,16 @@ class NavigatorTest {
         nav.route(conversation = "g1", category = "GROUP_MESSAGE")
         assertEquals(listOf(Screen.Home, Screen.Groups, Screen.GroupChat("g1")), nav.screens.value)
         assertEquals(
-            listOf(Screen.Home, Screen.Settings, Screen.Chat("f1"), Screen.Contacts, Screen.Call, Screen.GroupChat("g1")),
+            listOf(
+                Screen.Home,
+                Screen.Settings,
+                Screen.Chat("f1"),
+                Screen.Contacts,
+                Screen.Monitor,
+                Screen.Contacts,
+                Screen.Call,
+                Screen.GroupChat("g1"),
+            ),
             seen,
         )
     }
