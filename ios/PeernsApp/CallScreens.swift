@@ -71,8 +71,17 @@ struct GroupCallScreen: View {
         .onReceive(NotificationCenter.default.publisher(for: UIApplication.didBecomeActiveNotification)) { _ in
             if microphoneRefused && microphoneGranted() { microphoneRefused = false }
         }
-        // As on Android: leaving the screen stops our camera and microphone (the call goes on).
-        .onDisappear { model.media?.stop() }
+        // As on Android: the screen gone, we leave (we would stay in the call unheard, with
+        // nothing on screen to leave it; a reopened screen has no handle of the call's media).
+        // Nothing else is pushed over it while joined (`NodeModel.follow`); the app going to
+        // the background is no disappearance.
+        .onDisappear {
+            if model.phase != .out {
+                Task { await model.leave() }
+            } else {
+                model.media?.stop()
+            }
+        }
         // Joined, a notification's tap does not take the screen (our media would stop).
         .runsOnScreen(node, model.phase != .out)
         .task {
@@ -127,11 +136,13 @@ struct GroupCallScreen: View {
 /// peer's picture. Once the media is up, the microphone's (and with video the camera's)
 /// permission is asked and the media starts; leaving the screen stops it. A refused microphone
 /// leaves the call without media and shows the way to Settings (`MicrophoneRefused`); back in the
-/// app with it allowed, the media starts. With `dial`, it calls that contact first.
+/// app with it allowed, the media starts. With `dial`, it calls that contact first (with the
+/// camera when `dialVideo`).
 struct CallScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var model: CallModel
     var dial: String?
+    var dialVideo = false
     /// The screen is shown (between `onAppear` and `onDisappear`; not while another covers it).
     @State private var shown = false
     /// The sound goes to the built-in receiver (the earpiece), as the audio session's route says.
@@ -174,8 +185,9 @@ struct CallScreen: View {
             } else if model.call != nil && model.status != "ended" {
                 HStack {
                     Button(model.local.muted ? "Unmute" : "Mute") { Task { await model.setMuted(!model.local.muted) } }
-                    Button(model.local.cameraOff ? "Camera on" : "Camera off") { Task { await model.setCameraOff(!model.local.cameraOff) } }
+                    // An audio call has no camera to turn on or switch.
                     if model.sendsVideo {
+                        Button(model.local.cameraOff ? "Camera on" : "Camera off") { Task { await model.setCameraOff(!model.local.cameraOff) } }
                         Button(model.local.backCamera ? "Front camera" : "Back camera") { Task { await model.switchCamera() } }
                     }
                     Button("Hang up", role: .destructive) { Task { await model.hangUp() } }
@@ -211,7 +223,7 @@ struct CallScreen: View {
             // Subscribed first: an event during the dial or the refresh is not missed.
             let events = node.events()
             // The task runs again when the screen reappears (covered by another): dial once.
-            if let fingerprint = dial, model.call == nil { await model.dial(fingerprint, video: false) } else { await model.refresh() }
+            if let fingerprint = dial, model.call == nil { await model.dial(fingerprint, video: dialVideo) } else { await model.refresh() }
             guard let events else { return }
             for await event in events { model.apply(event) }
         }

@@ -57,10 +57,10 @@ struct ContentView: View {
             )
         case .call:
             CallScreen(node: model, model: CallModel(node: node, media: model.oneOnOneMedia(), callKit: model.callKit, powerSaver: model.powerSaver))
-        case let .dial(fingerprint):
+        case let .dial(fingerprint, video):
             CallScreen(
                 node: model, model: CallModel(node: node, media: model.oneOnOneMedia(), callKit: model.callKit, powerSaver: model.powerSaver),
-                dial: fingerprint
+                dial: fingerprint, dialVideo: video
             )
         case .monitor:
             MonitorScreen(node: model, model: MonitorModel(node: node, microphone: MicrophoneLevels(), media: model.ownSessionMedia()))

@@ -117,6 +117,12 @@ final class GroupChatModel: ObservableObject {
     /// The contacts an admin may invite: not members yet.
     var invitable: [Contact] { contacts.filter { c in !members.contains { $0.fingerprint == c.fingerprint } } }
 
+    /// What the chat calls `fingerprint`: our name for a contact, else its first 8 characters
+    /// (Kotlin's `GroupChatState.nameOf`).
+    func nameOf(_ fingerprint: String) -> String {
+        contactNameIn(contacts, fingerprint)
+    }
+
     /// What the chat lists: `messages`, the file messages as files with their `files` status.
     var items: [GroupChatItem] { groupChatItems(messages, files) }
 
@@ -692,4 +698,12 @@ private final class ProgressListener: BackupListener, @unchecked Sendable {
             self.model?.step(progress)
         }
     }
+}
+
+/// Our name for contact `fingerprint` among `contacts`, else its first 8 characters (Kotlin's `contactName`).
+func contactNameIn(_ contacts: [Contact], _ fingerprint: String) -> String {
+    if let name = contacts.first(where: { $0.fingerprint == fingerprint })?.name, !name.trimmingCharacters(in: .whitespaces).isEmpty {
+        return name
+    }
+    return String(fingerprint.prefix(8))
 }

@@ -87,12 +87,14 @@ struct GroupChatScreen: View {
             Section("Members") {
                 ForEach(model.members, id: \.fingerprint) { m in
                     HStack {
-                        Text(who(m.fingerprint) + (m.admin ? " (admin)" : ""))
+                        Text(who(m.fingerprint) + (m.admin ? " (admin)" : "") + (m.online && m.fingerprint != node.identity?.fingerprint ? " · online" : ""))
                         Spacer()
                         if model.admin && m.fingerprint != node.identity?.fingerprint {
                             Button("Remove", role: .destructive) { Task { await model.remove(m.fingerprint) } }
                         }
                     }
+                    // Only the button acts, not a tap anywhere on the row.
+                    .buttonStyle(.borderless)
                 }
             }
             if model.admin {
@@ -107,6 +109,7 @@ struct GroupChatScreen: View {
                                 Button("Invite") { Task { await model.sendInvite(c.fingerprint) } }
                             }
                         }
+                        .buttonStyle(.borderless)
                     }
                     if model.invitable.isEmpty { Text("No contacts to invite") }
                     if let notice = model.notice { Text(notice).font(.caption) }
@@ -166,7 +169,7 @@ struct GroupChatScreen: View {
     }
 
     private func who(_ fingerprint: String) -> String {
-        fingerprint == node.identity?.fingerprint ? "me" : String(fingerprint.prefix(8))
+        fingerprint == node.identity?.fingerprint ? "me" : model.nameOf(fingerprint)
     }
 }
 
@@ -284,9 +287,17 @@ struct MonitorScreen: View {
         // iOS lets no app use the camera in the background: an armed iPhone keeps this screen
         // shown, and the screen from locking.
         .onChange(of: model.armed) { armed in UIApplication.shared.isIdleTimerDisabled = armed != nil }
+        // Armed, a notification's tap does not take the screen, nor does a call that rings.
+        .runsOnScreen(node, model.armed != nil)
         .onDisappear {
             UIApplication.shared.isIdleTimerDisabled = false
-            model.close()
+            // The camera and the alert run only while this screen is shown: leaving it disarms,
+            // so that a watcher is told the phone is not armed instead of being shown nothing.
+            if model.armed != nil {
+                Task { await model.disarm() }
+            } else {
+                model.close()
+            }
         }
     }
 }
@@ -304,6 +315,7 @@ struct BackupScreen: View {
             Section("Folders") {
                 ForEach(model.folders, id: \.self) { f in
                     HStack { Text(f.lastPathComponent); Spacer(); Button("Remove") { model.drop(f) } }
+                        .buttonStyle(.borderless)
                 }
                 Button("Choose a folder") { picking = true }
             }

@@ -180,6 +180,37 @@ final class NodeModel: ObservableObject {
         case let .group(gid): path = [.groups, .group(gid)]
         case .contacts: path = [.contacts]
         case .call: path = [.call]
+        case .monitor: path = [.monitor]
+        }
+    }
+
+    /// An incoming call that rang while a screen on which something runs was on top (its screen
+    /// not pushed over that one).
+    private var ringingUnder: String?
+
+    /// The call screen follows the calls: an incoming call opens it, but not over a screen on
+    /// which something runs (a joined group call, a backup: covering it would stop it), and never
+    /// a second one. A call that rang under such a screen opens it once answered (CallKit's
+    /// Answer: the user chose the call, and its media starts only from its screen), in place of
+    /// the screens shown, as Android's Answer does.
+    private func follow(_ event: NodeEvent) {
+        switch event {
+        case let .incomingCall(call, _, _, _):
+            guard path.last != .call else { return }
+            if topRuns {
+                ringingUnder = call
+            } else {
+                path.append(.call)
+            }
+        case let .callState(call, _, status) where call == ringingUnder:
+            if status.state == "connected" {
+                ringingUnder = nil
+                if path.last != .call { path = [.call] }
+            } else if status.state == "ended" {
+                ringingUnder = nil
+            }
+        default:
+            break
         }
     }
 
@@ -335,7 +366,7 @@ final class NodeModel: ObservableObject {
             guard let events = try? peerns.events() else { return }
             for await event in events {
                 self?.callKit.apply(event)
-                if case .incomingCall = event { self?.path.append(.call) }
+                self?.follow(event)
             }
         }
         defer { rings.cancel() }
@@ -411,7 +442,8 @@ enum Route: Hashable {
     case group(String)
     case groupCall(String)
     case call
-    case dial(String)
+    /// Calls a contact (with the camera when `video`).
+    case dial(String, video: Bool)
     case monitor
     case backup
 }

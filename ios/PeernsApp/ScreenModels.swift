@@ -73,6 +73,11 @@ final class ContactsModel: ObservableObject {
         await guarded { try await node.rejectRequest(fingerprint: fingerprint); await refresh() }
     }
 
+    /// Marks contact `fingerprint` verified (its fingerprint compared with its own phone's), or not.
+    func setVerified(_ fingerprint: String, _ verified: Bool) async {
+        await guarded { try await node.setVerified(fingerprint: fingerprint, verified: verified); await refresh() }
+    }
+
     func setTrust(_ fingerprint: String, _ trust: Trust) async {
         await guarded { try await node.setTrust(fingerprint: fingerprint, trust: trust); await refresh() }
     }
@@ -159,6 +164,10 @@ final class ChatModel: ObservableObject {
     @Published private(set) var calls: [CallLogEntry] = []
     /// What the screen lists, oldest first (`chatItems`).
     @Published private(set) var items: [ChatItem] = []
+    /// Where each file message's transfer stands, by message ID (Kotlin's `ChatState.files`).
+    @Published private(set) var files: [String: FileTransferInfo] = [:]
+    /// Why we may not be reaching the contact (`warningOf`), kept while the chat is shown.
+    @Published private(set) var warning: String?
     @Published private(set) var online = false
     @Published private(set) var error: String?
     let conversation: String
@@ -186,6 +195,11 @@ final class ChatModel: ObservableObject {
             title = name ?? String(conversation.prefix(8))
             messages = try await node.messages(conversation: conversation, limit: 200).sorted { $0.sentMs < $1.sentMs }
             calls = try await node.callLog(fingerprint: conversation, limit: 200)
+            var transfers: [String: FileTransferInfo] = [:]
+            for m in messages where m.file != nil && !m.deleted {
+                if let t = try await node.fileTransfer(id: m.id) { transfers[m.id] = t }
+            }
+            files = transfers
             items = chatItems(messages, calls)
             online = try node.isOnline(conversation: conversation)
         }
@@ -214,6 +228,20 @@ final class ChatModel: ObservableObject {
         case let .callLogged(entry): return entry.fingerprint == conversation
         default: return false
         }
+    }
+
+    /// A transfer of this chat moved on (`fileProgress`): its line shows how far, without
+    /// reading the chat again (Kotlin's `ChatState.withProgress`).
+    func progress(_ event: NodeEvent) {
+        guard case let .fileProgress(c, id, bytes, _, _) = event, c == conversation,
+              var t = files[id], t.state == .transferring, t.bytes != bytes else { return }
+        t.bytes = bytes
+        files[id] = t
+    }
+
+    /// A warning about this contact (`warningOf`) is shown with the chat.
+    func warn(_ event: NodeEvent) {
+        if let w = warningOf(event, conversation) { warning = w }
     }
 
     func send(_ text: String) async -> Bool {
@@ -334,4 +362,27 @@ final class SettingsModel: ObservableObject {
         }
         error = nil
     }
+}
+
+/// What the chat with `conversation` says about `event`, if it concerns it: another key answered
+/// at the contact's address, or its app speaks a wire version ours cannot (Kotlin's `warningOf`).
+func warningOf(_ event: NodeEvent, _ conversation: String) -> String? {
+    switch event {
+    case let .keyChanged(_, known, presented) where known == conversation:
+        return "Someone else answered at this contact's address (fingerprint \(presented.prefix(8))), not them: nothing of yours "
+            + "reaches it. If they reinstalled PeerNS, ask them for their new link and verify it."
+    case let .incompatiblePeer(_, fingerprint, ours, theirs) where fingerprint == conversation:
+        return "Their PeerNS speaks version \(theirs.major), this one \(ours.major): one of you needs an update to talk."
+    default:
+        return nil
+    }
+}
+
+/// A fingerprint in groups of four characters, as people compare them (Kotlin's `grouped`).
+func grouped(_ fingerprint: String) -> String {
+    stride(from: 0, to: fingerprint.count, by: 4).map { i -> String in
+        let start = fingerprint.index(fingerprint.startIndex, offsetBy: i)
+        let end = fingerprint.index(start, offsetBy: 4, limitedBy: fingerprint.endIndex) ?? fingerprint.endIndex
+        return String(fingerprint[start..<end])
+    }.joined(separator: " ")
 }

@@ -1,4 +1,5 @@
 import PeernsKit
+import QuickLook
 import SwiftUI
 import UniformTypeIdentifiers
 
@@ -10,6 +11,8 @@ struct ContactsScreen: View {
     @StateObject var groups: GroupsModel
     @State private var link = ""
     @State private var scanning = false
+    /// The contact whose fingerprint is being compared (`verifyMessage`).
+    @State private var verifying: Contact?
 
     var body: some View {
         List {
@@ -24,27 +27,32 @@ struct ContactsScreen: View {
             }
             Section("Requests") {
                 ForEach(model.incoming, id: \.fingerprint) { r in
+                    // Borderless: in a List, a row's bordered-less buttons would all fire on one tap.
                     HStack {
                         Text("\(r.name) wants to add you")
                         Spacer()
                         Button("Accept") { Task { await model.accept(r.fingerprint) } }
                         Button("Reject") { Task { await model.reject(r.fingerprint) } }
                     }
+                    .buttonStyle(.borderless)
                 }
                 ForEach(model.outgoing, id: \.fingerprint) { r in Text("\(r.name): waiting for an answer") }
                 ForEach(model.waiting, id: \.fingerprint) { w in
                     HStack {
-                        Text("\(w.fingerprint.prefix(8)): not reachable yet, sent when you are both online")
+                        Text(verbatim: "\(w.fingerprint.prefix(8)): not reachable yet, sent when you are both online")
                         Spacer()
                         Button("Cancel") { Task { await model.cancel(w.fingerprint) } }
                     }
+                    .buttonStyle(.borderless)
                 }
             }
             Section("Contacts") {
                 ForEach(model.contacts, id: \.fingerprint) { c in
                     VStack(alignment: .leading) {
                         NavigationLink("\(c.name)  \(c.short)", value: Route.chat(c.fingerprint))
-                        NavigationLink("Call", value: Route.dial(c.fingerprint))
+                        NavigationLink("Call", value: Route.dial(c.fingerprint, video: false))
+                        NavigationLink("Video call", value: Route.dial(c.fingerprint, video: true))
+                        Button(c.verified ? "Verified ✓" : "Verify") { verifying = c }.buttonStyle(.borderless)
                         Picker("Trust", selection: Binding(
                             get: { c.trust },
                             set: { trust in Task { await model.setTrust(c.fingerprint, trust) } }
@@ -65,6 +73,20 @@ struct ContactsScreen: View {
             guard let events else { return }
             for await event in events where model.concerns(event) { await model.refresh() }
         }
+        .alert(
+            verifying.map { "Verify \($0.name)" } ?? "",
+            isPresented: Binding(get: { verifying != nil }, set: { if !$0 { verifying = nil } }),
+            presenting: verifying
+        ) { c in
+            if c.verified {
+                Button("Unmark verified") { Task { await model.setVerified(c.fingerprint, false) } }
+            } else {
+                Button("They match") { Task { await model.setVerified(c.fingerprint, true) } }
+            }
+            Button("Cancel", role: .cancel) {}
+        } message: { c in
+            Text(verifyMessage(c, ours: node.identity?.fingerprint))
+        }
         .sheet(isPresented: $scanning) {
             ScannerSheet { scanned in
                 Task {
@@ -75,6 +97,13 @@ struct ContactsScreen: View {
     }
 }
 
+/// Both fingerprints, to compare with what the contact's phone shows (its Settings): the same,
+/// nobody is in between (Kotlin's `ContactsView.verify`).
+private func verifyMessage(_ c: Contact, ours: String?) -> String {
+    "\(c.name)'s fingerprint:\n\(grouped(c.fingerprint))\n\nYours:\n\(grouped(ours ?? ""))\n\n"
+        + "Compare them with what \(c.name)'s phone shows, side by side or over a call. The same: nobody is in between."
+}
+
 /// A chat: messages (swipe ours to edit or delete), text and files, the calls with the contact
 /// among them, and group invitations with Join.
 struct ChatScreen: View {
@@ -83,13 +112,15 @@ struct ChatScreen: View {
     @State private var text = ""
     @State private var editing: ChatMessage?
     @State private var picking = false
+    /// A received file shown by Quick Look.
+    @State private var opening: URL?
 
     var body: some View {
         VStack {
             List(model.items) { item in
                 switch item {
                 case let .message(m):
-                    Text(line(m))
+                    messageRow(m)
                         .frame(maxWidth: .infinity, alignment: m.outgoing ? .trailing : .leading)
                         .swipeActions {
                             if m.outgoing && !m.deleted {
@@ -106,6 +137,7 @@ struct ChatScreen: View {
                             Spacer()
                             Button("Join") { Task { if let gid = await model.joinGroup(link) { node.path.append(.group(gid)) } } }
                         }
+                        .buttonStyle(.borderless)
                     }
                 case let .call(entry):
                     Label(describeCall(entry), systemImage: entry.kinds.video ? "video" : "phone")
@@ -113,6 +145,7 @@ struct ChatScreen: View {
                         .frame(maxWidth: .infinity, alignment: .center)
                 }
             }
+            if let warning = model.warning { Text(warning).font(.caption).foregroundStyle(.orange).padding(.horizontal) }
             if let error = model.error { Text(error).foregroundStyle(.red) }
             HStack {
                 Button { picking = true } label: { Image(systemName: "paperclip") }
@@ -132,6 +165,12 @@ struct ChatScreen: View {
             .padding()
         }
         .navigationTitle(model.title)
+        .toolbar {
+            ToolbarItemGroup(placement: .navigationBarTrailing) {
+                NavigationLink(value: Route.dial(model.conversation, video: false)) { Image(systemName: "phone") }
+                NavigationLink(value: Route.dial(model.conversation, video: true)) { Image(systemName: "video") }
+            }
+        }
         .fileImporter(isPresented: $picking, allowedContentTypes: [.item]) { result in
             guard case let .success(url) = result else { return }
             Task {
@@ -146,14 +185,57 @@ struct ChatScreen: View {
             await model.open()
             // What changes the chat, as it happens (opened again: what arrives is read, as on Android).
             guard let events else { return }
-            for await event in events where model.concerns(event) { await model.open() }
+            for await event in events {
+                model.progress(event)
+                model.warn(event)
+                if model.concerns(event) { await model.open() }
+            }
         }
         .onDisappear { model.close() }
+        .quickLookPreview($opening)
     }
 
-    private func line(_ m: ChatMessage) -> String {
-        let body = m.deleted ? "(deleted)" : m.file.map { "📎 \($0.name) (\($0.size) bytes)" } ?? m.text
+    /// A message; a file's with a progress bar while it moves, and Open once it is here.
+    @ViewBuilder
+    private func messageRow(_ m: ChatMessage) -> some View {
+        let t = model.files[m.id]
+        if m.file != nil, !m.deleted, let path = t?.path {
+            HStack {
+                Text(line(m, t))
+                Button("Open") { opening = URL(fileURLWithPath: path) }.buttonStyle(.borderless)
+            }
+        } else if let file = m.file, !m.deleted, let t, t.state == .transferring, t.bytes > 0 {
+            VStack(alignment: .leading) {
+                Text(line(m, t))
+                ProgressView(value: Double(percent(t.bytes, of: file.size)), total: 100)
+            }
+        } else {
+            Text(line(m, t))
+        }
+    }
+
+    /// A message's line; a file's with where its transfer stands (Kotlin's `describe`).
+    private func line(_ m: ChatMessage, _ t: FileTransferInfo?) -> String {
+        let body: String
+        if m.deleted {
+            body = "(deleted)"
+        } else if let file = m.file {
+            body = "📎 \(file.name) · \(fileSize(file.size))" + transferNote(m.outgoing, file.size, t)
+        } else {
+            body = m.text
+        }
         return m.edited && !m.deleted ? "\(body) (edited)" : body
+    }
+
+    private func transferNote(_ outgoing: Bool, _ size: UInt64, _ t: FileTransferInfo?) -> String {
+        guard let t else { return "" }
+        switch t.state {
+        case .done: return ""
+        case .refused: return outgoing ? " · refused by them (too large?)" : " · not received (too large, or damaged)"
+        case .transferring:
+            if t.bytes == 0 { return outgoing ? " · sent when you are both online" : " · comes when you are both online" }
+            return outgoing ? " · sending \(percent(t.bytes, of: size)) %" : " · receiving \(percent(t.bytes, of: size)) %"
+        }
     }
 }
 
@@ -220,7 +302,7 @@ struct SettingsScreen: View {
             }
             Section("Identity fingerprint") {
                 Text(model.identity?.short ?? "").font(.headline.monospaced())
-                Text(model.identity?.fingerprint ?? "").font(.caption.monospaced()).textSelection(.enabled)
+                Text(grouped(model.identity?.fingerprint ?? "")).font(.caption.monospaced()).textSelection(.enabled)
             }
             if !model.shareLink.isEmpty {
                 Section("Your share link as a QR code") {

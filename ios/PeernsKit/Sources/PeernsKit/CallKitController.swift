@@ -258,7 +258,12 @@ public final class CallKitController: NSObject, CXProviderDelegate {
         if let node, let active = try? node.activeCall(), active.status.state != "ended" {
             try? node.hangUp(call: active.call)
         }
+        // Every action CallKit held is gone: a held answer fails, and a start that waits for
+        // its action ends (its `startCall` would wait for ever otherwise).
+        earlyAnswer?.fail()
         earlyAnswer = nil
+        for start in starts.values { start.resume(throwing: CancellationError()) }
+        starts = [:]
         declineNextRing = false
         calls = CallKitCalls()
         ending = []

@@ -11,6 +11,8 @@ public enum NotificationRoute: Equatable {
     case contacts
     /// The 1:1 call screen (an incoming call's notification).
     case call
+    /// The baby monitor (an armed monitor's sound alert).
+    case monitor
 }
 
 /// What a notification's action asks (`UserNotifier.categories`).
@@ -52,14 +54,18 @@ public final class NotificationRouter: NSObject, UNUserNotificationCenterDelegat
         if userInfo[UserNotifier.categoryKey] as? String == "incomingCall" {
             return .call
         }
+        // The core names the requester as a request's conversation; its chat has no Accept.
+        if userInfo[UserNotifier.categoryKey] as? String == "contactRequest" {
+            return .contacts
+        }
+        if userInfo[UserNotifier.categoryKey] as? String == "monitorAlert" {
+            return .monitor
+        }
         if let conversation = userInfo[UserNotifier.conversationKey] as? String {
             if userInfo[UserNotifier.categoryKey] as? String == "groupMessage" {
                 return .group(conversation)
             }
             return .chat(conversation)
-        }
-        if userInfo[UserNotifier.categoryKey] as? String == "contactRequest" {
-            return .contacts
         }
         return nil
     }

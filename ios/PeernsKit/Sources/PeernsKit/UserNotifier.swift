@@ -8,7 +8,7 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
     /// The `userInfo` key that carries the conversation a notification opens.
     public static let conversationKey = "conversation"
     /// The `userInfo` key that carries the category (`message`, `contactRequest`, `incomingCall`,
-    /// `missedCall`).
+    /// `missedCall`, `groupMessage`, `monitorAlert`).
     public static let categoryKey = "category"
 
     /// The categories' identifiers (`content.categoryIdentifier`).
@@ -62,6 +62,7 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
         case .incomingCall: return "incomingCall"
         case .missedCall: return "missedCall"
         case .groupMessage: return "groupMessage"
+        case .monitorAlert: return "monitorAlert"
         }
     }
 
@@ -93,6 +94,11 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
             content.categoryIdentifier = Self.groupMessageCategory
             content.sound = .default
             content.interruptionLevel = .active
+        case .monitorAlert:
+            // An alarm: heard through Focus where the app may break through (time sensitive).
+            content.categoryIdentifier = "peerns.monitorAlert"
+            content.sound = .defaultCritical
+            content.interruptionLevel = .timeSensitive
         }
         var info: [String: String] = [
             Self.categoryKey: Self.name(of: notification.category),
