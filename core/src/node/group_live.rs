@@ -24,6 +24,7 @@ mod call_media;
 mod files;
 mod invites;
 mod member_links;
+mod notify;
 mod room;
 mod tasks;
 
@@ -591,7 +592,7 @@ impl Live {
         for (reply, r) in self.invites.drain(..) {
             let _ = reply.send(r);
         }
-        self.notify(&inner, &events);
+        self.notify(&inner, &events).await;
         let mut out = batch::Outgoing::default();
         for a in actions {
             match a {
@@ -609,48 +610,6 @@ impl Live {
         out.send(&inner, self.gid).await;
         self.publish(&inner);
         self.flush_call(&inner).await;
-    }
-
-    /// Posts one notification for the messages of others in `events` (a batch: one live
-    /// message, or a page of backfill), unless the group's chat is open in the foreground.
-    /// Meeting rooms notify nothing (strangers, and the room is on screen while it runs).
-    fn notify(&self, inner: &Inner, events: &[GroupEvent]) {
-        let Some(notifier) = inner.notifier.as_ref().filter(|_| !self.room) else {
-            return;
-        };
-        let theirs: Vec<&crate::groups::SignedMessage> = events
-            .iter()
-            .filter_map(|e| match e {
-                GroupEvent::Message(m) if m.author_fp() != self.me => Some(m),
-                _ => None,
-            })
-            .collect();
-        let Some(last) = theirs.last() else { return };
-        let open = !inner.background.load(std::sync::atomic::Ordering::SeqCst)
-            && *lock(&inner.open_group) == Some(self.gid);
-        if open {
-            return;
-        }
-        let name = &self.engine.log().state().name;
-        let title = if name.is_empty() {
-            self.gid.to_hex()[..8].to_owned()
-        } else {
-            name.clone()
-        };
-        let preview = match &last.msg.body {
-            Body::Text(t) => super::platform::message_preview(t.as_bytes()),
-            Body::File(_) => "a file".to_owned(),
-        };
-        let body = match theirs.len() {
-            1 => format!("{}: {preview}", last.author_fp().short()),
-            n => format!("{n} new messages; {}: {preview}", last.author_fp().short()),
-        };
-        notifier.notify(super::platform::Notification {
-            category: super::platform::NotificationCategory::GroupMessage,
-            title,
-            body,
-            conversation: Some(self.gid.to_hex()),
-        });
     }
 
     fn on_event(&mut self, e: GroupEvent) {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::groups as offline;
-use super::tests::{config, server, started, until};
+use super::tests::{befriend, config, server, started, until};
 use super::*;
 use crate::groups::GroupId;
 
@@ -198,8 +198,8 @@ async fn a_removal_made_offline_reaches_everyone_when_they_come_back() {
 }
 
 /// Group messages from others become notifications (one per batch, the group's name as
-/// title, its ID as the conversation), none for our own and none while the group's chat is
-/// open in the foreground.
+/// title, its ID as the conversation, the author as we name the contact), none for our own and
+/// none while the group's chat is open in the foreground.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_messages_from_others_notify_unless_the_group_is_open() {
     use super::platform::{Notification, NotificationCategory};
@@ -212,7 +212,7 @@ async fn group_messages_from_others_notify_unless_the_group_is_open() {
     let notes = std::sync::Arc::new(Recorder::default());
     let mut cfg = config(dirs[1], &url, None);
     cfg.platform.notifier = Some(notes.clone());
-    let a = started(config(dirs[0], &url, None)).await.unwrap();
+    let a = started(config(dirs[0], &url, Some("ann"))).await.unwrap();
     let b = started(cfg).await.unwrap();
     send(&b, &gid, "mine").await;
     send(&a, &gid, "hello group").await;
@@ -226,6 +226,12 @@ async fn group_messages_from_others_notify_unless_the_group_is_open() {
             conversation: Some(gid.to_hex()),
         }]
     );
+    // Once ann is b's contact, she is named as b names her.
+    befriend(&a, &b).await;
+    lock(&notes.0).clear();
+    send(&a, &gid, "named now").await;
+    until(30, "a second notification", async || !lock(&notes.0).is_empty()).await;
+    assert_eq!(lock(&notes.0).drain(..).next().unwrap().body, "ann: named now");
     // With the group open on screen: only the event.
     b.set_open_chat(Some(&gid.to_hex())).unwrap();
     let mut events = b.group_events();

@@ -420,17 +420,25 @@ async fn an_unmetered_only_backup_waits_on_a_metered_path_and_resumes_mid_file()
     b.stop().await;
 }
 
+/// Alice (whose notifications are recorded) and bob, started in `da` and `db`.
+async fn alice_noted_and_bob(
+    url: &str,
+    da: &std::path::Path,
+    db: &std::path::Path,
+) -> (Node, Node, Arc<Recorder>) {
+    let notes = Arc::new(Recorder::default());
+    let mut ca = config(da, url, Some("alice"));
+    ca.platform.notifier = Some(notes.clone());
+    let a = started(ca).await.unwrap();
+    let b = started(config(db, url, Some("bob"))).await.unwrap();
+    (a, b, notes)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked() {
     let srv = server().await;
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let notes = Arc::new(Recorder::default());
-    let mut ca = config(da.path(), &srv.url(), Some("alice"));
-    ca.platform.notifier = Some(notes.clone());
-    let a = started(ca).await.unwrap();
-    let b = started(config(db.path(), &srv.url(), Some("bob")))
-        .await
-        .unwrap();
+    let (a, b, notes) = alice_noted_and_bob(&srv.url(), da.path(), db.path()).await;
     let dc = tempfile::tempdir().unwrap();
     let c = started(config(dc.path(), &srv.url(), Some("carol")))
         .await
@@ -587,13 +595,7 @@ async fn the_monitor_viewer_answers_only_the_call_of_the_armed_device_it_asked()
 async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud_sound() {
     let srv = server().await;
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let notes = Arc::new(Recorder::default());
-    let mut ca = config(da.path(), &srv.url(), Some("alice"));
-    ca.platform.notifier = Some(notes.clone());
-    let a = started(ca).await.unwrap();
-    let b = started(config(db.path(), &srv.url(), Some("bob")))
-        .await
-        .unwrap();
+    let (a, b, notes) = alice_noted_and_bob(&srv.url(), da.path(), db.path()).await;
     befriend(&a, &b).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let mut ea = a.subscribe();
