@@ -373,6 +373,20 @@ final class GroupCallModel: ObservableObject {
         }
     }
 
+    /// The screen went (`close`): a join still under way leaves once it is done.
+    private var closed = false
+
+    /// The screen went for good: we leave the call (joined, or a join under way), as Android's
+    /// screen does; nothing is started after this.
+    func close() async {
+        closed = true
+        if call != nil || phase != .out {
+            await leave()
+        } else {
+            media?.stop()
+        }
+    }
+
     /// Joins the call sending audio, and video when `video` (the camera off at first in Low Power Mode).
     func join(video: Bool) async {
         await guarded {
@@ -382,6 +396,13 @@ final class GroupCallModel: ObservableObject {
             let joined = try await node.groupCallJoin(
                 group: group, kinds: CallKinds(audio: true, video: video, screen: false), frames: listener, encoder: listener
             )
+            // The screen went while we joined: leave at once instead of starting the media.
+            if closed {
+                joined.stop()
+                self.listener = nil
+                try await node.groupCallLeave(group: group)
+                return
+            }
             call = joined
             listener.call = joined
             cameraOff = !video || powerSaver?.isOn == true

@@ -75,13 +75,7 @@ struct GroupCallScreen: View {
         // nothing on screen to leave it; a reopened screen has no handle of the call's media).
         // Nothing else is pushed over it while joined (`NodeModel.follow`); the app going to
         // the background is no disappearance.
-        .onDisappear {
-            if model.phase != .out {
-                Task { await model.leave() }
-            } else {
-                model.media?.stop()
-            }
-        }
+        .onDisappear { Task { await model.close() } }
         // Joined, a notification's tap does not take the screen (our media would stop).
         .runsOnScreen(node, model.phase != .out)
         .task {

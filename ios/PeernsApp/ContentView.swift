@@ -63,7 +63,7 @@ struct ContentView: View {
                 dial: fingerprint, dialVideo: video
             )
         case .monitor:
-            MonitorScreen(node: model, model: MonitorModel(node: node, microphone: MicrophoneLevels(), media: model.ownSessionMedia()))
+            MonitorScreen(node: model, model: MonitorModel(node: node, microphone: MicrophoneLevels(sessionTaken: model.callKitHoldsAudio), media: model.ownSessionMedia()))
         case .backup: BackupScreen(node: model, model: BackupModel(node: node, powerSaver: model.powerSaver))
         }
     }
@@ -77,18 +77,20 @@ struct RunsOnScreen: ViewModifier {
     let node: NodeModel
     let runs: Bool
     @State private var depth = 0
+    /// This screen's own: what it said is cleared only by itself.
+    @State private var token = UUID()
 
     func body(content: Content) -> some View {
         content
             .onAppear {
                 let at = depth == 0 ? node.path.count : depth
                 depth = at
-                node.screenRuns(runs, at: at)
+                node.screenRuns(runs, at: at, token: token)
             }
-            .onChange(of: runs) { now in node.screenRuns(now, at: depth) }
+            .onChange(of: runs) { now in node.screenRuns(now, at: depth, token: token) }
             // Gone without a change of the path (the node stopped and the screen with it), or
             // covered: it runs nothing on top; it says so again when it appears.
-            .onDisappear { node.screenRuns(false, at: depth) }
+            .onDisappear { node.screenRuns(false, at: depth, token: token) }
     }
 }
 

@@ -60,6 +60,8 @@ struct GroupChatScreen: View {
     @State private var picking = false
     /// The file shown in Quick Look.
     @State private var opening: URL?
+    /// Leave was tapped: asked first (only an admin's invite brings us back).
+    @State private var leaving = false
 
     var body: some View {
         List {
@@ -127,9 +129,16 @@ struct GroupChatScreen: View {
                     if let error = invites.error { Text(error).foregroundStyle(.red) }
                 }
             }
-            Button("Leave the group", role: .destructive) { Task { if await model.leave(), !node.path.isEmpty { node.path.removeLast() } } }
+            Button("Leave the group", role: .destructive) { leaving = true }
         }
         .navigationTitle(model.name)
+        .confirmationDialog(
+            "Leave \(model.name)? You receive nothing sent afterwards; to come back, an admin has to invite you again.",
+            isPresented: $leaving,
+            titleVisibility: .visible
+        ) {
+            Button("Leave", role: .destructive) { Task { if await model.leave(), !node.path.isEmpty { node.path.removeLast() } } }
+        }
         .fileImporter(isPresented: $picking, allowedContentTypes: [.item]) { result in
             guard case let .success(url) = result else { return }
             Task {
@@ -227,6 +236,7 @@ struct MonitorScreen: View {
         List {
             Section("This phone") {
                 Text(model.armed.map { "armed (\($0 == "user" ? "front" : "back") camera)" } ?? "not armed")
+                if node.tapHeld { Text(heldTapNotice).font(.caption) }
                 if let watcher = model.streamingTo {
                     Text("watched by " + (model.contacts.first { $0.fingerprint == watcher }?.name ?? String(watcher.prefix(8))))
                 }
@@ -293,6 +303,8 @@ struct MonitorScreen: View {
             UIApplication.shared.isIdleTimerDisabled = false
             // The camera and the alert run only while this screen is shown: leaving it disarms,
             // so that a watcher is told the phone is not armed instead of being shown nothing.
+            // Covered (the path still holds it: the call screen of a stream we watch) it stays.
+            if node.path.contains(.monitor) { return }
             if model.armed != nil {
                 Task { await model.disarm() }
             } else {

@@ -51,7 +51,11 @@ final class NodeModel: ObservableObject {
     /// `run` is under way (started by the screen, or by a VoIP push).
     private var running = false
     /// CallKit has activated a call's audio session (from `didActivate` to `didDeactivate`).
-    private var callAudioActive = false
+    private var callAudioActive = false {
+        didSet { audioHeld.set(callAudioActive) }
+    }
+    /// `callAudioActive`, readable from the media's threads (`callKitHoldsAudio`).
+    private let audioHeld = AudioHeld()
     /// The 1:1 call screen's media, told when CallKit activates or deactivates the audio.
     private weak var callMedia: PhoneCallMedia?
 
@@ -138,7 +142,13 @@ final class NodeModel: ObservableObject {
     /// The media of a group call's screen, or of the baby monitor's stream (no CallKit: it
     /// activates the audio session itself).
     func ownSessionMedia() -> PhoneCallMedia {
-        PhoneCallMedia(callKitAudio: false, onError: mediaErrors())
+        PhoneCallMedia(callKitAudio: false, sessionTaken: callKitHoldsAudio, onError: mediaErrors())
+    }
+
+    /// Whether a CallKit call holds the audio session now: a screen that stops its own media
+    /// as an answered 1:1 call replaces it must not deactivate the call's session.
+    var callKitHoldsAudio: () -> Bool {
+        { [audioHeld] in audioHeld.get() }
     }
 
     /// Forgets the last media error (a call screen opens).
@@ -205,7 +215,8 @@ final class NodeModel: ObservableObject {
         case let .callState(call, _, status) where call == ringingUnder:
             if status.state == "connected" {
                 ringingUnder = nil
-                if path.last != .call { path = [.call] }
+                // Through show: a tap held for the screen replaced does not replace the call.
+                if path.last != .call { show(.call) }
             } else if status.state == "ended" {
                 ringingUnder = nil
             }
@@ -215,19 +226,27 @@ final class NodeModel: ObservableObject {
     }
 
     /// The depths in `path` (1: its first screen) of the screens on which something runs that
-    /// leaving them would stop; each such screen tells (`screenRuns`, `RunsOnScreen`).
-    private var runningAt = Set<Int>()
+    /// leaving them would stop, each with the screen's own token: each such screen tells
+    /// (`screenRuns`, `RunsOnScreen`), and a screen gone clears only its own entry (the screen
+    /// that replaced it at that depth may have told first).
+    private var runningAt: [Int: UUID] = [:]
     /// A message's or a request's tap held back by `open`, and the depth of the screen it waits for.
     @Published private var held: (route: NotificationRoute, at: Int)?
 
     /// Whether the screen on top runs something.
-    private var topRuns: Bool { !path.isEmpty && runningAt.contains(path.count) }
+    private var topRuns: Bool { !path.isEmpty && runningAt[path.count] != nil }
 
-    /// The screen at `depth` in `path` runs something now (`runs`), or no longer does: a 1:1
-    /// call not ended, a joined group call, a running backup.
-    func screenRuns(_ runs: Bool, at depth: Int) {
+    /// The screen `token` at `depth` in `path` runs something now (`runs`), or no longer does: a
+    /// 1:1 call not ended, a joined group call, a running backup, an armed baby monitor. Once
+    /// nothing runs on top, a call that rang under such a screen opens.
+    func screenRuns(_ runs: Bool, at depth: Int, token: UUID) {
         guard depth > 0 else { return }
-        if runs { runningAt.insert(depth) } else { runningAt.remove(depth) }
+        if runs {
+            runningAt[depth] = token
+        } else if runningAt[depth] == token {
+            runningAt[depth] = nil
+            if ringingUnder != nil, !topRuns, path.last != .call { path.append(.call) }
+        }
     }
 
     /// After a change of `path`: the screens gone or replaced run nothing here any more; once the
@@ -236,7 +255,7 @@ final class NodeModel: ObservableObject {
     private func pathChanged(from old: [Route]) {
         var kept = 0
         while kept < old.count, kept < path.count, old[kept] == path[kept] { kept += 1 }
-        runningAt = runningAt.filter { $0 <= kept }
+        runningAt = runningAt.filter { $0.key <= kept }
         guard let waiting = held, waiting.at > kept else { return }
         if topRuns {
             held = (waiting.route, path.count)
@@ -461,5 +480,23 @@ enum Settings {
     static var voipPush: Bool {
         get { UserDefaults.standard.bool(forKey: "voipPush") }
         set { UserDefaults.standard.set(newValue, forKey: "voipPush") }
+    }
+}
+
+/// A flag any thread may read (`NodeModel.callKitHoldsAudio`).
+final class AudioHeld: @unchecked Sendable {
+    private let lock = NSLock()
+    private var held = false
+
+    func set(_ value: Bool) {
+        lock.lock()
+        held = value
+        lock.unlock()
+    }
+
+    func get() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return held
     }
 }

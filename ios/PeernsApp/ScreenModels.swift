@@ -73,6 +73,16 @@ final class ContactsModel: ObservableObject {
         await guarded { try await node.rejectRequest(fingerprint: fingerprint); await refresh() }
     }
 
+    /// Leaves a request for later: kept, and listed as later.
+    func later(_ fingerprint: String) async {
+        await guarded { try await node.laterRequest(fingerprint: fingerprint); await refresh() }
+    }
+
+    /// Removes a contact (its trust goes; the chat stays).
+    func remove(_ fingerprint: String) async {
+        await guarded { try await node.removeContact(fingerprint: fingerprint); await refresh() }
+    }
+
     /// Marks contact `fingerprint` verified (its fingerprint compared with its own phone's), or not.
     func setVerified(_ fingerprint: String, _ verified: Bool) async {
         await guarded { try await node.setVerified(fingerprint: fingerprint, verified: verified); await refresh() }
@@ -195,9 +205,18 @@ final class ChatModel: ObservableObject {
             title = name ?? String(conversation.prefix(8))
             messages = try await node.messages(conversation: conversation, limit: 200).sorted { $0.sentMs < $1.sentMs }
             calls = try await node.callLog(fingerprint: conversation, limit: 200)
+            // Finished transfers (done, refused) do not change: only the others are read again,
+            // each on its own (one that fails leaves its line as it was); a read never takes
+            // back the bytes progress events showed meanwhile.
             var transfers: [String: FileTransferInfo] = [:]
             for m in messages where m.file != nil && !m.deleted {
-                if let t = try await node.fileTransfer(id: m.id) { transfers[m.id] = t }
+                let known = files[m.id]
+                if let known, known.state != .transferring {
+                    transfers[m.id] = known
+                } else if var t = (try? await node.fileTransfer(id: m.id)) ?? known {
+                    if let now = files[m.id], now.state == .transferring, t.state == .transferring, now.bytes > t.bytes { t.bytes = now.bytes }
+                    transfers[m.id] = t
+                }
             }
             files = transfers
             items = chatItems(messages, calls)
@@ -239,9 +258,15 @@ final class ChatModel: ObservableObject {
         files[id] = t
     }
 
-    /// A warning about this contact (`warningOf`) is shown with the chat.
+    /// A warning about this contact (`warningOf`) is shown with the chat, until the contact
+    /// itself is linked.
     func warn(_ event: NodeEvent) {
-        if let w = warningOf(event, conversation) { warning = w }
+        // The contact itself linked (its key proved): the warning goes.
+        if case let .peerConnected(_, fingerprint) = event, fingerprint == conversation {
+            warning = nil
+        } else if let w = warningOf(event, conversation) {
+            warning = w
+        }
     }
 
     func send(_ text: String) async -> Bool {

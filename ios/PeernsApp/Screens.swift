@@ -13,6 +13,8 @@ struct ContactsScreen: View {
     @State private var scanning = false
     /// The contact whose fingerprint is being compared (`verifyMessage`).
     @State private var verifying: Contact?
+    /// The contact the user asked to remove (confirmed first).
+    @State private var removing: Contact?
 
     var body: some View {
         List {
@@ -29,9 +31,10 @@ struct ContactsScreen: View {
                 ForEach(model.incoming, id: \.fingerprint) { r in
                     // Borderless: in a List, a row's bordered-less buttons would all fire on one tap.
                     HStack {
-                        Text("\(r.name) wants to add you")
+                        Text("\(r.name) wants to add you" + (r.later ? " (later)" : ""))
                         Spacer()
                         Button("Accept") { Task { await model.accept(r.fingerprint) } }
+                        if !r.later { Button("Later") { Task { await model.later(r.fingerprint) } } }
                         Button("Reject") { Task { await model.reject(r.fingerprint) } }
                     }
                     .buttonStyle(.borderless)
@@ -48,11 +51,16 @@ struct ContactsScreen: View {
             }
             Section("Contacts") {
                 ForEach(model.contacts, id: \.fingerprint) { c in
+                    // Borderless buttons, not links: in a List a row's links all answer one tap.
                     VStack(alignment: .leading) {
-                        NavigationLink("\(c.name)  \(c.short)", value: Route.chat(c.fingerprint))
-                        NavigationLink("Call", value: Route.dial(c.fingerprint, video: false))
-                        NavigationLink("Video call", value: Route.dial(c.fingerprint, video: true))
-                        Button(c.verified ? "Verified ✓" : "Verify") { verifying = c }.buttonStyle(.borderless)
+                        Button("\(c.name)  \(c.short)") { node.path.append(.chat(c.fingerprint)) }.buttonStyle(.borderless)
+                        HStack {
+                            Button("Call") { node.path.append(.dial(c.fingerprint, video: false)) }
+                            Button("Video call") { node.path.append(.dial(c.fingerprint, video: true)) }
+                            Button(c.verified ? "Verified ✓" : "Verify") { verifying = c }
+                            Button("Remove", role: .destructive) { removing = c }
+                        }
+                        .buttonStyle(.borderless)
                         Picker("Trust", selection: Binding(
                             get: { c.trust },
                             set: { trust in Task { await model.setTrust(c.fingerprint, trust) } }
@@ -86,6 +94,14 @@ struct ContactsScreen: View {
             Button("Cancel", role: .cancel) {}
         } message: { c in
             Text(verifyMessage(c, ours: node.identity?.fingerprint))
+        }
+        .confirmationDialog(
+            removing.map { "Remove \($0.name)? They are no longer a contact (no calls, no trust); your chat with them stays." } ?? "",
+            isPresented: Binding(get: { removing != nil }, set: { if !$0 { removing = nil } }),
+            titleVisibility: .visible,
+            presenting: removing
+        ) { c in
+            Button("Remove", role: .destructive) { Task { await model.remove(c.fingerprint) } }
         }
         .sheet(isPresented: $scanning) {
             ScannerSheet { scanned in

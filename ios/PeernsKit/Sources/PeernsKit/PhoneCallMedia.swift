@@ -152,14 +152,21 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     private var rotationListener: ((Int) -> Void)?
     private var rotation: Int?
     private let onError: (String) -> Void
+    private let sessionTaken: () -> Bool
     // Route changes, voice processing reconfigured, interruptions: set once in init.
     private var observers: [NSObjectProtocol] = []
 
     /// `callKitAudio`: CallKit owns the audio session (a 1:1 call), `audioActive`: whether it has
-    /// activated it already. Errors of the capture go to `onError` (on any thread).
-    public init(callKitAudio: Bool, audioActive: Bool = false, onError: @escaping (String) -> Void) {
+    /// activated it already. `sessionTaken`: whether a CallKit call holds the audio session now
+    /// (a 1:1 call answered while this media ran): stopping then leaves the session active.
+    /// Errors of the capture go to `onError` (on any thread).
+    public init(
+        callKitAudio: Bool, audioActive: Bool = false, sessionTaken: @escaping () -> Bool = { false },
+        onError: @escaping (String) -> Void
+    ) {
         self.callKitAudio = callKitAudio
         self.sessionActive = audioActive
+        self.sessionTaken = sessionTaken
         self.onError = onError
         let engine = AVAudioEngine()
         self.engine = engine
@@ -327,7 +334,9 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
             remotePicture.clear()
         }
         let ownSession = locked { !callKitAudio || playbackSession }
-        if ownSession { try? AVAudioSession.sharedInstance().setActive(false, options: .notifyOthersOnDeactivation) }
+        if ownSession && !(!callKitAudio && sessionTaken()) {
+            try? AVAudioSession.sharedInstance().setActive(false, options: .notifyOthersOnDeactivation)
+        }
     }
 
     /// The 1:1 call's layer, if it shows `from`'s video now (`RemotePicture`; under the lock).
@@ -426,8 +435,13 @@ public protocol SoundLevels: AnyObject {
 /// the `audio` background mode keeps the app running with the screen off.
 public final class MicrophoneLevels: SoundLevels {
     private var encoder: AudioEncoder?
+    private let sessionTaken: () -> Bool
 
-    public init() {}
+    /// `sessionTaken`: whether a CallKit call holds the audio session now (stopping then leaves
+    /// it active).
+    public init(sessionTaken: @escaping () -> Bool = { false }) {
+        self.sessionTaken = sessionTaken
+    }
 
     public func start(onLevel: @escaping (Float) -> Void) throws {
         stop()
@@ -444,6 +458,6 @@ public final class MicrophoneLevels: SoundLevels {
         guard let encoder else { return }
         encoder.stop()
         self.encoder = nil
-        try? AVAudioSession.sharedInstance().setActive(false, options: .notifyOthersOnDeactivation)
+        if !sessionTaken() { try? AVAudioSession.sharedInstance().setActive(false, options: .notifyOthersOnDeactivation) }
     }
 }

@@ -95,7 +95,8 @@ public final class UserNotifier: Notifier, @unchecked Sendable {
             content.sound = .default
             content.interruptionLevel = .active
         case .monitorAlert:
-            // An alarm: heard through Focus where the app may break through (time sensitive).
+            // An alarm: time sensitive with the critical sound. Each needs its entitlement
+            // (ios/PeernsApp/project.yml); without them it is an ordinary alert with a sound.
             content.categoryIdentifier = "peerns.monitorAlert"
             content.sound = .defaultCritical
             content.interruptionLevel = .timeSensitive
