@@ -1,6 +1,5 @@
 package org.peerns.app
 
-import android.os.Build
 import android.text.format.DateFormat
 import android.view.View
 import android.widget.Button
@@ -179,14 +178,16 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     }
 
     override fun onEvent(event: NodeEvent) {
+        val answered = model.answeredHere(event)
         model.onEvent(event)
+        if (answered) act { model.refresh() }
     }
 }
 
 /**
  * The baby monitor: arm this phone for chosen contacts, or watch a contact's armed phone. The
  * service keeps [model] ([MonitorKeeper]): once armed here (the camera and microphone
- * permissions are asked when arming, Android 10+), the sound alert listens and a watcher's call
+ * permissions are asked when arming), the sound alert listens and a watcher's call
  * gets the armed camera and the microphone with the screen off or another screen shown, until
  * disarmed here.
  */
@@ -216,7 +217,6 @@ class MonitorView(host: Host, private val model: MonitorViewModel) : ScreenView(
      * alert) may be used: asked now.
      */
     private fun arm(alertDbfs: Float?) {
-        if (Build.VERSION.SDK_INT < Build.VERSION_CODES.Q) return act { model.arm("environment", alertDbfs) }
         // Armed, the keeper claims the camera and microphone types of the permissions granted.
         host.withMedia(camera = true) { camera ->
             if (camera) {

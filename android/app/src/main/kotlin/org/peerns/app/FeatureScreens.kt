@@ -6,6 +6,7 @@ import android.widget.LinearLayout
 import android.widget.ScrollView
 import android.widget.Switch
 import android.widget.TextView
+import android.widget.Toast
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.isActive
@@ -76,8 +77,12 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
                 state.incoming.forEach { r ->
                     requests.addView(
                         ui.row().with(
-                            ui.text("${r.name} wants to add you"),
+                            ui.text("${r.name} wants to add you${if (r.later) " (later)" else ""}"),
                             ui.button("Accept") { act { model.accept(r.fingerprint) } },
+                            ui.button("Later") { act { model.later(r.fingerprint) } }.apply {
+                                visibility =
+                                    if (r.later) View.GONE else View.VISIBLE
+                            },
                             ui.button("Reject") { act { model.reject(r.fingerprint) } },
                         ),
                     )
@@ -112,8 +117,18 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
                 ui.button("Video call") { host.call(c.fingerprint, video = true) },
                 ui.button("Trust: $label") { chooseTrust(c) },
                 ui.button(if (c.verified) "Verified ✓" else "Verify") { verify(c) },
+                ui.button("Remove") { confirmRemove(c) },
             ),
         )
+    }
+
+    /** Removing a contact forgets it and its trust (not the chat): asked first. */
+    private fun confirmRemove(c: Contact) {
+        AlertDialog.Builder(host.context)
+            .setMessage("Remove ${c.name}? They are no longer a contact (no calls, no trust); your chat with them stays.")
+            .setPositiveButton("Remove") { _, _ -> act { model.remove(c.fingerprint) } }
+            .setNegativeButton("Cancel", null)
+            .show()
     }
 
     /**
@@ -344,7 +359,9 @@ class SettingsView(host: Host, private val model: SettingsViewModel) : ScreenVie
     override val root = ui.column(20).with(
         ui.title("Settings"),
         ui.label("Name"), name,
-        ui.button("Save name") { act { model.saveName(name.text.toString()) } },
+        ui.button("Save name") {
+            act { if (model.saveName(name.text.toString())) Toast.makeText(host.context, "Name saved", Toast.LENGTH_SHORT).show() }
+        },
         ui.label("Identity fingerprint (compare it with your contacts)"), fingerprint,
         ui.label("Your share link as a QR code (others scan it in Contacts to add you)"), shareQr,
         ui.label("Signaling server"), url,

@@ -132,11 +132,13 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
             shareFile,
         ),
         ui.label("Members"), members, adminTools,
-        ui.button("Leave the group") { act { if (model.leave()) host.navigator.back() } },
+        ui.button("Leave the group") { confirmLeave() },
     )
 
     override fun shown() {
         me = ourFingerprint(host)
+        // The group's notification (and the replies it showed) goes with its chat open.
+        host.service?.chatOpened(model.group)
         host.scope.launch {
             model.state.collect { state ->
                 title.text = state.name
@@ -216,9 +218,20 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
         }
     }
 
+    /** Leaving cannot be undone from here (an admin has to invite us again): asked first. */
+    private fun confirmLeave() {
+        AlertDialog.Builder(host.context)
+            .setMessage(
+                "Leave ${model.state.value.name}? You receive nothing sent afterwards; to come back, an admin has to invite you again.",
+            )
+            .setPositiveButton("Leave") { _, _ -> act { if (model.leave()) host.navigator.back() } }
+            .setNegativeButton("Cancel", null)
+            .show()
+    }
+
     private fun confirmRemove(fingerprint: String) {
         AlertDialog.Builder(host.context)
-            .setMessage("Remove ${fingerprint.take(8)} from the group? It receives nothing sent afterwards.")
+            .setMessage("Remove ${name(fingerprint)} from the group? It receives nothing sent afterwards.")
             .setPositiveButton("Remove") { _, _ -> act { model.remove(fingerprint) } }
             .setNegativeButton("Cancel", null)
             .show()

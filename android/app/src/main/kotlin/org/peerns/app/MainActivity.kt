@@ -2,6 +2,7 @@ package org.peerns.app
 
 import android.Manifest
 import android.app.Activity
+import android.app.AlertDialog
 import android.content.ActivityNotFoundException
 import android.content.ComponentName
 import android.content.Context
@@ -28,6 +29,7 @@ import android.window.OnBackInvokedDispatcher
 import java.io.File
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.Job
 import kotlinx.coroutines.MainScope
 import kotlinx.coroutines.cancel
 import kotlinx.coroutines.coroutineScope
@@ -99,26 +101,48 @@ class MainActivity :
     // Who waits for the user's answer to the screen capture dialog.
     private var onScreenAllowed: Pair<AndroidCallMedia, () -> Unit>? = null
 
+    /** What follows the bound service (its state, its events); cancelled when it goes. */
+    private var following: Job? = null
+
     private val connection = object : ServiceConnection {
         override fun onServiceConnected(component: ComponentName?, binder: IBinder?) {
             val service = (binder as? PeernsService.LocalBinder)?.service ?: return
             this@MainActivity.service = service
             stopped = false
             service.setAppActive(true)
-            activityScope?.launch {
-                combine(service.problem, service.running, navigator.screens) { _, _, _ -> }.collect { show() }
+            following?.cancel()
+            following = activityScope?.launch {
+                launch { combine(service.problem, service.running, navigator.screens) { _, _, _ -> }.collect { show() } }
+                launch { forwardEvents(service) }
             }
-            activityScope?.launch { forwardEvents(service) }
             answerPending(service)
         }
 
-        // The service stopped (its notification's Stop): the binding stays and comes back with
-        // the service, which the stopped screen's Start starts again.
+        // The service stopped (its notification's Stop). Android ends such a binding for good
+        // (onBindingDied follows): the stopped screen's Start binds anew.
         override fun onServiceDisconnected(component: ComponentName?) {
+            following?.cancel()
+            following = null
             service = null
             stopped = true
             show()
         }
+
+        override fun onBindingDied(component: ComponentName?) = onServiceDisconnected(component)
+    }
+
+    /** Starts the service again after it was stopped, and binds to it anew (the old binding died). */
+    private fun restartService() {
+        stopped = false
+        val intent = Intent(this, AppService::class.java)
+        try {
+            unbindService(connection)
+        } catch (e: IllegalArgumentException) {
+            // Not bound any more.
+        }
+        startForegroundService(intent)
+        bindService(intent, connection, 0)
+        show()
     }
 
     override fun onCreate(savedInstanceState: Bundle?) {
@@ -307,11 +331,7 @@ class MainActivity :
         val view = when {
             problem is StartProblem.KeyLost -> KeyLostView(this, service, problem)
             key is Screen && node != null -> screenView(key, this, node)
-            key == "stopped" -> StoppedView(this) {
-                stopped = false
-                startForegroundService(Intent(this, AppService::class.java))
-                show()
-            }
+            key == "stopped" -> StoppedView(this, ::restartService)
             else -> MessageView(this, problem?.reason ?: "Starting PeerNS…")
         }
         shownKey = key
@@ -369,10 +389,13 @@ class MainActivity :
             !on -> service?.stopStadium()
             hasLocationPermission(this) -> startStadium()
             // Asked only now, when the user turns on the one feature that uses it.
-            else -> requestPermissions(
-                arrayOf(Manifest.permission.ACCESS_FINE_LOCATION, Manifest.permission.ACCESS_COARSE_LOCATION),
-                REQUEST_LOCATION,
-            )
+            else -> {
+                locationRationaleBefore = locationRationale()
+                requestPermissions(
+                    arrayOf(Manifest.permission.ACCESS_FINE_LOCATION, Manifest.permission.ACCESS_COARSE_LOCATION),
+                    REQUEST_LOCATION,
+                )
+            }
         }
     }
 
@@ -383,6 +406,7 @@ class MainActivity :
                 // Empty results: the request was interrupted; nobody refused anything.
                 grantResults.isNotEmpty() -> locationSettings()
             }
+            locationRationaleBefore = null
         }
         if (requestCode == REQUEST_MEDIA) {
             val then = onMediaGranted
@@ -440,12 +464,20 @@ class MainActivity :
      */
     private fun locationSettings() {
         Toast.makeText(this, "Stadium mode needs your location: allow it for PeerNS, then turn it on.", Toast.LENGTH_LONG).show()
-        if (!shouldShowRequestPermissionRationale(Manifest.permission.ACCESS_FINE_LOCATION) &&
-            !shouldShowRequestPermissionRationale(Manifest.permission.ACCESS_COARSE_LOCATION)
-        ) {
-            openAppSettings()
-        }
+        // Android asks no more when its rationale flag went from shown to not shown ("don't ask
+        // again", or a second refusal); a first refusal or a dismissed dialog leaves it as it was.
+        if (locationRationaleBefore == true && !locationRationale()) locationRefusedForGood = true
+        if (locationRefusedForGood) openAppSettings()
     }
+
+    /** The location was refused and Android asks no more: the settings page is where it is allowed. */
+    private var locationRefusedForGood = false
+
+    private fun locationRationale() = shouldShowRequestPermissionRationale(Manifest.permission.ACCESS_FINE_LOCATION) ||
+        shouldShowRequestPermissionRationale(Manifest.permission.ACCESS_COARSE_LOCATION)
+
+    /** The location's rationale flag before the last request (null: none asked). */
+    private var locationRationaleBefore: Boolean? = null
 
     override fun withMedia(camera: Boolean, denied: () -> Unit, then: (camera: Boolean) -> Unit) {
         val wanted = listOfNotNull(Manifest.permission.RECORD_AUDIO, Manifest.permission.CAMERA.takeIf { camera })
@@ -649,7 +681,14 @@ class KeyLostView(host: Host, service: PeernsService, problem: StartProblem.KeyL
         ui.text(EXPLANATION),
         ui.label("Details"),
         ui.text(problem.reason),
-        ui.button("Start a new identity") { service.startNewIdentity() },
+        ui.button("Start a new identity") {
+            // Contacts know the old identity: they have to add the new one again. Asked first.
+            AlertDialog.Builder(host.context)
+                .setMessage("Start a new identity? Your contacts have to add you again; the old profile is kept aside, not deleted.")
+                .setPositiveButton("Start anew") { _, _ -> service.startNewIdentity() }
+                .setNegativeButton("Cancel", null)
+                .show()
+        },
     )
 
     companion object {

@@ -19,8 +19,8 @@ import java.net.URLConnection
  * files ([FOLDERS]): `groups/<gid>/<id>/<name>` (group files) and `in/<id>/<name>` (files a
  * contact sent). Read only, not exported: the opening intent grants the one URI
  * (`FLAG_GRANT_READ_URI_PERMISSION`). Anything outside those folders (the database, our
- * outgoing copies, unfinished `.part` files in `in/` are files too, but never whole: the core
- * names them `<id>.part` beside the folders of finished ones) is refused.
+ * outgoing copies, unfinished `.part` files, which the core keeps beside the folders of finished
+ * ones) is refused.
  */
 class ReceivedFileProvider : ContentProvider() {
     override fun onCreate() = true
@@ -76,12 +76,14 @@ class ReceivedFileProvider : ContentProvider() {
         fun files(context: Context) = File(File(context.noBackupFilesDir, AppService.PROFILE_DIR), "files")
 
         /**
-         * A file in a folder of whole received files: a group file's, or one in `in/<id>/` (the
-         * `.part` files of unfinished transfers lie in `in/` itself).
+         * A whole received file, at its exact depth: `groups/<gid>/<id>/<name>` or
+         * `in/<id>/<name>`. Unfinished transfers' `.part` files lie one level up
+         * (`groups/<gid>/<id>.part`, `in/<id>.part`) and are never lent.
          */
         private fun inside(root: File, file: File): Boolean {
             if (!file.path.startsWith(root.path + File.separator)) return false
-            return root.name != "in" || file.parentFile?.parentFile == root
+            val depth = if (root.name == "groups") 3 else 2
+            return generateSequence(file) { it.parentFile }.drop(depth).firstOrNull() == root
         }
 
         /** The content URI of the received file at [path], or null if it is not one (outside the folders). */

@@ -1,6 +1,7 @@
 package org.peerns.app
 
 import android.Manifest
+import android.app.AlertDialog
 import android.app.Application
 import android.app.Notification
 import android.app.NotificationManager
@@ -33,6 +34,7 @@ import org.robolectric.RobolectricTestRunner
 import org.robolectric.RuntimeEnvironment
 import org.robolectric.Shadows.shadowOf
 import org.robolectric.annotation.Config
+import org.robolectric.shadows.ShadowAlertDialog
 
 /** The app's service with a keystore in memory (Robolectric has no Android Keystore). */
 class InMemoryKeyAppService : AppService() {
@@ -96,6 +98,9 @@ class AppServiceRoboTest {
         val screen = activity.findViewById<View>(android.R.id.content)
         assertTrue(KeyLostView.EXPLANATION in texts(screen), texts(screen).toString())
         assertNotNull(button(screen, "Start a new identity")).performClick()
+        // Asked first: contacts have to add the new identity again.
+        val asked = assertNotNull(ShadowAlertDialog.getLatestAlertDialog())
+        asked.getButton(AlertDialog.BUTTON_POSITIVE).performClick()
 
         running(service)
         assertNotEquals(oldFingerprint, service.node!!.identity().fingerprint)

@@ -170,33 +170,29 @@ class NotificationActionsRoboTest {
 
     @Test
     fun stoppedFromItsNotificationTheOpenAppSaysSoAndStartsItAgain() {
-        val controller = Robolectric.buildService(InMemoryKeyAppService::class.java).create().startCommand(0, 1)
+        val controller = runningService()
         val service = controller.get()
-        running(service)
         val component = ComponentName(app, AppService::class.java)
         try {
-            shadowOf(app).setComponentNameAndServiceForBindServiceForIntent(
-                Intent(app, AppService::class.java),
-                component,
-                service.onBind(Intent(app, InMemoryKeyAppService::class.java)),
-            )
+            bindsTo(app, service)
             val shown = Robolectric.buildActivity(MainActivity::class.java).setup()
             val activity = shown.get()
             idleUntil { button(activity, "Contacts") }
-            // The notification's Stop ends the service; Android tells the bound activity so.
+            // The notification's Stop ends the service; Android tells the bound activity so, and
+            // ends that binding for good.
             val connection = shadowOf(app).boundServiceConnections.single()
             connection.onServiceDisconnected(component)
+            connection.onBindingDied(component)
             val start = idleUntil { button(activity, "Start PeerNS") }
             while (shadowOf(app).nextStartedService != null) Unit
-            start.performClick()
-            assertEquals(AppService::class.java.name, shadowOf(app).nextStartedService?.component?.className)
-            assertNotNull(idleUntil { (button(activity, "Start PeerNS") == null).takeIf { it } })
-            // The service back, its binding connects again: the screens are shown. Notifications
-            // were turned off meanwhile: the home screen says calls will not ring, and Allow
-            // opens the app's notification settings.
+            // Notifications were turned off meanwhile (said on the home screen below).
             shadowOf(manager).setNotificationsEnabled(false)
-            connection.onServiceConnected(component, service.onBind(Intent(app, InMemoryKeyAppService::class.java)))
+            start.performClick()
+            // Started again, and bound anew: nothing here calls the connection back but a new
+            // binding (the dead one never would), so the screens shown again prove it.
+            assertEquals(AppService::class.java.name, shadowOf(app).nextStartedService?.component?.className)
             idleUntil { button(activity, "Contacts") }
+            // The home screen says calls will not ring, and Allow opens the notification settings.
             assertNotNull(text(activity, "Notifications are off: calls do not ring and messages are not shown."))
             assertNotNull(button(activity, "Allow")).performClick()
             assertEquals(Settings.ACTION_APP_NOTIFICATION_SETTINGS, shadowOf(activity).nextStartedActivity?.action)
@@ -209,9 +205,8 @@ class NotificationActionsRoboTest {
 
     @Test
     fun aDirectReplyIsSentByTheNodeAndCallsAreDeclinedAndAnswered() {
-        val controller = Robolectric.buildService(InMemoryKeyAppService::class.java).create().startCommand(0, 1)
+        val controller = runningService()
         val service = controller.get()
-        running(service)
         val ann = service.node!!
         val bob = runBlocking { startedNode("bob") }
         try {
@@ -276,11 +271,7 @@ class NotificationActionsRoboTest {
             val second = runBlocking { bob.startCall(annFp, CallKinds(audio = true, video = true, screen = true)) }
             val again = idleUntil { shadowOf(manager).allNotifications.firstOrNull { it.category == Notification.CATEGORY_CALL } }
             val answer = pending(again, Notification.EXTRA_ANSWER_INTENT)
-            shadowOf(app).setComponentNameAndServiceForBindServiceForIntent(
-                Intent(app, AppService::class.java),
-                ComponentName(app, AppService::class.java),
-                service.onBind(Intent(app, InMemoryKeyAppService::class.java)),
-            )
+            bindsTo(app, service)
             val shown = Robolectric.buildActivity(MainActivity::class.java, answer).setup()
             val activity = shown.get()
             assertEquals(Screen.Call, activity.navigator.current)

@@ -71,11 +71,17 @@ class ReceivedFileProviderRoboTest {
         val read = ParcelFileDescriptor.AutoCloseInputStream(provider.openFile(uri, "r")).use { it.readBytes() }
         assertContentEquals("the minutes".toByteArray(), read)
         assertEquals("application/pdf", provider.getType(uri))
-        // An unfinished transfer's part file, beside the folders of whole ones: never lent.
+        // An unfinished transfer's part file, beside the folders of whole ones: never lent, a
+        // contact's or a group's.
         val part = write(File(File(files, "in"), "${"d".repeat(32)}.part"), "half".toByteArray())
         assertNull(ReceivedFileProvider.uriOf(app, part.path))
         val authority = ReceivedFileProvider.authority(app)
         assertFailsWith<FileNotFoundException> { provider.openFile(Uri.parse("content://$authority/in/${part.name}"), "r") }
+        val groupPart = write(File(File(File(files, "groups"), "1".repeat(32)), "${"d".repeat(32)}.part"), "half".toByteArray())
+        assertNull(ReceivedFileProvider.uriOf(app, groupPart.path))
+        assertFailsWith<FileNotFoundException> {
+            provider.openFile(Uri.parse("content://$authority/groups/${"1".repeat(32)}/${groupPart.name}"), "r")
+        }
     }
 
     @Test

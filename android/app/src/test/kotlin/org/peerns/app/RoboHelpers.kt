@@ -2,10 +2,14 @@
 package org.peerns.app
 
 import android.app.Application
+import android.content.ComponentName
+import android.content.Intent
 import android.os.Looper
 import org.peerns.android.PeernsService
 import org.peerns.testing.SIGNAL_URL
+import org.robolectric.Robolectric
 import org.robolectric.Shadows.shadowOf
+import org.robolectric.android.controller.ServiceController
 
 /** Runs the main looper (where the service's coroutines resume) until [done], for 30 s at most. */
 fun <T : Any> idleUntil(done: () -> T?): T {
@@ -30,3 +34,14 @@ fun useLoopbackNode(app: Application) {
     }
     InMemoryKeyAppService.keys.key = null
 }
+
+/** The app's service (its keystore in memory), created and started, once its node runs. */
+fun runningService(): ServiceController<InMemoryKeyAppService> =
+    Robolectric.buildService(InMemoryKeyAppService::class.java).create().startCommand(0, 1).also { running(it.get()) }
+
+/** An activity's `bindService` of the app's service reaches [service] (as Android would bind it). */
+fun bindsTo(app: Application, service: PeernsService) = shadowOf(app).setComponentNameAndServiceForBindServiceForIntent(
+    Intent(app, AppService::class.java),
+    ComponentName(app, AppService::class.java),
+    service.onBind(Intent(app, InMemoryKeyAppService::class.java)),
+)

@@ -84,7 +84,7 @@ class AndroidNotifier(
      * under the messages (Android keeps a reply spinner until the notification is updated).
      */
     fun replied(conversation: String, title: String, text: String, group: Boolean = false) {
-        if (Build.VERSION.SDK_INT < 28 || !manager.areNotificationsEnabled()) return
+        if (!manager.areNotificationsEnabled()) return
         val category = if (group) NotificationCategory.GROUP_MESSAGE else NotificationCategory.MESSAGE
         val builder = Notification.Builder(context, NotificationChannels.of(category))
             .setSmallIcon(smallIcon)
@@ -93,7 +93,13 @@ class AndroidNotifier(
             .setContentIntent(openAppIntent(context, conversation, category))
             .setOnlyAlertOnce(true)
             .setAutoCancel(true)
-        messaging(builder, conversation, title, Line(text, System.currentTimeMillis(), null), category)
+        if (Build.VERSION.SDK_INT >= 28) {
+            messaging(builder, conversation, title, Line(text, System.currentTimeMillis(), null), category)
+        } else {
+            // No MessagingStyle before Android 9: the reply as text (the update ends the spinner).
+            builder.setContentText("You: $text").setStyle(Notification.BigTextStyle().bigText("You: $text"))
+            replyAction(conversation, category)?.let(builder::addAction)
+        }
         manager.notify(conversation, idOf(category), builder.build())
     }
 
@@ -121,10 +127,14 @@ class AndroidNotifier(
     /** Removes the incoming-call notification of [caller] (answered, declined, or over). */
     fun cancelCall(caller: String) = cancelCall(context, caller)
 
-    /** Forgets the messages of [conversation] and removes its notification (the chat was read). */
+    /**
+     * Forgets the messages of [conversation] (a contact's, or a group's ID) and removes its
+     * notification (the chat was read).
+     */
     fun clear(conversation: String) {
         synchronized(recent) { recent.remove(conversation) }
         manager.cancel(conversation, idOf(NotificationCategory.MESSAGE))
+        manager.cancel(conversation, idOf(NotificationCategory.GROUP_MESSAGE))
     }
 
     private fun messaging(

@@ -26,6 +26,17 @@ object NotificationChannels {
         NotificationCategory.MONITOR_ALERT -> "peerns.monitor_alerts"
     }
 
+    /** A high-importance channel [id] that sounds the phone's [ringtone] kind with [usage], and vibrates. */
+    private fun sounding(id: String, name: String, what: String, ringtone: Int, usage: Int) =
+        NotificationChannel(id, name, NotificationManager.IMPORTANCE_HIGH).apply {
+            description = what
+            setSound(
+                RingtoneManager.getDefaultUri(ringtone),
+                AudioAttributes.Builder().setUsage(usage).setContentType(AudioAttributes.CONTENT_TYPE_SONIFICATION).build(),
+            )
+            enableVibration(true)
+        }
+
     /** Creates (or updates) every channel; cheap and idempotent. */
     fun create(context: Context) {
         val manager = context.getSystemService(NotificationManager::class.java)
@@ -39,34 +50,24 @@ object NotificationChannels {
                     .apply { description = "Messages in your groups while PeerNS is in the background" },
                 NotificationChannel(of(NotificationCategory.CONTACT_REQUEST), "Contact requests", NotificationManager.IMPORTANCE_DEFAULT)
                     .apply { description = "People who ask to become your contact" },
-                NotificationChannel(of(NotificationCategory.INCOMING_CALL), "Calls", NotificationManager.IMPORTANCE_HIGH)
-                    .apply {
-                        description = "A contact is calling you"
-                        // A self-managed calling app rings by itself: the phone's ringtone, as a ringtone.
-                        setSound(
-                            RingtoneManager.getDefaultUri(RingtoneManager.TYPE_RINGTONE),
-                            AudioAttributes.Builder()
-                                .setUsage(AudioAttributes.USAGE_NOTIFICATION_RINGTONE)
-                                .setContentType(AudioAttributes.CONTENT_TYPE_SONIFICATION)
-                                .build(),
-                        )
-                        enableVibration(true)
-                    },
+                // A self-managed calling app rings by itself: the phone's ringtone, as a ringtone.
+                sounding(
+                    of(NotificationCategory.INCOMING_CALL),
+                    "Calls",
+                    "A contact is calling you",
+                    RingtoneManager.TYPE_RINGTONE,
+                    AudioAttributes.USAGE_NOTIFICATION_RINGTONE,
+                ),
                 NotificationChannel(of(NotificationCategory.MISSED_CALL), "Missed calls", NotificationManager.IMPORTANCE_DEFAULT)
                     .apply { description = "Calls you did not answer" },
-                NotificationChannel(of(NotificationCategory.MONITOR_ALERT), "Baby monitor alerts", NotificationManager.IMPORTANCE_HIGH)
-                    .apply {
-                        description = "A baby monitor you watch hears a sound"
-                        // An alarm: the alarm sound at the alarm volume, heard with the ringer silenced.
-                        setSound(
-                            RingtoneManager.getDefaultUri(RingtoneManager.TYPE_ALARM),
-                            AudioAttributes.Builder()
-                                .setUsage(AudioAttributes.USAGE_ALARM)
-                                .setContentType(AudioAttributes.CONTENT_TYPE_SONIFICATION)
-                                .build(),
-                        )
-                        enableVibration(true)
-                    },
+                // An alarm: the alarm sound at the alarm volume, heard with the ringer silenced.
+                sounding(
+                    of(NotificationCategory.MONITOR_ALERT),
+                    "Baby monitor alerts",
+                    "A baby monitor you watch hears a sound",
+                    RingtoneManager.TYPE_ALARM,
+                    AudioAttributes.USAGE_ALARM,
+                ),
                 NotificationChannel(SERVICE, "Reachability", NotificationManager.IMPORTANCE_LOW)
                     .apply { description = "Shown while peers can reach this device" },
             ),

@@ -429,7 +429,7 @@ abstract class PeernsService : Service() {
         node.start()
     }
 
-    /** The user opened the chat [conversation]: its message notification and history go. */
+    /** The user opened the chat [conversation] (a contact's, or a group's ID): its message notification and history go. */
     fun chatOpened(conversation: String) {
         notifier?.clear(conversation)
     }

@@ -362,6 +362,16 @@ class CallViewModel(
     /** Whether our camera is to send now, the screen aside: the call carries it and it is on. */
     private fun cameraSends() = "video" in sources && !mutableState.value.local.cameraOff
 
+    /**
+     * Whether [event] asks for a [refresh] before it is applied ([onEvent]): the call ringing
+     * here is answered, maybe from elsewhere (the notification's or Telecom's Answer, a headset),
+     * so what we send in it (video or not) is read from the node.
+     */
+    fun answeredHere(event: NodeEvent): Boolean {
+        val s = mutableState.value
+        return event is NodeEvent.CallState && event.call == s.call && s.ringingHere && event.status.state == "connected"
+    }
+
     /** Applies a call event of the node; true when it changed the state. */
     fun onEvent(event: NodeEvent): Boolean {
         val before = mutableState.value

@@ -72,10 +72,17 @@ class ChatViewModel(private val node: PeernsNodeInterface, val conversation: Str
         val name = node.contacts().firstOrNull { it.fingerprint == conversation }?.name
         val messages = node.messages(conversation, LIMIT.toUInt()).sortedBy { m -> m.sentMs }
         val calls = node.callLog(conversation, LIMIT.toUInt())
-        val files = messages.filter {
-            it.file != null && !it.deleted
-        }.mapNotNull { m -> node.fileTransfer(m.id)?.let { m.id to it } }.toMap()
+        // Finished transfers (done, refused) do not change: only the others are read again.
+        val known = mutableState.value.files
+        val fetched = messages.filter {
+            it.file != null && !it.deleted &&
+                known[it.id].let { t -> t == null || t.state == FileTransferState.TRANSFERRING }
+        }
+            .mapNotNull { m -> node.fileTransfer(m.id)?.let { m.id to it } }.toMap()
         mutableState.update {
+            val files = messages.mapNotNull { m ->
+                (fetched[m.id] ?: it.files[m.id])?.let { t -> m.id to newer(it.files[m.id], t) }
+            }.toMap()
             it.copy(
                 title = name ?: conversation.take(8),
                 messages = messages,
@@ -133,8 +140,12 @@ class ChatViewModel(private val node: PeernsNodeInterface, val conversation: Str
      */
     fun onProgress(event: NodeEvent.FileProgress) = mutableState.update { it.withProgress(conversation, event) }
 
-    /** A warning about this contact ([warningOf]) is shown with the chat. */
+    /**
+     * A warning about this contact ([warningOf]) is shown with the chat, until the contact
+     * itself is linked (its key proved in a handshake).
+     */
     fun onWarning(event: NodeEvent) {
+        if (event is NodeEvent.PeerConnected && event.fingerprint == conversation) return mutableState.update { it.copy(warning = null) }
         val warning = warningOf(event, conversation) ?: return
         mutableState.update { it.copy(warning = warning) }
     }
@@ -210,3 +221,16 @@ fun warningOf(event: NodeEvent, conversation: String): String? = when {
         "Their PeerNS speaks version ${event.theirs.major}, this one ${event.ours.major}: one of you needs an update to talk."
     else -> null
 }
+
+/**
+ * The later of two reads of one transfer: a read that came in while progress events moved it on
+ * does not take its bytes back.
+ */
+private fun newer(shown: FileTransferInfo?, read: FileTransferInfo): FileTransferInfo =
+    if (shown != null && read.state == FileTransferState.TRANSFERRING && shown.state == FileTransferState.TRANSFERRING &&
+        shown.bytes > read.bytes
+    ) {
+        read.copy(bytes = shown.bytes)
+    } else {
+        read
+    }

@@ -82,6 +82,18 @@ class ContactsViewModel(private val node: PeernsNodeInterface) {
         refresh()
     }
 
+    /** Leaves the request of [fingerprint] for later: kept, and listed as left for later. */
+    suspend fun later(fingerprint: String) = guard {
+        node.laterRequest(fingerprint)
+        refresh()
+    }
+
+    /** Removes contact [fingerprint] (its trust goes; the chat stays). */
+    suspend fun remove(fingerprint: String) = guard {
+        node.removeContact(fingerprint)
+        refresh()
+    }
+
     /**
      * Marks contact [fingerprint] verified (the user compared its fingerprint with the one the
      * contact's own phone shows, face to face or on a channel they trust), or not.

@@ -12,6 +12,8 @@ import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.test.runTest
 import org.junit.Test
+import org.peerns.ffi.CallStatus
+import org.peerns.ffi.NodeEvent
 import org.peerns.testing.eventually
 import org.peerns.testing.withAnnAndBob
 
@@ -150,6 +152,7 @@ class CallViewModelTest {
     @Test
     fun underBatterySaverACallStartsWithTheCameraOffThatCanBeTurnedOn() = runTest(timeout = 120.seconds) {
         withAnnAndBob { ann, bob ->
+            val annFp = ann.identity().fingerprint
             val bobFp = bob.identity().fingerprint
             val annSaver = MutableStateFlow(true)
             val annMedia = RecordingMedia()
@@ -206,7 +209,18 @@ class CallViewModelTest {
             val rung = eventually { bobCall.state.value.takeIf { it.ringingHere && it.call == placed } }
             assertTrue(rung.offered.video)
             eventually(what = "the placed call's camera off at bob") { bob.activeCall()?.remoteMedia?.takeIf { it.cameraOff } }
-            assertTrue(bobCall.decline())
+            // Bob answers from elsewhere (the notification's Answer, with video): his screen
+            // reads the call again when it connects, so it knows it sends video.
+            val connected = NodeEvent.CallState(placed, annFp, CallStatus("connected", null))
+            assertTrue(bobCall.answeredHere(connected))
+            assertFalse(bobCall.answeredHere(NodeEvent.CallState("0".repeat(32), annFp, CallStatus("connected", null))))
+            bob.acceptCall(placed, CallViewModel.kindsOf(video = true))
+            eventually(what = "bob's screen reading the answered call") {
+                bobCall.refresh()
+                bobCall.state.value.takeIf { it.status == "connected" && it.sendsVideo && it.sendsScreen }
+            }
+            assertFalse(bobCall.answeredHere(connected))
+            assertTrue(bobCall.hangUp())
             eventually { annCall.state.value.takeIf { it.call == placed && it.status == "ended" } }
             follow.forEach { it.cancel() }
         }

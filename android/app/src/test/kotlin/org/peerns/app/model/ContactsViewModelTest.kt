@@ -40,6 +40,9 @@ class ContactsViewModelTest {
                 bobVm.refresh()
                 bobVm.state.value.incoming.firstOrNull { it.fingerprint == annFp }
             }
+            // Left for later, the request stays, marked.
+            assertTrue(bobVm.later(annFp))
+            assertTrue(bobVm.state.value.incoming.single { it.fingerprint == annFp }.later)
             assertTrue(bobVm.accept(annFp))
             assertEquals(Trust.TRUSTED, bobVm.state.value.contacts.single().trust)
             assertTrue(bobVm.state.value.incoming.isEmpty())
@@ -61,6 +64,9 @@ class ContactsViewModelTest {
             }
             assertTrue(annVm.state.value.outgoing.isEmpty())
             assertTrue(annVm.concerns(NodeEvent.ContactAdded(annFp, "x")))
+            // Removed, ann is no longer bob's contact.
+            assertTrue(bobVm.remove(annFp))
+            assertTrue(bobVm.state.value.contacts.none { it.fingerprint == annFp })
         }
     }
 

@@ -105,20 +105,24 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
     /**
      * The panel changed (the phone was turned): while sharing, a size of another shape gets a
      * new encoder, and the mirror (one per projection, so resized, not made again) draws into
-     * it; the old encoder is released after. A new encoder that cannot start leaves the old one.
+     * it; the old encoder is released after. A new encoder that cannot start leaves the old one
+     * (said through onError, and not tried again until the shape changes again).
      */
     private fun refit() {
         val mirror = display ?: return
         val (width, height) = panel()
         val size = sizeFor(width, height)
         if (size == asked) return
+        // Tried once per shape: one that fails is not tried again at every display change.
+        asked = size
         val encoder = try {
             SurfaceH264.start(size, control.targetBps ?: START_BPS, FPS, handler, sink, onError, screen = true)
         } catch (e: Exception) {
             onError("screen: ${e.message ?: e}")
             return
         }
-        asked = size
+        // Detached first: no picture of the new size reaches the old encoder's surface.
+        mirror.surface = null
         mirror.resize(encoder.size.width, encoder.size.height, appContext.resources.displayMetrics.densityDpi)
         mirror.surface = encoder.surface
         useCodec(encoder)?.release()
