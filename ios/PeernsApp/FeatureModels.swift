@@ -131,12 +131,12 @@ final class GroupChatModel: ObservableObject {
 
     /// The screen is visible: no notifications for this group, then `refresh`.
     func open() async {
-        try? node.setOpenChat(conversation: group)
+        OpenChat.opened(group, on: node)
         await refresh()
     }
 
     /// The screen is gone: notifications for this group again.
-    func close() { try? node.setOpenChat(conversation: nil) }
+    func close() { OpenChat.closed(group, on: node) }
 
     func refresh() async {
         await guarded {
@@ -706,4 +706,23 @@ func contactNameIn(_ contacts: [Contact], _ fingerprint: String) -> String {
         return name
     }
     return String(fingerprint.prefix(8))
+}
+
+/// The chat on the screen, which the core does not notify of (its one slot): a screen that goes
+/// clears it only if it is still its own, since SwiftUI may show the next chat (`.task`) before
+/// the last one's `onDisappear`.
+@MainActor
+enum OpenChat {
+    private static var shown: String?
+
+    static func opened(_ conversation: String, on node: PeernsNode) {
+        shown = conversation
+        try? node.setOpenChat(conversation: conversation)
+    }
+
+    static func closed(_ conversation: String, on node: PeernsNode) {
+        guard shown == conversation else { return }
+        shown = nil
+        try? node.setOpenChat(conversation: nil)
+    }
 }

@@ -191,13 +191,13 @@ final class ChatModel: ObservableObject {
 
     func open() async {
         await guarded {
-            try node.setOpenChat(conversation: conversation)
+            OpenChat.opened(conversation, on: node)
             await refresh()
             try await node.markRead(conversation: conversation)
         }
     }
 
-    func close() { try? node.setOpenChat(conversation: nil) }
+    func close() { OpenChat.closed(conversation, on: node) }
 
     func refresh() async {
         await guarded {
