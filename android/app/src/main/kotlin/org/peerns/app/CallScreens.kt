@@ -304,7 +304,7 @@ class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(ho
             model.state.collect { s ->
                 folders.removeAllViews()
                 s.folders.forEach { f ->
-                    folders.addView(ui.row().with(ui.text(f.substringAfterLast('/')), ui.button("Remove") { model.drop(f) }))
+                    folders.addView(ui.row().with(ui.text(AppBackupFolders.nameOf(f)), ui.button("Remove") { model.drop(f) }))
                 }
                 if (s.folders.isEmpty()) folders.addView(ui.text("none chosen"))
                 targets.removeAllViews()
@@ -316,6 +316,7 @@ class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(ho
                 progress.text = when {
                     s.waitingForSaver -> "waiting until battery saver is off…"
                     s.pausedForSaver -> "paused: battery saver"
+                    s.preparing != null -> "reading ${AppBackupFolders.nameOf(s.preparing)}…"
                     s.running && s.progress != null -> s.progress.let { p ->
                         "file ${p.filesDone + 1u} of ${p.filesTotal}: ${p.path.substringAfterLast('/')} ${percent(p.bytes, p.size)}"
                     }

@@ -16,7 +16,6 @@ import android.net.Uri
 import android.os.Build
 import android.os.Bundle
 import android.os.IBinder
-import android.provider.DocumentsContract
 import android.provider.OpenableColumns
 import android.provider.Settings
 import android.view.View
@@ -577,48 +576,23 @@ class MainActivity :
         onFilePicked = null
         onFolderPicked = null
         if (requestCode !in setOf(REQUEST_FILE, REQUEST_FOLDER) || resultCode != RESULT_OK || uri == null || callback == null) return
+        if (requestCode == REQUEST_FOLDER) {
+            // Kept: the backup reads the folder again each time, also after a restart.
+            try {
+                contentResolver.takePersistableUriPermission(uri, Intent.FLAG_GRANT_READ_URI_PERMISSION)
+            } catch (e: SecurityException) {
+                // A provider that grants no lasting access: usable until the app stops.
+            }
+            return callback(uri.toString())
+        }
         activityScope?.launch {
             // A file in the cloud while offline, a full disk, a provider that refuses: said, not a crash.
             val path = withContext(Dispatchers.IO) {
-                runCatching { if (requestCode == REQUEST_FOLDER) copyTreeToCache(uri) else copyToCache(uri) }
+                runCatching { copyToCache(uri) }
             }.onFailure {
                 Toast.makeText(this@MainActivity, "Could not read it: ${it.message ?: it}", Toast.LENGTH_LONG).show()
             }.getOrNull()
             path?.let(callback)
-        }
-    }
-
-    /**
-     * A copy of the document tree [tree] in the cache: the core backs up paths, and a picked
-     * folder is a content URI. The copy lives until the system reclaims the cache.
-     */
-    private fun copyTreeToCache(tree: Uri): String {
-        val rootId = DocumentsContract.getTreeDocumentId(tree)
-        val name = rootId.substringAfterLast(':').substringAfterLast('/').ifEmpty { "folder" }
-        val dest = File(File(cacheDir, "backup"), name).apply { deleteRecursively() }
-        copyChildren(tree, rootId, dest)
-        return dest.path
-    }
-
-    private fun copyChildren(tree: Uri, parentId: String, dest: File) {
-        dest.mkdirs()
-        val columns = arrayOf(
-            DocumentsContract.Document.COLUMN_DOCUMENT_ID,
-            DocumentsContract.Document.COLUMN_DISPLAY_NAME,
-            DocumentsContract.Document.COLUMN_MIME_TYPE,
-        )
-        contentResolver.query(DocumentsContract.buildChildDocumentsUriUsingTree(tree, parentId), columns, null, null, null)?.use { c ->
-            while (c.moveToNext()) {
-                val id = c.getString(0)
-                val target = File(dest, c.getString(1).replace('/', '_'))
-                if (c.getString(2) == DocumentsContract.Document.MIME_TYPE_DIR) {
-                    copyChildren(tree, id, target)
-                } else {
-                    contentResolver.openInputStream(DocumentsContract.buildDocumentUriUsingTree(tree, id))?.use { i ->
-                        target.outputStream().use { o -> i.copyTo(o) }
-                    }
-                }
-            }
         }
     }
 

@@ -53,7 +53,7 @@ interface Host {
     /** Calls contact [fingerprint], with the camera when [video], and shows the call. */
     fun call(fingerprint: String, video: Boolean)
 
-    /** Lets the user pick a folder; [onPicked] gets a local copy's path. */
+    /** Lets the user pick a folder; [onPicked] gets its reference, kept readable across restarts ([AppBackupFolders]). */
     fun pickFolder(onPicked: (String) -> Unit)
 
     /**
@@ -125,7 +125,7 @@ fun screenView(screen: Screen, host: Host, node: Peerns): ScreenView {
         // The service keeps the monitor: armed, it goes on with the screen off.
         Screen.Monitor -> (host.service as? AppService)?.monitor()?.let { MonitorView(host, it.model) }
             ?: MessageView(host, "The baby monitor needs the running node")
-        Screen.Backup -> BackupView(host, BackupViewModel(node, saver))
+        Screen.Backup -> BackupView(host, BackupViewModel(node, saver, AppBackupFolders(host.context)))
     }
 }
 

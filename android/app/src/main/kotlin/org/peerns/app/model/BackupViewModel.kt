@@ -9,6 +9,7 @@ import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.combine
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.flow.updateAndGet
 import kotlinx.coroutines.selects.select
 import org.peerns.ffi.BackupListener
 import org.peerns.ffi.Contact
@@ -20,9 +21,11 @@ import org.peerns.ffi.RpcBackupSummary
 data class BackupState(
     /** Contacts a backup may go to (the device must serve a folder and grant us writing there). */
     val contacts: List<Contact> = emptyList(),
-    /** The folders (paths) to back up. */
+    /** The folders to back up, as [BackupFolders] keeps them (paths, or the app's folder references). */
     val folders: List<String> = emptyList(),
     val running: Boolean = false,
+    /** The folder being read for the backup now ([BackupFolders.prepare]), before it is sent. */
+    val preparing: String? = null,
     /** The backup waits for battery saver to go off ([BackupViewModel.startNow] starts it anyway). */
     val waitingForSaver: Boolean = false,
     /**
@@ -45,8 +48,12 @@ data class BackupState(
  * [startNow]): the core skips the files the peer has and resumes a partly sent one. Cancelling
  * the coroutine of [backup] stops it for good. Pure Kotlin.
  */
-class BackupViewModel(private val node: PeernsNodeInterface, private val powerSaver: StateFlow<Boolean> = BatterySaver.OFF) {
-    private val mutableState = MutableStateFlow(BackupState())
+class BackupViewModel(
+    private val node: PeernsNodeInterface,
+    private val powerSaver: StateFlow<Boolean> = BatterySaver.OFF,
+    private val store: BackupFolders = BackupFolders.InMemory(),
+) {
+    private val mutableState = MutableStateFlow(BackupState(folders = store.load()))
     val state: StateFlow<BackupState> = mutableState.asStateFlow()
 
     /** The screen's battery saver notice, null while it is off. */
@@ -73,10 +80,20 @@ class BackupViewModel(private val node: PeernsNodeInterface, private val powerSa
         mutableState.update { it.copy(contacts = contacts, error = null) }
     }
 
-    /** Adds [path] (a folder or file) to the backup. */
-    fun choose(path: String) = mutableState.update { if (path in it.folders) it else it.copy(folders = it.folders + path) }
+    /** Adds [folder] (as [BackupFolders] keeps it) to the backup; kept for the next time. */
+    fun choose(folder: String) = store.save(
+        mutableState.updateAndGet {
+            if (folder in
+                it.folders
+            ) {
+                it
+            } else {
+                it.copy(folders = it.folders + folder)
+            }
+        }.folders,
+    )
 
-    fun drop(path: String) = mutableState.update { it.copy(folders = it.folders - path) }
+    fun drop(folder: String) = store.save(mutableState.updateAndGet { it.copy(folders = it.folders - folder) }.folders)
 
     /**
      * Backs the chosen folders up into [into] (e.g. `/incoming`) on contact [fingerprint];
@@ -86,22 +103,31 @@ class BackupViewModel(private val node: PeernsNodeInterface, private val powerSa
      * until it is off again or [startNow].
      */
     suspend fun backup(fingerprint: String, into: String = DEFAULT_INTO) = guard {
-        val folders = mutableState.value.folders
-        if (folders.isEmpty()) throw IllegalArgumentException("choose a folder first")
+        val chosen = mutableState.value.folders
+        if (chosen.isEmpty()) throw IllegalArgumentException("choose a folder first")
         if (mutableState.value.running) throw IllegalArgumentException("a backup is running")
         overridden.value = false
         mutableState.update { it.copy(running = true, progress = null, summary = null, error = null) }
+        val prepared = mutableListOf<String>()
         try {
+            // Each folder read as it is now (the app copies a picked folder's files out of their
+            // provider), then sent; what was prepared goes once the backup ends.
+            for (folder in chosen) {
+                mutableState.update { it.copy(preparing = folder) }
+                prepared += store.prepare(folder)
+            }
+            mutableState.update { it.copy(preparing = null) }
             var started = false
             while (true) {
                 if (powerSaver.value && !overridden.value) awaitSaverOff(paused = started)
                 started = true
-                val summary = attempt(fingerprint, folders, into) ?: continue
+                val summary = attempt(fingerprint, prepared, into) ?: continue
                 mutableState.update { it.copy(summary = summary) }
                 break
             }
         } finally {
-            mutableState.update { it.copy(running = false, waitingForSaver = false, pausedForSaver = false) }
+            prepared.forEach(store::release)
+            mutableState.update { it.copy(running = false, preparing = null, waitingForSaver = false, pausedForSaver = false) }
         }
     }
 
@@ -149,5 +175,36 @@ class BackupViewModel(private val node: PeernsNodeInterface, private val powerSa
     companion object {
         /** The folder the receiving device serves for backups, by convention. */
         const val DEFAULT_INTO = "/incoming"
+    }
+}
+
+/**
+ * Where the backup's chosen folders are kept between visits, and how one becomes a path the core
+ * can read. The app keeps the folder references the system's picker gave (and the permission to
+ * read them), and copies a folder's files out of their provider when a backup starts; on a
+ * desktop or in tests a folder is a path already.
+ */
+interface BackupFolders {
+    /** The folders chosen before, in order. */
+    fun load(): List<String>
+
+    /** Keeps [folders] for the next visit. */
+    fun save(folders: List<String>)
+
+    /** A path holding [folder]'s files as they are now (may take long: runs before the backup). */
+    suspend fun prepare(folder: String): String = folder
+
+    /** The backup that used [path] (from [prepare]) has ended. */
+    fun release(path: String) = Unit
+
+    /** Folders that are paths, kept in memory. */
+    class InMemory : BackupFolders {
+        private var kept = emptyList<String>()
+
+        override fun load() = kept
+
+        override fun save(folders: List<String>) {
+            kept = folders
+        }
     }
 }

@@ -40,6 +40,27 @@ class BackupViewModelTest {
         return incoming
     }
 
+    /** Folders kept in memory, prepared as copies under [root] (as the app's are), released by deleting them. */
+    private class CopyingFolders(private val root: File) : BackupFolders {
+        private var kept = emptyList<String>()
+        private var copies = 0
+        val released = mutableListOf<String>()
+
+        override fun load() = kept
+
+        override fun save(folders: List<String>) {
+            kept = folders
+        }
+
+        override suspend fun prepare(folder: String): String =
+            File(File(root, "${copies++}"), File(folder).name).also { File(folder).copyRecursively(it) }.path
+
+        override fun release(path: String) {
+            released += path
+            File(path).deleteRecursively()
+        }
+    }
+
     /** A random 48 MiB file in `folder`: long enough to pause a backup in the middle of it. */
     private fun bigFile(folder: File): File =
         File(folder, "big.mp4").apply { writeBytes(ByteArray(48 shl 20).also { SecureRandom().nextBytes(it) }) }
@@ -59,7 +80,10 @@ class BackupViewModelTest {
                 File(photos, "a.jpg").writeBytes(ByteArray(1000) { it.toByte() })
                 File(photos, "b.mp4").writeBytes(ByteArray(2 shl 20).also { SecureRandom().nextBytes(it) })
 
-                val model = BackupViewModel(phone)
+                // Each backup reads the folders as they are then (a copy, as the app copies a
+                // picked folder out of its provider) and lets the copy go once it ends.
+                val kept = CopyingFolders(tempDir("prepared"))
+                val model = BackupViewModel(phone, store = kept)
                 model.refresh()
                 assertEquals(listOf(desktopFp), model.state.value.contacts.map { it.fingerprint })
                 assertFalse(model.backup(desktopFp))
@@ -67,10 +91,15 @@ class BackupViewModelTest {
                 model.choose(photos.path)
                 model.choose(photos.path)
                 assertEquals(listOf(photos.path), model.state.value.folders)
+                // Kept for the next visit.
+                assertEquals(listOf(photos.path), BackupViewModel(phone, store = kept).state.value.folders)
 
                 assertTrue(model.backup(desktopFp))
                 val done = model.state.value
                 assertFalse(done.running)
+                assertEquals(null, done.preparing)
+                val copy = kept.released.single()
+                assertTrue(copy.endsWith("/photos") && !File(copy).exists(), copy)
                 assertEquals(RpcBackupSummary(2UL, (1000 + (2 shl 20)).toULong(), 0UL, 0UL), done.summary)
                 val last = assertNotNull(done.progress)
                 assertEquals(2UL, last.filesTotal)
