@@ -75,7 +75,11 @@ struct GroupCallScreen: View {
         // nothing on screen to leave it; a reopened screen has no handle of the call's media).
         // Nothing else is pushed over it while joined (`NodeModel.follow`); the app going to
         // the background is no disappearance.
-        .onDisappear { Task { await model.close() } }
+        // Gone for good (its route left the path), not merely covered: leave.
+        .onDisappear {
+            if node.path.contains(.groupCall(model.group)) { return }
+            Task { await model.close() }
+        }
         // Joined, a notification's tap does not take the screen (our media would stop).
         .runsOnScreen(node, model.phase != .out)
         .task {

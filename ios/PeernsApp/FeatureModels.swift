@@ -584,6 +584,7 @@ final class BackupModel: ObservableObject {
     init(node: PeernsNode, powerSaver: PowerSaver? = nil) {
         self.node = node
         self.powerSaver = powerSaver
+        folders = BackupFolderStore.load()
     }
 
     /// Starts the backup that waits for Low Power Mode, or continues the paused one, now.
@@ -593,9 +594,16 @@ final class BackupModel: ObservableObject {
         await guarded { contacts = try await node.contacts().sorted { $0.name.lowercased() < $1.name.lowercased() } }
     }
 
-    func choose(_ folder: URL) { if !folders.contains(folder) { folders.append(folder) } }
+    /// Adds `folder`; kept for the next visit and launch (`BackupFolderStore`), as on Android.
+    func choose(_ folder: URL) {
+        if !folders.contains(folder) { folders.append(folder) }
+        BackupFolderStore.save(folders)
+    }
 
-    func drop(_ folder: URL) { folders.removeAll { $0 == folder } }
+    func drop(_ folder: URL) {
+        folders.removeAll { $0 == folder }
+        BackupFolderStore.save(folders)
+    }
 
     /// Backs the chosen folders up (each opened for the time of the backup: picked folders are
     /// security-scoped). Paused while Low Power Mode is on, as the type says.
@@ -724,5 +732,29 @@ enum OpenChat {
         guard shown == conversation else { return }
         shown = nil
         try? node.setOpenChat(conversation: nil)
+    }
+}
+
+/// The backup's folders across launches: bookmarks in the app's defaults (a picked folder's
+/// bookmark keeps its access, to be opened again with `startAccessingSecurityScopedResource`).
+/// Folders whose bookmark no longer resolves (moved, deleted) are left out.
+enum BackupFolderStore {
+    private static let key = "backupFolders"
+
+    static func load() -> [URL] {
+        let saved = UserDefaults.standard.array(forKey: key) as? [Data] ?? []
+        return saved.compactMap { data in
+            var stale = false
+            return try? URL(resolvingBookmarkData: data, bookmarkDataIsStale: &stale)
+        }
+    }
+
+    static func save(_ folders: [URL]) {
+        let bookmarks = folders.compactMap { url -> Data? in
+            let access = url.startAccessingSecurityScopedResource()
+            defer { if access { url.stopAccessingSecurityScopedResource() } }
+            return try? url.bookmarkData()
+        }
+        UserDefaults.standard.set(bookmarks, forKey: key)
     }
 }

@@ -299,12 +299,14 @@ struct MonitorScreen: View {
         .onChange(of: model.armed) { armed in UIApplication.shared.isIdleTimerDisabled = armed != nil }
         // Armed, a notification's tap does not take the screen, nor does a call that rings.
         .runsOnScreen(node, model.armed != nil)
+        // Back from a screen that covered it: armed, the screen stays on again.
+        .onAppear { UIApplication.shared.isIdleTimerDisabled = model.armed != nil }
         .onDisappear {
-            UIApplication.shared.isIdleTimerDisabled = false
             // The camera and the alert run only while this screen is shown: leaving it disarms,
             // so that a watcher is told the phone is not armed instead of being shown nothing.
             // Covered (the path still holds it: the call screen of a stream we watch) it stays.
             if node.path.contains(.monitor) { return }
+            UIApplication.shared.isIdleTimerDisabled = false
             if model.armed != nil {
                 Task { await model.disarm() }
             } else {

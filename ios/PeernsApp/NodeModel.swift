@@ -90,13 +90,17 @@ final class NodeModel: ObservableObject {
         }
         // CallKit activates a 1:1 call's audio session once the call is answered or placed: only
         // then may its microphone and sound start.
-        callKit.onAudioActivated = { [weak self] _ in
+        callKit.onAudioActivated = { [weak self, audioHeld] _ in
+            // At once, not after the hop: a screen that stops its media as the answered call's
+            // screen replaces it reads it (`callKitHoldsAudio`).
+            audioHeld.set(true)
             Task { @MainActor [weak self] in
                 self?.callAudioActive = true
                 self?.callMedia?.audioSessionActivated()
             }
         }
-        callKit.onAudioDeactivated = { [weak self] _ in
+        callKit.onAudioDeactivated = { [weak self, audioHeld] _ in
+            audioHeld.set(false)
             Task { @MainActor [weak self] in
                 self?.callAudioActive = false
                 self?.callMedia?.audioSessionDeactivated()
@@ -256,6 +260,13 @@ final class NodeModel: ObservableObject {
         var kept = 0
         while kept < old.count, kept < path.count, old[kept] == path[kept] { kept += 1 }
         runningAt = runningAt.filter { $0.key <= kept }
+        // A call that rang under a screen that is gone now opens (nothing runs on top).
+        if ringingUnder != nil, !topRuns, path.last != .call {
+            Task { @MainActor [weak self] in
+                guard let self, self.ringingUnder != nil, !self.topRuns, self.path.last != .call else { return }
+                self.path.append(.call)
+            }
+        }
         guard let waiting = held, waiting.at > kept else { return }
         if topRuns {
             held = (waiting.route, path.count)
@@ -398,6 +409,8 @@ final class NodeModel: ObservableObject {
         }
         network?.cancel()
         network = nil
+        // No call rings any more.
+        ringingUnder = nil
         callKit.node = nil
         callKit.endAll()
         self.node = nil

@@ -178,9 +178,7 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     }
 
     override fun onEvent(event: NodeEvent) {
-        val answered = model.answeredHere(event)
-        model.onEvent(event)
-        if (answered) act { model.refresh() }
+        if (model.onCallEvent(event)) act { model.refresh() }
     }
 }
 

@@ -386,7 +386,12 @@ class MainActivity :
     override fun setStadium(on: Boolean) {
         when {
             !on -> service?.stopStadium()
-            hasLocationPermission(this) -> startStadium()
+            hasLocationPermission(this) -> {
+                locationRefusedForGood = false
+                startStadium()
+            }
+            // Android would refuse at once, without asking.
+            locationRefusedForGood -> locationSettings()
             // Asked only now, when the user turns on the one feature that uses it.
             else -> {
                 locationRationaleBefore = locationRationale()
@@ -401,7 +406,10 @@ class MainActivity :
     override fun onRequestPermissionsResult(requestCode: Int, permissions: Array<String>, grantResults: IntArray) {
         if (requestCode == REQUEST_LOCATION) {
             when {
-                hasLocationPermission(this) -> startStadium()
+                hasLocationPermission(this) -> {
+                    locationRefusedForGood = false
+                    startStadium()
+                }
                 // Empty results: the request was interrupted; nobody refused anything.
                 grantResults.isNotEmpty() -> locationSettings()
             }
@@ -469,8 +477,14 @@ class MainActivity :
         if (locationRefusedForGood) openAppSettings()
     }
 
-    /** The location was refused and Android asks no more: the settings page is where it is allowed. */
-    private var locationRefusedForGood = false
+    /**
+     * The location was refused and Android asks no more: the settings page is where it is
+     * allowed. Kept across app starts (Android's flags then read the same as before any ask);
+     * forgotten once it is allowed.
+     */
+    private var locationRefusedForGood: Boolean
+        get() = getSharedPreferences(PREFS, MODE_PRIVATE).getBoolean(KEY_LOCATION_REFUSED, false)
+        set(value) = getSharedPreferences(PREFS, MODE_PRIVATE).edit().putBoolean(KEY_LOCATION_REFUSED, value).apply()
 
     private fun locationRationale() = shouldShowRequestPermissionRationale(Manifest.permission.ACCESS_FINE_LOCATION) ||
         shouldShowRequestPermissionRationale(Manifest.permission.ACCESS_COARSE_LOCATION)
@@ -628,6 +642,10 @@ class MainActivity :
         const val REQUEST_MEDIA = 5
         const val REQUEST_CAMERA = 6
         const val REQUEST_SCREEN = 7
+
+        /** The app's preferences ([AppSettings]'s file) and the key of [locationRefusedForGood]. */
+        const val PREFS = "peerns"
+        const val KEY_LOCATION_REFUSED = "location_refused_for_good"
     }
 }
 

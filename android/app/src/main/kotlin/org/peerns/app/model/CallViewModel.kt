@@ -363,13 +363,15 @@ class CallViewModel(
     private fun cameraSends() = "video" in sources && !mutableState.value.local.cameraOff
 
     /**
-     * Whether [event] asks for a [refresh] before it is applied ([onEvent]): the call ringing
-     * here is answered, maybe from elsewhere (the notification's or Telecom's Answer, a headset),
-     * so what we send in it (video or not) is read from the node.
+     * Applies [event] ([onEvent]); true when the screen is to [refresh]: the call ringing here
+     * was answered, maybe from elsewhere (the notification's or Telecom's Answer, a headset), so
+     * what we send in it (video or not) is read from the node.
      */
-    fun answeredHere(event: NodeEvent): Boolean {
+    fun onCallEvent(event: NodeEvent): Boolean {
         val s = mutableState.value
-        return event is NodeEvent.CallState && event.call == s.call && s.ringingHere && event.status.state == "connected"
+        val answered = event is NodeEvent.CallState && event.call == s.call && s.ringingHere && event.status.state == "connected"
+        onEvent(event)
+        return answered
     }
 
     /** Applies a call event of the node; true when it changed the state. */

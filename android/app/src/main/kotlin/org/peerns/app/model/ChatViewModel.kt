@@ -224,13 +224,11 @@ fun warningOf(event: NodeEvent, conversation: String): String? = when {
 
 /**
  * The later of two reads of one transfer: a read that came in while progress events moved it on
- * does not take its bytes back.
+ * does not take its bytes back, nor a finished transfer back to transferring (reads run at once).
  */
-private fun newer(shown: FileTransferInfo?, read: FileTransferInfo): FileTransferInfo =
-    if (shown != null && read.state == FileTransferState.TRANSFERRING && shown.state == FileTransferState.TRANSFERRING &&
-        shown.bytes > read.bytes
-    ) {
-        read.copy(bytes = shown.bytes)
-    } else {
-        read
-    }
+private fun newer(shown: FileTransferInfo?, read: FileTransferInfo): FileTransferInfo = when {
+    // Finished (done, refused) stays finished: a read that started before cannot undo it.
+    shown != null && shown.state != FileTransferState.TRANSFERRING -> shown
+    shown != null && read.state == FileTransferState.TRANSFERRING && shown.bytes > read.bytes -> read.copy(bytes = shown.bytes)
+    else -> read
+}

@@ -209,17 +209,19 @@ class CallViewModelTest {
             val rung = eventually { bobCall.state.value.takeIf { it.ringingHere && it.call == placed } }
             assertTrue(rung.offered.video)
             eventually(what = "the placed call's camera off at bob") { bob.activeCall()?.remoteMedia?.takeIf { it.cameraOff } }
-            // Bob answers from elsewhere (the notification's Answer, with video): his screen
-            // reads the call again when it connects, so it knows it sends video.
-            val connected = NodeEvent.CallState(placed, annFp, CallStatus("connected", null))
-            assertTrue(bobCall.answeredHere(connected))
-            assertFalse(bobCall.answeredHere(NodeEvent.CallState("0".repeat(32), annFp, CallStatus("connected", null))))
+            // Bob answers from elsewhere (the notification's Answer, with video): his screen,
+            // fed the node's events as the call view feeds it, reads the call again when it
+            // connects, so it knows it sends video.
+            follow[1].cancel()
+            val bobScreen = launch(Dispatchers.Unconfined) { bob.events.collect { if (bobCall.onCallEvent(it)) bobCall.refresh() } }
             bob.acceptCall(placed, CallViewModel.kindsOf(video = true))
             eventually(what = "bob's screen reading the answered call") {
-                bobCall.refresh()
                 bobCall.state.value.takeIf { it.status == "connected" && it.sendsVideo && it.sendsScreen }
             }
-            assertFalse(bobCall.answeredHere(connected))
+            // Only an answer asks for it: another call's state, or one already connected, does not.
+            assertFalse(bobCall.onCallEvent(NodeEvent.CallState("0".repeat(32), annFp, CallStatus("connected", null))))
+            assertFalse(bobCall.onCallEvent(NodeEvent.CallState(placed, annFp, CallStatus("connected", null))))
+            bobScreen.cancel()
             assertTrue(bobCall.hangUp())
             eventually { annCall.state.value.takeIf { it.call == placed && it.status == "ended" } }
             follow.forEach { it.cancel() }

@@ -29,7 +29,8 @@ class ScreenEncoder(context: Context, private val sink: EncodedFrameSink, privat
     private var projection: MediaProjection? = null
     private var stopped: MediaProjection.Callback? = null
 
-    // The size asked of the running encoder (it may have taken a smaller one).
+    // The size last asked of an encoder (the running one's, or one that failed to start; an
+    // encoder may take a smaller one): a display change to the same shape asks nothing again.
     private var asked: Size? = null
     private val displays = appContext.getSystemService(DisplayManager::class.java)
     private val turns = object : DisplayManager.DisplayListener {
