@@ -230,8 +230,14 @@ async fn group_messages_from_others_notify_unless_the_group_is_open() {
     befriend(&a, &b).await;
     lock(&notes.0).clear();
     send(&a, &gid, "named now").await;
-    until(30, "a second notification", async || !lock(&notes.0).is_empty()).await;
-    assert_eq!(lock(&notes.0).drain(..).next().unwrap().body, "ann: named now");
+    until(30, "a second notification", async || {
+        !lock(&notes.0).is_empty()
+    })
+    .await;
+    assert_eq!(
+        lock(&notes.0).drain(..).next().unwrap().body,
+        "ann: named now"
+    );
     // With the group open on screen: only the event.
     b.set_open_chat(Some(&gid.to_hex())).unwrap();
     let mut events = b.group_events();
