@@ -23,6 +23,27 @@ pub struct RpcRoot {
     pub quota: Option<u64>,
 }
 
+/// A sound alert a watched monitor sent (`monitor_alerts`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RecentMonitorAlert {
+    /// The monitor's fingerprint.
+    pub fingerprint: String,
+    /// The level it heard, dBFS.
+    pub level_dbfs: i16,
+    /// When it arrived, Unix ms.
+    pub at_ms: u64,
+}
+
+impl From<node::MonitorAlertSeen> for RecentMonitorAlert {
+    fn from(a: node::MonitorAlertSeen) -> Self {
+        Self {
+            fingerprint: a.fingerprint,
+            level_dbfs: a.level_dbfs,
+            at_ms: a.at_ms,
+        }
+    }
+}
+
 /// One granted scope.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RpcGrant {
@@ -186,6 +207,17 @@ impl PeernsNode {
     /// `rpc_sound_level` stay at or above it for 300 ms (then 30 s of quiet).
     pub fn rpc_sound_alert(&self, threshold_dbfs: Option<f32>) -> Result<(), PeernsError> {
         Ok(self.running()?.rpc_sound_alert(threshold_dbfs)?)
+    }
+
+    /// The sound alerts of monitors we watch taken since the node started, oldest first (the
+    /// last 20): what a monitor screen opened from an alert's notification shows.
+    pub fn monitor_alerts(&self) -> Result<Vec<RecentMonitorAlert>, PeernsError> {
+        Ok(self
+            .running()?
+            .monitor_alerts()
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// The microphone's level now, in dBFS, while the camera is armed (a few times a second).

@@ -421,6 +421,13 @@ final class MonitorModel: ObservableObject {
             contacts = try await node.contacts().filter { $0.trust == .fullAccess }.sorted { $0.name.lowercased() < $1.name.lowercased() }
             let grants = try await node.rpcGrants()
             watchers = Set(grants.filter { $0.scope.hasPrefix("media:stream:camera") }.map(\.fingerprint))
+            // The alerts the node took before this screen followed its events (opened from an
+            // alert's notification), newest first; those heard since stay (Kotlin's refresh).
+            let taken = try node.monitorAlerts().reversed().map {
+                Alert(fingerprint: $0.fingerprint, levelDbfs: Int($0.levelDbfs), at: Date(timeIntervalSince1970: Double($0.atMs) / 1000))
+            }
+            let newest = taken.first?.at ?? .distantPast
+            alerts = Array((alerts.filter { $0.at > newest } + taken).prefix(50))
         }
     }
 

@@ -93,6 +93,7 @@ use link::Link;
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};
 pub use rpc::{DEFAULT_MAX_RPC_FILE, ServeConfig};
+pub use rpc_alert::MonitorAlertSeen;
 pub use rpc_backup::{BackupFile, BackupOptions, BackupProgress, BackupSummary, backup_plan};
 
 /// Settings key of the user's display name.

@@ -61,6 +61,9 @@ pub(crate) struct NodeRpc {
     pub(super) sound: Mutex<Option<crate::rpc::alert::SoundAlert>>,
     /// When each contact's last sound alert was taken.
     pub(super) alerts_in: Mutex<HashMap<Fingerprint, u64>>,
+    /// The sound alerts taken since the node started, oldest first (at most
+    /// [`super::rpc_alert::RECENT_ALERTS`]).
+    pub(super) alerts_seen: Mutex<std::collections::VecDeque<super::rpc_alert::MonitorAlertSeen>>,
     pub(super) pending: Mutex<HashMap<String, (Fingerprint, oneshot::Sender<Response>)>>,
     audit_subs: Mutex<Vec<mpsc::UnboundedSender<AuditEntry>>>,
     /// Our uploads in progress, by session binding and the server's upload number.
@@ -117,6 +120,7 @@ impl Default for NodeRpc {
             uploads: Mutex::new(HashMap::new()),
             sound: Mutex::new(None),
             alerts_in: Mutex::new(HashMap::new()),
+            alerts_seen: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 }

@@ -21,7 +21,27 @@ use crate::session::FEATURE_RPC;
 /// Alerts from one contact closer together than this are dropped.
 const MIN_GAP_MS: u64 = 5_000;
 
+/// How many alerts [`Node::monitor_alerts`] keeps.
+pub(crate) const RECENT_ALERTS: usize = 20;
+
+/// A sound alert a watched monitor sent ([`Node::monitor_alerts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorAlertSeen {
+    /// The monitor's fingerprint.
+    pub fingerprint: String,
+    /// The level it heard, dBFS.
+    pub level_dbfs: i16,
+    /// When it arrived, Unix ms.
+    pub at_ms: u64,
+}
+
 impl Node {
+    /// The sound alerts of monitors we watch taken since the node started, oldest first (the
+    /// last [`RECENT_ALERTS`]): what a monitor screen opened from an alert's notification shows.
+    pub fn monitor_alerts(&self) -> Vec<MonitorAlertSeen> {
+        lock(&self.inner.rpc.alerts_seen).iter().cloned().collect()
+    }
+
     /// Turns the sound alert of the armed camera on (at `threshold_dbfs`, between -120 and 0)
     /// or off (`None`). The shell then reports levels with [`Node::rpc_sound_level`].
     pub fn rpc_sound_alert(&self, threshold_dbfs: Option<f32>) -> Result<(), NodeError> {
@@ -110,6 +130,17 @@ impl Inner {
                 return;
             }
             last.insert(*fp, now);
+        }
+        {
+            let mut seen = lock(&self.rpc.alerts_seen);
+            if seen.len() == RECENT_ALERTS {
+                seen.pop_front();
+            }
+            seen.push_back(MonitorAlertSeen {
+                fingerprint: fp.to_hex(),
+                level_dbfs: -i16::from(below_db),
+                at_ms: now,
+            });
         }
         self.emit(NodeEvent::MonitorAlert {
             fingerprint: fp.to_hex(),

@@ -641,6 +641,15 @@ async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud
         .cloned()
         .collect();
     assert_eq!(alarms.len(), 1, "{alarms:?}");
+    // Kept for a monitor screen opened from that notification.
+    let seen = a.monitor_alerts();
+    assert_eq!(
+        seen.iter()
+            .map(|s| (s.fingerprint.as_str(), s.level_dbfs))
+            .collect::<Vec<_>>(),
+        [(fb.as_str(), -12)]
+    );
+    assert!(seen[0].at_ms > 0);
     assert_eq!(alarms[0].conversation.as_deref(), Some(fb.as_str()));
     assert!(alarms[0].body.contains("-12 dBFS"), "{:?}", alarms[0]);
     // Only one per sound: more loud reports within the cooldown raise nothing.
@@ -677,6 +686,21 @@ async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud
     lock(&a.inner.rpc.alerts_in).clear();
     a.inner.on_sound_alert(&parse_fp(&fb).unwrap(), 20).await;
     assert_eq!(count(&notes), 2);
+    // Three taken in all, newest last; the list keeps the last RECENT_ALERTS.
+    assert_eq!(
+        a.monitor_alerts()
+            .iter()
+            .map(|s| s.level_dbfs)
+            .collect::<Vec<_>>(),
+        [-12, -20, -20]
+    );
+    for _ in 0..super::rpc_alert::RECENT_ALERTS {
+        lock(&a.inner.rpc.alerts_in).clear();
+        a.inner.on_sound_alert(&parse_fp(&fb).unwrap(), 30).await;
+    }
+    let seen = a.monitor_alerts();
+    assert_eq!(seen.len(), super::rpc_alert::RECENT_ALERTS);
+    assert!(seen.iter().all(|s| s.level_dbfs == -30));
     a.stop().await;
     b.stop().await;
 }

@@ -87,7 +87,14 @@ class MonitorViewModel(
     suspend fun refresh() = guard {
         val full = node.contacts().filter { it.trust == Trust.FULL_ACCESS }.sortedBy { it.name.lowercase() }
         val watchers = node.rpcGrants().filter { it.scope.startsWith(STREAM_SCOPE) }.map { it.fingerprint }.toSet()
-        mutableState.update { it.copy(contacts = full, watchers = watchers, error = null) }
+        // The alerts the node took before this screen followed its events (opened from an
+        // alert's notification), newest first; those heard since stay.
+        val taken = node.monitorAlerts().map { MonitorAlert(it.fingerprint, it.levelDbfs.toInt(), it.atMs.toLong()) }.reversed()
+        mutableState.update { s ->
+            val newest = taken.firstOrNull()?.atMs ?: Long.MIN_VALUE
+            val alerts = (s.alerts.filter { it.atMs > newest } + taken).take(MAX_ALERTS)
+            s.copy(contacts = full, watchers = watchers, alerts = alerts, error = null)
+        }
     }
 
     /** Lets contact [fingerprint] (at Full access) watch this phone's cameras. */

@@ -51,6 +51,9 @@ class MonitorViewModelTest {
             }
             val alert = eventually { viewer.state.value.alerts.firstOrNull() }
             assertEquals(babyFp to -8, alert.fingerprint to alert.levelDbfs)
+            // A monitor screen opened later (from the alert's notification) shows it too.
+            val opened = MonitorViewModel(parent).also { it.refresh() }.state.value.alerts
+            assertEquals(listOf(babyFp to -8), opened.map { it.fingerprint to it.levelDbfs })
 
             assertTrue(viewer.stopWatching())
             assertNull(viewer.state.value.watching)
