@@ -123,13 +123,10 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
     }
 
     /** Removing a contact forgets it and its trust (not the chat): asked first. */
-    private fun confirmRemove(c: Contact) {
-        AlertDialog.Builder(host.context)
-            .setMessage("Remove ${c.name}? They are no longer a contact (no calls, no trust); your chat with them stays.")
-            .setPositiveButton("Remove") { _, _ -> act { model.remove(c.fingerprint) } }
-            .setNegativeButton("Cancel", null)
-            .show()
-    }
+    private fun confirmRemove(c: Contact) =
+        ui.confirm("Remove ${c.name}? They are no longer a contact (no calls, no trust); your chat with them stays.", "Remove") {
+            act { model.remove(c.fingerprint) }
+        }
 
     /**
      * Shows both fingerprints to compare with what the contact's phone shows (its Settings):

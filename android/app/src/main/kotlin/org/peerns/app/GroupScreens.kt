@@ -1,6 +1,5 @@
 package org.peerns.app
 
-import android.app.AlertDialog
 import android.graphics.Color
 import android.graphics.drawable.GradientDrawable
 import android.view.View
@@ -219,23 +218,15 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     }
 
     /** Leaving cannot be undone from here (an admin has to invite us again): asked first. */
-    private fun confirmLeave() {
-        AlertDialog.Builder(host.context)
-            .setMessage(
-                "Leave ${model.state.value.name}? You receive nothing sent afterwards; to come back, an admin has to invite you again.",
-            )
-            .setPositiveButton("Leave") { _, _ -> act { if (model.leave()) host.navigator.back() } }
-            .setNegativeButton("Cancel", null)
-            .show()
-    }
+    private fun confirmLeave() = ui.confirm(
+        "Leave ${model.state.value.name}? You receive nothing sent afterwards; to come back, an admin has to invite you again.",
+        "Leave",
+    ) { act { if (model.leave()) host.navigator.back() } }
 
-    private fun confirmRemove(fingerprint: String) {
-        AlertDialog.Builder(host.context)
-            .setMessage("Remove ${name(fingerprint)} from the group? It receives nothing sent afterwards.")
-            .setPositiveButton("Remove") { _, _ -> act { model.remove(fingerprint) } }
-            .setNegativeButton("Cancel", null)
-            .show()
-    }
+    private fun confirmRemove(fingerprint: String) =
+        ui.confirm("Remove ${name(fingerprint)} from the group? It receives nothing sent afterwards.", "Remove") {
+            act { model.remove(fingerprint) }
+        }
 
     override fun onGroupEvent(event: GroupEvent) {
         model.onGroupEvent(event)

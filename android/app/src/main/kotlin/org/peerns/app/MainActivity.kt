@@ -2,7 +2,6 @@ package org.peerns.app
 
 import android.Manifest
 import android.app.Activity
-import android.app.AlertDialog
 import android.content.ActivityNotFoundException
 import android.content.ComponentName
 import android.content.Context
@@ -675,11 +674,10 @@ class KeyLostView(host: Host, service: PeernsService, problem: StartProblem.KeyL
         ui.text(problem.reason),
         ui.button("Start a new identity") {
             // Contacts know the old identity: they have to add the new one again. Asked first.
-            AlertDialog.Builder(host.context)
-                .setMessage("Start a new identity? Your contacts have to add you again; the old profile is kept aside, not deleted.")
-                .setPositiveButton("Start anew") { _, _ -> service.startNewIdentity() }
-                .setNegativeButton("Cancel", null)
-                .show()
+            ui.confirm(
+                "Start a new identity? Your contacts have to add you again; the old profile is kept aside, not deleted.",
+                "Start anew",
+            ) { service.startNewIdentity() }
         },
     )
 

@@ -1,5 +1,6 @@
 package org.peerns.app
 
+import android.app.AlertDialog
 import android.content.Context
 import android.graphics.Typeface
 import android.util.TypedValue
@@ -14,6 +15,15 @@ import android.widget.TextView
 
 /** Small builders for framework views (no androidx, no layout resources). */
 class Ui(private val context: Context) {
+    /** Asks [question] first: [yes] runs [then], Cancel nothing (for what cannot be undone from here). */
+    fun confirm(question: String, yes: String, then: () -> Unit) {
+        AlertDialog.Builder(context)
+            .setMessage(question)
+            .setPositiveButton(yes) { _, _ -> then() }
+            .setNegativeButton("Cancel", null)
+            .show()
+    }
+
     fun dp(value: Int) = TypedValue.applyDimension(TypedValue.COMPLEX_UNIT_DIP, value.toFloat(), context.resources.displayMetrics).toInt()
 
     fun column(padding: Int = 0) = LinearLayout(context).apply {

@@ -85,14 +85,7 @@ class AndroidNotifier(
      */
     fun replied(conversation: String, title: String, text: String, group: Boolean = false) {
         if (!manager.areNotificationsEnabled()) return
-        val category = if (group) NotificationCategory.GROUP_MESSAGE else NotificationCategory.MESSAGE
-        val builder = Notification.Builder(context, NotificationChannels.of(category))
-            .setSmallIcon(smallIcon)
-            .setContentTitle(title)
-            .setCategory(Notification.CATEGORY_MESSAGE)
-            .setContentIntent(openAppIntent(context, conversation, category))
-            .setOnlyAlertOnce(true)
-            .setAutoCancel(true)
+        val (builder, category) = afterReply(conversation, group, title)
         if (Build.VERSION.SDK_INT >= 28) {
             messaging(builder, conversation, title, Line(text, System.currentTimeMillis(), null), category)
         } else {
@@ -110,18 +103,26 @@ class AndroidNotifier(
      */
     fun replyNotSent(conversation: String, group: Boolean, text: String, reason: String) {
         if (!manager.areNotificationsEnabled()) return
+        val (builder, category) = afterReply(conversation, group, "Reply not sent")
+        builder.setContentText("\u201C$text\u201D: $reason").setStyle(Notification.BigTextStyle().bigText("\u201C$text\u201D: $reason"))
+        replyAction(conversation, category)?.let(builder::addAction)
+        manager.notify(conversation, idOf(category), builder.build())
+    }
+
+    /**
+     * The notification that replaces [conversation]'s (a group's when [group]) after a direct
+     * reply, titled [title]: silent, a tap opens the chat; and its category.
+     */
+    private fun afterReply(conversation: String, group: Boolean, title: String): Pair<Notification.Builder, NotificationCategory> {
         val category = if (group) NotificationCategory.GROUP_MESSAGE else NotificationCategory.MESSAGE
         val builder = Notification.Builder(context, NotificationChannels.of(category))
             .setSmallIcon(smallIcon)
-            .setContentTitle("Reply not sent")
-            .setContentText("\u201C$text\u201D: $reason")
-            .setStyle(Notification.BigTextStyle().bigText("\u201C$text\u201D: $reason"))
+            .setContentTitle(title)
             .setCategory(Notification.CATEGORY_MESSAGE)
             .setContentIntent(openAppIntent(context, conversation, category))
             .setOnlyAlertOnce(true)
             .setAutoCancel(true)
-        replyAction(conversation, category)?.let(builder::addAction)
-        manager.notify(conversation, idOf(category), builder.build())
+        return builder to category
     }
 
     /** Removes the incoming-call notification of [caller] (answered, declined, or over). */
