@@ -12,16 +12,18 @@ import org.peerns.app.model.BackupFolders
 /**
  * The backup's folders as the system's folder picker gives them: document tree URIs, whose read
  * permission the app keeps across restarts (`takePersistableUriPermission` when picked), kept in
- * the app's preferences. The core backs up paths, so a backup first copies each folder's files as
+ * the app's settings ([AppSettings.backupFolders]). The core backs up paths, so a backup first copies each folder's files as
  * they are then into the app's cache ([prepare]); the copy goes once the backup ends ([release]).
  */
 class AppBackupFolders(context: Context) : BackupFolders {
     private val context = context.applicationContext
-    private val prefs = context.getSharedPreferences("peerns", Context.MODE_PRIVATE)
+    private val settings = AppSettings(this.context)
 
-    override fun load(): List<String> = prefs.getString(KEY, null)?.split('\n')?.filter(String::isNotEmpty) ?: emptyList()
+    override fun load(): List<String> = settings.backupFolders
 
-    override fun save(folders: List<String>) = prefs.edit().putString(KEY, folders.joinToString("\n")).apply()
+    override fun save(folders: List<String>) {
+        settings.backupFolders = folders
+    }
 
     override suspend fun prepare(folder: String): String = withContext(Dispatchers.IO) {
         val tree = Uri.parse(folder)
@@ -68,8 +70,6 @@ class AppBackupFolders(context: Context) : BackupFolders {
     }
 
     companion object {
-        private const val KEY = "backup_folders"
-
         /** A folder's name as the user knows it: `primary:DCIM/Camera` → `Camera`; a path's last part. */
         fun nameOf(folder: String): String {
             val id = if (folder.startsWith("content:")) Uri.decode(folder.substringAfterLast('/')) else folder

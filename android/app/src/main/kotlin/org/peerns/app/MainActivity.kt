@@ -386,11 +386,11 @@ class MainActivity :
         when {
             !on -> service?.stopStadium()
             hasLocationPermission(this) -> {
-                locationRefusedForGood = false
+                settings.locationRefusedForGood = false
                 startStadium()
             }
             // Android would refuse at once, without asking.
-            locationRefusedForGood -> locationSettings()
+            settings.locationRefusedForGood -> locationSettings()
             // Asked only now, when the user turns on the one feature that uses it.
             else -> {
                 locationRationaleBefore = locationRationale()
@@ -406,7 +406,7 @@ class MainActivity :
         if (requestCode == REQUEST_LOCATION) {
             when {
                 hasLocationPermission(this) -> {
-                    locationRefusedForGood = false
+                    settings.locationRefusedForGood = false
                     startStadium()
                 }
                 // Empty results: the request was interrupted; nobody refused anything.
@@ -457,11 +457,8 @@ class MainActivity :
 
     /** Stadium mode on, or said why not (the node stopped, or it refused). */
     private fun startStadium() {
-        if (service?.startStadium() !=
-            true
-        ) {
-            Toast.makeText(this, "Stadium mode could not start: is PeerNS running?", Toast.LENGTH_LONG).show()
-        }
+        val started = service?.startStadium() == true
+        if (!started) Toast.makeText(this, "Stadium mode could not start: is PeerNS running?", Toast.LENGTH_LONG).show()
     }
 
     /**
@@ -472,18 +469,12 @@ class MainActivity :
         Toast.makeText(this, "Stadium mode needs your location: allow it for PeerNS, then turn it on.", Toast.LENGTH_LONG).show()
         // Android asks no more when its rationale flag went from shown to not shown ("don't ask
         // again", or a second refusal); a first refusal or a dismissed dialog leaves it as it was.
-        if (locationRationaleBefore == true && !locationRationale()) locationRefusedForGood = true
-        if (locationRefusedForGood) openAppSettings()
+        if (locationRationaleBefore == true && !locationRationale()) settings.locationRefusedForGood = true
+        if (settings.locationRefusedForGood) openAppSettings()
     }
 
-    /**
-     * The location was refused and Android asks no more: the settings page is where it is
-     * allowed. Kept across app starts (Android's flags then read the same as before any ask);
-     * forgotten once it is allowed.
-     */
-    private var locationRefusedForGood: Boolean
-        get() = getSharedPreferences(PREFS, MODE_PRIVATE).getBoolean(KEY_LOCATION_REFUSED, false)
-        set(value) = getSharedPreferences(PREFS, MODE_PRIVATE).edit().putBoolean(KEY_LOCATION_REFUSED, value).apply()
+    /** The app's settings (where the location's refusal is remembered). */
+    private val settings by lazy { AppSettings(this) }
 
     private fun locationRationale() = shouldShowRequestPermissionRationale(Manifest.permission.ACCESS_FINE_LOCATION) ||
         shouldShowRequestPermissionRationale(Manifest.permission.ACCESS_COARSE_LOCATION)
@@ -641,10 +632,6 @@ class MainActivity :
         const val REQUEST_MEDIA = 5
         const val REQUEST_CAMERA = 6
         const val REQUEST_SCREEN = 7
-
-        /** The app's preferences ([AppSettings]'s file) and the key of [locationRefusedForGood]. */
-        const val PREFS = "peerns"
-        const val KEY_LOCATION_REFUSED = "location_refused_for_good"
     }
 }
 

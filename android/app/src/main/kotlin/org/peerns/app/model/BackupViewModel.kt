@@ -81,19 +81,13 @@ class BackupViewModel(
     }
 
     /** Adds [folder] (as [BackupFolders] keeps it) to the backup; kept for the next time. */
-    fun choose(folder: String) = store.save(
-        mutableState.updateAndGet {
-            if (folder in
-                it.folders
-            ) {
-                it
-            } else {
-                it.copy(folders = it.folders + folder)
-            }
-        }.folders,
-    )
+    fun choose(folder: String) = keep { if (folder in it) it else it + folder }
 
-    fun drop(folder: String) = store.save(mutableState.updateAndGet { it.copy(folders = it.folders - folder) }.folders)
+    fun drop(folder: String) = keep { it - folder }
+
+    /** The folders after [change], in the state and kept by [store]. */
+    private fun keep(change: (List<String>) -> List<String>) =
+        store.save(mutableState.updateAndGet { it.copy(folders = change(it.folders)) }.folders)
 
     /**
      * Backs the chosen folders up into [into] (e.g. `/incoming`) on contact [fingerprint];
