@@ -51,10 +51,9 @@ final class NodeModel: ObservableObject {
     /// `run` is under way (started by the screen, or by a VoIP push).
     private var running = false
     /// CallKit has activated a call's audio session (from `didActivate` to `didDeactivate`).
-    private var callAudioActive = false {
-        didSet { audioHeld.set(callAudioActive) }
-    }
-    /// `callAudioActive`, readable from the media's threads (`callKitHoldsAudio`).
+    private var callAudioActive = false
+    /// `callAudioActive`, readable from the media's threads (`callKitHoldsAudio`), set at once
+    /// by CallKit's callbacks (before their hop to the main actor).
     private let audioHeld = AudioHeld()
     /// The 1:1 call screen's media, told when CallKit activates or deactivates the audio.
     private weak var callMedia: PhoneCallMedia?
@@ -240,6 +239,11 @@ final class NodeModel: ObservableObject {
     /// Whether the screen on top runs something.
     private var topRuns: Bool { !path.isEmpty && runningAt[path.count] != nil }
 
+    /// A call that rang under a running screen opens once nothing runs on top (once only).
+    private func openCallRungUnder() {
+        if ringingUnder != nil, !topRuns, path.last != .call { path.append(.call) }
+    }
+
     /// The screen `token` at `depth` in `path` runs something now (`runs`), or no longer does: a
     /// 1:1 call not ended, a joined group call, a running backup, an armed baby monitor. Once
     /// nothing runs on top, a call that rang under such a screen opens.
@@ -249,7 +253,7 @@ final class NodeModel: ObservableObject {
             runningAt[depth] = token
         } else if runningAt[depth] == token {
             runningAt[depth] = nil
-            if ringingUnder != nil, !topRuns, path.last != .call { path.append(.call) }
+            openCallRungUnder()
         }
     }
 
@@ -261,12 +265,7 @@ final class NodeModel: ObservableObject {
         while kept < old.count, kept < path.count, old[kept] == path[kept] { kept += 1 }
         runningAt = runningAt.filter { $0.key <= kept }
         // A call that rang under a screen that is gone now opens (nothing runs on top).
-        if ringingUnder != nil, !topRuns, path.last != .call {
-            Task { @MainActor [weak self] in
-                guard let self, self.ringingUnder != nil, !self.topRuns, self.path.last != .call else { return }
-                self.path.append(.call)
-            }
-        }
+        if ringingUnder != nil { Task { @MainActor [weak self] in self?.openCallRungUnder() } }
         guard let waiting = held, waiting.at > kept else { return }
         if topRuns {
             held = (waiting.route, path.count)
