@@ -67,62 +67,38 @@ class ContactsViewModel(private val node: PeernsNodeInterface) {
     }
 
     /** Cancels our request to [fingerprint], or our link to it that waits to be reached. */
-    suspend fun cancel(fingerprint: String) = guard {
-        node.cancelRequest(fingerprint)
-        refresh()
-    }
+    suspend fun cancel(fingerprint: String) = changing { node.cancelRequest(fingerprint) }
 
-    suspend fun accept(fingerprint: String) = guard {
-        node.acceptRequest(fingerprint)
-        refresh()
-    }
+    suspend fun accept(fingerprint: String) = changing { node.acceptRequest(fingerprint) }
 
-    suspend fun reject(fingerprint: String) = guard {
-        node.rejectRequest(fingerprint)
-        refresh()
-    }
+    suspend fun reject(fingerprint: String) = changing { node.rejectRequest(fingerprint) }
 
-    /** Leaves the request of [fingerprint] for later: kept, and listed as left for later. */
-    suspend fun later(fingerprint: String) = guard {
-        node.laterRequest(fingerprint)
-        refresh()
-    }
+    /** Leaves the request of [fingerprint] for later: kept, and listed as later. */
+    suspend fun later(fingerprint: String) = changing { node.laterRequest(fingerprint) }
 
     /** Removes contact [fingerprint] (its trust goes; the chat stays). */
-    suspend fun remove(fingerprint: String) = guard {
-        node.removeContact(fingerprint)
-        refresh()
-    }
+    suspend fun remove(fingerprint: String) = changing { node.removeContact(fingerprint) }
 
     /**
      * Marks contact [fingerprint] verified (the user compared its fingerprint with the one the
      * contact's own phone shows, face to face or on a channel they trust), or not.
      */
-    suspend fun setVerified(fingerprint: String, verified: Boolean) = guard {
-        node.setVerified(fingerprint, verified)
-        refresh()
-    }
+    suspend fun setVerified(fingerprint: String, verified: Boolean) = changing { node.setVerified(fingerprint, verified) }
 
-    suspend fun setTrust(fingerprint: String, trust: Trust) = guard {
-        node.setTrust(fingerprint, trust)
-        refresh()
-    }
+    suspend fun setTrust(fingerprint: String, trust: Trust) = changing { node.setTrust(fingerprint, trust) }
 
     /** Whether [event] changes what this screen shows. */
     fun concerns(event: NodeEvent) =
         event is NodeEvent.ContactRequest || event is NodeEvent.ContactAdded || event is NodeEvent.ContactRequestSent
 
-    /** Runs [block]; a failure becomes [ContactsState.error]. True when it succeeded. */
-    private suspend fun guard(block: suspend () -> Unit): Boolean = try {
-        block()
-        true
-    } catch (e: PeernsException) {
-        mutableState.update { it.copy(error = e.message) }
-        false
-    } catch (e: IllegalArgumentException) {
-        mutableState.update { it.copy(error = e.message) }
-        false
+    /** Runs [change] on the node, then reads the screen's lists again. True when it succeeded. */
+    private suspend fun changing(change: suspend () -> Unit) = guard {
+        change()
+        refresh()
     }
+
+    /** Runs [block]; a failure becomes [ContactsState.error]. True when it succeeded. */
+    private suspend fun guard(block: suspend () -> Unit): Boolean = mutableState.guard({ copy(error = it) }, block)
 
     companion object {
         /** Shown after adding someone who could not be reached. */
