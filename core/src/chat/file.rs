@@ -233,16 +233,33 @@ pub fn get(conn: &Connection, id: &Id) -> Result<Option<Transfer>, ChatError> {
         .flatten())
 }
 
-/// Unfinished transfers from `conv` to us (to resume when it is connected).
+/// Unfinished transfers from `conv` (or anyone) to us (to resume when it is connected).
 pub fn incoming_unfinished(
     conn: &Connection,
     conv: Option<&Fingerprint>,
 ) -> Result<Vec<Transfer>, ChatError> {
+    unfinished(conn, false, conv)
+}
+
+/// Unfinished transfers from us to `conv` (or anyone): the receiver has not said it has them
+/// whole (or refuses them) yet.
+pub fn outgoing_unfinished(
+    conn: &Connection,
+    conv: Option<&Fingerprint>,
+) -> Result<Vec<Transfer>, ChatError> {
+    unfinished(conn, true, conv)
+}
+
+fn unfinished(
+    conn: &Connection,
+    outgoing: bool,
+    conv: Option<&Fingerprint>,
+) -> Result<Vec<Transfer>, ChatError> {
     let mut st = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM files WHERE outgoing = 0 AND state = 'transferring'
-         AND (?1 IS NULL OR conv = ?1)"
+        "SELECT {COLUMNS} FROM files WHERE outgoing = ?1 AND state = 'transferring'
+         AND (?2 IS NULL OR conv = ?2)"
     ))?;
-    let rows = st.query_map([conv.map(Fingerprint::to_hex)], row)?;
+    let rows = st.query_map(params![outgoing, conv.map(Fingerprint::to_hex)], row)?;
     Ok(rows
         .filter_map(Result::transpose)
         .collect::<Result<_, _>>()?)

@@ -92,6 +92,7 @@ impl Inner {
                 Inner::start_pump(this, link);
                 if t.allows(Capability::File) {
                     this.resume_incoming(link, None).await;
+                    this.ask_outgoing(link).await;
                 }
             }
             _ => {

@@ -424,12 +424,42 @@ impl Inner {
         });
     }
 
-    /// The receiver asks for our file `id` from chunk `index`: (re)start the sending task.
+    /// Asks `link`'s peer where each of our unfinished files to it stands: its `FileDone` may
+    /// have been lost with the link that carried it (sent once, when it finished). We send
+    /// `FileResume` with the chunks acknowledged so far; a receiver that has the file whole, or
+    /// refused it, says `FileDone` again, one still receiving asks for chunks itself.
+    pub(crate) async fn ask_outgoing(&self, link: &Link) {
+        let conv = link.fp;
+        let Ok(list) = self
+            .db(move |c| file::outgoing_unfinished(c, Some(&conv)))
+            .await
+        else {
+            return;
+        };
+        for t in list {
+            let (id, index) = (t.manifest.id, t.next_index);
+            let _ = link.send(&Frame::FileResume { id, index }).await;
+        }
+    }
+
+    /// `FileResume` for transfer `id`. From its receiver: send our file from chunk `index`
+    /// ((re)start the sending task). From its sender (asking, see [`Inner::ask_outgoing`]): say
+    /// again how a transfer we ended ended.
     pub(crate) async fn file_resume(this: &Arc<Inner>, link: &Arc<Link>, id: Id, index: u64) {
         let Ok(Some(t)) = this.db(move |c| file::get(c, &id)).await else {
             return;
         };
-        if !t.outgoing || t.conv != link.fp || t.state != FileState::Transferring {
+        if t.conv != link.fp {
+            return;
+        }
+        if !t.outgoing {
+            if t.state != FileState::Transferring {
+                let ok = t.state == FileState::Done;
+                let _ = link.send(&Frame::FileDone { id, ok }).await;
+            }
+            return;
+        }
+        if t.state != FileState::Transferring {
             return;
         }
         let (inner, link2) = (Arc::downgrade(this), link.clone());

@@ -213,8 +213,8 @@ impl Inner {
         this.track([task.abort_handle()]);
     }
 
-    /// Whom something waits for a link to: contacts with an outbox or an unfinished incoming
-    /// file, those we asked to be contacts in the last [`REQUEST_REDIAL_WINDOW`] whose request
+    /// Whom something waits for a link to: contacts with an outbox or an unfinished file (either
+    /// way), those we asked to be contacts in the last [`REQUEST_REDIAL_WINDOW`] whose request
     /// has not arrived, and (in the foreground) contacts whose links closed idle in the
     /// background.
     pub(crate) async fn waiting_for_links(
@@ -226,7 +226,8 @@ impl Inner {
         self.db(move |c| {
             let asked_since = now_ms.saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
             let mut fps = chat::with_outbox(c)?;
-            let files = crate::chat::file::incoming_unfinished(c, None)?;
+            let mut files = crate::chat::file::incoming_unfinished(c, None)?;
+            files.extend(crate::chat::file::outgoing_unfinished(c, None)?);
             let asked = contacts::requests(c)?.into_iter().filter(|r| {
                 r.outgoing && r.created_ms >= asked_since && !arrived.contains(&r.fingerprint)
             });

@@ -259,6 +259,60 @@ mod nodes {
         server.shutdown().await;
     }
 
+    /// The receiver says a transfer ended once, on the link it has then: a sender that was
+    /// away (or whose link closed first) asks on its next link and hears it again, for a file
+    /// received whole and for one the receiver dropped meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_end_the_sender_missed_is_said_again_on_its_next_link() {
+        let server = server().await;
+        let url = server.url();
+        let (da, db, a, b) = alice_and_bob(&url).await;
+        befriend(&a, &b).await;
+        let mut ea = a.subscribe();
+        let (b, mut eb, stalled, whole) =
+            one_stalled_offer(&url, da.path(), db.path(), &a, b, None).await;
+        assert!(done(&mut ea, &whole.id).await);
+        let part = part_path(&b.inner.files_dir, &stalled.id);
+        until(10, "the stalled part file", async || part.exists()).await;
+        // As if Alice's link had closed before the end of `whole` reached her.
+        let id = whole.id;
+        a.inner
+            .db(move |c| file::set_state(c, &id, FileState::Transferring))
+            .await
+            .unwrap();
+        a.stop().await;
+        let fa = a.identity().fingerprint.parse().unwrap();
+        until(10, "Bob's link to Alice closed", async || {
+            b.inner.link(&fa).is_none()
+        })
+        .await;
+        // Bob drops the stalled one while Alice is away: nobody to tell.
+        assert_eq!(b.inner.expire_stale(unix_ms() + 8 * DAY_MS).await, 1);
+        assert!(!done(&mut eb, &stalled.id).await);
+        // Alice back: she dials Bob for her two unfinished files and asks; he answers both.
+        let a = started(config(da.path(), &url, None)).await.unwrap();
+        let mut ea = a.subscribe();
+        let mut ended = HashMap::new();
+        while ended.len() < 2 {
+            if let NodeEvent::FileDone {
+                id, ok, outgoing, ..
+            } = next(&mut ea).await
+            {
+                assert!(outgoing);
+                ended.insert(id, ok);
+            }
+        }
+        assert_eq!(
+            ended,
+            HashMap::from([(hex_id(&whole.id), true), (hex_id(&stalled.id), false)])
+        );
+        let left = a.inner.db(|c| file::outgoing_unfinished(c, None)).await;
+        assert!(left.unwrap().is_empty());
+        a.stop().await;
+        b.stop().await;
+        server.shutdown().await;
+    }
+
     /// A contact signs a manifest with one id and announces it under an op with another, or
     /// announces it properly and then again in a second op: both are refused, nothing of them
     /// is stored, and the stream goes on.
