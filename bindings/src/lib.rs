@@ -19,6 +19,7 @@ use tokio::task::AbortHandle;
 
 uniffi::setup_scaffolding!();
 
+mod backup;
 mod call_media;
 mod calls;
 mod chat;
@@ -32,6 +33,9 @@ mod platform;
 mod qr;
 mod rpc;
 
+pub use backup::{
+    BackupListener, DocumentError, DocumentOpener, RpcBackupProgress, RpcBackupSummary,
+};
 pub use call_media::{
     CallMediaSinks, CallMediaSource, EncoderControlListener, MediaFrame, MediaFrameListener,
     audio_level_of_pcm,

@@ -1,15 +1,12 @@
 //! Signed RPC on [`PeernsNode`] (decision 0014): grants to Full Access contacts, the audit log,
-//! serving chosen folders, arming the camera, calling another device, and backing up folders
-//! into another device with progress.
+//! serving chosen folders, arming the camera and calling another device (backups are in
+//! `backup.rs`).
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use peerns_core::node;
-use tokio::sync::mpsc;
 
-use crate::{PeernsError, PeernsNode, lock, on_runtime, on_runtime_cancellable};
+use crate::{PeernsError, PeernsNode, on_runtime};
 
 /// A folder served under `/name`.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -68,45 +65,6 @@ pub struct RpcAuditEntry {
     pub code: u16,
     /// The error message, or empty.
     pub message: String,
-}
-
-/// Where a backup is: when a file starts, for every MiB the peer acknowledges, when it ends.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct RpcBackupProgress {
-    /// The file, as its path on the peer.
-    pub path: String,
-    /// Bytes of it on the peer.
-    pub bytes: u64,
-    /// Its size.
-    pub size: u64,
-    /// Files done before this one.
-    pub files_done: u64,
-    /// Files in the backup.
-    pub files_total: u64,
-    /// An unmetered-only backup waits for Wi-Fi (or another unmetered network): reported
-    /// once when the wait starts; the next progress has `false`.
-    #[uniffi(default = false)]
-    pub waiting: bool,
-}
-
-/// What a backup did.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct RpcBackupSummary {
-    /// Files sent (whole, or the rest of an interrupted upload).
-    pub files: u64,
-    /// Bytes sent.
-    pub bytes: u64,
-    /// Files the peer had already (same content).
-    pub skipped: u64,
-    /// Files left out because a request path cannot name them.
-    pub left_out: u64,
-}
-
-/// Receives a backup's progress, in order, on a library thread.
-#[uniffi::export(with_foreign)]
-pub trait BackupListener: Send + Sync {
-    /// One step.
-    fn on_backup_progress(&self, progress: RpcBackupProgress);
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -252,74 +210,5 @@ impl PeernsNode {
         })
         .await??;
         Ok(res.to_json().to_string())
-    }
-
-    /// Backs up files and folders (`paths`) into `into` (e.g. `/incoming`) on contact
-    /// `fingerprint`, which must serve that root and grant us `fs:write` there: files the peer
-    /// has are skipped (same BLAKE3), interrupted uploads resume, each file is placed only whole.
-    /// `unmetered_only` ("on Wi-Fi only"): wait while the network reported by
-    /// `network_changed` is metered or offline (progress with `waiting`), even in the middle
-    /// of a file, and go on when an unmetered one is reported.
-    /// `listener` gets the progress; every call to it has returned when this returns.
-    /// Cancelling the call (the Kotlin coroutine awaiting it) or [`Self::rpc_backup_cancel`]
-    /// (Swift, whose tasks cannot cancel it) stops the backup; the next one resumes from what
-    /// the peer holds.
-    #[uniffi::method(default(unmetered_only = false))]
-    pub async fn rpc_backup(
-        &self,
-        fingerprint: String,
-        paths: Vec<String>,
-        into: String,
-        listener: Arc<dyn BackupListener>,
-        unmetered_only: bool,
-    ) -> Result<RpcBackupSummary, PeernsError> {
-        let node = self.running()?;
-        let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
-        let options = node::BackupOptions { unmetered_only };
-        let sum = on_runtime_cancellable(&self.backups, async move {
-            let (tx, mut rx) = mpsc::unbounded_channel::<node::BackupProgress>();
-            // Foreign code may block: it runs off the backup's task, one call at a time.
-            let forward = tokio::spawn(async move {
-                while let Some(p) = rx.recv().await {
-                    let listener = listener.clone();
-                    let progress = RpcBackupProgress {
-                        path: p.path,
-                        bytes: p.bytes,
-                        size: p.size,
-                        files_done: p.files_done,
-                        files_total: p.files_total,
-                        waiting: p.waiting,
-                    };
-                    let call = move || listener.on_backup_progress(progress);
-                    if tokio::task::spawn_blocking(call).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            let mut report = move |p: &node::BackupProgress| {
-                let _ = tx.send(p.clone());
-            };
-            let sum = node
-                .rpc_backup(&fingerprint, &paths, &into, options, &mut report)
-                .await;
-            drop(report);
-            let _ = forward.await;
-            sum
-        })
-        .await??;
-        Ok(RpcBackupSummary {
-            files: sum.files,
-            bytes: sum.bytes,
-            skipped: sum.skipped,
-            left_out: sum.left_out,
-        })
-    }
-
-    /// Stops every backup of this node that is running: each `rpc_backup` call fails with
-    /// `Cancelled`. For Swift, whose task cancellation never reaches a call into the library.
-    pub fn rpc_backup_cancel(&self) {
-        for backup in lock(&self.backups).drain(..) {
-            backup.abort();
-        }
     }
 }

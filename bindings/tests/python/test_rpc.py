@@ -1,6 +1,7 @@
 """Signed RPC through the generated Python bindings: grants only at Full Access, a served
 folder, a call that is allowed and one that is not, arming the camera, the audit log, and a
-folder backed up with progress events (then skipped as already there, then on Wi-Fi only), and the baby
+folder backed up with progress events (then skipped as already there, then on Wi-Fi only),
+documents the phone opens backed up without a copy, and the baby
 monitor's viewer answering the armed device's call and its sound alert."""
 
 import asyncio
@@ -173,6 +174,83 @@ def test_rpc_backup():
             await b.rpc_revoke(fa, [])
             with pytest.raises(p.PeernsError.NotAllowed):
                 await a.rpc_backup(fb, [src], "/incoming", Progress())
+            for s in subs:
+                s.cancel()
+        finally:
+            await asyncio.gather(a.stop(), b.stop())
+
+    asyncio.run(main())
+
+
+class Documents(p.DocumentOpener):
+    """Opens documents as a phone's provider would: a descriptor handed over per call (the
+    last one streamed through a pipe), or a refusal."""
+
+    def __init__(self, contents, refuse=None):
+        self.contents, self.refuse, self.opened = contents, refuse, []
+
+    def open_document(self, index):
+        self.opened.append(index)
+        if index == self.refuse:
+            raise p.DocumentError.Unreadable("permission revoked")
+        data = self.contents[index]
+        if index == len(self.contents) - 1:
+            r, w = os.pipe()
+
+            def feed():
+                with os.fdopen(w, "wb") as f:
+                    f.write(data)
+
+            threading.Thread(target=feed, daemon=True).start()
+            return r
+        fd, path = tempfile.mkstemp()
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.unlink(path)
+        return fd
+
+
+def test_rpc_backup_documents():
+    """Documents the phone lists and opens (Android's picked folders): each opened when its
+    turn comes, hashed, then sent, every descriptor closed by the library; a name no request
+    path can carry left out; a document that cannot be opened stops the backup naming it."""
+    async def main():
+        dirs = [tempfile.TemporaryDirectory() for _ in range(3)]
+        a = new_node(dirs[0].name, "phone")
+        b = new_node(dirs[1].name, "desktop")
+        await start_all(a, b)
+        la, lb = Listener(), Listener()
+        subs = [a.subscribe(la), b.subscribe(lb)]
+        try:
+            fa, fb = a.identity().fingerprint, b.identity().fingerprint
+            await make_contacts(a, la, b, lb)
+            incoming = dirs[2].name
+            b.rpc_serve([p.RpcRoot(name="incoming", dir=incoming)])
+            await b.set_trust(fa, p.Trust.FULL_ACCESS)
+            await b.rpc_grant(fa, ["fs:write:/incoming/**"])
+            names = ["Camera/IMG_1.jpg", "Camera/50%.jpg", "Camera/trip/clip.mp4"]
+            contents = [b"1" * 70_000, b"x", os.urandom(2 << 20)]
+            fds = len(os.listdir("/proc/self/fd"))
+            docs, progress = Documents(contents), Progress()
+            s = await a.rpc_backup_documents(fb, names, "/incoming", docs, progress)
+            assert (s.files, s.skipped, s.left_out, s.bytes) == (2, 0, 1, 70_000 + (2 << 20))
+            for i in (0, 2):
+                with open(os.path.join(incoming, names[i]), "rb") as f:
+                    assert f.read() == contents[i], names[i]
+            assert docs.opened == [0, 0, 2, 2]
+            assert progress.steps[-1].path == "/incoming/Camera/trip/clip.mp4"
+            assert all(x.files_total == 2 for x in progress.steps)
+            # Everything there: each opened once, to hash it.
+            docs = Documents(contents)
+            s = await a.rpc_backup_documents(fb, names, "/incoming", docs, Progress())
+            assert (s.files, s.skipped) == (0, 2) and docs.opened == [0, 2]
+            # One the provider refuses now: the backup stops, naming it.
+            contents[2] = os.urandom(1000)
+            with pytest.raises(p.PeernsError.InvalidInput, match="Camera/trip/clip.mp4.*revoked"):
+                await a.rpc_backup_documents(fb, names, "/incoming", Documents(contents, 2), Progress())
+            assert len(os.listdir("/proc/self/fd")) == fds
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await a.rpc_backup_documents(fb, names, "no-slash", Documents(contents), Progress())
             for s in subs:
                 s.cancel()
         finally:

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use peerns_core::media::track::MediaSink;
-use peerns_core::node::{CallState, Kinds, Node, NodeEvent, ServeConfig, Trust};
+use peerns_core::node::{CallState, Kinds, LocalFile, Node, NodeEvent, ServeConfig, Trust};
 use peerns_core::rpc::b64;
 use peerns_core::rpc::fs::MAX_CHUNK;
 use peerns_core::rpc::store as rpc_store;
@@ -113,7 +113,7 @@ pub async fn run(json_out: bool, calls: usize, megabytes: usize, rounds: usize) 
         let t = Instant::now();
         let remote = format!("/incoming/backup-{round}.bin");
         let done = a
-            .rpc_backup_file(&fb, &src, &remote, &mut |_, _| {})
+            .rpc_backup_file(&fb, &LocalFile::Path(src.clone()), &remote, &mut |_, _| {})
             .await?;
         if done.sent != total as u64 {
             return Err(format!("the backup sent {} bytes", done.sent).into());

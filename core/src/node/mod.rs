@@ -52,6 +52,7 @@ mod idle_links;
 #[cfg(test)]
 mod idle_links_tests;
 mod link;
+mod local_file;
 mod persistent;
 pub mod platform;
 mod pseudonyms;
@@ -90,11 +91,14 @@ pub use files::{ACK_EVERY, DEFAULT_MAX_FILE, FileTransfer};
 pub use group_live::{GroupCallMedia, GroupCallPublisher, GroupUpdate, QueuedSend, ReceivedFrame};
 pub use idle_links::DEFAULT_BACKGROUND_LINK_IDLE;
 use link::Link;
+pub use local_file::{LocalFile, Opener};
 pub use platform::Platform;
 use platform::{LocationProvider, Notifier};
 pub use rpc::{DEFAULT_MAX_RPC_FILE, ServeConfig};
 pub use rpc_alert::MonitorAlertSeen;
-pub use rpc_backup::{BackupFile, BackupOptions, BackupProgress, BackupSummary, backup_plan};
+pub use rpc_backup::{
+    BackupFile, BackupOptions, BackupProgress, BackupSummary, backup_plan, documents_plan,
+};
 
 /// Settings key of the user's display name.
 pub const DISPLAY_NAME_KEY: &str = "display_name";

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::local_file::LocalFile;
 use super::rpc_upload::STALL;
 use super::{NetworkPath, Node, NodeError};
 use crate::rpc::path::RpcPath;
@@ -103,6 +104,26 @@ pub fn backup_plan(
     Ok((files, left_out))
 }
 
+/// Each of `names` (paths below the backup, `Camera/IMG_1.jpg`, as a platform lists a picked
+/// folder's documents, in order) that a request path can name, by index, with its path below
+/// `into` on the peer; and how many cannot be named.
+pub fn documents_plan(
+    names: &[String],
+    into: &str,
+) -> Result<(Vec<(usize, String)>, u64), NodeError> {
+    let into = into.trim_end_matches('/');
+    RpcPath::parse(into).map_err(|e| NodeError::InvalidInput(format!("{into}: {}", e.message)))?;
+    let mut plan = vec![];
+    for (i, name) in names.iter().enumerate() {
+        let remote = format!("{into}/{name}");
+        if RpcPath::parse(&remote).is_ok() {
+            plan.push((i, remote));
+        }
+    }
+    let left_out = (names.len() - plan.len()) as u64;
+    Ok((plan, left_out))
+}
+
 impl Node {
     /// Backs up `local` to `remote` on contact `fingerprint`: nothing is sent if the peer has
     /// the same content (BLAKE3), an unfinished upload of it is resumed, and the file is placed
@@ -110,21 +131,15 @@ impl Node {
     pub async fn rpc_backup_file(
         &self,
         fingerprint: &str,
-        local: &Path,
+        local: &LocalFile,
         remote: &str,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<BackupFile, NodeError> {
-        let path = local.to_owned();
-        let (hash, size) = tokio::task::spawn_blocking(move || {
-            let mut h = blake3::Hasher::new();
-            let f = std::fs::File::open(&path)?;
-            let size = f.metadata()?.len();
-            h.update_reader(f)?;
-            Ok::<_, std::io::Error>((*h.finalize().as_bytes(), size))
-        })
-        .await
-        .map_err(|e| NodeError::InvalidInput(e.to_string()))?
-        .map_err(|e| NodeError::InvalidInput(format!("{}: {e}", local.display())))?;
+        let hashing = local.clone();
+        let (hash, size) = tokio::task::spawn_blocking(move || hashing.hash())
+            .await
+            .map_err(|e| NodeError::InvalidInput(e.to_string()))?
+            .map_err(|e| local.error(e))?;
         let stat = self
             .rpc_call(
                 fingerprint,
@@ -184,6 +199,25 @@ impl Node {
         progress: &mut (dyn FnMut(&BackupProgress) + Send),
     ) -> Result<BackupSummary, NodeError> {
         let (plan, left_out) = backup_plan(paths, into)?;
+        let plan = plan
+            .into_iter()
+            .map(|(path, remote)| (LocalFile::Path(path), remote))
+            .collect();
+        self.rpc_backup_files(fingerprint, plan, left_out, options, progress)
+            .await
+    }
+
+    /// Backs up `plan`'s files, each to its path on the peer, as [`Node::rpc_backup`] does
+    /// (`left_out`: files of the backup a request path cannot name, for the summary). For
+    /// documents the platform opens ([`LocalFile::Opened`], with [`documents_plan`]).
+    pub async fn rpc_backup_files(
+        &self,
+        fingerprint: &str,
+        plan: Vec<(LocalFile, String)>,
+        left_out: u64,
+        options: BackupOptions,
+        progress: &mut (dyn FnMut(&BackupProgress) + Send),
+    ) -> Result<BackupSummary, NodeError> {
         let mut sum = BackupSummary {
             left_out,
             ..BackupSummary::default()

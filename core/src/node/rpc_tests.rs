@@ -217,8 +217,9 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
     let size = data.len() as u64;
-    let local = src.path().join("a.bin");
-    std::fs::write(&local, &data).unwrap();
+    let path = src.path().join("a.bin");
+    std::fs::write(&path, &data).unwrap();
+    let local = LocalFile::Path(path);
 
     // Backed up in binary chunks, with progress acknowledged on the way.
     let mut seen = vec![];
@@ -238,8 +239,8 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
     assert!(f.skipped && f.sent == 0);
 
     // Bytes whose hash is not the one the request signed are not placed.
-    let small = src.path().join("small.bin");
-    std::fs::write(&small, [7u8; 100_000]).unwrap();
+    let small = LocalFile::Path(src.path().join("small.bin"));
+    std::fs::write(small.name(), [7u8; 100_000]).unwrap();
     let e = a
         .rpc_upload(
             &fb,
@@ -255,8 +256,8 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
     assert!(matches!(&e, NodeError::Rpc(r) if r.code == 400), "{e}");
     assert!(!root.path().join("s.bin").exists());
     // Over the root's quota (2.5 of 3 MiB used): 413, nothing written.
-    let big = src.path().join("big.bin");
-    std::fs::write(&big, vec![1u8; 1 << 20]).unwrap();
+    let big = LocalFile::Path(src.path().join("big.bin"));
+    std::fs::write(big.name(), vec![1u8; 1 << 20]).unwrap();
     let e = a
         .rpc_backup_file(&fb, &big, "/incoming/big.bin", &mut |_, _| {})
         .await
@@ -416,6 +417,92 @@ async fn an_unmetered_only_backup_waits_on_a_metered_path_and_resumes_mid_file()
     );
     // The link stayed up through the metered changes of the same path.
     assert!(a.is_connected(&fb));
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A phone backs up documents its platform opens for the core (Android: a picked folder's
+/// files through their provider), none copied first: each is opened when its turn comes (to
+/// hash it, then to send it); names a request path cannot carry are left out and counted; a
+/// document that cannot be opened any more stops the backup naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_the_platform_opens_are_backed_up_as_they_are_listed() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let (root, src) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    b.rpc_serve(ServeConfig {
+        roots: vec![("incoming".into(), root.path().into())],
+        max_file: 0,
+        quotas: vec![],
+    })
+    .unwrap();
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    grant(&b, &fa, "fs:write:/incoming/**").await;
+    let names: Vec<String> = [
+        "Camera/IMG_1.jpg",
+        "Camera/50%.jpg",
+        "Camera/trip/IMG_2.jpg",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let content = |i: usize| vec![i as u8 + 1; 300_000 * (i + 1)];
+    let opened = Arc::new(Mutex::new(vec![]));
+    let documents = |missing: Option<usize>| {
+        let (plan, left_out) = documents_plan(&names, "/incoming/").unwrap();
+        let plan = plan
+            .into_iter()
+            .map(|(i, remote)| {
+                let (opened, path) = (opened.clone(), src.path().join(format!("doc{i}")));
+                std::fs::write(&path, content(i)).unwrap();
+                let open: Opener = Arc::new(move || {
+                    lock(&opened).push(i);
+                    if missing == Some(i) {
+                        return Err(std::io::Error::other("permission revoked"));
+                    }
+                    std::fs::File::open(&path)
+                });
+                let name = names[i].clone();
+                (LocalFile::Opened { name, open }, remote)
+            })
+            .collect();
+        (plan, left_out)
+    };
+    let (plan, left_out) = documents(None);
+    let options = BackupOptions::default();
+    let sum = a
+        .rpc_backup_files(&fb, plan, left_out, options, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (sum.files, sum.skipped, sum.left_out, sum.bytes),
+        (2, 0, 1, 1_200_000)
+    );
+    for (i, name) in [(0, "Camera/IMG_1.jpg"), (2, "Camera/trip/IMG_2.jpg")] {
+        assert_eq!(std::fs::read(root.path().join(name)).unwrap(), content(i));
+    }
+    // Opened one at a time, in order: hashed, then sent.
+    assert_eq!(*lock(&opened), [0, 0, 2, 2]);
+    // Again: the peer has both, each opened once to hash it.
+    lock(&opened).clear();
+    let (plan, left_out) = documents(None);
+    let sum = a
+        .rpc_backup_files(&fb, plan, left_out, options, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!((sum.files, sum.skipped), (0, 2));
+    assert_eq!(*lock(&opened), [0, 2]);
+    // A document the platform cannot open any more: the backup stops, saying which.
+    let (plan, left_out) = documents(Some(2));
+    let e = a
+        .rpc_backup_files(&fb, plan, left_out, options, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, NodeError::InvalidInput(m) if m.contains("Camera/trip/IMG_2.jpg") && m.contains("revoked")),
+        "{e}"
+    );
     a.stop().await;
     b.stop().await;
 }

@@ -5,15 +5,15 @@
 //! the link the upload was opened on, up to [`WINDOW`] bytes ahead of what the server
 //! acknowledged.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::link::Link;
+use super::local_file::LocalFile;
 use super::rpc::Serving;
 use super::{Inner, Node, NodeError, lock, parse_fp, unix_ms};
 use crate::chat::wire::Frame;
@@ -200,7 +200,7 @@ impl Node {
     pub async fn rpc_upload(
         &self,
         fingerprint: &str,
-        local: &Path,
+        local: &LocalFile,
         remote: &str,
         size: u64,
         offset: u64,
@@ -242,12 +242,12 @@ impl Node {
         let (tx, mut rx) = watch::channel(None);
         lock(&self.inner.rpc.uploads).insert((link.binding, n), tx);
         let _registered = Registered(&self.inner, (link.binding, n));
-        let mut file = tokio::fs::File::open(local)
+        let opening = local.clone();
+        let mut file = tokio::task::spawn_blocking(move || opening.open_at(offset))
             .await
-            .map_err(|e| NodeError::InvalidInput(format!("{}: {e}", local.display())))?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| NodeError::InvalidInput(format!("{}: {e}", local.display())))?;
+            .map_err(|e| NodeError::InvalidInput(e.to_string()))?
+            .map(tokio::fs::File::from_std)
+            .map_err(|e| local.error(e))?;
         let (mut pos, mut acked) = (offset, offset);
         loop {
             while pos < size && pos - acked < WINDOW {
@@ -255,7 +255,7 @@ impl Node {
                 let mut data = vec![0; len];
                 file.read_exact(&mut data)
                     .await
-                    .map_err(|e| NodeError::InvalidInput(format!("{}: {e}", local.display())))?;
+                    .map_err(|e| local.error(e))?;
                 link.send(&Frame::RpcChunk {
                     upload: n,
                     offset: pos,

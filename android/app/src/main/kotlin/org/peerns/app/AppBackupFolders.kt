@@ -2,18 +2,22 @@ package org.peerns.app
 
 import android.content.Context
 import android.net.Uri
+import android.os.ParcelFileDescriptor
 import android.provider.DocumentsContract
-import java.io.File
 import java.io.IOException
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
 import org.peerns.app.model.BackupFolders
+import org.peerns.app.model.BackupSource
+import org.peerns.ffi.DocumentException
+import org.peerns.ffi.DocumentOpener
 
 /**
  * The backup's folders as the system's folder picker gives them: document tree URIs, whose read
  * permission the app keeps across restarts (`takePersistableUriPermission` when picked), kept in
- * the app's settings ([AppSettings.backupFolders]). The core backs up paths, so a backup first copies each folder's files as
- * they are then into the app's cache ([prepare]); the copy goes once the backup ends ([release]).
+ * the app's settings ([AppSettings.backupFolders]). A backup lists a folder's documents as they
+ * are then ([list]) and the core opens each through its provider when its turn comes: nothing is
+ * copied, so a folder larger than the free space backs up too.
  */
 class AppBackupFolders(context: Context) : BackupFolders {
     private val context = context.applicationContext
@@ -25,48 +29,64 @@ class AppBackupFolders(context: Context) : BackupFolders {
         settings.backupFolders = folders
     }
 
-    override suspend fun prepare(folder: String): String = withContext(Dispatchers.IO) {
+    override suspend fun list(folder: String): BackupSource = withContext(Dispatchers.IO) {
         val tree = Uri.parse(folder)
-        // One copy per backup, named as the folder (the core sends it under that name).
-        val dest = File(File(File(context.cacheDir, "backup"), System.nanoTime().toString()), nameOf(folder))
+        val names = mutableListOf<String>()
+        val uris = mutableListOf<Uri>()
         try {
-            copyChildren(tree, DocumentsContract.getTreeDocumentId(tree), dest)
-            dest.path
+            // Named below the folder's own name, as the core names a walked folder's files.
+            listChildren(tree, DocumentsContract.getTreeDocumentId(tree), nameOf(folder), names, uris)
         } catch (e: IOException) {
-            release(dest.path)
             throw IllegalArgumentException("could not read ${nameOf(folder)}: ${e.message ?: e}")
         } catch (e: SecurityException) {
             // The permission was taken back (the folder removed, or the app's access revoked).
-            release(dest.path)
             throw IllegalArgumentException("${nameOf(folder)} cannot be read any more: choose it again")
+        }
+        BackupSource.Documents(names, Opener(uris))
+    }
+
+    /** Opens a listed document for the core, handing its descriptor over. */
+    inner class Opener(private val uris: List<Uri>) : DocumentOpener {
+        override fun openDocument(index: ULong): Int = open(index).detachFd()
+
+        /** Document [index] opened through its provider. */
+        fun open(index: ULong): ParcelFileDescriptor {
+            val uri = uris.getOrNull(index.toInt()) ?: throw DocumentException.Unreadable("no document $index")
+            return try {
+                context.contentResolver.openFileDescriptor(uri, "r")
+            } catch (e: IOException) {
+                throw DocumentException.Unreadable(e.message ?: e.toString())
+            } catch (e: SecurityException) {
+                throw DocumentException.Unreadable("permission revoked: choose the folder again")
+            } ?: throw DocumentException.Unreadable("its provider answered nothing")
         }
     }
 
-    override fun release(path: String) {
-        File(path).parentFile?.deleteRecursively()
-    }
-
-    private fun copyChildren(tree: Uri, parentId: String, dest: File) {
-        dest.mkdirs()
+    /** Adds the files below [parentId] to [names] (under [prefix]) and [uris], in name order. */
+    private fun listChildren(tree: Uri, parentId: String, prefix: String, names: MutableList<String>, uris: MutableList<Uri>) {
         val columns = arrayOf(
             DocumentsContract.Document.COLUMN_DOCUMENT_ID,
             DocumentsContract.Document.COLUMN_DISPLAY_NAME,
             DocumentsContract.Document.COLUMN_MIME_TYPE,
         )
-        val resolver = context.contentResolver
-        resolver.query(DocumentsContract.buildChildDocumentsUriUsingTree(tree, parentId), columns, null, null, null)?.use { c ->
+        val children = mutableListOf<Triple<String, String, Boolean>>()
+        // The query form documents providers answer (the one with selection strings is refused).
+        val query = DocumentsContract.buildChildDocumentsUriUsingTree(tree, parentId)
+        context.contentResolver.query(query, columns, null, null)?.use { c ->
             while (c.moveToNext()) {
-                val id = c.getString(0)
-                val target = File(dest, c.getString(1).replace('/', '_'))
-                if (c.getString(2) == DocumentsContract.Document.MIME_TYPE_DIR) {
-                    copyChildren(tree, id, target)
-                } else {
-                    resolver.openInputStream(DocumentsContract.buildDocumentUriUsingTree(tree, id))?.use { i ->
-                        target.outputStream().use { o -> i.copyTo(o) }
-                    }
-                }
+                children += Triple(c.getString(0), c.getString(1), c.getString(2) == DocumentsContract.Document.MIME_TYPE_DIR)
             }
         } ?: throw IOException("the folder's provider answered nothing")
+        for ((id, name, dir) in children.sortedBy { it.second }) {
+            // A slash in a display name would read as one more folder.
+            val path = "$prefix/${name.replace('/', '_')}"
+            if (dir) {
+                listChildren(tree, id, path, names, uris)
+            } else {
+                names += path
+                uris += DocumentsContract.buildDocumentUriUsingTree(tree, id)
+            }
+        }
     }
 
     companion object {

@@ -13,6 +13,7 @@ import kotlinx.coroutines.flow.updateAndGet
 import kotlinx.coroutines.selects.select
 import org.peerns.ffi.BackupListener
 import org.peerns.ffi.Contact
+import org.peerns.ffi.DocumentOpener
 import org.peerns.ffi.PeernsNodeInterface
 import org.peerns.ffi.RpcBackupProgress
 import org.peerns.ffi.RpcBackupSummary
@@ -24,7 +25,7 @@ data class BackupState(
     /** The folders to back up, as [BackupFolders] keeps them (paths, or the app's folder references). */
     val folders: List<String> = emptyList(),
     val running: Boolean = false,
-    /** The folder being read for the backup now ([BackupFolders.prepare]), before it is sent. */
+    /** The folder being listed for the backup now ([BackupFolders.list]), before it is sent. */
     val preparing: String? = null,
     /** The backup waits for battery saver to go off ([BackupViewModel.startNow] starts it anyway). */
     val waitingForSaver: Boolean = false,
@@ -102,25 +103,24 @@ class BackupViewModel(
         if (mutableState.value.running) throw IllegalArgumentException("a backup is running")
         overridden.value = false
         mutableState.update { it.copy(running = true, progress = null, summary = null, error = null) }
-        val prepared = mutableListOf<String>()
         try {
-            // Each folder read as it is now (the app copies a picked folder's files out of their
-            // provider), then sent; what was prepared goes once the backup ends.
-            for (folder in chosen) {
+            // Each folder listed as it is now (the app lists a picked folder's documents; the
+            // core opens each when its turn comes), then sent.
+            val sources = chosen.map { folder ->
                 mutableState.update { it.copy(preparing = folder) }
-                prepared += store.prepare(folder)
+                store.list(folder)
             }
             mutableState.update { it.copy(preparing = null) }
+            val source = BackupSource.of(sources)
             var started = false
             while (true) {
                 if (powerSaver.value && !overridden.value) awaitSaverOff(paused = started)
                 started = true
-                val summary = attempt(fingerprint, prepared, into) ?: continue
+                val summary = attempt(fingerprint, source, into) ?: continue
                 mutableState.update { it.copy(summary = summary) }
                 break
             }
         } finally {
-            prepared.forEach(store::release)
             mutableState.update { it.copy(running = false, preparing = null, waitingForSaver = false, pausedForSaver = false) }
         }
     }
@@ -133,10 +133,15 @@ class BackupViewModel(
         mutableState.update { it.copy(waitingForSaver = false, pausedForSaver = false) }
     }
 
-    /** One `rpcBackup` call: its summary, or null when battery saver came on and stopped it. */
-    private suspend fun attempt(fingerprint: String, folders: List<String>, into: String): RpcBackupSummary? = coroutineScope {
+    /** One backup call: its summary, or null when battery saver came on and stopped it. */
+    private suspend fun attempt(fingerprint: String, source: BackupSource, into: String): RpcBackupSummary? = coroutineScope {
         val listener = Listener()
-        val run = async { node.rpcBackup(fingerprint, folders, into, listener) }
+        val run = async {
+            when (source) {
+                is BackupSource.Paths -> node.rpcBackup(fingerprint, source.paths, into, listener)
+                is BackupSource.Documents -> node.rpcBackupDocuments(fingerprint, source.names, into, source.opener, listener)
+            }
+        }
         val pause = async { saverComesOn() }
         try {
             select {
@@ -173,10 +178,10 @@ class BackupViewModel(
 }
 
 /**
- * Where the backup's chosen folders are kept between visits, and how one becomes a path the core
- * can read. The app keeps the folder references the system's picker gave (and the permission to
- * read them), and copies a folder's files out of their provider when a backup starts; on a
- * desktop or in tests a folder is a path already.
+ * Where the backup's chosen folders are kept between visits, and how a backup reads one. The app
+ * keeps the folder references the system's picker gave (and the permission to read them) and
+ * lists a folder's documents when a backup starts, which the core then opens one at a time; on a
+ * desktop or in tests a folder is a path the core walks itself.
  */
 interface BackupFolders {
     /** The folders chosen before, in order. */
@@ -185,11 +190,8 @@ interface BackupFolders {
     /** Keeps [folders] for the next visit. */
     fun save(folders: List<String>)
 
-    /** A path holding [folder]'s files as they are now (may take long: runs before the backup). */
-    suspend fun prepare(folder: String): String = folder
-
-    /** The backup that used [path] (from [prepare]) has ended. */
-    fun release(path: String) = Unit
+    /** What a backup reads of [folder], listed as it is now (may take a while: runs before the backup). */
+    suspend fun list(folder: String): BackupSource = BackupSource.Paths(listOf(folder))
 
     /** Folders that are paths, kept in memory. */
     class InMemory : BackupFolders {
@@ -199,6 +201,41 @@ interface BackupFolders {
 
         override fun save(folders: List<String>) {
             kept = folders
+        }
+    }
+}
+
+/** What a backup reads: folders the core walks, or documents the platform lists and opens. */
+sealed interface BackupSource {
+    /** Folders (or files) on the file system. */
+    data class Paths(val paths: List<String>) : BackupSource
+
+    /**
+     * Documents by their paths below the backup (`Camera/IMG_1.jpg`), in order; [opener] opens
+     * the one at an index, handing its file descriptor over.
+     */
+    class Documents(val names: List<String>, val opener: DocumentOpener) : BackupSource
+
+    companion object {
+        /**
+         * The folders' sources as one: their paths together, or their documents together (one
+         * opener finding each index's folder). The app's folders are all documents, a test's all
+         * paths; one backup cannot mix them.
+         */
+        fun of(sources: List<BackupSource>): BackupSource {
+            val paths = sources.filterIsInstance<Paths>()
+            if (paths.size == sources.size) return Paths(paths.flatMap { it.paths })
+            require(paths.isEmpty()) { "a backup reads either paths or documents" }
+            val documents = sources.filterIsInstance<Documents>()
+            val starts = documents.runningFold(0) { at, d -> at + d.names.size }
+            val opener = object : DocumentOpener {
+                override fun openDocument(index: ULong): Int {
+                    val i = index.toInt()
+                    val folder = starts.indexOfLast { it <= i }.coerceAtMost(documents.lastIndex)
+                    return documents[folder].opener.openDocument((i - starts[folder]).toULong())
+                }
+            }
+            return Documents(documents.flatMap { it.names }, opener)
         }
     }
 }

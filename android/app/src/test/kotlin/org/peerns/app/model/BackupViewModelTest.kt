@@ -1,7 +1,10 @@
 package org.peerns.app.model
 
+import com.sun.jna.Library
+import com.sun.jna.Native
 import java.io.File
 import java.security.SecureRandom
+import java.util.concurrent.atomic.AtomicInteger
 import kotlin.test.assertEquals
 import kotlin.test.assertFalse
 import kotlin.test.assertNotNull
@@ -20,6 +23,7 @@ import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeout
 import org.junit.Test
 import org.peerns.Peerns
+import org.peerns.ffi.DocumentOpener
 import org.peerns.ffi.RpcBackupSummary
 import org.peerns.ffi.RpcRoot
 import org.peerns.ffi.Trust
@@ -40,11 +44,19 @@ class BackupViewModelTest {
         return incoming
     }
 
-    /** Folders kept in memory, prepared as copies under [root] (as the app's are), released by deleting them. */
-    private class CopyingFolders(private val root: File) : BackupFolders {
+    /** The C library's `open`, to hand the core real descriptors as a document provider does. */
+    private interface LibC : Library {
+        fun open(path: String, flags: Int): Int
+    }
+
+    /**
+     * Folders kept in memory and listed as documents (as the app lists a picked folder), each
+     * opened as a descriptor the core takes over; [opened] counts them.
+     */
+    private class DocumentFolders : BackupFolders {
+        private val libc = Native.load("c", LibC::class.java)
         private var kept = emptyList<String>()
-        private var copies = 0
-        val released = mutableListOf<String>()
+        val opened = AtomicInteger()
 
         override fun load() = kept
 
@@ -52,12 +64,19 @@ class BackupViewModelTest {
             kept = folders
         }
 
-        override suspend fun prepare(folder: String): String =
-            File(File(root, "${copies++}"), File(folder).name).also { File(folder).copyRecursively(it) }.path
-
-        override fun release(path: String) {
-            released += path
-            File(path).deleteRecursively()
+        override suspend fun list(folder: String): BackupSource {
+            val root = File(folder)
+            val files = root.walkTopDown().filter { it.isFile }.sortedBy { it.path }.toList()
+            val names = files.map { "${root.name}/${it.relativeTo(root).path}" }
+            return BackupSource.Documents(
+                names,
+                object : DocumentOpener {
+                    override fun openDocument(index: ULong): Int {
+                        opened.incrementAndGet()
+                        return libc.open(files[index.toInt()].path, 0).also { check(it >= 0) }
+                    }
+                },
+            )
         }
     }
 
@@ -80,9 +99,9 @@ class BackupViewModelTest {
                 File(photos, "a.jpg").writeBytes(ByteArray(1000) { it.toByte() })
                 File(photos, "b.mp4").writeBytes(ByteArray(2 shl 20).also { SecureRandom().nextBytes(it) })
 
-                // Each backup reads the folders as they are then (a copy, as the app copies a
-                // picked folder out of its provider) and lets the copy go once it ends.
-                val kept = CopyingFolders(tempDir("prepared"))
+                // Each backup lists the folders as they are then (documents, as the app lists a
+                // picked folder) and the core opens each in turn, nothing copied.
+                val kept = DocumentFolders()
                 val model = BackupViewModel(phone, store = kept)
                 model.refresh()
                 assertEquals(listOf(desktopFp), model.state.value.contacts.map { it.fingerprint })
@@ -98,15 +117,17 @@ class BackupViewModelTest {
                 val done = model.state.value
                 assertFalse(done.running)
                 assertEquals(null, done.preparing)
-                val copy = kept.released.single()
-                assertTrue(copy.endsWith("/photos") && !File(copy).exists(), copy)
+                assertEquals(4, kept.opened.get(), "each opened to hash it, then to send it")
                 assertEquals(RpcBackupSummary(2UL, (1000 + (2 shl 20)).toULong(), 0UL, 0UL), done.summary)
                 val last = assertNotNull(done.progress)
                 assertEquals(2UL, last.filesTotal)
                 assertTrue(File(incoming, "photos/b.mp4").readBytes().contentEquals(File(photos, "b.mp4").readBytes()))
 
+                assertEquals("/incoming/photos/b.mp4", last.path)
+
                 assertTrue(model.backup(desktopFp))
                 assertEquals(2UL, model.state.value.summary?.skipped)
+                assertEquals(6, kept.opened.get(), "opened once more each, to hash it")
                 desktop.rpcRevoke(phoneFp, emptyList())
                 assertFalse(model.backup(desktopFp))
                 assertFalse(model.state.value.running)
@@ -115,6 +136,27 @@ class BackupViewModelTest {
                 desktop.stop()
             }
         }
+    }
+
+    @Test
+    fun severalFoldersOfDocumentsAreOneListWhoseIndexesReachTheirFolder() {
+        val asked = mutableListOf<String>()
+        fun folder(name: String, vararg files: String) = BackupSource.Documents(
+            files.map { "$name/$it" },
+            object : DocumentOpener {
+                override fun openDocument(index: ULong): Int {
+                    asked += "$name:$index"
+                    return index.toInt()
+                }
+            },
+        )
+        val one = BackupSource.of(listOf(folder("Camera", "a.jpg", "b.jpg"), folder("Empty"), folder("Docs", "c.pdf")))
+        assertTrue(one is BackupSource.Documents)
+        assertEquals(listOf("Camera/a.jpg", "Camera/b.jpg", "Docs/c.pdf"), one.names)
+        assertEquals(listOf(0, 1, 0), (0..2).map { one.opener.openDocument(it.toULong()) })
+        assertEquals(listOf("Camera:0", "Camera:1", "Docs:0"), asked)
+        val paths = BackupSource.of(listOf(BackupSource.Paths(listOf("/a")), BackupSource.Paths(listOf("/b"))))
+        assertEquals(BackupSource.Paths(listOf("/a", "/b")), paths)
     }
 
     @Test
