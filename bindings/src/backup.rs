@@ -40,8 +40,13 @@ pub struct RpcBackupSummary {
     pub bytes: u64,
     /// Files the peer had already (same content).
     pub skipped: u64,
-    /// Files left out because a request path cannot name them.
+    /// Files left out because a request path cannot name them (or another file of the backup
+    /// has the same path).
     pub left_out: u64,
+    /// Files that could not be read (gone since they were listed, no longer allowed, changed
+    /// while sent): skipped, the backup went on.
+    #[uniffi(default = 0)]
+    pub unreadable: u64,
 }
 
 /// Receives a backup's progress, in order, on a library thread.
@@ -72,8 +77,9 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for DocumentError {
 }
 
 /// Opens the documents of a backup when their turn comes (Android:
-/// `ContentResolver.openFileDescriptor(uri, "r")`, then `detachFd()`); each is opened to hash
-/// it and again to send it. Called from a library thread that may block.
+/// `ContentResolver.openFileDescriptor(uri, "r")`, then `detachFd()` of a `dup()`); each is
+/// opened anew whenever it is read: to hash it, to send it, to resume it after a pause. Called
+/// from a library thread that may block.
 #[uniffi::export(with_foreign)]
 pub trait DocumentOpener: Send + Sync {
     /// A file descriptor open for reading document `index` of the list given to
@@ -98,8 +104,8 @@ fn open_document(opener: &dyn DocumentOpener, index: u64) -> std::io::Result<Fil
 impl PeernsNode {
     /// Backs up files and folders (`paths`) into `into` (e.g. `/incoming`) on contact
     /// `fingerprint`, which must serve that root and grant us `fs:write` there: files the peer
-    /// has are skipped (same BLAKE3), interrupted uploads resume, each file is placed only whole.
-    /// `unmetered_only` ("on Wi-Fi only"): wait while the network reported by
+    /// has are skipped (same BLAKE3), interrupted uploads resume, each file is placed only whole;
+    /// a file that cannot be read is skipped and counted (`unreadable`). `unmetered_only` ("on Wi-Fi only"): wait while the network reported by
     /// `network_changed` is metered or offline (progress with `waiting`), even in the middle
     /// of a file, and go on when an unmetered one is reported.
     /// `listener` gets the progress; every call to it has returned when this returns.
@@ -117,7 +123,7 @@ impl PeernsNode {
     ) -> Result<RpcBackupSummary, PeernsError> {
         let node = self.running()?;
         let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
-        // Walked on the runtime, off the caller's thread.
+        // Walked by the backup's task, off the caller's thread.
         let plan = move || {
             let (plan, left_out) = node::backup_plan(&paths, &into)?;
             let plan = plan
@@ -134,7 +140,9 @@ impl PeernsNode {
     /// provider, none copied first) into `into` on contact `fingerprint`, as `rpc_backup` does
     /// folders. `documents` are their paths below the backup in order (`Camera/IMG_1.jpg`
     /// lands at `<into>/Camera/IMG_1.jpg`); a path a request cannot name is left out and
-    /// counted. `opener` opens document `i` (an index into `documents`) when its turn comes.
+    /// counted, as is a path an earlier document took. `opener` opens document `i` (an index
+    /// into `documents`) when its turn comes; one it cannot open is skipped and counted
+    /// (`unreadable`), as by `rpc_backup` a file that cannot be read.
     #[uniffi::method(default(unmetered_only = false))]
     pub async fn rpc_backup_documents(
         &self,
@@ -163,8 +171,8 @@ impl PeernsNode {
             .await
     }
 
-    /// Stops every backup of this node that is running: each `rpc_backup` call fails with
-    /// `Cancelled`. For Swift, whose task cancellation never reaches a call into the library.
+    /// Stops every backup of this node that is running: each `rpc_backup` or
+    /// `rpc_backup_documents` call fails with `Cancelled`. For Swift, whose task cancellation never reaches a call into the library.
     pub fn rpc_backup_cancel(&self) {
         for backup in lock(&self.backups).drain(..) {
             backup.abort();
@@ -185,7 +193,10 @@ impl PeernsNode {
     ) -> Result<RpcBackupSummary, PeernsError> {
         let options = node::BackupOptions { unmetered_only };
         let sum = on_runtime_cancellable(&self.backups, async move {
-            let (plan, left_out) = plan()?;
+            // A folder's walk reads the file system: on the blocking pool.
+            let (plan, left_out) = tokio::task::spawn_blocking(plan)
+                .await
+                .map_err(|e| node::NodeError::InvalidInput(e.to_string()))??;
             let (tx, mut rx) = mpsc::unbounded_channel::<node::BackupProgress>();
             // Foreign code may block: it runs off the backup's task, one call at a time.
             let forward = tokio::spawn(async move {
@@ -221,6 +232,7 @@ impl PeernsNode {
             bytes: sum.bytes,
             skipped: sum.skipped,
             left_out: sum.left_out,
+            unreadable: sum.unreadable,
         })
     }
 }

@@ -456,7 +456,8 @@ pub async fn backup(a: BackupArgs, profile: Option<PathBuf>) -> Result<()> {
     node.stop().await;
     let s = result?;
     let summary = json!({"files": s.files, "bytes": s.bytes, "skipped": s.skipped,
-                         "left_out": s.left_out, "seconds": started.elapsed().as_secs_f64()});
+                         "left_out": s.left_out, "unreadable": s.unreadable,
+                         "seconds": started.elapsed().as_secs_f64()});
     println!("{summary}");
     Ok(())
 }

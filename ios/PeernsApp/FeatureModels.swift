@@ -561,6 +561,16 @@ final class MonitorModel: ObservableObject {
     }
 }
 
+extension RpcBackupSummary {
+    /// What a finished backup did, as the screen says it (`RpcBackupSummary.line()` on Android).
+    var line: String {
+        var text = "done: \(files) files sent (\(bytes) bytes), \(skipped) already there"
+        if leftOut > 0 { text += ", \(leftOut) left out (a name a path cannot hold, or one taken twice)" }
+        if unreadable > 0 { text += ", \(unreadable) could not be read" }
+        return text
+    }
+}
+
 /// Backup of chosen folders into another device, with progress (`BackupViewModel`). A backup
 /// started in Low Power Mode waits until it is off (or `startNow`); one running when it comes on
 /// is paused (`rpcBackupCancel`, which stops it in the core: cancelling a Swift task never

@@ -349,7 +349,7 @@ struct BackupScreen: View {
                     Text("file \(p.filesDone + 1) of \(p.filesTotal): \((p.path as NSString).lastPathComponent)")
                     if p.size > 0 { ProgressView(value: Double(p.bytes), total: Double(p.size)) }
                 } else if let s = model.summary {
-                    Text("done: \(s.files) files sent (\(s.bytes) bytes), \(s.skipped) already there")
+                    Text(s.line)
                 }
                 if let error = model.error { Text(error).foregroundStyle(.red) }
                 if node.tapHeld { Text(heldTapNotice).font(.caption) }

@@ -213,7 +213,7 @@ class Documents(p.DocumentOpener):
 def test_rpc_backup_documents():
     """Documents the phone lists and opens (Android's picked folders): each opened when its
     turn comes, hashed, then sent, every descriptor closed by the library; a name no request
-    path can carry left out; a document that cannot be opened stops the backup naming it."""
+    path can carry left out; a document that cannot be opened skipped and counted."""
     async def main():
         dirs = [tempfile.TemporaryDirectory() for _ in range(3)]
         a = new_node(dirs[0].name, "phone")
@@ -244,10 +244,14 @@ def test_rpc_backup_documents():
             docs = Documents(contents)
             s = await a.rpc_backup_documents(fb, names, "/incoming", docs, Progress())
             assert (s.files, s.skipped) == (0, 2) and docs.opened == [0, 2]
-            # One the provider refuses now: the backup stops, naming it.
+            # One the provider refuses now (gone, or its permission taken back): skipped and
+            # counted, the rest goes on.
             contents[2] = os.urandom(1000)
-            with pytest.raises(p.PeernsError.InvalidInput, match="Camera/trip/clip.mp4.*revoked"):
-                await a.rpc_backup_documents(fb, names, "/incoming", Documents(contents, 2), Progress())
+            docs = Documents(contents, 0)
+            s = await a.rpc_backup_documents(fb, names, "/incoming", docs, Progress())
+            assert (s.files, s.skipped, s.unreadable, s.bytes) == (1, 0, 1, 1000)
+            with open(os.path.join(incoming, names[2]), "rb") as f:
+                assert f.read() == contents[2]
             assert len(os.listdir("/proc/self/fd")) == fds
             with pytest.raises(p.PeernsError.InvalidInput):
                 await a.rpc_backup_documents(fb, names, "no-slash", Documents(contents), Progress())

@@ -238,28 +238,31 @@ pub fn incoming_unfinished(
     conn: &Connection,
     conv: Option<&Fingerprint>,
 ) -> Result<Vec<Transfer>, ChatError> {
-    unfinished(conn, false, conv)
+    unfinished(conn, false, conv, 0)
 }
 
-/// Unfinished transfers from us to `conv` (or anyone): the receiver has not said it has them
-/// whole (or refuses them) yet.
+/// Unfinished transfers from us to `conv` (or anyone) that made progress (or were offered) at
+/// `since_ms` or later: the receiver has not said it has them whole (or refuses them) yet.
 pub fn outgoing_unfinished(
     conn: &Connection,
     conv: Option<&Fingerprint>,
+    since_ms: u64,
 ) -> Result<Vec<Transfer>, ChatError> {
-    unfinished(conn, true, conv)
+    unfinished(conn, true, conv, since_ms)
 }
 
 fn unfinished(
     conn: &Connection,
     outgoing: bool,
     conv: Option<&Fingerprint>,
+    since_ms: u64,
 ) -> Result<Vec<Transfer>, ChatError> {
     let mut st = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM files WHERE outgoing = ?1 AND state = 'transferring'
-         AND (?2 IS NULL OR conv = ?2)"
+         AND (?2 IS NULL OR conv = ?2) AND updated_ms >= ?3"
     ))?;
-    let rows = st.query_map(params![outgoing, conv.map(Fingerprint::to_hex)], row)?;
+    let conv = conv.map(Fingerprint::to_hex);
+    let rows = st.query_map(params![outgoing, conv, since_ms as i64], row)?;
     Ok(rows
         .filter_map(Result::transpose)
         .collect::<Result<_, _>>()?)

@@ -378,11 +378,13 @@ impl Inner {
                 {
                     Inner::request_refused(this, link);
                 }
-                if code == ErrorCode::NotContact
-                    && let Ok(n) = this.db(move |c| chat::fail_outbox(c, &fp)).await
-                    && n > 0
-                {
-                    this.emit_status(&fp, u64::MAX, Status::Failed);
+                if code == ErrorCode::NotContact {
+                    if let Ok(n) = this.db(move |c| chat::fail_outbox(c, &fp)).await
+                        && n > 0
+                    {
+                        this.emit_status(&fp, u64::MAX, Status::Failed);
+                    }
+                    this.fail_outgoing(fp).await;
                 }
             }
             Frame::FileResume { id, index } if files => {

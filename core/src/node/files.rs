@@ -28,8 +28,10 @@ use crate::contacts::{self, Capability};
 use crate::identity::Fingerprint;
 use crate::store::blocking;
 
+mod asking;
 mod limits;
 mod status;
+pub(crate) use asking::AskedMap;
 pub(crate) use limits::expiry_loop;
 use limits::{Offer, offer};
 pub use status::FileTransfer;
@@ -424,24 +426,6 @@ impl Inner {
         });
     }
 
-    /// Asks `link`'s peer where each of our unfinished files to it stands: its `FileDone` may
-    /// have been lost with the link that carried it (sent once, when it finished). We send
-    /// `FileResume` with the chunks acknowledged so far; a receiver that has the file whole, or
-    /// refused it, says `FileDone` again, one still receiving asks for chunks itself.
-    pub(crate) async fn ask_outgoing(&self, link: &Link) {
-        let conv = link.fp;
-        let Ok(list) = self
-            .db(move |c| file::outgoing_unfinished(c, Some(&conv)))
-            .await
-        else {
-            return;
-        };
-        for t in list {
-            let (id, index) = (t.manifest.id, t.next_index);
-            let _ = link.send(&Frame::FileResume { id, index }).await;
-        }
-    }
-
     /// `FileResume` for transfer `id`. From its receiver: send our file from chunk `index`
     /// ((re)start the sending task). From its sender (asking, see [`Inner::ask_outgoing`]): say
     /// again how a transfer we ended ended.
@@ -505,6 +489,7 @@ impl Inner {
             return;
         };
         if t.outgoing && t.conv == link.fp && t.state == FileState::Transferring {
+            lock(&self.asked).remove(&id);
             let index = index.min(t.manifest.chunks());
             let now = unix_ms();
             let _ = self
@@ -528,13 +513,20 @@ impl Inner {
             FileState::Refused
         };
         let _ = self.db(move |c| file::set_state(c, &id, state)).await;
-        if let Some(task) = lock(&self.sending).remove(&id) {
+        self.outgoing_ended(&t.conv, &id, ok);
+    }
+
+    /// Our transfer `id` to `conv` ended (`ok`: received whole): its sending task stops and
+    /// its copy in the profile goes.
+    fn outgoing_ended(&self, conv: &Fingerprint, id: &Id, ok: bool) {
+        lock(&self.asked).remove(id);
+        if let Some(task) = lock(&self.sending).remove(id) {
             task.abort();
         }
-        let _ = fs::remove_file(out_path(&self.files_dir, &id));
+        let _ = fs::remove_file(out_path(&self.files_dir, id));
         self.emit(NodeEvent::FileDone {
-            conversation: t.conv.to_hex(),
-            id: hex_id(&id),
+            conversation: conv.to_hex(),
+            id: hex_id(id),
             ok,
             outgoing: true,
         });

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::NodeError;
 
@@ -57,12 +58,27 @@ impl LocalFile {
         Ok(file)
     }
 
-    /// Its BLAKE3 hash and size, read whole; blocks.
-    pub(crate) fn hash(&self) -> io::Result<([u8; 32], u64)> {
-        let mut h = blake3::Hasher::new();
+    /// Its BLAKE3 hash and size, read whole, unless `stop` is set first (an `Interrupted`
+    /// error); blocks.
+    pub(crate) fn hash(&self, stop: &AtomicBool) -> io::Result<([u8; 32], u64)> {
+        let mut file = self.open_at(0)?;
+        let (mut h, mut buf) = (blake3::Hasher::new(), vec![0u8; 64 * 1024]);
         // Counted as read: a document's descriptor may be a pipe, whose length says nothing.
-        let size = io::copy(&mut self.open_at(0)?, &mut h)?;
-        Ok((*h.finalize().as_bytes(), size))
+        let mut size = 0u64;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
+            }
+            match file.read(&mut buf) {
+                Ok(0) => return Ok((*h.finalize().as_bytes(), size)),
+                Ok(n) => {
+                    h.update(&buf[..n]);
+                    size += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -119,9 +135,10 @@ mod tests {
                 Ok(File::from(std::os::fd::OwnedFd::from(reader)))
             }),
         };
+        let go = AtomicBool::new(false);
         for file in [LocalFile::Path(path), opened, piped] {
             assert_eq!(
-                file.hash().unwrap(),
+                file.hash(&go).unwrap(),
                 (hash, content.len() as u64),
                 "{file:?}"
             );
@@ -149,6 +166,13 @@ mod tests {
             name: "Camera/gone.jpg".into(),
             open: Arc::new(|| Err(io::Error::other("permission revoked"))),
         };
-        assert!(gone.hash().unwrap_err().to_string().contains("revoked"));
+        assert!(gone.hash(&go).unwrap_err().to_string().contains("revoked"));
+        // Stopped (the backup was cancelled): no reading to the end.
+        let stopped = LocalFile::Opened {
+            name: "Camera/long.mp4".into(),
+            open: Arc::new(|| File::open("/dev/zero")),
+        };
+        let err = stopped.hash(&AtomicBool::new(true)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
     }
 }

@@ -237,6 +237,8 @@ struct Inner {
     resuming: tokio::sync::Mutex<()>,
     /// Sending tasks by transfer id.
     sending: Mutex<HashMap<crate::chat::wire::Id, AbortHandle>>,
+    /// When we last asked about our unfinished files (`files::asking`).
+    asked: Mutex<files::AskedMap>,
     /// Largest incoming file accepted.
     max_file: std::sync::atomic::AtomicU64,
     /// N of Last-N in the group calls we route (set before joining).
@@ -394,6 +396,7 @@ impl Node {
             receiving: Mutex::new(HashMap::new()),
             resuming: tokio::sync::Mutex::new(()),
             sending: Mutex::new(HashMap::new()),
+            asked: Mutex::new(HashMap::new()),
             max_file: std::sync::atomic::AtomicU64::new(max_file),
             call_last_n: std::sync::atomic::AtomicU8::new(
                 crate::calls::group::Layout::default().last_n(),

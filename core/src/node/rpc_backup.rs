@@ -4,7 +4,10 @@
 //! with the hash the upload request signed. An unmetered-only backup waits while the network
 //! path is metered or offline, before a file or between two chunks of one (the file resumes).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 use tokio::sync::watch;
@@ -60,8 +63,12 @@ pub struct BackupSummary {
     pub bytes: u64,
     /// Files the peer had already.
     pub skipped: u64,
-    /// Files left out because a request path cannot name them (e.g. `a:b`, `50%.jpg`).
+    /// Files left out because a request path cannot name them (e.g. `a:b`, `50%.jpg`), or
+    /// because another file of the backup has the same path.
     pub left_out: u64,
+    /// Files that could not be read (gone since they were listed, no longer allowed, changed
+    /// while they were sent): skipped, the backup went on.
+    pub unreadable: u64,
 }
 
 /// The files under `paths` (folders walked in name order, links and special files ignored),
@@ -106,7 +113,9 @@ pub fn backup_plan(
 
 /// Each of `names` (paths below the backup, `Camera/IMG_1.jpg`, as a platform lists a picked
 /// folder's documents, in order) that a request path can name, by index, with its path below
-/// `into` on the peer; and how many cannot be named.
+/// `into` on the peer; and how many are left out: those no request path can name, and those
+/// whose path an earlier one took (a provider may list two documents of one name) or a
+/// folder of an earlier one (a file `Camera` beside `Camera/x.jpg`).
 pub fn documents_plan(
     names: &[String],
     into: &str,
@@ -114,11 +123,26 @@ pub fn documents_plan(
     let into = into.trim_end_matches('/');
     RpcPath::parse(into).map_err(|e| NodeError::InvalidInput(format!("{into}: {}", e.message)))?;
     let mut plan = vec![];
+    // Paths taken by files and by the folders above them: a second file at either is left out.
+    let (mut files, mut folders) = (HashSet::new(), HashSet::new());
     for (i, name) in names.iter().enumerate() {
         let remote = format!("{into}/{name}");
-        if RpcPath::parse(&remote).is_ok() {
-            plan.push((i, remote));
+        let above = || {
+            remote
+                .match_indices('/')
+                .skip(1)
+                .map(|(at, _)| &remote[..at])
+        };
+        if RpcPath::parse(&remote).is_err()
+            || files.contains(&remote)
+            || folders.contains(&remote)
+            || above().any(|f| files.contains(f))
+        {
+            continue;
         }
+        folders.extend(above().map(str::to_owned));
+        files.insert(remote.clone());
+        plan.push((i, remote));
     }
     let left_out = (names.len() - plan.len()) as u64;
     Ok((plan, left_out))
@@ -135,8 +159,12 @@ impl Node {
         remote: &str,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<BackupFile, NodeError> {
+        // Hashing stops at its next block once this call is dropped (cancelled, or paused on a
+        // metered network).
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop = StopOnDrop(stop.clone());
         let hashing = local.clone();
-        let (hash, size) = tokio::task::spawn_blocking(move || hashing.hash())
+        let (hash, size) = tokio::task::spawn_blocking(move || hashing.hash(&stop))
             .await
             .map_err(|e| NodeError::InvalidInput(e.to_string()))?
             .map_err(|e| local.error(e))?;
@@ -218,6 +246,8 @@ impl Node {
         options: BackupOptions,
         progress: &mut (dyn FnMut(&BackupProgress) + Send),
     ) -> Result<BackupSummary, NodeError> {
+        // Checked once: below, an invalid input is a file that could not be read.
+        super::parse_fp(fingerprint)?;
         let mut sum = BackupSummary {
             left_out,
             ..BackupSummary::default()
@@ -247,22 +277,48 @@ impl Node {
                 };
                 let file = self.rpc_backup_file(fingerprint, local, remote, &mut report);
                 if !options.unmetered_only {
-                    break file.await?;
+                    break file.await;
                 }
                 // Dropped between two chunks when the path turns metered; resumed after it.
                 tokio::select! {
-                    done = file => break done?,
+                    done = file => break done,
                     metered = wait_for(&mut path, |p| !p.unmetered()) => metered?,
                 }
             };
-            if done.skipped {
-                sum.skipped += 1;
-            } else {
-                sum.files += 1;
-                sum.bytes += done.sent;
+            match done {
+                Ok(done) if done.skipped => sum.skipped += 1,
+                Ok(done) => {
+                    sum.files += 1;
+                    sum.bytes += done.sent;
+                }
+                Err(e) if unreadable(&e) => {
+                    tracing::info!(file = %local.name(), error = %e, "a file of the backup is skipped");
+                    sum.unreadable += 1;
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(sum)
+    }
+}
+
+/// Whether a file's backup failed for that file alone: reading it here (an invalid input, the
+/// fingerprint being checked first), or the peer refusing its bytes as not the hash the request
+/// signed (it changed while it was sent) or its path. Anything else stops the backup.
+fn unreadable(e: &NodeError) -> bool {
+    match e {
+        NodeError::InvalidInput(_) => true,
+        NodeError::Rpc(r) => r.code == 400,
+        _ => false,
+    }
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -213,8 +213,8 @@ impl Inner {
         this.track([task.abort_handle()]);
     }
 
-    /// Whom something waits for a link to: contacts with an outbox or an unfinished file (either
-    /// way), those we asked to be contacts in the last [`REQUEST_REDIAL_WINDOW`] whose request
+    /// Whom something waits for a link to: contacts with an outbox or an unfinished incoming
+    /// file, receivers of our files that may have ended unheard (`receivers_to_ask`), those we asked to be contacts in the last [`REQUEST_REDIAL_WINDOW`] whose request
     /// has not arrived, and (in the foreground) contacts whose links closed idle in the
     /// background.
     pub(crate) async fn waiting_for_links(
@@ -222,12 +222,12 @@ impl Inner {
         now_ms: u64,
     ) -> Result<Vec<Fingerprint>, NodeError> {
         let arrived = lock(&self.requests_arrived).clone();
-        let reopening = self.reopening(now_ms);
+        let mut reopening = self.reopening(now_ms);
+        reopening.extend(self.receivers_to_ask(now_ms).await);
         self.db(move |c| {
             let asked_since = now_ms.saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
             let mut fps = chat::with_outbox(c)?;
-            let mut files = crate::chat::file::incoming_unfinished(c, None)?;
-            files.extend(crate::chat::file::outgoing_unfinished(c, None)?);
+            let files = crate::chat::file::incoming_unfinished(c, None)?;
             let asked = contacts::requests(c)?.into_iter().filter(|r| {
                 r.outgoing && r.created_ms >= asked_since && !arrived.contains(&r.fingerprint)
             });

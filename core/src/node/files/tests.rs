@@ -289,7 +289,8 @@ mod nodes {
         // Bob drops the stalled one while Alice is away: nobody to tell.
         assert_eq!(b.inner.expire_stale(unix_ms() + 8 * DAY_MS).await, 1);
         assert!(!done(&mut eb, &stalled.id).await);
-        // Alice back: she dials Bob for her two unfinished files and asks; he answers both.
+        // Alice back: she links to Bob again and asks about her two unfinished files; he
+        // answers both.
         let a = started(config(da.path(), &url, None)).await.unwrap();
         let mut ea = a.subscribe();
         let mut ended = HashMap::new();
@@ -306,8 +307,45 @@ mod nodes {
             ended,
             HashMap::from([(hex_id(&whole.id), true), (hex_id(&stalled.id), false)])
         );
-        let left = a.inner.db(|c| file::outgoing_unfinished(c, None)).await;
+        let left = a.inner.db(|c| file::outgoing_unfinished(c, None, 0)).await;
         assert!(left.unwrap().is_empty());
+        a.stop().await;
+        b.stop().await;
+        server.shutdown().await;
+    }
+
+    /// A sender dials the receiver of a file that may have ended unheard, but not again soon
+    /// after asking without an answer (an older build ignores the question) and not for a file
+    /// without progress for a week; a receiver that no longer has us as a contact ends it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sender_dials_for_an_unheard_end_for_a_bounded_time() {
+        let server = server().await;
+        let url = server.url();
+        let (da, db, a, b) = alice_and_bob(&url).await;
+        befriend(&a, &b).await;
+        b.stop().await;
+        let fb = b.identity().fingerprint;
+        let src = da.path().join("notes.txt");
+        std::fs::write(&src, b"notes").unwrap();
+        let sent = a.send_file(&fb, src.to_str().unwrap()).await.unwrap();
+        let now = unix_ms();
+        let bob = fb.parse().unwrap();
+        assert_eq!(a.inner.receivers_to_ask(now).await, [bob]);
+        lock(&a.inner.asked).insert(sent.id, now);
+        assert!(a.inner.receivers_to_ask(now + 1000).await.is_empty());
+        let hour = asking::ASK_AGAIN.as_millis() as u64;
+        assert_eq!(a.inner.receivers_to_ask(now + hour + 1).await, [bob]);
+        assert!(a.inner.receivers_to_ask(now + 8 * DAY_MS).await.is_empty());
+        // Bob, back, has removed Alice: her offer and the question get "not a contact", and
+        // her file ends refused.
+        let mut ea = a.subscribe();
+        let b = started(config(db.path(), &url, None)).await.unwrap();
+        b.remove_contact(&a.identity().fingerprint).await.unwrap();
+        a.inner
+            .ask_outgoing(&Inner::dial_contact(&a.inner, &bob).await.unwrap())
+            .await;
+        assert!(!done(&mut ea, &sent.id).await);
+        assert!(a.inner.receivers_to_ask(unix_ms()).await.is_empty());
         a.stop().await;
         b.stop().await;
         server.shutdown().await;

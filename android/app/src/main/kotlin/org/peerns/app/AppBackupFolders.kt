@@ -4,7 +4,9 @@ import android.content.Context
 import android.net.Uri
 import android.os.ParcelFileDescriptor
 import android.provider.DocumentsContract
+import java.io.File
 import java.io.IOException
+import kotlin.coroutines.cancellation.CancellationException
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
 import org.peerns.app.model.BackupFolders
@@ -30,24 +32,31 @@ class AppBackupFolders(context: Context) : BackupFolders {
     }
 
     override suspend fun list(folder: String): BackupSource = withContext(Dispatchers.IO) {
+        // Copies an earlier version of the app made for a backup it did not end (killed).
+        File(context.cacheDir, "backup").deleteRecursively()
         val tree = Uri.parse(folder)
         val names = mutableListOf<String>()
         val uris = mutableListOf<Uri>()
         try {
             // Named below the folder's own name, as the core names a walked folder's files.
             listChildren(tree, DocumentsContract.getTreeDocumentId(tree), nameOf(folder), names, uris)
-        } catch (e: IOException) {
-            throw IllegalArgumentException("could not read ${nameOf(folder)}: ${e.message ?: e}")
         } catch (e: SecurityException) {
             // The permission was taken back (the folder removed, or the app's access revoked).
             throw IllegalArgumentException("${nameOf(folder)} cannot be read any more: choose it again")
+        } catch (e: CancellationException) {
+            throw e
+        } catch (e: Exception) {
+            // A provider's failure (IOException, IllegalStateException, ...): said, not a crash.
+            throw IllegalArgumentException("could not read ${nameOf(folder)}: ${e.message ?: e}")
         }
         BackupSource.Documents(names, Opener(uris))
     }
 
     /** Opens a listed document for the core, handing its descriptor over. */
     inner class Opener(private val uris: List<Uri>) : DocumentOpener {
-        override fun openDocument(index: ULong): Int = open(index).detachFd()
+        // A duplicate, detached: the provider's own descriptor is closed at once, which lets the
+        // provider go (detaching a provider's descriptor itself keeps it until collected).
+        override fun openDocument(index: ULong): Int = open(index).use { it.dup().detachFd() }
 
         /** Document [index] opened through its provider. */
         fun open(index: ULong): ParcelFileDescriptor {
@@ -58,6 +67,9 @@ class AppBackupFolders(context: Context) : BackupFolders {
                 throw DocumentException.Unreadable(e.message ?: e.toString())
             } catch (e: SecurityException) {
                 throw DocumentException.Unreadable("permission revoked: choose the folder again")
+            } catch (e: IllegalArgumentException) {
+                // A document gone since it was listed (its provider no longer finds it in the tree).
+                throw DocumentException.Unreadable(e.message ?: e.toString())
             } ?: throw DocumentException.Unreadable("its provider answered nothing")
         }
     }
@@ -68,13 +80,20 @@ class AppBackupFolders(context: Context) : BackupFolders {
             DocumentsContract.Document.COLUMN_DOCUMENT_ID,
             DocumentsContract.Document.COLUMN_DISPLAY_NAME,
             DocumentsContract.Document.COLUMN_MIME_TYPE,
+            DocumentsContract.Document.COLUMN_FLAGS,
         )
         val children = mutableListOf<Triple<String, String, Boolean>>()
-        // The query form documents providers answer (the one with selection strings is refused).
         val query = DocumentsContract.buildChildDocumentsUriUsingTree(tree, parentId)
         context.contentResolver.query(query, columns, null, null)?.use { c ->
             while (c.moveToNext()) {
-                children += Triple(c.getString(0), c.getString(1), c.getString(2) == DocumentsContract.Document.MIME_TYPE_DIR)
+                val id = c.getString(0) ?: continue
+                val name = c.getString(1) ?: continue
+                // Hidden ones (".trashed-…", ".pending-…", ".thumbnails") are not the user's
+                // files; a virtual document has no bytes of its own to read.
+                val flags = c.getColumnIndex(DocumentsContract.Document.COLUMN_FLAGS).let { if (it < 0) 0 else c.getInt(it) }
+                val virtual = (flags and DocumentsContract.Document.FLAG_VIRTUAL_DOCUMENT) != 0
+                if (name.startsWith(".") || virtual) continue
+                children += Triple(id, name, c.getString(2) == DocumentsContract.Document.MIME_TYPE_DIR)
             }
         } ?: throw IOException("the folder's provider answered nothing")
         for ((id, name, dir) in children.sortedBy { it.second }) {

@@ -11,6 +11,7 @@ import org.peerns.app.model.BackupViewModel
 import org.peerns.app.model.CallViewModel
 import org.peerns.app.model.MonitorViewModel
 import org.peerns.app.model.Screen
+import org.peerns.app.model.line
 import org.peerns.ffi.NodeEvent
 import org.peerns.media.AudioRoute
 
@@ -319,10 +320,7 @@ class BackupView(host: Host, private val model: BackupViewModel) : ScreenView(ho
                         "file ${p.filesDone + 1u} of ${p.filesTotal}: ${p.path.substringAfterLast('/')} ${percent(p.bytes, p.size)}"
                     }
                     s.running -> "starting…"
-                    s.summary != null -> s.summary.let {
-                        "done: ${it.files} files sent (${it.bytes} bytes), ${it.skipped} already there" +
-                            if (it.leftOut > 0u) ", ${it.leftOut} left out (names a path cannot hold)" else ""
-                    }
+                    s.summary != null -> s.summary.line()
                     else -> ""
                 }
                 error.text = s.error ?: ""

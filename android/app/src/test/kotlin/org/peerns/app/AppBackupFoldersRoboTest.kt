@@ -63,12 +63,14 @@ class AppBackupFoldersRoboTest {
         private fun add(c: MatrixCursor, f: File) {
             val mime = if (f.isDirectory) Document.MIME_TYPE_DIR else "image/jpeg"
             val rel = f.relativeTo(root).path
-            c.addRow(arrayOf(if (rel.isEmpty()) "Camera" else "Camera/$rel", f.name, mime))
+            val flags = if (f.name.startsWith("virtual")) Document.FLAG_VIRTUAL_DOCUMENT else 0
+            c.addRow(arrayOf(if (rel.isEmpty()) "Camera" else "Camera/$rel", f.name, mime, flags))
         }
 
         companion object {
             lateinit var root: File
-            val COLUMNS = arrayOf(Document.COLUMN_DOCUMENT_ID, Document.COLUMN_DISPLAY_NAME, Document.COLUMN_MIME_TYPE)
+            val COLUMNS =
+                arrayOf(Document.COLUMN_DOCUMENT_ID, Document.COLUMN_DISPLAY_NAME, Document.COLUMN_MIME_TYPE, Document.COLUMN_FLAGS)
         }
     }
 
@@ -92,6 +94,9 @@ class AppBackupFoldersRoboTest {
             File(this, "a.jpg").writeText("ay")
             File(this, "trip/c.jpg").writeText("sea")
             File(this, "trip/revoked.jpg").writeText("gone")
+            // Not the user's files: a trashed photo, and a document with no bytes of its own.
+            File(this, ".trashed-1767225600-d.jpg").writeText("old")
+            File(this, "virtual-sheet.jpg").writeText("")
         }
         // As the system requires of a documents provider.
         val info = ProviderInfo().apply {
@@ -117,6 +122,9 @@ class AppBackupFoldersRoboTest {
         val e = assertFailsWith<DocumentException.Unreadable> { opener.openDocument(3UL) }
         assertEquals(true, e.msg.contains("choose the folder again"), e.msg)
         assertFailsWith<DocumentException.Unreadable> { opener.openDocument(4UL) }
+        // One gone since it was listed.
+        File(FolderProvider.root, "b.jpg").delete()
+        assertFailsWith<DocumentException.Unreadable> { opener.openDocument(1UL) }
     }
 
     @Test

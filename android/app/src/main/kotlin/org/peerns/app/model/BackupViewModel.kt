@@ -105,12 +105,20 @@ class BackupViewModel(
         mutableState.update { it.copy(running = true, progress = null, summary = null, error = null) }
         try {
             // Each folder listed as it is now (the app lists a picked folder's documents; the
-            // core opens each when its turn comes), then sent.
-            val sources = chosen.map { folder ->
+            // core opens each when its turn comes), then sent. One that cannot be read is said
+            // and the others go on.
+            val unreadable = mutableListOf<String>()
+            val sources = chosen.mapNotNull { folder ->
                 mutableState.update { it.copy(preparing = folder) }
-                store.list(folder)
+                try {
+                    store.list(folder)
+                } catch (e: IllegalArgumentException) {
+                    unreadable += e.message ?: folder
+                    null
+                }
             }
-            mutableState.update { it.copy(preparing = null) }
+            mutableState.update { it.copy(preparing = null, error = unreadable.joinToString("\n").ifEmpty { null }) }
+            if (sources.isEmpty()) throw IllegalArgumentException(unreadable.joinToString("\n"))
             val source = BackupSource.of(sources)
             var started = false
             while (true) {
@@ -175,6 +183,13 @@ class BackupViewModel(
         /** The folder the receiving device serves for backups, by convention. */
         const val DEFAULT_INTO = "/incoming"
     }
+}
+
+/** What a finished backup did, as the screen says it. */
+fun RpcBackupSummary.line(): String = buildString {
+    append("done: $files files sent ($bytes bytes), $skipped already there")
+    if (leftOut > 0u) append(", $leftOut left out (a name a path cannot hold, or one taken twice)")
+    if (unreadable > 0u) append(", $unreadable could not be read")
 }
 
 /**

@@ -66,6 +66,7 @@ class BackupViewModelTest {
 
         override suspend fun list(folder: String): BackupSource {
             val root = File(folder)
+            require(root.isDirectory) { "${root.name} cannot be read any more: choose it again" }
             val files = root.walkTopDown().filter { it.isFile }.sortedBy { it.path }.toList()
             val names = files.map { "${root.name}/${it.relativeTo(root).path}" }
             return BackupSource.Documents(
@@ -113,12 +114,15 @@ class BackupViewModelTest {
                 // Kept for the next visit.
                 assertEquals(listOf(photos.path), BackupViewModel(phone, store = kept).state.value.folders)
 
+                val descriptors = File("/proc/self/fd").list()!!.size
                 assertTrue(model.backup(desktopFp))
                 val done = model.state.value
                 assertFalse(done.running)
                 assertEquals(null, done.preparing)
                 assertEquals(4, kept.opened.get(), "each opened to hash it, then to send it")
+                assertEquals(descriptors, File("/proc/self/fd").list()!!.size, "the library closed each descriptor")
                 assertEquals(RpcBackupSummary(2UL, (1000 + (2 shl 20)).toULong(), 0UL, 0UL), done.summary)
+                assertEquals("done: 2 files sent (${1000 + (2 shl 20)} bytes), 0 already there", done.summary?.line())
                 val last = assertNotNull(done.progress)
                 assertEquals(2UL, last.filesTotal)
                 assertTrue(File(incoming, "photos/b.mp4").readBytes().contentEquals(File(photos, "b.mp4").readBytes()))
@@ -128,6 +132,22 @@ class BackupViewModelTest {
                 assertTrue(model.backup(desktopFp))
                 assertEquals(2UL, model.state.value.summary?.skipped)
                 assertEquals(6, kept.opened.get(), "opened once more each, to hash it")
+                // A folder that cannot be read any more is said; the others are backed up.
+                val gone = File(tempDir("src"), "gone").path
+                model.choose(gone)
+                assertTrue(model.backup(desktopFp))
+                assertEquals(2UL, model.state.value.summary?.skipped)
+                assertEquals("gone cannot be read any more: choose it again", model.state.value.error)
+                model.drop(photos.path)
+                assertFalse(model.backup(desktopFp))
+                assertEquals("gone cannot be read any more: choose it again", model.state.value.error)
+                model.drop(gone)
+                model.choose(photos.path)
+                val partly = RpcBackupSummary(files = 1UL, bytes = 5UL, skipped = 0UL, leftOut = 2UL, unreadable = 3UL)
+                assertEquals(
+                    "done: 1 files sent (5 bytes), 0 already there, 2 left out (a name a path cannot hold, or one taken twice), 3 could not be read",
+                    partly.line(),
+                )
                 desktop.rpcRevoke(phoneFp, emptyList())
                 assertFalse(model.backup(desktopFp))
                 assertFalse(model.state.value.running)
