@@ -216,6 +216,7 @@ impl From<NodeError> for PeernsError {
         let msg = e.to_string();
         match e {
             NodeError::InvalidInput(_)
+            | NodeError::Unreadable(_)
             | NodeError::Contact(ContactError::Invalid(_))
             | NodeError::Chat(ChatError::Invalid(_)) => Self::InvalidInput { msg },
             NodeError::Profile(ProfileError::Store(_) | ProfileError::CreateDir { .. })

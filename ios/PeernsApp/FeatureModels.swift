@@ -42,7 +42,8 @@ final class GroupsModel: ObservableObject {
     }
 
     func invite(_ group: String, _ fingerprint: String) async {
-        let fp = fingerprint.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        // Also as the settings show it, in groups of four.
+        let fp = String(fingerprint.filter { !$0.isWhitespace }).lowercased()
         await guarded { inviteLink = try await node.groupInvite(group: group, fingerprint: fp) }
     }
 
@@ -564,7 +565,7 @@ final class MonitorModel: ObservableObject {
 extension RpcBackupSummary {
     /// What a finished backup did, as the screen says it (`RpcBackupSummary.line()` on Android).
     var line: String {
-        var text = "done: \(files) files sent (\(bytes) bytes), \(skipped) already there"
+        var text = "done: \(files) \(files == 1 ? "file" : "files") sent (\(bytes) bytes), \(skipped) already there"
         if leftOut > 0 { text += ", \(leftOut) left out (a name a path cannot hold, or one taken twice)" }
         if unreadable > 0 { text += ", \(unreadable) could not be read" }
         return text

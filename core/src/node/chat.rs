@@ -378,13 +378,11 @@ impl Inner {
                 {
                     Inner::request_refused(this, link);
                 }
-                if code == ErrorCode::NotContact {
-                    if let Ok(n) = this.db(move |c| chat::fail_outbox(c, &fp)).await
-                        && n > 0
-                    {
-                        this.emit_status(&fp, u64::MAX, Status::Failed);
-                    }
-                    this.fail_outgoing(fp).await;
+                if code == ErrorCode::NotContact
+                    && let Ok(n) = this.db(move |c| chat::fail_outbox(c, &fp)).await
+                    && n > 0
+                {
+                    this.emit_status(&fp, u64::MAX, Status::Failed);
                 }
             }
             Frame::FileResume { id, index } if files => {

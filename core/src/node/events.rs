@@ -276,4 +276,7 @@ pub enum NodeError {
     /// The peer answered an RPC request with an error.
     #[error("refused by the peer: {0}")]
     Rpc(#[from] crate::rpc::RpcError),
+    /// A file of ours could not be read (gone, no longer allowed, changed while it was sent).
+    #[error("cannot read {0}")]
+    Unreadable(String),
 }

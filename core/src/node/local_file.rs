@@ -45,7 +45,7 @@ impl LocalFile {
 
     /// An error reading it, naming it.
     pub(crate) fn error(&self, e: io::Error) -> NodeError {
-        NodeError::InvalidInput(format!("{}: {e}", self.name()))
+        NodeError::Unreadable(format!("{}: {e}", self.name()))
     }
 
     /// Opens it and moves to `offset`; blocks.

@@ -72,14 +72,15 @@ pub struct BackupSummary {
 }
 
 /// The files under `paths` (folders walked in name order, links and special files ignored),
-/// each with its path below `into` on the peer; and how many a request path cannot name.
+/// each with its path below `into` on the peer; and how many are left out: those a request
+/// path cannot name, and those whose path an earlier one took (two folders of one name).
 pub fn backup_plan(
     paths: &[PathBuf],
     into: &str,
 ) -> Result<(Vec<(PathBuf, String)>, u64), NodeError> {
     let into = into.trim_end_matches('/');
     RpcPath::parse(into).map_err(|e| NodeError::InvalidInput(format!("{into}: {}", e.message)))?;
-    let (mut files, mut left_out) = (vec![], 0);
+    let (mut files, mut left_out, mut taken) = (vec![], 0, Taken::default());
     let mut stack: Vec<(PathBuf, String)> = paths
         .iter()
         .rev()
@@ -105,10 +106,44 @@ pub fn backup_plan(
             entries.sort();
             stack.extend(entries.into_iter().rev().map(|p| (p, remote.clone())));
         } else if meta.is_file() {
-            files.push((path, remote));
+            if taken.take(&remote) {
+                files.push((path, remote));
+            } else {
+                left_out += 1;
+            }
         }
     }
     Ok((files, left_out))
+}
+
+/// Paths on the peer taken by a backup's files and by the folders above them.
+#[derive(Default)]
+struct Taken {
+    files: HashSet<String>,
+    folders: HashSet<String>,
+}
+
+impl Taken {
+    /// Takes `remote` for a file, unless a file or a folder has it, or a file has a folder
+    /// above it (two folders of one name chosen, a provider listing two documents of one name,
+    /// a file `Camera` beside `Camera/x.jpg`): the later one would overwrite or fail.
+    fn take(&mut self, remote: &str) -> bool {
+        let above = || {
+            remote
+                .match_indices('/')
+                .skip(1)
+                .map(|(at, _)| &remote[..at])
+        };
+        if self.files.contains(remote)
+            || self.folders.contains(remote)
+            || above().any(|f| self.files.contains(f))
+        {
+            return false;
+        }
+        self.folders.extend(above().map(str::to_owned));
+        self.files.insert(remote.to_owned());
+        true
+    }
 }
 
 /// Each of `names` (paths below the backup, `Camera/IMG_1.jpg`, as a platform lists a picked
@@ -122,27 +157,12 @@ pub fn documents_plan(
 ) -> Result<(Vec<(usize, String)>, u64), NodeError> {
     let into = into.trim_end_matches('/');
     RpcPath::parse(into).map_err(|e| NodeError::InvalidInput(format!("{into}: {}", e.message)))?;
-    let mut plan = vec![];
-    // Paths taken by files and by the folders above them: a second file at either is left out.
-    let (mut files, mut folders) = (HashSet::new(), HashSet::new());
+    let (mut plan, mut taken) = (vec![], Taken::default());
     for (i, name) in names.iter().enumerate() {
         let remote = format!("{into}/{name}");
-        let above = || {
-            remote
-                .match_indices('/')
-                .skip(1)
-                .map(|(at, _)| &remote[..at])
-        };
-        if RpcPath::parse(&remote).is_err()
-            || files.contains(&remote)
-            || folders.contains(&remote)
-            || above().any(|f| files.contains(f))
-        {
-            continue;
+        if RpcPath::parse(&remote).is_ok() && taken.take(&remote) {
+            plan.push((i, remote));
         }
-        folders.extend(above().map(str::to_owned));
-        files.insert(remote.clone());
-        plan.push((i, remote));
     }
     let left_out = (names.len() - plan.len()) as u64;
     Ok((plan, left_out))
@@ -166,7 +186,7 @@ impl Node {
         let hashing = local.clone();
         let (hash, size) = tokio::task::spawn_blocking(move || hashing.hash(&stop))
             .await
-            .map_err(|e| NodeError::InvalidInput(e.to_string()))?
+            .map_err(|e| local.error(std::io::Error::other(e)))?
             .map_err(|e| local.error(e))?;
         let stat = self
             .rpc_call(
@@ -189,7 +209,7 @@ impl Node {
         let offset = if partial <= size { partial } else { 0 };
         progress(offset, size);
         let mut acked = |n| progress(n, size);
-        match self
+        let sent = match self
             .rpc_upload(fingerprint, local, remote, size, offset, hash, &mut acked)
             .await
         {
@@ -197,19 +217,31 @@ impl Node {
             Err(NodeError::Rpc(e)) if e.code == 400 && offset > 0 => {
                 tracing::info!(%remote, error = %e, "the resumed upload failed; sending it whole");
                 self.rpc_upload(fingerprint, local, remote, size, 0, hash, &mut acked)
-                    .await?;
-                Ok(BackupFile {
-                    size,
-                    sent: size,
-                    skipped: false,
-                })
+                    .await
+                    .map(|()| size)
             }
-            Err(e) => Err(e),
-            Ok(()) => Ok(BackupFile {
+            done => done.map(|()| size - offset),
+        };
+        match sent {
+            Ok(sent) => Ok(BackupFile {
                 size,
-                sent: size - offset,
+                sent,
                 skipped: false,
             }),
+            // The peer refused the bytes: if they are no longer the ones hashed, the file
+            // changed while it was sent; else the refusal stands.
+            Err(NodeError::Rpc(e)) if e.code == 400 => {
+                let again = local.clone();
+                let stop = AtomicBool::new(false);
+                match tokio::task::spawn_blocking(move || again.hash(&stop)).await {
+                    Ok(Ok((now, _))) if now == hash => Err(e.into()),
+                    _ => Err(NodeError::Unreadable(format!(
+                        "{}: changed while it was sent",
+                        local.name()
+                    ))),
+                }
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -246,8 +278,6 @@ impl Node {
         options: BackupOptions,
         progress: &mut (dyn FnMut(&BackupProgress) + Send),
     ) -> Result<BackupSummary, NodeError> {
-        // Checked once: below, an invalid input is a file that could not be read.
-        super::parse_fp(fingerprint)?;
         let mut sum = BackupSummary {
             left_out,
             ..BackupSummary::default()
@@ -302,15 +332,10 @@ impl Node {
     }
 }
 
-/// Whether a file's backup failed for that file alone: reading it here (an invalid input, the
-/// fingerprint being checked first), or the peer refusing its bytes as not the hash the request
-/// signed (it changed while it was sent) or its path. Anything else stops the backup.
+/// Whether a file's backup failed for that file alone: it could not be read here, or changed
+/// while it was sent. Anything else (the peer's refusals, the link) stops the backup.
 fn unreadable(e: &NodeError) -> bool {
-    match e {
-        NodeError::InvalidInput(_) => true,
-        NodeError::Rpc(r) => r.code == 400,
-        _ => false,
-    }
+    matches!(e, NodeError::Unreadable(_))
 }
 
 /// Sets its flag when dropped.

@@ -512,10 +512,47 @@ async fn documents_the_platform_opens_are_backed_up_as_they_are_listed() {
         .unwrap();
     assert_eq!((sum.files, sum.skipped, sum.unreadable), (0, 1, 1));
     assert_eq!(*lock(&opened), [0, 2]);
-    // A bad fingerprint is an error at once, not files that could not be read.
-    let (plan, left_out) = documents(None);
+    // A document whose bytes change between its reads: the peer refuses them as not the
+    // hash signed, and it is counted as unreadable.
+    let changing = src.path().join("changing");
+    let reads = Arc::new(Mutex::new(0u8));
+    let count = reads.clone();
+    let open: Opener = Arc::new(move || {
+        *lock(&count) += 1;
+        std::fs::write(&changing, vec![*lock(&count); 100_000])?;
+        std::fs::File::open(&changing)
+    });
+    let name = "Camera/live.jpg".to_owned();
+    let plan = vec![(
+        LocalFile::Opened { name, open },
+        "/incoming/live.jpg".into(),
+    )];
+    let sum = a
+        .rpc_backup_files(&fb, plan, 0, options, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!((sum.files, sum.unreadable), (0, 1));
+    assert!(!root.path().join("live.jpg").exists());
+    // The peer refusing every file (here: a file where the target folder would be) stops the
+    // backup with its reason; a bad fingerprint is an error at once.
+    std::fs::write(root.path().join("blocked"), b"x").unwrap();
+    let plan = |into| {
+        let (plan, left_out) = documents_plan(&names, into).unwrap();
+        let plan = plan.into_iter().map(|(i, remote)| {
+            let path = src.path().join(format!("doc{i}"));
+            (LocalFile::Path(path), remote)
+        });
+        (plan.collect(), left_out)
+    };
+    let (blocked, left_out) = plan("/incoming/blocked");
     let e = a
-        .rpc_backup_files("zz", plan, left_out, options, &mut |_| {})
+        .rpc_backup_files(&fb, blocked, left_out, options, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, NodeError::Rpc(r) if r.code == 400), "{e}");
+    let (files, left_out) = plan("/incoming");
+    let e = a
+        .rpc_backup_files("zz", files, left_out, options, &mut |_| {})
         .await
         .unwrap_err();
     assert!(matches!(e, NodeError::InvalidInput(_)), "{e}");

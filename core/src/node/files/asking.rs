@@ -2,14 +2,15 @@
 //! when the transfer ends; a link that closed first lost it. So the sender asks, on every new
 //! link, how each of its unfinished files to that contact stands (`FileResume` from the
 //! sender), and dials the receivers of files that may have ended unheard — for a bounded time,
-//! and not again soon after asking without an answer (an older build ignores the question).
+//! and not again soon after asking without an answer (an older build ignores the question, a
+//! receiver that removed us refuses it).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use super::limits::DEFAULT_EXPIRY;
-use super::{Inner, hex_id, lock, unix_ms};
-use crate::chat::file::{self, FileState};
+use super::{Inner, lock, unix_ms};
+use crate::chat::file;
 use crate::chat::wire::{Frame, Id};
 use crate::identity::Fingerprint;
 use crate::node::link::Link;
@@ -18,8 +19,9 @@ use crate::node::link::Link;
 /// makes us dial its receiver again only this much later.
 pub(crate) const ASK_AGAIN: Duration = Duration::from_secs(3600);
 /// A transfer without progress for this long makes us dial its receiver no more (it is still
-/// asked about on links made for other reasons).
-const DIAL_FOR: Duration = DEFAULT_EXPIRY;
+/// asked about on links made for other reasons): a day longer than a receiver waits before it
+/// drops a stalled transfer, so that end is heard too.
+const DIAL_FOR: Duration = DEFAULT_EXPIRY.saturating_add(Duration::from_secs(24 * 3600));
 
 /// When we last asked about each of our unfinished transfers without hearing of it since.
 pub(crate) type AskedMap = HashMap<Id, u64>;
@@ -36,17 +38,18 @@ impl Inner {
         else {
             return;
         };
-        let now = unix_ms();
-        {
-            let mut asked = lock(&self.asked);
-            let fresh = now.saturating_sub(ASK_AGAIN.as_millis() as u64);
-            asked.retain(|_, at| *at >= fresh);
-            asked.extend(list.iter().map(|t| (t.manifest.id, now)));
-        }
+        let mut sent = vec![];
         for t in list {
             let (id, index) = (t.manifest.id, t.next_index);
-            let _ = link.send(&Frame::FileResume { id, index }).await;
+            if link.send(&Frame::FileResume { id, index }).await.is_ok() {
+                sent.push(id);
+            }
         }
+        let now = unix_ms();
+        let mut asked = lock(&self.asked);
+        let fresh = now.saturating_sub(ASK_AGAIN.as_millis() as u64);
+        asked.retain(|_, at| *at >= fresh);
+        asked.extend(sent.into_iter().map(|id| (id, now)));
     }
 
     /// Receivers of our unfinished files worth a link at `now_ms`: files that made progress
@@ -68,23 +71,5 @@ impl Inner {
             }
         }
         fps
-    }
-
-    /// `conv` says we are not its contact: our unfinished files to it end refused (its outbox
-    /// is failed likewise), so nothing dials it for them.
-    pub(crate) async fn fail_outgoing(&self, conv: Fingerprint) {
-        let failed = self
-            .db(move |c| {
-                let list = file::outgoing_unfinished(c, Some(&conv), 0)?;
-                for t in &list {
-                    file::set_state(c, &t.manifest.id, FileState::Refused)?;
-                }
-                Ok::<_, crate::chat::store::ChatError>(list)
-            })
-            .await;
-        for t in failed.unwrap_or_default() {
-            tracing::info!(conv = %conv, id = %hex_id(&t.manifest.id), "a file ends refused: not a contact");
-            self.outgoing_ended(&conv, &t.manifest.id, false);
-        }
     }
 }

@@ -6,7 +6,6 @@ import android.os.ParcelFileDescriptor
 import android.provider.DocumentsContract
 import java.io.File
 import java.io.IOException
-import kotlin.coroutines.cancellation.CancellationException
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
 import org.peerns.app.model.BackupFolders
@@ -43,8 +42,6 @@ class AppBackupFolders(context: Context) : BackupFolders {
         } catch (e: SecurityException) {
             // The permission was taken back (the folder removed, or the app's access revoked).
             throw IllegalArgumentException("${nameOf(folder)} cannot be read any more: choose it again")
-        } catch (e: CancellationException) {
-            throw e
         } catch (e: Exception) {
             // A provider's failure (IOException, IllegalStateException, ...): said, not a crash.
             throw IllegalArgumentException("could not read ${nameOf(folder)}: ${e.message ?: e}")

@@ -187,7 +187,7 @@ class BackupViewModel(
 
 /** What a finished backup did, as the screen says it. */
 fun RpcBackupSummary.line(): String = buildString {
-    append("done: $files files sent ($bytes bytes), $skipped already there")
+    append("done: $files ${if (files == 1UL) "file" else "files"} sent ($bytes bytes), $skipped already there")
     if (leftOut > 0u) append(", $leftOut left out (a name a path cannot hold, or one taken twice)")
     if (unreadable > 0u) append(", $unreadable could not be read")
 }

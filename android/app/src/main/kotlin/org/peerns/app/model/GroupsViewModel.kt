@@ -44,9 +44,12 @@ class GroupsViewModel(private val node: PeernsNodeInterface) {
         return gid
     }
 
-    /** Invites the identity [fingerprint] (64 hex) to [group]; the link lands in [GroupsState.inviteLink]. */
+    /**
+     * Invites the identity [fingerprint] (64 hex, also in the groups of four the settings show)
+     * to [group]; the link lands in [GroupsState.inviteLink].
+     */
     suspend fun invite(group: String, fingerprint: String) = guard {
-        val link = node.groupInvite(group, fingerprint.trim().lowercase())
+        val link = node.groupInvite(group, fingerprint.filterNot { it.isWhitespace() }.lowercase())
         mutableState.update { it.copy(inviteLink = link, error = null) }
     }
 

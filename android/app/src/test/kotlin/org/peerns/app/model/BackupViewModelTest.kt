@@ -145,7 +145,7 @@ class BackupViewModelTest {
                 model.choose(photos.path)
                 val partly = RpcBackupSummary(files = 1UL, bytes = 5UL, skipped = 0UL, leftOut = 2UL, unreadable = 3UL)
                 assertEquals(
-                    "done: 1 files sent (5 bytes), 0 already there, 2 left out (a name a path cannot hold, or one taken twice), 3 could not be read",
+                    "done: 1 file sent (5 bytes), 0 already there, 2 left out (a name a path cannot hold, or one taken twice), 3 could not be read",
                     partly.line(),
                 )
                 desktop.rpcRevoke(phoneFp, emptyList())

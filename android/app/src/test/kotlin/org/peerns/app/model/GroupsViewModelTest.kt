@@ -28,7 +28,8 @@ class GroupsViewModelTest {
             eventually { ann.groups().single().takeIf { it.router } }
 
             assertFalse(annGroups.invite(gid, "not a fingerprint"))
-            assertTrue(annGroups.invite(gid, bobFp))
+            // Pasted as the settings show it: in groups of four, upper case.
+            assertTrue(annGroups.invite(gid, grouped(bobFp).uppercase()))
             val link = assertNotNull(annGroups.state.value.inviteLink)
             assertEquals(gid, bobGroups.join(link))
             assertEquals(listOf(gid), bobGroups.state.value.groups.map { it.id })
