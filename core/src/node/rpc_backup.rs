@@ -78,8 +78,7 @@ pub fn backup_plan(
     paths: &[PathBuf],
     into: &str,
 ) -> Result<(Vec<(PathBuf, String)>, u64), NodeError> {
-    let into = into.trim_end_matches('/');
-    RpcPath::parse(into).map_err(|e| NodeError::InvalidInput(format!("{into}: {}", e.message)))?;
+    let into = target(into)?;
     let (mut files, mut left_out, mut taken) = (vec![], 0, Taken::default());
     let mut stack: Vec<(PathBuf, String)> = paths
         .iter()
@@ -114,6 +113,13 @@ pub fn backup_plan(
         }
     }
     Ok((files, left_out))
+}
+
+/// The folder a backup goes into on the peer, without a trailing slash; checked.
+fn target(into: &str) -> Result<&str, NodeError> {
+    let into = into.trim_end_matches('/');
+    RpcPath::parse(into).map_err(|e| NodeError::InvalidInput(format!("{into}: {}", e.message)))?;
+    Ok(into)
 }
 
 /// Paths on the peer taken by a backup's files and by the folders above them.
@@ -155,8 +161,7 @@ pub fn documents_plan(
     names: &[String],
     into: &str,
 ) -> Result<(Vec<(usize, String)>, u64), NodeError> {
-    let into = into.trim_end_matches('/');
-    RpcPath::parse(into).map_err(|e| NodeError::InvalidInput(format!("{into}: {}", e.message)))?;
+    let into = target(into)?;
     let (mut plan, mut taken) = (vec![], Taken::default());
     for (i, name) in names.iter().enumerate() {
         let remote = format!("{into}/{name}");

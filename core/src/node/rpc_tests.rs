@@ -28,6 +28,22 @@ async fn grant(owner: &Node, to: &str, scope: &str) {
         .unwrap();
 }
 
+/// `b` serves `/incoming` (with a quota, if given) and lets `a`, at Full Access, write there
+/// (`fs:write:/incoming/**`): the folder it writes into.
+async fn incoming_served(a: &Node, b: &Node, quota: Option<u64>) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    b.rpc_serve(ServeConfig {
+        roots: vec![("incoming".into(), root.path().into())],
+        max_file: 0,
+        quotas: quota.map(|q| ("incoming".into(), q)).into_iter().collect(),
+    })
+    .unwrap();
+    let fa = a.identity().fingerprint;
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    grant(b, &fa, "fs:write:/incoming/**").await;
+    root
+}
+
 fn code(r: &crate::rpc::wire::Response) -> u16 {
     r.outcome.as_ref().map_or_else(|e| e.code, |_| 200)
 }
@@ -203,16 +219,8 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
     let srv = server().await;
     let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
     befriend(&a, &b).await;
-    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
-    let (root, src) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    b.rpc_serve(ServeConfig {
-        roots: vec![("incoming".into(), root.path().into())],
-        max_file: 0,
-        quotas: vec![("incoming".into(), 3 << 20)],
-    })
-    .unwrap();
-    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
-    grant(&b, &fa, "fs:write:/incoming/**").await;
+    let fb = b.identity().fingerprint;
+    let (root, src) = (incoming_served(&a, &b, Some(3 << 20)).await, tempfile::tempdir().unwrap());
     let data: Vec<u8> = (0..5u32 << 19)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
@@ -330,16 +338,8 @@ async fn an_unmetered_only_backup_waits_on_a_metered_path_and_resumes_mid_file()
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(a.wait_connected(WAIT).await);
     befriend(&a, &b).await;
-    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
-    let (root, src) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    b.rpc_serve(ServeConfig {
-        roots: vec![("incoming".into(), root.path().into())],
-        max_file: 0,
-        quotas: vec![],
-    })
-    .unwrap();
-    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
-    grant(&b, &fa, "fs:write:/incoming/**").await;
+    let fb = b.identity().fingerprint;
+    let (root, src) = (incoming_served(&a, &b, None).await, tempfile::tempdir().unwrap());
     let d = src.path().join("d");
     std::fs::create_dir(&d).unwrap();
     let big: Vec<u8> = (0..24u32 << 20).map(|i| (i >> 7) as u8).collect();
@@ -430,16 +430,8 @@ async fn documents_the_platform_opens_are_backed_up_as_they_are_listed() {
     let srv = server().await;
     let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
     befriend(&a, &b).await;
-    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
-    let (root, src) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    b.rpc_serve(ServeConfig {
-        roots: vec![("incoming".into(), root.path().into())],
-        max_file: 0,
-        quotas: vec![],
-    })
-    .unwrap();
-    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
-    grant(&b, &fa, "fs:write:/incoming/**").await;
+    let fb = b.identity().fingerprint;
+    let (root, src) = (incoming_served(&a, &b, None).await, tempfile::tempdir().unwrap());
     // A name no request path carries; one a provider lists twice; a file where a folder is.
     let names: Vec<String> = [
         "Camera/IMG_1.jpg",
