@@ -7,7 +7,9 @@
 //! measured again (`wakeups_background_per_s`): a phone at an event mostly has its screen off.
 //! Last, once the measured node closed its links idle in the background (all but its group's;
 //! its limit is set to end just after that window), once more
-//! (`wakeups_background_idle_per_s`): a phone in a pocket for hours.
+//! (`wakeups_background_idle_per_s`): a phone in a pocket for hours. Apart, through those
+//! background windows, a second process with a message for a contact who stays away
+//! (`wakeups_waiting_per_s`): its outbox waits and it redials with backoff.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -89,6 +91,11 @@ impl Measured {
         })
         .await;
     }
+
+    /// [`Measured::idle`] of this one and `other` at once.
+    async fn idle_with(&mut self, other: &mut Measured, d: Duration) {
+        tokio::join!(self.idle(d), other.idle(d));
+    }
 }
 
 /// Wake-ups per second and CPU percent between two samples.
@@ -117,12 +124,14 @@ async fn next_matching(
 }
 
 /// The measured node: `peerns node` on `profile`, in stadium mode; returns once it started.
-async fn spawn_node(url: &str, profile: &Path, link_idle: Duration) -> Result<Measured> {
+/// A measured `peerns node` on `profile`, in stadium mode at [`STADIUM`] if `stadium`.
+async fn spawn_node(url: &str, profile: &Path, link_idle: Duration, stadium: bool) -> Result<Measured> {
+    let stadium = if stadium { vec!["--stadium", STADIUM] } else { vec![] };
     let mut child = Command::new(std::env::current_exe()?)
         .arg("--profile")
         .arg(profile)
         .args(["node", "--signal", url, "--loopback", "--json"])
-        .args(["--stadium", STADIUM])
+        .args(stadium)
         .arg("--background-link-idle")
         .arg(link_idle.as_secs_f64().to_string())
         .stdout(Stdio::piped())
@@ -186,25 +195,42 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
         n.stop().await;
     }
 
+    // A phone with a message for a contact who stays away: its outbox waits and it redials
+    // with backoff. Measured apart through the background windows, once its backoff has grown.
+    let (waiting_dir, absent_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let mut waiting = {
+        let w = start(&url, waiting_dir.path(), "waiting").await?;
+        let absent = start(&url, absent_dir.path(), "absent").await?;
+        let (mut ew, mut ea) = (w.subscribe(), absent.subscribe());
+        absent.request_contact(&w.share_link()).await?;
+        next_matching(&mut ew, |e| matches!(e, NodeEvent::ContactRequest { .. })).await?;
+        let absent_fp = absent.identity().fingerprint;
+        w.accept_request(&absent_fp).await?;
+        next_matching(&mut ea, |e| matches!(e, NodeEvent::ContactAdded { .. })).await?;
+        absent.stop().await;
+        w.send_message(&absent_fp, "are you there?").await?;
+        w.stop().await;
+        spawn_node(&url, waiting_dir.path(), link_idle, false).await?
+    };
+
     // Offline: a signaling server nobody answers at (a free port); the node starts at once
     // and must sleep while it waits.
     let offline_dir = tempfile::tempdir()?;
     let nowhere = format!("ws://127.0.0.1:{}/", crate::servers::free_port()?);
-    let mut offline = spawn_node(&nowhere, offline_dir.path(), link_idle).await?;
-    offline.idle(Duration::from_secs(2)).await;
+    let mut offline = spawn_node(&nowhere, offline_dir.path(), link_idle, true).await?;
+    offline.idle_with(&mut waiting, Duration::from_secs(2)).await;
     let off_start = offline.sample().await?;
-    offline
-        .idle(Duration::from_secs_f64(seconds.min(10.0)))
+    offline.idle_with(&mut waiting, Duration::from_secs_f64(seconds.min(10.0)))
         .await;
     let off_end = offline.sample().await?;
     let _ = offline.child.kill().await;
     let (wakeups_offline, _) = rates(&off_start, &off_end);
 
-    let mut node = spawn_node(&url, hub_dir.path(), link_idle).await?;
+    let mut node = spawn_node(&url, hub_dir.path(), link_idle, true).await?;
     // Alone (signaling and stadium mode only), then with every contact linked.
-    node.idle(Duration::from_secs(2)).await;
+    node.idle_with(&mut waiting, Duration::from_secs(2)).await;
     let start_alone = node.sample().await?;
-    node.idle(Duration::from_secs_f64(seconds.min(10.0))).await;
+    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds.min(10.0))).await;
     let alone = node.sample().await?;
     let (wakeups_alone, _) = rates(&start_alone, &alone);
 
@@ -220,10 +246,10 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     // Settle: handshakes done, pumps quiet, and the blocking threads the start-up work spawned
     // gone (tokio keeps an idle one 10 s; each one's exit would count as a wake-up of this
     // window though it happens once, not every second).
-    node.idle(SETTLE).await;
+    node.idle_with(&mut waiting, SETTLE).await;
     let linked = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
     let first = node.sample().await?;
-    node.idle(Duration::from_secs_f64(seconds)).await;
+    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds)).await;
     let last = node.sample().await?;
     let still = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
     // The screens turn off: the measured node (SIGUSR2) and its contacts go to the
@@ -233,11 +259,12 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     for n in &nodes {
         n.set_app_active(false);
     }
-    node.idle(SETTLE).await;
+    node.idle_with(&mut waiting, SETTLE).await;
     let bg_first = node.sample().await?;
+    let waiting_first = waiting.sample().await?;
     // As long as the foreground window: the background work comes in 10 s bursts, so a short
     // window holds one or two of them and its rate is mostly chance.
-    node.idle(Duration::from_secs_f64(seconds)).await;
+    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds)).await;
     let bg_last = node.sample().await?;
     let (wakeups_bg, cpu_bg) = rates(&bg_first, &bg_last);
     // The links nothing uses close (those of the group stay); the same window once more.
@@ -250,11 +277,14 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     closing
         .await
         .map_err(|_| "the idle links did not close in the background")?;
-    node.idle(SETTLE).await;
+    node.idle_with(&mut waiting, SETTLE).await;
     let idle_first = node.sample().await?;
-    node.idle(Duration::from_secs_f64(seconds)).await;
+    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds)).await;
     let idle_last = node.sample().await?;
     let (wakeups_bg_idle, cpu_bg_idle) = rates(&idle_first, &idle_last);
+    let waiting_last = waiting.sample().await?;
+    let (wakeups_waiting, _) = rates(&waiting_first, &waiting_last);
+    let _ = waiting.child.kill().await;
     let linked_bg_idle = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
     let _ = node.child.kill().await;
     for n in &nodes {
@@ -286,6 +316,7 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
                 "linked_background_idle": linked_bg_idle,
                 "rss_background_idle_mb": idle_last.rss_kb as f64 / 1024.0,
                 "background_link_idle_s": link_idle.as_secs_f64(),
+                "wakeups_waiting_per_s": wakeups_waiting,
             })
         );
     } else {
@@ -294,6 +325,7 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
         );
         println!("  wake-ups/s   {wakeups:.1} ({wakeups_alone:.1} before the contacts linked)");
         println!("  offline      {wakeups_offline:.1} wake-ups/s (no signaling server answers)");
+        println!("  waiting      {wakeups_waiting:.1} wake-ups/s (a message for a contact who stays away)");
         println!(
             "  background   {wakeups_bg:.1} wake-ups/s, CPU {cpu_bg:.2} % (every app in the background)"
         );
