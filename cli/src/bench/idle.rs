@@ -125,8 +125,17 @@ async fn next_matching(
 
 /// The measured node: `peerns node` on `profile`, in stadium mode; returns once it started.
 /// A measured `peerns node` on `profile`, in stadium mode at [`STADIUM`] if `stadium`.
-async fn spawn_node(url: &str, profile: &Path, link_idle: Duration, stadium: bool) -> Result<Measured> {
-    let stadium = if stadium { vec!["--stadium", STADIUM] } else { vec![] };
+async fn spawn_node(
+    url: &str,
+    profile: &Path,
+    link_idle: Duration,
+    stadium: bool,
+) -> Result<Measured> {
+    let stadium = if stadium {
+        vec!["--stadium", STADIUM]
+    } else {
+        vec![]
+    };
     let mut child = Command::new(std::env::current_exe()?)
         .arg("--profile")
         .arg(profile)
@@ -218,9 +227,12 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     let offline_dir = tempfile::tempdir()?;
     let nowhere = format!("ws://127.0.0.1:{}/", crate::servers::free_port()?);
     let mut offline = spawn_node(&nowhere, offline_dir.path(), link_idle, true).await?;
-    offline.idle_with(&mut waiting, Duration::from_secs(2)).await;
+    offline
+        .idle_with(&mut waiting, Duration::from_secs(2))
+        .await;
     let off_start = offline.sample().await?;
-    offline.idle_with(&mut waiting, Duration::from_secs_f64(seconds.min(10.0)))
+    offline
+        .idle_with(&mut waiting, Duration::from_secs_f64(seconds.min(10.0)))
         .await;
     let off_end = offline.sample().await?;
     let _ = offline.child.kill().await;
@@ -230,7 +242,8 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     // Alone (signaling and stadium mode only), then with every contact linked.
     node.idle_with(&mut waiting, Duration::from_secs(2)).await;
     let start_alone = node.sample().await?;
-    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds.min(10.0))).await;
+    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds.min(10.0)))
+        .await;
     let alone = node.sample().await?;
     let (wakeups_alone, _) = rates(&start_alone, &alone);
 
@@ -249,7 +262,8 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     node.idle_with(&mut waiting, SETTLE).await;
     let linked = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
     let first = node.sample().await?;
-    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds)).await;
+    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds))
+        .await;
     let last = node.sample().await?;
     let still = nodes.iter().filter(|n| n.is_connected(&hub_fp)).count();
     // The screens turn off: the measured node (SIGUSR2) and its contacts go to the
@@ -264,7 +278,8 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     let waiting_first = waiting.sample().await?;
     // As long as the foreground window: the background work comes in 10 s bursts, so a short
     // window holds one or two of them and its rate is mostly chance.
-    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds)).await;
+    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds))
+        .await;
     let bg_last = node.sample().await?;
     let (wakeups_bg, cpu_bg) = rates(&bg_first, &bg_last);
     // The links nothing uses close (those of the group stay); the same window once more.
@@ -279,7 +294,8 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
         .map_err(|_| "the idle links did not close in the background")?;
     node.idle_with(&mut waiting, SETTLE).await;
     let idle_first = node.sample().await?;
-    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds)).await;
+    node.idle_with(&mut waiting, Duration::from_secs_f64(seconds))
+        .await;
     let idle_last = node.sample().await?;
     let (wakeups_bg_idle, cpu_bg_idle) = rates(&idle_first, &idle_last);
     let waiting_last = waiting.sample().await?;
@@ -325,7 +341,9 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
         );
         println!("  wake-ups/s   {wakeups:.1} ({wakeups_alone:.1} before the contacts linked)");
         println!("  offline      {wakeups_offline:.1} wake-ups/s (no signaling server answers)");
-        println!("  waiting      {wakeups_waiting:.1} wake-ups/s (a message for a contact who stays away)");
+        println!(
+            "  waiting      {wakeups_waiting:.1} wake-ups/s (a message for a contact who stays away)"
+        );
         println!(
             "  background   {wakeups_bg:.1} wake-ups/s, CPU {cpu_bg:.2} % (every app in the background)"
         );

@@ -220,7 +220,10 @@ async fn uploads_stream_binary_chunks_within_the_grant_the_hash_and_the_quota() 
     let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
     befriend(&a, &b).await;
     let fb = b.identity().fingerprint;
-    let (root, src) = (incoming_served(&a, &b, Some(3 << 20)).await, tempfile::tempdir().unwrap());
+    let (root, src) = (
+        incoming_served(&a, &b, Some(3 << 20)).await,
+        tempfile::tempdir().unwrap(),
+    );
     let data: Vec<u8> = (0..5u32 << 19)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
@@ -339,7 +342,10 @@ async fn an_unmetered_only_backup_waits_on_a_metered_path_and_resumes_mid_file()
     assert!(a.wait_connected(WAIT).await);
     befriend(&a, &b).await;
     let fb = b.identity().fingerprint;
-    let (root, src) = (incoming_served(&a, &b, None).await, tempfile::tempdir().unwrap());
+    let (root, src) = (
+        incoming_served(&a, &b, None).await,
+        tempfile::tempdir().unwrap(),
+    );
     let d = src.path().join("d");
     std::fs::create_dir(&d).unwrap();
     let big: Vec<u8> = (0..24u32 << 20).map(|i| (i >> 7) as u8).collect();
@@ -431,7 +437,10 @@ async fn documents_the_platform_opens_are_backed_up_as_they_are_listed() {
     let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
     befriend(&a, &b).await;
     let fb = b.identity().fingerprint;
-    let (root, src) = (incoming_served(&a, &b, None).await, tempfile::tempdir().unwrap());
+    let (root, src) = (
+        incoming_served(&a, &b, None).await,
+        tempfile::tempdir().unwrap(),
+    );
     // A name no request path carries; one a provider lists twice; a file where a folder is.
     let names: Vec<String> = [
         "Camera/IMG_1.jpg",
