@@ -28,7 +28,8 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// First and longest pause between redials of a contact with waiting messages.
 const REDIAL_MIN: Duration = Duration::from_secs(1);
 const REDIAL_MAX: Duration = Duration::from_secs(60);
-/// How often the redial loop looks for waiting messages when none were waiting.
+/// How often the redial loop looks for waiting messages at least (when none were waiting, or
+/// the next dial is later).
 const REDIAL_IDLE: Duration = Duration::from_secs(30);
 
 /// When to try a contact again.

@@ -259,9 +259,9 @@ fn unanswered_request(
     Ok(requests.find(|r| r.outgoing && r.fingerprint == *fp))
 }
 
-/// At start, dials the contacts seen most recently (they may hold messages for us); then
-/// every second dials contacts that have waiting messages and no link, and those we asked to
-/// be contacts in the last [`REQUEST_REDIAL_WINDOW`], with backoff.
+/// At start, dials the contacts seen most recently (they may hold messages for us); then dials
+/// contacts that have waiting messages and no link, and those we asked to be contacts in the
+/// last [`REQUEST_REDIAL_WINDOW`], with backoff, waking when the next dial is due.
 pub(crate) async fn redial_loop(inner: Weak<Inner>) {
     // The node starts offline: the start dials wait until it is registered, which wakes
     // `redial_wake` (a permit is kept if it comes before we wait). No polling: an offline
@@ -292,19 +292,20 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
             }
         }
     }
-    let mut idle = false;
+    let mut pause = REDIAL_MIN;
     loop {
-        // Every second while something waits; when nothing does, only when woken (a link went
-        // down, we came back online) or after a long pause: an idle phone sleeps.
-        let pause = if idle { REDIAL_IDLE } else { REDIAL_MIN };
+        // Until the next contact's dial is due (at least a second, at most REDIAL_IDLE, also
+        // when nothing waits), or woken (a link went down, we came back online, a dial was
+        // made): a phone whose contact stays away sleeps through its backoff.
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            // Woken: look again after the usual second (a link that just went down is not
-            // redialled at once, as with the one-second tick).
-            _ = wake.notified(), if idle => tokio::time::sleep(REDIAL_MIN).await,
+            // Woken: look again after a second (a link that just went down is not redialled
+            // at once).
+            _ = wake.notified() => tokio::time::sleep(REDIAL_MIN).await,
         }
         let Some(this) = inner.upgrade() else { return };
         let Ok(waiting) = this.waiting_for_links(unix_ms()).await else {
+            pause = REDIAL_MIN;
             continue;
         };
         // Backoff (and its count of failed dials, which sends a contact to a rendezvous) is
@@ -314,9 +315,20 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
             .into_iter()
             .filter(|fp| this.link(fp).is_none())
             .collect();
-        idle = unlinked.is_empty();
-        for fp in unlinked {
-            Inner::maybe_dial(&this, &fp, false);
+        for fp in &unlinked {
+            Inner::maybe_dial(&this, fp, false);
         }
+        let due = {
+            let (now, redial) = (Instant::now(), lock(&this.redial));
+            unlinked
+                .iter()
+                .map(|fp| {
+                    redial
+                        .get(fp)
+                        .map_or(REDIAL_MIN, |r| r.at.saturating_duration_since(now))
+                })
+                .min()
+        };
+        pause = due.unwrap_or(REDIAL_IDLE).clamp(REDIAL_MIN, REDIAL_IDLE);
     }
 }
