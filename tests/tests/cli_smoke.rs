@@ -280,6 +280,7 @@ fn idle_bench_measures_a_separate_node_process() {
         "cpu_pct",
         "rss_mb",
         "rss_per_conn_kb",
+        "wakeups_waiting_per_s",
     ] {
         let x = v[key]
             .as_f64()
@@ -288,4 +289,5 @@ fn idle_bench_measures_a_separate_node_process() {
     }
     // A live process has resident memory and its threads woke up at least for heartbeats.
     assert!(v["rss_mb"].as_f64().unwrap() > 1.0 && v["wakeups_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["wakeups_waiting_per_s"].as_f64().unwrap() > 0.0);
 }
