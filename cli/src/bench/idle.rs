@@ -286,7 +286,7 @@ pub async fn run(json_out: bool, contacts: usize, seconds: f64) -> Result<()> {
     let grouped = GROUP_MEMBERS.min(nodes.len());
     let closing = tokio::time::timeout(link_idle + Duration::from_secs(30), async {
         while nodes[grouped..].iter().any(|n| n.is_connected(&hub_fp)) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            waiting.idle(Duration::from_millis(200)).await;
         }
     });
     closing

@@ -82,11 +82,11 @@ pub(super) async fn watch(
                     // Back online: contacts with waiting messages are dialled at once, with a
                     // fresh backoff (dials cannot have worked while we were away).
                     lock(&this.redial).clear();
-                    this.redial_wake.notify_one();
                 }
                 *lock(&this.state) = state.clone();
                 if state == SignalingState::Connected {
-                    // After the state is set: the loop looks at it when woken.
+                    // After the state is set: the loops look at it when woken.
+                    this.redial_wake.notify_one();
                     this.links_wake.notify_one();
                 }
                 this.emit(NodeEvent::SignalingState(state));

@@ -7,8 +7,14 @@ use super::*;
 
 impl Inner {
     /// Dials contact `fp` unless a dial waits for its backoff (`now` ignores a pause that has
-    /// not started yet).
+    /// not started yet); the redial loop takes over the backoff.
     pub(crate) fn maybe_dial(this: &Arc<Inner>, fp: &Fingerprint, now: bool) {
+        Inner::dial_when_due(this, fp, now, true);
+    }
+
+    /// [`Inner::maybe_dial`]; `wake_loop`: wake the redial loop if a dial is made (not when
+    /// the loop dials: it looks when the next dial is due).
+    fn dial_when_due(this: &Arc<Inner>, fp: &Fingerprint, now: bool, wake_loop: bool) {
         // Offline, a dial cannot work and must not count toward backoff or a rendezvous: the
         // redial loop dials once the persistent ID is registered.
         if !this.registered() {
@@ -34,7 +40,9 @@ impl Inner {
             entry.pause = (entry.pause * 2).min(REDIAL_MAX);
         }
         // If this dial fails, the redial loop (perhaps idle) takes over the backoff.
-        this.redial_wake.notify_one();
+        if wake_loop {
+            this.redial_wake.notify_one();
+        }
         let (inner, fp) = (this.clone(), *fp);
         let task = tokio::spawn(async move {
             if let Err(e) = Inner::dial_waiting(&inner, &fp).await {
@@ -295,8 +303,9 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
     let mut pause = REDIAL_MIN;
     loop {
         // Until the next contact's dial is due (at least a second, at most REDIAL_IDLE, also
-        // when nothing waits), or woken (a link went down, we came back online, a dial was
-        // made): a phone whose contact stays away sleeps through its backoff.
+        // when nothing waits or we are offline), or woken (a link went down, we came back
+        // online, a dial was made elsewhere): a phone whose contact stays away sleeps through
+        // its backoff.
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             // Woken: look again after a second (a link that just went down is not redialled
@@ -304,6 +313,11 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
             _ = wake.notified() => tokio::time::sleep(REDIAL_MIN).await,
         }
         let Some(this) = inner.upgrade() else { return };
+        // Offline, nothing can be dialled: registering wakes the loop.
+        if !this.registered() {
+            pause = REDIAL_IDLE;
+            continue;
+        }
         let Ok(waiting) = this.waiting_for_links(unix_ms()).await else {
             pause = REDIAL_MIN;
             continue;
@@ -316,7 +330,7 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
             .filter(|fp| this.link(fp).is_none())
             .collect();
         for fp in &unlinked {
-            Inner::maybe_dial(&this, fp, false);
+            Inner::dial_when_due(&this, fp, false, false);
         }
         let due = {
             let (now, redial) = (Instant::now(), lock(&this.redial));
