@@ -124,14 +124,7 @@ impl PeernsNode {
         let node = self.running()?;
         let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
         // Walked by the backup's task, off the caller's thread.
-        let plan = move || {
-            let (plan, left_out) = node::backup_plan(&paths, &into)?;
-            let plan = plan
-                .into_iter()
-                .map(|(path, remote)| (LocalFile::Path(path), remote))
-                .collect();
-            Ok((plan, left_out))
-        };
+        let plan = node::paths_plan(paths, into);
         self.backup(node, fingerprint, plan, listener, unmetered_only)
             .await
     }
@@ -154,7 +147,7 @@ impl PeernsNode {
         unmetered_only: bool,
     ) -> Result<RpcBackupSummary, PeernsError> {
         let node = self.running()?;
-        let plan = move || {
+        let plan = async move {
             let (plan, left_out) = node::documents_plan(&documents, &into)?;
             let plan = plan
                 .into_iter()
@@ -187,16 +180,13 @@ impl PeernsNode {
         &self,
         node: Arc<node::Node>,
         fingerprint: String,
-        plan: impl FnOnce() -> Result<Plan, node::NodeError> + Send + 'static,
+        plan: impl Future<Output = Result<Plan, node::NodeError>> + Send + 'static,
         listener: Arc<dyn BackupListener>,
         unmetered_only: bool,
     ) -> Result<RpcBackupSummary, PeernsError> {
         let options = node::BackupOptions { unmetered_only };
         let sum = on_runtime_cancellable(&self.backups, async move {
-            // A folder's walk reads the file system: on the blocking pool.
-            let (plan, left_out) = tokio::task::spawn_blocking(plan)
-                .await
-                .map_err(|e| node::NodeError::InvalidInput(e.to_string()))??;
+            let (plan, left_out) = plan.await?;
             let (tx, mut rx) = mpsc::unbounded_channel::<node::BackupProgress>();
             // Foreign code may block: it runs off the backup's task, one call at a time.
             let forward = tokio::spawn(async move {

@@ -98,6 +98,7 @@ pub use rpc::{DEFAULT_MAX_RPC_FILE, ServeConfig};
 pub use rpc_alert::MonitorAlertSeen;
 pub use rpc_backup::{
     BackupFile, BackupOptions, BackupProgress, BackupSummary, backup_plan, documents_plan,
+    paths_plan,
 };
 
 /// Settings key of the user's display name.

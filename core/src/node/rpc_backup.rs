@@ -115,6 +115,21 @@ pub fn backup_plan(
     Ok((files, left_out))
 }
 
+/// [`backup_plan`]'s files as a backup reads them, walked on the blocking pool (the walk reads
+/// the file system).
+pub async fn paths_plan(
+    paths: Vec<PathBuf>,
+    into: String,
+) -> Result<(Vec<(LocalFile, String)>, u64), NodeError> {
+    let (plan, left_out) = tokio::task::spawn_blocking(move || backup_plan(&paths, &into))
+        .await
+        .map_err(|e| NodeError::InvalidInput(e.to_string()))??;
+    let plan = plan
+        .into_iter()
+        .map(|(path, remote)| (LocalFile::Path(path), remote));
+    Ok((plan.collect(), left_out))
+}
+
 /// The folder a backup goes into on the peer, without a trailing slash; checked.
 fn target(into: &str) -> Result<&str, NodeError> {
     let into = into.trim_end_matches('/');
@@ -263,11 +278,7 @@ impl Node {
         options: BackupOptions,
         progress: &mut (dyn FnMut(&BackupProgress) + Send),
     ) -> Result<BackupSummary, NodeError> {
-        let (plan, left_out) = backup_plan(paths, into)?;
-        let plan = plan
-            .into_iter()
-            .map(|(path, remote)| (LocalFile::Path(path), remote))
-            .collect();
+        let (plan, left_out) = paths_plan(paths.to_vec(), into.to_owned()).await?;
         self.rpc_backup_files(fingerprint, plan, left_out, options, progress)
             .await
     }
