@@ -378,8 +378,8 @@ pub fn outbox(
     limit: usize,
 ) -> Result<Vec<Op>, ChatError> {
     let mut st = conn.prepare_cached(
-        "SELECT seq, id, kind, target, sent_ms, body FROM messages
-         WHERE conv = ?1 AND outgoing = 1 AND seq >= ?2 AND failed = 0 ORDER BY seq LIMIT ?3",
+        "SELECT seq, id, kind, target, sent_ms, body, deleted OR failed FROM messages
+         WHERE conv = ?1 AND outgoing = 1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
     )?;
     // A seq beyond what SQLite holds (a peer's resync can name any) is past every op.
     let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
@@ -391,20 +391,31 @@ pub fn outbox(
             r.get::<_, Option<Vec<u8>>>(3)?,
             r.get::<_, i64>(4)?,
             r.get::<_, Vec<u8>>(5)?,
+            r.get::<_, bool>(6)?,
         ))
     })?;
     rows.map(|r| {
-        let (seq, id, kind, target, sent_ms, body) = r?;
+        let (seq, id, kind, target, sent_ms, body, void) = r?;
         let bad = || ChatError::Invalid("stored op".into());
+        let id: Id = id.try_into().map_err(|_| bad())?;
+        // An op deleted or failed before it was delivered still takes its seq (the receiver
+        // takes ops in order only), as a delete of itself: the receiver stores it and shows
+        // nothing (a file's manifest is gone with its deletion, and would not verify).
+        let (kind, target, body) = if void {
+            (OpKind::Delete, Some(id), Vec::new())
+        } else {
+            let target = target
+                .map(|t| t.try_into().map_err(|_| bad()))
+                .transpose()?;
+            (OpKind::from_u8(kind).ok_or_else(bad)?, target, body)
+        };
         Ok(Op {
             from: me.0,
             to: conv.0,
             seq: seq as u64,
-            id: id.try_into().map_err(|_| bad())?,
-            kind: OpKind::from_u8(kind).ok_or_else(bad)?,
-            target: target
-                .map(|t| t.try_into().map_err(|_| bad()))
-                .transpose()?,
+            id,
+            kind,
+            target,
             sent_ms: sent_ms as u64,
             body,
         })
@@ -463,6 +474,22 @@ pub fn seen_between(
     .collect()
 }
 
+/// Contacts made at or after `since_ms` (trust above Blocked) that no link has reached since:
+/// one we accepted while its requester was away has not heard the accept.
+pub fn never_linked(conn: &Connection, since_ms: u64) -> Result<Vec<Fingerprint>, ChatError> {
+    let mut st = conn.prepare_cached(
+        "SELECT c.fingerprint FROM contacts c LEFT JOIN conversations v ON v.conv = c.fingerprint
+         WHERE c.trust > 0 AND c.created_ms >= ?1
+           AND (v.last_seen_ms IS NULL OR v.last_seen_ms < c.created_ms)",
+    )?;
+    let rows = st.query_map([since_ms as i64], |r| r.get::<_, String>(0))?;
+    rows.map(|r| {
+        r?.parse()
+            .map_err(|_| ChatError::Invalid("stored contact".into()))
+    })
+    .collect()
+}
+
 /// Records that ops up to `seq` went out on a live session.
 pub fn mark_sent(conn: &Connection, conv: &Fingerprint, seq: u64) -> Result<(), ChatError> {
     exec(
@@ -471,6 +498,11 @@ pub fn mark_sent(conn: &Connection, conv: &Fingerprint, seq: u64) -> Result<(), 
         params![conv.to_hex(), seq as i64],
     )?;
     Ok(())
+}
+
+/// The seq of the last op stored from `conv` (0 before the first).
+pub fn last_received(conn: &Connection, conv: &Fingerprint) -> Result<u64, ChatError> {
+    Ok(counters(conn, conv)?.last_in)
 }
 
 /// The peer stored our ops up to `seq`; returns the newly acknowledged range, if any.
@@ -513,12 +545,14 @@ pub fn peer_read(
     Ok(Some(seq))
 }
 
-/// The peer refused our outbox (we are not its contact): the waiting ops fail.
+/// The peer refused our outbox (we are not its contact): the waiting ops fail. Returns how many
+/// failed now.
 pub fn fail_outbox(conn: &Connection, conv: &Fingerprint) -> Result<usize, ChatError> {
     let c = counters(conn, conv)?;
     Ok(exec(
         conn,
-        "UPDATE messages SET failed = 1 WHERE conv = ?1 AND outgoing = 1 AND seq > ?2",
+        "UPDATE messages SET failed = 1
+         WHERE conv = ?1 AND outgoing = 1 AND seq > ?2 AND failed = 0",
         params![conv.to_hex(), c.acked_out as i64],
     )?)
 }

@@ -165,23 +165,17 @@ impl Inner {
         link: &Arc<Link>,
         frames: Vec<Result<Frame, String>>,
     ) {
-        let fp = link.fp;
-        let trust = match self.db_read_now(move |c| contacts::trust_of(c, &fp)).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read a contact's trust");
-                return;
-            }
-        };
-        if trust == Some(Trust::Blocked) {
-            link.close().await;
+        let Some((mut trust, mut awaiting)) = self.standing(link).await else {
             return;
-        }
+        };
         let mut ops = Vec::new();
         for frame in frames {
             match frame {
                 Ok(Frame::Op(op)) => match self.check_op(link, trust, &op) {
                     Ok(()) => ops.push(op),
+                    Err((ErrorCode::NotContact, _)) if awaiting => {
+                        link.early_ops.store(true, Ordering::SeqCst);
+                    }
                     Err((code, why)) => {
                         self.store_ops(link, trust, std::mem::take(&mut ops)).await;
                         link.refuse(code, why).await;
@@ -190,13 +184,45 @@ impl Inner {
                 other => {
                     self.store_ops(link, trust, std::mem::take(&mut ops)).await;
                     match other {
-                        Ok(f) => Inner::on_frame(self, link, trust, f).await,
+                        Ok(f) => {
+                            // The frames after an accept or a request are judged by the
+                            // trust it may have given.
+                            let changes = matches!(f, Frame::Accept { .. } | Frame::Request { .. });
+                            Inner::on_frame(self, link, trust, awaiting, f).await;
+                            if changes {
+                                let Some(now) = self.standing(link).await else {
+                                    return;
+                                };
+                                (trust, awaiting) = now;
+                            }
+                        }
                         Err(e) => link.refuse(ErrorCode::Malformed, &e).await,
                     }
                 }
             }
         }
         self.store_ops(link, trust, ops).await;
+    }
+
+    /// The trust of `link`'s peer, and whether we await its accept: a contact that accepted our
+    /// request while we were away sends its outbox on the new link before its accept (the
+    /// answer to the request we repeat there) reaches us. Its frames until then are let go, not
+    /// refused (a refusal fails its messages), and its ops asked for again once the accept is
+    /// stored. `None`: the trust could not be read, or the peer is blocked (its link closed).
+    async fn standing(&self, link: &Link) -> Option<(Option<Trust>, bool)> {
+        let fp = link.fp;
+        let trust = match self.db_read_now(move |c| contacts::trust_of(c, &fp)).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a contact's trust");
+                return None;
+            }
+        };
+        if trust == Some(Trust::Blocked) {
+            link.close().await;
+            return None;
+        }
+        Some((trust, trust.is_none() && self.outgoing_request(&fp).await))
     }
 
     /// Whether `op` may be stored: it names this session's sender and us, and the sender's
@@ -257,7 +283,10 @@ impl Inner {
             })
             .await;
         for m in got.new {
-            self.notify_message(&name, &m);
+            // Older builds send a message deleted before it was delivered as an empty text.
+            if !m.deleted && m.text() != Some("") {
+                self.notify_message(&name, &m);
+            }
             if m.kind == OpKind::File {
                 self.file_offered(link, &m).await;
             }
@@ -269,6 +298,9 @@ impl Inner {
             self.emit(NodeEvent::MessageReceived { message: m });
         }
         for m in got.changed {
+            if m.deleted && m.kind == OpKind::File {
+                self.file_deleted(m.conv, m.id).await;
+            }
             self.emit(NodeEvent::MessageChanged { message: m });
         }
     }
@@ -297,7 +329,14 @@ impl Inner {
         });
     }
 
-    async fn on_frame(this: &Arc<Inner>, link: &Arc<Link>, trust: Option<Trust>, frame: Frame) {
+    /// Handles one frame; `awaiting`: the peer is no contact, and we asked it to be one.
+    async fn on_frame(
+        this: &Arc<Inner>,
+        link: &Arc<Link>,
+        trust: Option<Trust>,
+        awaiting: bool,
+        frame: Frame,
+    ) {
         let fp = link.fp;
         let contact = trust.is_some_and(|t| t.allows(Capability::Connect));
         let files = trust.is_some_and(|t| t.allows(Capability::File));
@@ -306,7 +345,7 @@ impl Inner {
             Frame::Hello { name } => link.set_name(name),
             Frame::Request { name } => Inner::on_request(this, link, trust, name).await,
             Frame::Accept { name } => {
-                if trust.is_none() && this.outgoing_request(&fp).await {
+                if awaiting {
                     let (key, peer) = (link.key, link.peer.clone());
                     let name = if name.trim().is_empty() {
                         fp.short()
@@ -326,6 +365,9 @@ impl Inner {
                                 name: c.name,
                             });
                             Inner::session_started(this, link, Some(Trust::Trusted), true).await;
+                            if link.early_ops.swap(false, Ordering::SeqCst) {
+                                Inner::ask_resend(this, link).await;
+                            }
                         }
                         Err(e) => tracing::info!(error = %e, "could not save an accepting contact"),
                     }
@@ -404,11 +446,24 @@ impl Inner {
             // Any identity that is not blocked: the group engine admits members only.
             Frame::Group(b) => Inner::on_group_frame(this, link, b).await,
             Frame::GroupCall(b) => this.on_group_call_frame(link, b).await,
+            // A contact whose accept is on its way (see `on_frames`).
+            _ if awaiting => {}
             _ if !contact => {
                 link.refuse(ErrorCode::NotContact, "you are not a contact")
                     .await;
             }
             _ => link.refuse(ErrorCode::NotAllowed, "not allowed").await,
+        }
+    }
+
+    /// Asks `link`'s peer to send its ops again from the one after the last we stored.
+    async fn ask_resend(this: &Arc<Inner>, link: &Arc<Link>) {
+        let fp = link.fp;
+        match this.db(move |c| chat::last_received(c, &fp)).await {
+            Ok(seq) => {
+                let _ = link.send(&Frame::Ack { seq, resync: true }).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the last received op"),
         }
     }
 
@@ -629,10 +684,15 @@ impl Node {
             .await
     }
 
-    /// Deletes our message `id` on both sides.
+    /// Deletes our message `id` on both sides (a file's unfinished transfer ends).
     pub async fn delete_message(&self, conv: &str, id: &str) -> Result<Message, NodeError> {
-        self.enqueue(conv, OpKind::Delete, Some(parse_id(id)?), vec![])
-            .await
+        let m = self
+            .enqueue(conv, OpKind::Delete, Some(parse_id(id)?), vec![])
+            .await?;
+        if m.kind == OpKind::File {
+            self.inner.file_deleted(m.conv, m.id).await;
+        }
+        Ok(m)
     }
 
     /// The `limit` newest messages with contact `conv`, oldest first.

@@ -217,10 +217,16 @@ impl Node {
             .await
     }
 
-    /// Removes a contact (its conversation stays).
+    /// Removes a contact (its conversation stays). A blocked one is refused: its record is the
+    /// block, and without it the key would reach us again as a stranger.
     pub async fn remove_contact(&self, fingerprint: &str) -> Result<(), NodeError> {
         let fp = parse_fp(fingerprint)?;
         let before = self.inner.db(move |c| contacts::trust_of(c, &fp)).await?;
+        if before == Some(Trust::Blocked) {
+            return Err(NodeError::NotAllowed(format!(
+                "{fp} is blocked: unblock it first to remove it"
+            )));
+        }
         self.inner.db(move |c| contacts::remove(c, &fp)).await?;
         self.inner.presence_trust_changed(fp, before, None).await;
         Ok(())

@@ -516,6 +516,27 @@ impl Inner {
         self.outgoing_ended(&t.conv, &id, ok);
     }
 
+    /// The file message `id` with `conv` was deleted (by us, or by its sender): its transfer
+    /// ends unless it is whole (a received file stays where it was saved).
+    pub(crate) async fn file_deleted(&self, conv: Fingerprint, id: Id) {
+        let _one_at_a_time = self.resuming.lock().await;
+        let ended = self
+            .db(move |c| match file::get(c, &id)? {
+                Some(t) if t.conv == conv && t.state == FileState::Transferring => {
+                    file::set_state(c, &id, FileState::Refused)?;
+                    Ok::<_, NodeError>(Some(t))
+                }
+                _ => Ok(None),
+            })
+            .await;
+        match ended {
+            Ok(Some(t)) if t.outgoing => self.outgoing_ended(&conv, &id, false),
+            Ok(Some(t)) => self.incoming_dropped(&t).await,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not end a deleted file's transfer"),
+        }
+    }
+
     /// Our transfer `id` to `conv` ended (`ok`: received whole): its sending task stops and
     /// its copy in the profile goes.
     fn outgoing_ended(&self, conv: &Fingerprint, id: &Id, ok: bool) {

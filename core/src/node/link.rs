@@ -55,6 +55,9 @@ pub(crate) struct Link {
     pub wake: Notify,
     /// The pump of this link is running.
     pub pumping: AtomicBool,
+    /// Ops came before the peer's accept of our request and were let go: they are asked for
+    /// again once the accept is stored (`Inner::on_frames`).
+    pub early_ops: AtomicBool,
     strikes: AtomicU32,
     closed: AtomicBool,
     /// When a frame last went out or came in, Unix ms (links idle in the background close:
@@ -304,6 +307,7 @@ pub(crate) async fn establish(
         out: out_tx,
         sender: sender.clone(),
         resend_from: AtomicU64::new(0),
+        early_ops: AtomicBool::new(false),
         wake: Notify::new(),
         pumping: AtomicBool::new(false),
         strikes: AtomicU32::new(0),

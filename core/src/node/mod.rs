@@ -38,6 +38,8 @@ mod calls_tests;
 mod chat;
 #[cfg(test)]
 mod chat_tests;
+#[cfg(test)]
+mod contact_flow_tests;
 mod contacts;
 mod discovery;
 mod events;

@@ -120,6 +120,13 @@ const RETURN_DIALS: usize = 10;
 /// was made, until answered: long enough for a lossy network or a phone that went away for a
 /// moment, short enough that an unanswered request does not keep a phone dialling.
 const REQUEST_REDIAL_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// A contact we accepted while its requester was away is dialled (with the usual backoff)
+/// this long, until a link reaches it: the accept goes as the answer to the request it repeats
+/// there. Later, its own start's dial (below) brings the answer.
+const ACCEPT_DIAL_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Our contact requests made within this long are dialled once when the node starts: the
+/// other side may have accepted while we were away.
+const REQUEST_KEPT_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A contact request that went out on a link still open this long after has arrived: it is
 /// not redialled (the other side may have rejected it, which the requester is not told).
@@ -222,8 +229,10 @@ impl Inner {
     }
 
     /// Whom something waits for a link to: contacts with an outbox or an unfinished incoming
-    /// file, receivers of our files that may have ended unheard (`receivers_to_ask`), those we asked to be contacts in the last [`REQUEST_REDIAL_WINDOW`] whose request
-    /// has not arrived, and (in the foreground) contacts whose links closed idle in the
+    /// file, receivers of our files that may have ended unheard (`receivers_to_ask`), those we
+    /// asked to be contacts in the last [`REQUEST_REDIAL_WINDOW`] whose request has not
+    /// arrived, contacts made in the last [`ACCEPT_DIAL_WINDOW`] that no link has reached (our
+    /// accept waits for them), and (in the foreground) contacts whose links closed idle in the
     /// background.
     pub(crate) async fn waiting_for_links(
         &self,
@@ -234,7 +243,9 @@ impl Inner {
         reopening.extend(self.receivers_to_ask(now_ms).await);
         self.db(move |c| {
             let asked_since = now_ms.saturating_sub(REQUEST_REDIAL_WINDOW.as_millis() as u64);
+            let accepted_since = now_ms.saturating_sub(ACCEPT_DIAL_WINDOW.as_millis() as u64);
             let mut fps = chat::with_outbox(c)?;
+            reopening.extend(chat::never_linked(c, accepted_since)?);
             let files = crate::chat::file::incoming_unfinished(c, None)?;
             let asked = contacts::requests(c)?.into_iter().filter(|r| {
                 r.outgoing && r.created_ms >= asked_since && !arrived.contains(&r.fingerprint)
@@ -267,9 +278,10 @@ fn unanswered_request(
     Ok(requests.find(|r| r.outgoing && r.fingerprint == *fp))
 }
 
-/// At start, dials the contacts seen most recently (they may hold messages for us); then dials
-/// contacts that have waiting messages and no link, and those we asked to be contacts in the
-/// last [`REQUEST_REDIAL_WINDOW`], with backoff, waking when the next dial is due.
+/// At start, dials the contacts seen most recently (they may hold messages for us) and those
+/// we asked to be contacts in the last [`REQUEST_KEPT_WINDOW`] (they may have accepted while we
+/// were away); then dials whom something waits for (`waiting_for_links`) and has no link, with
+/// backoff, waking when the next dial is due.
 pub(crate) async fn redial_loop(inner: Weak<Inner>) {
     // The node starts offline: the start dials wait until it is registered, which wakes
     // `redial_wake` (a permit is kept if it comes before we wait). No polling: an offline
@@ -290,14 +302,22 @@ pub(crate) async fn redial_loop(inner: Weak<Inner>) {
         }
     }
     if let Some(this) = inner.upgrade() {
-        let since = unix_ms().saturating_sub(RETURN_WINDOW.as_millis() as u64);
-        if let Ok(recent) = this
-            .db(move |c| chat::recently_seen(c, since, RETURN_DIALS))
-            .await
-        {
-            for fp in recent {
-                Inner::maybe_dial(&this, &fp, true);
-            }
+        let now = unix_ms();
+        let since = now.saturating_sub(RETURN_WINDOW.as_millis() as u64);
+        let asked_since = now.saturating_sub(REQUEST_KEPT_WINDOW.as_millis() as u64);
+        let start = this
+            .db(move |c| {
+                let mut fps = chat::recently_seen(c, since, RETURN_DIALS)?;
+                let asked = contacts::requests(c)?.into_iter().filter(|r| {
+                    r.outgoing && r.created_ms >= asked_since && !fps.contains(&r.fingerprint)
+                });
+                let asked: Vec<_> = asked.map(|r| r.fingerprint).collect();
+                fps.extend(asked);
+                Ok::<_, NodeError>(fps)
+            })
+            .await;
+        for fp in start.unwrap_or_default() {
+            Inner::maybe_dial(&this, &fp, true);
         }
     }
     let mut pause = REDIAL_MIN;

@@ -6,7 +6,7 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use super::{Inner, Node, NodeError, NodeEvent, hex_id, lock, part_path, unix_ms};
-use crate::chat::file::{self, FileState, Manifest};
+use crate::chat::file::{self, FileState, Manifest, Transfer};
 use crate::chat::wire::Frame;
 use crate::identity::Fingerprint;
 
@@ -102,22 +102,28 @@ impl Inner {
             }
         };
         for t in &stale {
-            let id = t.manifest.id;
-            // Its write task ends once its queue is dropped.
-            lock(&self.receiving).remove(&id);
-            let _ = fs::remove_file(part_path(&self.files_dir, &id));
             tracing::info!(conv = %t.conv, "dropped a stale incoming file");
-            if let Some(link) = self.link(&t.conv) {
-                let _ = link.send(&Frame::FileDone { id, ok: false }).await;
-            }
-            self.emit(NodeEvent::FileDone {
-                conversation: t.conv.to_hex(),
-                id: hex_id(&id),
-                ok: false,
-                outgoing: false,
-            });
+            self.incoming_dropped(t).await;
         }
         stale.len()
+    }
+
+    /// Incoming transfer `t`, refused in the store, ends: its write task and partial file go,
+    /// the sender is told if it is connected.
+    pub(super) async fn incoming_dropped(&self, t: &Transfer) {
+        let id = t.manifest.id;
+        // Its write task ends once its queue is dropped.
+        lock(&self.receiving).remove(&id);
+        let _ = fs::remove_file(part_path(&self.files_dir, &id));
+        if let Some(link) = self.link(&t.conv) {
+            let _ = link.send(&Frame::FileDone { id, ok: false }).await;
+        }
+        self.emit(NodeEvent::FileDone {
+            conversation: t.conv.to_hex(),
+            id: hex_id(&id),
+            ok: false,
+            outgoing: false,
+        });
     }
 }
 

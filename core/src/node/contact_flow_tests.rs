@@ -1,0 +1,256 @@
+//! Contacts and their chats across absences: accepts given while the requester was away,
+//! messages deleted or failed before they were delivered, blocks that stay.
+
+use super::chat_tests::{texts, wait_for};
+use super::tests::{alice_and_bob, befriend, config, server, started, until};
+use super::*;
+use crate::chat::file::FileState;
+
+/// Runs `sql` on the profile database of a stopped node.
+fn on_disk(profile: &std::path::Path, sql: &str) {
+    let db = rusqlite::Connection::open(profile.join("peerns.db")).unwrap();
+    assert!(db.execute(sql, []).unwrap() > 0, "{sql}");
+}
+
+/// The statuses of `b`'s messages with `fa` that are not deleted, oldest first.
+async fn statuses(b: &Node, fa: &str) -> Vec<MessageStatus> {
+    let shown = b.messages(fa, 100).await.unwrap();
+    shown
+        .iter()
+        .filter(|m| !m.deleted)
+        .map(|m| m.status)
+        .collect()
+}
+
+/// A contact that accepted our request while we were away sends what it wrote since on the new
+/// link before its accept (the answer to the request we repeat there) reaches us: the messages
+/// arrive all the same and never show as failed on its side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_written_after_accepting_an_absent_requester_arrive() {
+    let server = server().await;
+    let url = server.url();
+    let (da, _db, a, b) = alice_and_bob(&url).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let mut eb = b.subscribe();
+    a.request_contact(&b.share_link()).await.unwrap();
+    wait_for(&mut eb, |e| match e {
+        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
+        _ => None,
+    })
+    .await;
+    a.stop().await;
+    b.accept_request(&fa).await.unwrap();
+    b.send_message(&fa, "welcome").await.unwrap();
+    b.send_message(&fa, "second").await.unwrap();
+
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    until(30, "the accept", async || {
+        let contacts = a.contacts().await.unwrap();
+        contacts.iter().any(|c| c.fingerprint.to_hex() == fb)
+    })
+    .await;
+    until(20, "the messages", async || {
+        texts(&a, &fb).await == ["welcome", "second"]
+    })
+    .await;
+    until(10, "their acks", async || {
+        statuses(&b, &fa).await == [MessageStatus::Delivered; 2]
+    })
+    .await;
+    while let Ok(e) = eb.try_recv() {
+        assert!(
+            !matches!(&e, NodeEvent::MessageStatus(s) if s.status == MessageStatus::Failed),
+            "{e:?}"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+/// An accept given while the requester was away (and we were offline: no dial then) reaches it
+/// when both are back, though its request is too old for the requester to dial for it: the
+/// accepting side dials the new contact until a link reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_given_while_the_requester_was_away_reaches_it() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db, a, b) = alice_and_bob(&url).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let mut eb = b.subscribe();
+    a.request_contact(&b.share_link()).await.unwrap();
+    wait_for(&mut eb, |e| match e {
+        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
+        _ => None,
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    let offline = Node::start(config(db.path(), "ws://127.0.0.1:9/peerjs", None))
+        .await
+        .unwrap();
+    offline.accept_request(&fa).await.unwrap();
+    offline.stop().await;
+    // Older than both the requester's redial window and its start's dial.
+    on_disk(
+        da.path(),
+        "UPDATE contact_requests SET created_ms = created_ms - 40 * 86400000",
+    );
+    let b = started(config(db.path(), &url, None)).await.unwrap();
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    until(40, "the accept", async || {
+        let contacts = a.contacts().await.unwrap();
+        contacts.iter().any(|c| c.fingerprint.to_hex() == fb)
+    })
+    .await;
+    assert!(a.requests().await.unwrap().is_empty());
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+/// A requester whose contact accepted while it was away, and no longer dials it (a day on),
+/// asks again when it starts: the accept comes as the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_asks_again_at_start_for_an_accept_it_missed() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db, a, b) = alice_and_bob(&url).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let mut eb = b.subscribe();
+    a.request_contact(&b.share_link()).await.unwrap();
+    wait_for(&mut eb, |e| match e {
+        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
+        _ => None,
+    })
+    .await;
+    a.stop().await;
+    b.accept_request(&fa).await.unwrap();
+    b.stop().await;
+    // Two days on: the requester's redial window is long past, and the accepting side has
+    // stopped dialling for its new contact.
+    on_disk(
+        da.path(),
+        "UPDATE contact_requests SET created_ms = created_ms - 2 * 86400000",
+    );
+    on_disk(
+        db.path(),
+        "UPDATE contacts SET created_ms = created_ms - 2 * 86400000",
+    );
+    let b = started(config(db.path(), &url, None)).await.unwrap();
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    until(30, "the accept", async || {
+        let contacts = a.contacts().await.unwrap();
+        contacts.iter().any(|c| c.fingerprint.to_hex() == fb)
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+/// Messages that will never be delivered keep their place in the stream: a file deleted before
+/// it was delivered (its transfer ends, nothing of it reaches the contact) and messages the
+/// contact refused after removing us, who later becomes a contact again. What comes after them
+/// arrives, and the failed ones stay failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_deleted_or_failed_before_delivery_keep_the_stream_going() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+
+    // A file to A while it is away, deleted before A returns; a text deleted likewise.
+    a.stop().await;
+    let src = db.path().join("draft.pdf");
+    std::fs::write(&src, vec![7u8; 100_000]).unwrap();
+    let mut eb = b.subscribe();
+    let file = b.send_file(&fa, src.to_str().unwrap()).await.unwrap();
+    let typo = b.send_message(&fa, "oops").await.unwrap();
+    b.delete_message(&fa, &hex::encode(file.id)).await.unwrap();
+    b.delete_message(&fa, &hex::encode(typo.id)).await.unwrap();
+    let ok = wait_for(&mut eb, |e| match e {
+        NodeEvent::FileDone { ok, outgoing, .. } if outgoing => Some(ok),
+        _ => None,
+    })
+    .await;
+    assert!(!ok, "a deleted file's transfer ends");
+    let ended = b
+        .file_transfer(&hex::encode(file.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.state, FileState::Refused);
+    b.send_message(&fa, "after").await.unwrap();
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    until(30, "what came after", async || {
+        texts(&a, &fb).await == ["after"]
+    })
+    .await;
+    assert!(
+        a.file_transfer(&hex::encode(file.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    until(10, "the acks", async || {
+        statuses(&b, &fa).await == [MessageStatus::Delivered]
+    })
+    .await;
+
+    // A removes B; what B writes then fails. A asks B again: B still has A and accepts at once.
+    a.remove_contact(&fb).await.unwrap();
+    b.send_message(&fa, "are you there?").await.unwrap();
+    until(20, "the refusal", async || {
+        statuses(&b, &fa).await.last() == Some(&MessageStatus::Failed)
+    })
+    .await;
+    a.request_contact(&b.share_link()).await.unwrap();
+    until(20, "the accept", async || {
+        let contacts = a.contacts().await.unwrap();
+        contacts.iter().any(|c| c.fingerprint.to_hex() == fb)
+    })
+    .await;
+    b.send_message(&fa, "back again").await.unwrap();
+    until(20, "the new message", async || {
+        texts(&a, &fb).await == ["after", "back again"]
+    })
+    .await;
+    until(10, "its ack", async || {
+        statuses(&b, &fa).await
+            == [
+                MessageStatus::Delivered,
+                MessageStatus::Failed,
+                MessageStatus::Delivered,
+            ]
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+/// A blocked contact's record is its block: removing it is refused, and the block stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_contact_is_not_removed() {
+    let server = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&server.url()).await;
+    befriend(&a, &b).await;
+    let fb = b.identity().fingerprint;
+    a.set_trust(&fb, Trust::Blocked).await.unwrap();
+    assert!(matches!(
+        a.remove_contact(&fb).await,
+        Err(NodeError::NotAllowed(_))
+    ));
+    let kept = a.contacts().await.unwrap();
+    assert_eq!(kept[0].trust, Trust::Blocked);
+    a.set_trust(&fb, Trust::Known).await.unwrap();
+    a.remove_contact(&fb).await.unwrap();
+    assert!(a.contacts().await.unwrap().is_empty());
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
