@@ -58,7 +58,10 @@ struct ContactsScreen: View {
                             Button("Call") { node.path.append(.dial(c.fingerprint, video: false)) }
                             Button("Video call") { node.path.append(.dial(c.fingerprint, video: true)) }
                             Button(c.verified ? "Verified ✓" : "Verify") { verifying = c }
-                            Button("Remove", role: .destructive) { removing = c }
+                            // A blocked contact's record is its block: the core refuses to remove it.
+                            if c.trust != .blocked {
+                                Button("Remove", role: .destructive) { removing = c }
+                            }
                         }
                         .buttonStyle(.borderless)
                         Picker("Trust", selection: Binding(

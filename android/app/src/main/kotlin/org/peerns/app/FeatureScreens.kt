@@ -28,6 +28,7 @@ import org.peerns.ffi.Contact
 import org.peerns.ffi.FileTransferInfo
 import org.peerns.ffi.FileTransferState
 import org.peerns.ffi.NodeEvent
+import org.peerns.ffi.Trust
 
 /**
  * Contacts: our share link, add by link or by scanning its QR code (a scanned group invite joins
@@ -117,8 +118,10 @@ class ContactsView(host: Host, private val model: ContactsViewModel, private val
                 ui.button("Video call") { host.call(c.fingerprint, video = true) },
                 ui.button("Trust: $label") { chooseTrust(c) },
                 ui.button(if (c.verified) "Verified ✓" else "Verify") { verify(c) },
-                ui.button("Remove") { confirmRemove(c) },
-            ),
+            ).apply {
+                // A blocked contact's record is its block: the core refuses to remove it.
+                if (c.trust != Trust.BLOCKED) addView(ui.button("Remove") { confirmRemove(c) })
+            },
         )
     }
 
