@@ -132,7 +132,10 @@ fn edits_and_deletes_travel_in_the_stream() {
     let ops = with(&a, |c| outbox(c, &a.me, &b.me, 1, 10));
     // Ops not yet delivered carry the current text; a message deleted before it was delivered
     // keeps its seq as a delete of itself: its words, even that it was, never leave.
-    let ids: Vec<_> = ops.iter().map(|o| (o.seq, o.id, o.kind, o.target)).collect();
+    let ids: Vec<_> = ops
+        .iter()
+        .map(|o| (o.seq, o.id, o.kind, o.target))
+        .collect();
     let want = vec![
         (m1.seq, m1.id, OpKind::Text, None),
         (m2.seq, m2.id, OpKind::Delete, Some(m2.id)),

@@ -174,7 +174,7 @@ impl Inner {
                 Ok(Frame::Op(op)) => match self.check_op(link, trust, &op) {
                     Ok(()) => ops.push(op),
                     Err((ErrorCode::NotContact, _)) if awaiting => {
-                        link.early_ops.store(true, Ordering::SeqCst);
+                        lock(&link.early).ops = true;
                     }
                     Err((code, why)) => {
                         self.store_ops(link, trust, std::mem::take(&mut ops)).await;
@@ -365,7 +365,11 @@ impl Inner {
                                 name: c.name,
                             });
                             Inner::session_started(this, link, Some(Trust::Trusted), true).await;
-                            if link.early_ops.swap(false, Ordering::SeqCst) {
+                            let early = std::mem::take(&mut *lock(&link.early));
+                            if let Some(secret) = early.secret {
+                                this.on_presence_secret(fp, secret).await;
+                            }
+                            if early.ops {
                                 Inner::ask_resend(this, link).await;
                             }
                         }
@@ -408,6 +412,7 @@ impl Inner {
             }
             // Kept only if the sender is a contact by the time it is handled (an accept just
             // before it in the same batch counts).
+            Frame::PresenceSecret(secret) if awaiting => lock(&link.early).secret = Some(secret),
             Frame::PresenceSecret(secret) => this.on_presence_secret(fp, secret).await,
             Frame::Data(data) if trust.is_some_and(|t| t.allows(Capability::Message)) => {
                 this.received(&link.fp, data);

@@ -24,7 +24,7 @@ async fn statuses(b: &Node, fa: &str) -> Vec<MessageStatus> {
 
 /// A contact that accepted our request while we were away sends what it wrote since on the new
 /// link before its accept (the answer to the request we repeat there) reaches us: the messages
-/// arrive all the same and never show as failed on its side.
+/// arrive all the same and never show as failed on its side, and its presence secret is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_written_after_accepting_an_absent_requester_arrive() {
     let server = server().await;
@@ -57,6 +57,13 @@ async fn messages_written_after_accepting_an_absent_requester_arrive() {
         statuses(&b, &fa).await == [MessageStatus::Delivered; 2]
     })
     .await;
+    // Its presence secret, sent before the accept too, was kept: A recognises B nearby.
+    let secrets = a
+        .inner
+        .db(|c| crate::contacts::presence_secrets(c, Trust::Trusted))
+        .await
+        .unwrap();
+    assert!(secrets.iter().any(|(fp, _)| fp.to_hex() == fb));
     while let Ok(e) = eb.try_recv() {
         assert!(
             !matches!(&e, NodeEvent::MessageStatus(s) if s.status == MessageStatus::Failed),

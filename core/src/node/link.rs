@@ -55,9 +55,8 @@ pub(crate) struct Link {
     pub wake: Notify,
     /// The pump of this link is running.
     pub pumping: AtomicBool,
-    /// Ops came before the peer's accept of our request and were let go: they are asked for
-    /// again once the accept is stored (`Inner::on_frames`).
-    pub early_ops: AtomicBool,
+    /// What came before the peer's accept of our request (`Inner::on_frames`).
+    pub early: Mutex<Early>,
     strikes: AtomicU32,
     closed: AtomicBool,
     /// When a frame last went out or came in, Unix ms (links idle in the background close:
@@ -68,6 +67,15 @@ pub(crate) struct Link {
     handling: AtomicBool,
     /// Uploads the peer opened on this session (decision 0014); they end with it.
     pub uploads: Mutex<crate::rpc::upload::Uploads>,
+}
+
+/// Frames of a peer whose accept of our request was on its way, kept for when it is stored.
+#[derive(Debug, Default)]
+pub struct Early {
+    /// Ops were let go: they are asked for again.
+    pub ops: bool,
+    /// Its presence secret, kept then.
+    pub secret: Option<[u8; 32]>,
 }
 
 impl Link {
@@ -307,7 +315,7 @@ pub(crate) async fn establish(
         out: out_tx,
         sender: sender.clone(),
         resend_from: AtomicU64::new(0),
-        early_ops: AtomicBool::new(false),
+        early: Mutex::new(Early::default()),
         wake: Notify::new(),
         pumping: AtomicBool::new(false),
         strikes: AtomicU32::new(0),
