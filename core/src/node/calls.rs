@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use super::call_media::CallMedia;
@@ -33,6 +33,13 @@ use crate::session::FEATURE_CALLS;
 
 /// Longest call log or history a query returns.
 const MAX_QUERY: u32 = 10_000;
+/// Batches of actions from peers' call frames that wait for the worker at most; further
+/// frames wait in their links' readers (a peer flooding call frames is held to the worker's
+/// pace).
+const FRAME_BATCHES: usize = 64;
+
+/// Actions for the worker, with the permit of the call frame that caused them, if one did.
+type Batch = (Vec<Action>, Option<OwnedSemaphorePermit>);
 
 /// The active call, as the call screen shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +68,9 @@ pub struct ActiveCall {
 pub(crate) struct NodeCalls {
     pub(super) machine: Calls,
     timer: Option<AbortHandle>,
-    worker: OnceLock<mpsc::UnboundedSender<Vec<Action>>>,
+    worker: OnceLock<mpsc::UnboundedSender<Batch>>,
+    /// Permits for [`FRAME_BATCHES`].
+    frames: Arc<Semaphore>,
     /// The active call's certificate and media connection.
     pub(super) media: CallMedia,
     /// Armed contacts we asked for their camera ([`Node::rpc_watch`]), each with where its
@@ -86,6 +95,7 @@ impl NodeCalls {
             machine: Calls::new(me, CallConfig::default()),
             timer: None,
             worker: OnceLock::new(),
+            frames: Arc::new(Semaphore::new(FRAME_BATCHES)),
             media: CallMedia::default(),
             watching: HashMap::new(),
         }
@@ -140,20 +150,25 @@ impl Inner {
         this: &Arc<Inner>,
         make: impl FnOnce(&crate::calls::Calls) -> Result<Input, Refused>,
     ) -> Result<(), Refused> {
-        let (result, actions) = {
+        let result = {
             let mut calls = lock(&this.calls);
             let r =
                 make(&calls.machine).and_then(|input| calls.machine.handle(input, Instant::now()));
-            (r, calls.machine.drain_actions())
+            Inner::queue_call_actions(this, &mut calls, None);
+            r
         };
-        Inner::call_actions(this, actions);
         Inner::turn_call_picture(this);
         result
     }
 
-    /// Queues `actions` for the worker (started on first use) and re-arms the timer.
-    fn call_actions(this: &Arc<Inner>, actions: Vec<Action>) {
-        let mut calls = lock(&this.calls);
+    /// Queues the machine's actions for the worker (started on first use) and re-arms the
+    /// timer. Runs under the machine's lock, so batches reach the worker in the machine's order.
+    pub(super) fn queue_call_actions(
+        this: &Arc<Inner>,
+        calls: &mut NodeCalls,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
+        let actions = calls.machine.drain_actions();
         if !actions.is_empty() {
             let worker = calls.worker.get_or_init(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -161,7 +176,7 @@ impl Inner {
                 this.track([task.abort_handle()]);
                 tx
             });
-            let _ = worker.send(actions);
+            let _ = worker.send((actions, permit));
         }
         if let Some(t) = calls.timer.take() {
             t.abort();
@@ -171,13 +186,10 @@ impl Inner {
             let task = tokio::spawn(async move {
                 tokio::time::sleep_until(at.into()).await;
                 let Some(this) = weak.upgrade() else { return };
-                let actions = {
-                    let mut calls = lock(&this.calls);
-                    calls.timer = None;
-                    calls.machine.handle_timeout(Instant::now());
-                    calls.machine.drain_actions()
-                };
-                Inner::call_actions(&this, actions);
+                let mut calls = lock(&this.calls);
+                calls.timer = None;
+                calls.machine.handle_timeout(Instant::now());
+                Inner::queue_call_actions(&this, &mut calls, None);
             });
             calls.timer = Some(task.abort_handle());
         }
@@ -198,11 +210,21 @@ impl Inner {
             }
             return;
         }
+        let frames = lock(&this.calls).frames.clone();
+        let Ok(permit) = frames.acquire_owned().await else {
+            return;
+        };
         let input = Input::Frame {
             from: link.fp,
             frame,
         };
-        if let Err(e) = Inner::call_input(this, input) {
+        let result = {
+            let mut calls = lock(&this.calls);
+            let r = calls.machine.handle(input, Instant::now());
+            Inner::queue_call_actions(this, &mut calls, Some(permit));
+            r
+        };
+        if let Err(e) = result {
             tracing::debug!(peer = %link.peer, error = %e, "ignored a call frame");
         }
     }
@@ -346,8 +368,9 @@ impl Inner {
     }
 }
 
-async fn call_worker(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Vec<Action>>) {
-    while let Some(actions) = rx.recv().await {
+async fn call_worker(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Batch>) {
+    // A frame's permit is given back once its batch ran.
+    while let Some((actions, _permit)) = rx.recv().await {
         let Some(this) = inner.upgrade() else { return };
         Inner::run_call_actions(&this, actions).await;
     }
