@@ -8,10 +8,13 @@
 //!           Ringing ──decline / busy / cancel / no answer (ring timeout) / lost──▶ Ended
 //! ```
 //!
-//! A ring while a call is active gets `Busy`. When both sides ring each other at once (glare),
-//! the call of the lower identity fingerprint is kept on both sides: the other side drops its
-//! own call and answers the kept one at once (both wanted the call).
+//! A ring while a call is active gets `Busy` (logged at most once per caller a minute). When
+//! both sides ring each other at once (glare), the call of the lower identity fingerprint is
+//! kept on both sides: the other side drops its own call and answers the kept one at once
+//! (both wanted the call). Any other ring from the active call's peer proves that call is over
+//! on its side (its app restarted): the call ends (`lost`) and the new one rings.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::binding::{self, BindError};
@@ -36,6 +39,14 @@ impl Default for CallConfig {
         }
     }
 }
+
+/// Over this window, a caller's rings answered busy are logged once, and at most
+/// [`BUSY_REPLIES`] are answered at all (the rest are dropped).
+const BUSY_WINDOW: Duration = Duration::from_secs(60);
+/// Busy answers per caller and [`BUSY_WINDOW`].
+const BUSY_REPLIES: u32 = 4;
+/// Ended calls remembered, so that a late ring for one of them rings nothing.
+const ENDED_KEPT: usize = 16;
 
 /// Where a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +258,10 @@ pub struct Calls {
     config: CallConfig,
     active: Option<Call>,
     actions: Vec<Action>,
+    /// Per caller answered busy: when its window began and how many rings it answered.
+    busy_rings: HashMap<Fingerprint, (Instant, u32)>,
+    /// The last calls that ended, newest last.
+    ended: VecDeque<CallId>,
 }
 
 impl Calls {
@@ -257,6 +272,8 @@ impl Calls {
             config,
             active: None,
             actions: vec![],
+            busy_rings: HashMap::new(),
+            ended: VecDeque::new(),
         }
     }
 
@@ -530,6 +547,13 @@ impl Calls {
         dtls: DtlsFingerprint,
         now: Instant,
     ) -> Result<(), Refused> {
+        if from == self.me || kinds.is_empty() || !valid_media_id(&media_id) {
+            return Err(Refused::Invalid("ring"));
+        }
+        if self.ended.contains(&call) {
+            // Late (it came over another link than its end): that call is over.
+            return Err(Refused::NoSuchCall);
+        }
         if let Some(c) = &self.active {
             if c.id == call {
                 // A repeated ring (a second link): confirm again that the phone rings.
@@ -544,39 +568,28 @@ impl Calls {
             let glare = c.peer == from
                 && c.direction == Direction::Outgoing
                 && matches!(c.state, CallState::Dialing | CallState::Ringing);
-            if !glare {
-                self.send(from, CallFrame::Busy { call });
-                self.event(CallEvent::Ended(CallRecord {
-                    id: call,
-                    peer: from,
-                    direction: Direction::Incoming,
-                    kinds,
-                    reason: EndReason::Busy,
-                    outcome: Outcome::Busy,
-                    started: now,
-                    duration: Duration::ZERO,
-                    ended: now,
-                }));
-                return Err(Refused::Busy);
+            if glare {
+                // The call placed by the lower fingerprint is kept on both sides.
+                if self.me < from {
+                    return Err(Refused::Busy);
+                }
+                let (ours_kinds, ours_dtls) = (c.caller_kinds, c.caller_dtls);
+                self.end(EndReason::Replaced, now);
+                self.ring(from, call, kinds, media_id, dtls, now, false);
+                return self.handle(
+                    Input::Accept {
+                        call,
+                        kinds: ours_kinds,
+                        dtls: ours_dtls,
+                    },
+                    now,
+                );
             }
-            // Glare: the call placed by the lower fingerprint is kept on both sides.
-            if self.me < from {
-                return Err(Refused::Busy);
+            if c.peer != from {
+                return self.busy(from, call, kinds, now);
             }
-            let (ours_kinds, ours_dtls) = (c.caller_kinds, c.caller_dtls);
-            self.end(EndReason::Replaced, now);
-            self.ring(from, call, kinds, media_id, dtls, now, false);
-            return self.handle(
-                Input::Accept {
-                    call,
-                    kinds: ours_kinds,
-                    dtls: ours_dtls,
-                },
-                now,
-            );
-        }
-        if from == self.me || kinds.is_empty() || !valid_media_id(&media_id) {
-            return Err(Refused::Invalid("ring"));
+            // The peer rings only when it has no call: ours with it is over on its side.
+            self.end(EndReason::Lost, now);
         }
         self.ring(from, call, kinds, media_id, dtls, now, true);
         Ok(())
@@ -618,6 +631,39 @@ impl Calls {
         }
     }
 
+    /// Answers a ring busy: logged once per caller and [`BUSY_WINDOW`], answered at most
+    /// [`BUSY_REPLIES`] times in it (a flood of rings costs nothing more).
+    fn busy(
+        &mut self,
+        from: Fingerprint,
+        call: CallId,
+        kinds: Kinds,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        self.busy_rings
+            .retain(|_, (since, _)| now.saturating_duration_since(*since) < BUSY_WINDOW);
+        let (_, answered) = self.busy_rings.entry(from).or_insert((now, 0));
+        *answered = answered.saturating_add(1);
+        let answered = *answered;
+        if answered <= BUSY_REPLIES {
+            self.send(from, CallFrame::Busy { call });
+        }
+        if answered == 1 {
+            self.event(CallEvent::Ended(CallRecord {
+                id: call,
+                peer: from,
+                direction: Direction::Incoming,
+                kinds,
+                reason: EndReason::Busy,
+                outcome: Outcome::Busy,
+                started: now,
+                duration: Duration::ZERO,
+                ended: now,
+            }));
+        }
+        Err(Refused::Busy)
+    }
+
     /// The active call if it is `call`.
     fn ours(&mut self, call: &CallId) -> Result<&mut Call, Refused> {
         self.active
@@ -657,6 +703,10 @@ impl Calls {
     /// Ends the active call for `reason`.
     fn end(&mut self, reason: EndReason, now: Instant) {
         let Some(c) = self.active.take() else { return };
+        if self.ended.len() == ENDED_KEPT {
+            self.ended.pop_front();
+        }
+        self.ended.push_back(c.id);
         let record = CallRecord {
             id: c.id,
             peer: c.peer,

@@ -12,6 +12,8 @@ pub mod log;
 pub mod machine;
 
 #[cfg(test)]
+mod recovery_tests;
+#[cfg(test)]
 mod tests;
 
 pub use crate::chat::call_wire::{CallFrame, CallId, DtlsFingerprint, Kinds, MediaState};

@@ -8,18 +8,18 @@ use super::*;
 use crate::calls::binding::BindError;
 use crate::identity::Fingerprint;
 
-const A: Fingerprint = Fingerprint([1; 32]);
-const B: Fingerprint = Fingerprint([2; 32]);
-const C: Fingerprint = Fingerprint([3; 32]);
-const DTLS_A: DtlsFingerprint = DtlsFingerprint([0xaa; 32]);
-const DTLS_B: DtlsFingerprint = DtlsFingerprint([0xbb; 32]);
-const AV: Kinds = Kinds::AUDIO.union(Kinds::VIDEO);
+pub(super) const A: Fingerprint = Fingerprint([1; 32]);
+pub(super) const B: Fingerprint = Fingerprint([2; 32]);
+pub(super) const C: Fingerprint = Fingerprint([3; 32]);
+pub(super) const DTLS_A: DtlsFingerprint = DtlsFingerprint([0xaa; 32]);
+pub(super) const DTLS_B: DtlsFingerprint = DtlsFingerprint([0xbb; 32]);
+pub(super) const AV: Kinds = Kinds::AUDIO.union(Kinds::VIDEO);
 
-fn machine(me: Fingerprint) -> Calls {
+pub(super) fn machine(me: Fingerprint) -> Calls {
     Calls::new(me, CallConfig::default())
 }
 
-fn dial(call: u8, peer: Fingerprint, dtls: DtlsFingerprint) -> Input {
+pub(super) fn dial(call: u8, peer: Fingerprint, dtls: DtlsFingerprint) -> Input {
     Input::Dial {
         call: [call; 16],
         peer,
@@ -29,7 +29,7 @@ fn dial(call: u8, peer: Fingerprint, dtls: DtlsFingerprint) -> Input {
     }
 }
 
-fn sends(actions: &[Action]) -> Vec<(Fingerprint, CallFrame)> {
+pub(super) fn sends(actions: &[Action]) -> Vec<(Fingerprint, CallFrame)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -39,7 +39,7 @@ fn sends(actions: &[Action]) -> Vec<(Fingerprint, CallFrame)> {
         .collect()
 }
 
-fn events(actions: &[Action]) -> Vec<CallEvent> {
+pub(super) fn events(actions: &[Action]) -> Vec<CallEvent> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -49,7 +49,7 @@ fn events(actions: &[Action]) -> Vec<CallEvent> {
         .collect()
 }
 
-fn ended(actions: &[Action]) -> CallRecord {
+pub(super) fn ended(actions: &[Action]) -> CallRecord {
     events(actions)
         .into_iter()
         .find_map(|e| match e {
@@ -59,7 +59,7 @@ fn ended(actions: &[Action]) -> CallRecord {
         .expect("the call ended")
 }
 
-fn states(actions: &[Action]) -> Vec<CallState> {
+pub(super) fn states(actions: &[Action]) -> Vec<CallState> {
     events(actions)
         .into_iter()
         .filter_map(|e| match e {
@@ -70,7 +70,12 @@ fn states(actions: &[Action]) -> Vec<CallState> {
 }
 
 /// Delivers every frame `from` sent to `to` (sent to `to_fp`), returns `to`'s actions.
-fn deliver(from_fp: Fingerprint, sent: &[Action], to: &mut Calls, now: Instant) -> Vec<Action> {
+pub(super) fn deliver(
+    from_fp: Fingerprint,
+    sent: &[Action],
+    to: &mut Calls,
+    now: Instant,
+) -> Vec<Action> {
     for (_, frame) in sends(sent) {
         let _ = to.handle(
             Input::Frame {
@@ -83,12 +88,12 @@ fn deliver(from_fp: Fingerprint, sent: &[Action], to: &mut Calls, now: Instant) 
     to.drain_actions()
 }
 
-fn active(m: &Calls) -> &Call {
+pub(super) fn active(m: &Calls) -> &Call {
     m.active().expect("an active call")
 }
 
 /// A calls B; B's phone rings and tells A. Returns both machines.
-fn ringing(t0: Instant) -> (Calls, Calls) {
+pub(super) fn ringing(t0: Instant) -> (Calls, Calls) {
     let (mut a, mut b) = (machine(A), machine(B));
     a.handle(dial(1, B, DTLS_A), t0).unwrap();
     let out = a.drain_actions();
@@ -109,7 +114,7 @@ fn ringing(t0: Instant) -> (Calls, Calls) {
 }
 
 /// ... and B accepts.
-fn connected(t0: Instant) -> (Calls, Calls) {
+pub(super) fn connected(t0: Instant) -> (Calls, Calls) {
     let (mut a, mut b) = ringing(t0);
     let accept = Input::Accept {
         call: [1; 16],
