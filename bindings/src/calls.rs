@@ -255,6 +255,7 @@ impl PeernsNode {
         self.running()?.set_call_config(node::CallConfig {
             ring_timeout: std::time::Duration::from_millis(ring_ms.max(1)),
             dial_timeout: std::time::Duration::from_millis(dial_ms.max(1)),
+            ..node::CallConfig::default()
         });
         Ok(())
     }

@@ -12,7 +12,8 @@
 //! both sides ring each other at once (glare), the call of the lower identity fingerprint is
 //! kept on both sides: the other side drops its own call and answers the kept one at once
 //! (both wanted the call). Any other ring from the active call's peer proves that call is over
-//! on its side (its app restarted): the call ends (`lost`) and the new one rings.
+//! on its side (its app restarted): the call ends (`lost`) and the new one rings. A connected
+//! call whose media does not come up in time, or whose media connection closes, ends (`lost`).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -29,6 +30,8 @@ pub struct CallConfig {
     pub ring_timeout: Duration,
     /// How long the caller waits for the callee's phone to start ringing.
     pub dial_timeout: Duration,
+    /// How long a connected call waits for its media connection.
+    pub media_timeout: Duration,
 }
 
 impl Default for CallConfig {
@@ -36,6 +39,7 @@ impl Default for CallConfig {
         Self {
             ring_timeout: Duration::from_secs(45),
             dial_timeout: Duration::from_secs(10),
+            media_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -100,6 +104,7 @@ pub struct Call {
     pub remote_media: MediaState,
     started: Instant,
     connected: Option<Instant>,
+    media_up: bool,
 }
 
 /// A call that ended, for the log.
@@ -229,6 +234,16 @@ pub enum Input {
         /// The peer.
         peer: Fingerprint,
     },
+    /// The call's bound media connection is up.
+    MediaConnected {
+        /// The call.
+        call: CallId,
+    },
+    /// The call's media connection closed or could not be made.
+    MediaLost {
+        /// The call.
+        call: CallId,
+    },
 }
 
 /// Why an input did nothing.
@@ -302,27 +317,34 @@ impl Calls {
             (_, CallState::Dialing | CallState::Ringing) => {
                 Some(c.started + self.config.ring_timeout)
             }
+            (_, CallState::Connected) if !c.media_up => {
+                c.connected.map(|t| t + self.config.media_timeout)
+            }
             _ => None,
         }
     }
 
-    /// Ends a call that waited too long: unreachable while dialing, not answered while ringing.
+    /// Ends a call that waited too long: unreachable while dialing, not answered while ringing,
+    /// lost when connected without media.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.poll_timeout().is_none_or(|t| now < t) {
             return;
         }
         let Some(c) = &self.active else { return };
-        let reason = match c.state {
+        let (to, call) = (c.peer, c.id);
+        match c.state {
+            CallState::Connected => self.media_lost(now),
             CallState::Dialing if now < c.started + self.config.ring_timeout => {
-                EndReason::Unreachable
+                self.send(to, CallFrame::Cancel { call });
+                self.end(EndReason::Unreachable, now);
             }
-            _ => EndReason::NoAnswer,
-        };
-        if c.direction == Direction::Outgoing {
-            let (to, call) = (c.peer, c.id);
-            self.send(to, CallFrame::Cancel { call });
+            _ => {
+                if c.direction == Direction::Outgoing {
+                    self.send(to, CallFrame::Cancel { call });
+                }
+                self.end(EndReason::NoAnswer, now);
+            }
         }
-        self.end(reason, now);
     }
 
     /// Takes one input.
@@ -389,7 +411,31 @@ impl Calls {
                     Err(Refused::NoSuchCall)
                 }
             }
+            Input::MediaConnected { call } => {
+                let c = self.ours(&call)?;
+                if c.state != CallState::Connected {
+                    return Err(Refused::WrongState(c.state.as_str()));
+                }
+                c.media_up = true;
+                Ok(())
+            }
+            Input::MediaLost { call } => {
+                let c = self.ours(&call)?;
+                if c.state != CallState::Connected {
+                    return Err(Refused::WrongState(c.state.as_str()));
+                }
+                self.media_lost(now);
+                Ok(())
+            }
         }
+    }
+
+    /// The connected call has no media: it ends, and the peer hears it hung up.
+    fn media_lost(&mut self, now: Instant) {
+        let Some(c) = &self.active else { return };
+        let (to, call) = (c.peer, c.id);
+        self.send(to, CallFrame::HangUp { call });
+        self.end(EndReason::Lost, now);
     }
 
     /// Checks a media OFFER from `peer` against the active call (the callee's side): it must
@@ -462,6 +508,7 @@ impl Calls {
             remote_media: MediaState::default(),
             started: now,
             connected: None,
+            media_up: false,
         });
         self.send(
             peer,
@@ -620,6 +667,7 @@ impl Calls {
             remote_media: MediaState::default(),
             started: now,
             connected: None,
+            media_up: false,
         });
         self.send(from, CallFrame::Ringing { call });
         if tell {

@@ -1,10 +1,10 @@
-//! The call machine when things go wrong: a peer that restarted mid-call and a flood of rings
-//! while busy.
+//! The call machine when things go wrong: a peer that restarted mid-call, media that never
+//! comes up or closes, and a flood of rings while busy.
 
 use std::time::{Duration, Instant};
 
 use super::tests::{
-    A, AV, B, C, DTLS_A, active, connected, deliver, dial, ended, events, machine, sends,
+    A, AV, B, C, DTLS_A, active, connected, deliver, dial, ended, events, machine, ringing, sends,
 };
 use super::*;
 use crate::identity::Fingerprint;
@@ -44,6 +44,63 @@ fn a_new_ring_from_the_active_calls_peer_ends_that_call_and_rings() {
     old.handle(dial(1, B, DTLS_A), t0).unwrap();
     assert!(deliver(A, &old.drain_actions(), &mut b, t1).is_empty());
     assert_eq!(active(&b).id, [7; 16]);
+}
+
+#[test]
+fn a_call_whose_media_never_comes_up_ends_as_lost() {
+    let t0 = Instant::now();
+    let (mut a, mut b) = connected(t0);
+    let limit = t0 + CallConfig::default().media_timeout;
+    assert_eq!(a.poll_timeout(), Some(limit));
+    assert_eq!(b.poll_timeout(), Some(limit));
+    a.handle_timeout(limit - Duration::from_millis(1));
+    assert!(a.drain_actions().is_empty());
+    a.handle_timeout(limit);
+    let out = a.drain_actions();
+    assert_eq!(sends(&out), [(B, CallFrame::HangUp { call: [1; 16] })]);
+    assert_eq!(
+        (ended(&out).reason, ended(&out).outcome),
+        (EndReason::Lost, Outcome::Completed)
+    );
+    // The peer hears the call is over even if its own timer has not fired yet.
+    let rec = ended(&deliver(A, &out, &mut b, limit));
+    assert_eq!(rec.reason, EndReason::PeerHungUp);
+}
+
+#[test]
+fn a_call_whose_media_is_up_has_no_timer_and_ends_when_it_closes() {
+    let t0 = Instant::now();
+    let (mut a, mut b) = connected(t0);
+    let up = Input::MediaConnected { call: [1; 16] };
+    a.handle(up.clone(), t0).unwrap();
+    b.handle(up, t0).unwrap();
+    assert_eq!(a.poll_timeout(), None);
+    a.handle_timeout(t0 + Duration::from_secs(3600));
+    assert!(a.drain_actions().is_empty());
+    // Only the active call's media counts, and only once connected.
+    assert_eq!(
+        a.handle(Input::MediaLost { call: [9; 16] }, t0),
+        Err(Refused::NoSuchCall)
+    );
+    let t1 = t0 + Duration::from_secs(60);
+    b.handle(Input::MediaLost { call: [1; 16] }, t1).unwrap();
+    let out = b.drain_actions();
+    assert_eq!(sends(&out), [(A, CallFrame::HangUp { call: [1; 16] })]);
+    assert_eq!(ended(&out).reason, EndReason::Lost);
+    assert_eq!(
+        ended(&deliver(B, &out, &mut a, t1)).reason,
+        EndReason::PeerHungUp
+    );
+
+    let (mut a, _) = ringing(t0);
+    assert_eq!(
+        a.handle(Input::MediaConnected { call: [1; 16] }, t0),
+        Err(Refused::WrongState("ringing"))
+    );
+    assert_eq!(
+        a.handle(Input::MediaLost { call: [1; 16] }, t0),
+        Err(Refused::WrongState("ringing"))
+    );
 }
 
 #[test]

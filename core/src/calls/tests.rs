@@ -277,6 +277,7 @@ fn ring_timeout_is_configurable() {
     let config = CallConfig {
         ring_timeout: Duration::from_secs(2),
         dial_timeout: Duration::from_secs(5),
+        ..CallConfig::default()
     };
     let mut a = Calls::new(A, config);
     a.handle(dial(1, B, DTLS_A), t0).unwrap();

@@ -21,7 +21,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -30,13 +30,17 @@ use super::{Inner, Node, NodeError, lock};
 use crate::calls::machine::Input;
 use crate::calls::{CallId, DtlsFingerprint, Kinds};
 use crate::transport::{
-    IncomingMedia, MediaCertificate, MediaConnection, MediaOptions, TrackSpec, TransportError,
+    IncomingMedia, MediaCertificate, MediaConnection, MediaOptions, MediaState, TrackSpec,
+    TransportError,
 };
 
 /// Undecided media OFFERs the node queues.
 const OFFER_QUEUE: usize = 4;
 /// How long the caller waits for ICE + DTLS before it gives the media up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a closed media connection waits before it ends its call: a peer that hangs up
+/// closes its media right after its `HangUp`, which should end the call as that.
+const CLOSED_GRACE: Duration = Duration::from_secs(2);
 
 /// The media side of the node's calls.
 #[derive(Default)]
@@ -162,7 +166,10 @@ impl Inner {
         };
         match inc.accept_with(tracks, Some(cert)).await {
             Ok(conn) => Inner::set_call_connection(this, call, conn),
-            Err(e) => tracing::info!(error = %e, "could not answer the call's media"),
+            Err(e) => {
+                tracing::info!(error = %e, "could not answer the call's media");
+                Inner::call_media_lost(this, call);
+            }
         }
     }
 
@@ -187,7 +194,7 @@ impl Inner {
         };
         let Some(link) = this.link(&peer) else {
             tracing::info!(contact = %peer, "no link for the call's media");
-            return;
+            return Inner::call_media_lost(this, call);
         };
         let opts = MediaOptions {
             tracks,
@@ -200,13 +207,13 @@ impl Inner {
             Ok(c) => c,
             Err(e) => {
                 tracing::info!(error = %e, "could not offer the call's media");
-                return;
+                return Inner::call_media_lost(this, call);
             }
         };
         if let Err(e) = conn.connected(CONNECT_TIMEOUT).await {
             tracing::info!(error = %e, "the call's media did not connect");
             conn.close().await;
-            return;
+            return Inner::call_media_lost(this, call);
         }
         let admitted = lock(&this.calls)
             .machine
@@ -216,10 +223,18 @@ impl Inner {
             Err(e) => {
                 tracing::warn!(error = %e, "media answer refused");
                 conn.close().await;
+                Inner::call_media_lost(this, call);
             }
         }
     }
 
+    /// Call `call` has no media (it could not be made, or it closed): the call ends.
+    fn call_media_lost(this: &Arc<Inner>, call: CallId) {
+        let _ = Inner::call_input(this, Input::MediaLost { call });
+    }
+
+    /// The bound media connection of `call` is up: the machine hears it, and hears again
+    /// when it closes (the call then ends).
     fn set_call_connection(this: &Arc<Inner>, call: CallId, conn: MediaConnection) {
         let mut calls = lock(&this.calls);
         let active = calls
@@ -227,19 +242,33 @@ impl Inner {
             .active()
             .filter(|c| c.id == call)
             .map(|c| (c.peer, c.local_media.rotation));
-        if let Some((peer, rotation)) = active {
-            // Turned before anyone waiting for the connection can send a frame on it.
-            turn_picture(&conn, rotation);
-            calls.media.watch().send_replace(Some((call, conn)));
-            drop(calls);
-            this.emit(super::NodeEvent::CallMediaConnected {
-                call: hex::encode(call),
-                fingerprint: peer.to_hex(),
-            });
-        } else {
+        let Some((peer, rotation)) = active else {
             drop(calls);
             tokio::spawn(async move { conn.close().await });
-        }
+            return;
+        };
+        // Turned before anyone waiting for the connection can send a frame on it.
+        turn_picture(&conn, rotation);
+        let mut state = conn.state();
+        calls.media.watch().send_replace(Some((call, conn)));
+        let _ = calls
+            .machine
+            .handle(Input::MediaConnected { call }, Instant::now());
+        Inner::queue_call_actions(this, &mut calls, None);
+        drop(calls);
+        let weak = Arc::downgrade(this);
+        let task = tokio::spawn(async move {
+            let _ = state.wait_for(|s| *s == MediaState::Closed).await;
+            tokio::time::sleep(CLOSED_GRACE).await;
+            if let Some(this) = weak.upgrade() {
+                Inner::call_media_lost(&this, call);
+            }
+        });
+        this.track([task.abort_handle()]);
+        this.emit(super::NodeEvent::CallMediaConnected {
+            call: hex::encode(call),
+            fingerprint: peer.to_hex(),
+        });
     }
 
     /// Our picture's rotation in the active call goes on its media connection's video packets

@@ -10,10 +10,10 @@ use super::*;
 use crate::calls::{CallState, EndReason, Kinds, MediaState, Outcome};
 use crate::node::platform::NotificationCategory;
 
-const AV: Kinds = Kinds::AUDIO.union(Kinds::VIDEO);
+pub(super) const AV: Kinds = Kinds::AUDIO.union(Kinds::VIDEO);
 
 /// The next call event (incoming, state, media or logged).
-async fn next_call(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
+pub(super) async fn next_call(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
     loop {
         let ev = next(rx).await;
         if matches!(
@@ -29,7 +29,7 @@ async fn next_call(rx: &mut UnboundedReceiver<NodeEvent>) -> NodeEvent {
 }
 
 /// The next call state of `call`.
-async fn next_state(rx: &mut UnboundedReceiver<NodeEvent>, call: &str) -> CallState {
+pub(super) async fn next_state(rx: &mut UnboundedReceiver<NodeEvent>, call: &str) -> CallState {
     loop {
         if let NodeEvent::CallState { call: c, state, .. } = next_call(rx).await
             && c == call
@@ -40,7 +40,7 @@ async fn next_state(rx: &mut UnboundedReceiver<NodeEvent>, call: &str) -> CallSt
 }
 
 /// The next call-log entry.
-async fn next_logged(rx: &mut UnboundedReceiver<NodeEvent>) -> CallEntry {
+pub(super) async fn next_logged(rx: &mut UnboundedReceiver<NodeEvent>) -> CallEntry {
     loop {
         if let NodeEvent::CallLogged { entry } = next_call(rx).await {
             return entry;
@@ -49,7 +49,7 @@ async fn next_logged(rx: &mut UnboundedReceiver<NodeEvent>) -> CallEntry {
 }
 
 /// Waits for the incoming call; returns its ID.
-async fn incoming(rx: &mut UnboundedReceiver<NodeEvent>, from: &str) -> String {
+pub(super) async fn incoming(rx: &mut UnboundedReceiver<NodeEvent>, from: &str) -> String {
     loop {
         if let NodeEvent::IncomingCall {
             call,
@@ -66,7 +66,7 @@ async fn incoming(rx: &mut UnboundedReceiver<NodeEvent>, from: &str) -> String {
 }
 
 /// Two contacts that trust each other; alice calls bob and bob's phone rings.
-async fn ringing(
+pub(super) async fn ringing(
     url: &str,
 ) -> (
     (tempfile::TempDir, tempfile::TempDir),
@@ -207,6 +207,7 @@ async fn no_answer_after_the_ring_timeout() {
     let short = CallConfig {
         ring_timeout: Duration::from_millis(1500),
         dial_timeout: Duration::from_secs(1),
+        ..CallConfig::default()
     };
     a.set_call_config(short);
     b.set_call_config(short);
@@ -301,6 +302,7 @@ async fn known_and_blocked_contacts_never_ring() {
     a.set_call_config(CallConfig {
         ring_timeout: Duration::from_secs(3),
         dial_timeout: Duration::from_secs(1),
+        ..CallConfig::default()
     });
     // Bob knows alice only at level 1: her ring is refused, his phone stays silent.
     b.set_trust(&fa, Trust::Known).await.unwrap();
@@ -361,7 +363,7 @@ async fn known_and_blocked_contacts_never_ring() {
 }
 
 /// Frames written on `from`'s track `name` come out of `to`'s remote track of that kind.
-async fn media_flows(
+pub(super) async fn media_flows(
     from: &crate::transport::MediaConnection,
     to: &crate::transport::MediaConnection,
     name: &str,

@@ -34,6 +34,8 @@ pub use crate::signaling::client::SignalingState;
 mod call_media;
 mod calls;
 #[cfg(test)]
+mod calls_recovery_tests;
+#[cfg(test)]
 mod calls_tests;
 mod chat;
 #[cfg(test)]
