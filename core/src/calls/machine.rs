@@ -107,6 +107,16 @@ pub struct Call {
     media_up: bool,
 }
 
+impl Call {
+    /// The fingerprint of our certificate in this call (once we dialled or answered it).
+    pub fn our_dtls(&self) -> Option<&DtlsFingerprint> {
+        match self.direction {
+            Direction::Outgoing => Some(&self.caller_dtls),
+            Direction::Incoming => self.callee_dtls.as_ref(),
+        }
+    }
+}
+
 /// A call that ended, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRecord {

@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::{Inner, Node, NodeError, lock};
-use crate::calls::machine::Input;
+use crate::calls::machine::{Call, Input};
 use crate::calls::{CallId, DtlsFingerprint, Kinds};
 use crate::transport::{
     IncomingMedia, MediaCertificate, MediaConnection, MediaOptions, MediaState, TrackSpec,
@@ -45,8 +45,10 @@ const CLOSED_GRACE: Duration = Duration::from_secs(2);
 /// The media side of the node's calls.
 #[derive(Default)]
 pub(crate) struct CallMedia {
-    /// Our certificate for the active call (made before its ring or accept).
-    cert: Option<(CallId, MediaCertificate)>,
+    /// Our certificate for the active call (made before its ring or accept), by its
+    /// fingerprint: the call that uses it is the one that announced it (after glare, the call
+    /// kept answers with the certificate of the one dropped).
+    cert: Option<(DtlsFingerprint, MediaCertificate)>,
     /// The active call's media connection, once made.
     conn: Option<watch::Sender<Option<(CallId, MediaConnection)>>>,
     /// Media OFFERs are taken from the persistent transport.
@@ -56,6 +58,12 @@ pub(crate) struct CallMedia {
 }
 
 impl CallMedia {
+    /// Our certificate if it is the one call `c` announced.
+    fn certificate_of(&self, c: &Call) -> Option<&MediaCertificate> {
+        let (fp, cert) = self.cert.as_ref()?;
+        (Some(fp) == c.our_dtls()).then_some(cert)
+    }
+
     fn watch(&mut self) -> &watch::Sender<Option<(CallId, MediaConnection)>> {
         self.conn.get_or_insert_with(|| watch::channel(None).0)
     }
@@ -92,26 +100,28 @@ fn fingerprint_of(cert: &MediaCertificate) -> Result<DtlsFingerprint, NodeError>
 }
 
 impl Inner {
-    /// Makes our certificate for `call` and feeds the machine `input(its fingerprint)` (a dial
-    /// or an accept). The certificate is kept for the call unless the machine refuses the input
-    /// (the active call's certificate is then left alone). Media OFFERs are taken from now on.
+    /// Makes our certificate and feeds the machine `input(its fingerprint)` (a dial or an
+    /// accept). The certificate is kept, under the same lock, unless the machine refuses the
+    /// input (the active call's is then left alone): the peer may answer at once, and the end
+    /// of an earlier call must not forget it. Media OFFERs are taken from now on.
     pub(crate) fn call_with_certificate(
         this: &Arc<Inner>,
-        call: CallId,
         input: impl FnOnce(DtlsFingerprint) -> Input,
     ) -> Result<(), NodeError> {
         let cert = MediaCertificate::generate()?;
         let fp = fingerprint_of(&cert)?;
         Inner::take_media_offers(this);
-        // Kept before the input runs: the peer may answer before this function returns.
-        let before = lock(&this.calls).media.cert.replace((call, cert));
-        let result = Inner::call_input(this, input(fp));
-        if result.is_err() {
+        let result = {
             let mut calls = lock(&this.calls);
-            if calls.media.cert.as_ref().is_some_and(|(id, _)| *id == call) {
+            let before = calls.media.cert.replace((fp, cert));
+            let r = calls.machine.handle(input(fp), Instant::now());
+            if r.is_err() {
                 calls.media.cert = before;
             }
-        }
+            Inner::queue_call_actions(this, &mut calls, None);
+            r
+        };
+        Inner::turn_call_picture(this);
         Ok(result?)
     }
 
@@ -141,12 +151,7 @@ impl Inner {
                     .admit_offer(&c.peer, inc.connection_id(), inc.remote_dtls())
                     .map_err(|e| tracing::info!(peer = inc.peer(), error = %e, "media refused"))
                     .ok()?;
-                let cert = calls
-                    .media
-                    .cert
-                    .as_ref()
-                    .filter(|(id, _)| *id == call)
-                    .map(|(_, cert)| cert.clone())?;
+                let cert = calls.media.certificate_of(c)?.clone();
                 Some((call, track_specs(c.callee_kinds), cert))
             })
         };
@@ -179,14 +184,14 @@ impl Inner {
         let ready = {
             let calls = lock(&this.calls);
             let c = calls.machine.active().filter(|c| c.id == call);
-            let cert = calls.media.cert.as_ref().filter(|(id, _)| *id == call);
-            c.zip(cert).map(|(c, (_, cert))| {
-                (
+            c.and_then(|c| {
+                let cert = calls.media.certificate_of(c)?.clone();
+                Some((
                     c.peer,
                     c.media_id.clone(),
                     track_specs(c.caller_kinds),
-                    cert.clone(),
-                )
+                    cert,
+                ))
             })
         };
         let Some((peer, media_id, tracks, cert)) = ready else {
@@ -286,11 +291,13 @@ impl Inner {
         }
     }
 
-    /// Call `call` ended: its media connection closes and its certificate is forgotten.
+    /// Call `call` ended: its media connection closes and our certificate is forgotten unless
+    /// the active call announced it.
     pub(crate) async fn end_call_media(this: &Arc<Inner>, call: CallId) {
         let conn = {
             let mut calls = lock(&this.calls);
-            if calls.media.cert.as_ref().is_some_and(|(id, _)| *id == call) {
+            let used = calls.machine.active();
+            if used.is_none_or(|c| calls.media.certificate_of(c).is_none()) {
                 calls.media.cert = None;
             }
             let w = calls.media.watch();

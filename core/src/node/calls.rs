@@ -404,7 +404,7 @@ impl Node {
             media_id: new_media_id(),
             dtls,
         };
-        Inner::call_with_certificate(&self.inner, call, input)?;
+        Inner::call_with_certificate(&self.inner, input)?;
         Ok(call_hex(&call))
     }
 
@@ -412,7 +412,7 @@ impl Node {
     pub fn accept_call(&self, call: &str, kinds: Kinds) -> Result<(), NodeError> {
         let call = parse_call(call)?;
         let input = |dtls| Input::Accept { call, kinds, dtls };
-        Inner::call_with_certificate(&self.inner, call, input)
+        Inner::call_with_certificate(&self.inner, input)
     }
 
     /// Refuses the ringing call `call`.

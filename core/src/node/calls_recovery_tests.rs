@@ -1,11 +1,11 @@
-//! Calls between real nodes when things go wrong: media that closes.
+//! Calls between real nodes when things go wrong: glare and media that closes.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::calls_tests::{next_state, ringing};
-use super::tests::{next, server};
+use super::calls_tests::{AV, media_flows, next_state, ringing};
+use super::tests::{alice_and_bob, befriend, next, server};
 use super::*;
 use crate::calls::{CallState, EndReason, Kinds};
 
@@ -22,6 +22,48 @@ async fn media_connected(rx: &mut UnboundedReceiver<NodeEvent>, call: &str, peer
             return;
         }
     }
+}
+
+/// Both call each other at once: the call of the lower fingerprint is kept on both sides, and
+/// its media connects (the other side answers with the certificate of the call it dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glare_keeps_one_call_and_its_media_connects() {
+    let server = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&server.url()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    // h (the higher fingerprint) drops its own call for l's.
+    let (h, l, fh, fl) = if fa > fb {
+        (&a, &b, fa, fb)
+    } else {
+        (&b, &a, fb, fa)
+    };
+    // l refuses h's ring for now, so h's call is still dialing when l's ring arrives: the
+    // rings crossed.
+    l.set_trust(&fh, Trust::Known).await.unwrap();
+    let (mut eh, mut el) = (h.subscribe(), l.subscribe());
+    let dropped = h.call(&fl, AV).await.unwrap();
+    assert_eq!(next_state(&mut eh, &dropped).await, CallState::Dialing);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    l.set_trust(&fh, Trust::Trusted).await.unwrap();
+    let kept = l.call(&fh, AV).await.unwrap();
+    assert_eq!(
+        next_state(&mut eh, &dropped).await,
+        CallState::Ended(EndReason::Replaced)
+    );
+    assert_eq!(next_state(&mut eh, &kept).await, CallState::Connected);
+    assert_eq!(next_state(&mut el, &kept).await, CallState::Dialing);
+    assert_eq!(next_state(&mut el, &kept).await, CallState::Ringing);
+    assert_eq!(next_state(&mut el, &kept).await, CallState::Connected);
+    media_connected(&mut eh, &kept, &fl).await;
+    media_connected(&mut el, &kept, &fh).await;
+    let mh = h.call_media(&kept, Duration::from_millis(1)).await.unwrap();
+    let ml = l.call_media(&kept, Duration::from_millis(1)).await.unwrap();
+    media_flows(&ml, &mh, "audio").await;
+    media_flows(&mh, &ml, "audio").await;
+    assert_eq!(h.active_call().unwrap().call, kept);
+    h.stop().await;
+    l.stop().await;
 }
 
 /// A call whose media connection closes ends on both sides.
