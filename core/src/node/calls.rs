@@ -310,7 +310,7 @@ impl Inner {
         }
     }
 
-    /// A call ended: the log, the event, and a notification for a missed call.
+    /// A call ended: the log, the event, and a notification for a missed incoming call.
     async fn call_ended(&self, r: CallRecord) {
         // A ring answered busy never was the active call: it is logged, nothing ended.
         let busy_ring = r.direction == Direction::Incoming && r.reason == EndReason::Busy;
@@ -342,7 +342,8 @@ impl Inner {
             Ok(false) => return,
             Err(e) => tracing::warn!(error = %e, "could not log a call"),
         }
-        if matches!(entry.outcome, Outcome::Missed | Outcome::Busy)
+        if entry.direction == Direction::Incoming
+            && matches!(entry.outcome, Outcome::Missed | Outcome::Busy)
             && let Some(n) = &self.notifier
         {
             n.notify(Notification {

@@ -1,13 +1,14 @@
-//! Calls between real nodes when things go wrong: glare and media that closes.
+//! Calls between real nodes when things go wrong: glare, media that closes and a busy callee.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::calls_tests::{AV, media_flows, next_state, ringing};
-use super::tests::{alice_and_bob, befriend, next, server};
+use super::calls_tests::{AV, media_flows, next_logged, next_state, ringing};
+use super::tests::{Recorder, alice_and_bob, befriend, config, next, server, started};
 use super::*;
-use crate::calls::{CallState, EndReason, Kinds};
+use crate::calls::{CallState, EndReason, Kinds, Outcome};
+use crate::node::platform::NotificationCategory;
 
 /// Waits until the media of `call` with `peer` is up.
 async fn media_connected(rx: &mut UnboundedReceiver<NodeEvent>, call: &str, peer: &str) {
@@ -92,4 +93,44 @@ async fn a_call_whose_media_closes_ends() {
     assert!(a.active_call().is_none() && b.active_call().is_none());
     a.stop().await;
     b.stop().await;
+}
+
+/// A callee in another call is no missed call for the caller; the callee hears of the ring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_callee_is_no_missed_call_for_the_caller() {
+    let server = server().await;
+    let (_dirs, (a, b), (mut ea, mut eb), call) = ringing(&server.url()).await;
+    b.accept_call(&call, AV).unwrap();
+    assert_eq!(next_state(&mut ea, &call).await, CallState::Connected);
+    let dc = tempfile::tempdir().unwrap();
+    let notes = Arc::new(Recorder::default());
+    let mut cc = config(dc.path(), &server.url(), Some("carol"));
+    cc.platform.notifier = Some(notes.clone());
+    let c = started(cc).await.unwrap();
+    befriend(&c, &b).await;
+    let mut ec = c.subscribe();
+    let second = c.call(&b.identity().fingerprint, AV).await.unwrap();
+    assert_eq!(
+        loop {
+            match next_state(&mut ec, &second).await {
+                CallState::Dialing => {}
+                s => break s,
+            }
+        },
+        CallState::Ended(EndReason::Busy)
+    );
+    let entry = next_logged(&mut ec).await;
+    assert_eq!(
+        (entry.outcome, entry.direction),
+        (Outcome::Busy, CallDirection::Outgoing)
+    );
+    assert_eq!(next_logged(&mut eb).await.outcome, Outcome::Busy);
+    let missed = lock(&notes.0)
+        .iter()
+        .filter(|n| n.category == NotificationCategory::MissedCall)
+        .count();
+    assert_eq!(missed, 0, "the caller was told of a missed call");
+    a.stop().await;
+    b.stop().await;
+    c.stop().await;
 }
