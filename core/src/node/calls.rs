@@ -196,7 +196,8 @@ impl Inner {
     }
 
     /// A call frame from `link`: only contacts at Trusted and up may call. A ring from anyone
-    /// else is refused; their other call frames are dropped.
+    /// else is refused; of their other call frames only those that end a call are taken (a
+    /// contact whose trust was lowered during a call can still hang it up).
     pub(crate) async fn on_call_frame(
         this: &Arc<Inner>,
         link: &Arc<Link>,
@@ -204,11 +205,18 @@ impl Inner {
         frame: CallFrame,
     ) {
         if !trust.is_some_and(|t| t.allows(Capability::Call)) {
-            if matches!(frame, CallFrame::Ring { .. }) {
-                link.refuse(ErrorCode::NotAllowed, "calls need a trusted contact")
-                    .await;
+            match frame {
+                CallFrame::Ring { .. } => {
+                    link.refuse(ErrorCode::NotAllowed, "calls need a trusted contact")
+                        .await;
+                    return;
+                }
+                CallFrame::Cancel { .. }
+                | CallFrame::HangUp { .. }
+                | CallFrame::Decline { .. }
+                | CallFrame::Busy { .. } => {}
+                _ => return,
             }
-            return;
         }
         let frames = lock(&this.calls).frames.clone();
         let Ok(permit) = frames.acquire_owned().await else {

@@ -1,4 +1,5 @@
-//! Calls between real nodes when things go wrong: glare, media that closes and a busy callee.
+//! Calls between real nodes when things go wrong: glare, media that closes, a busy callee and
+//! a contact whose trust was lowered during the call.
 
 use std::time::Duration;
 
@@ -133,4 +134,25 @@ async fn a_busy_callee_is_no_missed_call_for_the_caller() {
     a.stop().await;
     b.stop().await;
     c.stop().await;
+}
+
+/// A contact whose trust was lowered below Trusted during the call can still hang it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_demoted_during_a_call_can_still_hang_up() {
+    let server = server().await;
+    let (_dirs, (a, b), (mut ea, mut eb), call) = ringing(&server.url()).await;
+    b.accept_call(&call, AV).unwrap();
+    assert_eq!(next_state(&mut eb, &call).await, CallState::Connected);
+    assert_eq!(next_state(&mut ea, &call).await, CallState::Connected);
+    b.set_trust(&a.identity().fingerprint, Trust::Known)
+        .await
+        .unwrap();
+    a.hang_up(&call).unwrap();
+    assert_eq!(
+        next_state(&mut eb, &call).await,
+        CallState::Ended(EndReason::PeerHungUp)
+    );
+    assert!(b.active_call().is_none());
+    a.stop().await;
+    b.stop().await;
 }
