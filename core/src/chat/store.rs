@@ -321,23 +321,38 @@ pub fn enqueue_with_id(
     conn: &mut Connection,
     me: &Fingerprint,
     conv: &Fingerprint,
-    (kind, id): (OpKind, Id),
+    kind_id: (OpKind, Id),
     target: Option<Id>,
     body: &[u8],
     now_ms: u64,
 ) -> Result<(Op, Option<Message>), ChatError> {
     let tx = conn.transaction()?;
-    ensure_conversation(&tx, conv)?;
+    let r = enqueue_in(&tx, me, conv, kind_id, target, body, now_ms)?;
+    tx.commit()?;
+    Ok(r)
+}
+
+/// [`enqueue_with_id`] within the caller's transaction.
+pub fn enqueue_in(
+    tx: &Transaction<'_>,
+    me: &Fingerprint,
+    conv: &Fingerprint,
+    (kind, id): (OpKind, Id),
+    target: Option<Id>,
+    body: &[u8],
+    now_ms: u64,
+) -> Result<(Op, Option<Message>), ChatError> {
+    ensure_conversation(tx, conv)?;
     let changed = match (kind, target) {
         (OpKind::Text | OpKind::File, None) => None,
         (OpKind::Edit | OpKind::Delete, Some(t)) => {
-            Some(apply_change(&tx, conv, true, kind, &t, body)?.ok_or(ChatError::NotFound)?)
+            Some(apply_change(tx, conv, true, kind, &t, body)?.ok_or(ChatError::NotFound)?)
         }
         _ => return Err(ChatError::Invalid("target does not match the kind".into())),
     };
-    let seq = counters(&tx, conv)?.next_out;
+    let seq = counters(tx, conv)?.next_out;
     exec(
-        &tx,
+        tx,
         "INSERT INTO messages (conv, outgoing, seq, id, kind, target, body, sent_ms)
          VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -351,11 +366,10 @@ pub fn enqueue_with_id(
         ],
     )?;
     exec(
-        &tx,
+        tx,
         "UPDATE conversations SET next_out_seq = ?2 WHERE conv = ?1",
         params![conv.to_hex(), (seq + 1) as i64],
     )?;
-    tx.commit()?;
     let op = Op {
         from: me.0,
         to: conv.0,
@@ -567,8 +581,20 @@ pub fn receive(
     now_ms: u64,
 ) -> Result<Received, ChatError> {
     let tx = conn.transaction()?;
-    ensure_conversation(&tx, conv)?;
-    let mut last = counters(&tx, conv)?.last_in;
+    let r = receive_in(&tx, conv, ops, now_ms)?;
+    tx.commit()?;
+    Ok(r)
+}
+
+/// [`receive`] within the caller's transaction.
+pub fn receive_in(
+    tx: &Transaction<'_>,
+    conv: &Fingerprint,
+    ops: &[Op],
+    now_ms: u64,
+) -> Result<Received, ChatError> {
+    ensure_conversation(tx, conv)?;
+    let mut last = counters(tx, conv)?.last_in;
     let mut out = Received::default();
     for op in ops {
         if op.seq <= last {
@@ -579,7 +605,7 @@ pub fn receive(
             break;
         }
         let inserted = exec(
-            &tx,
+            tx,
             "INSERT INTO messages (conv, outgoing, seq, id, kind, target, body, sent_ms, recv_ms)
              VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
             params![
@@ -601,7 +627,7 @@ pub fn receive(
         match (op.kind, &op.target) {
             (OpKind::Text | OpKind::File, _) => out.new.push(Message::new(*conv, op, Some(now_ms))),
             (kind, Some(t)) => {
-                if let Some(m) = apply_change(&tx, conv, false, kind, t, &op.body)? {
+                if let Some(m) = apply_change(tx, conv, false, kind, t, &op.body)? {
                     out.changed.retain(|c| c.id != m.id);
                     out.changed.push(m);
                 }
@@ -610,11 +636,10 @@ pub fn receive(
         }
     }
     exec(
-        &tx,
+        tx,
         "UPDATE conversations SET last_in_seq = ?2 WHERE conv = ?1",
         params![conv.to_hex(), last as i64],
     )?;
-    tx.commit()?;
     out.ack = last;
     // Messages in `new` that a later op of the batch changed show their final state.
     for m in &mut out.new {

@@ -259,16 +259,26 @@ impl Inner {
         if ops.is_empty() {
             return;
         }
-        let (fp, now) = (link.fp, unix_ms());
+        let (fp, now, max) = (link.fp, unix_ms(), self.max_file());
         let stored = self
             .db(move |c| {
-                let got = chat::receive(c, &fp, &ops, now)?;
+                let tx = c.transaction().map_err(crate::store::StoreError::from)?;
+                let got = chat::receive_in(&tx, &fp, &ops, now)?;
+                // A file's transfer is recorded with its message: a stop between the two would
+                // leave a file that never downloads (its message is not received again).
+                let mut offers = HashMap::new();
+                for m in &got.new {
+                    if let Some(manifest) = m.manifest() {
+                        offers.insert(m.id, super::files::offer(&tx, &fp, &manifest, max, now)?);
+                    }
+                }
+                tx.commit().map_err(crate::store::StoreError::from)?;
                 // Notifications show our name for the contact, never the one it gives itself.
                 let name = contacts::get(c, &fp)?.map(|k| k.name).unwrap_or_default();
-                Ok::<_, NodeError>((got, name))
+                Ok::<_, NodeError>((got, offers, name))
             })
             .await;
-        let (got, name) = match stored {
+        let (got, mut offers, name) = match stored {
             Ok(r) => r,
             Err(e) => {
                 // Not acknowledged: the sender will send them again.
@@ -287,8 +297,8 @@ impl Inner {
             if !m.deleted && m.text() != Some("") {
                 self.notify_message(&name, &m);
             }
-            if m.kind == OpKind::File {
-                self.file_offered(link, &m).await;
+            if let Some(offer) = offers.remove(&m.id) {
+                self.file_offered(link, m.id, offer).await;
             }
             if let Some(t) = trust
                 && m.kind == OpKind::Text

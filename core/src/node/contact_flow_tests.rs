@@ -1,5 +1,8 @@
 //! Contacts and their chats across absences: accepts given while the requester was away,
-//! messages deleted or failed before they were delivered, blocks that stay.
+//! messages deleted or failed before they were delivered, files whose transfer could not be
+//! recorded, blocks that stay.
+
+use std::time::Duration;
 
 use super::chat_tests::{texts, wait_for};
 use super::tests::{alice_and_bob, befriend, config, server, started, until};
@@ -257,6 +260,68 @@ async fn a_blocked_contact_is_not_removed() {
     a.set_trust(&fb, Trust::Known).await.unwrap();
     a.remove_contact(&fb).await.unwrap();
     assert!(a.contacts().await.unwrap().is_empty());
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+/// A file whose transfer cannot be recorded when its message arrives (a full disk) is not taken
+/// half: its message is not stored or acknowledged either, and the file arrives whole once it
+/// can be. (The message used to be stored and acknowledged alone: the file never downloaded.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_whose_transfer_cannot_be_recorded_is_taken_again() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let full = "CREATE TEMP TRIGGER full BEFORE INSERT ON files
+                BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;";
+    b.inner
+        .db(move |c| {
+            c.execute_batch(full)
+                .map_err(crate::store::StoreError::from)
+        })
+        .await
+        .unwrap();
+    let src = da.path().join("notes.txt");
+    std::fs::write(&src, vec![b'n'; 200_000]).unwrap();
+    let mut eb = b.subscribe();
+    let sent = a.send_file(&fb, src.to_str().unwrap()).await.unwrap();
+    let id = hex::encode(sent.id);
+    until(10, "the file's message to go out", async || {
+        let shown = a.messages(&fb, 10).await.unwrap();
+        shown[0].status == MessageStatus::Sent
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(b.messages(&fa, 10).await.unwrap().is_empty());
+    assert!(b.file_transfer(&id).await.unwrap().is_none());
+    assert_eq!(
+        a.messages(&fb, 10).await.unwrap()[0].status,
+        MessageStatus::Sent
+    );
+
+    // Space again; the next link carries the outbox from its first unacknowledged op.
+    b.inner
+        .db(|c| {
+            c.execute_batch("DROP TRIGGER temp.full")
+                .map_err(crate::store::StoreError::from)
+        })
+        .await
+        .unwrap();
+    let links: Vec<_> = lock(&a.inner.links).values().flatten().cloned().collect();
+    for l in links {
+        l.close().await;
+    }
+    let path = wait_for(&mut eb, |e| match e {
+        NodeEvent::FileReceived { id: got, path, .. } if got == id => Some(path),
+        _ => None,
+    })
+    .await;
+    assert_eq!(std::fs::read(path).unwrap(), vec![b'n'; 200_000]);
     a.stop().await;
     b.stop().await;
     server.shutdown().await;

@@ -33,7 +33,7 @@ mod limits;
 mod status;
 pub(crate) use asking::AskedMap;
 pub(crate) use limits::expiry_loop;
-use limits::{Offer, offer};
+pub(crate) use limits::{Offer, offer};
 pub use status::FileTransfer;
 
 /// Chunks between acknowledgements (each one syncs the `.part` file and the database): a
@@ -219,14 +219,11 @@ impl Inner {
 
     /// A verified `File` op arrived: record the transfer and ask for its chunks, or refuse it
     /// (an error frame saying why, then `FileDone{ok: false}`).
-    pub(crate) async fn file_offered(&self, link: &Link, m: &Message) {
-        let Some(manifest) = m.manifest() else {
-            return;
-        };
-        let (conv, id, max, now) = (link.fp, manifest.id, self.max_file(), unix_ms());
-        match self.db(move |c| offer(c, &conv, &manifest, max, now)).await {
-            Ok(Offer::Accepted) => self.resume_incoming(link, Some(id)).await,
-            Ok(Offer::Refused(why)) => {
+    pub(crate) async fn file_offered(&self, link: &Link, id: Id, offer: Offer) {
+        let conv = link.fp;
+        match offer {
+            Offer::Accepted => self.resume_incoming(link, Some(id)).await,
+            Offer::Refused(why) => {
                 tracing::info!(peer = %link.peer, why, "refused a file");
                 let text = format!("file {} refused: {why}", hex_id(&id));
                 let _ = link
@@ -243,10 +240,9 @@ impl Inner {
                     outgoing: false,
                 });
             }
-            Ok(Offer::Ignored) => {
+            Offer::Ignored => {
                 tracing::info!(peer = %link.peer, "a file offer reused a known id");
             }
-            Err(e) => tracing::warn!(error = %e, "could not record a file offer"),
         }
     }
 
@@ -711,10 +707,13 @@ impl Node {
                     Some(t) if t.allows(Capability::File) => {}
                     _ => return Err(NodeError::NotAllowed(format!("{fp} may not get files"))),
                 }
-                chat::ensure_conversation(c, &fp).map_err(crate::store::StoreError::from)?;
-                file::add(c, &fp, true, &manifest, now)?;
+                // The transfer and its message in one transaction: a transfer without its
+                // message would be asked about on every link for ever.
+                let tx = c.transaction().map_err(crate::store::StoreError::from)?;
+                file::add(&tx, &fp, true, &manifest, now)?;
                 let (op, _) =
-                    chat::enqueue_with_id(c, &me, &fp, (OpKind::File, id), None, &body, now)?;
+                    chat::enqueue_in(&tx, &me, &fp, (OpKind::File, id), None, &body, now)?;
+                tx.commit().map_err(crate::store::StoreError::from)?;
                 Ok(Message::new(fp, &op, None))
             })
             .await;

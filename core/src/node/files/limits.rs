@@ -32,7 +32,7 @@ fn setting(conn: &rusqlite::Connection, key: &str, default: u64) -> Result<u64, 
 
 /// What became of an offer.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Offer {
+pub(crate) enum Offer {
     /// Recorded: ask for its chunks.
     Accepted,
     /// Recorded as refused, for this reason.
@@ -41,40 +41,40 @@ pub(super) enum Offer {
     Ignored,
 }
 
-/// Records the offer of `m` from `conv` at `now_ms`, refused if it is over `max_file` or would
-/// take the unfinished incoming bytes from `conv`, or from everyone, over their quota.
-pub(super) fn offer(
-    conn: &mut rusqlite::Connection,
+/// Records the offer of `m` from `conv` at `now_ms` (in the transaction that stores its message:
+/// a stop between the two would leave a file that never downloads), refused if it is over
+/// `max_file` or would take the unfinished incoming bytes from `conv`, or from everyone, over
+/// their quota.
+pub(crate) fn offer(
+    tx: &rusqlite::Connection,
     conv: &Fingerprint,
     m: &Manifest,
     max_file: u64,
     now_ms: u64,
 ) -> Result<Offer, NodeError> {
-    let tx = conn.transaction().map_err(crate::store::StoreError::from)?;
     let charge = m.size.max(u64::from(file::MIN_CHUNK));
     let over = |used: u64, quota: u64| used.saturating_add(charge) > quota;
     let why = if m.size > max_file {
         Some("larger than the receiver's size limit")
     } else if over(
-        file::incoming_unfinished_bytes(&tx, Some(conv))?,
-        setting(&tx, CONTACT_QUOTA_KEY, DEFAULT_CONTACT_QUOTA)?,
+        file::incoming_unfinished_bytes(tx, Some(conv))?,
+        setting(tx, CONTACT_QUOTA_KEY, DEFAULT_CONTACT_QUOTA)?,
     ) {
         Some("over the receiver's quota of unfinished files from one contact")
     } else if over(
-        file::incoming_unfinished_bytes(&tx, None)?,
-        setting(&tx, TOTAL_QUOTA_KEY, DEFAULT_TOTAL_QUOTA)?,
+        file::incoming_unfinished_bytes(tx, None)?,
+        setting(tx, TOTAL_QUOTA_KEY, DEFAULT_TOTAL_QUOTA)?,
     ) {
         Some("over the receiver's quota of unfinished files")
     } else {
         None
     };
-    if !file::add(&tx, conv, false, m, now_ms)? {
+    if !file::add(tx, conv, false, m, now_ms)? {
         return Ok(Offer::Ignored);
     }
     if why.is_some() {
-        file::set_state(&tx, &m.id, FileState::Refused)?;
+        file::set_state(tx, &m.id, FileState::Refused)?;
     }
-    tx.commit().map_err(crate::store::StoreError::from)?;
     Ok(why.map_or(Offer::Accepted, Offer::Refused))
 }
 
