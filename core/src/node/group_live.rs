@@ -429,9 +429,10 @@ impl Live {
             }
         } else if self.router != Some(peer)
             && matches!(*frame, GroupFrame::Hello { routing: true, .. })
-            && !self.engine.log().state().gone.contains_key(&peer)
+            && self.engine.takes_router(&peer)
         {
-            // The newest router that greets us wins; the election decided who it is.
+            // The newest router that greets us wins (the election decided who it is), but
+            // never over a member with one our log cannot place (anyone may claim to route).
             if self.router.take().is_some() {
                 self.input(GroupInput::RouterDown);
             }

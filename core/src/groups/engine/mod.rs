@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::GroupId;
 use super::history::{History, VersionVector};
-use super::log::{Log, LogOp, MAX_MEMBERS, SignedEntry};
+use super::log::{Log, LogOp, SignedEntry};
 use super::message::{Body, GroupMessage, MAX_LAMPORT, SignedMessage};
 use super::wire::{GroupFrame, MAX_PAGE_BYTES, MAX_PAGE_MSGS, RefuseCode};
 use crate::crypto::SigKey;
@@ -26,11 +26,14 @@ use crate::wake_grid::WallClock;
 #[cfg(test)]
 mod batch_tests;
 mod io;
+mod links;
 #[cfg(test)]
 mod pace_tests;
 mod sync;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;
 
 pub use io::{EngineConfig, EngineStats, GroupAction, GroupEvent, GroupInput, Refusal};
 
@@ -611,7 +614,7 @@ impl<H: History> Engine<H> {
         if self.sync_at.is_some_and(|t| t <= now) {
             self.sync_at = None;
             if let Some(link) = self.router_link.clone() {
-                let hello = self.hello();
+                let hello = self.router_hello();
                 self.send(link.fp, hello);
                 if link.verified {
                     self.want(link.fp);
@@ -692,94 +695,6 @@ impl<H: History> Engine<H> {
                 peer,
                 Refusal::Unexpected("frame from a peer that is not our router"),
             );
-        }
-    }
-
-    fn on_router_up(&mut self, router: Fingerprint, now: Instant) {
-        if self.router || router == self.me {
-            return;
-        }
-        let state = self.log.state();
-        if state.gone.contains_key(&router) {
-            self.drop_peer(router, "a former member cannot route");
-            self.event(GroupEvent::RouterRefused { router });
-            return;
-        }
-        self.router_link = Some(RouterLink {
-            fp: router,
-            verified: state.is_member(&router),
-        });
-        self.router_holds_ours = None;
-        self.sent = self.acked;
-        self.wanting.clear();
-        let hello = self.hello();
-        self.send(router, hello);
-        self.sync_at = Some(self.next_sync(now));
-    }
-
-    fn on_became_router(&mut self) {
-        if self.router {
-            return;
-        }
-        self.router = true;
-        self.router_link = None;
-        self.sync_at = None;
-        self.resend_at = None;
-        self.pace_at = None;
-        self.wanting.clear();
-        self.acked = self.vv.get(&self.me);
-        self.event(GroupEvent::Role(true));
-        if self.acked > 0 {
-            let seq = self.acked;
-            self.event(GroupEvent::Acked { seq });
-        }
-        let proposals = std::mem::take(&mut self.proposals);
-        for p in proposals {
-            self.repropose(p);
-        }
-    }
-
-    fn on_peer_up(&mut self, peer: Fingerprint, now: Instant) {
-        if !self.router {
-            self.drop_peer(peer, "not routing");
-            return;
-        }
-        let state = self.log.state();
-        let admitted = state.is_member(&peer);
-        let probation = self.peers.values().filter(|l| !l.admitted).count();
-        let full = state.open && self.peers.len() + 1 >= MAX_MEMBERS;
-        if state.gone.contains_key(&peer)
-            || (!admitted && probation >= self.cfg.max_probation)
-            || (full && !self.peers.contains_key(&peer))
-        {
-            if state.gone.contains_key(&peer) {
-                // A former member that missed its removal (offline then): our log tells it,
-                // as if it had been online (it adopts the longer log and departs).
-                let hello = self.hello();
-                self.send(peer, hello);
-                self.send_log(peer, 0);
-            }
-            let why = if full {
-                "the room is full"
-            } else {
-                "not a member"
-            };
-            self.refuse_frame(peer, RefuseCode::NotMember, why);
-            self.drop_peer(peer, why);
-            self.refused(peer, Refusal::NotMember);
-            return;
-        }
-        self.peers.insert(
-            peer,
-            PeerLink {
-                admitted,
-                tokens: f64::from(self.cfg.member_rate) * 2.0,
-                token_at: now,
-            },
-        );
-        if admitted {
-            let hello = self.hello();
-            self.send(peer, hello);
         }
     }
 }

@@ -17,12 +17,20 @@ impl<H: History> Engine<H> {
             GroupFrame::Hello {
                 log_len, head, vv, ..
             } => {
-                self.log_hello(peer, log_len, head);
+                // A router our log cannot place is only pulled from: it may be anyone who
+                // knows the group ID, and our log names the group and every member.
+                self.log_hello(peer, log_len, head, verified);
                 if verified {
                     self.router_state(peer, &vv, now);
                 }
             }
-            GroupFrame::LogWant { from, .. } => self.send_log(peer, from as usize),
+            GroupFrame::LogWant { from, .. } => {
+                if verified {
+                    self.send_log(peer, from as usize);
+                } else {
+                    self.refused(peer, Refusal::Unexpected("router not verified yet"));
+                }
+            }
             GroupFrame::LogEntries {
                 from,
                 entries,
@@ -32,7 +40,7 @@ impl<H: History> Engine<H> {
             GroupFrame::Refuse { code, text, .. } => {
                 tracing::debug!(group = %self.group(), ?code, %text, "router refused a frame");
                 if code == RefuseCode::StaleHead {
-                    let hello = self.hello();
+                    let hello = self.router_hello();
                     self.send(peer, hello);
                 } else if code == RefuseCode::Throttled {
                     // We outran the router's rate: what follows the refused message is sent
@@ -147,7 +155,7 @@ impl<H: History> Engine<H> {
             GroupFrame::Hello {
                 log_len, head, vv, ..
             } => {
-                self.log_hello(peer, log_len, head);
+                self.log_hello(peer, log_len, head, true);
                 if self.vv.lacks_from(&vv) {
                     self.want(peer);
                 }
@@ -288,8 +296,9 @@ impl<H: History> Engine<H> {
         }
     }
 
-    /// Compares logs on a `Hello` and starts whatever transfer reconciles them.
-    fn log_hello(&mut self, peer: Fingerprint, len: u32, head: Hash) {
+    /// Compares logs on a `Hello` and starts whatever transfer reconciles them; with `push`
+    /// false only the pulls (`peer` is not to see our log).
+    fn log_hello(&mut self, peer: Fingerprint, len: u32, head: Hash, push: bool) {
         let len = len as usize;
         let ours = self.log.len();
         let group = self.group();
@@ -297,13 +306,17 @@ impl<H: History> Engine<H> {
             return;
         }
         if len > 0 && len <= ours && self.log.hash_at(len - 1) == Some(head) {
-            self.send_log(peer, len);
+            if push {
+                self.send_log(peer, len);
+            }
         } else if len > ours {
             let from = u32::try_from(ours).unwrap_or(u32::MAX);
             self.send(peer, GroupFrame::LogWant { group, from });
         } else if len < ours || self.log.head() < head {
             // A fork our log wins: send all of it.
-            self.send_log(peer, 0);
+            if push {
+                self.send_log(peer, 0);
+            }
         } else {
             self.send(peer, GroupFrame::LogWant { group, from: 0 });
         }
@@ -416,7 +429,12 @@ impl<H: History> Engine<H> {
     /// head); our own entries it lacks are proposed again.
     fn consider_log(&mut self, peer: Fingerprint, entries: &[SignedEntry]) {
         let new = match Log::from_entries(entries) {
-            Ok(l) if l.group() == self.group() => l,
+            // A fork shares our `Create` entry: the ID alone is no secret, anyone could sign
+            // a longer log under it.
+            Ok(l) if l.group() == self.group() && l.hash_at(0) == self.log.hash_at(0) => l,
+            Ok(l) if l.group() == self.group() => {
+                return self.refused(peer, Refusal::Log(LogError::BadCreate));
+            }
             Ok(_) => return self.refused(peer, Refusal::Log(LogError::WrongGroup)),
             Err(e) => return self.refused(peer, Refusal::Log(e)),
         };

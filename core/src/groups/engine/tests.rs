@@ -43,7 +43,7 @@ pub(super) fn sends(e: &mut Engine<MemHistory>) -> Vec<(Fingerprint, GroupFrame)
 }
 
 /// Hands every frame `from` sends to `to`.
-fn deliver(from: &mut Engine<MemHistory>, to: &mut Engine<MemHistory>, now: Instant) {
+pub(super) fn deliver(from: &mut Engine<MemHistory>, to: &mut Engine<MemHistory>, now: Instant) {
     let peer = from.identity.fingerprint();
     for (_, f) in sends(from) {
         to.handle(
@@ -57,7 +57,7 @@ fn deliver(from: &mut Engine<MemHistory>, to: &mut Engine<MemHistory>, now: Inst
 }
 
 /// `log` with `member` removed by `admin` (cutoff 0).
-fn removing(log: &Log, admin: &Identity, member: Fingerprint) -> Log {
+pub(super) fn removing(log: &Log, admin: &Identity, member: Fingerprint) -> Log {
     let mut log = log.clone();
     let e = log.sign_next(admin, LogOp::Remove { member, cutoff: 0 }, 3);
     log.append(e).unwrap();

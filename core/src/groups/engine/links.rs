@@ -1,0 +1,132 @@
+//! Links coming and going: our router (member side), the members' links (router side), and
+//! whom we trust with what on them.
+
+use std::time::Instant;
+
+use super::{Engine, GroupEvent, PeerLink, Refusal, RouterLink};
+use crate::groups::history::{History, VersionVector};
+use crate::groups::log::MAX_MEMBERS;
+use crate::groups::wire::{GroupFrame, RefuseCode};
+use crate::identity::Fingerprint;
+
+impl<H: History> Engine<H> {
+    /// Whether we take `peer` as our router when it says it routes: a former member never,
+    /// and one our log cannot place only while no router it can place is linked (anyone who
+    /// knows the group ID may say it routes; we only pull the log from such a link).
+    pub fn takes_router(&self, peer: &Fingerprint) -> bool {
+        let state = self.log.state();
+        !self.router
+            && *peer != self.me
+            && !state.gone.contains_key(peer)
+            && (state.is_member(peer) || self.router_peer().is_none())
+    }
+
+    /// Our `Hello` to our router. One our log cannot place yet gets no version vector: it
+    /// names every author.
+    pub(super) fn router_hello(&self) -> GroupFrame {
+        let mut hello = self.hello();
+        let verified = self.router_link.as_ref().is_some_and(|l| l.verified);
+        if let GroupFrame::Hello { vv, .. } = &mut hello
+            && !verified
+        {
+            *vv = VersionVector::default();
+        }
+        hello
+    }
+
+    pub(super) fn on_router_up(&mut self, router: Fingerprint, now: Instant) {
+        if self.router || router == self.me {
+            return;
+        }
+        let state = self.log.state();
+        if state.gone.contains_key(&router) {
+            self.drop_peer(router, "a former member cannot route");
+            self.event(GroupEvent::RouterRefused { router });
+            return;
+        }
+        if !self.takes_router(&router) {
+            self.refused(
+                router,
+                Refusal::Unexpected("a router our log cannot place while ours is linked"),
+            );
+            return;
+        }
+        self.router_link = Some(RouterLink {
+            fp: router,
+            verified: state.is_member(&router),
+        });
+        self.router_holds_ours = None;
+        self.sent = self.acked;
+        self.wanting.clear();
+        let hello = self.router_hello();
+        self.send(router, hello);
+        self.sync_at = Some(self.next_sync(now));
+    }
+
+    pub(super) fn on_became_router(&mut self) {
+        if self.router {
+            return;
+        }
+        self.router = true;
+        self.router_link = None;
+        self.sync_at = None;
+        self.resend_at = None;
+        self.pace_at = None;
+        self.wanting.clear();
+        self.acked = self.vv.get(&self.me);
+        self.event(GroupEvent::Role(true));
+        if self.acked > 0 {
+            let seq = self.acked;
+            self.event(GroupEvent::Acked { seq });
+        }
+        let proposals = std::mem::take(&mut self.proposals);
+        for p in proposals {
+            self.repropose(p);
+        }
+    }
+
+    pub(super) fn on_peer_up(&mut self, peer: Fingerprint, now: Instant) {
+        if !self.router {
+            self.drop_peer(peer, "not routing");
+            return;
+        }
+        let state = self.log.state();
+        let admitted = state.is_member(&peer);
+        let probation = self.peers.values().filter(|l| !l.admitted).count();
+        let full = state.open && self.peers.len() + 1 >= MAX_MEMBERS;
+        let gone = state.gone.contains_key(&peer);
+        if gone
+            || (!admitted && probation >= self.cfg.max_probation)
+            || (full && !self.peers.contains_key(&peer))
+        {
+            if gone {
+                // A former member that missed its removal (offline then): our log tells it,
+                // as if it had been online (it adopts the longer log and departs).
+                let hello = self.hello();
+                self.send(peer, hello);
+                self.send_log(peer, 0);
+            }
+            let why = if full {
+                "the room is full"
+            } else {
+                "not a member"
+            };
+            self.refuse_frame(peer, RefuseCode::NotMember, why);
+            self.drop_peer(peer, why);
+            self.refused(peer, Refusal::NotMember);
+            return;
+        }
+        self.peers.insert(
+            peer,
+            PeerLink {
+                admitted,
+                tokens: f64::from(self.cfg.member_rate) * 2.0,
+                token_at: now,
+            },
+        );
+        if admitted {
+            let hello = self.hello();
+            self.send(peer, hello);
+        }
+    }
+}

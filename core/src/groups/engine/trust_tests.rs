@@ -1,0 +1,133 @@
+//! What a peer that is not (known to be) a member can do to a member.
+
+use std::time::{Duration, Instant};
+
+use super::tests::{deliver, engine, id, linked, log_with, refusals, sends};
+use super::*;
+use crate::groups::history::MemHistory;
+
+fn frame(e: &mut Engine<MemHistory>, peer: Fingerprint, f: GroupFrame, now: Instant) {
+    e.handle(
+        GroupInput::Frame {
+            peer,
+            frame: Box::new(f),
+        },
+        now,
+    );
+}
+
+fn routing_hello(group: GroupId) -> GroupFrame {
+    GroupFrame::Hello {
+        group,
+        log_len: 0,
+        head: [0; 32],
+        vv: VersionVector::default(),
+        routing: true,
+    }
+}
+
+fn sent_log(out: &[(Fingerprint, GroupFrame)]) -> bool {
+    out.iter()
+        .any(|(_, f)| matches!(f, GroupFrame::LogEntries { .. }))
+}
+
+#[test]
+fn a_stranger_that_says_it_routes_cannot_cut_a_member_off_its_router() {
+    let ids = [id(1), id(2), id(3)];
+    let log = log_with(&ids);
+    let now = Instant::now();
+    let (mut r, mut m) = (engine(&ids[1], &log), engine(&ids[2], &log));
+    linked(&mut r, &mut m, now);
+    let x = id(9).fingerprint();
+    assert!(!m.takes_router(&x));
+    m.handle(GroupInput::RouterUp { router: x }, now);
+    frame(&mut m, x, routing_hello(log.group()), now);
+    assert!(!sent_log(&sends(&mut m)), "the stranger got our log");
+    assert_eq!(m.router_peer(), Some(ids[1].fingerprint()));
+    // The real router's relays are still taken.
+    r.send_message(Body::Text("still here".into()), 5, now)
+        .unwrap();
+    deliver(&mut r, &mut m, now);
+    assert_eq!(m.history().len(), 1);
+}
+
+#[test]
+fn a_router_our_log_cannot_place_sees_neither_our_log_nor_our_authors() {
+    let ids = [id(1), id(2)];
+    let log = log_with(&ids);
+    let now = Instant::now();
+    let mut m = engine(&ids[1], &log);
+    m.send_message(Body::Text("mine".into()), 5, now).unwrap();
+    m.drain_actions();
+    // No router yet: one we cannot place is taken, for log sync only.
+    let x = id(9).fingerprint();
+    assert!(m.takes_router(&x));
+    m.handle(GroupInput::RouterUp { router: x }, now);
+    frame(&mut m, x, routing_hello(log.group()), now);
+    let group = log.group();
+    frame(&mut m, x, GroupFrame::LogWant { group, from: 0 }, now);
+    m.handle_timeout(now + Duration::from_secs(3));
+    let out = sends(&mut m);
+    assert!(!sent_log(&out), "the stranger got our log");
+    for (_, f) in &out {
+        if let GroupFrame::Hello { vv, .. } = f {
+            assert_eq!(vv.total(), 0, "our Hello named the authors");
+        }
+    }
+    assert!(
+        out.iter()
+            .any(|(_, f)| matches!(f, GroupFrame::Hello { .. }))
+    );
+}
+
+#[test]
+fn a_longer_log_under_another_create_entry_is_not_adopted() {
+    let ids = [id(1), id(2)];
+    let log = log_with(&ids);
+    let now = Instant::now();
+    let mut m = engine(&ids[1], &log);
+    // Someone who knows the ID signs a log of their own under it, longer than ours.
+    let x = id(9);
+    let mut forged = Log::create_with_id(log.group(), &x, "mine now", 1);
+    for n in [
+        ids[1].fingerprint(),
+        id(10).fingerprint(),
+        id(11).fingerprint(),
+    ] {
+        let e = forged.sign_next(&x, LogOp::Invite(n), 2);
+        forged.append(e).unwrap();
+    }
+    m.handle(
+        GroupInput::RouterUp {
+            router: x.fingerprint(),
+        },
+        now,
+    );
+    let entries = forged.entries().to_vec();
+    let group = log.group();
+    let done = true;
+    let f = GroupFrame::LogEntries {
+        group,
+        from: 0,
+        entries,
+        done,
+    };
+    frame(&mut m, x.fingerprint(), f, now);
+    assert_eq!(m.log(), &log);
+    assert_eq!(
+        refusals(&m.drain_actions()),
+        vec![Refusal::Log(crate::groups::log::LogError::BadCreate)]
+    );
+}
+
+#[test]
+fn an_invitee_still_gets_the_log_from_a_router_it_cannot_place() {
+    let ids = [id(1), id(2), id(3)];
+    let full = log_with(&ids);
+    // The invitee's log is the link's `Create` alone: it cannot place the router.
+    let mine = Log::from_create(full.entries()[0].clone()).unwrap();
+    let now = Instant::now();
+    let (mut r, mut i) = (engine(&ids[1], &full), engine(&ids[2], &mine));
+    linked(&mut r, &mut i, now);
+    assert_eq!(i.log(), &full);
+}
