@@ -34,6 +34,17 @@ impl<H: History> Engine<H> {
         hello
     }
 
+    /// Sends the verified router our proposals not appended yet: one may have been lost, or
+    /// made while no router was linked.
+    pub(super) fn push_proposals(&mut self) {
+        let Some(router) = self.router_peer() else {
+            return;
+        };
+        for p in self.proposals.clone() {
+            self.send(router, GroupFrame::Propose(p));
+        }
+    }
+
     pub(super) fn on_router_up(&mut self, router: Fingerprint, now: Instant) {
         if self.router || router == self.me {
             return;

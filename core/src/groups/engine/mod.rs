@@ -618,6 +618,7 @@ impl<H: History> Engine<H> {
                 self.send(link.fp, hello);
                 if link.verified {
                     self.want(link.fp);
+                    self.push_proposals();
                 }
                 self.sync_at = Some(self.next_sync(now));
             }

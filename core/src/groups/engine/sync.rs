@@ -99,6 +99,7 @@ impl<H: History> Engine<H> {
             self.want(router);
         }
         self.push_outbox(now);
+        self.push_proposals();
     }
 
     /// The router stored our messages up to `seq`: the resend timer restarts and the send

@@ -1,4 +1,5 @@
-//! What a peer that is not (known to be) a member can do to a member.
+//! What a peer that is not (known to be) a member can do to a member; proposals that
+//! outlive the router they were made for.
 
 use std::time::{Duration, Instant};
 
@@ -130,4 +131,33 @@ fn an_invitee_still_gets_the_log_from_a_router_it_cannot_place() {
     let (mut r, mut i) = (engine(&ids[1], &full), engine(&ids[2], &mine));
     linked(&mut r, &mut i, now);
     assert_eq!(i.log(), &full);
+}
+
+#[test]
+fn a_proposal_made_while_no_router_was_linked_reaches_the_next_one() {
+    let ids = [id(1), id(2), id(3)];
+    let log = log_with(&ids);
+    let now = Instant::now();
+    let (mut a, mut r) = (engine(&ids[0], &log), engine(&ids[1], &log));
+    let member = ids[2].fingerprint();
+    a.propose(LogOp::Remove { member, cutoff: 0 }, 5).unwrap();
+    assert!(sends(&mut a).is_empty());
+    linked(&mut r, &mut a, now);
+    assert!(!r.log().state().is_member(&member), "the removal was lost");
+    assert!(!a.log().state().is_member(&member));
+}
+
+#[test]
+fn a_lost_proposal_is_sent_again() {
+    let ids = [id(1), id(2), id(3)];
+    let log = log_with(&ids);
+    let now = Instant::now();
+    let (mut a, mut r) = (engine(&ids[0], &log), engine(&ids[1], &log));
+    linked(&mut r, &mut a, now);
+    let member = ids[2].fingerprint();
+    a.propose(LogOp::Remove { member, cutoff: 0 }, 5).unwrap();
+    sends(&mut a); // lost
+    a.handle_timeout(now + Duration::from_secs(3));
+    deliver(&mut a, &mut r, now + Duration::from_secs(3));
+    assert!(!r.log().state().is_member(&member), "the removal was lost");
 }
