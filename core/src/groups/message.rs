@@ -87,6 +87,10 @@ pub enum MsgError {
     /// Seq 0, or a Lamport clock out of range or not above the author's previous message.
     #[error("bad sequence or clock")]
     BadClock,
+    /// A Lamport clock far above every message the receiving router holds (it would use up
+    /// the clock's range for everyone).
+    #[error("clock leaps too far ahead")]
+    ClockLeap,
     /// Over a size bound.
     #[error("message too large")]
     TooLarge,

@@ -39,6 +39,10 @@ pub use io::{EngineConfig, EngineStats, GroupAction, GroupEvent, GroupInput, Ref
 
 /// Most own messages the outbox waits to have tokens for before it sends again.
 const PACE_BATCH: u64 = 32;
+/// Most a message's Lamport clock may leap above the highest we hold when its author hands
+/// it to us as router (honest clocks move one past what their author saw); no leap may land
+/// within this of [`MAX_LAMPORT`] either, so a member cannot use up everyone's clock.
+const MAX_LAMPORT_LEAP: u64 = 1 << 32;
 
 /// Why a local send or proposal failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -368,13 +372,17 @@ impl<H: History> Engine<H> {
         if seq - 1 - self.acked >= self.cfg.max_outbox {
             return Err(SendError::OutboxFull);
         }
+        if self.max_lamport >= MAX_LAMPORT {
+            // A message no member would take: it would block the outbox forever.
+            return Err(SendError::Invalid("the group's clock is used up".into()));
+        }
         let msg = SignedMessage::sign(
             &self.identity,
             GroupMessage {
                 group: self.group(),
                 author: [0; 32],
                 seq,
-                lamport: (self.max_lamport + 1).min(MAX_LAMPORT),
+                lamport: self.max_lamport + 1,
                 sent_ms: now_ms,
                 body,
             },
@@ -473,6 +481,9 @@ impl<H: History> Engine<H> {
             // Checked before the key is decoded and kept.
             return Err(Refusal::Message(super::message::MsgError::NotMember));
         }
+        if self.router && author == peer && self.leaps(msg.msg.lamport) {
+            return Err(Refusal::Message(super::message::MsgError::ClockLeap));
+        }
         let key = self.keys.get(&msg.msg.author)?;
         msg.check_fields(&self.group(), self.log.state())?;
         if !batch_checked {
@@ -489,6 +500,17 @@ impl<H: History> Engine<H> {
         }
         self.store(&msg, Some(peer));
         Ok(false)
+    }
+
+    /// Whether a Lamport clock handed to us by its author leaps too far: more than
+    /// [`MAX_LAMPORT_LEAP`] above the highest we hold, or into the last such span below
+    /// [`MAX_LAMPORT`]. One past the highest is always fine. Checked only at the router an
+    /// author hands its message to: one passed on by another peer was taken by a router
+    /// before, and a member still backfilling holds less than the group.
+    fn leaps(&self, lamport: u64) -> bool {
+        lamport > self.max_lamport + 1
+            && (lamport - self.max_lamport > MAX_LAMPORT_LEAP
+                || lamport > MAX_LAMPORT - MAX_LAMPORT_LEAP)
     }
 
     /// Checks at once the signatures of the messages of `msgs` that [`accept`](Self::accept)

@@ -48,6 +48,11 @@ impl<H: History> Engine<H> {
                     self.sent = self.acked;
                     self.pace = (0.0, Some(now));
                     self.push_outbox(now);
+                } else if code == RefuseCode::Invalid {
+                    // The router will not take one of ours (its history may lag ours): the
+                    // outbox goes again at the pace of our state announcements, not every
+                    // `resend_after`.
+                    self.resend_at = Some(now + self.sync_every);
                 }
             }
             _ if !verified => self.refused(peer, Refusal::Unexpected("router not verified yet")),
@@ -132,7 +137,8 @@ impl<H: History> Engine<H> {
             self.batch_checked = false;
             match taken {
                 Ok(g) => gap |= g,
-                Err(Refusal::Duplicate) => {}
+                // Another author's message later in the page may be what lets it in.
+                Err(Refusal::Duplicate | Refusal::Message(MsgError::ClockLeap)) => {}
                 Err(e) => return Err(e),
             }
         }

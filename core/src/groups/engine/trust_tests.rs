@@ -1,11 +1,12 @@
-//! What a peer that is not (known to be) a member can do to a member; proposals that
-//! outlive the router they were made for.
+//! What a peer that is not (known to be) a member can do to a member, and what a member can
+//! do to everyone's clocks; proposals that outlive the router they were made for.
 
 use std::time::{Duration, Instant};
 
 use super::tests::{deliver, engine, id, linked, log_with, refusals, sends};
 use super::*;
 use crate::groups::history::MemHistory;
+use crate::groups::message::MsgError;
 
 fn frame(e: &mut Engine<MemHistory>, peer: Fingerprint, f: GroupFrame, now: Instant) {
     e.handle(
@@ -160,4 +161,95 @@ fn a_lost_proposal_is_sent_again() {
     a.handle_timeout(now + Duration::from_secs(3));
     deliver(&mut a, &mut r, now + Duration::from_secs(3));
     assert!(!r.log().state().is_member(&member), "the removal was lost");
+}
+
+fn signed(by: &Identity, group: GroupId, seq: u64, lamport: u64) -> SignedMessage {
+    SignedMessage::sign(
+        by,
+        GroupMessage {
+            group,
+            author: [0; 32],
+            seq,
+            lamport,
+            sent_ms: 1,
+            body: Body::Text("t".into()),
+        },
+    )
+}
+
+#[test]
+fn a_member_cannot_use_up_everyones_clock() {
+    let ids = [id(1), id(2), id(3)];
+    let log = log_with(&ids);
+    let now = Instant::now();
+    let (mut r, mut m) = (engine(&ids[1], &log), engine(&ids[2], &log));
+    linked(&mut r, &mut m, now);
+    let (a, g) = (ids[0].fingerprint(), log.group());
+    r.handle(GroupInput::PeerUp { peer: a }, now);
+    r.drain_actions();
+    // A leap to the top of the range, or far above what the router holds, is refused.
+    frame(
+        &mut r,
+        a,
+        GroupFrame::Msg(signed(&ids[0], g, 1, MAX_LAMPORT)),
+        now,
+    );
+    frame(
+        &mut r,
+        a,
+        GroupFrame::Msg(signed(&ids[0], g, 1, 1 << 40)),
+        now,
+    );
+    assert_eq!(
+        refusals(&r.drain_actions()),
+        vec![Refusal::Message(MsgError::ClockLeap); 2]
+    );
+    // So is one in a page answering the router's `Want`, but not the others in it.
+    let page = GroupFrame::Page {
+        group: g,
+        msgs: vec![signed(&ids[0], g, 1, 1 << 40)],
+        more: false,
+    };
+    frame(&mut r, a, page, now);
+    assert!(r.history().is_empty());
+    frame(&mut r, a, GroupFrame::Msg(signed(&ids[0], g, 1, 1000)), now);
+    assert_eq!(r.history().len(), 1, "a modest leap is fine");
+    // A member handed a used-up clock by an older router does not sign what nobody takes.
+    frame(
+        &mut m,
+        ids[1].fingerprint(),
+        GroupFrame::Msg(signed(&ids[0], g, 1, MAX_LAMPORT)),
+        now,
+    );
+    assert_eq!(m.history().len(), 1);
+    assert!(matches!(
+        m.send_message(Body::Text("x".into()), 5, now),
+        Err(SendError::Invalid(_))
+    ));
+}
+
+#[test]
+fn a_message_the_router_refuses_is_not_sent_again_every_second() {
+    let ids = [id(1), id(2)];
+    let log = log_with(&ids);
+    let now = Instant::now();
+    let (mut r, mut m) = (engine(&ids[0], &log), engine(&ids[1], &log));
+    linked(&mut r, &mut m, now);
+    m.send_message(Body::Text("x".into()), 5, now).unwrap();
+    sends(&mut m);
+    let refuse = GroupFrame::Refuse {
+        group: log.group(),
+        code: RefuseCode::Invalid,
+        text: "no".into(),
+    };
+    frame(&mut m, ids[0].fingerprint(), refuse, now);
+    let msgs = |m: &mut Engine<MemHistory>, at: Instant| {
+        m.handle_timeout(at);
+        sends(m)
+            .iter()
+            .filter(|(_, f)| matches!(f, GroupFrame::Msg(_)))
+            .count()
+    };
+    assert_eq!(msgs(&mut m, now + Duration::from_millis(1500)), 0);
+    assert_eq!(msgs(&mut m, now + Duration::from_millis(2500)), 1);
 }
