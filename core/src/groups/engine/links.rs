@@ -1,13 +1,17 @@
 //! Links coming and going: our router (member side), the members' links (router side), and
 //! whom we trust with what on them.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Engine, GroupEvent, PeerLink, Refusal, RouterLink};
 use crate::groups::history::{History, VersionVector};
 use crate::groups::log::MAX_MEMBERS;
 use crate::groups::wire::{GroupFrame, RefuseCode};
 use crate::identity::Fingerprint;
+
+/// A former member that links to us gets our log (it adopts it and departs) at most this
+/// often: one that keeps sending frames does not get the whole log for each.
+const TELL_GONE_EVERY: Duration = Duration::from_secs(30);
 
 impl<H: History> Engine<H> {
     /// Whether we take `peer` as our router when it says it routes: a former member never,
@@ -43,6 +47,26 @@ impl<H: History> Engine<H> {
         for p in self.proposals.clone() {
             self.send(router, GroupFrame::Propose(p));
         }
+    }
+
+    /// Whether `peer` is a former member due to be sent our log (at most every
+    /// [`TELL_GONE_EVERY`]). A router dials such peers it sees: one that missed its removal
+    /// (offline then) learns of it from nobody else.
+    pub fn gone_to_tell(&self, peer: &Fingerprint, now: Instant) -> bool {
+        self.log.state().gone.contains_key(peer)
+            && self
+                .told_gone
+                .get(peer)
+                .is_none_or(|t| now >= *t + TELL_GONE_EVERY)
+    }
+
+    /// Whether former member `peer` is to be sent our log now; if so, it counts as told.
+    pub(super) fn tell_gone(&mut self, peer: Fingerprint, now: Instant) -> bool {
+        let due = self.gone_to_tell(&peer, now);
+        if due {
+            self.told_gone.insert(peer, now);
+        }
+        due
     }
 
     pub(super) fn on_router_up(&mut self, router: Fingerprint, now: Instant) {
@@ -110,7 +134,7 @@ impl<H: History> Engine<H> {
             || (!admitted && probation >= self.cfg.max_probation)
             || (full && !self.peers.contains_key(&peer))
         {
-            if gone {
+            if gone && self.tell_gone(peer, now) {
                 // A former member that missed its removal (offline then): our log tells it,
                 // as if it had been online (it adopts the longer log and departs).
                 let hello = self.hello();

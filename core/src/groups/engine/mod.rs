@@ -134,6 +134,8 @@ pub struct Engine<H: History> {
     proposals: Vec<SignedEntry>,
     /// A whole log being received from a peer after a fork: (peer, entries so far).
     candidate: Option<(Fingerprint, Vec<SignedEntry>)>,
+    /// When each former member that linked to us was last sent our log.
+    told_gone: BTreeMap<Fingerprint, Instant>,
     sync_at: Option<Instant>,
     /// How often a member re-announces its state now (foreground or background).
     sync_every: Duration,
@@ -182,6 +184,7 @@ impl<H: History> Engine<H> {
             peers: BTreeMap::new(),
             proposals: vec![],
             candidate: None,
+            told_gone: BTreeMap::new(),
             sync_at: None,
             sync_every,
             clock: None,
@@ -710,7 +713,9 @@ impl<H: History> Engine<H> {
         {
             // A former member routes (it was offline when it was removed and won the
             // election): it gets our log, learns it is out and leaves the election.
-            self.send_log(peer, 0);
+            if self.tell_gone(peer, now) {
+                self.send_log(peer, 0);
+            }
             self.drop_peer(peer, "a former member cannot route");
             self.event(GroupEvent::RouterRefused { router: peer });
         } else {

@@ -1,9 +1,10 @@
 //! What a peer that is not (known to be) a member can do to a member, and what a member can
-//! do to everyone's clocks; proposals that outlive the router they were made for.
+//! do to everyone's clocks; proposals that outlive the router they were made for; former
+//! members that keep coming back.
 
 use std::time::{Duration, Instant};
 
-use super::tests::{deliver, engine, id, linked, log_with, refusals, sends};
+use super::tests::{deliver, engine, id, linked, log_with, refusals, removing, sends};
 use super::*;
 use crate::groups::history::MemHistory;
 use crate::groups::message::MsgError;
@@ -252,4 +253,22 @@ fn a_message_the_router_refuses_is_not_sent_again_every_second() {
     };
     assert_eq!(msgs(&mut m, now + Duration::from_millis(1500)), 0);
     assert_eq!(msgs(&mut m, now + Duration::from_millis(2500)), 1);
+}
+
+#[test]
+fn a_former_member_that_keeps_linking_gets_the_log_once_a_while() {
+    let ids = [id(1), id(2), id(3)];
+    let log = removing(&log_with(&ids), &ids[0], ids[2].fingerprint());
+    let now = Instant::now();
+    let mut r = engine(&ids[0], &log);
+    r.handle(GroupInput::BecameRouter, now);
+    let gone = ids[2].fingerprint();
+    assert!(r.gone_to_tell(&gone, now), "the router would dial it");
+    for (secs, told) in [(0, true), (1, false), (31, true)] {
+        let at = now + Duration::from_secs(secs);
+        r.handle(GroupInput::PeerUp { peer: gone }, at);
+        assert_eq!(sent_log(&sends(&mut r)), told, "at {secs} s");
+        assert!(!r.gone_to_tell(&gone, at));
+    }
+    assert!(!r.gone_to_tell(&ids[1].fingerprint(), now), "a member");
 }
