@@ -693,6 +693,7 @@ async fn run(
     mut ns_events: mpsc::UnboundedReceiver<NsEvent>,
 ) {
     let mut tick = link_check_tick(true);
+    let mut candidate = live.engine.log().state().is_member(&live.me);
     let done = loop {
         let timer = [live.engine.poll_timeout(), live.call_timeout()]
             .into_iter()
@@ -727,6 +728,11 @@ async fn run(
         }
         live.release_held();
         live.flush().await;
+        if !candidate && live.engine.log().state().is_member(&live.me) {
+            // Our log holds our invite now: we may route.
+            candidate = true;
+            ns.set_candidate(true);
+        }
         if stop.is_some() {
             break stop;
         }
