@@ -155,6 +155,16 @@ pub enum GroupEvent {
         /// The group.
         group: String,
     },
+    /// A former member's messages after `cutoff` were deleted (its removal or leave came
+    /// after them): a chat showing them drops them.
+    Purged {
+        /// The group.
+        group: String,
+        /// The former member's fingerprint.
+        author: String,
+        /// Its last message kept (its seq).
+        cutoff: u64,
+    },
     /// A contact who may invite us (trust level 2 or more) sent us an invite link, and we
     /// joined its group.
     Invited {
@@ -256,6 +266,15 @@ impl From<node::GroupUpdate> for GroupEvent {
             },
             U::Departed { group } => Self::Departed {
                 group: group.to_hex(),
+            },
+            U::Purged {
+                group,
+                author,
+                cutoff,
+            } => Self::Purged {
+                group: group.to_hex(),
+                author: author.to_hex(),
+                cutoff,
             },
             U::Invited { group, by } => Self::Invited {
                 group: group.to_hex(),

@@ -239,6 +239,8 @@ final class GroupChatModel: ObservableObject {
             router = routes
         case let .departed(g) where g == group:
             membership = .former
+        case let .purged(g, author, cutoff) where g == group:
+            messages.removeAll { $0.author == author && $0.seq > cutoff }
         case let .backfill(g, _, more) where g == group:
             return !more
         case let .fileProgress(g, file, received, _) where g == group:

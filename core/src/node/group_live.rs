@@ -105,6 +105,16 @@ pub enum GroupUpdate {
         /// The group.
         group: GroupId,
     },
+    /// A former member's messages after `cutoff` were deleted (its removal or leave came
+    /// after them): a chat showing them drops them.
+    Purged {
+        /// The group.
+        group: GroupId,
+        /// The former member.
+        author: Fingerprint,
+        /// Its last message kept.
+        cutoff: u64,
+    },
     /// Who is in the group's call now (empty: nobody), whether we take part or not.
     CallRoster {
         /// The group.
@@ -659,6 +669,11 @@ impl Live {
                 self.emit(GroupUpdate::Role { group, router });
             }
             GroupEvent::Departed => self.emit(GroupUpdate::Departed { group }),
+            GroupEvent::Purged { author, cutoff } => self.emit(GroupUpdate::Purged {
+                group,
+                author,
+                cutoff,
+            }),
             GroupEvent::Refused { peer, reason } => {
                 tracing::info!(%group, %peer, %reason, "refused group input");
             }
@@ -671,7 +686,7 @@ impl Live {
             GroupEvent::ProposalDropped(op) => {
                 tracing::info!(%group, ?op, "a membership change no longer applies");
             }
-            GroupEvent::Acked { .. } | GroupEvent::Purged { .. } => {}
+            GroupEvent::Acked { .. } => {}
         }
     }
 }

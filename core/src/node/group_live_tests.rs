@@ -611,3 +611,66 @@ async fn members_in_the_background_stay_linked_and_keep_receiving() {
         node.stop().await;
     }
 }
+
+/// A removal whose cutoff is below messages a member holds deletes them there, and the app
+/// hears of it (an open chat drops them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_purged_by_a_removal_are_announced() {
+    let server = server().await;
+    let url = server.url();
+    let tmp: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    let (gid, fps) = group_of(&dirs);
+    // Every member holds the whole log, so two of them chat without the admin.
+    let admin = Profile::open_desktop(dirs[0]).unwrap();
+    let log = admin
+        .store()
+        .with_conn(|c| crate::groups::store::load_log(c, &gid))
+        .unwrap()
+        .unwrap();
+    drop(admin);
+    for d in &dirs[1..] {
+        let p = Profile::open_desktop(d).unwrap();
+        p.store()
+            .with_conn(|c| {
+                let tx = c.transaction()?;
+                crate::groups::store::save_group(&tx, &log, 1)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .unwrap();
+    }
+    let mut pair = vec![];
+    for d in &dirs[1..] {
+        pair.push(started(config(d, &url, None)).await.unwrap());
+    }
+    pair[1].group_send(&gid, "seen").await.unwrap();
+    until(30, "the other member holding it", async || {
+        history(dirs[1], &gid).len() == 1
+    })
+    .await;
+    for n in pair {
+        n.stop().await;
+    }
+    // The admin, who never saw it, removes its author offline (cutoff 0).
+    {
+        let admin = Profile::open_desktop(dirs[0]).unwrap();
+        offline::remove(&admin, &gid, &fps[2]).unwrap();
+    }
+    let admin = started(config(dirs[0], &url, None)).await.unwrap();
+    let member = started(config(dirs[1], &url, None)).await.unwrap();
+    let mut events = member.group_events();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(u) = events.recv().await {
+            if let GroupUpdate::Purged { author, cutoff, .. } = u {
+                assert_eq!((author, cutoff), (fps[2], 0));
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the purge was announced");
+    assert!(history(dirs[1], &gid).is_empty());
+    admin.stop().await;
+    member.stop().await;
+}

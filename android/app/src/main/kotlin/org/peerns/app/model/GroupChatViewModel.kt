@@ -183,6 +183,11 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
             }
             is GroupEvent.Role -> if (event.group == group) mutableState.update { it.copy(router = event.router) }
             is GroupEvent.Departed -> if (event.group == group) mutableState.update { it.copy(membership = GroupMembership.FORMER) }
+            is GroupEvent.Purged -> if (event.group == group) {
+                mutableState.update { s ->
+                    s.copy(messages = s.messages.filter { it.author != event.author || it.seq <= event.cutoff })
+                }
+            }
             is GroupEvent.FileProgress -> if (event.group == group) {
                 setStatus(event.file, GroupFileStatus(GroupFileTransfer.TRANSFERRING, event.received))
             }
