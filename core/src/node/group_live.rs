@@ -565,10 +565,11 @@ impl Live {
     }
 
     /// Stores what the engine reported, then sends its frames, answers local callers and
-    /// tells the application.
-    async fn flush(&mut self) {
+    /// tells the application. `false`: it could not be stored (a full disk): nothing of it
+    /// went out, and the engine is ahead of the store (the task starts again from the store).
+    async fn flush(&mut self) -> bool {
         let Some(inner) = self.inner.upgrade() else {
-            return;
+            return true;
         };
         let actions = self.engine.drain_actions();
         let events: Vec<GroupEvent> = actions
@@ -587,21 +588,20 @@ impl Live {
         } else {
             Ok(())
         };
-        if let Err(e) = &stored {
-            tracing::warn!(group = %self.gid, error = %e, "could not store group events");
-        }
         for (reply, r) in self.sends.drain(..) {
-            let r = match (&stored, r) {
-                (Err(e), Ok(_)) => Err(NodeError::InvalidInput(format!("not stored: {e}"))),
-                (_, r) => r,
-            };
-            let _ = reply.send(r);
+            let _ = reply.send(unless_unstored(&stored, r));
         }
         for (reply, r) in self.proposals.drain(..) {
-            let _ = reply.send(r);
+            let _ = reply.send(unless_unstored(&stored, r));
         }
         for (reply, r) in self.invites.drain(..) {
-            let _ = reply.send(r);
+            let _ = reply.send(unless_unstored(&stored, r));
+        }
+        if let Err(e) = &stored {
+            // Sent, its messages would be held by the others and not by us: our next ones
+            // would reuse their seqs and be dropped everywhere as duplicates.
+            tracing::warn!(group = %self.gid, error = %e, "could not store group events");
+            return false;
         }
         self.notify(&inner, &events).await;
         let mut out = batch::Outgoing::default();
@@ -621,6 +621,22 @@ impl Live {
         out.send(&inner, self.gid).await;
         self.publish(&inner);
         self.flush_call(&inner).await;
+        true
+    }
+
+    /// This task no longer runs the group.
+    fn forget_running(&self) {
+        if let Some(inner) = self.inner.upgrade() {
+            let mut g = lock(&inner.groups);
+            g.running.remove(&self.gid);
+            g.routing.remove(&self.gid);
+            g.online.remove(&self.gid);
+            g.router_of.remove(&self.gid);
+            g.members_of.remove(&self.gid);
+            if g.room == Some(self.gid) {
+                g.room = None;
+            }
+        }
     }
 
     fn on_event(&mut self, e: GroupEvent) {
@@ -742,7 +758,13 @@ async fn run(
             tick = link_check_tick(active);
         }
         live.release_held();
-        live.flush().await;
+        if !live.flush().await {
+            live.forget_running();
+            if let Some(inner) = live.inner.upgrade() {
+                Inner::restart_group_later(&inner, live.gid);
+            }
+            break None;
+        }
         if !candidate && live.engine.log().state().is_member(&live.me) {
             // Our log holds our invite now: we may route.
             candidate = true;
@@ -753,23 +775,24 @@ async fn run(
         }
         if live.engine.departed() {
             // Not a member any more: out of the election too.
-            if let Some(inner) = live.inner.upgrade() {
-                let mut g = lock(&inner.groups);
-                g.running.remove(&live.gid);
-                g.routing.remove(&live.gid);
-                g.online.remove(&live.gid);
-                g.router_of.remove(&live.gid);
-                g.members_of.remove(&live.gid);
-                if g.room == Some(live.gid) {
-                    g.room = None;
-                }
-            }
+            live.forget_running();
             break None;
         }
     };
     ns.leave().await;
     if let Some(done) = done {
         let _ = done.send(());
+    }
+}
+
+/// `r`, or an error if what it answers could not be stored.
+fn unless_unstored<T>(
+    stored: &Result<(), NodeError>,
+    r: Result<T, NodeError>,
+) -> Result<T, NodeError> {
+    match (stored, r) {
+        (Err(e), Ok(_)) => Err(NodeError::InvalidInput(format!("not stored: {e}"))),
+        (_, r) => r,
     }
 }
 

@@ -674,3 +674,47 @@ async fn messages_purged_by_a_removal_are_announced() {
     admin.stop().await;
     member.stop().await;
 }
+
+/// Events that cannot be stored (a full disk) do not go out: the sender is told, its group
+/// starts again from what is stored, and its next message takes the seq the lost one would
+/// have had (sent, the lost one would have been held by the others and not by us, and our next
+/// one dropped everywhere as its duplicate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_cannot_be_stored_does_not_go_out() {
+    let server = server().await;
+    let (tmp, gid, nodes) = online_group(&server.url(), 3).await;
+    let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
+    let full = "CREATE TEMP TRIGGER full BEFORE INSERT ON group_messages
+                BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;";
+    let node = &nodes[1];
+    let on = |sql: &'static str| {
+        node.inner
+            .db(move |c| c.execute_batch(sql).map_err(crate::store::StoreError::from))
+    };
+    on(full).await.unwrap();
+    assert!(node.group_send(&gid, "lost").await.is_err());
+    on("DROP TRIGGER temp.full").await.unwrap();
+    let mut sent = false;
+    for _ in 0..300 {
+        if node.group_send(&gid, "kept").await.is_ok() {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sent, "the group never ran again");
+    until(30, "every member holding the message", async || {
+        all_hold(&dirs, &gid, 4).await
+    })
+    .await;
+    let me = node.inner.fingerprint;
+    let mine: Vec<(u64, String)> = history(dirs[0], &gid)
+        .into_iter()
+        .filter(|(a, _, _)| *a == me)
+        .map(|(_, s, t)| (s, t))
+        .collect();
+    assert_eq!(mine, [(1, "hi1".to_owned()), (2, "kept".to_owned())]);
+    for node in nodes {
+        node.stop().await;
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,6 +20,10 @@ use crate::node::link::Link;
 use crate::node::{Inner, NodeError, lock};
 use crate::session::{FEATURE_GROUP_BATCH, FEATURE_GROUPS};
 use crate::wake_grid::WallClock;
+
+/// How long a group whose events could not be stored waits before it starts again from the
+/// store (a full disk may have room again).
+const RESTART_AFTER: Duration = Duration::from_secs(3);
 
 impl Inner {
     /// Sends `update` to every group subscriber.
@@ -60,6 +65,21 @@ impl Inner {
         engine.set_acked(acked);
         Inner::spawn_live(this, engine, namespace_prefix(&gid), false)?;
         Inner::resume_group_files(this, gid).await
+    }
+
+    /// Starts group `gid` again from the store after [`RESTART_AFTER`] (its task stopped
+    /// when what it held could not be stored).
+    pub(super) fn restart_group_later(this: &Arc<Inner>, gid: GroupId) {
+        let weak = Arc::downgrade(this);
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(RESTART_AFTER).await;
+            if let Some(this) = weak.upgrade()
+                && let Err(e) = Inner::start_group(&this, gid).await
+            {
+                tracing::warn!(group = %gid, error = %e, "could not start a group again");
+            }
+        });
+        this.track([task.abort_handle()]);
     }
 
     /// Runs `engine` in a new task with its namespace under `prefix` (nothing if the group
