@@ -26,6 +26,7 @@ mod invites;
 mod member_links;
 mod notify;
 mod room;
+mod task_loop;
 mod tasks;
 
 pub use api::QueuedSend;
@@ -36,7 +37,6 @@ pub(super) use room::parse_room_note;
 use super::groups::{self as offline, GroupError, GroupMessageView, view};
 use super::{Inner, NodeError, lock, unix_ms};
 use crate::contacts;
-use crate::discovery::driver::NamespaceHandle;
 use crate::discovery::namespace::{NsEvent, RoleKind};
 use crate::groups::engine::SendError;
 use crate::groups::message::SignedMessage;
@@ -46,7 +46,6 @@ use crate::groups::{
     MemHistory,
 };
 use crate::identity::Fingerprint;
-use member_links::link_check_tick;
 
 /// Commands queued for one group's task.
 const CMD_QUEUE: usize = 4096;
@@ -715,74 +714,6 @@ fn persisted(e: &GroupEvent) -> bool {
             | GroupEvent::LogUpdated { .. }
             | GroupEvent::Acked { .. }
     )
-}
-
-async fn run(
-    mut live: Live,
-    mut rx: mpsc::Receiver<Cmd>,
-    ns: NamespaceHandle,
-    mut ns_events: mpsc::UnboundedReceiver<NsEvent>,
-) {
-    let mut tick = link_check_tick(true);
-    let mut candidate = live.engine.log().state().is_member(&live.me);
-    let done = loop {
-        let timer = [live.engine.poll_timeout(), live.call_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
-        let sleep = async {
-            match timer {
-                Some(t) => tokio::time::sleep_until(t.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        let mut stop = None;
-        tokio::select! {
-            cmd = rx.recv() => {
-                let Some(cmd) = cmd else { break None };
-                stop = live.on_cmds(cmd, &mut rx);
-            }
-            ev = ns_events.recv() => match ev {
-                Some(ev) => live.on_ns(ev),
-                None => break None,
-            },
-            // Only a router with members about has links to check: otherwise the task sleeps.
-            _ = tick.tick(), if live.checks_links() => live.on_tick(),
-            _ = sleep => {
-                live.engine.handle_timeout(Instant::now());
-                live.on_call_timeout();
-            }
-        }
-        if let Some(active) = live.app_active.take() {
-            ns.set_active(active);
-            tick = link_check_tick(active);
-        }
-        live.release_held();
-        if !live.flush().await {
-            live.forget_running();
-            if let Some(inner) = live.inner.upgrade() {
-                Inner::restart_group_later(&inner, live.gid);
-            }
-            break None;
-        }
-        if !candidate && live.engine.log().state().is_member(&live.me) {
-            // Our log holds our invite now: we may route.
-            candidate = true;
-            ns.set_candidate(true);
-        }
-        if stop.is_some() {
-            break stop;
-        }
-        if live.engine.departed() {
-            // Not a member any more: out of the election too.
-            live.forget_running();
-            break None;
-        }
-    };
-    ns.leave().await;
-    if let Some(done) = done {
-        let _ = done.send(());
-    }
 }
 
 /// `r`, or an error if what it answers could not be stored.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CMD_QUEUE, CallIo, Cmd, GroupUpdate, Live, run};
+use super::task_loop::run;
+use super::{CMD_QUEUE, CallIo, Cmd, GroupUpdate, Live};
 use crate::chat::wire::ErrorCode;
 use crate::discovery::driver::NamespaceHandle;
 use crate::groups::files::is_file_tag;
