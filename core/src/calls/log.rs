@@ -53,8 +53,10 @@ impl HistoryItem {
     }
 }
 
-/// Stores `entry` (a call already logged is kept as it is) and drops the oldest rows beyond
-/// [`MAX_ENTRIES`]. Returns whether it was new.
+/// Stores `entry` (a call already logged is kept as it is) and drops the rows logged longest
+/// ago beyond [`MAX_ENTRIES`] (by when they were logged, not by their start time: a phone whose
+/// clock went back would have dropped each new call as it was logged). Returns whether it was
+/// new.
 pub fn record(conn: &Connection, entry: &CallEntry) -> Result<bool, ChatError> {
     let n = conn.execute(
         "INSERT INTO calls (id, peer, outgoing, kinds, started_ms, duration_ms, outcome, reason)
@@ -72,7 +74,7 @@ pub fn record(conn: &Connection, entry: &CallEntry) -> Result<bool, ChatError> {
     )?;
     conn.execute(
         "DELETE FROM calls WHERE rowid IN
-         (SELECT rowid FROM calls ORDER BY started_ms DESC, rowid DESC LIMIT -1 OFFSET ?1)",
+         (SELECT rowid FROM calls ORDER BY rowid DESC LIMIT -1 OFFSET ?1)",
         [MAX_ENTRIES],
     )?;
     Ok(n == 1)
@@ -260,5 +262,20 @@ mod tests {
             .query_row("SELECT min(started_ms) FROM calls", [], |r| r.get(0))
             .unwrap();
         assert_eq!(oldest, 5);
+        // With the clock set back, a new call is kept and the one logged longest ago goes.
+        let mut e = entry(0, Fingerprint([2; 32]), 1, Outcome::Missed);
+        e.id = [9; 16];
+        assert!(record(conn, &e).unwrap());
+        let kept: i64 = conn
+            .query_row("SELECT count(*) FROM calls WHERE started_ms = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let gone: i64 = conn
+            .query_row("SELECT count(*) FROM calls WHERE started_ms = 5", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!((kept, gone), (1, 0));
     }
 }

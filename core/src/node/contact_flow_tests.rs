@@ -326,3 +326,36 @@ async fn a_file_whose_transfer_cannot_be_recorded_is_taken_again() {
     b.stop().await;
     server.shutdown().await;
 }
+
+/// Removing a contact ends the files still on their way to it: the sender's copy in the
+/// profile goes (it was kept for ever, waiting for a receiver that would refuse it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_contact_ends_its_unfinished_files() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
+    befriend(&a, &b).await;
+    let fb = b.identity().fingerprint;
+    b.stop().await;
+    let src = da.path().join("slides.pdf");
+    std::fs::write(&src, vec![3u8; 100_000]).unwrap();
+    let sent = a.send_file(&fb, src.to_str().unwrap()).await.unwrap();
+    let id = hex::encode(sent.id);
+    let copies = da.path().join("files").join("out");
+    assert_eq!(std::fs::read_dir(&copies).unwrap().count(), 1);
+    let mut ea = a.subscribe();
+    a.remove_contact(&fb).await.unwrap();
+    let ok = wait_for(&mut ea, |e| match e {
+        NodeEvent::FileDone { id: got, ok, .. } if got == id => Some(ok),
+        _ => None,
+    })
+    .await;
+    assert!(!ok);
+    let ended = a.file_transfer(&id).await.unwrap().unwrap();
+    assert_eq!(ended.state, FileState::Refused);
+    assert_eq!(std::fs::read_dir(&copies).unwrap().count(), 0);
+    a.stop().await;
+    server.shutdown().await;
+}

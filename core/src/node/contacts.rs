@@ -217,7 +217,8 @@ impl Node {
             .await
     }
 
-    /// Removes a contact (its conversation stays). A blocked one is refused: its record is the
+    /// Removes a contact (its conversation stays; unfinished files with it end). A blocked one
+    /// is refused: its record is the
     /// block, and without it the key would reach us again as a stranger.
     pub async fn remove_contact(&self, fingerprint: &str) -> Result<(), NodeError> {
         let fp = parse_fp(fingerprint)?;
@@ -228,6 +229,7 @@ impl Node {
             )));
         }
         self.inner.db(move |c| contacts::remove(c, &fp)).await?;
+        self.inner.end_transfers_with(fp).await;
         self.inner.presence_trust_changed(fp, before, None).await;
         Ok(())
     }

@@ -533,6 +533,34 @@ impl Inner {
         }
     }
 
+    /// Contact `conv` was removed: our unfinished transfers with it end (ours would be refused,
+    /// its own cannot resume), their copies and partial files deleted.
+    pub(crate) async fn end_transfers_with(&self, conv: Fingerprint) {
+        let _one_at_a_time = self.resuming.lock().await;
+        let ended = self
+            .db(move |c| {
+                let mut all = file::incoming_unfinished(c, Some(&conv))?;
+                all.extend(file::outgoing_unfinished(c, Some(&conv), 0)?);
+                for t in &all {
+                    file::set_state(c, &t.manifest.id, FileState::Refused)?;
+                }
+                Ok::<_, NodeError>(all)
+            })
+            .await;
+        match ended {
+            Ok(all) => {
+                for t in all {
+                    if t.outgoing {
+                        self.outgoing_ended(&conv, &t.manifest.id, false);
+                    } else {
+                        self.incoming_dropped(&t).await;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not end a removed contact's transfers"),
+        }
+    }
+
     /// Our transfer `id` to `conv` ended (`ok`: received whole): its sending task stops and
     /// its copy in the profile goes.
     fn outgoing_ended(&self, conv: &Fingerprint, id: &Id, ok: bool) {
