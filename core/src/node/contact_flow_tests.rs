@@ -359,3 +359,51 @@ async fn removing_a_contact_ends_its_unfinished_files() {
     a.stop().await;
     server.shutdown().await;
 }
+
+/// Copies and partial files that no unfinished transfer owns (a stop between writing one and
+/// recording or ending its transfer) are deleted once an hour old; those of transfers under
+/// way, and fresh ones (a copy is written before its transfer is recorded), stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_no_transfer_owns_are_swept() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, None)).await.unwrap();
+    befriend(&a, &b).await;
+    let fb = b.identity().fingerprint;
+    b.stop().await;
+    let src = da.path().join("kept.pdf");
+    std::fs::write(&src, vec![1u8; 10_000]).unwrap();
+    let sent = a.send_file(&fb, src.to_str().unwrap()).await.unwrap();
+    let files = da.path().join("files");
+    std::fs::create_dir_all(files.join("in")).unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    let write = |path: std::path::PathBuf, old: bool| {
+        std::fs::write(&path, b"x").unwrap();
+        if old {
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(two_hours_ago).unwrap();
+        }
+        path
+    };
+    let owned = files.join("out").join(hex::encode(sent.id));
+    std::fs::File::options()
+        .write(true)
+        .open(&owned)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let orphan_out = write(files.join("out").join("ab".repeat(16)), true);
+    let orphan_part = write(
+        files.join("in").join(format!("{}.part", "cd".repeat(16))),
+        true,
+    );
+    let fresh = write(files.join("out").join("ef".repeat(16)), false);
+    let other = write(files.join("in").join("notes.txt"), true);
+    assert_eq!(a.inner.sweep_orphans().await, 2);
+    assert!(!orphan_out.exists() && !orphan_part.exists());
+    assert!(owned.exists() && fresh.exists() && other.exists());
+    a.stop().await;
+    server.shutdown().await;
+}

@@ -127,13 +127,72 @@ impl Inner {
     }
 }
 
-/// Drops stale incoming transfers at start and then every [`EXPIRY_CHECK`].
+/// Drops stale incoming transfers, and files no transfer owns, at start and then every
+/// [`EXPIRY_CHECK`].
 pub(crate) async fn expiry_loop(inner: Weak<Inner>) {
     let mut tick = tokio::time::interval(EXPIRY_CHECK);
     loop {
         tick.tick().await;
         let Some(this) = inner.upgrade() else { return };
         this.expire_stale(unix_ms()).await;
+        this.sweep_orphans().await;
+    }
+}
+
+/// A copy or partial file is left alone this long after its last write: a file being sent is
+/// copied into the profile before its transfer is recorded.
+const ORPHAN_AGE: Duration = Duration::from_secs(3600);
+
+impl Inner {
+    /// Deletes the copies of files we send (`out/<id>`) and the partial files we receive
+    /// (`in/<id>.part`) that no unfinished transfer owns, once [`ORPHAN_AGE`] old: left by a
+    /// stop between writing one and recording or ending its transfer. Returns how many.
+    pub(crate) async fn sweep_orphans(&self) -> usize {
+        let _one_at_a_time = self.resuming.lock().await;
+        let owned = self
+            .db(|c| {
+                let mut ids = file::incoming_unfinished(c, None)?;
+                ids.extend(file::outgoing_unfinished(c, None, 0)?);
+                Ok::<_, NodeError>(ids.into_iter().map(|t| hex_id(&t.manifest.id)))
+            })
+            .await;
+        let owned: std::collections::HashSet<String> = match owned {
+            Ok(ids) => ids.collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for files no transfer owns");
+                return 0;
+            }
+        };
+        let dir = self.files_dir.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            let mut n = 0;
+            for (sub, suffix) in [("out", ""), ("in", ".part")] {
+                let Ok(entries) = fs::read_dir(dir.join(sub)) else {
+                    continue;
+                };
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let Some(id) = name.strip_suffix(suffix) else {
+                        continue;
+                    };
+                    let old = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= ORPHAN_AGE));
+                    let ours = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+                    if ours && old && !owned.contains(id) && e.path().is_file() {
+                        n += usize::from(fs::remove_file(e.path()).is_ok());
+                    }
+                }
+            }
+            n
+        })
+        .await
+        .unwrap_or(0);
+        if swept > 0 {
+            tracing::info!(swept, "deleted files no transfer owned");
+        }
+        swept
     }
 }
 
