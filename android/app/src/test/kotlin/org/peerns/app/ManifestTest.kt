@@ -64,6 +64,12 @@ class ManifestTest {
     }
 
     @Test
+    fun callAudioMayBeRouted() {
+        // CallAudioRouter sets the audio mode, the speakerphone and Bluetooth SCO: ignored without it.
+        assertTrue("MODIFY_AUDIO_SETTINGS" in permissions)
+    }
+
+    @Test
     fun eachRuntimePermissionGoesWithTheForegroundTypeOfItsFeature() {
         // Calls and the baby monitor capture in the service with the camera / microphone types.
         assertEquals("camera" in serviceTypes, "CAMERA" in permissions)
