@@ -1,13 +1,10 @@
 package org.peerns.app
 
-import android.app.Notification
-import android.app.NotificationManager
 import android.content.BroadcastReceiver
 import android.content.Context
 import android.content.Intent
 import android.os.Build
-import org.peerns.android.NotificationChannels
-import org.peerns.android.openAppIntent
+import org.peerns.android.notifyOffline
 
 /**
  * Brings PeerNS back online after the phone restarts, for users who turned it on in the
@@ -24,24 +21,6 @@ class BootReceiver : BroadcastReceiver() {
             context.startForegroundService(Intent(context, AppService::class.java))
             return
         }
-        val manager = context.getSystemService(NotificationManager::class.java)
-        if (!manager.areNotificationsEnabled()) return
-        NotificationChannels.create(context)
-        manager.notify(
-            NOTIFICATION_TAG,
-            0,
-            Notification.Builder(context, NotificationChannels.SERVICE)
-                .setSmallIcon(android.R.drawable.stat_notify_sync)
-                .setContentTitle("PeerNS is offline")
-                .setContentText("The phone restarted. Tap to be reachable again.")
-                .setContentIntent(openAppIntent(context, null))
-                .setAutoCancel(true)
-                .build(),
-        )
-    }
-
-    companion object {
-        /** The tag of the notification posted after a restart on Android 15+. */
-        const val NOTIFICATION_TAG = "peerns.boot"
+        notifyOffline(context, "The phone restarted.")
     }
 }

@@ -7,6 +7,7 @@ import android.app.Notification
 import android.app.NotificationManager
 import android.content.ComponentName
 import android.content.Intent
+import android.content.IntentFilter
 import android.content.pm.ServiceInfo
 import android.location.LocationManager
 import android.os.PowerManager
@@ -25,6 +26,7 @@ import kotlinx.coroutines.runBlocking
 import org.junit.Before
 import org.junit.Test
 import org.junit.runner.RunWith
+import org.peerns.android.ACTION_OPEN
 import org.peerns.android.NotificationChannels
 import org.peerns.android.PeernsService
 import org.peerns.android.StartProblem
@@ -107,6 +109,36 @@ class AppServiceRoboTest {
         val aside = app.noBackupFilesDir.listFiles()!!.single { it.name.startsWith("${AppService.PROFILE_DIR}.lost-") }
         assertTrue(File(aside, "peerns.db").isFile)
         idleUntil { texts(activity.findViewById(android.R.id.content)).takeIf { "Contacts" in it } }
+        second.destroy()
+    }
+
+    @Test
+    fun theDataSyncTimeoutSaysPeernsIsOfflineUntilItRunsAgain() {
+        val launcher = ComponentName(app, MainActivity::class.java)
+        shadowOf(app.packageManager).addActivityIfNotPresent(launcher)
+        shadowOf(app.packageManager).addIntentFilterForActivity(
+            launcher,
+            IntentFilter(Intent.ACTION_MAIN).apply { addCategory(Intent.CATEGORY_LAUNCHER) },
+        )
+        val manager = app.getSystemService(NotificationManager::class.java)
+        val offline = {
+            shadowOf(manager).allNotifications.filter {
+                it.extras.getCharSequence(Notification.EXTRA_TITLE) ==
+                    "PeerNS is offline"
+            }
+        }
+        val first = runningService()
+        // Android 15+: dataSync's time in the background ran out. It stops, and says so.
+        first.get().onTimeout(1, ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC)
+        assertTrue(shadowOf(first.get()).isStoppedBySelf)
+        val posted = offline().single()
+        assertEquals(ACTION_OPEN, shadowOf(posted.contentIntent).savedIntent.action)
+        runBlocking { first.get().node!!.stop() }
+        first.destroy()
+        // Its tap opens the app, which starts the service: the notice goes.
+        val second = runningService()
+        assertEquals(emptyList(), offline())
+        runBlocking { second.get().node!!.stop() }
         second.destroy()
     }
 

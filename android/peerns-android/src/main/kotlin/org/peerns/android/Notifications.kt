@@ -1,5 +1,6 @@
 package org.peerns.android
 
+import android.app.Notification
 import android.app.NotificationChannel
 import android.app.NotificationManager
 import android.app.PendingIntent
@@ -102,6 +103,31 @@ fun openAppIntent(context: Context, conversation: String?, category: Notificatio
     val requestCode = category?.ordinal?.plus(1) ?: 0
     return PendingIntent.getActivity(context, requestCode, intent, PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT)
 }
+
+/**
+ * Says that PeerNS went offline by itself, and [why] (a sentence), with a tap that opens the app,
+ * which starts the node again; nothing while notifications are off. The service takes it away
+ * when it starts.
+ */
+fun notifyOffline(context: Context, why: String) {
+    val manager = context.getSystemService(NotificationManager::class.java) ?: return
+    if (!manager.areNotificationsEnabled()) return
+    NotificationChannels.create(context)
+    manager.notify(
+        OFFLINE_TAG,
+        0,
+        Notification.Builder(context, NotificationChannels.SERVICE)
+            .setSmallIcon(android.R.drawable.stat_notify_sync)
+            .setContentTitle("PeerNS is offline")
+            .setContentText("$why Tap to be reachable again.")
+            .setContentIntent(openAppIntent(context, null))
+            .setAutoCancel(true)
+            .build(),
+    )
+}
+
+/** The tag of [notifyOffline]'s notification. */
+const val OFFLINE_TAG = "peerns.offline"
 
 /** The action of an incoming call's Answer: opens the app, which answers the caller in [EXTRA_CONVERSATION]. */
 const val ACTION_ANSWER = "org.peerns.action.ANSWER"

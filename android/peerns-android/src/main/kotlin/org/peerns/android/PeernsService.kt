@@ -238,6 +238,8 @@ abstract class PeernsService : Service() {
 
     override fun onCreate() {
         super.onCreate()
+        // Running again: the notification that said it went offline is out of date.
+        getSystemService(NotificationManager::class.java)?.cancel(OFFLINE_TAG, 0)
         val saver = PowerSaver(this).also { powerSaver = it }
         mutablePowerSave.value = saver.on.value
         scope.launch {
@@ -471,9 +473,11 @@ abstract class PeernsService : Service() {
 
     /**
      * Android 15+: the dataSync type ran out of its time (6 hours a day in the background; opening
-     * the app starts a new allowance). The service must stop within seconds or the app crashes.
+     * the app starts a new allowance). The service must stop within seconds or the app crashes;
+     * a notification says so, and its tap opens the app, which starts it again.
      */
     override fun onTimeout(startId: Int, fgsType: Int) {
+        notifyOffline(this, "Android allows it only so long in the background each day.")
         stopSelf()
     }
 
