@@ -1,6 +1,7 @@
 package org.peerns.app
 
 import android.app.Application
+import android.app.Notification
 import android.app.NotificationManager
 import android.content.ComponentName
 import android.content.Intent
@@ -38,7 +39,7 @@ class BootReceiverRoboTest {
     private fun boot() = BootReceiver().onReceive(app, Intent(Intent.ACTION_BOOT_COMPLETED))
 
     @Test
-    fun onlyUsersWhoOptedInAreBroughtBackAfterARestart() {
+    fun onlyUsersWhoOptedInAreBroughtBackAfterARestartOrAnUpdate() {
         boot()
         assertEquals(0, shadowOf(manager).allNotifications.size)
         assertNull(shadowOf(app).nextStartedService)
@@ -53,7 +54,18 @@ class BootReceiverRoboTest {
         val posted = shadowOf(manager).allNotifications.single()
         assertEquals(ACTION_OPEN, shadowOf(posted.contentIntent).savedIntent.action)
 
+        // After an update (which ends the process) alike.
+        manager.cancelAll()
+        BootReceiver().onReceive(app, Intent(Intent.ACTION_MY_PACKAGE_REPLACED))
+        assertNull(shadowOf(app).nextStartedService)
+        val updated = shadowOf(manager).allNotifications.single()
+        assertEquals(ACTION_OPEN, shadowOf(updated.contentIntent).savedIntent.action)
+        assertEquals("PeerNS was updated. Tap to be reachable again.", updated.extras.getCharSequence(Notification.EXTRA_TEXT).toString())
+
         AppSettings(app).startAtBoot = false
+        manager.cancelAll()
+        BootReceiver().onReceive(app, Intent(Intent.ACTION_MY_PACKAGE_REPLACED))
+        assertEquals(0, shadowOf(manager).allNotifications.size)
         assertEquals(PackageManager.COMPONENT_ENABLED_STATE_DISABLED, app.packageManager.getComponentEnabledSetting(receiver))
     }
 }

@@ -70,6 +70,18 @@ class ManifestTest {
     }
 
     @Test
+    fun theBootReceiverHearsRestartsAndUpdates() {
+        val receiver = elements("android/app/src/main/AndroidManifest.xml", "receiver")
+            .single { it.getAttributeNS(android, "name") == ".BootReceiver" }
+        assertEquals("false", receiver.getAttributeNS(android, "enabled"))
+        val actions = receiver.getElementsByTagName("action")
+        assertEquals(
+            setOf("android.intent.action.BOOT_COMPLETED", "android.intent.action.MY_PACKAGE_REPLACED"),
+            (0 until actions.length).map { (actions.item(it) as Element).getAttributeNS(android, "name") }.toSet(),
+        )
+    }
+
+    @Test
     fun eachRuntimePermissionGoesWithTheForegroundTypeOfItsFeature() {
         // Calls and the baby monitor capture in the service with the camera / microphone types.
         assertEquals("camera" in serviceTypes, "CAMERA" in permissions)
