@@ -39,6 +39,9 @@ open class AppService : PeernsService() {
             .also { monitor = it }
     }
 
+    /** The watcher the baby monitor streams to now (a call it placed), or null; makes no monitor. */
+    val monitorStreamingTo: String? get() = monitor?.model?.state?.value?.streamingTo
+
     /** The microphone's levels for the monitor's sound alert (open for tests). */
     protected open fun monitorMicrophone(): SoundLevels? = MicrophoneLevels.create(this)
 

@@ -13,6 +13,7 @@ import org.peerns.app.model.MonitorViewModel
 import org.peerns.app.model.Screen
 import org.peerns.app.model.line
 import org.peerns.ffi.NodeEvent
+import org.peerns.ffi.PeernsException
 import org.peerns.media.AudioRoute
 
 /**
@@ -125,6 +126,16 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
         host.service?.setCapturing(camera = false, microphone = false)
         host.service?.setScreenShared(false)
         host.keepScreenOn(false)
+        // The app closes for good: hang up, or the call would stay connected unheard, with
+        // nothing on screen to end it. One that rings here rings on in its notification.
+        val s = model.state.value
+        if (host.closing && s.call != null && s.status != "ended" && !s.ringingHere) {
+            try {
+                host.node?.hangUp(s.call)
+            } catch (e: PeernsException) {
+                // Ended meanwhile.
+            }
+        }
     }
 
     // A call goes on with the screen off or another app shown.

@@ -297,6 +297,8 @@ class MainActivity :
         }
     }
 
+    override val closing: Boolean get() = isFinishing
+
     override fun keepScreenOn(on: Boolean) {
         if (on) {
             window.addFlags(
@@ -355,6 +357,7 @@ class MainActivity :
         service.running.collectLatest { running ->
             val node = service.node
             if (running && node != null) {
+                returnToCall(service, node)
                 coroutineScope {
                     launch {
                         node.groupEvents.catch { if (it !is PeernsException) throw it }.collect { event -> shown?.onGroupEvent(event) }
@@ -368,6 +371,23 @@ class MainActivity :
                 }
             }
         }
+    }
+
+    /**
+     * A 1:1 call goes on without its screen (the activity was destroyed during it, or a headset
+     * answered it out of sight): its screen again, where its sound and camera start. Not a call
+     * that rings here (its notification answers it), nor the baby monitor's stream (the service
+     * sends that).
+     */
+    private fun returnToCall(service: PeernsService, node: Peerns) {
+        val call = try {
+            node.activeCall()
+        } catch (e: PeernsException) {
+            null
+        } ?: return
+        val ringsHere = !call.outgoing && call.status.state == "ringing"
+        val monitorStream = call.fingerprint == (service as? AppService)?.monitorStreamingTo
+        if (call.status.state != "ended" && !ringsHere && !monitorStream && shown?.keepsRunning != true) navigator.open(Screen.Call)
     }
 
     override fun call(fingerprint: String, video: Boolean) {

@@ -69,6 +69,9 @@ interface Host {
     /** Keeps the screen from turning off (a video call), or no longer. */
     fun keepScreenOn(on: Boolean)
 
+    /** The app is closing (the user swiped it from the recent apps, say): the screens go for good. */
+    val closing: Boolean
+
     /**
      * Asks the user to let the app capture the screen (the system's dialog, each time); once
      * allowed, the service holds the mediaProjection type, [media] gets the capture, and [then]
