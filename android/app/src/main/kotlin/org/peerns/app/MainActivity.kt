@@ -223,6 +223,9 @@ class MainActivity :
 
     override fun onStart() {
         super.onStart()
+        // Stopped from its notification while kept out of sight (its binding died): started
+        // and bound anew, or the screen would say it is stopped while it runs.
+        if (activityScope != null && service == null) return restartService()
         val intent = Intent(this, AppService::class.java)
         startForegroundService(intent)
         if (activityScope != null) {

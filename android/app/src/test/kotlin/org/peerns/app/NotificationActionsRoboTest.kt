@@ -204,6 +204,36 @@ class NotificationActionsRoboTest {
     }
 
     @Test
+    fun stoppedWhileOutOfSightTheAppBindsAnewWhenItComesBack() {
+        val controller = runningService()
+        val service = controller.get()
+        val component = ComponentName(app, AppService::class.java)
+        try {
+            bindsTo(app, service)
+            val shown = Robolectric.buildActivity(MainActivity::class.java).setup()
+            val activity = shown.get()
+            idleUntil { button(activity, "Contacts") }
+            // A picker is open: the activity stops but stays bound for its result.
+            activity.pickFile {}
+            shown.pause().stop()
+            // The notification's Stop ends the service meanwhile.
+            val connection = shadowOf(app).boundServiceConnections.single()
+            connection.onServiceDisconnected(component)
+            connection.onBindingDied(component)
+            idleUntil { button(activity, "Start PeerNS") }
+            while (shadowOf(app).nextStartedService != null) Unit
+            // Back in the app: started and bound anew, not "PeerNS is stopped" while it runs.
+            shown.start()
+            assertEquals(AppService::class.java.name, shadowOf(app).nextStartedService?.component?.className)
+            idleUntil { button(activity, "Contacts") }
+            shown.pause().stop().destroy()
+        } finally {
+            runBlocking { service.node?.stop() }
+            controller.destroy()
+        }
+    }
+
+    @Test
     fun aDirectReplyIsSentByTheNodeAndCallsAreDeclinedAndAnswered() {
         val controller = runningService()
         val service = controller.get()
