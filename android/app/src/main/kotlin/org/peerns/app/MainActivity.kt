@@ -152,6 +152,8 @@ class MainActivity :
         // system recreated it, or it was reopened from the recent apps).
         val fresh = savedInstanceState == null && intent.flags and Intent.FLAG_ACTIVITY_LAUNCHED_FROM_HISTORY == 0
         if (fresh) route(intent)
+        // Made anew by the system (after the process was ended in the background): its screens again.
+        savedInstanceState?.getStringArrayList(STATE_SCREENS)?.let(navigator::restore)
         setIntent(Intent(this, MainActivity::class.java))
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.TIRAMISU) {
             onBackInvokedDispatcher.registerOnBackInvokedCallback(OnBackInvokedDispatcher.PRIORITY_DEFAULT) { back() }
@@ -160,6 +162,11 @@ class MainActivity :
             }
         }
         show()
+    }
+
+    override fun onSaveInstanceState(outState: Bundle) {
+        super.onSaveInstanceState(outState)
+        outState.putStringArrayList(STATE_SCREENS, navigator.saved())
     }
 
     override fun onNewIntent(intent: Intent) {
@@ -655,6 +662,9 @@ class MainActivity :
         const val REQUEST_MEDIA = 5
         const val REQUEST_CAMERA = 6
         const val REQUEST_SCREEN = 7
+
+        /** The saved state's screen stack ([Navigator.saved]). */
+        const val STATE_SCREENS = "screens"
     }
 }
 

@@ -82,6 +82,25 @@ class NotificationRoutingRoboTest {
     }
 
     @Test
+    fun theScreensComeBackWhenTheSystemMakesTheActivityAnew() {
+        val controller = Robolectric.buildActivity(MainActivity::class.java).setup()
+        controller.get().navigator.apply {
+            open(Screen.Groups)
+            open(Screen.GroupChat("g1"))
+            open(Screen.Chat(fpA))
+            open(Screen.Call)
+        }
+        // Saved, destroyed and created again with its saved state, as after the process was
+        // ended in the background. The call is not brought back (it ended with the process).
+        controller.recreate()
+        assertEquals(
+            listOf(Screen.Home, Screen.Groups, Screen.GroupChat("g1"), Screen.Chat(fpA)),
+            controller.get().navigator.screens.value,
+        )
+        controller.pause().stop().destroy()
+    }
+
+    @Test
     fun nothingIsPostedWhileNotificationsAreOff() {
         val manager = app.getSystemService(NotificationManager::class.java)
         shadowOf(manager).setNotificationsEnabled(false)

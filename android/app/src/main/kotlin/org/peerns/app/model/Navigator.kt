@@ -87,7 +87,49 @@ class Navigator {
     /** The top screen as a flow. */
     fun currentFlow() = stack.map { it.last() }
 
+    /**
+     * The stack as strings, bottom first, for the activity's saved state ([restore]). Calls are
+     * left out: one does not outlive the process, and one that goes on opens its screen again.
+     */
+    fun saved(): ArrayList<String> = ArrayList(
+        stack.value.mapNotNull {
+            when (it) {
+                Screen.Call, is Screen.GroupCall -> null
+                is Screen.Chat -> CHAT + it.conversation
+                is Screen.GroupChat -> GROUP_CHAT + it.group
+                else -> it.toString()
+            }
+        },
+    )
+
+    /** The stack [saved] returned, above [Screen.Home]; what it does not name is left out. */
+    fun restore(saved: List<String>) {
+        val screens = saved.mapNotNull {
+            when {
+                it.startsWith(CHAT) -> Screen.Chat(it.removePrefix(CHAT))
+                it.startsWith(GROUP_CHAT) -> Screen.GroupChat(it.removePrefix(GROUP_CHAT))
+                else -> SINGLE[it]
+            }
+        }
+        stack.value = screens.fold(listOf<Screen>(Screen.Home)) { all, screen -> if (all.last() == screen) all else all + screen }
+    }
+
     private companion object {
+        const val CHAT = "Chat:"
+        const val GROUP_CHAT = "GroupChat:"
+
+        /** The screens without arguments that [restore] brings back, by name. */
+        val SINGLE = listOf(
+            Screen.Home,
+            Screen.Contacts,
+            Screen.Nearby,
+            Screen.MeetingRoom,
+            Screen.Settings,
+            Screen.Groups,
+            Screen.Monitor,
+            Screen.Backup,
+        ).associateBy { it.toString() }
+
         /** `NotificationCategory.CONTACT_REQUEST.name`, as the notification intent carries it. */
         const val CONTACT_REQUEST = "CONTACT_REQUEST"
 

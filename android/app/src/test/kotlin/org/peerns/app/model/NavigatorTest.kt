@@ -24,6 +24,23 @@ class NavigatorTest {
         assertEquals(Screen.Home, nav.current)
     }
 
+    @Test
+    fun theStackIsSavedAndRestoredWithoutItsCalls() {
+        val nav = Navigator()
+        listOf(Screen.Contacts, Screen.Chat("ab"), Screen.Call, Screen.Groups, Screen.GroupChat("g"), Screen.GroupCall("g"))
+            .forEach(nav::open)
+        val saved = nav.saved()
+        val restored = Navigator()
+        restored.restore(saved + "Unknown")
+        assertEquals(
+            listOf(Screen.Home, Screen.Contacts, Screen.Chat("ab"), Screen.Groups, Screen.GroupChat("g")),
+            restored.screens.value,
+        )
+        // Only a call was above the home screen: the home screen alone.
+        Navigator().apply { open(Screen.Call) }.saved().let(restored::restore)
+        assertEquals(listOf(Screen.Home), restored.screens.value)
+    }
+
     @OptIn(ExperimentalCoroutinesApi::class)
     @Test
     fun notificationTapsOpenTheirChatTheRequestsOrTheCall() = runTest {
