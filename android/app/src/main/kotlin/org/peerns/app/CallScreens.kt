@@ -32,8 +32,8 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
     private val error = ui.text()
     private val notice = ui.notice()
     private val ringing = ui.row().with(
-        ui.button("Answer") { act { model.accept(video = false) } },
-        ui.button("Answer with video") { act { model.accept(video = true) } },
+        ui.button("Answer") { answer(video = false) },
+        ui.button("Answer with video") { answer(video = true) },
         ui.button("Decline") { act { model.decline() } },
     )
     private val mute = ui.button("Mute") { act { model.setMuted(!model.state.value.local.muted) } }
@@ -116,6 +116,16 @@ class CallView(host: Host, private val model: CallViewModel, private val media: 
                 if (!model.startMedia()) mediaAsked = null
             }
         }
+    }
+
+    /**
+     * Answers, and claims the capture types now, while the app is visible: Android 14+ refuses
+     * them once it is not, and the call's microphone would record silence if its media came up
+     * out of sight.
+     */
+    private fun answer(video: Boolean) = act {
+        model.accept(video)
+        host.service?.setCapturing(camera = video, microphone = true)
     }
 
     override fun hidden() {

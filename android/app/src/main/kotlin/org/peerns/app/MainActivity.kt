@@ -224,7 +224,10 @@ class MainActivity :
         answering = null
         activityScope?.launch {
             service.running.first { it }
-            service.answerCall(caller)
+            // The capture types claimed while visible ([CallView]'s Answer does the same).
+            if (service.answerCall(caller)) {
+                service.setCapturing(camera = service.node?.activeCall()?.calleeKinds?.video == true, microphone = true)
+            }
         }
     }
 
@@ -405,6 +408,9 @@ class MainActivity :
         activityScope?.launch {
             try {
                 CallViewModel.place(node, fingerprint, video, service?.powerSave?.value == true)
+                // Claimed while visible: Android 14+ refuses the capture types once the app is
+                // not, and the answer (and the media) may come when it is in the background.
+                service?.setCapturing(camera = video, microphone = true)
                 navigator.open(Screen.Call)
             } catch (e: PeernsException) {
                 Toast.makeText(this@MainActivity, "Could not call: ${e.message}", Toast.LENGTH_LONG).show()
