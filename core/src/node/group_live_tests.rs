@@ -418,6 +418,22 @@ async fn a_file_shared_in_a_group_reaches_every_member_and_one_offline_when_it_r
             .any(|m| m.file.as_ref() == Some(&f) && m.text.is_empty())
     );
     drop(p);
+    // The app's folder moved (an iOS update or restore): the paths stored before are stale,
+    // the files are found all the same, to show and to serve.
+    for n in &nodes {
+        let moved = "UPDATE group_files SET path = '/gone/elsewhere/photo.jpg'";
+        n.inner
+            .db(move |c| {
+                c.execute_batch(moved)
+                    .map_err(crate::store::StoreError::from)
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        group_file_bytes(&nodes[0], &gid, &f.id).await,
+        Some(data.clone())
+    );
     // The fourth member was offline throughout: it gets the message by backfill, then the file.
     let late = started(config(dirs[3], &url, None)).await.unwrap();
     until(60, "the late member holding the file", async || {

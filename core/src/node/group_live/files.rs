@@ -255,8 +255,22 @@ impl Node {
         file: &str,
     ) -> Result<Option<GroupFile>, NodeError> {
         let (g, id) = (*gid, parse_file_id(file)?);
-        self.inner.db(move |c| gfiles::get(c, &g, &id)).await
+        let found = self.inner.db(move |c| gfiles::get(c, &g, &id)).await?;
+        Ok(found.map(|f| whole_at(&self.inner.files_dir, f)))
     }
+}
+
+/// `f` with a whole file's path made from our files folder, not taken as stored: a phone's app
+/// folder may move (iOS gives no stable absolute path across updates and restores).
+fn whole_at(files_dir: &Path, mut f: GroupFile) -> GroupFile {
+    if f.state == GroupFileState::Done {
+        f.path = Some(
+            final_path(files_dir, &f.group, &f.manifest)
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    f
 }
 
 impl Inner {
@@ -459,7 +473,7 @@ impl Inner {
                     .ok()
                     .flatten()
                     .filter(|f| f.state == GroupFileState::Done)
-                    .and_then(|f| f.path.map(|p| (PathBuf::from(p), f.manifest)));
+                    .map(|f| (final_path(&self.files_dir, &group, &f.manifest), f.manifest));
                 let Some((path, m)) = held else {
                     let _ = link
                         .send(&Frame::Group(FileFrame::Lack { group, file }.encode()))
