@@ -393,7 +393,10 @@ pub fn outbox(
 ) -> Result<Vec<Op>, ChatError> {
     let mut st = conn.prepare_cached(
         "SELECT seq, id, kind, target, sent_ms, body, deleted OR failed FROM messages
-         WHERE conv = ?1 AND outgoing = 1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+         WHERE conv = ?1 AND outgoing = 1 AND seq >= ?2
+           AND (failed = 0 OR seq < (SELECT max(seq) FROM messages
+                                     WHERE conv = ?1 AND outgoing = 1 AND failed = 0))
+         ORDER BY seq LIMIT ?3",
     )?;
     // A seq beyond what SQLite holds (a peer's resync can name any) is past every op.
     let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
@@ -414,7 +417,9 @@ pub fn outbox(
         let id: Id = id.try_into().map_err(|_| bad())?;
         // An op deleted or failed before it was delivered still takes its seq (the receiver
         // takes ops in order only), as a delete of itself: the receiver stores it and shows
-        // nothing (a file's manifest is gone with its deletion, and would not verify).
+        // nothing (a file's manifest is gone with its deletion, and would not verify). Failed
+        // ones go only before an op that may still be delivered (above): the contact that
+        // refused them may refuse us still.
         let (kind, target, body) = if void {
             (OpKind::Delete, Some(id), Vec::new())
         } else {

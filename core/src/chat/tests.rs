@@ -226,3 +226,38 @@ fn huge_seqs_from_a_peer_are_harmless() {
     let r = with(&b, |c| receive(c, &a.me, &ops, 5));
     assert_eq!((r.new.len(), r.ack, r.resync), (0, 0, true));
 }
+
+#[test]
+fn failed_ops_go_only_as_fillers_before_an_op_that_may_still_arrive() {
+    let (a, b) = (side(), side());
+    for (i, t) in ["one", "two"].iter().enumerate() {
+        with(&a, |c| {
+            enqueue(c, &a.me, &b.me, OpKind::Text, None, t.as_bytes(), i as u64)
+        });
+    }
+    // The contact refused them (it had removed us): nothing to send while it may refuse still.
+    assert_eq!(with(&a, |c| fail_outbox(c, &b.me)), 2);
+    assert_eq!(with(&a, |c| fail_outbox(c, &b.me)), 0);
+    assert!(with(&a, |c| outbox(c, &a.me, &b.me, 1, 10)).is_empty());
+    // A new message: the failed ones go first as deletes of themselves, and arrive as nothing.
+    let (three, _) = with(&a, |c| {
+        enqueue(c, &a.me, &b.me, OpKind::Text, None, b"three", 3)
+    });
+    let ops = with(&a, |c| outbox(c, &a.me, &b.me, 1, 10));
+    let kinds: Vec<_> = ops
+        .iter()
+        .map(|o| (o.seq, o.kind, o.target == Some(o.id)))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (1, OpKind::Delete, true),
+            (2, OpKind::Delete, true),
+            (3, OpKind::Text, false)
+        ]
+    );
+    let r = with(&b, |c| receive(c, &a.me, &ops, 4));
+    assert_eq!((r.ack, r.new.len()), (three.seq, 1));
+    let shown = with(&b, |c| messages(c, &a.me, 10));
+    assert_eq!(shown.iter().map(text).collect::<Vec<_>>(), ["three"]);
+}

@@ -458,6 +458,13 @@ pub fn add_request(
         .ok_or(ContactError::NotFound)
 }
 
+/// Whether we asked `fp` to be a contact and it has not answered (one keyed row).
+pub fn asked(conn: &Connection, fp: &Fingerprint) -> Result<bool, ContactError> {
+    let mut st = conn
+        .prepare_cached("SELECT 1 FROM contact_requests WHERE fingerprint = ?1 AND outgoing = 1")?;
+    Ok(st.exists([fp.to_hex()])?)
+}
+
 /// Every open request, oldest first.
 pub fn requests(conn: &Connection) -> Result<Vec<Request>, ContactError> {
     let mut st = conn.prepare(

@@ -154,9 +154,9 @@ impl Inner {
 
     async fn outgoing_request(&self, fp: &Fingerprint) -> bool {
         let fp = *fp;
-        self.db(move |c| contacts::requests(c))
+        self.db_read_now(move |c| contacts::asked(c, &fp))
             .await
-            .is_ok_and(|r| r.iter().any(|r| r.outgoing && r.fingerprint == fp))
+            .unwrap_or(false)
     }
 
     /// Handles frames from `link`, in order; consecutive ops are stored in one transaction.
@@ -169,6 +169,9 @@ impl Inner {
             return;
         };
         let mut ops = Vec::new();
+        // The ops of a batch from someone who is not our contact are refused once (each
+        // refusal is a strike: a batch would close the link).
+        let mut refused = false;
         for frame in frames {
             match frame {
                 Ok(Frame::Op(op)) => match self.check_op(link, trust, &op) {
@@ -176,7 +179,9 @@ impl Inner {
                     Err((ErrorCode::NotContact, _)) if awaiting => {
                         lock(&link.early).ops = true;
                     }
+                    Err((ErrorCode::NotContact, _)) if refused => {}
                     Err((code, why)) => {
+                        refused |= code == ErrorCode::NotContact;
                         self.store_ops(link, trust, std::mem::take(&mut ops)).await;
                         link.refuse(code, why).await;
                     }
