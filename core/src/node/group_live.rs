@@ -199,6 +199,9 @@ pub(super) struct LiveGroups {
     members_of: HashMap<GroupId, BTreeSet<Fingerprint>>,
     /// Browsers let into a group's call: PeerJS ID → group.
     call_guests: HashMap<String, GroupId>,
+    /// The pause before a group whose events could not be stored starts again (doubling while
+    /// it keeps failing; forgotten once something is stored).
+    restarts: HashMap<GroupId, std::time::Duration>,
 }
 
 impl LiveGroups {
@@ -213,6 +216,7 @@ impl LiveGroups {
             files: files::Transfers::default(),
             router_of: HashMap::new(),
             call_guests: HashMap::new(),
+            restarts: HashMap::new(),
             members_of: HashMap::new(),
         }
     }
@@ -596,11 +600,17 @@ impl Live {
         for (reply, r) in self.invites.drain(..) {
             let _ = reply.send(unless_unstored(&stored, r));
         }
-        if let Err(e) = &stored {
+        match &stored {
             // Sent, its messages would be held by the others and not by us: our next ones
             // would reuse their seqs and be dropped everywhere as duplicates.
-            tracing::warn!(group = %self.gid, error = %e, "could not store group events");
-            return false;
+            Err(e) => {
+                tracing::warn!(group = %self.gid, error = %e, "could not store group events");
+                return false;
+            }
+            Ok(()) if !self.room && events.iter().any(persisted) => {
+                lock(&inner.groups).restarts.remove(&self.gid);
+            }
+            Ok(()) => {}
         }
         self.notify(&inner, &events).await;
         let mut out = batch::Outgoing::default();

@@ -54,10 +54,13 @@ pub(super) async fn run(
         live.release_held();
         if !live.flush().await {
             live.forget_running();
-            if let Some(inner) = live.inner.upgrade() {
+            // Unless it was being stopped (left, or a room moved).
+            if stop.is_none()
+                && let Some(inner) = live.inner.upgrade()
+            {
                 Inner::restart_group_later(&inner, live.gid);
             }
-            break None;
+            break stop;
         }
         if !candidate && live.engine.log().state().is_member(&live.me) {
             // Our log holds our invite now: we may route.

@@ -23,8 +23,10 @@ use crate::session::{FEATURE_GROUP_BATCH, FEATURE_GROUPS};
 use crate::wake_grid::WallClock;
 
 /// How long a group whose events could not be stored waits before it starts again from the
-/// store (a full disk may have room again).
-const RESTART_AFTER: Duration = Duration::from_secs(3);
+/// store (a full disk may have room again), at first and at most: each start costs a namespace
+/// join and, where we routed, an election.
+const RESTART_MIN: Duration = Duration::from_secs(3);
+const RESTART_MAX: Duration = Duration::from_secs(300);
 
 impl Inner {
     /// Sends `update` to every group subscriber.
@@ -62,18 +64,30 @@ impl Inner {
             })
             .await?;
         let log = log.ok_or(GroupError::UnknownGroup)?;
+        if log.state().gone.contains_key(&this.fingerprint) {
+            // Not a member any more (removed, or left): nothing to run.
+            return Ok(());
+        }
         let mut engine = Engine::new(EngineConfig::default(), this.identity.clone(), log, history);
         engine.set_acked(acked);
         Inner::spawn_live(this, engine, namespace_prefix(&gid), false)?;
         Inner::resume_group_files(this, gid).await
     }
 
-    /// Starts group `gid` again from the store after [`RESTART_AFTER`] (its task stopped
-    /// when what it held could not be stored).
+    /// Starts group `gid` again from the store after a pause ([`RESTART_MIN`], doubling to
+    /// [`RESTART_MAX`] while it keeps failing): its task stopped when what it held could not be
+    /// stored.
     pub(super) fn restart_group_later(this: &Arc<Inner>, gid: GroupId) {
+        let pause = {
+            let mut g = lock(&this.groups);
+            let last = g.restarts.get(&gid).copied();
+            let pause = last.map_or(RESTART_MIN, |p| (p * 2).min(RESTART_MAX));
+            g.restarts.insert(gid, pause);
+            pause
+        };
         let weak = Arc::downgrade(this);
         let task = tokio::spawn(async move {
-            tokio::time::sleep(RESTART_AFTER).await;
+            tokio::time::sleep(pause).await;
             if let Some(this) = weak.upgrade()
                 && let Err(e) = Inner::start_group(&this, gid).await
             {
