@@ -645,7 +645,10 @@ impl Calls {
             if c.peer != from {
                 return self.busy(from, call, kinds, now);
             }
-            // The peer rings only when it has no call: ours with it is over on its side.
+            // The peer rings only when it has no call: ours with it is over on its side (it
+            // hears so, should the ring have overtaken that call's frames on another link).
+            let old = c.id;
+            self.send(from, CallFrame::HangUp { call: old });
             self.end(EndReason::Lost, now);
         }
         self.ring(from, call, kinds, media_id, dtls, now, true);

@@ -238,8 +238,8 @@ impl Inner {
         let _ = Inner::call_input(this, Input::MediaLost { call });
     }
 
-    /// The bound media connection of `call` is up: the machine hears it, and hears again
-    /// when it closes (the call then ends).
+    /// `call`'s media connection is bound (the caller's is up, the callee's answered): the
+    /// machine hears when it is up, and again when it closes or fails (the call then ends).
     fn set_call_connection(this: &Arc<Inner>, call: CallId, conn: MediaConnection) {
         let mut calls = lock(&this.calls);
         let active = calls
@@ -256,13 +256,22 @@ impl Inner {
         turn_picture(&conn, rotation);
         let mut state = conn.state();
         calls.media.watch().send_replace(Some((call, conn)));
-        let _ = calls
-            .machine
-            .handle(Input::MediaConnected { call }, Instant::now());
-        Inner::queue_call_actions(this, &mut calls, None);
         drop(calls);
         let weak = Arc::downgrade(this);
         let task = tokio::spawn(async move {
+            // The callee's answer is made before ICE and DTLS: up only once connected (else
+            // the machine's media timeout ends the call).
+            let up = state
+                .wait_for(|s| *s != MediaState::Connecting)
+                .await
+                .is_ok_and(|s| *s == MediaState::Connected);
+            if up && let Some(this) = weak.upgrade() {
+                let mut calls = lock(&this.calls);
+                let _ = calls
+                    .machine
+                    .handle(Input::MediaConnected { call }, Instant::now());
+                Inner::queue_call_actions(&this, &mut calls, None);
+            }
             let _ = state.wait_for(|s| *s == MediaState::Closed).await;
             tokio::time::sleep(CLOSED_GRACE).await;
             if let Some(this) = weak.upgrade() {

@@ -374,14 +374,21 @@ impl Task {
         });
     }
 
-    /// A media connection's peer-connection state changed; connected frees its admission slot.
+    /// A media connection's peer-connection state changed; connected frees its admission slot,
+    /// failed (ICE or DTLS gave up: no media will flow) is closed for its watchers.
     pub(super) fn media_state(&mut self, cid: &str, state: RTCPeerConnectionState) {
         let Some(m) = self.entries.get(cid).and_then(|e| e.media.as_ref()) else {
             return;
         };
-        if state == RTCPeerConnectionState::Connected {
-            let _ = m.state.send(MediaState::Connected);
-            self.admission.release(cid);
+        match state {
+            RTCPeerConnectionState::Connected => {
+                let _ = m.state.send(MediaState::Connected);
+                self.admission.release(cid);
+            }
+            RTCPeerConnectionState::Failed => {
+                let _ = m.state.send(MediaState::Closed);
+            }
+            _ => {}
         }
     }
 }
