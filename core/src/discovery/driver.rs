@@ -50,8 +50,6 @@ pub struct NsSetup {
     pub cache: Arc<VerifyCache>,
     /// Whether the app is in the foreground (heartbeat pace).
     pub active: bool,
-    /// Whether we may claim router levels ([`Namespace::set_candidate`]).
-    pub candidate: bool,
 }
 
 /// A running namespace. Dropping it aborts the task; [`NamespaceHandle::leave`] says goodbye.
@@ -65,7 +63,6 @@ enum Cmd {
     Presence(String, Option<GeoStamp>),
     Note(Vec<u8>),
     Active(bool),
-    Candidate(bool),
     Peers(oneshot::Sender<(RoleKind, Vec<PeerInfo>)>),
     Leave(oneshot::Sender<()>),
 }
@@ -112,11 +109,6 @@ impl NamespaceHandle {
     /// The app moved to the foreground (`true`) or the background.
     pub fn set_active(&self, active: bool) {
         let _ = self.cmd.send(Cmd::Active(active));
-    }
-
-    /// Whether we may claim router levels from now on ([`Namespace::set_candidate`]).
-    pub fn set_candidate(&self, candidate: bool) {
-        let _ = self.cmd.send(Cmd::Candidate(candidate));
     }
 
     /// Our role and the peers we see (the request is sent at once; the future does not
@@ -201,7 +193,6 @@ async fn run(
         ns.set_presence(&setup.name, setup.geo, now);
     }
     ns.set_note(setup.note.clone());
-    ns.set_candidate(setup.candidate);
     ns.start(now);
     ns.set_active(setup.active, now);
     let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
@@ -235,7 +226,6 @@ async fn run(
                     d.ns.update_note(note, Instant::now());
                 }
                 Some(Cmd::Active(active)) => d.ns.set_active(active, Instant::now()),
-                Some(Cmd::Candidate(candidate)) => d.ns.set_candidate(candidate),
                 Some(Cmd::Peers(tx)) => {
                     let _ = tx.send((d.ns.role(), d.ns.peers()));
                 }

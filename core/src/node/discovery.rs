@@ -161,7 +161,6 @@ impl Inner {
             config: self.ns_config.clone(),
             cache: self.verify_cache.clone(),
             active: !self.background.load(std::sync::atomic::Ordering::Relaxed),
-            candidate: true,
         }
     }
 

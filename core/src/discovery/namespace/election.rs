@@ -6,16 +6,6 @@ use super::*;
 
 impl Namespace {
     pub(super) fn elect(&mut self, level: u8, now: Instant) {
-        if !self.candidate {
-            // Not standing: someone may claim a level meanwhile, most likely the first (a
-            // level of our own would only have led us on to the next, where nobody is).
-            self.set_role(Role::Waiting {
-                level: 1,
-                claim: false,
-            });
-            self.deadline = Some(now + self.cfg.retry_backoff);
-            return;
-        }
         self.set_role(Role::Electing { level });
         self.deadline = Some(now + self.cfg.join_timeout);
         self.push(Action::Claim {

@@ -20,8 +20,6 @@ use super::presence::{GeoStamp, Presence, SignedPresence, VerifyCache};
 use crate::identity::{Fingerprint, Identity};
 use crate::wake_grid::WallClock;
 
-#[cfg(test)]
-mod candidate_tests;
 mod config;
 mod election;
 mod io;
@@ -162,8 +160,6 @@ pub struct Namespace {
 
     /// The app is in the foreground.
     active: bool,
-    /// We may claim router levels (see [`Namespace::set_candidate`]).
-    candidate: bool,
     /// Our heartbeat interval now (by role, active or background; see [`Namespace::role_pace`]).
     pace: Duration,
     /// The router's announced heartbeat interval.
@@ -254,7 +250,6 @@ impl Namespace {
             peers: BTreeMap::new(),
             next_seq: 1,
             active: true,
-            candidate: true,
             pace: heartbeat,
             router_pace: heartbeat,
             router_heard: now,
@@ -400,19 +395,7 @@ impl Namespace {
         });
         self.sign_record(now);
         self.next_beat = self.clock.next_after(now, self.pace);
-        if self.candidate {
-            self.elect(1, now);
-        } else {
-            self.join(1, now);
-        }
-    }
-
-    /// Whether we may claim a router level (by default yes). A node that is not a candidate
-    /// is only ever a member: where it would claim a level it waits
-    /// [`NsConfig::retry_backoff`] and looks for a router from level 1 again. Takes effect
-    /// at the next election.
-    pub fn set_candidate(&mut self, candidate: bool) {
-        self.candidate = candidate;
+        self.elect(1, now);
     }
 
     /// Changes the display name or position; the new signed record goes out at once. The

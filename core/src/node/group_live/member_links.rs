@@ -78,8 +78,7 @@ impl Live {
         self.dial_members();
     }
 
-    /// Router side: dials every current member seen in the namespace that is not linked, and
-    /// every former member due to be told it is out (its log may lack its removal).
+    /// Router side: dials every current member seen in the namespace that is not linked.
     pub(super) fn dial_members(&mut self) {
         if !self.engine.is_router() {
             return;
@@ -88,14 +87,11 @@ impl Live {
             return;
         };
         let state = self.engine.log().state();
-        let now = Instant::now();
         let todo: Vec<(Fingerprint, String)> = self
             .ns_peers
             .iter()
             .filter(|(fp, _)| {
-                (state.is_member(fp) || self.engine.gone_to_tell(fp, now))
-                    && !self.linked.contains(fp)
-                    && !self.dialing.contains(fp)
+                state.is_member(fp) && !self.linked.contains(fp) && !self.dialing.contains(fp)
             })
             .map(|(fp, id)| (*fp, id.clone()))
             .collect();

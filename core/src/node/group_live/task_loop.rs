@@ -18,7 +18,6 @@ pub(super) async fn run(
     mut ns_events: mpsc::UnboundedReceiver<NsEvent>,
 ) {
     let mut tick = link_check_tick(true);
-    let mut candidate = live.engine.log().state().is_member(&live.me);
     let done = loop {
         let timer = [live.engine.poll_timeout(), live.call_timeout()]
             .into_iter()
@@ -61,11 +60,6 @@ pub(super) async fn run(
                 Inner::restart_group_later(&inner, live.gid);
             }
             break stop;
-        }
-        if !candidate && live.engine.log().state().is_member(&live.me) {
-            // Our log holds our invite now: we may route.
-            candidate = true;
-            ns.set_candidate(true);
         }
         if stop.is_some() {
             break stop;

@@ -114,10 +114,7 @@ impl Inner {
         };
         let published = members.clone();
         let note = this.peer_id().into_bytes();
-        let mut setup = this.ns_setup(prefix, None, note);
-        // An invitee whose log does not hold its invite yet knows no member to dial: it
-        // stands for router once it is a member (see `run`).
-        setup.candidate = engine.log().state().is_member(&this.fingerprint);
+        let setup = this.ns_setup(prefix, None, note);
         // Its events from the start: a router claim answered before anyone listened left
         // the group without a router (seen under CPU load).
         let (ns, ns_events) =
