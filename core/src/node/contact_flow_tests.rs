@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use tokio::sync::mpsc::UnboundedReceiver;
+
 use super::chat_tests::{texts, wait_for};
 use super::tests::{alice_and_bob, befriend, config, server, started, until};
 use super::*;
@@ -13,6 +15,17 @@ use crate::chat::file::FileState;
 fn on_disk(profile: &std::path::Path, sql: &str) {
     let db = rusqlite::Connection::open(profile.join("peerns.db")).unwrap();
     assert!(db.execute(sql, []).unwrap() > 0, "{sql}");
+}
+
+/// `a` asks `b` to be a contact; returns once `b` (whose events are `eb`) shows the request.
+async fn ask(a: &Node, b: &Node, eb: &mut UnboundedReceiver<NodeEvent>) {
+    let fa = a.identity().fingerprint;
+    a.request_contact(&b.share_link()).await.unwrap();
+    wait_for(eb, |e| match e {
+        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
+        _ => None,
+    })
+    .await;
 }
 
 /// The statuses of `b`'s messages with `fa` that are not deleted, oldest first.
@@ -35,12 +48,7 @@ async fn messages_written_after_accepting_an_absent_requester_arrive() {
     let (da, _db, a, b) = alice_and_bob(&url).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let mut eb = b.subscribe();
-    a.request_contact(&b.share_link()).await.unwrap();
-    wait_for(&mut eb, |e| match e {
-        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
-        _ => None,
-    })
-    .await;
+    ask(&a, &b, &mut eb).await;
     a.stop().await;
     b.accept_request(&fa).await.unwrap();
     b.send_message(&fa, "welcome").await.unwrap();
@@ -88,12 +96,7 @@ async fn an_accept_given_while_the_requester_was_away_reaches_it() {
     let (da, db, a, b) = alice_and_bob(&url).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let mut eb = b.subscribe();
-    a.request_contact(&b.share_link()).await.unwrap();
-    wait_for(&mut eb, |e| match e {
-        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
-        _ => None,
-    })
-    .await;
+    ask(&a, &b, &mut eb).await;
     a.stop().await;
     b.stop().await;
     let offline = Node::start(config(db.path(), "ws://127.0.0.1:9/peerjs", None))
@@ -128,12 +131,7 @@ async fn a_requester_asks_again_at_start_for_an_accept_it_missed() {
     let (da, db, a, b) = alice_and_bob(&url).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let mut eb = b.subscribe();
-    a.request_contact(&b.share_link()).await.unwrap();
-    wait_for(&mut eb, |e| match e {
-        NodeEvent::ContactRequest { fingerprint, .. } if fingerprint == fa => Some(()),
-        _ => None,
-    })
-    .await;
+    ask(&a, &b, &mut eb).await;
     a.stop().await;
     b.accept_request(&fa).await.unwrap();
     b.stop().await;
@@ -167,9 +165,7 @@ async fn a_requester_asks_again_at_start_for_an_accept_it_missed() {
 async fn messages_deleted_or_failed_before_delivery_keep_the_stream_going() {
     let server = server().await;
     let url = server.url();
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = started(config(da.path(), &url, None)).await.unwrap();
-    let b = started(config(db.path(), &url, None)).await.unwrap();
+    let (da, db, a, b) = alice_and_bob(&url).await;
     befriend(&a, &b).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
 
@@ -272,9 +268,7 @@ async fn a_blocked_contact_is_not_removed() {
 async fn a_file_whose_transfer_cannot_be_recorded_is_taken_again() {
     let server = server().await;
     let url = server.url();
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = started(config(da.path(), &url, None)).await.unwrap();
-    let b = started(config(db.path(), &url, None)).await.unwrap();
+    let (da, _db, a, b) = alice_and_bob(&url).await;
     befriend(&a, &b).await;
     let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
     let full = "CREATE TEMP TRIGGER full BEFORE INSERT ON files
@@ -333,9 +327,7 @@ async fn a_file_whose_transfer_cannot_be_recorded_is_taken_again() {
 async fn removing_a_contact_ends_its_unfinished_files() {
     let server = server().await;
     let url = server.url();
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = started(config(da.path(), &url, None)).await.unwrap();
-    let b = started(config(db.path(), &url, None)).await.unwrap();
+    let (da, _db, a, b) = alice_and_bob(&url).await;
     befriend(&a, &b).await;
     let fb = b.identity().fingerprint;
     b.stop().await;
@@ -367,9 +359,7 @@ async fn removing_a_contact_ends_its_unfinished_files() {
 async fn files_no_transfer_owns_are_swept() {
     let server = server().await;
     let url = server.url();
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = started(config(da.path(), &url, None)).await.unwrap();
-    let b = started(config(db.path(), &url, None)).await.unwrap();
+    let (da, _db, a, b) = alice_and_bob(&url).await;
     befriend(&a, &b).await;
     let fb = b.identity().fingerprint;
     b.stop().await;
