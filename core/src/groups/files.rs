@@ -240,6 +240,17 @@ pub fn get(c: &Connection, group: &GroupId, id: &Id) -> Result<Option<GroupFile>
     .flatten())
 }
 
+/// Bytes of group files (of every group) still to be received.
+pub fn unfinished_bytes(c: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = c.query_row(
+        "SELECT coalesce(sum(max(size - next_index * chunk_size, 0)), 0) FROM group_files
+         WHERE state = 'transferring'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n.max(0) as u64)
+}
+
 /// The files of `group` still transferring (resumed when the group starts), oldest first.
 pub fn unfinished(c: &Connection, group: &GroupId) -> Result<Vec<GroupFile>, StoreError> {
     let mut stmt = c.prepare(&format!(

@@ -131,20 +131,19 @@ pub fn insert_message(
     Ok(n == 1)
 }
 
-/// Writes what the engine reported, in one transaction: new messages, purges, the log's new
-/// entries, the router's acknowledgement.
+/// Writes what the engine reported, in the caller's transaction: new messages, purges, the
+/// log's new entries, the router's acknowledgement.
 pub fn persist(
-    conn: &mut Connection,
+    tx: &Transaction<'_>,
     log: &Log,
     events: &[GroupEvent],
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
     let gid = log.group();
     for e in events {
         match e {
             GroupEvent::Message(m) => {
-                insert_message(&tx, &gid, m, now_ms)?;
+                insert_message(tx, &gid, m, now_ms)?;
             }
             GroupEvent::Purged { author, cutoff } => {
                 tx.execute(
@@ -152,7 +151,7 @@ pub fn persist(
                     params![gid.to_hex(), author.to_hex(), i(*cutoff)],
                 )?;
             }
-            GroupEvent::LogUpdated { from } => save_log(&tx, log, (*from).min(log.len()))?,
+            GroupEvent::LogUpdated { from } => save_log(tx, log, (*from).min(log.len()))?,
             GroupEvent::Acked { seq } => {
                 tx.execute(
                     "UPDATE groups SET acked = max(acked, ?2) WHERE gid = ?1",
@@ -162,7 +161,6 @@ pub fn persist(
             _ => {}
         }
     }
-    tx.commit()?;
     Ok(())
 }
 

@@ -26,6 +26,17 @@ fn events(e: &mut Engine<MemHistory>) -> Vec<GroupEvent> {
         .collect()
 }
 
+
+/// Runs `f` in a transaction of `c`, committed if it succeeds.
+fn in_tx(
+    c: &mut rusqlite::Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let tx = c.transaction()?;
+    f(&tx)?;
+    Ok(tx.commit()?)
+}
+
 #[test]
 fn a_group_survives_a_restart_with_log_history_and_outbox() {
     let (_dir, store) = db();
@@ -57,7 +68,7 @@ fn a_group_survives_a_restart_with_log_history_and_outbox() {
     engine.handle(crate::groups::engine::GroupInput::BecameRouter, now);
     let evs = events(&mut engine);
     store
-        .with_conn(|c| persist(c, engine.log(), &evs, 9))
+        .with_conn(|c| in_tx(c, |tx| persist(tx, engine.log(), &evs, 9)))
         .unwrap();
     let gid = log.group();
     let (loaded, history, acked, groups) = store
@@ -147,7 +158,9 @@ fn messages_are_unique_per_author_and_seq_and_page_in_display_order() {
         author: all[0].author_fp(),
         cutoff: 1,
     }];
-    store.with_conn(|c| persist(c, &log, &evs, 3)).unwrap();
+    store
+        .with_conn(|c| in_tx(c, |tx| persist(tx, &log, &evs, 3)))
+        .unwrap();
     let left = store.with_conn(|c| load_history(c, &gid)).unwrap();
     assert_eq!(
         left.len(),

@@ -33,7 +33,7 @@ mod limits;
 mod status;
 pub(crate) use asking::AskedMap;
 pub(crate) use limits::expiry_loop;
-pub(crate) use limits::{Offer, offer};
+pub(crate) use limits::{Offer, offer, total_room};
 pub use status::FileTransfer;
 
 /// Chunks between acknowledgements (each one syncs the `.part` file and the database): a

@@ -583,13 +583,31 @@ impl Live {
             })
             .collect();
         let stored = if !self.room && events.iter().any(persisted) {
-            let log = self.engine.log().clone();
-            let evs = events.clone();
+            let (log, evs, gid, max) = (
+                self.engine.log().clone(),
+                events.clone(),
+                self.gid,
+                inner.max_file(),
+            );
+            let offered: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    GroupEvent::Message(m) if m.author_fp() != self.me => files::offered_file(m),
+                    _ => None,
+                })
+                .collect();
             inner
-                .db(move |c| gstore::persist(c, &log, &evs, unix_ms()))
+                .db(move |c| {
+                    let now = unix_ms();
+                    let tx = c.transaction().map_err(crate::store::StoreError::from)?;
+                    gstore::persist(&tx, &log, &evs, now)?;
+                    let fetch = files::record_group_files(&tx, &gid, offered, max, now)?;
+                    tx.commit().map_err(crate::store::StoreError::from)?;
+                    Ok::<_, NodeError>(fetch)
+                })
                 .await
         } else {
-            Ok(())
+            Ok(vec![])
         };
         for (reply, r) in self.sends.drain(..) {
             let _ = reply.send(unless_unstored(&stored, r));
@@ -607,10 +625,12 @@ impl Live {
                 tracing::warn!(group = %self.gid, error = %e, "could not store group events");
                 return false;
             }
-            Ok(()) if !self.room && events.iter().any(persisted) => {
-                lock(&inner.groups).restarts.remove(&self.gid);
+            Ok(fetch) => {
+                if !self.room && events.iter().any(persisted) {
+                    lock(&inner.groups).restarts.remove(&self.gid);
+                }
+                Inner::fetch_new_group_files(&inner, self.gid, fetch.clone());
             }
-            Ok(()) => {}
         }
         self.notify(&inner, &events).await;
         let mut out = batch::Outgoing::default();
@@ -652,12 +672,6 @@ impl Live {
         let group = self.gid;
         match e {
             GroupEvent::Message(m) => {
-                if !self.room
-                    && m.author_fp() != self.me
-                    && let Some(inner) = self.inner.upgrade()
-                {
-                    Inner::group_file_seen(&inner, group, &m);
-                }
                 self.emit(GroupUpdate::Message {
                     group,
                     message: view(&m),
@@ -727,8 +741,8 @@ fn persisted(e: &GroupEvent) -> bool {
 }
 
 /// `r`, or an error if what it answers could not be stored.
-fn unless_unstored<T>(
-    stored: &Result<(), NodeError>,
+fn unless_unstored<T, U>(
+    stored: &Result<U, NodeError>,
     r: Result<T, NodeError>,
 ) -> Result<T, NodeError> {
     match (stored, r) {

@@ -734,3 +734,40 @@ async fn a_message_that_cannot_be_stored_does_not_go_out() {
         node.stop().await;
     }
 }
+
+/// Group files count against the quota of unfinished incoming bytes, with files from contacts
+/// (a group downloads its members' files by itself: one member could fill the phone): a file
+/// over it is recorded as refused and not fetched; one that fits arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_file_over_the_quota_of_unfinished_bytes_is_not_fetched() {
+    use crate::groups::files::GroupFileState;
+    let server = server().await;
+    let (tmp, gid, nodes) = online_group(&server.url(), 2).await;
+    nodes[1].set_incoming_quota(1 << 20, 1 << 20).await.unwrap();
+    let share = async |name: &str, size: usize| {
+        let src = tmp[0].path().join(name);
+        std::fs::write(&src, vec![5u8; size]).unwrap();
+        let m = nodes[0]
+            .group_send_file(&gid, src.to_str().unwrap())
+            .await
+            .unwrap();
+        m.file.expect("a file message").id
+    };
+    let state = async |file: &str| {
+        let f = nodes[1].group_file(&gid, file).await.unwrap();
+        f.map(|f| f.state)
+    };
+    let big = share("big.bin", 2_000_000).await;
+    until(30, "the big file refused", async || {
+        state(&big).await == Some(GroupFileState::Refused)
+    })
+    .await;
+    let small = share("small.bin", 100_000).await;
+    until(30, "the small file whole", async || {
+        state(&small).await == Some(GroupFileState::Done)
+    })
+    .await;
+    for node in nodes {
+        node.stop().await;
+    }
+}

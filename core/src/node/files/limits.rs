@@ -61,10 +61,7 @@ pub(crate) fn offer(
         setting(tx, CONTACT_QUOTA_KEY, DEFAULT_CONTACT_QUOTA)?,
     ) {
         Some("over the receiver's quota of unfinished files from one contact")
-    } else if over(
-        file::incoming_unfinished_bytes(tx, None)?,
-        setting(tx, TOTAL_QUOTA_KEY, DEFAULT_TOTAL_QUOTA)?,
-    ) {
+    } else if !total_room(tx, m.size)? {
         Some("over the receiver's quota of unfinished files")
     } else {
         None
@@ -76,6 +73,15 @@ pub(crate) fn offer(
         file::set_state(tx, &m.id, FileState::Refused)?;
     }
     Ok(why.map_or(Offer::Accepted, Offer::Refused))
+}
+
+/// Whether `size` more bytes fit the quota of unfinished incoming bytes from everyone: files
+/// from contacts and files of groups together (a group downloads its members' files by itself).
+pub(crate) fn total_room(c: &rusqlite::Connection, size: u64) -> Result<bool, NodeError> {
+    let charge = size.max(u64::from(file::MIN_CHUNK));
+    let used = file::incoming_unfinished_bytes(c, None)?
+        .saturating_add(crate::groups::files::unfinished_bytes(c)?);
+    Ok(used.saturating_add(charge) <= setting(c, TOTAL_QUOTA_KEY, DEFAULT_TOTAL_QUOTA)?)
 }
 
 impl Inner {

@@ -273,43 +273,58 @@ fn whole_at(files_dir: &Path, mut f: GroupFile) -> GroupFile {
     f
 }
 
-impl Inner {
-    /// A file message of someone else's was stored in `gid`: record the file and fetch it
-    /// (unless it is over our size limit, or known already).
-    pub(super) fn group_file_seen(this: &Arc<Inner>, gid: GroupId, m: &SignedMessage) {
-        let crate::groups::Body::File(body) = &m.msg.body else {
-            return;
-        };
-        let author = m.author_fp();
-        let manifest = VerifyingKey::from_bytes(&m.msg.author).ok().and_then(|k| {
-            let id = Manifest::parse(body).ok()?.id;
-            Manifest::verify(body, &k, &id).ok()
-        });
-        let Some(manifest) = manifest else {
-            tracing::info!(group = %gid, %author, "a group file with a bad manifest; ignored");
-            return;
-        };
-        let state = if manifest.size > this.max_file() {
-            GroupFileState::Refused
-        } else {
+/// The file a message of someone else's offers, with its author, if its manifest verifies.
+pub(super) fn offered_file(m: &SignedMessage) -> Option<(Fingerprint, Manifest)> {
+    let crate::groups::Body::File(body) = &m.msg.body else {
+        return None;
+    };
+    let author = m.author_fp();
+    let manifest = VerifyingKey::from_bytes(&m.msg.author).ok().and_then(|k| {
+        let id = Manifest::parse(body).ok()?.id;
+        Manifest::verify(body, &k, &id).ok()
+    });
+    if manifest.is_none() {
+        tracing::info!(%author, "a group file with a bad manifest; ignored");
+    }
+    Some((author, manifest?))
+}
+
+/// Records the files `offered` in `gid`'s messages, in the transaction that stores them (a stop
+/// between the two would leave files never fetched): to fetch unless over our size limit or the
+/// quota of unfinished incoming bytes (a member could fill the phone). Returns the new ones to
+/// fetch.
+pub(super) fn record_group_files(
+    c: &rusqlite::Connection,
+    gid: &GroupId,
+    offered: Vec<(Fingerprint, Manifest)>,
+    max_file: u64,
+    now_ms: u64,
+) -> Result<Vec<(Fingerprint, Manifest)>, NodeError> {
+    let mut fetch = vec![];
+    for (author, m) in offered {
+        let fits = m.size <= max_file && crate::node::files::total_room(c, m.size)?;
+        let state = if fits {
             GroupFileState::Transferring
+        } else {
+            GroupFileState::Refused
         };
-        let weak = Arc::downgrade(this);
-        let task = tokio::spawn(async move {
-            let Some(inner) = weak.upgrade() else { return };
-            let m = manifest.clone();
-            let added = inner
-                .db(move |c| gfiles::add(c, &gid, &author, &m, state, None, unix_ms()))
-                .await;
-            match added {
-                Ok(true) if state == GroupFileState::Transferring => {
-                    Inner::fetch_group_file(&inner, gid, author, manifest, 0);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(group = %gid, error = %e, "could not record a group file"),
-            }
-        });
-        this.track([task.abort_handle()]);
+        if gfiles::add(c, gid, &author, &m, state, None, now_ms)? && fits {
+            fetch.push((author, m));
+        }
+    }
+    Ok(fetch)
+}
+
+impl Inner {
+    /// Starts fetching `files`, recorded with their messages (`record_group_files`).
+    pub(super) fn fetch_new_group_files(
+        this: &Arc<Inner>,
+        gid: GroupId,
+        files: Vec<(Fingerprint, Manifest)>,
+    ) {
+        for (author, manifest) in files {
+            Inner::fetch_group_file(this, gid, author, manifest, 0);
+        }
     }
 
     /// Resumes the unfinished files of `gid` (when its task starts).
