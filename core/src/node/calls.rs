@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use super::call_media::CallMedia;
@@ -33,11 +33,6 @@ use crate::session::FEATURE_CALLS;
 
 /// Longest call log or history a query returns.
 const MAX_QUERY: u32 = 10_000;
-/// Batches of actions from peers' call frames that wait for the worker at most; further
-/// frames wait in their links' readers (a peer flooding call frames is held to the worker's
-/// pace).
-const FRAME_BATCHES: usize = 64;
-
 /// Actions for the worker, with the permit of the call frame that caused them, if one did.
 type Batch = (Vec<Action>, Option<OwnedSemaphorePermit>);
 
@@ -69,8 +64,6 @@ pub(crate) struct NodeCalls {
     pub(super) machine: Calls,
     timer: Option<AbortHandle>,
     worker: OnceLock<mpsc::UnboundedSender<Batch>>,
-    /// Permits for [`FRAME_BATCHES`].
-    frames: Arc<Semaphore>,
     /// The active call's certificate and media connection.
     pub(super) media: CallMedia,
     /// Armed contacts we asked for their camera ([`Node::rpc_watch`]), each with where its
@@ -95,7 +88,6 @@ impl NodeCalls {
             machine: Calls::new(me, CallConfig::default()),
             timer: None,
             worker: OnceLock::new(),
-            frames: Arc::new(Semaphore::new(FRAME_BATCHES)),
             media: CallMedia::default(),
             watching: HashMap::new(),
         }
@@ -218,8 +210,7 @@ impl Inner {
                 _ => return,
             }
         }
-        let frames = lock(&this.calls).frames.clone();
-        let Ok(permit) = frames.acquire_owned().await else {
+        let Ok(permit) = link.call_batches.clone().acquire_owned().await else {
             return;
         };
         let input = Input::Frame {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use super::{Inner, NodeError, NodeEvent, lock, unix_ms};
 use crate::chat::wire::{ErrorCode, Frame};
@@ -57,6 +57,10 @@ pub(crate) struct Link {
     pub pumping: AtomicBool,
     /// What came before the peer's accept of our request (`Inner::on_frames`).
     pub early: Mutex<Early>,
+    /// Permits for the batches of call actions this peer's frames caused that wait for the
+    /// call worker ([`CALL_BATCHES`]): a peer flooding call frames waits in its own reader,
+    /// not in everyone's.
+    pub call_batches: Arc<Semaphore>,
     strikes: AtomicU32,
     closed: AtomicBool,
     /// When a frame last went out or came in, Unix ms (links idle in the background close:
@@ -68,6 +72,9 @@ pub(crate) struct Link {
     /// Uploads the peer opened on this session (decision 0014); they end with it.
     pub uploads: Mutex<crate::rpc::upload::Uploads>,
 }
+
+/// Batches of call actions one peer's frames may have waiting for the call worker.
+const CALL_BATCHES: usize = 8;
 
 /// Frames of a peer whose accept of our request was on its way, kept for when it is stored.
 #[derive(Debug, Default)]
@@ -316,6 +323,7 @@ pub(crate) async fn establish(
         sender: sender.clone(),
         resend_from: AtomicU64::new(0),
         early: Mutex::new(Early::default()),
+        call_batches: Arc::new(Semaphore::new(CALL_BATCHES)),
         wake: Notify::new(),
         pumping: AtomicBool::new(false),
         strikes: AtomicU32::new(0),
