@@ -26,7 +26,6 @@ fn events(e: &mut Engine<MemHistory>) -> Vec<GroupEvent> {
         .collect()
 }
 
-
 /// Runs `f` in a transaction of `c`, committed if it succeeds.
 fn in_tx(
     c: &mut rusqlite::Connection,
