@@ -515,50 +515,61 @@ impl Inner {
     /// The file message `id` with `conv` was deleted (by us, or by its sender): its transfer
     /// ends unless it is whole (a received file stays where it was saved).
     pub(crate) async fn file_deleted(&self, conv: Fingerprint, id: Id) {
-        let _one_at_a_time = self.resuming.lock().await;
-        let ended = self
-            .db(move |c| match file::get(c, &id)? {
-                Some(t) if t.conv == conv && t.state == FileState::Transferring => {
-                    file::set_state(c, &id, FileState::Refused)?;
-                    Ok::<_, NodeError>(Some(t))
-                }
-                _ => Ok(None),
-            })
-            .await;
-        match ended {
-            Ok(Some(t)) if t.outgoing => self.outgoing_ended(&conv, &id, false),
-            Ok(Some(t)) => self.incoming_dropped(&t).await,
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "could not end a deleted file's transfer"),
-        }
+        self.end_transfers("of a deleted file", move |c| {
+            let t = file::get(c, &id)?;
+            Ok(
+                t.filter(|t| t.conv == conv && t.state == FileState::Transferring)
+                    .into_iter()
+                    .collect(),
+            )
+        })
+        .await;
     }
 
     /// Contact `conv` was removed: our unfinished transfers with it end (ours would be refused,
     /// its own cannot resume), their copies and partial files deleted.
     pub(crate) async fn end_transfers_with(&self, conv: Fingerprint) {
+        self.end_transfers("of a removed contact", move |c| {
+            let mut all = file::incoming_unfinished(c, Some(&conv))?;
+            all.extend(file::outgoing_unfinished(c, Some(&conv), 0)?);
+            Ok(all)
+        })
+        .await;
+    }
+
+    /// Ends the unfinished transfers `pick` chooses, refused in the store: ours stop and lose
+    /// their copies, incoming ones their partial files (the sender told if connected). Returns
+    /// how many; `whose` says whose they were if they could not be ended.
+    pub(super) async fn end_transfers(
+        &self,
+        whose: &'static str,
+        pick: impl FnOnce(&rusqlite::Connection) -> Result<Vec<Transfer>, NodeError> + Send + 'static,
+    ) -> usize {
         let _one_at_a_time = self.resuming.lock().await;
         let ended = self
             .db(move |c| {
-                let mut all = file::incoming_unfinished(c, Some(&conv))?;
-                all.extend(file::outgoing_unfinished(c, Some(&conv), 0)?);
+                let all = pick(c)?;
                 for t in &all {
                     file::set_state(c, &t.manifest.id, FileState::Refused)?;
                 }
                 Ok::<_, NodeError>(all)
             })
             .await;
-        match ended {
-            Ok(all) => {
-                for t in all {
-                    if t.outgoing {
-                        self.outgoing_ended(&conv, &t.manifest.id, false);
-                    } else {
-                        self.incoming_dropped(&t).await;
-                    }
-                }
+        let all = match ended {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not end the transfers {whose}");
+                return 0;
             }
-            Err(e) => tracing::warn!(error = %e, "could not end a removed contact's transfers"),
+        };
+        for t in &all {
+            if t.outgoing {
+                self.outgoing_ended(&t.conv, &t.manifest.id, false);
+            } else {
+                self.incoming_dropped(t).await;
+            }
         }
+        all.len()
     }
 
     /// Our transfer `id` to `conv` ended (`ok`: received whole): its sending task stops and

@@ -88,30 +88,17 @@ impl Inner {
     /// Drops incoming transfers without progress since `now_ms` minus the expiry: refused,
     /// their partial files deleted, the sender told if it is connected. Returns how many.
     pub(crate) async fn expire_stale(&self, now_ms: u64) -> usize {
-        let _one_at_a_time = self.resuming.lock().await;
-        let stale = self
-            .db(move |c| {
+        let dropped = self
+            .end_transfers("gone stale", move |c| {
                 let after = setting(c, EXPIRY_KEY, DEFAULT_EXPIRY.as_secs())?;
                 let before = now_ms.saturating_sub(after.saturating_mul(1000));
-                let stale = file::incoming_stale(c, before)?;
-                for t in &stale {
-                    file::set_state(c, &t.manifest.id, FileState::Refused)?;
-                }
-                Ok::<_, NodeError>(stale)
+                Ok(file::incoming_stale(c, before)?)
             })
             .await;
-        let stale = match stale {
-            Ok(stale) => stale,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not look for stale transfers");
-                return 0;
-            }
-        };
-        for t in &stale {
-            tracing::info!(conv = %t.conv, "dropped a stale incoming file");
-            self.incoming_dropped(t).await;
+        if dropped > 0 {
+            tracing::info!(dropped, "dropped stale incoming files");
         }
-        stale.len()
+        dropped
     }
 
     /// Incoming transfer `t`, refused in the store, ends: its write task and partial file go,
