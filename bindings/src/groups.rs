@@ -442,6 +442,15 @@ impl PeernsNode {
         Ok(on_runtime(async move { node.group_leave(&gid).await }).await??)
     }
 
+    /// Deletes the group from this phone: its messages and files. A member leaves it first;
+    /// the others hear of it if our router is reachable now, otherwise they list us until an
+    /// admin removes us. Leaving cannot be undone (an admin cannot invite a former member
+    /// again). `NotAllowed` for the meeting room (leave it instead).
+    pub async fn group_delete(&self, group: String) -> Result<(), PeernsError> {
+        let (node, gid) = (self.running()?, group_id(&group)?);
+        Ok(on_runtime(async move { node.group_delete(&gid).await }).await??)
+    }
+
     /// Every group of this profile, with members and our place in it.
     pub async fn groups(&self) -> Result<Vec<Group>, PeernsError> {
         let node = self.running()?;

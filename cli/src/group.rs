@@ -59,6 +59,12 @@ pub enum GroupCmd {
         /// The member's fingerprint.
         fingerprint: String,
     },
+    /// Delete a group from this profile (offline): its messages and files. Nobody is told:
+    /// a member that can still reach the group leaves from a running node (the apps do).
+    Delete {
+        /// The group.
+        gid: String,
+    },
     /// Groups, members and our role.
     List {
         /// Print JSON.
@@ -159,6 +165,7 @@ pub async fn run(cmd: GroupCmd, profile: Option<PathBuf>) -> Result<()> {
             gid: g,
             fingerprint,
         } => groups::remove(&profile, &gid(&g)?, &fp(&fingerprint)?)?,
+        GroupCmd::Delete { gid: g } => groups::delete(&profile, &gid(&g)?)?,
         GroupCmd::List { json } => {
             let list = groups::list(&profile)?;
             if json {

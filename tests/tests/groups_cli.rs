@@ -311,4 +311,26 @@ async fn group_chat_survives_router_kills_and_refuses_outsiders() {
     for m in &mut members {
         m.stop(false).await;
     }
+
+    // `group delete` forgets the group on one profile: its messages and its files.
+    let gone = &dirs[3];
+    let folder = gone.join("files").join("groups").join(&gid);
+    assert!(folder.is_dir());
+    let out = peerns(gone, &["group", "delete", &gid])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = offline(gone, &["group", "list", "--json"]).await.unwrap();
+    assert!(list["groups"].as_array().unwrap().is_empty());
+    assert!(!folder.exists());
+    assert!(
+        offline(gone, &["group", "history", &gid, "--json"])
+            .await
+            .is_none()
+    );
 }

@@ -1,6 +1,6 @@
 """Groups through the generated Python bindings: three nodes; A creates a group and invites B and
 C by link, everyone sends, every history ends identical with each message once, paging, group
-events, who is online, and a removed member receives nothing new."""
+events, who is online, a removed member receives nothing new and deletes the group."""
 
 import asyncio
 import tempfile
@@ -144,6 +144,14 @@ def test_groups():
             # A former member is not listed online, and A was told.
             assert any(e.is_presence() and e.fingerprint == fc and not e.online
                        for e in listeners[0].snapshot())
+            # C deletes what it kept of the group.
+            assert (await c.groups())[0].membership == p.GroupMembership.FORMER
+            await c.group_delete(gid)
+            assert await c.groups() == []
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await c.group_history(gid, None, 10)
+            with pytest.raises(p.PeernsError.InvalidInput):
+                await c.group_delete(gid)
             for s in subs:
                 s.cancel()
         finally:

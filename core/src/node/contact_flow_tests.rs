@@ -391,9 +391,24 @@ async fn files_no_transfer_owns_are_swept() {
     );
     let fresh = write(files.join("out").join("ef".repeat(16)), false);
     let other = write(files.join("in").join("notes.txt"), true);
-    assert_eq!(a.inner.sweep_orphans().await, 2);
-    assert!(!orphan_out.exists() && !orphan_part.exists());
-    assert!(owned.exists() && fresh.exists() && other.exists());
+    // The folders of groups: one still stored, one deleted (a stop came between its rows and
+    // its folder).
+    let kept = a.group_create("kept").await.unwrap();
+    let group_folder = |gid: String| {
+        let d = files.join("groups").join(gid);
+        std::fs::create_dir_all(&d).unwrap();
+        write(d.join("photo.jpg"), true);
+        std::fs::File::open(&d)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        d
+    };
+    let kept_folder = group_folder(kept.to_hex());
+    let deleted_folder = group_folder("12".repeat(16));
+    assert_eq!(a.inner.sweep_orphans().await, 3);
+    assert!(!orphan_out.exists() && !orphan_part.exists() && !deleted_folder.exists());
+    assert!(owned.exists() && fresh.exists() && other.exists() && kept_folder.exists());
     a.stop().await;
     server.shutdown().await;
 }

@@ -313,7 +313,10 @@ async fn an_invite_sent_as_a_message_joins_only_a_contact_who_trusts_the_sender(
 
 /// `n` members online in a group made offline (see [`group_of`]), each having sent one
 /// message that every one holds (so everyone is linked through the router).
-async fn online_group(url: &str, n: usize) -> (Vec<tempfile::TempDir>, GroupId, Vec<Node>) {
+pub(super) async fn online_group(
+    url: &str,
+    n: usize,
+) -> (Vec<tempfile::TempDir>, GroupId, Vec<Node>) {
     let tmp: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
     let dirs: Vec<&std::path::Path> = tmp.iter().map(|t| t.path()).collect();
     let (gid, _fps) = group_of(&dirs);
@@ -332,7 +335,7 @@ async fn online_group(url: &str, n: usize) -> (Vec<tempfile::TempDir>, GroupId, 
 }
 
 /// The bytes of the group file `file` on the node, once it is whole here.
-async fn group_file_bytes(node: &Node, gid: &GroupId, file: &str) -> Option<Vec<u8>> {
+pub(super) async fn group_file_bytes(node: &Node, gid: &GroupId, file: &str) -> Option<Vec<u8>> {
     let f = node.group_file(gid, file).await.unwrap()?;
     (f.state == crate::groups::files::GroupFileState::Done)
         .then(|| std::fs::read(f.path.unwrap()).unwrap())

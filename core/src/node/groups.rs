@@ -1,9 +1,10 @@
-//! Groups on a profile, offline: create, invite, join by link, remove, list, history. Admin
+//! Groups on a profile, offline: create, invite, join by link, remove, list, history, delete. Admin
 //! changes made offline are appended to our copy of the log; when online, the group engine
 //! reconciles it with the router's (a concurrent change elsewhere makes ours be signed again
 //! on the winning head, decision 0011). Online traffic: `group_live.rs`.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::groups::store::{self as gstore, GroupRow};
 use crate::groups::{Body, GroupId, History, InviteLink, Log, LogOp, SignedMessage};
@@ -221,6 +222,36 @@ pub fn remove(profile: &Profile, gid: &GroupId, member: &Fingerprint) -> Result<
         },
     )?;
     Ok(())
+}
+
+/// Deletes group `gid` from this profile: its log, messages, file records and files. Nobody
+/// is told: a member leaves first where it can ([`super::Node::group_delete`] does).
+pub fn delete(profile: &Profile, gid: &GroupId) -> Result<(), GroupError> {
+    delete_in(profile.store(), &profile.dir().join("files"), gid)
+}
+
+/// [`delete`] on a store whose group files live under `files_dir`. The rows go first, in one
+/// transaction; a folder left by a crash just after is swept at the next start.
+pub(crate) fn delete_in(store: &Store, files_dir: &Path, gid: &GroupId) -> Result<(), GroupError> {
+    load(store, gid)?;
+    store.with_conn(|c| {
+        let tx = c.transaction()?;
+        gstore::delete(&tx, gid)?;
+        tx.commit()?;
+        Ok(())
+    })?;
+    let dir = group_files_dir(files_dir, gid);
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(group = %gid, error = %e, "could not delete a deleted group's files");
+    }
+    Ok(())
+}
+
+/// Where group `gid` keeps its files (shared by us or fetched), under the profile's files.
+pub(crate) fn group_files_dir(files_dir: &Path, gid: &GroupId) -> PathBuf {
+    files_dir.join("groups").join(gid.to_hex())
 }
 
 /// Every group of this profile.

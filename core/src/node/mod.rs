@@ -46,6 +46,8 @@ mod contacts;
 mod discovery;
 mod events;
 mod files;
+#[cfg(test)]
+mod group_delete_tests;
 mod group_live;
 #[cfg(test)]
 mod group_live_tests;

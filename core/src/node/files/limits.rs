@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::{Inner, Node, NodeError, NodeEvent, hex_id, lock, part_path, unix_ms};
 use crate::chat::file::{self, FileState, Manifest, Transfer};
 use crate::chat::wire::Frame;
+use crate::groups::store as gstore;
 use crate::identity::Fingerprint;
 
 /// Unfinished incoming bytes accepted from one contact unless the user sets another quota.
@@ -136,21 +137,41 @@ pub(crate) async fn expiry_loop(inner: Weak<Inner>) {
 /// copied into the profile before its transfer is recorded.
 const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
+/// Whether `e` was last written [`ORPHAN_AGE`] ago or more.
+fn aged(e: &fs::DirEntry) -> bool {
+    e.metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= ORPHAN_AGE))
+}
+
+/// Whether `name` is one of our IDs (a file's or a group's): 32 hex characters.
+fn is_hex32(name: &str) -> bool {
+    name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 impl Inner {
     /// Deletes the copies of files we send (`out/<id>`) and the partial files we receive
-    /// (`in/<id>.part`) that no unfinished transfer owns, once [`ORPHAN_AGE`] old: left by a
-    /// stop between writing one and recording or ending its transfer. Returns how many.
+    /// (`in/<id>.part`) that no unfinished transfer owns, and the folders of groups no longer
+    /// stored (`groups/<gid>`), once [`ORPHAN_AGE`] old: left by a stop between writing one
+    /// and recording or ending its transfer, or between deleting a group and its folder.
+    /// Returns how many.
     pub(crate) async fn sweep_orphans(&self) -> usize {
         let _one_at_a_time = self.resuming.lock().await;
         let owned = self
             .db(|c| {
                 let mut ids = file::incoming_unfinished(c, None)?;
                 ids.extend(file::outgoing_unfinished(c, None, 0)?);
-                Ok::<_, NodeError>(ids.into_iter().map(|t| hex_id(&t.manifest.id)))
+                let groups = gstore::list(c)?.into_iter().map(|g| g.gid.to_hex());
+                Ok::<_, NodeError>(
+                    ids.into_iter()
+                        .map(|t| hex_id(&t.manifest.id))
+                        .chain(groups)
+                        .collect(),
+                )
             })
             .await;
         let owned: std::collections::HashSet<String> = match owned {
-            Ok(ids) => ids.collect(),
+            Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!(error = %e, "could not look for files no transfer owns");
                 return 0;
@@ -168,14 +189,18 @@ impl Inner {
                     let Some(id) = name.strip_suffix(suffix) else {
                         continue;
                     };
-                    let old = e
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= ORPHAN_AGE));
-                    let ours = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
-                    if ours && old && !owned.contains(id) && e.path().is_file() {
+                    if is_hex32(id) && aged(&e) && !owned.contains(id) && e.path().is_file() {
                         n += usize::from(fs::remove_file(e.path()).is_ok());
                     }
+                }
+            }
+            let Ok(groups) = fs::read_dir(dir.join("groups")) else {
+                return n;
+            };
+            for e in groups.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if is_hex32(&name) && aged(&e) && !owned.contains(&name) && e.path().is_dir() {
+                    n += usize::from(fs::remove_dir_all(e.path()).is_ok());
                 }
             }
             n

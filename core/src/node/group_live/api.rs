@@ -1,4 +1,5 @@
-//! The groups API of [`Node`]: create, join, send, invite, remove, leave, events, presence.
+//! The groups API of [`Node`]: create, join, send, invite, remove, leave, delete, events,
+//! presence.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -107,6 +108,37 @@ impl Node {
     /// Leaves the group; the router appends our leave.
     pub async fn group_leave(&self, gid: &GroupId) -> Result<(), NodeError> {
         self.group_propose(gid, ProposeOp::Leave).await
+    }
+
+    /// Deletes group `gid` from this phone: its log, messages and files. A member leaves
+    /// first, and leaves the group's call: the leave reaches the others if our router is
+    /// linked now (or we route); if not, they list us until an admin removes us. A meeting
+    /// room is left, not deleted.
+    pub async fn group_delete(&self, gid: &GroupId) -> Result<(), NodeError> {
+        let gid = *gid;
+        if lock(&self.inner.groups).room == Some(gid) {
+            return Err(NodeError::NotAllowed(
+                "a meeting room is left, not deleted".into(),
+            ));
+        }
+        if self.inner.group_tx(&gid).is_ok() {
+            // Best effort: either may be refused (not a member yet, not in the call).
+            let _ = self.group_call_leave(&gid).await;
+            if let Err(e) = self.group_leave(&gid).await {
+                tracing::debug!(group = %gid, error = %e, "deleting a group we could not leave");
+            }
+            // After the leave in the task's queue: its flush sends the leave, then it stops.
+            self.inner.stop_live(&gid).await;
+        }
+        {
+            let mut g = lock(&self.inner.groups);
+            g.files.end_group(&gid);
+            g.members_of.remove(&gid);
+            g.router_of.remove(&gid);
+            g.restarts.remove(&gid);
+        }
+        let (store, files_dir) = (self.inner.store.clone(), self.inner.files_dir.clone());
+        blocking(move || offline::delete_in(&store, &files_dir, &gid)).await
     }
 
     async fn group_propose(&self, gid: &GroupId, op: ProposeOp) -> Result<(), NodeError> {

@@ -26,7 +26,7 @@ use crate::groups::files::{self as gfiles, FileFrame, GroupFile, GroupFileState}
 use crate::groups::{GroupId, SignedMessage};
 use crate::identity::Fingerprint;
 use crate::node::files::{copy_hashing, io_err, mime_of, open_part_file};
-use crate::node::groups::GroupMessageView;
+use crate::node::groups::{GroupMessageView, group_files_dir};
 use crate::node::link::Link;
 use crate::node::{Inner, Node, NodeError, lock, unix_ms};
 use crate::session::FEATURE_GROUP_FILES;
@@ -62,6 +62,19 @@ pub(in crate::node) struct Transfers {
     running: HashMap<(GroupId, Id), Running>,
 }
 
+impl Transfers {
+    /// Ends the transfers of `gid` (a deleted group): each task finds its queue closed, or
+    /// itself unlisted, and stops without placing or recording anything.
+    pub(super) fn end_group(&mut self, gid: &GroupId) {
+        self.running.retain(|(g, _), _| g != gid);
+    }
+
+    /// Whether the transfer of `key` is still listed (not ended by [`Self::end_group`]).
+    fn listed(&self, key: &(GroupId, Id)) -> bool {
+        self.running.contains_key(key)
+    }
+}
+
 /// One file being received.
 struct Running {
     manifest: Manifest,
@@ -90,17 +103,13 @@ enum Incoming {
     Lack(Fingerprint),
 }
 
-fn group_dir(files_dir: &Path, gid: &GroupId) -> PathBuf {
-    files_dir.join("groups").join(gid.to_hex())
-}
-
 fn part_path(files_dir: &Path, gid: &GroupId, id: &Id) -> PathBuf {
-    group_dir(files_dir, gid).join(format!("{}.part", hex::encode(id)))
+    group_files_dir(files_dir, gid).join(format!("{}.part", hex::encode(id)))
 }
 
 /// Where a whole file lives: `groups/<gid>/<id>/<name>` (the id keeps equal names apart).
 fn final_path(files_dir: &Path, gid: &GroupId, m: &Manifest) -> PathBuf {
-    group_dir(files_dir, gid)
+    group_files_dir(files_dir, gid)
         .join(hex::encode(m.id))
         .join(&m.name)
 }

@@ -93,7 +93,7 @@ impl Inner {
     }
 
     /// Stops a running group's task and waits for it (its namespace says goodbye).
-    async fn stop_live(&self, gid: &GroupId) {
+    pub(super) async fn stop_live(&self, gid: &GroupId) {
         let tx = {
             let mut g = lock(&self.groups);
             g.routing.remove(gid);

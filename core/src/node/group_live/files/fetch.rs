@@ -107,6 +107,11 @@ impl Fetch {
         let mut backoff = Duration::from_millis(500);
         let mut useful_at = tokio::time::Instant::now();
         loop {
+            // Ended (its group deleted): nothing is placed or recorded.
+            match self.inner.upgrade() {
+                Some(i) if lock(&i.groups).files.listed(&(gid, m.id)) => {}
+                _ => return Err(std::io::Error::other("stopped")),
+            }
             if p.part.next == total {
                 let (part, ok) = on_part(p.part, {
                     let hash = m.hash;
