@@ -29,7 +29,10 @@ final class GroupsModel: ObservableObject {
 
     func refresh() async {
         await guarded {
-            groups = try await node.groups().filter { $0.membership != .former }.sorted { $0.name.lowercased() < $1.name.lowercased() }
+            // Ours first, then the ones we left or were removed from (kept until deleted).
+            groups = try await node.groups().sorted {
+                ($0.membership == .former ? 1 : 0, $0.name.lowercased()) < ($1.membership == .former ? 1 : 0, $1.name.lowercased())
+            }
         }
     }
 
@@ -130,6 +133,12 @@ final class GroupChatModel: ObservableObject {
     /// The screen offers to share a file: not in a meeting room, not once we left.
     var canShareFiles: Bool { !room && membership != .former }
 
+    /// The screen offers to leave: we are a member (a pending one deletes the group instead).
+    var canLeave: Bool { !room && (membership == .admin || membership == .member) }
+
+    /// The screen offers to delete the group from this phone: any stored group, not the meeting room.
+    var canDelete: Bool { !room }
+
     /// The screen is visible: no notifications for this group, then `refresh`.
     func open() async {
         OpenChat.opened(group, on: node)
@@ -220,6 +229,11 @@ final class GroupChatModel: ObservableObject {
 
     func leave() async -> Bool {
         await guarded { try await node.groupLeave(group: group); await refresh() }
+    }
+
+    /// Deletes the group from this phone: its messages and files (a member leaves it first).
+    func delete() async -> Bool {
+        await guarded { try await node.groupDelete(group: group) }
     }
 
     /// Applies a group event; events of other groups are ignored. Returns whether a `refresh`

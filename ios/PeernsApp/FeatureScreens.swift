@@ -19,7 +19,7 @@ struct GroupsScreen: View {
             if let notice { Text(notice).foregroundStyle(.green) }
             Section("Groups") {
                 ForEach(model.groups, id: \.id) { g in
-                    NavigationLink("\(g.name) · \(g.members.count) members\(g.membership == .pending ? " (joining…)" : "")", value: Route.group(g.id))
+                    NavigationLink("\(g.name) · \(g.members.count) members\(g.membership == .pending ? " (joining…)" : g.membership == .former ? " (left)" : "")", value: Route.group(g.id))
                 }
             }
             Section("New group") {
@@ -62,6 +62,7 @@ struct GroupChatScreen: View {
     @State private var opening: URL?
     /// Leave was tapped: asked first (only an admin's invite brings us back).
     @State private var leaving = false
+    @State private var deleting = false
 
     var body: some View {
         List {
@@ -129,15 +130,23 @@ struct GroupChatScreen: View {
                     if let error = invites.error { Text(error).foregroundStyle(.red) }
                 }
             }
-            Button("Leave the group", role: .destructive) { leaving = true }
+            if model.canLeave { Button("Leave the group", role: .destructive) { leaving = true } }
+            if model.canDelete { Button("Delete the group", role: .destructive) { deleting = true } }
         }
         .navigationTitle(model.name)
         .confirmationDialog(
-            "Leave \(model.name)? You receive nothing sent afterwards; to come back, an admin has to invite you again.",
+            "Leave \(model.name)? You receive nothing sent afterwards, and cannot join this group again.",
             isPresented: $leaving,
             titleVisibility: .visible
         ) {
             Button("Leave", role: .destructive) { Task { if await model.leave(), !node.path.isEmpty { node.path.removeLast() } } }
+        }
+        .confirmationDialog(
+            "Delete \(model.name) and its messages and files from this phone?\(model.canLeave ? " You leave it first, and cannot join it again." : "")",
+            isPresented: $deleting,
+            titleVisibility: .visible
+        ) {
+            Button("Delete", role: .destructive) { Task { if await model.delete(), !node.path.isEmpty { node.path.removeLast() } } }
         }
         .fileImporter(isPresented: $picking, allowedContentTypes: [.item]) { result in
             guard case let .success(url) = result else { return }

@@ -70,7 +70,11 @@ class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(ho
                 }
                 groups.removeAllViews()
                 state.groups.forEach { g ->
-                    val note = if (g.membership == GroupMembership.PENDING) "  (joining…)" else ""
+                    val note = when (g.membership) {
+                        GroupMembership.PENDING -> "  (joining…)"
+                        GroupMembership.FORMER -> "  (left)"
+                        else -> ""
+                    }
                     groups.addView(
                         ui.button("${g.name}  ·  ${g.members.size} members$note") {
                             host.navigator.open(Screen.GroupChat(g.id))
@@ -92,7 +96,8 @@ class GroupsView(host: Host, private val model: GroupsViewModel) : ScreenView(ho
  * A group's chat (text, and files: shared from a picked file, shown with their size, progress
  * while they come, Open once here and verified, or that they could not be verified), its members
  * (admins invite contacts by a chat message, or anyone by an invite link as text and QR code, and
- * remove members), its call, leaving it. A meeting room shares no files: no file button there.
+ * remove members), its call, leaving it, deleting it from the phone. A meeting room shares no
+ * files: no file button there.
  */
 class GroupChatView(host: Host, private val model: GroupChatViewModel, private val invites: GroupsViewModel) : ScreenView(host) {
     private val title = ui.title(model.group.take(8))
@@ -110,6 +115,7 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     private val messageRows = Rows<GroupChatItem>(messages, key = { it.message.id }, make = ::itemView)
     private val memberRows = Rows<MemberRow>(members, key = { it.member.fingerprint }, make = ::memberView)
     private val contactRows = Rows<ContactRow>(contacts, key = { it.contact.fingerprint }, make = ::contactView)
+    private val leave = ui.button("Leave the group") { confirmLeave() }
     private val shareFile = ui.button("Share a file") { host.pickFile { path -> act { model.sendFile(path) } } }
     private val adminTools = ui.column().with(
         ui.label("Invite a contact (they get the invitation in your chat; those who trust you join at once)"),
@@ -131,7 +137,8 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
             shareFile,
         ),
         ui.label("Members"), members, adminTools,
-        ui.button("Leave the group") { confirmLeave() },
+        leave,
+        ui.button("Delete the group") { confirmDelete() },
     )
 
     override fun shown() {
@@ -151,6 +158,7 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
                 // Only the rows that changed are made again: a file's progress touches its own.
                 messageRows.show(state.items)
                 shareFile.visibility = if (state.canShareFiles) View.VISIBLE else View.GONE
+                leave.visibility = if (state.canLeave) View.VISIBLE else View.GONE
                 memberRows.show(state.members.map { MemberRow(it, removable = state.admin && it.fingerprint != me) })
                 contactRows.show(state.invitable.map { ContactRow(it, it.fingerprint in state.invited) })
                 noContacts.visibility = if (state.invitable.isEmpty()) View.VISIBLE else View.GONE
@@ -217,11 +225,20 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
         }
     }
 
-    /** Leaving cannot be undone from here (an admin has to invite us again): asked first. */
+    /** Leaving cannot be undone (a former member cannot be invited again): asked first. */
     private fun confirmLeave() = ui.confirm(
-        "Leave ${model.state.value.name}? You receive nothing sent afterwards; to come back, an admin has to invite you again.",
+        "Leave ${model.state.value.name}? You receive nothing sent afterwards, and cannot join this group again.",
         "Leave",
     ) { act { if (model.leave()) host.navigator.back() } }
+
+    /** Deleting cannot be undone either: asked first, saying that a member leaves too. */
+    private fun confirmDelete() {
+        val s = model.state.value
+        val leaving = if (s.canLeave) " You leave it first, and cannot join it again." else ""
+        ui.confirm("Delete ${s.name} and its messages and files from this phone?$leaving", "Delete") {
+            act { if (model.delete()) host.navigator.back() }
+        }
+    }
 
     private fun confirmRemove(fingerprint: String) =
         ui.confirm("Remove ${name(fingerprint)} from the group? It receives nothing sent afterwards.", "Remove") {

@@ -50,13 +50,19 @@ data class GroupChatState(
 
     /** The screen offers to share a file: not in a meeting room, not once we left. */
     val canShareFiles: Boolean get() = !room && membership != GroupMembership.FORMER
+
+    /** The screen offers to leave: we are a member (a pending one deletes the group instead). */
+    val canLeave: Boolean get() = !room && (membership == GroupMembership.ADMIN || membership == GroupMembership.MEMBER)
+
+    /** The screen offers to delete the group from this phone: any stored group, not the meeting room. */
+    val canDelete: Boolean get() = !room
 }
 
 /**
  * One group: its messages and members, kept up to date from [GroupEvent]s ([onGroupEvent]),
  * sending text and files (each file's progress from [GroupEvent.FileProgress] and
  * [GroupEvent.FileDone], or from the node on [refresh] and [loadFile]), inviting contacts and
- * removing members (admins), leaving. Pure Kotlin.
+ * removing members (admins), leaving, deleting. Pure Kotlin.
  */
 class GroupChatViewModel(private val node: PeernsNodeInterface, val group: String) {
     private val mutableState = MutableStateFlow(GroupChatState(name = group.take(8)))
@@ -156,6 +162,14 @@ class GroupChatViewModel(private val node: PeernsNodeInterface, val group: Strin
     suspend fun leave() = guard {
         node.groupLeave(group)
         refresh()
+    }
+
+    /**
+     * Deletes the group from this phone: its messages and files (a member leaves it first; the
+     * others hear of it if the group's router is reachable now). True once deleted.
+     */
+    suspend fun delete() = guard {
+        node.groupDelete(group)
     }
 
     /** Applies an event of the node's group stream; events of other groups are ignored. */

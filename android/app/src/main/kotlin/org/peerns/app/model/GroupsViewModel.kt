@@ -28,8 +28,9 @@ class GroupsViewModel(private val node: PeernsNodeInterface) {
     private val mutableState = MutableStateFlow(GroupsState())
     val state: StateFlow<GroupsState> = mutableState.asStateFlow()
 
+    /** Reloads the groups: ours, then the ones we left or were removed from (their history stays until deleted). */
     suspend fun refresh() = guard {
-        val groups = node.groups().filter { it.membership != GroupMembership.FORMER }.sortedBy { it.name.lowercase() }
+        val groups = node.groups().sortedWith(compareBy({ it.membership == GroupMembership.FORMER }, { it.name.lowercase() }))
         mutableState.update { it.copy(groups = groups, error = null) }
     }
 

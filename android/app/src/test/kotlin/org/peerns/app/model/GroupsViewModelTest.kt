@@ -64,8 +64,17 @@ class GroupsViewModelTest {
             assertTrue(annChat.remove(bobFp))
             assertEquals(listOf(annFp), annChat.state.value.members.map { it.fingerprint })
             eventually { bobChat.state.value.takeIf { it.membership == GroupMembership.FORMER } }
+            // Bob still sees the group, as one he was removed from, until he deletes it.
+            bobGroups.refresh()
+            assertEquals(listOf(GroupMembership.FORMER), bobGroups.state.value.groups.map { it.membership })
+            assertFalse(bobChat.state.value.canLeave)
+            assertTrue(bobChat.state.value.canDelete)
+            assertTrue(bobChat.delete())
             bobGroups.refresh()
             assertEquals(emptyList(), bobGroups.state.value.groups)
+            // Deleting it again fails with a reason.
+            assertFalse(bobChat.delete())
+            assertNotNull(bobChat.state.value.error)
             follow.forEach { it.cancel() }
         }
     }
