@@ -421,10 +421,11 @@ impl PeernsNode {
                         Arc::new(platform::KeyStoreAdapter(k)) as Arc<dyn node::platform::KeyStore>
                     }),
                     notifier: notifier.map(|n| {
-                        Arc::new(platform::NotifierAdapter(n)) as Arc<dyn node::platform::Notifier>
+                        Arc::new(platform::NotifierAdapter::new(n))
+                            as Arc<dyn node::platform::Notifier>
                     }),
                     location: location.map(|l| {
-                        Arc::new(platform::LocationAdapter(l))
+                        Arc::new(platform::LocationAdapter::new(l))
                             as Arc<dyn node::platform::LocationProvider>
                     }),
                 },

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use peerns_core::node::platform as core;
 use zeroize::Zeroizing;
 
-use crate::RUNTIME;
-
 /// Why the platform keystore failed.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum KeyStoreError {
@@ -133,13 +131,58 @@ pub trait Notifier: Send + Sync {
     fn notify(&self, notification: PeernsNotification);
 }
 
-pub(crate) struct NotifierAdapter(pub(crate) Arc<dyn Notifier>);
+/// Foreign calls made one after another, in the order the core asked for them, on a thread of
+/// their own: the core calls from async tasks and foreign code may block, and a `stop_updates`
+/// must not overtake its `start_updates`, nor an older notification of a conversation the newer
+/// one that replaces it (each on its own blocking thread they could run in any order).
+pub(crate) struct InOrder(Option<std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>>);
+
+impl InOrder {
+    /// Calls waiting at most; more are dropped (and logged).
+    const QUEUE: usize = 256;
+
+    /// A queue whose calls run on a thread named `name` until it is dropped.
+    pub(crate) fn new(name: &str) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Box<dyn FnOnce() + Send>>(Self::QUEUE);
+        match crate::call_media::deliver_on_thread(name, rx, |call| call()) {
+            Ok(()) => Self(Some(tx)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread for platform calls; they are dropped");
+                Self(None)
+            }
+        }
+    }
+
+    /// Queues `call` after the ones before it.
+    pub(crate) fn run(&self, call: impl FnOnce() + Send + 'static) {
+        let queued = self
+            .0
+            .as_ref()
+            .is_some_and(|tx| tx.try_send(Box::new(call)).is_ok());
+        if !queued {
+            tracing::warn!("a platform call was dropped: its queue is full");
+        }
+    }
+}
+
+pub(crate) struct NotifierAdapter {
+    notifier: Arc<dyn Notifier>,
+    calls: InOrder,
+}
+
+impl NotifierAdapter {
+    pub(crate) fn new(notifier: Arc<dyn Notifier>) -> Self {
+        Self {
+            notifier,
+            calls: InOrder::new("peerns-notify"),
+        }
+    }
+}
 
 impl core::Notifier for NotifierAdapter {
     fn notify(&self, notification: core::Notification) {
-        let notifier = self.0.clone();
-        // The core calls from async tasks; foreign code may block.
-        RUNTIME.spawn_blocking(move || notifier.notify(notification.into()));
+        let notifier = self.notifier.clone();
+        self.calls.run(move || notifier.notify(notification.into()));
     }
 }
 
@@ -184,17 +227,30 @@ pub trait LocationProvider: Send + Sync {
     fn stop_updates(&self);
 }
 
-pub(crate) struct LocationAdapter(pub(crate) Arc<dyn LocationProvider>);
+pub(crate) struct LocationAdapter {
+    provider: Arc<dyn LocationProvider>,
+    calls: InOrder,
+}
+
+impl LocationAdapter {
+    pub(crate) fn new(provider: Arc<dyn LocationProvider>) -> Self {
+        Self {
+            provider,
+            calls: InOrder::new("peerns-location"),
+        }
+    }
+}
 
 impl core::LocationProvider for LocationAdapter {
     fn start_updates(&self, sink: core::LocationSink) {
-        let provider = self.0.clone();
-        RUNTIME.spawn_blocking(move || provider.start_updates(Arc::new(LocationSink(sink))));
+        let provider = self.provider.clone();
+        self.calls
+            .run(move || provider.start_updates(Arc::new(LocationSink(sink))));
     }
 
     fn stop_updates(&self) {
-        let provider = self.0.clone();
-        RUNTIME.spawn_blocking(move || provider.stop_updates());
+        let provider = self.provider.clone();
+        self.calls.run(move || provider.stop_updates());
     }
 }
 
@@ -211,6 +267,38 @@ mod tests {
         fn create(&self) -> Result<Vec<u8>, KeyStoreError> {
             Err(KeyStoreError::AlreadyExists)
         }
+    }
+
+    /// Records the calls it gets; a start takes a while (a permission prompt, a slow provider).
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<&'static str>>);
+    impl LocationProvider for Recorder {
+        fn start_updates(&self, _sink: Arc<LocationSink>) {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            self.0.lock().unwrap().push("start");
+        }
+        fn stop_updates(&self) {
+            self.0.lock().unwrap().push("stop");
+        }
+    }
+
+    #[test]
+    fn a_stop_never_overtakes_its_start() {
+        use peerns_core::node::platform::LocationProvider as _;
+        let recorder = Arc::new(Recorder::default());
+        let adapter = LocationAdapter::new(recorder.clone());
+        adapter.start_updates(core::LocationSink::channel().0);
+        adapter.stop_updates();
+        adapter.start_updates(core::LocationSink::channel().0);
+        adapter.stop_updates();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while recorder.0.lock().unwrap().len() < 4 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            ["start", "stop", "start", "stop"]
+        );
     }
 
     #[test]
