@@ -83,8 +83,10 @@ struct GroupCallScreen: View {
         // Joined, a notification's tap does not take the screen (our media would stop).
         .runsOnScreen(node, model.phase != .out)
         .task {
+            // Subscribed first: a roster or phase change during the refresh is not missed.
+            let events = node.groupEvents()
             await model.refresh()
-            guard let events = node.groupEvents() else { return }
+            guard let events else { return }
             for await event in events { model.apply(event) }
         }
     }
@@ -202,8 +204,10 @@ struct CallScreen: View {
             // Set here too: a screen this one replaced may turn it off after this one appeared.
             UIDevice.current.isProximityMonitoringEnabled = atEar
         }
-        // A call not ended: a notification's tap does not take the screen (its media would stop).
+        // A call not ended: a notification's tap does not take the screen (its media would stop),
+        // nor does Back (it would leave the call connected, silent and out of reach): Hang up.
         .runsOnScreen(node, runs)
+        .navigationBarBackButtonHidden(runs)
         // Where the sound goes, as it changes (CallKit's session activated, a headset, the speaker).
         .onReceive(NotificationCenter.default.publisher(for: AVAudioSession.routeChangeNotification).receive(on: DispatchQueue.main)) { _ in
             onReceiver = Self.soundOnReceiver()

@@ -64,7 +64,7 @@ struct ContentView: View {
             )
         case .monitor:
             MonitorScreen(node: model, model: MonitorModel(node: node, microphone: MicrophoneLevels(sessionTaken: model.callKitHoldsAudio), media: model.ownSessionMedia()))
-        case .backup: BackupScreen(node: model, model: BackupModel(node: node, powerSaver: model.powerSaver))
+        case .backup: BackupScreen(node: model, model: model.backupModel(node))
         }
     }
 }

@@ -34,8 +34,10 @@ struct GroupsScreen: View {
         }
         .navigationTitle("Groups")
         .task {
+            // Subscribed first: an event during the refresh is not missed.
+            let events = node.groupEvents()
             await model.refresh()
-            guard let events = node.groupEvents() else { return }
+            guard let events else { return }
             for await event in events { await model.apply(event) }
         }
         .onReceive(model.$notice) { value in
@@ -159,8 +161,10 @@ struct GroupChatScreen: View {
         }
         .quickLookPreview($opening)
         .task {
+            // Subscribed first: a message arriving while the chat opens is not missed.
+            let events = node.groupEvents()
             await model.open()
-            guard let events = node.groupEvents() else { return }
+            guard let events else { return }
             for await event in events {
                 let refresh = model.apply(event)
                 if let file = model.fileToLoad(event) { await model.loadFile(file) }
@@ -240,6 +244,8 @@ struct MonitorScreen: View {
     @ObservedObject var node: NodeModel
     @StateObject var model: MonitorModel
     @State private var threshold = "-30"
+    /// Why the phone was not armed (the camera or the microphone refused).
+    @State private var armRefused: String?
 
     var body: some View {
         List {
@@ -257,14 +263,20 @@ struct MonitorScreen: View {
                             // A watcher gets the camera and the microphone, the sound alert
                             // listens to the microphone: ask for them first.
                             let allowed = await mediaAllowed(camera: true, media: model.media)
-                            if allowed.microphone || alert == nil {
+                            if allowed.camera {
+                                armRefused = nil
                                 await model.arm("environment", alertDbfs: alert)
+                            } else {
+                                // Armed without them, a watcher would see and hear nothing
+                                // while this screen says armed (as on Android).
+                                armRefused = "The baby monitor needs the camera and the microphone: allow them in Settings, then arm again."
                             }
                         }
                     }
                     Button("Disarm") { Task { await model.disarm() } }
                 }
                 .buttonStyle(.bordered)
+                if let armRefused { Text(armRefused).foregroundStyle(.red) }
                 if let error = model.error { Text(error).foregroundStyle(.red) }
             }
             Section("Contacts at Full access") {
@@ -299,8 +311,10 @@ struct MonitorScreen: View {
         }
         .navigationTitle("Baby monitor")
         .task {
+            // Subscribed first: an event during the refresh is not missed.
+            let events = node.events()
             await model.refresh()
-            guard let events = node.events() else { return }
+            guard let events else { return }
             for await event in events { model.apply(event) }
         }
         // iOS lets no app use the camera in the background: an armed iPhone keeps this screen
@@ -329,7 +343,8 @@ struct MonitorScreen: View {
 /// and a backup that waits for it to go off can be started now, one it paused continued now.
 struct BackupScreen: View {
     @ObservedObject var node: NodeModel
-    @StateObject var model: BackupModel
+    /// The node's (`NodeModel.backupModel`): a backup outlives its screen.
+    @ObservedObject var model: BackupModel
     @State private var picking = false
 
     var body: some View {

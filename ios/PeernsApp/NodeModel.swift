@@ -69,10 +69,11 @@ final class NodeModel: ObservableObject {
                 Task { @MainActor [weak self] in
                     // Time to finish in the background: iOS may suspend the app once the action
                     // returns, or sooner without this.
-                    let background = UIApplication.shared.beginBackgroundTask(withName: "peerns.notificationAction")
+                    // Ended once: when the action is done, or when iOS says the time is up (an
+                    // app that overruns its background time is killed).
+                    let time = BackgroundTime(name: "peerns.notificationAction", done: done)
                     await self?.perform(action)
-                    done()
-                    if background != .invalid { UIApplication.shared.endBackgroundTask(background) }
+                    time.end()
                 }
             }
         )
@@ -86,6 +87,9 @@ final class NodeModel: ObservableObject {
             self.lowPower = on
             self.location.setLowPower(on)
             self.callKit.lowPower = on
+        }
+        location.onDenied = { [weak self] in
+            MainActor.assumeIsolated { self?.locationDenied() }
         }
         // CallKit activates a 1:1 call's audio session once the call is answered or placed: only
         // then may its microphone and sound start.
@@ -135,9 +139,27 @@ final class NodeModel: ObservableObject {
         self.push = push
     }
 
-    /// The media of a 1:1 call's screen: its sound starts once CallKit activates the audio session.
+    /// The backup screen's model, kept while the node runs: a backup goes on when its screen is
+    /// left (Back), and the screen opened again shows it, not a second one to start.
+    private var backup: BackupModel?
+
+    func backupModel(_ node: PeernsNode) -> BackupModel {
+        if let backup { return backup }
+        let model = BackupModel(node: node, powerSaver: powerSaver)
+        backup = model
+        return model
+    }
+
+    /// The media of a 1:1 call's screen: its sound starts once CallKit activates the audio
+    /// session, or at once for a call CallKit refused to ring (the session is the media's then).
     func oneOnOneMedia() -> PhoneCallMedia {
-        let media = PhoneCallMedia(callKitAudio: true, audioActive: callAudioActive, onError: mediaErrors())
+        let knows: () -> Bool = { [weak self] in
+            MainActor.assumeIsolated {
+                guard let self, let active = try? self.node?.activeCall() else { return true }
+                return self.callKit.knows(call: active.call)
+            }
+        }
+        let media = PhoneCallMedia(callKitAudio: true, audioActive: callAudioActive, callKitKnowsCall: knows, onError: mediaErrors())
         callMedia = media
         return media
     }
@@ -408,6 +430,9 @@ final class NodeModel: ObservableObject {
         }
         network?.cancel()
         network = nil
+        backup = nil
+        // Stadium mode ends with the node; a new start begins with it off.
+        stadium = false
         // No call rings any more.
         ringingUnder = nil
         callKit.node = nil
@@ -427,11 +452,29 @@ final class NodeModel: ObservableObject {
     func setStadium(_ on: Bool) async {
         guard let node else { return }
         if on {
+            guard !location.denied else {
+                stadiumRefused = Self.locationRefused
+                return
+            }
+            stadiumRefused = nil
             stadium = (try? node.startStadium()) != nil
+            if !stadium { stadiumRefused = "Stadium mode could not start: is PeerNS running?" }
         } else {
             try? await node.stopStadium()
             stadium = false
         }
+    }
+
+    /// Why stadium mode is off though the user turned it on (the location refused), or nil.
+    @Published private(set) var stadiumRefused: String?
+
+    private static let locationRefused = "Stadium mode needs your location: allow it for PeerNS in Settings, then turn it on."
+
+    /// The location was refused in the prompt stadium mode brought up: stadium mode goes off, said.
+    private func locationDenied() {
+        guard stadium else { return }
+        stadiumRefused = Self.locationRefused
+        Task { await setStadium(false) }
     }
 
     /// After `keyLost`: moves the old profile aside (kept, not deleted) and starts again with a
@@ -510,5 +553,30 @@ final class AudioHeld: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return held
+    }
+}
+
+/// Background time for one piece of work (`beginBackgroundTask`), ended once: by `end`, or by
+/// iOS's expiration handler if the time runs out first; `done` is called then too.
+@MainActor
+private final class BackgroundTime {
+    private var id = UIBackgroundTaskIdentifier.invalid
+    private var done: (() -> Void)?
+
+    init(name: String, done: @escaping () -> Void) {
+        self.done = done
+        id = UIApplication.shared.beginBackgroundTask(withName: name) { [weak self] in
+            // Called on the main thread.
+            MainActor.assumeIsolated { self?.end() }
+        }
+    }
+
+    func end() {
+        done?()
+        done = nil
+        if id != .invalid {
+            UIApplication.shared.endBackgroundTask(id)
+            id = .invalid
+        }
     }
 }

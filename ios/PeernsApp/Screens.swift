@@ -272,6 +272,7 @@ struct NearbyScreen: View {
                 ))
                 Text("Shares your approximate position with people nearby, under a pseudonym, while it is on.")
                     .font(.caption)
+                if let refused = node.stadiumRefused { Text(refused).foregroundStyle(.red) }
                 if node.lowPower { Text(LowPowerNotice.nearby).font(.caption).italic() }
             }
             Section("Meeting room") {

@@ -157,6 +157,13 @@ public final class CallKitController: NSObject, CXProviderDelegate {
         answered = []
     }
 
+    /// Whether CallKit has call `call` (it rang, or we placed it through CallKit): one it refused
+    /// to ring (Do Not Disturb, a Focus, a blocked caller) rings in the app only, and its media
+    /// activates the audio session itself (`PhoneCallMedia`).
+    public func knows(call: String) -> Bool {
+        calls.uuid(of: call) != nil
+    }
+
     // MARK: Placing a call
 
     /// Calls `fingerprint` through CallKit (`CXStartCallAction`, then `node.startCall`); the

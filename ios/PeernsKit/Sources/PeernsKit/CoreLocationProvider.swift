@@ -20,6 +20,14 @@ public final class CoreLocationProvider: NSObject, LocationProvider, CLLocationM
     private var lowPower = false
     /// When the last fix went to the sink (main queue only).
     private var lastFix: Date?
+    /// The location is refused (now, or in the prompt stadium mode brought up): called on the
+    /// main queue, for the app to turn stadium mode off and say why (the core only logs it).
+    public var onDenied: (() -> Void)?
+
+    /// Whether the location is refused for this app (only Settings can allow it now).
+    public var denied: Bool {
+        [.denied, .restricted].contains(manager.authorizationStatus)
+    }
 
     /// Create it on the main thread (CLLocationManager needs a run loop).
     public init(background: Bool = false) {
@@ -69,6 +77,7 @@ public final class CoreLocationProvider: NSObject, LocationProvider, CLLocationM
             manager.requestWhenInUseAuthorization()
         case .denied, .restricted:
             sink.onError(msg: "location permission denied")
+            onDenied?()
         @unknown default:
             sink.onError(msg: "unknown location authorization")
         }

@@ -131,7 +131,9 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     private let lock = NSLock()
     private let engine: AVAudioEngine
     private let output: CallAudioOutput
-    private let callKitAudio: Bool
+    // CallKit owns the session: a 1:1 call CallKit knows (under the lock; decided at `start`).
+    private var callKitAudio: Bool
+    private let callKitKnowsCall: () -> Bool
     private var sessionActive: Bool
     private var out: FrameOut?
     private var capturing = false
@@ -157,14 +159,18 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     private var observers: [NSObjectProtocol] = []
 
     /// `callKitAudio`: CallKit owns the audio session (a 1:1 call), `audioActive`: whether it has
-    /// activated it already. `sessionTaken`: whether a CallKit call holds the audio session now
-    /// (a 1:1 call answered while this media ran): stopping then leaves the session active.
-    /// Errors of the capture go to `onError` (on any thread).
+    /// activated it already; `callKitKnowsCall` (asked on the main thread at `start`): whether
+    /// CallKit has the call at all: one it refused to ring (Do Not Disturb, a Focus, a blocked
+    /// caller) never gets its session activated, so the session is ours then. `sessionTaken`:
+    /// whether a CallKit call holds the audio session now (a 1:1 call answered while this media
+    /// ran): stopping then leaves the session active. Errors of the capture go to `onError` (on
+    /// any thread).
     public init(
-        callKitAudio: Bool, audioActive: Bool = false, sessionTaken: @escaping () -> Bool = { false },
-        onError: @escaping (String) -> Void
+        callKitAudio: Bool, audioActive: Bool = false, callKitKnowsCall: @escaping () -> Bool = { true },
+        sessionTaken: @escaping () -> Bool = { false }, onError: @escaping (String) -> Void
     ) {
         self.callKitAudio = callKitAudio
+        self.callKitKnowsCall = callKitKnowsCall
         self.sessionActive = audioActive
         self.sessionTaken = sessionTaken
         self.onError = onError
@@ -253,14 +259,16 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
     public var cameraSession: AVCaptureSession { video.session }
 
     public func start(camera: String?, microphone: Bool, out: @escaping FrameOut) {
-        // Playing only (watching a baby monitor): no call in CallKit, so the session is ours.
-        let ownSession = !callKitAudio || !microphone
-        let startSound: Bool = locked {
+        let known = callKitKnowsCall()
+        // Playing only (watching a baby monitor), or a call CallKit refused: the session is ours.
+        let (ownSession, startSound): (Bool, Bool) = locked {
+            if !known { callKitAudio = false }
+            let own = !callKitAudio || !microphone
             self.out = out
             capturing = true
             recording = microphone
-            playbackSession = ownSession && !microphone
-            return ownSession || sessionActive
+            playbackSession = own && !microphone
+            return (own, own || sessionActive)
         }
         if ownSession { activateSession(recording: microphone) }
         if startSound { startAudio() }
@@ -333,8 +341,8 @@ public final class PhoneCallMedia: CallMedia, @unchecked Sendable {
             decoders.removeAll()
             remotePicture.clear()
         }
-        let ownSession = locked { !callKitAudio || playbackSession }
-        if ownSession && !(!callKitAudio && sessionTaken()) {
+        let (ownSession, ownCall) = locked { (!callKitAudio || playbackSession, !callKitAudio) }
+        if ownSession && !(ownCall && sessionTaken()) {
             try? AVAudioSession.sharedInstance().setActive(false, options: .notifyOthersOnDeactivation)
         }
     }
