@@ -58,7 +58,7 @@ final class CallModel: ObservableObject {
             Task { @MainActor [weak self] in self?.mutedInCallKit(call, muted) }
         }
         callKit?.onMuteFailed = { [weak self] call, muted, error in
-            let message = "\(muted ? "mute" : "unmute") failed: \(error)"
+            let message = "\(muted ? "mute" : "unmute") failed: \(errorText(error))"
             Task { @MainActor [weak self] in self?.muteFailedInCallKit(call, message) }
         }
     }
@@ -313,7 +313,7 @@ final class CallModel: ObservableObject {
 
     @discardableResult
     private func guarded(_ block: () async throws -> Void) async -> Bool {
-        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+        do { try await block(); error = nil; return true } catch { self.error = errorText(error); return false }
     }
 }
 
@@ -511,7 +511,7 @@ final class GroupCallModel: ObservableObject {
 
     @discardableResult
     private func guarded(_ block: () async throws -> Void) async -> Bool {
-        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+        do { try await block(); error = nil; return true } catch { self.error = errorText(error); return false }
     }
 }
 

@@ -82,7 +82,7 @@ final class GroupsModel: ObservableObject {
 
     @discardableResult
     private func guarded(_ block: () async throws -> Void) async -> Bool {
-        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+        do { try await block(); error = nil; return true } catch { self.error = errorText(error); return false }
     }
 }
 
@@ -284,7 +284,7 @@ final class GroupChatModel: ObservableObject {
 
     @discardableResult
     private func guarded(_ block: () async throws -> Void) async -> Bool {
-        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+        do { try await block(); error = nil; return true } catch { self.error = errorText(error); return false }
     }
 }
 
@@ -395,7 +395,7 @@ final class MeetingRoomModel: ObservableObject {
 
     @discardableResult
     private func guarded(_ block: () async throws -> Void) async -> Bool {
-        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+        do { try await block(); error = nil; return true } catch { self.error = errorText(error); return false }
     }
 }
 
@@ -543,7 +543,7 @@ final class MonitorModel: ObservableObject {
                 try? node.setVideoRotation(call: stream.call, degrees: UInt16(degrees)) // fails once the call ended
             }
         } catch {
-            self.error = "\(error)"
+            self.error = errorText(error)
         }
     }
 
@@ -574,7 +574,7 @@ final class MonitorModel: ObservableObject {
 
     @discardableResult
     private func guarded(_ block: () async throws -> Void) async -> Bool {
-        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+        do { try await block(); error = nil; return true } catch { self.error = errorText(error); return false }
     }
 }
 
@@ -720,7 +720,7 @@ final class BackupModel: ObservableObject {
 
     @discardableResult
     private func guarded(_ block: () async throws -> Void) async -> Bool {
-        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+        do { try await block(); error = nil; return true } catch { self.error = errorText(error); return false }
     }
 }
 

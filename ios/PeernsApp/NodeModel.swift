@@ -346,7 +346,7 @@ final class NodeModel: ObservableObject {
                 }
             }
         } catch {
-            notifier.replyNotSent(conversation: conversation, group: group, text: text, reason: "\(error)")
+            notifier.replyNotSent(conversation: conversation, group: group, text: text, reason: errorText(error))
         }
     }
 
@@ -397,7 +397,7 @@ final class NodeModel: ObservableObject {
             keyLost = msg
             return
         } catch {
-            status = NodeStatus(signaling: .offline(reason: "could not start: \(error)"))
+            status = NodeStatus(signaling: .offline(reason: "could not start: \(errorText(error))"))
             return
         }
         // Asked beside the start, never before it: on a launch in the background (a VoIP push)
@@ -426,7 +426,7 @@ final class NodeModel: ObservableObject {
                 status = next
             }
         } catch {
-            status = NodeStatus(signaling: .offline(reason: "\(error)"))
+            status = NodeStatus(signaling: .offline(reason: errorText(error)))
         }
         network?.cancel()
         network = nil

@@ -94,7 +94,7 @@ final class ContactsModel: ObservableObject {
 
     @discardableResult
     private func guarded(_ block: () async throws -> Void) async -> Bool {
-        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+        do { try await block(); error = nil; return true } catch { self.error = errorText(error); return false }
     }
 }
 
@@ -291,7 +291,7 @@ final class ChatModel: ObservableObject {
 
     @discardableResult
     private func guarded(_ block: () async throws -> Void) async -> Bool {
-        do { try await block(); error = nil; return true } catch { self.error = "\(error)"; return false }
+        do { try await block(); error = nil; return true } catch { self.error = errorText(error); return false }
     }
 }
 
@@ -322,7 +322,7 @@ final class NearbyModel: ObservableObject {
             }
             error = nil
         } catch {
-            self.error = "\(error)"
+            self.error = errorText(error)
         }
     }
 
@@ -370,7 +370,7 @@ final class SettingsModel: ObservableObject {
             identity = try node.identity()
             error = nil
         } catch {
-            self.error = "\(error)"
+            self.error = errorText(error)
         }
     }
 

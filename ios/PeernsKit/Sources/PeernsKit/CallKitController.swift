@@ -56,7 +56,9 @@ public final class CallKitController: NSObject, CXProviderDelegate {
         config.maximumCallGroups = 1
         config.maximumCallsPerCallGroup = 1
         config.supportedHandleTypes = [.generic]
-        config.includesCallsInRecents = true
+        // Not in the Phone app's Recents: tapping an entry there calls back through
+        // `INStartCallIntent`, which the app does not handle (its chats show the call log).
+        config.includesCallsInRecents = false
         provider = CXProvider(configuration: config)
         super.init()
         provider.setDelegate(self, queue: nil) // nil: the main queue
