@@ -85,6 +85,38 @@ pub fn load_log(conn: &Connection, gid: &GroupId) -> Result<Option<Log>, StoreEr
     }
 }
 
+/// Replaces the group's stored proposals (ours, waiting to be appended) with `proposals`.
+fn save_proposals(
+    tx: &Transaction<'_>,
+    gid: &GroupId,
+    proposals: &[SignedEntry],
+) -> Result<(), StoreError> {
+    let gid = gid.to_hex();
+    tx.execute("DELETE FROM group_proposals WHERE gid = ?1", [&gid])?;
+    let mut st =
+        tx.prepare_cached("INSERT INTO group_proposals (gid, n, entry) VALUES (?1, ?2, ?3)")?;
+    for (n, p) in proposals.iter().enumerate() {
+        st.execute(params![gid, i(n as u64), p.encode()])?;
+    }
+    Ok(())
+}
+
+/// Our stored proposals for the group, in the order they were made (one that no longer
+/// decodes is skipped: the engine checks the others against the log anyway).
+pub fn load_proposals(conn: &Connection, gid: &GroupId) -> Result<Vec<SignedEntry>, StoreError> {
+    let mut st =
+        conn.prepare_cached("SELECT entry FROM group_proposals WHERE gid = ?1 ORDER BY n")?;
+    let rows = st.query_map([gid.to_hex()], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = vec![];
+    for b in rows {
+        match SignedEntry::decode(&b?) {
+            Ok(p) => out.push(p),
+            Err(e) => tracing::warn!(group = %gid, error = %e, "an unreadable group proposal"),
+        }
+    }
+    Ok(out)
+}
+
 /// Every stored group.
 pub fn list(conn: &Connection) -> Result<Vec<GroupRow>, StoreError> {
     let mut st =
@@ -152,6 +184,7 @@ pub fn persist(
                 )?;
             }
             GroupEvent::LogUpdated { from } => save_log(tx, log, (*from).min(log.len()))?,
+            GroupEvent::Proposals(proposals) => save_proposals(tx, &gid, proposals)?,
             GroupEvent::Acked { seq } => {
                 tx.execute(
                     "UPDATE groups SET acked = max(acked, ?2) WHERE gid = ?1",

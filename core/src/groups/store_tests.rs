@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::groups::engine::{Engine, EngineConfig, GroupAction};
-use crate::groups::log::LogOp;
+use crate::groups::log::{LogOp, SignedEntry};
 use crate::groups::message::Body;
 use crate::identity::Identity;
 use crate::store::Store;
@@ -93,6 +93,47 @@ fn a_group_survives_a_restart_with_log_history_and_outbox() {
     let mut again = Engine::new(EngineConfig::default(), me, loaded.unwrap(), history);
     let next = again.send_message(Body::Text("m5".into()), 6, now).unwrap();
     assert_eq!(next.msg.seq, 6);
+}
+
+#[test]
+fn proposals_are_stored_replaced_and_go_with_their_group() {
+    let (_dir, store) = db();
+    let me = Arc::new(Identity::generate());
+    let (x, y) = (Identity::generate(), Identity::generate());
+    let mut log = Log::create(&me, "Crew", 1);
+    for fp in [x.fingerprint(), y.fingerprint()] {
+        let e = log.sign_next(&me, LogOp::Invite(fp), 2);
+        log.append(e).unwrap();
+    }
+    let gid = log.group();
+    let remove = |who: &Identity| {
+        log.sign_next(
+            &me,
+            LogOp::Remove {
+                member: who.fingerprint(),
+                cutoff: 0,
+            },
+            3,
+        )
+    };
+    let both = vec![remove(&x), remove(&y)];
+    let save = |ps: Vec<SignedEntry>| {
+        store
+            .with_conn(|c| {
+                in_tx(c, |tx| {
+                    save_group(tx, &log, 1)?;
+                    persist(tx, &log, &[GroupEvent::Proposals(ps)], 9)
+                })
+            })
+            .unwrap();
+    };
+    let load = || store.with_conn(|c| load_proposals(c, &gid)).unwrap();
+    save(both.clone());
+    assert_eq!(load(), both);
+    save(vec![both[1].clone()]);
+    assert_eq!(load(), vec![both[1].clone()]);
+    store.with_conn(|c| delete(c, &gid)).unwrap();
+    assert!(load().is_empty());
 }
 
 #[test]

@@ -725,7 +725,7 @@ impl Live {
             GroupEvent::ProposalDropped(op) => {
                 tracing::info!(%group, ?op, "a membership change no longer applies");
             }
-            GroupEvent::Acked { .. } => {}
+            GroupEvent::Acked { .. } | GroupEvent::Proposals(_) => {}
         }
     }
 }
@@ -737,6 +737,7 @@ fn persisted(e: &GroupEvent) -> bool {
             | GroupEvent::Purged { .. }
             | GroupEvent::LogUpdated { .. }
             | GroupEvent::Acked { .. }
+            | GroupEvent::Proposals(_)
     )
 }
 

@@ -220,6 +220,16 @@ const MIGRATIONS: &[&str] = &[
         tried_ms    INTEGER NOT NULL
     );
 ",
+    // Group proposals (decision 0011): our log entries waiting for the router to append them,
+    // kept across a restart (a removal or leave made while no router was linked).
+    "
+    CREATE TABLE group_proposals (
+        gid         TEXT    NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+        n           INTEGER NOT NULL CHECK (n >= 0),
+        entry       BLOB    NOT NULL,
+        PRIMARY KEY (gid, n)
+    );
+",
 ];
 
 /// Schema version this build creates and understands.

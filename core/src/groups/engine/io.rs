@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::groups::log::{LogError, LogOp};
+use crate::groups::log::{LogError, LogOp, SignedEntry};
 use crate::groups::message::{MsgError, SignedMessage};
 use crate::groups::wire::GroupFrame;
 use crate::identity::Fingerprint;
@@ -170,6 +170,9 @@ pub enum GroupEvent {
     },
     /// One of our log proposals can no longer apply and was dropped.
     ProposalDropped(LogOp),
+    /// Our proposals waiting to be appended changed: all of them now, to store (a restart
+    /// hands them back with [`super::Engine::restore_proposals`]).
+    Proposals(Vec<SignedEntry>),
     /// Something from `peer` was refused.
     Refused {
         /// The sender.

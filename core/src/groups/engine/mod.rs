@@ -132,6 +132,8 @@ pub struct Engine<H: History> {
     peers: BTreeMap<Fingerprint, PeerLink>,
     /// Own entries signed on some head, waiting to be appended.
     proposals: Vec<SignedEntry>,
+    /// `proposals` as last reported ([`GroupEvent::Proposals`]), for the node to store.
+    proposals_told: Vec<SignedEntry>,
     /// A whole log being received from a peer after a fork: (peer, entries so far).
     candidate: Option<(Fingerprint, Vec<SignedEntry>)>,
     /// When each former member that linked to us was last sent our log.
@@ -183,6 +185,7 @@ impl<H: History> Engine<H> {
             router_holds_ours: None,
             peers: BTreeMap::new(),
             proposals: vec![],
+            proposals_told: vec![],
             candidate: None,
             told_gone: BTreeMap::new(),
             sync_at: None,
@@ -286,7 +289,21 @@ impl<H: History> Engine<H> {
 
     /// Takes every pending action.
     pub fn drain_actions(&mut self) -> Vec<GroupAction> {
+        if self.proposals != self.proposals_told {
+            self.proposals_told = self.proposals.clone();
+            self.event(GroupEvent::Proposals(self.proposals.clone()));
+        }
         std::mem::take(&mut self.actions)
+    }
+
+    /// Our proposals that were not appended when the node last stopped (as last reported by
+    /// [`GroupEvent::Proposals`]): sent to the router once one is linked, signed again on the
+    /// current head if the log moved, dropped if they no longer apply or are appended already.
+    pub fn restore_proposals(&mut self, stored: Vec<SignedEntry>) {
+        self.proposals_told = stored.clone();
+        for p in stored.into_iter().take(self.cfg.max_proposals) {
+            self.repropose(p);
+        }
     }
 
     /// When [`Engine::handle_timeout`] must run next.

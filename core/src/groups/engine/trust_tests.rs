@@ -164,6 +164,78 @@ fn a_lost_proposal_is_sent_again() {
     assert!(!r.log().state().is_member(&member), "the removal was lost");
 }
 
+/// The proposals `e` last reported for storing.
+fn reported(actions: &[GroupAction]) -> Option<Vec<SignedEntry>> {
+    actions.iter().rev().find_map(|a| match a {
+        GroupAction::Event(GroupEvent::Proposals(p)) => Some(p.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_proposal_outlives_a_restart_and_leaves_the_store_once_appended() {
+    let ids = [id(1), id(2), id(3), id(4)];
+    let log = log_with(&ids);
+    let now = Instant::now();
+    let (gone, late) = (ids[2].fingerprint(), ids[3].fingerprint());
+    let mut before = engine(&ids[0], &log);
+    before
+        .propose(
+            LogOp::Remove {
+                member: gone,
+                cutoff: 0,
+            },
+            5,
+        )
+        .unwrap();
+    let stored = reported(&before.drain_actions()).expect("the proposal reported for storing");
+    assert_eq!(stored.len(), 1);
+    assert!(reported(&before.drain_actions()).is_none(), "reported once");
+    // The app stopped; meanwhile the router appended another change, so ours is signed again.
+    let mut moved = log.clone();
+    let entry = moved.sign_next(
+        &ids[0],
+        LogOp::Remove {
+            member: late,
+            cutoff: 0,
+        },
+        6,
+    );
+    moved.append(entry).unwrap();
+    let mut r = engine(&ids[1], &moved);
+    let mut after = engine(&ids[0], &log);
+    after.restore_proposals(stored);
+    let (rf, af) = (ids[1].fingerprint(), ids[0].fingerprint());
+    r.handle(GroupInput::BecameRouter, now);
+    r.handle(GroupInput::PeerUp { peer: af }, now);
+    after.handle(GroupInput::RouterUp { router: rf }, now);
+    let mut last_report = None;
+    for _ in 0..6 {
+        for a in r.drain_actions() {
+            if let GroupAction::Send { frame: f, .. } = a {
+                frame(&mut after, rf, f, now);
+            }
+        }
+        let actions = after.drain_actions();
+        last_report = reported(&actions).or(last_report);
+        for a in actions {
+            if let GroupAction::Send { frame: f, .. } = a {
+                frame(&mut r, af, f, now);
+            }
+        }
+    }
+    assert!(
+        !r.log().state().is_member(&gone),
+        "the removal was lost in the restart"
+    );
+    assert!(!r.log().state().is_member(&late));
+    assert_eq!(
+        last_report,
+        Some(vec![]),
+        "an appended proposal stays stored"
+    );
+}
+
 fn signed(by: &Identity, group: GroupId, seq: u64, lamport: u64) -> SignedMessage {
     SignedMessage::sign(
         by,

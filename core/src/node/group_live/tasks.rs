@@ -55,12 +55,13 @@ impl Inner {
         if lock(&this.groups).running.contains_key(&gid) {
             return Ok(());
         }
-        let (log, history, acked) = this
+        let (log, history, acked, proposals) = this
             .db(move |c| {
                 let log = gstore::load_log(c, &gid)?;
                 let h = gstore::load_history(c, &gid)?;
                 let acked = gstore::acked(c, &gid)?.unwrap_or(0);
-                Ok::<_, NodeError>((log, h, acked))
+                let proposals = gstore::load_proposals(c, &gid)?;
+                Ok::<_, NodeError>((log, h, acked, proposals))
             })
             .await?;
         let log = log.ok_or(GroupError::UnknownGroup)?;
@@ -70,6 +71,7 @@ impl Inner {
         }
         let mut engine = Engine::new(EngineConfig::default(), this.identity.clone(), log, history);
         engine.set_acked(acked);
+        engine.restore_proposals(proposals);
         Inner::spawn_live(this, engine, namespace_prefix(&gid), false)?;
         Inner::resume_group_files(this, gid).await
     }
