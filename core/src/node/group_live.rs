@@ -292,6 +292,9 @@ struct Live {
     /// Router side: peers the engine was told are up.
     linked: HashSet<Fingerprint>,
     dialing: HashSet<Fingerprint>,
+    /// Peers our log could not place that the engine turned away, with our log's length then
+    /// (`dial_members` tries them again only once it has grown).
+    turned_away: HashMap<Fingerprint, usize>,
     /// When each peer last sent a group frame.
     heard: HashMap<Fingerprint, Instant>,
     /// Member side: the router the engine was given.
@@ -493,6 +496,7 @@ impl Live {
             }
             NsEvent::PeerGone(fp) => {
                 self.ns_peers.remove(&fp);
+                self.turned_away.remove(&fp);
                 self.sync_online();
             }
             NsEvent::Role(RoleKind::Router(_)) => {
@@ -640,6 +644,10 @@ impl Live {
                 GroupAction::Drop { peer, reason } => {
                     tracing::info!(group = %self.gid, %peer, %reason, "group peer dropped");
                     self.linked.remove(&peer);
+                    let log = self.engine.log();
+                    if !log.state().is_member(&peer) {
+                        self.turned_away.insert(peer, log.len());
+                    }
                     if self.router == Some(peer) {
                         self.router = None;
                     }

@@ -8,7 +8,7 @@ use super::*;
 use crate::groups::GroupId;
 
 /// Every stored message as (author, seq, text), in display order.
-fn history(dir: &std::path::Path, gid: &GroupId) -> Vec<(Fingerprint, u64, String)> {
+pub(super) fn history(dir: &std::path::Path, gid: &GroupId) -> Vec<(Fingerprint, u64, String)> {
     let p = Profile::open_desktop(dir).unwrap();
     offline::history(&p, gid, usize::MAX >> 1)
         .unwrap()
@@ -18,7 +18,7 @@ fn history(dir: &std::path::Path, gid: &GroupId) -> Vec<(Fingerprint, u64, Strin
 }
 
 /// A group made offline by the first profile with every other one invited and joined.
-fn group_of(dirs: &[&std::path::Path]) -> (GroupId, Vec<Fingerprint>) {
+pub(super) fn group_of(dirs: &[&std::path::Path]) -> (GroupId, Vec<Fingerprint>) {
     let admin = Profile::open_desktop(dirs[0]).unwrap();
     let gid = offline::create(&admin, "live").unwrap();
     let mut fps = vec![admin.identity().fingerprint()];

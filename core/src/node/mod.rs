@@ -48,6 +48,8 @@ mod events;
 mod files;
 #[cfg(test)]
 mod group_delete_tests;
+#[cfg(test)]
+mod group_invitee_tests;
 mod group_live;
 #[cfg(test)]
 mod group_live_tests;

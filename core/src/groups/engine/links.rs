@@ -162,6 +162,23 @@ impl<H: History> Engine<H> {
         if admitted {
             let hello = self.hello();
             self.send(peer, hello);
+        } else if !state.is_member(&self.me) {
+            // We route on a log that does not hold us yet (an invitee whose link carried the
+            // creation alone won the election) and dialled this peer to learn the log from
+            // it: a member takes us as router only once greeted, then shows its longer log
+            // (`probation_frame`). The greeting names no authors (it may be a stranger).
+            let mut hello = self.hello();
+            if let GroupFrame::Hello { vv, .. } = &mut hello {
+                *vv = VersionVector::default();
+            }
+            self.send(peer, hello);
         }
+    }
+
+    /// Whether we route on a log that does not make us a member yet (a pending invitee that
+    /// won the election): the node then dials namespace peers the log cannot place, to learn
+    /// the log from one that can.
+    pub fn routes_unplaced(&self) -> bool {
+        self.router && !self.log.state().is_member(&self.me)
     }
 }

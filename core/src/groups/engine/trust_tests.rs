@@ -136,6 +136,37 @@ fn an_invitee_still_gets_the_log_from_a_router_it_cannot_place() {
 }
 
 #[test]
+fn a_router_whose_log_lacks_it_greets_a_member_and_learns_the_log_from_it() {
+    let ids = [id(1), id(2), id(3)];
+    let full = log_with(&ids);
+    // The invitee's log is the link's `Create` alone, and it won the election.
+    let mine = Log::from_create(full.entries()[0].clone()).unwrap();
+    let now = Instant::now();
+    let (mut r, mut m) = (engine(&ids[2], &mine), engine(&ids[1], &full));
+    m.send_message(Body::Text("private".into()), 5, now)
+        .unwrap();
+    m.drain_actions();
+    r.handle(GroupInput::BecameRouter, now);
+    assert!(r.routes_unplaced());
+    r.handle(
+        GroupInput::PeerUp {
+            peer: ids[1].fingerprint(),
+        },
+        now,
+    );
+    let greeting = sends(&mut r);
+    assert!(
+        greeting.iter().any(
+            |(_, f)| matches!(f, GroupFrame::Hello { routing: true, vv, .. } if vv.total() == 0)
+        ),
+        "a router whose log lacks it greets the peers it dials, naming no authors"
+    );
+    linked(&mut r, &mut m, now);
+    assert_eq!(r.log(), &full);
+    assert!(!r.routes_unplaced());
+}
+
+#[test]
 fn a_proposal_made_while_no_router_was_linked_reaches_the_next_one() {
     let ids = [id(1), id(2), id(3)];
     let log = log_with(&ids);

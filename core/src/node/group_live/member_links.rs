@@ -20,6 +20,9 @@ const TICK_BACKGROUND: Duration = Duration::from_secs(10);
 /// namespace waits for each member's own heartbeat pace); present there, after `STALE_PRESENT`.
 const STALE: Duration = Duration::from_secs(6);
 const STALE_PRESENT: Duration = Duration::from_secs(30);
+/// Links at most (dialling included) of a router whose log does not hold it yet, when it dials
+/// peers its log cannot place (below the engine's 16 probation links).
+const UNPLACED_DIALS: usize = 8;
 
 /// The timer of a routing task's link check, in the foreground (`active`) or the background.
 pub(super) fn link_check_tick(active: bool) -> tokio::time::Interval {
@@ -78,7 +81,10 @@ impl Live {
         self.dial_members();
     }
 
-    /// Router side: dials every current member seen in the namespace that is not linked.
+    /// Router side: dials every current member seen in the namespace that is not linked. A
+    /// router whose log does not hold it yet (a pending invitee that won the election) also
+    /// dials a few peers the log cannot place, to learn the log from a member among them; one
+    /// that turned out unable to show more is not dialled again until the log grows.
     pub(super) fn dial_members(&mut self) {
         if !self.engine.is_router() {
             return;
@@ -87,14 +93,29 @@ impl Live {
             return;
         };
         let state = self.engine.log().state();
-        let todo: Vec<(Fingerprint, String)> = self
+        let unlinked = |fp: &Fingerprint| !self.linked.contains(fp) && !self.dialing.contains(fp);
+        let mut todo: Vec<(Fingerprint, String)> = self
             .ns_peers
             .iter()
-            .filter(|(fp, _)| {
-                state.is_member(fp) && !self.linked.contains(fp) && !self.dialing.contains(fp)
-            })
+            .filter(|(fp, _)| state.is_member(fp) && unlinked(fp))
             .map(|(fp, id)| (*fp, id.clone()))
             .collect();
+        if self.engine.routes_unplaced() {
+            let len = self.engine.log().len();
+            let room = UNPLACED_DIALS.saturating_sub(self.linked.len() + self.dialing.len());
+            todo.extend(
+                self.ns_peers
+                    .iter()
+                    .filter(|(fp, _)| {
+                        !state.is_member(fp)
+                            && !state.gone.contains_key(fp)
+                            && self.turned_away.get(fp) != Some(&len)
+                            && unlinked(fp)
+                    })
+                    .take(room)
+                    .map(|(fp, id)| (*fp, id.clone())),
+            );
+        }
         for (fp, id) in todo {
             self.dialing.insert(fp);
             let (dialer, tx) = (inner.clone(), self.tx.clone());

@@ -131,6 +131,7 @@ impl Inner {
             ns_peers: HashMap::new(),
             linked: HashSet::new(),
             dialing: HashSet::new(),
+            turned_away: HashMap::new(),
             heard: HashMap::new(),
             router: None,
             members,
