@@ -31,7 +31,13 @@ enum End {
 }
 
 /// Serves one upgraded socket until it closes; its address's `slot` is freed with it.
-pub(super) async fn run(socket: WebSocket, shared: Arc<Shared>, creds: Credentials, slot: IpSlot) {
+pub(super) async fn run(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    mut creds: Credentials,
+    slot: IpSlot,
+) {
+    creds.origin = Some(super::per_ip::bucket(slot.1));
     let _slot = slot;
     let _live = shared.track_connection();
     let conn = shared.next_conn_id();

@@ -35,6 +35,10 @@ const QUEUE_LEN: usize = 64;
 const QUEUED_IDS: usize = 4096;
 /// Bytes of queued frames, all ids together.
 const QUEUED_BYTES: usize = 32 << 20;
+/// One address bucket may have queued at most this fraction of the frames and bytes (one
+/// frame per absent id's share, 512 frames, 4 MiB): frames wait at most `expire_timeout`, so a
+/// carrier-grade NAT full of phones stays far below it.
+const ORIGIN_SHARE: usize = 8;
 /// Default of [`ServerConfig::max_conns_per_ip`]. Phones behind one carrier-grade NAT share an
 /// address and a node keeps several registrations (its persistent ID, plus a discovery ID and
 /// maybe a router level per namespace; up to five namespaces in stadium mode), so the cap is
@@ -172,6 +176,13 @@ impl EmbeddedServer {
             queue_len: QUEUE_LEN,
             queued_ids: QUEUED_IDS,
             queued_bytes: QUEUED_BYTES,
+            // A server without a per-address cap (a test or a bench) has no share either.
+            origin_frames: if config.max_conns_per_ip == 0 {
+                0
+            } else {
+                QUEUED_IDS / ORIGIN_SHARE
+            },
+            origin_bytes: QUEUED_BYTES / ORIGIN_SHARE,
         };
         let per_ip = Mutex::new(PerIp::new(config.max_conns_per_ip));
         let shared = Arc::new(Shared {

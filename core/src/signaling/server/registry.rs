@@ -5,6 +5,7 @@
 //! whole state machine runs in unit tests without sockets.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,10 @@ pub(super) struct Limits {
     pub queued_ids: usize,
     /// Bytes of queued frames, all ids together.
     pub queued_bytes: usize,
+    /// Queued frames and their bytes one address bucket may have sent, at most (0: no share):
+    /// one client cannot fill the queues and make every offer to an absent id expire at once.
+    pub origin_frames: usize,
+    pub origin_bytes: usize,
 }
 
 /// The outbound side of one socket: a bounded frame queue plus a kill switch for when that
@@ -86,6 +91,9 @@ pub(super) struct Credentials {
     pub id: Option<String>,
     pub token: Option<String>,
     pub key: Option<String>,
+    /// The client's address bucket (`per_ip::bucket`), for its share of the queues; `None`
+    /// in tests that do not care.
+    pub origin: Option<IpAddr>,
 }
 
 impl Credentials {
@@ -142,6 +150,7 @@ struct Client {
     token: String,
     handle: Handle,
     last_seen: Instant,
+    origin: Option<IpAddr>,
 }
 
 /// A relayed frame waiting for its destination, already carrying the sender's `src`.
@@ -150,6 +159,7 @@ struct Queued {
     src: String,
     msg: Message,
     bytes: usize,
+    origin: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -165,6 +175,8 @@ pub(super) struct Registry {
     clients: HashMap<String, Client>,
     queues: HashMap<String, Queue>,
     queued_bytes: usize,
+    /// Frames and bytes queued per sender's address bucket (only buckets with some).
+    by_origin: HashMap<IpAddr, (usize, usize)>,
     closed: bool,
 }
 
@@ -175,6 +187,7 @@ impl Registry {
             clients: HashMap::new(),
             queues: HashMap::new(),
             queued_bytes: 0,
+            by_origin: HashMap::new(),
             closed: false,
         }
     }
@@ -215,6 +228,7 @@ impl Registry {
             Some(client) => {
                 let old = std::mem::replace(&mut client.handle, handle);
                 client.last_seen = now;
+                client.origin = creds.origin;
                 old.close(None);
             }
             None if full => {
@@ -225,18 +239,21 @@ impl Registry {
                     token: token.clone(),
                     handle,
                     last_seen: now,
+                    origin: creds.origin,
                 };
                 self.clients.insert(id.clone(), client);
             }
         }
         self.send_to(id, &Message::new(MessageType::Open));
         if let Some(queue) = self.queues.remove(id) {
-            for queued in queue.msgs {
-                self.queued_bytes -= queued.bytes;
+            let mut msgs = queue.msgs.into_iter();
+            for queued in msgs.by_ref() {
+                self.unqueued(&queued);
                 if !self.send_to(id, &queued.msg) {
                     break;
                 }
             }
+            msgs.for_each(|q| self.unqueued(&q));
         }
         Ok(id.clone())
     }
@@ -287,7 +304,7 @@ impl Registry {
             };
             let mut told = HashSet::new();
             for queued in queue.msgs {
-                self.queued_bytes -= queued.bytes;
+                self.unqueued(&queued);
                 if told.insert(queued.src.clone()) {
                     self.send_to(&queued.src, &expire(&dst, &queued.src));
                 }
@@ -325,6 +342,30 @@ impl Registry {
         }
         self.queues.clear();
         self.queued_bytes = 0;
+        self.by_origin.clear();
+    }
+
+    /// Forgets the bytes and the origin's share of a frame leaving the queues.
+    fn unqueued(&mut self, queued: &Queued) {
+        self.queued_bytes -= queued.bytes;
+        if let Some(origin) = queued.origin
+            && let Some((frames, bytes)) = self.by_origin.get_mut(&origin)
+        {
+            *frames -= 1;
+            *bytes -= queued.bytes;
+            if *frames == 0 {
+                self.by_origin.remove(&origin);
+            }
+        }
+    }
+
+    /// Whether the sender's address bucket may queue `bytes` more.
+    fn origin_fits(&self, origin: Option<IpAddr>, bytes: usize) -> bool {
+        let (Some(origin), max) = (origin, self.limits.origin_frames) else {
+            return true;
+        };
+        let (frames, used) = self.by_origin.get(&origin).copied().unwrap_or((0, 0));
+        max == 0 || (frames < max && used + bytes <= self.limits.origin_bytes)
     }
 
     /// Delivers `msg` from `src` to `dst`, or queues it while `dst` is absent.
@@ -343,10 +384,12 @@ impl Registry {
             return;
         }
         let bytes = msg.to_text().len();
+        let origin = self.clients.get(src).and_then(|c| c.origin);
         let fits = match self.queues.get(dst) {
             Some(queue) => queue.msgs.len() < self.limits.queue_len,
             None => self.queues.len() < self.limits.queued_ids,
-        } && self.queued_bytes + bytes <= self.limits.queued_bytes;
+        } && self.queued_bytes + bytes <= self.limits.queued_bytes
+            && self.origin_fits(origin, bytes);
         if !fits {
             self.send_to(src, &expire(dst, src));
             return;
@@ -360,8 +403,14 @@ impl Registry {
             src: src.to_owned(),
             msg,
             bytes,
+            origin,
         });
         self.queued_bytes += bytes;
+        if let Some(origin) = origin {
+            let share = self.by_origin.entry(origin).or_default();
+            share.0 += 1;
+            share.1 += bytes;
+        }
     }
 
     /// Sends to a registered id; a client that cannot take the frame is dropped. False if
@@ -395,338 +444,5 @@ fn expire(absent: &str, sender: &str) -> Message {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    fn limits() -> Limits {
-        Limits {
-            key: "peerjs".into(),
-            expire_timeout: 5000 * MS,
-            alive_timeout: 60_000 * MS,
-            concurrent_limit: 3,
-            queue_len: 3,
-            queued_ids: 2,
-            queued_bytes: 1 << 20,
-        }
-    }
-
-    fn creds(id: &str, token: &str) -> Credentials {
-        Credentials::from_query(&format!("key=peerjs&id={id}&token={token}"))
-    }
-
-    /// A registered socket as the tests see it: its connection id and its outbound frames.
-    struct Peer {
-        conn: ConnId,
-        rx: mpsc::Receiver<WsMessage>,
-        kill: Arc<Notify>,
-    }
-
-    impl Peer {
-        fn frames(&mut self) -> Vec<WsMessage> {
-            std::iter::from_fn(|| self.rx.try_recv().ok()).collect()
-        }
-
-        fn texts(&mut self) -> Vec<Message> {
-            self.frames()
-                .into_iter()
-                .filter_map(|f| match f {
-                    WsMessage::Text(t) => Some(Message::parse(t.as_str()).unwrap()),
-                    _ => None,
-                })
-                .collect()
-        }
-
-        fn closed(&mut self) -> bool {
-            self.frames()
-                .iter()
-                .any(|f| matches!(f, WsMessage::Close(_)))
-        }
-    }
-
-    async fn killed(kill: &Notify) -> bool {
-        tokio::time::timeout(MS, kill.notified()).await.is_ok()
-    }
-
-    fn join(reg: &mut Registry, conn: ConnId, id: &str, token: &str, now: Instant) -> Peer {
-        let (handle, rx) = Handle::new(conn, 8);
-        let kill = handle.kill_signal();
-        reg.register(&creds(id, token), handle, now).unwrap();
-        let mut peer = Peer { conn, rx, kill };
-        assert_eq!(peer.texts(), [Message::new(MessageType::Open)]);
-        peer
-    }
-
-    fn offer(dst: &str, n: u32) -> Message {
-        Message::to(MessageType::Offer, dst, Some(json!({ "n": n })))
-    }
-
-    fn relayed(
-        kind: MessageType,
-        src: &str,
-        dst: &str,
-        payload: Option<serde_json::Value>,
-    ) -> Message {
-        Message {
-            src: Some(src.into()),
-            ..Message::to(kind, dst, payload)
-        }
-    }
-
-    #[test]
-    fn query_parsing_is_total() {
-        assert_eq!(
-            Credentials::from_query("key=k&id=a%20b&token=t&version=1.5.5&id=zzz"),
-            Credentials {
-                id: Some("a b".into()),
-                token: Some("t".into()),
-                key: Some("k".into())
-            }
-        );
-        assert_eq!(Credentials::from_query("id=&token"), Credentials::default());
-        assert_eq!(
-            Credentials::from_query("%%%&&==&%ff=%fe"),
-            Credentials::default()
-        );
-    }
-
-    #[test]
-    fn secrets_match_only_when_equal() {
-        assert!(secrets_match("token-123", "token-123"));
-        assert!(secrets_match("", ""));
-        for other in ["token-124", "Token-123", "token-12", "token-1234", ""] {
-            assert!(!secrets_match(other, "token-123"), "{other}");
-        }
-    }
-
-    #[test]
-    fn registration_refusals_follow_the_reference_order() {
-        let now = Instant::now();
-        let mut reg = Registry::new(limits());
-        let mut try_join =
-            |q: &str| reg.register(&Credentials::from_query(q), Handle::new(9, 1).0, now);
-        assert_eq!(try_join("id=a&token=t"), Err(Refusal::MissingParams));
-        assert_eq!(try_join("key=nope&id=a&token=t"), Err(Refusal::InvalidKey));
-        assert_eq!(try_join("key=nope&token=t"), Err(Refusal::MissingParams));
-        assert_eq!(
-            try_join("key=peerjs&id=a--b&token=t"),
-            Err(Refusal::InvalidId)
-        );
-        let long_token = format!("key=peerjs&id=a&token={}", "t".repeat(MAX_ID_LEN + 1));
-        assert_eq!(try_join(&long_token), Err(Refusal::InvalidId));
-        assert_eq!(
-            Refusal::IdTaken.message().to_text(),
-            r#"{"type":"ID-TAKEN","payload":{"msg":"ID is taken"}}"#
-        );
-        assert_eq!(
-            Refusal::MissingParams.message().to_text(),
-            r#"{"type":"ERROR","payload":{"msg":"No id, token, or key supplied to websocket server"}}"#
-        );
-    }
-
-    #[test]
-    fn id_taken_reattach_and_limit() {
-        let now = Instant::now();
-        let mut reg = Registry::new(limits());
-        let mut a = join(&mut reg, 1, "a", "t1", now);
-        let refused = reg.register(&creds("a", "other"), Handle::new(2, 1).0, now);
-        assert_eq!(refused, Err(Refusal::IdTaken));
-
-        // Same token: the new socket takes over and the old one is closed.
-        let mut a2 = join(&mut reg, 3, "a", "t1", now);
-        assert!(a.closed());
-        reg.handle("a", a.conn, offer("a", 1), now); // the stale socket can no longer act
-        assert!(a2.texts().is_empty());
-        reg.disconnect("a", a.conn);
-        assert!(reg.contains("a"));
-
-        join(&mut reg, 4, "b", "t", now);
-        join(&mut reg, 5, "c", "t", now);
-        let over = reg.register(&creds("d", "t"), Handle::new(6, 1).0, now);
-        assert_eq!(over, Err(Refusal::LimitReached));
-        // Re-attaching is not a new user, so the limit does not apply.
-        join(&mut reg, 7, "c", "t", now);
-
-        reg.close_all();
-        assert!(a2.closed());
-        assert_eq!(reg.len(), 0);
-        let late = reg.register(&creds("e", "t"), Handle::new(8, 1).0, now);
-        assert_eq!(late, Err(Refusal::ShuttingDown));
-    }
-
-    #[test]
-    fn relay_rewrites_src_and_keeps_payload() {
-        let now = Instant::now();
-        let mut reg = Registry::new(limits());
-        let mut a = join(&mut reg, 1, "a", "t", now);
-        let mut b = join(&mut reg, 2, "b", "t", now);
-        let forged = Message {
-            src: Some("mallory".into()),
-            ..offer("b", 7)
-        };
-        reg.handle("a", a.conn, forged, now);
-        assert_eq!(
-            b.texts(),
-            [relayed(
-                MessageType::Offer,
-                "a",
-                "b",
-                Some(json!({ "n": 7 }))
-            )]
-        );
-        reg.handle("b", b.conn, Message::to(MessageType::Leave, "a", None), now);
-        assert_eq!(a.texts(), [relayed(MessageType::Leave, "b", "a", None)]);
-        reg.handle("b", b.conn, Message::new(MessageType::Heartbeat), now);
-        assert!(a.texts().is_empty() && b.texts().is_empty());
-    }
-
-    #[test]
-    fn queued_messages_reach_a_late_joiner_in_order() {
-        let now = Instant::now();
-        let mut reg = Registry::new(limits());
-        let a = join(&mut reg, 1, "a", "t", now);
-        reg.handle("a", a.conn, offer("late", 1), now);
-        reg.handle(
-            "a",
-            a.conn,
-            Message::to(MessageType::Leave, "late", None),
-            now,
-        );
-        reg.handle("a", a.conn, offer("late", 2), now);
-        let (handle, rx) = Handle::new(2, 8);
-        let kill = handle.kill_signal();
-        reg.register(&creds("late", "t"), handle, now).unwrap();
-        let mut late = Peer { conn: 2, rx, kill };
-        let expected = [
-            Message::new(MessageType::Open),
-            relayed(MessageType::Offer, "a", "late", Some(json!({ "n": 1 }))),
-            relayed(MessageType::Offer, "a", "late", Some(json!({ "n": 2 }))),
-        ];
-        assert_eq!(late.texts(), expected);
-        assert_eq!(reg.queued_bytes, 0);
-    }
-
-    #[test]
-    fn absent_ids_expire_once_per_sender() {
-        let now = Instant::now();
-        let mut reg = Registry::new(limits());
-        let mut a = join(&mut reg, 1, "a", "t", now);
-        let mut b = join(&mut reg, 2, "b", "t", now);
-        reg.handle("a", a.conn, offer("ghost", 1), now);
-        reg.handle("a", a.conn, offer("ghost", 2), now + MS);
-        reg.handle("b", b.conn, offer("ghost", 3), now + 2 * MS);
-        // A full queue answers EXPIRE at once instead of growing.
-        reg.handle("b", b.conn, offer("ghost", 4), now + 2 * MS);
-        assert_eq!(
-            b.texts(),
-            [relayed(MessageType::Expire, "ghost", "b", None)]
-        );
-        // So does a new queue once `queued_ids` queues exist.
-        reg.handle("a", a.conn, offer("x", 0), now);
-        reg.handle("a", a.conn, offer("y", 0), now);
-        assert_eq!(a.texts(), [relayed(MessageType::Expire, "y", "a", None)]);
-
-        assert_eq!(reg.tick(now + 4999 * MS), now + 5000 * MS);
-        assert!(a.texts().is_empty());
-        reg.tick(now + 5000 * MS);
-        let mut expired = a.texts();
-        expired.sort_by(|x, y| x.src.cmp(&y.src));
-        let expected = [
-            relayed(MessageType::Expire, "ghost", "a", None),
-            relayed(MessageType::Expire, "x", "a", None),
-        ];
-        assert_eq!(expired, expected);
-        assert_eq!(
-            b.texts(),
-            [relayed(MessageType::Expire, "ghost", "b", None)]
-        );
-        assert!(reg.queues.is_empty());
-        assert_eq!(reg.queued_bytes, 0);
-    }
-
-    #[test]
-    fn byte_budget_bounds_the_queues() {
-        let now = Instant::now();
-        let one = relayed(MessageType::Offer, "a", "ghost", Some(json!({ "n": 1 })));
-        let budget = one.to_text().len() * 3 / 2;
-        let mut reg = Registry::new(Limits {
-            queued_bytes: budget,
-            ..limits()
-        });
-        let mut a = join(&mut reg, 1, "a", "t", now);
-        reg.handle("a", a.conn, offer("ghost", 1), now);
-        assert!(a.texts().is_empty());
-        reg.handle("a", a.conn, offer("ghost", 2), now);
-        assert_eq!(
-            a.texts(),
-            [relayed(MessageType::Expire, "ghost", "a", None)]
-        );
-    }
-
-    #[test]
-    fn leave_without_dst_removes_the_sender() {
-        let now = Instant::now();
-        let mut reg = Registry::new(limits());
-        let mut a = join(&mut reg, 1, "a", "t", now);
-        reg.handle("a", a.conn, Message::new(MessageType::Leave), now);
-        assert!(!reg.contains("a"));
-        assert!(a.closed());
-    }
-
-    #[tokio::test]
-    async fn failed_delivery_drops_the_destination_and_tells_the_sender() {
-        let now = Instant::now();
-        let mut reg = Registry::new(limits());
-        let mut a = join(&mut reg, 1, "a", "t", now);
-        let b = join(&mut reg, 2, "b", "t", now);
-        let Peer {
-            rx, kill: b_kill, ..
-        } = b;
-        drop(rx); // b's writer is gone
-        reg.handle("a", a.conn, offer("b", 1), now);
-        assert_eq!(a.texts(), [relayed(MessageType::Leave, "b", "a", None)]);
-        assert!(!reg.contains("b"));
-        assert!(killed(&b_kill).await);
-    }
-
-    #[tokio::test]
-    async fn a_full_outbox_drops_that_client_only() {
-        let now = Instant::now();
-        let mut reg = Registry::new(limits());
-        let a = join(&mut reg, 1, "a", "t", now);
-        let slow = join(&mut reg, 2, "slow", "t", now);
-        for n in 0..9 {
-            reg.handle("a", a.conn, offer("slow", n), now);
-        }
-        assert!(!reg.contains("slow"));
-        assert!(reg.contains("a"));
-        assert!(killed(&slow.kill).await);
-    }
-
-    #[test]
-    fn silent_clients_are_evicted() {
-        let now = Instant::now();
-        let mut reg = Registry::new(Limits {
-            alive_timeout: 1000 * MS,
-            ..limits()
-        });
-        let mut a = join(&mut reg, 1, "a", "t", now);
-        let mut b = join(&mut reg, 2, "b", "t", now);
-        reg.handle(
-            "b",
-            b.conn,
-            Message::new(MessageType::Heartbeat),
-            now + 600 * MS,
-        );
-        assert_eq!(reg.tick(now + 999 * MS), now + 1000 * MS);
-        assert_eq!(reg.tick(now + 1000 * MS), now + 1600 * MS);
-        assert!(a.closed() && !reg.contains("a"));
-        assert!(!b.closed() && reg.contains("b"));
-        // An evicted socket's late disconnect must not touch a newcomer with the same id.
-        join(&mut reg, 3, "a", "t2", now + 1000 * MS);
-        reg.disconnect("a", a.conn);
-        assert!(reg.contains("a"));
-    }
-}
+#[path = "registry_tests.rs"]
+mod tests;
