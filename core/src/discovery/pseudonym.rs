@@ -24,6 +24,11 @@ pub fn day_of(unix_ms: u64) -> u32 {
     u32::try_from(unix_ms / DAY_MS).unwrap_or(u32::MAX)
 }
 
+/// How long from `unix_ms` until the next UTC day starts.
+pub fn until_next_day(unix_ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(DAY_MS - unix_ms % DAY_MS)
+}
+
 /// The pseudonym of the holder of `secret` on `day`: HMAC-SHA256(secret, domain ‖ day) as an
 /// Ed25519 secret key.
 pub fn pseudonym(secret: &[u8; SECRET_LEN], day: u32) -> Identity {
@@ -61,5 +66,13 @@ mod tests {
         assert!(recent(&s1, day - 1).contains(&p.fingerprint()));
         assert!(!recent(&s1, day + 2).contains(&p.fingerprint()));
         assert!(!recent(&s2, day).contains(&p.fingerprint()));
+    }
+
+    #[test]
+    fn the_next_day_starts_at_utc_midnight() {
+        let midnight = 20_833 * DAY_MS;
+        assert_eq!(until_next_day(midnight).as_millis(), u128::from(DAY_MS));
+        assert_eq!(until_next_day(midnight - 1).as_millis(), 1);
+        assert_eq!(day_of(midnight - 1 + until_next_day(midnight - 1).as_millis() as u64), 20_833);
     }
 }

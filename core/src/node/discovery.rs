@@ -28,6 +28,9 @@ const LOCAL_NETWORK_KEY: &str = "local_network";
 pub const LOCAL_NETWORK: &str = "local-network";
 /// Namespace names: at most this many characters after slugifying.
 const MAX_SLUG: usize = 40;
+/// The day turns this long after midnight by our clock, so a wake-up a little early still
+/// sees the new day.
+const DAY_TURN_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 /// A position change smaller than this is not worth a new signed record.
 const MOVE_THRESHOLD_M: f64 = 10.0;
 
@@ -90,6 +93,8 @@ struct Stadium {
     cells: BTreeMap<String, NamespaceHandle>,
     position: Option<LocationFix>,
     updates: Option<AbortHandle>,
+    /// The task that re-keys at each UTC midnight.
+    days: AbortHandle,
 }
 
 /// `peerns2-ns-{slug}`'s slug: lowercase letters, digits and single dashes.
@@ -147,6 +152,12 @@ impl Inner {
             .unwrap_or_else(|| self.fingerprint.short())
     }
 
+    /// The name in our stadium records: the one we chose, else none (never anything derived
+    /// from our identity, which the pseudonym hides; apps show a pseudonym's short form).
+    fn stadium_name(&self) -> String {
+        lock(&self.display_name).clone().unwrap_or_default()
+    }
+
     /// What a namespace task of this node needs: our identity, name, transport, timings and
     /// pace, with `prefix`, position and note.
     pub(super) fn ns_setup(&self, prefix: String, geo: Option<GeoStamp>, note: Vec<u8>) -> NsSetup {
@@ -179,6 +190,7 @@ impl Inner {
         let day = pseudonym.as_ref().map(|(_, d)| *d);
         if let Some((id, _)) = pseudonym {
             setup.identity = id;
+            setup.name = self.stadium_name();
         }
         let (handle, mut events) =
             NamespaceHandle::spawn(setup).map_err(|e| NodeError::Signaling(e.to_string()))?;
@@ -232,13 +244,27 @@ impl Inner {
     /// Our presence secret changed: the cells we are in are left and joined again under the
     /// new pseudonym (the old one stays known to whoever held the old secret).
     pub(super) fn renew_stadium_pseudonym(self: &Arc<Self>) {
+        self.rekey_stadium(pseudonym::day_of(unix_ms()), true);
+    }
+
+    /// The UTC day is `day`: if our stadium session is on an earlier one, its cells are joined
+    /// again under the day's pseudonym and contacts are recognised by theirs (decision 0010).
+    /// A clock set back does not turn it back.
+    pub(super) fn stadium_day(self: &Arc<Self>, day: u32) {
+        self.rekey_stadium(day, false);
+    }
+
+    fn rekey_stadium(self: &Arc<Self>, day: u32, always: bool) {
         let (leaving, position) = {
             let mut state = lock(&self.discovery);
             let Some(st) = state.stadium.as_mut() else {
                 return;
             };
-            st.day = pseudonym::day_of(unix_ms());
-            st.pseudonym = self.pseudonyms.ours(st.day);
+            if !always && st.day >= day {
+                return;
+            }
+            st.day = day;
+            st.pseudonym = self.pseudonyms.ours(day);
             st.tracker = CellTracker::new(st.tracker_config);
             (std::mem::take(&mut st.cells), st.position.take())
         };
@@ -311,7 +337,7 @@ impl Inner {
             }
             if moved {
                 for h in st.cells.values() {
-                    h.set_presence(&self.display_name(), Some(stamp(fix)));
+                    h.set_presence(&self.stadium_name(), Some(stamp(fix)));
                 }
             }
             for cell in change.join {
@@ -344,9 +370,23 @@ async fn follow_location(
     while let Some(update) = rx.recv().await {
         let Some(inner) = inner.upgrade() else { return };
         match update {
-            LocationUpdate::Fix(fix) => inner.apply_fix(fix),
+            LocationUpdate::Fix(fix) => {
+                inner.stadium_day(pseudonym::day_of(unix_ms()));
+                inner.apply_fix(fix);
+            }
             LocationUpdate::Error(e) => tracing::info!(error = %e, "location updates failed"),
         }
+    }
+}
+
+/// Re-keys stadium mode when the UTC day turns: one wake-up a little after each midnight (a
+/// phone asleep then catches up at its next position fix or look at who is nearby).
+async fn follow_days(inner: std::sync::Weak<Inner>) {
+    loop {
+        let wait = pseudonym::until_next_day(unix_ms()) + DAY_TURN_DELAY;
+        tokio::time::sleep(wait).await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.stadium_day(pseudonym::day_of(unix_ms()));
     }
 }
 
@@ -589,6 +629,8 @@ impl Node {
             task.abort_handle()
         });
         let day = pseudonym::day_of(unix_ms());
+        let days = tokio::spawn(follow_days(Arc::downgrade(&self.inner))).abort_handle();
+        self.inner.track([days.clone()]);
         state.stadium = Some(Stadium {
             pseudonym: self.inner.pseudonyms.ours(day),
             day,
@@ -597,6 +639,7 @@ impl Node {
             cells: BTreeMap::new(),
             position: None,
             updates,
+            days,
         });
         Ok(())
     }
@@ -609,6 +652,7 @@ impl Node {
         if lock(&self.inner.discovery).stadium.is_none() {
             return Err(NodeError::InvalidInput("stadium mode is off".into()));
         }
+        self.inner.stadium_day(pseudonym::day_of(unix_ms()));
         self.inner.apply_fix(fix);
         Ok(())
     }
@@ -618,6 +662,7 @@ impl Node {
         self.meeting_room_leave().await;
         let stadium = lock(&self.inner.discovery).stadium.take();
         let Some(st) = stadium else { return };
+        st.days.abort();
         if let Some(t) = st.updates {
             t.abort();
             if let Some(p) = &self.inner.location {
@@ -638,6 +683,7 @@ impl Node {
 
     /// Everyone stadium mode sees, de-duplicated across cells, nearest first.
     pub async fn nearby(&self) -> Vec<DiscoveredPeer> {
+        self.inner.stadium_day(pseudonym::day_of(unix_ms()));
         let (queries, here, day) = {
             let state = lock(&self.inner.discovery);
             let Some(st) = state.stadium.as_ref() else {

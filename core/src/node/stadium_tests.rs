@@ -198,3 +198,103 @@ async fn strangers_see_pseudonyms_and_trusted_contacts_see_each_other() {
         n.stop().await;
     }
 }
+
+/// A node without a display name (the Android app's default) puts nothing derived from its
+/// identity in its stadium records: strangers see an empty name and the pseudonym, also after
+/// a move re-signs the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nameless_node_shows_strangers_nothing_of_its_identity() {
+    let server = server().await;
+    let url = server.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = started(config(da.path(), &url, None)).await.unwrap();
+    let b = started(config(db.path(), &url, Some("bob"))).await.unwrap();
+    let id = a.identity();
+    let (hex, short) = (id.fingerprint.clone(), id.short.clone());
+    for (i, node) in [&a, &b].into_iter().enumerate() {
+        node.start_stadium(Default::default()).unwrap();
+        node.set_location(fix(48.858_37 + i as f64 * 0.000_03))
+            .unwrap();
+    }
+    let leaks = |p: &DiscoveredPeer| {
+        p.fingerprint == hex
+            || p.short == short
+            || p.name.contains(&short)
+            || p.name.contains(&hex[..8])
+    };
+    until(20, "bob sees the nameless node", async || {
+        b.nearby().await.len() == 1
+    })
+    .await;
+    let seen = b.nearby().await.remove(0);
+    assert!(!leaks(&seen), "{seen:?}");
+    assert_eq!(seen.name, "");
+    // Moving re-signs the record in the cells already joined.
+    let before = seen.distance_m;
+    a.set_location(fix(48.858_37 + 0.000_3)).unwrap();
+    until(20, "the moved record", async || {
+        b.nearby().await.first().map(|p| p.distance_m) != Some(before)
+    })
+    .await;
+    for p in b.nearby().await {
+        assert!(!leaks(&p), "{p:?}");
+    }
+    for n in [&a, &b] {
+        n.stop_stadium().await;
+        n.stop().await;
+    }
+}
+
+/// The UTC day turns during a stadium session: the cells are joined again under the new day's
+/// pseudonym (strangers do not see one key for days), and trusted contacts still recognise each
+/// other from the new day's pseudonyms (two days later, beyond the ±1 day of recognition).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pseudonym_follows_the_day() {
+    let server = server().await;
+    let url = server.url();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = vec![];
+    for (d, name) in dirs.iter().zip(["ada", "bob", "cyd"]) {
+        nodes.push(started(config(d.path(), &url, Some(name))).await.unwrap());
+    }
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    befriend(a, b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    for (i, node) in nodes.iter().enumerate() {
+        node.start_stadium(Default::default()).unwrap();
+        node.set_location(fix(48.858_37 + i as f64 * 0.000_03))
+            .unwrap();
+    }
+    let shown =
+        |v: Vec<DiscoveredPeer>| -> Vec<String> { v.into_iter().map(|p| p.fingerprint).collect() };
+    until(20, "everyone nearby, contacts recognised", async || {
+        shown(a.nearby().await).contains(&fb) && shown(c.nearby().await).len() == 2
+    })
+    .await;
+    let day = crate::discovery::pseudonym::day_of(super::unix_ms()) + 2;
+    let (ada_then, ada_later) = (
+        a.inner.pseudonyms.ours(day - 2).fingerprint().to_hex(),
+        a.inner.pseudonyms.ours(day).fingerprint().to_hex(),
+    );
+    assert!(shown(c.nearby().await).contains(&ada_then));
+    // What the midnight timer does, two days on.
+    for n in [a, b, c] {
+        n.inner.stadium_day(day);
+    }
+    until(20, "the new day's pseudonyms", async || {
+        let (near_a, near_b, near_c) = (
+            shown(a.nearby().await),
+            shown(b.nearby().await),
+            shown(c.nearby().await),
+        );
+        near_a.contains(&fb)
+            && near_b.contains(&fa)
+            && near_c.contains(&ada_later)
+            && !near_c.contains(&ada_then)
+    })
+    .await;
+    for n in &nodes {
+        n.stop_stadium().await;
+        n.stop().await;
+    }
+}
