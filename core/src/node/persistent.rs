@@ -1,8 +1,10 @@
 //! The persistent PeerJS ID: registered at start without waiting for the server (a phone
-//! starts offline at once and connects when it can), and moved to a new ID if the first claim
-//! of this run finds it taken (squatted, or a copied profile; decision 0008).
+//! starts offline at once and connects when it can), and moved to a new ID if a claim finds it
+//! taken (squatted, or a copied profile; decision 0008): at once on the first claim of this
+//! run, after a backoff on a later one.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -14,6 +16,9 @@ use crate::transport::{DataConnection, Transport, TransportConfig};
 
 /// Times the node takes a new persistent ID in one run because the current one is taken.
 const MAX_ID_CHANGES: u32 = 3;
+/// A reconnect refused as taken moves after this long, doubled at each move of the run (our
+/// own token is never refused, so it is someone else's registration).
+const MOVE_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The registration of the persistent ID and its transport.
 pub(super) struct Persistent {
@@ -65,7 +70,8 @@ pub(super) async fn register(
 }
 
 /// Follows the persistent registration: its state becomes the node's signaling state, and a
-/// first claim refused as taken moves the node to a new ID (at most [`MAX_ID_CHANGES`] times).
+/// claim refused as taken moves the node to a new ID (at most [`MAX_ID_CHANGES`] times a run;
+/// after [`MOVE_BACKOFF`], doubling, when the ID was ours earlier in the run).
 pub(super) async fn watch(
     inner: Weak<Inner>,
     label: String,
@@ -93,8 +99,20 @@ pub(super) async fn watch(
             }
             SignalingEvent::Claim { reg, result, id } if reg == current => match result {
                 ClaimResult::Claimed => claimed = true,
-                ClaimResult::Taken if !claimed && moves < MAX_ID_CHANGES => {
+                // Taken after we held it (the server let it go while we were away, and someone
+                // registered it): the registration is refused for good, so move too.
+                ClaimResult::Taken if moves < MAX_ID_CHANGES => {
+                    if claimed {
+                        drop(this);
+                        let wait = MOVE_BACKOFF * 2u32.pow(moves);
+                        tracing::warn!(%id, ?wait, "persistent ID taken on reconnect");
+                        tokio::time::sleep(wait).await;
+                    }
                     moves += 1;
+                    let Some(this) = inner.upgrade() else { return };
+                    if lock(&this.persistent).reg != reg {
+                        continue;
+                    }
                     if let Err(e) = move_to_new_id(&this, &label).await {
                         tracing::warn!(error = %e, "could not move to a new persistent ID");
                     }
@@ -128,6 +146,8 @@ async fn move_to_new_id(this: &Arc<Inner>, label: &str) -> Result<(), NodeError>
     let _ = this.signaling.unregister(old.reg);
     let task = tokio::spawn(accept(this.me.clone(), incoming));
     this.track([task.abort_handle()]);
+    // Contacts that have not seen us since are met at rendezvous now, not at the next sweep.
+    this.replan_rendezvous();
     Ok(())
 }
 

@@ -178,3 +178,51 @@ async fn a_squatted_id_is_replaced_and_contacts_follow() {
     b.stop().await;
     m.stop().await;
 }
+
+/// An ID we held is registered by someone else while we are offline (the server let it go):
+/// the reconnect is refused as taken, and instead of staying offline until a restart the node
+/// moves to a new ID after a backoff and is online there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_taken_while_offline_is_replaced() {
+    use crate::signaling::client::{ClaimResult, NetworkPath, SignalingConfig, ServerUrl};
+    use crate::signaling::driver::SignalingHandle;
+    let server = server().await;
+    let url = server.url();
+    let da = tempfile::tempdir().unwrap();
+    let a = started(config(da.path(), &url, Some("alice")))
+        .await
+        .unwrap();
+    until(10, "online", async || {
+        a.signaling_state() == SignalingState::Connected
+    })
+    .await;
+    let old = a.peer_id().to_owned();
+    a.network_changed(NetworkPath::offline()).unwrap();
+    let squatter = SignalingHandle::spawn(SignalingConfig::new(ServerUrl::parse(&url).unwrap()));
+    let mut claimed = None;
+    until(10, "the squatter holds the ID", async || {
+        if claimed.is_none() {
+            let (reg, result) = squatter.claim(&old, "not-alice").await.unwrap();
+            if result == ClaimResult::Claimed {
+                claimed = Some(reg);
+            } else {
+                squatter.unregister(reg).unwrap();
+            }
+        }
+        claimed.is_some()
+    })
+    .await;
+    a.network_changed(NetworkPath::online("wifi")).unwrap();
+    until(30, "online at a new ID", async || {
+        a.peer_id() != old && a.signaling_state() == SignalingState::Connected
+    })
+    .await;
+    let history = crate::store::Profile::open_desktop(da.path())
+        .unwrap()
+        .store()
+        .peer_id_history()
+        .unwrap();
+    assert_eq!(history, [old, a.peer_id().to_owned()]);
+    squatter.shutdown().await;
+    a.stop().await;
+}
