@@ -391,8 +391,8 @@ async fn follow_days(inner: std::sync::Weak<Inner>) {
 }
 
 impl Node {
-    /// The app moved to the foreground (`true`) or the background: namespaces (groups' too)
-    /// beat every 0.8 s or every 10 s and tell their peers, who wait accordingly; a group
+    /// The app moved to the foreground (`true`) or the background: namespaces (groups' and
+    /// rendezvous' too) beat every 0.8 s or every 10 s and tell their peers, who wait accordingly; a group
     /// member re-announces its state every 2.4 s or every 10 s; signaling heartbeats come
     /// every 5 s or 10 s. In the background all of it falls on the 10 s points of the
     /// wall-clock grid, with the keepalives of connections to other PeerNS nodes.
@@ -407,6 +407,7 @@ impl Node {
             h.set_active(active);
         }
         drop(state);
+        self.inner.rendezvous_set_active(active);
         self.inner.groups_set_active(active);
         let _ = self.inner.signaling.set_active(active);
         Inner::idle_links_app_active(&self.inner, active);

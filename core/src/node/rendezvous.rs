@@ -58,6 +58,14 @@ impl Inner {
             .collect()
     }
 
+    /// The app moved to the foreground or the background: the running meetings beat at the
+    /// matching pace (new ones start at it).
+    pub(super) fn rendezvous_set_active(&self, active: bool) {
+        for m in lock(&self.rendezvous).meetings.values() {
+            m.handle.set_active(active);
+        }
+    }
+
     /// Asks the rendezvous loop to look again (a link came up, dials keep failing).
     pub(crate) fn replan_rendezvous(&self) {
         self.rendezvous_wake.notify_one();
