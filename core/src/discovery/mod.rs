@@ -12,6 +12,8 @@ pub mod pseudonym;
 pub mod public_ip;
 pub mod sim;
 #[cfg(test)]
+mod sim_backoff_tests;
+#[cfg(test)]
 mod sim_props;
 #[cfg(test)]
 mod sim_tests;

@@ -73,6 +73,9 @@ mod tests {
         let midnight = 20_833 * DAY_MS;
         assert_eq!(until_next_day(midnight).as_millis(), u128::from(DAY_MS));
         assert_eq!(until_next_day(midnight - 1).as_millis(), 1);
-        assert_eq!(day_of(midnight - 1 + until_next_day(midnight - 1).as_millis() as u64), 20_833);
+        assert_eq!(
+            day_of(midnight - 1 + until_next_day(midnight - 1).as_millis() as u64),
+            20_833
+        );
     }
 }

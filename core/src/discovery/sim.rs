@@ -100,6 +100,10 @@ pub struct Observed {
     pub roles: Vec<(Duration, RoleKind)>,
     /// Misbehaviour reports.
     pub misbehaved: Vec<String>,
+    /// The IDs it claimed, with the times.
+    pub claims: Vec<(Duration, String)>,
+    /// The IDs it connected to, with the times.
+    pub connects: Vec<(Duration, String)>,
 }
 
 /// The simulator.
@@ -425,6 +429,8 @@ impl Sim {
         for a in actions {
             match a {
                 Action::Claim { id } => {
+                    let t = self.elapsed();
+                    self.observed[e].claims.push((t, id.clone()));
                     // The server decides when the request arrives.
                     self.schedule(sig, Ev::Input(e, Input::Claimed { id }));
                 }
@@ -433,14 +439,18 @@ impl Sim {
                         self.ids.remove(&id);
                     }
                 }
-                Action::Connect { conn, to, .. } => match self.ids.get(&to).copied() {
-                    // Like PeerJS servers, hold the offer until the ID registers or expires.
-                    None => {
-                        self.held.entry(to.clone()).or_default().push((e, conn));
-                        self.schedule(self.cfg.expire_timeout, Ev::ExpireOffer(to, e, conn));
+                Action::Connect { conn, to, .. } => {
+                    let t = self.elapsed();
+                    self.observed[e].connects.push((t, to.clone()));
+                    match self.ids.get(&to).copied() {
+                        // Like PeerJS servers, hold the offer until the ID registers or expires.
+                        None => {
+                            self.held.entry(to.clone()).or_default().push((e, conn));
+                            self.schedule(self.cfg.expire_timeout, Ev::ExpireOffer(to, e, conn));
+                        }
+                        Some(t) => self.setup_link(e, conn, t, to),
                     }
-                    Some(t) => self.setup_link(e, conn, t, to),
-                },
+                }
                 Action::Knock { from, to } => {
                     // A signaling frame: the server relays it to whoever holds `to`.
                     if let Some(&t) = self.ids.get(&to)

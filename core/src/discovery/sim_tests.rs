@@ -352,8 +352,9 @@ fn after_a_silent_death_the_namespace_returns_to_level_one_and_stays() {
     // The dead router's ID is still registered: the new router sits one level up.
     let new_router = sim.routers(&rest)[0];
     assert_eq!(sim.engine(new_router).role(), RoleKind::Router(2));
-    // Once the server's alive timeout frees level 1, the monitor moves everyone back down.
-    sim.run_for(secs(70.0));
+    // Once the server's alive timeout frees level 1, the monitor moves everyone back down
+    // (at its next round: they are 5, 10, 20, 40 s apart while level 1 does not answer).
+    sim.run_for(secs(100.0));
     assert_eq!(sim.routers(&rest).len(), 1);
     let r = sim.routers(&rest)[0];
     assert_eq!(sim.engine(r).role(), RoleKind::Router(1));

@@ -184,7 +184,7 @@ async fn a_squatted_id_is_replaced_and_contacts_follow() {
 /// moves to a new ID after a backoff and is online there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_taken_while_offline_is_replaced() {
-    use crate::signaling::client::{ClaimResult, NetworkPath, SignalingConfig, ServerUrl};
+    use crate::signaling::client::{ClaimResult, NetworkPath, ServerUrl, SignalingConfig};
     use crate::signaling::driver::SignalingHandle;
     let server = server().await;
     let url = server.url();

@@ -36,6 +36,9 @@ pub struct NsConfig {
     pub slot_probe: Duration,
     /// The same while the app is in the background (a holder that knocks is probed at once).
     pub background_slot_probe: Duration,
+    /// While the level monitor or the slot probe finds nobody, its interval doubles each round
+    /// up to this (four times this in the background).
+    pub monitor_backoff_max: Duration,
     /// A node holds the reverse-connect slot at most this long.
     pub slot_wait: Duration,
     /// Records older than this are dropped.
@@ -70,6 +73,7 @@ impl Default for NsConfig {
             monitor_interval: Duration::from_secs(5),
             slot_probe: Duration::from_secs(20),
             background_slot_probe: Duration::from_secs(60),
+            monitor_backoff_max: Duration::from_secs(160),
             slot_wait: Duration::from_secs(6),
             record_max_age: Duration::from_secs(30 * 60),
             record_refresh: Duration::from_secs(10 * 60),

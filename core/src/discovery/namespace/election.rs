@@ -90,6 +90,7 @@ impl Namespace {
         // A member's beat may be a member's pace away; members time us by ours from now.
         self.next_beat = self.next_beat.min(self.clock.next_after(now, self.pace));
         self.monitor_next = 1;
+        self.monitor_misses = 0;
         // Members check our record against their clocks: hand them a fresh one.
         self.sign_record(now);
         self.next_seq = self.next_seq.max(1);
@@ -214,7 +215,10 @@ impl Namespace {
         match self.role.clone() {
             Role::Electing { level: l } if l == level => self.become_router(level, now),
             // Our own level, claimed back after the registration was lost: keep it.
-            Role::Router { level: own } if level == own => self.lost_level = false,
+            Role::Router { level: own } if level == own => {
+                self.lost_level = false;
+                self.monitor_misses = 0;
+            }
             // The monitor claimed a free lower level: move everyone down.
             Role::Router { level: old } if level < old => {
                 self.push(Action::Release {
@@ -224,6 +228,7 @@ impl Namespace {
                 self.role = Role::Router { level };
                 self.event(NsEvent::Role(RoleKind::Router(level)));
                 self.monitor_next = 1;
+                self.monitor_misses = 0;
                 if level == 1 {
                     self.release_slot();
                 }
@@ -289,6 +294,7 @@ impl Namespace {
             // Our router ID is gone from the server: reclaim it (members keep their links),
             // and let the monitor look again soon if someone else takes it meanwhile.
             self.lost_level = true;
+            self.monitor_misses = 0;
             self.push(Action::Claim { id: id.to_owned() });
             let soon = now + LOST_LEVEL_RETRY;
             self.monitor_at = Some(self.monitor_at.map_or(soon, |t| t.min(soon)));

@@ -189,6 +189,10 @@ pub struct Namespace {
     probe: Option<(ConnId, u8)>,
     /// When we last connected to the reverse slot (a level-1 router).
     slot_probed: Option<Instant>,
+    /// Monitor rounds in a row that found nobody (a lower level still held by someone who
+    /// does not answer, our lost level still taken, an empty reverse slot): the next round
+    /// waits twice as long per miss, up to [`NsConfig::monitor_backoff_max`].
+    monitor_misses: u32,
     /// A router whose registration of its level was lost (a signaling server restart) and not
     /// claimed back yet.
     lost_level: bool,
@@ -264,6 +268,7 @@ impl Namespace {
             monitor_next: 1,
             probe: None,
             slot_probed: None,
+            monitor_misses: 0,
             lost_level: false,
             slot_conns: vec![],
             callback_from: None,
@@ -421,9 +426,14 @@ impl Namespace {
     }
 
     /// The app moved to the foreground (`true`) or the background: beat at the matching
-    /// interval and tell the other side, so it waits accordingly before declaring us gone.
+    /// interval and tell the other side, so it waits accordingly before declaring us gone. In
+    /// the foreground the router monitor's backoff starts over.
     pub fn set_active(&mut self, active: bool, now: Instant) {
         self.active = active;
+        if active {
+            // Someone looks at the screen: the monitor's backoff starts over.
+            self.monitor_misses = 0;
+        }
         let pace = self.role_pace();
         if pace == self.pace {
             return;

@@ -5,9 +5,12 @@ use super::*;
 
 /// Least time between two probes of the reverse slot, however often someone knocks.
 const KNOCK_GAP: Duration = Duration::from_secs(1);
-/// While our level's registration is lost, the monitor looks this often (it probes whoever
-/// took the level, or claims it again).
+/// While our level's registration is lost, the monitor looks this soon (it probes whoever
+/// took the level, or claims it again), backing off while it stays taken.
 pub(super) const LOST_LEVEL_RETRY: Duration = Duration::from_secs(2);
+/// In the background the level monitor starts this many times slower and backs off this many
+/// times further.
+const BACKGROUND_SLOWER: u32 = 4;
 
 impl Namespace {
     pub(super) fn on_incoming(&mut self, conn: ConnId, local: &str, remote: String, now: Instant) {
@@ -201,6 +204,7 @@ impl Namespace {
         if std::mem::replace(&mut m.called_back, true) || !self.disc_open {
             return;
         }
+        self.monitor_found(now);
         let back = self.new_conn();
         let mc = MemberConn::new(disc.clone(), true, &self.cfg, now);
         self.members.insert(back, mc);
@@ -363,6 +367,9 @@ impl Namespace {
             self.monitor_at = None;
             return;
         };
+        // Every round looks for someone; one that finds someone changes our role or level
+        // (or resets the count), so each round counts as a miss until then.
+        self.monitor_misses = self.monitor_misses.saturating_add(1);
         // Our level's registration was lost and its holder did not answer our probe: claim
         // it again (it frees when a stale holder's registration expires).
         if self.lost_level && self.probe.is_none() {
@@ -370,8 +377,8 @@ impl Namespace {
                 id: self.router_id(level),
             });
         }
+        self.monitor_at = Some(self.next_monitor(now, level));
         if level > 1 {
-            self.monitor_at = Some(self.next_monitor(now, level));
             if self.probe.is_none() {
                 let lower = self.monitor_next.clamp(1, level - 1);
                 self.monitor_next = if lower + 1 < level { lower + 1 } else { 1 };
@@ -380,31 +387,47 @@ impl Namespace {
                 });
             }
         } else {
-            self.monitor_at = Some(self.next_monitor(now, level));
             self.probe_slot(now);
         }
     }
 
     /// When a router of `level` looks next: above level 1 at the levels below it, at level 1
     /// into the reverse slot (less often in the background; while our level's registration
-    /// is lost, soon). On the wall-clock grid, with the heartbeats.
+    /// is lost, soon). Each round that found nobody doubles the interval, up to
+    /// [`NsConfig::monitor_backoff_max`]. On the wall-clock grid, with the heartbeats.
     pub(super) fn next_monitor(&self, now: Instant, level: u8) -> Instant {
-        let every = if level > 1 {
-            self.cfg.monitor_interval
+        let slower = if self.active { 1 } else { BACKGROUND_SLOWER };
+        let base = if level > 1 {
+            self.cfg.monitor_interval * slower
         } else if self.lost_level {
-            LOST_LEVEL_RETRY
+            LOST_LEVEL_RETRY * slower
         } else if self.active {
             self.cfg.slot_probe
         } else {
             self.cfg.background_slot_probe
         };
+        let max = (self.cfg.monitor_backoff_max * slower).max(base);
+        let every = base
+            .saturating_mul(1 << self.monitor_misses.min(16))
+            .min(max);
         self.clock.next_after(now, every)
+    }
+
+    /// A monitor round found someone (a knock, a holder of the slot checking in): look at
+    /// the starting pace again.
+    pub(super) fn monitor_found(&mut self, now: Instant) {
+        self.monitor_misses = 0;
+        if let (Role::Router { level }, Some(at)) = (&self.role, self.monitor_at) {
+            let level = *level;
+            self.monitor_at = Some(at.min(self.next_monitor(now, level)));
+        }
     }
 
     /// Someone waiting in the reverse slot knocked at our level-1 ID: probe the slot now
     /// (a knock from anyone else, or to another role, is ignored).
     pub(super) fn on_knock(&mut self, from: &str, now: Instant) {
         if from == self.slot_id() && self.role == (Role::Router { level: 1 }) {
+            self.monitor_found(now);
             self.probe_slot(now);
         }
     }

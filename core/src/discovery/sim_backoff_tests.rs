@@ -1,0 +1,98 @@
+//! Simulator scenarios for the routers' periodic looks (level monitor, lost level, reverse
+//! slot): they back off while they find nobody, and still find whoever comes.
+
+use std::time::Duration;
+
+use super::namespace::{NsConfig, RoleKind};
+use super::sim::{EngineId, Sim, SimConfig};
+
+const NS: &str = "peerns2-ns-test";
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// How many times engine `e` claimed or connected to `id` from `from` on.
+fn count(list: &[(Duration, String)], id: &str, from: Duration) -> usize {
+    list.iter().filter(|(t, i)| *t >= from && i == id).count()
+}
+
+/// A router at level 2 whose level 1 stays held by a dead phone's registration (a server
+/// that keeps IDs for an hour), with `n` members.
+fn stuck_at_level_two(sim: &mut Sim, n: usize) -> (EngineId, Vec<EngineId>) {
+    let engines = sim.crowd(NS, n + 2, Duration::from_millis(30));
+    sim.run_for(secs(5.0));
+    let router = sim.routers(&engines)[0];
+    sim.kill(sim.phone_of(router));
+    let rest: Vec<EngineId> = engines.iter().copied().filter(|&e| e != router).collect();
+    sim.run_until_true(secs(15.0), Duration::from_millis(10), |s| {
+        s.converged(&rest)
+    })
+    .expect("no failover");
+    let r = sim.routers(&rest)[0];
+    assert_eq!(sim.engine(r).role(), RoleKind::Router(2));
+    (r, rest)
+}
+
+/// The level-2 monitor looks at level 1 every 5 s at first, then less often while level 1
+/// stays unreachable (a stale registration), and in the background less often still; once
+/// level 1 frees, everyone is back there within one backed-off round.
+#[test]
+fn the_level_monitor_backs_off_while_the_lower_level_stays_unreachable() {
+    let mut sim = Sim::new(SimConfig {
+        alive_timeout: Duration::from_secs(3600),
+        ..SimConfig::default()
+    });
+    let (r, rest) = stuck_at_level_two(&mut sim, 3);
+    let level1 = format!("{NS}-1");
+    let from = sim.elapsed();
+    sim.run_for(secs(600.0));
+    let claims = count(&sim.observed(r).claims, &level1, from);
+    // 5 s apart without backoff (~120 in 10 min; ~50 with the 10 s connect timeouts of the
+    // probes in between); doubling from 5 s to 160 s: about 9.
+    assert!((5..=12).contains(&claims), "{claims} claims of level 1");
+    assert!(sim.converged(&rest));
+    // In the background the rounds are four times further apart.
+    for &e in &rest {
+        sim.set_active(sim.phone_of(e), false);
+    }
+    let from = sim.elapsed();
+    sim.run_for(secs(1800.0));
+    let claims = count(&sim.observed(r).claims, &level1, from);
+    assert!(
+        (1..=4).contains(&claims),
+        "{claims} background claims of level 1"
+    );
+    assert!(sim.converged(&rest));
+}
+
+/// A level-1 router alone probes the reverse slot every 20 s at first, then less often while
+/// nobody is there; a phone that can only be reached through the slot knocks and is probed at
+/// once, however long the router was alone.
+#[test]
+fn a_lone_router_backs_off_its_slot_probes_and_a_knock_still_brings_it() {
+    let mut sim = Sim::new(SimConfig::default());
+    let engines = sim.crowd(NS, 1, Duration::from_millis(30));
+    sim.run_for(secs(5.0));
+    let router = engines[0];
+    assert_eq!(sim.engine(router).role(), RoleKind::Router(1));
+    let slot = format!("{NS}-p1");
+    sim.run_for(secs(1800.0));
+    let probes = count(&sim.observed(router).connects, &slot, Duration::ZERO);
+    // Every 20 s would be 90; doubling from 20 s to 160 s: about 14.
+    assert!((8..=16).contains(&probes), "{probes} slot probes");
+    let p = sim.add_phone();
+    sim.block_outgoing(p);
+    let newcomer = sim.join(p, NS, NsConfig::default(), None);
+    let took = sim
+        .run_until_true(secs(20.0), Duration::from_millis(50), |s| {
+            s.engine(newcomer).role() == RoleKind::Member(1)
+        })
+        .expect("the newcomer never joined");
+    assert!(took <= secs(5.0), "{took:?}");
+    // Having found someone, the router probes at the starting pace again.
+    let from = sim.elapsed();
+    sim.run_for(secs(45.0));
+    let probes = count(&sim.observed(router).connects, &slot, from);
+    assert!(probes >= 1, "no probe in 45 s after a knock");
+}
