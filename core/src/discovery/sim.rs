@@ -201,9 +201,22 @@ impl Sim {
         cfg: NsConfig,
         geo: Option<GeoStamp>,
     ) -> EngineId {
+        self.join_ahead(phone, prefix, cfg, geo, Duration::ZERO)
+    }
+
+    /// The same on a phone whose wall clock is `ahead` of everyone else's.
+    pub fn join_ahead(
+        &mut self,
+        phone: usize,
+        prefix: &str,
+        cfg: NsConfig,
+        geo: Option<GeoStamp>,
+        ahead: Duration,
+    ) -> EngineId {
         let id = self.engines.len();
         let seed = self.rng.random();
-        let unix_ms = 1_800_000_000_000 + u64::try_from(self.elapsed().as_millis()).unwrap_or(0);
+        let unix_ms =
+            1_800_000_000_000 + u64::try_from((self.elapsed() + ahead).as_millis()).unwrap_or(0);
         let name = format!("phone {phone}");
         let mut ns = Namespace::new(
             cfg,

@@ -96,3 +96,37 @@ fn a_lone_router_backs_off_its_slot_probes_and_a_knock_still_brings_it() {
     let probes = count(&sim.observed(router).connects, &slot, from);
     assert!(probes >= 1, "no probe in 45 s after a knock");
 }
+
+/// A level-1 router whose clock is 5 minutes ahead refuses every check-in (the records look
+/// stale to it, and it closes the connection). The others gather at level 2; their router's monitor finds level 1 held by a
+/// live router and would bring everyone there, be refused, and start over every few seconds.
+/// It remembers the refusal instead and tries again only after a backoff.
+#[test]
+fn a_router_that_refuses_everyone_is_not_migrated_to_again_and_again() {
+    let mut sim = Sim::new(SimConfig::default());
+    let p = sim.add_phone();
+    let skewed = sim.join_ahead(p, NS, NsConfig::default(), None, secs(300.0));
+    sim.run_for(secs(3.0));
+    assert_eq!(sim.engine(skewed).role(), RoleKind::Router(1));
+    let others = sim.crowd(NS, 3, Duration::from_millis(30));
+    sim.run_until_true(secs(20.0), Duration::from_millis(10), |s| {
+        s.converged(&others)
+    })
+    .expect("the others never gathered");
+    let from = sim.elapsed();
+    sim.run_for(secs(600.0));
+    let changes: usize = others
+        .iter()
+        .map(|&e| {
+            sim.observed(e)
+                .roles
+                .iter()
+                .filter(|(t, _)| *t >= from)
+                .count()
+        })
+        .sum();
+    // Without the backoff: a migration and a re-election every monitor round (5 s), ~840
+    // role changes in 10 min. With it: 30 s, 60 s, ... apart (and the monitor backs off too).
+    assert!(changes <= 60, "{changes} role changes in 10 minutes");
+    assert!(sim.converged(&others));
+}

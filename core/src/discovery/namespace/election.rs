@@ -4,6 +4,12 @@
 use super::router::LOST_LEVEL_RETRY;
 use super::*;
 
+/// After a router refused our check-in (its clock is off, say), we bring no members to its
+/// level for this long, doubling with each refusal in a row...
+const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
+/// ...up to this.
+const REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(10 * 60);
+
 impl Namespace {
     pub(super) fn elect(&mut self, level: u8, now: Instant) {
         self.set_role(Role::Electing { level });
@@ -128,6 +134,9 @@ impl Namespace {
     pub(super) fn become_member(&mut self, level: u8, conn: ConnId, now: Instant) {
         self.deadline = None;
         self.dead_level = None;
+        if self.refused.is_some_and(|(l, ..)| l == level) {
+            self.refused = None;
+        }
         if level == 1 {
             self.release_slot();
         }
@@ -270,7 +279,11 @@ impl Namespace {
             // our registration was lost (a newcomer claimed it during a server restart): by a
             // live router (merge into it) or a stale registration (the monitor tries again).
             Role::Router { level: old }
-                if taken && level <= old && self.disc_open && self.probe.is_none() =>
+                if taken
+                    && level <= old
+                    && self.disc_open
+                    && self.probe.is_none()
+                    && !self.refuses_us(level, now) =>
             {
                 let conn = self.new_conn();
                 self.probe = Some((conn, level));
@@ -325,6 +338,22 @@ impl Namespace {
         } else {
             self.abandon_join(now);
         }
+    }
+
+    /// The router at `level` refused our check-in: keep away from that level for a while,
+    /// longer at each refusal in a row, so one router that refuses everyone (a clock off by
+    /// more than the allowed skew) cannot keep the namespace migrating to it and back.
+    pub(super) fn note_refusal(&mut self, level: u8, now: Instant) {
+        let times = self.refused.map_or(0, |(.., n)| n).saturating_add(1);
+        let wait = REFUSED_BACKOFF
+            .saturating_mul(1 << (times - 1).min(16))
+            .min(REFUSED_BACKOFF_MAX);
+        self.refused = Some((level, now + wait, times));
+    }
+
+    fn refuses_us(&self, level: u8, now: Instant) -> bool {
+        self.refused
+            .is_some_and(|(l, until, _)| l == level && now < until)
     }
 
     pub(super) fn level_of(&self, id: &str) -> Option<u8> {

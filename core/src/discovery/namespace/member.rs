@@ -75,7 +75,15 @@ impl Namespace {
         }
         match self.role {
             Role::Member { conn: c, .. } if c == conn => self.failover(false, now),
-            Role::Joining { conn: Some(c), .. } if c == conn => self.abandon_join(now),
+            // The router took the connection and closed it before welcoming us: a refusal
+            // (its `Refused` may not make it out before the close).
+            Role::Joining {
+                level,
+                conn: Some(c),
+            } if c == conn => {
+                self.note_refusal(level, now);
+                self.abandon_join(now);
+            }
             _ => {}
         }
     }
@@ -149,6 +157,9 @@ impl Namespace {
             }
             Msg::Refused { reason } => {
                 tracing::debug!(ns = %self.prefix, %reason, "router refused our check-in");
+                if let Role::Joining { level, .. } | Role::Member { level, .. } = self.role {
+                    self.note_refusal(level, now);
+                }
                 self.push(Action::Close { conn });
                 self.abandon_join(now);
             }

@@ -193,6 +193,9 @@ pub struct Namespace {
     /// does not answer, our lost level still taken, an empty reverse slot): the next round
     /// waits twice as long per miss, up to [`NsConfig::monitor_backoff_max`].
     monitor_misses: u32,
+    /// The level whose router last refused our check-in, until when we do not bring our
+    /// members there again, and how many refusals in a row set that.
+    refused: Option<(u8, Instant, u32)>,
     /// A router whose registration of its level was lost (a signaling server restart) and not
     /// claimed back yet.
     lost_level: bool,
@@ -269,6 +272,7 @@ impl Namespace {
             probe: None,
             slot_probed: None,
             monitor_misses: 0,
+            refused: None,
             lost_level: false,
             slot_conns: vec![],
             callback_from: None,
