@@ -27,8 +27,6 @@ pub const PENDING_LIMIT: Duration = Duration::from_secs(2);
 const UNMEASURED_VIDEO_BPS: u64 = 500_000;
 /// Window of a source's bitrate measurement.
 const RATE_WINDOW: Duration = Duration::from_millis(500);
-/// How often a timeout comes while keyframes or switches are awaited.
-const BUSY_TICK: Duration = Duration::from_millis(50);
 /// Budget a subscriber must have left after its Last-N videos for thumbnails (a keyframe
 /// every [`SfuConfig::thumbnail_interval`]).
 const THUMBNAIL_BPS: u64 = 150_000;
@@ -394,23 +392,23 @@ impl Forwarder {
         }
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) wants to run next.
+    /// When [`handle_timeout`](Self::handle_timeout) wants to run next: the next reassignment,
+    /// the next repeat of an awaited keyframe request, the next pending switch to give up.
+    /// Never a time `handle_timeout` would find nothing to do at.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let busy = self.who.values().any(|p| {
-            p.sources.values().any(|s| s.keyframe_wanted)
-                || p.slots.values().any(|s| s.pending.is_some())
-        });
-        let tick = self
+        let interval = self.cfg.keyframe_interval;
+        let repeats = self
             .who
             .values()
             .flat_map(|p| p.sources.values())
-            .filter_map(|s| s.last_request)
-            .max()
-            .map(|t| t + BUSY_TICK);
-        match (self.next_reassign, busy.then_some(tick).flatten()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+            .filter(|s| s.keyframe_wanted)
+            .filter_map(|s| s.last_request.map(|t| t + interval));
+        let give_up = self
+            .who
+            .values()
+            .flat_map(|p| p.slots.values())
+            .filter_map(|s| s.pending_since.map(|t| t + PENDING_LIMIT));
+        repeats.chain(give_up).chain(self.next_reassign).min()
     }
 
     /// Time passes: slots are reassigned when due, awaited keyframes asked for again, stuck

@@ -19,6 +19,8 @@ struct Publisher {
     seq_v: u16,
     frame: u32,
     keyframe_due: bool,
+    /// Its encoder ignores keyframe requests (only delta frames after the first).
+    deaf: bool,
 }
 
 #[derive(Default)]
@@ -39,6 +41,8 @@ struct Sim {
     pubs: BTreeMap<ParticipantId, Publisher>,
     subs: BTreeMap<ParticipantId, Subscriber>,
     keyframe_requests: Vec<(Instant, SourceKey)>,
+    /// `handle_timeout` calls made.
+    timeouts: usize,
     /// Who speaks when: participant `who(t)` talks, everyone else is silent.
     speaker: Box<dyn Fn(Duration) -> Option<u64>>,
 }
@@ -101,6 +105,7 @@ impl Sim {
                     seq_v: 65000 + i as u16,
                     frame: 0,
                     keyframe_due: true,
+                    deaf: false,
                 },
             );
             subs.insert(id, Subscriber::default());
@@ -112,6 +117,7 @@ impl Sim {
             pubs,
             subs,
             keyframe_requests: vec![],
+            timeouts: 0,
             speaker: Box::new(speaker),
         }
     }
@@ -134,7 +140,12 @@ impl Sim {
             }
             if self.fwd.poll_timeout().is_some_and(|t| t <= self.now) {
                 self.fwd.handle_timeout(self.now);
+                self.timeouts += 1;
                 self.drain();
+                assert!(
+                    self.fwd.poll_timeout().is_none_or(|t| t > self.now),
+                    "a timeout still due right after it ran"
+                );
             }
         }
     }
@@ -198,7 +209,8 @@ impl Sim {
                 }
                 SfuAction::RequestKeyframe(key) => {
                     self.keyframe_requests.push((self.now, key));
-                    self.pubs.get_mut(&key.participant).unwrap().keyframe_due = true;
+                    let p = self.pubs.get_mut(&key.participant).unwrap();
+                    p.keyframe_due |= !p.deaf;
                 }
                 SfuAction::SlotMap { to, slots } => {
                     let s = self.subs.get_mut(&to).unwrap();
@@ -506,4 +518,26 @@ fn malformed_packets_are_refused_and_counted() {
     }
     assert_eq!(sim.fwd.stats().refused, 3);
     assert!(sim.fwd.poll_action().is_none() || sim.fwd.stats().packets_out == 0);
+}
+
+#[test]
+fn a_source_that_never_sends_its_keyframe_does_not_spin_the_timer() {
+    // Participant 1 speaks all the time but its encoder never makes the keyframe a switch
+    // to it waits for: the switch is retried and given up, the timer runs only when due.
+    let mut sim = Sim::new(3, 1, |_| Some(1));
+    let p = sim.pubs.get_mut(&ParticipantId(1)).unwrap();
+    (p.deaf, p.keyframe_due) = (true, false);
+    sim.run(Duration::from_secs(5));
+    // Reassignment every 250 ms, a repeated keyframe request every 500 ms, a give-up
+    // every 2 s: about 30 in 5 s, not one per millisecond.
+    assert!(sim.timeouts < 60, "{} timeouts in 5 s", sim.timeouts);
+    let asked = sim
+        .keyframe_requests
+        .iter()
+        .filter(|(_, k)| k.participant == ParticipantId(1))
+        .count();
+    assert!(
+        (5..=12).contains(&asked),
+        "{asked} requests to the deaf source"
+    );
 }
