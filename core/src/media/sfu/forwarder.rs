@@ -25,6 +25,9 @@ pub const MAX_SLOTS: usize = 16;
 pub const PENDING_LIMIT: Duration = Duration::from_secs(2);
 /// Assumed bitrate of a video source not yet measured.
 const UNMEASURED_VIDEO_BPS: u64 = 500_000;
+/// A source counts as sending (rankable for a slot) while its latest packet is this recent: a
+/// camera turned off or a screen track not shared sends nothing and takes no slot or budget.
+pub const LIVE_WINDOW: Duration = Duration::from_secs(1);
 /// Window of a source's bitrate measurement.
 const RATE_WINDOW: Duration = Duration::from_millis(500);
 /// Budget a subscriber must have left after its Last-N videos for thumbnails (a keyframe
@@ -91,6 +94,8 @@ struct Source {
     rate_bps: u64,
     last_request: Option<Instant>,
     keyframe_wanted: bool,
+    /// When its latest packet came.
+    last_packet: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +188,7 @@ impl Forwarder {
                 rate_bps: 0,
                 last_request: None,
                 keyframe_wanted: false,
+                last_packet: None,
             },
         );
         self.next_reassign = Some(now);
@@ -264,6 +270,7 @@ impl Forwarder {
         self.stats.packets_in += 1;
         let in_ext = src.ext.extend(view.seq());
         src.cache.put(in_ext, packet);
+        src.last_packet = Some(now);
         meter(src, now, packet.len());
         let info = src.info;
         let keyframe = kind == TrackKind::Audio || starts_keyframe(info.codec, view.payload());
@@ -418,20 +425,6 @@ impl Forwarder {
             self.reassign(now);
             self.next_reassign = Some(now + self.cfg.reassign_interval);
         }
-        let mut again = vec![];
-        for (&id, p) in &self.who {
-            for (&kind, s) in &p.sources {
-                if s.keyframe_wanted {
-                    again.push(SourceKey {
-                        participant: id,
-                        kind,
-                    });
-                }
-            }
-        }
-        for key in again {
-            self.want_keyframe(now, key);
-        }
         let mut stuck = vec![];
         for (&to, p) in self.who.iter_mut() {
             for slot in p.slots.values_mut() {
@@ -447,6 +440,29 @@ impl Forwarder {
         }
         for to in stuck {
             self.publish_slot_map(to);
+        }
+        // A keyframe is asked for again only while a slot still forwards or awaits its source
+        // (a switch given up, or a source no slot shows any more, is not asked forever).
+        let in_use: Vec<SourceKey> = self
+            .who
+            .values()
+            .flat_map(|p| p.slots.values())
+            .flat_map(|s| [s.current(), s.pending])
+            .flatten()
+            .collect();
+        let mut again = vec![];
+        for (&participant, p) in self.who.iter_mut() {
+            for (&kind, s) in p.sources.iter_mut().filter(|(_, s)| s.keyframe_wanted) {
+                let key = SourceKey { participant, kind };
+                if in_use.contains(&key) {
+                    again.push(key);
+                } else {
+                    s.keyframe_wanted = false;
+                }
+            }
+        }
+        for key in again {
+            self.want_keyframe(now, key);
         }
     }
 
@@ -469,10 +485,18 @@ impl Forwarder {
                 })
                 .unwrap_or(0)
         };
+        let sending = |s: &Source| {
+            s.last_packet
+                .is_some_and(|t| now.duration_since(t) < LIVE_WINDOW)
+        };
         let publishing = |who: &BTreeMap<ParticipantId, Participant>, kind| {
             ranked
                 .iter()
-                .filter(|id| who.get(id).is_some_and(|p| p.sources.contains_key(&kind)))
+                .filter(|id| {
+                    who.get(id)
+                        .and_then(|p| p.sources.get(&kind))
+                        .is_some_and(sending)
+                })
                 .map(|&participant| SourceKey { participant, kind })
                 .collect::<Vec<_>>()
         };

@@ -19,6 +19,8 @@ struct Publisher {
     seq_v: u16,
     frame: u32,
     keyframe_due: bool,
+    /// Its camera sends nothing.
+    camera_off: bool,
     /// Its encoder ignores keyframe requests (only delta frames after the first).
     deaf: bool,
 }
@@ -105,6 +107,7 @@ impl Sim {
                     seq_v: 65000 + i as u16,
                     frame: 0,
                     keyframe_due: true,
+                    camera_off: false,
                     deaf: false,
                 },
             );
@@ -134,7 +137,7 @@ impl Sim {
                     self.send_audio(id, ms);
                 }
                 let frame = |ms: u64| (ms + id.0) * 3 / 100;
-                if frame(ms) != frame(ms - 1) {
+                if frame(ms) != frame(ms - 1) && !self.pubs[&id].camera_off {
                     self.send_video(id);
                 }
             }
@@ -540,4 +543,94 @@ fn a_source_that_never_sends_its_keyframe_does_not_spin_the_timer() {
         (5..=12).contains(&asked),
         "{asked} requests to the deaf source"
     );
+}
+
+#[test]
+fn a_camera_that_sends_nothing_takes_no_slot_and_gets_no_keyframe_requests() {
+    // Participant 1 speaks with its camera off: the video slots show the others.
+    let mut sim = Sim::new(4, 2, |_| Some(1));
+    sim.pubs.get_mut(&ParticipantId(1)).unwrap().camera_off = true;
+    sim.run(Duration::from_secs(5));
+    for to in [0, 2, 3] {
+        let ever = &sim.subs[&ParticipantId(to)].ever_shown;
+        let mut cams = ever.iter().filter(|(s, _)| s.kind == TrackKind::Video);
+        assert!(
+            cams.all(|(_, who)| !who.contains(&ParticipantId(1))),
+            "subscriber {to} was shown a camera that sends nothing: {ever:?}"
+        );
+        assert_eq!(sim.video_shown(to).len(), 2, "subscriber {to}");
+    }
+    let video = |k: &SourceKey| k.participant == ParticipantId(1) && k.kind == TrackKind::Video;
+    assert!(!sim.keyframe_requests.iter().any(|(_, k)| video(k)));
+}
+
+#[test]
+fn a_source_that_stops_sending_while_awaited_is_not_asked_any_more() {
+    // Participant 1 speaks, its encoder ignores keyframe requests, then its camera goes off
+    // while a switch to it waits: the requests stop with the wait.
+    let mut sim = Sim::new(3, 1, |_| Some(1));
+    let p = sim.pubs.get_mut(&ParticipantId(1)).unwrap();
+    (p.deaf, p.keyframe_due) = (true, false);
+    sim.run(Duration::from_secs(1));
+    sim.pubs.get_mut(&ParticipantId(1)).unwrap().camera_off = true;
+    sim.run(Duration::from_secs(6));
+    let late: Vec<_> = sim
+        .keyframe_requests
+        .iter()
+        .filter(|(t, k)| k.participant == ParticipantId(1) && *t > sim.t0 + Duration::from_secs(3))
+        .collect();
+    assert!(late.is_empty(), "{late:?}");
+}
+
+#[test]
+fn the_screen_slot_goes_to_the_one_who_shares() {
+    // Everyone has a screen track (as every Android video participant does); only
+    // participant 2 shares. Participant 1 ranks first (join order, nobody speaks).
+    let t0 = Instant::now();
+    let mut fwd = Forwarder::new(SfuConfig::default());
+    let h264 = TrackInfo {
+        codec: crate::media::depacketize::Codec::H264,
+        clock_rate: 90_000,
+        audio_level_ext: None,
+    };
+    let screen_slot = SlotOut {
+        ssrc: 77,
+        payload_type: VIDEO_PT,
+    };
+    for i in 0..3 {
+        fwd.add_participant(t0, ParticipantId(i));
+        fwd.publish(t0, ParticipantId(i), TrackKind::Screen, h264)
+            .unwrap();
+    }
+    let layout = SlotLayout {
+        screen: vec![screen_slot],
+        ..SlotLayout::default()
+    };
+    fwd.subscribe(t0, ParticipantId(0), &layout).unwrap();
+    let slot = SlotId {
+        kind: TrackKind::Screen,
+        index: 0,
+    };
+    let mut shown = None;
+    let mut requests = vec![];
+    for ms in 0..3000u32 {
+        let now = t0 + Duration::from_millis(u64::from(ms));
+        if ms % 100 == 0 {
+            let pkt = rtp(VIDEO_PT, ms as u16, ms * 90, None, &[0x65, 0x88, 0x84]);
+            fwd.handle_rtp(now, ParticipantId(2), TrackKind::Screen, &pkt)
+                .unwrap();
+        }
+        if fwd.poll_timeout().is_some_and(|t| t <= now) {
+            fwd.handle_timeout(now);
+        }
+        while let Some(a) = fwd.poll_action() {
+            match a {
+                SfuAction::SlotMap { slots, .. } => shown = slots.into_iter().find(|s| s.0 == slot),
+                SfuAction::RequestKeyframe(k) => requests.push(k.participant),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(shown, Some((slot, Some(ParticipantId(2)))));
+    assert!(!requests.contains(&ParticipantId(1)), "{requests:?}");
 }
