@@ -234,8 +234,9 @@ impl SfuHub {
         let _ = self.tx.send(Input::Leave(id)).await;
     }
 
-    /// Also sends every published track and its packets to `tap` (the router's own view when
-    /// it takes part in the call). A full tap drops packets; its reassembly asks for keyframes.
+    /// Also sends every published track (those published already first) and its packets to
+    /// `tap` (the router's own view when it takes part in the call), instead of an earlier
+    /// tap. A full tap drops packets; its reassembly asks for keyframes.
     pub async fn tap(&self, tap: mpsc::Sender<Tapped>) {
         let _ = self.tx.send(Input::Tap(tap)).await;
     }
@@ -461,7 +462,22 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
             Some(Input::Stats(reply)) => {
                 let _ = reply.send(fwd.stats());
             }
-            Some(Input::Tap(t)) => tap = Some(t),
+            Some(Input::Tap(t)) => {
+                // A new tap (we joined again) learns the tracks published before it.
+                for (&id, m) in &members {
+                    for (&kind, (track, _)) in &m.tracks {
+                        if let Some(codec) = Codec::from_mime(track.mime_type()) {
+                            let _ = t.try_send(Tapped::Track {
+                                id,
+                                kind,
+                                codec,
+                                clock_rate: track.clock_rate(),
+                            });
+                        }
+                    }
+                }
+                tap = Some(t);
+            }
             Some(Input::Rotation { id, degrees }) => {
                 rotations.insert(id, degrees);
             }

@@ -80,6 +80,9 @@ pub struct MediaSource {
     need_keyframe: Arc<AtomicBool>,
     control: mpsc::Sender<EncoderControl>,
     stats: Arc<MediaStats>,
+    /// Dropped with the source: its feedback task ends (a new source on the same track
+    /// would otherwise compete with it for the track's feedback).
+    _alive: tokio::sync::oneshot::Sender<()>,
 }
 
 impl MediaSource {
@@ -91,12 +94,14 @@ impl MediaSource {
         let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
         let (ctl_tx, ctl_rx) = mpsc::channel(CONTROL_QUEUE);
         let stats = Arc::new(MediaStats::default());
+        let (alive, dropped) = tokio::sync::oneshot::channel();
         tokio::spawn(pump(track.clone(), rx, stats.clone()));
         tokio::spawn(feedback(
             conn.clone(),
             track.clone(),
             ctl_tx.clone(),
             stats.clone(),
+            dropped,
         ));
         let source = Self {
             kind: track.spec().kind,
@@ -105,6 +110,7 @@ impl MediaSource {
             need_keyframe: Arc::new(AtomicBool::new(false)),
             control: ctl_tx,
             stats,
+            _alive: alive,
         };
         (source, ctl_rx)
     }
@@ -191,6 +197,7 @@ async fn feedback(
     track: LocalTrack,
     ctl: mpsc::Sender<EncoderControl>,
     stats: Arc<MediaStats>,
+    mut dropped: tokio::sync::oneshot::Receiver<()>,
 ) {
     let mut remb: Option<u64> = None;
     let mut sent: Option<u64> = None;
@@ -223,6 +230,7 @@ async fn feedback(
                     return;
                 }
             }
+            _ = &mut dropped => return,
         }
         if ctl.is_closed() {
             return;

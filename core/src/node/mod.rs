@@ -47,6 +47,8 @@ mod discovery;
 mod events;
 mod files;
 #[cfg(test)]
+mod group_call_tests;
+#[cfg(test)]
 mod group_delete_tests;
 #[cfg(test)]
 mod group_invitee_tests;

@@ -367,10 +367,18 @@ impl Live {
             id_prefix: new_id_prefix(),
         });
         self.tap_hub();
+        // Routing already: our tracks on the participants' connections carry our media again
+        // (a leave cleared them; those connections stay as they are).
+        if let (Some(hub), Some(shared)) = (&self.call.hub, &self.call.shared) {
+            for (_, _, conn) in hub.conns.values() {
+                shared.add_sources(conn);
+            }
+        }
         Ok(media)
     }
 
-    /// Router side, in the call: the forwarder's input feeds our own view.
+    /// Router side, in the call: the forwarder's input feeds our own view (the hub tells a
+    /// new tap the tracks already published).
     fn tap_hub(&mut self) {
         if let (Some(hub), Some(shared)) = (&self.call.hub, &self.call.shared) {
             let tap = view_as_router(shared, &hub.hub, hub.ids.clone());

@@ -1,0 +1,107 @@
+//! Group calls between real nodes: media through the router's own tracks and its tap of the
+//! forwarder.
+
+use std::time::Duration;
+
+use super::group_live_tests::online_group;
+use super::tests::{server, until};
+use super::*;
+use crate::calls::Kinds;
+use crate::identity::Fingerprint;
+use crate::media::EncodedFrame;
+use crate::media::sfu::TrackKind;
+use crate::transport::MediaKind;
+
+/// Pushes an audio frame every 20 ms until aborted.
+fn speak(media: &GroupCallMedia) -> tokio::task::JoinHandle<()> {
+    let publisher = media.publisher();
+    tokio::spawn(async move {
+        for i in 0u64.. {
+            let frame = EncodedFrame {
+                kind: MediaKind::Audio,
+                pts_us: i * 20_000,
+                keyframe: true,
+                data: bytes::Bytes::from(vec![0xf8, i as u8, 1, 2, 3]),
+                audio_level: Some(30),
+            };
+            publisher.push(TrackKind::Audio, &frame);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+}
+
+/// Waits for `n` audio frames from `from`.
+async fn hears(media: &mut GroupCallMedia, from: Fingerprint, n: usize, what: &str) {
+    let mut got = 0;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while got < n {
+            let f = media.next_frame().await.expect("the call goes on");
+            if f.from == from && f.kind == TrackKind::Audio {
+                got += 1;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: {got} of {n} frames"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_that_leaves_and_joins_again_hears_and_is_heard() {
+    let server = server().await;
+    let (_tmp, gid, nodes) = online_group(&server.url(), 2).await;
+    let r = (0..2).find(|i| nodes[*i].group_routing(&gid)).unwrap();
+    let (router, member) = (&nodes[r], &nodes[1 - r]);
+    let (router_fp, member_fp) = (router.inner.fingerprint, member.inner.fingerprint);
+    let mut at_router = router.group_call_join(&gid, Kinds::AUDIO).await.unwrap();
+    let mut at_member = member.group_call_join(&gid, Kinds::AUDIO).await.unwrap();
+    let (a, b) = (speak(&at_router), speak(&at_member));
+    hears(
+        &mut at_member,
+        router_fp,
+        20,
+        "the member hearing the router",
+    )
+    .await;
+    hears(
+        &mut at_router,
+        member_fp,
+        20,
+        "the router hearing the member",
+    )
+    .await;
+    a.abort();
+
+    router.group_call_leave(&gid).await.unwrap();
+    until(20, "the member seeing the router leave", async || {
+        let roster = member.group_call_roster(&gid).await.unwrap();
+        roster.len() == 1 && roster[0].member == member_fp
+    })
+    .await;
+    // What the router sent before it left is no proof of what follows.
+    while tokio::time::timeout(Duration::from_millis(300), at_member.next_frame())
+        .await
+        .is_ok()
+    {}
+    // Joins again with the same media: the member keeps its connection.
+    let mut at_router = router.group_call_join(&gid, Kinds::AUDIO).await.unwrap();
+    let a = speak(&at_router);
+    hears(
+        &mut at_member,
+        router_fp,
+        20,
+        "the member hearing the router again",
+    )
+    .await;
+    hears(
+        &mut at_router,
+        member_fp,
+        20,
+        "the router hearing the member again",
+    )
+    .await;
+    a.abort();
+    b.abort();
+    for n in nodes {
+        n.stop().await;
+    }
+}
