@@ -105,3 +105,63 @@ async fn a_router_that_leaves_and_joins_again_hears_and_is_heard() {
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_track_of_a_connection_is_announced_even_when_read_late() {
+    // A router's answer carries more tracks than fit the queue of announced ones; the
+    // member reads them only after all have started sending.
+    use crate::transport::{MediaOptions, TrackSpec};
+    const TRACKS: usize = 12;
+    let server = server().await;
+    let (_d1, _d2, a, b) = super::tests::alice_and_bob(&server.url()).await;
+    let mut offers = b.allow_browser_calls(vec![a.peer_id()]);
+    let tracks: Vec<TrackSpec> = (0..TRACKS)
+        .map(|i| TrackSpec {
+            name: format!("t{i}"),
+            kind: MediaKind::Audio,
+            forward: false,
+        })
+        .collect();
+    let opts = MediaOptions {
+        tracks,
+        ..MediaOptions::default()
+    };
+    let sending = a.inner.transport().call(&b.peer_id(), opts).await.unwrap();
+    let inc = tokio::time::timeout(Duration::from_secs(10), offers.recv())
+        .await
+        .expect("offer in time")
+        .expect("offer");
+    let receiving = inc.accept(vec![]).await.unwrap();
+    sending.connected(Duration::from_secs(10)).await.unwrap();
+    let writers: Vec<_> = sending
+        .local_tracks()
+        .iter()
+        .cloned()
+        .map(|t| {
+            tokio::spawn(async move {
+                for i in 0u64.. {
+                    let frame = bytes::Bytes::from(vec![0xf8, i as u8, 1, 2, 3]);
+                    let _ = t.write_frame(frame, Duration::from_millis(20), None).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut names = vec![];
+    while names.len() < TRACKS {
+        let t = tokio::time::timeout(Duration::from_secs(5), receiving.next_remote_track())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {TRACKS} tracks: {names:?}", names.len()))
+            .expect("connection open");
+        names.push(t.track_id().to_owned());
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), TRACKS);
+    for w in writers {
+        w.abort();
+    }
+    a.stop().await;
+    b.stop().await;
+}

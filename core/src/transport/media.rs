@@ -52,8 +52,10 @@ mod local_track;
 pub(super) use local_track::add_local_tracks;
 pub use local_track::{LocalTrack, TrackCounters};
 
-/// Remote tracks announced and not yet taken by [`MediaConnection::next_remote_track`].
-pub const MAX_QUEUED_REMOTE_TRACKS: usize = 8;
+/// Remote tracks announced and not yet taken by [`MediaConnection::next_remote_track`]: a
+/// group call's connection carries up to 27 (8 slots of each kind and the router's own 3).
+/// Beyond this an announcement waits for the application to take one; none is dropped.
+pub const MAX_QUEUED_REMOTE_TRACKS: usize = 32;
 /// Feedback events queued per local track; older ones are dropped when full (a keyframe
 /// request repeated is the same request).
 pub const FEEDBACK_QUEUE: usize = 16;

@@ -360,7 +360,9 @@ impl Task {
         }
     }
 
-    /// The peer of media connection `cid` sends a track: hand it to the connection's handle.
+    /// The peer of media connection `cid` sends a track: hand it to the connection's handle
+    /// (waiting for room: a track lost here would be a slot never delivered). One task per
+    /// track the connection negotiated; it ends with the connection's handle.
     pub(super) fn media_track(&mut self, cid: &str, track: Arc<dyn TrackRemote>) {
         let Some(m) = self.entries.get(cid).and_then(|e| e.media.as_ref()) else {
             return;
@@ -368,8 +370,8 @@ impl Task {
         let tx = m.tracks.clone();
         tokio::spawn(async move {
             let t = RemoteTrack::new(track).await;
-            if tx.try_send(t).is_err() {
-                tracing::debug!("remote track dropped: queue full or connection gone");
+            if tx.send(t).await.is_err() {
+                tracing::debug!("remote track dropped: connection gone");
             }
         });
     }
