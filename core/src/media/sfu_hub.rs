@@ -456,7 +456,8 @@ async fn run(mut fwd: Forwarder, mut rx: mpsc::Receiver<Input>, events: mpsc::Se
                 rotations.remove(&id);
                 if let Some(m) = members.remove(&id) {
                     fwd.remove_participant(now, id);
-                    m.conn.close().await;
+                    // Closing takes a while; forwarding to the others goes on meanwhile.
+                    tokio::spawn(async move { m.conn.close().await });
                 }
             }
             Some(Input::Stats(reply)) => {
