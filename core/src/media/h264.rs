@@ -215,10 +215,11 @@ pub fn sps_size(sps: &[u8]) -> Option<(u32, u32)> {
             for i in 0..if chroma == 3 { 12 } else { 8 } {
                 if b.bit()? == 1 {
                     let size = if i < 6 { 16 } else { 64 };
-                    let (mut last, mut next) = (8i32, 8i32);
+                    let (mut last, mut next) = (8i64, 8i64);
                     for _ in 0..size {
                         if next != 0 {
-                            next = (last + b.se()? + 256) % 256;
+                            // delta_scale is −128..=127 in a valid SPS; any i32 is survived.
+                            next = (last + i64::from(b.se()?)).rem_euclid(256);
                         }
                         last = if next == 0 { last } else { next };
                     }
@@ -243,8 +244,9 @@ pub fn sps_size(sps: &[u8]) -> Option<(u32, u32)> {
     }
     b.ue()?; // max_num_ref_frames
     b.bit()?;
-    let w_mbs = b.ue()? + 1;
-    let h_units = b.ue()? + 1;
+    // Sizes in a malformed SPS can be up to 2^32: every step is checked, none wraps or panics.
+    let w_mbs = b.ue()?.checked_add(1)?;
+    let h_units = b.ue()?.checked_add(1)?;
     let frame_mbs_only = b.bit()?;
     if frame_mbs_only == 0 {
         b.bit()?;
@@ -261,8 +263,11 @@ pub fn sps_size(sps: &[u8]) -> Option<(u32, u32)> {
     };
     let crop_x = if chroma == 0 { 1 } else { sub_w };
     let crop_y = (if chroma == 0 { 1 } else { sub_h }) * (2 - frame_mbs_only);
-    let width = (w_mbs * 16).checked_sub((cl + cr) * crop_x)?;
-    let height = (h_units * 16 * (2 - frame_mbs_only)).checked_sub((ct + cb) * crop_y)?;
+    let crop = |a: u32, b: u32, unit: u32| a.checked_add(b)?.checked_mul(unit);
+    let width = w_mbs.checked_mul(16)?.checked_sub(crop(cl, cr, crop_x)?)?;
+    let height = h_units
+        .checked_mul(16 * (2 - frame_mbs_only))?
+        .checked_sub(crop(ct, cb, crop_y)?)?;
     Some((width, height))
 }
 
@@ -320,5 +325,92 @@ mod tests {
     fn sps_gives_the_picture_size() {
         assert_eq!(sps_size(SPS_320X240), Some((320, 240)));
         assert_eq!(sps_size(&[0x67]), None);
+    }
+
+    /// Writes an SPS's fields bit by bit (Exp-Golomb for `ue`).
+    #[derive(Default)]
+    struct BitWriter(Vec<bool>);
+
+    impl BitWriter {
+        fn bits(&mut self, v: u64, n: u32) -> &mut Self {
+            self.0.extend((0..n).rev().map(|i| (v >> i) & 1 == 1));
+            self
+        }
+        fn ue(&mut self, v: u32) -> &mut Self {
+            let x = u64::from(v) + 1;
+            let len = 64 - x.leading_zeros();
+            self.bits(0, len - 1).bits(x, len)
+        }
+        /// The NAL: header, the bits with emulation prevention, a stop bit.
+        fn bytes(&self) -> Vec<u8> {
+            let mut out = vec![0x67];
+            let mut bits = self.0.clone();
+            bits.push(true);
+            for chunk in bits.chunks(8) {
+                let b = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |acc, (i, &bit)| acc | (u8::from(bit) << (7 - i)));
+                if b <= 3 && out.len() >= 3 && out[out.len() - 2..] == [0, 0] {
+                    out.push(3);
+                }
+                out.push(b);
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn a_malformed_sps_with_huge_fields_is_refused_without_overflow() {
+        // Baseline: width in macroblocks 2^32 - 1 (×16 overflows u32).
+        let mut w = BitWriter::default();
+        w.bits(66, 8)
+            .bits(0, 16)
+            .ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(1)
+            .bits(0, 1);
+        w.ue(u32::MAX - 1).ue(10).bits(1, 1).bits(0, 1).bits(0, 1);
+        assert_eq!(sps_size(&w.bytes()), None);
+        // A sane size with crop offsets whose sum overflows.
+        let mut w = BitWriter::default();
+        w.bits(66, 8)
+            .bits(0, 16)
+            .ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(1)
+            .bits(0, 1);
+        w.ue(19).ue(14).bits(1, 1).bits(0, 1).bits(1, 1);
+        w.ue(u32::MAX - 1).ue(u32::MAX - 1).ue(0).ue(0);
+        assert_eq!(sps_size(&w.bytes()), None);
+        // High profile with a scaling list whose delta overflows i32 arithmetic.
+        let mut w = BitWriter::default();
+        w.bits(100, 8)
+            .bits(0, 16)
+            .ue(0)
+            .ue(1)
+            .ue(0)
+            .ue(0)
+            .bits(0, 1);
+        // The first list's first delta is 2^31 - 1 (8 + it overflows i32), the next ends it.
+        w.bits(1, 1).bits(1, 1).ue(u32::MAX - 2).ue(14);
+        for _ in 0..7 {
+            w.bits(0, 1);
+        }
+        w.ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(1)
+            .bits(0, 1)
+            .ue(19)
+            .ue(14)
+            .bits(1, 1)
+            .bits(0, 1)
+            .bits(0, 1);
+        assert_eq!(sps_size(&w.bytes()), Some((320, 240)));
     }
 }
