@@ -30,6 +30,9 @@ pub const FRAME_QUEUE: usize = 512;
 const CONTROL_QUEUE: usize = 32;
 /// Packets queued for the router's own view.
 const TAP_QUEUE: usize = 2048;
+/// At most one keyframe request reaches the encoder in this interval; requests within it are
+/// merged into one at its end (every connection gets the same keyframe).
+pub(super) const KEYFRAME_MERGE: Duration = Duration::from_millis(500);
 
 /// A frame another participant sent.
 #[derive(Debug, Clone)]
@@ -67,6 +70,8 @@ pub(super) struct Shared {
     router_view: Mutex<Option<RouterView>>,
     /// Where keyframe requests of the application are sent from.
     runtime: tokio::runtime::Handle,
+    /// When the encoder was last asked for a keyframe, and whether a merged request waits.
+    keyframes: Mutex<(Option<tokio::time::Instant>, bool)>,
 }
 
 /// The router's forwarder as its own view reads it.
@@ -106,7 +111,32 @@ impl Shared {
         }
         lock(&self.sources).extend(added);
         // A new receiver starts with a keyframe.
-        let _ = self.controls.try_send(EncoderControl::KeyframeRequest);
+        self.ask_keyframe();
+    }
+
+    /// Asks the encoder for a keyframe now, or, if it was asked less than [`KEYFRAME_MERGE`]
+    /// ago, once when that interval ends (however many connections ask meanwhile).
+    fn ask_keyframe(self: &Arc<Self>) {
+        let now = tokio::time::Instant::now();
+        let mut k = lock(&self.keyframes);
+        match k.0.map(|t| t + KEYFRAME_MERGE).filter(|&at| at > now) {
+            None => {
+                k.0 = Some(now);
+                let _ = self.controls.try_send(EncoderControl::KeyframeRequest);
+            }
+            Some(_) if k.1 => {}
+            Some(at) => {
+                k.1 = true;
+                let me = Arc::downgrade(self);
+                self.runtime.spawn(async move {
+                    tokio::time::sleep_until(at).await;
+                    if let Some(me) = me.upgrade() {
+                        lock(&me.keyframes).1 = false;
+                        me.ask_keyframe();
+                    }
+                });
+            }
+        }
     }
 
     /// Our camera picture's rotation goes on the video packets of every connection that carries it
@@ -180,11 +210,9 @@ impl Shared {
         b.0.remove(id);
     }
 
-    fn control(&self, conn: &str, c: EncoderControl) {
+    fn control(self: &Arc<Self>, conn: &str, c: EncoderControl) {
         match c {
-            EncoderControl::KeyframeRequest => {
-                let _ = self.controls.try_send(c);
-            }
+            EncoderControl::KeyframeRequest => self.ask_keyframe(),
             EncoderControl::TargetBitrate(bps) => {
                 let mut b = lock(&self.bitrates);
                 b.0.insert(conn.to_owned(), bps);
@@ -245,6 +273,7 @@ impl GroupCallMedia {
             uplink_sinks: Mutex::new(vec![]),
             router_view: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
+            keyframes: Mutex::new((None, false)),
         });
         (
             Self {
@@ -500,4 +529,35 @@ pub(super) fn receive_kinds(
 /// Reads and discards a remote track we cannot use, so its packets do not pile up.
 fn drain(track: RemoteTrack) {
     tokio::spawn(async move { while track.recv().await.is_some() {} });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keyframe_requests_reach_the_encoder_merged() {
+        let (mut media, shared) = GroupCallMedia::new(watch::channel(false).0);
+        let asked = |media: &mut GroupCallMedia| {
+            std::iter::from_fn(|| media.try_control())
+                .filter(|c| *c == EncoderControl::KeyframeRequest)
+                .count()
+        };
+        let start = tokio::time::Instant::now();
+        // Eight connections ask at once: one request now, one merged at the interval's end.
+        for _ in 0..8 {
+            shared.control("c", EncoderControl::KeyframeRequest);
+        }
+        assert_eq!(asked(&mut media), 1);
+        tokio::time::sleep_until(start + KEYFRAME_MERGE / 2).await;
+        shared.control("c", EncoderControl::KeyframeRequest);
+        assert_eq!(asked(&mut media), 0);
+        tokio::time::sleep_until(start + KEYFRAME_MERGE + Duration::from_millis(100)).await;
+        assert_eq!(asked(&mut media), 1);
+        tokio::time::sleep_until(start + KEYFRAME_MERGE * 3).await;
+        assert_eq!(asked(&mut media), 0, "nothing more was asked");
+        // Later, a single request goes through at once.
+        shared.control("c", EncoderControl::KeyframeRequest);
+        assert_eq!(asked(&mut media), 1);
+    }
 }
