@@ -119,7 +119,12 @@ fn kind_name(k: TrackKind) -> &'static str {
 pub struct GroupCall {
     publisher: GroupCallPublisher,
     tasks: Vec<AbortHandle>,
+    /// The screen's encoder, once the platform gave it ([`GroupCall::set_screen_encoder`]).
+    screen: ScreenEncoder,
 }
+
+/// Where keyframe requests for our screen go (the join's encoder until one is set).
+type ScreenEncoder = Arc<std::sync::Mutex<Option<Arc<dyn EncoderControlListener>>>>;
 
 #[uniffi::export]
 impl GroupCall {
@@ -166,6 +171,13 @@ impl GroupCall {
         Ok(self.publisher.request_keyframe(fingerprint(&sender)?, k))
     }
 
+    /// Sends keyframe requests for our screen (a subscriber lost its picture, or started to
+    /// show it) to `encoder`, the screen's, instead of the join's encoder: camera and screen
+    /// are then asked apart. Bitrate targets still go to the join's encoder.
+    pub fn set_screen_encoder(&self, encoder: Arc<dyn EncoderControlListener>) {
+        *self.screen.lock().unwrap_or_else(|e| e.into_inner()) = Some(encoder);
+    }
+
     /// Stops delivering frames and encoder requests.
     pub fn stop(&self) {
         for t in &self.tasks {
@@ -202,6 +214,8 @@ impl PeernsNode {
         let (node, gid) = (self.running()?, group_id(&group)?);
         let media =
             on_runtime(async move { node.group_call_join(&gid, kinds.into()).await }).await??;
+        let mut media = media;
+        let screen_ctl = media.screen_controls();
         let (publisher, mut rx, ctl) = media.into_parts();
         let (tx, thread_rx) = std::sync::mpsc::sync_channel::<GroupCallFrame>(FRAME_QUEUE);
         deliver_on_thread("peerns-group-call", thread_rx, move |f| frames.on_frame(f))?;
@@ -217,10 +231,17 @@ impl PeernsNode {
                 });
             }
         });
+        let screen: ScreenEncoder = Arc::default();
+        let screen_control = forward_screen_controls(screen_ctl, screen.clone(), encoder.clone());
         let control = forward_controls(ctl, encoder);
         Ok(Arc::new(GroupCall {
             publisher,
-            tasks: vec![deliver.abort_handle(), control.abort_handle()],
+            tasks: vec![
+                deliver.abort_handle(),
+                control.abort_handle(),
+                screen_control.abort_handle(),
+            ],
+            screen,
         }))
     }
 
@@ -264,4 +285,25 @@ impl PeernsNode {
         let roster = on_runtime(async move { node.group_call_roster(&gid).await }).await??;
         Ok(roster.iter().map(CallParticipant::from).collect())
     }
+}
+
+/// Hands each keyframe request for our screen to the screen's encoder once set, else to
+/// `fallback` (the join's), on the blocking pool, until the requests end.
+fn forward_screen_controls(
+    mut ctl: tokio::sync::mpsc::Receiver<peerns_core::media::track::EncoderControl>,
+    screen: ScreenEncoder,
+    fallback: Arc<dyn EncoderControlListener>,
+) -> tokio::task::JoinHandle<()> {
+    RUNTIME.spawn(async move {
+        while ctl.recv().await.is_some() {
+            let set = screen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let encoder = set.unwrap_or_else(|| fallback.clone());
+            if tokio::task::spawn_blocking(move || encoder.request_keyframe())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
 }

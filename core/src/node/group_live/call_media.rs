@@ -70,8 +70,12 @@ pub(super) struct Shared {
     router_view: Mutex<Option<RouterView>>,
     /// Where keyframe requests of the application are sent from.
     runtime: tokio::runtime::Handle,
-    /// When the encoder was last asked for a keyframe, and whether a merged request waits.
-    keyframes: Mutex<(Option<tokio::time::Instant>, bool)>,
+    /// Per encoder (camera, screen): when it was last asked for a keyframe, and whether a
+    /// merged request waits.
+    keyframes: Mutex<[(Option<tokio::time::Instant>, bool); 2]>,
+    /// Where keyframe requests for our screen go, once the application takes them
+    /// ([`GroupCallMedia::screen_controls`]); until then, with the camera's.
+    screen_controls: Mutex<Option<mpsc::Sender<EncoderControl>>>,
 }
 
 /// The router's forwarder as its own view reads it.
@@ -105,24 +109,35 @@ impl Shared {
             tokio::spawn(async move {
                 while let Some(c) = ctl.recv().await {
                     let Some(me) = me.upgrade() else { return };
-                    me.control(&cid, c);
+                    me.control(&cid, kind, c);
                 }
             });
         }
+        let screen = added.iter().any(|(_, k, _)| *k == TrackKind::Screen);
         lock(&self.sources).extend(added);
         // A new receiver starts with a keyframe.
-        self.ask_keyframe();
+        self.ask_keyframe(false);
+        if screen {
+            self.ask_keyframe(true);
+        }
     }
 
-    /// Asks the encoder for a keyframe now, or, if it was asked less than [`KEYFRAME_MERGE`]
-    /// ago, once when that interval ends (however many connections ask meanwhile).
-    fn ask_keyframe(self: &Arc<Self>) {
+    /// Asks the camera's encoder (the screen's if `screen` and the application took its
+    /// requests) for a keyframe now, or, if it was asked less than [`KEYFRAME_MERGE`] ago,
+    /// once when that interval ends (however many connections ask meanwhile).
+    fn ask_keyframe(self: &Arc<Self>, screen: bool) {
         let now = tokio::time::Instant::now();
-        let mut k = lock(&self.keyframes);
+        let to = match lock(&self.screen_controls).as_ref().filter(|_| screen) {
+            Some(tx) => tx.clone(),
+            None => self.controls.clone(),
+        };
+        let screen = !to.same_channel(&self.controls);
+        let mut gates = lock(&self.keyframes);
+        let k = &mut gates[usize::from(screen)];
         match k.0.map(|t| t + KEYFRAME_MERGE).filter(|&at| at > now) {
             None => {
                 k.0 = Some(now);
-                let _ = self.controls.try_send(EncoderControl::KeyframeRequest);
+                let _ = to.try_send(EncoderControl::KeyframeRequest);
             }
             Some(_) if k.1 => {}
             Some(at) => {
@@ -131,8 +146,8 @@ impl Shared {
                 self.runtime.spawn(async move {
                     tokio::time::sleep_until(at).await;
                     if let Some(me) = me.upgrade() {
-                        lock(&me.keyframes).1 = false;
-                        me.ask_keyframe();
+                        lock(&me.keyframes)[usize::from(screen)].1 = false;
+                        me.ask_keyframe(screen);
                     }
                 });
             }
@@ -210,9 +225,9 @@ impl Shared {
         b.0.remove(id);
     }
 
-    fn control(self: &Arc<Self>, conn: &str, c: EncoderControl) {
+    fn control(self: &Arc<Self>, conn: &str, kind: TrackKind, c: EncoderControl) {
         match c {
-            EncoderControl::KeyframeRequest => self.ask_keyframe(),
+            EncoderControl::KeyframeRequest => self.ask_keyframe(kind == TrackKind::Screen),
             EncoderControl::TargetBitrate(bps) => {
                 let mut b = lock(&self.bitrates);
                 b.0.insert(conn.to_owned(), bps);
@@ -273,7 +288,8 @@ impl GroupCallMedia {
             uplink_sinks: Mutex::new(vec![]),
             router_view: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
-            keyframes: Mutex::new((None, false)),
+            keyframes: Mutex::new([(None, false); 2]),
+            screen_controls: Mutex::new(None),
         });
         (
             Self {
@@ -309,6 +325,14 @@ impl GroupCallMedia {
     /// An encoder request if one is waiting.
     pub fn try_control(&mut self) -> Option<EncoderControl> {
         self.controls.try_recv().ok()
+    }
+
+    /// From now on, keyframe requests for our screen's encoder come here rather than with the
+    /// camera's ([`GroupCallMedia::next_control`]); a later call replaces the receiver.
+    pub fn screen_controls(&mut self) -> mpsc::Receiver<EncoderControl> {
+        let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+        *lock(&self.shared.screen_controls) = Some(tx);
+        rx
     }
 
     /// Received frames dropped because the application did not take them in time.
@@ -546,18 +570,39 @@ mod tests {
         let start = tokio::time::Instant::now();
         // Eight connections ask at once: one request now, one merged at the interval's end.
         for _ in 0..8 {
-            shared.control("c", EncoderControl::KeyframeRequest);
+            shared.control("c", TrackKind::Video, EncoderControl::KeyframeRequest);
         }
         assert_eq!(asked(&mut media), 1);
         tokio::time::sleep_until(start + KEYFRAME_MERGE / 2).await;
-        shared.control("c", EncoderControl::KeyframeRequest);
+        shared.control("c", TrackKind::Video, EncoderControl::KeyframeRequest);
         assert_eq!(asked(&mut media), 0);
         tokio::time::sleep_until(start + KEYFRAME_MERGE + Duration::from_millis(100)).await;
         assert_eq!(asked(&mut media), 1);
         tokio::time::sleep_until(start + KEYFRAME_MERGE * 3).await;
         assert_eq!(asked(&mut media), 0, "nothing more was asked");
         // Later, a single request goes through at once.
-        shared.control("c", EncoderControl::KeyframeRequest);
+        shared.control("c", TrackKind::Video, EncoderControl::KeyframeRequest);
         assert_eq!(asked(&mut media), 1);
+    }
+
+    #[tokio::test]
+    async fn keyframe_requests_for_the_screen_reach_its_encoder_once_taken() {
+        let (mut media, shared) = GroupCallMedia::new(watch::channel(false).0);
+        let screen = TrackKind::Screen;
+        // Not taken: with the camera's (merged with them).
+        shared.control("c", screen, EncoderControl::KeyframeRequest);
+        assert_eq!(media.try_control(), Some(EncoderControl::KeyframeRequest));
+        let mut screen_rx = media.screen_controls();
+        shared.control("c", screen, EncoderControl::KeyframeRequest);
+        assert_eq!(
+            screen_rx.try_recv().ok(),
+            Some(EncoderControl::KeyframeRequest)
+        );
+        assert_eq!(media.try_control(), None, "the camera is not asked");
+        // The camera's own requests stay apart (its gate is not the screen's).
+        tokio::time::sleep(KEYFRAME_MERGE).await;
+        shared.control("c", TrackKind::Video, EncoderControl::KeyframeRequest);
+        assert_eq!(media.try_control(), Some(EncoderControl::KeyframeRequest));
+        assert!(screen_rx.try_recv().is_err());
     }
 }
