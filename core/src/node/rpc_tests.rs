@@ -189,8 +189,14 @@ async fn rpc_needs_full_access_a_grant_and_a_fresh_request_signed_for_this_sessi
         .await
         .unwrap();
     assert_eq!(r.outcome.unwrap()["messages"], json!([]));
+    // A time past i64 passes `since >= T` but must not wrap to "everything" (-1).
+    let r = a
+        .rpc_call(&fb, "db.messages", json!({"since": u64::MAX}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 400, "{r:?}");
     let log = b.inner.db(|c| rpc_store::audit_log(c, 100)).await.unwrap();
-    assert_eq!(log.len(), n + 3);
+    assert_eq!(log.len(), n + 4);
 
     // Known (level 1): the request never reaches the RPC layer (no answer, nothing logged).
     b.set_trust(&fa, Trust::Known).await.unwrap();

@@ -143,6 +143,10 @@ impl Call {
             }
             "db.messages" => {
                 let since = p.u64_or("since", None)?;
+                // Times are stored as i64: a larger `since` would wrap in the query.
+                if since > i64::MAX as u64 {
+                    return Err(RpcError::bad("params.since is too large"));
+                }
                 let limit = p.u64_or("limit", Some(MAX_MESSAGES as u64))?;
                 Call::DbMessages(since, limit.min(MAX_MESSAGES as u64) as usize)
             }
@@ -338,6 +342,12 @@ mod tests {
             400
         );
         assert_eq!(err("db.messages", json!({"since": -1})), 400);
+        assert_eq!(err("db.messages", json!({"since": u64::MAX})), 400);
+        assert_eq!(err("db.messages", json!({"since": 1u64 << 63})), 400);
+        assert!(matches!(
+            ok("db.messages", json!({"since": i64::MAX})),
+            Call::DbMessages(s, _) if s == i64::MAX as u64
+        ));
         assert_eq!(err("sys.status", json!({"what": "cpu"})), 400);
         assert_eq!(err("media.stream", json!({"facing": "back"})), 400);
     }

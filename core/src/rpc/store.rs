@@ -213,12 +213,16 @@ pub fn messages_after(
     after_ms: u64,
     limit: usize,
 ) -> Result<Vec<SyncedMessage>, StoreError> {
+    // Stored times are i64: nothing is after a larger one (`as` would wrap to -1: everything).
+    let Ok(after) = i64::try_from(after_ms) else {
+        return Ok(vec![]);
+    };
     let mut st = conn.prepare(
         "SELECT conv, outgoing, seq, sent_ms, body FROM messages
          WHERE sent_ms > ?1 AND kind = 1 AND deleted = 0
          ORDER BY sent_ms, conv, outgoing, seq LIMIT ?2",
     )?;
-    let rows = st.query_map(params![after_ms as i64, limit as i64], |r| {
+    let rows = st.query_map(params![after, limit as i64], |r| {
         Ok(SyncedMessage {
             conversation: r.get(0)?,
             outgoing: r.get::<_, i64>(1)? == 1,
@@ -304,6 +308,23 @@ mod tests {
                 let last = audit_log(c, 2)?;
                 assert_eq!(last[1].id, (MAX_AUDIT + 4).to_string());
                 assert_eq!(last[0].id, (MAX_AUDIT + 3).to_string());
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn messages_after_a_time_past_i64_are_none() {
+        let (_d, store, fp) = store_with(Trust::FullAccess);
+        store
+            .with_conn(|c| {
+                let me = Identity::generate().fingerprint();
+                let kind = crate::chat::wire::OpKind::Text;
+                crate::chat::store::enqueue(c, &me, &fp, kind, None, b"hi", 5000).unwrap();
+                assert_eq!(messages_after(c, 4999, 10)?.len(), 1);
+                assert!(messages_after(c, 5000, 10)?.is_empty());
+                assert!(messages_after(c, i64::MAX as u64, 10)?.is_empty());
+                assert!(messages_after(c, u64::MAX, 10)?.is_empty());
                 Ok(())
             })
             .unwrap();
