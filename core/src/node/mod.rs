@@ -76,6 +76,8 @@ mod rpc_alert;
 mod rpc_backup;
 #[cfg(test)]
 mod rpc_tests;
+#[cfg(test)]
+mod rpc_grant_tests;
 mod rpc_upload;
 #[cfg(test)]
 mod stadium_tests;

@@ -22,7 +22,7 @@ use crate::identity::Fingerprint;
 use crate::rpc::RpcError;
 use crate::rpc::fs::Roots;
 use crate::rpc::guard::{Guard, GuardConfig};
-use crate::rpc::scope::Facing;
+use crate::rpc::scope::{Facing, Reach};
 use crate::rpc::server::{self, Call};
 use crate::rpc::store::{self as rpc_store, AuditEntry};
 use crate::rpc::wire::{Request, Response};
@@ -243,12 +243,13 @@ impl Inner {
             Ok(s) => s,
             Err(e) => return (target, Err(RpcError::internal(e.to_string()))),
         };
-        if !call.allowed_by(&scopes) {
+        let reach = call.reach(&scopes);
+        if reach == Reach::None {
             return (target, Err(RpcError::denied("scope denied")));
         }
         (
             target,
-            Inner::run_call(this, link, &serving, call, &req.id).await,
+            Inner::run_call(this, link, &serving, call, reach, &req.id).await,
         )
     }
 
@@ -257,6 +258,7 @@ impl Inner {
         link: &Arc<Link>,
         serving: &Arc<Serving>,
         call: Call,
+        reach: Reach,
         id: &str,
     ) -> Result<Value, RpcError> {
         match call {
@@ -296,7 +298,7 @@ impl Inner {
                 let roots = serving.clone();
                 tokio::task::spawn_blocking(move || {
                     fs_call
-                        .run_fs(&roots.roots)
+                        .run_fs(&roots.roots, reach)
                         .unwrap_or_else(|| Err(RpcError::internal("not a file call")))
                 })
                 .await

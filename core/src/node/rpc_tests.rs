@@ -11,10 +11,10 @@ use super::*;
 use crate::rpc::store as rpc_store;
 use crate::rpc::wire::Request;
 
-const WAIT: Duration = Duration::from_secs(10);
+pub(super) const WAIT: Duration = Duration::from_secs(10);
 
 /// `owner` grants contact `to` (hex fingerprint) the scope `scope`, as stored by a grant.
-async fn grant(owner: &Node, to: &str, scope: &str) {
+pub(super) async fn grant(owner: &Node, to: &str, scope: &str) {
     let (fp, s) = (
         parse_fp(to).unwrap(),
         crate::rpc::scope::Scope::parse(scope).unwrap(),
@@ -44,7 +44,7 @@ async fn incoming_served(a: &Node, b: &Node, quota: Option<u64>) -> tempfile::Te
     root
 }
 
-fn code(r: &crate::rpc::wire::Response) -> u16 {
+pub(super) fn code(r: &crate::rpc::wire::Response) -> u16 {
     r.outcome.as_ref().map_or_else(|e| e.code, |_| 200)
 }
 

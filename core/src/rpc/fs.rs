@@ -224,6 +224,17 @@ impl Roots {
         })
     }
 
+    /// `fs.stat` of a path a grant reaches only as a folder on the way: a file there is 403
+    /// (not even its size), a folder or nothing is told as [`Self::stat`] tells it.
+    pub fn stat_folder(&self, p: &RpcPath) -> Result<Value, RpcError> {
+        if let Ok(path) = self.walk(p, false)
+            && matches!(kind_of(&path)?, Kind::File(_))
+        {
+            return Err(RpcError::denied("scope denied (not a folder on the way)"));
+        }
+        self.stat(p, false)
+    }
+
     /// `fs.read`: up to [`MAX_CHUNK`] bytes from `offset`.
     pub fn read(&self, p: &RpcPath, offset: u64, length: usize) -> Result<Value, RpcError> {
         let path = self.walk(p, false)?;

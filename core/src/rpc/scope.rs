@@ -109,6 +109,17 @@ pub enum Scope {
     SysStatus(Option<SysItem>),
 }
 
+/// How much of a request the grants allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reach {
+    /// Nothing.
+    None,
+    /// Only if the target is a folder (on the way to what a glob matches): list or stat it.
+    Folder,
+    /// The request, whatever its target.
+    Full,
+}
+
 /// What a request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Need<'a> {
@@ -195,16 +206,35 @@ impl Scope {
         }
     }
 
-    /// Whether this scope allows `need`.
+    /// Whether this scope allows `need` whatever its target is.
     pub fn allows(&self, need: &Need<'_>) -> bool {
+        self.reach(need) == Reach::Full
+    }
+
+    /// How far this scope lets `need` reach: a folder on the way to what an `fs:read|list`
+    /// glob matches may be listed and stated ([`Reach::Folder`]), nothing else there.
+    pub fn reach(&self, need: &Need<'_>) -> Reach {
+        let full = |ok: bool| if ok { Reach::Full } else { Reach::None };
+        match (self, need) {
+            (Scope::Fs { action, glob }, Need::FsList(p) | Need::FsStat(p))
+                if matches!(action, FsAction::Read | FsAction::List)
+                    && !glob_match(glob, p.segments())
+                    && is_prefix_dir(glob, p.segments()) =>
+            {
+                Reach::Folder
+            }
+            _ => full(self.allows_target(need)),
+        }
+    }
+
+    /// Whether the glob (or the scope) itself covers `need`'s target.
+    fn allows_target(&self, need: &Need<'_>) -> bool {
         match (self, need) {
             (Scope::Fs { action, glob }, Need::FsRead(p)) => {
                 *action == FsAction::Read && glob_match(glob, p.segments())
             }
             (Scope::Fs { action, glob }, Need::FsList(p) | Need::FsStat(p)) => match action {
-                FsAction::Read | FsAction::List => {
-                    glob_match(glob, p.segments()) || is_prefix_dir(glob, p.segments())
-                }
+                FsAction::Read | FsAction::List => glob_match(glob, p.segments()),
                 FsAction::Write => {
                     matches!(need, Need::FsStat(_)) && glob_match(glob, p.segments())
                 }
@@ -245,8 +275,9 @@ impl fmt::Display for Scope {
     }
 }
 
-/// Whether `path` is a folder above something the glob can match (so it may be listed to
-/// reach it): every segment of `path` matches the glob's leading segments.
+/// Whether `path` may be a folder above something the glob can match (so it may be listed
+/// to reach it): every segment of `path` matches the glob's leading segments (anything under
+/// a `**`). Only for folders: the caller checks the target is one ([`Reach::Folder`]).
 fn is_prefix_dir(glob: &[String], path: &[String]) -> bool {
     let mut gi = 0;
     for seg in path {
@@ -353,11 +384,23 @@ mod tests {
             // Read never grants write.
             assert!(!read.allows(&Need::FsWrite(&p(path))), "{path}");
         }
-        // Folders on the way may be listed, not read.
-        assert!(read.allows(&Need::FsList(&p("/public"))));
-        assert!(read.allows(&Need::FsList(&p("/public/photos"))));
-        assert!(!read.allows(&Need::FsList(&p("/incoming"))));
-        assert!(!read.allows(&Need::FsRead(&p("/public"))));
+        // Folders on the way may be listed and stated as folders only, not read.
+        for (need, reach) in [
+            (Need::FsList(&p("/public")), Reach::Folder),
+            (Need::FsStat(&p("/public/photos")), Reach::Folder),
+            (Need::FsList(&p("/incoming")), Reach::None),
+            (Need::FsRead(&p("/public")), Reach::None),
+            (Need::FsStat(&p("/public/photos/a.jpg")), Reach::Full),
+        ] {
+            assert_eq!(read.reach(&need), reach, "{need:?}");
+        }
+        // After `**`, any folder may be on the way, but no file is covered but by the glob.
+        let deep = Scope::parse("fs:read:/public/**/keep.txt").unwrap();
+        let secret = p("/public/a/b/secret.txt");
+        assert_eq!(deep.reach(&Need::FsStat(&secret)), Reach::Folder);
+        assert!(!deep.allows(&Need::FsStat(&secret)));
+        assert!(!deep.allows(&Need::FsRead(&secret)));
+        assert!(deep.allows(&Need::FsStat(&p("/public/a/b/keep.txt"))));
 
         let write = Scope::parse("fs:write:/incoming/**").unwrap();
         assert!(write.allows(&Need::FsWrite(&p("/incoming/a"))));

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::RpcError;
 use super::fs::{MAX_CHUNK, Roots};
 use super::path::RpcPath;
-use super::scope::{Facing, Need, Scope, SysItem};
+use super::scope::{Facing, Need, Reach, Scope, SysItem};
 use super::upload::UploadSpec;
 
 /// Most messages one `db.messages` returns.
@@ -198,16 +198,21 @@ impl Call {
         }
     }
 
-    /// Whether any of `scopes` allows the call.
-    pub fn allowed_by(&self, scopes: &[Scope]) -> bool {
+    /// How far `scopes` let the call reach (the most any of them allows).
+    pub fn reach(&self, scopes: &[Scope]) -> Reach {
         let need = self.need();
-        scopes.iter().any(|s| s.allows(&need))
+        scopes
+            .iter()
+            .map(|s| s.reach(&need))
+            .max()
+            .unwrap_or(Reach::None)
     }
 
-    /// Runs a file-system call (blocking); `None` for other calls.
-    pub fn run_fs(&self, roots: &Roots) -> Option<Result<Value, RpcError>> {
+    /// Runs a file-system call (blocking) as far as `reach` allows; `None` for other calls.
+    pub fn run_fs(&self, roots: &Roots, reach: Reach) -> Option<Result<Value, RpcError>> {
         Some(match self {
             Call::FsList(p) => roots.list(p),
+            Call::FsStat(p, _) if reach == Reach::Folder => roots.stat_folder(p),
             Call::FsStat(p, hash) => roots.stat(p, *hash),
             Call::FsRead(p, offset, len) => roots.read(p, *offset, *len),
             Call::FsWrite {
@@ -359,18 +364,19 @@ mod tests {
             Scope::parse("sys:status:battery").unwrap(),
         ];
         let c = |m: &str, v: Value| Call::parse(m, &v).unwrap();
-        assert!(c("fs.write", json!({"path": "/incoming/a", "data_b64": ""})).allowed_by(&scopes));
-        assert!(c("fs.stat", json!({"path": "/incoming/a"})).allowed_by(&scopes));
-        assert!(!c("fs.read", json!({"path": "/incoming/a"})).allowed_by(&scopes));
+        let full = |c: Call| c.reach(&scopes) == Reach::Full;
+        assert!(full(c("fs.write", json!({"path": "/incoming/a", "data_b64": ""}))));
+        assert!(full(c("fs.stat", json!({"path": "/incoming/a"}))));
+        assert!(!full(c("fs.read", json!({"path": "/incoming/a"}))));
         let up = json!({"path": "/incoming/a", "total": 1, "blake3": "00".repeat(32)});
-        assert!(c("fs.upload", up).allowed_by(&scopes));
+        assert!(full(c("fs.upload", up)));
         let up = json!({"path": "/public/a", "total": 1, "blake3": "00".repeat(32)});
-        assert!(!c("fs.upload", up).allowed_by(&scopes));
-        assert!(!c("fs.list", json!({"path": "/incoming"})).allowed_by(&scopes));
-        assert!(c("sys.status", json!({"what": "battery"})).allowed_by(&scopes));
-        assert!(!c("sys.status", json!({"what": "storage"})).allowed_by(&scopes));
-        assert!(!c("media.stream", json!({"facing": "user"})).allowed_by(&scopes));
-        assert!(!c("db.messages", json!({"since": 0})).allowed_by(&scopes));
+        assert!(!full(c("fs.upload", up)));
+        assert!(!full(c("fs.list", json!({"path": "/incoming"}))));
+        assert!(full(c("sys.status", json!({"what": "battery"}))));
+        assert!(!full(c("sys.status", json!({"what": "storage"}))));
+        assert!(!full(c("media.stream", json!({"facing": "user"}))));
+        assert!(!full(c("db.messages", json!({"since": 0}))));
         assert_eq!(
             c("db.messages", json!({"since": 5})).target(),
             "messages:timestamp>5"
