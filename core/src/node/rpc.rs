@@ -371,20 +371,31 @@ impl Node {
         method: &str,
         params: Value,
     ) -> Result<Request, NodeError> {
+        let link = self.rpc_link(fingerprint).await?;
+        Ok(self.sign_for(&link, method, params))
+    }
+
+    /// The link to contact `fingerprint` (dialled if needed), if it speaks RPC.
+    pub(super) async fn rpc_link(&self, fingerprint: &str) -> Result<Arc<Link>, NodeError> {
         let fp = parse_fp(fingerprint)?;
         let link = Inner::dial_contact(&self.inner, &fp).await?;
         if link.features & FEATURE_RPC == 0 {
             return Err(NodeError::NotAllowed(format!("{fp} does not speak RPC")));
         }
+        Ok(link)
+    }
+
+    /// Signs a request for `link`'s session (the server checks it on that session only).
+    fn sign_for(&self, link: &Link, method: &str, params: Value) -> Request {
         let id = crate::crypto::random_hex(12);
-        Ok(Request::sign(
+        Request::sign(
             &self.inner.identity,
             &link.binding,
             method,
             params,
             &id,
             unix_ms(),
-        ))
+        )
     }
 
     /// Sends a signed request on the link to `fingerprint` without waiting: the answer comes
@@ -434,15 +445,22 @@ impl Node {
         timeout: Duration,
     ) -> Result<Response, NodeError> {
         let rx = self.rpc_start(fingerprint, req).await?;
+        self.rpc_wait(rx, req, timeout).await
+    }
+
+    /// Waits up to `timeout` for the answer to `req`.
+    async fn rpc_wait(
+        &self,
+        rx: oneshot::Receiver<Response>,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, NodeError> {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(_)) => Err(NodeError::Stopped),
             Err(_) => {
                 lock(&self.inner.rpc.pending).remove(&req.id);
-                Err(NodeError::Timeout(format!(
-                    "RPC {} to {fingerprint}",
-                    req.method
-                )))
+                Err(NodeError::Timeout(format!("RPC {} ({})", req.method, req.id)))
             }
         }
     }
@@ -491,7 +509,9 @@ impl Node {
         Ok(call)
     }
 
-    /// Signs and sends `method(params)` to `fingerprint`; returns the `RPC_RES` answer.
+    /// Signs and sends `method(params)` to `fingerprint`; returns the `RPC_RES` answer. Signed
+    /// and sent on one link: a newer link in between would not verify a request signed for
+    /// the older one's session (403).
     pub async fn rpc_call(
         &self,
         fingerprint: &str,
@@ -499,8 +519,10 @@ impl Node {
         params: Value,
         timeout: Duration,
     ) -> Result<Response, NodeError> {
-        let req = self.rpc_sign(fingerprint, method, params).await?;
-        self.rpc_send(fingerprint, &req, timeout).await
+        let link = self.rpc_link(fingerprint).await?;
+        let req = self.sign_for(&link, method, params);
+        let rx = self.rpc_start_on(&link, &req).await?;
+        self.rpc_wait(rx, &req, timeout).await
     }
 }
 

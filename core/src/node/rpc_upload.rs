@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::link::Link;
 use super::local_file::LocalFile;
 use super::rpc::Serving;
-use super::{Inner, Node, NodeError, lock, parse_fp, unix_ms};
+use super::{Inner, Node, NodeError, lock, unix_ms};
 use crate::chat::wire::Frame;
 use crate::contacts::Trust;
 use crate::rpc::RpcError;
@@ -23,7 +23,6 @@ use crate::rpc::scope::Need;
 use crate::rpc::store::{self as rpc_store, AuditEntry};
 use crate::rpc::upload::{CHUNK, CODE_CONTINUE, CODE_DONE, Progress, Upload, UploadSpec};
 use crate::rpc::wire::Request;
-use crate::session::FEATURE_RPC;
 
 /// Bytes sent ahead of the server's last acknowledgement.
 const WINDOW: u64 = 8 << 20;
@@ -207,11 +206,7 @@ impl Node {
         blake3: [u8; 32],
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<(), NodeError> {
-        let fp = parse_fp(fingerprint)?;
-        let link = Inner::dial_contact(&self.inner, &fp).await?;
-        if link.features & FEATURE_RPC == 0 {
-            return Err(NodeError::NotAllowed(format!("{fp} does not speak RPC")));
-        }
+        let link = self.rpc_link(fingerprint).await?;
         let params = json!({"path": remote, "total": size, "offset": offset,
                             "blake3": hex::encode(blake3), "overwrite": true});
         let id = crate::crypto::random_hex(12);
