@@ -175,7 +175,8 @@ impl Node {
         self.inner.db(|c| contacts::list(c)).await
     }
 
-    /// Sets a contact's trust level; blocking closes its links at once.
+    /// Sets a contact's trust level; blocking closes its links at once, and below Full Access
+    /// the monitor's stream to it ends.
     /// Blocking also works on someone who only sent a request: the request becomes a blocked
     /// contact, so that key is refused at the handshake from then on.
     pub async fn set_trust(&self, fingerprint: &str, trust: Trust) -> Result<(), NodeError> {
@@ -206,6 +207,8 @@ impl Node {
         self.inner
             .presence_trust_changed(fp, before, Some(trust))
             .await;
+        // Below Full Access, the monitor stops streaming to it at once.
+        Inner::end_stream_if_revoked(&self.inner).await;
         Ok(())
     }
 
@@ -231,6 +234,7 @@ impl Node {
         self.inner.db(move |c| contacts::remove(c, &fp)).await?;
         self.inner.end_transfers_with(fp).await;
         self.inner.presence_trust_changed(fp, before, None).await;
+        Inner::end_stream_if_revoked(&self.inner).await;
         Ok(())
     }
 }

@@ -74,6 +74,7 @@ mod room_tests;
 mod rpc;
 mod rpc_alert;
 mod rpc_backup;
+mod rpc_monitor;
 #[cfg(test)]
 mod rpc_tests;
 #[cfg(test)]

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::calls::Watched;
+use super::rpc_monitor::Streaming;
 use super::link::Link;
 use super::{Inner, Node, NodeError, NodeEvent, lock, parse_fp, unix_ms};
 use crate::calls::{Input, Kinds};
@@ -57,6 +58,8 @@ pub(crate) struct NodeRpc {
     pub(super) armed: Mutex<Option<(Facing, mpsc::UnboundedSender<Fingerprint>)>>,
     /// The viewer whose stream's call the armed task is placing (before it is the active call).
     placing: Mutex<Option<Fingerprint>>,
+    /// The call the armed camera streams into, once placed.
+    pub(super) streaming: Mutex<Option<super::rpc_monitor::Streaming>>,
     /// The armed camera's sound alert, when on.
     pub(super) sound: Mutex<Option<crate::rpc::alert::SoundAlert>>,
     /// When each contact's last sound alert was taken.
@@ -115,6 +118,7 @@ impl Default for NodeRpc {
             serving: Mutex::new(None),
             armed: Mutex::new(None),
             placing: Mutex::new(None),
+            streaming: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             audit_subs: Mutex::new(vec![]),
             uploads: Mutex::new(HashMap::new()),
@@ -562,6 +566,14 @@ async fn place_streams(
             }
             // The app feeds the camera into it: the core does not capture.
             Ok(call) => {
+                if let Ok(id) = super::calls::parse_call(&call) {
+                    let s = Streaming {
+                        call: id,
+                        viewer: fp,
+                        facing,
+                    };
+                    Inner::monitor_streaming(&node.inner, s).await;
+                }
                 node.inner.emit(NodeEvent::MonitorStream {
                     call,
                     fingerprint: hex,
@@ -662,14 +674,18 @@ impl Node {
                     .map_err(|e| NodeError::InvalidInput(format!("{s}: {}", e.message)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.inner
+        let n = self
+            .inner
             .db(move |c| {
                 let list = (!parsed.is_empty()).then_some(parsed.as_slice());
                 rpc_store::revoke(c, &fp, list)
                     .map(|n| n as u64)
                     .map_err(|e| NodeError::NotAllowed(e.to_string()))
             })
-            .await
+            .await?;
+        // A camera no longer granted stops streaming to it at once.
+        Inner::end_stream_if_revoked(&self.inner).await;
+        Ok(n)
     }
 
     /// Every grant, by contact.

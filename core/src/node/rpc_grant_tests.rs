@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::rpc_tests::{WAIT, code, grant};
-use super::tests::{alice_and_bob, befriend, server};
+use super::tests::{alice_and_bob, befriend, server, until};
 use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,6 +52,44 @@ async fn folders_on_the_way_to_a_glob_are_listed_and_stated_but_not_their_files(
     ] {
         let r = call(m, p).await;
         assert_eq!(code(&r), 403, "{m} {p}: {r:?}");
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_stops_streaming_to_a_viewer_that_loses_trust_its_grant_or_the_contact() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    b.rpc_serve(ServeConfig::default()).unwrap();
+    b.rpc_arm_camera(Some("environment")).unwrap();
+    let cam = "media:stream:camera:environment";
+    let no_calls = async || a.active_call().is_none() && b.active_call().is_none();
+    // Each way of taking the right away, in turn: the stream's call ends on both sides.
+    for how in ["trust", "grant", "contact"] {
+        b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+        grant(&b, &fa, cam).await;
+        let call = a.rpc_watch(&fb, "environment", WAIT).await.unwrap();
+        let streaming = async || lock(&b.inner.rpc.streaming).is_some();
+        until(10, "the monitor knows its stream", streaming).await;
+        assert_eq!(b.active_call().unwrap().call, call);
+        match how {
+            "trust" => b.set_trust(&fa, Trust::Trusted).await.unwrap(),
+            "grant" => {
+                // Another scope going leaves the stream on.
+                grant(&b, &fa, "sys:status:battery").await;
+                b.rpc_revoke(&fa, &["sys:status:battery".into()])
+                    .await
+                    .unwrap();
+                assert_eq!(b.active_call().unwrap().call, call);
+                b.rpc_revoke(&fa, &[cam.into()]).await.unwrap();
+            }
+            _ => b.remove_contact(&fa).await.unwrap(),
+        }
+        until(10, &format!("the stream ended ({how})"), no_calls).await;
+        assert!(lock(&b.inner.rpc.streaming).is_none());
     }
     a.stop().await;
     b.stop().await;
