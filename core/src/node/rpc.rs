@@ -64,6 +64,8 @@ pub(crate) struct NodeRpc {
     pub(super) sound: Mutex<Option<crate::rpc::alert::SoundAlert>>,
     /// When each contact's last sound alert was taken.
     pub(super) alerts_in: Mutex<HashMap<Fingerprint, u64>>,
+    /// The monitors whose camera we asked for (oldest first), once read from the store.
+    pub(super) watched: Mutex<Option<Vec<Fingerprint>>>,
     /// The sound alerts taken since the node started, oldest first (at most
     /// [`super::rpc_alert::RECENT_ALERTS`]).
     pub(super) alerts_seen: Mutex<std::collections::VecDeque<super::rpc_alert::MonitorAlertSeen>>,
@@ -124,6 +126,7 @@ impl Default for NodeRpc {
             uploads: Mutex::new(HashMap::new()),
             sound: Mutex::new(None),
             alerts_in: Mutex::new(HashMap::new()),
+            watched: Mutex::new(None),
             alerts_seen: Mutex::new(std::collections::VecDeque::new()),
         }
     }
@@ -131,7 +134,8 @@ impl Default for NodeRpc {
 
 impl Inner {
     /// An RPC frame from `link` (tags 50–54). Trusted contacts get 403 for every request;
-    /// Known ones and strangers never reach the RPC layer (the session's usual refusals).
+    /// Known ones and strangers never reach the RPC layer (the session's usual refusals), nor
+    /// are their sound alerts taken.
     pub(crate) async fn on_rpc_frame(
         this: &Arc<Inner>,
         link: &Arc<Link>,
@@ -154,7 +158,7 @@ impl Inner {
                 code,
                 text,
             } if contact => this.on_upload_state(link, upload, written, code, text),
-            Frame::RpcSoundAlert { below_db } if contact => {
+            Frame::RpcSoundAlert { below_db } if served => {
                 this.on_sound_alert(&link.fp, below_db).await
             }
             _ if !contact => {
@@ -438,6 +442,10 @@ impl Node {
             pending.insert(req.id.clone(), (fp, tx));
         }
         link.send(&Frame::RpcRequest(bytes)).await?;
+        if req.method == "media.stream" {
+            // We watch it: its sound alerts are taken from now on.
+            self.inner.note_watched(fp).await;
+        }
         Ok(rx)
     }
 

@@ -1,9 +1,10 @@
 //! The baby monitor's sound alert over links (decision 0014). The armed device's shell reports
 //! its microphone's level; when the levels raise an alert ([`crate::rpc::alert`]), every
 //! contact at Full Access whose grants let it watch the armed camera gets an `RpcSoundAlert`
-//! frame (dialled if needed). The receiving side turns it into [`NodeEvent::MonitorAlert`] and a
-//! `MonitorAlert` notification (none while that stream is on screen), at most one per contact
-//! every [`MIN_GAP_MS`].
+//! frame (dialled if needed). The receiving side takes it only from a contact at Trusted or
+//! above whose camera it asked for (`media.stream`, remembered across restarts) and turns it
+//! into [`NodeEvent::MonitorAlert`] and a `MonitorAlert` notification (none while that stream
+//! is on screen), at most one per contact every [`MIN_GAP_MS`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,9 +18,15 @@ use crate::rpc::alert::SoundAlert;
 use crate::rpc::scope::{Facing, Need};
 use crate::rpc::store as rpc_store;
 use crate::session::FEATURE_RPC;
+use crate::store::settings;
 
 /// Alerts from one contact closer together than this are dropped.
 const MIN_GAP_MS: u64 = 5_000;
+
+/// The setting listing the monitors whose camera we asked for (hex, oldest first).
+const WATCHED_KEY: &str = "rpc.watched";
+/// Most monitors remembered as watched (the one asked longest ago goes first).
+const MAX_WATCHED: usize = 64;
 
 /// How many alerts [`Node::monitor_alerts`] keeps.
 pub(crate) const RECENT_ALERTS: usize = 20;
@@ -117,9 +124,56 @@ impl Inner {
         }
     }
 
-    /// A sound alert from the contact of `fp`: an event, and a notification unless its stream
-    /// is on the screen now (we are in a call with it in the foreground).
+    /// The monitors whose camera we asked for, oldest first (read once from the store).
+    async fn watched(&self) -> Result<Vec<Fingerprint>, NodeError> {
+        if let Some(w) = lock(&self.rpc.watched).clone() {
+            return Ok(w);
+        }
+        let stored = self
+            .db(|c| settings::get_setting(c, WATCHED_KEY))
+            .await?
+            .unwrap_or_default();
+        let list: Vec<Fingerprint> = stored
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        Ok(lock(&self.rpc.watched).get_or_insert(list).clone())
+    }
+
+    /// Remembers that we asked `fp` for its camera: its sound alerts are taken from now on.
+    pub(super) async fn note_watched(&self, fp: Fingerprint) {
+        let list = match self.watched().await {
+            Ok(mut list) if list.last() != Some(&fp) => {
+                list.retain(|w| *w != fp);
+                list.push(fp);
+                let over = list.len().saturating_sub(MAX_WATCHED);
+                list.drain(..over);
+                list
+            }
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the watched monitors");
+                return;
+            }
+        };
+        *lock(&self.rpc.watched) = Some(list.clone());
+        let text = list.iter().map(|f| f.to_hex()).collect::<Vec<_>>().join(" ");
+        if let Err(e) = self
+            .db(move |c| settings::set_setting(c, WATCHED_KEY, &text))
+            .await
+        {
+            tracing::warn!(error = %e, "could not remember a watched monitor");
+        }
+    }
+
+    /// A sound alert from the contact of `fp` (at Trusted or above): an event, and a
+    /// notification unless its stream is on the screen now (we are in a call with it in the
+    /// foreground). Dropped unless we asked `fp` for its camera.
     pub(super) async fn on_sound_alert(&self, fp: &Fingerprint, below_db: u8) {
+        if !self.watched().await.is_ok_and(|w| w.contains(fp)) {
+            tracing::info!(%fp, "dropped a sound alert from a monitor we did not watch");
+            return;
+        }
         let now = unix_ms();
         {
             let mut last = lock(&self.rpc.alerts_in);

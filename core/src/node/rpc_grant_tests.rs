@@ -94,3 +94,49 @@ async fn the_monitor_stops_streaming_to_a_viewer_that_loses_trust_its_grant_or_t
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sound_alerts_are_taken_from_trusted_monitors_we_asked_to_watch_only() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let fb = b.identity().fingerprint;
+    let fpb = parse_fp(&fb).unwrap();
+    let link = a.inner.link(&fpb).unwrap();
+    let mut ea = a.subscribe();
+    let alert = |trust| {
+        let (inner, link) = (a.inner.clone(), link.clone());
+        async move {
+            lock(&inner.rpc.alerts_in).clear();
+            let frame = crate::chat::wire::Frame::RpcSoundAlert { below_db: 20 };
+            Inner::on_rpc_frame(&inner, &link, Some(trust), frame).await;
+        }
+    };
+    // Not watched: dropped at every trust.
+    for t in [Trust::Known, Trust::Trusted, Trust::FullAccess] {
+        alert(t).await;
+    }
+    // Asked for its camera (refused: bob serves nothing): watched from now on, remembered.
+    let r = a
+        .rpc_call(&fb, "media.stream", json!({"facing": "user"}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 403);
+    let stored = a
+        .inner
+        .db(|c| crate::store::settings::get_setting(c, "rpc.watched"))
+        .await
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some(fb.as_str()));
+    // A Known contact's alert is still refused; at Trusted it is taken.
+    alert(Trust::Known).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    while let Ok(ev) = ea.try_recv() {
+        assert!(!matches!(ev, NodeEvent::MonitorAlert { .. }), "{ev:?}");
+    }
+    assert!(a.monitor_alerts().is_empty());
+    alert(Trust::Trusted).await;
+    assert_eq!(a.monitor_alerts().len(), 1);
+    a.stop().await;
+    b.stop().await;
+}

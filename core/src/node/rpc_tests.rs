@@ -761,6 +761,12 @@ async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     grant(&b, &fa, "media:stream:camera:*").await;
+    // Alice takes alerts only from a monitor whose camera she asked for (even if refused).
+    let r = a
+        .rpc_call(&fb, "media.stream", json!({"facing": "user"}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 403);
     // The cooldown of the first alert (no watcher then) has to pass: a new detector.
     b.rpc_sound_alert(Some(-30.0)).unwrap();
     for _ in 0..5 {
