@@ -277,7 +277,7 @@ impl Inner {
                     .db(move |c| rpc_store::messages_after(c, since, limit))
                     .await
                     .map_err(|e| RpcError::internal(e.to_string()))?;
-                Ok(json!({"messages": msgs}))
+                Ok(server::messages_result(&msgs))
             }
             Call::SysStatus(item) => Ok(match item {
                 crate::rpc::scope::SysItem::Battery => server::battery_status(),

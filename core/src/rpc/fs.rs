@@ -18,6 +18,7 @@ use super::RpcError;
 use super::part::{Part, Writers, lock};
 use super::path::{PART_PREFIX, RpcPath};
 use super::quota::Quotas;
+use super::wire::{MAX_RESULT, fitting};
 
 /// Largest chunk read or written by one request.
 pub const MAX_CHUNK: usize = 40 * 1024;
@@ -158,8 +159,9 @@ impl Roots {
         Ok(cur)
     }
 
-    /// `fs.list`: the entries of a folder, by name.
-    pub fn list(&self, p: &RpcPath) -> Result<Value, RpcError> {
+    /// `fs.list`: the entries of a folder, by name (those after `after`, when given): as many
+    /// as fit one response (at most [`MAX_LIST`]), `truncated` when more follow.
+    pub fn list(&self, p: &RpcPath, after: Option<&str>) -> Result<Value, RpcError> {
         let dir = self.walk(p, false)?;
         if !matches!(kind_of(&dir)?, Kind::Dir(_)) {
             return Err(RpcError::not_found("no such folder"));
@@ -168,7 +170,7 @@ impl Roots {
         for e in fs::read_dir(&dir).map_err(io_err)? {
             let e = e.map_err(io_err)?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(PART_PREFIX) {
+            if name.starts_with(PART_PREFIX) || after.is_some_and(|a| name.as_str() <= a) {
                 continue;
             }
             let m = e.metadata().map_err(io_err)?;
@@ -184,13 +186,13 @@ impl Roots {
             entries.push((name, kind, m.len()));
         }
         entries.sort();
-        let truncated = entries.len() > MAX_LIST;
-        entries.truncate(MAX_LIST);
-        let entries: Vec<Value> = entries
+        let more = entries.len() > MAX_LIST;
+        let listed = entries
             .into_iter()
-            .map(|(name, kind, size)| json!({"name": name, "kind": kind, "size": size}))
-            .collect();
-        Ok(json!({"entries": entries, "truncated": truncated}))
+            .take(MAX_LIST)
+            .map(|(name, kind, size)| json!({"name": name, "kind": kind, "size": size}));
+        let (entries, cut) = fitting(listed, MAX_RESULT - 64);
+        Ok(json!({"entries": entries, "truncated": more || cut}))
     }
 
     /// `fs.stat`: what is at a path, with its BLAKE3 hash if asked, and the bytes of an
@@ -407,7 +409,7 @@ mod tests {
         assert_eq!(v["eof"], true);
         let v = roots.read(&p("/public/photos/a.jpg"), 2, 1).unwrap();
         assert_eq!(v["data_b64"], super::super::b64::encode(b"e"));
-        let v = roots.list(&p("/public")).unwrap();
+        let v = roots.list(&p("/public"), None).unwrap();
         assert_eq!(v["entries"][0]["name"], "photos");
         assert_eq!(v["entries"][0]["kind"], "dir");
         let v = roots.stat(&p("/public/photos/a.jpg"), true).unwrap();
@@ -438,7 +440,7 @@ mod tests {
                 .code,
             403
         );
-        assert_eq!(roots.list(&p("/public/out")).unwrap_err().code, 403);
+        assert_eq!(roots.list(&p("/public/out"), None).unwrap_err().code, 403);
         assert_eq!(
             roots.stat(&p("/public/out/secret"), true).unwrap_err().code,
             403
@@ -591,5 +593,32 @@ mod tests {
             Roots::parse_arg("a=/x").unwrap(),
             ("a".into(), PathBuf::from("/x"))
         );
+    }
+
+    #[test]
+    fn a_large_folder_is_listed_in_pages_that_fit_a_response() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = Roots::new(&[("pics".into(), dir.path().into())], 1 << 20).unwrap();
+        let names: Vec<String> = (0..1000)
+            .map(|i| format!("IMG_20261207_{i:06}_HDR_portrait_mode.jpg"))
+            .collect();
+        for n in &names {
+            fs::write(dir.path().join(n), b"").unwrap();
+        }
+        let (mut seen, mut after, mut pages) = (vec![], None::<String>, 0);
+        loop {
+            let v = roots.list(&p("/pics"), after.as_deref()).unwrap();
+            let r = super::super::wire::Response::new("i", Ok(v.clone()));
+            assert!(super::super::wire::Response::decode(&r.encode()).unwrap().outcome.is_ok());
+            let entries = v["entries"].as_array().unwrap();
+            seen.extend(entries.iter().map(|e| e["name"].as_str().unwrap().to_owned()));
+            pages += 1;
+            if v["truncated"] == false {
+                break;
+            }
+            after = seen.last().cloned();
+        }
+        assert!(pages > 1);
+        assert_eq!(seen, names);
     }
 }

@@ -8,16 +8,20 @@ use super::RpcError;
 use super::fs::{MAX_CHUNK, Roots};
 use super::path::RpcPath;
 use super::scope::{Facing, Need, Reach, Scope, SysItem};
+use super::store::SyncedMessage;
 use super::upload::UploadSpec;
+use super::wire::{MAX_RESULT, fitting};
 
+/// Longest `after` of `fs.list`, in bytes (a file name).
+const MAX_NAME: usize = 1024;
 /// Most messages one `db.messages` returns.
 pub const MAX_MESSAGES: usize = 200;
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
-    /// `fs.list {path}`.
-    FsList(RpcPath),
+    /// `fs.list {path, after?}`: the entries after the name `after`, when given.
+    FsList(RpcPath, Option<String>),
     /// `fs.stat {path, hash?}`.
     FsStat(RpcPath, bool),
     /// `fs.read {path, offset?, length?}`.
@@ -91,7 +95,15 @@ impl Call {
     pub fn parse(method: &str, params: &Value) -> Result<Call, RpcError> {
         let mut p = Params(params.as_object().cloned().unwrap_or_default());
         let call = match method {
-            "fs.list" => Call::FsList(p.path()?),
+            "fs.list" => {
+                let path = p.path()?;
+                let after = match p.take("after") {
+                    None => None,
+                    Some(Value::String(s)) if s.len() <= MAX_NAME => Some(s),
+                    Some(_) => return Err(RpcError::bad("params.after must be a name")),
+                };
+                Call::FsList(path, after)
+            }
             "fs.stat" => {
                 let path = p.path()?;
                 Call::FsStat(path, p.bool_or("hash")?)
@@ -173,7 +185,7 @@ impl Call {
     /// The scope the call needs.
     pub fn need(&self) -> Need<'_> {
         match self {
-            Call::FsList(p) => Need::FsList(p),
+            Call::FsList(p, _) => Need::FsList(p),
             Call::FsStat(p, _) => Need::FsStat(p),
             Call::FsRead(p, ..) => Need::FsRead(p),
             Call::FsWrite { path, .. } | Call::FsUpload(UploadSpec { path, .. }) => {
@@ -188,7 +200,7 @@ impl Call {
     /// What the audit log names as the target.
     pub fn target(&self) -> String {
         match self {
-            Call::FsList(p) | Call::FsStat(p, _) | Call::FsRead(p, ..) => p.to_string(),
+            Call::FsList(p, _) | Call::FsStat(p, _) | Call::FsRead(p, ..) => p.to_string(),
             Call::FsWrite { path, .. } | Call::FsUpload(UploadSpec { path, .. }) => {
                 path.to_string()
             }
@@ -211,7 +223,7 @@ impl Call {
     /// Runs a file-system call (blocking) as far as `reach` allows; `None` for other calls.
     pub fn run_fs(&self, roots: &Roots, reach: Reach) -> Option<Result<Value, RpcError>> {
         Some(match self {
-            Call::FsList(p) => roots.list(p),
+            Call::FsList(p, after) => roots.list(p, after.as_deref()),
             Call::FsStat(p, _) if reach == Reach::Folder => roots.stat_folder(p),
             Call::FsStat(p, hash) => roots.stat(p, *hash),
             Call::FsRead(p, offset, len) => roots.read(p, *offset, *len),
@@ -224,6 +236,26 @@ impl Call {
             _ => return None,
         })
     }
+}
+
+/// `db.messages`'s result: the messages that fit one response, `truncated` when some were
+/// left out. Then the last time sent is left out whole (unless it is all there is), so a
+/// request with `since` = the last `sent_ms` returned gets exactly the rest.
+pub fn messages_result(msgs: &[SyncedMessage]) -> Value {
+    let values = msgs
+        .iter()
+        .map(|m| serde_json::to_value(m).unwrap_or(Value::Null));
+    let (mut fit, cut) = fitting(values, MAX_RESULT - 64);
+    if let Some(next) = msgs.get(fit.len()).filter(|_| cut) {
+        let keep = msgs[..fit.len()]
+            .iter()
+            .position(|m| m.sent_ms == next.sent_ms)
+            .unwrap_or(fit.len());
+        if keep > 0 {
+            fit.truncate(keep);
+        }
+    }
+    json!({"messages": fit, "truncated": cut})
 }
 
 /// The battery as Linux reports it (`/sys/class/power_supply`), if there is one.
@@ -287,8 +319,17 @@ mod tests {
         let err = |m: &str, v: Value| Call::parse(m, &v).unwrap_err().code;
         assert!(matches!(
             ok("fs.list", json!({"path": "/a"})),
-            Call::FsList(_)
+            Call::FsList(_, None)
         ));
+        assert!(matches!(
+            ok("fs.list", json!({"path": "/a", "after": "b.jpg"})),
+            Call::FsList(_, Some(a)) if a == "b.jpg"
+        ));
+        assert_eq!(err("fs.list", json!({"path": "/a", "after": 3})), 400);
+        assert_eq!(
+            err("fs.list", json!({"path": "/a", "after": "x".repeat(1025)})),
+            400
+        );
         assert_eq!(
             ok("fs.read", json!({"path": "/a/b", "length": 1_000_000})),
             Call::FsRead(RpcPath::parse("/a/b").unwrap(), 0, MAX_CHUNK)
@@ -381,5 +422,29 @@ mod tests {
             c("db.messages", json!({"since": 5})).target(),
             "messages:timestamp>5"
         );
+    }
+
+    #[test]
+    fn large_messages_stop_before_the_response_limit_at_a_whole_time() {
+        let msg = |sent_ms| SyncedMessage {
+            conversation: "c".into(),
+            outgoing: false,
+            seq: sent_ms,
+            sent_ms,
+            text: "x".repeat(20_000),
+        };
+        // Two messages per time, five times: 200 KB, far over one response.
+        let msgs: Vec<_> = (0..10).map(|i| msg(i / 2)).collect();
+        let v = messages_result(&msgs);
+        assert_eq!(v["truncated"], true);
+        let got = v["messages"].as_array().unwrap();
+        // Three fit; the third's time (1) has a fourth left out: only time 0 is returned.
+        assert_eq!(got.len(), 2, "{}", got.len());
+        assert!(got.iter().all(|m| m["sent_ms"] == 0));
+        let all = messages_result(&msgs[..2]);
+        assert_eq!((all["truncated"].clone(), all["messages"].as_array().unwrap().len()), (json!(false), 2));
+        let r = super::super::wire::Response::new("i", Ok(v));
+        assert!(r.encode().len() <= super::super::wire::MAX_RESPONSE);
+        assert!(super::super::wire::Response::decode(&r.encode()).unwrap().outcome.is_ok());
     }
 }

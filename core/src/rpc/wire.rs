@@ -15,6 +15,9 @@ use crate::identity::Identity;
 pub const MAX_REQUEST: usize = 60 * 1024;
 /// Largest encoded response, in bytes.
 pub const MAX_RESPONSE: usize = 62 * 1024;
+/// Most bytes of a result meant to fit one response (the rest is the response's envelope):
+/// lists stop before it and say `truncated`.
+pub const MAX_RESULT: usize = MAX_RESPONSE - 512;
 /// Longest request id.
 pub const MAX_ID: usize = 64;
 /// Longest method name.
@@ -256,6 +259,21 @@ impl Response {
             outcome,
         })
     }
+}
+
+/// The leading `items` whose JSON fits in `budget` bytes (with a comma each), and whether
+/// any were left out.
+pub fn fitting(items: impl IntoIterator<Item = Value>, budget: usize) -> (Vec<Value>, bool) {
+    let mut used = 0;
+    let mut out = vec![];
+    for v in items {
+        used += serde_json::to_vec(&v).map_or(usize::MAX, |b| b.len()).saturating_add(1);
+        if used > budget {
+            return (out, true);
+        }
+        out.push(v);
+    }
+    (out, false)
 }
 
 #[cfg(test)]
