@@ -5,7 +5,7 @@
 //! path is metered or offline, before a file or between two chunks of one (the file resumes).
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -73,37 +73,51 @@ pub struct BackupSummary {
 
 /// The files under `paths` (folders walked in name order, links and special files ignored),
 /// each with its path below `into` on the peer; and how many are left out: those a request
-/// path cannot name, and those whose path an earlier one took (two folders of one name).
+/// path cannot name, those whose path an earlier one took (two folders of one name), and
+/// folders (or entries) that cannot be read, one each, skipped. The given paths themselves are
+/// resolved first (`.`, `..`, a link to a folder), named as given unless that is `.`/`..`; one
+/// that does not exist is an error.
 pub fn backup_plan(
     paths: &[PathBuf],
     into: &str,
 ) -> Result<(Vec<(PathBuf, String)>, u64), NodeError> {
     let into = target(into)?;
     let (mut files, mut left_out, mut taken) = (vec![], 0, Taken::default());
-    let mut stack: Vec<(PathBuf, String)> = paths
-        .iter()
-        .rev()
-        .map(|p| (p.clone(), into.to_owned()))
-        .collect();
-    let io = |p: &Path, e: std::io::Error| NodeError::InvalidInput(format!("{}: {e}", p.display()));
-    while let Some((path, parent)) = stack.pop() {
-        let name = path.file_name().and_then(|n| n.to_str());
+    let mut stack = vec![];
+    for p in paths.iter().rev() {
+        let real = p
+            .canonicalize()
+            .map_err(|e| NodeError::InvalidInput(format!("{}: {e}", p.display())))?;
+        let name = p.file_name().or(real.file_name()).map(ToOwned::to_owned);
+        stack.push((real, name, into.to_owned()));
+    }
+    while let Some((path, name, parent)) = stack.pop() {
         let Some(remote) = name
+            .as_deref()
+            .and_then(|n| n.to_str())
             .map(|n| format!("{parent}/{n}"))
             .filter(|r| RpcPath::parse(r).is_ok())
         else {
             left_out += 1;
             continue;
         };
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            left_out += 1;
+            continue;
+        };
         if meta.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&path)
-                .map_err(|e| io(&path, e))?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<_, _>>()
-                .map_err(|e| io(&path, e))?;
+            let listed: Result<Vec<PathBuf>, _> = std::fs::read_dir(&path)
+                .and_then(|d| d.map(|e| e.map(|e| e.path())).collect());
+            let Ok(mut entries) = listed else {
+                tracing::info!(folder = %path.display(), "backup: a folder cannot be read, skipped");
+                left_out += 1;
+                continue;
+            };
             entries.sort();
-            stack.extend(entries.into_iter().rev().map(|p| (p, remote.clone())));
+            stack.extend(entries.into_iter().rev().map(|p| {
+                let name = p.file_name().map(ToOwned::to_owned);
+                (p, name, remote.clone())
+            }));
         } else if meta.is_file() {
             if taken.take(&remote) {
                 files.push((path, remote));
@@ -401,9 +415,46 @@ mod tests {
                 "/incoming/one.txt"
             ]
         );
-        assert_eq!(plan[0].0, photos.join("a.jpg"));
+        assert_eq!(plan[0].0, photos.canonicalize().unwrap().join("a.jpg"));
         assert_eq!(left_out, 2);
         assert!(backup_plan(&[one], "/in/../x").is_err());
         assert!(backup_plan(&[d.path().join("missing")], "/in").is_err());
+    }
+
+    #[test]
+    fn the_plan_resolves_the_given_paths_and_skips_unreadable_folders() {
+        let d = tempfile::tempdir().unwrap();
+        let photos = d.path().join("photos");
+        std::fs::create_dir_all(photos.join("b")).unwrap();
+        std::fs::write(photos.join("a.jpg"), b"x").unwrap();
+        std::fs::write(photos.join("b/1.jpg"), b"x").unwrap();
+        let remote = |paths: &[PathBuf]| {
+            let (plan, left_out) = backup_plan(paths, "/in").unwrap();
+            let r: Vec<String> = plan.into_iter().map(|(_, r)| r).collect();
+            (r, left_out)
+        };
+        let both = |top: &str| vec![format!("/in/{top}/a.jpg"), format!("/in/{top}/b/1.jpg")];
+        // `.` and `..` are the folders they name.
+        assert_eq!(remote(&[photos.join(".")]), (both("photos"), 0));
+        assert_eq!(remote(&[photos.join("b/..")]).0, both("photos"));
+        // A link to a folder, given as such, is followed and keeps its name.
+        #[cfg(unix)]
+        {
+            let link = d.path().join("pics");
+            std::os::unix::fs::symlink(&photos, &link).unwrap();
+            assert_eq!(remote(&[link]), (both("pics"), 0));
+        }
+        // A folder that cannot be read is skipped and counted; the rest is planned.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let locked = photos.join("b");
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0)).unwrap();
+            // Root reads anything: nothing to skip then.
+            if std::fs::read_dir(&locked).is_err() {
+                assert_eq!(remote(&[photos.clone()]), (vec!["/in/photos/a.jpg".into()], 1));
+            }
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
     }
 }
