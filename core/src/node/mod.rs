@@ -74,11 +74,11 @@ mod room_tests;
 mod rpc;
 mod rpc_alert;
 mod rpc_backup;
+#[cfg(test)]
+mod rpc_grant_tests;
 mod rpc_monitor;
 #[cfg(test)]
 mod rpc_tests;
-#[cfg(test)]
-mod rpc_grant_tests;
 mod rpc_upload;
 #[cfg(test)]
 mod stadium_tests;

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::calls::Watched;
-use super::rpc_monitor::Streaming;
 use super::link::Link;
+use super::rpc_monitor::Streaming;
 use super::{Inner, Node, NodeError, NodeEvent, lock, parse_fp, unix_ms};
 use crate::calls::{Input, Kinds};
 use crate::chat::wire::{ErrorCode, Frame};
@@ -472,7 +472,10 @@ impl Node {
             Ok(Err(_)) => Err(NodeError::Stopped),
             Err(_) => {
                 lock(&self.inner.rpc.pending).remove(&req.id);
-                Err(NodeError::Timeout(format!("RPC {} ({})", req.method, req.id)))
+                Err(NodeError::Timeout(format!(
+                    "RPC {} ({})",
+                    req.method, req.id
+                )))
             }
         }
     }

@@ -157,7 +157,11 @@ impl Inner {
             }
         };
         *lock(&self.rpc.watched) = Some(list.clone());
-        let text = list.iter().map(|f| f.to_hex()).collect::<Vec<_>>().join(" ");
+        let text = list
+            .iter()
+            .map(|f| f.to_hex())
+            .collect::<Vec<_>>()
+            .join(" ");
         if let Err(e) = self
             .db(move |c| settings::set_setting(c, WATCHED_KEY, &text))
             .await

@@ -106,8 +106,8 @@ pub fn backup_plan(
             continue;
         };
         if meta.is_dir() {
-            let listed: Result<Vec<PathBuf>, _> = std::fs::read_dir(&path)
-                .and_then(|d| d.map(|e| e.map(|e| e.path())).collect());
+            let listed: Result<Vec<PathBuf>, _> =
+                std::fs::read_dir(&path).and_then(|d| d.map(|e| e.map(|e| e.path())).collect());
             let Ok(mut entries) = listed else {
                 tracing::info!(folder = %path.display(), "backup: a folder cannot be read, skipped");
                 left_out += 1;
@@ -452,7 +452,10 @@ mod tests {
             std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0)).unwrap();
             // Root reads anything: nothing to skip then.
             if std::fs::read_dir(&locked).is_err() {
-                assert_eq!(remote(&[photos.clone()]), (vec!["/in/photos/a.jpg".into()], 1));
+                assert_eq!(
+                    remote(&[photos.clone()]),
+                    (vec!["/in/photos/a.jpg".into()], 1)
+                );
             }
             std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
         }

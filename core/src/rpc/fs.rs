@@ -609,9 +609,18 @@ mod tests {
         loop {
             let v = roots.list(&p("/pics"), after.as_deref()).unwrap();
             let r = super::super::wire::Response::new("i", Ok(v.clone()));
-            assert!(super::super::wire::Response::decode(&r.encode()).unwrap().outcome.is_ok());
+            assert!(
+                super::super::wire::Response::decode(&r.encode())
+                    .unwrap()
+                    .outcome
+                    .is_ok()
+            );
             let entries = v["entries"].as_array().unwrap();
-            seen.extend(entries.iter().map(|e| e["name"].as_str().unwrap().to_owned()));
+            seen.extend(
+                entries
+                    .iter()
+                    .map(|e| e["name"].as_str().unwrap().to_owned()),
+            );
             pages += 1;
             if v["truncated"] == false {
                 break;

@@ -406,7 +406,10 @@ mod tests {
         ];
         let c = |m: &str, v: Value| Call::parse(m, &v).unwrap();
         let full = |c: Call| c.reach(&scopes) == Reach::Full;
-        assert!(full(c("fs.write", json!({"path": "/incoming/a", "data_b64": ""}))));
+        assert!(full(c(
+            "fs.write",
+            json!({"path": "/incoming/a", "data_b64": ""})
+        )));
         assert!(full(c("fs.stat", json!({"path": "/incoming/a"}))));
         assert!(!full(c("fs.read", json!({"path": "/incoming/a"}))));
         let up = json!({"path": "/incoming/a", "total": 1, "blake3": "00".repeat(32)});
@@ -442,9 +445,20 @@ mod tests {
         assert_eq!(got.len(), 2, "{}", got.len());
         assert!(got.iter().all(|m| m["sent_ms"] == 0));
         let all = messages_result(&msgs[..2]);
-        assert_eq!((all["truncated"].clone(), all["messages"].as_array().unwrap().len()), (json!(false), 2));
+        assert_eq!(
+            (
+                all["truncated"].clone(),
+                all["messages"].as_array().unwrap().len()
+            ),
+            (json!(false), 2)
+        );
         let r = super::super::wire::Response::new("i", Ok(v));
         assert!(r.encode().len() <= super::super::wire::MAX_RESPONSE);
-        assert!(super::super::wire::Response::decode(&r.encode()).unwrap().outcome.is_ok());
+        assert!(
+            super::super::wire::Response::decode(&r.encode())
+                .unwrap()
+                .outcome
+                .is_ok()
+        );
     }
 }

@@ -267,7 +267,9 @@ pub fn fitting(items: impl IntoIterator<Item = Value>, budget: usize) -> (Vec<Va
     let mut used = 0;
     let mut out = vec![];
     for v in items {
-        used += serde_json::to_vec(&v).map_or(usize::MAX, |b| b.len()).saturating_add(1);
+        used += serde_json::to_vec(&v)
+            .map_or(usize::MAX, |b| b.len())
+            .saturating_add(1);
         if used > budget {
             return (out, true);
         }
