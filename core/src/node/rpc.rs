@@ -71,6 +71,8 @@ pub(crate) struct NodeRpc {
     pub(super) alerts_seen: Mutex<std::collections::VecDeque<super::rpc_alert::MonitorAlertSeen>>,
     pub(super) pending: Mutex<HashMap<String, (Fingerprint, oneshot::Sender<Response>)>>,
     audit_subs: Mutex<Vec<mpsc::UnboundedSender<AuditEntry>>>,
+    /// How many refusals per sender the audit log takes.
+    refusals: Mutex<crate::rpc::refusals::Refusals>,
     /// Our uploads in progress, by session binding and the server's upload number.
     pub(super) uploads: Mutex<HashMap<([u8; 32], u64), super::rpc_upload::StateTx>>,
 }
@@ -123,6 +125,7 @@ impl Default for NodeRpc {
             streaming: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             audit_subs: Mutex::new(vec![]),
+            refusals: Mutex::default(),
             uploads: Mutex::new(HashMap::new()),
             sound: Mutex::new(None),
             alerts_in: Mutex::new(HashMap::new()),
@@ -186,18 +189,32 @@ impl Inner {
             }
         };
         let code = outcome.as_ref().map_or_else(|e| e.code, |_| 200);
-        let message = outcome.as_ref().err().map(|e| e.message.clone());
+        let mut message = outcome.as_ref().err().map(|e| e.message.clone());
+        // Refusals are written within a per-sender limit (a flood would push out the rest).
+        let written = match &mut message {
+            None => true,
+            Some(m) => match lock(&this.rpc.refusals).admit(&link.fp, now) {
+                None => false,
+                Some(0) => true,
+                Some(n) => {
+                    m.push_str(&format!(" (and {n} earlier refusals not logged)"));
+                    true
+                }
+            },
+        };
         // Logged before the answer leaves: whoever sees the answer finds it in the log.
-        this.audit(AuditEntry {
-            at_ms: now,
-            fingerprint: link.fp.to_hex(),
-            id: id.clone(),
-            method,
-            target,
-            code,
-            message: message.unwrap_or_default(),
-        })
-        .await;
+        if written {
+            this.audit(AuditEntry {
+                at_ms: now,
+                fingerprint: link.fp.to_hex(),
+                id: id.clone(),
+                method,
+                target,
+                code,
+                message: message.unwrap_or_default(),
+            })
+            .await;
+        }
         let resp = Response::new(&id, outcome);
         let _ = link.send(&Frame::RpcResponse(resp.encode())).await;
     }

@@ -140,3 +140,33 @@ async fn sound_alerts_are_taken_from_trusted_monitors_we_asked_to_watch_only() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_contact_refused_again_and_again_cannot_flood_the_audit_log() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let fb = b.identity().fingerprint;
+    b.rpc_serve(ServeConfig::default()).unwrap();
+    // Trusted (2): every request is 403; each is answered, not each is written.
+    for _ in 0..60 {
+        let r = a
+            .rpc_call(&fb, "sys.status", json!({"what": "battery"}), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(code(&r), 403);
+    }
+    let log = b
+        .inner
+        .db(|c| crate::rpc::store::audit_log(c, 1000))
+        .await
+        .unwrap();
+    let burst = crate::rpc::refusals::BURST as usize;
+    assert!(
+        (burst..burst + 5).contains(&log.len()),
+        "{} rows",
+        log.len()
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -23,6 +23,7 @@ pub mod guard;
 mod part;
 pub mod path;
 pub mod quota;
+pub mod refusals;
 pub mod scope;
 pub mod server;
 pub mod store;
