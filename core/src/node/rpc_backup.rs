@@ -449,11 +449,11 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let locked = photos.join("b");
-            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0)).unwrap();
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
             // Root reads anything: nothing to skip then.
             if std::fs::read_dir(&locked).is_err() {
                 assert_eq!(
-                    remote(&[photos.clone()]),
+                    remote(std::slice::from_ref(&photos)),
                     (vec!["/in/photos/a.jpg".into()], 1)
                 );
             }
