@@ -594,19 +594,25 @@ async fn place_streams(
             }
             // The app feeds the camera into it: the core does not capture.
             Ok(call) => {
-                if let Ok(id) = super::calls::parse_call(&call) {
-                    let s = Streaming {
-                        call: id,
-                        viewer: fp,
-                        facing,
-                    };
-                    Inner::monitor_streaming(&node.inner, s).await;
+                // Not told if its viewer lost the right to it while it was placed (hung up).
+                let on = match super::calls::parse_call(&call) {
+                    Ok(id) => {
+                        let s = Streaming {
+                            call: id,
+                            viewer: fp,
+                            facing,
+                        };
+                        Inner::monitor_streaming(&node.inner, s).await
+                    }
+                    Err(_) => true,
+                };
+                if on {
+                    node.inner.emit(NodeEvent::MonitorStream {
+                        call,
+                        fingerprint: hex,
+                        facing: facing.name().to_string(),
+                    });
                 }
-                node.inner.emit(NodeEvent::MonitorStream {
-                    call,
-                    fingerprint: hex,
-                    facing: facing.name().to_string(),
-                });
                 // What this viewer asked again while its call was placed is answered by it.
                 while let Ok(next) = rx.try_recv() {
                     if next != fp && !queued.contains(&next) {

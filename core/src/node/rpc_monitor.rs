@@ -22,10 +22,11 @@ pub(super) struct Streaming {
 
 impl Inner {
     /// Records `s` as the monitor's stream, then ends it at once if its viewer lost the right
-    /// to it meanwhile (while the call was placed).
-    pub(super) async fn monitor_streaming(this: &Arc<Inner>, s: Streaming) {
+    /// to it meanwhile (while the call was placed); whether it still streams.
+    pub(super) async fn monitor_streaming(this: &Arc<Inner>, s: Streaming) -> bool {
         *lock(&this.rpc.streaming) = Some(s);
         Inner::end_stream_if_revoked(this).await;
+        lock(&this.rpc.streaming).is_some_and(|t| t.call == s.call)
     }
 
     /// Hangs up the monitor's stream if its viewer may no longer watch it (or that cannot be
