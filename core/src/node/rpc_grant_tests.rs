@@ -1,10 +1,14 @@
 //! Where grants end, between real nodes against an in-process signaling server: folders on
-//! the way to a glob, and the monitor's stream and alerts once trust or grants go.
+//! the way to a glob, the monitor's stream and sound alerts (who sends and takes them), and
+//! the audit log under a flood of refusals.
+
+use std::time::Duration;
 
 use serde_json::json;
 
-use super::rpc_tests::{WAIT, code, grant};
-use super::tests::{alice_and_bob, befriend, server, until};
+use super::platform::NotificationCategory;
+use super::rpc_tests::{WAIT, alice_noted_and_bob, code, grant};
+use super::tests::{Recorder, alice_and_bob, befriend, server, until};
 use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +134,7 @@ async fn sound_alerts_are_taken_from_trusted_monitors_we_asked_to_watch_only() {
     assert_eq!(stored.as_deref(), Some(fb.as_str()));
     // A Known contact's alert is still refused; at Trusted it is taken.
     alert(Trust::Known).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     while let Ok(ev) = ea.try_recv() {
         assert!(!matches!(ev, NodeEvent::MonitorAlert { .. }), "{ev:?}");
     }
@@ -167,6 +171,126 @@ async fn a_trusted_contact_refused_again_and_again_cannot_flood_the_audit_log() 
         "{} rows",
         log.len()
     );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_armed_monitor_alerts_the_contacts_allowed_to_watch_it_on_a_held_loud_sound() {
+    let srv = server().await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, notes) = alice_noted_and_bob(&srv.url(), da.path(), db.path()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let mut ea = a.subscribe();
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    assert!(b.rpc_sound_alert(Some(3.0)).is_err());
+    b.rpc_sound_alert(Some(-30.0)).unwrap();
+    // Not armed: levels are ignored.
+    for _ in 0..5 {
+        b.rpc_sound_level(-10.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.rpc_arm_camera(Some("environment")).unwrap();
+    // Armed, but nobody may watch: nothing is sent (nor to a without a grant).
+    for _ in 0..5 {
+        b.rpc_sound_level(-10.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    grant(&b, &fa, "media:stream:camera:*").await;
+    // Alice takes alerts only from a monitor whose camera she asked for (even if refused).
+    let r = a
+        .rpc_call(&fb, "media.stream", json!({"facing": "user"}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 403);
+    // The cooldown of the first alert (no watcher then) has to pass: a new detector.
+    b.rpc_sound_alert(Some(-30.0)).unwrap();
+    for _ in 0..5 {
+        b.rpc_sound_level(-12.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alert = async {
+        while let Some(ev) = ea.recv().await {
+            if let NodeEvent::MonitorAlert {
+                fingerprint,
+                level_dbfs,
+            } = ev
+            {
+                return (fingerprint, level_dbfs);
+            }
+        }
+        unreachable!("a stopped")
+    };
+    let got = tokio::time::timeout(WAIT, alert).await.unwrap();
+    assert_eq!(got, (fb.clone(), -12));
+    // And a notification (no stream of bob's is on the screen): a phone in a pocket hears it.
+    let alarms: Vec<_> = lock(&notes.0)
+        .iter()
+        .filter(|n| n.category == NotificationCategory::MonitorAlert)
+        .cloned()
+        .collect();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    // Kept for a monitor screen opened from that notification.
+    let seen = a.monitor_alerts();
+    assert_eq!(
+        seen.iter()
+            .map(|s| (s.fingerprint.as_str(), s.level_dbfs))
+            .collect::<Vec<_>>(),
+        [(fb.as_str(), -12)]
+    );
+    assert!(seen[0].at_ms > 0);
+    assert_eq!(alarms[0].conversation.as_deref(), Some(fb.as_str()));
+    assert!(alarms[0].body.contains("-12 dBFS"), "{:?}", alarms[0]);
+    // Only one per sound: more loud reports within the cooldown raise nothing.
+    for _ in 0..5 {
+        b.rpc_sound_level(-12.0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(ev) = ea.try_recv() {
+        assert!(!matches!(ev, NodeEvent::MonitorAlert { .. }), "{ev:?}");
+    }
+    let count = |notes: &Recorder| {
+        lock(&notes.0)
+            .iter()
+            .filter(|n| n.category == NotificationCategory::MonitorAlert)
+            .count()
+    };
+    assert_eq!(count(&notes), 1);
+    // While alice watches bob's stream on her screen, an alert is an event only.
+    let watching = a.call(&fb, Kinds::AUDIO).await.unwrap();
+    until(10, "the watch call is up", async || {
+        a.active_call().is_some_and(|c| c.call == watching)
+    })
+    .await;
+    lock(&a.inner.rpc.alerts_in).clear();
+    a.inner.on_sound_alert(&parse_fp(&fb).unwrap(), 20).await;
+    assert_eq!(
+        count(&notes),
+        1,
+        "notified while the stream was on the screen"
+    );
+    // In the background it is not on the screen: notified.
+    a.set_app_active(false);
+    lock(&a.inner.rpc.alerts_in).clear();
+    a.inner.on_sound_alert(&parse_fp(&fb).unwrap(), 20).await;
+    assert_eq!(count(&notes), 2);
+    // Three taken in all, newest last; the list keeps the last RECENT_ALERTS.
+    assert_eq!(
+        a.monitor_alerts()
+            .iter()
+            .map(|s| s.level_dbfs)
+            .collect::<Vec<_>>(),
+        [-12, -20, -20]
+    );
+    for _ in 0..super::rpc_alert::RECENT_ALERTS {
+        lock(&a.inner.rpc.alerts_in).clear();
+        a.inner.on_sound_alert(&parse_fp(&fb).unwrap(), 30).await;
+    }
+    let seen = a.monitor_alerts();
+    assert_eq!(seen.len(), super::rpc_alert::RECENT_ALERTS);
+    assert!(seen.iter().all(|s| s.level_dbfs == -30));
     a.stop().await;
     b.stop().await;
 }
