@@ -351,6 +351,7 @@ mod tests {
                 "group_files",
                 "group_log",
                 "group_messages",
+                "group_proposals",
                 "groups",
                 "identity",
                 "messages",
