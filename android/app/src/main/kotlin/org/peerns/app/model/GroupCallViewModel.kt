@@ -137,11 +137,10 @@ class GroupCallViewModel(
         }
     }
 
+    /** The join's encoder control: keyframes of the camera, and the bitrate of both pictures. */
     private val encoder = object : EncoderControlListener {
         override fun requestKeyframe() {
             media?.videoControl?.requestKeyframe()
-            // One control for our pictures: the screen's, while it is shared (the camera waits).
-            if (mutableState.value.screen) media?.screenControl?.requestKeyframe()
         }
 
         override fun targetBitrate(bps: ULong) {
@@ -150,6 +149,18 @@ class GroupCallViewModel(
             media?.videoControl?.targetBitrate(bps)
             media?.screenControl?.targetBitrate(bps)
         }
+    }
+
+    /**
+     * Keyframes of the shared screen, asked apart from the camera's (`GroupCall.setScreenEncoder`):
+     * a subscriber that lost the screen's picture no longer makes the camera send a keyframe.
+     */
+    private val screenEncoder = object : EncoderControlListener {
+        override fun requestKeyframe() {
+            media?.screenControl?.requestKeyframe()
+        }
+
+        override fun targetBitrate(bps: ULong) = Unit
     }
 
     /** Our encoded frames, into the call (none is sent while not joined). */
@@ -175,7 +186,9 @@ class GroupCallViewModel(
     suspend fun join(video: Boolean) = guard {
         call?.stop()
         media?.stopScreen()
-        call = node.groupCallJoin(group, CallKinds(audio = true, video = video, screen = video), frames, encoder)
+        call = node.groupCallJoin(group, CallKinds(audio = true, video = video, screen = video), frames, encoder).also {
+            it.setScreenEncoder(screenEncoder)
+        }
         val cameraOff = !video || powerSaver.value
         mutableState.update { it.copy(cameraOff = cameraOff, sendsScreen = video, screen = false, error = null) }
         media?.setMuted(mutableState.value.muted)
