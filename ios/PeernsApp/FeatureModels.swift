@@ -30,10 +30,13 @@ final class GroupsModel: ObservableObject {
     func refresh() async {
         await guarded {
             // Ours first, then the ones we left or were removed from (kept until deleted).
-            groups = try await node.groups().sorted {
-                ($0.membership == .former ? 1 : 0, $0.name.lowercased()) < ($1.membership == .former ? 1 : 0, $1.name.lowercased())
-            }
+            groups = try await node.groups().sorted { Self.order($0) < Self.order($1) }
         }
+    }
+
+    /// Where a group goes in the list: ours before former ones, then by name.
+    private static func order(_ g: PeernsKit.Group) -> (Int, String) {
+        (g.membership == .former ? 1 : 0, g.name.lowercased())
     }
 
     func create(_ name: String) async -> String? {

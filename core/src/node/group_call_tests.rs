@@ -108,10 +108,11 @@ async fn a_router_that_leaves_and_joins_again_hears_and_is_heard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_track_of_a_connection_is_announced_even_when_read_late() {
-    // A router's answer carries more tracks than fit the queue of announced ones; the
-    // member reads them only after all have started sending.
+    // More tracks than fit the queue of announced ones (the rest wait for room, none is
+    // dropped); the member reads them only after all have started sending.
+    use crate::transport::media::MAX_QUEUED_REMOTE_TRACKS;
     use crate::transport::{MediaOptions, TrackSpec};
-    const TRACKS: usize = 12;
+    const TRACKS: usize = MAX_QUEUED_REMOTE_TRACKS + 4;
     let server = server().await;
     let (_d1, _d2, a, b) = super::tests::alice_and_bob(&server.url()).await;
     let mut offers = b.allow_browser_calls(vec![a.peer_id()]);

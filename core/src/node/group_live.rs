@@ -202,6 +202,10 @@ pub(super) struct LiveGroups {
     /// The pause before a group whose events could not be stored starts again (doubling while
     /// it keeps failing; forgotten once something is stored).
     restarts: HashMap<GroupId, std::time::Duration>,
+    /// Groups deleted (or being deleted) while the node runs: no task or file fetch starts for
+    /// them again (a restart or a fetch's successor may be on its way); joining one again by a
+    /// link takes it out.
+    deleted: HashSet<GroupId>,
 }
 
 impl LiveGroups {
@@ -218,6 +222,7 @@ impl LiveGroups {
             call_guests: HashMap::new(),
             restarts: HashMap::new(),
             members_of: HashMap::new(),
+            deleted: HashSet::new(),
         }
     }
 
@@ -292,8 +297,9 @@ struct Live {
     /// Router side: peers the engine was told are up.
     linked: HashSet<Fingerprint>,
     dialing: HashSet<Fingerprint>,
-    /// Peers our log could not place that the engine turned away, with our log's length then
-    /// (`dial_members` tries them again only once it has grown).
+    /// Namespace peers our log could not place that gave us nothing while it did not hold us
+    /// (not dialled, turned away, quiet), with our log's length then: `dial_members` tries
+    /// them again only once it has grown, and forgets them once the log holds us.
     turned_away: HashMap<Fingerprint, usize>,
     /// When each peer last sent a group frame.
     heard: HashMap<Fingerprint, Instant>,
@@ -344,6 +350,9 @@ impl Live {
             }
             Cmd::Dialed(peer, ok) => {
                 self.dialing.remove(&peer);
+                if !ok {
+                    self.unplaced_gave_nothing(peer);
+                }
                 if ok && self.engine.is_router() && self.linked.insert(peer) {
                     self.heard.insert(peer, Instant::now());
                     self.input(GroupInput::PeerUp { peer });
@@ -644,10 +653,7 @@ impl Live {
                 GroupAction::Drop { peer, reason } => {
                     tracing::info!(group = %self.gid, %peer, %reason, "group peer dropped");
                     self.linked.remove(&peer);
-                    let log = self.engine.log();
-                    if !log.state().is_member(&peer) {
-                        self.turned_away.insert(peer, log.len());
-                    }
+                    self.unplaced_gave_nothing(peer);
                     if self.router == Some(peer) {
                         self.router = None;
                     }

@@ -58,6 +58,7 @@ impl Node {
             self.inner.fingerprint,
         );
         let gid = blocking(move || offline::join_in(&store, &me, &link)).await?;
+        lock(&self.inner.groups).deleted.remove(&gid);
         Inner::start_group(&self.inner, gid).await?;
         Ok(gid)
     }
@@ -116,10 +117,15 @@ impl Node {
     /// room is left, not deleted.
     pub async fn group_delete(&self, gid: &GroupId) -> Result<(), NodeError> {
         let gid = *gid;
-        if lock(&self.inner.groups).room == Some(gid) {
-            return Err(NodeError::NotAllowed(
-                "a meeting room is left, not deleted".into(),
-            ));
+        {
+            let mut g = lock(&self.inner.groups);
+            if g.room == Some(gid) {
+                return Err(NodeError::NotAllowed(
+                    "a meeting room is left, not deleted".into(),
+                ));
+            }
+            // From now on no task or fetch of it starts (a restart may be on its way).
+            g.deleted.insert(gid);
         }
         if self.inner.group_tx(&gid).is_ok() {
             // Best effort: either may be refused (not a member yet, not in the call).

@@ -371,6 +371,7 @@ impl Inner {
         {
             let mut g = lock(&this.groups);
             if g.subscribers.is_none()
+                || g.deleted.contains(&gid)
                 || g.files.running.contains_key(&(gid, m.id))
                 || g.files.running.len() >= MAX_FETCHES
             {

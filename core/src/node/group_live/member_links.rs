@@ -35,9 +35,23 @@ pub(super) fn link_check_tick(active: bool) -> tokio::time::Interval {
 }
 
 impl Live {
+    /// A router whose log does not hold it yet: `peer`, a namespace peer its log cannot place,
+    /// could not be dialled, showed nothing more or went quiet; it is not dialled again until
+    /// the log grows (others get their turn meanwhile).
+    pub(super) fn unplaced_gave_nothing(&mut self, peer: Fingerprint) {
+        let log = self.engine.log();
+        if self.engine.routes_unplaced()
+            && !log.state().is_member(&peer)
+            && self.ns_peers.contains_key(&peer)
+        {
+            self.turned_away.insert(peer, log.len());
+        }
+    }
+
     /// Router side: a member's link went quiet; tell the engine and close it so the next
     /// tick dials afresh (a killed process leaves its link open for a while).
     pub(super) fn forget(&mut self, peer: Fingerprint) {
+        self.unplaced_gave_nothing(peer);
         if self.linked.remove(&peer) {
             self.input(GroupInput::PeerDown { peer });
         }
@@ -100,9 +114,14 @@ impl Live {
             .filter(|(fp, _)| state.is_member(fp) && unlinked(fp))
             .map(|(fp, id)| (*fp, id.clone()))
             .collect();
-        if self.engine.routes_unplaced() {
-            let len = self.engine.log().len();
-            let room = UNPLACED_DIALS.saturating_sub(self.linked.len() + self.dialing.len());
+        let len = self.engine.log().len();
+        // What was tried at an older log, or while we routed on a log that holds us, is stale.
+        self.turned_away.retain(|_, at| *at == len);
+        if !self.engine.routes_unplaced() {
+            self.turned_away.clear();
+        } else {
+            let busy = self.linked.len() + self.dialing.len() + todo.len();
+            let room = UNPLACED_DIALS.saturating_sub(busy);
             todo.extend(
                 self.ns_peers
                     .iter()

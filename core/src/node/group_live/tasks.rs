@@ -149,7 +149,10 @@ impl Inner {
         live.on_cmd(Cmd::Active(!background));
         {
             let mut groups = lock(&this.groups);
-            if groups.subscribers.is_none() || groups.running.contains_key(&gid) {
+            if groups.subscribers.is_none()
+                || groups.running.contains_key(&gid)
+                || groups.deleted.contains(&gid)
+            {
                 return Ok(());
             }
             groups.running.insert(gid, tx);

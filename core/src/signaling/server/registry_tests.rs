@@ -307,6 +307,19 @@ fn one_address_has_a_share_of_the_queues_and_gets_it_back_as_they_drain() {
     reg.handle("b", b.conn, offer("ghost4", 1), now);
     assert!(b.texts().is_empty());
     assert_eq!(reg.by_origin.values().map(|s| s.0).sum::<usize>(), 3);
+    // Expired queues give it back too, and a queue drained into a socket that fails midway
+    // leaves nothing counted.
+    reg.tick(now + 6000 * MS);
+    assert!(reg.queues.is_empty() && reg.by_origin.is_empty());
+    assert_eq!(reg.queued_bytes, 0);
+    for n in 0..3 {
+        reg.handle("a", a.conn, offer("narrow", n), now);
+    }
+    let (handle, _rx) = Handle::new(5, 1);
+    reg.register(&creds("narrow", "t"), handle, now).unwrap();
+    assert!(!reg.contains("narrow"), "its outbox overflowed");
+    assert!(reg.by_origin.is_empty());
+    assert_eq!(reg.queued_bytes, 0);
 }
 
 #[test]

@@ -123,6 +123,11 @@ impl Fetch {
                 .await?;
                 p.part = part;
                 if ok {
+                    // Ended while it hashed (its group deleted): nothing is placed.
+                    match self.inner.upgrade() {
+                        Some(i) if lock(&i.groups).files.listed(&(gid, m.id)) => {}
+                        _ => return Err(std::io::Error::other("stopped")),
+                    }
                     let dst = final_path(&files_dir, &gid, &m);
                     let (pf, d) = (part_file.clone(), dst.clone());
                     tokio::task::spawn_blocking(move || {

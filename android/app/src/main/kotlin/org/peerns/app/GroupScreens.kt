@@ -116,6 +116,7 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
     private val memberRows = Rows<MemberRow>(members, key = { it.member.fingerprint }, make = ::memberView)
     private val contactRows = Rows<ContactRow>(contacts, key = { it.contact.fingerprint }, make = ::contactView)
     private val leave = ui.button("Leave the group") { confirmLeave() }
+    private val delete = ui.button("Delete the group") { confirmDelete() }
     private val shareFile = ui.button("Share a file") { host.pickFile { path -> act { model.sendFile(path) } } }
     private val adminTools = ui.column().with(
         ui.label("Invite a contact (they get the invitation in your chat; those who trust you join at once)"),
@@ -138,7 +139,7 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
         ),
         ui.label("Members"), members, adminTools,
         leave,
-        ui.button("Delete the group") { confirmDelete() },
+        delete,
     )
 
     override fun shown() {
@@ -159,6 +160,7 @@ class GroupChatView(host: Host, private val model: GroupChatViewModel, private v
                 messageRows.show(state.items)
                 shareFile.visibility = if (state.canShareFiles) View.VISIBLE else View.GONE
                 leave.visibility = if (state.canLeave) View.VISIBLE else View.GONE
+                delete.visibility = if (state.canDelete) View.VISIBLE else View.GONE
                 memberRows.show(state.members.map { MemberRow(it, removable = state.admin && it.fingerprint != me) })
                 contactRows.show(state.invitable.map { ContactRow(it, it.fingerprint in state.invited) })
                 noContacts.visibility = if (state.invitable.isEmpty()) View.VISIBLE else View.GONE
