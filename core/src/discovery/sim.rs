@@ -120,7 +120,8 @@ pub struct Sim {
     observed: Vec<Observed>,
     /// Registered IDs → engine.
     ids: HashMap<String, EngineId>,
-    /// Open links: (engine, conn) → (peer engine, peer conn).
+    /// Open link ends: (engine, conn) → (peer engine, peer conn). An end stays open until
+    /// its engine closes it or hears that the other end did.
     links: HashMap<(EngineId, ConnId), (EngineId, ConnId)>,
     /// Per engine: the next timer already queued.
     timers: Vec<Option<Instant>>,
@@ -342,6 +343,22 @@ impl Sim {
         }
     }
 
+    /// A network blip at `phone`: every data link of its engines breaks (both ends hear of
+    /// it after the link's latency).
+    pub fn blip(&mut self, phone: usize) {
+        let mut ends: Vec<(EngineId, ConnId)> = vec![];
+        for (&end, &other) in &self.links {
+            if self.engines[end.0].phone == phone {
+                ends.extend([end, other]);
+            }
+        }
+        ends.sort_unstable();
+        ends.dedup();
+        for (e, conn) in ends {
+            self.schedule(self.cfg.latency, Ev::Input(e, Input::Closed { conn }));
+        }
+    }
+
     /// Heals every partition.
     pub fn heal(&mut self) {
         for p in &mut self.phones {
@@ -479,11 +496,13 @@ impl Sim {
                     }
                 }
                 Action::Close { conn } => {
-                    if let Some((t, tc)) = self.links.remove(&(e, conn)) {
-                        self.links.remove(&(t, tc));
+                    // The other end hears of it after what was sent before (a `Refused`, a
+                    // `Leave`), as over SCTP.
+                    if let Some((t, tc)) = self.links.remove(&(e, conn))
+                        && self.links.contains_key(&(t, tc))
+                    {
                         let ev = Ev::Input(t, Input::Closed { conn: tc });
                         self.send_on_link((e, conn), t, ev);
-                        self.link_clock.remove(&(t, tc));
                     }
                 }
                 Action::Event(ev) => self.observe(e, ev),
@@ -651,6 +670,14 @@ impl Sim {
                             return;
                         }
                         Input::Data { conn, bytes }
+                    }
+                    // Only to an end still open (not one its engine closed meanwhile).
+                    Input::Closed { conn } => {
+                        if self.links.remove(&(e, conn)).is_none() {
+                            return;
+                        }
+                        self.link_clock.remove(&(e, conn));
+                        Input::Closed { conn }
                     }
                     other => other,
                 };

@@ -130,3 +130,50 @@ fn a_router_that_refuses_everyone_is_not_migrated_to_again_and_again() {
     assert!(changes <= 60, "{changes} role changes in 10 minutes");
     assert!(sim.converged(&others));
 }
+
+/// A router at level 2 migrating its members to level 1 loses its own link each time before
+/// the welcome (a network blip), three times. Those closes are no refusals: its next monitor
+/// round brings it to level 1 (counted as refusals, they kept it away 30 s, 60 s, then 2 min).
+/// The level-1 router cannot call the reverse slot back (its NAT), so migrating is the only way.
+#[test]
+fn network_blips_while_migrating_leave_no_long_backoff() {
+    let mut sim = Sim::new(SimConfig::default());
+    let a = sim.add_phone();
+    sim.block_outgoing(a);
+    let first = sim.join(a, NS, NsConfig::default(), None);
+    sim.run_for(secs(3.0));
+    assert_eq!(sim.engine(first).role(), RoleKind::Router(1));
+    let phones: Vec<usize> = (0..3).map(|_| sim.add_phone()).collect();
+    sim.partition(&[&[a], &phones]);
+    let others: Vec<EngineId> = phones
+        .iter()
+        .map(|&p| sim.join(p, NS, NsConfig::default(), None))
+        .collect();
+    sim.run_until_true(secs(60.0), Duration::from_millis(10), |s| {
+        s.converged(&others)
+    })
+    .expect("the others never gathered");
+    let mover = sim.routers(&others)[0];
+    assert_eq!(sim.engine(mover).role(), RoleKind::Router(2));
+    sim.heal();
+    for blip in 0..3 {
+        sim.run_until_true(secs(300.0), Duration::from_millis(1), |s| {
+            s.engine(mover).role() == RoleKind::Searching
+        })
+        .unwrap_or_else(|| panic!("no migration before blip {blip}"));
+        sim.blip(sim.phone_of(mover));
+        sim.run_until_true(secs(5.0), Duration::from_millis(10), |s| {
+            s.engine(mover).role() == RoleKind::Router(2)
+        })
+        .unwrap_or_else(|| panic!("not back at level 2 after blip {blip}"));
+    }
+    let took = sim
+        .run_until_true(secs(600.0), Duration::from_millis(10), |s| {
+            s.engine(mover).role() == RoleKind::Member(1)
+        })
+        .expect("never joined level 1");
+    assert!(
+        took < secs(20.0),
+        "joined level 1 only {took:?} after the last blip"
+    );
+}

@@ -5,7 +5,8 @@ use super::router::LOST_LEVEL_RETRY;
 use super::*;
 
 /// After a router refused our check-in (its clock is off, say), we bring no members to its
-/// level for this long, doubling with each refusal in a row...
+/// level for this long, doubling with each refusal in a row (at that level, each before a
+/// window as long as the last backoff passed after it)...
 const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
 /// ...up to this.
 const REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(10 * 60);
@@ -92,6 +93,7 @@ impl Namespace {
         if level == 1 {
             self.release_slot();
         }
+        self.forget_refusal(level);
         self.set_role(Role::Router { level });
         // A member's beat may be a member's pace away; members time us by ours from now.
         self.next_beat = self.next_beat.min(self.clock.next_after(now, self.pace));
@@ -134,9 +136,7 @@ impl Namespace {
     pub(super) fn become_member(&mut self, level: u8, conn: ConnId, now: Instant) {
         self.deadline = None;
         self.dead_level = None;
-        if self.refused.is_some_and(|(l, ..)| l == level) {
-            self.refused = None;
-        }
+        self.forget_refusal(level);
         if level == 1 {
             self.release_slot();
         }
@@ -236,6 +236,7 @@ impl Namespace {
                 self.broadcast(&Msg::Relevel { level }, now);
                 self.role = Role::Router { level };
                 self.event(NsEvent::Role(RoleKind::Router(level)));
+                self.forget_refusal(level);
                 self.monitor_next = 1;
                 self.monitor_misses = 0;
                 if level == 1 {
@@ -344,11 +345,22 @@ impl Namespace {
     /// longer at each refusal in a row, so one router that refuses everyone (a clock off by
     /// more than the allowed skew) cannot keep the namespace migrating to it and back.
     pub(super) fn note_refusal(&mut self, level: u8, now: Instant) {
-        let times = self.refused.map_or(0, |(.., n)| n).saturating_add(1);
-        let wait = REFUSED_BACKOFF
-            .saturating_mul(1 << (times - 1).min(16))
-            .min(REFUSED_BACKOFF_MAX);
-        self.refused = Some((level, now + wait, times));
+        let times = match self.refused {
+            Some((l, until, n)) if l == level && now < until + refused_wait(n) => {
+                n.saturating_add(1)
+            }
+            _ => 1,
+        };
+        self.refused = Some((level, now + refused_wait(times), times));
+    }
+
+    /// We route or are a member at `level`: a refusal at that level or above is past (we
+    /// are where its router was, or below it). Not one below: after a refusal we go back up,
+    /// and forgetting it there would undo the backoff.
+    fn forget_refusal(&mut self, level: u8) {
+        if self.refused.is_some_and(|(l, ..)| level <= l) {
+            self.refused = None;
+        }
     }
 
     fn refuses_us(&self, level: u8, now: Instant) -> bool {
@@ -361,4 +373,11 @@ impl Namespace {
         let level: u8 = rest.parse().ok()?;
         (1..=self.cfg.max_level).contains(&level).then_some(level)
     }
+}
+
+/// How long we keep away from a level after `times` refusals in a row.
+fn refused_wait(times: u32) -> Duration {
+    REFUSED_BACKOFF
+        .saturating_mul(1 << times.saturating_sub(1).min(16))
+        .min(REFUSED_BACKOFF_MAX)
 }

@@ -75,15 +75,9 @@ impl Namespace {
         }
         match self.role {
             Role::Member { conn: c, .. } if c == conn => self.failover(false, now),
-            // The router took the connection and closed it before welcoming us: a refusal
-            // (its `Refused` may not make it out before the close).
-            Role::Joining {
-                level,
-                conn: Some(c),
-            } if c == conn => {
-                self.note_refusal(level, now);
-                self.abandon_join(now);
-            }
+            // Closed before a welcome: a restart or a network blip as often as a refusal, so
+            // only an explicit `Refused` keeps us away from that level.
+            Role::Joining { conn: Some(c), .. } if c == conn => self.abandon_join(now),
             _ => {}
         }
     }

@@ -193,8 +193,8 @@ pub struct Namespace {
     /// does not answer, our lost level still taken, an empty reverse slot): the next round
     /// waits twice as long per miss, up to [`NsConfig::monitor_backoff_max`].
     monitor_misses: u32,
-    /// The level whose router last refused our check-in, until when we do not bring our
-    /// members there again, and how many refusals in a row set that.
+    /// The level whose router last refused our check-in (an explicit `Refused`), until when
+    /// we do not bring our members there again, and how many refusals in a row set that.
     refused: Option<(u8, Instant, u32)>,
     /// A router whose registration of its level was lost (a signaling server restart) and not
     /// claimed back yet.

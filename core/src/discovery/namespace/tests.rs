@@ -711,3 +711,31 @@ fn a_router_probes_the_reverse_slot_on_the_grid_backing_off_more_in_the_backgrou
     let again = probes(run_for(&mut ns, (t2, EPOCH_MS + 300_000), 20, 10));
     assert_eq!(again.len(), 1, "{again:?}");
 }
+
+/// Refusals count in a row only at one level and while they keep coming: one at another
+/// level, or after a quiet window as long as the last backoff, starts over at 30 s; routing
+/// at that level forgets it, going back to a higher one does not.
+#[test]
+fn refusals_count_in_a_row_only_at_one_level_and_while_they_keep_coming() {
+    let t0 = Instant::now();
+    let mut ns = router(t0);
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let wait = |ns: &Namespace, now: Instant| ns.refused.map(|(_, until, _)| until - now);
+    ns.note_refusal(1, at(0));
+    ns.note_refusal(1, at(35));
+    assert_eq!(wait(&ns, at(35)), Some(Duration::from_secs(60)));
+    // Another level: a fresh count.
+    ns.note_refusal(2, at(40));
+    assert_eq!(wait(&ns, at(40)), Some(Duration::from_secs(30)));
+    ns.note_refusal(2, at(75));
+    ns.note_refusal(2, at(140));
+    assert_eq!(wait(&ns, at(140)), Some(Duration::from_secs(120)));
+    // Quiet for the 2 min after the backoff ended: a fresh count.
+    ns.note_refusal(2, at(140 + 120 + 121));
+    assert_eq!(wait(&ns, at(381)), Some(Duration::from_secs(30)));
+    // Routing above the refused level keeps it; at it, forgets it.
+    ns.become_router(3, at(382));
+    assert!(ns.refused.is_some());
+    ns.become_router(2, at(383));
+    assert_eq!(ns.refused, None);
+}
