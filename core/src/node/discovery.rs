@@ -29,8 +29,11 @@ pub const LOCAL_NETWORK: &str = "local-network";
 /// Namespace names: at most this many characters after slugifying.
 const MAX_SLUG: usize = 40;
 /// The day turns this long after midnight by our clock, so a wake-up a little early still
-/// sees the new day.
+/// sees the new day...
 const DAY_TURN_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+/// ...plus a random part up to this, so the phones of a venue do not all leave and join
+/// their cells again in the same second.
+const DAY_TURN_JITTER: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 /// A position change smaller than this is not worth a new signed record.
 const MOVE_THRESHOLD_M: f64 = 10.0;
 
@@ -379,15 +382,23 @@ async fn follow_location(
     }
 }
 
-/// Re-keys stadium mode when the UTC day turns: one wake-up a little after each midnight (a
-/// phone asleep then catches up at its next position fix or look at who is nearby).
+/// Re-keys stadium mode when the UTC day turns: one wake-up at a random point of the first
+/// ten minutes after each midnight (a position fix or look at who is nearby before it rolls
+/// the day then; a phone asleep catches up at its next one).
 async fn follow_days(inner: std::sync::Weak<Inner>) {
     loop {
-        let wait = pseudonym::until_next_day(unix_ms()) + DAY_TURN_DELAY;
+        let wait = until_day_turn(unix_ms(), &mut rand::rng());
         tokio::time::sleep(wait).await;
         let Some(inner) = inner.upgrade() else { return };
         inner.stadium_day(pseudonym::day_of(unix_ms()));
     }
+}
+
+/// How long from `unix_ms` until this phone turns its stadium day: the next UTC midnight,
+/// [`DAY_TURN_DELAY`] and a uniform share of [`DAY_TURN_JITTER`].
+fn until_day_turn(unix_ms: u64, rng: &mut impl rand::Rng) -> std::time::Duration {
+    let jitter = rng.random_range(0..=DAY_TURN_JITTER.as_millis() as u64);
+    pseudonym::until_next_day(unix_ms) + DAY_TURN_DELAY + std::time::Duration::from_millis(jitter)
 }
 
 impl Node {
@@ -741,5 +752,38 @@ mod tests {
         assert_eq!(slugify("ÄBC_d").unwrap(), "bc-d");
         assert!(slugify("!!!").is_err());
         assert!(slugify(&"a".repeat(41)).is_err());
+    }
+
+    /// Every phone turns its day within ten minutes after midnight (never before it), and
+    /// not all at the same moment.
+    #[test]
+    fn the_day_turns_at_a_random_point_of_the_ten_minutes_after_midnight() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let midnight = 20_833 * 86_400_000;
+        let (min, max) = (DAY_TURN_DELAY, DAY_TURN_DELAY + DAY_TURN_JITTER);
+        let mut waits = vec![];
+        for now in [
+            midnight - 1,
+            midnight - 3_600_000,
+            midnight,
+            midnight + 5_000,
+        ] {
+            let to_midnight = pseudonym::until_next_day(now);
+            for _ in 0..200 {
+                let wait = until_day_turn(now, &mut rng);
+                assert!(
+                    wait >= to_midnight + min && wait <= to_midnight + max,
+                    "{wait:?}"
+                );
+                assert!(pseudonym::day_of(now + wait.as_millis() as u64) > pseudonym::day_of(now));
+                waits.push(wait - to_midnight);
+            }
+        }
+        let (first, last) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
+        assert!(
+            *last - *first > DAY_TURN_JITTER * 9 / 10,
+            "{first:?}..{last:?}"
+        );
     }
 }
