@@ -181,18 +181,21 @@ impl Inner {
         bytes: Vec<u8>,
     ) {
         let now = unix_ms();
-        let (id, method, target, outcome) = match Request::decode(&bytes) {
-            Err((id, e)) => (id, String::new(), String::new(), Err(e)),
+        let (id, method, target, outcome, refused) = match Request::decode(&bytes) {
+            Err((id, e)) => (id, String::new(), String::new(), Err(e), true),
             Ok(req) => {
-                let (target, outcome) = Inner::serve_request(this, link, trust, &req, now).await;
-                (req.id, req.method, target, outcome)
+                let (target, outcome, refused) =
+                    Inner::serve_request(this, link, trust, &req, now).await;
+                (req.id, req.method, target, outcome, refused)
             }
         };
         let code = outcome.as_ref().map_or_else(|e| e.code, |_| 200);
         let mut message = outcome.as_ref().err().map(|e| e.message.clone());
-        // Refusals are written within a per-sender limit (a flood would push out the rest).
+        // Refusals (before the handler) are written within a per-sender limit: a flood would
+        // push out the rest. What the handler answered (a 404 too) is always written.
         let written = match &mut message {
             None => true,
+            Some(_) if !refused => true,
             Some(m) => match lock(&this.rpc.refusals).admit(&link.fp, now) {
                 None => false,
                 Some(0) => true,
@@ -228,14 +231,15 @@ impl Inner {
         lock(&self.rpc.audit_subs).retain(|tx| tx.send(entry.clone()).is_ok());
     }
 
-    /// Checks and runs one request; returns its target (for the audit log) and outcome.
+    /// Checks and runs one request; returns its target (for the audit log), its outcome and
+    /// whether that is a refusal (malformed, trust, signature, guard, scope): not run.
     async fn serve_request(
         this: &Arc<Inner>,
         link: &Arc<Link>,
         trust: Option<Trust>,
         req: &Request,
         now: u64,
-    ) -> (String, Result<Value, RpcError>) {
+    ) -> (String, Result<Value, RpcError>, bool) {
         let call = Call::parse(&req.method, &req.params);
         let target = call.as_ref().map(Call::target).unwrap_or_default();
         let key = ed25519_dalek::VerifyingKey::from_bytes(&link.key);
@@ -243,6 +247,7 @@ impl Inner {
             return (
                 target,
                 Err(RpcError::denied("RPC needs Full Access (trust 3)")),
+                true,
             );
         }
         if !key.is_ok_and(|k| req.verify(&k, &link.binding)) {
@@ -251,30 +256,36 @@ impl Inner {
                 Err(RpcError::denied(
                     "the signature does not verify for this session",
                 )),
+                true,
             );
         }
         if let Err(e) = lock(&this.rpc.guard).admit(&link.fp, &req.id, req.ts_ms, now) {
-            return (target, Err(e));
+            return (target, Err(e), true);
         }
         let call = match call {
             Ok(c) => c,
-            Err(e) => return (target, Err(e)),
+            Err(e) => return (target, Err(e), true),
         };
         let Some(serving) = lock(&this.rpc.serving).clone() else {
-            return (target, Err(RpcError::denied("this device serves no RPC")));
+            return (
+                target,
+                Err(RpcError::denied("this device serves no RPC")),
+                true,
+            );
         };
         let fp = link.fp;
         let scopes = match this.db(move |c| rpc_store::scopes_of(c, &fp)).await {
             Ok(s) => s,
-            Err(e) => return (target, Err(RpcError::internal(e.to_string()))),
+            Err(e) => return (target, Err(RpcError::internal(e.to_string())), false),
         };
         let reach = call.reach(&scopes);
         if reach == Reach::None {
-            return (target, Err(RpcError::denied("scope denied")));
+            return (target, Err(RpcError::denied("scope denied")), true);
         }
         (
             target,
             Inner::run_call(this, link, &serving, call, reach, &req.id).await,
+            false,
         )
     }
 

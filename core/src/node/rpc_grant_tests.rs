@@ -1,6 +1,6 @@
 //! Where grants end, between real nodes against an in-process signaling server: folders on
 //! the way to a glob, the monitor's stream and sound alerts (who sends and takes them), and
-//! the audit log under a flood of refusals.
+//! the audit log under a flood of refusals (and past it, what the handler answered).
 
 use std::time::Duration;
 
@@ -171,6 +171,38 @@ async fn a_trusted_contact_refused_again_and_again_cannot_flood_the_audit_log() 
         "{} rows",
         log.len()
     );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_full_access_contact_is_answered_is_always_logged_past_the_refusal_limit() {
+    let srv = server().await;
+    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let root = tempfile::tempdir().unwrap();
+    b.rpc_serve(ServeConfig {
+        roots: vec![("public".into(), root.path().into())],
+        max_file: 0,
+        quotas: vec![],
+    })
+    .unwrap();
+    b.set_trust(&fa, Trust::FullAccess).await.unwrap();
+    grant(&b, &fa, "fs:read:/public/**").await;
+    // A granted read of a missing file reaches the handler: its 404 is no refusal.
+    let n = crate::rpc::refusals::BURST as usize + 10;
+    for i in 0..n {
+        let params = json!({"path": format!("/public/new{i}.jpg")});
+        let r = a.rpc_call(&fb, "fs.read", params, WAIT).await.unwrap();
+        assert_eq!(code(&r), 404);
+    }
+    let log = b
+        .inner
+        .db(|c| crate::rpc::store::audit_log(c, 1000))
+        .await
+        .unwrap();
+    assert_eq!(log.iter().filter(|e| e.code == 404).count(), n);
     a.stop().await;
     b.stop().await;
 }
