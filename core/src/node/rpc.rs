@@ -23,7 +23,7 @@ use crate::identity::Fingerprint;
 use crate::rpc::RpcError;
 use crate::rpc::fs::Roots;
 use crate::rpc::guard::{Guard, GuardConfig};
-use crate::rpc::scope::{Facing, Reach};
+use crate::rpc::scope::{Facing, Reach, Scope};
 use crate::rpc::server::{self, Call};
 use crate::rpc::store::{self as rpc_store, AuditEntry};
 use crate::rpc::wire::{Request, Response};
@@ -284,7 +284,7 @@ impl Inner {
         }
         (
             target,
-            Inner::run_call(this, link, &serving, call, reach, &req.id).await,
+            Inner::run_call(this, link, &serving, call, reach, scopes, &req.id).await,
             false,
         )
     }
@@ -295,6 +295,7 @@ impl Inner {
         serving: &Arc<Serving>,
         call: Call,
         reach: Reach,
+        scopes: Vec<Scope>,
         id: &str,
     ) -> Result<Value, RpcError> {
         match call {
@@ -334,7 +335,7 @@ impl Inner {
                 let roots = serving.clone();
                 tokio::task::spawn_blocking(move || {
                     fs_call
-                        .run_fs(&roots.roots, reach)
+                        .run_fs(&roots.roots, reach, &scopes)
                         .unwrap_or_else(|| Err(RpcError::internal("not a file call")))
                 })
                 .await

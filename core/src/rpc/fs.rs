@@ -162,6 +162,36 @@ impl Roots {
     /// `fs.list`: the entries of a folder, by name (those after `after`, when given): as many
     /// as fit one response (at most [`MAX_LIST`]), `truncated` when more follow.
     pub fn list(&self, p: &RpcPath, after: Option<&str>) -> Result<Value, RpcError> {
+        self.list_where(p, after, |_, _| true)
+    }
+
+    /// `fs.list` of a path a grant reaches only as a folder on the way: only the entries
+    /// `shown(name, is_folder)` lets through; whatever is not a folder is refused alike.
+    pub fn list_folder(
+        &self,
+        p: &RpcPath,
+        after: Option<&str>,
+        shown: impl Fn(&str, bool) -> bool,
+    ) -> Result<Value, RpcError> {
+        self.folder_on_the_way(p)?;
+        self.list_where(p, after, shown)
+    }
+
+    /// Refuses `p` unless it is a folder, with one answer for a file, a link, nothing or a
+    /// broken way (so a grant reaching folders only cannot probe what exists there).
+    fn folder_on_the_way(&self, p: &RpcPath) -> Result<(), RpcError> {
+        match self.walk(p, false).and_then(|path| kind_of(&path)) {
+            Ok(Kind::Dir(_)) => Ok(()),
+            _ => Err(RpcError::denied("scope denied (not a folder on the way)")),
+        }
+    }
+
+    fn list_where(
+        &self,
+        p: &RpcPath,
+        after: Option<&str>,
+        shown: impl Fn(&str, bool) -> bool,
+    ) -> Result<Value, RpcError> {
         let dir = self.walk(p, false)?;
         if !matches!(kind_of(&dir)?, Kind::Dir(_)) {
             return Err(RpcError::not_found("no such folder"));
@@ -174,6 +204,9 @@ impl Roots {
                 continue;
             }
             let m = e.metadata().map_err(io_err)?;
+            if !shown(&name, m.is_dir()) {
+                continue;
+            }
             let kind = if m.file_type().is_symlink() {
                 "link"
             } else if m.is_dir() {
@@ -226,14 +259,10 @@ impl Roots {
         })
     }
 
-    /// `fs.stat` of a path a grant reaches only as a folder on the way: a file there is 403
-    /// (not even its size), a folder or nothing is told as [`Self::stat`] tells it.
+    /// `fs.stat` of a path a grant reaches only as a folder on the way: a folder is told as
+    /// [`Self::stat`] tells it; anything else (a file, nothing) is the same 403.
     pub fn stat_folder(&self, p: &RpcPath) -> Result<Value, RpcError> {
-        if let Ok(path) = self.walk(p, false)
-            && matches!(kind_of(&path)?, Kind::File(_))
-        {
-            return Err(RpcError::denied("scope denied (not a folder on the way)"));
-        }
+        self.folder_on_the_way(p)?;
         self.stat(p, false)
     }
 

@@ -220,9 +220,25 @@ impl Call {
             .unwrap_or(Reach::None)
     }
 
-    /// Runs a file-system call (blocking) as far as `reach` allows; `None` for other calls.
-    pub fn run_fs(&self, roots: &Roots, reach: Reach) -> Option<Result<Value, RpcError>> {
+    /// Runs a file-system call (blocking) as far as `reach` (what `scopes` allow it) goes;
+    /// `None` for other calls. A folder reached only on the way lists its sub-folders on the
+    /// way and what the globs match, nothing else.
+    pub fn run_fs(
+        &self,
+        roots: &Roots,
+        reach: Reach,
+        scopes: &[Scope],
+    ) -> Option<Result<Value, RpcError>> {
         Some(match self {
+            Call::FsList(p, after) if reach == Reach::Folder => {
+                roots.list_folder(p, after.as_deref(), |name, folder| {
+                    p.child(name).is_ok_and(|c| {
+                        let need = Need::FsStat(&c);
+                        let r = scopes.iter().map(|s| s.reach(&need)).max();
+                        r == Some(Reach::Full) || (folder && r == Some(Reach::Folder))
+                    })
+                })
+            }
             Call::FsList(p, after) => roots.list(p, after.as_deref()),
             Call::FsStat(p, _) if reach == Reach::Folder => roots.stat_folder(p),
             Call::FsStat(p, hash) => roots.stat(p, *hash),
@@ -425,6 +441,46 @@ mod tests {
             c("db.messages", json!({"since": 5})).target(),
             "messages:timestamp>5"
         );
+    }
+
+    #[test]
+    fn folders_on_the_way_show_only_sub_folders_and_matches_and_hide_what_else_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["a/b/c", "z"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        for f in ["a/b/keep.txt", "a/b/secret.txt", "top.txt"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let roots = Roots::new(&[("public".into(), dir.path().into())], 1 << 20).unwrap();
+        let scopes = [Scope::parse("fs:read:/public/a/**/keep.txt").unwrap()];
+        let run = |m: &str, path: &str| {
+            let call = Call::parse(m, &json!({ "path": path })).unwrap();
+            let reach = call.reach(&scopes);
+            call.run_fs(&roots, reach, &scopes).unwrap()
+        };
+        let names = |path: &str| -> Vec<String> {
+            let v = run("fs.list", path).unwrap();
+            let e = v["entries"].as_array().unwrap();
+            e.iter()
+                .map(|e| e["name"].as_str().unwrap().into())
+                .collect()
+        };
+        assert_eq!(names("/public"), ["a"]);
+        assert_eq!(names("/public/a/b"), ["c", "keep.txt"]);
+        assert!(run("fs.stat", "/public/a/b/keep.txt").is_ok());
+        // A file the glob does not match answers as nothing there does, for stat and list.
+        let refused = |m, p| run(m, p).unwrap_err();
+        let secret = refused("fs.stat", "/public/a/b/secret.txt");
+        assert_eq!(secret.code, 403);
+        for (m, p) in [
+            ("fs.stat", "/public/a/b/missing.txt"),
+            ("fs.stat", "/public/a/nope/missing.txt"),
+            ("fs.list", "/public/a/b/secret.txt"),
+            ("fs.list", "/public/a/b/missing.txt"),
+        ] {
+            assert_eq!(refused(m, p), secret, "{m} {p}");
+        }
     }
 
     #[test]
