@@ -301,13 +301,10 @@ impl Inner {
         match call {
             Call::FsUpload(spec) => Inner::open_upload(link, serving, spec, id).await,
             // The grant allowed `since` (`timestamp>T` needs `since >= T`): nothing older leaks.
-            Call::DbMessages(since, limit) => {
-                let msgs = this
-                    .db(move |c| rpc_store::messages_after(c, since, limit))
-                    .await
-                    .map_err(|e| RpcError::internal(e.to_string()))?;
-                Ok(server::messages_result(&msgs))
-            }
+            Call::DbMessages(since, limit) => this
+                .db(move |c| server::messages_page(c, since, limit))
+                .await
+                .map_err(|e| RpcError::internal(e.to_string())),
             Call::SysStatus(item) => Ok(match item {
                 crate::rpc::scope::SysItem::Battery => server::battery_status(),
                 crate::rpc::scope::SysItem::Storage => server::storage_status(&serving.roots),

@@ -2,6 +2,7 @@
 //! `params` (strictly: unknown methods are 404, unknown or malformed parameters 400), the scope
 //! it needs, and the parts of running it that need no node (files, device status).
 
+use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
 use super::RpcError;
@@ -11,6 +12,7 @@ use super::scope::{Facing, Need, Reach, Scope, SysItem};
 use super::store::SyncedMessage;
 use super::upload::UploadSpec;
 use super::wire::{MAX_RESULT, fitting};
+use crate::store::StoreError;
 
 /// Longest `after` of `fs.list`, in bytes (a file name).
 const MAX_NAME: usize = 1024;
@@ -254,14 +256,24 @@ impl Call {
     }
 }
 
-/// `db.messages`'s result: the messages that fit one response, `truncated` when some were
-/// left out. Then the last time sent is left out whole (unless it is all there is), so a
-/// request with `since` = the last `sent_ms` returned gets exactly the rest.
-pub fn messages_result(msgs: &[SyncedMessage]) -> Value {
+/// `db.messages`: up to `limit` messages sent after `since` that fit one response (read one
+/// more, to know whether the limit cut the page), as [`messages_result`] gives them.
+pub fn messages_page(conn: &Connection, since: u64, limit: usize) -> Result<Value, StoreError> {
+    let msgs = super::store::messages_after(conn, since, limit.saturating_add(1))?;
+    Ok(messages_result(&msgs, limit))
+}
+
+/// `db.messages`'s result from the first `limit` of `msgs`: those that fit one response,
+/// `truncated` when some were left out (by the limit or the size). Then the last time sent is
+/// left out whole (unless it is all there is), so a request with `since` = the last `sent_ms`
+/// returned gets exactly the rest.
+pub fn messages_result(msgs: &[SyncedMessage], limit: usize) -> Value {
     let values = msgs
         .iter()
+        .take(limit)
         .map(|m| serde_json::to_value(m).unwrap_or(Value::Null));
     let (mut fit, cut) = fitting(values, MAX_RESULT - 64);
+    let cut = cut || msgs.len() > limit;
     if let Some(next) = msgs.get(fit.len()).filter(|_| cut) {
         let keep = msgs[..fit.len()]
             .iter()
@@ -484,6 +496,45 @@ mod tests {
     }
 
     #[test]
+    fn a_page_cut_by_the_limit_ends_before_its_last_time_so_paging_skips_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path().join("db")).unwrap();
+        let (me, them) = (
+            crate::identity::Identity::generate(),
+            crate::identity::Identity::generate(),
+        );
+        let key = them.public_key().to_bytes();
+        let trust = crate::contacts::Trust::FullAccess;
+        let times = [5000, 6000, 6000, 7000, 7000];
+        store
+            .with_conn(|c| {
+                crate::contacts::save(c, &key, "phone", trust, None, 1).unwrap();
+                for t in times {
+                    let kind = crate::chat::wire::OpKind::Text;
+                    let (me, fp) = (me.fingerprint(), them.fingerprint());
+                    crate::chat::store::enqueue(c, &me, &fp, kind, None, b"hi", t).unwrap();
+                }
+                Ok(())
+            })
+            .unwrap();
+        let page = |since| store.with_conn(|c| messages_page(c, since, 2)).unwrap();
+        // The limit cuts inside 6000: only 5000 comes, with more to follow.
+        let v = page(0);
+        assert_eq!(v["truncated"], true);
+        let (mut since, mut got) = (0, vec![]);
+        loop {
+            let v = page(since);
+            let msgs = v["messages"].as_array().unwrap().clone();
+            got.extend(msgs.iter().map(|m| m["sent_ms"].as_u64().unwrap()));
+            if v["truncated"] == false {
+                break;
+            }
+            since = *got.last().unwrap();
+        }
+        assert_eq!(got, times);
+    }
+
+    #[test]
     fn large_messages_stop_before_the_response_limit_at_a_whole_time() {
         let msg = |sent_ms| SyncedMessage {
             conversation: "c".into(),
@@ -494,13 +545,13 @@ mod tests {
         };
         // Two messages per time, five times: 200 KB, far over one response.
         let msgs: Vec<_> = (0..10).map(|i| msg(i / 2)).collect();
-        let v = messages_result(&msgs);
+        let v = messages_result(&msgs, MAX_MESSAGES);
         assert_eq!(v["truncated"], true);
         let got = v["messages"].as_array().unwrap();
         // Three fit; the third's time (1) has a fourth left out: only time 0 is returned.
         assert_eq!(got.len(), 2, "{}", got.len());
         assert!(got.iter().all(|m| m["sent_ms"] == 0));
-        let all = messages_result(&msgs[..2]);
+        let all = messages_result(&msgs[..2], MAX_MESSAGES);
         assert_eq!(
             (
                 all["truncated"].clone(),
