@@ -220,9 +220,9 @@ impl Node {
             .await
     }
 
-    /// Removes a contact (its conversation stays; unfinished files with it end). A blocked one
-    /// is refused: its record is the
-    /// block, and without it the key would reach us again as a stranger.
+    /// Removes a contact (its conversation stays; unfinished files with it end; its sound
+    /// alerts are no longer taken). A blocked one is refused: its record is the block, and
+    /// without it the key would reach us again as a stranger.
     pub async fn remove_contact(&self, fingerprint: &str) -> Result<(), NodeError> {
         let fp = parse_fp(fingerprint)?;
         let before = self.inner.db(move |c| contacts::trust_of(c, &fp)).await?;
@@ -232,6 +232,7 @@ impl Node {
             )));
         }
         self.inner.db(move |c| contacts::remove(c, &fp)).await?;
+        self.inner.forget_watched(fp).await;
         self.inner.end_transfers_with(fp).await;
         self.inner.presence_trust_changed(fp, before, None).await;
         Inner::end_stream_if_revoked(&self.inner).await;

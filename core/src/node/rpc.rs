@@ -65,7 +65,7 @@ pub(crate) struct NodeRpc {
     /// When each contact's last sound alert was taken.
     pub(super) alerts_in: Mutex<HashMap<Fingerprint, u64>>,
     /// The monitors whose camera we asked for (oldest first), once read from the store.
-    pub(super) watched: Mutex<Option<Vec<Fingerprint>>>,
+    pub(super) watched: Arc<Mutex<Option<Vec<Fingerprint>>>>,
     /// The sound alerts taken since the node started, oldest first (at most
     /// [`super::rpc_alert::RECENT_ALERTS`]).
     pub(super) alerts_seen: Mutex<std::collections::VecDeque<super::rpc_alert::MonitorAlertSeen>>,
@@ -129,7 +129,7 @@ impl Default for NodeRpc {
             uploads: Mutex::new(HashMap::new()),
             sound: Mutex::new(None),
             alerts_in: Mutex::new(HashMap::new()),
-            watched: Mutex::new(None),
+            watched: Arc::default(),
             alerts_seen: Mutex::new(std::collections::VecDeque::new()),
         }
     }

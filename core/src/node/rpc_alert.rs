@@ -18,7 +18,7 @@ use crate::rpc::alert::SoundAlert;
 use crate::rpc::scope::{Facing, Need};
 use crate::rpc::store as rpc_store;
 use crate::session::FEATURE_RPC;
-use crate::store::settings;
+use crate::store::{StoreError, settings};
 
 /// Alerts from one contact closer together than this are dropped.
 const MIN_GAP_MS: u64 = 5_000;
@@ -129,44 +129,50 @@ impl Inner {
         if let Some(w) = lock(&self.rpc.watched).clone() {
             return Ok(w);
         }
-        let stored = self
-            .db(|c| settings::get_setting(c, WATCHED_KEY))
-            .await?
-            .unwrap_or_default();
-        let list: Vec<Fingerprint> = stored
-            .split_whitespace()
-            .filter_map(|s| s.parse().ok())
-            .collect();
+        let list = self.db(read_watched).await?;
+        // A change stored meanwhile set the list first: it stays.
         Ok(lock(&self.rpc.watched).get_or_insert(list).clone())
+    }
+
+    /// Changes the watched monitors with `change` in one database call (read, change, write
+    /// and the list in memory, under the store's lock), so concurrent changes lose nothing.
+    async fn change_watched(
+        &self,
+        change: impl FnOnce(&mut Vec<Fingerprint>) + Send + 'static,
+    ) -> Result<(), NodeError> {
+        let cache = self.rpc.watched.clone();
+        self.db(move |c| {
+            let mut list = read_watched(c)?;
+            let before = list.clone();
+            change(&mut list);
+            if list != before {
+                let text = list.iter().map(|f| f.to_hex()).collect::<Vec<_>>();
+                settings::set_setting(c, WATCHED_KEY, &text.join(" "))?;
+            }
+            *lock(&cache) = Some(list);
+            Ok::<_, NodeError>(())
+        })
+        .await
     }
 
     /// Remembers that we asked `fp` for its camera: its sound alerts are taken from now on.
     pub(super) async fn note_watched(&self, fp: Fingerprint) {
-        let list = match self.watched().await {
-            Ok(mut list) if list.last() != Some(&fp) => {
-                list.retain(|w| *w != fp);
-                list.push(fp);
-                let over = list.len().saturating_sub(MAX_WATCHED);
-                list.drain(..over);
-                list
-            }
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the watched monitors");
-                return;
-            }
-        };
-        *lock(&self.rpc.watched) = Some(list.clone());
-        let text = list
-            .iter()
-            .map(|f| f.to_hex())
-            .collect::<Vec<_>>()
-            .join(" ");
-        if let Err(e) = self
-            .db(move |c| settings::set_setting(c, WATCHED_KEY, &text))
-            .await
-        {
+        let noted = self.change_watched(move |list| {
+            list.retain(|w| *w != fp);
+            list.push(fp);
+            let over = list.len().saturating_sub(MAX_WATCHED);
+            list.drain(..over);
+        });
+        if let Err(e) = noted.await {
             tracing::warn!(error = %e, "could not remember a watched monitor");
+        }
+    }
+
+    /// Forgets the monitor `fp` (a removed contact): its alerts are no longer taken.
+    pub(super) async fn forget_watched(&self, fp: Fingerprint) {
+        let forgot = self.change_watched(move |list| list.retain(|w| *w != fp));
+        if let Err(e) = forgot.await {
+            tracing::warn!(error = %e, "could not forget a watched monitor");
         }
     }
 
@@ -221,4 +227,13 @@ impl Inner {
             });
         }
     }
+}
+
+/// The watched monitors as stored, oldest first.
+fn read_watched(c: &mut rusqlite::Connection) -> Result<Vec<Fingerprint>, StoreError> {
+    let stored = settings::get_setting(c, WATCHED_KEY)?.unwrap_or_default();
+    Ok(stored
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect())
 }

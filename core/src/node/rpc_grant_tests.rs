@@ -141,6 +141,32 @@ async fn sound_alerts_are_taken_from_trusted_monitors_we_asked_to_watch_only() {
     assert!(a.monitor_alerts().is_empty());
     alert(Trust::Trusted).await;
     assert_eq!(a.monitor_alerts().len(), 1);
+    // Watches noted at once all stay (one database call each).
+    let others: Vec<Fingerprint> = (1..=20u8).map(|i| Fingerprint([i; 32])).collect();
+    let tasks: Vec<_> = others
+        .iter()
+        .map(|fp| {
+            let (inner, fp) = (a.inner.clone(), *fp);
+            tokio::spawn(async move { inner.note_watched(fp).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stored_list = async || {
+        a.inner
+            .db(|c| crate::store::settings::get_setting(c, "rpc.watched"))
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    };
+    let list = stored_list().await;
+    assert!(others.iter().all(|f| list.contains(&f.to_hex())), "{list}");
+    // A removed contact is no longer watched, in the store and in memory.
+    a.remove_contact(&fb).await.unwrap();
+    assert!(!stored_list().await.contains(&fb));
+    alert(Trust::Trusted).await;
+    assert_eq!(a.monitor_alerts().len(), 1);
     a.stop().await;
     b.stop().await;
 }
