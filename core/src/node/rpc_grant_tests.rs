@@ -11,23 +11,42 @@ use super::rpc_tests::{WAIT, alice_noted_and_bob, code, grant};
 use super::tests::{Recorder, alice_and_bob, befriend, server, until};
 use super::*;
 
+/// Alice and Bob, contacts, with their profiles' folders and fingerprints.
+async fn befriended(
+    url: &str,
+) -> (
+    (tempfile::TempDir, tempfile::TempDir),
+    Node,
+    Node,
+    String,
+    String,
+) {
+    let (da, db, a, b) = alice_and_bob(url).await;
+    befriend(&a, &b).await;
+    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    ((da, db), a, b, fa, fb)
+}
+
+/// `node` serves `root` as `/public`, with no quotas.
+fn serve_public(node: &Node, root: &std::path::Path) {
+    node.rpc_serve(ServeConfig {
+        roots: vec![("public".into(), root.into())],
+        max_file: 0,
+        quotas: vec![],
+    })
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folders_on_the_way_to_a_glob_are_listed_and_stated_but_not_their_files() {
     let srv = server().await;
-    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
-    befriend(&a, &b).await;
-    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let (_dirs, a, b, fa, fb) = befriended(&srv.url()).await;
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("a/b")).unwrap();
     std::fs::write(root.path().join("a/b/keep.txt"), b"ok").unwrap();
     std::fs::write(root.path().join("a/b/secret.txt"), b"no").unwrap();
     std::fs::write(root.path().join("top.txt"), b"no").unwrap();
-    b.rpc_serve(ServeConfig {
-        roots: vec![("public".into(), root.path().into())],
-        max_file: 0,
-        quotas: vec![],
-    })
-    .unwrap();
+    serve_public(&b, root.path());
     b.set_trust(&fa, Trust::FullAccess).await.unwrap();
     grant(&b, &fa, "fs:read:/public/**/keep.txt").await;
     let call = async |method: &str, path: &str| {
@@ -64,9 +83,7 @@ async fn folders_on_the_way_to_a_glob_are_listed_and_stated_but_not_their_files(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monitor_stops_streaming_to_a_viewer_that_loses_trust_its_grant_or_the_contact() {
     let srv = server().await;
-    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
-    befriend(&a, &b).await;
-    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let (_dirs, a, b, fa, fb) = befriended(&srv.url()).await;
     b.rpc_serve(ServeConfig::default()).unwrap();
     b.rpc_arm_camera(Some("environment")).unwrap();
     let cam = "media:stream:camera:environment";
@@ -102,9 +119,7 @@ async fn the_monitor_stops_streaming_to_a_viewer_that_loses_trust_its_grant_or_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sound_alerts_are_taken_from_trusted_monitors_we_asked_to_watch_only() {
     let srv = server().await;
-    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
-    befriend(&a, &b).await;
-    let fb = b.identity().fingerprint;
+    let (_dirs, a, b, _, fb) = befriended(&srv.url()).await;
     let fpb = parse_fp(&fb).unwrap();
     let link = a.inner.link(&fpb).unwrap();
     let mut ea = a.subscribe();
@@ -176,9 +191,7 @@ async fn sound_alerts_are_taken_from_trusted_monitors_we_asked_to_watch_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trusted_contact_refused_again_and_again_cannot_flood_the_audit_log() {
     let srv = server().await;
-    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
-    befriend(&a, &b).await;
-    let fb = b.identity().fingerprint;
+    let (_dirs, a, b, _, fb) = befriended(&srv.url()).await;
     b.rpc_serve(ServeConfig::default()).unwrap();
     // Trusted (2): every request is 403; each is answered, not each is written.
     for _ in 0..60 {
@@ -206,16 +219,9 @@ async fn a_trusted_contact_refused_again_and_again_cannot_flood_the_audit_log() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_full_access_contact_is_answered_is_always_logged_past_the_refusal_limit() {
     let srv = server().await;
-    let (_da, _db, a, b) = alice_and_bob(&srv.url()).await;
-    befriend(&a, &b).await;
-    let (fa, fb) = (a.identity().fingerprint, b.identity().fingerprint);
+    let (_dirs, a, b, fa, fb) = befriended(&srv.url()).await;
     let root = tempfile::tempdir().unwrap();
-    b.rpc_serve(ServeConfig {
-        roots: vec![("public".into(), root.path().into())],
-        max_file: 0,
-        quotas: vec![],
-    })
-    .unwrap();
+    serve_public(&b, root.path());
     b.set_trust(&fa, Trust::FullAccess).await.unwrap();
     grant(&b, &fa, "fs:read:/public/**").await;
     // A granted read of a missing file reaches the handler: its 404 is no refusal.
