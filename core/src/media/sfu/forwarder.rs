@@ -26,8 +26,11 @@ pub const PENDING_LIMIT: Duration = Duration::from_secs(2);
 /// Assumed bitrate of a video source not yet measured.
 const UNMEASURED_VIDEO_BPS: u64 = 500_000;
 /// A source counts as sending (rankable for a slot) while its latest packet is this recent: a
-/// camera turned off or a screen track not shared sends nothing and takes no slot or budget.
-pub const LIVE_WINDOW: Duration = Duration::from_secs(1);
+/// camera turned off or a screen track not shared sends nothing and takes no slot or budget
+/// once this has passed. Not shorter: a publisher's frames can pause for a second or more
+/// under load (a browser's pacing, a phone's encoder), and each drop from the ranking costs
+/// the subscribers a switch and a keyframe (1 s made a browser's picture flap in a call).
+pub const LIVE_WINDOW: Duration = Duration::from_secs(5);
 /// Window of a source's bitrate measurement.
 const RATE_WINDOW: Duration = Duration::from_millis(500);
 /// Budget a subscriber must have left after its Last-N videos for thumbnails (a keyframe
