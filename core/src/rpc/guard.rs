@@ -39,9 +39,40 @@ impl Default for GuardConfig {
 struct Sender {
     ids: HashMap<String, u64>,
     order: VecDeque<(u64, String)>,
+    bucket: Bucket,
+    active_ms: u64,
+}
+
+/// A token bucket on our clock in milliseconds: `burst` at most, refilled at `rate_per_s`.
+/// The guard's requests and the audit log's refusals (`super::refusals`) each keep one per
+/// sender.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Bucket {
     tokens: f64,
     refilled_ms: u64,
-    active_ms: u64,
+}
+
+impl Bucket {
+    /// A full bucket of `burst` tokens at `now_ms`.
+    pub(super) fn full(burst: u32, now_ms: u64) -> Self {
+        Self {
+            tokens: f64::from(burst),
+            refilled_ms: now_ms,
+        }
+    }
+
+    /// Refills for the time since the last call; whether a token is there now.
+    pub(super) fn refill(&mut self, now_ms: u64, rate_per_s: u32, burst: u32) -> bool {
+        let elapsed = now_ms.saturating_sub(self.refilled_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * f64::from(rate_per_s)).min(f64::from(burst));
+        self.refilled_ms = now_ms.max(self.refilled_ms);
+        self.tokens >= 1.0
+    }
+
+    /// Takes the token [`Self::refill`] found.
+    pub(super) fn take(&mut self) {
+        self.tokens -= 1.0;
+    }
 }
 
 /// The guard of one node.
@@ -85,8 +116,7 @@ impl Guard {
             }
         }
         let s = self.senders.entry(*from).or_insert_with(|| Sender {
-            tokens: f64::from(c.burst),
-            refilled_ms: now_ms,
+            bucket: Bucket::full(c.burst, now_ms),
             ..Default::default()
         });
         s.active_ms = now_ms;
@@ -102,13 +132,10 @@ impl Guard {
         if s.ids.contains_key(id) {
             return Err(RpcError::bad("replayed request id"));
         }
-        let elapsed = now_ms.saturating_sub(s.refilled_ms) as f64 / 1000.0;
-        s.tokens = (s.tokens + elapsed * f64::from(c.rate_per_s)).min(f64::from(c.burst));
-        s.refilled_ms = now_ms.max(s.refilled_ms);
-        if s.tokens < 1.0 || s.ids.len() >= c.max_ids {
+        if !s.bucket.refill(now_ms, c.rate_per_s, c.burst) || s.ids.len() >= c.max_ids {
             return Err(RpcError::throttled("too many requests; slow down"));
         }
-        s.tokens -= 1.0;
+        s.bucket.take();
         // Remember it until its own time leaves the window (ts may be ahead of ours).
         let keep_until = ts_ms.max(now_ms);
         s.ids.insert(id.to_owned(), keep_until);

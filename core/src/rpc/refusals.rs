@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use super::guard::Bucket;
 use crate::identity::Fingerprint;
 
 /// Refusals written at once per sender.
@@ -17,8 +18,9 @@ const MAX_SENDERS: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct Sender {
-    tokens: f64,
-    refilled_ms: u64,
+    bucket: Bucket,
+    /// When it was last refused (the least recent is forgotten first).
+    refused_ms: u64,
     not_written: u64,
 }
 
@@ -36,25 +38,23 @@ impl Refusals {
             let oldest = self
                 .senders
                 .iter()
-                .min_by_key(|(_, s)| s.refilled_ms)
+                .min_by_key(|(_, s)| s.refused_ms)
                 .map(|(k, _)| *k);
             if let Some(k) = oldest {
                 self.senders.remove(&k);
             }
         }
         let s = self.senders.entry(*from).or_insert(Sender {
-            tokens: f64::from(BURST),
-            refilled_ms: now_ms,
+            bucket: Bucket::full(BURST, now_ms),
+            refused_ms: now_ms,
             not_written: 0,
         });
-        let elapsed = now_ms.saturating_sub(s.refilled_ms) as f64 / 1000.0;
-        s.tokens = (s.tokens + elapsed * f64::from(PER_S)).min(f64::from(BURST));
-        s.refilled_ms = now_ms.max(s.refilled_ms);
-        if s.tokens < 1.0 {
+        s.refused_ms = s.refused_ms.max(now_ms);
+        if !s.bucket.refill(now_ms, PER_S, BURST) {
             s.not_written += 1;
             return None;
         }
-        s.tokens -= 1.0;
+        s.bucket.take();
         Some(std::mem::take(&mut s.not_written))
     }
 }
